@@ -1,0 +1,172 @@
+// Package integration holds the backends a route, an authorizer or a change
+// stream can call: http (a Lambda proxy over HTTP), mock, lambda (the AWS
+// Lambda Invoke API) and command (a handler program run by wsgate itself
+// through the Lambda Runtime API).
+//
+// Every kind speaks the Lambda model: a JSON payload goes in, a JSON payload
+// comes back. What the payload means (an API Gateway WebSocket event, an
+// authorizer request, a DynamoDB stream batch) is the caller's business.
+//
+// Concurrency: an Integration is safe for concurrent use by many goroutines.
+// Invoke blocks until the backend answers, the integration's own timeout
+// (Config.TimeoutMillis) passes, or ctx is done, whichever is first.
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Integration invokes one backend.
+type Integration interface {
+	// Invoke sends inv.Payload to the backend and returns its answer.
+	//
+	// Errors: a timeout (the integration's own or ctx's deadline) matches
+	// errors.Is(err, ErrTimeout); a handler that reported an error is a
+	// *FunctionError; anything else (unreachable, HTTP >= 500, malformed
+	// answer) is a plain error. Invoke never retries.
+	Invoke(ctx context.Context, inv *Invocation) ([]byte, error)
+
+	// Close releases processes, pooled connections and goroutines. In-flight
+	// invocations fail. Close is idempotent.
+	Close() error
+}
+
+// Invocation is one call of an integration.
+type Invocation struct {
+	// Payload is the event JSON sent to the backend.
+	Payload []byte
+	// RequestID identifies the call in logs and, for command, is the
+	// Lambda-Runtime-Aws-Request-Id the handler sees. May be empty.
+	RequestID string
+	// Body is the WebSocket message body for MESSAGE events, used by mock
+	// to echo without decoding Payload. Empty for other events.
+	Body string
+}
+
+// ErrTimeout is matched (errors.Is) by the error Invoke returns when the
+// backend did not answer in time. API Gateway sends the client the frame
+// "Endpoint request timed out" for it.
+var ErrTimeout = errors.New("integration timed out")
+
+// FunctionError is a handler's own reported failure: Lambda's
+// X-Amz-Function-Error (Unhandled, Handled), a Runtime API
+// /invocation/{id}/error post, a crash or a panic.
+type FunctionError struct {
+	Type    string // errorType, e.g. "Runtime.ExitError" or "errorString"
+	Message string // errorMessage
+	Payload []byte // the raw error document, when there was one
+}
+
+func (e *FunctionError) Error() string {
+	if e.Type == "" {
+		return "function error: " + e.Message
+	}
+	return fmt.Sprintf("function error: %s: %s", e.Type, e.Message)
+}
+
+// Config is one integration as written in the config file. The field names
+// are the user interface; see docs/configuration.md.
+type Config struct {
+	// Type is the kind: "http", "mock", "lambda" or "command". Required.
+	Type string `json:"type"`
+
+	// TimeoutMillis bounds one invocation. Default 29000 (API Gateway's
+	// default and maximum); 3000 for command (Lambda's default timeout).
+	// Range 50 to 900000.
+	TimeoutMillis int `json:"timeoutMillis,omitempty"`
+
+	// URI is the endpoint an http integration POSTs the event to. Required
+	// for http.
+	URI string `json:"uri,omitempty"`
+
+	// Response is what mock answers: a Lambda proxy response document such
+	// as {"statusCode":200,"body":"pong"}. Unset, mock echoes the message
+	// body with status 200.
+	Response any `json:"response,omitempty"`
+
+	// Function is the Lambda function name, ARN or alias ARN for lambda.
+	Function string `json:"function,omitempty"`
+	// Qualifier is the version or alias for lambda. Default none ($LATEST).
+	Qualifier string `json:"qualifier,omitempty"`
+	// Endpoint overrides the Lambda endpoint for lambda (LocalStack, sam
+	// local start-lambda, the runtime interface emulator). Default: real AWS.
+	Endpoint string `json:"endpoint,omitempty"`
+	// Region for lambda. Default: the gateway's region.
+	Region string `json:"region,omitempty"`
+	// Profile is the shared-config profile for lambda's credentials.
+	// Default: the standard chain (AWS_PROFILE or "default").
+	Profile string `json:"profile,omitempty"`
+
+	// Command is the handler program and its arguments for command.
+	Command []string `json:"command,omitempty"`
+	// Dir is the working directory of the command, and LAMBDA_TASK_ROOT.
+	// Default: the directory wsgate runs in.
+	Dir string `json:"dir,omitempty"`
+	// Concurrency is the most processes command runs at once. Default 1.
+	Concurrency int `json:"concurrency,omitempty"`
+	// Env adds to (and overrides) the environment of command.
+	Env map[string]string `json:"env,omitempty"`
+	// FunctionName is AWS_LAMBDA_FUNCTION_NAME for command. Default: the
+	// base name of Command[0].
+	FunctionName string `json:"functionName,omitempty"`
+	// MemorySizeMB is AWS_LAMBDA_FUNCTION_MEMORY_SIZE for command. Default 128.
+	MemorySizeMB int `json:"memorySizeMB,omitempty"`
+}
+
+// Timeout is the configured timeout, or def when none is set.
+func (c *Config) Timeout(def time.Duration) time.Duration {
+	if c.TimeoutMillis > 0 {
+		return time.Duration(c.TimeoutMillis) * time.Millisecond
+	}
+	return def
+}
+
+// Env is what a command handler needs from the gateway to call it back.
+type Env struct {
+	// Region is the gateway's region (AWS_REGION for command).
+	Region string
+	// AccessKeyID and SecretAccessKey are the first configured management
+	// credential, given to command handlers so their SDK can sign
+	// @connections calls.
+	AccessKeyID     string
+	SecretAccessKey string
+	// ManagementEndpoint is http://ADDR/{stage}, given to command handlers
+	// as WSGATE_MANAGEMENT_ENDPOINT and AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI.
+	ManagementEndpoint string
+	// Logger receives the integration's logs (and a command's output).
+	Logger *slog.Logger
+}
+
+// Validate checks a config without starting anything.
+func (c *Config) Validate() error {
+	if c.TimeoutMillis != 0 && (c.TimeoutMillis < 50 || c.TimeoutMillis > 900000) {
+		return fmt.Errorf("timeoutMillis %d out of range 50..900000", c.TimeoutMillis)
+	}
+	switch c.Type {
+	case "":
+		return errors.New("integration type is required (http, mock, lambda or command)")
+	case "http":
+		if c.URI == "" {
+			return errors.New("http integration needs uri")
+		}
+	case "mock":
+	case "lambda":
+		if c.Function == "" {
+			return errors.New("lambda integration needs function")
+		}
+	case "command":
+		if len(c.Command) == 0 {
+			return errors.New("command integration needs command")
+		}
+		if c.Concurrency < 0 {
+			return errors.New("command concurrency must be positive")
+		}
+	default:
+		return fmt.Errorf("unknown integration type %q (want http, mock, lambda or command)", c.Type)
+	}
+	return nil
+}

@@ -1,0 +1,60 @@
+// Package testenv is what wsgate's tests share: finding the external tools
+// an interoperability test needs, and waiting for a condition without sleeping
+// a fixed time.
+//
+// Outside CI a missing tool skips the test with the command that installs it;
+// with CI=true (as .ci/run runs) it fails, so no interoperability test is
+// silently skipped there.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+// InCI reports whether the tests run under .ci/run (CI=true).
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// Missing skips the test (or fails it in CI) because what is needs is absent.
+func Missing(t testing.TB, what, install string) {
+	t.Helper()
+	if InCI() {
+		t.Fatalf("%s is required in CI (install: %s)", what, install)
+	}
+	t.Skipf("%s not available (install: %s)", what, install)
+}
+
+// LookPath returns the path of an executable, or skips/fails the test as
+// Missing does. install says how to get it, e.g. "apt-get install -y postgresql".
+func LookPath(t testing.TB, name, install string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		Missing(t, name, install)
+	}
+	return p
+}
+
+// Eventually polls cond every few milliseconds until it returns nil or the
+// timeout passes, then fails the test with cond's last error. It is the
+// polling helper tests use instead of time.Sleep.
+func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	delay := time.Millisecond
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %v: %v", timeout, err)
+		}
+		time.Sleep(delay)
+		if delay < 50*time.Millisecond {
+			delay *= 2
+		}
+	}
+}

@@ -1,0 +1,120 @@
+// Package streams turns database changes into DynamoDB Streams records and
+// delivers them to targets: a group of WebSocket connections, or any
+// integration with Lambda's event source mapping semantics.
+//
+// The model:
+//
+//   - A Source (the subpackages sqlite, postgres and dynamodb) reads changes
+//     from one database and hands them, in order, to a Handler, one shard at a
+//     time. A shard is an ordered sequence of records (SQLite and PostgreSQL
+//     have one; DynamoDB Streams has many, parents before children).
+//   - When the Handler returns nil for a batch, the Source records its
+//     position past that batch durably (trims its change log, confirms the
+//     replication LSN, or writes its checkpoint). When it returns an error,
+//     the Source offers the same records again after a backoff. Delivery is
+//     therefore at least once, in order per shard, and so in order per item
+//     key.
+//   - A target is a Handler: GroupTarget publishes each record as JSON to a
+//     group; MappingTarget batches records into a DynamoDBEvent for an
+//     integration, retrying, bisecting and honouring partial batch
+//     responses as Lambda does, and returns nil once a batch succeeded or
+//     was given up.
+package streams
+
+import (
+	"context"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+)
+
+// Record is one change in the DynamoDB Streams record shape, exactly what
+// aws-lambda-go's events.DynamoDBEventRecord decodes and what a Lambda
+// function on AWS receives.
+type Record = events.DynamoDBEventRecord
+
+// Handler receives the records of one shard, in order. Handle is called by
+// at most one goroutine per shard at a time; different shards may be handled
+// concurrently. Returning nil lets the source advance past recs; an error
+// makes the source offer the same records again.
+type Handler interface {
+	Handle(ctx context.Context, shard string, recs []Record) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, shard string, recs []Record) error
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, shard string, recs []Record) error {
+	return f(ctx, shard, recs)
+}
+
+// Source reads changes from one database.
+type Source interface {
+	// Run delivers changes to h from the last durable position until ctx is
+	// done or a fatal error occurs (bad configuration, missing table, lost
+	// permission); transient failures are retried with backoff inside Run
+	// and logged. Run returns nil when ctx is cancelled.
+	Run(ctx context.Context, h Handler) error
+
+	// Stats reports what the source has done so far; safe to call from any
+	// goroutine while Run runs.
+	Stats() Stats
+}
+
+// Stats describes a source's progress.
+type Stats struct {
+	// Delivered counts records the handler accepted.
+	Delivered int64
+	// Lag is how far behind the newest change the last delivered record
+	// was (its age when delivered), zero when caught up.
+	Lag time.Duration
+	// LastError is the most recent transient error, "" when none.
+	LastError string
+}
+
+// SourceConfig is the `source` block of a stream in the config file. Field
+// names are the user interface (docs/configuration.md).
+type SourceConfig struct {
+	// Type is "sqlite", "postgres" or "dynamodb". Required.
+	Type string `json:"type"`
+
+	// Path is the SQLite database file (sqlite). Required for sqlite.
+	Path string `json:"path,omitempty"`
+	// DSN is the PostgreSQL connection string (postgres). Required for
+	// postgres.
+	DSN string `json:"dsn,omitempty"`
+	// Tables to capture: "orders" (sqlite), "public.orders" (postgres).
+	// Required for sqlite and postgres.
+	Tables []string `json:"tables,omitempty"`
+	// Table is the DynamoDB table whose stream is read (dynamodb), or
+	// StreamARN names the stream directly.
+	Table     string `json:"table,omitempty"`
+	StreamARN string `json:"streamArn,omitempty"`
+	// Endpoint overrides the DynamoDB endpoint (moto_server, LocalStack,
+	// DynamoDB Local). Default: real AWS.
+	Endpoint string `json:"endpoint,omitempty"`
+	// Region of the table. Default: the gateway's region.
+	Region string `json:"region,omitempty"`
+	// Profile is the shared-config profile for dynamodb credentials.
+	Profile string `json:"profile,omitempty"`
+
+	// Slot and Publication name PostgreSQL's replication slot and
+	// publication. Default "wsgate" and "wsgate_pub".
+	Slot        string `json:"slot,omitempty"`
+	Publication string `json:"publication,omitempty"`
+	// Create allows wsgate to create the publication and slot (postgres) or
+	// install triggers (sqlite) when they are missing. Default true.
+	Create *bool `json:"create,omitempty"`
+
+	// StartingPosition is where a stream with no checkpoint starts:
+	// "LATEST" (default) or "TRIM_HORIZON" (dynamodb).
+	StartingPosition string `json:"startingPosition,omitempty"`
+	// Checkpoint is the file that keeps a dynamodb stream's position across
+	// restarts. Default: "wsgate-checkpoint-<table>.json" in the working
+	// directory. sqlite and postgres keep their position in the database.
+	Checkpoint string `json:"checkpoint,omitempty"`
+	// PollMillis is how often an idle source polls: sqlite default 20,
+	// dynamodb default 1000.
+	PollMillis int `json:"pollMillis,omitempty"`
+}
