@@ -1,0 +1,198 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+
+	"github.com/wsgate/wsgate/integration"
+)
+
+// Config is the gateway part of the config file. Field names are the user
+// interface and documented in docs/configuration.md; each field's default is
+// written on it and applied by SetDefaults.
+type Config struct {
+	// Listen is the one address that serves WebSocket clients and the
+	// management API. Default "127.0.0.1:8080".
+	Listen string `json:"listen,omitempty"`
+	// APIID is requestContext.apiId. Default "local".
+	APIID string `json:"apiId,omitempty"`
+	// Stage is the first path segment: clients connect to ws://ADDR/{stage}.
+	// Default "dev".
+	Stage string `json:"stage,omitempty"`
+	// Region is the SigV4 region of the management API (service
+	// execute-api) and AWS_REGION for command handlers. Default "us-east-1".
+	Region string `json:"region,omitempty"`
+	// AccountID appears in ARNs (authorizer methodArn). Default "000000000000".
+	AccountID string `json:"accountId,omitempty"`
+	// DomainName is requestContext.domainName. Default: the Host header the
+	// client used.
+	DomainName string `json:"domainName,omitempty"`
+	// RouteSelectionExpression picks a route for each message. Default
+	// "$request.body.action".
+	RouteSelectionExpression string `json:"routeSelectionExpression,omitempty"`
+	// IdleTimeoutSeconds closes a connection with no data frame in either
+	// direction for this long. Default 600 (API Gateway's fixed value).
+	IdleTimeoutSeconds int `json:"idleTimeoutSeconds,omitempty"`
+	// MaxConnectionSeconds closes a connection this long after it opened.
+	// Default 7200 (API Gateway's fixed value).
+	MaxConnectionSeconds int `json:"maxConnectionSeconds,omitempty"`
+	// StageVariables are passed as stageVariables in every event. Default none.
+	StageVariables map[string]string `json:"stageVariables,omitempty"`
+	// Credentials are the access keys the management API accepts.
+	Credentials []Credential `json:"credentials,omitempty"`
+	// Routes maps route keys ($connect, $disconnect, $default, custom) to
+	// what they do.
+	Routes map[string]Route `json:"routes,omitempty"`
+
+	// BinaryFrames is what a binary frame from a client does: "reject"
+	// (default; close with 1003 as API Gateway does) or "base64" (deliver
+	// as a MESSAGE with the body base64-encoded and isBase64Encoded true).
+	BinaryFrames string `json:"binaryFrames,omitempty"`
+	// OutboundQueueFrames bounds each connection's queue of frames not yet
+	// written. A POST to a full queue answers 429; a publish skips that
+	// member. Default 256.
+	OutboundQueueFrames int `json:"outboundQueueFrames,omitempty"`
+	// SlowConsumerSeconds: a connection whose queue stays full this long is
+	// closed with 1008. Default 10.
+	SlowConsumerSeconds int `json:"slowConsumerSeconds,omitempty"`
+	// WriteTimeoutSeconds bounds one socket write; a client that accepts no
+	// bytes for this long is closed. Default 10.
+	WriteTimeoutSeconds int `json:"writeTimeoutSeconds,omitempty"`
+	// MaxInflightPerConnection bounds the route invocations one connection
+	// may have running; past it the gateway stops reading that socket until
+	// one finishes. Default 32.
+	MaxInflightPerConnection int `json:"maxInflightPerConnection,omitempty"`
+	// ShutdownTimeoutSeconds bounds the wait for in-flight integration calls
+	// and $disconnect events at shutdown. Default 30.
+	ShutdownTimeoutSeconds int `json:"shutdownTimeoutSeconds,omitempty"`
+	// DebugSignatures puts the canonical request and string to sign into
+	// the 403 message of a signature mismatch, as AWS does. Default true.
+	DebugSignatures *bool `json:"debugSignatures,omitempty"`
+}
+
+// Credential is one access key of the management API.
+type Credential struct {
+	AccessKeyID     string `json:"accessKeyId"`
+	SecretAccessKey string `json:"secretAccessKey"`
+	// SessionToken, when set, must be sent as X-Amz-Security-Token.
+	SessionToken string `json:"sessionToken,omitempty"`
+}
+
+// Route is one route key's behaviour.
+type Route struct {
+	// Integration is the backend the route calls. A route with no
+	// integration must join or leave a group (Groups).
+	Integration *integration.Config `json:"integration,omitempty"`
+	// RouteResponseSelectionExpression "$default" makes the route two-way:
+	// the integration response body is sent back to the client. Unset, the
+	// body is dropped, as API Gateway does.
+	RouteResponseSelectionExpression string `json:"routeResponseSelectionExpression,omitempty"`
+}
+
+const (
+	routeConnect    = "$connect"
+	routeDisconnect = "$disconnect"
+	routeDefault    = "$default"
+)
+
+// SetDefaults fills every unset field with its documented default.
+func (c *Config) SetDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	defInt := func(n *int, v int) {
+		if *n == 0 {
+			*n = v
+		}
+	}
+	def(&c.Listen, "127.0.0.1:8080")
+	def(&c.APIID, "local")
+	def(&c.Stage, "dev")
+	def(&c.Region, "us-east-1")
+	def(&c.AccountID, "000000000000")
+	def(&c.RouteSelectionExpression, "$request.body.action")
+	def(&c.BinaryFrames, "reject")
+	defInt(&c.IdleTimeoutSeconds, 600)
+	defInt(&c.MaxConnectionSeconds, 7200)
+	defInt(&c.OutboundQueueFrames, 256)
+	defInt(&c.SlowConsumerSeconds, 10)
+	defInt(&c.WriteTimeoutSeconds, 10)
+	defInt(&c.MaxInflightPerConnection, 32)
+	defInt(&c.ShutdownTimeoutSeconds, 30)
+	if c.DebugSignatures == nil {
+		t := true
+		c.DebugSignatures = &t
+	}
+}
+
+var (
+	stageRe    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+	accountRe  = regexp.MustCompile(`^[0-9]{12}$`)
+	routeKeyRe = regexp.MustCompile(`^[^\s]{1,128}$`)
+)
+
+// Validate reports every problem in a config with defaults applied, so a
+// user fixes them in one pass.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		add("listen %q: %v", c.Listen, err)
+	}
+	if !stageRe.MatchString(c.Stage) {
+		add("stage %q: want 1 to 128 letters, digits, '-' or '_'", c.Stage)
+	}
+	if !accountRe.MatchString(c.AccountID) {
+		add("accountId %q: want 12 digits", c.AccountID)
+	}
+	if _, err := ParseSelectionExpression(c.RouteSelectionExpression); err != nil {
+		add("routeSelectionExpression: %v", err)
+	}
+	if c.IdleTimeoutSeconds < 0 || c.MaxConnectionSeconds < 0 {
+		add("idleTimeoutSeconds and maxConnectionSeconds must be positive")
+	}
+	if c.BinaryFrames != "reject" && c.BinaryFrames != "base64" {
+		add("binaryFrames %q: want reject or base64", c.BinaryFrames)
+	}
+	if c.OutboundQueueFrames < 1 || c.SlowConsumerSeconds < 1 || c.WriteTimeoutSeconds < 1 ||
+		c.MaxInflightPerConnection < 1 || c.ShutdownTimeoutSeconds < 1 {
+		add("outboundQueueFrames, slowConsumerSeconds, writeTimeoutSeconds, maxInflightPerConnection and shutdownTimeoutSeconds must be at least 1")
+	}
+	seen := map[string]bool{}
+	for i, cr := range c.Credentials {
+		if cr.AccessKeyID == "" || cr.SecretAccessKey == "" {
+			add("credentials[%d]: accessKeyId and secretAccessKey are required", i)
+		}
+		if seen[cr.AccessKeyID] {
+			add("credentials[%d]: accessKeyId %q appears twice", i, cr.AccessKeyID)
+		}
+		seen[cr.AccessKeyID] = true
+	}
+	for key, r := range c.Routes {
+		if !routeKeyRe.MatchString(key) {
+			add("route %q: a route key is 1 to 128 characters with no white space", key)
+			continue
+		}
+		if strings.HasPrefix(key, "$") && key != routeConnect && key != routeDisconnect && key != routeDefault {
+			add("route %q: custom route keys may not start with '$' (reserved: $connect, $disconnect, $default)", key)
+		}
+		if r.Integration == nil {
+			add("route %q: integration is required", key)
+		} else if err := r.Integration.Validate(); err != nil {
+			add("route %q: %v", key, err)
+		}
+		if r.RouteResponseSelectionExpression != "" && r.RouteResponseSelectionExpression != "$default" {
+			add("route %q: routeResponseSelectionExpression %q: only \"$default\" is supported (as on AWS)", key, r.RouteResponseSelectionExpression)
+		}
+		if (key == routeConnect || key == routeDisconnect) && r.RouteResponseSelectionExpression != "" {
+			add("route %q: $connect and $disconnect cannot be two-way", key)
+		}
+	}
+	return errors.Join(errs...)
+}

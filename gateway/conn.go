@@ -1,0 +1,475 @@
+package gateway
+
+import (
+	"bufio"
+	"encoding/base64"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+
+	"github.com/wsgate/wsgate/hub"
+)
+
+// Limits API Gateway enforces on client messages.
+const (
+	maxFrameBytes   = 32 * 1024
+	maxMessageBytes = 128 * 1024
+)
+
+// conn is one accepted WebSocket connection.
+//
+// Goroutines: exactly one reader goroutine (readLoop) owns reading the
+// socket; it ends the connection (finish) when reading fails. Writing is
+// owned by at most one writer goroutine at a time (writeLoop), started on
+// demand when a frame is queued to an idle connection and gone when the
+// queue is empty, so an idle connection costs one parked goroutine and no
+// buffers. Everything else only queues (Send, Close) under mu.
+type conn struct {
+	gw *Gateway
+	nc net.Conn
+	s  session
+
+	lastActive atomic.Int64 // unix nanoseconds of the last data frame either way
+	inflight   chan struct{}
+	br0        *bufio.Reader // bytes that arrived with the handshake, if any
+
+	mu        sync.Mutex
+	queue     [][]byte
+	spare     [][]byte // the previous batch's slice, reused
+	writing   bool
+	state     connState
+	reason    closeReason // why it closes, once state >= closing
+	closeSent bool        // our close frame is queued or written
+	fullSince time.Time   // when the queue first overflowed; zero when not full
+}
+
+type connState uint8
+
+const (
+	stateOpen connState = iota
+	stateClosing
+	stateClosed
+)
+
+var _ hub.Conn = (*conn)(nil)
+
+func (c *conn) ID() string { return c.s.connectionID }
+
+func (c *conn) logger() *slog.Logger {
+	return c.gw.log.With("connectionId", c.s.connectionID)
+}
+
+func (c *conn) touch() { c.lastActive.Store(time.Now().UnixNano()) }
+
+// Info implements hub.Conn.
+func (c *conn) Info() hub.Info {
+	return hub.Info{
+		ConnectionID: c.s.connectionID,
+		ConnectedAt:  c.s.connectedAt,
+		LastActiveAt: time.Unix(0, c.lastActive.Load()),
+		SourceIP:     c.s.identity.SourceIP,
+		UserAgent:    c.s.identity.UserAgent,
+	}
+}
+
+// Send implements hub.Conn: it queues a text frame and never blocks.
+func (c *conn) Send(m *hub.Message) error {
+	return c.enqueue(m.Frame(textFrame), true)
+}
+
+// enqueue adds an encoded frame. data marks data frames, which count for
+// the idle timer and for the queue bound (control frames always fit).
+func (c *conn) enqueue(frame []byte, data bool) error {
+	c.mu.Lock()
+	if c.state != stateOpen {
+		c.mu.Unlock()
+		return hub.ErrGone
+	}
+	if data && len(c.queue) >= c.gw.cfg.OutboundQueueFrames {
+		slow := false
+		now := time.Now()
+		if c.fullSince.IsZero() {
+			c.fullSince = now
+		} else if now.Sub(c.fullSince) > c.gw.slowConsumer {
+			slow = true
+		}
+		c.mu.Unlock()
+		if slow {
+			c.Close(closeSlowConsumer.Code, closeSlowConsumer.Reason)
+		}
+		return hub.ErrQueueFull
+	}
+	c.queue = append(c.queue, frame)
+	c.startWriterLocked()
+	c.mu.Unlock()
+	if data {
+		c.touch()
+	}
+	return nil
+}
+
+func (c *conn) startWriterLocked() {
+	if !c.writing {
+		c.writing = true
+		go c.writeLoop()
+	}
+}
+
+// writeLoop writes every queued frame, batched into one writev per turn,
+// until the queue is empty.
+func (c *conn) writeLoop() {
+	for {
+		c.mu.Lock()
+		batch := c.queue
+		if len(batch) == 0 {
+			c.writing = false
+			c.fullSince = time.Time{}
+			closing := c.state != stateOpen && c.closeSent
+			c.mu.Unlock()
+			if closing {
+				c.afterCloseSent()
+			}
+			return
+		}
+		c.queue = c.spare[:0]
+		c.fullSince = time.Time{}
+		c.mu.Unlock()
+
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.gw.writeTimeout))
+		bufs := net.Buffers(batch)
+		_, err := bufs.WriteTo(c.nc)
+		clear(batch)
+		c.mu.Lock()
+		c.spare = batch[:0]
+		c.mu.Unlock()
+		if err != nil {
+			c.writeFailed(err)
+			return
+		}
+	}
+}
+
+func (c *conn) writeFailed(err error) {
+	c.mu.Lock()
+	c.writing = false
+	c.queue = nil
+	reason := closeAbnormal
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		reason = closeWriteTimeout
+	}
+	if c.state == stateOpen {
+		c.state = stateClosing
+		c.reason = reason
+	}
+	c.mu.Unlock()
+	_ = c.nc.Close() // the reader sees the error and finishes
+}
+
+// Close implements hub.Conn: it queues a close frame; the socket closes
+// once the client answers it or closeWait passes.
+func (c *conn) Close(code int, reason string) {
+	c.closeWith(closeReason{Code: code, Reason: reason, Label: labelForCode(code, reason)})
+}
+
+func labelForCode(code int, reason string) string {
+	for _, r := range []closeReason{closeDeleted, closeIdle, closeShutdown, closeSlowConsumer, closeProtocol, closeTooBig, closeBinary, closeInvalidUTF8} {
+		if r.Code == code && r.Reason == reason {
+			return r.Label
+		}
+	}
+	return "server_close"
+}
+
+func (c *conn) closeWith(r closeReason) {
+	c.mu.Lock()
+	if c.state != stateOpen {
+		c.mu.Unlock()
+		return
+	}
+	c.state = stateClosing
+	c.reason = r
+	c.closeSent = true
+	c.queue = append(c.queue, closeFrame(r.Code, r.Reason))
+	c.startWriterLocked()
+	c.mu.Unlock()
+}
+
+// afterCloseSent runs in the writer once our close frame is written: give
+// the client closeWait to answer with its own, then drop the socket.
+func (c *conn) afterCloseSent() {
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.gw.closeWait))
+}
+
+// readLoop is the connection's reader goroutine.
+func (c *conn) readLoop() {
+	var (
+		msg    []byte // the data message being assembled
+		msgOp  ws.OpCode
+		inMsg  bool
+		reason closeReason
+		err    error
+	)
+	for {
+		var br *bufio.Reader
+		br, err = c.acquireReader()
+		if err != nil {
+			break
+		}
+		for {
+			var h ws.Header
+			h, err = ws.ReadHeader(br)
+			if err != nil {
+				break
+			}
+			if r, bad := c.checkHeader(h, inMsg, len(msg)); bad {
+				reason = r
+				break
+			}
+			if h.OpCode.IsControl() {
+				var payload [125]byte
+				p := payload[:h.Length]
+				if _, err = io.ReadFull(br, p); err != nil {
+					break
+				}
+				ws.Cipher(p, h.Mask, 0)
+				if done := c.control(h.OpCode, p); done {
+					err = io.EOF
+					break
+				}
+			} else {
+				if h.OpCode != ws.OpContinuation {
+					msgOp, inMsg = h.OpCode, true
+					msg = msg[:0]
+				}
+				n := len(msg)
+				msg = grow(msg, int(h.Length))
+				if _, err = io.ReadFull(br, msg[n:]); err != nil {
+					break
+				}
+				ws.Cipher(msg[n:], h.Mask, 0)
+				if h.Fin {
+					inMsg = false
+					if r, bad := c.message(msgOp, msg); bad {
+						reason = r
+						break
+					}
+					if cap(msg) > 4096 {
+						msg = nil // let a large buffer go
+					}
+				}
+			}
+			if br.Buffered() == 0 {
+				break
+			}
+		}
+		c.releaseReader(br)
+		if err != nil || reason.Code != 0 {
+			break
+		}
+	}
+	if reason.Code != 0 {
+		c.closeWith(reason)
+		// Wait (bounded by closeWait) for the client's close frame or EOF.
+		c.drain()
+	}
+	c.finish(err)
+}
+
+// checkHeader applies RFC 6455 and API Gateway's limits to a frame header.
+func (c *conn) checkHeader(h ws.Header, inMsg bool, msgLen int) (closeReason, bool) {
+	switch {
+	case h.Rsv != 0, !h.Masked:
+		return closeProtocol, true
+	case h.OpCode.IsControl():
+		if !h.Fin || h.Length > 125 {
+			return closeProtocol, true
+		}
+	case h.OpCode == ws.OpContinuation:
+		if !inMsg {
+			return closeProtocol, true
+		}
+	case h.OpCode == ws.OpText || h.OpCode == ws.OpBinary:
+		if inMsg {
+			return closeProtocol, true
+		}
+		if h.OpCode == ws.OpBinary && c.gw.cfg.BinaryFrames != "base64" {
+			return closeBinary, true
+		}
+	default:
+		return closeProtocol, true
+	}
+	if !h.OpCode.IsControl() {
+		if h.Length > maxFrameBytes || int64(msgLen)+h.Length > maxMessageBytes {
+			return closeTooBig, true
+		}
+	}
+	return closeReason{}, false
+}
+
+// control handles ping, pong and close; done means the connection ends.
+func (c *conn) control(op ws.OpCode, p []byte) (done bool) {
+	switch op {
+	case ws.OpPing:
+		_ = c.enqueue(controlFrame(ws.OpPong, p), false)
+	case ws.OpClose:
+		r := closeNoStatus
+		if len(p) >= 2 {
+			code := int(p[0])<<8 | int(p[1])
+			r = closeReason{Code: code, Reason: string(p[2:]), Label: "client_close"}
+			if !utf8.Valid(p[2:]) || !validCloseCode(code) {
+				r = closeProtocol
+			}
+		} else if len(p) == 1 {
+			r = closeProtocol
+		}
+		c.mu.Lock()
+		if c.state == stateOpen {
+			// The client closes: echo its code (RFC 6455 5.5.1), then close
+			// the socket once the echo is written.
+			c.state = stateClosing
+			c.reason = r
+			c.closeSent = true
+			echo := r.Code
+			if echo == closeNoStatus.Code {
+				c.queue = append(c.queue, controlFrame(ws.OpClose, nil))
+			} else {
+				c.queue = append(c.queue, closeFrame(echo, ""))
+			}
+			c.startWriterLocked()
+		}
+		c.mu.Unlock()
+		c.waitWriter()
+		return true
+	}
+	return false
+}
+
+func validCloseCode(code int) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1011:
+		return true
+	case code >= 3000 && code <= 4999:
+		return true
+	}
+	return false
+}
+
+// message handles a complete data message.
+func (c *conn) message(op ws.OpCode, msg []byte) (closeReason, bool) {
+	c.touch()
+	var body string
+	b64 := false
+	if op == ws.OpBinary {
+		body, b64 = base64.StdEncoding.EncodeToString(msg), true
+	} else {
+		if !utf8.Valid(msg) {
+			return closeInvalidUTF8, true
+		}
+		body = string(msg)
+	}
+	// Bound the invocations in flight: when full, stop reading this socket
+	// (TCP pushes back on the client) until one finishes.
+	c.inflight <- struct{}{}
+	c.gw.track.Add(1)
+	go func() {
+		defer func() { <-c.inflight; c.gw.track.Done() }()
+		c.gw.route(c, body, b64)
+	}()
+	return closeReason{}, false
+}
+
+// waitWriter waits until the writer has flushed the queue (bounded by the
+// write timeout, which makes a stuck write fail).
+func (c *conn) waitWriter() {
+	deadline := time.Now().Add(c.gw.writeTimeout + time.Second)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		idle := !c.writing && len(c.queue) == 0
+		c.mu.Unlock()
+		if idle {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// drain reads and discards until the client's close frame, EOF or the
+// close deadline, after we sent a close frame because of a bad frame.
+func (c *conn) drain() {
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.gw.closeWait))
+	var buf [512]byte
+	for {
+		if _, err := c.nc.Read(buf[:]); err != nil {
+			return
+		}
+	}
+}
+
+// finish runs once, in the reader goroutine, when the connection is over:
+// it closes the socket, takes the id out of the hub (so @connections
+// answers 410 from now on) and fires $disconnect.
+func (c *conn) finish(readErr error) {
+	c.waitWriter()
+	c.mu.Lock()
+	r := c.reason
+	if c.state == stateOpen {
+		r = closeAbnormal // EOF or reset without a close frame
+	}
+	c.state = stateClosed
+	c.queue = nil
+	c.mu.Unlock()
+	_ = c.nc.Close()
+	c.gw.hub.Unregister(c.s.connectionID)
+	c.gw.conns.Add(-1)
+	if r.Label == "" {
+		r.Label = "client_close"
+	}
+	c.logger().Debug("connection closed", "code", r.Code, "reason", r.Label, "readError", readErr)
+	c.gw.disconnect(&c.s, r)
+	c.gw.connWG.Done()
+}
+
+// grow extends b by n bytes, reusing its capacity.
+func grow(b []byte, n int) []byte {
+	if cap(b)-len(b) < n {
+		nb := make([]byte, len(b), len(b)+n+len(b)/2)
+		copy(nb, b)
+		b = nb
+	}
+	return b[:len(b)+n]
+}
+
+// textFrame encodes an unmasked, final text frame.
+func textFrame(payload []byte) []byte { return controlFrame(ws.OpText, payload) }
+
+func controlFrame(op ws.OpCode, payload []byte) []byte {
+	n := len(payload)
+	b := make([]byte, 0, 10+n)
+	b = append(b, 0x80|byte(op))
+	switch {
+	case n < 126:
+		b = append(b, byte(n))
+	case n <= 0xFFFF:
+		b = append(b, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(b, payload...)
+}
+
+func closeFrame(code int, reason string) []byte {
+	if len(reason) > 123 {
+		reason = reason[:123]
+	}
+	p := make([]byte, 2, 2+len(reason))
+	p[0], p[1] = byte(code>>8), byte(code)
+	return controlFrame(ws.OpClose, append(p, reason...))
+}

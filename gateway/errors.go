@@ -1,0 +1,96 @@
+package gateway
+
+import (
+	"net/http"
+	"strconv"
+)
+
+// apiError is one failure of the management API in AWS's shape: the HTTP
+// status, the x-amzn-ErrorType header every SDK maps to an exception, and a
+// {"message": ...} body. AWS sends 410 with an empty body; wsgate adds the
+// message so that every SDK (PHP's included) shows a useful text.
+type apiError struct {
+	Status  int
+	Type    string
+	Message string
+}
+
+func (e *apiError) Error() string { return e.Type + ": " + e.Message }
+
+// with returns a copy of e with another message.
+func (e apiError) with(msg string) *apiError {
+	e.Message = msg
+	return &e
+}
+
+// The management API's failures, as data.
+var (
+	errGone            = &apiError{http.StatusGone, "GoneException", "The connection does not exist or is closed."}
+	errForbidden       = &apiError{http.StatusForbidden, "ForbiddenException", "Forbidden"}
+	errMissingAuth     = &apiError{http.StatusForbidden, "MissingAuthenticationTokenException", "Missing Authentication Token"}
+	errPayloadTooLarge = &apiError{http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Request entity too large: the limit is 131072 bytes."}
+	errQueueFull       = &apiError{http.StatusTooManyRequests, "LimitExceededException", "The connection's outbound buffer is full: the client is not reading fast enough."}
+	errBadRequest      = &apiError{http.StatusBadRequest, "BadRequestException", "Bad request"}
+	errNotFound        = &apiError{http.StatusNotFound, "NotFoundException", "No method found matching route"}
+	errInternal        = &apiError{http.StatusInternalServerError, "InternalServerErrorException", "Internal server error"}
+)
+
+func writeAPIError(w http.ResponseWriter, e *apiError) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("x-amzn-ErrorType", e.Type)
+	w.WriteHeader(e.Status)
+	_, _ = w.Write(appendJSONMessage(nil, e.Message))
+}
+
+// appendJSONMessage appends {"message":"..."}.
+func appendJSONMessage(b []byte, msg string) []byte {
+	b = append(b, `{"message":`...)
+	b = strconv.AppendQuote(b, msg)
+	return append(b, '}')
+}
+
+// Frames API Gateway sends a client on the socket when a route fails. The
+// connection stays open. The byte layout is AWS's, space after the first
+// colon included.
+const (
+	frameInternalError = "Internal server error"
+	frameTimeout       = "Endpoint request timed out"
+	frameForbidden     = "Forbidden"
+)
+
+func errorFrame(message, connectionID, requestID string) []byte {
+	b := make([]byte, 0, 96+len(message))
+	b = append(b, `{"message": `...)
+	b = strconv.AppendQuote(b, message)
+	b = append(b, `, "connectionId":`...)
+	b = strconv.AppendQuote(b, connectionID)
+	b = append(b, `, "requestId":`...)
+	b = strconv.AppendQuote(b, requestID)
+	return append(b, '}')
+}
+
+// closeReason is why a connection ended: the WebSocket close code sent (or
+// received), and the disconnectReason of the $disconnect event. One table
+// feeds the close frame, the event, logs and metrics.
+type closeReason struct {
+	Code   int
+	Reason string
+	// Label names the reason in logs and metrics.
+	Label string
+}
+
+var (
+	closeNoStatus     = closeReason{1005, "Client-side close frame status not set", "client_close"}
+	closeAbnormal     = closeReason{1006, "Connection closed abnormally", "client_gone"}
+	closeDeleted      = closeReason{1000, "Connection deleted", "deleted"}
+	closeIdle         = closeReason{1001, "Going away", "idle_timeout"}
+	closeMaxDuration  = closeReason{1001, "Going away", "max_duration"}
+	closeShutdown     = closeReason{1001, "Going away", "shutdown"}
+	closeProtocol     = closeReason{1002, "Protocol error", "protocol_error"}
+	closeBinary       = closeReason{1003, "Binary frames are not supported", "binary_frame"}
+	closeInvalidUTF8  = closeReason{1007, "Invalid UTF-8 in text frame", "invalid_utf8"}
+	closeSlowConsumer = closeReason{1008, "Slow consumer: outbound buffer stayed full", "slow_consumer"}
+	closeTooBig       = closeReason{1009, "Message too big", "message_too_big"}
+	closeWriteTimeout = closeReason{1006, "Write timed out", "write_timeout"}
+)

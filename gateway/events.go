@@ -1,0 +1,226 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Event is the Lambda proxy event API Gateway sends for CONNECT, MESSAGE
+// and DISCONNECT, with exactly the fields real events carry, so it decodes
+// into aws-lambda-go's events.APIGatewayWebsocketProxyRequest. Which fields
+// are present depends on the event type; see docs/compatibility.md.
+type Event struct {
+	Headers                         map[string]string   `json:"headers,omitempty"`
+	MultiValueHeaders               map[string][]string `json:"multiValueHeaders,omitempty"`
+	QueryStringParameters           map[string]string   `json:"queryStringParameters,omitempty"`
+	MultiValueQueryStringParameters map[string][]string `json:"multiValueQueryStringParameters,omitempty"`
+	StageVariables                  map[string]string   `json:"stageVariables,omitempty"`
+	RequestContext                  RequestContext      `json:"requestContext"`
+	// Body is present (possibly "") on MESSAGE only.
+	Body            *string `json:"body,omitempty"`
+	IsBase64Encoded bool    `json:"isBase64Encoded"`
+}
+
+// RequestContext is the event's requestContext.
+type RequestContext struct {
+	RouteKey             string          `json:"routeKey"`
+	DisconnectStatusCode *int            `json:"disconnectStatusCode,omitempty"`
+	MessageID            string          `json:"messageId,omitempty"`
+	EventType            string          `json:"eventType"`
+	ExtendedRequestID    string          `json:"extendedRequestId"`
+	RequestTime          string          `json:"requestTime"`
+	MessageDirection     string          `json:"messageDirection"`
+	DisconnectReason     *string         `json:"disconnectReason,omitempty"`
+	Stage                string          `json:"stage"`
+	ConnectedAt          int64           `json:"connectedAt"`
+	RequestTimeEpoch     int64           `json:"requestTimeEpoch"`
+	Identity             Identity        `json:"identity"`
+	RequestID            string          `json:"requestId"`
+	DomainName           string          `json:"domainName"`
+	ConnectionID         string          `json:"connectionId"`
+	APIID                string          `json:"apiId"`
+	Authorizer           json.RawMessage `json:"authorizer,omitempty"`
+}
+
+// Identity is requestContext.identity: captured at the handshake and
+// repeated on every later event of the connection.
+type Identity struct {
+	SourceIP  string `json:"sourceIp"`
+	UserAgent string `json:"userAgent,omitempty"`
+}
+
+// requestTimeLayout is CLF, as in "20/Jan/2024:11:55:00 +0000".
+const requestTimeLayout = "02/Jan/2006:15:04:05 -0700"
+
+// session is what every event of one connection shares.
+type session struct {
+	connectionID string
+	connectedAt  time.Time
+	identity     Identity
+	domainName   string
+	authorizer   json.RawMessage
+}
+
+func (g *Gateway) context(s *session, routeKey, eventType, requestID string, now time.Time) RequestContext {
+	return RequestContext{
+		RouteKey:          routeKey,
+		EventType:         eventType,
+		ExtendedRequestID: requestID,
+		RequestID:         requestID, // equal on WebSocket APIs
+		RequestTime:       now.UTC().Format(requestTimeLayout),
+		MessageDirection:  "IN",
+		Stage:             g.cfg.Stage,
+		ConnectedAt:       s.connectedAt.UnixMilli(),
+		RequestTimeEpoch:  now.UnixMilli(),
+		Identity:          s.identity,
+		DomainName:        s.domainName,
+		ConnectionID:      s.connectionID,
+		APIID:             g.cfg.APIID,
+		Authorizer:        s.authorizer,
+	}
+}
+
+func (g *Gateway) stageVariables() map[string]string {
+	if len(g.cfg.StageVariables) == 0 {
+		return nil
+	}
+	return g.cfg.StageVariables
+}
+
+// connectEvent builds the CONNECT event: the client's handshake headers
+// (minus Connection, Upgrade and Content-Length, which AWS leaves out) plus
+// the X-Forwarded-* and trace headers API Gateway adds; the query string
+// only when the URL had one.
+func (g *Gateway) connectEvent(s *session, r *http.Request, requestID string, now time.Time) *Event {
+	ev := &Event{
+		StageVariables: g.stageVariables(),
+		RequestContext: g.context(s, routeConnect, "CONNECT", requestID, now),
+	}
+	ev.Headers, ev.MultiValueHeaders = eventHeaders(r, s, false)
+	ev.QueryStringParameters, ev.MultiValueQueryStringParameters = queryMaps(r.URL.RawQuery, false)
+	return ev
+}
+
+func (g *Gateway) messageEvent(s *session, routeKey, requestID, messageID, body string, base64 bool, now time.Time) *Event {
+	ev := &Event{
+		StageVariables:  g.stageVariables(),
+		RequestContext:  g.context(s, routeKey, "MESSAGE", requestID, now),
+		Body:            &body,
+		IsBase64Encoded: base64,
+	}
+	ev.RequestContext.MessageID = messageID
+	return ev
+}
+
+// disconnectEvent carries the fixed synthetic headers AWS sends, not the
+// client's.
+func (g *Gateway) disconnectEvent(s *session, requestID string, code int, reason string, now time.Time) *Event {
+	ev := &Event{
+		Headers: map[string]string{
+			"Host": s.domainName, "x-api-key": "", "X-Forwarded-For": "", "x-restapi": "",
+		},
+		MultiValueHeaders: map[string][]string{
+			"Host": {s.domainName}, "x-api-key": {""}, "X-Forwarded-For": {""}, "x-restapi": {""},
+		},
+		StageVariables: g.stageVariables(),
+		RequestContext: g.context(s, routeDisconnect, "DISCONNECT", requestID, now),
+	}
+	ev.RequestContext.DisconnectStatusCode = &code
+	ev.RequestContext.DisconnectReason = &reason
+	return ev
+}
+
+// headerCase restores the spelling clients send for headers whose Go
+// canonical form differs (net/http canonicalises "Sec-WebSocket-Key" to
+// "Sec-Websocket-Key"); handlers look these up case-sensitively.
+var headerCase = map[string]string{
+	"Sec-Websocket-Key":        "Sec-WebSocket-Key",
+	"Sec-Websocket-Version":    "Sec-WebSocket-Version",
+	"Sec-Websocket-Extensions": "Sec-WebSocket-Extensions",
+	"Sec-Websocket-Protocol":   "Sec-WebSocket-Protocol",
+	"X-Amzn-Trace-Id":          "X-Amzn-Trace-Id",
+	"Www-Authenticate":         "WWW-Authenticate",
+}
+
+// eventHeaders builds the headers maps of a CONNECT (authorizer=false) or
+// authorizer (authorizer=true) event. The authorizer event keeps Connection,
+// Upgrade and content-length, as AWS's does.
+func eventHeaders(r *http.Request, s *session, authorizer bool) (map[string]string, map[string][]string) {
+	single := make(map[string]string, len(r.Header)+5)
+	multi := make(map[string][]string, len(r.Header)+5)
+	add := func(k string, vs ...string) {
+		single[k] = vs[len(vs)-1]
+		multi[k] = vs
+	}
+	add("Host", r.Host)
+	for k, vs := range r.Header {
+		switch k {
+		case "Connection", "Upgrade", "Content-Length":
+			if !authorizer {
+				continue
+			}
+		case "X-Forwarded-For", "X-Forwarded-Port", "X-Forwarded-Proto", "X-Amzn-Trace-Id":
+			continue // set below, as API Gateway does
+		}
+		if c, ok := headerCase[k]; ok {
+			k = c
+		}
+		add(k, vs...)
+	}
+	if authorizer {
+		if _, ok := single["content-length"]; !ok {
+			add("content-length", "0")
+		}
+	}
+	add("X-Amzn-Trace-Id", traceID(s))
+	add("X-Forwarded-For", s.identity.SourceIP)
+	port, proto := "80", "http"
+	if r.TLS != nil {
+		port, proto = "443", "https"
+	}
+	if _, p, ok := strings.Cut(r.Host, ":"); ok {
+		port = p
+	}
+	add("X-Forwarded-Port", port)
+	add("X-Forwarded-Proto", proto)
+	return single, multi
+}
+
+// traceID is an X-Ray style trace id, Root=1-<8 hex time>-<24 hex>.
+func traceID(s *session) string {
+	const hexdigits = "0123456789abcdef"
+	var b strings.Builder
+	b.WriteString("Root=1-")
+	t := uint32(s.connectedAt.Unix())
+	for i := 7; i >= 0; i-- {
+		b.WriteByte(hexdigits[(t>>(4*uint(i)))&0xf])
+	}
+	b.WriteByte('-')
+	id := s.connectionID
+	for i := 0; i < 12; i++ {
+		c := id[i%len(id)]
+		b.WriteByte(hexdigits[c>>4])
+		b.WriteByte(hexdigits[c&0xf])
+	}
+	return b.String()
+}
+
+// queryMaps parses a raw query; with always=false both maps are nil when
+// there is no query string (the integration event omits them), with
+// always=true they are empty maps (the authorizer event has {}).
+func queryMaps(raw string, always bool) (map[string]string, map[string][]string) {
+	if raw == "" && !always {
+		return nil, nil
+	}
+	single := map[string]string{}
+	multi := map[string][]string{}
+	vals, _ := url.ParseQuery(raw)
+	for k, vs := range vals {
+		single[k] = vs[len(vs)-1]
+		multi[k] = vs
+	}
+	return single, multi
+}

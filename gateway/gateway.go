@@ -1,0 +1,294 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/integration"
+	"github.com/wsgate/wsgate/sigv4"
+)
+
+// Gateway is an API Gateway WebSocket API: it upgrades clients at
+// /{stage}, calls the routes' integrations, and serves the @connections
+// management API at /{stage}/@connections/{id}. It is an http.Handler.
+type Gateway struct {
+	cfg      Config
+	hub      hub.Hub
+	log      *slog.Logger
+	node     byte
+	routes   map[string]*route
+	selector *SelectionExpression
+	verifier *sigv4.Verifier
+
+	slowConsumer time.Duration
+	writeTimeout time.Duration
+	closeWait    time.Duration
+
+	baseCtx context.Context
+	cancel  context.CancelFunc
+	track   sync.WaitGroup // route invocations and $disconnect events in flight
+	connWG  sync.WaitGroup // reader goroutines
+	conns   atomic.Int64
+	closing atomic.Bool
+	stop    chan struct{}
+	stopped sync.Once
+}
+
+type route struct {
+	key     string
+	integ   integration.Integration
+	twoWay  bool
+	timeout time.Duration
+}
+
+// Options are what New needs besides the config.
+type Options struct {
+	// Hub holds the connections. Default: a new hub.Memory.
+	Hub hub.Hub
+	// Logger receives the gateway's logs. Default: slog.Default().
+	Logger *slog.Logger
+	// Node is this node's number, carried in every connection id. Default 0.
+	Node byte
+	// ManagementEndpoint is the http://ADDR/{stage} that command handlers
+	// call back; the server sets it once the listener is bound.
+	ManagementEndpoint string
+}
+
+// New validates cfg (applying defaults) and builds the gateway and its
+// integrations. Call Shutdown to release them.
+func New(cfg Config, opts Options) (*Gateway, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Hub == nil {
+		opts.Hub = hub.NewMemory()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	sel, err := ParseSelectionExpression(cfg.RouteSelectionExpression)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{
+		cfg:          cfg,
+		hub:          opts.Hub,
+		log:          opts.Logger,
+		node:         opts.Node,
+		routes:       make(map[string]*route, len(cfg.Routes)),
+		selector:     sel,
+		slowConsumer: time.Duration(cfg.SlowConsumerSeconds) * time.Second,
+		writeTimeout: time.Duration(cfg.WriteTimeoutSeconds) * time.Second,
+		closeWait:    2 * time.Second,
+		stop:         make(chan struct{}),
+	}
+	g.baseCtx, g.cancel = context.WithCancel(context.Background())
+
+	store := sigv4.StaticCredentials{}
+	for _, c := range cfg.Credentials {
+		store[c.AccessKeyID] = sigv4.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken}
+	}
+	g.verifier = &sigv4.Verifier{
+		Store:        store,
+		Service:      "execute-api",
+		Region:       cfg.Region,
+		MaxBodyBytes: maxMessageBytes,
+		Debug:        *cfg.DebugSignatures,
+	}
+
+	env := integration.Env{Region: cfg.Region, ManagementEndpoint: opts.ManagementEndpoint, Logger: opts.Logger}
+	if len(cfg.Credentials) > 0 {
+		env.AccessKeyID = cfg.Credentials[0].AccessKeyID
+		env.SecretAccessKey = cfg.Credentials[0].SecretAccessKey
+	}
+	for key, rc := range cfg.Routes {
+		in, err := integration.New(*rc.Integration, env)
+		if err != nil {
+			g.closeIntegrations()
+			return nil, fmt.Errorf("route %q: %w", key, err)
+		}
+		g.routes[key] = &route{key: key, integ: in, twoWay: rc.RouteResponseSelectionExpression == "$default"}
+	}
+	go g.sweep()
+	return g, nil
+}
+
+// Hub returns the hub the gateway registers connections in.
+func (g *Gateway) Hub() hub.Hub { return g.hub }
+
+// Config returns the configuration in force, defaults applied.
+func (g *Gateway) Config() Config { return g.cfg }
+
+// Connections is the number of open connections.
+func (g *Gateway) Connections() int { return int(g.conns.Load()) }
+
+func (g *Gateway) closeIntegrations() {
+	for _, r := range g.routes {
+		_ = r.integ.Close()
+	}
+}
+
+// ServeHTTP implements http.Handler: the upgrade at /{stage}, the
+// management API below /{stage}/, and 403 elsewhere, as API Gateway.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.EscapedPath()
+	rest, ok := strings.CutPrefix(path, "/"+g.cfg.Stage)
+	if !ok {
+		writeAPIError(w, errForbidden)
+		return
+	}
+	switch {
+	case rest == "" || rest == "/":
+		g.upgrade(w, r)
+	case strings.HasPrefix(rest, "/"):
+		g.manage(w, r, rest[1:])
+	default:
+		writeAPIError(w, errForbidden)
+	}
+}
+
+// route handles one client message: select the route, call its
+// integration, answer the client when the route is two-way or it failed.
+func (g *Gateway) route(c *conn, body string, b64 bool) {
+	requestID := newID(g.node)
+	messageID := newID(g.node)
+	key := routeDefault
+	if !b64 {
+		if k, ok := g.selector.Evaluate([]byte(body)); ok {
+			key = k
+		}
+	}
+	rt := g.routes[key]
+	if rt == nil || key == routeConnect || key == routeDisconnect {
+		key = routeDefault
+		rt = g.routes[routeDefault]
+	}
+	log := c.logger().With("routeKey", key, "requestId", requestID)
+	if rt == nil {
+		log.Debug("no route matched and no $default route")
+		_ = c.enqueue(textFrame(errorFrame(frameForbidden, c.s.connectionID, requestID)), true)
+		return
+	}
+	ev := g.messageEvent(&c.s, key, requestID, messageID, body, b64, time.Now())
+	res, err := g.invoke(rt, ev, requestID, body)
+	if err != nil {
+		msg := frameInternalError
+		if errors.Is(err, integration.ErrTimeout) {
+			msg = frameTimeout
+		}
+		log.Warn("integration failed", "error", err)
+		_ = c.enqueue(textFrame(errorFrame(msg, c.s.connectionID, requestID)), true)
+		return
+	}
+	if rt.twoWay && res.Body != "" {
+		data, err := res.bytes()
+		if err != nil {
+			log.Warn("integration answered a bad base64 body", "error", err)
+			_ = c.enqueue(textFrame(errorFrame(frameInternalError, c.s.connectionID, requestID)), true)
+			return
+		}
+		if err := c.enqueue(textFrame(data), true); err != nil {
+			log.Debug("route response not delivered", "error", err)
+		}
+	}
+}
+
+// invoke calls a route's integration with an event and decodes the Lambda
+// proxy response.
+func (g *Gateway) invoke(rt *route, ev *Event, requestID, body string) (*proxyResponse, error) {
+	payload, err := marshalEvent(ev)
+	if err != nil {
+		return nil, err
+	}
+	out, err := rt.integ.Invoke(g.baseCtx, &integration.Invocation{Payload: payload, RequestID: requestID, Body: body})
+	if err != nil {
+		return nil, err
+	}
+	return parseProxyResponse(out)
+}
+
+// disconnect fires the $disconnect route for a closed connection, best
+// effort: its answer is ignored, as on AWS.
+func (g *Gateway) disconnect(s *session, r closeReason) {
+	rt := g.routes[routeDisconnect]
+	if rt == nil {
+		return
+	}
+	requestID := newID(g.node)
+	ev := g.disconnectEvent(s, requestID, r.Code, r.Reason, time.Now())
+	g.track.Add(1)
+	go func() {
+		defer g.track.Done()
+		if _, err := g.invoke(rt, ev, requestID, ""); err != nil {
+			g.log.Warn("$disconnect integration failed", "connectionId", s.connectionID, "requestId", requestID, "error", err)
+		}
+	}()
+}
+
+// sweep closes connections past the idle timeout or the maximum duration.
+func (g *Gateway) sweep() {
+	idle := time.Duration(g.cfg.IdleTimeoutSeconds) * time.Second
+	maxAge := time.Duration(g.cfg.MaxConnectionSeconds) * time.Second
+	every := min(time.Second, idle/4, maxAge/4)
+	t := time.NewTicker(max(every, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case now := <-t.C:
+			g.hub.Each(func(hc hub.Conn) bool {
+				c, ok := hc.(*conn)
+				if !ok {
+					return true
+				}
+				switch {
+				case now.Sub(c.s.connectedAt) >= maxAge:
+					c.closeWith(closeMaxDuration)
+				case now.UnixNano()-c.lastActive.Load() >= int64(idle):
+					c.closeWith(closeIdle)
+				}
+				return true
+			})
+		}
+	}
+}
+
+// Shutdown closes every connection with 1001 (each fires $disconnect),
+// waits for the reader goroutines, in-flight integration calls and
+// $disconnect events until ctx is done, then releases the integrations.
+// The caller stops the listener first (http.Server.Shutdown).
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.closing.Store(true)
+	g.stopped.Do(func() { close(g.stop) })
+	g.hub.Each(func(hc hub.Conn) bool {
+		if c, ok := hc.(*conn); ok {
+			c.closeWith(closeShutdown)
+		}
+		return true
+	})
+	done := make(chan struct{})
+	go func() {
+		g.connWG.Wait()
+		g.track.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("shutdown: %w with %d connections and calls still open", ctx.Err(), g.conns.Load())
+	}
+	g.cancel()
+	g.closeIntegrations()
+	return err
+}

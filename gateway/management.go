@@ -1,0 +1,166 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/sigv4"
+)
+
+// manage serves the management API below /{stage}/. rest is the escaped
+// path after "/{stage}/". Every request is SigV4-verified (service
+// execute-api) before anything else, as API Gateway does.
+func (g *Gateway) manage(w http.ResponseWriter, r *http.Request, rest string) {
+	if err := g.authorize(r); err != nil {
+		writeAPIError(w, err)
+		return
+	}
+	seg, tail, _ := strings.Cut(rest, "/")
+	switch seg {
+	case "@connections", "%40connections":
+		if tail == "" {
+			g.listConnections(w, r)
+			return
+		}
+		id, ok := pathID(tail)
+		if !ok {
+			writeAPIError(w, errNotFound.with("No method found matching route "+g.cfg.Stage+"/@connections/"+tail+" for http method "+r.Method+"."))
+			return
+		}
+		g.connection(w, r, id)
+	case "@groups", "%40groups":
+		g.groups(w, r, tail)
+	default:
+		writeAPIError(w, errNotFound.with("No method found matching route "+g.cfg.Stage+"/"+rest+" for http method "+r.Method+"."))
+	}
+}
+
+// authorize verifies the request's SigV4 signature.
+func (g *Gateway) authorize(r *http.Request) *apiError {
+	_, err := g.verifier.Verify(r)
+	if err == nil {
+		return nil
+	}
+	var se *sigv4.Error
+	if errors.As(err, &se) {
+		return &apiError{Status: se.StatusCode, Type: se.ErrorType, Message: se.Message}
+	}
+	return errForbidden.with(err.Error())
+}
+
+// pathID decodes one escaped path segment (ids end in '=', sent as %3D).
+func pathID(seg string) (string, bool) {
+	if seg == "" || strings.Contains(seg, "/") {
+		return "", false
+	}
+	id, err := url.PathUnescape(seg)
+	if err != nil || id == "" {
+		return "", false
+	}
+	return id, true
+}
+
+func (g *Gateway) connection(w http.ResponseWriter, r *http.Request, id string) {
+	switch r.Method {
+	case http.MethodPost:
+		body, aerr := readBody(r)
+		if aerr != nil {
+			writeAPIError(w, aerr)
+			return
+		}
+		if err := g.hub.Send(r.Context(), id, hub.NewMessage(body)); err != nil {
+			writeAPIError(w, hubError(err))
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	case http.MethodGet:
+		c, err := g.hub.Conn(r.Context(), id)
+		if err != nil {
+			writeAPIError(w, hubError(err))
+			return
+		}
+		writeJSON(w, http.StatusOK, connectionJSON(c.Info(), false))
+	case http.MethodDelete:
+		c, err := g.hub.Conn(r.Context(), id)
+		if err != nil {
+			writeAPIError(w, hubError(err))
+			return
+		}
+		c.Close(closeDeleted.Code, closeDeleted.Reason)
+		w.WriteHeader(http.StatusNoContent) // AWS answers 204 here, not 200
+	default:
+		writeAPIError(w, errNotFound.with("No method found matching route "+g.cfg.Stage+"/@connections/{connectionId} for http method "+r.Method+"."))
+	}
+}
+
+// readBody reads a POST body of at most 131072 bytes (PostToConnection's
+// Data limit); beyond it 413 PayloadTooLargeException.
+func readBody(r *http.Request) ([]byte, *apiError) {
+	if r.ContentLength > maxMessageBytes {
+		return nil, errPayloadTooLarge
+	}
+	var body []byte
+	if r.ContentLength >= 0 {
+		body = make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, errBadRequest.with("reading body: " + err.Error())
+		}
+		return body, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxMessageBytes+1))
+	if err != nil {
+		return nil, errBadRequest.with("reading body: " + err.Error())
+	}
+	if len(body) > maxMessageBytes {
+		return nil, errPayloadTooLarge
+	}
+	return body, nil
+}
+
+func hubError(err error) *apiError {
+	switch {
+	case errors.Is(err, hub.ErrGone):
+		return errGone
+	case errors.Is(err, hub.ErrQueueFull):
+		return errQueueFull
+	}
+	return errInternal.with(err.Error())
+}
+
+// isoMillis is GetConnection's timestamp format (timestampFormat iso8601).
+const isoMillis = "2006-01-02T15:04:05.000Z"
+
+// connectionJSON is GetConnection's wire shape (lowerCamel, ISO-8601
+// strings); the listing adds the id and the groups.
+func connectionJSON(in hub.Info, listing bool) map[string]any {
+	m := map[string]any{
+		"connectedAt":  in.ConnectedAt.UTC().Format(isoMillis),
+		"identity":     map[string]string{"sourceIp": in.SourceIP, "userAgent": in.UserAgent},
+		"lastActiveAt": in.LastActiveAt.UTC().Format(isoMillis),
+	}
+	if listing {
+		m["connectionId"] = in.ConnectionID
+		groups := in.Groups
+		if groups == nil {
+			groups = []string{}
+		}
+		m["groups"] = groups
+	}
+	return m
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeAPIError(w, errInternal)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,63 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// proxyResponse is a Lambda proxy integration's answer.
+type proxyResponse struct {
+	StatusCode        int                 `json:"statusCode"`
+	Headers           map[string]string   `json:"headers"`
+	MultiValueHeaders map[string][]string `json:"multiValueHeaders"`
+	Body              string              `json:"body"`
+	IsBase64Encoded   bool                `json:"isBase64Encoded"`
+}
+
+// parseProxyResponse decodes an integration's answer. An empty answer (a
+// handler returning nothing) is status 200; anything but a JSON object is
+// malformed, which API Gateway reports as "Internal server error". A
+// missing statusCode counts as 200.
+func parseProxyResponse(out []byte) (*proxyResponse, error) {
+	out = bytes.TrimSpace(out)
+	res := &proxyResponse{StatusCode: 200}
+	if len(out) == 0 || bytes.Equal(out, []byte("null")) {
+		return res, nil
+	}
+	if out[0] != '{' {
+		return nil, errors.New("malformed Lambda proxy response: not a JSON object")
+	}
+	res.StatusCode = 0
+	if err := json.Unmarshal(out, res); err != nil {
+		return nil, fmt.Errorf("malformed Lambda proxy response: %v", err)
+	}
+	if res.StatusCode == 0 {
+		res.StatusCode = 200
+	}
+	if res.StatusCode < 100 || res.StatusCode > 599 {
+		return nil, fmt.Errorf("malformed Lambda proxy response: statusCode %d", res.StatusCode)
+	}
+	return res, nil
+}
+
+// bytes is the body, base64-decoded when the response says so.
+func (r *proxyResponse) bytes() ([]byte, error) {
+	if r.IsBase64Encoded {
+		return base64.StdEncoding.DecodeString(r.Body)
+	}
+	return []byte(r.Body), nil
+}
+
+// marshalEvent encodes an event without escaping <, > and & (AWS does not).
+func marshalEvent(ev *Event) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil {
+		return nil, fmt.Errorf("encoding event: %v", err)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}

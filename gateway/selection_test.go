@@ -1,0 +1,87 @@
+package gateway
+
+import "testing"
+
+func TestSelectionExpression(t *testing.T) {
+	tests := []struct {
+		name, expr, body string
+		want             string
+		wantOK           bool
+	}{
+		{"dotted", "$request.body.action", `{"action":"join"}`, "join", true},
+		{"nested", "$request.body.a.b", `{"a":{"b":"deep"}}`, "deep", true},
+		{"braced", "${request.body.action}", `{"action":"x"}`, "x", true},
+		{"mixed static", "${request.body.service}/${request.body.action}", `{"service":"chat","action":"join"}`, "chat/join", true},
+		{"missing path is empty", "${request.body.action}-${request.body.invalidPath}", `{"action":"join"}`, "join-", true},
+		{"missing top", "$request.body.action", `{"other":1}`, "", true},
+		{"static only", "action", `{"action":"join"}`, "action", true},
+		{"escaped default", `\$default`, `{"action":"join"}`, "$default", true},
+		{"number stringified", "$request.body.n", `{"n":1}`, "1", true},
+		{"float text kept", "$request.body.n", `{"n":1.50}`, "1.50", true},
+		{"bool", "$request.body.b", `{"b":true}`, "true", true},
+		{"null is empty", "$request.body.v", `{"v":null}`, "", true},
+		{"array stringified", "$request.body.a", `{"a":["item1","item2"]}`, "[item1, item2]", true},
+		{"object stringified", "$request.body.o", `{"o":{"b":2,"a":"x"}}`, "{a=x, b=2}", true},
+		{"array index", "$request.body.a[1]", `{"a":["x","y"]}`, "y", true},
+		{"not json", "$request.body.action", `hello`, "", false},
+		{"broken json", "$request.body.action", `{"action":`, "", false},
+		{"scalar json is not routable", "$request.body.action", `"action"`, "", false},
+		{"trailing garbage", "$request.body.action", `{"action":"a"} x`, "", false},
+		{"case sensitive value kept", "$request.body.action", `{"action":"Join"}`, "Join", true},
+		{"unicode", "$request.body.action", `{"action":"héllo"}`, "héllo", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := ParseSelectionExpression(tt.expr)
+			if err != nil {
+				t.Fatalf("parse %q: %v", tt.expr, err)
+			}
+			got, ok := e.Evaluate([]byte(tt.body))
+			if got != tt.want || ok != tt.wantOK {
+				t.Fatalf("Evaluate(%s) = %q, %v; want %q, %v", tt.body, got, ok, tt.want, tt.wantOK)
+			}
+		})
+	}
+}
+
+func TestSelectionExpressionErrors(t *testing.T) {
+	for _, expr := range []string{"", "$request.header.x", "${request.body.a", "$default", "$request.body.a[x]", "$context.routeKey"} {
+		if _, err := ParseSelectionExpression(expr); err == nil {
+			t.Errorf("ParseSelectionExpression(%q) succeeded; want an error", expr)
+		}
+	}
+}
+
+func TestIDs(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 10000; i++ {
+		id := newID(7)
+		if len(id) != 16 || id[15] != '=' {
+			t.Fatalf("id %q: want 15 base64url characters and '='", id)
+		}
+		for _, c := range id[:15] {
+			if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				t.Fatalf("id %q has %q", id, c)
+			}
+		}
+		if n, ok := NodeOf(id); !ok || n != 7 {
+			t.Fatalf("NodeOf(%q) = %d, %v", id, n, ok)
+		}
+		if seen[id] {
+			t.Fatalf("duplicate id %q", id)
+		}
+		seen[id] = true
+	}
+	if _, ok := NodeOf("not-an-id"); ok {
+		t.Fatal("NodeOf accepted a bad id")
+	}
+}
+
+func BenchmarkSelectionEvaluate(b *testing.B) {
+	e, _ := ParseSelectionExpression("$request.body.action")
+	body := []byte(`{"action":"sendmessage","data":"hello world, this is a chat message"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		e.Evaluate(body)
+	}
+}

@@ -1,0 +1,186 @@
+package gateway
+
+import (
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/wsgate/wsgate/integration"
+)
+
+// upgrade runs the WebSocket handshake. As on API Gateway the $connect
+// route (and authorizer) run before the handshake completes: the socket
+// exists only once they accepted, so until then the id answers 410.
+func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request) {
+	if g.closing.Load() {
+		http.Error(w, `{"message":"Service Unavailable"}`, http.StatusServiceUnavailable)
+		return
+	}
+	if r.Method != http.MethodGet || !headerHasToken(r.Header, "Connection", "upgrade") ||
+		!headerHasToken(r.Header, "Upgrade", "websocket") {
+		w.Header().Set("Upgrade", "websocket")
+		writeJSONStatus(w, http.StatusUpgradeRequired, "Upgrade Required")
+		return
+	}
+	if r.Header.Get("Sec-WebSocket-Version") != "13" {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		writeJSONStatus(w, http.StatusUpgradeRequired, "Unsupported WebSocket version")
+		return
+	}
+	key := r.Header.Get("Sec-WebSocket-Key")
+	if k, err := base64.StdEncoding.DecodeString(key); err != nil || len(k) != 16 {
+		writeJSONStatus(w, http.StatusBadRequest, "Bad Sec-WebSocket-Key")
+		return
+	}
+
+	now := time.Now()
+	s := session{
+		connectionID: newID(g.node),
+		connectedAt:  now,
+		identity:     Identity{SourceIP: remoteIP(r.RemoteAddr), UserAgent: r.Header.Get("User-Agent")},
+		domainName:   g.cfg.DomainName,
+	}
+	if s.domainName == "" {
+		s.domainName = r.Host
+	}
+	requestID := newID(g.node)
+	log := g.log.With("connectionId", s.connectionID, "routeKey", routeConnect, "requestId", requestID)
+
+	extra := http.Header{}
+	if rt := g.routes[routeConnect]; rt != nil {
+		g.track.Add(1)
+		ev := g.connectEvent(&s, r, requestID, now)
+		res, err := g.invoke(rt, ev, requestID, "")
+		g.track.Done()
+		if err != nil {
+			log.Warn("$connect integration failed", "error", err)
+			if errors.Is(err, integration.ErrTimeout) {
+				writeJSONStatus(w, http.StatusGatewayTimeout, frameTimeout)
+			} else {
+				writeJSONStatus(w, http.StatusInternalServerError, frameInternalError)
+			}
+			return
+		}
+		for k, v := range res.Headers {
+			extra.Set(k, v)
+		}
+		for k, vs := range res.MultiValueHeaders {
+			extra[http.CanonicalHeaderKey(k)] = vs
+		}
+		if res.StatusCode/100 != 2 {
+			log.Info("$connect refused", "status", res.StatusCode)
+			for k, vs := range extra {
+				w.Header()[k] = vs
+			}
+			body, _ := res.bytes()
+			w.WriteHeader(res.StatusCode)
+			_, _ = w.Write(body)
+			return
+		}
+	}
+
+	nc, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		log.Error("hijack failed", "error", err)
+		return
+	}
+	_ = nc.SetDeadline(time.Time{})
+	c := &conn{gw: g, nc: nc, s: s, inflight: make(chan struct{}, g.cfg.MaxInflightPerConnection)}
+	if brw.Reader.Buffered() > 0 {
+		c.br0 = brw.Reader // the client sent frames right behind its handshake
+	}
+	c.touch()
+	// The 101 goes first in the queue, so that a frame posted the moment
+	// the id is registered cannot overtake it.
+	c.queue = append(c.queue, handshakeResponse(key, extra))
+	if err := g.hub.Register(c); err != nil {
+		log.Error("registering connection", "error", err)
+		_ = nc.Close()
+		return
+	}
+	g.conns.Add(1)
+	g.connWG.Add(1)
+	c.mu.Lock()
+	c.startWriterLocked()
+	c.mu.Unlock()
+	log.Debug("connected", "sourceIp", s.identity.SourceIP)
+	go c.readLoop() // a fresh goroutine: the HTTP handler's grown stack goes away
+}
+
+const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// handshakeResponse is the 101 with the headers $connect returned (such as
+// Sec-WebSocket-Protocol); headers that would break the handshake, and
+// values that are not valid in HTTP, are dropped.
+func handshakeResponse(key string, extra http.Header) []byte {
+	sum := sha1.Sum([]byte(key + websocketGUID))
+	b := make([]byte, 0, 160)
+	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	b = base64.StdEncoding.AppendEncode(b, sum[:])
+	b = append(b, "\r\n"...)
+	for k, vs := range extra {
+		switch k {
+		case "Connection", "Upgrade", "Sec-Websocket-Accept", "Content-Length", "Transfer-Encoding":
+			continue
+		}
+		if !validHeaderName(k) {
+			continue
+		}
+		if c, ok := headerCase[k]; ok {
+			k = c
+		}
+		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n\x00") {
+				continue
+			}
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	return append(b, "\r\n"...)
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func remoteIP(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return host
+}
+
+func writeJSONStatus(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(appendJSONMessage(nil, msg))
+}
+
+// validHeaderName reports whether k is an HTTP token (RFC 9110 5.6.2).
+func validHeaderName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}

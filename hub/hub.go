@@ -1,0 +1,124 @@
+// Package hub is where connections live and how a message finds one: by
+// connection id, or through a group it joined.
+//
+// The gateway registers each accepted WebSocket connection as a Conn and
+// unregisters it when the socket is gone. Everything that addresses
+// connections (the @connections API, group publishes, change streams) goes
+// through a Hub, so a later implementation can spread connections and groups
+// over several nodes (NATS) without the callers changing.
+//
+// Concurrency: every Hub method is safe for concurrent use and never blocks
+// on a connection's socket: Conn.Send only queues. A Publish to a group of N
+// members costs N queue operations under no lock that a Join, a Leave or
+// another Publish waits for long.
+package hub
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// Errors a Hub returns. Callers map them to AWS's error shapes.
+var (
+	// ErrGone: no open connection has this id (never existed, closed, or
+	// still in its $connect). API Gateway answers 410 GoneException.
+	ErrGone = errors.New("connection gone")
+	// ErrQueueFull: the connection's outbound queue is full (a slow
+	// reader). API Gateway answers 429 LimitExceededException.
+	ErrQueueFull = errors.New("connection outbound queue full")
+)
+
+// Message is one text frame's payload, sent to one or many connections.
+// The WebSocket frame is encoded once, on first use, and shared by every
+// recipient: server frames are not masked, so the bytes are the same for all.
+type Message struct {
+	Data []byte
+
+	once  sync.Once
+	frame []byte
+}
+
+// NewMessage wraps data. The Message must not be modified after it is sent.
+func NewMessage(data []byte) *Message { return &Message{Data: data} }
+
+// Frame returns the encoded frame, encoding it with encode the first time.
+func (m *Message) Frame(encode func([]byte) []byte) []byte {
+	m.once.Do(func() { m.frame = encode(m.Data) })
+	return m.frame
+}
+
+// Conn is a connection as the hub sees it. The gateway implements it.
+type Conn interface {
+	// ID is the connection id (16 characters, AWS's form).
+	ID() string
+	// Send queues m without blocking. It returns ErrQueueFull when the
+	// queue is full and ErrGone when the connection is closing.
+	Send(m *Message) error
+	// Close starts closing the connection with a WebSocket close code and
+	// reason; it does not wait. $disconnect fires when the socket is gone.
+	Close(code int, reason string)
+	// Info describes the connection.
+	Info() Info
+}
+
+// Info is what GetConnection and the connection listing report.
+type Info struct {
+	ConnectionID string    `json:"connectionId"`
+	ConnectedAt  time.Time `json:"connectedAt"`
+	LastActiveAt time.Time `json:"lastActiveAt"`
+	SourceIP     string    `json:"sourceIp"`
+	UserAgent    string    `json:"userAgent,omitempty"`
+	Groups       []string  `json:"groups,omitempty"`
+}
+
+// Delivery counts what a Publish did.
+type Delivery struct {
+	// Delivered is how many members had the message queued.
+	Delivered int `json:"delivered"`
+	// Skipped is how many members' queues were full; they do not get it.
+	Skipped int `json:"skipped"`
+}
+
+// Page selects part of a listing: up to Limit items after the item whose id
+// is the token After (exclusive). Listings are in ascending id order, so a
+// token stays valid while members come and go.
+type Page struct {
+	After string
+	Limit int
+}
+
+// Hub routes messages to connections.
+type Hub interface {
+	// Register makes c reachable by its id. It fails if the id is taken.
+	Register(c Conn) error
+	// Unregister removes the connection and all its group memberships.
+	// Unknown ids are ignored.
+	Unregister(id string)
+	// Conn returns an open connection by id, or ErrGone.
+	Conn(ctx context.Context, id string) (Conn, error)
+	// Send queues data for one connection: ErrGone, ErrQueueFull or nil.
+	Send(ctx context.Context, id string, m *Message) error
+	// Join adds a connection to a group (ErrGone if it is not open).
+	// Joining twice is a no-op.
+	Join(ctx context.Context, group, id string) error
+	// Leave removes a connection from a group; not being a member is fine.
+	Leave(ctx context.Context, group, id string) error
+	// Publish queues m for every member of group. It never waits for a
+	// member's socket. An empty or unknown group delivers to nobody.
+	Publish(ctx context.Context, group string, m *Message) (Delivery, error)
+	// Members lists a group's member ids, ascending, and the token of the
+	// next page ("" when this is the last).
+	Members(ctx context.Context, group string, p Page) (ids []string, next string, err error)
+	// Connections lists open connections, ascending by id, with their
+	// groups, and the token of the next page.
+	Connections(ctx context.Context, p Page) (infos []Info, next string, err error)
+	// Len is the number of open connections.
+	Len() int
+	// Each calls f for every open connection until f returns false. f must
+	// not call back into the Hub.
+	Each(f func(Conn) bool)
+}
+
+var errIDTaken = errors.New("connection id already registered")

@@ -1,0 +1,317 @@
+package hub
+
+import (
+	"context"
+	"hash/maphash"
+	"slices"
+	"sort"
+	"sync"
+)
+
+// Memory is the single-node Hub: connections and groups in this process.
+//
+// Lock order: a shard's lock, then groupsMu, then a group's lock. Join holds
+// the member's shard lock while it touches the group, so a Join racing an
+// Unregister either lands before it (and is undone by it) or sees ErrGone.
+type Memory struct {
+	seed   maphash.Seed
+	shards [shardCount]shard
+
+	groupsMu sync.RWMutex
+	groups   map[string]*group
+}
+
+const shardCount = 64
+
+type shard struct {
+	mu    sync.RWMutex
+	conns map[string]*entry
+}
+
+type entry struct {
+	conn   Conn
+	groups map[string]struct{} // names of the groups it joined
+}
+
+type group struct {
+	mu      sync.RWMutex
+	members map[string]Conn
+	snap    []Conn // members as a slice, rebuilt after a change; read-only once built
+}
+
+var _ Hub = (*Memory)(nil)
+
+// NewMemory returns an empty in-process Hub.
+func NewMemory() *Memory {
+	h := &Memory{seed: maphash.MakeSeed(), groups: make(map[string]*group)}
+	for i := range h.shards {
+		h.shards[i].conns = make(map[string]*entry)
+	}
+	return h
+}
+
+func (h *Memory) shard(id string) *shard {
+	return &h.shards[maphash.String(h.seed, id)%shardCount]
+}
+
+// Register implements Hub.
+func (h *Memory) Register(c Conn) error {
+	s := h.shard(c.ID())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.conns[c.ID()]; ok {
+		return errIDTaken
+	}
+	s.conns[c.ID()] = &entry{conn: c}
+	return nil
+}
+
+// Unregister implements Hub.
+func (h *Memory) Unregister(id string) {
+	s := h.shard(id)
+	s.mu.Lock()
+	e, ok := s.conns[id]
+	delete(s.conns, id)
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	for name := range e.groups {
+		h.removeMember(name, id)
+	}
+}
+
+// Conn implements Hub.
+func (h *Memory) Conn(_ context.Context, id string) (Conn, error) {
+	s := h.shard(id)
+	s.mu.RLock()
+	e, ok := s.conns[id]
+	s.mu.RUnlock()
+	if !ok {
+		return nil, ErrGone
+	}
+	return e.conn, nil
+}
+
+// Send implements Hub.
+func (h *Memory) Send(ctx context.Context, id string, m *Message) error {
+	c, err := h.Conn(ctx, id)
+	if err != nil {
+		return err
+	}
+	return c.Send(m)
+}
+
+// Join implements Hub.
+func (h *Memory) Join(_ context.Context, name, id string) error {
+	s := h.shard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.conns[id]
+	if !ok {
+		return ErrGone
+	}
+	if _, ok := e.groups[name]; ok {
+		return nil
+	}
+	if e.groups == nil {
+		e.groups = make(map[string]struct{}, 1)
+	}
+	e.groups[name] = struct{}{}
+
+	h.groupsMu.Lock()
+	g := h.groups[name]
+	if g == nil {
+		g = &group{members: make(map[string]Conn)}
+		h.groups[name] = g
+	}
+	g.mu.Lock()
+	h.groupsMu.Unlock()
+	g.members[id] = e.conn
+	g.snap = nil
+	g.mu.Unlock()
+	return nil
+}
+
+// Leave implements Hub.
+func (h *Memory) Leave(_ context.Context, name, id string) error {
+	s := h.shard(id)
+	s.mu.Lock()
+	e, ok := s.conns[id]
+	if ok {
+		if _, member := e.groups[name]; member {
+			delete(e.groups, name)
+			h.removeMember(name, id)
+		}
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// removeMember deletes id from the group and the group itself once empty,
+// so nothing is left behind however many joins and closes there were.
+func (h *Memory) removeMember(name, id string) {
+	h.groupsMu.Lock()
+	defer h.groupsMu.Unlock()
+	g := h.groups[name]
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	delete(g.members, id)
+	g.snap = nil
+	empty := len(g.members) == 0
+	g.mu.Unlock()
+	if empty {
+		delete(h.groups, name)
+	}
+}
+
+func (h *Memory) group(name string) *group {
+	h.groupsMu.RLock()
+	g := h.groups[name]
+	h.groupsMu.RUnlock()
+	return g
+}
+
+// snapshot returns the members as a slice that stays valid (and unchanged)
+// after the lock is released: joins and leaves build a new one.
+func (g *group) snapshot() []Conn {
+	g.mu.RLock()
+	snap := g.snap
+	g.mu.RUnlock()
+	if snap != nil {
+		return snap
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.snap == nil {
+		g.snap = make([]Conn, 0, len(g.members))
+		for _, c := range g.members {
+			g.snap = append(g.snap, c)
+		}
+	}
+	return g.snap
+}
+
+// Publish implements Hub.
+func (h *Memory) Publish(_ context.Context, name string, m *Message) (Delivery, error) {
+	var d Delivery
+	g := h.group(name)
+	if g == nil {
+		return d, nil
+	}
+	for _, c := range g.snapshot() {
+		if c.Send(m) == nil {
+			d.Delivered++
+		} else {
+			d.Skipped++
+		}
+	}
+	return d, nil
+}
+
+// Members implements Hub.
+func (h *Memory) Members(_ context.Context, name string, p Page) ([]string, string, error) {
+	g := h.group(name)
+	if g == nil {
+		return []string{}, "", nil
+	}
+	g.mu.RLock()
+	ids := make([]string, 0, len(g.members))
+	for id := range g.members {
+		ids = append(ids, id)
+	}
+	g.mu.RUnlock()
+	ids, next := page(ids, p)
+	return ids, next, nil
+}
+
+// Connections implements Hub.
+func (h *Memory) Connections(_ context.Context, p Page) ([]Info, string, error) {
+	var ids []string
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		for id := range s.conns {
+			ids = append(ids, id)
+		}
+		s.mu.RUnlock()
+	}
+	ids, next := page(ids, p)
+	infos := make([]Info, 0, len(ids))
+	for _, id := range ids {
+		s := h.shard(id)
+		s.mu.RLock()
+		e, ok := s.conns[id]
+		var groups []string
+		if ok {
+			for g := range e.groups {
+				groups = append(groups, g)
+			}
+		}
+		s.mu.RUnlock()
+		if !ok {
+			continue // closed while we listed
+		}
+		info := e.conn.Info()
+		sort.Strings(groups)
+		info.Groups = groups
+		infos = append(infos, info)
+	}
+	return infos, next, nil
+}
+
+// page sorts ids and cuts the page p out of them.
+func page(ids []string, p Page) ([]string, string) {
+	slices.Sort(ids)
+	if p.After != "" {
+		i, found := slices.BinarySearch(ids, p.After)
+		if found {
+			i++
+		}
+		ids = ids[i:]
+	}
+	if p.Limit > 0 && len(ids) > p.Limit {
+		return ids[:p.Limit], ids[p.Limit-1]
+	}
+	return ids, ""
+}
+
+// Len implements Hub.
+func (h *Memory) Len() int {
+	n := 0
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		n += len(s.conns)
+		s.mu.RUnlock()
+	}
+	return n
+}
+
+// Each implements Hub.
+func (h *Memory) Each(f func(Conn) bool) {
+	var batch []Conn
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		batch = batch[:0]
+		for _, e := range s.conns {
+			batch = append(batch, e.conn)
+		}
+		s.mu.RUnlock()
+		for _, c := range batch {
+			if !f(c) {
+				return
+			}
+		}
+	}
+}
+
+// GroupCount is the number of non-empty groups (for tests and metrics).
+func (h *Memory) GroupCount() int {
+	h.groupsMu.RLock()
+	defer h.groupsMu.RUnlock()
+	return len(h.groups)
+}
