@@ -1,24 +1,3 @@
-// Package streams turns database changes into DynamoDB Streams records and
-// delivers them to targets: a group of WebSocket connections, or any
-// integration with Lambda's event source mapping semantics.
-//
-// The model:
-//
-//   - A Source (the subpackages sqlite, postgres and dynamodb) reads changes
-//     from one database and hands them, in order, to a Handler, one shard at a
-//     time. A shard is an ordered sequence of records (SQLite and PostgreSQL
-//     have one; DynamoDB Streams has many, parents before children).
-//   - When the Handler returns nil for a batch, the Source records its
-//     position past that batch durably (trims its change log, confirms the
-//     replication LSN, or writes its checkpoint). When it returns an error,
-//     the Source offers the same records again after a backoff. Delivery is
-//     therefore at least once, in order per shard, and so in order per item
-//     key.
-//   - A target is a Handler: GroupTarget publishes each record as JSON to a
-//     group; MappingTarget batches records into a DynamoDBEvent for an
-//     integration, retrying, bisecting and honouring partial batch
-//     responses as Lambda does, and returns nil once a batch succeeded or
-//     was given up.
 package streams
 
 import (

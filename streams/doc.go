@@ -1,0 +1,55 @@
+// Package streams turns database changes into DynamoDB Streams records and
+// delivers them to targets: a group of WebSocket connections, or any
+// integration with Lambda's event source mapping semantics.
+//
+// # Model
+//
+//   - A Source (the subpackages sqlite, postgres and dynamodb) reads changes
+//     from one database and hands them, in order, to a Handler, one shard at a
+//     time. A shard is an ordered sequence of records (SQLite and PostgreSQL
+//     have one; DynamoDB Streams has many, parents before children).
+//   - When the Handler returns nil for a batch, the Source records its
+//     position past that batch durably (trims its change log, confirms the
+//     replication LSN, or writes its checkpoint). When it returns an error,
+//     the Source offers the same records again after a backoff. Delivery is
+//     therefore at least once, in order per shard, and so in order per item
+//     key.
+//   - A target is a Handler: GroupTarget publishes each record as JSON to a
+//     group; MappingTarget batches records into a DynamoDBEvent for an
+//     integration, retrying, bisecting and honouring partial batch
+//     responses as Lambda does, and returns nil once a batch succeeded or
+//     was given up.
+//
+// # Batching
+//
+// Batches are formed by the Source, because only the Source can wait for
+// more records without acknowledging the ones it already has: a handler
+// that kept records in memory and returned nil would lose them on a crash.
+// A handler that wants a batch shape implements Batcher (MappingTarget
+// does, from BatchSize and MaximumBatchingWindowInSeconds); a Source asks
+// BatchOptions(h) for the most records to pass to one Handle call and how
+// long to wait for a batch to fill before handing over a partial one. A
+// handler must still accept any number of records: MappingTarget cuts what
+// it gets into chunks of BatchSize and delivers them one after the other.
+//
+// # Concurrency
+//
+// Source.Run is called once per source, on a goroutine of the caller's
+// choosing; it calls Handler.Handle from that goroutine (or, for sources
+// with several shards, from at most one goroutine per shard at a time).
+// Handle blocks the shard: no later record of the shard is offered until it
+// returns. Handle must return promptly once ctx is done; it returns ctx's
+// error then, and the source does not advance. Stats may be called from any
+// goroutine at any time. GroupTarget and MappingTarget are safe for
+// concurrent use across shards; they keep no state between calls except
+// their configuration.
+//
+// # Guarantees
+//
+// At least once and in order per shard, across restarts: a record is
+// removed from a source's durable position only after Handle returned nil
+// for it. A handler that gives up a batch (MappingTarget after its retries
+// or the record age limit) logs it and returns nil, so the shard moves on;
+// that batch is lost, as with a Lambda event source mapping without an
+// on-failure destination.
+package streams
