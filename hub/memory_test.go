@@ -27,7 +27,7 @@ func (c *testConn) Send(*Message) error {
 	return nil
 }
 func (c *testConn) Close(int, string) {}
-func (c *testConn) Info() Info      { return Info{ConnectionID: c.id, ConnectedAt: time.Unix(1, 0)} }
+func (c *testConn) Info() Info        { return Info{ConnectionID: c.id, ConnectedAt: time.Unix(1, 0)} }
 
 func TestMemoryGroups(t *testing.T) {
 	ctx := context.Background()
