@@ -65,16 +65,20 @@ func parseAuthorization(h string, hasDate bool) (authInput, *Error) {
 		}
 		return in, newError(ReasonIncompleteSignature, msg+"Authorization="+h)
 	}
+	e := in.setParts(cred, signed, sig)
+	return in, e
+}
+
+// setParts validates and stores the credential, signed-header list and
+// signature, which header and query auth share.
+func (in *authInput) setParts(cred, signed, sig string) *Error {
 	if e := in.setCredential(cred); e != nil {
-		return in, e
+		return e
 	}
 	if e := in.setSignedHeaders(signed); e != nil {
-		return in, e
+		return e
 	}
-	if e := in.setSignature(sig); e != nil {
-		return in, e
-	}
-	return in, nil
+	return in.setSignature(sig)
 }
 
 // setCredential splits AKID/date/region/service/terminator from the right,
@@ -183,16 +187,8 @@ func parsePresigned(q string) (authInput, *Error) {
 	}
 	in.amzDate, in.signedAt = date, t
 	in.token, _ = queryValue(q, paramSecurityToken)
-	if e := in.setCredential(cred); e != nil {
-		return in, e
-	}
-	if e := in.setSignedHeaders(signed); e != nil {
-		return in, e
-	}
-	if e := in.setSignature(sig); e != nil {
-		return in, e
-	}
-	return in, nil
+	e := in.setParts(cred, signed, sig)
+	return in, e
 }
 
 // parseAmzDate parses YYYYMMDDTHHMMSSZ without allocating, rejecting

@@ -67,9 +67,9 @@ type Identity struct {
 // scratch is the per-call working memory of Verify, pooled so the hot path
 // does not allocate.
 type scratch struct {
-	buf   []byte
-	q     queryBuilder
-	x     hasher
+	buf    []byte
+	q      queryBuilder
+	x      hasher
 	debug  []byte // canonical request + string to sign, for Debug
 	debugN int    // where the string to sign starts in debug
 	// payload holds the hex body hash.
