@@ -1,15 +1,3 @@
-// Package integration holds the backends a route, an authorizer or a change
-// stream can call: http (a Lambda proxy over HTTP), mock, lambda (the AWS
-// Lambda Invoke API) and command (a handler program run by wsgate itself
-// through the Lambda Runtime API).
-//
-// Every kind speaks the Lambda model: a JSON payload goes in, a JSON payload
-// comes back. What the payload means (an API Gateway WebSocket event, an
-// authorizer request, a DynamoDB stream batch) is the caller's business.
-//
-// Concurrency: an Integration is safe for concurrent use by many goroutines.
-// Invoke blocks until the backend answers, the integration's own timeout
-// (Config.TimeoutMillis) passes, or ctx is done, whichever is first.
 package integration
 
 import (
@@ -165,8 +153,66 @@ func (c *Config) Validate() error {
 		if c.Concurrency < 0 {
 			return errors.New("command concurrency must be positive")
 		}
+		for _, k := range []string{"AWS_LAMBDA_RUNTIME_API", "_LAMBDA_SERVER_PORT"} {
+			if _, ok := c.Env[k]; ok {
+				// wsgate owns the Runtime API address; _LAMBDA_SERVER_PORT
+				// would switch aws-lambda-go to its old RPC mode.
+				return fmt.Errorf("command env must not set %s", k)
+			}
+		}
 	default:
 		return fmt.Errorf("unknown integration type %q (want http, mock, lambda or command)", c.Type)
 	}
 	return nil
+}
+
+// MaxPayload is the largest response an integration accepts, in bytes:
+// Lambda's 6 MB synchronous payload limit.
+const MaxPayload = 6 * 1024 * 1024
+
+// Default timeouts, used when Config.TimeoutMillis is zero.
+const (
+	DefaultTimeout        = 29 * time.Second // API Gateway's default and maximum
+	DefaultCommandTimeout = 3 * time.Second  // Lambda's default function timeout
+)
+
+// New validates cfg and builds the integration it describes. Nothing is
+// started yet: a command integration starts its first process on the first
+// Invoke; lambda loads its credentials lazily, on the first call.
+func New(cfg Config, env Env) (Integration, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if env.Logger == nil {
+		env.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch cfg.Type {
+	case "http":
+		return newHTTP(cfg)
+	case "mock":
+		return newMock(cfg)
+	case "lambda":
+		return newLambda(cfg, env)
+	default: // "command"; Validate rejected anything else
+		return newCommand(cfg, env)
+	}
+}
+
+// deadlineOf is when an invocation started now must be answered: the
+// integration's timeout, or ctx's deadline when that is sooner.
+func deadlineOf(ctx context.Context, timeout time.Duration) time.Time {
+	d := time.Now().Add(timeout)
+	if cd, ok := ctx.Deadline(); ok && cd.Before(d) {
+		return cd
+	}
+	return d
+}
+
+// ctxError is the error for an invocation abandoned because ctx is done: a
+// passed deadline is a timeout (ErrTimeout), a cancellation is not.
+func ctxError(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+	}
+	return fmt.Errorf("invocation abandoned: %w", ctx.Err())
 }

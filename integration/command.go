@@ -1,0 +1,519 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// commandIntegration runs a handler program itself and serves it the Lambda
+// Runtime API: a pool of up to Concurrency processes, each with its own
+// Runtime API listener and at most one invocation at a time.
+type commandIntegration struct {
+	function string
+	timeout  time.Duration
+	arn      string
+	command  []string
+	dir      string
+	env      map[string]string // all but the per-process variables
+	logger   *slog.Logger
+
+	// sem holds one token per invocation being served. A process is busy
+	// only while a token is held for it, so live processes never exceed
+	// cap(sem): a new one starts only when no idle one is left.
+	sem    chan struct{}
+	closed chan struct{}
+	once   sync.Once
+
+	mu       sync.Mutex
+	isClosed bool
+	idle     []*process // warm, not serving; last in, first out
+	all      map[*process]struct{}
+}
+
+var _ Integration = (*commandIntegration)(nil)
+
+// errClosed fails invocations that are waiting or running when Close is called.
+var errClosed = errors.New("integration closed")
+
+// accountID is the account in the invoked-function ARN handlers see; the
+// same placeholder LocalStack uses.
+const accountID = "000000000000"
+
+func newCommand(cfg Config, env Env) (*commandIntegration, error) {
+	dir := cfg.Dir
+	if dir == "" {
+		dir = "."
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("command dir: %w", err)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("command dir %s is not a directory", dir)
+	}
+	fn := cfg.FunctionName
+	if fn == "" {
+		fn = filepath.Base(cfg.Command[0])
+	}
+	concurrency := cfg.Concurrency
+	if concurrency == 0 {
+		concurrency = 1
+	}
+	region := env.Region
+	if region == "" {
+		region = "us-east-1"
+	}
+	c := &commandIntegration{
+		function: fn,
+		timeout:  cfg.Timeout(DefaultCommandTimeout),
+		arn:      "arn:aws:lambda:" + region + ":" + accountID + ":function:" + fn,
+		command:  slices.Clone(cfg.Command),
+		dir:      dir,
+		logger:   env.Logger.With("function", fn),
+		sem:      make(chan struct{}, concurrency),
+		closed:   make(chan struct{}),
+		all:      make(map[*process]struct{}),
+	}
+	c.env = handlerEnv(cfg, env, fn, region, dir)
+	return c, nil
+}
+
+// handlerEnv is the environment of every handler process but the
+// per-process AWS_LAMBDA_RUNTIME_API and AWS_LAMBDA_LOG_STREAM_NAME.
+//
+// The gateway's own environment is passed on (PATH, HOME and the like, which
+// interpreters and `go run` need), except for variables that describe the
+// gateway's identity or would confuse a runtime: AWS_*, LAMBDA_*, _LAMBDA_*,
+// _HANDLER, _X_AMZN_TRACE_ID and WSGATE_*.
+func handlerEnv(cfg Config, env Env, fn, region, dir string) map[string]string {
+	m := make(map[string]string)
+	for _, kv := range os.Environ() {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "_HANDLER" || k == "_X_AMZN_TRACE_ID" {
+			continue
+		}
+		if strings.HasPrefix(k, "AWS_") || strings.HasPrefix(k, "LAMBDA_") ||
+			strings.HasPrefix(k, "_LAMBDA_") || strings.HasPrefix(k, "WSGATE_") {
+			continue
+		}
+		m[k] = v
+	}
+	if m["PATH"] == "" {
+		m["PATH"] = "/usr/local/bin:/usr/bin:/bin"
+	}
+	mem := cfg.MemorySizeMB
+	if mem == 0 {
+		mem = 128
+	}
+	maps.Copy(m, map[string]string{
+		"AWS_LAMBDA_FUNCTION_NAME":        fn,
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": strconv.Itoa(mem),
+		"AWS_LAMBDA_FUNCTION_VERSION":     "$LATEST",
+		"AWS_LAMBDA_INITIALIZATION_TYPE":  "on-demand",
+		"AWS_LAMBDA_LOG_GROUP_NAME":       "/aws/lambda/" + fn,
+		"AWS_REGION":                      region,
+		"AWS_DEFAULT_REGION":              region,
+		"AWS_EXECUTION_ENV":               "AWS_Lambda_wsgate",
+		"_HANDLER":                        filepath.Base(cfg.Command[0]),
+		"LAMBDA_TASK_ROOT":                dir,
+		"TZ":                              ":UTC",
+		"LANG":                            "en_US.UTF-8",
+	})
+	if env.AccessKeyID != "" {
+		m["AWS_ACCESS_KEY_ID"] = env.AccessKeyID
+		m["AWS_SECRET_ACCESS_KEY"] = env.SecretAccessKey
+	}
+	if env.ManagementEndpoint != "" {
+		m["WSGATE_MANAGEMENT_ENDPOINT"] = env.ManagementEndpoint
+		m["AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"] = env.ManagementEndpoint
+	}
+	maps.Copy(m, cfg.Env) // last: the config wins (Validate keeps the Runtime API address ours)
+	return m
+}
+
+// Invoke runs the event on an idle process, or on a new one when none is idle
+// and fewer than Concurrency are busy; otherwise it waits for one to free up.
+// The timeout covers the wait and a cold start as well as the handler.
+func (c *commandIntegration) Invoke(ctx context.Context, inv *Invocation) ([]byte, error) {
+	deadline := deadlineOf(ctx, c.timeout)
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case c.sem <- struct{}{}:
+	case <-timer.C:
+		return nil, c.timeoutError(ctx)
+	case <-ctx.Done():
+		return nil, ctxError(ctx)
+	case <-c.closed:
+		return nil, errClosed
+	}
+	id := inv.RequestID
+	if id == "" {
+		id = newRequestID()
+	}
+	in := newInvocation(id, inv.Payload, deadline)
+	for {
+		p, err := c.take()
+		if err != nil {
+			<-c.sem
+			return nil, err
+		}
+		retry, err := c.handOver(ctx, p, in, timer.C)
+		if retry {
+			continue
+		}
+		if err != nil {
+			<-c.sem
+			return nil, err
+		}
+		if err := c.await(ctx, p, in, timer.C); err != nil {
+			// The caller gave up; the process keeps its token until the
+			// handler answers or its deadline passes.
+			go func() {
+				t := time.NewTimer(time.Until(in.deadline))
+				defer t.Stop()
+				_ = c.await(context.Background(), p, in, t.C)
+				c.settle(p)
+			}()
+			return nil, err
+		}
+		c.settle(p)
+		return in.result, in.err
+	}
+}
+
+// handOver offers in to p's /next long poll. retry is set when p turned out
+// to have died after its previous invocation (a panic exits after posting
+// /error): that death is not this invocation's, which moves to a fresh
+// process. A process that dies or reports /init/error before its first
+// /next fails the invocation that started it.
+func (c *commandIntegration) handOver(ctx context.Context, p *process, in *invocation, timeUp <-chan time.Time) (retry bool, err error) {
+	select {
+	case p.rt.offers <- in:
+		p.requestID.Store(&in.id)
+		return false, nil
+	case <-p.exited:
+		c.discard(p)
+		if p.rt.everNext.Load() {
+			return true, nil
+		}
+		return false, p.exitError(in.id)
+	case fe := <-p.rt.initErr:
+		p.kill()
+		c.discard(p)
+		return false, fe
+	case <-timeUp:
+		p.kill() // stuck in init or never came back to /next
+		c.discard(p)
+		return false, c.timeoutError(ctx)
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			p.kill()
+			c.discard(p)
+		} else {
+			c.putIdle(p) // never handed over; still good
+		}
+		return false, ctxError(ctx)
+	case <-c.closed:
+		return false, errClosed
+	}
+}
+
+// await waits until in is answered: by the runtime, by p's exit, or by the
+// deadline, which kills p. It returns an error without waiting when ctx is
+// cancelled first (not on ctx's deadline, which is the invocation's
+// deadline too).
+func (c *commandIntegration) await(ctx context.Context, p *process, in *invocation, timeUp <-chan time.Time) error {
+	select {
+	case <-in.done:
+	case <-p.exited:
+		in.finish(nil, p.exitError(in.id))
+	case <-timeUp:
+		if in.finish(nil, c.timeoutError(ctx)) {
+			p.kill()
+		}
+	case <-ctx.Done():
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return ctxError(ctx)
+		}
+		if in.finish(nil, ctxError(ctx)) {
+			p.kill()
+		}
+	case <-c.closed:
+		in.finish(nil, errClosed)
+	}
+	<-in.done
+	return nil
+}
+
+// settle returns p to the idle pool if it is still alive and gives back the
+// invocation's token.
+func (c *commandIntegration) settle(p *process) {
+	select {
+	case <-p.exited:
+		c.discard(p)
+	default:
+		if p.killed.Load() {
+			c.discard(p)
+		} else {
+			c.putIdle(p)
+		}
+	}
+	<-c.sem
+}
+
+func (c *commandIntegration) timeoutError(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return ctxError(ctx)
+	}
+	return fmt.Errorf("%w: task timed out after %.2f seconds", ErrTimeout, c.timeout.Seconds())
+}
+
+// take returns an idle live process, or starts one.
+func (c *commandIntegration) take() (*process, error) {
+	c.mu.Lock()
+	for len(c.idle) > 0 {
+		p := c.idle[len(c.idle)-1]
+		c.idle = c.idle[:len(c.idle)-1]
+		select {
+		case <-p.exited:
+			continue
+		default:
+			c.mu.Unlock()
+			return p, nil
+		}
+	}
+	closed := c.isClosed
+	c.mu.Unlock()
+	if closed {
+		return nil, errClosed
+	}
+	return c.start()
+}
+
+func (c *commandIntegration) putIdle(p *process) {
+	c.mu.Lock()
+	if c.isClosed {
+		c.mu.Unlock()
+		p.kill()
+		return
+	}
+	c.idle = append(c.idle, p)
+	c.mu.Unlock()
+}
+
+// discard forgets a dead (or dying) process.
+func (c *commandIntegration) discard(p *process) {
+	c.mu.Lock()
+	delete(c.all, p)
+	if i := slices.Index(c.idle, p); i >= 0 {
+		c.idle = slices.Delete(c.idle, i, i+1)
+	}
+	c.mu.Unlock()
+}
+
+// Close kills every process and waits for each to exit. Invocations waiting
+// or running fail with an error.
+func (c *commandIntegration) Close() error {
+	c.once.Do(func() {
+		c.mu.Lock()
+		c.isClosed = true
+		procs := slices.Collect(maps.Keys(c.all))
+		c.idle = nil
+		c.mu.Unlock()
+		close(c.closed)
+		for _, p := range procs {
+			p.kill()
+		}
+	})
+	return nil
+}
+
+// process is one handler process and the Runtime API listener only it uses.
+type process struct {
+	cmd       *exec.Cmd
+	rt        *runtimeAPI
+	srv       *http.Server
+	exited    chan struct{} // closed once Wait returned and output is flushed
+	exitErr   error         // set before exited is closed
+	killed    atomic.Bool
+	requestID atomic.Pointer[string] // the latest invocation, to tag output lines
+}
+
+func (c *commandIntegration) start() (*process, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("runtime api listener: %w", err)
+	}
+	p := &process{exited: make(chan struct{})}
+	p.rt = newRuntimeAPI(c.logger, c.arn)
+	p.srv = &http.Server{
+		Handler:           p.rt,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(c.logger.Handler(), slog.LevelDebug),
+	}
+	go func() { _ = p.srv.Serve(ln) }()
+
+	env := make([]string, 0, len(c.env)+2)
+	for k, v := range c.env {
+		env = append(env, k+"="+v)
+	}
+	env = append(env,
+		"AWS_LAMBDA_RUNTIME_API="+ln.Addr().String(),
+		"AWS_LAMBDA_LOG_STREAM_NAME="+logStreamName(),
+	)
+	cmd := exec.Command(c.command[0], c.command[1:]...)
+	cmd.Dir = c.dir
+	cmd.Env = env
+	stdout := &lineLogger{logger: c.logger, stream: "stdout", p: p}
+	stderr := &lineLogger{logger: c.logger, stream: "stderr", p: p}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	// Grandchildren that keep the output pipes open must not hold up Wait.
+	cmd.WaitDelay = time.Second
+	setProcessGroup(cmd)
+	p.cmd = cmd
+
+	c.mu.Lock()
+	if c.isClosed {
+		c.mu.Unlock()
+		_ = p.srv.Close()
+		return nil, errClosed
+	}
+	if err := cmd.Start(); err != nil {
+		c.mu.Unlock()
+		_ = p.srv.Close()
+		return nil, fmt.Errorf("starting %s: %w", c.command[0], err)
+	}
+	c.all[p] = struct{}{} // under mu, so Close sees it and kills it
+	c.mu.Unlock()
+	c.logger.Debug("function process started", "pid", cmd.Process.Pid, "runtimeApi", ln.Addr().String())
+
+	go func() {
+		err := cmd.Wait()
+		stdout.flush()
+		stderr.flush()
+		p.exitErr = err
+		_ = p.srv.Close()
+		c.discard(p)
+		c.logger.Debug("function process exited", "pid", cmd.Process.Pid, "status", exitStatus(err))
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// kill ends the process and its process group, and waits for it to be
+// reaped.
+func (p *process) kill() {
+	p.killed.Store(true)
+	killProcessGroup(p.cmd)
+	<-p.exited
+}
+
+// exitError is the error an invocation gets when its process died under it,
+// worded as Lambda words it.
+func (p *process) exitError(requestID string) *FunctionError {
+	msg := fmt.Sprintf("RequestId: %s Error: Runtime exited with error: %s", requestID, exitStatus(p.exitErr))
+	if p.exitErr == nil {
+		msg = fmt.Sprintf("RequestId: %s Error: Runtime exited without providing a reason", requestID)
+	}
+	payload, _ := json.Marshal(map[string]string{"errorType": "Runtime.ExitError", "errorMessage": msg})
+	return &FunctionError{Type: "Runtime.ExitError", Message: msg, Payload: payload}
+}
+
+func exitStatus(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error() // "exit status 2", "signal: killed"
+}
+
+// lineLogger sends a process's output to the logger one line at a time,
+// tagged with the request id of the process's latest invocation. exec's
+// copying goroutine is the only writer; flush runs after Wait.
+type lineLogger struct {
+	logger *slog.Logger
+	stream string
+	p      *process
+	buf    []byte
+}
+
+// maxLogLine splits longer lines so one runaway line cannot grow the buffer
+// without bound.
+const maxLogLine = 64 << 10
+
+func (l *lineLogger) Write(b []byte) (int, error) {
+	l.buf = append(l.buf, b...)
+	for {
+		i := bytes.IndexByte(l.buf, '\n')
+		if i < 0 {
+			if len(l.buf) >= maxLogLine {
+				l.emit(l.buf)
+				l.buf = l.buf[:0]
+			}
+			return len(b), nil
+		}
+		l.emit(l.buf[:i])
+		l.buf = l.buf[i+1:]
+	}
+}
+
+func (l *lineLogger) flush() {
+	if len(l.buf) > 0 {
+		l.emit(l.buf)
+		l.buf = nil
+	}
+}
+
+func (l *lineLogger) emit(line []byte) {
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	id := ""
+	if p := l.p.requestID.Load(); p != nil {
+		id = *p
+	}
+	l.logger.Info(string(line), "requestId", id, "stream", l.stream)
+}
+
+// newRequestID returns a random UUID (version 4), the form Lambda uses.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// newTraceID returns an X-Ray trace header, Root=1-{epoch hex}-{96 random
+// bits};Parent={64 random bits};Sampled=0.
+func newTraceID() string {
+	var b [20]byte
+	_, _ = rand.Read(b[:])
+	h := hex.EncodeToString(b[:])
+	return fmt.Sprintf("Root=1-%08x-%s;Parent=%s;Sampled=0", time.Now().Unix(), h[:24], h[24:40])
+}
+
+// logStreamName is Lambda's per-environment stream name:
+// 2026/01/02/[$LATEST]{32 hex}.
+func logStreamName() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("2006/01/02") + "/[$LATEST]" + hex.EncodeToString(b[:])
+}

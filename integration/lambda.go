@@ -1,0 +1,163 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/smithy-go"
+)
+
+// lambdaIntegration calls the Lambda Invoke API (RequestResponse), on AWS or
+// on an emulator of it.
+type lambdaIntegration struct {
+	function  string
+	qualifier *string
+	timeout   time.Duration
+	client    *lambda.Client
+	// emulated is set when Endpoint points at an emulator. The runtime
+	// interface emulator answers a function error with 200 and no
+	// X-Amz-Function-Error header, so there an error document in the body
+	// counts as a function error, as sam local start-lambda does.
+	emulated bool
+}
+
+var _ Integration = (*lambdaIntegration)(nil)
+
+func newLambda(cfg Config, env Env) (*lambdaIntegration, error) {
+	region := cfg.Region
+	if region == "" {
+		region = env.Region
+	}
+	opts := []func(*config.LoadOptions) error{
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+			tr.MaxIdleConnsPerHost = httpMaxIdlePerHost
+		})),
+		// Invoke never retries: a retried Invoke runs the handler twice.
+		config.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }),
+	}
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
+	}
+	if cfg.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(cfg.Profile))
+	}
+	// LoadDefaultConfig only reads environment and shared files here;
+	// credentials are fetched on the first call.
+	awsCfg, err := config.LoadDefaultConfig(context.Background(), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("lambda integration: loading aws config: %w", err)
+	}
+	if awsCfg.Region == "" {
+		return nil, errors.New("lambda integration: no region (set region, the gateway region or AWS_REGION)")
+	}
+	l := &lambdaIntegration{
+		function: cfg.Function,
+		timeout:  cfg.Timeout(DefaultTimeout),
+		emulated: cfg.Endpoint != "",
+	}
+	if cfg.Qualifier != "" {
+		l.qualifier = aws.String(cfg.Qualifier)
+	}
+	l.client = lambda.NewFromConfig(awsCfg, func(o *lambda.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+	})
+	return l, nil
+}
+
+// Invoke calls the function synchronously. X-Amz-Function-Error becomes a
+// *FunctionError; a service error is a plain error naming the AWS error code.
+func (l *lambdaIntegration) Invoke(ctx context.Context, inv *Invocation) ([]byte, error) {
+	ctx, cancel := context.WithDeadline(ctx, deadlineOf(ctx, l.timeout))
+	defer cancel()
+	out, err := l.client.Invoke(ctx, &lambda.InvokeInput{
+		FunctionName:   aws.String(l.function),
+		Qualifier:      l.qualifier,
+		InvocationType: types.InvocationTypeRequestResponse,
+		Payload:        inv.Payload,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctxError(ctx)
+		}
+		var ae smithy.APIError
+		if errors.As(err, &ae) {
+			return nil, fmt.Errorf("lambda invoke %s: %s: %s", l.function, ae.ErrorCode(), ae.ErrorMessage())
+		}
+		return nil, fmt.Errorf("lambda invoke %s: %w", l.function, err)
+	}
+	if out.FunctionError != nil {
+		return nil, parseFunctionError(aws.ToString(out.FunctionError), out.Payload)
+	}
+	if l.emulated && isErrorDocument(out.Payload) {
+		return nil, parseFunctionError("Unhandled", out.Payload)
+	}
+	return out.Payload, nil
+}
+
+// Close drops the pooled connections.
+func (l *lambdaIntegration) Close() error {
+	if c, ok := l.client.Options().HTTPClient.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+	return nil
+}
+
+// errorDocument is the error JSON of Lambda and of the Runtime API:
+// {"errorMessage","errorType","stackTrace"}, every field optional.
+type errorDocument struct {
+	ErrorMessage *string         `json:"errorMessage"`
+	ErrorType    *string         `json:"errorType"`
+	StackTrace   json.RawMessage `json:"stackTrace"` // strings, or aws-lambda-go's {path,line,label}
+}
+
+// parseFunctionError builds the *FunctionError for an error payload.
+// fallbackType names the error when the payload has no errorType.
+func parseFunctionError(fallbackType string, payload []byte) *FunctionError {
+	fe := &FunctionError{Type: fallbackType, Payload: payload}
+	var doc errorDocument
+	if json.Unmarshal(payload, &doc) != nil {
+		fe.Message = string(payload)
+		return fe
+	}
+	if doc.ErrorType != nil && *doc.ErrorType != "" {
+		fe.Type = *doc.ErrorType
+	}
+	if doc.ErrorMessage != nil {
+		fe.Message = *doc.ErrorMessage
+	}
+	return fe
+}
+
+// isErrorDocument reports whether b is an object holding exactly the fields
+// of an error document with both errorMessage and errorType, the shape
+// aws-lambda-go reports and sam local's heuristic looks for.
+func isErrorDocument(b []byte) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return false
+	}
+	_, hasMsg := m["errorMessage"]
+	_, hasType := m["errorType"]
+	if !hasMsg || !hasType {
+		return false
+	}
+	for k := range m {
+		switch k {
+		case "errorMessage", "errorType", "stackTrace", "requestId", "cause":
+		default:
+			return false
+		}
+	}
+	return true
+}

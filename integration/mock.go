@@ -1,0 +1,44 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+)
+
+// mockIntegration answers without any backend: the configured response, or
+// an echo of the message body.
+type mockIntegration struct {
+	response []byte // marshalled Config.Response; nil means echo
+}
+
+var _ Integration = (*mockIntegration)(nil)
+
+func newMock(cfg Config) (*mockIntegration, error) {
+	m := &mockIntegration{}
+	if cfg.Response != nil {
+		b, err := json.Marshal(cfg.Response)
+		if err != nil {
+			return nil, fmt.Errorf("mock response: %w", err)
+		}
+		m.response = b
+	}
+	return m, nil
+}
+
+// Invoke returns the configured response, or {"statusCode":200,"body":...}
+// carrying inv.Body. It never fails and never blocks.
+func (m *mockIntegration) Invoke(_ context.Context, inv *Invocation) ([]byte, error) {
+	if m.response != nil {
+		return slices.Clone(m.response), nil // the caller may keep or change it
+	}
+	body, _ := json.Marshal(inv.Body) // a string always marshals
+	out := make([]byte, 0, len(body)+32)
+	out = append(out, `{"statusCode":200,"body":`...)
+	out = append(out, body...)
+	return append(out, '}'), nil
+}
+
+// Close does nothing; mock holds no resources.
+func (m *mockIntegration) Close() error { return nil }

@@ -1,0 +1,15 @@
+//go:build !unix
+
+package integration
+
+import "os/exec"
+
+func setProcessGroup(*exec.Cmd) {}
+
+// killProcessGroup kills the handler process; without process groups its
+// own children are not reached.
+func killProcessGroup(cmd *exec.Cmd) {
+	if cmd.Process != nil {
+		_ = cmd.Process.Kill()
+	}
+}

@@ -1,0 +1,8 @@
+//go:build unix && !linux
+
+package integration
+
+import "syscall"
+
+// setParentDeathSignal is Linux-only; elsewhere handlers are killed by Close.
+func setParentDeathSignal(*syscall.SysProcAttr) {}
