@@ -135,8 +135,35 @@ func SetViewport(ctx context.Context, width, height int, mobile bool) error {
 }
 
 // Screenshot writes a PNG of the whole page (beyond the viewport) to path.
+// CSS animations (highlights of new rows, flashing cells) are switched off
+// during the capture, so the picture shows the settled page.
 func Screenshot(ctx context.Context, path string) error {
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	return screenshot(ctx, path, chromedp.FullScreenshot(100))
+}
+
+// ViewportScreenshot writes a PNG of what the viewport shows to path, with
+// animations switched off as Screenshot does.
+func ViewportScreenshot(ctx context.Context, path string) error {
+	return screenshot(ctx, path, chromedp.CaptureScreenshot())
+}
+
+func screenshot(ctx context.Context, path string, capture chromedp.Action[[]byte]) error {
+	// Switch animations off while capturing and let two frames pass, so the
+	// compositor has painted the settled page: a full-page capture paints
+	// beyond the viewport and would otherwise show highlights half-faded.
+	settle := `(async () => {
+		const s = document.createElement('style');
+		s.id = 'dashboardtest-still';
+		s.textContent = '*, *::before, *::after { animation: none !important; transition: none !important; }';
+		document.head.append(s);
+		await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+		return true;
+	})()`
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](settle, chromedp.EvalAwaitPromise)); err != nil {
+		return fmt.Errorf("stilling animations: %w", err)
+	}
+	defer chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById('dashboardtest-still')?.remove()`))
+	png, err := chromedp.Run(ctx, capture)
 	if err != nil {
 		return fmt.Errorf("taking screenshot: %w", err)
 	}
@@ -240,7 +267,10 @@ func RowIDs(ctx context.Context) ([]string, error) {
 // "KIND key: text".
 func Feed(ctx context.Context) ([]string, error) {
 	items, err := Eval[[]string](ctx, `[...document.querySelectorAll('#feed li')].map(li =>
-		li.dataset.kind + ' ' + li.dataset.key + ': ' + li.querySelector('.ev-body').textContent.replace(/\s+/g, ' ').trim())`)
+		li.dataset.kind + ' ' + li.dataset.key + ': ' +
+		[...li.querySelectorAll('.ev-body > *')].map(line => line.children.length
+			? [...line.children].map(c => c.textContent.trim()).join(' ')
+			: line.textContent.trim()).join(' '))`)
 	if err != nil {
 		return nil, fmt.Errorf("reading feed: %w", err)
 	}

@@ -80,7 +80,8 @@
 
   // ---------- formatting ----------
 
-  const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+  const headLabels = { quantity: 'qty', updated_at: 'updated' };
   const moneyCols = /^(amount|price|total|cost|subtotal)$/i;
   const timeCols = /(_at|_time|time|date)$/i;
 
@@ -147,7 +148,8 @@
     const tr = $('#rows thead tr');
     tr.replaceChildren();
     for (const c of state.columns) {
-      const th = el('th', 'col-' + c.replace(/[^\w-]/g, '_'), c.replace(/_/g, ' '));
+      const th = el('th', 'col-' + c.replace(/[^\w-]/g, '_'), headLabels[c] || c.replace(/_/g, ' '));
+      th.title = c;
       if (['quantity', 'amount', 'price', 'total'].includes(c)) th.classList.add('num');
       tr.append(th);
     }
@@ -296,7 +298,7 @@
     head.append(badge, el('span', 'ev-key', key), el('time', 'ev-time', timeFmt.format(t)));
     const body = el('div', 'ev-body');
     if (kind === 'MODIFY' && oldImg && newImg) {
-      const names = new Set([...Object.keys(oldImg), ...Object.keys(newImg)]);
+      const names = new Set([...state.columns, ...Object.keys(oldImg), ...Object.keys(newImg)]);
       let shown = 0;
       for (const n of names) {
         if (timeCols.test(n) || same(oldImg[n], newImg[n])) continue;
