@@ -112,8 +112,10 @@ func TestVerifyFailures(t *testing.T) {
 			reason: ReasonUnknownKey, status: 403, errType: "UnrecognizedClientException", message: "The security token included in the request is invalid.",
 		},
 		{
-			name:   "token missing for temporary key",
-			req:    func(t *testing.T) *http.Request { return signedPost(t, Credentials{AccessKeyID: interopKeySTS, SecretAccessKey: interopSecret}, unitNow, "", nil) },
+			name: "token missing for temporary key",
+			req: func(t *testing.T) *http.Request {
+				return signedPost(t, Credentials{AccessKeyID: interopKeySTS, SecretAccessKey: interopSecret}, unitNow, "", nil)
+			},
 			reason: ReasonBadToken, errType: "UnrecognizedClientException",
 		},
 		{
@@ -144,8 +146,10 @@ func TestVerifyFailures(t *testing.T) {
 			reason: ReasonBadToken,
 		},
 		{
-			name:   "wrong secret",
-			req:    func(t *testing.T) *http.Request { return signedPost(t, Credentials{AccessKeyID: interopKey, SecretAccessKey: "nope"}, unitNow, "", nil) },
+			name: "wrong secret",
+			req: func(t *testing.T) *http.Request {
+				return signedPost(t, Credentials{AccessKeyID: interopKey, SecretAccessKey: "nope"}, unitNow, "", nil)
+			},
 			reason: ReasonMismatch, status: 403, errType: "InvalidSignatureException", message: mismatchMessage,
 		},
 		{
@@ -170,15 +174,19 @@ func TestVerifyFailures(t *testing.T) {
 			reason: ReasonMismatch,
 		},
 		{
-			name:    "expired",
-			req:     func(t *testing.T) *http.Request { return signedPost(t, key, unitNow.Add(-5*time.Minute-time.Second), "", nil) },
-			reason:  ReasonExpired, errType: "InvalidSignatureException",
+			name: "expired",
+			req: func(t *testing.T) *http.Request {
+				return signedPost(t, key, unitNow.Add(-5*time.Minute-time.Second), "", nil)
+			},
+			reason: ReasonExpired, errType: "InvalidSignatureException",
 			message: "Signature expired: 20261124T205459Z is now earlier than 20261124T205500Z (20261124T210000Z - 5 min.)",
 		},
 		{
-			name:    "not yet current",
-			req:     func(t *testing.T) *http.Request { return signedPost(t, key, unitNow.Add(5*time.Minute+time.Second), "", nil) },
-			reason:  ReasonNotYetCurrent, errType: "InvalidSignatureException",
+			name: "not yet current",
+			req: func(t *testing.T) *http.Request {
+				return signedPost(t, key, unitNow.Add(5*time.Minute+time.Second), "", nil)
+			},
+			reason: ReasonNotYetCurrent, errType: "InvalidSignatureException",
 			message: "Signature not yet current: 20261124T210501Z is still later than 20261124T210500Z (20261124T210000Z + 5 min.)",
 		},
 		{
