@@ -42,6 +42,8 @@ type commandIntegration struct {
 	closed chan struct{}
 	once   sync.Once
 
+	starting sync.WaitGroup // process starts in progress; Add only under mu while open
+
 	mu       sync.Mutex
 	isClosed bool
 	idle     []*process // warm, not serving; last in, first out
@@ -336,10 +338,13 @@ func (c *commandIntegration) Close() error {
 	c.once.Do(func() {
 		c.mu.Lock()
 		c.isClosed = true
+		c.mu.Unlock()
+		close(c.closed)
+		c.starting.Wait() // after this no process joins c.all
+		c.mu.Lock()
 		procs := slices.Collect(maps.Keys(c.all))
 		c.idle = nil
 		c.mu.Unlock()
-		close(c.closed)
 		for _, p := range procs {
 			p.kill()
 		}
@@ -391,18 +396,24 @@ func (c *commandIntegration) start() (*process, error) {
 	setProcessGroup(cmd)
 	p.cmd = cmd
 
+	// Start outside mu (fork and exec take a while); starting lets Close
+	// wait for a start in progress instead of missing its process.
 	c.mu.Lock()
 	if c.isClosed {
 		c.mu.Unlock()
 		_ = p.srv.Close()
 		return nil, errClosed
 	}
+	c.starting.Add(1)
+	c.mu.Unlock()
+	defer c.starting.Done()
 	if err := cmd.Start(); err != nil {
-		c.mu.Unlock()
 		_ = p.srv.Close()
 		return nil, fmt.Errorf("starting %s: %w", c.command[0], err)
 	}
-	c.all[p] = struct{}{} // under mu, so Close sees it and kills it
+	c.mu.Lock()
+	closed := c.isClosed
+	c.all[p] = struct{}{}
 	c.mu.Unlock()
 	c.logger.Debug("function process started", "pid", cmd.Process.Pid, "runtimeApi", ln.Addr().String())
 
@@ -416,6 +427,10 @@ func (c *commandIntegration) start() (*process, error) {
 		c.logger.Debug("function process exited", "pid", cmd.Process.Pid, "status", exitStatus(err))
 		close(p.exited)
 	}()
+	if closed {
+		p.kill()
+		return nil, errClosed
+	}
 	return p, nil
 }
 
@@ -423,7 +438,11 @@ func (c *commandIntegration) start() (*process, error) {
 // reaped.
 func (p *process) kill() {
 	p.killed.Store(true)
-	killProcessGroup(p.cmd)
+	select {
+	case <-p.exited: // reaped; its pid may belong to someone else by now
+	default:
+		killProcessGroup(p.cmd)
+	}
 	<-p.exited
 }
 

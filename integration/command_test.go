@@ -386,3 +386,108 @@ func processGone(pid int) error {
 	}
 	return nil
 }
+
+func TestCommandInitError(t *testing.T) {
+	in := newTestCommand(t, Config{Command: []string{handlerPath("initerror")}}, Env{})
+	c := in.(*commandIntegration)
+	for i := range 2 {
+		_, err := in.Invoke(context.Background(), &Invocation{Payload: []byte(`{}`)})
+		var fe *FunctionError
+		if !errors.As(err, &fe) || fe.Type != "Runtime.ConfigError" || fe.Message != "cannot load config" {
+			t.Fatalf("invocation %d: got %v, want the init error", i, err)
+		}
+		c.mu.Lock()
+		n := len(c.all)
+		c.mu.Unlock()
+		if n != 0 {
+			t.Fatalf("%d processes left after an init error; the runner must end them", n)
+		}
+	}
+}
+
+func TestCommandMissingProgram(t *testing.T) {
+	in := newTestCommand(t, Config{Command: []string{filepath.Join(t.TempDir(), "absent")}}, Env{})
+	_, err := in.Invoke(context.Background(), &Invocation{Payload: []byte(`{}`)})
+	var fe *FunctionError
+	if err == nil || errors.As(err, &fe) || errors.Is(err, ErrTimeout) {
+		t.Fatalf("got %v, want a plain error", err)
+	}
+	if _, err := New(Config{Type: "command", Command: []string{"x"}, Dir: filepath.Join(t.TempDir(), "absent")}, Env{}); err == nil {
+		t.Fatal("missing dir accepted")
+	}
+	if _, err := New(Config{Type: "command", Command: []string{"x"}, Env: map[string]string{"_LAMBDA_SERVER_PORT": "1"}}, Env{}); err == nil {
+		t.Fatal("_LAMBDA_SERVER_PORT accepted")
+	}
+}
+
+// TestCommandCallerGivesUp checks that an invocation whose caller cancels
+// keeps its process until the handler answers, and that the process then
+// serves the next invocation.
+func TestCommandCallerGivesUp(t *testing.T) {
+	dir := t.TempDir()
+	in := newTestCommand(t, Config{TimeoutMillis: 60000}, Env{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := in.Invoke(ctx, &Invocation{Payload: fmt.Appendf(nil, `{"op":"gate","dir":%q,"tag":"a"}`, dir)})
+		done <- err
+	}()
+	testenv.Eventually(t, 10*time.Second, func() error {
+		_, err := os.Stat(filepath.Join(dir, "start-a"))
+		return err
+	})
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) || errors.Is(err, ErrTimeout) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	next := make(chan handlerResponse, 1)
+	go func() {
+		var r handlerResponse
+		out, err := in.Invoke(context.Background(), &Invocation{Payload: []byte(`{"body":"next"}`)})
+		if err == nil {
+			err = json.Unmarshal(out, &r)
+		}
+		if err != nil {
+			t.Error(err)
+		}
+		next <- r
+	}()
+	// The next invocation waits for the abandoned one's process.
+	if err := os.WriteFile(filepath.Join(dir, "release"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := <-next
+	pid, err := os.ReadFile(filepath.Join(dir, "start-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Body != "next" || fmt.Sprint(r.PID) != string(pid) {
+		t.Fatalf("got %+v, want it served by the same process %s", r, pid)
+	}
+}
+
+func BenchmarkCommandInvoke(b *testing.B) {
+	in := newTestCommand(b, Config{Concurrency: 4}, Env{})
+	inv := &Invocation{Payload: []byte(`{"body":"hello"}`)}
+	b.ReportAllocs()
+	b.SetParallelism(1) // GOMAXPROCS goroutines over 4 processes
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := in.Invoke(context.Background(), inv); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkCommandInvokeSerial(b *testing.B) {
+	in := newTestCommand(b, Config{}, Env{})
+	inv := &Invocation{Payload: []byte(`{"body":"hello"}`)}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := in.Invoke(context.Background(), inv); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,10 +1,12 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -14,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // lambdaIntegration calls the Lambda Invoke API (RequestResponse), on AWS or
@@ -23,11 +27,6 @@ type lambdaIntegration struct {
 	qualifier *string
 	timeout   time.Duration
 	client    *lambda.Client
-	// emulated is set when Endpoint points at an emulator. The runtime
-	// interface emulator answers a function error with 200 and no
-	// X-Amz-Function-Error header, so there an error document in the body
-	// counts as a function error, as sam local start-lambda does.
-	emulated bool
 }
 
 var _ Integration = (*lambdaIntegration)(nil)
@@ -62,7 +61,6 @@ func newLambda(cfg Config, env Env) (*lambdaIntegration, error) {
 	l := &lambdaIntegration{
 		function: cfg.Function,
 		timeout:  cfg.Timeout(DefaultTimeout),
-		emulated: cfg.Endpoint != "",
 	}
 	if cfg.Qualifier != "" {
 		l.qualifier = aws.String(cfg.Qualifier)
@@ -70,6 +68,9 @@ func newLambda(cfg Config, env Env) (*lambdaIntegration, error) {
 	l.client = lambda.NewFromConfig(awsCfg, func(o *lambda.Options) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
+			o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
+				return s.Deserialize.Add(emulatorFunctionError, middleware.After)
+			})
 		}
 	})
 	return l, nil
@@ -98,9 +99,6 @@ func (l *lambdaIntegration) Invoke(ctx context.Context, inv *Invocation) ([]byte
 	}
 	if out.FunctionError != nil {
 		return nil, parseFunctionError(aws.ToString(out.FunctionError), out.Payload)
-	}
-	if l.emulated && isErrorDocument(out.Payload) {
-		return nil, parseFunctionError("Unhandled", out.Payload)
 	}
 	return out.Payload, nil
 }
@@ -138,6 +136,37 @@ func parseFunctionError(fallbackType string, payload []byte) *FunctionError {
 	}
 	return fe
 }
+
+// emulatorFunctionError repairs the answers of the runtime interface
+// emulator, which never sets X-Amz-Function-Error: a handler error comes back
+// as 200 and a panic as 502, each with the error document as body and no
+// x-amzn-ErrorType. Added only with an Endpoint override, it runs before the
+// SDK parses the response and turns such an answer into what Lambda sends:
+// 200 with X-Amz-Function-Error: Unhandled. sam local start-lambda guesses
+// the same way from the body's shape.
+var emulatorFunctionError = middleware.DeserializeMiddlewareFunc("wsgateEmulatorFunctionError",
+	func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+		out, md, err := next.HandleDeserialize(ctx, in)
+		if err != nil {
+			return out, md, err
+		}
+		resp, ok := out.RawResponse.(*smithyhttp.Response)
+		if !ok || resp.Header.Get("X-Amz-Function-Error") != "" || resp.Header.Get("X-Amzn-ErrorType") != "" ||
+			resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusBadGateway {
+			return out, md, err
+		}
+		body, rerr := readLimited(resp.Body, resp.ContentLength)
+		resp.Body.Close()
+		if rerr != nil {
+			return out, md, fmt.Errorf("reading emulator response: %w", rerr)
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		if isErrorDocument(body) {
+			resp.StatusCode = http.StatusOK
+			resp.Header.Set("X-Amz-Function-Error", "Unhandled")
+		}
+		return out, md, err
+	})
 
 // isErrorDocument reports whether b is an object holding exactly the fields
 // of an error document with both errorMessage and errorType, the shape

@@ -27,7 +27,7 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	bin = dir
-	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./testdata/handler", "./testdata/initexit")
+	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./testdata/handler", "./testdata/initexit", "./testdata/initerror")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building test handlers:", err)

@@ -103,7 +103,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(b)
 }
 
-func writeAPIError(w http.ResponseWriter, status int, typ, msg string) {
+// refuse answers a request the Runtime API does not allow in this state. It
+// is logged: a runtime that gets one usually exits, and this line says why.
+func (rt *runtimeAPI) refuse(w http.ResponseWriter, r *http.Request, status int, typ, msg string) {
+	rt.logger.Warn("runtime api request refused", "method", r.Method, "path", r.URL.Path,
+		"status", status, "errorType", typ, "errorMessage", msg)
 	writeJSON(w, status, map[string]string{"errorType": typ, "errorMessage": msg})
 }
 
@@ -119,12 +123,12 @@ func (rt *runtimeAPI) next(w http.ResponseWriter, r *http.Request) {
 	case rtBusy:
 		id := rt.current.id
 		rt.mu.Unlock()
-		writeAPIError(w, http.StatusForbidden, errTypeInvalidState,
+		rt.refuse(w, r, http.StatusForbidden, errTypeInvalidState,
 			"State transition from Running to Ready failed for runtime: invocation "+id+" has no response yet")
 		return
 	case rtInitError:
 		rt.mu.Unlock()
-		writeAPIError(w, http.StatusForbidden, errTypeInvalidState,
+		rt.refuse(w, r, http.StatusForbidden, errTypeInvalidState,
 			"State transition from InitError to Ready failed for runtime")
 		return
 	}
@@ -157,16 +161,17 @@ func (rt *runtimeAPI) next(w http.ResponseWriter, r *http.Request) {
 
 // claim checks that id is the invocation out (403 when none is, 400 when id
 // is another) and returns it.
-func (rt *runtimeAPI) claim(w http.ResponseWriter, id string) *invocation {
+func (rt *runtimeAPI) claim(w http.ResponseWriter, r *http.Request) *invocation {
+	id := r.PathValue("id")
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if rt.state != rtBusy {
-		writeAPIError(w, http.StatusForbidden, errTypeInvalidState,
+		rt.refuse(w, r, http.StatusForbidden, errTypeInvalidState,
 			"State transition to InvocationResponse failed for runtime: no invocation is running")
 		return nil
 	}
 	if id != rt.current.id {
-		writeAPIError(w, http.StatusBadRequest, errTypeInvalidRequestID, "Invalid request ID")
+		rt.refuse(w, r, http.StatusBadRequest, errTypeInvalidRequestID, "Invalid request ID")
 		return nil
 	}
 	return rt.current
@@ -185,14 +190,14 @@ func (rt *runtimeAPI) answered(in *invocation, result []byte, err error) {
 }
 
 func (rt *runtimeAPI) response(w http.ResponseWriter, r *http.Request) {
-	in := rt.claim(w, r.PathValue("id"))
+	in := rt.claim(w, r)
 	if in == nil {
 		return
 	}
 	if mode := r.Header.Get("Lambda-Runtime-Function-Response-Mode"); mode != "" && mode != "streaming" {
 		rt.answered(in, nil, &FunctionError{Type: "Runtime.InvalidResponseModeHeader",
 			Message: "invalid Lambda-Runtime-Function-Response-Mode " + strconv.Quote(mode)})
-		writeAPIError(w, http.StatusBadRequest, errTypeInvalidMode, "Invalid function response mode")
+		rt.refuse(w, r, http.StatusBadRequest, errTypeInvalidMode, "Invalid function response mode")
 		return
 	}
 	// A streamed response is collected whole: the gateway needs the
@@ -202,13 +207,13 @@ func (rt *runtimeAPI) response(w http.ResponseWriter, r *http.Request) {
 	case err == errTooLarge:
 		rt.answered(in, nil, &FunctionError{Type: "Function.ResponseSizeTooLarge",
 			Message: fmt.Sprintf("Response payload size exceeded maximum allowed payload size (%d bytes).", MaxPayload)})
-		writeAPIError(w, http.StatusRequestEntityTooLarge, errTypeTooLarge,
+		rt.refuse(w, r, http.StatusRequestEntityTooLarge, errTypeTooLarge,
 			fmt.Sprintf("Exceeded maximum allowed payload size (%d bytes).", MaxPayload))
 		return
 	case err != nil:
 		// Truncated: the runtime died or hung up mid-body. Its exit, or the
 		// deadline, answers the invocation.
-		writeAPIError(w, http.StatusBadRequest, "TruncatedHTTPRequest", "HTTP request detected as truncated")
+		rt.refuse(w, r, http.StatusBadRequest, "TruncatedHTTPRequest", "HTTP request detected as truncated")
 		return
 	}
 	// aws-lambda-go declares these trailers on every post and fills them
@@ -242,7 +247,7 @@ func errorReport(r *http.Request, fallback string) *FunctionError {
 }
 
 func (rt *runtimeAPI) invocationError(w http.ResponseWriter, r *http.Request) {
-	in := rt.claim(w, r.PathValue("id"))
+	in := rt.claim(w, r)
 	if in == nil {
 		return
 	}
@@ -256,7 +261,7 @@ func (rt *runtimeAPI) initError(w http.ResponseWriter, r *http.Request) {
 	rt.mu.Lock()
 	if rt.state != rtStarting {
 		rt.mu.Unlock()
-		writeAPIError(w, http.StatusForbidden, errTypeInvalidState,
+		rt.refuse(w, r, http.StatusForbidden, errTypeInvalidState,
 			"State transition to InitError failed for runtime: init is over")
 		return
 	}

@@ -1,0 +1,84 @@
+// Package integration holds the backends a route, an authorizer or a change
+// stream can call: http (a Lambda proxy over HTTP), mock, lambda (the AWS
+// Lambda Invoke API) and command (a handler program run by wsgate itself
+// through the Lambda Runtime API). New builds one from its Config.
+//
+// # Model
+//
+// Every kind speaks the Lambda model: a JSON payload goes in, a JSON payload
+// comes back. What the payload means (an API Gateway WebSocket event, an
+// authorizer request, a DynamoDB stream batch) is the caller's business.
+// Failures come in three kinds, which the gateway turns into different client
+// frames: errors.Is(err, ErrTimeout) ("Endpoint request timed out"), a
+// *FunctionError (the handler reported or suffered a failure) and any other
+// error (the backend could not be reached or answered nonsense). No kind
+// retries.
+//
+//   - http POSTs the payload (Content-Type: application/json, X-Amzn-RequestId)
+//     over a pooled keep-alive client and returns the body; an empty 2xx body
+//     reads as {"statusCode":200}. 5xx, and non-2xx without a proxy document,
+//     are errors. Responses over MaxPayload are refused.
+//   - mock answers Config.Response, or echoes Invocation.Body with status 200.
+//   - lambda calls Invoke (RequestResponse) with the SDK's standard credential
+//     chain. X-Amz-Function-Error becomes a *FunctionError; service errors
+//     carry their AWS error code. With an Endpoint override it also accepts
+//     the runtime interface emulator's way of reporting handler errors.
+//   - command keeps a pool of handler processes (see below).
+//
+// # The command runner
+//
+// A command integration starts its program lazily, up to Config.Concurrency
+// processes, and reuses them warm. Each process gets its own Runtime API
+// listener on 127.0.0.1 (AWS_LAMBDA_RUNTIME_API), so anything arriving on a
+// listener belongs to its process, and each process has at most one
+// invocation at a time, as in Lambda: scaling means more processes.
+//
+// The Runtime API served (paths under /2018-06-01/runtime):
+//
+//	GET  /invocation/next           long poll; 200 with the event and the headers
+//	                                Lambda-Runtime-Aws-Request-Id, -Deadline-Ms,
+//	                                -Invoked-Function-Arn, -Trace-Id; 403 while
+//	                                an invocation is unanswered or after init/error
+//	POST /invocation/{id}/response  202; chunked bodies; trailers
+//	                                Lambda-Runtime-Function-Error-Type/-Body make
+//	                                it an error; 400 for another id, 403 when
+//	                                nothing runs, 413 over MaxPayload, 400 for a
+//	                                response mode other than streaming
+//	POST /invocation/{id}/error     202; error JSON body, optional
+//	                                Lambda-Runtime-Function-Error-Type; 400/403 as above
+//	POST /init/error                202 before the first /next, 403 after
+//
+// Error answers carry {"errorType","errorMessage"} with the runtime interface
+// emulator's types (InvalidStateTransition, InvalidRequestID,
+// RequestEntityTooLarge). The Extensions, Logs and Telemetry APIs are not
+// served (404); aws-lambda-go only warns about that.
+//
+// Failures stay with their invocation: a deadline kills the process (and its
+// process group) and fails with ErrTimeout; an exit or crash fails with a
+// Runtime.ExitError *FunctionError; /init/error fails the invocation that
+// started the process, which is then killed. The next invocation gets a fresh
+// process. A process that dies between invocations (aws-lambda-go exits after
+// reporting a panic) is replaced without failing anyone. The timeout covers
+// waiting for a free process and a cold start, not only the handler.
+// Output is logged line by line with the function name, stream and the
+// request id of the process's latest invocation.
+//
+// # Concurrency
+//
+// An Integration is safe for concurrent use. Invoke blocks until the backend
+// answers, the integration's own timeout (Config.TimeoutMillis) passes, or
+// ctx is done, whichever is first; a deadline on ctx counts as a timeout, a
+// cancellation does not.
+//
+// In command, a semaphore of Concurrency tokens bounds the invocations being
+// served; a token is held from before a process is chosen until that process
+// answered, died or was killed, so processes never outnumber tokens. Waiting
+// invocations are served in arrival order. When a caller cancels, Invoke
+// returns at once but the token stays with the process until the handler
+// answers or its deadline passes. The pool (idle list, process set) is
+// guarded by one mutex that is never held while waiting on a process; each
+// process's Runtime API state has its own mutex, and an invocation's answer
+// is recorded once (the first of response, error, exit, deadline wins).
+// Close kills every process, waits until each is reaped and fails what is
+// waiting or running; it is idempotent.
+package integration
