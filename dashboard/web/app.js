@@ -163,7 +163,7 @@
       if (!td) { td = el('td'); row.tr.append(td); }
       const v = values[c];
       const changed = !same(row.values[c], v);
-      if (changed || !td.dataset.col) fillCell(td, c, v);
+      if (changed || td.dataset.col !== c) fillCell(td, c, v);
       if (flash && changed) restart(td, 'flash');
     });
     while (row.tr.children.length > state.columns.length) row.tr.lastChild.remove();
