@@ -72,8 +72,10 @@
 //
 // In command, a semaphore of Concurrency tokens bounds the invocations being
 // served; a token is held from before a process is chosen until that process
-// answered, died or was killed, so processes never outnumber tokens. Waiting
-// invocations are served in arrival order. When a caller cancels, Invoke
+// answered, died or was killed, and a process starts only when none is idle,
+// so processes never outnumber Concurrency. Waiting invocations queue on the
+// semaphore channel, which Go's runtime serves first come, first served in
+// practice (the language does not promise it). When a caller cancels, Invoke
 // returns at once but the token stays with the process until the handler
 // answers or its deadline passes. The pool (idle list, process set) is
 // guarded by one mutex that is never held while waiting on a process; each

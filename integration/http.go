@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"time"
 )
 
@@ -28,25 +27,32 @@ var _ Integration = (*httpIntegration)(nil)
 // 2 would make most requests dial.
 const httpMaxIdlePerHost = 256
 
+// newHTTP builds an http integration; Validate has checked the URI.
 func newHTTP(cfg Config) (*httpIntegration, error) {
-	u, err := url.Parse(cfg.URI)
-	if err != nil {
-		return nil, fmt.Errorf("http integration uri: %w", err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return nil, fmt.Errorf("http integration uri %q: want http:// or https:// with a host", cfg.URI)
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConns = 4 * httpMaxIdlePerHost
-	tr.MaxIdleConnsPerHost = httpMaxIdlePerHost
-	tr.IdleConnTimeout = 90 * time.Second
-	tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	return &httpIntegration{
 		uri:     cfg.URI,
 		timeout: cfg.Timeout(DefaultTimeout),
-		// No client timeout: each request carries its own deadline.
-		client: &http.Client{Transport: tr},
+		client:  newHTTPClient(),
 	}, nil
+}
+
+// newHTTPClient is the pooled keep-alive client of http and lambda. It has
+// no overall timeout: each request carries its own deadline.
+func newHTTPClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tuneTransport(tr)
+	tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	return &http.Client{Transport: tr}
+}
+
+// tuneTransport sizes the keep-alive pool for one busy backend.
+func tuneTransport(tr *http.Transport) {
+	tr.MaxIdleConns = 4 * httpMaxIdlePerHost
+	tr.MaxIdleConnsPerHost = httpMaxIdlePerHost
+	// Shorter than Node.js's 5 s keepAliveTimeout, the shortest common
+	// server default, so a pooled connection is not reused just as the
+	// backend closes it: a POST on such a connection is not retried.
+	tr.IdleConnTimeout = 4 * time.Second
 }
 
 // Invoke POSTs inv.Payload and returns the response body. An empty 2xx body

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"time"
 )
 
@@ -140,6 +141,9 @@ func (c *Config) Validate() error {
 	case "http":
 		if c.URI == "" {
 			return errors.New("http integration needs uri")
+		}
+		if u, err := url.Parse(c.URI); err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+			return fmt.Errorf("http integration uri %q: want http:// or https:// and a host", c.URI)
 		}
 	case "mock":
 	case "lambda":

@@ -37,9 +37,9 @@ func newLambda(cfg Config, env Env) (*lambdaIntegration, error) {
 		region = env.Region
 	}
 	opts := []func(*config.LoadOptions) error{
-		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
-			tr.MaxIdleConnsPerHost = httpMaxIdlePerHost
-		})),
+		// The SDK's buildable client, so AWS_CA_BUNDLE keeps working, tuned
+		// like http's client.
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(tuneTransport)),
 		// Invoke never retries: a retried Invoke runs the handler twice.
 		config.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }),
 	}
@@ -103,11 +103,9 @@ func (l *lambdaIntegration) Invoke(ctx context.Context, inv *Invocation) ([]byte
 	return out.Payload, nil
 }
 
-// Close drops the pooled connections.
+// Close does nothing: the SDK's client has no way to drop its pooled
+// connections, which close after the idle timeout.
 func (l *lambdaIntegration) Close() error {
-	if c, ok := l.client.Options().HTTPClient.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
-	}
 	return nil
 }
 

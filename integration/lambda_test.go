@@ -38,6 +38,7 @@ func isolateAWS(t *testing.T) {
 		"AWS_EC2_METADATA_DISABLED":   "true",
 		"AWS_ENDPOINT_URL":            "",
 		"AWS_ENDPOINT_URL_LAMBDA":     "",
+		"AWS_CA_BUNDLE":               "",
 	} {
 		t.Setenv(k, v)
 	}
