@@ -27,13 +27,14 @@ import (
 // Runtime API: a pool of up to Concurrency processes, each with its own
 // Runtime API listener and at most one invocation at a time.
 type commandIntegration struct {
-	function string
-	timeout  time.Duration
-	arn      string
-	command  []string
-	dir      string
-	env      map[string]string // all but the per-process variables
-	logger   *slog.Logger
+	function    string
+	timeout     time.Duration
+	initTimeout time.Duration // from start to the first /next
+	arn         string
+	command     []string
+	dir         string
+	env         map[string]string // all but the per-process variables
+	logger      *slog.Logger
 
 	// sem holds one token per invocation being served. A process is busy
 	// only while a token is held for it, so live processes never exceed
@@ -54,6 +55,9 @@ var _ Integration = (*commandIntegration)(nil)
 
 // errClosed fails invocations that are waiting or running when Close is called.
 var errClosed = errors.New("integration closed")
+
+// initTimeout is Lambda's limit on the init phase of an on-demand function.
+const initTimeout = 10 * time.Second
 
 // accountID is the account in the invoked-function ARN handlers see; the
 // same placeholder LocalStack uses.
@@ -94,6 +98,9 @@ func newCommand(cfg Config, env Env) (*commandIntegration, error) {
 		closed:   make(chan struct{}),
 		all:      make(map[*process]struct{}),
 	}
+	// Lambda limits init to 10 s on its own; a longer function timeout
+	// lends init its length.
+	c.initTimeout = max(initTimeout, c.timeout)
 	c.env = handlerEnv(cfg, env, fn, region, dir)
 	return c, nil
 }
@@ -214,7 +221,7 @@ func (c *commandIntegration) handOver(ctx context.Context, p *process, in *invoc
 		return false, nil
 	case <-p.exited:
 		c.discard(p)
-		if p.rt.everNext.Load() {
+		if p.rt.isReady() {
 			return true, nil
 		}
 		return false, p.exitError(in.id)
@@ -223,13 +230,11 @@ func (c *commandIntegration) handOver(ctx context.Context, p *process, in *invoc
 		c.discard(p)
 		return false, fe
 	case <-timeUp:
-		p.kill() // stuck in init or never came back to /next
-		c.discard(p)
+		c.giveUpHandOver(p)
 		return false, c.timeoutError(ctx)
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			p.kill()
-			c.discard(p)
+			c.giveUpHandOver(p)
 		} else {
 			c.putIdle(p) // never handed over; still good
 		}
@@ -237,6 +242,19 @@ func (c *commandIntegration) handOver(ctx context.Context, p *process, in *invoc
 	case <-c.closed:
 		return false, errClosed
 	}
+}
+
+// giveUpHandOver settles a process that did not take an invocation in time.
+// One still in its cold start keeps initializing for the next invocation
+// (Lambda too gives init its own time limit, initTimeout here); a warm one
+// that never came back to /next is stuck and is killed.
+func (c *commandIntegration) giveUpHandOver(p *process) {
+	if p.rt.isReady() {
+		p.kill()
+		c.discard(p)
+		return
+	}
+	c.putIdle(p)
 }
 
 // await waits until in is answered: by the runtime, by p's exit, or by the
@@ -431,6 +449,17 @@ func (c *commandIntegration) start() (*process, error) {
 		p.kill()
 		return nil, errClosed
 	}
+	go func() { // the init watchdog
+		t := time.NewTimer(c.initTimeout)
+		defer t.Stop()
+		select {
+		case <-p.rt.ready:
+		case <-p.exited:
+		case <-t.C:
+			c.logger.Warn("function init timed out, killing the process", "pid", cmd.Process.Pid, "initTimeout", c.initTimeout)
+			p.kill()
+		}
+	}()
 	return p, nil
 }
 

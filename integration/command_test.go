@@ -491,3 +491,37 @@ func BenchmarkCommandInvokeSerial(b *testing.B) {
 		}
 	}
 }
+
+// TestCommandSlowColdStart checks that a cold start longer than the timeout
+// is not killed with the invocation that started it: the process finishes
+// init and serves a later invocation, as Lambda's separate init phase allows.
+func TestCommandSlowColdStart(t *testing.T) {
+	in := newTestCommand(t, Config{TimeoutMillis: 100, Env: map[string]string{"TEST_INIT_SLEEP_MS": "500"}}, Env{})
+	_, err := in.Invoke(context.Background(), &Invocation{Payload: []byte(`{}`)})
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("first invocation: got %v, want ErrTimeout (the cold start is longer than the timeout)", err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		_, err := in.Invoke(context.Background(), &Invocation{Payload: []byte(`{"body":"warm"}`)})
+		return err
+	})
+}
+
+// TestCommandInitTimeout checks that a process stuck in init is killed at
+// the init limit even when no invocation waits for it any more.
+func TestCommandInitTimeout(t *testing.T) {
+	in := newTestCommand(t, Config{TimeoutMillis: 100, Env: map[string]string{"TEST_INIT_SLEEP_MS": "600000"}}, Env{})
+	c := in.(*commandIntegration)
+	c.initTimeout = 300 * time.Millisecond
+	if _, err := in.Invoke(context.Background(), &Invocation{Payload: []byte(`{}`)}); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("got %v, want ErrTimeout", err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if n := len(c.all); n != 0 {
+			return fmt.Errorf("%d processes still alive", n)
+		}
+		return nil
+	})
+}

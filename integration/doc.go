@@ -59,7 +59,9 @@
 // started the process, which is then killed. The next invocation gets a fresh
 // process. A process that dies between invocations (aws-lambda-go exits after
 // reporting a panic) is replaced without failing anyone. The timeout covers
-// waiting for a free process and a cold start, not only the handler.
+// waiting for a free process and a cold start as well as the handler; a cold
+// start that outlasts its invocation's timeout goes on for the next one,
+// until the init limit (10 s, or the timeout when longer) kills it.
 // Output is logged line by line with the function name, stream and the
 // request id of the process's latest invocation.
 //

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -64,7 +63,8 @@ type runtimeAPI struct {
 	offers   chan *invocation
 	initErr  chan *FunctionError // receives the /init/error report, once
 	mux      *http.ServeMux
-	everNext atomic.Bool // the runtime finished init and called /next
+	ready     chan struct{} // closed at the first /next: init is over
+	readyOnce sync.Once
 
 	mu      sync.Mutex
 	state   runtimeState
@@ -77,6 +77,7 @@ func newRuntimeAPI(logger *slog.Logger, arn string) *runtimeAPI {
 		arn:     arn,
 		offers:  make(chan *invocation),
 		initErr: make(chan *FunctionError, 1),
+		ready:   make(chan struct{}),
 		mux:     http.NewServeMux(),
 	}
 	rt.mux.HandleFunc("GET /2018-06-01/runtime/invocation/next", rt.next)
@@ -134,7 +135,7 @@ func (rt *runtimeAPI) next(w http.ResponseWriter, r *http.Request) {
 	}
 	rt.state = rtReady
 	rt.mu.Unlock()
-	rt.everNext.Store(true)
+	rt.readyOnce.Do(func() { close(rt.ready) })
 
 	var in *invocation
 	select {
@@ -157,6 +158,16 @@ func (rt *runtimeAPI) next(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(in.payload)
 	// A runtime that drops the connection here never answers; the
 	// deadline then ends the invocation.
+}
+
+// isReady reports whether the runtime finished init (called /next).
+func (rt *runtimeAPI) isReady() bool {
+	select {
+	case <-rt.ready:
+		return true
+	default:
+		return false
+	}
 }
 
 // claim checks that id is the invocation out (403 when none is, 400 when id

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,5 +89,9 @@ func handle(ctx context.Context, ev event) (response, error) {
 }
 
 func main() {
+	// A slow cold start, when the test asks for one.
+	if ms, err := strconv.Atoi(os.Getenv("TEST_INIT_SLEEP_MS")); err == nil {
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+	}
 	lambda.Start(handle)
 }
