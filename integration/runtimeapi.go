@@ -58,11 +58,11 @@ const (
 // invocation is out is refused (403), as the runtime interface emulator
 // refuses that state transition.
 type runtimeAPI struct {
-	logger   *slog.Logger
-	arn      string // Lambda-Runtime-Invoked-Function-Arn
-	offers   chan *invocation
-	initErr  chan *FunctionError // receives the /init/error report, once
-	mux      *http.ServeMux
+	logger    *slog.Logger
+	arn       string // Lambda-Runtime-Invoked-Function-Arn
+	offers    chan *invocation
+	initErr   chan *FunctionError // receives the /init/error report, once
+	mux       *http.ServeMux
 	ready     chan struct{} // closed at the first /next: init is over
 	readyOnce sync.Once
 
