@@ -25,9 +25,11 @@
 // The source tails the log on one connection: it checks PRAGMA
 // data_version every PollMillis (default 20 ms), reads new rows in order
 // and passes them to the handler, and deletes them once the handler
-// returned nil. The log is thus also the position: after a restart the
-// source starts with whatever rows remain, so nothing committed is lost
-// and records arrive at least once, in order. A handler error makes the
+// returned nil: in bulk, within a second or 1000 rows, and when Run
+// returns. The log is thus also the position: after a restart the source
+// starts with whatever rows remain, so nothing committed is lost and
+// records arrive at least once, in order (a crash, not a stop, redelivers
+// what was accepted in the last second). A handler error makes the
 // source offer the same records again after a backoff (100 ms doubling to
 // 10 s).
 //
@@ -73,6 +75,12 @@ const (
 	DefaultRegion = "us-east-1"
 )
 
+// Accepted rows are deleted in bulk, when trimRows of them are waiting or
+// when the last delete is trimDelay ago (and when Run returns), rather than
+// after every batch: each delete takes the database's write lock, which
+// the application's writers would otherwise wait for after every batch.
+const trimRows = 1000
+
 // retry is the backoff after a handler error or a database error.
 var retry = streams.Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second}
 
@@ -85,6 +93,8 @@ type Source struct {
 	poll   time.Duration
 	shard  string
 	log    *slog.Logger
+	// trimDelay is how long accepted rows may stay in the log; 1 s.
+	trimDelay time.Duration
 
 	delivered atomic.Int64
 	lag       atomic.Int64 // nanoseconds
@@ -113,6 +123,8 @@ func New(cfg streams.SourceConfig, logger *slog.Logger) (*Source, error) {
 		poll:   time.Duration(cfg.PollMillis) * time.Millisecond,
 		shard:  "sqlite:" + cfg.Path,
 		log:    logger,
+
+		trimDelay: time.Second,
 	}
 	if s.region == "" {
 		s.region = DefaultRegion
@@ -228,7 +240,7 @@ func (s *Source) Run(ctx context.Context, h streams.Handler) error {
 		}
 		return err
 	}
-	t := &tail{Source: s, conn: conn}
+	t := &tail{Source: s, conn: conn, trimmed: time.Now()}
 	t.size, t.window = streams.BatchOptions(h)
 	t.query = fmt.Sprintf(`SELECT seq, tbl, op, keys_json, new_json, old_json, ts FROM %s WHERE seq > ? AND tbl IN (%s) ORDER BY seq LIMIT ?`,
 		ChangeTable, placeholders(len(s.tables)))
@@ -237,6 +249,9 @@ func (s *Source) Run(ctx context.Context, h streams.Handler) error {
 		return err
 	}
 	err = t.run(ctx, h)
+	if t.trimmedUpTo < t.last {
+		t.trimLog(ctx)
+	}
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -251,8 +266,9 @@ type tail struct {
 	window       time.Duration
 	query, trim  string
 	schema       int64
-	last         int64 // highest seq the handler accepted
-	trimmedUpTo  int64
+	last         int64     // highest seq the handler accepted
+	trimmedUpTo  int64     // highest seq deleted from the log
+	trimmed      time.Time // when the log was last trimmed
 	handlerFails int
 	dbFails      int
 }
@@ -306,7 +322,9 @@ func (t *tail) run(ctx context.Context, h streams.Handler) error {
 		t.delivered.Add(int64(len(rows)))
 		t.lag.Store(int64(max(0, time.Since(last.committed()))))
 		t.setErr(nil)
-		t.trimLog(ctx)
+		if t.last-t.trimmedUpTo >= trimRows || time.Since(t.trimmed) >= t.trimDelay {
+			t.trimLog(ctx)
+		}
 	}
 	return nil
 }
@@ -397,13 +415,14 @@ func (t *tail) trimLog(ctx context.Context) {
 		return
 	}
 	t.trimmedUpTo = t.last
+	t.trimmed = time.Now()
 }
 
 // waitChange polls PRAGMA data_version, which changes when another
 // connection commits, until it differs from version or ctx is done.
 func (t *tail) waitChange(ctx context.Context, version int64) {
 	for streams.Sleep(ctx, t.poll) == nil {
-		if t.trimmedUpTo < t.last {
+		if t.trimmedUpTo < t.last && time.Since(t.trimmed) >= t.trimDelay {
 			t.trimLog(ctx)
 		}
 		v, err := t.pragma(ctx, "data_version")

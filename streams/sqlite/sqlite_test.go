@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/wsgate/wsgate/integration"
 	"github.com/wsgate/wsgate/internal/testenv"
 	"github.com/wsgate/wsgate/streams"
 )
@@ -428,5 +429,121 @@ func TestBatching(t *testing.T) {
 		if len(o) > streams.DefaultBatchSize {
 			t.Fatalf("a batch of %d records, more than %d", len(o), streams.DefaultBatchSize)
 		}
+	}
+}
+
+func TestConcurrentWriters(t *testing.T) {
+	src, path := newSource(t, `CREATE TABLE "odd ""name"""(id INTEGER PRIMARY KEY, "the value" INTEGER)`, `odd "name"`)
+	c := &collector{}
+	run(t, src, c)
+	const writers, each = 4, 25
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			var sql strings.Builder
+			for i := range each {
+				// Separate transactions, each a commit the source races.
+				fmt.Fprintf(&sql, `INSERT INTO "odd ""name""" VALUES (%d, 0); UPDATE "odd ""name""" SET "the value" = 1 WHERE id = %d;`, w*each+i, w*each+i)
+			}
+			cli(t, path, sql.String())
+		})
+	}
+	wg.Wait()
+	recs := c.waitRecords(t, 2*writers*each)
+	if len(recs) != 2*writers*each {
+		t.Fatalf("%d records, want %d", len(recs), 2*writers*each)
+	}
+	seen := map[string]string{} // id -> last eventName
+	for _, r := range recs {
+		id := r.Change.Keys["id"].Number()
+		switch r.EventName {
+		case "INSERT":
+			if seen[id] != "" {
+				t.Fatalf("id %s: INSERT after %s", id, seen[id])
+			}
+		case "MODIFY":
+			if seen[id] != "INSERT" || r.Change.NewImage["the value"].Number() != "1" {
+				t.Fatalf("id %s: MODIFY after %q with %s", id, seen[id], attrs(r.Change.NewImage))
+			}
+		}
+		seen[id] = r.EventName
+		if !strings.Contains(r.EventSourceArn, `table/odd "name"/stream/`) {
+			t.Fatalf("eventSourceARN %s", r.EventSourceArn)
+		}
+	}
+}
+
+// lambdaHandler is an integration.Integration running an in-process Go
+// function over the decoded DynamoDBEvent, as a Lambda function would.
+type lambdaHandler func(ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error)
+
+func (f lambdaHandler) Invoke(ctx context.Context, inv *integration.Invocation) ([]byte, error) {
+	var ev events.DynamoDBEvent
+	if err := json.Unmarshal(inv.Payload, &ev); err != nil {
+		return nil, &integration.FunctionError{Type: "Runtime.UnmarshalError", Message: err.Error()}
+	}
+	resp, err := f(ev)
+	if err != nil {
+		return nil, &integration.FunctionError{Type: "errorString", Message: err.Error()}
+	}
+	return json.Marshal(resp)
+}
+
+func (f lambdaHandler) Close() error { return nil }
+
+func TestMappingTargetEndToEnd(t *testing.T) {
+	src, path := newSource(t, `CREATE TABLE orders(id INTEGER PRIMARY KEY, item TEXT)`, "orders")
+	var mu sync.Mutex
+	var processed []string
+	fn := lambdaHandler(func(ev events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		var resp events.DynamoDBEventResponse
+		for _, r := range ev.Records {
+			if r.Change.NewImage["item"].String() == "poison" {
+				// Report it, and everything after it is retried.
+				resp.BatchItemFailures = append(resp.BatchItemFailures,
+					events.DynamoDBBatchItemFailure{ItemIdentifier: r.Change.SequenceNumber})
+				return resp, nil
+			}
+			processed = append(processed, r.Change.NewImage["item"].String())
+		}
+		return resp, nil
+	})
+	retries := 1
+	target := streams.NewMappingTarget(streams.TargetConfig{
+		BatchSize: 10, ReportBatchItemFailures: true, MaximumRetryAttempts: &retries,
+	}, fn, logger())
+	target.Backoff = streams.Backoff{Min: time.Millisecond, Max: time.Millisecond}
+	run(t, src, target)
+	cli(t, path, `INSERT INTO orders VALUES (1, 'tea'); INSERT INTO orders VALUES (2, 'poison'); INSERT INTO orders VALUES (3, 'cake');`)
+	// Once tea is processed, the first batch is in flight and jam can
+	// only come in a later one.
+	testenv.Eventually(t, wait, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(processed) == 0 {
+			return errors.New("nothing processed")
+		}
+		return nil
+	})
+	cli(t, path, `INSERT INTO orders VALUES (4, 'jam');`)
+	testenv.Eventually(t, wait, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if !slices.Contains(processed, "jam") {
+			return fmt.Errorf("processed %v", processed)
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	// tea once; poison never; cake, behind poison in the same batch, given
+	// up with it after one retry; then jam.
+	if !slices.Equal(processed, []string{"tea", "jam"}) {
+		t.Fatalf("processed %v", processed)
+	}
+	if st := target.Stats(); st.Discarded != 2 {
+		t.Fatalf("target stats %+v: the poison batch was not given up", st)
 	}
 }
