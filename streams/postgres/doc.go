@@ -1,0 +1,71 @@
+// Package postgres is a streams.Source that reads PostgreSQL changes through
+// logical replication (the pgoutput plugin, protocol version 1) and turns
+// them into DynamoDB Streams records.
+//
+// # Model
+//
+// On start, Run checks `SHOW wal_level` (it must be "logical"), makes sure
+// the publication (default "wsgate_pub") covers the configured tables and
+// that the logical replication slot (default "wsgate", plugin pgoutput)
+// exists, creating or extending them when SourceConfig.Create is nil or true.
+// It then opens a replication connection (replication=database) and streams
+// from the slot's confirmed position.
+//
+// Every committed transaction becomes one Handle call with its records in
+// commit order, on the single shard "postgres:{slot}". A record's
+// SequenceNumber is the transaction's commit LSN as a 20-digit decimal
+// followed by the record's 10-digit index inside the transaction, so sequence
+// numbers grow in delivery order; eventID is the same position in hex, so a
+// redelivered record keeps its eventID. ApproximateCreationDateTime is the
+// commit time in whole seconds; StreamViewType is NEW_AND_OLD_IMAGES.
+//
+// When Handle returns nil, the commit's end LSN becomes the position
+// confirmed to the server in standby status updates (every 10 s, when the
+// server asks, and on shutdown); when it returns an error the same records
+// are offered again after an exponential backoff. Only accepted positions are
+// ever confirmed, so after a crash or restart the server replays from the
+// last confirmed commit: delivery is at least once. A lost connection is
+// re-established with backoff; configuration faults (wal_level, missing
+// table, missing slot with Create false, permissions) end Run with an error.
+// The replication slot holds WAL on the server until it is confirmed: a
+// stream that is removed for good should have its slot dropped
+// (SELECT pg_drop_replication_slot('wsgate')).
+//
+// # Keys, images and REPLICA IDENTITY
+//
+// Keys are the table's primary key columns (the replica identity columns
+// when the table has no primary key). NewImage is the new row of an INSERT
+// or UPDATE. What PostgreSQL logs of the old row depends on the table's
+// REPLICA IDENTITY:
+//
+//   - DEFAULT (the primary key): OldImage of an UPDATE or DELETE holds only
+//     the key columns.
+//   - FULL (ALTER TABLE t REPLICA IDENTITY FULL): OldImage is the whole old
+//     row, as DynamoDB's NEW_AND_OLD_IMAGES gives. Use it when consumers need
+//     the previous values; it makes PostgreSQL log whole old rows.
+//
+// An UPDATE that changes the primary key becomes a REMOVE of the old key
+// followed by an INSERT of the new one, because a DynamoDB item cannot
+// change its key.
+//
+// Unchanged TOAST values (large text, bytea or json that an UPDATE did not
+// touch) are not sent by PostgreSQL. Under REPLICA IDENTITY FULL they are
+// copied from the old row; otherwise the attribute is left out of NewImage.
+//
+// # Type mapping
+//
+// smallint, integer, bigint, oid, real, double precision and numeric become
+// N (NaN and infinities, which N cannot carry, become S); boolean becomes
+// BOOL; bytea becomes B; NULL becomes NULL. Every other type (text, varchar,
+// uuid, dates and timestamps, json and jsonb, arrays, enums, ...) becomes S
+// holding PostgreSQL's text output for the value. TRUNCATE produces no
+// records.
+//
+// # Concurrency
+//
+// Run owns its connections and calls Handle from its own goroutine, one
+// transaction at a time; while Handle runs or a retry waits, a helper
+// goroutine keeps sending status updates so the server does not time the
+// connection out. Stats is safe from any goroutine. A Source must not be
+// Run twice at once (the slot admits one reader).
+package postgres

@@ -1,0 +1,337 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/wsgate/wsgate/streams"
+)
+
+// Defaults for SourceConfig fields this source reads.
+const (
+	DefaultSlot        = "wsgate"
+	DefaultPublication = "wsgate_pub"
+	defaultRegion      = "us-east-1"
+)
+
+// statusInterval is how often a standby status update confirms progress;
+// well under the server's default wal_sender_timeout of 60 s.
+const statusInterval = 10 * time.Second
+
+// backoff spaces reconnects and handler retries.
+var backoff = streams.Backoff{Min: 100 * time.Millisecond, Max: 30 * time.Second}
+
+var _ streams.Source = (*Source)(nil)
+
+var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+
+// Source streams changes of PostgreSQL tables. Build it with New.
+type Source struct {
+	dsn         string
+	replConfig  *pgconn.Config
+	tables      []tableName
+	slot        string
+	publication string
+	create      bool
+	meta        recordMeta
+	logger      *slog.Logger
+
+	delivered atomic.Int64
+	mu        sync.Mutex
+	lag       time.Duration
+	lastErr   string
+}
+
+// New validates cfg (DSN and Tables are required; Slot, Publication, Create
+// and Region have defaults) and returns a Source. It does not connect; Run
+// does.
+func New(cfg streams.SourceConfig, logger *slog.Logger) (*Source, error) {
+	if cfg.DSN == "" {
+		return nil, errors.New("postgres source: dsn is required")
+	}
+	if len(cfg.Tables) == 0 {
+		return nil, errors.New("postgres source: tables is required")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Source{
+		dsn:         cfg.DSN,
+		slot:        cfg.Slot,
+		publication: cfg.Publication,
+		create:      cfg.Create == nil || *cfg.Create,
+		meta:        recordMeta{region: cfg.Region},
+	}
+	if s.slot == "" {
+		s.slot = DefaultSlot
+	}
+	if !slotName.MatchString(s.slot) {
+		return nil, fmt.Errorf("postgres source: slot %q: use lower-case letters, digits and underscores", s.slot)
+	}
+	if s.publication == "" {
+		s.publication = DefaultPublication
+	}
+	if s.meta.region == "" {
+		s.meta.region = defaultRegion
+	}
+	s.meta.slot = s.slot
+	for _, t := range cfg.Tables {
+		tn, err := parseTable(t)
+		if err != nil {
+			return nil, fmt.Errorf("postgres source: %w", err)
+		}
+		s.tables = append(s.tables, tn)
+	}
+	rc, err := pgconn.ParseConfig(cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("postgres source: parsing dsn: %w", err)
+	}
+	rc.RuntimeParams["replication"] = "database"
+	s.replConfig = rc
+	s.logger = logger.With("source", "postgres", "slot", s.slot)
+	return s, nil
+}
+
+// Shard is the one shard id this source delivers on.
+func (s *Source) Shard() string { return "postgres:" + s.slot }
+
+// Stats reports progress; safe from any goroutine.
+func (s *Source) Stats() streams.Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return streams.Stats{Delivered: s.delivered.Load(), Lag: s.lag, LastError: s.lastErr}
+}
+
+func (s *Source) setErr(err error) {
+	s.mu.Lock()
+	s.lastErr = err.Error()
+	s.mu.Unlock()
+}
+
+func (s *Source) setLag(d time.Duration) {
+	s.mu.Lock()
+	s.lag = max(d, 0)
+	s.mu.Unlock()
+}
+
+// Run streams changes to h until ctx is done (then it returns nil) or a
+// configuration fault makes going on pointless. Connection losses and
+// server errors are logged, recorded in Stats and retried with backoff.
+func (s *Source) Run(ctx context.Context, h streams.Handler) error {
+	for failures := 1; ; failures++ {
+		started := time.Now()
+		err := s.session(ctx, h)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if isFatal(err) {
+			return fmt.Errorf("postgres source: %w", err)
+		}
+		s.setErr(err)
+		if time.Since(started) > time.Minute {
+			failures = 1
+		}
+		d := jitter(backoff.Delay(failures))
+		s.logger.Warn("replication interrupted, reconnecting", "err", err, "backoff", d)
+		if streams.Sleep(ctx, d) != nil {
+			return nil
+		}
+	}
+}
+
+// jitter spreads d over [d/2, d).
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}
+
+// stream is one replication connection and its position.
+type stream struct {
+	conn      *pgconn.PgConn
+	confirmed pglogrepl.LSN // end of the last transaction the handler accepted
+}
+
+func (st *stream) sendStatus() error {
+	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), st.conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: st.confirmed})
+	if err != nil {
+		return fmt.Errorf("sending standby status: %w", err)
+	}
+	return nil
+}
+
+// session prepares the server, then streams until an error or ctx ends.
+func (s *Source) session(ctx context.Context, h streams.Handler) error {
+	pks, err := s.prepare(ctx)
+	if err != nil {
+		return err
+	}
+	conn, err := pgconn.ConnectConfig(ctx, s.replConfig)
+	if err != nil {
+		return fmt.Errorf("opening replication connection: %w", err)
+	}
+	st := &stream{conn: conn}
+	defer func() {
+		// Confirm what was accepted so a restart replays as little as
+		// possible; the slot's own position is the fallback.
+		if st.confirmed != 0 {
+			_ = st.sendStatus()
+		}
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	err = pglogrepl.StartReplication(ctx, conn, s.slot, 0, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names '" + s.publication + "'"},
+	})
+	if err != nil {
+		return fmt.Errorf("starting replication: %w", err)
+	}
+	s.logger.Info("replication started", "publication", s.publication)
+
+	rels := map[uint32]*relation{}
+	var tx *txn
+	nextStatus := time.Now().Add(statusInterval)
+	for {
+		if !time.Now().Before(nextStatus) {
+			if err := st.sendStatus(); err != nil {
+				return err
+			}
+			nextStatus = time.Now().Add(statusInterval)
+		}
+		rctx, cancel := context.WithDeadline(ctx, nextStatus)
+		raw, err := conn.ReceiveMessage(rctx)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			if pgconn.Timeout(err) {
+				continue
+			}
+			return fmt.Errorf("receiving: %w", err)
+		}
+		var data []byte
+		switch msg := raw.(type) {
+		case *pgproto3.CopyData:
+			data = msg.Data
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("replication: %w", pgconn.ErrorResponseToPgError(msg))
+		default:
+			return fmt.Errorf("replication: unexpected message %T", raw)
+		}
+		if len(data) == 0 {
+			continue
+		}
+		switch data[0] {
+		case pglogrepl.PrimaryKeepaliveMessageByteID:
+			pkm, err := pglogrepl.ParsePrimaryKeepaliveMessage(data[1:])
+			if err != nil {
+				return fmt.Errorf("parsing keepalive: %w", err)
+			}
+			// Between transactions everything the server sent before
+			// this keepalive has been handled, so its WAL end may be
+			// confirmed: it lets the slot move past WAL of tables
+			// outside the publication.
+			if tx == nil && pkm.ServerWALEnd > st.confirmed {
+				st.confirmed = pkm.ServerWALEnd
+				s.setLag(0)
+			}
+			if pkm.ReplyRequested {
+				nextStatus = time.Time{}
+			}
+		case pglogrepl.XLogDataByteID:
+			xld, err := pglogrepl.ParseXLogData(data[1:])
+			if err != nil {
+				return fmt.Errorf("parsing xlog data: %w", err)
+			}
+			msg, err := pglogrepl.Parse(xld.WALData)
+			if err != nil {
+				return fmt.Errorf("parsing logical message: %w", err)
+			}
+			switch msg := msg.(type) {
+			case *pglogrepl.RelationMessage:
+				rels[msg.RelationID] = newRelation(msg, pks[msg.Namespace+"."+msg.RelationName])
+			case *pglogrepl.BeginMessage:
+				tx = &txn{finalLSN: msg.FinalLSN, commitTime: msg.CommitTime}
+			case *pglogrepl.InsertMessage, *pglogrepl.UpdateMessage, *pglogrepl.DeleteMessage:
+				if tx == nil {
+					return errors.New("replication: change outside a transaction")
+				}
+				if err := s.meta.change(tx, rels, msg); err != nil {
+					return fmt.Errorf("decoding change: %w", err)
+				}
+			case *pglogrepl.CommitMessage:
+				if tx == nil {
+					return errors.New("replication: commit without begin")
+				}
+				if len(tx.recs) > 0 {
+					if err := s.deliver(ctx, st, h, tx); err != nil {
+						return err
+					}
+				}
+				st.confirmed = max(st.confirmed, msg.TransactionEndLSN)
+				tx = nil
+			}
+		}
+	}
+}
+
+// deliver hands one transaction to h until h accepts it or ctx ends. While
+// h runs or a retry waits, a goroutine keeps confirming the previous
+// position so the server does not drop the connection.
+func (s *Source) deliver(ctx context.Context, st *stream, h streams.Handler, tx *txn) error {
+	stop := make(chan struct{})
+	hbErr := make(chan error, 1)
+	go func() {
+		t := time.NewTicker(statusInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				hbErr <- nil
+				return
+			case <-t.C:
+				if err := st.sendStatus(); err != nil {
+					hbErr <- err
+					return
+				}
+			}
+		}
+	}()
+	err := s.retryHandle(ctx, h, tx)
+	close(stop)
+	if herr := <-hbErr; err == nil && herr != nil {
+		err = herr
+	}
+	return err
+}
+
+func (s *Source) retryHandle(ctx context.Context, h streams.Handler, tx *txn) error {
+	for failures := 1; ; failures++ {
+		err := h.Handle(ctx, s.Shard(), tx.recs)
+		if err == nil {
+			s.delivered.Add(int64(len(tx.recs)))
+			s.setLag(time.Since(tx.commitTime))
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.setErr(fmt.Errorf("handler: %w", err))
+		d := jitter(backoff.Delay(failures))
+		s.logger.Warn("handler failed, retrying", "err", err, "records", len(tx.recs), "lsn", tx.finalLSN.String(), "backoff", d)
+		if err := streams.Sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+}
