@@ -96,6 +96,9 @@ func decodeAt(s string, i int, plusSpace bool) (byte, int) {
 // plusSpace) and appends it strictly re-encoded. keepSlash keeps a literal
 // '/' (an escaped %2F stays escaped).
 func appendReencoded(dst []byte, s string, plusSpace, keepSlash bool) []byte {
+	if strings.IndexByte(s, '%') < 0 && (!plusSpace || strings.IndexByte(s, '+') < 0) {
+		return appendEscaped(dst, s, keepSlash) // nothing to decode
+	}
 	for i := 0; i < len(s); {
 		if keepSlash && s[i] == '/' {
 			dst = append(dst, '/')
@@ -275,45 +278,36 @@ func (q *queryBuilder) appendCanonicalQuery(dst []byte, raw string, skipSignatur
 	return dst
 }
 
-// queryValue returns the decoded value of the first parameter named name in
-// the raw query, and whether it is present.
-func queryValue(raw, name string) (string, bool) {
-	for raw != "" {
-		var piece string
-		piece, raw, _ = strings.Cut(raw, "&")
-		k, v, _ := strings.Cut(piece, "=")
-		if k == name || (strings.ContainsAny(k, "%+") && unescape(k, true) == name) {
-			return unescape(v, true), true
-		}
-	}
-	return "", false
-}
-
-// isSpace reports ASCII whitespace. Header values are trimmed and collapsed
-// on ASCII whitespace only; bytes >= 0x80 are left alone.
-func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
-}
+// headerSpace marks the ASCII whitespace header values are trimmed and
+// collapsed on; bytes >= 0x80 are left alone.
+var headerSpace = [256]bool{' ': true, '\t': true, '\n': true, '\r': true, '\v': true, '\f': true}
 
 // appendHeaderValue appends v trimmed, with every run of whitespace inside
-// it collapsed to one space (botocore's ' '.join(v.split())).
+// it collapsed to one space (botocore's ' '.join(v.split())). Runs without
+// whitespace are copied in bulk.
 func appendHeaderValue(dst []byte, v string) []byte {
-	space := false
-	wrote := false
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if isSpace(c) {
-			space = true
-			continue
-		}
-		if space && wrote {
-			dst = append(dst, ' ')
-		}
-		space = false
-		wrote = true
-		dst = append(dst, c)
+	i, j := 0, len(v)
+	for i < j && headerSpace[v[i]] {
+		i++
 	}
-	return dst
+	for j > i && headerSpace[v[j-1]] {
+		j--
+	}
+	v = v[i:j]
+	start := 0
+	for k := 0; k < len(v); k++ {
+		c := v[k]
+		if !headerSpace[c] || (c == ' ' && !headerSpace[v[k+1]]) {
+			continue // v ends in a non-space, so v[k+1] exists
+		}
+		dst = append(dst, v[start:k]...)
+		dst = append(dst, ' ')
+		for headerSpace[v[k+1]] {
+			k++
+		}
+		start = k + 1
+	}
+	return append(dst, v[start:]...)
 }
 
 // appendHeaderValues appends the values of one header, each trimmed and

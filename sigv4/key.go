@@ -6,6 +6,7 @@ import (
 	"hash"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // keyID identifies one derived signing key. The key depends on all four
@@ -32,11 +33,17 @@ var keyCache = struct {
 //	kService = HMAC(kRegion, service)
 //	kSigning = HMAC(kService, "aws4_request")
 func signingKey(secret, date, region, service string) [sha256.Size]byte {
+	// Most traffic uses one key: check the last one used before hashing
+	// four strings for the map.
+	if l := lastKey.Load(); l != nil && l.id.secret == secret && l.id.date == date && l.id.region == region && l.id.service == service {
+		return l.key
+	}
 	id := keyID{secret, date, region, service}
 	keyCache.RLock()
 	k, ok := keyCache.m[id]
 	keyCache.RUnlock()
 	if ok {
+		lastKey.Store(&cachedKey{id: keyID{strings.Clone(secret), strings.Clone(date), strings.Clone(region), strings.Clone(service)}, key: k})
 		return k
 	}
 	k = deriveKey(secret, date, region, service)
@@ -49,8 +56,18 @@ func signingKey(secret, date, region, service string) [sha256.Size]byte {
 	}
 	keyCache.m[id] = k
 	keyCache.Unlock()
+	lastKey.Store(&cachedKey{id: id, key: k})
 	return k
 }
+
+// cachedKey is one derived key with what it was derived from.
+type cachedKey struct {
+	id  keyID
+	key [sha256.Size]byte
+}
+
+// lastKey is the most recently used signing key.
+var lastKey atomic.Pointer[cachedKey]
 
 func deriveKey(secret, date, region, service string) [sha256.Size]byte {
 	mac := func(key []byte, data string) []byte {

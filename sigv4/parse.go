@@ -143,36 +143,71 @@ func lowerHex(c byte) int {
 	return -1
 }
 
-// hasQueryAuth reports whether the raw query carries presigned-URL
-// parameters (any of algorithm, credential or signature).
-func hasQueryAuth(q string) bool {
-	if !strings.Contains(q, "X-Amz-") && !strings.Contains(q, "%") {
-		return false
-	}
-	for _, p := range [...]string{paramAlgorithm, paramCredential, paramSignature} {
-		if _, ok := queryValue(q, p); ok {
-			return true
-		}
-	}
-	return false
+// The presigned-URL parameters, as indexes into presignParams.
+const (
+	pAlgorithm = iota
+	pCredential
+	pDate
+	pExpires
+	pSignedHeaders
+	pSecurityToken
+	pSignature
+	pCount
+)
+
+var presignNames = [pCount]string{
+	pAlgorithm: paramAlgorithm, pCredential: paramCredential, pDate: paramDate, pExpires: paramExpires,
+	pSignedHeaders: paramSignedHeaders, pSecurityToken: paramSecurityToken, pSignature: paramSignature,
 }
 
-// parsePresigned reads the X-Amz-* parameters of a presigned URL.
-func parsePresigned(q string) (authInput, *Error) {
-	in := authInput{presigned: true, expires: -1, dateSource: paramDate}
-	alg, okAlg := queryValue(q, paramAlgorithm)
-	cred, okCred := queryValue(q, paramCredential)
-	date, okDate := queryValue(q, paramDate)
-	signed, okSigned := queryValue(q, paramSignedHeaders)
-	sig, okSig := queryValue(q, paramSignature)
-	if !okAlg || !okCred || !okDate || !okSigned || !okSig {
-		return in, newError(ReasonIncompleteSignature, msgQueryParams)
+// presignParams are the decoded X-Amz-* parameters of a query (the first
+// occurrence of each), found in one pass.
+type presignParams struct {
+	vals  [pCount]string
+	found [pCount]bool
+}
+
+// scanPresignParams reads the X-Amz-* auth parameters of a raw query.
+func scanPresignParams(q string) presignParams {
+	var p presignParams
+	for q != "" {
+		var piece string
+		piece, q, _ = strings.Cut(q, "&")
+		k, v, _ := strings.Cut(piece, "=")
+		if !strings.HasPrefix(k, "X-Amz-") {
+			if !strings.ContainsAny(k, "%+") {
+				continue
+			}
+			k = unescape(k, true)
+		}
+		for i, name := range presignNames {
+			if k == name && !p.found[i] {
+				p.vals[i], p.found[i] = unescape(v, true), true
+			}
+		}
 	}
-	if alg != Algorithm {
+	return p
+}
+
+// present reports whether the query carries presigned-URL auth at all
+// (any of algorithm, credential or signature).
+func (p *presignParams) present() bool {
+	return p.found[pAlgorithm] || p.found[pCredential] || p.found[pSignature]
+}
+
+// parsePresigned checks and reads the X-Amz-* parameters of a presigned URL.
+func parsePresigned(p *presignParams) (authInput, *Error) {
+	in := authInput{presigned: true, expires: -1, dateSource: paramDate}
+	for _, i := range [...]int{pAlgorithm, pCredential, pDate, pSignedHeaders, pSignature} {
+		if !p.found[i] {
+			return in, newError(ReasonIncompleteSignature, msgQueryParams)
+		}
+	}
+	if p.vals[pAlgorithm] != Algorithm {
 		return in, newError(ReasonIncompleteSignature, "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"")
 	}
-	if exp, ok := queryValue(q, paramExpires); ok {
-		n, err := strconv.ParseInt(exp, 10, 64)
+	if p.found[pExpires] {
+		n, err := strconv.ParseInt(p.vals[pExpires], 10, 64)
 		switch {
 		case err != nil || n < 0:
 			return in, newError(ReasonIncompleteSignature, "X-Amz-Expires should be a number")
@@ -181,13 +216,14 @@ func parsePresigned(q string) (authInput, *Error) {
 		}
 		in.expires = n
 	}
+	date := p.vals[pDate]
 	t, ok := parseAmzDate(date)
 	if !ok {
 		return in, badDate(date)
 	}
 	in.amzDate, in.signedAt = date, t
-	in.token, _ = queryValue(q, paramSecurityToken)
-	e := in.setParts(cred, signed, sig)
+	in.token = p.vals[pSecurityToken]
+	e := in.setParts(p.vals[pCredential], p.vals[pSignedHeaders], p.vals[pSignature])
 	return in, e
 }
 

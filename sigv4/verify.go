@@ -129,8 +129,8 @@ func (v *Verifier) verify(r *http.Request) (*Identity, *Error) {
 		if e == nil {
 			e = headerDate(r, &in)
 		}
-	} else if hasQueryAuth(rawQuery) {
-		in, e = parsePresigned(rawQuery)
+	} else if p := scanPresignParams(rawQuery); p.present() {
+		in, e = parsePresigned(&p)
 	} else {
 		return nil, newError(ReasonMissingAuth, "")
 	}
@@ -445,7 +445,9 @@ func (v *Verifier) bodyHash(r *http.Request, st *scratch) ([]byte, *Error) {
 	}
 	size := int64(512)
 	if r.ContentLength >= 0 {
-		size = r.ContentLength + 1 // +1: room to see EOF without growing
+		// +1: room to see EOF without growing. A declared length is only
+		// trusted up to 1 MiB; past that the buffer grows as bytes arrive.
+		size = min(r.ContentLength+1, 1<<20)
 	}
 	data := make([]byte, 0, size)
 	for {
