@@ -162,6 +162,10 @@ func handlerEnv(cfg Config, env Env, fn, region, dir string) map[string]string {
 // and fewer than Concurrency are busy; otherwise it waits for one to free up.
 // The timeout covers the wait and a cold start as well as the handler.
 func (c *commandIntegration) Invoke(ctx context.Context, inv *Invocation) ([]byte, error) {
+	if len(inv.Payload) > MaxPayload {
+		// Lambda answers RequestTooLargeException (413) before running anything.
+		return nil, fmt.Errorf("command: payload of %d bytes exceeds %d", len(inv.Payload), MaxPayload)
+	}
 	deadline := deadlineOf(ctx, c.timeout)
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()

@@ -42,7 +42,11 @@ func newHTTPClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tuneTransport(tr)
 	tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	return &http.Client{Transport: tr}
+	return &http.Client{
+		Transport: tr,
+		// A redirect would turn the POST into a GET; the 3xx is the answer.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 // tuneTransport sizes the keep-alive pool for one busy backend.

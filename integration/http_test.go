@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -70,6 +72,7 @@ func TestHTTPAnswers(t *testing.T) {
 		{name: "4xx with proxy document", status: 401, body: []byte(`{"statusCode":401}`), want: `{"statusCode":401}`},
 		{name: "4xx without proxy document", status: 404, body: []byte(`not found`), wantErr: "404"},
 		{name: "4xx with other JSON", status: 400, body: []byte(`{"message":"bad"}`), wantErr: "400"},
+		{name: "redirect not followed", status: 302, body: []byte(`moved`), wantErr: "302"},
 		{name: "5xx", status: 502, body: []byte(`{"statusCode":200}`), wantErr: "502"},
 		{name: "too large", status: 200, body: big, wantErr: "larger than"},
 	}
@@ -128,6 +131,41 @@ func TestHTTPUnreachable(t *testing.T) {
 	_, err = newTestHTTP(t, "http://"+addr+"/", 0).Invoke(context.Background(), &Invocation{Payload: []byte(`{}`)})
 	if err == nil || errors.Is(err, ErrTimeout) {
 		t.Fatalf("got %v, want a plain error", err)
+	}
+}
+
+// TestHTTPKeepAlive checks that concurrent invocations reuse pooled
+// connections. A dial can lose the race to a connection freed meanwhile, so
+// a few more than the callers may open; with net/http's default of 2 idle
+// connections per host most of the 1,000 requests would dial.
+func TestHTTPKeepAlive(t *testing.T) {
+	const workers, each = 50, 20
+	var opened atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"statusCode":200}`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	in := newTestHTTP(t, srv.URL, 0)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				if _, err := in.Invoke(context.Background(), &Invocation{Payload: []byte(`{}`)}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := opened.Load(); n > 2*workers {
+		t.Fatalf("%d connections opened for %d concurrent callers", n, workers)
 	}
 }
 
