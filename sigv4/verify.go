@@ -80,6 +80,15 @@ var scratchPool = sync.Pool{New: func() any {
 	return &scratch{buf: make([]byte, 0, 1024), x: newHasher()}
 }}
 
+// putScratch returns st to the pool unless a huge request grew it; the pool
+// should not pin megabytes for the sake of one odd request.
+func putScratch(st *scratch) {
+	if cap(st.buf) > 64<<10 || cap(st.q.arena) > 64<<10 || cap(st.debug) > 64<<10 {
+		return
+	}
+	scratchPool.Put(st)
+}
+
 // authInput is what the Authorization header or the presigned query says.
 type authInput struct {
 	presigned     bool
@@ -159,7 +168,7 @@ func (v *Verifier) verify(r *http.Request) (*Identity, *Error) {
 		return nil, newError(ReasonBadToken, "")
 	}
 	st := scratchPool.Get().(*scratch)
-	defer scratchPool.Put(st)
+	defer putScratch(st)
 	payload, e := v.payloadHash(r, &in, st)
 	if e != nil {
 		return nil, e
