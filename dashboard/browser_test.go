@@ -330,6 +330,7 @@ func mustExec(t *testing.T, db *sql.DB, query string, args ...any) {
 }
 
 func TestBrowserLiveTable(t *testing.T) {
+	t.Parallel()
 	db, _, srv := startDemo(t, nil)
 	page, _ := dashboardtest.Open(t, srv.URL+"/")
 
@@ -393,6 +394,7 @@ func TestBrowserLiveTable(t *testing.T) {
 }
 
 func TestBrowserReconnectsAndCatchesUp(t *testing.T) {
+	t.Parallel()
 	db, gw, srv := startDemo(t, nil)
 	page, _ := dashboardtest.Open(t, srv.URL+"/")
 	within(t, page, dashboardtest.WaitLive)
@@ -436,6 +438,7 @@ func TestBrowserReconnectsAndCatchesUp(t *testing.T) {
 // directory; with -update-screenshot the desktop one also becomes
 // dashboard/screenshot.png for the README).
 func TestBrowserScreenshots(t *testing.T) {
+	t.Parallel()
 	db, _, srv := startDemo(t, nil)
 	page, _ := dashboardtest.Open(t, srv.URL+"/")
 	within(t, page, dashboardtest.WaitLive)
@@ -500,6 +503,7 @@ func TestBrowserScreenshots(t *testing.T) {
 // change's record first and must apply it after the (older) snapshot, not
 // let the snapshot overwrite it.
 func TestBrowserAppliesRecordsBufferedDuringSnapshot(t *testing.T) {
+	t.Parallel()
 	var db *sql.DB
 	var gw *fakeGateway
 	var once sync.Once

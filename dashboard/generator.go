@@ -17,7 +17,7 @@ import (
 // inserts, above MaxRows it prefers deleting delivered orders.
 const (
 	MinRows = 20
-	MaxRows = 40
+	MaxRows = 30
 )
 
 // statusFlow is the life of an order; a status outside it (a visitor's
@@ -235,17 +235,21 @@ func (s *step) advance(ctx context.Context, now time.Time) error {
 // as a customer editing their cart would; with no pending order it advances
 // one instead.
 func (s *step) amend(ctx context.Context, now time.Time) error {
-	id, _, err := s.pick(ctx, `status = 'pending'`)
-	if err != nil {
-		return err
-	}
-	if id == "" {
+	var id string
+	var cur int
+	err := s.db.QueryRowContext(ctx, `SELECT id, quantity FROM `+s.table+
+		` WHERE status = 'pending' ORDER BY random() LIMIT 1`).Scan(&id, &cur)
+	if errors.Is(err, sql.ErrNoRows) {
 		return s.advance(ctx, now)
 	}
-	q := 1 + s.r.IntN(6)
+	if err != nil {
+		return fmt.Errorf("picking a row: %w", err)
+	}
+	// A quantity in 1..6 other than the current one, so the change shows.
+	q := (cur+s.r.IntN(5))%6 + 1
 	_, err = s.db.ExecContext(ctx, `UPDATE `+s.table+` SET quantity = ?,
 		amount = round(amount / max(quantity, 1) * ?, 2), updated_at = ?
-		WHERE id = ? AND status = 'pending'`, q, q, timestamp(now), id)
+		WHERE id = ? AND status = 'pending' AND quantity = ?`, q, q, timestamp(now), id, cur)
 	if err != nil {
 		return fmt.Errorf("amending %s: %w", id, err)
 	}

@@ -65,6 +65,7 @@ func runGenerator(t *testing.T, db *sql.DB, g *dashboard.Generator, n int) time.
 }
 
 func TestGeneratorRespectsRate(t *testing.T) {
+	t.Parallel()
 	db, _ := openDemoDB(t)
 	logChanges(t, db)
 	const rate = 40.0
@@ -80,6 +81,7 @@ func TestGeneratorRespectsRate(t *testing.T) {
 }
 
 func TestGeneratorKeepsTableBoundedAndOrdersFlowing(t *testing.T) {
+	t.Parallel()
 	db, _ := openDemoDB(t)
 	logChanges(t, db)
 	runGenerator(t, db, &dashboard.Generator{DB: db, Rate: 5000}, 800)
@@ -106,6 +108,7 @@ func TestGeneratorKeepsTableBoundedAndOrdersFlowing(t *testing.T) {
 		{"status skipping a step or going back", `kind = 'MODIFY' AND old_status <> new_status AND NOT (
 			old_status = 'pending' AND new_status = 'paid' OR old_status = 'paid' AND new_status = 'shipped' OR
 			old_status = 'shipped' AND new_status = 'delivered')`, false},
+		{"modifies that change neither status nor quantity", `kind = 'MODIFY' AND old_status = new_status AND old_quantity = new_quantity`, false},
 		{"quantity changes after payment", `kind = 'MODIFY' AND old_status <> 'pending' AND old_quantity <> new_quantity`, false},
 		{"deletes of delivered orders", `kind = 'REMOVE' AND old_status = 'delivered'`, true},
 		{"deletes of undelivered orders", `kind = 'REMOVE' AND old_status <> 'delivered'`, false},

@@ -151,14 +151,15 @@ func noCache(h http.Handler) http.Handler {
 
 // DefaultSQLiteCommand returns a sqlite3 shell command that inserts a new
 // pending order into table in the database file at path. Each run inserts
-// a fresh id, so it can be pasted again and again; the generator then moves
+// a fresh random id ("you-" and four hex digits, apart from the generator's
+// "o-1234"), so it can be pasted again and again; the generator then moves
 // the order along like any other.
 func DefaultSQLiteCommand(path, table string) string {
 	if path == "" {
 		path = "wsgate-demo.db"
 	}
 	sql := `INSERT INTO ` + table + ` (id, customer, item, quantity, amount) ` +
-		`VALUES ('o-' || lower(hex(randomblob(3))), 'You', 'Hand-made change', 1, 9.99);`
+		`VALUES ('you-' || lower(hex(randomblob(2))), 'You', 'Hand-made change', 1, 9.99);`
 	return "sqlite3 " + shellQuote(path) + ` "` + sql + `"`
 }
 

@@ -148,13 +148,14 @@ func ViewportScreenshot(ctx context.Context, path string) error {
 }
 
 func screenshot(ctx context.Context, path string, capture chromedp.Action[[]byte]) error {
-	// Switch animations off while capturing and let two frames pass, so the
-	// compositor has painted the settled page: a full-page capture paints
-	// beyond the viewport and would otherwise show highlights half-faded.
+	// Switch animations off while capturing (and hide rows on their way
+	// out) and let two frames pass, so the compositor has painted the
+	// settled page: a full-page capture paints beyond the viewport and would
+	// otherwise show highlights half-faded.
 	settle := `(async () => {
 		const s = document.createElement('style');
 		s.id = 'dashboardtest-still';
-		s.textContent = '*, *::before, *::after { animation: none !important; transition: none !important; }';
+		s.textContent = '*, *::before, *::after { animation: none !important; transition: none !important; } tr.is-gone { display: none; }';
 		document.head.append(s);
 		await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
 		return true;

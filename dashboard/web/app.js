@@ -15,6 +15,7 @@
   const BACKOFF_MAX_MS = 10000;
   const SEEN_MAX = 2000;        // eventIDs remembered to drop redelivered records
 
+  const reducedMotion = window.matchMedia('(prefers-reduced-motion: reduce)');
   const $ = (sel) => document.querySelector(sel);
   const el = (tag, cls, text) => {
     const e = document.createElement(tag);
@@ -191,8 +192,12 @@
     const row = state.rows.get(key);
     if (!row) return;
     state.rows.delete(key);
-    row.tr.classList.add('is-gone');
-    setTimeout(() => row.tr.remove(), 650);
+    if (reducedMotion.matches) {
+      row.tr.remove();
+    } else {
+      row.tr.classList.add('is-gone');
+      setTimeout(() => row.tr.remove(), 650);
+    }
     updateCount();
   }
 
