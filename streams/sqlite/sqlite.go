@@ -173,9 +173,12 @@ func (s *Source) Install(ctx context.Context) error {
 }
 
 func (s *Source) open(ctx context.Context) (*sql.DB, *sql.Conn, error) {
+	// mode=rw: a missing file is an error, not a new empty database.
 	// _txlock=immediate: the trigger installation reads then writes the
 	// schema; taking the write lock first avoids a busy upgrade.
-	db, err := sql.Open("sqlite", s.path+"?_pragma=busy_timeout(5000)&_txlock=immediate")
+	uri := "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(s.path) +
+		"?mode=rw&_pragma=busy_timeout(5000)&_txlock=immediate"
+	db, err := sql.Open("sqlite", uri)
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening %s: %w", s.path, err)
 	}
@@ -443,7 +446,12 @@ func (t *tail) checkSchema(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return err
+		if t.create {
+			return err
+		}
+		// Whoever manages the triggers may be about to update them.
+		t.setErr(err)
+		t.log.Warn("sqlite stream triggers out of date after a schema change", "path", t.path, "error", err)
 	}
 	// prepare may itself have changed the schema.
 	t.schema, err = t.pragma(ctx, "schema_version")

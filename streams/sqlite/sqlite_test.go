@@ -102,7 +102,8 @@ func logger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil
 // tables, and installs its triggers.
 func newSource(t testing.TB, schema string, tables ...string) (*Source, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "app.db")
+	// Characters a file: URI would misread.
+	path := filepath.Join(t.TempDir(), "app ?#%.db")
 	cli(t, path, schema)
 	src, err := New(streams.SourceConfig{Type: "sqlite", Path: path, Tables: tables}, logger())
 	if err != nil {
@@ -111,6 +112,7 @@ func newSource(t testing.TB, schema string, tables ...string) (*Source, string) 
 	if err := src.Install(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	src.trimDelay = 10 * time.Millisecond
 	return src, path
 }
 
@@ -266,6 +268,9 @@ func TestRowidAndKeyChanges(t *testing.T) {
 
 func TestRestartLosesNothing(t *testing.T) {
 	src, path := newSource(t, `CREATE TABLE items(id INTEGER PRIMARY KEY, n INTEGER)`, "items")
+	// Only stopping trims the log here, so a clean stop is what keeps the
+	// next source from redelivering.
+	src.trimDelay = time.Hour
 	c := &collector{}
 	stop := run(t, src, c)
 	cli(t, path, `INSERT INTO items VALUES (1, 0); INSERT INTO items VALUES (2, 0); INSERT INTO items VALUES (3, 0);`)
@@ -368,6 +373,7 @@ func TestFatalErrors(t *testing.T) {
 		cfg        streams.SourceConfig
 	}{
 		{"missing table", "does not exist", streams.SourceConfig{Path: path, Tables: []string{"nope"}}},
+		{"missing file", "unable to open", streams.SourceConfig{Path: path + ".missing", Tables: []string{"items"}}},
 		{"create false without triggers", "create is false", streams.SourceConfig{Path: path, Tables: []string{"items"}, Create: &no}},
 	}
 	for _, tc := range tests {
