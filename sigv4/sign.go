@@ -85,6 +85,7 @@ func (s Signer) Sign(r *http.Request, creds Credentials, service, region string,
 	}
 	r.Header.Del("Authorization")
 	r.Header.Set("X-Amz-Date", amzDate)
+	r.Host = signingHost(r)
 	if creds.SessionToken != "" && !s.UnsignedSessionToken {
 		r.Header.Set("X-Amz-Security-Token", creds.SessionToken)
 	}
@@ -265,8 +266,8 @@ func (s Signer) headerList(r *http.Request) []signedHeader {
 }
 
 // signingHost is the Host the request will carry: r.Host, else the URL's
-// host, without the scheme's default port (which HTTP clients do not send
-// either). r.Host is updated to match so the wire and the signature agree.
+// host, without the scheme's default port (as the SDKs sign it; Sign sets
+// r.Host to it so the wire and the signature agree).
 func signingHost(r *http.Request) string {
 	host := r.Host
 	if host == "" {
@@ -277,9 +278,6 @@ func signingHost(r *http.Request) string {
 		host = strings.TrimSuffix(host, ":80")
 	case "https", "wss":
 		host = strings.TrimSuffix(host, ":443")
-	}
-	if r.Host != "" {
-		r.Host = host
 	}
 	return host
 }

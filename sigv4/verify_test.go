@@ -532,3 +532,24 @@ func TestReasonString(t *testing.T) {
 		t.Error(e.Error())
 	}
 }
+
+// TestSignDefaultPort checks that Sign drops the scheme's default port from
+// the host it signs and sends, as the SDKs do, and keeps any other port.
+func TestSignDefaultPort(t *testing.T) {
+	for _, tt := range []struct{ url, host string }{
+		{"https://gw.example:443/dev", "gw.example"},
+		{"http://gw.example:80/dev", "gw.example"},
+		{"http://127.0.0.1:9/dev", "127.0.0.1:9"},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, tt.url, nil)
+		if err := Sign(req, interopStore[interopKey], "execute-api", interopRegion, unitNow, ""); err != nil {
+			t.Fatal(err)
+		}
+		if req.Host != tt.host {
+			t.Errorf("%s: host %q, want %q", tt.url, req.Host, tt.host)
+		}
+		if _, err := unitVerifier().Verify(overTheWire(t, req)); err != nil {
+			t.Errorf("%s: %v", tt.url, err)
+		}
+	}
+}
