@@ -1,0 +1,290 @@
+package dynamodb
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wsgate/wsgate/internal/testenv"
+	"github.com/wsgate/wsgate/streams"
+)
+
+// moto gives every stream exactly one shard that never closes
+// (moto/dynamodb/models/table.py StreamShard), so lineage, pagination,
+// closed shards and the error paths are tested against this fake
+// DynamoDB Streams endpoint, which speaks the same awsJson1.0 protocol to
+// the real SDK client.
+
+const fakeARN = "arn:aws:dynamodb:us-east-1:123456789012:table/Fake/stream/2024-01-01T00:00:00.000"
+
+type fakeShard struct {
+	ID     string `json:"ShardId"`
+	Parent string `json:"ParentShardId,omitempty"`
+	closed bool
+	seqs   []int
+	item   string
+}
+
+type fakeStreams struct {
+	mu     sync.Mutex
+	shards []*fakeShard
+	// failNext maps "Operation shardId" to an error type returned once.
+	failNext  map[string]string
+	iterCalls map[string]int
+	describes int
+}
+
+func (f *fakeStreams) shard(id string) *fakeShard {
+	for _, s := range f.shards {
+		if s.ID == id {
+			return s
+		}
+	}
+	return nil
+}
+
+func (f *fakeStreams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "DynamoDBStreams_20120810.")
+	var in map[string]any
+	body, _ := io.ReadAll(r.Body)
+	json.Unmarshal(body, &in)
+	str := func(k string) string { s, _ := in[k].(string); return s }
+	fail := func(typ string) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"__type":"com.amazonaws.dynamodb.v20120810#%s","message":"injected"}`, typ)
+	}
+	reply := func(v any) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		json.NewEncoder(w).Encode(v)
+	}
+	switch op {
+	case "DescribeStream":
+		// One shard per page, to exercise ExclusiveStartShardId paging.
+		f.describes++
+		start := 0
+		if from := str("ExclusiveStartShardId"); from != "" {
+			start = slices.IndexFunc(f.shards, func(s *fakeShard) bool { return s.ID == from }) + 1
+		}
+		desc := map[string]any{"StreamArn": fakeARN, "StreamStatus": "ENABLED", "StreamViewType": "NEW_AND_OLD_IMAGES", "TableName": "Fake"}
+		var page []any
+		if start < len(f.shards) {
+			s := f.shards[start]
+			rng := map[string]any{"StartingSequenceNumber": strconv.Itoa(s.seqs[0])}
+			if s.closed {
+				rng["EndingSequenceNumber"] = strconv.Itoa(s.seqs[len(s.seqs)-1])
+			}
+			sh := map[string]any{"ShardId": s.ID, "SequenceNumberRange": rng}
+			if s.Parent != "" {
+				sh["ParentShardId"] = s.Parent
+			}
+			page = append(page, sh)
+			if start+1 < len(f.shards) {
+				desc["LastEvaluatedShardId"] = s.ID
+			}
+		}
+		desc["Shards"] = page
+		reply(map[string]any{"StreamDescription": desc})
+	case "GetShardIterator":
+		id := str("ShardId")
+		s := f.shard(id)
+		if s == nil {
+			fail("ResourceNotFoundException")
+			return
+		}
+		f.iterCalls[id]++
+		if e := f.failNext[op+" "+id]; e != "" {
+			delete(f.failNext, op+" "+id)
+			fail(e)
+			return
+		}
+		pos := 0
+		switch str("ShardIteratorType") {
+		case "LATEST":
+			pos = len(s.seqs)
+		case "AFTER_SEQUENCE_NUMBER":
+			n, _ := strconv.Atoi(str("SequenceNumber"))
+			pos = slices.Index(s.seqs, n) + 1
+		}
+		reply(map[string]any{"ShardIterator": fmt.Sprintf("%s|%d", id, pos)})
+	case "GetRecords":
+		id, p, _ := strings.Cut(str("ShardIterator"), "|")
+		pos, _ := strconv.Atoi(p)
+		s := f.shard(id)
+		if e := f.failNext[op+" "+id]; e != "" {
+			delete(f.failNext, op+" "+id)
+			fail(e)
+			return
+		}
+		out := map[string]any{}
+		var recs []any
+		if pos < len(s.seqs) { // one record per call
+			seq := s.seqs[pos]
+			recs = append(recs, map[string]any{
+				"eventID": fmt.Sprintf("ev%d", seq), "eventName": "MODIFY", "eventVersion": "1.1",
+				"eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+				"dynamodb": map[string]any{
+					"ApproximateCreationDateTime": float64(time.Now().Unix()),
+					"Keys":                        map[string]any{"id": map[string]string{"S": s.item}},
+					"NewImage":                    map[string]any{"id": map[string]string{"S": s.item}, "v": map[string]string{"N": strconv.Itoa(seq)}},
+					"SequenceNumber":              strconv.Itoa(seq), "SizeBytes": 20, "StreamViewType": "NEW_AND_OLD_IMAGES",
+				},
+			})
+			pos++
+		}
+		out["Records"] = recs
+		if !s.closed || pos < len(s.seqs) {
+			out["NextShardIterator"] = fmt.Sprintf("%s|%d", id, pos)
+		}
+		reply(out)
+	default:
+		http.Error(w, "unknown operation "+op, http.StatusBadRequest)
+	}
+}
+
+func TestLineagePagingAndErrors(t *testing.T) {
+	// A split: parent P (closed) with children C1 and C2, listed before
+	// their parent; G's parent was trimmed away and is not listed.
+	fake := &fakeStreams{
+		shards: []*fakeShard{
+			{ID: "shardId-C1", Parent: "shardId-P", seqs: []int{200, 201}, item: "k"},
+			{ID: "shardId-C2", Parent: "shardId-P", seqs: []int{300}, item: "j"},
+			{ID: "shardId-G", Parent: "shardId-gone", seqs: []int{400}, item: "g"},
+			{ID: "shardId-P", closed: true, seqs: []int{100, 101, 102}, item: "k"},
+		},
+		failNext: map[string]string{
+			"GetRecords shardId-C1":       "ExpiredIteratorException",
+			"GetRecords shardId-C2":       "LimitExceededException",
+			"GetRecords shardId-G":        "TrimmedDataAccessException",
+			"GetShardIterator shardId-C2": "InternalServerError",
+		},
+		iterCalls: map[string]int{},
+	}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	cfg := streams.SourceConfig{Type: "dynamodb", StreamARN: fakeARN, Endpoint: srv.URL,
+		StartingPosition: "TRIM_HORIZON", Checkpoint: filepath.Join(t.TempDir(), "ckpt.json"), PollMillis: 10}
+
+	h := &collector{}
+	r := run(t, cfg, h)
+	recs := h.waitRecords(t, 7)
+	r.halt(t)
+
+	var order []string
+	for _, rec := range recs {
+		order = append(order, rec.Change.SequenceNumber)
+	}
+	if len(order) != 7 {
+		t.Fatalf("delivered %v, want 7 records", order)
+	}
+	pos := func(seq string) int { return slices.Index(order, seq) }
+	for _, child := range []string{"200", "201", "300"} {
+		if pos(child) < pos("102") {
+			t.Errorf("child record %s delivered before the parent's last record: %v", child, order)
+		}
+	}
+	if pos("100") > pos("101") || pos("101") > pos("102") || pos("200") > pos("201") {
+		t.Errorf("records of a shard out of order: %v", order)
+	}
+	h.mu.Lock()
+	for i, b := range h.batches {
+		for _, rec := range b {
+			if want := map[string]string{"1": "shardId-P", "2": "shardId-C1", "3": "shardId-C2", "4": "shardId-G"}[rec.Change.SequenceNumber[:1]]; h.shards[i] != want {
+				t.Errorf("record %s handed over as shard %s, want %s", rec.Change.SequenceNumber, h.shards[i], want)
+			}
+		}
+	}
+	h.mu.Unlock()
+
+	ck, _, err := loadCheckpoint(cfg.Checkpoint, fakeARN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]shardState{
+		"shardId-P":  {Start: "TRIM_HORIZON", SequenceNumber: "102", Finished: true},
+		"shardId-C1": {Start: "TRIM_HORIZON", SequenceNumber: "201"},
+		"shardId-C2": {Start: "TRIM_HORIZON", SequenceNumber: "300"},
+		"shardId-G":  {Start: "TRIM_HORIZON", SequenceNumber: "400"},
+	}
+	for id, w := range want {
+		if got, _ := ck.shard(id); got != w {
+			t.Errorf("checkpoint[%s] = %+v, want %+v", id, got, w)
+		}
+	}
+	fake.mu.Lock()
+	if len(fake.failNext) != 0 {
+		t.Errorf("injected errors never hit: %v", fake.failNext)
+	}
+	fake.mu.Unlock()
+
+	// A restart with the same checkpoint repeats nothing, does not touch
+	// the finished parent, and picks up a record written meanwhile.
+	fake.mu.Lock()
+	fake.iterCalls = map[string]int{}
+	fake.shard("shardId-C1").seqs = append(fake.shard("shardId-C1").seqs, 202)
+	fake.mu.Unlock()
+	h2 := &collector{}
+	r2 := run(t, cfg, h2)
+	got := h2.waitRecords(t, 1)
+	testenv.Eventually(t, waitFor, func() error {
+		fake.mu.Lock()
+		defer fake.mu.Unlock()
+		if fake.iterCalls["shardId-G"] == 0 {
+			return fmt.Errorf("second run has not reached every shard yet")
+		}
+		return nil
+	})
+	r2.halt(t)
+	got = h2.records()
+	if len(got) != 1 || got[0].Change.SequenceNumber != "202" {
+		var seqs []string
+		for _, rec := range got {
+			seqs = append(seqs, rec.Change.SequenceNumber)
+		}
+		t.Errorf("second run delivered %v, want only 202", seqs)
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if n := fake.iterCalls["shardId-P"]; n != 0 {
+		t.Errorf("finished parent was read again (%d GetShardIterator calls)", n)
+	}
+}
+
+func TestReadyShards(t *testing.T) {
+	listing := []shardInfo{
+		{id: "c1", parent: "p"}, {id: "c2", parent: "p"}, {id: "p", closed: true},
+		{id: "g", parent: "trimmed"}, {id: "gc", parent: "c1"},
+	}
+	tests := []struct {
+		name              string
+		finished, running map[string]bool
+		want              []string
+	}{
+		{"fresh", nil, nil, []string{"p", "g"}},
+		{"parent running", nil, map[string]bool{"p": true}, []string{"g"}},
+		{"parent finished", map[string]bool{"p": true}, map[string]bool{"g": true}, []string{"c1", "c2"}},
+		{"grandchild", map[string]bool{"p": true, "c1": true, "g": true}, map[string]bool{"c2": true}, []string{"gc"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, s := range readyShards(listing, tt.finished, tt.running) {
+				got = append(got, s.id)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("ready = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
