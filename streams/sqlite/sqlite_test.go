@@ -553,3 +553,21 @@ func TestMappingTargetEndToEnd(t *testing.T) {
 		t.Fatalf("target stats %+v: the poison batch was not given up", st)
 	}
 }
+
+func TestWideTable(t *testing.T) {
+	// 70 columns, 140 arguments: more than one json_object call can take in SQLite's
+	// default limit of 127 function arguments.
+	var cols, vals []string
+	for i := range 70 {
+		cols = append(cols, fmt.Sprintf("c%d INTEGER", i))
+		vals = append(vals, fmt.Sprint(i))
+	}
+	src, path := newSource(t, `CREATE TABLE wide(`+strings.Join(cols, ", ")+`, PRIMARY KEY (c0))`, "wide")
+	c := &collector{}
+	run(t, src, c)
+	cli(t, path, `INSERT INTO wide VALUES (`+strings.Join(vals, ", ")+`)`)
+	img := c.waitRecords(t, 1)[0].Change.NewImage
+	if len(img) != 70 || img["c69"].Number() != "69" || img["c60"].Number() != "60" {
+		t.Fatalf("image of %d columns: %s", len(img), attrs(img))
+	}
+}
