@@ -525,3 +525,40 @@ func TestCommandInitTimeout(t *testing.T) {
 		return nil
 	})
 }
+
+// TestCommandPythonRuntime runs a custom runtime written in plain Python:
+// Content-Length bodies instead of Go's chunked ones, and the error type in
+// the header.
+func TestCommandPythonRuntime(t *testing.T) {
+	python := testenv.LookPath(t, "python3", "apt-get install -y python3")
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := newTestCommand(t, Config{
+		Command:      []string{python, "-u", "bootstrap.py"},
+		Dir:          filepath.Join(wd, "testdata", "python"),
+		FunctionName: "py",
+	}, Env{})
+	for _, body := range []string{"one", "two"} {
+		out, err := in.Invoke(context.Background(), &Invocation{Payload: fmt.Appendf(nil, `{"body":%q}`, body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct{ Body, Function, Deadline string }
+		if err := json.Unmarshal(out, &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Body != body || r.Function != "py" || r.Deadline == "" {
+			t.Fatalf("got %s", out)
+		}
+	}
+	_, err = in.Invoke(context.Background(), &Invocation{Payload: []byte(`{"op":"error"}`)})
+	var fe *FunctionError
+	if !errors.As(err, &fe) || fe.Type != "ValueError" || fe.Message != "python says no" {
+		t.Fatalf("got %v, want the ValueError", err)
+	}
+	if out, err := in.Invoke(context.Background(), &Invocation{Payload: []byte(`{"body":"after"}`)}); err != nil {
+		t.Fatalf("after the error: %s, %v", out, err)
+	}
+}
