@@ -69,7 +69,7 @@ func (c *collector) waitRecords(t *testing.T, n int) []streams.Record {
 }
 
 func testLogger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel}))
 }
 
 // running is a Source started in the background.
@@ -340,6 +340,29 @@ func TestRestartLosesNothing(t *testing.T) {
 	}
 }
 
+func TestReconnectsAfterConnectionLoss(t *testing.T) {
+	c := sharedCluster(t)
+	dsn, db := newDatabase(t, c)
+	dumpOnFailure(t, c)
+	run(t, db, `CREATE TABLE items (id int PRIMARY KEY)`)
+	h := &collector{}
+	r := start(t, db, dsn, "reconnect", h, "items")
+	run(t, db, `INSERT INTO items VALUES (1)`)
+	h.waitRecords(t, 1)
+
+	// Kill the walsender serving the slot, as a server restart or a
+	// network failure would.
+	run(t, db, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'reconnect'`)
+	run(t, db, `INSERT INTO items VALUES (2)`)
+	recs := h.waitRecords(t, 2)
+	if last := recs[len(recs)-1].Change.Keys["id"].Number(); last != "2" {
+		t.Errorf("last record after reconnect has id %s, want 2", last)
+	}
+	if st := r.src.Stats(); st.LastError == "" {
+		t.Error("Stats.LastError is empty after a lost connection")
+	}
+}
+
 func TestHandlerErrorRedelivers(t *testing.T) {
 	c := sharedCluster(t)
 	dsn, db := newDatabase(t, c)
@@ -477,3 +500,11 @@ func TestAttributeMapping(t *testing.T) {
 		})
 	}
 }
+
+// testLogLevel is Info with WSGATE_TEST_LOG=info, Warn otherwise.
+var testLogLevel = func() slog.Level {
+	if os.Getenv("WSGATE_TEST_LOG") == "info" {
+		return slog.LevelInfo
+	}
+	return slog.LevelWarn
+}()

@@ -164,7 +164,7 @@ func (s *Source) ensureSlot(ctx context.Context, conn *pgx.Conn) error {
 		if _, err := conn.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", s.slot); err != nil {
 			return fmt.Errorf("creating replication slot %s: %w", s.slot, err)
 		}
-		s.logger.Info("created replication slot", "slot", s.slot)
+		s.logger.Info("created replication slot")
 		return nil
 	case err != nil:
 		return fmt.Errorf("looking up replication slot: %w", err)

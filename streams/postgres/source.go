@@ -98,6 +98,9 @@ func New(cfg streams.SourceConfig, logger *slog.Logger) (*Source, error) {
 		return nil, fmt.Errorf("postgres source: parsing dsn: %w", err)
 	}
 	rc.RuntimeParams["replication"] = "database"
+	if rc.RuntimeParams["application_name"] == "" {
+		rc.RuntimeParams["application_name"] = "wsgate"
+	}
 	s.replConfig = rc
 	s.logger = logger.With("source", "postgres", "slot", s.slot)
 	return s, nil
