@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path"
 	"regexp"
 	"strings"
 
@@ -58,6 +59,11 @@ type Config struct {
 	// SlowConsumerSeconds: a connection whose queue stays full this long is
 	// closed with 1008. Default 10.
 	SlowConsumerSeconds int `json:"slowConsumerSeconds,omitempty"`
+	// SendBufferBytes sets each client socket's kernel send buffer
+	// (SO_SNDBUF). 0 (default) leaves it to the kernel's autotuning, which
+	// lets a stalled client pin up to net.ipv4.tcp_wmem's maximum (4 MiB
+	// on Linux); a small value bounds that and detects slow readers sooner.
+	SendBufferBytes int `json:"sendBufferBytes,omitempty"`
 	// WriteTimeoutSeconds bounds one socket write; a client that accepts no
 	// bytes for this long is closed. Default 10.
 	WriteTimeoutSeconds int `json:"writeTimeoutSeconds,omitempty"`
@@ -90,6 +96,23 @@ type Route struct {
 	// the integration response body is sent back to the client. Unset, the
 	// body is dropped, as API Gateway does.
 	RouteResponseSelectionExpression string `json:"routeResponseSelectionExpression,omitempty"`
+	// Groups makes the route join or leave the group named in the message,
+	// with no backend code. It runs before the integration, if any.
+	Groups *RouteGroups `json:"groups,omitempty"`
+}
+
+// RouteGroups is a route's group membership action, e.g. for
+// {"action":"subscribe","group":"orders"}:
+//
+//	subscribe: { groups: { join: "$request.body.group", allow: ["orders", "prices.*"] } }
+type RouteGroups struct {
+	// Join is a selection expression naming the group to join.
+	Join string `json:"join,omitempty"`
+	// Leave is a selection expression naming the group to leave.
+	Leave string `json:"leave,omitempty"`
+	// Allow lists the groups Join may join: names, or patterns with '*'
+	// (path.Match syntax). Required with Join; Leave needs none.
+	Allow []string `json:"allow,omitempty"`
 }
 
 const (
@@ -182,10 +205,17 @@ func (c *Config) Validate() error {
 		if strings.HasPrefix(key, "$") && key != routeConnect && key != routeDisconnect && key != routeDefault {
 			add("route %q: custom route keys may not start with '$' (reserved: $connect, $disconnect, $default)", key)
 		}
-		if r.Integration == nil {
-			add("route %q: integration is required", key)
-		} else if err := r.Integration.Validate(); err != nil {
-			add("route %q: %v", key, err)
+		if r.Integration == nil && r.Groups == nil {
+			add("route %q: an integration (or a groups action) is required", key)
+		} else if r.Integration != nil {
+			if err := r.Integration.Validate(); err != nil {
+				add("route %q: %v", key, err)
+			}
+		}
+		if r.Groups != nil {
+			if err := r.Groups.validate(key); err != nil {
+				add("route %q: %v", key, err)
+			}
 		}
 		if r.RouteResponseSelectionExpression != "" && r.RouteResponseSelectionExpression != "$default" {
 			add("route %q: routeResponseSelectionExpression %q: only \"$default\" is supported (as on AWS)", key, r.RouteResponseSelectionExpression)
@@ -195,4 +225,26 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (rg *RouteGroups) validate(key string) error {
+	if key == routeConnect || key == routeDisconnect {
+		return errors.New("groups actions run on message routes; $connect joins groups through its response's \"groups\" list")
+	}
+	if (rg.Join == "") == (rg.Leave == "") {
+		return errors.New("groups: set exactly one of join or leave")
+	}
+	expr := rg.Join + rg.Leave
+	if _, err := ParseSelectionExpression(expr); err != nil {
+		return fmt.Errorf("groups: %v", err)
+	}
+	if rg.Join != "" && len(rg.Allow) == 0 {
+		return errors.New("groups: join needs an allow list of the groups it may join")
+	}
+	for _, p := range rg.Allow {
+		if _, err := path.Match(p, ""); err != nil || p == "" {
+			return fmt.Errorf("groups: bad allow pattern %q", p)
+		}
+	}
+	return nil
 }

@@ -41,6 +41,7 @@ type conn struct {
 	br0        *bufio.Reader // bytes that arrived with the handshake, if any
 
 	mu        sync.Mutex
+	idle      sync.Cond // signalled (L = &mu) when the writer goroutine exits
 	queue     [][]byte
 	spare     [][]byte // the previous batch's slice, reused
 	writing   bool
@@ -132,6 +133,7 @@ func (c *conn) writeLoop() {
 			c.writing = false
 			c.fullSince = time.Time{}
 			closing := c.state != stateOpen && c.closeSent
+			c.idle.Broadcast()
 			c.mu.Unlock()
 			if closing {
 				c.afterCloseSent()
@@ -140,9 +142,13 @@ func (c *conn) writeLoop() {
 		}
 		c.queue = c.spare[:0]
 		c.fullSince = time.Time{}
+		timeout := c.gw.writeTimeout
+		if c.state != stateOpen {
+			timeout = c.gw.closeWait
+		}
 		c.mu.Unlock()
 
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.gw.writeTimeout))
+		_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
 		bufs := net.Buffers(batch)
 		_, err := bufs.WriteTo(c.nc)
 		clear(batch)
@@ -160,6 +166,7 @@ func (c *conn) writeFailed(err error) {
 	c.mu.Lock()
 	c.writing = false
 	c.queue = nil
+	c.idle.Broadcast()
 	reason := closeAbnormal
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
@@ -200,6 +207,9 @@ func (c *conn) closeWith(r closeReason) {
 	c.queue = append(c.queue, closeFrame(r.Code, r.Reason))
 	c.startWriterLocked()
 	c.mu.Unlock()
+	// A client that is not reading cannot take the close frame either:
+	// cut a write in progress after closeWait instead of writeTimeout.
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.gw.closeWait))
 }
 
 // afterCloseSent runs in the writer once our close frame is written: give
@@ -386,19 +396,14 @@ func (c *conn) message(op ws.OpCode, msg []byte) (closeReason, bool) {
 	return closeReason{}, false
 }
 
-// waitWriter waits until the writer has flushed the queue (bounded by the
-// write timeout, which makes a stuck write fail).
+// waitWriter waits until the writer has flushed the queue and exited. It is
+// bounded because every write has a deadline (closeWait once closing).
 func (c *conn) waitWriter() {
-	deadline := time.Now().Add(c.gw.writeTimeout + time.Second)
-	for time.Now().Before(deadline) {
-		c.mu.Lock()
-		idle := !c.writing && len(c.queue) == 0
-		c.mu.Unlock()
-		if idle {
-			return
-		}
-		time.Sleep(time.Millisecond)
+	c.mu.Lock()
+	for c.writing {
+		c.idle.Wait()
 	}
+	c.mu.Unlock()
 }
 
 // drain reads and discards until the client's close frame, EOF or the

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,10 +45,26 @@ type Gateway struct {
 }
 
 type route struct {
-	key     string
-	integ   integration.Integration
-	twoWay  bool
-	timeout time.Duration
+	key    string
+	integ  integration.Integration // nil for a pure groups route
+	twoWay bool
+	groups *routeGroups
+}
+
+type routeGroups struct {
+	expr  *SelectionExpression
+	join  bool
+	allow []string
+}
+
+// allowed reports whether the route may join name.
+func (rg *routeGroups) allowed(name string) bool {
+	for _, p := range rg.allow {
+		if ok, _ := path.Match(p, name); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Options are what New needs besides the config.
@@ -111,12 +129,20 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		env.SecretAccessKey = cfg.Credentials[0].SecretAccessKey
 	}
 	for key, rc := range cfg.Routes {
-		in, err := integration.New(*rc.Integration, env)
-		if err != nil {
-			g.closeIntegrations()
-			return nil, fmt.Errorf("route %q: %w", key, err)
+		rt := &route{key: key, twoWay: rc.RouteResponseSelectionExpression == "$default"}
+		if rc.Integration != nil {
+			in, err := integration.New(*rc.Integration, env)
+			if err != nil {
+				g.closeIntegrations()
+				return nil, fmt.Errorf("route %q: %w", key, err)
+			}
+			rt.integ = in
 		}
-		g.routes[key] = &route{key: key, integ: in, twoWay: rc.RouteResponseSelectionExpression == "$default"}
+		if rg := rc.Groups; rg != nil {
+			expr, _ := ParseSelectionExpression(rg.Join + rg.Leave) // validated
+			rt.groups = &routeGroups{expr: expr, join: rg.Join != "", allow: rg.Allow}
+		}
+		g.routes[key] = rt
 	}
 	go g.sweep()
 	return g, nil
@@ -133,7 +159,9 @@ func (g *Gateway) Connections() int { return int(g.conns.Load()) }
 
 func (g *Gateway) closeIntegrations() {
 	for _, r := range g.routes {
-		_ = r.integ.Close()
+		if r.integ != nil {
+			_ = r.integ.Close()
+		}
 	}
 }
 
@@ -178,6 +206,20 @@ func (g *Gateway) route(c *conn, body string, b64 bool) {
 		_ = c.enqueue(textFrame(errorFrame(frameForbidden, c.s.connectionID, requestID)), true)
 		return
 	}
+	if rt.groups != nil {
+		name, ok := g.groupAction(c, rt, body)
+		if !ok {
+			log.Info("group action refused", "group", name)
+			_ = c.enqueue(textFrame(errorFrame(frameForbidden, c.s.connectionID, requestID)), true)
+			return
+		}
+		if rt.integ == nil {
+			if rt.twoWay {
+				_ = c.enqueue(textFrame(groupAck(rt.groups.join, name)), true)
+			}
+			return
+		}
+	}
 	ev := g.messageEvent(&c.s, key, requestID, messageID, body, b64, time.Now())
 	res, err := g.invoke(rt, ev, requestID, body)
 	if err != nil {
@@ -200,6 +242,34 @@ func (g *Gateway) route(c *conn, body string, b64 bool) {
 			log.Debug("route response not delivered", "error", err)
 		}
 	}
+}
+
+// groupAction joins or leaves the group the message names; ok is false
+// when the name is invalid or not allowed.
+func (g *Gateway) groupAction(c *conn, rt *route, body string) (name string, ok bool) {
+	name, isJSON := rt.groups.expr.Evaluate([]byte(body))
+	if !isJSON || !ValidGroup(name) {
+		return name, false
+	}
+	if rt.groups.join {
+		if !rt.groups.allowed(name) {
+			return name, false
+		}
+		return name, g.hub.Join(g.baseCtx, name, c.s.connectionID) == nil
+	}
+	return name, g.hub.Leave(g.baseCtx, name, c.s.connectionID) == nil
+}
+
+// groupAck is a pure groups route's two-way answer.
+func groupAck(join bool, name string) []byte {
+	action := "unsubscribed"
+	if join {
+		action = "subscribed"
+	}
+	b := append([]byte(`{"action":"`), action...)
+	b = append(b, `","group":`...)
+	b = strconv.AppendQuote(b, name)
+	return append(b, '}')
 }
 
 // invoke calls a route's integration with an event and decodes the Lambda

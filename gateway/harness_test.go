@@ -74,7 +74,7 @@ func startGateway(t testing.TB, cfg gateway.Config) *testGateway {
 }
 
 func (tg *testGateway) shutdown(t testing.TB) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	_ = tg.srv.Shutdown(ctx)
 	if err := tg.gw.Shutdown(ctx); err != nil {

@@ -15,6 +15,9 @@ type proxyResponse struct {
 	MultiValueHeaders map[string][]string `json:"multiValueHeaders"`
 	Body              string              `json:"body"`
 	IsBase64Encoded   bool                `json:"isBase64Encoded"`
+	// Groups, a wsgate extension of the $connect response (AWS ignores
+	// unknown fields), names groups the new connection joins.
+	Groups []string `json:"groups"`
 }
 
 // parseProxyResponse decodes an integration's answer. An empty answer (a

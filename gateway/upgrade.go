@@ -51,6 +51,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request) {
 	log := g.log.With("connectionId", s.connectionID, "routeKey", routeConnect, "requestId", requestID)
 
 	extra := http.Header{}
+	var groups []string
 	if rt := g.routes[routeConnect]; rt != nil {
 		g.track.Add(1)
 		ev := g.connectEvent(&s, r, requestID, now)
@@ -65,6 +66,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
+		groups = res.Groups
 		for k, v := range res.Headers {
 			extra.Set(k, v)
 		}
@@ -89,7 +91,11 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = nc.SetDeadline(time.Time{})
+	if tc, ok := nc.(*net.TCPConn); ok && g.cfg.SendBufferBytes > 0 {
+		_ = tc.SetWriteBuffer(g.cfg.SendBufferBytes)
+	}
 	c := &conn{gw: g, nc: nc, s: s, inflight: make(chan struct{}, g.cfg.MaxInflightPerConnection)}
+	c.idle.L = &c.mu
 	if brw.Reader.Buffered() > 0 {
 		c.br0 = brw.Reader // the client sent frames right behind its handshake
 	}
@@ -104,6 +110,13 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request) {
 	}
 	g.conns.Add(1)
 	g.connWG.Add(1)
+	for _, name := range groups {
+		if !ValidGroup(name) {
+			log.Warn("$connect named an invalid group", "group", name)
+			continue
+		}
+		_ = g.hub.Join(g.baseCtx, name, s.connectionID)
+	}
 	c.mu.Lock()
 	c.startWriterLocked()
 	c.mu.Unlock()

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/wsgate/wsgate/dashboard"
+	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/server"
+	"github.com/wsgate/wsgate/streams"
+)
+
+// Demo credentials: printed so a newcomer can try the management API and
+// the CLI against the demo. Loopback only by default.
+const (
+	demoKey    = "AKIDDEMO"
+	demoSecret = "demo-secret"
+)
+
+// DemoConfig is the configuration `wsgate demo` runs: a sqlite change
+// stream of the orders table published to the group the page subscribes to
+// through a subscribe route that needs no backend.
+func DemoConfig(listen, db string) server.Config {
+	cfg := server.Config{
+		Config: gateway.Config{
+			Listen:      listen,
+			APIID:       "demo",
+			Stage:       "demo",
+			Credentials: []gateway.Credential{{AccessKeyID: demoKey, SecretAccessKey: demoSecret}},
+			Routes: map[string]gateway.Route{
+				"subscribe": {
+					Groups:                           &gateway.RouteGroups{Join: "$request.body.group", Allow: []string{"orders"}},
+					RouteResponseSelectionExpression: "$default",
+				},
+				"unsubscribe": {Groups: &gateway.RouteGroups{Leave: "$request.body.group"}},
+			},
+		},
+		Streams: []streams.Config{{
+			Name:   "orders",
+			Source: streams.SourceConfig{Type: "sqlite", Path: db, Tables: []string{"orders"}},
+			Target: streams.TargetConfig{Group: "orders"},
+		}},
+	}
+	cfg.SetDefaults()
+	return cfg
+}
+
+func demo(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "listen address")
+	dbPath := fs.String("db", "wsgate-demo.db", "SQLite database file (created if missing)")
+	rate := fs.Float64("rate", 5, "synthetic changes per second (0 for none)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg := DemoConfig(*listen, *dbPath)
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "wsgate demo: %v\n", err)
+		return 1
+	}
+	logger := cfg.NewLogger(stderr)
+	db, err := dashboard.OpenDB(*dbPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "wsgate demo: %v\n", err)
+		return 1
+	}
+	defer db.Close()
+	if err := dashboard.EnsureSchema(context.Background(), db, "orders"); err != nil {
+		fmt.Fprintf(stderr, "wsgate demo: %v\n", err)
+		return 1
+	}
+	srv, err := server.New(cfg, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "wsgate demo: %v\n", err)
+		return 1
+	}
+	viewers := func() int { return srv.Gateway().Connections() }
+	srv.Handle("/", dashboard.Handler(dashboard.Config{
+		DB: db, Table: "orders", Stage: cfg.Stage, Group: "orders", Viewers: viewers, Logger: logger,
+	}))
+	fmt.Fprintf(stdout, "\n  wsgate demo: open http://%s/ in a browser (try two windows).\n\n", srv.Addr())
+	fmt.Fprintf(stdout, "  Make a change yourself and watch it arrive:\n    %s\n\n", dashboard.DefaultSQLiteCommand(*dbPath, "orders"))
+	fmt.Fprintf(stdout, "  The management API takes AWS SigV4 with key %s / secret %s, e.g.\n    wsgate conn list --endpoint-url %s\n\n",
+		demoKey, demoSecret, srv.ManagementEndpoint())
+	gen := &dashboard.Generator{DB: db, Table: "orders", Rate: *rate, Logger: logger}
+	return runUntilSignal(srv, cfg.ShutdownTimeoutSeconds, stdout, logger, func(ctx context.Context) {
+		go announceViewers(ctx, srv.Hub(), viewers)
+		if err := gen.Run(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("demo data generator stopped", "error", err)
+		}
+	})
+}
+
+// announceViewers publishes {"type":"viewers","count":N} to the page's
+// group whenever the number of connected pages changes.
+func announceViewers(ctx context.Context, h hub.Hub, count func() int) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	last := -1
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n := count()
+			if n == last {
+				continue
+			}
+			last = n
+			msg := []byte(`{"type":"viewers","count":` + strconv.Itoa(n) + `}`)
+			_, _ = h.Publish(ctx, "orders", hub.NewMessage(msg))
+		}
+	}
+}

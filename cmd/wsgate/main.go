@@ -1,0 +1,127 @@
+// Command wsgate is an AWS API Gateway WebSocket API you run yourself.
+//
+//	wsgate serve --config wsgate.yaml [--listen ADDR] [--check]
+//	wsgate demo [--listen 127.0.0.1:8080] [--db wsgate-demo.db] [--rate 5]
+//	wsgate conn post|get|delete|list ...
+//	wsgate group publish|join|leave|members ...
+//	wsgate version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/wsgate/wsgate/server"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `wsgate: an AWS API Gateway WebSocket API you run yourself
+
+Usage:
+  wsgate serve --config FILE [--listen ADDR] [--check]   run the gateway
+  wsgate demo [--listen ADDR] [--db FILE] [--rate N]     the live dashboard demo
+  wsgate conn post|get|delete|list [flags]               the @connections API
+  wsgate group publish|join|leave|members [flags]        groups and broadcast
+  wsgate version                                         print the version
+
+Run 'wsgate COMMAND -h' for a command's flags.
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stdout, stderr)
+	case "demo":
+		return demo(args[1:], stdout, stderr)
+	case "conn":
+		return connCommand(args[1:], stdout, stderr)
+	case "group":
+		return groupCommand(args[1:], stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "wsgate", version())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "wsgate: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+func serve(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "wsgate.yaml", "config file (YAML or JSON)")
+	listen := fs.String("listen", "", "listen address, overriding the config's listen")
+	check := fs.Bool("check", false, "validate the config and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := server.LoadConfig(*configPath)
+	if err == nil && *listen != "" {
+		cfg.Listen = *listen
+		err = cfg.Validate()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "wsgate: %s: %v\n", *configPath, err)
+		return 1
+	}
+	if *check {
+		fmt.Fprintf(stdout, "%s: configuration is valid (%d routes, %d streams)\n", *configPath, len(cfg.Routes), len(cfg.Streams))
+		return 0
+	}
+	logger := cfg.NewLogger(stderr)
+	srv, err := server.New(*cfg, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "wsgate: %v\n", err)
+		return 1
+	}
+	return runUntilSignal(srv, cfg.ShutdownTimeoutSeconds, stdout, logger, nil)
+}
+
+// runUntilSignal serves until SIGINT or SIGTERM, then shuts down within the
+// configured bound; the exit status is 0 for a clean shutdown.
+func runUntilSignal(srv *server.Server, shutdownSeconds int, stdout io.Writer, logger *slog.Logger, extra func(ctx context.Context)) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv.Start()
+	fmt.Fprintf(stdout, "wsgate listening on %s (WebSocket ws://%s/%s, management %s)\n",
+		srv.Addr(), srv.Addr(), srv.Gateway().Config().Stage, srv.ManagementEndpoint())
+	if extra != nil {
+		go extra(ctx)
+	}
+	<-ctx.Done()
+	stop()
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(shutdownSeconds)*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.Canceled) {
+		logger.Error("shutdown", "error", err)
+		return 1
+	}
+	logger.Info("stopped")
+	return 0
+}

@@ -1,0 +1,341 @@
+package gateway_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/testenv"
+)
+
+func esc(id string) string { return strings.ReplaceAll(id, "=", "%3D") }
+
+type delivery struct {
+	Delivered int `json:"delivered"`
+	Skipped   int `json:"skipped"`
+}
+
+func (tg *testGateway) publish(t testing.TB, group string, body []byte) delivery {
+	t.Helper()
+	resp, b := tg.signed(t, "POST", "/dev/@groups/"+group, body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("publish: %d %s", resp.StatusCode, b)
+	}
+	var d delivery
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func (tg *testGateway) join(t testing.TB, group, id string) {
+	t.Helper()
+	resp, b := tg.signed(t, "PUT", "/dev/@groups/"+group+"/@connections/"+esc(id), nil)
+	if resp.StatusCode != 204 {
+		t.Fatalf("join: %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestGroups: join, publish to exactly the members, members and listing
+// with pagination, leave, and a closed connection gone from every group.
+func TestGroups(t *testing.T) {
+	be := newBackend(t, nil)
+	cfg := baseConfig()
+	cfg.Routes["whoami"] = be.whoamiRoute()
+	tg := startGateway(t, cfg)
+	var cs []*websocket.Conn
+	var ids []string
+	for i := 0; i < 3; i++ {
+		c := tg.dial(t, nil)
+		cs = append(cs, c)
+		ids = append(ids, whoami(t, c))
+	}
+	tg.join(t, "g1", ids[0])
+	tg.join(t, "g1", ids[1])
+	tg.join(t, "g1", ids[1]) // twice is fine
+	tg.join(t, "other.group:2", ids[2])
+
+	if d := tg.publish(t, "g1", []byte("to g1")); d.Delivered != 2 || d.Skipped != 0 {
+		t.Fatalf("publish: %+v", d)
+	}
+	for _, c := range cs[:2] {
+		if got := readText(t, c); got != "to g1" {
+			t.Fatalf("member got %q", got)
+		}
+	}
+	// The non-member gets nothing: its next frame is the one meant for it.
+	if d := tg.publish(t, "other.group:2", []byte("to other")); d.Delivered != 1 {
+		t.Fatalf("publish other: %+v", d)
+	}
+	if got := readText(t, cs[2]); got != "to other" {
+		t.Fatalf("non-member got %q", got)
+	}
+
+	// Members, paginated.
+	var all []string
+	token := ""
+	for pages := 0; ; pages++ {
+		q := "?maxResults=1"
+		if token != "" {
+			q += "&nextToken=" + token
+		}
+		resp, b := tg.signed(t, "GET", "/dev/@groups/g1"+q, nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("members: %d %s", resp.StatusCode, b)
+		}
+		var page struct {
+			ConnectionIDs []string `json:"connectionIds"`
+			NextToken     string   `json:"nextToken"`
+		}
+		_ = json.Unmarshal(b, &page)
+		all = append(all, page.ConnectionIDs...)
+		token = page.NextToken
+		if token == "" || pages > 5 {
+			break
+		}
+	}
+	want := []string{ids[0], ids[1]}
+	sort.Strings(want)
+	if fmt.Sprint(all) != fmt.Sprint(want) {
+		t.Fatalf("members %v, want %v", all, want)
+	}
+
+	// Listing of every connection, with groups.
+	resp, b := tg.signed(t, "GET", "/dev/@connections?maxResults=2", nil)
+	var list struct {
+		Connections []struct {
+			ConnectionID string   `json:"connectionId"`
+			ConnectedAt  string   `json:"connectedAt"`
+			Groups       []string `json:"groups"`
+			Identity     struct {
+				SourceIP string `json:"sourceIp"`
+			} `json:"identity"`
+		} `json:"connections"`
+		NextToken string `json:"nextToken"`
+	}
+	_ = json.Unmarshal(b, &list)
+	if resp.StatusCode != 200 || len(list.Connections) != 2 || list.NextToken == "" || list.Connections[0].Identity.SourceIP != "127.0.0.1" {
+		t.Fatalf("listing: %d %s", resp.StatusCode, b)
+	}
+	resp, b = tg.signed(t, "GET", "/dev/@connections?maxResults=2&nextToken="+list.NextToken, nil)
+	var rest struct {
+		Connections []json.RawMessage `json:"connections"`
+		NextToken   string            `json:"nextToken"`
+	}
+	_ = json.Unmarshal(b, &rest)
+	if len(rest.Connections) != 1 || rest.NextToken != "" {
+		t.Fatalf("listing page 2: %s", b)
+	}
+
+	// Leave stops delivery.
+	resp, _ = tg.signed(t, "DELETE", "/dev/@groups/g1/@connections/"+esc(ids[0]), nil)
+	if resp.StatusCode != 204 {
+		t.Fatalf("leave: %d", resp.StatusCode)
+	}
+	if d := tg.publish(t, "g1", []byte("after leave")); d.Delivered != 1 {
+		t.Fatalf("after leave: %+v", d)
+	}
+	if got := readText(t, cs[1]); got != "after leave" {
+		t.Fatalf("remaining member got %q", got)
+	}
+
+	// A closed connection is gone from every group.
+	_ = cs[1].WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""))
+	readClose(t, cs[1])
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if d := tg.publish(t, "g1", []byte("x")); d.Delivered != 0 {
+			return fmt.Errorf("still delivered to %d", d.Delivered)
+		}
+		return nil
+	})
+}
+
+// TestGroupErrors: 410, 400 and unsigned 403.
+func TestGroupErrors(t *testing.T) {
+	tg := startGateway(t, baseConfig())
+	cases := []struct {
+		name, method, path string
+		status             int
+		errType            string
+	}{
+		{"join unknown id", "PUT", "/dev/@groups/g1/@connections/AAAAAAAAAAAAAAA%3D", 410, "GoneException"},
+		{"bad group name", "POST", "/dev/@groups/bad%20name", 400, "BadRequestException"},
+		{"group name too long", "POST", "/dev/@groups/" + strings.Repeat("a", 129), 400, "BadRequestException"},
+		{"slash in group", "GET", "/dev/@groups/a%2Fb", 400, "BadRequestException"},
+		{"bad maxResults", "GET", "/dev/@groups/g1?maxResults=0", 400, "BadRequestException"},
+		{"bad token", "GET", "/dev/@connections?nextToken=%25%25", 400, "BadRequestException"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, b := tg.signed(t, tc.method, tc.path, nil)
+			if resp.StatusCode != tc.status || resp.Header.Get("x-amzn-ErrorType") != tc.errType || !json.Valid(b) {
+				t.Fatalf("%s %s: %d %s %s", tc.method, tc.path, resp.StatusCode, resp.Header.Get("x-amzn-ErrorType"), b)
+			}
+		})
+	}
+	r, err := http.Post("http://"+tg.addr+"/dev/@groups/g1", "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != 403 {
+		t.Fatalf("unsigned publish: %d", r.StatusCode)
+	}
+	resp, b := tg.signed(t, "POST", "/dev/@groups/g1", bytes.Repeat([]byte("x"), 131073))
+	if resp.StatusCode != 413 {
+		t.Fatalf("oversize publish: %d %s", resp.StatusCode, b)
+	}
+	if d := tg.publish(t, "nobody-here", []byte("x")); d.Delivered != 0 {
+		t.Fatalf("empty group: %+v", d)
+	}
+}
+
+// TestJoinWithoutBackend: $connect's response names groups, and a
+// subscribe route joins the group named in the message, allow-listed.
+func TestJoinWithoutBackend(t *testing.T) {
+	be := newBackend(t, func(path string, ev []byte) (int, string) {
+		if path == "/connect" {
+			return 200, `{"statusCode":200,"groups":["news","bad name"]}`
+		}
+		return echoEvent(path, ev)
+	})
+	cfg := baseConfig()
+	cfg.Routes["$connect"] = be.route("/connect")
+	cfg.Routes["subscribe"] = gateway.Route{
+		Groups:                           &gateway.RouteGroups{Join: "$request.body.group", Allow: []string{"orders", "prices.*"}},
+		RouteResponseSelectionExpression: "$default",
+	}
+	cfg.Routes["unsubscribe"] = gateway.Route{Groups: &gateway.RouteGroups{Leave: "$request.body.group"}}
+	tg := startGateway(t, cfg)
+	c := tg.dial(t, nil)
+
+	if d := tg.publish(t, "news", []byte("news!")); d.Delivered != 1 {
+		t.Fatalf("$connect group: %+v", d)
+	}
+	if got := readText(t, c); got != "news!" {
+		t.Fatalf("got %q", got)
+	}
+	_ = c.WriteMessage(websocket.TextMessage, []byte(`{"action":"subscribe","group":"orders"}`))
+	if got := readText(t, c); got != `{"action":"subscribed","group":"orders"}` {
+		t.Fatalf("subscribe answered %q", got)
+	}
+	_ = c.WriteMessage(websocket.TextMessage, []byte(`{"action":"subscribe","group":"prices.eur"}`))
+	readText(t, c)
+	_ = c.WriteMessage(websocket.TextMessage, []byte(`{"action":"subscribe","group":"secret"}`))
+	if got := readText(t, c); !strings.HasPrefix(got, `{"message": "Forbidden"`) {
+		t.Fatalf("disallowed subscribe answered %q", got)
+	}
+	if d := tg.publish(t, "secret", []byte("x")); d.Delivered != 0 {
+		t.Fatalf("joined a disallowed group: %+v", d)
+	}
+	for _, g := range []string{"orders", "prices.eur"} {
+		if d := tg.publish(t, g, []byte("to "+g)); d.Delivered != 1 {
+			t.Fatalf("%s: %+v", g, d)
+		}
+		if got := readText(t, c); got != "to "+g {
+			t.Fatalf("got %q", got)
+		}
+	}
+	_ = c.WriteMessage(websocket.TextMessage, []byte(`{"action":"unsubscribe","group":"orders"}`))
+	testenv.Eventually(t, 5*time.Second, func() error {
+		if d := tg.publish(t, "orders", []byte("x")); d.Delivered != 0 {
+			return errors.New("still a member")
+		}
+		return nil
+	})
+}
+
+// TestFrozenMember: one client that never reads, in a group of 1,000,
+// does not stop the other 999 from getting every message, and ends up
+// closed as a slow consumer.
+func TestFrozenMember(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 connections")
+	}
+	// Every connection joins "all" through its $connect response.
+	be := newBackend(t, func(path string, ev []byte) (int, string) {
+		return 200, `{"statusCode":200,"groups":["all"]}`
+	})
+	cfg := baseConfig()
+	cfg.OutboundQueueFrames = 32
+	cfg.SlowConsumerSeconds = 1
+	cfg.WriteTimeoutSeconds = 300 // so the queue, not the write timeout, catches it
+	cfg.SendBufferBytes = 16 * 1024
+	cfg.Routes["$connect"] = be.route("/connect")
+	cfg.Routes["$disconnect"] = be.route("/disconnect")
+	tg := startGateway(t, cfg)
+	const n = 1000
+	const messages = 80
+	// The frozen client's tiny receive buffer (set before connecting, so
+	// the kernel does not grow it) fills after a few frames.
+	small := websocket.Dialer{NetDialContext: (&net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048) })
+	}}).DialContext}
+	frozen, _, err := small.Dial(tg.wsURL(""), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer frozen.Close()
+	var got atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < n-1; i++ {
+		c := tg.dial(t, nil)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; k < messages; k++ {
+				_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+				if _, _, err := c.ReadMessage(); err != nil {
+					return
+				}
+				got.Add(1)
+			}
+		}()
+	}
+	payload := bytes.Repeat([]byte("p"), 4096)
+	skipped := 0
+	for k := 0; k < messages; k++ {
+		d := tg.publish(t, "all", payload)
+		skipped += d.Skipped
+		if d.Delivered+d.Skipped > n || d.Delivered < n-1 {
+			t.Fatalf("publish %d: %+v", k, d)
+		}
+	}
+	wg.Wait()
+	if got.Load() != (n-1)*messages {
+		t.Fatalf("healthy members got %d frames, want %d", got.Load(), (n-1)*messages)
+	}
+	if skipped == 0 {
+		t.Fatal("the frozen member was never skipped")
+	}
+	// The frozen member is closed as a slow consumer (1008) once it stays full.
+	testenv.Eventually(t, 20*time.Second, func() error {
+		tg.publish(t, "all", []byte("tick"))
+		if tg.gw.Connections() > n-1 {
+			return fmt.Errorf("%d connections still open", tg.gw.Connections())
+		}
+		return nil
+	})
+	var e struct {
+		RequestContext struct {
+			DisconnectStatusCode int `json:"disconnectStatusCode"`
+		} `json:"requestContext"`
+	}
+	_ = json.Unmarshal(be.waitEvents(t, "/disconnect", 1)[0], &e)
+	if e.RequestContext.DisconnectStatusCode != 1008 {
+		t.Fatalf("frozen member's $disconnect code %d, want 1008", e.RequestContext.DisconnectStatusCode)
+	}
+}

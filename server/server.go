@@ -1,0 +1,329 @@
+// Package server composes a whole wsgate: the gateway, its hub, the change
+// streams and any extra HTTP handlers (the demo's dashboard), behind one
+// listener. cmd/wsgate only parses flags and calls it, so tests start the
+// same thing the binary runs.
+//
+// Lifecycle: New validates and builds everything (nothing listens yet);
+// Start binds the listener and starts serving and streaming; Shutdown stops
+// accepting, closes every connection with 1001 (each gets $disconnect),
+// waits for in-flight calls, stops the streams and releases integrations.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/integration"
+	"github.com/wsgate/wsgate/streams"
+	"github.com/wsgate/wsgate/streams/dynamodb"
+	"github.com/wsgate/wsgate/streams/postgres"
+	"github.com/wsgate/wsgate/streams/sqlite"
+)
+
+// Config is the whole config file: the gateway's fields at the top level,
+// the change streams, and logging. See docs/configuration.md.
+type Config struct {
+	gateway.Config
+	// Streams are the change streams. Default none.
+	Streams []streams.Config `json:"streams,omitempty"`
+	// Log sets the log output.
+	Log LogConfig `json:"log,omitempty"`
+}
+
+// LogConfig sets the log output.
+type LogConfig struct {
+	// Level is debug, info (default), warn or error.
+	Level string `json:"level,omitempty"`
+	// Format is text (default) or json.
+	Format string `json:"format,omitempty"`
+}
+
+// LoadConfig reads a YAML or JSON config file. Unknown fields are errors,
+// so a typo does not silently fall back to a default.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return ParseConfig(b)
+}
+
+// ParseConfig parses YAML or JSON config text, applies defaults and
+// validates it.
+func ParseConfig(b []byte) (*Config, error) {
+	var c Config
+	if err := yaml.UnmarshalStrict(b, &c); err != nil {
+		return nil, fmt.Errorf("parsing config: %w", err)
+	}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Validate checks the whole config, defaults applied.
+func (c *Config) Validate() error {
+	var errs []error
+	if err := c.Config.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := streams.ValidateAll(c.Streams); err != nil {
+		errs = append(errs, fmt.Errorf("streams: %w", err))
+	}
+	for i, s := range c.Streams {
+		if s.Target.Group != "" && !gateway.ValidGroup(s.Target.Group) {
+			errs = append(errs, fmt.Errorf("streams[%d]: target group %q: use 1 to 128 letters, digits, '.', '_', ':' or '-'", i, s.Target.Group))
+		}
+	}
+	switch c.Log.Level {
+	case "", "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "", "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
+	}
+	return errors.Join(errs...)
+}
+
+// NewLogger builds the logger the config asks for, writing to w.
+func (c *Config) NewLogger(w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cmpOr(c.Log.Level, "info")))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// Server is a running (or ready to run) wsgate.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+	hub *hub.Memory
+	gw  *gateway.Gateway
+	mux *http.ServeMux
+	// extras is set once Handle mounted something.
+	extras bool
+	http   *http.Server
+	ln     net.Listener
+
+	streams []*stream
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+type stream struct {
+	name    string
+	source  streams.Source
+	handler streams.Handler
+	integ   integration.Integration // closed at shutdown, when the target has one
+}
+
+// New builds a server from a validated config. The listener is bound here
+// (so the management endpoint handed to command handlers is known), but
+// nothing is served until Start.
+func New(cfg Config, logger *slog.Logger) (*Server, error) {
+	cfg.SetDefaults()
+	if logger == nil {
+		logger = slog.Default()
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listening: %w", err)
+	}
+	s := &Server{cfg: cfg, log: logger, hub: hub.NewMemory(), mux: http.NewServeMux(), ln: ln}
+	endpoint := "http://" + ln.Addr().String() + "/" + cfg.Stage
+	s.gw, err = gateway.New(cfg.Config, gateway.Options{Hub: s.hub, Logger: logger, ManagementEndpoint: endpoint})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	for i, sc := range cfg.Streams {
+		st, err := s.buildStream(sc, endpoint)
+		if err != nil {
+			s.release()
+			return nil, fmt.Errorf("streams[%d] (%s): %w", i, sc.DisplayName(), err)
+		}
+		s.streams = append(s.streams, st)
+	}
+	s.http = &http.Server{
+		Handler:           http.HandlerFunc(s.serveHTTP),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+func (s *Server) buildStream(sc streams.Config, endpoint string) (*stream, error) {
+	if sc.Source.Region == "" {
+		sc.Source.Region = s.cfg.Region
+	}
+	log := s.log.With("stream", sc.DisplayName())
+	var (
+		src streams.Source
+		err error
+	)
+	switch sc.Source.Type {
+	case "sqlite":
+		src, err = sqlite.New(sc.Source, log)
+	case "postgres":
+		src, err = postgres.New(sc.Source, log)
+	case "dynamodb":
+		src, err = dynamodb.New(sc.Source, log)
+	default:
+		err = fmt.Errorf("unknown source type %q", sc.Source.Type)
+	}
+	if err != nil {
+		return nil, err
+	}
+	st := &stream{name: sc.DisplayName(), source: src}
+	if sc.Target.Group != "" {
+		st.handler = streams.NewGroupTarget(sc.Target, publisher{s.hub})
+		return st, nil
+	}
+	env := integration.Env{Region: s.cfg.Region, ManagementEndpoint: endpoint, Logger: log}
+	if len(s.cfg.Credentials) > 0 {
+		env.AccessKeyID, env.SecretAccessKey = s.cfg.Credentials[0].AccessKeyID, s.cfg.Credentials[0].SecretAccessKey
+	}
+	st.integ, err = integration.New(*sc.Target.Integration, env)
+	if err != nil {
+		return nil, fmt.Errorf("target integration: %w", err)
+	}
+	st.handler = streams.NewMappingTarget(sc.Target, st.integ, log)
+	return st, nil
+}
+
+// publisher adapts the hub to the streams' group target.
+type publisher struct{ h hub.Hub }
+
+func (p publisher) Publish(ctx context.Context, group string, data []byte) error {
+	_, err := p.h.Publish(ctx, group, hub.NewMessage(data))
+	return err
+}
+
+// serveHTTP sends /{stage} and everything below it to the gateway without
+// ServeMux's path cleaning (management paths carry escaped ids), and other
+// paths to the extra handlers, or to the gateway's 403 when there are none.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.EscapedPath()
+	stage := "/" + s.cfg.Stage
+	if p == stage || strings.HasPrefix(p, stage+"/") || !s.extras {
+		s.gw.ServeHTTP(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// Handle mounts an extra handler (the demo's dashboard) on the listener,
+// with ServeMux patterns. Paths under /{stage} stay the gateway's.
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.extras = true
+	s.mux.Handle(pattern, h)
+}
+
+// Addr is the bound listen address.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Gateway returns the gateway.
+func (s *Server) Gateway() *gateway.Gateway { return s.gw }
+
+// Hub returns the hub.
+func (s *Server) Hub() hub.Hub { return s.hub }
+
+// Start serves the listener and runs the streams in the background. A
+// stream whose source fails fatally is logged and stops; the others go on.
+func (s *Server) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("serving", "error", err)
+		}
+	}()
+	for _, st := range s.streams {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.log.Info("stream started", "stream", st.name)
+			if err := st.source.Run(ctx, st.handler); err != nil {
+				s.log.Error("stream stopped", "stream", st.name, "error", err)
+			}
+		}()
+	}
+	s.log.Info("wsgate listening", "addr", s.Addr(), "websocket", "ws://"+s.Addr()+"/"+s.cfg.Stage,
+		"management", "http://"+s.Addr()+"/"+s.cfg.Stage+"/@connections")
+}
+
+// Shutdown stops everything, bounded by ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	httpErr := s.http.Shutdown(ctx) // stops accepting; hijacked sockets are the gateway's
+	gwErr := s.gw.Shutdown(ctx)
+	if s.cancel != nil {
+		s.cancel()
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	var waitErr error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		waitErr = fmt.Errorf("waiting for streams: %w", ctx.Err())
+	}
+	s.release()
+	return errors.Join(httpErr, gwErr, waitErr)
+}
+
+func (s *Server) release() {
+	for _, st := range s.streams {
+		if st.integ != nil {
+			_ = st.integ.Close()
+		}
+		if c, ok := st.source.(interface{ Close() error }); ok {
+			_ = c.Close()
+		}
+	}
+	_ = s.ln.Close()
+}
+
+// StreamStats reports each stream's source progress, by name.
+func (s *Server) StreamStats() map[string]streams.Stats {
+	out := make(map[string]streams.Stats, len(s.streams))
+	for _, st := range s.streams {
+		out[st.name] = st.source.Stats()
+	}
+	return out
+}
+
+// ManagementEndpoint is the management API's base URL.
+func (s *Server) ManagementEndpoint() string {
+	return "http://" + s.Addr() + "/" + strings.Trim(s.cfg.Stage, "/")
+}
