@@ -243,7 +243,8 @@ func (s *Source) Run(ctx context.Context, h streams.Handler) error {
 		}
 		return err
 	}
-	t := &tail{Source: s, conn: conn, trimmed: time.Now()}
+	t := &tail{Source: s, db: db, conn: conn, trimmed: time.Now()}
+	defer func() { t.conn.Close() }() // the connection dbError opened last
 	t.size, t.window = streams.BatchOptions(h)
 	t.query = fmt.Sprintf(`SELECT seq, tbl, op, keys_json, new_json, old_json, ts FROM %s WHERE seq > ? AND tbl IN (%s) ORDER BY seq LIMIT ?`,
 		ChangeTable, placeholders(len(s.tables)))
@@ -264,6 +265,7 @@ func (s *Source) Run(ctx context.Context, h streams.Handler) error {
 // tail is the state of one Run.
 type tail struct {
 	*Source
+	db           *sql.DB
 	conn         *sql.Conn
 	size         int
 	window       time.Duration
@@ -453,6 +455,13 @@ func (t *tail) checkSchema(ctx context.Context) error {
 		t.setErr(err)
 		t.log.Warn("sqlite stream triggers out of date after a schema change", "path", t.path, "error", err)
 	}
+	// A log dropped and created again numbers from 1 again.
+	var top int64
+	err = t.conn.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = ?`, ChangeTable).Scan(&top)
+	if err == nil && top < t.last {
+		t.log.Warn("sqlite stream change log was re-created; changes pending in the old one are lost", "path", t.path)
+		t.last, t.trimmedUpTo = 0, 0
+	}
 	// prepare may itself have changed the schema.
 	t.schema, err = t.pragma(ctx, "schema_version")
 	return err
@@ -467,6 +476,15 @@ func (t *tail) dbError(ctx context.Context, err error) {
 	t.setErr(err)
 	t.log.Warn("sqlite stream error; retrying", "path", t.path, "attempt", t.dbFails, "error", err)
 	_ = streams.Sleep(ctx, retry.Delay(t.dbFails))
+	if t.dbFails%3 == 0 {
+		// The connection may be broken, or the file replaced: start
+		// over on a new one, and check the triggers again.
+		t.conn.Close()
+		if c, err := t.db.Conn(ctx); err == nil {
+			t.conn = c
+		}
+		t.schema = -1
+	}
 }
 
 func (t *tail) pragma(ctx context.Context, name string) (int64, error) {

@@ -571,3 +571,24 @@ func TestWideTable(t *testing.T) {
 		t.Fatalf("image of %d columns: %s", len(img), attrs(img))
 	}
 }
+
+func TestChangeLogDroppedWhileRunning(t *testing.T) {
+	src, path := newSource(t, `CREATE TABLE items(id INTEGER PRIMARY KEY)`, "items")
+	c := &collector{}
+	run(t, src, c)
+	cli(t, path, `INSERT INTO items VALUES (1)`)
+	c.waitRecords(t, 1)
+	// Someone drops the log (and with it every pending change): the
+	// source puts it back rather than stopping.
+	cli(t, path, `DROP TABLE _wsgate_changes`)
+	testenv.Eventually(t, wait, func() error {
+		if n := cliQuery(t, path, `SELECT count(*) FROM sqlite_master WHERE name = '_wsgate_changes'`); n != "1" {
+			return errors.New("change log not recreated")
+		}
+		return nil
+	})
+	cli(t, path, `INSERT INTO items VALUES (2)`)
+	if r := c.waitRecords(t, 2)[1]; r.Change.Keys["id"].Number() != "2" {
+		t.Fatalf("record after recreation: %s", attrs(r.Change.Keys))
+	}
+}

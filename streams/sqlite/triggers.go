@@ -175,6 +175,10 @@ func install(ctx context.Context, conn *sql.Conn, table string) (bool, error) {
 		return false, err
 	}
 	if equalTriggers(want, have) {
+		// Commit all the same: the change log may have been created.
+		if err := tx.Commit(); err != nil {
+			return false, fmt.Errorf("installing triggers on %s: %w", table, err)
+		}
 		return false, nil
 	}
 	for name := range have {
