@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -315,7 +316,7 @@ func startDemo(t *testing.T, afterSnapshot func()) (*sql.DB, *fakeGateway, *http
 // when it returns an error.
 func within(t *testing.T, ctx context.Context, f func(context.Context) error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if err := f(ctx); err != nil {
 		t.Fatal(err)
@@ -445,7 +446,7 @@ func TestBrowserScreenshots(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- (&dashboard.Generator{DB: db, Rate: 6}).Run(ctx) }()
+	go func() { done <- (&dashboard.Generator{DB: db, Rate: 6, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}).Run(ctx) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -157,6 +157,7 @@ func screenshot(ctx context.Context, path string, capture chromedp.Action[[]byte
 		s.id = 'dashboardtest-still';
 		s.textContent = '*, *::before, *::after { animation: none !important; transition: none !important; } tr.is-gone { display: none; }';
 		document.head.append(s);
+		document.getAnimations().forEach(a => { try { a.finish(); } catch {} });
 		await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
 		return true;
 	})()`

@@ -129,10 +129,13 @@
     return false;
   }
 
-  function restart(node, cls) {
-    node.classList.remove(cls);
-    void node.offsetWidth; // restart the CSS animation
-    node.classList.add(cls);
+  // glow fades a background colour out of node. The Web Animations API
+  // restarts it without forcing a layout, as toggling a CSS class would.
+  function glow(node, colorVar, ms) {
+    if (reducedMotion.matches) return;
+    const c = colors[colorVar];
+    node.animate([{ backgroundColor: c }, { backgroundColor: c, offset: 0.2 }, { backgroundColor: 'transparent' }],
+      { duration: ms, easing: 'ease-out' });
   }
 
   // ---------- table ----------
@@ -165,7 +168,7 @@
       const v = values[c];
       const changed = !same(row.values[c], v);
       if (changed || td.dataset.col !== c) fillCell(td, c, v);
-      if (flash && changed) restart(td, 'flash');
+      if (flash && changed) glow(td, '--flash', 1800);
     });
     while (row.tr.children.length > state.columns.length) row.tr.lastChild.remove();
     row.values = values;
@@ -184,7 +187,7 @@
     renderRow(row, values, false);
     state.rows.set(key, row);
     if (prepend) tbody.prepend(tr); else tbody.append(tr);
-    if (highlight) restart(tr, 'is-new');
+    if (highlight) glow(tr, '--new', 2600);
     updateCount();
   }
 
@@ -334,11 +337,23 @@
     const s = Math.floor(Date.now() / 1000);
     state.buckets.set(s, (state.buckets.get(s) || 0) + 1);
     for (const k of state.buckets.keys()) if (k < s - CHART_SECONDS - 2) state.buckets.delete(k);
-    drawChart();
+    scheduleChart();
   }
 
-  function cssVar(name) {
-    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  // colors caches the theme's custom properties for the canvas and the
+  // highlights; reading computed styles on every change would force style
+  // recalculation each time.
+  const colors = {};
+  function readColors() {
+    const cs = getComputedStyle(document.documentElement);
+    for (const n of ['--muted', '--line-soft', '--accent', '--sans', '--flash', '--new']) colors[n] = cs.getPropertyValue(n).trim();
+  }
+
+  let chartQueued = false;
+  function scheduleChart() {
+    if (chartQueued) return;
+    chartQueued = true;
+    requestAnimationFrame(() => { chartQueued = false; drawChart(); });
   }
 
   function drawChart() {
@@ -367,9 +382,9 @@
     const top = Math.ceil(max / step) * step;
     const padL = 26, padB = 18, padT = 6;
     const plotW = w - padL, plotH = h - padB - padT;
-    const muted = cssVar('--muted'), line = cssVar('--line-soft'), accent = cssVar('--accent');
+    const muted = colors['--muted'], line = colors['--line-soft'], accent = colors['--accent'];
 
-    ctx.font = '11px ' + cssVar('--sans');
+    ctx.font = '11px ' + colors['--sans'];
     ctx.textBaseline = 'middle';
     ctx.textAlign = 'right';
     for (let v = 0; v <= top; v += step) {
@@ -590,12 +605,15 @@
     $('#table-name').textContent = state.cfg.table;
     $('#rows-table').textContent = state.cfg.table;
     $('#group-name').textContent = state.cfg.group;
+    $('#flow-group').textContent = 'group ' + state.cfg.group;
     $('#sqlite-cmd').textContent = state.cfg.sqliteCommand;
     $('#ws-url').textContent = wsURL();
     document.title = 'wsgate · ' + state.cfg.table + ' live';
+    readColors();
+    window.matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => { readColors(); scheduleChart(); });
     drawChart();
     setInterval(drawChart, 1000);
-    new ResizeObserver(drawChart).observe($('#chart'));
+    new ResizeObserver(scheduleChart).observe($('#chart'));
     window.addEventListener('online', retryNow);
     document.addEventListener('visibilitychange', () => { if (!document.hidden) retryNow(); });
     connect();
