@@ -446,7 +446,9 @@ func TestBrowserScreenshots(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- (&dashboard.Generator{DB: db, Rate: 6, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}).Run(ctx) }()
+	go func() {
+		done <- (&dashboard.Generator{DB: db, Rate: 6, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}).Run(ctx)
+	}()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
