@@ -13,7 +13,10 @@
 // Installing is idempotent; when a table's columns change (ALTER TABLE)
 // the triggers are rebuilt, at start and while running (the schema version
 // is checked whenever the data changes). Writes committed between an ALTER
-// TABLE and the rebuild are captured with the old column list.
+// TABLE and the rebuild are captured with the old column list; writes to a
+// table dropped and created again are not captured until the rebuild, at
+// most one poll later. Install prepares a file before any writer runs;
+// Uninstall removes the triggers of tables no longer captured.
 //
 // Each row's image is every column as [typeof, value]; records carry
 // TEXT as S, INTEGER and REAL as N (REAL with SQLite's 15 significant
@@ -170,6 +173,26 @@ func (s *Source) Install(ctx context.Context) error {
 	defer db.Close()
 	defer conn.Close()
 	return s.prepare(ctx, conn)
+}
+
+// Uninstall drops the triggers of the configured tables and their pending
+// changes, and the change log when no other table is captured any more.
+// Run must not be running. It is how a table stops being captured: taking
+// it out of the configuration leaves its triggers logging changes that no
+// source trims.
+func (s *Source) Uninstall(ctx context.Context) error {
+	db, conn, err := s.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	defer conn.Close()
+	for _, t := range s.tables {
+		if err := uninstall(ctx, conn, t); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Source) open(ctx context.Context) (*sql.DB, *sql.Conn, error) {

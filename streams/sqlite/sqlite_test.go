@@ -592,3 +592,26 @@ func TestChangeLogDroppedWhileRunning(t *testing.T) {
 		t.Fatalf("record after recreation: %s", attrs(r.Change.Keys))
 	}
 }
+
+func TestUninstall(t *testing.T) {
+	src, path := newSource(t, `CREATE TABLE a(id INTEGER PRIMARY KEY); CREATE TABLE b(id INTEGER PRIMARY KEY)`, "a", "b")
+	cli(t, path, `INSERT INTO a VALUES (1); INSERT INTO b VALUES (1);`)
+	onlyA, err := New(streams.SourceConfig{Path: path, Tables: []string{"a"}}, logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := onlyA.Uninstall(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cli(t, path, `INSERT INTO a VALUES (2); INSERT INTO b VALUES (2);`)
+	if got := cliQuery(t, path, `SELECT group_concat(tbl) FROM _wsgate_changes`); got != "b,b" {
+		t.Fatalf("change log holds %q, want only b's changes", got)
+	}
+	if err := src.Uninstall(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := cliQuery(t, path, `SELECT count(*) FROM sqlite_master WHERE name LIKE '\_wsgate\_%' ESCAPE '\'`); got != "0" {
+		t.Fatalf("%s wsgate objects left", got)
+	}
+	cli(t, path, `INSERT INTO a VALUES (3); INSERT INTO b VALUES (3);`) // plain writes work again
+}

@@ -256,3 +256,44 @@ func ident(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"
 func literal(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
 
 var errNoChangeTable = errors.New(ChangeTable + " does not exist and create is false")
+
+// uninstall drops table's triggers and its rows in the change log, and the
+// change log itself when no wsgate trigger is left in the file.
+func uninstall(ctx context.Context, conn *sql.Conn, table string) error {
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("uninstalling triggers on %s: %w", table, err)
+	}
+	defer tx.Rollback()
+	have, err := installed(ctx, tx, table)
+	if err != nil {
+		return err
+	}
+	for name := range have {
+		if _, err := tx.ExecContext(ctx, "DROP TRIGGER IF EXISTS "+ident(name)); err != nil {
+			return fmt.Errorf("dropping trigger %s: %w", name, err)
+		}
+	}
+	var logs, left int
+	err = tx.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?),
+		(SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND substr(name, 1, ?) = ?)`,
+		ChangeTable, len(triggerPrefix), triggerPrefix).Scan(&logs, &left)
+	if err != nil {
+		return fmt.Errorf("uninstalling triggers on %s: %w", table, err)
+	}
+	switch {
+	case logs == 0:
+	case left == 0:
+		_, err = tx.ExecContext(ctx, "DROP TABLE "+ChangeTable)
+	default:
+		_, err = tx.ExecContext(ctx, "DELETE FROM "+ChangeTable+" WHERE tbl = ?", table)
+	}
+	if err != nil {
+		return fmt.Errorf("uninstalling triggers on %s: %w", table, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("uninstalling triggers on %s: %w", table, err)
+	}
+	return nil
+}
