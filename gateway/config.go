@@ -44,6 +44,13 @@ type Config struct {
 	StageVariables map[string]string `json:"stageVariables,omitempty"`
 	// Credentials are the access keys the management API accepts.
 	Credentials []Credential `json:"credentials,omitempty"`
+	// AuthorizationType of $connect: "NONE" (default), "AWS_IAM" (the
+	// upgrade request must be SigV4-signed for execute-api, in headers or
+	// as a presigned URL, with one of Credentials) or "CUSTOM" (the
+	// Authorizer; implied when Authorizer is set).
+	AuthorizationType string `json:"authorizationType,omitempty"`
+	// Authorizer is a Lambda REQUEST authorizer on $connect.
+	Authorizer *AuthorizerConfig `json:"authorizer,omitempty"`
 	// Routes maps route keys ($connect, $disconnect, $default, custom) to
 	// what they do.
 	Routes map[string]Route `json:"routes,omitempty"`
@@ -140,6 +147,10 @@ func (c *Config) SetDefaults() {
 	def(&c.AccountID, "000000000000")
 	def(&c.RouteSelectionExpression, "$request.body.action")
 	def(&c.BinaryFrames, "reject")
+	if c.Authorizer != nil {
+		def(&c.AuthorizationType, "CUSTOM")
+	}
+	def(&c.AuthorizationType, "NONE")
 	defInt(&c.IdleTimeoutSeconds, 600)
 	defInt(&c.MaxConnectionSeconds, 7200)
 	defInt(&c.OutboundQueueFrames, 256)
@@ -186,6 +197,26 @@ func (c *Config) Validate() error {
 	if c.OutboundQueueFrames < 1 || c.SlowConsumerSeconds < 1 || c.WriteTimeoutSeconds < 1 ||
 		c.MaxInflightPerConnection < 1 || c.ShutdownTimeoutSeconds < 1 {
 		add("outboundQueueFrames, slowConsumerSeconds, writeTimeoutSeconds, maxInflightPerConnection and shutdownTimeoutSeconds must be at least 1")
+	}
+	switch c.AuthorizationType {
+	case "NONE", "AWS_IAM":
+		if c.Authorizer != nil {
+			add("authorizer is set but authorizationType is %s (use CUSTOM or leave it unset)", c.AuthorizationType)
+		}
+	case "CUSTOM":
+		if c.Authorizer == nil {
+			add("authorizationType CUSTOM needs an authorizer")
+		}
+	default:
+		add("authorizationType %q: want NONE, AWS_IAM or CUSTOM", c.AuthorizationType)
+	}
+	if c.AuthorizationType == "AWS_IAM" && len(c.Credentials) == 0 {
+		add("authorizationType AWS_IAM needs credentials to verify signatures against")
+	}
+	if c.Authorizer != nil {
+		if err := c.Authorizer.validate(); err != nil {
+			add("%v", err)
+		}
 	}
 	seen := map[string]bool{}
 	for i, cr := range c.Credentials {

@@ -29,6 +29,7 @@ type Gateway struct {
 	routes   map[string]*route
 	selector *SelectionExpression
 	verifier *sigv4.Verifier
+	auth     *authorizer // nil unless authorizationType is CUSTOM
 
 	slowConsumer time.Duration
 	writeTimeout time.Duration
@@ -144,6 +145,12 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		}
 		g.routes[key] = rt
 	}
+	if cfg.Authorizer != nil {
+		if g.auth, err = newAuthorizer(cfg.Authorizer, env); err != nil {
+			g.closeIntegrations()
+			return nil, err
+		}
+	}
 	go g.sweep()
 	return g, nil
 }
@@ -158,6 +165,9 @@ func (g *Gateway) Config() Config { return g.cfg }
 func (g *Gateway) Connections() int { return int(g.conns.Load()) }
 
 func (g *Gateway) closeIntegrations() {
+	if g.auth != nil {
+		_ = g.auth.integ.Close()
+	}
 	for _, r := range g.routes {
 		if r.integ != nil {
 			_ = r.integ.Close()

@@ -265,3 +265,23 @@ func sha256Hex(b []byte) string {
 func staticCreds(key, secret string) aws.CredentialsProvider {
 	return credentials.NewStaticCredentialsProvider(key, secret, "")
 }
+
+// testBinDir holds test programs built once per test binary.
+var testBinDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "wsgate-gateway-test-")
+	if err != nil {
+		panic(err)
+	}
+	testBinDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func (b *backend) count(path string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.events[path])
+}

@@ -52,6 +52,26 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request) {
 
 	extra := http.Header{}
 	var groups []string
+	switch {
+	case g.cfg.AuthorizationType == "AWS_IAM":
+		// IAM is checked only here, at connect time, as on AWS.
+		if aerr := g.authorize(r); aerr != nil {
+			log.Info("IAM authorisation refused", "error", aerr.Message)
+			writeAPIError(w, aerr)
+			return
+		}
+	case g.auth != nil:
+		g.track.Add(1)
+		res := g.authorizeConnect(g.baseCtx, r, &s, requestID, now)
+		g.track.Done()
+		if res.status != 0 {
+			log.Info("authorizer refused", "status", res.status)
+			writeJSONStatus(w, res.status, authMessages[res.status])
+			return
+		}
+		s.authorizer = res.context
+		groups = append(groups, res.groups...)
+	}
 	if rt := g.routes[routeConnect]; rt != nil {
 		g.track.Add(1)
 		ev := g.connectEvent(&s, r, requestID, now)
@@ -66,7 +86,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
-		groups = res.Groups
+		groups = append(groups, res.Groups...)
 		for k, v := range res.Headers {
 			extra.Set(k, v)
 		}
@@ -196,4 +216,10 @@ func validHeaderName(k string) bool {
 		}
 	}
 	return true
+}
+
+var authMessages = map[int]string{
+	http.StatusUnauthorized:        "Unauthorized",
+	http.StatusForbidden:           "Forbidden",
+	http.StatusInternalServerError: frameInternalError,
 }

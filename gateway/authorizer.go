@@ -1,0 +1,342 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wsgate/wsgate/integration"
+)
+
+// AuthorizerConfig is a Lambda REQUEST authorizer on $connect (any
+// integration kind), as API Gateway runs it.
+type AuthorizerConfig struct {
+	// Integration is the authorizer function. Required.
+	Integration *integration.Config `json:"integration"`
+	// IdentitySource lists route.request.header.NAME and
+	// route.request.querystring.NAME values; a connection missing any of
+	// them gets 401 without the authorizer being called. Default none.
+	IdentitySource []string `json:"identitySource,omitempty"`
+	// ResultTTLSeconds caches a policy per identity-source values. Default
+	// 300; 0 turns caching off; at most 3600. Caching needs IdentitySource.
+	ResultTTLSeconds *int `json:"resultTtlSeconds,omitempty"`
+}
+
+func (a *AuthorizerConfig) validate() error {
+	if a.Integration == nil {
+		return errors.New("authorizer: integration is required")
+	}
+	if err := a.Integration.Validate(); err != nil {
+		return fmt.Errorf("authorizer: %v", err)
+	}
+	for _, s := range a.IdentitySource {
+		if _, _, err := parseIdentitySource(s); err != nil {
+			return fmt.Errorf("authorizer: %v", err)
+		}
+	}
+	if t := a.ResultTTLSeconds; t != nil && (*t < 0 || *t > 3600) {
+		return fmt.Errorf("authorizer: resultTtlSeconds %d out of range 0..3600", *t)
+	}
+	return nil
+}
+
+func parseIdentitySource(s string) (kind, name string, err error) {
+	switch {
+	case strings.HasPrefix(s, "route.request.header.") && len(s) > len("route.request.header."):
+		return "header", s[len("route.request.header."):], nil
+	case strings.HasPrefix(s, "route.request.querystring.") && len(s) > len("route.request.querystring."):
+		return "query", s[len("route.request.querystring."):], nil
+	}
+	return "", "", fmt.Errorf("identity source %q: want route.request.header.NAME or route.request.querystring.NAME", s)
+}
+
+// authorizer runs the configured REQUEST authorizer.
+type authorizer struct {
+	integ   integration.Integration
+	sources [][2]string // kind, name
+	ttl     time.Duration
+
+	mu    sync.Mutex
+	cache map[string]authCacheEntry
+}
+
+type authCacheEntry struct {
+	res     authResult
+	expires time.Time
+}
+
+// authResult is an authorizer's decision about one identity.
+type authResult struct {
+	status  int             // 0 allows; otherwise the handshake status (401, 403, 500)
+	context json.RawMessage // requestContext.authorizer for every later event
+	groups  []string        // from context.groups, a comma-separated string
+}
+
+func newAuthorizer(cfg *AuthorizerConfig, env integration.Env) (*authorizer, error) {
+	in, err := integration.New(*cfg.Integration, env)
+	if err != nil {
+		return nil, fmt.Errorf("authorizer: %w", err)
+	}
+	a := &authorizer{integ: in, ttl: 300 * time.Second, cache: map[string]authCacheEntry{}}
+	if cfg.ResultTTLSeconds != nil {
+		a.ttl = time.Duration(*cfg.ResultTTLSeconds) * time.Second
+	}
+	for _, s := range cfg.IdentitySource {
+		kind, name, _ := parseIdentitySource(s)
+		a.sources = append(a.sources, [2]string{kind, name})
+	}
+	return a, nil
+}
+
+// identity returns the identity-source values as a cache key; ok is false
+// when one is missing (API Gateway answers 401 without calling).
+func (a *authorizer) identity(r *http.Request) (key string, ok bool) {
+	var b strings.Builder
+	for _, s := range a.sources {
+		var v string
+		if s[0] == "header" {
+			v = r.Header.Get(s[1])
+		} else {
+			v = r.URL.Query().Get(s[1])
+		}
+		if v == "" {
+			return "", false
+		}
+		b.WriteString(v)
+		b.WriteByte(0)
+	}
+	return b.String(), true
+}
+
+// authorize decides about a connection. Missing identity: 401 without a
+// call; the function's "Unauthorized" error: 401; an explicit Deny or no
+// Allow for the method ARN: 403; any other failure: 500.
+func (g *Gateway) authorizeConnect(ctx context.Context, r *http.Request, s *session, requestID string, now time.Time) authResult {
+	a := g.auth
+	key, ok := a.identity(r)
+	if !ok {
+		return authResult{status: http.StatusUnauthorized}
+	}
+	cacheable := len(a.sources) > 0 && a.ttl > 0
+	if cacheable {
+		a.mu.Lock()
+		e, hit := a.cache[key]
+		if hit && now.Before(e.expires) {
+			a.mu.Unlock()
+			return e.res
+		}
+		delete(a.cache, key)
+		a.mu.Unlock()
+	}
+	methodArn := fmt.Sprintf("arn:aws:execute-api:%s:%s:%s/%s/$connect", g.cfg.Region, g.cfg.AccountID, g.cfg.APIID, g.cfg.Stage)
+	ev := g.authorizerEvent(s, r, requestID, methodArn, now)
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return authResult{status: http.StatusInternalServerError}
+	}
+	start := time.Now()
+	out, err := a.integ.Invoke(ctx, &integration.Invocation{Payload: payload, RequestID: requestID})
+	latency := time.Since(start).Milliseconds()
+	log := g.log.With("connectionId", s.connectionID, "requestId", requestID, "routeKey", routeConnect)
+	if err != nil {
+		var fe *integration.FunctionError
+		if errors.As(err, &fe) && fe.Message == "Unauthorized" {
+			return authResult{status: http.StatusUnauthorized}
+		}
+		log.Warn("authorizer failed", "error", err)
+		return authResult{status: http.StatusInternalServerError}
+	}
+	res, err := evaluatePolicy(out, methodArn, latency)
+	if err != nil {
+		log.Warn("authorizer answered a malformed policy", "error", err)
+		return authResult{status: http.StatusInternalServerError}
+	}
+	if cacheable {
+		a.mu.Lock()
+		if len(a.cache) > 10000 { // bound memory: drop expired entries, then everything
+			for k, e := range a.cache {
+				if now.After(e.expires) {
+					delete(a.cache, k)
+				}
+			}
+			if len(a.cache) > 10000 {
+				clear(a.cache)
+			}
+		}
+		a.cache[key] = authCacheEntry{res: res, expires: now.Add(a.ttl)}
+		a.mu.Unlock()
+	}
+	return res
+}
+
+// authorizerEvent is the REQUEST authorizer's input: like the CONNECT
+// event, plus type and methodArn, the Connection/Upgrade/content-length
+// headers, and {} for empty query and stage variable maps.
+type authorizerEvent struct {
+	Type                            string              `json:"type"`
+	MethodArn                       string              `json:"methodArn"`
+	Headers                         map[string]string   `json:"headers"`
+	MultiValueHeaders               map[string][]string `json:"multiValueHeaders"`
+	QueryStringParameters           map[string]string   `json:"queryStringParameters"`
+	MultiValueQueryStringParameters map[string][]string `json:"multiValueQueryStringParameters"`
+	StageVariables                  map[string]string   `json:"stageVariables"`
+	RequestContext                  RequestContext      `json:"requestContext"`
+}
+
+func (g *Gateway) authorizerEvent(s *session, r *http.Request, requestID, methodArn string, now time.Time) *authorizerEvent {
+	ev := &authorizerEvent{
+		Type:           "REQUEST",
+		MethodArn:      methodArn,
+		StageVariables: g.cfg.StageVariables,
+		RequestContext: g.context(s, routeConnect, "CONNECT", requestID, now),
+	}
+	if ev.StageVariables == nil {
+		ev.StageVariables = map[string]string{}
+	}
+	ev.Headers, ev.MultiValueHeaders = eventHeaders(r, s, true)
+	ev.QueryStringParameters, ev.MultiValueQueryStringParameters = queryMaps(r.URL.RawQuery, true)
+	return ev
+}
+
+// policyOutput is what an authorizer returns.
+type policyOutput struct {
+	PrincipalID    *string `json:"principalId"`
+	PolicyDocument *struct {
+		Statement []struct {
+			Action   stringOrList `json:"Action"`
+			Effect   string       `json:"Effect"`
+			Resource stringOrList `json:"Resource"`
+		} `json:"Statement"`
+	} `json:"policyDocument"`
+	Context map[string]json.RawMessage `json:"context"`
+}
+
+type stringOrList []string
+
+func (s *stringOrList) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		var one string
+		if err := json.Unmarshal(b, &one); err != nil {
+			return err
+		}
+		*s = []string{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return err
+	}
+	*s = many
+	return nil
+}
+
+// evaluatePolicy applies IAM's rule to the policy for execute-api:Invoke on
+// methodArn: an explicit Deny wins, else an Allow is needed. Wildcards are
+// IAM's ('*' any run of characters, '?' one), so ".../prod/*/*" does not
+// match ".../prod/$connect", as on AWS.
+func evaluatePolicy(out []byte, methodArn string, latency int64) (authResult, error) {
+	var p policyOutput
+	if err := json.Unmarshal(out, &p); err != nil {
+		return authResult{}, err
+	}
+	if p.PrincipalID == nil {
+		return authResult{}, errors.New("no principalId")
+	}
+	if p.PolicyDocument == nil {
+		return authResult{}, errors.New("no policyDocument")
+	}
+	allow, deny := false, false
+	for _, st := range p.PolicyDocument.Statement {
+		if !matchAny(st.Action, "execute-api:Invoke") || !matchAny(st.Resource, methodArn) {
+			continue
+		}
+		switch strings.ToLower(st.Effect) {
+		case "allow":
+			allow = true
+		case "deny":
+			deny = true
+		}
+	}
+	if deny || !allow {
+		return authResult{status: http.StatusForbidden}, nil
+	}
+	// requestContext.authorizer: principalId, every context key with its
+	// JSON type, and integrationLatency.
+	auth := map[string]json.RawMessage{}
+	var groups []string
+	for k, v := range p.Context {
+		v = bytes.TrimSpace(v)
+		if len(v) == 0 || v[0] == '{' || v[0] == '[' {
+			return authResult{}, fmt.Errorf("context value %q is not a string, number or boolean", k)
+		}
+		auth[k] = v
+		if k == "groups" {
+			var s string
+			if json.Unmarshal(v, &s) == nil {
+				for _, g := range strings.Split(s, ",") {
+					if g = strings.TrimSpace(g); g != "" {
+						groups = append(groups, g)
+					}
+				}
+			}
+		}
+	}
+	pid, _ := json.Marshal(*p.PrincipalID)
+	auth["principalId"] = pid
+	auth["integrationLatency"] = json.RawMessage(fmt.Sprint(latency))
+	raw, err := json.Marshal(auth)
+	if err != nil {
+		return authResult{}, err
+	}
+	return authResult{context: raw, groups: groups}, nil
+}
+
+func matchAny(patterns []string, s string) bool {
+	for _, p := range patterns {
+		if iamMatch(p, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// iamMatch matches IAM's wildcards: '*' any run of characters ('/'
+// included, unlike path.Match), '?' any one character.
+func iamMatch(pattern, s string) bool {
+	if len(pattern) > 2048 {
+		return false
+	}
+	for len(pattern) > 0 {
+		switch pattern[0] {
+		case '*':
+			pattern = pattern[1:]
+			if pattern == "" {
+				return true
+			}
+			for i := 0; i <= len(s); i++ {
+				if iamMatch(pattern, s[i:]) {
+					return true
+				}
+			}
+			return false
+		case '?':
+			if s == "" {
+				return false
+			}
+			pattern, s = pattern[1:], s[1:]
+		default:
+			if s == "" || pattern[0] != s[0] {
+				return false
+			}
+			pattern, s = pattern[1:], s[1:]
+		}
+	}
+	return s == ""
+}
