@@ -221,7 +221,6 @@ func (c *commandIntegration) Invoke(ctx context.Context, inv *Invocation) ([]byt
 func (c *commandIntegration) handOver(ctx context.Context, p *process, in *invocation, timeUp <-chan time.Time) (retry bool, err error) {
 	select {
 	case p.rt.offers <- in:
-		p.requestID.Store(&in.id)
 		return false, nil
 	case <-p.exited:
 		c.discard(p)
@@ -376,13 +375,12 @@ func (c *commandIntegration) Close() error {
 
 // process is one handler process and the Runtime API listener only it uses.
 type process struct {
-	cmd       *exec.Cmd
-	rt        *runtimeAPI
-	srv       *http.Server
-	exited    chan struct{} // closed once Wait returned and output is flushed
-	exitErr   error         // set before exited is closed
-	killed    atomic.Bool
-	requestID atomic.Pointer[string] // the latest invocation, to tag output lines
+	cmd     *exec.Cmd
+	rt      *runtimeAPI
+	srv     *http.Server
+	exited  chan struct{} // closed once Wait returned and output is flushed
+	exitErr error         // set before exited is closed
+	killed  atomic.Bool
 }
 
 func (c *commandIntegration) start() (*process, error) {
@@ -498,7 +496,8 @@ func exitStatus(err error) string {
 }
 
 // lineLogger sends a process's output to the logger one line at a time,
-// tagged with the request id of the process's latest invocation. exec's
+// tagged with the request id of the process's latest invocation (set before
+// the runtime sees the event, so no line of the handler's can miss it). exec's
 // copying goroutine is the only writer; flush runs after Wait.
 type lineLogger struct {
 	logger *slog.Logger
@@ -537,7 +536,7 @@ func (l *lineLogger) flush() {
 func (l *lineLogger) emit(line []byte) {
 	line = bytes.TrimSuffix(line, []byte("\r"))
 	id := ""
-	if p := l.p.requestID.Load(); p != nil {
+	if p := l.p.rt.lastID.Load(); p != nil {
 		id = *p
 	}
 	l.logger.Info(string(line), "requestId", id, "stream", l.stream)

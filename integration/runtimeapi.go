@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -63,7 +64,8 @@ type runtimeAPI struct {
 	offers    chan *invocation
 	initErr   chan *FunctionError // receives the /init/error report, once
 	mux       *http.ServeMux
-	ready     chan struct{} // closed at the first /next: init is over
+	ready     chan struct{}          // closed at the first /next: init is over
+	lastID    atomic.Pointer[string] // latest invocation handed out, for output lines
 	readyOnce sync.Once
 
 	mu      sync.Mutex
@@ -146,6 +148,7 @@ func (rt *runtimeAPI) next(w http.ResponseWriter, r *http.Request) {
 	rt.mu.Lock()
 	rt.state, rt.current = rtBusy, in
 	rt.mu.Unlock()
+	rt.lastID.Store(&in.id)
 
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
