@@ -477,6 +477,15 @@ func TestBrowserScreenshots(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := dashboardtest.SetColorScheme(page, "dark"); err != nil {
+		t.Fatal(err)
+	}
+	if err := dashboardtest.ViewportScreenshot(page, filepath.Join(dir, "desktop-dark.png")); err != nil {
+		t.Fatal(err)
+	}
+	if err := dashboardtest.SetColorScheme(page, ""); err != nil {
+		t.Fatal(err)
+	}
 	if err := dashboardtest.SetViewport(page, dashboardtest.PhoneWidth, dashboardtest.PhoneHeight, true); err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -130,6 +132,23 @@ func SetViewport(ctx context.Context, width, height int, mobile bool) error {
 	}
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(int64(width), int64(height), opts...)); err != nil {
 		return fmt.Errorf("setting viewport %dx%d: %w", width, height, err)
+	}
+	return nil
+}
+
+// SetColorScheme makes the page see prefers-color-scheme: scheme ("light"
+// or "dark"); "" removes the override.
+func SetColorScheme(ctx context.Context, scheme string) error {
+	p := emulation.SetEmulatedMediaParams{}
+	if scheme != "" {
+		p.Features = []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}
+	}
+	err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, p)
+		return err
+	}))
+	if err != nil {
+		return fmt.Errorf("setting color scheme %q: %w", scheme, err)
 	}
 	return nil
 }
