@@ -444,7 +444,11 @@ func (c *commandIntegration) start() (*process, error) {
 		p.exitErr = err
 		_ = p.srv.Close()
 		c.discard(p)
-		c.logger.Debug("function process exited", "pid", cmd.Process.Pid, "status", exitStatus(err))
+		level := slog.LevelWarn // it died on its own: a crash, a panic, an init failure
+		if p.killed.Load() {
+			level = slog.LevelDebug
+		}
+		c.logger.Log(context.Background(), level, "function process exited", "pid", cmd.Process.Pid, "status", exitStatus(err))
 		close(p.exited)
 	}()
 	if closed {
