@@ -17,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/smithy-go"
 )
 
@@ -97,15 +96,6 @@ func New(ctx context.Context, o Options) (*Client, error) {
 // Config returns the resolved AWS configuration: region, credentials and
 // HTTP client.
 func (c *Client) Config() aws.Config { return c.cfg }
-
-// Management returns the SDK's apigatewaymanagementapi client on the same
-// endpoint, region, credentials and HTTP client, for PostToConnection,
-// GetConnection and DeleteConnection.
-func (c *Client) Management() *apigatewaymanagementapi.Client {
-	return apigatewaymanagementapi.NewFromConfig(c.cfg, func(o *apigatewaymanagementapi.Options) {
-		o.BaseEndpoint = aws.String(c.endpoint.String())
-	})
-}
 
 // call is one management API request: the operation name for errors, the
 // method, the path below the stage as escaped segments, a query and a body.

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 	"github.com/aws/smithy-go"
 	"github.com/gorilla/websocket"
 
@@ -181,6 +182,18 @@ func TestManagement(t *testing.T) {
 	}
 	if got := clienttest.Read(t, ws); got != "via sdk" {
 		t.Fatalf("got %q", got)
+	}
+
+	// The SDK drops GoneException's message; Management's client keeps it.
+	gone := "AAAAAAAAAAAAAAA="
+	_, err = c.Management().GetConnection(context.Background(), &apigatewaymanagementapi.GetConnectionInput{ConnectionId: &gone})
+	var ge *types.GoneException
+	var ae smithy.APIError
+	if !errors.As(err, &ge) || !errors.As(err, &ae) || ae.ErrorCode() != "GoneException" || ae.ErrorMessage() != "The connection does not exist or is closed." {
+		t.Fatalf("GetConnection of an unknown id: %v", err)
+	}
+	if !strings.HasSuffix(err.Error(), "GoneException: The connection does not exist or is closed.") {
+		t.Fatalf("error text %q", err)
 	}
 }
 

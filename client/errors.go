@@ -1,7 +1,6 @@
 package client
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -45,15 +44,7 @@ func (e *APIError) ErrorFault() smithy.ErrorFault {
 // falls back on the status code when there is no name, and so does this.
 func newAPIError(status int, h http.Header, body []byte) *APIError {
 	code, _, _ := strings.Cut(h.Get("X-Amzn-Errortype"), ":")
-	var m struct {
-		Message      string `json:"message"`
-		MessageUpper string `json:"Message"`
-	}
-	_ = json.Unmarshal(body, &m) // an empty or foreign body leaves no message
-	msg := m.Message
-	if msg == "" {
-		msg = m.MessageUpper
-	}
+	msg := bodyMessage(body) // an empty or foreign body has none
 	if code == "" {
 		code = strconv.Itoa(status)
 	}

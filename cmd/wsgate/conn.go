@@ -1,0 +1,456 @@
+package main
+
+// The management CLI: wsgate conn ... and wsgate group ... call the
+// management API as the AWS CLI's apigatewaymanagementapi commands do, and
+// fail the way it fails: the same error line on stderr and AWS CLI v2's exit
+// statuses.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
+	"github.com/aws/smithy-go"
+
+	"github.com/wsgate/wsgate/client"
+)
+
+// Exit statuses, AWS CLI v2's
+// (https://docs.aws.amazon.com/cli/latest/userguide/cli-chap-returncodes.html).
+const (
+	exitUsage   = 252 // the command line could not be parsed
+	exitConfig  = 253 // configuration or credentials are missing or invalid
+	exitService = 254 // the service answered with an error
+	exitOther   = 255 // anything else: connection refused, a bad response
+)
+
+// stdin is what post and publish send when neither --data nor --data-file
+// is given. Tests replace it.
+var stdin io.Reader = os.Stdin
+
+// mgmtCommand is one subcommand of conn or group.
+type mgmtCommand struct {
+	name    string
+	args    string // the synopsis of the command's own flags
+	summary string
+	// op is the operation name the AWS CLI would print in an error line.
+	op string
+	// setup declares the command's own flags on fs and returns what runs
+	// once they are parsed. An error of type usageError exits 252.
+	setup func(fs *flag.FlagSet) mgmtAction
+}
+
+type mgmtAction func(ctx context.Context, c *client.Client, stdout io.Writer) error
+
+// usageError is a command line that parsed but cannot run: a missing flag,
+// conflicting flags, an unreadable --data-file.
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+var connCommands = []mgmtCommand{
+	{name: "post", args: "--connection-id ID [--data STRING | --data-file PATH]", summary: "send a message to one connection (stdin when no data flag)", op: "PostToConnection", setup: setupPost},
+	{name: "get", args: "--connection-id ID", summary: "show a connection: connectedAt, identity, lastActiveAt", op: "GetConnection", setup: setupGet},
+	{name: "delete", args: "--connection-id ID", summary: "close a connection", op: "DeleteConnection", setup: setupDelete},
+	{name: "list", args: "[--max-results N] [--next-token T] [--all]", summary: "list open connections with their groups", op: "ListConnections", setup: setupList},
+}
+
+var groupCommands = []mgmtCommand{
+	{name: "publish", args: "--group G [--data STRING | --data-file PATH]", summary: "send a message to every member (stdin when no data flag)", op: "PublishToGroup", setup: setupPublish},
+	{name: "join", args: "--group G --connection-id ID", summary: "add a connection to a group", op: "JoinGroup", setup: setupMembership(true)},
+	{name: "leave", args: "--group G --connection-id ID", summary: "remove a connection from a group", op: "LeaveGroup", setup: setupMembership(false)},
+	{name: "members", args: "--group G [--max-results N] [--next-token T] [--all]", summary: "list a group's members", op: "GetGroupMembers", setup: setupMembers},
+}
+
+// connCommand runs wsgate conn post|get|delete|list.
+func connCommand(args []string, stdout, stderr io.Writer) int {
+	return runMgmt("conn", "the @connections API", connCommands, args, stdout, stderr)
+}
+
+// groupCommand runs wsgate group publish|join|leave|members.
+func groupCommand(args []string, stdout, stderr io.Writer) int {
+	return runMgmt("group", "groups and broadcast", groupCommands, args, stdout, stderr)
+}
+
+const commonFlagsHelp = `Common flags:
+  --endpoint-url URL   management endpoint with the stage, e.g. http://127.0.0.1:8080/dev
+                       (default: $WSGATE_MANAGEMENT_ENDPOINT, $AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI)
+  --region REGION      signing region (default: AWS_REGION, the profile's, else us-east-1)
+  --profile NAME       shared config profile for credentials and region
+`
+
+func mgmtUsage(group, what string, cmds []mgmtCommand) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "wsgate %s: %s\n\nUsage:\n", group, what)
+	for _, c := range cmds {
+		fmt.Fprintf(&b, "  wsgate %s %s %s\n      %s\n", group, c.name, c.args, c.summary)
+	}
+	b.WriteString("\n" + commonFlagsHelp + "\nRun 'wsgate " + group + " COMMAND -h' for a command's flags.\n")
+	return b.String()
+}
+
+func runMgmt(group, what string, cmds []mgmtCommand, args []string, stdout, stderr io.Writer) int {
+	help := mgmtUsage(group, what, cmds)
+	if len(args) == 0 {
+		fmt.Fprint(stderr, help)
+		return exitUsage
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, help)
+		return 0
+	}
+	for _, cmd := range cmds {
+		if cmd.name == args[0] {
+			return cmd.run(group, args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "wsgate %s: unknown command %q\n\n%s", group, args[0], help)
+	return exitUsage
+}
+
+func (cmd mgmtCommand) run(group string, args []string, stdout, stderr io.Writer) int {
+	name := "wsgate " + group + " " + cmd.name
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: %s %s [--endpoint-url URL] [--region R] [--profile P]\n\nFlags:\n", name, cmd.args)
+		fs.PrintDefaults()
+	}
+	var opts client.Options
+	fs.StringVar(&opts.EndpointURL, "endpoint-url", "", "management endpoint with the stage, e.g. http://127.0.0.1:8080/dev (default: $WSGATE_MANAGEMENT_ENDPOINT, $AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI)")
+	fs.StringVar(&opts.Region, "region", "", "signing region (default: AWS_REGION, the profile's region, else us-east-1)")
+	fs.StringVar(&opts.Profile, "profile", "", "shared config profile (default: AWS_PROFILE)")
+	action := cmd.setup(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return 0
+		}
+		return exitUsage // flag has printed the error and the usage
+	}
+	if fs.NArg() > 0 {
+		return usageFailure(stderr, name, fs, fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
+	}
+	if opts.EndpointURL == "" {
+		opts.EndpointURL = firstEnv("WSGATE_MANAGEMENT_ENDPOINT", "AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI")
+	}
+	if opts.EndpointURL == "" {
+		return usageFailure(stderr, name, fs, "--endpoint-url is required (or set WSGATE_MANAGEMENT_ENDPOINT)")
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	c, err := client.New(ctx, opts)
+	if err != nil {
+		var noProfile config.SharedConfigProfileNotExistError
+		if errors.As(err, &noProfile) {
+			fmt.Fprintf(stderr, "\nThe config profile (%s) could not be found\n", noProfile.Profile)
+			return exitConfig
+		}
+		fmt.Fprintf(stderr, "\n%s: %v\n", name, err)
+		return exitConfig
+	}
+	// Credentials are resolved before the call so that their absence
+	// reads and exits as the AWS CLI's does (253), whichever client runs.
+	if _, err := c.Config().Credentials.Retrieve(ctx); err != nil {
+		fmt.Fprintf(stderr, "\nUnable to locate credentials. You can configure credentials by running \"aws configure\".\n")
+		return exitConfig
+	}
+	err = action(ctx, c, stdout)
+	if err == nil {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		return usageFailure(stderr, name, fs, ue.Error())
+	}
+	return reportFailure(stderr, cmd.op, err)
+}
+
+func usageFailure(stderr io.Writer, name string, fs *flag.FlagSet, msg string) int {
+	fmt.Fprintf(stderr, "%s: %s\n", name, msg)
+	fs.Usage()
+	return exitUsage
+}
+
+// reportFailure prints err as the AWS CLI prints a failed call, blank line
+// first, and returns the exit status.
+func reportFailure(stderr io.Writer, op string, err error) int {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		fmt.Fprintf(stderr, "\nAn error occurred (%s) when calling the %s operation: %s\n", ae.ErrorCode(), op, ae.ErrorMessage())
+		return exitService
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "\nCould not connect to the endpoint URL: %q\n", ue.URL)
+		return exitOther
+	}
+	fmt.Fprintf(stderr, "\n%v\n", err)
+	return exitOther
+}
+
+func firstEnv(names ...string) string {
+	for _, n := range names {
+		if v := os.Getenv(n); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// dataFlags declares --data and --data-file; the returned function reads
+// the message: the string, the file, or stdin when neither is given.
+func dataFlags(fs *flag.FlagSet) func() ([]byte, error) {
+	data := fs.String("data", "", "the message")
+	file := fs.String("data-file", "", "read the message from a file ('-' for stdin)")
+	return func() ([]byte, error) {
+		var dataSet bool
+		fs.Visit(func(f *flag.Flag) { dataSet = dataSet || f.Name == "data" })
+		switch {
+		case dataSet && *file != "":
+			return nil, usageError("--data and --data-file are mutually exclusive")
+		case dataSet:
+			return []byte(*data), nil
+		case *file != "" && *file != "-":
+			b, err := os.ReadFile(*file)
+			if err != nil {
+				return nil, usageError(fmt.Sprintf("--data-file: %v", err))
+			}
+			return b, nil
+		}
+		b, err := io.ReadAll(stdin)
+		if err != nil {
+			return nil, fmt.Errorf("reading stdin: %w", err)
+		}
+		return b, nil
+	}
+}
+
+// requiredFlag declares a string flag that must be non-empty; the returned
+// function yields its value or a usageError.
+func requiredFlag(fs *flag.FlagSet, name, help string) func() (string, error) {
+	v := fs.String(name, "", help+" (required)")
+	return func() (string, error) {
+		if *v == "" {
+			return "", usageError("--" + name + " is required")
+		}
+		return *v, nil
+	}
+}
+
+func setupPost(fs *flag.FlagSet) mgmtAction {
+	id := requiredFlag(fs, "connection-id", "the connection")
+	data := dataFlags(fs)
+	return func(ctx context.Context, c *client.Client, _ io.Writer) error {
+		conn, err := id()
+		if err != nil {
+			return err
+		}
+		b, err := data()
+		if err != nil {
+			return err
+		}
+		_, err = c.Management().PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: &conn, Data: b})
+		return err
+	}
+}
+
+// isoMillis is how the management API writes timestamps; the AWS CLI
+// (v1, cli_timestamp_format none) prints them as received.
+const isoMillis = "2006-01-02T15:04:05.000Z"
+
+func formatTime(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.UTC().Format(isoMillis)
+}
+
+func setupGet(fs *flag.FlagSet) mgmtAction {
+	id := requiredFlag(fs, "connection-id", "the connection")
+	return func(ctx context.Context, c *client.Client, stdout io.Writer) error {
+		conn, err := id()
+		if err != nil {
+			return err
+		}
+		out, err := c.Management().GetConnection(ctx, &apigatewaymanagementapi.GetConnectionInput{ConnectionId: &conn})
+		if err != nil {
+			return err
+		}
+		// The AWS CLI's shape: the SDK model's member names.
+		type identity struct {
+			SourceIP  string `json:"SourceIp"`
+			UserAgent string `json:"UserAgent"`
+		}
+		var ident identity
+		if out.Identity != nil {
+			ident = identity{aws.ToString(out.Identity.SourceIp), aws.ToString(out.Identity.UserAgent)}
+		}
+		return printJSON(stdout, struct {
+			ConnectedAt  string   `json:"ConnectedAt"`
+			Identity     identity `json:"Identity"`
+			LastActiveAt string   `json:"LastActiveAt"`
+		}{formatTime(out.ConnectedAt), ident, formatTime(out.LastActiveAt)})
+	}
+}
+
+func setupDelete(fs *flag.FlagSet) mgmtAction {
+	id := requiredFlag(fs, "connection-id", "the connection")
+	return func(ctx context.Context, c *client.Client, _ io.Writer) error {
+		conn, err := id()
+		if err != nil {
+			return err
+		}
+		_, err = c.Management().DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: &conn})
+		return err
+	}
+}
+
+// pageFlags declares --max-results, --next-token and --all.
+type pageFlags struct {
+	maxResults *int
+	nextToken  *string
+	all        *bool
+}
+
+func declarePageFlags(fs *flag.FlagSet) pageFlags {
+	return pageFlags{
+		maxResults: fs.Int("max-results", 0, "page size, 1 to 1000 (default: the server's, 100)"),
+		nextToken:  fs.String("next-token", "", "start at this page (the nextToken of the previous one)"),
+		all:        fs.Bool("all", false, "read every page and print them as one"),
+	}
+}
+
+// walk prints one page, or with --all every page from --next-token on as
+// one list; page returns a page's items and next token.
+func walk[T any](ctx context.Context, pf pageFlags, page func(ctx context.Context, token string) ([]T, string, error)) ([]T, string, error) {
+	items, next, err := page(ctx, *pf.nextToken)
+	for *pf.all && err == nil && next != "" {
+		var more []T
+		more, next, err = page(ctx, next)
+		items = append(items, more...)
+	}
+	return items, next, err
+}
+
+// connectionJSON is a listing entry as the API sends it, times included.
+type connectionJSON struct {
+	ConnectionID string          `json:"connectionId"`
+	ConnectedAt  string          `json:"connectedAt"`
+	LastActiveAt string          `json:"lastActiveAt"`
+	Identity     client.Identity `json:"identity"`
+	Groups       []string        `json:"groups"`
+}
+
+func setupList(fs *flag.FlagSet) mgmtAction {
+	pf := declarePageFlags(fs)
+	return func(ctx context.Context, c *client.Client, stdout io.Writer) error {
+		items, next, err := walk(ctx, pf, func(ctx context.Context, token string) ([]connectionJSON, string, error) {
+			p, err := c.ListConnections(ctx, *pf.maxResults, token)
+			out := make([]connectionJSON, len(p.Connections))
+			for i, in := range p.Connections {
+				groups := in.Groups
+				if groups == nil {
+					groups = []string{}
+				}
+				out[i] = connectionJSON{in.ConnectionID, formatTime(&in.ConnectedAt), formatTime(&in.LastActiveAt), in.Identity, groups}
+			}
+			return out, p.NextToken, err
+		})
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, struct {
+			Connections []connectionJSON `json:"connections"`
+			NextToken   string           `json:"nextToken,omitempty"`
+		}{items, next})
+	}
+}
+
+func setupPublish(fs *flag.FlagSet) mgmtAction {
+	group := requiredFlag(fs, "group", "the group")
+	data := dataFlags(fs)
+	return func(ctx context.Context, c *client.Client, stdout io.Writer) error {
+		g, err := group()
+		if err != nil {
+			return err
+		}
+		b, err := data()
+		if err != nil {
+			return err
+		}
+		d, err := c.Publish(ctx, g, b)
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, d)
+	}
+}
+
+func setupMembership(join bool) func(fs *flag.FlagSet) mgmtAction {
+	return func(fs *flag.FlagSet) mgmtAction {
+		group := requiredFlag(fs, "group", "the group")
+		id := requiredFlag(fs, "connection-id", "the connection")
+		return func(ctx context.Context, c *client.Client, _ io.Writer) error {
+			g, err := group()
+			if err != nil {
+				return err
+			}
+			conn, err := id()
+			if err != nil {
+				return err
+			}
+			if join {
+				return c.Join(ctx, g, conn)
+			}
+			return c.Leave(ctx, g, conn)
+		}
+	}
+}
+
+func setupMembers(fs *flag.FlagSet) mgmtAction {
+	group := requiredFlag(fs, "group", "the group")
+	pf := declarePageFlags(fs)
+	return func(ctx context.Context, c *client.Client, stdout io.Writer) error {
+		g, err := group()
+		if err != nil {
+			return err
+		}
+		ids, next, err := walk(ctx, pf, func(ctx context.Context, token string) ([]string, string, error) {
+			p, err := c.Members(ctx, g, *pf.maxResults, token)
+			return p.ConnectionIDs, p.NextToken, err
+		})
+		if err != nil {
+			return err
+		}
+		if ids == nil {
+			ids = []string{}
+		}
+		return printJSON(stdout, client.MembersPage{ConnectionIDs: ids, NextToken: next})
+	}
+}
+
+// printJSON prints v as the AWS CLI prints output: four-space indent, no
+// HTML escaping.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "    ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("writing output: %w", err)
+	}
+	return nil
+}
