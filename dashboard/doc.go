@@ -8,7 +8,8 @@
 //   - Handler serves the embedded page at "/" (no CDN, no build step; it
 //     works offline), GET /api/config (stage, group, table and a sqlite3
 //     command line the visitor can paste to make a change of their own) and
-//     GET /api/snapshot (the table's rows, newest first, at most
+//     GET /api/snapshot ({"columns":[..],"key":["id"],"rows":[{..}],
+//     "viewers":N}: the table's rows, newest (highest rowid) first, at most
 //     SnapshotLimit, and the current number of viewers).
 //   - The page opens ws(s)://host/{stage}, sends
 //     {"action":"subscribe","group":"<group>"} and treats every text frame
@@ -28,9 +29,14 @@
 //     this package's business: wsgate's streams/sqlite source captures the
 //     writes, whoever makes them (the generator or a visitor's sqlite3).
 //
+// The page is one HTML file, a stylesheet and a script in web/, embedded
+// into the binary; it loads nothing from elsewhere. Package dashboardtest
+// drives it in headless Chromium for this package's tests and for the
+// end-to-end test of `wsgate demo`.
+//
 // Concurrency: Handler is safe for concurrent use; it only reads the
-// database. A Generator's Run must be called at most once at a time; it is
-// the only goroutine that uses that Generator's random source. SQLite
+// database. Generator.Run keeps its state (its random source) in the call,
+// so a Generator holds no locks and may even run twice at once. SQLite
 // serialises writers; OpenDB's busy_timeout makes concurrent writers (the
 // generator, the visitor's sqlite3, the change source trimming its log)
 // wait for each other instead of failing.
