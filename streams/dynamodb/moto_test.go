@@ -1,12 +1,13 @@
 package dynamodb
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,39 +48,48 @@ func TestMain(m *testing.M) {
 func motoEndpoint(t *testing.T) string {
 	t.Helper()
 	bin := testenv.LookPath(t, "moto_server", "pip install 'moto[server]'")
-	moto.once.Do(func() {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			moto.err = err
-			return
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-		if err := cmd.Start(); err != nil {
-			moto.err = err
-			return
-		}
-		moto.cmd = cmd
-		moto.endpoint = fmt.Sprintf("http://127.0.0.1:%d", port)
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-			if err == nil {
-				c.Close()
-				return
-			}
-			if time.Now().After(deadline) {
-				moto.err = fmt.Errorf("moto_server did not listen within 30s: %w", err)
-				return
-			}
-			time.Sleep(50 * time.Millisecond) // start-up poll, outside any test's timing
-		}
-	})
+	moto.once.Do(func() { moto.endpoint, moto.err = startMoto(bin) })
 	if moto.err != nil {
 		t.Fatalf("starting moto_server: %v", moto.err)
 	}
 	return moto.endpoint
+}
+
+// startMoto runs moto_server on port 0 and reads the port it bound from
+// its "Running on http://127.0.0.1:PORT" line, so parallel test binaries
+// never race for a port.
+func startMoto(bin string) (string, error) {
+	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", "0")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	moto.cmd = cmd
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if _, url, ok := strings.Cut(sc.Text(), "Running on "); ok {
+				select {
+				case found <- strings.TrimSpace(url):
+				default:
+				}
+			}
+		}
+		close(found)
+	}()
+	select {
+	case url, ok := <-found:
+		if !ok {
+			return "", errors.New("moto_server exited before it listened")
+		}
+		return url, nil
+	case <-time.After(30 * time.Second):
+		return "", errors.New("moto_server did not listen within 30s")
+	}
 }
 
 // tableClient is a DynamoDB client for moto.

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -134,6 +133,23 @@ func startCluster(bin, walLevel string) (*cluster, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %v: %s", err, out)
 	}
+	// A port picked free may be taken before postgres binds it (by another
+	// test binary); postgres then exits, and another port is tried.
+	var lastErr error
+	for range 5 {
+		c, err := launch(run, dir, data, walLevel)
+		if err == nil {
+			return c, nil
+		}
+		lastErr = err
+	}
+	os.RemoveAll(dir)
+	return nil, lastErr
+}
+
+// launch starts postgres on a free port and waits until it serves
+// connections from its own data directory.
+func launch(run func(string, ...string) *exec.Cmd, dir, data, walLevel string) (*cluster, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -149,7 +165,6 @@ func startCluster(bin, walLevel string) (*cluster, error) {
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
 		return nil, fmt.Errorf("starting postgres: %w", err)
 	}
 	c := &cluster{dir: dir, port: port, cmd: cmd, done: make(chan struct{})}
@@ -158,21 +173,28 @@ func startCluster(bin, walLevel string) (*cluster, error) {
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		conn, err := pgx.Connect(ctx, c.dsn("postgres"))
+		if err == nil {
+			var got string
+			err = conn.QueryRow(ctx, "SHOW data_directory").Scan(&got)
+			conn.Close(context.Background())
+			if err == nil && got != data {
+				err = fmt.Errorf("port %d is served by another cluster (%s)", port, got)
+			}
+		}
 		cancel()
 		if err == nil {
-			conn.Close(context.Background())
 			return c, nil
 		}
 		select {
 		case <-c.done:
 			log, _ := os.ReadFile(filepath.Join(dir, "server.log"))
-			os.RemoveAll(dir)
 			return nil, fmt.Errorf("postgres exited: %s", log)
 		default:
 		}
 		if time.Now().After(deadline) {
-			c.stop()
-			return nil, errors.New("postgres did not accept connections within 30s")
+			c.cmd.Process.Kill()
+			<-c.done
+			return nil, fmt.Errorf("postgres did not accept connections within 30s: %w", err)
 		}
 		time.Sleep(50 * time.Millisecond) // server start-up poll, outside any test
 	}
