@@ -11,15 +11,21 @@
 // It then opens a replication connection (replication=database) and streams
 // from the slot's confirmed position.
 //
-// Every committed transaction becomes one Handle call with its records in
-// commit order, on the single shard "postgres:{slot}". A record's
+// Records go to the Handler in commit order on the single shard
+// "postgres:{slot}", a transaction's records always in the same Handle
+// call. Without a batching window (streams.BatchOptions) every transaction
+// is handed over as soon as its commit arrives; with one, consecutive
+// transactions are gathered until the window has passed or the batch size
+// is reached (a transaction is never split, so a batch can exceed the
+// size). A record's
 // SequenceNumber is the transaction's commit LSN as a 20-digit decimal
 // followed by the record's 10-digit index inside the transaction, so sequence
 // numbers grow in delivery order; eventID is the same position in hex, so a
 // redelivered record keeps its eventID. ApproximateCreationDateTime is the
 // commit time in whole seconds; StreamViewType is NEW_AND_OLD_IMAGES.
 //
-// When Handle returns nil, the commit's end LSN becomes the position
+// When Handle returns nil, the end LSN of the batch's last commit becomes
+// the position
 // confirmed to the server in standby status updates (every 10 s, when the
 // server asks, and on shutdown); when it returns an error the same records
 // are offered again after an exponential backoff. Only accepted positions are
@@ -64,7 +70,7 @@
 // # Concurrency
 //
 // Run owns its connections and calls Handle from its own goroutine, one
-// transaction at a time; while Handle runs or a retry waits, a helper
+// batch at a time; while Handle runs or a retry waits, a helper
 // goroutine keeps sending status updates so the server does not time the
 // connection out. Stats is safe from any goroutine. A Source must not be
 // Run twice at once (the slot admits one reader).

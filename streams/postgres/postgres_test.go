@@ -266,6 +266,29 @@ func TestTransactionIsOneBatchInOrder(t *testing.T) {
 	}
 }
 
+// windowed is a collector that asks for batches gathered over a window.
+type windowed struct{ collector }
+
+func (*windowed) Batching() (int, time.Duration) { return 100, time.Second }
+
+func TestBatchingWindowGathersTransactions(t *testing.T) {
+	c := sharedCluster(t)
+	dsn, db := newDatabase(t, c)
+	dumpOnFailure(t, c)
+	run(t, db, `CREATE TABLE items (id int PRIMARY KEY)`)
+	h := &windowed{}
+	start(t, db, dsn, "window", h, "items")
+	// Three transactions inside one window arrive in one batch, unless
+	// this machine is so slow that the window closed between them.
+	run(t, db, `INSERT INTO items VALUES (1); INSERT INTO items VALUES (2); INSERT INTO items VALUES (3)`)
+	h.waitRecords(t, 3)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.batches) != 1 {
+		t.Errorf("3 transactions arrived in %d batches, want 1 under a 1s window", len(h.batches))
+	}
+}
+
 func TestReplicaIdentityFull(t *testing.T) {
 	c := sharedCluster(t)
 	dsn, db := newDatabase(t, c)

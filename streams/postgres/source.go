@@ -201,17 +201,36 @@ func (s *Source) session(ctx context.Context, h streams.Handler) error {
 	}
 	s.logger.Info("replication started", "publication", s.publication)
 
+	size, window := streams.BatchOptions(h)
 	rels := map[uint32]*relation{}
 	var tx *txn
+	var pend batch
+	flush := func() error {
+		if err := s.deliver(ctx, st, h, pend.recs, pend.lastCommit); err != nil {
+			return err
+		}
+		st.confirmed = max(st.confirmed, pend.end)
+		pend = batch{}
+		return nil
+	}
 	nextStatus := time.Now().Add(statusInterval)
 	for {
+		if pend.due(size, window) {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 		if !time.Now().Before(nextStatus) {
 			if err := st.sendStatus(); err != nil {
 				return err
 			}
 			nextStatus = time.Now().Add(statusInterval)
 		}
-		rctx, cancel := context.WithDeadline(ctx, nextStatus)
+		deadline := nextStatus
+		if len(pend.recs) > 0 && pend.since.Add(window).Before(deadline) {
+			deadline = pend.since.Add(window)
+		}
+		rctx, cancel := context.WithDeadline(ctx, deadline)
 		raw, err := conn.ReceiveMessage(rctx)
 		cancel()
 		if ctx.Err() != nil {
@@ -245,7 +264,7 @@ func (s *Source) session(ctx context.Context, h streams.Handler) error {
 			// this keepalive has been handled, so its WAL end may be
 			// confirmed: it lets the slot move past WAL of tables
 			// outside the publication.
-			if tx == nil && pkm.ServerWALEnd > st.confirmed {
+			if tx == nil && len(pend.recs) == 0 && pkm.ServerWALEnd > st.confirmed {
 				st.confirmed = pkm.ServerWALEnd
 				s.setLag(0)
 			}
@@ -277,22 +296,49 @@ func (s *Source) session(ctx context.Context, h streams.Handler) error {
 				if tx == nil {
 					return errors.New("replication: commit without begin")
 				}
-				if len(tx.recs) > 0 {
-					if err := s.deliver(ctx, st, h, tx); err != nil {
-						return err
-					}
+				pend.add(tx, msg.TransactionEndLSN)
+				if len(pend.recs) == 0 {
+					st.confirmed = max(st.confirmed, msg.TransactionEndLSN)
 				}
-				st.confirmed = max(st.confirmed, msg.TransactionEndLSN)
 				tx = nil
 			}
 		}
 	}
 }
 
-// deliver hands one transaction to h until h accepts it or ctx ends. While
-// h runs or a retry waits, a goroutine keeps confirming the previous
-// position so the server does not drop the connection.
-func (s *Source) deliver(ctx context.Context, st *stream, h streams.Handler, tx *txn) error {
+// batch gathers the records of committed transactions until they are
+// handed over together, as streams.BatchOptions asks: at once when the
+// handler has no batching window, else when the window has passed since
+// the first record or size records are there. A transaction is never
+// split, so a batch may exceed size.
+type batch struct {
+	recs       []streams.Record
+	end        pglogrepl.LSN // end of the last transaction in recs
+	lastCommit time.Time
+	since      time.Time // when the first record arrived
+}
+
+func (b *batch) add(tx *txn, end pglogrepl.LSN) {
+	if len(tx.recs) > 0 {
+		if len(b.recs) == 0 {
+			b.since = time.Now()
+		}
+		b.recs = append(b.recs, tx.recs...)
+		b.lastCommit = tx.commitTime
+	}
+	if len(b.recs) > 0 {
+		b.end = end
+	}
+}
+
+func (b *batch) due(size int, window time.Duration) bool {
+	return len(b.recs) > 0 && (len(b.recs) >= size || !time.Now().Before(b.since.Add(window)))
+}
+
+// deliver hands recs to h until h accepts them or ctx ends. While h runs
+// or a retry waits, a goroutine keeps confirming the previous position so
+// the server does not drop the connection.
+func (s *Source) deliver(ctx context.Context, st *stream, h streams.Handler, recs []streams.Record, lastCommit time.Time) error {
 	stop := make(chan struct{})
 	hbErr := make(chan error, 1)
 	go func() {
@@ -311,7 +357,7 @@ func (s *Source) deliver(ctx context.Context, st *stream, h streams.Handler, tx 
 			}
 		}
 	}()
-	err := s.retryHandle(ctx, h, tx)
+	err := s.retryHandle(ctx, h, recs, lastCommit)
 	close(stop)
 	if herr := <-hbErr; err == nil && herr != nil {
 		err = herr
@@ -319,12 +365,12 @@ func (s *Source) deliver(ctx context.Context, st *stream, h streams.Handler, tx 
 	return err
 }
 
-func (s *Source) retryHandle(ctx context.Context, h streams.Handler, tx *txn) error {
+func (s *Source) retryHandle(ctx context.Context, h streams.Handler, recs []streams.Record, lastCommit time.Time) error {
 	for failures := 1; ; failures++ {
-		err := h.Handle(ctx, s.Shard(), tx.recs)
+		err := h.Handle(ctx, s.Shard(), recs)
 		if err == nil {
-			s.delivered.Add(int64(len(tx.recs)))
-			s.setLag(time.Since(tx.commitTime))
+			s.delivered.Add(int64(len(recs)))
+			s.setLag(time.Since(lastCommit))
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -332,7 +378,7 @@ func (s *Source) retryHandle(ctx context.Context, h streams.Handler, tx *txn) er
 		}
 		s.setErr(fmt.Errorf("handler: %w", err))
 		d := jitter(backoff.Delay(failures))
-		s.logger.Warn("handler failed, retrying", "err", err, "records", len(tx.recs), "lsn", tx.finalLSN.String(), "backoff", d)
+		s.logger.Warn("handler failed, retrying", "err", err, "records", len(recs), "first", recs[0].Change.SequenceNumber, "backoff", d)
 		if err := streams.Sleep(ctx, d); err != nil {
 			return err
 		}
