@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -34,6 +35,7 @@ const (
 type conn struct {
 	gw *Gateway
 	nc net.Conn
+	rc syscall.RawConn // nil when nc is not a socket (then writes always go through writeLoop)
 	s  session
 
 	lastActive atomic.Int64 // unix nanoseconds of the last data frame either way
@@ -107,13 +109,61 @@ func (c *conn) enqueue(frame []byte, data bool) error {
 		}
 		return hub.ErrQueueFull
 	}
-	c.queue = append(c.queue, frame)
-	c.startWriterLocked()
-	c.mu.Unlock()
+	if !c.writing && len(c.queue) == 0 && c.rc != nil {
+		// Idle connection: write inline with one non-blocking syscall, so a
+		// publish to N idle members costs N syscalls and no goroutines.
+		c.writing = true
+		c.mu.Unlock()
+		c.writeInline(frame)
+	} else {
+		c.queue = append(c.queue, frame)
+		c.startWriterLocked()
+		c.mu.Unlock()
+	}
 	if data {
 		c.touch()
 	}
 	return nil
+}
+
+// writeInline writes frame without blocking, in the caller's goroutine,
+// while c.writing keeps the writer goroutine out. What the socket does not
+// take at once goes to the head of the queue for the writer goroutine.
+func (c *conn) writeInline(frame []byte) {
+	var n int
+	var werr error
+	err := c.rc.Write(func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), frame)
+		if werr == syscall.EAGAIN || werr == syscall.EINTR {
+			n, werr = 0, nil
+		}
+		return true // never wait here
+	})
+	if err == nil {
+		err = werr
+	}
+	if n < 0 {
+		n = 0
+	}
+	c.mu.Lock()
+	if err != nil {
+		c.mu.Unlock()
+		c.writeFailed(err)
+		return
+	}
+	if n < len(frame) {
+		c.queue = append(c.queue, nil)
+		copy(c.queue[1:], c.queue)
+		c.queue[0] = frame[n:]
+	}
+	if len(c.queue) > 0 {
+		go c.writeLoop() // c.writing stays true: the writer takes over
+	} else {
+		c.writing = false
+		c.fullSince = time.Time{}
+		c.idle.Broadcast()
+	}
+	c.mu.Unlock()
 }
 
 func (c *conn) startWriterLocked() {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/wsgate/wsgate/integration"
@@ -111,10 +112,14 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = nc.SetDeadline(time.Time{})
-	if tc, ok := nc.(*net.TCPConn); ok && g.cfg.SendBufferBytes > 0 {
-		_ = tc.SetWriteBuffer(g.cfg.SendBufferBytes)
+	var rc syscall.RawConn
+	if tc, ok := nc.(*net.TCPConn); ok {
+		if g.cfg.SendBufferBytes > 0 {
+			_ = tc.SetWriteBuffer(g.cfg.SendBufferBytes)
+		}
+		rc, _ = tc.SyscallConn()
 	}
-	c := &conn{gw: g, nc: nc, s: s, inflight: make(chan struct{}, g.cfg.MaxInflightPerConnection)}
+	c := &conn{gw: g, nc: nc, rc: rc, s: s, inflight: make(chan struct{}, g.cfg.MaxInflightPerConnection)}
 	c.idle.L = &c.mu
 	if brw.Reader.Buffered() > 0 {
 		c.br0 = brw.Reader // the client sent frames right behind its handshake

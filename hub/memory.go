@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"hash/maphash"
+	"runtime"
 	"slices"
 	"sort"
 	"sync"
@@ -194,21 +195,52 @@ func (g *group) snapshot() []Conn {
 	return g.snap
 }
 
+// parallelPublish is the group size from which a publish is spread over
+// GOMAXPROCS goroutines: each Send may be a write syscall, so a large
+// fan-out is bound by syscalls per core.
+const parallelPublish = 1024
+
 // Publish implements Hub.
 func (h *Memory) Publish(_ context.Context, name string, m *Message) (Delivery, error) {
-	var d Delivery
 	g := h.group(name)
 	if g == nil {
-		return d, nil
+		return Delivery{}, nil
 	}
-	for _, c := range g.snapshot() {
+	members := g.snapshot()
+	workers := min(runtime.GOMAXPROCS(0), len(members)/(parallelPublish/2))
+	if workers < 2 {
+		return sendAll(members, m), nil
+	}
+	parts := make([]Delivery, workers)
+	var wg sync.WaitGroup
+	chunk := (len(members) + workers - 1) / workers
+	for i := range workers {
+		lo, hi := i*chunk, min((i+1)*chunk, len(members))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			parts[i] = sendAll(members[lo:hi], m)
+		}()
+	}
+	wg.Wait()
+	var d Delivery
+	for _, p := range parts {
+		d.Delivered += p.Delivered
+		d.Skipped += p.Skipped
+	}
+	return d, nil
+}
+
+func sendAll(members []Conn, m *Message) Delivery {
+	var d Delivery
+	for _, c := range members {
 		if c.Send(m) == nil {
 			d.Delivered++
 		} else {
 			d.Skipped++
 		}
 	}
-	return d, nil
+	return d
 }
 
 // Members implements Hub.

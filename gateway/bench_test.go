@@ -1,0 +1,47 @@
+package gateway_test
+
+import (
+	"bytes"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BenchmarkPublish measures one group publish, from the POST to the last
+// member having read the frame, with real WebSocket clients (in this
+// process, so they share the 2 cores with the gateway).
+func BenchmarkPublish(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			be := newBackend(b, func(string, []byte) (int, string) { return 200, `{"statusCode":200,"groups":["all"]}` })
+			cfg := baseConfig()
+			cfg.Routes["$connect"] = be.route("/connect")
+			tg := startGateway(b, cfg)
+			var wg sync.WaitGroup
+			for i := 0; i < n; i++ {
+				c := tg.dial(b, nil)
+				go func() {
+					for {
+						_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+						if _, _, err := c.ReadMessage(); err != nil {
+							return
+						}
+						wg.Done()
+					}
+				}()
+			}
+			payload := bytes.Repeat([]byte("x"), 100)
+			b.ResetTimer()
+			for b.Loop() {
+				wg.Add(n)
+				d := tg.publish(b, "all", payload)
+				if d.Delivered != n {
+					b.Fatalf("delivered %d", d.Delivered)
+				}
+				wg.Wait()
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
+		})
+	}
+}
