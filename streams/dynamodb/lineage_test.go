@@ -228,15 +228,22 @@ func TestLineagePagingAndErrors(t *testing.T) {
 	}
 	fake.mu.Unlock()
 
-	// A restart with the same checkpoint repeats nothing, does not touch
-	// the finished parent, and picks up a record written meanwhile.
+	// A restart with the same checkpoint repeats nothing and does not
+	// touch the finished parent. Meanwhile C1 got one more record and was
+	// split: its child E is found when C1 finishes and read after it.
 	fake.mu.Lock()
 	fake.iterCalls = map[string]int{}
-	fake.shard("shardId-C1").seqs = append(fake.shard("shardId-C1").seqs, 202)
+	c1 := fake.shard("shardId-C1")
+	c1.seqs = append(c1.seqs, 202)
+	c1.closed = true
+	fake.shards = append(fake.shards, &fakeShard{ID: "shardId-E", Parent: "shardId-C1", seqs: []int{500}, item: "k"})
 	fake.mu.Unlock()
+	// LATEST only applies to a new checkpoint's first listing: E, new
+	// since, must still be read from its start.
+	cfg.StartingPosition = "LATEST"
 	h2 := &collector{}
 	r2 := run(t, cfg, h2)
-	got := h2.waitRecords(t, 1)
+	h2.waitRecords(t, 2)
 	testenv.Eventually(t, waitFor, func() error {
 		fake.mu.Lock()
 		defer fake.mu.Unlock()
@@ -246,13 +253,22 @@ func TestLineagePagingAndErrors(t *testing.T) {
 		return nil
 	})
 	r2.halt(t)
-	got = h2.records()
-	if len(got) != 1 || got[0].Change.SequenceNumber != "202" {
-		var seqs []string
-		for _, rec := range got {
-			seqs = append(seqs, rec.Change.SequenceNumber)
-		}
-		t.Errorf("second run delivered %v, want only 202", seqs)
+	var seqs []string
+	for _, rec := range h2.records() {
+		seqs = append(seqs, rec.Change.SequenceNumber)
+	}
+	if strings.Join(seqs, ",") != "202,500" {
+		t.Errorf("second run delivered %v, want 202 then 500", seqs)
+	}
+	ck, _, err = loadCheckpoint(cfg.Checkpoint, fakeARN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := ck.shard("shardId-C1"); !got.Finished {
+		t.Errorf("closed shard C1 not finished in the checkpoint: %+v", got)
+	}
+	if got, _ := ck.shard("shardId-E"); got.Start != "TRIM_HORIZON" || got.SequenceNumber != "500" {
+		t.Errorf("new shard E checkpoint = %+v, want start TRIM_HORIZON at 500", got)
 	}
 	fake.mu.Lock()
 	defer fake.mu.Unlock()
