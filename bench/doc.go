@@ -1,0 +1,21 @@
+// Package bench is wsgate's load harness: it measures a real wsgate server
+// process against this machine's limits (see BENCHMARKS.md).
+//
+// Processes. The orchestrator (Run) starts, for every run of a scenario:
+// the server (role "server": the same server.New as `wsgate serve`, in its
+// own process, plus a side port with net/http/pprof and a /stats handler
+// reporting runtime.MemStats), a trivial HTTP backend for http
+// integrations (role "backend"), for fan-out a raw WebSocket writer used as
+// the floor (role "raw"), and several client processes (role "worker")
+// that dial from distinct 127.x.y.z source addresses. All of them are this
+// same executable run again with a role as first argument; the
+// orchestrator talks to each over stdin/stdout, one JSON document a line.
+//
+// Server CPU time comes from /proc/PID/stat, RSS from /proc/PID/status, so
+// client and server costs are separate. Every load loop is bounded in
+// count and in time; every child is killed when its run ends.
+//
+// Timestamps: messages carry the sender's wall clock in nanoseconds as
+// {"t":N,...}; the receiver subtracts it from its own wall clock (all
+// processes share one machine clock).
+package bench

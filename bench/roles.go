@@ -1,0 +1,246 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/wsgate/wsgate/server"
+)
+
+// RunRole runs one process role of the harness ("server", "backend",
+// "raw", "worker") and returns the exit status. Roles end when their
+// stdin closes (the orchestrator went away) or they are killed.
+func RunRole(role string, args []string) int {
+	var err error
+	switch role {
+	case "server":
+		err = serverRole(args)
+	case "backend":
+		err = backendRole()
+	case "raw":
+		err = rawRole(args)
+	case "worker":
+		err = workerRole()
+	default:
+		err = fmt.Errorf("unknown role %q", role)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "wsgate-bench %s: %v\n", role, err)
+		return 1
+	}
+	return 0
+}
+
+// announce is the first line every service role prints.
+type announce struct {
+	Addr  string `json:"addr"`
+	Debug string `json:"debug,omitempty"`
+}
+
+func printJSON(v any) {
+	b, _ := json.Marshal(v)
+	os.Stdout.Write(append(b, '\n'))
+}
+
+// waitStdin blocks until stdin closes.
+func waitStdin() { _, _ = io.Copy(io.Discard, os.Stdin) }
+
+// Stats is what the server role's /stats reports.
+type Stats struct {
+	HeapInuse  uint64 `json:"heapInuse"`
+	StackInuse uint64 `json:"stackInuse"`
+	HeapAlloc  uint64 `json:"heapAlloc"`
+	Sys        uint64 `json:"sys"`
+	Goroutines int    `json:"goroutines"`
+	Conns      int    `json:"conns"`
+}
+
+// serverRole runs wsgate (server.New, as `wsgate serve` does) with a side
+// port for pprof and memory statistics.
+func serverRole(args []string) error {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	config := fs.String("config", "", "config file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := server.LoadConfig(*config)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	srv, err := server.New(*cfg, logger)
+	if err != nil {
+		return err
+	}
+	srv.Start()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("gc") != "" {
+			runtime.GC()
+			runtime.GC()
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		_ = json.NewEncoder(w).Encode(Stats{
+			HeapInuse: ms.HeapInuse, StackInuse: ms.StackInuse, HeapAlloc: ms.HeapAlloc, Sys: ms.Sys,
+			Goroutines: runtime.NumGoroutine(), Conns: srv.Gateway().Connections(),
+		})
+	})
+	dln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go func() { _ = http.Serve(dln, mux) }()
+	printJSON(announce{Addr: srv.Addr(), Debug: dln.Addr().String()})
+	waitStdin()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
+	return nil
+}
+
+// backendRole is the trivial http integration backend: /connect accepts,
+// /whoami answers the connection id, /echo answers the message body.
+func backendRole() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	type event struct {
+		Body           string `json:"body"`
+		RequestContext struct {
+			ConnectionID string `json:"connectionId"`
+		} `json:"requestContext"`
+	}
+	answer := func(w http.ResponseWriter, body string) {
+		b, _ := json.Marshal(body)
+		w.Header().Set("Content-Type", "application/json")
+		out := make([]byte, 0, len(b)+32)
+		out = append(out, `{"statusCode":200,"body":`...)
+		out = append(out, b...)
+		_, _ = w.Write(append(out, '}'))
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/connect", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = w.Write([]byte(`{"statusCode":200}`))
+	})
+	mux.HandleFunc("/whoami", func(w http.ResponseWriter, r *http.Request) {
+		var ev event
+		_ = json.NewDecoder(r.Body).Decode(&ev)
+		answer(w, ev.RequestContext.ConnectionID)
+	})
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		var ev event
+		_ = json.NewDecoder(r.Body).Decode(&ev)
+		answer(w, ev.Body)
+	})
+	go func() { _ = http.Serve(ln, mux) }()
+	printJSON(announce{Addr: ln.Addr().String()})
+	waitStdin()
+	return nil
+}
+
+// rawRole is the fan-out floor: it accepts WebSocket connections with no
+// gateway logic and, on POST /publish, writes one pre-encoded text frame
+// to every socket from -writers goroutines (blocking writes, no queue).
+func rawRole(args []string) error {
+	fs := flag.NewFlagSet("raw", flag.ContinueOnError)
+	writers := fs.Int("writers", runtime.NumCPU(), "goroutines writing a publish")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				if _, err := ws.Upgrade(c); err != nil {
+					c.Close()
+					return
+				}
+				mu.Lock()
+				conns = append(conns, c)
+				mu.Unlock()
+			}()
+		}
+	}()
+	cln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/count", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n := len(conns)
+		mu.Unlock()
+		fmt.Fprint(w, n)
+	})
+	mux.HandleFunc("/publish", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		frame := ws.MustCompileFrame(ws.NewTextFrame(body))
+		mu.Lock()
+		cs := conns
+		mu.Unlock()
+		var wg sync.WaitGroup
+		var failed sync.Map
+		for k := range *writers {
+			wg.Go(func() {
+				for i := k; i < len(cs); i += *writers {
+					if _, err := cs[i].Write(frame); err != nil {
+						failed.Store(i, true)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		skipped := 0
+		failed.Range(func(any, any) bool { skipped++; return true })
+		fmt.Fprintf(w, `{"delivered":%d,"skipped":%d}`, len(cs)-skipped, skipped)
+	})
+	go func() { _ = http.Serve(cln, mux) }()
+	printJSON(announce{Addr: ln.Addr().String(), Debug: cln.Addr().String()})
+	waitStdin()
+	return nil
+}
+
+// parseT reads N from a payload that starts with {"t":N (quoted or not).
+func parseT(p []byte) int64 {
+	const prefix = `{"t":`
+	if len(p) < len(prefix) || string(p[:len(prefix)]) != prefix {
+		return 0
+	}
+	p = p[len(prefix):]
+	end := 0
+	for end < len(p) && p[end] >= '0' && p[end] <= '9' {
+		end++
+	}
+	n, _ := strconv.ParseInt(string(p[:end]), 10, 64)
+	return n
+}

@@ -1,0 +1,422 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/wsgate/wsgate/sigv4"
+)
+
+const (
+	benchKey    = "AKIDBENCH"
+	benchSecret = "bench-secret"
+	benchRegion = "us-east-1"
+	stage       = "dev"
+)
+
+// Options configure Run.
+type Options struct {
+	// Exe is the executable run again for every role: its first argument
+	// is the role. Default: os.Executable().
+	Exe string
+	// Env is added to every child's environment.
+	Env []string
+	// Scenarios to run, by name; empty runs all (see Scenarios).
+	Scenarios []string
+	// Runs is how many times each scenario runs. Default 3.
+	Runs int
+	// Workers is the number of client processes. Default 4.
+	Workers int
+	// Small shrinks every scenario to a smoke test of about a second.
+	Small bool
+	// ProfileDir, when set, receives a CPU profile of the server for the
+	// hot phase of each scenario's first run.
+	ProfileDir string
+	// Log receives progress lines. Default os.Stderr.
+	Log io.Writer
+}
+
+// Scenarios are the scenario names, in the order Run runs them.
+var Scenarios = []string{"idle", "handshake", "post", "route", "fanout", "slow"}
+
+// Metric is one figure of one run.
+type Metric struct {
+	Name  string
+	Unit  string
+	Value float64
+}
+
+// Result is a scenario's metrics over all runs.
+type Result struct {
+	Scenario string
+	Names    []string // in first-seen order
+	Units    map[string]string
+	Values   map[string][]float64
+	Errors   []string
+}
+
+type orch struct {
+	Options
+	seq int // run counter, picks the source addresses
+	dir string
+}
+
+// Run runs the scenarios and returns their results.
+func Run(o Options) ([]*Result, error) {
+	if o.Exe == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		o.Exe = exe
+	}
+	if o.Runs < 1 {
+		o.Runs = 3
+	}
+	if o.Workers < 1 {
+		o.Workers = 4
+	}
+	if o.Log == nil {
+		o.Log = os.Stderr
+	}
+	if len(o.Scenarios) == 0 {
+		o.Scenarios = Scenarios
+	}
+	dir, err := os.MkdirTemp("", "wsgate-bench")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	or := &orch{Options: o, dir: dir}
+	var out []*Result
+	for _, name := range o.Scenarios {
+		fn, ok := scenarioFuncs[name]
+		if !ok {
+			return out, fmt.Errorf("unknown scenario %q", name)
+		}
+		res := &Result{Scenario: name, Units: map[string]string{}, Values: map[string][]float64{}}
+		for run := range o.Runs {
+			ms, err := fn(or, run)
+			if err != nil {
+				res.Errors = append(res.Errors, err.Error())
+				fmt.Fprintf(o.Log, "%s run %d: %v\n", name, run+1, err)
+			}
+			for _, m := range ms {
+				if _, seen := res.Units[m.Name]; !seen {
+					res.Names = append(res.Names, m.Name)
+					res.Units[m.Name] = m.Unit
+				}
+				res.Values[m.Name] = append(res.Values[m.Name], m.Value)
+				fmt.Fprintf(o.Log, "%s run %d: %s = %.4g %s\n", name, run+1, m.Name, m.Value, m.Unit)
+			}
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+var scenarioFuncs = map[string]func(*orch, int) ([]Metric, error){
+	"idle":      (*orch).idle,
+	"handshake": (*orch).handshake,
+	"post":      (*orch).post,
+	"route":     (*orch).route,
+	"fanout":    (*orch).fanout,
+	"slow":      (*orch).slow,
+}
+
+// child is a running role process.
+type child struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+	mu  sync.Mutex
+}
+
+func (o *orch) start(role string, args ...string) (*child, error) {
+	cmd := exec.Command(o.Exe, append([]string{role}, args...)...)
+	cmd.Env = append(append(os.Environ(), o.Env...), "WSGATE_BENCH_ROLE="+role)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 1<<20), 256<<20)
+	return &child{cmd: cmd, in: in, out: sc}, nil
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+func (c *child) read(v any) error {
+	if !c.out.Scan() {
+		if err := c.out.Err(); err != nil {
+			return err
+		}
+		return errors.New("child exited")
+	}
+	return json.Unmarshal(c.out.Bytes(), v)
+}
+
+func (c *child) call(cmd command) (reply, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, _ := json.Marshal(cmd)
+	if _, err := c.in.Write(append(b, '\n')); err != nil {
+		return reply{}, err
+	}
+	var r reply
+	if err := c.read(&r); err != nil {
+		return r, err
+	}
+	if r.Err != "" {
+		return r, errors.New(r.Err)
+	}
+	return r, nil
+}
+
+func (c *child) kill() {
+	if c == nil {
+		return
+	}
+	_ = c.cmd.Process.Kill()
+	_ = c.cmd.Wait()
+}
+
+// env is one run's processes.
+type env struct {
+	o       *orch
+	srv     *child
+	addr    string // server (or raw server) address
+	debug   string // its side port
+	backend *child
+	backURI string
+	workers []*child
+	sizes   []int // connections per worker
+	slow    []int // of which never read
+}
+
+func (e *env) close() {
+	// The server first, so its sockets (not the clients' ports) wait out TIME_WAIT.
+	e.srv.kill()
+	e.backend.kill()
+	for _, w := range e.workers {
+		w.kill()
+	}
+}
+
+// newEnv starts the backend, a server (wsgate with the config extra
+// changes, or the raw floor when raw) and the workers.
+func (o *orch) newEnv(raw bool, extra func(cfg map[string]any, backend string)) (*env, error) {
+	o.seq++
+	e := &env{o: o}
+	var err error
+	if !raw {
+		if e.backend, err = o.start("backend"); err != nil {
+			return nil, err
+		}
+		var a announce
+		if err := e.backend.read(&a); err != nil {
+			e.close()
+			return nil, fmt.Errorf("backend: %w", err)
+		}
+		e.backURI = "http://" + a.Addr
+		cfg := baseConfig(e.backURI)
+		if extra != nil {
+			extra(cfg, e.backURI)
+		}
+		b, _ := json.MarshalIndent(cfg, "", "  ")
+		path := filepath.Join(o.dir, fmt.Sprintf("wsgate-%d.yaml", o.seq)) // JSON is YAML
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			e.close()
+			return nil, err
+		}
+		e.srv, err = o.start("server", "-config", path)
+	} else {
+		e.srv, err = o.start("raw")
+	}
+	if err != nil {
+		e.close()
+		return nil, err
+	}
+	var a announce
+	if err := e.srv.read(&a); err != nil {
+		e.close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	e.addr, e.debug = a.Addr, a.Debug
+	for range o.Workers {
+		w, err := o.start("worker")
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		e.workers = append(e.workers, w)
+	}
+	return e, nil
+}
+
+func baseConfig(backend string) map[string]any {
+	twoWay := func(path string) map[string]any {
+		return map[string]any{
+			"integration":                      map[string]any{"type": "http", "uri": backend + path},
+			"routeResponseSelectionExpression": "$default",
+		}
+	}
+	return map[string]any{
+		"listen":      "127.0.0.1:0",
+		"stage":       stage,
+		"region":      benchRegion,
+		"credentials": []any{map[string]any{"accessKeyId": benchKey, "secretAccessKey": benchSecret}},
+		"routes": map[string]any{
+			"join": map[string]any{
+				"groups":                           map[string]any{"join": "$request.body.group", "allow": []string{"all"}},
+				"routeResponseSelectionExpression": "$default",
+			},
+			"whoami": twoWay("/whoami"),
+			"echo":   twoWay("/echo"),
+		},
+	}
+}
+
+// src returns worker w's source addresses for this run: 127.S.W.1-4.
+func (e *env) src(w int) []string {
+	var s []string
+	for j := 1; j <= 4; j++ {
+		s = append(s, fmt.Sprintf("127.%d.%d.%d", 1+e.o.seq%250, w+1, j))
+	}
+	return s
+}
+
+// each runs f for every worker at once and returns the replies.
+func (e *env) each(f func(i int, w *child) (reply, error)) ([]reply, error) {
+	out := make([]reply, len(e.workers))
+	errs := make([]error, len(e.workers))
+	var wg sync.WaitGroup
+	for i, w := range e.workers {
+		wg.Go(func() { out[i], errs[i] = f(i, w) })
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// dial opens n connections spread over the workers.
+func (e *env) dial(n int, c command) (elapsed time.Duration, ok, failed int64, err error) {
+	e.sizes = split(n, len(e.workers))
+	e.slow = split(c.Slow, len(e.workers))
+	start := time.Now()
+	rs, err := e.each(func(i int, w *child) (reply, error) {
+		cc := c
+		cc.Op, cc.Addr, cc.Path, cc.Src, cc.N = "dial", e.addr, "/"+stage, e.src(i), e.sizes[i]
+		cc.Slow = e.slow[i]
+		return w.call(cc)
+	})
+	elapsed = time.Since(start)
+	var first string
+	for _, r := range rs {
+		ok += r.OK
+		failed += r.Errors
+		if first == "" {
+			first = r.FirstEr
+		}
+	}
+	if err == nil && failed > 0 {
+		err = fmt.Errorf("%d of %d connections failed (%s)", failed, n, first)
+	}
+	return elapsed, ok, failed, err
+}
+
+func split(n, parts int) []int {
+	s := make([]int, parts)
+	for i := range s {
+		s[i] = n / parts
+		if i < n%parts {
+			s[i]++
+		}
+	}
+	return s
+}
+
+func (e *env) stats(gc bool) (Stats, error) {
+	u := "http://" + e.debug + "/stats"
+	if gc {
+		u += "?gc=1"
+	}
+	resp, err := http.Get(u)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer resp.Body.Close()
+	var s Stats
+	return s, json.NewDecoder(resp.Body).Decode(&s)
+}
+
+// profile captures a CPU profile of the server while load runs, on the
+// first run only, into ProfileDir/name.pprof.
+func (e *env) profile(name string, run int, seconds int, load func()) {
+	if e.o.ProfileDir == "" || run != 0 || e.debug == "" {
+		load()
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", e.debug, seconds))
+		if err != nil {
+			fmt.Fprintf(e.o.Log, "profile %s: %v\n", name, err)
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		_ = os.MkdirAll(e.o.ProfileDir, 0o755)
+		_ = os.WriteFile(filepath.Join(e.o.ProfileDir, name+".pprof"), b, 0o644)
+	}()
+	time.Sleep(50 * time.Millisecond) // let the profile start
+	load()
+	<-done
+}
+
+// signedPost sends a SigV4-signed POST to the server and returns the body.
+func signedPost(client *http.Client, url string, body []byte) ([]byte, error) {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if err := sigv4.Sign(req, sigv4.Credentials{AccessKeyID: benchKey, SecretAccessKey: benchSecret}, "execute-api", benchRegion, time.Now(), sha256Hex(body)); err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	return b, err
+}
+
+func stampedBody(t int64, pad int) []byte {
+	b := strconv.AppendInt([]byte(`{"t":`), t, 10)
+	b = append(b, `,"pad":"`...)
+	b = append(b, bytes.Repeat([]byte{'x'}, pad)...)
+	return append(b, `"}`...)
+}

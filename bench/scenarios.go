@@ -1,0 +1,538 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+)
+
+func (o *orch) size(full, small int) int {
+	if o.Small {
+		return small
+	}
+	return full
+}
+
+func (o *orch) secs(full, small float64) float64 {
+	if o.Small {
+		return small
+	}
+	return full
+}
+
+// serverCPU measures the server's CPU seconds over f.
+func (e *env) serverCPU(f func()) float64 {
+	c0, _ := procCPU(e.srv.pid())
+	f()
+	c1, _ := procCPU(e.srv.pid())
+	return c1 - c0
+}
+
+// idle: handshakes/s and memory per idle connection at several N.
+func (o *orch) idle(run int) ([]Metric, error) {
+	var ms []Metric
+	sizes := []int{1000, 10000, 19000}
+	if o.Small {
+		sizes = []int{40}
+	}
+	for _, n := range sizes {
+		m, err := o.idleAt(run, n)
+		ms = append(ms, m...)
+		if err != nil {
+			return ms, err
+		}
+	}
+	return ms, nil
+}
+
+func (o *orch) idleAt(run, n int) ([]Metric, error) {
+	e, err := o.newEnv(false, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	s0, err := e.stats(true)
+	if err != nil {
+		return nil, err
+	}
+	rss0, _ := procRSS(e.srv.pid())
+	var elapsed time.Duration
+	var dialErr error
+	cpu := e.serverCPU(func() {
+		e.profile(fmt.Sprintf("idle-%d", n), run, 2, func() {
+			elapsed, _, _, dialErr = e.dial(n, command{Conc: 16})
+		})
+	})
+	if dialErr != nil {
+		return nil, dialErr
+	}
+	time.Sleep(time.Second)
+	s1, err := e.stats(true)
+	if err != nil {
+		return nil, err
+	}
+	rss1, _ := procRSS(e.srv.pid())
+	p := fmt.Sprintf("N=%d ", n)
+	fn := float64(n)
+	return []Metric{
+		{p + "handshakes/s", "/s", fn / elapsed.Seconds()},
+		{p + "server CPU per handshake", "µs", cpu / fn * 1e6},
+		{p + "Go heap+stack per conn", "B", (float64(s1.HeapInuse+s1.StackInuse) - float64(s0.HeapInuse+s0.StackInuse)) / fn},
+		{p + "  of which stack", "B", (float64(s1.StackInuse) - float64(s0.StackInuse)) / fn},
+		{p + "RSS per conn", "B", float64(rss1-rss0) / fn},
+		{p + "goroutines per conn", "", float64(s1.Goroutines-s0.Goroutines) / fn},
+		{p + "server conns", "", float64(s1.Conns)},
+	}, nil
+}
+
+// handshake: connection rate without $connect and with an http $connect.
+func (o *orch) handshake(run int) ([]Metric, error) {
+	n := o.size(6000, 40)
+	var ms []Metric
+	for _, withConnect := range []bool{false, true} {
+		var extra func(map[string]any, string)
+		label := "no $connect"
+		if withConnect {
+			label = "http $connect"
+			extra = func(cfg map[string]any, backend string) {
+				cfg["routes"].(map[string]any)["$connect"] = map[string]any{
+					"integration": map[string]any{"type": "http", "uri": backend + "/connect"},
+				}
+			}
+		}
+		e, err := o.newEnv(false, extra)
+		if err != nil {
+			return ms, err
+		}
+		var elapsed time.Duration
+		var dialErr error
+		cpu := e.serverCPU(func() {
+			e.profile("handshake-"+strings.ReplaceAll(label, " ", "-"), run, 1, func() {
+				elapsed, _, _, dialErr = e.dial(n, command{Conc: 16})
+			})
+		})
+		e.close()
+		if dialErr != nil {
+			return ms, dialErr
+		}
+		ms = append(ms,
+			Metric{label + ": handshakes/s", "/s", float64(n) / elapsed.Seconds()},
+			Metric{label + ": server CPU per handshake", "µs", cpu / float64(n) * 1e6})
+	}
+	return ms, nil
+}
+
+// post: signed @connections POSTs, saturation and latency at fixed rates.
+func (o *orch) post(run int) ([]Metric, error) {
+	e, err := o.newEnv(false, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	if _, _, _, err := e.dial(o.size(400, 8), command{Conc: 8, Whoami: true, Read: true}); err != nil {
+		return nil, err
+	}
+	base := command{Op: "post", Addr: e.addr, Key: benchKey, Secret: benchSecret, Region: benchRegion, Stage: stage}
+	var ms []Metric
+
+	// Saturation: closed loop, 32 keep-alive clients per worker.
+	dur := o.secs(5, 0.5)
+	var rs []reply
+	var postErr error
+	cpu := e.serverCPU(func() {
+		e.profile("post", run, int(dur), func() {
+			rs, postErr = e.each(func(i int, w *child) (reply, error) {
+				c := base
+				c.Src, c.Conc, c.Duration, c.Max = e.src(i), 32, dur, 10_000_000
+				return w.call(c)
+			})
+		})
+	})
+	if postErr != nil {
+		return nil, postErr
+	}
+	okN, errN, el := sumReplies(rs)
+	if _, err := e.collectAll(rs, false); err != nil {
+		return nil, err
+	}
+	ms = append(ms,
+		Metric{"saturation: verified POST/s", "/s", float64(okN) / el.Seconds()},
+		Metric{"saturation: server CPU per POST", "µs", cpu / float64(max(okN, 1)) * 1e6},
+		Metric{"saturation: errors", "", float64(errN)})
+
+	for _, rate := range []float64{1000, 5000} {
+		if o.Small {
+			rate /= 10
+		}
+		rs, err := e.each(func(i int, w *child) (reply, error) {
+			c := base
+			c.Src, c.Conc, c.Duration, c.Rate, c.Max = e.src(i), 64, dur, rate/float64(len(e.workers)), 10_000_000
+			return w.call(c)
+		})
+		if err != nil {
+			return ms, err
+		}
+		okN, errN, el := sumReplies(rs)
+		lat, err := e.collectAll(rs, true)
+		if err != nil {
+			return ms, err
+		}
+		p := fmt.Sprintf("%.0f/s: ", rate)
+		ms = append(ms, Metric{p + "achieved", "/s", float64(okN) / el.Seconds()}, Metric{p + "errors", "", float64(errN)})
+		ms = append(ms, latencyMetrics(p, lat)...)
+	}
+	return ms, nil
+}
+
+func sumReplies(rs []reply) (ok, errs int64, elapsed time.Duration) {
+	for _, r := range rs {
+		ok += r.OK
+		errs += r.Errors
+		elapsed = max(elapsed, time.Duration(r.Elapsed))
+	}
+	return ok, errs, elapsed
+}
+
+// collectAll waits until each worker's readers got the frames its POSTs
+// (sent[i].OK) carried and returns the latency samples merged.
+func (e *env) collectAll(sent []reply, samples bool) ([]int64, error) {
+	var total, expect int64
+	rs, err := e.each(func(i int, w *child) (reply, error) {
+		return w.call(command{Op: "collect", Expect: sent[i].OK, Timeout: 10, Samples: samples})
+	})
+	var lat []int64
+	for i, r := range rs {
+		total += r.Count
+		expect += sent[i].OK
+		lat = append(lat, r.Lat...)
+	}
+	if err == nil && total < expect {
+		err = fmt.Errorf("received %d frames of %d posted", total, expect)
+	}
+	return lat, err
+}
+
+func latencyMetrics(prefix string, lat []int64) []Metric {
+	if len(lat) == 0 {
+		return nil
+	}
+	slices.Sort(lat)
+	q := func(p float64) float64 {
+		i := int(p * float64(len(lat)-1))
+		return float64(lat[i]) / 1e6
+	}
+	return []Metric{
+		{prefix + "p50", "ms", q(0.5)},
+		{prefix + "p99", "ms", q(0.99)},
+		{prefix + "p99.9", "ms", q(0.999)},
+		{prefix + "max", "ms", float64(lat[len(lat)-1]) / 1e6},
+	}
+}
+
+// route: client message → http integration → two-way answer.
+func (o *orch) route(run int) ([]Metric, error) {
+	e, err := o.newEnv(false, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	if _, _, _, err := e.dial(o.size(128, 8), command{Conc: 8}); err != nil {
+		return nil, err
+	}
+	dur := o.secs(5, 0.5)
+	var ms []Metric
+	for _, rate := range []float64{0, 1000} {
+		if o.Small && rate > 0 {
+			rate = 100
+		}
+		var rs []reply
+		var echoErr error
+		cpu := e.serverCPU(func() {
+			load := func() {
+				rs, echoErr = e.each(func(i int, w *child) (reply, error) {
+					return w.call(command{Op: "echo", Duration: dur, Rate: rate / float64(len(e.workers)), Max: 10_000_000})
+				})
+			}
+			if rate == 0 {
+				e.profile("route", run, int(dur), load)
+			} else {
+				load()
+			}
+		})
+		if echoErr != nil {
+			return ms, echoErr
+		}
+		okN, errN, el := sumReplies(rs)
+		var lat []int64
+		for _, r := range rs {
+			lat = append(lat, r.Lat...)
+		}
+		p := "saturation: "
+		if rate > 0 {
+			p = fmt.Sprintf("%.0f/s: ", rate)
+		}
+		ms = append(ms, Metric{p + "messages/s", "/s", float64(okN) / el.Seconds()}, Metric{p + "errors", "", float64(errN)})
+		if rate == 0 {
+			ms = append(ms, Metric{p + "server CPU per message", "µs", cpu / float64(max(okN, 1)) * 1e6})
+		}
+		ms = append(ms, latencyMetrics(p, lat)...)
+	}
+	return ms, nil
+}
+
+// publisher sends publishes to wsgate's group API or to the raw floor.
+type publisher struct {
+	client *http.Client
+	url    string
+	signed bool
+}
+
+func (e *env) publisher(raw bool) *publisher {
+	if raw {
+		return &publisher{client: http.DefaultClient, url: "http://" + e.debug + "/publish"}
+	}
+	return &publisher{client: http.DefaultClient, url: "http://" + e.addr + "/" + stage + "/@groups/all", signed: true}
+}
+
+// publish sends one stamped message and returns the stamp and counts.
+func (p *publisher) publish(pad int) (t int64, delivered, skipped int, err error) {
+	t = time.Now().UnixNano()
+	body := stampedBody(t, pad)
+	var b []byte
+	if p.signed {
+		b, err = signedPost(p.client, p.url, body)
+	} else {
+		var resp *http.Response
+		resp, err = p.client.Post(p.url, "application/json", strings.NewReader(string(body)))
+		if err == nil {
+			b, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+	}
+	if err != nil {
+		return t, 0, 0, err
+	}
+	var out struct{ Delivered, Skipped int }
+	err = json.Unmarshal(b, &out)
+	return t, out.Delivered, out.Skipped, err
+}
+
+// gather waits until the workers' readers saw expect frames in all, and
+// merges what each recorded per stamp.
+// perConn is the number of frames each of a worker's reading connections
+// should get.
+func (e *env) gather(perConn int64, samples bool, timeout float64) (map[int64]pubStat, []int64, int64, error) {
+	rs, err := e.each(func(i int, w *child) (reply, error) {
+		share := perConn * int64(e.sizes[i]-e.slow[i])
+		return w.call(command{Op: "collect", Expect: share, Timeout: timeout, Samples: samples})
+	})
+	pubs := map[int64]pubStat{}
+	var lat []int64
+	var total int64
+	for _, r := range rs {
+		total += r.Count
+		lat = append(lat, r.Lat...)
+		for t, s := range r.Pubs {
+			ps := pubs[t]
+			ps.Count += s.Count
+			ps.Last = max(ps.Last, s.Last)
+			pubs[t] = ps
+		}
+	}
+	return pubs, lat, total, err
+}
+
+// fanout: one publish to N members, wsgate beside the raw-write floor.
+func (o *orch) fanout(run int) ([]Metric, error) {
+	sizes := []int{1000, 10000}
+	if o.Small {
+		sizes = []int{40}
+	}
+	var ms []Metric
+	for _, n := range sizes {
+		var floor [2]float64
+		for _, raw := range []bool{true, false} {
+			m, last, rate, err := o.fanoutAt(run, n, raw)
+			ms = append(ms, m...)
+			if err != nil {
+				return ms, err
+			}
+			if raw {
+				floor = [2]float64{last, rate}
+			} else {
+				ms = append(ms,
+					Metric{fmt.Sprintf("N=%d wsgate/floor: time to last delivery", n), "×", last / floor[0]},
+					Metric{fmt.Sprintf("N=%d wsgate/floor: burst deliveries/s", n), "×", rate / floor[1]})
+			}
+		}
+	}
+	return ms, nil
+}
+
+// fanoutAt returns the median single-publish time to last delivery (ms)
+// and the burst deliveries/s beside its metrics.
+func (o *orch) fanoutAt(run, n int, raw bool) ([]Metric, float64, float64, error) {
+	e, err := o.newEnv(raw, nil)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer e.close()
+	join := "all"
+	if raw {
+		join = ""
+	}
+	if _, _, _, err := e.dial(n, command{Conc: 16, Join: join, Read: true}); err != nil {
+		return nil, 0, 0, err
+	}
+	pub := e.publisher(raw)
+	name := "wsgate"
+	if raw {
+		name = "floor"
+		// Wait for the raw server to hold every connection.
+		for range 500 {
+			resp, err := http.Get("http://" + e.debug + "/count")
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if string(b) == fmt.Sprint(n) {
+					break
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	const pad = 64
+	// Single publishes: time from publish start to the last delivery.
+	var lasts []float64
+	for range o.size(5, 2) {
+		t, delivered, _, err := pub.publish(pad)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		pubs, _, total, err := e.gather(1, false, 10)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		if delivered != n || total != int64(n) {
+			return nil, 0, 0, fmt.Errorf("%s: publish delivered %d, clients got %d, want %d", name, delivered, total, n)
+		}
+		lasts = append(lasts, float64(pubs[t].Last-t)/1e6)
+		time.Sleep(100 * time.Millisecond)
+	}
+	slices.Sort(lasts)
+	last := lasts[len(lasts)/2]
+
+	// Burst: publishes back to back; deliveries/s until the last arrives.
+	burst := o.size(20, 3)
+	var first int64
+	var (
+		pubs  map[int64]pubStat
+		total int64
+	)
+	cpu := e.serverCPU(func() {
+		for i := range burst {
+			t, _, _, perr := pub.publish(pad)
+			if perr != nil {
+				err = perr
+				return
+			}
+			if i == 0 {
+				first = t
+			}
+		}
+		pubs, _, total, err = e.gather(int64(burst), false, 30)
+	})
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	var end int64
+	for _, s := range pubs {
+		end = max(end, s.Last)
+	}
+	rate := float64(total) / (float64(end-first) / 1e9)
+
+	// Profile: keep publishing for 3 s (not measured).
+	if !raw {
+		e.profile(fmt.Sprintf("fanout-%d", n), run, 3, func() {
+			stop := time.Now().Add(3 * time.Second)
+			for time.Now().Before(stop) {
+				if _, _, _, err := pub.publish(pad); err != nil {
+					return
+				}
+				_, _, _, _ = e.gather(1, false, 5)
+			}
+		})
+	}
+	p := fmt.Sprintf("N=%d %s: ", n, name)
+	return []Metric{
+		{p + "time to last delivery", "ms", last},
+		{p + "single-publish deliveries/s", "/s", float64(n) / (last / 1e3)},
+		{p + "burst deliveries/s", "/s", rate},
+		{p + "server CPU per delivery (burst)", "µs", cpu / float64(n*burst) * 1e6},
+	}, last, rate, nil
+}
+
+// slow: fan-out latency for healthy members while 1% never read.
+func (o *orch) slow(run int) ([]Metric, error) {
+	n := o.size(1000, 100)
+	var ms []Metric
+	for _, slowN := range []int{0, n / 100} {
+		e, err := o.newEnv(false, func(cfg map[string]any, _ string) {
+			cfg["outboundQueueFrames"] = 64
+			cfg["slowConsumerSeconds"] = 2
+			cfg["sendBufferBytes"] = 16384
+		})
+		if err != nil {
+			return ms, err
+		}
+		m, err := o.slowAt(e, n, slowN)
+		e.close()
+		ms = append(ms, m...)
+		if err != nil {
+			return ms, err
+		}
+	}
+	return ms, nil
+}
+
+func (o *orch) slowAt(e *env, n, slowN int) ([]Metric, error) {
+	if _, _, _, err := e.dial(n, command{Conc: 16, Join: "all", Read: true, Slow: slowN}); err != nil {
+		return nil, err
+	}
+	pub := e.publisher(false)
+	rate, dur := 40.0, o.secs(6, 0.5)
+	count := int(rate * dur)
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now()
+	var stamps []int64
+	var skipped, delivered int
+	for i := range count {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		t, d, s, err := pub.publish(2048)
+		if err != nil {
+			return nil, err
+		}
+		stamps = append(stamps, t)
+		delivered += d
+		skipped += s
+	}
+	pubs, lat, _, err := e.gather(int64(count), true, 10)
+	if err != nil {
+		return nil, err
+	}
+	var perPub []int64
+	for _, t := range stamps {
+		perPub = append(perPub, pubs[t].Last-t)
+	}
+	p := fmt.Sprintf("%d slow of %d: ", slowN, n)
+	ms := []Metric{{p + "skipped deliveries", "", float64(skipped)}}
+	ms = append(ms, latencyMetrics(p+"delivery ", lat)...)
+	ms = append(ms, latencyMetrics(p+"publish→last healthy ", perPub)...)
+	return ms, nil
+}
