@@ -32,6 +32,10 @@ const ServiceID = "ApiGatewayManagementApi"
 // connections is far below it.
 const maxResponseBytes = 16 << 20
 
+// ErrInvalidEndpoint is wrapped by New's error when Options.EndpointURL is
+// missing or not an http:// or https:// URL with a host.
+var ErrInvalidEndpoint = errors.New("invalid endpoint URL")
+
 // Options configures New.
 type Options struct {
 	// EndpointURL is the management endpoint including the stage, e.g.
@@ -61,14 +65,14 @@ type Client struct {
 // retrieved lazily, on the first request.
 func New(ctx context.Context, o Options) (*Client, error) {
 	if o.EndpointURL == "" {
-		return nil, errors.New("endpoint URL is required")
+		return nil, fmt.Errorf("%w: it is required", ErrInvalidEndpoint)
 	}
 	u, err := url.Parse(strings.TrimSuffix(o.EndpointURL, "/"))
 	if err != nil {
-		return nil, fmt.Errorf("parsing endpoint URL: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidEndpoint, err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("endpoint URL %q: want http:// or https:// and a host", o.EndpointURL)
+		return nil, fmt.Errorf("%w %q: want http:// or https:// and a host", ErrInvalidEndpoint, o.EndpointURL)
 	}
 	var load []func(*config.LoadOptions) error
 	if o.Profile != "" {

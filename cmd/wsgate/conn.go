@@ -46,12 +46,21 @@ type mgmtCommand struct {
 	summary string
 	// op is the operation name the AWS CLI would print in an error line.
 	op string
-	// setup declares the command's own flags on fs and returns what runs
-	// once they are parsed. An error of type usageError exits 252.
-	setup func(fs *flag.FlagSet) mgmtAction
+	// required names the string flags that must be given.
+	required []string
+	// setup declares the command's own flags on fs. The function it returns
+	// runs once they are parsed and checked, before any AWS configuration
+	// is loaded, and returns the call to make, or a usageError (exit 252).
+	setup func(fs *flag.FlagSet) func() (mgmtCall, error)
 }
 
-type mgmtAction func(ctx context.Context, c *client.Client, stdout io.Writer) error
+// mgmtCall is what a command does with the client.
+type mgmtCall func(ctx context.Context, c *client.Client, stdout io.Writer) error
+
+// ready is the setup result of a command with nothing to prepare.
+func ready(call mgmtCall) func() (mgmtCall, error) {
+	return func() (mgmtCall, error) { return call, nil }
+}
 
 // usageError is a command line that parsed but cannot run: a missing flag,
 // conflicting flags, an unreadable --data-file.
@@ -60,17 +69,25 @@ type usageError string
 func (e usageError) Error() string { return string(e) }
 
 var connCommands = []mgmtCommand{
-	{name: "post", args: "--connection-id ID [--data STRING | --data-file PATH]", summary: "send a message to one connection (stdin when no data flag)", op: "PostToConnection", setup: setupPost},
-	{name: "get", args: "--connection-id ID", summary: "show a connection: connectedAt, identity, lastActiveAt", op: "GetConnection", setup: setupGet},
-	{name: "delete", args: "--connection-id ID", summary: "close a connection", op: "DeleteConnection", setup: setupDelete},
-	{name: "list", args: "[--max-results N] [--next-token T] [--all]", summary: "list open connections with their groups", op: "ListConnections", setup: setupList},
+	{name: "post", args: "--connection-id ID [--data STRING | --data-file PATH]", summary: "send a message to one connection (stdin when no data flag)",
+		op: "PostToConnection", required: []string{"connection-id"}, setup: setupPost},
+	{name: "get", args: "--connection-id ID", summary: "show a connection: connectedAt, identity, lastActiveAt",
+		op: "GetConnection", required: []string{"connection-id"}, setup: setupGet},
+	{name: "delete", args: "--connection-id ID", summary: "close a connection",
+		op: "DeleteConnection", required: []string{"connection-id"}, setup: setupDelete},
+	{name: "list", args: "[--max-results N] [--next-token T] [--all]", summary: "list open connections with their groups",
+		op: "ListConnections", setup: setupList},
 }
 
 var groupCommands = []mgmtCommand{
-	{name: "publish", args: "--group G [--data STRING | --data-file PATH]", summary: "send a message to every member (stdin when no data flag)", op: "PublishToGroup", setup: setupPublish},
-	{name: "join", args: "--group G --connection-id ID", summary: "add a connection to a group", op: "JoinGroup", setup: setupMembership(true)},
-	{name: "leave", args: "--group G --connection-id ID", summary: "remove a connection from a group", op: "LeaveGroup", setup: setupMembership(false)},
-	{name: "members", args: "--group G [--max-results N] [--next-token T] [--all]", summary: "list a group's members", op: "GetGroupMembers", setup: setupMembers},
+	{name: "publish", args: "--group G [--data STRING | --data-file PATH]", summary: "send a message to every member (stdin when no data flag)",
+		op: "PublishToGroup", required: []string{"group"}, setup: setupPublish},
+	{name: "join", args: "--group G --connection-id ID", summary: "add a connection to a group",
+		op: "JoinGroup", required: []string{"group", "connection-id"}, setup: setupMembership(true)},
+	{name: "leave", args: "--group G --connection-id ID", summary: "remove a connection from a group",
+		op: "LeaveGroup", required: []string{"group", "connection-id"}, setup: setupMembership(false)},
+	{name: "members", args: "--group G [--max-results N] [--next-token T] [--all]", summary: "list a group's members",
+		op: "GetGroupMembers", required: []string{"group"}, setup: setupMembers},
 }
 
 // connCommand runs wsgate conn post|get|delete|list.
@@ -122,7 +139,9 @@ func runMgmt(group, what string, cmds []mgmtCommand, args []string, stdout, stde
 func (cmd mgmtCommand) run(group string, args []string, stdout, stderr io.Writer) int {
 	name := "wsgate " + group + " " + cmd.name
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// Parse's messages go to parseOut: to stdout for -h, else to stderr.
+	var parseOut strings.Builder
+	fs.SetOutput(&parseOut)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: %s %s [--endpoint-url URL] [--region R] [--profile P]\n\nFlags:\n", name, cmd.args)
 		fs.PrintDefaults()
@@ -131,14 +150,16 @@ func (cmd mgmtCommand) run(group string, args []string, stdout, stderr io.Writer
 	fs.StringVar(&opts.EndpointURL, "endpoint-url", "", "management endpoint with the stage, e.g. http://127.0.0.1:8080/dev (default: $WSGATE_MANAGEMENT_ENDPOINT, $AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI)")
 	fs.StringVar(&opts.Region, "region", "", "signing region (default: AWS_REGION, the profile's region, else us-east-1)")
 	fs.StringVar(&opts.Profile, "profile", "", "shared config profile (default: AWS_PROFILE)")
-	action := cmd.setup(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return 0
-		}
-		return exitUsage // flag has printed the error and the usage
+	prepare := cmd.setup(fs)
+	err := fs.Parse(args)
+	fs.SetOutput(stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, parseOut.String())
+		return 0
+	}
+	if err != nil {
+		fmt.Fprint(stderr, parseOut.String()) // the error, then the usage
+		return exitUsage
 	}
 	if fs.NArg() > 0 {
 		return usageFailure(stderr, name, fs, fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
@@ -149,10 +170,26 @@ func (cmd mgmtCommand) run(group string, args []string, stdout, stderr io.Writer
 	if opts.EndpointURL == "" {
 		return usageFailure(stderr, name, fs, "--endpoint-url is required (or set WSGATE_MANAGEMENT_ENDPOINT)")
 	}
+	for _, r := range cmd.required {
+		if fs.Lookup(r).Value.String() == "" {
+			return usageFailure(stderr, name, fs, "--"+r+" is required")
+		}
+	}
+	call, err := prepare()
+	var ue usageError
+	if errors.As(err, &ue) {
+		return usageFailure(stderr, name, fs, ue.Error())
+	}
+	if err != nil {
+		return reportFailure(stderr, cmd.op, err)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	c, err := client.New(ctx, opts)
+	if errors.Is(err, client.ErrInvalidEndpoint) {
+		return usageFailure(stderr, name, fs, err.Error())
+	}
 	if err != nil {
 		var noProfile config.SharedConfigProfileNotExistError
 		if errors.As(err, &noProfile) {
@@ -165,18 +202,13 @@ func (cmd mgmtCommand) run(group string, args []string, stdout, stderr io.Writer
 	// Credentials are resolved before the call so that their absence
 	// reads and exits as the AWS CLI's does (253), whichever client runs.
 	if _, err := c.Config().Credentials.Retrieve(ctx); err != nil {
-		fmt.Fprintf(stderr, "\nUnable to locate credentials. You can configure credentials by running \"aws configure\".\n")
+		fmt.Fprintf(stderr, "Unable to locate credentials. You can configure credentials by running \"aws configure\".\n")
 		return exitConfig
 	}
-	err = action(ctx, c, stdout)
-	if err == nil {
-		return 0
+	if err := call(ctx, c, stdout); err != nil {
+		return reportFailure(stderr, cmd.op, err)
 	}
-	var ue usageError
-	if errors.As(err, &ue) {
-		return usageFailure(stderr, name, fs, ue.Error())
-	}
-	return reportFailure(stderr, cmd.op, err)
+	return 0
 }
 
 func usageFailure(stderr io.Writer, name string, fs *flag.FlagSet, msg string) int {
@@ -239,32 +271,18 @@ func dataFlags(fs *flag.FlagSet) func() ([]byte, error) {
 	}
 }
 
-// requiredFlag declares a string flag that must be non-empty; the returned
-// function yields its value or a usageError.
-func requiredFlag(fs *flag.FlagSet, name, help string) func() (string, error) {
-	v := fs.String(name, "", help+" (required)")
-	return func() (string, error) {
-		if *v == "" {
-			return "", usageError("--" + name + " is required")
-		}
-		return *v, nil
-	}
-}
-
-func setupPost(fs *flag.FlagSet) mgmtAction {
-	id := requiredFlag(fs, "connection-id", "the connection")
+func setupPost(fs *flag.FlagSet) func() (mgmtCall, error) {
+	id := fs.String("connection-id", "", "the connection (required)")
 	data := dataFlags(fs)
-	return func(ctx context.Context, c *client.Client, _ io.Writer) error {
-		conn, err := id()
-		if err != nil {
-			return err
-		}
+	return func() (mgmtCall, error) {
 		b, err := data()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		_, err = c.Management().PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: &conn, Data: b})
-		return err
+		return func(ctx context.Context, c *client.Client, _ io.Writer) error {
+			_, err := c.Management().PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: id, Data: b})
+			return err
+		}, nil
 	}
 }
 
@@ -279,14 +297,10 @@ func formatTime(t *time.Time) string {
 	return t.UTC().Format(isoMillis)
 }
 
-func setupGet(fs *flag.FlagSet) mgmtAction {
-	id := requiredFlag(fs, "connection-id", "the connection")
-	return func(ctx context.Context, c *client.Client, stdout io.Writer) error {
-		conn, err := id()
-		if err != nil {
-			return err
-		}
-		out, err := c.Management().GetConnection(ctx, &apigatewaymanagementapi.GetConnectionInput{ConnectionId: &conn})
+func setupGet(fs *flag.FlagSet) func() (mgmtCall, error) {
+	id := fs.String("connection-id", "", "the connection (required)")
+	return ready(func(ctx context.Context, c *client.Client, stdout io.Writer) error {
+		out, err := c.Management().GetConnection(ctx, &apigatewaymanagementapi.GetConnectionInput{ConnectionId: id})
 		if err != nil {
 			return err
 		}
@@ -304,19 +318,15 @@ func setupGet(fs *flag.FlagSet) mgmtAction {
 			Identity     identity `json:"Identity"`
 			LastActiveAt string   `json:"LastActiveAt"`
 		}{formatTime(out.ConnectedAt), ident, formatTime(out.LastActiveAt)})
-	}
+	})
 }
 
-func setupDelete(fs *flag.FlagSet) mgmtAction {
-	id := requiredFlag(fs, "connection-id", "the connection")
-	return func(ctx context.Context, c *client.Client, _ io.Writer) error {
-		conn, err := id()
-		if err != nil {
-			return err
-		}
-		_, err = c.Management().DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: &conn})
+func setupDelete(fs *flag.FlagSet) func() (mgmtCall, error) {
+	id := fs.String("connection-id", "", "the connection (required)")
+	return ready(func(ctx context.Context, c *client.Client, _ io.Writer) error {
+		_, err := c.Management().DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: id})
 		return err
-	}
+	})
 }
 
 // pageFlags declares --max-results, --next-token and --all.
@@ -355,9 +365,9 @@ type connectionJSON struct {
 	Groups       []string        `json:"groups"`
 }
 
-func setupList(fs *flag.FlagSet) mgmtAction {
+func setupList(fs *flag.FlagSet) func() (mgmtCall, error) {
 	pf := declarePageFlags(fs)
-	return func(ctx context.Context, c *client.Client, stdout io.Writer) error {
+	return ready(func(ctx context.Context, c *client.Client, stdout io.Writer) error {
 		items, next, err := walk(ctx, pf, func(ctx context.Context, token string) ([]connectionJSON, string, error) {
 			p, err := c.ListConnections(ctx, *pf.maxResults, token)
 			out := make([]connectionJSON, len(p.Connections))
@@ -377,60 +387,46 @@ func setupList(fs *flag.FlagSet) mgmtAction {
 			Connections []connectionJSON `json:"connections"`
 			NextToken   string           `json:"nextToken,omitempty"`
 		}{items, next})
-	}
+	})
 }
 
-func setupPublish(fs *flag.FlagSet) mgmtAction {
-	group := requiredFlag(fs, "group", "the group")
+func setupPublish(fs *flag.FlagSet) func() (mgmtCall, error) {
+	group := fs.String("group", "", "the group (required)")
 	data := dataFlags(fs)
-	return func(ctx context.Context, c *client.Client, stdout io.Writer) error {
-		g, err := group()
-		if err != nil {
-			return err
-		}
+	return func() (mgmtCall, error) {
 		b, err := data()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		d, err := c.Publish(ctx, g, b)
-		if err != nil {
-			return err
-		}
-		return printJSON(stdout, d)
+		return func(ctx context.Context, c *client.Client, stdout io.Writer) error {
+			d, err := c.Publish(ctx, *group, b)
+			if err != nil {
+				return err
+			}
+			return printJSON(stdout, d)
+		}, nil
 	}
 }
 
-func setupMembership(join bool) func(fs *flag.FlagSet) mgmtAction {
-	return func(fs *flag.FlagSet) mgmtAction {
-		group := requiredFlag(fs, "group", "the group")
-		id := requiredFlag(fs, "connection-id", "the connection")
-		return func(ctx context.Context, c *client.Client, _ io.Writer) error {
-			g, err := group()
-			if err != nil {
-				return err
-			}
-			conn, err := id()
-			if err != nil {
-				return err
-			}
+func setupMembership(join bool) func(fs *flag.FlagSet) func() (mgmtCall, error) {
+	return func(fs *flag.FlagSet) func() (mgmtCall, error) {
+		group := fs.String("group", "", "the group (required)")
+		id := fs.String("connection-id", "", "the connection (required)")
+		return ready(func(ctx context.Context, c *client.Client, _ io.Writer) error {
 			if join {
-				return c.Join(ctx, g, conn)
+				return c.Join(ctx, *group, *id)
 			}
-			return c.Leave(ctx, g, conn)
-		}
+			return c.Leave(ctx, *group, *id)
+		})
 	}
 }
 
-func setupMembers(fs *flag.FlagSet) mgmtAction {
-	group := requiredFlag(fs, "group", "the group")
+func setupMembers(fs *flag.FlagSet) func() (mgmtCall, error) {
+	group := fs.String("group", "", "the group (required)")
 	pf := declarePageFlags(fs)
-	return func(ctx context.Context, c *client.Client, stdout io.Writer) error {
-		g, err := group()
-		if err != nil {
-			return err
-		}
+	return ready(func(ctx context.Context, c *client.Client, stdout io.Writer) error {
 		ids, next, err := walk(ctx, pf, func(ctx context.Context, token string) ([]string, string, error) {
-			p, err := c.Members(ctx, g, *pf.maxResults, token)
+			p, err := c.Members(ctx, *group, *pf.maxResults, token)
 			return p.ConnectionIDs, p.NextToken, err
 		})
 		if err != nil {
@@ -440,7 +436,7 @@ func setupMembers(fs *flag.FlagSet) mgmtAction {
 			ids = []string{}
 		}
 		return printJSON(stdout, client.MembersPage{ConnectionIDs: ids, NextToken: next})
-	}
+	})
 }
 
 // printJSON prints v as the AWS CLI prints output: four-space indent, no

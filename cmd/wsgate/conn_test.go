@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,7 +62,7 @@ func mustWsgate(t *testing.T, in string, args ...string) string {
 	return out
 }
 
-func decode[T any](t *testing.T, s string) T {
+func decodeOutput[T any](t *testing.T, s string) T {
 	t.Helper()
 	var v T
 	if err := json.Unmarshal([]byte(s), &v); err != nil {
@@ -131,7 +132,7 @@ func TestConnCommands(t *testing.T) {
 		})
 	}
 
-	get := decode[getOutput](t, mustWsgate(t, "", "conn", "get", ep, "--connection-id", idA))
+	get := decodeOutput[getOutput](t, mustWsgate(t, "", "conn", "get", ep, "--connection-id", idA))
 	if get.Identity.UserAgent != "conn-test/a" || get.Identity.SourceIp != "127.0.0.1" {
 		t.Fatalf("get: %+v", get)
 	}
@@ -142,11 +143,11 @@ func TestConnCommands(t *testing.T) {
 	}
 
 	// One page of one, then every page of one as one list.
-	first := decode[listOutput](t, mustWsgate(t, "", "conn", "list", ep, "--max-results", "1"))
+	first := decodeOutput[listOutput](t, mustWsgate(t, "", "conn", "list", ep, "--max-results", "1"))
 	if len(first.Connections) != 1 || first.NextToken == nil {
 		t.Fatalf("list --max-results 1: %+v", first)
 	}
-	all := decode[listOutput](t, mustWsgate(t, "", "conn", "list", ep, "--max-results", "1", "--all"))
+	all := decodeOutput[listOutput](t, mustWsgate(t, "", "conn", "list", ep, "--max-results", "1", "--all"))
 	var got []string
 	for _, c := range all.Connections {
 		got = append(got, c.ConnectionID)
@@ -154,7 +155,7 @@ func TestConnCommands(t *testing.T) {
 	if want := slices.Sorted(slices.Values([]string{idA, idB})); !slices.Equal(got, want) || all.NextToken != nil {
 		t.Fatalf("list --all: ids %v next %v, want %v and no token", got, all.NextToken, want)
 	}
-	rest := decode[listOutput](t, mustWsgate(t, "", "conn", "list", ep, "--max-results", "1", "--next-token", *first.NextToken))
+	rest := decodeOutput[listOutput](t, mustWsgate(t, "", "conn", "list", ep, "--max-results", "1", "--next-token", *first.NextToken))
 	if len(rest.Connections) != 1 || rest.Connections[0].ConnectionID != got[1] {
 		t.Fatalf("list --next-token: %+v", rest)
 	}
@@ -224,17 +225,17 @@ func TestGroupCommands(t *testing.T) {
 
 	want := slices.Sorted(slices.Values(ids[:2]))
 	for _, args := range [][]string{{}, {"--max-results", "1", "--all"}} {
-		m := decode[membersOutput](t, mustWsgate(t, "", append([]string{"group", "members", "--group", "room:1"}, args...)...))
+		m := decodeOutput[membersOutput](t, mustWsgate(t, "", append([]string{"group", "members", "--group", "room:1"}, args...)...))
 		if !slices.Equal(m.ConnectionIDs, want) || m.NextToken != nil {
 			t.Fatalf("members %v: %+v, want %v", args, m, want)
 		}
 	}
-	if m := decode[membersOutput](t, mustWsgate(t, "", "group", "members", "--group", "room:1", "--max-results", "1")); len(m.ConnectionIDs) != 1 || m.NextToken == nil {
+	if m := decodeOutput[membersOutput](t, mustWsgate(t, "", "group", "members", "--group", "room:1", "--max-results", "1")); len(m.ConnectionIDs) != 1 || m.NextToken == nil {
 		t.Fatalf("members --max-results 1: %+v", m)
 	}
 
 	mustWsgate(t, "", "group", "leave", "--group", "room:1", "--connection-id", ids[0])
-	if m := decode[membersOutput](t, mustWsgate(t, "", "group", "members", "--group", "room:1")); !slices.Equal(m.ConnectionIDs, ids[1:2]) {
+	if m := decodeOutput[membersOutput](t, mustWsgate(t, "", "group", "members", "--group", "room:1")); !slices.Equal(m.ConnectionIDs, ids[1:2]) {
 		t.Fatalf("members after leave: %+v", m)
 	}
 	if out := mustWsgate(t, "", "group", "members", "--group", "empty"); out != "{\n    \"connectionIds\": []\n}\n" {
@@ -242,7 +243,7 @@ func TestGroupCommands(t *testing.T) {
 	}
 
 	// The listing shows each connection's groups.
-	l := decode[listOutput](t, mustWsgate(t, "", "conn", "list"))
+	l := decodeOutput[listOutput](t, mustWsgate(t, "", "conn", "list"))
 	groups := map[string][]string{}
 	for _, c := range l.Connections {
 		groups[c.ConnectionID] = c.Groups
@@ -261,17 +262,18 @@ func TestGroupCommands(t *testing.T) {
 	}
 }
 
-// TestAWSCLIErrorForm: the AWS CLI and wsgate print the same error line for
-// the same failure, and the same document for get-connection.
+// TestAWSCLIErrorForm: the AWS CLI and wsgate print the same lines for
+// the same failures, and the same document for get-connection.
 func TestAWSCLIErrorForm(t *testing.T) {
-	aws := testenvLookAWS(t)
+	aws := testenv.LookPath(t, "aws", "apt-get install -y awscli")
 	cliEnv(t)
 	g := clienttest.Start(t)
 	_, id := g.Dial(t, "compare/1")
+	refused := refusedEndpoint(t)
 
-	awsCLI := func(args ...string) (string, string) {
+	awsCLI := func(t *testing.T, endpoint string, args ...string) (string, string) {
 		t.Helper()
-		cmd := exec.Command(aws, append([]string{"apigatewaymanagementapi"}, append(args, "--endpoint-url", g.Endpoint)...)...)
+		cmd := exec.Command(aws, append([]string{"apigatewaymanagementapi"}, append(args, "--endpoint-url", endpoint)...)...)
 		var o, e bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &o, &e
 		err := cmd.Run()
@@ -281,19 +283,96 @@ func TestAWSCLIErrorForm(t *testing.T) {
 		return o.String(), e.String()
 	}
 
-	_, awsErr := awsCLI("post-to-connection", "--connection-id", "AAAAAAAAAAAAAAA=", "--data", "x")
-	_, ourErr, code := wsgate(t, "", "conn", "post", "--endpoint-url", g.Endpoint, "--connection-id", "AAAAAAAAAAAAAAA=", "--data", "x")
-	if ourErr != awsErr || code != exitService {
-		t.Fatalf("error line: wsgate %q (exit %d), aws CLI %q", ourErr, code, awsErr)
+	tests := []struct {
+		name     string
+		endpoint string
+		env      map[string]string // set for both CLIs; "" unsets
+		code     int
+		// firstLine compares only the error line: the AWS CLI signs other
+		// headers, so the canonical request after it differs.
+		firstLine bool
+	}{
+		{"gone", g.Endpoint, nil, exitService, false},
+		{"connection refused", refused, nil, exitOther, false},
+		{"no credentials", g.Endpoint, map[string]string{"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}, exitConfig, false},
+		{"unknown profile", g.Endpoint, map[string]string{"AWS_PROFILE": "nosuchprofile"}, exitConfig, false},
+		{"wrong secret", g.Endpoint, map[string]string{"AWS_SECRET_ACCESS_KEY": "wrong"}, exitService, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+				if v == "" {
+					os.Unsetenv(k)
+				}
+			}
+			args := []string{"--connection-id", "AAAAAAAAAAAAAAA=", "--data", "x"}
+			_, awsErr := awsCLI(t, tc.endpoint, append([]string{"post-to-connection"}, args...)...)
+			_, ourErr, code := wsgate(t, "", append([]string{"conn", "post", "--endpoint-url", tc.endpoint}, args...)...)
+			if tc.firstLine {
+				ourErr, _, _ = strings.Cut(ourErr[1:], "\n")
+				awsErr, _, _ = strings.Cut(awsErr[1:], "\n")
+			}
+			if ourErr != awsErr || code != tc.code {
+				t.Fatalf("wsgate exit %d, stderr %q; want exit %d and the aws CLI's %q", code, ourErr, tc.code, awsErr)
+			}
+		})
 	}
 
-	awsOut, _ := awsCLI("get-connection", "--connection-id", id)
+	awsOut, _ := awsCLI(t, g.Endpoint, "get-connection", "--connection-id", id)
 	ourOut := mustWsgate(t, "", "conn", "get", "--endpoint-url", g.Endpoint, "--connection-id", id)
 	if ourOut != awsOut {
 		t.Fatalf("get-connection: wsgate printed\n%s\naws CLI printed\n%s", ourOut, awsOut)
 	}
 }
 
-func testenvLookAWS(t *testing.T) string {
-	return testenv.LookPath(t, "aws", "apt-get install -y awscli")
+// refusedEndpoint returns an endpoint on a loopback port nothing listens on.
+func refusedEndpoint(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr + "/dev"
+}
+
+// TestUsage: help, and usage errors (252) found before any configuration
+// is loaded: there are no credentials here.
+func TestUsage(t *testing.T) {
+	cliEnv(t)
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
+		os.Unsetenv(k) // cliEnv's t.Setenv restores them
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string // a substring, "" for empty
+		stderr string // a substring, "" for empty
+	}{
+		{"conn help", []string{"conn", "-h"}, 0, "wsgate conn post --connection-id", ""},
+		{"group help", []string{"group", "--help"}, 0, "wsgate group members --group", ""},
+		{"post help", []string{"conn", "post", "-h"}, 0, "-data-file", ""},
+		{"no subcommand", []string{"group"}, exitUsage, "", "wsgate group publish"},
+		{"unknown subcommand", []string{"conn", "send"}, exitUsage, "", `unknown command "send"`},
+		{"unknown flag", []string{"conn", "get", "--bogus"}, exitUsage, "", "flag provided but not defined: -bogus"},
+		{"no endpoint", []string{"conn", "get", "--connection-id", "x"}, exitUsage, "", "--endpoint-url is required"},
+		{"no connection id", []string{"conn", "get", "--endpoint-url", "http://127.0.0.1:1/dev"}, exitUsage, "", "--connection-id is required"},
+		{"no group", []string{"group", "members", "--endpoint-url", "http://127.0.0.1:1/dev"}, exitUsage, "", "--group is required"},
+		{"data and data file", []string{"conn", "post", "--endpoint-url", "http://127.0.0.1:1/dev", "--connection-id", "x", "--data", "a", "--data-file", "f"}, exitUsage, "", "mutually exclusive"},
+		{"missing data file", []string{"group", "publish", "--endpoint-url", "http://127.0.0.1:1/dev", "--group", "g", "--data-file", "/nonexistent/msg"}, exitUsage, "", "no such file"},
+		{"extra argument", []string{"conn", "list", "--endpoint-url", "http://127.0.0.1:1/dev", "more"}, exitUsage, "", `unexpected argument "more"`},
+		{"bad endpoint", []string{"conn", "list", "--endpoint-url", "ftp://x/dev"}, exitUsage, "", "want http:// or https://"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, code := wsgate(t, "", tc.args...)
+			if code != tc.code || (tc.stdout == "") != (out == "") || !strings.Contains(out, tc.stdout) ||
+				(tc.stderr == "") != (errOut == "") || !strings.Contains(errOut, tc.stderr) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d, stdout with %q, stderr with %q", code, out, errOut, tc.code, tc.stdout, tc.stderr)
+			}
+		})
+	}
 }
