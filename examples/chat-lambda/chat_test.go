@@ -3,7 +3,6 @@ package chatlambda_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -19,16 +18,7 @@ import (
 var buildDir string
 
 func TestMain(m *testing.M) {
-	exampletest.FakeAWSEnv()
-	dir, err := exampletest.Build("./onconnect", "./ondisconnect", "./sendmessage")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	buildDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	exampletest.Main(m, &buildDir, "./onconnect", "./ondisconnect", "./sendmessage")
 }
 
 // TestChat runs wsgate.yaml as a newcomer would: the three aws-lambda-go

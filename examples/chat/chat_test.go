@@ -3,7 +3,6 @@ package chat_test
 import (
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,17 +13,7 @@ import (
 // buildDir holds bin/backend and bin/client, built once for the test binary.
 var buildDir string
 
-func TestMain(m *testing.M) {
-	dir, err := exampletest.Build("./backend", "./client")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	buildDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { exampletest.Main(m, &buildDir, "./backend", "./client") }
 
 // TestChat runs the README's three commands: the backend, wsgate with
 // wsgate.yaml, and two terminal clients. A line typed into one client is

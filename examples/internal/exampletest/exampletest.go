@@ -48,6 +48,22 @@ func Build(pkgs ...string) (string, error) {
 	return dir, nil
 }
 
+// Main is an example's TestMain: it gives the process moto_server's fake
+// credentials, builds pkgs once (see Build), sets *dir to the build
+// directory, runs the tests and exits.
+func Main(m *testing.M, dir *string, pkgs ...string) {
+	FakeAWSEnv()
+	d, err := Build(pkgs...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*dir = d
+	code := m.Run()
+	os.RemoveAll(d)
+	os.Exit(code)
+}
+
 // LoadConfig reads an example's wsgate.yaml and moves it to a free
 // loopback port, so tests and a running example never collide.
 func LoadConfig(t *testing.T, path string) *server.Config {
@@ -129,7 +145,7 @@ func Read(t *testing.T, c *websocket.Conn) string {
 }
 
 // FakeAWSEnv gives the test process (and so wsgate's DynamoDB source)
-// credentials moto_server accepts. Call it from TestMain.
+// credentials moto_server accepts, and no profile of the user's.
 func FakeAWSEnv() {
 	for k, v := range map[string]string{
 		"AWS_ACCESS_KEY_ID":         "testing",
