@@ -115,6 +115,20 @@ func (g *fakeGateway) subscribes() int {
 	return g.subs
 }
 
+// Publish sends data to every subscribed connection: the fake gateway is a
+// streams.Publisher, as the real gateway's hub is.
+func (g *fakeGateway) Publish(ctx context.Context, group string, data []byte) error {
+	if group != g.group {
+		return fmt.Errorf("publish to group %q, want %q", group, g.group)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for c := range g.conns {
+		g.writeLocked(c, data)
+	}
+	return nil
+}
+
 // publish sends each record to every subscribed connection.
 func (g *fakeGateway) publish(recs []events.DynamoDBEventRecord) {
 	g.mu.Lock()

@@ -203,19 +203,24 @@ func Eval[T any](ctx context.Context, expr string) (T, error) {
 // poll evaluates expr, which must yield a string, until it equals want.
 func poll(ctx context.Context, what, expr, want string) error {
 	var last string
+	var seen bool
 	var lastErr error
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
-		if err == nil && got == want {
+		switch {
+		case err == nil && got == want:
 			return nil
+		case err == nil:
+			last, seen = got, true
+		case ctx.Err() == nil:
+			lastErr = err
 		}
-		last, lastErr = got, err
 		select {
 		case <-ctx.Done():
-			if lastErr != nil && ctx.Err() != lastErr {
-				return fmt.Errorf("waiting for %s: %w (last evaluation failed: %v)", what, ctx.Err(), lastErr)
+			if !seen && lastErr != nil {
+				return fmt.Errorf("waiting for %s: %w (evaluating on the page failed: %v)", what, ctx.Err(), lastErr)
 			}
 			return fmt.Errorf("waiting for %s: %w (page shows %q)", what, ctx.Err(), last)
 		case <-tick.C:
@@ -282,6 +287,18 @@ func RowIDs(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("reading rows: %w", err)
 	}
 	return ids, nil
+}
+
+// Rows returns the rows shown, top to bottom, without the rows fading out:
+// each maps a column to its cell's raw value (numbers as JavaScript prints
+// them, "" for NULL), with the row's key under "" .
+func Rows(ctx context.Context) ([]map[string]string, error) {
+	rows, err := Eval[[]map[string]string](ctx, `[...document.querySelectorAll('#rows tbody tr:not(.is-gone)')].map(tr =>
+		Object.fromEntries([['', tr.dataset.key], ...[...tr.cells].map(td => [td.dataset.col, td.dataset.value])]))`)
+	if err != nil {
+		return nil, fmt.Errorf("reading rows: %w", err)
+	}
+	return rows, nil
 }
 
 // Feed returns the change feed's entries, newest first, as

@@ -284,7 +284,7 @@
   function summary(img) {
     if (!img) return '';
     const parts = [];
-    for (const c of ['customer', 'item', 'status']) if (img[c] !== undefined && img[c] !== null) parts.push(display(c, img[c]));
+    for (const c of ['customer', 'item', 'status']) if (img[c] !== undefined && img[c] !== null && img[c] !== '') parts.push(display(c, img[c]));
     if (!parts.length) {
       for (const [k, v] of Object.entries(img)) {
         if (state.key.includes(k) || timeCols.test(k)) continue;
