@@ -402,10 +402,13 @@ func TestBrowserLiveTable(t *testing.T) {
 	}
 
 	// A second page raises the viewer count on both.
-	other, _ := dashboardtest.Open(t, srv.URL+"/")
+	other, closeOther := dashboardtest.Open(t, srv.URL+"/")
 	within(t, other, dashboardtest.WaitLive)
 	within(t, page, func(ctx context.Context) error { return dashboardtest.WaitViewers(ctx, 2) })
 	within(t, other, func(ctx context.Context) error { return dashboardtest.WaitViewers(ctx, 2) })
+	// And closing it lowers the count again.
+	closeOther()
+	within(t, page, func(ctx context.Context) error { return dashboardtest.WaitViewers(ctx, 1) })
 }
 
 func TestBrowserReconnectsAndCatchesUp(t *testing.T) {
