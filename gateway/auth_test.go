@@ -171,3 +171,37 @@ func TestIAMConnect(t *testing.T) {
 	}
 	c.Close()
 }
+
+var (
+	postbackOnce sync.Once
+	postbackErr  error
+)
+
+// TestCommandPostsBack: an unmodified aws-lambda-go handler run with
+// type: command posts to its own connection through @connections with the
+// credentials and endpoint wsgate injects, and returns a two-way answer;
+// the client receives both.
+func TestCommandPostsBack(t *testing.T) {
+	bin := filepath.Join(testBinDir, "postback")
+	postbackOnce.Do(func() {
+		if out, err := exec.Command("go", "build", "-o", bin, "./testdata/postback").CombinedOutput(); err != nil {
+			postbackErr = err
+			t.Logf("%s", out)
+		}
+	})
+	if postbackErr != nil {
+		t.Fatal(postbackErr)
+	}
+	cfg := baseConfig()
+	cfg.Routes["$default"] = gateway.Route{
+		Integration:                      &integration.Config{Type: "command", Command: []string{bin}, TimeoutMillis: 10000},
+		RouteResponseSelectionExpression: "$default",
+	}
+	tg := startGateway(t, cfg)
+	c := tg.dial(t, nil)
+	_ = c.WriteMessage(websocket.TextMessage, []byte("hello"))
+	got := map[string]bool{readText(t, c): true, readText(t, c): true}
+	if !got["pushed: hello"] || !got["returned: hello"] {
+		t.Fatalf("client got %v, want the pushed and the returned message", got)
+	}
+}
