@@ -200,9 +200,10 @@ func (cmd mgmtCommand) run(group string, args []string, stdout, stderr io.Writer
 		return exitConfig
 	}
 	// Credentials are resolved before the call so that their absence
-	// reads and exits as the AWS CLI's does (253), whichever client runs.
+	// reads and exits as the AWS CLI's does (253), whichever client runs;
+	// the chain's own error follows, since it says which source failed.
 	if _, err := c.Config().Credentials.Retrieve(ctx); err != nil {
-		fmt.Fprintf(stderr, "Unable to locate credentials. You can configure credentials by running \"aws configure\".\n")
+		fmt.Fprintf(stderr, "Unable to locate credentials. You can configure credentials by running \"aws configure\".\n(%v)\n", err)
 		return exitConfig
 	}
 	if err := call(ctx, c, stdout); err != nil {
@@ -262,6 +263,11 @@ func dataFlags(fs *flag.FlagSet) func() ([]byte, error) {
 				return nil, usageError(fmt.Sprintf("--data-file: %v", err))
 			}
 			return b, nil
+		}
+		if f, ok := stdin.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				return nil, usageError("no message: give --data or --data-file, or pipe it to stdin")
+			}
 		}
 		b, err := io.ReadAll(stdin)
 		if err != nil {

@@ -288,13 +288,15 @@ func TestAWSCLIErrorForm(t *testing.T) {
 		endpoint string
 		env      map[string]string // set for both CLIs; "" unsets
 		code     int
-		// firstLine compares only the error line: the AWS CLI signs other
-		// headers, so the canonical request after it differs.
+		// firstLine compares only the first line of stderr: the AWS CLI
+		// signs other headers, so the canonical request after a signature
+		// error's line differs; wsgate adds the chain's error to the
+		// credentials line.
 		firstLine bool
 	}{
 		{"gone", g.Endpoint, nil, exitService, false},
 		{"connection refused", refused, nil, exitOther, false},
-		{"no credentials", g.Endpoint, map[string]string{"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}, exitConfig, false},
+		{"no credentials", g.Endpoint, map[string]string{"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}, exitConfig, true},
 		{"unknown profile", g.Endpoint, map[string]string{"AWS_PROFILE": "nosuchprofile"}, exitConfig, false},
 		{"wrong secret", g.Endpoint, map[string]string{"AWS_SECRET_ACCESS_KEY": "wrong"}, exitService, true},
 	}
@@ -310,8 +312,8 @@ func TestAWSCLIErrorForm(t *testing.T) {
 			_, awsErr := awsCLI(t, tc.endpoint, append([]string{"post-to-connection"}, args...)...)
 			_, ourErr, code := wsgate(t, "", append([]string{"conn", "post", "--endpoint-url", tc.endpoint}, args...)...)
 			if tc.firstLine {
-				ourErr, _, _ = strings.Cut(ourErr[1:], "\n")
-				awsErr, _, _ = strings.Cut(awsErr[1:], "\n")
+				ourErr, _, _ = strings.Cut(strings.TrimPrefix(ourErr, "\n"), "\n")
+				awsErr, _, _ = strings.Cut(strings.TrimPrefix(awsErr, "\n"), "\n")
 			}
 			if ourErr != awsErr || code != tc.code {
 				t.Fatalf("wsgate exit %d, stderr %q; want exit %d and the aws CLI's %q", code, ourErr, tc.code, awsErr)
@@ -374,5 +376,39 @@ func TestUsage(t *testing.T) {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d, stdout with %q, stderr with %q", code, out, errOut, tc.code, tc.stdout, tc.stderr)
 			}
 		})
+	}
+}
+
+// TestProfileAndEnvironment: credentials and region from a named profile
+// of the shared files, the endpoint from
+// AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI.
+func TestProfileAndEnvironment(t *testing.T) {
+	cliEnv(t)
+	g := clienttest.Start(t)
+	_, id := g.Dial(t, "")
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION"} {
+		os.Unsetenv(k) // cliEnv's t.Setenv restores them
+	}
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "credentials")
+	text := "[gw]\naws_access_key_id = " + clienttest.AccessKeyID + "\naws_secret_access_key = " + clienttest.SecretAccessKey + "\n"
+	if err := os.WriteFile(creds, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "config")
+	if err := os.WriteFile(conf, []byte("[profile gw]\nregion = "+clienttest.Region+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", creds)
+	t.Setenv("AWS_CONFIG_FILE", conf)
+	t.Setenv("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI", g.Endpoint)
+
+	l := decodeOutput[listOutput](t, mustWsgate(t, "", "conn", "list", "--profile", "gw"))
+	if len(l.Connections) != 1 || l.Connections[0].ConnectionID != id {
+		t.Fatalf("list with --profile: %+v", l)
+	}
+	// Without the profile there are no credentials at all.
+	if _, errOut, code := wsgate(t, "", "conn", "list"); code != exitConfig || !strings.HasPrefix(errOut, "Unable to locate credentials.") {
+		t.Fatalf("list without credentials: exit %d, stderr %q", code, errOut)
 	}
 }
