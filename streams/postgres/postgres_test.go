@@ -107,10 +107,13 @@ func start(t *testing.T, db *pgx.Conn, dsn, slot string, h streams.Handler, tabl
 			t.Fatalf("Run ended early: %v", r.err)
 		default:
 		}
-		var active bool
-		err := db.QueryRow(context.Background(), "SELECT active FROM pg_replication_slots WHERE slot_name = $1", slot).Scan(&active)
-		if err != nil || !active {
-			return fmt.Errorf("slot %s not active yet (%v)", slot, err)
+		// Streaming, not merely active: the slot is active too while it
+		// is being created, before its consistent point.
+		var streaming bool
+		err := db.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_replication_slots s
+			JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = $1 AND r.state = 'streaming')`, slot).Scan(&streaming)
+		if err != nil || !streaming {
+			return fmt.Errorf("slot %s not streaming yet (%v)", slot, err)
 		}
 		return nil
 	})
@@ -160,6 +163,7 @@ func checkShape(t *testing.T, r streams.Record, name string) {
 }
 
 func TestInsertUpdateDelete(t *testing.T) {
+	t.Parallel()
 	c := sharedCluster(t)
 	dsn, db := newDatabase(t, c)
 	dumpOnFailure(t, c)
@@ -232,6 +236,7 @@ func TestInsertUpdateDelete(t *testing.T) {
 }
 
 func TestTransactionIsOneBatchInOrder(t *testing.T) {
+	t.Parallel()
 	c := sharedCluster(t)
 	dsn, db := newDatabase(t, c)
 	dumpOnFailure(t, c)
@@ -272,6 +277,7 @@ type windowed struct{ collector }
 func (*windowed) Batching() (int, time.Duration) { return 100, time.Second }
 
 func TestBatchingWindowGathersTransactions(t *testing.T) {
+	t.Parallel()
 	c := sharedCluster(t)
 	dsn, db := newDatabase(t, c)
 	dumpOnFailure(t, c)
@@ -290,6 +296,7 @@ func TestBatchingWindowGathersTransactions(t *testing.T) {
 }
 
 func TestReplicaIdentityFull(t *testing.T) {
+	t.Parallel()
 	c := sharedCluster(t)
 	dsn, db := newDatabase(t, c)
 	dumpOnFailure(t, c)
@@ -324,6 +331,7 @@ func TestReplicaIdentityFull(t *testing.T) {
 }
 
 func TestRestartLosesNothing(t *testing.T) {
+	t.Parallel()
 	c := sharedCluster(t)
 	dsn, db := newDatabase(t, c)
 	dumpOnFailure(t, c)
@@ -364,6 +372,7 @@ func TestRestartLosesNothing(t *testing.T) {
 }
 
 func TestReconnectsAfterConnectionLoss(t *testing.T) {
+	t.Parallel()
 	c := sharedCluster(t)
 	dsn, db := newDatabase(t, c)
 	dumpOnFailure(t, c)
@@ -392,6 +401,7 @@ func TestReconnectsAfterConnectionLoss(t *testing.T) {
 }
 
 func TestHandlerErrorRedelivers(t *testing.T) {
+	t.Parallel()
 	c := sharedCluster(t)
 	dsn, db := newDatabase(t, c)
 	dumpOnFailure(t, c)
@@ -419,6 +429,7 @@ func TestHandlerErrorRedelivers(t *testing.T) {
 }
 
 func TestCreateFalseNeedsSlot(t *testing.T) {
+	t.Parallel()
 	c := sharedCluster(t)
 	dsn, db := newDatabase(t, c)
 	dumpOnFailure(t, c)
@@ -440,6 +451,7 @@ func TestCreateFalseNeedsSlot(t *testing.T) {
 }
 
 func TestMissingTableIsFatal(t *testing.T) {
+	t.Parallel()
 	c := sharedCluster(t)
 	dsn, _ := newDatabase(t, c)
 	src, err := New(streams.SourceConfig{DSN: dsn, Tables: []string{"public.nope"}, Slot: "nope"}, testLogger())
@@ -452,6 +464,7 @@ func TestMissingTableIsFatal(t *testing.T) {
 }
 
 func TestWalLevelReplicaIsAClearError(t *testing.T) {
+	t.Parallel()
 	bin := pgBinDir(t)
 	c, err := startCluster(bin, "replica")
 	if err != nil {
