@@ -113,25 +113,28 @@ func NewManagementClient(ctx context.Context, endpoint string) (*apigatewaymanag
 	}), nil
 }
 
-// Broadcast posts data to every connection in the table and removes the
-// ones that are gone. It returns how many connections received data.
-func Broadcast(ctx context.Context, t *Table, api *apigatewaymanagementapi.Client, data []byte) (int, error) {
+// Broadcast posts each message, in order, to every connection in the table
+// and removes the connections API Gateway reports gone (410). It returns
+// how many posts succeeded.
+func Broadcast(ctx context.Context, t *Table, api *apigatewaymanagementapi.Client, msgs ...[]byte) (int, error) {
 	ids, err := t.IDs(ctx)
 	if err != nil {
 		return 0, err
 	}
 	sent := 0
 	for _, id := range ids {
-		_, err := api.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(id), Data: data})
-		var gone *mgmttypes.GoneException
-		switch {
-		case errors.As(err, &gone):
-			if err := t.Remove(ctx, id); err != nil {
-				return sent, fmt.Errorf("removing gone connection %s: %w", id, err)
+		for _, data := range msgs {
+			_, err := api.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(id), Data: data})
+			var gone *mgmttypes.GoneException
+			if errors.As(err, &gone) {
+				if err := t.Remove(ctx, id); err != nil {
+					return sent, fmt.Errorf("removing gone connection %s: %w", id, err)
+				}
+				break
 			}
-		case err != nil:
-			return sent, fmt.Errorf("posting to %s: %w", id, err)
-		default:
+			if err != nil {
+				return sent, fmt.Errorf("posting to %s: %w", id, err)
+			}
 			sent++
 		}
 	}

@@ -60,6 +60,7 @@ func Main(m *testing.M, dir *string, pkgs ...string) {
 	}
 	*dir = d
 	code := m.Run()
+	stopMoto()
 	os.RemoveAll(d)
 	os.Exit(code)
 }
@@ -158,24 +159,40 @@ func FakeAWSEnv() {
 	os.Unsetenv("AWS_PROFILE")
 }
 
-// Moto starts a moto_server for this test on a free loopback port and
-// returns its URL. It reads the port from moto's "Running on" line, so no
-// two test binaries race for one.
+// moto is the test binary's one moto_server, started by the first Moto
+// and stopped by Main.
+var moto struct {
+	once     sync.Once
+	cmd      *exec.Cmd
+	endpoint string
+	err      error
+}
+
+// Moto returns the URL of the test binary's moto_server, starting it on a
+// free loopback port the first time. Tests sharing it use their own table
+// names.
 func Moto(t *testing.T) string {
 	t.Helper()
 	bin := testenv.LookPath(t, "moto_server", "pip install 'moto[server]'")
+	moto.once.Do(func() { moto.endpoint, moto.err = startMoto(bin) })
+	if moto.err != nil {
+		t.Fatalf("starting moto_server: %v", moto.err)
+	}
+	return moto.endpoint
+}
+
+// startMoto runs moto_server on port 0 and reads the port from its
+// "Running on" line, so no two test binaries race for one.
+func startMoto(bin string) (string, error) {
 	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", "0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting moto_server: %v", err)
+		return "", err
 	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
+	moto.cmd = cmd
 	found := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -192,13 +209,19 @@ func Moto(t *testing.T) string {
 	select {
 	case url, ok := <-found:
 		if !ok {
-			t.Fatal(errors.New("moto_server exited before it listened"))
+			return "", errors.New("moto_server exited before it listened")
 		}
-		return url
+		return url, nil
 	case <-time.After(30 * time.Second):
-		t.Fatal("moto_server did not listen within 30s")
+		return "", errors.New("moto_server did not listen within 30s")
 	}
-	return ""
+}
+
+func stopMoto() {
+	if moto.cmd != nil {
+		moto.cmd.Process.Kill()
+		moto.cmd.Wait()
+	}
 }
 
 // DynamoDB is a client of the DynamoDB at endpoint.
