@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -59,42 +61,63 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg := DemoConfig(*listen, *dbPath)
-	if err := cfg.Validate(); err != nil {
-		fmt.Fprintf(stderr, "wsgate demo: %v\n", err)
-		return 1
-	}
-	logger := cfg.NewLogger(stderr)
-	db, err := dashboard.OpenDB(*dbPath)
+	app, err := newDemo(*listen, *dbPath, *rate, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "wsgate demo: %v\n", err)
 		return 1
 	}
-	defer db.Close()
+	defer app.db.Close()
+	fmt.Fprintf(stdout, "\n  wsgate demo: open http://%s/ in a browser (try two windows).\n\n", app.srv.Addr())
+	fmt.Fprintf(stdout, "  Make a change yourself and watch it arrive:\n    %s\n\n", dashboard.DefaultSQLiteCommand(*dbPath, "orders"))
+	fmt.Fprintf(stdout, "  The management API takes AWS SigV4 with key %s / secret %s, e.g.\n    wsgate conn list --endpoint-url %s\n\n",
+		demoKey, demoSecret, app.srv.ManagementEndpoint())
+	return runUntilSignal(app.srv, app.cfg.ShutdownTimeoutSeconds, stdout, app.log, app.run)
+}
+
+// demoApp is what `wsgate demo` runs: the server with the dashboard mounted,
+// its database and the data generator.
+type demoApp struct {
+	cfg server.Config
+	srv *server.Server
+	db  *sql.DB
+	gen *dashboard.Generator
+	log *slog.Logger
+}
+
+func newDemo(listen, dbPath string, rate float64, logOut io.Writer) (*demoApp, error) {
+	cfg := DemoConfig(listen, dbPath)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logger := cfg.NewLogger(logOut)
+	db, err := dashboard.OpenDB(dbPath)
+	if err != nil {
+		return nil, err
+	}
 	if err := dashboard.EnsureSchema(context.Background(), db, "orders"); err != nil {
-		fmt.Fprintf(stderr, "wsgate demo: %v\n", err)
-		return 1
+		db.Close()
+		return nil, err
 	}
 	srv, err := server.New(cfg, logger)
 	if err != nil {
-		fmt.Fprintf(stderr, "wsgate demo: %v\n", err)
-		return 1
+		db.Close()
+		return nil, err
 	}
 	viewers := func() int { return srv.Gateway().Connections() }
 	srv.Handle("/", dashboard.Handler(dashboard.Config{
 		DB: db, Table: "orders", Stage: cfg.Stage, Group: "orders", Viewers: viewers, Logger: logger,
 	}))
-	fmt.Fprintf(stdout, "\n  wsgate demo: open http://%s/ in a browser (try two windows).\n\n", srv.Addr())
-	fmt.Fprintf(stdout, "  Make a change yourself and watch it arrive:\n    %s\n\n", dashboard.DefaultSQLiteCommand(*dbPath, "orders"))
-	fmt.Fprintf(stdout, "  The management API takes AWS SigV4 with key %s / secret %s, e.g.\n    wsgate conn list --endpoint-url %s\n\n",
-		demoKey, demoSecret, srv.ManagementEndpoint())
-	gen := &dashboard.Generator{DB: db, Table: "orders", Rate: *rate, Logger: logger}
-	return runUntilSignal(srv, cfg.ShutdownTimeoutSeconds, stdout, logger, func(ctx context.Context) {
-		go announceViewers(ctx, srv.Hub(), viewers)
-		if err := gen.Run(ctx); err != nil && ctx.Err() == nil {
-			logger.Error("demo data generator stopped", "error", err)
-		}
-	})
+	gen := &dashboard.Generator{DB: db, Table: "orders", Rate: rate, Logger: logger}
+	return &demoApp{cfg: cfg, srv: srv, db: db, gen: gen, log: logger}, nil
+}
+
+// run announces viewer counts and generates changes until ctx is done; the
+// server itself is started by the caller.
+func (a *demoApp) run(ctx context.Context) {
+	go announceViewers(ctx, a.srv.Hub(), func() int { return a.srv.Gateway().Connections() })
+	if err := a.gen.Run(ctx); err != nil && ctx.Err() == nil {
+		a.log.Error("demo data generator stopped", "error", err)
+	}
 }
 
 // announceViewers publishes {"type":"viewers","count":N} to the page's
