@@ -316,8 +316,8 @@ func (t *tail) run(ctx context.Context, h streams.Handler) error {
 			t.dbError(ctx, err)
 			continue
 		}
-		t.dbFails = 0
 		if len(rows) == 0 {
+			t.dbFails = 0
 			t.lag.Store(0)
 			t.waitChange(ctx, version)
 			continue
@@ -345,6 +345,7 @@ func (t *tail) run(ctx context.Context, h streams.Handler) error {
 		if !t.deliver(ctx, h, recs) {
 			continue
 		}
+		t.dbFails = 0
 		last := rows[len(rows)-1]
 		t.last = last.seq
 		t.delivered.Add(int64(len(rows)))
