@@ -41,6 +41,7 @@ type fakeStreams struct {
 	failNext  map[string]string
 	iterCalls map[string]int
 	describes int
+	deleted   bool // the stream is gone: DescribeStream fails
 }
 
 func (f *fakeStreams) shard(id string) *fakeShard {
@@ -73,6 +74,10 @@ func (f *fakeStreams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "DescribeStream":
 		// One shard per page, to exercise ExclusiveStartShardId paging.
 		f.describes++
+		if f.deleted {
+			fail("ResourceNotFoundException")
+			return
+		}
 		start := 0
 		if from := str("ExclusiveStartShardId"); from != "" {
 			start = slices.IndexFunc(f.shards, func(s *fakeShard) bool { return s.ID == from }) + 1
@@ -302,5 +307,33 @@ func TestReadyShards(t *testing.T) {
 				t.Errorf("ready = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestDeletedStreamEndsRun(t *testing.T) {
+	defer func(d time.Duration) { discoverEvery = d }(discoverEvery)
+	discoverEvery = 20 * time.Millisecond
+	fake := &fakeStreams{
+		shards:    []*fakeShard{{ID: "shardId-A", seqs: []int{1}, item: "a"}},
+		failNext:  map[string]string{},
+		iterCalls: map[string]int{},
+	}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	h := &collector{}
+	r := run(t, streams.SourceConfig{Type: "dynamodb", StreamARN: fakeARN, Endpoint: srv.URL,
+		StartingPosition: "TRIM_HORIZON", Checkpoint: filepath.Join(t.TempDir(), "ckpt.json"), PollMillis: 10}, h)
+	h.waitRecords(t, 1)
+	fake.mu.Lock()
+	fake.deleted = true
+	fake.mu.Unlock()
+	// Run must return the error, having stopped its shard reader.
+	select {
+	case <-r.done:
+	case <-time.After(waitFor):
+		t.Fatal("Run did not return after the stream was deleted")
+	}
+	if r.err == nil || !strings.Contains(r.err.Error(), "ResourceNotFoundException") {
+		t.Errorf("Run = %v, want the ResourceNotFoundException", r.err)
 	}
 }

@@ -28,8 +28,8 @@ const (
 )
 
 // discoverEvery is how often DescribeStream looks for new shards while
-// nothing else asks for it (a shard finishing does).
-const discoverEvery = 10 * time.Second
+// nothing else asks for it (a shard finishing does). A variable for tests.
+var discoverEvery = 10 * time.Second
 
 // maxGetRecords is the most records one GetRecords call may ask for.
 const maxGetRecords = 1000
@@ -220,9 +220,12 @@ func (s *Source) Run(ctx context.Context, h streams.Handler) error {
 	}
 	logger := s.logger.With("stream", arn)
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		// Stop the readers first, then wait for them.
+		cancel()
+		wg.Wait()
+	}()
 	done := make(chan workerDone)
 	running := map[string]bool{}
 	ticker := time.NewTicker(discoverEvery)

@@ -64,7 +64,7 @@ func parseTable(s string) (tableName, error) {
 // prepare checks the server and makes sure the publication and slot exist.
 // It returns the primary key columns of each configured table.
 func (s *Source) prepare(ctx context.Context) (map[string][]string, error) {
-	conn, err := pgx.Connect(ctx, s.dsn)
+	conn, err := pgx.ConnectConfig(ctx, s.connConfig)
 	if err != nil {
 		return nil, fmt.Errorf("connecting: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -38,8 +39,8 @@ var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 
 // Source streams changes of PostgreSQL tables. Build it with New.
 type Source struct {
-	dsn         string
-	replConfig  *pgconn.Config
+	connConfig  *pgx.ConnConfig // for setup queries
+	replConfig  *pgconn.Config  // for the replication stream
 	tables      []tableName
 	slot        string
 	publication string
@@ -67,7 +68,6 @@ func New(cfg streams.SourceConfig, logger *slog.Logger) (*Source, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Source{
-		dsn:         cfg.DSN,
 		slot:        cfg.Slot,
 		publication: cfg.Publication,
 		create:      cfg.Create == nil || *cfg.Create,
@@ -93,6 +93,14 @@ func New(cfg streams.SourceConfig, logger *slog.Logger) (*Source, error) {
 		}
 		s.tables = append(s.tables, tn)
 	}
+	cc, err := pgx.ParseConfig(cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("postgres source: parsing dsn: %w", err)
+	}
+	// Setup queries need a normal session even when the DSN asks for a
+	// replication one.
+	delete(cc.RuntimeParams, "replication")
+	s.connConfig = cc
 	rc, err := pgconn.ParseConfig(cfg.DSN)
 	if err != nil {
 		return nil, fmt.Errorf("postgres source: parsing dsn: %w", err)
