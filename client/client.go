@@ -18,6 +18,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 )
 
 // DefaultRegion is the region used when neither Options.Region nor the
@@ -52,6 +53,9 @@ type Options struct {
 	Credentials aws.CredentialsProvider
 	// HTTPClient sends requests. Default: the SDK's default HTTP client.
 	HTTPClient aws.HTTPClient
+	// Logger receives the SDK's warnings (e.g. an IMDS fallback while
+	// resolving credentials). Default: the SDK's, which writes to stderr.
+	Logger logging.Logger
 }
 
 // Client calls wsgate's management API extensions.
@@ -86,6 +90,9 @@ func New(ctx context.Context, o Options) (*Client, error) {
 	}
 	if o.HTTPClient != nil {
 		load = append(load, config.WithHTTPClient(o.HTTPClient))
+	}
+	if o.Logger != nil {
+		load = append(load, config.WithLogger(o.Logger))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, load...)
 	if err != nil {

@@ -22,6 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
+	"github.com/mattn/go-isatty"
 
 	"github.com/wsgate/wsgate/client"
 )
@@ -146,7 +148,8 @@ func (cmd mgmtCommand) run(group string, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(fs.Output(), "Usage: %s %s [--endpoint-url URL] [--region R] [--profile P]\n\nFlags:\n", name, cmd.args)
 		fs.PrintDefaults()
 	}
-	var opts client.Options
+	// The SDK's log lines are not the AWS CLI's; failures are reported below.
+	opts := client.Options{Logger: logging.Nop{}}
 	fs.StringVar(&opts.EndpointURL, "endpoint-url", "", "management endpoint with the stage, e.g. http://127.0.0.1:8080/dev (default: $WSGATE_MANAGEMENT_ENDPOINT, $AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI)")
 	fs.StringVar(&opts.Region, "region", "", "signing region (default: AWS_REGION, the profile's region, else us-east-1)")
 	fs.StringVar(&opts.Profile, "profile", "", "shared config profile (default: AWS_PROFILE)")
@@ -264,10 +267,8 @@ func dataFlags(fs *flag.FlagSet) func() ([]byte, error) {
 			}
 			return b, nil
 		}
-		if f, ok := stdin.(*os.File); ok {
-			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-				return nil, usageError("no message: give --data or --data-file, or pipe it to stdin")
-			}
+		if f, ok := stdin.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			return nil, usageError("no message: give --data or --data-file, or pipe it to stdin")
 		}
 		b, err := io.ReadAll(stdin)
 		if err != nil {
