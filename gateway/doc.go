@@ -1,0 +1,31 @@
+// Package gateway is an AWS API Gateway WebSocket API: clients connect at
+// /{stage}; each message is routed by the route selection expression to an
+// integration with a Lambda proxy event; backends reach clients through the
+// @connections management API (SigV4, service execute-api) and wsgate's
+// group extensions. docs/compatibility.md lists what matches AWS and what
+// differs; docs/architecture.md shows how a message flows.
+//
+// # Concurrency
+//
+// Gateway is an http.Handler and safe for concurrent use. Each accepted
+// connection has:
+//
+//   - one reader goroutine, the only code that reads its socket. Between
+//     messages it waits for readability holding no buffer, then reads
+//     frames through a pooled bufio.Reader. It ends the connection.
+//   - at most one writer at a time, the only code that writes its socket:
+//     either the sender itself (an inline non-blocking write when the
+//     connection's queue is empty and no writer runs), or a writer goroutine
+//     started on demand that writes every queued frame with one writev and
+//     exits when the queue is empty. Every write has a deadline.
+//   - a bounded queue. Send never blocks: it returns hub.ErrQueueFull
+//     (POST answers 429, a publish skips the member) and a connection full
+//     for slowConsumerSeconds is closed with 1008.
+//
+// Route invocations run in their own goroutines, at most
+// maxInflightPerConnection per connection; when that many are running the
+// reader stops reading, so a client that floods only slows itself. Close
+// and Shutdown queue a close frame and return; the reader finishes the
+// connection, unregisters it from the hub (so its id answers 410 from then
+// on) and fires $disconnect, best effort, as AWS does.
+package gateway
