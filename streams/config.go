@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/wsgate/wsgate/integration"
@@ -23,7 +24,8 @@ const (
 // changes come from and where they go.
 type Config struct {
 	// Name identifies the stream in logs and metrics. Default: the source
-	// type and its database ("sqlite:app.db").
+	// type and what it reads: "sqlite:app.db", "postgres:public.orders",
+	// "dynamodb:Orders".
 	Name string `json:"name,omitempty"`
 	// Source is where the changes come from. Required.
 	Source SourceConfig `json:"source"`
@@ -110,7 +112,7 @@ func (c *Config) DisplayName() string {
 	case "sqlite":
 		return "sqlite:" + c.Source.Path
 	case "postgres":
-		return "postgres:" + c.Source.Slot
+		return "postgres:" + strings.Join(c.Source.Tables, ",")
 	default:
 		if c.Source.StreamARN != "" {
 			return "dynamodb:" + c.Source.StreamARN
