@@ -81,7 +81,9 @@ func serverRole(args []string) error {
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	level := slog.LevelError
+	_ = level.UnmarshalText([]byte(os.Getenv("WSGATE_BENCH_LOG"))) // e.g. info, to see close reasons
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	srv, err := server.New(*cfg, logger)
 	if err != nil {
 		return err

@@ -1,10 +1,12 @@
 package bench
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -24,12 +26,59 @@ func (o *orch) secs(full, small float64) float64 {
 	return full
 }
 
-// serverCPU measures the server's CPU seconds over f.
-func (e *env) serverCPU(f func()) float64 {
-	c0, _ := procCPU(e.srv.pid())
+// usage is where the CPU went during a phase.
+type usage struct {
+	server, clients float64 // CPU seconds of the server and of all workers
+	backend         float64 // CPU seconds of the http backend
+	busy            float64 // fraction of the machine's CPUs busy
+	elapsed         float64 // seconds
+}
+
+// measure runs f and reports CPU use over it.
+func (e *env) measure(f func()) usage {
+	clients := func() float64 {
+		var s float64
+		for _, w := range e.workers {
+			c, _ := procCPU(w.pid())
+			s += c
+		}
+		return s
+	}
+	backend := func() float64 {
+		if e.backend == nil {
+			return 0
+		}
+		c, _ := procCPU(e.backend.pid())
+		return c
+	}
+	s0, _ := procCPU(e.srv.pid())
+	w0, k0 := clients(), backend()
+	b0, t0 := machineTicks()
+	start := time.Now()
 	f()
-	c1, _ := procCPU(e.srv.pid())
-	return c1 - c0
+	u := usage{elapsed: time.Since(start).Seconds()}
+	s1, _ := procCPU(e.srv.pid())
+	b1, t1 := machineTicks()
+	u.server, u.clients, u.backend = s1-s0, clients()-w0, backend()-k0
+	if t1 > t0 {
+		u.busy = float64(b1-b0) / float64(t1-t0)
+	}
+	return u
+}
+
+// metrics names the usage figures, per operation when ops > 0.
+func (u usage) metrics(prefix string, ops int64, what string) []Metric {
+	ms := []Metric{
+		{prefix + "server CPU (of one core)", "%", u.server / u.elapsed * 100},
+		{prefix + "clients CPU (of one core)", "%", u.clients / u.elapsed * 100},
+		{prefix + "backend CPU (of one core)", "%", u.backend / u.elapsed * 100},
+		{prefix + "machine busy (of all cores)", "%", u.busy * 100},
+		{prefix + "other processes' CPU (of one core)", "%", (u.busy*float64(runtime.NumCPU())*u.elapsed - u.server - u.clients - u.backend) / u.elapsed * 100},
+	}
+	if ops > 0 {
+		ms = append(ms, Metric{prefix + "server CPU per " + what, "µs", u.server / float64(ops) * 1e6})
+	}
+	return ms
 }
 
 // idle: handshakes/s and memory per idle connection at several N.
@@ -62,7 +111,7 @@ func (o *orch) idleAt(run, n int) ([]Metric, error) {
 	rss0, _ := procRSS(e.srv.pid())
 	var elapsed time.Duration
 	var dialErr error
-	cpu := e.serverCPU(func() {
+	u := e.measure(func() {
 		e.profile(fmt.Sprintf("idle-%d", n), run, 2, func() {
 			elapsed, _, _, dialErr = e.dial(n, command{Conc: 16})
 		})
@@ -78,15 +127,15 @@ func (o *orch) idleAt(run, n int) ([]Metric, error) {
 	rss1, _ := procRSS(e.srv.pid())
 	p := fmt.Sprintf("N=%d ", n)
 	fn := float64(n)
-	return []Metric{
-		{p + "handshakes/s", "/s", fn / elapsed.Seconds()},
-		{p + "server CPU per handshake", "µs", cpu / fn * 1e6},
+	ms := []Metric{{p + "handshakes/s", "/s", fn / elapsed.Seconds()}}
+	ms = append(ms, u.metrics(p, int64(n), "handshake")...)
+	return append(ms, []Metric{
 		{p + "Go heap+stack per conn", "B", (float64(s1.HeapInuse+s1.StackInuse) - float64(s0.HeapInuse+s0.StackInuse)) / fn},
 		{p + "  of which stack", "B", (float64(s1.StackInuse) - float64(s0.StackInuse)) / fn},
 		{p + "RSS per conn", "B", float64(rss1-rss0) / fn},
 		{p + "goroutines per conn", "", float64(s1.Goroutines-s0.Goroutines) / fn},
 		{p + "server conns", "", float64(s1.Conns)},
-	}, nil
+	}...), nil
 }
 
 // handshake: connection rate without $connect and with an http $connect.
@@ -110,7 +159,7 @@ func (o *orch) handshake(run int) ([]Metric, error) {
 		}
 		var elapsed time.Duration
 		var dialErr error
-		cpu := e.serverCPU(func() {
+		u := e.measure(func() {
 			e.profile("handshake-"+strings.ReplaceAll(label, " ", "-"), run, 1, func() {
 				elapsed, _, _, dialErr = e.dial(n, command{Conc: 16})
 			})
@@ -119,15 +168,32 @@ func (o *orch) handshake(run int) ([]Metric, error) {
 		if dialErr != nil {
 			return ms, dialErr
 		}
-		ms = append(ms,
-			Metric{label + ": handshakes/s", "/s", float64(n) / elapsed.Seconds()},
-			Metric{label + ": server CPU per handshake", "µs", cpu / float64(n) * 1e6})
+		ms = append(ms, Metric{label + ": handshakes/s", "/s", float64(n) / elapsed.Seconds()})
+		ms = append(ms, u.metrics(label+": ", int64(n), "handshake")...)
 	}
 	return ms, nil
 }
 
 // post: signed @connections POSTs, saturation and latency at fixed rates.
+// Every phase gets a fresh server, so none inherits another's sockets.
 func (o *orch) post(run int) ([]Metric, error) {
+	var ms []Metric
+	for _, rate := range []float64{0, 1000, 5000} {
+		if o.Small {
+			rate /= 10
+		}
+		m, err := o.postAt(run, rate)
+		ms = append(ms, m...)
+		if err != nil {
+			return ms, err
+		}
+	}
+	return ms, nil
+}
+
+// postAt runs one phase: closed loop with 32 keep-alive clients per worker
+// when rate is 0, else open loop at rate with 64 clients per worker.
+func (o *orch) postAt(run int, rate float64) ([]Metric, error) {
 	e, err := o.newEnv(false, nil)
 	if err != nil {
 		return nil, err
@@ -136,56 +202,38 @@ func (o *orch) post(run int) ([]Metric, error) {
 	if _, _, _, err := e.dial(o.size(400, 8), command{Conc: 8, Whoami: true, Read: true}); err != nil {
 		return nil, err
 	}
-	base := command{Op: "post", Addr: e.addr, Key: benchKey, Secret: benchSecret, Region: benchRegion, Stage: stage}
-	var ms []Metric
-
-	// Saturation: closed loop, 32 keep-alive clients per worker.
 	dur := o.secs(5, 0.5)
 	var rs []reply
 	var postErr error
-	cpu := e.serverCPU(func() {
-		e.profile("post", run, int(dur), func() {
+	u := e.measure(func() {
+		load := func() {
 			rs, postErr = e.each(func(i int, w *child) (reply, error) {
-				c := base
-				c.Src, c.Conc, c.Duration, c.Max = e.src(i), 32, dur, 10_000_000
+				c := command{Op: "post", Addr: e.addr, Key: benchKey, Secret: benchSecret, Region: benchRegion, Stage: stage,
+					Src: e.src(i), Conc: 32, Duration: dur, Max: 10_000_000}
+				if rate > 0 {
+					c.Conc, c.Rate = 64, rate/float64(len(e.workers))
+				}
 				return w.call(c)
 			})
-		})
+		}
+		if rate == 0 {
+			e.profile("post", run, int(dur), load)
+		} else {
+			load()
+		}
 	})
 	if postErr != nil {
 		return nil, postErr
 	}
 	okN, errN, el := sumReplies(rs)
-	if _, err := e.collectAll(rs, false); err != nil {
-		return nil, err
+	lat, err := e.collectAll(rs, rate > 0)
+	p := "saturation: "
+	if rate > 0 {
+		p = fmt.Sprintf("%.0f/s: ", rate)
 	}
-	ms = append(ms,
-		Metric{"saturation: verified POST/s", "/s", float64(okN) / el.Seconds()},
-		Metric{"saturation: server CPU per POST", "µs", cpu / float64(max(okN, 1)) * 1e6},
-		Metric{"saturation: errors", "", float64(errN)})
-
-	for _, rate := range []float64{1000, 5000} {
-		if o.Small {
-			rate /= 10
-		}
-		rs, err := e.each(func(i int, w *child) (reply, error) {
-			c := base
-			c.Src, c.Conc, c.Duration, c.Rate, c.Max = e.src(i), 64, dur, rate/float64(len(e.workers)), 10_000_000
-			return w.call(c)
-		})
-		if err != nil {
-			return ms, err
-		}
-		okN, errN, el := sumReplies(rs)
-		lat, err := e.collectAll(rs, true)
-		if err != nil {
-			return ms, err
-		}
-		p := fmt.Sprintf("%.0f/s: ", rate)
-		ms = append(ms, Metric{p + "achieved", "/s", float64(okN) / el.Seconds()}, Metric{p + "errors", "", float64(errN)})
-		ms = append(ms, latencyMetrics(p, lat)...)
-	}
-	return ms, nil
+	ms := []Metric{{p + "verified POST/s", "/s", float64(okN) / el.Seconds()}, {p + "errors", "", float64(errN)}}
+	ms = append(ms, u.metrics(p, okN, "POST")...)
+	return append(ms, latencyMetrics(p, lat)...), err
 }
 
 func sumReplies(rs []reply) (ok, errs int64, elapsed time.Duration) {
@@ -205,13 +253,17 @@ func (e *env) collectAll(sent []reply, samples bool) ([]int64, error) {
 		return w.call(command{Op: "collect", Expect: sent[i].OK, Timeout: 10, Samples: samples})
 	})
 	var lat []int64
+	var ended int64
+	var why string
 	for i, r := range rs {
 		total += r.Count
 		expect += sent[i].OK
 		lat = append(lat, r.Lat...)
+		ended += r.Ended
+		why = cmp.Or(why, r.EndErr)
 	}
 	if err == nil && total < expect {
-		err = fmt.Errorf("received %d frames of %d posted", total, expect)
+		err = fmt.Errorf("received %d frames of %d posted (%d readers stopped: %s)", total, expect, ended, why)
 	}
 	return lat, err
 }
@@ -233,8 +285,24 @@ func latencyMetrics(prefix string, lat []int64) []Metric {
 	}
 }
 
-// route: client message → http integration → two-way answer.
+// route: client message → http integration → two-way answer, closed loop
+// (saturation) and at a fixed rate, each phase on a fresh server.
 func (o *orch) route(run int) ([]Metric, error) {
+	var ms []Metric
+	for _, rate := range []float64{0, 1000} {
+		if o.Small && rate > 0 {
+			rate = 100
+		}
+		m, err := o.routeAt(run, rate)
+		ms = append(ms, m...)
+		if err != nil {
+			return ms, err
+		}
+	}
+	return ms, nil
+}
+
+func (o *orch) routeAt(run int, rate float64) ([]Metric, error) {
 	e, err := o.newEnv(false, nil)
 	if err != nil {
 		return nil, err
@@ -244,44 +312,41 @@ func (o *orch) route(run int) ([]Metric, error) {
 		return nil, err
 	}
 	dur := o.secs(5, 0.5)
-	var ms []Metric
-	for _, rate := range []float64{0, 1000} {
-		if o.Small && rate > 0 {
-			rate = 100
+	var rs []reply
+	var echoErr error
+	u := e.measure(func() {
+		load := func() {
+			rs, echoErr = e.each(func(i int, w *child) (reply, error) {
+				return w.call(command{Op: "echo", Duration: dur, Rate: rate / float64(len(e.workers)), Max: 10_000_000})
+			})
 		}
-		var rs []reply
-		var echoErr error
-		cpu := e.serverCPU(func() {
-			load := func() {
-				rs, echoErr = e.each(func(i int, w *child) (reply, error) {
-					return w.call(command{Op: "echo", Duration: dur, Rate: rate / float64(len(e.workers)), Max: 10_000_000})
-				})
-			}
-			if rate == 0 {
-				e.profile("route", run, int(dur), load)
-			} else {
-				load()
-			}
-		})
-		if echoErr != nil {
-			return ms, echoErr
-		}
-		okN, errN, el := sumReplies(rs)
-		var lat []int64
-		for _, r := range rs {
-			lat = append(lat, r.Lat...)
-		}
-		p := "saturation: "
-		if rate > 0 {
-			p = fmt.Sprintf("%.0f/s: ", rate)
-		}
-		ms = append(ms, Metric{p + "messages/s", "/s", float64(okN) / el.Seconds()}, Metric{p + "errors", "", float64(errN)})
 		if rate == 0 {
-			ms = append(ms, Metric{p + "server CPU per message", "µs", cpu / float64(max(okN, 1)) * 1e6})
+			e.profile("route", run, int(dur), load)
+		} else {
+			load()
 		}
-		ms = append(ms, latencyMetrics(p, lat)...)
+	})
+	if echoErr != nil {
+		return nil, echoErr
 	}
-	return ms, nil
+	okN, errN, el := sumReplies(rs)
+	var lat []int64
+	var first string
+	for _, r := range rs {
+		lat = append(lat, r.Lat...)
+		first = cmp.Or(first, r.FirstEr)
+	}
+	p := "saturation: "
+	if rate > 0 {
+		p = fmt.Sprintf("%.0f/s: ", rate)
+	}
+	ms := []Metric{{p + "messages/s", "/s", float64(okN) / el.Seconds()}, {p + "errors", "", float64(errN)}}
+	ms = append(ms, u.metrics(p, okN, "message")...)
+	ms = append(ms, latencyMetrics(p, lat)...)
+	if errN > 0 {
+		err = fmt.Errorf("%d messages failed (%s)", errN, first)
+	}
+	return ms, err
 }
 
 // publisher sends publishes to wsgate's group API or to the raw floor.
@@ -433,7 +498,7 @@ func (o *orch) fanoutAt(run, n int, raw bool) ([]Metric, float64, float64, error
 		pubs  map[int64]pubStat
 		total int64
 	)
-	cpu := e.serverCPU(func() {
+	u := e.measure(func() {
 		for i := range burst {
 			t, _, _, perr := pub.publish(pad)
 			if perr != nil {
@@ -468,12 +533,12 @@ func (o *orch) fanoutAt(run, n int, raw bool) ([]Metric, float64, float64, error
 		})
 	}
 	p := fmt.Sprintf("N=%d %s: ", n, name)
-	return []Metric{
+	ms := []Metric{
 		{p + "time to last delivery", "ms", last},
 		{p + "single-publish deliveries/s", "/s", float64(n) / (last / 1e3)},
 		{p + "burst deliveries/s", "/s", rate},
-		{p + "server CPU per delivery (burst)", "µs", cpu / float64(n*burst) * 1e6},
-	}, last, rate, nil
+	}
+	return append(ms, u.metrics(p+"burst: ", int64(n*burst), "delivery")...), last, rate, nil
 }
 
 // slow: fan-out latency for healthy members while 1% never read.

@@ -72,6 +72,8 @@ type reply struct {
 	Count   int64             `json:"count,omitempty"`
 	Lat     []int64           `json:"lat,omitempty"` // ns
 	Pubs    map[int64]pubStat `json:"pubs,omitempty"`
+	Ended   int64             `json:"ended,omitempty"` // readers that stopped
+	EndErr  string            `json:"endErr,omitempty"`
 }
 
 type clientConn struct {
@@ -85,10 +87,12 @@ type clientConn struct {
 type worker struct {
 	conns []*clientConn
 
-	mu    sync.Mutex
-	count int64
-	lat   []int64
-	pubs  map[int64]pubStat
+	mu     sync.Mutex
+	ended  int64  // readers that stopped
+	endErr string // why the first one stopped
+	count  int64
+	lat    []int64
+	pubs   map[int64]pubStat
 }
 
 func workerRole() error {
@@ -241,19 +245,34 @@ func readText(cc *clientConn) ([]byte, error) {
 // readLoop records every frame a connection receives.
 func (w *worker) readLoop(cc *clientConn) {
 	buf := make([]byte, 0, 512)
+	var err error
+	defer func() {
+		w.mu.Lock()
+		w.ended++
+		if w.endErr == "" {
+			w.endErr = err.Error()
+		}
+		w.mu.Unlock()
+	}()
 	for {
-		h, err := ws.ReadHeader(cc.br)
+		var h ws.Header
+		h, err = ws.ReadHeader(cc.br)
 		if err != nil {
+			return
+		}
+		if h.Length > 1<<20 || h.Masked || h.Rsv != 0 {
+			err = fmt.Errorf("bad frame header %+v", h)
 			return
 		}
 		if int64(cap(buf)) < h.Length {
 			buf = make([]byte, h.Length)
 		}
 		p := buf[:h.Length]
-		if _, err := io.ReadFull(cc.br, p); err != nil {
+		if _, err = io.ReadFull(cc.br, p); err != nil {
 			return
 		}
 		if h.OpCode == ws.OpClose {
+			err = fmt.Errorf("close frame %q", p)
 			return
 		}
 		now := time.Now().UnixNano()
@@ -286,7 +305,7 @@ func (w *worker) collect(c command) reply {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	r := reply{Count: w.count, Pubs: w.pubs}
+	r := reply{Count: w.count, Pubs: w.pubs, Ended: w.ended, EndErr: w.endErr}
 	if c.Samples {
 		r.Lat = w.lat
 	}
