@@ -3,16 +3,22 @@ package dashboard_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/wsgate/wsgate/dashboard/dashboardtest"
 	"github.com/wsgate/wsgate/examples/internal/exampletest"
 	"github.com/wsgate/wsgate/integration"
+	"github.com/wsgate/wsgate/internal/testenv"
 	"github.com/wsgate/wsgate/server"
 )
 
@@ -24,10 +30,10 @@ func TestMain(m *testing.M) {
 	exampletest.Main(m, &buildDir, "./stream-handler", "../chat-lambda/onconnect", "../chat-lambda/ondisconnect")
 }
 
-// TestDashboard runs wsgate.yaml: onconnect registers a dashboard client
-// in the connections table, and a PutItem on orders reaches it through
-// wsgate's dynamodb source, the aws-lambda-go stream handler (command
-// target) and PostToConnection.
+// TestDashboard runs wsgate.yaml: onconnect registers a WebSocket client
+// and the page in the connections table, and a PutItem on orders reaches
+// both through wsgate's dynamodb source, the aws-lambda-go stream handler
+// (command target) and PostToConnection.
 func TestDashboard(t *testing.T) {
 	moto := exampletest.Moto(t)
 	cfg := loadConfig(t, "wsgate.yaml", moto)
@@ -36,6 +42,7 @@ func TestDashboard(t *testing.T) {
 	exampletest.CreateTable(t, db, cfg.Routes["$connect"].Integration.Env["TABLE_NAME"], "connectionId", false)
 	srv := exampletest.Start(t, cfg)
 	client := exampletest.Dial(t, srv, cfg.Stage)
+	page := openPage(t, srv, cfg.Stage)
 
 	putOrder(t, db, cfg.Streams[0].Source.Table)
 
@@ -51,6 +58,7 @@ func TestDashboard(t *testing.T) {
 	if got.EventName != "INSERT" || got.Keys["id"] != "o-1" || got.NewImage["item"] != "coffee" || got.NewImage["qty"] != 2.0 {
 		t.Fatalf("message %s, want the INSERT of order o-1 (coffee, qty 2)", msg)
 	}
+	waitText(t, page, "rows", `o-1	{"item":"coffee","qty":2}	INSERT`)
 }
 
 // TestDashboardGroups runs wsgate-groups.yaml: no handlers, the client
@@ -63,6 +71,7 @@ func TestDashboardGroups(t *testing.T) {
 	exampletest.CreateTable(t, db, cfg.Streams[0].Source.Table, "id", true)
 	srv := exampletest.Start(t, cfg)
 	client := exampletest.Dial(t, srv, cfg.Stage)
+	page := openPage(t, srv, cfg.Stage)
 
 	putOrder(t, db, cfg.Streams[0].Source.Table)
 
@@ -79,6 +88,35 @@ func TestDashboardGroups(t *testing.T) {
 	if got.EventName != "INSERT" || got.DynamoDB.NewImage["id"]["S"] != "o-1" || got.DynamoDB.NewImage["qty"]["N"] != "2" {
 		t.Fatalf("message %s, want the stream record of order o-1's INSERT", msg)
 	}
+	waitText(t, page, "rows", `o-1	{"item":"coffee","qty":2}	INSERT`)
+}
+
+// openPage opens index.html in headless Chromium, pointed at srv, and
+// waits until its WebSocket is open (and $connect has run for it).
+func openPage(t *testing.T, srv *server.Server, stage string) context.Context {
+	t.Helper()
+	abs, err := filepath.Abs("index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := dashboardtest.Open(t, "file://"+abs+"?ws="+url.QueryEscape("ws://"+srv.Addr()+"/"+stage))
+	waitText(t, page, "status", "live")
+	return page
+}
+
+// waitText waits until the page element id shows want.
+func waitText(t *testing.T, page context.Context, id, want string) {
+	t.Helper()
+	testenv.Eventually(t, 15*time.Second, func() error {
+		got, err := dashboardtest.Eval[string](page, "document.getElementById("+strconv.Quote(id)+").innerText")
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(got) != want {
+			return fmt.Errorf("#%s shows %q, want %q", id, got, want)
+		}
+		return nil
+	})
 }
 
 // loadConfig reads an example config and points it at moto and the built
