@@ -21,11 +21,15 @@ type Paginator[P any] struct {
 func (p *Paginator[P]) HasMorePages() bool { return !p.started || p.token != "" }
 
 // NextPage fetches the next page. After an error the same page may be asked
-// for again.
+// for again. A page whose next token is the one that fetched it ends the
+// walk, as the SDK's paginators' StopOnDuplicateToken does.
 func (p *Paginator[P]) NextPage(ctx context.Context) (P, error) {
 	page, next, err := p.fetch(ctx, p.token)
 	if err != nil {
 		return page, err
+	}
+	if next == p.token {
+		next = ""
 	}
 	p.started, p.token = true, next
 	return page, nil

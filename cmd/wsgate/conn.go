@@ -351,13 +351,15 @@ func declarePageFlags(fs *flag.FlagSet) pageFlags {
 	}
 }
 
-// walk prints one page, or with --all every page from --next-token on as
+// walk reads one page, or with --all every page from --next-token on as
 // one list; page returns a page's items and next token.
 func walk[T any](ctx context.Context, pf pageFlags, page func(ctx context.Context, token string) ([]T, string, error)) ([]T, string, error) {
-	items, next, err := page(ctx, *pf.nextToken)
-	for *pf.all && err == nil && next != "" {
+	token := *pf.nextToken
+	items, next, err := page(ctx, token)
+	for *pf.all && err == nil && next != "" && next != token { // a repeated token would loop
 		var more []T
-		more, next, err = page(ctx, next)
+		token = next
+		more, next, err = page(ctx, token)
 		items = append(items, more...)
 	}
 	return items, next, err
