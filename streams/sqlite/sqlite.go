@@ -327,6 +327,9 @@ func (t *tail) run(ctx context.Context, h streams.Handler) error {
 				t.dbError(ctx, err)
 				continue
 			}
+			if ctx.Err() != nil {
+				break
+			}
 		}
 		recs := make([]streams.Record, 0, len(rows))
 		for _, r := range rows {
