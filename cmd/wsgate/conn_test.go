@@ -256,6 +256,16 @@ func TestGroupCommands(t *testing.T) {
 	if want := "\nAn error occurred (GoneException) when calling the JoinGroup operation: " + goneMessage + "\n"; errOut != want || code != exitService {
 		t.Fatalf("join of an unknown id: exit %d, stderr %q; want %d, %q", code, errOut, exitService, want)
 	}
+	// Over the limit, by both clients: the SDK's (post) and this one's (publish).
+	big := strings.Repeat("x", 131073)
+	for _, args := range [][]string{{"conn", "post", "--connection-id", ids[1]}, {"group", "publish", "--group", "room:1"}} {
+		op := map[string]string{"conn": "PostToConnection", "group": "PublishToGroup"}[args[0]]
+		_, errOut, code := wsgate(t, big, args...)
+		want := "\nAn error occurred (PayloadTooLargeException) when calling the " + op + " operation: "
+		if !strings.HasPrefix(errOut, want) || len(errOut) == len(want)+1 || code != exitService {
+			t.Fatalf("%v of 131073 bytes: exit %d, stderr %q; want %q and a message", args, code, errOut, want)
+		}
+	}
 	_, errOut, code = wsgate(t, "", "group", "publish", "--group", "no/slash", "--data", "x")
 	if !strings.HasPrefix(errOut, "\nAn error occurred (BadRequestException) when calling the PublishToGroup operation: ") || code != exitService {
 		t.Fatalf("bad group name: exit %d, stderr %q", code, errOut)
