@@ -50,7 +50,9 @@ func TestMain(m *testing.M) {
 }
 
 // sharedCluster is the wal_level=logical server all tests of this binary use.
-func sharedCluster(t *testing.T) *cluster {
+func sharedCluster(t *testing.T) *cluster { return sharedClusterB(t) }
+
+func sharedClusterB(t testing.TB) *cluster {
 	t.Helper()
 	bin := pgBinDir(t)
 	shared.once.Do(func() { shared.c, shared.err = startCluster(bin, "logical") })
@@ -62,7 +64,7 @@ func sharedCluster(t *testing.T) *cluster {
 
 // pgBinDir finds initdb and postgres on PATH or in Debian's
 // /usr/lib/postgresql/<version>/bin.
-func pgBinDir(t *testing.T) string {
+func pgBinDir(t testing.TB) string {
 	t.Helper()
 	if p, err := exec.LookPath("initdb"); err == nil {
 		if _, err := exec.LookPath("postgres"); err == nil {
@@ -214,7 +216,9 @@ func (c *cluster) stop() {
 
 // newDatabase creates a database for one test and returns its DSN and an
 // open connection to it.
-func newDatabase(t *testing.T, c *cluster) (string, *pgx.Conn) {
+func newDatabase(t *testing.T, c *cluster) (string, *pgx.Conn) { return newDatabaseB(t, c) }
+
+func newDatabaseB(t testing.TB, c *cluster) (string, *pgx.Conn) {
 	t.Helper()
 	ctx := context.Background()
 	admin, err := pgx.Connect(ctx, c.dsn("postgres"))

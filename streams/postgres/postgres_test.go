@@ -91,7 +91,7 @@ func (r *running) halt(t *testing.T) {
 
 // start runs a source on slot over tables and waits until its slot is
 // streaming, so later writes are captured.
-func start(t *testing.T, db *pgx.Conn, dsn, slot string, h streams.Handler, tables ...string) *running {
+func start(t testing.TB, db *pgx.Conn, dsn, slot string, h streams.Handler, tables ...string) *running {
 	t.Helper()
 	src, err := New(streams.SourceConfig{Type: "postgres", DSN: dsn, Tables: tables, Slot: slot, Publication: slot + "_pub", Region: "eu-west-1"}, testLogger())
 	if err != nil {
@@ -549,3 +549,37 @@ var testLogLevel = func() slog.Level {
 	}
 	return slog.LevelWarn
 }()
+
+// BenchmarkThroughput measures records per second from commit to Handle:
+// one transaction of b.N inserts into a four-column table, decoded and
+// handed over in batches of 100 (the handler's batch size, no window).
+func BenchmarkThroughput(b *testing.B) {
+	c := sharedClusterB(b)
+	dsn, db := newDatabaseB(b, c)
+	ctx := context.Background()
+	if _, err := db.Exec(ctx, `CREATE TABLE items (id int PRIMARY KEY, name text, price numeric, ok boolean)`); err != nil {
+		b.Fatal(err)
+	}
+	slot := fmt.Sprintf("bench_%d", time.Now().UnixNano())
+	var mu sync.Mutex
+	got := 0
+	start(b, db, dsn, slot, streams.HandlerFunc(func(_ context.Context, _ string, recs []streams.Record) error {
+		mu.Lock()
+		got += len(recs)
+		mu.Unlock()
+		return nil
+	}), "items")
+	b.ResetTimer()
+	if _, err := db.Exec(ctx, `INSERT INTO items SELECT g, 'item ' || g, g * 1.5, g % 2 = 0 FROM generate_series(1, $1) g`, b.N); err != nil {
+		b.Fatal(err)
+	}
+	testenv.Eventually(b, 5*time.Minute, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if got < b.N {
+			return fmt.Errorf("%d of %d records", got, b.N)
+		}
+		return nil
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
