@@ -2,6 +2,7 @@ package dynamodb
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -335,5 +336,61 @@ func TestDeletedStreamEndsRun(t *testing.T) {
 	}
 	if r.err == nil || !strings.Contains(r.err.Error(), "ResourceNotFoundException") {
 		t.Errorf("Run = %v, want the ResourceNotFoundException", r.err)
+	}
+}
+
+func TestLatestSkipsOlderRecords(t *testing.T) {
+	fake := &fakeStreams{
+		shards:    []*fakeShard{{ID: "shardId-A", seqs: []int{1, 2}, item: "a"}},
+		failNext:  map[string]string{},
+		iterCalls: map[string]int{},
+	}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	h := &collector{}
+	run(t, streams.SourceConfig{Type: "dynamodb", StreamARN: fakeARN, Endpoint: srv.URL,
+		Checkpoint: filepath.Join(t.TempDir(), "ckpt.json"), PollMillis: 10}, h)
+	testenv.Eventually(t, waitFor, func() error {
+		fake.mu.Lock()
+		defer fake.mu.Unlock()
+		if fake.iterCalls["shardId-A"] == 0 {
+			return errors.New("no iterator yet")
+		}
+		fake.shards[0].seqs = append(fake.shards[0].seqs, 3)
+		return nil
+	})
+	recs := h.waitRecords(t, 1)
+	if len(recs) != 1 || recs[0].Change.SequenceNumber != "3" {
+		t.Errorf("LATEST delivered %d records starting at %s, want only 3", len(recs), recs[0].Change.SequenceNumber)
+	}
+}
+
+// windowed asks for batches of at most 3 records gathered over a window.
+type windowed struct{ collector }
+
+func (*windowed) Batching() (int, time.Duration) { return 3, time.Second }
+
+func TestBatchingWindowAndSize(t *testing.T) {
+	fake := &fakeStreams{
+		shards:    []*fakeShard{{ID: "shardId-A", seqs: []int{1, 2, 3, 4, 5}, item: "a"}},
+		failNext:  map[string]string{},
+		iterCalls: map[string]int{},
+	}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	h := &windowed{}
+	run(t, streams.SourceConfig{Type: "dynamodb", StreamARN: fakeARN, Endpoint: srv.URL, StartingPosition: "TRIM_HORIZON",
+		Checkpoint: filepath.Join(t.TempDir(), "ckpt.json"), PollMillis: 10}, h)
+	h.waitRecords(t, 5)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var sizes []int
+	for _, b := range h.batches {
+		sizes = append(sizes, len(b))
+	}
+	// The fake answers one record per GetRecords call: the first three
+	// fill a batch, the last two wait for the window.
+	if !slices.Equal(sizes, []int{3, 2}) {
+		t.Errorf("batch sizes = %v, want [3 2]", sizes)
 	}
 }
