@@ -545,7 +545,7 @@ func TestManagementErrors(t *testing.T) {
 		t.Fatalf("POST with a raw '=': %d", resp.StatusCode)
 	}
 	resp, body := tg.signed(t, "POST", "/dev/@connections/"+esc, bytes.Repeat([]byte("x"), 131073))
-	if resp.StatusCode != 413 || resp.Header.Get("x-amzn-ErrorType") != "PayloadTooLargeException" {
+	if resp.StatusCode != 413 || resp.Header.Get("x-amzn-ErrorType") != "PayloadTooLargeException" || !strings.Contains(string(body), "131072") {
 		t.Fatalf("oversize POST: %d %s %s", resp.StatusCode, resp.Header.Get("x-amzn-ErrorType"), body)
 	}
 	resp, _ = tg.signed(t, "POST", "/dev/@connections/"+esc, bytes.Repeat([]byte("x"), 131072))

@@ -48,6 +48,11 @@ func (g *Gateway) authorize(r *http.Request) *apiError {
 	}
 	var se *sigv4.Error
 	if errors.As(err, &se) {
+		if se.StatusCode == http.StatusRequestEntityTooLarge {
+			// The body hash hit the 131072-byte cap: the same answer as
+			// when the handler reads it.
+			return errPayloadTooLarge
+		}
 		return &apiError{Status: se.StatusCode, Type: se.ErrorType, Message: se.Message}
 	}
 	return errForbidden.with(err.Error())
