@@ -491,6 +491,7 @@ func TestNewValidates(t *testing.T) {
 		{"no tables", streams.SourceConfig{DSN: "host=x"}, "tables is required"},
 		{"bad slot", streams.SourceConfig{DSN: "host=x", Tables: []string{"t"}, Slot: "Bad-Slot"}, "slot"},
 		{"bad table", streams.SourceConfig{DSN: "host=x", Tables: []string{"a.b.c"}}, "schema.table"},
+		{"bad publication", streams.SourceConfig{DSN: "host=x", Tables: []string{"t"}, Publication: "p'; DROP"}, "publication"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

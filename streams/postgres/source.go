@@ -35,6 +35,8 @@ var backoff = streams.Backoff{Min: 100 * time.Millisecond, Max: 30 * time.Second
 
 var _ streams.Source = (*Source)(nil)
 
+// slotName is what a slot name may contain; publications are held to it
+// too, so they need no quoting.
 var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 
 // Source streams changes of PostgreSQL tables. Build it with New.
@@ -81,6 +83,10 @@ func New(cfg streams.SourceConfig, logger *slog.Logger) (*Source, error) {
 	}
 	if s.publication == "" {
 		s.publication = DefaultPublication
+	}
+	if !slotName.MatchString(s.publication) {
+		// pgoutput's publication_names folds unquoted names to lower case.
+		return nil, fmt.Errorf("postgres source: publication %q: use lower-case letters, digits and underscores", s.publication)
 	}
 	if s.meta.region == "" {
 		s.meta.region = defaultRegion
