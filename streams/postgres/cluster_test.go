@@ -113,7 +113,13 @@ func startCluster(bin, walLevel string) (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "wsgate-pg-")
+	// As root the server runs as postgres, which must reach the directory:
+	// /tmp rather than a TMPDIR that may sit under /root.
+	base := ""
+	if cred != nil {
+		base = "/tmp"
+	}
+	dir, err := os.MkdirTemp(base, "wsgate-pg-")
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +169,7 @@ func launch(run func(string, ...string) *exec.Cmd, dir, data, walLevel string) (
 	defer logFile.Close()
 	cmd := run("postgres", "-D", data, "-p", strconv.Itoa(port), "-k", dir,
 		"-c", "listen_addresses=127.0.0.1", "-c", "wal_level="+walLevel,
-		"-c", "max_replication_slots=20", "-c", "max_wal_senders=20",
+		"-c", "max_replication_slots=50", "-c", "max_wal_senders=50",
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
