@@ -45,6 +45,20 @@ type fakeStreams struct {
 	deleted   bool // the stream is gone: DescribeStream fails
 }
 
+// takeFailure returns the error type injected for key, "" for none. A
+// value "Type*N" fails the next N calls.
+func (f *fakeStreams) takeFailure(key string) string {
+	e := f.failNext[key]
+	typ, count, ok := strings.Cut(e, "*")
+	n, _ := strconv.Atoi(count)
+	if ok && n > 1 {
+		f.failNext[key] = fmt.Sprintf("%s*%d", typ, n-1)
+	} else {
+		delete(f.failNext, key)
+	}
+	return typ
+}
+
 func (f *fakeStreams) shard(id string) *fakeShard {
 	for _, s := range f.shards {
 		if s.ID == id {
@@ -110,8 +124,7 @@ func (f *fakeStreams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.iterCalls[id]++
-		if e := f.failNext[op+" "+id]; e != "" {
-			delete(f.failNext, op+" "+id)
+		if e := f.takeFailure(op + " " + id); e != "" {
 			fail(e)
 			return
 		}
@@ -128,8 +141,7 @@ func (f *fakeStreams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id, p, _ := strings.Cut(str("ShardIterator"), "|")
 		pos, _ := strconv.Atoi(p)
 		s := f.shard(id)
-		if e := f.failNext[op+" "+id]; e != "" {
-			delete(f.failNext, op+" "+id)
+		if e := f.takeFailure(op + " " + id); e != "" {
 			fail(e)
 			return
 		}
@@ -171,7 +183,7 @@ func TestLineagePagingAndErrors(t *testing.T) {
 		},
 		failNext: map[string]string{
 			"GetRecords shardId-C1":       "ExpiredIteratorException",
-			"GetRecords shardId-C2":       "LimitExceededException",
+			"GetRecords shardId-C2":       "LimitExceededException*2",
 			"GetRecords shardId-G":        "TrimmedDataAccessException",
 			"GetShardIterator shardId-C2": "InternalServerError",
 		},
@@ -179,6 +191,9 @@ func TestLineagePagingAndErrors(t *testing.T) {
 	}
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
+	// Without the SDK's own retries every injected error reaches the
+	// source's handling, and the test needs no multi-second SDK backoff.
+	t.Setenv("AWS_MAX_ATTEMPTS", "1")
 	cfg := streams.SourceConfig{Type: "dynamodb", StreamARN: fakeARN, Endpoint: srv.URL,
 		StartingPosition: "TRIM_HORIZON", Checkpoint: filepath.Join(t.TempDir(), "ckpt.json"), PollMillis: 10}
 
