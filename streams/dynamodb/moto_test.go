@@ -1,13 +1,9 @@
 package dynamodb
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,14 +16,6 @@ import (
 	"github.com/wsgate/wsgate/internal/testenv"
 )
 
-// moto is one moto_server shared by the tests of this binary.
-var moto struct {
-	once     sync.Once
-	endpoint string
-	cmd      *exec.Cmd
-	err      error
-}
-
 func TestMain(m *testing.M) {
 	// Fake credentials for moto; the source reads them through the
 	// standard chain like real ones.
@@ -36,61 +24,12 @@ func TestMain(m *testing.M) {
 	os.Setenv("AWS_REGION", "us-east-1")
 	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	code := m.Run()
-	if moto.cmd != nil {
-		moto.cmd.Process.Kill()
-		moto.cmd.Wait()
-	}
+	testenv.StopMoto()
 	os.Exit(code)
 }
 
-// motoEndpoint starts moto_server on a free loopback port once and returns
-// its URL.
-func motoEndpoint(t *testing.T) string {
-	t.Helper()
-	bin := testenv.LookPath(t, "moto_server", "pip install 'moto[server]'")
-	moto.once.Do(func() { moto.endpoint, moto.err = startMoto(bin) })
-	if moto.err != nil {
-		t.Fatalf("starting moto_server: %v", moto.err)
-	}
-	return moto.endpoint
-}
-
-// startMoto runs moto_server on port 0 and reads the port it bound from
-// its "Running on http://127.0.0.1:PORT" line, so parallel test binaries
-// never race for a port.
-func startMoto(bin string) (string, error) {
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", "0")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return "", err
-	}
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
-	moto.cmd = cmd
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if _, url, ok := strings.Cut(sc.Text(), "Running on "); ok {
-				select {
-				case found <- strings.TrimSpace(url):
-				default:
-				}
-			}
-		}
-		close(found)
-	}()
-	select {
-	case url, ok := <-found:
-		if !ok {
-			return "", errors.New("moto_server exited before it listened")
-		}
-		return url, nil
-	case <-time.After(30 * time.Second):
-		return "", errors.New("moto_server did not listen within 30s")
-	}
-}
+// motoEndpoint is the test binary's shared moto_server.
+func motoEndpoint(t *testing.T) string { return testenv.Moto(t) }
 
 // tableClient is a DynamoDB client for moto.
 func tableClient(t *testing.T, endpoint string) *dynamodb.Client {

@@ -7,7 +7,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -60,7 +59,7 @@ func Main(m *testing.M, dir *string, pkgs ...string) {
 	}
 	*dir = d
 	code := m.Run()
-	stopMoto()
+	testenv.StopMoto()
 	os.RemoveAll(d)
 	os.Exit(code)
 }
@@ -159,70 +158,8 @@ func FakeAWSEnv() {
 	os.Unsetenv("AWS_PROFILE")
 }
 
-// moto is the test binary's one moto_server, started by the first Moto
-// and stopped by Main.
-var moto struct {
-	once     sync.Once
-	cmd      *exec.Cmd
-	endpoint string
-	err      error
-}
-
-// Moto returns the URL of the test binary's moto_server, starting it on a
-// free loopback port the first time. Tests sharing it use their own table
-// names.
-func Moto(t *testing.T) string {
-	t.Helper()
-	bin := testenv.LookPath(t, "moto_server", "pip install 'moto[server]'")
-	moto.once.Do(func() { moto.endpoint, moto.err = startMoto(bin) })
-	if moto.err != nil {
-		t.Fatalf("starting moto_server: %v", moto.err)
-	}
-	return moto.endpoint
-}
-
-// startMoto runs moto_server on port 0 and reads the port from its
-// "Running on" line, so no two test binaries race for one.
-func startMoto(bin string) (string, error) {
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", "0")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return "", err
-	}
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
-	moto.cmd = cmd
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if _, url, ok := strings.Cut(sc.Text(), "Running on "); ok {
-				select {
-				case found <- strings.TrimSpace(url):
-				default:
-				}
-			}
-		}
-		close(found)
-	}()
-	select {
-	case url, ok := <-found:
-		if !ok {
-			return "", errors.New("moto_server exited before it listened")
-		}
-		return url, nil
-	case <-time.After(30 * time.Second):
-		return "", errors.New("moto_server did not listen within 30s")
-	}
-}
-
-func stopMoto() {
-	if moto.cmd != nil {
-		moto.cmd.Process.Kill()
-		moto.cmd.Wait()
-	}
-}
+// Moto returns the URL of the test binary's moto_server (see testenv.Moto).
+func Moto(t *testing.T) string { return testenv.Moto(t) }
 
 // DynamoDB is a client of the DynamoDB at endpoint.
 func DynamoDB(endpoint string) *dynamodb.Client {
