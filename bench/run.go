@@ -48,7 +48,7 @@ type Options struct {
 }
 
 // Scenarios are the scenario names, in the order Run runs them.
-var Scenarios = []string{"idle", "handshake", "post", "route", "fanout", "slow"}
+var Scenarios = []string{"idle", "handshake", "post", "route", "fanout", "slow", "aged"}
 
 // Metric is one figure of one run.
 type Metric struct {
@@ -133,6 +133,7 @@ var scenarioFuncs = map[string]func(*orch, int) ([]Metric, error){
 	"route":     (*orch).route,
 	"fanout":    (*orch).fanout,
 	"slow":      (*orch).slow,
+	"aged":      (*orch).aged,
 }
 
 // child is a running role process.

@@ -601,3 +601,37 @@ func (o *orch) slowAt(e *env, n, slowN int) ([]Metric, error) {
 	ms = append(ms, latencyMetrics(p+"publish→last healthy ", perPub)...)
 	return ms, nil
 }
+
+// aged: a publish to connections older than the write timeout. Every
+// connection's first write (the 101 answer) sets a write deadline; a later
+// write must not inherit it. Reported as a share, not an error, so the
+// figure shows the regression and its fix.
+func (o *orch) aged(run int) ([]Metric, error) {
+	n := o.size(1000, 20)
+	e, err := o.newEnv(false, func(cfg map[string]any, _ string) { cfg["writeTimeoutSeconds"] = 1 })
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	if _, _, _, err := e.dial(n, command{Conc: 16, Join: "all", Read: true}); err != nil {
+		return nil, err
+	}
+	time.Sleep(1500 * time.Millisecond) // past writeTimeoutSeconds
+	pub := e.publisher(false)
+	t, delivered, _, err := pub.publish(64)
+	if err != nil {
+		return nil, err
+	}
+	pubs, _, total, _ := e.gather(1, false, 3)
+	time.Sleep(200 * time.Millisecond)
+	st, _ := e.stats(false)
+	ms := []Metric{
+		{"publish answered delivered", "%", float64(delivered) / float64(n) * 100},
+		{"frames received", "%", float64(total) / float64(n) * 100},
+		{"connections still open", "%", float64(st.Conns) / float64(n) * 100},
+	}
+	if total > 0 {
+		ms = append(ms, Metric{"time to last delivery", "ms", float64(pubs[t].Last-t) / 1e6})
+	}
+	return ms, nil
+}
