@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,6 +46,10 @@ type Options struct {
 	ProfileDir string
 	// Log receives progress lines. Default os.Stderr.
 	Log io.Writer
+	// ServerBin, when set, is a built wsgate binary run as
+	// `wsgate serve --config FILE` instead of the server role. It has no
+	// side port: no Go heap figures and no profiles, RSS and CPU only.
+	ServerBin string
 }
 
 // Scenarios are the scenario names, in the order Run runs them.
@@ -249,6 +254,9 @@ func (o *orch) newEnv(raw bool, extra func(cfg map[string]any, backend string)) 
 			e.close()
 			return nil, err
 		}
+		if o.ServerBin != "" {
+			return e, o.startBinary(e, path)
+		}
 		e.srv, err = o.start("server", "-config", path)
 	} else {
 		e.srv, err = o.start("raw")
@@ -263,15 +271,51 @@ func (o *orch) newEnv(raw bool, extra func(cfg map[string]any, backend string)) 
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	e.addr, e.debug = a.Addr, a.Debug
+	return e, o.startWorkers(e)
+}
+
+// startBinary runs the wsgate binary as e's server and waits for its
+// "wsgate listening on ADDR" line.
+func (o *orch) startBinary(e *env, config string) error {
+	cmd := exec.Command(o.ServerBin, "serve", "--config", config)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err == nil {
+		var out io.ReadCloser
+		if out, err = cmd.StdoutPipe(); err == nil {
+			if err = cmd.Start(); err == nil {
+				sc := bufio.NewScanner(out)
+				e.srv = &child{cmd: cmd, in: in, out: sc}
+				for sc.Scan() {
+					if rest, ok := strings.CutPrefix(sc.Text(), "wsgate listening on "); ok {
+						e.addr, _, _ = strings.Cut(rest, " ")
+						break
+					}
+				}
+				go func() { _, _ = io.Copy(io.Discard, out) }()
+			}
+		}
+	}
+	if err == nil && e.addr == "" {
+		err = errors.New("wsgate binary did not announce its address")
+	}
+	if err != nil {
+		e.close()
+		return err
+	}
+	return o.startWorkers(e)
+}
+
+func (o *orch) startWorkers(e *env) error {
 	for range o.Workers {
 		w, err := o.start("worker")
 		if err != nil {
 			e.close()
-			return nil, err
+			return err
 		}
 		e.workers = append(e.workers, w)
 	}
-	return e, nil
+	return nil
 }
 
 func baseConfig(backend string) map[string]any {
@@ -283,6 +327,7 @@ func baseConfig(backend string) map[string]any {
 	}
 	return map[string]any{
 		"listen":      "127.0.0.1:0",
+		"log":         map[string]any{"level": "error"},
 		"stage":       stage,
 		"region":      benchRegion,
 		"credentials": []any{map[string]any{"accessKeyId": benchKey, "secretAccessKey": benchSecret}},

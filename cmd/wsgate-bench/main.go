@@ -2,7 +2,7 @@
 // BENCHMARKS.md for the scenarios and figures.
 //
 //	wsgate-bench [-scenarios idle,handshake,post,route,fanout,slow] [-runs 3]
-//	             [-workers 4] [-small] [-profile DIR] [-json FILE]
+//	             [-workers 4] [-small] [-profile DIR] [-json FILE] [-wsgate BIN]
 //
 // It runs itself again as the server, backend and client processes
 // (wsgate-bench server|backend|raw|worker); those roles are internal.
@@ -31,6 +31,7 @@ func main() {
 	small := flag.Bool("small", false, "tiny sizes (smoke test)")
 	profile := flag.String("profile", "", "write server CPU profiles of the first run here")
 	jsonOut := flag.String("json", "", "also write the raw results as JSON here")
+	serverBin := flag.String("wsgate", "", "run this built wsgate binary (wsgate serve --config) as the server instead of the in-harness server role")
 	flag.Parse()
 	res, err := bench.Run(bench.Options{
 		Scenarios:  strings.Split(*scenarios, ","),
@@ -38,6 +39,7 @@ func main() {
 		Workers:    *workers,
 		Small:      *small,
 		ProfileDir: *profile,
+		ServerBin:  *serverBin,
 	})
 	bench.WriteMarkdown(os.Stdout, res)
 	if *jsonOut != "" {
