@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -145,6 +146,11 @@ func (c *conn) writeInline(frame []byte) {
 	if n < 0 {
 		n = 0
 	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// A deadline set by a close in progress: let the writer goroutine
+		// (which knows the closing state) handle the frame.
+		n, err = 0, nil
+	}
 	c.mu.Lock()
 	if err != nil {
 		c.mu.Unlock()
@@ -180,9 +186,15 @@ func (c *conn) writeLoop() {
 		c.mu.Lock()
 		batch := c.queue
 		if len(batch) == 0 {
+			closing := c.state != stateOpen && c.closeSent
+			if !closing {
+				// Clear this writer's deadline before an inline write can
+				// run: RawConn.Write checks it first, and a stale one would
+				// fail the next frame of a healthy connection at once.
+				_ = c.nc.SetWriteDeadline(time.Time{})
+			}
 			c.writing = false
 			c.fullSince = time.Time{}
-			closing := c.state != stateOpen && c.closeSent
 			c.idle.Broadcast()
 			c.mu.Unlock()
 			if closing {

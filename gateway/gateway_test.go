@@ -656,3 +656,36 @@ func TestNotWebSocket(t *testing.T) {
 		t.Fatalf("status %d", r.StatusCode)
 	}
 }
+
+// TestAgedConnection: after the writer goroutine has run (a frame larger
+// than the socket's send buffer), a connection older than
+// writeTimeoutSeconds still gets its next frame. The writer must not leave
+// its deadline behind for the inline write path.
+func TestAgedConnection(t *testing.T) {
+	be := newBackend(t, nil)
+	cfg := baseConfig()
+	cfg.WriteTimeoutSeconds = 1
+	cfg.SendBufferBytes = 4096
+	cfg.Routes["whoami"] = be.whoamiRoute()
+	tg := startGateway(t, cfg)
+	c := tg.dial(t, nil)
+	id := whoami(t, c)
+	api := tg.mgmt()
+	ctx := context.Background()
+	big := bytes.Repeat([]byte("b"), 128*1024)
+	if _, err := api.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(id), Data: big}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readText(t, c); len(got) != len(big) {
+		t.Fatalf("got %d bytes", len(got))
+	}
+	// The connection ages past the write timeout: the point of the test,
+	// so a plain sleep.
+	time.Sleep(1500 * time.Millisecond)
+	if _, err := api.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(id), Data: []byte("still here")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readText(t, c); got != "still here" {
+		t.Fatalf("aged connection got %q", got)
+	}
+}

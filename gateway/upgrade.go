@@ -125,9 +125,9 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request) {
 		c.br0 = brw.Reader // the client sent frames right behind its handshake
 	}
 	c.touch()
-	// The 101 goes first in the queue, so that a frame posted the moment
-	// the id is registered cannot overtake it.
-	c.queue = append(c.queue, handshakeResponse(key, extra))
+	// Writing stays ours until the 101 is out, so that a frame posted the
+	// moment the id is registered queues behind it and cannot overtake it.
+	c.writing = true
 	if err := g.hub.Register(c); err != nil {
 		log.Error("registering connection", "error", err)
 		_ = nc.Close()
@@ -142,9 +142,15 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request) {
 		}
 		_ = g.hub.Join(g.baseCtx, name, s.connectionID)
 	}
-	c.mu.Lock()
-	c.startWriterLocked()
-	c.mu.Unlock()
+	resp := handshakeResponse(key, extra)
+	if c.rc != nil {
+		c.writeInline(resp) // no goroutine per handshake
+	} else {
+		c.mu.Lock()
+		c.queue = append([][]byte{resp}, c.queue...)
+		go c.writeLoop() // c.writing is already true
+		c.mu.Unlock()
+	}
 	log.Debug("connected", "sourceIp", s.identity.SourceIP)
 	go c.readLoop() // a fresh goroutine: the HTTP handler's grown stack goes away
 }

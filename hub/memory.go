@@ -198,7 +198,7 @@ func (g *group) snapshot() []Conn {
 // parallelPublish is the group size from which a publish is spread over
 // GOMAXPROCS goroutines: each Send may be a write syscall, so a large
 // fan-out is bound by syscalls per core.
-const parallelPublish = 1024
+const parallelPublish = 256
 
 // Publish implements Hub.
 func (h *Memory) Publish(_ context.Context, name string, m *Message) (Delivery, error) {
