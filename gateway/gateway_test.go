@@ -689,3 +689,37 @@ func TestAgedConnection(t *testing.T) {
 		t.Fatalf("aged connection got %q", got)
 	}
 }
+
+// TestProtocolErrors: frames that break RFC 6455 close with 1002.
+func TestProtocolErrors(t *testing.T) {
+	tg := startGateway(t, baseConfig())
+	mask := []byte{1, 2, 3, 4}
+	masked := func(first byte, payload string) []byte {
+		b := []byte{first, 0x80 | byte(len(payload))}
+		b = append(b, mask...)
+		for i := range len(payload) {
+			b = append(b, payload[i]^mask[i%4])
+		}
+		return b
+	}
+	cases := map[string][]byte{
+		"reserved bit":           masked(0x80|0x40|0x1, "x"),
+		"unmasked client frame":  {0x81, 0x01, 'x'},
+		"reserved opcode":        masked(0x80|0x3, "x"),
+		"continuation first":     masked(0x80|0x0, "x"),
+		"fragmented control":     masked(0x09, "x"),
+		"close with bad code":    masked(0x88, "\x03\xe7"), // 999
+		"close with 1-byte body": masked(0x88, "\x03"),
+	}
+	for name, frame := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := tg.dial(t, nil)
+			if _, err := c.UnderlyingConn().Write(frame); err != nil {
+				t.Fatal(err)
+			}
+			if code, _ := readClose(t, c); code != 1002 {
+				t.Fatalf("close code %d, want 1002", code)
+			}
+		})
+	}
+}
