@@ -160,7 +160,9 @@ func DefaultSQLiteCommand(path, table string) string {
 	}
 	sql := `INSERT INTO ` + table + ` (id, customer, item, quantity, amount) ` +
 		`VALUES ('you-' || lower(hex(randomblob(2))), 'You', 'Hand-made change', 1, 9.99);`
-	return "sqlite3 " + shellQuote(path) + ` "` + sql + `"`
+	// A busy timeout: without one the CLI fails at once ("database is
+	// locked") whenever the generator or wsgate is writing.
+	return "sqlite3 -cmd '.timeout 5000' " + shellQuote(path) + ` "` + sql + `"`
 }
 
 // relative returns path relative to the working directory when it lies

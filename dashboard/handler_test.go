@@ -66,7 +66,7 @@ func TestConfig(t *testing.T) {
 	if cfg.Stage != "demo" || cfg.Group != "orders" || cfg.Table != "orders" {
 		t.Errorf("config = %+v", cfg)
 	}
-	if !strings.HasPrefix(cfg.SQLiteCommand, "sqlite3 "+path+" ") || !strings.Contains(cfg.SQLiteCommand, "INSERT INTO orders") {
+	if !strings.HasPrefix(cfg.SQLiteCommand, "sqlite3 -cmd '.timeout 5000' "+path+" ") || !strings.Contains(cfg.SQLiteCommand, "INSERT INTO orders") {
 		t.Fatalf("sqliteCommand = %q, want an INSERT through sqlite3 on %s", cfg.SQLiteCommand, path)
 	}
 
@@ -89,11 +89,11 @@ func TestConfig(t *testing.T) {
 
 func TestDefaultSQLiteCommandQuotesPath(t *testing.T) {
 	for _, tc := range []struct{ name, path, prefix string }{
-		{"plain", "demo.db", "sqlite3 demo.db "},
-		{"absolute", "/var/lib/wsgate/demo.db", "sqlite3 /var/lib/wsgate/demo.db "},
-		{"space", "my dir/demo.db", "sqlite3 'my dir/demo.db' "},
-		{"quote", "it's.db", `sqlite3 'it'\''s.db' `},
-		{"in memory", "", "sqlite3 wsgate-demo.db "},
+		{"plain", "demo.db", "sqlite3 -cmd '.timeout 5000' demo.db "},
+		{"absolute", "/var/lib/wsgate/demo.db", "sqlite3 -cmd '.timeout 5000' /var/lib/wsgate/demo.db "},
+		{"space", "my dir/demo.db", "sqlite3 -cmd '.timeout 5000' 'my dir/demo.db' "},
+		{"quote", "it's.db", `sqlite3 -cmd '.timeout 5000' 'it'\''s.db' `},
+		{"in memory", "", "sqlite3 -cmd '.timeout 5000' wsgate-demo.db "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := dashboard.DefaultSQLiteCommand(tc.path, "orders"); !strings.HasPrefix(got, tc.prefix) {

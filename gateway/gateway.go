@@ -30,6 +30,7 @@ type Gateway struct {
 	selector *SelectionExpression
 	verifier *sigv4.Verifier
 	auth     *authorizer // nil unless authorizationType is CUSTOM
+	ext      map[string]http.Handler
 
 	slowConsumer time.Duration
 	writeTimeout time.Duration
@@ -79,6 +80,9 @@ type Options struct {
 	// ManagementEndpoint is the http://ADDR/{stage} that command handlers
 	// call back; the server sets it once the listener is bound.
 	ManagementEndpoint string
+	// Extensions serve more management paths: /{stage}/{name}, e.g.
+	// "@streams", after the same SigV4 verification.
+	Extensions map[string]http.Handler
 }
 
 // New validates cfg (applying defaults) and builds the gateway and its
@@ -109,6 +113,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		writeTimeout: time.Duration(cfg.WriteTimeoutSeconds) * time.Second,
 		closeWait:    2 * time.Second,
 		stop:         make(chan struct{}),
+		ext:          opts.Extensions,
 	}
 	g.baseCtx, g.cancel = context.WithCancel(context.Background())
 

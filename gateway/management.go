@@ -36,6 +36,10 @@ func (g *Gateway) manage(w http.ResponseWriter, r *http.Request, rest string) {
 	case "@groups", "%40groups":
 		g.groups(w, r, tail)
 	default:
+		if h := g.ext[strings.Replace(seg, "%40", "@", 1)]; h != nil && tail == "" {
+			h.ServeHTTP(w, r)
+			return
+		}
 		writeAPIError(w, errNotFound.with("No method found matching route "+g.cfg.Stage+"/"+rest+" for http method "+r.Method+"."))
 	}
 }

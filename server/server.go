@@ -11,6 +11,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -158,7 +159,10 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: logger, hub: hub.NewMemory(), mux: http.NewServeMux(), ln: ln}
 	endpoint := "http://" + ln.Addr().String() + "/" + cfg.Stage
-	s.gw, err = gateway.New(cfg.Config, gateway.Options{Hub: s.hub, Logger: logger, ManagementEndpoint: endpoint})
+	s.gw, err = gateway.New(cfg.Config, gateway.Options{
+		Hub: s.hub, Logger: logger, ManagementEndpoint: endpoint,
+		Extensions: map[string]http.Handler{"@streams": http.HandlerFunc(s.serveStreams)},
+	})
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -202,6 +206,17 @@ func (s *Server) buildStream(sc streams.Config, endpoint string) (*stream, error
 	}
 	if err != nil {
 		return nil, err
+	}
+	// Capture starts before the server says it is listening: a source that
+	// installs capture in the database (sqlite's triggers) does it now,
+	// so no write made after start-up is missed.
+	if in, ok := src.(interface{ Install(context.Context) error }); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := in.Install(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("installing change capture: %w", err)
+		}
 	}
 	st := &stream{name: sc.DisplayName(), source: src}
 	if sc.Target.Group != "" {
@@ -279,6 +294,13 @@ func (s *Server) Start() {
 			}
 		}()
 	}
+	if len(s.streams) > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.logProgress(ctx, time.Minute)
+		}()
+	}
 	s.log.Info("wsgate listening", "addr", s.Addr(), "websocket", "ws://"+s.Addr()+"/"+s.cfg.Stage,
 		"management", "http://"+s.Addr()+"/"+s.cfg.Stage+"/@connections")
 }
@@ -312,6 +334,54 @@ func (s *Server) release() {
 		}
 	}
 	_ = s.ln.Close()
+}
+
+// serveStreams answers GET /{stage}/@streams (SigV4-verified by the
+// gateway): each stream's records delivered, lag in milliseconds and last
+// transient error.
+func (s *Server) serveStreams(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("x-amzn-ErrorType", "NotFoundException")
+		http.Error(w, `{"message":"No method found matching route @streams for http method `+r.Method+`."}`, http.StatusNotFound)
+		return
+	}
+	type streamJSON struct {
+		Name      string `json:"name"`
+		Delivered int64  `json:"delivered"`
+		LagMillis int64  `json:"lagMillis"`
+		LastError string `json:"lastError,omitempty"`
+	}
+	out := struct {
+		Streams []streamJSON `json:"streams"`
+	}{Streams: []streamJSON{}}
+	for _, st := range s.streams {
+		ss := st.source.Stats()
+		out.Streams = append(out.Streams, streamJSON{st.name, ss.Delivered, ss.Lag.Milliseconds(), ss.LastError})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// logProgress logs each stream's progress every interval, when it changed.
+func (s *Server) logProgress(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last := map[string]streams.Stats{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for _, st := range s.streams {
+				ss := st.source.Stats()
+				if ss == last[st.name] {
+					continue
+				}
+				last[st.name] = ss
+				s.log.Info("stream progress", "stream", st.name, "delivered", ss.Delivered, "lag", ss.Lag, "lastError", ss.LastError)
+			}
+		}
+	}
 }
 
 // StreamStats reports each stream's source progress, by name.

@@ -43,7 +43,7 @@ func TestDemoInChromium(t *testing.T) {
 	}
 	sql := func(stmt string) {
 		t.Helper()
-		if out, err := exec.Command(sqlite, db, stmt).CombinedOutput(); err != nil {
+		if out, err := exec.Command(sqlite, "-cmd", ".timeout 5000", db, stmt).CombinedOutput(); err != nil {
 			t.Fatalf("sqlite3 %q: %v\n%s", stmt, err, out)
 		}
 	}
