@@ -451,10 +451,10 @@ func (c *conn) message(op ws.OpCode, msg []byte) (closeReason, bool) {
 	// (TCP pushes back on the client) until one finishes.
 	c.inflight <- struct{}{}
 	c.gw.track.Add(1)
-	go func() {
+	c.gw.workers.Go(func() {
 		defer func() { <-c.inflight; c.gw.track.Done() }()
 		c.gw.route(c, body, b64)
-	}()
+	})
 	return closeReason{}, false
 }
 

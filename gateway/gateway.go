@@ -31,6 +31,7 @@ type Gateway struct {
 	verifier *sigv4.Verifier
 	auth     *authorizer // nil unless authorizationType is CUSTOM
 	ext      map[string]http.Handler
+	workers  *workers
 
 	slowConsumer time.Duration
 	writeTimeout time.Duration
@@ -114,6 +115,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		closeWait:    2 * time.Second,
 		stop:         make(chan struct{}),
 		ext:          opts.Extensions,
+		workers:      newWorkers(),
 	}
 	g.baseCtx, g.cancel = context.WithCancel(context.Background())
 
@@ -311,12 +313,12 @@ func (g *Gateway) disconnect(s *session, r closeReason) {
 	requestID := newID(g.node)
 	ev := g.disconnectEvent(s, requestID, r.Code, r.Reason, time.Now())
 	g.track.Add(1)
-	go func() {
+	g.workers.Go(func() {
 		defer g.track.Done()
 		if _, err := g.invoke(rt, ev, requestID, ""); err != nil {
 			g.log.Warn("$disconnect integration failed", "connectionId", s.connectionID, "requestId", requestID, "error", err)
 		}
-	}()
+	})
 }
 
 // sweep closes connections past the idle timeout or the maximum duration.
