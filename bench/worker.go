@@ -42,10 +42,9 @@ type command struct {
 	Slow   int    `json:"slow,omitempty"`   // this many connections never read
 
 	// collect
-	Expect   int64   `json:"expect,omitempty"`
-	Timeout  float64 `json:"timeout,omitempty"` // seconds
-	Samples  bool    `json:"samples,omitempty"`
-	SkipSlow bool    `json:"skipSlow,omitempty"`
+	Expect  int64   `json:"expect,omitempty"`
+	Timeout float64 `json:"timeout,omitempty"` // seconds
+	Samples bool    `json:"samples,omitempty"`
 
 	// post and echo
 	Rate     float64 `json:"rate,omitempty"`     // per second for this worker; 0: closed loop
