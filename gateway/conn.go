@@ -85,12 +85,17 @@ func (c *conn) Info() hub.Info {
 
 // Send implements hub.Conn: it queues a text frame and never blocks.
 func (c *conn) Send(m *hub.Message) error {
-	return c.enqueue(m.Frame(textFrame), true)
+	return c.send(m.Frame(textFrame), true, !m.Fanout())
 }
 
-// enqueue adds an encoded frame. data marks data frames, which count for
-// the idle timer and for the queue bound (control frames always fit).
-func (c *conn) enqueue(frame []byte, data bool) error {
+// enqueue sends a frame the gateway makes (answers, error frames, control
+// frames), inline when the connection is idle.
+func (c *conn) enqueue(frame []byte, data bool) error { return c.send(frame, data, true) }
+
+// send adds an encoded frame. data marks data frames, which count for the
+// idle timer and for the queue bound (control frames always fit). inline
+// lets an idle connection's frame be written in the caller's goroutine.
+func (c *conn) send(frame []byte, data, inline bool) error {
 	c.mu.Lock()
 	if c.state != stateOpen {
 		c.mu.Unlock()
@@ -110,9 +115,9 @@ func (c *conn) enqueue(frame []byte, data bool) error {
 		}
 		return hub.ErrQueueFull
 	}
-	if !c.writing && len(c.queue) == 0 && c.rc != nil {
-		// Idle connection: write inline with one non-blocking syscall, so a
-		// publish to N idle members costs N syscalls and no goroutines.
+	if inline && !c.writing && len(c.queue) == 0 && c.rc != nil {
+		// Idle connection: write inline with one non-blocking syscall, no
+		// goroutine hand-off (lower latency for a single send).
 		c.writing = true
 		c.mu.Unlock()
 		c.writeInline(frame)

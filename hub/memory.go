@@ -207,6 +207,7 @@ func (h *Memory) Publish(_ context.Context, name string, m *Message) (Delivery, 
 		return Delivery{}, nil
 	}
 	members := g.snapshot()
+	m.fanout = true // set before any member sees m
 	workers := min(runtime.GOMAXPROCS(0), len(members)/(parallelPublish/2))
 	if workers < 2 {
 		return sendAll(members, m), nil
