@@ -111,7 +111,7 @@ func (c *conn) send(frame []byte, data, inline bool) error {
 		}
 		c.mu.Unlock()
 		if slow {
-			c.Close(closeSlowConsumer.Code, closeSlowConsumer.Reason)
+			c.closeWith(closeSlowConsumer)
 		}
 		return hub.ErrQueueFull
 	}

@@ -27,7 +27,6 @@ func (e apiError) with(msg string) *apiError {
 var (
 	errGone            = &apiError{http.StatusGone, "GoneException", "The connection does not exist or is closed."}
 	errForbidden       = &apiError{http.StatusForbidden, "ForbiddenException", "Forbidden"}
-	errMissingAuth     = &apiError{http.StatusForbidden, "MissingAuthenticationTokenException", "Missing Authentication Token"}
 	errPayloadTooLarge = &apiError{http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Request entity too large: the limit is 131072 bytes."}
 	errQueueFull       = &apiError{http.StatusTooManyRequests, "LimitExceededException", "The connection's outbound buffer is full: the client is not reading fast enough."}
 	errBadRequest      = &apiError{http.StatusBadRequest, "BadRequestException", "Bad request"}

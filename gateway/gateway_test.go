@@ -706,7 +706,7 @@ func TestProtocolErrors(t *testing.T) {
 		"reserved bit":           masked(0x80|0x40|0x1, "x"),
 		"unmasked client frame":  {0x81, 0x01, 'x'},
 		"reserved opcode":        masked(0x80|0x3, "x"),
-		"continuation first":     masked(0x80|0x0, "x"),
+		"continuation first":     masked(0x80, "x"), // FIN, opcode 0
 		"fragmented control":     masked(0x09, "x"),
 		"close with bad code":    masked(0x88, "\x03\xe7"), // 999
 		"close with 1-byte body": masked(0x88, "\x03"),

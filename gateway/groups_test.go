@@ -130,7 +130,7 @@ func TestGroups(t *testing.T) {
 	if resp.StatusCode != 200 || len(list.Connections) != 2 || list.NextToken == "" || list.Connections[0].Identity.SourceIP != "127.0.0.1" {
 		t.Fatalf("listing: %d %s", resp.StatusCode, b)
 	}
-	resp, b = tg.signed(t, "GET", "/dev/@connections?maxResults=2&nextToken="+list.NextToken, nil)
+	_, b = tg.signed(t, "GET", "/dev/@connections?maxResults=2&nextToken="+list.NextToken, nil)
 	var rest struct {
 		Connections []json.RawMessage `json:"connections"`
 		NextToken   string            `json:"nextToken"`

@@ -196,8 +196,9 @@ func (g *group) snapshot() []Conn {
 }
 
 // parallelPublish is the group size from which a publish is spread over
-// GOMAXPROCS goroutines: each Send may be a write syscall, so a large
-// fan-out is bound by syscalls per core.
+// GOMAXPROCS goroutines: each Send costs a lock, and for the gateway's
+// connections the start of a writer goroutine (Message.Fanout), so a large
+// group's hand-off is spread over the cores as its writes are.
 const parallelPublish = 256
 
 // Publish implements Hub.
