@@ -16,7 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsgate/wsgate/client"
-	"github.com/wsgate/wsgate/client/clienttest"
+	"github.com/wsgate/wsgate/internal/clienttest"
 )
 
 func newClient(t *testing.T, g *clienttest.Gateway) *client.Client {

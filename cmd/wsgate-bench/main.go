@@ -15,7 +15,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/wsgate/wsgate/bench"
+	"github.com/wsgate/wsgate/internal/bench"
 )
 
 func main() {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/wsgate/wsgate/client/clienttest"
+	"github.com/wsgate/wsgate/internal/clienttest"
 	"github.com/wsgate/wsgate/internal/testenv"
 )
 

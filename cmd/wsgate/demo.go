@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/wsgate/wsgate/dashboard"
+	"github.com/wsgate/wsgate/internal/dashboard"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/server"

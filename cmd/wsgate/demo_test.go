@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsgate/wsgate/dashboard/dashboardtest"
+	"github.com/wsgate/wsgate/internal/dashboardtest"
 	"github.com/wsgate/wsgate/internal/testenv"
 )
 

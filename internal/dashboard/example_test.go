@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/wsgate/wsgate/dashboard"
+	"github.com/wsgate/wsgate/internal/dashboard"
 )
 
 // Example shows how `wsgate demo` composes the dashboard: one SQLite file,

@@ -22,8 +22,8 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/gorilla/websocket"
 
-	"github.com/wsgate/wsgate/dashboard"
-	"github.com/wsgate/wsgate/dashboard/dashboardtest"
+	"github.com/wsgate/wsgate/internal/dashboard"
+	"github.com/wsgate/wsgate/internal/dashboardtest"
 	"github.com/wsgate/wsgate/internal/testenv"
 )
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsgate/wsgate/dashboard"
+	"github.com/wsgate/wsgate/internal/dashboard"
 	"github.com/wsgate/wsgate/internal/testenv"
 )
 

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wsgate/wsgate/dashboard"
+	"github.com/wsgate/wsgate/internal/dashboard"
 	"github.com/wsgate/wsgate/internal/testenv"
 )
 

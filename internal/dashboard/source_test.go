@@ -15,8 +15,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/wsgate/wsgate/dashboard"
-	"github.com/wsgate/wsgate/dashboard/dashboardtest"
+	"github.com/wsgate/wsgate/internal/dashboard"
+	"github.com/wsgate/wsgate/internal/dashboardtest"
 	"github.com/wsgate/wsgate/internal/testenv"
 	"github.com/wsgate/wsgate/streams"
 	"github.com/wsgate/wsgate/streams/sqlite"
