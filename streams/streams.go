@@ -2,6 +2,7 @@ package streams
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -96,4 +97,28 @@ type SourceConfig struct {
 	// PollMillis is how often an idle source polls: sqlite default 20,
 	// dynamodb default 1000.
 	PollMillis int `json:"pollMillis,omitempty"`
+}
+
+// Permanent marks err as one that retrying cannot heal (bad configuration,
+// a table that does not exist and may not be created, lost permission,
+// corrupt state that needs a person). A Source returns such errors from Run
+// wrapped with Permanent; every other error Run returns is treated by the
+// supervisor as transient and the source is restarted with backoff.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// IsPermanent reports whether err, or any error it wraps, was marked by
+// Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
 }
