@@ -2,6 +2,7 @@ package streams
 
 import (
 	"context"
+	"math/rand/v2"
 	"time"
 )
 
@@ -47,6 +48,13 @@ func (b Backoff) Delay(n int) time.Duration {
 		d *= 2
 	}
 	return min(d, b.Max)
+}
+
+// Jittered is Delay(n) spread over [Delay(n)/2, Delay(n)], so that
+// streams failing together do not retry in step.
+func (b Backoff) Jittered(n int) time.Duration {
+	d := b.Delay(n)
+	return d/2 + rand.N(d/2+1)
 }
 
 // Sleep waits for d or until ctx is done, and returns ctx's error then.

@@ -13,22 +13,28 @@ import (
 	"github.com/wsgate/wsgate/integration"
 )
 
-// groupRecorder is a Publisher that keeps what was published, failing when
-// fail is set.
+// groupRecorder is a CountingPublisher that keeps what was published,
+// failing when fail is set; it reports members queued and full skipped.
 type groupRecorder struct {
-	mu   sync.Mutex
-	fail error
-	got  []string // group + " " + data
+	mu            sync.Mutex
+	fail          error
+	members, full int
+	got           []string // group + " " + data
 }
 
 func (g *groupRecorder) Publish(ctx context.Context, group string, data []byte) error {
+	_, _, err := g.PublishCounted(ctx, group, data)
+	return err
+}
+
+func (g *groupRecorder) PublishCounted(ctx context.Context, group string, data []byte) (int, int, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.fail != nil {
-		return g.fail
+		return 0, 0, g.fail
 	}
 	g.got = append(g.got, group+" "+string(data))
-	return nil
+	return g.members, g.full, nil
 }
 
 func TestGroupTarget(t *testing.T) {
@@ -59,6 +65,28 @@ func TestGroupTarget(t *testing.T) {
 	p.fail = errors.New("hub closed")
 	if err := g.Handle(context.Background(), "s", recs); err == nil {
 		t.Fatal("publish error not returned; the source would advance past undelivered records")
+	}
+}
+
+// TestGroupTargetCounts: a record published to an empty group is counted
+// as reaching nobody, not as delivered to someone.
+func TestGroupTargetCounts(t *testing.T) {
+	p := &groupRecorder{}
+	g := NewGroupTarget(TargetConfig{Group: "orders", Filter: &Filter{EventNames: []string{"INSERT"}}}, p)
+	recs := records(1, 2)
+	recs[1].EventName = "REMOVE"
+	if err := g.Handle(context.Background(), "s", recs); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := g.Stats(), (GroupStats{Published: 1, Filtered: 1, NoSubscribers: 1}); got != want {
+		t.Fatalf("with no members: %+v, want %+v", got, want)
+	}
+	p.members, p.full = 2, 1
+	if err := g.Handle(context.Background(), "s", records(3, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := g.Stats(), (GroupStats{Published: 2, Filtered: 1, Queued: 2, Skipped: 1, NoSubscribers: 1}); got != want {
+		t.Fatalf("with 2 members queued and 1 full: %+v, want %+v", got, want)
 	}
 }
 

@@ -19,6 +19,15 @@
 //     integration, retrying, bisecting and honouring partial batch
 //     responses as Lambda does, and returns nil once a batch succeeded or
 //     was given up.
+//   - A Supervisor runs a Source with its target and keeps it running: an
+//     error from Run that is not marked Permanent restarts the source after
+//     a jittered exponential backoff (1 s doubling to 1 min, reset after a
+//     minute of healthy running); a Permanent one (bad configuration, a
+//     missing table, refused credentials, a corrupt checkpoint) stops it for
+//     good, logged at ERROR, in state StateFailed. Its Status gives the
+//     state, the last error and the lag: the age of the oldest change not
+//     yet delivered (Stats.OldestPending, and what it saw offered to the
+//     target but not accepted).
 //
 // # Batching
 //
@@ -34,7 +43,8 @@
 //
 // # Concurrency
 //
-// Source.Run is called once per source, on a goroutine of the caller's
+// Source.Run is called by one goroutine at a time (a Supervisor calls it
+// again after it returned an error), on a goroutine of the caller's
 // choosing; it calls Handler.Handle from that goroutine (or, for sources
 // with several shards, from at most one goroutine per shard at a time).
 // Handle blocks the shard: no later record of the shard is offered until it
@@ -46,10 +56,17 @@
 //
 // # Guarantees
 //
-// At least once and in order per shard, across restarts: a record is
-// removed from a source's durable position only after Handle returned nil
-// for it. A handler that gives up a batch (MappingTarget after its retries
-// or the record age limit) logs it and returns nil, so the shard moves on;
-// that batch is lost, as with a Lambda event source mapping without an
-// on-failure destination.
+// At least once and in order per shard, across restarts, up to the
+// target: a record is removed from a source's durable position only after
+// Handle returned nil for it. A handler that gives up a batch
+// (MappingTarget after its retries or the record age limit) logs it and
+// returns nil, so the shard moves on; that batch is lost, as with a Lambda
+// event source mapping without an on-failure destination.
+//
+// GroupTarget returns nil once a record is queued to the group's members
+// of the moment, so for WebSocket clients the guarantee is at most once, to
+// the connections subscribed when the record is published: a record
+// published to an empty group (GroupStats.NoSubscribers), for instance
+// right after a restart before clients subscribe again, reaches nobody, and
+// nothing replays it.
 package streams

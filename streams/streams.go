@@ -34,7 +34,10 @@ type Source interface {
 	// Run delivers changes to h from the last durable position until ctx is
 	// done or a fatal error occurs (bad configuration, missing table, lost
 	// permission); transient failures are retried with backoff inside Run
-	// and logged. Run returns nil when ctx is cancelled.
+	// and logged. Run returns nil when ctx is cancelled. Errors a restart
+	// cannot heal are wrapped with Permanent; a Supervisor calls Run again
+	// after any other error, so Run must be callable again once it
+	// returned.
 	Run(ctx context.Context, h Handler) error
 
 	// Stats reports what the source has done so far; safe to call from any
@@ -46,8 +49,18 @@ type Source interface {
 type Stats struct {
 	// Delivered counts records the handler accepted.
 	Delivered int64
-	// Lag is how far behind the newest change the last delivered record
-	// was (its age when delivered), zero when caught up.
+	// OldestPending is the creation time (ApproximateCreationDateTime) of
+	// the oldest change the source has read but the handler has not yet
+	// accepted: gathered for a batch, offered, or waiting to be offered
+	// again after a handler error. Zero when nothing is pending. The
+	// Supervisor reports the stream's lag from it (and from what it saw
+	// offered but not accepted), so a lag grows while a handler keeps
+	// failing instead of showing the age of the last success.
+	OldestPending time.Time
+	// Lag is the age the last delivered record had when it was
+	// delivered. Deprecated: it stays small while changes pile up behind
+	// a failing handler; use OldestPending. Only sources that do not fill
+	// OldestPending yet still set it.
 	Lag time.Duration
 	// LastError is the most recent transient error, "" when none.
 	LastError string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 )
 
 // Publisher sends a message to every connection in a group. The gateway's
@@ -14,17 +15,66 @@ type Publisher interface {
 	Publish(ctx context.Context, group string, data []byte) error
 }
 
+// CountingPublisher is a Publisher that also reports whom a message
+// reached. GroupTarget publishes through PublishCounted when its Publisher
+// has it (the server's does), and only then can tell GroupStats.Queued,
+// Skipped and NoSubscribers; with a plain Publisher they stay 0.
+type CountingPublisher interface {
+	Publisher
+	// PublishCounted is Publish that reports how many members had data
+	// queued and how many were skipped (their outbound queue was full, or
+	// they were closing). It never waits for a member's socket.
+	PublishCounted(ctx context.Context, group string, data []byte) (queued, skipped int, err error)
+}
+
 // GroupTarget publishes each record that passes Filter, as the JSON of one
 // DynamoDB stream record (what json.Marshal of an
 // events.DynamoDBEventRecord gives), to Group.
 //
-// A publish error fails the whole Handle call, so the source offers the
-// batch again and records published before the error are published again:
-// subscribers see each record at least once, in order per shard.
+// What it guarantees is at most once, in order per shard, to the
+// connections that are members of the group when the record is published,
+// and nothing to anyone else:
+//
+//   - A record published while the group has no member (for instance right
+//     after a restart, before clients subscribe again) reaches nobody; it
+//     is counted in GroupStats.NoSubscribers and is gone. A connection that
+//     joins later never gets it: there is no replay.
+//   - A member whose outbound queue is full does not get the record
+//     (GroupStats.Skipped); one that stays full is closed as a slow
+//     consumer.
+//   - Handle returns nil once every record was queued to the members of
+//     the moment, so the source advances past records nobody received:
+//     the source's at-least-once ends at the hub, not at the clients.
+//   - A publish error fails the whole Handle call, so the source offers the
+//     batch again and the records published before the error are published
+//     again: members then see them twice. The in-memory hub never fails a
+//     publish.
 type GroupTarget struct {
 	Group     string
 	Filter    *Filter
 	Publisher Publisher
+
+	stats struct {
+		published, filtered, queued, skipped, noSubscribers atomic.Int64
+	}
+}
+
+// GroupStats counts what a GroupTarget did.
+type GroupStats struct {
+	// Published counts records handed to the group (that passed the
+	// filter), whoever received them.
+	Published int64
+	// Filtered counts records the filter dropped.
+	Filtered int64
+	// Queued counts copies queued to members, summed over the records: a
+	// record published to a group of three adds 3.
+	Queued int64
+	// Skipped counts copies not queued to a member (full outbound queue,
+	// or closing), summed over the records.
+	Skipped int64
+	// NoSubscribers counts records published while the group had no
+	// member: they reached nobody and are gone.
+	NoSubscribers int64
 }
 
 var _ Handler = (*GroupTarget)(nil)
@@ -34,18 +84,43 @@ func NewGroupTarget(cfg TargetConfig, p Publisher) *GroupTarget {
 	return &GroupTarget{Group: cfg.Group, Filter: cfg.Filter, Publisher: p}
 }
 
+// Stats reports what the target did so far; safe for concurrent use.
+func (t *GroupTarget) Stats() GroupStats {
+	return GroupStats{
+		Published:     t.stats.published.Load(),
+		Filtered:      t.stats.filtered.Load(),
+		Queued:        t.stats.queued.Load(),
+		Skipped:       t.stats.skipped.Load(),
+		NoSubscribers: t.stats.noSubscribers.Load(),
+	}
+}
+
 // Handle publishes recs in order and stops at the first error.
 func (t *GroupTarget) Handle(ctx context.Context, shard string, recs []Record) error {
 	for i := range recs {
 		if !t.Filter.Match(&recs[i]) {
+			t.stats.filtered.Add(1)
 			continue
 		}
 		data, err := json.Marshal(&recs[i])
 		if err != nil {
 			return fmt.Errorf("encoding record %s: %w", recs[i].EventID, err)
 		}
-		if err := t.Publisher.Publish(ctx, t.Group, data); err != nil {
+		cp, counted := t.Publisher.(CountingPublisher)
+		var queued, skipped int
+		if counted {
+			queued, skipped, err = cp.PublishCounted(ctx, t.Group, data)
+		} else {
+			err = t.Publisher.Publish(ctx, t.Group, data)
+		}
+		if err != nil {
 			return fmt.Errorf("publishing to group %s: %w", t.Group, err)
+		}
+		t.stats.published.Add(1)
+		t.stats.queued.Add(int64(queued))
+		t.stats.skipped.Add(int64(skipped))
+		if counted && queued+skipped == 0 {
+			t.stats.noSubscribers.Add(1)
 		}
 	}
 	return nil
