@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/wsgate/wsgate/streams"
 )
 
 // checkpoint is the durable position of one stream: per shard the last
@@ -41,28 +44,65 @@ type shardState struct {
 	Finished bool `json:"finished,omitempty"`
 }
 
-// loadCheckpoint reads path; a missing file is an empty checkpoint. fresh
-// reports that no position for streamARN was found.
-func loadCheckpoint(path, streamARN string) (c *checkpoint, fresh bool, err error) {
-	c = &checkpoint{path: path}
+// readCheckpoint reads path; a missing file is an empty checkpoint. A file
+// that cannot be parsed (truncated, empty, overwritten) or that names no
+// stream is corrupt, and so is one wsgate may not read: the error is
+// streams.Permanent and says how to recover, because guessing a position
+// would skip changes (LATEST) or repeat them (TRIM_HORIZON) without anyone
+// knowing. start is the configured StartingPosition, for that message.
+func readCheckpoint(path, start string) (*checkpoint, error) {
+	c := &checkpoint{path: path}
 	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		c.state.Shards = map[string]shardState{}
+		return c, nil
+	case errors.Is(err, fs.ErrPermission):
+		return nil, streams.Permanent(fmt.Errorf("reading checkpoint: %w: give wsgate read and write access to it and its directory, then restart wsgate", err))
 	case err != nil:
-		return nil, false, fmt.Errorf("reading checkpoint: %w", err)
-	default:
-		if err := json.Unmarshal(b, &c.state); err != nil {
-			return nil, false, fmt.Errorf("parsing checkpoint %s: %w", path, err)
-		}
+		return nil, fmt.Errorf("reading checkpoint: %w", err)
 	}
-	if c.state.StreamARN != streamARN {
-		fresh = true
-		c.state = checkpointFile{StreamARN: streamARN}
+	if err := json.Unmarshal(b, &c.state); err != nil {
+		return nil, corruptCheckpoint(path, start, err)
+	}
+	if c.state.StreamARN == "" {
+		return nil, corruptCheckpoint(path, start, errors.New("it names no streamArn"))
 	}
 	if c.state.Shards == nil {
 		c.state.Shards = map[string]shardState{}
 	}
-	return c, fresh, nil
+	return c, nil
+}
+
+func corruptCheckpoint(path, start string, cause error) error {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	skip := "changes made since the last checkpoint are then skipped"
+	if start == "TRIM_HORIZON" {
+		skip = "up to 24 hours of changes are then delivered again"
+	}
+	return streams.Permanent(fmt.Errorf("checkpoint file %s is corrupt (%v) and wsgate will not guess the stream's position: "+
+		"restore the file from a backup, or move it aside to start again at startingPosition %s (%s), then restart wsgate",
+		path, cause, start, skip))
+}
+
+// useStream keeps the positions when they belong to arn and reports
+// whether there were none (fresh). Positions of another stream (the table's
+// stream was disabled and enabled again, which gives it a new ARN) mean
+// nothing on this one and are dropped.
+func (c *checkpoint) useStream(arn string, logger *slog.Logger) (fresh bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state.StreamARN == arn {
+		return false
+	}
+	if c.state.StreamARN != "" {
+		logger.Warn("checkpoint holds positions of another stream; starting this one afresh",
+			"checkpoint", c.path, "checkpointStream", c.state.StreamARN)
+	}
+	c.state = checkpointFile{StreamARN: arn, Shards: map[string]shardState{}}
+	return true
 }
 
 // shard returns the state of one shard.
@@ -142,7 +182,9 @@ func (c *checkpoint) update(shard string, f func(*shardState)) error {
 }
 
 // saveLocked writes the file atomically: a temporary file in the same
-// directory, synced, then renamed over the old one.
+// directory, synced, renamed over the old one, and the directory synced so
+// the rename itself survives a crash. A reader therefore sees the old file
+// or the new one, never a part of either.
 func (c *checkpoint) saveLocked() error {
 	b, err := json.MarshalIndent(c.state, "", "  ")
 	if err != nil {
@@ -167,5 +209,21 @@ func (c *checkpoint) saveLocked() error {
 		os.Remove(f.Name())
 		return fmt.Errorf("writing checkpoint: %w", err)
 	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("writing checkpoint: %w", err)
+	}
 	return nil
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -34,7 +34,8 @@
 // ProvisionedThroughputExceededException, ThrottlingException) and other
 // failures back off exponentially with jitter (100 ms doubling to 30 s) on
 // top of the SDK's own retries. A missing table or stream, a table without
-// a stream and refused credentials end Run with an error.
+// a stream and refused credentials end Run with an error marked
+// streams.Permanent, which a streams.Supervisor does not restart.
 //
 // # Delivery and checkpoint
 //
@@ -44,12 +45,18 @@
 // shard as Lambda does. The checkpoint file (SourceConfig.Checkpoint,
 // default "wsgate-checkpoint-<table>.json") is JSON
 // ({"streamArn":…,"shards":{"<shardId>":{"start":…,"sequenceNumber":…,"finished":true}}}),
-// rewritten atomically (temporary file, fsync, rename) on every change.
+// rewritten atomically (temporary file, fsync, rename, fsync of the
+// directory) on every change.
 // A restart resumes after the last accepted record of every shard and
 // skips finished shards: nothing accepted is delivered again and nothing
 // is skipped. Positions for another stream ARN (the stream was disabled
-// and re-enabled) are discarded. Shards no longer listed are dropped from
-// the file.
+// and re-enabled) are discarded, with a warning. Shards no longer listed
+// are dropped from the file. The file is read before AWS is called: one
+// that cannot be parsed (truncated, empty) or names no stream ends Run at
+// once with a Permanent error naming the file and the way out (restore it,
+// or move it aside to start again at StartingPosition); wsgate never
+// replaces it with a fresh start on its own, since that would silently skip
+// or repeat changes.
 //
 // Records keep the eventID, eventName, eventVersion, awsRegion, userIdentity
 // and the dynamodb block (Keys, NewImage, OldImage, SequenceNumber,
@@ -62,8 +69,7 @@
 // concurrently for different shards but never twice at once for one shard,
 // and a shard's records arrive in order. Run's goroutine owns discovery and
 // waits for every reader before it returns. The checkpoint is shared by
-// the readers under a mutex. Stats is safe from any goroutine; its Lag is
-// the largest among the shards being read, measured at delivery from
-// ApproximateCreationDateTime and zero once a shard's poll comes back
-// empty.
+// the readers under a mutex. Stats is safe from any goroutine; its
+// OldestPending is the ApproximateCreationDateTime of the oldest record
+// read and not yet accepted, over the shards being read.
 package dynamodb

@@ -3,13 +3,11 @@ package dynamodb
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,55 +16,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/wsgate/wsgate/internal/streamtest"
 	"github.com/wsgate/wsgate/internal/testenv"
 	"github.com/wsgate/wsgate/streams"
 )
 
 const waitFor = 20 * time.Second
-
-// collector is a Handler that keeps what it accepted and can fail the
-// next calls on request.
-type collector struct {
-	mu      sync.Mutex
-	shards  []string
-	batches [][]streams.Record
-	offered [][]streams.Record
-	fail    int
-}
-
-func (c *collector) Handle(_ context.Context, shard string, recs []streams.Record) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.offered = append(c.offered, recs)
-	if c.fail > 0 {
-		c.fail--
-		return errors.New("injected failure")
-	}
-	c.shards = append(c.shards, shard)
-	c.batches = append(c.batches, recs)
-	return nil
-}
-
-func (c *collector) records() []streams.Record {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var all []streams.Record
-	for _, b := range c.batches {
-		all = append(all, b...)
-	}
-	return all
-}
-
-func (c *collector) waitRecords(t *testing.T, n int) []streams.Record {
-	t.Helper()
-	testenv.Eventually(t, waitFor, func() error {
-		if got := len(c.records()); got < n {
-			return fmt.Errorf("have %d records, want %d", got, n)
-		}
-		return nil
-	})
-	return c.records()
-}
 
 func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -128,7 +83,7 @@ func TestPutUpdateDeleteArrive(t *testing.T) {
 	table := uniqueTable("items")
 	arn := createTable(t, db, table, true)
 	ckpt := filepath.Join(t.TempDir(), "ckpt.json")
-	h := &collector{}
+	h := &streamtest.Collector{}
 	r := run(t, streams.SourceConfig{Type: "dynamodb", Table: table, Endpoint: endpoint, Region: "us-east-1",
 		StartingPosition: "TRIM_HORIZON", Checkpoint: ckpt, PollMillis: 20}, h)
 
@@ -152,7 +107,7 @@ func TestPutUpdateDeleteArrive(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	recs := h.waitRecords(t, 3)
+	recs := h.WaitRecords(t, waitFor, 3)
 	if len(recs) != 3 {
 		t.Fatalf("got %d records, want 3", len(recs))
 	}
@@ -213,10 +168,8 @@ func TestPutUpdateDeleteArrive(t *testing.T) {
 	if st := r.src.Stats(); st.Delivered != 3 {
 		t.Errorf("Stats.Delivered = %d, want 3", st.Delivered)
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.shards) == 0 || !strings.HasPrefix(h.shards[0], "shardId-") {
-		t.Errorf("shard ids = %v, want the stream's shard ids", h.shards)
+	if b := h.Accepted(); len(b) == 0 || !strings.HasPrefix(b[0].Shard, "shardId-") {
+		t.Errorf("batches = %v, want them on the stream's shard ids", b)
 	}
 }
 
@@ -228,21 +181,21 @@ func TestRestartResumesFromCheckpoint(t *testing.T) {
 	cfg := streams.SourceConfig{Type: "dynamodb", Table: table, Endpoint: endpoint,
 		StartingPosition: "TRIM_HORIZON", Checkpoint: filepath.Join(t.TempDir(), "ckpt.json"), PollMillis: 20}
 
-	h1 := &collector{}
+	h1 := &streamtest.Collector{}
 	r1 := run(t, cfg, h1)
 	for _, id := range []string{"1", "2", "3"} {
 		put(t, db, table, key(id))
 	}
-	h1.waitRecords(t, 3)
+	h1.WaitRecords(t, waitFor, 3)
 	r1.halt(t)
 
 	for _, id := range []string{"4", "5"} {
 		put(t, db, table, key(id))
 	}
-	h2 := &collector{}
+	h2 := &streamtest.Collector{}
 	r2 := run(t, cfg, h2)
 	put(t, db, table, key("6"))
-	recs := h2.waitRecords(t, 3)
+	recs := h2.WaitRecords(t, waitFor, 3)
 	r2.halt(t)
 	var ids []string
 	for _, r := range recs {
@@ -262,18 +215,16 @@ func TestHandlerErrorRedelivers(t *testing.T) {
 	createTable(t, db, table, true)
 	put(t, db, table, key("x"))
 	put(t, db, table, key("y"))
-	h := &collector{fail: 2}
+	h := streamtest.Refusing(streamtest.FailFirst(2))
 	r := run(t, streams.SourceConfig{Type: "dynamodb", Table: table, Endpoint: endpoint,
 		StartingPosition: "TRIM_HORIZON", Checkpoint: filepath.Join(t.TempDir(), "ckpt.json"), PollMillis: 20}, h)
-	recs := h.waitRecords(t, 2)
-	h.mu.Lock()
-	offered := h.offered
-	h.mu.Unlock()
+	recs := h.WaitRecords(t, waitFor, 2)
+	offered := h.Offers()
 	if len(offered) != 3 {
 		t.Fatalf("handler was offered %d batches, want 3 (two failures, one success)", len(offered))
 	}
-	for i, b := range offered {
-		if len(b) != 2 || b[0].EventID != recs[0].EventID || b[1].EventID != recs[1].EventID {
+	for i, o := range offered {
+		if b := o.Records; len(b) != 2 || b[0].EventID != recs[0].EventID || b[1].EventID != recs[1].EventID {
 			t.Errorf("offer %d is not the same batch", i)
 		}
 	}
@@ -303,8 +254,8 @@ func TestTableErrorsAreFatal(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 			defer cancel()
-			if err := src.Run(ctx, &collector{}); err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("Run = %v, want an error containing %q", err, tt.want)
+			if err := src.Run(ctx, &streamtest.Collector{}); err == nil || !strings.Contains(err.Error(), tt.want) || !streams.IsPermanent(err) {
+				t.Errorf("Run = %v, want a permanent error containing %q", err, tt.want)
 			}
 		})
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/streamtest"
 	"github.com/wsgate/wsgate/internal/testenv"
 	"github.com/wsgate/wsgate/streams"
 )
@@ -197,9 +198,9 @@ func TestLineagePagingAndErrors(t *testing.T) {
 	cfg := streams.SourceConfig{Type: "dynamodb", StreamARN: fakeARN, Endpoint: srv.URL,
 		StartingPosition: "TRIM_HORIZON", Checkpoint: filepath.Join(t.TempDir(), "ckpt.json"), PollMillis: 10}
 
-	h := &collector{}
+	h := &streamtest.Collector{}
 	r := run(t, cfg, h)
-	recs := h.waitRecords(t, 7)
+	recs := h.WaitRecords(t, waitFor, 7)
 	r.halt(t)
 
 	var order []string
@@ -218,17 +219,15 @@ func TestLineagePagingAndErrors(t *testing.T) {
 	if pos("100") > pos("101") || pos("101") > pos("102") || pos("200") > pos("201") {
 		t.Errorf("records of a shard out of order: %v", order)
 	}
-	h.mu.Lock()
-	for i, b := range h.batches {
-		for _, rec := range b {
-			if want := map[string]string{"1": "shardId-P", "2": "shardId-C1", "3": "shardId-C2", "4": "shardId-G"}[rec.Change.SequenceNumber[:1]]; h.shards[i] != want {
-				t.Errorf("record %s handed over as shard %s, want %s", rec.Change.SequenceNumber, h.shards[i], want)
+	for _, b := range h.Accepted() {
+		for _, rec := range b.Records {
+			if want := map[string]string{"1": "shardId-P", "2": "shardId-C1", "3": "shardId-C2", "4": "shardId-G"}[rec.Change.SequenceNumber[:1]]; b.Shard != want {
+				t.Errorf("record %s handed over as shard %s, want %s", rec.Change.SequenceNumber, b.Shard, want)
 			}
 		}
 	}
-	h.mu.Unlock()
 
-	ck, _, err := loadCheckpoint(cfg.Checkpoint, fakeARN)
+	ck, err := readCheckpoint(cfg.Checkpoint, "TRIM_HORIZON")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,9 +261,9 @@ func TestLineagePagingAndErrors(t *testing.T) {
 	// LATEST only applies to a new checkpoint's first listing: E, new
 	// since, must still be read from its start.
 	cfg.StartingPosition = "LATEST"
-	h2 := &collector{}
+	h2 := &streamtest.Collector{}
 	r2 := run(t, cfg, h2)
-	h2.waitRecords(t, 2)
+	h2.WaitRecords(t, waitFor, 2)
 	testenv.Eventually(t, waitFor, func() error {
 		fake.mu.Lock()
 		defer fake.mu.Unlock()
@@ -275,13 +274,13 @@ func TestLineagePagingAndErrors(t *testing.T) {
 	})
 	r2.halt(t)
 	var seqs []string
-	for _, rec := range h2.records() {
+	for _, rec := range h2.Records() {
 		seqs = append(seqs, rec.Change.SequenceNumber)
 	}
 	if strings.Join(seqs, ",") != "202,500" {
 		t.Errorf("second run delivered %v, want 202 then 500", seqs)
 	}
-	ck, _, err = loadCheckpoint(cfg.Checkpoint, fakeARN)
+	ck, err = readCheckpoint(cfg.Checkpoint, "TRIM_HORIZON")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,10 +335,10 @@ func TestDeletedStreamEndsRun(t *testing.T) {
 	}
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
-	h := &collector{}
+	h := &streamtest.Collector{}
 	r := run(t, streams.SourceConfig{Type: "dynamodb", StreamARN: fakeARN, Endpoint: srv.URL,
 		StartingPosition: "TRIM_HORIZON", Checkpoint: filepath.Join(t.TempDir(), "ckpt.json"), PollMillis: 10}, h)
-	h.waitRecords(t, 1)
+	h.WaitRecords(t, waitFor, 1)
 	fake.mu.Lock()
 	fake.deleted = true
 	fake.mu.Unlock()
@@ -349,8 +348,8 @@ func TestDeletedStreamEndsRun(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatal("Run did not return after the stream was deleted")
 	}
-	if r.err == nil || !strings.Contains(r.err.Error(), "ResourceNotFoundException") {
-		t.Errorf("Run = %v, want the ResourceNotFoundException", r.err)
+	if r.err == nil || !strings.Contains(r.err.Error(), "ResourceNotFoundException") || !streams.IsPermanent(r.err) {
+		t.Errorf("Run = %v, want the ResourceNotFoundException marked permanent", r.err)
 	}
 }
 
@@ -362,7 +361,7 @@ func TestLatestSkipsOlderRecords(t *testing.T) {
 	}
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
-	h := &collector{}
+	h := &streamtest.Collector{}
 	run(t, streams.SourceConfig{Type: "dynamodb", StreamARN: fakeARN, Endpoint: srv.URL,
 		Checkpoint: filepath.Join(t.TempDir(), "ckpt.json"), PollMillis: 10}, h)
 	testenv.Eventually(t, waitFor, func() error {
@@ -374,16 +373,11 @@ func TestLatestSkipsOlderRecords(t *testing.T) {
 		fake.shards[0].seqs = append(fake.shards[0].seqs, 3)
 		return nil
 	})
-	recs := h.waitRecords(t, 1)
+	recs := h.WaitRecords(t, waitFor, 1)
 	if len(recs) != 1 || recs[0].Change.SequenceNumber != "3" {
 		t.Errorf("LATEST delivered %d records starting at %s, want only 3", len(recs), recs[0].Change.SequenceNumber)
 	}
 }
-
-// windowed asks for batches of at most 3 records gathered over a window.
-type windowed struct{ collector }
-
-func (*windowed) Batching() (int, time.Duration) { return 3, time.Second }
 
 func TestBatchingWindowAndSize(t *testing.T) {
 	fake := &fakeStreams{
@@ -393,15 +387,14 @@ func TestBatchingWindowAndSize(t *testing.T) {
 	}
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
-	h := &windowed{}
+	// At most 3 records per batch, gathered over a window.
+	h := &streamtest.Collector{Size: 3, Window: time.Second}
 	run(t, streams.SourceConfig{Type: "dynamodb", StreamARN: fakeARN, Endpoint: srv.URL, StartingPosition: "TRIM_HORIZON",
 		Checkpoint: filepath.Join(t.TempDir(), "ckpt.json"), PollMillis: 10}, h)
-	h.waitRecords(t, 5)
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.WaitRecords(t, waitFor, 5)
 	var sizes []int
-	for _, b := range h.batches {
-		sizes = append(sizes, len(b))
+	for _, b := range h.Accepted() {
+		sizes = append(sizes, len(b.Records))
 	}
 	// The fake answers one record per GetRecords call: the first three
 	// fill a batch, the last two wait for the window.

@@ -39,7 +39,7 @@ func (s *Source) readShard(ctx context.Context, arn string, sh shardInfo, h stre
 	r := &shardReader{Source: s, arn: arn, id: sh.id, h: h, ck: ck, size: size, wait: window}
 	logger := s.logger.With("shard", sh.id)
 	logger.Debug("reading shard", "parent", sh.parent)
-	defer s.dropLag(sh.id)
+	defer s.setPending(sh.id, time.Time{})
 	var it *string
 	for ctx.Err() == nil {
 		if it == nil {
@@ -81,6 +81,7 @@ func (s *Source) readShard(ctx context.Context, arn string, sh shardInfo, h stre
 			}
 			r.pending = append(r.pending, conv)
 		}
+		r.notePending()
 		if n := len(out.Records); n > 0 {
 			r.lastSeq = aws.ToString(out.Records[n-1].Dynamodb.SequenceNumber)
 		}
@@ -95,9 +96,6 @@ func (s *Source) readShard(ctx context.Context, arn string, sh shardInfo, h stre
 		}
 		it = out.NextShardIterator
 		if len(out.Records) == 0 {
-			if len(r.pending) == 0 {
-				s.setLag(r.id, 0)
-			}
 			pause := s.poll
 			if len(r.pending) > 0 {
 				pause = min(pause, max(r.wait-time.Since(r.pendingSince), 0))
@@ -166,7 +164,7 @@ func (r *shardReader) handleError(ctx context.Context, err error, logger *slog.L
 		return true
 	}
 	r.failures++
-	d := jitter(backoff.Delay(r.failures))
+	d := backoff.Jittered(r.failures)
 	if isThrottle(err) {
 		logger.Warn("throttled, backing off", "err", err, "backoff", d)
 	} else {
@@ -192,7 +190,7 @@ func (r *shardReader) flush(ctx context.Context, logger *slog.Logger) error {
 				return ctx.Err()
 			}
 			r.setErr(fmt.Errorf("handler: %w", err))
-			d := jitter(backoff.Delay(failures))
+			d := backoff.Jittered(failures)
 			logger.Warn("handler failed, retrying", "err", err, "records", n, "backoff", d)
 			if err := streams.Sleep(ctx, d); err != nil {
 				return err
@@ -200,16 +198,29 @@ func (r *shardReader) flush(ctx context.Context, logger *slog.Logger) error {
 		}
 		last := batch[n-1]
 		r.delivered.Add(int64(n))
-		r.setLag(r.id, time.Since(last.Change.ApproximateCreationDateTime.Time))
 		if err := r.ck.advance(r.id, last.Change.SequenceNumber); err != nil {
 			r.setErr(err)
 			logger.Error("saving checkpoint", "err", err)
 		}
 		r.pending = r.pending[n:]
 		r.pendingSince = time.Now()
+		r.notePending()
 	}
 	r.pending = nil
 	return nil
+}
+
+// notePending tells Stats the creation time of the oldest record read and
+// not yet accepted (records arrive in order, so the first).
+func (r *shardReader) notePending() {
+	var oldest time.Time
+	if len(r.pending) > 0 {
+		oldest = r.pending[0].Change.ApproximateCreationDateTime.Time
+		if oldest.IsZero() {
+			oldest = r.pendingSince
+		}
+	}
+	r.setPending(r.id, oldest)
 }
 
 // finish marks the shard finished in the checkpoint. Its children may

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,7 +52,7 @@ type Source struct {
 
 	delivered atomic.Int64
 	mu        sync.Mutex
-	lags      map[string]time.Duration // per running shard
+	pending   map[string]time.Time // per running shard: its oldest record read and not yet accepted
 	lastErr   string
 }
 
@@ -74,7 +73,7 @@ func New(cfg streams.SourceConfig, logger *slog.Logger) (*Source, error) {
 		start:      cfg.StartingPosition,
 		checkpoint: cfg.Checkpoint,
 		poll:       time.Duration(cfg.PollMillis) * time.Millisecond,
-		lags:       map[string]time.Duration{},
+		pending:    map[string]time.Time{},
 	}
 	region := cfg.Region
 	if s.streamARN != "" {
@@ -135,16 +134,18 @@ func New(cfg streams.SourceConfig, logger *slog.Logger) (*Source, error) {
 	return s, nil
 }
 
-// Stats reports progress; safe from any goroutine. Lag is the largest lag
-// among the shards being read.
+// Stats reports progress; safe from any goroutine. OldestPending is the
+// oldest among the shards being read.
 func (s *Source) Stats() streams.Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var lag time.Duration
-	for _, l := range s.lags {
-		lag = max(lag, l)
+	var oldest time.Time
+	for _, t := range s.pending {
+		if oldest.IsZero() || t.Before(oldest) {
+			oldest = t
+		}
 	}
-	return streams.Stats{Delivered: s.delivered.Load(), Lag: lag, LastError: s.lastErr}
+	return streams.Stats{Delivered: s.delivered.Load(), OldestPending: oldest, LastError: s.lastErr}
 }
 
 func (s *Source) setErr(err error) {
@@ -153,21 +154,16 @@ func (s *Source) setErr(err error) {
 	s.mu.Unlock()
 }
 
-func (s *Source) setLag(shard string, d time.Duration) {
+// setPending records the creation time of shard's oldest pending record,
+// or that it has none (zero).
+func (s *Source) setPending(shard string, oldest time.Time) {
 	s.mu.Lock()
-	s.lags[shard] = max(d, 0)
+	if oldest.IsZero() {
+		delete(s.pending, shard)
+	} else {
+		s.pending[shard] = oldest
+	}
 	s.mu.Unlock()
-}
-
-func (s *Source) dropLag(shard string) {
-	s.mu.Lock()
-	delete(s.lags, shard)
-	s.mu.Unlock()
-}
-
-// jitter spreads d over [d/2, d).
-func jitter(d time.Duration) time.Duration {
-	return d/2 + rand.N(d/2+1)
 }
 
 // errorCode is the AWS error code of err, "" when it has none.
@@ -179,7 +175,8 @@ func errorCode(err error) string {
 	return ""
 }
 
-// isFatal reports errors that retrying will not fix.
+// isFatal reports errors that retrying will not fix: Run returns them
+// marked streams.Permanent.
 func isFatal(err error) bool {
 	switch errorCode(err) {
 	case "ResourceNotFoundException", "AccessDeniedException", "UnrecognizedClientException",
@@ -206,19 +203,23 @@ type workerDone struct {
 }
 
 // Run reads the stream until ctx is done (it returns nil then) or a fatal
-// error: the table or stream does not exist, has no stream, or the
-// credentials are refused. Other failures are logged, kept in Stats and
-// retried with backoff.
+// error, marked streams.Permanent: the checkpoint file is corrupt or
+// unreadable for lack of permission, the table or stream does not exist,
+// the table has no stream, or the credentials are refused. Other failures
+// are logged, kept in Stats and retried with backoff.
 func (s *Source) Run(ctx context.Context, h streams.Handler) error {
+	// The checkpoint first: a corrupt one fails at once, even while AWS
+	// cannot be reached.
+	ck, err := readCheckpoint(s.checkpoint, s.start)
+	if err != nil {
+		return fmt.Errorf("dynamodb source: %w", err)
+	}
 	arn, err := s.resolveStream(ctx)
 	if err != nil || ctx.Err() != nil {
 		return err
 	}
-	ck, fresh, err := loadCheckpoint(s.checkpoint, arn)
-	if err != nil {
-		return fmt.Errorf("dynamodb source: %w", err)
-	}
 	logger := s.logger.With("stream", arn)
+	fresh := ck.useStream(arn, logger)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
@@ -237,11 +238,11 @@ func (s *Source) Run(ctx context.Context, h streams.Handler) error {
 		case ctx.Err() != nil:
 			return nil
 		case err != nil && isFatal(err):
-			return fmt.Errorf("dynamodb source: describing stream: %w", err)
+			return streams.Permanent(fmt.Errorf("dynamodb source: describing stream: %w", err))
 		case err != nil:
 			failures++
 			s.setErr(err)
-			d := jitter(backoff.Delay(failures))
+			d := backoff.Jittered(failures)
 			logger.Warn("describing stream failed, retrying", "err", err, "backoff", d)
 			if streams.Sleep(ctx, d) != nil {
 				return nil
@@ -310,10 +311,10 @@ func (s *Source) resolveStream(ctx context.Context) (string, error) {
 		case ctx.Err() != nil:
 			return "", nil
 		case err != nil && isFatal(err):
-			return "", fmt.Errorf("dynamodb source: describing table %s: %w", s.table, err)
+			return "", streams.Permanent(fmt.Errorf("dynamodb source: describing table %s: %w", s.table, err))
 		case err != nil:
 			s.setErr(err)
-			d := jitter(backoff.Delay(failures))
+			d := backoff.Jittered(failures)
 			s.logger.Warn("describing table failed, retrying", "err", err, "backoff", d)
 			if streams.Sleep(ctx, d) != nil {
 				return "", nil
@@ -322,7 +323,7 @@ func (s *Source) resolveStream(ctx context.Context) (string, error) {
 		}
 		arn := aws.ToString(out.Table.LatestStreamArn)
 		if arn == "" {
-			return "", fmt.Errorf("dynamodb source: table %s has no stream: enable one (StreamSpecification StreamEnabled=true, StreamViewType NEW_AND_OLD_IMAGES)", s.table)
+			return "", streams.Permanent(fmt.Errorf("dynamodb source: table %s has no stream: enable one (StreamSpecification StreamEnabled=true, StreamViewType NEW_AND_OLD_IMAGES)", s.table))
 		}
 		if spec := out.Table.StreamSpecification; spec == nil || !aws.ToBool(spec.StreamEnabled) {
 			s.logger.Warn("table stream is disabled; reading what the last stream kept (24 hours)", "stream", arn)

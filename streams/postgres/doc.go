@@ -32,7 +32,11 @@
 // ever confirmed, so after a crash or restart the server replays from the
 // last confirmed commit: delivery is at least once. A lost connection is
 // re-established with backoff; configuration faults (wal_level, missing
-// table, missing slot with Create false, permissions) end Run with an error.
+// table, missing publication or slot with Create false, a slot of the wrong
+// kind, refused login or privileges) end Run with an error marked
+// streams.Permanent, which a streams.Supervisor does not restart. Stats'
+// OldestPending is the commit time of the oldest record read and not yet
+// accepted (gathered for a batch, or refused by the handler).
 // The replication slot holds WAL on the server until it is confirmed: a
 // stream that is removed for good should have its slot dropped
 // (SELECT pg_drop_replication_slot('wsgate')).

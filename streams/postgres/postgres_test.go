@@ -16,57 +16,12 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/wsgate/wsgate/internal/streamtest"
 	"github.com/wsgate/wsgate/internal/testenv"
 	"github.com/wsgate/wsgate/streams"
 )
 
 const waitFor = 20 * time.Second
-
-// collector is a Handler that records every batch it accepts and can be
-// told to fail the next calls.
-type collector struct {
-	mu      sync.Mutex
-	batches [][]streams.Record
-	offered [][]streams.Record
-	fail    int
-}
-
-func (c *collector) Handle(_ context.Context, shard string, recs []streams.Record) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !strings.HasPrefix(shard, "postgres:") {
-		return fmt.Errorf("bad shard %q", shard)
-	}
-	c.offered = append(c.offered, recs)
-	if c.fail > 0 {
-		c.fail--
-		return errors.New("injected failure")
-	}
-	c.batches = append(c.batches, recs)
-	return nil
-}
-
-func (c *collector) records() []streams.Record {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var all []streams.Record
-	for _, b := range c.batches {
-		all = append(all, b...)
-	}
-	return all
-}
-
-// waitRecords waits until at least n records were accepted.
-func (c *collector) waitRecords(t *testing.T, n int) []streams.Record {
-	t.Helper()
-	testenv.Eventually(t, waitFor, func() error {
-		if got := len(c.records()); got < n {
-			return fmt.Errorf("have %d records, want %d", got, n)
-		}
-		return nil
-	})
-	return c.records()
-}
 
 func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel}))
@@ -170,7 +125,7 @@ func TestInsertUpdateDelete(t *testing.T) {
 	run(t, db, `CREATE TABLE items (
 		id int PRIMARY KEY, name text, price numeric(10,2), qty bigint, ok boolean,
 		data bytea, note text, meta jsonb, at timestamptz, uid uuid, ratio float8, big text)`)
-	h := &collector{}
+	h := &streamtest.Collector{}
 	start(t, db, dsn, "iud", h, "public.items")
 
 	run(t, db, `INSERT INTO items VALUES (1, 'apple', 1.50, 7, true, '\x0102ff', NULL, '{"a": 1}',
@@ -179,7 +134,7 @@ func TestInsertUpdateDelete(t *testing.T) {
 	run(t, db, `UPDATE items SET name = 'pear', ok = false WHERE id = 1`)
 	run(t, db, `DELETE FROM items WHERE id = 1`)
 
-	recs := h.waitRecords(t, 3)
+	recs := h.WaitRecords(t, waitFor, 3)
 	if len(recs) != 3 {
 		t.Fatalf("got %d records, want 3", len(recs))
 	}
@@ -242,7 +197,7 @@ func TestTransactionIsOneBatchInOrder(t *testing.T) {
 	dumpOnFailure(t, c)
 	run(t, db, `CREATE TABLE a (id int PRIMARY KEY, v text)`)
 	run(t, db, `CREATE TABLE b (k text PRIMARY KEY, n int)`)
-	h := &collector{}
+	h := &streamtest.Collector{}
 	start(t, db, dsn, "txn", h, "a", "public.b")
 
 	run(t, db, `BEGIN;
@@ -250,12 +205,10 @@ func TestTransactionIsOneBatchInOrder(t *testing.T) {
 		INSERT INTO b VALUES ('k1', 1);
 		UPDATE a SET id = 2 WHERE id = 1;
 		COMMIT`)
-	recs := h.waitRecords(t, 4)
-	h.mu.Lock()
-	nb := len(h.batches)
-	h.mu.Unlock()
-	if nb != 1 {
-		t.Errorf("transaction arrived in %d batches, want 1", nb)
+	recs := h.WaitRecords(t, waitFor, 4)
+	batches := h.Accepted()
+	if nb := len(batches); nb != 1 || batches[0].Shard != "postgres:txn" {
+		t.Errorf("transaction arrived in %d batches (first on shard %q), want 1 on postgres:txn", nb, batches[0].Shard)
 	}
 	// Changing the key is a REMOVE of the old item and an INSERT of the new.
 	var got []string
@@ -271,27 +224,20 @@ func TestTransactionIsOneBatchInOrder(t *testing.T) {
 	}
 }
 
-// windowed is a collector that asks for batches gathered over a window.
-type windowed struct{ collector }
-
-func (*windowed) Batching() (int, time.Duration) { return 100, time.Second }
-
 func TestBatchingWindowGathersTransactions(t *testing.T) {
 	t.Parallel()
 	c := sharedCluster(t)
 	dsn, db := newDatabase(t, c)
 	dumpOnFailure(t, c)
 	run(t, db, `CREATE TABLE items (id int PRIMARY KEY)`)
-	h := &windowed{}
+	h := &streamtest.Collector{Size: 100, Window: time.Second}
 	start(t, db, dsn, "window", h, "items")
 	// Three transactions inside one window arrive in one batch, unless
 	// this machine is so slow that the window closed between them.
 	run(t, db, `INSERT INTO items VALUES (1); INSERT INTO items VALUES (2); INSERT INTO items VALUES (3)`)
-	h.waitRecords(t, 3)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.batches) != 1 {
-		t.Errorf("3 transactions arrived in %d batches, want 1 under a 1s window", len(h.batches))
+	h.WaitRecords(t, waitFor, 3)
+	if n := len(h.Accepted()); n != 1 {
+		t.Errorf("3 transactions arrived in %d batches, want 1 under a 1s window", n)
 	}
 }
 
@@ -303,12 +249,12 @@ func TestReplicaIdentityFull(t *testing.T) {
 	run(t, db, `CREATE TABLE items (id int PRIMARY KEY, name text, big text)`)
 	run(t, db, `ALTER TABLE items REPLICA IDENTITY FULL`)
 	run(t, db, `INSERT INTO items VALUES (1, 'apple', (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 400) g))`)
-	h := &collector{}
+	h := &streamtest.Collector{}
 	start(t, db, dsn, "full", h, "items")
 
 	run(t, db, `UPDATE items SET name = 'pear' WHERE id = 1`)
 	run(t, db, `DELETE FROM items WHERE id = 1`)
-	recs := h.waitRecords(t, 2)
+	recs := h.WaitRecords(t, waitFor, 2)
 	mod, rem := recs[0], recs[1]
 	checkShape(t, mod, "MODIFY")
 	checkShape(t, rem, "REMOVE")
@@ -336,21 +282,21 @@ func TestRestartLosesNothing(t *testing.T) {
 	dsn, db := newDatabase(t, c)
 	dumpOnFailure(t, c)
 	run(t, db, `CREATE TABLE items (id int PRIMARY KEY)`)
-	h1 := &collector{}
+	h1 := &streamtest.Collector{}
 	r1 := start(t, db, dsn, "restart", h1, "items")
 	for i := 1; i <= 3; i++ {
 		run(t, db, `INSERT INTO items VALUES ($1)`, i)
 	}
-	h1.waitRecords(t, 3)
+	h1.WaitRecords(t, waitFor, 3)
 	r1.halt(t)
 
 	for i := 4; i <= 6; i++ {
 		run(t, db, `INSERT INTO items VALUES ($1)`, i)
 	}
-	h2 := &collector{}
+	h2 := &streamtest.Collector{}
 	r2 := start(t, db, dsn, "restart", h2, "items")
 	run(t, db, `INSERT INTO items VALUES (7)`)
-	recs := h2.waitRecords(t, 4)
+	recs := h2.WaitRecords(t, waitFor, 4)
 	r2.halt(t)
 
 	// At least once: the second run may repeat unconfirmed records but
@@ -377,10 +323,10 @@ func TestReconnectsAfterConnectionLoss(t *testing.T) {
 	dsn, db := newDatabase(t, c)
 	dumpOnFailure(t, c)
 	run(t, db, `CREATE TABLE items (id int PRIMARY KEY)`)
-	h := &collector{}
+	h := &streamtest.Collector{}
 	r := start(t, db, dsn, "reconnect", h, "items")
 	run(t, db, `INSERT INTO items VALUES (1)`)
-	h.waitRecords(t, 1)
+	h.WaitRecords(t, waitFor, 1)
 
 	// Kill the walsender serving the slot, as a server restart or a
 	// network failure would.
@@ -389,7 +335,7 @@ func TestReconnectsAfterConnectionLoss(t *testing.T) {
 	// Record 1 may come again (its commit was perhaps not confirmed
 	// before the connection died); 2 must come, after it.
 	testenv.Eventually(t, waitFor, func() error {
-		recs := h.records()
+		recs := h.Records()
 		if last := recs[len(recs)-1].Change.Keys["id"].Number(); last != "2" {
 			return fmt.Errorf("last record has id %s, want 2", last)
 		}
@@ -406,19 +352,17 @@ func TestHandlerErrorRedelivers(t *testing.T) {
 	dsn, db := newDatabase(t, c)
 	dumpOnFailure(t, c)
 	run(t, db, `CREATE TABLE items (id int PRIMARY KEY)`)
-	h := &collector{fail: 2}
+	h := streamtest.Refusing(streamtest.FailFirst(2))
 	r := start(t, db, dsn, "redeliver", h, "items")
 	run(t, db, `INSERT INTO items VALUES (1), (2)`)
-	recs := h.waitRecords(t, 2)
+	recs := h.WaitRecords(t, waitFor, 2)
 
-	h.mu.Lock()
-	offered := h.offered
-	h.mu.Unlock()
+	offered := h.Offers()
 	if len(offered) != 3 {
 		t.Fatalf("handler offered %d batches, want 3 (two failures, one success)", len(offered))
 	}
-	for i, b := range offered {
-		if len(b) != 2 || b[0].EventID != recs[0].EventID || b[1].EventID != recs[1].EventID {
+	for i, o := range offered {
+		if b := o.Records; len(b) != 2 || b[0].EventID != recs[0].EventID || b[1].EventID != recs[1].EventID {
 			t.Errorf("offer %d differs from the accepted batch", i)
 		}
 	}
@@ -426,6 +370,38 @@ func TestHandlerErrorRedelivers(t *testing.T) {
 	if st.Delivered != 2 || !strings.Contains(st.LastError, "injected failure") {
 		t.Errorf("Stats = %+v, want Delivered 2 and the handler error", st)
 	}
+}
+
+// TestOldestPendingWhileHandlerRefuses: Stats reports the commit time of
+// the transaction the handler keeps refusing, and nothing once it is
+// accepted.
+func TestOldestPendingWhileHandlerRefuses(t *testing.T) {
+	t.Parallel()
+	c := sharedCluster(t)
+	dsn, db := newDatabase(t, c)
+	dumpOnFailure(t, c)
+	run(t, db, `CREATE TABLE items (id int PRIMARY KEY)`)
+	h := streamtest.Refusing(func(int, streamtest.Batch) error { return errors.New("target down") })
+	r := start(t, db, dsn, "pending", h, "items")
+	run(t, db, `INSERT INTO items VALUES (1)`)
+	testenv.Eventually(t, waitFor, func() error {
+		if len(h.Offers()) < 2 {
+			return errors.New("not offered twice yet")
+		}
+		return nil
+	})
+	st := r.src.Stats()
+	if age := time.Since(st.OldestPending); st.OldestPending.IsZero() || age < 0 || age > time.Hour {
+		t.Errorf("OldestPending = %v while the handler refuses, want the commit time", st.OldestPending)
+	}
+	h.SetFail(nil)
+	h.WaitRecords(t, waitFor, 1)
+	testenv.Eventually(t, waitFor, func() error {
+		if p := r.src.Stats().OldestPending; !p.IsZero() {
+			return errors.New("still pending after acceptance")
+		}
+		return nil
+	})
 }
 
 func TestCreateFalseNeedsSlot(t *testing.T) {
@@ -439,14 +415,14 @@ func TestCreateFalseNeedsSlot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = src.Run(context.Background(), &collector{})
-	if err == nil || !strings.Contains(err.Error(), "publication") {
-		t.Errorf("Run = %v, want an error naming the missing publication", err)
+	err = src.Run(context.Background(), &streamtest.Collector{})
+	if err == nil || !strings.Contains(err.Error(), "publication") || !streams.IsPermanent(err) {
+		t.Errorf("Run = %v, want a permanent error naming the missing publication", err)
 	}
 	run(t, db, `CREATE PUBLICATION wsgate_pub FOR TABLE items`)
-	err = src.Run(context.Background(), &collector{})
-	if err == nil || !strings.Contains(err.Error(), "pg_create_logical_replication_slot") {
-		t.Errorf("Run = %v, want an error naming the missing slot and its fix", err)
+	err = src.Run(context.Background(), &streamtest.Collector{})
+	if err == nil || !strings.Contains(err.Error(), "pg_create_logical_replication_slot") || !streams.IsPermanent(err) {
+		t.Errorf("Run = %v, want a permanent error naming the missing slot and its fix", err)
 	}
 }
 
@@ -458,8 +434,8 @@ func TestMissingTableIsFatal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := src.Run(context.Background(), &collector{}); err == nil || !strings.Contains(err.Error(), "public.nope does not exist") {
-		t.Errorf("Run = %v, want a missing-table error", err)
+	if err := src.Run(context.Background(), &streamtest.Collector{}); err == nil || !strings.Contains(err.Error(), "public.nope does not exist") || !streams.IsPermanent(err) {
+		t.Errorf("Run = %v, want a permanent missing-table error", err)
 	}
 }
 
@@ -475,9 +451,9 @@ func TestWalLevelReplicaIsAClearError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = src.Run(context.Background(), &collector{})
-	if err == nil || !strings.Contains(err.Error(), `wal_level is "replica"`) || !strings.Contains(err.Error(), "wal_level = logical") {
-		t.Errorf("Run = %v, want the wal_level error with its fix", err)
+	err = src.Run(context.Background(), &streamtest.Collector{})
+	if err == nil || !strings.Contains(err.Error(), `wal_level is "replica"`) || !strings.Contains(err.Error(), "wal_level = logical") || !streams.IsPermanent(err) {
+		t.Errorf("Run = %v, want the permanent wal_level error with its fix", err)
 	}
 }
 

@@ -9,16 +9,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/wsgate/wsgate/streams"
 )
 
-// fatalError marks a failure that retrying cannot fix; Run returns it.
-type fatalError struct{ err error }
-
-func (e *fatalError) Error() string { return e.err.Error() }
-func (e *fatalError) Unwrap() error { return e.err }
-
+// fatalf makes an error that retrying cannot fix; Run returns it.
 func fatalf(format string, args ...any) error {
-	return &fatalError{fmt.Errorf(format, args...)}
+	return streams.Permanent(fmt.Errorf(format, args...))
 }
 
 // fatalSQLStates are server errors that a reconnect does not cure.
@@ -34,8 +31,7 @@ var fatalSQLStates = map[string]bool{
 
 // isFatal reports whether err should end Run.
 func isFatal(err error) bool {
-	var fe *fatalError
-	if errors.As(err, &fe) {
+	if streams.IsPermanent(err) {
 		return true
 	}
 	var pe *pgconn.PgError

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/wsgate/wsgate/internal/streamtest"
 )
 
 // TestSlotCreatedWhileATransactionIsOpen: creating a logical slot waits
@@ -53,13 +55,13 @@ func TestSlotCreatedWhileATransactionIsOpen(t *testing.T) {
 		_, err = other.Exec(ctx, "COMMIT")
 		released <- err
 	}()
-	h := &collector{}
+	h := &streamtest.Collector{}
 	start(t, db, dsn, "open_tx", h, "items")
 	if err := <-released; err != nil {
 		t.Fatal(err)
 	}
 	run(t, db, `INSERT INTO items VALUES (1)`)
-	if recs := h.waitRecords(t, 1); recs[0].Change.Keys["id"].Number() != "1" {
+	if recs := h.WaitRecords(t, waitFor, 1); recs[0].Change.Keys["id"].Number() != "1" {
 		t.Errorf("got %s, want the insert of id 1", plain(t, recs[0].Change.Keys))
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"regexp"
 	"sync"
 	"sync/atomic"
@@ -52,7 +51,7 @@ type Source struct {
 
 	delivered atomic.Int64
 	mu        sync.Mutex
-	lag       time.Duration
+	oldest    time.Time // commit time of the oldest record read and not yet accepted
 	lastErr   string
 }
 
@@ -127,7 +126,7 @@ func (s *Source) Shard() string { return "postgres:" + s.slot }
 func (s *Source) Stats() streams.Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return streams.Stats{Delivered: s.delivered.Load(), Lag: s.lag, LastError: s.lastErr}
+	return streams.Stats{Delivered: s.delivered.Load(), OldestPending: s.oldest, LastError: s.lastErr}
 }
 
 func (s *Source) setErr(err error) {
@@ -136,40 +135,43 @@ func (s *Source) setErr(err error) {
 	s.mu.Unlock()
 }
 
-func (s *Source) setLag(d time.Duration) {
+// setPending records the commit time of the oldest record read and not
+// yet accepted; zero when there is none.
+func (s *Source) setPending(oldest time.Time) {
 	s.mu.Lock()
-	s.lag = max(d, 0)
+	s.oldest = oldest
 	s.mu.Unlock()
 }
 
 // Run streams changes to h until ctx is done (then it returns nil) or a
-// configuration fault makes going on pointless. Connection losses and
-// server errors are logged, recorded in Stats and retried with backoff.
+// configuration fault makes going on pointless: wal_level is not logical,
+// a table, the publication or the slot is missing and may not be created,
+// the slot is of the wrong kind, or the server refuses the login or a
+// privilege. Run returns those marked streams.Permanent. Connection losses
+// and other server errors are logged, recorded in Stats and retried with
+// backoff.
 func (s *Source) Run(ctx context.Context, h streams.Handler) error {
+	defer s.setPending(time.Time{})
 	for failures := 1; ; failures++ {
 		started := time.Now()
 		err := s.session(ctx, h)
+		s.setPending(time.Time{}) // what was read is read again
 		if ctx.Err() != nil {
 			return nil
 		}
 		if isFatal(err) {
-			return fmt.Errorf("postgres source: %w", err)
+			return streams.Permanent(fmt.Errorf("postgres source: %w", err))
 		}
 		s.setErr(err)
 		if time.Since(started) > time.Minute {
 			failures = 1
 		}
-		d := jitter(backoff.Delay(failures))
+		d := backoff.Jittered(failures)
 		s.logger.Warn("replication interrupted, reconnecting", "err", err, "backoff", d)
 		if streams.Sleep(ctx, d) != nil {
 			return nil
 		}
 	}
-}
-
-// jitter spreads d over [d/2, d).
-func jitter(d time.Duration) time.Duration {
-	return d/2 + rand.N(d/2+1)
 }
 
 // stream is one replication connection and its position.
@@ -220,11 +222,12 @@ func (s *Source) session(ctx context.Context, h streams.Handler) error {
 	var tx *txn
 	var pend batch
 	flush := func() error {
-		if err := s.deliver(ctx, st, h, pend.recs, pend.lastCommit); err != nil {
+		if err := s.deliver(ctx, st, h, pend.recs); err != nil {
 			return err
 		}
 		st.confirmed = max(st.confirmed, pend.end)
 		pend = batch{}
+		s.setPending(time.Time{})
 		return nil
 	}
 	nextStatus := time.Now().Add(statusInterval)
@@ -280,7 +283,6 @@ func (s *Source) session(ctx context.Context, h streams.Handler) error {
 			// outside the publication.
 			if tx == nil && len(pend.recs) == 0 && pkm.ServerWALEnd > st.confirmed {
 				st.confirmed = pkm.ServerWALEnd
-				s.setLag(0)
 			}
 			if pkm.ReplyRequested {
 				nextStatus = time.Time{}
@@ -310,7 +312,9 @@ func (s *Source) session(ctx context.Context, h streams.Handler) error {
 				if tx == nil {
 					return errors.New("replication: commit without begin")
 				}
-				pend.add(tx, msg.TransactionEndLSN)
+				if pend.add(tx, msg.TransactionEndLSN) {
+					s.setPending(pend.oldest)
+				}
 				if len(pend.recs) == 0 {
 					st.confirmed = max(st.confirmed, msg.TransactionEndLSN)
 				}
@@ -326,23 +330,25 @@ func (s *Source) session(ctx context.Context, h streams.Handler) error {
 // the first record or size records are there. A transaction is never
 // split, so a batch may exceed size.
 type batch struct {
-	recs       []streams.Record
-	end        pglogrepl.LSN // end of the last transaction in recs
-	lastCommit time.Time
-	since      time.Time // when the first record arrived
+	recs   []streams.Record
+	end    pglogrepl.LSN // end of the last transaction in recs
+	oldest time.Time     // commit time of the first transaction in recs
+	since  time.Time     // when the first record arrived
 }
 
-func (b *batch) add(tx *txn, end pglogrepl.LSN) {
+// add appends tx's records and reports whether tx was the first with
+// records.
+func (b *batch) add(tx *txn, end pglogrepl.LSN) (first bool) {
 	if len(tx.recs) > 0 {
 		if len(b.recs) == 0 {
-			b.since = time.Now()
+			b.since, b.oldest, first = time.Now(), tx.commitTime, true
 		}
 		b.recs = append(b.recs, tx.recs...)
-		b.lastCommit = tx.commitTime
 	}
 	if len(b.recs) > 0 {
 		b.end = end
 	}
+	return first
 }
 
 func (b *batch) due(size int, window time.Duration) bool {
@@ -352,7 +358,7 @@ func (b *batch) due(size int, window time.Duration) bool {
 // deliver hands recs to h until h accepts them or ctx ends. While h runs
 // or a retry waits, a goroutine keeps confirming the previous position so
 // the server does not drop the connection.
-func (s *Source) deliver(ctx context.Context, st *stream, h streams.Handler, recs []streams.Record, lastCommit time.Time) error {
+func (s *Source) deliver(ctx context.Context, st *stream, h streams.Handler, recs []streams.Record) error {
 	stop := make(chan struct{})
 	hbErr := make(chan error, 1)
 	go func() {
@@ -371,7 +377,7 @@ func (s *Source) deliver(ctx context.Context, st *stream, h streams.Handler, rec
 			}
 		}
 	}()
-	err := s.retryHandle(ctx, h, recs, lastCommit)
+	err := s.retryHandle(ctx, h, recs)
 	close(stop)
 	if herr := <-hbErr; err == nil && herr != nil {
 		err = herr
@@ -379,19 +385,18 @@ func (s *Source) deliver(ctx context.Context, st *stream, h streams.Handler, rec
 	return err
 }
 
-func (s *Source) retryHandle(ctx context.Context, h streams.Handler, recs []streams.Record, lastCommit time.Time) error {
+func (s *Source) retryHandle(ctx context.Context, h streams.Handler, recs []streams.Record) error {
 	for failures := 1; ; failures++ {
 		err := h.Handle(ctx, s.Shard(), recs)
 		if err == nil {
 			s.delivered.Add(int64(len(recs)))
-			s.setLag(time.Since(lastCommit))
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		s.setErr(fmt.Errorf("handler: %w", err))
-		d := jitter(backoff.Delay(failures))
+		d := backoff.Jittered(failures)
 		s.logger.Warn("handler failed, retrying", "err", err, "records", len(recs), "first", recs[0].Change.SequenceNumber, "backoff", d)
 		if err := streams.Sleep(ctx, d); err != nil {
 			return err
