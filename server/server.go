@@ -3,10 +3,16 @@
 // listener. cmd/wsgate only parses flags and calls it, so tests start the
 // same thing the binary runs.
 //
-// Lifecycle: New validates and builds everything (nothing listens yet);
-// Start binds the listener and starts serving and streaming; Shutdown stops
-// accepting, closes every connection with 1001 (each gets $disconnect),
-// waits for in-flight calls, stops the streams and releases integrations.
+// Lifecycle: New validates and builds everything (nothing listens yet; if
+// anything fails, what was built is released); Start binds the listener
+// and starts serving and streaming; Shutdown stops accepting, closes every
+// connection with 1001 (each gets $disconnect), waits for in-flight calls,
+// stops the streams and releases integrations.
+//
+// Each stream runs under a streams.Supervisor on a goroutine the Server
+// owns: a source that fails is restarted with backoff, one that fails
+// permanently is reported (state "failed" in GET /{stage}/@streams and an
+// ERROR log) and left stopped while the rest of the server goes on.
 package server
 
 import (
@@ -142,6 +148,7 @@ type stream struct {
 	name    string
 	source  streams.Source
 	handler streams.Handler
+	sup     *streams.Supervisor
 	integ   integration.Integration // closed at shutdown, when the target has one
 }
 
@@ -170,6 +177,9 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	for i, sc := range cfg.Streams {
 		st, err := s.buildStream(sc, endpoint)
 		if err != nil {
+			// The gateway has a sweeper goroutine and integrations;
+			// with no connection yet its shutdown returns at once.
+			_ = s.gw.Shutdown(context.Background())
 			s.release()
 			return nil, fmt.Errorf("streams[%d] (%s): %w", i, sc.DisplayName(), err)
 		}
@@ -221,26 +231,34 @@ func (s *Server) buildStream(sc streams.Config, endpoint string) (*stream, error
 	st := &stream{name: sc.DisplayName(), source: src}
 	if sc.Target.Group != "" {
 		st.handler = streams.NewGroupTarget(sc.Target, publisher{s.hub})
-		return st, nil
+	} else {
+		env := integration.Env{Region: s.cfg.Region, ManagementEndpoint: endpoint, Logger: log}
+		if len(s.cfg.Credentials) > 0 {
+			env.AccessKeyID, env.SecretAccessKey = s.cfg.Credentials[0].AccessKeyID, s.cfg.Credentials[0].SecretAccessKey
+		}
+		st.integ, err = integration.New(*sc.Target.Integration, env)
+		if err != nil {
+			return nil, fmt.Errorf("target integration: %w", err)
+		}
+		st.handler = streams.NewMappingTarget(sc.Target, st.integ, log)
 	}
-	env := integration.Env{Region: s.cfg.Region, ManagementEndpoint: endpoint, Logger: log}
-	if len(s.cfg.Credentials) > 0 {
-		env.AccessKeyID, env.SecretAccessKey = s.cfg.Credentials[0].AccessKeyID, s.cfg.Credentials[0].SecretAccessKey
-	}
-	st.integ, err = integration.New(*sc.Target.Integration, env)
-	if err != nil {
-		return nil, fmt.Errorf("target integration: %w", err)
-	}
-	st.handler = streams.NewMappingTarget(sc.Target, st.integ, log)
+	st.sup = streams.NewSupervisor(src, st.handler, log)
 	return st, nil
 }
 
 // publisher adapts the hub to the streams' group target.
 type publisher struct{ h hub.Hub }
 
+var _ streams.CountingPublisher = publisher{}
+
 func (p publisher) Publish(ctx context.Context, group string, data []byte) error {
-	_, err := p.h.Publish(ctx, group, hub.NewMessage(data))
+	_, _, err := p.PublishCounted(ctx, group, data)
 	return err
+}
+
+func (p publisher) PublishCounted(ctx context.Context, group string, data []byte) (queued, skipped int, err error) {
+	d, err := p.h.Publish(ctx, group, hub.NewMessage(data))
+	return d.Delivered, d.Skipped, err
 }
 
 // serveHTTP sends /{stage} and everything below it to the gateway without
@@ -272,8 +290,10 @@ func (s *Server) Gateway() *gateway.Gateway { return s.gw }
 // Hub returns the hub.
 func (s *Server) Hub() hub.Hub { return s.hub }
 
-// Start serves the listener and runs the streams in the background. A
-// stream whose source fails fatally is logged and stops; the others go on.
+// Start serves the listener and runs each stream under its supervisor in
+// the background. A stream whose source fails is restarted with backoff;
+// one that fails permanently is logged at ERROR and stays stopped, shown
+// as "failed" in @streams; the others go on.
 func (s *Server) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -289,9 +309,7 @@ func (s *Server) Start() {
 		go func() {
 			defer s.wg.Done()
 			s.log.Info("stream started", "stream", st.name)
-			if err := st.source.Run(ctx, st.handler); err != nil {
-				s.log.Error("stream stopped", "stream", st.name, "error", err)
-			}
+			_ = st.sup.Run(ctx) // logs its failures itself
 		}()
 	}
 	if len(s.streams) > 0 {
@@ -336,59 +354,126 @@ func (s *Server) release() {
 	_ = s.ln.Close()
 }
 
+// StreamJSON is one stream in the answer of GET /{stage}/@streams.
+type StreamJSON struct {
+	Name string `json:"name"`
+	// State is running, retrying (the source failed and is restarted
+	// after a backoff), failed (it failed permanently and is not
+	// restarted: see Error) or stopped.
+	State streams.State `json:"state"`
+	// Since is when the stream entered State (RFC 3339).
+	Since time.Time `json:"since"`
+	// Error is what ended the source's last run, if one failed.
+	Error string `json:"error,omitempty"`
+	// Restarts counts restarts after a failure.
+	Restarts int `json:"restarts"`
+	// Delivered counts records the target accepted: for a group target,
+	// records published (whether anyone was subscribed or not) or
+	// filtered out; for an integration, records invoked with
+	// successfully or given up.
+	Delivered int64 `json:"delivered"`
+	// LagMillis is the age of the oldest change not yet delivered, 0 when
+	// none is pending.
+	LagMillis int64 `json:"lagMillis"`
+	// LastError is the source's most recent transient error, retried
+	// inside the running source.
+	LastError string `json:"lastError,omitempty"`
+	// Group counts a group target's publishes.
+	Group *GroupJSON `json:"group,omitempty"`
+	// Integration counts an integration target's invocations.
+	Integration *IntegrationJSON `json:"integration,omitempty"`
+}
+
+// GroupJSON is streams.GroupStats in the @streams answer.
+type GroupJSON struct {
+	Published     int64 `json:"published"`
+	Filtered      int64 `json:"filtered"`
+	Queued        int64 `json:"queued"`
+	Skipped       int64 `json:"skipped"`
+	NoSubscribers int64 `json:"noSubscribers"`
+}
+
+// IntegrationJSON is streams.TargetStats in the @streams answer.
+type IntegrationJSON struct {
+	Invocations int64 `json:"invocations"`
+	Failures    int64 `json:"failures"`
+	Discarded   int64 `json:"discarded"`
+}
+
+// StreamsJSON is the answer of GET /{stage}/@streams.
+type StreamsJSON struct {
+	Streams []StreamJSON `json:"streams"`
+}
+
 // serveStreams answers GET /{stage}/@streams (SigV4-verified by the
-// gateway): each stream's records delivered, lag in milliseconds and last
-// transient error.
+// gateway): each stream's state, last error, progress and lag, and its
+// target's counters.
 func (s *Server) serveStreams(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("x-amzn-ErrorType", "NotFoundException")
 		http.Error(w, `{"message":"No method found matching route @streams for http method `+r.Method+`."}`, http.StatusNotFound)
 		return
 	}
-	type streamJSON struct {
-		Name      string `json:"name"`
-		Delivered int64  `json:"delivered"`
-		LagMillis int64  `json:"lagMillis"`
-		LastError string `json:"lastError,omitempty"`
-	}
-	out := struct {
-		Streams []streamJSON `json:"streams"`
-	}{Streams: []streamJSON{}}
+	out := StreamsJSON{Streams: make([]StreamJSON, 0, len(s.streams))}
 	for _, st := range s.streams {
-		ss := st.source.Stats()
-		out.Streams = append(out.Streams, streamJSON{st.name, ss.Delivered, ss.Lag.Milliseconds(), ss.LastError})
+		out.Streams = append(out.Streams, st.json())
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(out)
+}
+
+func (st *stream) json() StreamJSON {
+	ss := st.sup.Status()
+	j := StreamJSON{
+		Name: st.name, State: ss.State, Since: ss.Since.UTC().Truncate(time.Millisecond), Error: ss.Error, Restarts: ss.Restarts,
+		Delivered: ss.Source.Delivered, LagMillis: ss.Lag.Milliseconds(), LastError: ss.Source.LastError,
+	}
+	switch h := st.handler.(type) {
+	case *streams.GroupTarget:
+		g := h.Stats()
+		j.Group = &GroupJSON{g.Published, g.Filtered, g.Queued, g.Skipped, g.NoSubscribers}
+	case *streams.MappingTarget:
+		m := h.Stats()
+		j.Integration = &IntegrationJSON{m.Invocations, m.Failures, m.Discarded}
+	}
+	return j
 }
 
 // logProgress logs each stream's progress every interval, when it changed.
 func (s *Server) logProgress(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
-	last := map[string]streams.Stats{}
+	type seen struct {
+		state     streams.State
+		delivered int64
+		lag       time.Duration
+		lastError string
+	}
+	last := map[string]seen{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			for _, st := range s.streams {
-				ss := st.source.Stats()
-				if ss == last[st.name] {
+				ss := st.sup.Status()
+				now := seen{ss.State, ss.Source.Delivered, ss.Lag, ss.Source.LastError}
+				if now == last[st.name] {
 					continue
 				}
-				last[st.name] = ss
-				s.log.Info("stream progress", "stream", st.name, "delivered", ss.Delivered, "lag", ss.Lag, "lastError", ss.LastError)
+				last[st.name] = now
+				s.log.Info("stream progress", "stream", st.name, "state", ss.State, "delivered", ss.Source.Delivered,
+					"lag", ss.Lag, "lastError", ss.Source.LastError, "error", ss.Error)
 			}
 		}
 	}
 }
 
-// StreamStats reports each stream's source progress, by name.
-func (s *Server) StreamStats() map[string]streams.Stats {
-	out := make(map[string]streams.Stats, len(s.streams))
+// StreamStatus reports each stream's state and progress, by name.
+func (s *Server) StreamStatus() map[string]streams.Status {
+	out := make(map[string]streams.Status, len(s.streams))
 	for _, st := range s.streams {
-		out[st.name] = st.source.Stats()
+		out[st.name] = st.sup.Status()
 	}
 	return out
 }
