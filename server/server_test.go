@@ -77,11 +77,17 @@ func TestParseConfig(t *testing.T) {
 
 func startServer(t *testing.T, text string) *server.Server {
 	t.Helper()
+	return startServerLog(t, text, io.Discard)
+}
+
+// startServerLog is startServer logging to w.
+func startServerLog(t *testing.T, text string, w io.Writer) *server.Server {
+	t.Helper()
 	cfg, err := server.ParseConfig([]byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(*cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv, err := server.New(*cfg, slog.New(slog.NewTextHandler(w, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -44,45 +42,22 @@ func sqliteDB(t *testing.T) (string, func(string)) {
 	return db, run
 }
 
-// logBuffer collects a server's log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startLogged is startServer with the server's log kept.
-func startLogged(t *testing.T, text string) (*server.Server, *logBuffer) {
+func startLogged(t *testing.T, text string) (*server.Server, *testenv.Buffer) {
 	t.Helper()
-	cfg, err := server.ParseConfig([]byte(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &logBuffer{}
-	srv, err := server.New(*cfg, slog.New(slog.NewTextHandler(logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return srv, logs
+	logs := &testenv.Buffer{}
+	return startServerLog(t, text, logs), logs
+}
+
+// ordersStream is a config with the subscribe route and one stream named
+// orders from the orders table of the SQLite file db to target.
+func ordersStream(db, target string) string {
+	return subscribeRoute + fmt.Sprintf(`
+streams:
+  - name: orders
+    source: { type: sqlite, path: %q, tables: [orders], pollMillis: 5 }
+    target: %s
+`, db, target)
 }
 
 // waitStream polls GET /{stage}/@streams (signed) until the named stream
@@ -186,12 +161,7 @@ streams:
 // retrying meanwhile, and delivers again once the table is back.
 func TestStreamRestartsAfterSourceFailure(t *testing.T) {
 	db, sql := sqliteDB(t)
-	srv := startServer(t, subscribeRoute+fmt.Sprintf(`
-streams:
-  - name: orders
-    source: { type: sqlite, path: %q, tables: [orders], pollMillis: 5 }
-    target: { group: orders }
-`, db))
+	srv := startServer(t, ordersStream(db, "{ group: orders }"))
 	c := subscribeOrders(t, srv)
 	sql(`INSERT INTO orders VALUES ('o-1', 'pending')`)
 	if got := read(t, c); !strings.Contains(got, `"o-1"`) {
@@ -241,12 +211,7 @@ func TestStreamLagGrowsWhileTargetFails(t *testing.T) {
 		}
 	}))
 	defer backend.Close()
-	srv := startServer(t, subscribeRoute+fmt.Sprintf(`
-streams:
-  - name: orders
-    source: { type: sqlite, path: %q, tables: [orders], pollMillis: 5 }
-    target: { integration: { type: http, uri: %q } }
-`, db, backend.URL))
+	srv := startServer(t, ordersStream(db, fmt.Sprintf("{ integration: { type: http, uri: %q } }", backend.URL)))
 	sql(`INSERT INTO orders VALUES ('o-1', 'pending')`)
 	first := waitStream(t, srv, "orders", func(s server.StreamJSON) error {
 		if s.Integration == nil || s.Integration.Failures < 2 || s.LagMillis <= 0 {
@@ -273,12 +238,7 @@ streams:
 // subscribed is counted as reaching nobody, not as delivered to someone.
 func TestGroupStreamCountsNoSubscribers(t *testing.T) {
 	db, sql := sqliteDB(t)
-	srv := startServer(t, subscribeRoute+fmt.Sprintf(`
-streams:
-  - name: orders
-    source: { type: sqlite, path: %q, tables: [orders], pollMillis: 5 }
-    target: { group: orders }
-`, db))
+	srv := startServer(t, ordersStream(db, "{ group: orders }"))
 	sql(`INSERT INTO orders VALUES ('o-1', 'pending')`)
 	waitStream(t, srv, "orders", func(s server.StreamJSON) error {
 		if s.Group == nil || *s.Group != (server.GroupJSON{Published: 1, NoSubscribers: 1}) || s.Delivered != 1 {

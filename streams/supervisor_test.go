@@ -1,7 +1,6 @@
 package streams
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -88,9 +87,9 @@ func (a *accepting) count() int {
 
 // supervise starts a Supervisor with a fast backoff and a log buffer, and
 // returns a function that stops it and returns what its Run returned.
-func supervise(t *testing.T, src Source, h Handler, healthy time.Duration) (*Supervisor, *syncBuffer, func() error) {
+func supervise(t *testing.T, src Source, h Handler, healthy time.Duration) (*Supervisor, *testenv.Buffer, func() error) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	sup := NewSupervisor(src, h, slog.New(slog.NewTextHandler(logs, nil)))
 	sup.Backoff = Backoff{Min: time.Millisecond, Max: 4 * time.Millisecond}
 	sup.HealthyAfter = healthy
@@ -105,23 +104,6 @@ func supervise(t *testing.T, src Source, h Handler, healthy time.Duration) (*Sup
 	}
 	t.Cleanup(func() { stop() })
 	return sup, logs, stop
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestSupervisorRestartsAfterTransientFailure(t *testing.T) {

@@ -121,3 +121,29 @@ func (c *Collector) WaitRecords(t testing.TB, timeout time.Duration, n int) []st
 	})
 	return c.Records()
 }
+
+// CheckOldestPending refuses every offer to h until the source offered a
+// batch twice, checks that stats reports the batch's records as pending
+// (an OldestPending within the last hour), then lets h accept and waits
+// until stats reports nothing pending.
+func CheckOldestPending(t testing.TB, timeout time.Duration, h *Collector, stats func() streams.Stats) {
+	t.Helper()
+	testenv.Eventually(t, timeout, func() error {
+		if n := len(h.Offers()); n < 2 {
+			return fmt.Errorf("offered %d times, want 2", n)
+		}
+		return nil
+	})
+	st := stats()
+	if age := time.Since(st.OldestPending); st.OldestPending.IsZero() || age < 0 || age > time.Hour {
+		t.Errorf("OldestPending = %v while the handler refuses, want the refused record's creation time", st.OldestPending)
+	}
+	h.SetFail(nil)
+	h.WaitRecords(t, timeout, 1)
+	testenv.Eventually(t, timeout, func() error {
+		if p := stats().OldestPending; !p.IsZero() {
+			return fmt.Errorf("OldestPending %v after the handler accepted", p)
+		}
+		return nil
+	})
+}

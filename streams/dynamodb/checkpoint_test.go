@@ -2,16 +2,13 @@ package dynamodb
 
 import (
 	"context"
-	"errors"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/wsgate/wsgate/internal/streamtest"
-	"github.com/wsgate/wsgate/internal/testenv"
 	"github.com/wsgate/wsgate/streams"
 )
 
@@ -115,25 +112,8 @@ func TestOldestPendingWhileHandlerRefuses(t *testing.T) {
 	}
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
-	h := streamtest.Refusing(func(int, streamtest.Batch) error { return errors.New("target down") })
+	h := streamtest.Refusing(streamtest.FailFirst(1 << 30))
 	r := run(t, streams.SourceConfig{Type: "dynamodb", StreamARN: fakeARN, Endpoint: srv.URL,
 		StartingPosition: "TRIM_HORIZON", Checkpoint: filepath.Join(t.TempDir(), "ckpt.json"), PollMillis: 10}, h)
-	testenv.Eventually(t, waitFor, func() error {
-		if len(h.Offers()) < 2 {
-			return errors.New("not offered twice yet")
-		}
-		return nil
-	})
-	st := r.src.Stats()
-	if age := time.Since(st.OldestPending); st.OldestPending.IsZero() || age < 0 || age > time.Hour {
-		t.Errorf("OldestPending = %v while the handler refuses, want the record's creation time", st.OldestPending)
-	}
-	h.SetFail(nil)
-	h.WaitRecords(t, waitFor, 1)
-	testenv.Eventually(t, waitFor, func() error {
-		if p := r.src.Stats().OldestPending; !p.IsZero() {
-			return errors.New("still pending after acceptance")
-		}
-		return nil
-	})
+	streamtest.CheckOldestPending(t, waitFor, h, r.src.Stats)
 }

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -381,27 +380,10 @@ func TestOldestPendingWhileHandlerRefuses(t *testing.T) {
 	dsn, db := newDatabase(t, c)
 	dumpOnFailure(t, c)
 	run(t, db, `CREATE TABLE items (id int PRIMARY KEY)`)
-	h := streamtest.Refusing(func(int, streamtest.Batch) error { return errors.New("target down") })
+	h := streamtest.Refusing(streamtest.FailFirst(1 << 30))
 	r := start(t, db, dsn, "pending", h, "items")
 	run(t, db, `INSERT INTO items VALUES (1)`)
-	testenv.Eventually(t, waitFor, func() error {
-		if len(h.Offers()) < 2 {
-			return errors.New("not offered twice yet")
-		}
-		return nil
-	})
-	st := r.src.Stats()
-	if age := time.Since(st.OldestPending); st.OldestPending.IsZero() || age < 0 || age > time.Hour {
-		t.Errorf("OldestPending = %v while the handler refuses, want the commit time", st.OldestPending)
-	}
-	h.SetFail(nil)
-	h.WaitRecords(t, waitFor, 1)
-	testenv.Eventually(t, waitFor, func() error {
-		if p := r.src.Stats().OldestPending; !p.IsZero() {
-			return errors.New("still pending after acceptance")
-		}
-		return nil
-	})
+	streamtest.CheckOldestPending(t, waitFor, h, r.src.Stats)
 }
 
 func TestCreateFalseNeedsSlot(t *testing.T) {
