@@ -137,8 +137,19 @@ func hubError(err error) *apiError {
 		return errGone
 	case errors.Is(err, hub.ErrQueueFull):
 		return errQueueFull
+	case errors.Is(err, hub.ErrLimitExceeded):
+		return errLimit.with(capitalize(err.Error()) + ".")
 	}
 	return errInternal.with(err.Error())
+}
+
+// capitalize upper-cases an ASCII first letter: Go error texts start
+// lower-case, AWS messages do not.
+func capitalize(s string) string {
+	if s != "" && 'a' <= s[0] && s[0] <= 'z' {
+		return string(s[0]-'a'+'A') + s[1:]
+	}
+	return s
 }
 
 // isoMillis is GetConnection's timestamp format (timestampFormat iso8601).

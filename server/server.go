@@ -157,7 +157,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listening: %w", err)
 	}
-	s := &Server{cfg: cfg, log: logger, hub: hub.NewMemory(), mux: http.NewServeMux(), ln: ln}
+	s := &Server{cfg: cfg, log: logger, hub: hub.NewMemory(cfg.HubLimits()), mux: http.NewServeMux(), ln: ln}
 	endpoint := "http://" + ln.Addr().String() + "/" + cfg.Stage
 	s.gw, err = gateway.New(cfg.Config, gateway.Options{
 		Hub: s.hub, Logger: logger, ManagementEndpoint: endpoint,
