@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,9 +96,12 @@ func newAuthorizer(cfg *AuthorizerConfig, env integration.Env) (*authorizer, err
 }
 
 // identity returns the identity-source values as a cache key; ok is false
-// when one is missing (API Gateway answers 401 without calling).
+// when one is missing (API Gateway answers 401 without calling). Each value
+// is prefixed with its length, so no two lists of values share a key
+// whatever bytes they hold (joined with a separator, "a\x00" + "b" and
+// "a" + "\x00b" would: a query value can carry %00).
 func (a *authorizer) identity(r *http.Request) (key string, ok bool) {
-	var b strings.Builder
+	var b []byte
 	for _, s := range a.sources {
 		var v string
 		if s[0] == "header" {
@@ -108,10 +112,10 @@ func (a *authorizer) identity(r *http.Request) (key string, ok bool) {
 		if v == "" {
 			return "", false
 		}
-		b.WriteString(v)
-		b.WriteByte(0)
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
 	}
-	return b.String(), true
+	return string(b), true
 }
 
 // authorize decides about a connection. Missing identity: 401 without a
