@@ -185,8 +185,11 @@ func (g *Gateway) closeIntegrations() {
 
 // ServeHTTP implements http.Handler: the upgrade at /{stage}, the
 // management API below /{stage}/, and 403 elsewhere, as API Gateway.
+// Routing reads the request-target's path as received, the same bytes the
+// SigV4 signature covers (sigv4.RequestPath), never a decoded or cleaned
+// copy.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	path := r.URL.EscapedPath()
+	path := sigv4.RequestPath(r)
 	rest, ok := strings.CutPrefix(path, "/"+g.cfg.Stage)
 	if !ok {
 		writeAPIError(w, errForbidden)

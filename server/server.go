@@ -87,7 +87,7 @@ func (c *Config) Validate() error {
 	}
 	for i, s := range c.Streams {
 		if s.Target.Group != "" && !gateway.ValidGroup(s.Target.Group) {
-			errs = append(errs, fmt.Errorf("streams[%d]: target group %q: use 1 to 128 letters, digits, '.', '_', ':' or '-'", i, s.Target.Group))
+			errs = append(errs, fmt.Errorf("streams[%d]: target group %q: %s", i, s.Target.Group, gateway.GroupNameRule))
 		}
 	}
 	switch c.Log.Level {
