@@ -35,7 +35,7 @@ type Limits struct {
 	GroupsPerConnection int
 	// Groups is the most non-empty groups the hub holds at once, so that
 	// many connections cannot together grow it without bound (a
-	// one-member group costs about 400 bytes). Default DefaultGroups.
+	// one-member group costs about 500 bytes). Default DefaultGroups.
 	Groups int
 }
 
