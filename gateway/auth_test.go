@@ -104,6 +104,55 @@ func TestAuthorizer(t *testing.T) {
 	}
 }
 
+// TestAuthorizerCacheKey: identities that differ only in where a NUL
+// byte (%00 in the query) falls get separate cache entries. The authorizer
+// allows a=x\x00y b=z and denies a=x b=y\x00z; with the values joined on
+// NUL both had the key "x\x00y\x00z\x00", so the second was let in on the
+// first one's cached Allow.
+func TestAuthorizerCacheKey(t *testing.T) {
+	be := newBackend(t, func(path string, ev []byte) (int, string) {
+		var req events.APIGatewayCustomAuthorizerRequestTypeRequest
+		_ = json.Unmarshal(ev, &req)
+		effect := "Deny"
+		if q := req.QueryStringParameters; q["a"] == "x\x00y" && q["b"] == "z" {
+			effect = "Allow"
+		}
+		return 200, `{"principalId":"p","policyDocument":{"Version":"2012-10-17","Statement":[{"Action":"execute-api:Invoke","Effect":"` + effect + `","Resource":"` + req.MethodArn + `"}]}}`
+	})
+	cfg := baseConfig()
+	cfg.Authorizer = &gateway.AuthorizerConfig{
+		Integration:    &integration.Config{Type: "http", URI: be.srv.URL + "/authorize"},
+		IdentitySource: []string{"route.request.querystring.a", "route.request.querystring.b"},
+	}
+	tg := startGateway(t, cfg)
+	status := func(query string) int {
+		c, resp, err := websocket.DefaultDialer.Dial(tg.wsURL(query), nil)
+		if err == nil {
+			c.Close()
+			return 101
+		}
+		if resp == nil {
+			t.Fatalf("dial: %v", err)
+		}
+		return resp.StatusCode
+	}
+	for _, tc := range []struct {
+		query string
+		want  int
+	}{
+		{"a=x%00y&b=z", 101},
+		{"a=x&b=y%00z", 403},
+		{"a=x%00y&b=z", 101}, // cached
+	} {
+		if got := status(tc.query); got != tc.want {
+			t.Errorf("?%s: %d, want %d", tc.query, got, tc.want)
+		}
+	}
+	if n := be.count("/authorize"); n != 2 {
+		t.Errorf("authorizer called %d times, want 2 (one per identity)", n)
+	}
+}
+
 // TestAuthorizerGroups: context.groups joins the connection to groups.
 func TestAuthorizerGroups(t *testing.T) {
 	bin := buildAuthz(t)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,9 +96,12 @@ func newAuthorizer(cfg *AuthorizerConfig, env integration.Env) (*authorizer, err
 }
 
 // identity returns the identity-source values as a cache key; ok is false
-// when one is missing (API Gateway answers 401 without calling).
+// when one is missing (API Gateway answers 401 without calling). Each value
+// is prefixed with its length, so no two lists of values share a key
+// whatever bytes they hold (joined with a separator, "a\x00" + "b" and
+// "a" + "\x00b" would: a query value can carry %00).
 func (a *authorizer) identity(r *http.Request) (key string, ok bool) {
-	var b strings.Builder
+	var b []byte
 	for _, s := range a.sources {
 		var v string
 		if s[0] == "header" {
@@ -108,10 +112,10 @@ func (a *authorizer) identity(r *http.Request) (key string, ok bool) {
 		if v == "" {
 			return "", false
 		}
-		b.WriteString(v)
-		b.WriteByte(0)
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
 	}
-	return b.String(), true
+	return string(b), true
 }
 
 // authorize decides about a connection. Missing identity: 401 without a
@@ -310,33 +314,41 @@ func matchAny(patterns []string, s string) bool {
 // iamMatch matches IAM's wildcards: '*' any run of characters ('/'
 // included, unlike path.Match), '?' any one character.
 func iamMatch(pattern, s string) bool {
+	ok, _ := globMatch(pattern, s)
+	return ok
+}
+
+// globMatch is iamMatch, also returning the steps it took. It is the
+// greedy two-pointer match: a '*' first matches nothing, and on a mismatch
+// the match resumes from the last '*' seen, which then takes one more
+// character. Earlier stars never need revisiting (whatever they matched,
+// the last star can absorb), so there are at most (len(pattern)+1) *
+// (len(s)+1) steps; a recursive match takes exponential time on patterns
+// like "*?*?*?*?*?*?*?*X". Patterns over 2048 bytes (IAM's ARN limit)
+// match nothing.
+func globMatch(pattern, s string) (ok bool, steps int) {
 	if len(pattern) > 2048 {
-		return false
+		return false, 0
 	}
-	for len(pattern) > 0 {
-		switch pattern[0] {
-		case '*':
-			pattern = pattern[1:]
-			if pattern == "" {
-				return true
-			}
-			for i := 0; i <= len(s); i++ {
-				if iamMatch(pattern, s[i:]) {
-					return true
-				}
-			}
-			return false
-		case '?':
-			if s == "" {
-				return false
-			}
-			pattern, s = pattern[1:], s[1:]
+	p, i := 0, 0
+	star, resume := -1, 0 // the last '*' and where its match would end next
+	for i < len(s) {
+		steps++
+		switch {
+		case p < len(pattern) && pattern[p] == '*':
+			star, resume = p, i
+			p++
+		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == s[i]):
+			p, i = p+1, i+1
+		case star >= 0:
+			resume++
+			p, i = star+1, resume
 		default:
-			if s == "" || pattern[0] != s[0] {
-				return false
-			}
-			pattern, s = pattern[1:], s[1:]
+			return false, steps
 		}
 	}
-	return s == ""
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern), steps
 }

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/integration"
 )
 
@@ -78,6 +79,14 @@ type Config struct {
 	// may have running; past it the gateway stops reading that socket until
 	// one finishes. Default 32.
 	MaxInflightPerConnection int `json:"maxInflightPerConnection,omitempty"`
+	// MaxGroupsPerConnection is the most groups one connection may be in;
+	// a join past it answers 429 LimitExceededException (management API)
+	// or the Forbidden frame (a groups route), and $connect skips the
+	// groups past it. Default 100.
+	MaxGroupsPerConnection int `json:"maxGroupsPerConnection,omitempty"`
+	// MaxGroups is the most non-empty groups the gateway holds; a join
+	// that would create one more fails as above. Default 1000000.
+	MaxGroups int `json:"maxGroups,omitempty"`
 	// ShutdownTimeoutSeconds bounds the wait for in-flight integration calls
 	// and $disconnect events at shutdown. Default 30.
 	ShutdownTimeoutSeconds int `json:"shutdownTimeoutSeconds,omitempty"`
@@ -158,10 +167,17 @@ func (c *Config) SetDefaults() {
 	defInt(&c.WriteTimeoutSeconds, 10)
 	defInt(&c.MaxInflightPerConnection, 32)
 	defInt(&c.ShutdownTimeoutSeconds, 30)
+	defInt(&c.MaxGroupsPerConnection, hub.DefaultGroupsPerConnection)
+	defInt(&c.MaxGroups, hub.DefaultGroups)
 	if c.DebugSignatures == nil {
 		t := true
 		c.DebugSignatures = &t
 	}
+}
+
+// HubLimits are the limits of a hub.Memory for this config.
+func (c *Config) HubLimits() hub.Limits {
+	return hub.Limits{GroupsPerConnection: c.MaxGroupsPerConnection, Groups: c.MaxGroups}
 }
 
 var (
@@ -197,6 +213,12 @@ func (c *Config) Validate() error {
 	if c.OutboundQueueFrames < 1 || c.SlowConsumerSeconds < 1 || c.WriteTimeoutSeconds < 1 ||
 		c.MaxInflightPerConnection < 1 || c.ShutdownTimeoutSeconds < 1 {
 		add("outboundQueueFrames, slowConsumerSeconds, writeTimeoutSeconds, maxInflightPerConnection and shutdownTimeoutSeconds must be at least 1")
+	}
+	if c.MaxGroupsPerConnection < 1 || c.MaxGroupsPerConnection > 10000 {
+		add("maxGroupsPerConnection %d: want 1 to 10000", c.MaxGroupsPerConnection)
+	}
+	if c.MaxGroups < 1 || c.MaxGroups > 100_000_000 {
+		add("maxGroups %d: want 1 to 100000000", c.MaxGroups)
 	}
 	switch c.AuthorizationType {
 	case "NONE", "AWS_IAM":

@@ -29,9 +29,14 @@ var (
 	errForbidden       = &apiError{http.StatusForbidden, "ForbiddenException", "Forbidden"}
 	errPayloadTooLarge = &apiError{http.StatusRequestEntityTooLarge, "PayloadTooLargeException", "Request entity too large: the limit is 131072 bytes."}
 	errQueueFull       = &apiError{http.StatusTooManyRequests, "LimitExceededException", "The connection's outbound buffer is full: the client is not reading fast enough."}
-	errBadRequest      = &apiError{http.StatusBadRequest, "BadRequestException", "Bad request"}
-	errNotFound        = &apiError{http.StatusNotFound, "NotFoundException", "No method found matching route"}
-	errInternal        = &apiError{http.StatusInternalServerError, "InternalServerErrorException", "Internal server error"}
+	// errLimit: a group join past maxGroupsPerConnection or maxGroups. 429
+	// with LimitExceededException is the pair the management API's model
+	// defines for its one limit error, so SDKs raise their typed exception
+	// (and, by its code, retry a few times, as for a full queue).
+	errLimit      = &apiError{http.StatusTooManyRequests, "LimitExceededException", "Limit exceeded"}
+	errBadRequest = &apiError{http.StatusBadRequest, "BadRequestException", "Bad request"}
+	errNotFound   = &apiError{http.StatusNotFound, "NotFoundException", "No method found matching route"}
+	errInternal   = &apiError{http.StatusInternalServerError, "InternalServerErrorException", "Internal server error"}
 )
 
 func writeAPIError(w http.ResponseWriter, e *apiError) {

@@ -72,7 +72,8 @@ func (rg *routeGroups) allowed(name string) bool {
 
 // Options are what New needs besides the config.
 type Options struct {
-	// Hub holds the connections. Default: a new hub.Memory.
+	// Hub holds the connections. Default: a new hub.Memory with the
+	// config's group limits (a Hub given here applies its own).
 	Hub hub.Hub
 	// Logger receives the gateway's logs. Default: slog.Default().
 	Logger *slog.Logger
@@ -94,7 +95,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	if opts.Hub == nil {
-		opts.Hub = hub.NewMemory()
+		opts.Hub = hub.NewMemory(cfg.HubLimits())
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -184,8 +185,11 @@ func (g *Gateway) closeIntegrations() {
 
 // ServeHTTP implements http.Handler: the upgrade at /{stage}, the
 // management API below /{stage}/, and 403 elsewhere, as API Gateway.
+// Routing reads the request-target's path as received, the same bytes the
+// SigV4 signature covers (sigv4.RequestPath), never a decoded or cleaned
+// copy.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	path := r.URL.EscapedPath()
+	path := sigv4.RequestPath(r)
 	rest, ok := strings.CutPrefix(path, "/"+g.cfg.Stage)
 	if !ok {
 		writeAPIError(w, errForbidden)

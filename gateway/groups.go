@@ -10,11 +10,17 @@ import (
 	"github.com/wsgate/wsgate/hub"
 )
 
-// Group names: 1 to 128 letters, digits and . _ : -
+// Group names: 1 to 128 letters, digits and . _ : -, but not "." or "..",
+// which would be dot segments in /{stage}/@groups/{group}.
 var groupRe = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
+// GroupNameRule says what ValidGroup accepts, for error messages.
+const GroupNameRule = "use 1 to 128 letters, digits, '.', '_', ':' or '-', other than '.' and '..'"
+
 // ValidGroup reports whether name is a valid group name.
-func ValidGroup(name string) bool { return groupRe.MatchString(name) }
+func ValidGroup(name string) bool {
+	return name != "." && name != ".." && groupRe.MatchString(name)
+}
 
 // groups serves the group extensions of the management API; tail is the
 // escaped path after "@groups/":
@@ -27,7 +33,7 @@ func (g *Gateway) groups(w http.ResponseWriter, r *http.Request, tail string) {
 	rawGroup, member, hasMember := strings.Cut(tail, "/")
 	name, ok := pathID(rawGroup)
 	if !ok || !ValidGroup(name) {
-		writeAPIError(w, errBadRequest.with("Invalid group name: use 1 to 128 letters, digits, '.', '_', ':' or '-'."))
+		writeAPIError(w, errBadRequest.with("Invalid group name: "+GroupNameRule+"."))
 		return
 	}
 	if hasMember {

@@ -203,6 +203,66 @@ func TestGroupErrors(t *testing.T) {
 	}
 }
 
+// TestGroupLimits: with the defaults, one connection joins 100 groups and
+// the 101st join answers 429 LimitExceededException; with smaller limits,
+// a groups route answers the Forbidden frame past maxGroupsPerConnection,
+// and a join that would create a group past maxGroups fails while joins
+// of existing groups go on.
+func TestGroupLimits(t *testing.T) {
+	be := newBackend(t, nil)
+	cfg := baseConfig()
+	cfg.Routes["whoami"] = be.whoamiRoute()
+	tg := startGateway(t, cfg)
+	id := whoami(t, tg.dial(t, nil))
+	for i := range 100 {
+		tg.join(t, fmt.Sprint("g", i), id)
+	}
+	resp, b := tg.signed(t, "PUT", "/dev/@groups/g100/@connections/"+esc(id), nil)
+	if resp.StatusCode != 429 || resp.Header.Get("x-amzn-ErrorType") != "LimitExceededException" || !strings.Contains(string(b), "100 groups") {
+		t.Fatalf("101st join: %d %s %s", resp.StatusCode, resp.Header.Get("x-amzn-ErrorType"), b)
+	}
+	tg.join(t, "g0", id) // already a member: still fine
+	if resp, b := tg.signed(t, "DELETE", "/dev/@groups/g0/@connections/"+esc(id), nil); resp.StatusCode != 204 {
+		t.Fatalf("leave: %d %s", resp.StatusCode, b)
+	}
+	tg.join(t, "g100", id)
+
+	cfg = baseConfig()
+	cfg.MaxGroupsPerConnection, cfg.MaxGroups = 2, 3
+	cfg.Routes["whoami"] = be.whoamiRoute()
+	cfg.Routes["subscribe"] = gateway.Route{
+		Groups:                           &gateway.RouteGroups{Join: "$request.body.group", Allow: []string{"*"}},
+		RouteResponseSelectionExpression: "$default",
+	}
+	tg = startGateway(t, cfg)
+	a, b2 := tg.dial(t, nil), tg.dial(t, nil)
+	subscribe := func(c *websocket.Conn, group string) string {
+		t.Helper()
+		_ = c.WriteMessage(websocket.TextMessage, []byte(`{"action":"subscribe","group":"`+group+`"}`))
+		return readText(t, c)
+	}
+	for _, g := range []string{"a1", "a2"} {
+		if got := subscribe(a, g); !strings.Contains(got, "subscribed") {
+			t.Fatalf("subscribe %s: %q", g, got)
+		}
+	}
+	if got := subscribe(a, "a3"); !strings.HasPrefix(got, `{"message": "Forbidden"`) {
+		t.Fatalf("3rd subscribe answered %q", got)
+	}
+	if got := subscribe(b2, "b1"); !strings.Contains(got, "subscribed") {
+		t.Fatalf("subscribe b1: %q", got)
+	}
+	idB := whoami(t, b2)
+	resp, b = tg.signed(t, "PUT", "/dev/@groups/b2/@connections/"+esc(idB), nil)
+	if resp.StatusCode != 429 || resp.Header.Get("x-amzn-ErrorType") != "LimitExceededException" || !strings.Contains(string(b), "3 groups") {
+		t.Fatalf("4th group: %d %s %s", resp.StatusCode, resp.Header.Get("x-amzn-ErrorType"), b)
+	}
+	tg.join(t, "a1", idB) // an existing group
+	if d := tg.publish(t, "a1", []byte("x")); d.Delivered != 2 {
+		t.Fatalf("a1: %+v", d)
+	}
+}
+
 // TestJoinWithoutBackend: $connect's response names groups, and a
 // subscribe route joins the group named in the message, allow-listed.
 func TestJoinWithoutBackend(t *testing.T) {

@@ -16,6 +16,10 @@ import (
 // path after "/{stage}/". Every request is SigV4-verified (service
 // execute-api) before anything else, as API Gateway does.
 func (g *Gateway) manage(w http.ResponseWriter, r *http.Request, rest string) {
+	if err := checkPath("/" + g.cfg.Stage + "/" + rest); err != nil {
+		writeAPIError(w, err)
+		return
+	}
 	if err := g.authorize(r); err != nil {
 		writeAPIError(w, err)
 		return
@@ -42,6 +46,34 @@ func (g *Gateway) manage(w http.ResponseWriter, r *http.Request, rest string) {
 		}
 		writeAPIError(w, errNotFound.with("No method found matching route "+g.cfg.Stage+"/"+rest+" for http method "+r.Method+"."))
 	}
+}
+
+// errDotSegment answers a management path with a '.', '..' or empty
+// segment, before its signature is checked. Signers and SigV4 verification
+// remove such segments ("/dev/@groups/../@connections/x" is signed as
+// "/dev/@connections/x") where routing would not, so a signature for one
+// request could be replayed as another: a DELETE of a connection as a
+// leave of group "..", a presigned $connect URL as a listing of
+// "/dev/@groups/..". Encoded dots ("%2e%2e") are refused too: SigV4 leaves
+// them alone, but routing decodes them and a proxy in front may not.
+// wsgate's choice; what AWS answers is unverified.
+var errDotSegment = errBadRequest.with("Invalid path: '.', '..' and empty segments are not allowed, encoded or not.")
+
+// checkPath accepts a management path only if every signer signs it as it
+// is (sigv4.PathIsNormal) and no segment decodes to '.' or '..'. Routing
+// then dispatches on exactly the path the signature covers.
+func checkPath(p string) *apiError {
+	if !sigv4.PathIsNormal(p) {
+		return errDotSegment
+	}
+	for seg := range strings.SplitSeq(p, "/") {
+		if len(seg) <= 6 && strings.Contains(seg, "%") { // "%2e%2e" at most
+			if d, err := url.PathUnescape(seg); err == nil && (d == "." || d == "..") {
+				return errDotSegment
+			}
+		}
+	}
+	return nil
 }
 
 // authorize verifies the request's SigV4 signature.
@@ -137,8 +169,19 @@ func hubError(err error) *apiError {
 		return errGone
 	case errors.Is(err, hub.ErrQueueFull):
 		return errQueueFull
+	case errors.Is(err, hub.ErrLimitExceeded):
+		return errLimit.with(capitalize(err.Error()) + ".")
 	}
 	return errInternal.with(err.Error())
+}
+
+// capitalize upper-cases an ASCII first letter: Go error texts start
+// lower-case, AWS messages do not.
+func capitalize(s string) string {
+	if s != "" && 'a' <= s[0] && s[0] <= 'z' {
+		return string(s[0]-'a'+'A') + s[1:]
+	}
+	return s
 }
 
 // isoMillis is GetConnection's timestamp format (timestampFormat iso8601).

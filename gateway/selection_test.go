@@ -1,6 +1,9 @@
 package gateway
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestSelectionExpression(t *testing.T) {
 	tests := []struct {
@@ -84,4 +87,31 @@ func BenchmarkSelectionEvaluate(b *testing.B) {
 	for b.Loop() {
 		e.Evaluate(body)
 	}
+}
+
+// FuzzRouteSelection: any expression either fails to parse or evaluates
+// any message body without panicking, and a body that is not a JSON
+// object or array is never routable.
+func FuzzRouteSelection(f *testing.F) {
+	f.Add("$request.body.action", `{"action":"join"}`)
+	f.Add("${request.body.service}/${request.body.action}", `{"service":"chat","action":"join"}`)
+	f.Add("$request.body.a[1].b", `{"a":[0,{"b":[1,{"c":null}]}]}`)
+	f.Add("$request.body.a[-1]", `{"a":[1]}`)
+	f.Add("$request.body", `[[[[[]]]]]`)
+	f.Add(`\$default`, `{"action":1e999}`)
+	f.Add("${request.body.o}", `{"o":{"b":2,"a":"x","c":[true,false]}}`)
+	f.Add("$request.body.action", "\xff{")
+	f.Fuzz(func(t *testing.T, expr, body string) {
+		e, err := ParseSelectionExpression(expr)
+		if err != nil {
+			return
+		}
+		_, ok := e.Evaluate([]byte(body))
+		if trimmed := strings.TrimSpace(body); ok && trimmed[0] != '{' && trimmed[0] != '[' {
+			t.Fatalf("body %q routed by %q", body, expr)
+		}
+		if e.String() != expr {
+			t.Fatalf("String() = %q, want %q", e.String(), expr)
+		}
+	})
 }

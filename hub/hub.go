@@ -28,6 +28,11 @@ var (
 	// ErrQueueFull: the connection's outbound queue is full (a slow
 	// reader). API Gateway answers 429 LimitExceededException.
 	ErrQueueFull = errors.New("connection outbound queue full")
+	// ErrLimitExceeded: a Join would take the connection past the groups
+	// one connection may be in, or the hub past the groups it may hold.
+	// Returned wrapped, with the limit in the text. The gateway answers
+	// 429 LimitExceededException.
+	ErrLimitExceeded = errors.New("limit exceeded")
 )
 
 // Message is one text frame's payload, sent to one or many connections.
@@ -110,7 +115,8 @@ type Hub interface {
 	// Send queues data for one connection: ErrGone, ErrQueueFull or nil.
 	Send(ctx context.Context, id string, m *Message) error
 	// Join adds a connection to a group (ErrGone if it is not open).
-	// Joining twice is a no-op.
+	// Joining twice is a no-op. An implementation bounds the groups a
+	// connection is in and the groups it holds: past either, ErrLimitExceeded.
 	Join(ctx context.Context, group, id string) error
 	// Leave removes a connection from a group; not being a member is fine.
 	Leave(ctx context.Context, group, id string) error
@@ -118,7 +124,8 @@ type Hub interface {
 	// member's socket. An empty or unknown group delivers to nobody.
 	Publish(ctx context.Context, group string, m *Message) (Delivery, error)
 	// Members lists a group's member ids, ascending, and the token of the
-	// next page ("" when this is the last).
+	// next page ("" when this is the last). A page costs O(log n + page
+	// size), not a sort of the group.
 	Members(ctx context.Context, group string, p Page) (ids []string, next string, err error)
 	// Connections lists open connections, ascending by id, with their
 	// groups, and the token of the next page.

@@ -2,25 +2,48 @@ package hub
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"runtime"
 	"slices"
-	"sort"
 	"sync"
 )
 
 // Memory is the single-node Hub: connections and groups in this process.
 //
-// Lock order: a shard's lock, then groupsMu, then a group's lock. Join holds
-// the member's shard lock while it touches the group, so a Join racing an
-// Unregister either lands before it (and is undone by it) or sees ErrGone.
+// Lock order: a shard's lock, then idsMu or groupsMu, then a group's lock.
+// Join holds the member's shard lock while it touches the group, so a Join
+// racing an Unregister either lands before it (and is undone by it) or
+// sees ErrGone. idsMu is never held while another lock is taken.
 type Memory struct {
 	seed   maphash.Seed
 	shards [shardCount]shard
+	limits Limits
+
+	idsMu sync.RWMutex
+	ids   index[struct{}] // every registered id, in order: the connection listing
 
 	groupsMu sync.RWMutex
 	groups   map[string]*group
 }
+
+// Limits bound what clients can make a Memory hub hold. A zero field takes
+// its default.
+type Limits struct {
+	// GroupsPerConnection is the most groups one connection may be in.
+	// Default DefaultGroupsPerConnection.
+	GroupsPerConnection int
+	// Groups is the most non-empty groups the hub holds at once, so that
+	// many connections cannot together grow it without bound (a
+	// one-member group costs about 500 bytes). Default DefaultGroups.
+	Groups int
+}
+
+// Defaults of Limits.
+const (
+	DefaultGroupsPerConnection = 100
+	DefaultGroups              = 1_000_000
+)
 
 const shardCount = 64
 
@@ -36,15 +59,21 @@ type entry struct {
 
 type group struct {
 	mu      sync.RWMutex
-	members map[string]Conn
+	members index[Conn]
 	snap    []Conn // members as a slice, rebuilt after a change; read-only once built
 }
 
 var _ Hub = (*Memory)(nil)
 
-// NewMemory returns an empty in-process Hub.
-func NewMemory() *Memory {
-	h := &Memory{seed: maphash.MakeSeed(), groups: make(map[string]*group)}
+// NewMemory returns an empty in-process Hub with limits l.
+func NewMemory(l Limits) *Memory {
+	if l.GroupsPerConnection <= 0 {
+		l.GroupsPerConnection = DefaultGroupsPerConnection
+	}
+	if l.Groups <= 0 {
+		l.Groups = DefaultGroups
+	}
+	h := &Memory{seed: maphash.MakeSeed(), limits: l, groups: make(map[string]*group)}
 	for i := range h.shards {
 		h.shards[i].conns = make(map[string]*entry)
 	}
@@ -57,13 +86,17 @@ func (h *Memory) shard(id string) *shard {
 
 // Register implements Hub.
 func (h *Memory) Register(c Conn) error {
-	s := h.shard(c.ID())
+	id := c.ID()
+	s := h.shard(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.conns[c.ID()]; ok {
+	if _, ok := s.conns[id]; ok {
 		return errIDTaken
 	}
-	s.conns[c.ID()] = &entry{conn: c}
+	s.conns[id] = &entry{conn: c}
+	h.idsMu.Lock()
+	h.ids.Put(id, struct{}{})
+	h.idsMu.Unlock()
 	return nil
 }
 
@@ -72,7 +105,12 @@ func (h *Memory) Unregister(id string) {
 	s := h.shard(id)
 	s.mu.Lock()
 	e, ok := s.conns[id]
-	delete(s.conns, id)
+	if ok {
+		delete(s.conns, id)
+		h.idsMu.Lock()
+		h.ids.Delete(id)
+		h.idsMu.Unlock()
+	}
 	s.mu.Unlock()
 	if !ok {
 		return
@@ -115,22 +153,30 @@ func (h *Memory) Join(_ context.Context, name, id string) error {
 	if _, ok := e.groups[name]; ok {
 		return nil
 	}
-	if e.groups == nil {
-		e.groups = make(map[string]struct{}, 1)
+	if len(e.groups) >= h.limits.GroupsPerConnection {
+		return fmt.Errorf("%w: the connection is in %d groups, the most one connection may join", ErrLimitExceeded, len(e.groups))
 	}
-	e.groups[name] = struct{}{}
 
 	h.groupsMu.Lock()
 	g := h.groups[name]
 	if g == nil {
-		g = &group{members: make(map[string]Conn)}
+		if len(h.groups) >= h.limits.Groups {
+			h.groupsMu.Unlock()
+			return fmt.Errorf("%w: the gateway holds %d groups, the most it may", ErrLimitExceeded, len(h.groups))
+		}
+		g = &group{}
 		h.groups[name] = g
 	}
 	g.mu.Lock()
 	h.groupsMu.Unlock()
-	g.members[id] = e.conn
+	g.members.Put(id, e.conn)
 	g.snap = nil
 	g.mu.Unlock()
+
+	if e.groups == nil {
+		e.groups = make(map[string]struct{}, 1)
+	}
+	e.groups[name] = struct{}{}
 	return nil
 }
 
@@ -159,9 +205,9 @@ func (h *Memory) removeMember(name, id string) {
 		return
 	}
 	g.mu.Lock()
-	delete(g.members, id)
+	g.members.Delete(id)
 	g.snap = nil
-	empty := len(g.members) == 0
+	empty := g.members.Len() == 0
 	g.mu.Unlock()
 	if empty {
 		delete(h.groups, name)
@@ -187,10 +233,11 @@ func (g *group) snapshot() []Conn {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.snap == nil {
-		g.snap = make([]Conn, 0, len(g.members))
-		for _, c := range g.members {
+		g.snap = make([]Conn, 0, g.members.Len())
+		g.members.Ascend("", func(_ string, c Conn) bool {
 			g.snap = append(g.snap, c)
-		}
+			return true
+		})
 	}
 	return g.snap
 }
@@ -252,27 +299,18 @@ func (h *Memory) Members(_ context.Context, name string, p Page) ([]string, stri
 		return []string{}, "", nil
 	}
 	g.mu.RLock()
-	ids := make([]string, 0, len(g.members))
-	for id := range g.members {
-		ids = append(ids, id)
-	}
+	ids := make([]string, 0, min(pageCap(p), g.members.Len()))
+	next := g.members.page(p, func(id string, _ Conn) { ids = append(ids, id) })
 	g.mu.RUnlock()
-	ids, next := page(ids, p)
 	return ids, next, nil
 }
 
 // Connections implements Hub.
 func (h *Memory) Connections(_ context.Context, p Page) ([]Info, string, error) {
-	var ids []string
-	for i := range h.shards {
-		s := &h.shards[i]
-		s.mu.RLock()
-		for id := range s.conns {
-			ids = append(ids, id)
-		}
-		s.mu.RUnlock()
-	}
-	ids, next := page(ids, p)
+	h.idsMu.RLock()
+	ids := make([]string, 0, min(pageCap(p), h.ids.Len()))
+	next := h.ids.page(p, func(id string, _ struct{}) { ids = append(ids, id) })
+	h.idsMu.RUnlock()
 	infos := make([]Info, 0, len(ids))
 	for _, id := range ids {
 		s := h.shard(id)
@@ -289,39 +327,26 @@ func (h *Memory) Connections(_ context.Context, p Page) ([]Info, string, error) 
 			continue // closed while we listed
 		}
 		info := e.conn.Info()
-		sort.Strings(groups)
+		slices.Sort(groups)
 		info.Groups = groups
 		infos = append(infos, info)
 	}
 	return infos, next, nil
 }
 
-// page sorts ids and cuts the page p out of them.
-func page(ids []string, p Page) ([]string, string) {
-	slices.Sort(ids)
-	if p.After != "" {
-		i, found := slices.BinarySearch(ids, p.After)
-		if found {
-			i++
-		}
-		ids = ids[i:]
+// pageCap is the most items page p can hold (a guess when unlimited).
+func pageCap(p Page) int {
+	if p.Limit > 0 {
+		return p.Limit
 	}
-	if p.Limit > 0 && len(ids) > p.Limit {
-		return ids[:p.Limit], ids[p.Limit-1]
-	}
-	return ids, ""
+	return 1024
 }
 
 // Len implements Hub.
 func (h *Memory) Len() int {
-	n := 0
-	for i := range h.shards {
-		s := &h.shards[i]
-		s.mu.RLock()
-		n += len(s.conns)
-		s.mu.RUnlock()
-	}
-	return n
+	h.idsMu.RLock()
+	defer h.idsMu.RUnlock()
+	return h.ids.Len()
 }
 
 // Each implements Hub.

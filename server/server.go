@@ -93,7 +93,7 @@ func (c *Config) Validate() error {
 	}
 	for i, s := range c.Streams {
 		if s.Target.Group != "" && !gateway.ValidGroup(s.Target.Group) {
-			errs = append(errs, fmt.Errorf("streams[%d]: target group %q: use 1 to 128 letters, digits, '.', '_', ':' or '-'", i, s.Target.Group))
+			errs = append(errs, fmt.Errorf("streams[%d]: target group %q: %s", i, s.Target.Group, gateway.GroupNameRule))
 		}
 	}
 	switch c.Log.Level {
@@ -164,7 +164,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listening: %w", err)
 	}
-	s := &Server{cfg: cfg, log: logger, hub: hub.NewMemory(), mux: http.NewServeMux(), ln: ln}
+	s := &Server{cfg: cfg, log: logger, hub: hub.NewMemory(cfg.HubLimits()), mux: http.NewServeMux(), ln: ln}
 	endpoint := "http://" + ln.Addr().String() + "/" + cfg.Stage
 	s.gw, err = gateway.New(cfg.Config, gateway.Options{
 		Hub: s.hub, Logger: logger, ManagementEndpoint: endpoint,

@@ -49,7 +49,8 @@ func TestParseConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Stage != "dev" || len(cfg.Routes) != 4 || cfg.Routes["$connect"].Integration.TimeoutMillis != 29000 ||
-		cfg.Routes["$default"].RouteResponseSelectionExpression != "$default" || cfg.OutboundQueueFrames != 256 {
+		cfg.Routes["$default"].RouteResponseSelectionExpression != "$default" || cfg.OutboundQueueFrames != 256 ||
+		cfg.MaxGroupsPerConnection != 100 || cfg.MaxGroups != 1000000 {
 		t.Fatalf("parsed %+v", cfg)
 	}
 	js := `{"stage":"prod","routes":{"echo":{"integration":{"type":"mock"}}}}`
@@ -63,6 +64,8 @@ func TestParseConfig(t *testing.T) {
 		{"two-way $connect", "routes:\n  $connect: { integration: { type: mock }, routeResponseSelectionExpression: $default }\n", "cannot be two-way"},
 		{"bad expression", "routeSelectionExpression: $request.header.x\n", "only $request.body"},
 		{"join without allow", "routes:\n  sub: { groups: { join: $request.body.group } }\n", "allow list"},
+		{"too many groups per connection", "maxGroupsPerConnection: 20000\n", "maxGroupsPerConnection 20000: want 1 to 10000"},
+		{"negative maxGroups", "maxGroups: -1\n", "maxGroups -1: want 1 to 100000000"},
 		{"bad stream", "streams:\n  - source: { type: oracle }\n    target: { group: g }\n", "oracle"},
 	}
 	for _, b := range bad {

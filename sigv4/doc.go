@@ -35,6 +35,12 @@
 // form. S3 (Verifier.S3, Signer.S3) encodes the decoded path exactly once and
 // never normalizes.
 //
+// Routing on the signed path. Because of normalization, a signature made for
+// /dev/@connections/x also verifies on /dev/@groups/../@connections/x. A
+// server should route on RequestPath (the wire path Verify signs) and refuse
+// paths for which PathIsNormal is false, so that the path it dispatches on
+// is exactly the one the signature covers.
+//
 // Canonical query. The raw query is split on '&' (empty pieces dropped), each
 // piece at its first '=' (no '=' means an empty value); names and values are
 // percent-decoded, with '+' read as a space as Go and aws-sdk-go-v2 read it,

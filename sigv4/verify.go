@@ -124,12 +124,38 @@ func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
 	return id, nil
 }
 
-func (v *Verifier) verify(r *http.Request) (*Identity, *Error) {
-	target := r.RequestURI
-	if target == "" && r.URL != nil {
-		target = r.URL.RequestURI()
+// requestTarget is r's request-target as received (r.RequestURI), or
+// rebuilt from r.URL for a request made on the client side.
+func requestTarget(r *http.Request) string {
+	if r.RequestURI == "" && r.URL != nil {
+		return r.URL.RequestURI()
 	}
-	rawPath, rawQuery := splitPathQuery(target)
+	return r.RequestURI
+}
+
+// RequestPath returns the path of r's request-target exactly as received,
+// still percent-encoded: the path Verify builds the canonical URI from.
+// A server that routes on it, rather than on r.URL.Path (decoded) or
+// r.URL.EscapedPath (re-encoded when Go thinks it should be), dispatches on
+// the bytes the signature covers; with PathIsNormal it also excludes the
+// paths that signers normalize before signing.
+func RequestPath(r *http.Request) string {
+	p, _ := splitPathQuery(requestTarget(r))
+	return p
+}
+
+// PathIsNormal reports whether SigV4's path normalization (RFC 3986
+// dot-segment removal and empty-segment collapsing, as botocore applies
+// before signing) leaves the escaped path p unchanged: no "." or ".."
+// segment and no empty segment but a trailing one. For such a path every
+// signer signs p itself and Verify tries no other spelling, so a request
+// verified for p was signed for p. Percent-encoded dots ("%2E") are not dot
+// segments to SigV4; a server that decodes segments must refuse those
+// itself.
+func PathIsNormal(p string) bool { return !pathNeedsNormalizing(p) }
+
+func (v *Verifier) verify(r *http.Request) (*Identity, *Error) {
+	rawPath, rawQuery := splitPathQuery(requestTarget(r))
 
 	var in authInput
 	var e *Error

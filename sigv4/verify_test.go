@@ -523,6 +523,37 @@ func TestVerifyRawRequestTarget(t *testing.T) {
 	}
 }
 
+// TestRequestPath: RequestPath is the wire path Verify signs, and
+// PathIsNormal is true exactly when normalizing would not change it.
+func TestRequestPath(t *testing.T) {
+	for _, tc := range []struct {
+		target, path string
+		normal       bool
+	}{
+		{"/dev/@connections/abc%3D", "/dev/@connections/abc%3D", true},
+		{"/dev/%40connections/abc%3D?x=1", "/dev/%40connections/abc%3D", true},
+		{"/dev/@connections/", "/dev/@connections/", true},
+		{"/dev/@groups/%2e%2e", "/dev/@groups/%2e%2e", true}, // not a dot segment to SigV4
+		{"/dev/@groups/../@connections/a", "/dev/@groups/../@connections/a", false},
+		{"/dev/@groups/.", "/dev/@groups/.", false},
+		{"/dev/./@connections", "/dev/./@connections", false},
+		{"/dev//@connections", "/dev//@connections", false},
+		{"http://gw.example/dev/@groups/..?q", "/dev/@groups/..", false},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RequestURI = tc.target
+		if got := RequestPath(r); got != tc.path {
+			t.Errorf("RequestPath(%q) = %q, want %q", tc.target, got, tc.path)
+		}
+		if got := PathIsNormal(tc.path); got != tc.normal {
+			t.Errorf("PathIsNormal(%q) = %v", tc.path, got)
+		}
+		if got := string(appendCanonicalURI(nil, tc.path, false, true)) == string(appendCanonicalURI(nil, tc.path, false, false)); got != tc.normal {
+			t.Errorf("%q: normalized and raw canonical URIs equal = %v, want %v", tc.path, got, tc.normal)
+		}
+	}
+}
+
 func TestReasonString(t *testing.T) {
 	if ReasonMismatch.String() != "signature_mismatch" || Reason(200).String() != "reason_200" {
 		t.Error(ReasonMismatch.String(), Reason(200).String())
