@@ -42,6 +42,7 @@ type Gateway struct {
 	track   sync.WaitGroup // route invocations and $disconnect events in flight
 	connWG  sync.WaitGroup // reader goroutines
 	conns   atomic.Int64
+	admitMu sync.Mutex // orders connWG.Add before Shutdown's Wait
 	closing atomic.Bool
 	stop    chan struct{}
 	stopped sync.Once
@@ -354,12 +355,25 @@ func (g *Gateway) sweep() {
 	}
 }
 
+// admit counts a new connection in connWG, unless Shutdown has begun.
+func (g *Gateway) admit() bool {
+	g.admitMu.Lock()
+	defer g.admitMu.Unlock()
+	if g.closing.Load() {
+		return false
+	}
+	g.connWG.Add(1)
+	return true
+}
+
 // Shutdown closes every connection with 1001 (each fires $disconnect),
 // waits for the reader goroutines, in-flight integration calls and
 // $disconnect events until ctx is done, then releases the integrations.
 // The caller stops the listener first (http.Server.Shutdown).
 func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.admitMu.Lock()
 	g.closing.Store(true)
+	g.admitMu.Unlock()
 	g.stopped.Do(func() { close(g.stop) })
 	g.hub.Each(func(hc hub.Conn) bool {
 		if c, ok := hc.(*conn); ok {

@@ -106,35 +106,38 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	// Counted in connWG from here, unless Shutdown has begun: a $connect
+	// that finished after it is refused as a late upgrade is.
+	if !g.admit() {
+		http.Error(w, `{"message":"Service Unavailable"}`, http.StatusServiceUnavailable)
+		return
+	}
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		log.Error("hijack failed", "error", err)
+		g.connWG.Done()
 		return
 	}
-	_ = nc.SetDeadline(time.Time{})
-	var rc syscall.RawConn
-	if tc, ok := nc.(*net.TCPConn); ok {
-		if g.cfg.SendBufferBytes > 0 {
-			_ = tc.SetWriteBuffer(g.cfg.SendBufferBytes)
-		}
-		rc, _ = tc.SyscallConn()
-	}
-	c := &conn{gw: g, nc: nc, rc: rc, s: s, inflight: make(chan struct{}, g.cfg.MaxInflightPerConnection)}
-	c.idle.L = &c.mu
+	c := g.newConn(nc, s)
 	if brw.Reader.Buffered() > 0 {
 		c.br0 = brw.Reader // the client sent frames right behind its handshake
 	}
-	c.touch()
 	// Writing stays ours until the 101 is out, so that a frame posted the
 	// moment the id is registered queues behind it and cannot overtake it.
 	c.writing = true
 	if err := g.hub.Register(c); err != nil {
 		log.Error("registering connection", "error", err)
 		_ = nc.Close()
+		g.connWG.Done()
 		return
 	}
 	g.conns.Add(1)
-	g.connWG.Add(1)
+	if g.closing.Load() {
+		// Shutdown began after admit and its sweep of the hub may have
+		// missed this connection: close it here (the close frame queues
+		// behind the 101).
+		c.closeWith(closeShutdown)
+	}
 	for _, name := range groups {
 		if !ValidGroup(name) {
 			log.Warn("$connect named an invalid group", "group", name)
@@ -153,6 +156,22 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request) {
 	}
 	log.Debug("connected", "sourceIp", s.identity.SourceIP)
 	go c.readLoop() // a fresh goroutine: the HTTP handler's grown stack goes away
+}
+
+// newConn wraps an accepted socket.
+func (g *Gateway) newConn(nc net.Conn, s session) *conn {
+	_ = nc.SetDeadline(time.Time{})
+	var rc syscall.RawConn
+	if tc, ok := nc.(*net.TCPConn); ok {
+		if g.cfg.SendBufferBytes > 0 {
+			_ = tc.SetWriteBuffer(g.cfg.SendBufferBytes)
+		}
+		rc, _ = tc.SyscallConn()
+	}
+	c := &conn{gw: g, nc: nc, rc: rc, s: s, inflight: make(chan struct{}, g.cfg.MaxInflightPerConnection)}
+	c.idle.L = &c.mu
+	c.touch()
+	return c
 }
 
 const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
