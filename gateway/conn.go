@@ -302,7 +302,11 @@ func (c *conn) readLoop() {
 		}
 		for {
 			var h ws.Header
-			h, err = ws.ReadHeader(br)
+			h, err = readHeader(br)
+			if errors.Is(err, errLengthMSB) {
+				reason, err = closeProtocol, nil
+				break
+			}
 			if err != nil {
 				break
 			}
@@ -311,13 +315,15 @@ func (c *conn) readLoop() {
 				break
 			}
 			if h.OpCode.IsControl() {
-				var payload [125]byte
-				p := payload[:h.Length]
-				if _, err = io.ReadFull(br, p); err != nil {
+				// At most 125 bytes, read in place from br's buffer.
+				var p []byte
+				if p, err = br.Peek(int(h.Length)); err != nil {
 					break
 				}
 				ws.Cipher(p, h.Mask, 0)
-				if done := c.control(h.OpCode, p); done {
+				done := c.control(h.OpCode, p)
+				_, _ = br.Discard(len(p))
+				if done {
 					err = io.EOF
 					break
 				}
@@ -365,7 +371,7 @@ func (c *conn) checkHeader(h ws.Header, inMsg bool, msgLen int) (closeReason, bo
 	switch {
 	case h.Rsv != 0, !h.Masked:
 		return closeProtocol, true
-	case h.OpCode.IsControl():
+	case h.OpCode == ws.OpPing, h.OpCode == ws.OpPong, h.OpCode == ws.OpClose:
 		if !h.Fin || h.Length > 125 {
 			return closeProtocol, true
 		}
@@ -380,7 +386,7 @@ func (c *conn) checkHeader(h ws.Header, inMsg bool, msgLen int) (closeReason, bo
 		if h.OpCode == ws.OpBinary && c.gw.cfg.BinaryFrames != "base64" {
 			return closeBinary, true
 		}
-	default:
+	default: // reserved: 0x3-0x7 and control 0xB-0xF
 		return closeProtocol, true
 	}
 	if !h.OpCode.IsControl() {

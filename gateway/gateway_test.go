@@ -710,6 +710,12 @@ func TestProtocolErrors(t *testing.T) {
 		"fragmented control":     masked(0x09, "x"),
 		"close with bad code":    masked(0x88, "\x03\xe7"), // 999
 		"close with 1-byte body": masked(0x88, "\x03"),
+		// A 64-bit length must have its most significant bit clear.
+		"length with MSB set": {0x81, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4},
+	}
+	// Reserved control opcodes 0xB-0xF (issue 13, item 15).
+	for op := byte(0xb); op <= 0xf; op++ {
+		cases[fmt.Sprintf("reserved control opcode %#x", op)] = masked(0x80|op, "")
 	}
 	for name, frame := range cases {
 		t.Run(name, func(t *testing.T) {
