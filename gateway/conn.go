@@ -83,9 +83,9 @@ func (c *conn) Info() hub.Info {
 	}
 }
 
-// Send implements hub.Conn: it queues a text frame and never blocks.
+// Send implements hub.Conn: it queues a data frame and never blocks.
 func (c *conn) Send(m *hub.Message) error {
-	return c.send(m.Frame(textFrame), true, !m.Fanout())
+	return c.send(m.Frame(dataFrame), true, !m.Fanout())
 }
 
 // enqueue sends a frame the gateway makes (answers, error frames, control
@@ -525,12 +525,29 @@ func grow(b []byte, n int) []byte {
 	return b[:len(b)+n]
 }
 
-// textFrame encodes an unmasked, final text frame.
+// dataFrame encodes an unmasked, final data frame: text when the payload
+// is valid UTF-8, binary otherwise. A text frame must hold UTF-8 (RFC 6455
+// 5.6) and browsers fail the connection on one that does not, so bytes
+// that are not text (a POST, a publish or a base64 route answer) go out
+// as a binary frame (docs/compatibility.md).
+func dataFrame(payload []byte) []byte {
+	if utf8.Valid(payload) {
+		return controlFrame(ws.OpText, payload)
+	}
+	return controlFrame(ws.OpBinary, payload)
+}
+
+// textFrame encodes an unmasked, final text frame; payload is UTF-8.
 func textFrame(payload []byte) []byte { return controlFrame(ws.OpText, payload) }
 
+// controlFrame encodes an unmasked, final frame of any opcode.
 func controlFrame(op ws.OpCode, payload []byte) []byte {
+	return appendFrame(make([]byte, 0, 10+len(payload)), op, payload)
+}
+
+// appendFrame appends an unmasked, final frame to b.
+func appendFrame(b []byte, op ws.OpCode, payload []byte) []byte {
 	n := len(payload)
-	b := make([]byte, 0, 10+n)
 	b = append(b, 0x80|byte(op))
 	switch {
 	case n < 126:

@@ -254,13 +254,13 @@ func (g *Gateway) route(c *conn, body string, b64 bool) {
 		return
 	}
 	if rt.twoWay && res.Body != "" {
-		data, err := res.bytes()
+		data, err := res.answer()
 		if err != nil {
-			log.Warn("integration answered a bad base64 body", "error", err)
+			log.Warn("integration answer not sent", "error", err)
 			_ = c.enqueue(textFrame(errorFrame(frameInternalError, c.s.connectionID, requestID)), true)
 			return
 		}
-		if err := c.enqueue(textFrame(data), true); err != nil {
+		if err := c.enqueue(dataFrame(data), true); err != nil {
 			log.Debug("route response not delivered", "error", err)
 		}
 	}

@@ -54,6 +54,32 @@ func (r *proxyResponse) bytes() ([]byte, error) {
 	return []byte(r.Body), nil
 }
 
+// errAnswerTooLarge: a two-way route's answer is over the 128 KB message
+// limit.
+var errAnswerTooLarge = errors.New("route response body over 131072 bytes")
+
+// answer is a two-way route's message to the client: the body, decoded
+// when base64. API Gateway's message payload limit is 128 KB, as for a
+// POST; a larger answer is an error (the client gets AWS's Internal
+// server error frame), never one oversized frame.
+func (r *proxyResponse) answer() ([]byte, error) {
+	limit := maxMessageBytes
+	if r.IsBase64Encoded {
+		limit = base64.StdEncoding.EncodedLen(maxMessageBytes) // no decoding of a 6 MB body
+	}
+	if len(r.Body) > limit {
+		return nil, errAnswerTooLarge
+	}
+	data, err := r.bytes()
+	if err != nil {
+		return nil, fmt.Errorf("bad base64 body: %v", err)
+	}
+	if len(data) > maxMessageBytes {
+		return nil, errAnswerTooLarge
+	}
+	return data, nil
+}
+
 // marshalEvent encodes an event without escaping <, > and & (AWS does not).
 func marshalEvent(ev *Event) ([]byte, error) {
 	var b bytes.Buffer
