@@ -60,20 +60,29 @@ type Config struct {
 	// (default; close with 1003 as API Gateway does) or "base64" (deliver
 	// as a MESSAGE with the body base64-encoded and isBase64Encoded true).
 	BinaryFrames string `json:"binaryFrames,omitempty"`
-	// OutboundQueueFrames bounds each connection's queue of frames not yet
-	// written. A POST to a full queue answers 429; a publish skips that
-	// member. Default 256.
+	// OutboundQueueFrames bounds each connection's frames not yet written
+	// (queued or being written). A POST to a full queue answers 429; a
+	// publish skips that member. Default 256.
 	OutboundQueueFrames int `json:"outboundQueueFrames,omitempty"`
-	// SlowConsumerSeconds: a connection whose queue stays full this long is
-	// closed with 1008. Default 10.
+	// OutboundQueueBytes bounds the bytes of those frames, in bytes, with
+	// the same answers when full; a frame always fits an empty queue, so
+	// one 128 KB message goes out whatever the bound. Default 1048576
+	// (1 MiB); 1024 to 1073741824.
+	OutboundQueueBytes int `json:"outboundQueueBytes,omitempty"`
+	// SlowConsumerSeconds: a connection that had a data frame refused for
+	// the queue bound and has not drained its queue this long is closed
+	// with 1008 at the next refusal. A write that makes no progress for
+	// writeTimeoutSeconds while frames are being refused closes with 1008
+	// too. Default 10.
 	SlowConsumerSeconds int `json:"slowConsumerSeconds,omitempty"`
 	// SendBufferBytes sets each client socket's kernel send buffer
 	// (SO_SNDBUF). 0 (default) leaves it to the kernel's autotuning, which
 	// lets a stalled client pin up to net.ipv4.tcp_wmem's maximum (4 MiB
 	// on Linux); a small value bounds that and detects slow readers sooner.
 	SendBufferBytes int `json:"sendBufferBytes,omitempty"`
-	// WriteTimeoutSeconds bounds one socket write; a client that accepts no
-	// bytes for this long is closed. Default 10.
+	// WriteTimeoutSeconds: a client that accepts no bytes for this long is
+	// closed: 1008 when its queue is at the bound (a slow consumer), else
+	// 1006. Default 10.
 	WriteTimeoutSeconds int `json:"writeTimeoutSeconds,omitempty"`
 	// MaxInflightPerConnection bounds the route invocations one connection
 	// may have running; past it the gateway stops reading that socket until
@@ -163,6 +172,7 @@ func (c *Config) SetDefaults() {
 	defInt(&c.IdleTimeoutSeconds, 600)
 	defInt(&c.MaxConnectionSeconds, 7200)
 	defInt(&c.OutboundQueueFrames, 256)
+	defInt(&c.OutboundQueueBytes, 1<<20)
 	defInt(&c.SlowConsumerSeconds, 10)
 	defInt(&c.WriteTimeoutSeconds, 10)
 	defInt(&c.MaxInflightPerConnection, 32)
@@ -219,6 +229,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxGroups < 1 || c.MaxGroups > 100_000_000 {
 		add("maxGroups %d: want 1 to 100000000", c.MaxGroups)
+	}
+	if c.OutboundQueueBytes < 1024 || c.OutboundQueueBytes > 1<<30 {
+		add("outboundQueueBytes %d: want 1024 to 1073741824", c.OutboundQueueBytes)
 	}
 	switch c.AuthorizationType {
 	case "NONE", "AWS_IAM":

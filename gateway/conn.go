@@ -43,15 +43,23 @@ type conn struct {
 	inflight   chan struct{}
 	br0        *bufio.Reader // bytes that arrived with the handshake, if any
 
-	mu        sync.Mutex
-	idle      sync.Cond // signalled (L = &mu) when the writer goroutine exits
-	queue     [][]byte
-	spare     [][]byte // the previous batch's slice, reused
-	writing   bool
-	state     connState
-	reason    closeReason // why it closes, once state >= closing
-	closeSent bool        // our close frame is queued or written
-	fullSince time.Time   // when the queue first overflowed; zero when not full
+	mu    sync.Mutex
+	idle  sync.Cond // signalled (L = &mu) when the writer goroutine exits
+	queue [][]byte
+	spare [][]byte // the previous batch's slice, reused
+	// Frames and bytes not yet written count against the queue bound:
+	// queued are those in queue, flight those of the batch being written.
+	queued      int
+	flight      int
+	flightBytes int
+	pongAt      int // 1 + the index in queue of the pending pong; 0 when none
+	writing     bool
+	state       connState
+	reason      closeReason // why it closes, once state >= closing
+	closeSent   bool        // our close frame is queued or written
+	// fullSince is when a data frame was first refused for the bound since
+	// the queue last drained; zero when nothing was refused.
+	fullSince time.Time
 }
 
 type connState uint8
@@ -93,7 +101,8 @@ func (c *conn) Send(m *hub.Message) error {
 func (c *conn) enqueue(frame []byte, data bool) error { return c.send(frame, data, true) }
 
 // send adds an encoded frame. data marks data frames, which count for the
-// idle timer and for the queue bound (control frames always fit). inline
+// idle timer and are refused at the queue bound (the few control frames,
+// at most one pong and one close, always fit but are counted). inline
 // lets an idle connection's frame be written in the caller's goroutine.
 func (c *conn) send(frame []byte, data, inline bool) error {
 	c.mu.Lock()
@@ -101,7 +110,7 @@ func (c *conn) send(frame []byte, data, inline bool) error {
 		c.mu.Unlock()
 		return hub.ErrGone
 	}
-	if data && len(c.queue) >= c.gw.cfg.OutboundQueueFrames {
+	if data && c.fullLocked(len(frame)) {
 		slow := false
 		now := time.Now()
 		if c.fullSince.IsZero() {
@@ -115,21 +124,76 @@ func (c *conn) send(frame []byte, data, inline bool) error {
 		}
 		return hub.ErrQueueFull
 	}
+	c.writeOrQueueLocked(frame, inline)
+	if data {
+		c.touch()
+	}
+	return nil
+}
+
+// fullLocked reports whether a data frame of n bytes must be refused: the
+// frames or bytes not yet written (queued, or in the batch being written)
+// are at outboundQueueFrames or would pass outboundQueueBytes. A frame
+// always fits a connection with nothing pending, so one message larger
+// than the byte bound still goes out.
+func (c *conn) fullLocked(n int) bool {
+	frames := len(c.queue) + c.flight
+	if frames == 0 {
+		return false
+	}
+	return frames >= c.gw.cfg.OutboundQueueFrames ||
+		c.queued+c.flightBytes+n > c.gw.cfg.OutboundQueueBytes
+}
+
+// writeOrQueueLocked writes frame inline when inline is allowed and the
+// connection is idle (nothing queued, no writer), else queues it for the
+// writer goroutine. It unlocks c.mu.
+func (c *conn) writeOrQueueLocked(frame []byte, inline bool) {
 	if inline && !c.writing && len(c.queue) == 0 && c.rc != nil {
 		// Idle connection: write inline with one non-blocking syscall, no
 		// goroutine hand-off (lower latency for a single send).
 		c.writing = true
 		c.mu.Unlock()
 		c.writeInline(frame)
-	} else {
-		c.queue = append(c.queue, frame)
-		c.startWriterLocked()
+		return
+	}
+	c.pushLocked(frame)
+	c.mu.Unlock()
+}
+
+// pushLocked appends a frame to the queue and starts the writer.
+func (c *conn) pushLocked(frame []byte) {
+	c.queue = append(c.queue, frame)
+	c.queued += len(frame)
+	c.startWriterLocked()
+}
+
+// pong answers a ping. At most one pong waits in the queue: a newer ping
+// replaces the waiting pong's payload (RFC 6455 5.5.3 allows answering
+// only the most recent ping), so a client that pings hard and never reads
+// holds one small frame, not one per ping.
+func (c *conn) pong(p []byte) {
+	c.mu.Lock()
+	if c.state != stateOpen {
 		c.mu.Unlock()
+		return
 	}
-	if data {
-		c.touch()
+	if c.pongAt > 0 {
+		i := c.pongAt - 1
+		old := c.queue[i]
+		c.queue[i] = appendFrame(old[:0], ws.OpPong, p) // not being written: the writer has not taken it
+		c.queued += len(c.queue[i]) - len(old)
+		c.mu.Unlock()
+		return
 	}
-	return nil
+	frame := appendFrame(make([]byte, 0, 2+len(p)), ws.OpPong, p)
+	if !c.writing && len(c.queue) == 0 && c.rc != nil {
+		c.writeOrQueueLocked(frame, true)
+		return
+	}
+	c.pushLocked(frame)
+	c.pongAt = len(c.queue)
+	c.mu.Unlock()
 }
 
 // writeInline writes frame without blocking, in the caller's goroutine,
@@ -166,6 +230,10 @@ func (c *conn) writeInline(frame []byte) {
 		c.queue = append(c.queue, nil)
 		copy(c.queue[1:], c.queue)
 		c.queue[0] = frame[n:]
+		c.queued += len(frame) - n
+		if c.pongAt > 0 {
+			c.pongAt++
+		}
 	}
 	if len(c.queue) > 0 {
 		go c.writeLoop() // c.writing stays true: the writer takes over
@@ -199,7 +267,7 @@ func (c *conn) writeLoop() {
 				_ = c.nc.SetWriteDeadline(time.Time{})
 			}
 			c.writing = false
-			c.fullSince = time.Time{}
+			c.fullSince = time.Time{} // drained
 			c.idle.Broadcast()
 			c.mu.Unlock()
 			if closing {
@@ -208,19 +276,16 @@ func (c *conn) writeLoop() {
 			return
 		}
 		c.queue = c.spare[:0]
-		c.fullSince = time.Time{}
-		timeout := c.gw.writeTimeout
-		if c.state != stateOpen {
-			timeout = c.gw.closeWait
-		}
+		c.flight, c.flightBytes = len(batch), c.queued
+		c.queued, c.pongAt = 0, 0
+		open := c.state == stateOpen
 		c.mu.Unlock()
 
-		_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
-		bufs := net.Buffers(batch)
-		_, err := bufs.WriteTo(c.nc)
+		err := c.writeBatch(batch, open)
 		clear(batch)
 		c.mu.Lock()
 		c.spare = batch[:0]
+		c.flight, c.flightBytes = 0, 0
 		c.mu.Unlock()
 		if err != nil {
 			c.writeFailed(err)
@@ -229,15 +294,50 @@ func (c *conn) writeLoop() {
 	}
 }
 
+// writeBatch writes the frames with writev. While the connection is open
+// each attempt gets writeTimeout and an attempt that wrote something is
+// retried, so only writeTimeout without progress fails it; once closing,
+// the whole batch gets closeWait (set by closeWith or here), so a client
+// that trickles cannot hold a closing connection.
+func (c *conn) writeBatch(batch [][]byte, open bool) error {
+	bufs := net.Buffers(batch)
+	for {
+		if open {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(c.gw.writeTimeout))
+		} else {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(c.gw.closeWait))
+		}
+		n, err := bufs.WriteTo(c.nc)
+		if err == nil || n == 0 || !open || !isTimeout(err) {
+			return err
+		}
+		c.mu.Lock()
+		open = c.state == stateOpen
+		c.mu.Unlock()
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// writeFailed drops the socket after a failed write. A write that made no
+// progress for writeTimeoutSeconds while data frames were being refused
+// for the queue bound is a slow consumer (1008); otherwise the client is
+// gone or stalled (1006).
 func (c *conn) writeFailed(err error) {
 	c.mu.Lock()
 	c.writing = false
 	c.queue = nil
+	c.queued, c.pongAt = 0, 0
 	c.idle.Broadcast()
 	reason := closeAbnormal
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if isTimeout(err) {
 		reason = closeWriteTimeout
+		if !c.fullSince.IsZero() {
+			reason = closeSlowConsumer
+		}
 	}
 	if c.state == stateOpen {
 		c.state = stateClosing
@@ -271,8 +371,7 @@ func (c *conn) closeWith(r closeReason) {
 	c.state = stateClosing
 	c.reason = r
 	c.closeSent = true
-	c.queue = append(c.queue, closeFrame(r.Code, r.Reason))
-	c.startWriterLocked()
+	c.pushLocked(closeFrame(r.Code, r.Reason))
 	c.mu.Unlock()
 	// A client that is not reading cannot take the close frame either:
 	// cut a write in progress after closeWait instead of writeTimeout.
@@ -401,7 +500,7 @@ func (c *conn) checkHeader(h ws.Header, inMsg bool, msgLen int) (closeReason, bo
 func (c *conn) control(op ws.OpCode, p []byte) (done bool) {
 	switch op {
 	case ws.OpPing:
-		_ = c.enqueue(controlFrame(ws.OpPong, p), false)
+		c.pong(p)
 	case ws.OpClose:
 		r := closeNoStatus
 		if len(p) >= 2 {
@@ -420,13 +519,11 @@ func (c *conn) control(op ws.OpCode, p []byte) (done bool) {
 			c.state = stateClosing
 			c.reason = r
 			c.closeSent = true
-			echo := r.Code
-			if echo == closeNoStatus.Code {
-				c.queue = append(c.queue, controlFrame(ws.OpClose, nil))
+			if r.Code == closeNoStatus.Code {
+				c.pushLocked(controlFrame(ws.OpClose, nil))
 			} else {
-				c.queue = append(c.queue, closeFrame(echo, ""))
+				c.pushLocked(closeFrame(r.Code, ""))
 			}
-			c.startWriterLocked()
 		}
 		c.mu.Unlock()
 		c.waitWriter()
@@ -503,6 +600,7 @@ func (c *conn) finish(readErr error) {
 	}
 	c.state = stateClosed
 	c.queue = nil
+	c.queued, c.pongAt = 0, 0
 	c.mu.Unlock()
 	_ = c.nc.Close()
 	c.gw.hub.Unregister(c.s.connectionID)

@@ -18,9 +18,13 @@
 //     connection's queue is empty and no writer runs), or a writer goroutine
 //     started on demand that writes every queued frame with one writev and
 //     exits when the queue is empty. Every write has a deadline.
-//   - a bounded queue. Send never blocks: it returns hub.ErrQueueFull
-//     (POST answers 429, a publish skips the member) and a connection full
-//     for slowConsumerSeconds is closed with 1008.
+//   - a queue bounded in frames and bytes (outboundQueueFrames and
+//     outboundQueueBytes, counting the batch being written). Send never
+//     blocks: it returns hub.ErrQueueFull (POST answers 429, a publish
+//     skips the member). A connection that stays backed up after a refusal
+//     for slowConsumerSeconds, or whose write stalls for
+//     writeTimeoutSeconds meanwhile, is closed with 1008. At most one pong
+//     waits in the queue, however fast the client pings.
 //
 // Route invocations run in their own goroutines, at most
 // maxInflightPerConnection per connection; when that many are running the

@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -339,16 +337,7 @@ func TestFrozenMember(t *testing.T) {
 	tg := startGateway(t, cfg)
 	const n = 1000
 	const messages = 80
-	// The frozen client's tiny receive buffer (set before connecting, so
-	// the kernel does not grow it) fills after a few frames.
-	small := websocket.Dialer{NetDialContext: (&net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048) })
-	}}).DialContext}
-	frozen, _, err := small.Dial(tg.wsURL(""), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer frozen.Close()
+	tg.dialFrozen(t)
 	var got atomic.Int64
 	var wg sync.WaitGroup
 	for i := 0; i < n-1; i++ {

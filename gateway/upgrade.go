@@ -151,6 +151,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request) {
 	} else {
 		c.mu.Lock()
 		c.queue = append([][]byte{resp}, c.queue...)
+		c.queued += len(resp)
 		go c.writeLoop() // c.writing is already true
 		c.mu.Unlock()
 	}

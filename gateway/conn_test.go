@@ -1,0 +1,183 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
+	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/internal/testenv"
+)
+
+// dialFrozen connects a client whose tiny receive buffer (set before
+// connecting, so the kernel does not grow it) fills after a few frames;
+// the test then never reads from it.
+func (tg *testGateway) dialFrozen(t testing.TB) *websocket.Conn {
+	t.Helper()
+	d := websocket.Dialer{NetDialContext: (&net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048) })
+	}}).DialContext}
+	c, _, err := d.Dial(tg.wsURL(""), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// postUntilFull posts data to id until the gateway answers 429
+// LimitExceededException (true) or 410 GoneException (false: the
+// connection was closed first).
+func (tg *testGateway) postUntilFull(t testing.TB, id string, data []byte) (full bool) {
+	t.Helper()
+	api := tg.mgmt()
+	var limited *types.LimitExceededException
+	var gone *types.GoneException
+	testenv.Eventually(t, 60*time.Second, func() error {
+		_, err := api.PostToConnection(context.Background(), &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(id), Data: data})
+		switch {
+		case errors.As(err, &limited):
+			full = true
+			return nil
+		case errors.As(err, &gone):
+			return nil
+		case err != nil:
+			t.Fatalf("unexpected error: %v", err)
+		}
+		return errors.New("still accepted")
+	})
+	return full
+}
+
+// waitDisconnect waits for a $disconnect event and returns its code.
+func waitDisconnect(t testing.TB, be *backend) int64 {
+	t.Helper()
+	var e events.APIGatewayWebsocketProxyRequest
+	_ = json.Unmarshal(be.waitEvents(t, "/disconnect", 1)[0], &e)
+	return e.RequestContext.DisconnectStatusCode
+}
+
+// TestPingFlood: a client that pings hard and never reads holds at most
+// one pending pong, not one per ping (issue 13, item 6).
+func TestPingFlood(t *testing.T) {
+	be := newBackend(t, nil)
+	cfg := baseConfig()
+	cfg.SendBufferBytes = 4096
+	cfg.Routes["whoami"] = be.whoamiRoute()
+	cfg.Routes["mark"] = be.route("/mark")
+	tg := startGateway(t, cfg)
+	c := tg.dialFrozen(t)
+	id := whoami(t, c)
+
+	payload := bytes.Repeat([]byte("p"), 125) // no byte of a pong's payload looks like a pong's first byte
+	const pings = 20000                       // 2.5 MB of pongs, far more than the sockets hold
+	for range pings {
+		if err := c.WriteControl(websocket.PingMessage, payload, time.Now().Add(10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The reader handles frames in order: once "mark" reached the backend,
+	// every ping before it has been answered or folded.
+	if err := c.WriteMessage(websocket.TextMessage, []byte(`{"action":"mark"}`)); err != nil {
+		t.Fatal(err)
+	}
+	be.waitEvents(t, "/mark", 1)
+	frames, n, pongs, ok := tg.gw.Outbound(id)
+	if !ok {
+		t.Fatal("connection closed")
+	}
+	// At most: the rest of a pong the socket took in part, a batch being
+	// written and the one pending pong.
+	if pongs > 1 || frames > 3 || n > 3*127 {
+		t.Fatalf("after %d pings: %d frames, %d bytes, %d pongs pending", pings, frames, n, pongs)
+	}
+}
+
+// TestQueueByteBound: the outbound queue is bounded in bytes too; when
+// full a POST answers 429 and a publish skips the member (item 7).
+func TestQueueByteBound(t *testing.T) {
+	be := newBackend(t, nil)
+	cfg := baseConfig()
+	cfg.OutboundQueueBytes = 64 * 1024
+	cfg.SendBufferBytes = 4096
+	cfg.SlowConsumerSeconds = 3600
+	cfg.WriteTimeoutSeconds = 3600
+	cfg.Routes["whoami"] = be.whoamiRoute()
+	tg := startGateway(t, cfg)
+	c := tg.dialFrozen(t)
+	id := whoami(t, c)
+	tg.join(t, "all", id)
+
+	data := bytes.Repeat([]byte("q"), 16*1024)
+	if !tg.postUntilFull(t, id, data) {
+		t.Fatal("connection closed before its queue filled")
+	}
+	frames, n, _, _ := tg.gw.Outbound(id)
+	if n > cfg.OutboundQueueBytes {
+		t.Fatalf("%d frames, %d bytes pending; the bound is %d bytes", frames, n, cfg.OutboundQueueBytes)
+	}
+	if d := tg.publish(t, "all", data); d.Delivered != 0 || d.Skipped != 1 {
+		t.Fatalf("publish to a full member: %+v, want it skipped", d)
+	}
+	if got := tg.gw.Config().OutboundQueueBytes; got != 64*1024 {
+		t.Fatalf("config %d", got)
+	}
+}
+
+// TestQueueBytesConfig: the default and the range check.
+func TestQueueBytesConfig(t *testing.T) {
+	cfg := baseConfig()
+	cfg.SetDefaults()
+	if cfg.OutboundQueueBytes != 1<<20 {
+		t.Fatalf("default outboundQueueBytes %d", cfg.OutboundQueueBytes)
+	}
+	for _, tc := range []struct {
+		name  string
+		bytes int
+		ok    bool
+	}{{"too small", 1023, false}, {"smallest", 1024, true}, {"largest", 1 << 30, true}, {"too large", 1<<30 + 1, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := baseConfig()
+			cfg.OutboundQueueBytes = tc.bytes
+			cfg.SetDefaults()
+			err := cfg.Validate()
+			if (err == nil) != tc.ok {
+				t.Fatalf("Validate: %v", err)
+			}
+			if err != nil && !strings.Contains(err.Error(), "outboundQueueBytes") {
+				t.Fatalf("error does not name the field: %v", err)
+			}
+		})
+	}
+}
+
+// TestSlowConsumerDefaults: with default settings a client that stops
+// reading while messages keep coming is closed as a slow consumer (1008),
+// as documented, not by the write timeout with 1006 (item 18).
+func TestSlowConsumerDefaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits writeTimeoutSeconds (10 s)")
+	}
+	be := newBackend(t, nil)
+	cfg := baseConfig()
+	cfg.Routes["whoami"] = be.whoamiRoute()
+	cfg.Routes["$disconnect"] = be.route("/disconnect")
+	tg := startGateway(t, cfg)
+	c := tg.dialFrozen(t)
+	id := whoami(t, c)
+	full := tg.postUntilFull(t, id, bytes.Repeat([]byte("s"), 128*1024))
+	if code := waitDisconnect(t, be); code != 1008 || !full {
+		t.Fatalf("$disconnect code %d (queue filled: %v), want 1008 after the queue filled", code, full)
+	}
+}
