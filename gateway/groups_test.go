@@ -261,6 +261,32 @@ func TestGroupLimits(t *testing.T) {
 	}
 }
 
+// TestConnectGroupsOverLimit: groups that $connect names beyond
+// maxGroupsPerConnection are not joined, the connection stays, and the log
+// says which group was refused and why.
+func TestConnectGroupsOverLimit(t *testing.T) {
+	be := newBackend(t, func(path string, ev []byte) (int, string) {
+		if path == "/connect" {
+			return 200, `{"statusCode":200,"groups":["g1","g2","g3"]}`
+		}
+		return echoEvent(path, ev)
+	})
+	cfg := baseConfig()
+	cfg.MaxGroupsPerConnection = 2
+	cfg.Routes["$connect"] = be.route("/connect")
+	tg, logs := startGatewayLog(t, cfg)
+	tg.dial(t, nil)
+	for g, want := range map[string]int{"g1": 1, "g2": 1, "g3": 0} {
+		if d := tg.publish(t, g, []byte("x")); d.Delivered != want {
+			t.Fatalf("%s: %+v, want %d delivered", g, d, want)
+		}
+	}
+	// The joins happen before the 101 is written: the line is there.
+	if l := logs.String(); !strings.Contains(l, `"$connect group not joined"`) || !strings.Contains(l, "group=g3") {
+		t.Fatalf("no warning for the refused group in:\n%s", l)
+	}
+}
+
 // TestJoinWithoutBackend: $connect's response names groups, and a
 // subscribe route joins the group named in the message, allow-listed.
 func TestJoinWithoutBackend(t *testing.T) {

@@ -59,11 +59,23 @@ func baseConfig() gateway.Config {
 
 func startGateway(t testing.TB, cfg gateway.Config) *testGateway {
 	t.Helper()
+	return startGatewayLogger(t, cfg, testLogger(t))
+}
+
+// startGatewayLog starts a gateway whose log (debug and up) a test reads.
+func startGatewayLog(t testing.TB, cfg gateway.Config) (*testGateway, *testenv.Buffer) {
+	t.Helper()
+	var buf testenv.Buffer
+	return startGatewayLogger(t, cfg, slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))), &buf
+}
+
+func startGatewayLogger(t testing.TB, cfg gateway.Config, logger *slog.Logger) *testGateway {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := gateway.New(cfg, gateway.Options{Logger: testLogger(t), ManagementEndpoint: "http://" + ln.Addr().String() + "/dev"})
+	gw, err := gateway.New(cfg, gateway.Options{Logger: logger, ManagementEndpoint: "http://" + ln.Addr().String() + "/dev"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -143,7 +143,12 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request) {
 			log.Warn("$connect named an invalid group", "group", name)
 			continue
 		}
-		_ = g.hub.Join(g.baseCtx, name, s.connectionID)
+		if err := g.hub.Join(g.baseCtx, name, s.connectionID); err != nil {
+			// Over maxGroupsPerConnection or maxGroups: the connection
+			// stays, without this group, and the backend's choice is
+			// visible in the log.
+			log.Warn("$connect group not joined", "group", name, "error", err)
+		}
 	}
 	resp := handshakeResponse(key, extra)
 	if c.rc != nil {
