@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/wsgate/wsgate/internal/dashboard"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/internal/dashboard"
 	"github.com/wsgate/wsgate/server"
 	"github.com/wsgate/wsgate/streams"
 )

@@ -15,9 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/wsgate/wsgate/internal/dashboardtest"
 	"github.com/wsgate/wsgate/examples/internal/exampletest"
 	"github.com/wsgate/wsgate/integration"
+	"github.com/wsgate/wsgate/internal/dashboardtest"
 	"github.com/wsgate/wsgate/internal/testenv"
 	"github.com/wsgate/wsgate/server"
 )
