@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/integration"
+	"github.com/wsgate/wsgate/internal/confcheck"
 )
 
 // AuthorizerConfig is a Lambda REQUEST authorizer on $connect (any
@@ -30,21 +31,19 @@ type AuthorizerConfig struct {
 }
 
 func (a *AuthorizerConfig) validate() error {
+	var e confcheck.Errors
 	if a.Integration == nil {
-		return errors.New("authorizer: integration is required")
+		e.Addf("integration", "required")
+	} else {
+		e.In("integration", a.Integration.Validate())
 	}
-	if err := a.Integration.Validate(); err != nil {
-		return fmt.Errorf("authorizer: %v", err)
-	}
-	for _, s := range a.IdentitySource {
+	for i, s := range a.IdentitySource {
 		if _, _, err := parseIdentitySource(s); err != nil {
-			return fmt.Errorf("authorizer: %v", err)
+			e.Addf(confcheck.Index("identitySource", i), "%v", err)
 		}
 	}
-	if t := a.ResultTTLSeconds; t != nil && (*t < 0 || *t > 3600) {
-		return fmt.Errorf("authorizer: resultTtlSeconds %d out of range 0..3600", *t)
-	}
-	return nil
+	e.RangeOpt("resultTtlSeconds", a.ResultTTLSeconds, 0, MaxAuthorizerTTLSeconds)
+	return e.Err()
 }
 
 func parseIdentitySource(s string) (kind, name string, err error) {
@@ -86,7 +85,7 @@ func newAuthorizer(cfg *AuthorizerConfig, env integration.Env) (*authorizer, err
 	}
 	a := &authorizer{integ: in, ttl: 300 * time.Second, cache: map[string]authCacheEntry{}}
 	if cfg.ResultTTLSeconds != nil {
-		a.ttl = time.Duration(*cfg.ResultTTLSeconds) * time.Second
+		a.ttl = confcheck.Seconds(*cfg.ResultTTLSeconds)
 	}
 	for _, s := range cfg.IdentitySource {
 		kind, name, _ := parseIdentitySource(s)

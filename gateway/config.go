@@ -7,9 +7,11 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/integration"
+	"github.com/wsgate/wsgate/internal/confcheck"
 )
 
 // Config is the gateway part of the config file. Field names are the user
@@ -102,6 +104,14 @@ type Config struct {
 	// DebugSignatures puts the canonical request and string to sign into
 	// the 403 message of a signature mismatch, as AWS does. Default true.
 	DebugSignatures *bool `json:"debugSignatures,omitempty"`
+	// AllowedOrigins, when set, limits which web pages may open a
+	// WebSocket: an upgrade whose Origin header matches none of these
+	// (exact origins such as "https://app.example.com", or path.Match
+	// patterns such as "https://*.example.com") is refused with 403 before
+	// the authorizer and $connect run. Requests without an Origin header
+	// (non-browser clients) are not affected. Default: none, every origin
+	// is accepted, as on API Gateway, which has no such setting.
+	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
 }
 
 // Credential is one access key of the management API.
@@ -196,102 +206,135 @@ var (
 	routeKeyRe = regexp.MustCompile(`^[^\s]{1,128}$`)
 )
 
-// Validate reports every problem in a config with defaults applied, so a
-// user fixes them in one pass.
-func (c *Config) Validate() error {
-	var errs []error
-	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+// Ranges of the numeric fields, after defaults (docs/configuration.md).
+// Where API Gateway fixes a value (idle 10 minutes, connection 2 hours)
+// wsgate's default is AWS's and its maximum is more generous, yet bounded:
+// no accepted value can overflow a time.Duration (about 292 years) or a
+// socket option.
+const (
+	MaxIdleTimeoutSeconds     = 7 * 24 * 3600 // one week
+	MaxConnectionSeconds      = 7 * 24 * 3600 // one week
+	MaxOutboundQueueFrames    = 65536
+	MinOutboundQueueBytes     = 1024
+	MaxOutboundQueueBytes     = 1 << 30
+	MaxSlowConsumerSeconds    = 3600
+	MaxSendBufferBytes        = 1 << 30 // the kernel caps it at net.core.wmem_max anyway
+	MaxWriteTimeoutSeconds    = 3600
+	MaxInflightPerConnection  = 10000
+	MaxShutdownTimeoutSeconds = 3600
+	MaxAuthorizerTTLSeconds   = 3600 // API Gateway's maximum
+	MaxGroupsPerConnection    = 10000
+	MaxGroups                 = 100_000_000
+)
 
+// Validate reports every problem in a config with defaults applied, so a
+// user fixes them in one pass. Each problem names its field path, e.g.
+// routes["$default"].integration.timeoutMillis.
+func (c *Config) Validate() error {
+	var e confcheck.Errors
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		add("listen %q: %v", c.Listen, err)
+		e.Addf("listen", "%q: %v", c.Listen, err)
 	}
 	if !stageRe.MatchString(c.Stage) {
-		add("stage %q: want 1 to 128 letters, digits, '-' or '_'", c.Stage)
+		e.Addf("stage", "%q: want 1 to 128 letters, digits, '-' or '_'", c.Stage)
 	}
 	if !accountRe.MatchString(c.AccountID) {
-		add("accountId %q: want 12 digits", c.AccountID)
+		e.Addf("accountId", "%q: want 12 digits", c.AccountID)
 	}
 	if _, err := ParseSelectionExpression(c.RouteSelectionExpression); err != nil {
-		add("routeSelectionExpression: %v", err)
+		e.Addf("routeSelectionExpression", "%v", err)
 	}
-	if c.IdleTimeoutSeconds < 0 || c.MaxConnectionSeconds < 0 {
-		add("idleTimeoutSeconds and maxConnectionSeconds must be positive")
-	}
+	e.Range("idleTimeoutSeconds", c.IdleTimeoutSeconds, 1, MaxIdleTimeoutSeconds)
+	e.Range("maxConnectionSeconds", c.MaxConnectionSeconds, 1, MaxConnectionSeconds)
+	e.Range("outboundQueueFrames", c.OutboundQueueFrames, 1, MaxOutboundQueueFrames)
+	e.Range("slowConsumerSeconds", c.SlowConsumerSeconds, 1, MaxSlowConsumerSeconds)
+	e.Range("sendBufferBytes", c.SendBufferBytes, 0, MaxSendBufferBytes)
+	e.Range("writeTimeoutSeconds", c.WriteTimeoutSeconds, 1, MaxWriteTimeoutSeconds)
+	e.Range("maxInflightPerConnection", c.MaxInflightPerConnection, 1, MaxInflightPerConnection)
+	e.Range("shutdownTimeoutSeconds", c.ShutdownTimeoutSeconds, 1, MaxShutdownTimeoutSeconds)
 	if c.BinaryFrames != "reject" && c.BinaryFrames != "base64" {
-		add("binaryFrames %q: want reject or base64", c.BinaryFrames)
+		e.Addf("binaryFrames", "%q: want reject or base64", c.BinaryFrames)
 	}
-	if c.OutboundQueueFrames < 1 || c.SlowConsumerSeconds < 1 || c.WriteTimeoutSeconds < 1 ||
-		c.MaxInflightPerConnection < 1 || c.ShutdownTimeoutSeconds < 1 {
-		add("outboundQueueFrames, slowConsumerSeconds, writeTimeoutSeconds, maxInflightPerConnection and shutdownTimeoutSeconds must be at least 1")
+	for i, o := range c.AllowedOrigins {
+		if err := checkOriginPattern(o); err != nil {
+			e.Addf(confcheck.Index("allowedOrigins", i), "%v", err)
+		}
 	}
-	if c.MaxGroupsPerConnection < 1 || c.MaxGroupsPerConnection > 10000 {
-		add("maxGroupsPerConnection %d: want 1 to 10000", c.MaxGroupsPerConnection)
-	}
-	if c.MaxGroups < 1 || c.MaxGroups > 100_000_000 {
-		add("maxGroups %d: want 1 to 100000000", c.MaxGroups)
-	}
-	if c.OutboundQueueBytes < 1024 || c.OutboundQueueBytes > 1<<30 {
-		add("outboundQueueBytes %d: want 1024 to 1073741824", c.OutboundQueueBytes)
-	}
+	e.Range("outboundQueueBytes", c.OutboundQueueBytes, MinOutboundQueueBytes, MaxOutboundQueueBytes)
+	e.Range("maxGroupsPerConnection", c.MaxGroupsPerConnection, 1, MaxGroupsPerConnection)
+	e.Range("maxGroups", c.MaxGroups, 1, MaxGroups)
 	switch c.AuthorizationType {
 	case "NONE", "AWS_IAM":
 		if c.Authorizer != nil {
-			add("authorizer is set but authorizationType is %s (use CUSTOM or leave it unset)", c.AuthorizationType)
+			e.Addf("authorizer", "set but authorizationType is %s (use CUSTOM or leave it unset)", c.AuthorizationType)
 		}
 	case "CUSTOM":
 		if c.Authorizer == nil {
-			add("authorizationType CUSTOM needs an authorizer")
+			e.Addf("authorizationType", "CUSTOM needs an authorizer")
 		}
 	default:
-		add("authorizationType %q: want NONE, AWS_IAM or CUSTOM", c.AuthorizationType)
+		e.Addf("authorizationType", "%q: want NONE, AWS_IAM or CUSTOM", c.AuthorizationType)
 	}
 	if c.AuthorizationType == "AWS_IAM" && len(c.Credentials) == 0 {
-		add("authorizationType AWS_IAM needs credentials to verify signatures against")
+		e.Addf("authorizationType", "AWS_IAM needs credentials to verify signatures against")
 	}
 	if c.Authorizer != nil {
-		if err := c.Authorizer.validate(); err != nil {
-			add("%v", err)
-		}
+		e.In("authorizer", c.Authorizer.validate())
 	}
 	seen := map[string]bool{}
 	for i, cr := range c.Credentials {
+		p := confcheck.Index("credentials", i)
 		if cr.AccessKeyID == "" || cr.SecretAccessKey == "" {
-			add("credentials[%d]: accessKeyId and secretAccessKey are required", i)
+			e.Addf(p, "accessKeyId and secretAccessKey are required")
 		}
 		if seen[cr.AccessKeyID] {
-			add("credentials[%d]: accessKeyId %q appears twice", i, cr.AccessKeyID)
+			e.Addf(p, "accessKeyId %q appears twice", cr.AccessKeyID)
 		}
 		seen[cr.AccessKeyID] = true
 	}
 	for key, r := range c.Routes {
+		p := confcheck.Key("routes", key)
 		if !routeKeyRe.MatchString(key) {
-			add("route %q: a route key is 1 to 128 characters with no white space", key)
+			e.Addf(p, "a route key is 1 to 128 characters with no white space")
 			continue
 		}
 		if strings.HasPrefix(key, "$") && key != routeConnect && key != routeDisconnect && key != routeDefault {
-			add("route %q: custom route keys may not start with '$' (reserved: $connect, $disconnect, $default)", key)
+			e.Addf(p, "custom route keys may not start with '$' (reserved: $connect, $disconnect, $default)")
 		}
 		if r.Integration == nil && r.Groups == nil {
-			add("route %q: an integration (or a groups action) is required", key)
+			e.Addf(p, "an integration (or a groups action) is required")
 		} else if r.Integration != nil {
-			if err := r.Integration.Validate(); err != nil {
-				add("route %q: %v", key, err)
-			}
+			e.In(confcheck.Field(p, "integration"), r.Integration.Validate())
 		}
 		if r.Groups != nil {
 			if err := r.Groups.validate(key); err != nil {
-				add("route %q: %v", key, err)
+				e.Addf(confcheck.Field(p, "groups"), "%v", err)
 			}
 		}
 		if r.RouteResponseSelectionExpression != "" && r.RouteResponseSelectionExpression != "$default" {
-			add("route %q: routeResponseSelectionExpression %q: only \"$default\" is supported (as on AWS)", key, r.RouteResponseSelectionExpression)
+			e.Addf(confcheck.Field(p, "routeResponseSelectionExpression"), "%q: only \"$default\" is supported (as on AWS)", r.RouteResponseSelectionExpression)
 		}
 		if (key == routeConnect || key == routeDisconnect) && r.RouteResponseSelectionExpression != "" {
-			add("route %q: $connect and $disconnect cannot be two-way", key)
+			e.Addf(p, "$connect and $disconnect cannot be two-way")
 		}
 	}
-	return errors.Join(errs...)
+	return e.Err()
 }
+
+// IdleTimeout is IdleTimeoutSeconds as a duration.
+func (c *Config) IdleTimeout() time.Duration { return confcheck.Seconds(c.IdleTimeoutSeconds) }
+
+// MaxConnection is MaxConnectionSeconds as a duration.
+func (c *Config) MaxConnection() time.Duration { return confcheck.Seconds(c.MaxConnectionSeconds) }
+
+// SlowConsumer is SlowConsumerSeconds as a duration.
+func (c *Config) SlowConsumer() time.Duration { return confcheck.Seconds(c.SlowConsumerSeconds) }
+
+// WriteTimeout is WriteTimeoutSeconds as a duration.
+func (c *Config) WriteTimeout() time.Duration { return confcheck.Seconds(c.WriteTimeoutSeconds) }
+
+// ShutdownTimeout is ShutdownTimeoutSeconds as a duration.
+func (c *Config) ShutdownTimeout() time.Duration { return confcheck.Seconds(c.ShutdownTimeoutSeconds) }
 
 func (rg *RouteGroups) validate(key string) error {
 	if key == routeConnect || key == routeDisconnect {

@@ -112,8 +112,8 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		node:         opts.Node,
 		routes:       make(map[string]*route, len(cfg.Routes)),
 		selector:     sel,
-		slowConsumer: time.Duration(cfg.SlowConsumerSeconds) * time.Second,
-		writeTimeout: time.Duration(cfg.WriteTimeoutSeconds) * time.Second,
+		slowConsumer: cfg.SlowConsumer(),
+		writeTimeout: cfg.WriteTimeout(),
 		closeWait:    2 * time.Second,
 		stop:         make(chan struct{}),
 		ext:          opts.Extensions,
@@ -328,8 +328,7 @@ func (g *Gateway) disconnect(s *session, r closeReason) {
 
 // sweep closes connections past the idle timeout or the maximum duration.
 func (g *Gateway) sweep() {
-	idle := time.Duration(g.cfg.IdleTimeoutSeconds) * time.Second
-	maxAge := time.Duration(g.cfg.MaxConnectionSeconds) * time.Second
+	idle, maxAge := g.cfg.IdleTimeout(), g.cfg.MaxConnection()
 	every := min(time.Second, idle/4, maxAge/4)
 	t := time.NewTicker(max(every, 10*time.Millisecond))
 	defer t.Stop()

@@ -37,6 +37,11 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request) {
 		writeJSONStatus(w, http.StatusBadRequest, "Bad Sec-WebSocket-Key")
 		return
 	}
+	if !g.originAllowed(r.Header.Get("Origin")) {
+		g.log.Info("upgrade refused: origin not in allowedOrigins", "origin", r.Header.Get("Origin"))
+		writeAPIError(w, errForbidden)
+		return
+	}
 
 	now := time.Now()
 	s := session{

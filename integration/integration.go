@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/url"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/confcheck"
 )
 
 // Integration invokes one backend.
@@ -65,7 +67,7 @@ type Config struct {
 
 	// TimeoutMillis bounds one invocation. Default 29000 (API Gateway's
 	// default and maximum); 3000 for command (Lambda's default timeout).
-	// Range 50 to 900000.
+	// Range 50 to 900000 (MinTimeoutMillis, MaxTimeoutMillis).
 	TimeoutMillis int `json:"timeoutMillis,omitempty"`
 
 	// URI is the endpoint an http integration POSTs the event to. Required
@@ -95,21 +97,23 @@ type Config struct {
 	// Dir is the working directory of the command, and LAMBDA_TASK_ROOT.
 	// Default: the directory wsgate runs in.
 	Dir string `json:"dir,omitempty"`
-	// Concurrency is the most processes command runs at once. Default 1.
+	// Concurrency is the most processes command runs at once. Default 1,
+	// range 1 to 1024.
 	Concurrency int `json:"concurrency,omitempty"`
 	// Env adds to (and overrides) the environment of command.
 	Env map[string]string `json:"env,omitempty"`
 	// FunctionName is AWS_LAMBDA_FUNCTION_NAME for command. Default: the
 	// base name of Command[0].
 	FunctionName string `json:"functionName,omitempty"`
-	// MemorySizeMB is AWS_LAMBDA_FUNCTION_MEMORY_SIZE for command. Default 128.
+	// MemorySizeMB is AWS_LAMBDA_FUNCTION_MEMORY_SIZE for command. Default
+	// 128, range 128 to 10240 (Lambda's).
 	MemorySizeMB int `json:"memorySizeMB,omitempty"`
 }
 
 // Timeout is the configured timeout, or def when none is set.
 func (c *Config) Timeout(def time.Duration) time.Duration {
 	if c.TimeoutMillis > 0 {
-		return time.Duration(c.TimeoutMillis) * time.Millisecond
+		return confcheck.Millis(c.TimeoutMillis)
 	}
 	return def
 }
@@ -130,44 +134,61 @@ type Env struct {
 	Logger *slog.Logger
 }
 
-// Validate checks a config without starting anything.
+// Ranges of the numeric fields (docs/configuration.md). A zero means the
+// default and is not range-checked.
+const (
+	MinTimeoutMillis = 50     // API Gateway's minimum integration timeout
+	MaxTimeoutMillis = 900000 // Lambda's maximum function timeout, 15 minutes
+	MaxConcurrency   = 1024   // command processes of one integration
+	MinMemorySizeMB  = 128    // Lambda's range of function memory
+	MaxMemorySizeMB  = 10240
+)
+
+// Validate checks a config without starting anything. Each problem names
+// its field ("timeoutMillis: must be between 50 and 900000, got 0"); a
+// caller files them under the integration's own path.
 func (c *Config) Validate() error {
-	if c.TimeoutMillis != 0 && (c.TimeoutMillis < 50 || c.TimeoutMillis > 900000) {
-		return fmt.Errorf("timeoutMillis %d out of range 50..900000", c.TimeoutMillis)
+	var e confcheck.Errors
+	if c.TimeoutMillis != 0 {
+		e.Range("timeoutMillis", c.TimeoutMillis, MinTimeoutMillis, MaxTimeoutMillis)
+	}
+	if c.Concurrency != 0 {
+		e.Range("concurrency", c.Concurrency, 1, MaxConcurrency)
+	}
+	if c.MemorySizeMB != 0 {
+		e.Range("memorySizeMB", c.MemorySizeMB, MinMemorySizeMB, MaxMemorySizeMB)
 	}
 	switch c.Type {
 	case "":
-		return errors.New("integration type is required (http, mock, lambda or command)")
+		e.Addf("type", "required (http, mock, lambda or command)")
 	case "http":
 		if c.URI == "" {
-			return errors.New("http integration needs uri")
-		}
-		if u, err := url.Parse(c.URI); err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-			return fmt.Errorf("http integration uri %q: want http:// or https:// and a host", c.URI)
+			e.Addf("uri", "required for an http integration")
+		} else if u, err := url.Parse(c.URI); err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+			e.Addf("uri", "%q: want http:// or https:// and a host", c.URI)
 		}
 	case "mock":
 	case "lambda":
 		if c.Function == "" {
-			return errors.New("lambda integration needs function")
+			e.Addf("function", "required for a lambda integration")
 		}
 	case "command":
 		if len(c.Command) == 0 {
-			return errors.New("command integration needs command")
-		}
-		if c.Concurrency < 0 {
-			return errors.New("command concurrency must be positive")
+			e.Addf("command", "required for a command integration")
+		} else if c.Command[0] == "" {
+			e.Addf("command[0]", "the program must not be empty")
 		}
 		for _, k := range []string{"AWS_LAMBDA_RUNTIME_API", "_LAMBDA_SERVER_PORT"} {
 			if _, ok := c.Env[k]; ok {
 				// wsgate owns the Runtime API address; _LAMBDA_SERVER_PORT
 				// would switch aws-lambda-go to its old RPC mode.
-				return fmt.Errorf("command env must not set %s", k)
+				e.Addf(confcheck.Key("env", k), "must not be set: wsgate sets it")
 			}
 		}
 	default:
-		return fmt.Errorf("unknown integration type %q (want http, mock, lambda or command)", c.Type)
+		e.Addf("type", "unknown integration type %q (want http, mock, lambda or command)", c.Type)
 	}
-	return nil
+	return e.Err()
 }
 
 // MaxPayload is the largest response an integration accepts, in bytes:

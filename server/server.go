@@ -34,6 +34,7 @@ import (
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/integration"
+	"github.com/wsgate/wsgate/internal/confcheck"
 	"github.com/wsgate/wsgate/streams"
 	"github.com/wsgate/wsgate/streams/dynamodb"
 	"github.com/wsgate/wsgate/streams/postgres"
@@ -82,31 +83,29 @@ func ParseConfig(b []byte) (*Config, error) {
 	return &c, nil
 }
 
-// Validate checks the whole config, defaults applied.
+// Validate checks the whole config, defaults applied. Each problem names
+// its field path: idleTimeoutSeconds, routes["$default"].integration.uri,
+// streams[0].source.pollMillis.
 func (c *Config) Validate() error {
-	var errs []error
-	if err := c.Config.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := streams.ValidateAll(c.Streams); err != nil {
-		errs = append(errs, fmt.Errorf("streams: %w", err))
-	}
+	var e confcheck.Errors
+	e.In("", c.Config.Validate())
+	e.In("streams", streams.ValidateAll(c.Streams))
 	for i, s := range c.Streams {
 		if s.Target.Group != "" && !gateway.ValidGroup(s.Target.Group) {
-			errs = append(errs, fmt.Errorf("streams[%d]: target group %q: %s", i, s.Target.Group, gateway.GroupNameRule))
+			e.Addf(confcheck.Index("streams", i)+".target.group", "%q: %s", s.Target.Group, gateway.GroupNameRule)
 		}
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":
 	default:
-		errs = append(errs, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level))
+		e.Addf("log.level", "%q: want debug, info, warn or error", c.Log.Level)
 	}
 	switch c.Log.Format {
 	case "", "text", "json":
 	default:
-		errs = append(errs, fmt.Errorf("log.format %q: want text or json", c.Log.Format))
+		e.Addf("log.format", "%q: want text or json", c.Log.Format)
 	}
-	return errors.Join(errs...)
+	return e.Err()
 }
 
 // NewLogger builds the logger the config asks for, writing to w.
@@ -152,38 +151,22 @@ type stream struct {
 	integ   integration.Integration // closed at shutdown, when the target has one
 }
 
-// New builds a server from a validated config. The listener is bound here
-// (so the management endpoint handed to command handlers is known), but
+// New validates cfg, binds the listener (so the management endpoint handed
+// to command handlers is known) and builds everything, as Check does; but
 // nothing is served until Start.
 func New(cfg Config, logger *slog.Logger) (*Server, error) {
-	cfg.SetDefaults()
-	if logger == nil {
-		logger = slog.Default()
+	s, err := newServer(cfg, logger)
+	if err != nil {
+		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listening: %w", err)
 	}
-	s := &Server{cfg: cfg, log: logger, hub: hub.NewMemory(cfg.HubLimits()), mux: http.NewServeMux(), ln: ln}
-	endpoint := "http://" + ln.Addr().String() + "/" + cfg.Stage
-	s.gw, err = gateway.New(cfg.Config, gateway.Options{
-		Hub: s.hub, Logger: logger, ManagementEndpoint: endpoint,
-		Extensions: map[string]http.Handler{"@streams": http.HandlerFunc(s.serveStreams)},
-	})
-	if err != nil {
+	s.ln = ln
+	if err := s.provision("http://"+ln.Addr().String()+"/"+s.cfg.Stage, install); err != nil {
 		ln.Close()
 		return nil, err
-	}
-	for i, sc := range cfg.Streams {
-		st, err := s.buildStream(sc, endpoint)
-		if err != nil {
-			// The gateway has a sweeper goroutine and integrations;
-			// with no connection yet its shutdown returns at once.
-			_ = s.gw.Shutdown(context.Background())
-			s.release()
-			return nil, fmt.Errorf("streams[%d] (%s): %w", i, sc.DisplayName(), err)
-		}
-		s.streams = append(s.streams, st)
 	}
 	s.http = &http.Server{
 		Handler:           http.HandlerFunc(s.serveHTTP),
@@ -195,7 +178,75 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) buildStream(sc streams.Config, endpoint string) (*stream, error) {
+// Check finds every problem New would refuse cfg for, but that the listen
+// address is free: it validates cfg and builds everything New builds (the
+// gateway, every integration, every stream's source), through the same
+// code. Where New installs change capture in a database, Check does the
+// same work in a transaction it rolls back, so a missing file, table or
+// permission is found and nothing is changed. It binds no listener, and
+// releases all it built before returning. `wsgate serve --check` is Check.
+func Check(cfg Config, logger *slog.Logger) error {
+	s, err := newServer(cfg, logger)
+	if err != nil {
+		return err
+	}
+	if err := s.provision("http://"+s.cfg.Listen+"/"+s.cfg.Stage, checkOnly); err != nil {
+		return err
+	}
+	s.release()
+	return nil
+}
+
+// newServer is the part of New and Check before anything is built.
+func newServer(cfg Config, logger *slog.Logger) (*Server, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Server{cfg: cfg, log: logger, hub: hub.NewMemory(cfg.HubLimits()), mux: http.NewServeMux()}, nil
+}
+
+// provisionMode is what provision does about change capture.
+type provisionMode int
+
+const (
+	install   provisionMode = iota // install it in the database (New)
+	checkOnly                      // check that it could be installed, changing nothing (Check)
+)
+
+// provision builds the gateway and the streams. On error it releases what
+// it built.
+func (s *Server) provision(endpoint string, mode provisionMode) error {
+	var err error
+	s.gw, err = gateway.New(s.cfg.Config, gateway.Options{
+		Hub: s.hub, Logger: s.log, ManagementEndpoint: endpoint,
+		Extensions: map[string]http.Handler{"@streams": http.HandlerFunc(s.serveStreams)},
+	})
+	if err != nil {
+		return err
+	}
+	for i, sc := range s.cfg.Streams {
+		st, err := s.buildStream(sc, endpoint, mode)
+		if err != nil {
+			s.release()
+			return fmt.Errorf("streams[%d] (%s): %w", i, sc.DisplayName(), err)
+		}
+		s.streams = append(s.streams, st)
+	}
+	return nil
+}
+
+// Optional Source methods that prepare a database before Run (sqlite's
+// triggers): New calls Install, Check calls Check.
+type (
+	installer interface{ Install(context.Context) error }
+	checker   interface{ Check(context.Context) error }
+)
+
+func (s *Server) buildStream(sc streams.Config, endpoint string, mode provisionMode) (*stream, error) {
 	if sc.Source.Region == "" {
 		sc.Source.Region = s.cfg.Region
 	}
@@ -217,33 +268,60 @@ func (s *Server) buildStream(sc streams.Config, endpoint string) (*stream, error
 	if err != nil {
 		return nil, err
 	}
-	// Capture starts before the server says it is listening: a source that
-	// installs capture in the database (sqlite's triggers) does it now,
-	// so no write made after start-up is missed.
-	if in, ok := src.(interface{ Install(context.Context) error }); ok {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := in.Install(ctx)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("installing change capture: %w", err)
-		}
-	}
 	st := &stream{name: sc.DisplayName(), source: src}
-	if sc.Target.Group != "" {
-		st.handler = streams.NewGroupTarget(sc.Target, publisher{s.hub})
-	} else {
-		env := integration.Env{Region: s.cfg.Region, ManagementEndpoint: endpoint, Logger: log}
-		if len(s.cfg.Credentials) > 0 {
-			env.AccessKeyID, env.SecretAccessKey = s.cfg.Credentials[0].AccessKeyID, s.cfg.Credentials[0].SecretAccessKey
-		}
-		st.integ, err = integration.New(*sc.Target.Integration, env)
-		if err != nil {
-			return nil, fmt.Errorf("target integration: %w", err)
-		}
-		st.handler = streams.NewMappingTarget(sc.Target, st.integ, log)
+	if err := s.buildTarget(st, sc, endpoint, log); err != nil {
+		st.close()
+		return nil, err
+	}
+	// Capture starts before the server says it is listening: a source that
+	// installs capture in the database (sqlite's triggers) does it now, last,
+	// so that a config refused for another reason leaves the database as
+	// it was, and no write made after start-up is missed.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if in, ok := src.(installer); ok && mode == install {
+		err = in.Install(ctx)
+	}
+	if ch, ok := src.(checker); ok && mode == checkOnly {
+		err = ch.Check(ctx)
+	}
+	if err != nil {
+		st.close()
+		return nil, fmt.Errorf("installing change capture: %w", err)
 	}
 	st.sup = streams.NewSupervisor(src, st.handler, log)
 	return st, nil
+}
+
+// buildTarget sets st's handler: a group publisher, or a mapping onto the
+// target's integration, which it builds.
+func (s *Server) buildTarget(st *stream, sc streams.Config, endpoint string, log *slog.Logger) error {
+	if sc.Target.Group != "" {
+		st.handler = streams.NewGroupTarget(sc.Target, publisher{s.hub})
+		return nil
+	}
+	env := integration.Env{Region: s.cfg.Region, ManagementEndpoint: endpoint, Logger: log}
+	if len(s.cfg.Credentials) > 0 {
+		env.AccessKeyID, env.SecretAccessKey = s.cfg.Credentials[0].AccessKeyID, s.cfg.Credentials[0].SecretAccessKey
+	}
+	in, err := integration.New(*sc.Target.Integration, env)
+	if err != nil {
+		return fmt.Errorf("target integration: %w", err)
+	}
+	st.integ = in
+	st.handler = streams.NewMappingTarget(sc.Target, st.integ, log)
+	return nil
+}
+
+// close releases what a stream holds: its target's integration and, when
+// it has one, its source.
+func (st *stream) close() {
+	if st.integ != nil {
+		_ = st.integ.Close()
+	}
+	if c, ok := st.source.(interface{ Close() error }); ok {
+		_ = c.Close()
+	}
 }
 
 // publisher adapts the hub to the streams' group target.
@@ -338,20 +416,28 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		waitErr = fmt.Errorf("waiting for streams: %w", ctx.Err())
 	}
-	s.release()
+	s.closeStreams()
 	return errors.Join(httpErr, gwErr, waitErr)
 }
 
+// release shuts the gateway down (its integrations and sweeper) and
+// closes the streams and the listener: what New or Check built when they
+// fail, or what Check built once it is done.
 func (s *Server) release() {
-	for _, st := range s.streams {
-		if st.integ != nil {
-			_ = st.integ.Close()
-		}
-		if c, ok := st.source.(interface{ Close() error }); ok {
-			_ = c.Close()
-		}
+	if s.gw != nil {
+		_ = s.gw.Shutdown(context.Background()) // no connections yet: returns at once
 	}
-	_ = s.ln.Close()
+	s.closeStreams()
+}
+
+// closeStreams closes the streams and the listener.
+func (s *Server) closeStreams() {
+	for _, st := range s.streams {
+		st.close()
+	}
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
 }
 
 // StreamJSON is one stream in the answer of GET /{stage}/@streams.

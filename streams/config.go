@@ -1,13 +1,12 @@
 package streams
 
 import (
-	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/wsgate/wsgate/integration"
+	"github.com/wsgate/wsgate/internal/confcheck"
 )
 
 // Defaults and limits of a target, as Lambda's CreateEventSourceMapping
@@ -92,15 +91,13 @@ type Filter struct {
 	Attributes map[string][]string `json:"attributes,omitempty"`
 }
 
-// Validate checks a stream's config without starting anything.
+// Validate checks a stream's config without starting anything. Each
+// problem names its field path relative to the stream ("source.type: ...").
 func (c *Config) Validate() error {
-	if err := c.Source.Validate(); err != nil {
-		return fmt.Errorf("source: %w", err)
-	}
-	if err := c.Target.Validate(); err != nil {
-		return fmt.Errorf("target: %w", err)
-	}
-	return nil
+	var e confcheck.Errors
+	e.In("source", c.Source.Validate())
+	e.In("target", c.Target.Validate())
+	return e.Err()
 }
 
 // DisplayName is Name, or a name derived from the source.
@@ -124,108 +121,104 @@ func (c *Config) DisplayName() string {
 // ValidateAll validates every stream and the rules that span streams:
 // names are unique, and no SQLite table is captured by two streams (each
 // SQLite source trims the change-log rows of its own tables, so two
-// sources on one table would take records from each other).
+// sources on one table would take records from each other). Problems are
+// named by index: "[0].source.type: ...".
 func ValidateAll(cfgs []Config) error {
-	names := map[string]bool{}
+	var e confcheck.Errors
+	names := map[string]int{}
 	tables := map[string]string{}
 	for i := range cfgs {
 		c := &cfgs[i]
+		p := confcheck.Index("", i)
 		name := c.DisplayName()
-		if err := c.Validate(); err != nil {
-			return fmt.Errorf("stream %q: %w", name, err)
+		e.In(p, c.Validate())
+		if j, ok := names[name]; ok {
+			e.Addf(confcheck.Field(p, "name"), "%q used twice (also streams[%d])", name, j)
 		}
-		if names[name] {
-			return fmt.Errorf("stream %q: name used twice", name)
-		}
-		names[name] = true
+		names[name] = i
 		if c.Source.Type == "sqlite" {
 			for _, t := range c.Source.Tables {
 				k := c.Source.Path + "\x00" + t
 				if other, ok := tables[k]; ok {
-					return fmt.Errorf("stream %q: sqlite table %q of %s is already captured by stream %q", name, t, c.Source.Path, other)
+					e.Addf(confcheck.Field(p, "source.tables"), "sqlite table %q of %s is already captured by stream %q", t, c.Source.Path, other)
 				}
 				tables[k] = name
 			}
 		}
 	}
-	return nil
+	return e.Err()
 }
 
-// Validate checks a source block.
+// MaxPollMillis bounds pollMillis: an hour.
+const MaxPollMillis = 3600000
+
+// Validate checks a source block; problems name fields relative to it.
 func (c *SourceConfig) Validate() error {
-	if c.PollMillis < 0 {
-		return errors.New("pollMillis must not be negative")
-	}
+	var e confcheck.Errors
+	e.Range("pollMillis", c.PollMillis, 0, MaxPollMillis)
 	switch c.Type {
 	case "":
-		return errors.New("type is required (sqlite, postgres or dynamodb)")
+		e.Addf("type", "required (sqlite, postgres or dynamodb)")
 	case "sqlite":
 		if c.Path == "" {
-			return errors.New("sqlite source needs path")
+			e.Addf("path", "required for a sqlite source")
 		}
 		if len(c.Tables) == 0 {
-			return errors.New("sqlite source needs tables")
+			e.Addf("tables", "required for a sqlite source")
 		}
 	case "postgres":
 		if c.DSN == "" {
-			return errors.New("postgres source needs dsn")
+			e.Addf("dsn", "required for a postgres source")
 		}
 		if len(c.Tables) == 0 {
-			return errors.New("postgres source needs tables")
+			e.Addf("tables", "required for a postgres source")
 		}
 	case "dynamodb":
 		if c.Table == "" && c.StreamARN == "" {
-			return errors.New("dynamodb source needs table or streamArn")
+			e.Addf("table", "a dynamodb source needs table or streamArn")
 		}
 		switch c.StartingPosition {
 		case "", "LATEST", "TRIM_HORIZON":
 		default:
-			return fmt.Errorf("startingPosition %q (want LATEST or TRIM_HORIZON)", c.StartingPosition)
+			e.Addf("startingPosition", "%q (want LATEST or TRIM_HORIZON)", c.StartingPosition)
 		}
 	default:
-		return fmt.Errorf("unknown source type %q (want sqlite, postgres or dynamodb)", c.Type)
+		e.Addf("type", "unknown source type %q (want sqlite, postgres or dynamodb)", c.Type)
 	}
-	return nil
+	return e.Err()
 }
 
-// Validate checks a target block.
+// Validate checks a target block; problems name fields relative to it.
 func (c *TargetConfig) Validate() error {
+	var e confcheck.Errors
 	switch {
 	case c.Group == "" && c.Integration == nil:
-		return errors.New("needs group or integration")
+		e.Addf("", "needs group or integration")
 	case c.Group != "" && c.Integration != nil:
-		return errors.New("group and integration are exclusive; configure two streams")
+		e.Addf("", "group and integration are exclusive; configure two streams")
 	}
 	if c.Integration != nil {
-		if err := c.Integration.Validate(); err != nil {
-			return fmt.Errorf("integration: %w", err)
-		}
+		e.In("integration", c.Integration.Validate())
 	}
-	if c.BatchSize < 0 || c.BatchSize > MaxBatchSize {
-		return fmt.Errorf("batchSize %d out of range 1..%d", c.BatchSize, MaxBatchSize)
+	if c.BatchSize != 0 {
+		e.Range("batchSize", c.BatchSize, 1, MaxBatchSize)
 	}
-	if c.MaximumBatchingWindowInSeconds < 0 || c.MaximumBatchingWindowInSeconds > MaxBatchingWindow {
-		return fmt.Errorf("maximumBatchingWindowInSeconds %d out of range 0..%d", c.MaximumBatchingWindowInSeconds, MaxBatchingWindow)
-	}
-	if r := c.MaximumRetryAttempts; r != nil && (*r < -1 || *r > MaxRetryAttempts) {
-		return fmt.Errorf("maximumRetryAttempts %d out of range -1..%d", *r, MaxRetryAttempts)
-	}
-	if a := c.MaximumRecordAgeInSeconds; a != nil && (*a < -1 || *a > MaxRecordAgeSeconds) {
-		return fmt.Errorf("maximumRecordAgeInSeconds %d out of range -1..%d", *a, MaxRecordAgeSeconds)
-	}
-	for _, t := range c.FunctionResponseTypes {
+	e.Range("maximumBatchingWindowInSeconds", c.MaximumBatchingWindowInSeconds, 0, MaxBatchingWindow)
+	e.RangeOpt("maximumRetryAttempts", c.MaximumRetryAttempts, -1, MaxRetryAttempts)
+	e.RangeOpt("maximumRecordAgeInSeconds", c.MaximumRecordAgeInSeconds, -1, MaxRecordAgeSeconds)
+	for i, t := range c.FunctionResponseTypes {
 		if t != "ReportBatchItemFailures" {
-			return fmt.Errorf("functionResponseTypes: unknown %q (want ReportBatchItemFailures)", t)
+			e.Addf(confcheck.Index("functionResponseTypes", i), "unknown %q (want ReportBatchItemFailures)", t)
 		}
 	}
 	if f := c.Filter; f != nil {
-		for _, n := range f.EventNames {
+		for i, n := range f.EventNames {
 			if n != "INSERT" && n != "MODIFY" && n != "REMOVE" {
-				return fmt.Errorf("filter: eventName %q (want INSERT, MODIFY or REMOVE)", n)
+				e.Addf(confcheck.Index("filter.eventNames", i), "eventName %q (want INSERT, MODIFY or REMOVE)", n)
 			}
 		}
 	}
-	return nil
+	return e.Err()
 }
 
 // batchSize is BatchSize with its default.
@@ -238,7 +231,7 @@ func (c *TargetConfig) batchSize() int {
 
 // window is MaximumBatchingWindowInSeconds as a duration.
 func (c *TargetConfig) window() time.Duration {
-	return time.Duration(c.MaximumBatchingWindowInSeconds) * time.Second
+	return confcheck.Seconds(c.MaximumBatchingWindowInSeconds)
 }
 
 // retryAttempts is MaximumRetryAttempts with its default, -1 for forever.
@@ -254,7 +247,7 @@ func (c *TargetConfig) maxAge() time.Duration {
 	if c.MaximumRecordAgeInSeconds == nil || *c.MaximumRecordAgeInSeconds <= 0 {
 		return 0
 	}
-	return time.Duration(*c.MaximumRecordAgeInSeconds) * time.Second
+	return confcheck.Seconds(*c.MaximumRecordAgeInSeconds)
 }
 
 // reportItemFailures reports whether partial batch responses are on,

@@ -143,14 +143,14 @@ func TestConfigValidate(t *testing.T) {
 		{"integration with everything", Config{Source: sqlite, Target: TargetConfig{Integration: fn, BatchSize: 10000,
 			MaximumBatchingWindowInSeconds: 300, MaximumRetryAttempts: intp(-1), MaximumRecordAgeInSeconds: intp(604800),
 			BisectBatchOnFunctionError: true, FunctionResponseTypes: []string{"ReportBatchItemFailures"}}}, ""},
-		{"no source type", Config{Target: TargetConfig{Group: "g"}}, "source: type is required"},
-		{"sqlite without tables", Config{Source: SourceConfig{Type: "sqlite", Path: "x"}, Target: TargetConfig{Group: "g"}}, "needs tables"},
-		{"postgres without dsn", Config{Source: SourceConfig{Type: "postgres", Tables: []string{"t"}}, Target: TargetConfig{Group: "g"}}, "needs dsn"},
+		{"no source type", Config{Target: TargetConfig{Group: "g"}}, "source.type: required"},
+		{"sqlite without tables", Config{Source: SourceConfig{Type: "sqlite", Path: "x"}, Target: TargetConfig{Group: "g"}}, "source.tables: required"},
+		{"postgres without dsn", Config{Source: SourceConfig{Type: "postgres", Tables: []string{"t"}}, Target: TargetConfig{Group: "g"}}, "source.dsn: required"},
 		{"dynamodb without table", Config{Source: SourceConfig{Type: "dynamodb"}, Target: TargetConfig{Group: "g"}}, "needs table or streamArn"},
 		{"bad starting position", Config{Source: SourceConfig{Type: "dynamodb", Table: "t", StartingPosition: "AT_TIMESTAMP"}, Target: TargetConfig{Group: "g"}}, "startingPosition"},
 		{"no target", Config{Source: sqlite}, "needs group or integration"},
 		{"both targets", Config{Source: sqlite, Target: TargetConfig{Group: "g", Integration: fn}}, "exclusive"},
-		{"bad integration", Config{Source: sqlite, Target: TargetConfig{Integration: &integration.Config{}}}, "integration: integration type is required"},
+		{"bad integration", Config{Source: sqlite, Target: TargetConfig{Integration: &integration.Config{}}}, "target.integration.type: required"},
 		{"batch size", Config{Source: sqlite, Target: TargetConfig{Integration: fn, BatchSize: 10001}}, "batchSize"},
 		{"window", Config{Source: sqlite, Target: TargetConfig{Integration: fn, MaximumBatchingWindowInSeconds: 301}}, "maximumBatchingWindowInSeconds"},
 		{"retries", Config{Source: sqlite, Target: TargetConfig{Integration: fn, MaximumRetryAttempts: intp(-2)}}, "maximumRetryAttempts"},
@@ -183,7 +183,7 @@ func TestValidateAll(t *testing.T) {
 	}
 	b.Name = ""
 	b.Source.Tables = []string{"rooms"}
-	if err := ValidateAll([]Config{a, b}); err == nil || !strings.Contains(err.Error(), "name used twice") {
+	if err := ValidateAll([]Config{a, b}); err == nil || !strings.Contains(err.Error(), "[1].name: \"sqlite:app.db\" used twice") {
 		t.Fatalf("ValidateAll = %v, want a duplicate name", err)
 	}
 }

@@ -76,7 +76,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "wsgate.yaml", "config file (YAML or JSON)")
 	listen := fs.String("listen", "", "listen address, overriding the config's listen")
-	check := fs.Bool("check", false, "validate the config and exit")
+	check := fs.Bool("check", false, "check the config as serve would (build every integration and stream, open their files and databases) without listening, and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -89,22 +89,27 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wsgate: %s: %v\n", *configPath, err)
 		return 1
 	}
+	logger := cfg.NewLogger(stderr)
 	if *check {
+		// The same build as serve's, but for binding the listener.
+		if err := server.Check(*cfg, logger); err != nil {
+			fmt.Fprintf(stderr, "wsgate: %s: %v\n", *configPath, err)
+			return 1
+		}
 		fmt.Fprintf(stdout, "%s: configuration is valid (%d routes, %d streams)\n", *configPath, len(cfg.Routes), len(cfg.Streams))
 		return 0
 	}
-	logger := cfg.NewLogger(stderr)
 	srv, err := server.New(*cfg, logger)
 	if err != nil {
-		fmt.Fprintf(stderr, "wsgate: %v\n", err)
+		fmt.Fprintf(stderr, "wsgate: %s: %v\n", *configPath, err)
 		return 1
 	}
-	return runUntilSignal(srv, cfg.ShutdownTimeoutSeconds, stdout, logger, nil)
+	return runUntilSignal(srv, cfg.ShutdownTimeout(), stdout, logger, nil)
 }
 
 // runUntilSignal serves until SIGINT or SIGTERM, then shuts down within the
 // configured bound; the exit status is 0 for a clean shutdown.
-func runUntilSignal(srv *server.Server, shutdownSeconds int, stdout io.Writer, logger *slog.Logger, extra func(ctx context.Context)) int {
+func runUntilSignal(srv *server.Server, shutdownTimeout time.Duration, stdout io.Writer, logger *slog.Logger, extra func(ctx context.Context)) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv.Start()
@@ -116,7 +121,7 @@ func runUntilSignal(srv *server.Server, shutdownSeconds int, stdout io.Writer, l
 	<-ctx.Done()
 	stop()
 	logger.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(shutdownSeconds)*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.Canceled) {
 		logger.Error("shutdown", "error", err)

@@ -63,7 +63,7 @@ func TestServeCheck(t *testing.T) {
 	}
 	bad := writeConfig(t, "stage: dev\nroutes:\n  $nope: { integration: { type: mock } }\n  x: { integration: { type: http } }\n")
 	out, err = exec.Command(bin, "serve", "--config", bad, "--check").CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "may not start with '$'") || !strings.Contains(string(out), "http integration needs uri") {
+	if err == nil || !strings.Contains(string(out), "may not start with '$'") || !strings.Contains(string(out), `routes["x"].integration.uri: required for an http integration`) {
 		t.Fatalf("--check of a bad config: %v\n%s", err, out)
 	}
 }

@@ -175,6 +175,34 @@ func (s *Source) Install(ctx context.Context) error {
 	return s.prepare(ctx, conn)
 }
 
+// Check finds what Install (and Run) would refuse, and changes nothing: a
+// missing or unopenable file, a missing table, a file that cannot be
+// written. It does Install's work in one transaction that it rolls back;
+// with create false it makes Run's read-only checks. `wsgate serve --check`
+// calls it.
+func (s *Source) Check(ctx context.Context) error {
+	db, conn, err := s.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	defer conn.Close()
+	if !s.create {
+		return s.prepare(ctx, conn)
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("checking %s: %w", s.path, err)
+	}
+	defer tx.Rollback()
+	for _, t := range s.tables {
+		if _, err := installIn(ctx, tx, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Uninstall drops the triggers of the configured tables and their pending
 // changes, and the change log when no other table is captured any more.
 // Run must not be running. It is how a table stops being captured: taking

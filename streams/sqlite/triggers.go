@@ -162,6 +162,21 @@ func install(ctx context.Context, conn *sql.Conn, table string) (bool, error) {
 		return false, fmt.Errorf("installing triggers on %s: %w", table, err)
 	}
 	defer tx.Rollback()
+	changed, err := installIn(ctx, tx, table)
+	if err != nil {
+		return false, err
+	}
+	// Commit even when the triggers were in place: the change log may have
+	// been created.
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("installing triggers on %s: %w", table, err)
+	}
+	return changed, nil
+}
+
+// installIn does install's work in tx, which the caller commits (install)
+// or rolls back (Source.Check).
+func installIn(ctx context.Context, tx *sql.Tx, table string) (bool, error) {
 	if _, err := tx.ExecContext(ctx, createChangeTable); err != nil {
 		return false, fmt.Errorf("creating %s: %w", ChangeTable, err)
 	}
@@ -175,10 +190,6 @@ func install(ctx context.Context, conn *sql.Conn, table string) (bool, error) {
 		return false, err
 	}
 	if equalTriggers(want, have) {
-		// Commit all the same: the change log may have been created.
-		if err := tx.Commit(); err != nil {
-			return false, fmt.Errorf("installing triggers on %s: %w", table, err)
-		}
 		return false, nil
 	}
 	for name := range have {
@@ -190,9 +201,6 @@ func install(ctx context.Context, conn *sql.Conn, table string) (bool, error) {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return false, fmt.Errorf("creating trigger on %s: %w", table, err)
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("installing triggers on %s: %w", table, err)
 	}
 	return true, nil
 }

@@ -1,0 +1,165 @@
+package server_test
+
+import (
+	"math"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/wsgate/wsgate/internal/confcheck"
+	"github.com/wsgate/wsgate/server"
+)
+
+// everyBlock is a valid config that has every block with numeric fields:
+// the gateway, an authorizer, a route integration, a stream's source and
+// target and the target's integration.
+const everyBlock = `
+listen: "127.0.0.1:0"
+credentials: [{ accessKeyId: AKID, secretAccessKey: secret }]
+authorizer:
+  integration: { type: mock }
+  identitySource: ["route.request.header.Authorization"]
+routes:
+  "$default": { integration: { type: command, command: ["./handler"] } }
+streams:
+  - source: { type: sqlite, path: app.db, tables: [orders] }
+    target: { integration: { type: mock } }
+`
+
+// intField is one integer field of a parsed config and how to set it.
+type intField struct {
+	path string
+	set  func(int64)
+}
+
+// intFields finds every integer field (and *int) below v, named by its
+// path in the file. commit writes a changed copy back (map values are not
+// addressable). Other numeric kinds fail the test: extend it for them.
+func intFields(t *testing.T, v reflect.Value, path string, commit func(), out *[]intField) {
+	switch v.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		*out = append(*out, intField{path, func(n int64) { v.SetInt(n); commit() }})
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		t.Errorf("%s is a %s: teach this test (and Validate) about it", path, v.Kind())
+	case reflect.Pointer:
+		if v.Type().Elem().Kind() == reflect.Int {
+			*out = append(*out, intField{path, func(n int64) {
+				p := reflect.New(v.Type().Elem())
+				p.Elem().SetInt(n)
+				v.Set(p)
+				commit()
+			}})
+		} else if !v.IsNil() {
+			intFields(t, v.Elem(), path, commit, out)
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			p := path
+			if !f.Anonymous {
+				name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+				p = confcheck.Field(path, name)
+			}
+			intFields(t, v.Field(i), p, commit, out)
+		}
+	case reflect.Slice:
+		for i := range v.Len() {
+			intFields(t, v.Index(i), confcheck.Index(path, i), commit, out)
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			cp := reflect.New(v.Type().Elem()).Elem()
+			cp.Set(v.MapIndex(k))
+			intFields(t, cp, confcheck.Key(path, k.String()), func() { v.SetMapIndex(k, cp); commit() }, out)
+		}
+	}
+}
+
+func parseEveryBlock(t *testing.T) (*server.Config, []intField) {
+	t.Helper()
+	var c server.Config
+	if err := yaml.UnmarshalStrict([]byte(everyBlock), &c); err != nil {
+		t.Fatal(err)
+	}
+	var fields []intField
+	intFields(t, reflect.ValueOf(&c).Elem(), "", func() {}, &fields)
+	return &c, fields
+}
+
+// TestEveryNumberIsRangeChecked sets each integer field of every config
+// block, one at a time, to the largest and the smallest int: Validate must
+// refuse each, naming the field's path. (idleTimeoutSeconds above about
+// 9.2 billion used to pass --check, then wrap negative and close every
+// connection at once.) Each field must also be documented.
+func TestEveryNumberIsRangeChecked(t *testing.T) {
+	c, fields := parseEveryBlock(t)
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("the base config is invalid: %v", err)
+	}
+	var paths []string
+	for _, f := range fields {
+		paths = append(paths, f.path)
+	}
+	for _, want := range []string{"idleTimeoutSeconds", "maxConnectionSeconds", "sendBufferBytes",
+		`routes["$default"].integration.timeoutMillis`, `routes["$default"].integration.memorySizeMB`,
+		"authorizer.resultTtlSeconds", "authorizer.integration.concurrency",
+		"streams[0].source.pollMillis", "streams[0].target.batchSize", "streams[0].target.integration.timeoutMillis"} {
+		if !strings.Contains(strings.Join(paths, " "), want) {
+			t.Fatalf("the walk missed %s; found %v", want, paths)
+		}
+	}
+	docs, err := os.ReadFile("../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range fields {
+		leaf := f.path[strings.LastIndex(f.path, ".")+1:]
+		if !strings.Contains(string(docs), "`"+leaf+"`") {
+			t.Errorf("%s is not in docs/configuration.md", f.path)
+		}
+		for _, v := range []int64{math.MaxInt64, math.MinInt64, 9300000000} {
+			c, fields := parseEveryBlock(t)
+			fields[i].set(v)
+			c.SetDefaults()
+			err := c.Validate()
+			want := regexp.MustCompile(`(^|\n)` + regexp.QuoteMeta(f.path) + `: must be between -?\d+ and \d+, got -?\d+(\n|$)`)
+			if err == nil || !want.MatchString(err.Error()) {
+				t.Errorf("%s = %d: Validate() = %v, want %q: must be between ...", f.path, v, err, f.path)
+			}
+		}
+	}
+}
+
+// TestRangeMessages checks the shape of the errors a user sees.
+func TestRangeMessages(t *testing.T) {
+	cases := []struct{ name, text, want string }{
+		{"idle timeout from the issue", "idleTimeoutSeconds: 9300000000\n", "idleTimeoutSeconds: must be between 1 and 604800, got 9300000000"},
+		{"connection", "maxConnectionSeconds: 9300000000\n", "maxConnectionSeconds: must be between 1 and 604800, got 9300000000"},
+		{"route integration", "routes:\n  $default: { integration: { type: mock, timeoutMillis: 10 } }\n",
+			`routes["$default"].integration.timeoutMillis: must be between 50 and 900000, got 10`},
+		{"stream", "streams:\n  - source: { type: sqlite, path: a.db, tables: [t], pollMillis: -1 }\n    target: { group: g }\n",
+			"streams[0].source.pollMillis: must be between 0 and 3600000, got -1"},
+		{"nested message", "routes:\n  x: { integration: { type: http } }\n", `routes["x"].integration.uri: required for an http integration`},
+		{"several at once", "slowConsumerSeconds: -1\nwriteTimeoutSeconds: 99999\n", "slowConsumerSeconds: must be between 1 and 3600, got -1\nwriteTimeoutSeconds: must be between 1 and 3600, got 99999"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := server.ParseConfig([]byte(tc.text))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+	// The largest accepted values parse.
+	if _, err := server.ParseConfig([]byte("idleTimeoutSeconds: 604800\nmaxConnectionSeconds: 604800\nsendBufferBytes: 1073741824\n")); err != nil {
+		t.Fatal(err)
+	}
+}
