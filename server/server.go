@@ -359,6 +359,13 @@ func (s *Server) Handle(pattern string, h http.Handler) {
 	s.mux.Handle(pattern, h)
 }
 
+// Wrap puts middleware in front of everything the listener serves, the
+// gateway included (the demo's Host and Origin guard). Call it before
+// Start.
+func (s *Server) Wrap(mw func(http.Handler) http.Handler) {
+	s.http.Handler = mw(s.http.Handler)
+}
+
 // Addr is the bound listen address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 

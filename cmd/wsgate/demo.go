@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/wsgate/wsgate/gateway"
@@ -52,26 +53,72 @@ func DemoConfig(listen, db string) server.Config {
 	return cfg
 }
 
+// demoHelp explains the demo's flags and its origin policy.
+const demoHelp = `Usage: wsgate demo [flags]
+
+The live dashboard: a SQLite table whose changes reach every open page.
+
+Only this machine's pages may use it: a request's Host must be localhost,
+a loopback IP or the listen address (any IP when listening on 0.0.0.0),
+and a browser's Origin must be the page's own origin or a loopback one
+(http://localhost:PORT, http://127.0.0.1:PORT). Anything else gets 403, so
+a web site you visit cannot read the stream, not even by DNS rebinding.
+--allow-host and --allow-origin add names and origins.
+
+Flags:
+`
+
+// demoOptions are the demo's flags.
+type demoOptions struct {
+	listen, db             string
+	rate                   float64
+	allowHosts, allowOrigs []string
+}
+
 func demo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:8080", "listen address")
-	dbPath := fs.String("db", "wsgate-demo.db", "SQLite database file (created if missing)")
-	rate := fs.Float64("rate", 5, "synthetic changes per second (0 for none)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), demoHelp)
+		fs.PrintDefaults()
+	}
+	var o demoOptions
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "listen address")
+	fs.StringVar(&o.db, "db", "wsgate-demo.db", "SQLite database file (created if missing)")
+	fs.Float64Var(&o.rate, "rate", 5, "synthetic changes per second (0 for none)")
+	fs.Func("allow-host", "a further `name` the demo may be reached by, e.g. a LAN host name (repeatable, or comma-separated)", func(v string) error {
+		o.allowHosts = append(o.allowHosts, splitList(v)...)
+		return nil
+	})
+	fs.Func("allow-origin", "a further `origin` whose pages may use the demo, e.g. https://tools.example.com (repeatable, or comma-separated)", func(v string) error {
+		o.allowOrigs = append(o.allowOrigs, splitList(v)...)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	app, err := newDemo(*listen, *dbPath, *rate, stderr)
+	app, err := newDemo(o, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "wsgate demo: %v\n", err)
 		return 1
 	}
 	defer app.db.Close()
 	fmt.Fprintf(stdout, "\n  wsgate demo: open http://%s/ in a browser (try two windows).\n\n", app.srv.Addr())
-	fmt.Fprintf(stdout, "  Make a change yourself and watch it arrive:\n    %s\n\n", dashboard.DefaultSQLiteCommand(*dbPath, "orders"))
+	fmt.Fprintf(stdout, "  Make a change yourself and watch it arrive:\n    %s\n\n", dashboard.DefaultSQLiteCommand(o.db, "orders"))
 	fmt.Fprintf(stdout, "  The management API takes AWS SigV4 with key %s / secret %s, e.g.\n    wsgate conn list --endpoint-url %s\n\n",
 		demoKey, demoSecret, app.srv.ManagementEndpoint())
 	return runUntilSignal(app.srv, app.cfg.ShutdownTimeout(), stdout, app.log, app.run)
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // demoApp is what `wsgate demo` runs: the server with the dashboard mounted,
@@ -84,13 +131,13 @@ type demoApp struct {
 	log *slog.Logger
 }
 
-func newDemo(listen, dbPath string, rate float64, logOut io.Writer) (*demoApp, error) {
-	cfg := DemoConfig(listen, dbPath)
+func newDemo(o demoOptions, logOut io.Writer) (*demoApp, error) {
+	cfg := DemoConfig(o.listen, o.db)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	logger := cfg.NewLogger(logOut)
-	db, err := dashboard.OpenDB(dbPath)
+	db, err := dashboard.OpenDB(o.db)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +154,11 @@ func newDemo(listen, dbPath string, rate float64, logOut io.Writer) (*demoApp, e
 	srv.Handle("/", dashboard.Handler(dashboard.Config{
 		DB: db, Table: "orders", Stage: cfg.Stage, Group: "orders", Viewers: viewers, Logger: logger,
 	}))
-	gen := &dashboard.Generator{DB: db, Table: "orders", Rate: rate, Logger: logger}
+	// Everything the listener serves, the WebSocket and the management API
+	// included, is behind the guard: the demo's credentials are public.
+	guard := &dashboard.Guard{Listen: srv.Addr(), Hosts: o.allowHosts, Origins: o.allowOrigs}
+	srv.Wrap(guard.Wrap)
+	gen := &dashboard.Generator{DB: db, Table: "orders", Rate: o.rate, Logger: logger}
 	return &demoApp{cfg: cfg, srv: srv, db: db, gen: gen, log: logger}, nil
 }
 

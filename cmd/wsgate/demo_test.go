@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
-	"io"
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/wsgate/wsgate/internal/dashboardtest"
 	"github.com/wsgate/wsgate/internal/testenv"
@@ -19,22 +16,7 @@ func TestDemoInChromium(t *testing.T) {
 	sqlite := testenv.LookPath(t, "sqlite3", "apt-get install -y sqlite3")
 	testenv.LookPath(t, "chromium", "apt-get install -y chromium")
 	db := filepath.Join(t.TempDir(), "demo.db")
-	app, err := newDemo("127.0.0.1:0", db, 0, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.db.Close()
-	app.srv.Start()
-	ctx, cancel := context.WithCancel(context.Background())
-	go app.run(ctx)
-	defer func() {
-		cancel()
-		sctx, c := context.WithTimeout(context.Background(), 30*time.Second)
-		defer c()
-		if err := app.srv.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	}()
+	app := startDemo(t, demoOptions{db: db})
 
 	page, closePage := dashboardtest.Open(t, "http://"+app.srv.Addr()+"/")
 	defer closePage()

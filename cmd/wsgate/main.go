@@ -1,7 +1,7 @@
 // Command wsgate is an AWS API Gateway WebSocket API you run yourself.
 //
 //	wsgate serve --config wsgate.yaml [--listen ADDR] [--check]
-//	wsgate demo [--listen 127.0.0.1:8080] [--db wsgate-demo.db] [--rate 5]
+//	wsgate demo [--listen 127.0.0.1:8080] [--db wsgate-demo.db] [--rate 5] [--allow-host NAME] [--allow-origin ORIGIN]
 //	wsgate conn post|get|delete|list ...
 //	wsgate group publish|join|leave|members ...
 //	wsgate version

@@ -46,7 +46,10 @@ const startTimeout = 60 * time.Second
 // desktop size and returns the tab's context. The browser is stopped when
 // the test ends, or earlier by cancel. Uncaught JavaScript exceptions on the
 // page fail the test when it ends, so a broken page cannot pass silently.
-func Open(t testing.TB, url string) (ctx context.Context, cancel context.CancelFunc) {
+//
+// extra adds browser options, e.g. chromedp.Flag("host-resolver-rules",
+// "MAP evil.test 127.0.0.1") to play a foreign site on loopback.
+func Open(t testing.TB, url string, extra ...chromedp.ExecAllocatorOption) (ctx context.Context, cancel context.CancelFunc) {
 	t.Helper()
 	exe := testenv.LookPath(t, "chromium", "apt-get install -y chromium")
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -62,6 +65,7 @@ func Open(t testing.TB, url string) (ctx context.Context, cancel context.CancelF
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 	)
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	tabCtx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
 	var once sync.Once
