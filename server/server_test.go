@@ -64,8 +64,8 @@ func TestParseConfig(t *testing.T) {
 		{"two-way $connect", "routes:\n  $connect: { integration: { type: mock }, routeResponseSelectionExpression: $default }\n", "cannot be two-way"},
 		{"bad expression", "routeSelectionExpression: $request.header.x\n", "only $request.body"},
 		{"join without allow", "routes:\n  sub: { groups: { join: $request.body.group } }\n", "allow list"},
-		{"too many groups per connection", "maxGroupsPerConnection: 20000\n", "maxGroupsPerConnection 20000: want 1 to 10000"},
-		{"negative maxGroups", "maxGroups: -1\n", "maxGroups -1: want 1 to 100000000"},
+		{"too many groups per connection", "maxGroupsPerConnection: 20000\n", "maxGroupsPerConnection: must be between 1 and 10000, got 20000"},
+		{"negative maxGroups", "maxGroups: -1\n", "maxGroups: must be between 1 and 100000000, got -1"},
 		{"bad stream", "streams:\n  - source: { type: oracle }\n    target: { group: g }\n", "oracle"},
 	}
 	for _, b := range bad {
