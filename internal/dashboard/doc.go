@@ -28,6 +28,12 @@
 //     between MinRows and MaxRows rows. The change stream itself is not
 //     this package's business: wsgate's streams/sqlite source captures the
 //     writes, whoever makes them (the generator or a visitor's sqlite3).
+//   - Guard keeps other web sites away: `wsgate demo` puts it in front of
+//     everything its listener serves. It admits a Host that names this
+//     machine (localhost, a loopback IP, the listen address) and an Origin
+//     that is the page's own or a loopback one, plus what --allow-host and
+//     --allow-origin add; the rest gets 403. Without it any page the user
+//     visits could read the stream, and through DNS rebinding the snapshot.
 //
 // The page is one HTML file, a stylesheet and a script in web/, embedded
 // into the binary; it loads nothing from elsewhere. Package dashboardtest
