@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"path"
 	"regexp"
@@ -102,6 +103,19 @@ type Config struct {
 	// DebugSignatures puts the canonical request and string to sign into
 	// the 403 message of a signature mismatch, as AWS does. Default true.
 	DebugSignatures *bool `json:"debugSignatures,omitempty"`
+}
+
+// IntegrationEnv is what the integrations built from this config are told
+// about the gateway: its region, the management endpoint handlers call back
+// and the first credential (with its session token), for handlers to sign
+// those calls with.
+func (c *Config) IntegrationEnv(managementEndpoint string, logger *slog.Logger) integration.Env {
+	env := integration.Env{Region: c.Region, ManagementEndpoint: managementEndpoint, Logger: logger}
+	if len(c.Credentials) > 0 {
+		cr := c.Credentials[0]
+		env.AccessKeyID, env.SecretAccessKey, env.SessionToken = cr.AccessKeyID, cr.SecretAccessKey, cr.SessionToken
+	}
+	return env
 }
 
 // Credential is one access key of the management API.

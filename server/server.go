@@ -25,6 +25,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -46,6 +47,11 @@ type Config struct {
 	gateway.Config
 	// Streams are the change streams. Default none.
 	Streams []streams.Config `json:"streams,omitempty"`
+	// Functions are run locally by runtime; a lambda integration naming
+	// one invokes it here instead of on AWS. Default none.
+	Functions map[string]integration.FunctionConfig `json:"functions,omitempty"`
+	// Globals are settings every function shares.
+	Globals integration.Globals `json:"globals,omitempty"`
 	// Log sets the log output.
 	Log LogConfig `json:"log,omitempty"`
 }
@@ -65,7 +71,26 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
-	return ParseConfig(b)
+	c, err := ParseConfig(b)
+	if err != nil {
+		return nil, err
+	}
+	c.resolvePaths(filepath.Dir(path))
+	return c, nil
+}
+
+// resolvePaths makes the functions' relative paths (codeUri, a cacheDir)
+// relative to dir, the config file's directory.
+func (c *Config) resolvePaths(dir string) {
+	for name, f := range c.Functions {
+		if !filepath.IsAbs(f.CodeURI) {
+			f.CodeURI = filepath.Join(dir, f.CodeURI)
+			c.Functions[name] = f
+		}
+	}
+	if c.Globals.CacheDir != "" && !filepath.IsAbs(c.Globals.CacheDir) {
+		c.Globals.CacheDir = filepath.Join(dir, c.Globals.CacheDir)
+	}
 }
 
 // ParseConfig parses YAML or JSON config text, applies defaults and
@@ -90,6 +115,9 @@ func (c *Config) Validate() error {
 	}
 	if err := streams.ValidateAll(c.Streams); err != nil {
 		errs = append(errs, fmt.Errorf("streams: %w", err))
+	}
+	if err := integration.ValidateFunctions(c.Functions, c.Globals); err != nil {
+		errs = append(errs, err)
 	}
 	for i, s := range c.Streams {
 		if s.Target.Group != "" && !gateway.ValidGroup(s.Target.Group) {
@@ -139,9 +167,10 @@ type Server struct {
 	http   *http.Server
 	ln     net.Listener
 
-	streams []*stream
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	streams   []*stream
+	functions *integration.Functions
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 type stream struct {
@@ -166,11 +195,21 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: logger, hub: hub.NewMemory(cfg.HubLimits()), mux: http.NewServeMux(), ln: ln}
 	endpoint := "http://" + ln.Addr().String() + "/" + cfg.Stage
+	if len(cfg.Credentials) == 0 && len(cfg.Functions) > 0 {
+		logger.Warn("no credentials configured: functions get no AWS keys, and their management API calls will be refused")
+	}
+	s.functions, err = integration.NewFunctions(cfg.Functions, cfg.Globals, cfg.IntegrationEnv(endpoint, logger))
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	s.gw, err = gateway.New(cfg.Config, gateway.Options{
 		Hub: s.hub, Logger: logger, ManagementEndpoint: endpoint,
 		Extensions: map[string]http.Handler{"@streams": http.HandlerFunc(s.serveStreams)},
+		Functions:  s.functions,
 	})
 	if err != nil {
+		_ = s.functions.Close()
 		ln.Close()
 		return nil, err
 	}
@@ -232,10 +271,8 @@ func (s *Server) buildStream(sc streams.Config, endpoint string) (*stream, error
 	if sc.Target.Group != "" {
 		st.handler = streams.NewGroupTarget(sc.Target, publisher{s.hub})
 	} else {
-		env := integration.Env{Region: s.cfg.Region, ManagementEndpoint: endpoint, Logger: log}
-		if len(s.cfg.Credentials) > 0 {
-			env.AccessKeyID, env.SecretAccessKey = s.cfg.Credentials[0].AccessKeyID, s.cfg.Credentials[0].SecretAccessKey
-		}
+		env := s.cfg.IntegrationEnv(endpoint, log)
+		env.Functions = s.functions
 		st.integ, err = integration.New(*sc.Target.Integration, env)
 		if err != nil {
 			return nil, fmt.Errorf("target integration: %w", err)
@@ -351,6 +388,7 @@ func (s *Server) release() {
 			_ = c.Close()
 		}
 	}
+	_ = s.functions.Close()
 	_ = s.ln.Close()
 }
 
@@ -467,6 +505,12 @@ func (s *Server) logProgress(ctx context.Context, every time.Duration) {
 			}
 		}
 	}
+}
+
+// WatchFunctions restarts a function's processes when files under its
+// codeUri change, polling every interval until ctx is done (serve --watch).
+func (s *Server) WatchFunctions(ctx context.Context, interval time.Duration) {
+	s.functions.Watch(ctx, interval)
 }
 
 // StreamStatus reports each stream's state and progress, by name.

@@ -67,6 +67,15 @@ func TestParseConfig(t *testing.T) {
 		{"too many groups per connection", "maxGroupsPerConnection: 20000\n", "maxGroupsPerConnection 20000: want 1 to 10000"},
 		{"negative maxGroups", "maxGroups: -1\n", "maxGroups -1: want 1 to 100000000"},
 		{"bad stream", "streams:\n  - source: { type: oracle }\n    target: { group: g }\n", "oracle"},
+		{"unknown runtime", "functions:\n  F: { runtime: java21, handler: a.b, codeUri: . }\n", `functions.F: runtime "java21": want one of`},
+		{"no handler", "functions:\n  F: { runtime: nodejs20.x, codeUri: . }\n", `handler "": want module.function`},
+		{"no codeUri", "functions:\n  F: { runtime: python3.12, handler: app.handler }\n", "codeUri is required"},
+		{"function timeout", "functions:\n  F: { runtime: python3.12, handler: a.b, codeUri: ., timeoutMillis: 999 }\n", "timeoutMillis 999 out of range 1000..900000"},
+		{"function memory", "functions:\n  F: { runtime: python3.12, handler: a.b, codeUri: ., memorySizeMB: 64 }\n", "memorySizeMB 64 out of range 128..10240"},
+		{"function concurrency", "functions:\n  F: { runtime: python3.12, handler: a.b, codeUri: ., concurrency: 65 }\n", "concurrency 65 out of range 1..64"},
+		{"reserved env", "functions:\n  F: { runtime: python3.12, handler: a.b, codeUri: ., env: { AWS_REGION: x, _HANDLER: y } }\n", "reserved keys that Lambda sets itself: AWS_REGION, _HANDLER"},
+		{"reserved global env", "globals: { env: { AWS_SESSION_TOKEN: x } }\n", "globals: env sets reserved keys that Lambda sets itself: AWS_SESSION_TOKEN"},
+		{"function name", "functions:\n  \"a b\": { runtime: python3.12, handler: a.b, codeUri: . }\n", `name "a b": use 1 to 64 letters`},
 	}
 	for _, b := range bad {
 		t.Run(b.name, func(t *testing.T) {

@@ -1,6 +1,6 @@
 // Command wsgate is an AWS API Gateway WebSocket API you run yourself.
 //
-//	wsgate serve --config wsgate.yaml [--listen ADDR] [--check]
+//	wsgate serve --config wsgate.yaml [--listen ADDR] [--check] [--watch]
 //	wsgate demo [--listen 127.0.0.1:8080] [--db wsgate-demo.db] [--rate 5]
 //	wsgate conn post|get|delete|list ...
 //	wsgate group publish|join|leave|members ...
@@ -30,7 +30,8 @@ func main() {
 const usage = `wsgate: an AWS API Gateway WebSocket API you run yourself
 
 Usage:
-  wsgate serve --config FILE [--listen ADDR] [--check]   run the gateway
+  wsgate serve --config FILE [--listen ADDR] [--check] [--watch]
+                                                         run the gateway
   wsgate demo [--listen ADDR] [--db FILE] [--rate N]     the live dashboard demo
   wsgate conn post|get|delete|list [flags]               the @connections API
   wsgate group publish|join|leave|members [flags]        groups and broadcast
@@ -77,6 +78,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	configPath := fs.String("config", "wsgate.yaml", "config file (YAML or JSON)")
 	listen := fs.String("listen", "", "listen address, overriding the config's listen")
 	check := fs.Bool("check", false, "validate the config and exit")
+	watch := fs.Bool("watch", false, "restart a function's processes when files under its codeUri change")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -90,7 +92,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if *check {
-		fmt.Fprintf(stdout, "%s: configuration is valid (%d routes, %d streams)\n", *configPath, len(cfg.Routes), len(cfg.Streams))
+		fmt.Fprintf(stdout, "%s: configuration is valid (%d routes, %d streams, %d functions)\n", *configPath, len(cfg.Routes), len(cfg.Streams), len(cfg.Functions))
 		return 0
 	}
 	logger := cfg.NewLogger(stderr)
@@ -99,8 +101,15 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wsgate: %v\n", err)
 		return 1
 	}
-	return runUntilSignal(srv, cfg.ShutdownTimeoutSeconds, stdout, logger, nil)
+	var extra func(context.Context)
+	if *watch {
+		extra = func(ctx context.Context) { srv.WatchFunctions(ctx, watchInterval) }
+	}
+	return runUntilSignal(srv, cfg.ShutdownTimeoutSeconds, stdout, logger, extra)
 }
+
+// watchInterval is how often serve --watch looks at the functions' files.
+const watchInterval = 500 * time.Millisecond
 
 // runUntilSignal serves until SIGINT or SIGTERM, then shuts down within the
 // configured bound; the exit status is 0 for a clean shutdown.

@@ -1,0 +1,10 @@
+// Handlers that fail in each way Lambda reports.
+exports.throws = async () => {
+  throw new TypeError("node says no");
+};
+exports.rejects = () => Promise.reject(new RangeError("rejected"));
+exports.callbackError = (event, context, callback) => callback(new Error("via callback"));
+exports.notAFunction = 42;
+exports.needsSdk = async () => {
+  await import("@aws-sdk/client-not-installed");
+};
