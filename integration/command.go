@@ -170,16 +170,16 @@ func handlerEnv(cfg Config, env Env, fn, region, dir string) map[string]string {
 // and fewer than Concurrency are busy; otherwise it waits for one to free up.
 //
 // Timing follows Lambda's phases: waiting for a process (queue and cold
-// start) is bounded only by ctx's deadline, or API Gateway's 29 s when ctx
-// has none, and a cold start by the init limit; the function's timeout
-// starts when the runtime takes the event.
+// start) is bounded only by ctx's deadline, or waitLimit when ctx has none,
+// and a cold start by the init limit; the function's timeout starts when the
+// runtime takes the event.
 func (c *commandIntegration) Invoke(ctx context.Context, inv *Invocation) ([]byte, error) {
 	if len(inv.Payload) > MaxPayload {
 		// Lambda answers RequestTooLargeException (413) before running anything.
 		return nil, fmt.Errorf("command: payload of %d bytes exceeds %d", len(inv.Payload), MaxPayload)
 	}
 	start := time.Now()
-	limit := deadlineOf(ctx, DefaultTimeout)
+	limit := deadlineOf(ctx, c.waitLimit())
 	timer := time.NewTimer(time.Until(limit))
 	defer timer.Stop()
 	select {
@@ -330,13 +330,20 @@ func (c *commandIntegration) timeoutError(ctx context.Context) error {
 	return fmt.Errorf("%w: task timed out after %.2f seconds", ErrTimeout, c.timeout.Seconds())
 }
 
+// waitLimit bounds a whole invocation when the caller sets no deadline:
+// API Gateway's 29 s, or init plus the function's timeout when longer (a
+// stream target's function may run for minutes).
+func (c *commandIntegration) waitLimit() time.Duration {
+	return max(DefaultTimeout, c.initTimeout+c.timeout)
+}
+
 // waitTimeoutError is the timeout of an invocation that no process took in
 // time: all were busy, or a cold start outlasted the caller's deadline.
 func (c *commandIntegration) waitTimeoutError(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return ctxError(ctx)
 	}
-	return fmt.Errorf("%w: no function process was ready within %v", ErrTimeout, DefaultTimeout)
+	return fmt.Errorf("%w: no function process was ready within %v", ErrTimeout, c.waitLimit())
 }
 
 // take returns an idle live process, or starts one.

@@ -64,8 +64,9 @@
 // reporting a panic) is replaced without failing anyone. Timing follows
 // Lambda's phases: the timeout (the function's) starts when the runtime takes
 // the event from /next, so neither the wait for a free process nor a cold
-// start is charged to it; those are bounded by the caller's deadline (29 s
-// when it has none) and the init limit (10 s, or the timeout when longer).
+// start is charged to it; those are bounded by the caller's deadline (when
+// it has none, 29 s or init limit plus timeout, whichever is longer) and the
+// init limit (10 s, or the timeout when longer).
 // A cold start that outlasts its caller goes on for the next invocation
 // until the init limit kills it.
 // Output is logged line by line with the function name, stream and the

@@ -178,3 +178,18 @@ func TestProvidedRuntime(t *testing.T) {
 		t.Fatalf("no bootstrap: %v", err)
 	}
 }
+
+// TestNodeNonAsyncHandlers checks Lambda's rules for handlers that return
+// no promise: the return value is ignored (the answer is null once the event
+// loop is empty) and context.succeed answers.
+func TestNodeNonAsyncHandlers(t *testing.T) {
+	testenv.LookPath(t, "node", "apt-get install -y nodejs")
+	dir := codeDir(t, "errors-node", "")
+	for handler, want := range map[string]string{"index.syncReturn": "null", "index.succeed": `{"via":"succeed"}`} {
+		in := newFunction(t, integration.FunctionConfig{Runtime: "nodejs20.x", Handler: handler, CodeURI: dir})
+		out, err := in.Invoke(context.Background(), &integration.Invocation{Payload: []byte(`{}`)})
+		if err != nil || string(out) != want {
+			t.Errorf("%s: %s, %v; want %s", handler, out, err, want)
+		}
+	}
+}

@@ -187,13 +187,23 @@ function makeContext(headers, finish) {
 function invoke(handler, event, headers) {
   return new Promise((resolve) => {
     let settled = false;
+    let onEmpty = null; // the beforeExit listener while one is set
+    const whenEmpty = (fn) => {
+      onEmpty = () => {
+        onEmpty = null;
+        fn();
+      };
+      process.once("beforeExit", onEmpty);
+    };
     const finish = (err, result, fromCallback) => {
       if (settled) return;
       settled = true;
+      if (onEmpty) process.removeListener("beforeExit", onEmpty);
+      onEmpty = null;
       if (fromCallback && ctx.callbackWaitsForEmptyEventLoop) {
         // Lambda answers a callback handler once the event loop is empty:
         // timers and sockets the handler left running finish first.
-        process.once("beforeExit", () => resolve([err, result]));
+        whenEmpty(() => resolve([err, result]));
         return;
       }
       resolve([err, result]);
@@ -212,10 +222,12 @@ function invoke(handler, event, headers) {
         (result) => finish(null, result, false),
         (err) => finish(err == null ? new Error("handler rejected with " + err) : err, undefined, false),
       );
-    } else if (handler.length < 3) {
-      // A synchronous handler without a callback: its return value is
-      // the answer, as in Lambda's runtime.
-      finish(null, ret, false);
+    } else if (!settled) {
+      // Neither a promise nor an answer yet: the answer comes from callback
+      // or context.done/succeed/fail. With none, Lambda answers null once
+      // the event loop is empty (a non-async handler's return value is
+      // ignored).
+      whenEmpty(() => finish(null, null, false));
     }
   });
 }
