@@ -79,18 +79,31 @@ func LoadConfig(path string) (*Config, error) {
 	return c, nil
 }
 
-// resolvePaths makes the functions' relative paths (codeUri, a cacheDir)
-// relative to dir, the config file's directory.
+// resolvePaths makes the functions' relative paths (codeUri, cacheDir, and
+// interpreters given as a path such as ./venv/bin/python) relative to dir,
+// the config file's directory. A bare program name (python3) stays one, to
+// be found on PATH.
 func (c *Config) resolvePaths(dir string) {
-	for name, f := range c.Functions {
-		if !filepath.IsAbs(f.CodeURI) {
-			f.CodeURI = filepath.Join(dir, f.CodeURI)
-			c.Functions[name] = f
+	rel := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
 		}
+		return filepath.Join(dir, p)
 	}
-	if c.Globals.CacheDir != "" && !filepath.IsAbs(c.Globals.CacheDir) {
-		c.Globals.CacheDir = filepath.Join(dir, c.Globals.CacheDir)
+	program := func(p string) string {
+		if !strings.ContainsRune(p, filepath.Separator) {
+			return p
+		}
+		return rel(p)
 	}
+	for name, f := range c.Functions {
+		f.CodeURI = rel(f.CodeURI)
+		f.Interpreter = program(f.Interpreter)
+		c.Functions[name] = f
+	}
+	c.Globals.CacheDir = rel(c.Globals.CacheDir)
+	c.Globals.Node = program(c.Globals.Node)
+	c.Globals.Python = program(c.Globals.Python)
 }
 
 // ParseConfig parses YAML or JSON config text, applies defaults and

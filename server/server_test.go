@@ -248,3 +248,29 @@ func TestAWSCLI(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadConfigFunctionPaths checks that a function's paths are relative to
+// the config file, and a bare program name stays one.
+func TestLoadConfigFunctionPaths(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "wsgate.yaml")
+	err := os.WriteFile(p, []byte(`
+functions:
+  A: { runtime: python3.12, handler: app.handler, codeUri: ./a, interpreter: ./venv/bin/python }
+  B: { runtime: nodejs20.x, handler: app.handler, codeUri: /abs/b }
+globals: { node: node22, python: ../py/bin/python3, cacheDir: cache }
+`), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := server.LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := cfg.Functions["A"], cfg.Functions["B"]
+	if a.CodeURI != filepath.Join(dir, "a") || a.Interpreter != filepath.Join(dir, "venv/bin/python") || b.CodeURI != "/abs/b" ||
+		cfg.Globals.Node != "node22" || cfg.Globals.Python != filepath.Join(filepath.Dir(dir), "py/bin/python3") ||
+		cfg.Globals.CacheDir != filepath.Join(dir, "cache") {
+		t.Fatalf("functions %+v, globals %+v", cfg.Functions, cfg.Globals)
+	}
+}

@@ -431,3 +431,36 @@ routes:
 		return nil
 	})
 }
+
+// TestFunctionStreamTarget runs a local function as a change stream's target:
+// rows written by the sqlite3 CLI reach it as DynamoDB stream records.
+func TestFunctionStreamTarget(t *testing.T) {
+	testenv.LookPath(t, "python3", "apt-get install -y python3")
+	sqlite := testenv.LookPath(t, "sqlite3", "apt-get install -y sqlite3")
+	db := filepath.Join(t.TempDir(), "app.db")
+	out := t.TempDir()
+	if b, err := exec.Command(sqlite, db, `CREATE TABLE orders (id TEXT PRIMARY KEY, status TEXT)`).CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3: %v\n%s", err, b)
+	}
+	startServer(t, fmt.Sprintf(`
+listen: "127.0.0.1:0"
+stage: dev
+functions:
+  OnChange: { runtime: python3.11, handler: stream.handler, codeUri: %s, env: { OUT_DIR: %s } }
+streams:
+  - source: { type: sqlite, path: %q, tables: [orders] }
+    target: { integration: { type: lambda, function: OnChange } }
+`, codeDir(t, "python", ""), out, db))
+	if b, err := exec.Command(sqlite, "-cmd", ".timeout 5000", db, `INSERT INTO orders VALUES ('o-1', 'new')`).CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3: %v\n%s", err, b)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		files, _ := filepath.Glob(filepath.Join(out, "*.json"))
+		for _, f := range files {
+			if b, _ := os.ReadFile(f); string(b) == `["INSERT"]` {
+				return nil
+			}
+		}
+		return fmt.Errorf("no batch recorded in %s (%d files)", out, len(files))
+	})
+}
