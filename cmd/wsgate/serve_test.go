@@ -68,6 +68,25 @@ func TestServeCheck(t *testing.T) {
 	}
 }
 
+// startServe starts cmd (a wsgate serve) and returns the address it prints
+// once listening.
+func startServe(t *testing.T, cmd *exec.Cmd) string {
+	t.Helper()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := regexp.MustCompile(`listening on (\S+)`).FindStringSubmatch(line)
+	if addr == nil {
+		t.Fatalf("no address in %q", line)
+	}
+	return addr[1]
+}
+
 // TestServeSignal runs the real binary: it prints its address, serves a
 // client, and on SIGTERM closes it with 1001, fires $disconnect and exits 0.
 func TestServeSignal(t *testing.T) {
@@ -90,11 +109,8 @@ routes:
   "echo": { integration: { type: mock }, routeResponseSelectionExpression: "$default" }
 `, backend.URL))
 	cmd := exec.Command(bin, "serve", "--config", cfg)
-	stdout, _ := cmd.StdoutPipe()
 	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	addr := startServe(t, cmd)
 	defer cmd.Process.Kill()
 	logs := make(chan string, 1000)
 	go func() {
@@ -104,15 +120,7 @@ routes:
 		}
 		close(logs)
 	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := regexp.MustCompile(`listening on (\S+)`).FindStringSubmatch(line)
-	if addr == nil {
-		t.Fatalf("no address in %q", line)
-	}
-	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr[1]+"/dev", nil)
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/dev", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,20 +197,9 @@ routes:
 	}
 	cmd := exec.Command(bin, "serve", "--watch", "--config", cfg)
 	cmd.Dir = t.TempDir() // not the config's directory: codeUri is relative to the file
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	addr := startServe(t, cmd)
 	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := regexp.MustCompile(`listening on (\S+)`).FindStringSubmatch(line)
-	if addr == nil {
-		t.Fatalf("no address in %q", line)
-	}
-	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr[1]+"/dev", nil)
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/dev", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

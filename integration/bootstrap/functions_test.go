@@ -98,24 +98,11 @@ func codeDir(t testing.TB, name, modules string) string {
 	return dst
 }
 
-// logBuffer collects the server's JSON log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(b)
-}
-
-// records returns the log records whose msg is msg.
-func (l *logBuffer) records(msg string) []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// logRecords returns the JSON log records in logs whose msg is msg (all
+// of them when msg is empty).
+func logRecords(logs *testenv.Buffer, msg string) []map[string]any {
 	var out []map[string]any
-	for line := range strings.SplitSeq(l.buf.String(), "\n") {
+	for line := range strings.SplitSeq(logs.String(), "\n") {
 		var m map[string]any
 		if json.Unmarshal([]byte(line), &m) == nil && (msg == "" || m["msg"] == msg) {
 			out = append(out, m)
@@ -124,21 +111,29 @@ func (l *logBuffer) records(msg string) []map[string]any {
 	return out
 }
 
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
+// outputLogged waits for the handler's "answered ..." output line in the
+// log, tagged with its function and request id.
+func outputLogged(t *testing.T, logs *testenv.Buffer, function, requestID string) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, func() error {
+		for _, r := range logRecords(logs, "") {
+			if strings.HasPrefix(fmt.Sprint(r["msg"]), "answered ") && r["function"] == function && r["requestId"] == requestID {
+				return nil
+			}
+		}
+		return fmt.Errorf("no output line of %s with request id %s", function, requestID)
+	})
 }
 
 // startServer runs a whole wsgate from config text, logging at debug level
 // into the returned buffer.
-func startServer(t testing.TB, text string) (*server.Server, *logBuffer) {
+func startServer(t testing.TB, text string) (*server.Server, *testenv.Buffer) {
 	t.Helper()
 	cfg, err := server.ParseConfig([]byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &logBuffer{}
+	logs := &testenv.Buffer{}
 	srv, err := server.New(*cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
@@ -293,15 +288,7 @@ routes:
 			a.Remaining <= 0 || a.Remaining > 30000 || a.Waits == nil || !*a.Waits || a.AWSRequestID == "" {
 			t.Errorf("context %+v", a)
 		}
-		// console.log reached wsgate's log with the function and request id.
-		testenv.Eventually(t, 10*time.Second, func() error {
-			for _, r := range logs.records("") {
-				if strings.HasPrefix(fmt.Sprint(r["msg"]), "answered ") && r["function"] == "NodeCJS" && r["requestId"] == a.AWSRequestID {
-					return nil
-				}
-			}
-			return fmt.Errorf("no console.log line with request id %s", a.AWSRequestID)
-		})
+		outputLogged(t, logs, "NodeCJS", a.AWSRequestID) // console.log
 	})
 	t.Run("node es module", func(t *testing.T) {
 		if a := send(t, "esm", "NodeESM"); a.Kind != "esm" || a.FunctionName != "NodeESM" {
@@ -332,14 +319,7 @@ routes:
 			a.Env["GLOBAL_ONLY"] != "g" || a.Env["TZ"] != ":UTC" || a.Env["PYTHONPATH"] == "" {
 			t.Errorf("env %v", a.Env)
 		}
-		testenv.Eventually(t, 10*time.Second, func() error {
-			for _, r := range logs.records("") {
-				if strings.HasPrefix(fmt.Sprint(r["msg"]), "answered ") && r["function"] == "Python" && r["requestId"] == a.AWSRequestID {
-					return nil
-				}
-			}
-			return fmt.Errorf("no print line with request id %s", a.AWSRequestID)
-		})
+		outputLogged(t, logs, "Python", a.AWSRequestID) // print
 	})
 	t.Run("python package handler", func(t *testing.T) {
 		if err := c.WriteMessage(websocket.TextMessage, []byte(`{"action":"pkg"}`)); err != nil {
@@ -352,7 +332,7 @@ routes:
 	// nodejs22.x on this machine's node (20 here) is warned about, once.
 	if out, _ := exec.Command("node", "--version").Output(); !strings.HasPrefix(string(out), "v22.") {
 		found := false
-		for _, r := range logs.records("") {
+		for _, r := range logRecords(logs, "") {
 			if r["function"] == "NodeModule" && strings.Contains(fmt.Sprint(r["msg"]), "expects version 22") {
 				found = true
 			}
@@ -385,7 +365,7 @@ routes:
 	}
 	// The queue wait and the cold start are reported.
 	testenv.Eventually(t, 5*time.Second, func() error {
-		for _, r := range logs.records("function invoked") {
+		for _, r := range logRecords(logs, "function invoked") {
 			if r["function"] == "Slow" && r["queueWait"] != nil && r["processWait"] != nil {
 				return nil
 			}
