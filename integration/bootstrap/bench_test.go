@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/wsgate/wsgate/integration"
+	"github.com/wsgate/wsgate/integration/bootstrap"
 	"github.com/wsgate/wsgate/internal/testenv"
 )
 
@@ -82,6 +83,28 @@ func BenchmarkWarmInvoke(b *testing.B) {
 			for range b.N {
 				if _, err := in.Invoke(context.Background(), benchEvent); err != nil {
 					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkInterpreterStart is the floor under a cold start: the bare
+// interpreter starting and exiting, with no runtime client or handler.
+func BenchmarkInterpreterStart(b *testing.B) {
+	for name, argv := range map[string][]string{
+		"nodejs20.x": {"node", "-e", "0"},
+		"python3.11": {"python3", "-c", "pass"},
+	} {
+		rt, _ := bootstrap.Lookup(name)
+		ip, _, err := rt.FindInterpreter(argv[0], true)
+		if err != nil {
+			b.Skip(err)
+		}
+		b.Run(name, func(b *testing.B) {
+			for range b.N {
+				if out, err := exec.Command(ip.Path, argv[1:]...).CombinedOutput(); err != nil {
+					b.Fatalf("%v: %s", err, out)
 				}
 			}
 		})
