@@ -22,10 +22,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -76,7 +78,22 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, err
 	}
 	c.resolvePaths(filepath.Dir(path))
+	if err := c.checkCodeDirs(); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// checkCodeDirs reports every function whose codeUri is not a directory, so
+// --check finds a wrong path before serve does.
+func (c *Config) checkCodeDirs() error {
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(c.Functions)) {
+		if fi, err := os.Stat(c.Functions[name].CodeURI); err != nil || !fi.IsDir() {
+			errs = append(errs, fmt.Errorf("functions.%s: codeUri %s is not a directory", name, c.Functions[name].CodeURI))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // resolvePaths makes the functions' relative paths (codeUri, cacheDir, and

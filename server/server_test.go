@@ -263,12 +263,28 @@ globals: { node: node22, python: ../py/bin/python3, cacheDir: cache }
 	if err != nil {
 		t.Fatal(err)
 	}
+	// --check (LoadConfig) reports a codeUri that is not a directory.
+	if _, err := server.LoadConfig(p); err == nil || !strings.Contains(err.Error(), "functions.A: codeUri "+filepath.Join(dir, "a")+" is not a directory") ||
+		!strings.Contains(err.Error(), "functions.B: codeUri /abs/b is not a directory") {
+		t.Fatalf("LoadConfig with missing code directories: %v", err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := filepath.Join(dir, "b")
+	if err := os.Mkdir(b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	text, _ := os.ReadFile(p)
+	if err := os.WriteFile(p, []byte(strings.Replace(string(text), "/abs/b", b, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := server.LoadConfig(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b := cfg.Functions["A"], cfg.Functions["B"]
-	if a.CodeURI != filepath.Join(dir, "a") || a.Interpreter != filepath.Join(dir, "venv/bin/python") || b.CodeURI != "/abs/b" ||
+	fa, fb := cfg.Functions["A"], cfg.Functions["B"]
+	if fa.CodeURI != filepath.Join(dir, "a") || fa.Interpreter != filepath.Join(dir, "venv/bin/python") || fb.CodeURI != b ||
 		cfg.Globals.Node != "node22" || cfg.Globals.Python != filepath.Join(filepath.Dir(dir), "py/bin/python3") ||
 		cfg.Globals.CacheDir != filepath.Join(dir, "cache") {
 		t.Fatalf("functions %+v, globals %+v", cfg.Functions, cfg.Globals)
