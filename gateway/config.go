@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"path"
 	"regexp"
@@ -112,6 +113,19 @@ type Config struct {
 	// (non-browser clients) are not affected. Default: none, every origin
 	// is accepted, as on API Gateway, which has no such setting.
 	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
+}
+
+// IntegrationEnv is what the integrations built from this config are told
+// about the gateway: its region, the management endpoint handlers call back
+// and the first credential (with its session token), for handlers to sign
+// those calls with.
+func (c *Config) IntegrationEnv(managementEndpoint string, logger *slog.Logger) integration.Env {
+	env := integration.Env{Region: c.Region, ManagementEndpoint: managementEndpoint, Logger: logger}
+	if len(c.Credentials) > 0 {
+		cr := c.Credentials[0]
+		env.AccessKeyID, env.SecretAccessKey, env.SessionToken = cr.AccessKeyID, cr.SecretAccessKey, cr.SessionToken
+	}
+	return env
 }
 
 // Credential is one access key of the management API.

@@ -86,6 +86,9 @@ type Options struct {
 	// Extensions serve more management paths: /{stage}/{name}, e.g.
 	// "@streams", after the same SigV4 verification.
 	Extensions map[string]http.Handler
+	// Functions are the locally run functions lambda integrations may
+	// name (the config's functions:). Nil: none.
+	Functions *integration.Functions
 }
 
 // New validates cfg (applying defaults) and builds the gateway and its
@@ -133,11 +136,8 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		Debug:        *cfg.DebugSignatures,
 	}
 
-	env := integration.Env{Region: cfg.Region, ManagementEndpoint: opts.ManagementEndpoint, Logger: opts.Logger}
-	if len(cfg.Credentials) > 0 {
-		env.AccessKeyID = cfg.Credentials[0].AccessKeyID
-		env.SecretAccessKey = cfg.Credentials[0].SecretAccessKey
-	}
+	env := cfg.IntegrationEnv(opts.ManagementEndpoint, opts.Logger)
+	env.Functions = opts.Functions
 	for key, rc := range cfg.Routes {
 		rt := &route{key: key, twoWay: rc.RouteResponseSelectionExpression == "$default"}
 		if rc.Integration != nil {

@@ -49,6 +49,10 @@ type commandIntegration struct {
 	isClosed bool
 	idle     []*process // warm, not serving; last in, first out
 	all      map[*process]struct{}
+
+	// gen counts recycles (a function's code changed): a process of an
+	// older generation is stopped instead of going back to idle.
+	gen atomic.Uint64
 }
 
 var _ Integration = (*commandIntegration)(nil)
@@ -149,40 +153,50 @@ func handlerEnv(cfg Config, env Env, fn, region, dir string) map[string]string {
 	if env.AccessKeyID != "" {
 		m["AWS_ACCESS_KEY_ID"] = env.AccessKeyID
 		m["AWS_SECRET_ACCESS_KEY"] = env.SecretAccessKey
+		if env.SessionToken != "" {
+			m["AWS_SESSION_TOKEN"] = env.SessionToken
+		}
 	}
 	if env.ManagementEndpoint != "" {
 		m["WSGATE_MANAGEMENT_ENDPOINT"] = env.ManagementEndpoint
 		m["AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"] = env.ManagementEndpoint
 	}
+	maps.Copy(m, env.HandlerEnv)
 	maps.Copy(m, cfg.Env) // last: the config wins (Validate keeps the Runtime API address ours)
 	return m
 }
 
 // Invoke runs the event on an idle process, or on a new one when none is idle
 // and fewer than Concurrency are busy; otherwise it waits for one to free up.
-// The timeout covers the wait and a cold start as well as the handler.
+//
+// Timing follows Lambda's phases: waiting for a process (queue and cold
+// start) is bounded only by ctx's deadline, or waitLimit when ctx has none,
+// and a cold start by the init limit; the function's timeout starts when the
+// runtime takes the event.
 func (c *commandIntegration) Invoke(ctx context.Context, inv *Invocation) ([]byte, error) {
 	if len(inv.Payload) > MaxPayload {
 		// Lambda answers RequestTooLargeException (413) before running anything.
 		return nil, fmt.Errorf("command: payload of %d bytes exceeds %d", len(inv.Payload), MaxPayload)
 	}
-	deadline := deadlineOf(ctx, c.timeout)
-	timer := time.NewTimer(time.Until(deadline))
+	start := time.Now()
+	limit := deadlineOf(ctx, c.waitLimit())
+	timer := time.NewTimer(time.Until(limit))
 	defer timer.Stop()
 	select {
 	case c.sem <- struct{}{}:
 	case <-timer.C:
-		return nil, c.timeoutError(ctx)
+		return nil, c.waitTimeoutError(ctx)
 	case <-ctx.Done():
 		return nil, ctxError(ctx)
 	case <-c.closed:
 		return nil, errClosed
 	}
+	queued := time.Since(start)
 	id := inv.RequestID
 	if id == "" {
 		id = newRequestID()
 	}
-	in := newInvocation(id, inv.Payload, deadline)
+	in := newInvocation(id, inv.Payload, limit, c.timeout)
 	for {
 		p, err := c.take()
 		if err != nil {
@@ -197,6 +211,8 @@ func (c *commandIntegration) Invoke(ctx context.Context, inv *Invocation) ([]byt
 			<-c.sem
 			return nil, err
 		}
+		handedOver := time.Now()
+		timer.Reset(time.Until(in.begin())) // the invoke phase: the function's timeout
 		if err := c.await(ctx, p, in, timer.C); err != nil {
 			// The caller gave up; the process keeps its token until the
 			// handler answers or its deadline passes.
@@ -209,6 +225,10 @@ func (c *commandIntegration) Invoke(ctx context.Context, inv *Invocation) ([]byt
 			return nil, err
 		}
 		c.settle(p)
+		// Queue wait and the wait for a process (a cold start's init) are
+		// not the function's time; they are reported here.
+		c.logger.Debug("function invoked", "requestId", id, "queueWait", queued,
+			"processWait", handedOver.Sub(start)-queued, "duration", time.Since(handedOver))
 		return in.result, in.err
 	}
 }
@@ -234,7 +254,7 @@ func (c *commandIntegration) handOver(ctx context.Context, p *process, in *invoc
 		return false, fe
 	case <-timeUp:
 		c.giveUpHandOver(p)
-		return false, c.timeoutError(ctx)
+		return false, c.waitTimeoutError(ctx)
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			c.giveUpHandOver(p)
@@ -310,6 +330,22 @@ func (c *commandIntegration) timeoutError(ctx context.Context) error {
 	return fmt.Errorf("%w: task timed out after %.2f seconds", ErrTimeout, c.timeout.Seconds())
 }
 
+// waitLimit bounds a whole invocation when the caller sets no deadline:
+// API Gateway's 29 s, or init plus the function's timeout when longer (a
+// stream target's function may run for minutes).
+func (c *commandIntegration) waitLimit() time.Duration {
+	return max(DefaultTimeout, c.initTimeout+c.timeout)
+}
+
+// waitTimeoutError is the timeout of an invocation that no process took in
+// time: all were busy, or a cold start outlasted the caller's deadline.
+func (c *commandIntegration) waitTimeoutError(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return ctxError(ctx)
+	}
+	return fmt.Errorf("%w: no function process was ready within %v", ErrTimeout, c.waitLimit())
+}
+
 // take returns an idle live process, or starts one.
 func (c *commandIntegration) take() (*process, error) {
 	c.mu.Lock()
@@ -333,6 +369,10 @@ func (c *commandIntegration) take() (*process, error) {
 }
 
 func (c *commandIntegration) putIdle(p *process) {
+	if p.gen != c.gen.Load() {
+		p.kill() // started before the code changed
+		return
+	}
 	c.mu.Lock()
 	if c.isClosed {
 		c.mu.Unlock()
@@ -341,6 +381,19 @@ func (c *commandIntegration) putIdle(p *process) {
 	}
 	c.idle = append(c.idle, p)
 	c.mu.Unlock()
+}
+
+// recycle retires every process: idle ones are killed now, busy ones when
+// their invocation settles. New invocations start fresh processes.
+func (c *commandIntegration) recycle() {
+	c.gen.Add(1)
+	c.mu.Lock()
+	idle := c.idle
+	c.idle = nil
+	c.mu.Unlock()
+	for _, p := range idle {
+		p.kill()
+	}
 }
 
 // discard forgets a dead (or dying) process.
@@ -375,6 +428,7 @@ func (c *commandIntegration) Close() error {
 
 // process is one handler process and the Runtime API listener only it uses.
 type process struct {
+	gen     uint64 // the pool's generation when it started
 	cmd     *exec.Cmd
 	rt      *runtimeAPI
 	srv     *http.Server
@@ -388,7 +442,7 @@ func (c *commandIntegration) start() (*process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("runtime api listener: %w", err)
 	}
-	p := &process{exited: make(chan struct{})}
+	p := &process{exited: make(chan struct{}), gen: c.gen.Load()}
 	p.rt = newRuntimeAPI(c.logger, c.arn)
 	p.srv = &http.Server{
 		Handler:           p.rt,

@@ -492,14 +492,29 @@ func BenchmarkCommandInvokeSerial(b *testing.B) {
 	}
 }
 
-// TestCommandSlowColdStart checks that a cold start longer than the timeout
-// is not killed with the invocation that started it: the process finishes
-// init and serves a later invocation, as Lambda's separate init phase allows.
+// TestCommandSlowColdStart checks that a cold start is not charged to the
+// function's timeout: a handler with 500 ms of init and a 100 ms timeout
+// answers its first event, as Lambda's separate init phase allows.
 func TestCommandSlowColdStart(t *testing.T) {
 	in := newTestCommand(t, Config{TimeoutMillis: 100, Env: map[string]string{"TEST_INIT_SLEEP_MS": "500"}}, Env{})
-	_, err := in.Invoke(context.Background(), &Invocation{Payload: []byte(`{}`)})
-	if !errors.Is(err, ErrTimeout) {
-		t.Fatalf("first invocation: got %v, want ErrTimeout (the cold start is longer than the timeout)", err)
+	out, err := in.Invoke(context.Background(), &Invocation{Payload: []byte(`{"body":"first"}`)})
+	if err != nil {
+		t.Fatalf("first invocation: %v (the cold start must not count against the 100 ms timeout)", err)
+	}
+	if !strings.Contains(string(out), "first") {
+		t.Fatalf("first invocation answered %s", out)
+	}
+}
+
+// TestCommandColdStartOutlastsCaller checks that a cold start longer than the
+// caller's own deadline fails that caller with a timeout but goes on, and
+// serves a later invocation.
+func TestCommandColdStartOutlastsCaller(t *testing.T) {
+	in := newTestCommand(t, Config{Env: map[string]string{"TEST_INIT_SLEEP_MS": "500"}}, Env{})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := in.Invoke(ctx, &Invocation{Payload: []byte(`{}`)}); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("first invocation: got %v, want ErrTimeout (the cold start is longer than the caller's deadline)", err)
 	}
 	testenv.Eventually(t, 10*time.Second, func() error {
 		_, err := in.Invoke(context.Background(), &Invocation{Payload: []byte(`{"body":"warm"}`)})
@@ -508,13 +523,15 @@ func TestCommandSlowColdStart(t *testing.T) {
 }
 
 // TestCommandInitTimeout checks that a process stuck in init is killed at
-// the init limit even when no invocation waits for it any more.
+// the init limit, failing the invocation that waits for it.
 func TestCommandInitTimeout(t *testing.T) {
 	in := newTestCommand(t, Config{TimeoutMillis: 100, Env: map[string]string{"TEST_INIT_SLEEP_MS": "600000"}}, Env{})
 	c := in.(*commandIntegration)
 	c.initTimeout = 300 * time.Millisecond
-	if _, err := in.Invoke(context.Background(), &Invocation{Payload: []byte(`{}`)}); !errors.Is(err, ErrTimeout) {
-		t.Fatalf("got %v, want ErrTimeout", err)
+	_, err := in.Invoke(context.Background(), &Invocation{Payload: []byte(`{}`)})
+	var fe *FunctionError
+	if !errors.As(err, &fe) || fe.Type != "Runtime.ExitError" {
+		t.Fatalf("got %v, want the Runtime.ExitError of the killed init", err)
 	}
 	testenv.Eventually(t, 10*time.Second, func() error {
 		c.mu.Lock()

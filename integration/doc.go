@@ -24,6 +24,9 @@
 //     carry their AWS error code. With an Endpoint override it also accepts
 //     the runtime interface emulator's way of reporting handler errors.
 //   - command keeps a pool of handler processes (see below).
+//   - a lambda integration whose function is one of Functions (the config's
+//     functions:, run by runtime with the clients of package bootstrap) runs
+//     it in that function's pool, shared by every integration naming it.
 //
 // # The command runner
 //
@@ -58,10 +61,14 @@
 // Runtime.ExitError *FunctionError; /init/error fails the invocation that
 // started the process, which is then killed. The next invocation gets a fresh
 // process. A process that dies between invocations (aws-lambda-go exits after
-// reporting a panic) is replaced without failing anyone. The timeout covers
-// waiting for a free process and a cold start as well as the handler; a cold
-// start that outlasts its invocation's timeout goes on for the next one,
-// until the init limit (10 s, or the timeout when longer) kills it.
+// reporting a panic) is replaced without failing anyone. Timing follows
+// Lambda's phases: the timeout (the function's) starts when the runtime takes
+// the event from /next, so neither the wait for a free process nor a cold
+// start is charged to it; those are bounded by the caller's deadline (when
+// it has none, 29 s or init limit plus timeout, whichever is longer) and the
+// init limit (10 s, or the timeout when longer).
+// A cold start that outlasts its caller goes on for the next invocation
+// until the init limit kills it.
 // Output is logged line by line with the function name, stream and the
 // request id of the process's latest invocation.
 //
@@ -84,5 +91,7 @@
 // process's Runtime API state has its own mutex, and an invocation's answer
 // is recorded once (the first of response, error, exit, deadline wins).
 // Close kills every process, waits until each is reaped and fails what is
-// waiting or running; it is idempotent.
+// waiting or running; it is idempotent. A recycle (serve --watch) bumps the
+// pool's generation and kills the idle processes; a busy one of an older
+// generation is killed when its invocation settles instead of going idle.
 package integration

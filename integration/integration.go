@@ -127,11 +127,22 @@ type Env struct {
 	// @connections calls.
 	AccessKeyID     string
 	SecretAccessKey string
+	// SessionToken goes with them when the credential has one: handlers
+	// get it as AWS_SESSION_TOKEN, without which their signed calls fail.
+	SessionToken string
 	// ManagementEndpoint is http://ADDR/{stage}, given to command handlers
 	// as WSGATE_MANAGEMENT_ENDPOINT and AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI.
 	ManagementEndpoint string
 	// Logger receives the integration's logs (and a command's output).
 	Logger *slog.Logger
+	// HandlerEnv is added to the environment of every handler process
+	// wsgate starts (command integrations and local functions), under the
+	// config's own env: the place for gateway-wide settings such as a CA
+	// bundle. Nil adds nothing.
+	HandlerEnv map[string]string
+	// Functions are the locally defined functions a lambda integration
+	// can name. Nil: every lambda integration calls AWS Lambda.
+	Functions *Functions
 }
 
 // Ranges of the numeric fields (docs/configuration.md). A zero means the
@@ -217,6 +228,9 @@ func New(cfg Config, env Env) (Integration, error) {
 	case "mock":
 		return newMock(cfg)
 	case "lambda":
+		if fn := env.Functions.lookup(cfg.Function); fn != nil {
+			return newLocalLambda(cfg, fn)
+		}
 		return newLambda(cfg, env)
 	default: // "command"; Validate rejected anything else
 		return newCommand(cfg, env)

@@ -16,11 +16,20 @@ import (
 // invocation is one event on its way through a runtime: offered to a /next
 // long poll, then answered by /response or /error, a crash or the deadline.
 // Exactly one of these answers wins (finish).
+//
+// The deadline is set when a runtime takes the event (begin), not when the
+// event arrives: as in Lambda, the function's timeout runs from the start of
+// the invoke phase, so neither queueing nor a cold start's init is charged
+// to it. limit (the caller's own deadline) still caps it.
 type invocation struct {
-	id       string
-	payload  []byte
-	deadline time.Time
-	traceID  string
+	id      string
+	payload []byte
+	limit   time.Time     // the caller's deadline
+	timeout time.Duration // the function's timeout
+	traceID string
+
+	beginOnce sync.Once
+	deadline  time.Time // set once by begin
 
 	done   chan struct{} // closed by the winning finish
 	once   sync.Once
@@ -28,8 +37,22 @@ type invocation struct {
 	err    error
 }
 
-func newInvocation(id string, payload []byte, deadline time.Time) *invocation {
-	return &invocation{id: id, payload: payload, deadline: deadline, traceID: newTraceID(), done: make(chan struct{})}
+func newInvocation(id string, payload []byte, limit time.Time, timeout time.Duration) *invocation {
+	return &invocation{id: id, payload: payload, limit: limit, timeout: timeout, traceID: newTraceID(), done: make(chan struct{})}
+}
+
+// begin starts the invoke phase and returns its deadline: now plus the
+// function's timeout, or the caller's limit when that is sooner. Both sides
+// of the hand-over call it (the Runtime API for the deadline header, the
+// pool for its timer); the first call fixes the value.
+func (in *invocation) begin() time.Time {
+	in.beginOnce.Do(func() {
+		in.deadline = time.Now().Add(in.timeout)
+		if in.limit.Before(in.deadline) {
+			in.deadline = in.limit
+		}
+	})
+	return in.deadline
 }
 
 // finish records the answer if none was recorded yet, and reports whether
@@ -153,7 +176,7 @@ func (rt *runtimeAPI) next(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Lambda-Runtime-Aws-Request-Id", in.id)
-	h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(in.deadline.UnixMilli(), 10))
+	h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(in.begin().UnixMilli(), 10))
 	h.Set("Lambda-Runtime-Invoked-Function-Arn", rt.arn)
 	h.Set("Lambda-Runtime-Trace-Id", in.traceID)
 	h.Set("Content-Length", strconv.Itoa(len(in.payload)))

@@ -79,7 +79,7 @@ func TestRuntimeAPIInvocationCycle(t *testing.T) {
 	wantStatus(t, "response with nothing running", status, body, 403, "InvalidStateTransition")
 
 	deadline := time.Now().Add(time.Minute)
-	in := newInvocation("req-1", []byte(`{"k":"v"}`), deadline)
+	in := newInvocation("req-1", []byte(`{"k":"v"}`), deadline, time.Hour)
 	resp := c.next(in)
 	payload, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || string(payload) != `{"k":"v"}` {
@@ -175,7 +175,7 @@ func TestRuntimeAPIErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newRuntimeClient(t)
-			in := newInvocation("req-e", []byte(`{}`), time.Now().Add(time.Minute))
+			in := newInvocation("req-e", []byte(`{}`), time.Now().Add(time.Minute), time.Hour)
 			c.next(in)
 			req, err := http.NewRequest("POST", c.base+"/invocation/req-e/"+tc.path, tc.body)
 			if err != nil {

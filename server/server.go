@@ -22,9 +22,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -47,6 +50,11 @@ type Config struct {
 	gateway.Config
 	// Streams are the change streams. Default none.
 	Streams []streams.Config `json:"streams,omitempty"`
+	// Functions are run locally by runtime; a lambda integration naming
+	// one invokes it here instead of on AWS. Default none.
+	Functions map[string]integration.FunctionConfig `json:"functions,omitempty"`
+	// Globals are settings every function shares.
+	Globals integration.Globals `json:"globals,omitempty"`
 	// Log sets the log output.
 	Log LogConfig `json:"log,omitempty"`
 }
@@ -66,7 +74,54 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
-	return ParseConfig(b)
+	c, err := ParseConfig(b)
+	if err != nil {
+		return nil, err
+	}
+	c.resolvePaths(filepath.Dir(path))
+	if err := c.checkCodeDirs(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// checkCodeDirs reports every function whose codeUri is not a directory, so
+// --check finds a wrong path before serve does.
+func (c *Config) checkCodeDirs() error {
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(c.Functions)) {
+		if fi, err := os.Stat(c.Functions[name].CodeURI); err != nil || !fi.IsDir() {
+			errs = append(errs, fmt.Errorf("functions.%s: codeUri %s is not a directory", name, c.Functions[name].CodeURI))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// resolvePaths makes the functions' relative paths (codeUri, cacheDir, and
+// interpreters given as a path such as ./venv/bin/python) relative to dir,
+// the config file's directory. A bare program name (python3) stays one, to
+// be found on PATH.
+func (c *Config) resolvePaths(dir string) {
+	rel := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	program := func(p string) string {
+		if !strings.ContainsRune(p, filepath.Separator) {
+			return p
+		}
+		return rel(p)
+	}
+	for name, f := range c.Functions {
+		f.CodeURI = rel(f.CodeURI)
+		f.Interpreter = program(f.Interpreter)
+		c.Functions[name] = f
+	}
+	c.Globals.CacheDir = rel(c.Globals.CacheDir)
+	c.Globals.Node = program(c.Globals.Node)
+	c.Globals.Python = program(c.Globals.Python)
 }
 
 // ParseConfig parses YAML or JSON config text, applies defaults and
@@ -90,6 +145,7 @@ func (c *Config) Validate() error {
 	var e confcheck.Errors
 	e.In("", c.Config.Validate())
 	e.In("streams", streams.ValidateAll(c.Streams))
+	e.In("", integration.ValidateFunctions(c.Functions, c.Globals))
 	for i, s := range c.Streams {
 		if s.Target.Group != "" && !gateway.ValidGroup(s.Target.Group) {
 			e.Addf(confcheck.Index("streams", i)+".target.group", "%q: %s", s.Target.Group, gateway.GroupNameRule)
@@ -138,9 +194,10 @@ type Server struct {
 	http   *http.Server
 	ln     net.Listener
 
-	streams []*stream
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	streams   []*stream
+	functions *integration.Functions
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 type stream struct {
@@ -221,11 +278,20 @@ const (
 // it built.
 func (s *Server) provision(endpoint string, mode provisionMode) error {
 	var err error
+	if len(s.cfg.Credentials) == 0 && len(s.cfg.Functions) > 0 {
+		s.log.Warn("no credentials configured: functions get no AWS keys, and their management API calls will be refused")
+	}
+	s.functions, err = integration.NewFunctions(s.cfg.Functions, s.cfg.Globals, s.cfg.IntegrationEnv(endpoint, s.log))
+	if err != nil {
+		return err
+	}
 	s.gw, err = gateway.New(s.cfg.Config, gateway.Options{
 		Hub: s.hub, Logger: s.log, ManagementEndpoint: endpoint,
 		Extensions: map[string]http.Handler{"@streams": http.HandlerFunc(s.serveStreams)},
+		Functions:  s.functions,
 	})
 	if err != nil {
+		_ = s.functions.Close()
 		return err
 	}
 	for i, sc := range s.cfg.Streams {
@@ -300,10 +366,8 @@ func (s *Server) buildTarget(st *stream, sc streams.Config, endpoint string, log
 		st.handler = streams.NewGroupTarget(sc.Target, publisher{s.hub})
 		return nil
 	}
-	env := integration.Env{Region: s.cfg.Region, ManagementEndpoint: endpoint, Logger: log}
-	if len(s.cfg.Credentials) > 0 {
-		env.AccessKeyID, env.SecretAccessKey = s.cfg.Credentials[0].AccessKeyID, s.cfg.Credentials[0].SecretAccessKey
-	}
+	env := s.cfg.IntegrationEnv(endpoint, log)
+	env.Functions = s.functions
 	in, err := integration.New(*sc.Target.Integration, env)
 	if err != nil {
 		return fmt.Errorf("target integration: %w", err)
@@ -445,6 +509,9 @@ func (s *Server) closeStreams() {
 	if s.ln != nil {
 		_ = s.ln.Close()
 	}
+	if s.functions != nil {
+		_ = s.functions.Close()
+	}
 }
 
 // StreamJSON is one stream in the answer of GET /{stage}/@streams.
@@ -560,6 +627,12 @@ func (s *Server) logProgress(ctx context.Context, every time.Duration) {
 			}
 		}
 	}
+}
+
+// WatchFunctions restarts a function's processes when files under its
+// codeUri change, polling every interval until ctx is done (serve --watch).
+func (s *Server) WatchFunctions(ctx context.Context, interval time.Duration) {
+	s.functions.Watch(ctx, interval)
 }
 
 // StreamStatus reports each stream's state and progress, by name.

@@ -67,6 +67,15 @@ func TestParseConfig(t *testing.T) {
 		{"too many groups per connection", "maxGroupsPerConnection: 20000\n", "maxGroupsPerConnection: must be between 1 and 10000, got 20000"},
 		{"negative maxGroups", "maxGroups: -1\n", "maxGroups: must be between 1 and 100000000, got -1"},
 		{"bad stream", "streams:\n  - source: { type: oracle }\n    target: { group: g }\n", "oracle"},
+		{"unknown runtime", "functions:\n  F: { runtime: java21, handler: a.b, codeUri: . }\n", `functions.F: runtime "java21": want one of`},
+		{"no handler", "functions:\n  F: { runtime: nodejs20.x, codeUri: . }\n", `handler "": want module.function`},
+		{"no codeUri", "functions:\n  F: { runtime: python3.12, handler: app.handler }\n", "codeUri is required"},
+		{"function timeout", "functions:\n  F: { runtime: python3.12, handler: a.b, codeUri: ., timeoutMillis: 999 }\n", "timeoutMillis 999 out of range 1000..900000"},
+		{"function memory", "functions:\n  F: { runtime: python3.12, handler: a.b, codeUri: ., memorySizeMB: 64 }\n", "memorySizeMB 64 out of range 128..10240"},
+		{"function concurrency", "functions:\n  F: { runtime: python3.12, handler: a.b, codeUri: ., concurrency: 65 }\n", "concurrency 65 out of range 1..64"},
+		{"reserved env", "functions:\n  F: { runtime: python3.12, handler: a.b, codeUri: ., env: { AWS_REGION: x, _HANDLER: y } }\n", "reserved keys that Lambda sets itself: AWS_REGION, _HANDLER"},
+		{"reserved global env", "globals: { env: { AWS_SESSION_TOKEN: x } }\n", "globals: env sets reserved keys that Lambda sets itself: AWS_SESSION_TOKEN"},
+		{"function name", "functions:\n  \"a b\": { runtime: python3.12, handler: a.b, codeUri: . }\n", `name "a b": use 1 to 64 letters`},
 	}
 	for _, b := range bad {
 		t.Run(b.name, func(t *testing.T) {
@@ -237,5 +246,47 @@ func TestAWSCLI(t *testing.T) {
 				t.Fatalf("post after delete: %v\n%s", err, out)
 			}
 		})
+	}
+}
+
+// TestLoadConfigFunctionPaths checks that a function's paths are relative to
+// the config file, and a bare program name stays one.
+func TestLoadConfigFunctionPaths(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "wsgate.yaml")
+	err := os.WriteFile(p, []byte(`
+functions:
+  A: { runtime: python3.12, handler: app.handler, codeUri: ./a, interpreter: ./venv/bin/python }
+  B: { runtime: nodejs20.x, handler: app.handler, codeUri: /abs/b }
+globals: { node: node22, python: ../py/bin/python3, cacheDir: cache }
+`), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// --check (LoadConfig) reports a codeUri that is not a directory.
+	if _, err := server.LoadConfig(p); err == nil || !strings.Contains(err.Error(), "functions.A: codeUri "+filepath.Join(dir, "a")+" is not a directory") ||
+		!strings.Contains(err.Error(), "functions.B: codeUri /abs/b is not a directory") {
+		t.Fatalf("LoadConfig with missing code directories: %v", err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := filepath.Join(dir, "b")
+	if err := os.Mkdir(b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	text, _ := os.ReadFile(p)
+	if err := os.WriteFile(p, []byte(strings.Replace(string(text), "/abs/b", b, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := server.LoadConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa, fb := cfg.Functions["A"], cfg.Functions["B"]
+	if fa.CodeURI != filepath.Join(dir, "a") || fa.Interpreter != filepath.Join(dir, "venv/bin/python") || fb.CodeURI != b ||
+		cfg.Globals.Node != "node22" || cfg.Globals.Python != filepath.Join(filepath.Dir(dir), "py/bin/python3") ||
+		cfg.Globals.CacheDir != filepath.Join(dir, "cache") {
+		t.Fatalf("functions %+v, globals %+v", cfg.Functions, cfg.Globals)
 	}
 }

@@ -1,6 +1,6 @@
 // Command wsgate is an AWS API Gateway WebSocket API you run yourself.
 //
-//	wsgate serve --config wsgate.yaml [--listen ADDR] [--check]
+//	wsgate serve --config wsgate.yaml [--listen ADDR] [--check] [--watch]
 //	wsgate demo [--listen 127.0.0.1:8080] [--db wsgate-demo.db] [--rate 5] [--allow-host NAME] [--allow-origin ORIGIN]
 //	wsgate conn post|get|delete|list ...
 //	wsgate group publish|join|leave|members ...
@@ -30,7 +30,8 @@ func main() {
 const usage = `wsgate: an AWS API Gateway WebSocket API you run yourself
 
 Usage:
-  wsgate serve --config FILE [--listen ADDR] [--check]   run the gateway
+  wsgate serve --config FILE [--listen ADDR] [--check] [--watch]
+                                                         run the gateway
   wsgate demo [--listen ADDR] [--db FILE] [--rate N]     the live dashboard demo
   wsgate conn post|get|delete|list [flags]               the @connections API
   wsgate group publish|join|leave|members [flags]        groups and broadcast
@@ -77,6 +78,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	configPath := fs.String("config", "wsgate.yaml", "config file (YAML or JSON)")
 	listen := fs.String("listen", "", "listen address, overriding the config's listen")
 	check := fs.Bool("check", false, "check the config as serve would (build every integration and stream, open their files and databases) without listening, and exit")
+	watch := fs.Bool("watch", false, "restart a function's processes when files under its codeUri change")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -96,7 +98,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "wsgate: %s: %v\n", *configPath, err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "%s: configuration is valid (%d routes, %d streams)\n", *configPath, len(cfg.Routes), len(cfg.Streams))
+		fmt.Fprintf(stdout, "%s: configuration is valid (%d routes, %d streams, %d functions)\n", *configPath, len(cfg.Routes), len(cfg.Streams), len(cfg.Functions))
 		return 0
 	}
 	srv, err := server.New(*cfg, logger)
@@ -104,8 +106,15 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wsgate: %s: %v\n", *configPath, err)
 		return 1
 	}
-	return runUntilSignal(srv, cfg.ShutdownTimeout(), stdout, logger, nil)
+	var extra func(context.Context)
+	if *watch {
+		extra = func(ctx context.Context) { srv.WatchFunctions(ctx, watchInterval) }
+	}
+	return runUntilSignal(srv, cfg.ShutdownTimeout(), stdout, logger, extra)
 }
+
+// watchInterval is how often serve --watch looks at the functions' files.
+const watchInterval = 500 * time.Millisecond
 
 // runUntilSignal serves until SIGINT or SIGTERM, then shuts down within the
 // configured bound; the exit status is 0 for a clean shutdown.

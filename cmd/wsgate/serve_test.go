@@ -68,6 +68,25 @@ func TestServeCheck(t *testing.T) {
 	}
 }
 
+// startServe starts cmd (a wsgate serve) and returns the address it prints
+// once listening.
+func startServe(t *testing.T, cmd *exec.Cmd) string {
+	t.Helper()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := regexp.MustCompile(`listening on (\S+)`).FindStringSubmatch(line)
+	if addr == nil {
+		t.Fatalf("no address in %q", line)
+	}
+	return addr[1]
+}
+
 // TestServeSignal runs the real binary: it prints its address, serves a
 // client, and on SIGTERM closes it with 1001, fires $disconnect and exits 0.
 func TestServeSignal(t *testing.T) {
@@ -90,11 +109,8 @@ routes:
   "echo": { integration: { type: mock }, routeResponseSelectionExpression: "$default" }
 `, backend.URL))
 	cmd := exec.Command(bin, "serve", "--config", cfg)
-	stdout, _ := cmd.StdoutPipe()
 	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	addr := startServe(t, cmd)
 	defer cmd.Process.Kill()
 	logs := make(chan string, 1000)
 	go func() {
@@ -104,15 +120,7 @@ routes:
 		}
 		close(logs)
 	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := regexp.MustCompile(`listening on (\S+)`).FindStringSubmatch(line)
-	if addr == nil {
-		t.Fatalf("no address in %q", line)
-	}
-	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr[1]+"/dev", nil)
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/dev", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,5 +159,71 @@ routes:
 	}
 	if !sawID {
 		t.Fatal("no connection log line with connectionId, requestId and routeKey")
+	}
+}
+
+// TestServeWatch runs the real binary with --watch and a Python function
+// whose codeUri is relative to the config file: after its handler file
+// changes, the next message runs the new code.
+func TestServeWatch(t *testing.T) {
+	bin := wsgateBinary(t)
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 not available (install: apt-get install -y python3)")
+	}
+	dir := t.TempDir()
+	code := filepath.Join(dir, "fn")
+	if err := os.MkdirAll(code, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(body string) {
+		src := "def handler(event, context):\n    return {'statusCode': 200, 'body': '" + body + "'}\n"
+		if err := os.WriteFile(filepath.Join(code, "app.py"), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("before")
+	cfg := filepath.Join(dir, "wsgate.yaml")
+	err := os.WriteFile(cfg, []byte(`
+listen: "127.0.0.1:0"
+stage: dev
+functions:
+  Fn: { runtime: python3.11, handler: app.handler, codeUri: ./fn }
+globals: { cacheDir: ./cache }
+routes:
+  $default: { integration: { type: lambda, function: Fn }, routeResponseSelectionExpression: $default }
+`), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", "--watch", "--config", cfg)
+	cmd.Dir = t.TempDir() // not the config's directory: codeUri is relative to the file
+	addr := startServe(t, cmd)
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/dev", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ask := func() string {
+		_ = c.WriteMessage(websocket.TextMessage, []byte(`x`))
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		_, b, err := c.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if got := ask(); got != "before" {
+		t.Fatalf("got %q", got)
+	}
+	write("after")
+	deadline := time.Now().Add(20 * time.Second)
+	for got := ask(); got != "after"; got = ask() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still %q after the change", got)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "cache")); err != nil {
+		t.Errorf("cacheDir relative to the config file: %v", err)
 	}
 }

@@ -1,0 +1,2 @@
+const { DynamoDBClient } = require("@aws-sdk/client-dynamodb");
+exports.handler = async () => new DynamoDBClient({});
