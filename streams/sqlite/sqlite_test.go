@@ -312,7 +312,8 @@ func TestHandlerErrorRedelivers(t *testing.T) {
 		return nil
 	}}
 	run(t, src, c)
-	cli(t, path, `INSERT INTO items VALUES (1); INSERT INTO items VALUES (2);`)
+	// One transaction: both changes come in the first offer.
+	cli(t, path, `BEGIN; INSERT INTO items VALUES (1); INSERT INTO items VALUES (2); COMMIT;`)
 	recs := c.waitRecords(t, 2)
 	offers := c.offers()
 	if len(offers) != 3 {
@@ -522,7 +523,8 @@ func TestMappingTargetEndToEnd(t *testing.T) {
 	}, fn, logger())
 	target.Backoff = streams.Backoff{Min: time.Millisecond, Max: time.Millisecond}
 	run(t, src, target)
-	cli(t, path, `INSERT INTO orders VALUES (1, 'tea'); INSERT INTO orders VALUES (2, 'poison'); INSERT INTO orders VALUES (3, 'cake');`)
+	// One transaction: the three come in one batch.
+	cli(t, path, `BEGIN; INSERT INTO orders VALUES (1, 'tea'); INSERT INTO orders VALUES (2, 'poison'); INSERT INTO orders VALUES (3, 'cake'); COMMIT;`)
 	// Once tea is processed, the first batch is in flight and jam can
 	// only come in a later one.
 	testenv.Eventually(t, wait, func() error {
