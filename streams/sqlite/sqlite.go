@@ -13,17 +13,57 @@
 // Installing is idempotent; when a table's columns change (ALTER TABLE)
 // the triggers are rebuilt, at start and while running (the schema version
 // is checked whenever the data changes). Writes committed between an ALTER
-// TABLE and the rebuild are captured with the old column list; writes to a
-// table dropped and created again are not captured until the rebuild, at
-// most one poll later. Install prepares a file before any writer runs;
-// Uninstall removes the triggers of tables no longer captured.
+// TABLE and the rebuild are captured with the old column list.
 //
-// Each row's image is every column as [typeof, value]; records carry
-// TEXT as S, INTEGER and REAL as N (REAL with SQLite's 15 significant
-// digits), BLOB as B and NULL as NULL. Keys are the declared primary key
-// columns, or "rowid" for a table without one. An UPDATE that changes the
-// key is logged as REMOVE then INSERT; an UPDATE that changes nothing is not
-// logged.
+// # Tables dropped and created again
+//
+// A table's triggers die with it. The tables wsgate installed triggers on
+// are listed in _wsgate_tables, so a listed table found without its
+// triggers is known to have been created again: its triggers go back and,
+// in the same transaction, every row it holds is logged as an INSERT, so
+// the writes made before the triggers were back are delivered too, also
+// when wsgate was not running at the time. (Rebuilding a table by the
+// usual create-copy-drop-rename migration therefore delivers each of its
+// rows as an INSERT once.) Dropping a table logs nothing, as a dropped
+// DynamoDB table's stream has no REMOVE records either. While a captured
+// table is missing, the other tables of the file go on and
+// Stats().LastError names the missing one.
+//
+// # Values
+//
+// The triggers log each column as a string: the first letter of its
+// storage class and the value as text ("n" NULL, "i" INTEGER in decimal,
+// "r" REAL as printf's %!.17g, "t" TEXT and "b" BLOB as hex of their
+// bytes; see encode). Every value a writer can store becomes an attribute (see value
+// in record.go): NULL as NULL; INTEGER as an exact N; REAL as the
+// shortest decimal N that reads back as the same double (-0.0 as "0",
+// +Inf and -Inf as "Infinity" and "-Infinity"; NaN is stored as NULL by
+// SQLite); TEXT as S, byte for byte, a JSON-function result as its JSON
+// text, and TEXT that is not valid UTF-8 (UTF-16 in a UTF-16 file) as B of
+// its bytes, as S must be UTF-8; BLOB as B. Keys are the declared primary
+// key columns, or "rowid" for a table without one. An UPDATE that changes
+// the key is logged as REMOVE then INSERT; an UPDATE that changes nothing
+// is not logged. Rows logged by earlier versions' triggers
+// ([typeof, value] pairs) are read too.
+//
+// A row the source cannot decode (hand-edited, or written by a future
+// version) never holds up the rows after it: it is set aside, kept in the
+// log with tbl = "_wsgate_rejected:" + table where the source no longer
+// reads it, logged at error level with its content, counted by SetAside
+// and reported in Stats().LastError. To offer set-aside rows again (after
+// a fix), run UPDATE _wsgate_changes SET tbl = substr(tbl, 18) WHERE tbl
+// LIKE '\_wsgate\_rejected:%' ESCAPE '\' and restart the source.
+//
+// # Errors
+//
+// Run retries with backoff (100 ms doubling to 10 s) whatever another
+// connection or a schema change can cause: a lock held past the busy
+// timeout (also while the triggers are rebuilt after an ALTER TABLE), a
+// captured table missing for a while. It returns an error only when the
+// file cannot be opened or, at start, a table never captured is missing
+// or (create false) the triggers are not in place; such an error is
+// marked streams.Permanent when a person must act (the file is not a
+// database or is corrupt, or may not be written).
 //
 // The source tails the log on one connection: it checks PRAGMA
 // data_version every PollMillis (default 20 ms), reads new rows in order
@@ -51,8 +91,8 @@
 // # Concurrency
 //
 // Run may be called once at a time; it calls the handler from its own
-// goroutine and blocks while the handler runs. Stats is safe from any
-// goroutine. The database is opened in WAL mode with a 5 s busy timeout,
+// goroutine and blocks while the handler runs. Stats and SetAside are
+// safe from any goroutine. The database is opened in WAL mode with a 5 s busy timeout,
 // so writers are not blocked by the reader and wait briefly for the
 // source's own small deletes.
 package sqlite
@@ -60,6 +100,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -67,7 +108,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
+	driver "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/wsgate/wsgate/streams"
 )
@@ -98,11 +140,16 @@ type Source struct {
 	log    *slog.Logger
 	// trimDelay is how long accepted rows may stay in the log; 1 s.
 	trimDelay time.Duration
+	// busyTimeout is how long a statement waits for another
+	// connection's lock before failing with SQLITE_BUSY; 5 s.
+	busyTimeout time.Duration
 
 	delivered atomic.Int64
 	lag       atomic.Int64 // nanoseconds
+	setAside  atomic.Int64
 	mu        sync.Mutex
-	lastErr   string
+	lastErr   string // the last transient error, cleared by progress
+	schemaErr string // what keeps tables from being captured, until healed
 }
 
 var _ streams.Source = (*Source)(nil)
@@ -127,7 +174,8 @@ func New(cfg streams.SourceConfig, logger *slog.Logger) (*Source, error) {
 		shard:  "sqlite:" + cfg.Path,
 		log:    logger,
 
-		trimDelay: time.Second,
+		trimDelay:   time.Second,
+		busyTimeout: 5 * time.Second,
 	}
 	if s.region == "" {
 		s.region = DefaultRegion
@@ -141,30 +189,53 @@ func New(cfg streams.SourceConfig, logger *slog.Logger) (*Source, error) {
 // Shard is the one shard of the source: "sqlite:" and the path.
 func (s *Source) Shard() string { return s.shard }
 
-// Stats implements streams.Source.
+// Stats implements streams.Source. LastError is the last transient
+// error until the source makes progress again, else what keeps a table
+// from being captured (it is missing; with create false, its triggers are
+// out of date) until that is healed.
 func (s *Source) Stats() streams.Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	last := s.lastErr
+	if last == "" {
+		last = s.schemaErr
+	}
 	return streams.Stats{
 		Delivered: s.delivered.Load(),
 		Lag:       time.Duration(s.lag.Load()),
-		LastError: s.lastErr,
+		LastError: last,
 	}
 }
+
+// SetAside counts the changes this source could not decode and set aside
+// (see the package doc) since it was created.
+func (s *Source) SetAside() int64 { return s.setAside.Load() }
 
 func (s *Source) setErr(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.lastErr = errString(err)
+}
+
+func (s *Source) setSchemaErr(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.schemaErr = errString(err)
+}
+
+func errString(err error) string {
 	if err == nil {
-		s.lastErr = ""
-	} else {
-		s.lastErr = err.Error()
+		return ""
 	}
+	return err.Error()
 }
 
 // Install opens the file and installs or updates the change log and the
 // triggers of the configured tables, as Run does when it starts. It lets a
-// deployment prepare a database before any writer runs.
+// deployment prepare a database before any writer runs. It waits out
+// another connection's lock, retrying until ctx is done. A table that was
+// captured before but is missing now (being created again) is logged, not
+// an error: Run installs its triggers when it is back.
 func (s *Source) Install(ctx context.Context) error {
 	db, conn, err := s.open(ctx)
 	if err != nil {
@@ -172,12 +243,13 @@ func (s *Source) Install(ctx context.Context) error {
 	}
 	defer db.Close()
 	defer conn.Close()
-	return s.prepare(ctx, conn)
+	_, err = s.prepareRetrying(ctx, conn)
+	return err
 }
 
 // Check finds what Install (and Run) would refuse, and changes nothing: a
-// missing or unopenable file, a missing table, a file that cannot be
-// written. It does Install's work in one transaction that it rolls back;
+// missing or unopenable file, a missing table (not one captured before,
+// which is being created again), a file that cannot be written. It does Install's work in one transaction that it rolls back;
 // with create false it makes Run's read-only checks. `wsgate serve --check`
 // calls it.
 func (s *Source) Check(ctx context.Context) error {
@@ -188,19 +260,16 @@ func (s *Source) Check(ctx context.Context) error {
 	defer db.Close()
 	defer conn.Close()
 	if !s.create {
-		return s.prepare(ctx, conn)
+		_, err := s.prepare(ctx, conn, true)
+		return err
 	}
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("checking %s: %w", s.path, err)
 	}
 	defer tx.Rollback()
-	for _, t := range s.tables {
-		if _, err := installIn(ctx, tx, t); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err = installIn(ctx, tx, s.tables, true)
+	return err
 }
 
 // Uninstall drops the triggers of the configured tables and their pending
@@ -227,8 +296,7 @@ func (s *Source) open(ctx context.Context) (*sql.DB, *sql.Conn, error) {
 	// mode=rw: a missing file is an error, not a new empty database.
 	// _txlock=immediate: the trigger installation reads then writes the
 	// schema; taking the write lock first avoids a busy upgrade.
-	uri := "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(s.path) +
-		"?mode=rw&_pragma=busy_timeout(5000)&_txlock=immediate"
+	uri := fmt.Sprintf("%s?mode=rw&_pragma=busy_timeout(%d)&_txlock=immediate", fileURI(s.path), s.busyTimeout.Milliseconds())
 	db, err := sql.Open("sqlite", uri)
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening %s: %w", s.path, err)
@@ -242,67 +310,99 @@ func (s *Source) open(ctx context.Context) (*sql.DB, *sql.Conn, error) {
 	return db, conn, nil
 }
 
-// prepare makes sure the change log and the triggers are in place.
-func (s *Source) prepare(ctx context.Context, conn *sql.Conn) error {
+// fileURI is the file: URI of path, escaping what a URI would misread.
+func fileURI(path string) string {
+	return "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+}
+
+// prepare makes sure the change log and the triggers are in place (with
+// create false, checks that they are), and logs what it changed and what
+// keeps a table from being captured. strict makes a table that was never
+// captured and is missing an error (at start: a wrong name, or a table the
+// application has yet to create).
+func (s *Source) prepare(ctx context.Context, conn *sql.Conn, strict bool) (prepared, error) {
 	if !s.create {
-		var n int
-		if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, ChangeTable).Scan(&n); err != nil {
-			return fmt.Errorf("checking %s: %w", ChangeTable, err)
+		p, err := check(ctx, conn, s.tables, strict)
+		if err == nil && p.problem != nil {
+			s.log.Warn("sqlite stream triggers missing or out of date; waiting for them", "path", s.path, "error", p.problem)
 		}
-		if n == 0 {
-			return errNoChangeTable
-		}
-		for _, t := range s.tables {
-			if err := check(ctx, conn, t); err != nil {
-				return err
-			}
-		}
-		return nil
+		return p, err
 	}
 	var mode string
 	if err := conn.QueryRowContext(ctx, `PRAGMA journal_mode=WAL`).Scan(&mode); err != nil {
-		return fmt.Errorf("setting WAL mode on %s: %w", s.path, err)
+		return prepared{}, fmt.Errorf("setting WAL mode on %s: %w", s.path, err)
 	}
 	if mode != "wal" {
 		s.log.Warn("sqlite database not in WAL mode; writers and the stream will block each other", "path", s.path, "journalMode", mode)
 	}
-	for _, t := range s.tables {
-		changed, err := install(ctx, conn, t)
-		if err != nil {
-			return err
-		}
-		if changed {
+	p, err := install(ctx, conn, s.tables, strict)
+	if err != nil {
+		return p, err
+	}
+	for _, t := range p.rebuilt {
+		if n, ok := p.snapshots[t]; ok {
+			s.log.Warn("sqlite stream table was created again; its triggers are back and its rows are delivered as INSERTs",
+				"path", s.path, "table", t, "rows", n)
+		} else {
 			s.log.Info("sqlite stream triggers installed", "path", s.path, "table", t)
 		}
 	}
-	return nil
+	if p.problem != nil {
+		s.log.Warn("sqlite stream table missing; its triggers go back when it is created again", "path", s.path, "error", p.problem)
+	}
+	return p, nil
 }
 
-// Run implements streams.Source. It fails when the file cannot be opened,
-// a table is missing, or the triggers cannot be installed (or, with create
-// false, are not in place); later database errors are logged and retried.
+// prepareRetrying is prepare at start (strict), tried again with backoff
+// while it fails for a transient reason (another connection's lock) and
+// ctx lasts.
+func (s *Source) prepareRetrying(ctx context.Context, conn *sql.Conn) (prepared, error) {
+	for attempt := 1; ; attempt++ {
+		p, err := s.prepare(ctx, conn, true)
+		if err == nil || !transient(err) {
+			return p, err
+		}
+		s.setErr(err)
+		s.log.Warn("sqlite stream cannot install its triggers yet; retrying", "path", s.path, "attempt", attempt, "error", err)
+		if streams.Sleep(ctx, retry.Delay(attempt)) != nil {
+			return p, err
+		}
+	}
+}
+
+// Run implements streams.Source. It returns an error when the file cannot
+// be opened or, at start, a table is missing that was never captured or
+// (create false) the triggers are not in place; the error is marked
+// streams.Permanent when it needs a person (the file is not a database,
+// is corrupt, or may not be written). Everything else is retried with
+// backoff and shows in Stats().LastError meanwhile: a lock held by another
+// connection, a captured table dropped and not yet created again (the
+// other tables go on).
 func (s *Source) Run(ctx context.Context, h streams.Handler) error {
 	db, conn, err := s.open(ctx)
 	if err != nil {
-		return err
+		return classify(err)
 	}
 	defer db.Close()
-	defer conn.Close()
-	if err := s.prepare(ctx, conn); err != nil {
+	t := &tail{Source: s, db: db, conn: conn, trimmed: time.Now()}
+	defer func() { t.conn.Close() }() // the connection retry opened last
+	p, err := s.prepareRetrying(ctx, t.conn)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return err
+		return classify(err)
 	}
-	t := &tail{Source: s, db: db, conn: conn, trimmed: time.Now()}
-	defer func() { t.conn.Close() }() // the connection dbError opened last
+	t.schema = p.schema
+	s.setErr(nil)
+	s.setSchemaErr(p.problem)
+	if t.enc, err = t.textEncoding(ctx); err != nil {
+		return classify(err)
+	}
 	t.size, t.window = streams.BatchOptions(h)
 	t.query = fmt.Sprintf(`SELECT seq, tbl, op, keys_json, new_json, old_json, ts FROM %s WHERE seq > ? AND tbl IN (%s) ORDER BY seq LIMIT ?`,
 		ChangeTable, placeholders(len(s.tables)))
 	t.trim = fmt.Sprintf(`DELETE FROM %s WHERE seq <= ? AND tbl IN (%s)`, ChangeTable, placeholders(len(s.tables)))
-	if t.schema, err = t.pragma(ctx, "schema_version"); err != nil {
-		return err
-	}
 	err = t.run(ctx, h)
 	if t.trimmedUpTo < t.last {
 		t.trimLog(ctx)
@@ -313,6 +413,42 @@ func (s *Source) Run(ctx context.Context, h streams.Handler) error {
 	return err
 }
 
+// transient reports whether err is another connection's lock or a schema
+// change under a statement: gone when tried again.
+func transient(err error) bool {
+	switch resultCode(err) & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_SCHEMA, sqlite3.SQLITE_PROTOCOL:
+		return true
+	}
+	return false
+}
+
+// classify marks the errors a restart cannot heal as permanent: the file
+// is not a database or is corrupt, or may not be written (plain
+// SQLITE_READONLY, not the transient kinds such as a WAL recovery under
+// way), or access is denied.
+func classify(err error) error {
+	code := resultCode(err)
+	switch code & 0xff {
+	case sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH:
+		return streams.Permanent(err)
+	}
+	if code == sqlite3.SQLITE_READONLY {
+		return streams.Permanent(err)
+	}
+	return err
+}
+
+// resultCode is SQLite's extended result code in err, 0 when err is not
+// SQLite's.
+func resultCode(err error) int {
+	var e *driver.Error
+	if errors.As(err, &e) {
+		return e.Code()
+	}
+	return 0
+}
+
 // tail is the state of one Run.
 type tail struct {
 	*Source
@@ -321,19 +457,24 @@ type tail struct {
 	size         int
 	window       time.Duration
 	query, trim  string
-	schema       int64
-	last         int64     // highest seq the handler accepted
-	trimmedUpTo  int64     // highest seq deleted from the log
-	trimmed      time.Time // when the log was last trimmed
+	enc          textEncoding // how hex(TEXT) in the log is to be read
+	schema       int64        // schema_version the triggers match
+	last         int64        // highest seq the handler accepted
+	trimmedUpTo  int64        // highest seq deleted from the log
+	trimmed      time.Time    // when the log was last trimmed
 	handlerFails int
 	dbFails      int
+	prepareFails int       // failed attempts to update the triggers
+	prepareAt    time.Time // when to attempt it again
 }
 
 func (t *tail) run(ctx context.Context, h streams.Handler) error {
 	for ctx.Err() == nil {
 		version, err := t.pragma(ctx, "data_version")
 		if err != nil {
-			t.dbError(ctx, err)
+			if err := t.dbError(ctx, err); err != nil {
+				return err
+			}
 			continue
 		}
 		if err := t.checkSchema(ctx); err != nil {
@@ -341,7 +482,9 @@ func (t *tail) run(ctx context.Context, h streams.Handler) error {
 		}
 		rows, err := t.read(ctx)
 		if err != nil {
-			t.dbError(ctx, err)
+			if err := t.dbError(ctx, err); err != nil {
+				return err
+			}
 			continue
 		}
 		if len(rows) == 0 {
@@ -352,7 +495,9 @@ func (t *tail) run(ctx context.Context, h streams.Handler) error {
 		}
 		if len(rows) < t.size && t.window > 0 {
 			if rows, err = t.gather(ctx, rows); err != nil {
-				t.dbError(ctx, err)
+				if err := t.dbError(ctx, err); err != nil {
+					return err
+				}
 				continue
 			}
 			if ctx.Err() != nil {
@@ -361,11 +506,16 @@ func (t *tail) run(ctx context.Context, h streams.Handler) error {
 		}
 		recs := make([]streams.Record, 0, len(rows))
 		for _, r := range rows {
-			rec, err := r.record(t.region)
+			rec, err := r.record(t.region, t.enc)
 			if err != nil {
-				// Only a hand-edited log gets here; skipping would
-				// lose the change, so block and say so.
-				t.dbError(ctx, err)
+				// Only a hand-edited log, or one written by another
+				// version, gets here. Decoding will never succeed:
+				// set the row aside and read again.
+				if err := t.setRowAside(ctx, r, err); err != nil {
+					if err := t.dbError(ctx, err); err != nil {
+						return err
+					}
+				}
 				break
 			}
 			recs = append(recs, rec)
@@ -426,10 +576,15 @@ func (t *tail) read(ctx context.Context) ([]logRow, error) {
 	defer rows.Close()
 	var out []logRow
 	for rows.Next() {
+		// SQLite does not enforce the log's column types: take whatever
+		// is there, and let record tell what cannot be decoded.
+		var op, keys, newImage, oldImage, ts any
 		var r logRow
-		if err := rows.Scan(&r.seq, &r.table, &r.op, &r.keys, &r.newImage, &r.oldImage, &r.ts); err != nil {
+		if err := rows.Scan(&r.seq, &r.table, &op, &keys, &newImage, &oldImage, &ts); err != nil {
 			return nil, fmt.Errorf("reading %s: %w", ChangeTable, err)
 		}
+		r.op, r.keys, r.newImage, r.oldImage = string(asBytes(op)), asBytes(keys), asBytes(newImage), asBytes(oldImage)
+		r.ts, r.tsErr = asFloat(ts)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
@@ -479,7 +634,8 @@ func (t *tail) trimLog(ctx context.Context) {
 }
 
 // waitChange polls PRAGMA data_version, which changes when another
-// connection commits, until it differs from version or ctx is done.
+// connection commits, until it differs from version, a failed update of
+// the triggers is due again, or ctx is done.
 func (t *tail) waitChange(ctx context.Context, version int64) {
 	for streams.Sleep(ctx, t.poll) == nil {
 		if t.trimmedUpTo < t.last && time.Since(t.trimmed) >= t.trimDelay {
@@ -489,27 +645,45 @@ func (t *tail) waitChange(ctx context.Context, version int64) {
 		if err != nil || v != version {
 			return
 		}
+		if t.prepareFails > 0 && !time.Now().Before(t.prepareAt) {
+			return // time to try the triggers again
+		}
 	}
 }
 
-// checkSchema rebuilds the triggers when the schema changed since the last
-// check (a column was added, a table re-created).
+// checkSchema brings the triggers up to date when the schema changed
+// since the last check (a column was added, a table dropped or created
+// again), and after a failed attempt when its backoff is over. It returns
+// only errors a restart cannot heal; the rest are retried.
 func (t *tail) checkSchema(ctx context.Context) error {
+	if t.prepareFails > 0 && time.Now().Before(t.prepareAt) {
+		return nil
+	}
 	v, err := t.pragma(ctx, "schema_version")
 	if err != nil || v == t.schema {
 		return nil // a read error shows again in read
 	}
-	if err := t.prepare(ctx, t.conn); err != nil {
+	p, err := t.prepare(ctx, t.conn, false)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if t.create {
+		if err := classify(err); streams.IsPermanent(err) {
 			return err
 		}
-		// Whoever manages the triggers may be about to update them.
+		t.prepareFails++
+		t.prepareAt = time.Now().Add(retry.Delay(t.prepareFails))
 		t.setErr(err)
-		t.log.Warn("sqlite stream triggers out of date after a schema change", "path", t.path, "error", err)
+		t.log.Warn("sqlite stream could not update its triggers after a schema change; retrying",
+			"path", t.path, "attempt", t.prepareFails, "error", err)
+		return nil
 	}
+	if t.prepareFails > 0 {
+		t.prepareFails = 0
+		t.setErr(nil)
+	}
+	t.schema = p.schema
+	t.setSchemaErr(p.problem)
 	// A log dropped and created again numbers from 1 again.
 	var top int64
 	err = t.conn.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = ?`, ChangeTable).Scan(&top)
@@ -517,15 +691,43 @@ func (t *tail) checkSchema(ctx context.Context) error {
 		t.log.Warn("sqlite stream change log was re-created; changes pending in the old one are lost", "path", t.path)
 		t.last, t.trimmedUpTo = 0, 0
 	}
-	// prepare may itself have changed the schema.
-	t.schema, err = t.pragma(ctx, "schema_version")
-	return err
+	return nil
 }
 
-// dbError records and logs a transient database error and backs off.
-func (t *tail) dbError(ctx context.Context, err error) {
+// setRowAside takes a change that cannot be decoded out of the stream's
+// way, keeping it in the log under tbl = rejectedPrefix + table for a
+// person to look at, and says so loudly.
+func (t *tail) setRowAside(ctx context.Context, r logRow, cause error) error {
+	_, err := t.conn.ExecContext(ctx, `UPDATE `+ChangeTable+` SET tbl = ? WHERE seq = ? AND tbl = ?`,
+		rejectedPrefix+r.table, r.seq, r.table)
+	if err != nil {
+		return fmt.Errorf("setting aside change %d: %w", r.seq, err)
+	}
+	t.setAside.Add(1)
+	t.setErr(fmt.Errorf("change %d set aside: %w", r.seq, cause))
+	t.log.Error("sqlite stream set aside a change it cannot decode; it stays in the change log",
+		"path", t.path, "seq", r.seq, "table", r.table, "keptAs", rejectedPrefix+r.table, "error", cause,
+		"op", clip(r.op), "keys", clip(string(r.keys)), "newImage", clip(string(r.newImage)), "oldImage", clip(string(r.oldImage)))
+	return nil
+}
+
+// clip bounds what a log line quotes of a row.
+func clip(s string) string {
+	const max = 512
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + fmt.Sprintf("... (%d bytes)", len(s))
+}
+
+// dbError records and logs a database error and backs off; it returns the
+// error, marked permanent, when a retry cannot heal it.
+func (t *tail) dbError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
-		return
+		return nil
+	}
+	if err := classify(err); streams.IsPermanent(err) {
+		return err
 	}
 	t.dbFails++
 	t.setErr(err)
@@ -540,6 +742,22 @@ func (t *tail) dbError(ctx context.Context, err error) {
 		}
 		t.schema = -1
 	}
+	return nil
+}
+
+// textEncoding reads the file's text encoding, which hex(TEXT) follows.
+func (t *tail) textEncoding(ctx context.Context) (textEncoding, error) {
+	var enc string
+	if err := t.conn.QueryRowContext(ctx, "PRAGMA encoding").Scan(&enc); err != nil {
+		return 0, fmt.Errorf("reading the encoding of %s: %w", t.path, err)
+	}
+	switch enc {
+	case "UTF-16le":
+		return utf16LE, nil
+	case "UTF-16be":
+		return utf16BE, nil
+	}
+	return utf8Text, nil
 }
 
 func (t *tail) pragma(ctx context.Context, name string) (int64, error) {

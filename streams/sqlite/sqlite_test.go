@@ -617,25 +617,3 @@ func TestUninstall(t *testing.T) {
 	}
 	cli(t, path, `INSERT INTO a VALUES (3); INSERT INTO b VALUES (3);`) // plain writes work again
 }
-
-func TestUndecodableChangeBlocks(t *testing.T) {
-	src, path := newSource(t, `CREATE TABLE items(id INTEGER PRIMARY KEY)`, "items")
-	c := &collector{}
-	run(t, src, c)
-	// A hand-written row the triggers would never produce.
-	cli(t, path, `INSERT INTO _wsgate_changes(tbl, op, keys_json, new_json) VALUES ('items', 'INSERT', '{"id":["integer",1]}', '{"id":["blob","zz"]}')`)
-	cli(t, path, `INSERT INTO items VALUES (2)`)
-	testenv.Eventually(t, wait, func() error {
-		if st := src.Stats(); !strings.Contains(st.LastError, "new image") {
-			return fmt.Errorf("LastError %q", st.LastError)
-		}
-		return nil
-	})
-	if n := len(c.records()); n != 0 {
-		t.Fatalf("%d records delivered past an undecodable one", n)
-	}
-	cli(t, path, `DELETE FROM _wsgate_changes WHERE new_json LIKE '%zz%'`)
-	if r := c.waitRecords(t, 1)[0]; r.Change.Keys["id"].Number() != "2" {
-		t.Fatalf("record %s", attrs(r.Change.Keys))
-	}
-}
