@@ -247,15 +247,31 @@ func TestPermanentErrors(t *testing.T) {
 		t.Fatalf("Run on a file that is not a database = %v, want a permanent error", err)
 	}
 
-	// A table that was never there may yet be created (by the
-	// application's migrations): worth a restart.
+	// A table never captured is a wrong name, and triggers missing with
+	// create false are for a person to install (a table captured before
+	// is waited for: TestTableRecreatedWhileStopped).
 	path := filepath.Join(dir, "app.db")
 	cli(t, path, `CREATE TABLE items(id INTEGER PRIMARY KEY)`)
-	src, err = New(streams.SourceConfig{Path: path, Tables: []string{"nope"}}, logger())
+	no := false
+	for _, cfg := range []streams.SourceConfig{
+		{Path: path, Tables: []string{"nope"}},
+		{Path: path, Tables: []string{"items"}, Create: &no},
+	} {
+		src, err = New(cfg, logger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := src.Run(context.Background(), &collector{}); !streams.IsPermanent(err) {
+			t.Fatalf("Run with %+v = %v, want a permanent error", cfg, err)
+		}
+	}
+
+	// A file not there yet may be created: worth a restart.
+	src, err = New(streams.SourceConfig{Path: path + ".missing", Tables: []string{"items"}}, logger())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := src.Run(context.Background(), &collector{}); err == nil || streams.IsPermanent(err) {
-		t.Fatalf("Run on a missing table = %v, want a transient error", err)
+		t.Fatalf("Run on a missing file = %v, want a transient error", err)
 	}
 }

@@ -60,10 +60,10 @@
 // connection or a schema change can cause: a lock held past the busy
 // timeout (also while the triggers are rebuilt after an ALTER TABLE), a
 // captured table missing for a while. It returns an error only when the
-// file cannot be opened or, at start, a table never captured is missing
-// or (create false) the triggers are not in place; such an error is
-// marked streams.Permanent when a person must act (the file is not a
-// database or is corrupt, or may not be written).
+// file cannot be opened (worth a restart: it may yet be created) or when a
+// person must act, marked streams.Permanent: at start, a table never
+// captured is missing or (create false) the triggers are not in place;
+// the file is not a database, is corrupt, or may not be written.
 //
 // The source tails the log on one connection: it checks PRAGMA
 // data_version every PollMillis (default 20 ms), reads new rows in order
@@ -371,13 +371,13 @@ func (s *Source) prepareRetrying(ctx context.Context, conn *sql.Conn) (prepared,
 }
 
 // Run implements streams.Source. It returns an error when the file cannot
-// be opened or, at start, a table is missing that was never captured or
-// (create false) the triggers are not in place; the error is marked
-// streams.Permanent when it needs a person (the file is not a database,
-// is corrupt, or may not be written). Everything else is retried with
-// backoff and shows in Stats().LastError meanwhile: a lock held by another
-// connection, a captured table dropped and not yet created again (the
-// other tables go on).
+// be opened, and one marked streams.Permanent when a person must act: at
+// start, a table is missing that was never captured or (create false) the
+// triggers are not in place; the file is not a database, is corrupt, or
+// may not be written. Everything else is retried with backoff and shows in
+// Stats().LastError meanwhile: a lock held by another connection, a
+// captured table dropped and not yet created again (the other tables go
+// on).
 func (s *Source) Run(ctx context.Context, h streams.Handler) error {
 	db, conn, err := s.open(ctx)
 	if err != nil {
@@ -390,6 +390,14 @@ func (s *Source) Run(ctx context.Context, h streams.Handler) error {
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
+		}
+		// A table never captured that is missing is a wrong name (one
+		// captured before is waited for); with create false, triggers
+		// not in place are for whoever manages them to install.
+		var missing *missingTableError
+		var notInstalled notInstalledError
+		if errors.As(err, &missing) || errors.As(err, &notInstalled) {
+			return streams.Permanent(err)
 		}
 		return classify(err)
 	}

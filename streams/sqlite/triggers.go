@@ -373,7 +373,7 @@ func checkTable(ctx context.Context, conn *sql.Conn, table string) error {
 		return err
 	}
 	if !equalTriggers(triggers(table, cols), have) {
-		return fmt.Errorf("triggers on %s are missing or out of date and create is false", table)
+		return notInstalledError("triggers on " + table + " are missing or out of date and create is false")
 	}
 	return nil
 }
@@ -419,7 +419,13 @@ func ident(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"
 // literal quotes an SQL string literal.
 func literal(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
 
-var errNoChangeTable = errors.New(ChangeTable + " does not exist and create is false")
+// notInstalledError says, with create false, that what wsgate would
+// install is not in place: for whoever manages the file to do.
+type notInstalledError string
+
+func (e notInstalledError) Error() string { return string(e) }
+
+const errNoChangeTable = notInstalledError(ChangeTable + " does not exist and create is false")
 
 // uninstall drops table's triggers, its rows in the change log and its
 // entry in the table list, and the log and the list themselves when no
