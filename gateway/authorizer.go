@@ -152,6 +152,9 @@ func (g *Gateway) authorizeConnect(ctx context.Context, r *http.Request, s *sess
 		if errors.As(err, &fe) && fe.Message == "Unauthorized" {
 			return authResult{status: http.StatusUnauthorized}
 		}
+		if errors.Is(err, integration.ErrThrottled) {
+			return authResult{status: http.StatusTooManyRequests}
+		}
 		log.Warn("authorizer failed", "error", err)
 		return authResult{status: http.StatusInternalServerError}
 	}

@@ -99,6 +99,14 @@ type Config struct {
 	// MaxGroups is the most non-empty groups the gateway holds; a join
 	// that would create one more fails as above. Default 1000000.
 	MaxGroups int `json:"maxGroups,omitempty"`
+	// MaxInflight bounds the integration invocations running at once across
+	// the whole gateway: route messages, $connect, $disconnect and the
+	// authorizer. A message past it is answered with the frame
+	// {"message": "Too Many Requests", ...} and a handshake with 429;
+	// $disconnect waits for a slot instead. Default 1000 (Lambda's default
+	// account concurrency). Range 2 to 1000000, and above
+	// maxInflightPerConnection so one connection cannot take it all.
+	MaxInflight int `json:"maxInflight,omitempty"`
 	// ShutdownTimeoutSeconds bounds the wait for in-flight integration calls
 	// and $disconnect events at shutdown. Default 30.
 	ShutdownTimeoutSeconds int `json:"shutdownTimeoutSeconds,omitempty"`
@@ -200,6 +208,7 @@ func (c *Config) SetDefaults() {
 	defInt(&c.SlowConsumerSeconds, 10)
 	defInt(&c.WriteTimeoutSeconds, 10)
 	defInt(&c.MaxInflightPerConnection, 32)
+	defInt(&c.MaxInflight, 1000)
 	defInt(&c.ShutdownTimeoutSeconds, 30)
 	defInt(&c.MaxGroupsPerConnection, hub.DefaultGroupsPerConnection)
 	defInt(&c.MaxGroups, hub.DefaultGroups)
@@ -235,6 +244,7 @@ const (
 	MaxSendBufferBytes        = 1 << 30 // the kernel caps it at net.core.wmem_max anyway
 	MaxWriteTimeoutSeconds    = 3600
 	MaxInflightPerConnection  = 10000
+	MaxInflight               = 1000000
 	MaxShutdownTimeoutSeconds = 3600
 	MaxAuthorizerTTLSeconds   = 3600 // API Gateway's maximum
 	MaxGroupsPerConnection    = 10000
@@ -277,6 +287,9 @@ func (c *Config) Validate() error {
 	e.Range("outboundQueueBytes", c.OutboundQueueBytes, MinOutboundQueueBytes, MaxOutboundQueueBytes)
 	e.Range("maxGroupsPerConnection", c.MaxGroupsPerConnection, 1, MaxGroupsPerConnection)
 	e.Range("maxGroups", c.MaxGroups, 1, MaxGroups)
+	if e.Range("maxInflight", c.MaxInflight, 2, MaxInflight) && c.MaxInflightPerConnection >= c.MaxInflight {
+		e.Addf("maxInflightPerConnection", "must be below maxInflight (%d), so one connection cannot take the whole budget, got %d", c.MaxInflight, c.MaxInflightPerConnection)
+	}
 	switch c.AuthorizationType {
 	case "NONE", "AWS_IAM":
 		if c.Authorizer != nil {

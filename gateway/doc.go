@@ -28,7 +28,12 @@
 //
 // Route invocations run in their own goroutines, at most
 // maxInflightPerConnection per connection; when that many are running the
-// reader stops reading, so a client that floods only slows itself. Close
+// reader stops reading, so a client that floods only slows itself. Across
+// the gateway at most maxInflight integration calls run (routes, $connect,
+// $disconnect, the authorizer; each integration may have a smaller
+// maxInflight of its own): a message past it is answered with the
+// "Too Many Requests" frame at once, a handshake with 429, and $disconnect
+// waits for a slot up to its integration's timeout. Close
 // and Shutdown queue a close frame and return; the reader finishes the
 // connection, unregisters it from the hub (so its id answers 410 from then
 // on) and fires $disconnect, best effort, as AWS does.

@@ -61,6 +61,10 @@ const (
 	frameInternalError = "Internal server error"
 	frameTimeout       = "Endpoint request timed out"
 	frameForbidden     = "Forbidden"
+	// frameThrottled answers a message (and, as {"message": ...} with 429,
+	// a handshake) that found an in-flight bound full: API Gateway's
+	// throttling answer is 429 Too Many Requests.
+	frameThrottled = "Too Many Requests"
 )
 
 func errorFrame(message, connectionID, requestID string) []byte {

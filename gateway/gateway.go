@@ -32,6 +32,7 @@ type Gateway struct {
 	auth     *authorizer // nil unless authorizationType is CUSTOM
 	ext      map[string]http.Handler
 	workers  *workers
+	inflight *integration.Limiter // maxInflight, shared by every integration
 
 	slowConsumer time.Duration
 	writeTimeout time.Duration
@@ -121,6 +122,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		stop:         make(chan struct{}),
 		ext:          opts.Extensions,
 		workers:      newWorkers(),
+		inflight:     integration.NewLimiter(cfg.MaxInflight),
 	}
 	g.baseCtx, g.cancel = context.WithCancel(context.Background())
 
@@ -138,6 +140,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 
 	env := cfg.IntegrationEnv(opts.ManagementEndpoint, opts.Logger)
 	env.Functions = opts.Functions
+	env.Inflight = g.inflight
 	for key, rc := range cfg.Routes {
 		rt := &route{key: key, twoWay: rc.RouteResponseSelectionExpression == "$default"}
 		if rc.Integration != nil {
@@ -172,6 +175,10 @@ func (g *Gateway) Config() Config { return g.cfg }
 
 // Connections is the number of open connections.
 func (g *Gateway) Connections() int { return int(g.conns.Load()) }
+
+// Inflight is the number of integration invocations running (routes,
+// $connect, $disconnect, the authorizer); at most maxInflight.
+func (g *Gateway) Inflight() int { return g.inflight.InUse() }
 
 func (g *Gateway) closeIntegrations() {
 	if g.auth != nil {
@@ -243,13 +250,19 @@ func (g *Gateway) route(c *conn, body string, b64 bool) {
 		}
 	}
 	ev := g.messageEvent(&c.s, key, requestID, messageID, body, b64, time.Now())
-	res, err := g.invoke(rt, ev, requestID, body)
+	res, err := g.invoke(rt, ev, &integration.Invocation{RequestID: requestID, Body: body})
 	if err != nil {
 		msg := frameInternalError
-		if errors.Is(err, integration.ErrTimeout) {
+		switch {
+		case errors.Is(err, integration.ErrThrottled):
+			msg = frameThrottled
+			log.Debug("message throttled", "error", err)
+		case errors.Is(err, integration.ErrTimeout):
 			msg = frameTimeout
+			log.Warn("integration failed", "error", err)
+		default:
+			log.Warn("integration failed", "error", err)
 		}
-		log.Warn("integration failed", "error", err)
 		_ = c.enqueue(textFrame(errorFrame(msg, c.s.connectionID, requestID)), true)
 		return
 	}
@@ -295,13 +308,16 @@ func groupAck(join bool, name string) []byte {
 }
 
 // invoke calls a route's integration with an event and decodes the Lambda
-// proxy response.
-func (g *Gateway) invoke(rt *route, ev *Event, requestID, body string) (*proxyResponse, error) {
+// proxy response. inv carries everything but the payload. The integration
+// holds a slot of maxInflight (and of its own maxInflight) for the call and
+// fails with integration.ErrThrottled when none is free.
+func (g *Gateway) invoke(rt *route, ev *Event, inv *integration.Invocation) (*proxyResponse, error) {
 	payload, err := marshalEvent(ev)
 	if err != nil {
 		return nil, err
 	}
-	out, err := rt.integ.Invoke(g.baseCtx, &integration.Invocation{Payload: payload, RequestID: requestID, Body: body})
+	inv.Payload = payload
+	out, err := rt.integ.Invoke(g.baseCtx, inv)
 	if err != nil {
 		return nil, err
 	}
@@ -320,7 +336,8 @@ func (g *Gateway) disconnect(s *session, r closeReason) {
 	g.track.Add(1)
 	g.workers.Go(func() {
 		defer g.track.Done()
-		if _, err := g.invoke(rt, ev, requestID, ""); err != nil {
+		// Wait: a full gateway delays $disconnect rather than losing it.
+		if _, err := g.invoke(rt, ev, &integration.Invocation{RequestID: requestID, Wait: true}); err != nil {
 			g.log.Warn("$disconnect integration failed", "connectionId", s.connectionID, "requestId", requestID, "error", err)
 		}
 	})

@@ -3,11 +3,16 @@ package gateway
 import "time"
 
 // workers runs route invocations on goroutines that outlive one job: a job
-// goes to an idle worker when one waits, else to a new one, so concurrency
-// is never capped here (the per-connection bound caps it). A worker keeps
-// the stack it grew through the HTTP client and JSON encoding for the next
-// job instead of growing a fresh 2 KB stack every message, and exits after
-// workerIdle without work.
+// goes to an idle worker when one waits, else to a new one. The pool itself
+// never blocks or refuses: the goroutines are bounded by the connections
+// times maxInflightPerConnection (the reader waits for a slot before handing
+// a message over), and the integration calls they make by maxInflight (a
+// call past it fails at once with integration.ErrThrottled, so a throttled
+// message holds its worker only long enough to queue the answer).
+//
+// A worker keeps the stack it grew through the HTTP client and JSON
+// encoding for the next job instead of growing a fresh 2 KB stack every
+// message, and exits after workerIdle without work.
 type workers struct {
 	jobs chan func() // unbuffered: a send succeeds only to a waiting worker
 }

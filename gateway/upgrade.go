@@ -81,13 +81,18 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request) {
 	if rt := g.routes[routeConnect]; rt != nil {
 		g.track.Add(1)
 		ev := g.connectEvent(&s, r, requestID, now)
-		res, err := g.invoke(rt, ev, requestID, "")
+		res, err := g.invoke(rt, ev, &integration.Invocation{RequestID: requestID})
 		g.track.Done()
 		if err != nil {
-			log.Warn("$connect integration failed", "error", err)
-			if errors.Is(err, integration.ErrTimeout) {
+			switch {
+			case errors.Is(err, integration.ErrThrottled):
+				log.Debug("$connect throttled", "error", err)
+				writeJSONStatus(w, http.StatusTooManyRequests, frameThrottled)
+			case errors.Is(err, integration.ErrTimeout):
+				log.Warn("$connect integration failed", "error", err)
 				writeJSONStatus(w, http.StatusGatewayTimeout, frameTimeout)
-			} else {
+			default:
+				log.Warn("$connect integration failed", "error", err)
 				writeJSONStatus(w, http.StatusInternalServerError, frameInternalError)
 			}
 			return
@@ -260,6 +265,7 @@ func validHeaderName(k string) bool {
 }
 
 var authMessages = map[int]string{
+	http.StatusTooManyRequests:     frameThrottled,
 	http.StatusUnauthorized:        "Unauthorized",
 	http.StatusForbidden:           "Forbidden",
 	http.StatusInternalServerError: frameInternalError,

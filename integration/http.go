@@ -32,15 +32,15 @@ func newHTTP(cfg Config) (*httpIntegration, error) {
 	return &httpIntegration{
 		uri:     cfg.URI,
 		timeout: cfg.Timeout(DefaultTimeout),
-		client:  newHTTPClient(),
+		client:  newHTTPClient(cfg.MaxConnsPerHost),
 	}, nil
 }
 
-// newHTTPClient is the pooled keep-alive client of http and lambda. It has
-// no overall timeout: each request carries its own deadline.
-func newHTTPClient() *http.Client {
+// newHTTPClient is the pooled keep-alive client of http. It has no overall
+// timeout: each request carries its own deadline.
+func newHTTPClient(maxConns int) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tuneTransport(tr)
+	tuneTransport(maxConns)(tr)
 	tr.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	return &http.Client{
 		Transport: tr,
@@ -49,14 +49,24 @@ func newHTTPClient() *http.Client {
 	}
 }
 
-// tuneTransport sizes the keep-alive pool for one busy backend.
-func tuneTransport(tr *http.Transport) {
-	tr.MaxIdleConns = 4 * httpMaxIdlePerHost
-	tr.MaxIdleConnsPerHost = httpMaxIdlePerHost
-	// Shorter than Node.js's 5 s keepAliveTimeout, the shortest common
-	// server default, so a pooled connection is not reused just as the
-	// backend closes it: a POST on such a connection is not retried.
-	tr.IdleConnTimeout = 4 * time.Second
+// tuneTransport sizes the keep-alive pool for one busy backend and bounds
+// the connections to it at maxConns (Config.MaxConnsPerHost; 0 is the
+// default), so a stalled backend cannot make wsgate open one connection
+// per waiting request: requests past the bound wait for a connection,
+// within their own deadline.
+func tuneTransport(maxConns int) func(*http.Transport) {
+	if maxConns == 0 {
+		maxConns = DefaultMaxConnsPerHost
+	}
+	return func(tr *http.Transport) {
+		tr.MaxConnsPerHost = maxConns
+		tr.MaxIdleConnsPerHost = min(httpMaxIdlePerHost, maxConns)
+		tr.MaxIdleConns = 4 * tr.MaxIdleConnsPerHost
+		// Shorter than Node.js's 5 s keepAliveTimeout, the shortest common
+		// server default, so a pooled connection is not reused just as the
+		// backend closes it: a POST on such a connection is not retried.
+		tr.IdleConnTimeout = 4 * time.Second
+	}
 }
 
 // Invoke POSTs inv.Payload and returns the response body. An empty 2xx body

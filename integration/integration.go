@@ -36,6 +36,11 @@ type Invocation struct {
 	// Body is the WebSocket message body for MESSAGE events, used by mock
 	// to echo without decoding Payload. Empty for other events.
 	Body string
+	// Wait makes a call that finds its in-flight bounds full wait for a
+	// slot, up to the integration's timeout, instead of failing at once
+	// with ErrThrottled. The gateway sets it for $disconnect, which has no
+	// client to answer and would otherwise be lost.
+	Wait bool
 }
 
 // ErrTimeout is matched (errors.Is) by the error Invoke returns when the
@@ -65,6 +70,11 @@ type Config struct {
 	// Type is the kind: "http", "mock", "lambda" or "command". Required.
 	Type string `json:"type"`
 
+	// MaxInflight bounds this integration's invocations in flight; past it
+	// Invoke fails at once with ErrThrottled. Default 0: no bound of its own
+	// (the gateway-wide Env.Inflight still applies). Range 0 to 1000000.
+	MaxInflight int `json:"maxInflight,omitempty"`
+
 	// TimeoutMillis bounds one invocation. Default 29000 (API Gateway's
 	// default and maximum); 3000 for command (Lambda's default timeout).
 	// Range 50 to 900000 (MinTimeoutMillis, MaxTimeoutMillis).
@@ -78,6 +88,11 @@ type Config struct {
 	// as {"statusCode":200,"body":"pong"}. Unset, mock echoes the message
 	// body with status 200.
 	Response any `json:"response,omitempty"`
+
+	// MaxConnsPerHost bounds the connections http and lambda open to one
+	// backend host (http.Transport.MaxConnsPerHost); requests beyond it wait
+	// for a connection within their timeout. Default 256. Range 1 to 65536.
+	MaxConnsPerHost int `json:"maxConnsPerHost,omitempty"`
 
 	// Function is the Lambda function name, ARN or alias ARN for lambda.
 	Function string `json:"function,omitempty"`
@@ -143,6 +158,10 @@ type Env struct {
 	// Functions are the locally defined functions a lambda integration
 	// can name. Nil: every lambda integration calls AWS Lambda.
 	Functions *Functions
+	// Inflight, when set, is a bound shared by every integration built with
+	// this Env (the gateway-wide maxInflight): each invocation holds one of
+	// its slots, and Invoke fails with ErrThrottled when none is free.
+	Inflight *Limiter
 }
 
 // Ranges of the numeric fields (docs/configuration.md). A zero means the
@@ -168,6 +187,17 @@ func (c *Config) Validate() error {
 	}
 	if c.MemorySizeMB != 0 {
 		e.Range("memorySizeMB", c.MemorySizeMB, MinMemorySizeMB, MaxMemorySizeMB)
+	}
+	if c.MaxInflight < 0 || c.MaxInflight > maxInflightLimit {
+		return fmt.Errorf("maxInflight %d out of range 0..%d", c.MaxInflight, maxInflightLimit)
+	}
+	if c.MaxConnsPerHost != 0 {
+		if c.Type != "http" && c.Type != "lambda" {
+			return fmt.Errorf("maxConnsPerHost applies to http and lambda integrations, not %s", c.Type)
+		}
+		if c.MaxConnsPerHost < 1 || c.MaxConnsPerHost > 65536 {
+			return fmt.Errorf("maxConnsPerHost %d out of range 1..65536", c.MaxConnsPerHost)
+		}
 	}
 	switch c.Type {
 	case "":
@@ -202,6 +232,13 @@ func (c *Config) Validate() error {
 	return e.Err()
 }
 
+// maxInflightLimit is the largest accepted maxInflight, here and in the
+// gateway's config.
+const maxInflightLimit = 1000000
+
+// DefaultMaxConnsPerHost is the default of Config.MaxConnsPerHost.
+const DefaultMaxConnsPerHost = 256
+
 // MaxPayload is the largest response an integration accepts, in bytes:
 // Lambda's 6 MB synchronous payload limit.
 const MaxPayload = 6 * 1024 * 1024
@@ -222,19 +259,34 @@ func New(cfg Config, env Env) (Integration, error) {
 	if env.Logger == nil {
 		env.Logger = slog.New(slog.DiscardHandler)
 	}
+	var (
+		in      Integration
+		err     error
+		timeout = cfg.Timeout(DefaultTimeout)
+	)
 	switch cfg.Type {
 	case "http":
-		return newHTTP(cfg)
+		in, err = newHTTP(cfg)
 	case "mock":
-		return newMock(cfg)
+		in, err = newMock(cfg)
 	case "lambda":
 		if fn := env.Functions.lookup(cfg.Function); fn != nil {
-			return newLocalLambda(cfg, fn)
+			in, err = newLocalLambda(cfg, fn)
+		} else {
+			in, err = newLambda(cfg, env)
 		}
-		return newLambda(cfg, env)
 	default: // "command"; Validate rejected anything else
-		return newCommand(cfg, env)
+		in, err = newCommand(cfg, env)
+		timeout = cfg.Timeout(DefaultCommandTimeout)
 	}
+	if err != nil {
+		return nil, err
+	}
+	var own *Limiter
+	if cfg.MaxInflight > 0 {
+		own = NewLimiter(cfg.MaxInflight)
+	}
+	return withLimits(in, timeout, env.Inflight, own), nil
 }
 
 // deadlineOf is when an invocation started now must be answered: the

@@ -39,7 +39,7 @@ func newLambda(cfg Config, env Env) (*lambdaIntegration, error) {
 	opts := []func(*config.LoadOptions) error{
 		// The SDK's buildable client, so AWS_CA_BUNDLE keeps working, tuned
 		// like http's client.
-		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(tuneTransport)),
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(tuneTransport(cfg.MaxConnsPerHost))),
 		// Invoke never retries: a retried Invoke runs the handler twice.
 		config.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }),
 	}
