@@ -107,6 +107,19 @@ type Config struct {
 	// account concurrency). Range 2 to 1000000, and above
 	// maxInflightPerConnection so one connection cannot take it all.
 	MaxInflight int `json:"maxInflight,omitempty"`
+	// ReadHeaderTimeoutSeconds bounds reading a request's headers, the
+	// WebSocket upgrade's and the management API's alike (the server's
+	// http.Server.ReadHeaderTimeout). Default 10. Range 1 to 3600.
+	ReadHeaderTimeoutSeconds int `json:"readHeaderTimeoutSeconds,omitempty"`
+	// ReadBodyTimeoutSeconds bounds reading a management request's body,
+	// counted from the end of its headers; a client that stalls its body
+	// is cut off. WebSocket connections are not affected. Default 30.
+	// Range 1 to 3600.
+	ReadBodyTimeoutSeconds int `json:"readBodyTimeoutSeconds,omitempty"`
+	// MaxManagementRequests bounds the management requests served at once;
+	// past it a request is answered 429 LimitExceededException without its
+	// body being read. Default 512. Range 1 to 1000000.
+	MaxManagementRequests int `json:"maxManagementRequests,omitempty"`
 	// ShutdownTimeoutSeconds bounds the wait for in-flight integration calls
 	// and $disconnect events at shutdown. Default 30.
 	ShutdownTimeoutSeconds int `json:"shutdownTimeoutSeconds,omitempty"`
@@ -209,6 +222,9 @@ func (c *Config) SetDefaults() {
 	defInt(&c.WriteTimeoutSeconds, 10)
 	defInt(&c.MaxInflightPerConnection, 32)
 	defInt(&c.MaxInflight, 1000)
+	defInt(&c.ReadHeaderTimeoutSeconds, 10)
+	defInt(&c.ReadBodyTimeoutSeconds, 30)
+	defInt(&c.MaxManagementRequests, 512)
 	defInt(&c.ShutdownTimeoutSeconds, 30)
 	defInt(&c.MaxGroupsPerConnection, hub.DefaultGroupsPerConnection)
 	defInt(&c.MaxGroups, hub.DefaultGroups)
@@ -245,6 +261,8 @@ const (
 	MaxWriteTimeoutSeconds    = 3600
 	MaxInflightPerConnection  = 10000
 	MaxInflight               = 1000000
+	MaxReadTimeoutSeconds     = 3600
+	MaxManagementRequests     = 1000000
 	MaxShutdownTimeoutSeconds = 3600
 	MaxAuthorizerTTLSeconds   = 3600 // API Gateway's maximum
 	MaxGroupsPerConnection    = 10000
@@ -290,6 +308,9 @@ func (c *Config) Validate() error {
 	if e.Range("maxInflight", c.MaxInflight, 2, MaxInflight) && c.MaxInflightPerConnection >= c.MaxInflight {
 		e.Addf("maxInflightPerConnection", "must be below maxInflight (%d), so one connection cannot take the whole budget, got %d", c.MaxInflight, c.MaxInflightPerConnection)
 	}
+	e.Range("readHeaderTimeoutSeconds", c.ReadHeaderTimeoutSeconds, 1, MaxReadTimeoutSeconds)
+	e.Range("readBodyTimeoutSeconds", c.ReadBodyTimeoutSeconds, 1, MaxReadTimeoutSeconds)
+	e.Range("maxManagementRequests", c.MaxManagementRequests, 1, MaxManagementRequests)
 	switch c.AuthorizationType {
 	case "NONE", "AWS_IAM":
 		if c.Authorizer != nil {

@@ -33,7 +33,9 @@ var (
 	// with LimitExceededException is the pair the management API's model
 	// defines for its one limit error, so SDKs raise their typed exception
 	// (and, by its code, retry a few times, as for a full queue).
-	errLimit      = &apiError{http.StatusTooManyRequests, "LimitExceededException", "Limit exceeded"}
+	errLimit = &apiError{http.StatusTooManyRequests, "LimitExceededException", "Limit exceeded"}
+	// errThrottled: maxManagementRequests are being served.
+	errThrottled  = &apiError{http.StatusTooManyRequests, "LimitExceededException", "Too Many Requests"}
 	errBadRequest = &apiError{http.StatusBadRequest, "BadRequestException", "Bad request"}
 	errNotFound   = &apiError{http.StatusNotFound, "NotFoundException", "No method found matching route"}
 	errInternal   = &apiError{http.StatusInternalServerError, "InternalServerErrorException", "Internal server error"}

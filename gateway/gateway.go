@@ -33,9 +33,11 @@ type Gateway struct {
 	ext      map[string]http.Handler
 	workers  *workers
 	inflight *integration.Limiter // maxInflight, shared by every integration
+	mgmt     chan struct{}        // maxManagementRequests slots
 
 	slowConsumer time.Duration
 	writeTimeout time.Duration
+	readBody     time.Duration
 	closeWait    time.Duration
 
 	baseCtx context.Context
@@ -123,6 +125,8 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		ext:          opts.Extensions,
 		workers:      newWorkers(),
 		inflight:     integration.NewLimiter(cfg.MaxInflight),
+		mgmt:         make(chan struct{}, cfg.MaxManagementRequests),
+		readBody:     time.Duration(cfg.ReadBodyTimeoutSeconds) * time.Second,
 	}
 	g.baseCtx, g.cancel = context.WithCancel(context.Background())
 
@@ -197,6 +201,13 @@ func (g *Gateway) closeIntegrations() {
 // SigV4 signature covers (sigv4.RequestPath), never a decoded or cleaned
 // copy.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength != 0 {
+		// A body must arrive within readBodyTimeoutSeconds, whoever ends up
+		// reading it: a handler, or net/http discarding what a refusal left
+		// unread. An upgrade has no body, so a WebSocket connection never
+		// gets this deadline (and Hijack clears deadlines anyway).
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(g.readBody))
+	}
 	path := sigv4.RequestPath(r)
 	rest, ok := strings.CutPrefix(path, "/"+g.cfg.Stage)
 	if !ok {
@@ -207,6 +218,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case rest == "" || rest == "/":
 		g.upgrade(w, r)
 	case strings.HasPrefix(rest, "/"):
+		// Only maxManagementRequests are served at once, so clients
+		// stalling their bodies hold a bounded number of buffers.
+		select {
+		case g.mgmt <- struct{}{}:
+		default:
+			writeAPIError(w, errThrottled)
+			return
+		}
+		defer func() { <-g.mgmt }()
 		g.manage(w, r, rest[1:])
 	default:
 		writeAPIError(w, errForbidden)

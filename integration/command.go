@@ -444,6 +444,7 @@ func (c *commandIntegration) start() (*process, error) {
 	}
 	p := &process{exited: make(chan struct{}), gen: c.gen.Load()}
 	p.rt = newRuntimeAPI(c.logger, c.arn)
+	p.rt.bodyTimeout = c.initTimeout // the longest an invocation or init may take
 	p.srv = &http.Server{
 		Handler:           p.rt,
 		ReadHeaderTimeout: 10 * time.Second,

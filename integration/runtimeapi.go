@@ -90,6 +90,10 @@ type runtimeAPI struct {
 	ready     chan struct{}          // closed at the first /next: init is over
 	lastID    atomic.Pointer[string] // latest invocation handed out, for output lines
 	readyOnce sync.Once
+	// bodyTimeout bounds reading a request body (a response, an error
+	// document), counted from the end of its headers; 0 is no bound. No
+	// legitimate post outlasts it: the invocation's own deadline is shorter.
+	bodyTimeout time.Duration
 
 	mu      sync.Mutex
 	state   runtimeState
@@ -112,7 +116,14 @@ func newRuntimeAPI(logger *slog.Logger, arn string) *runtimeAPI {
 	return rt
 }
 
-func (rt *runtimeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) { rt.mux.ServeHTTP(w, r) }
+func (rt *runtimeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if rt.bodyTimeout > 0 && r.ContentLength != 0 {
+		// Only requests with a body: a deadline on the /next long poll
+		// would cancel its context while it legitimately waits.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(rt.bodyTimeout))
+	}
+	rt.mux.ServeHTTP(w, r)
+}
 
 // Runtime API error types, as the runtime interface emulator names them.
 const (

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -221,5 +222,27 @@ func TestRuntimeAPIInitError(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 403 {
 		t.Fatalf("next after init error: %d, want 403", resp.StatusCode)
+	}
+}
+
+// TestRuntimeAPIStalledBody: a post whose body stops arriving is cut off
+// after bodyTimeout instead of holding its connection and buffer forever.
+func TestRuntimeAPIStalledBody(t *testing.T) {
+	c := newRuntimeClient(t)
+	c.rt.bodyTimeout = 200 * time.Millisecond
+	conn, err := net.Dial("tcp", strings.TrimPrefix(strings.TrimSuffix(c.base, "/2018-06-01/runtime"), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = io.WriteString(conn, "POST /2018-06-01/runtime/init/error HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"err")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	_, err = io.ReadAll(conn) // the answer, if any, then the server's close
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("the runtime api still waits for the stalled body")
 	}
 }

@@ -225,12 +225,18 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	// Every read has a deadline: headers ReadHeaderTimeout, an idle
+	// keep-alive connection IdleTimeout, a body readBodyTimeoutSeconds
+	// (set per request, by the gateway and serveHTTP). No ReadTimeout or
+	// WriteTimeout: they would run while a $connect integration is called
+	// (up to 29 s and more). A WebSocket connection leaves all of them
+	// behind: Hijack clears the socket's deadlines.
 	s.http = &http.Server{
 		Handler:           http.HandlerFunc(s.serveHTTP),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: time.Duration(s.cfg.ReadHeaderTimeoutSeconds) * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	return s, nil
 }
@@ -412,6 +418,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if p == stage || strings.HasPrefix(p, stage+"/") || !s.extras {
 		s.gw.ServeHTTP(w, r)
 		return
+	}
+	if r.ContentLength != 0 { // as the gateway does for its requests
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(time.Duration(s.cfg.ReadBodyTimeoutSeconds) * time.Second))
 	}
 	s.mux.ServeHTTP(w, r)
 }

@@ -1,0 +1,153 @@
+package server_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/internal/testenv"
+	"github.com/wsgate/wsgate/server"
+)
+
+const timeoutsConfig = `
+listen: "127.0.0.1:0"
+stage: dev
+credentials: [{ accessKeyId: AKIDLOCAL, secretAccessKey: change-me }]
+readHeaderTimeoutSeconds: 1
+readBodyTimeoutSeconds: 1
+maxManagementRequests: 2
+routes:
+  echo: { integration: { type: mock }, routeResponseSelectionExpression: $default }
+`
+
+// stalledPost opens a raw TCP connection and sends a correctly signed
+// PostToConnection whose body stops after its first bytes.
+func stalledPost(t *testing.T, srv *server.Server) net.Conn {
+	t.Helper()
+	body := bytes.Repeat([]byte("x"), 1000)
+	req, err := http.NewRequest(http.MethodPost, "http://"+srv.Addr()+"/dev/@connections/abc", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: "AKIDLOCAL", SecretAccessKey: "change-me"},
+		req, hex.EncodeToString(sum[:]), "execute-api", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var raw bytes.Buffer
+	if err := req.Write(&raw); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Write(raw.Bytes()[:raw.Len()-990]); err != nil { // headers and 10 body bytes
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestStalledManagementBodyIsCutOff: a management request whose body stops
+// arriving is answered and its connection closed once readBodyTimeoutSeconds
+// passed, instead of being held forever.
+func TestStalledManagementBodyIsCutOff(t *testing.T) {
+	srv := startServer(t, timeoutsConfig)
+	c := stalledPost(t, srv)
+	// The client waits far longer than the server's 1 s body deadline; a
+	// server without one never answers and this read times out.
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatal("the server still waits for the stalled body")
+		}
+		return // closed without an answer: cut off too
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Fatalf("a truncated body was accepted")
+	}
+	// The connection is closed after the answer.
+	var buf [1]byte
+	if _, err := c.Read(buf[:]); err == nil {
+		t.Fatal("connection still open after the deadline")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("connection still open after the deadline")
+	}
+}
+
+// TestManagementRequestsBounded: past maxManagementRequests in progress, a
+// management request is answered 429 LimitExceededException at once.
+func TestManagementRequestsBounded(t *testing.T) {
+	cfg := strings.Replace(timeoutsConfig, "readBodyTimeoutSeconds: 1", "readBodyTimeoutSeconds: 60", 1)
+	srv := startServer(t, cfg)
+	stalled := []net.Conn{stalledPost(t, srv), stalledPost(t, srv)}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		resp, _ := signedRequest(t, http.MethodGet, "http://"+srv.Addr()+"/dev/@connections")
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("x-amzn-ErrorType") != "LimitExceededException" {
+			return fmt.Errorf("status %d %s, want 429 LimitExceededException", resp.StatusCode, resp.Header.Get("x-amzn-ErrorType"))
+		}
+		return nil
+	})
+	for _, c := range stalled {
+		c.Close()
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if resp, _ := signedRequest(t, http.MethodGet, "http://"+srv.Addr()+"/dev/@connections"); resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d after the stalled requests went away", resp.StatusCode)
+		}
+		return nil
+	})
+}
+
+// signedRequest sends a bodiless management request signed for AKIDLOCAL
+// and returns the response (its body already read) and the body.
+func signedRequest(t *testing.T, method, url string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	const emptySHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: "AKIDLOCAL", SecretAccessKey: "change-me"},
+		req, emptySHA, "execute-api", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+// TestWebSocketOutlivesServerTimeouts: a hijacked WebSocket connection is
+// not subject to the HTTP server's header, body and idle timeouts.
+func TestWebSocketOutlivesServerTimeouts(t *testing.T) {
+	srv := startServer(t, timeoutsConfig)
+	c := dial(t, srv)
+	// Let every server timeout (1 s here) pass with the connection idle;
+	// there is nothing to poll for, only time to let pass.
+	<-time.After(2500 * time.Millisecond)
+	if err := c.WriteMessage(websocket.TextMessage, []byte(`{"action":"echo","n":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, c); got != `{"action":"echo","n":1}` {
+		t.Fatalf("echo %q", got)
+	}
+}
