@@ -1,7 +1,7 @@
 package integration
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -35,6 +35,7 @@ type commandIntegration struct {
 	dir         string
 	env         map[string]string // all but the per-process variables
 	logger      *slog.Logger
+	output      *outputLimiter // shared by every process's stdout and stderr
 
 	// sem holds one token per invocation being served. A process is busy
 	// only while a token is held for it, so live processes never exceed
@@ -106,6 +107,7 @@ func newCommand(cfg Config, env Env) (*commandIntegration, error) {
 	// lends init its length.
 	c.initTimeout = max(initTimeout, c.timeout)
 	c.env = handlerEnv(cfg, env, fn, region, dir)
+	c.output = newOutputLimiter(c.logger, cmp.Or(cfg.LogLinesPerSecond, DefaultLogLinesPerSecond))
 	return c, nil
 }
 
@@ -422,6 +424,7 @@ func (c *commandIntegration) Close() error {
 		for _, p := range procs {
 			p.kill()
 		}
+		c.output.close() // every process's output is flushed: kill waited for it
 	})
 	return nil
 }
@@ -435,14 +438,20 @@ type process struct {
 	exited  chan struct{} // closed once Wait returned and output is flushed
 	exitErr error         // set before exited is closed
 	killed  atomic.Bool
+	tag     string // processTagVar's value in its environment and its descendants'
 }
+
+// processTagVar is the environment variable that marks a handler process and
+// everything it starts, so that kill finds descendants that left its
+// process group (killTagged).
+const processTagVar = "WSGATE_PROCESS_TAG"
 
 func (c *commandIntegration) start() (*process, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("runtime api listener: %w", err)
 	}
-	p := &process{exited: make(chan struct{}), gen: c.gen.Load()}
+	p := &process{exited: make(chan struct{}), gen: c.gen.Load(), tag: newTag()}
 	p.rt = newRuntimeAPI(c.logger, c.arn)
 	p.rt.bodyTimeout = c.initTimeout // the longest an invocation or init may take
 	p.srv = &http.Server{
@@ -452,19 +461,20 @@ func (c *commandIntegration) start() (*process, error) {
 	}
 	go func() { _ = p.srv.Serve(ln) }()
 
-	env := make([]string, 0, len(c.env)+2)
+	env := make([]string, 0, len(c.env)+3)
 	for k, v := range c.env {
 		env = append(env, k+"="+v)
 	}
 	env = append(env,
 		"AWS_LAMBDA_RUNTIME_API="+ln.Addr().String(),
 		"AWS_LAMBDA_LOG_STREAM_NAME="+logStreamName(),
+		processTagVar+"="+p.tag,
 	)
 	cmd := exec.Command(c.command[0], c.command[1:]...)
 	cmd.Dir = c.dir
 	cmd.Env = env
-	stdout := &lineLogger{logger: c.logger, stream: "stdout", p: p}
-	stderr := &lineLogger{logger: c.logger, stream: "stderr", p: p}
+	stdout := &lineLogger{logger: c.logger, limit: c.output, stream: "stdout", p: p}
+	stderr := &lineLogger{logger: c.logger, limit: c.output, stream: "stderr", p: p}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	// Grandchildren that keep the output pipes open must not hold up Wait.
 	cmd.WaitDelay = time.Second
@@ -494,6 +504,9 @@ func (c *commandIntegration) start() (*process, error) {
 
 	go func() {
 		err := cmd.Wait()
+		// Nothing a handler started outlives it, as nothing outlives a
+		// Lambda execution environment that is shut down.
+		killTagged(p.tag)
 		stdout.flush()
 		stderr.flush()
 		p.exitErr = err
@@ -524,14 +537,17 @@ func (c *commandIntegration) start() (*process, error) {
 	return p, nil
 }
 
-// kill ends the process and its process group, and waits for it to be
-// reaped.
+// kill ends the process, its process group and every descendant that
+// left the group (killTagged), and waits for it to be reaped.
 func (p *process) kill() {
 	p.killed.Store(true)
 	select {
 	case <-p.exited: // reaped; its pid may belong to someone else by now
 	default:
 		killProcessGroup(p.cmd)
+		// At once, not only after Wait: a descendant holding the output
+		// pipes would otherwise hold Wait up for WaitDelay.
+		killTagged(p.tag)
 	}
 	<-p.exited
 }
@@ -554,53 +570,6 @@ func exitStatus(err error) string {
 	return err.Error() // "exit status 2", "signal: killed"
 }
 
-// lineLogger sends a process's output to the logger one line at a time,
-// tagged with the request id of the process's latest invocation (set before
-// the runtime sees the event, so no line of the handler's can miss it). exec's
-// copying goroutine is the only writer; flush runs after Wait.
-type lineLogger struct {
-	logger *slog.Logger
-	stream string
-	p      *process
-	buf    []byte
-}
-
-// maxLogLine splits longer lines so one runaway line cannot grow the buffer
-// without bound.
-const maxLogLine = 64 << 10
-
-func (l *lineLogger) Write(b []byte) (int, error) {
-	l.buf = append(l.buf, b...)
-	for {
-		i := bytes.IndexByte(l.buf, '\n')
-		if i < 0 {
-			if len(l.buf) >= maxLogLine {
-				l.emit(l.buf)
-				l.buf = l.buf[:0]
-			}
-			return len(b), nil
-		}
-		l.emit(l.buf[:i])
-		l.buf = l.buf[i+1:]
-	}
-}
-
-func (l *lineLogger) flush() {
-	if len(l.buf) > 0 {
-		l.emit(l.buf)
-		l.buf = nil
-	}
-}
-
-func (l *lineLogger) emit(line []byte) {
-	line = bytes.TrimSuffix(line, []byte("\r"))
-	id := ""
-	if p := l.p.rt.lastID.Load(); p != nil {
-		id = *p
-	}
-	l.logger.Info(string(line), "requestId", id, "stream", l.stream)
-}
-
 // newRequestID returns a random UUID (version 4), the form Lambda uses.
 func newRequestID() string {
 	var b [16]byte
@@ -609,6 +578,13 @@ func newRequestID() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// newTag returns 128 random bits in hex, a process's processTagVar value.
+func newTag() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // newTraceID returns an X-Ray trace header, Root=1-{epoch hex}-{96 random

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -578,4 +579,121 @@ func TestCommandPythonRuntime(t *testing.T) {
 	if out, err := in.Invoke(context.Background(), &Invocation{Payload: []byte(`{"body":"after"}`)}); err != nil {
 		t.Fatalf("after the error: %s, %v", out, err)
 	}
+}
+
+// TestCommandOutputIsRateLimited: a handler that floods its output (100,000
+// lines and one line of 1 MB) reaches the log at logLinesPerSecond, lines cut
+// at 8 KB, and every dropped line is counted in a report.
+func TestCommandOutputIsRateLimited(t *testing.T) {
+	const lines, rate = 100000, 10
+	logs := newRecorder()
+	script := fmt.Sprintf(`yes chatty | head -n %d; head -c 1000000 /dev/zero | tr '\0' x; echo; exec %s`, lines, handlerPath("handler"))
+	in := newTestCommand(t, Config{Command: []string{"/bin/sh", "-c", script}, LogLinesPerSecond: rate, TimeoutMillis: 60000}, Env{Logger: slog.New(logs)})
+	start := time.Now()
+	if _, err := invokeOp(t, in, `{}`); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Close(); err != nil { // flushes the output and the last report
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	logged, dropped, longest := 0, int64(0), 0
+	logs.shared.mu.Lock()
+	for _, rec := range logs.shared.records {
+		switch {
+		case rec.Message == "function output rate limited":
+			rec.Attrs(func(a slog.Attr) bool {
+				if a.Key == "droppedLines" {
+					dropped += a.Value.Int64()
+				}
+				return true
+			})
+		case rec.Message == "chatty" || strings.HasPrefix(rec.Message, "xxx"):
+			logged++
+			longest = max(longest, len(rec.Message))
+		}
+	}
+	logs.shared.mu.Unlock()
+	// At most a full bucket plus the refill over the test's whole run.
+	if bound := rate + int(elapsed.Seconds()*rate) + 1; logged > bound {
+		t.Errorf("%d output lines logged in %v, want at most %d", logged, elapsed, bound)
+	}
+	if logged == 0 {
+		t.Error("no output line logged")
+	}
+	if int64(logged)+dropped < lines+1 {
+		t.Errorf("%d logged + %d reported dropped < %d lines written", logged, dropped, lines+1)
+	}
+	if longest > maxLogLine {
+		t.Errorf("a logged line has %d bytes, limit %d", longest, maxLogLine)
+	}
+}
+
+// TestCommandKillsSetsidGrandchild: a process the handler started in a new
+// session (out of its process group) is killed when the integration closes.
+func TestCommandKillsSetsidGrandchild(t *testing.T) {
+	if _, err := os.Stat("/proc/self/environ"); err != nil {
+		t.Skip("needs /proc")
+	}
+	setsid := testenv.LookPath(t, "setsid", "apt-get install -y util-linux")
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	script := fmt.Sprintf(`%s sleep 1000 & echo $! > %s; exec %s`, setsid, pidFile, handlerPath("handler"))
+	in := newTestCommand(t, Config{Command: []string{"/bin/sh", "-c", script}}, Env{})
+	r, err := invokeOp(t, in, `{}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	testenv.Eventually(t, 10*time.Second, func() error { // setsid has run: another session than the handler's
+		_, gs, err := procStat(pid)
+		if err != nil {
+			return err
+		}
+		_, hs, err := procStat(r.PID)
+		if err != nil {
+			return err
+		}
+		if gs == hs {
+			return fmt.Errorf("grandchild %d still in the handler's session %d", pid, hs)
+		}
+		return nil
+	})
+	if err := in.Close(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error { return deadOrGone(pid) })
+}
+
+// deadOrGone reports an error while pid is a live process; a zombie (dead,
+// not yet reaped by its new parent) counts as gone.
+func deadOrGone(pid int) error {
+	state, _, err := procStat(pid)
+	if err != nil || state == 'Z' {
+		return nil
+	}
+	return fmt.Errorf("process %d still alive (state %c)", pid, state)
+}
+
+// procStat reads a process's state and session id from /proc/PID/stat.
+func procStat(pid int) (state byte, session int, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	// "pid (comm) state ppid pgrp session ..."; comm may hold spaces and
+	// parentheses, so the fields start after the last ')'.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 4 || len(f[0]) != 1 {
+		return 0, 0, fmt.Errorf("unexpected /proc/%d/stat: %s", pid, b)
+	}
+	session, err = strconv.Atoi(f[3])
+	return f[0][0], session, err
 }

@@ -56,8 +56,9 @@
 // RequestEntityTooLarge). The Extensions, Logs and Telemetry APIs are not
 // served (404); aws-lambda-go only warns about that.
 //
-// Failures stay with their invocation: a deadline kills the process (and its
-// process group) and fails with ErrTimeout; an exit or crash fails with a
+// Failures stay with their invocation: a deadline kills the process (its
+// process group, and on Linux every descendant that left the group, found
+// by a variable in its environment) and fails with ErrTimeout; an exit or crash fails with a
 // Runtime.ExitError *FunctionError; /init/error fails the invocation that
 // started the process, which is then killed. The next invocation gets a fresh
 // process. A process that dies between invocations (aws-lambda-go exits after
@@ -70,7 +71,21 @@
 // A cold start that outlasts its caller goes on for the next invocation
 // until the init limit kills it.
 // Output is logged line by line with the function name, stream and the
-// request id of the process's latest invocation.
+// request id of the process's latest invocation, at most LogLinesPerSecond
+// lines a second for all the integration's processes together and 8 KB a
+// line; dropped lines are counted in a periodic "function output rate
+// limited" record. When a process ends, by kill or on its own, whatever it
+// started is killed too (Linux), as nothing outlives a Lambda execution
+// environment.
+//
+// # In-flight bounds
+//
+// New puts every integration behind the Limiters that apply: Env.Inflight
+// (shared, the gateway's maxInflight) and its own Config.MaxInflight. A call
+// finding one full fails at once with ErrThrottled, without reaching the
+// backend, unless Invocation.Wait asks it to wait (up to its timeout). http
+// and lambda open at most MaxConnsPerHost connections to a backend host;
+// requests past that wait inside net/http for a connection.
 //
 // # Concurrency
 //

@@ -123,6 +123,11 @@ type Config struct {
 	// MemorySizeMB is AWS_LAMBDA_FUNCTION_MEMORY_SIZE for command. Default
 	// 128, range 128 to 10240 (Lambda's).
 	MemorySizeMB int `json:"memorySizeMB,omitempty"`
+	// LogLinesPerSecond bounds the output lines of command's processes
+	// (all of them together) that reach the log; the rest are dropped and
+	// counted in a "function output rate limited" line. Lines are cut at
+	// 8 KB. Default 100. Range 1 to 1000000.
+	LogLinesPerSecond int `json:"logLinesPerSecond,omitempty"`
 }
 
 // Timeout is the configured timeout, or def when none is set.
@@ -218,6 +223,9 @@ func (c *Config) Validate() error {
 			e.Addf("command", "required for a command integration")
 		} else if c.Command[0] == "" {
 			e.Addf("command[0]", "the program must not be empty")
+		}
+		if c.LogLinesPerSecond < 0 || c.LogLinesPerSecond > 1000000 {
+			return fmt.Errorf("logLinesPerSecond %d out of range 1..1000000", c.LogLinesPerSecond)
 		}
 		for _, k := range []string{"AWS_LAMBDA_RUNTIME_API", "_LAMBDA_SERVER_PORT"} {
 			if _, ok := c.Env[k]; ok {
