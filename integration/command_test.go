@@ -557,6 +557,9 @@ func TestCommandPythonRuntime(t *testing.T) {
 		Command:      []string{python, "-u", "bootstrap.py"},
 		Dir:          filepath.Join(wd, "testdata", "python"),
 		FunctionName: "py",
+		// A cold start of python3 takes over Lambda's default 3 s on a
+		// loaded 2-core machine; the test is about the protocol.
+		TimeoutMillis: 20000,
 	}, Env{})
 	for _, body := range []string{"one", "two"} {
 		out, err := in.Invoke(context.Background(), &Invocation{Payload: fmt.Appendf(nil, `{"body":%q}`, body)})
