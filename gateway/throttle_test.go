@@ -197,9 +197,6 @@ func TestThrottleConfig(t *testing.T) {
 		{"maxConnsPerHost too large", func(c *gateway.Config) {
 			c.Routes["$default"] = gateway.Route{Integration: &integration.Config{Type: "http", URI: "http://127.0.0.1:1/", MaxConnsPerHost: 70000}}
 		}},
-		{"maxConnsPerHost on mock", func(c *gateway.Config) {
-			c.Routes["$default"] = gateway.Route{Integration: &integration.Config{Type: "mock", MaxConnsPerHost: 4}}
-		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -193,16 +193,12 @@ func (c *Config) Validate() error {
 	if c.MemorySizeMB != 0 {
 		e.Range("memorySizeMB", c.MemorySizeMB, MinMemorySizeMB, MaxMemorySizeMB)
 	}
-	if c.MaxInflight < 0 || c.MaxInflight > maxInflightLimit {
-		return fmt.Errorf("maxInflight %d out of range 0..%d", c.MaxInflight, maxInflightLimit)
+	e.Range("maxInflight", c.MaxInflight, 0, MaxInflight)
+	if c.MaxConnsPerHost != 0 { // only http and lambda open connections
+		e.Range("maxConnsPerHost", c.MaxConnsPerHost, 1, MaxConnsPerHost)
 	}
-	if c.MaxConnsPerHost != 0 {
-		if c.Type != "http" && c.Type != "lambda" {
-			return fmt.Errorf("maxConnsPerHost applies to http and lambda integrations, not %s", c.Type)
-		}
-		if c.MaxConnsPerHost < 1 || c.MaxConnsPerHost > 65536 {
-			return fmt.Errorf("maxConnsPerHost %d out of range 1..65536", c.MaxConnsPerHost)
-		}
+	if c.LogLinesPerSecond != 0 {
+		e.Range("logLinesPerSecond", c.LogLinesPerSecond, 1, MaxLogLinesPerSecond)
 	}
 	switch c.Type {
 	case "":
@@ -224,9 +220,6 @@ func (c *Config) Validate() error {
 		} else if c.Command[0] == "" {
 			e.Addf("command[0]", "the program must not be empty")
 		}
-		if c.LogLinesPerSecond < 0 || c.LogLinesPerSecond > 1000000 {
-			return fmt.Errorf("logLinesPerSecond %d out of range 1..1000000", c.LogLinesPerSecond)
-		}
 		for _, k := range []string{"AWS_LAMBDA_RUNTIME_API", "_LAMBDA_SERVER_PORT"} {
 			if _, ok := c.Env[k]; ok {
 				// wsgate owns the Runtime API address; _LAMBDA_SERVER_PORT
@@ -240,9 +233,12 @@ func (c *Config) Validate() error {
 	return e.Err()
 }
 
-// maxInflightLimit is the largest accepted maxInflight, here and in the
-// gateway's config.
-const maxInflightLimit = 1000000
+// Ranges of the bounds on in-flight calls, connections and output.
+const (
+	MaxInflight          = 1000000
+	MaxConnsPerHost      = 65536
+	MaxLogLinesPerSecond = 1000000
+)
 
 // DefaultMaxConnsPerHost is the default of Config.MaxConnsPerHost.
 const DefaultMaxConnsPerHost = 256
