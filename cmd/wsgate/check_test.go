@@ -134,7 +134,7 @@ func TestCheckChangesNothing(t *testing.T) {
 	db := sqliteFile(t)
 	cfg := writeConfig(t, fmt.Sprintf("listen: \"127.0.0.1:0\"\nstreams:\n  - source: { type: sqlite, path: %q, tables: [orders] }\n    target: { group: orders }\n", db))
 	before := sqliteSchema(t, db)
-	if code, out, errOut := runWsgate(t, "serve", "--config", cfg, "--check"); code != 0 || !strings.Contains(out, "configuration is valid (0 routes, 1 streams)") {
+	if code, out, errOut := runWsgate(t, "serve", "--config", cfg, "--check"); code != 0 || !strings.Contains(out, "configuration is valid (0 routes, 1 streams, 0 functions)") {
 		t.Fatalf("--check: exit %d\n%s%s", code, out, errOut)
 	}
 	if after := sqliteSchema(t, db); after != before {
