@@ -98,14 +98,14 @@ func (n *soakCounts) fields() []*int64 {
 		&n.Frames, &n.Backlog}
 }
 
-// add adds m's counters (and open connections) to n, keeping n's first
-// errors.
+// add adds sign times m's counters (and open connections) to n, keeping
+// n's first errors.
 func (n *soakCounts) add(m soakCounts, sign int64) {
 	nf, mf := n.fields(), m.fields()
 	for i := range nf {
 		*nf[i] += sign * *mf[i]
 	}
-	n.Open += m.Open
+	n.Open += sign * m.Open
 	n.FirstDrop = cmp.Or(n.FirstDrop, m.FirstDrop)
 	n.FirstNever = cmp.Or(n.FirstNever, m.FirstNever)
 	n.FirstOther = cmp.Or(n.FirstOther, m.FirstOther)
