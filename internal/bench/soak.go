@@ -31,7 +31,9 @@ func (o *orch) soakShape() soakShape {
 			every: time.Second, settle: 20 * time.Second, poll: 500 * time.Millisecond}
 	}
 	return soakShape{never: 5, stallers: 100, groups: 64, post: 1000, neverPost: 5, neverPad: 32000, ping: 10,
-		publish: 20, switches: 20, churn: 0.005, stall: 10,
+		// 50 stalled calls/s for 29 s is 1,450 in flight if nothing bounds
+		// them: above the gateway's default maxInflight (1000).
+		publish: 20, switches: 20, churn: 0.005, stall: 50,
 		every: time.Minute, settle: 3 * time.Minute, poll: 2 * time.Second}
 }
 
