@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMain runs a role when the harness starts this test binary as one of
@@ -108,7 +109,8 @@ func TestSoakSmall(t *testing.T) {
 func TestSoakFails(t *testing.T) {
 	base := soakSample{rss: 20 << 20, heap: 4 << 20, goroutines: 6, fds: 12}
 	start := soakSample{rss: 220 << 20, heap: 84 << 20, goroutines: 19006, fds: 19012}
-	steady := []soakSample{{rss: 250 << 20, goroutines: 19400, fds: 19300}, {rss: 255 << 20, goroutines: 19410, fds: 19310}}
+	steady := []soakSample{{at: time.Minute, rss: 250 << 20, goroutines: 19400, fds: 19300}, {at: 10 * time.Minute, rss: 255 << 20, goroutines: 19410, fds: 19310}}
+	grown := []soakSample{steady[0], {at: 10 * time.Minute, rss: 400 << 20, goroutines: 30000, fds: 19800}}
 	tests := []struct {
 		name  string
 		after soakSample
@@ -120,13 +122,17 @@ func TestSoakFails(t *testing.T) {
 		{"files and goroutines left", soakSample{rss: 100 << 20, goroutines: 400, fds: 300, stalled: 290}, steady, soakCounts{},
 			[]string{"open files not back", "goroutines not back", "290 calls to the stalled backend"}},
 		{"RSS kept (Go keeps freed memory)", soakSample{rss: 200 << 20, goroutines: 6, fds: 12}, steady, soakCounts{}, nil},
-		{"RSS above start", soakSample{rss: 240 << 20, goroutines: 6, fds: 12}, steady, soakCounts{}, []string{"RSS after the load"}},
+		{"RSS above start and half the peak", soakSample{rss: 240 << 20, goroutines: 6, fds: 12}, steady, soakCounts{}, []string{"RSS not back"}},
+		{"RSS above start, half the peak returned", soakSample{rss: 240 << 20, goroutines: 6, fds: 12},
+			[]soakSample{{at: time.Minute, rss: 600 << 20}, {at: 90 * time.Second, rss: 600 << 20}}, soakCounts{}, nil},
 		{"heap kept", soakSample{rss: 200 << 20, heap: 60 << 20, goroutines: 6, fds: 12}, steady, soakCounts{}, []string{"Go heap not back"}},
-		{"growth under load", soakSample{rss: 20 << 20, goroutines: 6, fds: 12},
-			[]soakSample{steady[0], {rss: 400 << 20, goroutines: 30000, fds: 19800}}, soakCounts{},
+		{"growth under load", soakSample{rss: 20 << 20, goroutines: 6, fds: 12}, grown, soakCounts{},
 			[]string{"RSS grew", "open files grew", "goroutines grew"}},
+		{"growth over seconds is not judged", soakSample{rss: 20 << 20, goroutines: 6, fds: 12},
+			[]soakSample{{at: time.Second, rss: 250 << 20, goroutines: 19400, fds: 19300}, {at: 4 * time.Second, rss: 400 << 20, goroutines: 30000, fds: 19800}},
+			soakCounts{}, nil},
 		{"wsgate binary: no heap, no goroutines", soakSample{rss: 20 << 20, heap: -1, goroutines: -1, fds: 12},
-			[]soakSample{{rss: 250 << 20, goroutines: -1, fds: 19300}, {rss: 251 << 20, goroutines: -1, fds: 19300}}, soakCounts{}, nil},
+			[]soakSample{{at: time.Minute, rss: 250 << 20, goroutines: -1, fds: 19300}, {at: 5 * time.Minute, rss: 251 << 20, goroutines: -1, fds: 19300}}, soakCounts{}, nil},
 		{"healthy drops", soakSample{rss: 20 << 20, goroutines: 6, fds: 12}, steady, soakCounts{HealthyDrops: 3, FirstDrop: "EOF"},
 			[]string{"3 reading connections were closed by the server (first: EOF)"}},
 	}

@@ -39,8 +39,9 @@ func (o *orch) soakShape() soakShape {
 
 // Growth the soak tolerates before it reports a FAIL.
 const (
-	soakSlackFDs        = 32  // open files (and goroutines) above the baseline after the load
-	soakHeapReturn      = 0.5 // share of the ramp-up's Go heap growth that must be returned after the load
+	soakSlackFDs        = 32              // open files (and goroutines) above the baseline after the load
+	soakReturn          = 0.5             // share of the growth (heap: ramp-up's; RSS: peak's) to be returned after the load
+	soakSteady          = 2 * time.Minute // growth under load is judged over at least this span
 	soakRSSGrowth       = 0.25
 	soakRSSGrowthMin    = 32 << 20 // RSS growth under steady load: more than 25 % and 32 MiB
 	soakGoroutineGrowth = 0.05     // goroutine growth under steady load (plus the slack)
@@ -58,6 +59,7 @@ var soakColumns = []string{
 
 // soakSample is the server's state at one moment.
 type soakSample struct {
+	at         time.Duration // since the load started
 	rss        int64
 	heap       int64 // Go heap in use; -1 unknown (the wsgate binary)
 	goroutines int   // -1 unknown
@@ -273,6 +275,7 @@ func (o *orch) soak(run int) ([]Metric, error) {
 		time.Sleep(time.Until(loadStart.Add(at)))
 		cur, terr := tally("soak-tally")
 		s := sample(false)
+		s.at = at
 		if terr != nil {
 			loadErr = fmt.Errorf("soak-tally: %w", terr)
 			break
@@ -302,7 +305,7 @@ func (o *orch) soak(run int) ([]Metric, error) {
 	settled := func(s soakSample) bool {
 		return s.fds <= base.fds+soakSlackFDs && s.stalled <= 0 &&
 			(s.goroutines < 0 || s.goroutines <= base.goroutines+soakSlackFDs) &&
-			s.rss <= start.rss && s.heap <= heapLimit(base, start)
+			s.rss <= rssLimit(base, start, loadRows) && s.heap <= heapLimit(base, start)
 	}
 	after := sample(true)
 	for !settled(after) && time.Since(stopped) < sh.settle {
@@ -368,16 +371,26 @@ func last(rows []soakSample, or soakSample) soakSample {
 // heapLimit is the Go heap the server role must be back under after the
 // load: the baseline plus half of what the ramp-up added.
 func heapLimit(base, start soakSample) int64 {
-	return base.heap + int64(soakHeapReturn*float64(max(start.heap-base.heap, 0)))
+	return base.heap + int64(soakReturn*float64(max(start.heap-base.heap, 0)))
+}
+
+// rssLimit is the RSS the server must be back under after the load: the
+// start (every connection open, no load yet) or, when the load's peak was
+// higher, the baseline plus half of the peak's growth. Not the baseline
+// itself: a Go process keeps freed memory for minutes.
+func rssLimit(base, start soakSample, load []soakSample) int64 {
+	peak := start.rss
+	for _, s := range load {
+		peak = max(peak, s.rss)
+	}
+	return max(start.rss, base.rss+int64(soakReturn*float64(peak-base.rss)))
 }
 
 // soakFails returns the growth checks that failed: after the load, open
 // files, goroutines, stalled calls and the Go heap must be back near the
-// baseline, and RSS at most what it was with every connection open after
-// the ramp-up (a Go process keeps freed memory for minutes, so RSS does
-// not go back to the baseline itself); under steady load (first interval
-// to the last) RSS, goroutines and open files must not keep growing; no
-// reading connection may be dropped.
+// baseline and RSS under rssLimit; under steady load (first interval to
+// the last, when they are soakSteady apart) RSS, goroutines and open
+// files must not keep growing; no reading connection may be dropped.
 func soakFails(base, start, after soakSample, load []soakSample, total soakCounts, n int) []string {
 	var f []string
 	if after.fds > base.fds+soakSlackFDs {
@@ -389,15 +402,15 @@ func soakFails(base, start, after soakSample, load []soakSample, total soakCount
 	if after.stalled > 0 {
 		f = append(f, fmt.Sprintf("%d calls to the stalled backend still open after the load", after.stalled))
 	}
-	if after.rss > start.rss {
-		f = append(f, fmt.Sprintf("RSS after the load (%s MiB, no connections) above the start (%s MiB, %d connections); baseline %s MiB",
-			mib(after.rss), mib(start.rss), n, mib(base.rss)))
+	if lim := rssLimit(base, start, load); after.rss > lim {
+		f = append(f, fmt.Sprintf("RSS not back: %s MiB after the load, baseline %s MiB, start %s MiB (limit %s MiB: the start, or half the peak's growth returned)",
+			mib(after.rss), mib(base.rss), mib(start.rss), mib(lim)))
 	}
 	if lim := heapLimit(base, start); after.heap > lim {
 		f = append(f, fmt.Sprintf("Go heap not back to baseline: %s MiB after the load, baseline %s MiB, start %s MiB (limit %s MiB: half the ramp-up's growth returned)",
 			mib(after.heap), mib(base.heap), mib(start.heap), mib(lim)))
 	}
-	if len(load) >= 2 {
+	if len(load) >= 2 && load[len(load)-1].at-load[0].at >= soakSteady {
 		first, end := load[0], load[len(load)-1]
 		if grow := end.rss - first.rss; grow > max(int64(soakRSSGrowth*float64(first.rss)), soakRSSGrowthMin) {
 			f = append(f, fmt.Sprintf("RSS grew under steady load: %s MiB at the first sample, %s MiB at the end", mib(first.rss), mib(end.rss)))
