@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -208,6 +209,10 @@ func (s *soaker) connect(sl *soakSlot, i int) error {
 	}
 	sc := &soakConn{clientConn: cc}
 	s.open.Add(1)
+	if strings.HasPrefix(cc.id, "{") { // an error frame (throttled, timed out), not an id
+		s.closeConn(sc)
+		return fmt.Errorf("whoami answered %.120s", cc.id)
+	}
 	var group string
 	if sl.kind != kindStaller {
 		if i < 0 {
