@@ -42,6 +42,7 @@ const (
 	soakSlackFDs        = 32              // open files (and goroutines) above the baseline after the load
 	soakReturn          = 0.5             // share of the growth (heap: ramp-up's; RSS: peak's) to be returned after the load
 	soakSteady          = 2 * time.Minute // growth under load is judged over at least this span
+	soakRSSSlack        = 16 << 20        // RSS above rssLimit's share after the load
 	soakRSSGrowth       = 0.25
 	soakRSSGrowthMin    = 32 << 20 // RSS growth under steady load: more than 25 % and 32 MiB
 	soakGoroutineGrowth = 0.05     // goroutine growth under steady load (plus the slack)
@@ -376,14 +377,14 @@ func heapLimit(base, start soakSample) int64 {
 
 // rssLimit is the RSS the server must be back under after the load: the
 // start (every connection open, no load yet) or, when the load's peak was
-// higher, the baseline plus half of the peak's growth. Not the baseline
-// itself: a Go process keeps freed memory for minutes.
+// higher, the baseline plus half of the peak's growth, plus 16 MiB. Not
+// the baseline itself: a Go process keeps freed memory for minutes.
 func rssLimit(base, start soakSample, load []soakSample) int64 {
 	peak := start.rss
 	for _, s := range load {
 		peak = max(peak, s.rss)
 	}
-	return max(start.rss, base.rss+int64(soakReturn*float64(peak-base.rss)))
+	return max(start.rss, base.rss+int64(soakReturn*float64(peak-base.rss))) + soakRSSSlack
 }
 
 // soakFails returns the growth checks that failed: after the load, open
@@ -403,7 +404,7 @@ func soakFails(base, start, after soakSample, load []soakSample, total soakCount
 		f = append(f, fmt.Sprintf("%d calls to the stalled backend still open after the load", after.stalled))
 	}
 	if lim := rssLimit(base, start, load); after.rss > lim {
-		f = append(f, fmt.Sprintf("RSS not back: %s MiB after the load, baseline %s MiB, start %s MiB (limit %s MiB: the start, or half the peak's growth returned)",
+		f = append(f, fmt.Sprintf("RSS not back: %s MiB after the load, baseline %s MiB, start %s MiB (limit %s MiB: the start, or half the peak's growth returned, + 16 MiB)",
 			mib(after.rss), mib(base.rss), mib(start.rss), mib(lim)))
 	}
 	if lim := heapLimit(base, start); after.heap > lim {
