@@ -1,11 +1,13 @@
 // Command wsgate-bench measures a wsgate server process under load; see
 // BENCHMARKS.md for the scenarios and figures.
 //
-//	wsgate-bench [-scenarios idle,handshake,post,route,fanout,slow] [-runs 3]
+//	wsgate-bench [-scenarios idle,handshake,post,route,fanout,slow,aged] [-runs 3]
 //	             [-workers 4] [-small] [-profile DIR] [-json FILE] [-wsgate BIN]
+//	wsgate-bench -scenarios soak [-duration 10m] [-conns 19000] [-wsgate BIN]
 //
 // It runs itself again as the server, backend and client processes
-// (wsgate-bench server|backend|raw|worker); those roles are internal.
+// (wsgate-bench server|backend|stall|raw|worker); those roles are internal.
+// It exits 1 when a run could not start or a soak check failed (FAIL lines).
 package main
 
 import (
@@ -21,17 +23,19 @@ import (
 func main() {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
-		case "server", "backend", "raw", "worker":
+		case "server", "backend", "stall", "raw", "worker":
 			os.Exit(bench.RunRole(os.Args[1], os.Args[2:]))
 		}
 	}
-	scenarios := flag.String("scenarios", strings.Join(bench.Scenarios, ","), "comma-separated scenarios")
+	scenarios := flag.String("scenarios", strings.Join(bench.Scenarios, ","), "comma-separated scenarios (soak runs only when named)")
 	runs := flag.Int("runs", 3, "runs of each scenario")
 	workers := flag.Int("workers", 4, "client processes")
 	small := flag.Bool("small", false, "tiny sizes (smoke test)")
 	profile := flag.String("profile", "", "write server CPU profiles of the first run here")
 	jsonOut := flag.String("json", "", "also write the raw results as JSON here")
 	serverBin := flag.String("wsgate", "", "run this built wsgate binary (wsgate serve --config) as the server instead of the in-harness server role")
+	duration := flag.Duration("duration", 0, "soak: how long the load runs (default 10m, 4s with -small)")
+	conns := flag.Int("conns", 0, "soak: connections (default 19000, 300 with -small)")
 	flag.Parse()
 	res, err := bench.Run(bench.Options{
 		Scenarios:  strings.Split(*scenarios, ","),
@@ -40,6 +44,9 @@ func main() {
 		Small:      *small,
 		ProfileDir: *profile,
 		ServerBin:  *serverBin,
+
+		SoakDuration: *duration,
+		SoakConns:    *conns,
 	})
 	bench.WriteMarkdown(os.Stdout, res)
 	if *jsonOut != "" {
@@ -49,5 +56,10 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wsgate-bench:", err)
 		os.Exit(1)
+	}
+	for _, r := range res {
+		if len(r.Fails) > 0 {
+			os.Exit(1)
+		}
 	}
 }

@@ -2,8 +2,10 @@ package bench
 
 import (
 	"os"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMain runs a role when the harness starts this test binary as one of
@@ -55,6 +57,113 @@ func TestParseT(t *testing.T) {
 	for _, tt := range tests {
 		if got := parseT([]byte(tt.in)); got != tt.want {
 			t.Errorf("%s: parseT(%q) = %d, want %d", tt.name, tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestSoakSmall runs the soak scenario at smoke size (300 connections for
+// 4 s): the scenario runs without errors, every load part did something,
+// and the report has every column and a row per sample. It does not judge
+// the figures or the FAIL lines: those judge the server, not the tool.
+func TestSoakSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts many processes")
+	}
+	var log strings.Builder
+	res, err := Run(Options{Small: true, Workers: 2, Scenarios: []string{"soak"}, Log: &log})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	r := res[0]
+	if len(r.Errors) > 0 || r.Table == nil {
+		t.Fatalf("errors %v, table %v\n%s", r.Errors, r.Table != nil, log.String())
+	}
+	rows := r.Table.Rows
+	if len(rows) < 4 || !strings.HasPrefix(rows[0][0], "baseline") || !strings.HasPrefix(rows[1][0], "start") ||
+		!strings.HasPrefix(rows[len(rows)-1][0], "after") {
+		t.Fatalf("rows %q, want baseline, start, one per interval, after", rows)
+	}
+	sums := map[string]int{}
+	for _, row := range rows {
+		if len(row) != len(soakColumns) {
+			t.Fatalf("row %q has %d cells, want %d", row, len(row), len(soakColumns))
+		}
+		for i, cell := range row[1:] {
+			if v, err := strconv.Atoi(cell); err == nil {
+				sums[soakColumns[i+1]] += v
+			}
+		}
+	}
+	for _, col := range []string{"POST 2xx", "publish delivered", "joins acked", "stall msgs sent", "route timeouts", "reconnects", "frames received"} {
+		if sums[col] == 0 {
+			t.Errorf("column %q is 0 in every row: that part of the load did not run\n%s", col, log.String())
+		}
+	}
+	var md strings.Builder
+	WriteMarkdown(&md, res)
+	if header := "| " + strings.Join(soakColumns, " | ") + " |"; !strings.Contains(md.String(), header) {
+		t.Errorf("markdown lacks the series header %q:\n%s", header, md.String())
+	}
+}
+
+func TestSoakFails(t *testing.T) {
+	base := soakSample{rss: 20 << 20, heap: 4 << 20, goroutines: 6, fds: 12}
+	start := soakSample{rss: 220 << 20, heap: 84 << 20, goroutines: 19006, fds: 19012}
+	steady := []soakSample{{at: time.Minute, rss: 250 << 20, goroutines: 19400, fds: 19300}, {at: 10 * time.Minute, rss: 255 << 20, goroutines: 19410, fds: 19310}}
+	grown := []soakSample{steady[0], {at: 10 * time.Minute, rss: 400 << 20, goroutines: 30000, fds: 19800}}
+	tests := []struct {
+		name  string
+		after soakSample
+		load  []soakSample
+		total soakCounts
+		want  []string // substrings, one per FAIL line, in order
+	}{
+		{"back to baseline", soakSample{rss: 100 << 20, goroutines: 20, fds: 14}, steady, soakCounts{}, nil},
+		{"files and goroutines left", soakSample{rss: 100 << 20, goroutines: 400, fds: 300, stalled: 290}, steady, soakCounts{},
+			[]string{"open files not back", "goroutines not back", "290 calls to the stalled backend"}},
+		{"RSS kept (Go keeps freed memory)", soakSample{rss: 200 << 20, goroutines: 6, fds: 12}, steady, soakCounts{}, nil},
+		{"RSS above start and half the peak", soakSample{rss: 240 << 20, goroutines: 6, fds: 12}, steady, soakCounts{}, []string{"RSS not back"}},
+		{"RSS above start, half the peak returned", soakSample{rss: 240 << 20, goroutines: 6, fds: 12},
+			[]soakSample{{at: time.Minute, rss: 600 << 20}, {at: 90 * time.Second, rss: 600 << 20}}, soakCounts{}, nil},
+		{"heap kept", soakSample{rss: 200 << 20, heap: 60 << 20, goroutines: 6, fds: 12}, steady, soakCounts{}, []string{"Go heap not back"}},
+		{"growth under load", soakSample{rss: 20 << 20, goroutines: 6, fds: 12}, grown, soakCounts{},
+			[]string{"RSS grew", "open files grew", "goroutines grew"}},
+		{"growth over seconds is not judged", soakSample{rss: 20 << 20, goroutines: 6, fds: 12},
+			[]soakSample{{at: time.Second, rss: 250 << 20, goroutines: 19400, fds: 19300}, {at: 4 * time.Second, rss: 400 << 20, goroutines: 30000, fds: 19800}},
+			soakCounts{}, nil},
+		{"wsgate binary: no heap, no goroutines", soakSample{rss: 20 << 20, heap: -1, goroutines: -1, fds: 12},
+			[]soakSample{{at: time.Minute, rss: 250 << 20, goroutines: -1, fds: 19300}, {at: 5 * time.Minute, rss: 251 << 20, goroutines: -1, fds: 19300}}, soakCounts{}, nil},
+		{"healthy drops", soakSample{rss: 20 << 20, goroutines: 6, fds: 12}, steady, soakCounts{HealthyDrops: 3, FirstDrop: "EOF"},
+			[]string{"3 reading connections were closed by the server (first: EOF)"}},
+	}
+	for _, tt := range tests {
+		got := soakFails(base, start, tt.after, tt.load, tt.total, 19000)
+		if len(got) != len(tt.want) {
+			t.Errorf("%s: got %q, want %d lines", tt.name, got, len(tt.want))
+			continue
+		}
+		for i, w := range tt.want {
+			if !strings.Contains(got[i], w) {
+				t.Errorf("%s: line %d %q lacks %q", tt.name, i, got[i], w)
+			}
+		}
+	}
+}
+
+func TestThrottled(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want bool
+	}{
+		{"aws", `{"message": "Too Many Requests", "connectionId":"x"}`, true},
+		{"limit", `{"message":"LimitExceededException"}`, true},
+		{"timeout", `{"message": "Endpoint request timed out"}`, false},
+		{"internal", `{"message": "Internal server error"}`, false},
+	}
+	for _, tt := range tests {
+		if got := throttled([]byte(tt.in)); got != tt.want {
+			t.Errorf("%s: throttled(%q) = %v, want %v", tt.name, tt.in, got, tt.want)
 		}
 	}
 }

@@ -39,6 +39,13 @@ func procCPU(pid int) (float64, error) {
 
 // procRSS returns pid's resident set size in bytes (VmRSS).
 func procRSS(pid int) (int64, error) {
+	kb, err := procStatus(pid, "VmRSS")
+	return kb << 10, err
+}
+
+// procStatus returns the number of a /proc/PID/status line ("VmRSS" in
+// kB, "Threads").
+func procStatus(pid int, key string) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -46,16 +53,36 @@ func procRSS(pid int) (int64, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		line := sc.Text()
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				return 0, err
-			}
-			return kb << 10, nil
+		if v, ok := strings.CutPrefix(sc.Text(), key+":"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", key, pid)
+}
+
+// procFDs returns the number of files pid has open.
+func procFDs(pid int) (int, error) {
+	des, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	return len(des), err
+}
+
+// procNofile returns pid's soft limit on open files (/proc/PID/limits).
+func procNofile(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "Max open files"); ok {
+			if f := strings.Fields(rest); len(f) > 0 {
+				if f[0] == "unlimited" {
+					return 1 << 62, nil
+				}
+				return strconv.ParseInt(f[0], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("no open files limit in /proc/%d/limits", pid)
 }
 
 // machineTicks returns the busy and total jiffies of all CPUs together

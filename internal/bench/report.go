@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 )
 
 // Median returns the median of vs (the mean of the middle two when even).
@@ -30,8 +31,14 @@ func WriteMarkdown(w io.Writer, results []*Result) {
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %d |\n", name,
 				format(Median(vs), unit), format(slices.Min(vs), unit), format(slices.Max(vs), unit), len(vs))
 		}
+		if t := r.Table; t != nil {
+			writeTable(w, t)
+		}
 		for _, e := range r.Errors {
 			fmt.Fprintf(w, "\nerror: %s\n", e)
+		}
+		for _, f := range r.Fails {
+			fmt.Fprintf(w, "\nFAIL: %s\n", f)
 		}
 	}
 }
@@ -47,5 +54,23 @@ func format(v float64, unit string) string {
 		return fmt.Sprintf("%.3g", v)
 	default:
 		return fmt.Sprintf("%.3g %s", v, unit)
+	}
+}
+
+func writeTable(w io.Writer, t *Table) {
+	fmt.Fprintf(w, "\n| %s |\n|", strings.Join(t.Columns, " | "))
+	for i := range t.Columns {
+		if i == 0 {
+			fmt.Fprint(w, " --- |")
+		} else {
+			fmt.Fprint(w, " ---: |")
+		}
+	}
+	fmt.Fprintln(w)
+	for _, row := range t.Rows {
+		fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
+	}
+	for _, n := range t.Notes {
+		fmt.Fprintf(w, "\n%s\n", n)
 	}
 }

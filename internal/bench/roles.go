@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -22,15 +24,18 @@ import (
 )
 
 // RunRole runs one process role of the harness ("server", "backend",
-// "raw", "worker") and returns the exit status. Roles end when their
+// "stall", "raw", "worker") and returns the exit status. Roles end when their
 // stdin closes (the orchestrator went away) or they are killed.
 func RunRole(role string, args []string) int {
+	raiseNofile()
 	var err error
 	switch role {
 	case "server":
 		err = serverRole(args)
 	case "backend":
 		err = backendRole()
+	case "stall":
+		err = stallRole()
 	case "raw":
 		err = rawRole(args)
 	case "worker":
@@ -154,6 +159,46 @@ func backendRole() error {
 		answer(w, ev.Body)
 	})
 	go func() { _ = http.Serve(ln, mux) }()
+	printJSON(announce{Addr: ln.Addr().String()})
+	waitStdin()
+	return nil
+}
+
+// stallCap bounds the stalled backend's open connections, within its own
+// open-files limit; beyond it a connection is closed at once.
+const stallCap = 15000
+
+// stallRole is a backend that stalls: it accepts connections, reads and
+// discards what arrives and never answers, until the peer closes. Its open
+// files are the server's stalled calls.
+func stallRole() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	var open atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if err != nil { // e.g. EMFILE: wait for a close
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			if open.Add(1) > stallCap {
+				open.Add(-1)
+				c.Close()
+				continue
+			}
+			go func() {
+				_, _ = io.Copy(io.Discard, c)
+				c.Close()
+				open.Add(-1)
+			}()
+		}
+	}()
 	printJSON(announce{Addr: ln.Addr().String()})
 	waitStdin()
 	return nil

@@ -50,9 +50,16 @@ type Options struct {
 	// `wsgate serve --config FILE` instead of the server role. It has no
 	// side port: no Go heap figures and no profiles, RSS and CPU only.
 	ServerBin string
+	// SoakDuration is how long the soak scenario's load runs. Default 10
+	// minutes (4 s when Small).
+	SoakDuration time.Duration
+	// SoakConns is the soak scenario's connection count. Default 19,000
+	// (300 when Small).
+	SoakConns int
 }
 
-// Scenarios are the scenario names, in the order Run runs them.
+// Scenarios are the scenario names, in the order Run runs them when none
+// are named. The soak scenario runs only when named, and once.
 var Scenarios = []string{"idle", "handshake", "post", "route", "fanout", "slow", "aged"}
 
 // Metric is one figure of one run.
@@ -69,12 +76,25 @@ type Result struct {
 	Units    map[string]string
 	Values   map[string][]float64
 	Errors   []string
+	// Table is a time series beside the metrics (soak), or nil.
+	Table *Table `json:",omitempty"`
+	// Fails are the checks a scenario failed (soak: growth that did not
+	// go back); Errors are runs that could not complete.
+	Fails []string `json:",omitempty"`
+}
+
+// Table is a scenario's time series: one row per sample.
+type Table struct {
+	Columns []string
+	Rows    [][]string
+	Notes   []string // printed under the table
 }
 
 type orch struct {
 	Options
 	seq int // run counter, picks the source addresses
 	dir string
+	res *Result // the scenario running, for its Table and Fails
 }
 
 // Run runs the scenarios and returns their results.
@@ -98,6 +118,7 @@ func Run(o Options) ([]*Result, error) {
 	if len(o.Scenarios) == 0 {
 		o.Scenarios = Scenarios
 	}
+	raiseNofile()
 	dir, err := os.MkdirTemp("", "wsgate-bench")
 	if err != nil {
 		return nil, err
@@ -111,7 +132,12 @@ func Run(o Options) ([]*Result, error) {
 			return out, fmt.Errorf("unknown scenario %q", name)
 		}
 		res := &Result{Scenario: name, Units: map[string]string{}, Values: map[string][]float64{}}
-		for run := range o.Runs {
+		or.res = res
+		runs := o.Runs
+		if name == "soak" {
+			runs = 1
+		}
+		for run := range runs {
 			ms, err := fn(or, run)
 			if err != nil {
 				res.Errors = append(res.Errors, err.Error())
@@ -139,6 +165,7 @@ var scenarioFuncs = map[string]func(*orch, int) ([]Metric, error){
 	"fanout":    (*orch).fanout,
 	"slow":      (*orch).slow,
 	"aged":      (*orch).aged,
+	"soak":      (*orch).soak,
 }
 
 // child is a running role process.

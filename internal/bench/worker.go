@@ -27,7 +27,7 @@ import (
 
 // command is one instruction from the orchestrator to a worker.
 type command struct {
-	Op string `json:"op"` // dial, collect, post, echo
+	Op string `json:"op"` // dial, collect, post, echo, soak-start, soak-run, soak-tally, soak-stop
 
 	Addr string   `json:"addr,omitempty"` // server host:port
 	Path string   `json:"path,omitempty"` // WebSocket path, e.g. /dev
@@ -54,6 +54,9 @@ type command struct {
 	Secret   string  `json:"secret,omitempty"`
 	Region   string  `json:"region,omitempty"`
 	Stage    string  `json:"stage,omitempty"`
+
+	// soak-start
+	Soak *soakPlan `json:"soak,omitempty"`
 }
 
 // pubStat is what one timestamp's deliveries looked like at a worker.
@@ -73,6 +76,7 @@ type reply struct {
 	Pubs    map[int64]pubStat `json:"pubs,omitempty"`
 	Ended   int64             `json:"ended,omitempty"` // readers that stopped
 	EndErr  string            `json:"endErr,omitempty"`
+	Soak    *soakCounts       `json:"soak,omitempty"`
 }
 
 type clientConn struct {
@@ -92,6 +96,8 @@ type worker struct {
 	count  int64
 	lat    []int64
 	pubs   map[int64]pubStat
+
+	soak *soaker // between soak-start and soak-stop
 }
 
 func workerRole() error {
@@ -121,6 +127,18 @@ func (w *worker) do(c command) reply {
 		return w.post(c)
 	case "echo":
 		return w.echo(c)
+	case "soak-start":
+		return w.soakStart(c)
+	case "soak-run":
+		return w.soakRun()
+	case "soak-tally":
+		if w.soak == nil {
+			return reply{Err: "soak-tally before soak-start"}
+		}
+		n := w.soak.counts()
+		return reply{Soak: &n}
+	case "soak-stop":
+		return w.soakStop()
 	}
 	return reply{Err: "unknown op " + c.Op}
 }
