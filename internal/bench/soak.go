@@ -179,6 +179,10 @@ func (o *orch) soak(run int) ([]Metric, error) {
 		if sh.stallTimeoutMillis > 0 {
 			integ["timeoutMillis"] = sh.stallTimeoutMillis
 		}
+		// The stalled route gets its own bound, half the gateway-wide
+		// one, so it is throttled before it takes every slot and the
+		// other routes (whoami on reconnect) keep theirs.
+		integ["maxInflight"] = 500
 		routes["stall"] = map[string]any{"integration": integ, "routeResponseSelectionExpression": "$default"}
 	})
 	if err != nil {
