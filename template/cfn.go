@@ -15,11 +15,12 @@ import (
 
 // Translate turns a template into a wsgate config.
 func Translate(f *File, opts Options) (*Result, error) {
-	opts.setDefaults()
 	if f.Kind == KindServerless {
-		return nil, errors.New("serverless.yml is not translated yet: run `serverless package` and import .serverless/cloudformation-template-update-stack.json")
+		// The region may come from provider.region; defaults follow.
+		return translateServerless(f, &opts)
 	}
-	return translateCFN(f.Doc, f.Kind, &opts)
+	opts.setDefaults()
+	return translateCFN(f.Doc, f.Kind, &opts, nil)
 }
 
 // Reasons a resource is left out, as Result.Skipped lists them.
@@ -64,6 +65,7 @@ type translator struct {
 	globals  map[string]any // SAM Globals.Function
 	fnByName map[string]string
 	used     map[string]bool // functions the API or a stream uses
+	names    map[string]string
 	errs     []error
 }
 
@@ -73,12 +75,15 @@ func (t *translator) skip(id, typ, reason string) {
 	t.out.Skipped = append(t.out.Skipped, Skipped{ID: id, Type: typ, Reason: reason})
 }
 
-func translateCFN(doc map[string]any, kind Kind, opts *Options) (*Result, error) {
+// translateCFN translates a CloudFormation document. names, when set, maps
+// a function's logical id to the name it gets in the config (serverless.yml
+// keeps its own function names); unset, functions are named by logical id.
+func translateCFN(doc map[string]any, kind Kind, opts *Options, names map[string]string) (*Result, error) {
 	r, err := newResolver(doc, opts)
 	if err != nil {
 		return nil, err
 	}
-	t := &translator{r: r, opts: opts, out: &Result{Kind: kind}, fnByName: map[string]string{}, used: map[string]bool{}}
+	t := &translator{r: r, opts: opts, out: &Result{Kind: kind}, fnByName: map[string]string{}, used: map[string]bool{}, names: names}
 	if g, ok := doc["Globals"].(map[string]any); ok {
 		t.globals, _ = g["Function"].(map[string]any)
 		for _, k := range sortedKeys(g) {
@@ -141,7 +146,7 @@ func translateCFN(doc map[string]any, kind Kind, opts *Options) (*Result, error)
 			continue
 		}
 		if fn, ok := t.function(res); ok {
-			t.out.Config.Functions[res.ID] = fn
+			t.out.Config.Functions[t.fnName(res.ID)] = fn
 		}
 	}
 	if len(t.out.Config.Functions) == 0 {
@@ -163,6 +168,14 @@ func translateCFN(doc map[string]any, kind Kind, opts *Options) (*Result, error)
 		return nil, errors.Join(t.errs...)
 	}
 	return t.out, nil
+}
+
+// fnName is the config's name for the function with logical id id.
+func (t *translator) fnName(id string) string {
+	if n, ok := t.names[id]; ok {
+		return n
+	}
+	return id
 }
 
 func isFunction(typ string) bool {
@@ -598,7 +611,7 @@ func (t *translator) lambdaTarget(uri, path string) *integration.Config {
 	}
 	if id, ok := t.fnByName[name]; ok {
 		t.used[id] = true
-		return &integration.Config{Type: "lambda", Function: id}
+		return &integration.Config{Type: "lambda", Function: t.fnName(id)}
 	}
 	t.out.Warnings = append(t.out.Warnings, fmt.Sprintf("%s: function %s is not in the template; it is invoked on AWS Lambda", path, arn))
 	return &integration.Config{Type: "lambda", Function: arn}
@@ -1052,7 +1065,7 @@ func (t *translator) stream(res *resource, name, fnID, arnKey, path string, tabl
 	default:
 		t.fail(errAt(path+"StartingPosition", "%q: wsgate reads LATEST or TRIM_HORIZON", pos))
 	}
-	sc.Target.Integration = &integration.Config{Type: "lambda", Function: fnID}
+	sc.Target.Integration = &integration.Config{Type: "lambda", Function: t.fnName(fnID)}
 	t.used[fnID] = true
 	sc.Target.BatchSize, _ = num("BatchSize")
 	sc.Target.MaximumBatchingWindowInSeconds, _ = num("MaximumBatchingWindowInSeconds")

@@ -1,6 +1,7 @@
 package template
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -127,6 +128,7 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate key", "Resources:\n  A: 1\n  A: 2\n", `key "A" appears twice`},
 		{"not a mapping", "- a\n- b\n", "not a mapping"},
 		{"empty", "", "empty document"},
+		{"alias bomb", aliasBomb(), "expands to more than"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -167,4 +169,60 @@ I: !Join [ "", [ a, b ] ]
 	if _, ok := inner["Fn::Split"]; !ok {
 		t.Errorf("nested short form: %#v", inner)
 	}
+}
+
+// TestServerlessErrors: serverless.yml refusals name the path.
+func TestServerlessErrors(t *testing.T) {
+	base := "service: s\nprovider: { name: aws, runtime: nodejs20.x }\n"
+	cases := []struct{ name, src, want string }{
+		{"ssm variable", base + "functions:\n  f: { handler: a.b, environment: { X: '${ssm:/secret}' } }\n",
+			"functions.f.environment.X: ${ssm:/secret}: this variable source is not resolved"},
+		{"missing self", base + "functions:\n  f: { handler: a.b, environment: { X: '${self:custom.nope}' } }\n",
+			"functions.f.environment.X: ${self:custom.nope}: no value"},
+		{"self cycle", base + "custom: { a: '${self:custom.b}', b: '${self:custom.a}' }\nfunctions:\n  f: { handler: a.b }\n",
+			"refers to itself"},
+		{"authorizer off $connect", base + "functions:\n  f: { handler: a.b, events: [ { websocket: { route: send, authorizer: f } } ] }\n",
+			"functions.f.events[0].websocket.authorizer: authorizers run on $connect only"},
+		{"unknown function key", base + "functions:\n  f: { handler: a.b, frobnicate: true }\n",
+			"functions.f.frobnicate: not supported"},
+		{"no runtime", "service: s\nprovider: { name: aws }\nfunctions:\n  f: { handler: a.b, events: [ { websocket: $default } ] }\n",
+			"functions.f.runtime: missing"},
+		{"self bomb", base + selfBomb() + "functions:\n  f: { handler: a.b }\n", "expand to more than"},
+		{"other provider", "service: s\nprovider: { name: google }\n", `provider.name: "google"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := Parse([]byte(tc.src), "serverless.yml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Kind != KindServerless {
+				t.Fatalf("kind %s", f.Kind)
+			}
+			_, err = Translate(f, Options{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// aliasBomb is a few lines of YAML whose aliases expand to 10^8 values.
+func aliasBomb() string {
+	var b strings.Builder
+	b.WriteString("a0: &a0 [x,x,x,x,x,x,x,x,x,x]\n")
+	for i := 1; i < 8; i++ {
+		fmt.Fprintf(&b, "a%d: &a%d [%s]\n", i, i, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("*a%d,", i-1), 10), ","))
+	}
+	return b.String()
+}
+
+// selfBomb is the same through serverless.yml's ${self:} references.
+func selfBomb() string {
+	var b strings.Builder
+	b.WriteString("custom:\n  c0: [x,x,x,x,x,x,x,x,x,x]\n")
+	for i := 1; i < 8; i++ {
+		fmt.Fprintf(&b, "  c%d: [%s]\n", i, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("'${self:custom.c%d}',", i-1), 10), ","))
+	}
+	return b.String()
 }

@@ -30,6 +30,11 @@ func TestGolden(t *testing.T) {
 		{name: "sam-websocketapi", path: "sam-websocketapi.yaml", kind: KindSAM,
 			opts: Options{DynamoDBEndpoint: "http://127.0.0.1:5055"}},
 		{name: "cdk", path: "cdk.out", kind: KindCDK},
+		{name: "serverless", path: "serverless.yml", kind: KindServerless},
+		{name: "serverless-prod", path: "serverless.yml", kind: KindServerless,
+			opts: Options{Stage: "prod", Getenv: func(k string) (string, bool) {
+				return map[string]string{"CHAT_SECRET": "s3cret"}[k], k == "CHAT_SECRET"
+			}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -111,7 +111,8 @@ func Parse(b []byte, name string) (*File, error) {
 	if root.Kind == 0 {
 		return nil, errors.New("parsing template: empty document")
 	}
-	v, err := decodeNode(&root, 0)
+	budget := maxValues
+	v, err := decodeNode(&root, 0, &budget)
 	if err != nil {
 		return nil, fmt.Errorf("parsing template: %w", err)
 	}
@@ -171,6 +172,10 @@ func detect(doc map[string]any, name string) Kind {
 // maxDepth bounds nesting, so a hostile document cannot exhaust the stack.
 const maxDepth = 200
 
+// maxValues bounds the values a document decodes to, aliases expanded, so
+// a few lines of nested aliases cannot expand to billions of values.
+const maxValues = 1 << 18
+
 // shortForms maps a YAML tag to the long form of its intrinsic function.
 var shortForms = map[string]string{
 	"!Ref": "Ref", "!Condition": "Condition",
@@ -183,9 +188,12 @@ var shortForms = map[string]string{
 
 // decodeNode turns a YAML node into plain values, the short forms
 // (!Ref X) into their long form ({"Ref": "X"}).
-func decodeNode(n *yaml.Node, depth int) (any, error) {
+func decodeNode(n *yaml.Node, depth int, budget *int) (any, error) {
 	if depth > maxDepth {
 		return nil, fmt.Errorf("line %d: nested more than %d levels", n.Line, maxDepth)
+	}
+	if *budget--; *budget < 0 {
+		return nil, fmt.Errorf("line %d: the document expands to more than %d values", n.Line, maxValues)
 	}
 	if strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!") {
 		fn, ok := shortForms[n.Tag]
@@ -198,7 +206,7 @@ func decodeNode(n *yaml.Node, depth int) (any, error) {
 		} else {
 			c := *n
 			c.Tag = ""
-			v, err := decodeNode(&c, depth+1)
+			v, err := decodeNode(&c, depth+1, budget)
 			if err != nil {
 				return nil, err
 			}
@@ -211,13 +219,13 @@ func decodeNode(n *yaml.Node, depth int) (any, error) {
 		if len(n.Content) == 0 {
 			return nil, nil
 		}
-		return decodeNode(n.Content[0], depth+1)
+		return decodeNode(n.Content[0], depth+1, budget)
 	case yaml.AliasNode:
-		return decodeNode(n.Alias, depth+1)
+		return decodeNode(n.Alias, depth+1, budget)
 	case yaml.SequenceNode:
 		out := make([]any, 0, len(n.Content))
 		for _, c := range n.Content {
-			v, err := decodeNode(c, depth+1)
+			v, err := decodeNode(c, depth+1, budget)
 			if err != nil {
 				return nil, err
 			}
@@ -232,7 +240,7 @@ func decodeNode(n *yaml.Node, depth int) (any, error) {
 				return nil, fmt.Errorf("line %d: a mapping key must be a scalar", k.Line)
 			}
 			if k.Value == "<<" && k.Tag == "!!merge" {
-				m, err := decodeNode(v, depth+1)
+				m, err := decodeNode(v, depth+1, budget)
 				if err != nil {
 					return nil, err
 				}
@@ -250,7 +258,7 @@ func decodeNode(n *yaml.Node, depth int) (any, error) {
 			if _, dup := out[k.Value]; dup {
 				return nil, fmt.Errorf("line %d: key %q appears twice", k.Line, k.Value)
 			}
-			val, err := decodeNode(v, depth+1)
+			val, err := decodeNode(v, depth+1, budget)
 			if err != nil {
 				return nil, err
 			}
