@@ -841,6 +841,9 @@ func (t *translator) function(res *resource) (Function, bool) {
 			t.fail(errAt(path+k, "not supported by wsgate: give the code as CodeUri"))
 		}
 	}
+	if bm, ok := res.Metadata["BuildMethod"].(string); ok {
+		t.out.Warnings = append(t.out.Warnings, fmt.Sprintf("Resources.%s.Metadata.BuildMethod %s: wsgate does not build; run sam build and serve .aws-sam/build/template.yaml, or put the built code in codeUri", res.ID, bm))
+	}
 	if _, ok := props["Layers"]; ok {
 		t.out.Warnings = append(t.out.Warnings, path+"Layers: layers are not mounted; the function sees only its own code")
 	}

@@ -30,6 +30,9 @@ func TestGolden(t *testing.T) {
 		{name: "sam-websocketapi", path: "sam-websocketapi.yaml", kind: KindSAM,
 			opts: Options{DynamoDBEndpoint: "http://127.0.0.1:5055"}},
 		{name: "cdk", path: "cdk.out", kind: KindCDK},
+		{name: "example-chat-lambda", path: "../../examples/chat-lambda/template.yaml", kind: KindSAM},
+		{name: "example-dynamodb-dashboard", path: "../../examples/dynamodb-dashboard/template.yaml", kind: KindSAM,
+			opts: Options{DynamoDBEndpoint: "http://127.0.0.1:5055"}},
 		{name: "serverless", path: "serverless.yml", kind: KindServerless},
 		{name: "serverless-prod", path: "serverless.yml", kind: KindServerless,
 			opts: Options{Stage: "prod", Getenv: func(k string) (string, bool) {
