@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/server"
 	"github.com/wsgate/wsgate/template"
 )
@@ -110,6 +111,16 @@ func (tf *templateFlags) load() (*server.Config, error) {
 	cfg, err := server.ParseConfig(b)
 	if err != nil {
 		return nil, fmt.Errorf("translated config: %w", err)
+	}
+	// A template has no management API keys; the caller's own are the
+	// natural ones (the CLI and SDKs sign with them, and wsgate hands
+	// the first credential to the functions it runs).
+	id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
+	if len(cfg.Credentials) == 0 && id != "" && secret != "" {
+		cfg.Credentials = []gateway.Credential{{AccessKeyID: id, SecretAccessKey: secret, SessionToken: os.Getenv("AWS_SESSION_TOKEN")}}
+		if err := cfg.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	return cfg, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/gorilla/websocket"
 
+	"github.com/wsgate/wsgate/client"
 	"github.com/wsgate/wsgate/internal/testenv"
 	"github.com/wsgate/wsgate/template"
 )
@@ -77,6 +78,10 @@ func writeTemplate(t *testing.T, text string) string {
 func TestServeTemplate(t *testing.T) {
 	bin := wsgateBinary(t)
 	endpoint := testenv.Moto(t)
+	// This process's DynamoDB client signs with these, as moto wants.
+	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	path := writeTemplate(t, mockTemplate)
 	cmd := exec.Command(bin, "serve", "--template", path, "--listen", "127.0.0.1:0",
 		"--parameter-overrides", "StageName=live TableName=serve_template_test", "--dynamodb-endpoint", endpoint)
@@ -114,6 +119,15 @@ func TestServeTemplate(t *testing.T) {
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, b, err := c.ReadMessage(); err != nil || string(b) != "pong" {
 		t.Fatalf("ping: %q %v", b, err)
+	}
+	// The management API accepts the keys wsgate was started with.
+	mc, err := client.New(context.Background(), client.Options{EndpointURL: "http://" + addr + "/live", Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := mc.ListConnections(context.Background(), 10, "")
+	if err != nil || len(page.Connections) != 1 {
+		t.Fatalf("listing connections with the environment's keys: %+v, %v", page, err)
 	}
 	db, err := template.NewDynamoDBClient(context.Background(), endpoint, "us-east-1")
 	if err != nil {

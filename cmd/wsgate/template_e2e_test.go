@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/internal/testenv"
+	"github.com/wsgate/wsgate/server"
+	"github.com/wsgate/wsgate/template"
+)
+
+// TestServeTemplateChat runs testdata/chat-template unmodified: Python
+// handlers (boto3) keep connection ids in a DynamoDB table in moto_server
+// and broadcast through the management API; a Node.js handler answers the
+// two-way $default route. Two real clients connect, one broadcasts, both
+// receive; a disconnect removes its row.
+func TestServeTemplateChat(t *testing.T) {
+	if _, ok := reflect.TypeOf(server.Config{}).FieldByName("Functions"); !ok {
+		t.Skip("functions run locally once the config has functions: (issue 10)")
+	}
+	testenv.LookPath(t, "node", "apt-get install nodejs")
+	testenv.LookPath(t, "python3", "apt-get install python3")
+	if err := exec.Command("python3", "-c", "import boto3").Run(); err != nil {
+		t.Skip("python3 has no boto3")
+	}
+	bin := wsgateBinary(t)
+	endpoint := testenv.Moto(t)
+	// This process's DynamoDB client signs with these, as moto wants.
+	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	dir := filepath.Join(t.TempDir(), "chat")
+	if err := os.CopyFS(dir, os.DirFS("testdata/chat-template")); err != nil {
+		t.Fatal(err)
+	}
+	table := "chat_e2e_" + time.Now().UTC().Format("150405.000000")
+	cmd := exec.Command(bin, "serve", "--template", dir, "--listen", "127.0.0.1:0",
+		"--parameter-overrides", "TableName="+table, "--dynamodb-endpoint", endpoint)
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing", "AWS_EC2_METADATA_DISABLED=true")
+	var stderr testenv.Buffer
+	cmd.Stderr = &stderr
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("wsgate log:\n%s", stderr.String())
+		}
+	}()
+	sc := bufio.NewScanner(stdout)
+	addr := ""
+	for addr == "" && sc.Scan() {
+		if m := regexp.MustCompile(`listening on (\S+)`).FindStringSubmatch(sc.Text()); m != nil {
+			addr = m[1]
+		}
+	}
+	if addr == "" {
+		t.Fatalf("wsgate did not start:\n%s", stderr.String())
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	db, err := template.NewDynamoDBClient(context.Background(), endpoint, "us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := func(want int) func() error {
+		return func() error {
+			out, err := db.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(table)})
+			if err != nil {
+				return err
+			}
+			if len(out.Items) != want {
+				return fmt.Errorf("%d connection rows, want %d", len(out.Items), want)
+			}
+			return nil
+		}
+	}
+	dial := func() *websocket.Conn {
+		c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/Prod", nil)
+		if err != nil {
+			t.Fatalf("dial: %v\n%s", err, stderr.String())
+		}
+		return c
+	}
+	a, b := dial(), dial()
+	defer b.Close()
+	testenv.Eventually(t, 30*time.Second, rows(2))
+	read := func(c *websocket.Conn) string {
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, m, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		return string(m)
+	}
+	if err := a.WriteMessage(websocket.TextMessage, []byte(`{"action":"sendmessage","data":"hello"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(a); got != "hello" {
+		t.Errorf("sender got %q", got)
+	}
+	if got := read(b); got != "hello" {
+		t.Errorf("other client got %q", got)
+	}
+	if err := b.WriteMessage(websocket.TextMessage, []byte(`{"action":"other"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(b); got != `echo:{"action":"other"}` {
+		t.Errorf("$default (Node.js) answered %q", got)
+	}
+	a.Close()
+	testenv.Eventually(t, 30*time.Second, rows(1))
+}
