@@ -1,21 +1,21 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/gorilla/websocket"
 
+	"github.com/wsgate/wsgate/client"
 	"github.com/wsgate/wsgate/internal/testenv"
 	"github.com/wsgate/wsgate/server"
 	"github.com/wsgate/wsgate/template"
@@ -35,7 +35,6 @@ func TestServeTemplateChat(t *testing.T) {
 	if err := exec.Command("python3", "-c", "import boto3").Run(); err != nil {
 		t.Skip("python3 has no boto3")
 	}
-	bin := wsgateBinary(t)
 	endpoint := testenv.Moto(t)
 	// This process's DynamoDB client signs with these, as moto wants.
 	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -46,36 +45,7 @@ func TestServeTemplateChat(t *testing.T) {
 		t.Fatal(err)
 	}
 	table := "chat_e2e_" + time.Now().UTC().Format("150405.000000")
-	cmd := exec.Command(bin, "serve", "--template", dir, "--listen", "127.0.0.1:0",
-		"--parameter-overrides", "TableName="+table, "--dynamodb-endpoint", endpoint)
-	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing", "AWS_EC2_METADATA_DISABLED=true")
-	var stderr testenv.Buffer
-	cmd.Stderr = &stderr
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("wsgate log:\n%s", stderr.String())
-		}
-	}()
-	sc := bufio.NewScanner(stdout)
-	addr := ""
-	for addr == "" && sc.Scan() {
-		if m := regexp.MustCompile(`listening on (\S+)`).FindStringSubmatch(sc.Text()); m != nil {
-			addr = m[1]
-		}
-	}
-	if addr == "" {
-		t.Fatalf("wsgate did not start:\n%s", stderr.String())
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
+	addr, _ := serveTemplate(t, t.TempDir(), "--template", dir, "--parameter-overrides", "TableName="+table, "--dynamodb-endpoint", endpoint)
 	db, err := template.NewDynamoDBClient(context.Background(), endpoint, "us-east-1")
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +65,7 @@ func TestServeTemplateChat(t *testing.T) {
 	dial := func() *websocket.Conn {
 		c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/Prod", nil)
 		if err != nil {
-			t.Fatalf("dial: %v\n%s", err, stderr.String())
+			t.Fatalf("dial: %v", err)
 		}
 		return c
 	}
@@ -127,4 +97,55 @@ func TestServeTemplateChat(t *testing.T) {
 	}
 	a.Close()
 	testenv.Eventually(t, 30*time.Second, rows(1))
+}
+
+// TestServeTemplateStream: a template whose table streams to a function
+// delivers the table's changes to it (here the function posts each order
+// to the connection the order names).
+func TestServeTemplateStream(t *testing.T) {
+	if _, ok := reflect.TypeOf(server.Config{}).FieldByName("Functions"); !ok {
+		t.Skip("functions run locally once the config has functions: (issue 10)")
+	}
+	testenv.LookPath(t, "python3", "apt-get install python3")
+	if err := exec.Command("python3", "-c", "import boto3").Run(); err != nil {
+		t.Skip("python3 has no boto3")
+	}
+	endpoint := testenv.Moto(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	dir := filepath.Join(t.TempDir(), "orders")
+	if err := os.CopyFS(dir, os.DirFS("testdata/stream-template")); err != nil {
+		t.Fatal(err)
+	}
+	table := "orders_e2e_" + time.Now().UTC().Format("150405.000000")
+	addr, _ := serveTemplate(t, t.TempDir(), "--template", dir, "--parameter-overrides", "OrdersTableName="+table, "--dynamodb-endpoint", endpoint)
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/live", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	mc, err := client.New(context.Background(), client.Options{EndpointURL: "http://" + addr + "/live", Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := mc.ListConnections(context.Background(), 10, "")
+	if err != nil || len(page.Connections) != 1 {
+		t.Fatalf("connections: %+v %v", page, err)
+	}
+	db, err := template.NewDynamoDBClient(context.Background(), endpoint, "us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]types.AttributeValue{
+		"id": &types.AttributeValueMemberS{Value: "o1"}, "notify": &types.AttributeValueMemberS{Value: page.Connections[0].ConnectionID},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	_, m, err := c.ReadMessage()
+	if err != nil || string(m) != "INSERT o1" {
+		t.Fatalf("stream delivery: %q %v", m, err)
+	}
 }

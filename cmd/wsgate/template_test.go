@@ -76,35 +76,14 @@ func writeTemplate(t *testing.T, text string) string {
 // stage is served, the MOCK route answers, and the table is created in
 // moto_server.
 func TestServeTemplate(t *testing.T) {
-	bin := wsgateBinary(t)
 	endpoint := testenv.Moto(t)
 	// This process's DynamoDB client signs with these, as moto wants.
 	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	path := writeTemplate(t, mockTemplate)
-	cmd := exec.Command(bin, "serve", "--template", path, "--listen", "127.0.0.1:0",
+	addr, summary := serveTemplate(t, t.TempDir(), "--template", path,
 		"--parameter-overrides", "StageName=live TableName=serve_template_test", "--dynamodb-endpoint", endpoint)
-	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing", "AWS_EC2_METADATA_DISABLED=true")
-	var stderr testenv.Buffer
-	cmd.Stderr = &stderr
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	sc := bufio.NewScanner(stdout)
-	var addr, summary string
-	for sc.Scan() {
-		summary += sc.Text() + "\n"
-		if m := regexp.MustCompile(`listening on (\S+)`).FindStringSubmatch(sc.Text()); m != nil {
-			addr = m[1]
-			break
-		}
-	}
-	if addr == "" {
-		t.Fatalf("no address; stdout:\n%s\nstderr:\n%s", summary, stderr.String())
-	}
 	for _, want := range []string{"stage live", "route ping -> mock", "table serve_template_test", "created table serve_template_test"} {
 		if !strings.Contains(summary, want) {
 			t.Errorf("summary lacks %q:\n%s", want, summary)
@@ -168,4 +147,39 @@ func TestImport(t *testing.T) {
 	if code := run([]string{"import", path, "--parameter-overrides", "NoEquals"}, &out, &errb); code != 2 {
 		t.Fatalf("bad override: exit %d, stderr %q", code, errb.String())
 	}
+}
+
+// serveTemplate starts the real binary with args (serve --template ...),
+// stops it when the test ends (logging its output if the test failed), and
+// returns its address and what it printed before listening.
+func serveTemplate(t *testing.T, dir string, args ...string) (addr, summary string) {
+	t.Helper()
+	cmd := exec.Command(wsgateBinary(t), append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	cmd.Dir = dir // stream checkpoints go here
+	var stderr testenv.Buffer
+	cmd.Stderr = &stderr
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("wsgate log:\n%s", stderr.String())
+		}
+	})
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		summary += sc.Text() + "\n"
+		if m := regexp.MustCompile(`listening on (\S+)`).FindStringSubmatch(sc.Text()); m != nil {
+			go func() {
+				for sc.Scan() {
+				}
+			}()
+			return m[1], summary
+		}
+	}
+	t.Fatalf("wsgate did not start; stdout:\n%s\nstderr:\n%s", summary, stderr.String())
+	return "", ""
 }
