@@ -27,23 +27,7 @@ import (
 // two-way $default route. Two real clients connect, one broadcasts, both
 // receive; a disconnect removes its row.
 func TestServeTemplateChat(t *testing.T) {
-	if _, ok := reflect.TypeOf(server.Config{}).FieldByName("Functions"); !ok {
-		t.Skip("functions run locally once the config has functions: (issue 10)")
-	}
-	testenv.LookPath(t, "node", "apt-get install nodejs")
-	testenv.LookPath(t, "python3", "apt-get install python3")
-	if err := exec.Command("python3", "-c", "import boto3").Run(); err != nil {
-		t.Skip("python3 has no boto3")
-	}
-	endpoint := testenv.Moto(t)
-	// This process's DynamoDB client signs with these, as moto wants.
-	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	dir := filepath.Join(t.TempDir(), "chat")
-	if err := os.CopyFS(dir, os.DirFS("testdata/chat-template")); err != nil {
-		t.Fatal(err)
-	}
+	dir, endpoint := templateApp(t, "chat-template", "node")
 	table := "chat_e2e_" + time.Now().UTC().Format("150405.000000")
 	addr, _ := serveTemplate(t, t.TempDir(), "--template", dir, "--parameter-overrides", "TableName="+table, "--dynamodb-endpoint", endpoint)
 	db, err := template.NewDynamoDBClient(context.Background(), endpoint, "us-east-1")
@@ -103,21 +87,7 @@ func TestServeTemplateChat(t *testing.T) {
 // delivers the table's changes to it (here the function posts each order
 // to the connection the order names).
 func TestServeTemplateStream(t *testing.T) {
-	if _, ok := reflect.TypeOf(server.Config{}).FieldByName("Functions"); !ok {
-		t.Skip("functions run locally once the config has functions: (issue 10)")
-	}
-	testenv.LookPath(t, "python3", "apt-get install python3")
-	if err := exec.Command("python3", "-c", "import boto3").Run(); err != nil {
-		t.Skip("python3 has no boto3")
-	}
-	endpoint := testenv.Moto(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	dir := filepath.Join(t.TempDir(), "orders")
-	if err := os.CopyFS(dir, os.DirFS("testdata/stream-template")); err != nil {
-		t.Fatal(err)
-	}
+	dir, endpoint := templateApp(t, "stream-template")
 	table := "orders_e2e_" + time.Now().UTC().Format("150405.000000")
 	addr, _ := serveTemplate(t, t.TempDir(), "--template", dir, "--parameter-overrides", "OrdersTableName="+table, "--dynamodb-endpoint", endpoint)
 	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/live", nil)
@@ -148,4 +118,35 @@ func TestServeTemplateStream(t *testing.T) {
 	if err != nil || string(m) != "INSERT o1" {
 		t.Fatalf("stream delivery: %q %v", m, err)
 	}
+}
+
+// templateApp prepares an end-to-end template test: it skips until the
+// config has functions (issue 10), needs python3 with boto3 and the other
+// programs named, starts moto_server, gives this process moto's
+// credentials (the serve process inherits them), and copies
+// testdata/NAME to a temporary directory.
+func templateApp(t *testing.T, name string, programs ...string) (dir, endpoint string) {
+	t.Helper()
+	if _, ok := reflect.TypeOf(server.Config{}).FieldByName("Functions"); !ok {
+		t.Skip("functions run locally once the config has functions: (issue 10)")
+	}
+	for _, p := range append(programs, "python3") {
+		pkg := p
+		if p == "node" {
+			pkg = "nodejs"
+		}
+		testenv.LookPath(t, p, "apt-get install "+pkg)
+	}
+	if err := exec.Command("python3", "-c", "import boto3").Run(); err != nil {
+		testenv.Missing(t, "boto3 for python3", "pip install boto3")
+	}
+	endpoint = testenv.Moto(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	dir = filepath.Join(t.TempDir(), name)
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("testdata", name))); err != nil {
+		t.Fatal(err)
+	}
+	return dir, endpoint
 }
