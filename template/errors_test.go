@@ -99,6 +99,7 @@ Parameters:
 		{"unknown stage", `
   S1: { Type: AWS::ApiGatewayV2::Stage, Properties: { ApiId: !Ref Api, StageName: a } }`,
 			`no stage "prod" (the template has a)`, Options{Stage: "prod"}},
+		{"sub bomb", subBomb(), "expand to more than", Options{}},
 		{"condition cycle", `
   X: { Type: AWS::SNS::Topic, Condition: A }
 Conditions:
@@ -225,4 +226,14 @@ func selfBomb() string {
 		fmt.Fprintf(&b, "  c%d: [%s]\n", i, strings.TrimSuffix(strings.Repeat(fmt.Sprintf("'${self:custom.c%d}',", i-1), 10), ","))
 	}
 	return b.String()
+}
+
+// subBomb nests Fn::Sub variables so each level uses the one below ten
+// times: 10^8 evaluations unless bounded.
+func subBomb() string {
+	v := "x"
+	for range 8 {
+		v = fmt.Sprintf("{ \"Fn::Sub\": [ \"%s\", { v: %s } ] }", strings.Repeat("${v}", 10), v)
+	}
+	return "\n  R: { Type: AWS::ApiGatewayV2::Route, Properties: { ApiId: !Ref Api, RouteKey: " + v + ", Target: !Sub \"integrations/${Integ}\" } }"
 }

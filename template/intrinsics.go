@@ -27,6 +27,7 @@ type resolver struct {
 	condCache  map[string]bool
 	condBusy   map[string]bool
 	resources  map[string]*resource
+	steps      int // values resolved so far, bounded by maxValues
 }
 
 type resource struct {
@@ -166,6 +167,11 @@ func scalarString(v any) string {
 
 // resolve evaluates every intrinsic in v.
 func (r *resolver) resolve(v any, path string) (any, error) {
+	// Fn::Sub variables and Fn::If branches are resolved at each use: a
+	// few nested levels of them could otherwise cost exponential time.
+	if r.steps++; r.steps > maxValues {
+		return nil, errAt(path, "intrinsic functions expand to more than %d values", maxValues)
+	}
 	switch x := v.(type) {
 	case map[string]any:
 		if len(x) == 1 {
