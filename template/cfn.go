@@ -136,7 +136,7 @@ func translateCFN(doc map[string]any, kind Kind, opts *Options, names map[string
 		return nil, errors.Join(t.errs...)
 	}
 	// Functions last: the API and the streams decide which are used.
-	t.out.Config.Functions = map[string]Function{}
+	t.out.Config.Functions = map[string]integration.FunctionConfig{}
 	for _, res := range live {
 		if !isFunction(res.Type) {
 			continue
@@ -153,7 +153,7 @@ func translateCFN(doc map[string]any, kind Kind, opts *Options, names map[string
 		t.out.Config.Functions = nil
 	}
 	if opts.DynamoDBEndpoint != "" && len(t.out.Config.Functions) > 0 {
-		t.out.Config.Globals = &Globals{Env: map[string]string{"AWS_ENDPOINT_URL_DYNAMODB": opts.DynamoDBEndpoint}}
+		t.out.Config.Globals = integration.Globals{Env: map[string]string{"AWS_ENDPOINT_URL_DYNAMODB": opts.DynamoDBEndpoint}}
 	}
 	for _, res := range live {
 		t.classify(res, api)
@@ -818,7 +818,7 @@ func (t *translator) samWebSocketAPI(api *resource) {
 }
 
 // function translates a used function.
-func (t *translator) function(res *resource) (Function, bool) {
+func (t *translator) function(res *resource) (integration.FunctionConfig, bool) {
 	props := res.Properties
 	if res.Type == "AWS::Serverless::Function" && t.globals != nil {
 		props = mergeGlobals(t.globals, props)
@@ -826,7 +826,7 @@ func (t *translator) function(res *resource) (Function, bool) {
 	shadow := &resource{ID: res.ID, Type: res.Type, Properties: props, Metadata: res.Metadata}
 	t.props(shadow)
 	path := "Resources." + res.ID + ".Properties."
-	fn := Function{
+	fn := integration.FunctionConfig{
 		Runtime:       t.str(shadow, props, "Runtime"),
 		Handler:       t.str(shadow, props, "Handler"),
 		TimeoutMillis: t.num(shadow, props, "Timeout") * 1000,

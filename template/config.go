@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/integration"
 	"github.com/wsgate/wsgate/streams"
 )
 
@@ -61,31 +62,14 @@ func (o *Options) setDefaults() {
 	}
 }
 
-// Config is the wsgate config a template translates to: the same fields
-// and names as the config file (server.Config), so Marshal prints a file
-// `wsgate serve --config` reads.
+// Config is the wsgate config a template translates to: the fields of the
+// config file (server.Config) that a template sets, so Marshal prints a
+// file `wsgate serve --config` reads.
 type Config struct {
 	gateway.Config
-	Streams   []streams.Config    `json:"streams,omitempty"`
-	Functions map[string]Function `json:"functions,omitempty"`
-	Globals   *Globals            `json:"globals,omitempty"`
-}
-
-// Function is one entry of the config's functions: block, a function run
-// locally by its runtime.
-type Function struct {
-	Runtime       string            `json:"runtime"`
-	Handler       string            `json:"handler,omitempty"`
-	CodeURI       string            `json:"codeUri"`
-	TimeoutMillis int               `json:"timeoutMillis,omitempty"`
-	MemorySizeMB  int               `json:"memorySizeMB,omitempty"`
-	Concurrency   int               `json:"concurrency,omitempty"`
-	Env           map[string]string `json:"env,omitempty"`
-}
-
-// Globals is the config's globals: block.
-type Globals struct {
-	Env map[string]string `json:"env,omitempty"`
+	Streams   []streams.Config                      `json:"streams,omitempty"`
+	Functions map[string]integration.FunctionConfig `json:"functions,omitempty"`
+	Globals   integration.Globals                   `json:"globals,omitzero"`
 }
 
 // Table is a DynamoDB table the template declares, created locally by

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wsgate/wsgate/server"
 	"github.com/wsgate/wsgate/streams"
 )
 
@@ -70,6 +71,11 @@ func TestGolden(t *testing.T) {
 				t.Errorf("%s differs; got:\n%s", golden, got)
 			}
 			checkValid(t, res)
+			// The printed config is one the server reads (codeUri
+			// directories are checked by LoadConfig, not here).
+			if _, err := server.ParseConfig(got); err != nil {
+				t.Errorf("server.ParseConfig: %v", err)
+			}
 		})
 	}
 }

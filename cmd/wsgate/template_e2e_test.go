@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"testing"
 	"time"
 
@@ -17,7 +16,6 @@ import (
 
 	"github.com/wsgate/wsgate/client"
 	"github.com/wsgate/wsgate/internal/testenv"
-	"github.com/wsgate/wsgate/server"
 	"github.com/wsgate/wsgate/template"
 )
 
@@ -120,16 +118,12 @@ func TestServeTemplateStream(t *testing.T) {
 	}
 }
 
-// templateApp prepares an end-to-end template test: it skips until the
-// config has functions (issue 10), needs python3 with boto3 and the other
-// programs named, starts moto_server, gives this process moto's
+// templateApp prepares an end-to-end template test: it needs python3 with
+// boto3 and the other programs named, starts moto_server, gives this process moto's
 // credentials (the serve process inherits them), and copies
 // testdata/NAME to a temporary directory.
 func templateApp(t *testing.T, name string, programs ...string) (dir, endpoint string) {
 	t.Helper()
-	if _, ok := reflect.TypeOf(server.Config{}).FieldByName("Functions"); !ok {
-		t.Skip("functions run locally once the config has functions: (issue 10)")
-	}
 	for _, p := range append(programs, "python3") {
 		pkg := p
 		if p == "node" {
