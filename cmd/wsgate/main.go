@@ -1,6 +1,8 @@
 // Command wsgate is an AWS API Gateway WebSocket API you run yourself.
 //
 //	wsgate serve --config wsgate.yaml [--listen ADDR] [--check] [--watch]
+//	wsgate serve --template template.yaml [--parameter-overrides K=V] [--stage NAME] [--dynamodb-endpoint URL]
+//	wsgate import template.yaml [flags]
 //	wsgate demo [--listen 127.0.0.1:8080] [--db wsgate-demo.db] [--rate 5] [--allow-host NAME] [--allow-origin ORIGIN]
 //	wsgate conn post|get|delete|list ...
 //	wsgate group publish|join|leave|members ...
@@ -32,6 +34,9 @@ const usage = `wsgate: an AWS API Gateway WebSocket API you run yourself
 Usage:
   wsgate serve --config FILE [--listen ADDR] [--check] [--watch]
                                                          run the gateway
+  wsgate serve --template FILE [--parameter-overrides K=V ...] [--stage NAME]
+                                                         run a SAM/CloudFormation/CDK template
+  wsgate import FILE [flags]                             print a template's wsgate config
   wsgate demo [--listen ADDR] [--db FILE] [--rate N]     the live dashboard demo
   wsgate conn post|get|delete|list [flags]               the @connections API
   wsgate group publish|join|leave|members [flags]        groups and broadcast
@@ -48,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stdout, stderr)
+	case "import":
+		return importCommand(args[1:], stdout, stderr)
 	case "demo":
 		return demo(args[1:], stdout, stderr)
 	case "conn":
@@ -79,10 +86,20 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "", "listen address, overriding the config's listen")
 	check := fs.Bool("check", false, "check the config as serve would (build every integration and stream, open their files and databases) without listening, and exit")
 	watch := fs.Bool("watch", false, "restart a function's processes when files under its codeUri change")
+	tf := addTemplateFlags(fs, true)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := server.LoadConfig(*configPath)
+	var (
+		cfg *server.Config
+		err error
+	)
+	if tf.path != "" {
+		*configPath = tf.path
+		cfg, err = tf.load()
+	} else {
+		cfg, err = server.LoadConfig(*configPath)
+	}
 	if err == nil && *listen != "" {
 		cfg.Listen = *listen
 		err = cfg.Validate()
@@ -92,6 +109,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	logger := cfg.NewLogger(stderr)
+	if tf.path != "" {
+		tf.summary(stdout)
+	}
 	if *check {
 		// The same build as serve's, but for binding the listener.
 		if err := server.Check(*cfg, logger); err != nil {
@@ -100,6 +120,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "%s: configuration is valid (%d routes, %d streams, %d functions)\n", *configPath, len(cfg.Routes), len(cfg.Streams), len(cfg.Functions))
 		return 0
+	}
+	if tf.path != "" {
+		if err := tf.createTables(context.Background(), stdout); err != nil {
+			fmt.Fprintf(stderr, "wsgate: %v\n", err)
+			return 1
+		}
 	}
 	srv, err := server.New(*cfg, logger)
 	if err != nil {

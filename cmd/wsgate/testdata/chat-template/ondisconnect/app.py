@@ -1,0 +1,10 @@
+import os
+
+import boto3
+
+table = boto3.resource("dynamodb").Table(os.environ["TABLE_NAME"])
+
+
+def handler(event, context):
+    table.delete_item(Key={"connectionId": event["requestContext"]["connectionId"]})
+    return {"statusCode": 200, "body": "Disconnected."}

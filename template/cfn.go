@@ -1,0 +1,1133 @@
+package template
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/integration"
+	"github.com/wsgate/wsgate/streams"
+)
+
+// Translate turns a template into a wsgate config.
+func Translate(f *File, opts Options) (*Result, error) {
+	if f.Kind == KindServerless {
+		// The region may come from provider.region; defaults follow.
+		return translateServerless(f, &opts)
+	}
+	opts.setDefaults()
+	return translateCFN(f.Doc, f.Kind, &opts, nil)
+}
+
+// Reasons a resource is left out, as Result.Skipped lists them.
+const (
+	reasonNotNeeded  = "not needed locally"
+	reasonNotCreated = "not created locally (functions that use it reach AWS)"
+	reasonOtherAPI   = "belongs to another API"
+	reasonCondition  = "left out by its condition"
+	reasonUnused     = "function not used by the WebSocket API or a stream"
+	reasonNotHTTP    = "not a WebSocket API (wsgate serves WebSocket APIs only)"
+)
+
+// notNeeded are the types with no local meaning: permissions, logging,
+// deployment bookkeeping.
+var notNeeded = map[string]bool{
+	"AWS::ApiGatewayV2::Deployment":            true,
+	"AWS::ApiGatewayV2::ApiMapping":            true,
+	"AWS::ApiGatewayV2::DomainName":            true,
+	"AWS::ApiGatewayV2::Model":                 true,
+	"AWS::Lambda::Permission":                  true,
+	"AWS::Lambda::Version":                     true,
+	"AWS::Lambda::Alias":                       true,
+	"AWS::Lambda::LayerVersion":                true,
+	"AWS::Lambda::LayerVersionPermission":      true,
+	"AWS::Lambda::EventInvokeConfig":           true,
+	"AWS::Logs::LogGroup":                      true,
+	"AWS::Logs::LogStream":                     true,
+	"AWS::Logs::SubscriptionFilter":            true,
+	"AWS::Logs::MetricFilter":                  true,
+	"AWS::CloudWatch::Alarm":                   true,
+	"AWS::CloudWatch::Dashboard":               true,
+	"AWS::CDK::Metadata":                       true,
+	"AWS::ApiGateway::Account":                 true,
+	"AWS::CloudFormation::WaitConditionHandle": true,
+	"AWS::Serverless::LayerVersion":            true,
+}
+
+type translator struct {
+	r        *resolver
+	opts     *Options
+	out      *Result
+	globals  map[string]any // SAM Globals.Function
+	fnByName map[string]string
+	used     map[string]bool // functions the API or a stream uses
+	names    map[string]string
+	errs     []error
+}
+
+func (t *translator) fail(err error) { t.errs = append(t.errs, err) }
+
+func (t *translator) skip(id, typ, reason string) {
+	t.out.Skipped = append(t.out.Skipped, Skipped{ID: id, Type: typ, Reason: reason})
+}
+
+// translateCFN translates a CloudFormation document. names, when set, maps
+// a function's logical id to the name it gets in the config (serverless.yml
+// keeps its own function names); unset, functions are named by logical id.
+func translateCFN(doc map[string]any, kind Kind, opts *Options, names map[string]string) (*Result, error) {
+	r, err := newResolver(doc, opts)
+	if err != nil {
+		return nil, err
+	}
+	t := &translator{r: r, opts: opts, out: &Result{Kind: kind}, fnByName: map[string]string{}, used: map[string]bool{}, names: names}
+	if g, ok := doc["Globals"].(map[string]any); ok {
+		t.globals, _ = g["Function"].(map[string]any)
+		for _, k := range sortedKeys(g) {
+			if k != "Function" {
+				t.skip("Globals."+k, "", reasonNotNeeded)
+			}
+		}
+	}
+	t.out.Config.Region = opts.Region
+	if opts.AccountID != "000000000000" {
+		t.out.Config.AccountID = opts.AccountID
+	}
+	if opts.APIID != "local" {
+		t.out.Config.APIID = opts.APIID
+	}
+	ids := sortedKeys(r.resources)
+	var live []*resource
+	for _, id := range ids {
+		res := r.resources[id]
+		if res.Condition != "" {
+			ok, err := r.condition(res.Condition, "Resources."+id+".Condition")
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				t.skip(id, res.Type, reasonCondition)
+				continue
+			}
+		}
+		live = append(live, res)
+		if isFunction(res.Type) {
+			name, err := r.physicalName(res, "Resources."+id)
+			if err != nil {
+				return nil, err
+			}
+			t.fnByName[name] = id
+		}
+	}
+	api, err := t.pickAPI(live)
+	if err != nil {
+		return nil, err
+	}
+	if api.Type == "AWS::Serverless::WebSocketApi" {
+		t.samWebSocketAPI(api)
+	} else {
+		t.v2API(api, live)
+	}
+	t.tablesAndStreams(live)
+	if len(t.errs) > 0 {
+		return nil, errors.Join(t.errs...)
+	}
+	// Functions last: the API and the streams decide which are used.
+	t.out.Config.Functions = map[string]integration.FunctionConfig{}
+	for _, res := range live {
+		if !isFunction(res.Type) {
+			continue
+		}
+		if !t.used[res.ID] {
+			t.skip(res.ID, res.Type, reasonUnused)
+			continue
+		}
+		if fn, ok := t.function(res); ok {
+			t.out.Config.Functions[t.fnName(res.ID)] = fn
+		}
+	}
+	if len(t.out.Config.Functions) == 0 {
+		t.out.Config.Functions = nil
+	}
+	if opts.DynamoDBEndpoint != "" && len(t.out.Config.Functions) > 0 {
+		t.out.Config.Globals = integration.Globals{Env: map[string]string{"AWS_ENDPOINT_URL_DYNAMODB": opts.DynamoDBEndpoint}}
+	}
+	for _, res := range live {
+		t.classify(res, api)
+	}
+	if _, ok := doc["Outputs"]; ok {
+		t.skip("Outputs", "", reasonNotNeeded)
+	}
+	if _, ok := doc["Rules"]; ok {
+		t.skip("Rules", "", reasonNotNeeded)
+	}
+	if len(t.errs) > 0 {
+		return nil, errors.Join(t.errs...)
+	}
+	return t.out, nil
+}
+
+// fnName is the config's name for the function with logical id id.
+func (t *translator) fnName(id string) string {
+	if n, ok := t.names[id]; ok {
+		return n
+	}
+	return id
+}
+
+func isFunction(typ string) bool {
+	return typ == "AWS::Lambda::Function" || typ == "AWS::Serverless::Function"
+}
+
+// handled are the types the translation reads; classify lists the rest.
+var handled = map[string]bool{
+	"AWS::ApiGatewayV2::Api": true, "AWS::ApiGatewayV2::Route": true, "AWS::ApiGatewayV2::Integration": true,
+	"AWS::ApiGatewayV2::IntegrationResponse": true, "AWS::ApiGatewayV2::RouteResponse": true,
+	"AWS::ApiGatewayV2::Authorizer": true, "AWS::ApiGatewayV2::Stage": true,
+	"AWS::Serverless::WebSocketApi": true, "AWS::Lambda::Function": true, "AWS::Serverless::Function": true,
+	"AWS::DynamoDB::Table": true, "AWS::Serverless::SimpleTable": true, "AWS::Lambda::EventSourceMapping": true,
+}
+
+// classify lists a resource the translation did not read.
+func (t *translator) classify(res, api *resource) {
+	switch {
+	case notNeeded[res.Type] || strings.HasPrefix(res.Type, "AWS::IAM::"):
+		t.skip(res.ID, res.Type, reasonNotNeeded)
+	case res.Type == "AWS::ApiGatewayV2::Api" && res != api:
+		if p, _ := t.r.resolveString(res.Properties["ProtocolType"], ""); p != "WEBSOCKET" {
+			t.skip(res.ID, res.Type, reasonNotHTTP)
+		} else {
+			t.skip(res.ID, res.Type, reasonOtherAPI)
+		}
+	case res.Type == "AWS::Serverless::HttpApi" || res.Type == "AWS::Serverless::Api" || strings.HasPrefix(res.Type, "AWS::ApiGateway::"):
+		t.skip(res.ID, res.Type, reasonNotHTTP)
+	case handled[res.Type]:
+	default:
+		t.skip(res.ID, res.Type, reasonNotCreated)
+	}
+}
+
+// pickAPI finds the one WebSocket API to run.
+func (t *translator) pickAPI(live []*resource) (*resource, error) {
+	var apis []*resource
+	for _, res := range live {
+		switch res.Type {
+		case "AWS::Serverless::WebSocketApi":
+			apis = append(apis, res)
+		case "AWS::ApiGatewayV2::Api":
+			p, err := t.r.resolveString(res.Properties["ProtocolType"], "Resources."+res.ID+".Properties.ProtocolType")
+			if err != nil {
+				return nil, err
+			}
+			if p == "WEBSOCKET" {
+				apis = append(apis, res)
+			}
+		}
+	}
+	if t.opts.API != "" {
+		for _, a := range apis {
+			if a.ID == t.opts.API {
+				return a, nil
+			}
+		}
+		return nil, fmt.Errorf("no WebSocket API %q in the template", t.opts.API)
+	}
+	switch len(apis) {
+	case 0:
+		return nil, errors.New("no WebSocket API in the template (AWS::ApiGatewayV2::Api with ProtocolType WEBSOCKET, or AWS::Serverless::WebSocketApi)")
+	case 1:
+		return apis[0], nil
+	}
+	var names []string
+	for _, a := range apis {
+		names = append(names, a.ID)
+	}
+	return nil, fmt.Errorf("%d WebSocket APIs (%s): choose one with --api", len(apis), strings.Join(names, ", "))
+}
+
+// propRules is how a resource type's properties are treated: read (and
+// honoured), ignored (no local meaning), and any other is refused.
+type propRules struct{ read, ignored string }
+
+var rules = map[string]propRules{
+	"AWS::ApiGatewayV2::Api": {
+		read:    "ProtocolType RouteSelectionExpression ApiKeySelectionExpression Name",
+		ignored: "Description Tags DisableExecuteApiEndpoint DisableSchemaValidation Version IpAddressType FailOnWarnings",
+	},
+	"AWS::ApiGatewayV2::Route": {
+		read:    "ApiId RouteKey AuthorizationType AuthorizerId RouteResponseSelectionExpression Target ApiKeyRequired",
+		ignored: "OperationName ModelSelectionExpression AuthorizationScopes",
+	},
+	"AWS::ApiGatewayV2::Integration": {
+		read:    "ApiId IntegrationType IntegrationUri TimeoutInMillis RequestTemplates TemplateSelectionExpression",
+		ignored: "Description CredentialsArn IntegrationMethod PayloadFormatVersion PassthroughBehavior ConnectionType",
+	},
+	"AWS::ApiGatewayV2::IntegrationResponse": {
+		read:    "ApiId IntegrationId IntegrationResponseKey ResponseTemplates",
+		ignored: "TemplateSelectionExpression",
+	},
+	"AWS::ApiGatewayV2::RouteResponse": {
+		read:    "ApiId RouteId RouteResponseKey",
+		ignored: "ModelSelectionExpression ResponseModels ResponseParameters",
+	},
+	"AWS::ApiGatewayV2::Authorizer": {
+		read:    "ApiId AuthorizerType AuthorizerUri IdentitySource AuthorizerResultTtlInSeconds Name",
+		ignored: "AuthorizerCredentialsArn IdentityValidationExpression",
+	},
+	"AWS::ApiGatewayV2::Stage": {
+		read:    "ApiId StageName StageVariables DefaultRouteSettings RouteSettings",
+		ignored: "DeploymentId Description Tags AccessLogSettings AutoDeploy ClientCertificateId AccessPolicyId",
+	},
+	"AWS::Serverless::WebSocketApi": {
+		read:    "RouteSelectionExpression ApiKeySelectionExpression Routes Auth StageName StageVariables DefaultRouteSettings RouteSettings Name",
+		ignored: "AccessLogSettings Description DisableExecuteApiEndpoint DisableSchemaValidation IpAddressType PropagateTags Tags Domain",
+	},
+	"AWS::Serverless::Function": {
+		read: "Runtime Handler CodeUri Environment Timeout MemorySize ReservedConcurrentExecutions FunctionName Events PackageType InlineCode ImageUri Layers",
+		ignored: "Architectures Policies Role Description Tags Tracing VpcConfig AutoPublishAlias AutoPublishCodeSha256 DeploymentPreference " +
+			"KmsKeyArn DeadLetterQueue EventInvokeConfig LoggingConfig RuntimeManagementConfig SnapStart EphemeralStorage " +
+			"PermissionsBoundary ProvisionedConcurrencyConfig FunctionUrlConfig AssumeRolePolicyDocument CodeSigningConfigArn " +
+			"RecursiveLoop PropagateTags VersionDescription RolePath AutoPublishAliasAllProperties SourceKMSKeyArn",
+	},
+	"AWS::Lambda::Function": {
+		read: "Runtime Handler Code Environment Timeout MemorySize ReservedConcurrentExecutions FunctionName PackageType Layers",
+		ignored: "Architectures Role Description Tags TracingConfig VpcConfig LoggingConfig DeadLetterConfig KmsKeyArn " +
+			"EphemeralStorage SnapStart RuntimeManagementConfig CodeSigningConfigArn RecursiveLoop",
+	},
+	"AWS::Lambda::EventSourceMapping": {
+		read: "FunctionName EventSourceArn BatchSize StartingPosition MaximumBatchingWindowInSeconds MaximumRetryAttempts " +
+			"BisectBatchOnFunctionError MaximumRecordAgeInSeconds FunctionResponseTypes Enabled",
+		ignored: "ParallelizationFactor DestinationConfig Tags MetricsConfig",
+	},
+}
+
+// props returns a resource's properties after checking each against its
+// type's rules: a property that would change what the API does and that
+// wsgate cannot honour is an error naming the logical id and path.
+func (t *translator) props(res *resource) map[string]any {
+	rl, ok := rules[res.Type]
+	if !ok {
+		return res.Properties
+	}
+	read, ignored := strings.Fields(rl.read), strings.Fields(rl.ignored)
+	for _, k := range sortedKeys(res.Properties) {
+		if !contains(read, k) && !contains(ignored, k) {
+			t.fail(errAt("Resources."+res.ID+".Properties."+k, "not supported by wsgate (%s)", res.Type))
+		}
+	}
+	return res.Properties
+}
+
+func contains(l []string, s string) bool {
+	for _, e := range l {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+// str resolves an optional string property; "" when absent.
+func (t *translator) str(res *resource, props map[string]any, key string) string {
+	v, ok := props[key]
+	if !ok {
+		return ""
+	}
+	s, err := t.r.resolveString(v, "Resources."+res.ID+".Properties."+key)
+	if err != nil {
+		t.fail(err)
+	}
+	return s
+}
+
+// num resolves an optional integer property; 0 when absent.
+func (t *translator) num(res *resource, props map[string]any, key string) int {
+	s := t.str(res, props, key)
+	if s == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.fail(errAt("Resources."+res.ID+".Properties."+key, "%q is not a whole number", s))
+	}
+	return n
+}
+
+func (t *translator) boolean(res *resource, props map[string]any, key string) bool {
+	s := t.str(res, props, key)
+	return strings.EqualFold(s, "true")
+}
+
+func (t *translator) v2API(api *resource, live []*resource) {
+	props := t.props(api)
+	cfg := &t.out.Config
+	cfg.RouteSelectionExpression = t.str(api, props, "RouteSelectionExpression")
+	if cfg.RouteSelectionExpression == "" {
+		t.fail(errAt("Resources."+api.ID+".Properties.RouteSelectionExpression", "required for a WEBSOCKET API"))
+	}
+	apiKeys := t.str(api, props, "ApiKeySelectionExpression")
+	var (
+		routes, integ, integResp, routeResp, authz, stages []*resource
+	)
+	for _, res := range live {
+		switch res.Type {
+		case "AWS::ApiGatewayV2::Route":
+			routes = append(routes, res)
+		case "AWS::ApiGatewayV2::Integration":
+			integ = append(integ, res)
+		case "AWS::ApiGatewayV2::IntegrationResponse":
+			integResp = append(integResp, res)
+		case "AWS::ApiGatewayV2::RouteResponse":
+			routeResp = append(routeResp, res)
+		case "AWS::ApiGatewayV2::Authorizer":
+			authz = append(authz, res)
+		case "AWS::ApiGatewayV2::Stage":
+			stages = append(stages, res)
+		default:
+			continue
+		}
+	}
+	mine := func(l []*resource) []*resource {
+		var out []*resource
+		for _, res := range l {
+			if id, _ := t.r.resolveString(res.Properties["ApiId"], ""); id == t.opts.APIID {
+				out = append(out, res)
+			} else {
+				t.skip(res.ID, res.Type, reasonOtherAPI)
+			}
+		}
+		return out
+	}
+	routes, integ, integResp, routeResp, authz, stages = mine(routes), mine(integ), mine(integResp), mine(routeResp), mine(authz), mine(stages)
+
+	t.stage(pickStage(t, stages))
+
+	mockResponses := map[string]string{} // integration id -> static body
+	for _, res := range integResp {
+		props := t.props(res)
+		key := t.str(res, props, "IntegrationResponseKey")
+		id := t.str(res, props, "IntegrationId")
+		if key != "$default" {
+			t.fail(errAt("Resources."+res.ID+".Properties.IntegrationResponseKey", "%q: wsgate answers with the $default integration response only", key))
+			continue
+		}
+		tpl, _ := props["ResponseTemplates"].(map[string]any)
+		if tpl == nil {
+			mockResponses[id] = ""
+			continue
+		}
+		body, err := t.r.resolveString(tpl["$default"], "Resources."+res.ID+".Properties.ResponseTemplates.$default")
+		if err != nil {
+			t.fail(err)
+		}
+		if len(tpl) != 1 || strings.ContainsAny(body, "$#") {
+			t.fail(errAt("Resources."+res.ID+".Properties.ResponseTemplates", "VTL mapping templates are not evaluated by wsgate; only one static $default template is"))
+		}
+		mockResponses[id] = body
+	}
+	integrations := map[string]*integration.Config{}
+	for _, res := range integ {
+		if ic := t.v2Integration(res, mockResponses); ic != nil {
+			integrations[res.ID] = ic
+		}
+	}
+	authorizers := map[string]*gateway.AuthorizerConfig{}
+	for _, res := range authz {
+		if a := t.v2Authorizer(res); a != nil {
+			authorizers[res.ID] = a
+		}
+	}
+	twoWay := map[string]bool{}
+	for _, res := range routeResp {
+		props := t.props(res)
+		if key := t.str(res, props, "RouteResponseKey"); key != "$default" {
+			t.fail(errAt("Resources."+res.ID+".Properties.RouteResponseKey", "%q: only $default is supported (as on AWS for WebSocket APIs)", key))
+		}
+		twoWay[t.str(res, props, "RouteId")] = true
+	}
+	cfg.Routes = map[string]gateway.Route{}
+	for _, res := range routes {
+		props := t.props(res)
+		path := "Resources." + res.ID + ".Properties."
+		key := t.str(res, props, "RouteKey")
+		if t.boolean(res, props, "ApiKeyRequired") {
+			t.fail(errAt(path+"ApiKeyRequired", "API keys (usage plans) are not supported by wsgate"))
+		}
+		authType := t.str(res, props, "AuthorizationType")
+		switch {
+		case authType == "" || authType == "NONE":
+		case key != "$connect":
+			t.fail(errAt(path+"AuthorizationType", "%s on route %s: WebSocket APIs authorize $connect only", authType, key))
+		case authType == "AWS_IAM":
+			cfg.AuthorizationType = "AWS_IAM"
+			t.out.Warnings = append(t.out.Warnings, "AuthorizationType AWS_IAM on $connect: add the access keys clients sign with under credentials:")
+		case authType == "CUSTOM":
+			id := t.str(res, props, "AuthorizerId")
+			a, ok := authorizers[id]
+			if !ok {
+				t.fail(errAt(path+"AuthorizerId", "%q is not an authorizer of this API", id))
+				break
+			}
+			cfg.Authorizer = a
+		default:
+			t.fail(errAt(path+"AuthorizationType", "%q: want NONE, AWS_IAM or CUSTOM", authType))
+		}
+		var route gateway.Route
+		target := t.str(res, props, "Target")
+		id, ok := strings.CutPrefix(target, "integrations/")
+		switch {
+		case target == "":
+			t.fail(errAt(path+"Target", "missing: wsgate needs an integration for route %s", key))
+		case !ok || integrations[id] == nil:
+			t.fail(errAt(path+"Target", "%q is not integrations/{id} of an integration of this API", target))
+		default:
+			route.Integration = integrations[id]
+		}
+		if rrse := t.str(res, props, "RouteResponseSelectionExpression"); rrse != "" {
+			if twoWay[res.ID] {
+				route.RouteResponseSelectionExpression = rrse
+			} else {
+				t.out.Warnings = append(t.out.Warnings, fmt.Sprintf("route %s (%s) has a RouteResponseSelectionExpression but no RouteResponse: one-way, as on AWS", key, res.ID))
+			}
+		}
+		if _, dup := cfg.Routes[key]; dup {
+			t.fail(errAt(path+"RouteKey", "route %s is defined twice", key))
+		}
+		cfg.Routes[key] = route
+	}
+	if apiKeys != "" {
+		t.out.Warnings = append(t.out.Warnings, "ApiKeySelectionExpression is read but API keys are not checked (no route requires one)")
+	}
+}
+
+func pickStage(t *translator, stages []*resource) *resource {
+	if len(stages) == 0 {
+		return nil
+	}
+	var names []string
+	for _, s := range stages {
+		name, err := t.r.physicalName(s, "Resources."+s.ID)
+		if err != nil {
+			t.fail(err)
+			return nil
+		}
+		if t.opts.Stage == "" && len(stages) == 1 || name == t.opts.Stage {
+			return s
+		}
+		names = append(names, name)
+	}
+	if t.opts.Stage == "" {
+		t.fail(fmt.Errorf("%d stages (%s): choose one with --stage", len(stages), strings.Join(names, ", ")))
+	} else {
+		t.fail(fmt.Errorf("no stage %q (the template has %s)", t.opts.Stage, strings.Join(names, ", ")))
+	}
+	return nil
+}
+
+// stage reads an AWS::ApiGatewayV2::Stage (nil: none, --stage or wsgate's
+// default names it).
+func (t *translator) stage(res *resource) {
+	cfg := &t.out.Config
+	if res == nil {
+		cfg.Stage = t.opts.Stage
+		return
+	}
+	props := t.props(res)
+	cfg.Stage = t.str(res, props, "StageName")
+	t.stageSettings(res.ID, props)
+}
+
+// stageSettings reads StageVariables, DefaultRouteSettings and
+// RouteSettings of a v2 stage or a SAM WebSocketApi.
+func (t *translator) stageSettings(id string, props map[string]any) {
+	path := "Resources." + id + ".Properties."
+	if v, ok := props["StageVariables"]; ok {
+		m, err := t.r.resolve(v, path+"StageVariables")
+		if err != nil {
+			t.fail(err)
+			return
+		}
+		vars, ok := m.(map[string]any)
+		if !ok {
+			t.fail(errAt(path+"StageVariables", "want a mapping"))
+			return
+		}
+		t.out.Config.StageVariables = map[string]string{}
+		for k, v := range vars {
+			t.out.Config.StageVariables[k] = scalarString(v)
+		}
+	}
+	settings := func(p string, v any) {
+		m, err := t.r.resolve(v, p)
+		if err != nil {
+			t.fail(err)
+			return
+		}
+		mm, _ := m.(map[string]any)
+		for _, k := range sortedKeys(mm) {
+			switch k {
+			case "DataTraceEnabled", "DetailedMetricsEnabled", "LoggingLevel":
+			case "ThrottlingBurstLimit", "ThrottlingRateLimit":
+				t.out.Warnings = append(t.out.Warnings, fmt.Sprintf("%s.%s: throttling is not enforced locally", p, k))
+			default:
+				t.fail(errAt(p+"."+k, "not supported by wsgate"))
+			}
+		}
+	}
+	if v, ok := props["DefaultRouteSettings"]; ok {
+		settings(path+"DefaultRouteSettings", v)
+	}
+	if v, ok := props["RouteSettings"]; ok {
+		m, _ := t.r.resolve(v, path+"RouteSettings")
+		mm, _ := m.(map[string]any)
+		for _, k := range sortedKeys(mm) {
+			settings(path+"RouteSettings."+k, mm[k])
+		}
+	}
+}
+
+var (
+	invocationsRe = regexp.MustCompile(`/functions/(.+)/invocations$`)
+	functionArnRe = regexp.MustCompile(`^arn:aws[a-z-]*:lambda:[^:]*:[^:]*:function:([^:]+)(?::[^:]+)?$`)
+)
+
+// lambdaTarget turns a function ARN (or an API Gateway invocation URI
+// around one) into a lambda integration: a function of the template runs
+// locally under its logical id; any other is invoked on AWS Lambda.
+func (t *translator) lambdaTarget(uri, path string) *integration.Config {
+	arn := uri
+	if m := invocationsRe.FindStringSubmatch(uri); m != nil {
+		arn = m[1]
+	}
+	name := arn
+	if m := functionArnRe.FindStringSubmatch(arn); m != nil {
+		name = m[1]
+	} else if strings.HasPrefix(arn, "arn:") || strings.Contains(arn, "/") {
+		t.fail(errAt(path, "%q is not a Lambda function ARN or invocation URI", uri))
+		return nil
+	}
+	if id, ok := t.fnByName[name]; ok {
+		t.used[id] = true
+		return &integration.Config{Type: "lambda", Function: t.fnName(id)}
+	}
+	t.out.Warnings = append(t.out.Warnings, fmt.Sprintf("%s: function %s is not in the template; it is invoked on AWS Lambda", path, arn))
+	return &integration.Config{Type: "lambda", Function: arn}
+}
+
+func (t *translator) v2Integration(res *resource, mockResponses map[string]string) *integration.Config {
+	props := t.props(res)
+	path := "Resources." + res.ID + ".Properties."
+	typ := t.str(res, props, "IntegrationType")
+	var ic *integration.Config
+	switch typ {
+	case "AWS_PROXY":
+		for _, k := range []string{"RequestTemplates", "TemplateSelectionExpression"} {
+			if _, ok := props[k]; ok {
+				t.fail(errAt(path+k, "mapping templates are not evaluated by wsgate"))
+			}
+		}
+		uri := t.str(res, props, "IntegrationUri")
+		if uri == "" {
+			t.fail(errAt(path+"IntegrationUri", "missing"))
+			return nil
+		}
+		ic = t.lambdaTarget(uri, path+"IntegrationUri")
+	case "MOCK":
+		if tpl, ok := props["RequestTemplates"].(map[string]any); ok {
+			for _, k := range sortedKeys(tpl) {
+				s, _ := t.r.resolveString(tpl[k], path+"RequestTemplates."+k)
+				if k != "$default" || !regexp.MustCompile(`^\s*\{\s*"statusCode"\s*:\s*200\s*\}\s*$`).MatchString(s) {
+					t.fail(errAt(path+"RequestTemplates."+k, "wsgate's MOCK answers status 200; only {\"statusCode\": 200} is supported"))
+				}
+			}
+		}
+		ic = &integration.Config{Type: "mock"}
+		body, ok := mockResponses[res.ID]
+		// With no integration response AWS sends the client nothing;
+		// an empty proxy response does the same in wsgate.
+		resp := map[string]any{"statusCode": 200}
+		if ok && body != "" {
+			resp["body"] = body
+		}
+		ic.Response = resp
+	case "":
+		t.fail(errAt(path+"IntegrationType", "missing"))
+		return nil
+	default:
+		t.fail(errAt(path+"IntegrationType", "%s is not supported by wsgate (AWS_PROXY to a Lambda function, or MOCK)", typ))
+		return nil
+	}
+	if ic != nil {
+		ic.TimeoutMillis = t.num(res, props, "TimeoutInMillis")
+	}
+	return ic
+}
+
+func (t *translator) v2Authorizer(res *resource) *gateway.AuthorizerConfig {
+	props := t.props(res)
+	path := "Resources." + res.ID + ".Properties."
+	if typ := t.str(res, props, "AuthorizerType"); typ != "REQUEST" {
+		t.fail(errAt(path+"AuthorizerType", "%q: WebSocket APIs have REQUEST authorizers only", typ))
+		return nil
+	}
+	uri := t.str(res, props, "AuthorizerUri")
+	if uri == "" {
+		t.fail(errAt(path+"AuthorizerUri", "missing"))
+		return nil
+	}
+	a := &gateway.AuthorizerConfig{Integration: t.lambdaTarget(uri, path+"AuthorizerUri")}
+	a.IdentitySource = t.strList(res.ID, props, "IdentitySource")
+	if _, ok := props["AuthorizerResultTtlInSeconds"]; ok {
+		n := t.num(res, props, "AuthorizerResultTtlInSeconds")
+		a.ResultTTLSeconds = &n
+	}
+	return a
+}
+
+// strList resolves an optional list of strings (a single string counts as
+// a list of one, as IdentitySource may be written).
+func (t *translator) strList(id string, props map[string]any, key string) []string {
+	v, ok := props[key]
+	if !ok {
+		return nil
+	}
+	path := "Resources." + id + ".Properties." + key
+	rv, err := t.r.resolve(v, path)
+	if err != nil {
+		t.fail(err)
+		return nil
+	}
+	switch x := rv.(type) {
+	case string:
+		var out []string
+		for _, s := range strings.Split(x, ",") {
+			out = append(out, strings.TrimSpace(s))
+		}
+		return out
+	case []any:
+		out := make([]string, len(x))
+		for i, e := range x {
+			out[i] = scalarString(e)
+		}
+		return out
+	}
+	t.fail(errAt(path, "want a list of strings"))
+	return nil
+}
+
+// samWebSocketAPI reads an AWS::Serverless::WebSocketApi.
+func (t *translator) samWebSocketAPI(api *resource) {
+	props := t.props(api)
+	path := "Resources." + api.ID + ".Properties."
+	cfg := &t.out.Config
+	cfg.RouteSelectionExpression = t.str(api, props, "RouteSelectionExpression")
+	if cfg.RouteSelectionExpression == "" {
+		cfg.RouteSelectionExpression = "$request.body.action"
+	}
+	cfg.Stage = t.str(api, props, "StageName")
+	if cfg.Stage == "" {
+		cfg.Stage = "default" // SAM's default StageName
+	}
+	if t.opts.Stage != "" && t.opts.Stage != cfg.Stage {
+		t.fail(fmt.Errorf("no stage %q (%s has stage %s)", t.opts.Stage, api.ID, cfg.Stage))
+	}
+	t.stageSettings(api.ID, props)
+	if v, ok := props["Auth"]; ok {
+		m, err := t.r.resolve(v, path+"Auth")
+		if err != nil {
+			t.fail(err)
+		}
+		auth, _ := m.(map[string]any)
+		for _, k := range sortedKeys(auth) {
+			switch k {
+			case "AuthType", "AuthArn", "IdentitySource", "Name", "InvokeRole":
+			default:
+				t.fail(errAt(path+"Auth."+k, "not supported by wsgate"))
+			}
+		}
+		switch typ := scalarString(auth["AuthType"]); typ {
+		case "NONE", "":
+		case "AWS_IAM":
+			cfg.AuthorizationType = "AWS_IAM"
+			t.out.Warnings = append(t.out.Warnings, "Auth AWS_IAM on $connect: add the access keys clients sign with under credentials:")
+		case "CUSTOM":
+			arn := scalarString(auth["AuthArn"])
+			if arn == "" {
+				t.fail(errAt(path+"Auth.AuthArn", "required with AuthType CUSTOM"))
+				break
+			}
+			a := &gateway.AuthorizerConfig{Integration: t.lambdaTarget(arn, path+"Auth.AuthArn")}
+			if v, ok := auth["IdentitySource"]; ok {
+				a.IdentitySource = t.strList(api.ID, map[string]any{"Auth.IdentitySource": v}, "Auth.IdentitySource")
+			}
+			cfg.Authorizer = a
+		default:
+			t.fail(errAt(path+"Auth.AuthType", "%q: want NONE, AWS_IAM or CUSTOM", typ))
+		}
+	}
+	rv, err := t.r.resolve(props["Routes"], path+"Routes")
+	if err != nil {
+		t.fail(err)
+		return
+	}
+	routes, _ := rv.(map[string]any)
+	if len(routes) == 0 {
+		t.fail(errAt(path+"Routes", "missing: no routes"))
+	}
+	cfg.Routes = map[string]gateway.Route{}
+	for _, key := range sortedKeys(routes) {
+		rp := path + "Routes." + key
+		rc, ok := routes[key].(map[string]any)
+		if !ok {
+			t.fail(errAt(rp, "want a mapping"))
+			continue
+		}
+		var route gateway.Route
+		for _, k := range sortedKeys(rc) {
+			switch k {
+			case "FunctionArn":
+				route.Integration = t.lambdaTarget(scalarString(rc[k]), rp+".FunctionArn")
+			case "IntegrationTimeout": // below, once the integration is known
+			case "RouteResponseSelectionExpression":
+				route.RouteResponseSelectionExpression = scalarString(rc[k])
+			case "ApiKeyRequired":
+				if scalarString(rc[k]) == "true" {
+					t.fail(errAt(rp+".ApiKeyRequired", "API keys (usage plans) are not supported by wsgate"))
+				}
+			case "OperationName", "ModelSelectionExpression":
+			default:
+				t.fail(errAt(rp+"."+k, "not supported by wsgate"))
+			}
+		}
+		if route.Integration == nil {
+			t.fail(errAt(rp+".FunctionArn", "missing"))
+			continue
+		}
+		if v, ok := rc["IntegrationTimeout"]; ok {
+			n, err := strconv.Atoi(scalarString(v))
+			if err != nil {
+				t.fail(errAt(rp+".IntegrationTimeout", "not a whole number"))
+			}
+			route.Integration.TimeoutMillis = n
+		}
+		cfg.Routes[key] = route
+	}
+}
+
+// function translates a used function.
+func (t *translator) function(res *resource) (integration.FunctionConfig, bool) {
+	props := res.Properties
+	if res.Type == "AWS::Serverless::Function" && t.globals != nil {
+		props = mergeGlobals(t.globals, props)
+	}
+	shadow := &resource{ID: res.ID, Type: res.Type, Properties: props, Metadata: res.Metadata}
+	t.props(shadow)
+	path := "Resources." + res.ID + ".Properties."
+	fn := integration.FunctionConfig{
+		Runtime:       t.str(shadow, props, "Runtime"),
+		Handler:       t.str(shadow, props, "Handler"),
+		TimeoutMillis: t.num(shadow, props, "Timeout") * 1000,
+		MemorySizeMB:  t.num(shadow, props, "MemorySize"),
+	}
+	if pt := t.str(shadow, props, "PackageType"); pt != "" && pt != "Zip" {
+		t.fail(errAt(path+"PackageType", "%s: container image functions are not run by wsgate", pt))
+		return fn, false
+	}
+	for _, k := range []string{"ImageUri", "InlineCode"} {
+		if _, ok := props[k]; ok {
+			t.fail(errAt(path+k, "not supported by wsgate: give the code as CodeUri"))
+		}
+	}
+	if bm, ok := res.Metadata["BuildMethod"].(string); ok {
+		t.out.Warnings = append(t.out.Warnings, fmt.Sprintf("Resources.%s.Metadata.BuildMethod %s: wsgate does not build; run sam build and serve .aws-sam/build/template.yaml, or put the built code in codeUri", res.ID, bm))
+	}
+	if _, ok := props["Layers"]; ok {
+		t.out.Warnings = append(t.out.Warnings, path+"Layers: layers are not mounted; the function sees only its own code")
+	}
+	if fn.Runtime == "" {
+		t.fail(errAt(path+"Runtime", "missing"))
+	}
+	if n := t.num(shadow, props, "ReservedConcurrentExecutions"); n > 0 {
+		fn.Concurrency = min(n, 64)
+	}
+	if code := t.codeURI(shadow, props); code != "" {
+		if t.opts.BaseDir != "" && !filepath.IsAbs(code) {
+			code = filepath.Join(t.opts.BaseDir, code)
+		}
+		fn.CodeURI = code
+	}
+	if env, ok := props["Environment"]; ok {
+		ev, err := t.r.resolve(env, path+"Environment")
+		if err != nil {
+			t.fail(err)
+		}
+		em, _ := ev.(map[string]any)
+		vars, _ := em["Variables"].(map[string]any)
+		if len(vars) > 0 {
+			fn.Env = map[string]string{}
+			for k, v := range vars {
+				if _, bad := v.(map[string]any); bad {
+					t.fail(errAt(path+"Environment.Variables."+k, "want a string"))
+				}
+				fn.Env[k] = scalarString(v)
+			}
+		}
+	}
+	return fn, true
+}
+
+// mergeGlobals applies SAM's Globals.Function under a function's own
+// properties: maps (Environment.Variables) merge, everything else the
+// function's value wins.
+func mergeGlobals(g, props map[string]any) map[string]any {
+	out := make(map[string]any, len(props)+len(g))
+	for k, v := range g {
+		out[k] = v
+	}
+	for k, v := range props {
+		gm, gok := out[k].(map[string]any)
+		pm, pok := v.(map[string]any)
+		if gok && pok && !isIntrinsic(pm) && !isIntrinsic(gm) {
+			out[k] = mergeGlobals(gm, pm)
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func isIntrinsic(m map[string]any) bool {
+	if len(m) != 1 {
+		return false
+	}
+	for k := range m {
+		return k == "Ref" || strings.HasPrefix(k, "Fn::")
+	}
+	return false
+}
+
+// codeURI finds a function's code directory: SAM's CodeUri, or for
+// AWS::Lambda::Function the CDK asset its Metadata names.
+func (t *translator) codeURI(res *resource, props map[string]any) string {
+	path := "Resources." + res.ID + ".Properties."
+	if res.Type == "AWS::Serverless::Function" {
+		v, ok := props["CodeUri"]
+		if !ok {
+			t.fail(errAt(path+"CodeUri", "missing"))
+			return ""
+		}
+		rv, err := t.r.resolve(v, path+"CodeUri")
+		if err != nil {
+			t.fail(err)
+			return ""
+		}
+		s, ok := rv.(string)
+		if !ok || strings.HasPrefix(s, "s3://") {
+			t.fail(errAt(path+"CodeUri", "code in S3 is not fetched by wsgate: give a local directory"))
+			return ""
+		}
+		return filepath.Clean(s)
+	}
+	if asset, _ := res.Metadata["aws:asset:path"].(string); asset != "" {
+		if prop, _ := res.Metadata["aws:asset:property"].(string); prop == "" || prop == "Code" {
+			return filepath.Clean(asset)
+		}
+	}
+	if dir, ok := props["Code"].(string); ok {
+		// aws cloudformation package's form: a local directory.
+		return filepath.Clean(dir)
+	}
+	code, _ := props["Code"].(map[string]any)
+	switch {
+	case code == nil:
+		t.fail(errAt(path+"Code", "missing"))
+	case code["ZipFile"] != nil:
+		t.fail(errAt(path+"Code.ZipFile", "inline code is not supported by wsgate: put it in a directory"))
+	case code["ImageUri"] != nil:
+		t.fail(errAt(path+"Code.ImageUri", "container image functions are not run by wsgate"))
+	default:
+		t.fail(errAt(path+"Code", "code in S3 with no aws:asset:path metadata: wsgate needs the code on disk"))
+	}
+	return ""
+}
+
+// tablesAndStreams reads the DynamoDB tables, functions' DynamoDB events
+// and event source mappings.
+func (t *translator) tablesAndStreams(live []*resource) {
+	tableByName := map[string]bool{}
+	for _, res := range live {
+		switch res.Type {
+		case "AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable":
+			if tb, ok := t.table(res); ok {
+				t.out.Tables = append(t.out.Tables, tb)
+				tableByName[tb.Name] = true
+			}
+		}
+	}
+	for _, res := range live {
+		switch res.Type {
+		case "AWS::Serverless::Function":
+			ev, ok := res.Properties["Events"]
+			if !ok {
+				continue
+			}
+			path := "Resources." + res.ID + ".Properties.Events"
+			em, _ := ev.(map[string]any)
+			for _, name := range sortedKeys(em) {
+				e, _ := em[name].(map[string]any)
+				typ, _ := e["Type"].(string)
+				if typ != "DynamoDB" {
+					t.skip(res.ID+".Events."+name, typ, "event source not run locally (only DynamoDB streams are)")
+					continue
+				}
+				p, _ := e["Properties"].(map[string]any)
+				ep := &resource{ID: res.ID, Type: "event", Properties: p}
+				t.stream(ep, res.ID+"."+name, res.ID, "Stream", path+"."+name+".Properties.", tableByName)
+			}
+		case "AWS::Lambda::EventSourceMapping":
+			props := t.props(res)
+			fn := t.str(res, props, "FunctionName")
+			if m := functionArnRe.FindStringSubmatch(fn); m != nil {
+				fn = m[1]
+			}
+			id, ok := t.fnByName[fn]
+			if !ok {
+				t.fail(errAt("Resources."+res.ID+".Properties.FunctionName", "%q is not a function of the template", fn))
+				continue
+			}
+			src := t.str(res, props, "EventSourceArn")
+			if !strings.Contains(src, ":dynamodb:") {
+				t.skip(res.ID, res.Type, "event source not run locally (only DynamoDB streams are)")
+				continue
+			}
+			t.stream(res, res.ID, id, "EventSourceArn", "Resources."+res.ID+".Properties.", tableByName)
+		}
+	}
+}
+
+var streamArnRe = regexp.MustCompile(`^arn:aws[a-z-]*:dynamodb:[^:]*:[^:]*:table/([^/]+)/stream/`)
+
+// stream turns an event source (a SAM DynamoDB event's Properties or an
+// EventSourceMapping) into a streams entry targeting function fnID.
+func (t *translator) stream(res *resource, name, fnID, arnKey, path string, tables map[string]bool) {
+	props := res.Properties
+	str := func(k string) string {
+		v, ok := props[k]
+		if !ok {
+			return ""
+		}
+		s, err := t.r.resolveString(v, path+k)
+		if err != nil {
+			t.fail(err)
+		}
+		return s
+	}
+	num := func(k string) (int, bool) {
+		s := str(k)
+		if s == "" {
+			return 0, false
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			t.fail(errAt(path+k, "%q is not a whole number", s))
+		}
+		return n, true
+	}
+	if res.Type == "event" {
+		for _, k := range sortedKeys(props) {
+			switch k {
+			case "Stream", "StartingPosition", "BatchSize", "MaximumBatchingWindowInSeconds", "MaximumRetryAttempts",
+				"BisectBatchOnFunctionError", "MaximumRecordAgeInSeconds", "FunctionResponseTypes", "Enabled":
+			case "ParallelizationFactor", "DestinationConfig", "MetricsConfig":
+			default:
+				t.fail(errAt(path+k, "not supported by wsgate"))
+			}
+		}
+	}
+	if e := str("Enabled"); strings.EqualFold(e, "false") {
+		t.skip(name, "", "event source disabled (Enabled: false)")
+		return
+	}
+	arn := str(arnKey)
+	sc := streams.Config{Name: name}
+	sc.Source.Type = "dynamodb"
+	sc.Source.Endpoint = t.opts.DynamoDBEndpoint
+	if m := streamArnRe.FindStringSubmatch(arn); m != nil && tables[m[1]] {
+		sc.Source.Table = m[1]
+	} else {
+		sc.Source.StreamARN = arn
+	}
+	switch pos := str("StartingPosition"); pos {
+	case "LATEST", "TRIM_HORIZON":
+		sc.Source.StartingPosition = pos
+	case "":
+		t.fail(errAt(path+"StartingPosition", "missing (LATEST or TRIM_HORIZON)"))
+	default:
+		t.fail(errAt(path+"StartingPosition", "%q: wsgate reads LATEST or TRIM_HORIZON", pos))
+	}
+	sc.Target.Integration = &integration.Config{Type: "lambda", Function: t.fnName(fnID)}
+	t.used[fnID] = true
+	sc.Target.BatchSize, _ = num("BatchSize")
+	sc.Target.MaximumBatchingWindowInSeconds, _ = num("MaximumBatchingWindowInSeconds")
+	if n, ok := num("MaximumRetryAttempts"); ok {
+		sc.Target.MaximumRetryAttempts = &n
+	}
+	if n, ok := num("MaximumRecordAgeInSeconds"); ok {
+		sc.Target.MaximumRecordAgeInSeconds = &n
+	}
+	sc.Target.BisectBatchOnFunctionError = strings.EqualFold(str("BisectBatchOnFunctionError"), "true")
+	if _, ok := props["FunctionResponseTypes"]; ok {
+		l, err := t.r.resolveList(props["FunctionResponseTypes"], path+"FunctionResponseTypes")
+		if err != nil {
+			t.fail(err)
+		}
+		for _, e := range l {
+			sc.Target.FunctionResponseTypes = append(sc.Target.FunctionResponseTypes, scalarString(e))
+		}
+	}
+	if err := sc.Target.Validate(); err != nil {
+		t.fail(errAt(path, "%v", err))
+	}
+	t.out.Config.Streams = append(t.out.Config.Streams, sc)
+}
+
+// table reads a DynamoDB table's definition.
+func (t *translator) table(res *resource) (Table, bool) {
+	path := "Resources." + res.ID + ".Properties"
+	name, err := t.r.physicalName(res, "Resources."+res.ID)
+	if err != nil {
+		t.fail(err)
+		return Table{}, false
+	}
+	pv, err := t.r.resolve(res.Properties, path)
+	if err != nil {
+		t.fail(err)
+		return Table{}, false
+	}
+	props := pv.(map[string]any)
+	def := map[string]any{}
+	if res.Type == "AWS::Serverless::SimpleTable" {
+		pk, _ := props["PrimaryKey"].(map[string]any)
+		kname, ktype := "id", "S"
+		if pk != nil {
+			kname = scalarString(pk["Name"])
+			ktype = map[string]string{"String": "S", "Number": "N", "Binary": "B"}[scalarString(pk["Type"])]
+		}
+		def["AttributeDefinitions"] = []any{map[string]any{"AttributeName": kname, "AttributeType": ktype}}
+		def["KeySchema"] = []any{map[string]any{"AttributeName": kname, "KeyType": "HASH"}}
+		return Table{ID: res.ID, Name: name, Definition: def}, true
+	}
+	for _, k := range []string{"AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "LocalSecondaryIndexes", "StreamSpecification"} {
+		if v, ok := props[k]; ok {
+			def[k] = v
+		}
+	}
+	if def["KeySchema"] == nil {
+		t.fail(errAt(path+".KeySchema", "missing"))
+		return Table{}, false
+	}
+	return Table{ID: res.ID, Name: name, Definition: def}, true
+}
