@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/streamtest"
 	"github.com/wsgate/wsgate/internal/testenv"
 	"github.com/wsgate/wsgate/streams"
 )
@@ -50,23 +51,23 @@ func waitNoError(t *testing.T, src *Source) {
 
 func TestTableRecreatedWhileRunning(t *testing.T) {
 	src, path := newSource(t, `CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT); CREATE TABLE other(id INTEGER PRIMARY KEY)`, "items", "other")
-	c := &collector{}
+	c := &streamtest.Collector{}
 	stop := run(t, src, c)
 	cli(t, path, `INSERT INTO items VALUES (1, 'a')`)
-	c.waitRecords(t, 1)
+	c.WaitRecords(t, wait, 1)
 
 	cli(t, path, `DROP TABLE items`)
 	// The source has polled while the table was missing: it says so and
 	// goes on with the other table.
 	waitLastError(t, src, "items does not exist")
 	cli(t, path, `INSERT INTO other VALUES (1)`)
-	c.waitRecords(t, 2)
+	c.WaitRecords(t, wait, 2)
 
 	// Written right after the create, before the source can have put its
 	// triggers back: still delivered.
 	cli(t, path, `CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT, price REAL); INSERT INTO items VALUES (2, 'b', 1.5);`)
 	cli(t, path, `INSERT INTO items VALUES (3, 'c', 2); UPDATE items SET name = 'B' WHERE id = 2;`)
-	recs := c.waitRecords(t, 5)
+	recs := c.WaitRecords(t, wait, 5)
 	want := []string{"INSERT items 1", "INSERT other 1", "INSERT items 2", "INSERT items 3", "MODIFY items 2"}
 	if got := keysOf(recs); !slices.Equal(got, want) {
 		t.Fatalf("records %q, want %q", got, want)
@@ -82,10 +83,10 @@ func TestTableRecreatedWhileRunning(t *testing.T) {
 
 func TestTableRecreatedWhileStopped(t *testing.T) {
 	src, path := newSource(t, `CREATE TABLE items(id INTEGER PRIMARY KEY)`, "items")
-	c := &collector{}
+	c := &streamtest.Collector{}
 	stop := run(t, src, c)
 	cli(t, path, `INSERT INTO items VALUES (1)`)
-	c.waitRecords(t, 1)
+	c.WaitRecords(t, wait, 1)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +100,7 @@ func TestTableRecreatedWhileStopped(t *testing.T) {
 	}
 	stop = run(t, src2, c)
 	cli(t, path, `INSERT INTO items VALUES (3)`)
-	if got, want := keysOf(c.waitRecords(t, 3)), []string{"INSERT items 1", "INSERT items 2", "INSERT items 3"}; !slices.Equal(got, want) {
+	if got, want := keysOf(c.WaitRecords(t, wait, 3)), []string{"INSERT items 1", "INSERT items 2", "INSERT items 3"}; !slices.Equal(got, want) {
 		t.Fatalf("records %q, want %q", got, want)
 	}
 	if err := stop(); err != nil {
@@ -119,7 +120,7 @@ func TestTableRecreatedWhileStopped(t *testing.T) {
 	stop = run(t, src3, c)
 	waitLastError(t, src3, "items does not exist")
 	cli(t, path, `CREATE TABLE items(id INTEGER PRIMARY KEY); INSERT INTO items VALUES (4);`)
-	if got := keysOf(c.waitRecords(t, 4))[3]; got != "INSERT items 4" {
+	if got := keysOf(c.WaitRecords(t, wait, 4))[3]; got != "INSERT items 4" {
 		t.Fatalf("record %q", got)
 	}
 	waitNoError(t, src3)
@@ -178,7 +179,7 @@ func TestSchemaChangeWhileLocked(t *testing.T) {
 	src, path := newSource(t, `CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT); CREATE TABLE other(id INTEGER PRIMARY KEY)`, "items")
 	src.busyTimeout = 50 * time.Millisecond
 	src.trimDelay = time.Hour // only the triggers' rebuild meets the lock
-	c := &collector{}
+	c := &streamtest.Collector{}
 	g := newGate(c)
 	stop := run(t, src, g)
 	cli(t, path, `INSERT INTO items VALUES (1, 'a')`)
@@ -201,7 +202,7 @@ func TestSchemaChangeWhileLocked(t *testing.T) {
 		return nil
 	})
 	cli(t, path, `INSERT INTO items VALUES (2, 'b', 2.5)`)
-	recs := c.waitRecords(t, 2)
+	recs := c.WaitRecords(t, wait, 2)
 	if got := attrs(recs[1].Change.NewImage); got != `{"id":{"N":"2"},"name":{"S":"b"},"price":{"N":"2.5"}}` {
 		t.Fatalf("NewImage %s", got)
 	}
@@ -217,7 +218,7 @@ func TestStartWhileLocked(t *testing.T) {
 	// A column added while wsgate is down, and a lock held as it starts.
 	cli(t, path, `ALTER TABLE items ADD COLUMN name TEXT`)
 	tx := holdLock(t, path, `INSERT INTO other VALUES (1)`)
-	c := &collector{}
+	c := &streamtest.Collector{}
 	stop := run(t, src, c)
 	waitLastError(t, src, "installing triggers on items: database is locked")
 	if err := tx.Commit(); err != nil {
@@ -225,7 +226,7 @@ func TestStartWhileLocked(t *testing.T) {
 	}
 	waitNoError(t, src) // the triggers are in place
 	cli(t, path, `INSERT INTO items VALUES (2, 'b')`)
-	if got := attrs(c.waitRecords(t, 1)[0].Change.NewImage); got != `{"id":{"N":"2"},"name":{"S":"b"}}` {
+	if got := attrs(c.WaitRecords(t, wait, 1)[0].Change.NewImage); got != `{"id":{"N":"2"},"name":{"S":"b"}}` {
 		t.Fatalf("NewImage %s", got)
 	}
 	if err := stop(); err != nil {
@@ -243,7 +244,7 @@ func TestPermanentErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := src.Run(context.Background(), &collector{}); !streams.IsPermanent(err) {
+	if err := src.Run(context.Background(), &streamtest.Collector{}); !streams.IsPermanent(err) {
 		t.Fatalf("Run on a file that is not a database = %v, want a permanent error", err)
 	}
 
@@ -261,7 +262,7 @@ func TestPermanentErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := src.Run(context.Background(), &collector{}); !streams.IsPermanent(err) {
+		if err := src.Run(context.Background(), &streamtest.Collector{}); !streams.IsPermanent(err) {
 			t.Fatalf("Run with %+v = %v, want a permanent error", cfg, err)
 		}
 	}
@@ -271,7 +272,7 @@ func TestPermanentErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := src.Run(context.Background(), &collector{}); err == nil || streams.IsPermanent(err) {
+	if err := src.Run(context.Background(), &streamtest.Collector{}); err == nil || streams.IsPermanent(err) {
 		t.Fatalf("Run on a missing file = %v, want a transient error", err)
 	}
 }

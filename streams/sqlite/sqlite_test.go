@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/wsgate/wsgate/integration"
+	"github.com/wsgate/wsgate/internal/streamtest"
 	"github.com/wsgate/wsgate/internal/testenv"
 	"github.com/wsgate/wsgate/streams"
 )
@@ -44,56 +45,6 @@ func cliQuery(t testing.TB, path, sql string) string {
 		t.Fatalf("sqlite3 %q: %v: %s", sql, err, out)
 	}
 	return strings.TrimSpace(string(out))
-}
-
-// collector is a handler that keeps what it accepted; fail, when set,
-// decides per call whether to refuse the batch.
-type collector struct {
-	mu    sync.Mutex
-	calls [][]streams.Record // every offer, accepted or not
-	got   []streams.Record   // accepted records
-	fail  func(call int) error
-	size  int
-	win   time.Duration
-}
-
-func (c *collector) Handle(ctx context.Context, shard string, recs []streams.Record) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.calls = append(c.calls, slices.Clone(recs))
-	if c.fail != nil {
-		if err := c.fail(len(c.calls)); err != nil {
-			return err
-		}
-	}
-	c.got = append(c.got, recs...)
-	return nil
-}
-
-func (c *collector) Batching() (int, time.Duration) { return c.size, c.win }
-
-func (c *collector) records() []streams.Record {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.got)
-}
-
-func (c *collector) offers() [][]streams.Record {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.calls)
-}
-
-// waitRecords waits until the collector accepted n records.
-func (c *collector) waitRecords(t testing.TB, n int) []streams.Record {
-	t.Helper()
-	testenv.Eventually(t, wait, func() error {
-		if got := len(c.records()); got < n {
-			return fmt.Errorf("%d records, want %d", got, n)
-		}
-		return nil
-	})
-	return c.records()
 }
 
 func logger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -143,13 +94,13 @@ func attrs(m map[string]events.DynamoDBAttributeValue) string {
 func TestCLIWritesBecomeRecords(t *testing.T) {
 	src, path := newSource(t, `CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT);
 		CREATE TABLE rooms(name TEXT PRIMARY KEY, topic TEXT);`, "items", "rooms")
-	c := &collector{}
+	c := &streamtest.Collector{}
 	run(t, src, c)
 
 	cli(t, path, `INSERT INTO items VALUES (1, 'apple');`)
 	cli(t, path, `UPDATE items SET name = 'pear' WHERE id = 1;`)
 	cli(t, path, `INSERT INTO rooms VALUES ('lobby', 'hi'); DELETE FROM items WHERE id = 1;`)
-	recs := c.waitRecords(t, 4)
+	recs := c.WaitRecords(t, wait, 4)
 
 	// Through JSON as a Lambda handler would read them.
 	payload, err := json.Marshal(events.DynamoDBEvent{Records: recs})
@@ -210,10 +161,10 @@ func TestCLIWritesBecomeRecords(t *testing.T) {
 
 func TestTypes(t *testing.T) {
 	src, path := newSource(t, `CREATE TABLE v(k TEXT PRIMARY KEY, i INTEGER, big INTEGER, r REAL, b BLOB, n TEXT, untyped)`, "v")
-	c := &collector{}
+	c := &streamtest.Collector{}
 	run(t, src, c)
 	cli(t, path, `INSERT INTO v VALUES ('x', -42, 9007199254740993, 1.5, x'00ff10', NULL, 'it''s "quoted"');`)
-	r := c.waitRecords(t, 1)[0]
+	r := c.WaitRecords(t, wait, 1)[0]
 	img := r.Change.NewImage
 	checks := []struct {
 		col  string
@@ -240,14 +191,14 @@ func TestTypes(t *testing.T) {
 
 func TestRowidAndKeyChanges(t *testing.T) {
 	src, path := newSource(t, `CREATE TABLE log(msg TEXT); CREATE TABLE kv(a TEXT, b INTEGER, v TEXT, PRIMARY KEY (b, a));`, "log", "kv")
-	c := &collector{}
+	c := &streamtest.Collector{}
 	run(t, src, c)
 	cli(t, path, `INSERT INTO log VALUES ('hello');
 		INSERT INTO kv VALUES ('x', 1, 'one');
 		UPDATE kv SET v = 'one' WHERE a = 'x';
 		UPDATE kv SET b = 2 WHERE a = 'x';
 		INSERT INTO log VALUES ('done');`)
-	recs := c.waitRecords(t, 5)
+	recs := c.WaitRecords(t, wait, 5)
 	var got []string
 	for _, r := range recs {
 		got = append(got, r.EventName+" "+attrs(r.Change.Keys))
@@ -271,10 +222,10 @@ func TestRestartLosesNothing(t *testing.T) {
 	// Only stopping trims the log here, so a clean stop is what keeps the
 	// next source from redelivering.
 	src.trimDelay = time.Hour
-	c := &collector{}
+	c := &streamtest.Collector{}
 	stop := run(t, src, c)
 	cli(t, path, `INSERT INTO items VALUES (1, 0); INSERT INTO items VALUES (2, 0); INSERT INTO items VALUES (3, 0);`)
-	c.waitRecords(t, 3)
+	c.WaitRecords(t, wait, 3)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +240,7 @@ func TestRestartLosesNothing(t *testing.T) {
 	}
 	run(t, src2, c)
 	cli(t, path, `INSERT INTO items VALUES (5, 0);`)
-	recs := c.waitRecords(t, 7)
+	recs := c.WaitRecords(t, wait, 7)
 	var got []string
 	for i, r := range recs {
 		got = append(got, r.EventName+" "+r.Change.Keys["id"].Number())
@@ -305,23 +256,23 @@ func TestRestartLosesNothing(t *testing.T) {
 
 func TestHandlerErrorRedelivers(t *testing.T) {
 	src, path := newSource(t, `CREATE TABLE items(id INTEGER PRIMARY KEY)`, "items")
-	c := &collector{fail: func(call int) error {
+	c := streamtest.Refusing(func(call int, _ streamtest.Batch) error {
 		if call <= 2 {
 			return errors.New("target down")
 		}
 		return nil
-	}}
+	})
 	run(t, src, c)
 	// One transaction: both changes come in the first offer.
 	cli(t, path, `BEGIN; INSERT INTO items VALUES (1); INSERT INTO items VALUES (2); COMMIT;`)
-	recs := c.waitRecords(t, 2)
-	offers := c.offers()
+	recs := c.WaitRecords(t, wait, 2)
+	offers := c.Offers()
 	if len(offers) != 3 {
 		t.Fatalf("%d offers, want 3", len(offers))
 	}
 	for _, o := range offers {
-		if len(o) != 2 || o[0].EventID != recs[0].EventID || o[1].EventID != recs[1].EventID {
-			t.Fatalf("offer %v differs from the accepted records", o)
+		if r := o.Records; len(r) != 2 || r[0].EventID != recs[0].EventID || r[1].EventID != recs[1].EventID {
+			t.Fatalf("offer %v differs from the accepted records", r)
 		}
 	}
 	if st := src.Stats(); st.Delivered != 2 {
@@ -349,7 +300,7 @@ func TestSchemaChange(t *testing.T) {
 		t.Fatalf("%s triggers, want 4", n)
 	}
 
-	c := &collector{}
+	c := &streamtest.Collector{}
 	run(t, src, c)
 	cli(t, path, `ALTER TABLE items ADD COLUMN price REAL`)
 	testenv.Eventually(t, wait, func() error {
@@ -359,7 +310,7 @@ func TestSchemaChange(t *testing.T) {
 		return nil
 	})
 	cli(t, path, `INSERT INTO items VALUES (1, 'tea', 2.25)`)
-	r := c.waitRecords(t, 1)[0]
+	r := c.WaitRecords(t, wait, 1)[0]
 	if got := attrs(r.Change.NewImage); got != `{"id":{"N":"1"},"name":{"S":"tea"},"price":{"N":"2.25"}}` {
 		t.Fatalf("NewImage %s", got)
 	}
@@ -383,7 +334,7 @@ func TestFatalErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = src.Run(context.Background(), &collector{})
+			err = src.Run(context.Background(), &streamtest.Collector{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Run = %v, want an error containing %q", err, tc.want)
 			}
@@ -401,10 +352,10 @@ func TestCreateFalseWithTriggers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &collector{}
+	c := &streamtest.Collector{}
 	run(t, src2, c)
 	cli(t, path, `INSERT INTO items VALUES (7)`)
-	if r := c.waitRecords(t, 1)[0]; r.AWSRegion != "eu-west-1" || !strings.HasPrefix(r.EventSourceArn, "arn:aws:dynamodb:eu-west-1:") {
+	if r := c.WaitRecords(t, wait, 1)[0]; r.AWSRegion != "eu-west-1" || !strings.HasPrefix(r.EventSourceArn, "arn:aws:dynamodb:eu-west-1:") {
 		t.Fatalf("region not applied: %s %s", r.AWSRegion, r.EventSourceArn)
 	}
 }
@@ -413,13 +364,13 @@ func TestBatching(t *testing.T) {
 	src, path := newSource(t, `CREATE TABLE items(id INTEGER PRIMARY KEY)`, "items")
 	// Size 3, and a window far longer than the test: the first Handle
 	// can only come when 3 records are there.
-	c := &collector{size: 3, win: time.Hour}
+	c := &streamtest.Collector{Size: 3, Window: time.Hour}
 	run(t, src, c)
 	cli(t, path, `INSERT INTO items VALUES (1); INSERT INTO items VALUES (2);`)
 	cli(t, path, `INSERT INTO items VALUES (3); INSERT INTO items VALUES (4);`)
-	c.waitRecords(t, 3)
-	if o := c.offers(); len(o[0]) != 3 {
-		t.Fatalf("first batch has %d records, want 3", len(o[0]))
+	c.WaitRecords(t, wait, 3)
+	if o := c.Offers(); len(o[0].Records) != 3 {
+		t.Fatalf("first batch has %d records, want 3", len(o[0].Records))
 	}
 
 	// Without a window, the batch size still caps a Handle call.
@@ -429,19 +380,19 @@ func TestBatching(t *testing.T) {
 		values = append(values, fmt.Sprintf("(%d)", i))
 	}
 	cli(t, path2, `INSERT INTO items VALUES `+strings.Join(values, ","))
-	c2 := &collector{}
+	c2 := &streamtest.Collector{}
 	run(t, src2, c2)
-	c2.waitRecords(t, 250)
-	for _, o := range c2.offers() {
-		if len(o) > streams.DefaultBatchSize {
-			t.Fatalf("a batch of %d records, more than %d", len(o), streams.DefaultBatchSize)
+	c2.WaitRecords(t, wait, 250)
+	for _, o := range c2.Offers() {
+		if len(o.Records) > streams.DefaultBatchSize {
+			t.Fatalf("a batch of %d records, more than %d", len(o.Records), streams.DefaultBatchSize)
 		}
 	}
 }
 
 func TestConcurrentWriters(t *testing.T) {
 	src, path := newSource(t, `CREATE TABLE "odd ""name"""(id INTEGER PRIMARY KEY, "the value" INTEGER)`, `odd "name"`)
-	c := &collector{}
+	c := &streamtest.Collector{}
 	run(t, src, c)
 	const writers, each = 4, 25
 	var wg sync.WaitGroup
@@ -456,7 +407,7 @@ func TestConcurrentWriters(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	recs := c.waitRecords(t, 2*writers*each)
+	recs := c.WaitRecords(t, wait, 2*writers*each)
 	if len(recs) != 2*writers*each {
 		t.Fatalf("%d records, want %d", len(recs), 2*writers*each)
 	}
@@ -565,10 +516,10 @@ func TestWideTable(t *testing.T) {
 		vals = append(vals, fmt.Sprint(i))
 	}
 	src, path := newSource(t, `CREATE TABLE wide(`+strings.Join(cols, ", ")+`, PRIMARY KEY (c0))`, "wide")
-	c := &collector{}
+	c := &streamtest.Collector{}
 	run(t, src, c)
 	cli(t, path, `INSERT INTO wide VALUES (`+strings.Join(vals, ", ")+`)`)
-	img := c.waitRecords(t, 1)[0].Change.NewImage
+	img := c.WaitRecords(t, wait, 1)[0].Change.NewImage
 	if len(img) != 70 || img["c69"].Number() != "69" || img["c60"].Number() != "60" {
 		t.Fatalf("image of %d columns: %s", len(img), attrs(img))
 	}
@@ -576,10 +527,10 @@ func TestWideTable(t *testing.T) {
 
 func TestChangeLogDroppedWhileRunning(t *testing.T) {
 	src, path := newSource(t, `CREATE TABLE items(id INTEGER PRIMARY KEY)`, "items")
-	c := &collector{}
+	c := &streamtest.Collector{}
 	run(t, src, c)
 	cli(t, path, `INSERT INTO items VALUES (1)`)
-	c.waitRecords(t, 1)
+	c.WaitRecords(t, wait, 1)
 	// Someone drops the log (and with it every pending change): the
 	// source puts it back rather than stopping.
 	cli(t, path, `DROP TABLE _wsgate_changes`)
@@ -590,7 +541,7 @@ func TestChangeLogDroppedWhileRunning(t *testing.T) {
 		return nil
 	})
 	cli(t, path, `INSERT INTO items VALUES (2)`)
-	if r := c.waitRecords(t, 2)[1]; r.Change.Keys["id"].Number() != "2" {
+	if r := c.WaitRecords(t, wait, 2)[1]; r.Change.Keys["id"].Number() != "2" {
 		t.Fatalf("record after recreation: %s", attrs(r.Change.Keys))
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/wsgate/wsgate/internal/streamtest"
 	"github.com/wsgate/wsgate/internal/testenv"
 	"github.com/wsgate/wsgate/streams"
 )
@@ -100,7 +101,7 @@ func TestEdgeValuesCLI(t *testing.T) {
 				edgeValues[i] = tc
 			}
 			src, path := newSource(t, fmt.Sprintf(`PRAGMA encoding = '%s'; CREATE TABLE v(k INTEGER PRIMARY KEY, x)`, enc), "v")
-			c := &collector{}
+			c := &streamtest.Collector{}
 			run(t, src, c)
 			// One statement each: a single-row INSERT hands the trigger
 			// the value as the expression produced it, JSON subtype and
@@ -111,14 +112,14 @@ func TestEdgeValuesCLI(t *testing.T) {
 			}
 			sql.WriteString(`INSERT INTO v(x) VALUES ('after');`)
 			cli(t, path, sql.String())
-			wantRecords(t, c.waitRecords(t, len(edgeValues)+1), edgeValues, false)
+			wantRecords(t, c.WaitRecords(t, wait, len(edgeValues)+1), edgeValues, false)
 		})
 	}
 }
 
 func TestEdgeValuesAsKeys(t *testing.T) {
 	src, path := newSource(t, `CREATE TABLE v(x PRIMARY KEY, n INTEGER)`, "v")
-	c := &collector{}
+	c := &streamtest.Collector{}
 	run(t, src, c)
 	var sql strings.Builder
 	var cases []valueCase
@@ -131,12 +132,12 @@ func TestEdgeValuesAsKeys(t *testing.T) {
 	}
 	sql.WriteString(`INSERT INTO v(x) VALUES ('after');`)
 	cli(t, path, sql.String())
-	wantRecords(t, c.waitRecords(t, len(cases)+1), cases, true)
+	wantRecords(t, c.WaitRecords(t, wait, len(cases)+1), cases, true)
 }
 
 func TestEdgeValuesUpdated(t *testing.T) {
 	src, path := newSource(t, `CREATE TABLE v(k INTEGER PRIMARY KEY, x)`, "v")
-	c := &collector{}
+	c := &streamtest.Collector{}
 	run(t, src, c)
 	var sql strings.Builder
 	sql.WriteString(`INSERT INTO v VALUES (1, NULL);`)
@@ -147,7 +148,7 @@ func TestEdgeValuesUpdated(t *testing.T) {
 	// NULL then NaN (NULL) change nothing, so are not logged: one INSERT,
 	// then a MODIFY for each other value, its old image the one before.
 	changed := edgeValues[2:]
-	recs := c.waitRecords(t, 1+len(changed))
+	recs := c.WaitRecords(t, wait, 1+len(changed))
 	prev := `{"NULL":true}`
 	for i, tc := range changed {
 		r := recs[1+i]
@@ -162,7 +163,7 @@ func TestEdgeValuesUpdated(t *testing.T) {
 
 func TestEdgeValuesGoWriter(t *testing.T) {
 	src, path := newSource(t, `CREATE TABLE v(k INTEGER PRIMARY KEY, x)`, "v")
-	c := &collector{}
+	c := &streamtest.Collector{}
 	run(t, src, c)
 	w, err := sql.Open("sqlite", fileURI(path)+"?_pragma=busy_timeout(5000)")
 	if err != nil {
@@ -186,12 +187,12 @@ func TestEdgeValuesGoWriter(t *testing.T) {
 	if _, err := w.Exec(`INSERT INTO v(x) VALUES ('after')`); err != nil {
 		t.Fatal(err)
 	}
-	wantRecords(t, c.waitRecords(t, len(cases)+1), cases, false)
+	wantRecords(t, c.WaitRecords(t, wait, len(cases)+1), cases, false)
 }
 
 func TestUndecodableChangeSetAside(t *testing.T) {
 	src, path := newSource(t, `CREATE TABLE items(id INTEGER PRIMARY KEY)`, "items")
-	c := &collector{}
+	c := &streamtest.Collector{}
 	stop := run(t, src, c)
 	// Rows the triggers never write: hand-edited, of other types than
 	// the log's, or of a future format.
@@ -212,7 +213,7 @@ func TestUndecodableChangeSetAside(t *testing.T) {
 	sql.WriteString(`INSERT INTO items VALUES (2);`)
 	cli(t, path, sql.String())
 	// Neither blocks the changes after them.
-	if got := keysOf(c.waitRecords(t, 2)); got[0] != "INSERT items 1" || got[1] != "INSERT items 2" {
+	if got := keysOf(c.WaitRecords(t, wait, 2)); got[0] != "INSERT items 1" || got[1] != "INSERT items 2" {
 		t.Fatalf("records %q", got)
 	}
 	testenv.Eventually(t, wait, func() error {
@@ -225,7 +226,7 @@ func TestUndecodableChangeSetAside(t *testing.T) {
 	if got := cliQuery(t, path, `SELECT count(*) FROM _wsgate_changes WHERE tbl = '`+rejectedPrefix+`items'`); got != fmt.Sprint(len(bad)) {
 		t.Fatalf("%s rows kept, want %d", got, len(bad))
 	}
-	if n := len(c.records()); n != 2 {
+	if n := len(c.Records()); n != 2 {
 		t.Fatalf("%d records, want 2", n)
 	}
 	// The replay the package doc gives puts them back in the stream at the
