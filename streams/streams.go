@@ -55,13 +55,9 @@ type Stats struct {
 	// again after a handler error. Zero when nothing is pending. The
 	// Supervisor reports the stream's lag from it (and from what it saw
 	// offered but not accepted), so a lag grows while a handler keeps
-	// failing instead of showing the age of the last success.
+	// failing instead of showing the age of the last success. Every
+	// source fills it; its package doc says which time it is.
 	OldestPending time.Time
-	// Lag is the age the last delivered record had when it was
-	// delivered. Deprecated: it stays small while changes pile up behind
-	// a failing handler; use OldestPending. Only sources that do not fill
-	// OldestPending yet still set it.
-	Lag time.Duration
 	// LastError is the most recent transient error, "" when none.
 	LastError string
 }

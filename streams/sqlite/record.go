@@ -60,7 +60,7 @@ func (r *logRow) record(region string, enc textEncoding) (streams.Record, error)
 	switch {
 	case r.tsErr != nil:
 		return fail("ts: %v", r.tsErr)
-	case !(r.ts >= 0 && r.ts < maxTS): // NaN too
+	case !r.timed():
 		return fail("ts %v out of range", r.ts)
 	}
 	// The images each operation has; the triggers write NULL for the
@@ -113,6 +113,10 @@ func (r *logRow) record(region string, enc textEncoding) (streams.Record, error)
 		},
 	}, nil
 }
+
+// timed reports whether ts is a time the triggers can have written (not
+// NaN, not before 1970, before the year 10000).
+func (r *logRow) timed() bool { return r.tsErr == nil && r.ts >= 0 && r.ts < maxTS }
 
 // committed is when the change was written.
 func (r *logRow) committed() time.Time {

@@ -74,7 +74,9 @@
 // records arrive at least once, in order (a crash, not a stop, redelivers
 // what was accepted in the last second). A handler error makes the
 // source offer the same records again after a backoff (100 ms doubling to
-// 10 s).
+// 10 s). Stats().OldestPending is the log time of the oldest change read
+// and not yet accepted (gathered for a batch, or refused by the handler),
+// zero when caught up.
 //
 // All captured tables of a file share one log and one shard,
 // "sqlite:{path}", so records are ordered across tables and one Handle call
@@ -145,11 +147,11 @@ type Source struct {
 	busyTimeout time.Duration
 
 	delivered atomic.Int64
-	lag       atomic.Int64 // nanoseconds
 	setAside  atomic.Int64
 	mu        sync.Mutex
-	lastErr   string // the last transient error, cleared by progress
-	schemaErr string // what keeps tables from being captured, until healed
+	lastErr   string    // the last transient error, cleared by progress
+	schemaErr string    // what keeps tables from being captured, until healed
+	oldest    time.Time // log time of the oldest change read and not yet accepted
 }
 
 var _ streams.Source = (*Source)(nil)
@@ -189,10 +191,13 @@ func New(cfg streams.SourceConfig, logger *slog.Logger) (*Source, error) {
 // Shard is the one shard of the source: "sqlite:" and the path.
 func (s *Source) Shard() string { return s.shard }
 
-// Stats implements streams.Source. LastError is the last transient
-// error until the source makes progress again, else what keeps a table
-// from being captured (it is missing; with create false, its triggers are
-// out of date) until that is healed.
+// Stats implements streams.Source. OldestPending is the log time (the
+// commit time, to the millisecond) of the oldest change read from the log
+// and not yet accepted by the handler: gathered for a batch, offered, or
+// waiting to be offered again after a handler error; zero when caught up.
+// LastError is the last transient error until the source makes progress
+// again, else what keeps a table from being captured (it is missing; with
+// create false, its triggers are out of date) until that is healed.
 func (s *Source) Stats() streams.Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -201,10 +206,27 @@ func (s *Source) Stats() streams.Stats {
 		last = s.schemaErr
 	}
 	return streams.Stats{
-		Delivered: s.delivered.Load(),
-		Lag:       time.Duration(s.lag.Load()),
-		LastError: last,
+		Delivered:     s.delivered.Load(),
+		OldestPending: s.oldest,
+		LastError:     last,
 	}
+}
+
+// setPending records the log time of the oldest change among rows, the
+// ones read and not yet accepted; zero when there are none.
+func (s *Source) setPending(rows []logRow) {
+	var oldest time.Time
+	for _, r := range rows {
+		if !r.timed() {
+			continue // it has no time; it is set aside when decoded
+		}
+		if c := r.committed(); oldest.IsZero() || c.Before(oldest) {
+			oldest = c
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.oldest = oldest
 }
 
 // SetAside counts the changes this source could not decode and set aside
@@ -384,6 +406,7 @@ func (s *Source) Run(ctx context.Context, h streams.Handler) error {
 		return classify(err)
 	}
 	defer db.Close()
+	defer s.setPending(nil) // what was read is read again
 	t := &tail{Source: s, db: db, conn: conn, trimmed: time.Now()}
 	defer func() { t.conn.Close() }() // the connection retry opened last
 	p, err := s.prepareRetrying(ctx, t.conn)
@@ -495,9 +518,9 @@ func (t *tail) run(ctx context.Context, h streams.Handler) error {
 			}
 			continue
 		}
+		t.setPending(rows)
 		if len(rows) == 0 {
 			t.dbFails = 0
-			t.lag.Store(0)
 			t.waitChange(ctx, version)
 			continue
 		}
@@ -511,6 +534,7 @@ func (t *tail) run(ctx context.Context, h streams.Handler) error {
 			if ctx.Err() != nil {
 				break
 			}
+			t.setPending(rows)
 		}
 		recs := make([]streams.Record, 0, len(rows))
 		for _, r := range rows {
@@ -538,7 +562,7 @@ func (t *tail) run(ctx context.Context, h streams.Handler) error {
 		last := rows[len(rows)-1]
 		t.last = last.seq
 		t.delivered.Add(int64(len(rows)))
-		t.lag.Store(int64(max(0, time.Since(last.committed()))))
+		t.setPending(nil)
 		t.setErr(nil)
 		if t.last-t.trimmedUpTo >= trimRows || time.Since(t.trimmed) >= t.trimDelay {
 			t.trimLog(ctx)

@@ -287,6 +287,16 @@ func TestHandlerErrorRedelivers(t *testing.T) {
 	})
 }
 
+// TestOldestPendingWhileHandlerRefuses: Stats reports the log time of the
+// change the handler keeps refusing, and nothing once it is accepted.
+func TestOldestPendingWhileHandlerRefuses(t *testing.T) {
+	src, path := newSource(t, `CREATE TABLE items(id INTEGER PRIMARY KEY)`, "items")
+	h := streamtest.Refusing(streamtest.FailFirst(1 << 30))
+	run(t, src, h)
+	cli(t, path, `INSERT INTO items VALUES (1)`)
+	streamtest.CheckOldestPending(t, wait, h, src.Stats)
+}
+
 func TestSchemaChange(t *testing.T) {
 	src, path := newSource(t, `CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT)`, "items")
 	before := cliQuery(t, path, `SELECT group_concat(sql, ';') FROM sqlite_master WHERE type = 'trigger'`)
