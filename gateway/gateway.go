@@ -86,6 +86,10 @@ type Options struct {
 	// ManagementEndpoint is the http://ADDR/{stage} that command handlers
 	// call back; the server sets it once the listener is bound.
 	ManagementEndpoint string
+	// HandlerEnv is added to the environment of every handler process the
+	// integrations start (integration.Env.HandlerEnv): the server's CA
+	// bundle variables. Default none.
+	HandlerEnv map[string]string
 	// Extensions serve more management paths: /{stage}/{name}, e.g.
 	// "@streams", after the same SigV4 verification.
 	Extensions map[string]http.Handler
@@ -145,6 +149,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	env := cfg.IntegrationEnv(opts.ManagementEndpoint, opts.Logger)
 	env.Functions = opts.Functions
 	env.Inflight = g.inflight
+	env.HandlerEnv = opts.HandlerEnv
 	for key, rc := range cfg.Routes {
 		rt := &route{key: key, twoWay: rc.RouteResponseSelectionExpression == "$default"}
 		if rc.Integration != nil {

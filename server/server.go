@@ -17,6 +17,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,6 +58,19 @@ type Config struct {
 	Globals integration.Globals `json:"globals,omitempty"`
 	// Log sets the log output.
 	Log LogConfig `json:"log,omitempty"`
+	// StateDir keeps what wsgate creates for itself (the local CA).
+	// Default .wsgate beside the config file.
+	StateDir string `json:"stateDir,omitempty"`
+	// TLS is how the listener serves TLS. See docs/tls.md.
+	TLS TLSConfig `json:"tls,omitempty"`
+}
+
+// SetDefaults fills every unset field with its documented default.
+func (c *Config) SetDefaults() {
+	c.Config.SetDefaults()
+	if c.TLS.Mode == "" {
+		c.TLS.Mode = TLSAuto
+	}
 }
 
 // LogConfig sets the log output.
@@ -79,6 +93,7 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, err
 	}
 	c.resolvePaths(filepath.Dir(path))
+	c.resolveTLSPaths(filepath.Dir(path))
 	if err := c.checkCodeDirs(); err != nil {
 		return nil, err
 	}
@@ -151,6 +166,7 @@ func (c *Config) Validate() error {
 			e.Addf(confcheck.Index("streams", i)+".target.group", "%q: %s", s.Target.Group, gateway.GroupNameRule)
 		}
 	}
+	e.In("tls", c.TLS.validate())
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":
 	default:
@@ -193,6 +209,7 @@ type Server struct {
 	extras bool
 	http   *http.Server
 	ln     net.Listener
+	tls    *tlsSetup // nil with tls.mode off
 
 	streams   []*stream
 	functions *integration.Functions
@@ -220,8 +237,23 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listening: %w", err)
 	}
-	s.ln = ln
-	if err := s.provision("http://"+ln.Addr().String()+"/"+s.cfg.Stage, install); err != nil {
+	ts, err := setupTLS(&s.cfg, ln.Addr(), logger)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	switch {
+	case ts == nil:
+	case s.cfg.TLS.Mode == TLSOn:
+		ln = tls.NewListener(ln, ts.config)
+	default:
+		ln = newSniffListener(ln, ts.config)
+	}
+	s.ln, s.tls = ln, ts
+	for _, w := range s.cfg.Warnings() {
+		s.log.Warn(w)
+	}
+	if err := s.provision(s.ManagementEndpoint(), install); err != nil {
 		ln.Close()
 		return nil, err
 	}
@@ -287,12 +319,12 @@ func (s *Server) provision(endpoint string, mode provisionMode) error {
 	if len(s.cfg.Credentials) == 0 && len(s.cfg.Functions) > 0 {
 		s.log.Warn("no credentials configured: functions get no AWS keys, and their management API calls will be refused")
 	}
-	s.functions, err = integration.NewFunctions(s.cfg.Functions, s.cfg.Globals, s.cfg.IntegrationEnv(endpoint, s.log))
+	s.functions, err = integration.NewFunctions(s.cfg.Functions, s.cfg.Globals, s.integrationEnv(endpoint, s.log))
 	if err != nil {
 		return err
 	}
 	s.gw, err = gateway.New(s.cfg.Config, gateway.Options{
-		Hub: s.hub, Logger: s.log, ManagementEndpoint: endpoint,
+		Hub: s.hub, Logger: s.log, ManagementEndpoint: endpoint, HandlerEnv: s.handlerEnv(),
 		Extensions: map[string]http.Handler{"@streams": http.HandlerFunc(s.serveStreams)},
 		Functions:  s.functions,
 	})
@@ -372,7 +404,7 @@ func (s *Server) buildTarget(st *stream, sc streams.Config, endpoint string, log
 		st.handler = streams.NewGroupTarget(sc.Target, publisher{s.hub})
 		return nil
 	}
-	env := s.cfg.IntegrationEnv(endpoint, log)
+	env := s.integrationEnv(endpoint, log)
 	env.Functions = s.functions
 	in, err := integration.New(*sc.Target.Integration, env)
 	if err != nil {
@@ -477,8 +509,11 @@ func (s *Server) Start() {
 			s.logProgress(ctx, time.Minute)
 		}()
 	}
-	s.log.Info("wsgate listening", "addr", s.Addr(), "websocket", "ws://"+s.Addr()+"/"+s.cfg.Stage,
-		"management", "http://"+s.Addr()+"/"+s.cfg.Stage+"/@connections")
+	attrs := []any{"addr", s.Addr(), "websocket", strings.Join(s.WebSocketURLs(), " "), "management", s.ManagementEndpoint() + "/@connections"}
+	if s.tls != nil && s.tls.ca != nil {
+		attrs = append(attrs, "localCA", s.tls.ca.CertPath())
+	}
+	s.log.Info("wsgate listening", attrs...)
 }
 
 // Shutdown stops everything, bounded by ctx.
@@ -653,7 +688,11 @@ func (s *Server) StreamStatus() map[string]streams.Status {
 	return out
 }
 
-// ManagementEndpoint is the management API's base URL.
+// ManagementEndpoint is the management API's base URL, the one command
+// handlers are given: http:// unless tls.mode is on.
 func (s *Server) ManagementEndpoint() string {
-	return "http://" + s.Addr() + "/" + strings.Trim(s.cfg.Stage, "/")
+	if s.cfg.TLS.Mode == TLSOn {
+		return "https://" + s.dialAddr() + "/" + s.cfg.Stage
+	}
+	return "http://" + s.Addr() + "/" + s.cfg.Stage
 }

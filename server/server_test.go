@@ -99,6 +99,9 @@ func startServerLog(t *testing.T, text string, w io.Writer) *server.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = t.TempDir() // the local CA, not in the package directory
+	}
 	srv, err := server.New(*cfg, slog.New(slog.NewTextHandler(w, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -191,24 +194,7 @@ func TestBoto3(t *testing.T) {
 // TestAWSCLI: post-to-connection, get-connection and delete-connection
 // with the AWS CLI v1 (pip) and v2 (Debian's awscli).
 func TestAWSCLI(t *testing.T) {
-	clis := map[string]string{}
-	for _, p := range []string{testenv.LookPath(t, "aws", "apt-get install -y awscli"), "/usr/bin/aws"} {
-		out, err := exec.Command(p, "--version").CombinedOutput()
-		if err != nil {
-			continue
-		}
-		switch {
-		case strings.HasPrefix(string(out), "aws-cli/1."):
-			clis["v1"] = p
-		case strings.HasPrefix(string(out), "aws-cli/2."):
-			clis["v2"] = p
-		}
-	}
-	for _, v := range []string{"v1", "v2"} {
-		if clis[v] == "" {
-			testenv.Missing(t, "AWS CLI "+v, map[string]string{"v1": "pip install awscli", "v2": "apt-get install -y awscli"}[v])
-		}
-	}
+	clis := awsCLIs(t)
 	for v, bin := range clis {
 		t.Run(v, func(t *testing.T) {
 			srv := startServer(t, interopConfig)

@@ -6,6 +6,7 @@
 //	wsgate demo [--listen 127.0.0.1:8080] [--db wsgate-demo.db] [--rate 5] [--allow-host NAME] [--allow-origin ORIGIN]
 //	wsgate conn post|get|delete|list ...
 //	wsgate group publish|join|leave|members ...
+//	wsgate ca [install]
 //	wsgate version
 package main
 
@@ -19,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -40,6 +42,7 @@ Usage:
   wsgate demo [--listen ADDR] [--db FILE] [--rate N]     the live dashboard demo
   wsgate conn post|get|delete|list [flags]               the @connections API
   wsgate group publish|join|leave|members [flags]        groups and broadcast
+  wsgate ca [install] [--config FILE]                    the local CA: where it is, how to trust it
   wsgate version                                         print the version
 
 Run 'wsgate COMMAND -h' for a command's flags.
@@ -61,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return connCommand(args[1:], stdout, stderr)
 	case "group":
 		return groupCommand(args[1:], stdout, stderr)
+	case "ca":
+		return caCommand(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "wsgate", version())
 		return 0
@@ -113,6 +118,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		tf.summary(stdout)
 	}
 	if *check {
+		for _, w := range cfg.Warnings() {
+			fmt.Fprintf(stderr, "wsgate: %s: warning: %s\n", *configPath, w)
+		}
 		// The same build as serve's, but for binding the listener.
 		if err := server.Check(*cfg, logger); err != nil {
 			fmt.Fprintf(stderr, "wsgate: %s: %v\n", *configPath, err)
@@ -148,8 +156,11 @@ func runUntilSignal(srv *server.Server, shutdownTimeout time.Duration, stdout io
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv.Start()
-	fmt.Fprintf(stdout, "wsgate listening on %s (WebSocket ws://%s/%s, management %s)\n",
-		srv.Addr(), srv.Addr(), srv.Gateway().Config().Stage, srv.ManagementEndpoint())
+	fmt.Fprintf(stdout, "wsgate listening on %s (WebSocket %s, management %s)\n",
+		srv.Addr(), strings.Join(srv.WebSocketURLs(), " "), srv.ManagementEndpoint())
+	if ca := srv.CACertPath(); ca != "" {
+		fmt.Fprintf(stdout, "TLS certificates from the local CA %s ('wsgate ca' says how to trust it)\n", ca)
+	}
 	if extra != nil {
 		go extra(ctx)
 	}

@@ -1,0 +1,330 @@
+package server
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/wsgate/wsgate/integration"
+	"github.com/wsgate/wsgate/internal/confcheck"
+	"github.com/wsgate/wsgate/tlsca"
+)
+
+// TLSConfig is the tls section of the config file. See docs/tls.md.
+type TLSConfig struct {
+	// Mode is auto (default: TLS and plaintext on the same port, told
+	// apart by the first byte), on (TLS only; a plaintext HTTP request is
+	// answered 400) or off (plaintext only).
+	Mode string `json:"mode,omitempty"`
+	// CertFile and KeyFile are a PEM certificate (chain) and key, used
+	// instead of the local CA and reloaded when either file changes.
+	// Relative paths are relative to the config file. Default none.
+	CertFile string `json:"certFile,omitempty"`
+	KeyFile  string `json:"keyFile,omitempty"`
+}
+
+// TLS modes.
+const (
+	TLSAuto = "auto"
+	TLSOn   = "on"
+	TLSOff  = "off"
+)
+
+// DefaultStateDir is the state directory's name, beside the config file.
+const DefaultStateDir = ".wsgate"
+
+func (t *TLSConfig) validate() error {
+	var e confcheck.Errors
+	switch t.Mode {
+	case TLSAuto, TLSOn, TLSOff:
+	default:
+		e.Addf("mode", "%q: want auto, on or off", t.Mode)
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		e.Addf("certFile", "certFile and keyFile go together: set both or neither")
+	}
+	if t.Mode == TLSOff && t.CertFile != "" {
+		e.Addf("certFile", "set, but mode is off")
+	}
+	return e.Err()
+}
+
+// resolveTLSPaths makes the state directory and certificate files
+// relative to the config file's directory.
+func (c *Config) resolveTLSPaths(configDir string) {
+	for _, p := range []*string{&c.StateDir, &c.TLS.CertFile, &c.TLS.KeyFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(configDir, *p)
+		}
+	}
+	if c.StateDir == "" {
+		c.StateDir = filepath.Join(configDir, DefaultStateDir)
+	}
+}
+
+// Warnings are problems that do not stop wsgate but make it do less than
+// a user likely expects; serve logs them and --check prints them.
+func (c *Config) Warnings() []string {
+	var w []string
+	if len(c.Credentials) == 0 {
+		w = append(w, "no credentials configured: every management API call (@connections) is refused with 403, "+
+			"and command handlers get no AWS_ACCESS_KEY_ID to sign their own calls with")
+	}
+	return w
+}
+
+// tlsSetup is what the server's TLS needs at run time.
+type tlsSetup struct {
+	config *tls.Config
+	ca     *tlsca.CA // the local CA, nil when certFile is configured
+	bundle string    // the system CAs plus the local CA, for handlers; "" without a local CA
+}
+
+// setupTLS loads the configured certificate or opens the local CA (creating
+// it the first time) and issues a leaf for every name a client may use.
+func setupTLS(cfg *Config, addr net.Addr, log *slog.Logger) (*tlsSetup, error) {
+	if cfg.TLS.Mode == TLSOff {
+		return nil, nil
+	}
+	ts := &tlsSetup{config: &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}}
+	if cfg.TLS.CertFile != "" {
+		fc, err := tlsca.LoadFiles(cfg.TLS.CertFile, cfg.TLS.KeyFile, log)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		ts.config.GetCertificate = fc.GetCertificate
+		return ts, nil
+	}
+	stateDir := cmpOr(cfg.StateDir, DefaultStateDir)
+	ca, err := tlsca.Open(stateDir)
+	if err != nil {
+		return nil, fmt.Errorf("tls: local CA: %w", err)
+	}
+	leaves, err := ca.Leaves(certNames(cfg, addr), tlsca.DefaultLeafLifetime)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	ts.config.GetCertificate = leaves.GetCertificate
+	ts.ca = ca
+	ts.bundle = filepath.Join(stateDir, tlsca.BundleFile)
+	if err := ca.WriteBundle(ts.bundle); err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	log.Debug("local CA", "cert", ca.CertPath(), "names", leaves.Names())
+	return ts, nil
+}
+
+// certNames are the names a local leaf covers: localhost and the loopback
+// addresses, the listen host (the machine's hostname when listening on
+// every address), domainName, and the AWS host handlers build,
+// {apiId}.execute-api.{region}.amazonaws.com.
+func certNames(cfg *Config, addr net.Addr) []string {
+	names := []string{"localhost", "127.0.0.1", "::1"}
+	host, _, _ := net.SplitHostPort(cfg.Listen)
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil {
+			names = append(names, h)
+		}
+		if ta, ok := addr.(*net.TCPAddr); ok && !ta.IP.IsUnspecified() {
+			names = append(names, ta.IP.String())
+		}
+	} else {
+		names = append(names, host)
+	}
+	names = append(names, cfg.DomainName, cfg.APIID+".execute-api."+cfg.Region+".amazonaws.com")
+	return names
+}
+
+// sniffTimeout bounds how long a new connection may stay silent before its
+// first byte tells TLS from plaintext.
+const sniffTimeout = 10 * time.Second
+
+// maxSniffing bounds connections waiting for their first byte; when that
+// many are waiting, accepting pauses (the kernel's backlog queues the rest).
+const maxSniffing = 1024
+
+// tlsRecordHandshake is the first byte of every TLS connection (a
+// handshake record); no HTTP request starts with it.
+const tlsRecordHandshake = 0x16
+
+// sniffListener serves TLS and plaintext on one port: each accepted
+// connection is classified by its first byte, peeked without being
+// consumed, on its own goroutine so a silent client does not hold up the
+// others. Plaintext connections are returned as accepted (a *net.TCPConn,
+// keeping the gateway's direct-write path); TLS ones as *tls.Conn, whose
+// handshake http.Server runs.
+type sniffListener struct {
+	net.Listener
+	tls   *tls.Config
+	conns chan accepted
+	slots chan struct{}
+	done  chan struct{}
+	once  sync.Once
+}
+
+type accepted struct {
+	c   net.Conn
+	err error
+}
+
+func newSniffListener(ln net.Listener, cfg *tls.Config) *sniffListener {
+	l := &sniffListener{Listener: ln, tls: cfg, conns: make(chan accepted), slots: make(chan struct{}, maxSniffing), done: make(chan struct{})}
+	go l.acceptLoop()
+	return l
+}
+
+func (l *sniffListener) acceptLoop() {
+	for {
+		select {
+		case l.slots <- struct{}{}:
+		case <-l.done:
+			return
+		}
+		c, err := l.Listener.Accept()
+		if err != nil {
+			<-l.slots
+			// Handed over as is: http.Server backs off on a temporary
+			// error before it calls Accept again, which paces this loop.
+			select {
+			case l.conns <- accepted{err: err}:
+			case <-l.done:
+				return
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		go l.sniff(c)
+	}
+}
+
+func (l *sniffListener) sniff(c net.Conn) {
+	defer func() { <-l.slots }()
+	_ = c.SetReadDeadline(time.Now().Add(sniffTimeout))
+	first, c, err := peekByte(c)
+	if err != nil {
+		c.Close() // silent or gone before saying anything
+		return
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	if first == tlsRecordHandshake {
+		c = tls.Server(c, l.tls)
+	}
+	select {
+	case l.conns <- accepted{c: c}:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+func (l *sniffListener) Accept() (net.Conn, error) {
+	select {
+	case a := <-l.conns:
+		return a.c, a.err
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *sniffListener) Close() error {
+	err := net.ErrClosed
+	l.once.Do(func() {
+		close(l.done)
+		err = l.Listener.Close()
+	})
+	return err
+}
+
+// prefixConn gives back a byte read to sniff a connection that cannot be
+// peeked at.
+type prefixConn struct {
+	net.Conn
+	first []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.first) > 0 {
+		n := copy(p, c.first)
+		c.first = c.first[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+func readByte(c net.Conn) (byte, net.Conn, error) {
+	var b [1]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		return 0, c, err
+	}
+	return b[0], &prefixConn{Conn: c, first: b[:]}, nil
+}
+
+// CACertPath is the local CA's root certificate, the file clients trust;
+// "" when TLS is off or certFile is configured.
+func (s *Server) CACertPath() string {
+	if s.tls == nil || s.tls.ca == nil {
+		return ""
+	}
+	return s.tls.ca.CertPath()
+}
+
+// CABundleVars are the variables through which runtimes read a CA bundle:
+// the AWS SDKs and CLI, Node.js (added to its built-in CAs), OpenSSL and
+// Python's ssl (and Go's crypto/x509 on Linux), and Python's requests.
+var CABundleVars = []string{"AWS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"}
+
+// handlerEnv is what every handler process wsgate starts gets on top of
+// its own environment (a function's env still wins): CABundleVars set to
+// the bundle of the system's CAs and the local CA. Nil unless the local CA
+// serves; a configured certFile is presumed trusted already.
+func (s *Server) handlerEnv() map[string]string {
+	if s.tls == nil || s.tls.bundle == "" {
+		return nil
+	}
+	m := make(map[string]string, len(CABundleVars))
+	for _, k := range CABundleVars {
+		m[k] = s.tls.bundle
+	}
+	return m
+}
+
+// integrationEnv is the config's integration environment with handlerEnv.
+func (s *Server) integrationEnv(endpoint string, log *slog.Logger) integration.Env {
+	env := s.cfg.IntegrationEnv(endpoint, log)
+	env.HandlerEnv = s.handlerEnv()
+	return env
+}
+
+// WebSocketURLs are the URLs clients connect to, plaintext and TLS as the
+// mode allows.
+func (s *Server) WebSocketURLs() []string {
+	var urls []string
+	if s.cfg.TLS.Mode != TLSOn {
+		urls = append(urls, "ws://"+s.Addr()+"/"+s.cfg.Stage)
+	}
+	if s.cfg.TLS.Mode != TLSOff {
+		urls = append(urls, "wss://"+s.dialAddr()+"/"+s.cfg.Stage)
+	}
+	return urls
+}
+
+// dialAddr is the bound address with an unspecified host (listening on
+// every address) replaced by 127.0.0.1, which the local leaf covers.
+func (s *Server) dialAddr() string {
+	host, port, err := net.SplitHostPort(s.Addr())
+	if err != nil {
+		return s.Addr()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
