@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,7 +23,7 @@ type TLSConfig struct {
 	// Mode is auto (default: TLS and plaintext on the same port, told
 	// apart by the first byte), on (TLS only; a plaintext HTTP request is
 	// answered 400) or off (plaintext only).
-	Mode string `json:"mode,omitempty"`
+	Mode TLSMode `json:"mode,omitempty"`
 	// CertFile and KeyFile are a PEM certificate (chain) and key, used
 	// instead of the local CA and reloaded when either file changes.
 	// Relative paths are relative to the config file. Default none.
@@ -30,12 +31,33 @@ type TLSConfig struct {
 	KeyFile  string `json:"keyFile,omitempty"`
 }
 
+// TLSMode is auto, on or off.
+type TLSMode string
+
 // TLS modes.
 const (
-	TLSAuto = "auto"
-	TLSOn   = "on"
-	TLSOff  = "off"
+	TLSAuto TLSMode = "auto"
+	TLSOn   TLSMode = "on"
+	TLSOff  TLSMode = "off"
 )
+
+// UnmarshalJSON takes YAML 1.1's booleans as well: an unquoted `mode: on`
+// arrives as true.
+func (m *TLSMode) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case "true":
+		*m = TLSOn
+	case "false":
+		*m = TLSOff
+	default:
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return fmt.Errorf("tls.mode: want auto, on or off")
+		}
+		*m = TLSMode(s)
+	}
+	return nil
+}
 
 // DefaultStateDir is the state directory's name, beside the config file.
 const DefaultStateDir = ".wsgate"
@@ -59,6 +81,9 @@ func (t *TLSConfig) validate() error {
 // resolveTLSPaths makes the state directory and certificate files
 // relative to the config file's directory.
 func (c *Config) resolveTLSPaths(configDir string) {
+	if abs, err := filepath.Abs(configDir); err == nil {
+		configDir = abs
+	}
 	for _, p := range []*string{&c.StateDir, &c.TLS.CertFile, &c.TLS.KeyFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(configDir, *p)
@@ -102,7 +127,11 @@ func setupTLS(cfg *Config, addr net.Addr, log *slog.Logger) (*tlsSetup, error) {
 		ts.config.GetCertificate = fc.GetCertificate
 		return ts, nil
 	}
-	stateDir := cmpOr(cfg.StateDir, DefaultStateDir)
+	// Absolute: handlers run in directories of their own.
+	stateDir, err := filepath.Abs(cmpOr(cfg.StateDir, DefaultStateDir))
+	if err != nil {
+		return nil, fmt.Errorf("tls: state directory: %w", err)
+	}
 	ca, err := tlsca.Open(stateDir)
 	if err != nil {
 		return nil, fmt.Errorf("tls: local CA: %w", err)

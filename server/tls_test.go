@@ -166,7 +166,7 @@ func TestTLSAndPlaintextOnOnePort(t *testing.T) {
 // TestTLSOnRefusesPlaintext: tls.mode on answers a plaintext request 400
 // and gives handlers an https:// endpoint.
 func TestTLSOnRefusesPlaintext(t *testing.T) {
-	srv := startServer(t, tlsConfig(t, "tls: { mode: \"on\" }\n"))
+	srv := startServer(t, tlsConfig(t, "tls: { mode: on }\n")) // unquoted: YAML 1.1's true
 	pool := rootPool(t, srv.CACertPath())
 	if _, _, err := websocket.DefaultDialer.Dial("ws://"+srv.Addr()+"/dev", nil); err == nil {
 		t.Fatal("plaintext WebSocket accepted with tls.mode on")
@@ -422,7 +422,8 @@ func TestTLSConfigErrors(t *testing.T) {
 	for _, tc := range []struct{ name, text, want string }{
 		{"bad mode", "tls: { mode: sometimes }\n", `tls.mode: "sometimes": want auto, on or off`},
 		{"cert without key", "tls: { certFile: a.crt }\n", "tls.certFile: certFile and keyFile go together"},
-		{"cert with mode off", "tls: { mode: \"off\", certFile: a.crt, keyFile: a.key }\n", "tls.certFile: set, but mode is off"},
+		{"cert with mode off", "tls: { mode: off, certFile: a.crt, keyFile: a.key }\n", "tls.certFile: set, but mode is off"},
+		{"mode a number", "tls: { mode: 1 }\n", "tls.mode: want auto, on or off"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := server.ParseConfig([]byte(tc.text)); err == nil || !strings.Contains(err.Error(), tc.want) {

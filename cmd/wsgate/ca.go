@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/wsgate/wsgate/server"
@@ -55,6 +56,9 @@ func caCommand(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "wsgate ca: %s: %v\n", *configPath, err)
 			return 1
 		}
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
 	}
 	ca, err := tlsca.Open(dir)
 	if err != nil {
