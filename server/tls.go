@@ -105,6 +105,18 @@ func (c *Config) Warnings() []string {
 	return w
 }
 
+// CheckTLSFiles loads tls.certFile and tls.keyFile, when set, as start-up
+// would; --check calls it so a wrong path or key fails there.
+func (c *Config) CheckTLSFiles() error {
+	if c.TLS.CertFile == "" || c.TLS.Mode == TLSOff {
+		return nil
+	}
+	if _, err := tlsca.LoadFiles(c.TLS.CertFile, c.TLS.KeyFile, nil); err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	return nil
+}
+
 // tlsSetup is what the server's TLS needs at run time.
 type tlsSetup struct {
 	config *tls.Config

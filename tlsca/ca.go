@@ -196,7 +196,9 @@ func (ca *CA) Issue(names []string, lifetime time.Duration) (*tls.Certificate, e
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key, Leaf: leaf}, nil
+	// The chain is the leaf alone: a client either trusts the root
+	// already or fails with "unknown authority", which says what to do.
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
 }
 
 // Names normalises certificate names: ports and IPv6 brackets dropped,

@@ -68,4 +68,8 @@ func TestServeCheckWarnsWithoutCredentials(t *testing.T) {
 			}
 		})
 	}
+	out, err := exec.Command(bin, "serve", "--check", "--config", writeConfig(t, "tls: { certFile: missing.crt, keyFile: missing.key }\n")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "missing.crt") {
+		t.Fatalf("--check with a missing certFile: %v\n%s", err, out)
+	}
 }
