@@ -73,6 +73,7 @@ func LoadConfig(t *testing.T, path string) *server.Config {
 		t.Fatal(err)
 	}
 	cfg.Listen = "127.0.0.1:0"
+	cfg.StateDir = t.TempDir() // the local CA, not beside the example's config
 	return cfg
 }
 
