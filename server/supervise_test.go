@@ -277,6 +277,7 @@ streams:
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.StateDir = t.TempDir()
 	for range 3 {
 		if _, err := server.New(*cfg, slog.New(slog.DiscardHandler)); err == nil {
 			t.Fatal("New succeeded with a stream on a missing database")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +31,7 @@ const (
 // through a subscribe route that needs no backend.
 func DemoConfig(listen, db string) server.Config {
 	cfg := server.Config{
+		StateDir: filepath.Join(filepath.Dir(db), server.DefaultStateDir), // the local CA, beside the demo's database
 		Config: gateway.Config{
 			Listen:      listen,
 			APIID:       "demo",
