@@ -37,7 +37,9 @@ func tlsConfig(t *testing.T, extra string) string {
 }
 
 // rootPool is a pool holding only the certificates in path.
-func rootPool(t *testing.T, path string) *x509.CertPool {
+func rootPool(t *testing.T, path string) *x509.CertPool { return rootPoolTB(t, path) }
+
+func rootPoolTB(t testing.TB, path string) *x509.CertPool {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
