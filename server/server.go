@@ -285,6 +285,9 @@ func Check(cfg Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := s.cfg.checkTLSFiles(); err != nil { // the local CA is not created
+		return err
+	}
 	if err := s.provision("http://"+s.cfg.Listen+"/"+s.cfg.Stage, checkOnly); err != nil {
 		return err
 	}

@@ -105,9 +105,9 @@ func (c *Config) Warnings() []string {
 	return w
 }
 
-// CheckTLSFiles loads tls.certFile and tls.keyFile, when set, as start-up
-// would; --check calls it so a wrong path or key fails there.
-func (c *Config) CheckTLSFiles() error {
+// checkTLSFiles loads tls.certFile and tls.keyFile, when set, as New
+// would; Check calls it so a wrong path or key fails there.
+func (c *Config) checkTLSFiles() error {
 	if c.TLS.CertFile == "" || c.TLS.Mode == TLSOff {
 		return nil
 	}

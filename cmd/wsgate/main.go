@@ -109,9 +109,6 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		cfg.Listen = *listen
 		err = cfg.Validate()
 	}
-	if err == nil && *check {
-		err = cfg.CheckTLSFiles()
-	}
 	if err != nil {
 		fmt.Fprintf(stderr, "wsgate: %s: %v\n", *configPath, err)
 		return 1
