@@ -250,9 +250,6 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		ln = newSniffListener(ln, ts.config)
 	}
 	s.ln, s.tls = ln, ts
-	for _, w := range s.cfg.Warnings() {
-		s.log.Warn(w)
-	}
 	if err := s.provision(s.ManagementEndpoint(), install); err != nil {
 		ln.Close()
 		return nil, err

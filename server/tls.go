@@ -95,7 +95,7 @@ func (c *Config) resolveTLSPaths(configDir string) {
 }
 
 // Warnings are problems that do not stop wsgate but make it do less than
-// a user likely expects; serve logs them and --check prints them.
+// a user likely expects; `wsgate serve` logs them, --check prints them.
 func (c *Config) Warnings() []string {
 	var w []string
 	if len(c.Credentials) == 0 {

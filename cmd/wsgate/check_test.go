@@ -111,7 +111,8 @@ func TestCheckRefusesWhatServeRefuses(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := writeConfig(t, "listen: \"127.0.0.1:0\"\n"+tc.config)
+			// Credentials: no warning about their absence in either output.
+			cfg := writeConfig(t, "listen: \"127.0.0.1:0\"\ncredentials: [{ accessKeyId: AKID, secretAccessKey: s }]\n"+tc.config)
 			checkCode, checkOut, checkErr := runWsgate(t, "serve", "--config", cfg, "--check")
 			serveCode, _, serveErr := runWsgate(t, "serve", "--config", cfg)
 			if checkCode != 1 || !strings.Contains(checkErr, tc.want) {

@@ -135,6 +135,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	for _, w := range cfg.Warnings() {
+		logger.Warn(w)
+	}
 	srv, err := server.New(*cfg, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "wsgate: %s: %v\n", *configPath, err)
