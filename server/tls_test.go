@@ -450,3 +450,28 @@ func TestTLSConfigErrors(t *testing.T) {
 		t.Fatalf("warnings %v", w)
 	}
 }
+
+// TestTLSFunctionTrustsLocalCA: a Python function (functions:, run by
+// wsgate's own runtime client) written for AWS posts back to
+// https://{domainName}/{stage} with boto3, trusting the local CA through
+// the environment wsgate gives every function.
+func TestTLSFunctionTrustsLocalCA(t *testing.T) {
+	testenv.LookPath(t, "python3", "apt-get install -y python3 python3-boto3")
+	code, err := filepath.Abs("testdata/tls_function")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, interopConfig+"stateDir: "+t.TempDir()+"\n"+
+		"functions:\n  Post: { runtime: python3.11, handler: app.handler, codeUri: "+code+", timeoutMillis: 20000 }\n"+
+		"routes:\n  $default: { integration: { type: lambda, function: Post } }\n")
+	c, err := dialTLS(t, "wss://localhost:"+port(srv)+"/dev", rootPool(t, srv.CACertPath()), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := read(t, c), "function via https://localhost:"+port(srv)+"/dev"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
