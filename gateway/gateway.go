@@ -291,6 +291,11 @@ func (g *Gateway) route(c *conn, body string, b64 bool) {
 		_ = c.enqueue(textFrame(errorFrame(msg, c.s.connectionID, requestID)), true)
 		return
 	}
+	if res.StatusCode < 200 || res.StatusCode > 299 {
+		// AWS only records this in its execution log; a one-way route
+		// would otherwise leave no trace of a failing handler.
+		log.Warn("integration answered an error status", "status", res.StatusCode, "body", clip(res.Body, 256))
+	}
 	if rt.twoWay && res.Body != "" {
 		data, err := res.answer()
 		if err != nil {
@@ -437,4 +442,12 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.cancel()
 	g.closeIntegrations()
 	return err
+}
+
+// clip shortens s to at most n bytes for a log line, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

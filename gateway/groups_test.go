@@ -414,3 +414,29 @@ func TestFrozenMember(t *testing.T) {
 		t.Fatalf("frozen member's $disconnect code %d, want 1008", e.RequestContext.DisconnectStatusCode)
 	}
 }
+
+// TestErrorStatusIsLogged: a handler that answers a message with a non-2xx
+// statusCode on a one-way route (nothing goes back to the client, as on
+// AWS) leaves a warning with the route, the status and the body's start.
+func TestErrorStatusIsLogged(t *testing.T) {
+	be := newBackend(t, func(path string, ev []byte) (int, string) {
+		if path == "/fail" {
+			return 200, `{"statusCode":502,"body":"table connections not found"}`
+		}
+		return echoEvent(path, ev)
+	})
+	cfg := baseConfig()
+	cfg.Routes["fail"] = be.route("/fail")
+	tg, logs := startGatewayLog(t, cfg)
+	c := tg.dial(t, nil)
+	_ = c.WriteMessage(websocket.TextMessage, []byte(`{"action":"fail"}`))
+	testenv.Eventually(t, 10*time.Second, func() error {
+		l := logs.String()
+		for _, want := range []string{`"integration answered an error status"`, "routeKey=fail", "status=502", `body="table connections not found"`} {
+			if !strings.Contains(l, want) {
+				return fmt.Errorf("no %s in the log:\n%s", want, l)
+			}
+		}
+		return nil
+	})
+}
