@@ -66,6 +66,12 @@ func TestTableRecreatedWhileRunning(t *testing.T) {
 	// Written right after the create, before the source can have put its
 	// triggers back: still delivered.
 	cli(t, path, `CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT, price REAL); INSERT INTO items VALUES (2, 'b', 1.5);`)
+	// Once that row has arrived (from the trigger, or from the catch-up
+	// that puts the triggers back in the same transaction) the triggers
+	// are there: later writes arrive change by change. Without this wait
+	// a catch-up after the next statements would fold the UPDATE into its
+	// INSERT of the row's current state (nothing lost, one record fewer).
+	c.WaitRecords(t, wait, 3)
 	cli(t, path, `INSERT INTO items VALUES (3, 'c', 2); UPDATE items SET name = 'B' WHERE id = 2;`)
 	recs := c.WaitRecords(t, wait, 5)
 	want := []string{"INSERT items 1", "INSERT other 1", "INSERT items 2", "INSERT items 3", "MODIFY items 2"}
