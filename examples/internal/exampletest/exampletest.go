@@ -5,7 +5,6 @@ package exampletest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -81,7 +79,7 @@ func LoadConfig(t *testing.T, path string) *server.Config {
 // the test fails.
 func Start(t *testing.T, cfg *server.Config) *server.Server {
 	t.Helper()
-	var logs syncBuffer
+	var logs testenv.Buffer
 	srv, err := server.New(*cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
@@ -98,24 +96,6 @@ func Start(t *testing.T, cfg *server.Config) *server.Server {
 		}
 	})
 	return srv
-}
-
-// syncBuffer is a bytes.Buffer the server's goroutines may log into.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // Dial connects a WebSocket client to srv's stage, as a browser would.
