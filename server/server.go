@@ -602,6 +602,7 @@ type IntegrationJSON struct {
 	Invocations int64 `json:"invocations"`
 	Failures    int64 `json:"failures"`
 	Discarded   int64 `json:"discarded"`
+	Filtered    int64 `json:"filtered"`
 }
 
 // StreamsJSON is the answer of GET /{stage}/@streams.
@@ -638,7 +639,7 @@ func (st *stream) json() StreamJSON {
 		j.Group = &GroupJSON{g.Published, g.Filtered, g.Queued, g.Skipped, g.NoSubscribers}
 	case *streams.MappingTarget:
 		m := h.Stats()
-		j.Integration = &IntegrationJSON{m.Invocations, m.Failures, m.Discarded}
+		j.Integration = &IntegrationJSON{m.Invocations, m.Failures, m.Discarded, m.Filtered}
 	}
 	return j
 }

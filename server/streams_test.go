@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -21,19 +22,8 @@ import (
 // re-subscribe, which its at-most-once guarantee allows to reach nobody.
 func TestSQLiteStreamRestart(t *testing.T) {
 	db, sql := sqliteDB(t)
-	got := make(chan events.DynamoDBEventRecord, 16)
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ev events.DynamoDBEvent
-		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		for _, rec := range ev.Records {
-			got <- rec
-		}
-	}))
-	defer backend.Close()
-	config := ordersStream(db, fmt.Sprintf("{ integration: { type: http, uri: %q } }", backend.URL))
+	backend, got := recordingBackend(t)
+	config := ordersStream(db, fmt.Sprintf("{ integration: { type: http, uri: %q } }", backend))
 	record := func() events.DynamoDBEventRecord {
 		t.Helper()
 		select {
@@ -86,4 +76,60 @@ func signedGet(t *testing.T, url string) []byte {
 		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
 	}
 	return b
+}
+
+// TestStreamFilterCriteria: a stream with Lambda's FilterCriteria invokes
+// its integration with the matching changes only, in order, and counts the
+// others as filtered in @streams. The two filters are ORed: inserts whose
+// status starts with "paid", and every removal.
+func TestStreamFilterCriteria(t *testing.T) {
+	db, sql := sqliteDB(t)
+	backend, got := recordingBackend(t)
+	target := fmt.Sprintf(`
+      integration: { type: http, uri: %q }
+      filterCriteria:
+        filters:
+          - pattern: '{"eventName":["INSERT"],"dynamodb":{"NewImage":{"status":{"S":[{"prefix":"paid"}]}}}}'
+          - pattern: { eventName: [REMOVE] }`, backend)
+	srv := startServer(t, ordersStream(db, target))
+
+	sql(`INSERT INTO orders VALUES ('o-1', 'pending')`)
+	sql(`INSERT INTO orders VALUES ('o-2', 'paid-card')`)
+	sql(`UPDATE orders SET status = 'paid' WHERE id = 'o-1'`)
+	sql(`DELETE FROM orders WHERE id = 'o-1'`)
+	s := waitStream(t, srv, "orders", func(s server.StreamJSON) error {
+		if s.Delivered < 4 || s.Integration == nil || s.Integration.Filtered < 2 {
+			return fmt.Errorf("@streams: %+v", s)
+		}
+		return nil
+	})
+	if s.Integration.Filtered != 2 || s.Integration.Discarded != 0 {
+		t.Fatalf("@streams integration counters %+v", *s.Integration)
+	}
+	var recs []string
+	for len(got) > 0 {
+		r := <-got
+		recs = append(recs, r.EventName+" "+r.Change.Keys["id"].String())
+	}
+	if want := []string{"INSERT o-2", "REMOVE o-1"}; !slices.Equal(recs, want) {
+		t.Fatalf("delivered %q, want %q", recs, want)
+	}
+}
+
+// recordingBackend is an http integration's backend that takes
+// DynamoDBEvent batches and sends their records, in order, to the channel.
+func recordingBackend(t *testing.T) (string, chan events.DynamoDBEventRecord) {
+	got := make(chan events.DynamoDBEventRecord, 16)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev events.DynamoDBEvent
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		for _, rec := range ev.Records {
+			got <- rec
+		}
+	}))
+	t.Cleanup(backend.Close)
+	return backend.URL, got
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wsgate/wsgate/eventfilter"
 	"github.com/wsgate/wsgate/integration"
 	"github.com/wsgate/wsgate/internal/confcheck"
 )
@@ -43,6 +44,14 @@ type TargetConfig struct {
 	// Filter drops records before they reach the target. Default: none,
 	// every record is delivered.
 	Filter *Filter `json:"filter,omitempty"`
+	// FilterCriteria is Lambda's FilterCriteria of an event source
+	// mapping: up to 10 filters, each a pattern of at most 4096 bytes
+	// matched against the record's JSON (eventName,
+	// dynamodb.NewImage.<attribute>.S, ...); a record that matches none
+	// is dropped and counted as filtered. It applies together with
+	// Filter. Default: none, every record is delivered. The syntax is in
+	// package eventfilter.
+	FilterCriteria *eventfilter.Criteria `json:"filterCriteria,omitempty"`
 
 	// Integration receives batches as a DynamoDBEvent ({"Records":[...]}),
 	// the payload a Lambda function behind a DynamoDB event source mapping
@@ -209,6 +218,16 @@ func (c *TargetConfig) Validate() error {
 	for i, t := range c.FunctionResponseTypes {
 		if t != "ReportBatchItemFailures" {
 			e.Addf(confcheck.Index("functionResponseTypes", i), "unknown %q (want ReportBatchItemFailures)", t)
+		}
+	}
+	if fc := c.FilterCriteria; fc != nil {
+		if len(fc.Filters) > eventfilter.MaxFilters {
+			e.Addf("filterCriteria.filters", "%d filters (at most %d)", len(fc.Filters), eventfilter.MaxFilters)
+		}
+		for i, f := range fc.Filters {
+			if _, err := eventfilter.Compile(string(f.Pattern)); err != nil {
+				e.Addf(confcheck.Index("filterCriteria.filters", i)+".pattern", "%v", err)
+			}
 		}
 	}
 	if f := c.Filter; f != nil {

@@ -5,7 +5,30 @@ import (
 	"strconv"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/wsgate/wsgate/eventfilter"
 )
+
+// recordFilter is what a target drops records by: wsgate's Filter and
+// Lambda's FilterCriteria, both of which a record must pass.
+type recordFilter struct {
+	simple   *Filter
+	criteria eventfilter.Matcher
+	// err is an invalid FilterCriteria, possible only when the config
+	// skipped Validate; the target's Handle fails with it, permanently.
+	err error
+}
+
+func newRecordFilter(cfg TargetConfig) recordFilter {
+	m, err := cfg.FilterCriteria.Compile()
+	return recordFilter{simple: cfg.Filter, criteria: m, err: err}
+}
+
+// pass reports whether r, whose JSON encoding is enc, passes both
+// filters.
+func (f *recordFilter) pass(r *Record, enc []byte) bool {
+	return f.simple.Match(r) && f.criteria.MatchJSON(enc)
+}
 
 // Match reports whether r passes f. A nil Filter passes everything.
 func (f *Filter) Match(r *Record) bool {
@@ -53,21 +76,4 @@ func scalarText(v events.DynamoDBAttributeValue) (string, bool) {
 		return strconv.FormatBool(v.Boolean()), true
 	}
 	return "", false
-}
-
-// filter returns the records of recs that pass f, recs itself when all do.
-func (f *Filter) filter(recs []Record) []Record {
-	if f == nil {
-		return recs
-	}
-	var out []Record
-	for i := range recs {
-		if f.Match(&recs[i]) {
-			out = append(out, recs[i])
-		}
-	}
-	if len(out) == len(recs) {
-		return recs
-	}
-	return out
 }

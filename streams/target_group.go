@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync/atomic"
+
+	"github.com/wsgate/wsgate/eventfilter"
 )
 
 // Publisher sends a message to every connection in a group. The gateway's
@@ -27,7 +29,7 @@ type CountingPublisher interface {
 	PublishCounted(ctx context.Context, group string, data []byte) (queued, skipped int, err error)
 }
 
-// GroupTarget publishes each record that passes Filter, as the JSON of one
+// GroupTarget publishes each record that passes Filter and Criteria, as the JSON of one
 // DynamoDB stream record (what json.Marshal of an
 // events.DynamoDBEventRecord gives), to Group.
 //
@@ -50,9 +52,15 @@ type CountingPublisher interface {
 //     again: members then see them twice. The in-memory hub never fails a
 //     publish.
 type GroupTarget struct {
-	Group     string
-	Filter    *Filter
+	Group  string
+	Filter *Filter
+	// Criteria is the compiled FilterCriteria; the zero Matcher passes
+	// everything.
+	Criteria  eventfilter.Matcher
 	Publisher Publisher
+
+	// err is an invalid FilterCriteria given to NewGroupTarget.
+	err error
 
 	stats struct {
 		published, filtered, queued, skipped, noSubscribers atomic.Int64
@@ -64,7 +72,8 @@ type GroupStats struct {
 	// Published counts records handed to the group (that passed the
 	// filter), whoever received them.
 	Published int64
-	// Filtered counts records the filter dropped.
+	// Filtered counts records the filters (Filter, FilterCriteria)
+	// dropped.
 	Filtered int64
 	// Queued counts copies queued to members, summed over the records: a
 	// record published to a group of three adds 3.
@@ -79,9 +88,12 @@ type GroupStats struct {
 
 var _ Handler = (*GroupTarget)(nil)
 
-// NewGroupTarget returns the target of cfg, which must have Group set.
+// NewGroupTarget returns the target of cfg (validated by cfg.Validate),
+// which must have Group set. A FilterCriteria that does not compile makes
+// every Handle fail with a Permanent error.
 func NewGroupTarget(cfg TargetConfig, p Publisher) *GroupTarget {
-	return &GroupTarget{Group: cfg.Group, Filter: cfg.Filter, Publisher: p}
+	f := newRecordFilter(cfg)
+	return &GroupTarget{Group: cfg.Group, Filter: f.simple, Criteria: f.criteria, Publisher: p, err: f.err}
 }
 
 // Stats reports what the target did so far; safe for concurrent use.
@@ -97,14 +109,18 @@ func (t *GroupTarget) Stats() GroupStats {
 
 // Handle publishes recs in order and stops at the first error.
 func (t *GroupTarget) Handle(ctx context.Context, shard string, recs []Record) error {
+	if t.err != nil {
+		return Permanent(fmt.Errorf("filterCriteria: %w", t.err))
+	}
+	f := recordFilter{simple: t.Filter, criteria: t.Criteria}
 	for i := range recs {
-		if !t.Filter.Match(&recs[i]) {
-			t.stats.filtered.Add(1)
-			continue
-		}
 		data, err := json.Marshal(&recs[i])
 		if err != nil {
 			return fmt.Errorf("encoding record %s: %w", recs[i].EventID, err)
+		}
+		if !f.pass(&recs[i], data) {
+			t.stats.filtered.Add(1)
+			continue
 		}
 		cp, counted := t.Publisher.(CountingPublisher)
 		var queued, skipped int

@@ -21,7 +21,9 @@ const MaxPayloadBytes = 6 * 1024 * 1024
 // MappingTarget invokes an integration with batches of records, as a Lambda
 // event source mapping on a DynamoDB stream does:
 //
-//   - Handle cuts the records that pass the filter into batches of at most
+//   - Handle drops the records that do not pass Filter and FilterCriteria
+//     (counted in TargetStats.Filtered), as Lambda's filtering does
+//     before batching, and cuts the rest into batches of at most
 //     BatchSize records and MaxPayloadBytes, and invokes synchronously with
 //     {"Records":[...]} (events.DynamoDBEvent), one batch after the other.
 //   - A failed invocation (a *integration.FunctionError, a timeout, or any
@@ -48,9 +50,10 @@ const MaxPayloadBytes = 6 * 1024 * 1024
 // Handle returns an error only when ctx is done (the source does not
 // advance then).
 type MappingTarget struct {
-	cfg TargetConfig
-	inv integration.Integration
-	log *slog.Logger
+	cfg    TargetConfig
+	filter recordFilter
+	inv    integration.Integration
+	log    *slog.Logger
 
 	// Backoff is the delay between retries of a failed batch. Default
 	// 100 ms doubling up to 30 s. Set it before the first Handle.
@@ -59,7 +62,7 @@ type MappingTarget struct {
 	now        func() time.Time
 	maxPayload int
 	stats      struct {
-		invocations, failures, discarded atomic.Int64
+		invocations, failures, discarded, filtered atomic.Int64
 	}
 }
 
@@ -76,13 +79,18 @@ type TargetStats struct {
 	Failures int64
 	// Discarded counts records given up (retries spent or too old).
 	Discarded int64
+	// Filtered counts records the filters (Filter, FilterCriteria)
+	// dropped: the stream moved past them without an invocation.
+	Filtered int64
 }
 
 // NewMappingTarget returns the target of cfg (validated by cfg.Validate)
-// over inv, which it does not close.
+// over inv, which it does not close. A FilterCriteria that does not
+// compile makes every Handle fail with a Permanent error.
 func NewMappingTarget(cfg TargetConfig, inv integration.Integration, logger *slog.Logger) *MappingTarget {
 	return &MappingTarget{
 		cfg:        cfg,
+		filter:     newRecordFilter(cfg),
 		inv:        inv,
 		log:        logger,
 		Backoff:    Backoff{Min: 100 * time.Millisecond, Max: 30 * time.Second},
@@ -103,13 +111,17 @@ func (m *MappingTarget) Stats() TargetStats {
 		Invocations: m.stats.invocations.Load(),
 		Failures:    m.stats.failures.Load(),
 		Discarded:   m.stats.discarded.Load(),
+		Filtered:    m.stats.filtered.Load(),
 	}
 }
 
 // Handle delivers recs in batches, in order, and returns nil once each
 // batch succeeded or was given up.
 func (m *MappingTarget) Handle(ctx context.Context, shard string, recs []Record) error {
-	all := m.cfg.Filter.filter(recs)
+	if m.filter.err != nil {
+		return Permanent(fmt.Errorf("filterCriteria: %w", m.filter.err))
+	}
+	all := recs
 	recs = make([]Record, 0, len(all))
 	enc := make([][]byte, 0, len(all))
 	for i := range all {
@@ -118,6 +130,10 @@ func (m *MappingTarget) Handle(ctx context.Context, shard string, recs []Record)
 			// Cannot happen for records a source built; give the
 			// record up rather than block the shard on it forever.
 			m.discard(shard, all[i:i+1], "EncodingFailed", err)
+			continue
+		}
+		if !m.filter.pass(&all[i], b) {
+			m.stats.filtered.Add(1)
 			continue
 		}
 		recs, enc = append(recs, all[i]), append(enc, b)

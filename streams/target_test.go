@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/wsgate/wsgate/eventfilter"
 	"github.com/wsgate/wsgate/integration"
 	"github.com/wsgate/wsgate/internal/testenv"
 )
@@ -444,4 +445,62 @@ func atLeast(h *handlerIntegration, n int) error {
 		return fmt.Errorf("%d invocations, want at least %d", got, n)
 	}
 	return nil
+}
+
+// TestMappingFilterCriteria: records matching no filter are not invoked
+// with and are counted; the batch is cut from the ones that pass. Keys are
+// N attributes: strings in the record, so they match by their text.
+func TestMappingFilterCriteria(t *testing.T) {
+	h := &handlerIntegration{fn: func(int, events.DynamoDBEvent) (any, error) { return nil, nil }}
+	fc := &eventfilter.Criteria{Filters: []eventfilter.Filter{
+		{Pattern: `{"dynamodb":{"Keys":{"id":{"N":["2","5"]}}}}`},
+		{Pattern: `{"dynamodb":{"Keys":{"id":{"N":[{"prefix":"1"}]}}}}`},
+	}}
+	m := newTarget(TargetConfig{BatchSize: 2, FilterCriteria: fc}, h)
+	if err := m.Handle(context.Background(), "s", records(1, 12)); err != nil {
+		t.Fatal(err)
+	}
+	want := [][]string{{seqNo(1), seqNo(2)}, {seqNo(5), seqNo(10)}, {seqNo(11), seqNo(12)}}
+	if got := h.invocations(); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("invocations %v, want %v", got, want)
+	}
+	if st := m.Stats(); st.Invocations != 3 || st.Filtered != 6 {
+		t.Fatalf("stats %+v", st)
+	}
+
+	none := newTarget(TargetConfig{FilterCriteria: &eventfilter.Criteria{Filters: []eventfilter.Filter{{Pattern: `{"eventName":["REMOVE"]}`}}}}, h)
+	if err := none.Handle(context.Background(), "s", records(1, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if st := none.Stats(); st.Invocations != 0 || st.Filtered != 3 {
+		t.Fatalf("all filtered: stats %+v", st)
+	}
+
+	bad := newTarget(TargetConfig{FilterCriteria: &eventfilter.Criteria{Filters: []eventfilter.Filter{{Pattern: `{"a":1}`}}}}, h)
+	if err := bad.Handle(context.Background(), "s", records(1, 1)); !IsPermanent(err) {
+		t.Fatalf("invalid criteria, unvalidated: %v, want a permanent error", err)
+	}
+}
+
+// TestGroupTargetFilterCriteria: a group target drops what matches no
+// filter and counts it as filtered.
+func TestGroupTargetFilterCriteria(t *testing.T) {
+	p := &groupRecorder{members: 1}
+	cfg := TargetConfig{Group: "orders", FilterCriteria: &eventfilter.Criteria{Filters: []eventfilter.Filter{
+		{Pattern: `{"eventName":["INSERT"],"dynamodb":{"NewImage":{"id":{"N":[{"anything-but":["2"]}]}}}}`},
+	}}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	g := NewGroupTarget(cfg, p)
+	if err := g.Handle(context.Background(), "s", records(1, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := g.Stats(), (GroupStats{Published: 2, Filtered: 1, Queued: 2}); got != want {
+		t.Fatalf("stats %+v, want %+v", got, want)
+	}
+	cfg.FilterCriteria.Filters[0].Pattern = `{"eventName":"INSERT"}`
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "filterCriteria.filters[0].pattern: eventName: want a list") {
+		t.Fatalf("Validate: %v", err)
+	}
 }
