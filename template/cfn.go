@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/wsgate/wsgate/eventfilter"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/integration"
 	"github.com/wsgate/wsgate/streams"
@@ -299,7 +300,7 @@ var rules = map[string]propRules{
 	},
 	"AWS::Lambda::EventSourceMapping": {
 		read: "FunctionName EventSourceArn BatchSize StartingPosition MaximumBatchingWindowInSeconds MaximumRetryAttempts " +
-			"BisectBatchOnFunctionError MaximumRecordAgeInSeconds FunctionResponseTypes Enabled",
+			"BisectBatchOnFunctionError MaximumRecordAgeInSeconds FunctionResponseTypes Enabled FilterCriteria",
 		ignored: "ParallelizationFactor DestinationConfig Tags MetricsConfig",
 	},
 }
@@ -1040,7 +1041,7 @@ func (t *translator) stream(res *resource, name, fnID, arnKey, path string, tabl
 		for _, k := range sortedKeys(props) {
 			switch k {
 			case "Stream", "StartingPosition", "BatchSize", "MaximumBatchingWindowInSeconds", "MaximumRetryAttempts",
-				"BisectBatchOnFunctionError", "MaximumRecordAgeInSeconds", "FunctionResponseTypes", "Enabled":
+				"BisectBatchOnFunctionError", "MaximumRecordAgeInSeconds", "FunctionResponseTypes", "Enabled", "FilterCriteria":
 			case "ParallelizationFactor", "DestinationConfig", "MetricsConfig":
 			default:
 				t.fail(errAt(path+k, "not supported by wsgate"))
@@ -1088,10 +1089,60 @@ func (t *translator) stream(res *resource, name, fnID, arnKey, path string, tabl
 			sc.Target.FunctionResponseTypes = append(sc.Target.FunctionResponseTypes, scalarString(e))
 		}
 	}
+	if v, ok := props["FilterCriteria"]; ok {
+		sc.Target.FilterCriteria = t.filterCriteria(v, path+"FilterCriteria")
+	}
 	if err := sc.Target.Validate(); err != nil {
 		t.fail(errAt(path, "%v", err))
 	}
 	t.out.Config.Streams = append(t.out.Config.Streams, sc)
+}
+
+// filterCriteria reads an event source's FilterCriteria ({Filters:
+// [{Pattern: "<JSON>"}]}); each pattern is checked here, so an error
+// names its path in the template. No filter (or {}) is nil.
+func (t *translator) filterCriteria(v any, path string) *eventfilter.Criteria {
+	rv, err := t.r.resolve(v, path)
+	if err != nil {
+		t.fail(err)
+		return nil
+	}
+	m, ok := rv.(map[string]any)
+	if !ok {
+		t.fail(errAt(path, "want {Filters: [{Pattern: ...}]}"))
+		return nil
+	}
+	var fc eventfilter.Criteria
+	for _, k := range sortedKeys(m) {
+		if k != "Filters" {
+			t.fail(errAt(path+"."+k, "not supported by wsgate"))
+		}
+	}
+	filters, ok := m["Filters"].([]any)
+	if !ok && m["Filters"] != nil {
+		t.fail(errAt(path+".Filters", "want a list"))
+	}
+	if len(filters) > eventfilter.MaxFilters {
+		t.fail(errAt(path+".Filters", "%d filters (at most %d)", len(filters), eventfilter.MaxFilters))
+	}
+	for i, f := range filters {
+		fp := fmt.Sprintf("%s.Filters[%d].Pattern", path, i)
+		fm, _ := f.(map[string]any)
+		pat, ok := fm["Pattern"].(string)
+		if !ok || len(fm) != 1 {
+			t.fail(errAt(fp, "want a string holding the pattern's JSON"))
+			continue
+		}
+		if _, err := eventfilter.Compile(pat); err != nil {
+			t.fail(errAt(fp, "%v", err))
+			continue
+		}
+		fc.Filters = append(fc.Filters, eventfilter.Filter{Pattern: eventfilter.Text(pat)})
+	}
+	if len(fc.Filters) == 0 {
+		return nil
+	}
+	return &fc
 }
 
 // table reads a DynamoDB table's definition.

@@ -88,6 +88,19 @@ Parameters:
   T: { Type: AWS::DynamoDB::Table, Properties: { KeySchema: [{AttributeName: id, KeyType: HASH}], StreamSpecification: { StreamViewType: NEW_IMAGE } } }
   S: { Type: AWS::Serverless::Function, Properties: { Runtime: nodejs20.x, Handler: a.b, CodeUri: s, Events: { C: { Type: DynamoDB, Properties: { Stream: !GetAtt T.StreamArn } } } } }`,
 			"Resources.S.Properties.Events.C.Properties.StartingPosition: missing", Options{}},
+		{"bad filter pattern", `
+  T: { Type: AWS::DynamoDB::Table, Properties: { KeySchema: [{AttributeName: id, KeyType: HASH}], StreamSpecification: { StreamViewType: NEW_IMAGE } } }
+  S: { Type: AWS::Serverless::Function, Properties: { Runtime: nodejs20.x, Handler: a.b, CodeUri: s, Events: { C: { Type: DynamoDB, Properties: { Stream: !GetAtt T.StreamArn, StartingPosition: LATEST,
+    FilterCriteria: { Filters: [ { Pattern: '{"eventName": ["INSERT"]}' }, { Pattern: '{"dynamodb": {"NewImage": {"a": {"N": [{"numeric": [">", "5"]}]}}}}' } ] } } } } } }`,
+			`Resources.S.Properties.Events.C.Properties.FilterCriteria.Filters[1].Pattern: dynamodb.NewImage.a.N[0]: numeric: want a number after ">", got "5"`, Options{}},
+		{"mapping filter pattern not JSON", `
+  T: { Type: AWS::DynamoDB::Table, Properties: { KeySchema: [{AttributeName: id, KeyType: HASH}], StreamSpecification: { StreamViewType: NEW_IMAGE } } }
+  M: { Type: AWS::Lambda::EventSourceMapping, Properties: { FunctionName: !Ref Fn, EventSourceArn: !GetAtt T.StreamArn, StartingPosition: LATEST, FilterCriteria: { Filters: [ { Pattern: "{eventName: INSERT}" } ] } } }`,
+			"Resources.M.Properties.FilterCriteria.Filters[0].Pattern: not JSON", Options{}},
+		{"filter criteria key", `
+  T: { Type: AWS::DynamoDB::Table, Properties: { KeySchema: [{AttributeName: id, KeyType: HASH}], StreamSpecification: { StreamViewType: NEW_IMAGE } } }
+  M: { Type: AWS::Lambda::EventSourceMapping, Properties: { FunctionName: !Ref Fn, EventSourceArn: !GetAtt T.StreamArn, StartingPosition: LATEST, FilterCriteria: { Filter: [] } } }`,
+			"Resources.M.Properties.FilterCriteria.Filter: not supported", Options{}},
 		{"stream arn of a table without stream", `
   T: { Type: AWS::DynamoDB::Table, Properties: { KeySchema: [{AttributeName: id, KeyType: HASH}] } }
   S: { Type: AWS::Serverless::Function, Properties: { Runtime: nodejs20.x, Handler: a.b, CodeUri: s, Events: { C: { Type: DynamoDB, Properties: { Stream: !GetAtt T.StreamArn, StartingPosition: LATEST } } } } }`,
@@ -190,6 +203,8 @@ func TestServerlessErrors(t *testing.T) {
 			"functions.f.runtime: missing"},
 		{"self bomb", base + selfBomb() + "functions:\n  f: { handler: a.b }\n", "expand to more than"},
 		{"other provider", "service: s\nprovider: { name: google }\n", `provider.name: "google"`},
+		{"filter pattern", base + "functions:\n  f: { handler: a.b, events: [ { stream: { arn: 'arn:aws:dynamodb:us-east-1:1:table/t/stream/x', filterPatterns: [ { eventName: INSERT } ] } } ] }\n",
+			`functions.f.events[0].stream.filterPatterns[0]: eventName: want a list of rules or an object, got "INSERT"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

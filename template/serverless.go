@@ -1,10 +1,13 @@
 package template
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/wsgate/wsgate/eventfilter"
 )
 
 // Serverless Framework defaults that differ from Lambda's.
@@ -593,7 +596,7 @@ func (b *slsBuilder) stream(fnID, fnName string, i int, spec any, path string) e
 		return errAt(path, "want an ARN or a mapping")
 	}
 	if err := checkKeys(s, path, "arn type batchSize startingPosition batchWindow maximumRetryAttempts "+
-		"bisectBatchOnFunctionError maximumRecordAgeInSeconds functionResponseType enabled",
+		"bisectBatchOnFunctionError maximumRecordAgeInSeconds functionResponseType enabled filterPatterns",
 		"parallelizationFactor destinations consumer"); err != nil {
 		return err
 	}
@@ -623,9 +626,42 @@ func (b *slsBuilder) stream(fnID, fnName string, i int, spec any, path string) e
 	if v, ok := s["functionResponseType"]; ok {
 		props["FunctionResponseTypes"] = []any{v}
 	}
+	if v, ok := s["filterPatterns"]; ok {
+		fc, err := slsFilterPatterns(v, path+".filterPatterns")
+		if err != nil {
+			return err
+		}
+		props["FilterCriteria"] = fc
+	}
 	id := fmt.Sprintf("%sEventSourceMappingDynamodb%d", slsNormalize(fnName), i)
 	b.res[id] = map[string]any{"Type": "AWS::Lambda::EventSourceMapping", "Properties": props}
 	return nil
+}
+
+// slsFilterPatterns turns a stream event's filterPatterns (pattern
+// objects) into a FilterCriteria, as the Framework does: each object
+// becomes one filter's Pattern, its JSON text.
+func slsFilterPatterns(v any, path string) (map[string]any, error) {
+	l, ok := v.([]any)
+	if !ok {
+		return nil, errAt(path, "want a list of patterns")
+	}
+	var filters []any
+	for i, p := range l {
+		pp := fmt.Sprintf("%s[%d]", path, i)
+		if _, ok := p.(map[string]any); !ok {
+			return nil, errAt(pp, "want a pattern object")
+		}
+		b, err := json.Marshal(p)
+		if err != nil {
+			return nil, errAt(pp, "%v", err)
+		}
+		if _, err := eventfilter.Compile(string(b)); err != nil {
+			return nil, errAt(pp, "%v", err)
+		}
+		filters = append(filters, map[string]any{"Pattern": string(b)})
+	}
+	return map[string]any{"Filters": filters}, nil
 }
 
 func cmpOrAny(v, def any) any {

@@ -83,7 +83,8 @@ func TestServeTemplateChat(t *testing.T) {
 
 // TestServeTemplateStream: a template whose table streams to a function
 // delivers the table's changes to it (here the function posts each order
-// to the connection the order names).
+// to the connection the order names), filtered by the event's
+// FilterCriteria: a draft order is not delivered.
 func TestServeTemplateStream(t *testing.T) {
 	dir, endpoint := templateApp(t, "stream-template")
 	table := "orders_e2e_" + time.Now().UTC().Format("150405.000000")
@@ -105,12 +106,17 @@ func TestServeTemplateStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = db.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]types.AttributeValue{
-		"id": &types.AttributeValueMemberS{Value: "o1"}, "notify": &types.AttributeValueMemberS{Value: page.Connections[0].ConnectionID},
-	}})
-	if err != nil {
-		t.Fatal(err)
+	for _, order := range [][2]string{{"o0", "draft"}, {"o1", "paid"}} {
+		_, err = db.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]types.AttributeValue{
+			"id": &types.AttributeValueMemberS{Value: order[0]}, "status": &types.AttributeValueMemberS{Value: order[1]},
+			"notify": &types.AttributeValueMemberS{Value: page.Connections[0].ConnectionID},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
+	// In order per shard: had the draft passed the filter, it would come
+	// first.
 	_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
 	_, m, err := c.ReadMessage()
 	if err != nil || string(m) != "INSERT o1" {
