@@ -837,10 +837,8 @@ func (t *translator) function(res *resource) (integration.FunctionConfig, bool) 
 		t.fail(errAt(path+"PackageType", "%s: container image functions are not run by wsgate", pt))
 		return fn, false
 	}
-	for _, k := range []string{"ImageUri", "InlineCode"} {
-		if _, ok := props[k]; ok {
-			t.fail(errAt(path+k, "not supported by wsgate: give the code as CodeUri"))
-		}
+	if _, ok := props["ImageUri"]; ok {
+		t.fail(errAt(path+"ImageUri", "container image functions are not run by wsgate"))
 	}
 	if bm, ok := res.Metadata["BuildMethod"].(string); ok {
 		t.out.Warnings = append(t.out.Warnings, fmt.Sprintf("Resources.%s.Metadata.BuildMethod %s: wsgate does not build; run sam build and serve .aws-sam/build/template.yaml, or put the built code in codeUri", res.ID, bm))
@@ -854,7 +852,9 @@ func (t *translator) function(res *resource) (integration.FunctionConfig, bool) 
 	if n := t.num(shadow, props, "ReservedConcurrentExecutions"); n > 0 {
 		fn.Concurrency = min(n, 64)
 	}
-	if code := t.codeURI(shadow, props); code != "" {
+	if dir, ok := t.inlineCode(res, props, t.fnName(res.ID), fn.Runtime, fn.Handler); ok {
+		fn.CodeURI = dir
+	} else if code := t.codeURI(shadow, props); code != "" {
 		if t.opts.BaseDir != "" && !filepath.IsAbs(code) {
 			code = filepath.Join(t.opts.BaseDir, code)
 		}
@@ -945,8 +945,6 @@ func (t *translator) codeURI(res *resource, props map[string]any) string {
 	switch {
 	case code == nil:
 		t.fail(errAt(path+"Code", "missing"))
-	case code["ZipFile"] != nil:
-		t.fail(errAt(path+"Code.ZipFile", "inline code is not supported by wsgate: put it in a directory"))
 	case code["ImageUri"] != nil:
 		t.fail(errAt(path+"Code.ImageUri", "container image functions are not run by wsgate"))
 	default:

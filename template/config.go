@@ -98,6 +98,9 @@ type Result struct {
 	Config Config
 	// Tables are the DynamoDB tables to create locally.
 	Tables []Table
+	// Inline is the functions' code written in the template, which
+	// WriteInlineCode puts where their codeUri points.
+	Inline []InlineCode
 	// Skipped lists what is not needed or not run locally, once each.
 	Skipped []Skipped
 	// Warnings are things that run, but not exactly as on AWS.
@@ -115,6 +118,9 @@ func (r *Result) Marshal(source string) ([]byte, error) {
 	fmt.Fprintf(&b, "# wsgate config translated from %s (%s).\n", source, r.Kind)
 	if len(r.Config.Functions) > 0 {
 		b.WriteString("# codeUri paths are relative to the template's directory.\n")
+	}
+	for _, in := range r.Inline {
+		fmt.Fprintf(&b, "# inline code of %s (%s): written to %s/%s by `wsgate import` and `wsgate serve --template`.\n", in.Function, in.Path, in.Dir, in.File)
 	}
 	for _, t := range r.Tables {
 		fmt.Fprintf(&b, "# DynamoDB table %s (%s): created by `wsgate serve --template` at --dynamodb-endpoint.\n", t.Name, t.ID)

@@ -57,11 +57,6 @@ func TestErrors(t *testing.T) {
   Integ2: { Type: AWS::ApiGatewayV2::Integration, Properties: { ApiId: !Ref Api, IntegrationType: AWS_PROXY, IntegrationUri: !GetAtt Img.Arn } }
   Img: { Type: AWS::Lambda::Function, Properties: { PackageType: Image, Code: { ImageUri: repo:tag } } }`,
 			"Resources.Img.Properties.PackageType: Image", Options{}},
-		{"inline code", `
-  R: { Type: AWS::ApiGatewayV2::Route, Properties: { ApiId: !Ref Api, RouteKey: send, Target: !Sub "integrations/${Integ2}" } }
-  Integ2: { Type: AWS::ApiGatewayV2::Integration, Properties: { ApiId: !Ref Api, IntegrationType: AWS_PROXY, IntegrationUri: !GetAtt Inline.Arn } }
-  Inline: { Type: AWS::Lambda::Function, Properties: { Runtime: python3.12, Handler: index.handler, Code: { ZipFile: "def handler(e, c): pass" } } }`,
-			"Resources.Inline.Properties.Code.ZipFile: inline code", Options{}},
 		{"s3 code without asset", `
   R: { Type: AWS::ApiGatewayV2::Route, Properties: { ApiId: !Ref Api, RouteKey: send, Target: !Sub "integrations/${Integ2}" } }
   Integ2: { Type: AWS::ApiGatewayV2::Integration, Properties: { ApiId: !Ref Api, IntegrationType: AWS_PROXY, IntegrationUri: !GetAtt S3.Arn } }

@@ -73,7 +73,8 @@ func addTemplateFlags(fs *flag.FlagSet, withPath bool) *templateFlags {
 	return tf
 }
 
-// translate reads and translates the template. With absolute set, codeUri
+// translate reads and translates the template, and writes the functions'
+// inline code beside it (template.InlineDir). With absolute set, codeUri
 // paths are made absolute, so the config works from any directory.
 func (tf *templateFlags) translate(absolute bool) (*template.File, error) {
 	f, err := template.Read(tf.path)
@@ -92,6 +93,11 @@ func (tf *templateFlags) translate(absolute bool) (*template.File, error) {
 	}
 	tf.res, err = template.Translate(f, opts)
 	if err != nil {
+		return nil, err
+	}
+	// Inline code runs from files, for serve and for the config import
+	// prints alike.
+	if err := tf.res.WriteInlineCode(f.Dir); err != nil {
 		return nil, err
 	}
 	return f, nil

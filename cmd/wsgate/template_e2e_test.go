@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,4 +151,83 @@ func templateApp(t *testing.T, name string, programs ...string) (dir, endpoint s
 		t.Fatal(err)
 	}
 	return dir, endpoint
+}
+
+// inlineTemplate has two functions whose code is in the template: Python
+// in Code.ZipFile (an Fn::Join of lines, as CloudFormation templates write
+// it) and Node.js in SAM's InlineCode.
+const inlineTemplate = `
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Api:
+    Type: AWS::Serverless::WebSocketApi
+    Properties:
+      StageName: live
+      Routes:
+        py: { FunctionArn: !GetAtt PyFn.Arn, RouteResponseSelectionExpression: $default }
+        node: { FunctionArn: !GetAtt NodeFn.Arn, RouteResponseSelectionExpression: $default }
+  PyFn:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: python3.12
+      Handler: index.handler
+      Code:
+        ZipFile: !Join
+          - "\n"
+          - - "import json"
+            - "def handler(event, context):"
+            - "    return {'statusCode': 200, 'body': 'py:' + json.loads(event['body'])['action'] + ':' + __file__.rsplit('/', 1)[1]}"
+  NodeFn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: nodejs22.x
+      Handler: index.handler
+      InlineCode: |
+        exports.handler = async (event) => ({ statusCode: 200, body: "node:" + JSON.parse(event.body).action + ":" + require("path").basename(__filename) });
+`
+
+// TestServeTemplateInline: functions with inline code run from the files
+// Lambda would name (index.py, index.js), written beside the template;
+// wsgate import writes them too, so its config serves on its own.
+func TestServeTemplateInline(t *testing.T) {
+	testenv.LookPath(t, "node", "apt-get install nodejs")
+	testenv.LookPath(t, "python3", "apt-get install python3")
+	path := writeTemplate(t, inlineTemplate)
+	addr, summary := serveTemplate(t, t.TempDir(), "--template", path)
+	if !strings.Contains(summary, filepath.Join(filepath.Dir(path), template.InlineDir, "PyFn")) {
+		t.Errorf("summary does not show where PyFn's code is:\n%s", summary)
+	}
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/live", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for route, want := range map[string]string{"py": "py:py:index.py", "node": "node:node:index.js"} {
+		_ = c.WriteMessage(websocket.TextMessage, []byte(`{"action":"`+route+`"}`))
+		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if _, b, err := c.ReadMessage(); err != nil || string(b) != want {
+			t.Fatalf("%s answered %q %v, want %q", route, b, err, want)
+		}
+	}
+
+	// import: the printed config names the files, which it wrote.
+	fresh := writeTemplate(t, inlineTemplate)
+	var out, errb bytes.Buffer
+	if code := run([]string{"import", fresh}, &out, &errb); code != 0 {
+		t.Fatalf("import: exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "# inline code of NodeFn (Resources.NodeFn.Properties.InlineCode): written to .wsgate/inline/NodeFn/index.js") {
+		t.Errorf("import output:\n%s", out.String())
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(fresh), ".wsgate", "inline", "NodeFn", "index.js")); err != nil {
+		t.Fatalf("import did not write the inline code: %v", err)
+	}
+	cfgPath := filepath.Join(filepath.Dir(fresh), "wsgate.yaml")
+	if err := os.WriteFile(cfgPath, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var chk bytes.Buffer
+	if code := run([]string{"serve", "--config", cfgPath, "--check"}, &chk, &chk); code != 0 {
+		t.Fatalf("--check of the imported config: %s", chk.String())
+	}
 }
