@@ -188,6 +188,8 @@ func (c *SourceConfig) Validate() error {
 		}
 		switch c.StartingPosition {
 		case "", "LATEST", "TRIM_HORIZON":
+		case "AT_TIMESTAMP":
+			e.Addf("startingPosition", "AT_TIMESTAMP: DynamoDB Streams have no timestamp iterator (Lambda offers it for Kinesis only); want LATEST or TRIM_HORIZON")
 		default:
 			e.Addf("startingPosition", "%q (want LATEST or TRIM_HORIZON)", c.StartingPosition)
 		}

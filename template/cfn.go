@@ -300,7 +300,7 @@ var rules = map[string]propRules{
 	},
 	"AWS::Lambda::EventSourceMapping": {
 		read: "FunctionName EventSourceArn BatchSize StartingPosition MaximumBatchingWindowInSeconds MaximumRetryAttempts " +
-			"BisectBatchOnFunctionError MaximumRecordAgeInSeconds FunctionResponseTypes Enabled FilterCriteria",
+			"BisectBatchOnFunctionError MaximumRecordAgeInSeconds FunctionResponseTypes Enabled FilterCriteria StartingPositionTimestamp",
 		ignored: "ParallelizationFactor DestinationConfig Tags MetricsConfig",
 	},
 }
@@ -1007,6 +1007,12 @@ func (t *translator) tablesAndStreams(live []*resource) {
 	}
 }
 
+// errAtTimestamp is why a DynamoDB stream cannot start AT_TIMESTAMP: AWS
+// refuses such a mapping too ("AT_TIMESTAMP is supported only for Amazon
+// Kinesis streams", CreateEventSourceMapping), as DynamoDB Streams have no
+// timestamp iterator.
+const errAtTimestamp = "AT_TIMESTAMP: Lambda starts only Kinesis streams at a timestamp, and AWS refuses it on a DynamoDB stream (DynamoDB Streams have no timestamp iterator); use LATEST or TRIM_HORIZON"
+
 var streamArnRe = regexp.MustCompile(`^arn:aws[a-z-]*:dynamodb:[^:]*:[^:]*:table/([^/]+)/stream/`)
 
 // stream turns an event source (a SAM DynamoDB event's Properties or an
@@ -1039,12 +1045,16 @@ func (t *translator) stream(res *resource, name, fnID, arnKey, path string, tabl
 		for _, k := range sortedKeys(props) {
 			switch k {
 			case "Stream", "StartingPosition", "BatchSize", "MaximumBatchingWindowInSeconds", "MaximumRetryAttempts",
-				"BisectBatchOnFunctionError", "MaximumRecordAgeInSeconds", "FunctionResponseTypes", "Enabled", "FilterCriteria":
+				"BisectBatchOnFunctionError", "MaximumRecordAgeInSeconds", "FunctionResponseTypes", "Enabled", "FilterCriteria",
+				"StartingPositionTimestamp":
 			case "ParallelizationFactor", "DestinationConfig", "MetricsConfig":
 			default:
 				t.fail(errAt(path+k, "not supported by wsgate"))
 			}
 		}
+	}
+	if _, ok := props["StartingPositionTimestamp"]; ok && str("StartingPosition") != "AT_TIMESTAMP" {
+		t.fail(errAt(path+"StartingPositionTimestamp", "goes with StartingPosition AT_TIMESTAMP only"))
 	}
 	if e := str("Enabled"); strings.EqualFold(e, "false") {
 		t.skip(name, "", "event source disabled (Enabled: false)")
@@ -1064,6 +1074,8 @@ func (t *translator) stream(res *resource, name, fnID, arnKey, path string, tabl
 		sc.Source.StartingPosition = pos
 	case "":
 		t.fail(errAt(path+"StartingPosition", "missing (LATEST or TRIM_HORIZON)"))
+	case "AT_TIMESTAMP":
+		t.fail(errAt(path+"StartingPosition", "%s", errAtTimestamp))
 	default:
 		t.fail(errAt(path+"StartingPosition", "%q: wsgate reads LATEST or TRIM_HORIZON", pos))
 	}

@@ -96,6 +96,14 @@ Parameters:
   T: { Type: AWS::DynamoDB::Table, Properties: { KeySchema: [{AttributeName: id, KeyType: HASH}], StreamSpecification: { StreamViewType: NEW_IMAGE } } }
   M: { Type: AWS::Lambda::EventSourceMapping, Properties: { FunctionName: !Ref Fn, EventSourceArn: !GetAtt T.StreamArn, StartingPosition: LATEST, FilterCriteria: { Filter: [] } } }`,
 			"Resources.M.Properties.FilterCriteria.Filter: not supported", Options{}},
+		{"stream at a timestamp", `
+  T: { Type: AWS::DynamoDB::Table, Properties: { KeySchema: [{AttributeName: id, KeyType: HASH}], StreamSpecification: { StreamViewType: NEW_IMAGE } } }
+  M: { Type: AWS::Lambda::EventSourceMapping, Properties: { FunctionName: !Ref Fn, EventSourceArn: !GetAtt T.StreamArn, StartingPosition: AT_TIMESTAMP, StartingPositionTimestamp: 1700000000 } }`,
+			"Resources.M.Properties.StartingPosition: AT_TIMESTAMP: Lambda starts only Kinesis streams at a timestamp, and AWS refuses it on a DynamoDB stream", Options{}},
+		{"timestamp without AT_TIMESTAMP", `
+  T: { Type: AWS::DynamoDB::Table, Properties: { KeySchema: [{AttributeName: id, KeyType: HASH}], StreamSpecification: { StreamViewType: NEW_IMAGE } } }
+  S: { Type: AWS::Serverless::Function, Properties: { Runtime: nodejs20.x, Handler: a.b, CodeUri: s, Events: { C: { Type: DynamoDB, Properties: { Stream: !GetAtt T.StreamArn, StartingPosition: LATEST, StartingPositionTimestamp: 1700000000 } } } } }`,
+			"Resources.S.Properties.Events.C.Properties.StartingPositionTimestamp: goes with StartingPosition AT_TIMESTAMP only", Options{}},
 		{"stream arn of a table without stream", `
   T: { Type: AWS::DynamoDB::Table, Properties: { KeySchema: [{AttributeName: id, KeyType: HASH}] } }
   S: { Type: AWS::Serverless::Function, Properties: { Runtime: nodejs20.x, Handler: a.b, CodeUri: s, Events: { C: { Type: DynamoDB, Properties: { Stream: !GetAtt T.StreamArn, StartingPosition: LATEST } } } } }`,
