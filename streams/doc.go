@@ -14,8 +14,10 @@
 //     the Source offers the same records again after a backoff. Delivery is
 //     therefore at least once, in order per shard, and so in order per item
 //     key.
-//   - A target is a Handler: GroupTarget publishes each record as JSON to a
-//     group; MappingTarget batches records into a DynamoDBEvent for an
+//   - A target is a Handler. Each first drops the records that fail its
+//     Filter or match none of its FilterCriteria patterns (package
+//     eventfilter), counting them, and accepts them as delivered.
+//     GroupTarget publishes each record as JSON to a group; MappingTarget batches records into a DynamoDBEvent for an
 //     integration, retrying, bisecting and honouring partial batch
 //     responses as Lambda does, and returns nil once a batch succeeded or
 //     was given up.

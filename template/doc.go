@@ -20,6 +20,11 @@
 // Result.Skipped. docs/templates.md lists what is read, ignored and
 // refused.
 //
+// Translate has no side effects: a function's inline code (SAM
+// InlineCode, Lambda Code.ZipFile) is returned in Result.Inline with the
+// codeUri it is given, and Result.WriteInlineCode writes it there
+// (index.js or index.py, as Lambda names it).
+//
 // Locally, Ref of a function or table gives the name set in the template
 // (FunctionName, TableName), else its logical id; Ref of the API gives
 // the config's apiId; functions are named by their logical id.
