@@ -29,8 +29,8 @@ type CountingPublisher interface {
 	PublishCounted(ctx context.Context, group string, data []byte) (queued, skipped int, err error)
 }
 
-// GroupTarget publishes each record that passes Filter and Criteria, as the JSON of one
-// DynamoDB stream record (what json.Marshal of an
+// GroupTarget publishes each record that passes Filter and Criteria, as
+// the JSON of one DynamoDB stream record (what json.Marshal of an
 // events.DynamoDBEventRecord gives), to Group.
 //
 // What it guarantees is at most once, in order per shard, to the
@@ -112,13 +112,16 @@ func (t *GroupTarget) Handle(ctx context.Context, shard string, recs []Record) e
 	if t.err != nil {
 		return Permanent(fmt.Errorf("filterCriteria: %w", t.err))
 	}
-	f := recordFilter{simple: t.Filter, criteria: t.Criteria}
 	for i := range recs {
+		if !t.Filter.Match(&recs[i]) {
+			t.stats.filtered.Add(1)
+			continue
+		}
 		data, err := json.Marshal(&recs[i])
 		if err != nil {
 			return fmt.Errorf("encoding record %s: %w", recs[i].EventID, err)
 		}
-		if !f.pass(&recs[i], data) {
+		if !t.Criteria.MatchJSON(data) {
 			t.stats.filtered.Add(1)
 			continue
 		}
