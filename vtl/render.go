@@ -165,15 +165,19 @@ func writeJSONString(b *strings.Builder, str string) {
 }
 
 // JSON renders v as compact JSON (what $input.json returns): maps as
-// objects, lists as arrays, strings quoted.
+// objects, lists as arrays, strings quoted. A value nested deeper than 256
+// levels, or past a million values (only a template's own cyclic
+// collections get there), renders as null from there on.
 func JSON(v any) string {
 	var b strings.Builder
-	jsonValue(&b, v, 0)
+	budget := 1 << 20
+	jsonValue(&b, v, 0, &budget)
 	return b.String()
 }
 
-func jsonValue(b *strings.Builder, v any, depth int) {
-	if depth > 10_000 {
+func jsonValue(b *strings.Builder, v any, depth int, budget *int) {
+	*budget--
+	if depth > 256 || *budget < 0 {
 		b.WriteString("null")
 		return
 	}
@@ -194,7 +198,7 @@ func jsonValue(b *strings.Builder, v any, depth int) {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			jsonValue(b, it, depth+1)
+			jsonValue(b, it, depth+1, budget)
 		}
 		b.WriteByte(']')
 	case *Map:
@@ -205,10 +209,12 @@ func jsonValue(b *strings.Builder, v any, depth int) {
 			}
 			writeJSONString(b, k)
 			b.WriteByte(':')
-			jsonValue(b, x.vals[k], depth+1)
+			jsonValue(b, x.vals[k], depth+1, budget)
 		}
 		b.WriteByte('}')
+	case interface{ String() string }:
+		writeJSONString(b, x.String())
 	default:
-		writeJSONString(b, "")
+		b.WriteString("null")
 	}
 }

@@ -68,7 +68,7 @@ func (r *Request) Vars() map[string]any {
 	return map[string]any{
 		"input":          &Input{req: r},
 		"util":           Util{},
-		"context":        r.Context.value(),
+		"context":        &contextVar{c: &r.Context},
 		"stageVariables": stringMap(r.StageVariables),
 	}
 }
@@ -93,55 +93,98 @@ func putString(m *vtl.Map, k, v string) {
 	}
 }
 
-func (c *Context) value() *vtl.Map {
-	m := vtl.NewMap(20)
-	putString(m, "apiId", c.APIID)
-	putString(m, "connectionId", c.ConnectionID)
-	if c.ConnectedAt != 0 {
-		m.Put("connectedAt", c.ConnectedAt)
-	}
-	putString(m, "domainName", c.DomainName)
-	putString(m, "eventType", c.EventType)
-	putString(m, "extendedRequestId", c.ExtendedRequestID)
-	putString(m, "messageDirection", c.MessageDirection)
-	putString(m, "messageId", c.MessageID)
-	putString(m, "requestId", c.RequestID)
-	putString(m, "requestTime", c.RequestTime)
-	if c.RequestTimeEpoch != 0 {
-		m.Put("requestTimeEpoch", c.RequestTimeEpoch)
-	}
-	putString(m, "routeKey", c.RouteKey)
-	putString(m, "stage", c.Stage)
-	putString(m, "status", c.Status)
+// contextVar is $context. It answers each variable when it is asked for,
+// so a template that reads two variables does not build all of them.
+type contextVar struct {
+	c                 *Context
+	auth, id, errVars *vtl.Map
+}
 
-	auth := vtl.NewMap(len(c.Authorizer))
-	for _, k := range sortedKeys(c.Authorizer) {
-		auth.Put(k, stringify(c.Authorizer[k]))
-	}
-	m.Put("authorizer", auth)
+var _ vtl.Object = (*contextVar)(nil)
 
-	id := vtl.NewMap(13)
-	i := &c.Identity
-	for _, kv := range [...][2]string{
-		{"accountId", i.AccountID}, {"apiKey", i.APIKey}, {"apiKeyId", i.APIKeyID}, {"caller", i.Caller},
-		{"cognitoAuthenticationProvider", i.CognitoAuthenticationProvider},
-		{"cognitoAuthenticationType", i.CognitoAuthenticationType},
-		{"cognitoIdentityId", i.CognitoIdentityID}, {"cognitoIdentityPoolId", i.CognitoIdentityPoolID},
-		{"principalOrgId", i.PrincipalOrgID}, {"sourceIp", i.SourceIP}, {"user", i.User},
-		{"userAgent", i.UserAgent}, {"userArn", i.UserArn},
-	} {
-		putString(id, kv[0], kv[1])
-	}
-	m.Put("identity", id)
+func str(s string) (any, bool) { return s, s != "" }
 
-	e := vtl.NewMap(3)
-	putString(e, "message", c.ErrorMessage)
-	if c.ErrorMessage != "" {
-		e.Put("messageString", vtl.JSON(c.ErrorMessage))
+func num(n int64) (any, bool) { return n, n != 0 }
+
+// Property answers $context.name.
+func (v *contextVar) Property(name string) (any, bool) {
+	c := v.c
+	switch name {
+	case "apiId":
+		return str(c.APIID)
+	case "connectionId":
+		return str(c.ConnectionID)
+	case "connectedAt":
+		return num(c.ConnectedAt)
+	case "domainName":
+		return str(c.DomainName)
+	case "eventType":
+		return str(c.EventType)
+	case "extendedRequestId":
+		return str(c.ExtendedRequestID)
+	case "messageDirection":
+		return str(c.MessageDirection)
+	case "messageId":
+		return str(c.MessageID)
+	case "requestId":
+		return str(c.RequestID)
+	case "requestTime":
+		return str(c.RequestTime)
+	case "requestTimeEpoch":
+		return num(c.RequestTimeEpoch)
+	case "routeKey":
+		return str(c.RouteKey)
+	case "stage":
+		return str(c.Stage)
+	case "status":
+		return str(c.Status)
+	case "authorizer":
+		if v.auth == nil {
+			v.auth = vtl.NewMap(len(c.Authorizer))
+			for _, k := range sortedKeys(c.Authorizer) {
+				v.auth.Put(k, stringify(c.Authorizer[k]))
+			}
+		}
+		return v.auth, true
+	case "identity":
+		if v.id == nil {
+			v.id = vtl.NewMap(4)
+			i := &c.Identity
+			for _, kv := range [...][2]string{
+				{"accountId", i.AccountID}, {"apiKey", i.APIKey}, {"apiKeyId", i.APIKeyID}, {"caller", i.Caller},
+				{"cognitoAuthenticationProvider", i.CognitoAuthenticationProvider},
+				{"cognitoAuthenticationType", i.CognitoAuthenticationType},
+				{"cognitoIdentityId", i.CognitoIdentityID}, {"cognitoIdentityPoolId", i.CognitoIdentityPoolID},
+				{"principalOrgId", i.PrincipalOrgID}, {"sourceIp", i.SourceIP}, {"user", i.User},
+				{"userAgent", i.UserAgent}, {"userArn", i.UserArn},
+			} {
+				putString(v.id, kv[0], kv[1])
+			}
+		}
+		return v.id, true
+	case "error":
+		if v.errVars == nil {
+			v.errVars = vtl.NewMap(3)
+			putString(v.errVars, "message", c.ErrorMessage)
+			if c.ErrorMessage != "" {
+				v.errVars.Put("messageString", vtl.JSON(c.ErrorMessage))
+			}
+			putString(v.errVars, "validationErrorString", c.ErrorValidation)
+		}
+		return v.errVars, true
 	}
-	putString(e, "validationErrorString", c.ErrorValidation)
-	m.Put("error", e)
-	return m
+	return nil, false
+}
+
+// Call answers $context.get('name') and the getters Velocity tries.
+func (v *contextVar) Call(name string, args []any) (any, bool, error) {
+	if name == "get" && len(args) == 1 {
+		if k, ok := args[0].(string); ok {
+			p, _ := v.Property(k)
+			return p, true, nil
+		}
+	}
+	return nil, false, nil
 }
 
 // stringify renders an authorizer context value as AWS does in templates.

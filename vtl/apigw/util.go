@@ -60,7 +60,7 @@ func (Util) Call(name string, args []any) (any, bool, error) {
 			return nil, true, errors.New("not base64")
 		}
 	}
-	return strings.ToValidUTF8(string(b), "\uFFFD"), true, nil
+	return validUTF8(string(b)), true, nil
 }
 
 // text is a non-string argument's Java text: scalars as Java prints them,
@@ -176,7 +176,7 @@ func URLDecode(s string) (string, error) {
 			b = append(b, c)
 		}
 	}
-	return strings.ToValidUTF8(string(b), "\uFFFD"), nil
+	return validUTF8(string(b)), nil
 }
 
 func unhex(c byte) int {
