@@ -3,9 +3,10 @@ package vtl
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -105,13 +106,13 @@ func Value(v any) any {
 		return f
 	case map[string]string:
 		m := NewMap(len(x))
-		for _, k := range sortedKeys(x) {
+		for _, k := range slices.Sorted(maps.Keys(x)) {
 			m.Put(k, x[k])
 		}
 		return m
 	case map[string]any:
 		m := NewMap(len(x))
-		for _, k := range sortedKeys(x) {
+		for _, k := range slices.Sorted(maps.Keys(x)) {
 			m.Put(k, Value(x[k]))
 		}
 		return m
@@ -141,15 +142,6 @@ func Value(v any) any {
 		return rv.String()
 	}
 	return fmt.Sprint(v)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // truthy is Velocity 1.7's condition: null and false are false, anything

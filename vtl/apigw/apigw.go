@@ -10,6 +10,8 @@ package apigw
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strconv"
 
 	"github.com/wsgate/wsgate/vtl"
@@ -81,7 +83,7 @@ func Render(ctx context.Context, t *vtl.Template, r *Request, lim vtl.Limits) ([
 
 func stringMap(m map[string]string) *vtl.Map {
 	out := vtl.NewMap(len(m))
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		out.Put(k, m[k])
 	}
 	return out
@@ -141,7 +143,7 @@ func (v *contextVar) Property(name string) (any, bool) {
 	case "authorizer":
 		if v.auth == nil {
 			v.auth = vtl.NewMap(len(c.Authorizer))
-			for _, k := range sortedKeys(c.Authorizer) {
+			for _, k := range slices.Sorted(maps.Keys(c.Authorizer)) {
 				v.auth.Put(k, stringify(c.Authorizer[k]))
 			}
 		}

@@ -1,7 +1,8 @@
 package apigw
 
 import (
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/wsgate/wsgate/vtl"
@@ -79,7 +80,7 @@ func (in *Input) param(name string) string {
 			return v
 		}
 	}
-	for _, k := range sortedKeys(in.req.Header) {
+	for _, k := range slices.Sorted(maps.Keys(in.req.Header)) {
 		if strings.EqualFold(k, name) {
 			return in.req.Header[k]
 		}
@@ -116,13 +117,4 @@ func (in *Input) lookup(p string) (any, bool, error) {
 	}
 	v, found := jp.eval(in.doc)
 	return v, found, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
