@@ -27,6 +27,14 @@ func (s *state) call(v any, name string, args []any) (any, error) {
 	case *Map:
 		r, ok, err = s.mapMethod(x, name, args)
 	case Object:
+		// A #define'd block is the template's own: an Object gets its text.
+		for i, a := range args {
+			if b, isBlock := a.(*block); isBlock {
+				if args[i], err = s.str(b); err != nil {
+					return nil, err
+				}
+			}
+		}
 		r, ok, err = x.Call(name, args)
 	case int64, float64:
 		r, ok = numberMethod(x, name, args)

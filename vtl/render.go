@@ -37,6 +37,19 @@ func (s *state) str(v any) (string, error) {
 	return b.String(), s.charge(b.Len())
 }
 
+// Text renders v as Velocity does: Java's toString for maps ({a=1}),
+// lists ([a, b]) and numbers (1.0E7), JSON inside JSON lists. It is
+// bounded by the default Limits; past them it answers what it has.
+func Text(v any) string {
+	s := &state{t: &Template{}, lim: Limits{}.withDefaults()}
+	if str, ok := v.(string); ok {
+		return str
+	}
+	var b strings.Builder
+	_ = s.build(&b, v, false, 0)
+	return b.String()
+}
+
 // build writes v to b: Java-style, or JSON inside a JSON list.
 func (s *state) build(b *strings.Builder, v any, json bool, depth int) error {
 	if depth > s.lim.Depth {

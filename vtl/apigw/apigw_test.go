@@ -95,6 +95,13 @@ func TestGolden(t *testing.T) {
 			want: `{a=1, b=[{"c":5}], s=x}|[{"c":5}]|{c=5}|x`,
 		},
 		{
+			// A map literal renders as Java's map, a quirk users meet
+			// when they base64-encode one.
+			name: "map literal rendering",
+			src:  `#set($data = {"hoge": "$input.params('name')", "hoge2": $input.json('$.things')})$data $util.base64Encode($data)`,
+			want: `{hoge=me, hoge2={"1":{},"2":{},"3":{}}} ` + "e2hvZ2U9bWUsIGhvZ2UyPXsiMSI6e30sIjIiOnt9LCIzIjp7fX19",
+		},
+		{
 			name: "stage variables three ways",
 			src:  `$stageVariables.table $stageVariables['table'] ${stageVariables['queue']} [$stageVariables.none]`,
 			want: `Connections Connections q []`,

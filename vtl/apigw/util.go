@@ -35,7 +35,7 @@ func (Util) Call(name string, args []any) (any, bool, error) {
 	}
 	s, ok := args[0].(string)
 	if !ok {
-		s = text(args[0])
+		s = vtl.Text(args[0]) // as Java calls toString on it
 	}
 	switch name {
 	case "escapeJavaScript":
@@ -61,18 +61,6 @@ func (Util) Call(name string, args []any) (any, bool, error) {
 		}
 	}
 	return validUTF8(string(b)), true, nil
-}
-
-// text is a non-string argument's Java text: scalars as Java prints them,
-// collections as JSON.
-func text(v any) string {
-	switch x := v.(type) {
-	case bool, int64:
-		return stringify(x)
-	case float64:
-		return vtl.FormatDouble(x)
-	}
-	return vtl.JSON(v)
 }
 
 // EscapeJavaScript escapes s with JavaScript string rules, as Apache
