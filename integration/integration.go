@@ -89,6 +89,20 @@ type Config struct {
 	// body with status 200.
 	Response any `json:"response,omitempty"`
 
+	// RequestTemplates are the integration request's VTL mapping templates
+	// by template key (docs/vtl.md). Mock only for now: the rendered JSON's
+	// statusCode picks the integration response.
+	RequestTemplates map[string]string `json:"requestTemplates,omitempty"`
+	// TemplateSelectionExpression picks a request template: static text,
+	// $request.body.PATH or ${request.body.PATH}. Default "\$default"; a
+	// key with no template uses the "$default" one, and with neither the
+	// message passes through.
+	TemplateSelectionExpression string `json:"templateSelectionExpression,omitempty"`
+	// IntegrationResponses are the responses by IntegrationResponseKey
+	// ("$default", a status code or a /pattern/); their templates render
+	// the body of the answer.
+	IntegrationResponses map[string]IntegrationResponse `json:"integrationResponses,omitempty"`
+
 	// MaxConnsPerHost bounds the connections http and lambda open to one
 	// backend host (http.Transport.MaxConnsPerHost); requests beyond it wait
 	// for a connection within their timeout. Default 256. Range 1 to 65536.
@@ -200,6 +214,7 @@ func (c *Config) Validate() error {
 	if c.LogLinesPerSecond != 0 {
 		e.Range("logLinesPerSecond", c.LogLinesPerSecond, 1, MaxLogLinesPerSecond)
 	}
+	validateMapping(c, &e)
 	switch c.Type {
 	case "":
 		e.Addf("type", "required (http, mock, lambda or command)")

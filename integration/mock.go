@@ -10,13 +10,22 @@ import (
 // mockIntegration answers without any backend: the configured response, or
 // an echo of the message body.
 type mockIntegration struct {
-	response []byte // marshalled Config.Response; nil means echo
+	response []byte   // marshalled Config.Response; nil means echo
+	mapping  *mapping // mapping templates: API Gateway's MOCK type
 }
 
 var _ Integration = (*mockIntegration)(nil)
 
 func newMock(cfg Config) (*mockIntegration, error) {
 	m := &mockIntegration{}
+	if hasMapping(&cfg) {
+		mp, err := buildMapping(&cfg)
+		if err != nil {
+			return nil, err
+		}
+		m.mapping = mp
+		return m, nil
+	}
 	if cfg.Response != nil {
 		b, err := json.Marshal(cfg.Response)
 		if err != nil {
@@ -28,8 +37,12 @@ func newMock(cfg Config) (*mockIntegration, error) {
 }
 
 // Invoke returns the configured response, or {"statusCode":200,"body":...}
-// carrying inv.Body. It never fails and never blocks.
-func (m *mockIntegration) Invoke(_ context.Context, inv *Invocation) ([]byte, error) {
+// carrying inv.Body; with mapping templates, what they render. It never
+// blocks; only templates can fail.
+func (m *mockIntegration) Invoke(ctx context.Context, inv *Invocation) ([]byte, error) {
+	if m.mapping != nil {
+		return m.mapping.mock(ctx, inv.Payload)
+	}
 	if m.response != nil {
 		return slices.Clone(m.response), nil // the caller may keep or change it
 	}

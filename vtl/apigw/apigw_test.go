@@ -391,3 +391,33 @@ func TestJSONDepth(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+func TestSelection(t *testing.T) {
+	r := testRequest()
+	cases := []struct{ expr, status, want string }{
+		{`\$default`, "", "$default"},
+		{"static", "", "static"},
+		{"$request.body.action", "", "send"},
+		{"${request.body.action}-v1", "", "send-v1"},
+		{"$request.body.things", "", "{1={}, 2={}, 3={}}"},
+		{"$request.body.n", "", "1.5"},
+		{"$request.body.missing", "", ""},
+		{"${integration.response.statuscode}", "200", "200"},
+		{"${integration.response.header.X}", "200", ""},
+	}
+	for _, c := range cases {
+		sel, err := ParseSelection(c.expr)
+		if err != nil {
+			t.Errorf("ParseSelection(%q): %v", c.expr, err)
+			continue
+		}
+		if got := sel.Eval(r, c.status); got != c.want {
+			t.Errorf("%q = %q, want %q", c.expr, got, c.want)
+		}
+	}
+	for _, bad := range []string{"$request.header.x", "${request.body.a", "$context.x", "$request.body.a[?(@.x)]"} {
+		if _, err := ParseSelection(bad); err == nil {
+			t.Errorf("ParseSelection(%q): no error", bad)
+		}
+	}
+}

@@ -1,0 +1,269 @@
+package integration
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+
+	"github.com/wsgate/wsgate/internal/confcheck"
+	"github.com/wsgate/wsgate/vtl"
+	"github.com/wsgate/wsgate/vtl/apigw"
+)
+
+// IntegrationResponse is one response of a non-proxy integration
+// (AWS::ApiGatewayV2::IntegrationResponse), filed in
+// Config.IntegrationResponses under its IntegrationResponseKey: "$default",
+// a status code such as "403", or a pattern between slashes ("/4\d\d/").
+type IntegrationResponse struct {
+	// ResponseTemplates are VTL templates by template key; the answer's
+	// body is the one TemplateSelectionExpression picks.
+	ResponseTemplates map[string]string `json:"responseTemplates,omitempty"`
+	// TemplateSelectionExpression picks a response template:
+	// ${integration.response.statuscode}, $request.body.PATH or static
+	// text. Default "\$default"; a key with no template falls back to the
+	// "$default" template.
+	TemplateSelectionExpression string `json:"templateSelectionExpression,omitempty"`
+}
+
+// mapping is a mock integration's templates, parsed once.
+type mapping struct {
+	selectRequest *apigw.Selection
+	request       map[string]*vtl.Template
+	responses     []*response // in key order
+}
+
+type response struct {
+	key       string
+	re        *regexp.Regexp // for /pattern/ keys
+	selection *apigw.Selection
+	templates map[string]*vtl.Template
+}
+
+func hasMapping(c *Config) bool {
+	return len(c.RequestTemplates) > 0 || len(c.IntegrationResponses) > 0 || c.TemplateSelectionExpression != ""
+}
+
+// validateMapping files the problems of the mapping fields in e.
+func validateMapping(c *Config, e *confcheck.Errors) {
+	if !hasMapping(c) {
+		return
+	}
+	if c.Type != "mock" {
+		e.Addf("requestTemplates", "mapping templates are supported on mock integrations only (for now)")
+		return
+	}
+	if c.Response != nil {
+		e.Addf("response", "a mock integration has either a response or mapping templates, not both")
+	}
+	if _, err := buildMapping(c); err != nil {
+		e.In("", err)
+	}
+}
+
+func parseSelection(path, s string, e *confcheck.Errors) *apigw.Selection {
+	if s == "" {
+		s = `\$default`
+	}
+	sel, err := apigw.ParseSelection(s)
+	if err != nil {
+		e.Addf(path, "%v", err)
+	}
+	return sel
+}
+
+func parseTemplates(path string, src map[string]string, e *confcheck.Errors) map[string]*vtl.Template {
+	out := make(map[string]*vtl.Template, len(src))
+	for k, s := range src {
+		t, err := vtl.Parse(s)
+		if err != nil {
+			e.Addf(confcheck.Key(path, k), "%v", err)
+			continue
+		}
+		out[k] = t
+	}
+	return out
+}
+
+func buildMapping(c *Config) (*mapping, error) {
+	var e confcheck.Errors
+	m := &mapping{
+		selectRequest: parseSelection("templateSelectionExpression", c.TemplateSelectionExpression, &e),
+		request:       parseTemplates("requestTemplates", c.RequestTemplates, &e),
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.IntegrationResponses)) {
+		ir := c.IntegrationResponses[k]
+		path := confcheck.Key("integrationResponses", k)
+		r := &response{
+			key:       k,
+			selection: parseSelection(path+".templateSelectionExpression", ir.TemplateSelectionExpression, &e),
+			templates: parseTemplates(path+".responseTemplates", ir.ResponseTemplates, &e),
+		}
+		if len(k) > 2 && k[0] == '/' && k[len(k)-1] == '/' {
+			re, err := regexp.Compile(`^(?:` + k[1:len(k)-1] + `)$`)
+			if err != nil {
+				e.Addf(path, "bad pattern: %v", err)
+			}
+			r.re = re
+		}
+		m.responses = append(m.responses, r)
+	}
+	return m, e.Err()
+}
+
+// wsEvent is what a mapping template needs of the Lambda proxy event the
+// gateway built.
+type wsEvent struct {
+	Headers         map[string]string `json:"headers"`
+	Query           map[string]string `json:"queryStringParameters"`
+	StageVariables  map[string]string `json:"stageVariables"`
+	Body            string            `json:"body"`
+	IsBase64Encoded bool              `json:"isBase64Encoded"`
+	RequestContext  struct {
+		APIID             string         `json:"apiId"`
+		ConnectionID      string         `json:"connectionId"`
+		ConnectedAt       int64          `json:"connectedAt"`
+		DomainName        string         `json:"domainName"`
+		EventType         string         `json:"eventType"`
+		ExtendedRequestID string         `json:"extendedRequestId"`
+		MessageDirection  string         `json:"messageDirection"`
+		MessageID         string         `json:"messageId"`
+		RequestID         string         `json:"requestId"`
+		RequestTime       string         `json:"requestTime"`
+		RequestTimeEpoch  int64          `json:"requestTimeEpoch"`
+		RouteKey          string         `json:"routeKey"`
+		Stage             string         `json:"stage"`
+		Authorizer        map[string]any `json:"authorizer"`
+		Identity          struct {
+			SourceIP  string `json:"sourceIp"`
+			UserAgent string `json:"userAgent"`
+			AccountID string `json:"accountId"`
+			Caller    string `json:"caller"`
+			User      string `json:"user"`
+			UserArn   string `json:"userArn"`
+			APIKey    string `json:"apiKey"`
+			APIKeyID  string `json:"apiKeyId"`
+		} `json:"identity"`
+	} `json:"requestContext"`
+}
+
+// requestOf makes the template variables' request from the event.
+func requestOf(payload []byte) (*apigw.Request, error) {
+	var ev wsEvent
+	if err := json.Unmarshal(payload, &ev); err != nil {
+		return nil, fmt.Errorf("mapping: reading the event: %w", err)
+	}
+	body := ev.Body
+	if ev.IsBase64Encoded {
+		if b, err := base64.StdEncoding.DecodeString(body); err == nil {
+			body = string(b)
+		}
+	}
+	rc := &ev.RequestContext
+	auth := rc.Authorizer
+	if auth != nil {
+		delete(auth, "integrationLatency") // in the event, not among the template variables
+	}
+	return &apigw.Request{
+		Body:           body,
+		QueryString:    ev.Query,
+		Header:         ev.Headers,
+		StageVariables: ev.StageVariables,
+		Context: apigw.Context{
+			APIID: rc.APIID, ConnectionID: rc.ConnectionID, ConnectedAt: rc.ConnectedAt,
+			DomainName: rc.DomainName, EventType: rc.EventType, ExtendedRequestID: rc.ExtendedRequestID,
+			MessageDirection: rc.MessageDirection, MessageID: rc.MessageID, RequestID: rc.RequestID,
+			RequestTime: rc.RequestTime, RequestTimeEpoch: rc.RequestTimeEpoch, RouteKey: rc.RouteKey,
+			Stage: rc.Stage, Authorizer: auth,
+			Identity: apigw.Identity{
+				SourceIP: rc.Identity.SourceIP, UserAgent: rc.Identity.UserAgent, AccountID: rc.Identity.AccountID,
+				Caller: rc.Identity.Caller, User: rc.Identity.User, UserArn: rc.Identity.UserArn,
+				APIKey: rc.Identity.APIKey, APIKeyID: rc.Identity.APIKeyID,
+			},
+		},
+	}, nil
+}
+
+// errNoStatus is AWS's configuration error for a MOCK whose request
+// template does not give an integer statusCode; the client gets
+// "Internal server error".
+var errNoStatus = errors.New("mock: unable to parse statusCode: it should be an integer that is defined in the request template")
+
+// mock runs a MOCK integration as API Gateway does: the request template
+// (picked by templateSelectionExpression, else "$default"; without one the
+// message passes through) must render JSON with an integer statusCode; the
+// integration response whose key matches that status renders the answer's
+// body. The result is a proxy response for the gateway.
+func (m *mapping) mock(ctx context.Context, payload []byte) ([]byte, error) {
+	req, err := requestOf(payload)
+	if err != nil {
+		return nil, err
+	}
+	out := []byte(req.Body)
+	if t := pick(m.request, m.selectRequest.Eval(req, "")); t != nil {
+		if out, err = apigw.Render(ctx, t, req, vtl.Limits{}); err != nil {
+			return nil, fmt.Errorf("mock: request template: %w", err)
+		}
+	}
+	var doc struct {
+		StatusCode json.RawMessage `json:"statusCode"`
+	}
+	if json.Unmarshal(out, &doc) != nil || doc.StatusCode == nil {
+		return nil, errNoStatus
+	}
+	status, err := strconv.Atoi(string(doc.StatusCode))
+	if err != nil {
+		return nil, errNoStatus
+	}
+	code := strconv.Itoa(status)
+	answer := map[string]any{"statusCode": status}
+	if r := m.response(code); r != nil {
+		// A mock has no response body: $input is the request's
+		// parameters with an empty body.
+		resp := *req
+		resp.Body = ""
+		resp.Context.Status = code
+		if t := pick(r.templates, r.selection.Eval(req, code)); t != nil {
+			body, err := apigw.Render(ctx, t, &resp, vtl.Limits{})
+			if err != nil {
+				return nil, fmt.Errorf("mock: response template: %w", err)
+			}
+			answer["body"] = string(body)
+		}
+	}
+	return json.Marshal(answer)
+}
+
+// pick is the template at key, else the "$default" one, else nil.
+func pick(templates map[string]*vtl.Template, key string) *vtl.Template {
+	if t, ok := templates[key]; ok {
+		return t
+	}
+	return templates["$default"]
+}
+
+// response is the integration response for a status: the one keyed by
+// the status itself, else the first /pattern/ (in key order) it matches,
+// else $default.
+func (m *mapping) response(status string) *response {
+	var pattern, def *response
+	for _, r := range m.responses {
+		switch {
+		case r.key == status:
+			return r
+		case pattern == nil && r.re != nil && r.re.MatchString(status):
+			pattern = r
+		case r.key == "$default":
+			def = r
+		}
+	}
+	if pattern != nil {
+		return pattern
+	}
+	return def
+}
