@@ -48,7 +48,9 @@ func (s *state) call(v any, name string, args []any) (any, error) {
 		if errors.As(err, &e) {
 			return nil, err
 		}
-		return nil, s.errorf("%s.%s: %v", typeName(v), name, err)
+		e = s.errorf("%s.%s: %v", typeName(v), name, err).(*Error)
+		e.err = err // errors.Is(err, ErrLimit) holds for an Object's limits
+		return nil, e
 	}
 	if !ok {
 		switch {
@@ -294,7 +296,7 @@ func (s *state) stringMethod(str, name string, args []any) (any, bool, error) {
 		if err != nil {
 			return nil, true, err
 		}
-		if err := s.charge(16*len(parts) + len(str)); err != nil {
+		if err := s.charge(len(str)); err != nil {
 			return nil, true, err
 		}
 		l := &List{Items: make([]any, len(parts))}
@@ -310,7 +312,8 @@ func (s *state) stringMethod(str, name string, args []any) (any, bool, error) {
 func (s *state) replaceRegex(re *regexp.Regexp, str, tmpl string, first bool) (any, bool, error) {
 	var b []byte
 	last := 0
-	for _, m := range re.FindAllStringSubmatchIndex(str, -1) {
+	// Each match is a step: find no more than the steps left.
+	for _, m := range re.FindAllStringSubmatchIndex(str, s.lim.Steps-s.steps+1) {
 		if err := s.step(); err != nil {
 			return nil, true, err
 		}
@@ -332,27 +335,41 @@ func (s *state) replaceRegex(re *regexp.Regexp, str, tmpl string, first bool) (a
 }
 
 // split is Java's String.split(regex): trailing empty strings dropped, and
-// the input itself when nothing matches.
+// the input itself when nothing matches. The pieces are charged before
+// they are made.
 func (s *state) split(str, pattern string) ([]string, error) {
 	var parts []string
 	if len(pattern) == 1 && !strings.ContainsAny(pattern, `.$|()[{^?*+\`) {
+		if err := s.charge(16 * (strings.Count(str, pattern) + 1)); err != nil {
+			return nil, err
+		}
 		parts = strings.Split(str, pattern)
 	} else {
 		re, err := s.t.re.get(pattern)
 		if err != nil {
 			return nil, err
 		}
-		if !re.MatchString(str) {
+		// At most as many matches as the allocation budget has room for.
+		room := (s.lim.Alloc - s.alloc) / 16
+		locs := re.FindAllStringIndex(str, room+1)
+		if len(locs) > room {
+			return nil, s.limitErr("values took more than %d bytes", s.lim.Alloc)
+		}
+		if err := s.charge(16 * (len(locs) + 1)); err != nil {
+			return nil, err
+		}
+		if len(locs) == 0 {
 			return []string{str}, nil
 		}
-		parts = re.Split(str, -1)
-		// Java drops a leading empty string made by a zero-width match at
-		// the start.
-		if len(parts) > 1 && parts[0] == "" {
-			if loc := re.FindStringIndex(str); loc != nil && loc[0] == 0 && loc[1] == 0 {
-				parts = parts[1:]
+		last := 0
+		for i, loc := range locs {
+			if i == 0 && loc[0] == 0 && loc[1] == 0 {
+				continue // Java drops the empty string a zero-width match at the start makes
 			}
+			parts = append(parts, str[last:loc[0]])
+			last = loc[1]
 		}
+		parts = append(parts, str[last:])
 	}
 	if len(parts) == 1 {
 		return parts, nil

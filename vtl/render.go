@@ -1,6 +1,7 @@
 package vtl
 
 import (
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -182,14 +183,24 @@ func writeJSONString(b *strings.Builder, str string) {
 // levels, or past a million values (only a template's own cyclic
 // collections get there), renders as null from there on.
 func JSON(v any) string {
-	var b strings.Builder
-	budget := 1 << 20
-	jsonValue(&b, v, 0, &budget)
-	return b.String()
+	s, _ := JSONLimit(v, math.MaxInt)
+	return s
 }
 
-func jsonValue(b *strings.Builder, v any, depth int, budget *int) {
+// JSONLimit is JSON that stops once the text passes maxBytes; ok is false
+// then, and the text is cut.
+func JSONLimit(v any, maxBytes int) (text string, ok bool) {
+	var b strings.Builder
+	budget := 1 << 20
+	jsonValue(&b, v, 0, &budget, maxBytes)
+	return b.String(), b.Len() <= maxBytes
+}
+
+func jsonValue(b *strings.Builder, v any, depth int, budget *int, maxBytes int) {
 	*budget--
+	if b.Len() > maxBytes {
+		return
+	}
 	if depth > 256 || *budget < 0 {
 		b.WriteString("null")
 		return
@@ -211,7 +222,7 @@ func jsonValue(b *strings.Builder, v any, depth int, budget *int) {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			jsonValue(b, it, depth+1, budget)
+			jsonValue(b, it, depth+1, budget, maxBytes)
 		}
 		b.WriteByte(']')
 	case *Map:
@@ -222,7 +233,7 @@ func jsonValue(b *strings.Builder, v any, depth int, budget *int) {
 			}
 			writeJSONString(b, k)
 			b.WriteByte(':')
-			jsonValue(b, x.vals[k], depth+1, budget)
+			jsonValue(b, x.vals[k], depth+1, budget, maxBytes)
 		}
 		b.WriteByte('}')
 	case interface{ String() string }:

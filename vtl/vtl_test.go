@@ -263,3 +263,37 @@ func TestFormatDouble(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitIsBoundedBeforeItAllocates(t *testing.T) {
+	for _, pattern := range []string{",", "[,]", ""} {
+		_, err := render(t, "$s.split('"+pattern+"').size()", map[string]any{"s": strings.Repeat(",", 100000)}, Options{Limits: Limits{Alloc: 64 << 10}})
+		if !errors.Is(err, ErrLimit) {
+			t.Errorf("split(%q) of 100000 separators with a 64 KB budget: %v, want a limit error", pattern, err)
+		}
+	}
+}
+
+// TestConcurrentRender renders one template from many goroutines (run
+// with -race): the parsed tree and the regex cache are shared.
+func TestConcurrentRender(t *testing.T) {
+	tmpl, err := Parse(`#set($m = {})#foreach($i in [1..20])#set($d = $m.put("k$i", $s.replaceAll('(b)', '[$1]')))#end$m.size() $m.k3`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string)
+	for i := range 8 {
+		go func() {
+			out, err := tmpl.Render(context.Background(), map[string]any{"s": strings.Repeat("ab", i+1)}, Options{})
+			if err != nil {
+				done <- err.Error()
+				return
+			}
+			done <- string(out)
+		}()
+	}
+	for range 8 {
+		if got := <-done; !strings.HasPrefix(got, "20 a[b]") {
+			t.Errorf("got %q", got)
+		}
+	}
+}

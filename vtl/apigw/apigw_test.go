@@ -3,6 +3,7 @@ package apigw
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -419,5 +420,18 @@ func TestSelection(t *testing.T) {
 		if _, err := ParseSelection(bad); err == nil {
 			t.Errorf("ParseSelection(%q): no error", bad)
 		}
+	}
+}
+
+func TestInputBounds(t *testing.T) {
+	r := testRequest()
+	r.Body = "[" + strings.TrimSuffix(strings.Repeat("1,", 5000), ",") + "]"
+	tmpl, err := vtl.Parse(`#set($l = [])#foreach($i in [1..500])#set($d = $l.add($input.path('$')))#end`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Render(context.Background(), tmpl, r, vtl.Limits{})
+	if !errors.Is(err, vtl.ErrLimit) || !strings.Contains(err.Error(), "$input.path produced more than") {
+		t.Fatalf("got %v, want the $input.path bound", err)
 	}
 }

@@ -1,6 +1,7 @@
 package apigw
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -16,7 +17,25 @@ type Input struct {
 	doc    any
 	docErr error
 	paths  map[string]*jsonPath
+	// What this render's calls produced: bytes of JSON text, values
+	// copied.
+	jsonBytes, copied int
 }
+
+// Bounds on what one render's $input.json and $input.path calls produce in
+// all: a template calling them in a loop over a large body stops with an
+// error wrapping vtl.ErrLimit. The text $input.json returns is charged to
+// vtl.Limits.Alloc as well; the values $input.path copies are not, so
+// their bound is here.
+const (
+	maxJSONBytes   = 64 << 20
+	maxCopiedValue = 1 << 20
+)
+
+var (
+	errJSONBytes = fmt.Errorf("$input.json produced more than %d bytes: %w", maxJSONBytes, vtl.ErrLimit)
+	errCopied    = fmt.Errorf("$input.path produced more than %d values: %w", maxCopiedValue, vtl.ErrLimit)
+)
 
 var _ vtl.Object = (*Input)(nil)
 
@@ -50,9 +69,23 @@ func (in *Input) Call(name string, args []any) (any, bool, error) {
 			return nil, true, err
 		}
 		if name == "json" {
-			return vtl.JSON(v), true, nil
+			text, ok := vtl.JSONLimit(v, maxJSONBytes-in.jsonBytes)
+			in.jsonBytes += len(text)
+			if !ok {
+				return nil, true, errJSONBytes
+			}
+			return text, true, nil
 		}
-		return deepCopy(v), true, nil
+		// A copy, so what the template changes is not seen by the next
+		// call (Java reads the body anew each time); within one result
+		// shared values stay shared, as in Java's.
+		c := copier{seen: map[any]any{}, budget: maxCopiedValue - in.copied}
+		out := c.copy(v)
+		in.copied = maxCopiedValue - c.budget
+		if c.budget < 0 {
+			return nil, true, errCopied
+		}
+		return out, true, nil
 	case "params":
 		switch len(args) {
 		case 0:

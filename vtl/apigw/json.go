@@ -227,21 +227,37 @@ func (d *decoder) number() (any, error) {
 	return f, nil
 }
 
-// deepCopy copies the collections of a parsed document, so what a
-// template changes in one $input.path result is not seen by the next.
-func deepCopy(v any) any {
+// copier copies the collections of a parsed document, each once: what
+// several places share stays shared in the copy, so a copy is never
+// larger than the document. budget counts the values copied.
+type copier struct {
+	seen   map[any]any
+	budget int
+}
+
+func (c *copier) copy(v any) any {
 	switch x := v.(type) {
 	case *vtl.List:
+		if done, ok := c.seen[x]; ok {
+			return done
+		}
+		c.budget -= 1 + len(x.Items)
 		l := &vtl.List{Items: make([]any, len(x.Items)), JSON: x.JSON}
+		c.seen[x] = l
 		for i, it := range x.Items {
-			l.Items[i] = deepCopy(it)
+			l.Items[i] = c.copy(it)
 		}
 		return l
 	case *vtl.Map:
+		if done, ok := c.seen[x]; ok {
+			return done
+		}
+		c.budget -= 1 + x.Len()
 		m := vtl.NewMap(x.Len())
+		c.seen[x] = m
 		for _, k := range x.Keys() {
 			e, _ := x.Get(k)
-			m.Put(k, deepCopy(e))
+			m.Put(k, c.copy(e))
 		}
 		return m
 	}
