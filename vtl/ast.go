@@ -23,6 +23,14 @@ type refNode struct {
 	src   string // the reference as written, rendered when it is null
 }
 
+// escapedRefNode is \$x: $x as written when it has a value, \$x when
+// it is null.
+type escapedRefNode struct {
+	pos
+	ref *refExpr
+	src string
+}
+
 // setNode is #set($target = value).
 type setNode struct {
 	pos

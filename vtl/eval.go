@@ -165,6 +165,15 @@ func (s *state) node(n node) error {
 			return s.write(n.src)
 		}
 		return s.writeValue(v)
+	case *escapedRefNode:
+		v, err := s.ref(n.ref)
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			return s.write(`\` + n.src)
+		}
+		return s.write(n.src)
 	case *setNode:
 		v, err := s.eval(n.value)
 		if err != nil {

@@ -155,14 +155,26 @@ func (p *parser) block(lim int, inner bool) ([]node, string, error) {
 				text.WriteString(strings.Repeat(`\`, n/2))
 				p.i = j
 				if n%2 == 1 {
+					// \$x renders $x as written when $x has a value, and
+					// \$x (backslash kept) when it is null; \#if renders
+					// #if; other text keeps its backslash (Velocity 1.7).
 					start := p.i
 					if p.src[j] == '$' {
-						if _, _, ok, err := p.reference(); err != nil || !ok {
+						ref, _, ok, err := p.reference()
+						if err != nil || !ok {
 							p.i = start + 1
+							text.WriteString(`\$`)
+							continue
 						}
-					} else {
-						p.i++
-						p.ident()
+						flush()
+						nodes = append(nodes, &escapedRefNode{pos(start), ref, p.src[start:p.i]})
+						textStart = p.i
+						continue
+					}
+					p.i++
+					name := p.ident()
+					if _, isMacro := p.macros[name]; !directives[name] && !isMacro {
+						text.WriteByte('\\')
 					}
 					text.WriteString(p.src[start:p.i])
 				}
@@ -263,6 +275,12 @@ func lineStart(src string, off int) bool {
 		off--
 	}
 	return off == 0 || src[off-1] == '\n'
+}
+
+// directives are the names Velocity reserves after '#'.
+var directives = map[string]bool{
+	"set": true, "if": true, "elseif": true, "else": true, "end": true, "foreach": true, "break": true,
+	"stop": true, "define": true, "macro": true, "include": true, "parse": true, "evaluate": true,
 }
 
 // gobble eats spaces and tabs and one newline after a directive, as

@@ -134,6 +134,13 @@ func TestGolden(t *testing.T) {
 			want: `"count" : "3"`,
 		},
 		{
+			// SNS publish from a route, no Lambda: the message url-encoded
+			// into the Query API form.
+			name: "sns publish pattern",
+			src:  `Action=Publish&TopicArn=$util.urlEncode("arn:aws:sns:us-east-1:123456789012:$stageVariables.queue")&Message=$util.urlEncode($input.body)`,
+			want: "Action=Publish&TopicArn=arn%3Aaws%3Asns%3Aus-east-1%3A123456789012%3Aq&Message=" + URLEncode(testRequest().Body),
+		},
+		{
 			// DynamoDB connection table with no Lambda ($connect PutItem).
 			name: "dynamodb putitem pattern",
 			src: `{"TableName": "$stageVariables.table", "Item": {"connectionId": {"S": "$context.connectionId"}, ` +
