@@ -267,8 +267,7 @@ var rules = map[string]propRules{
 		ignored: "Description CredentialsArn IntegrationMethod PayloadFormatVersion PassthroughBehavior ConnectionType",
 	},
 	"AWS::ApiGatewayV2::IntegrationResponse": {
-		read:    "ApiId IntegrationId IntegrationResponseKey ResponseTemplates",
-		ignored: "TemplateSelectionExpression",
+		read: "ApiId IntegrationId IntegrationResponseKey ResponseTemplates TemplateSelectionExpression",
 	},
 	"AWS::ApiGatewayV2::RouteResponse": {
 		read:    "ApiId RouteId RouteResponseKey",
@@ -406,32 +405,29 @@ func (t *translator) v2API(api *resource, live []*resource) {
 
 	t.stage(pickStage(t, stages))
 
-	mockResponses := map[string]string{} // integration id -> static body
+	// integration id -> its responses by IntegrationResponseKey
+	responses := map[string]map[string]integration.IntegrationResponse{}
 	for _, res := range integResp {
 		props := t.props(res)
+		path := "Resources." + res.ID + ".Properties."
 		key := t.str(res, props, "IntegrationResponseKey")
 		id := t.str(res, props, "IntegrationId")
-		if key != "$default" {
-			t.fail(errAt("Resources."+res.ID+".Properties.IntegrationResponseKey", "%q: wsgate answers with the $default integration response only", key))
+		ir := integration.IntegrationResponse{
+			ResponseTemplates:           t.strMap(res, props, "ResponseTemplates"),
+			TemplateSelectionExpression: t.str(res, props, "TemplateSelectionExpression"),
+		}
+		if key == "" {
+			t.fail(errAt(path+"IntegrationResponseKey", "missing"))
 			continue
 		}
-		tpl, _ := props["ResponseTemplates"].(map[string]any)
-		if tpl == nil {
-			mockResponses[id] = ""
-			continue
+		if responses[id] == nil {
+			responses[id] = map[string]integration.IntegrationResponse{}
 		}
-		body, err := t.r.resolveString(tpl["$default"], "Resources."+res.ID+".Properties.ResponseTemplates.$default")
-		if err != nil {
-			t.fail(err)
-		}
-		if len(tpl) != 1 || strings.ContainsAny(body, "$#") {
-			t.fail(errAt("Resources."+res.ID+".Properties.ResponseTemplates", "VTL mapping templates are not evaluated by wsgate; only one static $default template is"))
-		}
-		mockResponses[id] = body
+		responses[id][key] = ir
 	}
 	integrations := map[string]*integration.Config{}
 	for _, res := range integ {
-		if ic := t.v2Integration(res, mockResponses); ic != nil {
+		if ic := t.v2Integration(res, responses[res.ID]); ic != nil {
 			integrations[res.ID] = ic
 		}
 	}
@@ -618,7 +614,7 @@ func (t *translator) lambdaTarget(uri, path string) *integration.Config {
 	return &integration.Config{Type: "lambda", Function: arn}
 }
 
-func (t *translator) v2Integration(res *resource, mockResponses map[string]string) *integration.Config {
+func (t *translator) v2Integration(res *resource, responses map[string]integration.IntegrationResponse) *integration.Config {
 	props := t.props(res)
 	path := "Resources." + res.ID + ".Properties."
 	typ := t.str(res, props, "IntegrationType")
@@ -637,23 +633,7 @@ func (t *translator) v2Integration(res *resource, mockResponses map[string]strin
 		}
 		ic = t.lambdaTarget(uri, path+"IntegrationUri")
 	case "MOCK":
-		if tpl, ok := props["RequestTemplates"].(map[string]any); ok {
-			for _, k := range sortedKeys(tpl) {
-				s, _ := t.r.resolveString(tpl[k], path+"RequestTemplates."+k)
-				if k != "$default" || !regexp.MustCompile(`^\s*\{\s*"statusCode"\s*:\s*200\s*\}\s*$`).MatchString(s) {
-					t.fail(errAt(path+"RequestTemplates."+k, "wsgate's MOCK answers status 200; only {\"statusCode\": 200} is supported"))
-				}
-			}
-		}
-		ic = &integration.Config{Type: "mock"}
-		body, ok := mockResponses[res.ID]
-		// With no integration response AWS sends the client nothing;
-		// an empty proxy response does the same in wsgate.
-		resp := map[string]any{"statusCode": 200}
-		if ok && body != "" {
-			resp["body"] = body
-		}
-		ic.Response = resp
+		ic = t.mockIntegration(res, props, responses)
 	case "":
 		t.fail(errAt(path+"IntegrationType", "missing"))
 		return nil
@@ -1191,4 +1171,57 @@ func (t *translator) table(res *resource) (Table, bool) {
 		return Table{}, false
 	}
 	return Table{ID: res.ID, Name: name, Definition: def}, true
+}
+
+// mockIntegration translates a MOCK integration. The common static form
+// (a $default request template {"statusCode": 200}, at most a static
+// $default response) becomes a fixed response; anything else runs API
+// Gateway's mapping templates (docs/vtl.md).
+func (t *translator) mockIntegration(res *resource, props map[string]any, responses map[string]integration.IntegrationResponse) *integration.Config {
+	req := t.strMap(res, props, "RequestTemplates")
+	sel := t.str(res, props, "TemplateSelectionExpression")
+	static := (sel == "" || sel == `\$default`) && len(responses) <= 1
+	for k, s := range req {
+		if k != "$default" || !regexp.MustCompile(`^\s*\{\s*"statusCode"\s*:\s*200\s*\}\s*$`).MatchString(s) {
+			static = false
+		}
+	}
+	var body string
+	if def, ok := responses["$default"]; ok {
+		body = def.ResponseTemplates["$default"]
+		if len(def.ResponseTemplates) > 1 || def.TemplateSelectionExpression != "" || strings.ContainsAny(body, "$#") {
+			static = false
+		}
+	} else if len(responses) > 0 {
+		static = false
+	}
+	if !static {
+		return &integration.Config{Type: "mock", RequestTemplates: req, TemplateSelectionExpression: sel, IntegrationResponses: responses}
+	}
+	// With no integration response AWS sends the client nothing; an empty
+	// proxy response does the same in wsgate.
+	resp := map[string]any{"statusCode": 200}
+	if body != "" {
+		resp["body"] = body
+	}
+	return &integration.Config{Type: "mock", Response: resp}
+}
+
+// strMap reads a map of strings (mapping templates by key); nil when the
+// property is absent.
+func (t *translator) strMap(res *resource, props map[string]any, key string) map[string]string {
+	m, ok := props[key].(map[string]any)
+	if !ok {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for _, k := range sortedKeys(m) {
+		s, err := t.r.resolveString(m[k], "Resources."+res.ID+".Properties."+key+"."+k)
+		if err != nil {
+			t.fail(err)
+			continue
+		}
+		out[k] = s
+	}
+	return out
 }

@@ -45,10 +45,10 @@ func TestErrors(t *testing.T) {
 		{"missing target", `
   R: { Type: AWS::ApiGatewayV2::Route, Properties: { ApiId: !Ref Api, RouteKey: send } }`,
 			"Resources.R.Properties.Target: missing", Options{}},
-		{"vtl template", `
+		{"integration response without key", `
   M: { Type: AWS::ApiGatewayV2::Integration, Properties: { ApiId: !Ref Api, IntegrationType: MOCK } }
-  MR: { Type: AWS::ApiGatewayV2::IntegrationResponse, Properties: { ApiId: !Ref Api, IntegrationId: !Ref M, IntegrationResponseKey: $default, ResponseTemplates: { $default: "$input.body" } } }`,
-			"Resources.MR.Properties.ResponseTemplates: VTL", Options{}},
+  MR: { Type: AWS::ApiGatewayV2::IntegrationResponse, Properties: { ApiId: !Ref Api, IntegrationId: !Ref M, ResponseTemplates: { $default: "$input.body" } } }`,
+			"Resources.MR.Properties.IntegrationResponseKey: missing", Options{}},
 		{"jwt authorizer", `
   A: { Type: AWS::ApiGatewayV2::Authorizer, Properties: { ApiId: !Ref Api, AuthorizerType: JWT, Name: j } }`,
 			"Resources.A.Properties.AuthorizerType", Options{}},
