@@ -112,6 +112,17 @@ func (s *state) build(b *strings.Builder, v any, json bool, depth int) error {
 			return err
 		}
 		b.WriteString(str)
+	case interface{ String() string }:
+		b.WriteString(x.String())
+	default:
+		writeScalar(b, x)
+	}
+	return nil
+}
+
+// writeScalar writes null, a boolean or a number as Java prints it.
+func writeScalar(b *strings.Builder, v any) {
+	switch x := v.(type) {
 	case nil:
 		b.WriteString("null")
 	case bool:
@@ -120,10 +131,7 @@ func (s *state) build(b *strings.Builder, v any, json bool, depth int) error {
 		b.WriteString(strconv.FormatInt(x, 10))
 	case float64:
 		b.WriteString(FormatDouble(x))
-	case interface{ String() string }:
-		b.WriteString(x.String())
 	}
-	return nil
 }
 
 // writeJSONString writes str as a JSON string: ", \ and control
@@ -206,16 +214,10 @@ func jsonValue(b *strings.Builder, v any, depth int, budget *int, maxBytes int) 
 		return
 	}
 	switch x := v.(type) {
-	case nil:
-		b.WriteString("null")
+	case nil, bool, int64, float64:
+		writeScalar(b, x)
 	case string:
 		writeJSONString(b, x)
-	case bool:
-		b.WriteString(strconv.FormatBool(x))
-	case int64:
-		b.WriteString(strconv.FormatInt(x, 10))
-	case float64:
-		b.WriteString(FormatDouble(x))
 	case *List:
 		b.WriteByte('[')
 		for i, it := range x.Items {
