@@ -134,6 +134,18 @@ type Config struct {
 	// (non-browser clients) are not affected. Default: none, every origin
 	// is accepted, as on API Gateway, which has no such setting.
 	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
+	// Throttling is the stage's default route throttling (AWS's
+	// DefaultRouteSettings): every route but $disconnect gets a token
+	// bucket of its own with these limits, unless it sets its own. A
+	// message its route's bucket refuses is answered with the frame
+	// {"message": "Too Many Requests", ...}; a handshake refused by the
+	// $connect route's, 429. Default none (no limit).
+	Throttling *Throttling `json:"throttling,omitempty"`
+	// ConnectionThrottling is one token bucket for every handshake, before
+	// the authorizer and $connect run (AWS's new connections per second
+	// quota, 500 by default on AWS, an account-wide rate). A handshake it
+	// refuses is answered 429. Default none (no limit).
+	ConnectionThrottling *Throttling `json:"connectionThrottling,omitempty"`
 }
 
 // IntegrationEnv is what the integrations built from this config are told
@@ -169,6 +181,9 @@ type Route struct {
 	// Groups makes the route join or leave the group named in the message,
 	// with no backend code. It runs before the integration, if any.
 	Groups *RouteGroups `json:"groups,omitempty"`
+	// Throttling is this route's token bucket (AWS's RouteSettings),
+	// instead of the stage's throttling. Not on $disconnect.
+	Throttling *Throttling `json:"throttling,omitempty"`
 }
 
 // RouteGroups is a route's group membership action, e.g. for
@@ -308,6 +323,12 @@ func (c *Config) Validate() error {
 	if e.Range("maxInflight", c.MaxInflight, 2, MaxInflight) && c.MaxInflightPerConnection >= c.MaxInflight {
 		e.Addf("maxInflightPerConnection", "must be below maxInflight (%d), so one connection cannot take the whole budget, got %d", c.MaxInflight, c.MaxInflightPerConnection)
 	}
+	if c.Throttling != nil {
+		e.In("throttling", c.Throttling.validate())
+	}
+	if c.ConnectionThrottling != nil {
+		e.In("connectionThrottling", c.ConnectionThrottling.validate())
+	}
 	e.Range("readHeaderTimeoutSeconds", c.ReadHeaderTimeoutSeconds, 1, MaxReadTimeoutSeconds)
 	e.Range("readBodyTimeoutSeconds", c.ReadBodyTimeoutSeconds, 1, MaxReadTimeoutSeconds)
 	e.Range("maxManagementRequests", c.MaxManagementRequests, 1, MaxManagementRequests)
@@ -361,6 +382,13 @@ func (c *Config) Validate() error {
 		}
 		if r.RouteResponseSelectionExpression != "" && r.RouteResponseSelectionExpression != "$default" {
 			e.Addf(confcheck.Field(p, "routeResponseSelectionExpression"), "%q: only \"$default\" is supported (as on AWS)", r.RouteResponseSelectionExpression)
+		}
+		if r.Throttling != nil {
+			if key == routeDisconnect {
+				e.Addf(confcheck.Field(p, "throttling"), "$disconnect cannot be throttled: its event would be lost")
+			} else {
+				e.In(confcheck.Field(p, "throttling"), r.Throttling.validate())
+			}
 		}
 		if (key == routeConnect || key == routeDisconnect) && r.RouteResponseSelectionExpression != "" {
 			e.Addf(p, "$connect and $disconnect cannot be two-way")

@@ -34,6 +34,8 @@ type Gateway struct {
 	workers  *workers
 	inflight *integration.Limiter // maxInflight, shared by every integration
 	mgmt     chan struct{}        // maxManagementRequests slots
+	// connThrottle is connectionThrottling's bucket (nil bucket: none).
+	connThrottle throttle
 
 	slowConsumer time.Duration
 	writeTimeout time.Duration
@@ -56,6 +58,8 @@ type route struct {
 	integ  integration.Integration // nil for a pure groups route
 	twoWay bool
 	groups *routeGroups
+	// throttle is the route's token bucket (nil bucket: no limit).
+	throttle throttle
 }
 
 type routeGroups struct {
@@ -132,6 +136,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		mgmt:         make(chan struct{}, cfg.MaxManagementRequests),
 		readBody:     time.Duration(cfg.ReadBodyTimeoutSeconds) * time.Second,
 	}
+	g.connThrottle.bucket = newBucket(cfg.ConnectionThrottling)
 	g.baseCtx, g.cancel = context.WithCancel(context.Background())
 
 	store := sigv4.StaticCredentials{}
@@ -152,6 +157,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	env.HandlerEnv = opts.HandlerEnv
 	for key, rc := range cfg.Routes {
 		rt := &route{key: key, twoWay: rc.RouteResponseSelectionExpression == "$default"}
+		rt.throttle.bucket = newBucket(cfg.routeThrottling(key))
 		if rc.Integration != nil {
 			in, err := integration.New(*rc.Integration, env)
 			if err != nil {
@@ -258,6 +264,11 @@ func (g *Gateway) route(c *conn, body string, b64 bool) {
 	if rt == nil {
 		log.Debug("no route matched and no $default route")
 		_ = c.enqueue(textFrame(errorFrame(frameForbidden, c.s.connectionID, requestID)), true)
+		return
+	}
+	if !rt.throttle.allow() {
+		log.Debug("message throttled by the route's throttling")
+		_ = c.enqueue(textFrame(errorFrame(frameThrottled, c.s.connectionID, requestID)), true)
 		return
 	}
 	if rt.groups != nil {

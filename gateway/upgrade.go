@@ -43,6 +43,17 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if !g.connThrottle.allow() {
+		g.log.Debug("upgrade throttled by connectionThrottling")
+		writeJSONStatus(w, http.StatusTooManyRequests, frameThrottled)
+		return
+	}
+	if rt := g.routes[routeConnect]; rt != nil && !rt.throttle.allow() {
+		g.log.Debug("upgrade throttled by the $connect route's throttling")
+		writeJSONStatus(w, http.StatusTooManyRequests, frameThrottled)
+		return
+	}
+
 	now := time.Now()
 	s := session{
 		connectionID: newID(g.node),
