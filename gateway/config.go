@@ -134,6 +134,19 @@ type Config struct {
 	// (non-browser clients) are not affected. Default: none, every origin
 	// is accepted, as on API Gateway, which has no such setting.
 	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
+	// TrustedProxies are the proxies in front of wsgate, as CIDRs
+	// ("10.0.0.0/8") or addresses ("127.0.0.1"): only from these peers are
+	// the forwarding headers (ForwardedHeader, X-Forwarded-Proto, -Port,
+	// -Host) and, with the server's proxyProtocol, PROXY protocol headers
+	// believed. sourceIp is then the right-most address of the chain that
+	// is not one of them. Default none: the TCP peer is the client.
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
+	// ForwardedHeader is the header the trusted proxies write the chain
+	// into: "X-Forwarded-For" (default; with X-Forwarded-Proto, -Port and
+	// -Host) or "Forwarded" (RFC 7239: for=, proto=, host=). Only the one
+	// named is read, so a client cannot slip a forged chain past a proxy
+	// that writes the other.
+	ForwardedHeader string `json:"forwardedHeader,omitempty"`
 	// Throttling is the stage's default route throttling (AWS's
 	// DefaultRouteSettings): every route but $disconnect gets a token
 	// bucket of its own with these limits, unless it sets its own. A
@@ -225,6 +238,7 @@ func (c *Config) SetDefaults() {
 	def(&c.AccountID, "000000000000")
 	def(&c.RouteSelectionExpression, "$request.body.action")
 	def(&c.BinaryFrames, "reject")
+	def(&c.ForwardedHeader, headerXFF)
 	if c.Authorizer != nil {
 		def(&c.AuthorizationType, "CUSTOM")
 	}
@@ -322,6 +336,12 @@ func (c *Config) Validate() error {
 	e.Range("maxGroups", c.MaxGroups, 1, MaxGroups)
 	if e.Range("maxInflight", c.MaxInflight, 2, MaxInflight) && c.MaxInflightPerConnection >= c.MaxInflight {
 		e.Addf("maxInflightPerConnection", "must be below maxInflight (%d), so one connection cannot take the whole budget, got %d", c.MaxInflight, c.MaxInflightPerConnection)
+	}
+	if _, err := ParseProxies(c.TrustedProxies); err != nil {
+		e.Addf("trustedProxies", "%v", err)
+	}
+	if c.ForwardedHeader != headerXFF && c.ForwardedHeader != headerForwarded {
+		e.Addf("forwardedHeader", "%q: want X-Forwarded-For or Forwarded", c.ForwardedHeader)
 	}
 	if c.Throttling != nil {
 		e.In("throttling", c.Throttling.validate())

@@ -34,6 +34,7 @@ type Gateway struct {
 	workers  *workers
 	inflight *integration.Limiter // maxInflight, shared by every integration
 	mgmt     chan struct{}        // maxManagementRequests slots
+	proxies  Proxies              // trustedProxies
 	// connThrottle is connectionThrottling's bucket (nil bucket: none).
 	connThrottle throttle
 
@@ -137,6 +138,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		readBody:     time.Duration(cfg.ReadBodyTimeoutSeconds) * time.Second,
 	}
 	g.connThrottle.bucket = newBucket(cfg.ConnectionThrottling)
+	g.proxies, _ = ParseProxies(cfg.TrustedProxies) // validated
 	g.baseCtx, g.cancel = context.WithCancel(context.Background())
 
 	store := sigv4.StaticCredentials{}

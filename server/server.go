@@ -63,6 +63,11 @@ type Config struct {
 	StateDir string `json:"stateDir,omitempty"`
 	// TLS is how the listener serves TLS. See docs/tls.md.
 	TLS TLSConfig `json:"tls,omitempty"`
+	// ProxyProtocol makes the listener read a PROXY protocol header (v1 or
+	// v2) at the start of every connection from a trustedProxies peer; its
+	// client address becomes the connection's peer (sourceIp). Other peers
+	// are served as they are, without one. Default false.
+	ProxyProtocol bool `json:"proxyProtocol,omitempty"`
 }
 
 // SetDefaults fills every unset field with its documented default.
@@ -167,6 +172,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	e.In("tls", c.TLS.validate())
+	if c.ProxyProtocol && len(c.TrustedProxies) == 0 {
+		e.Addf("proxyProtocol", "needs trustedProxies: the addresses of the load balancers that send the header")
+	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":
 	default:
@@ -243,6 +251,13 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	switch {
+	case s.cfg.ProxyProtocol:
+		proxies, _ := gateway.ParseProxies(s.cfg.TrustedProxies) // validated
+		o := prepOptions{proxies: proxies, log: s.log, always: s.cfg.TLS.Mode == TLSOn}
+		if ts != nil {
+			o.tls = ts.config
+		}
+		ln = newPrepListener(ln, o)
 	case ts == nil:
 	case s.cfg.TLS.Mode == TLSOn:
 		ln = tls.NewListener(ln, ts.config)
