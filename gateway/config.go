@@ -134,6 +134,12 @@ type Config struct {
 	// (non-browser clients) are not affected. Default: none, every origin
 	// is accepted, as on API Gateway, which has no such setting.
 	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
+	// BasePaths are API mappings, as a custom domain has: base path ("/",
+	// "/chat", "/v1/chat") → stage. Clients connect to ws://HOST/chat, and
+	// the management API is at http://HOST/chat/@connections/{id}, besides
+	// the stage's own /{stage}; requestContext.stage is the stage and
+	// domainName the Host the client used. Default none.
+	BasePaths map[string]string `json:"basePaths,omitempty"`
 	// TrustedProxies are the proxies in front of wsgate, as CIDRs
 	// ("10.0.0.0/8") or addresses ("127.0.0.1"): only from these peers are
 	// the forwarding headers (ForwardedHeader, X-Forwarded-Proto, -Port,
@@ -337,6 +343,7 @@ func (c *Config) Validate() error {
 	if e.Range("maxInflight", c.MaxInflight, 2, MaxInflight) && c.MaxInflightPerConnection >= c.MaxInflight {
 		e.Addf("maxInflightPerConnection", "must be below maxInflight (%d), so one connection cannot take the whole budget, got %d", c.MaxInflight, c.MaxInflightPerConnection)
 	}
+	c.validateBasePaths(&e)
 	if _, err := ParseProxies(c.TrustedProxies); err != nil {
 		e.Addf("trustedProxies", "%v", err)
 	}

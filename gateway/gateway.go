@@ -35,6 +35,7 @@ type Gateway struct {
 	inflight *integration.Limiter // maxInflight, shared by every integration
 	mgmt     chan struct{}        // maxManagementRequests slots
 	proxies  Proxies              // trustedProxies
+	mounts   []mount              // the stage's path, then basePaths
 	// connThrottle is connectionThrottling's bucket (nil bucket: none).
 	connThrottle throttle
 
@@ -139,6 +140,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	}
 	g.connThrottle.bucket = newBucket(cfg.ConnectionThrottling)
 	g.proxies, _ = ParseProxies(cfg.TrustedProxies) // validated
+	g.mounts = mounts(&g.cfg)
 	g.baseCtx, g.cancel = context.WithCancel(context.Background())
 
 	store := sigv4.StaticCredentials{}
@@ -221,15 +223,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// gets this deadline (and Hijack clears deadlines anyway).
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(g.readBody))
 	}
-	path := sigv4.RequestPath(r)
-	rest, ok := strings.CutPrefix(path, "/"+g.cfg.Stage)
+	rest, m, ok := g.mount(sigv4.RequestPath(r))
 	if !ok {
 		writeAPIError(w, errForbidden)
 		return
 	}
 	switch {
 	case rest == "" || rest == "/":
-		g.upgrade(w, r)
+		g.upgrade(w, r, m.custom)
 	case strings.HasPrefix(rest, "/"):
 		// Only maxManagementRequests are served at once, so clients
 		// stalling their bodies hold a bounded number of buffers.

@@ -17,7 +17,9 @@ import (
 // upgrade runs the WebSocket handshake. As on API Gateway the $connect
 // route (and authorizer) run before the handshake completes: the socket
 // exists only once they accepted, so until then the id answers 410.
-func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request) {
+// A client that came through a base path (custom) gets the Host it asked
+// for as domainName, as a custom domain's clients do on AWS.
+func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	if g.closing.Load() {
 		http.Error(w, `{"message":"Service Unavailable"}`, http.StatusServiceUnavailable)
 		return
@@ -63,7 +65,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request) {
 		identity:     Identity{SourceIP: cl.sourceIP, UserAgent: r.Header.Get("User-Agent")},
 		domainName:   g.cfg.DomainName,
 	}
-	if s.domainName == "" {
+	if s.domainName == "" || custom {
 		s.domainName = cmp.Or(cl.host, r.Host)
 	}
 	requestID := newID(g.node)

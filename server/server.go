@@ -456,13 +456,12 @@ func (p publisher) PublishCounted(ctx context.Context, group string, data []byte
 	return d.Delivered, d.Skipped, err
 }
 
-// serveHTTP sends /{stage} and everything below it to the gateway without
-// ServeMux's path cleaning (management paths carry escaped ids), and other
-// paths to the extra handlers, or to the gateway's 403 when there are none.
+// serveHTTP sends /{stage}, the base paths and everything below them to
+// the gateway without ServeMux's path cleaning (management paths carry
+// escaped ids), and other paths to the extra handlers, or to the gateway's
+// 403 when there are none. A "/" base path takes every path.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	p := r.URL.EscapedPath()
-	stage := "/" + s.cfg.Stage
-	if p == stage || strings.HasPrefix(p, stage+"/") || !s.extras {
+	if !s.extras || s.gw.Serves(r.URL.EscapedPath()) {
 		s.gw.ServeHTTP(w, r)
 		return
 	}
