@@ -252,3 +252,27 @@ func TestProxyProtocolConfig(t *testing.T) {
 		t.Fatalf("ParseConfig = %v", err)
 	}
 }
+
+// TestProxyProtocolTLSModes: the PROXY header comes before TLS whatever
+// tls.mode says: TLS only (on) and plaintext only (off).
+func TestProxyProtocolTLSModes(t *testing.T) {
+	for _, mode := range []string{"on", "off"} {
+		t.Run(mode, func(t *testing.T) {
+			rec := newConnectRecorder(t)
+			srv := startServer(t, proxyConfig(t, rec, `"127.0.0.1"`)+"tls: { mode: "+mode+" }\n")
+			url, cfg := "ws://"+srv.Addr()+"/dev", (*tls.Config)(nil)
+			if mode == "on" {
+				url, cfg = "wss://"+srv.Addr()+"/dev", &tls.Config{RootCAs: rootPool(t, srv.CACertPath())}
+			}
+			c, _, err := proxyDialer(srv.Addr(), proxyV2("192.0.2.77:9", false), cfg).Dial(url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			echo(t, c, mode)
+			if ip, _ := rec.last(t); ip != "192.0.2.77" {
+				t.Fatalf("sourceIp %q", ip)
+			}
+		})
+	}
+}
