@@ -134,6 +134,37 @@ type Config struct {
 	// (non-browser clients) are not affected. Default: none, every origin
 	// is accepted, as on API Gateway, which has no such setting.
 	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
+	// BasePaths are API mappings, as a custom domain has: base path ("/",
+	// "/chat", "/v1/chat") → stage. Clients connect to ws://HOST/chat, and
+	// the management API is at http://HOST/chat/@connections/{id}, besides
+	// the stage's own /{stage}; requestContext.stage is the stage and
+	// domainName the Host the client used. Default none.
+	BasePaths map[string]string `json:"basePaths,omitempty"`
+	// TrustedProxies are the proxies in front of wsgate, as CIDRs
+	// ("10.0.0.0/8") or addresses ("127.0.0.1"): only from these peers are
+	// the forwarding headers (ForwardedHeader, X-Forwarded-Proto, -Port,
+	// -Host) and, with the server's proxyProtocol, PROXY protocol headers
+	// believed. sourceIp is then the right-most address of the chain that
+	// is not one of them. Default none: the TCP peer is the client.
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
+	// ForwardedHeader is the header the trusted proxies write the chain
+	// into: "X-Forwarded-For" (default; with X-Forwarded-Proto, -Port and
+	// -Host) or "Forwarded" (RFC 7239: for=, proto=, host=). Only the one
+	// named is read, so a client cannot slip a forged chain past a proxy
+	// that writes the other.
+	ForwardedHeader string `json:"forwardedHeader,omitempty"`
+	// Throttling is the stage's default route throttling (AWS's
+	// DefaultRouteSettings): every route but $disconnect gets a token
+	// bucket of its own with these limits, unless it sets its own. A
+	// message its route's bucket refuses is answered with the frame
+	// {"message": "Too Many Requests", ...}; a handshake refused by the
+	// $connect route's, 429. Default none (no limit).
+	Throttling *Throttling `json:"throttling,omitempty"`
+	// ConnectionThrottling is one token bucket for every handshake, before
+	// the authorizer and $connect run (AWS's new connections per second
+	// quota, 500 by default on AWS, an account-wide rate). A handshake it
+	// refuses is answered 429. Default none (no limit).
+	ConnectionThrottling *Throttling `json:"connectionThrottling,omitempty"`
 }
 
 // IntegrationEnv is what the integrations built from this config are told
@@ -169,6 +200,9 @@ type Route struct {
 	// Groups makes the route join or leave the group named in the message,
 	// with no backend code. It runs before the integration, if any.
 	Groups *RouteGroups `json:"groups,omitempty"`
+	// Throttling is this route's token bucket (AWS's RouteSettings),
+	// instead of the stage's throttling. Not on $disconnect.
+	Throttling *Throttling `json:"throttling,omitempty"`
 }
 
 // RouteGroups is a route's group membership action, e.g. for
@@ -210,6 +244,7 @@ func (c *Config) SetDefaults() {
 	def(&c.AccountID, "000000000000")
 	def(&c.RouteSelectionExpression, "$request.body.action")
 	def(&c.BinaryFrames, "reject")
+	def(&c.ForwardedHeader, headerXFF)
 	if c.Authorizer != nil {
 		def(&c.AuthorizationType, "CUSTOM")
 	}
@@ -308,6 +343,19 @@ func (c *Config) Validate() error {
 	if e.Range("maxInflight", c.MaxInflight, 2, MaxInflight) && c.MaxInflightPerConnection >= c.MaxInflight {
 		e.Addf("maxInflightPerConnection", "must be below maxInflight (%d), so one connection cannot take the whole budget, got %d", c.MaxInflight, c.MaxInflightPerConnection)
 	}
+	c.validateBasePaths(&e)
+	if _, err := ParseProxies(c.TrustedProxies); err != nil {
+		e.Addf("trustedProxies", "%v", err)
+	}
+	if c.ForwardedHeader != headerXFF && c.ForwardedHeader != headerForwarded {
+		e.Addf("forwardedHeader", "%q: want X-Forwarded-For or Forwarded", c.ForwardedHeader)
+	}
+	if c.Throttling != nil {
+		e.In("throttling", c.Throttling.validate())
+	}
+	if c.ConnectionThrottling != nil {
+		e.In("connectionThrottling", c.ConnectionThrottling.validate())
+	}
 	e.Range("readHeaderTimeoutSeconds", c.ReadHeaderTimeoutSeconds, 1, MaxReadTimeoutSeconds)
 	e.Range("readBodyTimeoutSeconds", c.ReadBodyTimeoutSeconds, 1, MaxReadTimeoutSeconds)
 	e.Range("maxManagementRequests", c.MaxManagementRequests, 1, MaxManagementRequests)
@@ -361,6 +409,13 @@ func (c *Config) Validate() error {
 		}
 		if r.RouteResponseSelectionExpression != "" && r.RouteResponseSelectionExpression != "$default" {
 			e.Addf(confcheck.Field(p, "routeResponseSelectionExpression"), "%q: only \"$default\" is supported (as on AWS)", r.RouteResponseSelectionExpression)
+		}
+		if r.Throttling != nil {
+			if key == routeDisconnect {
+				e.Addf(confcheck.Field(p, "throttling"), "$disconnect cannot be throttled: its event would be lost")
+			} else {
+				e.In(confcheck.Field(p, "throttling"), r.Throttling.validate())
+			}
 		}
 		if (key == routeConnect || key == routeDisconnect) && r.RouteResponseSelectionExpression != "" {
 			e.Addf(p, "$connect and $disconnect cannot be two-way")

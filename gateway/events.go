@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -99,7 +100,7 @@ func (g *Gateway) connectEvent(s *session, r *http.Request, requestID string, no
 		StageVariables: g.stageVariables(),
 		RequestContext: g.context(s, routeConnect, "CONNECT", requestID, now),
 	}
-	ev.Headers, ev.MultiValueHeaders = eventHeaders(r, s, false)
+	ev.Headers, ev.MultiValueHeaders = g.eventHeaders(r, s, false)
 	ev.QueryStringParameters, ev.MultiValueQueryStringParameters = queryMaps(r.URL.RawQuery, false)
 	return ev
 }
@@ -148,14 +149,16 @@ var headerCase = map[string]string{
 // eventHeaders builds the headers maps of a CONNECT (authorizer=false) or
 // authorizer (authorizer=true) event. The authorizer event keeps Connection,
 // Upgrade and content-length, as AWS's does.
-func eventHeaders(r *http.Request, s *session, authorizer bool) (map[string]string, map[string][]string) {
+func (g *Gateway) eventHeaders(r *http.Request, s *session, authorizer bool) (map[string]string, map[string][]string) {
+	cl := g.client(r)
 	single := make(map[string]string, len(r.Header)+5)
 	multi := make(map[string][]string, len(r.Header)+5)
 	add := func(k string, vs ...string) {
 		single[k] = vs[len(vs)-1]
 		multi[k] = vs
 	}
-	add("Host", r.Host)
+	host := cmp.Or(cl.host, r.Host)
+	add("Host", host)
 	for k, vs := range r.Header {
 		switch k {
 		case "Connection", "Upgrade", "Content-Length":
@@ -164,6 +167,10 @@ func eventHeaders(r *http.Request, s *session, authorizer bool) (map[string]stri
 			}
 		case "X-Forwarded-For", "X-Forwarded-Port", "X-Forwarded-Proto", "X-Amzn-Trace-Id":
 			continue // set below, as API Gateway does
+		case "Forwarded", "X-Forwarded-Host", "X-Real-Ip":
+			if cl.viaProxy {
+				continue // the trusted proxy's, not the client's
+			}
 		}
 		if c, ok := headerCase[k]; ok {
 			k = c
@@ -176,15 +183,20 @@ func eventHeaders(r *http.Request, s *session, authorizer bool) (map[string]stri
 		}
 	}
 	add("X-Amzn-Trace-Id", traceID(s))
-	add("X-Forwarded-For", s.identity.SourceIP)
-	port, proto := "80", "http"
+	add("X-Forwarded-For", cl.forwardedFor)
+	proto := "http"
 	if r.TLS != nil {
-		port, proto = "443", "https"
+		proto = "https"
 	}
-	if _, p, ok := strings.Cut(r.Host, ":"); ok {
+	proto = cmp.Or(cl.proto, proto)
+	port := "80"
+	if proto == "https" {
+		port = "443"
+	}
+	if _, p, ok := strings.Cut(host, ":"); ok && cl.port == "" {
 		port = p
 	}
-	add("X-Forwarded-Port", port)
+	add("X-Forwarded-Port", cmp.Or(cl.port, port))
 	add("X-Forwarded-Proto", proto)
 	return single, multi
 }

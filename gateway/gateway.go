@@ -34,6 +34,10 @@ type Gateway struct {
 	workers  *workers
 	inflight *integration.Limiter // maxInflight, shared by every integration
 	mgmt     chan struct{}        // maxManagementRequests slots
+	proxies  Proxies              // trustedProxies
+	mounts   []mount              // the stage's path, then basePaths
+	// connThrottle is connectionThrottling's bucket (nil bucket: none).
+	connThrottle throttle
 
 	slowConsumer time.Duration
 	writeTimeout time.Duration
@@ -56,6 +60,8 @@ type route struct {
 	integ  integration.Integration // nil for a pure groups route
 	twoWay bool
 	groups *routeGroups
+	// throttle is the route's token bucket (nil bucket: no limit).
+	throttle throttle
 }
 
 type routeGroups struct {
@@ -132,6 +138,9 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		mgmt:         make(chan struct{}, cfg.MaxManagementRequests),
 		readBody:     time.Duration(cfg.ReadBodyTimeoutSeconds) * time.Second,
 	}
+	g.connThrottle.bucket = newBucket(cfg.ConnectionThrottling)
+	g.proxies, _ = ParseProxies(cfg.TrustedProxies) // validated
+	g.mounts = mounts(&g.cfg)
 	g.baseCtx, g.cancel = context.WithCancel(context.Background())
 
 	store := sigv4.StaticCredentials{}
@@ -152,6 +161,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	env.HandlerEnv = opts.HandlerEnv
 	for key, rc := range cfg.Routes {
 		rt := &route{key: key, twoWay: rc.RouteResponseSelectionExpression == "$default"}
+		rt.throttle.bucket = newBucket(cfg.routeThrottling(key))
 		if rc.Integration != nil {
 			in, err := integration.New(*rc.Integration, env)
 			if err != nil {
@@ -213,15 +223,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// gets this deadline (and Hijack clears deadlines anyway).
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(g.readBody))
 	}
-	path := sigv4.RequestPath(r)
-	rest, ok := strings.CutPrefix(path, "/"+g.cfg.Stage)
+	rest, m, ok := g.mount(sigv4.RequestPath(r))
 	if !ok {
 		writeAPIError(w, errForbidden)
 		return
 	}
 	switch {
 	case rest == "" || rest == "/":
-		g.upgrade(w, r)
+		g.upgrade(w, r, m.custom)
 	case strings.HasPrefix(rest, "/"):
 		// Only maxManagementRequests are served at once, so clients
 		// stalling their bodies hold a bounded number of buffers.
@@ -258,6 +267,11 @@ func (g *Gateway) route(c *conn, body string, b64 bool) {
 	if rt == nil {
 		log.Debug("no route matched and no $default route")
 		_ = c.enqueue(textFrame(errorFrame(frameForbidden, c.s.connectionID, requestID)), true)
+		return
+	}
+	if !rt.throttle.allow() {
+		log.Debug("message throttled by the route's throttling")
+		_ = c.enqueue(textFrame(errorFrame(frameThrottled, c.s.connectionID, requestID)), true)
 		return
 	}
 	if rt.groups != nil {

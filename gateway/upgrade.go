@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
@@ -16,7 +17,9 @@ import (
 // upgrade runs the WebSocket handshake. As on API Gateway the $connect
 // route (and authorizer) run before the handshake completes: the socket
 // exists only once they accepted, so until then the id answers 410.
-func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request) {
+// A client that came through a base path (custom) gets the Host it asked
+// for as domainName, as a custom domain's clients do on AWS.
+func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	if g.closing.Load() {
 		http.Error(w, `{"message":"Service Unavailable"}`, http.StatusServiceUnavailable)
 		return
@@ -43,15 +46,27 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if !g.connThrottle.allow() {
+		g.log.Debug("upgrade throttled by connectionThrottling")
+		writeJSONStatus(w, http.StatusTooManyRequests, frameThrottled)
+		return
+	}
+	if rt := g.routes[routeConnect]; rt != nil && !rt.throttle.allow() {
+		g.log.Debug("upgrade throttled by the $connect route's throttling")
+		writeJSONStatus(w, http.StatusTooManyRequests, frameThrottled)
+		return
+	}
+
 	now := time.Now()
+	cl := g.client(r)
 	s := session{
 		connectionID: newID(g.node),
 		connectedAt:  now,
-		identity:     Identity{SourceIP: remoteIP(r.RemoteAddr), UserAgent: r.Header.Get("User-Agent")},
+		identity:     Identity{SourceIP: cl.sourceIP, UserAgent: r.Header.Get("User-Agent")},
 		domainName:   g.cfg.DomainName,
 	}
-	if s.domainName == "" {
-		s.domainName = r.Host
+	if s.domainName == "" || custom {
+		s.domainName = cmp.Or(cl.host, r.Host)
 	}
 	requestID := newID(g.node)
 	log := g.log.With("connectionId", s.connectionID, "routeKey", routeConnect, "requestId", requestID)
@@ -178,16 +193,25 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) newConn(nc net.Conn, s session) *conn {
 	_ = nc.SetDeadline(time.Time{})
 	var rc syscall.RawConn
-	if tc, ok := nc.(*net.TCPConn); ok {
+	if sc, ok := nc.(socket); ok {
 		if g.cfg.SendBufferBytes > 0 {
-			_ = tc.SetWriteBuffer(g.cfg.SendBufferBytes)
+			_ = sc.SetWriteBuffer(g.cfg.SendBufferBytes)
 		}
-		rc, _ = tc.SyscallConn()
+		rc, _ = sc.SyscallConn()
 	}
 	c := &conn{gw: g, nc: nc, rc: rc, s: s, inflight: make(chan struct{}, g.cfg.MaxInflightPerConnection)}
 	c.idle.L = &c.mu
 	c.touch()
 	return c
+}
+
+// socket is a connection that is a socket with nothing buffered in front
+// of it: a *net.TCPConn, or the server's wrapper of one that carries the
+// client address of a PROXY protocol header. Its reader peeks and its
+// senders write the socket directly. A *tls.Conn is not one.
+type socket interface {
+	syscall.Conn
+	SetWriteBuffer(bytes int) error
 }
 
 const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -234,14 +258,6 @@ func headerHasToken(h http.Header, name, token string) bool {
 		}
 	}
 	return false
-}
-
-func remoteIP(addr string) string {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	return host
 }
 
 func writeJSONStatus(w http.ResponseWriter, status int, msg string) {

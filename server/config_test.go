@@ -20,20 +20,24 @@ import (
 const everyBlock = `
 listen: "127.0.0.1:0"
 credentials: [{ accessKeyId: AKID, secretAccessKey: secret }]
+throttling: { rateLimit: 100, burstLimit: 50 }
+connectionThrottling: { rateLimit: 500, burstLimit: 500 }
 authorizer:
   integration: { type: mock }
   identitySource: ["route.request.header.Authorization"]
 routes:
-  "$default": { integration: { type: command, command: ["./handler"] } }
+  "$default": { integration: { type: command, command: ["./handler"] }, throttling: { rateLimit: 0.5, burstLimit: 1 } }
 streams:
   - source: { type: sqlite, path: app.db, tables: [orders] }
     target: { integration: { type: mock } }
 `
 
-// intField is one integer field of a parsed config and how to set it.
+// intField is one integer (or float) field of a parsed config and how to
+// set it.
 type intField struct {
-	path string
-	set  func(int64)
+	path  string
+	set   func(int64)
+	float bool
 }
 
 // intFields finds every integer field (and *int) below v, named by its
@@ -42,8 +46,10 @@ type intField struct {
 func intFields(t *testing.T, v reflect.Value, path string, commit func(), out *[]intField) {
 	switch v.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		*out = append(*out, intField{path, func(n int64) { v.SetInt(n); commit() }})
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		*out = append(*out, intField{path, func(n int64) { v.SetInt(n); commit() }, false})
+	case reflect.Float64:
+		*out = append(*out, intField{path, func(n int64) { v.SetFloat(float64(n)); commit() }, true})
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32:
 		t.Errorf("%s is a %s: teach this test (and Validate) about it", path, v.Kind())
 	case reflect.Pointer:
 		if v.Type().Elem().Kind() == reflect.Int {
@@ -52,7 +58,7 @@ func intFields(t *testing.T, v reflect.Value, path string, commit func(), out *[
 				p.Elem().SetInt(n)
 				v.Set(p)
 				commit()
-			}})
+			}, false})
 		} else if !v.IsNil() {
 			intFields(t, v.Elem(), path, commit, out)
 		}
@@ -131,6 +137,9 @@ func TestEveryNumberIsRangeChecked(t *testing.T) {
 			c.SetDefaults()
 			err := c.Validate()
 			want := regexp.MustCompile(`(^|\n)` + regexp.QuoteMeta(f.path) + `: must be between -?\d+ and \d+, got -?\d+(\n|$)`)
+			if f.float { // %g: 1e+06; a negative rate is "must be above 0"
+				want = regexp.MustCompile(`(^|\n)` + regexp.QuoteMeta(f.path) + `: must be (between \S+ and \S+|above 0 \(.*\)), got \S+(\n|$)`)
+			}
 			if err == nil || !want.MatchString(err.Error()) {
 				t.Errorf("%s = %d: Validate() = %v, want %q: must be between ...", f.path, v, err, f.path)
 			}

@@ -63,6 +63,11 @@ type Config struct {
 	StateDir string `json:"stateDir,omitempty"`
 	// TLS is how the listener serves TLS. See docs/tls.md.
 	TLS TLSConfig `json:"tls,omitempty"`
+	// ProxyProtocol makes the listener read a PROXY protocol header (v1 or
+	// v2) at the start of every connection from a trustedProxies peer; its
+	// client address becomes the connection's peer (sourceIp). Other peers
+	// are served as they are, without one. Default false.
+	ProxyProtocol bool `json:"proxyProtocol,omitempty"`
 }
 
 // SetDefaults fills every unset field with its documented default.
@@ -167,6 +172,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	e.In("tls", c.TLS.validate())
+	if c.ProxyProtocol && len(c.TrustedProxies) == 0 {
+		e.Addf("proxyProtocol", "needs trustedProxies: the addresses of the load balancers that send the header")
+	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":
 	default:
@@ -243,6 +251,13 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	switch {
+	case s.cfg.ProxyProtocol:
+		proxies, _ := gateway.ParseProxies(s.cfg.TrustedProxies) // validated
+		o := prepOptions{proxies: proxies, log: s.log, always: s.cfg.TLS.Mode == TLSOn}
+		if ts != nil {
+			o.tls = ts.config
+		}
+		ln = newPrepListener(ln, o)
 	case ts == nil:
 	case s.cfg.TLS.Mode == TLSOn:
 		ln = tls.NewListener(ln, ts.config)
@@ -441,13 +456,12 @@ func (p publisher) PublishCounted(ctx context.Context, group string, data []byte
 	return d.Delivered, d.Skipped, err
 }
 
-// serveHTTP sends /{stage} and everything below it to the gateway without
-// ServeMux's path cleaning (management paths carry escaped ids), and other
-// paths to the extra handlers, or to the gateway's 403 when there are none.
+// serveHTTP sends /{stage}, the base paths and everything below them to
+// the gateway without ServeMux's path cleaning (management paths carry
+// escaped ids), and other paths to the extra handlers, or to the gateway's
+// 403 when there are none. A "/" base path takes every path.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	p := r.URL.EscapedPath()
-	stage := "/" + s.cfg.Stage
-	if p == stage || strings.HasPrefix(p, stage+"/") || !s.extras {
+	if !s.extras || s.gw.Serves(r.URL.EscapedPath()) {
 		s.gw.ServeHTTP(w, r)
 		return
 	}

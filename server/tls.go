@@ -8,11 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/integration"
 	"github.com/wsgate/wsgate/internal/confcheck"
 	"github.com/wsgate/wsgate/tlsca"
@@ -195,19 +197,34 @@ const maxSniffing = 1024
 // handshake record); no HTTP request starts with it.
 const tlsRecordHandshake = 0x16
 
-// sniffListener serves TLS and plaintext on one port: each accepted
-// connection is classified by its first byte, peeked without being
-// consumed, on its own goroutine so a silent client does not hold up the
-// others. Plaintext connections are returned as accepted (a *net.TCPConn,
-// keeping the gateway's direct-write path); TLS ones as *tls.Conn, whose
-// handshake http.Server runs.
+// sniffListener prepares each accepted connection on its own goroutine,
+// so a silent client does not hold up the others, within sniffTimeout:
+// with proxyProtocol, it reads a trusted peer's PROXY header (the client's
+// address becomes the connection's RemoteAddr); then, in TLS mode auto, it
+// tells TLS from plaintext by the first byte, peeked without being
+// consumed (in mode on every connection is TLS, in off none is).
+// Plaintext connections are returned as accepted (a *net.TCPConn, or
+// proxiedTCPConn around one, keeping the gateway's direct-write path); TLS
+// ones as *tls.Conn, whose handshake http.Server runs. The PROXY header
+// comes first, before any TLS record, as load balancers send it.
 type sniffListener struct {
 	net.Listener
-	tls   *tls.Config
-	conns chan accepted
-	slots chan struct{}
-	done  chan struct{}
-	once  sync.Once
+	tls     *tls.Config // nil: no TLS (mode off)
+	always  bool        // every connection is TLS (mode on)
+	proxies gateway.Proxies
+	log     *slog.Logger
+	conns   chan accepted
+	slots   chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+// prepOptions are what a sniffListener does to each connection.
+type prepOptions struct {
+	tls     *tls.Config // nil: plaintext only
+	always  bool        // TLS only (mode on)
+	proxies gateway.Proxies
+	log     *slog.Logger
 }
 
 type accepted struct {
@@ -216,7 +233,14 @@ type accepted struct {
 }
 
 func newSniffListener(ln net.Listener, cfg *tls.Config) *sniffListener {
-	l := &sniffListener{Listener: ln, tls: cfg, conns: make(chan accepted), slots: make(chan struct{}, maxSniffing), done: make(chan struct{})}
+	return newPrepListener(ln, prepOptions{tls: cfg, log: slog.New(slog.DiscardHandler)})
+}
+
+func newPrepListener(ln net.Listener, o prepOptions) *sniffListener {
+	l := &sniffListener{
+		Listener: ln, tls: o.tls, always: o.always, proxies: o.proxies, log: o.log,
+		conns: make(chan accepted), slots: make(chan struct{}, maxSniffing), done: make(chan struct{}),
+	}
 	go l.acceptLoop()
 	return l
 }
@@ -250,13 +274,28 @@ func (l *sniffListener) acceptLoop() {
 func (l *sniffListener) sniff(c net.Conn) {
 	defer func() { <-l.slots }()
 	_ = c.SetReadDeadline(time.Now().Add(sniffTimeout))
-	first, c, err := peekByte(c)
-	if err != nil {
-		c.Close() // silent or gone before saying anything
-		return
+	if l.proxies != nil && l.trusted(c.RemoteAddr()) {
+		pc, err := readProxyHeader(c)
+		if err != nil {
+			// The spec's rule: a receiver closes a connection whose
+			// header is missing or invalid.
+			l.log.Info("connection closed: PROXY protocol header from a trusted proxy missing or invalid", "peer", c.RemoteAddr().String(), "error", err)
+			c.Close()
+			return
+		}
+		c = pc
+	}
+	useTLS := l.always
+	if l.tls != nil && !l.always {
+		first, pc, err := peekByte(c)
+		if err != nil {
+			c.Close() // silent or gone before saying anything
+			return
+		}
+		c, useTLS = pc, first == tlsRecordHandshake
 	}
 	_ = c.SetReadDeadline(time.Time{})
-	if first == tlsRecordHandshake {
+	if useTLS {
 		c = tls.Server(c, l.tls)
 	}
 	select {
@@ -282,6 +321,16 @@ func (l *sniffListener) Close() error {
 		err = l.Listener.Close()
 	})
 	return err
+}
+
+// trusted reports whether a peer may send a PROXY header.
+func (l *sniffListener) trusted(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	ip, ok := netip.AddrFromSlice(ta.IP)
+	return ok && l.proxies.Contains(ip)
 }
 
 // prefixConn gives back a byte read to sniff a connection that cannot be

@@ -300,10 +300,7 @@ func TestTLSAWSClients(t *testing.T) {
 	id := connectionIDs(t, srv, 1)[0]
 	endpoint := "https://localhost:" + port(srv) + "/dev"
 	home := t.TempDir()
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "AWS_ACCESS_KEY_ID=AKIDLOCAL",
-		"AWS_SECRET_ACCESS_KEY=change-me", "AWS_DEFAULT_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
-		"AWS_CONFIG_FILE=" + filepath.Join(home, "config"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "creds"),
-		"AWS_PAGER=", "AWS_CA_BUNDLE=" + srv.CACertPath()}
+	env := awsEnv(home, srv.CACertPath())
 	for _, v := range []string{"v1", "v2"} {
 		msg := filepath.Join(home, "msg-"+v)
 		if err := os.WriteFile(msg, []byte("from the CLI "+v+" over https"), 0o644); err != nil {
@@ -337,6 +334,16 @@ boto3.client("apigatewaymanagementapi", endpoint_url=sys.argv[1]).post_to_connec
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "SSL") {
 		t.Fatalf("CLI v2 without AWS_CA_BUNDLE: %v\n%s", err, out)
 	}
+}
+
+// awsEnv is the environment of an AWS CLI or SDK process with the test
+// credentials, nothing of the user's (home is a fresh directory), and
+// caBundle, last, as AWS_CA_BUNDLE.
+func awsEnv(home, caBundle string) []string {
+	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "AWS_ACCESS_KEY_ID=AKIDLOCAL",
+		"AWS_SECRET_ACCESS_KEY=change-me", "AWS_DEFAULT_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true",
+		"AWS_CONFIG_FILE=" + filepath.Join(home, "config"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "creds"),
+		"AWS_PAGER=", "AWS_CA_BUNDLE=" + caBundle}
 }
 
 func port(srv *server.Server) string {

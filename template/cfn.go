@@ -68,6 +68,9 @@ type translator struct {
 	used     map[string]bool // functions the API or a stream uses
 	names    map[string]string
 	errs     []error
+	// routeThrottling is the stage's RouteSettings throttling by route
+	// key, applied once the routes are built.
+	routeThrottling map[string]routeThrottling
 }
 
 func (t *translator) fail(err error) { t.errs = append(t.errs, err) }
@@ -132,6 +135,7 @@ func translateCFN(doc map[string]any, kind Kind, opts *Options, names map[string
 	} else {
 		t.v2API(api, live)
 	}
+	t.applyRouteThrottling()
 	t.tablesAndStreams(live)
 	if len(t.errs) > 0 {
 		return nil, errors.Join(t.errs...)
@@ -557,31 +561,80 @@ func (t *translator) stageSettings(id string, props map[string]any) {
 			t.out.Config.StageVariables[k] = scalarString(v)
 		}
 	}
-	settings := func(p string, v any) {
+	// settings reads one route settings object; its throttling (nil when
+	// it sets none) takes AWS's account-level value (10,000 requests a
+	// second, a burst of 5,000) for the half it leaves out.
+	settings := func(p string, v any) *gateway.Throttling {
 		m, err := t.r.resolve(v, p)
 		if err != nil {
 			t.fail(err)
-			return
+			return nil
 		}
 		mm, _ := m.(map[string]any)
+		var th *gateway.Throttling
 		for _, k := range sortedKeys(mm) {
 			switch k {
 			case "DataTraceEnabled", "DetailedMetricsEnabled", "LoggingLevel":
 			case "ThrottlingBurstLimit", "ThrottlingRateLimit":
-				t.out.Warnings = append(t.out.Warnings, fmt.Sprintf("%s.%s: throttling is not enforced locally", p, k))
+				if th == nil {
+					th = &gateway.Throttling{RateLimit: 10000, BurstLimit: 5000}
+				}
+				n, err := strconv.ParseFloat(scalarString(mm[k]), 64)
+				switch {
+				case err != nil || n <= 0:
+					t.fail(errAt(p+"."+k, "%v: wsgate needs a number above 0", mm[k]))
+				case k == "ThrottlingRateLimit":
+					th.RateLimit = n
+				case n != float64(int(n)):
+					t.fail(errAt(p+"."+k, "%v: want an integer", mm[k]))
+				default:
+					th.BurstLimit = int(n)
+				}
 			default:
 				t.fail(errAt(p+"."+k, "not supported by wsgate"))
 			}
 		}
+		return th
 	}
 	if v, ok := props["DefaultRouteSettings"]; ok {
-		settings(path+"DefaultRouteSettings", v)
+		t.out.Config.Throttling = settings(path+"DefaultRouteSettings", v)
 	}
 	if v, ok := props["RouteSettings"]; ok {
 		m, _ := t.r.resolve(v, path+"RouteSettings")
 		mm, _ := m.(map[string]any)
 		for _, k := range sortedKeys(mm) {
-			settings(path+"RouteSettings."+k, mm[k])
+			if th := settings(path+"RouteSettings."+k, mm[k]); th != nil {
+				if t.routeThrottling == nil {
+					t.routeThrottling = map[string]routeThrottling{}
+				}
+				t.routeThrottling[k] = routeThrottling{th, path + "RouteSettings." + k}
+			}
+		}
+	}
+}
+
+// routeThrottling is a stage's RouteSettings throttling for one route key,
+// and where the template says it.
+type routeThrottling struct {
+	th   *gateway.Throttling
+	path string
+}
+
+// applyRouteThrottling gives the routes, once built, their RouteSettings
+// throttling.
+func (t *translator) applyRouteThrottling() {
+	cfg := &t.out.Config
+	for _, key := range sortedKeys(t.routeThrottling) {
+		rt := t.routeThrottling[key]
+		r, ok := cfg.Routes[key]
+		switch {
+		case !ok:
+			t.fail(errAt(rt.path, "no route %q", key))
+		case key == "$disconnect":
+			t.out.Warnings = append(t.out.Warnings, rt.path+": wsgate never throttles $disconnect (its event would be lost)")
+		default:
+			r.Throttling = rt.th
+			cfg.Routes[key] = r
 		}
 	}
 }

@@ -68,6 +68,16 @@ func (e *Errors) RangeOpt(path string, v *int, lo, hi int) bool {
 	return v == nil || e.Range(path, *v, lo, hi)
 }
 
+// RangeFloat files a problem unless lo <= v <= hi (NaN never is), and
+// reports whether v is in range.
+func (e *Errors) RangeFloat(path string, v, lo, hi float64) bool {
+	if v >= lo && v <= hi {
+		return true
+	}
+	e.Addf(path, "must be between %g and %g, got %g", lo, hi, v)
+	return false
+}
+
 // In files every problem of err (a Validate result, possibly joined from
 // many) under path: the problem at "timeoutMillis" of the error that
 // routes["x"].integration's Validate returned is filed at
