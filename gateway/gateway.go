@@ -381,9 +381,11 @@ func (g *Gateway) admit() bool {
 // $disconnect events until ctx is done, then releases the integrations.
 // The caller stops the listener first (http.Server.Shutdown).
 func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.reloadMu.Lock() // a Reload under way finishes; none starts after
 	g.admitMu.Lock()
 	g.closing.Store(true)
 	g.admitMu.Unlock()
+	g.reloadMu.Unlock()
 	g.stopped.Do(func() { close(g.stop) })
 	g.hub.Each(func(hc hub.Conn) bool {
 		if c, ok := hc.(*conn); ok {

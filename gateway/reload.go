@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -234,6 +235,9 @@ func (g *Gateway) Reload(cfg Config, fns *integration.Functions) (Changes, <-cha
 	}
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
+	if g.closing.Load() {
+		return Changes{}, nil, errors.New("reload: the gateway is shutting down")
+	}
 	prev := g.current()
 	if fixed := cfg.KeepFixed(&prev.cfg); len(fixed) > 0 {
 		return Changes{}, nil, fmt.Errorf("reload changes settings that need a restart: %v", fixed)
