@@ -7,7 +7,8 @@
 // anything fails, what was built is released); Start binds the listener
 // and starts serving and streaming; Shutdown stops accepting, closes every
 // connection with 1001 (each gets $disconnect), waits for in-flight calls,
-// stops the streams and releases integrations.
+// stops the streams and releases integrations. Between the two, Reload
+// applies a new config in place (see its doc and docs/architecture.md).
 //
 // Each stream runs under a streams.Supervisor on a goroutine the Server
 // owns: a source that fails is restarted with backoff, one that fails

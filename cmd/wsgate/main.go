@@ -1,7 +1,7 @@
 // Command wsgate is an AWS API Gateway WebSocket API you run yourself.
 //
 //	wsgate serve --config wsgate.yaml [--listen ADDR] [--check] [--watch]
-//	wsgate serve --template template.yaml [--parameter-overrides K=V] [--stage NAME] [--dynamodb-endpoint URL]
+//	wsgate serve --template template.yaml [--parameter-overrides K=V] [--stage NAME] [--dynamodb-endpoint URL] [--watch]
 //	wsgate import template.yaml [flags]
 //	wsgate demo [--listen 127.0.0.1:8080] [--db wsgate-demo.db] [--rate 5] [--allow-host NAME] [--allow-origin ORIGIN]
 //	wsgate conn post|get|delete|list ...
@@ -37,7 +37,7 @@ const usage = `wsgate: an AWS API Gateway WebSocket API you run yourself
 Usage:
   wsgate serve --config FILE [--listen ADDR] [--check] [--watch]
                                                          run the gateway
-  wsgate serve --template FILE [--parameter-overrides K=V ...] [--stage NAME]
+  wsgate serve --template FILE [--parameter-overrides K=V ...] [--stage NAME] [--watch]
                                                          run a SAM/CloudFormation/CDK template
   wsgate import FILE [flags]                             print a template's wsgate config
   wsgate demo [--listen ADDR] [--db FILE] [--rate N]     the live dashboard demo
