@@ -99,6 +99,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if tf.path != "" {
 		*configPath = tf.path
 	}
+	// From here a SIGHUP asks for a reload (once serving) instead of
+	// ending the process, even one that arrives while the config is read.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	// load reads the config (or translates the template) with the flags
 	// applied: at start, and again at each reload.
 	load := func() (*server.Config, error) {
@@ -181,7 +186,23 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	return runUntilSignal(srv, stdout, logger, extra, reloads)
+	served := make(chan struct{})
+	defer close(served)
+	go func() {
+		for {
+			select {
+			case <-served:
+				return
+			case <-hup:
+			}
+			logger.Info("SIGHUP: reloading the config")
+			select {
+			case reloads <- struct{}{}:
+			default: // one is pending already
+			}
+		}
+	}()
+	return runUntilSignal(srv, stdout, logger, extra)
 }
 
 // watchInterval is how often serve --watch looks at the config and the
@@ -216,32 +237,10 @@ func watchFiles(ctx context.Context, interval time.Duration, reloads chan<- stru
 
 // runUntilSignal serves until SIGINT or SIGTERM, then shuts down within the
 // configured shutdownTimeoutSeconds (as last reloaded); the exit status is
-// 0 for a clean shutdown. With reloads set, SIGHUP asks for a reload on it
-// (extra does the reloading); without, SIGHUP is ignored.
-func runUntilSignal(srv *server.Server, stdout io.Writer, logger *slog.Logger, extra func(ctx context.Context), reloads chan<- struct{}) int {
+// 0 for a clean shutdown.
+func runUntilSignal(srv *server.Server, stdout io.Writer, logger *slog.Logger, extra func(ctx context.Context)) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				if reloads == nil {
-					logger.Warn("SIGHUP ignored: this command does not reload")
-					continue
-				}
-				logger.Info("SIGHUP: reloading the config")
-				select {
-				case reloads <- struct{}{}:
-				default: // one is pending already
-				}
-			}
-		}
-	}()
 	srv.Start()
 	fmt.Fprintf(stdout, "wsgate listening on %s (WebSocket %s, management %s)\n",
 		srv.Addr(), strings.Join(srv.WebSocketURLs(), " "), srv.ManagementEndpoint())
