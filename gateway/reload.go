@@ -199,6 +199,17 @@ var fixedFields = []string{
 	"maxInflight", "maxGroupsPerConnection", "maxGroups", "readHeaderTimeoutSeconds",
 }
 
+// liveFields are the settings a reload changes in place. Every field of
+// Config is in exactly one of fixedFields and liveFields
+// (TestEveryFieldReloadsOrNeedsRestart): a new field is read through the
+// live snapshot (current, acquire) or listed as fixed.
+var liveFields = []string{
+	"stageVariables", "credentials", "authorizationType", "authorizer", "routes", "routeSelectionExpression",
+	"idleTimeoutSeconds", "maxConnectionSeconds", "binaryFrames", "outboundQueueFrames", "outboundQueueBytes",
+	"slowConsumerSeconds", "sendBufferBytes", "writeTimeoutSeconds", "maxInflightPerConnection",
+	"readBodyTimeoutSeconds", "maxManagementRequests", "shutdownTimeoutSeconds", "debugSignatures", "allowedOrigins",
+}
+
 // KeepFixed gives c the running config's values of the settings that only
 // a restart changes, and names those that differed.
 func (c *Config) KeepFixed(running *Config) []string {

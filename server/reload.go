@@ -18,6 +18,11 @@ import (
 // TLS, where the local CA lives, and the log's level and format.
 var fixedFields = []string{"tls", "stateDir", "log"}
 
+// liveFields are the server's settings a reload applies (besides the
+// gateway's). Every field of Config is in one of the two lists
+// (TestEveryFieldReloadsOrNeedsRestart).
+var liveFields = []string{"streams", "functions", "globals"}
+
 // Reloaded says what a Reload changed.
 type Reloaded struct {
 	gateway.Changes
