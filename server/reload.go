@@ -52,7 +52,8 @@ type Reloaded struct {
 //     removed function, are stopped once the calls on them finished;
 //   - a stream whose config (and target function) did not change keeps
 //     running; a changed or removed one is stopped (its position is
-//     saved as at shutdown) and a changed or new one started;
+//     saved as at shutdown) and a changed or new one started, and so is
+//     one that had failed for good;
 //   - settings only a restart changes (listen, stage, apiId, region,
 //     accountId, domainName, maxInflight, maxGroups,
 //     maxGroupsPerConnection, readHeaderTimeoutSeconds, tls, stateDir,
@@ -103,8 +104,10 @@ func (s *Server) Reload(cfg Config) (Reloaded, error) {
 	// database released before its successor opens it), start the rest.
 	kept := map[string]*stream{}
 	for _, st := range oldStreams {
+		// A stream that failed for good is started again, changed or not:
+		// fixing its cause and reloading is how it comes back.
 		if i := slices.IndexFunc(cfg.Streams, func(sc streams.Config) bool { return sc.DisplayName() == st.name }); i >= 0 &&
-			streamUnchanged(st, cfg.Streams[i], running, &cfg, oldFns, fns) {
+			streamUnchanged(st, cfg.Streams[i], running, &cfg, oldFns, fns) && st.sup.Status().State != streams.StateFailed {
 			kept[st.name] = st
 			continue
 		}
