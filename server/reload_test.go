@@ -350,11 +350,22 @@ func TestReloadStreams(t *testing.T) {
 
 // TestReloadFunctions: a function whose definition did not change keeps
 // its process through a reload; a changed one is restarted (a new
-// process with the new environment), and a removed one stopped.
+// process with the new environment) once the call running on its old
+// process has finished there, and a removed one is stopped.
 func TestReloadFunctions(t *testing.T) {
 	testenv.LookPath(t, "python3", "apt-get install -y python3")
-	code := t.TempDir()
-	src := "import os\ndef handler(event, context):\n    return {'statusCode': 200, 'body': os.environ.get('TAG', '') + ' ' + str(os.getpid())}\n"
+	code, sync := t.TempDir(), t.TempDir()
+	// {"wait": true} makes the handler say it started (a file) and wait
+	// for the test's go-ahead (another file), so a call is surely running
+	// across the reload.
+	src := fmt.Sprintf(`import json, os, time
+def handler(event, context):
+    if json.loads(event.get("body") or "{}").get("wait"):
+        open(os.path.join(%[1]q, "started"), "w").close()
+        while not os.path.exists(os.path.join(%[1]q, "release")):
+            time.sleep(0.01)
+    return {"statusCode": 200, "body": os.environ.get("TAG", "") + " " + str(os.getpid())}
+`, sync)
 	if err := os.WriteFile(filepath.Join(code, "app.py"), []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -386,10 +397,22 @@ functions:
 	_, keepPID := ask("keep")
 	_, changePID := ask("change")
 
+	// A call running on the old Change across the reload.
+	_ = c.WriteMessage(websocket.TextMessage, []byte(`{"action":"change","wait":true}`))
+	testenv.Eventually(t, 20*time.Second, func() error {
+		_, err := os.Stat(filepath.Join(sync, "started"))
+		return err
+	})
 	r := reload(t, srv, config("k", "b", false))
 	if !slices.Equal(r.Functions.Restarted, []string{"Change"}) || !slices.Equal(r.Functions.Removed, []string{"Gone"}) ||
 		len(r.Functions.Added) != 0 || !slices.Equal(r.RoutesChanged, []string{"change"}) {
 		t.Fatalf("reload reported %+v", r)
+	}
+	if err := os.WriteFile(filepath.Join(sync, "release"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, c); got != "a "+changePID {
+		t.Fatalf("the call running across the reload answered %q, want it from the old process (a %s)", got, changePID)
 	}
 	if tag, pid := ask("keep"); tag != "k" || pid != keepPID {
 		t.Errorf("unchanged function: %s %s, want the same process %s", tag, pid, keepPID)
