@@ -194,3 +194,24 @@ func TestServeTemplateWatch(t *testing.T) {
 	askUntil(t, c, `{"action":"ping"}`, "pong")
 	testenv.Eventually(t, 10*time.Second, contains(logs, `msg="config reloaded" routesAdded=[greet]`))
 }
+
+// TestServeWatchConfig: serve --watch reloads the config file when its
+// content changes, without a signal and without dropping the client.
+func TestServeWatchConfig(t *testing.T) {
+	bin := wsgateBinary(t)
+	base := "listen: \"127.0.0.1:0\"\nstage: dev\nroutes:\n  echo: { integration: { type: mock }, routeResponseSelectionExpression: \"$default\" }\n"
+	cfg := writeConfig(t, base)
+	addr, logs := startLogged(t, exec.Command(bin, "serve", "--watch", "--config", cfg))
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/dev", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	askUntil(t, c, `{"action":"echo"}`, `{"action":"echo"}`)
+	changed := strings.Replace(base, "echo:", "ping: { integration: { type: mock, response: { statusCode: 200, body: pong } }, routeResponseSelectionExpression: \"$default\" }\n  echo:", 1)
+	if err := os.WriteFile(cfg, []byte(changed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	askUntil(t, c, `{"action":"ping"}`, "pong")
+	testenv.Eventually(t, 10*time.Second, contains(logs, `msg="config reloaded" routesAdded=[ping]`))
+}
