@@ -120,8 +120,8 @@ func (a *authorizer) identity(r *http.Request) (key string, ok bool) {
 // authorize decides about a connection. Missing identity: 401 without a
 // call; the function's "Unauthorized" error: 401; an explicit Deny or no
 // Allow for the method ARN: 403; any other failure: 500.
-func (g *Gateway) authorizeConnect(ctx context.Context, r *http.Request, s *session, requestID string, now time.Time) authResult {
-	a := g.auth
+func (g *Gateway) authorizeConnect(ctx context.Context, l *live, r *http.Request, s *session, requestID string, now time.Time) authResult {
+	a := l.auth
 	key, ok := a.identity(r)
 	if !ok {
 		return authResult{status: http.StatusUnauthorized}
@@ -199,7 +199,7 @@ func (g *Gateway) authorizerEvent(s *session, r *http.Request, requestID, method
 	ev := &authorizerEvent{
 		Type:           "REQUEST",
 		MethodArn:      methodArn,
-		StageVariables: g.cfg.StageVariables,
+		StageVariables: g.current().cfg.StageVariables,
 		RequestContext: g.context(s, routeConnect, "CONNECT", requestID, now),
 	}
 	if ev.StageVariables == nil {

@@ -71,7 +71,7 @@ func mounts(c *Config) []mount {
 // mount finds the mount of an escaped request path and the rest after it
 // ("" or "/..."); ok is false when no mount takes the path.
 func (g *Gateway) mount(path string) (rest string, m mount, ok bool) {
-	for _, m := range g.mounts {
+	for _, m := range g.current().mounts {
 		if rest, ok := strings.CutPrefix(path, m.prefix); ok && (rest == "" || rest[0] == '/') {
 			return rest, m, true
 		}

@@ -115,7 +115,7 @@ func (c *conn) send(frame []byte, data, inline bool) error {
 		now := time.Now()
 		if c.fullSince.IsZero() {
 			c.fullSince = now
-		} else if now.Sub(c.fullSince) > c.gw.slowConsumer {
+		} else if now.Sub(c.fullSince) > c.gw.current().cfg.SlowConsumer() {
 			slow = true
 		}
 		c.mu.Unlock()
@@ -141,8 +141,9 @@ func (c *conn) fullLocked(n int) bool {
 	if frames == 0 {
 		return false
 	}
-	return frames >= c.gw.cfg.OutboundQueueFrames ||
-		c.queued+c.flightBytes+n > c.gw.cfg.OutboundQueueBytes
+	cfg := &c.gw.current().cfg // limits apply as reloaded
+	return frames >= cfg.OutboundQueueFrames ||
+		c.queued+c.flightBytes+n > cfg.OutboundQueueBytes
 }
 
 // writeOrQueueLocked writes frame inline when inline is allowed and the
@@ -303,7 +304,7 @@ func (c *conn) writeBatch(batch [][]byte, open bool) error {
 	bufs := net.Buffers(batch)
 	for {
 		if open {
-			_ = c.nc.SetWriteDeadline(time.Now().Add(c.gw.writeTimeout))
+			_ = c.nc.SetWriteDeadline(time.Now().Add(c.gw.current().cfg.WriteTimeout()))
 		} else {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(c.gw.closeWait))
 		}
@@ -482,7 +483,7 @@ func (c *conn) checkHeader(h ws.Header, inMsg bool, msgLen int) (closeReason, bo
 		if inMsg {
 			return closeProtocol, true
 		}
-		if h.OpCode == ws.OpBinary && c.gw.cfg.BinaryFrames != "base64" {
+		if h.OpCode == ws.OpBinary && c.gw.current().cfg.BinaryFrames != "base64" {
 			return closeBinary, true
 		}
 	default: // reserved: 0x3-0x7 and control 0xB-0xF

@@ -37,4 +37,14 @@
 // and Shutdown queue a close frame and return; the reader finishes the
 // connection, unregisters it from the hub (so its id answers 410 from then
 // on) and fires $disconnect, best effort, as AWS does.
+//
+// # Reload
+//
+// The routes, credentials, authorizer and limits in force are one
+// immutable snapshot behind an atomic pointer (live, in reload.go). Reload
+// builds the next one and swaps it in; open connections are not touched. A
+// route call, a handshake and a $disconnect hold a reference to the
+// snapshot they started on until their integration call returns, so they
+// finish on it; the integrations a reload dropped are closed once the
+// last reference to the old snapshot is released.
 package gateway

@@ -85,10 +85,11 @@ func (g *Gateway) context(s *session, routeKey, eventType, requestID string, now
 }
 
 func (g *Gateway) stageVariables() map[string]string {
-	if len(g.cfg.StageVariables) == 0 {
+	vars := g.current().cfg.StageVariables
+	if len(vars) == 0 {
 		return nil
 	}
-	return g.cfg.StageVariables
+	return vars
 }
 
 // connectEvent builds the CONNECT event: the client's handshake headers

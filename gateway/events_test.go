@@ -19,7 +19,9 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 func goldenGateway() *Gateway {
 	cfg := Config{APIID: "dl7ptocha9", Stage: "prod", Region: "ap-northeast-1", StageVariables: map[string]string{"env": "prod"}}
 	cfg.SetDefaults()
-	return &Gateway{cfg: cfg}
+	g := &Gateway{cfg: cfg}
+	g.cur.Store(&live{cfg: cfg})
+	return g
 }
 
 func goldenSession() *session {

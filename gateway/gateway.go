@@ -15,6 +15,7 @@ import (
 
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/integration"
+	"github.com/wsgate/wsgate/internal/confcheck"
 	"github.com/wsgate/wsgate/sigv4"
 )
 
@@ -22,27 +23,28 @@ import (
 // /{stage}, calls the routes' integrations, and serves the @connections
 // management API at /{stage}/@connections/{id}. It is an http.Handler.
 type Gateway struct {
-	cfg      Config
+	cfg      Config // as started: only its fixed settings are read (KeepFixed)
 	hub      hub.Hub
 	log      *slog.Logger
 	node     byte
-	routes   map[string]*route
-	selector *SelectionExpression
-	verifier *sigv4.Verifier
-	auth     *authorizer // nil unless authorizationType is CUSTOM
 	ext      map[string]http.Handler
 	workers  *workers
 	inflight *integration.Limiter // maxInflight, shared by every integration
-	mgmt     chan struct{}        // maxManagementRequests slots
-	proxies  Proxies              // trustedProxies
-	mounts   []mount              // the stage's path, then basePaths
-	// connThrottle is connectionThrottling's bucket (nil bucket: none).
-	connThrottle throttle
+	proxies  Proxies              // trustedProxies (fixed: the listener reads them too)
+	// connRefused counts handshakes connectionThrottling refused, over
+	// reloads (a reload may replace the bucket, never the count).
+	connRefused atomic.Int64
 
-	slowConsumer time.Duration
-	writeTimeout time.Duration
-	readBody     time.Duration
-	closeWait    time.Duration
+	// cur is the config in force and what is built from it (routes,
+	// credentials, authorizer); Reload swaps it. See live.
+	cur      atomic.Pointer[live]
+	reloadMu sync.Mutex     // one Reload at a time
+	retiring sync.WaitGroup // closing a replaced config's integrations
+
+	endpoint   string            // Options.ManagementEndpoint
+	handlerEnv map[string]string // Options.HandlerEnv
+
+	closeWait time.Duration
 
 	baseCtx context.Context
 	cancel  context.CancelFunc
@@ -57,11 +59,12 @@ type Gateway struct {
 
 type route struct {
 	key    string
+	cfg    *integration.Config     // what integ was built from
 	integ  integration.Integration // nil for a pure groups route
 	twoWay bool
 	groups *routeGroups
-	// throttle is the route's token bucket (nil bucket: no limit).
-	throttle throttle
+	// throttle is the route's token bucket (nil: no limit).
+	throttle *throttle
 }
 
 type routeGroups struct {
@@ -117,71 +120,26 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	sel, err := ParseSelectionExpression(cfg.RouteSelectionExpression)
+	g := &Gateway{
+		cfg:        cfg,
+		hub:        opts.Hub,
+		log:        opts.Logger,
+		node:       opts.Node,
+		closeWait:  2 * time.Second,
+		stop:       make(chan struct{}),
+		ext:        opts.Extensions,
+		workers:    newWorkers(),
+		inflight:   integration.NewLimiter(cfg.MaxInflight),
+		endpoint:   opts.ManagementEndpoint,
+		handlerEnv: opts.HandlerEnv,
+	}
+	g.proxies, _ = ParseProxies(cfg.TrustedProxies) // validated
+	g.baseCtx, g.cancel = context.WithCancel(context.Background())
+	l, err := g.build(cfg, opts.Functions, nil)
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{
-		cfg:          cfg,
-		hub:          opts.Hub,
-		log:          opts.Logger,
-		node:         opts.Node,
-		routes:       make(map[string]*route, len(cfg.Routes)),
-		selector:     sel,
-		slowConsumer: cfg.SlowConsumer(),
-		writeTimeout: cfg.WriteTimeout(),
-		closeWait:    2 * time.Second,
-		stop:         make(chan struct{}),
-		ext:          opts.Extensions,
-		workers:      newWorkers(),
-		inflight:     integration.NewLimiter(cfg.MaxInflight),
-		mgmt:         make(chan struct{}, cfg.MaxManagementRequests),
-		readBody:     time.Duration(cfg.ReadBodyTimeoutSeconds) * time.Second,
-	}
-	g.connThrottle.bucket = newBucket(cfg.ConnectionThrottling)
-	g.proxies, _ = ParseProxies(cfg.TrustedProxies) // validated
-	g.mounts = mounts(&g.cfg)
-	g.baseCtx, g.cancel = context.WithCancel(context.Background())
-
-	store := sigv4.StaticCredentials{}
-	for _, c := range cfg.Credentials {
-		store[c.AccessKeyID] = sigv4.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken}
-	}
-	g.verifier = &sigv4.Verifier{
-		Store:        store,
-		Service:      "execute-api",
-		Region:       cfg.Region,
-		MaxBodyBytes: maxMessageBytes,
-		Debug:        *cfg.DebugSignatures,
-	}
-
-	env := cfg.IntegrationEnv(opts.ManagementEndpoint, opts.Logger)
-	env.Functions = opts.Functions
-	env.Inflight = g.inflight
-	env.HandlerEnv = opts.HandlerEnv
-	for key, rc := range cfg.Routes {
-		rt := &route{key: key, twoWay: rc.RouteResponseSelectionExpression == "$default"}
-		rt.throttle.bucket = newBucket(cfg.routeThrottling(key))
-		if rc.Integration != nil {
-			in, err := integration.New(*rc.Integration, env)
-			if err != nil {
-				g.closeIntegrations()
-				return nil, fmt.Errorf("route %q: %w", key, err)
-			}
-			rt.integ = in
-		}
-		if rg := rc.Groups; rg != nil {
-			expr, _ := ParseSelectionExpression(rg.Join + rg.Leave) // validated
-			rt.groups = &routeGroups{expr: expr, join: rg.Join != "", allow: rg.Allow}
-		}
-		g.routes[key] = rt
-	}
-	if cfg.Authorizer != nil {
-		if g.auth, err = newAuthorizer(cfg.Authorizer, env); err != nil {
-			g.closeIntegrations()
-			return nil, err
-		}
-	}
+	g.cur.Store(l)
 	go g.sweep()
 	return g, nil
 }
@@ -190,7 +148,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 func (g *Gateway) Hub() hub.Hub { return g.hub }
 
 // Config returns the configuration in force, defaults applied.
-func (g *Gateway) Config() Config { return g.cfg }
+func (g *Gateway) Config() Config { return g.current().cfg }
 
 // Connections is the number of open connections.
 func (g *Gateway) Connections() int { return int(g.conns.Load()) }
@@ -200,13 +158,8 @@ func (g *Gateway) Connections() int { return int(g.conns.Load()) }
 func (g *Gateway) Inflight() int { return g.inflight.InUse() }
 
 func (g *Gateway) closeIntegrations() {
-	if g.auth != nil {
-		_ = g.auth.integ.Close()
-	}
-	for _, r := range g.routes {
-		if r.integ != nil {
-			_ = r.integ.Close()
-		}
+	for _, in := range g.current().integrations() {
+		_ = in.Close()
 	}
 }
 
@@ -221,7 +174,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// reading it: a handler, or net/http discarding what a refusal left
 		// unread. An upgrade has no body, so a WebSocket connection never
 		// gets this deadline (and Hijack clears deadlines anyway).
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(g.readBody))
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(confcheck.Seconds(g.current().cfg.ReadBodyTimeoutSeconds)))
 	}
 	rest, m, ok := g.mount(sigv4.RequestPath(r))
 	if !ok {
@@ -234,13 +187,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(rest, "/"):
 		// Only maxManagementRequests are served at once, so clients
 		// stalling their bodies hold a bounded number of buffers.
+		mgmt := g.current().mgmt
 		select {
-		case g.mgmt <- struct{}{}:
+		case mgmt <- struct{}{}:
 		default:
 			writeAPIError(w, errThrottled)
 			return
 		}
-		defer func() { <-g.mgmt }()
+		defer func() { <-mgmt }()
 		g.manage(w, r, rest[1:])
 	default:
 		writeAPIError(w, errForbidden)
@@ -250,18 +204,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // route handles one client message: select the route, call its
 // integration, answer the client when the route is two-way or it failed.
 func (g *Gateway) route(c *conn, body string, b64 bool) {
+	l := g.acquire() // the message is routed and answered on one config
+	defer l.release()
 	requestID := newID(g.node)
 	messageID := newID(g.node)
 	key := routeDefault
 	if !b64 {
-		if k, ok := g.selector.Evaluate([]byte(body)); ok {
+		if k, ok := l.selector.Evaluate([]byte(body)); ok {
 			key = k
 		}
 	}
-	rt := g.routes[key]
+	rt := l.routes[key]
 	if rt == nil || key == routeConnect || key == routeDisconnect {
 		key = routeDefault
-		rt = g.routes[routeDefault]
+		rt = l.routes[routeDefault]
 	}
 	log := c.logger().With("routeKey", key, "requestId", requestID)
 	if rt == nil {
@@ -371,8 +327,10 @@ func (g *Gateway) invoke(rt *route, ev *Event, inv *integration.Invocation) (*pr
 // disconnect fires the $disconnect route for a closed connection, best
 // effort: its answer is ignored, as on AWS.
 func (g *Gateway) disconnect(s *session, r closeReason) {
-	rt := g.routes[routeDisconnect]
+	l := g.acquire()
+	rt := l.routes[routeDisconnect]
 	if rt == nil {
+		l.release()
 		return
 	}
 	requestID := newID(g.node)
@@ -380,6 +338,7 @@ func (g *Gateway) disconnect(s *session, r closeReason) {
 	g.track.Add(1)
 	g.workers.Go(func() {
 		defer g.track.Done()
+		defer l.release()
 		// Wait: a full gateway delays $disconnect rather than losing it.
 		if _, err := g.invoke(rt, ev, &integration.Invocation{RequestID: requestID, Wait: true}); err != nil {
 			g.log.Warn("$disconnect integration failed", "connectionId", s.connectionID, "requestId", requestID, "error", err)
@@ -389,8 +348,8 @@ func (g *Gateway) disconnect(s *session, r closeReason) {
 
 // sweep closes connections past the idle timeout or the maximum duration.
 func (g *Gateway) sweep() {
-	idle, maxAge := g.cfg.IdleTimeout(), g.cfg.MaxConnection()
-	every := min(time.Second, idle/4, maxAge/4)
+	cfg := g.current().cfg
+	every := min(time.Second, cfg.IdleTimeout()/4, cfg.MaxConnection()/4)
 	t := time.NewTicker(max(every, 10*time.Millisecond))
 	defer t.Stop()
 	for {
@@ -398,6 +357,8 @@ func (g *Gateway) sweep() {
 		case <-g.stop:
 			return
 		case now := <-t.C:
+			cfg := g.current().cfg // reloaded limits apply to every connection
+			idle, maxAge := cfg.IdleTimeout(), cfg.MaxConnection()
 			g.hub.Each(func(hc hub.Conn) bool {
 				c, ok := hc.(*conn)
 				if !ok {
@@ -431,9 +392,11 @@ func (g *Gateway) admit() bool {
 // $disconnect events until ctx is done, then releases the integrations.
 // The caller stops the listener first (http.Server.Shutdown).
 func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.reloadMu.Lock() // a Reload under way finishes; none starts after
 	g.admitMu.Lock()
 	g.closing.Store(true)
 	g.admitMu.Unlock()
+	g.reloadMu.Unlock()
 	g.stopped.Do(func() { close(g.stop) })
 	g.hub.Each(func(hc hub.Conn) bool {
 		if c, ok := hc.(*conn); ok {
@@ -454,6 +417,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("shutdown: %w with %d connections and calls still open", ctx.Err(), g.conns.Load())
 	}
 	g.cancel()
+	g.retiring.Wait() // a reload's replaced integrations, closed now
 	g.closeIntegrations()
 	return err
 }

@@ -20,7 +20,7 @@ func (g *Gateway) manage(w http.ResponseWriter, r *http.Request, rest string) {
 		writeAPIError(w, err)
 		return
 	}
-	if err := g.authorize(r); err != nil {
+	if err := g.current().authorize(r); err != nil {
 		writeAPIError(w, err)
 		return
 	}
@@ -76,9 +76,10 @@ func checkPath(p string) *apiError {
 	return nil
 }
 
-// authorize verifies the request's SigV4 signature.
-func (g *Gateway) authorize(r *http.Request) *apiError {
-	_, err := g.verifier.Verify(r)
+// authorize verifies the request's SigV4 signature against the
+// credentials of this config.
+func (l *live) authorize(r *http.Request) *apiError {
+	_, err := l.verifier.Verify(r)
 	if err == nil {
 		return nil
 	}

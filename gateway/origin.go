@@ -27,15 +27,15 @@ func checkOriginPattern(p string) error {
 // originAllowed reports whether an upgrade with this Origin header may
 // proceed: always with no allowedOrigins or no Origin (not a browser), else
 // when an entry matches it, case-insensitively.
-func (g *Gateway) originAllowed(origin string) bool {
-	if len(g.cfg.AllowedOrigins) == 0 || origin == "" {
+func (l *live) originAllowed(origin string) bool {
+	if len(l.cfg.AllowedOrigins) == 0 || origin == "" {
 		return true
 	}
 	if u, err := url.Parse(origin); err != nil || u.Scheme == "" || u.Host == "" {
 		return false // "null" (a sandboxed page or a file) and garbage
 	}
 	origin = strings.ToLower(origin)
-	for _, p := range g.cfg.AllowedOrigins {
+	for _, p := range l.cfg.AllowedOrigins {
 		if ok, _ := path.Match(strings.ToLower(p), origin); ok || p == "*" {
 			return true
 		}

@@ -78,16 +78,36 @@ func (b *bucket) take() bool {
 // throttle is a bucket and the count of requests it refused.
 type throttle struct {
 	bucket  *bucket
-	refused atomic.Int64
+	refused *atomic.Int64
 }
 
-// allow takes a token, counting a refusal.
+// allow takes a token, counting a refusal. A nil throttle always allows.
 func (t *throttle) allow() bool {
-	if t.bucket.take() {
+	if t == nil || t.bucket.take() {
 		return true
 	}
 	t.refused.Add(1)
 	return false
+}
+
+// keepThrottle is the throttle for setting next across a reload: old
+// itself when the setting did not change (its tokens go on), else a new
+// bucket that keeps old's refusal count (or counts into count), so the
+// counts only grow. nil when next is nil.
+func keepThrottle(old *throttle, prev, next *Throttling, count *atomic.Int64) *throttle {
+	if next == nil {
+		return nil
+	}
+	if old != nil && prev != nil && *prev == *next {
+		return old
+	}
+	if old != nil {
+		count = old.refused
+	}
+	if count == nil {
+		count = new(atomic.Int64)
+	}
+	return &throttle{bucket: newBucket(next), refused: count}
 }
 
 // ThrottleCounts are the requests the token buckets refused since the
@@ -105,9 +125,9 @@ type ThrottleCounts struct {
 // bounds (maxInflight) answer with the same frame but are not counted
 // here.
 func (g *Gateway) Throttled() ThrottleCounts {
-	out := ThrottleCounts{Connections: g.connThrottle.refused.Load(), Routes: make(map[string]int64)}
-	for key, rt := range g.routes {
-		if rt.throttle.bucket != nil {
+	out := ThrottleCounts{Connections: g.connRefused.Load(), Routes: make(map[string]int64)}
+	for key, rt := range g.current().routes {
+		if rt.throttle != nil {
 			out.Routes[key] = rt.throttle.refused.Load()
 		}
 	}

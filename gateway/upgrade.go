@@ -40,18 +40,20 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		writeJSONStatus(w, http.StatusBadRequest, "Bad Sec-WebSocket-Key")
 		return
 	}
-	if !g.originAllowed(r.Header.Get("Origin")) {
+	l := g.acquire() // the handshake runs on one config, $connect included
+	defer l.release()
+	if !l.originAllowed(r.Header.Get("Origin")) {
 		g.log.Info("upgrade refused: origin not in allowedOrigins", "origin", r.Header.Get("Origin"))
 		writeAPIError(w, errForbidden)
 		return
 	}
 
-	if !g.connThrottle.allow() {
+	if !l.connThrottle.allow() {
 		g.log.Debug("upgrade throttled by connectionThrottling")
 		writeJSONStatus(w, http.StatusTooManyRequests, frameThrottled)
 		return
 	}
-	if rt := g.routes[routeConnect]; rt != nil && !rt.throttle.allow() {
+	if rt := l.routes[routeConnect]; rt != nil && !rt.throttle.allow() {
 		g.log.Debug("upgrade throttled by the $connect route's throttling")
 		writeJSONStatus(w, http.StatusTooManyRequests, frameThrottled)
 		return
@@ -74,16 +76,16 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	extra := http.Header{}
 	var groups []string
 	switch {
-	case g.cfg.AuthorizationType == "AWS_IAM":
+	case l.cfg.AuthorizationType == "AWS_IAM":
 		// IAM is checked only here, at connect time, as on AWS.
-		if aerr := g.authorize(r); aerr != nil {
+		if aerr := l.authorize(r); aerr != nil {
 			log.Info("IAM authorisation refused", "error", aerr.Message)
 			writeAPIError(w, aerr)
 			return
 		}
-	case g.auth != nil:
+	case l.auth != nil:
 		g.track.Add(1)
-		res := g.authorizeConnect(g.baseCtx, r, &s, requestID, now)
+		res := g.authorizeConnect(g.baseCtx, l, r, &s, requestID, now)
 		g.track.Done()
 		if res.status != 0 {
 			log.Info("authorizer refused", "status", res.status)
@@ -93,7 +95,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		s.authorizer = res.context
 		groups = append(groups, res.groups...)
 	}
-	if rt := g.routes[routeConnect]; rt != nil {
+	if rt := l.routes[routeConnect]; rt != nil {
 		g.track.Add(1)
 		ev := g.connectEvent(&s, r, requestID, now)
 		res, err := g.invoke(rt, ev, &integration.Invocation{RequestID: requestID})
@@ -192,14 +194,15 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 // newConn wraps an accepted socket.
 func (g *Gateway) newConn(nc net.Conn, s session) *conn {
 	_ = nc.SetDeadline(time.Time{})
+	cfg := &g.current().cfg
 	var rc syscall.RawConn
 	if sc, ok := nc.(socket); ok {
-		if g.cfg.SendBufferBytes > 0 {
-			_ = sc.SetWriteBuffer(g.cfg.SendBufferBytes)
+		if cfg.SendBufferBytes > 0 {
+			_ = sc.SetWriteBuffer(cfg.SendBufferBytes)
 		}
 		rc, _ = sc.SyscallConn()
 	}
-	c := &conn{gw: g, nc: nc, rc: rc, s: s, inflight: make(chan struct{}, g.cfg.MaxInflightPerConnection)}
+	c := &conn{gw: g, nc: nc, rc: rc, s: s, inflight: make(chan struct{}, cfg.MaxInflightPerConnection)}
 	c.idle.L = &c.mu
 	c.touch()
 	return c

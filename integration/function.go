@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,10 +11,12 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wsgate/wsgate/integration/bootstrap"
@@ -151,7 +154,25 @@ type Functions struct {
 type localFunction struct {
 	name string
 	root string
+	def  functionDef // what it was built from, to tell a changed definition
 	pool *commandIntegration
+
+	fp    atomic.Uint64 // the code's fingerprint at the last watch poll
+	fpSet atomic.Bool
+}
+
+// functionDef is everything a function's processes are started with.
+type functionDef struct {
+	fc         FunctionConfig
+	globals    Globals
+	region     string
+	key        [3]string // access key id, secret, session token
+	endpoint   string
+	handlerEnv map[string]string
+}
+
+func defOf(fc FunctionConfig, g Globals, env Env) functionDef {
+	return functionDef{fc, g, env.Region, [3]string{env.AccessKeyID, env.SecretAccessKey, env.SessionToken}, env.ManagementEndpoint, env.HandlerEnv}
 }
 
 // NewFunctions checks each function's interpreter (failing when it is
@@ -186,6 +207,86 @@ func NewFunctions(fns map[string]FunctionConfig, g Globals, env Env) (*Functions
 		f.fns[name] = lf
 	}
 	return f, nil
+}
+
+// FunctionChanges are the functions a reload (Next) started, restarted
+// and stopped, by name.
+type FunctionChanges struct {
+	Added, Restarted, Removed []string
+}
+
+// Next builds the functions of a new config on top of f: a function whose
+// definition (its config, globals, and the environment it gets from the
+// gateway, credentials included) did not change is the same one, shared
+// with f, and its processes go on; a changed or new one gets a new pool.
+// f is not changed: once nothing calls f's functions any more, the caller
+// closes those next does not share with CloseRetired. On error nothing
+// new is left running.
+func (f *Functions) Next(fns map[string]FunctionConfig, g Globals, env Env) (*Functions, FunctionChanges, error) {
+	var ch FunctionChanges
+	if err := ValidateFunctions(fns, g); err != nil {
+		return nil, ch, err
+	}
+	if env.Logger == nil {
+		env.Logger = slog.New(slog.DiscardHandler)
+	}
+	next := &Functions{fns: make(map[string]*localFunction, len(fns))}
+	fail := func(err error) (*Functions, FunctionChanges, error) {
+		next.CloseRetired(f)
+		return nil, FunctionChanges{}, err
+	}
+	var runtimeDir string
+	for _, name := range slices.Sorted(maps.Keys(fns)) {
+		def := defOf(fns[name], g, env)
+		if old := f.lookup(name); old != nil && reflect.DeepEqual(old.def, def) {
+			next.fns[name] = old
+			continue
+		}
+		if runtimeDir == "" {
+			cache := cmp.Or(g.CacheDir, bootstrap.DefaultCacheDir())
+			var err error
+			if runtimeDir, err = bootstrap.Install(cache); err != nil {
+				return fail(err)
+			}
+		}
+		lf, err := newLocalFunction(name, fns[name], g, env, runtimeDir)
+		if err != nil {
+			return fail(fmt.Errorf("functions.%s: %w", name, err))
+		}
+		next.fns[name] = lf
+		if f.lookup(name) != nil {
+			ch.Restarted = append(ch.Restarted, name)
+		} else {
+			ch.Added = append(ch.Added, name)
+		}
+	}
+	for _, name := range f.Names() {
+		if _, ok := fns[name]; !ok {
+			ch.Removed = append(ch.Removed, name)
+		}
+	}
+	return next, ch, nil
+}
+
+// CloseRetired closes the functions of f that next does not share (see
+// Next), killing their processes.
+func (f *Functions) CloseRetired(next *Functions) {
+	if f == nil {
+		return
+	}
+	var wg sync.WaitGroup
+	for name, lf := range f.fns {
+		if next.lookup(name) != lf {
+			wg.Go(func() { _ = lf.pool.Close() })
+		}
+	}
+	wg.Wait()
+}
+
+// SameFunction reports whether a and b run name with the same processes:
+// both define it and share it (Next kept it), or neither defines it.
+func SameFunction(a, b *Functions, name string) bool {
+	return a.lookup(name) == b.lookup(name)
 }
 
 func newLocalFunction(name string, fc FunctionConfig, g Globals, env Env, runtimeDir string) (*localFunction, error) {
@@ -246,7 +347,7 @@ func newLocalFunction(name string, fc FunctionConfig, g Globals, env Env, runtim
 	}
 	logger.Debug("function defined", "runtime", rt.Name, "handler", fc.Handler, "codeUri", root,
 		"interpreter", ip.Path, "version", ip.Version)
-	return &localFunction{name: name, root: root, pool: pool}, nil
+	return &localFunction{name: name, root: root, def: defOf(fc, g, env), pool: pool}, nil
 }
 
 func cmpOr(v, def int) int {
@@ -323,10 +424,7 @@ func (f *Functions) Watch(ctx context.Context, interval time.Duration) {
 	if f == nil || len(f.fns) == 0 {
 		return
 	}
-	last := map[string]uint64{}
-	for name, lf := range f.fns {
-		last[name] = lf.fingerprint()
-	}
+	f.RecycleChanged()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -335,15 +433,28 @@ func (f *Functions) Watch(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		for name, lf := range f.fns {
-			fp := lf.fingerprint()
-			if fp == last[name] {
-				continue
-			}
-			last[name] = fp
-			lf.pool.logger.Info("function code changed, restarting its processes", "codeUri", lf.root)
-			lf.pool.recycle()
+		f.RecycleChanged()
+	}
+}
+
+// RecycleChanged restarts the processes of each function whose code
+// changed since the last call (one poll of Watch). The first call for a
+// function only notes its code's state. Call it from one goroutine.
+func (f *Functions) RecycleChanged() {
+	if f == nil {
+		return
+	}
+	for _, lf := range f.fns {
+		fp := lf.fingerprint()
+		if !lf.fpSet.Swap(true) {
+			lf.fp.Store(fp)
+			continue
 		}
+		if lf.fp.Swap(fp) == fp {
+			continue
+		}
+		lf.pool.logger.Info("function code changed, restarting its processes", "codeUri", lf.root)
+		lf.pool.recycle()
 	}
 }
 

@@ -7,7 +7,8 @@
 // anything fails, what was built is released); Start binds the listener
 // and starts serving and streaming; Shutdown stops accepting, closes every
 // connection with 1001 (each gets $disconnect), waits for in-flight calls,
-// stops the streams and releases integrations.
+// stops the streams and releases integrations. Between the two, Reload
+// applies a new config in place (see its doc and docs/architecture.md).
 //
 // Each stream runs under a streams.Supervisor on a goroutine the Server
 // owns: a source that fails is restarted with backoff, one that fails
@@ -31,6 +32,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -208,7 +210,8 @@ func cmpOr(s, def string) string {
 
 // Server is a running (or ready to run) wsgate.
 type Server struct {
-	cfg Config
+	cfg Config                 // as started: only its fixed settings are read after New
+	cur atomic.Pointer[Config] // the config in force; Reload replaces it
 	log *slog.Logger
 	hub *hub.Memory
 	gw  *gateway.Gateway
@@ -219,18 +222,32 @@ type Server struct {
 	ln     net.Listener
 	tls    *tlsSetup // nil with tls.mode off
 
+	endpoint string // the management endpoint handlers are given
+
+	// mu guards streams and functions, which Reload replaces. Lock order:
+	// reloadMu, then mu; the gateway's own reload lock is taken with
+	// reloadMu held, never with mu.
+	mu        sync.Mutex
 	streams   []*stream
 	functions *integration.Functions
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	reloadMu  sync.Mutex // one Reload at a time, and none once Shutdown began
+	shut      bool       // under reloadMu
+
+	ctx    context.Context // Start's, for streams started later by Reload
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 type stream struct {
 	name    string
+	cfg     streams.Config
 	source  streams.Source
 	handler streams.Handler
 	sup     *streams.Supervisor
 	integ   integration.Integration // closed at shutdown, when the target has one
+
+	cancel context.CancelFunc // stops this stream alone (Reload)
+	done   chan struct{}      // closed when its supervisor returned
 }
 
 // New validates cfg, binds the listener (so the management endpoint handed
@@ -316,7 +333,9 @@ func newServer(cfg Config, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Server{cfg: cfg, log: logger, hub: hub.NewMemory(cfg.HubLimits()), mux: http.NewServeMux()}, nil
+	s := &Server{cfg: cfg, log: logger, hub: hub.NewMemory(cfg.HubLimits()), mux: http.NewServeMux()}
+	s.cur.Store(&s.cfg)
+	return s, nil
 }
 
 // provisionMode is what provision does about change capture.
@@ -331,10 +350,11 @@ const (
 // it built.
 func (s *Server) provision(endpoint string, mode provisionMode) error {
 	var err error
+	s.endpoint = endpoint
 	if len(s.cfg.Credentials) == 0 && len(s.cfg.Functions) > 0 {
 		s.log.Warn("no credentials configured: functions get no AWS keys, and their management API calls will be refused")
 	}
-	s.functions, err = integration.NewFunctions(s.cfg.Functions, s.cfg.Globals, s.integrationEnv(endpoint, s.log))
+	s.functions, err = integration.NewFunctions(s.cfg.Functions, s.cfg.Globals, s.integrationEnv(&s.cfg, s.log))
 	if err != nil {
 		return err
 	}
@@ -348,7 +368,7 @@ func (s *Server) provision(endpoint string, mode provisionMode) error {
 		return err
 	}
 	for i, sc := range s.cfg.Streams {
-		st, err := s.buildStream(sc, endpoint, mode)
+		st, err := s.buildStream(&s.cfg, sc, s.functions, mode)
 		if err != nil {
 			s.release()
 			return fmt.Errorf("streams[%d] (%s): %w", i, sc.DisplayName(), err)
@@ -365,9 +385,10 @@ type (
 	checker   interface{ Check(context.Context) error }
 )
 
-func (s *Server) buildStream(sc streams.Config, endpoint string, mode provisionMode) (*stream, error) {
+func (s *Server) buildStream(cfg *Config, sc streams.Config, fns *integration.Functions, mode provisionMode) (*stream, error) {
+	st := &stream{name: sc.DisplayName(), cfg: sc}
 	if sc.Source.Region == "" {
-		sc.Source.Region = s.cfg.Region
+		sc.Source.Region = cfg.Region
 	}
 	log := s.log.With("stream", sc.DisplayName())
 	var (
@@ -387,8 +408,8 @@ func (s *Server) buildStream(sc streams.Config, endpoint string, mode provisionM
 	if err != nil {
 		return nil, err
 	}
-	st := &stream{name: sc.DisplayName(), source: src}
-	if err := s.buildTarget(st, sc, endpoint, log); err != nil {
+	st.source = src
+	if err := s.buildTarget(cfg, st, sc, fns, log); err != nil {
 		st.close()
 		return nil, err
 	}
@@ -414,13 +435,13 @@ func (s *Server) buildStream(sc streams.Config, endpoint string, mode provisionM
 
 // buildTarget sets st's handler: a group publisher, or a mapping onto the
 // target's integration, which it builds.
-func (s *Server) buildTarget(st *stream, sc streams.Config, endpoint string, log *slog.Logger) error {
+func (s *Server) buildTarget(cfg *Config, st *stream, sc streams.Config, fns *integration.Functions, log *slog.Logger) error {
 	if sc.Target.Group != "" {
 		st.handler = streams.NewGroupTarget(sc.Target, publisher{s.hub})
 		return nil
 	}
-	env := s.integrationEnv(endpoint, log)
-	env.Functions = s.functions
+	env := s.integrationEnv(cfg, log)
+	env.Functions = fns
 	in, err := integration.New(*sc.Target.Integration, env)
 	if err != nil {
 		return fmt.Errorf("target integration: %w", err)
@@ -466,7 +487,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.ContentLength != 0 { // as the gateway does for its requests
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(time.Duration(s.cfg.ReadBodyTimeoutSeconds) * time.Second))
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(time.Duration(s.cur.Load().ReadBodyTimeoutSeconds) * time.Second))
 	}
 	s.mux.ServeHTTP(w, r)
 }
@@ -500,7 +521,9 @@ func (s *Server) Hub() hub.Hub { return s.hub }
 // as "failed" in @streams; the others go on.
 func (s *Server) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
+	s.reloadMu.Lock()
+	s.ctx, s.cancel = ctx, cancel
+	s.reloadMu.Unlock()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -508,21 +531,14 @@ func (s *Server) Start() {
 			s.log.Error("serving", "error", err)
 		}
 	}()
-	for _, st := range s.streams {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.log.Info("stream started", "stream", st.name)
-			_ = st.sup.Run(ctx) // logs its failures itself
-		}()
+	for _, st := range s.liveStreams() {
+		s.startStream(st)
 	}
-	if len(s.streams) > 0 {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.logProgress(ctx, time.Minute)
-		}()
-	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.logProgress(ctx, time.Minute)
+	}()
 	attrs := []any{"addr", s.Addr(), "websocket", strings.Join(s.WebSocketURLs(), " "), "management", s.ManagementEndpoint() + "/@connections"}
 	if s.tls != nil && s.tls.ca != nil {
 		attrs = append(attrs, "localCA", s.tls.ca.CertPath())
@@ -530,8 +546,32 @@ func (s *Server) Start() {
 	s.log.Info("wsgate listening", attrs...)
 }
 
+// startStream runs st's supervisor until Shutdown, or until Reload stops
+// that stream alone. Call it with s.ctx set (Start).
+func (s *Server) startStream(st *stream) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	st.cancel, st.done = cancel, make(chan struct{})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(st.done)
+		s.log.Info("stream started", "stream", st.name)
+		_ = st.sup.Run(ctx) // logs its failures itself
+	}()
+}
+
+// liveStreams are the streams in force.
+func (s *Server) liveStreams() []*stream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.streams
+}
+
 // Shutdown stops everything, bounded by ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.reloadMu.Lock() // a reload under way finishes first; none starts after
+	s.shut = true
+	s.reloadMu.Unlock()
 	httpErr := s.http.Shutdown(ctx) // stops accepting; hijacked sockets are the gateway's
 	gwErr := s.gw.Shutdown(ctx)
 	if s.cancel != nil {
@@ -633,8 +673,9 @@ func (s *Server) serveStreams(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"message":"No method found matching route @streams for http method `+r.Method+`."}`, http.StatusNotFound)
 		return
 	}
-	out := StreamsJSON{Streams: make([]StreamJSON, 0, len(s.streams))}
-	for _, st := range s.streams {
+	sts := s.liveStreams()
+	out := StreamsJSON{Streams: make([]StreamJSON, 0, len(sts))}
+	for _, st := range sts {
 		out.Streams = append(out.Streams, st.json())
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -674,7 +715,7 @@ func (s *Server) logProgress(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			for _, st := range s.streams {
+			for _, st := range s.liveStreams() {
 				ss := st.sup.Status()
 				now := seen{ss.State, ss.Source.Delivered, ss.Lag, ss.Source.LastError}
 				if now == last[st.name] {
@@ -690,14 +731,28 @@ func (s *Server) logProgress(ctx context.Context, every time.Duration) {
 
 // WatchFunctions restarts a function's processes when files under its
 // codeUri change, polling every interval until ctx is done (serve --watch).
+// It watches the functions in force: after a reload, the new ones.
 func (s *Server) WatchFunctions(ctx context.Context, interval time.Duration) {
-	s.functions.Watch(ctx, interval)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		fns := s.functions
+		s.mu.Unlock()
+		fns.RecycleChanged()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // StreamStatus reports each stream's state and progress, by name.
 func (s *Server) StreamStatus() map[string]streams.Status {
-	out := make(map[string]streams.Status, len(s.streams))
-	for _, st := range s.streams {
+	sts := s.liveStreams()
+	out := make(map[string]streams.Status, len(sts))
+	for _, st := range sts {
 		out[st.name] = st.sup.Status()
 	}
 	return out

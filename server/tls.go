@@ -386,9 +386,9 @@ func (s *Server) handlerEnv() map[string]string {
 	return m
 }
 
-// integrationEnv is the config's integration environment with handlerEnv.
-func (s *Server) integrationEnv(endpoint string, log *slog.Logger) integration.Env {
-	env := s.cfg.IntegrationEnv(endpoint, log)
+// integrationEnv is cfg's integration environment with handlerEnv.
+func (s *Server) integrationEnv(cfg *Config, log *slog.Logger) integration.Env {
+	env := cfg.IntegrationEnv(s.endpoint, log)
 	env.HandlerEnv = s.handlerEnv()
 	return env
 }

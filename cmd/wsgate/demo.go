@@ -109,7 +109,7 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "  Make a change yourself and watch it arrive:\n    %s\n\n", dashboard.DefaultSQLiteCommand(o.db, "orders"))
 	fmt.Fprintf(stdout, "  The management API takes AWS SigV4 with key %s / secret %s, e.g.\n    wsgate conn list --endpoint-url %s\n\n",
 		demoKey, demoSecret, app.srv.ManagementEndpoint())
-	return runUntilSignal(app.srv, app.cfg.ShutdownTimeout(), stdout, app.log, app.run)
+	return runUntilSignal(app.srv, stdout, app.log, app.run)
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.

@@ -1,7 +1,7 @@
 // Command wsgate is an AWS API Gateway WebSocket API you run yourself.
 //
 //	wsgate serve --config wsgate.yaml [--listen ADDR] [--check] [--watch]
-//	wsgate serve --template template.yaml [--parameter-overrides K=V] [--stage NAME] [--dynamodb-endpoint URL]
+//	wsgate serve --template template.yaml [--parameter-overrides K=V] [--stage NAME] [--dynamodb-endpoint URL] [--watch]
 //	wsgate import template.yaml [flags]
 //	wsgate demo [--listen 127.0.0.1:8080] [--db wsgate-demo.db] [--rate 5] [--allow-host NAME] [--allow-origin ORIGIN]
 //	wsgate conn post|get|delete|list ...
@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -36,7 +37,7 @@ const usage = `wsgate: an AWS API Gateway WebSocket API you run yourself
 Usage:
   wsgate serve --config FILE [--listen ADDR] [--check] [--watch]
                                                          run the gateway
-  wsgate serve --template FILE [--parameter-overrides K=V ...] [--stage NAME]
+  wsgate serve --template FILE [--parameter-overrides K=V ...] [--stage NAME] [--watch]
                                                          run a SAM/CloudFormation/CDK template
   wsgate import FILE [flags]                             print a template's wsgate config
   wsgate demo [--listen ADDR] [--db FILE] [--rate N]     the live dashboard demo
@@ -90,25 +91,38 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	configPath := fs.String("config", "wsgate.yaml", "config file (YAML or JSON)")
 	listen := fs.String("listen", "", "listen address, overriding the config's listen")
 	check := fs.Bool("check", false, "check the config as serve would (build every integration and stream, open their files and databases) without listening, and exit")
-	watch := fs.Bool("watch", false, "restart a function's processes when files under its codeUri change")
+	watch := fs.Bool("watch", false, "reload the config (or template) when it changes, and restart a function's processes when files under its codeUri change")
 	tf := addTemplateFlags(fs, true)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	var (
-		cfg *server.Config
-		err error
-	)
 	if tf.path != "" {
 		*configPath = tf.path
-		cfg, err = tf.load()
-	} else {
-		cfg, err = server.LoadConfig(*configPath)
 	}
-	if err == nil && *listen != "" {
-		cfg.Listen = *listen
-		err = cfg.Validate()
+	// From here a SIGHUP asks for a reload (once serving) instead of
+	// ending the process, even one that arrives while the config is read.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	// load reads the config (or translates the template) with the flags
+	// applied: at start, and again at each reload.
+	load := func() (*server.Config, error) {
+		var (
+			cfg *server.Config
+			err error
+		)
+		if tf.path != "" {
+			cfg, err = tf.load()
+		} else {
+			cfg, err = server.LoadConfig(*configPath)
+		}
+		if err == nil && *listen != "" {
+			cfg.Listen = *listen
+			err = cfg.Validate()
+		}
+		return cfg, err
 	}
+	cfg, err := load()
 	if err != nil {
 		fmt.Fprintf(stderr, "wsgate: %s: %v\n", *configPath, err)
 		return 1
@@ -143,19 +157,88 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wsgate: %s: %v\n", *configPath, err)
 		return 1
 	}
-	var extra func(context.Context)
-	if *watch {
-		extra = func(ctx context.Context) { srv.WatchFunctions(ctx, watchInterval) }
+	reload := func() {
+		cfg, err := load()
+		if err != nil {
+			logger.Error("config reload refused, the running config stays", "file", *configPath, "error", err)
+			return
+		}
+		if tf.path != "" {
+			if err := tf.createTables(context.Background(), stdout); err != nil {
+				logger.Error("creating the template's tables", "error", err)
+			}
+		}
+		_, _ = srv.Reload(*cfg) // logs what changed, or why it refused
 	}
-	return runUntilSignal(srv, cfg.ShutdownTimeout(), stdout, logger, extra)
+	reloads := make(chan struct{}, 1) // SIGHUP and --watch ask; one reload at a time
+	watched := tf.watched(*configPath)
+	extra := func(ctx context.Context) {
+		if *watch {
+			go srv.WatchFunctions(ctx, watchInterval)
+			go watchFiles(ctx, watchInterval, reloads, watched)
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-reloads:
+				reload()
+			}
+		}
+	}
+	served := make(chan struct{})
+	defer close(served)
+	go func() {
+		for {
+			select {
+			case <-served:
+				return
+			case <-hup:
+			}
+			logger.Info("SIGHUP: reloading the config")
+			select {
+			case reloads <- struct{}{}:
+			default: // one is pending already
+			}
+		}
+	}()
+	return runUntilSignal(srv, stdout, logger, extra)
 }
 
-// watchInterval is how often serve --watch looks at the functions' files.
+// watchInterval is how often serve --watch looks at the config and the
+// functions' files.
 const watchInterval = 500 * time.Millisecond
 
+// watchFiles asks for a reload (on reloads, without blocking) whenever
+// the content of the file changes, until ctx is done.
+func watchFiles(ctx context.Context, interval time.Duration, reloads chan<- struct{}, file string) {
+	sum := func() [sha256.Size]byte {
+		b, _ := os.ReadFile(file) // a file being rewritten reads again next time
+		return sha256.Sum256(b)
+	}
+	last := sum()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if now := sum(); now != last {
+			last = now
+			select {
+			case reloads <- struct{}{}:
+			default: // one is pending already
+			}
+		}
+	}
+}
+
 // runUntilSignal serves until SIGINT or SIGTERM, then shuts down within the
-// configured bound; the exit status is 0 for a clean shutdown.
-func runUntilSignal(srv *server.Server, shutdownTimeout time.Duration, stdout io.Writer, logger *slog.Logger, extra func(ctx context.Context)) int {
+// configured shutdownTimeoutSeconds (as last reloaded); the exit status is
+// 0 for a clean shutdown.
+func runUntilSignal(srv *server.Server, stdout io.Writer, logger *slog.Logger, extra func(ctx context.Context)) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv.Start()
@@ -170,7 +253,8 @@ func runUntilSignal(srv *server.Server, shutdownTimeout time.Duration, stdout io
 	<-ctx.Done()
 	stop()
 	logger.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	cfg := srv.Config()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout())
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.Canceled) {
 		logger.Error("shutdown", "error", err)

@@ -28,7 +28,8 @@ type templateFlags struct {
 	stackName string
 	dynamodb  string
 
-	res *template.Result // set by translate
+	res  *template.Result // set by translate
+	file string           // the template file read, set by translate
 }
 
 // paramFlag collects --parameter-overrides: Key=Value pairs, several per
@@ -81,6 +82,7 @@ func (tf *templateFlags) translate(absolute bool) (*template.File, error) {
 	if err != nil {
 		return nil, err
 	}
+	tf.file = f.Path
 	opts := template.Options{
 		Parameters: tf.params, Stage: tf.stage, API: tf.api, Region: tf.region,
 		AccountID: tf.accountID, StackName: tf.stackName, DynamoDBEndpoint: tf.dynamodb,
@@ -129,6 +131,16 @@ func (tf *templateFlags) load() (*server.Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// watched names the file serve --watch reloads on: the template file
+// (as found in a directory or cdk.out at the first translation), or the
+// config file when no template is served.
+func (tf *templateFlags) watched(configPath string) string {
+	if tf.path == "" {
+		return configPath
+	}
+	return tf.file
 }
 
 // summary says what the template runs.
