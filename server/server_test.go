@@ -218,20 +218,20 @@ func TestAWSCLI(t *testing.T) {
 				out, err := cmd.CombinedOutput()
 				return string(out), err
 			}
-			if out, err := run("apigatewaymanagementapi", "post-to-connection", "--connection-id", id, "--data", "from the CLI "+v); err != nil {
+			if out, err := run("apigatewaymanagementapi", "post-to-connection", "--connection-id="+id, "--data", "from the CLI "+v); err != nil {
 				t.Fatalf("post-to-connection: %v\n%s", err, out)
 			}
 			if got := read(t, c); got != "from the CLI "+v {
 				t.Fatalf("client got %q", got)
 			}
-			out, err := run("apigatewaymanagementapi", "get-connection", "--connection-id", id)
+			out, err := run("apigatewaymanagementapi", "get-connection", "--connection-id="+id)
 			if err != nil || !strings.Contains(out, `"SourceIp": "127.0.0.1"`) || !strings.Contains(out, "ConnectedAt") {
 				t.Fatalf("get-connection: %v\n%s", err, out)
 			}
-			if out, err := run("apigatewaymanagementapi", "delete-connection", "--connection-id", id); err != nil {
+			if out, err := run("apigatewaymanagementapi", "delete-connection", "--connection-id="+id); err != nil {
 				t.Fatalf("delete-connection: %v\n%s", err, out)
 			}
-			out, err = run("apigatewaymanagementapi", "post-to-connection", "--connection-id", id, "--data", "x")
+			out, err = run("apigatewaymanagementapi", "post-to-connection", "--connection-id="+id, "--data", "x")
 			if err == nil || !strings.Contains(out, "An error occurred (GoneException) when calling the PostToConnection operation") {
 				t.Fatalf("post after delete: %v\n%s", err, out)
 			}

@@ -331,7 +331,7 @@ func TestAWSCLIErrorForm(t *testing.T) {
 		})
 	}
 
-	awsOut, _ := awsCLI(t, g.Endpoint, "get-connection", "--connection-id", id)
+	awsOut, _ := awsCLI(t, g.Endpoint, "get-connection", "--connection-id="+id)
 	ourOut := mustWsgate(t, "", "conn", "get", "--endpoint-url", g.Endpoint, "--connection-id", id)
 	if ourOut != awsOut {
 		t.Fatalf("get-connection: wsgate printed\n%s\naws CLI printed\n%s", ourOut, awsOut)
