@@ -16,6 +16,7 @@ import (
 
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/integration"
+	"github.com/wsgate/wsgate/integration/bootstrap"
 	"github.com/wsgate/wsgate/internal/confcheck"
 	"github.com/wsgate/wsgate/tlsca"
 )
@@ -104,7 +105,23 @@ func (c *Config) Warnings() []string {
 		w = append(w, "no credentials configured: every management API call (@connections) is refused with 403, "+
 			"and command handlers get no AWS_ACCESS_KEY_ID to sign their own calls with")
 	}
+	if c.TLS.Mode == TLSOff && c.hasRuntimeFunctions() {
+		w = append(w, "tls.mode is off: Node.js and Python functions that build https://"+executeAPIHost(c)+
+			"/"+c.Stage+" (or any https:// endpoint) cannot reach wsgate; tls.mode auto (the default) serves it "+
+			"beside plaintext on the same port")
+	}
 	return w
+}
+
+// hasRuntimeFunctions reports whether a function runs with wsgate's own
+// Node.js or Python runtime client (which route the execute-api host).
+func (c *Config) hasRuntimeFunctions() bool {
+	for _, fc := range c.Functions {
+		if rt, ok := bootstrap.Lookup(fc.Runtime); ok && rt.Family != bootstrap.Provided {
+			return true
+		}
+	}
+	return false
 }
 
 // checkTLSFiles loads tls.certFile and tls.keyFile, when set, as New
@@ -181,7 +198,7 @@ func certNames(cfg *Config, addr net.Addr) []string {
 	} else {
 		names = append(names, host)
 	}
-	names = append(names, cfg.DomainName, cfg.APIID+".execute-api."+cfg.Region+".amazonaws.com")
+	names = append(names, cfg.DomainName, executeAPIHost(cfg))
 	return names
 }
 
@@ -372,18 +389,38 @@ func (s *Server) CACertPath() string {
 var CABundleVars = []string{"AWS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"}
 
 // handlerEnv is what every handler process wsgate starts gets on top of
-// its own environment (a function's env still wins): CABundleVars set to
-// the bundle of the system's CAs and the local CA. Nil unless the local CA
-// serves; a configured certFile is presumed trusted already.
+// its own environment (a function's env still wins). While the local CA
+// serves: CABundleVars and WSGATE_CA_BUNDLE set to the bundle of the
+// system's CAs and the local CA (a configured certFile is presumed trusted
+// already). While TLS is served at all: WSGATE_EXECUTE_API_HOST, the
+// gateway's {apiId}.execute-api.{region}.amazonaws.com, and
+// WSGATE_EXECUTE_API_ADDR, the host:port that reaches this server, which
+// the Node.js and Python runtime clients route that host to. Nil with TLS
+// off: the https:// URL handlers build for that host could not be served.
 func (s *Server) handlerEnv() map[string]string {
-	if s.tls == nil || s.tls.bundle == "" {
+	if s.tls == nil {
 		return nil
 	}
-	m := make(map[string]string, len(CABundleVars))
-	for _, k := range CABundleVars {
-		m[k] = s.tls.bundle
+	m := map[string]string{
+		"WSGATE_EXECUTE_API_HOST": s.ExecuteAPIHost(),
+		"WSGATE_EXECUTE_API_ADDR": s.dialAddr(),
+	}
+	if s.tls.bundle != "" {
+		for _, k := range CABundleVars {
+			m[k] = s.tls.bundle
+		}
+		m["WSGATE_CA_BUNDLE"] = s.tls.bundle
 	}
 	return m
+}
+
+// ExecuteAPIHost is the AWS host of this gateway's API,
+// {apiId}.execute-api.{region}.amazonaws.com, which handlers build their
+// management endpoint from.
+func (s *Server) ExecuteAPIHost() string { return executeAPIHost(&s.cfg) }
+
+func executeAPIHost(cfg *Config) string {
+	return cfg.APIID + ".execute-api." + cfg.Region + ".amazonaws.com"
 }
 
 // integrationEnv is cfg's integration environment with handlerEnv.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -200,10 +201,18 @@ func TestTLSOnRefusesPlaintext(t *testing.T) {
 	}
 }
 
-// TestTLSOff: no CA is created and TLS is not spoken.
+// TestTLSOff: no CA is created and TLS is not spoken; handlers get no CA
+// bundle and no execute-api route (their https:// URL could not be
+// served), and a config with Node.js or Python functions is warned about.
 func TestTLSOff(t *testing.T) {
+	py := testenv.LookPath(t, "python3", "apt-get install -y python3 python3-boto3")
+	handler, err := filepath.Abs("testdata/tls_handler.py")
+	if err != nil {
+		t.Fatal(err)
+	}
 	state := filepath.Join(t.TempDir(), "state")
-	srv := startServer(t, interopConfig+"stateDir: "+state+"\ntls: { mode: \"off\" }\n")
+	srv := startServer(t, interopConfig+"stateDir: "+state+"\ntls: { mode: \"off\" }\n"+
+		fmt.Sprintf("routes:\n  $default: { integration: { type: command, timeoutMillis: 29000, command: [%q, \"-u\", %q] } }\n", py, handler))
 	if srv.CACertPath() != "" {
 		t.Fatal("a local CA with tls.mode off")
 	}
@@ -212,6 +221,39 @@ func TestTLSOff(t *testing.T) {
 	}
 	if _, err := dialTLS(t, "wss://"+srv.Addr()+"/dev", x509.NewCertPool(), ""); err == nil {
 		t.Fatal("TLS handshake succeeded with tls.mode off")
+	}
+	c := dial(t, srv)
+	if err := c.WriteMessage(websocket.TextMessage, []byte(`{"how":"env"}`)); err != nil {
+		t.Fatal(err)
+	}
+	var env map[string]*string
+	if err := json.Unmarshal([]byte(read(t, c)), &env); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"AWS_CA_BUNDLE", "WSGATE_CA_BUNDLE", "WSGATE_EXECUTE_API_HOST", "WSGATE_EXECUTE_API_ADDR"} {
+		if env[k] != nil { // the others may come from the test's own environment
+			t.Errorf("handler env %s=%q with tls.mode off", k, *env[k])
+		}
+	}
+
+	const functions = "functions:\n  F: { runtime: %s, handler: app.handler, codeUri: . }\n"
+	for _, tc := range []struct {
+		mode, runtime string
+		warned        bool
+	}{
+		{"off", "python3.11", true},
+		{"off", "nodejs20.x", true},
+		{"off", "provided.al2023", false}, // its own runtime client: nothing to route
+		{"auto", "python3.11", false},
+	} {
+		cfg, err := server.ParseConfig([]byte(interopConfig + "tls: { mode: \"" + tc.mode + "\" }\n" + fmt.Sprintf(functions, tc.runtime)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := strings.Join(cfg.Warnings(), "\n")
+		if got := strings.Contains(w, "https://local.execute-api.us-east-1.amazonaws.com/dev"); got != tc.warned {
+			t.Errorf("tls.mode %s, runtime %s: warned %v, want %v: %q", tc.mode, tc.runtime, got, tc.warned, w)
+		}
 	}
 }
 
@@ -307,7 +349,7 @@ func TestTLSAWSClients(t *testing.T) {
 			t.Fatal(err)
 		}
 		cmd := exec.Command(clis[v], "apigatewaymanagementapi", "post-to-connection", "--endpoint-url", endpoint,
-			"--connection-id", id, "--data", "fileb://"+msg)
+			"--connection-id="+id, "--data", "fileb://"+msg)
 		cmd.Env = env
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("CLI %s: %v\n%s", v, err, out)
@@ -329,7 +371,7 @@ boto3.client("apigatewaymanagementapi", endpoint_url=sys.argv[1]).post_to_connec
 	// The same call without the CA refuses the certificate: the bundle is
 	// what made it work.
 	cmd = exec.Command(clis["v2"], "apigatewaymanagementapi", "post-to-connection", "--endpoint-url", endpoint,
-		"--connection-id", id, "--data", "fileb://"+filepath.Join(home, "msg-v2"))
+		"--connection-id="+id, "--data", "fileb://"+filepath.Join(home, "msg-v2"))
 	cmd.Env = env[:len(env)-1]
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "SSL") {
 		t.Fatalf("CLI v2 without AWS_CA_BUNDLE: %v\n%s", err, out)
@@ -405,13 +447,15 @@ func TestTLSCommandHandlerTrustsLocalCA(t *testing.T) {
 		}
 	}
 	bundle := filepath.Join(state, tlsca.BundleFile)
+	route := map[string]string{"WSGATE_EXECUTE_API_HOST": "local.execute-api.us-east-1.amazonaws.com", "WSGATE_EXECUTE_API_ADDR": srv.Addr()}
 	for _, tc := range []struct {
 		name, msg string
 		want      map[string]string
 	}{
-		{"wsgate's bundle", `{"how":"env"}`, map[string]string{"AWS_CA_BUNDLE": bundle, "NODE_EXTRA_CA_CERTS": bundle, "SSL_CERT_FILE": bundle, "REQUESTS_CA_BUNDLE": bundle}},
-		{"the function's own", `{"action":"mine","how":"env"}`, map[string]string{"AWS_CA_BUNDLE": "/my/bundle.pem", "NODE_EXTRA_CA_CERTS": bundle, "SSL_CERT_FILE": bundle, "REQUESTS_CA_BUNDLE": bundle}},
+		{"wsgate's bundle", `{"how":"env"}`, map[string]string{"AWS_CA_BUNDLE": bundle, "NODE_EXTRA_CA_CERTS": bundle, "SSL_CERT_FILE": bundle, "REQUESTS_CA_BUNDLE": bundle, "WSGATE_CA_BUNDLE": bundle}},
+		{"the function's own", `{"action":"mine","how":"env"}`, map[string]string{"AWS_CA_BUNDLE": "/my/bundle.pem", "NODE_EXTRA_CA_CERTS": bundle, "SSL_CERT_FILE": bundle, "REQUESTS_CA_BUNDLE": bundle, "WSGATE_CA_BUNDLE": bundle}},
 	} {
+		maps.Copy(tc.want, route)
 		t.Run(tc.name, func(t *testing.T) {
 			if err := c.WriteMessage(websocket.TextMessage, []byte(tc.msg)); err != nil {
 				t.Fatal(err)
@@ -458,10 +502,12 @@ func TestTLSConfigErrors(t *testing.T) {
 	}
 }
 
-// TestTLSFunctionTrustsLocalCA: a Python function (functions:, run by
-// wsgate's own runtime client) written for AWS posts back to
+// TestTLSFunctionTrustsLocalCA: Python functions (functions:, run by
+// wsgate's own runtime client) written for AWS post back to
 // https://{domainName}/{stage} with boto3, trusting the local CA through
-// the environment wsgate gives every function.
+// the environment wsgate gives every function, and with the raw botocore
+// recipe, whose URLLib3Session reads no variable (the runtime client points
+// it at the bundle).
 func TestTLSFunctionTrustsLocalCA(t *testing.T) {
 	testenv.LookPath(t, "python3", "apt-get install -y python3 python3-boto3")
 	code, err := filepath.Abs("testdata/tls_function")
@@ -470,7 +516,10 @@ func TestTLSFunctionTrustsLocalCA(t *testing.T) {
 	}
 	srv := startServer(t, interopConfig+"stateDir: "+t.TempDir()+"\n"+
 		"functions:\n  Post: { runtime: python3.11, handler: app.handler, codeUri: "+code+", timeoutMillis: 20000 }\n"+
-		"routes:\n  $default: { integration: { type: lambda, function: Post } }\n")
+		"  Recipe: { runtime: python3.11, handler: recipe.handler, codeUri: "+code+", timeoutMillis: 20000 }\n"+
+		"routeSelectionExpression: $request.body.action\n"+
+		"routes:\n  $default: { integration: { type: lambda, function: Post } }\n"+
+		"  recipe: { integration: { type: lambda, function: Recipe } }\n")
 	c, err := dialTLS(t, "wss://localhost:"+port(srv)+"/dev", rootPool(t, srv.CACertPath()), "")
 	if err != nil {
 		t.Fatal(err)
@@ -479,6 +528,12 @@ func TestTLSFunctionTrustsLocalCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got, want := read(t, c), "function via https://localhost:"+port(srv)+"/dev"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte(`{"action":"recipe"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := read(t, c), `"recipe via https://localhost:`+port(srv)+`/dev"`; got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 }

@@ -2,7 +2,8 @@
 the management API back over https://{domainName}/{stage}, the way real
 handlers build the endpoint, trusting wsgate's local CA only through the
 environment wsgate gives it: urllib through SSL_CERT_FILE, boto3 through
-AWS_CA_BUNDLE. The message body says which: {"how": "urllib" | "boto3" | "env"}."""
+AWS_CA_BUNDLE. The message body says which: {"how": "urllib" | "boto3" | "env"}
+(env: the variables below, over WSGATE_MANAGEMENT_ENDPOINT)."""
 import http.client
 import json
 import os
@@ -12,7 +13,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 import boto3
 
-VARS = ["AWS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"]
+VARS = ["AWS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "WSGATE_CA_BUNDLE",
+        "WSGATE_EXECUTE_API_HOST", "WSGATE_EXECUTE_API_ADDR"]
 
 host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
 runtime = http.client.HTTPConnection(host, int(port))
@@ -27,7 +29,8 @@ def handle(event):
         client.post_to_connection(ConnectionId=ctx["connectionId"], Data=b"via boto3 to " + endpoint.encode())
         return
     data = ("via urllib to " + endpoint).encode()
-    if how == "env":
+    if how == "env":  # over the endpoint wsgate gives, https:// or not
+        endpoint = os.environ["WSGATE_MANAGEMENT_ENDPOINT"]
         data = json.dumps({k: os.environ.get(k) for k in VARS}).encode()
     url = endpoint + "/@connections/" + ctx["connectionId"]
     req = AWSRequest(method="POST", url=url, data=data)

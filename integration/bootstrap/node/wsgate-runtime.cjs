@@ -6,6 +6,7 @@
 
 const fs = require("node:fs");
 const http = require("node:http");
+const net = require("node:net");
 const path = require("node:path");
 const { pathToFileURL } = require("node:url");
 
@@ -38,6 +39,39 @@ function request(method, urlPath, body, headers) {
       req.end();
     }
   });
+}
+
+// routeExecuteApi sends connections to the gateway's AWS host to wsgate.
+// Handlers build https://{apiId}.execute-api.{region}.amazonaws.com/{stage}
+// themselves; wsgate names that one host and its own address in
+// WSGATE_EXECUTE_API_HOST and WSGATE_EXECUTE_API_ADDR (set while it serves
+// TLS). Every TCP connection (net.connect, tls.connect, the http and https
+// agents, fetch) goes through net.Socket's connect, which here replaces that
+// host and whatever port with wsgate's address and port. TLS keeps the
+// options it was given, so it still sends and verifies the real host name,
+// which wsgate's certificate covers. Every other host connects as before.
+function routeExecuteApi() {
+  const host = (process.env.WSGATE_EXECUTE_API_HOST || "").toLowerCase().replace(/\.$/, "");
+  const addr = process.env.WSGATE_EXECUTE_API_ADDR || "";
+  const colon = addr.lastIndexOf(":");
+  if (!host || colon < 0) return;
+  const toHost = addr.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
+  const toPort = Number(addr.slice(colon + 1));
+  const connect = net.Socket.prototype.connect;
+  net.Socket.prototype.connect = function (...args) {
+    // connect(options[, cb]), connect(port[, host][, cb]), or the
+    // [options, cb] array net.connect passes on.
+    let [options, cb] = Array.isArray(args[0]) ? args[0] : [args[0], args[1]];
+    if (typeof options !== "object" || options === null) {
+      if (typeof args[1] !== "string") return connect.apply(this, args);
+      options = { port: args[0], host: args[1] };
+      cb = args[2];
+    }
+    if (typeof options.host !== "string" || options.host.toLowerCase().replace(/\.$/, "") !== host) {
+      return connect.apply(this, args);
+    }
+    return connect.call(this, { ...options, host: toHost, port: toPort }, cb);
+  };
 }
 
 // Lambda's bundled AWS SDK: nodejs18.x and later ship v3 (@aws-sdk/*).
@@ -239,6 +273,7 @@ async function postError(urlPath, err, type) {
 }
 
 async function main() {
+  routeExecuteApi();
   let handler;
   try {
     handler = await loadHandler();

@@ -7,9 +7,11 @@ API at AWS_LAMBDA_RUNTIME_API. Standard library only; embedded in wsgate.
 
 import http.client
 import importlib
+import importlib.machinery
 import json
 import logging
 import os
+import socket
 import sys
 import time
 import traceback
@@ -18,6 +20,80 @@ BASE = "/2018-06-01/runtime"
 
 # The packages Lambda's python runtimes bundle (boto3 and what it needs).
 BUNDLED = {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"}
+
+
+def route_execute_api():
+    """Sends connections to the gateway's AWS host to wsgate.
+
+    Handlers build https://{apiId}.execute-api.{region}.amazonaws.com/{stage}
+    themselves. wsgate names that one host and its own address in
+    WSGATE_EXECUTE_API_HOST and WSGATE_EXECUTE_API_ADDR (set while it serves
+    TLS); every name lookup of that host, whatever the port asked for,
+    answers wsgate's address and port. Only the address changes: TLS still
+    sends and verifies the real host name, which wsgate's certificate covers.
+    Every other name resolves as before. socket.create_connection,
+    http.client, urllib3 (so botocore and requests) and asyncio all look
+    names up through socket.getaddrinfo.
+    """
+    host = os.environ.get("WSGATE_EXECUTE_API_HOST", "").lower().rstrip(".")
+    addr = os.environ.get("WSGATE_EXECUTE_API_ADDR", "")
+    if not host or not addr:
+        return
+    to_host, _, to_port = addr.rpartition(":")
+    to_host, to_port = to_host.strip("[]"), int(to_port)
+    resolve = socket.getaddrinfo
+
+    def getaddrinfo(name, port, family=0, type=0, proto=0, flags=0):
+        n = name.decode("ascii", "replace") if isinstance(name, bytes) else name
+        if isinstance(n, str) and n.lower().rstrip(".") == host:
+            return resolve(to_host, to_port, family, type, proto, flags)
+        return resolve(name, port, family, type, proto, flags)
+
+    socket.getaddrinfo = getaddrinfo
+    # A proxy from the environment would resolve the real host itself.
+    if os.environ.get("https_proxy") or os.environ.get("HTTPS_PROXY"):
+        for var in ("no_proxy", "NO_PROXY"):
+            os.environ[var] = ",".join(filter(None, [os.environ.get(var), host]))
+
+
+class PatchOnImport:
+    """A meta path finder that runs patch(module) right after the module
+    named name is executed, so a module the handler may never import costs
+    nothing."""
+
+    def __init__(self, name, patch):
+        self.name = name
+        self.patch = patch
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != self.name:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_and_patch(module):
+            exec_module(module)
+            self.patch(module)
+
+        spec.loader.exec_module = exec_and_patch
+        return spec
+
+
+def trust_bundle_in_botocore():
+    """botocore's URLLib3Session, which the widely copied raw recipe uses,
+    verifies against certifi's bundle (or botocore's own) and reads no
+    variable: point it at WSGATE_CA_BUNDLE, the system's CAs plus wsgate's
+    local CA. A session given verify= explicitly keeps its choice."""
+    bundle = os.environ.get("WSGATE_CA_BUNDLE", "")
+    if not bundle:
+        return
+
+    def patch(module):
+        module.where = lambda: bundle
+
+    sys.meta_path.insert(0, PatchOnImport("botocore.httpsession", patch))
 
 
 class RuntimeAPI:
@@ -153,6 +229,8 @@ def main():
         sys.path.insert(0, task_root)
     os.chdir(task_root)
     setup_logging()
+    route_execute_api()
+    trust_bundle_in_botocore()
     rt = RuntimeAPI(os.environ["AWS_LAMBDA_RUNTIME_API"])
     try:
         handler = load_handler(os.environ.get("_HANDLER", ""))
