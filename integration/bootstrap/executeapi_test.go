@@ -121,7 +121,7 @@ func TestExecuteAPIHostOnly(t *testing.T) {
 			// fetch() (Node.js's undici) reaches wsgate too, which refuses
 			// the unsigned call: 403.
 			fetchURL := "https://" + executeAPIHost + "/dev/@connections/nobody"
-			msg, _ := json.Marshal(map[string]any{"action": action, "hosts": hosts, "fetch": fetchURL})
+			msg, _ := json.Marshal(map[string]any{"action": action, "hosts": hosts, "fetch": fetchURL, "portHostForm": executeAPIHost})
 			if err := c.WriteMessage(websocket.TextMessage, msg); err != nil {
 				t.Fatal(err)
 			}
@@ -135,8 +135,9 @@ func TestExecuteAPIHostOnly(t *testing.T) {
 					t.Errorf("%s goes to %q, want %q", h, got[h], w)
 				}
 			}
-			if action == "resolvenode" && got["fetch"] != "403" {
-				t.Errorf("fetch(%s): %q, want wsgate's 403", fetchURL, got["fetch"])
+			if action == "resolvenode" && (got["fetch"] != "403" || got["portHostForm"] != srv.Addr()) {
+				t.Errorf("fetch(%s): %q, want wsgate's 403; net.connect(443, host) went to %q, want %s",
+					fetchURL, got["fetch"], got["portHostForm"], srv.Addr())
 			}
 		})
 	}
