@@ -20,7 +20,7 @@ import (
 // connection (1006).
 func readMessage(t testing.TB, c *websocket.Conn) (int, []byte) {
 	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	typ, data, err := c.ReadMessage()
 	if err != nil {
 		t.Fatalf("read: %v", err)
