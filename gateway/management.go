@@ -39,6 +39,12 @@ func (g *Gateway) manage(w http.ResponseWriter, r *http.Request, rest string) {
 		g.connection(w, r, id)
 	case "@groups", "%40groups":
 		g.groups(w, r, tail)
+	case "@cluster", "%40cluster":
+		if tail != "" {
+			writeAPIError(w, errNotFound.with("No method found matching route "+g.cfg.Stage+"/"+rest+" for http method "+r.Method+"."))
+			return
+		}
+		g.cluster(w, r)
 	default:
 		if h := g.ext[strings.Replace(seg, "%40", "@", 1)]; h != nil && tail == "" {
 			h.ServeHTTP(w, r)
@@ -121,19 +127,17 @@ func (g *Gateway) connection(w http.ResponseWriter, r *http.Request, id string) 
 		}
 		w.WriteHeader(http.StatusOK)
 	case http.MethodGet:
-		c, err := g.hub.Conn(r.Context(), id)
+		info, err := g.hub.Info(r.Context(), id)
 		if err != nil {
 			writeAPIError(w, hubError(err))
 			return
 		}
-		writeJSON(w, http.StatusOK, connectionJSON(c.Info(), false))
+		writeJSON(w, http.StatusOK, connectionJSON(info, false))
 	case http.MethodDelete:
-		c, err := g.hub.Conn(r.Context(), id)
-		if err != nil {
+		if err := g.hub.Disconnect(r.Context(), id, closeDeleted); err != nil {
 			writeAPIError(w, hubError(err))
 			return
 		}
-		c.Close(closeDeleted.Code, closeDeleted.Reason)
 		w.WriteHeader(http.StatusNoContent) // AWS answers 204 here, not 200
 	default:
 		writeAPIError(w, errNotFound.with("No method found matching route "+g.cfg.Stage+"/@connections/{connectionId} for http method "+r.Method+"."))
@@ -172,6 +176,8 @@ func hubError(err error) *apiError {
 		return errQueueFull
 	case errors.Is(err, hub.ErrLimitExceeded):
 		return errLimit.with(capitalize(err.Error()) + ".")
+	case errors.Is(err, hub.ErrUnavailable):
+		return errInternal.with(capitalize(err.Error()) + ".")
 	}
 	return errInternal.with(err.Error())
 }
