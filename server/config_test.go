@@ -30,6 +30,9 @@ routes:
 streams:
   - source: { type: sqlite, path: app.db, tables: [orders] }
     target: { integration: { type: mock } }
+cluster:
+  node: { id: 3, name: n3 }
+  nats: { embedded: { listen: "127.0.0.1:0", clusterListen: "127.0.0.1:0" } }
 `
 
 // intField is one integer (or float) field of a parsed config and how to

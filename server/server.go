@@ -37,6 +37,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/wsgate/wsgate/cluster"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/integration"
@@ -70,6 +71,9 @@ type Config struct {
 	// client address becomes the connection's peer (sourceIp). Other peers
 	// are served as they are, without one. Default false.
 	ProxyProtocol bool `json:"proxyProtocol,omitempty"`
+	// Cluster makes this process one node of several over NATS. Nil: a
+	// single node. See docs/cluster.md.
+	Cluster *cluster.Config `json:"cluster,omitempty"`
 }
 
 // SetDefaults fills every unset field with its documented default.
@@ -77,6 +81,9 @@ func (c *Config) SetDefaults() {
 	c.Config.SetDefaults()
 	if c.TLS.Mode == "" {
 		c.TLS.Mode = TLSAuto
+	}
+	if c.Cluster != nil {
+		c.Cluster.SetDefaults()
 	}
 }
 
@@ -176,6 +183,9 @@ func (c *Config) Validate() error {
 	e.In("tls", c.TLS.validate())
 	if c.ProxyProtocol && len(c.TrustedProxies) == 0 {
 		e.Addf("proxyProtocol", "needs trustedProxies: the addresses of the load balancers that send the header")
+	}
+	if c.Cluster != nil {
+		e.In("cluster", c.Cluster.Validate())
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":
