@@ -20,9 +20,13 @@ func (g *Gateway) manage(w http.ResponseWriter, r *http.Request, rest string) {
 		writeAPIError(w, err)
 		return
 	}
-	if err := g.current().authorize(r); err != nil {
+	id, err := g.current().verify(r)
+	if err != nil {
 		writeAPIError(w, err)
 		return
+	}
+	if key := dedupeKey(r, id); key != "" {
+		r = r.WithContext(hub.WithDedupeKey(r.Context(), key))
 	}
 	seg, tail, _ := strings.Cut(rest, "/")
 	switch seg {
@@ -82,23 +86,49 @@ func checkPath(p string) *apiError {
 	return nil
 }
 
+// dedupeKey names a management call across its retries: AWS SDKs send
+// the same Amz-Sdk-Invocation-Id with every attempt of one operation and
+// sign it, so a caller cannot use another caller's key. A cluster hub
+// delivers a POST or DELETE with one key once. Unsigned or absent: "".
+func dedupeKey(r *http.Request, id *sigv4.Identity) string {
+	inv := r.Header.Get("Amz-Sdk-Invocation-Id")
+	if inv == "" || id == nil || id.Presigned {
+		return ""
+	}
+	_, signed, _ := strings.Cut(r.Header.Get("Authorization"), "SignedHeaders=")
+	signed, _, _ = strings.Cut(signed, ",")
+	for h := range strings.SplitSeq(signed, ";") {
+		if h == "amz-sdk-invocation-id" {
+			return "sdk:" + id.AccessKeyID + ":" + inv
+		}
+	}
+	return ""
+}
+
 // authorize verifies the request's SigV4 signature against the
 // credentials of this config.
 func (l *live) authorize(r *http.Request) *apiError {
-	_, err := l.verifier.Verify(r)
+	_, err := l.verify(r)
+	return err
+}
+
+// verify verifies the request's SigV4 signature against the credentials
+// of this config and returns who signed it.
+func (l *live) verify(r *http.Request) (*sigv4.Identity, *apiError) {
+	id, err := l.verifier.Verify(r)
 	if err == nil {
-		return nil
+		return id, nil
 	}
 	var se *sigv4.Error
 	if errors.As(err, &se) {
 		if se.StatusCode == http.StatusRequestEntityTooLarge {
 			// The body hash hit the 131072-byte cap: the same answer as
 			// when the handler reads it.
-			return errPayloadTooLarge
+			return nil, errPayloadTooLarge
 		}
-		return &apiError{Status: se.StatusCode, Type: se.ErrorType, Message: se.Message}
+		return nil, &apiError{Status: se.StatusCode, Type: se.ErrorType, Message: se.Message}
 	}
-	return errForbidden.with(err.Error())
+	return nil, errForbidden.with(err.Error())
 }
 
 // pathID decodes one escaped path segment (ids end in '=', sent as %3D).
