@@ -138,12 +138,7 @@ func (h *Hub) start(ctx context.Context, opts Options) error {
 	if h.data, err = h.connect(url, "data", false); err != nil {
 		return err
 	}
-	if err := h.openBucket(ctx, replicas); err != nil && h.cfg.NATS.URL != "" {
-		// An external NATS with fewer JetStream servers than 3.
-		if err = h.openBucket(ctx, 1); err != nil {
-			return err
-		}
-	} else if err != nil {
+	if err := h.openBucket(ctx, replicas); err != nil {
 		return err
 	}
 	ready := make(chan struct{})

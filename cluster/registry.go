@@ -102,6 +102,13 @@ func (h *Hub) openBucket(ctx context.Context, replicas int) error {
 			h.kv = kv
 			return nil
 		}
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && cfg.Replicas > 1 && (apiErr.ErrorCode == 10074 || apiErr.ErrorCode == 10023) {
+			// replicas > 1 unsupported (no JetStream cluster) or not
+			// enough JetStream servers: fewer replicas.
+			cfg.Replicas--
+			continue
+		}
 		h.log.Debug("registry bucket not ready", "error", err)
 		select {
 		case <-ctx.Done():
