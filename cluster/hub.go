@@ -324,7 +324,7 @@ func (h *Hub) Close() error {
 	h.mu.RLock()
 	b, rev, claimed := h.self, h.ownRev, h.claimed
 	h.mu.RUnlock()
-	if claimed && h.kv != nil {
+	if claimed && h.kv != nil && h.ctl.IsConnected() {
 		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.requestTimeout())
 		if err := h.kv.Delete(ctx, nodeKey(b), jetstream.LastRevision(rev)); err != nil {
 			h.log.Warn("cluster registry entry not released", "error", err)
@@ -334,7 +334,9 @@ func (h *Hub) Close() error {
 	h.cancel()
 	for _, nc := range []*nats.Conn{h.data, h.ctl} {
 		if nc != nil {
-			_ = nc.Flush()
+			if nc.IsConnected() {
+				_ = nc.FlushTimeout(h.cfg.attemptTimeout())
+			}
 			nc.Close()
 		}
 	}
