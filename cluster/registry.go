@@ -198,6 +198,29 @@ func (h *Hub) me() []byte {
 // tried before bytes declared gone, so a fenced node usually finds its own
 // byte still free to take back.
 func (h *Hub) claim(ctx context.Context) error {
+	for {
+		err := h.claimOnce(ctx)
+		var final *finalError
+		if err == nil || errors.As(err, &final) {
+			return err
+		}
+		// The registry's stream may still be electing its leader (a
+		// JetStream cluster starting together, a loaded machine).
+		h.log.Debug("claiming a node byte failed; retrying", "error", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// finalError is a claim failure that retrying does not cure.
+type finalError struct{ msg string }
+
+func (e *finalError) Error() string { return e.msg }
+
+func (h *Hub) claimOnce(ctx context.Context) error {
 	if b, ok := h.cfg.Node.ID.Static(); ok {
 		ok, err := h.claimByte(ctx, b, true)
 		if err != nil {
@@ -208,8 +231,8 @@ func (h *Hub) claim(ctx context.Context) error {
 			p := h.peer(b)
 			e := p.e
 			h.mu.RUnlock()
-			return fmt.Errorf("cluster.node.id %d is held by %s (incarnation %s, since %s); choose another id or use auto",
-				b, e.Name, e.Inc, time.UnixMilli(e.StartedAt).UTC().Format(time.RFC3339))
+			return &finalError{fmt.Sprintf("cluster.node.id %d is held by %s (incarnation %s, since %s); choose another id or use auto",
+				b, e.Name, e.Inc, time.UnixMilli(e.StartedAt).UTC().Format(time.RFC3339))}
 		}
 		return nil
 	}
@@ -228,7 +251,7 @@ func (h *Hub) claim(ctx context.Context) error {
 			}
 		}
 	}
-	return errors.New("no free node byte: 255 nodes hold every one")
+	return &finalError{"no free node byte: 255 nodes hold every one"}
 }
 
 // claimByte tries to own b by compare-and-set.
