@@ -350,18 +350,7 @@ func (c *conn) writeFailed(err error) {
 
 // Close implements hub.Conn: it queues a close frame; the socket closes
 // once the client answers it or closeWait passes.
-func (c *conn) Close(code int, reason string) {
-	c.closeWith(closeReason{Code: code, Reason: reason, Label: labelForCode(code, reason)})
-}
-
-func labelForCode(code int, reason string) string {
-	for _, r := range []closeReason{closeDeleted, closeIdle, closeShutdown, closeSlowConsumer, closeProtocol, closeTooBig, closeBinary, closeInvalidUTF8} {
-		if r.Code == code && r.Reason == reason {
-			return r.Label
-		}
-	}
-	return "server_close"
-}
+func (c *conn) Close(r hub.CloseReason) { c.closeWith(r) }
 
 func (c *conn) closeWith(r closeReason) {
 	c.mu.Lock()

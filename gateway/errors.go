@@ -3,6 +3,8 @@ package gateway
 import (
 	"net/http"
 	"strconv"
+
+	"github.com/wsgate/wsgate/hub"
 )
 
 // apiError is one failure of the management API in AWS's shape: the HTTP
@@ -80,27 +82,21 @@ func errorFrame(message, connectionID, requestID string) []byte {
 	return append(b, '}')
 }
 
-// closeReason is why a connection ended: the WebSocket close code sent (or
-// received), and the disconnectReason of the $disconnect event. One table
-// feeds the close frame, the event, logs and metrics.
-type closeReason struct {
-	Code   int
-	Reason string
-	// Label names the reason in logs and metrics.
-	Label string
-}
+// closeReason is why a connection ended; the table is hub's, shared with
+// the nodes of a cluster.
+type closeReason = hub.CloseReason
 
 var (
-	closeNoStatus     = closeReason{1005, "Client-side close frame status not set", "client_close"}
-	closeAbnormal     = closeReason{1006, "Connection closed abnormally", "client_gone"}
-	closeDeleted      = closeReason{1000, "Connection deleted", "deleted"}
-	closeIdle         = closeReason{1001, "Going away", "idle_timeout"}
-	closeMaxDuration  = closeReason{1001, "Going away", "max_duration"}
-	closeShutdown     = closeReason{1001, "Going away", "shutdown"}
-	closeProtocol     = closeReason{1002, "Protocol error", "protocol_error"}
-	closeBinary       = closeReason{1003, "Binary frames are not supported", "binary_frame"}
-	closeInvalidUTF8  = closeReason{1007, "Invalid UTF-8 in text frame", "invalid_utf8"}
-	closeSlowConsumer = closeReason{1008, "Slow consumer: outbound buffer stayed full", "slow_consumer"}
-	closeTooBig       = closeReason{1009, "Message too big", "message_too_big"}
-	closeWriteTimeout = closeReason{1006, "Write timed out", "write_timeout"}
+	closeNoStatus     = hub.CloseNoStatus
+	closeAbnormal     = hub.CloseAbnormal
+	closeDeleted      = hub.CloseDeleted
+	closeIdle         = hub.CloseIdle
+	closeMaxDuration  = hub.CloseMaxDuration
+	closeShutdown     = hub.CloseShutdown
+	closeProtocol     = hub.CloseProtocol
+	closeBinary       = hub.CloseBinary
+	closeInvalidUTF8  = hub.CloseInvalidUTF8
+	closeSlowConsumer = hub.CloseSlowConsumer
+	closeTooBig       = hub.CloseTooBig
+	closeWriteTimeout = hub.CloseWriteTimeout
 )

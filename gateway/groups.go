@@ -29,11 +29,16 @@ func ValidGroup(name string) bool {
 //	DELETE {group}/@connections/{id}   leave (204)
 //	POST   {group}                     publish the body to every member (200)
 //	GET    {group}                     members, paginated (200)
+//	GET    {group}/@count              {"connections": n} (200)
 func (g *Gateway) groups(w http.ResponseWriter, r *http.Request, tail string) {
 	rawGroup, member, hasMember := strings.Cut(tail, "/")
 	name, ok := pathID(rawGroup)
 	if !ok || !ValidGroup(name) {
 		writeAPIError(w, errBadRequest.with("Invalid group name: "+GroupNameRule+"."))
+		return
+	}
+	if member == "@count" || member == "%40count" {
+		g.countGroup(w, r, name)
 		return
 	}
 	if hasMember {
@@ -93,6 +98,42 @@ func (g *Gateway) groups(w http.ResponseWriter, r *http.Request, tail string) {
 	default:
 		writeAPIError(w, errNotFound.with("No method found matching route "+g.cfg.Stage+"/@groups/{group} for http method "+r.Method+"."))
 	}
+}
+
+// countGroup serves GET /{stage}/@groups/{group}/@count: the members on
+// every node.
+func (g *Gateway) countGroup(w http.ResponseWriter, r *http.Request, name string) {
+	if r.Method != http.MethodGet {
+		writeAPIError(w, errNotFound.with("No method found matching route "+g.cfg.Stage+"/@groups/{group}/@count for http method "+r.Method+"."))
+		return
+	}
+	n, err := g.hub.Count(r.Context(), name)
+	if err != nil {
+		writeAPIError(w, hubError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"connections": n})
+}
+
+// cluster serves GET /{stage}/@cluster: every node, its state and
+// connections (one node when there is no cluster).
+func (g *Gateway) cluster(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		writeAPIError(w, errNotFound.with("No method found matching route "+g.cfg.Stage+"/@cluster for http method "+r.Method+"."))
+		return
+	}
+	nodes, err := g.hub.Nodes(r.Context())
+	if err != nil {
+		writeAPIError(w, hubError(err))
+		return
+	}
+	total := 0
+	for _, n := range nodes {
+		if n.State != "gone" {
+			total += n.Connections
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"connections": total, "nodes": nodes})
 }
 
 // listConnections serves GET /{stage}/@connections.

@@ -440,3 +440,30 @@ func TestErrorStatusIsLogged(t *testing.T) {
 		return nil
 	})
 }
+
+// TestCountAndCluster: a group's member count and the @cluster view of a
+// single node.
+func TestCountAndCluster(t *testing.T) {
+	be := newBackend(t, nil)
+	cfg := baseConfig()
+	cfg.Routes["whoami"] = be.whoamiRoute()
+	tg := startGateway(t, cfg)
+	for range 2 {
+		tg.join(t, "room", whoami(t, tg.dial(t, nil)))
+	}
+	resp, b := tg.signed(t, "GET", "/dev/@groups/room/@count", nil)
+	if resp.StatusCode != 200 || string(b) != `{"connections":2}` {
+		t.Fatalf("count: %d %s", resp.StatusCode, b)
+	}
+	resp, b = tg.signed(t, "GET", "/dev/@groups/empty/@count", nil)
+	if resp.StatusCode != 200 || string(b) != `{"connections":0}` {
+		t.Fatalf("count of an empty group: %d %s", resp.StatusCode, b)
+	}
+	resp, b = tg.signed(t, "GET", "/dev/@cluster", nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"connections":2,"nodes":[{"id":"00","state":"up","connections":2,"groups":1`) {
+		t.Fatalf("@cluster: %d %s", resp.StatusCode, b)
+	}
+	if resp, _ := tg.signed(t, "POST", "/dev/@cluster", nil); resp.StatusCode != 404 {
+		t.Fatalf("POST @cluster: %d", resp.StatusCode)
+	}
+}

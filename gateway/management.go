@@ -20,9 +20,13 @@ func (g *Gateway) manage(w http.ResponseWriter, r *http.Request, rest string) {
 		writeAPIError(w, err)
 		return
 	}
-	if err := g.current().authorize(r); err != nil {
+	id, err := g.current().verify(r)
+	if err != nil {
 		writeAPIError(w, err)
 		return
+	}
+	if key := dedupeKey(r, id); key != "" {
+		r = r.WithContext(hub.WithDedupeKey(r.Context(), key))
 	}
 	seg, tail, _ := strings.Cut(rest, "/")
 	switch seg {
@@ -39,6 +43,12 @@ func (g *Gateway) manage(w http.ResponseWriter, r *http.Request, rest string) {
 		g.connection(w, r, id)
 	case "@groups", "%40groups":
 		g.groups(w, r, tail)
+	case "@cluster", "%40cluster":
+		if tail != "" {
+			writeAPIError(w, errNotFound.with("No method found matching route "+g.cfg.Stage+"/"+rest+" for http method "+r.Method+"."))
+			return
+		}
+		g.cluster(w, r)
 	default:
 		if h := g.ext[strings.Replace(seg, "%40", "@", 1)]; h != nil && tail == "" {
 			h.ServeHTTP(w, r)
@@ -76,23 +86,49 @@ func checkPath(p string) *apiError {
 	return nil
 }
 
+// dedupeKey names a management call across its retries: AWS SDKs send
+// the same Amz-Sdk-Invocation-Id with every attempt of one operation and
+// sign it, so a caller cannot use another caller's key. A cluster hub
+// delivers a POST or DELETE with one key once. Unsigned or absent: "".
+func dedupeKey(r *http.Request, id *sigv4.Identity) string {
+	inv := r.Header.Get("Amz-Sdk-Invocation-Id")
+	if inv == "" || id == nil || id.Presigned {
+		return ""
+	}
+	_, signed, _ := strings.Cut(r.Header.Get("Authorization"), "SignedHeaders=")
+	signed, _, _ = strings.Cut(signed, ",")
+	for h := range strings.SplitSeq(signed, ";") {
+		if h == "amz-sdk-invocation-id" {
+			return "sdk:" + id.AccessKeyID + ":" + inv
+		}
+	}
+	return ""
+}
+
 // authorize verifies the request's SigV4 signature against the
 // credentials of this config.
 func (l *live) authorize(r *http.Request) *apiError {
-	_, err := l.verifier.Verify(r)
+	_, err := l.verify(r)
+	return err
+}
+
+// verify verifies the request's SigV4 signature against the credentials
+// of this config and returns who signed it.
+func (l *live) verify(r *http.Request) (*sigv4.Identity, *apiError) {
+	id, err := l.verifier.Verify(r)
 	if err == nil {
-		return nil
+		return id, nil
 	}
 	var se *sigv4.Error
 	if errors.As(err, &se) {
 		if se.StatusCode == http.StatusRequestEntityTooLarge {
 			// The body hash hit the 131072-byte cap: the same answer as
 			// when the handler reads it.
-			return errPayloadTooLarge
+			return nil, errPayloadTooLarge
 		}
-		return &apiError{Status: se.StatusCode, Type: se.ErrorType, Message: se.Message}
+		return nil, &apiError{Status: se.StatusCode, Type: se.ErrorType, Message: se.Message}
 	}
-	return errForbidden.with(err.Error())
+	return nil, errForbidden.with(err.Error())
 }
 
 // pathID decodes one escaped path segment (ids end in '=', sent as %3D).
@@ -121,19 +157,17 @@ func (g *Gateway) connection(w http.ResponseWriter, r *http.Request, id string) 
 		}
 		w.WriteHeader(http.StatusOK)
 	case http.MethodGet:
-		c, err := g.hub.Conn(r.Context(), id)
+		info, err := g.hub.Info(r.Context(), id)
 		if err != nil {
 			writeAPIError(w, hubError(err))
 			return
 		}
-		writeJSON(w, http.StatusOK, connectionJSON(c.Info(), false))
+		writeJSON(w, http.StatusOK, connectionJSON(info, false))
 	case http.MethodDelete:
-		c, err := g.hub.Conn(r.Context(), id)
-		if err != nil {
+		if err := g.hub.Disconnect(r.Context(), id, closeDeleted); err != nil {
 			writeAPIError(w, hubError(err))
 			return
 		}
-		c.Close(closeDeleted.Code, closeDeleted.Reason)
 		w.WriteHeader(http.StatusNoContent) // AWS answers 204 here, not 200
 	default:
 		writeAPIError(w, errNotFound.with("No method found matching route "+g.cfg.Stage+"/@connections/{connectionId} for http method "+r.Method+"."))
@@ -172,6 +206,8 @@ func hubError(err error) *apiError {
 		return errQueueFull
 	case errors.Is(err, hub.ErrLimitExceeded):
 		return errLimit.with(capitalize(err.Error()) + ".")
+	case errors.Is(err, hub.ErrUnavailable):
+		return errInternal.with(capitalize(err.Error()) + ".")
 	}
 	return errInternal.with(err.Error())
 }

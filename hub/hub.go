@@ -7,6 +7,12 @@
 // through a Hub, so a later implementation can spread connections and groups
 // over several nodes (NATS) without the callers changing.
 //
+// A hub has two sides: the node-local Registry (the connections this
+// process holds, for the sweeper and shutdown) and the Router (every
+// operation on a connection id or a group, wherever the connection lives).
+// Memory is both for a single node; a cluster hub routes by the node byte
+// each connection id carries (NewID, NodeOf).
+//
 // Concurrency: every Hub method is safe for concurrent use and never blocks
 // on a connection's socket: Conn.Send only queues. A Publish to a group of N
 // members costs N queue operations under no lock that a Join, a Leave or
@@ -33,6 +39,11 @@ var (
 	// Returned wrapped, with the limit in the text. The gateway answers
 	// 429 LimitExceededException.
 	ErrLimitExceeded = errors.New("limit exceeded")
+	// ErrUnavailable: the node that owns the connection (or another node
+	// a listing needs) could not be asked or did not answer in time; the
+	// operation was not done. Returned wrapped, with the cause in the
+	// text. The gateway answers 500 InternalServerErrorException.
+	ErrUnavailable = errors.New("cluster unavailable")
 )
 
 // Message is one text frame's payload, sent to one or many connections.
@@ -63,16 +74,18 @@ func (m *Message) Frame(encode func([]byte) []byte) []byte {
 	return m.frame
 }
 
-// Conn is a connection as the hub sees it. The gateway implements it.
+// Conn is a connection as the hub sees it. The gateway implements it. A
+// Conn never leaves the node it lives on: only the Registry holds it, and
+// the Router addresses it by id.
 type Conn interface {
 	// ID is the connection id (16 characters, AWS's form).
 	ID() string
 	// Send queues m without blocking. It returns ErrQueueFull when the
 	// queue is full and ErrGone when the connection is closing.
 	Send(m *Message) error
-	// Close starts closing the connection with a WebSocket close code and
-	// reason; it does not wait. $disconnect fires when the socket is gone.
-	Close(code int, reason string)
+	// Close starts closing the connection for reason r; it does not wait.
+	// $disconnect fires when the socket is gone.
+	Close(r CloseReason)
 	// Info describes the connection.
 	Info() Info
 }
@@ -93,6 +106,10 @@ type Delivery struct {
 	Delivered int `json:"delivered"`
 	// Skipped is how many members' queues were full; they do not get it.
 	Skipped int `json:"skipped"`
+	// Forwarded reports that the message was also handed to the cluster
+	// for members on other nodes (whose deliveries are not counted here).
+	// Always false on a single node.
+	Forwarded bool `json:"forwarded,omitempty"`
 }
 
 // Page selects part of a listing: up to Limit items after the item whose id
@@ -103,17 +120,55 @@ type Page struct {
 	Limit int
 }
 
-// Hub routes messages to connections.
-type Hub interface {
+// Node describes one node of the hub: a single node hub has one.
+type Node struct {
+	// ID is the node byte as two lowercase hex digits ("0a").
+	ID string `json:"id"`
+	// Name is the node's configured name (empty on a single node).
+	Name string `json:"name,omitempty"`
+	// State is "up", "draining" or "gone".
+	State string `json:"state"`
+	// Connections and Groups are the node's open connections and
+	// non-empty groups, as of its last report.
+	Connections int `json:"connections"`
+	Groups      int `json:"groups"`
+	// LastSeenMillis is how long ago the node last reported (0 for the
+	// node answering).
+	LastSeenMillis int64 `json:"lastSeenMillis"`
+	// HTTP is the address the node serves on, when known.
+	HTTP string `json:"http,omitempty"`
+}
+
+// Registry is the node-local side of a hub: the connections this process
+// holds. The gateway registers each accepted connection and unregisters
+// it when its socket is gone; the sweeper and shutdown iterate it.
+type Registry interface {
 	// Register makes c reachable by its id. It fails if the id is taken.
 	Register(c Conn) error
 	// Unregister removes the connection and all its group memberships.
 	// Unknown ids are ignored.
 	Unregister(id string)
-	// Conn returns an open connection by id, or ErrGone.
-	Conn(ctx context.Context, id string) (Conn, error)
+	// Len is the number of connections open on this node.
+	Len() int
+	// Each calls f for every connection open on this node until f returns
+	// false. f must not call back into the hub.
+	Each(f func(Conn) bool)
+}
+
+// Router addresses connections by id and through groups, wherever they
+// live: on a single node the Memory hub, in a cluster the node that owns
+// the id (byte 10 of it, NodeOf). No Conn crosses this interface.
+//
+// Errors: ErrGone (410), ErrQueueFull (429), ErrLimitExceeded (429),
+// ErrUnavailable (500: another node could not be asked or did not answer;
+// the operation was not done).
+type Router interface {
 	// Send queues data for one connection: ErrGone, ErrQueueFull or nil.
 	Send(ctx context.Context, id string, m *Message) error
+	// Info describes an open connection, or ErrGone.
+	Info(ctx context.Context, id string) (Info, error)
+	// Disconnect starts closing a connection for reason r, or ErrGone.
+	Disconnect(ctx context.Context, id string, r CloseReason) error
 	// Join adds a connection to a group (ErrGone if it is not open).
 	// Joining twice is a no-op. An implementation bounds the groups a
 	// connection is in and the groups it holds: past either, ErrLimitExceeded.
@@ -130,11 +185,34 @@ type Hub interface {
 	// Connections lists open connections, ascending by id, with their
 	// groups, and the token of the next page.
 	Connections(ctx context.Context, p Page) (infos []Info, next string, err error)
-	// Len is the number of open connections.
-	Len() int
-	// Each calls f for every open connection until f returns false. f must
-	// not call back into the Hub.
-	Each(f func(Conn) bool)
+	// Count is the number of members of group.
+	Count(ctx context.Context, group string) (int, error)
+	// Nodes describes the nodes, ascending by id.
+	Nodes(ctx context.Context) ([]Node, error)
+	// Close releases what the router holds (NATS connections). Calls
+	// after Close fail with ErrUnavailable or act locally only.
+	Close() error
+}
+
+// Hub is both sides: what the gateway is given.
+type Hub interface {
+	Registry
+	Router
 }
 
 var errIDTaken = errors.New("connection id already registered")
+
+type dedupeKeyType struct{}
+
+// WithDedupeKey marks ctx's operation with key: a cluster hub delivers a
+// POST or DELETE with the same key once, however often it is retried and
+// through whichever node (the gateway uses the AWS SDK's invocation id).
+func WithDedupeKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, dedupeKeyType{}, key)
+}
+
+// DedupeKey returns the key WithDedupeKey set, or "".
+func DedupeKey(ctx context.Context) string {
+	k, _ := ctx.Value(dedupeKeyType{}).(string)
+	return k
+}

@@ -25,6 +25,9 @@ type Memory struct {
 
 	groupsMu sync.RWMutex
 	groups   map[string]*group
+
+	node byte
+	name string
 }
 
 // Limits bound what clients can make a Memory hub hold. A zero field takes
@@ -120,25 +123,47 @@ func (h *Memory) Unregister(id string) {
 	}
 }
 
-// Conn implements Hub.
-func (h *Memory) Conn(_ context.Context, id string) (Conn, error) {
+// SetNode names the node this hub is, for Nodes. Call it before use.
+func (h *Memory) SetNode(node byte, name string) { h.node, h.name = node, name }
+
+// conn returns an open connection by id.
+func (h *Memory) conn(id string) (Conn, bool) {
 	s := h.shard(id)
 	s.mu.RLock()
 	e, ok := s.conns[id]
 	s.mu.RUnlock()
 	if !ok {
-		return nil, ErrGone
+		return nil, false
 	}
-	return e.conn, nil
+	return e.conn, true
 }
 
 // Send implements Hub.
-func (h *Memory) Send(ctx context.Context, id string, m *Message) error {
-	c, err := h.Conn(ctx, id)
-	if err != nil {
-		return err
+func (h *Memory) Send(_ context.Context, id string, m *Message) error {
+	c, ok := h.conn(id)
+	if !ok {
+		return ErrGone
 	}
 	return c.Send(m)
+}
+
+// Info implements Hub.
+func (h *Memory) Info(_ context.Context, id string) (Info, error) {
+	c, ok := h.conn(id)
+	if !ok {
+		return Info{}, ErrGone
+	}
+	return c.Info(), nil
+}
+
+// Disconnect implements Hub.
+func (h *Memory) Disconnect(_ context.Context, id string, r CloseReason) error {
+	c, ok := h.conn(id)
+	if !ok {
+		return ErrGone
+	}
+	c.Close(r)
+	return nil
 }
 
 // Join implements Hub.
@@ -213,6 +238,9 @@ func (h *Memory) removeMember(name, id string) {
 		delete(h.groups, name)
 	}
 }
+
+// HasGroup reports whether group has a member on this node.
+func (h *Memory) HasGroup(name string) bool { return h.group(name) != nil }
 
 func (h *Memory) group(name string) *group {
 	h.groupsMu.RLock()
@@ -367,6 +395,25 @@ func (h *Memory) Each(f func(Conn) bool) {
 		}
 	}
 }
+
+// Count implements Hub.
+func (h *Memory) Count(_ context.Context, name string) (int, error) {
+	g := h.group(name)
+	if g == nil {
+		return 0, nil
+	}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.members.Len(), nil
+}
+
+// Nodes implements Hub: this one node.
+func (h *Memory) Nodes(context.Context) ([]Node, error) {
+	return []Node{{ID: NodeHex(h.node), Name: h.name, State: "up", Connections: h.Len(), Groups: h.GroupCount()}}, nil
+}
+
+// Close implements Hub; a Memory hub holds nothing to release.
+func (h *Memory) Close() error { return nil }
 
 // GroupCount is the number of non-empty groups (for tests and metrics).
 func (h *Memory) GroupCount() int {

@@ -28,7 +28,7 @@ func (c *testConn) Send(*Message) error {
 	c.got.Add(1)
 	return nil
 }
-func (c *testConn) Close(int, string) {}
+func (c *testConn) Close(CloseReason) {}
 func (c *testConn) Info() Info        { return Info{ConnectionID: c.id, ConnectedAt: time.Unix(1, 0)} }
 
 func TestMemoryGroups(t *testing.T) {

@@ -88,12 +88,21 @@ func intFields(t *testing.T, v reflect.Value, path string, commit func(), out *[
 	}
 }
 
-func parseEveryBlock(t *testing.T) (*server.Config, []intField) {
+// clusterBlock is a valid cluster: block, walked on its own since a
+// cluster config refuses streams for now.
+const clusterBlock = `
+cluster:
+  node: { id: 3, name: n3 }
+  nats: { embedded: { listen: "127.0.0.1:0", clusterListen: "127.0.0.1:0" } }
+`
+
+func parseBlock(t *testing.T, text string) (*server.Config, []intField) {
 	t.Helper()
 	var c server.Config
-	if err := yaml.UnmarshalStrict([]byte(everyBlock), &c); err != nil {
+	if err := yaml.UnmarshalStrict([]byte(text), &c); err != nil {
 		t.Fatal(err)
 	}
+
 	var fields []intField
 	intFields(t, reflect.ValueOf(&c).Elem(), "", func() {}, &fields)
 	return &c, fields
@@ -105,7 +114,15 @@ func parseEveryBlock(t *testing.T) (*server.Config, []intField) {
 // 9.2 billion used to pass --check, then wrap negative and close every
 // connection at once.) Each field must also be documented.
 func TestEveryNumberIsRangeChecked(t *testing.T) {
-	c, fields := parseEveryBlock(t)
+	checkEveryNumber(t, everyBlock, []string{"idleTimeoutSeconds", "maxConnectionSeconds", "sendBufferBytes",
+		`routes["$default"].integration.timeoutMillis`, `routes["$default"].integration.memorySizeMB`,
+		"authorizer.resultTtlSeconds", "authorizer.integration.concurrency",
+		"streams[0].source.pollMillis", "streams[0].target.batchSize", "streams[0].target.integration.timeoutMillis"})
+	checkEveryNumber(t, clusterBlock, []string{"cluster.requestTimeoutMillis", "cluster.groupLingerSeconds", "cluster.leaseSeconds"})
+}
+
+func checkEveryNumber(t *testing.T, text string, wantPaths []string) {
+	c, fields := parseBlock(t, text)
 	c.SetDefaults()
 	if err := c.Validate(); err != nil {
 		t.Fatalf("the base config is invalid: %v", err)
@@ -114,10 +131,7 @@ func TestEveryNumberIsRangeChecked(t *testing.T) {
 	for _, f := range fields {
 		paths = append(paths, f.path)
 	}
-	for _, want := range []string{"idleTimeoutSeconds", "maxConnectionSeconds", "sendBufferBytes",
-		`routes["$default"].integration.timeoutMillis`, `routes["$default"].integration.memorySizeMB`,
-		"authorizer.resultTtlSeconds", "authorizer.integration.concurrency",
-		"streams[0].source.pollMillis", "streams[0].target.batchSize", "streams[0].target.integration.timeoutMillis"} {
+	for _, want := range wantPaths {
 		if !strings.Contains(strings.Join(paths, " "), want) {
 			t.Fatalf("the walk missed %s; found %v", want, paths)
 		}
@@ -132,7 +146,7 @@ func TestEveryNumberIsRangeChecked(t *testing.T) {
 			t.Errorf("%s is not in docs/configuration.md", f.path)
 		}
 		for _, v := range []int64{math.MaxInt64, math.MinInt64, 9300000000} {
-			c, fields := parseEveryBlock(t)
+			c, fields := parseBlock(t, text)
 			fields[i].set(v)
 			c.SetDefaults()
 			err := c.Validate()

@@ -173,11 +173,11 @@ func TestProxyProtocol(t *testing.T) {
 				t.Fatalf("CONNECT event sourceIp %q, X-Forwarded-For %q; want %q, %q", ip, xff, tc.ip, tc.xff)
 			}
 			id := onlyConnection(t, srv)
-			hc, err := srv.Hub().Conn(context.Background(), id)
+			info, err := srv.Hub().Info(context.Background(), id)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := hc.Info().SourceIP; got != tc.ip {
+			if got := info.SourceIP; got != tc.ip {
 				t.Fatalf("connection sourceIp %q, want %q", got, tc.ip)
 			}
 			c.Close()

@@ -37,6 +37,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/wsgate/wsgate/cluster"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/integration"
@@ -70,6 +71,9 @@ type Config struct {
 	// client address becomes the connection's peer (sourceIp). Other peers
 	// are served as they are, without one. Default false.
 	ProxyProtocol bool `json:"proxyProtocol,omitempty"`
+	// Cluster makes this process one node of several over NATS. Nil: a
+	// single node. See docs/cluster.md.
+	Cluster *cluster.Config `json:"cluster,omitempty"`
 }
 
 // SetDefaults fills every unset field with its documented default.
@@ -77,6 +81,9 @@ func (c *Config) SetDefaults() {
 	c.Config.SetDefaults()
 	if c.TLS.Mode == "" {
 		c.TLS.Mode = TLSAuto
+	}
+	if c.Cluster != nil {
+		c.Cluster.SetDefaults()
 	}
 }
 
@@ -177,6 +184,12 @@ func (c *Config) Validate() error {
 	if c.ProxyProtocol && len(c.TrustedProxies) == 0 {
 		e.Addf("proxyProtocol", "needs trustedProxies: the addresses of the load balancers that send the header")
 	}
+	if c.Cluster != nil {
+		e.In("cluster", c.Cluster.Validate())
+		if len(c.Streams) > 0 {
+			e.Addf("streams", "not supported with a cluster block yet: each node would run every stream (one runner per source under a lease is not built; see docs/cluster.md)")
+		}
+	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":
 	default:
@@ -210,12 +223,14 @@ func cmpOr(s, def string) string {
 
 // Server is a running (or ready to run) wsgate.
 type Server struct {
-	cfg Config                 // as started: only its fixed settings are read after New
-	cur atomic.Pointer[Config] // the config in force; Reload replaces it
-	log *slog.Logger
-	hub *hub.Memory
-	gw  *gateway.Gateway
-	mux *http.ServeMux
+	cfg     Config                 // as started: only its fixed settings are read after New
+	cur     atomic.Pointer[Config] // the config in force; Reload replaces it
+	log     *slog.Logger
+	mem     *hub.Memory  // this node's connections
+	hub     hub.Hub      // mem, or the cluster over it
+	cluster *cluster.Hub // nil without a cluster block
+	gw      *gateway.Gateway
+	mux     *http.ServeMux
 	// extras is set once Handle mounted something.
 	extras bool
 	http   *http.Server
@@ -282,8 +297,22 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		ln = newSniffListener(ln, ts.config)
 	}
 	s.ln, s.tls = ln, ts
+	if c := s.cfg.Cluster; c != nil {
+		s.cluster, err = cluster.Start(*c, cluster.Options{
+			Memory: s.mem, Logger: s.log, HTTP: ln.Addr().String(),
+			StoreDir: filepath.Join(cmpOr(s.cfg.StateDir, DefaultStateDir), "nats", c.Node.Name),
+		})
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		s.hub = s.cluster
+	}
 	if err := s.provision(s.ManagementEndpoint(), install); err != nil {
 		ln.Close()
+		if s.cluster != nil {
+			_ = s.cluster.Close()
+		}
 		return nil, err
 	}
 	// Every read has a deadline: headers ReadHeaderTimeout, an idle
@@ -333,7 +362,8 @@ func newServer(cfg Config, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: logger, hub: hub.NewMemory(cfg.HubLimits()), mux: http.NewServeMux()}
+	mem := hub.NewMemory(cfg.HubLimits())
+	s := &Server{cfg: cfg, log: logger, mem: mem, hub: mem, mux: http.NewServeMux()}
 	s.cur.Store(&s.cfg)
 	return s, nil
 }
@@ -358,8 +388,12 @@ func (s *Server) provision(endpoint string, mode provisionMode) error {
 	if err != nil {
 		return err
 	}
+	var node byte
+	if s.cluster != nil {
+		node = s.cluster.Self()
+	}
 	s.gw, err = gateway.New(s.cfg.Config, gateway.Options{
-		Hub: s.hub, Logger: s.log, ManagementEndpoint: endpoint, HandlerEnv: s.handlerEnv(),
+		Hub: s.hub, Node: node, Logger: s.log, ManagementEndpoint: endpoint, HandlerEnv: s.handlerEnv(),
 		Extensions: map[string]http.Handler{"@streams": http.HandlerFunc(s.serveStreams)},
 		Functions:  s.functions,
 	})
@@ -512,8 +546,12 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // Gateway returns the gateway.
 func (s *Server) Gateway() *gateway.Gateway { return s.gw }
 
-// Hub returns the hub.
+// Hub returns the hub: the memory hub, or in a cluster the hub that
+// reaches every node.
 func (s *Server) Hub() hub.Hub { return s.hub }
+
+// Cluster returns the cluster hub, or nil without a cluster block.
+func (s *Server) Cluster() *cluster.Hub { return s.cluster }
 
 // Start serves the listener and runs each stream under its supervisor in
 // the background. A stream whose source fails is restarted with backoff;
@@ -574,6 +612,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.reloadMu.Unlock()
 	httpErr := s.http.Shutdown(ctx) // stops accepting; hijacked sockets are the gateway's
 	gwErr := s.gw.Shutdown(ctx)
+	if s.cluster != nil {
+		_ = s.cluster.Close() // after the clients: its ids answer 410 everywhere from here
+	}
 	if s.cancel != nil {
 		s.cancel()
 	}

@@ -1,0 +1,169 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/wsgate/wsgate/hub"
+)
+
+// groupSub is this node's interest in one group.
+type groupSub struct {
+	sub        *nats.Subscription
+	emptySince time.Time // zero while the group has local members
+}
+
+// Bounds of the group receive path. A full shared channel makes nats.go
+// drop messages and report a slow consumer (at most once delivery to
+// other nodes' members, as a full member queue).
+const (
+	groupInbox  = 1 << 16
+	workerQueue = 1 << 10
+)
+
+// groupToken maps a group name to a subject token: names are
+// [A-Za-z0-9._:-], and '.' would split NATS tokens, so it becomes '~'
+// (which no name has, so the mapping reverses).
+func groupToken(name string) string { return strings.ReplaceAll(name, ".", "~") }
+
+func tokenGroup(tok string) string { return strings.ReplaceAll(tok, "~", ".") }
+
+func (h *Hub) groupSubject(name string) string { return h.prefix + ".g." + groupToken(name) }
+
+// startGroups starts the dispatcher, the workers and the interest reaper.
+func (h *Hub) startGroups() {
+	h.msgs = make(chan *nats.Msg, groupInbox)
+	h.workers = make([]chan *nats.Msg, workerCount)
+	for i := range h.workers {
+		ch := make(chan *nats.Msg, workerQueue)
+		h.workers[i] = ch
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			for m := range ch {
+				name := tokenGroup(strings.TrimPrefix(m.Subject, h.prefix+".g."))
+				_, _ = h.mem.Publish(h.ctx, name, hub.NewMessage(m.Data))
+			}
+		}()
+	}
+	h.wg.Add(2)
+	go h.dispatch()
+	go h.reap()
+}
+
+// dispatch hands each group message to the worker of its group, so one
+// group's messages stay in order while groups spread over the cores.
+func (h *Hub) dispatch() {
+	defer h.wg.Done()
+	defer func() {
+		for _, ch := range h.workers {
+			close(ch)
+		}
+	}()
+	seed := maphash.MakeSeed()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case m := <-h.msgs:
+			h.workers[maphash.String(seed, m.Subject)%uint64(len(h.workers))] <- m
+		}
+	}
+}
+
+func (h *Hub) stopGroups() {
+	h.interestMu.Lock()
+	defer h.interestMu.Unlock()
+	for name, s := range h.subs {
+		_ = s.sub.Unsubscribe()
+		delete(h.subs, name)
+	}
+}
+
+// joinLocal joins one of this node's connections and makes sure the node
+// has the group's interest before the join is answered: a publish sent
+// after the caller heard "joined" reaches the member (through this node's
+// NATS server; across servers the route carries it in the same moment).
+func (h *Hub) joinLocal(group, id string) error {
+	if err := h.mem.Join(h.ctx, group, id); err != nil {
+		return err
+	}
+	h.interestMu.Lock()
+	defer h.interestMu.Unlock()
+	if s := h.subs[group]; s != nil {
+		s.emptySince = time.Time{}
+		return nil
+	}
+	sub, err := h.data.ChanSubscribe(h.groupSubject(group), h.msgs)
+	if err != nil {
+		return fmt.Errorf("%w: subscribing group %s: %v", hub.ErrUnavailable, group, err)
+	}
+	h.subs[group] = &groupSub{sub: sub}
+	if err := h.data.Flush(); err != nil {
+		h.log.Warn("group subscription not confirmed; NATS replays it on reconnect", "group", group, "error", err)
+	}
+	return nil
+}
+
+// reap drops the interest in groups without local members for
+// groupLingerSeconds (a flapping group keeps its subscription).
+func (h *Hub) reap() {
+	defer h.wg.Done()
+	every := min(max(h.cfg.linger()/2, 100*time.Millisecond), time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		h.interestMu.Lock()
+		for name, s := range h.subs {
+			switch {
+			case h.mem.HasGroup(name):
+				s.emptySince = time.Time{}
+			case s.emptySince.IsZero():
+				s.emptySince = now
+				if h.cfg.linger() > 0 {
+					continue
+				}
+				fallthrough
+			case now.Sub(s.emptySince) >= h.cfg.linger():
+				_ = s.sub.Unsubscribe()
+				delete(h.subs, name)
+			}
+		}
+		h.interestMu.Unlock()
+	}
+}
+
+// Subscriptions is the number of groups this node has NATS interest in.
+func (h *Hub) Subscriptions() int {
+	h.interestMu.Lock()
+	defer h.interestMu.Unlock()
+	return len(h.subs)
+}
+
+// Publish implements hub.Router: one NATS message for every other node
+// with members (NATS routes it only where the interest is), then this
+// node's members. The counts are this node's; Forwarded says the message
+// went to the cluster. While NATS is unreachable the publish fails (500)
+// and is delivered nowhere.
+func (h *Hub) Publish(ctx context.Context, group string, m *hub.Message) (hub.Delivery, error) {
+	msg := nats.NewMsg(h.groupSubject(group))
+	msg.Header.Set(hdrFrom, hub.NodeHex(h.Self()))
+	msg.Data = m.Data
+	if err := h.data.PublishMsg(msg); err != nil {
+		return hub.Delivery{}, fmt.Errorf("%w: publishing to group %s: %v", hub.ErrUnavailable, group, err)
+	}
+	d, err := h.mem.Publish(ctx, group, m)
+	d.Forwarded = true
+	return d, err
+}

@@ -1,0 +1,126 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wsgate/wsgate/cluster"
+	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/hub/hubtest"
+	"github.com/wsgate/wsgate/internal/testenv"
+)
+
+// freePorts reserves n loopback ports (listen, note, close) for NATS routes.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var ports []int
+	var lns []net.Listener
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return ports
+}
+
+// embeddedConfigs are n node configs of one cluster with embedded NATS on
+// loopback, JetStream on all.
+func embeddedConfigs(t testing.TB, n int) []cluster.Config {
+	ports := freePorts(t, n)
+	var routes []string
+	for _, p := range ports {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+	}
+	out := make([]cluster.Config, n)
+	for i := range n {
+		c := cluster.Config{
+			Name: "test",
+			Node: cluster.NodeConfig{Name: fmt.Sprintf("n%d", i+1)},
+			NATS: cluster.NATSConfig{Embedded: &cluster.EmbeddedConfig{
+				Listen:        "127.0.0.1:0",
+				ClusterListen: fmt.Sprintf("127.0.0.1:%d", ports[i]),
+				Routes:        routes,
+				StoreDir:      t.TempDir(),
+			}},
+			// Generous on a loaded 2-core machine; attempts and grace
+			// (what the 1 s promise rests on) keep their defaults.
+			RequestTimeoutMillis: 5000,
+		}
+		c.SetDefaults()
+		c.SettleSeconds = 0 // a test's nodes are all up at once
+		out[i] = c
+	}
+	return out
+}
+
+// startHubs starts the nodes concurrently (a JetStream cluster's first
+// server alone does not get ready) and waits until each sees all.
+func startHubs(t testing.TB, cfgs []cluster.Config) []*cluster.Hub {
+	t.Helper()
+	hubs := make([]*cluster.Hub, len(cfgs))
+	errs := make([]error, len(cfgs))
+	var wg sync.WaitGroup
+	for i, c := range cfgs {
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hubs[i], errs[i] = cluster.Start(c, cluster.Options{Memory: hub.NewMemory(hub.Limits{}), Logger: testLogger()})
+		}()
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, h := range hubs {
+			if h != nil {
+				_ = h.Close()
+			}
+		}
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("node %d: %v", i+1, err)
+		}
+	}
+	for _, h := range hubs {
+		testenv.Eventually(t, 20*time.Second, func() error {
+			nodes, _ := h.Nodes(context.Background())
+			if len(nodes) != len(hubs) {
+				return fmt.Errorf("node %02x sees %+v", h.Self(), nodes)
+			}
+			return nil
+		})
+	}
+	return hubs
+}
+
+func TestConformance(t *testing.T) {
+	hubs := startHubs(t, embeddedConfigs(t, 3))
+	var nodes []hubtest.Node
+	for _, h := range hubs {
+		nodes = append(nodes, hubtest.Node{Hub: h, Byte: h.Self()})
+	}
+	hubtest.Run(t, nodes)
+}
+
+// testLogger discards logs unless WSGATE_TEST_LOG is set.
+func testLogger() *slog.Logger {
+	if os.Getenv("WSGATE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}

@@ -1,0 +1,701 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wsgate/wsgate/hub"
+)
+
+// Headers of the node-to-node messages.
+const (
+	hdrOp       = "Wsg-Op"
+	hdrConn     = "Wsg-Conn"
+	hdrGroup    = "Wsg-Group"
+	hdrReq      = "Wsg-Req"
+	hdrDeadline = "Wsg-Deadline"
+	hdrFrom     = "Wsg-From"
+	hdrAfter    = "Wsg-After"
+	hdrLimit    = "Wsg-Limit"
+	hdrReason   = "Wsg-Reason"
+	hdrStatus   = "Wsg-Status"
+	hdrError    = "Wsg-Error"
+)
+
+// Options are what Start needs besides the config.
+type Options struct {
+	// Memory holds this node's connections. Required.
+	Memory *hub.Memory
+	// Logger receives the cluster's logs. Default slog.Default().
+	Logger *slog.Logger
+	// StoreDir is the embedded JetStream's directory when the config sets
+	// none.
+	StoreDir string
+	// HTTP is this node's address for @cluster when node.advertiseHttp is
+	// unset.
+	HTTP string
+}
+
+// Hub is a hub.Hub over the nodes of a cluster: this node's connections
+// in a hub.Memory, the others' reached over NATS.
+type Hub struct {
+	cfg     Config
+	mem     *hub.Memory
+	log     *slog.Logger
+	prefix  string // wsg.<name>
+	http    string
+	started time.Time
+
+	ns        *server.Server // embedded server, or nil
+	ctl, data *nats.Conn
+	kv        jetstream.KeyValue
+
+	mu        sync.RWMutex
+	self      byte
+	inc       string
+	prevInc   string
+	claimed   bool
+	ownRev    uint64
+	renewedAt time.Time
+	peers     map[byte]*peer
+
+	connectedAt atomic.Int64 // unix nanoseconds of the ctl connection's last (re)connect
+	fencing     atomic.Bool
+	fenced      atomic.Int64
+	closing     atomic.Bool
+
+	interestMu sync.Mutex
+	subs       map[string]*groupSub
+	msgs       chan *nats.Msg
+	workers    []chan *nats.Msg
+
+	dedupe dedupe
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+var _ hub.Hub = (*Hub)(nil)
+
+// Start joins the cluster: it starts the embedded NATS server (if
+// configured), connects, claims a node byte and subscribes. cfg must have
+// passed Validate (defaults applied). Call Close to leave.
+func Start(cfg Config, opts Options) (*Hub, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	h := &Hub{
+		cfg: cfg, mem: opts.Memory, log: opts.Logger.With("component", "cluster"),
+		prefix: "wsg." + cfg.Name, http: cfg.Node.AdvertiseHTTP, started: time.Now(),
+		inc: newIncarnation(), peers: make(map[byte]*peer), subs: make(map[string]*groupSub),
+	}
+	if h.http == "" {
+		h.http = opts.HTTP
+	}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(h.ctx, cfg.startupTimeout())
+	defer cancel()
+	if err := h.start(ctx, opts); err != nil {
+		_ = h.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+func (h *Hub) start(ctx context.Context, opts Options) error {
+	url, replicas := h.cfg.NATS.URL, 3
+	if e := h.cfg.NATS.Embedded; e != nil {
+		dir := e.StoreDir
+		if dir == "" {
+			dir = opts.StoreDir
+		}
+		ns, err := startEmbedded(&h.cfg, dir, h.log, h.cfg.startupTimeout())
+		if err != nil {
+			return err
+		}
+		h.ns, url = ns, ns.ClientURL()
+		replicas = max(1, min(3, len(e.Routes)))
+	}
+	var err error
+	if h.ctl, err = h.connect(url, "ctl", true); err != nil {
+		return err
+	}
+	if h.data, err = h.connect(url, "data", false); err != nil {
+		return err
+	}
+	if err := h.openBucket(ctx, replicas); err != nil {
+		return err
+	}
+	ready := make(chan struct{})
+	h.wg.Add(1)
+	go h.watch(h.ctx, ready)
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		return fmt.Errorf("the node registry did not answer: %w", ctx.Err())
+	}
+	if err := h.claim(ctx); err != nil {
+		return err
+	}
+	if _, err := h.ctl.Subscribe(h.subject(h.self, "c"), h.handleConn); err != nil {
+		return err
+	}
+	if _, err := h.ctl.Subscribe(h.subject(h.self, "q"), h.handleQuery); err != nil {
+		return err
+	}
+	if _, err := h.ctl.Subscribe(h.prefix+".hb", h.handleHeartbeat); err != nil {
+		return err
+	}
+	if err := h.ctl.Flush(); err != nil {
+		return err
+	}
+	h.startGroups()
+	h.dedupe.init()
+	h.wg.Add(1)
+	go h.tick()
+	h.heartbeat()
+	h.log.Info("cluster node up", "node", hub.NodeHex(h.self), "name", h.cfg.Node.Name, "inc", h.incarnation())
+	return nil
+}
+
+// connect opens one of the two NATS connections: ctl (by-id calls,
+// queries, heartbeats, the registry) and data (group traffic), so a
+// slow-consumer cut on group traffic cannot make the node look dead.
+func (h *Hub) connect(url, role string, ctl bool) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name("wsgate " + h.cfg.Node.Name + " " + role),
+		nats.ReconnectBufSize(-1), // a call while disconnected fails now instead of being sent late
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		nats.PingInterval(5 * time.Second),
+		nats.MaxPingsOutstanding(2),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			h.log.Warn("NATS error", "connection", role, "error", err)
+		}),
+	}
+	if !ctl {
+		opts = append(opts, nats.NoEcho()) // a node delivers its own publishes locally
+	} else {
+		opts = append(opts,
+			nats.ConnectHandler(func(*nats.Conn) { h.connectedAt.Store(time.Now().UnixNano()) }),
+			nats.ReconnectHandler(func(*nats.Conn) {
+				h.connectedAt.Store(time.Now().UnixNano())
+				h.log.Info("NATS reconnected")
+			}),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+				if !h.closing.Load() {
+					h.log.Warn("NATS disconnected", "error", err)
+				}
+			}))
+	}
+	if f := h.cfg.NATS.CredentialsFile; f != "" {
+		opts = append(opts, nats.UserCredentials(f))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to NATS at %s: %w", url, err)
+	}
+	if ctl {
+		h.connectedAt.Store(time.Now().UnixNano())
+	}
+	return nc, nil
+}
+
+// Self is this node's byte; the gateway mints ids with it.
+func (h *Hub) Self() byte {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.self
+}
+
+// Fenced counts the times this node fenced.
+func (h *Hub) Fenced() int64 { return h.fenced.Load() }
+
+func (h *Hub) subject(b byte, kind string) string {
+	return h.prefix + ".n." + hub.NodeHex(b) + "." + kind
+}
+
+// tick sends heartbeats, renews the registry entry every lease/5, and
+// declares silent nodes gone.
+func (h *Hub) tick() {
+	defer h.wg.Done()
+	t := time.NewTicker(h.cfg.heartbeat())
+	defer t.Stop()
+	lastRenew := time.Now()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-t.C:
+		}
+		h.heartbeat()
+		if time.Since(lastRenew) >= h.cfg.lease()/5 {
+			lastRenew = time.Now()
+			h.renew(h.ctx)
+		}
+		h.reapSilent()
+		h.commitLocalGone()
+		h.dedupe.rotate(dedupeFor)
+	}
+}
+
+func (h *Hub) heartbeat() {
+	b, _ := json.Marshal(heartbeat{
+		Node: hub.NodeHex(h.Self()), Name: h.cfg.Node.Name, Inc: h.incarnation(), State: "up",
+		Conns: h.mem.Len(), Groups: h.mem.GroupCount(), HTTP: h.http, T: time.Now().UnixMilli(),
+	})
+	_ = h.ctl.Publish(h.prefix+".hb", b)
+}
+
+func (h *Hub) handleHeartbeat(m *nats.Msg) {
+	var hb heartbeat
+	if json.Unmarshal(m.Data, &hb) != nil {
+		return
+	}
+	v, err := strconv.ParseUint(hb.Node, 16, 8)
+	if err != nil || v > hub.MaxNode {
+		return
+	}
+	h.mu.Lock()
+	p := h.peer(byte(v))
+	p.hb, p.lastSeen = hb, time.Now()
+	undo := p.localGone && hb.Inc == p.e.Inc
+	if undo {
+		p.localGone = false
+	}
+	h.mu.Unlock()
+	if undo {
+		h.log.Warn("cluster node taken for gone is heard again", "node", hb.Node, "name", hb.Name)
+	}
+}
+
+// reapSilent declares gone every up node whose heartbeats stopped for
+// nodeTimeout, but only while this node heard a strict majority of the
+// live set (itself included) in that time: the isolated one must not
+// declare the others.
+func (h *Hub) reapSilent() {
+	now := time.Now()
+	var silent []byte
+	heard, live := 1, 1
+	h.mu.RLock()
+	for b, p := range h.peers {
+		if b == h.self || !p.present || p.e.State != "up" {
+			continue
+		}
+		live++
+		if now.Sub(p.lastSeen) < h.cfg.nodeTimeout() {
+			heard++
+		} else {
+			silent = append(silent, b)
+		}
+	}
+	h.mu.RUnlock()
+	if len(silent) == 0 || 2*heard <= live {
+		return
+	}
+	for _, b := range silent {
+		h.declareGone(h.ctx, b, "silent")
+	}
+}
+
+// Close leaves the cluster: the registry entry is deleted (every node
+// answers 410 for this node's ids at once), the connections close and the
+// embedded server stops. Call it after the gateway closed its connections.
+func (h *Hub) Close() error {
+	if !h.closing.CompareAndSwap(false, true) {
+		return nil
+	}
+	h.mu.RLock()
+	b, rev, claimed := h.self, h.ownRev, h.claimed
+	h.mu.RUnlock()
+	if claimed && h.kv != nil && h.ctl.IsConnected() {
+		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.requestTimeout())
+		if err := h.kv.Delete(ctx, nodeKey(b), jetstream.LastRevision(rev)); err != nil {
+			h.log.Warn("cluster registry entry not released", "error", err)
+		}
+		cancel()
+	}
+	h.cancel()
+	for _, nc := range []*nats.Conn{h.data, h.ctl} {
+		if nc != nil {
+			if nc.IsConnected() {
+				_ = nc.FlushTimeout(h.cfg.attemptTimeout())
+			}
+			nc.Close()
+		}
+	}
+	h.stopGroups()
+	h.wg.Wait()
+	if h.ns != nil {
+		h.ns.Shutdown()
+		h.ns.WaitForShutdown()
+	}
+	return nil
+}
+
+// Register implements hub.Registry.
+func (h *Hub) Register(c hub.Conn) error { return h.mem.Register(c) }
+
+// Unregister implements hub.Registry.
+func (h *Hub) Unregister(id string) { h.mem.Unregister(id) }
+
+// Len implements hub.Registry: this node's connections.
+func (h *Hub) Len() int { return h.mem.Len() }
+
+// Each implements hub.Registry: this node's connections.
+func (h *Hub) Each(f func(hub.Conn) bool) { h.mem.Each(f) }
+
+// route tells where id lives: local, or the owner's byte; ErrGone when
+// no node can have it.
+func (h *Hub) route(id string) (node byte, local bool, err error) {
+	b, ok := hub.NodeOf(id)
+	if !ok {
+		return 0, false, hub.ErrGone
+	}
+	if b == h.Self() {
+		return b, true, nil
+	}
+	if gone, _ := h.gone(b); gone {
+		return b, false, hub.ErrGone
+	}
+	return b, false, nil
+}
+
+// Send implements hub.Router.
+func (h *Hub) Send(ctx context.Context, id string, m *hub.Message) error {
+	b, local, err := h.route(id)
+	if err != nil || local {
+		if err == nil {
+			err = h.sendLocal(dedupeKey(ctx), id, m)
+		}
+		return err
+	}
+	msg := h.connMsg(b, "post", id)
+	if k := dedupeKey(ctx); k != "" {
+		msg.Header.Set(hdrReq, k)
+	}
+	msg.Data = m.Data
+	_, err = h.call(ctx, b, msg)
+	return err
+}
+
+// sendLocal sends to a connection of this node, answering a repeated key
+// with the first answer.
+func (h *Hub) sendLocal(key, id string, m *hub.Message) error {
+	if key == "" {
+		return h.mem.Send(h.ctx, id, m)
+	}
+	return h.dedupe.do(key, func() error { return h.mem.Send(h.ctx, id, m) })
+}
+
+// Info implements hub.Router.
+func (h *Hub) Info(ctx context.Context, id string) (hub.Info, error) {
+	b, local, err := h.route(id)
+	if err != nil {
+		return hub.Info{}, err
+	}
+	if local {
+		return h.mem.Info(ctx, id)
+	}
+	reply, err := h.call(ctx, b, h.connMsg(b, "get", id))
+	if err != nil {
+		return hub.Info{}, err
+	}
+	var info hub.Info
+	if err := json.Unmarshal(reply.Data, &info); err != nil {
+		return hub.Info{}, fmt.Errorf("%w: node %s answered %v", hub.ErrUnavailable, hub.NodeHex(b), err)
+	}
+	return info, nil
+}
+
+// Disconnect implements hub.Router.
+func (h *Hub) Disconnect(ctx context.Context, id string, r hub.CloseReason) error {
+	if _, ok := hub.CloseReasonByLabel(r.Label); !ok {
+		return fmt.Errorf("close reason %q is not in hub's table", r.Label)
+	}
+	b, local, err := h.route(id)
+	if err != nil || local {
+		if err == nil {
+			err = h.mem.Disconnect(ctx, id, r)
+		}
+		return err
+	}
+	msg := h.connMsg(b, "delete", id)
+	msg.Header.Set(hdrReason, r.Label)
+	_, err = h.call(ctx, b, msg)
+	return err
+}
+
+// Join implements hub.Router.
+func (h *Hub) Join(ctx context.Context, group, id string) error {
+	b, local, err := h.route(id)
+	if err != nil || local {
+		if err == nil {
+			err = h.joinLocal(group, id)
+		}
+		return err
+	}
+	msg := h.connMsg(b, "join", id)
+	msg.Header.Set(hdrGroup, group)
+	_, err = h.call(ctx, b, msg)
+	return err
+}
+
+// Leave implements hub.Router.
+func (h *Hub) Leave(ctx context.Context, group, id string) error {
+	b, local, err := h.route(id)
+	if err != nil || local {
+		if err == nil {
+			err = h.mem.Leave(ctx, group, id)
+		}
+		return err
+	}
+	msg := h.connMsg(b, "leave", id)
+	msg.Header.Set(hdrGroup, group)
+	_, err = h.call(ctx, b, msg)
+	return err
+}
+
+func (h *Hub) connMsg(b byte, op, id string) *nats.Msg {
+	msg := nats.NewMsg(h.subject(b, "c"))
+	msg.Header.Set(hdrOp, op)
+	msg.Header.Set(hdrConn, id)
+	return msg
+}
+
+// call asks node b and returns its reply, or the error its status means.
+// Rules (the 1 s promise rests on them): "no responders" for goneGrace,
+// once this node has been connected settleSeconds, declares b gone (410);
+// a node the registry never had answers 410 at once; a timeout retries
+// the same message within requestTimeout; past it, 500 (not done: the
+// owner drops a request after its deadline).
+func (h *Hub) call(ctx context.Context, b byte, msg *nats.Msg) (*nats.Msg, error) {
+	deadline := time.Now().Add(h.cfg.requestTimeout())
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	msg.Header.Set(hdrDeadline, strconv.FormatInt(deadline.UnixMilli(), 10))
+	msg.Header.Set(hdrFrom, hub.NodeHex(h.Self())+"/"+h.incarnation())
+	if msg.Header.Get(hdrReq) == "" {
+		msg.Header.Set(hdrReq, hub.NewID(h.Self())) // the owner answers a retry of this request once
+	}
+	var noResp time.Time
+	for {
+		remain := time.Until(deadline)
+		if remain <= 0 {
+			break
+		}
+		actx, cancel := context.WithTimeout(ctx, min(h.cfg.attemptTimeout(), remain))
+		reply, err := h.ctl.RequestMsgWithContext(actx, msg)
+		cancel()
+		switch {
+		case err == nil:
+			return reply, replyError(reply)
+		case errors.Is(err, nats.ErrNoResponders):
+			if noResp.IsZero() {
+				noResp = time.Now()
+			}
+			if _, known := h.gone(b); !known && !h.registered(ctx, b) {
+				return nil, hub.ErrGone // no node has this byte
+			}
+			settled := time.Since(time.Unix(0, h.connectedAt.Load())) >= h.cfg.settle()
+			if time.Since(noResp) >= h.cfg.goneGrace() && settled && h.declareGone(ctx, b, "no responders") {
+				return nil, hub.ErrGone
+			}
+			if gone, _ := h.gone(b); gone {
+				return nil, hub.ErrGone
+			}
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("%w: %v", hub.ErrUnavailable, ctx.Err())
+			case <-time.After(min(100*time.Millisecond, time.Until(deadline))):
+			}
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("%w: %v", hub.ErrUnavailable, ctx.Err())
+			}
+		default:
+			return nil, fmt.Errorf("%w: %v", hub.ErrUnavailable, err)
+		}
+	}
+	if h.silentFor(b) >= h.cfg.nodeTimeout() && h.declareGone(ctx, b, "silent") {
+		return nil, hub.ErrGone
+	}
+	return nil, fmt.Errorf("%w: node %s did not answer within %d ms", hub.ErrUnavailable, hub.NodeHex(b), h.cfg.RequestTimeoutMillis)
+}
+
+// registered asks the registry itself whether b has an entry (the watcher
+// may not have delivered a node that just claimed it).
+func (h *Hub) registered(ctx context.Context, b byte) bool {
+	if b > hub.MaxNode {
+		return false
+	}
+	gctx, cancel := context.WithTimeout(ctx, h.cfg.attemptTimeout())
+	defer cancel()
+	_, err := h.kv.Get(gctx, nodeKey(b))
+	return err == nil || !(errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted))
+}
+
+func (h *Hub) silentFor(b byte) time.Duration {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	p := h.peers[b]
+	if p == nil || p.lastSeen.IsZero() {
+		return 0
+	}
+	return time.Since(p.lastSeen)
+}
+
+// Statuses carried in Wsg-Status, and the errors they stand for.
+func replyError(m *nats.Msg) error {
+	st := m.Header.Get(hdrStatus)
+	text := m.Header.Get(hdrError)
+	switch st {
+	case "200", "204":
+		return nil
+	case "410":
+		return hub.ErrGone
+	case "429":
+		if text != "" {
+			return fmt.Errorf("%w: %s", hub.ErrLimitExceeded, text)
+		}
+		return hub.ErrQueueFull
+	}
+	return fmt.Errorf("%w: %s %s", hub.ErrUnavailable, st, text)
+}
+
+func status(err error) (string, string) {
+	var limit string
+	switch {
+	case err == nil:
+		return "200", ""
+	case errors.Is(err, hub.ErrGone):
+		return "410", ""
+	case errors.Is(err, hub.ErrQueueFull):
+		return "429", ""
+	case errors.Is(err, hub.ErrLimitExceeded):
+		limit = err.Error()
+		if s, ok := cutPrefix(limit, hub.ErrLimitExceeded.Error()+": "); ok {
+			limit = s
+		}
+		return "429", limit
+	}
+	return "500", err.Error()
+}
+
+func cutPrefix(s, p string) (string, bool) {
+	if len(s) >= len(p) && s[:len(p)] == p {
+		return s[len(p):], true
+	}
+	return s, false
+}
+
+func respond(m *nats.Msg, err error, body []byte) {
+	st, text := status(err)
+	r := nats.NewMsg(m.Reply)
+	r.Header.Set(hdrStatus, st)
+	if text != "" {
+		r.Header.Set(hdrError, text)
+	}
+	r.Data = body
+	_ = m.RespondMsg(r)
+}
+
+// expired reports whether the origin has given up on m (or is about to):
+// then the owner does nothing, so a 500 after a timeout means "not done".
+func expired(m *nats.Msg) bool {
+	ms, err := strconv.ParseInt(m.Header.Get(hdrDeadline), 10, 64)
+	return err != nil || time.Now().After(time.UnixMilli(ms).Add(-100*time.Millisecond))
+}
+
+// handleConn serves wsg.<name>.n.<self>.c: one op on one of this node's
+// connections. Every op is non-blocking (hub.Memory's contract), but a
+// first join, which subscribes the group and flushes.
+func (h *Hub) handleConn(m *nats.Msg) {
+	if expired(m) {
+		return
+	}
+	id := m.Header.Get(hdrConn)
+	switch m.Header.Get(hdrOp) {
+	case "ping":
+		respond(m, nil, nil)
+	case "post":
+		respond(m, h.sendLocal(m.Header.Get(hdrReq), id, hub.NewMessage(m.Data)), nil)
+	case "get":
+		info, err := h.mem.Info(h.ctx, id)
+		var body []byte
+		if err == nil {
+			body, _ = json.Marshal(info)
+		}
+		respond(m, err, body)
+	case "delete":
+		r, ok := hub.CloseReasonByLabel(m.Header.Get(hdrReason))
+		if !ok {
+			respond(m, fmt.Errorf("unknown close reason %q", m.Header.Get(hdrReason)), nil)
+			return
+		}
+		respond(m, h.dedupe.do(m.Header.Get(hdrReq), func() error { return h.mem.Disconnect(h.ctx, id, r) }), nil)
+	case "join":
+		respond(m, h.joinLocal(m.Header.Get(hdrGroup), id), nil)
+	case "leave":
+		respond(m, h.mem.Leave(h.ctx, m.Header.Get(hdrGroup), id), nil)
+	default:
+		respond(m, fmt.Errorf("unknown op %q", m.Header.Get(hdrOp)), nil)
+	}
+}
+
+// Nodes implements hub.Router: the registry's entries with the last
+// heartbeat of each, ascending by byte.
+func (h *Hub) Nodes(context.Context) ([]hub.Node, error) {
+	now := time.Now()
+	h.mu.RLock()
+	out := make([]hub.Node, 0, len(h.peers))
+	for b, p := range h.peers {
+		if !p.present {
+			continue
+		}
+		n := hub.Node{ID: hub.NodeHex(b), Name: p.e.Name, State: p.e.State, HTTP: p.e.HTTP}
+		if b == h.self {
+			n.Connections, n.Groups = h.mem.Len(), h.mem.GroupCount()
+		} else if !p.lastSeen.IsZero() && p.hb.Inc == p.e.Inc {
+			n.Connections, n.Groups = p.hb.Conns, p.hb.Groups
+			n.LastSeenMillis = now.Sub(p.lastSeen).Milliseconds()
+		}
+		out = append(out, n)
+	}
+	h.mu.RUnlock()
+	slices.SortFunc(out, func(a, b hub.Node) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// live returns the bytes of the other nodes a listing must ask.
+func (h *Hub) live() []byte {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	var out []byte
+	for b, p := range h.peers {
+		if b != h.self && p.present && p.e.State == "up" {
+			out = append(out, b)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+var workerCount = runtime.GOMAXPROCS(0)

@@ -1,0 +1,198 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/wsgate/wsgate/hub"
+)
+
+type membersReply struct {
+	IDs  []string `json:"ids"`
+	More bool     `json:"more"`
+}
+
+type connsReply struct {
+	Infos []hub.Info `json:"infos"`
+	More  bool       `json:"more"`
+}
+
+type countReply struct {
+	Connections int `json:"connections"`
+}
+
+// handleQuery serves wsg.<name>.n.<self>.q: this node's part of a listing
+// or a count.
+func (h *Hub) handleQuery(m *nats.Msg) {
+	if expired(m) {
+		return
+	}
+	p := hub.Page{After: m.Header.Get(hdrAfter)}
+	p.Limit, _ = strconv.Atoi(m.Header.Get(hdrLimit))
+	var body any
+	var err error
+	switch m.Header.Get(hdrOp) {
+	case "members":
+		var r membersReply
+		var next string
+		r.IDs, next, err = h.mem.Members(h.ctx, m.Header.Get(hdrGroup), p)
+		r.More = next != ""
+		body = r
+	case "conns":
+		var r connsReply
+		var next string
+		r.Infos, next, err = h.mem.Connections(h.ctx, p)
+		r.More = next != ""
+		body = r
+	case "count":
+		var r countReply
+		r.Connections, err = h.mem.Count(h.ctx, m.Header.Get(hdrGroup))
+		body = r
+	default:
+		err = fmt.Errorf("unknown query %q", m.Header.Get(hdrOp))
+	}
+	var b []byte
+	if err == nil {
+		b, _ = json.Marshal(body)
+	}
+	respond(m, err, b)
+}
+
+// scatter sends one query to every other live node in parallel and calls
+// collect with each reply's body. A node found gone meanwhile is skipped
+// (its connections left every listing with it); any other failure fails
+// the whole call: never a silent partial page.
+func (h *Hub) scatter(ctx context.Context, op, group string, p hub.Page, collect func([]byte) error) error {
+	nodes := h.live()
+	errs := make([]error, len(nodes))
+	bodies := make([][]byte, len(nodes))
+	var wg sync.WaitGroup
+	for i, b := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg := nats.NewMsg(h.subject(b, "q"))
+			msg.Header.Set(hdrOp, op)
+			if group != "" {
+				msg.Header.Set(hdrGroup, group)
+			}
+			msg.Header.Set(hdrAfter, p.After)
+			msg.Header.Set(hdrLimit, strconv.Itoa(p.Limit))
+			reply, err := h.call(ctx, b, msg)
+			if errors.Is(err, hub.ErrGone) {
+				return
+			}
+			bodies[i], errs[i] = replyBody(reply), err
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("%w: node %s: %v", hub.ErrUnavailable, hub.NodeHex(nodes[i]), err)
+		}
+	}
+	for i, b := range bodies {
+		if b == nil {
+			continue
+		}
+		if err := collect(b); err != nil {
+			return fmt.Errorf("%w: node %s answered %v", hub.ErrUnavailable, hub.NodeHex(nodes[i]), err)
+		}
+	}
+	return nil
+}
+
+func replyBody(m *nats.Msg) []byte {
+	if m == nil {
+		return nil
+	}
+	return m.Data
+}
+
+// Members implements hub.Router: each node's first page after the token,
+// merged. The global first Limit ids after the token are in the union of
+// every node's first Limit, so the page is exact; the token is the last
+// id, as on a single node.
+func (h *Hub) Members(ctx context.Context, group string, p hub.Page) ([]string, string, error) {
+	ids, next, err := h.mem.Members(ctx, group, p)
+	if err != nil {
+		return nil, "", err
+	}
+	more := next != ""
+	err = h.scatter(ctx, "members", group, p, func(b []byte) error {
+		var r membersReply
+		if err := json.Unmarshal(b, &r); err != nil {
+			return err
+		}
+		ids = append(ids, r.IDs...)
+		more = more || r.More
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	slices.Sort(ids)
+	ids, next = cut(ids, p.Limit, more, func(id string) string { return id })
+	return ids, next, nil
+}
+
+// Connections implements hub.Router, merged as Members.
+func (h *Hub) Connections(ctx context.Context, p hub.Page) ([]hub.Info, string, error) {
+	infos, next, err := h.mem.Connections(ctx, p)
+	if err != nil {
+		return nil, "", err
+	}
+	more := next != ""
+	err = h.scatter(ctx, "conns", "", p, func(b []byte) error {
+		var r connsReply
+		if err := json.Unmarshal(b, &r); err != nil {
+			return err
+		}
+		infos = append(infos, r.Infos...)
+		more = more || r.More
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	slices.SortFunc(infos, func(a, b hub.Info) int { return strings.Compare(a.ConnectionID, b.ConnectionID) })
+	infos, next = cut(infos, p.Limit, more, func(in hub.Info) string { return in.ConnectionID })
+	return infos, next, nil
+}
+
+// cut keeps the first limit items (all when limit is 0); the token is the
+// last kept id when more exist anywhere.
+func cut[T any](items []T, limit int, more bool, id func(T) string) ([]T, string) {
+	if limit > 0 && len(items) > limit {
+		items, more = items[:limit], true
+	}
+	if !more || len(items) == 0 {
+		return items, ""
+	}
+	return items, id(items[len(items)-1])
+}
+
+// Count implements hub.Router: the members on every node, summed.
+func (h *Hub) Count(ctx context.Context, group string) (int, error) {
+	n, err := h.mem.Count(ctx, group)
+	if err != nil {
+		return 0, err
+	}
+	err = h.scatter(ctx, "count", group, hub.Page{}, func(b []byte) error {
+		var r countReply
+		if err := json.Unmarshal(b, &r); err != nil {
+			return err
+		}
+		n += r.Connections
+		return nil
+	})
+	return n, err
+}

@@ -1,0 +1,534 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/wsgate/wsgate/hub"
+)
+
+// entry is a node's registry value, key node.<NN>.
+type entry struct {
+	Name      string `json:"name"`
+	Inc       string `json:"inc"`
+	StartedAt int64  `json:"startedAt"`
+	HTTP      string `json:"http,omitempty"`
+	Renewed   int64  `json:"renewed"` // unix ms of the write
+	State     string `json:"state"`   // up | gone
+	By        string `json:"by,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// peer is what this node knows of another (or itself).
+type peer struct {
+	e       entry
+	rev     uint64
+	present bool // the registry holds an entry for the byte
+	// localGone: taken for gone here while the registry could not commit
+	// it (its stream was electing a leader); committed later, or cleared
+	// if the same incarnation is heard again.
+	localGone bool
+	lastSeen  time.Time // last heartbeat, or when the entry appeared
+	hb        heartbeat
+}
+
+type heartbeat struct {
+	Node   string `json:"node"`
+	Name   string `json:"name"`
+	Inc    string `json:"inc"`
+	State  string `json:"state"`
+	Conns  int    `json:"conns"`
+	Groups int    `json:"groups"`
+	HTTP   string `json:"http,omitempty"`
+	T      int64  `json:"t"`
+}
+
+func newIncarnation() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func nodeKey(b byte) string { return "node." + hub.NodeHex(b) }
+
+func keyNode(key string) (byte, bool) {
+	hx, ok := strings.CutPrefix(key, "node.")
+	if !ok || len(hx) != 2 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(hx, 16, 8)
+	if err != nil || v > hub.MaxNode {
+		return 0, false
+	}
+	return byte(v), true
+}
+
+// openBucket creates the registry bucket if missing, retrying until the
+// deadline: a JetStream cluster whose servers start together needs a few
+// seconds to elect its leaders.
+func (h *Hub) openBucket(ctx context.Context, replicas int) error {
+	js, err := jetstream.New(h.ctl)
+	if err != nil {
+		return err
+	}
+	cfg := jetstream.KeyValueConfig{
+		Bucket:         "WSGATE_" + h.cfg.Name + "_NODES",
+		History:        1,
+		TTL:            h.cfg.lease(),
+		Storage:        jetstream.FileStorage,
+		Replicas:       replicas,
+		LimitMarkerTTL: time.Second,
+	}
+	for {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		kv, err := js.KeyValue(actx, cfg.Bucket)
+		if err != nil {
+			h.log.Debug("registry bucket not found", "error", err)
+			kv, err = js.CreateKeyValue(actx, cfg)
+		}
+		cancel()
+		if err == nil {
+			h.kv = kv
+			return nil
+		}
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && cfg.Replicas > 1 && (apiErr.ErrorCode == 10074 || apiErr.ErrorCode == 10023) {
+			// replicas > 1 unsupported (no JetStream cluster) or not
+			// enough JetStream servers: fewer replicas.
+			cfg.Replicas--
+			continue
+		}
+		h.log.Debug("registry bucket not ready", "error", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the node registry (JetStream KV %s) did not answer: %w", cfg.Bucket, err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// watch follows the registry; ready is closed once the initial values are in.
+func (h *Hub) watch(ctx context.Context, ready chan<- struct{}) {
+	defer h.wg.Done()
+	for ctx.Err() == nil {
+		w, err := h.kv.WatchAll(ctx)
+		if err != nil {
+			h.log.Warn("cluster registry watch failed; retrying", "error", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for up := range w.Updates() {
+			if up == nil {
+				if ready != nil {
+					close(ready)
+					ready = nil
+				}
+				continue
+			}
+			h.apply(up)
+		}
+		_ = w.Stop()
+	}
+}
+
+// apply records one registry change.
+func (h *Hub) apply(up jetstream.KeyValueEntry) {
+	b, ok := keyNode(up.Key())
+	if !ok {
+		return
+	}
+	h.mu.Lock()
+	p := h.peer(b)
+	if up.Revision() < p.rev {
+		h.mu.Unlock()
+		return // older than what a CAS of ours already recorded
+	}
+	p.rev = up.Revision()
+	if up.Operation() != jetstream.KeyValuePut {
+		p.present = false // deleted at shutdown, or expired (TTL marker)
+		p.e = entry{}
+	} else {
+		var e entry
+		if json.Unmarshal(up.Value(), &e) == nil {
+			if !p.present || p.e.Inc != e.Inc {
+				p.lastSeen = time.Now() // a new incarnation gets a fresh heartbeat clock
+			}
+			p.e, p.present = e, true
+		}
+	}
+	mine := b == h.self && h.claimed && (!p.present || p.e.Inc != h.inc || p.e.State != "up")
+	h.mu.Unlock()
+	if mine {
+		h.startFence("this node's registry entry was taken or declared gone")
+	}
+}
+
+// peer returns the record of b, creating it; h.mu must be held.
+func (h *Hub) peer(b byte) *peer {
+	p := h.peers[b]
+	if p == nil {
+		p = &peer{}
+		h.peers[b] = p
+	}
+	return p
+}
+
+func (h *Hub) me() []byte {
+	b, _ := json.Marshal(entry{Name: h.cfg.Node.Name, Inc: h.incarnation(), StartedAt: h.started.UnixMilli(), HTTP: h.http, State: "up", Renewed: time.Now().UnixMilli()})
+	return b
+}
+
+// claim takes a node byte: the configured one, or with auto the first free
+// one from a hash of the node name. Bytes never held (or released) are
+// tried before bytes declared gone, so a fenced node usually finds its own
+// byte still free to take back.
+func (h *Hub) claim(ctx context.Context) error {
+	for {
+		err := h.claimOnce(ctx)
+		var final *finalError
+		if err == nil || errors.As(err, &final) {
+			return err
+		}
+		// The registry's stream may still be electing its leader (a
+		// JetStream cluster starting together, a loaded machine).
+		h.log.Debug("claiming a node byte failed; retrying", "error", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// finalError is a claim failure that retrying does not cure.
+type finalError struct{ msg string }
+
+func (e *finalError) Error() string { return e.msg }
+
+func (h *Hub) claimOnce(ctx context.Context) error {
+	if b, ok := h.cfg.Node.ID.Static(); ok {
+		ok, err := h.claimByte(ctx, b, true)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			h.mu.RLock()
+			p := h.peer(b)
+			e := p.e
+			h.mu.RUnlock()
+			return &finalError{fmt.Sprintf("cluster.node.id %d is held by %s (incarnation %s, since %s); choose another id or use auto",
+				b, e.Name, e.Inc, time.UnixMilli(e.StartedAt).UTC().Format(time.RFC3339))}
+		}
+		return nil
+	}
+	f := fnv.New32a()
+	_, _ = f.Write([]byte(h.cfg.Node.Name))
+	start := f.Sum32() % (hub.MaxNode + 1)
+	for _, takeGone := range []bool{false, true} {
+		for i := range uint32(hub.MaxNode + 1) {
+			b := byte((start + i) % (hub.MaxNode + 1))
+			ok, err := h.claimByte(ctx, b, takeGone)
+			if err != nil {
+				return err
+			}
+			if ok {
+				return nil
+			}
+		}
+	}
+	return &finalError{"no free node byte: 255 nodes hold every one"}
+}
+
+// claimByte tries to own b by compare-and-set.
+func (h *Hub) claimByte(ctx context.Context, b byte, takeGone bool) (bool, error) {
+	key := nodeKey(b)
+	rev, err := h.kv.Create(ctx, key, h.me())
+	if err == nil {
+		h.own(b, rev)
+		return true, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return false, fmt.Errorf("claiming node byte %d: %w", b, err)
+	}
+	cur, err := h.kv.Get(ctx, key)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			return false, nil // changed meanwhile; the next pass may get it
+		}
+		return false, fmt.Errorf("claiming node byte %d: %w", b, err)
+	}
+	var e entry
+	_ = json.Unmarshal(cur.Value(), &e)
+	h.mu.Lock()
+	p := h.peer(b)
+	if cur.Revision() >= p.rev {
+		p.e, p.rev, p.present = e, cur.Revision(), true
+	}
+	h.mu.Unlock()
+	take := takeGone && e.State == "gone"
+	if !take && e.Name == h.cfg.Node.Name && e.Inc != "" && e.Inc == h.prevIncarnation() {
+		take = true // this process's own entry, before a fence
+	}
+	if !take && e.Name == h.cfg.Node.Name && e.Inc != h.incarnation() {
+		// My previous incarnation, if it answers nothing, crashed.
+		take = h.silent(ctx, b)
+	}
+	if !take {
+		return false, nil
+	}
+	rev, err = h.kv.Update(ctx, key, h.me(), cur.Revision())
+	if err != nil {
+		return false, nil // someone else moved first
+	}
+	h.own(b, rev)
+	return true, nil
+}
+
+func (h *Hub) own(b byte, rev uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.self, h.ownRev, h.claimed, h.renewedAt = b, rev, true, time.Now()
+	p := h.peer(b)
+	if rev >= p.rev {
+		p.rev, p.present = rev, true
+		p.e = entry{Name: h.cfg.Node.Name, Inc: h.inc, StartedAt: h.started.UnixMilli(), HTTP: h.http, State: "up"}
+	}
+}
+
+// silent reports whether node b's subject had no responders for goneGrace.
+func (h *Hub) silent(ctx context.Context, b byte) bool {
+	deadline := time.Now().Add(h.cfg.goneGrace())
+	for {
+		msg := nats.NewMsg(h.subject(b, "c"))
+		msg.Header.Set(hdrOp, "ping")
+		msg.Header.Set(hdrDeadline, strconv.FormatInt(time.Now().Add(h.cfg.attemptTimeout()).UnixMilli(), 10))
+		_, err := h.ctl.RequestMsgWithContext(ctx, msg)
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return false
+		}
+		if time.Now().After(deadline) {
+			return true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// renew rewrites this node's entry by compare-and-set; it fences when the
+// entry was taken or declared gone, or could not be renewed for a lease.
+func (h *Hub) renew(ctx context.Context) {
+	h.mu.RLock()
+	b, rev, last, claimed := h.self, h.ownRev, h.renewedAt, h.claimed
+	h.mu.RUnlock()
+	if !claimed {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, h.cfg.requestTimeout())
+	nrev, err := h.kv.Update(rctx, nodeKey(b), h.me(), rev)
+	cancel()
+	switch {
+	case err == nil:
+		h.mu.Lock()
+		if h.ownRev == rev {
+			h.ownRev, h.renewedAt = nrev, time.Now()
+		}
+		h.mu.Unlock()
+	case errors.Is(err, jetstream.ErrKeyExists), isWrongSequence(err):
+		h.startFence("this node's registry entry changed under it: " + err.Error())
+	case time.Since(last) >= h.cfg.lease():
+		h.startFence("the registry could not be renewed for a lease: " + err.Error())
+	default:
+		h.log.Warn("cluster registry renewal failed", "error", err)
+	}
+}
+
+func isWrongSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
+// declareGone commits node b as gone. It reads the entry from the
+// registry (not the watcher's copy) and writes "gone" by compare-and-set
+// against that revision, unless the entry was written within the evidence
+// window (the node renewed: it is alive) or holds another incarnation. When
+// the registry cannot answer within an attempt (its stream may be electing
+// a leader: the dead node may have led it, measured 4–20 s), b is taken for
+// gone here at once and the commit is retried every heartbeat; it is
+// undone if the same incarnation is heard again. It reports whether b is
+// gone now.
+func (h *Hub) declareGone(ctx context.Context, b byte, reason string) bool {
+	h.mu.RLock()
+	p := h.peers[b]
+	var seen entry
+	present := p != nil && p.present
+	if present {
+		seen = p.e
+	}
+	h.mu.RUnlock()
+	if !present || seen.State == "gone" {
+		return true
+	}
+	window := h.cfg.goneGrace() + h.cfg.attemptTimeout()
+	if reason == "silent" {
+		window = h.cfg.nodeTimeout()
+	}
+	gctx, cancel := context.WithTimeout(ctx, h.cfg.attemptTimeout())
+	defer cancel()
+	cur, err := h.kv.Get(gctx, nodeKey(b))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
+		h.mu.Lock()
+		h.peer(b).present = false
+		h.mu.Unlock()
+		return true
+	case err != nil:
+		return h.goneLocally(b, seen, reason, err)
+	}
+	var e entry
+	_ = json.Unmarshal(cur.Value(), &e)
+	if e.State == "gone" {
+		h.record(b, e, cur.Revision())
+		return true
+	}
+	if e.Inc != seen.Inc || time.Since(time.UnixMilli(e.Renewed)) < window {
+		return false // a new incarnation, or it renewed while we waited: alive
+	}
+	e.State, e.By, e.Reason = "gone", h.cfg.Node.Name, reason
+	val, _ := json.Marshal(e)
+	nrev, err := h.kv.Update(gctx, nodeKey(b), val, cur.Revision())
+	switch {
+	case err == nil:
+		h.record(b, e, nrev)
+		h.log.Warn("cluster node declared gone", "node", hub.NodeHex(b), "name", e.Name, "reason", reason)
+		return true
+	case isWrongSequence(err):
+		return false // it renewed meanwhile
+	}
+	return h.goneLocally(b, seen, reason, err)
+}
+
+// record stores an entry this node wrote or read.
+func (h *Hub) record(b byte, e entry, rev uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if p := h.peer(b); rev >= p.rev {
+		p.e, p.rev, p.present, p.localGone = e, rev, true, false
+	}
+}
+
+// goneLocally takes b for gone on this node only (the registry did not
+// answer).
+func (h *Hub) goneLocally(b byte, seen entry, reason string, err error) bool {
+	h.mu.Lock()
+	p := h.peer(b)
+	first := !p.localGone && p.e.Inc == seen.Inc
+	if p.e.Inc == seen.Inc {
+		p.localGone = true
+	}
+	gone := p.localGone
+	h.mu.Unlock()
+	if first {
+		h.log.Warn("cluster node taken for gone; the registry did not answer, committing later", "node", hub.NodeHex(b), "name", seen.Name, "reason", reason, "error", err)
+	}
+	return gone
+}
+
+// commitLocalGone retries the registry commit of nodes taken for gone here.
+func (h *Hub) commitLocalGone() {
+	h.mu.RLock()
+	var pending []byte
+	for b, p := range h.peers {
+		if p.localGone {
+			pending = append(pending, b)
+		}
+	}
+	h.mu.RUnlock()
+	for _, b := range pending {
+		if !h.declareGone(h.ctx, b, "no responders") {
+			h.mu.Lock()
+			h.peer(b).localGone = false // alive after all
+			h.mu.Unlock()
+		}
+	}
+}
+
+// gone reports whether b is known gone: its entry says so, or the entry
+// was removed. unknown is true when the registry never had it.
+func (h *Hub) gone(b byte) (gone, known bool) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	p := h.peers[b]
+	if p == nil {
+		return false, false
+	}
+	return !p.present || p.e.State == "gone" || p.localGone, true
+}
+
+// startFence runs fence once at a time.
+func (h *Hub) startFence(why string) {
+	if h.closing.Load() || !h.fencing.CompareAndSwap(false, true) {
+		return
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		defer h.fencing.Store(false)
+		h.fence(why)
+	}()
+}
+
+// fence closes every client connection (another node may already answer
+// 410 for them) and registers a new incarnation under the same byte.
+func (h *Hub) fence(why string) {
+	h.log.Error("cluster node fenced: closing every connection", "reason", why)
+	h.fenced.Add(1)
+	h.mem.Each(func(c hub.Conn) bool {
+		c.Close(hub.CloseFenced)
+		return true
+	})
+	h.mu.Lock()
+	h.prevInc, h.inc = h.inc, newIncarnation()
+	b := h.self
+	h.mu.Unlock()
+	for !h.closing.Load() {
+		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.requestTimeout())
+		ok, err := h.claimByte(ctx, b, true)
+		cancel()
+		if ok {
+			h.log.Info("cluster node registered again", "node", hub.NodeHex(b), "inc", h.incarnation())
+			return
+		}
+		h.log.Warn("cluster node cannot take its byte back yet", "node", hub.NodeHex(b), "error", err)
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (h *Hub) prevIncarnation() string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.prevInc
+}
+
+func (h *Hub) incarnation() string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.inc
+}
