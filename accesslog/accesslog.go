@@ -119,12 +119,12 @@ var _ gateway.Observer = (*Logger)(nil)
 
 // Request implements gateway.Observer: it formats r's line and queues it,
 // or drops it when the buffer is full.
-func (l *Logger) Request(r *gateway.Record) {
+func (l *Logger) Request(r gateway.Record) {
 	b, _ := l.pool.Get().(*[]byte)
 	if b == nil {
 		b = new([]byte)
 	}
-	line := l.format.Append((*b)[:0], r, &l.static)
+	line := l.format.Append((*b)[:0], &r, &l.static)
 	line = append(line, '\n')
 	l.mu.RLock()
 	defer l.mu.RUnlock()

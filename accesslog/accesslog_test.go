@@ -92,7 +92,7 @@ func TestFullBufferDrops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Request(record())
+	l.Request(*record())
 	select { // the writer flushed the first line and is stuck in Write
 	case <-w.entered:
 	case <-time.After(10 * time.Second):
@@ -102,7 +102,7 @@ func TestFullBufferDrops(t *testing.T) {
 	go func() {
 		defer close(done)
 		for range 99 {
-			l.Request(record())
+			l.Request(*record())
 		}
 	}()
 	select {
@@ -128,5 +128,5 @@ func TestFullBufferDrops(t *testing.T) {
 	if got := w.buf.String(); got != strings.Repeat("req-1\n", 5) {
 		t.Errorf("wrote %q", got)
 	}
-	l.Request(record()) // after Close: ignored, no panic
+	l.Request(*record()) // after Close: ignored, no panic
 }

@@ -15,8 +15,10 @@ import (
 type Observer interface {
 	// Request is called once per handshake attempt (CONNECT, whatever its
 	// outcome), per client message (MESSAGE) and per closed connection
-	// (DISCONNECT, after its $disconnect integration returned).
-	Request(r *Record)
+	// (DISCONNECT, after its $disconnect integration returned). The
+	// record is passed by value, so that making one costs the gateway no
+	// allocation.
+	Request(r Record)
 	// Management is called once per management API request
 	// (/{stage}/@connections..., @groups..., extensions) when it is
 	// answered: its operation (one of the Op* constants), HTTP status and
@@ -28,7 +30,7 @@ type Observer interface {
 type Observers []Observer
 
 // Request implements Observer.
-func (os Observers) Request(r *Record) {
+func (os Observers) Request(r Record) {
 	for _, o := range os {
 		o.Request(r)
 	}
@@ -76,7 +78,7 @@ const (
 
 // Record is one CONNECT, MESSAGE or DISCONNECT as observed: the fields of
 // API Gateway's $context variables for WebSocket access logs, and what
-// the metrics count. It is valid only during the Observer call.
+// the metrics count.
 type Record struct {
 	EventType    string // EventConnect, EventMessage or EventDisconnect
 	RequestID    string
@@ -252,10 +254,10 @@ func (c *Config) RouteKeys() []string {
 	return keys
 }
 
-// observe hands r to the observer, if there is one.
+// observe hands a copy of r to the observer, if there is one.
 func (g *Gateway) observe(r *Record) {
 	if g.obs != nil {
-		g.obs.Request(r)
+		g.obs.Request(*r)
 	}
 }
 

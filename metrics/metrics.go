@@ -148,7 +148,7 @@ func (m *Metrics) route(key string) *routeSeries {
 var _ gateway.Observer = (*Metrics)(nil)
 
 // Request implements gateway.Observer.
-func (m *Metrics) Request(r *gateway.Record) {
+func (m *Metrics) Request(r gateway.Record) {
 	rs := m.route(r.RouteKey)
 	switch r.EventType {
 	case gateway.EventConnect:
