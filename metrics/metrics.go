@@ -20,13 +20,16 @@ package metrics
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/wsgate/wsgate/gateway"
 )
@@ -184,4 +187,47 @@ func (m *Metrics) Request(r gateway.Record) {
 func (m *Metrics) Management(op string, status int, d time.Duration) {
 	m.mgmtRequests.WithLabelValues(op, strconv.Itoa(status)).Inc()
 	m.mgmtDurations.WithLabelValues(op).Observe(d.Seconds())
+}
+
+// Route is one route's totals, for the admin page.
+type Route struct {
+	Key string `json:"route"`
+	// Messages counts client messages; Errors the integration, client and
+	// execution errors.
+	Messages, Errors uint64
+	// Latency sums the integration calls' seconds over Calls calls.
+	Latency float64
+	Calls   uint64
+}
+
+// Routes reads each route's totals, sorted by route key.
+func (m *Metrics) Routes() []Route {
+	m.mu.RLock()
+	keys := make([]string, 0, len(m.routes))
+	series := make([]*routeSeries, 0, len(m.routes))
+	for k, rs := range m.routes {
+		keys = append(keys, k)
+		series = append(series, rs)
+	}
+	m.mu.RUnlock()
+	out := make([]Route, len(keys))
+	for i, rs := range series {
+		r := Route{Key: keys[i], Messages: counterValue(rs.messagesIn)}
+		r.Errors = counterValue(rs.integErrors) + counterValue(rs.clientErrors) + counterValue(rs.execErrors)
+		var pb dto.Metric
+		if h, ok := rs.latency.(prometheus.Metric); ok && h.Write(&pb) == nil && pb.Histogram != nil {
+			r.Latency, r.Calls = pb.Histogram.GetSampleSum(), pb.Histogram.GetSampleCount()
+		}
+		out[i] = r
+	}
+	slices.SortFunc(out, func(a, b Route) int { return strings.Compare(a.Key, b.Key) })
+	return out
+}
+
+func counterValue(c prometheus.Counter) uint64 {
+	var pb dto.Metric
+	if c.Write(&pb) != nil || pb.Counter == nil {
+		return 0
+	}
+	return uint64(pb.Counter.GetValue())
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -14,13 +15,15 @@ import (
 	"github.com/wsgate/wsgate/accesslog"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/integration"
+	"github.com/wsgate/wsgate/internal/adminui"
 	"github.com/wsgate/wsgate/internal/confcheck"
 	"github.com/wsgate/wsgate/metrics"
 	"github.com/wsgate/wsgate/streams"
 )
 
-// AdminConfig is the admin listener: Prometheus metrics and health
-// checks, on an address of its own so they stay off the public port.
+// AdminConfig is the admin listener: Prometheus metrics, health checks and
+// the admin page, on an address of its own so they stay off the public
+// port.
 type AdminConfig struct {
 	// Listen is the admin listener's address, e.g. "127.0.0.1:9090".
 	// Required when the admin block is present; without the block there
@@ -53,13 +56,21 @@ func (c *Config) resolveAccessLogPath(dir string) {
 
 // observers builds what watches the gateway: the metrics registry (when
 // there is an admin listener) and the access log (when configured).
-func (s *Server) observers() (gateway.Observer, error) {
+// Check (mode checkOnly) opens no access log file: it only checks that
+// the file's directory exists.
+func (s *Server) observers(mode provisionMode) (gateway.Observer, error) {
 	var obs gateway.Observers
 	if s.cfg.Admin != nil {
 		s.metrics = metrics.New(s.cfg.RouteKeys())
 		obs = append(obs, s.metrics)
 	}
-	if s.cfg.AccessLog != nil {
+	if al := s.cfg.AccessLog; al != nil && mode == checkOnly {
+		if d := al.Destination; d != "stdout" && d != "stderr" {
+			if fi, err := os.Stat(filepath.Dir(d)); err != nil || !fi.IsDir() {
+				return nil, fmt.Errorf("access log: %s is not a directory", filepath.Dir(d))
+			}
+		}
+	} else if al != nil {
 		l, err := accesslog.Open(*s.cfg.AccessLog, accesslog.Static{APIID: s.cfg.APIID, Stage: s.cfg.Stage})
 		if err != nil {
 			return nil, err
@@ -108,6 +119,8 @@ func (s *Server) listenAdmin() error {
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.HandleFunc("GET /healthz", s.serveHealthz)
 	mux.HandleFunc("GET /readyz", s.serveReadyz)
+	// Credentials reload: the page asks for the ones in force.
+	mux.Handle("/", adminui.New(adminSource{s}, func() map[string]string { return s.cur.Load().adminCredentials() }))
 	s.adminLn = ln
 	s.admin = &http.Server{
 		Handler:           mux,

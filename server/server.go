@@ -391,7 +391,7 @@ func (s *Server) provision(endpoint string, mode provisionMode) error {
 	if err != nil {
 		return err
 	}
-	obs, err := s.observers()
+	obs, err := s.observers(mode)
 	if err != nil {
 		_ = s.functions.Close()
 		return err
