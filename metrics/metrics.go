@@ -91,7 +91,7 @@ func New(routeKeys []string) *Metrics {
 		Namespace: namespace, Name: "integration_latency_seconds", Buckets: latencyBuckets,
 		Help: "Time from calling an integration to its answer: API Gateway's IntegrationLatency.",
 	}, route)
-	m.throttled = counterVec("throttled_total", "Handshakes and messages answered Too Many Requests (429) because an in-flight bound was full.", route...)
+	m.throttled = counterVec("throttled_total", "Handshakes and messages answered Too Many Requests (429): refused by a token bucket (throttling, connectionThrottling) or a full in-flight bound.", route...)
 	m.authLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: namespace, Name: "authorizer_latency_seconds", Buckets: latencyBuckets,
 		Help: "Time the REQUEST authorizer took per handshake, cache hits included.",

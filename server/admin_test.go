@@ -264,6 +264,37 @@ func TestMetricsCountTraffic(t *testing.T) {
 	})
 }
 
+// TestMetricsCountThrottling: a message refused by its route's token
+// bucket and a handshake refused by connectionThrottling are client
+// errors and throttled requests, as API Gateway counts them.
+func TestMetricsCountThrottling(t *testing.T) {
+	srv := startServer(t, interopConfig+`admin: { listen: "127.0.0.1:0" }
+connectionThrottling: { rateLimit: 0.001, burstLimit: 1 }
+routes:
+  slow: { integration: { type: mock }, routeResponseSelectionExpression: "$default", throttling: { rateLimit: 0.001, burstLimit: 1 } }
+`)
+	c := dial(t, srv)
+	for range 2 {
+		if err := c.WriteMessage(websocket.TextMessage, []byte(`{"action":"slow"}`)); err != nil {
+			t.Fatal(err)
+		}
+		read(t, c)
+	}
+	if _, resp, err := websocket.DefaultDialer.Dial("ws://"+srv.Addr()+"/dev", nil); err == nil || resp == nil || resp.StatusCode != 429 {
+		t.Fatalf("second handshake: %v %v, want 429", resp, err)
+	}
+	testenv.Eventually(t, 15*time.Second, func() error {
+		return checkMetrics(scrape(t, srv), []want{
+			{"wsgate_messages_received_total", []string{"route", "slow"}, 2},
+			{"wsgate_throttled_total", []string{"route", "slow"}, 1},
+			{"wsgate_client_errors_total", []string{"route", "slow"}, 1},
+			{"wsgate_throttled_total", []string{"route", "$connect"}, 1},
+			{"wsgate_handshakes_total", []string{"outcome", "throttled"}, 1},
+			{"wsgate_handshakes_total", []string{"outcome", "ok"}, 1},
+		})
+	})
+}
+
 // TestMetricsLabelsAreBounded: messages naming a thousand different
 // routes that do not exist add no series: the route label only takes
 // configured route keys.
