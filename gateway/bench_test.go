@@ -6,6 +6,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/integration"
 )
 
 // BenchmarkPublish measures one group publish, from the POST to the last
@@ -43,5 +48,25 @@ func BenchmarkPublish(b *testing.B) {
 			}
 			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
 		})
+	}
+}
+
+// BenchmarkEcho is one message's round trip through a two-way mock route
+// with a real WebSocket client: the per-message path (reader, route
+// selection, event, integration, answer).
+func BenchmarkEcho(b *testing.B) {
+	cfg := baseConfig()
+	cfg.Routes["echo"] = gateway.Route{Integration: &integration.Config{Type: "mock"}, RouteResponseSelectionExpression: "$default"}
+	tg := startGateway(b, cfg)
+	c := tg.dial(b, nil)
+	msg := []byte(`{"action":"echo","data":"0123456789abcdef0123456789abcdef"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := c.WriteMessage(websocket.TextMessage, msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := c.ReadMessage(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

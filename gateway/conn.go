@@ -119,6 +119,11 @@ func (c *conn) send(frame []byte, data, inline bool) error {
 			slow = true
 		}
 		c.mu.Unlock()
+		if inline {
+			c.gw.stats.queueFull.Add(1)
+		} else {
+			c.gw.stats.groupSkipped.Add(1)
+		}
 		if slow {
 			c.closeWith(closeSlowConsumer)
 		}
@@ -127,6 +132,7 @@ func (c *conn) send(frame []byte, data, inline bool) error {
 	c.writeOrQueueLocked(frame, inline)
 	if data {
 		c.touch()
+		c.gw.stats.messagesOut.Add(1)
 	}
 	return nil
 }
@@ -150,6 +156,7 @@ func (c *conn) fullLocked(n int) bool {
 // connection is idle (nothing queued, no writer), else queues it for the
 // writer goroutine. It unlocks c.mu.
 func (c *conn) writeOrQueueLocked(frame []byte, inline bool) {
+	c.countOut(frame)
 	if inline && !c.writing && len(c.queue) == 0 && c.rc != nil {
 		// Idle connection: write inline with one non-blocking syscall, no
 		// goroutine hand-off (lower latency for a single send).
@@ -160,6 +167,18 @@ func (c *conn) writeOrQueueLocked(frame []byte, inline bool) {
 	}
 	c.pushLocked(frame)
 	c.mu.Unlock()
+}
+
+// countOut counts a frame going out in the gateway's Stats.
+func (c *conn) countOut(frame []byte) {
+	c.gw.stats.framesOut.Add(1)
+	c.gw.stats.bytesOut.Add(uint64(len(frame)))
+}
+
+// pushCountedLocked counts a frame going out and queues it.
+func (c *conn) pushCountedLocked(frame []byte) {
+	c.countOut(frame)
+	c.pushLocked(frame)
 }
 
 // pushLocked appends a frame to the queue and starts the writer.
@@ -192,7 +211,7 @@ func (c *conn) pong(p []byte) {
 		c.writeOrQueueLocked(frame, true)
 		return
 	}
-	c.pushLocked(frame)
+	c.pushCountedLocked(frame)
 	c.pongAt = len(c.queue)
 	c.mu.Unlock()
 }
@@ -361,7 +380,7 @@ func (c *conn) closeWith(r closeReason) {
 	c.state = stateClosing
 	c.reason = r
 	c.closeSent = true
-	c.pushLocked(closeFrame(r.Code, r.Reason))
+	c.pushCountedLocked(closeFrame(r.Code, r.Reason))
 	c.mu.Unlock()
 	// A client that is not reading cannot take the close frame either:
 	// cut a write in progress after closeWait instead of writeTimeout.
@@ -403,6 +422,8 @@ func (c *conn) readLoop() {
 				reason = r
 				break
 			}
+			c.gw.stats.framesIn.Add(1)
+			c.gw.stats.bytesIn.Add(uint64(h.Length) + uint64(ws.HeaderSize(h)))
 			if h.OpCode.IsControl() {
 				// At most 125 bytes, read in place from br's buffer.
 				var p []byte
@@ -510,9 +531,9 @@ func (c *conn) control(op ws.OpCode, p []byte) (done bool) {
 			c.reason = r
 			c.closeSent = true
 			if r.Code == closeNoStatus.Code {
-				c.pushLocked(controlFrame(ws.OpClose, nil))
+				c.pushCountedLocked(controlFrame(ws.OpClose, nil))
 			} else {
-				c.pushLocked(closeFrame(r.Code, ""))
+				c.pushCountedLocked(closeFrame(r.Code, ""))
 			}
 		}
 		c.mu.Unlock()
@@ -551,7 +572,7 @@ func (c *conn) message(op ws.OpCode, msg []byte) (closeReason, bool) {
 	c.gw.track.Add(1)
 	c.gw.workers.Go(func() {
 		defer func() { <-c.inflight; c.gw.track.Done() }()
-		c.gw.route(c, body, b64)
+		c.gw.route(c, body, b64, len(msg))
 	})
 	return closeReason{}, false
 }

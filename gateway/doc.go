@@ -38,6 +38,13 @@
 // connection, unregisters it from the hub (so its id answers 410 from then
 // on) and fires $disconnect, best effort, as AWS does.
 //
+// An Observer (Options.Observer: metrics, access logs) is called from the
+// goroutine that served the request, after the answer went out: the
+// HTTP handler for a handshake and a management request, the route
+// worker for a message, the $disconnect worker (or the reader) for a
+// disconnect. It must not block. Per-frame figures are atomic counters
+// (Gateway.Stats), never observer calls.
+//
 // # Reload
 //
 // The routes, credentials, authorizer and limits in force are one

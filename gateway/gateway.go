@@ -34,6 +34,8 @@ type Gateway struct {
 	// connRefused counts handshakes connectionThrottling refused, over
 	// reloads (a reload may replace the bucket, never the count).
 	connRefused atomic.Int64
+	obs         Observer // nil: nobody observes
+	stats       stats
 
 	// cur is the config in force and what is built from it (routes,
 	// credentials, authorizer); Reload swaps it. See live.
@@ -105,6 +107,9 @@ type Options struct {
 	// Functions are the locally run functions lambda integrations may
 	// name (the config's functions:). Nil: none.
 	Functions *integration.Functions
+	// Observer is told of every connect, message, disconnect and
+	// management request (metrics, access logs). Default none.
+	Observer Observer
 }
 
 // New validates cfg (applying defaults) and builds the gateway and its
@@ -132,6 +137,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		inflight:   integration.NewLimiter(cfg.MaxInflight),
 		endpoint:   opts.ManagementEndpoint,
 		handlerEnv: opts.HandlerEnv,
+		obs:        opts.Observer,
 	}
 	g.proxies, _ = ParseProxies(cfg.TrustedProxies) // validated
 	g.baseCtx, g.cancel = context.WithCancel(context.Background())
@@ -185,6 +191,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case rest == "" || rest == "/":
 		g.upgrade(w, r, m.custom)
 	case strings.HasPrefix(rest, "/"):
+		if g.obs != nil {
+			sw := &statusWriter{ResponseWriter: w}
+			start := time.Now()
+			defer func() { g.obs.Management(managementOp(r.Method, rest[1:]), sw.status, time.Since(start)) }()
+			w = sw
+		}
 		// Only maxManagementRequests are served at once, so clients
 		// stalling their bodies hold a bounded number of buffers.
 		mgmt := g.current().mgmt
@@ -203,7 +215,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // route handles one client message: select the route, call its
 // integration, answer the client when the route is two-way or it failed.
-func (g *Gateway) route(c *conn, body string, b64 bool) {
+func (g *Gateway) route(c *conn, body string, b64 bool, size int) {
+	now := time.Now()
 	l := g.acquire() // the message is routed and answered on one config
 	defer l.release()
 	requestID := newID(g.node)
@@ -219,22 +232,29 @@ func (g *Gateway) route(c *conn, body string, b64 bool) {
 		key = routeDefault
 		rt = l.routes[routeDefault]
 	}
+	rec := g.record(&c.s, EventMessage, key, requestID, now)
+	rec.MessageID, rec.BytesIn = messageID, size
+	defer g.observe(&rec)
 	log := c.logger().With("routeKey", key, "requestId", requestID)
+	errFrame := func(status int, outcome, msg string) {
+		rec.fail(status, outcome, msg)
+		_ = c.enqueue(textFrame(errorFrame(msg, c.s.connectionID, requestID)), true)
+	}
 	if rt == nil {
 		log.Debug("no route matched and no $default route")
-		_ = c.enqueue(textFrame(errorFrame(frameForbidden, c.s.connectionID, requestID)), true)
+		errFrame(http.StatusForbidden, OutcomeNoRoute, frameForbidden)
 		return
 	}
 	if !rt.throttle.allow() {
 		log.Debug("message throttled by the route's throttling")
-		_ = c.enqueue(textFrame(errorFrame(frameThrottled, c.s.connectionID, requestID)), true)
+		errFrame(http.StatusTooManyRequests, OutcomeThrottled, frameThrottled)
 		return
 	}
 	if rt.groups != nil {
 		name, ok := g.groupAction(c, rt, body)
 		if !ok {
 			log.Info("group action refused", "group", name)
-			_ = c.enqueue(textFrame(errorFrame(frameForbidden, c.s.connectionID, requestID)), true)
+			errFrame(http.StatusForbidden, OutcomeNoRoute, frameForbidden)
 			return
 		}
 		if rt.integ == nil {
@@ -244,33 +264,39 @@ func (g *Gateway) route(c *conn, body string, b64 bool) {
 			return
 		}
 	}
-	ev := g.messageEvent(&c.s, key, requestID, messageID, body, b64, time.Now())
+	ev := g.messageEvent(&c.s, key, requestID, messageID, body, b64, now)
+	start := time.Now()
 	res, err := g.invoke(rt, ev, &integration.Invocation{RequestID: requestID, Body: body})
 	if err != nil {
-		msg := frameInternalError
 		switch {
 		case errors.Is(err, integration.ErrThrottled):
-			msg = frameThrottled
 			log.Debug("message throttled", "error", err)
+			errFrame(http.StatusTooManyRequests, OutcomeThrottled, frameThrottled)
 		case errors.Is(err, integration.ErrTimeout):
-			msg = frameTimeout
 			log.Warn("integration failed", "error", err)
+			rec.integrated(start, nil, err)
+			errFrame(http.StatusGatewayTimeout, OutcomeExecutionError, frameTimeout)
 		default:
 			log.Warn("integration failed", "error", err)
+			rec.integrated(start, nil, err)
+			errFrame(http.StatusInternalServerError, OutcomeExecutionError, frameInternalError)
 		}
-		_ = c.enqueue(textFrame(errorFrame(msg, c.s.connectionID, requestID)), true)
 		return
 	}
+	rec.integrated(start, res, nil)
 	if res.StatusCode < 200 || res.StatusCode > 299 {
 		// AWS only records this in its execution log; a one-way route
 		// would otherwise leave no trace of a failing handler.
 		log.Warn("integration answered an error status", "status", res.StatusCode, "body", clip(res.Body, 256))
+		if res.StatusCode >= 400 {
+			rec.Outcome = OutcomeIntegrationError
+		}
 	}
 	if rt.twoWay && res.Body != "" {
 		data, err := res.answer()
 		if err != nil {
 			log.Warn("integration answer not sent", "error", err)
-			_ = c.enqueue(textFrame(errorFrame(frameInternalError, c.s.connectionID, requestID)), true)
+			errFrame(http.StatusInternalServerError, OutcomeExecutionError, frameInternalError)
 			return
 		}
 		if err := c.enqueue(dataFrame(data), true); err != nil {
@@ -328,21 +354,33 @@ func (g *Gateway) invoke(rt *route, ev *Event, inv *integration.Invocation) (*pr
 // effort: its answer is ignored, as on AWS.
 func (g *Gateway) disconnect(s *session, r closeReason) {
 	l := g.acquire()
+	requestID := newID(g.node)
+	now := time.Now()
+	rec := g.record(s, EventDisconnect, routeDisconnect, requestID, now)
+	rec.CloseCode, rec.CloseReason = r.Code, r.Label
 	rt := l.routes[routeDisconnect]
 	if rt == nil {
 		l.release()
+		g.observe(&rec)
 		return
 	}
-	requestID := newID(g.node)
-	ev := g.disconnectEvent(s, requestID, r.Code, r.Reason, time.Now())
+	ev := g.disconnectEvent(s, requestID, r.Code, r.Reason, now)
 	g.track.Add(1)
 	g.workers.Go(func() {
 		defer g.track.Done()
 		defer l.release()
 		// Wait: a full gateway delays $disconnect rather than losing it.
-		if _, err := g.invoke(rt, ev, &integration.Invocation{RequestID: requestID, Wait: true}); err != nil {
+		start := time.Now()
+		res, err := g.invoke(rt, ev, &integration.Invocation{RequestID: requestID, Wait: true})
+		rec.integrated(start, res, err)
+		switch {
+		case err != nil:
 			g.log.Warn("$disconnect integration failed", "connectionId", s.connectionID, "requestId", requestID, "error", err)
+			rec.Outcome = OutcomeExecutionError
+		case res.StatusCode >= 400:
+			rec.Outcome = OutcomeIntegrationError
 		}
+		g.observe(&rec)
 	})
 }
 

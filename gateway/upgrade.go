@@ -20,45 +20,6 @@ import (
 // A client that came through a base path (custom) gets the Host it asked
 // for as domainName, as a custom domain's clients do on AWS.
 func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
-	if g.closing.Load() {
-		http.Error(w, `{"message":"Service Unavailable"}`, http.StatusServiceUnavailable)
-		return
-	}
-	if r.Method != http.MethodGet || !headerHasToken(r.Header, "Connection", "upgrade") ||
-		!headerHasToken(r.Header, "Upgrade", "websocket") {
-		w.Header().Set("Upgrade", "websocket")
-		writeJSONStatus(w, http.StatusUpgradeRequired, "Upgrade Required")
-		return
-	}
-	if r.Header.Get("Sec-WebSocket-Version") != "13" {
-		w.Header().Set("Sec-WebSocket-Version", "13")
-		writeJSONStatus(w, http.StatusUpgradeRequired, "Unsupported WebSocket version")
-		return
-	}
-	key := r.Header.Get("Sec-WebSocket-Key")
-	if k, err := base64.StdEncoding.DecodeString(key); err != nil || len(k) != 16 {
-		writeJSONStatus(w, http.StatusBadRequest, "Bad Sec-WebSocket-Key")
-		return
-	}
-	l := g.acquire() // the handshake runs on one config, $connect included
-	defer l.release()
-	if !l.originAllowed(r.Header.Get("Origin")) {
-		g.log.Info("upgrade refused: origin not in allowedOrigins", "origin", r.Header.Get("Origin"))
-		writeAPIError(w, errForbidden)
-		return
-	}
-
-	if !l.connThrottle.allow() {
-		g.log.Debug("upgrade throttled by connectionThrottling")
-		writeJSONStatus(w, http.StatusTooManyRequests, frameThrottled)
-		return
-	}
-	if rt := l.routes[routeConnect]; rt != nil && !rt.throttle.allow() {
-		g.log.Debug("upgrade throttled by the $connect route's throttling")
-		writeJSONStatus(w, http.StatusTooManyRequests, frameThrottled)
-		return
-	}
-
 	now := time.Now()
 	cl := g.client(r)
 	s := session{
@@ -71,6 +32,51 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		s.domainName = cmp.Or(cl.host, r.Host)
 	}
 	requestID := newID(g.node)
+	rec := g.record(&s, EventConnect, routeConnect, requestID, now)
+	defer g.observe(&rec)
+	refuse := func(status int, outcome, msg string) {
+		rec.fail(status, outcome, msg)
+		writeJSONStatus(w, status, msg)
+	}
+	if g.closing.Load() {
+		rec.fail(http.StatusServiceUnavailable, OutcomeUnavailable, "Service Unavailable")
+		http.Error(w, `{"message":"Service Unavailable"}`, http.StatusServiceUnavailable)
+		return
+	}
+	if r.Method != http.MethodGet || !headerHasToken(r.Header, "Connection", "upgrade") ||
+		!headerHasToken(r.Header, "Upgrade", "websocket") {
+		w.Header().Set("Upgrade", "websocket")
+		refuse(http.StatusUpgradeRequired, OutcomeBadRequest, "Upgrade Required")
+		return
+	}
+	if r.Header.Get("Sec-WebSocket-Version") != "13" {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		refuse(http.StatusUpgradeRequired, OutcomeBadRequest, "Unsupported WebSocket version")
+		return
+	}
+	key := r.Header.Get("Sec-WebSocket-Key")
+	if k, err := base64.StdEncoding.DecodeString(key); err != nil || len(k) != 16 {
+		refuse(http.StatusBadRequest, OutcomeBadRequest, "Bad Sec-WebSocket-Key")
+		return
+	}
+	l := g.acquire() // the handshake runs on one config, $connect included
+	defer l.release()
+	if !l.originAllowed(r.Header.Get("Origin")) {
+		g.log.Info("upgrade refused: origin not in allowedOrigins", "origin", r.Header.Get("Origin"))
+		rec.fail(errForbidden.Status, OutcomeBadRequest, errForbidden.Message)
+		writeAPIError(w, errForbidden)
+		return
+	}
+	if !l.connThrottle.allow() {
+		g.log.Debug("upgrade throttled by connectionThrottling")
+		refuse(http.StatusTooManyRequests, OutcomeThrottled, frameThrottled)
+		return
+	}
+	if rt := l.routes[routeConnect]; rt != nil && !rt.throttle.allow() {
+		g.log.Debug("upgrade throttled by the $connect route's throttling")
+		refuse(http.StatusTooManyRequests, OutcomeThrottled, frameThrottled)
+		return
+	}
 	log := g.log.With("connectionId", s.connectionID, "routeKey", routeConnect, "requestId", requestID)
 
 	extra := http.Header{}
@@ -80,40 +86,55 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		// IAM is checked only here, at connect time, as on AWS.
 		if aerr := l.authorize(r); aerr != nil {
 			log.Info("IAM authorisation refused", "error", aerr.Message)
+			rec.fail(aerr.Status, OutcomeUnauthorized, aerr.Message)
 			writeAPIError(w, aerr)
 			return
 		}
 	case l.auth != nil:
 		g.track.Add(1)
+		start := time.Now()
 		res := g.authorizeConnect(g.baseCtx, l, r, &s, requestID, now)
+		rec.AuthorizerLatency, rec.AuthorizerStatus = time.Since(start), cmp.Or(res.status, http.StatusOK)
 		g.track.Done()
 		if res.status != 0 {
 			log.Info("authorizer refused", "status", res.status)
-			writeJSONStatus(w, res.status, authMessages[res.status])
+			outcome := OutcomeUnauthorized
+			switch res.status {
+			case http.StatusTooManyRequests:
+				outcome = OutcomeThrottled
+			case http.StatusInternalServerError:
+				outcome = OutcomeExecutionError
+			}
+			refuse(res.status, outcome, authMessages[res.status])
 			return
 		}
 		s.authorizer = res.context
+		rec.Authorizer = res.context
 		groups = append(groups, res.groups...)
 	}
 	if rt := l.routes[routeConnect]; rt != nil {
 		g.track.Add(1)
 		ev := g.connectEvent(&s, r, requestID, now)
+		start := time.Now()
 		res, err := g.invoke(rt, ev, &integration.Invocation{RequestID: requestID})
 		g.track.Done()
 		if err != nil {
 			switch {
 			case errors.Is(err, integration.ErrThrottled):
 				log.Debug("$connect throttled", "error", err)
-				writeJSONStatus(w, http.StatusTooManyRequests, frameThrottled)
+				refuse(http.StatusTooManyRequests, OutcomeThrottled, frameThrottled)
 			case errors.Is(err, integration.ErrTimeout):
 				log.Warn("$connect integration failed", "error", err)
-				writeJSONStatus(w, http.StatusGatewayTimeout, frameTimeout)
+				rec.integrated(start, nil, err)
+				refuse(http.StatusGatewayTimeout, OutcomeExecutionError, frameTimeout)
 			default:
 				log.Warn("$connect integration failed", "error", err)
-				writeJSONStatus(w, http.StatusInternalServerError, frameInternalError)
+				rec.integrated(start, nil, err)
+				refuse(http.StatusInternalServerError, OutcomeExecutionError, frameInternalError)
 			}
 			return
 		}
+		rec.integrated(start, res, nil)
 		groups = append(groups, res.Groups...)
 		for k, v := range res.Headers {
 			extra.Set(k, v)
@@ -123,6 +144,11 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		}
 		if res.StatusCode/100 != 2 {
 			log.Info("$connect refused", "status", res.StatusCode)
+			outcome := OutcomeRefused
+			if res.StatusCode >= 400 {
+				outcome = OutcomeIntegrationError
+			}
+			rec.fail(res.StatusCode, outcome, "")
 			for k, vs := range extra {
 				w.Header()[k] = vs
 			}
@@ -136,12 +162,14 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	// Counted in connWG from here, unless Shutdown has begun: a $connect
 	// that finished after it is refused as a late upgrade is.
 	if !g.admit() {
+		rec.fail(http.StatusServiceUnavailable, OutcomeUnavailable, "Service Unavailable")
 		http.Error(w, `{"message":"Service Unavailable"}`, http.StatusServiceUnavailable)
 		return
 	}
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		log.Error("hijack failed", "error", err)
+		rec.fail(http.StatusInternalServerError, OutcomeExecutionError, frameInternalError)
 		g.connWG.Done()
 		return
 	}
@@ -154,6 +182,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	c.writing = true
 	if err := g.hub.Register(c); err != nil {
 		log.Error("registering connection", "error", err)
+		rec.fail(http.StatusInternalServerError, OutcomeExecutionError, frameInternalError)
 		_ = nc.Close()
 		g.connWG.Done()
 		return

@@ -54,6 +54,8 @@ type commandIntegration struct {
 	// gen counts recycles (a function's code changed): a process of an
 	// older generation is stopped instead of going back to idle.
 	gen atomic.Uint64
+
+	stats poolStats
 }
 
 var _ Integration = (*commandIntegration)(nil)
@@ -200,7 +202,7 @@ func (c *commandIntegration) Invoke(ctx context.Context, inv *Invocation) ([]byt
 	}
 	in := newInvocation(id, inv.Payload, limit, c.timeout)
 	for {
-		p, err := c.take()
+		p, cold, err := c.take()
 		if err != nil {
 			<-c.sem
 			return nil, err
@@ -214,10 +216,15 @@ func (c *commandIntegration) Invoke(ctx context.Context, inv *Invocation) ([]byt
 			return nil, err
 		}
 		handedOver := time.Now()
+		c.stats.invocations.Add(1)
+		if cold {
+			c.stats.init.observe(handedOver.Sub(start) - queued)
+		}
 		timer.Reset(time.Until(in.begin())) // the invoke phase: the function's timeout
 		if err := c.await(ctx, p, in, timer.C); err != nil {
 			// The caller gave up; the process keeps its token until the
 			// handler answers or its deadline passes.
+			c.stats.errors.Add(1)
 			go func() {
 				t := time.NewTimer(time.Until(in.deadline))
 				defer t.Stop()
@@ -227,6 +234,10 @@ func (c *commandIntegration) Invoke(ctx context.Context, inv *Invocation) ([]byt
 			return nil, err
 		}
 		c.settle(p)
+		c.stats.duration.observe(time.Since(handedOver))
+		if in.err != nil {
+			c.stats.errors.Add(1)
+		}
 		// Queue wait and the wait for a process (a cold start's init) are
 		// not the function's time; they are reported here.
 		c.logger.Debug("function invoked", "requestId", id, "queueWait", queued,
@@ -348,8 +359,8 @@ func (c *commandIntegration) waitTimeoutError(ctx context.Context) error {
 	return fmt.Errorf("%w: no function process was ready within %v", ErrTimeout, c.waitLimit())
 }
 
-// take returns an idle live process, or starts one.
-func (c *commandIntegration) take() (*process, error) {
+// take returns an idle live process, or starts one (cold).
+func (c *commandIntegration) take() (p *process, cold bool, err error) {
 	c.mu.Lock()
 	for len(c.idle) > 0 {
 		p := c.idle[len(c.idle)-1]
@@ -359,15 +370,16 @@ func (c *commandIntegration) take() (*process, error) {
 			continue
 		default:
 			c.mu.Unlock()
-			return p, nil
+			return p, false, nil
 		}
 	}
 	closed := c.isClosed
 	c.mu.Unlock()
 	if closed {
-		return nil, errClosed
+		return nil, false, errClosed
 	}
-	return c.start()
+	p, err = c.start()
+	return p, err == nil, err
 }
 
 func (c *commandIntegration) putIdle(p *process) {
@@ -500,6 +512,7 @@ func (c *commandIntegration) start() (*process, error) {
 	closed := c.isClosed
 	c.all[p] = struct{}{}
 	c.mu.Unlock()
+	c.stats.coldStarts.Add(1)
 	c.logger.Debug("function process started", "pid", cmd.Process.Pid, "runtimeApi", ln.Addr().String())
 
 	go func() {

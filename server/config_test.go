@@ -30,6 +30,8 @@ routes:
 streams:
   - source: { type: sqlite, path: app.db, tables: [orders] }
     target: { integration: { type: mock } }
+admin: { listen: "127.0.0.1:0" }
+accessLog: { format: "$context.requestId", bufferLines: 10 }
 `
 
 // intField is one integer (or float) field of a parsed config and how to
@@ -117,7 +119,8 @@ func TestEveryNumberIsRangeChecked(t *testing.T) {
 	checkEveryNumber(t, everyBlock, []string{"idleTimeoutSeconds", "maxConnectionSeconds", "sendBufferBytes",
 		`routes["$default"].integration.timeoutMillis`, `routes["$default"].integration.memorySizeMB`,
 		"authorizer.resultTtlSeconds", "authorizer.integration.concurrency",
-		"streams[0].source.pollMillis", "streams[0].target.batchSize", "streams[0].target.integration.timeoutMillis"})
+		"streams[0].source.pollMillis", "streams[0].target.batchSize", "streams[0].target.integration.timeoutMillis",
+		"accessLog.bufferLines"})
 	checkEveryNumber(t, clusterBlock, []string{"cluster.requestTimeoutMillis", "cluster.groupLingerSeconds", "cluster.leaseSeconds"})
 }
 

@@ -38,10 +38,12 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/wsgate/wsgate/cluster"
+	"github.com/wsgate/wsgate/accesslog"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/integration"
 	"github.com/wsgate/wsgate/internal/confcheck"
+	"github.com/wsgate/wsgate/metrics"
 	"github.com/wsgate/wsgate/streams"
 	"github.com/wsgate/wsgate/streams/dynamodb"
 	"github.com/wsgate/wsgate/streams/postgres"
@@ -74,6 +76,11 @@ type Config struct {
 	// Cluster makes this process one node of several over NATS. Nil: a
 	// single node. See docs/cluster.md.
 	Cluster *cluster.Config `json:"cluster,omitempty"`
+	// Admin is the admin listener (metrics, health). Default none.
+	Admin *AdminConfig `json:"admin,omitempty"`
+	// AccessLog writes one line per connect, message and disconnect in
+	// API Gateway's $context format. Default none.
+	AccessLog *accesslog.Config `json:"accessLog,omitempty"`
 }
 
 // SetDefaults fills every unset field with its documented default.
@@ -84,6 +91,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Cluster != nil {
 		c.Cluster.SetDefaults()
+	}
+	if c.AccessLog != nil {
+		c.AccessLog.SetDefaults()
 	}
 }
 
@@ -108,6 +118,7 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	c.resolvePaths(filepath.Dir(path))
 	c.resolveTLSPaths(filepath.Dir(path))
+	c.resolveAccessLogPath(filepath.Dir(path))
 	if err := c.checkCodeDirs(); err != nil {
 		return nil, err
 	}
@@ -190,6 +201,12 @@ func (c *Config) Validate() error {
 			e.Addf("streams", "not supported with a cluster block yet: each node would run every stream (one runner per source under a lease is not built; see docs/cluster.md)")
 		}
 	}
+	if c.Admin != nil {
+		e.In("admin", c.Admin.validate())
+	}
+	if c.AccessLog != nil {
+		e.In("accessLog", c.AccessLog.Validate())
+	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":
 	default:
@@ -251,6 +268,18 @@ type Server struct {
 	ctx    context.Context // Start's, for streams started later by Reload
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// The admin listener (nil without an admin block), the metrics it
+	// serves and the access log (nil when not configured).
+	admin     *http.Server
+	adminLn   net.Listener
+	metrics   *metrics.Metrics
+	accessLog *accesslog.Logger
+
+	readyMu     sync.Mutex
+	serving     bool // Start ran
+	stopping    bool // Shutdown began
+	readyChecks []namedCheck
 }
 
 type stream struct {
@@ -313,6 +342,10 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		if s.cluster != nil {
 			_ = s.cluster.Close()
 		}
+		return nil, err
+	}
+	if err := s.listenAdmin(); err != nil {
+		s.release()
 		return nil, err
 	}
 	// Every read has a deadline: headers ReadHeaderTimeout, an idle
@@ -392,13 +425,20 @@ func (s *Server) provision(endpoint string, mode provisionMode) error {
 	if s.cluster != nil {
 		node = s.cluster.Self()
 	}
+	obs, err := s.observers(mode)
+	if err != nil {
+		_ = s.functions.Close()
+		return err
+	}
 	s.gw, err = gateway.New(s.cfg.Config, gateway.Options{
 		Hub: s.hub, Node: node, Logger: s.log, ManagementEndpoint: endpoint, HandlerEnv: s.handlerEnv(),
 		Extensions: map[string]http.Handler{"@streams": http.HandlerFunc(s.serveStreams)},
 		Functions:  s.functions,
+		Observer:   obs,
 	})
 	if err != nil {
 		_ = s.functions.Close()
+		s.closeAccessLog()
 		return err
 	}
 	for i, sc := range s.cfg.Streams {
@@ -409,6 +449,7 @@ func (s *Server) provision(endpoint string, mode provisionMode) error {
 		}
 		s.streams = append(s.streams, st)
 	}
+	s.registerCollectors()
 	return nil
 }
 
@@ -577,9 +618,16 @@ func (s *Server) Start() {
 		defer s.wg.Done()
 		s.logProgress(ctx, time.Minute)
 	}()
+	s.serveAdmin()
+	s.readyMu.Lock()
+	s.serving = true
+	s.readyMu.Unlock()
 	attrs := []any{"addr", s.Addr(), "websocket", strings.Join(s.WebSocketURLs(), " "), "management", s.ManagementEndpoint() + "/@connections"}
 	if s.tls != nil && s.tls.ca != nil {
 		attrs = append(attrs, "localCA", s.tls.ca.CertPath())
+	}
+	if s.adminLn != nil {
+		attrs = append(attrs, "admin", "http://"+s.AdminAddr())
 	}
 	s.log.Info("wsgate listening", attrs...)
 }
@@ -598,6 +646,13 @@ func (s *Server) startStream(st *stream) {
 	}()
 }
 
+// liveFunctions are the functions in force.
+func (s *Server) liveFunctions() *integration.Functions {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.functions
+}
+
 // liveStreams are the streams in force.
 func (s *Server) liveStreams() []*stream {
 	s.mu.Lock()
@@ -610,6 +665,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.reloadMu.Lock() // a reload under way finishes first; none starts after
 	s.shut = true
 	s.reloadMu.Unlock()
+	s.readyMu.Lock()
+	s.stopping = true // /readyz answers 503 from now on
+	s.readyMu.Unlock()
 	httpErr := s.http.Shutdown(ctx) // stops accepting; hijacked sockets are the gateway's
 	gwErr := s.gw.Shutdown(ctx)
 	if s.cluster != nil {
@@ -627,7 +685,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		waitErr = fmt.Errorf("waiting for streams: %w", ctx.Err())
 	}
 	s.closeStreams()
-	return errors.Join(httpErr, gwErr, waitErr)
+	var adminErr error
+	if s.admin != nil {
+		adminErr = s.admin.Shutdown(ctx) // last: metrics stay readable while the rest stops
+		_ = s.adminLn.Close()            // in case Start never served it
+	}
+	return errors.Join(httpErr, gwErr, waitErr, adminErr)
 }
 
 // release shuts the gateway down (its integrations and sweeper) and
@@ -636,6 +699,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) release() {
 	if s.gw != nil {
 		_ = s.gw.Shutdown(context.Background()) // no connections yet: returns at once
+	}
+	if s.adminLn != nil {
+		_ = s.adminLn.Close()
 	}
 	s.closeStreams()
 }
@@ -650,6 +716,14 @@ func (s *Server) closeStreams() {
 	}
 	if s.functions != nil {
 		_ = s.functions.Close()
+	}
+	s.closeAccessLog()
+}
+
+// closeAccessLog writes what the access log buffered and closes it.
+func (s *Server) closeAccessLog() {
+	if s.accessLog != nil {
+		_ = s.accessLog.Close()
 	}
 }
 

@@ -1,0 +1,141 @@
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/integration"
+)
+
+// Gateway is what the gateway collector reads when scraped;
+// *gateway.Gateway implements it.
+type Gateway interface {
+	Stats() gateway.Stats
+	Connections() int
+	Inflight() int
+}
+
+// funcCollector turns a function that emits const metrics into a
+// prometheus.Collector. It is unchecked (no Describe): what it emits
+// depends on the config (stream names, function names).
+type funcCollector func(ch chan<- prometheus.Metric)
+
+func (f funcCollector) Describe(chan<- *prometheus.Desc)    {}
+func (f funcCollector) Collect(ch chan<- prometheus.Metric) { f(ch) }
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, labels, nil)
+}
+
+var (
+	connectionsDesc  = desc("connections", "Open WebSocket connections.")
+	inflightDesc     = desc("inflight_invocations", "Integration invocations running (routes, $connect, $disconnect, the authorizer), at most maxInflight.")
+	messagesSentDesc = desc("messages_sent_total", "Data messages queued for clients (route answers, POSTs, group deliveries): the outbound half of API Gateway's MessageCount.")
+	framesDesc       = desc("frames_total", "WebSocket frames read from (in) and queued for (out) clients, data and control.", "direction")
+	bytesDesc        = desc("bytes_total", "Bytes of WebSocket frames read from (in) and queued for (out) clients, frame headers included.", "direction")
+	queueFullDesc    = desc("queue_full_total", "Messages for one connection (a POST, a route answer) refused because its outbound queue was full (429 LimitExceededException).")
+	skippedDesc      = desc("group_deliveries_skipped_total", "Group deliveries skipped because the member's outbound queue was full.")
+)
+
+// AddGateway registers a collector of g's running totals and gauges.
+func (m *Metrics) AddGateway(g Gateway) {
+	m.reg.MustRegister(funcCollector(func(ch chan<- prometheus.Metric) {
+		s := g.Stats()
+		ch <- prometheus.MustNewConstMetric(connectionsDesc, prometheus.GaugeValue, float64(g.Connections()))
+		ch <- prometheus.MustNewConstMetric(inflightDesc, prometheus.GaugeValue, float64(g.Inflight()))
+		ch <- prometheus.MustNewConstMetric(messagesSentDesc, prometheus.CounterValue, float64(s.MessagesOut))
+		ch <- prometheus.MustNewConstMetric(framesDesc, prometheus.CounterValue, float64(s.FramesIn), "in")
+		ch <- prometheus.MustNewConstMetric(framesDesc, prometheus.CounterValue, float64(s.FramesOut), "out")
+		ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.CounterValue, float64(s.BytesIn), "in")
+		ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.CounterValue, float64(s.BytesOut), "out")
+		ch <- prometheus.MustNewConstMetric(queueFullDesc, prometheus.CounterValue, float64(s.QueueFull))
+		ch <- prometheus.MustNewConstMetric(skippedDesc, prometheus.CounterValue, float64(s.GroupSkipped))
+	}))
+}
+
+// Stream is one change stream's figures at scrape time.
+type Stream struct {
+	Name  string
+	State string // running, retrying, failed, stopped
+	// Delivered counts records the target accepted.
+	Delivered int64
+	// Lag is the age of the oldest change not yet delivered.
+	Lag      time.Duration
+	Restarts int
+}
+
+// StreamStates are the values of the state label of wsgate_stream_state.
+var StreamStates = []string{"running", "retrying", "failed", "stopped"}
+
+var (
+	streamDeliveredDesc = desc("stream_delivered_total", "Change records the stream's target accepted.", "stream")
+	streamLagDesc       = desc("stream_lag_seconds", "Age of the stream's oldest change not yet delivered; 0 when none is pending.", "stream")
+	streamRestartsDesc  = desc("stream_restarts_total", "Restarts of the stream's source after a failure.", "stream")
+	streamStateDesc     = desc("stream_state", "1 for the stream's current state, 0 for the others.", "stream", "state")
+)
+
+// AddStreams registers a collector of the streams list returns.
+func (m *Metrics) AddStreams(list func() []Stream) {
+	m.reg.MustRegister(funcCollector(func(ch chan<- prometheus.Metric) {
+		for _, s := range list() {
+			ch <- prometheus.MustNewConstMetric(streamDeliveredDesc, prometheus.CounterValue, float64(s.Delivered), s.Name)
+			ch <- prometheus.MustNewConstMetric(streamLagDesc, prometheus.GaugeValue, s.Lag.Seconds(), s.Name)
+			ch <- prometheus.MustNewConstMetric(streamRestartsDesc, prometheus.CounterValue, float64(s.Restarts), s.Name)
+			for _, st := range StreamStates {
+				v := 0.0
+				if st == s.State {
+					v = 1
+				}
+				ch <- prometheus.MustNewConstMetric(streamStateDesc, prometheus.GaugeValue, v, s.Name, st)
+			}
+		}
+	}))
+}
+
+var (
+	accessLogLinesDesc   = desc("access_log_lines_total", "Access log lines written.")
+	accessLogDroppedDesc = desc("access_log_dropped_total", "Access log lines dropped because the log's buffer was full (the destination is slower than the traffic).")
+)
+
+// AddAccessLog registers a collector of an access log's written and
+// dropped lines.
+func (m *Metrics) AddAccessLog(counts func() (written, dropped uint64)) {
+	m.reg.MustRegister(funcCollector(func(ch chan<- prometheus.Metric) {
+		w, d := counts()
+		ch <- prometheus.MustNewConstMetric(accessLogLinesDesc, prometheus.CounterValue, float64(w))
+		ch <- prometheus.MustNewConstMetric(accessLogDroppedDesc, prometheus.CounterValue, float64(d))
+	}))
+}
+
+var (
+	functionColdStartsDesc  = desc("function_cold_starts_total", "Processes started for a local function (each a cold start).", "function")
+	functionProcessesDesc   = desc("function_processes", "Live processes of a local function.", "function")
+	functionInvocationsDesc = desc("function_invocations_total", "Events a local function's processes took.", "function")
+	functionErrorsDesc      = desc("function_errors_total", "Invocations of a local function that ended in a function error, a crash or a timeout.", "function")
+	functionInitDesc        = desc("function_init_duration_seconds", "Cold starts: how long an invocation that started a process waited for it to take the event (Lambda's init phase).", "function")
+	functionDurationDesc    = desc("function_duration_seconds", "A local function's invoke phase: from the process taking the event to its answer.", "function")
+)
+
+// AddFunctions registers a collector of the local functions' figures.
+func (m *Metrics) AddFunctions(list func() []integration.FunctionStats) {
+	m.reg.MustRegister(funcCollector(func(ch chan<- prometheus.Metric) {
+		for _, f := range list() {
+			ch <- prometheus.MustNewConstMetric(functionColdStartsDesc, prometheus.CounterValue, float64(f.ColdStarts), f.Name)
+			ch <- prometheus.MustNewConstMetric(functionProcessesDesc, prometheus.GaugeValue, float64(f.Processes), f.Name)
+			ch <- prometheus.MustNewConstMetric(functionInvocationsDesc, prometheus.CounterValue, float64(f.Invocations), f.Name)
+			ch <- prometheus.MustNewConstMetric(functionErrorsDesc, prometheus.CounterValue, float64(f.Errors), f.Name)
+			ch <- constHistogram(functionInitDesc, f.Init, f.Name)
+			ch <- constHistogram(functionDurationDesc, f.Duration, f.Name)
+		}
+	}))
+}
+
+func constHistogram(d *prometheus.Desc, h integration.Histogram, labels ...string) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(integration.DurationBuckets))
+	for i, b := range integration.DurationBuckets {
+		buckets[b] = h.Counts[i]
+	}
+	return prometheus.MustNewConstHistogram(d, h.Count, h.Sum.Seconds(), buckets, labels...)
+}
