@@ -37,8 +37,8 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/wsgate/wsgate/cluster"
 	"github.com/wsgate/wsgate/accesslog"
+	"github.com/wsgate/wsgate/cluster"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/integration"
