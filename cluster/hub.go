@@ -699,3 +699,27 @@ func (h *Hub) live() []byte {
 }
 
 var workerCount = runtime.GOMAXPROCS(0)
+
+// Ready reports whether this node is a working member of the cluster: it
+// holds its registry entry, is connected to NATS and is not fencing or
+// leaving. /readyz asks it.
+func (h *Hub) Ready() error {
+	switch {
+	case h.closing.Load():
+		return errors.New("leaving the cluster")
+	case h.fencing.Load():
+		return errors.New("fenced: closing its connections and registering again")
+	case !h.ctl.IsConnected() || !h.data.IsConnected():
+		return errors.New("not connected to NATS")
+	}
+	h.mu.RLock()
+	claimed := h.claimed
+	h.mu.RUnlock()
+	if !claimed {
+		return errors.New("no node byte claimed in the registry")
+	}
+	return nil
+}
+
+// LiveNodes is the number of nodes up, this one included.
+func (h *Hub) LiveNodes() int { return len(h.live()) + 1 }

@@ -32,6 +32,7 @@ import (
 const nodeConfig = `
 listen: "127.0.0.1:0"
 credentials: [{ accessKeyId: AKID, secretAccessKey: secret }]
+admin: { listen: "127.0.0.1:0" }
 routes:
   "$default": { integration: { type: mock } }
 `

@@ -139,3 +139,29 @@ func constHistogram(d *prometheus.Desc, h integration.Histogram, labels ...strin
 	}
 	return prometheus.MustNewConstHistogram(d, h.Count, h.Sum.Seconds(), buckets, labels...)
 }
+
+var (
+	clusterNodesDesc  = desc("cluster_nodes", "Cluster nodes up, as this node sees them (itself included).")
+	clusterReadyDesc  = desc("cluster_ready", "1 while this node holds its place in the cluster (registered, connected to NATS, not fencing), else 0.")
+	clusterFencedDesc = desc("cluster_fenced_total", "Times this node fenced: found itself declared gone and closed its connections.")
+)
+
+// Cluster is what the cluster collector reads.
+type Cluster interface {
+	LiveNodes() int
+	Ready() error
+	Fenced() int64
+}
+
+// AddCluster registers a collector of this node's cluster figures.
+func (m *Metrics) AddCluster(c Cluster) {
+	m.reg.MustRegister(funcCollector(func(ch chan<- prometheus.Metric) {
+		ready := 0.0
+		if c.Ready() == nil {
+			ready = 1
+		}
+		ch <- prometheus.MustNewConstMetric(clusterNodesDesc, prometheus.GaugeValue, float64(c.LiveNodes()))
+		ch <- prometheus.MustNewConstMetric(clusterReadyDesc, prometheus.GaugeValue, ready)
+		ch <- prometheus.MustNewConstMetric(clusterFencedDesc, prometheus.CounterValue, float64(c.Fenced()))
+	}))
+}

@@ -104,6 +104,9 @@ func (s *Server) registerCollectors() {
 		return out
 	})
 	s.metrics.AddFunctions(func() []integration.FunctionStats { return s.liveFunctions().Stats() })
+	if s.cluster != nil {
+		s.metrics.AddCluster(s.cluster)
+	}
 }
 
 // listenAdmin binds the admin listener, when configured.

@@ -336,6 +336,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
 		s.hub = s.cluster
+		s.AddReadyCheck("cluster", s.cluster.Ready)
 	}
 	if err := s.provision(s.ManagementEndpoint(), install); err != nil {
 		ln.Close()
