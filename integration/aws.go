@@ -278,7 +278,7 @@ func (a *awsIntegration) Invoke(ctx context.Context, inv *Invocation) ([]byte, e
 	if err != nil {
 		return nil, fmt.Errorf("aws integration %s: %w", a.target.name, err)
 	}
-	return a.mapping.answer(ctx, ir.req, status, body)
+	return a.mapping.answer(ctx, ir.req, status, body, false)
 }
 
 // Close drops the pooled connections.

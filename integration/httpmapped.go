@@ -94,7 +94,7 @@ func (h *httpMapped) Invoke(ctx context.Context, inv *Invocation) ([]byte, error
 		return nil, fmt.Errorf("http integration: backend answered %d %s", status, strings.TrimSpace(http.StatusText(status)))
 	}
 	// http_proxy has no integration responses: its body passes through.
-	return h.mapping.answer(ctx, ir.req, status, out)
+	return h.mapping.answer(ctx, ir.req, status, out, h.proxy)
 }
 
 // Close drops the pooled connections.

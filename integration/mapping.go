@@ -314,7 +314,7 @@ func (m *mapping) mock(ctx context.Context, payload []byte) ([]byte, error) {
 	}
 	// A mock has no response body: $input is the request's parameters
 	// with an empty body.
-	return m.answer(ctx, ir.req, status, nil)
+	return m.answer(ctx, ir.req, status, nil, false)
 }
 
 // integrationRequest is what the templates and parameters made of one
@@ -366,17 +366,22 @@ func (m *mapping) build(ctx context.Context, payload []byte) (*integrationReques
 }
 
 // answer is the proxy response for the gateway from a backend's status and
-// body: the integration response whose key matches the status renders the
-// body with its template (with $input.body the backend's body and
-// $context.status the status); with no matching response or no template,
-// the backend's body passes through.
-func (m *mapping) answer(ctx context.Context, req *apigw.Request, status int, body []byte) ([]byte, error) {
+// body. proxy (http_proxy) passes the body through. Otherwise the
+// integration response whose key matches the status decides, as on AWS:
+// its template renders the body (with $input.body the backend's body and
+// $context.status the status), without one the backend's body passes
+// through, and with no matching integration response the client gets
+// nothing.
+func (m *mapping) answer(ctx context.Context, req *apigw.Request, status int, body []byte, proxy bool) ([]byte, error) {
 	code := strconv.Itoa(status)
 	answer := map[string]any{"statusCode": status}
-	if len(body) > 0 {
+	if proxy && len(body) > 0 {
 		answer["body"] = string(body)
 	}
-	if r := m.response(code); r != nil {
+	if r := m.response(code); r != nil && !proxy {
+		if len(body) > 0 {
+			answer["body"] = string(body)
+		}
 		resp := *req
 		resp.Body = string(body)
 		resp.Context.Status = code

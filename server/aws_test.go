@@ -51,6 +51,7 @@ routes:
         integration.request.header.Content-Type: "'application/x-www-form-urlencoded'"
       requestTemplates:
         "$default": "Message=$util.urlEncode($input.body)"
+      integrationResponses: { "$default": {} }
     routeResponseSelectionExpression: "$default"
   put:
     integration:
@@ -180,7 +181,7 @@ func TestAWSServiceIntegrations(t *testing.T) {
 			t.Errorf("%s answered %q, want %q", a.msg, got, a.want)
 		}
 	}
-	// A one-way route (no integration response): the service's answer
+	// An integration response without templates: the service's answer
 	// passes through to the two-way route's client.
 	if got := ask(`{"action":"sns","text":"fan out"}`); !strings.Contains(got, "<PublishResponse") {
 		t.Errorf("sns answered %q, want moto's PublishResponse", got)

@@ -267,8 +267,9 @@ var rules = map[string]propRules{
 		ignored: "OperationName ModelSelectionExpression AuthorizationScopes",
 	},
 	"AWS::ApiGatewayV2::Integration": {
-		read:    "ApiId IntegrationType IntegrationUri TimeoutInMillis RequestTemplates TemplateSelectionExpression",
-		ignored: "Description CredentialsArn IntegrationMethod PayloadFormatVersion PassthroughBehavior ConnectionType",
+		read: "ApiId IntegrationType IntegrationUri TimeoutInMillis RequestTemplates TemplateSelectionExpression " +
+			"RequestParameters IntegrationMethod CredentialsArn",
+		ignored: "Description PayloadFormatVersion PassthroughBehavior ConnectionType",
 	},
 	"AWS::ApiGatewayV2::IntegrationResponse": {
 		read: "ApiId IntegrationId IntegrationResponseKey ResponseTemplates TemplateSelectionExpression",
@@ -687,11 +688,13 @@ func (t *translator) v2Integration(res *resource, responses map[string]integrati
 		ic = t.lambdaTarget(uri, path+"IntegrationUri")
 	case "MOCK":
 		ic = t.mockIntegration(res, props, responses)
+	case "AWS", "HTTP", "HTTP_PROXY":
+		ic = t.nonProxyIntegration(res, props, typ, responses)
 	case "":
 		t.fail(errAt(path+"IntegrationType", "missing"))
 		return nil
 	default:
-		t.fail(errAt(path+"IntegrationType", "%s is not supported by wsgate (AWS_PROXY to a Lambda function, or MOCK)", typ))
+		t.fail(errAt(path+"IntegrationType", "%s is not an integration type of WebSocket APIs (AWS_PROXY, AWS, HTTP, HTTP_PROXY, MOCK)", typ))
 		return nil
 	}
 	if ic != nil {
@@ -1258,6 +1261,52 @@ func (t *translator) mockIntegration(res *resource, props map[string]any, respon
 		resp["body"] = body
 	}
 	return &integration.Config{Type: "mock", Response: resp}
+}
+
+// nonProxyIntegration translates an AWS, HTTP or HTTP_PROXY integration:
+// aws, http with mapping fields, http_proxy. An HTTP integration without
+// templates still gets a template selection expression, which makes
+// wsgate's http the non-proxy type (its message passes through) rather
+// than the Lambda-event poster.
+func (t *translator) nonProxyIntegration(res *resource, props map[string]any, typ string, responses map[string]integration.IntegrationResponse) *integration.Config {
+	path := "Resources." + res.ID + ".Properties."
+	ic := &integration.Config{
+		URI:                         t.str(res, props, "IntegrationUri"),
+		IntegrationMethod:           t.str(res, props, "IntegrationMethod"),
+		CredentialsArn:              t.str(res, props, "CredentialsArn"),
+		RequestParameters:           t.strMap(res, props, "RequestParameters"),
+		RequestTemplates:            t.strMap(res, props, "RequestTemplates"),
+		TemplateSelectionExpression: t.str(res, props, "TemplateSelectionExpression"),
+		IntegrationResponses:        responses,
+	}
+	if ic.URI == "" {
+		t.fail(errAt(path+"IntegrationUri", "missing"))
+		return nil
+	}
+	switch typ {
+	case "AWS":
+		ic.Type = "aws"
+	case "HTTP":
+		ic.Type = "http"
+		if ic.TemplateSelectionExpression == "" {
+			ic.TemplateSelectionExpression = `\$default`
+		}
+	default:
+		ic.Type = "http_proxy"
+		for _, k := range []string{"RequestTemplates", "TemplateSelectionExpression"} {
+			if _, ok := props[k]; ok {
+				t.fail(errAt(path+k, "an HTTP_PROXY integration has no mapping templates"))
+			}
+		}
+		if len(responses) > 0 {
+			t.fail(errAt(path+"IntegrationType", "an HTTP_PROXY integration has no integration responses"))
+		}
+	}
+	if err := ic.Validate(); err != nil {
+		t.fail(errAt(path+"IntegrationType", "%v", err))
+		return nil
+	}
+	return ic
 }
 
 // strMap reads a map of strings (mapping templates by key); nil when the
