@@ -65,6 +65,8 @@ type route struct {
 	groups *routeGroups
 	// throttle is the route's token bucket (nil: no limit).
 	throttle *throttle
+	// models validate the message; nil: no request validation.
+	models *requestModels
 }
 
 type routeGroups struct {
@@ -228,6 +230,11 @@ func (g *Gateway) route(c *conn, body string, b64 bool) {
 	if !rt.throttle.allow() {
 		log.Debug("message throttled by the route's throttling")
 		_ = c.enqueue(textFrame(errorFrame(frameThrottled, c.s.connectionID, requestID)), true)
+		return
+	}
+	if rt.models != nil && (b64 || !rt.models.valid(body)) {
+		log.Debug("message refused by the route's request model")
+		_ = c.enqueue(textFrame(errorFrame(frameBadBody, c.s.connectionID, requestID)), true)
 		return
 	}
 	if rt.groups != nil {

@@ -3,9 +3,12 @@ package server_test
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/server"
 )
 
 // mockTemplatesConfig is a MOCK API as API Gateway runs one: $connect
@@ -93,5 +96,91 @@ func TestMockIntegrationTemplates(t *testing.T) {
 	var frame map[string]string
 	if msg := read(t, c); json.Unmarshal([]byte(msg), &frame) != nil || frame["message"] != "Internal server error" || frame["connectionId"] != id {
 		t.Errorf("broken template answer %q, want the Internal server error frame", msg)
+	}
+}
+
+// validationConfig validates messages against JSON schema draft 4 models,
+// picked by the message's "kind" (else the $default model).
+const validationConfig = `
+listen: "127.0.0.1:0"
+apiId: local
+stage: dev
+routeSelectionExpression: "$request.body.action"
+models:
+  Message:
+    $schema: "http://json-schema.org/draft-04/schema#"
+    type: object
+    required: [action, text]
+    properties:
+      text: { type: string, maxLength: 10 }
+  Number:
+    type: object
+    required: ["n"]
+    properties: { "n": { type: integer, minimum: 1 } }
+routes:
+  send:
+    requestModels: { "$default": Message, count: Number }
+    modelSelectionExpression: "$request.body.kind"
+    integration: { type: mock }
+    routeResponseSelectionExpression: "$default"
+`
+
+func TestRequestValidation(t *testing.T) {
+	srv := startServer(t, validationConfig)
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+srv.Addr()+"/dev", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	id := onlyConnection(t, srv)
+	cases := []struct {
+		msg   string
+		valid bool
+	}{
+		{`{"action":"send","text":"hello"}`, true},
+		{`{"action":"send","text":"far too long a text"}`, false},
+		{`{"action":"send"}`, false},
+		{`{"action":"send","kind":"count","n":3}`, true},
+		{`{"action":"send","kind":"count","n":0}`, false},
+		{`{"action":"send","kind":"count","n":1.5}`, false},
+	}
+	for _, tc := range cases {
+		if err := c.WriteMessage(websocket.TextMessage, []byte(tc.msg)); err != nil {
+			t.Fatal(err)
+		}
+		got := read(t, c)
+		if tc.valid {
+			if got != tc.msg {
+				t.Errorf("%s: answered %q, want the echo", tc.msg, got)
+			}
+			continue
+		}
+		var frame map[string]string
+		if json.Unmarshal([]byte(got), &frame) != nil || frame["message"] != "Invalid request body" || frame["connectionId"] != id || frame["requestId"] == "" {
+			t.Errorf("%s: answered %q, want the Invalid request body frame", tc.msg, got)
+		}
+	}
+}
+
+func TestRequestModelErrors(t *testing.T) {
+	cases := []struct{ name, text, want string }{
+		{"unknown model", "routes:\n  x: { integration: { type: mock }, requestModels: { $default: Nope } }\n",
+			`routes["x"].requestModels["$default"]: no model "Nope" under models`},
+		{"bad schema", "models: { M: { type: 5 } }\nroutes:\n  x: { integration: { type: mock }, requestModels: { $default: M } }\n",
+			`routes["x"].requestModels["$default"]: model "M":`},
+		{"remote reference", "models: { M: { $ref: \"http://example.com/s.json\" } }\nroutes:\n  x: { integration: { type: mock }, requestModels: { $default: M } }\n",
+			"models may not reference other documents"},
+		{"connect", "models: { M: {} }\nroutes:\n  $connect: { integration: { type: mock }, requestModels: { $default: M } }\n",
+			`routes["$connect"].requestModels: $connect has no body to validate`},
+		{"selection without models", "routes:\n  x: { integration: { type: mock }, modelSelectionExpression: $request.body.k }\n",
+			`routes["x"].modelSelectionExpression: set but the route has no requestModels`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := server.ParseConfig([]byte(tc.text))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
 	}
 }
