@@ -67,6 +67,9 @@ type route struct {
 	throttle *throttle
 	// models validate the message; nil: no request validation.
 	models *requestModels
+	// apiKeyRequired refuses connections and messages without a valid
+	// API key.
+	apiKeyRequired bool
 }
 
 type routeGroups struct {
@@ -230,6 +233,11 @@ func (g *Gateway) route(c *conn, body string, b64 bool) {
 	if !rt.throttle.allow() {
 		log.Debug("message throttled by the route's throttling")
 		_ = c.enqueue(textFrame(errorFrame(frameThrottled, c.s.connectionID, requestID)), true)
+		return
+	}
+	if rt.apiKeyRequired && c.s.identity.APIKeyID == "" {
+		log.Debug("message refused: no valid API key")
+		_ = c.enqueue(textFrame(errorFrame(frameForbidden, c.s.connectionID, requestID)), true)
 		return
 	}
 	if rt.models != nil && (b64 || !rt.models.valid(body)) {

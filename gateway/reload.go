@@ -148,6 +148,7 @@ func (g *Gateway) build(cfg Config, fns *integration.Functions, prev *live) (*li
 		}
 		rt.throttle = keepThrottle(oldThrottle, oldSetting, cfg.routeThrottling(key), nil)
 		rt.models, _ = buildRequestModels(&rc, cfg.Models) // validated
+		rt.apiKeyRequired = rc.APIKeyRequired
 		if rc.Integration != nil {
 			if old := prev.route(key); old != nil && reusable(old.cfg, rc.Integration, prev, l) {
 				rt.integ = old.integ
