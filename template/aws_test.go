@@ -70,3 +70,47 @@ func TestAWSIntegrations(t *testing.T) {
 		}
 	}
 }
+
+// TestModelsAndAPIKeys: route RequestModels and ModelSelectionExpression,
+// the API's models (Schema as YAML or as JSON text) and ApiKeyRequired
+// with the API keys whose Value the template gives.
+func TestModelsAndAPIKeys(t *testing.T) {
+	src := chatBase + `
+  R:
+    Type: AWS::ApiGatewayV2::Route
+    Properties:
+      ApiId: !Ref Api
+      RouteKey: send
+      ApiKeyRequired: true
+      ModelSelectionExpression: $request.body.kind
+      RequestModels: { $default: Msg, n: Num }
+      Target: !Sub "integrations/${Integ}"
+  M1: { Type: AWS::ApiGatewayV2::Model, Properties: { ApiId: !Ref Api, Name: Msg, ContentType: application/json, Schema: { type: object, required: [text] } } }
+  M2: { Type: AWS::ApiGatewayV2::Model, Properties: { ApiId: !Ref Api, Name: Num, Schema: '{"type": "object", "required": ["n"]}' } }
+  K: { Type: AWS::ApiGateway::ApiKey, Properties: { Name: partner, Value: "0123456789abcdefghij", Enabled: true } }
+`
+	f, err := Parse([]byte(src), "template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Translate(f, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := res.Config
+	r := cfg.Routes["send"]
+	if !r.APIKeyRequired || r.ModelSelectionExpression != "$request.body.kind" || !reflect.DeepEqual(r.RequestModels, map[string]string{"$default": "Msg", "n": "Num"}) {
+		t.Errorf("route %+v", r)
+	}
+	if len(cfg.APIKeys) != 1 || cfg.APIKeys[0].Value != "0123456789abcdefghij" || cfg.APIKeys[0].Name != "partner" {
+		t.Errorf("api keys %+v", cfg.APIKeys)
+	}
+	want := map[string]any{
+		"Msg": map[string]any{"type": "object", "required": []any{"text"}},
+		"Num": map[string]any{"type": "object", "required": []any{"n"}},
+	}
+	if !reflect.DeepEqual(cfg.Models, want) {
+		t.Errorf("models %#v", cfg.Models)
+	}
+	checkValid(t, res)
+}
