@@ -190,3 +190,27 @@ func TestHTTPNonProxyTemplates(t *testing.T) {
 		t.Errorf("request %s %q %v", s.method, s.body, s.header)
 	}
 }
+
+// TestServiceEndpoints: the endpoint of each URI, from the SDKs' variables
+// or AWS's host names.
+func TestServiceEndpoints(t *testing.T) {
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	t.Setenv("AWS_ENDPOINT_URL_SFN", "")
+	cases := []struct{ uri, env, want string }{
+		{"arn:aws:apigateway:eu-west-1:states:action/StartSyncExecution", "", "https://sync-states.eu-west-1.amazonaws.com"},
+		{"arn:aws:apigateway:eu-west-1:states:action/StartExecution", "", "https://states.eu-west-1.amazonaws.com"},
+		{"arn:aws:apigateway:eu-west-1:states:action/StartSyncExecution", "http://127.0.0.1:5000/", "http://127.0.0.1:5000"},
+		{"arn:aws:apigateway:cn-north-1:sqs:path/1/q", "", "https://sqs.cn-north-1.amazonaws.com.cn"},
+		{"arn:aws:apigateway:us-east-1:iot.data:path/topics/a", "", "https://iot.data.us-east-1.amazonaws.com"},
+	}
+	for _, c := range cases {
+		t.Setenv("AWS_ENDPOINT_URL_SFN", c.env)
+		tg, err := parseServiceURI(c.uri, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tg.endpoint(); got != c.want {
+			t.Errorf("%s (AWS_ENDPOINT_URL_SFN=%q): %s, want %s", c.uri, c.env, got, c.want)
+		}
+	}
+}
