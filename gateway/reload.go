@@ -239,7 +239,7 @@ var liveFields = []string{
 	"idleTimeoutSeconds", "maxConnectionSeconds", "binaryFrames", "outboundQueueFrames", "outboundQueueBytes",
 	"slowConsumerSeconds", "sendBufferBytes", "writeTimeoutSeconds", "maxInflightPerConnection",
 	"readBodyTimeoutSeconds", "maxManagementRequests", "shutdownTimeoutSeconds", "debugSignatures", "allowedOrigins",
-	"basePaths", "throttling", "connectionThrottling",
+	"basePaths", "throttling", "connectionThrottling", "apiKeySelectionExpression", "apiKeys", "models",
 }
 
 // KeepFixed gives c the running config's values of the settings that only
