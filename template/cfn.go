@@ -506,7 +506,7 @@ func (t *translator) v2API(api *resource, live []*resource) {
 		route.ModelSelectionExpression = t.str(res, props, "ModelSelectionExpression")
 		if requireKey {
 			route.APIKeyRequired = true
-			keyRoutes = append(keyRoutes, key)
+			keyRoutes = append(keyRoutes, path+"ApiKeyRequired")
 		}
 		if _, dup := cfg.Routes[key]; dup {
 			t.fail(errAt(path+"RouteKey", "route %s is defined twice", key))
@@ -516,8 +516,10 @@ func (t *translator) v2API(api *resource, live []*resource) {
 	cfg.APIKeySelectionExpression = apiKeys
 	if len(keyRoutes) > 0 {
 		t.apiKeys(live)
-		if len(cfg.APIKeys) == 0 {
-			t.fail(fmt.Errorf("routes %s require an API key, but the template has no AWS::ApiGateway::ApiKey with a Value for wsgate to accept", strings.Join(keyRoutes, ", ")))
+		for _, p := range keyRoutes {
+			if len(cfg.APIKeys) == 0 {
+				t.fail(errAt(p, "the route requires an API key, but the template has no AWS::ApiGateway::ApiKey with a Value for wsgate to accept (AWS generates the others)"))
+			}
 		}
 	}
 }

@@ -32,7 +32,7 @@ func TestErrors(t *testing.T) {
 	}{
 		{"api key required", `
   R: { Type: AWS::ApiGatewayV2::Route, Properties: { ApiId: !Ref Api, RouteKey: x, ApiKeyRequired: true, Target: !Sub "integrations/${Integ}" } }`,
-			"routes x require an API key, but the template has no AWS::ApiGateway::ApiKey with a Value", Options{}},
+			"Resources.R.Properties.ApiKeyRequired: the route requires an API key, but the template has no AWS::ApiGateway::ApiKey with a Value", Options{}},
 		{"request parameters", `
   R: { Type: AWS::ApiGatewayV2::Route, Properties: { ApiId: !Ref Api, RouteKey: $connect, RequestParameters: { route.request.querystring.token: { Required: true } }, Target: !Sub "integrations/${Integ}" } }`,
 			"Resources.R.Properties.RequestParameters: not supported by wsgate", Options{}},
