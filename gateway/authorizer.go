@@ -76,6 +76,7 @@ type authResult struct {
 	status  int             // 0 allows; otherwise the handshake status (401, 403, 500)
 	context json.RawMessage // requestContext.authorizer for every later event
 	groups  []string        // from context.groups, a comma-separated string
+	apiKey  string          // usageIdentifierKey
 }
 
 func newAuthorizer(cfg *AuthorizerConfig, env integration.Env) (*authorizer, error) {
@@ -221,6 +222,9 @@ type policyOutput struct {
 		} `json:"Statement"`
 	} `json:"policyDocument"`
 	Context map[string]json.RawMessage `json:"context"`
+	// UsageIdentifierKey is the API key when apiKeySelectionExpression is
+	// $context.authorizer.usageIdentifierKey.
+	UsageIdentifierKey string `json:"usageIdentifierKey"`
 }
 
 type stringOrList []string
@@ -301,7 +305,7 @@ func evaluatePolicy(out []byte, methodArn string, latency int64) (authResult, er
 	if err != nil {
 		return authResult{}, err
 	}
-	return authResult{context: raw, groups: groups}, nil
+	return authResult{context: raw, groups: groups, apiKey: p.UsageIdentifierKey}, nil
 }
 
 func matchAny(patterns []string, s string) bool {

@@ -58,6 +58,16 @@ type Config struct {
 	// Routes maps route keys ($connect, $disconnect, $default, custom) to
 	// what they do.
 	Routes map[string]Route `json:"routes,omitempty"`
+	// APIKeySelectionExpression is where a connection's API key comes
+	// from: "$request.header.x-api-key" (the $connect request's header,
+	// default) or "$context.authorizer.usageIdentifierKey" (the
+	// authorizer's answer).
+	APIKeySelectionExpression string `json:"apiKeySelectionExpression,omitempty"`
+	// APIKeys are the keys routes with apiKeyRequired accept. Default none.
+	APIKeys []APIKey `json:"apiKeys,omitempty"`
+	// Models are the JSON schemas (draft 4, as API Gateway's models) that
+	// routes' requestModels name. Default none.
+	Models map[string]any `json:"models,omitempty"`
 
 	// BinaryFrames is what a binary frame from a client does: "reject"
 	// (default; close with 1003 as API Gateway does) or "base64" (deliver
@@ -203,6 +213,31 @@ type Route struct {
 	// Throttling is this route's token bucket (AWS's RouteSettings),
 	// instead of the stage's throttling. Not on $disconnect.
 	Throttling *Throttling `json:"throttling,omitempty"`
+	// APIKeyRequired refuses a connection ($connect: 403) or a message
+	// (the Forbidden frame) without a known, enabled API key.
+	APIKeyRequired bool `json:"apiKeyRequired,omitempty"`
+	// RequestModels validate the message before the integration runs:
+	// model names (under the config's models) by the key
+	// ModelSelectionExpression picks. A message that fails, or finds no
+	// model (nor a "$default" one), is answered with the frame
+	// {"message": "Invalid request body", ...}. Not on $connect and
+	// $disconnect, which have no body.
+	RequestModels map[string]string `json:"requestModels,omitempty"`
+	// ModelSelectionExpression picks the request model: static text,
+	// $request.body.PATH or ${request.body.PATH}. Default "\$default".
+	ModelSelectionExpression string `json:"modelSelectionExpression,omitempty"`
+}
+
+// APIKey is one API key (AWS::ApiGateway::ApiKey).
+type APIKey struct {
+	// ID is $context.identity.apiKeyId. Default: the name.
+	ID string `json:"id,omitempty"`
+	// Name names the key in logs. Required.
+	Name string `json:"name"`
+	// Value is the key clients present, 20 to 128 characters as on AWS.
+	Value string `json:"value"`
+	// Enabled false refuses the key. Default true.
+	Enabled *bool `json:"enabled,omitempty"`
 }
 
 // RouteGroups is a route's group membership action, e.g. for
@@ -377,6 +412,7 @@ func (c *Config) Validate() error {
 	if c.Authorizer != nil {
 		e.In("authorizer", c.Authorizer.validate())
 	}
+	c.validateAPIKeys(&e)
 	seen := map[string]bool{}
 	for i, cr := range c.Credentials {
 		p := confcheck.Index("credentials", i)
@@ -396,6 +432,11 @@ func (c *Config) Validate() error {
 		}
 		if strings.HasPrefix(key, "$") && key != routeConnect && key != routeDisconnect && key != routeDefault {
 			e.Addf(p, "custom route keys may not start with '$' (reserved: $connect, $disconnect, $default)")
+		}
+		if _, err := buildRequestModels(&r, c.Models); err != nil {
+			e.In(p, err)
+		} else if len(r.RequestModels) > 0 && (key == routeConnect || key == routeDisconnect) {
+			e.Addf(confcheck.Field(p, "requestModels"), "%s has no body to validate", key)
 		}
 		if r.Integration == nil && r.Groups == nil {
 			e.Addf(p, "an integration (or a groups action) is required")

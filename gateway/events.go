@@ -51,6 +51,10 @@ type RequestContext struct {
 type Identity struct {
 	SourceIP  string `json:"sourceIp"`
 	UserAgent string `json:"userAgent,omitempty"`
+	// APIKey and APIKeyID are the connection's API key, when the API has
+	// apiKeys and the connection presented a known one.
+	APIKey   string `json:"apiKey,omitempty"`
+	APIKeyID string `json:"apiKeyId,omitempty"`
 }
 
 // requestTimeLayout is CLF, as in "20/Jan/2024:11:55:00 +0000".

@@ -67,6 +67,11 @@ type route struct {
 	groups *routeGroups
 	// throttle is the route's token bucket (nil: no limit).
 	throttle *throttle
+	// models validate the message; nil: no request validation.
+	models *requestModels
+	// apiKeyRequired refuses connections and messages without a valid
+	// API key.
+	apiKeyRequired bool
 }
 
 type routeGroups struct {
@@ -248,6 +253,16 @@ func (g *Gateway) route(c *conn, body string, b64 bool, size int) {
 	if !rt.throttle.allow() {
 		log.Debug("message throttled by the route's throttling")
 		errFrame(http.StatusTooManyRequests, OutcomeThrottled, frameThrottled)
+		return
+	}
+	if rt.apiKeyRequired && c.s.identity.APIKeyID == "" {
+		log.Debug("message refused: no valid API key")
+		_ = c.enqueue(textFrame(errorFrame(frameForbidden, c.s.connectionID, requestID)), true)
+		return
+	}
+	if rt.models != nil && (b64 || !rt.models.valid(body)) {
+		log.Debug("message refused by the route's request model")
+		_ = c.enqueue(textFrame(errorFrame(frameBadBody, c.s.connectionID, requestID)), true)
 		return
 	}
 	if rt.groups != nil {

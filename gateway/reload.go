@@ -147,6 +147,8 @@ func (g *Gateway) build(cfg Config, fns *integration.Functions, prev *live) (*li
 			oldThrottle, oldSetting = old.throttle, prev.cfg.routeThrottling(key)
 		}
 		rt.throttle = keepThrottle(oldThrottle, oldSetting, cfg.routeThrottling(key), nil)
+		rt.models, _ = buildRequestModels(&rc, cfg.Models) // validated
+		rt.apiKeyRequired = rc.APIKeyRequired
 		if rc.Integration != nil {
 			if old := prev.route(key); old != nil && reusable(old.cfg, rc.Integration, prev, l) {
 				rt.integ = old.integ
@@ -237,7 +239,7 @@ var liveFields = []string{
 	"idleTimeoutSeconds", "maxConnectionSeconds", "binaryFrames", "outboundQueueFrames", "outboundQueueBytes",
 	"slowConsumerSeconds", "sendBufferBytes", "writeTimeoutSeconds", "maxInflightPerConnection",
 	"readBodyTimeoutSeconds", "maxManagementRequests", "shutdownTimeoutSeconds", "debugSignatures", "allowedOrigins",
-	"basePaths", "throttling", "connectionThrottling",
+	"basePaths", "throttling", "connectionThrottling", "apiKeySelectionExpression", "apiKeys", "models",
 }
 
 // KeepFixed gives c the running config's values of the settings that only

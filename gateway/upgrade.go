@@ -80,7 +80,10 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	log := g.log.With("connectionId", s.connectionID, "routeKey", routeConnect, "requestId", requestID)
 
 	extra := http.Header{}
-	var groups []string
+	var (
+		groups  []string
+		authKey string // the authorizer's usageIdentifierKey
+	)
 	switch {
 	case l.cfg.AuthorizationType == "AWS_IAM":
 		// IAM is checked only here, at connect time, as on AWS.
@@ -111,6 +114,15 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		s.authorizer = res.context
 		rec.Authorizer = res.context
 		groups = append(groups, res.groups...)
+		authKey = res.apiKey
+	}
+	if len(l.cfg.APIKeys) > 0 {
+		l.cfg.apiKey(r, authKey, &s.identity)
+	}
+	if rt := l.routes[routeConnect]; rt != nil && rt.apiKeyRequired && s.identity.APIKeyID == "" {
+		log.Info("$connect refused: no valid API key")
+		writeJSONStatus(w, http.StatusForbidden, frameForbidden)
+		return
 	}
 	if rt := l.routes[routeConnect]; rt != nil {
 		g.track.Add(1)

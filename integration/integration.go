@@ -67,7 +67,8 @@ func (e *FunctionError) Error() string {
 // Config is one integration as written in the config file. The field names
 // are the user interface; see docs/configuration.md.
 type Config struct {
-	// Type is the kind: "http", "mock", "lambda" or "command". Required.
+	// Type is the kind: "http", "http_proxy", "aws", "mock", "lambda" or
+	// "command". Required.
 	Type string `json:"type"`
 
 	// MaxInflight bounds this integration's invocations in flight; past it
@@ -80,9 +81,26 @@ type Config struct {
 	// Range 50 to 900000 (MinTimeoutMillis, MaxTimeoutMillis).
 	TimeoutMillis int `json:"timeoutMillis,omitempty"`
 
-	// URI is the endpoint an http integration POSTs the event to. Required
-	// for http.
+	// URI is the endpoint an http integration POSTs the event to, the URL
+	// an http_proxy integration forwards the message to, or an aws
+	// integration's service action:
+	// arn:aws:apigateway:{region}:{service}:action/{Action} or
+	// arn:aws:apigateway:{region}:{service}:path/{path}. Required for http,
+	// http_proxy and aws.
 	URI string `json:"uri,omitempty"`
+	// IntegrationMethod is the HTTP method of aws, http and http_proxy
+	// requests. Default POST.
+	IntegrationMethod string `json:"integrationMethod,omitempty"`
+	// CredentialsArn is the role API Gateway would assume for an aws
+	// integration. wsgate signs with the standard credential chain (or
+	// Profile) instead; the ARN is kept for the record.
+	CredentialsArn string `json:"credentialsArn,omitempty"`
+	// RequestParameters map route.request.header.X,
+	// route.request.querystring.X, route.request.body.PATH, context.X,
+	// stageVariables.X and 'literals' into integration.request.header.X,
+	// integration.request.querystring.X and integration.request.path.X (aws,
+	// http, http_proxy).
+	RequestParameters map[string]string `json:"requestParameters,omitempty"`
 
 	// Response is what mock answers: a Lambda proxy response document such
 	// as {"statusCode":200,"body":"pong"}. Unset, mock echoes the message
@@ -217,13 +235,19 @@ func (c *Config) Validate() error {
 	validateMapping(c, &e)
 	switch c.Type {
 	case "":
-		e.Addf("type", "required (http, mock, lambda or command)")
-	case "http":
+		e.Addf("type", "required (http, http_proxy, aws, mock, lambda or command)")
+	case "http", "http_proxy":
 		if c.URI == "" {
-			e.Addf("uri", "required for an http integration")
+			e.Addf("uri", "required for an %s integration", c.Type)
 		} else if u, err := url.Parse(c.URI); err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 			e.Addf("uri", "%q: want http:// or https:// and a host", c.URI)
 		}
+		validateMethod(c, &e)
+	case "aws":
+		if _, err := parseServiceURI(c.URI, c.Region); err != nil {
+			e.Addf("uri", "%v", err)
+		}
+		validateMethod(c, &e)
 	case "mock":
 	case "lambda":
 		if c.Function == "" {
@@ -243,9 +267,18 @@ func (c *Config) Validate() error {
 			}
 		}
 	default:
-		e.Addf("type", "unknown integration type %q (want http, mock, lambda or command)", c.Type)
+		e.Addf("type", "unknown integration type %q (want http, http_proxy, aws, mock, lambda or command)", c.Type)
 	}
 	return e.Err()
+}
+
+// validateMethod checks integrationMethod.
+func validateMethod(c *Config, e *confcheck.Errors) {
+	switch c.IntegrationMethod {
+	case "", "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS":
+	default:
+		e.Addf("integrationMethod", "%q: want GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS", c.IntegrationMethod)
+	}
 }
 
 // Ranges of the bounds on in-flight calls, connections and output.
@@ -285,7 +318,15 @@ func New(cfg Config, env Env) (Integration, error) {
 	)
 	switch cfg.Type {
 	case "http":
-		in, err = newHTTP(cfg)
+		if hasMapping(&cfg) {
+			in, err = newHTTPMapped(cfg, false)
+		} else {
+			in, err = newHTTP(cfg)
+		}
+	case "http_proxy":
+		in, err = newHTTPMapped(cfg, true)
+	case "aws":
+		in, err = newAWS(cfg, env)
 	case "mock":
 		in, err = newMock(cfg)
 	case "lambda":

@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/wsgate/wsgate/internal/confcheck"
 	"github.com/wsgate/wsgate/vtl"
@@ -31,11 +34,22 @@ type IntegrationResponse struct {
 	TemplateSelectionExpression string `json:"templateSelectionExpression,omitempty"`
 }
 
-// mapping is a mock integration's templates, parsed once.
+// mapping is a non-proxy integration's templates and parameters, parsed
+// once.
 type mapping struct {
 	selectRequest *apigw.Selection
 	request       map[string]*vtl.Template
 	responses     []*response // in key order
+	params        []param     // requestParameters, in key order
+}
+
+// param is one requestParameters entry: where the value goes
+// (integration.request.KIND.NAME) and the template that computes it.
+type param struct {
+	kind    string // "header", "querystring" or "path"
+	name    string
+	value   *vtl.Template
+	literal string // when value is nil
 }
 
 type response struct {
@@ -46,7 +60,8 @@ type response struct {
 }
 
 func hasMapping(c *Config) bool {
-	return len(c.RequestTemplates) > 0 || len(c.IntegrationResponses) > 0 || c.TemplateSelectionExpression != ""
+	return len(c.RequestTemplates) > 0 || len(c.IntegrationResponses) > 0 || c.TemplateSelectionExpression != "" ||
+		len(c.RequestParameters) > 0
 }
 
 // validateMapping files the problems of the mapping fields in e.
@@ -54,16 +69,98 @@ func validateMapping(c *Config, e *confcheck.Errors) {
 	if !hasMapping(c) {
 		return
 	}
-	if c.Type != "mock" {
-		e.Addf("requestTemplates", "mapping templates are supported on mock integrations only (for now)")
+	switch c.Type {
+	case "mock":
+		if c.Response != nil {
+			e.Addf("response", "a mock integration has either a response or mapping templates, not both")
+		}
+		if len(c.RequestParameters) > 0 {
+			e.Addf("requestParameters", "a mock integration sends no request: no parameters")
+		}
+	case "aws", "http":
+	case "http_proxy":
+		if len(c.RequestTemplates) > 0 || c.TemplateSelectionExpression != "" {
+			e.Addf("requestTemplates", "an http_proxy integration forwards the message as it is: no templates (use http)")
+		}
+		if len(c.IntegrationResponses) > 0 {
+			e.Addf("integrationResponses", "an http_proxy integration answers with the backend's body: no integration responses (use http)")
+		}
+	default:
+		e.Addf("requestTemplates", "mapping templates and requestParameters are for mock, aws, http and http_proxy integrations")
 		return
-	}
-	if c.Response != nil {
-		e.Addf("response", "a mock integration has either a response or mapping templates, not both")
 	}
 	if _, err := buildMapping(c); err != nil {
 		e.In("", err)
 	}
+}
+
+// paramSource translates a requestParameters value (route.request.header.X,
+// route.request.querystring.X, route.request.body.PATH, context.X,
+// stageVariables.X or a 'literal') into the template computing it.
+func paramSource(v string) (string, error) {
+	switch {
+	case strings.HasPrefix(v, "route.request.header."):
+		return "$input.params('" + quoteVTL(strings.TrimPrefix(v, "route.request.header.")) + "')", nil
+	case strings.HasPrefix(v, "route.request.querystring."):
+		return "$input.params().querystring.get('" + quoteVTL(strings.TrimPrefix(v, "route.request.querystring.")) + "')", nil
+	case v == "route.request.body":
+		return "$input.body", nil
+	case strings.HasPrefix(v, "route.request.body."):
+		return "$input.json('$." + quoteVTL(strings.TrimPrefix(v, "route.request.body.")) + "')", nil
+	case strings.HasPrefix(v, "context.") && isPath(v), strings.HasPrefix(v, "stageVariables.") && isPath(v):
+		return "${" + v + "}", nil
+	}
+	return "", fmt.Errorf("%q: want route.request.header.NAME, route.request.querystring.NAME, route.request.body[.PATH], context.NAME, stageVariables.NAME or a 'literal'", v)
+}
+
+func quoteVTL(s string) string { return strings.ReplaceAll(s, "'", "''") }
+
+// isPath reports whether s is a dotted name a template can reference.
+func isPath(s string) bool {
+	for _, part := range strings.Split(s, ".") {
+		if part == "" {
+			return false
+		}
+		for i := 0; i < len(part); i++ {
+			c := part[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || i > 0 && (c >= '0' && c <= '9' || c == '-')) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// parseParams compiles requestParameters; each key is
+// integration.request.{header,querystring,path}.NAME.
+func parseParams(src map[string]string, e *confcheck.Errors) []param {
+	var out []param
+	for _, k := range slices.Sorted(maps.Keys(src)) {
+		path := confcheck.Key("requestParameters", k)
+		rest, ok := strings.CutPrefix(k, "integration.request.")
+		kind, name, _ := strings.Cut(rest, ".")
+		if !ok || name == "" || kind != "header" && kind != "querystring" && kind != "path" {
+			e.Addf(path, "want integration.request.header.NAME, integration.request.querystring.NAME or integration.request.path.NAME")
+			continue
+		}
+		v := src[k]
+		if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
+			out = append(out, param{kind: kind, name: name, literal: v[1 : len(v)-1]})
+			continue
+		}
+		text, err := paramSource(v)
+		if err != nil {
+			e.Addf(path, "%v", err)
+			continue
+		}
+		t, err := vtl.Parse(text)
+		if err != nil {
+			e.Addf(path, "%v", err)
+			continue
+		}
+		out = append(out, param{kind: kind, name: name, value: t})
+	}
+	return out
 }
 
 func parseSelection(path, s string, e *confcheck.Errors) *apigw.Selection {
@@ -95,6 +192,7 @@ func buildMapping(c *Config) (*mapping, error) {
 	m := &mapping{
 		selectRequest: parseSelection("templateSelectionExpression", c.TemplateSelectionExpression, &e),
 		request:       parseTemplates("requestTemplates", c.RequestTemplates, &e),
+		params:        parseParams(c.RequestParameters, &e),
 	}
 	for _, k := range slices.Sorted(maps.Keys(c.IntegrationResponses)) {
 		ir := c.IntegrationResponses[k]
@@ -200,40 +298,99 @@ var errNoStatus = errors.New("mock: unable to parse statusCode: it should be an 
 // integration response whose key matches that status renders the answer's
 // body. The result is a proxy response for the gateway.
 func (m *mapping) mock(ctx context.Context, payload []byte) ([]byte, error) {
-	req, err := requestOf(payload)
+	ir, err := m.build(ctx, payload)
 	if err != nil {
 		return nil, err
-	}
-	out := []byte(req.Body)
-	if t := pick(m.request, m.selectRequest.Eval(req, "")); t != nil {
-		if out, err = apigw.Render(ctx, t, req, vtl.Limits{}); err != nil {
-			return nil, fmt.Errorf("mock: request template: %w", err)
-		}
 	}
 	var doc struct {
 		StatusCode json.RawMessage `json:"statusCode"`
 	}
-	if json.Unmarshal(out, &doc) != nil || doc.StatusCode == nil {
+	if json.Unmarshal(ir.body, &doc) != nil || doc.StatusCode == nil {
 		return nil, errNoStatus
 	}
 	status, err := strconv.Atoi(string(doc.StatusCode))
 	if err != nil {
 		return nil, errNoStatus
 	}
+	// A mock has no response body: $input is the request's parameters
+	// with an empty body.
+	return m.answer(ctx, ir.req, status, nil, false)
+}
+
+// integrationRequest is what the templates and parameters made of one
+// event: the body, headers, query and path parameters to send.
+type integrationRequest struct {
+	req    *apigw.Request // the template variables, for the response
+	body   []byte
+	header http.Header
+	query  url.Values
+	path   map[string]string
+}
+
+// build renders the request template (picked by
+// templateSelectionExpression, else "$default"; without one the message
+// passes through) and the requestParameters for one event.
+func (m *mapping) build(ctx context.Context, payload []byte) (*integrationRequest, error) {
+	req, err := requestOf(payload)
+	if err != nil {
+		return nil, err
+	}
+	ir := &integrationRequest{req: req, body: []byte(req.Body), header: http.Header{}, query: url.Values{}}
+	if t := pick(m.request, m.selectRequest.Eval(req, "")); t != nil {
+		if ir.body, err = apigw.Render(ctx, t, req, vtl.Limits{}); err != nil {
+			return nil, fmt.Errorf("request template: %w", err)
+		}
+	}
+	for _, p := range m.params {
+		v := p.literal
+		if p.value != nil {
+			b, err := apigw.Render(ctx, p.value, req, vtl.Limits{})
+			if err != nil {
+				return nil, fmt.Errorf("requestParameters integration.request.%s.%s: %w", p.kind, p.name, err)
+			}
+			v = string(b)
+		}
+		switch p.kind {
+		case "header":
+			ir.header.Set(p.name, v)
+		case "querystring":
+			ir.query.Set(p.name, v)
+		default: // "path"
+			if ir.path == nil {
+				ir.path = map[string]string{}
+			}
+			ir.path[p.name] = v
+		}
+	}
+	return ir, nil
+}
+
+// answer is the proxy response for the gateway from a backend's status and
+// body. proxy (http_proxy) passes the body through. Otherwise the
+// integration response whose key matches the status decides, as on AWS:
+// its template renders the body (with $input.body the backend's body and
+// $context.status the status), without one the backend's body passes
+// through, and with no matching integration response the client gets
+// nothing.
+func (m *mapping) answer(ctx context.Context, req *apigw.Request, status int, body []byte, proxy bool) ([]byte, error) {
 	code := strconv.Itoa(status)
 	answer := map[string]any{"statusCode": status}
-	if r := m.response(code); r != nil {
-		// A mock has no response body: $input is the request's
-		// parameters with an empty body.
+	if proxy && len(body) > 0 {
+		answer["body"] = string(body)
+	}
+	if r := m.response(code); r != nil && !proxy {
+		if len(body) > 0 {
+			answer["body"] = string(body)
+		}
 		resp := *req
-		resp.Body = ""
+		resp.Body = string(body)
 		resp.Context.Status = code
 		if t := pick(r.templates, r.selection.Eval(req, code)); t != nil {
-			body, err := apigw.Render(ctx, t, &resp, vtl.Limits{})
+			out, err := apigw.Render(ctx, t, &resp, vtl.Limits{})
 			if err != nil {
-				return nil, fmt.Errorf("mock: response template: %w", err)
+				return nil, fmt.Errorf("response template: %w", err)
 			}
-			answer["body"] = string(body)
+			answer["body"] = string(out)
 		}
 	}
 	return json.Marshal(answer)

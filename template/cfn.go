@@ -1,6 +1,8 @@
 package template
 
 import (
+	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -40,7 +42,6 @@ var notNeeded = map[string]bool{
 	"AWS::ApiGatewayV2::Deployment":            true,
 	"AWS::ApiGatewayV2::ApiMapping":            true,
 	"AWS::ApiGatewayV2::DomainName":            true,
-	"AWS::ApiGatewayV2::Model":                 true,
 	"AWS::Lambda::Permission":                  true,
 	"AWS::Lambda::Version":                     true,
 	"AWS::Lambda::Alias":                       true,
@@ -191,7 +192,7 @@ func isFunction(typ string) bool {
 var handled = map[string]bool{
 	"AWS::ApiGatewayV2::Api": true, "AWS::ApiGatewayV2::Route": true, "AWS::ApiGatewayV2::Integration": true,
 	"AWS::ApiGatewayV2::IntegrationResponse": true, "AWS::ApiGatewayV2::RouteResponse": true,
-	"AWS::ApiGatewayV2::Authorizer": true, "AWS::ApiGatewayV2::Stage": true,
+	"AWS::ApiGatewayV2::Authorizer": true, "AWS::ApiGatewayV2::Stage": true, "AWS::ApiGatewayV2::Model": true,
 	"AWS::Serverless::WebSocketApi": true, "AWS::Lambda::Function": true, "AWS::Serverless::Function": true,
 	"AWS::DynamoDB::Table": true, "AWS::Serverless::SimpleTable": true, "AWS::Lambda::EventSourceMapping": true,
 }
@@ -263,15 +264,20 @@ var rules = map[string]propRules{
 		ignored: "Description Tags DisableExecuteApiEndpoint DisableSchemaValidation Version IpAddressType FailOnWarnings",
 	},
 	"AWS::ApiGatewayV2::Route": {
-		read:    "ApiId RouteKey AuthorizationType AuthorizerId RouteResponseSelectionExpression Target ApiKeyRequired",
-		ignored: "OperationName ModelSelectionExpression AuthorizationScopes",
+		read:    "ApiId RouteKey AuthorizationType AuthorizerId RouteResponseSelectionExpression Target ApiKeyRequired RequestModels ModelSelectionExpression",
+		ignored: "OperationName AuthorizationScopes",
 	},
 	"AWS::ApiGatewayV2::Integration": {
-		read:    "ApiId IntegrationType IntegrationUri TimeoutInMillis RequestTemplates TemplateSelectionExpression",
-		ignored: "Description CredentialsArn IntegrationMethod PayloadFormatVersion PassthroughBehavior ConnectionType",
+		read: "ApiId IntegrationType IntegrationUri TimeoutInMillis RequestTemplates TemplateSelectionExpression " +
+			"RequestParameters IntegrationMethod CredentialsArn",
+		ignored: "Description PayloadFormatVersion PassthroughBehavior ConnectionType",
 	},
 	"AWS::ApiGatewayV2::IntegrationResponse": {
 		read: "ApiId IntegrationId IntegrationResponseKey ResponseTemplates TemplateSelectionExpression",
+	},
+	"AWS::ApiGatewayV2::Model": {
+		read:    "ApiId Name Schema",
+		ignored: "ContentType Description",
 	},
 	"AWS::ApiGatewayV2::RouteResponse": {
 		read:    "ApiId RouteId RouteResponseKey",
@@ -374,7 +380,7 @@ func (t *translator) v2API(api *resource, live []*resource) {
 	}
 	apiKeys := t.str(api, props, "ApiKeySelectionExpression")
 	var (
-		routes, integ, integResp, routeResp, authz, stages []*resource
+		routes, integ, integResp, routeResp, authz, stages, models []*resource
 	)
 	for _, res := range live {
 		switch res.Type {
@@ -390,6 +396,8 @@ func (t *translator) v2API(api *resource, live []*resource) {
 			authz = append(authz, res)
 		case "AWS::ApiGatewayV2::Stage":
 			stages = append(stages, res)
+		case "AWS::ApiGatewayV2::Model":
+			models = append(models, res)
 		default:
 			continue
 		}
@@ -406,6 +414,7 @@ func (t *translator) v2API(api *resource, live []*resource) {
 		return out
 	}
 	routes, integ, integResp, routeResp, authz, stages = mine(routes), mine(integ), mine(integResp), mine(routeResp), mine(authz), mine(stages)
+	t.models(mine(models))
 
 	t.stage(pickStage(t, stages))
 
@@ -450,13 +459,12 @@ func (t *translator) v2API(api *resource, live []*resource) {
 		twoWay[t.str(res, props, "RouteId")] = true
 	}
 	cfg.Routes = map[string]gateway.Route{}
+	var keyRoutes []string
 	for _, res := range routes {
 		props := t.props(res)
 		path := "Resources." + res.ID + ".Properties."
 		key := t.str(res, props, "RouteKey")
-		if t.boolean(res, props, "ApiKeyRequired") {
-			t.fail(errAt(path+"ApiKeyRequired", "API keys (usage plans) are not supported by wsgate"))
-		}
+		requireKey := t.boolean(res, props, "ApiKeyRequired")
 		authType := t.str(res, props, "AuthorizationType")
 		switch {
 		case authType == "" || authType == "NONE":
@@ -494,13 +502,25 @@ func (t *translator) v2API(api *resource, live []*resource) {
 				t.out.Warnings = append(t.out.Warnings, fmt.Sprintf("route %s (%s) has a RouteResponseSelectionExpression but no RouteResponse: one-way, as on AWS", key, res.ID))
 			}
 		}
+		route.RequestModels = t.strMap(res, props, "RequestModels")
+		route.ModelSelectionExpression = t.str(res, props, "ModelSelectionExpression")
+		if requireKey {
+			route.APIKeyRequired = true
+			keyRoutes = append(keyRoutes, path+"ApiKeyRequired")
+		}
 		if _, dup := cfg.Routes[key]; dup {
 			t.fail(errAt(path+"RouteKey", "route %s is defined twice", key))
 		}
 		cfg.Routes[key] = route
 	}
-	if apiKeys != "" {
-		t.out.Warnings = append(t.out.Warnings, "ApiKeySelectionExpression is read but API keys are not checked (no route requires one)")
+	cfg.APIKeySelectionExpression = apiKeys
+	if len(keyRoutes) > 0 {
+		t.apiKeys(live)
+		for _, p := range keyRoutes {
+			if len(cfg.APIKeys) == 0 {
+				t.fail(errAt(p, "the route requires an API key, but the template has no AWS::ApiGateway::ApiKey with a Value for wsgate to accept (AWS generates the others)"))
+			}
+		}
 	}
 }
 
@@ -687,11 +707,13 @@ func (t *translator) v2Integration(res *resource, responses map[string]integrati
 		ic = t.lambdaTarget(uri, path+"IntegrationUri")
 	case "MOCK":
 		ic = t.mockIntegration(res, props, responses)
+	case "AWS", "HTTP", "HTTP_PROXY":
+		ic = t.nonProxyIntegration(res, props, typ, responses)
 	case "":
 		t.fail(errAt(path+"IntegrationType", "missing"))
 		return nil
 	default:
-		t.fail(errAt(path+"IntegrationType", "%s is not supported by wsgate (AWS_PROXY to a Lambda function, or MOCK)", typ))
+		t.fail(errAt(path+"IntegrationType", "%s is not an integration type of WebSocket APIs (AWS_PROXY, AWS, HTTP, HTTP_PROXY, MOCK)", typ))
 		return nil
 	}
 	if ic != nil {
@@ -1258,6 +1280,108 @@ func (t *translator) mockIntegration(res *resource, props map[string]any, respon
 		resp["body"] = body
 	}
 	return &integration.Config{Type: "mock", Response: resp}
+}
+
+// nonProxyIntegration translates an AWS, HTTP or HTTP_PROXY integration:
+// aws, http with mapping fields, http_proxy. An HTTP integration without
+// templates still gets a template selection expression, which makes
+// wsgate's http the non-proxy type (its message passes through) rather
+// than the Lambda-event poster.
+func (t *translator) nonProxyIntegration(res *resource, props map[string]any, typ string, responses map[string]integration.IntegrationResponse) *integration.Config {
+	path := "Resources." + res.ID + ".Properties."
+	ic := &integration.Config{
+		URI:                         t.str(res, props, "IntegrationUri"),
+		IntegrationMethod:           t.str(res, props, "IntegrationMethod"),
+		CredentialsArn:              t.str(res, props, "CredentialsArn"),
+		RequestParameters:           t.strMap(res, props, "RequestParameters"),
+		RequestTemplates:            t.strMap(res, props, "RequestTemplates"),
+		TemplateSelectionExpression: t.str(res, props, "TemplateSelectionExpression"),
+		IntegrationResponses:        responses,
+	}
+	if ic.URI == "" {
+		t.fail(errAt(path+"IntegrationUri", "missing"))
+		return nil
+	}
+	switch typ {
+	case "AWS":
+		ic.Type = "aws"
+	case "HTTP":
+		ic.Type = "http"
+		if ic.TemplateSelectionExpression == "" {
+			ic.TemplateSelectionExpression = `\$default`
+		}
+	default:
+		ic.Type = "http_proxy"
+		for _, k := range []string{"RequestTemplates", "TemplateSelectionExpression"} {
+			if _, ok := props[k]; ok {
+				t.fail(errAt(path+k, "an HTTP_PROXY integration has no mapping templates"))
+			}
+		}
+		if len(responses) > 0 {
+			t.fail(errAt(path+"IntegrationType", "an HTTP_PROXY integration has no integration responses"))
+		}
+	}
+	if err := ic.Validate(); err != nil {
+		t.fail(errAt(path+"IntegrationType", "%v", err))
+		return nil
+	}
+	return ic
+}
+
+// models reads the API's models into the config's models, by Name.
+func (t *translator) models(models []*resource) {
+	for _, res := range models {
+		props := t.props(res)
+		path := "Resources." + res.ID + ".Properties."
+		name := t.str(res, props, "Name")
+		v, err := t.r.resolve(props["Schema"], path+"Schema")
+		if err != nil {
+			t.fail(err)
+			continue
+		}
+		if s, ok := v.(string); ok { // a schema written as JSON text
+			var doc any
+			if err := json.Unmarshal([]byte(s), &doc); err != nil {
+				t.fail(errAt(path+"Schema", "not JSON: %v", err))
+				continue
+			}
+			v = doc
+		}
+		if name == "" || v == nil {
+			t.fail(errAt(path, "a model needs Name and Schema"))
+			continue
+		}
+		if t.out.Config.Models == nil {
+			t.out.Config.Models = map[string]any{}
+		}
+		t.out.Config.Models[name] = v
+	}
+}
+
+// apiKeys reads the AWS::ApiGateway::ApiKey resources that carry their
+// Value (AWS generates the others, which wsgate cannot know).
+func (t *translator) apiKeys(live []*resource) {
+	for _, res := range live {
+		if res.Type != "AWS::ApiGateway::ApiKey" {
+			continue
+		}
+		path := "Resources." + res.ID + ".Properties."
+		value, err := t.r.resolveString(res.Properties["Value"], path+"Value")
+		if err != nil {
+			t.fail(err)
+			continue
+		}
+		if value == "" {
+			t.out.Warnings = append(t.out.Warnings, fmt.Sprintf("%s: an API key without a Value is generated by AWS: add it under apiKeys", res.ID))
+			continue
+		}
+		name, _ := t.r.resolveString(res.Properties["Name"], path+"Name")
+		k := gateway.APIKey{ID: res.ID, Name: cmp.Or(name, res.ID), Value: value}
+		if en, _ := t.r.resolveString(res.Properties["Enabled"], path+"Enabled"); strings.EqualFold(en, "false") {
+			k.Enabled = new(bool)
+		}
+		t.out.Config.APIKeys = append(t.out.Config.APIKeys, k)
+	}
 }
 
 // strMap reads a map of strings (mapping templates by key); nil when the

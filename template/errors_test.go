@@ -32,13 +32,16 @@ func TestErrors(t *testing.T) {
 	}{
 		{"api key required", `
   R: { Type: AWS::ApiGatewayV2::Route, Properties: { ApiId: !Ref Api, RouteKey: x, ApiKeyRequired: true, Target: !Sub "integrations/${Integ}" } }`,
-			"Resources.R.Properties.ApiKeyRequired: API keys", Options{}},
+			"Resources.R.Properties.ApiKeyRequired: the route requires an API key, but the template has no AWS::ApiGateway::ApiKey with a Value", Options{}},
 		{"request parameters", `
   R: { Type: AWS::ApiGatewayV2::Route, Properties: { ApiId: !Ref Api, RouteKey: $connect, RequestParameters: { route.request.querystring.token: { Required: true } }, Target: !Sub "integrations/${Integ}" } }`,
 			"Resources.R.Properties.RequestParameters: not supported by wsgate", Options{}},
 		{"http integration", `
-  H: { Type: AWS::ApiGatewayV2::Integration, Properties: { ApiId: !Ref Api, IntegrationType: HTTP_PROXY, IntegrationUri: "https://example.com" } }`,
-			"Resources.H.Properties.IntegrationType: HTTP_PROXY is not supported", Options{}},
+  H: { Type: AWS::ApiGatewayV2::Integration, Properties: { ApiId: !Ref Api, IntegrationType: HTTP_PROXY, IntegrationUri: "https://example.com", RequestTemplates: { $default: x } } }`,
+			"Resources.H.Properties.RequestTemplates: an HTTP_PROXY integration has no mapping templates", Options{}},
+		{"aws action wsgate cannot build", `
+  H: { Type: AWS::ApiGatewayV2::Integration, Properties: { ApiId: !Ref Api, IntegrationType: AWS, IntegrationUri: "arn:aws:apigateway:us-east-1:s3:action/PutObject" } }`,
+			`Resources.H.Properties.IntegrationType: uri: "arn:aws:apigateway:us-east-1:s3:action/PutObject": wsgate cannot build the action form for service "s3"`, Options{}},
 		{"authorizer off $connect", `
   R: { Type: AWS::ApiGatewayV2::Route, Properties: { ApiId: !Ref Api, RouteKey: send, AuthorizationType: AWS_IAM, Target: !Sub "integrations/${Integ}" } }`,
 			"Resources.R.Properties.AuthorizationType: AWS_IAM on route send", Options{}},
