@@ -223,7 +223,7 @@ func (g *Gateway) route(c *conn, body string, b64 bool, size int) {
 	messageID := newID(g.node)
 	key := routeDefault
 	if !b64 {
-		if k, ok := l.selector.Evaluate([]byte(body)); ok {
+		if k, ok := l.selector.Evaluate(body); ok {
 			key = k
 		}
 	}
@@ -308,7 +308,7 @@ func (g *Gateway) route(c *conn, body string, b64 bool, size int) {
 // groupAction joins or leaves the group the message names; ok is false
 // when the name is invalid or not allowed.
 func (g *Gateway) groupAction(c *conn, rt *route, body string) (name string, ok bool) {
-	name, isJSON := rt.groups.expr.Evaluate([]byte(body))
+	name, isJSON := rt.groups.expr.Evaluate(body)
 	if !isJSON || !ValidGroup(name) {
 		return name, false
 	}
