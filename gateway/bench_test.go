@@ -70,3 +70,36 @@ func BenchmarkEcho(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRoute measures the route round trip: one client sends a message
+// that route selection sends to a two-way route, and reads the answer. The
+// mock route echoes the body; the http route calls a loopback backend.
+func BenchmarkRoute(b *testing.B) {
+	for _, kind := range []string{"mock", "http"} {
+		b.Run(kind, func(b *testing.B) {
+			cfg := baseConfig()
+			switch kind {
+			case "mock":
+				cfg.Routes["sendmessage"] = gateway.Route{Integration: &integration.Config{Type: "mock"}, RouteResponseSelectionExpression: "$default"}
+			case "http":
+				be := newBackend(b, func(string, []byte) (int, string) { return 200, `{"statusCode":200,"body":"ok"}` })
+				cfg.Routes["sendmessage"] = be.route("/send")
+				cfg.Routes["sendmessage"] = gateway.Route{Integration: cfg.Routes["sendmessage"].Integration, RouteResponseSelectionExpression: "$default"}
+			}
+			tg := startGateway(b, cfg)
+			c := tg.dial(b, nil)
+			msg := []byte(`{"action":"sendmessage","data":"hello world, this is a chat message"}`)
+			b.ResetTimer()
+			for b.Loop() {
+				if err := c.WriteMessage(websocket.TextMessage, msg); err != nil {
+					b.Fatal(err)
+				}
+				_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+				if _, _, err := c.ReadMessage(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+		})
+	}
+}

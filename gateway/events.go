@@ -1,12 +1,17 @@
 package gateway
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Event is the Lambda proxy event API Gateway sends for CONNECT, MESSAGE
@@ -240,4 +245,203 @@ func queryMaps(raw string, always bool) (map[string]string, map[string][]string)
 		multi[k] = vs
 	}
 	return single, multi
+}
+
+// appendEvent appends ev as JSON, byte for byte what encoding/json writes
+// with HTML escaping off (TestAppendEventMatchesEncodingJSON), without its
+// reflection: every message's event goes through here.
+func appendEvent(b []byte, ev *Event) ([]byte, error) {
+	b = append(b, '{')
+	first := true
+	field := func(name string) {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, '"')
+		b = append(b, name...)
+		b = append(b, `":`...)
+	}
+	if len(ev.Headers) > 0 {
+		field("headers")
+		b = appendStringMap(b, ev.Headers)
+	}
+	if len(ev.MultiValueHeaders) > 0 {
+		field("multiValueHeaders")
+		b = appendMultiMap(b, ev.MultiValueHeaders)
+	}
+	if len(ev.QueryStringParameters) > 0 {
+		field("queryStringParameters")
+		b = appendStringMap(b, ev.QueryStringParameters)
+	}
+	if len(ev.MultiValueQueryStringParameters) > 0 {
+		field("multiValueQueryStringParameters")
+		b = appendMultiMap(b, ev.MultiValueQueryStringParameters)
+	}
+	if len(ev.StageVariables) > 0 {
+		field("stageVariables")
+		b = appendStringMap(b, ev.StageVariables)
+	}
+	field("requestContext")
+	b, err := appendRequestContext(b, &ev.RequestContext)
+	if err != nil {
+		return nil, err
+	}
+	if ev.Body != nil {
+		field("body")
+		b = appendJSONString(b, *ev.Body)
+	}
+	field("isBase64Encoded")
+	b = strconv.AppendBool(b, ev.IsBase64Encoded)
+	return append(b, '}'), nil
+}
+
+func appendRequestContext(b []byte, rc *RequestContext) ([]byte, error) {
+	str := func(name, v string) {
+		b = append(b, name...)
+		b = appendJSONString(b, v)
+	}
+	str(`{"routeKey":`, rc.RouteKey)
+	if rc.DisconnectStatusCode != nil {
+		b = append(b, `,"disconnectStatusCode":`...)
+		b = strconv.AppendInt(b, int64(*rc.DisconnectStatusCode), 10)
+	}
+	if rc.MessageID != "" {
+		str(`,"messageId":`, rc.MessageID)
+	}
+	str(`,"eventType":`, rc.EventType)
+	str(`,"extendedRequestId":`, rc.ExtendedRequestID)
+	str(`,"requestTime":`, rc.RequestTime)
+	str(`,"messageDirection":`, rc.MessageDirection)
+	if rc.DisconnectReason != nil {
+		str(`,"disconnectReason":`, *rc.DisconnectReason)
+	}
+	str(`,"stage":`, rc.Stage)
+	b = append(b, `,"connectedAt":`...)
+	b = strconv.AppendInt(b, rc.ConnectedAt, 10)
+	b = append(b, `,"requestTimeEpoch":`...)
+	b = strconv.AppendInt(b, rc.RequestTimeEpoch, 10)
+	str(`,"identity":{"sourceIp":`, rc.Identity.SourceIP)
+	if rc.Identity.UserAgent != "" {
+		str(`,"userAgent":`, rc.Identity.UserAgent)
+	}
+	b = append(b, '}')
+	str(`,"requestId":`, rc.RequestID)
+	str(`,"domainName":`, rc.DomainName)
+	str(`,"connectionId":`, rc.ConnectionID)
+	str(`,"apiId":`, rc.APIID)
+	if len(rc.Authorizer) > 0 {
+		b = append(b, `,"authorizer":`...)
+		// encoding/json checks and compacts a RawMessage; so does this.
+		buf := bytes.NewBuffer(b)
+		if err := json.Compact(buf, rc.Authorizer); err != nil {
+			return nil, fmt.Errorf("encoding event: authorizer context: %v", err)
+		}
+		b = buf.Bytes()
+	}
+	return append(b, '}'), nil
+}
+
+// sortedKeys returns m's keys in encoding/json's order, in buf when they fit.
+func sortedKeys[V any](m map[string]V, buf []string) []string {
+	keys := buf[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func appendStringMap(b []byte, m map[string]string) []byte {
+	var buf [32]string
+	b = append(b, '{')
+	for i, k := range sortedKeys(m, buf[:]) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONString(b, m[k])
+	}
+	return append(b, '}')
+}
+
+func appendMultiMap(b []byte, m map[string][]string) []byte {
+	var buf [32]string
+	b = append(b, '{')
+	for i, k := range sortedKeys(m, buf[:]) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		vs := m[k]
+		if vs == nil {
+			b = append(b, "null"...)
+			continue
+		}
+		b = append(b, '[')
+		for j, v := range vs {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, v)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s quoted as encoding/json quotes it with HTML
+// escaping off: ", \ and control characters escaped (\b \f \n \r \t by
+// name), invalid UTF-8 as \ufffd, U+2028 and U+2029 escaped.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= ' ' && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"math/rand/v2"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,5 +120,117 @@ func BenchmarkTextFrame(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = textFrame(payload)
+	}
+}
+
+// encodeEventWithEncodingJSON is how events were encoded before
+// appendEvent: encoding/json, HTML escaping off.
+func encodeEventWithEncodingJSON(ev *Event) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// TestAppendEventMatchesEncodingJSON: random events, with strings full of
+// what JSON escapes (quotes, controls, <>&, U+2028, bad UTF-8), encode to
+// the same bytes as encoding/json gives.
+func TestAppendEventMatchesEncodingJSON(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	pieces := []string{"a", "Z", " ", `"`, `\`, "/", "<", ">", "&", "\x00", "\x1f", "\b", "\f", "\n", "\r", "\t", "\x7f",
+		"é", "😀", "\u2028", "\u2029", "\xff", "\xe2\x80", "\xed\xa0\x80", "\ufffd"}
+	str := func() string {
+		var s strings.Builder
+		for range rng.IntN(6) {
+			s.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		return s.String()
+	}
+	strMap := func() map[string]string {
+		switch rng.IntN(3) {
+		case 0:
+			return nil
+		case 1:
+			return map[string]string{}
+		}
+		m := map[string]string{}
+		for range 1 + rng.IntN(40) {
+			m[str()] = str()
+		}
+		return m
+	}
+	multiMap := func() map[string][]string {
+		if rng.IntN(3) == 0 {
+			return nil
+		}
+		m := map[string][]string{}
+		for range rng.IntN(5) {
+			var vs []string
+			if rng.IntN(4) > 0 {
+				vs = []string{}
+				for range rng.IntN(3) {
+					vs = append(vs, str())
+				}
+			}
+			m[str()] = vs
+		}
+		return m
+	}
+	for i := range 5000 {
+		ev := &Event{
+			Headers: strMap(), MultiValueHeaders: multiMap(),
+			QueryStringParameters: strMap(), MultiValueQueryStringParameters: multiMap(),
+			StageVariables:  strMap(),
+			IsBase64Encoded: rng.IntN(2) == 0,
+			RequestContext: RequestContext{
+				RouteKey: str(), MessageID: str(), EventType: str(), ExtendedRequestID: str(),
+				RequestTime: str(), MessageDirection: str(), Stage: str(),
+				ConnectedAt: rng.Int64() - rng.Int64(), RequestTimeEpoch: rng.Int64(),
+				Identity:  Identity{SourceIP: str(), UserAgent: str()},
+				RequestID: str(), DomainName: str(), ConnectionID: str(), APIID: str(),
+			},
+		}
+		if rng.IntN(2) == 0 {
+			body := str()
+			ev.Body = &body
+		}
+		if rng.IntN(3) == 0 {
+			code, reason := rng.IntN(5000)-100, str()
+			ev.RequestContext.DisconnectStatusCode, ev.RequestContext.DisconnectReason = &code, &reason
+		}
+		switch rng.IntN(4) {
+		case 0:
+			ev.RequestContext.Authorizer = json.RawMessage(`{ "principalId" : "a<b>",` + "\n" + `"n":[1, 2.5e3, null, true] }`)
+		case 1:
+			ev.RequestContext.Authorizer = json.RawMessage(`{}`)
+		}
+		want, err := encodeEventWithEncodingJSON(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendEvent(nil, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("event %d:\nappendEvent:   %s\nencoding/json: %s", i, got, want)
+		}
+	}
+	// A broken authorizer context is an error, as with encoding/json.
+	bad := &Event{RequestContext: RequestContext{Authorizer: json.RawMessage(`{"a":`)}}
+	if _, err := appendEvent(nil, bad); err == nil {
+		t.Fatal("appendEvent accepted a broken authorizer context")
+	}
+}
+
+func BenchmarkMessageEventEncodingJSON(b *testing.B) {
+	g, s := goldenGateway(), goldenSession()
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = encodeEventWithEncodingJSON(g.messageEvent(s, "sendmessage", "R1knPH17NjMFftw=", "R1knPc2ntjMCFIA=", `{"action":"sendmessage","data":"hello"}`, false, now))
 	}
 }

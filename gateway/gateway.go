@@ -228,7 +228,7 @@ func (g *Gateway) route(c *conn, body string, b64 bool, size int) {
 	messageID := newID(g.node)
 	key := routeDefault
 	if !b64 {
-		if k, ok := l.selector.Evaluate([]byte(body)); ok {
+		if k, ok := l.selector.Evaluate(body); ok {
 			key = k
 		}
 	}
@@ -240,18 +240,20 @@ func (g *Gateway) route(c *conn, body string, b64 bool, size int) {
 	rec := g.record(&c.s, EventMessage, key, requestID, now)
 	rec.MessageID, rec.BytesIn = messageID, size
 	defer g.observe(&rec)
-	log := c.logger().With("routeKey", key, "requestId", requestID)
+	// Built only when something is logged: With formats its attributes
+	// at once, and most messages log nothing.
+	log := func() *slog.Logger { return c.logger().With("routeKey", key, "requestId", requestID) }
 	errFrame := func(status int, outcome, msg string) {
 		rec.fail(status, outcome, msg)
 		_ = c.enqueue(textFrame(errorFrame(msg, c.s.connectionID, requestID)), true)
 	}
 	if rt == nil {
-		log.Debug("no route matched and no $default route")
+		log().Debug("no route matched and no $default route")
 		errFrame(http.StatusForbidden, OutcomeNoRoute, frameForbidden)
 		return
 	}
 	if !rt.throttle.allow() {
-		log.Debug("message throttled by the route's throttling")
+		log().Debug("message throttled by the route's throttling")
 		errFrame(http.StatusTooManyRequests, OutcomeThrottled, frameThrottled)
 		return
 	}
@@ -268,7 +270,7 @@ func (g *Gateway) route(c *conn, body string, b64 bool, size int) {
 	if rt.groups != nil {
 		name, ok := g.groupAction(c, rt, body)
 		if !ok {
-			log.Info("group action refused", "group", name)
+			log().Info("group action refused", "group", name)
 			errFrame(http.StatusForbidden, OutcomeNoRoute, frameForbidden)
 			return
 		}
@@ -285,14 +287,14 @@ func (g *Gateway) route(c *conn, body string, b64 bool, size int) {
 	if err != nil {
 		switch {
 		case errors.Is(err, integration.ErrThrottled):
-			log.Debug("message throttled", "error", err)
+			log().Debug("message throttled", "error", err)
 			errFrame(http.StatusTooManyRequests, OutcomeThrottled, frameThrottled)
 		case errors.Is(err, integration.ErrTimeout):
-			log.Warn("integration failed", "error", err)
+			log().Warn("integration failed", "error", err)
 			rec.integrated(start, nil, err)
 			errFrame(http.StatusGatewayTimeout, OutcomeExecutionError, frameTimeout)
 		default:
-			log.Warn("integration failed", "error", err)
+			log().Warn("integration failed", "error", err)
 			rec.integrated(start, nil, err)
 			errFrame(http.StatusInternalServerError, OutcomeExecutionError, frameInternalError)
 		}
@@ -302,7 +304,7 @@ func (g *Gateway) route(c *conn, body string, b64 bool, size int) {
 	if res.StatusCode < 200 || res.StatusCode > 299 {
 		// AWS only records this in its execution log; a one-way route
 		// would otherwise leave no trace of a failing handler.
-		log.Warn("integration answered an error status", "status", res.StatusCode, "body", clip(res.Body, 256))
+		log().Warn("integration answered an error status", "status", res.StatusCode, "body", clip(res.Body, 256))
 		if res.StatusCode >= 400 {
 			rec.Outcome = OutcomeIntegrationError
 		}
@@ -310,12 +312,12 @@ func (g *Gateway) route(c *conn, body string, b64 bool, size int) {
 	if rt.twoWay && res.Body != "" {
 		data, err := res.answer()
 		if err != nil {
-			log.Warn("integration answer not sent", "error", err)
+			log().Warn("integration answer not sent", "error", err)
 			errFrame(http.StatusInternalServerError, OutcomeExecutionError, frameInternalError)
 			return
 		}
 		if err := c.enqueue(dataFrame(data), true); err != nil {
-			log.Debug("route response not delivered", "error", err)
+			log().Debug("route response not delivered", "error", err)
 		}
 	}
 }
@@ -323,7 +325,7 @@ func (g *Gateway) route(c *conn, body string, b64 bool, size int) {
 // groupAction joins or leaves the group the message names; ok is false
 // when the name is invalid or not allowed.
 func (g *Gateway) groupAction(c *conn, rt *route, body string) (name string, ok bool) {
-	name, isJSON := rt.groups.expr.Evaluate([]byte(body))
+	name, isJSON := rt.groups.expr.Evaluate(body)
 	if !isJSON || !ValidGroup(name) {
 		return name, false
 	}
