@@ -258,13 +258,13 @@ func (g *Gateway) route(c *conn, body string, b64 bool, size int) {
 		return
 	}
 	if rt.apiKeyRequired && c.s.identity.APIKeyID == "" {
-		log.Debug("message refused: no valid API key")
-		_ = c.enqueue(textFrame(errorFrame(frameForbidden, c.s.connectionID, requestID)), true)
+		log().Debug("message refused: no valid API key")
+		errFrame(http.StatusForbidden, OutcomeUnauthorized, frameForbidden)
 		return
 	}
 	if rt.models != nil && (b64 || !rt.models.valid(body)) {
-		log.Debug("message refused by the route's request model")
-		_ = c.enqueue(textFrame(errorFrame(frameBadBody, c.s.connectionID, requestID)), true)
+		log().Debug("message refused by the route's request model")
+		errFrame(http.StatusBadRequest, OutcomeBadRequest, frameBadBody)
 		return
 	}
 	if rt.groups != nil {

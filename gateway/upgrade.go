@@ -121,7 +121,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	}
 	if rt := l.routes[routeConnect]; rt != nil && rt.apiKeyRequired && s.identity.APIKeyID == "" {
 		log.Info("$connect refused: no valid API key")
-		writeJSONStatus(w, http.StatusForbidden, frameForbidden)
+		refuse(http.StatusForbidden, OutcomeUnauthorized, frameForbidden)
 		return
 	}
 	if rt := l.routes[routeConnect]; rt != nil {
