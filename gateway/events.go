@@ -325,6 +325,12 @@ func appendRequestContext(b []byte, rc *RequestContext) ([]byte, error) {
 	if rc.Identity.UserAgent != "" {
 		str(`,"userAgent":`, rc.Identity.UserAgent)
 	}
+	if rc.Identity.APIKey != "" {
+		str(`,"apiKey":`, rc.Identity.APIKey)
+	}
+	if rc.Identity.APIKeyID != "" {
+		str(`,"apiKeyId":`, rc.Identity.APIKeyID)
+	}
 	b = append(b, '}')
 	str(`,"requestId":`, rc.RequestID)
 	str(`,"domainName":`, rc.DomainName)

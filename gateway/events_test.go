@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -189,7 +190,7 @@ func TestAppendEventMatchesEncodingJSON(t *testing.T) {
 				RouteKey: str(), MessageID: str(), EventType: str(), ExtendedRequestID: str(),
 				RequestTime: str(), MessageDirection: str(), Stage: str(),
 				ConnectedAt: rng.Int64() - rng.Int64(), RequestTimeEpoch: rng.Int64(),
-				Identity:  Identity{SourceIP: str(), UserAgent: str()},
+				Identity:  Identity{SourceIP: str(), UserAgent: str(), APIKey: str(), APIKeyID: str()},
 				RequestID: str(), DomainName: str(), ConnectionID: str(), APIID: str(),
 			},
 		}
@@ -219,6 +220,18 @@ func TestAppendEventMatchesEncodingJSON(t *testing.T) {
 			t.Fatalf("event %d:\nappendEvent:   %s\nencoding/json: %s", i, got, want)
 		}
 	}
+	// Every field set, found by reflection: a field added to the event
+	// types that appendEvent does not write fails here.
+	full := &Event{}
+	fillEvery(reflect.ValueOf(full).Elem())
+	full.RequestContext.Authorizer = json.RawMessage(`{"k":"v"}`)
+	want, err := encodeEventWithEncodingJSON(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := appendEvent(nil, full); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("every field set:\nappendEvent:   %s (%v)\nencoding/json: %s", got, err, want)
+	}
 	// A broken authorizer context is an error, as with encoding/json.
 	bad := &Event{RequestContext: RequestContext{Authorizer: json.RawMessage(`{"a":`)}}
 	if _, err := appendEvent(nil, bad); err == nil {
@@ -232,5 +245,42 @@ func BenchmarkMessageEventEncodingJSON(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_, _ = encodeEventWithEncodingJSON(g.messageEvent(s, "sendmessage", "R1knPH17NjMFftw=", "R1knPc2ntjMCFIA=", `{"action":"sendmessage","data":"hello"}`, false, now))
+	}
+}
+
+// fillEvery gives every string, integer, bool, pointer, slice and map
+// field of v a non-zero value, recursively.
+func fillEvery(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString("x-" + v.Type().Name())
+	case reflect.Int, reflect.Int64:
+		v.SetInt(7)
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Pointer:
+		p := reflect.New(v.Type().Elem())
+		fillEvery(p.Elem())
+		v.Set(p)
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				fillEvery(v.Field(i))
+			}
+		}
+	case reflect.Map:
+		m := reflect.MakeMap(v.Type())
+		k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+		fillEvery(k)
+		fillEvery(e)
+		m.SetMapIndex(k, e)
+		v.Set(m)
+	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return // RawMessage: set by the caller
+		}
+		sl := reflect.MakeSlice(v.Type(), 1, 1)
+		fillEvery(sl.Index(0))
+		v.Set(sl)
 	}
 }

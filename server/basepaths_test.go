@@ -25,7 +25,7 @@ func TestBasePathsAWSClients(t *testing.T) {
 	env := awsEnv(t.TempDir(), srv.CACertPath())
 	for _, v := range []string{"v1", "v2"} {
 		cmd := exec.Command(clis[v], "apigatewaymanagementapi", "post-to-connection", "--endpoint-url", endpoint,
-			"--connection-id", id, "--data", "from the CLI "+v, "--cli-binary-format", "raw-in-base64-out")
+			"--connection-id="+id, "--data", "from the CLI "+v, "--cli-binary-format", "raw-in-base64-out")
 		if v == "v1" {
 			cmd.Args = cmd.Args[:len(cmd.Args)-2] // v1 sends --data as it is
 		}
