@@ -238,7 +238,7 @@ func (b *backend) route(path string) gateway.Route {
 func (b *backend) waitEvents(t testing.TB, path string, n int) []json.RawMessage {
 	t.Helper()
 	var got []json.RawMessage
-	testenv.Eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		b.mu.Lock()
 		got = append([]json.RawMessage(nil), b.events[path]...)
 		b.mu.Unlock()
