@@ -118,7 +118,12 @@ func (g *Gateway) build(cfg Config, fns *integration.Functions, prev *live) (*li
 	}
 
 	l.mounts = mounts(&l.cfg)
-	l.connThrottle = keepThrottle(prev.connThrottleOf(), prev.cfgOrNil().ConnectionThrottling, cfg.ConnectionThrottling, &g.connRefused)
+	var prevConn *throttle
+	var prevConnSet *Throttling
+	if prev != nil {
+		prevConn, prevConnSet = prev.connThrottle, prev.cfg.ConnectionThrottling
+	}
+	l.connThrottle = keepThrottle(prevConn, prevConnSet, cfg.ConnectionThrottling, &g.connRefused)
 
 	env := cfg.IntegrationEnv(g.endpoint, g.log)
 	env.Functions = fns
@@ -171,22 +176,6 @@ func (g *Gateway) build(cfg Config, fns *integration.Functions, prev *live) (*li
 		}
 	}
 	return l, nil
-}
-
-// connThrottleOf is l's connection bucket, nil when l is.
-func (l *live) connThrottleOf() *throttle {
-	if l == nil {
-		return nil
-	}
-	return l.connThrottle
-}
-
-// cfgOrNil is l's config, an empty one when l is nil.
-func (l *live) cfgOrNil() *Config {
-	if l == nil {
-		return &Config{}
-	}
-	return &l.cfg
 }
 
 // route is prev's route for key, nil when there is none (or no prev).

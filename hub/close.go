@@ -38,6 +38,16 @@ var closeReasons = []CloseReason{
 	CloseWriteTimeout, CloseFenced,
 }
 
+// CloseLabels are the labels of every close reason, in the table's order:
+// the values a metric's reason label can take.
+func CloseLabels() []string {
+	out := make([]string, len(closeReasons))
+	for i, r := range closeReasons {
+		out[i] = r.Label
+	}
+	return out
+}
+
 // CloseReasonByLabel returns the table's reason with that label.
 func CloseReasonByLabel(label string) (CloseReason, bool) {
 	for _, r := range closeReasons {

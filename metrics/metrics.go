@@ -29,9 +29,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/hub"
 )
 
 const namespace = "wsgate"
@@ -96,7 +98,7 @@ func New(routeKeys []string) *Metrics {
 		Namespace: namespace, Name: "authorizer_latency_seconds", Buckets: latencyBuckets,
 		Help: "Time the REQUEST authorizer took per handshake, cache hits included.",
 	})
-	m.closes = counterVec("closes_total", "Closed connections by reason: client_close, client_gone, deleted, idle_timeout, max_duration, shutdown, protocol_error, binary_frame, invalid_utf8, slow_consumer, message_too_big, write_timeout, server_close.", "reason")
+	m.closes = counterVec("closes_total", "Closed connections by reason: "+strings.Join(hub.CloseLabels(), ", ")+".", "reason")
 	m.mgmtRequests = counterVec("management_requests_total", "Management API requests by operation and HTTP status.", "operation", "status")
 	m.mgmtDurations = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: namespace, Name: "management_request_duration_seconds", Buckets: latencyBuckets,
