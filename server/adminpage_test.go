@@ -80,13 +80,21 @@ routes:
 	read(t, first)
 	firstID := onlyConnection(t, srv)
 	waitPage(t, ctx, "the connected client", func(ids []string) bool { return contains(ids, firstID) })
-	groups, err := dashboardtest.Eval[string](ctx, `document.querySelector("#groups tbody").textContent`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	count, err := dashboardtest.Eval[string](ctx, `document.getElementById("conn-count").textContent`)
-	if err != nil {
-		t.Fatal(err)
+	// The page may show the connection one refresh before its group:
+	// poll until both are there or the deadline passes.
+	var groups, count string
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		var err error
+		if groups, err = dashboardtest.Eval[string](ctx, `document.querySelector("#groups tbody").textContent`); err != nil {
+			t.Fatal(err)
+		}
+		if count, err = dashboardtest.Eval[string](ctx, `document.getElementById("conn-count").textContent`); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(groups, "orders") && count == "1" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if !strings.Contains(groups, "orders") || count != "1" {
 		t.Errorf("groups %q, count %q; want orders and 1", groups, count)

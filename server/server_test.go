@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/internal/servertest"
 	"github.com/wsgate/wsgate/internal/testenv"
 	"github.com/wsgate/wsgate/server"
 )
@@ -146,15 +147,7 @@ func dial(t *testing.T, srv *server.Server) *websocket.Conn {
 	return c
 }
 
-func read(t *testing.T, c *websocket.Conn) string {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	_, b, err := c.ReadMessage()
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	return string(b)
-}
+func read(t *testing.T, c *websocket.Conn) string { return servertest.Read(t, c) }
 
 const interopConfig = `
 listen: "127.0.0.1:0"

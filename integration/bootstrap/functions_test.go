@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wsgate/wsgate/internal/servertest"
 	"github.com/wsgate/wsgate/internal/testenv"
 	"github.com/wsgate/wsgate/server"
 )
@@ -133,23 +133,7 @@ func startServer(t testing.TB, text string) (*server.Server, *testenv.Buffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &testenv.Buffer{}
-	srv, err := server.New(*cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("wsgate log:\n%s", logs)
-		}
-	})
-	return srv, logs
+	return servertest.Start(t, cfg)
 }
 
 func dial(t testing.TB, srv *server.Server, query string) *websocket.Conn {
@@ -166,15 +150,7 @@ func dial(t testing.TB, srv *server.Server, query string) *websocket.Conn {
 	return c
 }
 
-func read(t testing.TB, c *websocket.Conn) string {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	_, b, err := c.ReadMessage()
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	return string(b)
-}
+func read(t testing.TB, c *websocket.Conn) string { return servertest.Read(t, c) }
 
 // credentials are the gateway's one key: with a session token, which a
 // handler's signed call must carry (X-Amz-Security-Token) to be accepted.

@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/gorilla/websocket"
 
+	"github.com/wsgate/wsgate/internal/servertest"
 	"github.com/wsgate/wsgate/internal/testenv"
 	"github.com/wsgate/wsgate/server"
 )
@@ -79,22 +79,7 @@ func LoadConfig(t *testing.T, path string) *server.Config {
 // the test fails.
 func Start(t *testing.T, cfg *server.Config) *server.Server {
 	t.Helper()
-	var logs testenv.Buffer
-	srv, err := server.New(*cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("wsgate log:\n%s", logs.String())
-		}
-	})
+	srv, _ := servertest.Start(t, cfg)
 	return srv
 }
 
