@@ -71,6 +71,8 @@ type Logger struct {
 	lines  chan []byte
 	out    io.Writer
 	closer io.Closer // nil for stdout and stderr
+	path   string    // the file destination, "" for stdout, stderr and NewWriter
+	reopen chan chan error
 	done   chan struct{}
 
 	mu     sync.RWMutex // Close takes it to close lines; senders hold it shared
@@ -87,21 +89,49 @@ func Open(c Config, st Static) (*Logger, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Logger{format: f, static: st, lines: make(chan []byte, c.BufferLines), done: make(chan struct{})}
+	l := &Logger{format: f, static: st, lines: make(chan []byte, c.BufferLines), reopen: make(chan chan error), done: make(chan struct{})}
 	switch c.Destination {
 	case "stdout":
 		l.out = os.Stdout
 	case "stderr":
 		l.out = os.Stderr
 	default:
-		file, err := os.OpenFile(c.Destination, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		file, err := openFile(c.Destination)
 		if err != nil {
-			return nil, fmt.Errorf("access log: %w", err)
+			return nil, err
 		}
-		l.out, l.closer = file, file
+		l.out, l.closer, l.path = file, file, c.Destination
 	}
 	go l.run()
 	return l, nil
+}
+
+func openFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("access log: %w", err)
+	}
+	return f, nil
+}
+
+// Reopen closes a file destination and opens its path again, after what
+// was buffered was written to the old file: what logrotate's "create"
+// mode needs after it renamed the file (wsgate reopens on SIGHUP). The
+// new file is opened before the old one is closed; if it cannot be, the
+// old file stays in use and the error is returned. For stdout and stderr
+// it does nothing.
+func (l *Logger) Reopen() error {
+	if l.path == "" {
+		return nil
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return errors.New("access log: closed")
+	}
+	res := make(chan error, 1)
+	l.reopen <- res
+	return <-res
 }
 
 // NewWriter is Open with w as the destination (tests, embedding).
@@ -110,7 +140,7 @@ func NewWriter(w io.Writer, format string, bufferLines int, st Static) (*Logger,
 	if err != nil {
 		return nil, err
 	}
-	l := &Logger{format: f, static: st, lines: make(chan []byte, max(bufferLines, 1)), done: make(chan struct{}), out: w}
+	l := &Logger{format: f, static: st, lines: make(chan []byte, max(bufferLines, 1)), reopen: make(chan chan error), done: make(chan struct{}), out: w}
 	go l.run()
 	return l, nil
 }
@@ -144,20 +174,36 @@ func (l *Logger) Request(r gateway.Record) {
 // access-logged (API Gateway's access log covers the WebSocket API).
 func (l *Logger) Management(string, int, time.Duration) {}
 
-// run is the writer goroutine: it writes lines as they come and flushes
-// whenever the buffer is empty.
+// run is the writer goroutine: it writes lines as they come, flushes
+// whenever the buffer is empty, and swaps the file on Reopen. It alone
+// uses out and closer once started.
 func (l *Logger) run() {
 	defer close(l.done)
 	w := bufio.NewWriterSize(l.out, 64<<10)
-	for line := range l.lines {
-		_, _ = w.Write(line)
-		l.written.Add(1)
-		l.recycle(line)
-		if len(l.lines) == 0 {
+	for {
+		select {
+		case line, ok := <-l.lines:
+			if !ok {
+				_ = w.Flush()
+				return
+			}
+			_, _ = w.Write(line)
+			l.written.Add(1)
+			l.recycle(line)
+			if len(l.lines) == 0 {
+				_ = w.Flush()
+			}
+		case res := <-l.reopen:
 			_ = w.Flush()
+			f, err := openFile(l.path)
+			if err == nil {
+				err = l.closer.Close()
+				l.out, l.closer = f, f
+				w.Reset(f)
+			}
+			res <- err
 		}
 	}
-	_ = w.Flush()
 }
 
 func (l *Logger) recycle(line []byte) {

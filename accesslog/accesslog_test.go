@@ -3,6 +3,8 @@ package accesslog_test
 import (
 	"bytes"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -143,5 +145,67 @@ func BenchmarkRequest(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		l.Request(rec)
+	}
+}
+
+// TestReopen: after the file is renamed (logrotate), Reopen sends the
+// lines that follow to a new file at the path; the renamed file has
+// every line before, none lost.
+func TestReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "access.log")
+	l, err := accesslog.Open(accesslog.Config{Format: "$context.requestId", Destination: path, BufferLines: 100}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r := record()
+	for range 3 {
+		l.Request(*r)
+	}
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	r.RequestID = "req-2"
+	l.Request(*r)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]string{path + ".1": "req-1\nreq-1\nreq-1\n", path: "req-2\n"} {
+		if b, err := os.ReadFile(file); err != nil || string(b) != want {
+			t.Errorf("%s: %q, %v; want %q", file, b, err, want)
+		}
+	}
+	if err := l.Reopen(); err == nil {
+		t.Error("Reopen after Close: no error")
+	}
+}
+
+// TestReopenFails: a path that cannot be opened again leaves the old
+// file in use.
+func TestReopenFails(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "access.log")
+	if err := os.Mkdir(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l, err := accesslog.Open(accesslog.Config{Format: "$context.requestId", Destination: path, BufferLines: 100}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Dir(path), filepath.Join(dir, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Reopen(); err == nil || !strings.Contains(err.Error(), "access log") {
+		t.Errorf("Reopen into a missing directory: %v", err)
+	}
+	l.Request(*record())
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "moved", "access.log")); string(b) != "req-1\n" {
+		t.Errorf("old file: %q", b)
 	}
 }

@@ -87,6 +87,16 @@ func (s *Server) observers(mode provisionMode) (gateway.Observer, error) {
 	return obs, nil
 }
 
+// ReopenLogs reopens the access log file at its path (wsgate serve does
+// on SIGHUP, so logrotate can rename it); the old file gets everything
+// logged before. Without a file destination it does nothing.
+func (s *Server) ReopenLogs() error {
+	if s.accessLog == nil {
+		return nil
+	}
+	return s.accessLog.Reopen()
+}
+
 // registerCollectors adds the collectors that read the gateway and the
 // streams once they are built.
 func (s *Server) registerCollectors() {

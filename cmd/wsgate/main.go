@@ -195,7 +195,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 				return
 			case <-hup:
 			}
-			logger.Info("SIGHUP: reloading the config")
+			logger.Info("SIGHUP: reopening the access log, reloading the config")
+			if err := srv.ReopenLogs(); err != nil {
+				logger.Error("access log not reopened, still writing to the old file", "error", err)
+			}
 			select {
 			case reloads <- struct{}{}:
 			default: // one is pending already

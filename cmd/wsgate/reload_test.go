@@ -79,6 +79,21 @@ func contains(logs *testenv.Buffer, s string) func() error {
 	}
 }
 
+// serveEcho starts wsgate serve with cfg, which has a mock echo route on
+// stage dev, and a client that got an echo through it.
+func serveEcho(t *testing.T, bin, cfg string) (*exec.Cmd, *websocket.Conn, *testenv.Buffer) {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--config", cfg)
+	addr, logs := startLogged(t, cmd)
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/dev", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	askUntil(t, c, `{"action":"echo"}`, `{"action":"echo"}`)
+	return cmd, c, logs
+}
+
 // TestServeSIGHUP runs the built binary: SIGHUP reloads the rewritten
 // config file (a new route) without dropping the connected client; a
 // broken file, then SIGHUP, changes nothing and logs why; SIGTERM still
@@ -92,14 +107,7 @@ routes:
   echo: { integration: { type: mock }, routeResponseSelectionExpression: "$default" }
 `
 	cfg := writeConfig(t, base)
-	cmd := exec.Command(bin, "serve", "--config", cfg)
-	addr, logs := startLogged(t, cmd)
-	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/dev", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	askUntil(t, c, `{"action":"echo"}`, `{"action":"echo"}`)
+	cmd, c, logs := serveEcho(t, bin, cfg)
 
 	added := base + `  hello: { integration: { type: mock, response: { statusCode: 200, body: hi } }, routeResponseSelectionExpression: "$default" }` + "\n"
 	if err := os.WriteFile(cfg, []byte(added), 0o644); err != nil {
@@ -128,6 +136,56 @@ routes:
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit after reloads: %v", err)
+	}
+}
+
+// TestServeSIGHUPReopensAccessLog: after logrotate renames the access log
+// file, SIGHUP makes the built binary write the next lines to a new file
+// at the configured path; the renamed file keeps the lines before.
+func TestServeSIGHUPReopensAccessLog(t *testing.T) {
+	bin := wsgateBinary(t)
+	cfg := writeConfig(t, `
+listen: "127.0.0.1:0"
+stage: dev
+accessLog: { format: "$context.eventType $context.routeKey", destination: access.log, bufferLines: 10 }
+routes:
+  echo: { integration: { type: mock }, routeResponseSelectionExpression: "$default" }
+`)
+	path := filepath.Join(filepath.Dir(cfg), "access.log")
+	cmd, c, logs := serveEcho(t, bin, cfg)
+	read := func(file string) string { b, _ := os.ReadFile(file); return string(b) }
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if got := read(path); !strings.Contains(got, "MESSAGE echo") {
+			return fmt.Errorf("access log before rotation: %q", got)
+		}
+		return nil
+	})
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, contains(logs, `msg="config reloaded, nothing changed"`))
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("no new access log after SIGHUP: %v", err)
+	}
+	askUntil(t, c, `{"action":"echo"}`, `{"action":"echo"}`)
+	_ = c.Close()
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if got := read(path); !strings.Contains(got, "MESSAGE echo") || !strings.Contains(got, "DISCONNECT $disconnect") || strings.Contains(got, "CONNECT $connect") {
+			return fmt.Errorf("new access log: %q", got)
+		}
+		return nil
+	})
+	if old := read(path + ".1"); !strings.HasPrefix(old, "CONNECT $connect\nMESSAGE echo\n") || strings.Contains(old, "DISCONNECT") {
+		t.Errorf("rotated access log: %q", old)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
 	}
 }
 
