@@ -187,13 +187,16 @@ func (l *Logger) run() {
 				_ = w.Flush()
 				return
 			}
-			_, _ = w.Write(line)
-			l.written.Add(1)
-			l.recycle(line)
+			l.write(w, line)
 			if len(l.lines) == 0 {
 				_ = w.Flush()
 			}
 		case res := <-l.reopen:
+			// Lines queued before Reopen was called belong to the old
+			// file: select may have picked this case first.
+			for n := len(l.lines); n > 0; n-- {
+				l.write(w, <-l.lines)
+			}
 			_ = w.Flush()
 			f, err := openFile(l.path)
 			if err == nil {
@@ -204,6 +207,12 @@ func (l *Logger) run() {
 			res <- err
 		}
 	}
+}
+
+func (l *Logger) write(w *bufio.Writer, line []byte) {
+	_, _ = w.Write(line)
+	l.written.Add(1)
+	l.recycle(line)
 }
 
 func (l *Logger) recycle(line []byte) {
