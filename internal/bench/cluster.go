@@ -205,18 +205,20 @@ func (o *orch) clusterPost(run int) ([]Metric, error) {
 		if _, _, _, err := e.dial(conns, dial); err != nil {
 			return nil, err
 		}
-		ms, err := e.postPhase(run, 0, "", "saturation: ")
+		ms := e.idleCPU()
+		m, err := e.postPhase(run, 0, "", "saturation: ")
+		ms = append(ms, m...)
 		if err != nil {
 			return ms, err
 		}
-		m, err := e.postPhase(run, rate, "", "1000/s: ")
+		m, err = e.postPhase(run, rate, "", "1000/s: ")
 		return append(ms, m...), err
 	}
 	clustered := func(e *env) ([]Metric, error) {
 		if _, _, _, err := e.dial(conns, dial); err != nil {
 			return nil, err
 		}
-		var ms []Metric
+		ms := e.idleCPU()
 		for _, p := range []struct {
 			rate   float64
 			entry  string
@@ -235,7 +237,7 @@ func (o *orch) clusterPost(run int) ([]Metric, error) {
 		return ms, nil
 	}
 	ms, err := o.versus(run, nil, single, clustered,
-		"saturation: verified POST/s", "saturation: server CPU per POST", "1000/s: p50", "1000/s: p99")
+		"saturation: verified POST/s", "saturation: server CPU per POST", "1000/s: p50", "1000/s: p99", "idle: server CPU (of one core)")
 	if err == nil {
 		// C3 compares the cluster's owner-entry saturation with the single node's.
 		c, s := find(ms, "cluster: saturation, owner: verified POST/s"), find(ms, "single: saturation: verified POST/s")
@@ -244,6 +246,13 @@ func (o *orch) clusterPost(run int) ([]Metric, error) {
 		}
 	}
 	return ms, err
+}
+
+// idleCPU is the servers' CPU use over 2 s without load (0.2 s when
+// small): heartbeats, registry renewals, NATS pings, the runtimes.
+func (e *env) idleCPU() []Metric {
+	u := e.measure(func() { time.Sleep(time.Duration(e.o.secs(2, 0.2) * float64(time.Second))) })
+	return []Metric{{"idle: server CPU (of one core)", "%", u.server / u.elapsed * 100}}
 }
 
 func find(ms []Metric, name string) float64 {
@@ -497,13 +506,14 @@ func (o *orch) clusterMemory(run int) ([]Metric, error) {
 			return nil, err
 		}
 		fn := float64(n)
-		// Each node's increase over the groups with members on it (n/nodes),
-		// averaged over the nodes: the sum over n.
+		// Every node's increase together, over the distinct groups (each
+		// has one member, on one node; every embedded NATS server holds
+		// the interest in all of them).
 		return []Metric{
 			{"RSS per idle conn (all nodes)", "B", (r1 - r0) / fn},
 			{"Go heap+stack per idle conn (all nodes)", "B", (h1 - h0) / fn},
-			{"RSS per group, per node", "B", (r2 - r1) / fn},
-			{"Go heap+stack per group, per node", "B", (h2 - h1) / fn},
+			{"RSS per distinct group (all nodes)", "B", (r2 - r1) / fn},
+			{"Go heap+stack per distinct group (all nodes)", "B", (h2 - h1) / fn},
 		}, nil
 	}
 	return o.versus(run, nil, f, f)
