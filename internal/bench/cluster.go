@@ -56,6 +56,10 @@ func (o *orch) newClusterEnv(extra func(cfg map[string]any, backend string)) (*e
 		cfg["cluster"] = map[string]any{
 			"name": "bench",
 			"node": map[string]any{"name": fmt.Sprintf("n%d", k+1)},
+			// A forwarded call's budget: on this shared 2-core machine a
+			// process can stall past the default second (a 500, counted
+			// as a failed call); the bench measures cost, not timeouts.
+			"requestTimeoutMillis": 5000,
 			"nats": map[string]any{"embedded": map[string]any{
 				"listen":        nodeIP(k) + ":0",
 				"clusterListen": fmt.Sprintf("%s:%d", nodeIP(k), ports[k]),
