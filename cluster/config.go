@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"time"
@@ -92,6 +93,10 @@ type NATSConfig struct {
 	URL string `json:"url,omitempty"`
 	// CredentialsFile is a NATS .creds file for URL.
 	CredentialsFile string `json:"credentialsFile,omitempty"`
+	// TLS is how the node's connections to URL use TLS: the CA that
+	// signed the servers' certificates (default: the system's) and a
+	// client certificate for servers that verify clients.
+	TLS *TLSFiles `json:"tls,omitempty"`
 	// Embedded runs a NATS server in this process.
 	Embedded *EmbeddedConfig `json:"embedded,omitempty"`
 }
@@ -115,6 +120,24 @@ type EmbeddedConfig struct {
 	StoreDir string `json:"storeDir,omitempty"`
 	// ClusterAuth authenticates routes.
 	ClusterAuth *RouteAuth `json:"clusterAuth,omitempty"`
+	// ClusterTLS encrypts the routes between the embedded servers.
+	ClusterTLS *RouteTLS `json:"clusterTls,omitempty"`
+}
+
+// TLSFiles are PEM files: a CA bundle, a certificate (chain) and its key.
+type TLSFiles struct {
+	CAFile   string `json:"caFile,omitempty"`
+	CertFile string `json:"certFile,omitempty"`
+	KeyFile  string `json:"keyFile,omitempty"`
+}
+
+// RouteTLS is TLS on the routes: every server presents CertFile and
+// checks the other's certificate against CAFile (default: the system's).
+type RouteTLS struct {
+	TLSFiles
+	// Verify requires and verifies a certificate from the server that
+	// opened a route too (mutual TLS). Default true.
+	Verify *bool `json:"verify,omitempty"`
 }
 
 // RouteAuth is a route user and password.
@@ -161,6 +184,35 @@ func (c *Config) SetDefaults() {
 			t := true
 			e.JetStream = &t
 		}
+		if r := e.ClusterTLS; r != nil && r.Verify == nil {
+			t := true
+			r.Verify = &t
+		}
+	}
+}
+
+// ResolvePaths makes the config's file and directory paths relative to
+// dir (the config file's directory).
+func (c *Config) ResolvePaths(dir string) {
+	rel := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	files := func(f *TLSFiles) {
+		rel(&f.CAFile)
+		rel(&f.CertFile)
+		rel(&f.KeyFile)
+	}
+	rel(&c.NATS.CredentialsFile)
+	if t := c.NATS.TLS; t != nil {
+		files(t)
+	}
+	if e := c.NATS.Embedded; e != nil {
+		rel(&e.StoreDir)
+		if r := e.ClusterTLS; r != nil {
+			files(&r.TLSFiles)
+		}
 	}
 }
 
@@ -193,6 +245,24 @@ func (c *Config) Validate() error {
 		}
 		if a := em.ClusterAuth; a != nil && (a.User == "" || a.Password == "") {
 			e.Addf("nats.embedded.clusterAuth", "set user and password")
+		}
+		if r := em.ClusterTLS; r != nil {
+			if r.CertFile == "" || r.KeyFile == "" {
+				e.Addf("nats.embedded.clusterTls", "set certFile and keyFile: every server presents its certificate on the routes")
+			}
+			if em.ClusterListen == "" {
+				e.Addf("nats.embedded.clusterTls", "set, but there is no clusterListen (no routes)")
+			}
+		}
+	}
+	if t := c.NATS.TLS; t != nil {
+		switch {
+		case c.NATS.URL == "":
+			e.Addf("nats.tls", "applies to url (an external NATS); the embedded servers' routes use nats.embedded.clusterTls")
+		case *t == TLSFiles{}:
+			e.Addf("nats.tls", "set caFile, or certFile and keyFile")
+		case (t.CertFile == "") != (t.KeyFile == ""):
+			e.Addf("nats.tls.certFile", "certFile and keyFile go together: set both or neither")
 		}
 	}
 	ok := e.Range("requestTimeoutMillis", c.RequestTimeoutMillis, 100, 60_000)

@@ -41,6 +41,9 @@ func startEmbedded(c *Config, storeDir string, log *slog.Logger, timeout time.Du
 		if a := e.ClusterAuth; a != nil {
 			opts.Cluster.Username, opts.Cluster.Password = a.User, a.Password
 		}
+		if opts.Cluster.TLSConfig, err = c.routeTLS(); err != nil {
+			return nil, err
+		}
 		for _, r := range e.Routes {
 			u, err := url.Parse(r)
 			if err != nil {

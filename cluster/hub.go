@@ -207,9 +207,16 @@ func (h *Hub) connect(url, role string, ctl bool) (*nats.Conn, error) {
 	if f := h.cfg.NATS.CredentialsFile; f != "" {
 		opts = append(opts, nats.UserCredentials(f))
 	}
+	tc, err := h.cfg.natsTLS()
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		opts = append(opts, nats.Secure(tc))
+	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to NATS at %s: %w", url, err)
+		return nil, fmt.Errorf("connecting to NATS at %s: %w", url, explainTLS(err))
 	}
 	if ctl {
 		h.connectedAt.Store(time.Now().UnixNano())

@@ -65,6 +65,15 @@ func (a adminSource) Snapshot(ctx context.Context, search string, limit int) adm
 		snap.Streams = append(snap.Streams, adminui.Stream{Name: st.name, State: string(ss.State), Delivered: ss.Source.Delivered,
 			LagMillis: ss.Lag.Milliseconds(), Error: ss.Error})
 	}
+	snap.Nodes = []adminui.Node{}
+	if s.cluster != nil {
+		self := hub.NodeHex(s.cluster.Self())
+		nodes, _ := s.cluster.Nodes(ctx) // none listed when the registry cannot be read
+		for _, n := range nodes {
+			snap.Nodes = append(snap.Nodes, adminui.Node{Name: n.Name, Byte: n.ID, State: n.State, Connections: n.Connections,
+				Groups: n.Groups, LastSeenMillis: n.LastSeenMillis, Self: n.ID == self})
+		}
+	}
 	snap.Functions = []adminui.Function{}
 	for _, f := range s.liveFunctions().Stats() {
 		snap.Functions = append(snap.Functions, adminui.Function{Name: f.Name, Processes: f.Processes, ColdStarts: f.ColdStarts,

@@ -99,6 +99,9 @@ routes:
 	if !strings.Contains(groups, "orders") || count != "1" {
 		t.Errorf("groups %q, count %q; want orders and 1", groups, count)
 	}
+	if hidden, err := dashboardtest.Eval[bool](ctx, `document.getElementById("cluster").hidden`); err != nil || !hidden {
+		t.Errorf("a single node's page shows the cluster nodes section (hidden %v, %v)", hidden, err)
+	}
 
 	if *updateAdminScreenshot {
 		adminScreenshot(t, ctx, srv)

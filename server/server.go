@@ -162,6 +162,9 @@ func (c *Config) resolvePaths(dir string) {
 	c.Globals.CacheDir = rel(c.Globals.CacheDir)
 	c.Globals.Node = program(c.Globals.Node)
 	c.Globals.Python = program(c.Globals.Python)
+	if c.Cluster != nil {
+		c.Cluster.ResolvePaths(dir)
+	}
 }
 
 // ParseConfig parses YAML or JSON config text, applies defaults and
@@ -379,6 +382,11 @@ func Check(cfg Config, logger *slog.Logger) error {
 	}
 	if err := s.cfg.checkTLSFiles(); err != nil { // the local CA is not created
 		return err
+	}
+	if c := s.cfg.Cluster; c != nil {
+		if err := c.CheckFiles(); err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
 	}
 	if err := s.provision("http://"+s.cfg.Listen+"/"+s.cfg.Stage, checkOnly); err != nil {
 		return err

@@ -162,6 +162,17 @@ func (ca *CA) Pool() *x509.CertPool {
 // a port, as in a Host header, is dropped), valid from a minute ago for
 // lifetime, with a new P-256 key.
 func (ca *CA) Issue(names []string, lifetime time.Duration) (*tls.Certificate, error) {
+	return ca.issue(names, lifetime, x509.ExtKeyUsageServerAuth)
+}
+
+// IssuePeer is Issue for a peer that is server and client at once, as
+// NATS route servers under mutual TLS are: the certificate may also
+// authenticate its holder as a client.
+func (ca *CA) IssuePeer(names []string, lifetime time.Duration) (*tls.Certificate, error) {
+	return ca.issue(names, lifetime, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+}
+
+func (ca *CA) issue(names []string, lifetime time.Duration, usages ...x509.ExtKeyUsage) (*tls.Certificate, error) {
 	if len(names) == 0 {
 		return nil, errors.New("issuing certificate: no names")
 	}
@@ -176,7 +187,7 @@ func (ca *CA) Issue(names []string, lifetime time.Duration) (*tls.Certificate, e
 		NotBefore:    now.Add(-time.Minute),
 		NotAfter:     now.Add(lifetime),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  usages,
 	}
 	if tmpl.NotAfter.After(ca.cert.NotAfter) {
 		tmpl.NotAfter = ca.cert.NotAfter

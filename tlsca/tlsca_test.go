@@ -300,3 +300,29 @@ func TestNamesDropsPortsAndDuplicates(t *testing.T) {
 		t.Fatalf("got %v", got)
 	}
 }
+
+// TestIssuePeerAuthenticatesClients: a peer certificate verifies as a
+// client's (mutual TLS between NATS route servers), a server certificate
+// does not.
+func TestIssuePeerAuthenticatesClients(t *testing.T) {
+	ca, err := tlsca.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := ca.IssuePeer([]string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := ca.Issue([]string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, usage := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
+		if _, err := peer.Leaf.Verify(x509.VerifyOptions{Roots: ca.Pool(), KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+			t.Errorf("peer certificate, usage %v: %v", usage, err)
+		}
+	}
+	if _, err := server.Leaf.Verify(x509.VerifyOptions{Roots: ca.Pool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err == nil {
+		t.Error("a server certificate verified as a client's")
+	}
+}

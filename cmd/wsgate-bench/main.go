@@ -4,6 +4,7 @@
 //	wsgate-bench [-scenarios idle,handshake,post,route,fanout,slow,aged] [-runs 3]
 //	             [-workers 4] [-small] [-profile DIR] [-json FILE] [-wsgate BIN]
 //	wsgate-bench -scenarios soak [-duration 10m] [-conns 19000] [-wsgate BIN]
+//	wsgate-bench -cluster 3 [-scenarios c-post,c-fanout,c-publish,c-join,c-page,c-memory] [-runs 3]
 //
 // It runs itself again as the server, backend and client processes
 // (wsgate-bench server|backend|stall|raw|worker); those roles are internal.
@@ -27,7 +28,8 @@ func main() {
 			os.Exit(bench.RunRole(os.Args[1], os.Args[2:]))
 		}
 	}
-	scenarios := flag.String("scenarios", strings.Join(bench.Scenarios, ","), "comma-separated scenarios (soak runs only when named)")
+	scenarios := flag.String("scenarios", "", "comma-separated scenarios (default "+strings.Join(bench.Scenarios, ",")+"; with -cluster "+strings.Join(bench.ClusterScenarios, ",")+"; soak runs only when named)")
+	clusterN := flag.Int("cluster", 0, "run the cluster scenarios: each run measures a single node and a cluster of this many nodes (3: 127.0.0.11-13, embedded NATS)")
 	runs := flag.Int("runs", 3, "runs of each scenario")
 	workers := flag.Int("workers", 4, "client processes")
 	small := flag.Bool("small", false, "tiny sizes (smoke test)")
@@ -37,8 +39,13 @@ func main() {
 	duration := flag.Duration("duration", 0, "soak: how long the load runs (default 10m, 4s with -small)")
 	conns := flag.Int("conns", 0, "soak: connections (default 19000, 300 with -small)")
 	flag.Parse()
+	var names []string
+	if *scenarios != "" {
+		names = strings.Split(*scenarios, ",")
+	}
 	res, err := bench.Run(bench.Options{
-		Scenarios:  strings.Split(*scenarios, ","),
+		Scenarios:  names,
+		Cluster:    *clusterN,
 		Runs:       *runs,
 		Workers:    *workers,
 		Small:      *small,

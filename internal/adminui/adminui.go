@@ -1,7 +1,8 @@
 // Package adminui is the admin page of wsgate's admin listener: live
 // connections (searchable, with their groups, age and last activity, and
 // a disconnect button), groups and their sizes, routes with their message
-// rate, errors and latency, change streams and local functions. The page
+// rate, errors and latency, change streams, local functions and, in a
+// cluster, every node with its state and counts. The page
 // is embedded (no request leaves the machine) and polls a JSON snapshot
 // once a second.
 //
@@ -43,6 +44,23 @@ type Snapshot struct {
 	Routes    []Route    `json:"routes"`
 	Streams   []Stream   `json:"streams"`
 	Functions []Function `json:"functions"`
+	// Nodes are the cluster's nodes (empty on a single node).
+	Nodes []Node `json:"nodes"`
+}
+
+// Node is a cluster node as the node serving the page last heard of it.
+type Node struct {
+	Name string `json:"name"`
+	// Byte is the node byte as two hex digits, as in the ids it mints.
+	Byte  string `json:"byte"`
+	State string `json:"state"`
+	// Connections and Groups are the node's open connections and
+	// non-empty groups at its last heartbeat.
+	Connections    int   `json:"connections"`
+	Groups         int   `json:"groups"`
+	LastSeenMillis int64 `json:"lastSeenMillis"`
+	// Self marks the node serving the page.
+	Self bool `json:"self"`
 }
 
 // Connection is one row of the connection list.

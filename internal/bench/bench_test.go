@@ -44,6 +44,36 @@ func TestScenariosSmall(t *testing.T) {
 	}
 }
 
+// TestClusterScenariosSmall runs every cluster scenario once at tiny size:
+// a single node and a 3-node cluster (separate processes on 127.0.0.11-13,
+// embedded NATS) each produce their figures without errors.
+func TestClusterScenariosSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts many processes")
+	}
+	var log strings.Builder
+	res, err := Run(Options{Small: true, Runs: 1, Workers: 2, Cluster: 3, Log: &log})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if len(res) != len(ClusterScenarios) {
+		t.Fatalf("got %d results, want %d", len(res), len(ClusterScenarios))
+	}
+	for _, r := range res {
+		if len(r.Errors) > 0 {
+			t.Errorf("%s: errors %v\n%s", r.Scenario, r.Errors, log.String())
+		}
+		var single, cluster bool
+		for _, n := range r.Names {
+			single = single || strings.HasPrefix(n, "single: ")
+			cluster = cluster || strings.HasPrefix(n, "cluster: ")
+		}
+		if !single || !cluster {
+			t.Errorf("%s: single-node figures %v, cluster figures %v: %v", r.Scenario, single, cluster, r.Names)
+		}
+	}
+}
+
 func TestParseT(t *testing.T) {
 	tests := []struct {
 		name string

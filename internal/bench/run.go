@@ -56,6 +56,10 @@ type Options struct {
 	// SoakConns is the soak scenario's connection count. Default 19,000
 	// (300 when Small).
 	SoakConns int
+	// Cluster, when 2 or more, runs the cluster scenarios (ClusterScenarios):
+	// each run measures a single node and then a cluster of this many
+	// server processes (embedded NATS with JetStream, routed over loopback).
+	Cluster int
 }
 
 // Scenarios are the scenario names, in the order Run runs them when none
@@ -117,6 +121,12 @@ func Run(o Options) ([]*Result, error) {
 	}
 	if len(o.Scenarios) == 0 {
 		o.Scenarios = Scenarios
+		if o.Cluster > 1 {
+			o.Scenarios = ClusterScenarios
+		}
+	}
+	if o.Cluster > 1 && o.ServerBin != "" {
+		return nil, errors.New("-cluster runs the in-harness server role; -wsgate is for single-node scenarios")
 	}
 	raiseNofile()
 	dir, err := os.MkdirTemp("", "wsgate-bench")
@@ -166,6 +176,13 @@ var scenarioFuncs = map[string]func(*orch, int) ([]Metric, error){
 	"slow":      (*orch).slow,
 	"aged":      (*orch).aged,
 	"soak":      (*orch).soak,
+
+	"c-post":    (*orch).clusterPost,
+	"c-fanout":  (*orch).clusterFanout,
+	"c-publish": (*orch).clusterPublish,
+	"c-join":    (*orch).clusterJoin,
+	"c-page":    (*orch).clusterPage,
+	"c-memory":  (*orch).clusterMemory,
 }
 
 // child is a running role process.
@@ -235,10 +252,15 @@ func (c *child) kill() {
 
 // env is one run's processes.
 type env struct {
-	o       *orch
-	srv     *child
-	addr    string // server (or raw server) address
-	debug   string // its side port
+	o     *orch
+	srv   *child
+	addr  string // server (or raw server) address
+	debug string // its side port
+	// In a cluster env, every node; srv, addr and debug are the first's.
+	// A single-node env has its one server here too.
+	srvs    []*child
+	addrs   []string
+	debugs  []string
 	backend *child
 	backURI string
 	workers []*child
@@ -246,9 +268,19 @@ type env struct {
 	slow    []int // of which never read
 }
 
+// servers are the env's server processes (one unless a cluster).
+func (e *env) servers() []*child {
+	if len(e.srvs) == 0 {
+		return []*child{e.srv}
+	}
+	return e.srvs
+}
+
 func (e *env) close() {
 	// The server first, so its sockets (not the clients' ports) wait out TIME_WAIT.
-	e.srv.kill()
+	for _, s := range e.servers() {
+		s.kill()
+	}
 	e.backend.kill()
 	for _, w := range e.workers {
 		w.kill()
@@ -298,6 +330,7 @@ func (o *orch) newEnv(raw bool, extra func(cfg map[string]any, backend string)) 
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	e.addr, e.debug = a.Addr, a.Debug
+	e.addrs, e.debugs = []string{e.addr}, []string{e.debug}
 	return e, o.startWorkers(e)
 }
 
@@ -360,7 +393,7 @@ func baseConfig(backend string) map[string]any {
 		"credentials": []any{map[string]any{"accessKeyId": benchKey, "secretAccessKey": benchSecret}},
 		"routes": map[string]any{
 			"join": map[string]any{
-				"groups":                           map[string]any{"join": "$request.body.group", "allow": []string{"all"}},
+				"groups":                           map[string]any{"join": "$request.body.group", "allow": []string{"all", "g-*", "u-*"}},
 				"routeResponseSelectionExpression": "$default",
 			},
 			"whoami": twoWay("/whoami"),
@@ -398,6 +431,7 @@ func (e *env) dial(n int, c command) (elapsed time.Duration, ok, failed int64, e
 	rs, err := e.each(func(i int, w *child) (reply, error) {
 		cc := c
 		cc.Op, cc.Addr, cc.Path, cc.Src, cc.N = "dial", e.addr, "/"+stage, e.src(i), e.sizes[i]
+		cc.Addrs, cc.Base = e.addrs, e.base(i)
 		cc.Slow = e.slow[i]
 		return w.call(cc)
 	})
@@ -427,8 +461,11 @@ func split(n, parts int) []int {
 	return s
 }
 
-func (e *env) stats(gc bool) (Stats, error) {
-	u := "http://" + e.debug + "/stats"
+func (e *env) stats(gc bool) (Stats, error) { return statsAt(e.debug, gc) }
+
+// statsAt reads a server role's /stats at its side port debug.
+func statsAt(debug string, gc bool) (Stats, error) {
+	u := "http://" + debug + "/stats"
 	if gc {
 		u += "?gc=1"
 	}
@@ -468,7 +505,12 @@ func (e *env) profile(name string, run int, seconds int, load func()) {
 
 // signedPost sends a SigV4-signed POST to the server and returns the body.
 func signedPost(client *http.Client, url string, body []byte) ([]byte, error) {
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	return signedDo(client, http.MethodPost, url, body)
+}
+
+// signedDo sends a SigV4-signed request and returns the body of a 200.
+func signedDo(client *http.Client, method, url string, body []byte) ([]byte, error) {
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}

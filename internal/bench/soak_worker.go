@@ -203,7 +203,7 @@ func (w *worker) soakStart(c command) reply {
 // one); readers start reading.
 func (s *soaker) connect(sl *soakSlot, i int) error {
 	cmd := command{Addr: s.c.Addr, Path: s.c.Path, Whoami: sl.kind != kindStaller}
-	cc, err := dialOne(cmd, s.c.Src[rand.IntN(len(s.c.Src))])
+	cc, err := dialOne(cmd, 0, s.c.Src[rand.IntN(len(s.c.Src))])
 	if err != nil {
 		return err
 	}

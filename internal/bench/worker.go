@@ -27,26 +27,37 @@ import (
 
 // command is one instruction from the orchestrator to a worker.
 type command struct {
-	Op string `json:"op"` // dial, collect, post, echo, soak-start, soak-run, soak-tally, soak-stop
+	Op string `json:"op"` // dial, join, collect, post, publish, joinleave, echo, soak-start, soak-run, soak-tally, soak-stop
 
-	Addr string   `json:"addr,omitempty"` // server host:port
-	Path string   `json:"path,omitempty"` // WebSocket path, e.g. /dev
-	Src  []string `json:"src,omitempty"`  // source addresses, used round-robin
+	Addr string `json:"addr,omitempty"` // server host:port
+	// Addrs are a cluster's nodes: connection Base+i dials node
+	// (Base+i) mod len(Addrs), and management calls pick their entry node
+	// (Entry) from them. Empty: Addr.
+	Addrs []string `json:"addrs,omitempty"`
+	Base  int      `json:"base,omitempty"`
+	Path  string   `json:"path,omitempty"` // WebSocket path, e.g. /dev
+	Src   []string `json:"src,omitempty"`  // source addresses, used round-robin
 
 	// dial
-	N      int    `json:"n,omitempty"`
-	Conc   int    `json:"conc,omitempty"`
-	Join   string `json:"join,omitempty"`   // group to join after connecting
-	Whoami bool   `json:"whoami,omitempty"` // learn each connection's id
-	Read   bool   `json:"read,omitempty"`   // start a reader per connection
-	Slow   int    `json:"slow,omitempty"`   // this many connections never read
+	N    int    `json:"n,omitempty"`
+	Conc int    `json:"conc,omitempty"`
+	Join string `json:"join,omitempty"` // group to join after connecting
+	// JoinEvery > 0 makes the group Join-k with k = (Base+i)/JoinEvery:
+	// every JoinEvery consecutive connections share one group.
+	JoinEvery int  `json:"joinEvery,omitempty"`
+	Whoami    bool `json:"whoami,omitempty"` // learn each connection's id
+	Read      bool `json:"read,omitempty"`   // start a reader per connection
+	Slow      int  `json:"slow,omitempty"`   // this many connections never read
 
 	// collect
 	Expect  int64   `json:"expect,omitempty"`
 	Timeout float64 `json:"timeout,omitempty"` // seconds
 	Samples bool    `json:"samples,omitempty"`
 
-	// post and echo
+	// post, publish, joinleave and echo
+	Entry    string  `json:"entry,omitempty"`    // post, joinleave: "other" sends to a node that does not own the connection
+	Groups   int     `json:"groups,omitempty"`   // publish: to groups Join-0 … Join-(Groups-1), round-robin
+	Pad      int     `json:"pad,omitempty"`      // publish: payload padding
 	Rate     float64 `json:"rate,omitempty"`     // per second for this worker; 0: closed loop
 	Duration float64 `json:"duration,omitempty"` // seconds
 	Max      int     `json:"max,omitempty"`      // bound on requests/messages
@@ -84,6 +95,7 @@ type clientConn struct {
 	br   *bufio.Reader
 	id   string
 	slow bool
+	node int // index in the dial command's Addrs
 }
 
 // worker holds client connections and what their readers received.
@@ -121,10 +133,16 @@ func (w *worker) do(c command) reply {
 	switch c.Op {
 	case "dial":
 		return w.dial(c)
+	case "join":
+		return w.join(c)
 	case "collect":
 		return w.collect(c)
 	case "post":
 		return w.post(c)
+	case "publish":
+		return w.publish(c)
+	case "joinleave":
+		return w.joinLeave(c)
 	case "echo":
 		return w.echo(c)
 	case "soak-start":
@@ -167,7 +185,7 @@ func (w *worker) dial(c command) reply {
 				if i >= c.N {
 					return
 				}
-				cc, err := dialOne(c, c.Src[i%len(c.Src)])
+				cc, err := dialOne(c, i, c.Src[i%len(c.Src)])
 				if err != nil {
 					errs.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
@@ -196,30 +214,44 @@ func (w *worker) dial(c command) reply {
 	return r
 }
 
-func dialOne(c command, src string) (*clientConn, error) {
+// node returns the index in c.Addrs of connection i's node and its address.
+func (c command) node(i int) (int, string) {
+	if len(c.Addrs) == 0 {
+		return 0, c.Addr
+	}
+	k := (c.Base + i) % len(c.Addrs)
+	return k, c.Addrs[k]
+}
+
+// group returns the group connection i joins ("" for none).
+func (c command) group(i int) string {
+	if c.JoinEvery > 0 {
+		return c.Join + "-" + strconv.Itoa((c.Base+i)/c.JoinEvery)
+	}
+	return c.Join
+}
+
+func dialOne(c command, i int, src string) (*clientConn, error) {
 	nd := srcDialer(src)
+	node, addr := c.node(i)
 	d := ws.Dialer{
 		Timeout: 10 * time.Second,
 		NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			return nd.DialContext(ctx, network, addr)
 		},
 	}
-	nc, br, _, err := d.Dial(context.Background(), "ws://"+c.Addr+c.Path)
+	nc, br, _, err := d.Dial(context.Background(), "ws://"+addr+c.Path)
 	if err != nil {
 		return nil, err
 	}
-	cc := &clientConn{nc: nc, br: br}
+	cc := &clientConn{nc: nc, br: br, node: node}
 	if cc.br == nil {
 		cc.br = bufio.NewReaderSize(nc, 2048)
 	}
-	if c.Join != "" {
-		if err := wsutil.WriteClientText(nc, []byte(`{"action":"join","group":"`+c.Join+`"}`)); err != nil {
+	if g := c.group(i); g != "" {
+		if err := joinGroup(cc, g); err != nil {
 			nc.Close()
 			return nil, err
-		}
-		if _, err := readText(cc); err != nil {
-			nc.Close()
-			return nil, fmt.Errorf("join: %w", err)
 		}
 	}
 	if c.Whoami {
@@ -235,6 +267,47 @@ func dialOne(c command, src string) (*clientConn, error) {
 		cc.id = string(id)
 	}
 	return cc, nil
+}
+
+// joinGroup joins g through the join route and waits for its answer.
+func joinGroup(cc *clientConn, g string) error {
+	if err := wsutil.WriteClientText(cc.nc, []byte(`{"action":"join","group":"`+g+`"}`)); err != nil {
+		return err
+	}
+	if _, err := readText(cc); err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	return nil
+}
+
+// join has every connection (dialed without readers) join its group,
+// c.Conc at a time; connection i of this worker joins c.group(i).
+func (w *worker) join(c command) reply {
+	var next atomic.Int64
+	var errs atomic.Int64
+	var firstErr atomic.Value
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range max(c.Conc, 1) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(w.conns) {
+					return
+				}
+				if err := joinGroup(w.conns[i], c.group(i)); err != nil {
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+				}
+			}
+		})
+	}
+	wg.Wait()
+	r := reply{Elapsed: int64(time.Since(start)), OK: int64(len(w.conns)) - errs.Load(), Errors: errs.Load()}
+	if e, ok := firstErr.Load().(string); ok {
+		r.FirstEr = e
+	}
+	return r
 }
 
 // readText reads one data frame (server frames are not masked).
@@ -335,19 +408,18 @@ func sha256Hex(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// post sends signed @connections POSTs to this worker's own connections:
-// closed loop with c.Conc clients, or open loop at c.Rate per second. Every
-// request is signed when sent (sigv4.Sign), carrying {"t":<send time>}.
-func (w *worker) post(c command) reply {
-	var ids []string
-	for _, cc := range w.conns {
-		if cc.id != "" {
-			ids = append(ids, cc.id)
-		}
-	}
-	if len(ids) == 0 {
-		return reply{Err: "no connection ids (dial with whoami)"}
-	}
+// call is one management API request.
+type call struct {
+	method, url string
+	body        []byte
+}
+
+// signedLoad sends the calls calls(i, t) returns, in order, signed when
+// sent (sigv4.Sign), as a closed loop with c.Conc clients or an open loop
+// at c.Rate (runLoad). An i counts as OK when every call answered 2xx. With
+// c.Samples each call's latency is recorded: the first's from t (its
+// scheduled time, so client queueing counts), the others' from their send.
+func (w *worker) signedLoad(c command, calls func(i int, t int64) []call) reply {
 	nd := srcDialer(c.Src[0])
 	tr := &http.Transport{
 		DialContext:         nd.DialContext,
@@ -358,40 +430,120 @@ func (w *worker) post(c command) reply {
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	creds := sigv4.Credentials{AccessKeyID: c.Key, SecretAccessKey: c.Secret}
-	base := "http://" + c.Addr + "/" + c.Stage + "/@connections/"
 
 	var ok, errs atomic.Int64
 	var firstErr atomic.Value
-	one := func(i int, t int64) {
-		body := strconv.AppendInt([]byte(`{"t":`), t, 10)
-		body = append(body, `,"pad":"0123456789012345678901234567890123456789012345678901234567890123456789"}`...)
-		req, _ := http.NewRequest(http.MethodPost, base+url.PathEscape(ids[i%len(ids)]), bytes.NewReader(body))
-		if err := sigv4.Sign(req, creds, "execute-api", c.Region, time.Now(), sha256Hex(body)); err != nil {
-			errs.Add(1)
-			firstErr.CompareAndSwap(nil, err.Error())
-			return
+	var mu sync.Mutex
+	var lat []int64
+	fail := func(err string) {
+		errs.Add(1)
+		firstErr.CompareAndSwap(nil, err)
+	}
+	send := func(k call) bool {
+		req, _ := http.NewRequest(k.method, k.url, bytes.NewReader(k.body))
+		if err := sigv4.Sign(req, creds, "execute-api", c.Region, time.Now(), sha256Hex(k.body)); err != nil {
+			fail(err.Error())
+			return false
 		}
 		resp, err := client.Do(req)
 		if err != nil {
-			errs.Add(1)
-			firstErr.CompareAndSwap(nil, err.Error())
-			return
+			fail(err.Error())
+			return false
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			errs.Add(1)
-			firstErr.CompareAndSwap(nil, resp.Status)
-			return
+		if resp.StatusCode/100 != 2 {
+			fail(k.method + " " + resp.Status)
+			return false
+		}
+		return true
+	}
+	one := func(i int, t int64) {
+		from := t
+		for _, k := range calls(i, t) {
+			if !send(k) {
+				return
+			}
+			if c.Samples {
+				now := time.Now().UnixNano()
+				mu.Lock()
+				lat = append(lat, now-from)
+				mu.Unlock()
+				from = now
+			}
 		}
 		ok.Add(1)
 	}
 	r := runLoad(c, one)
-	r.OK, r.Errors = ok.Load(), errs.Load()
+	r.OK, r.Errors, r.Lat = ok.Load(), errs.Load(), lat
 	if e, ok := firstErr.Load().(string); ok {
 		r.FirstEr = e
 	}
 	return r
+}
+
+// targets are this worker's connections with ids, each with the address
+// of the node a management call on it enters: its own node, or with
+// c.Entry "other" the next node of c.Addrs.
+func (w *worker) targets(c command) (ids, entries []string) {
+	for _, cc := range w.conns {
+		if cc.id == "" {
+			continue
+		}
+		ids = append(ids, url.PathEscape(cc.id))
+		switch {
+		case len(c.Addrs) == 0:
+			entries = append(entries, c.Addr)
+		case c.Entry == "other":
+			entries = append(entries, c.Addrs[(cc.node+1)%len(c.Addrs)])
+		default:
+			entries = append(entries, c.Addrs[cc.node])
+		}
+	}
+	return ids, entries
+}
+
+// post sends signed @connections POSTs to this worker's own connections,
+// each carrying {"t":<send time>}: latency is measured by the readers.
+func (w *worker) post(c command) reply {
+	ids, entries := w.targets(c)
+	if len(ids) == 0 {
+		return reply{Err: "no connection ids (dial with whoami)"}
+	}
+	return w.signedLoad(c, func(i int, t int64) []call {
+		body := strconv.AppendInt([]byte(`{"t":`), t, 10)
+		body = append(body, `,"pad":"0123456789012345678901234567890123456789012345678901234567890123456789"}`...)
+		k := i % len(ids)
+		return []call{{http.MethodPost, "http://" + entries[k] + "/" + c.Stage + "/@connections/" + ids[k], body}}
+	})
+}
+
+// joinLeave adds one of this worker's connections to group c.Join and
+// removes it again (PUT then DELETE @groups/{g}/@connections/{id}); an
+// operation is the pair.
+func (w *worker) joinLeave(c command) reply {
+	ids, entries := w.targets(c)
+	if len(ids) == 0 {
+		return reply{Err: "no connection ids (dial with whoami)"}
+	}
+	return w.signedLoad(c, func(i int, _ int64) []call {
+		k := i % len(ids)
+		u := "http://" + entries[k] + "/" + c.Stage + "/@groups/" + c.Join + "/@connections/" + ids[k]
+		return []call{{http.MethodPut, u, nil}, {http.MethodDelete, u, nil}}
+	})
+}
+
+// publish sends stamped group publishes to groups Join-0 … Join-(Groups-1)
+// in turn, entering at the nodes of c.Addrs in turn.
+func (w *worker) publish(c command) reply {
+	addrs := c.Addrs
+	if len(addrs) == 0 {
+		addrs = []string{c.Addr}
+	}
+	return w.signedLoad(c, func(i int, t int64) []call {
+		u := "http://" + addrs[i%len(addrs)] + "/" + c.Stage + "/@groups/" + c.Join + "-" + strconv.Itoa(i%max(c.Groups, 1))
+		return []call{{http.MethodPost, u, stampedBody(t, c.Pad)}}
+	})
 }
 
 // runLoad calls one(i, t) up to c.Max times within c.Duration: closed loop

@@ -85,6 +85,14 @@
     fill("groups", s.groups.map((g) => row([el("td", g.name, "id"), g.size])));
     fill("streams", s.streams.map((st) => row([st.name, el("td", st.state, "state-" + st.state), st.delivered, st.lagMillis + " ms"])));
     fill("functions", s.functions.map((f) => row([f.name, f.processes, f.coldStarts, f.invocations, f.errors])));
+    const nodes = s.nodes || [];
+    $("cluster").hidden = nodes.length === 0;
+    fill("nodes", nodes.map((n) => {
+      const tr = row([el("td", n.name + (n.self ? " (this node)" : ""), "id"), el("td", n.byte, "id"), el("td", n.state, "state-" + n.state),
+        n.connections, n.groups, n.self ? "–" : (n.lastSeenMillis / 1000).toFixed(1) + " s ago"]);
+      tr.dataset.node = n.name;
+      return tr;
+    }));
     last = s;
   }
 

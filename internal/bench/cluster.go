@@ -1,0 +1,533 @@
+package bench
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ClusterScenarios are the cluster scenarios (cluster.md §6.2), run with
+// Options.Cluster: each run measures a single node and a cluster in turn
+// (which goes first alternates from run to run) and reports both.
+var ClusterScenarios = []string{"c-post", "c-fanout", "c-publish", "c-join", "c-page", "c-memory"}
+
+// nodeIP is cluster node k's loopback address: 127.0.0.11, .12, … (each
+// node its own address, so the clients' ephemeral ports do not collide).
+func nodeIP(k int) string { return fmt.Sprintf("127.0.0.%d", 11+k) }
+
+// newClusterEnv starts the backend, o.Cluster server processes forming one
+// cluster (embedded NATS with JetStream on every node, routes on reserved
+// ports) and the workers, once every node sees every other up.
+func (o *orch) newClusterEnv(extra func(cfg map[string]any, backend string)) (*env, error) {
+	o.seq++
+	e := &env{o: o}
+	var err error
+	if e.backend, err = o.start("backend"); err != nil {
+		return nil, err
+	}
+	var a announce
+	if err := e.backend.read(&a); err != nil {
+		e.close()
+		return nil, fmt.Errorf("backend: %w", err)
+	}
+	e.backURI = "http://" + a.Addr
+	n := o.Cluster
+	ports, err := reservePorts(n)
+	if err != nil {
+		e.close()
+		return nil, err
+	}
+	var routes []string
+	for k, p := range ports {
+		routes = append(routes, fmt.Sprintf("nats://%s:%d", nodeIP(k), p))
+	}
+	for k := range n {
+		cfg := baseConfig(e.backURI)
+		cfg["listen"] = nodeIP(k) + ":0"
+		cfg["cluster"] = map[string]any{
+			"name": "bench",
+			"node": map[string]any{"name": fmt.Sprintf("n%d", k+1)},
+			// A forwarded call's budget: on this shared 2-core machine a
+			// process can stall past the default second (a 500, counted
+			// as a failed call); the bench measures cost, not timeouts.
+			"requestTimeoutMillis": 5000,
+			"nats": map[string]any{"embedded": map[string]any{
+				"listen":        nodeIP(k) + ":0",
+				"clusterListen": fmt.Sprintf("%s:%d", nodeIP(k), ports[k]),
+				"routes":        routes,
+				"storeDir":      filepath.Join(o.dir, fmt.Sprintf("nats-%d-%d", o.seq, k)),
+			}},
+		}
+		if extra != nil {
+			extra(cfg, e.backURI)
+		}
+		b, _ := json.MarshalIndent(cfg, "", "  ")
+		path := filepath.Join(o.dir, fmt.Sprintf("wsgate-%d-n%d.yaml", o.seq, k+1))
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			e.close()
+			return nil, err
+		}
+		// Started together: a JetStream cluster's first server alone
+		// does not get ready.
+		s, err := o.start("server", "-config", path)
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		e.srvs = append(e.srvs, s)
+	}
+	for k, s := range e.srvs {
+		var a announce
+		if err := s.read(&a); err != nil {
+			e.close()
+			return nil, fmt.Errorf("node %d: %w", k+1, err)
+		}
+		e.addrs = append(e.addrs, a.Addr)
+		e.debugs = append(e.debugs, a.Debug)
+	}
+	e.srv, e.addr, e.debug = e.srvs[0], e.addrs[0], e.debugs[0]
+	if err := e.waitCluster(60 * time.Second); err != nil {
+		e.close()
+		return nil, err
+	}
+	return e, o.startWorkers(e)
+}
+
+// reservePorts finds n free ports, one on each node's address (listen,
+// note, close), for the NATS routes.
+func reservePorts(n int) ([]int, error) {
+	var ports []int
+	for k := range n {
+		ln, err := net.Listen("tcp", nodeIP(k)+":0")
+		if err != nil {
+			return nil, err
+		}
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		ln.Close()
+	}
+	return ports, nil
+}
+
+// waitCluster polls every node's @cluster until it lists every node up.
+func (e *env) waitCluster(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for _, addr := range e.addrs {
+		for {
+			b, err := signedDo(http.DefaultClient, http.MethodGet, "http://"+addr+"/"+stage+"/@cluster", nil)
+			if err == nil && strings.Count(string(b), `"state":"up"`) == len(e.addrs) {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("cluster not formed within %v: %s at %s: %v %s", timeout, "@cluster", addr, err, b)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// loadAverage is the machine's 1-minute load average.
+func loadAverage() float64 {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
+// phase is one side of a cluster scenario: it starts its env, measures
+// and returns metrics named without a prefix.
+type phase func(e *env) ([]Metric, error)
+
+// versus runs the scenario on a single node and on a cluster (which goes
+// first alternates with run), prefixing the metrics "single: " and
+// "cluster: ", then adds the ratios: for each name in ratios,
+// "cluster/single: name".
+func (o *orch) versus(run int, extra func(map[string]any, string), single, clustered phase, ratios ...string) ([]Metric, error) {
+	ms := []Metric{{"load average (1 min) at start", "", loadAverage()}}
+	type side struct {
+		prefix string
+		start  func() (*env, error)
+		f      phase
+	}
+	sides := []side{
+		{"single: ", func() (*env, error) { return o.newEnv(false, extra) }, single},
+		{"cluster: ", func() (*env, error) { return o.newClusterEnv(extra) }, clustered},
+	}
+	if run%2 == 1 {
+		slices.Reverse(sides)
+	}
+	got := map[string]map[string]float64{}
+	for _, s := range sides {
+		e, err := s.start()
+		if err != nil {
+			return ms, fmt.Errorf("%s%w", s.prefix, err)
+		}
+		m, err := s.f(e)
+		e.close()
+		got[s.prefix] = map[string]float64{}
+		for _, x := range m {
+			got[s.prefix][x.Name] = x.Value
+			ms = append(ms, Metric{s.prefix + x.Name, x.Unit, x.Value})
+		}
+		if err != nil {
+			return ms, fmt.Errorf("%s%w", s.prefix, err)
+		}
+	}
+	for _, r := range ratios {
+		c, ok1 := got["cluster: "][r]
+		s, ok2 := got["single: "][r]
+		if ok1 && ok2 && s != 0 {
+			ms = append(ms, Metric{"cluster/single: " + r, "×", c / s})
+		}
+	}
+	return ms, nil
+}
+
+// clusterPost: C1 (POST at 1,000/s, entry ≠ owner), C2 (saturation, entry
+// ≠ owner) and C3 (saturation, entry = owner) against a single node's
+// saturation and 1,000/s.
+func (o *orch) clusterPost(run int) ([]Metric, error) {
+	rate := 1000.0
+	if o.Small {
+		rate = 100
+	}
+	conns := o.size(400, 12)
+	dial := command{Conc: 8, Whoami: true, Read: true}
+	single := func(e *env) ([]Metric, error) {
+		if _, _, _, err := e.dial(conns, dial); err != nil {
+			return nil, err
+		}
+		ms := e.idleCPU()
+		m, err := e.postPhase(run, 0, "", "saturation: ")
+		ms = append(ms, m...)
+		if err != nil {
+			return ms, err
+		}
+		m, err = e.postPhase(run, rate, "", "1000/s: ")
+		return append(ms, m...), err
+	}
+	clustered := func(e *env) ([]Metric, error) {
+		if _, _, _, err := e.dial(conns, dial); err != nil {
+			return nil, err
+		}
+		ms := e.idleCPU()
+		for _, p := range []struct {
+			rate   float64
+			entry  string
+			prefix string
+		}{
+			{0, "other", "saturation: "},        // C2
+			{0, "owner", "saturation, owner: "}, // C3
+			{rate, "other", "1000/s: "},         // C1
+		} {
+			m, err := e.postPhase(run, p.rate, p.entry, p.prefix)
+			ms = append(ms, m...)
+			if err != nil {
+				return ms, err
+			}
+		}
+		return ms, nil
+	}
+	ms, err := o.versus(run, nil, single, clustered,
+		"saturation: verified POST/s", "saturation: server CPU per POST", "1000/s: p50", "1000/s: p99", "idle: server CPU (of one core)")
+	if err == nil {
+		// C3 compares the cluster's owner-entry saturation with the single node's.
+		c, s := find(ms, "cluster: saturation, owner: verified POST/s"), find(ms, "single: saturation: verified POST/s")
+		if s > 0 {
+			ms = append(ms, Metric{"cluster owner-entry/single: verified POST/s", "×", c / s})
+		}
+	}
+	return ms, err
+}
+
+// idleCPU is the servers' CPU use over 2 s without load (0.2 s when
+// small): heartbeats, registry renewals, NATS pings, the runtimes.
+func (e *env) idleCPU() []Metric {
+	u := e.measure(func() { time.Sleep(time.Duration(e.o.secs(2, 0.2) * float64(time.Second))) })
+	return []Metric{{"idle: server CPU (of one core)", "%", u.server / u.elapsed * 100}}
+}
+
+func find(ms []Metric, name string) float64 {
+	for _, m := range ms {
+		if m.Name == name {
+			return m.Value
+		}
+	}
+	return 0
+}
+
+// clusterFanout: C4, one publish to 9,000 members (3,000 per node).
+func (o *orch) clusterFanout(run int) ([]Metric, error) {
+	n := o.size(9000, 30)
+	f := func(e *env) ([]Metric, error) {
+		if _, _, _, err := e.dial(n, command{Conc: 16, Join: "all", Read: true}); err != nil {
+			return nil, err
+		}
+		ms, _, _, err := e.fanoutRun(run, n, "", false)
+		return ms, err
+	}
+	return o.versus(run, nil, f, f, "time to last delivery", "burst deliveries/s", "burst: server CPU per delivery")
+}
+
+// clusterPublish: C5, 256-byte publishes to 100 groups with one member on
+// each node (on a single node: the same 300 members), closed loop, entry
+// nodes in turn; every frame must arrive (a slow-consumer cut would lose
+// some).
+func (o *orch) clusterPublish(run int) ([]Metric, error) {
+	groups := o.size(100, 10)
+	f := func(e *env) ([]Metric, error) {
+		members := o.Cluster
+		if _, _, _, err := e.dial(groups*members, command{Conc: 16, Join: "g", JoinEvery: members, Read: true}); err != nil {
+			return nil, err
+		}
+		dur := o.secs(5, 0.5)
+		var rs []reply
+		var pubErr error
+		u := e.measure(func() {
+			e.profile("c-publish", run, int(dur), func() {
+				rs, pubErr = e.each(func(i int, w *child) (reply, error) {
+					return w.call(command{Op: "publish", Addrs: e.addrs, Key: benchKey, Secret: benchSecret, Region: benchRegion, Stage: stage,
+						Src: e.src(i), Conc: 16, Duration: dur, Max: 10_000_000, Join: "g", Groups: groups, Pad: 222})
+				})
+			})
+		})
+		if pubErr != nil {
+			return nil, pubErr
+		}
+		okN, errN, el := sumReplies(rs)
+		got, err := e.drain(okN*int64(members), 15*time.Second)
+		ms := []Metric{
+			{"publishes/s", "/s", float64(okN) / el.Seconds()},
+			{"errors", "", float64(errN)},
+			{"deliveries/s", "/s", float64(got) / el.Seconds()},
+			{"frames lost", "", float64(okN*int64(members) - got)},
+		}
+		return append(ms, u.metrics("", okN, "publish")...), err
+	}
+	return o.versus(run, nil, f, f, "publishes/s", "server CPU per publish")
+}
+
+// drain sums what the workers' readers received until expect frames
+// arrived or timeout passed.
+func (e *env) drain(expect int64, timeout time.Duration) (int64, error) {
+	deadline := time.Now().Add(timeout)
+	var got int64
+	for got < expect && time.Now().Before(deadline) {
+		rs, err := e.each(func(_ int, w *child) (reply, error) { return w.call(command{Op: "collect"}) })
+		if err != nil {
+			return got, err
+		}
+		for _, r := range rs {
+			got += r.Count
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got < expect {
+		return got, fmt.Errorf("received %d frames of %d", got, expect)
+	}
+	return got, nil
+}
+
+// clusterJoin: C6, PUT + DELETE @groups/jl/@connections/{id} entering at
+// a node other than the owner: saturation and latency at 1,000 calls/s.
+func (o *orch) clusterJoin(run int) ([]Metric, error) {
+	rate := 1000.0
+	if o.Small {
+		rate = 100
+	}
+	f := func(e *env) ([]Metric, error) {
+		if _, _, _, err := e.dial(o.size(400, 12), command{Conc: 8, Whoami: true}); err != nil {
+			return nil, err
+		}
+		var ms []Metric
+		for _, r := range []float64{0, rate} {
+			dur := o.secs(5, 0.5)
+			var rs []reply
+			var jlErr error
+			u := e.measure(func() {
+				rs, jlErr = e.each(func(i int, w *child) (reply, error) {
+					c := command{Op: "joinleave", Addrs: e.addrs, Entry: "other", Key: benchKey, Secret: benchSecret, Region: benchRegion, Stage: stage,
+						Src: e.src(i), Conc: 32, Duration: dur, Max: 10_000_000, Join: "jl"}
+					if r > 0 { // a pair is two calls
+						c.Conc, c.Rate, c.Samples = 64, r/2/float64(len(e.workers)), true
+					}
+					return w.call(c)
+				})
+			})
+			if jlErr != nil {
+				return ms, jlErr
+			}
+			okN, errN, el := sumReplies(rs)
+			p := "saturation: "
+			if r > 0 {
+				p = fmt.Sprintf("%.0f/s: ", r)
+			}
+			ms = append(ms, Metric{p + "join+leave calls/s", "/s", float64(2*okN) / el.Seconds()}, Metric{p + "errors", "", float64(errN)})
+			ms = append(ms, u.metrics(p, 2*okN, "call")...)
+			var lat []int64
+			var first string
+			for _, x := range rs {
+				lat = append(lat, x.Lat...)
+				first = cmp.Or(first, x.FirstEr)
+			}
+			ms = append(ms, latencyMetrics(p, lat)...)
+			if errN > 0 {
+				return ms, fmt.Errorf("%d join/leave pairs failed (%s)", errN, first)
+			}
+		}
+		return ms, nil
+	}
+	return o.versus(run, nil, f, f, "saturation: join+leave calls/s", "saturation: server CPU per call", "1000/s: p50", "1000/s: p99")
+}
+
+// clusterPage: C7, pages of 1,000 members of one big group. The cluster
+// holds 30,000 members (10,000 per node); a single server process here
+// cannot hold more than the open-files limit (20,000), so the single node
+// holds 18,000: a page costs O(log n + page) either way.
+func (o *orch) clusterPage(run int) ([]Metric, error) {
+	page := 1000
+	if o.Small {
+		page = 10
+	}
+	f := func(n int) phase {
+		return func(e *env) ([]Metric, error) {
+			if _, _, _, err := e.dial(n, command{Conc: 16, Join: "all"}); err != nil {
+				return nil, err
+			}
+			var times []float64
+			var pages int64
+			var pageErr error
+			u := e.measure(func() {
+				for range o.size(5, 2) { // walk the first 10 pages, 5 times
+					token := ""
+					for range 10 {
+						u := fmt.Sprintf("http://%s/%s/@groups/all?maxResults=%d", e.addr, stage, page)
+						if token != "" {
+							u += "&nextToken=" + url.QueryEscape(token)
+						}
+						start := time.Now()
+						b, err := signedDo(http.DefaultClient, http.MethodGet, u, nil)
+						times = append(times, time.Since(start).Seconds()*1e3)
+						var out struct {
+							Connections []string `json:"connectionIds"`
+							NextToken   string   `json:"nextToken"`
+						}
+						if err == nil {
+							err = json.Unmarshal(b, &out)
+						}
+						if err == nil && len(out.Connections) != page {
+							err = fmt.Errorf("page of %d members, want %d: %.200s", len(out.Connections), page, b)
+						}
+						if err != nil {
+							pageErr = err
+							return
+						}
+						pages++
+						token = out.NextToken
+					}
+				}
+			})
+			if pageErr != nil {
+				return nil, pageErr
+			}
+			slices.Sort(times)
+			ms := []Metric{
+				{"members", "", float64(n)},
+				{"page time p50", "ms", times[len(times)/2]},
+				{"page time max", "ms", times[len(times)-1]},
+			}
+			return append(ms, u.metrics("", pages, "page")...), nil
+		}
+	}
+	return o.versus(run, nil, f(o.size(18000, 60)), f(o.size(30000, 90)), "page time p50", "server CPU per page")
+}
+
+// clusterMemory: C11, memory per idle connection and per distinct group
+// (every connection alone in its own group), summed over the nodes.
+func (o *orch) clusterMemory(run int) ([]Metric, error) {
+	n := o.size(9000, 30)
+	f := func(e *env) ([]Metric, error) {
+		rss := func() (sum float64) {
+			for _, s := range e.servers() {
+				v, _ := procRSS(s.pid())
+				sum += float64(v)
+			}
+			return sum
+		}
+		heap := func() (sum float64, err error) {
+			for _, d := range e.debugs {
+				s, err := statsAt(d, true)
+				if err != nil {
+					return 0, err
+				}
+				sum += float64(s.HeapInuse + s.StackInuse)
+			}
+			return sum, nil
+		}
+		r0 := rss()
+		h0, err := heap()
+		if err != nil {
+			return nil, err
+		}
+		if _, _, _, err := e.dial(n, command{Conc: 16}); err != nil {
+			return nil, err
+		}
+		time.Sleep(time.Second)
+		r1 := rss()
+		h1, err := heap()
+		if err != nil {
+			return nil, err
+		}
+		rs, err := e.each(func(i int, w *child) (reply, error) {
+			return w.call(command{Op: "join", Conc: 16, Join: "u", JoinEvery: 1, Base: e.base(i)})
+		})
+		if err == nil {
+			for _, r := range rs {
+				if r.Errors > 0 {
+					err = fmt.Errorf("%d joins failed (%s)", r.Errors, r.FirstEr)
+				}
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		time.Sleep(time.Second)
+		r2 := rss()
+		h2, err := heap()
+		if err != nil {
+			return nil, err
+		}
+		fn := float64(n)
+		// Every node's increase together, over the distinct groups (each
+		// has one member, on one node; every embedded NATS server holds
+		// the interest in all of them).
+		return []Metric{
+			{"RSS per idle conn (all nodes)", "B", (r1 - r0) / fn},
+			{"Go heap+stack per idle conn (all nodes)", "B", (h1 - h0) / fn},
+			{"RSS per distinct group (all nodes)", "B", (r2 - r1) / fn},
+			{"Go heap+stack per distinct group (all nodes)", "B", (h2 - h1) / fn},
+		}, nil
+	}
+	return o.versus(run, nil, f, f)
+}
+
+// base is worker i's first connection's index among all of the env's.
+func (e *env) base(i int) int {
+	b := 0
+	for _, s := range e.sizes[:i] {
+		b += s
+	}
+	return b
+}
