@@ -21,6 +21,7 @@ func (c *Config) validateAPIKeys(e *confcheck.Errors) {
 	if c.APIKeySelectionExpression == apiKeyFromAuthorizer && c.Authorizer == nil {
 		e.Addf("apiKeySelectionExpression", "%s needs an authorizer", apiKeyFromAuthorizer)
 	}
+	c.validateUsagePlans(e)
 	values := map[string]bool{}
 	for i, k := range c.APIKeys {
 		p := confcheck.Index("apiKeys", i)

@@ -65,6 +65,9 @@ type Config struct {
 	APIKeySelectionExpression string `json:"apiKeySelectionExpression,omitempty"`
 	// APIKeys are the keys routes with apiKeyRequired accept. Default none.
 	APIKeys []APIKey `json:"apiKeys,omitempty"`
+	// UsagePlans give API keys a token bucket and a quota each (see
+	// UsagePlan). With any plan, a key in none is refused. Default none.
+	UsagePlans []UsagePlan `json:"usagePlans,omitempty"`
 	// Models are the JSON schemas (draft 4, as API Gateway's models) that
 	// routes' requestModels name. Default none.
 	Models map[string]any `json:"models,omitempty"`

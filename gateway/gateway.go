@@ -257,10 +257,12 @@ func (g *Gateway) route(c *conn, body string, b64 bool, size int) {
 		errFrame(http.StatusTooManyRequests, OutcomeThrottled, frameThrottled)
 		return
 	}
-	if rt.apiKeyRequired && c.s.identity.APIKeyID == "" {
-		log().Debug("message refused: no valid API key")
-		errFrame(http.StatusForbidden, OutcomeUnauthorized, frameForbidden)
-		return
+	if rt.apiKeyRequired {
+		if status, outcome, msg := l.keyRefusal(&c.s.identity, now); status != 0 {
+			log().Debug("message refused by the API key check or its usage plan", "answer", msg)
+			errFrame(status, outcome, msg)
+			return
+		}
 	}
 	if rt.models != nil && (b64 || !rt.models.valid(body)) {
 		log().Debug("message refused by the route's request model")

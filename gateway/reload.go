@@ -37,6 +37,8 @@ type live struct {
 	mounts   []mount       // the stage's path, then basePaths
 	// connThrottle is connectionThrottling's bucket (nil: none).
 	connThrottle *throttle
+	// usage is the usage plans' buckets and quotas by API key.
+	usage *usage
 
 	refs    atomic.Int64
 	retired atomic.Bool
@@ -124,6 +126,11 @@ func (g *Gateway) build(cfg Config, fns *integration.Functions, prev *live) (*li
 		prevConn, prevConnSet = prev.connThrottle, prev.cfg.ConnectionThrottling
 	}
 	l.connThrottle = keepThrottle(prevConn, prevConnSet, cfg.ConnectionThrottling, &g.connRefused)
+	var prevUsage *usage
+	if prev != nil {
+		prevUsage = prev.usage
+	}
+	l.usage = buildUsage(&l.cfg, prevUsage)
 
 	env := cfg.IntegrationEnv(g.endpoint, g.log)
 	env.Functions = fns
@@ -229,6 +236,7 @@ var liveFields = []string{
 	"slowConsumerSeconds", "sendBufferBytes", "writeTimeoutSeconds", "maxInflightPerConnection",
 	"readBodyTimeoutSeconds", "maxManagementRequests", "shutdownTimeoutSeconds", "debugSignatures", "allowedOrigins",
 	"basePaths", "throttling", "connectionThrottling", "apiKeySelectionExpression", "apiKeys", "models",
+	"usagePlans",
 }
 
 // KeepFixed gives c the running config's values of the settings that only

@@ -119,10 +119,12 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	if len(l.cfg.APIKeys) > 0 {
 		l.cfg.apiKey(r, authKey, &s.identity)
 	}
-	if rt := l.routes[routeConnect]; rt != nil && rt.apiKeyRequired && s.identity.APIKeyID == "" {
-		log.Info("$connect refused: no valid API key")
-		refuse(http.StatusForbidden, OutcomeUnauthorized, frameForbidden)
-		return
+	if rt := l.routes[routeConnect]; rt != nil && rt.apiKeyRequired {
+		if status, outcome, msg := l.keyRefusal(&s.identity, now); status != 0 {
+			log.Info("$connect refused by the API key check or its usage plan", "answer", msg)
+			refuse(status, outcome, msg)
+			return
+		}
 	}
 	if rt := l.routes[routeConnect]; rt != nil {
 		g.track.Add(1)

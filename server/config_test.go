@@ -32,6 +32,8 @@ streams:
     target: { integration: { type: mock } }
 admin: { listen: "127.0.0.1:0" }
 accessLog: { format: "$context.requestId", bufferLines: 10 }
+apiKeys: [{ name: k, value: "0123456789abcdefghij" }]
+usagePlans: [{ name: p, apiKeys: [k], throttle: { rateLimit: 1, burstLimit: 1 }, quota: { limit: 10, period: WEEK, offset: 1 } }]
 `
 
 // intField is one integer (or float) field of a parsed config and how to
@@ -120,7 +122,7 @@ func TestEveryNumberIsRangeChecked(t *testing.T) {
 		`routes["$default"].integration.timeoutMillis`, `routes["$default"].integration.memorySizeMB`,
 		"authorizer.resultTtlSeconds", "authorizer.integration.concurrency",
 		"streams[0].source.pollMillis", "streams[0].target.batchSize", "streams[0].target.integration.timeoutMillis",
-		"accessLog.bufferLines"})
+		"accessLog.bufferLines", "usagePlans[0].quota.offset", "usagePlans[0].throttle.burstLimit"})
 	checkEveryNumber(t, clusterBlock, []string{"cluster.requestTimeoutMillis", "cluster.groupLingerSeconds", "cluster.leaseSeconds"})
 }
 

@@ -179,6 +179,13 @@ func TestRouteGuardErrors(t *testing.T) {
 		{"short api key", "apiKeys: [{ name: a, value: short }]\n", "apiKeys[0].value: must be 20 to 128 characters (as on AWS), got 5"},
 		{"api key source", "apiKeySelectionExpression: $request.querystring.key\n", `apiKeySelectionExpression: "$request.querystring.key": want`},
 		{"authorizer key without authorizer", "apiKeySelectionExpression: $context.authorizer.usageIdentifierKey\n", "needs an authorizer"},
+		{"plan names an unknown key", "usagePlans: [{ name: p, apiKeys: [nope] }]\n", `usagePlans[0].apiKeys[0]: "nope" is not the name of one of apiKeys`},
+		{"key in two plans", "apiKeys: [{ name: a, value: 0123456789abcdefghij }]\nusagePlans: [{ name: p, apiKeys: [a] }, { name: q, apiKeys: [a] }]\n",
+			`usagePlans[1].apiKeys[0]: "a" is already in usage plan "p"`},
+		{"quota period", "usagePlans: [{ name: p, quota: { limit: 5, period: YEAR } }]\n", `usagePlans[0].quota.period: "YEAR": want DAY, WEEK or MONTH`},
+		{"day offset", "usagePlans: [{ name: p, quota: { limit: 5, period: DAY, offset: 1 } }]\n", "usagePlans[0].quota.offset: must be between 0 and 0, got 1"},
+		{"month offset", "usagePlans: [{ name: p, quota: { limit: 5, period: MONTH, offset: 28 } }]\n", "usagePlans[0].quota.offset: must be between 0 and 27, got 28"},
+		{"plan throttle", "usagePlans: [{ name: p, throttle: { rateLimit: 1, burstLimit: 0 } }]\n", "usagePlans[0].throttle.burstLimit: must be between 1 and 1000000, got 0"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -214,39 +221,45 @@ routes:
     routeResponseSelectionExpression: "$default"
 `
 
+// dialKey connects to ws://addr/dev with key as x-api-key (none when
+// empty), closing the connection when the test ends.
+func dialKey(t *testing.T, addr, key string) *websocket.Conn {
+	t.Helper()
+	h := http.Header{}
+	if key != "" {
+		h.Set("X-Api-Key", key)
+	}
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/dev", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// ask sends msg on c and reads the next message.
+func ask(t *testing.T, c *websocket.Conn, msg string) string {
+	t.Helper()
+	if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	return read(t, c)
+}
+
 func TestAPIKeys(t *testing.T) {
 	srv := startServer(t, apiKeysConfig)
-	dial := func(key string) *websocket.Conn {
-		t.Helper()
-		h := http.Header{}
-		if key != "" {
-			h.Set("X-Api-Key", key)
-		}
-		c, _, err := websocket.DefaultDialer.Dial("ws://"+srv.Addr()+"/dev", h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
-	ask := func(c *websocket.Conn, msg string) string {
-		t.Helper()
-		if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
-			t.Fatal(err)
-		}
-		return read(t, c)
-	}
+	dial := func(key string) *websocket.Conn { return dialKey(t, srv.Addr(), key) }
 	good := dial("0123456789abcdefghij")
-	if got := ask(good, `{"action":"secret"}`); got != "key k1d" {
+	if got := ask(t, good, `{"action":"secret"}`); got != "key k1d" {
 		t.Errorf("good key: %q", got)
 	}
 	for _, key := range []string{"", "unknown-key-0123456789", "old-key-0123456789abc"} {
 		c := dial(key)
-		if got := ask(c, `{"action":"open"}`); got != `{"action":"open"}` {
+		if got := ask(t, c, `{"action":"open"}`); got != `{"action":"open"}` {
 			t.Errorf("key %q on the open route: %q", key, got)
 		}
 		var frame map[string]string
-		if got := ask(c, `{"action":"secret"}`); json.Unmarshal([]byte(got), &frame) != nil || frame["message"] != "Forbidden" {
+		if got := ask(t, c, `{"action":"secret"}`); json.Unmarshal([]byte(got), &frame) != nil || frame["message"] != "Forbidden" {
 			t.Errorf("key %q on the guarded route: %q, want the Forbidden frame", key, got)
 		}
 	}
