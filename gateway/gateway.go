@@ -298,7 +298,7 @@ func (g *Gateway) route(c *conn, body string, b64 bool, size int) {
 		default:
 			log().Warn("integration failed", "error", err)
 			rec.integrated(start, nil, err)
-			errFrame(http.StatusInternalServerError, OutcomeExecutionError, frameInternalError)
+			errFrame(failure(err))
 		}
 		return
 	}

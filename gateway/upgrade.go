@@ -144,7 +144,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 			default:
 				log.Warn("$connect integration failed", "error", err)
 				rec.integrated(start, nil, err)
-				refuse(http.StatusInternalServerError, OutcomeExecutionError, frameInternalError)
+				refuse(failure(err))
 			}
 			return
 		}

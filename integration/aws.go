@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/wsgate/wsgate/sigv4"
+	"github.com/wsgate/wsgate/vtl/apigw"
 )
 
 // awsIntegration is API Gateway's AWS integration type: a service action
@@ -274,11 +276,11 @@ func (a *awsIntegration) Invoke(ctx context.Context, inv *Invocation) ([]byte, e
 	if err := sigv4.Sign(req, sc, a.target.svc.signingName, a.target.region, time.Now(), ""); err != nil {
 		return nil, fmt.Errorf("aws integration: signing: %w", err)
 	}
-	status, body, err := send(ctx, a.client, req)
+	res, err := send(ctx, a.client, req)
 	if err != nil {
 		return nil, fmt.Errorf("aws integration %s: %w", a.target.name, err)
 	}
-	return a.mapping.answer(ctx, ir.req, status, body, false)
+	return a.mapping.answer(ctx, ir.req, res, false)
 }
 
 // Close drops the pooled connections.
@@ -288,21 +290,21 @@ func (a *awsIntegration) Close() error {
 }
 
 // send does req and reads the answer, bounded by MaxPayload.
-func send(ctx context.Context, client *http.Client, req *http.Request) (int, []byte, error) {
+func send(ctx context.Context, client *http.Client, req *http.Request) (*apigw.Result, error) {
 	resp, err := client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return 0, nil, ctxError(ctx)
+			return nil, ctxError(ctx)
 		}
-		return 0, nil, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	body, err := readLimited(resp.Body, resp.ContentLength)
 	if err != nil {
 		if ctx.Err() != nil {
-			return 0, nil, ctxError(ctx)
+			return nil, ctxError(ctx)
 		}
-		return 0, nil, fmt.Errorf("reading response: %w", err)
+		return nil, fmt.Errorf("reading response: %w", err)
 	}
-	return resp.StatusCode, body, nil
+	return &apigw.Result{Status: strconv.Itoa(resp.StatusCode), Header: resp.Header, Body: string(body)}, nil
 }

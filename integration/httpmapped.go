@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -86,15 +87,15 @@ func (h *httpMapped) Invoke(ctx context.Context, inv *Invocation) ([]byte, error
 		req.Host = host
 		req.Header.Del("Host")
 	}
-	status, out, err := send(ctx, h.client, req)
+	res, err := send(ctx, h.client, req)
 	if err != nil {
 		return nil, fmt.Errorf("http integration: %w", err)
 	}
-	if status >= 500 && (h.proxy || h.mapping.response(fmt.Sprint(status)) == nil) {
+	if status, _ := strconv.Atoi(res.Status); status >= 500 && (h.proxy || h.mapping.selected(ir.req, res) == nil) {
 		return nil, fmt.Errorf("http integration: backend answered %d %s", status, strings.TrimSpace(http.StatusText(status)))
 	}
 	// http_proxy has no integration responses: its body passes through.
-	return h.mapping.answer(ctx, ir.req, status, out, h.proxy)
+	return h.mapping.answer(ctx, ir.req, res, h.proxy)
 }
 
 // Close drops the pooled connections.

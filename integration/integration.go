@@ -120,6 +120,21 @@ type Config struct {
 	// ("$default", a status code or a /pattern/); their templates render
 	// the body of the answer.
 	IntegrationResponses map[string]IntegrationResponse `json:"integrationResponses,omitempty"`
+	// IntegrationResponseSelectionExpression computes the key that picks
+	// the integration response: ${integration.response.statuscode}
+	// (default), ${integration.response.header.NAME},
+	// ${integration.response.body.PATH} or static text.
+	IntegrationResponseSelectionExpression string `json:"integrationResponseSelectionExpression,omitempty"`
+	// PassthroughBehavior is what a message with no request template for
+	// its key (nor a "$default" one) does: WHEN_NO_MATCH (default) passes
+	// it through, WHEN_NO_TEMPLATES passes it only when there are no
+	// request templates at all, NEVER never; a refused message gets the
+	// frame "Unsupported Media Type".
+	PassthroughBehavior string `json:"passthroughBehavior,omitempty"`
+	// ContentHandlingStrategy converts the integration request's body:
+	// CONVERT_TO_BINARY base64-decodes it, CONVERT_TO_TEXT base64-encodes
+	// a binary message. Default: passed as it is.
+	ContentHandlingStrategy string `json:"contentHandlingStrategy,omitempty"`
 
 	// MaxConnsPerHost bounds the connections http and lambda open to one
 	// backend host (http.Transport.MaxConnsPerHost); requests beyond it wait

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -32,15 +33,45 @@ type IntegrationResponse struct {
 	// text. Default "\$default"; a key with no template falls back to the
 	// "$default" template.
 	TemplateSelectionExpression string `json:"templateSelectionExpression,omitempty"`
+	// ContentHandlingStrategy converts the body sent to the client:
+	// CONVERT_TO_BINARY base64-decodes it (a binary frame when it is not
+	// UTF-8), CONVERT_TO_TEXT base64-encodes it. Default: as it is.
+	ContentHandlingStrategy string `json:"contentHandlingStrategy,omitempty"`
 }
+
+// Content handling strategies and passthrough behaviours, as AWS spells
+// them.
+const (
+	convertToBinary   = "CONVERT_TO_BINARY"
+	convertToText     = "CONVERT_TO_TEXT"
+	whenNoMatch       = "WHEN_NO_MATCH"
+	whenNoTemplates   = "WHEN_NO_TEMPLATES"
+	passthroughNever  = "NEVER"
+	unsupportedMedia  = "Unsupported Media Type"
+	statusUnsupported = http.StatusUnsupportedMediaType
+)
+
+// GatewayError is an answer API Gateway gives in place of the backend's,
+// such as 415 Unsupported Media Type for a message no request template
+// takes: the gateway sends the client Message (a frame, or the status on
+// $connect).
+type GatewayError struct {
+	Status  int
+	Message string
+}
+
+func (e *GatewayError) Error() string { return fmt.Sprintf("%d %s", e.Status, e.Message) }
 
 // mapping is a non-proxy integration's templates and parameters, parsed
 // once.
 type mapping struct {
-	selectRequest *apigw.Selection
-	request       map[string]*vtl.Template
-	responses     []*response // in key order
-	params        []param     // requestParameters, in key order
+	selectRequest  *apigw.Selection
+	selectResponse *apigw.Selection
+	request        map[string]*vtl.Template
+	responses      []*response // in key order
+	params         []param     // requestParameters, in key order
+	passthrough    string      // passthroughBehavior
+	content        string      // the request's contentHandlingStrategy
 }
 
 // param is one requestParameters entry: where the value goes
@@ -57,11 +88,13 @@ type response struct {
 	re        *regexp.Regexp // for /pattern/ keys
 	selection *apigw.Selection
 	templates map[string]*vtl.Template
+	content   string // contentHandlingStrategy
 }
 
 func hasMapping(c *Config) bool {
 	return len(c.RequestTemplates) > 0 || len(c.IntegrationResponses) > 0 || c.TemplateSelectionExpression != "" ||
-		len(c.RequestParameters) > 0
+		len(c.RequestParameters) > 0 || c.IntegrationResponseSelectionExpression != "" || c.PassthroughBehavior != "" ||
+		c.ContentHandlingStrategy != ""
 }
 
 // validateMapping files the problems of the mapping fields in e.
@@ -77,20 +110,41 @@ func validateMapping(c *Config, e *confcheck.Errors) {
 		if len(c.RequestParameters) > 0 {
 			e.Addf("requestParameters", "a mock integration sends no request: no parameters")
 		}
+		if c.ContentHandlingStrategy != "" {
+			e.Addf("contentHandlingStrategy", "a mock integration sends no request: nothing to convert")
+		}
 	case "aws", "http":
 	case "http_proxy":
 		if len(c.RequestTemplates) > 0 || c.TemplateSelectionExpression != "" {
 			e.Addf("requestTemplates", "an http_proxy integration forwards the message as it is: no templates (use http)")
 		}
-		if len(c.IntegrationResponses) > 0 {
+		if len(c.IntegrationResponses) > 0 || c.IntegrationResponseSelectionExpression != "" {
 			e.Addf("integrationResponses", "an http_proxy integration answers with the backend's body: no integration responses (use http)")
+		}
+		if c.PassthroughBehavior != "" {
+			e.Addf("passthroughBehavior", "an http_proxy integration forwards every message: no passthroughBehavior (use http)")
 		}
 	default:
 		e.Addf("requestTemplates", "mapping templates and requestParameters are for mock, aws, http and http_proxy integrations")
 		return
 	}
+	switch c.PassthroughBehavior {
+	case "", whenNoMatch, whenNoTemplates, passthroughNever:
+	default:
+		e.Addf("passthroughBehavior", "%q: want WHEN_NO_MATCH, WHEN_NO_TEMPLATES or NEVER", c.PassthroughBehavior)
+	}
+	validContent("contentHandlingStrategy", c.ContentHandlingStrategy, e)
+	for k, ir := range c.IntegrationResponses {
+		validContent(confcheck.Field(confcheck.Key("integrationResponses", k), "contentHandlingStrategy"), ir.ContentHandlingStrategy, e)
+	}
 	if _, err := buildMapping(c); err != nil {
 		e.In("", err)
+	}
+}
+
+func validContent(path, v string, e *confcheck.Errors) {
+	if v != "" && v != convertToBinary && v != convertToText {
+		e.Addf(path, "%q: want CONVERT_TO_BINARY or CONVERT_TO_TEXT", v)
 	}
 }
 
@@ -191,8 +245,12 @@ func buildMapping(c *Config) (*mapping, error) {
 	var e confcheck.Errors
 	m := &mapping{
 		selectRequest: parseSelection("templateSelectionExpression", c.TemplateSelectionExpression, &e),
-		request:       parseTemplates("requestTemplates", c.RequestTemplates, &e),
-		params:        parseParams(c.RequestParameters, &e),
+		selectResponse: parseSelection("integrationResponseSelectionExpression",
+			cmp.Or(c.IntegrationResponseSelectionExpression, "${integration.response.statuscode}"), &e),
+		request:     parseTemplates("requestTemplates", c.RequestTemplates, &e),
+		params:      parseParams(c.RequestParameters, &e),
+		passthrough: c.PassthroughBehavior,
+		content:     c.ContentHandlingStrategy,
 	}
 	for _, k := range slices.Sorted(maps.Keys(c.IntegrationResponses)) {
 		ir := c.IntegrationResponses[k]
@@ -201,6 +259,7 @@ func buildMapping(c *Config) (*mapping, error) {
 			key:       k,
 			selection: parseSelection(path+".templateSelectionExpression", ir.TemplateSelectionExpression, &e),
 			templates: parseTemplates(path+".responseTemplates", ir.ResponseTemplates, &e),
+			content:   ir.ContentHandlingStrategy,
 		}
 		if len(k) > 2 && k[0] == '/' && k[len(k)-1] == '/' {
 			re, err := regexp.Compile(`^(?:` + k[1:len(k)-1] + `)$`)
@@ -250,16 +309,18 @@ type wsEvent struct {
 	} `json:"requestContext"`
 }
 
-// requestOf makes the template variables' request from the event.
-func requestOf(payload []byte) (*apigw.Request, error) {
+// requestOf makes the template variables' request from the event. b64 is
+// the body as the event has it when it is base64 (a binary message), else
+// "".
+func requestOf(payload []byte) (req *apigw.Request, b64 string, err error) {
 	var ev wsEvent
 	if err := json.Unmarshal(payload, &ev); err != nil {
-		return nil, fmt.Errorf("mapping: reading the event: %w", err)
+		return nil, "", fmt.Errorf("mapping: reading the event: %w", err)
 	}
 	body := ev.Body
 	if ev.IsBase64Encoded {
 		if b, err := base64.StdEncoding.DecodeString(body); err == nil {
-			body = string(b)
+			body, b64 = string(b), ev.Body
 		}
 	}
 	rc := &ev.RequestContext
@@ -284,7 +345,7 @@ func requestOf(payload []byte) (*apigw.Request, error) {
 				APIKey: rc.Identity.APIKey, APIKeyID: rc.Identity.APIKeyID,
 			},
 		},
-	}, nil
+	}, b64, nil
 }
 
 // errNoStatus is AWS's configuration error for a MOCK whose request
@@ -314,7 +375,7 @@ func (m *mapping) mock(ctx context.Context, payload []byte) ([]byte, error) {
 	}
 	// A mock has no response body: $input is the request's parameters
 	// with an empty body.
-	return m.answer(ctx, ir.req, status, nil, false)
+	return m.answer(ctx, ir.req, &apigw.Result{Status: strconv.Itoa(status)}, false)
 }
 
 // integrationRequest is what the templates and parameters made of one
@@ -331,15 +392,29 @@ type integrationRequest struct {
 // templateSelectionExpression, else "$default"; without one the message
 // passes through) and the requestParameters for one event.
 func (m *mapping) build(ctx context.Context, payload []byte) (*integrationRequest, error) {
-	req, err := requestOf(payload)
+	req, b64, err := requestOf(payload)
 	if err != nil {
 		return nil, err
 	}
 	ir := &integrationRequest{req: req, body: []byte(req.Body), header: http.Header{}, query: url.Values{}}
-	if t := pick(m.request, m.selectRequest.Eval(req, "")); t != nil {
+	if b64 != "" && m.content == convertToText {
+		ir.body = []byte(b64)
+	}
+	t := pick(m.request, m.selectRequest.Eval(req, ""))
+	switch {
+	case t != nil:
 		if ir.body, err = apigw.Render(ctx, t, req, vtl.Limits{}); err != nil {
 			return nil, fmt.Errorf("request template: %w", err)
 		}
+	case m.passthrough == passthroughNever, m.passthrough == whenNoTemplates && len(m.request) > 0:
+		return nil, &GatewayError{Status: statusUnsupported, Message: unsupportedMedia}
+	}
+	if m.content == convertToBinary {
+		b, err := base64.StdEncoding.DecodeString(string(ir.body))
+		if err != nil {
+			return nil, fmt.Errorf("contentHandlingStrategy CONVERT_TO_BINARY: the body is not base64: %w", err)
+		}
+		ir.body = b
 	}
 	for _, p := range m.params {
 		v := p.literal
@@ -365,35 +440,57 @@ func (m *mapping) build(ctx context.Context, payload []byte) (*integrationReques
 	return ir, nil
 }
 
-// answer is the proxy response for the gateway from a backend's status and
-// body. proxy (http_proxy) passes the body through. Otherwise the
-// integration response whose key matches the status decides, as on AWS:
-// its template renders the body (with $input.body the backend's body and
-// $context.status the status), without one the backend's body passes
-// through, and with no matching integration response the client gets
+// answer is the proxy response for the gateway from a backend's answer
+// res. proxy (http_proxy) passes the body through. Otherwise the
+// integration response integrationResponseSelectionExpression picks
+// decides, as on AWS: its template renders the body (with $input.body the
+// backend's body and $context.status the status), without one the
+// backend's body passes through, its contentHandlingStrategy converts the
+// body, and with no matching integration response the client gets
 // nothing.
-func (m *mapping) answer(ctx context.Context, req *apigw.Request, status int, body []byte, proxy bool) ([]byte, error) {
-	code := strconv.Itoa(status)
+func (m *mapping) answer(ctx context.Context, req *apigw.Request, res *apigw.Result, proxy bool) ([]byte, error) {
+	status, _ := strconv.Atoi(res.Status)
 	answer := map[string]any{"statusCode": status}
-	if proxy && len(body) > 0 {
-		answer["body"] = string(body)
+	if proxy {
+		if res.Body != "" {
+			answer["body"] = res.Body
+		}
+		return json.Marshal(answer)
 	}
-	if r := m.response(code); r != nil && !proxy {
-		if len(body) > 0 {
-			answer["body"] = string(body)
+	r := m.selected(req, res)
+	if r == nil {
+		return json.Marshal(answer)
+	}
+	body := res.Body
+	resp := *req
+	resp.Body = res.Body
+	resp.Context.Status = res.Status
+	if t := pick(r.templates, r.selection.EvalResult(req, res)); t != nil {
+		out, err := apigw.Render(ctx, t, &resp, vtl.Limits{})
+		if err != nil {
+			return nil, fmt.Errorf("response template: %w", err)
 		}
-		resp := *req
-		resp.Body = string(body)
-		resp.Context.Status = code
-		if t := pick(r.templates, r.selection.Eval(req, code)); t != nil {
-			out, err := apigw.Render(ctx, t, &resp, vtl.Limits{})
-			if err != nil {
-				return nil, fmt.Errorf("response template: %w", err)
-			}
-			answer["body"] = string(out)
+		body = string(out)
+	}
+	switch r.content {
+	case convertToBinary:
+		if _, err := base64.StdEncoding.DecodeString(body); err != nil {
+			return nil, fmt.Errorf("integration response %s: contentHandlingStrategy CONVERT_TO_BINARY: the body is not base64: %w", r.key, err)
 		}
+		answer["isBase64Encoded"] = true
+	case convertToText:
+		body = base64.StdEncoding.EncodeToString([]byte(body))
+	}
+	if body != "" {
+		answer["body"] = body
 	}
 	return json.Marshal(answer)
+}
+
+// selected is the integration response for a backend's answer: the key
+// integrationResponseSelectionExpression computes picks it.
+func (m *mapping) selected(req *apigw.Request, res *apigw.Result) *response {
+	return m.response(m.selectResponse.EvalResult(req, res))
 }
 
 // pick is the template at key, else the "$default" one, else nil.
@@ -404,9 +501,9 @@ func pick(templates map[string]*vtl.Template, key string) *vtl.Template {
 	return templates["$default"]
 }
 
-// response is the integration response for a status: the one keyed by
-// the status itself, else the first /pattern/ (in key order) it matches,
-// else $default.
+// response is the integration response for a selection key (a status,
+// by default): the one keyed by the key itself, else the first /pattern/
+// (in key order) it matches, else $default.
 func (m *mapping) response(status string) *response {
 	var pattern, def *response
 	for _, r := range m.responses {

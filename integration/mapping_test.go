@@ -138,6 +138,20 @@ func TestMappingConfigErrors(t *testing.T) {
 			`integrationMethod: "FETCH": want GET`},
 		{"response and templates", Config{Type: "mock", Response: map[string]any{"statusCode": 200}, RequestTemplates: map[string]string{"a": "x"}},
 			"response: a mock integration has either"},
+		{"passthrough", Config{Type: "mock", PassthroughBehavior: "SOMETIMES"},
+			`passthroughBehavior: "SOMETIMES": want WHEN_NO_MATCH, WHEN_NO_TEMPLATES or NEVER`},
+		{"proxy passthrough", Config{Type: "http_proxy", URI: "http://127.0.0.1:1/", PassthroughBehavior: "NEVER"},
+			"passthroughBehavior: an http_proxy integration forwards every message"},
+		{"content handling", Config{Type: "http", URI: "http://127.0.0.1:1/", ContentHandlingStrategy: "CONVERT_TO_XML"},
+			`contentHandlingStrategy: "CONVERT_TO_XML": want CONVERT_TO_BINARY or CONVERT_TO_TEXT`},
+		{"response content handling", Config{Type: "http", URI: "http://127.0.0.1:1/", IntegrationResponses: map[string]IntegrationResponse{"$default": {ContentHandlingStrategy: "x"}}},
+			`integrationResponses["$default"].contentHandlingStrategy: "x": want`},
+		{"mock content handling", Config{Type: "mock", ContentHandlingStrategy: "CONVERT_TO_TEXT"},
+			"contentHandlingStrategy: a mock integration sends no request"},
+		{"response selection", Config{Type: "http", URI: "http://127.0.0.1:1/", IntegrationResponseSelectionExpression: "$context.x"},
+			`integrationResponseSelectionExpression: selection expression "$context.x": unsupported variable`},
+		{"proxy response selection", Config{Type: "http_proxy", URI: "http://127.0.0.1:1/", IntegrationResponseSelectionExpression: "${integration.response.statuscode}"},
+			"no integration responses"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -22,10 +22,12 @@ func TestAWSIntegrations(t *testing.T) {
       IntegrationUri: !Sub "arn:aws:apigateway:${AWS::Region}:sqs:path/${AWS::AccountId}/q.fifo"
       CredentialsArn: arn:aws:iam::123456789012:role/apigw
       PassthroughBehavior: NEVER
+      ContentHandlingStrategy: CONVERT_TO_TEXT
+      IntegrationResponseSelectionExpression: ${integration.response.statuscode}
       RequestParameters: { integration.request.header.Content-Type: "'application/x-www-form-urlencoded'" }
       TemplateSelectionExpression: \$default
       RequestTemplates: { $default: "Action=SendMessage&MessageGroupId=$input.path('$.g')&MessageBody=$util.urlEncode($input.body)" }
-  QR: { Type: AWS::ApiGatewayV2::IntegrationResponse, Properties: { ApiId: !Ref Api, IntegrationId: !Ref Q, IntegrationResponseKey: $default } }
+  QR: { Type: AWS::ApiGatewayV2::IntegrationResponse, Properties: { ApiId: !Ref Api, IntegrationId: !Ref Q, IntegrationResponseKey: $default, ContentHandlingStrategy: CONVERT_TO_BINARY } }
   P: { Type: AWS::ApiGatewayV2::Route, Properties: { ApiId: !Ref Api, RouteKey: fwd, Target: !Sub "integrations/${H}" } }
   H:
     Type: AWS::ApiGatewayV2::Integration
@@ -34,6 +36,7 @@ func TestAWSIntegrations(t *testing.T) {
       IntegrationType: HTTP_PROXY
       IntegrationMethod: PUT
       IntegrationUri: https://backend.example/messages
+      PassthroughBehavior: WHEN_NO_MATCH
       RequestParameters: { integration.request.header.X-Conn: context.connectionId }
   G: { Type: AWS::ApiGatewayV2::Route, Properties: { ApiId: !Ref Api, RouteKey: get, Target: !Sub "integrations/${N}" } }
   N: { Type: AWS::ApiGatewayV2::Integration, Properties: { ApiId: !Ref Api, IntegrationType: HTTP, IntegrationMethod: GET, IntegrationUri: https://backend.example/x } }
@@ -49,12 +52,15 @@ func TestAWSIntegrations(t *testing.T) {
 	want := map[string]integration.Config{
 		"send": {
 			Type: "aws", IntegrationMethod: "POST",
-			URI:                         "arn:aws:apigateway:us-east-1:sqs:path/000000000000/q.fifo",
-			CredentialsArn:              "arn:aws:iam::123456789012:role/apigw",
-			RequestParameters:           map[string]string{"integration.request.header.Content-Type": "'application/x-www-form-urlencoded'"},
-			TemplateSelectionExpression: `\$default`,
-			RequestTemplates:            map[string]string{"$default": "Action=SendMessage&MessageGroupId=$input.path('$.g')&MessageBody=$util.urlEncode($input.body)"},
-			IntegrationResponses:        map[string]integration.IntegrationResponse{"$default": {}},
+			URI:                                    "arn:aws:apigateway:us-east-1:sqs:path/000000000000/q.fifo",
+			CredentialsArn:                         "arn:aws:iam::123456789012:role/apigw",
+			RequestParameters:                      map[string]string{"integration.request.header.Content-Type": "'application/x-www-form-urlencoded'"},
+			TemplateSelectionExpression:            `\$default`,
+			RequestTemplates:                       map[string]string{"$default": "Action=SendMessage&MessageGroupId=$input.path('$.g')&MessageBody=$util.urlEncode($input.body)"},
+			IntegrationResponses:                   map[string]integration.IntegrationResponse{"$default": {ContentHandlingStrategy: "CONVERT_TO_BINARY"}},
+			PassthroughBehavior:                    "NEVER",
+			ContentHandlingStrategy:                "CONVERT_TO_TEXT",
+			IntegrationResponseSelectionExpression: "${integration.response.statuscode}",
 		},
 		"fwd": {Type: "http_proxy", IntegrationMethod: "PUT", URI: "https://backend.example/messages",
 			RequestParameters: map[string]string{"integration.request.header.X-Conn": "context.connectionId"}},

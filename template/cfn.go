@@ -269,11 +269,13 @@ var rules = map[string]propRules{
 	},
 	"AWS::ApiGatewayV2::Integration": {
 		read: "ApiId IntegrationType IntegrationUri TimeoutInMillis RequestTemplates TemplateSelectionExpression " +
-			"RequestParameters IntegrationMethod CredentialsArn",
-		ignored: "Description PayloadFormatVersion PassthroughBehavior ConnectionType",
+			"RequestParameters IntegrationMethod CredentialsArn PassthroughBehavior ContentHandlingStrategy IntegrationResponseSelectionExpression",
+		ignored: "Description PayloadFormatVersion ConnectionType",
 	},
 	"AWS::ApiGatewayV2::IntegrationResponse": {
-		read: "ApiId IntegrationId IntegrationResponseKey ResponseTemplates TemplateSelectionExpression",
+		read: "ApiId IntegrationId IntegrationResponseKey ResponseTemplates TemplateSelectionExpression ContentHandlingStrategy",
+		// A WebSocket frame has no headers for ResponseParameters to set.
+		ignored: "ResponseParameters",
 	},
 	"AWS::ApiGatewayV2::Model": {
 		read:    "ApiId Name Schema",
@@ -428,6 +430,7 @@ func (t *translator) v2API(api *resource, live []*resource) {
 		ir := integration.IntegrationResponse{
 			ResponseTemplates:           t.strMap(res, props, "ResponseTemplates"),
 			TemplateSelectionExpression: t.str(res, props, "TemplateSelectionExpression"),
+			ContentHandlingStrategy:     t.str(res, props, "ContentHandlingStrategy"),
 		}
 		if key == "" {
 			t.fail(errAt(path+"IntegrationResponseKey", "missing"))
@@ -1271,7 +1274,8 @@ func (t *translator) mockIntegration(res *resource, props map[string]any, respon
 		static = false
 	}
 	if !static {
-		return &integration.Config{Type: "mock", RequestTemplates: req, TemplateSelectionExpression: sel, IntegrationResponses: responses}
+		return &integration.Config{Type: "mock", RequestTemplates: req, TemplateSelectionExpression: sel, IntegrationResponses: responses,
+			PassthroughBehavior: t.str(res, props, "PassthroughBehavior")}
 	}
 	// With no integration response AWS sends the client nothing; an empty
 	// proxy response does the same in wsgate.
@@ -1290,13 +1294,16 @@ func (t *translator) mockIntegration(res *resource, props map[string]any, respon
 func (t *translator) nonProxyIntegration(res *resource, props map[string]any, typ string, responses map[string]integration.IntegrationResponse) *integration.Config {
 	path := "Resources." + res.ID + ".Properties."
 	ic := &integration.Config{
-		URI:                         t.str(res, props, "IntegrationUri"),
-		IntegrationMethod:           t.str(res, props, "IntegrationMethod"),
-		CredentialsArn:              t.str(res, props, "CredentialsArn"),
-		RequestParameters:           t.strMap(res, props, "RequestParameters"),
-		RequestTemplates:            t.strMap(res, props, "RequestTemplates"),
-		TemplateSelectionExpression: t.str(res, props, "TemplateSelectionExpression"),
-		IntegrationResponses:        responses,
+		URI:                                    t.str(res, props, "IntegrationUri"),
+		IntegrationMethod:                      t.str(res, props, "IntegrationMethod"),
+		CredentialsArn:                         t.str(res, props, "CredentialsArn"),
+		RequestParameters:                      t.strMap(res, props, "RequestParameters"),
+		RequestTemplates:                       t.strMap(res, props, "RequestTemplates"),
+		TemplateSelectionExpression:            t.str(res, props, "TemplateSelectionExpression"),
+		IntegrationResponses:                   responses,
+		PassthroughBehavior:                    t.str(res, props, "PassthroughBehavior"),
+		ContentHandlingStrategy:                t.str(res, props, "ContentHandlingStrategy"),
+		IntegrationResponseSelectionExpression: t.str(res, props, "IntegrationResponseSelectionExpression"),
 	}
 	if ic.URI == "" {
 		t.fail(errAt(path+"IntegrationUri", "missing"))
@@ -1312,6 +1319,9 @@ func (t *translator) nonProxyIntegration(res *resource, props map[string]any, ty
 		}
 	default:
 		ic.Type = "http_proxy"
+		// AWS keeps a passthrough behaviour on a proxy integration but
+		// never uses it.
+		ic.PassthroughBehavior = ""
 		for _, k := range []string{"RequestTemplates", "TemplateSelectionExpression"} {
 			if _, ok := props[k]; ok {
 				t.fail(errAt(path+k, "an HTTP_PROXY integration has no mapping templates"))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -423,7 +424,25 @@ func TestSelection(t *testing.T) {
 			t.Errorf("%q = %q, want %q", c.expr, got, c.want)
 		}
 	}
-	for _, bad := range []string{"$request.header.x", "${request.body.a", "$context.x", "$request.body.a[?(@.x)]"} {
+	res := &Result{Status: "404", Header: http.Header{"X-Outcome": {"late"}, "X-Many": {"a", "b"}}, Body: `{"error": {"code": "E7"}}`}
+	for expr, want := range map[string]string{
+		"${integration.response.statuscode}":                            "404",
+		"${integration.response.header.x-outcome}":                      "late",
+		"${integration.response.multivalueheader.X-Many}":               "a,b",
+		"${integration.response.body.error.code}":                       "E7",
+		"${integration.response.body.nope}":                             "",
+		"$request.body.action/${integration.response.header.X-Missing}": "send/",
+	} {
+		sel, err := ParseSelection(expr)
+		if err != nil {
+			t.Errorf("ParseSelection(%q): %v", expr, err)
+			continue
+		}
+		if got := sel.EvalResult(r, res); got != want {
+			t.Errorf("%q on a result = %q, want %q", expr, got, want)
+		}
+	}
+	for _, bad := range []string{"$request.header.x", "${request.body.a", "$context.x", "$request.body.a[?(@.x)]", "${integration.response.body.a[?(@.x)]}"} {
 		if _, err := ParseSelection(bad); err == nil {
 			t.Errorf("ParseSelection(%q): no error", bad)
 		}

@@ -2,6 +2,7 @@ package apigw
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/wsgate/wsgate/vtl"
@@ -10,18 +11,24 @@ import (
 // Selection is a parsed template or integration response selection
 // expression of a WebSocket API: static text, "\$" for a literal '$'
 // ("\$default"), $request.body.PATH or ${request.body.PATH} (a JSONPath
-// member path into the message), and ${integration.response.statuscode}.
+// member path into the message), ${integration.response.statuscode},
+// ${integration.response.header.NAME},
+// ${integration.response.multivalueheader.NAME} and
+// ${integration.response.body.PATH} (a member path into the backend's
+// answer).
 type Selection struct {
 	parts []selPart
 	src   string
 }
 
 type selPart struct {
-	text   string // static text when both are empty
-	path   string // JSONPath for request.body
-	status bool   // integration.response.statuscode
-	header string // integration.response.header.NAME: empty for now (MOCK has no headers)
-	isVar  bool
+	text     string // static text when both are empty
+	path     string // JSONPath for request.body
+	respPath string // JSONPath for integration.response.body
+	status   bool   // integration.response.statuscode
+	header   string // integration.response.header.NAME
+	multi    bool   // multivalueheader: every value, comma-separated
+	isVar    bool
 }
 
 // ParseSelection parses a selection expression.
@@ -69,8 +76,15 @@ func ParseSelection(s string) (*Selection, error) {
 			}
 		case name == "integration.response.statuscode":
 			p.status = true
-		case strings.HasPrefix(name, "integration.response.header.") || strings.HasPrefix(name, "integration.response.multivalueheader."):
-			p.header = name
+		case strings.HasPrefix(name, "integration.response.body."), name == "integration.response.body":
+			p.respPath = "$" + strings.TrimPrefix(name, "integration.response.body")
+			if _, err := compilePath(p.respPath); err != nil {
+				return nil, fmt.Errorf("selection expression %q: %v", s, err)
+			}
+		case strings.HasPrefix(name, "integration.response.header."):
+			p.header = strings.TrimPrefix(name, "integration.response.header.")
+		case strings.HasPrefix(name, "integration.response.multivalueheader."):
+			p.header, p.multi = strings.TrimPrefix(name, "integration.response.multivalueheader."), true
 		default:
 			return nil, fmt.Errorf("selection expression %q: unsupported variable $%s (write \\$ for a literal '$')", s, name)
 		}
@@ -89,21 +103,48 @@ func isNameByte(c byte) bool {
 // status. A path that matches nothing gives ""; strings give their text,
 // other values their Java text ({k=v}, [a, b], 1.5).
 func (sel *Selection) Eval(r *Request, status string) string {
+	return sel.EvalResult(r, &Result{Status: status})
+}
+
+// Result is an integration's answer, for the integration.response
+// variables of a selection expression.
+type Result struct {
+	Status string
+	Header http.Header
+	Body   string
+}
+
+// EvalResult evaluates the expression on r's body and the integration's
+// answer res. Absent headers and body paths give "".
+func (sel *Selection) EvalResult(r *Request, res *Result) string {
 	if len(sel.parts) == 1 && !sel.parts[0].isVar {
 		return sel.parts[0].text
 	}
 	var b strings.Builder
 	in := &Input{req: r}
+	var out *Input
+	write := func(in *Input, path string) {
+		if v, found, err := in.lookup(path); err == nil && found && v != nil {
+			b.WriteString(vtl.Text(v))
+		}
+	}
 	for _, p := range sel.parts {
 		switch {
 		case !p.isVar:
 			b.WriteString(p.text)
 		case p.status:
-			b.WriteString(status)
-		case p.path != "":
-			if v, found, err := in.lookup(p.path); err == nil && found && v != nil {
-				b.WriteString(vtl.Text(v))
+			b.WriteString(res.Status)
+		case p.header != "" && p.multi:
+			b.WriteString(strings.Join(res.Header.Values(p.header), ","))
+		case p.header != "":
+			b.WriteString(res.Header.Get(p.header))
+		case p.respPath != "":
+			if out == nil {
+				out = &Input{req: &Request{Body: res.Body}}
 			}
+			write(out, p.respPath)
+		case p.path != "":
+			write(in, p.path)
 		}
 	}
 	return b.String()
