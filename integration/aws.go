@@ -166,14 +166,18 @@ func newAWS(cfg Config, env Env) (*awsIntegration, error) {
 	if method == "" {
 		method = http.MethodPost
 	}
-	return &awsIntegration{
+	a := &awsIntegration{
 		target:  target,
 		method:  method,
 		mapping: mp,
 		creds:   awsCfg.Credentials,
 		client:  newHTTPClient(cfg.MaxConnsPerHost),
 		timeout: cfg.Timeout(DefaultTimeout),
-	}, nil
+	}
+	if isRoleArn(cfg.CredentialsArn) {
+		a.creds = &assumedRole{roleArn: cfg.CredentialsArn, region: target.region, base: awsCfg.Credentials, client: a.client, log: env.Logger}
+	}
+	return a, nil
 }
 
 // request builds the service request for one integration request.

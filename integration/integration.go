@@ -91,9 +91,10 @@ type Config struct {
 	// IntegrationMethod is the HTTP method of aws, http and http_proxy
 	// requests. Default POST.
 	IntegrationMethod string `json:"integrationMethod,omitempty"`
-	// CredentialsArn is the role API Gateway would assume for an aws
-	// integration. wsgate signs with the standard credential chain (or
-	// Profile) instead; the ARN is kept for the record.
+	// CredentialsArn is the IAM role an aws integration assumes (STS
+	// AssumeRole, with the standard credential chain or Profile) and signs
+	// its requests with; "arn:aws:iam::*:user/*" or none signs with the
+	// chain itself.
 	CredentialsArn string `json:"credentialsArn,omitempty"`
 	// RequestParameters map route.request.header.X,
 	// route.request.querystring.X, route.request.body.PATH, context.X,
@@ -261,6 +262,9 @@ func (c *Config) Validate() error {
 	case "aws":
 		if _, err := parseServiceURI(c.URI, c.Region); err != nil {
 			e.Addf("uri", "%v", err)
+		}
+		if c.CredentialsArn != "" && c.CredentialsArn != callerCredentials && !isRoleArn(c.CredentialsArn) {
+			e.Addf("credentialsArn", "%q: want an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME) or %s", c.CredentialsArn, callerCredentials)
 		}
 		validateMethod(c, &e)
 	case "mock":

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/wsgate/wsgate/internal/testenv"
 )
 
 // bin holds the test handler programs, built once per test binary.
@@ -33,6 +35,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "building test handlers:", err)
 		return 1
 	}
+	defer testenv.StopMoto()
 	return m.Run()
 }
 
