@@ -214,3 +214,38 @@ func TestServiceEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// TestAWSStartSyncExecution: Step Functions' StartSyncExecution by action,
+// as AWS's synchronous Express workflow pattern builds it, against a
+// loopback stand-in answering StartSyncExecution's documented shape
+// (moto_server does not implement the action: no real endpoint runs
+// here). AWS_ENDPOINT_URL_SFN wins over the sync-states host.
+func TestAWSStartSyncExecution(t *testing.T) {
+	awsEnv(t)
+	url, got := serviceStub(t, 200, `{"executionArn":"arn:aws:states:us-east-1:123456789012:express:m:e1:x","status":"SUCCEEDED","output":"{\"greeting\":\"hi\"}","startDate":1.7E9,"stopDate":1.7E9}`)
+	t.Setenv("AWS_ENDPOINT_URL_SFN", url)
+	in, err := New(Config{
+		Type: "aws",
+		URI:  "arn:aws:apigateway:us-east-1:states:action/StartSyncExecution",
+		RequestTemplates: map[string]string{"$default": `#set($body = $input.json('$'))
+{"input": "$util.escapeJavaScript($body).replaceAll("\\'","'")", "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:m"}`},
+		IntegrationResponses: map[string]IntegrationResponse{
+			"$default": {ResponseTemplates: map[string]string{"$default": `$util.parseJson($input.path('$.output')).greeting ($input.path('$.status'))`}},
+		},
+	}, Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := in.Invoke(context.Background(), &Invocation{Payload: messageEvent(`{"who":"it's me"}`)})
+	if err != nil || string(out) != `{"body":"hi (SUCCEEDED)","statusCode":200}` {
+		t.Errorf("answer %s, %v", out, err)
+	}
+	s := <-got
+	if s.header.Get("X-Amz-Target") != "AWSStepFunctions.StartSyncExecution" || s.verifyErr != nil || s.id.Service != "states" {
+		t.Errorf("request %v, signature %v", s.header, s.verifyErr)
+	}
+	if want := `{"input": "{\"who\":\"it's me\"}", "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:m"}`; s.body != want {
+		t.Errorf("body %s\nwant %s", s.body, want)
+	}
+}

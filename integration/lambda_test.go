@@ -289,3 +289,42 @@ func TestLambdaRuntimeInterfaceEmulator(t *testing.T) {
 		t.Fatalf("echo after failures: %s, %v", out, err)
 	}
 }
+
+// TestAWSLambdaNonProxyRIE runs a Lambda non-proxy (AWS) integration
+// against a real Invoke API: the runtime interface emulator with an
+// aws-lambda-go handler behind it serves
+// /2015-03-31/functions/function/invocations, the path of the
+// integration's URI. The request template is the payload; the integration
+// response is picked by the Lambda error's errorMessage, as API Gateway's
+// Lambda custom integrations do. escapeJavaScript's \' is undone with
+// AWS's documented replaceAll, without which the payload is not JSON.
+func TestAWSLambdaNonProxyRIE(t *testing.T) {
+	awsEnv(t)
+	t.Setenv("AWS_ENDPOINT_URL_LAMBDA", startRIE(t, handlerPath("handler")))
+	in, err := New(Config{
+		Type:          "aws",
+		URI:           "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/function/invocations",
+		TimeoutMillis: 20000,
+		RequestTemplates: map[string]string{
+			"$default": `{"op": "$input.path('$.op')", "body": "$util.escapeJavaScript($context.authorizer.principalId) says $util.escapeJavaScript($input.path('$.text')).replaceAll("\\'","'")"}`,
+		},
+		IntegrationResponseSelectionExpression: "${integration.response.body.errorMessage}",
+		IntegrationResponses: map[string]IntegrationResponse{
+			"/.+/":     {ResponseTemplates: map[string]string{"$default": `failed: $input.path('$.errorMessage')`}},
+			"$default": {ResponseTemplates: map[string]string{"$default": `$input.path('$.body') ($context.status)`}},
+		},
+	}, Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	for _, c := range []struct{ msg, want string }{
+		{`{"text":"it's \"quoted\""}`, `{"body":"u1 says it's \"quoted\" (200)","statusCode":200}`},
+		{`{"op":"error"}`, `{"body":"failed: handler failed on purpose","statusCode":200}`},
+	} {
+		out, err := in.Invoke(context.Background(), &Invocation{Payload: messageEvent(c.msg)})
+		if err != nil || string(out) != c.want {
+			t.Errorf("%s: %s, %v; want %s", c.msg, out, err, c.want)
+		}
+	}
+}
