@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/integration"
 )
 
@@ -94,6 +95,10 @@ func TestModelsAndAPIKeys(t *testing.T) {
   M1: { Type: AWS::ApiGatewayV2::Model, Properties: { ApiId: !Ref Api, Name: Msg, ContentType: application/json, Schema: { type: object, required: [text] } } }
   M2: { Type: AWS::ApiGatewayV2::Model, Properties: { ApiId: !Ref Api, Name: Num, Schema: '{"type": "object", "required": ["n"]}' } }
   K: { Type: AWS::ApiGateway::ApiKey, Properties: { Name: partner, Value: "0123456789abcdefghij", Enabled: true } }
+  P:
+    Type: AWS::ApiGateway::UsagePlan
+    Properties: { ApiStages: [{ ApiId: !Ref Api }], Quota: { Limit: 100, Period: WEEK, Offset: 1 }, Throttle: { RateLimit: 5 } }
+  PK: { Type: AWS::ApiGateway::UsagePlanKey, Properties: { KeyId: !Ref K, KeyType: API_KEY, UsagePlanId: !Ref P } }
 `
 	f, err := Parse([]byte(src), "template.yaml")
 	if err != nil {
@@ -110,6 +115,16 @@ func TestModelsAndAPIKeys(t *testing.T) {
 	}
 	if len(cfg.APIKeys) != 1 || cfg.APIKeys[0].Value != "0123456789abcdefghij" || cfg.APIKeys[0].Name != "partner" {
 		t.Errorf("api keys %+v", cfg.APIKeys)
+	}
+	plans := []gateway.UsagePlan{{Name: "P", APIKeys: []string{"partner"},
+		Throttle: &gateway.Throttling{RateLimit: 5, BurstLimit: 5000}, Quota: &gateway.Quota{Limit: 100, Period: "WEEK", Offset: 1}}}
+	if !reflect.DeepEqual(cfg.UsagePlans, plans) {
+		t.Errorf("usage plans %+v", cfg.UsagePlans)
+	}
+	for _, s := range res.Skipped {
+		if s.ID == "K" || s.ID == "P" || s.ID == "PK" {
+			t.Errorf("%s read but listed as skipped: %s", s.ID, s.Reason)
+		}
 	}
 	want := map[string]any{
 		"Msg": map[string]any{"type": "object", "required": []any{"text"}},
