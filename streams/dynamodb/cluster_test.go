@@ -141,3 +141,41 @@ func TestClusterDynamoCheckpointFence(t *testing.T) {
 		}
 	}
 }
+
+// TestSourceID: the table and its stream ARN name the same source; the id
+// is the hash of "ddb:<stream ARN>", another table's differs, and a
+// missing table is an error retrying cannot heal.
+func TestSourceID(t *testing.T) {
+	endpoint := motoEndpoint(t)
+	db := tableClient(t, endpoint)
+	table, other := uniqueTable("sid"), uniqueTable("sid")
+	arn := createTable(t, db, table, true)
+	createTable(t, db, other, true)
+	id := func(cfg streams.SourceConfig) string {
+		t.Helper()
+		cfg.Endpoint, cfg.Region = endpoint, "us-east-1"
+		src, err := New(cfg, testLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := src.SourceID(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	byTable, byARN := id(streams.SourceConfig{Table: table}), id(streams.SourceConfig{StreamARN: arn})
+	if byTable != byARN || byTable != streams.HashSourceID("ddb:"+arn) || len(byTable) != 16 {
+		t.Errorf("SourceID by table %q, by ARN %q, want both the 16-hex hash of ddb:%s", byTable, byARN, arn)
+	}
+	if id(streams.SourceConfig{Table: other}) == byTable {
+		t.Error("another table's stream has the same id")
+	}
+	missing, err := New(streams.SourceConfig{Table: "missing_" + table, Endpoint: endpoint, Region: "us-east-1"}, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := missing.SourceID(t.Context()); !streams.IsPermanent(err) {
+		t.Errorf("SourceID of a missing table = %v, want a permanent error", err)
+	}
+}
