@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -177,5 +178,26 @@ func TestSourceID(t *testing.T) {
 	}
 	if _, err := missing.SourceID(t.Context()); !streams.IsPermanent(err) {
 		t.Errorf("SourceID of a missing table = %v, want a permanent error", err)
+	}
+}
+
+// TestClusterImportsNoCorruptFile: a corrupt checkpoint file is not
+// imported into an empty KV store as a fresh start; Run stops with the
+// same permanent error as on a single node, naming the file.
+func TestClusterImportsNoCorruptFile(t *testing.T) {
+	node := startNode(t, startNATS(t), "n1")
+	path := filepath.Join(t.TempDir(), "ckpt.json")
+	if err := os.WriteFile(path, []byte(`{"shards":`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The stream ARN is given and the endpoint unreachable: nothing is
+	// asked of AWS before the checkpoint is judged.
+	src, err := New(streams.SourceConfig{StreamARN: fakeARN, Endpoint: "http://127.0.0.1:1", Checkpoint: path}, testLogger(), WithCheckpoints(node.Checkpoints))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = src.Run(t.Context(), &streamtest.Collector{})
+	if !streams.IsPermanent(err) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "is corrupt") {
+		t.Fatalf("Run = %v, want a permanent error naming the corrupt file", err)
 	}
 }

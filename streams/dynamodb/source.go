@@ -361,16 +361,21 @@ func (s *Source) openCheckpoint(ctx context.Context, arn string, logger *slog.Lo
 	if err != nil || len(ck.state.Shards) > 0 || ck.state.StreamARN != "" {
 		return ck, err
 	}
+	// A file that cannot be read or parsed stops the stream as it does
+	// on a single node: starting afresh would skip or repeat changes.
 	file := fileStore{s.checkpoint}
 	b, err := file.Load(ctx)
-	if err != nil || b == nil {
-		return ck, nil // nothing to import; a file that cannot be read is not this store's problem
-	}
-	imported, err := newCheckpoint(ctx, store, b, s.start)
 	if err != nil {
-		logger.Warn("not importing the checkpoint file", "file", file.String(), "err", err)
+		return nil, fmt.Errorf("importing checkpoint %s: %w", file, err)
+	}
+	if b == nil {
 		return ck, nil
 	}
+	imported, err := newCheckpoint(ctx, file, b, s.start)
+	if err != nil {
+		return nil, err
+	}
+	imported.store = store
 	imported.mu.Lock()
 	err = imported.saveLocked()
 	imported.mu.Unlock()

@@ -155,7 +155,11 @@ func (s *Source) SourceID(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("postgres source: opening replication connection: %w", err)
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
 	sys, err := pglogrepl.IdentifySystem(ctx, conn)
 	if err != nil {
 		return "", fmt.Errorf("postgres source: IDENTIFY_SYSTEM: %w", err)
