@@ -18,44 +18,35 @@ func (h *Hub) checkpointBucket() string { return "WSGATE_" + h.cfg.Name + "_CHEC
 
 // Checkpoints returns the checkpoint store of the source sourceID: key
 // stream.<sourceID> in the KV bucket WSGATE_<cluster>_CHECKPOINTS, created
-// when missing (file storage, no TTL). Its signature is what
-// dynamodb.WithCheckpoints takes.
+// when missing (file storage, history 1, no TTL, as many replicas as the
+// node registry). Its signature is what dynamodb.WithCheckpoints takes; a
+// source calls it once per run, so a bucket deleted meanwhile is created
+// again by the next run.
 //
 // Each Load takes the checkpoint over: it writes a takeover revision, and
 // every Save is an Update against the revision this store wrote last, so
 // a Save by a store that loaded before (a runner that lost the stream's
 // lease and has not noticed yet) fails with streams.ErrFenced.
 func (h *Hub) Checkpoints(ctx context.Context, sourceID string) (streams.CheckpointStore, error) {
-	kv, err := h.checkpointKV(ctx)
+	js, err := jetstream.New(h.ctl)
 	if err != nil {
 		return nil, err
 	}
-	return &kvCheckpoint{h: h, kv: kv, key: "stream." + sourceID}, nil
-}
-
-// checkpointKV opens the bucket once; again after it was found missing.
-func (h *Hub) checkpointKV(ctx context.Context) (jetstream.KeyValue, error) {
-	h.ckptMu.Lock()
-	defer h.ckptMu.Unlock()
-	if h.ckptKV != nil {
-		return h.ckptKV, nil
-	}
-	kv, err := h.ensureKV(ctx, jetstream.KeyValueConfig{Bucket: h.checkpointBucket()})
+	st, err := h.kv.Status(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("the checkpoint store %w", err)
+		return nil, fmt.Errorf("reading the node registry's replicas: %w", err)
 	}
-	h.ckptKV = kv
-	return kv, nil
-}
-
-// forgetCheckpointKV makes the next Checkpoints create the bucket again
-// (it was deleted, or its stream lost).
-func (h *Hub) forgetCheckpointKV(err error) {
-	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
-		h.ckptMu.Lock()
-		h.ckptKV = nil
-		h.ckptMu.Unlock()
+	replicas := 1
+	if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok {
+		replicas = max(1, bs.StreamInfo().Config.Replicas)
 	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: h.checkpointBucket(), History: 1, Storage: jetstream.FileStorage, Replicas: replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening the checkpoint store (JetStream KV %s): %w", h.checkpointBucket(), err)
+	}
+	return &kvCheckpoint{h: h, kv: kv, key: "stream." + sourceID}, nil
 }
 
 // checkpointValue is the JSON of a checkpoint key: the source's bytes and
@@ -111,14 +102,12 @@ func (c *kvCheckpoint) Load(ctx context.Context) ([]byte, error) {
 				continue // another runner created it meanwhile: take it from them
 			}
 			if err != nil {
-				c.h.forgetCheckpointKV(err)
 				return nil, fmt.Errorf("taking over checkpoint %s: %w", c, err)
 			}
 			c.rev = rev
 			return nil, nil
 		}
 		if err != nil {
-			c.h.forgetCheckpointKV(err)
 			return nil, fmt.Errorf("reading checkpoint %s: %w", c, err)
 		}
 		var v checkpointValue
@@ -157,7 +146,6 @@ func (c *kvCheckpoint) Save(ctx context.Context, b []byte) error {
 	case errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err) || errors.Is(err, jetstream.ErrKeyNotFound):
 		return fmt.Errorf("checkpoint %s was written by another runner since this one loaded it (revision %d): %w", c, c.rev, streams.ErrFenced)
 	case err != nil:
-		c.h.forgetCheckpointKV(err)
 		return err
 	}
 	c.rev = rev

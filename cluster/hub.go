@@ -63,10 +63,6 @@ type Hub struct {
 	ns        *server.Server // embedded server, or nil
 	ctl, data *nats.Conn
 	kv        jetstream.KeyValue
-	replicas  int // of the KV buckets this node creates
-
-	ckptMu sync.Mutex
-	ckptKV jetstream.KeyValue // CHECKPOINTS, opened on first use
 
 	mu        sync.RWMutex
 	self      byte
@@ -122,8 +118,7 @@ func Start(cfg Config, opts Options) (*Hub, error) {
 }
 
 func (h *Hub) start(ctx context.Context, opts Options) error {
-	url := h.cfg.NATS.URL
-	h.replicas = 3
+	url, replicas := h.cfg.NATS.URL, 3
 	if e := h.cfg.NATS.Embedded; e != nil {
 		dir := e.StoreDir
 		if dir == "" {
@@ -134,7 +129,7 @@ func (h *Hub) start(ctx context.Context, opts Options) error {
 			return err
 		}
 		h.ns, url = ns, ns.ClientURL()
-		h.replicas = max(1, min(3, len(e.Routes)))
+		replicas = max(1, min(3, len(e.Routes)))
 	}
 	var err error
 	if h.ctl, err = h.connect(url, "ctl", true); err != nil {
@@ -143,7 +138,7 @@ func (h *Hub) start(ctx context.Context, opts Options) error {
 	if h.data, err = h.connect(url, "data", false); err != nil {
 		return err
 	}
-	if err := h.openBucket(ctx); err != nil {
+	if err := h.openBucket(ctx, replicas); err != nil {
 		return err
 	}
 	ready := make(chan struct{})

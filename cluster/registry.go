@@ -77,38 +77,30 @@ func keyNode(key string) (byte, bool) {
 // openBucket creates the registry bucket if missing, retrying until the
 // deadline: a JetStream cluster whose servers start together needs a few
 // seconds to elect its leaders.
-func (h *Hub) openBucket(ctx context.Context) error {
-	kv, err := h.ensureKV(ctx, jetstream.KeyValueConfig{
-		Bucket:         "WSGATE_" + h.cfg.Name + "_NODES",
-		TTL:            h.cfg.lease(),
-		LimitMarkerTTL: time.Second,
-	})
-	if err != nil {
-		return fmt.Errorf("the node registry %w", err)
-	}
-	h.kv = kv
-	return nil
-}
-
-// ensureKV opens bucket cfg.Bucket, creating it when missing (file
-// storage, history 1, h.replicas replicas or as many as the JetStream
-// servers allow), and retries until ctx ends.
-func (h *Hub) ensureKV(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+func (h *Hub) openBucket(ctx context.Context, replicas int) error {
 	js, err := jetstream.New(h.ctl)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	cfg.History, cfg.Storage, cfg.Replicas = 1, jetstream.FileStorage, h.replicas
+	cfg := jetstream.KeyValueConfig{
+		Bucket:         "WSGATE_" + h.cfg.Name + "_NODES",
+		History:        1,
+		TTL:            h.cfg.lease(),
+		Storage:        jetstream.FileStorage,
+		Replicas:       replicas,
+		LimitMarkerTTL: time.Second,
+	}
 	for {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		kv, err := js.KeyValue(actx, cfg.Bucket)
 		if err != nil {
-			h.log.Debug("bucket not found", "bucket", cfg.Bucket, "error", err)
+			h.log.Debug("registry bucket not found", "error", err)
 			kv, err = js.CreateKeyValue(actx, cfg)
 		}
 		cancel()
 		if err == nil {
-			return kv, nil
+			h.kv = kv
+			return nil
 		}
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && cfg.Replicas > 1 && (apiErr.ErrorCode == 10074 || apiErr.ErrorCode == 10023) {
@@ -117,10 +109,10 @@ func (h *Hub) ensureKV(ctx context.Context, cfg jetstream.KeyValueConfig) (jetst
 			cfg.Replicas--
 			continue
 		}
-		h.log.Debug("bucket not ready", "bucket", cfg.Bucket, "error", err)
+		h.log.Debug("registry bucket not ready", "error", err)
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("(JetStream KV %s) did not answer: %w", cfg.Bucket, err)
+			return fmt.Errorf("the node registry (JetStream KV %s) did not answer: %w", cfg.Bucket, err)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

@@ -9,9 +9,13 @@ import (
 
 // ErrFenced is wrapped by errors of a runner that another runner of the
 // same source has taken over from (in a cluster, after the stream's lease
-// moved). Run returns such an error without marking it Permanent: the
-// runner must stop delivering, and whoever runs it under a lease should
-// take it as the lease lost.
+// moved). Run returns such an error, not marked Permanent: the stale
+// runner stops delivering at once. A Supervisor restarts it like any
+// transient failure, and the restarted run takes the checkpoint back; a
+// runner that really lost its lease is stopped by the lease, whose loss
+// cancels its context within a renewal interval. Until then two runners
+// can only deliver records twice, never skip one: each takes over from
+// the position the other saved.
 var ErrFenced = errors.New("another runner took this source over")
 
 // CheckpointStore keeps the position of a source that has no position of
