@@ -167,8 +167,11 @@ func (s *Source) SourceID(ctx context.Context) (string, error) {
 			return "", err
 		}
 	}
-	return streams.HashSourceID("ddb:" + arn), nil
+	return sourceID(arn), nil
 }
+
+// sourceID is the source id of the stream arn.
+func sourceID(arn string) string { return streams.HashSourceID("ddb:" + arn) }
 
 // Stats reports progress; safe from any goroutine. OldestPending is the
 // oldest among the shards being read.
@@ -242,7 +245,9 @@ type workerDone struct {
 // error, marked streams.Permanent: the checkpoint file is corrupt or
 // unreadable for lack of permission, the table or stream does not exist,
 // the table has no stream, or the credentials are refused. Other failures
-// are logged, kept in Stats and retried with backoff.
+// are logged, kept in Stats and retried with backoff. With WithCheckpoints,
+// a save refused because another runner took the checkpoint over ends Run
+// with an error wrapping streams.ErrFenced (not Permanent).
 func (s *Source) Run(ctx context.Context, h streams.Handler) error {
 	var ck *checkpoint
 	if s.openStore == nil {
@@ -353,7 +358,7 @@ func (s *Source) Run(ctx context.Context, h streams.Handler) error {
 // which takes it over for this run. When the store has none, the
 // checkpoint file, if there is one, is imported.
 func (s *Source) openCheckpoint(ctx context.Context, arn string, logger *slog.Logger) (*checkpoint, error) {
-	store, err := s.openStore(ctx, streams.HashSourceID("ddb:"+arn))
+	store, err := s.openStore(ctx, sourceID(arn))
 	if err != nil {
 		return nil, fmt.Errorf("opening checkpoint store: %w", err)
 	}
