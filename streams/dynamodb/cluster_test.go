@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -39,6 +40,10 @@ func startNode(t *testing.T, url, name string) *cluster.Hub {
 	t.Cleanup(func() { _ = h.Close() })
 	return h
 }
+
+// clusterWait bounds each wait of the cluster tests: moto, NATS and the
+// source share a loaded machine with other test binaries.
+const clusterWait = 60 * time.Second
 
 // items returns the "id" keys of recs.
 func items(recs []streams.Record) []string {
@@ -73,7 +78,7 @@ func TestClusterDynamoCheckpointFence(t *testing.T) {
 	for i := range 10 {
 		putItem(i)
 	}
-	single.WaitRecords(t, waitFor, 10)
+	single.WaitRecords(t, clusterWait, 10)
 	r.halt(t)
 	if _, err := os.Stat(file); err != nil {
 		t.Fatalf("no checkpoint file: %v", err)
@@ -87,7 +92,7 @@ func TestClusterDynamoCheckpointFence(t *testing.T) {
 	for i := 10; i < 20; i++ {
 		putItem(i)
 	}
-	got := items(oldH.WaitRecords(t, waitFor, 10))
+	got := items(oldH.WaitRecords(t, clusterWait, 10))
 	if got[0] != "10" {
 		t.Fatalf("after the import the first record is item %s, want 10 (the file's position was not imported)", got[0])
 	}
@@ -99,7 +104,7 @@ func TestClusterDynamoCheckpointFence(t *testing.T) {
 	newH := &streamtest.Collector{}
 	run(t, cfg, newH, WithCheckpoints(n2.Checkpoints))
 	next := 20
-	testenv.Eventually(t, waitFor, func() error {
+	testenv.Eventually(t, clusterWait, func() error {
 		putItem(next)
 		next++
 		select {
@@ -120,7 +125,7 @@ func TestClusterDynamoCheckpointFence(t *testing.T) {
 	// Every item reached a runner; the new one redelivered at most the
 	// old one's last batch (accepted, perhaps not yet saved when the
 	// takeover came).
-	testenv.Eventually(t, waitFor, func() error {
+	testenv.Eventually(t, clusterWait, func() error {
 		seen := map[string]bool{}
 		for _, id := range append(items(single.Records()), append(items(oldH.Records()), items(newH.Records())...)...) {
 			seen[id] = true
