@@ -8,29 +8,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/wsgate/wsgate/cluster"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/hub/hubtest"
+	"github.com/wsgate/wsgate/internal/natstest"
 	"github.com/wsgate/wsgate/internal/testenv"
 )
 
 // startNATS runs a standalone NATS server with JetStream on loopback: the
 // external mode's NATS.
-func startNATS(t *testing.T) string {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	return ns.ClientURL()
-}
+func startNATS(t *testing.T) string { return natstest.Start(t) }
 
 func externalConfig(url, name string) cluster.Config {
 	c := cluster.Config{Name: "ext", Node: cluster.NodeConfig{Name: name}, NATS: cluster.NATSConfig{URL: url}, RequestTimeoutMillis: 5000}

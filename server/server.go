@@ -483,9 +483,18 @@ func (s *Server) buildStream(cfg *Config, sc streams.Config, fns *integration.Fu
 	case "sqlite":
 		src, err = sqlite.New(sc.Source, log)
 	case "postgres":
+		if s.cluster != nil && sc.Source.StatusIntervalSeconds == 0 {
+			// A failover replays what was accepted since the last status.
+			sc.Source.StatusIntervalSeconds = postgres.ClusterStatusIntervalSeconds
+		}
 		src, err = postgres.New(sc.Source, log)
 	case "dynamodb":
-		src, err = dynamodb.New(sc.Source, log)
+		var opts []dynamodb.Option
+		if s.cluster != nil {
+			// The checkpoint moves with the stream's lease, in KV.
+			opts = append(opts, dynamodb.WithCheckpoints(s.cluster.Checkpoints))
+		}
+		src, err = dynamodb.New(sc.Source, log, opts...)
 	default:
 		err = fmt.Errorf("unknown source type %q", sc.Source.Type)
 	}

@@ -161,10 +161,16 @@ func ValidateAll(cfgs []Config) error {
 // MaxPollMillis bounds pollMillis: an hour.
 const MaxPollMillis = 3600000
 
+// MaxStatusIntervalSeconds bounds statusIntervalSeconds: half of
+// PostgreSQL's default wal_sender_timeout (60 s), which ends a session
+// that stays silent longer.
+const MaxStatusIntervalSeconds = 30
+
 // Validate checks a source block; problems name fields relative to it.
 func (c *SourceConfig) Validate() error {
 	var e confcheck.Errors
 	e.Range("pollMillis", c.PollMillis, 0, MaxPollMillis)
+	e.Range("statusIntervalSeconds", c.StatusIntervalSeconds, 0, MaxStatusIntervalSeconds)
 	switch c.Type {
 	case "":
 		e.Addf("type", "required (sqlite, postgres or dynamodb)")

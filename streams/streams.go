@@ -92,6 +92,11 @@ type SourceConfig struct {
 	// publication. Default "wsgate" and "wsgate_pub".
 	Slot        string `json:"slot,omitempty"`
 	Publication string `json:"publication,omitempty"`
+	// StatusIntervalSeconds is how often a postgres source confirms its
+	// position to the server (standby status update); what was delivered
+	// since the last one is delivered again after a crash. Default 10, or
+	// 1 in a cluster; range 0..30, 0 meaning the default.
+	StatusIntervalSeconds int `json:"statusIntervalSeconds,omitempty"`
 	// Create allows wsgate to create the publication and slot (postgres) or
 	// install triggers (sqlite) when they are missing. Default true.
 	Create *bool `json:"create,omitempty"`

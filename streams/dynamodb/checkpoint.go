@@ -1,6 +1,7 @@
 package dynamodb
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,22 +10,27 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/wsgate/wsgate/streams"
 )
 
+// saveTimeout bounds one checkpoint save.
+const saveTimeout = 10 * time.Second
+
 // checkpoint is the durable position of one stream: per shard the last
 // sequence number the handler accepted, and which shards are finished.
-// It is safe for concurrent use; every change is written to disk before
+// It is safe for concurrent use; every change is saved to its store before
 // the method returns.
 type checkpoint struct {
-	path string
+	store streams.CheckpointStore
+	ctx   context.Context // for saves: Run's values, not its cancellation
 
 	mu    sync.Mutex
 	state checkpointFile
 }
 
-// checkpointFile is the JSON in the checkpoint file.
+// checkpointFile is the JSON kept in the store.
 type checkpointFile struct {
 	// StreamARN is the stream the positions belong to. A re-enabled stream
 	// has a new ARN, and positions of the old one are meaningless there.
@@ -44,29 +50,23 @@ type shardState struct {
 	Finished bool `json:"finished,omitempty"`
 }
 
-// readCheckpoint reads path; a missing file is an empty checkpoint. A file
-// that cannot be parsed (truncated, empty, overwritten) or that names no
-// stream is corrupt, and so is one wsgate may not read: the error is
-// streams.Permanent and says how to recover, because guessing a position
-// would skip changes (LATEST) or repeat them (TRIM_HORIZON) without anyone
-// knowing. start is the configured StartingPosition, for that message.
-func readCheckpoint(path, start string) (*checkpoint, error) {
-	c := &checkpoint{path: path}
-	b, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
+// newCheckpoint parses what a store loaded (nil: no checkpoint yet). A
+// checkpoint that cannot be parsed (truncated, empty, overwritten) or that
+// names no stream is corrupt: the error is streams.Permanent and says how
+// to recover, because guessing a position would skip changes (LATEST) or
+// repeat them (TRIM_HORIZON) without anyone knowing. start is the
+// configured StartingPosition, for that message.
+func newCheckpoint(ctx context.Context, store streams.CheckpointStore, b []byte, start string) (*checkpoint, error) {
+	c := &checkpoint{store: store, ctx: context.WithoutCancel(ctx)}
+	if b == nil {
 		c.state.Shards = map[string]shardState{}
 		return c, nil
-	case errors.Is(err, fs.ErrPermission):
-		return nil, streams.Permanent(fmt.Errorf("reading checkpoint: %w: give wsgate read and write access to it and its directory, then restart wsgate", err))
-	case err != nil:
-		return nil, fmt.Errorf("reading checkpoint: %w", err)
 	}
 	if err := json.Unmarshal(b, &c.state); err != nil {
-		return nil, corruptCheckpoint(path, start, err)
+		return nil, corruptCheckpoint(store, start, err)
 	}
 	if c.state.StreamARN == "" {
-		return nil, corruptCheckpoint(path, start, errors.New("it names no streamArn"))
+		return nil, corruptCheckpoint(store, start, errors.New("it names no streamArn"))
 	}
 	if c.state.Shards == nil {
 		c.state.Shards = map[string]shardState{}
@@ -74,17 +74,23 @@ func readCheckpoint(path, start string) (*checkpoint, error) {
 	return c, nil
 }
 
-func corruptCheckpoint(path, start string, cause error) error {
-	if abs, err := filepath.Abs(path); err == nil {
-		path = abs
+// readCheckpoint loads the checkpoint of store.
+func readCheckpoint(ctx context.Context, store streams.CheckpointStore, start string) (*checkpoint, error) {
+	b, err := store.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading checkpoint: %w", err)
 	}
+	return newCheckpoint(ctx, store, b, start)
+}
+
+func corruptCheckpoint(store streams.CheckpointStore, start string, cause error) error {
 	skip := "changes made since the last checkpoint are then skipped"
 	if start == "TRIM_HORIZON" {
 		skip = "up to 24 hours of changes are then delivered again"
 	}
-	return streams.Permanent(fmt.Errorf("checkpoint file %s is corrupt (%v) and wsgate will not guess the stream's position: "+
-		"restore the file from a backup, or move it aside to start again at startingPosition %s (%s), then restart wsgate",
-		path, cause, start, skip))
+	return streams.Permanent(fmt.Errorf("checkpoint %s is corrupt (%v) and wsgate will not guess the stream's position: "+
+		"restore it from a backup, or move it aside to start again at startingPosition %s (%s), then restart wsgate",
+		store, cause, start, skip))
 }
 
 // useStream keeps the positions when they belong to arn and reports
@@ -99,7 +105,7 @@ func (c *checkpoint) useStream(arn string, logger *slog.Logger) (fresh bool) {
 	}
 	if c.state.StreamARN != "" {
 		logger.Warn("checkpoint holds positions of another stream; starting this one afresh",
-			"checkpoint", c.path, "checkpointStream", c.state.StreamARN)
+			"checkpoint", c.store.String(), "checkpointStream", c.state.StreamARN)
 	}
 	c.state = checkpointFile{StreamARN: arn, Shards: map[string]shardState{}}
 	return true
@@ -181,38 +187,75 @@ func (c *checkpoint) update(shard string, f func(*shardState)) error {
 	return c.saveLocked()
 }
 
-// saveLocked writes the file atomically: a temporary file in the same
-// directory, synced, renamed over the old one, and the directory synced so
-// the rename itself survives a crash. A reader therefore sees the old file
-// or the new one, never a part of either.
+// saveLocked saves the state to the store.
 func (c *checkpoint) saveLocked() error {
 	b, err := json.MarshalIndent(c.state, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding checkpoint: %w", err)
 	}
-	dir := filepath.Dir(c.path)
-	f, err := os.CreateTemp(dir, filepath.Base(c.path)+".tmp*")
+	ctx, cancel := context.WithTimeout(c.ctx, saveTimeout)
+	defer cancel()
+	if err := c.store.Save(ctx, append(b, '\n')); err != nil {
+		return fmt.Errorf("saving checkpoint: %w", err)
+	}
+	return nil
+}
+
+// fileStore keeps a checkpoint in a file: the default outside a cluster.
+type fileStore struct{ path string }
+
+var _ streams.CheckpointStore = fileStore{}
+
+func (f fileStore) String() string {
+	if abs, err := filepath.Abs(f.path); err == nil {
+		return "file " + abs
+	}
+	return "file " + f.path
+}
+
+// Load reads the file; a missing file is no checkpoint. A file wsgate may
+// not read is a permanent error that says so.
+func (f fileStore) Load(context.Context) ([]byte, error) {
+	b, err := os.ReadFile(f.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case errors.Is(err, fs.ErrPermission):
+		return nil, streams.Permanent(fmt.Errorf("%w: give wsgate read and write access to it and its directory, then restart wsgate", err))
+	case err != nil:
+		return nil, err
+	}
+	if b == nil {
+		b = []byte{} // an empty file is there, and corrupt
+	}
+	return b, nil
+}
+
+// Save writes the file atomically: a temporary file in the same
+// directory, synced, renamed over the old one, and the directory synced so
+// the rename itself survives a crash. A reader therefore sees the old file
+// or the new one, never a part of either.
+func (f fileStore) Save(_ context.Context, b []byte) error {
+	dir := filepath.Dir(f.path)
+	tmp, err := os.CreateTemp(dir, filepath.Base(f.path)+".tmp*")
 	if err != nil {
-		return fmt.Errorf("writing checkpoint: %w", err)
+		return err
 	}
-	_, err = f.Write(append(b, '\n'))
+	_, err = tmp.Write(b)
 	if err == nil {
-		err = f.Sync()
+		err = tmp.Sync()
 	}
-	if cerr := f.Close(); err == nil {
+	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), c.path)
+		err = os.Rename(tmp.Name(), f.path)
 	}
 	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("writing checkpoint: %w", err)
+		os.Remove(tmp.Name())
+		return err
 	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("writing checkpoint: %w", err)
-	}
-	return nil
+	return syncDir(dir)
 }
 
 // syncDir makes a rename in dir durable.

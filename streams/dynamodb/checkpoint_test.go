@@ -65,7 +65,7 @@ func TestCheckpointOfAnotherStreamStartsAfresh(t *testing.T) {
 	if err := os.WriteFile(path, []byte(`{"streamArn":"`+old+`","shards":{"shardId-X":{"sequenceNumber":"9"}}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ck, err := readCheckpoint(path, "LATEST")
+	ck, err := readCheckpoint(context.Background(), fileStore{path}, "LATEST")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestCheckpointOfAnotherStreamStartsAfresh(t *testing.T) {
 func TestSaveIsAtomic(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ckpt.json")
-	ck, err := readCheckpoint(path, "LATEST")
+	ck, err := readCheckpoint(context.Background(), fileStore{path}, "LATEST")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestSaveIsAtomic(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	back, err := readCheckpoint(path, "LATEST")
+	back, err := readCheckpoint(context.Background(), fileStore{path}, "LATEST")
 	if err != nil || len(back.state.Shards) != 20 {
 		t.Fatalf("read back %v shards, error %v", back, err)
 	}

@@ -58,6 +58,15 @@
 // replaces it with a fresh start on its own, since that would silently skip
 // or repeat changes.
 //
+// In a cluster the checkpoint lives in a streams.CheckpointStore instead
+// of the file (WithCheckpoints; the cluster's is JetStream KV): the same
+// JSON, loaded at the start of Run, which takes it over, and saved on the
+// same changes. A save that fails because another runner took the
+// checkpoint over (streams.ErrFenced) ends Run with that error; other
+// failed saves are logged and the position is kept in memory. When the
+// store holds no checkpoint, the checkpoint file, if present, is imported.
+// SourceID is the hash of "ddb:<stream ARN>".
+//
 // Records keep the eventID, eventName, eventVersion, awsRegion, userIdentity
 // and the dynamodb block (Keys, NewImage, OldImage, SequenceNumber,
 // SizeBytes, StreamViewType, ApproximateCreationDateTime in whole seconds)

@@ -44,9 +44,9 @@ func (r *running) halt(t *testing.T) {
 	}
 }
 
-func run(t *testing.T, cfg streams.SourceConfig, h streams.Handler) *running {
+func run(t *testing.T, cfg streams.SourceConfig, h streams.Handler, opts ...Option) *running {
 	t.Helper()
-	src, err := New(cfg, testLogger())
+	src, err := New(cfg, testLogger(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package dynamodb
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -227,7 +228,7 @@ func TestLineagePagingAndErrors(t *testing.T) {
 		}
 	}
 
-	ck, err := readCheckpoint(cfg.Checkpoint, "TRIM_HORIZON")
+	ck, err := readCheckpoint(context.Background(), fileStore{cfg.Checkpoint}, "TRIM_HORIZON")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +281,7 @@ func TestLineagePagingAndErrors(t *testing.T) {
 	if strings.Join(seqs, ",") != "202,500" {
 		t.Errorf("second run delivered %v, want 202 then 500", seqs)
 	}
-	ck, err = readCheckpoint(cfg.Checkpoint, "TRIM_HORIZON")
+	ck, err = readCheckpoint(context.Background(), fileStore{cfg.Checkpoint}, "TRIM_HORIZON")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,6 +88,9 @@ func (s *Source) readShard(ctx context.Context, arn string, sh shardInfo, h stre
 		closed := out.NextShardIterator == nil
 		if closed || r.due() {
 			if err := r.flush(ctx, logger); err != nil {
+				if errors.Is(err, streams.ErrFenced) {
+					return err
+				}
 				return nil // ctx ended
 			}
 		}
@@ -176,7 +179,8 @@ func (r *shardReader) handleError(ctx context.Context, err error, logger *slog.L
 }
 
 // flush hands the pending records to the handler until it accepts them,
-// then checkpoints the last one. It fails only when ctx ends.
+// then checkpoints the last one. It fails only when ctx ends or another
+// runner took the checkpoint over (streams.ErrFenced).
 func (r *shardReader) flush(ctx context.Context, logger *slog.Logger) error {
 	for len(r.pending) > 0 {
 		n := min(len(r.pending), r.size)
@@ -199,6 +203,9 @@ func (r *shardReader) flush(ctx context.Context, logger *slog.Logger) error {
 		last := batch[n-1]
 		r.delivered.Add(int64(n))
 		if err := r.ck.advance(r.id, last.Change.SequenceNumber); err != nil {
+			if errors.Is(err, streams.ErrFenced) {
+				return err
+			}
 			r.setErr(err)
 			logger.Error("saving checkpoint", "err", err)
 		}
@@ -228,6 +235,9 @@ func (r *shardReader) notePending() {
 // memory, and a restart re-reads the shard from its last sequence number.
 func (r *shardReader) finish(logger *slog.Logger) error {
 	if err := r.ck.finish(r.id); err != nil {
+		if errors.Is(err, streams.ErrFenced) {
+			return err
+		}
 		r.setErr(err)
 		logger.Error("saving checkpoint", "err", err)
 	}

@@ -50,10 +50,29 @@ type Source struct {
 	ds     *dynamodbstreams.Client
 	logger *slog.Logger
 
+	// openStore, when set, gives the checkpoint store for a source id
+	// (WithCheckpoints); nil: the checkpoint file.
+	openStore func(ctx context.Context, sourceID string) (streams.CheckpointStore, error)
+
 	delivered atomic.Int64
 	mu        sync.Mutex
 	pending   map[string]time.Time // per running shard: its oldest record read and not yet accepted
 	lastErr   string
+}
+
+// Option changes a Source built by New.
+type Option func(*Source)
+
+// WithCheckpoints keeps the stream's checkpoint in the store open returns
+// for the source's id (SourceID) instead of the checkpoint file: a
+// cluster passes its JetStream KV store, so the position moves with the
+// stream's lease and a runner that lost the lease is fenced (its next save
+// fails with streams.ErrFenced and Run stops). Run calls open once per
+// run. When that store holds no checkpoint yet and the checkpoint file
+// exists, Run imports the file into the store, so a single node turned
+// into a cluster resumes where it was.
+func WithCheckpoints(open func(ctx context.Context, sourceID string) (streams.CheckpointStore, error)) Option {
+	return func(s *Source) { s.openStore = open }
 }
 
 // New validates cfg and builds the AWS clients: credentials from the
@@ -63,7 +82,7 @@ type Source struct {
 // Streams client. Table or StreamARN is required; StartingPosition
 // defaults to LATEST, PollMillis to 1000 and Checkpoint to
 // "wsgate-checkpoint-<table>.json". New does not call AWS.
-func New(cfg streams.SourceConfig, logger *slog.Logger) (*Source, error) {
+func New(cfg streams.SourceConfig, logger *slog.Logger, options ...Option) (*Source, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -131,8 +150,28 @@ func New(cfg streams.SourceConfig, logger *slog.Logger) (*Source, error) {
 	s.db = dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.BaseEndpoint = endpoint })
 	s.ds = dynamodbstreams.NewFromConfig(awsCfg, func(o *dynamodbstreams.Options) { o.BaseEndpoint = endpoint })
 	s.logger = logger.With("source", "dynamodb", "table", s.table)
+	for _, o := range options {
+		o(s)
+	}
 	return s, nil
 }
+
+// SourceID names the stream for a cluster's lease: the first 16 hex digits
+// of the SHA-256 of "ddb:<stream ARN>". The ARN is the configured
+// streamArn, or the table's latest stream from one DescribeTable call.
+func (s *Source) SourceID(ctx context.Context) (string, error) {
+	arn := s.streamARN
+	if arn == "" {
+		var err error
+		if arn, err = s.describeTable(ctx); err != nil {
+			return "", err
+		}
+	}
+	return sourceID(arn), nil
+}
+
+// sourceID is the source id of the stream arn.
+func sourceID(arn string) string { return streams.HashSourceID("ddb:" + arn) }
 
 // Stats reports progress; safe from any goroutine. OldestPending is the
 // oldest among the shards being read.
@@ -206,19 +245,29 @@ type workerDone struct {
 // error, marked streams.Permanent: the checkpoint file is corrupt or
 // unreadable for lack of permission, the table or stream does not exist,
 // the table has no stream, or the credentials are refused. Other failures
-// are logged, kept in Stats and retried with backoff.
+// are logged, kept in Stats and retried with backoff. With WithCheckpoints,
+// a save refused because another runner took the checkpoint over ends Run
+// with an error wrapping streams.ErrFenced (not Permanent).
 func (s *Source) Run(ctx context.Context, h streams.Handler) error {
-	// The checkpoint first: a corrupt one fails at once, even while AWS
-	// cannot be reached.
-	ck, err := readCheckpoint(s.checkpoint, s.start)
-	if err != nil {
-		return fmt.Errorf("dynamodb source: %w", err)
+	var ck *checkpoint
+	if s.openStore == nil {
+		// The checkpoint first: a corrupt one fails at once, even while
+		// AWS cannot be reached.
+		var err error
+		if ck, err = readCheckpoint(ctx, fileStore{s.checkpoint}, s.start); err != nil {
+			return fmt.Errorf("dynamodb source: %w", err)
+		}
 	}
 	arn, err := s.resolveStream(ctx)
 	if err != nil || ctx.Err() != nil {
 		return err
 	}
 	logger := s.logger.With("stream", arn)
+	if ck == nil {
+		if ck, err = s.openCheckpoint(ctx, arn, logger); err != nil {
+			return fmt.Errorf("dynamodb source: %w", err)
+		}
+	}
 	fresh := ck.useStream(arn, logger)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -264,11 +313,17 @@ func (s *Source) Run(ctx context.Context, h streams.Handler) error {
 			keep[sh.id] = true
 		}
 		if err := ck.note(ids, start); err != nil {
+			if errors.Is(err, streams.ErrFenced) {
+				return fmt.Errorf("dynamodb source: %w", err)
+			}
 			s.setErr(err)
 			logger.Error("saving checkpoint", "err", err)
 		}
 		if len(listing) > 0 {
 			if err := ck.forget(keep); err != nil {
+				if errors.Is(err, streams.ErrFenced) {
+					return fmt.Errorf("dynamodb source: %w", err)
+				}
 				logger.Error("saving checkpoint", "err", err)
 			}
 		}
@@ -299,37 +354,87 @@ func (s *Source) Run(ctx context.Context, h streams.Handler) error {
 	}
 }
 
+// openCheckpoint loads the checkpoint from the store of WithCheckpoints,
+// which takes it over for this run. When the store has none, the
+// checkpoint file, if there is one, is imported.
+func (s *Source) openCheckpoint(ctx context.Context, arn string, logger *slog.Logger) (*checkpoint, error) {
+	store, err := s.openStore(ctx, sourceID(arn))
+	if err != nil {
+		return nil, fmt.Errorf("opening checkpoint store: %w", err)
+	}
+	ck, err := readCheckpoint(ctx, store, s.start)
+	if err != nil || len(ck.state.Shards) > 0 || ck.state.StreamARN != "" {
+		return ck, err
+	}
+	// A file that cannot be read or parsed stops the stream as it does
+	// on a single node: starting afresh would skip or repeat changes.
+	file := fileStore{s.checkpoint}
+	b, err := file.Load(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("importing checkpoint %s: %w", file, err)
+	}
+	if b == nil {
+		return ck, nil
+	}
+	imported, err := newCheckpoint(ctx, file, b, s.start)
+	if err != nil {
+		return nil, err
+	}
+	imported.store = store
+	imported.mu.Lock()
+	err = imported.saveLocked()
+	imported.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("imported the checkpoint file into the checkpoint store", "file", file.String(), "store", store.String())
+	return imported, nil
+}
+
 // resolveStream returns the stream ARN: the configured one, or the
-// table's LatestStreamArn from DescribeTable.
+// table's LatestStreamArn from DescribeTable, retried with backoff.
 func (s *Source) resolveStream(ctx context.Context) (string, error) {
 	if s.streamARN != "" {
 		return s.streamARN, nil
 	}
 	for failures := 1; ; failures++ {
-		out, err := s.db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.table)})
+		arn, err := s.describeTable(ctx)
 		switch {
 		case ctx.Err() != nil:
 			return "", nil
-		case err != nil && isFatal(err):
-			return "", streams.Permanent(fmt.Errorf("dynamodb source: describing table %s: %w", s.table, err))
-		case err != nil:
-			s.setErr(err)
-			d := backoff.Jittered(failures)
-			s.logger.Warn("describing table failed, retrying", "err", err, "backoff", d)
-			if streams.Sleep(ctx, d) != nil {
-				return "", nil
-			}
-			continue
+		case err == nil:
+			return arn, nil
+		case streams.IsPermanent(err):
+			return "", err
 		}
-		arn := aws.ToString(out.Table.LatestStreamArn)
-		if arn == "" {
-			return "", streams.Permanent(fmt.Errorf("dynamodb source: table %s has no stream: enable one (StreamSpecification StreamEnabled=true, StreamViewType NEW_AND_OLD_IMAGES)", s.table))
+		s.setErr(err)
+		d := backoff.Jittered(failures)
+		s.logger.Warn("describing table failed, retrying", "err", err, "backoff", d)
+		if streams.Sleep(ctx, d) != nil {
+			return "", nil
 		}
-		if spec := out.Table.StreamSpecification; spec == nil || !aws.ToBool(spec.StreamEnabled) {
-			s.logger.Warn("table stream is disabled; reading what the last stream kept (24 hours)", "stream", arn)
-		}
-		return arn, nil
 	}
+}
+
+// describeTable asks DescribeTable once for the table's latest stream ARN.
+// Errors retrying cannot heal (no such table, no stream, refused
+// credentials) are marked streams.Permanent.
+func (s *Source) describeTable(ctx context.Context) (string, error) {
+	out, err := s.db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(s.table)})
+	switch {
+	case err != nil && isFatal(err):
+		return "", streams.Permanent(fmt.Errorf("dynamodb source: describing table %s: %w", s.table, err))
+	case err != nil:
+		return "", fmt.Errorf("dynamodb source: describing table %s: %w", s.table, err)
+	}
+	arn := aws.ToString(out.Table.LatestStreamArn)
+	if arn == "" {
+		return "", streams.Permanent(fmt.Errorf("dynamodb source: table %s has no stream: enable one (StreamSpecification StreamEnabled=true, StreamViewType NEW_AND_OLD_IMAGES)", s.table))
+	}
+	if spec := out.Table.StreamSpecification; spec == nil || !aws.ToBool(spec.StreamEnabled) {
+		s.logger.Warn("table stream is disabled; reading what the last stream kept (24 hours)", "stream", arn)
+	}
+	return arn, nil
 }
 
 // describe lists every shard of the stream, following

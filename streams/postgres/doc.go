@@ -26,7 +26,8 @@
 //
 // When Handle returns nil, the end LSN of the batch's last commit becomes
 // the position
-// confirmed to the server in standby status updates (every 10 s, when the
+// confirmed to the server in standby status updates (every
+// StatusIntervalSeconds, default 10 s and 1 s in a cluster, when the
 // server asks, and on shutdown); when it returns an error the same records
 // are offered again after an exponential backoff. Only accepted positions are
 // ever confirmed, so after a crash or restart the server replays from the
@@ -76,6 +77,10 @@
 // Run owns its connections and calls Handle from its own goroutine, one
 // batch at a time; while Handle runs or a retry waits, a helper
 // goroutine keeps sending status updates so the server does not time the
-// connection out. Stats is safe from any goroutine. A Source must not be
-// Run twice at once (the slot admits one reader).
+// connection out. Stats is safe from any goroutine. The slot admits one
+// reader: a second Run on it (another process, or a cluster's former
+// leader still streaming) is refused by the server with "replication slot
+// ... is active for PID ..." and waits, retrying every 2 s at most with
+// that error in Stats.LastError, until the slot is free. SourceID is the
+// hash of "pg:<system_identifier>:<dbname>:<slot>" from IDENTIFY_SYSTEM.
 package postgres

@@ -29,6 +29,7 @@ func testLogger() *slog.Logger {
 // running is a Source started in the background.
 type running struct {
 	src  *Source
+	slot string // the slot's real name (slotFor)
 	stop context.CancelFunc
 	done chan struct{} // closed when Run returned
 	err  error         // what Run returned, once done is closed
@@ -43,18 +44,74 @@ func (r *running) halt(t *testing.T) {
 	}
 }
 
-// start runs a source on slot over tables and waits until its slot is
-// streaming, so later writes are captured.
-func start(t testing.TB, db *pgx.Conn, dsn, slot string, h streams.Handler, tables ...string) *running {
+// slotNames maps a test (one run of it) and the slot name it asks for to
+// the slot it gets: replication slots belong to the whole server, which
+// all tests of the binary share, and a slot left by an earlier run (-count)
+// belongs to that run's database.
+var slotNames struct {
+	sync.Mutex
+	m map[slotKey]string
+	n int
+}
+
+type slotKey struct {
+	t    testing.TB
+	name string
+}
+
+// slotFor returns the slot this run of t uses for name: name with a
+// number unique in the test binary.
+func slotFor(t testing.TB, name string) string {
+	slotNames.Lock()
+	defer slotNames.Unlock()
+	k := slotKey{t, name}
+	if s, ok := slotNames.m[k]; ok {
+		return s
+	}
+	if slotNames.m == nil {
+		slotNames.m = map[slotKey]string{}
+	}
+	slotNames.n++
+	s := fmt.Sprintf("%s_%d", name, slotNames.n)
+	slotNames.m[k] = s
+	t.Cleanup(func() {
+		slotNames.Lock()
+		delete(slotNames.m, k)
+		slotNames.Unlock()
+	})
+	return s
+}
+
+// runSource runs a source on slot (slotFor) over tables in the background,
+// with cfg's other settings.
+func runSource(t testing.TB, dsn, slot string, h streams.Handler, cfg streams.SourceConfig, tables ...string) *running {
 	t.Helper()
-	src, err := New(streams.SourceConfig{Type: "postgres", DSN: dsn, Tables: tables, Slot: slot, Publication: slot + "_pub", Region: "eu-west-1"}, testLogger())
+	cfg.Type, cfg.DSN, cfg.Tables, cfg.Region = "postgres", dsn, tables, "eu-west-1"
+	cfg.Slot = slotFor(t, slot)
+	cfg.Publication = cfg.Slot + "_pub"
+	src, err := New(cfg, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{src: src, stop: cancel, done: make(chan struct{})}
+	r := &running{src: src, slot: cfg.Slot, stop: cancel, done: make(chan struct{})}
 	go func() { r.err = src.Run(ctx, h); close(r.done) }()
 	t.Cleanup(func() { cancel(); <-r.done })
+	return r
+}
+
+// start runs a source on slot (slotFor) over tables and waits until its
+// slot is streaming, so later writes are captured.
+func start(t testing.TB, db *pgx.Conn, dsn, slot string, h streams.Handler, tables ...string) *running {
+	t.Helper()
+	r := runSource(t, dsn, slot, h, streams.SourceConfig{}, tables...)
+	waitStreaming(t, db, r)
+	return r
+}
+
+// waitStreaming waits until r's slot is streaming.
+func waitStreaming(t testing.TB, db *pgx.Conn, r *running) {
+	t.Helper()
 	testenv.Eventually(t, waitFor, func() error {
 		select {
 		case <-r.done:
@@ -65,13 +122,12 @@ func start(t testing.TB, db *pgx.Conn, dsn, slot string, h streams.Handler, tabl
 		// is being created, before its consistent point.
 		var streaming bool
 		err := db.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_replication_slots s
-			JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = $1 AND r.state = 'streaming')`, slot).Scan(&streaming)
+			JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = $1 AND r.state = 'streaming')`, r.slot).Scan(&streaming)
 		if err != nil || !streaming {
-			return fmt.Errorf("slot %s not streaming yet (%v)", slot, err)
+			return fmt.Errorf("slot %s not streaming yet (%v)", r.slot, err)
 		}
 		return nil
 	})
-	return r
 }
 
 func run(t *testing.T, db *pgx.Conn, sql string, args ...any) {
@@ -197,7 +253,7 @@ func TestTransactionIsOneBatchInOrder(t *testing.T) {
 	run(t, db, `CREATE TABLE a (id int PRIMARY KEY, v text)`)
 	run(t, db, `CREATE TABLE b (k text PRIMARY KEY, n int)`)
 	h := &streamtest.Collector{}
-	start(t, db, dsn, "txn", h, "a", "public.b")
+	r := start(t, db, dsn, "txn", h, "a", "public.b")
 
 	run(t, db, `BEGIN;
 		INSERT INTO a VALUES (1, 'x');
@@ -206,8 +262,8 @@ func TestTransactionIsOneBatchInOrder(t *testing.T) {
 		COMMIT`)
 	recs := h.WaitRecords(t, waitFor, 4)
 	batches := h.Accepted()
-	if nb := len(batches); nb != 1 || batches[0].Shard != "postgres:txn" {
-		t.Errorf("transaction arrived in %d batches (first on shard %q), want 1 on postgres:txn", nb, batches[0].Shard)
+	if nb := len(batches); nb != 1 || batches[0].Shard != "postgres:"+r.slot {
+		t.Errorf("transaction arrived in %d batches (first on shard %q), want 1 on postgres:%s", nb, batches[0].Shard, r.slot)
 	}
 	// Changing the key is a REMOVE of the old item and an INSERT of the new.
 	var got []string
@@ -329,7 +385,7 @@ func TestReconnectsAfterConnectionLoss(t *testing.T) {
 
 	// Kill the walsender serving the slot, as a server restart or a
 	// network failure would.
-	run(t, db, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'reconnect'`)
+	run(t, db, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1`, r.slot)
 	run(t, db, `INSERT INTO items VALUES (2)`)
 	// Record 1 may come again (its commit was perhaps not confirmed
 	// before the connection died); 2 must come, after it.

@@ -28,6 +28,7 @@ func TestSlotCreatedWhileATransactionIsOpen(t *testing.T) {
 	if _, err := other.Exec(ctx, "BEGIN; SELECT txid_current()"); err != nil {
 		t.Fatal(err)
 	}
+	slot := slotFor(t, "open_tx")
 	// The open transaction ends once the slot exists (creation is then
 	// waiting for it).
 	released := make(chan error, 1)
@@ -41,7 +42,7 @@ func TestSlotCreatedWhileATransactionIsOpen(t *testing.T) {
 		deadline := time.Now().Add(waitFor)
 		for time.Now().Before(deadline) {
 			var n int
-			if err := watch.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'open_tx'").Scan(&n); err != nil {
+			if err := watch.QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1", slot).Scan(&n); err != nil {
 				released <- err
 				return
 			}

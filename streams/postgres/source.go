@@ -25,12 +25,27 @@ const (
 	defaultRegion      = "us-east-1"
 )
 
-// statusInterval is how often a standby status update confirms progress;
-// well under the server's default wal_sender_timeout of 60 s.
-const statusInterval = 10 * time.Second
+// Standby status interval: how often a standby status update confirms
+// progress (statusIntervalSeconds), well under the server's default
+// wal_sender_timeout of 60 s. What was accepted since the last update is
+// delivered again after a crash. In a cluster the server asks for
+// ClusterStatusIntervalSeconds, so a failover replays about one second.
+const (
+	DefaultStatusIntervalSeconds = 10
+	ClusterStatusIntervalSeconds = 1
+)
 
 // backoff spaces reconnects and handler retries.
 var backoff = streams.Backoff{Min: 100 * time.Millisecond, Max: 30 * time.Second}
+
+// slotBusyBackoff spaces attempts to start replication on a slot another
+// session streams from (in a cluster: a former leader that has not let go
+// yet). Short, because the slot is free as soon as that session ends.
+var slotBusyBackoff = streams.Backoff{Min: 250 * time.Millisecond, Max: 2 * time.Second}
+
+// sqlStateObjectInUse is the server's error when START_REPLICATION names a
+// slot that is active for another walsender.
+const sqlStateObjectInUse = "55006"
 
 var _ streams.Source = (*Source)(nil)
 
@@ -46,6 +61,7 @@ type Source struct {
 	slot        string
 	publication string
 	create      bool
+	status      time.Duration // standby status interval
 	meta        recordMeta
 	logger      *slog.Logger
 
@@ -72,7 +88,14 @@ func New(cfg streams.SourceConfig, logger *slog.Logger) (*Source, error) {
 		slot:        cfg.Slot,
 		publication: cfg.Publication,
 		create:      cfg.Create == nil || *cfg.Create,
+		status:      time.Duration(cfg.StatusIntervalSeconds) * time.Second,
 		meta:        recordMeta{region: cfg.Region},
+	}
+	switch {
+	case cfg.StatusIntervalSeconds < 0 || cfg.StatusIntervalSeconds > streams.MaxStatusIntervalSeconds:
+		return nil, fmt.Errorf("postgres source: statusIntervalSeconds must be between 0 and %d", streams.MaxStatusIntervalSeconds)
+	case s.status == 0:
+		s.status = DefaultStatusIntervalSeconds * time.Second
 	}
 	if s.slot == "" {
 		s.slot = DefaultSlot
@@ -122,6 +145,28 @@ func New(cfg streams.SourceConfig, logger *slog.Logger) (*Source, error) {
 // Shard is the one shard id this source delivers on.
 func (s *Source) Shard() string { return "postgres:" + s.slot }
 
+// SourceID names the database and slot for a cluster's lease: the first 16
+// hex digits of the SHA-256 of "pg:<system_identifier>:<dbname>:<slot>",
+// from IDENTIFY_SYSTEM on a replication connection. Every node whose DSN
+// reaches the same server, database and slot gets the same id, whatever
+// host name or user it connects with.
+func (s *Source) SourceID(ctx context.Context) (string, error) {
+	conn, err := pgconn.ConnectConfig(ctx, s.replConfig)
+	if err != nil {
+		return "", fmt.Errorf("postgres source: opening replication connection: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	sys, err := pglogrepl.IdentifySystem(ctx, conn)
+	if err != nil {
+		return "", fmt.Errorf("postgres source: IDENTIFY_SYSTEM: %w", err)
+	}
+	return streams.HashSourceID("pg:" + sys.SystemID + ":" + sys.DBName + ":" + s.slot), nil
+}
+
 // Stats reports progress; safe from any goroutine.
 func (s *Source) Stats() streams.Stats {
 	s.mu.Lock()
@@ -150,8 +195,17 @@ func (s *Source) setPending(oldest time.Time) {
 // privilege. Run returns those marked streams.Permanent. Connection losses
 // and other server errors are logged, recorded in Stats and retried with
 // backoff.
+//
+// PostgreSQL lets one session at a time stream from a slot: while another
+// one does (another wsgate, or in a cluster a former leader that has not
+// stopped yet), START_REPLICATION fails with "replication slot ... is
+// active for PID ...". Run then waits and tries again every 2 s at most,
+// with that error in Stats.LastError, and starts from the slot's confirmed
+// position once the other session has ended. This is the fence against a
+// stale runner: it cannot stream while the slot is held.
 func (s *Source) Run(ctx context.Context, h streams.Handler) error {
 	defer s.setPending(time.Time{})
+	busy := 0 // consecutive attempts that found the slot active
 	for failures := 1; ; failures++ {
 		started := time.Now()
 		err := s.session(ctx, h)
@@ -166,12 +220,31 @@ func (s *Source) Run(ctx context.Context, h streams.Handler) error {
 		if time.Since(started) > time.Minute {
 			failures = 1
 		}
-		d := backoff.Jittered(failures)
-		s.logger.Warn("replication interrupted, reconnecting", "err", err, "backoff", d)
+		var d time.Duration
+		if slotBusy(err) {
+			busy++
+			d = slotBusyBackoff.Jittered(busy)
+			level := slog.LevelDebug
+			if busy == 1 {
+				level = slog.LevelWarn
+			}
+			s.logger.Log(ctx, level, "replication slot is held by another session; waiting for it", "err", err, "backoff", d)
+		} else {
+			busy = 0
+			d = backoff.Jittered(failures)
+			s.logger.Warn("replication interrupted, reconnecting", "err", err, "backoff", d)
+		}
 		if streams.Sleep(ctx, d) != nil {
 			return nil
 		}
 	}
+}
+
+// slotBusy reports the server's refusal to stream from a slot another
+// session streams from.
+func slotBusy(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == sqlStateObjectInUse
 }
 
 // stream is one replication connection and its position.
@@ -230,7 +303,7 @@ func (s *Source) session(ctx context.Context, h streams.Handler) error {
 		s.setPending(time.Time{})
 		return nil
 	}
-	nextStatus := time.Now().Add(statusInterval)
+	nextStatus := time.Now().Add(s.status)
 	for {
 		if pend.due(size, window) {
 			if err := flush(); err != nil {
@@ -241,7 +314,7 @@ func (s *Source) session(ctx context.Context, h streams.Handler) error {
 			if err := st.sendStatus(); err != nil {
 				return err
 			}
-			nextStatus = time.Now().Add(statusInterval)
+			nextStatus = time.Now().Add(s.status)
 		}
 		deadline := nextStatus
 		if len(pend.recs) > 0 && pend.since.Add(window).Before(deadline) {
@@ -362,7 +435,7 @@ func (s *Source) deliver(ctx context.Context, st *stream, h streams.Handler, rec
 	stop := make(chan struct{})
 	hbErr := make(chan error, 1)
 	go func() {
-		t := time.NewTicker(statusInterval)
+		t := time.NewTicker(s.status)
 		defer t.Stop()
 		for {
 			select {
