@@ -43,6 +43,13 @@ type conn struct {
 	inflight   chan struct{}
 	br0        *bufio.Reader // bytes that arrived with the handshake, if any
 
+	// The message being assembled from fragments; only the goroutine that
+	// owns reading (c.reading) touches these.
+	msg     []byte
+	msgOp   ws.OpCode
+	inMsg   bool
+	pollGen uint32 // the poller's generation of this socket's registration
+
 	mu    sync.Mutex
 	idle  sync.Cond // signalled (L = &mu) when the writer goroutine exits
 	queue [][]byte
@@ -54,6 +61,8 @@ type conn struct {
 	flightBytes int
 	pongAt      int // 1 + the index in queue of the pending pong; 0 when none
 	writing     bool
+	reading     bool // a goroutine owns reading (a read turn or a blocking reader)
+	blocking    bool // reading stays with a goroutine: never back to the poller
 	state       connState
 	reason      closeReason // why it closes, once state >= closing
 	closeSent   bool        // our close frame is queued or written
@@ -364,7 +373,9 @@ func (c *conn) writeFailed(err error) {
 		c.reason = reason
 	}
 	c.mu.Unlock()
-	_ = c.nc.Close() // the reader sees the error and finishes
+	c.unpoll()
+	_ = c.nc.Close()
+	c.wake() // the reader sees the error and finishes
 }
 
 // Close implements hub.Conn: it queues a close frame; the socket closes
@@ -391,82 +402,138 @@ func (c *conn) closeWith(r closeReason) {
 // the client closeWait to answer with its own, then drop the socket.
 func (c *conn) afterCloseSent() {
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.gw.closeWait))
+	c.wake() // an idle connection's reader waits in the poller, which has no deadline
 }
 
-// readLoop is the connection's reader goroutine.
+// Reading. A plain socket on Linux has no goroutine while idle: it waits
+// in the poller (poll_linux.go), and each time it turns readable a read
+// turn (readTurn) runs on a pooled goroutine, reads the frames that are
+// there and re-arms it. Everything else (TLS, other systems, a socket
+// epoll refused) and every connection once it closes has a blocking
+// reader: a goroutine that waits for readability itself (readLoop).
+// c.reading says a goroutine owns reading; there is never more than one.
+
+// startReading begins reading a connection after its handshake.
+func (c *conn) startReading() {
+	p := getPoller()
+	if p == nil || c.rc == nil {
+		if c.takeReading(true) {
+			go c.readTurn(true)
+		}
+		return
+	}
+	turn := c.br0 != nil // bytes came with the handshake: read them now
+	c.mu.Lock()
+	if c.reading {
+		c.mu.Unlock()
+		return // woken already (closed during the handshake): a blocking reader runs
+	}
+	c.reading = turn // an event during that turn is ignored; the turn re-arms
+	c.mu.Unlock()
+	if p.add(c) {
+		if turn {
+			c.gw.readers.Go(c.readTurnNow)
+		}
+		return
+	}
+	// Not in the poller: a blocking reader.
+	if turn {
+		c.mu.Lock()
+		c.blocking = true
+		c.mu.Unlock()
+		go c.readTurn(false)
+	} else if c.takeReading(true) {
+		go c.readTurn(true)
+	}
+}
+
+// readable is the poller's event: run a read turn unless a goroutine
+// already reads.
+func (c *conn) readable() {
+	if c.takeReading(false) {
+		c.gw.readers.Go(c.readTurnNow)
+	}
+}
+
+func (c *conn) readTurnNow() { c.readTurn(false) }
+
+// takeReading reports whether the caller is to read the connection (false:
+// a goroutine already does); blocking makes reading stay with a goroutine
+// from now on.
+func (c *conn) takeReading(blocking bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.blocking = c.blocking || blocking
+	if c.reading {
+		return false
+	}
+	c.reading = true
+	return true
+}
+
+// wake hands the connection to a blocking reader, for what only a reader
+// notices: a read deadline (the close handshake's) or a socket closed
+// under it.
+func (c *conn) wake() {
+	if c.takeReading(true) {
+		go c.readTurn(true)
+	}
+}
+
+// unpoll takes the socket out of the poller; called before it is closed.
+func (c *conn) unpoll() {
+	if thePoller != nil && c.rc != nil {
+		thePoller.remove(c)
+	}
+}
+
+// readLoop reads the connection with a blocking reader in the calling
+// goroutine until it ends.
 func (c *conn) readLoop() {
-	var (
-		msg    []byte // the data message being assembled
-		msgOp  ws.OpCode
-		inMsg  bool
-		reason closeReason
-		err    error
-	)
+	if c.takeReading(true) {
+		c.readTurn(true)
+	}
+}
+
+// readTurn reads frames until the buffer is empty, then gives the socket
+// back to the poller, or, for a blocking reader, waits for more. wait
+// means the socket may have nothing to read yet.
+func (c *conn) readTurn(wait bool) {
 	for {
-		var br *bufio.Reader
-		br, err = c.acquireReader()
-		if err != nil {
-			break
+		if c.readFrames(wait) {
+			return // ended: finish ran
 		}
-		for {
-			var h ws.Header
-			h, err = readHeader(br)
-			if errors.Is(err, errLengthMSB) {
-				reason, err = closeProtocol, nil
-				break
-			}
-			if err != nil {
-				break
-			}
-			if r, bad := c.checkHeader(h, inMsg, len(msg)); bad {
-				reason = r
-				break
-			}
-			c.gw.stats.framesIn.Add(1)
-			c.gw.stats.bytesIn.Add(uint64(h.Length) + uint64(ws.HeaderSize(h)))
-			if h.OpCode.IsControl() {
-				// At most 125 bytes, read in place from br's buffer.
-				var p []byte
-				if p, err = br.Peek(int(h.Length)); err != nil {
-					break
-				}
-				ws.Cipher(p, h.Mask, 0)
-				done := c.control(h.OpCode, p)
-				_, _ = br.Discard(len(p))
-				if done {
-					err = io.EOF
-					break
-				}
-			} else {
-				if h.OpCode != ws.OpContinuation {
-					msgOp, inMsg = h.OpCode, true
-					msg = msg[:0]
-				}
-				n := len(msg)
-				msg = grow(msg, int(h.Length))
-				if _, err = io.ReadFull(br, msg[n:]); err != nil {
-					break
-				}
-				ws.Cipher(msg[n:], h.Mask, 0)
-				if h.Fin {
-					inMsg = false
-					if r, bad := c.message(msgOp, msg); bad {
-						reason = r
-						break
-					}
-					if cap(msg) > 4096 {
-						msg = nil // let a large buffer go
-					}
-				}
-			}
-			if br.Buffered() == 0 {
-				break
-			}
+		wait = true
+		c.mu.Lock()
+		if c.blocking {
+			c.mu.Unlock()
+			continue
 		}
+		c.reading = false
+		c.mu.Unlock()
+		if thePoller.arm(c) {
+			return
+		}
+		// The socket was closed or taken out of the poller: stay and read
+		// it to its error, unless a woken reader already does.
+		if !c.takeReading(true) {
+			return
+		}
+	}
+}
+
+// readFrames reads the frames the socket has (waiting for the first byte
+// when wait is set) and handles them. It reports true once the connection
+// has ended: then it has closed it and run finish.
+func (c *conn) readFrames(wait bool) (ended bool) {
+	br, err := c.acquireReader(wait)
+	var reason closeReason
+	if err == nil {
+		reason, err = c.readBuffered(br)
 		c.releaseReader(br)
-		if err != nil || reason.Code != 0 {
-			break
-		}
+	}
+	if err == nil && reason.Code == 0 {
+		return false
 	}
 	if reason.Code != 0 {
 		c.closeWith(reason)
@@ -474,6 +541,76 @@ func (c *conn) readLoop() {
 		c.drain()
 	}
 	c.finish(err)
+	return true
+}
+
+// readBuffered handles frames until br has nothing buffered. A message
+// split over frames, or over turns, is assembled in c.msg; a whole
+// message that fits the buffer is handled in place.
+func (c *conn) readBuffered(br *bufio.Reader) (reason closeReason, err error) {
+	for {
+		var h ws.Header
+		h, err = readHeader(br)
+		if errors.Is(err, errLengthMSB) {
+			return closeProtocol, nil
+		}
+		if err != nil {
+			return reason, err
+		}
+		if r, bad := c.checkHeader(h, c.inMsg, len(c.msg)); bad {
+			return r, nil
+		}
+		c.gw.stats.framesIn.Add(1)
+		c.gw.stats.bytesIn.Add(uint64(h.Length) + uint64(ws.HeaderSize(h)))
+		switch {
+		case h.OpCode.IsControl():
+			// At most 125 bytes, read in place from br's buffer.
+			var p []byte
+			if p, err = br.Peek(int(h.Length)); err != nil {
+				return reason, err
+			}
+			ws.Cipher(p, h.Mask, 0)
+			done := c.control(h.OpCode, p)
+			_, _ = br.Discard(len(p))
+			if done {
+				return reason, io.EOF
+			}
+		case h.Fin && h.OpCode != ws.OpContinuation && h.Length <= int64(br.Size()):
+			// A whole message that fits the buffer: no copy of our own.
+			var p []byte
+			if p, err = br.Peek(int(h.Length)); err != nil {
+				return reason, err
+			}
+			ws.Cipher(p, h.Mask, 0)
+			r, bad := c.message(h.OpCode, p)
+			_, _ = br.Discard(len(p))
+			if bad {
+				return r, nil
+			}
+		default:
+			if h.OpCode != ws.OpContinuation {
+				c.msgOp, c.inMsg = h.OpCode, true
+				c.msg = c.msg[:0]
+			}
+			n := len(c.msg)
+			c.msg = grow(c.msg, int(h.Length))
+			if _, err = io.ReadFull(br, c.msg[n:]); err != nil {
+				return reason, err
+			}
+			ws.Cipher(c.msg[n:], h.Mask, 0)
+			if h.Fin {
+				c.inMsg = false
+				r, bad := c.message(c.msgOp, c.msg)
+				c.msg = nil // an idle connection holds no message buffer
+				if bad {
+					return r, nil
+				}
+			}
+		}
+		if br.Buffered() == 0 {
+			return reason, nil
+		}
+	}
 }
 
 // checkHeader applies RFC 6455 and API Gateway's limits to a frame header.
@@ -613,6 +750,7 @@ func (c *conn) finish(readErr error) {
 	c.queue = nil
 	c.queued, c.pongAt = 0, 0
 	c.mu.Unlock()
+	c.unpoll()
 	_ = c.nc.Close()
 	c.gw.hub.Unregister(c.s.connectionID)
 	c.gw.conns.Add(-1)

@@ -229,7 +229,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		c.mu.Unlock()
 	}
 	log.Debug("connected", "sourceIp", s.identity.SourceIP)
-	go c.readLoop() // a fresh goroutine: the HTTP handler's grown stack goes away
+	c.startReading() // in the poller, or a fresh goroutine: not the HTTP handler's grown stack
 }
 
 // newConn wraps an accepted socket.
