@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"errors"
 	"io"
@@ -39,8 +40,7 @@ type conn struct {
 	rc syscall.RawConn // nil when nc is not a socket (then writes always go through writeLoop)
 	s  session
 
-	lastActive atomic.Int64 // unix nanoseconds of the last data frame either way
-	inflight   chan struct{}
+	lastActive atomic.Int64  // unix nanoseconds of the last data frame either way
 	br0        *bufio.Reader // bytes that arrived with the handshake, if any
 
 	// The message being assembled from fragments; only the goroutine that
@@ -51,7 +51,7 @@ type conn struct {
 	pollGen uint32 // the poller's generation of this socket's registration
 
 	mu    sync.Mutex
-	idle  sync.Cond // signalled (L = &mu) when the writer goroutine exits
+	cond  sync.Cond // signalled (L = &mu) when the writer goroutine exits or a route invocation ends
 	queue [][]byte
 	spare [][]byte // the previous batch's slice, reused
 	// Frames and bytes not yet written count against the queue bound:
@@ -60,12 +60,15 @@ type conn struct {
 	flight      int
 	flightBytes int
 	pongAt      int // 1 + the index in queue of the pending pong; 0 when none
-	writing     bool
-	reading     bool // a goroutine owns reading (a read turn or a blocking reader)
-	blocking    bool // reading stays with a goroutine: never back to the poller
-	state       connState
-	reason      closeReason // why it closes, once state >= closing
-	closeSent   bool        // our close frame is queued or written
+	// inflight counts this connection's route invocations running, at most
+	// maxInflight (maxInflightPerConnection when it connected).
+	inflight, maxInflight int32
+	writing               bool
+	reading               bool // a goroutine owns reading (a read turn or a blocking reader)
+	blocking              bool // reading stays with a goroutine: never back to the poller
+	state                 connState
+	reason                closeReason // why it closes, once state >= closing
+	closeSent             bool        // our close frame is queued or written
 	// fullSince is when a data frame was first refused for the bound since
 	// the queue last drained; zero when nothing was refused.
 	fullSince time.Time
@@ -229,15 +232,12 @@ func (c *conn) pong(p []byte) {
 // while c.writing keeps the writer goroutine out. What the socket does not
 // take at once goes to the head of the queue for the writer goroutine.
 func (c *conn) writeInline(frame []byte) {
-	var n int
-	var werr error
-	err := c.rc.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), frame)
-		if werr == syscall.EAGAIN || werr == syscall.EINTR {
-			n, werr = 0, nil
-		}
-		return true // never wait here
-	})
+	w := rawWrites.Get().(*rawWrite)
+	w.frame = frame
+	err := c.rc.Write(w.fn)
+	n, werr := w.n, w.err
+	w.frame, w.err = nil, nil
+	rawWrites.Put(w)
 	if err == nil {
 		err = werr
 	}
@@ -269,9 +269,33 @@ func (c *conn) writeInline(frame []byte) {
 	} else {
 		c.writing = false
 		c.fullSince = time.Time{}
-		c.idle.Broadcast()
+		c.cond.Broadcast()
 	}
 	c.mu.Unlock()
+}
+
+// rawWrite is one non-blocking write(2) through RawConn.Write. It is
+// pooled with its callback bound once: a closure handed to RawConn.Write
+// escapes, which cost three allocations per inline write.
+type rawWrite struct {
+	frame []byte
+	n     int
+	err   error
+	fn    func(fd uintptr) bool
+}
+
+var rawWrites = sync.Pool{New: func() any {
+	w := &rawWrite{}
+	w.fn = w.write
+	return w
+}}
+
+func (w *rawWrite) write(fd uintptr) bool {
+	w.n, w.err = syscall.Write(int(fd), w.frame)
+	if w.err == syscall.EAGAIN || w.err == syscall.EINTR {
+		w.n, w.err = 0, nil
+	}
+	return true // never wait here
 }
 
 func (c *conn) startWriterLocked() {
@@ -297,7 +321,7 @@ func (c *conn) writeLoop() {
 			}
 			c.writing = false
 			c.fullSince = time.Time{} // drained
-			c.idle.Broadcast()
+			c.cond.Broadcast()
 			c.mu.Unlock()
 			if closing {
 				c.afterCloseSent()
@@ -360,7 +384,7 @@ func (c *conn) writeFailed(err error) {
 	c.writing = false
 	c.queue = nil
 	c.queued, c.pongAt = 0, 0
-	c.idle.Broadcast()
+	c.cond.Broadcast()
 	reason := closeAbnormal
 	if isTimeout(err) {
 		reason = closeWriteTimeout
@@ -705,13 +729,27 @@ func (c *conn) message(op ws.OpCode, msg []byte) (closeReason, bool) {
 	}
 	// Bound the invocations in flight: when full, stop reading this socket
 	// (TCP pushes back on the client) until one finishes.
-	c.inflight <- struct{}{}
+	c.mu.Lock()
+	for c.inflight >= c.maxInflight {
+		c.cond.Wait()
+	}
+	c.inflight++
+	c.mu.Unlock()
 	c.gw.track.Add(1)
 	c.gw.workers.Go(func() {
-		defer func() { <-c.inflight; c.gw.track.Done() }()
+		defer c.invoked()
 		c.gw.route(c, body, b64, len(msg))
 	})
 	return closeReason{}, false
+}
+
+// invoked ends a route invocation: one more may start.
+func (c *conn) invoked() {
+	c.mu.Lock()
+	c.inflight--
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	c.gw.track.Done()
 }
 
 // waitWriter waits until the writer has flushed the queue and exited. It is
@@ -719,7 +757,7 @@ func (c *conn) message(op ws.OpCode, msg []byte) (closeReason, bool) {
 func (c *conn) waitWriter() {
 	c.mu.Lock()
 	for c.writing {
-		c.idle.Wait()
+		c.cond.Wait()
 	}
 	c.mu.Unlock()
 }
@@ -757,7 +795,9 @@ func (c *conn) finish(readErr error) {
 	if r.Label == "" {
 		r.Label = "client_close"
 	}
-	c.logger().Debug("connection closed", "code", r.Code, "reason", r.Label, "readError", readErr)
+	if c.gw.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.logger().Debug("connection closed", "code", r.Code, "reason", r.Label, "readError", readErr)
+	}
 	c.gw.disconnect(&c.s, r)
 	c.gw.connWG.Done()
 }

@@ -2,12 +2,21 @@ package gateway_test
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/wsgate/wsgate/hub"
 )
 
 // rawDial opens a WebSocket with a hand-written handshake and keeps no
@@ -69,6 +78,76 @@ func BenchmarkIdleConn(b *testing.B) {
 		}
 		for tg.gw.Connections() > 0 {
 			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// BenchmarkHandshake: one WebSocket handshake without $connect (a bare
+// client, the 101 read with a small buffer), then the client closes.
+func BenchmarkHandshake(b *testing.B) {
+	tg := startGateway(b, baseConfig())
+	b.ReportAllocs()
+	for b.Loop() {
+		nc, err := rawDial(tg.addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = nc.Close()
+	}
+}
+
+// BenchmarkPostToConnection: one signed PostToConnection on a keep-alive
+// socket (the same signed request bytes each time, valid for the run),
+// then the frame read by the connection's client. Both clients are bare
+// sockets, so most allocations are the server's.
+func BenchmarkPostToConnection(b *testing.B) {
+	tg := startGateway(b, baseConfig())
+	ws, err := rawDial(tg.addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ws.Close()
+	var id string
+	for id == "" {
+		tg.gw.Hub().(hub.Registry).Each(func(c hub.Conn) bool { id = c.ID(); return false })
+	}
+	body := []byte(`{"action":"message","data":"hello from the backend"}`)
+	req, err := http.NewRequest(http.MethodPost, "http://"+tg.addr+"/dev/@connections/"+url.PathEscape(id), bytes.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	err = v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: testKey, SecretAccessKey: testSecret}, req, sha256Hex(body), "execute-api", testRegion, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wire bytes.Buffer
+	if err := req.Write(&wire); err != nil {
+		b.Fatal(err)
+	}
+	hc, err := net.Dial("tcp", tg.addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer hc.Close()
+	resp := bufio.NewReader(hc)
+	frames := bufio.NewReader(ws)
+	frame := make([]byte, 2+len(body))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := hc.Write(wire.Bytes()); err != nil {
+			b.Fatal(err)
+		}
+		r, err := http.ReadResponse(resp, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.StatusCode != http.StatusOK {
+			b.Fatalf("status %d", r.StatusCode)
+		}
+		if _, err := io.ReadFull(frames, frame); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -59,9 +59,49 @@ func getPoller() *poller {
 // add registers c's socket, armed. It reports false if the socket is
 // already closed or epoll refused it; the caller then reads c with a
 // goroutine.
-func (p *poller) add(c *conn) bool {
-	ok := false
-	_ = c.rc.Control(func(fd uintptr) {
+func (p *poller) add(c *conn) bool { return p.ctl(c, syscall.EPOLL_CTL_ADD) }
+
+// arm re-enables c's one-shot registration after a read turn. Level
+// triggered: bytes that arrived during the turn fire it at once.
+func (p *poller) arm(c *conn) bool { return p.ctl(c, syscall.EPOLL_CTL_MOD) }
+
+// remove takes c's socket out of the epoll set; called before the socket
+// is closed, while its descriptor is still c's.
+func (p *poller) remove(c *conn) { p.ctl(c, syscall.EPOLL_CTL_DEL) }
+
+// ctl runs epoll_ctl on c's descriptor inside RawConn.Control, which keeps
+// the descriptor open (and so c's) meanwhile; false if it is closed or
+// epoll_ctl failed.
+func (p *poller) ctl(c *conn, op int) bool {
+	o := pollOps.Get().(*pollOp)
+	o.p, o.c, o.op, o.ok = p, c, op, false
+	_ = c.rc.Control(o.fn)
+	ok := o.ok
+	o.p, o.c = nil, nil
+	pollOps.Put(o)
+	return ok
+}
+
+// pollOp is one ctl call, pooled with its callback bound once (a closure
+// handed to Control escapes: an allocation per read turn).
+type pollOp struct {
+	p  *poller
+	c  *conn
+	op int
+	ok bool
+	fn func(fd uintptr)
+}
+
+var pollOps = sync.Pool{New: func() any {
+	o := &pollOp{}
+	o.fn = o.do
+	return o
+}}
+
+func (o *pollOp) do(fd uintptr) {
+	p, c := o.p, o.c
+	switch o.op {
+	case syscall.EPOLL_CTL_ADD:
 		p.mu.Lock()
 		if int(fd) >= len(p.slots) {
 			p.slots = append(p.slots, make([]pollSlot, int(fd)+1-len(p.slots))...)
@@ -71,40 +111,23 @@ func (p *poller) add(c *conn) bool {
 		s.c = c
 		c.pollGen = s.gen
 		p.mu.Unlock()
-		ev := syscall.EpollEvent{Events: pollEvents, Fd: int32(fd), Pad: int32(c.pollGen)}
-		if syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev) == nil {
-			ok = true
-			return
-		}
-		p.mu.Lock()
-		s.c = nil
-		p.mu.Unlock()
-	})
-	return ok
-}
-
-// arm re-enables c's one-shot registration after a read turn. Level
-// triggered: bytes that arrived during the turn fire it at once.
-func (p *poller) arm(c *conn) bool {
-	ok := false
-	_ = c.rc.Control(func(fd uintptr) {
-		ev := syscall.EpollEvent{Events: pollEvents, Fd: int32(fd), Pad: int32(c.pollGen)}
-		ok = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_MOD, int(fd), &ev) == nil
-	})
-	return ok
-}
-
-// remove takes c's socket out of the epoll set; called before the socket
-// is closed, while its descriptor is still c's (Control holds it open).
-func (p *poller) remove(c *conn) {
-	_ = c.rc.Control(func(fd uintptr) {
-		_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
+	case syscall.EPOLL_CTL_DEL:
+		_ = syscall.EpollCtl(p.epfd, o.op, int(fd), nil)
 		p.mu.Lock()
 		if int(fd) < len(p.slots) && p.slots[fd].c == c {
 			p.slots[fd].c = nil
 		}
 		p.mu.Unlock()
-	})
+		o.ok = true
+		return
+	}
+	ev := syscall.EpollEvent{Events: pollEvents, Fd: int32(fd), Pad: int32(c.pollGen)}
+	o.ok = syscall.EpollCtl(p.epfd, o.op, int(fd), &ev) == nil
+	if !o.ok && o.op == syscall.EPOLL_CTL_ADD {
+		p.mu.Lock()
+		p.slots[fd].c = nil
+		p.mu.Unlock()
+	}
 }
 
 func (p *poller) run() {
