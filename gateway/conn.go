@@ -67,14 +67,20 @@ type conn struct {
 	reading               bool // a goroutine owns reading (a read turn or a blocking reader)
 	blocking              bool // reading stays with a goroutine: never back to the poller
 	state                 connState
-	reason                closeReason // why it closes, once state >= closing
-	closeSent             bool        // our close frame is queued or written
+	closeSent             bool         // our close frame is queued or written
+	reason                *closeReason // why it closes, once state >= closing (kept out of line: an open connection has none)
 	// fullSince is when a data frame was first refused for the bound since
-	// the queue last drained; zero when nothing was refused.
-	fullSince time.Time
+	// the queue last drained (sinceStart); zero when nothing was refused.
+	fullSince time.Duration
 }
 
 type connState uint8
+
+// processStart anchors sinceStart.
+var processStart = time.Now()
+
+// sinceStart is a monotonic clock reading in 8 bytes (a time.Time is 24).
+func sinceStart() time.Duration { return time.Since(processStart) }
 
 const (
 	stateOpen connState = iota
@@ -124,10 +130,10 @@ func (c *conn) send(frame []byte, data, inline bool) error {
 	}
 	if data && c.fullLocked(len(frame)) {
 		slow := false
-		now := time.Now()
-		if c.fullSince.IsZero() {
+		now := sinceStart()
+		if c.fullSince == 0 {
 			c.fullSince = now
-		} else if now.Sub(c.fullSince) > c.gw.current().cfg.SlowConsumer() {
+		} else if now-c.fullSince > c.gw.current().cfg.SlowConsumer() {
 			slow = true
 		}
 		c.mu.Unlock()
@@ -268,7 +274,7 @@ func (c *conn) writeInline(frame []byte) {
 		go c.writeLoop() // c.writing stays true: the writer takes over
 	} else {
 		c.writing = false
-		c.fullSince = time.Time{}
+		c.fullSince = 0
 		c.cond.Broadcast()
 	}
 	c.mu.Unlock()
@@ -320,7 +326,7 @@ func (c *conn) writeLoop() {
 				_ = c.nc.SetWriteDeadline(time.Time{})
 			}
 			c.writing = false
-			c.fullSince = time.Time{} // drained
+			c.fullSince = 0 // drained
 			c.cond.Broadcast()
 			c.mu.Unlock()
 			if closing {
@@ -388,13 +394,13 @@ func (c *conn) writeFailed(err error) {
 	reason := closeAbnormal
 	if isTimeout(err) {
 		reason = closeWriteTimeout
-		if !c.fullSince.IsZero() {
+		if c.fullSince != 0 {
 			reason = closeSlowConsumer
 		}
 	}
 	if c.state == stateOpen {
 		c.state = stateClosing
-		c.reason = reason
+		c.reason = &reason
 	}
 	c.mu.Unlock()
 	c.unpoll()
@@ -413,7 +419,7 @@ func (c *conn) closeWith(r closeReason) {
 		return
 	}
 	c.state = stateClosing
-	c.reason = r
+	c.reason = &r
 	c.closeSent = true
 	c.pushCountedLocked(closeFrame(r.Code, r.Reason))
 	c.mu.Unlock()
@@ -689,7 +695,7 @@ func (c *conn) control(op ws.OpCode, p []byte) (done bool) {
 			// The client closes: echo its code (RFC 6455 5.5.1), then close
 			// the socket once the echo is written.
 			c.state = stateClosing
-			c.reason = r
+			c.reason = &r
 			c.closeSent = true
 			if r.Code == closeNoStatus.Code {
 				c.pushCountedLocked(controlFrame(ws.OpClose, nil))
@@ -780,7 +786,10 @@ func (c *conn) drain() {
 func (c *conn) finish(readErr error) {
 	c.waitWriter()
 	c.mu.Lock()
-	r := c.reason
+	var r closeReason
+	if c.reason != nil {
+		r = *c.reason
+	}
 	if c.state == stateOpen {
 		r = closeAbnormal // EOF or reset without a close frame
 	}
