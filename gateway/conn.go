@@ -28,12 +28,14 @@ const (
 
 // conn is one accepted WebSocket connection.
 //
-// Goroutines: exactly one reader goroutine (readLoop) owns reading the
-// socket; it ends the connection (finish) when reading fails. Writing is
-// owned by at most one writer goroutine at a time (writeLoop), started on
-// demand when a frame is queued to an idle connection and gone when the
-// queue is empty, so an idle connection costs one parked goroutine and no
-// buffers. Everything else only queues (Send, Close) under mu.
+// Goroutines: at most one goroutine owns reading the socket (c.reading): a
+// read turn while bytes arrive, or a blocking reader (see startReading);
+// it ends the connection (finish) when reading fails. Writing is owned by
+// the sender writing inline or by at most one writer goroutine
+// (writeLoop), started on demand when a frame is queued and gone when the
+// queue is empty. So an idle plaintext connection on Linux costs no
+// goroutine and no buffers. Everything else only queues (Send, Close)
+// under mu.
 type conn struct {
 	gw *Gateway
 	nc net.Conn
