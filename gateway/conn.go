@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"encoding/base64"
 	"errors"
 	"io"
@@ -27,24 +28,32 @@ const (
 
 // conn is one accepted WebSocket connection.
 //
-// Goroutines: exactly one reader goroutine (readLoop) owns reading the
-// socket; it ends the connection (finish) when reading fails. Writing is
-// owned by at most one writer goroutine at a time (writeLoop), started on
-// demand when a frame is queued to an idle connection and gone when the
-// queue is empty, so an idle connection costs one parked goroutine and no
-// buffers. Everything else only queues (Send, Close) under mu.
+// Goroutines: at most one goroutine owns reading the socket (c.reading): a
+// read turn while bytes arrive, or a blocking reader (see startReading);
+// it ends the connection (finish) when reading fails. Writing is owned by
+// the sender writing inline or by at most one writer goroutine
+// (writeLoop), started on demand when a frame is queued and gone when the
+// queue is empty. So an idle plaintext connection on Linux costs no
+// goroutine and no buffers. Everything else only queues (Send, Close)
+// under mu.
 type conn struct {
 	gw *Gateway
 	nc net.Conn
 	rc syscall.RawConn // nil when nc is not a socket (then writes always go through writeLoop)
 	s  session
 
-	lastActive atomic.Int64 // unix nanoseconds of the last data frame either way
-	inflight   chan struct{}
+	lastActive atomic.Int64  // unix nanoseconds of the last data frame either way
 	br0        *bufio.Reader // bytes that arrived with the handshake, if any
 
+	// The message being assembled from fragments; only the goroutine that
+	// owns reading (c.reading) touches these.
+	msg     []byte
+	msgOp   ws.OpCode
+	inMsg   bool
+	pollGen uint32 // the poller's generation of this socket's registration
+
 	mu    sync.Mutex
-	idle  sync.Cond // signalled (L = &mu) when the writer goroutine exits
+	cond  sync.Cond // signalled (L = &mu) when the writer goroutine exits or a route invocation ends
 	queue [][]byte
 	spare [][]byte // the previous batch's slice, reused
 	// Frames and bytes not yet written count against the queue bound:
@@ -53,16 +62,27 @@ type conn struct {
 	flight      int
 	flightBytes int
 	pongAt      int // 1 + the index in queue of the pending pong; 0 when none
-	writing     bool
-	state       connState
-	reason      closeReason // why it closes, once state >= closing
-	closeSent   bool        // our close frame is queued or written
+	// inflight counts this connection's route invocations running, at most
+	// maxInflight (maxInflightPerConnection when it connected).
+	inflight, maxInflight int32
+	writing               bool
+	reading               bool // a goroutine owns reading (a read turn or a blocking reader)
+	blocking              bool // reading stays with a goroutine: never back to the poller
+	state                 connState
+	closeSent             bool         // our close frame is queued or written
+	reason                *closeReason // why it closes, once state >= closing (kept out of line: an open connection has none)
 	// fullSince is when a data frame was first refused for the bound since
-	// the queue last drained; zero when nothing was refused.
-	fullSince time.Time
+	// the queue last drained (sinceStart); zero when nothing was refused.
+	fullSince time.Duration
 }
 
 type connState uint8
+
+// processStart anchors sinceStart.
+var processStart = time.Now()
+
+// sinceStart is a monotonic clock reading in 8 bytes (a time.Time is 24).
+func sinceStart() time.Duration { return time.Since(processStart) }
 
 const (
 	stateOpen connState = iota
@@ -112,10 +132,10 @@ func (c *conn) send(frame []byte, data, inline bool) error {
 	}
 	if data && c.fullLocked(len(frame)) {
 		slow := false
-		now := time.Now()
-		if c.fullSince.IsZero() {
+		now := sinceStart()
+		if c.fullSince == 0 {
 			c.fullSince = now
-		} else if now.Sub(c.fullSince) > c.gw.current().cfg.SlowConsumer() {
+		} else if now-c.fullSince > c.gw.current().cfg.SlowConsumer() {
 			slow = true
 		}
 		c.mu.Unlock()
@@ -220,15 +240,12 @@ func (c *conn) pong(p []byte) {
 // while c.writing keeps the writer goroutine out. What the socket does not
 // take at once goes to the head of the queue for the writer goroutine.
 func (c *conn) writeInline(frame []byte) {
-	var n int
-	var werr error
-	err := c.rc.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), frame)
-		if werr == syscall.EAGAIN || werr == syscall.EINTR {
-			n, werr = 0, nil
-		}
-		return true // never wait here
-	})
+	w := rawWrites.Get().(*rawWrite)
+	w.frame = frame
+	err := c.rc.Write(w.fn)
+	n, werr := w.n, w.err
+	w.frame, w.err = nil, nil
+	rawWrites.Put(w)
 	if err == nil {
 		err = werr
 	}
@@ -259,10 +276,34 @@ func (c *conn) writeInline(frame []byte) {
 		go c.writeLoop() // c.writing stays true: the writer takes over
 	} else {
 		c.writing = false
-		c.fullSince = time.Time{}
-		c.idle.Broadcast()
+		c.fullSince = 0
+		c.cond.Broadcast()
 	}
 	c.mu.Unlock()
+}
+
+// rawWrite is one non-blocking write(2) through RawConn.Write. It is
+// pooled with its callback bound once: a closure handed to RawConn.Write
+// escapes, which cost three allocations per inline write.
+type rawWrite struct {
+	frame []byte
+	n     int
+	err   error
+	fn    func(fd uintptr) bool
+}
+
+var rawWrites = sync.Pool{New: func() any {
+	w := &rawWrite{}
+	w.fn = w.write
+	return w
+}}
+
+func (w *rawWrite) write(fd uintptr) bool {
+	w.n, w.err = syscall.Write(int(fd), w.frame)
+	if w.err == syscall.EAGAIN || w.err == syscall.EINTR {
+		w.n, w.err = 0, nil
+	}
+	return true // never wait here
 }
 
 func (c *conn) startWriterLocked() {
@@ -287,8 +328,8 @@ func (c *conn) writeLoop() {
 				_ = c.nc.SetWriteDeadline(time.Time{})
 			}
 			c.writing = false
-			c.fullSince = time.Time{} // drained
-			c.idle.Broadcast()
+			c.fullSince = 0 // drained
+			c.cond.Broadcast()
 			c.mu.Unlock()
 			if closing {
 				c.afterCloseSent()
@@ -351,20 +392,22 @@ func (c *conn) writeFailed(err error) {
 	c.writing = false
 	c.queue = nil
 	c.queued, c.pongAt = 0, 0
-	c.idle.Broadcast()
+	c.cond.Broadcast()
 	reason := closeAbnormal
 	if isTimeout(err) {
 		reason = closeWriteTimeout
-		if !c.fullSince.IsZero() {
+		if c.fullSince != 0 {
 			reason = closeSlowConsumer
 		}
 	}
 	if c.state == stateOpen {
 		c.state = stateClosing
-		c.reason = reason
+		c.reason = &reason
 	}
 	c.mu.Unlock()
-	_ = c.nc.Close() // the reader sees the error and finishes
+	c.unpoll()
+	_ = c.nc.Close()
+	c.wake() // the reader sees the error and finishes
 }
 
 // Close implements hub.Conn: it queues a close frame; the socket closes
@@ -378,7 +421,7 @@ func (c *conn) closeWith(r closeReason) {
 		return
 	}
 	c.state = stateClosing
-	c.reason = r
+	c.reason = &r
 	c.closeSent = true
 	c.pushCountedLocked(closeFrame(r.Code, r.Reason))
 	c.mu.Unlock()
@@ -391,82 +434,138 @@ func (c *conn) closeWith(r closeReason) {
 // the client closeWait to answer with its own, then drop the socket.
 func (c *conn) afterCloseSent() {
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.gw.closeWait))
+	c.wake() // an idle connection's reader waits in the poller, which has no deadline
 }
 
-// readLoop is the connection's reader goroutine.
+// Reading. A plain socket on Linux has no goroutine while idle: it waits
+// in the poller (poll_linux.go), and each time it turns readable a read
+// turn (readTurn) runs on a pooled goroutine, reads the frames that are
+// there and re-arms it. Everything else (TLS, other systems, a socket
+// epoll refused) and every connection once it closes has a blocking
+// reader: a goroutine that waits for readability itself (readLoop).
+// c.reading says a goroutine owns reading; there is never more than one.
+
+// startReading begins reading a connection after its handshake.
+func (c *conn) startReading() {
+	p := getPoller()
+	if p == nil || c.rc == nil {
+		if c.takeReading(true) {
+			go c.readTurn(true)
+		}
+		return
+	}
+	turn := c.br0 != nil // bytes came with the handshake: read them now
+	c.mu.Lock()
+	if c.reading {
+		c.mu.Unlock()
+		return // woken already (closed during the handshake): a blocking reader runs
+	}
+	c.reading = turn // an event during that turn is ignored; the turn re-arms
+	c.mu.Unlock()
+	if p.add(c) {
+		if turn {
+			c.gw.readers.Go(c.readTurnNow)
+		}
+		return
+	}
+	// Not in the poller: a blocking reader.
+	if turn {
+		c.mu.Lock()
+		c.blocking = true
+		c.mu.Unlock()
+		go c.readTurn(false)
+	} else if c.takeReading(true) {
+		go c.readTurn(true)
+	}
+}
+
+// readable is the poller's event: run a read turn unless a goroutine
+// already reads.
+func (c *conn) readable() {
+	if c.takeReading(false) {
+		c.gw.readers.Go(c.readTurnNow)
+	}
+}
+
+func (c *conn) readTurnNow() { c.readTurn(false) }
+
+// takeReading reports whether the caller is to read the connection (false:
+// a goroutine already does); blocking makes reading stay with a goroutine
+// from now on.
+func (c *conn) takeReading(blocking bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.blocking = c.blocking || blocking
+	if c.reading {
+		return false
+	}
+	c.reading = true
+	return true
+}
+
+// wake hands the connection to a blocking reader, for what only a reader
+// notices: a read deadline (the close handshake's) or a socket closed
+// under it.
+func (c *conn) wake() {
+	if c.takeReading(true) {
+		go c.readTurn(true)
+	}
+}
+
+// unpoll takes the socket out of the poller; called before it is closed.
+func (c *conn) unpoll() {
+	if thePoller != nil && c.rc != nil {
+		thePoller.remove(c)
+	}
+}
+
+// readLoop reads the connection with a blocking reader in the calling
+// goroutine until it ends.
 func (c *conn) readLoop() {
-	var (
-		msg    []byte // the data message being assembled
-		msgOp  ws.OpCode
-		inMsg  bool
-		reason closeReason
-		err    error
-	)
+	if c.takeReading(true) {
+		c.readTurn(true)
+	}
+}
+
+// readTurn reads frames until the buffer is empty, then gives the socket
+// back to the poller, or, for a blocking reader, waits for more. wait
+// means the socket may have nothing to read yet.
+func (c *conn) readTurn(wait bool) {
 	for {
-		var br *bufio.Reader
-		br, err = c.acquireReader()
-		if err != nil {
-			break
+		if c.readFrames(wait) {
+			return // ended: finish ran
 		}
-		for {
-			var h ws.Header
-			h, err = readHeader(br)
-			if errors.Is(err, errLengthMSB) {
-				reason, err = closeProtocol, nil
-				break
-			}
-			if err != nil {
-				break
-			}
-			if r, bad := c.checkHeader(h, inMsg, len(msg)); bad {
-				reason = r
-				break
-			}
-			c.gw.stats.framesIn.Add(1)
-			c.gw.stats.bytesIn.Add(uint64(h.Length) + uint64(ws.HeaderSize(h)))
-			if h.OpCode.IsControl() {
-				// At most 125 bytes, read in place from br's buffer.
-				var p []byte
-				if p, err = br.Peek(int(h.Length)); err != nil {
-					break
-				}
-				ws.Cipher(p, h.Mask, 0)
-				done := c.control(h.OpCode, p)
-				_, _ = br.Discard(len(p))
-				if done {
-					err = io.EOF
-					break
-				}
-			} else {
-				if h.OpCode != ws.OpContinuation {
-					msgOp, inMsg = h.OpCode, true
-					msg = msg[:0]
-				}
-				n := len(msg)
-				msg = grow(msg, int(h.Length))
-				if _, err = io.ReadFull(br, msg[n:]); err != nil {
-					break
-				}
-				ws.Cipher(msg[n:], h.Mask, 0)
-				if h.Fin {
-					inMsg = false
-					if r, bad := c.message(msgOp, msg); bad {
-						reason = r
-						break
-					}
-					if cap(msg) > 4096 {
-						msg = nil // let a large buffer go
-					}
-				}
-			}
-			if br.Buffered() == 0 {
-				break
-			}
+		wait = true
+		c.mu.Lock()
+		if c.blocking {
+			c.mu.Unlock()
+			continue
 		}
+		c.reading = false
+		c.mu.Unlock()
+		if thePoller.arm(c) {
+			return
+		}
+		// The socket was closed or taken out of the poller: stay and read
+		// it to its error, unless a woken reader already does.
+		if !c.takeReading(true) {
+			return
+		}
+	}
+}
+
+// readFrames reads the frames the socket has (waiting for the first byte
+// when wait is set) and handles them. It reports true once the connection
+// has ended: then it has closed it and run finish.
+func (c *conn) readFrames(wait bool) (ended bool) {
+	br, err := c.acquireReader(wait)
+	var reason closeReason
+	if err == nil {
+		reason, err = c.readBuffered(br)
 		c.releaseReader(br)
-		if err != nil || reason.Code != 0 {
-			break
-		}
+	}
+	if err == nil && reason.Code == 0 {
+		return false
 	}
 	if reason.Code != 0 {
 		c.closeWith(reason)
@@ -474,6 +573,76 @@ func (c *conn) readLoop() {
 		c.drain()
 	}
 	c.finish(err)
+	return true
+}
+
+// readBuffered handles frames until br has nothing buffered. A message
+// split over frames, or over turns, is assembled in c.msg; a whole
+// message that fits the buffer is handled in place.
+func (c *conn) readBuffered(br *bufio.Reader) (reason closeReason, err error) {
+	for {
+		var h ws.Header
+		h, err = readHeader(br)
+		if errors.Is(err, errLengthMSB) {
+			return closeProtocol, nil
+		}
+		if err != nil {
+			return reason, err
+		}
+		if r, bad := c.checkHeader(h, c.inMsg, len(c.msg)); bad {
+			return r, nil
+		}
+		c.gw.stats.framesIn.Add(1)
+		c.gw.stats.bytesIn.Add(uint64(h.Length) + uint64(ws.HeaderSize(h)))
+		switch {
+		case h.OpCode.IsControl():
+			// At most 125 bytes, read in place from br's buffer.
+			var p []byte
+			if p, err = br.Peek(int(h.Length)); err != nil {
+				return reason, err
+			}
+			ws.Cipher(p, h.Mask, 0)
+			done := c.control(h.OpCode, p)
+			_, _ = br.Discard(len(p))
+			if done {
+				return reason, io.EOF
+			}
+		case h.Fin && h.OpCode != ws.OpContinuation && h.Length <= int64(br.Size()):
+			// A whole message that fits the buffer: no copy of our own.
+			var p []byte
+			if p, err = br.Peek(int(h.Length)); err != nil {
+				return reason, err
+			}
+			ws.Cipher(p, h.Mask, 0)
+			r, bad := c.message(h.OpCode, p)
+			_, _ = br.Discard(len(p))
+			if bad {
+				return r, nil
+			}
+		default:
+			if h.OpCode != ws.OpContinuation {
+				c.msgOp, c.inMsg = h.OpCode, true
+				c.msg = c.msg[:0]
+			}
+			n := len(c.msg)
+			c.msg = grow(c.msg, int(h.Length))
+			if _, err = io.ReadFull(br, c.msg[n:]); err != nil {
+				return reason, err
+			}
+			ws.Cipher(c.msg[n:], h.Mask, 0)
+			if h.Fin {
+				c.inMsg = false
+				r, bad := c.message(c.msgOp, c.msg)
+				c.msg = nil // an idle connection holds no message buffer
+				if bad {
+					return r, nil
+				}
+			}
+		}
+		if br.Buffered() == 0 {
+			return reason, nil
+		}
+	}
 }
 
 // checkHeader applies RFC 6455 and API Gateway's limits to a frame header.
@@ -528,7 +697,7 @@ func (c *conn) control(op ws.OpCode, p []byte) (done bool) {
 			// The client closes: echo its code (RFC 6455 5.5.1), then close
 			// the socket once the echo is written.
 			c.state = stateClosing
-			c.reason = r
+			c.reason = &r
 			c.closeSent = true
 			if r.Code == closeNoStatus.Code {
 				c.pushCountedLocked(controlFrame(ws.OpClose, nil))
@@ -568,13 +737,27 @@ func (c *conn) message(op ws.OpCode, msg []byte) (closeReason, bool) {
 	}
 	// Bound the invocations in flight: when full, stop reading this socket
 	// (TCP pushes back on the client) until one finishes.
-	c.inflight <- struct{}{}
+	c.mu.Lock()
+	for c.inflight >= c.maxInflight {
+		c.cond.Wait()
+	}
+	c.inflight++
+	c.mu.Unlock()
 	c.gw.track.Add(1)
 	c.gw.workers.Go(func() {
-		defer func() { <-c.inflight; c.gw.track.Done() }()
+		defer c.invoked()
 		c.gw.route(c, body, b64, len(msg))
 	})
 	return closeReason{}, false
+}
+
+// invoked ends a route invocation: one more may start.
+func (c *conn) invoked() {
+	c.mu.Lock()
+	c.inflight--
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	c.gw.track.Done()
 }
 
 // waitWriter waits until the writer has flushed the queue and exited. It is
@@ -582,7 +765,7 @@ func (c *conn) message(op ws.OpCode, msg []byte) (closeReason, bool) {
 func (c *conn) waitWriter() {
 	c.mu.Lock()
 	for c.writing {
-		c.idle.Wait()
+		c.cond.Wait()
 	}
 	c.mu.Unlock()
 }
@@ -605,7 +788,10 @@ func (c *conn) drain() {
 func (c *conn) finish(readErr error) {
 	c.waitWriter()
 	c.mu.Lock()
-	r := c.reason
+	var r closeReason
+	if c.reason != nil {
+		r = *c.reason
+	}
 	if c.state == stateOpen {
 		r = closeAbnormal // EOF or reset without a close frame
 	}
@@ -613,13 +799,16 @@ func (c *conn) finish(readErr error) {
 	c.queue = nil
 	c.queued, c.pongAt = 0, 0
 	c.mu.Unlock()
+	c.unpoll()
 	_ = c.nc.Close()
 	c.gw.hub.Unregister(c.s.connectionID)
 	c.gw.conns.Add(-1)
 	if r.Label == "" {
 		r.Label = "client_close"
 	}
-	c.logger().Debug("connection closed", "code", r.Code, "reason", r.Label, "readError", readErr)
+	if c.gw.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.logger().Debug("connection closed", "code", r.Code, "reason", r.Label, "readError", readErr)
+	}
 	c.gw.disconnect(&c.s, r)
 	c.gw.connWG.Done()
 }

@@ -10,9 +10,14 @@
 // Gateway is an http.Handler and safe for concurrent use. Each accepted
 // connection has:
 //
-//   - one reader goroutine, the only code that reads its socket. Between
-//     messages it waits for readability holding no buffer, then reads
-//     frames through a pooled bufio.Reader. It ends the connection.
+//   - at most one reading goroutine, the only code that reads its socket.
+//     A plaintext socket on Linux waits in the package's epoll poller with
+//     no goroutine and no buffer; when readable, a read turn on a pooled
+//     goroutine reads its frames through a pooled bufio.Reader and
+//     re-arms it. TLS connections, other systems and closing connections
+//     have a blocking reader goroutine instead, which waits for
+//     readability holding no buffer. The reading goroutine ends the
+//     connection.
 //   - at most one writer at a time, the only code that writes its socket:
 //     either the sender itself (an inline non-blocking write when the
 //     connection's queue is empty and no writer runs), or a writer goroutine

@@ -28,7 +28,8 @@ type Gateway struct {
 	log      *slog.Logger
 	node     byte
 	ext      map[string]http.Handler
-	workers  *workers
+	workers  *workers             // route invocations
+	readers  *workers             // read turns of connections the poller found readable
 	inflight *integration.Limiter // maxInflight, shared by every integration
 	proxies  Proxies              // trustedProxies (fixed: the listener reads them too)
 	// connRefused counts handshakes connectionThrottling refused, over
@@ -51,7 +52,7 @@ type Gateway struct {
 	baseCtx context.Context
 	cancel  context.CancelFunc
 	track   sync.WaitGroup // route invocations and $disconnect events in flight
-	connWG  sync.WaitGroup // reader goroutines
+	connWG  sync.WaitGroup // connections not yet finished
 	conns   atomic.Int64
 	admitMu sync.Mutex // orders connWG.Add before Shutdown's Wait
 	closing atomic.Bool
@@ -139,6 +140,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		stop:       make(chan struct{}),
 		ext:        opts.Extensions,
 		workers:    newWorkers(),
+		readers:    newWorkers(),
 		inflight:   integration.NewLimiter(cfg.MaxInflight),
 		endpoint:   opts.ManagementEndpoint,
 		handlerEnv: opts.HandlerEnv,

@@ -690,18 +690,20 @@ func TestAgedConnection(t *testing.T) {
 	}
 }
 
+// masked encodes a client frame of under 126 bytes (masked, key 1 2 3 4).
+func masked(first byte, payload string) []byte {
+	mask := []byte{1, 2, 3, 4}
+	b := []byte{first, 0x80 | byte(len(payload))}
+	b = append(b, mask...)
+	for i := range len(payload) {
+		b = append(b, payload[i]^mask[i%4])
+	}
+	return b
+}
+
 // TestProtocolErrors: frames that break RFC 6455 close with 1002.
 func TestProtocolErrors(t *testing.T) {
 	tg := startGateway(t, baseConfig())
-	mask := []byte{1, 2, 3, 4}
-	masked := func(first byte, payload string) []byte {
-		b := []byte{first, 0x80 | byte(len(payload))}
-		b = append(b, mask...)
-		for i := range len(payload) {
-			b = append(b, payload[i]^mask[i%4])
-		}
-		return b
-	}
 	cases := map[string][]byte{
 		"reserved bit":           masked(0x80|0x40|0x1, "x"),
 		"unmasked client frame":  {0x81, 0x01, 'x'},
@@ -728,4 +730,59 @@ func TestProtocolErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFragmentsAcrossReadTurns: an idle connection waits in the poller
+// with no buffer; a message whose fragments arrive in separate read turns
+// (a ping answered in between) is still assembled whole.
+func TestFragmentsAcrossReadTurns(t *testing.T) {
+	be := newBackend(t, nil)
+	cfg := baseConfig()
+	cfg.Routes["$default"] = be.route("/default")
+	tg := startGateway(t, cfg)
+	c := tg.dial(t, nil)
+	pong := make(chan string, 1)
+	c.SetPongHandler(func(s string) error { pong <- s; return nil })
+	go func() { _, _, _ = c.ReadMessage() }()
+	nc := c.UnderlyingConn()
+	if _, err := nc.Write(masked(0x01, "frag")); err != nil { // text, not final
+		t.Fatal(err)
+	}
+	if _, err := nc.Write(masked(0x89, "between")); err != nil { // ping, between fragments
+		t.Fatal(err)
+	}
+	select {
+	case s := <-pong:
+		if s != "between" {
+			t.Fatalf("pong %q", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no pong")
+	}
+	if _, err := nc.Write(masked(0x80, "mented")); err != nil { // continuation, final
+		t.Fatal(err)
+	}
+	var e events.APIGatewayWebsocketProxyRequest
+	_ = json.Unmarshal(be.waitEvents(t, "/default", 1)[0], &e)
+	if e.Body != "fragmented" {
+		t.Fatalf("body %q", e.Body)
+	}
+}
+
+// TestCloseUnanswered: a client that neither reads nor answers our close
+// frame is dropped after closeWait although its connection is idle (no
+// read pending): $disconnect fires.
+func TestCloseUnanswered(t *testing.T) {
+	be := newBackend(t, nil)
+	cfg := baseConfig()
+	cfg.IdleTimeoutSeconds = 1
+	cfg.Routes["$disconnect"] = be.route("/disconnect")
+	tg := startGateway(t, cfg)
+	c := tg.dial(t, nil) // never reads, never answers
+	var e events.APIGatewayWebsocketProxyRequest
+	_ = json.Unmarshal(be.waitEvents(t, "/disconnect", 1)[0], &e)
+	if e.RequestContext.DisconnectStatusCode != 1001 {
+		t.Fatalf("disconnect code %d", e.RequestContext.DisconnectStatusCode)
+	}
+	_ = c
 }

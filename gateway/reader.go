@@ -10,23 +10,24 @@ import (
 )
 
 // Read buffers are pooled: a connection holds one only while bytes are
-// arriving. Between messages its reader goroutine waits for readability
-// with no buffer (waitReadable), which keeps an idle connection at one
-// parked goroutine and a few hundred bytes of heap.
+// arriving. Between messages it waits for readability with no buffer: in
+// the poller (no goroutine), or, for a blocking reader, in waitReadable.
 const readBufferSize = 4096
 
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
 
-// acquireReader blocks until the socket has bytes (or fails), then returns
-// a pooled reader over it.
-func (c *conn) acquireReader() (*bufio.Reader, error) {
+// acquireReader returns a pooled reader over the socket; with wait it
+// first blocks until the socket has bytes (or fails).
+func (c *conn) acquireReader(wait bool) (*bufio.Reader, error) {
 	if c.br0 != nil {
 		br := c.br0
 		c.br0 = nil
 		return br, nil
 	}
-	if err := waitReadable(c.nc); err != nil {
-		return nil, err
+	if wait {
+		if err := waitReadable(c.nc); err != nil {
+			return nil, err
+		}
 	}
 	br := readerPool.Get().(*bufio.Reader)
 	br.Reset(c.nc)

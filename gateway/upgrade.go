@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -77,7 +78,11 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		refuse(http.StatusTooManyRequests, OutcomeThrottled, frameThrottled)
 		return
 	}
-	log := g.log.With("connectionId", s.connectionID, "routeKey", routeConnect, "requestId", requestID)
+	// Built only when something is logged: With costs more than the
+	// rest of a handshake's bookkeeping.
+	log := func() *slog.Logger {
+		return g.log.With("connectionId", s.connectionID, "routeKey", routeConnect, "requestId", requestID)
+	}
 
 	extra := http.Header{}
 	var (
@@ -88,7 +93,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	case l.cfg.AuthorizationType == "AWS_IAM":
 		// IAM is checked only here, at connect time, as on AWS.
 		if aerr := l.authorize(r); aerr != nil {
-			log.Info("IAM authorisation refused", "error", aerr.Message)
+			log().Info("IAM authorisation refused", "error", aerr.Message)
 			rec.fail(aerr.Status, OutcomeUnauthorized, aerr.Message)
 			writeAPIError(w, aerr)
 			return
@@ -100,7 +105,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		rec.AuthorizerLatency, rec.AuthorizerStatus = time.Since(start), cmp.Or(res.status, http.StatusOK)
 		g.track.Done()
 		if res.status != 0 {
-			log.Info("authorizer refused", "status", res.status)
+			log().Info("authorizer refused", "status", res.status)
 			outcome := OutcomeUnauthorized
 			switch res.status {
 			case http.StatusTooManyRequests:
@@ -121,7 +126,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	}
 	if rt := l.routes[routeConnect]; rt != nil && rt.apiKeyRequired {
 		if status, outcome, msg := l.keyRefusal(&s.identity, now); status != 0 {
-			log.Info("$connect refused by the API key check or its usage plan", "answer", msg)
+			log().Info("$connect refused by the API key check or its usage plan", "answer", msg)
 			refuse(status, outcome, msg)
 			return
 		}
@@ -135,14 +140,14 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		if err != nil {
 			switch {
 			case errors.Is(err, integration.ErrThrottled):
-				log.Debug("$connect throttled", "error", err)
+				log().Debug("$connect throttled", "error", err)
 				refuse(http.StatusTooManyRequests, OutcomeThrottled, frameThrottled)
 			case errors.Is(err, integration.ErrTimeout):
-				log.Warn("$connect integration failed", "error", err)
+				log().Warn("$connect integration failed", "error", err)
 				rec.integrated(start, nil, err)
 				refuse(http.StatusGatewayTimeout, OutcomeExecutionError, frameTimeout)
 			default:
-				log.Warn("$connect integration failed", "error", err)
+				log().Warn("$connect integration failed", "error", err)
 				rec.integrated(start, nil, err)
 				refuse(failure(err))
 			}
@@ -157,7 +162,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 			extra[http.CanonicalHeaderKey(k)] = vs
 		}
 		if res.StatusCode/100 != 2 {
-			log.Info("$connect refused", "status", res.StatusCode)
+			log().Info("$connect refused", "status", res.StatusCode)
 			outcome := OutcomeRefused
 			if res.StatusCode >= 400 {
 				outcome = OutcomeIntegrationError
@@ -182,7 +187,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	}
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		log.Error("hijack failed", "error", err)
+		log().Error("hijack failed", "error", err)
 		rec.fail(http.StatusInternalServerError, OutcomeExecutionError, frameInternalError)
 		g.connWG.Done()
 		return
@@ -195,7 +200,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	// moment the id is registered queues behind it and cannot overtake it.
 	c.writing = true
 	if err := g.hub.Register(c); err != nil {
-		log.Error("registering connection", "error", err)
+		log().Error("registering connection", "error", err)
 		rec.fail(http.StatusInternalServerError, OutcomeExecutionError, frameInternalError)
 		_ = nc.Close()
 		g.connWG.Done()
@@ -210,14 +215,14 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	}
 	for _, name := range groups {
 		if !ValidGroup(name) {
-			log.Warn("$connect named an invalid group", "group", name)
+			log().Warn("$connect named an invalid group", "group", name)
 			continue
 		}
 		if err := g.hub.Join(g.baseCtx, name, s.connectionID); err != nil {
 			// Over maxGroupsPerConnection or maxGroups: the connection
 			// stays, without this group, and the backend's choice is
 			// visible in the log.
-			log.Warn("$connect group not joined", "group", name, "error", err)
+			log().Warn("$connect group not joined", "group", name, "error", err)
 		}
 	}
 	resp := handshakeResponse(key, extra)
@@ -230,8 +235,10 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		go c.writeLoop() // c.writing is already true
 		c.mu.Unlock()
 	}
-	log.Debug("connected", "sourceIp", s.identity.SourceIP)
-	go c.readLoop() // a fresh goroutine: the HTTP handler's grown stack goes away
+	if g.log.Enabled(r.Context(), slog.LevelDebug) {
+		log().Debug("connected", "sourceIp", s.identity.SourceIP)
+	}
+	c.startReading() // in the poller, or a fresh goroutine: not the HTTP handler's grown stack
 }
 
 // newConn wraps an accepted socket.
@@ -245,8 +252,8 @@ func (g *Gateway) newConn(nc net.Conn, s session) *conn {
 		}
 		rc, _ = sc.SyscallConn()
 	}
-	c := &conn{gw: g, nc: nc, rc: rc, s: s, inflight: make(chan struct{}, cfg.MaxInflightPerConnection)}
-	c.idle.L = &c.mu
+	c := &conn{gw: g, nc: nc, rc: rc, s: s, maxInflight: int32(cfg.MaxInflightPerConnection)}
+	c.cond.L = &c.mu
 	c.touch()
 	return c
 }

@@ -297,6 +297,12 @@ type stream struct {
 	done   chan struct{}      // closed when its supervisor returned
 }
 
+// clientListenConfig turns TCP keep-alive on for accepted connections with
+// the system's timings: one setsockopt per connection where Go's default
+// (15 s probes) makes four. Dead clients are found by idleTimeoutSeconds
+// and the write timeouts, as on API Gateway.
+var clientListenConfig = net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}}
+
 // New validates cfg, binds the listener (so the management endpoint handed
 // to command handlers is known) and builds everything, as Check does; but
 // nothing is served until Start.
@@ -305,7 +311,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", s.cfg.Listen)
+	ln, err := clientListenConfig.Listen(context.Background(), "tcp", s.cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listening: %w", err)
 	}
