@@ -22,6 +22,15 @@ const tableList = "_wsgate_tables"
 
 const createTableList = `CREATE TABLE IF NOT EXISTS ` + tableList + ` (tbl TEXT PRIMARY KEY)`
 
+// metaTable holds one row: the database's id (a random uuid, which the
+// source's SourceID is made from) and the epoch, raised by every Run that
+// starts on the file. A trim deletes only while the epoch is the one its
+// Run set, so a runner that another one took over from stops instead of
+// trimming (see Source.Run).
+const metaTable = "_wsgate_meta"
+
+const createMetaTable = `CREATE TABLE IF NOT EXISTS ` + metaTable + ` (id TEXT NOT NULL, epoch INTEGER NOT NULL)`
+
 // rejectedPrefix marks a change the source cannot decode: it is kept in
 // the log with tbl = rejectedPrefix + table, where the source no longer
 // reads it (see Source.SetAside).
@@ -259,10 +268,13 @@ func installError(tables []string, err error) error {
 func installIn(ctx context.Context, tx *sql.Tx, tables []string, strict bool) (prepared, error) {
 	p := prepared{snapshots: map[string]int64{}}
 	fail := func(err error) (prepared, error) { return prepared{}, installError(tables, err) }
-	for _, stmt := range []string{createChangeTable, createTableList} {
+	for _, stmt := range []string{createChangeTable, createTableList, createMetaTable} {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return fail(err)
 		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO `+metaTable+` (id, epoch) SELECT ?, 0 WHERE NOT EXISTS (SELECT 1 FROM `+metaTable+`)`, newUUID()); err != nil {
+		return fail(err)
 	}
 	var missing []error
 	for _, table := range tables {
@@ -470,6 +482,13 @@ func uninstall(ctx context.Context, conn *sql.Conn, table string) error {
 			_, err = tx.ExecContext(ctx, drop.deleteOfThisTable, table)
 		}
 		if err != nil {
+			return fmt.Errorf("uninstalling triggers on %s: %w", table, err)
+		}
+	}
+	if left == 0 {
+		// Nothing is captured any more: the id and epoch go too (a new
+		// install is a new source).
+		if _, err := tx.ExecContext(ctx, "DROP TABLE IF EXISTS "+metaTable); err != nil {
 			return fmt.Errorf("uninstalling triggers on %s: %w", table, err)
 		}
 	}
