@@ -13,7 +13,10 @@
 // Each stream runs under a streams.Supervisor on a goroutine the Server
 // owns: a source that fails is restarted with backoff, one that fails
 // permanently is reported (state "failed" in GET /{stage}/@streams and an
-// ERROR log) and left stopped while the rest of the server goes on.
+// ERROR log) and left stopped while the rest of the server goes on. With
+// a cluster block the supervisor runs only while this node holds the
+// stream's lease (cluster.Hub.Lease, keyed by the source's id), so each
+// source runs on one node of the cluster.
 package server
 
 import (

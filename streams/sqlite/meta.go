@@ -22,9 +22,11 @@ var ErrFenced = errors.New("another runner took over this change log")
 var _ streams.SourceIdentifier = (*Source)(nil)
 
 // SourceID implements streams.SourceIdentifier: the first 16 hex digits
-// of the SHA-256 of "sqlite:" and the uuid Install stored in _wsgate_meta.
-// It is the same for every node that opens the same file, and differs for
-// another file at the same path on another host. With create false the
+// of the SHA-256 of "sqlite:", the uuid Install stored in _wsgate_meta,
+// ":" and the captured tables (sorted, as a JSON list). It is the same for
+// every node that opens the same file with the same tables, and differs
+// for another file at the same path on another host, and for another
+// stream capturing other tables of the same file. With create false the
 // table must have been made by whoever installs the triggers; it is an
 // error when it is missing.
 func (s *Source) SourceID(ctx context.Context) (string, error) {
@@ -35,23 +37,25 @@ func (s *Source) SourceID(ctx context.Context) (string, error) {
 	defer db.Close()
 	defer conn.Close()
 	var id string
-	err = conn.QueryRowContext(ctx, `SELECT id FROM `+metaTable+` LIMIT 1`).Scan(&id)
+	key := sourceKey(s.tables)
+	err = conn.QueryRowContext(ctx, `SELECT id FROM `+metaTable+` WHERE source = ?`, key).Scan(&id)
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) || isNoTable(err) {
-			return "", fmt.Errorf("%s has no id in %s (Install creates it; with create false, create it as wsgate would: %s; INSERT INTO %s VALUES (<a random uuid>, 0))",
-				s.path, metaTable, createMetaTable, metaTable)
+			return "", fmt.Errorf("%s has no id for tables %s in %s (Install creates it; with create false, create it as wsgate would: %s; INSERT INTO %s VALUES ('%s', <a random uuid, the same in every row>, 0))",
+				s.path, key, metaTable, createMetaTable, metaTable, key)
 		}
 		return "", fmt.Errorf("reading the id of %s: %w", s.path, err)
 	}
-	return streams.HashID("sqlite:" + id), nil
+	return streams.HashID("sqlite:" + id + ":" + key), nil
 }
 
-// takeOver raises the epoch and returns it, so that runs started before
-// this one trim nothing from now on. It returns 0 when the file has no
-// _wsgate_meta (create false, made by an older version): no fence then.
+// takeOver raises the source's epoch and returns it, so that runs of the
+// same source started before this one trim nothing from now on. It
+// returns 0 when the file has no row for the source in _wsgate_meta
+// (create false, made by an older version): no fence then.
 func (t *tail) takeOver(ctx context.Context) (int64, error) {
 	var epoch int64
-	err := t.conn.QueryRowContext(ctx, `UPDATE `+metaTable+` SET epoch = epoch + 1 RETURNING epoch`).Scan(&epoch)
+	err := t.conn.QueryRowContext(ctx, `UPDATE `+metaTable+` SET epoch = epoch + 1 WHERE source = ? RETURNING epoch`, sourceKey(t.tables)).Scan(&epoch)
 	switch {
 	case errors.Is(err, sql.ErrNoRows) || isNoTable(err):
 		return 0, nil
@@ -68,7 +72,7 @@ func (t *tail) fenced(ctx context.Context) error {
 		return nil
 	}
 	var now int64
-	if err := t.conn.QueryRowContext(ctx, `SELECT epoch FROM `+metaTable+` LIMIT 1`).Scan(&now); err != nil {
+	if err := t.conn.QueryRowContext(ctx, `SELECT epoch FROM `+metaTable+` WHERE source = ?`, sourceKey(t.tables)).Scan(&now); err != nil {
 		return nil // a read error shows again at the next read
 	}
 	if now != t.epoch {

@@ -36,11 +36,22 @@ func TestSourceID(t *testing.T) {
 		t.Fatalf("second source on the same file: %q %v, want %q", id2, err, id)
 	}
 	uuid := cliQuery(t, path, `SELECT id FROM _wsgate_meta`)
-	if want := streams.HashID("sqlite:" + uuid); id != want {
-		t.Fatalf("id %q, want sha256(sqlite:%s) = %q", id, uuid, want)
+	if want := streams.HashID("sqlite:" + uuid + `:["items"]`); id != want {
+		t.Fatalf("id %q, want sha256(sqlite:%s:[\"items\"]) = %q", id, uuid, want)
 	}
 	if n := cliQuery(t, path, `SELECT count(*) FROM _wsgate_meta`); n != "1" {
 		t.Fatalf("%s rows in _wsgate_meta, want 1", n)
+	}
+
+	// Another stream on other tables of the file: the same file id, its
+	// own source id and epoch.
+	cli(t, path, `CREATE TABLE rooms(id INTEGER PRIMARY KEY)`)
+	rooms, _ := New(streams.SourceConfig{Path: path, Tables: []string{"rooms"}}, logger())
+	if err := rooms.Install(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rid, err := rooms.SourceID(ctx); err != nil || rid == id || rid != streams.HashID("sqlite:"+uuid+`:["rooms"]`) {
+		t.Fatalf("rooms' id %q %v (items' %q)", rid, err, id)
 	}
 	other, _ := newSource(t, `CREATE TABLE items(id INTEGER PRIMARY KEY)`, "items")
 	if id3, err := other.SourceID(ctx); err != nil || id3 == id {
@@ -104,5 +115,39 @@ func TestEpochFence(t *testing.T) {
 	}
 	if recs := newRecs.WaitRecords(t, wait, 1); recs[0].Change.Keys["id"].Number() != "2" {
 		t.Fatalf("newer run got %+v", recs)
+	}
+}
+
+// TestEpochPerSource: two streams on different tables of one file run
+// side by side; starting one does not fence the other.
+func TestEpochPerSource(t *testing.T) {
+	items, path := newSource(t, `CREATE TABLE items(id INTEGER PRIMARY KEY); CREATE TABLE rooms(id INTEGER PRIMARY KEY)`, "items")
+	rooms, err := New(streams.SourceConfig{Path: path, Tables: []string{"rooms"}}, logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rooms.Install(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rooms.trimDelay = 10 * time.Millisecond
+	gotItems, gotRooms := &streamtest.Collector{}, &streamtest.Collector{}
+	stopItems := run(t, items, gotItems)
+	stopRooms := run(t, rooms, gotRooms)
+	for i := 1; i <= 3; i++ {
+		cli(t, path, fmt.Sprintf(`INSERT INTO items VALUES (%d); INSERT INTO rooms VALUES (%d)`, i, i))
+		gotItems.WaitRecords(t, wait, i)
+		gotRooms.WaitRecords(t, wait, i)
+	}
+	testenv.Eventually(t, wait, func() error {
+		if n := cliQuery(t, path, `SELECT count(*) FROM _wsgate_changes`); n != "0" {
+			return fmt.Errorf("%s rows not trimmed yet", n)
+		}
+		return nil
+	})
+	if err := stopItems(); err != nil {
+		t.Fatalf("items: %v", err)
+	}
+	if err := stopRooms(); err != nil {
+		t.Fatalf("rooms: %v", err)
 	}
 }

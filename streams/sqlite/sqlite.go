@@ -78,6 +78,22 @@
 // and not yet accepted (gathered for a batch, or refused by the handler),
 // zero when caught up.
 //
+// # Runners, epoch and source id
+//
+// Install also creates _wsgate_meta, one row per source (its tables): a
+// random uuid, the file's identity, the same in every row (SourceID is
+// the first 16 hex digits of the SHA-256 of "sqlite:", it, ":" and the
+// tables; a cluster keys the stream's lease with it, so every node on
+// this file shares one lease per stream), and an epoch that every Run of
+// the source raises when it starts. Run's trim deletes only while the
+// epoch is still the one it set (the condition is part of the DELETE), so
+// a runner started before another one of the same source (a cluster
+// leader whose lease another node took over while it was paused or cut
+// off) deletes nothing and stops with ErrFenced: two runners can deliver a
+// row twice, never lose one, since each trims only rows it delivered. A
+// file without the source's row (create false, installed by an older
+// version) is run without the fence and has no SourceID.
+//
 // All captured tables of a file share one log and one shard,
 // "sqlite:{path}", so records are ordered across tables and one Handle call
 // may hold records of several tables (see eventSourceARN). A source reads
@@ -311,6 +327,10 @@ func (s *Source) Uninstall(ctx context.Context) error {
 			return err
 		}
 	}
+	_, err = conn.ExecContext(ctx, `DELETE FROM `+metaTable+` WHERE source = ?`, sourceKey(s.tables))
+	if err != nil && !isNoTable(err) {
+		return fmt.Errorf("uninstalling %s: %w", s.path, err)
+	}
 	return nil
 }
 
@@ -438,7 +458,7 @@ func (s *Source) Run(ctx context.Context, h streams.Handler) error {
 		ChangeTable, placeholders(len(s.tables)))
 	t.trim = fmt.Sprintf(`DELETE FROM %s WHERE seq <= ? AND tbl IN (%s)`, ChangeTable, placeholders(len(s.tables)))
 	if t.epoch != 0 {
-		t.trim += ` AND (SELECT epoch FROM ` + metaTable + `) = ?`
+		t.trim += ` AND (SELECT epoch FROM ` + metaTable + ` WHERE source = ?) = ?`
 	}
 	err = t.run(ctx, h)
 	if t.trimmedUpTo < t.last && err == nil {
@@ -669,7 +689,7 @@ func (t *tail) trimLog(ctx context.Context) error {
 		args = append(args, tb)
 	}
 	if t.epoch != 0 {
-		args = append(args, t.epoch)
+		args = append(args, sourceKey(t.tables), t.epoch)
 	}
 	// The handler accepted the rows: finish the small delete even when
 	// ctx was cancelled meanwhile, so a clean stop does not redeliver.

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -22,14 +23,23 @@ const tableList = "_wsgate_tables"
 
 const createTableList = `CREATE TABLE IF NOT EXISTS ` + tableList + ` (tbl TEXT PRIMARY KEY)`
 
-// metaTable holds one row: the database's id (a random uuid, which the
-// source's SourceID is made from) and the epoch, raised by every Run that
-// starts on the file. A trim deletes only while the epoch is the one its
-// Run set, so a runner that another one took over from stops instead of
-// trimming (see Source.Run).
+// metaTable holds one row per source (the set of tables a stream
+// captures, as a JSON list): the database's id, a random uuid the first
+// install drew, the same in every row (SourceID is made from it and the
+// tables), and the source's epoch, raised by every Run that starts. A trim
+// deletes only while the epoch is the one its Run set, so a runner that
+// another one of the same source took over from stops instead of
+// trimming (see Source.Run). Two streams capturing different tables of one
+// file have a row each and do not fence each other.
 const metaTable = "_wsgate_meta"
 
-const createMetaTable = `CREATE TABLE IF NOT EXISTS ` + metaTable + ` (id TEXT NOT NULL, epoch INTEGER NOT NULL)`
+const createMetaTable = `CREATE TABLE IF NOT EXISTS ` + metaTable + ` (source TEXT PRIMARY KEY, id TEXT NOT NULL, epoch INTEGER NOT NULL)`
+
+// sourceKey names a source in metaTable: its tables, sorted, as JSON.
+func sourceKey(tables []string) string {
+	b, _ := json.Marshal(slices.Sorted(slices.Values(tables)))
+	return string(b)
+}
 
 // rejectedPrefix marks a change the source cannot decode: it is kept in
 // the log with tbl = rejectedPrefix + table, where the source no longer
@@ -273,7 +283,8 @@ func installIn(ctx context.Context, tx *sql.Tx, tables []string, strict bool) (p
 			return fail(err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO `+metaTable+` (id, epoch) SELECT ?, 0 WHERE NOT EXISTS (SELECT 1 FROM `+metaTable+`)`, newUUID()); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO `+metaTable+` (source, id, epoch) VALUES (?, coalesce((SELECT id FROM `+metaTable+` LIMIT 1), ?), 0)`,
+		sourceKey(tables), newUUID()); err != nil {
 		return fail(err)
 	}
 	var missing []error
