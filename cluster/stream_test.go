@@ -124,6 +124,8 @@ func (m *member) longestGap(from, to time.Time) time.Duration {
 // runner started behind the leader's back (a stale leader) has its trim
 // refused by the epoch check and stops.
 func TestClusterStreamFailoverSQLite(t *testing.T) {
+	began := time.Now()
+	phase := func(name string) { t.Logf("%v: %s", time.Since(began).Round(10*time.Millisecond), name) }
 	lease := 3 // seconds; WSGATE_TEST_STREAM_LEASE measures another
 	if v, err := strconv.Atoi(os.Getenv("WSGATE_TEST_STREAM_LEASE")); err == nil {
 		lease = v
@@ -148,6 +150,7 @@ func TestClusterStreamFailoverSQLite(t *testing.T) {
 			Target: streams.TargetConfig{Group: "g"},
 		}}
 	})
+	phase("3 nodes up")
 	members := make([]*member, len(srvs))
 	for i, s := range srvs {
 		ws, id := dial(t, s)
@@ -253,6 +256,7 @@ func TestClusterStreamFailoverSQLite(t *testing.T) {
 		t.Fatalf("@streams from a follower: %s, want the leader n%d with its figures", body, l1+1)
 	}
 
+	phase("one runner")
 	// Graceful handover (rebalancing): the leader's config drops the
 	// stream; it stops, trims what it delivered and deletes its lease.
 	dupsBefore := map[int]int{}
@@ -277,6 +281,7 @@ func TestClusterStreamFailoverSQLite(t *testing.T) {
 	gap := members[l2].longestGap(handover, tookOver.Add(time.Second))
 	t.Logf("graceful handover n%d → n%d: longest gap between rows at a member %v (rows every 5 ms)", l1+1, l2+1, gap.Round(time.Millisecond))
 
+	phase("graceful handover")
 	// Crash: the new leader loses NATS at once, nothing released.
 	// Two of the three JetStream servers stay: the lease bucket keeps
 	// its quorum.
@@ -303,6 +308,7 @@ func TestClusterStreamFailoverSQLite(t *testing.T) {
 		t.Fatalf("the cut-off leader n%d still runs the stream: %+v", l2+1, st)
 	}
 
+	phase("crash")
 	// A stale runner: started behind the leader's back (publishing through
 	// a live node as a leader would), it takes the epoch; the leader's
 	// next trim is refused and it starts again, taking the epoch back (or
@@ -326,9 +332,11 @@ func TestClusterStreamFailoverSQLite(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the stale runner was not fenced")
 	}
+	phase("stale runner fenced")
 	close(stopWriting)
 	<-writerDone
 	allReach(live)
+	phase("all rows reached")
 }
 
 // hubPublisher publishes a stream's records through a node's hub.
