@@ -131,7 +131,7 @@ func TestClusterStreamFailoverSQLite(t *testing.T) {
 		lease = v
 	}
 	db := filepath.Join(t.TempDir(), "app.db")
-	conn, err := sql.Open("sqlite", "file:"+db+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+	conn, err := sql.Open("sqlite", "file:"+db+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +336,7 @@ func TestClusterStreamFailoverSQLite(t *testing.T) {
 	close(stopWriting)
 	<-writerDone
 	allReach(live)
-	phase("all rows reached")
+	phase(fmt.Sprintf("all %d rows reached", inserted.Load()))
 }
 
 // hubPublisher publishes a stream's records through a node's hub.
