@@ -57,9 +57,9 @@ func (m *member) read(ws *websocket.Conn) {
 	}
 }
 
-// has reports the first key in 1..upTo the member has not received, 0
-// when it has them all.
-func (m *member) missing(upTo int) int {
+// missing reports the first key in 1..upTo the member has not received
+// and that is not excused, 0 when it has them all.
+func (m *member) missing(upTo int, excused map[int]bool) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	seen := make(map[int]bool, len(m.keys))
@@ -67,11 +67,30 @@ func (m *member) missing(upTo int) int {
 		seen[k] = true
 	}
 	for k := 1; k <= upTo; k++ {
-		if !seen[k] {
+		if !seen[k] && !excused[k] {
 			return k
 		}
 	}
 	return 0
+}
+
+func (m *member) has(k int) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Contains(m.keys, k)
+}
+
+// between returns the keys received in [from, to].
+func (m *member) between(from, to time.Time) map[int]bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[int]bool{}
+	for i, at := range m.at {
+		if !at.Before(from) && !at.After(to) {
+			out[m.keys[i]] = true
+		}
+	}
+	return out
 }
 
 // duplicates counts keys received more than once; ordered reports whether
@@ -190,13 +209,14 @@ func TestClusterStreamFailoverSQLite(t *testing.T) {
 	}()
 	delivered := func(s *server.Server) int64 { return s.StreamStatus()["items"].Source.Delivered }
 	// allReach waits until every row inserted so far reached the members of
-	// the nodes in live.
+	// the nodes in live, but the excused ones.
+	var excused map[int]bool
 	allReach := func(live []int) {
 		t.Helper()
 		upTo := int(inserted.Load())
 		testenv.Eventually(t, 20*time.Second, func() error {
 			for _, i := range live {
-				if k := members[i].missing(upTo); k != 0 {
+				if k := members[i].missing(upTo, excused); k != 0 {
 					return fmt.Errorf("the member on n%d has not received row %d (of %d)", i+1, k, upTo)
 				}
 			}
@@ -296,12 +316,25 @@ func TestClusterStreamFailoverSQLite(t *testing.T) {
 		failover = time.Since(crashed)
 		return nil
 	})
+	// The one window where at least once ends (docs/cluster.md): a batch
+	// the leader handed to its own embedded NATS server (the flush
+	// returned) just before that server died with it may not have been
+	// routed on. Such rows reached the leader's own member (it delivers
+	// locally after NATS took the message) and may miss the others'.
+	excused = members[l2].between(crashed.Add(-time.Second), crashed.Add(time.Second))
 	allReach(live)
+	lost := 0
+	for k := range excused {
+		if !members[l3].has(k) {
+			lost++
+		}
+	}
 	dups, ordered := members[l3].duplicates()
 	if dups > 1000 || !ordered {
 		t.Fatalf("member on n%d after the crash: %d duplicates, in order %v", l3+1, dups, ordered)
 	}
-	t.Logf("crash of n%d: n%d delivers %v later (streamLeaseSeconds %d); %d rows delivered twice", l2+1, l3+1, failover.Round(time.Millisecond), lease, dups)
+	t.Logf("crash of n%d: n%d delivers %v later (streamLeaseSeconds %d); %d rows delivered twice; %d of the %d rows the crashed leader published in the second before the crash missed n%d's member",
+		l2+1, l3+1, failover.Round(time.Millisecond), lease, dups, lost, len(excused), l3+1)
 	if st := srvs[l2].StreamStatus()["items"]; st.State == streams.StateRunning {
 		t.Fatalf("the cut-off leader n%d still runs the stream: %+v", l2+1, st)
 	}
