@@ -1,8 +1,6 @@
 package cluster_test
 
 import (
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -12,16 +10,7 @@ import (
 // place in the cluster, and /metrics counts the nodes it sees.
 func TestClusterReadyAndMetrics(t *testing.T) {
 	srvs := startServers(t, embeddedConfigs(t, 2))
-	get := func(url string) (int, string) {
-		t.Helper()
-		resp, err := http.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get := func(url string) (int, string) { return httpGet(t, url) }
 	for _, s := range srvs {
 		base := "http://" + s.AdminAddr()
 		if code, body := get(base + "/readyz"); code != 200 {

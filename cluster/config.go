@@ -41,6 +41,10 @@ type Config struct {
 	// LeaseSeconds is the node registry's TTL: a node whose entry could
 	// not be renewed this long fences. Default 60.
 	LeaseSeconds int `json:"leaseSeconds,omitempty"`
+	// StreamLeaseSeconds is the TTL of a change stream's lease: a leader
+	// that stopped renewing it (crashed, cut off) is replaced this long
+	// after its last renewal. Default 10.
+	StreamLeaseSeconds int `json:"streamLeaseSeconds,omitempty"`
 	// GroupLingerSeconds keeps a group's subscription this long after its
 	// last local member left. Default 5.
 	GroupLingerSeconds *int `json:"groupLingerSeconds,omitempty"`
@@ -171,6 +175,7 @@ func (c *Config) SetDefaults() {
 	def(&c.NodeTimeoutMillis, 3000)
 	def(&c.SettleSeconds, 5)
 	def(&c.LeaseSeconds, 60)
+	def(&c.StreamLeaseSeconds, 10)
 	def(&c.StartupTimeoutSeconds, 60)
 	if c.GroupLingerSeconds == nil {
 		v := 5
@@ -272,6 +277,7 @@ func (c *Config) Validate() error {
 	ok = e.Range("nodeTimeoutMillis", c.NodeTimeoutMillis, 150, 600_000) && ok
 	e.Range("settleSeconds", c.SettleSeconds, 0, 600)
 	ok = e.Range("leaseSeconds", c.LeaseSeconds, 1, 86_400) && ok
+	e.Range("streamLeaseSeconds", c.StreamLeaseSeconds, 2, 3600)
 	e.RangeOpt("groupLingerSeconds", c.GroupLingerSeconds, 0, 3600)
 	e.Range("startupTimeoutSeconds", c.StartupTimeoutSeconds, 1, 3600)
 	if ok {
@@ -295,5 +301,8 @@ func (c *Config) heartbeat() time.Duration      { return confcheck.Millis(c.Hear
 func (c *Config) nodeTimeout() time.Duration    { return confcheck.Millis(c.NodeTimeoutMillis) }
 func (c *Config) settle() time.Duration         { return confcheck.Seconds(c.SettleSeconds) }
 func (c *Config) lease() time.Duration          { return confcheck.Seconds(c.LeaseSeconds) }
+func (c *Config) streamLease() time.Duration {
+	return confcheck.Seconds(c.StreamLeaseSeconds)
+}
 func (c *Config) linger() time.Duration         { return confcheck.Seconds(*c.GroupLingerSeconds) }
 func (c *Config) startupTimeout() time.Duration { return confcheck.Seconds(c.StartupTimeoutSeconds) }

@@ -10,6 +10,7 @@
 //	wsg.<cluster>.g.<token>  publish        one group message; subscribed only by nodes with members
 //	wsg.<cluster>.hb         publish        heartbeats
 //	KV WSGATE_<cluster>_NODES                node byte ownership and "gone" declarations
+//	KV WSGATE_<cluster>_LEASES               change-stream leadership (Lease)
 //
 // Node bytes are claimed with the KV bucket's compare-and-set (Create,
 // Update with the last revision), never by a read, so two live nodes never
@@ -27,5 +28,8 @@
 // (nats.go), the handlers of the .c, .q and heartbeat subscriptions (one
 // each, nats.go), the registry watcher, the heartbeat and renewal ticker,
 // the interest reaper, one group dispatcher and GOMAXPROCS group workers.
-// All end in Close.
+// All end in Close. Lease runs on its caller's goroutine (one per stream
+// in the server) and, while leading, runs its function on one more; both
+// end with the caller's context, which must end before Close.
+// leaseMu is held only across the one-time opening of the leases bucket.
 package cluster

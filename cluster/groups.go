@@ -167,3 +167,16 @@ func (h *Hub) Publish(ctx context.Context, group string, m *hub.Message) (hub.De
 	d.Forwarded = true
 	return d, err
 }
+
+// Flush returns once this node's NATS server has every group message this
+// node published before the call, or fails (within requestTimeoutMillis):
+// a change stream's batch counts as delivered only then, so a batch NATS
+// did not take is offered again (at least once).
+func (h *Hub) Flush(ctx context.Context) error {
+	fctx, cancel := context.WithTimeout(ctx, h.cfg.requestTimeout())
+	defer cancel()
+	if err := h.data.FlushWithContext(fctx); err != nil {
+		return fmt.Errorf("%w: flushing group messages: %v", hub.ErrUnavailable, err)
+	}
+	return nil
+}

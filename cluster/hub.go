@@ -63,6 +63,10 @@ type Hub struct {
 	ns        *server.Server // embedded server, or nil
 	ctl, data *nats.Conn
 	kv        jetstream.KeyValue
+	replicas  int // of the registry bucket; the others get as many
+
+	leaseMu sync.Mutex // opens leases once; held across that NATS call
+	leases  jetstream.KeyValue
 
 	mu        sync.RWMutex
 	self      byte
@@ -84,6 +88,8 @@ type Hub struct {
 	workers    []chan *nats.Msg
 
 	dedupe dedupe
+
+	streamReport atomic.Pointer[func() []byte]
 
 	ctx    context.Context
 	cancel context.CancelFunc

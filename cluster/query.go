@@ -56,6 +56,11 @@ func (h *Hub) handleQuery(m *nats.Msg) {
 		var r countReply
 		r.Connections, err = h.mem.Count(h.ctx, m.Header.Get(hdrGroup))
 		body = r
+	case "streams":
+		body = json.RawMessage("[]")
+		if f := h.streamReport.Load(); f != nil {
+			body = json.RawMessage((*f)())
+		}
 	default:
 		err = fmt.Errorf("unknown query %q", m.Header.Get(hdrOp))
 	}
@@ -195,4 +200,25 @@ func (h *Hub) Count(ctx context.Context, group string) (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// SetStreamReport gives the function that answers other nodes' streams
+// query: this node's change streams as JSON (the server's @streams items,
+// with which of them this node leads). Call it before other nodes may ask;
+// until then a node answers an empty list.
+func (h *Hub) SetStreamReport(f func() []byte) { h.streamReport.Store(&f) }
+
+// StreamReports asks every other live node for its stream report and
+// returns the bodies. A node that does not answer fails the call, as a
+// listing does.
+func (h *Hub) StreamReports(ctx context.Context) ([][]byte, error) {
+	var out [][]byte
+	err := h.scatter(ctx, "streams", "", hub.Page{}, func(b []byte) error {
+		if !json.Valid(b) {
+			return errors.New("a stream report that is not JSON")
+		}
+		out = append(out, b)
+		return nil
+	})
+	return out, err
 }

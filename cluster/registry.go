@@ -78,29 +78,39 @@ func keyNode(key string) (byte, bool) {
 // deadline: a JetStream cluster whose servers start together needs a few
 // seconds to elect its leaders.
 func (h *Hub) openBucket(ctx context.Context, replicas int) error {
-	js, err := jetstream.New(h.ctl)
-	if err != nil {
-		return err
-	}
-	cfg := jetstream.KeyValueConfig{
+	kv, replicas, err := h.openKV(ctx, jetstream.KeyValueConfig{
 		Bucket:         "WSGATE_" + h.cfg.Name + "_NODES",
 		History:        1,
 		TTL:            h.cfg.lease(),
 		Storage:        jetstream.FileStorage,
 		Replicas:       replicas,
 		LimitMarkerTTL: time.Second,
+	})
+	if err != nil {
+		return fmt.Errorf("the node registry did not answer: %w", err)
+	}
+	h.kv, h.replicas = kv, replicas
+	return nil
+}
+
+// openKV opens a bucket, creating it if missing, retrying until ctx ends;
+// it returns the replicas it has (fewer than asked when the JetStream
+// servers are fewer).
+func (h *Hub) openKV(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, int, error) {
+	js, err := jetstream.New(h.ctl)
+	if err != nil {
+		return nil, 0, err
 	}
 	for {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		kv, err := js.KeyValue(actx, cfg.Bucket)
 		if err != nil {
-			h.log.Debug("registry bucket not found", "error", err)
+			h.log.Debug("bucket not found", "bucket", cfg.Bucket, "error", err)
 			kv, err = js.CreateKeyValue(actx, cfg)
 		}
 		cancel()
 		if err == nil {
-			h.kv = kv
-			return nil
+			return kv, cfg.Replicas, nil
 		}
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && cfg.Replicas > 1 && (apiErr.ErrorCode == 10074 || apiErr.ErrorCode == 10023) {
@@ -109,10 +119,10 @@ func (h *Hub) openBucket(ctx context.Context, replicas int) error {
 			cfg.Replicas--
 			continue
 		}
-		h.log.Debug("registry bucket not ready", "error", err)
+		h.log.Debug("bucket not ready", "bucket", cfg.Bucket, "error", err)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the node registry (JetStream KV %s) did not answer: %w", cfg.Bucket, err)
+			return nil, 0, fmt.Errorf("JetStream KV %s: %w", cfg.Bucket, err)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

@@ -40,6 +40,13 @@ routes:
 // startServers starts one wsgate server per cluster config, concurrently.
 func startServers(t *testing.T, cfgs []cluster.Config) []*server.Server {
 	t.Helper()
+	return startServersWith(t, cfgs, nil)
+}
+
+// startServersWith is startServers with more config (streams) set by
+// more, when not nil.
+func startServersWith(t *testing.T, cfgs []cluster.Config, more func(*server.Config)) []*server.Server {
+	t.Helper()
 	srvs := make([]*server.Server, len(cfgs))
 	errs := make([]error, len(cfgs))
 	var wg sync.WaitGroup
@@ -50,6 +57,9 @@ func startServers(t *testing.T, cfgs []cluster.Config) []*server.Server {
 		}
 		cfg.Cluster = &cc
 		cfg.StateDir = t.TempDir()
+		if more != nil {
+			more(&cfg)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

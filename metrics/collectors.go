@@ -64,6 +64,9 @@ type Stream struct {
 	// Lag is the age of the oldest change not yet delivered.
 	Lag      time.Duration
 	Restarts int
+	// Leader: this node runs the stream (always, on a single node; in a
+	// cluster, while it holds the stream's lease).
+	Leader bool
 }
 
 // StreamStates are the values of the state label of wsgate_stream_state.
@@ -74,6 +77,7 @@ var (
 	streamLagDesc       = desc("stream_lag_seconds", "Age of the stream's oldest change not yet delivered; 0 when none is pending.", "stream")
 	streamRestartsDesc  = desc("stream_restarts_total", "Restarts of the stream's source after a failure.", "stream")
 	streamStateDesc     = desc("stream_state", "1 for the stream's current state, 0 for the others.", "stream", "state")
+	streamLeaderDesc    = desc("stream_leader", "1 while this node runs the stream (in a cluster: holds its lease), else 0.", "stream")
 )
 
 // AddStreams registers a collector of the streams list returns.
@@ -83,6 +87,11 @@ func (m *Metrics) AddStreams(list func() []Stream) {
 			ch <- prometheus.MustNewConstMetric(streamDeliveredDesc, prometheus.CounterValue, float64(s.Delivered), s.Name)
 			ch <- prometheus.MustNewConstMetric(streamLagDesc, prometheus.GaugeValue, s.Lag.Seconds(), s.Name)
 			ch <- prometheus.MustNewConstMetric(streamRestartsDesc, prometheus.CounterValue, float64(s.Restarts), s.Name)
+			leader := 0.0
+			if s.Leader {
+				leader = 1
+			}
+			ch <- prometheus.MustNewConstMetric(streamLeaderDesc, prometheus.GaugeValue, leader, s.Name)
 			for _, st := range StreamStates {
 				v := 0.0
 				if st == s.State {

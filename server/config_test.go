@@ -92,8 +92,9 @@ func intFields(t *testing.T, v reflect.Value, path string, commit func(), out *[
 	}
 }
 
-// clusterBlock is a valid cluster: block, walked on its own since a
-// cluster config refuses streams for now.
+// clusterBlock is a valid cluster: block, walked on its own (one node
+// config cannot hold every block's example at once: everyBlock has no
+// cluster).
 const clusterBlock = `
 cluster:
   node: { id: 3, name: n3 }
@@ -123,7 +124,7 @@ func TestEveryNumberIsRangeChecked(t *testing.T) {
 		"authorizer.resultTtlSeconds", "authorizer.integration.concurrency",
 		"streams[0].source.pollMillis", "streams[0].target.batchSize", "streams[0].target.integration.timeoutMillis",
 		"accessLog.bufferLines", "usagePlans[0].quota.offset", "usagePlans[0].throttle.burstLimit"})
-	checkEveryNumber(t, clusterBlock, []string{"cluster.requestTimeoutMillis", "cluster.groupLingerSeconds", "cluster.leaseSeconds"})
+	checkEveryNumber(t, clusterBlock, []string{"cluster.requestTimeoutMillis", "cluster.groupLingerSeconds", "cluster.leaseSeconds", "cluster.streamLeaseSeconds"})
 }
 
 func checkEveryNumber(t *testing.T, text string, wantPaths []string) {
@@ -189,5 +190,27 @@ func TestRangeMessages(t *testing.T) {
 	// The largest accepted values parse.
 	if _, err := server.ParseConfig([]byte("idleTimeoutSeconds: 604800\nmaxConnectionSeconds: 604800\nsendBufferBytes: 1073741824\n")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStreamsInCluster: a cluster config may have streams (each runs on
+// one node under a lease); runOn names nodes, so it needs a cluster block.
+func TestStreamsInCluster(t *testing.T) {
+	stream := `
+streams:
+  - source: { type: sqlite, path: app.db, tables: [orders] }
+    target: { group: orders }
+    runOn: [n3]
+`
+	if _, err := server.ParseConfig([]byte(clusterBlock + stream)); err != nil {
+		t.Fatalf("cluster with a stream: %v", err)
+	}
+	_, err := server.ParseConfig([]byte(stream))
+	if err == nil || !strings.Contains(err.Error(), "streams[0].runOn") {
+		t.Fatalf("runOn without a cluster: %v, want an error naming streams[0].runOn", err)
+	}
+	_, err = server.ParseConfig([]byte(clusterBlock + strings.Replace(stream, "[n3]", `[""]`, 1)))
+	if err == nil || !strings.Contains(err.Error(), "streams[0].runOn[0]") {
+		t.Fatalf("an empty node name in runOn: %v", err)
 	}
 }

@@ -13,10 +13,14 @@
 // Each stream runs under a streams.Supervisor on a goroutine the Server
 // owns: a source that fails is restarted with backoff, one that fails
 // permanently is reported (state "failed" in GET /{stage}/@streams and an
-// ERROR log) and left stopped while the rest of the server goes on.
+// ERROR log) and left stopped while the rest of the server goes on. With
+// a cluster block the supervisor runs only while this node holds the
+// stream's lease (cluster.Hub.Lease, keyed by the source's id), so each
+// source runs on one node of the cluster.
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -200,8 +204,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Cluster != nil {
 		e.In("cluster", c.Cluster.Validate())
-		if len(c.Streams) > 0 {
-			e.Addf("streams", "not supported with a cluster block yet: each node would run every stream (one runner per source under a lease is not built; see docs/cluster.md)")
+	} else {
+		for i, s := range c.Streams {
+			if len(s.RunOn) > 0 {
+				e.Addf(confcheck.Index("streams", i)+".runOn", "names cluster nodes: only with a cluster block")
+			}
 		}
 	}
 	if c.Admin != nil {
@@ -295,6 +302,11 @@ type stream struct {
 
 	cancel context.CancelFunc // stops this stream alone (Reload)
 	done   chan struct{}      // closed when its supervisor returned
+
+	// In a cluster: whether this node holds the stream's lease and runs
+	// it now, and the source id its lease is keyed by (once known).
+	leading  atomic.Bool
+	sourceID atomic.Pointer[string]
 }
 
 // clientListenConfig turns TCP keep-alive on for accepted connections with
@@ -346,6 +358,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		}
 		s.hub = s.cluster
 		s.AddReadyCheck("cluster", s.cluster.Ready)
+		s.cluster.SetStreamReport(s.streamReport)
 	}
 	if err := s.provision(s.ManagementEndpoint(), install); err != nil {
 		ln.Close()
@@ -564,7 +577,19 @@ func (st *stream) close() {
 // publisher adapts the hub to the streams' group target.
 type publisher struct{ h hub.Hub }
 
-var _ streams.CountingPublisher = publisher{}
+var (
+	_ streams.CountingPublisher = publisher{}
+	_ streams.FlushingPublisher = publisher{}
+)
+
+// Flush waits until a cluster hub's NATS connection took every group
+// message published so far; the memory hub has nothing to wait for.
+func (p publisher) Flush(ctx context.Context) error {
+	if f, ok := p.h.(interface{ Flush(context.Context) error }); ok {
+		return f.Flush(ctx)
+	}
+	return nil
+}
 
 func (p publisher) Publish(ctx context.Context, group string, data []byte) error {
 	_, _, err := p.PublishCounted(ctx, group, data)
@@ -657,7 +682,9 @@ func (s *Server) Start() {
 }
 
 // startStream runs st's supervisor until Shutdown, or until Reload stops
-// that stream alone. Call it with s.ctx set (Start).
+// that stream alone. Call it with s.ctx set (Start). In a cluster the
+// supervisor runs only while this node holds the stream's lease (see
+// runLeased).
 func (s *Server) startStream(st *stream) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	st.cancel, st.done = cancel, make(chan struct{})
@@ -665,10 +692,55 @@ func (s *Server) startStream(st *stream) {
 	go func() {
 		defer s.wg.Done()
 		defer close(st.done)
+		if s.cluster != nil {
+			s.runLeased(ctx, st)
+			return
+		}
 		s.log.Info("stream started", "stream", st.name)
+		st.leading.Store(true)
+		defer st.leading.Store(false)
 		_ = st.sup.Run(ctx) // logs its failures itself
 	}()
 }
+
+// runLeased campaigns for st's lease, keyed stream.<sourceID>, and runs its
+// supervisor while this node holds it, until ctx ends. A source that is no
+// streams.SourceIdentifier is keyed by the stream's name. A node that
+// runOn leaves out does not campaign.
+func (s *Server) runLeased(ctx context.Context, st *stream) {
+	log := s.log.With("stream", st.name)
+	if name := s.cfg.Cluster.Node.Name; !st.cfg.RunsOn(name) {
+		log.Info("stream left to other nodes (runOn)", "runOn", st.cfg.RunOn)
+		<-ctx.Done()
+		return
+	}
+	var id string
+	for attempt := 1; ; attempt++ {
+		var err error
+		if id, err = streams.SourceID(ctx, st.source, st.name); err == nil {
+			break
+		}
+		d := leaseRetry.Jittered(attempt)
+		log.Warn("stream source id unknown; cannot campaign for its lease yet", "error", err, "attempt", attempt, "retryIn", d)
+		if streams.Sleep(ctx, d) != nil {
+			return
+		}
+	}
+	st.sourceID.Store(&id)
+	log.Info("stream campaigning for its lease", "sourceId", id)
+	err := s.cluster.Lease(ctx, "stream."+id, func(lctx context.Context) error {
+		st.leading.Store(true)
+		defer st.leading.Store(false)
+		log.Info("stream started: this node leads it", "sourceId", id)
+		return st.sup.Run(lctx) // logs its failures itself
+	})
+	if err != nil && ctx.Err() == nil {
+		log.Error("stream stopped on this node", "error", err)
+	}
+}
+
+// leaseRetry spaces attempts to learn a stream's source id.
+var leaseRetry = streams.Backoff{Min: time.Second, Max: 30 * time.Second}
 
 // liveFunctions are the functions in force.
 func (s *Server) liveFunctions() *integration.Functions {
@@ -692,6 +764,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.readyMu.Lock()
 	s.stopping = true // /readyz answers 503 from now on
 	s.readyMu.Unlock()
+	if s.cluster != nil {
+		// Hand the streams over first: each stops, makes its position
+		// durable and releases its lease, and another node takes it
+		// while this one drains its clients.
+		s.stopStreams(ctx)
+	}
 	httpErr := s.http.Shutdown(ctx) // stops accepting; hijacked sockets are the gateway's
 	gwErr := s.gw.Shutdown(ctx)
 	if s.cluster != nil {
@@ -715,6 +793,26 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = s.adminLn.Close()            // in case Start never served it
 	}
 	return errors.Join(httpErr, gwErr, waitErr, adminErr)
+}
+
+// stopStreams stops every stream and waits for each (bounded by ctx).
+func (s *Server) stopStreams(ctx context.Context) {
+	sts := s.liveStreams()
+	for _, st := range sts {
+		if st.cancel != nil {
+			st.cancel()
+		}
+	}
+	for _, st := range sts {
+		if st.cancel == nil {
+			continue // never started
+		}
+		select {
+		case <-st.done:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // release shuts the gateway down (its integrations and sweeper) and
@@ -779,6 +877,19 @@ type StreamJSON struct {
 	Group *GroupJSON `json:"group,omitempty"`
 	// Integration counts an integration target's invocations.
 	Integration *IntegrationJSON `json:"integration,omitempty"`
+	// SourceID names the physical source (cluster only): the stream's
+	// lease is stream.<sourceId>.
+	SourceID string `json:"sourceId,omitempty"`
+	// Leader is the node that runs the stream (cluster only); absent
+	// while no node does (a failover under way), and the figures are
+	// then the answering node's.
+	Leader *LeaderJSON `json:"leader,omitempty"`
+}
+
+// LeaderJSON is the node that runs a stream, as in GET /{stage}/@cluster.
+type LeaderJSON struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
 }
 
 // GroupJSON is streams.GroupStats in the @streams answer.
@@ -812,13 +923,81 @@ func (s *Server) serveStreams(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, `{"message":"No method found matching route @streams for http method `+r.Method+`."}`, http.StatusNotFound)
 		return
 	}
-	sts := s.liveStreams()
-	out := StreamsJSON{Streams: make([]StreamJSON, 0, len(sts))}
-	for _, st := range sts {
-		out.Streams = append(out.Streams, st.json())
+	out := StreamsJSON{Streams: s.localStreams()}
+	if s.cluster != nil {
+		reports, err := s.cluster.StreamReports(r.Context())
+		if err != nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("x-amzn-ErrorType", "InternalServerErrorException")
+			w.WriteHeader(http.StatusInternalServerError)
+			_ = json.NewEncoder(w).Encode(map[string]string{"message": err.Error()})
+			return
+		}
+		out.Streams = mergeStreams(out.Streams, reports)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(out)
+}
+
+// localStreams are this node's streams in the @streams shape; in a
+// cluster each names its source and, when this node runs it, the leader.
+func (s *Server) localStreams() []StreamJSON {
+	sts := s.liveStreams()
+	out := make([]StreamJSON, 0, len(sts))
+	for _, st := range sts {
+		j := st.json()
+		if s.cluster != nil {
+			if id := st.sourceID.Load(); id != nil {
+				j.SourceID = *id
+			}
+			if st.leading.Load() {
+				j.Leader = &LeaderJSON{ID: hub.NodeHex(s.cluster.Self()), Name: s.cfg.Cluster.Node.Name}
+			}
+		}
+		out = append(out, j)
+	}
+	return out
+}
+
+// streamReport is this node's answer to another node's streams query.
+func (s *Server) streamReport() []byte {
+	b, _ := json.Marshal(s.localStreams())
+	return b
+}
+
+// mergeStreams joins this node's streams with the other nodes' reports:
+// one item per source (per name when the source id is not known yet),
+// the leader's when a node leads it. Sorted by name, then source id.
+func mergeStreams(local []StreamJSON, reports [][]byte) []StreamJSON {
+	all := slices.Clone(local)
+	for _, b := range reports {
+		var items []StreamJSON
+		if json.Unmarshal(b, &items) == nil {
+			all = append(all, items...)
+		}
+	}
+	key := func(j StreamJSON) string {
+		if j.SourceID != "" {
+			return "id:" + j.SourceID
+		}
+		return "name:" + j.Name
+	}
+	byKey := map[string]int{}
+	var out []StreamJSON
+	for _, j := range all {
+		i, ok := byKey[key(j)]
+		switch {
+		case !ok:
+			byKey[key(j)] = len(out)
+			out = append(out, j)
+		case out[i].Leader == nil && j.Leader != nil:
+			out[i] = j
+		}
+	}
+	slices.SortStableFunc(out, func(a, b StreamJSON) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.SourceID, b.SourceID))
+	})
+	return out
 }
 
 func (st *stream) json() StreamJSON {

@@ -31,6 +31,10 @@ type Config struct {
 	Source SourceConfig `json:"source"`
 	// Target is where the records go. Required.
 	Target TargetConfig `json:"target"`
+	// RunOn names the cluster nodes (node.name) that may run the stream;
+	// the others leave it to them. Default: every node that has it in its
+	// config campaigns for it. Only with a cluster block.
+	RunOn []string `json:"runOn,omitempty"`
 }
 
 // TargetConfig is the `target` block of a stream. Exactly one of Group and
@@ -106,7 +110,17 @@ func (c *Config) Validate() error {
 	var e confcheck.Errors
 	e.In("source", c.Source.Validate())
 	e.In("target", c.Target.Validate())
+	for i, n := range c.RunOn {
+		if n == "" || len(n) > 64 {
+			e.Addf(confcheck.Index("runOn", i), "%q: want a node name of 1 to 64 characters", n)
+		}
+	}
 	return e.Err()
+}
+
+// RunsOn reports whether the node named node may run the stream.
+func (c *Config) RunsOn(node string) bool {
+	return len(c.RunOn) == 0 || slices.Contains(c.RunOn, node)
 }
 
 // DisplayName is Name, or a name derived from the source.

@@ -2,6 +2,8 @@ package streams
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"time"
 
@@ -43,6 +45,36 @@ type Source interface {
 	// Stats reports what the source has done so far; safe to call from any
 	// goroutine while Run runs.
 	Stats() Stats
+}
+
+// SourceIdentifier is a Source that can name the physical source it reads
+// (the database file, the PostgreSQL slot, the DynamoDB stream), so that in
+// a cluster every node with that source in its config campaigns for one
+// lease and exactly one runs it, while two hosts each with their own
+// app.db at the same path get a runner each. SourceID is the first 16 hex
+// digits of the SHA-256 of a string naming the source; it may read the
+// source (and fail while the source cannot be reached), so it takes a
+// context. sqlite implements it from a uuid kept in the database.
+type SourceIdentifier interface {
+	SourceID(ctx context.Context) (string, error)
+}
+
+// SourceID is src's SourceID when it is a SourceIdentifier, else the
+// stream's name standing in for the source: the first 16 hex digits of
+// the SHA-256 of "name:" and name. Nodes whose configs give a stream the
+// same name then share one lease, whatever it reads.
+func SourceID(ctx context.Context, src Source, name string) (string, error) {
+	if si, ok := src.(SourceIdentifier); ok {
+		return si.SourceID(ctx)
+	}
+	return HashID("name:" + name), nil
+}
+
+// HashID is the form of every source id: the first 16 hex digits of the
+// SHA-256 of what names the source.
+func HashID(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:8])
 }
 
 // Stats describes a source's progress.

@@ -29,6 +29,15 @@ type CountingPublisher interface {
 	PublishCounted(ctx context.Context, group string, data []byte) (queued, skipped int, err error)
 }
 
+// FlushingPublisher is a Publisher that hands messages on asynchronously
+// (a cluster's NATS connection): Flush returns once everything published
+// before it was taken over, or fails. GroupTarget flushes after each batch
+// and fails the batch when the flush fails, so the source offers it again.
+type FlushingPublisher interface {
+	Publisher
+	Flush(ctx context.Context) error
+}
+
 // GroupTarget publishes each record that passes Filter and Criteria, as
 // the JSON of one DynamoDB stream record (what json.Marshal of an
 // events.DynamoDBEventRecord gives), to Group.
@@ -50,7 +59,9 @@ type CountingPublisher interface {
 //   - A publish error fails the whole Handle call, so the source offers the
 //     batch again and the records published before the error are published
 //     again: members then see them twice. The in-memory hub never fails a
-//     publish.
+//     publish. In a cluster the publish goes to this node's members and
+//     to NATS (for the other nodes' members), and the batch is accepted
+//     only once NATS took it (FlushingPublisher).
 type GroupTarget struct {
 	Group  string
 	Filter *Filter
@@ -140,6 +151,14 @@ func (t *GroupTarget) Handle(ctx context.Context, shard string, recs []Record) e
 		t.stats.skipped.Add(int64(skipped))
 		if counted && queued+skipped == 0 {
 			t.stats.noSubscribers.Add(1)
+		}
+	}
+	if fp, ok := t.Publisher.(FlushingPublisher); ok {
+		// The batch went out: see it through even when ctx ended
+		// meanwhile (a graceful handover), or the next runner would
+		// deliver it again. The publisher bounds the wait.
+		if err := fp.Flush(context.WithoutCancel(ctx)); err != nil {
+			return fmt.Errorf("publishing to group %s: %w", t.Group, err)
 		}
 	}
 	return nil

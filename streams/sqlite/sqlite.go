@@ -78,6 +78,22 @@
 // and not yet accepted (gathered for a batch, or refused by the handler),
 // zero when caught up.
 //
+// # Runners, epoch and source id
+//
+// Install also creates _wsgate_meta, one row per source (its tables): a
+// random uuid, the file's identity, the same in every row (SourceID is
+// the first 16 hex digits of the SHA-256 of "sqlite:", it, ":" and the
+// tables; a cluster keys the stream's lease with it, so every node on
+// this file shares one lease per stream), and an epoch that every Run of
+// the source raises when it starts. Run's trim deletes only while the
+// epoch is still the one it set (the condition is part of the DELETE), so
+// a runner started before another one of the same source (a cluster
+// leader whose lease another node took over while it was paused or cut
+// off) deletes nothing and stops with ErrFenced: two runners can deliver a
+// row twice, never lose one, since each trims only rows it delivered. A
+// file without the source's row (create false, installed by an older
+// version) is run without the fence and has no SourceID.
+//
 // All captured tables of a file share one log and one shard,
 // "sqlite:{path}", so records are ordered across tables and one Handle call
 // may hold records of several tables (see eventSourceARN). A source reads
@@ -311,6 +327,10 @@ func (s *Source) Uninstall(ctx context.Context) error {
 			return err
 		}
 	}
+	_, err = conn.ExecContext(ctx, `DELETE FROM `+metaTable+` WHERE source = ?`, sourceKey(s.tables))
+	if err != nil && !isNoTable(err) {
+		return fmt.Errorf("uninstalling %s: %w", s.path, err)
+	}
 	return nil
 }
 
@@ -430,15 +450,21 @@ func (s *Source) Run(ctx context.Context, h streams.Handler) error {
 	if t.enc, err = t.textEncoding(ctx); err != nil {
 		return classify(err)
 	}
+	if t.epoch, err = t.takeOver(ctx); err != nil {
+		return classify(err)
+	}
 	t.size, t.window = streams.BatchOptions(h)
 	t.query = fmt.Sprintf(`SELECT seq, tbl, op, keys_json, new_json, old_json, ts FROM %s WHERE seq > ? AND tbl IN (%s) ORDER BY seq LIMIT ?`,
 		ChangeTable, placeholders(len(s.tables)))
 	t.trim = fmt.Sprintf(`DELETE FROM %s WHERE seq <= ? AND tbl IN (%s)`, ChangeTable, placeholders(len(s.tables)))
-	err = t.run(ctx, h)
-	if t.trimmedUpTo < t.last {
-		t.trimLog(ctx)
+	if t.epoch != 0 {
+		t.trim += ` AND (SELECT epoch FROM ` + metaTable + ` WHERE source = ?) = ?`
 	}
-	if ctx.Err() != nil {
+	err = t.run(ctx, h)
+	if t.trimmedUpTo < t.last && err == nil {
+		err = t.trimLog(ctx)
+	}
+	if ctx.Err() != nil && !errors.Is(err, ErrFenced) {
 		return nil
 	}
 	return err
@@ -490,6 +516,7 @@ type tail struct {
 	query, trim  string
 	enc          textEncoding // how hex(TEXT) in the log is to be read
 	schema       int64        // schema_version the triggers match
+	epoch        int64        // _wsgate_meta's epoch this run set; 0: no fence
 	last         int64        // highest seq the handler accepted
 	trimmedUpTo  int64        // highest seq deleted from the log
 	trimmed      time.Time    // when the log was last trimmed
@@ -521,7 +548,9 @@ func (t *tail) run(ctx context.Context, h streams.Handler) error {
 		t.setPending(rows)
 		if len(rows) == 0 {
 			t.dbFails = 0
-			t.waitChange(ctx, version)
+			if err := t.waitChange(ctx, version); err != nil {
+				return err
+			}
 			continue
 		}
 		if len(rows) < t.size && t.window > 0 {
@@ -565,7 +594,9 @@ func (t *tail) run(ctx context.Context, h streams.Handler) error {
 		t.setPending(nil)
 		t.setErr(nil)
 		if t.last-t.trimmedUpTo >= trimRows || time.Since(t.trimmed) >= t.trimDelay {
-			t.trimLog(ctx)
+			if err := t.trimLog(ctx); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -648,39 +679,59 @@ func (t *tail) gather(ctx context.Context, rows []logRow) ([]logRow, error) {
 
 // trimLog deletes the accepted rows. A failure is logged and the delete
 // tried again after the next batch: the rows stay behind t.last meanwhile.
-func (t *tail) trimLog(ctx context.Context) {
-	args := make([]any, 0, len(t.tables)+1)
+// The delete carries this run's epoch: when another run started on the
+// file since (a cluster node that took the stream over), it deletes
+// nothing and trimLog returns ErrFenced, which ends the run.
+func (t *tail) trimLog(ctx context.Context) error {
+	args := make([]any, 0, len(t.tables)+2)
 	args = append(args, t.last)
 	for _, tb := range t.tables {
 		args = append(args, tb)
 	}
+	if t.epoch != 0 {
+		args = append(args, sourceKey(t.tables), t.epoch)
+	}
 	// The handler accepted the rows: finish the small delete even when
 	// ctx was cancelled meanwhile, so a clean stop does not redeliver.
-	if _, err := t.conn.ExecContext(context.WithoutCancel(ctx), t.trim, args...); err != nil {
+	ctx = context.WithoutCancel(ctx)
+	res, err := t.conn.ExecContext(ctx, t.trim, args...)
+	if err != nil {
 		t.setErr(err)
 		t.log.Warn("sqlite stream could not trim its change log; will retry", "path", t.path, "error", err)
-		return
+		return nil
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		if err := t.fenced(ctx); err != nil {
+			t.setErr(err)
+			t.log.Warn("sqlite stream stopped: another runner took its change log over", "path", t.path, "error", err)
+			return err
+		}
 	}
 	t.trimmedUpTo = t.last
 	t.trimmed = time.Now()
+	return nil
 }
 
 // waitChange polls PRAGMA data_version, which changes when another
 // connection commits, until it differs from version, a failed update of
-// the triggers is due again, or ctx is done.
-func (t *tail) waitChange(ctx context.Context, version int64) {
+// the triggers is due again, or ctx is done. It trims what waits to be
+// trimmed, and returns ErrFenced when that was refused.
+func (t *tail) waitChange(ctx context.Context, version int64) error {
 	for streams.Sleep(ctx, t.poll) == nil {
 		if t.trimmedUpTo < t.last && time.Since(t.trimmed) >= t.trimDelay {
-			t.trimLog(ctx)
+			if err := t.trimLog(ctx); err != nil {
+				return err
+			}
 		}
 		v, err := t.pragma(ctx, "data_version")
 		if err != nil || v != version {
-			return
+			return nil
 		}
 		if t.prepareFails > 0 && !time.Now().Before(t.prepareAt) {
-			return // time to try the triggers again
+			return nil // time to try the triggers again
 		}
 	}
+	return nil
 }
 
 // checkSchema brings the triggers up to date when the schema changed

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -21,6 +22,24 @@ const triggerPrefix = "_wsgate_"
 const tableList = "_wsgate_tables"
 
 const createTableList = `CREATE TABLE IF NOT EXISTS ` + tableList + ` (tbl TEXT PRIMARY KEY)`
+
+// metaTable holds one row per source (the set of tables a stream
+// captures, as a JSON list): the database's id, a random uuid the first
+// install drew, the same in every row (SourceID is made from it and the
+// tables), and the source's epoch, raised by every Run that starts. A trim
+// deletes only while the epoch is the one its Run set, so a runner that
+// another one of the same source took over from stops instead of
+// trimming (see Source.Run). Two streams capturing different tables of one
+// file have a row each and do not fence each other.
+const metaTable = "_wsgate_meta"
+
+const createMetaTable = `CREATE TABLE IF NOT EXISTS ` + metaTable + ` (source TEXT PRIMARY KEY, id TEXT NOT NULL, epoch INTEGER NOT NULL)`
+
+// sourceKey names a source in metaTable: its tables, sorted, as JSON.
+func sourceKey(tables []string) string {
+	b, _ := json.Marshal(slices.Sorted(slices.Values(tables)))
+	return string(b)
+}
 
 // rejectedPrefix marks a change the source cannot decode: it is kept in
 // the log with tbl = rejectedPrefix + table, where the source no longer
@@ -259,10 +278,14 @@ func installError(tables []string, err error) error {
 func installIn(ctx context.Context, tx *sql.Tx, tables []string, strict bool) (prepared, error) {
 	p := prepared{snapshots: map[string]int64{}}
 	fail := func(err error) (prepared, error) { return prepared{}, installError(tables, err) }
-	for _, stmt := range []string{createChangeTable, createTableList} {
+	for _, stmt := range []string{createChangeTable, createTableList, createMetaTable} {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return fail(err)
 		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO `+metaTable+` (source, id, epoch) VALUES (?, coalesce((SELECT id FROM `+metaTable+` LIMIT 1), ?), 0)`,
+		sourceKey(tables), newUUID()); err != nil {
+		return fail(err)
 	}
 	var missing []error
 	for _, table := range tables {
@@ -470,6 +493,13 @@ func uninstall(ctx context.Context, conn *sql.Conn, table string) error {
 			_, err = tx.ExecContext(ctx, drop.deleteOfThisTable, table)
 		}
 		if err != nil {
+			return fmt.Errorf("uninstalling triggers on %s: %w", table, err)
+		}
+	}
+	if left == 0 {
+		// Nothing is captured any more: the id and epoch go too (a new
+		// install is a new source).
+		if _, err := tx.ExecContext(ctx, "DROP TABLE IF EXISTS "+metaTable); err != nil {
 			return fmt.Errorf("uninstalling triggers on %s: %w", table, err)
 		}
 	}
