@@ -2,8 +2,6 @@ package streams
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"time"
 
@@ -67,14 +65,7 @@ func SourceID(ctx context.Context, src Source, name string) (string, error) {
 	if si, ok := src.(SourceIdentifier); ok {
 		return si.SourceID(ctx)
 	}
-	return HashID("name:" + name), nil
-}
-
-// HashID is the form of every source id: the first 16 hex digits of the
-// SHA-256 of what names the source.
-func HashID(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:8])
+	return HashSourceID("name:" + name), nil
 }
 
 // Stats describes a source's progress.

@@ -17,7 +17,7 @@ import (
 // rows it delivered and could not trim are delivered again by the other
 // runner. In a cluster this is a runner whose lease another node took
 // over; it stops before its lease renewal tells it.
-var ErrFenced = errors.New("another runner took over this change log")
+var ErrFenced = fmt.Errorf("%w: its change log moved to a new epoch", streams.ErrFenced)
 
 var _ streams.SourceIdentifier = (*Source)(nil)
 
@@ -46,7 +46,7 @@ func (s *Source) SourceID(ctx context.Context) (string, error) {
 		}
 		return "", fmt.Errorf("reading the id of %s: %w", s.path, err)
 	}
-	return streams.HashID("sqlite:" + id + ":" + key), nil
+	return streams.HashSourceID("sqlite:" + id + ":" + key), nil
 }
 
 // takeOver raises the source's epoch and returns it, so that runs of the

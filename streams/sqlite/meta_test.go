@@ -36,7 +36,7 @@ func TestSourceID(t *testing.T) {
 		t.Fatalf("second source on the same file: %q %v, want %q", id2, err, id)
 	}
 	uuid := cliQuery(t, path, `SELECT id FROM _wsgate_meta`)
-	if want := streams.HashID("sqlite:" + uuid + `:["items"]`); id != want {
+	if want := streams.HashSourceID("sqlite:" + uuid + `:["items"]`); id != want {
 		t.Fatalf("id %q, want sha256(sqlite:%s:[\"items\"]) = %q", id, uuid, want)
 	}
 	if n := cliQuery(t, path, `SELECT count(*) FROM _wsgate_meta`); n != "1" {
@@ -50,7 +50,7 @@ func TestSourceID(t *testing.T) {
 	if err := rooms.Install(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if rid, err := rooms.SourceID(ctx); err != nil || rid == id || rid != streams.HashID("sqlite:"+uuid+`:["rooms"]`) {
+	if rid, err := rooms.SourceID(ctx); err != nil || rid == id || rid != streams.HashSourceID("sqlite:"+uuid+`:["rooms"]`) {
 		t.Fatalf("rooms' id %q %v (items' %q)", rid, err, id)
 	}
 	other, _ := newSource(t, `CREATE TABLE items(id INTEGER PRIMARY KEY)`, "items")
@@ -104,8 +104,8 @@ func TestEpochFence(t *testing.T) {
 	cli(t, path, `INSERT INTO items VALUES (2)`)
 	select {
 	case err := <-oldDone:
-		if !errors.Is(err, ErrFenced) {
-			t.Fatalf("older run ended with %v, want ErrFenced", err)
+		if !errors.Is(err, ErrFenced) || !errors.Is(err, streams.ErrFenced) {
+			t.Fatalf("older run ended with %v, want ErrFenced (and streams.ErrFenced, the one error every source fences with)", err)
 		}
 	case <-time.After(wait):
 		t.Fatal("the older run did not stop")
