@@ -71,6 +71,9 @@ type Hub struct {
 	claimed   bool
 	ownRev    uint64
 	renewedAt time.Time
+	// renewFailing is when the registry renewals began failing (zero
+	// while they succeed): fencing rules 2 and 3 count from it.
+	renewFailing time.Time
 	peers     map[byte]*peer
 
 	connectedAt atomic.Int64 // unix nanoseconds of the ctl connection's last (re)connect
@@ -165,8 +168,11 @@ func (h *Hub) start(ctx context.Context, opts Options) error {
 		return err
 	}
 	h.startGroups()
-	h.dedupe.init()
-	h.wg.Add(1)
+	if h.cfg.dedupeFor() > 0 {
+		h.dedupe.init()
+	}
+	h.wg.Add(2)
+	go h.beat()
 	go h.tick()
 	h.heartbeat()
 	h.log.Info("cluster node up", "node", hub.NodeHex(h.self), "name", h.cfg.Node.Name, "inc", h.incarnation())
@@ -238,8 +244,27 @@ func (h *Hub) subject(b byte, kind string) string {
 	return h.prefix + ".n." + hub.NodeHex(b) + "." + kind
 }
 
-// tick sends heartbeats, renews the registry entry every lease/5, and
-// declares silent nodes gone.
+// beat sends a heartbeat every heartbeatMillis. It runs apart from the
+// registry work (tick), which waits on KV calls: a registry electing a
+// leader must not silence this node's heartbeats, or the others would
+// take it for gone (and it would fence) while it is alive.
+func (h *Hub) beat() {
+	defer h.wg.Done()
+	t := time.NewTicker(h.cfg.heartbeat())
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-t.C:
+		}
+		h.heartbeat()
+	}
+}
+
+// tick renews the registry entry every lease/5 (every heartbeat while a
+// peer is silent or a renewal failed), declares silent nodes gone, and
+// fences this node when it is the isolated one.
 func (h *Hub) tick() {
 	defer h.wg.Done()
 	t := time.NewTicker(h.cfg.heartbeat())
@@ -251,14 +276,14 @@ func (h *Hub) tick() {
 			return
 		case <-t.C:
 		}
-		h.heartbeat()
-		if time.Since(lastRenew) >= h.cfg.lease()/5 {
+		if time.Since(lastRenew) >= h.cfg.lease()/5 || h.suspicious() {
 			lastRenew = time.Now()
 			h.renew(h.ctx)
 		}
+		h.checkIsolation()
 		h.reapSilent()
 		h.commitLocalGone()
-		h.dedupe.rotate(dedupeFor)
+		h.dedupe.rotate(h.cfg.dedupeFor())
 	}
 }
 
@@ -292,27 +317,33 @@ func (h *Hub) handleHeartbeat(m *nats.Msg) {
 	}
 }
 
-// reapSilent declares gone every up node whose heartbeats stopped for
-// nodeTimeout, but only while this node heard a strict majority of the
-// live set (itself included) in that time: the isolated one must not
-// declare the others.
-func (h *Hub) reapSilent() {
+// hearing counts the live set (registry entries up, this node included)
+// and the nodes heard within d (this node included), and lists the others.
+func (h *Hub) hearing(d time.Duration) (heard, live int, silent []byte) {
 	now := time.Now()
-	var silent []byte
-	heard, live := 1, 1
+	heard, live = 1, 1
 	h.mu.RLock()
+	defer h.mu.RUnlock()
 	for b, p := range h.peers {
 		if b == h.self || !p.present || p.e.State != "up" {
 			continue
 		}
 		live++
-		if now.Sub(p.lastSeen) < h.cfg.nodeTimeout() {
+		if now.Sub(p.lastSeen) < d {
 			heard++
 		} else {
 			silent = append(silent, b)
 		}
 	}
-	h.mu.RUnlock()
+	return heard, live, silent
+}
+
+// reapSilent declares gone every up node whose heartbeats stopped for
+// nodeTimeout, but only while this node heard a strict majority of the
+// live set (itself included) in that time: the isolated one must not
+// declare the others.
+func (h *Hub) reapSilent() {
+	heard, live, silent := h.hearing(h.cfg.nodeTimeout())
 	if len(silent) == 0 || 2*heard <= live {
 		return
 	}

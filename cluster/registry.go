@@ -166,7 +166,9 @@ func (h *Hub) apply(up jetstream.KeyValueEntry) {
 		var e entry
 		if json.Unmarshal(up.Value(), &e) == nil {
 			if !p.present || p.e.Inc != e.Inc {
-				p.lastSeen = time.Now() // a new incarnation gets a fresh heartbeat clock
+				// A new incarnation: a fresh heartbeat clock, and what was
+				// taken for gone locally was the previous one.
+				p.lastSeen, p.localGone = time.Now(), false
 			}
 			p.e, p.present = e, true
 		}
@@ -302,7 +304,7 @@ func (h *Hub) claimByte(ctx context.Context, b byte, takeGone bool) (bool, error
 func (h *Hub) own(b byte, rev uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.self, h.ownRev, h.claimed, h.renewedAt = b, rev, true, time.Now()
+	h.self, h.ownRev, h.claimed, h.renewedAt, h.renewFailing = b, rev, true, time.Now(), time.Time{}
 	p := h.peer(b)
 	if rev >= p.rev {
 		p.rev, p.present = rev, true
@@ -337,6 +339,7 @@ func (h *Hub) renew(ctx context.Context) {
 	if !claimed {
 		return
 	}
+	sent := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, h.cfg.requestTimeout())
 	nrev, err := h.kv.Update(rctx, nodeKey(b), h.me(), rev)
 	cancel()
@@ -344,7 +347,7 @@ func (h *Hub) renew(ctx context.Context) {
 	case err == nil:
 		h.mu.Lock()
 		if h.ownRev == rev {
-			h.ownRev, h.renewedAt = nrev, time.Now()
+			h.ownRev, h.renewedAt, h.renewFailing = nrev, time.Now(), time.Time{}
 		}
 		h.mu.Unlock()
 	case errors.Is(err, jetstream.ErrKeyExists), isWrongSequence(err):
@@ -352,8 +355,47 @@ func (h *Hub) renew(ctx context.Context) {
 	case time.Since(last) >= h.cfg.lease():
 		h.startFence("the registry could not be renewed for a lease: " + err.Error())
 	default:
+		h.mu.Lock()
+		if h.renewFailing.IsZero() {
+			h.renewFailing = sent
+		}
+		h.mu.Unlock()
 		h.log.Warn("cluster registry renewal failed", "error", err)
 	}
+}
+
+// suspicious reports whether the registry renewal should run now rather
+// than at its period: a renewal failed, or a peer missed two heartbeats.
+// Fencing rule 2 counts from the first failed renewal, so the isolated
+// node must find out soon.
+func (h *Hub) suspicious() bool {
+	h.mu.RLock()
+	failing := !h.renewFailing.IsZero()
+	h.mu.RUnlock()
+	_, _, silent := h.hearing(2 * h.cfg.heartbeat())
+	return failing || len(silent) > 0
+}
+
+// checkIsolation is fencing rule 2: connected to NATS, registry renewals
+// failing for isolationSeconds, and fewer than a strict majority of the
+// live set heard: this node is on the minority side of a partition (core
+// NATS reaches it, the registry's quorum does not). The majority declares
+// it gone after nodeTimeoutMillis and answers 410 for its ids, so it
+// closes its clients rather than keep them connected but unreachable.
+// A full NATS outage is rule 3's (leaseSeconds): nobody can declare
+// anybody gone then.
+func (h *Hub) checkIsolation() {
+	h.mu.RLock()
+	since := h.renewFailing
+	h.mu.RUnlock()
+	if since.IsZero() || time.Since(since) < h.cfg.isolation() || !h.ctl.IsConnected() {
+		return
+	}
+	heard, live, _ := h.hearing(h.cfg.nodeTimeout())
+	if 2*heard > live {
+		return
+	}
+	h.startFence(fmt.Sprintf("isolated: registry renewals failing for %v while %d of %d nodes are heard", time.Since(since).Round(time.Second), heard, live))
 }
 
 func isWrongSequence(err error) bool {

@@ -121,7 +121,7 @@ func TestEveryNumberIsRangeChecked(t *testing.T) {
 		"authorizer.resultTtlSeconds", "authorizer.integration.concurrency",
 		"streams[0].source.pollMillis", "streams[0].target.batchSize", "streams[0].target.integration.timeoutMillis",
 		"accessLog.bufferLines"})
-	checkEveryNumber(t, clusterBlock, []string{"cluster.requestTimeoutMillis", "cluster.groupLingerSeconds", "cluster.leaseSeconds"})
+	checkEveryNumber(t, clusterBlock, []string{"cluster.requestTimeoutMillis", "cluster.groupLingerSeconds", "cluster.leaseSeconds", "cluster.isolationSeconds", "cluster.dedupeSeconds"})
 }
 
 func checkEveryNumber(t *testing.T, text string, wantPaths []string) {
