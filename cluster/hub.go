@@ -74,7 +74,7 @@ type Hub struct {
 	// renewFailing is when the registry renewals began failing (zero
 	// while they succeed): fencing rules 2 and 3 count from it.
 	renewFailing time.Time
-	peers     map[byte]*peer
+	peers        map[byte]*peer
 
 	connectedAt atomic.Int64 // unix nanoseconds of the ctl connection's last (re)connect
 	fencing     atomic.Bool
