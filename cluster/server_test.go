@@ -35,7 +35,25 @@ credentials: [{ accessKeyId: AKID, secretAccessKey: secret }]
 admin: { listen: "127.0.0.1:0" }
 routes:
   "$default": { integration: { type: mock } }
+  whoami:
+    integration:
+      type: mock
+      requestTemplates: { "$default": '{"statusCode": 200}' }
+      integrationResponses: { "$default": { responseTemplates: { "$default": "$context.connectionId" } } }
+    routeResponseSelectionExpression: "$default"
 `
+
+// serverConfig is a node's server config around its cluster block.
+func serverConfig(t *testing.T, cc cluster.Config) server.Config {
+	t.Helper()
+	var cfg server.Config
+	if err := yaml.UnmarshalStrict([]byte(nodeConfig), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Cluster = &cc
+	cfg.StateDir = t.TempDir()
+	return cfg
+}
 
 // startServers starts one wsgate server per cluster config, concurrently.
 func startServers(t *testing.T, cfgs []cluster.Config) []*server.Server {
@@ -44,12 +62,7 @@ func startServers(t *testing.T, cfgs []cluster.Config) []*server.Server {
 	errs := make([]error, len(cfgs))
 	var wg sync.WaitGroup
 	for i, cc := range cfgs {
-		var cfg server.Config
-		if err := yaml.UnmarshalStrict([]byte(nodeConfig), &cfg); err != nil {
-			t.Fatal(err)
-		}
-		cfg.Cluster = &cc
-		cfg.StateDir = t.TempDir()
+		cfg := serverConfig(t, cc)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
