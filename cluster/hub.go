@@ -88,6 +88,9 @@ type Hub struct {
 
 	dedupe dedupe
 
+	// connHook, set by tests only, runs first in handleConn: a slow owner.
+	connHook atomic.Pointer[func(op string)]
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -666,6 +669,9 @@ func expired(m *nats.Msg) bool {
 // connections. Every op is non-blocking (hub.Memory's contract), but a
 // first join, which subscribes the group and flushes.
 func (h *Hub) handleConn(m *nats.Msg) {
+	if f := h.connHook.Load(); f != nil {
+		(*f)(m.Header.Get(hdrOp))
+	}
 	if expired(m) {
 		return
 	}
