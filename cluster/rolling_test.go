@@ -265,8 +265,7 @@ func TestClusterRollingRestart(t *testing.T) {
 		if err != nil {
 			t.Fatalf("node %d restart: %v", k, err)
 		}
-		s.Start()
-		t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+		s.Start() // startServers's cleanup shuts it down: srvs is rc.srvs
 		if s.Cluster().Self() != b {
 			t.Fatalf("node %d restarted with byte %d, had %d", k, s.Cluster().Self(), b)
 		}

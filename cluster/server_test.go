@@ -71,13 +71,18 @@ func startServers(t *testing.T, cfgs []cluster.Config) []*server.Server {
 	}
 	wg.Wait()
 	t.Cleanup(func() {
+		// Together, as startHubs's cleanup.
+		var wg sync.WaitGroup
 		for _, s := range srvs {
 			if s != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				_ = s.Shutdown(ctx)
-				cancel()
+				wg.Go(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					_ = s.Shutdown(ctx)
+				})
 			}
 		}
+		wg.Wait()
 	})
 	for i, err := range errs {
 		if err != nil {
