@@ -146,6 +146,11 @@ func TestClusterHostLoss(t *testing.T) {
 	if c.Cluster().Fenced() == 0 {
 		t.Fatal("C closed its clients without fencing")
 	}
+	// Until C is registered again, A and B answer 410 for any id it mints:
+	// it refuses new clients.
+	if _, resp, err := websocket.DefaultDialer.Dial(c.WebSocketURLs()[0], nil); err == nil || resp == nil || resp.StatusCode != 503 {
+		t.Fatalf("a new client on C while it is cut off: %v %v, want 503", err, resp)
+	}
 
 	mu.Lock()
 	var worst time.Duration

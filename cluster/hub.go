@@ -765,5 +765,11 @@ func (h *Hub) Ready() error {
 	return nil
 }
 
+// Admitting reports whether the gateway may accept new connections: not
+// while this node fences (closing its connections, then registering a new
+// incarnation), since the other nodes may answer 410 for the ids it mints
+// meanwhile.
+func (h *Hub) Admitting() bool { return !h.fencing.Load() }
+
 // LiveNodes is the number of nodes up, this one included.
 func (h *Hub) LiveNodes() int { return len(h.live()) + 1 }
