@@ -113,6 +113,33 @@ func TestClusterHostLoss(t *testing.T) {
 			}()
 		}
 	}
+	// A backend on C posts to a client of A: the cut-off node must never
+	// take A for gone (it does not hear a majority), so never a 410 for a
+	// live connection.
+	wsA, idA := dial(t, a)
+	go func() {
+		for {
+			if _, _, err := wsA.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	var fromC statusLog
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		api := oneShot(c)
+		for pctx.Err() == nil {
+			st := postStatus(pctx, api, idA, []byte("from C"))
+			if pctx.Err() != nil {
+				return
+			}
+			mu.Lock()
+			fromC.add(st, time.Now())
+			mu.Unlock()
+			time.Sleep(50 * time.Millisecond) // the backend's pace
+		}
+	}()
 	defer func() { stop(); wg.Wait() }()
 
 	t0 := time.Now()
@@ -195,6 +222,9 @@ func TestClusterHostLoss(t *testing.T) {
 	t.Logf("new client reached from every node %v after the heal", time.Since(healed))
 	stop()
 	wg.Wait()
+	if !fromC.first410.IsZero() {
+		t.Errorf("C answered 410 for a live client of A (statuses %v)", fromC.seen)
+	}
 	for n := range logs {
 		for k, l := range logs[n] {
 			if tail := l.seen[len(l.seen)-1]; tail != 410 {

@@ -77,6 +77,10 @@ type Hub struct {
 	peers        map[byte]*peer
 
 	connectedAt atomic.Int64 // unix nanoseconds of the ctl connection's last (re)connect
+	// majoritySince is since when (unix nanoseconds) this node has heard
+	// a strict majority of the live set without a break; 0 while it does
+	// not. Only a node that does may take another for gone on silence.
+	majoritySince atomic.Int64
 	fencing     atomic.Bool
 	fenced      atomic.Int64
 	closing     atomic.Bool
@@ -342,17 +346,31 @@ func (h *Hub) hearing(d time.Duration) (heard, live int, silent []byte) {
 }
 
 // reapSilent declares gone every up node whose heartbeats stopped for
-// nodeTimeout, but only while this node heard a strict majority of the
-// live set (itself included) in that time: the isolated one must not
-// declare the others.
+// nodeTimeout, but only once this node has heard a strict majority of the
+// live set (itself included) for that long without a break: the isolated
+// one must not declare the others, nor one that has just come back and
+// hears some peers before the rest.
 func (h *Hub) reapSilent() {
 	heard, live, silent := h.hearing(h.cfg.nodeTimeout())
-	if len(silent) == 0 || 2*heard <= live {
+	switch {
+	case 2*heard <= live:
+		h.majoritySince.Store(0)
+	case h.majoritySince.Load() == 0:
+		h.majoritySince.Store(time.Now().UnixNano())
+	}
+	if len(silent) == 0 || !h.heardMajorityFor(h.cfg.nodeTimeout()) {
 		return
 	}
 	for _, b := range silent {
 		h.declareGone(h.ctx, b, "silent")
 	}
+}
+
+// heardMajorityFor reports whether this node has heard a strict majority
+// of the live set for d without a break (as of its last tick).
+func (h *Hub) heardMajorityFor(d time.Duration) bool {
+	since := h.majoritySince.Load()
+	return since != 0 && time.Since(time.Unix(0, since)) >= d
 }
 
 // Close leaves the cluster: the registry entry is deleted (every node

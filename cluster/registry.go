@@ -424,6 +424,9 @@ func (h *Hub) declareGone(ctx context.Context, b byte, reason string) bool {
 	if !present || seen.State == "gone" {
 		return true
 	}
+	if reason == "silent" && !h.heardMajorityFor(h.cfg.nodeTimeout()) {
+		return false // silence is no evidence where the silence may be ours
+	}
 	window := h.cfg.goneGrace() + h.cfg.attemptTimeout()
 	if reason == "silent" {
 		window = h.cfg.nodeTimeout()
@@ -473,8 +476,13 @@ func (h *Hub) record(b byte, e entry, rev uint64) {
 }
 
 // goneLocally takes b for gone on this node only (the registry did not
-// answer).
+// answer), if this node hears a strict majority of the live set.
 func (h *Hub) goneLocally(b byte, seen entry, reason string, err error) bool {
+	if h.majoritySince.Load() == 0 {
+		// This node does not hear a majority: the registry's silence and
+		// the node's are more likely this node's isolation.
+		return false
+	}
 	h.mu.Lock()
 	p := h.peer(b)
 	first := !p.localGone && p.e.Inc == seen.Inc
