@@ -81,9 +81,9 @@ type Hub struct {
 	// a strict majority of the live set without a break; 0 while it does
 	// not. Only a node that does may take another for gone on silence.
 	majoritySince atomic.Int64
-	fencing     atomic.Bool
-	fenced      atomic.Int64
-	closing     atomic.Bool
+	fencing       atomic.Bool
+	fenced        atomic.Int64
+	closing       atomic.Bool
 
 	interestMu sync.Mutex
 	subs       map[string]*groupSub
