@@ -110,7 +110,7 @@ func Start(cfg Config, opts Options) (*Hub, error) {
 		opts.Logger = slog.Default()
 	}
 	h := &Hub{
-		cfg: cfg, mem: opts.Memory, log: opts.Logger.With("component", "cluster"),
+		cfg: cfg, mem: opts.Memory, log: opts.Logger.With("component", "cluster", "self", cfg.Node.Name),
 		prefix: "wsg." + cfg.Name, http: cfg.Node.AdvertiseHTTP, started: time.Now(),
 		inc: newIncarnation(), peers: make(map[byte]*peer), subs: make(map[string]*groupSub),
 	}
@@ -366,9 +366,12 @@ func (h *Hub) reapSilent() {
 	}
 }
 
-// heardMajorityFor reports whether this node has heard a strict majority
-// of the live set for d without a break (as of its last tick).
+// heardMajorityFor reports whether this node hears a strict majority of
+// the live set now and has for d without a break (as of its last tick).
 func (h *Hub) heardMajorityFor(d time.Duration) bool {
+	if heard, live, _ := h.hearing(h.cfg.nodeTimeout()); 2*heard <= live {
+		return false
+	}
 	since := h.majoritySince.Load()
 	return since != 0 && time.Since(time.Unix(0, since)) >= d
 }

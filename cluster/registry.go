@@ -174,9 +174,10 @@ func (h *Hub) apply(up jetstream.KeyValueEntry) {
 		}
 	}
 	mine := b == h.self && h.claimed && (!p.present || p.e.Inc != h.inc || p.e.State != "up")
+	seen := fmt.Sprintf("op %v, revision %d, incarnation %q (mine %q), state %q", up.Operation(), up.Revision(), p.e.Inc, h.inc, p.e.State)
 	h.mu.Unlock()
 	if mine {
-		h.startFence("this node's registry entry was taken or declared gone")
+		h.startFence("this node's registry entry was taken or declared gone: " + seen)
 	}
 }
 
@@ -267,9 +268,9 @@ func (h *Hub) claimByte(ctx context.Context, b byte, takeGone bool) (bool, error
 	if !errors.Is(err, jetstream.ErrKeyExists) {
 		return false, fmt.Errorf("claiming node byte %d: %w", b, err)
 	}
-	cur, err := h.kv.Get(ctx, key)
+	cur, err := h.leaderGet(ctx, key)
 	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return false, nil // changed meanwhile; the next pass may get it
 		}
 		return false, fmt.Errorf("claiming node byte %d: %w", b, err)
@@ -295,10 +296,58 @@ func (h *Hub) claimByte(ctx context.Context, b byte, takeGone bool) (bool, error
 	}
 	rev, err = h.kv.Update(ctx, key, h.me(), cur.Revision())
 	if err != nil {
+		h.log.Debug("claiming node byte: the registry moved first", "node", hub.NodeHex(b), "revision", cur.Revision(), "error", err)
 		return false, nil // someone else moved first
 	}
 	h.own(b, rev)
 	return true, nil
+}
+
+// leaderEntry is a registry value read from the stream's leader.
+type leaderEntry struct {
+	value []byte
+	rev   uint64
+}
+
+func (e leaderEntry) Value() []byte    { return e.value }
+func (e leaderEntry) Revision() uint64 { return e.rev }
+
+// leaderGet reads key from the registry stream's leader. kv.Get is a
+// direct get, which any replica may answer: this node's own, behind after
+// a partition, answered an old revision for seconds (once for over a
+// minute), and every compare-and-set against it failed.
+func (h *Hub) leaderGet(ctx context.Context, key string) (leaderEntry, error) {
+	bucket := h.kv.Bucket()
+	req, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + bucket + "." + key})
+	msg, err := h.ctl.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+bucket, req)
+	if err != nil {
+		return leaderEntry{}, err
+	}
+	var r struct {
+		Message *struct {
+			Seq  uint64 `json:"seq"`
+			Hdrs []byte `json:"hdrs"`
+			Data []byte `json:"data"`
+		} `json:"message"`
+		Error *struct {
+			Code        int    `json:"code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &r); err != nil {
+		return leaderEntry{}, err
+	}
+	switch {
+	case r.Error != nil && r.Error.Code == 404:
+		return leaderEntry{}, jetstream.ErrKeyNotFound
+	case r.Error != nil:
+		return leaderEntry{}, fmt.Errorf("registry: %s", r.Error.Description)
+	case r.Message == nil:
+		return leaderEntry{}, errors.New("registry: empty answer")
+	case strings.Contains(string(r.Message.Hdrs), "KV-Operation"):
+		return leaderEntry{}, jetstream.ErrKeyNotFound // deleted or purged
+	}
+	return leaderEntry{value: r.Message.Data, rev: r.Message.Seq}, nil
 }
 
 func (h *Hub) own(b byte, rev uint64) {
@@ -351,6 +400,9 @@ func (h *Hub) renew(ctx context.Context) {
 		}
 		h.mu.Unlock()
 	case errors.Is(err, jetstream.ErrKeyExists), isWrongSequence(err):
+		if h.stillMine(ctx, b) {
+			return // a renewal that timed out here had been applied
+		}
 		h.startFence("this node's registry entry changed under it: " + err.Error())
 	case time.Since(last) >= h.cfg.lease():
 		h.startFence("the registry could not be renewed for a lease: " + err.Error())
@@ -398,6 +450,29 @@ func (h *Hub) checkIsolation() {
 	h.startFence(fmt.Sprintf("isolated: registry renewals failing for %v while %d of %d nodes are heard", time.Since(since).Round(time.Second), heard, live))
 }
 
+// stillMine reads this node's entry after a renewal was refused for its
+// revision: a renewal whose answer timed out (the registry electing a
+// leader) may have been applied, leaving this node one revision behind.
+// If the entry still holds this incarnation, up, its revision is adopted.
+func (h *Hub) stillMine(ctx context.Context, b byte) bool {
+	gctx, cancel := context.WithTimeout(ctx, h.cfg.requestTimeout())
+	defer cancel()
+	cur, err := h.kv.Get(gctx, nodeKey(b))
+	if err != nil {
+		return false
+	}
+	var e entry
+	if json.Unmarshal(cur.Value(), &e) != nil || e.Inc != h.incarnation() || e.State != "up" {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if cur.Revision() > h.ownRev {
+		h.ownRev = cur.Revision()
+	}
+	return true
+}
+
 func isWrongSequence(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
@@ -424,8 +499,13 @@ func (h *Hub) declareGone(ctx context.Context, b byte, reason string) bool {
 	if !present || seen.State == "gone" {
 		return true
 	}
-	if reason == "silent" && !h.heardMajorityFor(h.cfg.nodeTimeout()) {
-		return false // silence is no evidence where the silence may be ours
+	if !h.heardMajorityFor(h.cfg.nodeTimeout()) {
+		// Neither silence nor "no responders" is evidence where it may be
+		// this node's own: cut off, or just back from a partition whose
+		// routes are still bringing the others' interest (settleSeconds
+		// covers a NATS reconnect, not a healed route). Found by
+		// TestClusterHostLoss: the returning node declared a live one gone.
+		return false
 	}
 	window := h.cfg.goneGrace() + h.cfg.attemptTimeout()
 	if reason == "silent" {
@@ -476,11 +556,14 @@ func (h *Hub) record(b byte, e entry, rev uint64) {
 }
 
 // goneLocally takes b for gone on this node only (the registry did not
-// answer), if this node hears a strict majority of the live set.
+// answer), if this node has heard a strict majority of the live set for
+// nodeTimeoutMillis.
 func (h *Hub) goneLocally(b byte, seen entry, reason string, err error) bool {
-	if h.majoritySince.Load() == 0 {
-		// This node does not hear a majority: the registry's silence and
-		// the node's are more likely this node's isolation.
+	if !h.heardMajorityFor(h.cfg.nodeTimeout()) {
+		// This node does not hear a majority, or has only just come back
+		// (a healed partition: the others' interest is still arriving over
+		// the routes): the registry's silence and the node's are more
+		// likely this node's own.
 		return false
 	}
 	h.mu.Lock()
