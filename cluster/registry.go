@@ -499,12 +499,7 @@ func (h *Hub) declareGone(ctx context.Context, b byte, reason string) bool {
 	if !present || seen.State == "gone" {
 		return true
 	}
-	if !h.heardMajorityFor(h.cfg.nodeTimeout()) {
-		// Neither silence nor "no responders" is evidence where it may be
-		// this node's own: cut off, or just back from a partition whose
-		// routes are still bringing the others' interest (settleSeconds
-		// covers a NATS reconnect, not a healed route). Found by
-		// TestClusterHostLoss: the returning node declared a live one gone.
+	if !h.mayJudge(b, reason) {
 		return false
 	}
 	window := h.cfg.goneGrace() + h.cfg.attemptTimeout()
@@ -546,6 +541,22 @@ func (h *Hub) declareGone(ctx context.Context, b byte, reason string) bool {
 	return h.goneLocally(b, seen, reason, err)
 }
 
+// mayJudge reports whether this node's view is evidence that b is gone:
+// it has heard a strict majority of the live set for nodeTimeoutMillis
+// without a break, or (for "no responders") it heard b itself within
+// nodeTimeoutMillis. A node cut off hears neither; a node just back from a
+// partition hears some peers before the routes have brought back the
+// others' interest, and without this rule it declared a live node gone on
+// "no responders", which then fenced (settleSeconds covers a NATS
+// reconnect, not a healed route; found by TestClusterHostLoss). A node
+// heard a moment ago whose subject has no responders died: that stays fast.
+func (h *Hub) mayJudge(b byte, reason string) bool {
+	if h.heardMajorityFor(h.cfg.nodeTimeout()) {
+		return true
+	}
+	return reason != "silent" && h.silentFor(b) < h.cfg.nodeTimeout()
+}
+
 // record stores an entry this node wrote or read.
 func (h *Hub) record(b byte, e entry, rev uint64) {
 	h.mu.Lock()
@@ -556,14 +567,9 @@ func (h *Hub) record(b byte, e entry, rev uint64) {
 }
 
 // goneLocally takes b for gone on this node only (the registry did not
-// answer), if this node has heard a strict majority of the live set for
-// nodeTimeoutMillis.
+// answer), if this node may judge (mayJudge).
 func (h *Hub) goneLocally(b byte, seen entry, reason string, err error) bool {
-	if !h.heardMajorityFor(h.cfg.nodeTimeout()) {
-		// This node does not hear a majority, or has only just come back
-		// (a healed partition: the others' interest is still arriving over
-		// the routes): the registry's silence and the node's are more
-		// likely this node's own.
+	if !h.mayJudge(b, reason) {
 		return false
 	}
 	h.mu.Lock()
