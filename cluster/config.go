@@ -38,6 +38,11 @@ type Config struct {
 	// SettleSeconds: after this node (re)connects to NATS, "no responders"
 	// alone never declares a node gone for this long. Default 5.
 	SettleSeconds int `json:"settleSeconds,omitempty"`
+	// IsolationSeconds: a node connected to NATS whose registry renewals
+	// failed this long while it heard fewer than a strict majority of the
+	// live nodes fences (it is on the minority side of a partition).
+	// Default 15, or leaseSeconds−1 when the lease is shorter.
+	IsolationSeconds int `json:"isolationSeconds,omitempty"`
 	// LeaseSeconds is the node registry's TTL: a node whose entry could
 	// not be renewed this long fences. Default 60.
 	LeaseSeconds int `json:"leaseSeconds,omitempty"`
@@ -45,6 +50,10 @@ type Config struct {
 	// that stopped renewing it (crashed, cut off) is replaced this long
 	// after its last renewal. Default 10.
 	StreamLeaseSeconds int `json:"streamLeaseSeconds,omitempty"`
+	// DedupeSeconds: an answered POST or DELETE is remembered between this
+	// and twice this, so a retry of the same call is answered, not done
+	// again. Default 10; 0 disables (every retry is delivered again).
+	DedupeSeconds *int `json:"dedupeSeconds,omitempty"`
 	// GroupLingerSeconds keeps a group's subscription this long after its
 	// last local member left. Default 5.
 	GroupLingerSeconds *int `json:"groupLingerSeconds,omitempty"`
@@ -176,10 +185,15 @@ func (c *Config) SetDefaults() {
 	def(&c.SettleSeconds, 5)
 	def(&c.LeaseSeconds, 60)
 	def(&c.StreamLeaseSeconds, 10)
+	def(&c.IsolationSeconds, min(15, max(1, c.LeaseSeconds-1)))
 	def(&c.StartupTimeoutSeconds, 60)
 	if c.GroupLingerSeconds == nil {
 		v := 5
 		c.GroupLingerSeconds = &v
+	}
+	if c.DedupeSeconds == nil {
+		v := 10
+		c.DedupeSeconds = &v
 	}
 	if e := c.NATS.Embedded; e != nil {
 		if e.Listen == "" {
@@ -276,9 +290,11 @@ func (c *Config) Validate() error {
 	ok = e.Range("heartbeatMillis", c.HeartbeatMillis, 50, 60_000) && ok
 	ok = e.Range("nodeTimeoutMillis", c.NodeTimeoutMillis, 150, 600_000) && ok
 	e.Range("settleSeconds", c.SettleSeconds, 0, 600)
+	ok = e.Range("isolationSeconds", c.IsolationSeconds, 1, 86_400) && ok
 	ok = e.Range("leaseSeconds", c.LeaseSeconds, 1, 86_400) && ok
 	e.Range("streamLeaseSeconds", c.StreamLeaseSeconds, 2, 3600)
 	e.RangeOpt("groupLingerSeconds", c.GroupLingerSeconds, 0, 3600)
+	e.RangeOpt("dedupeSeconds", c.DedupeSeconds, 0, 3600)
 	e.Range("startupTimeoutSeconds", c.StartupTimeoutSeconds, 1, 3600)
 	if ok {
 		if c.AttemptTimeoutMillis >= c.RequestTimeoutMillis {
@@ -287,8 +303,11 @@ func (c *Config) Validate() error {
 		if 3*c.HeartbeatMillis > c.NodeTimeoutMillis {
 			e.Addf("nodeTimeoutMillis", "must be at least 3 × heartbeatMillis (%d), got %d", 3*c.HeartbeatMillis, c.NodeTimeoutMillis)
 		}
-		if c.NodeTimeoutMillis >= c.LeaseSeconds*1000 {
-			e.Addf("leaseSeconds", "must be longer than nodeTimeoutMillis (%d ms), got %d s", c.NodeTimeoutMillis, c.LeaseSeconds)
+		if c.NodeTimeoutMillis >= c.IsolationSeconds*1000 {
+			e.Addf("isolationSeconds", "must be longer than nodeTimeoutMillis (%d ms), got %d s", c.NodeTimeoutMillis, c.IsolationSeconds)
+		}
+		if c.IsolationSeconds >= c.LeaseSeconds {
+			e.Addf("leaseSeconds", "must be longer than isolationSeconds (%d s), got %d s", c.IsolationSeconds, c.LeaseSeconds)
 		}
 	}
 	return e.Err()
@@ -304,5 +323,7 @@ func (c *Config) lease() time.Duration          { return confcheck.Seconds(c.Lea
 func (c *Config) streamLease() time.Duration {
 	return confcheck.Seconds(c.StreamLeaseSeconds)
 }
+func (c *Config) isolation() time.Duration      { return confcheck.Seconds(c.IsolationSeconds) }
+func (c *Config) dedupeFor() time.Duration      { return confcheck.Seconds(*c.DedupeSeconds) }
 func (c *Config) linger() time.Duration         { return confcheck.Seconds(*c.GroupLingerSeconds) }
 func (c *Config) startupTimeout() time.Duration { return confcheck.Seconds(c.StartupTimeoutSeconds) }

@@ -8,15 +8,14 @@ import (
 	"github.com/wsgate/wsgate/hub"
 )
 
-// dedupeFor is how long an answered POST or DELETE is remembered (between
-// this and twice this): a retry of the same call, by the origin after an
-// attempt timed out or by an AWS SDK through any node, gets the first
-// answer instead of a second delivery.
-const dedupeFor = 10 * time.Second
-
 // dedupeMax bounds one generation; past it keys are not remembered.
 const dedupeMax = 1 << 20
 
+// dedupe remembers answered POSTs and DELETEs for dedupeSeconds (between
+// that and twice that): a retry of the same call, by the origin after an
+// attempt timed out or by an AWS SDK through any node, gets the first
+// answer instead of a second delivery. Never initialized (dedupeSeconds 0),
+// it runs every call.
 type dedupe struct {
 	mu        sync.Mutex
 	cur, prev map[string]*outcome
@@ -37,7 +36,7 @@ func (d *dedupe) init() {
 func (d *dedupe) rotate(every time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if time.Since(d.rotated) >= every {
+	if d.cur != nil && time.Since(d.rotated) >= every {
 		d.prev, d.cur, d.rotated = d.cur, make(map[string]*outcome), time.Now()
 	}
 }

@@ -85,11 +85,15 @@ func startHubs(t testing.TB, cfgs []cluster.Config) []*cluster.Hub {
 	}
 	wg.Wait()
 	t.Cleanup(func() {
+		// Together: the last node alone could not release its registry
+		// entry (no quorum) and would wait requestTimeoutMillis for it.
+		var wg sync.WaitGroup
 		for _, h := range hubs {
 			if h != nil {
-				_ = h.Close()
+				wg.Go(func() { _ = h.Close() })
 			}
 		}
+		wg.Wait()
 	})
 	for i, err := range errs {
 		if err != nil {

@@ -75,12 +75,19 @@ type Hub struct {
 	claimed   bool
 	ownRev    uint64
 	renewedAt time.Time
-	peers     map[byte]*peer
+	// renewFailing is when the registry renewals began failing (zero
+	// while they succeed): fencing rules 2 and 3 count from it.
+	renewFailing time.Time
+	peers        map[byte]*peer
 
 	connectedAt atomic.Int64 // unix nanoseconds of the ctl connection's last (re)connect
-	fencing     atomic.Bool
-	fenced      atomic.Int64
-	closing     atomic.Bool
+	// majoritySince is since when (unix nanoseconds) this node has heard
+	// a strict majority of the live set without a break; 0 while it does
+	// not. Only a node that does may take another for gone on silence.
+	majoritySince atomic.Int64
+	fencing       atomic.Bool
+	fenced        atomic.Int64
+	closing       atomic.Bool
 
 	interestMu sync.Mutex
 	subs       map[string]*groupSub
@@ -90,6 +97,8 @@ type Hub struct {
 	dedupe dedupe
 
 	streamReport atomic.Pointer[func() []byte]
+	// connHook, set by tests only, runs first in handleConn: a slow owner.
+	connHook atomic.Pointer[func(op string)]
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -106,7 +115,7 @@ func Start(cfg Config, opts Options) (*Hub, error) {
 		opts.Logger = slog.Default()
 	}
 	h := &Hub{
-		cfg: cfg, mem: opts.Memory, log: opts.Logger.With("component", "cluster"),
+		cfg: cfg, mem: opts.Memory, log: opts.Logger.With("component", "cluster", "self", cfg.Node.Name),
 		prefix: "wsg." + cfg.Name, http: cfg.Node.AdvertiseHTTP, started: time.Now(),
 		inc: newIncarnation(), peers: make(map[byte]*peer), subs: make(map[string]*groupSub),
 	}
@@ -171,8 +180,11 @@ func (h *Hub) start(ctx context.Context, opts Options) error {
 		return err
 	}
 	h.startGroups()
-	h.dedupe.init()
-	h.wg.Add(1)
+	if h.cfg.dedupeFor() > 0 {
+		h.dedupe.init()
+	}
+	h.wg.Add(2)
+	go h.beat()
 	go h.tick()
 	h.heartbeat()
 	h.log.Info("cluster node up", "node", hub.NodeHex(h.self), "name", h.cfg.Node.Name, "inc", h.incarnation())
@@ -244,8 +256,27 @@ func (h *Hub) subject(b byte, kind string) string {
 	return h.prefix + ".n." + hub.NodeHex(b) + "." + kind
 }
 
-// tick sends heartbeats, renews the registry entry every lease/5, and
-// declares silent nodes gone.
+// beat sends a heartbeat every heartbeatMillis. It runs apart from the
+// registry work (tick), which waits on KV calls: a registry electing a
+// leader must not silence this node's heartbeats, or the others would
+// take it for gone (and it would fence) while it is alive.
+func (h *Hub) beat() {
+	defer h.wg.Done()
+	t := time.NewTicker(h.cfg.heartbeat())
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-t.C:
+		}
+		h.heartbeat()
+	}
+}
+
+// tick renews the registry entry every lease/5 (every heartbeat while a
+// peer is silent or a renewal failed), declares silent nodes gone, and
+// fences this node when it is the isolated one.
 func (h *Hub) tick() {
 	defer h.wg.Done()
 	t := time.NewTicker(h.cfg.heartbeat())
@@ -257,14 +288,14 @@ func (h *Hub) tick() {
 			return
 		case <-t.C:
 		}
-		h.heartbeat()
-		if time.Since(lastRenew) >= h.cfg.lease()/5 {
+		if time.Since(lastRenew) >= h.cfg.lease()/5 || h.suspicious() {
 			lastRenew = time.Now()
 			h.renew(h.ctx)
 		}
+		h.checkIsolation()
 		h.reapSilent()
 		h.commitLocalGone()
-		h.dedupe.rotate(dedupeFor)
+		h.dedupe.rotate(h.cfg.dedupeFor())
 	}
 }
 
@@ -298,33 +329,56 @@ func (h *Hub) handleHeartbeat(m *nats.Msg) {
 	}
 }
 
-// reapSilent declares gone every up node whose heartbeats stopped for
-// nodeTimeout, but only while this node heard a strict majority of the
-// live set (itself included) in that time: the isolated one must not
-// declare the others.
-func (h *Hub) reapSilent() {
+// hearing counts the live set (registry entries up, this node included)
+// and the nodes heard within d (this node included), and lists the others.
+func (h *Hub) hearing(d time.Duration) (heard, live int, silent []byte) {
 	now := time.Now()
-	var silent []byte
-	heard, live := 1, 1
+	heard, live = 1, 1
 	h.mu.RLock()
+	defer h.mu.RUnlock()
 	for b, p := range h.peers {
 		if b == h.self || !p.present || p.e.State != "up" {
 			continue
 		}
 		live++
-		if now.Sub(p.lastSeen) < h.cfg.nodeTimeout() {
+		if now.Sub(p.lastSeen) < d {
 			heard++
 		} else {
 			silent = append(silent, b)
 		}
 	}
-	h.mu.RUnlock()
-	if len(silent) == 0 || 2*heard <= live {
+	return heard, live, silent
+}
+
+// reapSilent declares gone every up node whose heartbeats stopped for
+// nodeTimeout, but only once this node has heard a strict majority of the
+// live set (itself included) for that long without a break: the isolated
+// one must not declare the others, nor one that has just come back and
+// hears some peers before the rest.
+func (h *Hub) reapSilent() {
+	heard, live, silent := h.hearing(h.cfg.nodeTimeout())
+	switch {
+	case 2*heard <= live:
+		h.majoritySince.Store(0)
+	case h.majoritySince.Load() == 0:
+		h.majoritySince.Store(time.Now().UnixNano())
+	}
+	if len(silent) == 0 || !h.heardMajorityFor(h.cfg.nodeTimeout()) {
 		return
 	}
 	for _, b := range silent {
 		h.declareGone(h.ctx, b, "silent")
 	}
+}
+
+// heardMajorityFor reports whether this node hears a strict majority of
+// the live set now and has for d without a break (as of its last tick).
+func (h *Hub) heardMajorityFor(d time.Duration) bool {
+	if heard, live, _ := h.hearing(h.cfg.nodeTimeout()); 2*heard <= live {
+		return false
+	}
+	since := h.majoritySince.Load()
+	return since != 0 && time.Since(time.Unix(0, since)) >= d
 }
 
 // Close leaves the cluster: the registry entry is deleted (every node
@@ -641,6 +695,9 @@ func expired(m *nats.Msg) bool {
 // connections. Every op is non-blocking (hub.Memory's contract), but a
 // first join, which subscribes the group and flushes.
 func (h *Hub) handleConn(m *nats.Msg) {
+	if f := h.connHook.Load(); f != nil {
+		(*f)(m.Header.Get(hdrOp))
+	}
 	if expired(m) {
 		return
 	}
@@ -733,6 +790,12 @@ func (h *Hub) Ready() error {
 	}
 	return nil
 }
+
+// Admitting reports whether the gateway may accept new connections: not
+// while this node fences (closing its connections, then registering a new
+// incarnation), since the other nodes may answer 410 for the ids it mints
+// meanwhile.
+func (h *Hub) Admitting() bool { return !h.fencing.Load() }
 
 // LiveNodes is the number of nodes up, this one included.
 func (h *Hub) LiveNodes() int { return len(h.live()) + 1 }

@@ -176,15 +176,18 @@ func (h *Hub) apply(up jetstream.KeyValueEntry) {
 		var e entry
 		if json.Unmarshal(up.Value(), &e) == nil {
 			if !p.present || p.e.Inc != e.Inc {
-				p.lastSeen = time.Now() // a new incarnation gets a fresh heartbeat clock
+				// A new incarnation: a fresh heartbeat clock, and what was
+				// taken for gone locally was the previous one.
+				p.lastSeen, p.localGone = time.Now(), false
 			}
 			p.e, p.present = e, true
 		}
 	}
 	mine := b == h.self && h.claimed && (!p.present || p.e.Inc != h.inc || p.e.State != "up")
+	seen := fmt.Sprintf("op %v, revision %d, incarnation %q (mine %q), state %q", up.Operation(), up.Revision(), p.e.Inc, h.inc, p.e.State)
 	h.mu.Unlock()
 	if mine {
-		h.startFence("this node's registry entry was taken or declared gone")
+		h.startFence("this node's registry entry was taken or declared gone: " + seen)
 	}
 }
 
@@ -275,9 +278,9 @@ func (h *Hub) claimByte(ctx context.Context, b byte, takeGone bool) (bool, error
 	if !errors.Is(err, jetstream.ErrKeyExists) {
 		return false, fmt.Errorf("claiming node byte %d: %w", b, err)
 	}
-	cur, err := h.kv.Get(ctx, key)
+	cur, err := h.leaderGet(ctx, key)
 	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return false, nil // changed meanwhile; the next pass may get it
 		}
 		return false, fmt.Errorf("claiming node byte %d: %w", b, err)
@@ -303,16 +306,64 @@ func (h *Hub) claimByte(ctx context.Context, b byte, takeGone bool) (bool, error
 	}
 	rev, err = h.kv.Update(ctx, key, h.me(), cur.Revision())
 	if err != nil {
+		h.log.Debug("claiming node byte: the registry moved first", "node", hub.NodeHex(b), "revision", cur.Revision(), "error", err)
 		return false, nil // someone else moved first
 	}
 	h.own(b, rev)
 	return true, nil
 }
 
+// leaderEntry is a registry value read from the stream's leader.
+type leaderEntry struct {
+	value []byte
+	rev   uint64
+}
+
+func (e leaderEntry) Value() []byte    { return e.value }
+func (e leaderEntry) Revision() uint64 { return e.rev }
+
+// leaderGet reads key from the registry stream's leader. kv.Get is a
+// direct get, which any replica may answer: this node's own, behind after
+// a partition, answered an old revision for seconds (once for over a
+// minute), and every compare-and-set against it failed.
+func (h *Hub) leaderGet(ctx context.Context, key string) (leaderEntry, error) {
+	bucket := h.kv.Bucket()
+	req, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + bucket + "." + key})
+	msg, err := h.ctl.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+bucket, req)
+	if err != nil {
+		return leaderEntry{}, err
+	}
+	var r struct {
+		Message *struct {
+			Seq  uint64 `json:"seq"`
+			Hdrs []byte `json:"hdrs"`
+			Data []byte `json:"data"`
+		} `json:"message"`
+		Error *struct {
+			Code        int    `json:"code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &r); err != nil {
+		return leaderEntry{}, err
+	}
+	switch {
+	case r.Error != nil && r.Error.Code == 404:
+		return leaderEntry{}, jetstream.ErrKeyNotFound
+	case r.Error != nil:
+		return leaderEntry{}, fmt.Errorf("registry: %s", r.Error.Description)
+	case r.Message == nil:
+		return leaderEntry{}, errors.New("registry: empty answer")
+	case strings.Contains(string(r.Message.Hdrs), "KV-Operation"):
+		return leaderEntry{}, jetstream.ErrKeyNotFound // deleted or purged
+	}
+	return leaderEntry{value: r.Message.Data, rev: r.Message.Seq}, nil
+}
+
 func (h *Hub) own(b byte, rev uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.self, h.ownRev, h.claimed, h.renewedAt = b, rev, true, time.Now()
+	h.self, h.ownRev, h.claimed, h.renewedAt, h.renewFailing = b, rev, true, time.Now(), time.Time{}
 	p := h.peer(b)
 	if rev >= p.rev {
 		p.rev, p.present = rev, true
@@ -347,6 +398,7 @@ func (h *Hub) renew(ctx context.Context) {
 	if !claimed {
 		return
 	}
+	sent := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, h.cfg.requestTimeout())
 	nrev, err := h.kv.Update(rctx, nodeKey(b), h.me(), rev)
 	cancel()
@@ -354,16 +406,81 @@ func (h *Hub) renew(ctx context.Context) {
 	case err == nil:
 		h.mu.Lock()
 		if h.ownRev == rev {
-			h.ownRev, h.renewedAt = nrev, time.Now()
+			h.ownRev, h.renewedAt, h.renewFailing = nrev, time.Now(), time.Time{}
 		}
 		h.mu.Unlock()
 	case errors.Is(err, jetstream.ErrKeyExists), isWrongSequence(err):
+		if h.stillMine(ctx, b) {
+			return // a renewal that timed out here had been applied
+		}
 		h.startFence("this node's registry entry changed under it: " + err.Error())
 	case time.Since(last) >= h.cfg.lease():
 		h.startFence("the registry could not be renewed for a lease: " + err.Error())
 	default:
+		h.mu.Lock()
+		if h.renewFailing.IsZero() {
+			h.renewFailing = sent
+		}
+		h.mu.Unlock()
 		h.log.Warn("cluster registry renewal failed", "error", err)
 	}
+}
+
+// suspicious reports whether the registry renewal should run now rather
+// than at its period: a renewal failed, or a peer missed two heartbeats.
+// Fencing rule 2 counts from the first failed renewal, so the isolated
+// node must find out soon.
+func (h *Hub) suspicious() bool {
+	h.mu.RLock()
+	failing := !h.renewFailing.IsZero()
+	h.mu.RUnlock()
+	_, _, silent := h.hearing(2 * h.cfg.heartbeat())
+	return failing || len(silent) > 0
+}
+
+// checkIsolation is fencing rule 2: connected to NATS, registry renewals
+// failing for isolationSeconds, and fewer than a strict majority of the
+// live set heard: this node is on the minority side of a partition (core
+// NATS reaches it, the registry's quorum does not). The majority declares
+// it gone after nodeTimeoutMillis and answers 410 for its ids, so it
+// closes its clients rather than keep them connected but unreachable.
+// A full NATS outage is rule 3's (leaseSeconds): nobody can declare
+// anybody gone then.
+func (h *Hub) checkIsolation() {
+	h.mu.RLock()
+	since := h.renewFailing
+	h.mu.RUnlock()
+	if since.IsZero() || time.Since(since) < h.cfg.isolation() || !h.ctl.IsConnected() {
+		return
+	}
+	heard, live, _ := h.hearing(h.cfg.nodeTimeout())
+	if 2*heard > live {
+		return
+	}
+	h.startFence(fmt.Sprintf("isolated: registry renewals failing for %v while %d of %d nodes are heard", time.Since(since).Round(time.Second), heard, live))
+}
+
+// stillMine reads this node's entry after a renewal was refused for its
+// revision: a renewal whose answer timed out (the registry electing a
+// leader) may have been applied, leaving this node one revision behind.
+// If the entry still holds this incarnation, up, its revision is adopted.
+func (h *Hub) stillMine(ctx context.Context, b byte) bool {
+	gctx, cancel := context.WithTimeout(ctx, h.cfg.requestTimeout())
+	defer cancel()
+	cur, err := h.kv.Get(gctx, nodeKey(b))
+	if err != nil {
+		return false
+	}
+	var e entry
+	if json.Unmarshal(cur.Value(), &e) != nil || e.Inc != h.incarnation() || e.State != "up" {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if cur.Revision() > h.ownRev {
+		h.ownRev = cur.Revision()
+	}
+	return true
 }
 
 func isWrongSequence(err error) bool {
@@ -391,6 +508,9 @@ func (h *Hub) declareGone(ctx context.Context, b byte, reason string) bool {
 	h.mu.RUnlock()
 	if !present || seen.State == "gone" {
 		return true
+	}
+	if !h.mayJudge(b, reason) {
+		return false
 	}
 	window := h.cfg.goneGrace() + h.cfg.attemptTimeout()
 	if reason == "silent" {
@@ -431,6 +551,22 @@ func (h *Hub) declareGone(ctx context.Context, b byte, reason string) bool {
 	return h.goneLocally(b, seen, reason, err)
 }
 
+// mayJudge reports whether this node's view is evidence that b is gone:
+// it has heard a strict majority of the live set for nodeTimeoutMillis
+// without a break, or (for "no responders") it heard b itself within
+// nodeTimeoutMillis. A node cut off hears neither; a node just back from a
+// partition hears some peers before the routes have brought back the
+// others' interest, and without this rule it declared a live node gone on
+// "no responders", which then fenced (settleSeconds covers a NATS
+// reconnect, not a healed route; found by TestClusterHostLoss). A node
+// heard a moment ago whose subject has no responders died: that stays fast.
+func (h *Hub) mayJudge(b byte, reason string) bool {
+	if h.heardMajorityFor(h.cfg.nodeTimeout()) {
+		return true
+	}
+	return reason != "silent" && h.silentFor(b) < h.cfg.nodeTimeout()
+}
+
 // record stores an entry this node wrote or read.
 func (h *Hub) record(b byte, e entry, rev uint64) {
 	h.mu.Lock()
@@ -441,8 +577,11 @@ func (h *Hub) record(b byte, e entry, rev uint64) {
 }
 
 // goneLocally takes b for gone on this node only (the registry did not
-// answer).
+// answer), if this node may judge (mayJudge).
 func (h *Hub) goneLocally(b byte, seen entry, reason string, err error) bool {
+	if !h.mayJudge(b, reason) {
+		return false
+	}
 	h.mu.Lock()
 	p := h.peer(b)
 	first := !p.localGone && p.e.Inc == seen.Inc

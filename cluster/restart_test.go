@@ -120,3 +120,88 @@ func TestClusterNATSRestart(t *testing.T) {
 		_ = h.Close() // before NATS stops
 	}
 }
+
+// TestClusterNATSOutageBeyondLease: NATS stays down longer than
+// leaseSeconds, after which another node could own any byte: every node
+// fences (its clients get 1012), registers again once NATS is back (the
+// same byte: nobody took it) and serves new connections from every node.
+func TestClusterNATSOutageBeyondLease(t *testing.T) {
+	port := freePorts(t, 1)[0]
+	dir := t.TempDir()
+	ns := runNATS(t, port, dir)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	var cfgs []cluster.Config
+	for i := range 3 {
+		c := externalConfig(url, fmt.Sprintf("o%d", i+1))
+		c.LeaseSeconds, c.IsolationSeconds = 5, 4
+		cfgs = append(cfgs, c)
+	}
+	hubs := startHubs(t, cfgs)
+	ctx := context.Background()
+	var old []*hubtest.Conn
+	var bytes []byte
+	for _, h := range hubs {
+		c := hubtest.NewConn(hub.NewID(h.Self()), false)
+		if err := h.Register(c); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Join(ctx, "g", c.ID()); err != nil {
+			t.Fatal(err)
+		}
+		old, bytes = append(old, c), append(bytes, h.Self())
+	}
+
+	down := time.Now()
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	testenv.Eventually(t, 30*time.Second, func() error {
+		for i, c := range old {
+			if r, ok := c.Closed(); !ok || r != hub.CloseFenced {
+				return fmt.Errorf("node %d's client: closed %v %v, want 1012 fenced", i, ok, r)
+			}
+		}
+		return nil
+	})
+	t.Logf("every node fenced %v into the outage (leaseSeconds 5)", time.Since(down))
+	for i, h := range hubs {
+		h.Unregister(old[i].ID()) // the gateway does this once the socket is gone
+		if h.Ready() == nil {
+			t.Fatalf("node %d ready while NATS is down", i)
+		}
+	}
+
+	ns = runNATS(t, port, dir)
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	for i, h := range hubs {
+		testenv.Eventually(t, 30*time.Second, h.Ready)
+		if h.Self() != bytes[i] || h.Fenced() != 1 {
+			t.Fatalf("node %d: byte %d (was %d), fenced %d times, want once", i, h.Self(), bytes[i], h.Fenced())
+		}
+	}
+	var fresh []*hubtest.Conn
+	for _, h := range hubs {
+		c := hubtest.NewConn(hub.NewID(h.Self()), false)
+		if err := h.Register(c); err != nil {
+			t.Fatal(err)
+		}
+		fresh = append(fresh, c)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		for i, h := range hubs {
+			for j, c := range fresh {
+				if err := h.Send(ctx, c.ID(), hub.NewMessage([]byte("back"))); err != nil {
+					return fmt.Errorf("node %d to node %d's new client: %v", i, j, err)
+				}
+			}
+			for j, c := range old {
+				if err := h.Send(ctx, c.ID(), hub.NewMessage([]byte("stale"))); !errors.Is(err, hub.ErrGone) {
+					return fmt.Errorf("node %d to node %d's fenced client: %v, want ErrGone", i, j, err)
+				}
+			}
+		}
+		return nil
+	})
+	for _, h := range hubs {
+		_ = h.Close() // before NATS stops
+	}
+}

@@ -35,7 +35,25 @@ credentials: [{ accessKeyId: AKID, secretAccessKey: secret }]
 admin: { listen: "127.0.0.1:0" }
 routes:
   "$default": { integration: { type: mock } }
+  whoami:
+    integration:
+      type: mock
+      requestTemplates: { "$default": '{"statusCode": 200}' }
+      integrationResponses: { "$default": { responseTemplates: { "$default": "$context.connectionId" } } }
+    routeResponseSelectionExpression: "$default"
 `
+
+// serverConfig is a node's server config around its cluster block.
+func serverConfig(t *testing.T, cc cluster.Config) server.Config {
+	t.Helper()
+	var cfg server.Config
+	if err := yaml.UnmarshalStrict([]byte(nodeConfig), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Cluster = &cc
+	cfg.StateDir = t.TempDir()
+	return cfg
+}
 
 // startServers starts one wsgate server per cluster config, concurrently.
 func startServers(t *testing.T, cfgs []cluster.Config) []*server.Server {
@@ -51,12 +69,7 @@ func startServersWith(t *testing.T, cfgs []cluster.Config, more func(*server.Con
 	errs := make([]error, len(cfgs))
 	var wg sync.WaitGroup
 	for i, cc := range cfgs {
-		var cfg server.Config
-		if err := yaml.UnmarshalStrict([]byte(nodeConfig), &cfg); err != nil {
-			t.Fatal(err)
-		}
-		cfg.Cluster = &cc
-		cfg.StateDir = t.TempDir()
+		cfg := serverConfig(t, cc)
 		if more != nil {
 			more(&cfg)
 		}
@@ -68,13 +81,18 @@ func startServersWith(t *testing.T, cfgs []cluster.Config, more func(*server.Con
 	}
 	wg.Wait()
 	t.Cleanup(func() {
+		// Together, as startHubs's cleanup.
+		var wg sync.WaitGroup
 		for _, s := range srvs {
 			if s != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				_ = s.Shutdown(ctx)
-				cancel()
+				wg.Go(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					_ = s.Shutdown(ctx)
+				})
 			}
 		}
+		wg.Wait()
 	})
 	for i, err := range errs {
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/integration"
 )
 
@@ -39,7 +40,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		rec.fail(status, outcome, msg)
 		writeJSONStatus(w, status, msg)
 	}
-	if g.closing.Load() {
+	if g.closing.Load() || !admitting(g.hub) {
 		rec.fail(http.StatusServiceUnavailable, OutcomeUnavailable, "Service Unavailable")
 		http.Error(w, `{"message":"Service Unavailable"}`, http.StatusServiceUnavailable)
 		return
@@ -338,4 +339,12 @@ var authMessages = map[int]string{
 	http.StatusUnauthorized:        "Unauthorized",
 	http.StatusForbidden:           "Forbidden",
 	http.StatusInternalServerError: frameInternalError,
+}
+
+// admitting asks a hub that may refuse new connections for a while (a
+// cluster node that fenced, until it is registered again: the other nodes
+// would answer 410 for the ids it mints meanwhile).
+func admitting(h hub.Hub) bool {
+	a, ok := h.(interface{ Admitting() bool })
+	return !ok || a.Admitting()
 }

@@ -124,7 +124,7 @@ func TestEveryNumberIsRangeChecked(t *testing.T) {
 		"authorizer.resultTtlSeconds", "authorizer.integration.concurrency",
 		"streams[0].source.pollMillis", "streams[0].target.batchSize", "streams[0].target.integration.timeoutMillis",
 		"accessLog.bufferLines", "usagePlans[0].quota.offset", "usagePlans[0].throttle.burstLimit"})
-	checkEveryNumber(t, clusterBlock, []string{"cluster.requestTimeoutMillis", "cluster.groupLingerSeconds", "cluster.leaseSeconds", "cluster.streamLeaseSeconds"})
+	checkEveryNumber(t, clusterBlock, []string{"cluster.requestTimeoutMillis", "cluster.groupLingerSeconds", "cluster.leaseSeconds", "cluster.streamLeaseSeconds", "cluster.isolationSeconds", "cluster.dedupeSeconds"})
 }
 
 func checkEveryNumber(t *testing.T, text string, wantPaths []string) {

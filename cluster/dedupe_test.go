@@ -1,0 +1,257 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
+	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/cluster"
+	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/hub/hubtest"
+	"github.com/wsgate/wsgate/internal/testenv"
+	"github.com/wsgate/wsgate/server"
+)
+
+// roundRobin is an SDK HTTP client that sends each attempt to the next
+// node (the Host header stays the one the SDK signed) and drops the answer
+// of every 10th attempt after the server answered, as a connection reset
+// would: the SDK retries the call, with the same invocation id, through
+// another node.
+type roundRobin struct {
+	addrs []string
+	n     atomic.Int64
+}
+
+func (r *roundRobin) Do(req *http.Request) (*http.Response, error) {
+	k := r.n.Add(1)
+	out := req.Clone(req.Context())
+	out.Host = req.URL.Host
+	out.URL.Host = r.addrs[int(k)%len(r.addrs)]
+	resp, err := http.DefaultTransport.RoundTrip(out)
+	if err != nil || k%10 != 0 {
+		return resp, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return nil, errors.New("read: connection reset by peer (the test dropped the answer)")
+}
+
+// inbox counts every frame the clients receive.
+type inbox struct {
+	mu  sync.Mutex
+	got map[string]int
+}
+
+func (b *inbox) read(ws *websocket.Conn) {
+	for {
+		_, m, err := ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		b.mu.Lock()
+		b.got[string(m)]++
+		b.mu.Unlock()
+	}
+}
+
+func (b *inbox) count(s string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.got[s]
+}
+
+// retriedPosts sends n POSTs with unique payloads through the AWS SDK over
+// roundRobin to clients on every node, while each node's owner side holds
+// one request in 50 for 400 ms (longer than attemptTimeoutMillis: the
+// forwarding node retries it). It returns the payloads answered 200 and
+// what arrived.
+func retriedPosts(t *testing.T, srvs []*server.Server, n int) (map[string]bool, *inbox) {
+	t.Helper()
+	box := &inbox{got: map[string]int{}}
+	var ids []string
+	for _, s := range srvs {
+		for range 2 {
+			ws, id := dial(t, s)
+			ids = append(ids, id)
+			go box.read(ws)
+		}
+		var k atomic.Int64
+		s.Cluster().SetConnHook(func(op string) {
+			if op == "post" && k.Add(1)%50 == 0 {
+				time.Sleep(400 * time.Millisecond) // a slow owner: the request and those behind it wait
+			}
+		})
+	}
+	rr := &roundRobin{}
+	for _, s := range srvs {
+		rr.addrs = append(rr.addrs, s.Addr())
+	}
+	api := apigatewaymanagementapi.New(apigatewaymanagementapi.Options{
+		Region: "us-east-1", BaseEndpoint: aws.String(srvs[0].ManagementEndpoint()),
+		Credentials: credentials.NewStaticCredentialsProvider("AKID", "secret", ""),
+		HTTPClient:  rr,
+		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = 5
+			o.RateLimiter = ratelimit.None
+			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
+		}),
+	})
+	ctx := context.Background()
+	var mu sync.Mutex
+	ok := map[string]bool{}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := int(next.Add(1)); k <= n; k = int(next.Add(1)) {
+				p := fmt.Sprintf("p-%d", k)
+				_, err := api.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(ids[k%len(ids)]), Data: []byte(p)})
+				mu.Lock()
+				ok[p] = err == nil
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	// A last frame to every client through every node, after the hooks:
+	// once it is in, every request queued before it was handled.
+	for _, s := range srvs {
+		s.Cluster().SetConnHook(func(string) {})
+	}
+	for _, id := range ids {
+		for i, s := range srvs {
+			if st := postStatus(ctx, oneShot(s), id, fmt.Appendf(nil, "end %s %d", id, i)); st != 200 {
+				t.Fatalf("closing post to %s via node %d: %d", id, i, st)
+			}
+		}
+	}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		for _, id := range ids {
+			for i := range srvs {
+				if box.count(fmt.Sprintf("end %s %d", id, i)) == 0 {
+					return fmt.Errorf("%s has not got its last frame via node %d", id, i)
+				}
+			}
+		}
+		return nil
+	})
+	return ok, box
+}
+
+// dedupeServers are 3 wsgate nodes on one external NATS server (dedupe
+// works alike on embedded NATS; this starts faster).
+func dedupeServers(t *testing.T, dedupeSeconds int) []*server.Server {
+	url := startNATS(t)
+	var cfgs []cluster.Config
+	for i := range 3 {
+		c := externalConfig(url, fmt.Sprintf("d%d", i+1))
+		c.RequestTimeoutMillis = 1000
+		c.DedupeSeconds = &dedupeSeconds
+		cfgs = append(cfgs, c)
+	}
+	return startServers(t, cfgs)
+}
+
+// TestClusterNoDuplicatePost: an AWS SDK client whose calls go round-robin
+// over the nodes and lose every 10th answer retries those calls through
+// another node; owners hold one request in 50 past attemptTimeoutMillis,
+// so forwarding nodes retry too. Every payload arrives at most once, and
+// every payload answered 200 exactly once. Negative control: with
+// dedupeSeconds 0 the same run delivers duplicates.
+func TestClusterNoDuplicatePost(t *testing.T) {
+	const posts = 600
+	ok, box := retriedPosts(t, dedupeServers(t, 10), posts)
+	answered := 0
+	for k := 1; k <= posts; k++ {
+		p := fmt.Sprintf("p-%d", k)
+		got := box.count(p)
+		if ok[p] {
+			answered++
+		}
+		switch {
+		case got > 1:
+			t.Errorf("%s arrived %d times", p, got)
+		case ok[p] && got != 1:
+			t.Errorf("%s answered 200, arrived %d times", p, got)
+		}
+	}
+	t.Logf("%d POSTs, %d answered 200", posts, answered)
+
+	t.Run("dedupe off delivers retries twice", func(t *testing.T) {
+		_, box := retriedPosts(t, dedupeServers(t, 0), 200)
+		dups := 0
+		for p, n := range box.got {
+			if strings.HasPrefix(p, "p-") && n > 1 {
+				dups++
+			}
+		}
+		if dups == 0 {
+			t.Fatal("no duplicate without dedupe: the test does not retry through other nodes")
+		}
+		t.Logf("%d of 200 payloads arrived more than once without dedupe", dups)
+	})
+}
+
+// TestClusterTimeoutNotDelivered: an owner that takes longer than the
+// forwarding node's requestTimeoutMillis: the call fails with
+// ErrUnavailable (500), and the frame never arrives, because the owner
+// drops a request past its deadline.
+func TestClusterTimeoutNotDelivered(t *testing.T) {
+	url := startNATS(t)
+	var cfgs []cluster.Config
+	for i := range 2 {
+		c := externalConfig(url, fmt.Sprintf("t%d", i+1))
+		c.RequestTimeoutMillis = 1000
+		cfgs = append(cfgs, c)
+	}
+	hubs := startHubs(t, cfgs)
+	owner := hubtest.NewConn(hub.NewID(hubs[1].Self()), false)
+	if err := hubs[1].Register(owner); err != nil {
+		t.Fatal(err)
+	}
+	var slow atomic.Bool
+	slow.Store(true)
+	hubs[1].SetConnHook(func(op string) {
+		if op == "post" && slow.Load() {
+			time.Sleep(1500 * time.Millisecond)
+		}
+	})
+	ctx := context.Background()
+	err := hubs[0].Send(ctx, owner.ID(), hub.NewMessage([]byte("late")))
+	if !errors.Is(err, hub.ErrUnavailable) {
+		t.Fatalf("send to a slow owner: %v, want ErrUnavailable (500)", err)
+	}
+	slow.Store(false)
+	// The owner handles requests in order: once this one is in, the late
+	// one (and the forwarding node's retries of it) were handled.
+	testenv.Eventually(t, 10*time.Second, func() error {
+		return hubs[0].Send(ctx, owner.ID(), hub.NewMessage([]byte("after")))
+	})
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if got := owner.Got(); len(got) == 0 {
+			return errors.New("nothing arrived yet")
+		}
+		return nil
+	})
+	for _, m := range owner.Got() {
+		if m == "late" {
+			t.Fatalf("the frame of a call answered 500 arrived: %q", owner.Got())
+		}
+	}
+}

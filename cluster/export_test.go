@@ -1,0 +1,33 @@
+package cluster
+
+import (
+	"strings"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// SetConnHook makes this node call f with the op of every request on its
+// connections before anything else, on the handler's goroutine (a test's
+// slow owner: requests queue behind it as behind a real pause).
+func (h *Hub) SetConnHook(f func(op string)) { h.connHook.Store(&f) }
+
+// GroupSubs counts the group subscriptions of this node's data connection
+// as its embedded NATS server holds them, by group name.
+func (h *Hub) GroupSubs() map[string]int {
+	out := map[string]int{}
+	cz, err := h.ns.Connz(&server.ConnzOptions{Subscriptions: true})
+	if err != nil {
+		return nil
+	}
+	for _, c := range cz.Conns {
+		if c.Name != "wsgate "+h.cfg.Node.Name+" data" {
+			continue
+		}
+		for _, s := range c.Subs {
+			if tok, ok := strings.CutPrefix(s, h.prefix+".g."); ok {
+				out[tokenGroup(tok)]++
+			}
+		}
+	}
+	return out
+}

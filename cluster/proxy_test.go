@@ -1,0 +1,205 @@
+package cluster_test
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+
+	"github.com/wsgate/wsgate/cluster"
+)
+
+// proxy forwards TCP connections to target. Blackholed, it forwards
+// nothing in either direction and closes nothing: bytes are read and
+// dropped, as on a network that loses every packet, and connections
+// accepted meanwhile are held unanswered. heal closes every connection
+// that lived through the blackhole (the peers' TCP would have given up on
+// it) and forwards again.
+type proxy struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	holed bool
+	conns map[net.Conn]struct{}
+}
+
+func newProxy(t testing.TB, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	go p.serve()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+func (p *proxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		go p.handle(c)
+	}
+}
+
+func (p *proxy) handle(c net.Conn) {
+	if !p.track(c) {
+		return
+	}
+	if p.blackholed() {
+		p.drop(c)
+		return
+	}
+	d, err := net.Dial("tcp", p.target)
+	if err != nil {
+		p.untrack(c)
+		return
+	}
+	if !p.track(d) {
+		p.untrack(c)
+		return
+	}
+	go p.pipe(c, d)
+	p.pipe(d, c)
+}
+
+// pipe copies src to dst while not blackholed, drops what it reads while
+// blackholed, and passes a close on only while not blackholed.
+func (p *proxy) pipe(src, dst net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !p.blackholed() {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				err = werr
+			}
+		}
+		if err != nil {
+			if !p.blackholed() {
+				p.untrack(src)
+				p.untrack(dst)
+			}
+			return
+		}
+	}
+}
+
+// drop reads and discards c until it closes (or heal closes it).
+func (p *proxy) drop(c net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		if _, err := c.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+func (p *proxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conns == nil {
+		c.Close()
+		return false
+	}
+	p.conns[c] = struct{}{}
+	return true
+}
+
+func (p *proxy) untrack(c net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c.Close()
+	delete(p.conns, c)
+}
+
+func (p *proxy) blackholed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.holed
+}
+
+func (p *proxy) blackhole() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.holed = true
+}
+
+func (p *proxy) heal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.holed = false
+	for c := range p.conns {
+		c.Close()
+		delete(p.conns, c)
+	}
+}
+
+func (p *proxy) close() {
+	p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// network is the route links of an embedded cluster, one proxy per
+// ordered pair of nodes: links[i][j] carries the routes node i dials to
+// node j.
+type network struct{ links [][]*proxy }
+
+// cut blackholes every route link to and from node k: its host is lost
+// (or on the minority side of a partition) while its own NATS server,
+// its clients and its HTTP listener stay up.
+func (n *network) cut(k int) { n.each(k, (*proxy).blackhole) }
+
+// mend heals node k's links; the NATS servers reconnect their routes.
+func (n *network) mend(k int) { n.each(k, (*proxy).heal) }
+
+func (n *network) each(k int, f func(*proxy)) {
+	for i, row := range n.links {
+		for j, p := range row {
+			if p != nil && (i == k || j == k) {
+				f(p)
+			}
+		}
+	}
+}
+
+// proxiedConfigs are embeddedConfigs whose routes pass through a network
+// of proxies. Each server advertises a closed port, so a route learned by
+// gossip (which would bypass the proxies) is refused and only the
+// configured, proxied routes exist.
+func proxiedConfigs(t testing.TB, n int) ([]cluster.Config, *network) {
+	cfgs := embeddedConfigs(t, n)
+	ports := freePorts(t, n)
+	closed := freePorts(t, n)
+	nw := &network{links: make([][]*proxy, n)}
+	for i := range n {
+		nw.links[i] = make([]*proxy, n)
+		for j := range n {
+			if i != j {
+				nw.links[i][j] = newProxy(t, fmt.Sprintf("127.0.0.1:%d", ports[j]))
+			}
+		}
+	}
+	for i := range cfgs {
+		e := cfgs[i].NATS.Embedded
+		e.ClusterListen = fmt.Sprintf("127.0.0.1:%d", ports[i])
+		e.Advertise = fmt.Sprintf("127.0.0.1:%d", closed[i])
+		e.Routes = []string{"nats://" + e.ClusterListen} // its own: ignored by NATS, counted for replicas
+		for j, p := range nw.links[i] {
+			if j != i {
+				e.Routes = append(e.Routes, "nats://"+p.addr())
+			}
+		}
+	}
+	return cfgs, nw
+}
