@@ -26,7 +26,8 @@
 // group's subscribe and unsubscribe against joins (a join's reply follows
 // the subscription's flush). Goroutines: the two NATS connections' own
 // (nats.go), the handlers of the .c, .q and heartbeat subscriptions (one
-// each, nats.go), the registry watcher, the heartbeat and renewal ticker,
+// each, nats.go), the registry watcher, the heartbeat, renewal and
+// silent-node tickers,
 // the interest reaper, one group dispatcher and GOMAXPROCS group workers.
 // All end in Close. Lease runs on its caller's goroutine (one per stream
 // in the server) and, while leading, runs its function on one more; both

@@ -79,6 +79,9 @@ type Hub struct {
 	// while they succeed): fencing rules 2 and 3 count from it.
 	renewFailing time.Time
 	peers        map[byte]*peer
+	// goneSignal is closed (and replaced) whenever a node is found gone,
+	// waking calls that wait on a node that stopped answering.
+	goneSignal chan struct{}
 
 	connectedAt atomic.Int64 // unix nanoseconds of the ctl connection's last (re)connect
 	// majoritySince is since when (unix nanoseconds) this node has heard
@@ -117,7 +120,7 @@ func Start(cfg Config, opts Options) (*Hub, error) {
 	h := &Hub{
 		cfg: cfg, mem: opts.Memory, log: opts.Logger.With("component", "cluster", "self", cfg.Node.Name),
 		prefix: "wsg." + cfg.Name, http: cfg.Node.AdvertiseHTTP, started: time.Now(),
-		inc: newIncarnation(), peers: make(map[byte]*peer), subs: make(map[string]*groupSub),
+		inc: newIncarnation(), peers: make(map[byte]*peer), goneSignal: make(chan struct{}), subs: make(map[string]*groupSub),
 	}
 	if h.http == "" {
 		h.http = opts.HTTP
@@ -183,9 +186,10 @@ func (h *Hub) start(ctx context.Context, opts Options) error {
 	if h.cfg.dedupeFor() > 0 {
 		h.dedupe.init()
 	}
-	h.wg.Add(2)
+	h.wg.Add(3)
 	go h.beat()
 	go h.tick()
+	go h.watchSilence()
 	h.heartbeat()
 	h.log.Info("cluster node up", "node", hub.NodeHex(h.self), "name", h.cfg.Node.Name, "inc", h.incarnation())
 	return nil
@@ -260,9 +264,12 @@ func (h *Hub) subject(b byte, kind string) string {
 // registry work (tick), which waits on KV calls: a registry electing a
 // leader must not silence this node's heartbeats, or the others would
 // take it for gone (and it would fence) while it is alive.
-func (h *Hub) beat() {
+func (h *Hub) beat() { h.every(h.cfg.heartbeat(), h.heartbeat) }
+
+// every runs f every d until h closes; it is a goroutine of h's (wg).
+func (h *Hub) every(d time.Duration, f func()) {
 	defer h.wg.Done()
-	t := time.NewTicker(h.cfg.heartbeat())
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -270,33 +277,24 @@ func (h *Hub) beat() {
 			return
 		case <-t.C:
 		}
-		h.heartbeat()
+		f()
 	}
 }
 
 // tick renews the registry entry every lease/5 (every heartbeat while a
-// peer is silent or a renewal failed), declares silent nodes gone, and
-// fences this node when it is the isolated one.
+// peer is silent or a renewal failed), retries the commits of nodes taken
+// for gone here, and fences this node when it is the isolated one.
 func (h *Hub) tick() {
-	defer h.wg.Done()
-	t := time.NewTicker(h.cfg.heartbeat())
-	defer t.Stop()
 	lastRenew := time.Now()
-	for {
-		select {
-		case <-h.ctx.Done():
-			return
-		case <-t.C:
-		}
+	h.every(h.cfg.heartbeat(), func() {
 		if time.Since(lastRenew) >= h.cfg.lease()/5 || h.suspicious() {
 			lastRenew = time.Now()
 			h.renew(h.ctx)
 		}
 		h.checkIsolation()
-		h.reapSilent()
 		h.commitLocalGone()
 		h.dedupe.rotate(h.cfg.dedupeFor())
-	}
+	})
 }
 
 func (h *Hub) heartbeat() {
@@ -327,6 +325,15 @@ func (h *Hub) handleHeartbeat(m *nats.Msg) {
 	if undo {
 		h.log.Warn("cluster node taken for gone is heard again", "node", hb.Node, "name", hb.Name)
 	}
+}
+
+// watchSilence looks for silent nodes four times per heartbeat, on its own
+// goroutine: a node gone silent is declared within a quarter heartbeat of
+// nodeTimeoutMillis, not up to a whole heartbeat later, and not after the
+// registry renewal the tick may be waiting on (host loss: C9 measured
+// 3.5–4.3 s with the check on the tick, against 4 s).
+func (h *Hub) watchSilence() {
+	h.every(max(h.cfg.heartbeat()/4, 10*time.Millisecond), h.reapSilent)
 }
 
 // hearing counts the live set (registry entries up, this node included)
@@ -367,7 +374,12 @@ func (h *Hub) reapSilent() {
 		return
 	}
 	for _, b := range silent {
-		h.declareGone(h.ctx, b, "silent")
+		h.mu.RLock()
+		pending := h.peers[b] != nil && h.peers[b].localGone
+		h.mu.RUnlock()
+		if !pending { // taken for gone here: tick retries its commit
+			h.declareGone(h.ctx, b, "silent")
+		}
 	}
 }
 
@@ -550,8 +562,9 @@ func (h *Hub) connMsg(b byte, op, id string) *nats.Msg {
 // Rules (the 1 s promise rests on them): "no responders" for goneGrace,
 // once this node has been connected settleSeconds, declares b gone (410);
 // a node the registry never had answers 410 at once; a timeout retries
-// the same message within requestTimeout; past it, 500 (not done: the
-// owner drops a request after its deadline).
+// the same message within requestTimeout, unless b was declared gone
+// meanwhile (410); past it, 500 (not done: the owner drops a request
+// after its deadline).
 func (h *Hub) call(ctx context.Context, b byte, msg *nats.Msg) (*nats.Msg, error) {
 	deadline := time.Now().Add(h.cfg.requestTimeout())
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -563,12 +576,28 @@ func (h *Hub) call(ctx context.Context, b byte, msg *nats.Msg) (*nats.Msg, error
 		msg.Header.Set(hdrReq, hub.NewID(h.Self())) // the owner answers a retry of this request once
 	}
 	var noResp time.Time
+	attempt := 0
 	for {
 		remain := time.Until(deadline)
 		if remain <= 0 {
 			break
 		}
 		actx, cancel := context.WithTimeout(ctx, min(h.cfg.attemptTimeout(), remain))
+		if attempt++; attempt > 1 {
+			// b did not answer an attempt: end this one as soon as b is
+			// found gone (the first attempt, the common case, spares
+			// the goroutine).
+			h.mu.RLock()
+			sig := h.goneSignal
+			h.mu.RUnlock()
+			go func() {
+				select {
+				case <-sig:
+					cancel()
+				case <-actx.Done():
+				}
+			}()
+		}
 		reply, err := h.ctl.RequestMsgWithContext(actx, msg)
 		cancel()
 		switch {
@@ -593,9 +622,15 @@ func (h *Hub) call(ctx context.Context, b byte, msg *nats.Msg) (*nats.Msg, error
 				return nil, fmt.Errorf("%w: %v", hub.ErrUnavailable, ctx.Err())
 			case <-time.After(min(100*time.Millisecond, time.Until(deadline))):
 			}
-		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, nats.ErrTimeout):
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("%w: %v", hub.ErrUnavailable, ctx.Err())
+			}
+			// Declared gone (silent) while this call waited: 410 now,
+			// as the end of the budget would answer, not a whole
+			// requestTimeout after the declaration.
+			if gone, _ := h.gone(b); gone {
+				return nil, hub.ErrGone
 			}
 		default:
 			return nil, fmt.Errorf("%w: %v", hub.ErrUnavailable, err)

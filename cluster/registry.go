@@ -183,12 +183,22 @@ func (h *Hub) apply(up jetstream.KeyValueEntry) {
 			p.e, p.present = e, true
 		}
 	}
+	if !p.present || p.e.State == "gone" {
+		h.signalGoneLocked()
+	}
 	mine := b == h.self && h.claimed && (!p.present || p.e.Inc != h.inc || p.e.State != "up")
 	seen := fmt.Sprintf("op %v, revision %d, incarnation %q (mine %q), state %q", up.Operation(), up.Revision(), p.e.Inc, h.inc, p.e.State)
 	h.mu.Unlock()
 	if mine {
 		h.startFence("this node's registry entry was taken or declared gone: " + seen)
 	}
+}
+
+// signalGoneLocked wakes the calls waiting on a node (call); h.mu must be
+// held for writing.
+func (h *Hub) signalGoneLocked() {
+	close(h.goneSignal)
+	h.goneSignal = make(chan struct{})
 }
 
 // peer returns the record of b, creating it; h.mu must be held.
@@ -523,6 +533,7 @@ func (h *Hub) declareGone(ctx context.Context, b byte, reason string) bool {
 	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
 		h.mu.Lock()
 		h.peer(b).present = false
+		h.signalGoneLocked()
 		h.mu.Unlock()
 		return true
 	case err != nil:
@@ -573,6 +584,9 @@ func (h *Hub) record(b byte, e entry, rev uint64) {
 	defer h.mu.Unlock()
 	if p := h.peer(b); rev >= p.rev {
 		p.e, p.rev, p.present, p.localGone = e, rev, true, false
+		if e.State == "gone" {
+			h.signalGoneLocked()
+		}
 	}
 }
 
@@ -587,6 +601,9 @@ func (h *Hub) goneLocally(b byte, seen entry, reason string, err error) bool {
 	first := !p.localGone && p.e.Inc == seen.Inc
 	if p.e.Inc == seen.Inc {
 		p.localGone = true
+	}
+	if first {
+		h.signalGoneLocked()
 	}
 	gone := p.localGone
 	h.mu.Unlock()
