@@ -232,6 +232,9 @@ func (h *Hub) connect(url, role string, ctl bool) (*nats.Conn, error) {
 	if tc != nil {
 		opts = append(opts, nats.Secure(tc))
 	}
+	if h.inProcess() {
+		opts = append(opts, nats.InProcessServer(h.ns))
+	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to NATS at %s: %w", url, explainTLS(err))
@@ -240,6 +243,14 @@ func (h *Hub) connect(url, role string, ctl bool) (*nats.Conn, error) {
 		h.connectedAt.Store(time.Now().UnixNano())
 	}
 	return nc, nil
+}
+
+// inProcess says whether the node's connections reach its embedded
+// server through in-memory pipes: 4 loopback socket calls fewer per
+// request/reply, and the connections never drop while the server runs.
+func (h *Hub) inProcess() bool {
+	e := h.cfg.NATS.Embedded
+	return h.ns != nil && (e.InProcess == nil || *e.InProcess)
 }
 
 // Self is this node's byte; the gateway mints ids with it.
