@@ -246,11 +246,9 @@ func (h *Hub) connect(url, role string, ctl bool) (*nats.Conn, error) {
 }
 
 // inProcess says whether the node's connections reach its embedded
-// server through in-memory pipes: 4 loopback socket calls fewer per
-// request/reply, and the connections never drop while the server runs.
+// server through in-memory pipes instead of loopback TCP.
 func (h *Hub) inProcess() bool {
-	e := h.cfg.NATS.Embedded
-	return h.ns != nil && (e.InProcess == nil || *e.InProcess)
+	return h.ns != nil && h.cfg.NATS.Embedded.InProcess
 }
 
 // Self is this node's byte; the gateway mints ids with it.

@@ -8,17 +8,16 @@ import (
 )
 
 // TestEmbeddedInProcess: with an embedded server the node's own
-// connections are in-memory pipes by default, and TCP to the client
-// listener with nats.embedded.inProcess: false.
+// connections are TCP to the client listener by default, and in-memory
+// pipes with nats.embedded.inProcess: true.
 func TestEmbeddedInProcess(t *testing.T) {
-	off := false
 	for _, tc := range []struct {
 		name      string
-		inProcess *bool
+		inProcess bool
 		wantPipe  bool
 	}{
-		{"default", nil, true},
-		{"inProcess false", &off, false},
+		{"default", false, false},
+		{"inProcess", true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := Config{
