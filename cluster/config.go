@@ -116,9 +116,13 @@ type NATSConfig struct {
 
 // EmbeddedConfig is the NATS server a node runs in its own process.
 type EmbeddedConfig struct {
-	// Listen is the client address; the node connects to it over TCP.
-	// Default 127.0.0.1:4222; port 0 picks one.
+	// Listen is the client address; the node connects to it over TCP
+	// unless InProcess is set. Default 127.0.0.1:4222; port 0 picks one.
 	Listen string `json:"listen,omitempty"`
+	// InProcess connects the node's own NATS connections to the embedded
+	// server through in-memory pipes (net.Pipe) instead of TCP to Listen.
+	// Off by default: measured, it saves no CPU (BENCHMARKS.md, Cluster).
+	InProcess bool `json:"inProcess,omitempty"`
 	// ClusterListen is the route address other nodes' servers connect to.
 	ClusterListen string `json:"clusterListen,omitempty"`
 	// Advertise is the route address given to others; default ClusterListen.

@@ -236,6 +236,9 @@ func (h *Hub) connect(url, role string, ctl bool) (*nats.Conn, error) {
 	if tc != nil {
 		opts = append(opts, nats.Secure(tc))
 	}
+	if h.inProcess() {
+		opts = append(opts, nats.InProcessServer(h.ns))
+	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to NATS at %s: %w", url, explainTLS(err))
@@ -244,6 +247,12 @@ func (h *Hub) connect(url, role string, ctl bool) (*nats.Conn, error) {
 		h.connectedAt.Store(time.Now().UnixNano())
 	}
 	return nc, nil
+}
+
+// inProcess says whether the node's connections reach its embedded
+// server through in-memory pipes instead of loopback TCP.
+func (h *Hub) inProcess() bool {
+	return h.ns != nil && h.cfg.NATS.Embedded.InProcess
 }
 
 // Self is this node's byte; the gateway mints ids with it.
