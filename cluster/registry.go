@@ -412,7 +412,16 @@ func (h *Hub) renew(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(ctx, h.cfg.requestTimeout())
 	nrev, err := h.kv.Update(rctx, nodeKey(b), h.me(), rev)
 	cancel()
+	h.mu.RLock()
+	stale := h.ownRev != rev || h.self != b
+	h.mu.RUnlock()
 	switch {
+	case stale:
+		// The byte was claimed again (a fence re-registered) while this
+		// renewal was out: its answer, and the renewal time read before
+		// it, say nothing about the new entry (it fenced a node a second
+		// time right after an outage beyond the lease).
+		return
 	case err == nil:
 		h.mu.Lock()
 		if h.ownRev == rev {
