@@ -429,20 +429,37 @@ func (h *Hub) renew(ctx context.Context) {
 		}
 		h.mu.Unlock()
 	case errors.Is(err, jetstream.ErrKeyExists), isWrongSequence(err):
-		if h.stillMine(ctx, b) {
+		mine, gerr := h.stillMine(ctx, b)
+		if mine {
 			return // a renewal that timed out here had been applied
 		}
-		h.startFence("this node's registry entry changed under it: " + err.Error())
-	case time.Since(last) >= h.cfg.lease():
-		h.startFence("the registry could not be renewed for a lease: " + err.Error())
-	default:
-		h.mu.Lock()
-		if h.renewFailing.IsZero() {
-			h.renewFailing = sent
+		if gerr == nil {
+			h.startFence("this node's registry entry changed under it: " + err.Error())
+			return
 		}
-		h.mu.Unlock()
-		h.log.Warn("cluster registry renewal failed", "error", err)
+		// The entry could not be read (NATS just back, say): not
+		// evidence either way; a failed renewal, which rules 2 and 3
+		// judge (it fenced a node a second time right after an outage).
+		h.renewFailed(gerr, sent, last)
+	default:
+		h.renewFailed(err, sent, last)
 	}
+}
+
+// renewFailed handles a renewal sent at sent that failed with err: the
+// node fences once the last good one is a lease old (rule 3); before
+// that the failure is remembered for rule 2.
+func (h *Hub) renewFailed(err error, sent, last time.Time) {
+	if time.Since(last) >= h.cfg.lease() {
+		h.startFence("the registry could not be renewed for a lease: " + err.Error())
+		return
+	}
+	h.mu.Lock()
+	if h.renewFailing.IsZero() {
+		h.renewFailing = sent
+	}
+	h.mu.Unlock()
+	h.log.Warn("cluster registry renewal failed", "error", err)
 }
 
 // suspicious reports whether the registry renewal should run now rather
@@ -483,23 +500,26 @@ func (h *Hub) checkIsolation() {
 // revision: a renewal whose answer timed out (the registry electing a
 // leader) may have been applied, leaving this node one revision behind.
 // If the entry still holds this incarnation, up, its revision is adopted.
-func (h *Hub) stillMine(ctx context.Context, b byte) bool {
+func (h *Hub) stillMine(ctx context.Context, b byte) (bool, error) {
 	gctx, cancel := context.WithTimeout(ctx, h.cfg.requestTimeout())
 	defer cancel()
 	cur, err := h.kv.Get(gctx, nodeKey(b))
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return false, nil
+	}
 	if err != nil {
-		return false
+		return false, err
 	}
 	var e entry
 	if json.Unmarshal(cur.Value(), &e) != nil || e.Inc != h.incarnation() || e.State != "up" {
-		return false
+		return false, nil
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if cur.Revision() > h.ownRev {
 		h.ownRev = cur.Revision()
 	}
-	return true
+	return true, nil
 }
 
 func isWrongSequence(err error) bool {
