@@ -113,16 +113,7 @@ func (h *Hub) joinLocal(group, id string) error {
 // reap drops the interest in groups without local members for
 // groupLingerSeconds (a flapping group keeps its subscription).
 func (h *Hub) reap() {
-	defer h.wg.Done()
-	every := min(max(h.cfg.linger()/2, 100*time.Millisecond), time.Second)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-h.ctx.Done():
-			return
-		case <-t.C:
-		}
+	h.every(min(max(h.cfg.linger()/2, 100*time.Millisecond), time.Second), func() {
 		now := time.Now()
 		h.interestMu.Lock()
 		for name, s := range h.subs {
@@ -141,7 +132,7 @@ func (h *Hub) reap() {
 			}
 		}
 		h.interestMu.Unlock()
-	}
+	})
 }
 
 // Subscriptions is the number of groups this node has NATS interest in.

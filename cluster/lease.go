@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/streams"
 )
 
 // leaseValue is what a lease key holds: who leads, for operators reading
@@ -162,7 +163,7 @@ func (h *Hub) campaign(ctx context.Context, kv jetstream.KeyValue, key string) (
 			updates = nil // watch again
 		}
 		// Spread the followers' Creates a little; only one wins anyway.
-		if sleep(ctx, rand.N(250*time.Millisecond)) != nil {
+		if streams.Sleep(ctx, rand.N(250*time.Millisecond)) != nil {
 			return 0, time.Time{}, ctx.Err()
 		}
 	}
@@ -261,16 +262,4 @@ func (h *Hub) release(kv jetstream.KeyValue, key string, rev uint64) {
 		return
 	}
 	h.log.Info("stream lease released", "lease", key)
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wsgate/wsgate/cluster"
 	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/internal/natstest"
 	"github.com/wsgate/wsgate/tlsca"
 )
 
@@ -106,18 +107,9 @@ func startTLSNATS(t *testing.T, ca *tlsca.CA) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
-		TLS: true, TLSVerify: true, TLSConfig: tc, TLSTimeout: 10,
+	ns := natstest.StartWith(t, func(o *server.Options) {
+		o.TLS, o.TLSVerify, o.TLSConfig, o.TLSTimeout = true, true, tc, 10
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	return fmt.Sprintf("tls://%s", ns.Addr())
 }
 

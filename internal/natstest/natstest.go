@@ -14,7 +14,16 @@ import (
 // client URL.
 func Start(t testing.TB) string {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	return StartWith(t, func(*server.Options) {}).ClientURL()
+}
+
+// StartWith is Start with the options changed by set first (TLS, say);
+// it returns the running server.
+func StartWith(t testing.TB, set func(*server.Options)) *server.Server {
+	t.Helper()
+	o := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true}
+	set(o)
+	ns, err := server.NewServer(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,5 +32,5 @@ func Start(t testing.TB) string {
 		t.Fatal("NATS not ready")
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	return ns.ClientURL()
+	return ns
 }
