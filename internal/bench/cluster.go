@@ -30,16 +30,9 @@ func nodeIP(k int) string { return fmt.Sprintf("127.0.0.%d", 11+k) }
 func (o *orch) newClusterEnv(extra func(cfg map[string]any, backend string)) (*env, error) {
 	o.seq++
 	e := &env{o: o}
-	var err error
-	if e.backend, err = o.start("backend"); err != nil {
+	if err := e.startBackend(); err != nil {
 		return nil, err
 	}
-	var a announce
-	if err := e.backend.read(&a); err != nil {
-		e.close()
-		return nil, fmt.Errorf("backend: %w", err)
-	}
-	e.backURI = "http://" + a.Addr
 	n := o.Cluster
 	ports, err := reservePorts(n)
 	if err != nil {

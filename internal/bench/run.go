@@ -287,6 +287,21 @@ func (e *env) close() {
 	}
 }
 
+// startBackend starts the backend role and learns its address.
+func (e *env) startBackend() error {
+	var err error
+	if e.backend, err = e.o.start("backend"); err != nil {
+		return err
+	}
+	var a announce
+	if err := e.backend.read(&a); err != nil {
+		e.close()
+		return fmt.Errorf("backend: %w", err)
+	}
+	e.backURI = "http://" + a.Addr
+	return nil
+}
+
 // newEnv starts the backend, a server (wsgate with the config extra
 // changes, or the raw floor when raw) and the workers.
 func (o *orch) newEnv(raw bool, extra func(cfg map[string]any, backend string)) (*env, error) {
@@ -294,15 +309,9 @@ func (o *orch) newEnv(raw bool, extra func(cfg map[string]any, backend string)) 
 	e := &env{o: o}
 	var err error
 	if !raw {
-		if e.backend, err = o.start("backend"); err != nil {
+		if err := e.startBackend(); err != nil {
 			return nil, err
 		}
-		var a announce
-		if err := e.backend.read(&a); err != nil {
-			e.close()
-			return nil, fmt.Errorf("backend: %w", err)
-		}
-		e.backURI = "http://" + a.Addr
 		cfg := baseConfig(e.backURI)
 		if extra != nil {
 			extra(cfg, e.backURI)
