@@ -299,10 +299,7 @@ var rawWrites = sync.Pool{New: func() any {
 }}
 
 func (w *rawWrite) write(fd uintptr) bool {
-	w.n, w.err = syscall.Write(int(fd), w.frame)
-	if w.err == syscall.EAGAIN || w.err == syscall.EINTR {
-		w.n, w.err = 0, nil
-	}
+	w.n, w.err = writeFD(fd, w.frame)
 	return true // never wait here
 }
 

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package gateway
+
+// writeFD writes nothing where a non-blocking write(2) on the raw socket is
+// not implemented (Windows): every frame goes to the connection's writer
+// goroutine, which writes through net.Conn.
+func writeFD(uintptr, []byte) (int, error) { return 0, nil }
