@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"hash/maphash"
 	"sync"
 	"time"
 
@@ -12,32 +13,37 @@ import (
 const dedupeMax = 1 << 20
 
 // dedupe remembers answered POSTs and DELETEs for dedupeSeconds (between
-// that and twice that): a retry of the same call, by the origin after an
-// attempt timed out or by an AWS SDK through any node, gets the first
-// answer instead of a second delivery. Never initialized (dedupeSeconds 0),
+// that and twice that), by a 64-bit hash of the key (a new key meets an
+// old one's hash about once in 2^64/n calls, n keys remembered): a retry
+// of the same call, by the origin after an attempt timed out or by an AWS
+// SDK through any node, gets the first answer instead of a second
+// delivery. Never initialized (dedupeSeconds 0),
 // it runs every call.
 type dedupe struct {
 	mu        sync.Mutex
-	cur, prev map[string]*outcome
+	seed      maphash.Seed
+	cur, prev map[uint64]*outcome // by a 64-bit hash of the key
 	rotated   time.Time
 }
 
 type outcome struct {
-	done chan struct{}
+	done sync.WaitGroup // Done once err is set
 	err  error
 }
 
 func (d *dedupe) init() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.cur, d.prev, d.rotated = make(map[string]*outcome), make(map[string]*outcome), time.Now()
+	d.seed = maphash.MakeSeed()
+	d.cur, d.prev, d.rotated = make(map[uint64]*outcome), make(map[uint64]*outcome), time.Now()
 }
 
 func (d *dedupe) rotate(every time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.cur != nil && time.Since(d.rotated) >= every {
-		d.prev, d.cur, d.rotated = d.cur, make(map[string]*outcome), time.Now()
+		// Sized as the last generation: no growing under a steady load.
+		d.prev, d.cur, d.rotated = d.cur, make(map[uint64]*outcome, len(d.cur)), time.Now()
 	}
 }
 
@@ -52,22 +58,24 @@ func (d *dedupe) do(key string, f func() error) error {
 		d.mu.Unlock()
 		return f()
 	}
-	o := d.cur[key]
+	k := maphash.String(d.seed, key)
+	o := d.cur[k]
 	if o == nil {
-		o = d.prev[key]
+		o = d.prev[k]
 	}
 	if o != nil {
 		d.mu.Unlock()
-		<-o.done
+		o.done.Wait()
 		return o.err
 	}
-	o = &outcome{done: make(chan struct{})}
+	o = &outcome{}
+	o.done.Add(1)
 	if len(d.cur) < dedupeMax {
-		d.cur[key] = o
+		d.cur[k] = o
 	}
 	d.mu.Unlock()
 	o.err = f()
-	close(o.done)
+	o.done.Done()
 	return o.err
 }
 

@@ -99,6 +99,16 @@ type Hub struct {
 
 	dedupe dedupe
 
+	// Calls on connection ids (calls.go): a queue per node, the batches
+	// out waiting for their replies, and the keys of calls without one.
+	links     [hub.MaxNode + 2]link
+	inbox     string
+	outMu     sync.Mutex
+	out       map[uint64]*batch
+	outSeq    uint64
+	reqPrefix string
+	reqSeq    atomic.Uint64
+
 	streamReport atomic.Pointer[func() []byte]
 	// connHook, set by tests only, runs first in handleConn: a slow owner.
 	connHook atomic.Pointer[func(op string)]
@@ -154,6 +164,10 @@ func (h *Hub) start(ctx context.Context, opts Options) error {
 		return err
 	}
 	if h.data, err = h.connect(url, "data", false); err != nil {
+		return err
+	}
+	h.reqPrefix = "req:" + h.inc + "."
+	if err := h.startCalls(); err != nil {
 		return err
 	}
 	if err := h.openBucket(ctx, replicas); err != nil {
@@ -474,12 +488,7 @@ func (h *Hub) Send(ctx context.Context, id string, m *hub.Message) error {
 		}
 		return err
 	}
-	msg := h.connMsg(b, "post", id)
-	if k := dedupeKey(ctx); k != "" {
-		msg.Header.Set(hdrReq, k)
-	}
-	msg.Data = m.Data
-	_, err = h.call(ctx, b, msg)
+	_, err = h.callConn(ctx, b, &item{op: opPost, id: id, key: dedupeKey(ctx), body: m.Data})
 	return err
 }
 
@@ -501,12 +510,12 @@ func (h *Hub) Info(ctx context.Context, id string) (hub.Info, error) {
 	if local {
 		return h.mem.Info(ctx, id)
 	}
-	reply, err := h.call(ctx, b, h.connMsg(b, "get", id))
+	body, err := h.callConn(ctx, b, &item{op: opGet, id: id})
 	if err != nil {
 		return hub.Info{}, err
 	}
 	var info hub.Info
-	if err := json.Unmarshal(reply.Data, &info); err != nil {
+	if err := json.Unmarshal(body, &info); err != nil {
 		return hub.Info{}, fmt.Errorf("%w: node %s answered %v", hub.ErrUnavailable, hub.NodeHex(b), err)
 	}
 	return info, nil
@@ -524,9 +533,7 @@ func (h *Hub) Disconnect(ctx context.Context, id string, r hub.CloseReason) erro
 		}
 		return err
 	}
-	msg := h.connMsg(b, "delete", id)
-	msg.Header.Set(hdrReason, r.Label)
-	_, err = h.call(ctx, b, msg)
+	_, err = h.callConn(ctx, b, &item{op: opDelete, id: id, arg: r.Label})
 	return err
 }
 
@@ -539,9 +546,7 @@ func (h *Hub) Join(ctx context.Context, group, id string) error {
 		}
 		return err
 	}
-	msg := h.connMsg(b, "join", id)
-	msg.Header.Set(hdrGroup, group)
-	_, err = h.call(ctx, b, msg)
+	_, err = h.callConn(ctx, b, &item{op: opJoin, id: id, arg: group})
 	return err
 }
 
@@ -554,45 +559,77 @@ func (h *Hub) Leave(ctx context.Context, group, id string) error {
 		}
 		return err
 	}
-	msg := h.connMsg(b, "leave", id)
-	msg.Header.Set(hdrGroup, group)
-	_, err = h.call(ctx, b, msg)
+	_, err = h.callConn(ctx, b, &item{op: opLeave, id: id, arg: group})
 	return err
 }
 
-func (h *Hub) connMsg(b byte, op, id string) *nats.Msg {
-	msg := nats.NewMsg(h.subject(b, "c"))
-	msg.Header.Set(hdrOp, op)
-	msg.Header.Set(hdrConn, id)
-	return msg
+// callConn runs one call on a connection of node b (in a batch, calls.go)
+// under the rules of call, and returns the owner's reply body.
+func (h *Hub) callConn(ctx context.Context, b byte, it *item) ([]byte, error) {
+	deadline := h.deadline(ctx)
+	it.deadline = deadline.UnixMilli()
+	if it.key == "" {
+		// The owner answers a retry of this call once.
+		it.key = h.reqPrefix + strconv.FormatUint(h.reqSeq.Add(1), 36)
+	}
+	var body []byte
+	err := h.retry(ctx, b, deadline, func(actx context.Context) error {
+		r := h.try(actx, b, it)
+		if r.err != nil {
+			return r.err
+		}
+		body = r.body
+		return resultError(r)
+	})
+	return body, err
 }
 
-// call asks node b and returns its reply, or the error its status means.
-// Rules (the 1 s promise rests on them): "no responders" for goneGrace,
-// once this node has been connected settleSeconds, declares b gone (410);
-// a node the registry never had answers 410 at once; a timeout retries
-// the same message within requestTimeout, unless b was declared gone
-// meanwhile (410); past it, 500 (not done: the owner drops a request
-// after its deadline).
+// call asks node b one query (.q, request/reply with headers) under the
+// rules of retry and returns its reply.
 func (h *Hub) call(ctx context.Context, b byte, msg *nats.Msg) (*nats.Msg, error) {
+	deadline := h.deadline(ctx)
+	msg.Header.Set(hdrDeadline, strconv.FormatInt(deadline.UnixMilli(), 10))
+	msg.Header.Set(hdrFrom, hub.NodeHex(h.Self())+"/"+h.incarnation())
+	var reply *nats.Msg
+	err := h.retry(ctx, b, deadline, func(actx context.Context) error {
+		m, err := h.ctl.RequestMsgWithContext(actx, msg)
+		if err != nil {
+			return err
+		}
+		reply = m
+		return replyError(m)
+	})
+	return reply, err
+}
+
+// deadline is when a call started now must be answered: requestTimeout,
+// or ctx's deadline if sooner.
+func (h *Hub) deadline(ctx context.Context) time.Time {
 	deadline := time.Now().Add(h.cfg.requestTimeout())
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	msg.Header.Set(hdrDeadline, strconv.FormatInt(deadline.UnixMilli(), 10))
-	msg.Header.Set(hdrFrom, hub.NodeHex(h.Self())+"/"+h.incarnation())
-	if msg.Header.Get(hdrReq) == "" {
-		msg.Header.Set(hdrReq, hub.NewID(h.Self())) // the owner answers a retry of this request once
-	}
+	return deadline
+}
+
+// retry runs attempts of one call on node b until one is answered (its
+// error, or nil, is the call's), under the rules the 1 s promise rests on:
+// "no responders" for goneGrace, once this node has been connected
+// settleSeconds, declares b gone (410); a node the registry never had
+// answers 410 at once; a timeout retries the same call within the
+// deadline, unless b was declared gone meanwhile (410); past it, 500 (not
+// done: the owner drops a call after its deadline, and says so when it
+// drops one, which ends the call with 500 at once).
+func (h *Hub) retry(ctx context.Context, b byte, deadline time.Time, attempt func(context.Context) error) error {
 	var noResp time.Time
-	attempt := 0
+	n := 0
 	for {
 		remain := time.Until(deadline)
 		if remain <= 0 {
 			break
 		}
 		actx, cancel := context.WithTimeout(ctx, min(h.cfg.attemptTimeout(), remain))
-		if attempt++; attempt > 1 {
+		if n++; n > 1 {
 			// b did not answer an attempt: end this one as soon as b is
 			// found gone (the first attempt, the common case, spares
 			// the goroutine).
@@ -607,48 +644,50 @@ func (h *Hub) call(ctx context.Context, b byte, msg *nats.Msg) (*nats.Msg, error
 				}
 			}()
 		}
-		reply, err := h.ctl.RequestMsgWithContext(actx, msg)
+		err := attempt(actx)
 		cancel()
 		switch {
-		case err == nil:
-			return reply, replyError(reply)
+		case errors.Is(err, errDropped):
+			return fmt.Errorf("%w: node %s did not answer within %d ms", hub.ErrUnavailable, hub.NodeHex(b), h.cfg.RequestTimeoutMillis)
 		case errors.Is(err, nats.ErrNoResponders):
 			if noResp.IsZero() {
 				noResp = time.Now()
 			}
 			if _, known := h.gone(b); !known && !h.registered(ctx, b) {
-				return nil, hub.ErrGone // no node has this byte
+				return hub.ErrGone // no node has this byte
 			}
 			settled := time.Since(time.Unix(0, h.connectedAt.Load())) >= h.cfg.settle()
 			if time.Since(noResp) >= h.cfg.goneGrace() && settled && h.declareGone(ctx, b, "no responders") {
-				return nil, hub.ErrGone
+				return hub.ErrGone
 			}
 			if gone, _ := h.gone(b); gone {
-				return nil, hub.ErrGone
+				return hub.ErrGone
 			}
 			select {
 			case <-ctx.Done():
-				return nil, fmt.Errorf("%w: %v", hub.ErrUnavailable, ctx.Err())
+				return fmt.Errorf("%w: %v", hub.ErrUnavailable, ctx.Err())
 			case <-time.After(min(100*time.Millisecond, time.Until(deadline))):
 			}
-		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, nats.ErrTimeout):
+		case errors.Is(err, errAttemptTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, nats.ErrTimeout):
 			if ctx.Err() != nil {
-				return nil, fmt.Errorf("%w: %v", hub.ErrUnavailable, ctx.Err())
+				return fmt.Errorf("%w: %v", hub.ErrUnavailable, ctx.Err())
 			}
 			// Declared gone (silent) while this call waited: 410 now,
 			// as the end of the budget would answer, not a whole
 			// requestTimeout after the declaration.
 			if gone, _ := h.gone(b); gone {
-				return nil, hub.ErrGone
+				return hub.ErrGone
 			}
+		case err == nil, errors.Is(err, hub.ErrGone), errors.Is(err, hub.ErrQueueFull), errors.Is(err, hub.ErrLimitExceeded), errors.Is(err, hub.ErrUnavailable):
+			return err // answered
 		default:
-			return nil, fmt.Errorf("%w: %v", hub.ErrUnavailable, err)
+			return fmt.Errorf("%w: %v", hub.ErrUnavailable, err)
 		}
 	}
 	if h.silentFor(b) >= h.cfg.nodeTimeout() && h.declareGone(ctx, b, "silent") {
-		return nil, hub.ErrGone
+		return hub.ErrGone
 	}
-	return nil, fmt.Errorf("%w: node %s did not answer within %d ms", hub.ErrUnavailable, hub.NodeHex(b), h.cfg.RequestTimeoutMillis)
+	return fmt.Errorf("%w: node %s did not answer within %d ms", hub.ErrUnavailable, hub.NodeHex(b), h.cfg.RequestTimeoutMillis)
 }
 
 // registered asks the registry itself whether b has an entry (the watcher
@@ -673,41 +712,32 @@ func (h *Hub) silentFor(b byte) time.Duration {
 	return time.Since(p.lastSeen)
 }
 
-// Statuses carried in Wsg-Status, and the errors they stand for.
+// replyError is the error a query reply's Wsg-Status stands for.
 func replyError(m *nats.Msg) error {
-	st := m.Header.Get(hdrStatus)
-	text := m.Header.Get(hdrError)
-	switch st {
-	case "200", "204":
-		return nil
-	case "410":
-		return hub.ErrGone
-	case "429":
-		if text != "" {
-			return fmt.Errorf("%w: %s", hub.ErrLimitExceeded, text)
-		}
-		return hub.ErrQueueFull
+	st, err := strconv.Atoi(m.Header.Get(hdrStatus))
+	if err != nil || st == statusExpired {
+		st = 500
 	}
-	return fmt.Errorf("%w: %s %s", hub.ErrUnavailable, st, text)
+	return resultError(result{status: st, text: m.Header.Get(hdrError)})
 }
 
-func status(err error) (string, string) {
+func status(err error) (int, string) {
 	var limit string
 	switch {
 	case err == nil:
-		return "200", ""
+		return 200, ""
 	case errors.Is(err, hub.ErrGone):
-		return "410", ""
+		return 410, ""
 	case errors.Is(err, hub.ErrQueueFull):
-		return "429", ""
+		return 429, ""
 	case errors.Is(err, hub.ErrLimitExceeded):
 		limit = err.Error()
 		if s, ok := cutPrefix(limit, hub.ErrLimitExceeded.Error()+": "); ok {
 			limit = s
 		}
-		return "429", limit
+		return 429, limit
 	}
-	return "500", err.Error()
+	return 500, err.Error()
 }
 
 func cutPrefix(s, p string) (string, bool) {
@@ -720,7 +750,7 @@ func cutPrefix(s, p string) (string, bool) {
 func respond(m *nats.Msg, err error, body []byte) {
 	st, text := status(err)
 	r := nats.NewMsg(m.Reply)
-	r.Header.Set(hdrStatus, st)
+	r.Header.Set(hdrStatus, strconv.Itoa(st))
 	if text != "" {
 		r.Header.Set(hdrError, text)
 	}
@@ -728,50 +758,11 @@ func respond(m *nats.Msg, err error, body []byte) {
 	_ = m.RespondMsg(r)
 }
 
-// expired reports whether the origin has given up on m (or is about to):
-// then the owner does nothing, so a 500 after a timeout means "not done".
+// expired reports whether the origin has given up on query m (or is
+// about to): then the owner does nothing.
 func expired(m *nats.Msg) bool {
 	ms, err := strconv.ParseInt(m.Header.Get(hdrDeadline), 10, 64)
 	return err != nil || time.Now().After(time.UnixMilli(ms).Add(-100*time.Millisecond))
-}
-
-// handleConn serves wsg.<name>.n.<self>.c: one op on one of this node's
-// connections. Every op is non-blocking (hub.Memory's contract), but a
-// first join, which subscribes the group and flushes.
-func (h *Hub) handleConn(m *nats.Msg) {
-	if f := h.connHook.Load(); f != nil {
-		(*f)(m.Header.Get(hdrOp))
-	}
-	if expired(m) {
-		return
-	}
-	id := m.Header.Get(hdrConn)
-	switch m.Header.Get(hdrOp) {
-	case "ping":
-		respond(m, nil, nil)
-	case "post":
-		respond(m, h.sendLocal(m.Header.Get(hdrReq), id, hub.NewMessage(m.Data)), nil)
-	case "get":
-		info, err := h.mem.Info(h.ctx, id)
-		var body []byte
-		if err == nil {
-			body, _ = json.Marshal(info)
-		}
-		respond(m, err, body)
-	case "delete":
-		r, ok := hub.CloseReasonByLabel(m.Header.Get(hdrReason))
-		if !ok {
-			respond(m, fmt.Errorf("unknown close reason %q", m.Header.Get(hdrReason)), nil)
-			return
-		}
-		respond(m, h.dedupe.do(m.Header.Get(hdrReq), func() error { return h.mem.Disconnect(h.ctx, id, r) }), nil)
-	case "join":
-		respond(m, h.joinLocal(m.Header.Get(hdrGroup), id), nil)
-	case "leave":
-		respond(m, h.mem.Leave(h.ctx, m.Header.Get(hdrGroup), id), nil)
-	default:
-		respond(m, fmt.Errorf("unknown op %q", m.Header.Get(hdrOp)), nil)
-	}
 }
 
 // Nodes implements hub.Router: the registry's entries with the last

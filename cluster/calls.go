@@ -1,0 +1,426 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/wsgate/wsgate/hub"
+)
+
+// Calls on connection ids (post, get, delete, join, leave) travel to their
+// owner in batches: one NATS request carries every call made to that node
+// while the previous batches were out, one reply carries every answer. A
+// call on an idle link goes at once, alone (no delay is added); under load
+// a batch takes the calls that queued meanwhile, so the NATS messages, the
+// servers' routing and the wake-ups per call fall with the load. Each call
+// keeps its own deadline, dedupe key and retries: a batch that gets no
+// answer within attemptTimeoutMillis fails every call in it, and each call
+// retries (in a later batch) with the same key.
+//
+// Wire format, no NATS headers (the body is all; integers are uvarints,
+// strings and bytes are a uvarint length and the bytes):
+//
+//	request  = version(1) count item*
+//	item     = op(1 byte) deadline(unix ms) id key arg body
+//	reply    = count result*
+//	result   = status text body
+//
+// arg is the group of a join or leave, the close reason's label of a
+// delete. status is the HTTP status the origin answers, or 0: the owner
+// dropped the call unrun, its deadline having passed.
+const (
+	batchVersion = 1
+	// maxInFlight is how many batches may be out to one node at once;
+	// calls made meanwhile wait for the next. Two keeps the link busy
+	// while one batch's reply is on its way back.
+	maxInFlight = 2
+	// maxBatch bounds the calls in one batch (and so one reply's size).
+	maxBatch = 256
+	// statusExpired is the status of a call the owner dropped unrun.
+	statusExpired = 0
+)
+
+// Ops of a call, one byte on the wire.
+const (
+	opPost byte = iota + 1
+	opGet
+	opDelete
+	opJoin
+	opLeave
+)
+
+var opNames = [...]string{opPost: "post", opGet: "get", opDelete: "delete", opJoin: "join", opLeave: "leave"}
+
+// errAttemptTimeout: the batch got no answer within attemptTimeoutMillis.
+var errAttemptTimeout = errors.New("no answer within attemptTimeoutMillis")
+
+// errDropped: the owner dropped the call unrun, past its deadline.
+var errDropped = errors.New("dropped by the owner past its deadline")
+
+// item is one call on one connection.
+type item struct {
+	op       byte
+	deadline int64 // unix ms: the owner must not act after deadline − 100 ms
+	id       string
+	key      string // dedupe key (post, delete); the owner answers a repeat once
+	arg      string // join/leave: group; delete: close reason label
+	body     []byte // post: the frame
+}
+
+func (it *item) size() int { return 32 + len(it.id) + len(it.key) + len(it.arg) + len(it.body) }
+
+// result is the owner's answer to one item, or the transport's error.
+type result struct {
+	status int
+	text   string
+	body   []byte
+	err    error
+}
+
+// attempt is one try of one call; done gets the outcome once.
+type attempt struct {
+	it   *item
+	done chan result
+}
+
+// link is the queue of calls to one node.
+type link struct {
+	mu       sync.Mutex
+	subject  string
+	queue    []*attempt
+	inflight int
+}
+
+// batch is a request out, waiting for its reply.
+type batch struct {
+	link  *link
+	atts  []*attempt
+	timer *time.Timer
+}
+
+// startCalls subscribes this node's reply inbox.
+func (h *Hub) startCalls() error {
+	h.inbox = nats.NewInbox()
+	h.out = make(map[uint64]*batch)
+	for b := range h.links {
+		h.links[b].subject = h.subject(byte(b), "c")
+	}
+	_, err := h.ctl.Subscribe(h.inbox+".*", h.handleReply)
+	return err
+}
+
+// try sends one attempt of it to node b and waits for its outcome, or for
+// ctx (the attempt's time) to end.
+func (h *Hub) try(ctx interface{ Done() <-chan struct{} }, b byte, it *item) result {
+	a := &attempt{it: it, done: make(chan result, 1)}
+	l := &h.links[b]
+	l.mu.Lock()
+	l.queue = append(l.queue, a)
+	if l.inflight >= maxInFlight {
+		l.mu.Unlock()
+	} else {
+		l.inflight++
+		atts := l.take(h.batchLimit())
+		l.mu.Unlock()
+		h.sendBatch(l, atts)
+	}
+	select {
+	case r := <-a.done:
+		return r
+	case <-ctx.Done():
+		return result{err: errAttemptTimeout}
+	}
+}
+
+// batchLimit is the most bytes a batch may carry: the server's payload
+// limit, less room for the envelope. A single call larger than that goes
+// alone.
+func (h *Hub) batchLimit() int { return int(h.ctl.MaxPayload()) - 4096 }
+
+// take removes the next batch from the queue (l.mu held): the calls in
+// order, up to maxBatch and limit bytes, the first one always.
+func (l *link) take(limit int) []*attempt {
+	n, size := 0, 0
+	for n < len(l.queue) && n < maxBatch {
+		s := l.queue[n].it.size()
+		if n > 0 && size+s > limit {
+			break
+		}
+		size += s
+		n++
+	}
+	atts := make([]*attempt, n)
+	copy(atts, l.queue)
+	rest := copy(l.queue, l.queue[n:])
+	clear(l.queue[rest:])
+	l.queue = l.queue[:rest]
+	return atts
+}
+
+// sendBatch publishes one batch with a reply subject of its own and arms
+// its attempt timer.
+func (h *Hub) sendBatch(l *link, atts []*attempt) {
+	data := encodeBatch(atts)
+	h.outMu.Lock()
+	h.outSeq++
+	seq := h.outSeq
+	bt := &batch{link: l, atts: atts}
+	h.out[seq] = bt
+	bt.timer = time.AfterFunc(h.cfg.attemptTimeout(), func() { h.finish(seq, nil, errAttemptTimeout) })
+	h.outMu.Unlock()
+	if err := h.ctl.PublishRequest(l.subject, h.inbox+"."+strconv.FormatUint(seq, 10), data); err != nil {
+		h.finish(seq, nil, err)
+	}
+}
+
+// handleReply takes a batch's reply (or NATS's "no responders" for it).
+func (h *Hub) handleReply(m *nats.Msg) {
+	seq, err := strconv.ParseUint(m.Subject[min(len(h.inbox)+1, len(m.Subject)):], 10, 64)
+	if err != nil {
+		return
+	}
+	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+		h.finish(seq, nil, nats.ErrNoResponders)
+		return
+	}
+	h.finish(seq, m.Data, nil)
+}
+
+// finish hands each call of batch seq its outcome and sends the link's
+// next batch. A batch already finished (its timer fired, or a reply came
+// after it) is ignored.
+func (h *Hub) finish(seq uint64, data []byte, err error) {
+	h.outMu.Lock()
+	bt := h.out[seq]
+	delete(h.out, seq)
+	h.outMu.Unlock()
+	if bt == nil {
+		return
+	}
+	bt.timer.Stop()
+	var rs []result
+	if err == nil {
+		if rs, err = decodeResults(data, len(bt.atts)); err != nil {
+			err = fmt.Errorf("a reply that does not parse: %w", err)
+		}
+	}
+	for i, a := range bt.atts {
+		if err != nil {
+			a.done <- result{err: err}
+		} else {
+			a.done <- rs[i]
+		}
+	}
+	l := bt.link
+	l.mu.Lock()
+	if len(l.queue) == 0 {
+		l.inflight--
+		l.mu.Unlock()
+		return
+	}
+	atts := l.take(h.batchLimit())
+	l.mu.Unlock()
+	h.sendBatch(l, atts)
+}
+
+// handleConn serves wsg.<name>.n.<self>.c: a batch of ops on this node's
+// connections, answered in one reply. Every op is non-blocking
+// (hub.Memory's contract), but a first join, which subscribes the group
+// and flushes. A call past its deadline is dropped unrun (status 0), so a
+// 500 after a timeout means "not done".
+func (h *Hub) handleConn(m *nats.Msg) {
+	if m.Header.Get(hdrOp) == "ping" { // registry.silent: is anyone there
+		respond(m, nil, nil)
+		return
+	}
+	items, err := decodeBatch(m.Data)
+	if err != nil {
+		h.log.Warn("cluster call that does not parse", "error", err)
+		return
+	}
+	out := binary.AppendUvarint(make([]byte, 0, 4+4*len(items)), uint64(len(items)))
+	for i := range items {
+		it := &items[i]
+		if f := h.connHook.Load(); f != nil {
+			(*f)(opNames[it.op])
+		}
+		if time.Now().UnixMilli() > it.deadline-100 {
+			out = appendResult(out, statusExpired, "", nil)
+			continue
+		}
+		body, err := h.run(it)
+		st, text := status(err)
+		out = appendResult(out, st, text, body)
+	}
+	_ = m.Respond(out)
+}
+
+// run does one call on this node.
+func (h *Hub) run(it *item) ([]byte, error) {
+	switch it.op {
+	case opPost:
+		return nil, h.sendLocal(it.key, it.id, hub.NewMessage(it.body))
+	case opGet:
+		info, err := h.mem.Info(h.ctx, it.id)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(info)
+	case opDelete:
+		r, ok := hub.CloseReasonByLabel(it.arg)
+		if !ok {
+			return nil, fmt.Errorf("unknown close reason %q", it.arg)
+		}
+		return nil, h.dedupe.do(it.key, func() error { return h.mem.Disconnect(h.ctx, it.id, r) })
+	case opJoin:
+		return nil, h.joinLocal(it.arg, it.id)
+	case opLeave:
+		return nil, h.mem.Leave(h.ctx, it.arg, it.id)
+	}
+	return nil, fmt.Errorf("unknown op %d", it.op)
+}
+
+func appendBytes(b, s []byte) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+func encodeBatch(atts []*attempt) []byte {
+	size := 8
+	for _, a := range atts {
+		size += a.it.size()
+	}
+	b := make([]byte, 0, size)
+	b = append(b, batchVersion)
+	b = binary.AppendUvarint(b, uint64(len(atts)))
+	for _, a := range atts {
+		it := a.it
+		b = append(b, it.op)
+		b = binary.AppendUvarint(b, uint64(it.deadline))
+		b = appendString(b, it.id)
+		b = appendString(b, it.key)
+		b = appendString(b, it.arg)
+		b = appendBytes(b, it.body)
+	}
+	return b
+}
+
+func appendResult(b []byte, st int, text string, body []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(st))
+	b = appendString(b, text)
+	return appendBytes(b, body)
+}
+
+// reader decodes the wire format; the first error sticks.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errors.New("truncated")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// bytes returns the next length-prefixed field, a slice of the message.
+func (r *reader) bytes() []byte {
+	n := r.uvarint()
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)) {
+		r.err = errors.New("truncated")
+		return nil
+	}
+	s := r.b[:n:n]
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *reader) byte() byte {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b) == 0 {
+		r.err = errors.New("truncated")
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func decodeBatch(data []byte) ([]item, error) {
+	r := reader{b: data}
+	if v := r.byte(); r.err == nil && v != batchVersion {
+		return nil, fmt.Errorf("version %d, want %d", v, batchVersion)
+	}
+	n := r.uvarint()
+	if r.err == nil && n > maxBatch {
+		return nil, fmt.Errorf("%d calls in one batch, at most %d", n, maxBatch)
+	}
+	items := make([]item, n)
+	for i := range items {
+		it := &items[i]
+		it.op = r.byte()
+		it.deadline = int64(r.uvarint())
+		it.id = string(r.bytes())
+		it.key = string(r.bytes())
+		it.arg = string(r.bytes())
+		it.body = r.bytes()
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = errors.New("trailing bytes")
+	}
+	return items, r.err
+}
+
+func decodeResults(data []byte, want int) ([]result, error) {
+	r := reader{b: data}
+	if n := r.uvarint(); r.err == nil && n != uint64(want) {
+		return nil, fmt.Errorf("%d answers for %d calls", n, want)
+	}
+	rs := make([]result, want)
+	for i := range rs {
+		rs[i].status = int(r.uvarint())
+		rs[i].text = string(r.bytes())
+		rs[i].body = r.bytes()
+	}
+	return rs, r.err
+}
+
+// resultError is the error a call's status stands for.
+func resultError(r result) error {
+	switch r.status {
+	case 200, 204:
+		return nil
+	case 410:
+		return hub.ErrGone
+	case 429:
+		if r.text != "" {
+			return fmt.Errorf("%w: %s", hub.ErrLimitExceeded, r.text)
+		}
+		return hub.ErrQueueFull
+	case statusExpired:
+		return errDropped
+	}
+	return fmt.Errorf("%w: %d %s", hub.ErrUnavailable, r.status, r.text)
+}
