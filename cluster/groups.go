@@ -18,13 +18,11 @@ type groupSub struct {
 	emptySince time.Time // zero while the group has local members
 }
 
-// Bounds of the group receive path. A full shared channel makes nats.go
-// drop messages and report a slow consumer (at most once delivery to
-// other nodes' members, as a full member queue).
-const (
-	groupInbox  = 1 << 16
-	workerQueue = 1 << 10
-)
+// groupInbox bounds the group receive path: the messages waiting for the
+// workers, all together. A worker's full channel makes nats.go drop the
+// message and report a slow consumer (at most once delivery to other
+// nodes' members, as a full member queue).
+const groupInbox = 1 << 16
 
 // groupToken maps a group name to a subject token: names are
 // [A-Za-z0-9._:-], and '.' would split NATS tokens, so it becomes '~'
@@ -35,45 +33,37 @@ func tokenGroup(tok string) string { return strings.ReplaceAll(tok, "~", ".") }
 
 func (h *Hub) groupSubject(name string) string { return h.prefix + ".g." + groupToken(name) }
 
-// startGroups starts the dispatcher, the workers and the interest reaper.
+// startGroups starts the workers and the interest reaper. Each group's
+// subscription delivers into one worker's channel (chosen by the group's
+// hash), so one group's messages stay in order while groups spread over
+// the cores, and no goroutine stands between nats.go and the worker.
 func (h *Hub) startGroups() {
-	h.msgs = make(chan *nats.Msg, groupInbox)
+	h.seed = maphash.MakeSeed()
 	h.workers = make([]chan *nats.Msg, workerCount)
 	for i := range h.workers {
-		ch := make(chan *nats.Msg, workerQueue)
+		ch := make(chan *nats.Msg, groupInbox/workerCount)
 		h.workers[i] = ch
 		h.wg.Add(1)
 		go func() {
 			defer h.wg.Done()
-			for m := range ch {
-				name := tokenGroup(strings.TrimPrefix(m.Subject, h.prefix+".g."))
-				_, _ = h.mem.Publish(h.ctx, name, hub.NewMessage(m.Data))
+			for {
+				select {
+				case <-h.ctx.Done():
+					return
+				case m := <-ch:
+					name := tokenGroup(m.Subject[len(h.prefix)+len(".g."):])
+					_, _ = h.mem.Publish(h.ctx, name, hub.NewMessage(m.Data))
+				}
 			}
 		}()
 	}
-	h.wg.Add(2)
-	go h.dispatch()
+	h.wg.Add(1)
 	go h.reap()
 }
 
-// dispatch hands each group message to the worker of its group, so one
-// group's messages stay in order while groups spread over the cores.
-func (h *Hub) dispatch() {
-	defer h.wg.Done()
-	defer func() {
-		for _, ch := range h.workers {
-			close(ch)
-		}
-	}()
-	seed := maphash.MakeSeed()
-	for {
-		select {
-		case <-h.ctx.Done():
-			return
-		case m := <-h.msgs:
-			h.workers[maphash.String(seed, m.Subject)%uint64(len(h.workers))] <- m
-		}
-	}
+// worker is the channel group's messages go to.
+func (h *Hub) worker(group string) chan *nats.Msg {
+	return h.workers[maphash.String(h.seed, group)%uint64(len(h.workers))]
 }
 
 func (h *Hub) stopGroups() {
@@ -99,7 +89,7 @@ func (h *Hub) joinLocal(group, id string) error {
 		s.emptySince = time.Time{}
 		return nil
 	}
-	sub, err := h.data.ChanSubscribe(h.groupSubject(group), h.msgs)
+	sub, err := h.data.ChanSubscribe(h.groupSubject(group), h.worker(group))
 	if err != nil {
 		return fmt.Errorf("%w: subscribing group %s: %v", hub.ErrUnavailable, group, err)
 	}
@@ -148,10 +138,7 @@ func (h *Hub) Subscriptions() int {
 // went to the cluster. While NATS is unreachable the publish fails (500)
 // and is delivered nowhere.
 func (h *Hub) Publish(ctx context.Context, group string, m *hub.Message) (hub.Delivery, error) {
-	msg := nats.NewMsg(h.groupSubject(group))
-	msg.Header.Set(hdrFrom, hub.NodeHex(h.Self()))
-	msg.Data = m.Data
-	if err := h.data.PublishMsg(msg); err != nil {
+	if err := h.data.Publish(h.groupSubject(group), m.Data); err != nil {
 		return hub.Delivery{}, fmt.Errorf("%w: publishing to group %s: %v", hub.ErrUnavailable, group, err)
 	}
 	d, err := h.mem.Publish(ctx, group, m)

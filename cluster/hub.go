@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -94,7 +95,7 @@ type Hub struct {
 
 	interestMu sync.Mutex
 	subs       map[string]*groupSub
-	msgs       chan *nats.Msg
+	seed       maphash.Seed // of worker
 	workers    []chan *nats.Msg
 
 	dedupe dedupe

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,11 +13,6 @@ import (
 
 	"github.com/wsgate/wsgate/hub"
 )
-
-type membersReply struct {
-	IDs  []string `json:"ids"`
-	More bool     `json:"more"`
-}
 
 type connsReply struct {
 	Infos []hub.Info `json:"infos"`
@@ -41,11 +35,13 @@ func (h *Hub) handleQuery(m *nats.Msg) {
 	var err error
 	switch m.Header.Get(hdrOp) {
 	case "members":
-		var r membersReply
-		var next string
-		r.IDs, next, err = h.mem.Members(h.ctx, m.Header.Get(hdrGroup), p)
-		r.More = next != ""
-		body = r
+		ids, next, err := h.mem.Members(h.ctx, m.Header.Get(hdrGroup), p)
+		var b []byte
+		if err == nil {
+			b = encodeIDs(ids, next != "")
+		}
+		respond(m, err, b)
+		return
 	case "conns":
 		var r connsReply
 		var next string
@@ -131,22 +127,75 @@ func (h *Hub) Members(ctx context.Context, group string, p hub.Page) ([]string, 
 	if err != nil {
 		return nil, "", err
 	}
+	lists := [][]string{ids}
 	more := next != ""
 	err = h.scatter(ctx, "members", group, p, func(b []byte) error {
-		var r membersReply
-		if err := json.Unmarshal(b, &r); err != nil {
-			return err
-		}
-		ids = append(ids, r.IDs...)
-		more = more || r.More
-		return nil
+		ids, m, err := decodeIDs(b)
+		lists = append(lists, ids)
+		more = more || m
+		return err
 	})
 	if err != nil {
 		return nil, "", err
 	}
-	slices.Sort(ids)
-	ids, next = cut(ids, p.Limit, more, func(id string) string { return id })
+	ids, next = cut(merge(lists, p.Limit, func(id string) string { return id }), p.Limit, more, func(id string) string { return id })
 	return ids, next, nil
+}
+
+// encodeIDs is a members reply: "1" when the node has more, else "0",
+// then each id after a newline (ids are base64url: no newline in them).
+func encodeIDs(ids []string, more bool) []byte {
+	b := make([]byte, 0, 1+len(ids)*17)
+	if more {
+		b = append(b, '1')
+	} else {
+		b = append(b, '0')
+	}
+	for _, id := range ids {
+		b = append(b, '\n')
+		b = append(b, id...)
+	}
+	return b
+}
+
+func decodeIDs(b []byte) ([]string, bool, error) {
+	if len(b) == 0 || (b[0] != '0' && b[0] != '1') {
+		return nil, false, errors.New("a members reply that does not parse")
+	}
+	more := b[0] == '1'
+	if len(b) == 1 {
+		return nil, more, nil
+	}
+	if b[1] != '\n' {
+		return nil, false, errors.New("a members reply that does not parse")
+	}
+	return strings.Split(string(b[2:]), "\n"), more, nil
+}
+
+// merge merges lists, each sorted by key, into one sorted list of at most
+// limit+1 items (all when limit is 0): one more than a page, so cut sees
+// that more exist.
+func merge[T any](lists [][]T, limit int, key func(T) string) []T {
+	total := 0
+	for _, l := range lists {
+		total += len(l)
+	}
+	if limit > 0 {
+		total = min(total, limit+1)
+	}
+	out := make([]T, 0, total)
+	heads := make([]int, len(lists))
+	for len(out) < total {
+		best := -1
+		for i, l := range lists {
+			if heads[i] < len(l) && (best < 0 || key(l[heads[i]]) < key(lists[best][heads[best]])) {
+				best = i
+			}
+		}
+		out = append(out, lists[best][heads[best]])
+		heads[best]++
+	}
+	return out
 }
 
 // Connections implements hub.Router, merged as Members.
@@ -155,21 +204,22 @@ func (h *Hub) Connections(ctx context.Context, p hub.Page) ([]hub.Info, string, 
 	if err != nil {
 		return nil, "", err
 	}
+	lists := [][]hub.Info{infos}
 	more := next != ""
 	err = h.scatter(ctx, "conns", "", p, func(b []byte) error {
 		var r connsReply
 		if err := json.Unmarshal(b, &r); err != nil {
 			return err
 		}
-		infos = append(infos, r.Infos...)
+		lists = append(lists, r.Infos)
 		more = more || r.More
 		return nil
 	})
 	if err != nil {
 		return nil, "", err
 	}
-	slices.SortFunc(infos, func(a, b hub.Info) int { return strings.Compare(a.ConnectionID, b.ConnectionID) })
-	infos, next = cut(infos, p.Limit, more, func(in hub.Info) string { return in.ConnectionID })
+	id := func(in hub.Info) string { return in.ConnectionID }
+	infos, next = cut(merge(lists, p.Limit, id), p.Limit, more, id)
 	return infos, next, nil
 }
 
