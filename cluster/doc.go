@@ -5,7 +5,7 @@
 // id to the node whose byte the id carries, and every group publish to the
 // nodes that have members of the group:
 //
-//	wsg.<cluster>.n.<NN>.c   request/reply  one connection's op: post, get, delete, join, leave
+//	wsg.<cluster>.n.<NN>.c   request/reply  a batch of ops on its connections: post, get, delete, join, leave
 //	wsg.<cluster>.n.<NN>.q   request/reply  queries: members, conns, count
 //	wsg.<cluster>.g.<token>  publish        one group message; subscribed only by nodes with members
 //	wsg.<cluster>.hb         publish        heartbeats
@@ -25,10 +25,10 @@
 // of Hub is held across a NATS call except interestMu, which orders a
 // group's subscribe and unsubscribe against joins (a join's reply follows
 // the subscription's flush). Goroutines: the two NATS connections' own
-// (nats.go), the handlers of the .c, .q and heartbeat subscriptions (one
-// each, nats.go), the registry watcher, the heartbeat, renewal and
-// silent-node tickers,
-// the interest reaper, one group dispatcher and GOMAXPROCS group workers.
+// (nats.go), the handlers of the .c, .q, reply inbox and heartbeat
+// subscriptions (one each, nats.go), a timer per batch of calls out, the
+// registry watcher, the heartbeat, renewal and silent-node tickers, the
+// interest reaper and GOMAXPROCS group workers.
 // All end in Close. Lease runs on its caller's goroutine (one per stream
 // in the server) and, while leading, runs its function on one more; both
 // end with the caller's context, which must end before Close.
