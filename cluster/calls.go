@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -84,10 +85,14 @@ type result struct {
 	err    error
 }
 
-// attempt is one try of one call; done gets the outcome once.
+// attempt is one try of one call; done gets the outcome once. abandoned:
+// its caller stopped waiting (the attempt's time ran out), so a batch not
+// yet sent leaves it out: the queue holds at most one live attempt per
+// waiting call, and a late attempt does not follow its own retry.
 type attempt struct {
-	it   *item
-	done chan result
+	it        *item
+	done      chan result
+	abandoned atomic.Bool
 }
 
 // link is the queue of calls to one node.
@@ -127,7 +132,7 @@ func (h *Hub) try(ctx interface{ Done() <-chan struct{} }, b byte, it *item) res
 		l.mu.Unlock()
 	} else {
 		l.inflight++
-		atts := l.take(h.batchLimit())
+		atts := l.take(h.batchLimit()) // holds a at least
 		l.mu.Unlock()
 		h.sendBatch(l, atts)
 	}
@@ -135,6 +140,7 @@ func (h *Hub) try(ctx interface{ Done() <-chan struct{} }, b byte, it *item) res
 	case r := <-a.done:
 		return r
 	case <-ctx.Done():
+		a.abandoned.Store(true)
 		return result{err: errAttemptTimeout}
 	}
 }
@@ -145,19 +151,23 @@ func (h *Hub) try(ctx interface{ Done() <-chan struct{} }, b byte, it *item) res
 func (h *Hub) batchLimit() int { return int(h.ctl.MaxPayload()) - 4096 }
 
 // take removes the next batch from the queue (l.mu held): the calls in
-// order, up to maxBatch and limit bytes, the first one always.
+// order, up to maxBatch and limit bytes, the first one always; abandoned
+// attempts are dropped. It returns nil when none is left.
 func (l *link) take(limit int) []*attempt {
+	var atts []*attempt
 	n, size := 0, 0
-	for n < len(l.queue) && n < maxBatch {
-		s := l.queue[n].it.size()
-		if n > 0 && size+s > limit {
+	for ; n < len(l.queue) && len(atts) < maxBatch; n++ {
+		a := l.queue[n]
+		if a.abandoned.Load() {
+			continue
+		}
+		s := a.it.size()
+		if len(atts) > 0 && size+s > limit {
 			break
 		}
 		size += s
-		n++
+		atts = append(atts, a)
 	}
-	atts := make([]*attempt, n)
-	copy(atts, l.queue)
 	rest := copy(l.queue, l.queue[n:])
 	clear(l.queue[rest:])
 	l.queue = l.queue[:rest]
@@ -220,14 +230,14 @@ func (h *Hub) finish(seq uint64, data []byte, err error) {
 	}
 	l := bt.link
 	l.mu.Lock()
-	if len(l.queue) == 0 {
-		l.inflight--
-		l.mu.Unlock()
-		return
-	}
 	atts := l.take(h.batchLimit())
+	if atts == nil {
+		l.inflight--
+	}
 	l.mu.Unlock()
-	h.sendBatch(l, atts)
+	if atts != nil {
+		h.sendBatch(l, atts)
+	}
 }
 
 // handleConn serves wsg.<name>.n.<self>.c: a batch of ops on this node's

@@ -58,3 +58,33 @@ func TestBatchWire(t *testing.T) {
 		}
 	}
 }
+
+// take sends the queue in order, leaves abandoned attempts out and keeps
+// a batch within its bounds.
+func TestLinkTake(t *testing.T) {
+	var l link
+	var want []*attempt
+	for i := range maxBatch + 3 {
+		a := &attempt{it: &item{op: opPost, id: "AAAAAAAAAAAAAAA=", body: make([]byte, 100)}}
+		if i == 1 {
+			a.abandoned.Store(true)
+		} else {
+			want = append(want, a)
+		}
+		l.queue = append(l.queue, a)
+	}
+	got := l.take(1 << 20)
+	if len(got) != maxBatch || got[0] != want[0] || got[1] != want[1] || got[maxBatch-1] != want[maxBatch-1] {
+		t.Fatalf("first batch: %d attempts, want the first %d live ones in order", len(got), maxBatch)
+	}
+	if got := l.take(300); len(got) != 2 || got[0] != want[maxBatch] {
+		t.Fatalf("second batch within 300 bytes: %d attempts, want 2", len(got))
+	}
+	if got := l.take(1); len(got) != 0 {
+		t.Fatalf("an empty queue gave %d attempts", len(got))
+	}
+	l.queue = append(l.queue, &attempt{it: &item{body: make([]byte, 1000)}})
+	if got := l.take(10); len(got) != 1 {
+		t.Fatalf("a call larger than the limit: %d attempts, want it alone", len(got))
+	}
+}
