@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"bufio"
+	"bytes"
 	"cmp"
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -186,7 +189,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		http.Error(w, `{"message":"Service Unavailable"}`, http.StatusServiceUnavailable)
 		return
 	}
-	nc, brw, err := http.NewResponseController(w).Hijack()
+	nc, br, err := hijack(w)
 	if err != nil {
 		log().Error("hijack failed", "error", err)
 		rec.fail(http.StatusInternalServerError, OutcomeExecutionError, frameInternalError)
@@ -194,9 +197,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		return
 	}
 	c := g.newConn(nc, s)
-	if brw.Reader.Buffered() > 0 {
-		c.br0 = brw.Reader // the client sent frames right behind its handshake
-	}
+	c.br0 = br // the client sent frames right behind its handshake (nil: it did not)
 	// Writing stays ours until the 101 is out, so that a frame posted the
 	// moment the id is registered queues behind it and cannot overtake it.
 	c.writing = true
@@ -240,6 +241,32 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		log().Debug("connected", "sourceIp", s.identity.SourceIP)
 	}
 	c.startReading() // in the poller, or a fresh goroutine: not the HTTP handler's grown stack
+}
+
+// bufferedHijacker is a ResponseWriter that hands over the socket and the
+// bytes read past the request without a bufio.ReadWriter (httpfront's).
+type bufferedHijacker interface {
+	HijackBuffered() (net.Conn, []byte, error)
+}
+
+// hijack takes the socket from w, and a reader holding what the client
+// sent behind its handshake (nil when nothing was).
+func hijack(w http.ResponseWriter) (net.Conn, *bufio.Reader, error) {
+	if bh, ok := w.(bufferedHijacker); ok {
+		nc, rest, err := bh.HijackBuffered()
+		if err != nil || len(rest) == 0 {
+			return nc, nil, err
+		}
+		br := readerPool.Get().(*bufio.Reader)
+		br.Reset(io.MultiReader(bytes.NewReader(rest), nc))
+		_, _ = br.Peek(min(len(rest), br.Size())) // buffered: read in the first turn
+		return nc, br, nil
+	}
+	nc, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil || brw.Reader.Buffered() == 0 {
+		return nc, nil, err
+	}
+	return nc, brw.Reader, nil
 }
 
 // newConn wraps an accepted socket.
