@@ -60,7 +60,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		return
 	}
 	key := r.Header.Get("Sec-WebSocket-Key")
-	if k, err := base64.StdEncoding.DecodeString(key); err != nil || len(k) != 16 {
+	if !validKey(key) {
 		refuse(http.StatusBadRequest, OutcomeBadRequest, "Bad Sec-WebSocket-Key")
 		return
 	}
@@ -301,7 +301,8 @@ const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 // Sec-WebSocket-Protocol); headers that would break the handshake, and
 // values that are not valid in HTTP, are dropped.
 func handshakeResponse(key string, extra http.Header) []byte {
-	sum := sha1.Sum([]byte(key + websocketGUID))
+	var in [24 + len(websocketGUID)]byte // key is 24 bytes (validKey)
+	sum := sha1.Sum(append(append(in[:0], key...), websocketGUID...))
 	b := make([]byte, 0, 160)
 	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	b = base64.StdEncoding.AppendEncode(b, sum[:])
@@ -328,6 +329,17 @@ func handshakeResponse(key string, extra http.Header) []byte {
 		}
 	}
 	return append(b, "\r\n"...)
+}
+
+// validKey reports whether a Sec-WebSocket-Key is the base64 of 16 bytes
+// (RFC 6455 4.1), decoded on the stack.
+func validKey(key string) bool {
+	var k [18]byte
+	if len(key) != 24 {
+		return false
+	}
+	n, err := base64.StdEncoding.Decode(k[:], []byte(key))
+	return err == nil && n == 16
 }
 
 func headerHasToken(h http.Header, name, token string) bool {

@@ -32,9 +32,12 @@ type conn struct {
 	pooled *[]byte // buf's pool entry, nil when buf grew past it
 	off, n int
 	idle   atomic.Bool // waiting for the next request (Shutdown wakes it)
-	w      response
-	body   body
-	head   []byte // the response head's buffer, kept between requests
+	// pending: the connection holds a slot of Server.pending (its first
+	// head is not read yet).
+	pending bool
+	w       response
+	body    body
+	head    []byte // the response head's buffer, kept between requests
 	// readDeadline is the one a handler asked for (SetReadDeadline),
 	// applied before the body's next read of the socket.
 	readDeadline    time.Time
@@ -46,6 +49,14 @@ func (c *conn) remoteAddr() string {
 		c.remote = c.nc.RemoteAddr().String()
 	}
 	return c.remote
+}
+
+// releasePending gives the connection's pending slot back, once.
+func (c *conn) releasePending() {
+	if c.pending {
+		c.pending = false
+		<-c.srv.pending
+	}
 }
 
 // release gives the read buffer back to the pool.
@@ -103,6 +114,7 @@ func (c *conn) serve() {
 			c.handOff(nil)
 			return
 		}
+		c.releasePending()
 		if s.Serves != nil && !s.Serves(p.req) {
 			c.handOff(nil)
 			return
@@ -190,6 +202,7 @@ func (c *conn) drain() bool {
 
 // close closes the connection and stops tracking it.
 func (c *conn) close() {
+	c.releasePending()
 	_ = c.nc.Close()
 	c.release()
 	c.srv.untrack(c)
@@ -203,6 +216,7 @@ func (c *conn) handOff(wrap func(net.Conn) net.Conn) {
 		nc = &prefixConn{Conn: c.nc, prefix: append([]byte(nil), c.buf[c.off:c.n]...)}
 	}
 	_ = c.nc.SetReadDeadline(time.Time{}) // net/http sets its own
+	c.releasePending()
 	if wrap != nil {
 		nc = wrap(nc)
 	}
@@ -276,6 +290,16 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(p)
+}
+
+// CloseWrite shuts the socket's writing side, as net/http does before it
+// closes a connection it refused, so the client reads the answer before
+// a reset.
+func (c *prefixConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 // chanListener is the listener Fallback serves: the connections the

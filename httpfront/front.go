@@ -22,6 +22,7 @@
 package httpfront
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -51,8 +52,15 @@ type Server struct {
 	// Serves, when set, says whether a parsed request is the front's to
 	// serve; the others' connections are handed to Fallback.
 	Serves func(*http.Request) bool
+	// MaxPending bounds the connections that have not yet sent a whole
+	// first request head (each holds a goroutine and a 4 KB buffer for
+	// up to ReadHeaderTimeout); when that many wait, accepting pauses and
+	// the kernel's backlog queues the rest. Default 1024.
+	MaxPending int
 
 	handler http.Handler
+	pending chan struct{} // a slot per connection before its first head
+	done    chan struct{} // closed by Shutdown
 	hand    *chanListener
 	ln      net.Listener
 	closing atomic.Bool
@@ -78,6 +86,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.hand = newChanListener(ln.Addr())
 	s.conns = make(map[*conn]struct{})
+	s.pending = make(chan struct{}, cmp.Or(s.MaxPending, 1024))
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
@@ -89,9 +98,16 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 	}()
 	var backoff time.Duration
+	done := s.shutdownCh()
 	for {
+		select {
+		case s.pending <- struct{}{}:
+		case <-done:
+			return http.ErrServerClosed
+		}
 		nc, err := ln.Accept()
 		if err != nil {
+			<-s.pending
 			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
 				if s.closing.Load() {
 					return http.ErrServerClosed
@@ -105,8 +121,9 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		c := &conn{srv: s, nc: nc}
+		c := &conn{srv: s, nc: nc, pending: true}
 		if !s.track(c) {
+			<-s.pending
 			_ = nc.Close()
 			return http.ErrServerClosed
 		}
@@ -140,6 +157,9 @@ func (s *Server) untrack(c *conn) {
 // ctx, as http.Server.Shutdown. Hijacked connections are the hijacker's.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.closing.Load() {
+		close(s.shutdownChLocked())
+	}
 	s.closing.Store(true)
 	ln := s.ln
 	for c := range s.conns {
@@ -171,6 +191,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.mu.Unlock()
 		}
 	}
+}
+
+// shutdownCh is closed by Shutdown.
+func (s *Server) shutdownCh() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shutdownChLocked()
+}
+
+func (s *Server) shutdownChLocked() chan struct{} {
+	if s.done == nil {
+		s.done = make(chan struct{})
+	}
+	return s.done
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
@@ -231,6 +265,7 @@ func (s *Server) recoverHandler(c *conn) {
 		if !c.w.hijacked {
 			_ = c.nc.Close()
 		}
+		c.releasePending()
 		c.release()
 		s.untrack(c)
 	}

@@ -37,6 +37,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -312,10 +313,20 @@ type stream struct {
 }
 
 // clientListenConfig turns TCP keep-alive on for accepted connections with
-// the system's timings: one setsockopt per connection where Go's default
-// (15 s probes) makes four. Dead clients are found by idleTimeoutSeconds
-// and the write timeouts, as on API Gateway.
-var clientListenConfig = net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}}
+// the system's timings, by setting SO_KEEPALIVE once on the listening
+// socket: accepted sockets inherit it (Linux, the BSDs), so accepting costs
+// no setsockopt for it, where Go's default (15 s probes) makes four per
+// connection. Dead clients are found by idleTimeoutSeconds and the write
+// timeouts, as on API Gateway.
+var clientListenConfig = net.ListenConfig{KeepAlive: -1, Control: listenKeepAlive}
+
+func listenKeepAlive(_, _ string, c syscall.RawConn) error {
+	var err error
+	if cerr := c.Control(func(fd uintptr) { err = setKeepAlive(fd) }); cerr != nil {
+		return cerr
+	}
+	return err
+}
 
 // New validates cfg, binds the listener (so the management endpoint handed
 // to command handlers is known) and builds everything, as Check does; but
