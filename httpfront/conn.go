@@ -31,7 +31,9 @@ type conn struct {
 	buf    []byte
 	pooled *[]byte // buf's pool entry, nil when buf grew past it
 	off, n int
-	idle   atomic.Bool // waiting for the next request (Shutdown wakes it)
+	// idle: waiting for a request's head, the first included (Shutdown
+	// wakes such a connection to close it).
+	idle atomic.Bool
 	// pending: the connection holds a slot of Server.pending (its first
 	// head is not read yet).
 	pending bool
@@ -84,6 +86,7 @@ func (c *conn) serve() {
 	}
 	c.pooled = bufPool.Get().(*[]byte)
 	c.buf = *c.pooled
+	c.idle.Store(true)
 	if !c.fill() {
 		c.close()
 		return
@@ -114,6 +117,7 @@ func (c *conn) serve() {
 			c.handOff(nil)
 			return
 		}
+		c.idle.Store(false)
 		c.releasePending()
 		if s.Serves != nil && !s.Serves(p.req) {
 			c.handOff(nil)
@@ -122,23 +126,19 @@ func (c *conn) serve() {
 		if !c.serveRequest(p) {
 			return // hijacked, or closed
 		}
+		c.idle.Store(true)
+		headStarted = false // a pipelined head still incomplete gets its own deadline
 		if c.off == c.n {
 			c.off, c.n = 0, 0
-			c.idle.Store(true)
 			if s.closing.Load() {
 				c.close()
 				return
 			}
 			_ = c.nc.SetReadDeadline(deadline(time.Now(), s.idleTimeout()))
-			ok := c.fill()
-			c.idle.Store(false)
-			if !ok || s.closing.Load() {
+			if !c.fill() || s.closing.Load() {
 				c.close()
 				return
 			}
-			headStarted = false
-		} else {
-			headStarted = true // pipelined: its head is read already, or under the last deadline
 		}
 	}
 }
@@ -170,7 +170,9 @@ func (c *conn) serveRequest(p parsed) bool {
 	r := p.req
 	r.RemoteAddr = c.remoteAddr()
 	c.off += p.n
-	c.readDeadlineSet = false
+	// The body's reads of the socket run under the request's deadline
+	// (none, or ReadTimeout's) unless the handler sets one, as net/http.
+	c.readDeadline, c.readDeadlineSet = deadline(time.Now(), s.Fallback.ReadTimeout), true
 	if r.ContentLength > 0 {
 		c.body = body{c: c, left: r.ContentLength}
 		r.Body = &c.body
@@ -232,6 +234,7 @@ func (c *conn) hijack() (net.Conn, []byte) {
 		rest = append([]byte(nil), c.buf[c.off:c.n]...)
 	}
 	c.release()
+	_ = c.nc.SetDeadline(time.Time{})
 	return c.nc, rest
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -310,6 +311,9 @@ func TestShutdownIdleKeepAlive(t *testing.T) {
 		}
 		brs = append(brs, br)
 	}
+	// And one that has not sent its first request yet.
+	silent, silentBR := dial(t, tf.addr)
+	_, _ = io.WriteString(silent, "GET / HT")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := tf.Shutdown(ctx); err != nil {
@@ -319,6 +323,10 @@ func TestShutdownIdleKeepAlive(t *testing.T) {
 		if _, err := br.ReadByte(); err != io.EOF {
 			t.Fatalf("idle connection after Shutdown: %v, want EOF", err)
 		}
+	}
+	// Closed, or reset when it was still in the listener's backlog.
+	if _, err := silentBR.ReadByte(); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("silent connection after Shutdown: %v", err)
 	}
 	if err := <-tf.done; !errors.Is(err, http.ErrServerClosed) {
 		t.Fatalf("Serve returned %v", err)
@@ -405,5 +413,29 @@ func TestPanicClosesConnection(t *testing.T) {
 	_, _ = io.WriteString(nc, "GET /ok HTTP/1.1\r\nHost: h\r\n\r\n")
 	if _, got := readBody(t, br); got != "ok" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// TestBodyOutlivesHeaderTimeout: a body read with no deadline of the
+// handler's is not cut off by the head's deadline (net/http clears it
+// once the head is read).
+func TestBodyOutlivesHeaderTimeout(t *testing.T) {
+	tf := startFront(t, func(s *Server) {
+		s.Fallback.ReadHeaderTimeout = 200 * time.Millisecond
+		s.Fallback.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			_, _ = w.Write(b)
+		})
+	})
+	nc, br := dial(t, tf.addr)
+	_, _ = io.WriteString(nc, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nab")
+	<-time.After(600 * time.Millisecond) // past the head's deadline: only time to let pass
+	_, _ = io.WriteString(nc, "cd")
+	if resp, got := readBody(t, br); resp.StatusCode != 200 || got != "abcd" {
+		t.Fatalf("got %d %q", resp.StatusCode, got)
 	}
 }
