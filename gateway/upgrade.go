@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"bufio"
+	"bytes"
 	"cmp"
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -57,7 +60,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		return
 	}
 	key := r.Header.Get("Sec-WebSocket-Key")
-	if k, err := base64.StdEncoding.DecodeString(key); err != nil || len(k) != 16 {
+	if !validKey(key) {
 		refuse(http.StatusBadRequest, OutcomeBadRequest, "Bad Sec-WebSocket-Key")
 		return
 	}
@@ -186,7 +189,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		http.Error(w, `{"message":"Service Unavailable"}`, http.StatusServiceUnavailable)
 		return
 	}
-	nc, brw, err := http.NewResponseController(w).Hijack()
+	nc, br, err := hijack(w)
 	if err != nil {
 		log().Error("hijack failed", "error", err)
 		rec.fail(http.StatusInternalServerError, OutcomeExecutionError, frameInternalError)
@@ -194,9 +197,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		return
 	}
 	c := g.newConn(nc, s)
-	if brw.Reader.Buffered() > 0 {
-		c.br0 = brw.Reader // the client sent frames right behind its handshake
-	}
+	c.br0 = br // the client sent frames right behind its handshake (nil: it did not)
 	// Writing stays ours until the 101 is out, so that a frame posted the
 	// moment the id is registered queues behind it and cannot overtake it.
 	c.writing = true
@@ -242,6 +243,32 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	c.startReading() // in the poller, or a fresh goroutine: not the HTTP handler's grown stack
 }
 
+// bufferedHijacker is a ResponseWriter that hands over the socket and the
+// bytes read past the request without a bufio.ReadWriter (httpfront's).
+type bufferedHijacker interface {
+	HijackBuffered() (net.Conn, []byte, error)
+}
+
+// hijack takes the socket from w, and a reader holding what the client
+// sent behind its handshake (nil when nothing was).
+func hijack(w http.ResponseWriter) (net.Conn, *bufio.Reader, error) {
+	if bh, ok := w.(bufferedHijacker); ok {
+		nc, rest, err := bh.HijackBuffered()
+		if err != nil || len(rest) == 0 {
+			return nc, nil, err
+		}
+		br := readerPool.Get().(*bufio.Reader)
+		br.Reset(io.MultiReader(bytes.NewReader(rest), nc))
+		_, _ = br.Peek(min(len(rest), br.Size())) // buffered: read in the first turn
+		return nc, br, nil
+	}
+	nc, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil || brw.Reader.Buffered() == 0 {
+		return nc, nil, err
+	}
+	return nc, brw.Reader, nil
+}
+
 // newConn wraps an accepted socket.
 func (g *Gateway) newConn(nc net.Conn, s session) *conn {
 	_ = nc.SetDeadline(time.Time{})
@@ -274,7 +301,8 @@ const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 // Sec-WebSocket-Protocol); headers that would break the handshake, and
 // values that are not valid in HTTP, are dropped.
 func handshakeResponse(key string, extra http.Header) []byte {
-	sum := sha1.Sum([]byte(key + websocketGUID))
+	var in [24 + len(websocketGUID)]byte // key is 24 bytes (validKey)
+	sum := sha1.Sum(append(append(in[:0], key...), websocketGUID...))
 	b := make([]byte, 0, 160)
 	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	b = base64.StdEncoding.AppendEncode(b, sum[:])
@@ -301,6 +329,17 @@ func handshakeResponse(key string, extra http.Header) []byte {
 		}
 	}
 	return append(b, "\r\n"...)
+}
+
+// validKey reports whether a Sec-WebSocket-Key is the base64 of 16 bytes
+// (RFC 6455 4.1), decoded on the stack.
+func validKey(key string) bool {
+	var k [18]byte
+	if len(key) != 24 {
+		return false
+	}
+	n, err := base64.StdEncoding.Decode(k[:], []byte(key))
+	return err == nil && n == 16
 }
 
 func headerHasToken(h http.Header, name, token string) bool {

@@ -37,6 +37,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"sigs.k8s.io/yaml"
@@ -44,6 +45,7 @@ import (
 	"github.com/wsgate/wsgate/accesslog"
 	"github.com/wsgate/wsgate/cluster"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/httpfront"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/integration"
 	"github.com/wsgate/wsgate/internal/confcheck"
@@ -261,6 +263,7 @@ type Server struct {
 	// extras is set once Handle mounted something.
 	extras bool
 	http   *http.Server
+	front  *httpfront.Server // nil with tls.mode on: http serves the listener
 	ln     net.Listener
 	tls    *tlsSetup // nil with tls.mode off
 
@@ -310,10 +313,20 @@ type stream struct {
 }
 
 // clientListenConfig turns TCP keep-alive on for accepted connections with
-// the system's timings: one setsockopt per connection where Go's default
-// (15 s probes) makes four. Dead clients are found by idleTimeoutSeconds
-// and the write timeouts, as on API Gateway.
-var clientListenConfig = net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}}
+// the system's timings, by setting SO_KEEPALIVE once on the listening
+// socket: accepted sockets inherit it (Linux, the BSDs), so accepting costs
+// no setsockopt for it, where Go's default (15 s probes) makes four per
+// connection. Dead clients are found by idleTimeoutSeconds and the write
+// timeouts, as on API Gateway.
+var clientListenConfig = net.ListenConfig{KeepAlive: -1, Control: listenKeepAlive}
+
+func listenKeepAlive(_, _ string, c syscall.RawConn) error {
+	var err error
+	if cerr := c.Control(func(fd uintptr) { err = setKeepAlive(fd) }); cerr != nil {
+		return cerr
+	}
+	return err
+}
 
 // New validates cfg, binds the listener (so the management endpoint handed
 // to command handlers is known) and builds everything, as Check does; but
@@ -332,19 +345,24 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
+	// TLS on: net/http serves every connection (the front serves only
+	// plaintext). Otherwise the front (httpfront) serves the listener and
+	// hands TLS connections and unusual requests to net/http.
 	switch {
+	case s.cfg.TLS.Mode != TLSOn:
+		s.front = &httpfront.Server{Serves: s.frontServes}
+		if ts != nil {
+			s.front.TLS = ts.config
+		}
+		if s.cfg.ProxyProtocol {
+			proxies, _ := gateway.ParseProxies(s.cfg.TrustedProxies) // validated
+			s.front.Prepare = proxyPreparer(proxies, s.log)
+		}
 	case s.cfg.ProxyProtocol:
 		proxies, _ := gateway.ParseProxies(s.cfg.TrustedProxies) // validated
-		o := prepOptions{proxies: proxies, log: s.log, always: s.cfg.TLS.Mode == TLSOn}
-		if ts != nil {
-			o.tls = ts.config
-		}
-		ln = newPrepListener(ln, o)
-	case ts == nil:
-	case s.cfg.TLS.Mode == TLSOn:
-		ln = tls.NewListener(ln, ts.config)
+		ln = newPrepListener(ln, prepOptions{proxies: proxies, log: s.log, always: true, tls: ts.config})
 	default:
-		ln = newSniffListener(ln, ts.config)
+		ln = tls.NewListener(ln, ts.config)
 	}
 	s.ln, s.tls = ln, ts
 	if c := s.cfg.Cluster; c != nil {
@@ -383,6 +401,9 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	if s.front != nil {
+		s.front.Fallback = s.http
 	}
 	return s, nil
 }
@@ -616,6 +637,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
+// frontServes says which requests the front serves itself: the
+// gateway's (bounded JSON answers and upgrades); extra handlers' paths
+// (the dashboard) go to net/http.
+func (s *Server) frontServes(r *http.Request) bool {
+	return !s.extras || s.gw.Serves(r.URL.EscapedPath())
+}
+
 // Handle mounts an extra handler (the demo's dashboard) on the listener,
 // with ServeMux patterns. Paths under /{stage} stay the gateway's.
 func (s *Server) Handle(pattern string, h http.Handler) {
@@ -655,7 +683,11 @@ func (s *Server) Start() {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.http.Serve
+		if s.front != nil {
+			serve = s.front.Serve
+		}
+		if err := serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("serving", "error", err)
 		}
 	}()
@@ -770,7 +802,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// while this one drains its clients.
 		s.stopStreams(ctx)
 	}
-	httpErr := s.http.Shutdown(ctx) // stops accepting; hijacked sockets are the gateway's
+	shutdown := s.http.Shutdown
+	if s.front != nil {
+		shutdown = s.front.Shutdown // and net/http's behind it
+	}
+	httpErr := shutdown(ctx) // stops accepting; hijacked sockets are the gateway's
 	gwErr := s.gw.Shutdown(ctx)
 	if s.cluster != nil {
 		_ = s.cluster.Close() // after the clients: its ids answer 410 everywhere from here

@@ -38,26 +38,13 @@ routes:
 // PostToConnection whose body stops after its first bytes.
 func stalledPost(t *testing.T, srv *server.Server) net.Conn {
 	t.Helper()
-	body := bytes.Repeat([]byte("x"), 1000)
-	req, err := http.NewRequest(http.MethodPost, "http://"+srv.Addr()+"/dev/@connections/abc", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(body)
-	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: "AKIDLOCAL", SecretAccessKey: "change-me"},
-		req, hex.EncodeToString(sum[:]), "execute-api", "us-east-1", time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	var raw bytes.Buffer
-	if err := req.Write(&raw); err != nil {
-		t.Fatal(err)
-	}
+	raw := signedWire(t, http.MethodPost, "http://"+srv.Addr()+"/dev/@connections/abc", bytes.Repeat([]byte("x"), 1000))
 	c, err := net.Dial("tcp", srv.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if _, err := c.Write(raw.Bytes()[:raw.Len()-990]); err != nil { // headers and 10 body bytes
+	if _, err := c.Write(raw[:len(raw)-990]); err != nil { // headers and 10 body bytes
 		t.Fatal(err)
 	}
 	return c
@@ -121,19 +108,41 @@ func TestManagementRequestsBounded(t *testing.T) {
 // and returns the response (its body already read) and the body.
 func signedRequest(t *testing.T, method, url string) (*http.Response, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(method, url, nil)
-	const emptySHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: "AKIDLOCAL", SecretAccessKey: "change-me"},
-		req, emptySHA, "execute-api", "us-east-1", time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(signed(t, method, url, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp, b
+}
+
+// signed is a request of body to url, signed for AKIDLOCAL.
+func signed(tb testing.TB, method, url string, body []byte) *http.Request {
+	tb.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if body == nil {
+		req.Body, req.ContentLength = nil, 0
+	}
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: "AKIDLOCAL", SecretAccessKey: "change-me"},
+		req, hex.EncodeToString(sum[:]), "execute-api", "us-east-1", time.Now()); err != nil {
+		tb.Fatal(err)
+	}
+	return req
+}
+
+// signedWire is signed's request as sent on the wire.
+func signedWire(tb testing.TB, method, url string, body []byte) []byte {
+	tb.Helper()
+	var raw bytes.Buffer
+	if err := signed(tb, method, url, body).Write(&raw); err != nil {
+		tb.Fatal(err)
+	}
+	return raw.Bytes()
 }
 
 // TestWebSocketOutlivesServerTimeouts: a hijacked WebSocket connection is

@@ -291,12 +291,9 @@ func (l *sniffListener) acceptLoop() {
 func (l *sniffListener) sniff(c net.Conn) {
 	defer func() { <-l.slots }()
 	_ = c.SetReadDeadline(time.Now().Add(sniffTimeout))
-	if l.proxies != nil && l.trusted(c.RemoteAddr()) {
-		pc, err := readProxyHeader(c)
+	if l.proxies != nil {
+		pc, err := prepareProxy(l.proxies, l.log, c)
 		if err != nil {
-			// The spec's rule: a receiver closes a connection whose
-			// header is missing or invalid.
-			l.log.Info("connection closed: PROXY protocol header from a trusted proxy missing or invalid", "peer", c.RemoteAddr().String(), "error", err)
 			c.Close()
 			return
 		}
@@ -340,14 +337,34 @@ func (l *sniffListener) Close() error {
 	return err
 }
 
-// trusted reports whether a peer may send a PROXY header.
-func (l *sniffListener) trusted(a net.Addr) bool {
+// trustedPeer reports whether a peer may send a PROXY header.
+func trustedPeer(proxies gateway.Proxies, a net.Addr) bool {
 	ta, ok := a.(*net.TCPAddr)
 	if !ok {
 		return false
 	}
 	ip, ok := netip.AddrFromSlice(ta.IP)
-	return ok && l.proxies.Contains(ip)
+	return ok && proxies.Contains(ip)
+}
+
+// proxyPreparer is the front's Prepare with proxyProtocol: a trusted
+// peer's connection starts with a PROXY header, read to its last byte;
+// the client it names becomes the connection's RemoteAddr.
+func proxyPreparer(proxies gateway.Proxies, log *slog.Logger) func(net.Conn) (net.Conn, error) {
+	return func(c net.Conn) (net.Conn, error) { return prepareProxy(proxies, log, c) }
+}
+
+func prepareProxy(proxies gateway.Proxies, log *slog.Logger, c net.Conn) (net.Conn, error) {
+	if !trustedPeer(proxies, c.RemoteAddr()) {
+		return c, nil
+	}
+	pc, err := readProxyHeader(c)
+	if err != nil {
+		// The spec's rule: a receiver closes a connection whose header
+		// is missing or invalid.
+		log.Info("connection closed: PROXY protocol header from a trusted proxy missing or invalid", "peer", c.RemoteAddr().String(), "error", err)
+	}
+	return pc, err
 }
 
 // prefixConn gives back a byte read to sniff a connection that cannot be

@@ -1,14 +1,10 @@
 package server_test
 
 import (
-	"context"
 	"crypto/tls"
-	"log/slog"
 	"testing"
 
 	"github.com/gorilla/websocket"
-
-	"github.com/wsgate/wsgate/server"
 )
 
 // BenchmarkConnect: a WebSocket connect, one echo and a close, plaintext
@@ -18,17 +14,7 @@ func BenchmarkConnect(b *testing.B) {
 		{"ws-tls-off", "off", "ws"}, {"ws-tls-auto", "auto", "ws"}, {"wss-tls-auto", "auto", "wss"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			cfg, err := server.ParseConfig([]byte(interopConfig + "stateDir: " + b.TempDir() + "\ntls: { mode: " + tc.mode + " }\n" +
-				"routes:\n  echo: { integration: { type: mock }, routeResponseSelectionExpression: $default }\n"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			srv, err := server.New(*cfg, slog.New(slog.DiscardHandler))
-			if err != nil {
-				b.Fatal(err)
-			}
-			srv.Start()
-			b.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+			srv := benchServer(b, tc.mode, "routes:\n  echo: { integration: { type: mock }, routeResponseSelectionExpression: $default }\n")
 			d := websocket.Dialer{}
 			if tc.scheme == "wss" {
 				d.TLSClientConfig = &tls.Config{RootCAs: rootPoolTB(b, srv.CACertPath())}

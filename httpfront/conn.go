@@ -1,0 +1,355 @@
+package httpfront
+
+import (
+	"bufio"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// tlsRecordHandshake is the first byte of every TLS connection; no HTTP
+// request starts with it.
+const tlsRecordHandshake = 0x16
+
+// maxDrain is how much of a body its handler left unread the front reads
+// and drops to keep the connection (net/http's figure); beyond, the
+// connection closes after the response.
+const maxDrain = 256 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// conn is one accepted connection while the front serves it.
+type conn struct {
+	srv    *Server
+	nc     net.Conn
+	remote string
+	// buf holds what was read and not yet consumed: buf[off:n].
+	buf    []byte
+	pooled *[]byte // buf's pool entry, nil when buf grew past it
+	off, n int
+	// idle: waiting for a request's head, the first included (Shutdown
+	// wakes such a connection to close it).
+	idle atomic.Bool
+	// pending: the connection holds a slot of Server.pending (its first
+	// head is not read yet).
+	pending bool
+	w       response
+	body    body
+	head    []byte // the response head's buffer, kept between requests
+	// readDeadline is the one a handler asked for (SetReadDeadline),
+	// applied before the body's next read of the socket.
+	readDeadline    time.Time
+	readDeadlineSet bool
+}
+
+func (c *conn) remoteAddr() string {
+	if c.remote == "" {
+		c.remote = c.nc.RemoteAddr().String()
+	}
+	return c.remote
+}
+
+// releasePending gives the connection's pending slot back, once.
+func (c *conn) releasePending() {
+	if c.pending {
+		c.pending = false
+		<-c.srv.pending
+	}
+}
+
+// release gives the read buffer back to the pool.
+func (c *conn) release() {
+	if c.pooled != nil {
+		bufPool.Put(c.pooled)
+	}
+	c.pooled, c.buf = nil, nil
+}
+
+// serve reads requests until the connection closes, is hijacked or handed
+// off.
+func (c *conn) serve() {
+	s := c.srv
+	defer s.recoverHandler(c)
+	first := deadline(time.Now(), s.headerTimeout())
+	_ = c.nc.SetReadDeadline(first)
+	if s.Prepare != nil {
+		pc, err := s.Prepare(c.nc)
+		if err != nil {
+			c.close()
+			return
+		}
+		c.nc = pc
+	}
+	c.pooled = bufPool.Get().(*[]byte)
+	c.buf = *c.pooled
+	c.idle.Store(true)
+	if !c.fill() {
+		c.close()
+		return
+	}
+	if s.TLS != nil && c.buf[0] == tlsRecordHandshake {
+		c.handOff(func(nc net.Conn) net.Conn { return tls.Server(nc, s.TLS) })
+		return
+	}
+	headStarted := true // the first request's head deadline is set
+	for {
+		p, verdict := parseHead(c.buf[c.off:c.n])
+		switch verdict {
+		case headMore:
+			if !headStarted {
+				_ = c.nc.SetReadDeadline(deadline(time.Now(), s.headerTimeout()))
+				headStarted = true
+			}
+			if c.n-c.off >= s.headLimit() {
+				c.handOff(nil)
+				return
+			}
+			if !c.fill() {
+				c.close()
+				return
+			}
+			continue
+		case headHandOff, headTooLarge:
+			c.handOff(nil)
+			return
+		}
+		c.idle.Store(false)
+		c.releasePending()
+		if s.Serves != nil && !s.Serves(p.req) {
+			c.handOff(nil)
+			return
+		}
+		if !c.serveRequest(p) {
+			return // hijacked, or closed
+		}
+		c.idle.Store(true)
+		headStarted = false // a pipelined head still incomplete gets its own deadline
+		if c.off == c.n {
+			c.off, c.n = 0, 0
+			if s.closing.Load() {
+				c.close()
+				return
+			}
+			_ = c.nc.SetReadDeadline(deadline(time.Now(), s.idleTimeout()))
+			if !c.fill() || s.closing.Load() {
+				c.close()
+				return
+			}
+		}
+	}
+}
+
+// fill reads at least one byte into buf after n, moving the unconsumed
+// bytes to the front or growing the buffer (up to maxHead) first when it
+// is full. false: the read failed (closed, timed out).
+func (c *conn) fill() bool {
+	if c.off > 0 {
+		c.n = copy(c.buf, c.buf[c.off:c.n])
+		c.off = 0
+	}
+	if c.n == len(c.buf) {
+		nb := make([]byte, min(2*len(c.buf), maxHead+bufSize))
+		copy(nb, c.buf[:c.n])
+		c.release()
+		c.buf = nb
+	}
+	m, err := c.nc.Read(c.buf[c.n:])
+	c.n += m
+	return m > 0 || err == nil && c.n > 0
+}
+
+// serveRequest runs the handler on one parsed request and writes its
+// response. false: the connection is no longer the front's (hijacked or
+// closed).
+func (c *conn) serveRequest(p parsed) bool {
+	s := c.srv
+	r := p.req
+	r.RemoteAddr = c.remoteAddr()
+	c.off += p.n
+	// The body's reads of the socket run under the request's deadline
+	// (none, or ReadTimeout's) unless the handler sets one, as net/http.
+	c.readDeadline, c.readDeadlineSet = deadline(time.Now(), s.Fallback.ReadTimeout), true
+	if r.ContentLength > 0 {
+		c.body = body{c: c, left: r.ContentLength}
+		r.Body = &c.body
+	}
+	c.w.reset(c, r)
+	s.handler.ServeHTTP(&c.w, r)
+	if c.w.hijacked {
+		s.untrack(c)
+		return false
+	}
+	closing := p.closes || c.w.closeAfter() || s.closing.Load()
+	if left := c.body.left; r.ContentLength > 0 && left > 0 {
+		if left > maxDrain || !c.drain() {
+			closing = true
+		}
+	}
+	if err := c.w.finish(closing); err != nil || closing {
+		c.close()
+		return false
+	}
+	return true
+}
+
+// drain reads and drops the rest of a body the handler left.
+func (c *conn) drain() bool {
+	_, err := io.Copy(io.Discard, &c.body)
+	return err == nil
+}
+
+// close closes the connection and stops tracking it.
+func (c *conn) close() {
+	c.releasePending()
+	_ = c.nc.Close()
+	c.release()
+	c.srv.untrack(c)
+}
+
+// handOff gives the connection to Fallback with the unconsumed bytes in
+// front of it; wrap, when set, wraps that (TLS).
+func (c *conn) handOff(wrap func(net.Conn) net.Conn) {
+	var nc net.Conn = c.nc
+	if c.n > c.off {
+		nc = &prefixConn{Conn: c.nc, prefix: append([]byte(nil), c.buf[c.off:c.n]...)}
+	}
+	_ = c.nc.SetReadDeadline(time.Time{}) // net/http sets its own
+	c.releasePending()
+	if wrap != nil {
+		nc = wrap(nc)
+	}
+	c.release()
+	c.srv.untrack(c)
+	c.srv.handOff(nc)
+}
+
+// hijack hands the socket and the bytes read past the request over.
+func (c *conn) hijack() (net.Conn, []byte) {
+	var rest []byte
+	if c.n > c.off {
+		rest = append([]byte(nil), c.buf[c.off:c.n]...)
+	}
+	c.release()
+	_ = c.nc.SetDeadline(time.Time{})
+	return c.nc, rest
+}
+
+// body is a request body of a known length, read from what the head's
+// read brought first, then from the socket.
+type body struct {
+	c    *conn
+	left int64
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, io.EOF
+	}
+	if b.c.w.hijacked {
+		return 0, http.ErrHijacked
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	c := b.c
+	if c.n > c.off {
+		n := copy(p, c.buf[c.off:c.n])
+		c.off += n
+		b.left -= int64(n)
+		return n, nil
+	}
+	if c.readDeadlineSet {
+		_ = c.nc.SetReadDeadline(c.readDeadline)
+		c.readDeadlineSet = false
+	}
+	n, err := c.nc.Read(p)
+	b.left -= int64(n)
+	if err == io.EOF && b.left > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	if err == nil && b.left == 0 {
+		err = io.EOF
+	}
+	return n, err
+}
+
+func (b *body) Close() error { return nil }
+
+// prefixConn gives back bytes read from a connection before it was
+// handed on.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// CloseWrite shuts the socket's writing side, as net/http does before it
+// closes a connection it refused, so the client reads the answer before
+// a reset.
+func (c *prefixConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// chanListener is the listener Fallback serves: the connections the
+// front hands over.
+type chanListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// put hands nc to the listener's Accept; false once it is closed.
+func (l *chanListener) put(nc net.Conn) bool {
+	select {
+	case l.conns <- nc:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case nc := <-l.conns:
+		return nc, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }
+
+// newBufioReader is the hijacker's reader over rest, then nc.
+func newBufioReader(nc net.Conn, rest []byte) *bufio.Reader {
+	if len(rest) == 0 {
+		return bufio.NewReaderSize(nc, 16)
+	}
+	br := bufio.NewReaderSize(&prefixConn{Conn: nc, prefix: rest}, max(len(rest), 16))
+	_, _ = br.Peek(len(rest)) // buffered: Buffered() tells the hijacker
+	return br
+}

@@ -1,0 +1,272 @@
+// Package httpfront serves the hot requests of an HTTP/1.1 listener (a
+// WebSocket handshake, a management POST) on the raw socket, without
+// net/http's per-connection and per-request machinery, and hands every
+// other connection to a net/http server.
+//
+// Per connection the front reads the first bytes with one ordinary read
+// into a pooled buffer. A first byte of 0x16 (a TLS handshake record)
+// makes it a TLS connection: it goes, with the bytes given back, to the
+// fallback http.Server as a *tls.Conn. Otherwise the request head is
+// parsed in the buffer (parseHead) into an *http.Request and the handler
+// is called with a light http.ResponseWriter that writes the whole
+// response in one write and implements http.Hijacker (the upgrade) and
+// SetReadDeadline (http.ResponseController). A keep-alive connection
+// loops on the same goroutine: no background read, no goroutine per
+// request, one deadline change per request.
+//
+// A request outside the subset parseHead accepts (HTTP/1.0, chunked
+// bodies, Expect, a long or malformed head, another method) or one that
+// Serves does not claim is handed to the fallback server with the bytes
+// already read in front of the socket, so net/http reads, answers or
+// refuses it exactly as it would without the front.
+package httpfront
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"errors"
+	"log"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Server is the front of one listener.
+type Server struct {
+	// Fallback serves every connection the front does not (TLS ones, and
+	// requests outside the front's subset); the front calls its Handler
+	// for the requests it serves, and bounds its reads by its
+	// ReadHeaderTimeout, IdleTimeout (or ReadTimeout) and MaxHeaderBytes.
+	Fallback *http.Server
+	// TLS, when set, makes a connection whose first byte is 0x16 a TLS
+	// connection (tls.Server with this config), served by Fallback.
+	TLS *tls.Config
+	// Prepare, when set, runs first on each accepted connection, on the
+	// connection's goroutine and under its first read deadline: the
+	// PROXY protocol header. An error closes the connection.
+	Prepare func(net.Conn) (net.Conn, error)
+	// Serves, when set, says whether a parsed request is the front's to
+	// serve; the others' connections are handed to Fallback.
+	Serves func(*http.Request) bool
+	// MaxPending bounds the connections that have not yet sent a whole
+	// first request head (each holds a goroutine and a 4 KB buffer for
+	// up to ReadHeaderTimeout); when that many wait, accepting pauses and
+	// the kernel's backlog queues the rest. Default 1024.
+	MaxPending int
+
+	handler http.Handler
+	pending chan struct{} // a slot per connection before its first head
+	done    chan struct{} // closed by Shutdown
+	hand    *chanListener
+	ln      net.Listener
+	closing atomic.Bool
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	wg      sync.WaitGroup // serveConn goroutines, and Fallback's Serve
+	fbErr   error
+}
+
+// Serve accepts connections on ln until Shutdown, serving the front's
+// requests itself and running Fallback.Serve on the rest. It returns
+// http.ErrServerClosed after Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		return http.ErrServerClosed
+	}
+	s.ln = ln
+	s.handler = s.Fallback.Handler
+	if s.handler == nil {
+		s.handler = http.DefaultServeMux
+	}
+	s.hand = newChanListener(ln.Addr())
+	s.conns = make(map[*conn]struct{})
+	s.pending = make(chan struct{}, cmp.Or(s.MaxPending, 1024))
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		if err := s.Fallback.Serve(s.hand); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.mu.Lock()
+			s.fbErr = err
+			s.mu.Unlock()
+		}
+	}()
+	var backoff time.Duration
+	done := s.shutdownCh()
+	for {
+		select {
+		case s.pending <- struct{}{}:
+		case <-done:
+			return http.ErrServerClosed
+		}
+		nc, err := ln.Accept()
+		if err != nil {
+			<-s.pending
+			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
+				if s.closing.Load() {
+					return http.ErrServerClosed
+				}
+				return err
+			}
+			// EMFILE and the like: pause as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.logf("httpfront: accept error: %v; retrying in %v", err, backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		c := &conn{srv: s, nc: nc, pending: true}
+		if !s.track(c) {
+			<-s.pending
+			_ = nc.Close()
+			return http.ErrServerClosed
+		}
+		go c.serve()
+	}
+}
+
+// track adds c to the connections Shutdown waits for; false once
+// Shutdown began.
+func (s *Server) track(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// Shutdown stops accepting, closes the front's idle keep-alive
+// connections, lets the requests in progress finish (their connections
+// close after the response), then shuts Fallback down; all bounded by
+// ctx, as http.Server.Shutdown. Hijacked connections are the hijacker's.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closing.Load() {
+		close(s.shutdownChLocked())
+	}
+	s.closing.Store(true)
+	ln := s.ln
+	for c := range s.conns {
+		if c.idle.Load() {
+			_ = c.nc.SetReadDeadline(aLongTimeAgo) // wakes its read; it sees closing
+		}
+	}
+	s.mu.Unlock()
+	if ln != nil {
+		_ = ln.Close()
+	}
+	fbErr := s.Fallback.Shutdown(ctx)
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	for {
+		select {
+		case <-done:
+			return fbErr
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+			// A connection that went idle after the sweep above.
+			s.mu.Lock()
+			for c := range s.conns {
+				if c.idle.Load() {
+					_ = c.nc.SetReadDeadline(aLongTimeAgo)
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+// shutdownCh is closed by Shutdown.
+func (s *Server) shutdownCh() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shutdownChLocked()
+}
+
+func (s *Server) shutdownChLocked() chan struct{} {
+	if s.done == nil {
+		s.done = make(chan struct{})
+	}
+	return s.done
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// handOff gives nc to Fallback.
+func (s *Server) handOff(nc net.Conn) {
+	if !s.hand.put(nc) {
+		_ = nc.Close()
+	}
+}
+
+func (s *Server) logf(format string, args ...any) {
+	if l := s.Fallback.ErrorLog; l != nil {
+		l.Printf(format, args...)
+		return
+	}
+	log.Printf(format, args...)
+}
+
+func (s *Server) headerTimeout() time.Duration {
+	return cmpOr(s.Fallback.ReadHeaderTimeout, s.Fallback.ReadTimeout)
+}
+
+func (s *Server) idleTimeout() time.Duration {
+	return cmpOr(s.Fallback.IdleTimeout, s.Fallback.ReadTimeout)
+}
+
+// headLimit is the longest head the front parses: net/http's own limit
+// when it is lower.
+func (s *Server) headLimit() int {
+	if m := s.Fallback.MaxHeaderBytes; m > 0 && m < maxHead {
+		return m
+	}
+	return maxHead
+}
+
+func cmpOr(a, b time.Duration) time.Duration {
+	if a != 0 {
+		return a
+	}
+	return b
+}
+
+// deadline is now plus d, or no deadline for 0.
+func deadline(now time.Time, d time.Duration) time.Time {
+	if d <= 0 {
+		return time.Time{}
+	}
+	return now.Add(d)
+}
+
+// recoverHandler logs a handler's panic as net/http does.
+func (s *Server) recoverHandler(c *conn) {
+	if v := recover(); v != nil {
+		if v != http.ErrAbortHandler {
+			s.logf("httpfront: panic serving %v: %v\n%s", c.remoteAddr(), v, debug.Stack())
+		}
+		if !c.w.hijacked {
+			_ = c.nc.Close()
+		}
+		c.releasePending()
+		c.release()
+		s.untrack(c)
+	}
+}

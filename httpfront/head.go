@@ -1,0 +1,290 @@
+package httpfront
+
+import (
+	"bytes"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Limits of the head the front parses itself. A head past them is not
+// refused here: it goes to net/http with the bytes read so far, which
+// applies its own limits (Fallback.MaxHeaderBytes) and answers as it
+// always has (431, 400).
+const (
+	// maxHead is the longest request head (request line, header lines and
+	// the blank line) the front reads into its buffer.
+	maxHead = 16 << 10
+	// maxHeaders is the most header lines the front parses.
+	maxHeaders = 64
+	// bufSize is a pooled read buffer's size; a head that does not fit
+	// grows a buffer of its own up to maxHead.
+	bufSize = 4 << 10
+)
+
+// parsed is what parseHead found: a request net/http would read the same
+// way, and how many bytes of the buffer its head took.
+type parsed struct {
+	req    *http.Request
+	n      int  // bytes of head
+	closes bool // Connection: close
+}
+
+// verdicts of parseHead besides a request.
+const (
+	headOK       = iota
+	headMore     // incomplete: read more
+	headHandOff  // outside the subset: net/http serves the connection
+	headTooLarge // longer than maxHead or more than maxHeaders lines: net/http
+)
+
+// parseHead parses the request head at the start of b, within the subset
+// the front serves: HTTP/1.1, origin-form targets, GET, POST and DELETE,
+// exactly one valid Host, at most one Content-Length and no
+// Transfer-Encoding, Expect or Pragma, CRLF line ends, header names that
+// are tokens, values without control bytes, no folded lines. Every request
+// it accepts, net/http's ReadRequest reads into the same method, target,
+// Host, header and length (FuzzParseHead checks it); anything else is
+// headHandOff, so net/http answers it (400, 431, 417, chunked bodies...)
+// exactly as it did before the front.
+func parseHead(b []byte) (parsed, int) {
+	end := bytes.Index(b, []byte("\r\n\r\n"))
+	if end < 0 {
+		if len(b) >= maxHead {
+			return parsed{}, headTooLarge
+		}
+		// A bare LF ends lines for net/http: such a head may be complete
+		// already. Not ours.
+		if bytes.Contains(b, []byte("\n\n")) || bytes.Contains(b, []byte("\n\r\n")) {
+			return parsed{}, headHandOff
+		}
+		return parsed{}, headMore
+	}
+	n := end + 4
+	if n > maxHead {
+		return parsed{}, headTooLarge
+	}
+	// One string holds the head: every name, value and the target are
+	// substrings of it, so nothing aliases the pooled buffer.
+	head := string(b[:end+2])
+	line, rest, _ := cutCRLF(head)
+	method, target, proto, ok := requestLine(line)
+	if !ok || proto != "HTTP/1.1" {
+		return parsed{}, headHandOff
+	}
+	switch method {
+	case http.MethodGet, http.MethodPost, http.MethodDelete:
+	default:
+		return parsed{}, headHandOff
+	}
+	if len(target) == 0 || target[0] != '/' {
+		return parsed{}, headHandOff // absolute-form, authority-form, *
+	}
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		return parsed{}, headHandOff
+	}
+	// Count the lines first: the header and its values in two allocations.
+	lines := 0
+	for i := 0; i < len(rest); i++ {
+		if rest[i] == '\n' {
+			lines++
+		}
+	}
+	if lines > maxHeaders {
+		return parsed{}, headTooLarge
+	}
+	h := make(http.Header, lines)
+	vals := make([]string, lines)
+	var (
+		host, cl     string
+		hosts, cls   int
+		closes       bool
+		unusualValue bool
+	)
+	for rest != "" {
+		var kv string
+		kv, rest, ok = cutCRLF(rest)
+		if !ok {
+			return parsed{}, headHandOff // a bare LF or CR inside the head
+		}
+		colon := -1
+		for i := 0; i < len(kv); i++ {
+			c := kv[i]
+			if c == ':' {
+				colon = i
+				break
+			}
+			if !tokenByte(c) {
+				return parsed{}, headHandOff // folded line, space before ':', bad name
+			}
+		}
+		if colon <= 0 {
+			return parsed{}, headHandOff
+		}
+		v := trimOWS(kv[colon+1:])
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+				unusualValue = true
+			}
+		}
+		if unusualValue {
+			return parsed{}, headHandOff
+		}
+		k := http.CanonicalHeaderKey(kv[:colon])
+		switch k {
+		case "Host":
+			host, hosts = v, hosts+1
+			continue // net/http keeps Host out of the header
+		case "Content-Length":
+			cl, cls = v, cls+1
+		case "Transfer-Encoding", "Expect", "Pragma", "Http2-Settings":
+			return parsed{}, headHandOff
+		case "Connection":
+			if hasToken(v, "close") {
+				closes = true
+			}
+		}
+		if vs := h[k]; vs != nil {
+			h[k] = append(vs, v) // a repeated name: its own slice
+			continue
+		}
+		vals[0] = v
+		h[k], vals = vals[:1:1], vals[1:]
+	}
+	if hosts != 1 || !validHost(host) || cls > 1 {
+		return parsed{}, headHandOff
+	}
+	length := int64(0)
+	if cls == 1 {
+		if cl == "" || len(cl) > 15 {
+			return parsed{}, headHandOff
+		}
+		for i := 0; i < len(cl); i++ {
+			if cl[i] < '0' || cl[i] > '9' {
+				return parsed{}, headHandOff
+			}
+		}
+		length, _ = strconv.ParseInt(cl, 10, 64)
+	}
+	r := &http.Request{
+		Method:        method,
+		URL:           u,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Host:          host,
+		RequestURI:    target,
+		ContentLength: length,
+		Close:         closes,
+		Body:          http.NoBody,
+	}
+	return parsed{req: r, n: n, closes: closes}, headOK
+}
+
+// cutCRLF cuts s at its first line end, which must be CRLF: a lone CR or
+// LF is not ok.
+func cutCRLF(s string) (line, rest string, ok bool) {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\r':
+			if i+1 < len(s) && s[i+1] == '\n' {
+				return s[:i], s[i+2:], true
+			}
+			return "", "", false
+		case '\n':
+			return "", "", false
+		}
+	}
+	return "", "", false
+}
+
+// requestLine splits "METHOD SP target SP proto" as net/http does, with a
+// token method and a target without control bytes or spaces.
+func requestLine(line string) (method, target, proto string, ok bool) {
+	sp1 := -1
+	for i := 0; i < len(line); i++ {
+		if line[i] == ' ' {
+			sp1 = i
+			break
+		}
+		if !tokenByte(line[i]) {
+			return "", "", "", false
+		}
+	}
+	if sp1 <= 0 {
+		return "", "", "", false
+	}
+	rest := line[sp1+1:]
+	sp2 := -1
+	for i := 0; i < len(rest); i++ {
+		c := rest[i]
+		if c == ' ' {
+			sp2 = i
+			break
+		}
+		if c < ' ' || c == 0x7f {
+			return "", "", "", false
+		}
+	}
+	if sp2 < 0 {
+		return "", "", "", false
+	}
+	return line[:sp1], rest[:sp2], rest[sp2+1:], true
+}
+
+// tokenByte reports whether c may appear in an HTTP token (RFC 9110 5.6.2).
+func tokenByte(c byte) bool {
+	if c <= ' ' || c >= 0x7f {
+		return false
+	}
+	switch c {
+	case '"', '(', ')', ',', '/', ':', ';', '<', '=', '>', '?', '@', '[', '\\', ']', '{', '}':
+		return false
+	}
+	return true
+}
+
+// trimOWS drops the spaces and tabs around a header value, as textproto
+// does.
+func trimOWS(s string) string {
+	for s != "" && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// validHost accepts a Host value made only of the bytes a host name, an
+// IPv4 or bracketed IPv6 address and a port use: a subset of what net/http
+// accepts (anything else goes to net/http, which judges it).
+func validHost(h string) bool {
+	if h == "" {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.', c == '-', c == ':', c == '[', c == ']', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// hasToken reports whether the comma-separated list v has token t, in any
+// case.
+func hasToken(v, t string) bool {
+	for item := range strings.SplitSeq(v, ",") {
+		if strings.EqualFold(trimOWS(item), t) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,9 @@
+package server
+
+import "syscall"
+
+// setKeepAlive turns SO_KEEPALIVE on for a listening socket; the sockets
+// it accepts inherit it.
+func setKeepAlive(fd uintptr) error {
+	return syscall.SetsockoptInt(syscall.Handle(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1)
+}
