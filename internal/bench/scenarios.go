@@ -431,6 +431,10 @@ func (e *env) gather(perConn int64, samples bool, timeout float64) (map[int64]pu
 }
 
 // fanout: one publish to N members, wsgate beside the raw-write floor.
+// Both servers hold their N connections at once, each with its own client
+// processes, and the publishes alternate between them (floor, wsgate,
+// wsgate, floor, ...), so whatever else loads the machine lands on both
+// alike: the ratio is measured within seconds, not across runs.
 func (o *orch) fanout(run int) ([]Metric, error) {
 	sizes := []int{1000, 10000}
 	if o.Small {
@@ -438,43 +442,55 @@ func (o *orch) fanout(run int) ([]Metric, error) {
 	}
 	var ms []Metric
 	for _, n := range sizes {
-		var floor [2]float64
-		for _, raw := range []bool{true, false} {
-			m, last, rate, err := o.fanoutAt(run, n, raw)
-			ms = append(ms, m...)
-			if err != nil {
-				return ms, err
-			}
-			if raw {
-				floor = [2]float64{last, rate}
-			} else {
-				ms = append(ms,
-					Metric{fmt.Sprintf("N=%d wsgate/floor: time to last delivery", n), "×", last / floor[0]},
-					Metric{fmt.Sprintf("N=%d wsgate/floor: burst deliveries/s", n), "×", rate / floor[1]})
-			}
+		m, err := o.fanoutPair(run, n)
+		ms = append(ms, m...)
+		if err != nil {
+			return ms, err
 		}
 	}
 	return ms, nil
 }
 
-// fanoutAt returns the median single-publish time to last delivery (ms)
-// and the burst deliveries/s beside its metrics.
-func (o *orch) fanoutAt(run, n int, raw bool) ([]Metric, float64, float64, error) {
+// fanSide is one server of the fan-out comparison and what its publishes
+// measured.
+type fanSide struct {
+	name string
+	e    *env
+	pub  *publisher
+	raw  bool
+
+	lasts              []float64 // ms from publish to last delivery, single publishes
+	server, clients    float64   // CPU seconds over the single publishes
+	rates, burstServer []float64 // per burst: deliveries/s, server CPU µs per delivery
+}
+
+// cpu returns the CPU seconds of s's server and of its clients so far.
+func (s *fanSide) cpu() (server, clients float64) {
+	for _, srv := range s.e.servers() {
+		server += procCPUExact(srv.pid())
+	}
+	for _, w := range s.e.workers {
+		clients += procCPUExact(w.pid())
+	}
+	return server, clients
+}
+
+// fanoutEnv starts a server (raw: the floor) with n reading members.
+func (o *orch) fanoutEnv(n int, raw bool) (*fanSide, error) {
 	e, err := o.newEnv(raw, nil)
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, err
 	}
-	defer e.close()
+	s := &fanSide{name: "wsgate", e: e, pub: e.publisher(raw), raw: raw}
 	join := "all"
 	if raw {
-		join = ""
+		s.name, join = "floor", ""
 	}
 	if _, _, _, err := e.dial(n, command{Conc: 16, Join: join, Read: true}); err != nil {
-		return nil, 0, 0, err
+		e.close()
+		return nil, err
 	}
-	name := "wsgate"
 	if raw {
-		name = "floor"
 		// Wait for the raw server to hold every connection.
 		for range 500 {
 			resp, err := http.Get("http://" + e.debug + "/count")
@@ -488,7 +504,146 @@ func (o *orch) fanoutAt(run, n int, raw bool) ([]Metric, float64, float64, error
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	return e.fanoutRun(run, n, fmt.Sprintf("N=%d %s: ", n, name), raw)
+	return s, nil
+}
+
+const fanoutPad = 64
+
+// single publishes once and records the time to the last delivery and
+// the CPU it took.
+func (s *fanSide) single(n int) error {
+	s0, c0 := s.cpu()
+	t, delivered, _, err := s.pub.publish(fanoutPad)
+	if err != nil {
+		return err
+	}
+	pubs, _, total, err := s.e.gather(1, false, 10)
+	if err != nil {
+		return err
+	}
+	s1, c1 := s.cpu()
+	if delivered != n || total != int64(n) {
+		return fmt.Errorf("N=%d %s: publish delivered %d, clients got %d, want %d", n, s.name, delivered, total, n)
+	}
+	s.lasts = append(s.lasts, float64(pubs[t].Last-t)/1e6)
+	s.server += s1 - s0
+	s.clients += c1 - c0
+	return nil
+}
+
+// burst publishes count times back to back and records the deliveries/s
+// until the last frame arrives and the server CPU per delivery.
+func (s *fanSide) burst(n, count int) error {
+	s0, _ := s.cpu()
+	var first int64
+	for i := range count {
+		t, _, _, err := s.pub.publish(fanoutPad)
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			first = t
+		}
+	}
+	pubs, _, total, err := s.e.gather(int64(count), false, 30)
+	if err != nil {
+		return err
+	}
+	s1, _ := s.cpu()
+	if total != int64(n*count) {
+		return fmt.Errorf("N=%d %s: burst: clients got %d, want %d", n, s.name, total, n*count)
+	}
+	var end int64
+	for _, p := range pubs {
+		end = max(end, p.Last)
+	}
+	s.rates = append(s.rates, float64(total)/(float64(end-first)/1e9))
+	s.burstServer = append(s.burstServer, (s1-s0)/float64(total)*1e6)
+	return nil
+}
+
+// fanoutPair measures wsgate and the floor for n members, alternating.
+func (o *orch) fanoutPair(run, n int) ([]Metric, error) {
+	floor, err := o.fanoutEnv(n, true)
+	if err != nil {
+		return nil, err
+	}
+	defer floor.e.close()
+	gate, err := o.fanoutEnv(n, false)
+	if err != nil {
+		return nil, err
+	}
+	defer gate.e.close()
+	sides := []*fanSide{floor, gate}
+	ours := func() float64 {
+		var sum float64
+		for _, s := range sides {
+			srv, cl := s.cpu()
+			sum += srv + cl
+		}
+		return sum
+	}
+	b0, t0 := machineTicks()
+	own0, start := ours(), time.Now()
+	// Pairs in ABBA order, so neither side always goes first.
+	for i := range o.size(12, 2) {
+		for k := range sides {
+			s := sides[k^(i%2)]
+			if err := s.single(n); err != nil {
+				return nil, err
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	burst := o.size(20, 3)
+	for i := range o.size(4, 1) {
+		for k := range sides {
+			if err := sides[k^(i%2)].burst(n, burst); err != nil {
+				return nil, err
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	elapsed := time.Since(start).Seconds()
+	b1, t1 := machineTicks()
+	own := ours() - own0
+
+	var ms []Metric
+	p := fmt.Sprintf("N=%d ", n)
+	for _, s := range sides {
+		singles := float64(n * len(s.lasts))
+		ms = append(ms,
+			Metric{p + s.name + ": time to last delivery", "ms", Median(s.lasts)},
+			Metric{p + s.name + ": time to last delivery, min", "ms", slices.Min(s.lasts)},
+			Metric{p + s.name + ": time to last delivery, max", "ms", slices.Max(s.lasts)},
+			Metric{p + s.name + ": single: server CPU per delivery", "µs", s.server / singles * 1e6},
+			Metric{p + s.name + ": single: clients CPU per delivery", "µs", s.clients / singles * 1e6},
+			Metric{p + s.name + ": burst deliveries/s", "/s", Median(s.rates)},
+			Metric{p + s.name + ": burst: server CPU per delivery", "µs", Median(s.burstServer)},
+		)
+	}
+	ms = append(ms,
+		Metric{p + "wsgate/floor: time to last delivery", "×", Median(gate.lasts) / Median(floor.lasts)},
+		Metric{p + "wsgate/floor: single: server CPU per delivery", "×", gate.server / floor.server},
+		Metric{p + "wsgate/floor: burst deliveries/s", "×", Median(gate.rates) / Median(floor.rates)},
+		Metric{p + "wsgate/floor: burst: server CPU per delivery", "×", Median(gate.burstServer) / Median(floor.burstServer)},
+	)
+	if t1 > t0 {
+		busy := float64(b1-b0) / float64(t1-t0) * float64(runtime.NumCPU()) * elapsed
+		ms = append(ms, Metric{p + "other processes' CPU (of one core)", "%", (busy - own) / elapsed * 100})
+	}
+
+	// Profile: keep publishing for 3 s (not measured).
+	gate.e.profile(fmt.Sprintf("fanout-%d-1", n), run, 3, func() {
+		stop := time.Now().Add(3 * time.Second)
+		for time.Now().Before(stop) {
+			if _, _, _, err := gate.pub.publish(fanoutPad); err != nil {
+				return
+			}
+			_, _, _, _ = gate.e.gather(1, false, 5)
+		}
+	})
+	return ms, nil
 }
 
 // fanoutRun publishes to the n members of group all (or the raw floor's
