@@ -2,14 +2,18 @@ package gateway_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/integration"
 )
 
@@ -102,4 +106,92 @@ func BenchmarkRoute(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
 		})
 	}
+}
+
+// BenchmarkFanout measures the gateway's fan-out path alone: a publish
+// through the hub (no HTTP, no SigV4) to n members whose clients are bare
+// sockets that read and discard (no frame parsing, no allocations), so
+// the allocations reported are the gateway's. single waits for every
+// member to have the frame before the next publish; burst publishes 20
+// back to back and waits for all of them.
+func BenchmarkFanout(b *testing.B) {
+	for _, n := range []int{1000} {
+		for _, burst := range []int{1, 20} {
+			name := fmt.Sprintf("%d/single", n)
+			if burst > 1 {
+				name = fmt.Sprintf("%d/burst", n)
+			}
+			b.Run(name, func(b *testing.B) { benchFanout(b, n, burst) })
+		}
+	}
+}
+
+func benchFanout(b *testing.B, n, burst int) {
+	tg := startGateway(b, baseConfig())
+	var (
+		got    atomic.Int64
+		target atomic.Int64
+		done   = make(chan struct{}, 1)
+	)
+	for range n {
+		nc, err := rawDial(tg.addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = nc.Close() })
+		go func() {
+			buf := make([]byte, 4096)
+			for {
+				k, err := nc.Read(buf)
+				if err != nil {
+					return
+				}
+				if got.Add(int64(k)) == target.Load() {
+					done <- struct{}{}
+				}
+			}
+		}()
+	}
+	h := tg.gw.Hub()
+	ctx := context.Background()
+	for deadline := time.Now().Add(10 * time.Second); h.Len() < n; {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d connections registered", h.Len(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	h.Each(func(c hub.Conn) bool {
+		if err := h.Join(ctx, "all", c.ID()); err != nil {
+			b.Fatal(err)
+		}
+		return true
+	})
+	payload := bytes.Repeat([]byte("x"), 100)
+	frameLen := int64(2 + len(payload))
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	b.ResetTimer()
+	for b.Loop() {
+		target.Add(int64(n*burst) * frameLen)
+		for range burst {
+			if d, err := h.Publish(ctx, "all", hub.NewMessage(payload)); err != nil || d.Delivered != n {
+				b.Fatalf("delivered %d, %v", d.Delivered, err)
+			}
+		}
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			b.Fatalf("received %d of %d bytes", got.Load(), target.Load())
+		}
+	}
+	b.ReportMetric(float64(n*burst)*float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(n*burst*b.N), "cpu-ns/delivery")
+}
+
+// processCPU is the user and system CPU time this process has used: the
+// gateway and its in-process clients together.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
