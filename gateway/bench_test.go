@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -186,12 +185,4 @@ func benchFanout(b *testing.B, n, burst int) {
 	}
 	b.ReportMetric(float64(n*burst)*float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
 	b.ReportMetric(float64(processCPU()-cpu0)/float64(n*burst*b.N), "cpu-ns/delivery")
-}
-
-// processCPU is the user and system CPU time this process has used: the
-// gateway and its in-process clients together.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -30,8 +30,9 @@ const (
 //
 // Goroutines: at most one goroutine owns reading the socket (c.reading): a
 // read turn while bytes arrive, or a blocking reader (see startReading);
-// it ends the connection (finish) when reading fails. Writing is owned by
-// the sender writing inline or by at most one writer goroutine
+// it ends the connection (finish) when reading fails. Writing (c.writing)
+// is owned by the sender writing inline, by a write turn of the gateway's
+// flusher (group publishes, flush.go) or by at most one writer goroutine
 // (writeLoop), started on demand when a frame is queued and gone when the
 // queue is empty. So an idle plaintext connection on Linux costs no
 // goroutine and no buffers. Everything else only queues (Send, Close)
@@ -51,6 +52,8 @@ type conn struct {
 	msgOp   ws.OpCode
 	inMsg   bool
 	pollGen uint32 // the poller's generation of this socket's registration
+
+	next *conn // the next connection waiting for a write turn (flusher)
 
 	mu    sync.Mutex
 	cond  sync.Cond // signalled (L = &mu) when the writer goroutine exits or a route invocation ends
@@ -173,8 +176,9 @@ func (c *conn) fullLocked(n int) bool {
 }
 
 // writeOrQueueLocked writes frame inline when inline is allowed and the
-// connection is idle (nothing queued, no writer), else queues it for the
-// writer goroutine. It unlocks c.mu.
+// connection is idle (nothing queued, no writer), else queues it: for the
+// write turn already held, or a new one, from the flusher for a socket
+// (a group publish's frame) or the writer goroutine. It unlocks c.mu.
 func (c *conn) writeOrQueueLocked(frame []byte, inline bool) {
 	c.countOut(frame)
 	if inline && !c.writing && len(c.queue) == 0 && c.rc != nil {
@@ -185,8 +189,19 @@ func (c *conn) writeOrQueueLocked(frame []byte, inline bool) {
 		c.writeInline(frame)
 		return
 	}
-	c.pushLocked(frame)
+	c.queue = append(c.queue, frame)
+	c.queued += len(frame)
+	if c.writing {
+		c.mu.Unlock() // the writer in charge takes it
+		return
+	}
+	c.writing = true
 	c.mu.Unlock()
+	if c.rc != nil {
+		c.gw.flush.add(c) // a group publish's frame: the flusher writes it
+	} else {
+		go c.writeLoop()
+	}
 }
 
 // countOut counts a frame going out in the gateway's Stats.
@@ -241,10 +256,11 @@ func (c *conn) pong(p []byte) {
 // take at once goes to the head of the queue for the writer goroutine.
 func (c *conn) writeInline(frame []byte) {
 	w := rawWrites.Get().(*rawWrite)
-	w.frame = frame
+	w.one[0] = frame
+	w.bufs, w.skip = w.one[:], 0
 	err := c.rc.Write(w.fn)
 	n, werr := w.n, w.err
-	w.frame, w.err = nil, nil
+	w.one[0], w.bufs, w.err = nil, nil, nil
 	rawWrites.Put(w)
 	if err == nil {
 		err = werr
@@ -282,14 +298,18 @@ func (c *conn) writeInline(frame []byte) {
 	c.mu.Unlock()
 }
 
-// rawWrite is one non-blocking write(2) through RawConn.Write. It is
-// pooled with its callback bound once: a closure handed to RawConn.Write
-// escapes, which cost three allocations per inline write.
+// rawWrite is one non-blocking write(2), or writev(2) for several
+// buffers, through RawConn.Write. It is pooled with its callback bound
+// once: a closure handed to RawConn.Write escapes, which cost three
+// allocations per inline write.
 type rawWrite struct {
-	frame []byte
-	n     int
-	err   error
-	fn    func(fd uintptr) bool
+	bufs [][]byte // what to write, less the first skip bytes of bufs[0]
+	skip int
+	one  [1][]byte // bufs of a single frame
+	iov  iovecs    // writeFD's scratch
+	n    int
+	err  error
+	fn   func(fd uintptr) bool
 }
 
 var rawWrites = sync.Pool{New: func() any {
@@ -299,7 +319,7 @@ var rawWrites = sync.Pool{New: func() any {
 }}
 
 func (w *rawWrite) write(fd uintptr) bool {
-	w.n, w.err = writeFD(fd, w.frame)
+	w.n, w.err = writeFD(fd, w.bufs, w.skip, &w.iov)
 	return true // never wait here
 }
 

@@ -30,6 +30,7 @@ type Gateway struct {
 	ext      map[string]http.Handler
 	workers  *workers             // route invocations
 	readers  *workers             // read turns of connections the poller found readable
+	flush    flusher              // write turns of connections a group publish queued to
 	inflight *integration.Limiter // maxInflight, shared by every integration
 	proxies  Proxies              // trustedProxies (fixed: the listener reads them too)
 	// connRefused counts handshakes connectionThrottling refused, over

@@ -467,3 +467,58 @@ func TestCountAndCluster(t *testing.T) {
 		t.Fatalf("POST @cluster: %d", resp.StatusCode)
 	}
 }
+
+// TestPublishToStalledMember: group publishes to a member that does not
+// read fill its socket, so its write turns take frames in part and hand
+// the rest to its writer goroutine. The members that read get every frame
+// at once, the stalled one is skipped once its queue is full, and when it
+// reads again it gets, in order and whole, every frame it was counted as
+// delivered.
+func TestPublishToStalledMember(t *testing.T) {
+	be := newBackend(t, nil)
+	cfg := baseConfig()
+	cfg.OutboundQueueFrames = 16
+	cfg.SendBufferBytes = 4096
+	cfg.SlowConsumerSeconds = 3600
+	cfg.WriteTimeoutSeconds = 3600
+	cfg.Routes["whoami"] = be.whoamiRoute()
+	tg := startGateway(t, cfg)
+	stalled := tg.dialFrozen(t)
+	tg.join(t, "all", whoami(t, stalled))
+	var healthy []*websocket.Conn
+	for range 2 {
+		c := tg.dial(t, nil)
+		tg.join(t, "all", whoami(t, c))
+		healthy = append(healthy, c)
+	}
+
+	pad := strings.Repeat("p", 3000) // a few frames fill the 2 KB receive and 4 KB send buffers
+	toStalled := 0
+	for i := 0; ; i++ {
+		if i == 1000 {
+			t.Fatal("the stalled member was never skipped")
+		}
+		d := tg.publish(t, "all", []byte(fmt.Sprintf("%05d %s", i, pad)))
+		if d.Delivered+d.Skipped != 3 || d.Delivered < 2 {
+			t.Fatalf("publish %d: %+v", i, d)
+		}
+		for _, c := range healthy {
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, p, err := c.ReadMessage()
+			if err != nil || !strings.HasPrefix(string(p), fmt.Sprintf("%05d ", i)) {
+				t.Fatalf("healthy member, publish %d: %.10q, %v", i, p, err)
+			}
+		}
+		if d.Skipped == 1 {
+			break
+		}
+		toStalled++
+	}
+	for i := range toStalled {
+		_ = stalled.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, p, err := stalled.ReadMessage()
+		if err != nil || string(p) != fmt.Sprintf("%05d %s", i, pad) {
+			t.Fatalf("stalled member, frame %d of %d: %.10q (%d bytes), %v", i, toStalled, p, len(p), err)
+		}
+	}
+}

@@ -2,7 +2,10 @@
 
 package gateway
 
+// iovecs is writeFD's scratch; unused here.
+type iovecs struct{}
+
 // writeFD writes nothing where a non-blocking write(2) on the raw socket is
 // not implemented (Windows): every frame goes to the connection's writer
 // goroutine, which writes through net.Conn.
-func writeFD(uintptr, []byte) (int, error) { return 0, nil }
+func writeFD(uintptr, [][]byte, int, *iovecs) (int, error) { return 0, nil }

@@ -57,12 +57,12 @@ type Message struct {
 	fanout bool
 }
 
-// Fanout reports whether m is being delivered to a group. A connection
-// then queues it to a writer goroutine rather than writing inline: writer
-// goroutines spread a fan-out over every core and coalesce back-to-back
-// publishes into one writev, which measured 1.3–1.9x faster than inline
-// writes from the publisher (BENCHMARKS.md). Single sends stay inline,
-// which keeps their tail latency low.
+// Fanout reports whether m is being delivered to a group. A gateway
+// connection then only queues it, and the gateway's flusher writes every
+// member's queue on GOMAXPROCS goroutines: the writes spread over the
+// cores and back-to-back publishes coalesce into one writev
+// (BENCHMARKS.md). Single sends are written inline by the sender, which
+// keeps their latency low.
 func (m *Message) Fanout() bool { return m.fanout }
 
 // NewMessage wraps data. The Message must not be modified after it is sent.

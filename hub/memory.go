@@ -271,8 +271,8 @@ func (g *group) snapshot() []Conn {
 }
 
 // parallelPublish is the group size from which a publish is spread over
-// GOMAXPROCS goroutines: each Send costs a lock, and for the gateway's
-// connections the start of a writer goroutine (Message.Fanout), so a large
+// GOMAXPROCS goroutines: each Send costs a lock and, for the gateway's
+// connections, a listing with its flusher (Message.Fanout), so a large
 // group's hand-off is spread over the cores as its writes are.
 const parallelPublish = 256
 

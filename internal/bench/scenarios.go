@@ -523,7 +523,7 @@ func (s *fanSide) single(n int) error {
 	}
 	s1, c1 := s.cpu()
 	if delivered != n || total != int64(n) {
-		return fmt.Errorf("N=%d %s: publish delivered %d, clients got %d, want %d", n, s.name, delivered, total, n)
+		return fmt.Errorf("fanout N=%d %s: publish delivered %d, clients got %d, want %d", n, s.name, delivered, total, n)
 	}
 	s.lasts = append(s.lasts, float64(pubs[t].Last-t)/1e6)
 	s.server += s1 - s0
@@ -551,7 +551,7 @@ func (s *fanSide) burst(n, count int) error {
 	}
 	s1, _ := s.cpu()
 	if total != int64(n*count) {
-		return fmt.Errorf("N=%d %s: burst: clients got %d, want %d", n, s.name, total, n*count)
+		return fmt.Errorf("fanout N=%d %s: burst: clients got %d, want %d", n, s.name, total, n*count)
 	}
 	var end int64
 	for _, p := range pubs {

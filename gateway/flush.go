@@ -1,0 +1,189 @@
+package gateway
+
+import (
+	"errors"
+	"os"
+	"runtime"
+	"sync"
+)
+
+// flusher writes the frames a group publish queued, for every member, on
+// at most GOMAXPROCS goroutines: a publish only queues the frame on each
+// member (c.send) and lists the members that had nothing pending; the
+// flusher's goroutines then give each listed connection a write turn (flush):
+// one non-blocking write(2), or writev(2) of every frame queued by then.
+//
+// So a fan-out costs no goroutine per member and no write deadline (a
+// non-blocking write needs none), spreads its writes over the cores as the
+// raw-write floor does, and a member that publishes back to back reach
+// before its turn gets them in one writev. A socket that does not take the
+// whole batch at once goes to the connection's writer goroutine (writeLoop,
+// with writeTimeout), so a client that does not read never holds a flusher
+// goroutine.
+//
+// The list is intrusive (conn.next): a connection is on it at most once,
+// while c.writing is set for its turn, so it needs no memory of its own and
+// is bounded by the connections.
+type flusher struct {
+	mu         sync.Mutex
+	head, tail *conn // connections waiting for a write turn, in order
+	running    int   // goroutines draining the list, at most GOMAXPROCS
+}
+
+// flushChunk is how many connections a flusher goroutine takes off the
+// list at a time: one lock round trip per chunk, small enough that the
+// goroutines share a publish evenly.
+const flushChunk = 32
+
+// add lists c for a write turn; c.writing is set (the turn owns writing).
+func (f *flusher) add(c *conn) {
+	f.mu.Lock()
+	if f.tail == nil {
+		f.head = c
+	} else {
+		f.tail.next = c
+	}
+	f.tail = c
+	start := f.running < runtime.GOMAXPROCS(0)
+	if start {
+		f.running++
+	}
+	f.mu.Unlock()
+	if start {
+		go f.run()
+	}
+}
+
+// run gives the listed connections their write turns until the list is
+// empty.
+func (f *flusher) run() {
+	var chunk [flushChunk]*conn
+	for {
+		f.mu.Lock()
+		n := 0
+		for n < flushChunk && f.head != nil {
+			c := f.head
+			f.head, c.next = c.next, nil
+			chunk[n] = c
+			n++
+		}
+		if f.head == nil {
+			f.tail = nil
+		}
+		if n == 0 {
+			f.running--
+			f.mu.Unlock()
+			return
+		}
+		f.mu.Unlock()
+		for i, c := range chunk[:n] {
+			c.flush()
+			chunk[i] = nil
+		}
+	}
+}
+
+// flush is a connection's write turn from the flusher: it writes what is
+// queued without blocking. c.writing is set and stays set for whoever
+// continues: the flusher again when more frames arrived meanwhile, the
+// writer goroutine when the socket did not take everything.
+func (c *conn) flush() {
+	c.mu.Lock()
+	batch := c.queue
+	if len(batch) == 0 || c.state != stateOpen {
+		// Closing (the writer knows how to finish a close) or nothing
+		// to write.
+		c.mu.Unlock()
+		go c.writeLoop()
+		return
+	}
+	c.queue, c.spare = c.spare[:0], nil
+	c.flight, c.flightBytes = len(batch), c.queued
+	c.queued, c.pongAt = 0, 0
+	c.mu.Unlock()
+
+	frames, part, err := c.writeNow(batch)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// A deadline set by a close in progress: let the writer goroutine
+		// (which knows the closing state) handle the frames.
+		err = nil
+	}
+	if err != nil {
+		c.mu.Lock()
+		c.flight, c.flightBytes = 0, 0
+		c.mu.Unlock()
+		c.writeFailed(err)
+		return
+	}
+	c.mu.Lock()
+	c.flight, c.flightBytes = 0, 0
+	switch {
+	case frames < len(batch):
+		// The socket is full: the rest goes back to the head of the queue
+		// for the writer goroutine, which waits with writeTimeout.
+		k := copy(batch, batch[frames:])
+		batch[0] = batch[0][part:]
+		clear(batch[k:])
+		queued := c.queue
+		c.queue = append(batch[:k], queued...)
+		clear(queued)
+		c.spare = queued[:0]
+		for _, b := range batch[:k] {
+			c.queued += len(b)
+		}
+		if c.pongAt > 0 {
+			c.pongAt += k
+		}
+		c.mu.Unlock()
+		go c.writeLoop()
+	case len(c.queue) > 0:
+		// More frames arrived during the write: another turn.
+		clear(batch)
+		c.spare = batch[:0]
+		c.mu.Unlock()
+		c.gw.flush.add(c)
+	default:
+		clear(batch)
+		c.spare = batch[:0]
+		c.writing = false
+		c.fullSince = 0
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	}
+}
+
+// maxIOV is the most buffers one writev takes (IOV_MAX on Linux).
+const maxIOV = 1024
+
+// writeNow writes batch with non-blocking writes (write(2) for one frame,
+// writev(2) for more) until it is written or the socket takes no more. It
+// returns how many frames were written whole and how many bytes of the
+// next one.
+func (c *conn) writeNow(batch [][]byte) (frames, part int, err error) {
+	w := rawWrites.Get().(*rawWrite)
+	for frames < len(batch) {
+		w.bufs, w.skip = batch[frames:min(len(batch), frames+maxIOV)], part
+		want := -part
+		for _, b := range w.bufs {
+			want += len(b)
+		}
+		if err = c.rc.Write(w.fn); err == nil {
+			err = w.err
+		}
+		if err != nil {
+			break
+		}
+		n := part + w.n
+		for frames < len(batch) && n >= len(batch[frames]) {
+			n -= len(batch[frames])
+			frames++
+		}
+		part = n
+		if w.n < want {
+			break // the socket is full (or the call was interrupted)
+		}
+	}
+	w.bufs, w.err = nil, nil
+	rawWrites.Put(w)
+	return frames, part, err
+}
