@@ -1,6 +1,7 @@
 package bench
 
 import (
+	mrand "math/rand/v2"
 	"context"
 	"encoding/json"
 	"errors"
@@ -206,10 +207,14 @@ func stallRole() error {
 
 // rawRole is the fan-out floor: it accepts WebSocket connections with no
 // gateway logic and, on POST /publish, writes one pre-encoded text frame
-// to every socket from -writers goroutines (blocking writes, no queue).
+// to every socket from -writers goroutines (blocking writes, no queue),
+// in the order the connections were accepted, or with -random in one
+// random order (drawn at the first publish), as wsgate writes a group in
+// the order of its random connection ids.
 func rawRole(args []string) error {
 	fs := flag.NewFlagSet("raw", flag.ContinueOnError)
 	writers := fs.Int("writers", runtime.NumCPU(), "goroutines writing a publish")
+	random := fs.Bool("random", false, "write in a random order, not the order of accepting")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -218,8 +223,9 @@ func rawRole(args []string) error {
 		return err
 	}
 	var (
-		mu    sync.Mutex
-		conns []net.Conn
+		mu       sync.Mutex
+		conns    []net.Conn
+		shuffled bool // in -random order
 	)
 	go func() {
 		for {
@@ -253,6 +259,10 @@ func rawRole(args []string) error {
 		body, _ := io.ReadAll(r.Body)
 		frame := ws.MustCompileFrame(ws.NewTextFrame(body))
 		mu.Lock()
+		if *random && !shuffled {
+			shuffled = true
+			mrand.Shuffle(len(conns), func(i, j int) { conns[i], conns[j] = conns[j], conns[i] })
+		}
 		cs := conns
 		mu.Unlock()
 		var wg sync.WaitGroup

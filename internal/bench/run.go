@@ -304,7 +304,8 @@ func (e *env) startBackend() error {
 
 // newEnv starts the backend, a server (wsgate with the config extra
 // changes, or the raw floor when raw) and the workers.
-func (o *orch) newEnv(raw bool, extra func(cfg map[string]any, backend string)) (*env, error) {
+// rawArgs are passed to the raw role (the floor) when raw is set.
+func (o *orch) newEnv(raw bool, extra func(cfg map[string]any, backend string), rawArgs ...string) (*env, error) {
 	o.seq++
 	e := &env{o: o}
 	var err error
@@ -327,7 +328,7 @@ func (o *orch) newEnv(raw bool, extra func(cfg map[string]any, backend string)) 
 		}
 		e.srv, err = o.start("server", "-config", path)
 	} else {
-		e.srv, err = o.start("raw")
+		e.srv, err = o.start("raw", rawArgs...)
 	}
 	if err != nil {
 		e.close()

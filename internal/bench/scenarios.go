@@ -431,10 +431,13 @@ func (e *env) gather(perConn int64, samples bool, timeout float64) (map[int64]pu
 }
 
 // fanout: one publish to N members, wsgate beside the raw-write floor.
-// Both servers hold their N connections at once, each with its own client
-// processes, and the publishes alternate between them (floor, wsgate,
-// wsgate, floor, ...), so whatever else loads the machine lands on both
-// alike: the ratio is measured within seconds, not across runs.
+// Three servers hold their N connections at once, each with its own client
+// processes: the floor writing in the order it accepted the connections,
+// the floor writing in a random order (wsgate writes a group in the order
+// of its random connection ids, and with the clients on this machine the
+// order alone moves the floor's cost), and wsgate. The publishes rotate
+// between them, so whatever else loads the machine lands on all alike:
+// the ratios are measured within seconds, not across runs.
 func (o *orch) fanout(run int) ([]Metric, error) {
 	sizes := []int{1000, 10000}
 	if o.Small {
@@ -475,16 +478,22 @@ func (s *fanSide) cpu() (server, clients float64) {
 	return server, clients
 }
 
-// fanoutEnv starts a server (raw: the floor) with n reading members.
-func (o *orch) fanoutEnv(n int, raw bool) (*fanSide, error) {
-	e, err := o.newEnv(raw, nil)
+// fanoutEnv starts a server with n reading members: wsgate, or the floor
+// (name "floor" or "floor (random order)").
+func (o *orch) fanoutEnv(n int, name string) (*fanSide, error) {
+	raw := name != "wsgate"
+	var args []string
+	if name == "floor (random order)" {
+		args = []string{"-random"}
+	}
+	e, err := o.newEnv(raw, nil, args...)
 	if err != nil {
 		return nil, err
 	}
-	s := &fanSide{name: "wsgate", e: e, pub: e.publisher(raw), raw: raw}
+	s := &fanSide{name: name, e: e, pub: e.publisher(raw), raw: raw}
 	join := "all"
 	if raw {
-		s.name, join = "floor", ""
+		join = ""
 	}
 	if _, _, _, err := e.dial(n, command{Conc: 16, Join: join, Read: true}); err != nil {
 		e.close()
@@ -562,19 +571,22 @@ func (s *fanSide) burst(n, count int) error {
 	return nil
 }
 
-// fanoutPair measures wsgate and the floor for n members, alternating.
+// fanoutPair measures wsgate and the floors for n members, in turn.
 func (o *orch) fanoutPair(run, n int) ([]Metric, error) {
-	floor, err := o.fanoutEnv(n, true)
-	if err != nil {
-		return nil, err
+	var sides []*fanSide
+	defer func() {
+		for _, s := range sides {
+			s.e.close()
+		}
+	}()
+	for _, name := range []string{"floor", "floor (random order)", "wsgate"} {
+		s, err := o.fanoutEnv(n, name)
+		if err != nil {
+			return nil, err
+		}
+		sides = append(sides, s)
 	}
-	defer floor.e.close()
-	gate, err := o.fanoutEnv(n, false)
-	if err != nil {
-		return nil, err
-	}
-	defer gate.e.close()
-	sides := []*fanSide{floor, gate}
+	floor, random, gate := sides[0], sides[1], sides[2]
 	ours := func() float64 {
 		var sum float64
 		for _, s := range sides {
@@ -585,10 +597,10 @@ func (o *orch) fanoutPair(run, n int) ([]Metric, error) {
 	}
 	b0, t0 := machineTicks()
 	own0, start := ours(), time.Now()
-	// Pairs in ABBA order, so neither side always goes first.
+	// Rounds in rotating order, so no side always goes first.
 	for i := range o.size(12, 2) {
 		for k := range sides {
-			s := sides[k^(i%2)]
+			s := sides[(i+k)%len(sides)]
 			if err := s.single(n); err != nil {
 				return nil, err
 			}
@@ -598,7 +610,7 @@ func (o *orch) fanoutPair(run, n int) ([]Metric, error) {
 	burst := o.size(20, 3)
 	for i := range o.size(4, 1) {
 		for k := range sides {
-			if err := sides[k^(i%2)].burst(n, burst); err != nil {
+			if err := sides[(i+k)%len(sides)].burst(n, burst); err != nil {
 				return nil, err
 			}
 			time.Sleep(50 * time.Millisecond)
@@ -622,12 +634,15 @@ func (o *orch) fanoutPair(run, n int) ([]Metric, error) {
 			Metric{p + s.name + ": burst: server CPU per delivery", "µs", Median(s.burstServer)},
 		)
 	}
-	ms = append(ms,
-		Metric{p + "wsgate/floor: time to last delivery", "×", Median(gate.lasts) / Median(floor.lasts)},
-		Metric{p + "wsgate/floor: single: server CPU per delivery", "×", gate.server / floor.server},
-		Metric{p + "wsgate/floor: burst deliveries/s", "×", Median(gate.rates) / Median(floor.rates)},
-		Metric{p + "wsgate/floor: burst: server CPU per delivery", "×", Median(gate.burstServer) / Median(floor.burstServer)},
-	)
+	for _, f := range []*fanSide{floor, random} {
+		q := p + "wsgate/" + f.name + ": "
+		ms = append(ms,
+			Metric{q + "time to last delivery", "×", Median(gate.lasts) / Median(f.lasts)},
+			Metric{q + "single: server CPU per delivery", "×", gate.server / f.server},
+			Metric{q + "burst deliveries/s", "×", Median(gate.rates) / Median(f.rates)},
+			Metric{q + "burst: server CPU per delivery", "×", Median(gate.burstServer) / Median(f.burstServer)},
+		)
+	}
 	if t1 > t0 {
 		busy := float64(b1-b0) / float64(t1-t0) * float64(runtime.NumCPU()) * elapsed
 		ms = append(ms, Metric{p + "other processes' CPU (of one core)", "%", (busy - own) / elapsed * 100})
