@@ -14,35 +14,20 @@ type iovecs = []syscall.Iovec
 // of bufs[0], or writev(2) when there are several. A socket that is full
 // (EAGAIN) or a write interrupted before it wrote (EINTR) reports 0 bytes
 // and no error: the caller queues the rest for its writer goroutine.
-//
-// The calls are raw syscalls, made without telling the scheduler: the
-// socket is non-blocking, so they never sleep, and a fan-out makes
-// thousands back to back. Through syscall.Write, each one that ran past
-// the runtime's 20 µs mark (a loopback write runs the receiver's side of
-// TCP too) had its P handed to another thread; the raw calls measured
-// less server CPU per delivery in 3 of 4 alternating pairs (BENCHMARKS.md).
 func writeFD(fd uintptr, bufs [][]byte, skip int, iov *iovecs) (int, error) {
 	var (
 		n   int
 		err error
 	)
 	if len(bufs) == 1 {
-		b := bufs[0][skip:]
-		r, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
-		n = int(r)
-		if errno != 0 {
-			err = errno
-		}
+		n, err = syscall.Write(int(fd), bufs[0][skip:])
 	} else {
 		n, err = writev(fd, bufs, skip, iov)
 	}
-	if err != nil {
-		if err == syscall.EAGAIN || err == syscall.EINTR {
-			err = nil
-		}
-		return 0, err
+	if err == syscall.EAGAIN || err == syscall.EINTR {
+		return 0, nil
 	}
-	return n, nil
+	return max(n, 0), err
 }
 
 // writev writes bufs, less the first skip bytes of bufs[0], with one
@@ -62,7 +47,7 @@ func writev(fd uintptr, bufs [][]byte, skip int, scratch *iovecs) (int, error) {
 	if len(iov) == 0 {
 		return 0, nil
 	}
-	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	n, _, errno := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 	clear(iov) // no references to the frames left in the pool
 	*scratch = iov[:0]
 	if errno != 0 {
