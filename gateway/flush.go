@@ -14,12 +14,12 @@ import (
 // one non-blocking write(2), or writev(2) of every frame queued by then.
 //
 // So a fan-out costs no goroutine per member and no write deadline (a
-// non-blocking write needs none), spreads its writes over the cores as the
-// raw-write floor does, and a member that publishes back to back reach
-// before its turn gets them in one writev. A socket that does not take the
-// whole batch at once goes to the connection's writer goroutine (writeLoop,
-// with writeTimeout), so a client that does not read never holds a flusher
-// goroutine.
+// non-blocking write needs none), spreads its writes over the cores as
+// the raw-write floor does, and the frames of back-to-back publishes that
+// reach a member before its turn go out in one writev. A socket that does
+// not take the whole batch at once goes to the connection's writer
+// goroutine (writeLoop, with writeTimeout), so a client that does not
+// read never holds a flusher goroutine.
 //
 // The list is intrusive (conn.next): a connection is on it at most once,
 // while c.writing is set for its turn, so it needs no memory of its own and

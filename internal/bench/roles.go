@@ -1,7 +1,6 @@
 package bench
 
 import (
-	mrand "math/rand/v2"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/pprof"
