@@ -27,7 +27,8 @@ import (
 type flusher struct {
 	mu         sync.Mutex
 	head, tail *conn // connections waiting for a write turn, in order
-	running    int   // goroutines draining the list, at most GOMAXPROCS
+	running    int   // goroutines draining the list, at most limit
+	limit      int   // GOMAXPROCS, read when the first goroutine starts
 }
 
 // flushChunk is how many connections a flusher goroutine takes off the
@@ -44,7 +45,12 @@ func (f *flusher) add(c *conn) {
 		f.tail.next = c
 	}
 	f.tail = c
-	start := f.running < runtime.GOMAXPROCS(0)
+	if f.running == 0 {
+		// Once per busy spell, not per member: GOMAXPROCS takes the
+		// scheduler's lock.
+		f.limit = runtime.GOMAXPROCS(0)
+	}
+	start := f.running < f.limit
 	if start {
 		f.running++
 	}
