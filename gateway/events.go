@@ -11,7 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/wsgate/wsgate/internal/jsontext"
 )
 
 // Event is the Lambda proxy event API Gateway sends for CONNECT, MESSAGE
@@ -289,7 +290,7 @@ func appendEvent(b []byte, ev *Event) ([]byte, error) {
 	}
 	if ev.Body != nil {
 		field("body")
-		b = appendJSONString(b, *ev.Body)
+		b = jsontext.AppendString(b, *ev.Body)
 	}
 	field("isBase64Encoded")
 	b = strconv.AppendBool(b, ev.IsBase64Encoded)
@@ -299,7 +300,7 @@ func appendEvent(b []byte, ev *Event) ([]byte, error) {
 func appendRequestContext(b []byte, rc *RequestContext) ([]byte, error) {
 	str := func(name, v string) {
 		b = append(b, name...)
-		b = appendJSONString(b, v)
+		b = jsontext.AppendString(b, v)
 	}
 	str(`{"routeKey":`, rc.RouteKey)
 	if rc.DisconnectStatusCode != nil {
@@ -365,9 +366,9 @@ func appendStringMap(b []byte, m map[string]string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k)
+		b = jsontext.AppendString(b, k)
 		b = append(b, ':')
-		b = appendJSONString(b, m[k])
+		b = jsontext.AppendString(b, m[k])
 	}
 	return append(b, '}')
 }
@@ -379,7 +380,7 @@ func appendMultiMap(b []byte, m map[string][]string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k)
+		b = jsontext.AppendString(b, k)
 		b = append(b, ':')
 		vs := m[k]
 		if vs == nil {
@@ -391,63 +392,9 @@ func appendMultiMap(b []byte, m map[string][]string) []byte {
 			if j > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, v)
+			b = jsontext.AppendString(b, v)
 		}
 		b = append(b, ']')
 	}
 	return append(b, '}')
-}
-
-// appendJSONString appends s quoted as encoding/json quotes it with HTML
-// escaping off: ", \ and control characters escaped (\b \f \n \r \t by
-// name), invalid UTF-8 as \ufffd, U+2028 and U+2029 escaped.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= ' ' && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+
+	"github.com/wsgate/wsgate/internal/jsontext"
 )
 
 // mockIntegration answers without any backend: the configured response, or
@@ -46,12 +48,17 @@ func (m *mockIntegration) Invoke(ctx context.Context, inv *Invocation) ([]byte, 
 	if m.response != nil {
 		return slices.Clone(m.response), nil // the caller may keep or change it
 	}
-	body, _ := json.Marshal(inv.Body) // a string always marshals
-	out := make([]byte, 0, len(body)+32)
-	out = append(out, `{"statusCode":200,"body":`...)
-	out = append(out, body...)
+	const head = `{"statusCode":200,"body":`
+	out := make([]byte, 0, len(head)+len(inv.Body)+len(inv.Body)/8+8)
+	out = jsontext.AppendString(append(out, head...), inv.Body)
 	return append(out, '}'), nil
 }
 
 // Close does nothing; mock holds no resources.
 func (m *mockIntegration) Close() error { return nil }
+
+// NonBlocking reports whether an integration built from cfg answers without
+// waiting on anything (mock: its configured response, an echo, or mapping
+// templates, whose rendering is bounded): a caller may invoke it where
+// blocking would hold up other work, such as a connection's read turn.
+func NonBlocking(cfg *Config) bool { return cfg != nil && cfg.Type == "mock" }

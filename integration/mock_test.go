@@ -12,7 +12,7 @@ func TestMock(t *testing.T) {
 		body     string
 		want     string
 	}{
-		{name: "echo", body: `hi "there" <b>`, want: `{"statusCode":200,"body":"hi \"there\" \u003cb\u003e"}`},
+		{name: "echo", body: "hi \"there\" <b>\n", want: `{"statusCode":200,"body":"hi \"there\" <b>\n"}`},
 		{name: "echo empty", want: `{"statusCode":200,"body":""}`},
 		{name: "configured", response: map[string]any{"statusCode": 403, "body": "no"}, body: "ignored", want: `{"body":"no","statusCode":403}`},
 	}
