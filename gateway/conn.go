@@ -752,6 +752,13 @@ func (c *conn) message(op ws.OpCode, msg []byte) (closeReason, bool) {
 		}
 		body = string(msg)
 	}
+	l := c.gw.acquire()
+	key, rt := l.selectRoute(body, b64)
+	if rt.inline() {
+		// Nothing on the way blocks: no hand-off to a route worker.
+		c.gw.route(c, l, key, rt, body, b64, len(msg))
+		return closeReason{}, false
+	}
 	// Bound the invocations in flight: when full, stop reading this socket
 	// (TCP pushes back on the client) until one finishes.
 	c.mu.Lock()
@@ -763,7 +770,7 @@ func (c *conn) message(op ws.OpCode, msg []byte) (closeReason, bool) {
 	c.gw.track.Add(1)
 	c.gw.workers.Go(func() {
 		defer c.invoked()
-		c.gw.route(c, body, b64, len(msg))
+		c.gw.route(c, l, key, rt, body, b64, len(msg))
 	})
 	return closeReason{}, false
 }

@@ -221,25 +221,41 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// route handles one client message: select the route, call its
-// integration, answer the client when the route is two-way or it failed.
-func (g *Gateway) route(c *conn, body string, b64 bool, size int) {
-	now := time.Now()
-	l := g.acquire() // the message is routed and answered on one config
-	defer l.release()
-	requestID := newID(g.node)
-	messageID := newID(g.node)
-	key := routeDefault
+// selectRoute picks a message's route: the one route selection names, or
+// $default when it names none (or $connect or $disconnect). rt is nil when
+// there is no such route either.
+func (l *live) selectRoute(body string, b64 bool) (key string, rt *route) {
+	key = routeDefault
 	if !b64 {
 		if k, ok := l.selector.Evaluate(body); ok {
 			key = k
 		}
 	}
-	rt := l.routes[key]
+	rt = l.routes[key]
 	if rt == nil || key == routeConnect || key == routeDisconnect {
 		key = routeDefault
 		rt = l.routes[routeDefault]
 	}
+	return key, rt
+}
+
+// inline reports whether a message for rt is handled in the connection's
+// read turn instead of on a route worker: when nothing on its way can
+// block. That is no route at all (an error frame), or a mock integration
+// without a groups action (a hub's join may wait for the cluster).
+// Answers are written without blocking either way (conn.enqueue).
+func (rt *route) inline() bool {
+	return rt == nil || rt.groups == nil && rt.integ != nil && integration.NonBlocking(rt.cfg)
+}
+
+// route handles one client message on the route selectRoute picked from l:
+// call its integration, answer the client when the route is two-way or it
+// failed. It releases l (the message is routed and answered on one config).
+func (g *Gateway) route(c *conn, l *live, key string, rt *route, body string, b64 bool, size int) {
+	defer l.release()
+	now := time.Now()
+	requestID := newID(g.node)
+	messageID := newID(g.node)
 	rec := g.record(&c.s, EventMessage, key, requestID, now)
 	rec.MessageID, rec.BytesIn = messageID, size
 	defer g.observe(&rec)
