@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -185,4 +188,29 @@ func benchFanout(b *testing.B, n, burst int) {
 	}
 	b.ReportMetric(float64(n*burst)*float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
 	b.ReportMetric(float64(processCPU()-cpu0)/float64(n*burst*b.N), "cpu-ns/delivery")
+}
+
+// BenchmarkHandshakeConnect: one WebSocket handshake with an http $connect
+// (a loopback backend in this process that answers 200 with no body), then
+// the client closes. The backend's CPU and allocations are in the figures.
+func BenchmarkHandshakeConnect(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	b.Cleanup(srv.Close)
+	cfg := baseConfig()
+	cfg.Routes["$connect"] = gateway.Route{Integration: &integration.Config{Type: "http", URI: srv.URL + "/connect"}}
+	benchHandshakes(b, startGateway(b, cfg))
+}
+
+// benchHandshakes opens and closes one connection per iteration.
+func benchHandshakes(b *testing.B, tg *testGateway) {
+	b.ReportAllocs()
+	for b.Loop() {
+		nc, err := rawDial(tg.addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = nc.Close()
+	}
 }

@@ -85,15 +85,7 @@ func BenchmarkIdleConn(b *testing.B) {
 // BenchmarkHandshake: one WebSocket handshake without $connect (a bare
 // client, the 101 read with a small buffer), then the client closes.
 func BenchmarkHandshake(b *testing.B) {
-	tg := startGateway(b, baseConfig())
-	b.ReportAllocs()
-	for b.Loop() {
-		nc, err := rawDial(tg.addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		_ = nc.Close()
-	}
+	benchHandshakes(b, startGateway(b, baseConfig()))
 }
 
 // BenchmarkPostToConnection: one signed PostToConnection on a keep-alive
