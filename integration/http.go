@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -17,7 +19,8 @@ import (
 type httpIntegration struct {
 	uri     string
 	timeout time.Duration
-	client  *http.Client
+	lean    *leanClient  // nil: the URI needs net/http (https, a proxy)
+	client  *http.Client // when lean is nil
 }
 
 var _ Integration = (*httpIntegration)(nil)
@@ -29,11 +32,11 @@ const httpMaxIdlePerHost = 256
 
 // newHTTP builds an http integration; Validate has checked the URI.
 func newHTTP(cfg Config) (*httpIntegration, error) {
-	return &httpIntegration{
-		uri:     cfg.URI,
-		timeout: cfg.Timeout(DefaultTimeout),
-		client:  newHTTPClient(cfg.MaxConnsPerHost),
-	}, nil
+	h := &httpIntegration{uri: cfg.URI, timeout: cfg.Timeout(DefaultTimeout)}
+	if h.lean = newLeanClient(cfg.URI, cfg.MaxConnsPerHost); h.lean == nil {
+		h.client = newHTTPClient(cfg.MaxConnsPerHost)
+	}
+	return h, nil
 }
 
 // newHTTPClient is the pooled keep-alive client of http. It has no overall
@@ -73,6 +76,9 @@ func tuneTransport(maxConns int) func(*http.Transport) {
 // reads as {"statusCode":200}. A status of 500 or more, or a non-2xx status
 // whose body is not a Lambda proxy response, is an error.
 func (h *httpIntegration) Invoke(ctx context.Context, inv *Invocation) ([]byte, error) {
+	if h.lean != nil {
+		return h.invokeLean(ctx, inv)
+	}
 	ctx, cancel := context.WithDeadline(ctx, deadlineOf(ctx, h.timeout))
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.uri, bytes.NewReader(inv.Payload))
@@ -98,10 +104,34 @@ func (h *httpIntegration) Invoke(ctx context.Context, inv *Invocation) ([]byte, 
 		}
 		return nil, fmt.Errorf("http integration: reading response: %w", err)
 	}
+	return httpAnswer(resp.StatusCode, resp.Status, body)
+}
+
+// invokeLean is Invoke through the lean client, with net/http's client's
+// errors: a passed deadline is ErrTimeout, a failed request is
+// "Post URL: why", a body over MaxPayload fails reading the response.
+func (h *httpIntegration) invokeLean(ctx context.Context, inv *Invocation) ([]byte, error) {
+	deadline := deadlineOf(ctx, h.timeout)
+	res, err := h.lean.post(ctx, deadline, inv.Payload, inv.RequestID)
 	switch {
-	case resp.StatusCode >= 500:
-		return nil, fmt.Errorf("http integration: backend answered %s", resp.Status)
-	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+	case err == nil:
+		return httpAnswer(res.code, res.status, res.body)
+	case ctx.Err() != nil:
+		return nil, ctxError(ctx)
+	case isTimeoutErr(err) || !time.Now().Before(deadline):
+		return nil, fmt.Errorf("%w: %w", ErrTimeout, context.DeadlineExceeded)
+	case errors.Is(err, errTooLarge):
+		return nil, fmt.Errorf("http integration: reading response: %w", err)
+	}
+	return nil, fmt.Errorf("http integration: %w", &url.Error{Op: "Post", URL: h.uri, Err: err})
+}
+
+// httpAnswer is the integration's answer for a backend's response.
+func httpAnswer(code int, status string, body []byte) ([]byte, error) {
+	switch {
+	case code >= 500:
+		return nil, fmt.Errorf("http integration: backend answered %s", status)
+	case code >= 200 && code < 300:
 		if len(bytes.TrimSpace(body)) == 0 {
 			return []byte(`{"statusCode":200}`), nil
 		}
@@ -111,12 +141,16 @@ func (h *httpIntegration) Invoke(ctx context.Context, inv *Invocation) ([]byte, 
 		// (401 with {"statusCode":401}); the document is what counts.
 		return body, nil
 	default:
-		return nil, fmt.Errorf("http integration: backend answered %s", resp.Status)
+		return nil, fmt.Errorf("http integration: backend answered %s", status)
 	}
 }
 
 // Close drops the pooled connections.
 func (h *httpIntegration) Close() error {
+	if h.lean != nil {
+		h.lean.closeIdle()
+		return nil
+	}
 	h.client.CloseIdleConnections()
 	return nil
 }
