@@ -20,19 +20,14 @@ func waitReadable(nc net.Conn) error {
 	if err != nil {
 		return nil
 	}
-	var peekErr error
-	err = rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		_, _, e := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		if e == syscall.EAGAIN || e == syscall.EINTR {
-			return false // not readable yet: let the poller wait
-		}
-		peekErr = e // nil (data or EOF) or a socket error the read will report
-		return true
-	})
-	if err != nil {
-		return err
-	}
-	_ = peekErr
-	return nil
+	return rc.Read(readable)
+}
+
+// readable is waitReadable's callback (a function, not a closure: nothing
+// escapes). A socket error or EOF counts as readable: the read that
+// follows reports it.
+func readable(fd uintptr) bool {
+	var b [1]byte
+	_, _, e := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return e != syscall.EAGAIN && e != syscall.EINTR // not readable yet: let the poller wait
 }
