@@ -74,6 +74,9 @@ func newLeanClient(uri string, maxConns int) *leanClient {
 	if err != nil || u.Scheme != "http" || u.User != nil || u.Host == "" || u.Opaque != "" {
 		return nil
 	}
+	if !leanClients {
+		return nil
+	}
 	if p, err := http.ProxyFromEnvironment(&http.Request{URL: u}); err != nil || p != nil {
 		return nil
 	}
@@ -276,14 +279,7 @@ func (pc *leanConn) open() bool {
 	if pc.rc == nil {
 		return true
 	}
-	var b [1]byte
-	alive := false
-	err := pc.rc.Read(func(fd uintptr) bool {
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		alive = err == syscall.EAGAIN
-		return true // never wait
-	})
-	return err == nil && alive
+	return peekOpen(pc.rc)
 }
 
 // roundTrip writes the request and reads the response; keep says the
