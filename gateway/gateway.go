@@ -463,6 +463,19 @@ func (g *Gateway) admit() bool {
 	return true
 }
 
+// enterCall counts a handshake's authorizer or $connect call in track,
+// unless Shutdown has begun. Under admitMu, as admit: an Add that could
+// start from zero while Shutdown's track.Wait runs would race it.
+func (g *Gateway) enterCall() bool {
+	g.admitMu.Lock()
+	defer g.admitMu.Unlock()
+	if g.closing.Load() {
+		return false
+	}
+	g.track.Add(1)
+	return true
+}
+
 // Shutdown closes every connection with 1001 (each fires $disconnect),
 // waits for the reader goroutines, in-flight integration calls and
 // $disconnect events until ctx is done, then releases the integrations.

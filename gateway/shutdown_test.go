@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,5 +73,50 @@ func TestShutdownRace(t *testing.T) {
 	}
 	if n := tg.gw.Connections(); n != 0 {
 		t.Fatalf("%d connections open after shutdown", n)
+	}
+}
+
+// TestShutdownDuringHandshakes: handshakes whose $connect call starts while
+// Shutdown begins are each refused (503) or closed (1001), and Shutdown
+// waits for their calls: run under -race, a call counted from zero while
+// Shutdown already waited on the count was a data race.
+func TestShutdownDuringHandshakes(t *testing.T) {
+	be := newBackend(t, func(string, []byte) (int, string) { return 200, "" })
+	cfg := baseConfig()
+	cfg.Routes["$connect"] = be.route("/connect")
+	for round := range 20 {
+		tg := startGateway(t, cfg)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					c, resp, err := websocket.DefaultDialer.Dial(tg.wsURL(""), nil)
+					if err != nil {
+						if resp == nil || resp.StatusCode == http.StatusServiceUnavailable {
+							return // shut down: refused, or the listener is gone
+						}
+						t.Errorf("round %d: handshake: %v (%d)", round, err, resp.StatusCode)
+						return
+					}
+					_ = c.Close()
+				}
+			}()
+		}
+		// Shutdown starts while handshakes are under way.
+		testenv.Eventually(t, 10*time.Second, func() error {
+			if be.count("/connect") < (round+1)*4 {
+				return fmt.Errorf("%d $connect calls so far", be.count("/connect"))
+			}
+			return nil
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := tg.gw.Shutdown(ctx); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		cancel()
+		_ = tg.srv.Close()
+		wg.Wait()
 	}
 }

@@ -43,9 +43,12 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		rec.fail(status, outcome, msg)
 		writeJSONStatus(w, status, msg)
 	}
-	if g.closing.Load() || !admitting(g.hub) {
+	unavailable := func() {
 		rec.fail(http.StatusServiceUnavailable, OutcomeUnavailable, "Service Unavailable")
 		http.Error(w, `{"message":"Service Unavailable"}`, http.StatusServiceUnavailable)
+	}
+	if g.closing.Load() || !admitting(g.hub) {
+		unavailable()
 		return
 	}
 	if r.Method != http.MethodGet || !headerHasToken(r.Header, "Connection", "upgrade") ||
@@ -103,7 +106,10 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 			return
 		}
 	case l.auth != nil:
-		g.track.Add(1)
+		if !g.enterCall() {
+			unavailable()
+			return
+		}
 		start := time.Now()
 		res := g.authorizeConnect(g.baseCtx, l, r, &s, requestID, now)
 		rec.AuthorizerLatency, rec.AuthorizerStatus = time.Since(start), cmp.Or(res.status, http.StatusOK)
@@ -136,7 +142,10 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		}
 	}
 	if rt := l.routes[routeConnect]; rt != nil {
-		g.track.Add(1)
+		if !g.enterCall() {
+			unavailable()
+			return
+		}
 		ev := g.connectEvent(&s, r, requestID, now)
 		start := time.Now()
 		res, err := g.invoke(rt, ev, &integration.Invocation{RequestID: requestID})
@@ -185,8 +194,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	// Counted in connWG from here, unless Shutdown has begun: a $connect
 	// that finished after it is refused as a late upgrade is.
 	if !g.admit() {
-		rec.fail(http.StatusServiceUnavailable, OutcomeUnavailable, "Service Unavailable")
-		http.Error(w, `{"message":"Service Unavailable"}`, http.StatusServiceUnavailable)
+		unavailable()
 		return
 	}
 	nc, br, err := hijack(w)
