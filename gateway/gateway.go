@@ -453,26 +453,22 @@ func (g *Gateway) sweep() {
 }
 
 // admit counts a new connection in connWG, unless Shutdown has begun.
-func (g *Gateway) admit() bool {
-	g.admitMu.Lock()
-	defer g.admitMu.Unlock()
-	if g.closing.Load() {
-		return false
-	}
-	g.connWG.Add(1)
-	return true
-}
+func (g *Gateway) admit() bool { return g.enter(&g.connWG) }
 
 // enterCall counts a handshake's authorizer or $connect call in track,
-// unless Shutdown has begun. Under admitMu, as admit: an Add that could
-// start from zero while Shutdown's track.Wait runs would race it.
-func (g *Gateway) enterCall() bool {
+// unless Shutdown has begun.
+func (g *Gateway) enterCall() bool { return g.enter(&g.track) }
+
+// enter adds one to wg unless Shutdown has begun. Under admitMu: an Add
+// from zero racing Shutdown's Wait on wg would be a data race, and one after
+// it would escape the wait.
+func (g *Gateway) enter(wg *sync.WaitGroup) bool {
 	g.admitMu.Lock()
 	defer g.admitMu.Unlock()
 	if g.closing.Load() {
 		return false
 	}
-	g.track.Add(1)
+	wg.Add(1)
 	return true
 }
 
