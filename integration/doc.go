@@ -17,8 +17,14 @@
 //   - http POSTs the payload (Content-Type: application/json, X-Amzn-RequestId)
 //     over a pooled keep-alive client and returns the body; an empty 2xx body
 //     reads as {"statusCode":200}. 5xx, and non-2xx without a proxy document,
-//     are errors. Responses over MaxPayload are refused.
-//   - mock answers Config.Response, or echoes Invocation.Body with status 200.
+//     are errors. Responses over MaxPayload are refused. To a plain http://
+//     URI with no proxy (on Linux, macOS and the BSDs) the client is
+//     leanClient (httpclient.go): HTTP/1.1 only, no Accept-Encoding, response
+//     headers within 64 KB; https, proxies and the other systems keep
+//     net/http's.
+//   - mock answers Config.Response, or echoes Invocation.Body with status 200;
+//     it never blocks (NonBlocking), so the gateway calls it in a
+//     connection's read turn.
 //   - lambda calls Invoke (RequestResponse) with the SDK's standard credential
 //     chain. X-Amz-Function-Error becomes a *FunctionError; service errors
 //     carry their AWS error code. With an Endpoint override it also accepts
@@ -85,7 +91,8 @@
 // finding one full fails at once with ErrThrottled, without reaching the
 // backend, unless Invocation.Wait asks it to wait (up to its timeout). http
 // and lambda open at most MaxConnsPerHost connections to a backend host;
-// requests past that wait inside net/http for a connection.
+// requests past that wait for a connection (inside net/http, or in
+// leanClient) within their deadline.
 //
 // # Concurrency
 //
