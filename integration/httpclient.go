@@ -36,6 +36,7 @@ type leanClient struct {
 	head    []byte // "POST /path HTTP/1.1\r\nHost: …\r\n…" up to the per-request headers
 	maxIdle int
 	slots   chan struct{} // one per open connection: the maxConns bound
+	handoff chan *leanConn // unbuffered: put gives a kept connection to a caller in waitSlot
 
 	mu      sync.Mutex
 	idle    []*leanConn // most recently used last
@@ -98,6 +99,7 @@ func newLeanClient(uri string, maxConns int) *leanClient {
 		head:    head.Bytes(),
 		maxIdle: min(httpMaxIdlePerHost, maxConns),
 		slots:   make(chan struct{}, maxConns),
+		handoff: make(chan *leanConn),
 	}
 }
 
@@ -139,8 +141,12 @@ func (lc *leanClient) get(ctx context.Context, deadline time.Time) (*leanConn, e
 			continue
 		}
 		if !slot {
-			if err := lc.waitSlot(ctx, deadline); err != nil {
+			pc, err := lc.waitSlot(ctx, deadline)
+			if err != nil {
 				return nil, err
+			}
+			if pc != nil {
+				return pc, nil // handed over by put, its slot with it
 			}
 		}
 		pc, err := lc.dial(ctx, deadline)
@@ -172,10 +178,12 @@ func (lc *leanClient) take() (pc *leanConn, slot bool) {
 	return nil, false
 }
 
-// waitSlot waits for a connection to close. While anyone waits, put closes
-// connections instead of keeping them idle (take counted the caller under
-// the same lock that put reads waiting under, so no wake-up is lost).
-func (lc *leanClient) waitSlot(ctx context.Context, deadline time.Time) error {
+// waitSlot waits for a connection that put hands over (pc, its slot
+// included) or for one to close (nil: the caller took the freed slot). While
+// anyone waits, put gives a reusable connection to a waiter ready for it and
+// closes it otherwise, never keeps it idle: take counted the caller under
+// the same lock that put reads waiting under, so no wake-up is lost.
+func (lc *leanClient) waitSlot(ctx context.Context, deadline time.Time) (*leanConn, error) {
 	defer func() {
 		lc.mu.Lock()
 		lc.waiting--
@@ -184,12 +192,14 @@ func (lc *leanClient) waitSlot(ctx context.Context, deadline time.Time) error {
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
+	case pc := <-lc.handoff:
+		return pc, nil
 	case lc.slots <- struct{}{}:
-		return nil
+		return nil, nil
 	case <-t.C:
-		return os.ErrDeadlineExceeded
+		return nil, os.ErrDeadlineExceeded
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 
@@ -208,10 +218,19 @@ func (lc *leanClient) dial(ctx context.Context, deadline time.Time) (*leanConn, 
 	return pc, nil
 }
 
-// put returns a connection after a request: to the idle list when it can
-// carry another and nobody waits for the bound, closed otherwise.
+// put returns a connection after a request: to a caller waiting for the
+// bound when it can carry another and one is ready to take it, else to the
+// idle list when nobody waits, closed otherwise.
 func (lc *leanClient) put(pc *leanConn, keep bool) {
 	lc.mu.Lock()
+	if keep && lc.waiting > 0 {
+		select {
+		case lc.handoff <- pc:
+			lc.mu.Unlock()
+			return
+		default: // the waiter is not in its select yet: the freed slot wakes it
+		}
+	}
 	if !keep || lc.waiting > 0 || len(lc.idle) >= lc.maxIdle {
 		lc.mu.Unlock()
 		lc.closeConn(pc)

@@ -164,6 +164,13 @@ func TestHTTPConnectionBound(t *testing.T) {
 	if n := rb.maxBusy.Load(); n > 2 {
 		t.Fatalf("%d requests answered at once over at most 2 connections", n)
 	}
+	// A connection freed while callers wait goes to one of them: the backend
+	// does not see a new connection for every request past the bound. (A
+	// waiter not yet ready when one is freed gets a freed slot and dials.)
+	t.Logf("%d connections for 50 requests", rb.conns.Load())
+	if n := rb.conns.Load(); n > 25 {
+		t.Fatalf("%d connections for 50 requests over a bound of 2: freed connections were closed, not handed on", n)
+	}
 }
 
 // TestHTTPBoundWaitTimesOut: a caller waiting for a connection past the
