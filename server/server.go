@@ -3,9 +3,15 @@
 // listener. cmd/wsgate only parses flags and calls it, so tests start the
 // same thing the binary runs.
 //
-// Lifecycle: New validates and builds everything (nothing listens yet; if
-// anything fails, what was built is released); Start binds the listener
-// and starts serving and streaming; Shutdown stops accepting, closes every
+// With tls.mode auto or off, the listener is served by httpfront: it tells
+// TLS from plaintext by the first byte, serves WebSocket handshakes and
+// management requests itself and hands every other request to the
+// http.Server. With tls.mode on, the http.Server serves the listener.
+//
+// Lifecycle: New validates, binds the listener (so the management endpoint
+// handed to command handlers is known) and builds everything, serving
+// nothing yet (if anything fails, what was built is released); Start serves
+// and starts streaming; Shutdown stops accepting, closes every
 // connection with 1001 (each gets $disconnect), waits for in-flight calls,
 // stops the streams and releases integrations. Between the two, Reload
 // applies a new config in place (see its doc and docs/architecture.md).
