@@ -4,9 +4,10 @@
 // same thing the binary runs.
 //
 // With tls.mode auto or off, the listener is served by httpfront: it tells
-// TLS from plaintext by the first byte, serves WebSocket handshakes and
-// management requests itself and hands every other request to the
-// http.Server. With tls.mode on, the http.Server serves the listener.
+// TLS from plaintext by the first byte, serves plaintext WebSocket
+// handshakes and management requests itself and hands TLS connections and
+// every other request to the http.Server. With tls.mode on, the http.Server
+// serves the listener.
 //
 // Lifecycle: New validates, binds the listener (so the management endpoint
 // handed to command handlers is known) and builds everything, serving
