@@ -35,7 +35,7 @@ type leanClient struct {
 	addr    string // host:port to dial
 	head    []byte // "POST /path HTTP/1.1\r\nHost: …\r\n…" up to the per-request headers
 	maxIdle int
-	slots   chan struct{} // one per open connection: the maxConns bound
+	slots   chan struct{}  // one per open connection: the maxConns bound
 	handoff chan *leanConn // unbuffered: put gives a kept connection to a caller in waitSlot
 
 	mu      sync.Mutex
