@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -17,6 +16,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/internal/testenv"
 )
 
 // rawDial opens a WebSocket with a hand-written handshake and keeps no
@@ -117,29 +117,5 @@ func BenchmarkPostToConnection(b *testing.B) {
 	if err := req.Write(&wire); err != nil {
 		b.Fatal(err)
 	}
-	hc, err := net.Dial("tcp", tg.addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer hc.Close()
-	resp := bufio.NewReader(hc)
-	frames := bufio.NewReader(ws)
-	frame := make([]byte, 2+len(body))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := hc.Write(wire.Bytes()); err != nil {
-			b.Fatal(err)
-		}
-		r, err := http.ReadResponse(resp, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, r.Body)
-		if r.StatusCode != http.StatusOK {
-			b.Fatalf("status %d", r.StatusCode)
-		}
-		if _, err := io.ReadFull(frames, frame); err != nil {
-			b.Fatal(err)
-		}
-	}
+	testenv.BenchPosts(b, tg.addr, wire.Bytes(), ws, 2+len(body))
 }

@@ -215,7 +215,7 @@ func (c *conn) close() {
 func (c *conn) handOff(wrap func(net.Conn) net.Conn) {
 	var nc net.Conn = c.nc
 	if c.n > c.off {
-		nc = &prefixConn{Conn: c.nc, prefix: append([]byte(nil), c.buf[c.off:c.n]...)}
+		nc = &PrefixConn{Conn: c.nc, Prefix: append([]byte(nil), c.buf[c.off:c.n]...)}
 	}
 	_ = c.nc.SetReadDeadline(time.Time{}) // net/http sets its own
 	c.releasePending()
@@ -279,17 +279,17 @@ func (b *body) Read(p []byte) (int, error) {
 
 func (b *body) Close() error { return nil }
 
-// prefixConn gives back bytes read from a connection before it was
-// handed on.
-type prefixConn struct {
+// PrefixConn gives back Prefix, bytes read from Conn before it was handed
+// on, ahead of the rest of the stream.
+type PrefixConn struct {
 	net.Conn
-	prefix []byte
+	Prefix []byte
 }
 
-func (c *prefixConn) Read(p []byte) (int, error) {
-	if len(c.prefix) > 0 {
-		n := copy(p, c.prefix)
-		c.prefix = c.prefix[n:]
+func (c *PrefixConn) Read(p []byte) (int, error) {
+	if len(c.Prefix) > 0 {
+		n := copy(p, c.Prefix)
+		c.Prefix = c.Prefix[n:]
 		return n, nil
 	}
 	return c.Conn.Read(p)
@@ -298,7 +298,7 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 // CloseWrite shuts the socket's writing side, as net/http does before it
 // closes a connection it refused, so the client reads the answer before
 // a reset.
-func (c *prefixConn) CloseWrite() error {
+func (c *PrefixConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
@@ -349,7 +349,7 @@ func newBufioReader(nc net.Conn, rest []byte) *bufio.Reader {
 	if len(rest) == 0 {
 		return bufio.NewReaderSize(nc, 16)
 	}
-	br := bufio.NewReaderSize(&prefixConn{Conn: nc, prefix: rest}, max(len(rest), 16))
+	br := bufio.NewReaderSize(&PrefixConn{Conn: nc, Prefix: rest}, max(len(rest), 16))
 	_, _ = br.Peek(len(rest)) // buffered: Buffered() tells the hijacker
 	return br
 }

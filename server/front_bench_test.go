@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/internal/testenv"
 	"github.com/wsgate/wsgate/server"
 )
 
@@ -85,29 +85,5 @@ func BenchmarkServerPost(b *testing.B) {
 	}
 	body := []byte(`{"action":"message","data":"hello from the backend"}`)
 	wire := signedWire(b, http.MethodPost, "http://"+srv.Addr()+"/dev/@connections/"+url.PathEscape(id), body)
-	hc, err := net.Dial("tcp", srv.Addr())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer hc.Close()
-	resp := bufio.NewReader(hc)
-	frames := bufio.NewReader(ws)
-	frame := make([]byte, 2+len(body))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := hc.Write(wire); err != nil {
-			b.Fatal(err)
-		}
-		r, err := http.ReadResponse(resp, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, r.Body)
-		if r.StatusCode != http.StatusOK {
-			b.Fatalf("status %d", r.StatusCode)
-		}
-		if _, err := io.ReadFull(frames, frame); err != nil {
-			b.Fatal(err)
-		}
-	}
+	testenv.BenchPosts(b, srv.Addr(), wire, ws, 2+len(body))
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/httpfront"
 	"github.com/wsgate/wsgate/integration"
 	"github.com/wsgate/wsgate/integration/bootstrap"
 	"github.com/wsgate/wsgate/internal/confcheck"
@@ -367,28 +368,12 @@ func prepareProxy(proxies gateway.Proxies, log *slog.Logger, c net.Conn) (net.Co
 	return pc, err
 }
 
-// prefixConn gives back a byte read to sniff a connection that cannot be
-// peeked at.
-type prefixConn struct {
-	net.Conn
-	first []byte
-}
-
-func (c *prefixConn) Read(p []byte) (int, error) {
-	if len(c.first) > 0 {
-		n := copy(p, c.first)
-		c.first = c.first[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
-}
-
 func readByte(c net.Conn) (byte, net.Conn, error) {
 	var b [1]byte
 	if _, err := io.ReadFull(c, b[:]); err != nil {
 		return 0, c, err
 	}
-	return b[0], &prefixConn{Conn: c, first: b[:]}, nil
+	return b[0], &httpfront.PrefixConn{Conn: c, Prefix: b[:]}, nil
 }
 
 // CACertPath is the local CA's root certificate, the file clients trust;
