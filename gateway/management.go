@@ -16,16 +16,16 @@ import (
 // path after "/{stage}/". Every request is SigV4-verified (service
 // execute-api) before anything else, as API Gateway does.
 func (g *Gateway) manage(w http.ResponseWriter, r *http.Request, rest string) {
-	if err := checkPath("/" + g.cfg.Stage + "/" + rest); err != nil {
+	if err := checkPath(rest); err != nil {
 		writeAPIError(w, err)
 		return
 	}
-	id, err := g.current().verify(r)
-	if err != nil {
+	var id sigv4.Identity
+	if err := g.current().verify(r, &id); err != nil {
 		writeAPIError(w, err)
 		return
 	}
-	if key := dedupeKey(r, id); key != "" {
+	if key := dedupeKey(r, &id); key != "" {
 		r = r.WithContext(hub.WithDedupeKey(r.Context(), key))
 	}
 	seg, tail, _ := strings.Cut(rest, "/")
@@ -69,14 +69,18 @@ func (g *Gateway) manage(w http.ResponseWriter, r *http.Request, rest string) {
 // wsgate's choice; what AWS answers is unverified.
 var errDotSegment = errBadRequest.with("Invalid path: '.', '..' and empty segments are not allowed, encoded or not.")
 
-// checkPath accepts a management path only if every signer signs it as it
-// is (sigv4.PathIsNormal) and no segment decodes to '.' or '..'. Routing
-// then dispatches on exactly the path the signature covers.
-func checkPath(p string) *apiError {
-	if !sigv4.PathIsNormal(p) {
+// checkPath accepts a management path "/{stage}/"+rest only if every
+// signer signs it as it is (sigv4.PathIsNormal) and no segment decodes to
+// '.' or '..'. Routing then dispatches on exactly the path the signature
+// covers. The stage is one plain segment (the config allows no dots), so
+// the whole path is normal exactly when rest is empty or, not starting
+// with '/' (an empty segment after the stage), normal itself; checking
+// rest alone saves building the path for every request.
+func checkPath(rest string) *apiError {
+	if rest != "" && (rest[0] == '/' || !sigv4.PathIsNormal(rest)) {
 		return errDotSegment
 	}
-	for seg := range strings.SplitSeq(p, "/") {
+	for seg := range strings.SplitSeq(rest, "/") {
 		if len(seg) <= 6 && strings.Contains(seg, "%") { // "%2e%2e" at most
 			if d, err := url.PathUnescape(seg); err == nil && (d == "." || d == "..") {
 				return errDotSegment
@@ -108,27 +112,27 @@ func dedupeKey(r *http.Request, id *sigv4.Identity) string {
 // authorize verifies the request's SigV4 signature against the
 // credentials of this config.
 func (l *live) authorize(r *http.Request) *apiError {
-	_, err := l.verify(r)
-	return err
+	var id sigv4.Identity
+	return l.verify(r, &id)
 }
 
 // verify verifies the request's SigV4 signature against the credentials
-// of this config and returns who signed it.
-func (l *live) verify(r *http.Request) (*sigv4.Identity, *apiError) {
-	id, err := l.verifier.Verify(r)
+// of this config and writes who signed it into *id.
+func (l *live) verify(r *http.Request, id *sigv4.Identity) *apiError {
+	err := l.verifier.Check(r, id)
 	if err == nil {
-		return id, nil
+		return nil
 	}
 	var se *sigv4.Error
 	if errors.As(err, &se) {
 		if se.StatusCode == http.StatusRequestEntityTooLarge {
 			// The body hash hit the 131072-byte cap: the same answer as
 			// when the handler reads it.
-			return nil, errPayloadTooLarge
+			return errPayloadTooLarge
 		}
-		return nil, &apiError{Status: se.StatusCode, Type: se.ErrorType, Message: se.Message}
+		return &apiError{Status: se.StatusCode, Type: se.ErrorType, Message: se.Message}
 	}
-	return nil, errForbidden.with(err.Error())
+	return errForbidden.with(err.Error())
 }
 
 // pathID decodes one escaped path segment (ids end in '=', sent as %3D).
@@ -179,6 +183,11 @@ func (g *Gateway) connection(w http.ResponseWriter, r *http.Request, id string) 
 func readBody(r *http.Request) ([]byte, *apiError) {
 	if r.ContentLength > maxMessageBytes {
 		return nil, errPayloadTooLarge
+	}
+	if body, ok := sigv4.Body(r); ok && len(body) <= maxMessageBytes {
+		// Read and hashed by the signature check: no second copy. Nothing
+		// reads r.Body after this handler.
+		return body, nil
 	}
 	var body []byte
 	if r.ContentLength >= 0 {

@@ -117,11 +117,20 @@ type authInput struct {
 // The canonical URI is built from r.RequestURI, the request-target exactly
 // as received; r.URL.Path is never used, since it is decoded.
 func (v *Verifier) Verify(r *http.Request) (*Identity, error) {
-	id, err := v.verify(r)
-	if err != nil {
+	id := new(Identity)
+	if err := v.verify(r, id); err != nil {
 		return nil, err
 	}
 	return id, nil
+}
+
+// Check is Verify writing who signed r into *id (left alone on failure),
+// so that a caller can keep the Identity on its stack.
+func (v *Verifier) Check(r *http.Request, id *Identity) error {
+	if err := v.verify(r, id); err != nil {
+		return err
+	}
+	return nil
 }
 
 // requestTarget is r's request-target as received (r.RequestURI), or
@@ -154,7 +163,7 @@ func RequestPath(r *http.Request) string {
 // itself.
 func PathIsNormal(p string) bool { return !pathNeedsNormalizing(p) }
 
-func (v *Verifier) verify(r *http.Request) (*Identity, *Error) {
+func (v *Verifier) verify(r *http.Request, id *Identity) *Error {
 	rawPath, rawQuery := splitPathQuery(requestTarget(r))
 
 	var in authInput
@@ -167,23 +176,23 @@ func (v *Verifier) verify(r *http.Request) (*Identity, *Error) {
 	} else if p := scanPresignParams(rawQuery); p.present() {
 		in, e = parsePresigned(&p)
 	} else {
-		return nil, newError(ReasonMissingAuth, "")
+		return newError(ReasonMissingAuth, "")
 	}
 	if e != nil {
-		return nil, e
+		return e
 	}
 	if e := v.checkScope(&in); e != nil {
-		return nil, e
+		return e
 	}
 	if e := v.checkTime(&in); e != nil {
-		return nil, e
+		return e
 	}
 	creds, ok := Credentials{}, false
 	if v.Store != nil {
 		creds, ok = v.Store.Lookup(in.accessKey)
 	}
 	if !ok {
-		return nil, newError(ReasonUnknownKey, "")
+		return newError(ReasonUnknownKey, "")
 	}
 	if !in.presigned {
 		if t := r.Header["X-Amz-Security-Token"]; len(t) > 0 {
@@ -191,13 +200,13 @@ func (v *Verifier) verify(r *http.Request) (*Identity, *Error) {
 		}
 	}
 	if !constantTimeEqual(in.token, creds.SessionToken) {
-		return nil, newError(ReasonBadToken, "")
+		return newError(ReasonBadToken, "")
 	}
 	st := scratchPool.Get().(*scratch)
 	defer putScratch(st)
 	payload, e := v.payloadHash(r, &in, st)
 	if e != nil {
-		return nil, e
+		return e
 	}
 	key := signingKey(creds.SecretAccessKey, in.scopeDate, in.region, in.service)
 	method := r.Method
@@ -249,16 +258,17 @@ func (v *Verifier) verify(r *http.Request) (*Identity, *Error) {
 			msg += "\n\nThe Canonical String for this request should have been\n'" + string(st.debug[:st.debugN]) +
 				"'\n\nThe String-to-Sign should have been\n'" + string(st.debug[st.debugN:]) + "'\n"
 		}
-		return nil, newError(ReasonMismatch, msg)
+		return newError(ReasonMismatch, msg)
 	}
-	return &Identity{
+	*id = Identity{
 		AccessKeyID:  in.accessKey,
 		SessionToken: in.token,
 		Region:       in.region,
 		Service:      in.service,
 		SignedAt:     in.signedAt,
 		Presigned:    in.presigned,
-	}, nil
+	}
+	return nil
 }
 
 // appendCanonical appends the canonical request for r and a candidate
@@ -484,7 +494,13 @@ func (v *Verifier) bodyHash(r *http.Request, st *scratch) ([]byte, *Error) {
 		// trusted up to 1 MiB; past that the buffer grows as bytes arrive.
 		size = min(r.ContentLength+1, 1<<20)
 	}
-	data := make([]byte, 0, size)
+	// A small body is read into the replay reader's own array: one
+	// allocation for both.
+	rb := new(replayBody)
+	data := rb.small[:0]
+	if size > int64(len(rb.small)) {
+		data = make([]byte, 0, size)
+	}
 	for {
 		if len(data) == cap(data) {
 			data = append(data, 0)[:len(data)]
@@ -502,7 +518,7 @@ func (v *Verifier) bodyHash(r *http.Request, st *scratch) ([]byte, *Error) {
 		}
 	}
 	r.Body.Close()
-	rb := &replayBody{}
+	rb.data = data
 	rb.Reset(data)
 	r.Body = rb
 	sum := sha256.Sum256(data)
@@ -511,9 +527,30 @@ func (v *Verifier) bodyHash(r *http.Request, st *scratch) ([]byte, *Error) {
 }
 
 // replayBody serves a body Verify already read.
-type replayBody struct{ bytes.Reader }
+type replayBody struct {
+	bytes.Reader
+	data  []byte
+	small [smallBody]byte
+}
+
+// smallBody is the largest body (less one byte, to see EOF) read without
+// an allocation of its own: most PostToConnection payloads.
+const smallBody = 256
 
 func (*replayBody) Close() error { return nil }
+
+// Body returns the body Verify (or Check) read, hashed and put back into
+// r.Body, without copying it: ok is false when r.Body is another reader or
+// was read from since. The bytes are not reused by this package; the
+// caller may keep them, but must not modify them while r.Body may still be
+// read.
+func Body(r *http.Request) (body []byte, ok bool) {
+	rb, ok := r.Body.(*replayBody)
+	if !ok || rb.Len() != len(rb.data) {
+		return nil, false
+	}
+	return rb.data, true
+}
 
 func isHex(s string) bool {
 	for i := 0; i < len(s); i++ {

@@ -584,3 +584,39 @@ func TestSignDefaultPort(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckAndBody: Check fills the Identity Verify would return, and
+// Body hands back the body Verify read, small or large, until it is read.
+func TestCheckAndBody(t *testing.T) {
+	key := interopStore[interopKey]
+	for _, body := range []string{"", "hi", strings.Repeat("x", smallBody-1), strings.Repeat("y", smallBody), strings.Repeat("z", 5000)} {
+		v := unitVerifier()
+		v.MaxBodyBytes = 1 << 20
+		r := signedPost(t, key, unitNow, body, nil)
+		var id Identity
+		if err := v.Check(r, &id); err != nil {
+			t.Fatalf("%d bytes: %v", len(body), err)
+		}
+		if id.AccessKeyID != interopKey || id.Service != "execute-api" || id.Region != interopRegion || !id.SignedAt.Equal(unitNow) {
+			t.Fatalf("identity %+v", id)
+		}
+		got, ok := Body(r)
+		if body == "" {
+			// No body to hash: nothing is put back.
+			continue
+		}
+		if !ok || string(got) != body {
+			t.Fatalf("%d bytes: Body = %d bytes, %v", len(body), len(got), ok)
+		}
+		var one [1]byte
+		if _, err := r.Body.Read(one[:]); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := Body(r); ok {
+			t.Fatalf("%d bytes: Body after a read", len(body))
+		}
+	}
+	if _, ok := Body(httptest.NewRequest(http.MethodPost, "/", strings.NewReader("x"))); ok {
+		t.Fatal("Body of a request Verify did not read")
+	}
+}
