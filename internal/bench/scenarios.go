@@ -234,7 +234,7 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 				c := command{Op: "post", Addr: e.addr, Addrs: e.addrs, Entry: entry, Key: benchKey, Secret: benchSecret, Region: benchRegion, Stage: stage,
 					Src: e.src(i), Conc: 32, Duration: dur, Max: 10_000_000}
 				if rate > 0 {
-					c.Conc, c.Rate = 64, rate/float64(len(e.workers))
+					c.Conc, c.Rate, c.Samples = 64, rate/float64(len(e.workers)), true
 				}
 				return w.call(c)
 			})
@@ -252,7 +252,13 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 	lat, err := e.collectAll(rs, rate > 0)
 	ms := []Metric{{p + "verified POST/s", "/s", float64(okN) / el.Seconds()}, {p + "errors", "", float64(errN)}}
 	ms = append(ms, u.metrics(p, okN, "POST")...)
-	return append(ms, latencyMetrics(p, lat)...), err
+	ms = append(ms, latencyMetrics(p, lat)...)
+	var queued, answered []int64
+	for _, r := range rs {
+		queued, answered = append(queued, r.Queued...), append(answered, r.Lat...)
+	}
+	ms = append(ms, latencyMetrics(p+"sent after schedule: ", queued)...)
+	return append(ms, latencyMetrics(p+"answered: ", answered)...), err
 }
 
 func sumReplies(rs []reply) (ok, errs int64, elapsed time.Duration) {

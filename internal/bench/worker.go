@@ -77,17 +77,20 @@ type pubStat struct {
 }
 
 type reply struct {
-	Err     string            `json:"err,omitempty"`
-	Elapsed int64             `json:"elapsed,omitempty"` // ns
-	OK      int64             `json:"ok,omitempty"`
-	Errors  int64             `json:"errors,omitempty"`
-	FirstEr string            `json:"firstErr,omitempty"`
-	Count   int64             `json:"count,omitempty"`
-	Lat     []int64           `json:"lat,omitempty"` // ns
-	Pubs    map[int64]pubStat `json:"pubs,omitempty"`
-	Ended   int64             `json:"ended,omitempty"` // readers that stopped
-	EndErr  string            `json:"endErr,omitempty"`
-	Soak    *soakCounts       `json:"soak,omitempty"`
+	Err     string  `json:"err,omitempty"`
+	Elapsed int64   `json:"elapsed,omitempty"` // ns
+	OK      int64   `json:"ok,omitempty"`
+	Errors  int64   `json:"errors,omitempty"`
+	FirstEr string  `json:"firstErr,omitempty"`
+	Count   int64   `json:"count,omitempty"`
+	Lat     []int64 `json:"lat,omitempty"` // ns
+	// Queued: how long after its scheduled time each POST was sent
+	// (post with Samples), ns.
+	Queued []int64           `json:"queued,omitempty"`
+	Pubs   map[int64]pubStat `json:"pubs,omitempty"`
+	Ended  int64             `json:"ended,omitempty"` // readers that stopped
+	EndErr string            `json:"endErr,omitempty"`
+	Soak   *soakCounts       `json:"soak,omitempty"`
 }
 
 type clientConn struct {
@@ -474,7 +477,7 @@ func (w *worker) signedLoad(c command, calls func(i int, t int64) []call) reply 
 		}
 		ok.Add(1)
 	}
-	r := runLoad(c, one)
+	r := runLoad(c, time.Now(), one)
 	r.OK, r.Errors, r.Lat = ok.Load(), errs.Load(), lat
 	if e, ok := firstErr.Load().(string); ok {
 		r.FirstEr = e
@@ -501,21 +504,6 @@ func (w *worker) targets(c command) (ids, entries []string) {
 		}
 	}
 	return ids, entries
-}
-
-// post sends signed @connections POSTs to this worker's own connections,
-// each carrying {"t":<send time>}: latency is measured by the readers.
-func (w *worker) post(c command) reply {
-	ids, entries := w.targets(c)
-	if len(ids) == 0 {
-		return reply{Err: "no connection ids (dial with whoami)"}
-	}
-	return w.signedLoad(c, func(i int, t int64) []call {
-		body := strconv.AppendInt([]byte(`{"t":`), t, 10)
-		body = append(body, `,"pad":"0123456789012345678901234567890123456789012345678901234567890123456789"}`...)
-		k := i % len(ids)
-		return []call{{http.MethodPost, "http://" + entries[k] + "/" + c.Stage + "/@connections/" + ids[k], body}}
-	})
 }
 
 // joinLeave adds one of this worker's connections to group c.Join and
@@ -546,12 +534,12 @@ func (w *worker) publish(c command) reply {
 	})
 }
 
-// runLoad calls one(i, t) up to c.Max times within c.Duration: closed loop
-// from c.Conc goroutines when c.Rate is 0, else open loop at c.Rate with t
-// the scheduled send time (so queueing in the client counts as latency).
-func runLoad(c command, one func(i int, t int64)) reply {
+// runLoad calls one(i, t) up to c.Max times within c.Duration from start
+// (now or later): closed loop from c.Conc goroutines when c.Rate is 0, else
+// open loop at c.Rate with t the scheduled send time, start+i/c.Rate (so
+// queueing in the client counts as latency).
+func runLoad(c command, start time.Time, one func(i int, t int64)) reply {
 	dur := time.Duration(c.Duration * float64(time.Second))
-	start := time.Now()
 	deadline := start.Add(dur)
 	var n atomic.Int64
 	var wg sync.WaitGroup

@@ -1,0 +1,208 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wsgate/wsgate/internal/httpread"
+	"github.com/wsgate/wsgate/sigv4"
+)
+
+// The POST generator (op "post") costs the client as little as it can,
+// since on a 2-core machine every microsecond it spends is taken from the
+// server or shows up as queueing in the latency it measures:
+//
+//   - each request goes out as one write(2) of bytes signed beforehand and
+//     its answer is read by a parser that allocates nothing (no net/http
+//     client: its connection goroutines, header maps and allocations cost
+//     more CPU per POST than the server's whole handler);
+//   - at a fixed rate every request is signed before the timed window, with
+//     its scheduled send time already in the body; in the closed loop each
+//     is signed when sent. Signing is sigv4.Sign, which derives the signing
+//     key once per secret, day, region and service as the SDKs do, so the
+//     server verifies exactly what an SDK would send.
+
+// postBody is a POST's payload, stamped with t.
+func postBody(t int64) []byte {
+	b := append(make([]byte, 0, 128), `{"t":`...)
+	b = strconv.AppendInt(b, t, 10)
+	return append(b, `,"pad":"0123456789012345678901234567890123456789012345678901234567890123456789"}`...)
+}
+
+// signedWire returns method url with body, SigV4-signed at now, as it goes
+// on the wire.
+func signedWire(c command, method, url string, body []byte, now time.Time) ([]byte, error) {
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("User-Agent", "wsgate-bench")
+	creds := sigv4.Credentials{AccessKeyID: c.Key, SecretAccessKey: c.Secret}
+	if err := sigv4.Sign(req, creds, "execute-api", c.Region, now, sha256Hex(body)); err != nil {
+		return nil, err
+	}
+	var wire bytes.Buffer
+	if err := req.Write(&wire); err != nil {
+		return nil, err
+	}
+	return wire.Bytes(), nil
+}
+
+// httpConn is one keep-alive HTTP/1.1 connection of the generator. It is
+// used by one goroutine at a time and dialed again after an error.
+type httpConn struct {
+	dial func() (net.Conn, error)
+	nc   net.Conn
+	br   *bufio.Reader
+}
+
+// roundTrip writes one whole request and reads the status of its answer.
+func (h *httpConn) roundTrip(wire []byte) (int, error) {
+	if h.nc == nil {
+		nc, err := h.dial()
+		if err != nil {
+			return 0, err
+		}
+		h.nc = nc
+		h.br = bufio.NewReaderSize(nc, 4096)
+	}
+	_ = h.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	status, err := h.write(wire)
+	if err != nil {
+		h.nc.Close()
+		h.nc = nil
+	}
+	return status, err
+}
+
+func (h *httpConn) write(wire []byte) (int, error) {
+	if _, err := h.nc.Write(wire); err != nil {
+		return 0, err
+	}
+	return httpread.Answer(h.br)
+}
+
+func (h *httpConn) close() {
+	if h.nc != nil {
+		h.nc.Close()
+	}
+}
+
+// post sends signed @connections POSTs to this worker's own connections,
+// each carrying {"t":<scheduled send time>}: latency is measured by the
+// readers. With c.Samples each POST's queueing (sent after its scheduled
+// time) and answer time (from the scheduled time) are recorded too.
+func (w *worker) post(c command) reply {
+	ids, entries := w.targets(c)
+	if len(ids) == 0 {
+		return reply{Err: "no connection ids (dial with whoami)"}
+	}
+	urls := make([]string, len(ids))
+	for k := range ids {
+		urls[k] = "http://" + entries[k] + "/" + c.Stage + "/@connections/" + ids[k]
+	}
+	// c.Conc keep-alive connections to each entry node, dialed on first use.
+	nd := srcDialer(c.Src[0])
+	pools := map[string]chan *httpConn{}
+	for _, addr := range entries {
+		if pools[addr] == nil {
+			pool := make(chan *httpConn, max(c.Conc, 1))
+			for range cap(pool) {
+				pool <- &httpConn{dial: func() (net.Conn, error) { return nd.Dial("tcp", addr) }}
+			}
+			pools[addr] = pool
+		}
+	}
+	defer func() {
+		for _, pool := range pools {
+			for range cap(pool) {
+				(<-pool).close()
+			}
+		}
+	}()
+
+	var ok, errs atomic.Int64
+	var firstErr atomic.Value
+	fail := func(err string) {
+		errs.Add(1)
+		firstErr.CompareAndSwap(nil, err)
+	}
+	var mu sync.Mutex
+	var queued, answered []int64
+	wireFor := func(i int, t int64) ([]byte, error) {
+		return signedWire(c, http.MethodPost, urls[i%len(urls)], postBody(t), time.Now())
+	}
+
+	start := time.Now()
+	var wires [][]byte
+	if c.Rate > 0 {
+		// Sign every request before the window, with its scheduled time:
+		// the window starts once they are all signed (the first one's
+		// cost, doubled, estimates how long that takes).
+		dur := time.Duration(c.Duration * float64(time.Second))
+		total := min(int(c.Rate*dur.Seconds()), c.Max)
+		interval := time.Duration(float64(time.Second) / c.Rate)
+		t0 := time.Now()
+		if _, err := wireFor(0, t0.UnixNano()); err != nil {
+			return reply{Err: err.Error()}
+		}
+		start = time.Now().Add(20*time.Millisecond + 2*time.Duration(total)*time.Since(t0))
+		wires = make([][]byte, total)
+		for i := range wires {
+			wire, err := wireFor(i, start.Add(time.Duration(i)*interval).UnixNano())
+			if err != nil {
+				return reply{Err: err.Error()}
+			}
+			wires[i] = wire
+		}
+	}
+	one := func(i int, t int64) {
+		if c.Samples {
+			q := time.Now().UnixNano() - t
+			mu.Lock()
+			queued = append(queued, q)
+			mu.Unlock()
+		}
+		var wire []byte
+		if i < len(wires) {
+			wire = wires[i]
+		} else {
+			var err error
+			if wire, err = wireFor(i, t); err != nil {
+				fail(err.Error())
+				return
+			}
+		}
+		pool := pools[entries[i%len(entries)]]
+		h := <-pool
+		status, err := h.roundTrip(wire)
+		pool <- h
+		switch {
+		case err != nil:
+			fail(err.Error())
+			return
+		case status/100 != 2:
+			fail("POST " + strconv.Itoa(status))
+			return
+		}
+		if c.Samples {
+			a := time.Now().UnixNano() - t
+			mu.Lock()
+			answered = append(answered, a)
+			mu.Unlock()
+		}
+		ok.Add(1)
+	}
+	r := runLoad(c, start, one)
+	r.OK, r.Errors, r.Lat, r.Queued = ok.Load(), errs.Load(), answered, queued
+	if e, ok := firstErr.Load().(string); ok {
+		r.FirstEr = e
+	}
+	return r
+}
