@@ -22,9 +22,9 @@ import (
 //     its answer is read by a parser that allocates nothing (no net/http
 //     client: its connection goroutines, header maps and allocations cost
 //     more CPU per POST than the server's whole handler);
-//   - at a fixed rate every request is signed before the timed window, with
-//     its scheduled send time already in the body; in the closed loop each
-//     is signed when sent. Signing is sigv4.Sign, which derives the signing
+//   - at a fixed rate every request is signed before the measured window
+//     (op "post-sign"), with its scheduled send time already in the body; in
+//     the closed loop each is signed when sent. Signing is sigv4.Sign, which derives the signing
 //     key once per secret, day, region and service as the SDKs do, so the
 //     server verifies exactly what an SDK would send.
 
@@ -94,18 +94,63 @@ func (h *httpConn) close() {
 	}
 }
 
+// postURLs are the @connections URLs of this worker's connections, each
+// at the node a management call on it enters.
+func (w *worker) postURLs(c command) (urls, entries []string) {
+	ids, entries := w.targets(c)
+	urls = make([]string, len(ids))
+	for k := range ids {
+		urls[k] = "http://" + entries[k] + "/" + c.Stage + "/@connections/" + ids[k]
+	}
+	return urls, entries
+}
+
+// postWire is POST i, stamped t, signed now.
+func postWire(c command, urls []string, i int, t int64) ([]byte, error) {
+	return signedWire(c, http.MethodPost, urls[i%len(urls)], postBody(t), time.Now())
+}
+
+// postPlan is a fixed-rate POST load signed ahead: wires[i] is POST i,
+// stamped with its scheduled time start+i/rate.
+type postPlan struct {
+	start time.Time
+	wires [][]byte
+}
+
+// postSign signs the POSTs of a fixed-rate post command (same fields)
+// before its window, which starts c.Lead seconds from now; it answers that
+// start (the orchestrator signs again with a longer lead if some worker's
+// start passed before all were signed).
+func (w *worker) postSign(c command) reply {
+	urls, _ := w.postURLs(c)
+	if len(urls) == 0 || c.Rate <= 0 {
+		return reply{Err: "post-sign: no connection ids, or no rate"}
+	}
+	dur := time.Duration(c.Duration * float64(time.Second))
+	total := min(int(c.Rate*dur.Seconds()), c.Max)
+	interval := time.Duration(float64(time.Second) / c.Rate)
+	start := time.Now().Add(time.Duration(c.Lead * float64(time.Second)))
+	w.plan = nil
+	wires := make([][]byte, total)
+	for i := range wires {
+		wire, err := postWire(c, urls, i, start.Add(time.Duration(i)*interval).UnixNano())
+		if err != nil {
+			return reply{Err: err.Error()}
+		}
+		wires[i] = wire
+	}
+	w.plan = &postPlan{start: start, wires: wires}
+	return reply{Start: start.UnixNano()}
+}
+
 // post sends signed @connections POSTs to this worker's own connections,
 // each carrying {"t":<scheduled send time>}: latency is measured by the
 // readers. With c.Samples each POST's queueing (sent after its scheduled
 // time) and answer time (from the scheduled time) are recorded too.
 func (w *worker) post(c command) reply {
-	ids, entries := w.targets(c)
-	if len(ids) == 0 {
+	urls, entries := w.postURLs(c)
+	if len(urls) == 0 {
 		return reply{Err: "no connection ids (dial with whoami)"}
-	}
-	urls := make([]string, len(ids))
-	for k := range ids {
-		urls[k] = "http://" + entries[k] + "/" + c.Stage + "/@connections/" + ids[k]
 	}
 	// c.Conc keep-alive connections to each entry node, dialed on first use.
 	nd := srcDialer(c.Src[0])
@@ -135,32 +180,12 @@ func (w *worker) post(c command) reply {
 	}
 	var mu sync.Mutex
 	var queued, answered []int64
-	wireFor := func(i int, t int64) ([]byte, error) {
-		return signedWire(c, http.MethodPost, urls[i%len(urls)], postBody(t), time.Now())
-	}
+	wireFor := func(i int, t int64) ([]byte, error) { return postWire(c, urls, i, t) }
 
 	start := time.Now()
 	var wires [][]byte
-	if c.Rate > 0 {
-		// Sign every request before the window, with its scheduled time:
-		// the window starts once they are all signed (the first one's
-		// cost, doubled, estimates how long that takes).
-		dur := time.Duration(c.Duration * float64(time.Second))
-		total := min(int(c.Rate*dur.Seconds()), c.Max)
-		interval := time.Duration(float64(time.Second) / c.Rate)
-		t0 := time.Now()
-		if _, err := wireFor(0, t0.UnixNano()); err != nil {
-			return reply{Err: err.Error()}
-		}
-		start = time.Now().Add(20*time.Millisecond + 2*time.Duration(total)*time.Since(t0))
-		wires = make([][]byte, total)
-		for i := range wires {
-			wire, err := wireFor(i, start.Add(time.Duration(i)*interval).UnixNano())
-			if err != nil {
-				return reply{Err: err.Error()}
-			}
-			wires[i] = wire
-		}
+	if w.plan != nil {
+		start, wires, w.plan = w.plan.start, w.plan.wires, nil
 	}
 	one := func(i int, t int64) {
 		if c.Samples {

@@ -228,16 +228,22 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 	dur := o.secs(5, 0.5)
 	var rs []reply
 	var postErr error
+	cmd := func(i int, op string) command {
+		c := command{Op: op, Addr: e.addr, Addrs: e.addrs, Entry: entry, Key: benchKey, Secret: benchSecret, Region: benchRegion, Stage: stage,
+			Src: e.src(i), Conc: 32, Duration: dur, Max: 10_000_000}
+		if rate > 0 {
+			c.Conc, c.Rate, c.Samples = 64, rate/float64(len(e.workers)), true
+		}
+		return c
+	}
+	if rate > 0 {
+		if err := e.postSign(cmd); err != nil {
+			return nil, err
+		}
+	}
 	u := e.measure(func() {
 		load := func() {
-			rs, postErr = e.each(func(i int, w *child) (reply, error) {
-				c := command{Op: "post", Addr: e.addr, Addrs: e.addrs, Entry: entry, Key: benchKey, Secret: benchSecret, Region: benchRegion, Stage: stage,
-					Src: e.src(i), Conc: 32, Duration: dur, Max: 10_000_000}
-				if rate > 0 {
-					c.Conc, c.Rate, c.Samples = 64, rate/float64(len(e.workers)), true
-				}
-				return w.call(c)
-			})
+			rs, postErr = e.each(func(i int, w *child) (reply, error) { return w.call(cmd(i, "post")) })
 		}
 		if rate == 0 && entry != "owner" {
 			e.profile("post"+map[bool]string{true: "-cluster"}[len(e.addrs) > 1], run, int(dur), load)
@@ -259,6 +265,30 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 	}
 	ms = append(ms, latencyMetrics(p+"sent after schedule: ", queued)...)
 	return append(ms, latencyMetrics(p+"answered: ", answered)...), err
+}
+
+// postSign has every worker sign its fixed-rate POSTs before the measured
+// window, each stamped with its scheduled time from a start half a second
+// ahead; when the signing outlasts that lead (a loaded machine), it signs
+// again with the lead doubled, up to 8 s.
+func (e *env) postSign(cmd func(i int, op string) command) error {
+	for lead := 0.5; ; lead *= 2 {
+		rs, err := e.each(func(i int, w *child) (reply, error) {
+			c := cmd(i, "post-sign")
+			c.Lead = lead
+			return w.call(c)
+		})
+		if err != nil {
+			return err
+		}
+		first := rs[0].Start
+		for _, r := range rs {
+			first = min(first, r.Start)
+		}
+		if time.Now().UnixNano() < first || lead >= 8 {
+			return nil
+		}
+	}
 }
 
 func sumReplies(rs []reply) (ok, errs int64, elapsed time.Duration) {

@@ -27,7 +27,7 @@ import (
 
 // command is one instruction from the orchestrator to a worker.
 type command struct {
-	Op string `json:"op"` // dial, join, collect, post, publish, joinleave, echo, soak-start, soak-run, soak-tally, soak-stop
+	Op string `json:"op"` // dial, join, collect, post-sign, post, publish, joinleave, echo, soak-start, soak-run, soak-tally, soak-stop
 
 	Addr string `json:"addr,omitempty"` // server host:port
 	// Addrs are a cluster's nodes: connection Base+i dials node
@@ -65,6 +65,7 @@ type command struct {
 	Secret   string  `json:"secret,omitempty"`
 	Region   string  `json:"region,omitempty"`
 	Stage    string  `json:"stage,omitempty"`
+	Lead     float64 `json:"lead,omitempty"` // post-sign: seconds from now to the window's start
 
 	// soak-start
 	Soak *soakPlan `json:"soak,omitempty"`
@@ -91,6 +92,7 @@ type reply struct {
 	Ended  int64             `json:"ended,omitempty"` // readers that stopped
 	EndErr string            `json:"endErr,omitempty"`
 	Soak   *soakCounts       `json:"soak,omitempty"`
+	Start  int64             `json:"start,omitempty"` // post-sign: the window's start, unix ns
 }
 
 type clientConn struct {
@@ -112,7 +114,8 @@ type worker struct {
 	lat    []int64
 	pubs   map[int64]pubStat
 
-	soak *soaker // between soak-start and soak-stop
+	soak *soaker   // between soak-start and soak-stop
+	plan *postPlan // between post-sign and post
 }
 
 func workerRole() error {
@@ -140,6 +143,8 @@ func (w *worker) do(c command) reply {
 		return w.join(c)
 	case "collect":
 		return w.collect(c)
+	case "post-sign":
+		return w.postSign(c)
 	case "post":
 		return w.post(c)
 	case "publish":
