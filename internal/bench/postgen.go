@@ -143,6 +143,39 @@ func (w *worker) postSign(c command) reply {
 	return reply{Start: start.UnixNano()}
 }
 
+// connPool holds a node's idle generator connections, last in first out.
+type connPool struct {
+	dial func() (net.Conn, error)
+	mu   sync.Mutex
+	idle []*httpConn
+}
+
+func (p *connPool) get() *httpConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.idle); n > 0 {
+		h := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		return h
+	}
+	return &httpConn{dial: p.dial}
+}
+
+func (p *connPool) put(h *httpConn) {
+	p.mu.Lock()
+	p.idle = append(p.idle, h)
+	p.mu.Unlock()
+}
+
+func (p *connPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, h := range p.idle {
+		h.close()
+	}
+	p.idle = nil
+}
+
 // post sends signed @connections POSTs to this worker's own connections,
 // each carrying {"t":<scheduled send time>}: latency is measured by the
 // readers. With c.Samples each POST's queueing (sent after its scheduled
@@ -152,23 +185,20 @@ func (w *worker) post(c command) reply {
 	if len(urls) == 0 {
 		return reply{Err: "no connection ids (dial with whoami)"}
 	}
-	// c.Conc keep-alive connections to each entry node, dialed on first use.
+	// Keep-alive connections to each entry node, dialed when none is idle
+	// (at most c.Conc: one per sending goroutine) and reused most recently
+	// idle first, as the SDKs' pools do: at a fixed rate a few connections
+	// carry the load and the server's others stay parked.
 	nd := srcDialer(c.Src[0])
-	pools := map[string]chan *httpConn{}
+	pools := map[string]*connPool{}
 	for _, addr := range entries {
 		if pools[addr] == nil {
-			pool := make(chan *httpConn, max(c.Conc, 1))
-			for range cap(pool) {
-				pool <- &httpConn{dial: func() (net.Conn, error) { return nd.Dial("tcp", addr) }}
-			}
-			pools[addr] = pool
+			pools[addr] = &connPool{dial: func() (net.Conn, error) { return nd.Dial("tcp", addr) }}
 		}
 	}
 	defer func() {
-		for _, pool := range pools {
-			for range cap(pool) {
-				(<-pool).close()
-			}
+		for _, p := range pools {
+			p.close()
 		}
 	}()
 
@@ -205,9 +235,9 @@ func (w *worker) post(c command) reply {
 			}
 		}
 		pool := pools[entries[i%len(entries)]]
-		h := <-pool
+		h := pool.get()
 		status, err := h.roundTrip(wire)
-		pool <- h
+		pool.put(h)
 		switch {
 		case err != nil:
 			fail(err.Error())
