@@ -172,10 +172,12 @@ func TestClusterRollingRestart(t *testing.T) {
 	var pubMu sync.Mutex
 	pubNode := 2
 	var log []published
-	pubCtx, stopPub := context.WithCancel(ctx)
-	wg.Add(1)
+	pubCtx, cancelPub := context.WithCancel(ctx)
+	pubDone := make(chan struct{})
+	stopPub := func() { cancelPub(); <-pubDone } // log is the test's alone after
+	defer stopPub()
 	go func() {
-		defer wg.Done()
+		defer close(pubDone)
 		for n := 1; pubCtx.Err() == nil; n++ {
 			pubMu.Lock()
 			i := pubNode
