@@ -57,7 +57,7 @@ type shard struct {
 
 type entry struct {
 	conn   Conn
-	groups *[]string // names of the groups it joined, ascending; nil for none
+	groups *[]string // names of the groups it joined, ascending; nil until the first join
 }
 
 // in returns where name is or would be in e's groups, and whether it is.
@@ -237,11 +237,7 @@ func (h *Memory) Leave(_ context.Context, name, id string) error {
 	e, ok := s.conns[id]
 	if ok {
 		if at, member := e.in(name); member {
-			if len(*e.groups) == 1 {
-				e.groups = nil
-			} else {
-				*e.groups = slices.Delete(*e.groups, at, at+1)
-			}
+			*e.groups = slices.Delete(*e.groups, at, at+1) // kept when empty: the next join reuses it
 			h.removeMember(name, id)
 		}
 	}
@@ -420,7 +416,7 @@ func (h *Memory) Connections(_ context.Context, p Page) ([]Info, string, error) 
 		s.mu.RLock()
 		e, ok := s.conns[id]
 		var groups []string
-		if ok && e.groups != nil {
+		if ok && e.groups != nil && len(*e.groups) > 0 {
 			groups = slices.Clone(*e.groups) // ascending
 		}
 		s.mu.RUnlock()

@@ -485,3 +485,38 @@ func TestMemoryPublishDuringChurn(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkMemoryJoinLeave: one connection joins and leaves a group of
+// 10,000 members; "publish between" publishes to the group (to members
+// whose Send does nothing) after each join and each leave, so whatever a
+// change costs a publish (a copy, a rebuilt snapshot) is in the figure.
+func BenchmarkMemoryJoinLeave(b *testing.B) {
+	ctx := context.Background()
+	for _, publish := range []bool{false, true} {
+		name := "alone"
+		if publish {
+			name = "publish between"
+		}
+		b.Run(name, func(b *testing.B) {
+			h := NewMemory(Limits{})
+			for i := range 10000 {
+				id := fmt.Sprintf("%016x", uint64(i)*0x9E3779B97F4A7C15)
+				_ = h.Register(&testConn{id: id, full: true})
+				_ = h.Join(ctx, "g", id)
+			}
+			_ = h.Register(&testConn{id: "joiner"})
+			m := NewMessage([]byte("x"))
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = h.Join(ctx, "g", "joiner")
+				if publish {
+					_, _ = h.Publish(ctx, "g", m)
+				}
+				_ = h.Leave(ctx, "g", "joiner")
+				if publish {
+					_, _ = h.Publish(ctx, "g", m)
+				}
+			}
+		})
+	}
+}
