@@ -175,8 +175,9 @@ type Router interface {
 	Join(ctx context.Context, group, id string) error
 	// Leave removes a connection from a group; not being a member is fine.
 	Leave(ctx context.Context, group, id string) error
-	// Publish queues m for every member of group. It never waits for a
-	// member's socket. An empty or unknown group delivers to nobody.
+	// Publish queues m for every member of group, on each node in the
+	// order the members joined. It never waits for a member's socket. An
+	// empty or unknown group delivers to nobody.
 	Publish(ctx context.Context, group string, m *Message) (Delivery, error)
 	// Members lists a group's member ids, ascending, and the token of the
 	// next page ("" when this is the last). A page costs O(log n + page

@@ -160,3 +160,12 @@ func (x *index[V]) page(p Page, f func(key string, v V)) (next string) {
 	})
 	return next
 }
+
+// update replaces every value v with f(v), in key order.
+func (x *index[V]) update(f func(V) V) {
+	for _, l := range x.leaves {
+		for j, v := range l.vals {
+			l.vals[j] = f(v)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"slices"
 	"sync"
@@ -313,4 +314,209 @@ func BenchmarkMemoryListPages(b *testing.B) {
 			next = n
 		}
 	})
+}
+
+// BenchmarkMemoryGroupBytes measures the heap a group holds per member
+// (B/member): the members' index, their join order and anything a publish
+// keeps. Connections are registered before the measurement starts, so
+// only the groups count. Shapes: one group of 10,000 members, 100 groups
+// of 100, and 10,000 groups of one member; each after a publish to every
+// group and after 10% of the members left (and another publish).
+func BenchmarkMemoryGroupBytes(b *testing.B) {
+	ctx := context.Background()
+	for _, shape := range []struct {
+		name            string
+		groups, members int
+	}{{"1x10000", 1, 10000}, {"100x100", 100, 100}, {"10000x1", 10000, 1}} {
+		b.Run(shape.name, func(b *testing.B) {
+			n := shape.groups * shape.members
+			var joined, left float64
+			for b.Loop() {
+				h := NewMemory(Limits{})
+				for i := range n {
+					_ = h.Register(&testConn{id: fmt.Sprintf("%016x", uint64(i)*0x9E3779B97F4A7C15)})
+				}
+				before := heapInUse()
+				for i := range n {
+					_ = h.Join(ctx, fmt.Sprint("g", i%shape.groups), fmt.Sprintf("%016x", uint64(i)*0x9E3779B97F4A7C15))
+				}
+				publishAll := func() {
+					for g := range shape.groups {
+						_, _ = h.Publish(ctx, fmt.Sprint("g", g), NewMessage([]byte("x")))
+					}
+				}
+				publishAll()
+				joined += float64(heapInUse()-before) / float64(n)
+				for i := 0; i < n; i += 10 {
+					_ = h.Leave(ctx, fmt.Sprint("g", i%shape.groups), fmt.Sprintf("%016x", uint64(i)*0x9E3779B97F4A7C15))
+				}
+				publishAll()
+				left += float64(heapInUse()-before) / float64(n-(n+9)/10)
+				runtime.KeepAlive(h)
+			}
+			b.ReportMetric(joined/float64(b.N), "B/member")
+			b.ReportMetric(left/float64(b.N), "B/member-after-leaves")
+		})
+	}
+}
+
+// heapInUse is the live heap after a collection.
+func heapInUse() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+// orderOf returns the ids group name's publish walks, in its order.
+func orderOf(h *Memory, name string) []string {
+	var ids []string
+	if g := h.group(name); g != nil {
+		for _, c := range g.snapshot() {
+			if c != nil {
+				ids = append(ids, c.ID())
+			}
+		}
+	}
+	return ids
+}
+
+// TestMemoryPublishOrder: a publish walks a group's members in the order
+// they joined, through leaves (in place, and after a publish took a
+// snapshot), compactions and rejoins (which go to the end), while the
+// member pages stay in id order.
+func TestMemoryPublishOrder(t *testing.T) {
+	ctx := context.Background()
+	h := NewMemory(Limits{})
+	r := rand.New(rand.NewPCG(3, 4))
+	var want []string // join order
+	for i := range 3000 {
+		id := fmt.Sprintf("%016x", uint64(i)*0x9E3779B97F4A7C15) // ids not in join order
+		_ = h.Register(&testConn{id: id})
+		if err := h.Join(ctx, "g", id); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, id)
+	}
+	if got := orderOf(h, "g"); !slices.Equal(got, want) {
+		t.Fatal("publish order is not join order")
+	}
+	for round := range 30 {
+		if round%3 == 0 {
+			_, _ = h.Publish(ctx, "g", NewMessage([]byte("x"))) // the next leave copies
+		}
+		for range 100 {
+			k := r.IntN(len(want))
+			id := want[k]
+			want = slices.Delete(want, k, k+1)
+			if round%2 == 0 {
+				h.Unregister(id)
+				continue
+			}
+			_ = h.Leave(ctx, "g", id)
+			if r.IntN(2) == 0 {
+				_ = h.Join(ctx, "g", id)
+				want = append(want, id)
+			}
+		}
+		if got := orderOf(h, "g"); !slices.Equal(got, want) {
+			t.Fatalf("round %d: publish order is not join order", round)
+		}
+		g := h.group("g")
+		g.mu.Lock()
+		holes, n := len(g.order)-g.ids.Len(), len(g.order)
+		g.mu.Unlock()
+		if holes*2 > n {
+			t.Fatalf("round %d: %d of %d places empty", round, holes, n)
+		}
+		ids, _, _ := h.Members(ctx, "g", Page{})
+		if len(ids) != len(want) || !slices.IsSorted(ids) {
+			t.Fatalf("round %d: members page of %d ids, sorted %v; %d members", round, len(ids), slices.IsSorted(ids), len(want))
+		}
+	}
+}
+
+// TestMemoryPublishDuringChurn publishes to a group while members join,
+// leave and close: every publish reaches at least the members that were
+// in the group throughout, and (under -race) no publish reads a slot a
+// join or leave writes.
+func TestMemoryPublishDuringChurn(t *testing.T) {
+	ctx := context.Background()
+	h := NewMemory(Limits{})
+	stable := make([]*testConn, 300)
+	for i := range stable {
+		stable[i] = &testConn{id: fmt.Sprintf("s%04d", i)}
+		_ = h.Register(stable[i])
+		_ = h.Join(ctx, "g", stable[i].id)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("c%d-%d", w, i)
+				_ = h.Register(&testConn{id: id})
+				_ = h.Join(ctx, "g", id)
+				if i%2 == 0 {
+					_ = h.Leave(ctx, "g", id)
+				}
+				if i >= 50 {
+					h.Unregister(fmt.Sprintf("c%d-%d", w, i-50))
+				}
+			}
+		})
+	}
+	const publishes = 500
+	for range publishes {
+		if d, _ := h.Publish(ctx, "g", NewMessage([]byte("x"))); d.Delivered < len(stable) {
+			t.Errorf("publish delivered %d, fewer than the %d stable members", d.Delivered, len(stable))
+		}
+	}
+	close(stop)
+	wg.Wait()
+	for _, c := range stable {
+		if c.got.Load() != publishes {
+			t.Fatalf("%s got %d of %d", c.id, c.got.Load(), publishes)
+		}
+	}
+}
+
+// BenchmarkMemoryJoinLeave: one connection joins and leaves a group of
+// 10,000 members; "publish between" publishes to the group (to members
+// whose Send does nothing) after each join and each leave, so whatever a
+// change costs a publish (a copy, a rebuilt snapshot) is in the figure.
+func BenchmarkMemoryJoinLeave(b *testing.B) {
+	ctx := context.Background()
+	for _, publish := range []bool{false, true} {
+		name := "alone"
+		if publish {
+			name = "publish between"
+		}
+		b.Run(name, func(b *testing.B) {
+			h := NewMemory(Limits{})
+			for i := range 10000 {
+				id := fmt.Sprintf("%016x", uint64(i)*0x9E3779B97F4A7C15)
+				_ = h.Register(&testConn{id: id, full: true})
+				_ = h.Join(ctx, "g", id)
+			}
+			_ = h.Register(&testConn{id: "joiner"})
+			m := NewMessage([]byte("x"))
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = h.Join(ctx, "g", "joiner")
+				if publish {
+					_, _ = h.Publish(ctx, "g", m)
+				}
+				_ = h.Leave(ctx, "g", "joiner")
+				if publish {
+					_, _ = h.Publish(ctx, "g", m)
+				}
+			}
+		})
+	}
 }

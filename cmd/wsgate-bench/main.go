@@ -3,6 +3,7 @@
 //
 //	wsgate-bench [-scenarios idle,handshake,post,route,fanout,slow,aged] [-runs 3]
 //	             [-workers 4] [-small] [-profile DIR] [-json FILE] [-wsgate BIN]
+//	wsgate-bench -scenarios fanout -against OTHER-WSGATE-BENCH [-runs 2]
 //	wsgate-bench -scenarios soak [-duration 10m] [-conns 19000] [-wsgate BIN]
 //	wsgate-bench -cluster 3 [-scenarios c-post,c-fanout,c-publish,c-join,c-page,c-memory] [-runs 3]
 //
@@ -35,6 +36,7 @@ func main() {
 	small := flag.Bool("small", false, "tiny sizes (smoke test)")
 	profile := flag.String("profile", "", "write server CPU profiles of the first run here")
 	jsonOut := flag.String("json", "", "also write the raw results as JSON here")
+	against := flag.String("against", "", "fanout: also run this other wsgate-bench build's server as a fourth side, in the same rotation (before/after within one run)")
 	serverBin := flag.String("wsgate", "", "run this built wsgate binary (wsgate serve --config) as the server instead of the in-harness server role")
 	duration := flag.Duration("duration", 0, "soak: how long the load runs (default 10m, 4s with -small)")
 	conns := flag.Int("conns", 0, "soak: connections (default 19000, 300 with -small)")
@@ -51,6 +53,7 @@ func main() {
 		Small:      *small,
 		ProfileDir: *profile,
 		ServerBin:  *serverBin,
+		Against:    *against,
 
 		SoakDuration: *duration,
 		SoakConns:    *conns,

@@ -56,6 +56,11 @@ type Options struct {
 	// SoakConns is the soak scenario's connection count. Default 19,000
 	// (300 when Small).
 	SoakConns int
+	// Against, when set, is another build of wsgate-bench whose server
+	// role the fanout scenario runs as a fourth side, "wsgate (against)",
+	// in the same rotation: a before/after comparison measured within
+	// seconds, not across runs on a machine whose load moves.
+	Against string
 	// Cluster, when 2 or more, runs the cluster scenarios (ClusterScenarios):
 	// each run measures a single node and then a cluster of this many
 	// server processes (embedded NATS with JetStream, routed over loopback).
@@ -194,7 +199,12 @@ type child struct {
 }
 
 func (o *orch) start(role string, args ...string) (*child, error) {
-	cmd := exec.Command(o.Exe, append([]string{role}, args...)...)
+	return o.startFrom(o.Exe, role, args...)
+}
+
+// startFrom starts role from executable exe.
+func (o *orch) startFrom(exe, role string, args ...string) (*child, error) {
+	cmd := exec.Command(exe, append([]string{role}, args...)...)
 	cmd.Env = append(append(os.Environ(), o.Env...), "WSGATE_BENCH_ROLE="+role)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
@@ -306,6 +316,12 @@ func (e *env) startBackend() error {
 // changes, or the raw floor when raw) and the workers.
 // rawArgs are passed to the raw role (the floor) when raw is set.
 func (o *orch) newEnv(raw bool, extra func(cfg map[string]any, backend string), rawArgs ...string) (*env, error) {
+	return o.newEnvFrom(o.Exe, raw, extra, rawArgs...)
+}
+
+// newEnvFrom is newEnv with the server role run from executable exe (the
+// client processes are always o.Exe).
+func (o *orch) newEnvFrom(exe string, raw bool, extra func(cfg map[string]any, backend string), rawArgs ...string) (*env, error) {
 	o.seq++
 	e := &env{o: o}
 	var err error
@@ -326,9 +342,9 @@ func (o *orch) newEnv(raw bool, extra func(cfg map[string]any, backend string), 
 		if o.ServerBin != "" {
 			return e, o.startBinary(e, path)
 		}
-		e.srv, err = o.start("server", "-config", path)
+		e.srv, err = o.startFrom(exe, "server", "-config", path)
 	} else {
-		e.srv, err = o.start("raw", rawArgs...)
+		e.srv, err = o.startFrom(exe, "raw", rawArgs...)
 	}
 	if err != nil {
 		e.close()

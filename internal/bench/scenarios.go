@@ -473,7 +473,9 @@ func (e *env) gather(perConn int64, samples bool, timeout float64) (map[int64]pu
 // of its random connection ids, and with the clients on this machine the
 // order alone moves the floor's cost), and wsgate. The publishes rotate
 // between them, so whatever else loads the machine lands on all alike:
-// the ratios are measured within seconds, not across runs.
+// the ratios are measured within seconds, not across runs. With -against,
+// a fourth side is another build's wsgate ("wsgate (against)"), for
+// before/after ratios measured the same way.
 func (o *orch) fanout(run int) ([]Metric, error) {
 	sizes := []int{1000, 10000}
 	if o.Small {
@@ -514,15 +516,26 @@ func (s *fanSide) cpu() (server, clients float64) {
 	return server, clients
 }
 
-// fanoutEnv starts a server with n reading members: wsgate, or the floor
-// (name "floor" or "floor (random order)").
+// The fan-out sides: wsgate is this build; against is Options.Against's.
+const (
+	sideWsgate  = "wsgate"
+	sideAgainst = "wsgate (against)"
+	sideFloor   = "floor"
+	sideRandom  = "floor (random order)"
+)
+
+// fanoutEnv starts a server with n reading members for side name.
 func (o *orch) fanoutEnv(n int, name string) (*fanSide, error) {
-	raw := name != "wsgate"
+	raw := name == sideFloor || name == sideRandom
 	var args []string
-	if name == "floor (random order)" {
+	if name == sideRandom {
 		args = []string{"-random"}
 	}
-	e, err := o.newEnv(raw, nil, args...)
+	exe := o.Exe
+	if name == sideAgainst {
+		exe = o.Against
+	}
+	e, err := o.newEnvFrom(exe, raw, nil, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -615,7 +628,11 @@ func (o *orch) fanoutPair(run, n int) ([]Metric, error) {
 			s.e.close()
 		}
 	}()
-	for _, name := range []string{"floor", "floor (random order)", "wsgate"} {
+	names := []string{sideFloor, sideRandom, sideWsgate}
+	if o.Against != "" {
+		names = append(names, sideAgainst)
+	}
+	for _, name := range names {
 		s, err := o.fanoutEnv(n, name)
 		if err != nil {
 			return nil, err
@@ -678,6 +695,20 @@ func (o *orch) fanoutPair(run, n int) ([]Metric, error) {
 			Metric{q + "burst deliveries/s", "×", Median(gate.rates) / Median(f.rates)},
 			Metric{q + "burst: server CPU per delivery", "×", Median(gate.burstServer) / Median(f.burstServer)},
 		)
+	}
+	if len(sides) == 4 {
+		a := sides[3]
+		q := p + "wsgate/" + a.name + ": "
+		ms = append(ms,
+			Metric{q + "time to last delivery", "×", Median(gate.lasts) / Median(a.lasts)},
+			Metric{q + "single: server CPU per delivery", "×", gate.server / a.server},
+			Metric{q + "single: clients CPU per delivery", "×", gate.clients / a.clients},
+			Metric{q + "burst deliveries/s", "×", Median(gate.rates) / Median(a.rates)},
+			Metric{q + "burst: server CPU per delivery", "×", Median(gate.burstServer) / Median(a.burstServer)},
+		)
+		for _, f := range []*fanSide{floor, random} {
+			ms = append(ms, Metric{p + a.name + "/" + f.name + ": time to last delivery", "×", Median(a.lasts) / Median(f.lasts)})
+		}
 	}
 	if t1 > t0 {
 		busy := float64(b1-b0) / float64(t1-t0) * float64(runtime.NumCPU()) * elapsed
