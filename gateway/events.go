@@ -29,6 +29,10 @@ type Event struct {
 	// Body is present (possibly "") on MESSAGE only.
 	Body            *string `json:"body,omitempty"`
 	IsBase64Encoded bool    `json:"isBase64Encoded"`
+	// headers, when set, are the headers and multiValueHeaders (Headers
+	// and MultiValueHeaders are then nil): the CONNECT event's, encoded by
+	// appendEvent without the two maps (headerList.maps builds them).
+	headers headerList
 }
 
 // RequestContext is the event's requestContext.
@@ -102,16 +106,16 @@ func (g *Gateway) stageVariables() map[string]string {
 	return vars
 }
 
-// connectEvent builds the CONNECT event: the client's handshake headers
-// (minus Connection, Upgrade and Content-Length, which AWS leaves out) plus
-// the X-Forwarded-* and trace headers API Gateway adds; the query string
-// only when the URL had one.
-func (g *Gateway) connectEvent(s *session, r *http.Request, requestID string, now time.Time) *Event {
+// connectEvent builds the CONNECT event of the client cl: the client's
+// handshake headers (minus Connection, Upgrade and Content-Length, which AWS
+// leaves out) plus the X-Forwarded-* and trace headers API Gateway adds; the
+// query string only when the URL had one.
+func (g *Gateway) connectEvent(s *session, r *http.Request, cl client, requestID string, now time.Time) *Event {
 	ev := &Event{
 		StageVariables: g.stageVariables(),
 		RequestContext: g.context(s, routeConnect, "CONNECT", requestID, now),
+		headers:        eventHeaders(r, s, cl, false),
 	}
-	ev.Headers, ev.MultiValueHeaders = g.eventHeaders(r, s, false)
 	ev.QueryStringParameters, ev.MultiValueQueryStringParameters = queryMaps(r.URL.RawQuery, false)
 	return ev
 }
@@ -157,78 +161,191 @@ var headerCase = map[string]string{
 	"Www-Authenticate":         "WWW-Authenticate",
 }
 
-// eventHeaders builds the headers maps of a CONNECT (authorizer=false) or
-// authorizer (authorizer=true) event. The authorizer event keeps Connection,
-// Upgrade and content-length, as AWS's does.
-func (g *Gateway) eventHeaders(r *http.Request, s *session, authorizer bool) (map[string]string, map[string][]string) {
-	cl := g.client(r)
-	single := make(map[string]string, len(r.Header)+5)
-	multi := make(map[string][]string, len(r.Header)+5)
-	add := func(k string, vs ...string) {
-		single[k] = vs[len(vs)-1]
-		multi[k] = vs
+// header is one header of an event: its values, the last of which is its
+// entry in the headers map.
+type header struct {
+	name   string
+	values []string // the client's lines; nil when the gateway set value
+	value  string   // the value the gateway set (when values is nil)
+}
+
+func (h *header) last() string {
+	if h.values == nil {
+		return h.value
 	}
+	return h.values[len(h.values)-1]
+}
+
+// headerList is an event's headers and multiValueHeaders in one list, sorted
+// by name (encoding/json's order of map keys), each name once. The CONNECT
+// event carries one in place of the two maps, which it would build for one
+// encoding only.
+type headerList []header
+
+// maps returns the headers and multiValueHeaders maps.
+func (hl headerList) maps() (map[string]string, map[string][]string) {
+	single := make(map[string]string, len(hl))
+	multi := make(map[string][]string, len(hl))
+	for i := range hl {
+		h := &hl[i]
+		vs := h.values
+		if vs == nil {
+			vs = []string{h.value}
+		}
+		single[h.name], multi[h.name] = h.last(), vs
+	}
+	return single, multi
+}
+
+// encodedLen is about the bytes appendSingle and appendMulti write (exactly,
+// when nothing needs escaping).
+func (hl headerList) encodedLen() int {
+	n := 0
+	for i := range hl {
+		h := &hl[i]
+		n += 2*len(h.name) + len(h.last()) + 12
+		if h.values == nil {
+			n += len(h.value)
+		}
+		for _, v := range h.values {
+			n += len(v) + 3
+		}
+	}
+	return n
+}
+
+// appendSingle appends the headers map as JSON, as appendStringMap would.
+func (hl headerList) appendSingle(b []byte) []byte {
+	b = append(b, '{')
+	for i := range hl {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = jsontext.AppendString(b, hl[i].name)
+		b = append(b, ':')
+		b = jsontext.AppendString(b, hl[i].last())
+	}
+	return append(b, '}')
+}
+
+// appendMulti appends the multiValueHeaders map as JSON, as appendMultiMap
+// would.
+func (hl headerList) appendMulti(b []byte) []byte {
+	b = append(b, '{')
+	for i := range hl {
+		h := &hl[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = jsontext.AppendString(b, h.name)
+		b = append(b, ":["...)
+		if h.values == nil {
+			b = jsontext.AppendString(b, h.value)
+		}
+		for j, v := range h.values {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = jsontext.AppendString(b, v)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
+// eventHeaders builds the headers of a CONNECT (authorizer=false) or
+// authorizer (authorizer=true) event for the client cl. The authorizer
+// event keeps Connection, Upgrade and content-length, as AWS's does.
+func eventHeaders(r *http.Request, s *session, cl client, authorizer bool) headerList {
+	hl := make(headerList, 0, len(r.Header)+6)
 	host := cmp.Or(cl.host, r.Host)
-	add("Host", host)
+	hl = append(hl, header{name: "Host", value: host})
 	for k, vs := range r.Header {
-		switch k {
-		case "Connection", "Upgrade", "Content-Length":
-			if !authorizer {
-				continue
-			}
-		case "X-Forwarded-For", "X-Forwarded-Port", "X-Forwarded-Proto", "X-Amzn-Trace-Id":
-			continue // set below, as API Gateway does
-		case "Forwarded", "X-Forwarded-Host", "X-Real-Ip":
-			if cl.viaProxy {
-				continue // the trusted proxy's, not the client's
-			}
-		}
-		if c, ok := headerCase[k]; ok {
-			k = c
-		}
-		add(k, vs...)
-	}
-	if authorizer {
-		if _, ok := single["content-length"]; !ok {
-			add("content-length", "0")
+		if k, ok := eventHeaderName(k, cl, authorizer); ok && len(vs) > 0 {
+			hl = append(hl, header{name: k, values: vs})
 		}
 	}
-	add("X-Amzn-Trace-Id", traceID(s))
-	add("X-Forwarded-For", cl.forwardedFor)
-	proto := "http"
+	if authorizer && !slices.ContainsFunc(hl, func(h header) bool { return h.name == "content-length" }) {
+		hl = append(hl, header{name: "content-length", value: "0"})
+	}
+	proto, port := forwardedProto(r, cl, host)
+	hl = append(hl,
+		header{name: "X-Amzn-Trace-Id", value: traceID(s)},
+		header{name: "X-Forwarded-For", value: cl.forwardedFor},
+		header{name: "X-Forwarded-Port", value: port},
+		header{name: "X-Forwarded-Proto", value: proto})
+	// A later header replaces an earlier one of the same name, as in a
+	// map: sorted stably, the last of each run of a name stays.
+	slices.SortStableFunc(hl, func(a, b header) int { return strings.Compare(a.name, b.name) })
+	out := hl[:0]
+	for i := range hl {
+		if i+1 < len(hl) && hl[i+1].name == hl[i].name {
+			continue
+		}
+		out = append(out, hl[i])
+	}
+	return out
+}
+
+// eventHeaderName is how the client's header k (canonical) is spelt in an
+// event; false when the event leaves it out. X-Forwarded-* and the trace
+// header are the gateway's, as API Gateway sets them.
+func eventHeaderName(k string, cl client, authorizer bool) (string, bool) {
+	switch k {
+	case "Connection", "Upgrade", "Content-Length":
+		if !authorizer {
+			return "", false
+		}
+	case "X-Forwarded-For", "X-Forwarded-Port", "X-Forwarded-Proto", "X-Amzn-Trace-Id":
+		return "", false
+	case "Forwarded", "X-Forwarded-Host", "X-Real-Ip":
+		if cl.viaProxy {
+			return "", false // the trusted proxy's, not the client's
+		}
+	}
+	if c, ok := headerCase[k]; ok {
+		return c, true
+	}
+	return k, true
+}
+
+// forwardedProto is the X-Forwarded-Proto and X-Forwarded-Port of a
+// handshake to host from the client cl.
+func forwardedProto(r *http.Request, cl client, host string) (proto, port string) {
+	proto = "http"
 	if r.TLS != nil {
 		proto = "https"
 	}
 	proto = cmp.Or(cl.proto, proto)
-	port := "80"
+	port = "80"
 	if proto == "https" {
 		port = "443"
 	}
 	if _, p, ok := strings.Cut(host, ":"); ok && cl.port == "" {
 		port = p
 	}
-	add("X-Forwarded-Port", cmp.Or(cl.port, port))
-	add("X-Forwarded-Proto", proto)
-	return single, multi
+	return proto, cmp.Or(cl.port, port)
 }
 
 // traceID is an X-Ray style trace id, Root=1-<8 hex time>-<24 hex>.
 func traceID(s *session) string {
 	const hexdigits = "0123456789abcdef"
-	var b strings.Builder
-	b.WriteString("Root=1-")
+	var b [len("Root=1-") + 8 + 1 + 24]byte
+	n := copy(b[:], "Root=1-")
 	t := uint32(s.connectedAt.Unix())
 	for i := 7; i >= 0; i-- {
-		b.WriteByte(hexdigits[(t>>(4*uint(i)))&0xf])
+		b[n] = hexdigits[(t>>(4*uint(i)))&0xf]
+		n++
 	}
-	b.WriteByte('-')
+	b[n] = '-'
+	n++
 	id := s.connectionID
 	for i := 0; i < 12; i++ {
 		c := id[i%len(id)]
-		b.WriteByte(hexdigits[c>>4])
-		b.WriteByte(hexdigits[c&0xf])
+		b[n], b[n+1] = hexdigits[c>>4], hexdigits[c&0xf]
+		n += 2
 	}
-	return b.String()
+	return string(b[:])
 }
 
 // queryMaps parses a raw query; with always=false both maps are nil when
@@ -262,6 +379,12 @@ func appendEvent(b []byte, ev *Event) ([]byte, error) {
 		b = append(b, '"')
 		b = append(b, name...)
 		b = append(b, `":`...)
+	}
+	if len(ev.headers) > 0 {
+		field("headers")
+		b = ev.headers.appendSingle(b)
+		field("multiValueHeaders")
+		b = ev.headers.appendMulti(b)
 	}
 	if len(ev.Headers) > 0 {
 		field("headers")

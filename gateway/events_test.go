@@ -2,9 +2,13 @@ package gateway
 
 import (
 	"bytes"
+	"cmp"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -81,7 +85,7 @@ func TestGoldenEvents(t *testing.T) {
 		name string
 		ev   any
 	}{
-		{"connect.json", g.connectEvent(s, r, "R1knPH17NjMFftw=", s.connectedAt)},
+		{"connect.json", g.connectEvent(s, r, g.client(r), "R1knPH17NjMFftw=", s.connectedAt)},
 		{"message.json", g.messageEvent(s, "sendmessage", "R1knPH17NjMFftw=", "R1knPc2ntjMCFIA=", `{"action":"sendmessage","data":"hi <b>&</b>"}`, false, now)},
 		{"disconnect.json", g.disconnectEvent(s, "R1koeHsUtjMFbRw=", 1001, "Going away", now)},
 		{"disconnect-1005.json", g.disconnectEvent(s, "R1koeHsUtjMFbRw=", 1005, "Client-side close frame status not set", now)},
@@ -113,6 +117,27 @@ func BenchmarkMessageEvent(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_, _ = marshalEvent(g.messageEvent(s, "sendmessage", "R1knPH17NjMFftw=", "R1knPc2ntjMCFIA=", `{"action":"sendmessage","data":"hello"}`, false, now))
+	}
+}
+
+// BenchmarkConnectEvent: the CONNECT event of a browser's handshake, built
+// and encoded, as a $connect integration gets it.
+func BenchmarkConnectEvent(b *testing.B) {
+	g, s := goldenGateway(), goldenSession()
+	r := httptest.NewRequest("GET", "http://dl7ptocha9.execute-api.ap-northeast-1.amazonaws.com/prod", nil)
+	r.RemoteAddr = "49.105.91.154:50000"
+	for k, v := range map[string]string{
+		"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+		"Connection": "Upgrade", "Upgrade": "websocket", "Pragma": "no-cache", "Cache-Control": "no-cache",
+		"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13",
+		"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits",
+		"Origin":                   "https://example.com", "Accept-Encoding": "gzip, deflate, br", "Accept-Language": "en-US,en;q=0.9",
+	} {
+		r.Header.Set(k, v)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = marshalEvent(g.connectEvent(s, r, g.client(r), "R1knPH17NjMFftw=", s.connectedAt))
 	}
 }
 
@@ -283,4 +308,114 @@ func fillEvery(v reflect.Value) {
 		fillEvery(sl.Index(0))
 		v.Set(sl)
 	}
+}
+
+// mapEventHeaders is how the CONNECT event's headers were built before
+// headerList: two maps, a later add replacing an earlier one. It is the
+// reference eventHeaders is held to.
+func mapEventHeaders(r *http.Request, s *session, cl client, authorizer bool) (map[string]string, map[string][]string) {
+	single := map[string]string{}
+	multi := map[string][]string{}
+	add := func(k string, vs ...string) {
+		single[k] = vs[len(vs)-1]
+		multi[k] = vs
+	}
+	host := cmp.Or(cl.host, r.Host)
+	add("Host", host)
+	for k, vs := range r.Header {
+		if k, ok := eventHeaderName(k, cl, authorizer); ok {
+			add(k, vs...)
+		}
+	}
+	if authorizer {
+		if _, ok := single["content-length"]; !ok {
+			add("content-length", "0")
+		}
+	}
+	add("X-Amzn-Trace-Id", traceID(s))
+	add("X-Forwarded-For", cl.forwardedFor)
+	proto, port := forwardedProto(r, cl, host)
+	add("X-Forwarded-Port", port)
+	add("X-Forwarded-Proto", proto)
+	return single, multi
+}
+
+// checkConnectEvent compares the CONNECT and authorizer events' headers for
+// r with the map-built reference, encoded by encoding/json.
+func checkConnectEvent(t *testing.T, g *Gateway, s *session, r *http.Request) {
+	t.Helper()
+	cl := g.client(r)
+	ev := g.connectEvent(s, r, cl, "R1knPH17NjMFftw=", s.connectedAt)
+	got, err := marshalEvent(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := *ev
+	ref.headers = nil
+	ref.Headers, ref.MultiValueHeaders = mapEventHeaders(r, s, cl, false)
+	want, err := encodeEventWithEncodingJSON(&ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("headers %q:\nconnectEvent:  %s\nreference:     %s", r.Header, got, want)
+	}
+	single, multi := eventHeaders(r, s, cl, true).maps()
+	wantSingle, wantMulti := mapEventHeaders(r, s, cl, true)
+	if !reflect.DeepEqual(single, wantSingle) || !reflect.DeepEqual(multi, wantMulti) {
+		t.Fatalf("authorizer headers %q:\n%q %q\nwant %q %q", r.Header, single, multi, wantSingle, wantMulti)
+	}
+}
+
+// connectRequest is a handshake request with the headers in spec: lines of
+// "Name:value", names canonicalised as every front does (two spellings of
+// one name, which no front delivers, would make the reference's choice
+// between them depend on map order).
+func connectRequest(host, remote string, https bool, spec string) *http.Request {
+	r := httptest.NewRequest("GET", "http://example.com/prod", nil)
+	r.Host, r.RemoteAddr = host, remote
+	if https {
+		r.TLS = &tls.ConnectionState{}
+	}
+	for line := range strings.SplitSeq(spec, "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			r.Header.Add(k, v)
+		}
+	}
+	return r
+}
+
+func TestConnectEventMatchesMaps(t *testing.T) {
+	g, s := goldenGateway(), goldenSession()
+	proxied := goldenGateway()
+	proxied.proxies, _ = ParseProxies([]string{"10.0.0.0/8"})
+	rng := rand.New(rand.NewPCG(3, 4))
+	names := []string{"Host", "Connection", "Upgrade", "Content-Length", "content-length", "X-Forwarded-For",
+		"X-Forwarded-Port", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Amzn-Trace-Id", "Forwarded", "X-Real-Ip",
+		"Sec-Websocket-Key", "Sec-WebSocket-Key", "Sec-Websocket-Protocol", "Www-Authenticate", "WWW-Authenticate",
+		"User-Agent", "Origin", "A", "a", "Z\"<&>", "\xff", "é", "X\u2028"}
+	values := []string{"", "v", "1", "10.1.2.3", "203.0.113.7, 10.0.0.2", "https", "443", "<b>&\"\\", "\x00\x1f", "\xed\xa0\x80", "😀"}
+	for i := range 3000 {
+		var spec strings.Builder
+		for range rng.IntN(12) {
+			fmt.Fprintf(&spec, "%s:%s\n", names[rng.IntN(len(names))], values[rng.IntN(len(values))])
+		}
+		host := []string{"example.com", "example.com:8443", "", "h\"ost"}[rng.IntN(4)]
+		remote := []string{"49.105.91.154:50000", "10.0.0.1:40000", "[::1]:1"}[rng.IntN(3)]
+		gw := g
+		if i%2 == 1 {
+			gw = proxied
+		}
+		checkConnectEvent(t, gw, s, connectRequest(host, remote, rng.IntN(3) == 0, spec.String()))
+	}
+}
+
+func FuzzConnectEvent(f *testing.F) {
+	f.Add("example.com", "10.0.0.1:1", false, "Origin:https://example.com\nX-Forwarded-For:1.2.3.4\nSec-Websocket-Key:k\nSec-WebSocket-Key:K")
+	f.Add("example.com:8443", "49.105.91.154:50000", true, "Host:other\ncontent-length:3\nX-Forwarded-Proto:https\nA:1\nA:2")
+	g, s := goldenGateway(), goldenSession()
+	g.proxies, _ = ParseProxies([]string{"10.0.0.0/8"})
+	f.Fuzz(func(t *testing.T, host, remote string, https bool, spec string) {
+		checkConnectEvent(t, g, s, connectRequest(host, remote, https, spec))
+	})
 }

@@ -370,7 +370,7 @@ func (r *proxyResponse) answer() ([]byte, error) {
 
 // marshalEvent encodes an event without escaping <, > and & (AWS does not).
 func marshalEvent(ev *Event) ([]byte, error) {
-	size := 768
+	size := 768 + ev.headers.encodedLen()
 	if ev.Body != nil {
 		size += len(*ev.Body) + len(*ev.Body)/8
 	}

@@ -146,7 +146,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 			unavailable()
 			return
 		}
-		ev := g.connectEvent(&s, r, requestID, now)
+		ev := g.connectEvent(&s, r, cl, requestID, now)
 		start := time.Now()
 		res, err := g.invoke(rt, ev, &integration.Invocation{RequestID: requestID})
 		g.track.Done()
