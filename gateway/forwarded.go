@@ -81,7 +81,10 @@ func (g *Gateway) client(r *http.Request) client {
 	pa, err := netip.ParseAddr(peer)
 	if err == nil {
 		pa = pa.Unmap()
-		peer = pa.String()
+		var buf [64]byte
+		if b := pa.AppendTo(buf[:0]); string(b) != peer {
+			peer = string(b) // in its canonical form (allocated only then)
+		}
 	}
 	if err != nil || !g.proxies.Contains(pa) {
 		return client{sourceIP: peer, forwardedFor: appendChain(r.Header.Values(headerXFF), peer)}
@@ -245,6 +248,9 @@ func lastValue(values []string) string {
 // appendChain is X-Forwarded-For as API Gateway forwards it: what the
 // client sent, then the address it connected from.
 func appendChain(values []string, addr string) string {
+	if len(values) == 0 {
+		return addr
+	}
 	var b strings.Builder
 	for _, h := range xffHops(values) {
 		b.WriteString(h.text)
