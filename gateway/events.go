@@ -70,6 +70,34 @@ type Identity struct {
 // requestTimeLayout is CLF, as in "20/Jan/2024:11:55:00 +0000".
 const requestTimeLayout = "02/Jan/2006:15:04:05 -0700"
 
+// requestTime is t in UTC as requestTimeLayout lays it out, without
+// Format's reading of the layout: every event carries one.
+func requestTime(t time.Time) string {
+	const months = "JanFebMarAprMayJunJulAugSepOctNovDec"
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, minute, sec := t.Clock()
+	if year < 0 || year > 9999 {
+		return t.Format(requestTimeLayout)
+	}
+	var b [len("02/Jan/2006:15:04:05 +0000")]byte
+	two := func(i, v int) { b[i], b[i+1] = byte('0'+v/10), byte('0'+v%10) }
+	two(0, day)
+	b[2] = '/'
+	copy(b[3:6], months[3*(month-1):])
+	b[6] = '/'
+	two(7, year/100)
+	two(9, year%100)
+	b[11] = ':'
+	two(12, hour)
+	b[14] = ':'
+	two(15, minute)
+	b[17] = ':'
+	two(18, sec)
+	copy(b[20:], " +0000")
+	return string(b[:])
+}
+
 // session is what every event of one connection shares.
 type session struct {
 	connectionID string
@@ -85,7 +113,7 @@ func (g *Gateway) context(s *session, routeKey, eventType, requestID string, now
 		EventType:         eventType,
 		ExtendedRequestID: requestID,
 		RequestID:         requestID, // equal on WebSocket APIs
-		RequestTime:       now.UTC().Format(requestTimeLayout),
+		RequestTime:       requestTime(now),
 		MessageDirection:  "IN",
 		Stage:             g.cfg.Stage,
 		ConnectedAt:       s.connectedAt.UnixMilli(),

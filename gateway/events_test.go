@@ -419,3 +419,19 @@ func FuzzConnectEvent(f *testing.F) {
 		checkConnectEvent(t, g, s, connectRequest(host, remote, https, spec))
 	})
 }
+
+func TestRequestTimeMatchesFormat(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	check := func(tm time.Time) {
+		if got, want := requestTime(tm), tm.UTC().Format(requestTimeLayout); got != want {
+			t.Fatalf("%v: %q, Format gives %q", tm, got, want)
+		}
+	}
+	for range 100000 {
+		check(time.Unix(rng.Int64N(1<<36)-1<<35, rng.Int64N(1e9)).In(time.FixedZone("x", rng.IntN(100000)-50000)))
+	}
+	check(time.Time{})
+	check(time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC))
+	check(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC))
+	check(time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC))
+}
