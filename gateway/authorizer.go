@@ -206,7 +206,7 @@ func (g *Gateway) authorizerEvent(s *session, r *http.Request, requestID, method
 	if ev.StageVariables == nil {
 		ev.StageVariables = map[string]string{}
 	}
-	ev.Headers, ev.MultiValueHeaders = eventHeaders(r, s, g.client(r), true).maps()
+	ev.Headers, ev.MultiValueHeaders = eventHeaders(r, s, new(g.client(r)), true).maps()
 	ev.QueryStringParameters, ev.MultiValueQueryStringParameters = queryMaps(r.URL.RawQuery, true)
 	return ev
 }

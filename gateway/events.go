@@ -134,15 +134,17 @@ func (g *Gateway) stageVariables() map[string]string {
 	return vars
 }
 
-// connectEvent builds the CONNECT event of the client cl: the client's
-// handshake headers (minus Connection, Upgrade and Content-Length, which AWS
-// leaves out) plus the X-Forwarded-* and trace headers API Gateway adds; the
-// query string only when the URL had one.
-func (g *Gateway) connectEvent(s *session, r *http.Request, cl client, requestID string, now time.Time) *Event {
+// connectEvent builds the CONNECT event: the client's handshake headers
+// (minus Connection, Upgrade and Content-Length, which AWS leaves out) plus
+// the X-Forwarded-* and trace headers API Gateway adds; the query string
+// only when the URL had one. (The client is worked out again here rather
+// than passed from upgrade, whose frame it would grow.)
+func (g *Gateway) connectEvent(s *session, r *http.Request, requestID string, now time.Time) *Event {
+	cl := g.client(r)
 	ev := &Event{
 		StageVariables: g.stageVariables(),
 		RequestContext: g.context(s, routeConnect, "CONNECT", requestID, now),
-		headers:        eventHeaders(r, s, cl, false),
+		headers:        eventHeaders(r, s, &cl, false),
 	}
 	ev.QueryStringParameters, ev.MultiValueQueryStringParameters = queryMaps(r.URL.RawQuery, false)
 	return ev
@@ -284,7 +286,7 @@ func (hl headerList) appendMulti(b []byte) []byte {
 // eventHeaders builds the headers of a CONNECT (authorizer=false) or
 // authorizer (authorizer=true) event for the client cl. The authorizer
 // event keeps Connection, Upgrade and content-length, as AWS's does.
-func eventHeaders(r *http.Request, s *session, cl client, authorizer bool) headerList {
+func eventHeaders(r *http.Request, s *session, cl *client, authorizer bool) headerList {
 	hl := make(headerList, 0, len(r.Header)+6)
 	host := cmp.Or(cl.host, r.Host)
 	hl = append(hl, header{name: "Host", value: host})
@@ -318,7 +320,7 @@ func eventHeaders(r *http.Request, s *session, cl client, authorizer bool) heade
 // eventHeaderName is how the client's header k (canonical) is spelt in an
 // event; false when the event leaves it out. X-Forwarded-* and the trace
 // header are the gateway's, as API Gateway sets them.
-func eventHeaderName(k string, cl client, authorizer bool) (string, bool) {
+func eventHeaderName(k string, cl *client, authorizer bool) (string, bool) {
 	switch k {
 	case "Connection", "Upgrade", "Content-Length":
 		if !authorizer {
@@ -339,7 +341,7 @@ func eventHeaderName(k string, cl client, authorizer bool) (string, bool) {
 
 // forwardedProto is the X-Forwarded-Proto and X-Forwarded-Port of a
 // handshake to host from the client cl.
-func forwardedProto(r *http.Request, cl client, host string) (proto, port string) {
+func forwardedProto(r *http.Request, cl *client, host string) (proto, port string) {
 	proto = "http"
 	if r.TLS != nil {
 		proto = "https"

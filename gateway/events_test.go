@@ -85,7 +85,7 @@ func TestGoldenEvents(t *testing.T) {
 		name string
 		ev   any
 	}{
-		{"connect.json", g.connectEvent(s, r, g.client(r), "R1knPH17NjMFftw=", s.connectedAt)},
+		{"connect.json", g.connectEvent(s, r, "R1knPH17NjMFftw=", s.connectedAt)},
 		{"message.json", g.messageEvent(s, "sendmessage", "R1knPH17NjMFftw=", "R1knPc2ntjMCFIA=", `{"action":"sendmessage","data":"hi <b>&</b>"}`, false, now)},
 		{"disconnect.json", g.disconnectEvent(s, "R1koeHsUtjMFbRw=", 1001, "Going away", now)},
 		{"disconnect-1005.json", g.disconnectEvent(s, "R1koeHsUtjMFbRw=", 1005, "Client-side close frame status not set", now)},
@@ -137,7 +137,7 @@ func BenchmarkConnectEvent(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		_, _ = marshalEvent(g.connectEvent(s, r, g.client(r), "R1knPH17NjMFftw=", s.connectedAt))
+		_, _ = marshalEvent(g.connectEvent(s, r, "R1knPH17NjMFftw=", s.connectedAt))
 	}
 }
 
@@ -313,7 +313,7 @@ func fillEvery(v reflect.Value) {
 // mapEventHeaders is how the CONNECT event's headers were built before
 // headerList: two maps, a later add replacing an earlier one. It is the
 // reference eventHeaders is held to.
-func mapEventHeaders(r *http.Request, s *session, cl client, authorizer bool) (map[string]string, map[string][]string) {
+func mapEventHeaders(r *http.Request, s *session, cl *client, authorizer bool) (map[string]string, map[string][]string) {
 	single := map[string]string{}
 	multi := map[string][]string{}
 	add := func(k string, vs ...string) {
@@ -344,8 +344,8 @@ func mapEventHeaders(r *http.Request, s *session, cl client, authorizer bool) (m
 // r with the map-built reference, encoded by encoding/json.
 func checkConnectEvent(t *testing.T, g *Gateway, s *session, r *http.Request) {
 	t.Helper()
-	cl := g.client(r)
-	ev := g.connectEvent(s, r, cl, "R1knPH17NjMFftw=", s.connectedAt)
+	cl := new(g.client(r))
+	ev := g.connectEvent(s, r, "R1knPH17NjMFftw=", s.connectedAt)
 	got, err := marshalEvent(ev)
 	if err != nil {
 		t.Fatal(err)

@@ -79,12 +79,11 @@ type client struct {
 func (g *Gateway) client(r *http.Request) client {
 	peer := remoteIP(r.RemoteAddr)
 	pa, err := netip.ParseAddr(peer)
-	if err == nil {
+	if err == nil && !pa.Is4() {
+		// An IPv4 address parses only in its canonical form; IPv6 text
+		// may not be, and an IPv4-mapped one is taken as IPv4.
 		pa = pa.Unmap()
-		var buf [64]byte
-		if b := pa.AppendTo(buf[:0]); string(b) != peer {
-			peer = string(b) // in its canonical form (allocated only then)
-		}
+		peer = pa.String()
 	}
 	if err != nil || !g.proxies.Contains(pa) {
 		return client{sourceIP: peer, forwardedFor: appendChain(r.Header.Values(headerXFF), peer)}

@@ -146,7 +146,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 			unavailable()
 			return
 		}
-		ev := g.connectEvent(&s, r, cl, requestID, now)
+		ev := g.connectEvent(&s, r, requestID, now)
 		start := time.Now()
 		res, err := g.invoke(rt, ev, &integration.Invocation{RequestID: requestID})
 		g.track.Done()
@@ -352,7 +352,9 @@ func validKey(key string) bool {
 
 func headerHasToken(h http.Header, name, token string) bool {
 	for _, v := range h.Values(name) {
-		for t := range strings.SplitSeq(v, ",") {
+		for more := true; more; {
+			var t string
+			t, v, more = strings.Cut(v, ",")
 			if strings.EqualFold(strings.TrimSpace(t), token) {
 				return true
 			}
