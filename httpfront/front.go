@@ -63,11 +63,14 @@ type Server struct {
 	done    chan struct{} // closed by Shutdown
 	hand    *chanListener
 	ln      net.Listener
-	closing atomic.Bool
-	mu      sync.Mutex
-	conns   map[*conn]struct{}
-	wg      sync.WaitGroup // serveConn goroutines, and Fallback's Serve
-	fbErr   error
+	// accepter, when set, accepts from ln's socket in place of ln.Accept
+	// (Linux); Shutdown closes it with ln.
+	accepter *rawAccepter
+	closing  atomic.Bool
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	wg       sync.WaitGroup // serveConn goroutines, and Fallback's Serve
+	fbErr    error
 }
 
 // Serve accepts connections on ln until Shutdown, serving the front's
@@ -97,6 +100,18 @@ func (s *Server) Serve(ln net.Listener) error {
 			s.mu.Unlock()
 		}
 	}()
+	accept := ln.Accept
+	if ra := newRawAccepter(ln); ra != nil {
+		accept = ra.accept
+		s.mu.Lock()
+		s.accepter = ra
+		closing := s.closing.Load()
+		s.mu.Unlock()
+		defer ra.close()
+		if closing {
+			return http.ErrServerClosed
+		}
+	}
 	var backoff time.Duration
 	done := s.shutdownCh()
 	for {
@@ -105,7 +120,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		case <-done:
 			return http.ErrServerClosed
 		}
-		nc, err := ln.Accept()
+		nc, err := accept()
 		if err != nil {
 			<-s.pending
 			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
@@ -161,7 +176,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(s.shutdownChLocked())
 	}
 	s.closing.Store(true)
-	ln := s.ln
+	ln, ra := s.ln, s.accepter
 	for c := range s.conns {
 		if c.idle.Load() {
 			_ = c.nc.SetReadDeadline(aLongTimeAgo) // wakes its read; it sees closing
@@ -170,6 +185,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	if ln != nil {
 		_ = ln.Close()
+	}
+	if ra != nil {
+		ra.close()
 	}
 	fbErr := s.Fallback.Shutdown(ctx)
 	done := make(chan struct{})
