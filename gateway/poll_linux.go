@@ -65,8 +65,10 @@ func (p *poller) add(c *conn) bool { return p.ctl(c, syscall.EPOLL_CTL_ADD) }
 // triggered: bytes that arrived during the turn fire it at once.
 func (p *poller) arm(c *conn) bool { return p.ctl(c, syscall.EPOLL_CTL_MOD) }
 
-// remove takes c's socket out of the epoll set; called before the socket
-// is closed, while its descriptor is still c's.
+// remove forgets c's registration; called before the socket is closed,
+// while its descriptor is still c's. No epoll_ctl: closing the socket
+// (its only descriptor) takes it out of the epoll set, and an event that
+// fires before then finds no connection in the slot and is dropped.
 func (p *poller) remove(c *conn) { p.ctl(c, syscall.EPOLL_CTL_DEL) }
 
 // ctl runs epoll_ctl on c's descriptor inside RawConn.Control, which keeps
@@ -112,7 +114,6 @@ func (o *pollOp) do(fd uintptr) {
 		c.pollGen = s.gen
 		p.mu.Unlock()
 	case syscall.EPOLL_CTL_DEL:
-		_ = syscall.EpollCtl(p.epfd, o.op, int(fd), nil)
 		p.mu.Lock()
 		if int(fd) < len(p.slots) && p.slots[fd].c == c {
 			p.slots[fd].c = nil
