@@ -5,6 +5,8 @@ package gateway
 import (
 	"sync"
 	"syscall"
+
+	"github.com/wsgate/wsgate/internal/epoll"
 )
 
 // poller watches idle connections' sockets for readability with one epoll
@@ -132,19 +134,11 @@ func (o *pollOp) do(fd uintptr) {
 }
 
 func (p *poller) run() {
-	events := make([]syscall.EpollEvent, 256)
-	ready := make([]*conn, 0, len(events))
-	for {
-		n, err := syscall.EpollWait(p.epfd, events, -1)
-		if err != nil {
-			if err == syscall.EINTR {
-				continue
-			}
-			panic("gateway: epoll_wait: " + err.Error()) // EBADF, EFAULT, EINVAL: a bug
-		}
+	ready := make([]*conn, 0, 256)
+	epoll.Loop(p.epfd, "gateway", func(events []syscall.EpollEvent) {
 		ready = ready[:0]
 		p.mu.Lock()
-		for _, ev := range events[:n] {
+		for _, ev := range events {
 			fd := int(ev.Fd)
 			if fd < len(p.slots) && p.slots[fd].c != nil && p.slots[fd].gen == uint32(ev.Pad) {
 				ready = append(ready, p.slots[fd].c)
@@ -155,5 +149,5 @@ func (p *poller) run() {
 			c.readable()
 			ready[i] = nil
 		}
-	}
+	})
 }

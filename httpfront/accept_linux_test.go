@@ -4,6 +4,7 @@ package httpfront
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -165,4 +166,80 @@ func acceptOne(t *testing.T, first string) (client, accepted net.Conn) {
 	}
 	t.Cleanup(func() { _ = nc.Close() })
 	return cl, nc
+}
+
+// parkedCount is how many of the front's connections wait in the head
+// poller.
+func parkedCount(s *Server) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for c := range s.conns {
+		if c.parked.Load() {
+			n++
+		}
+	}
+	return n
+}
+
+func waitParked(t *testing.T, s *Server, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for parkedCount(s) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections parked, want %d", parkedCount(s), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A connection that sends nothing at first waits in the head poller, with
+// no goroutine, and is served when its request comes.
+func TestParkedForHead(t *testing.T) {
+	tf := startFront(t, nil)
+	nc, br := dial(t, tf.addr)
+	waitParked(t, tf.Server, 1)
+	_, _ = io.WriteString(nc, post("/a", "late"))
+	if _, got := readBody(t, br); got != "front POST /a 4 late" {
+		t.Fatalf("got %q", got)
+	}
+	waitParked(t, tf.Server, 0)
+	// A client that connects and goes away is closed from the poller.
+	gone, _ := dial(t, tf.addr)
+	waitParked(t, tf.Server, 1)
+	_ = gone.Close()
+	waitParked(t, tf.Server, 0)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tf.mu.Lock()
+		n := len(tf.conns)
+		tf.mu.Unlock()
+		if n == 1 { // nc's, idle between requests
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections tracked, want 1", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A parked connection is closed at the header timeout, and by Shutdown.
+func TestParkedClosed(t *testing.T) {
+	tf := startFront(t, func(s *Server) { s.Fallback.ReadHeaderTimeout = 200 * time.Millisecond })
+	_, br := dial(t, tf.addr)
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("silent connection after the header timeout: %v, want EOF", err)
+	}
+	tf2 := startFront(t, nil)
+	_, br = dial(t, tf2.addr)
+	waitParked(t, tf2.Server, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tf2.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("parked connection after Shutdown: %v, want EOF", err)
+	}
 }

@@ -402,3 +402,19 @@ func (c *fdConn) fileError(op string, err error) error {
 	}
 	return c.opError(op, err)
 }
+
+// tryRead is one direct read that does not wait: ready is false when
+// the socket has nothing yet. A socket already in the runtime's poller
+// reports ready with nothing read (the caller reads as usual).
+func (c *fdConn) tryRead(p []byte) (n int, err error, ready bool) {
+	f, err := c.acquire()
+	if err != nil {
+		return 0, c.opError("read", err), true
+	}
+	if f != nil {
+		return 0, nil, true
+	}
+	defer c.releaseRef()
+	n, err, ready = c.readDirect(p)
+	return n, err, ready
+}

@@ -177,12 +177,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.closing.Store(true)
 	ln, ra := s.ln, s.accepter
-	for c := range s.conns {
-		if c.idle.Load() {
-			_ = c.nc.SetReadDeadline(aLongTimeAgo) // wakes its read; it sees closing
-		}
-	}
+	parked := s.wakeIdleLocked(nil)
 	s.mu.Unlock()
+	closeParked(parked)
 	if ln != nil {
 		_ = ln.Close()
 	}
@@ -201,13 +198,31 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 			// A connection that went idle after the sweep above.
 			s.mu.Lock()
-			for c := range s.conns {
-				if c.idle.Load() {
-					_ = c.nc.SetReadDeadline(aLongTimeAgo)
-				}
-			}
+			parked := s.wakeIdleLocked(nil)
 			s.mu.Unlock()
+			closeParked(parked)
 		}
+	}
+}
+
+// wakeIdleLocked wakes the reads of idle connections (they see closing
+// and close) and appends the parked ones (no goroutine to wake: the
+// caller closes them, closeParked, once s.mu is released).
+func (s *Server) wakeIdleLocked(parked []*conn) []*conn {
+	for c := range s.conns {
+		switch {
+		case c.parked.Load():
+			parked = append(parked, c)
+		case c.idle.Load():
+			_ = c.nc.SetReadDeadline(aLongTimeAgo)
+		}
+	}
+	return parked
+}
+
+func closeParked(parked []*conn) {
+	for _, c := range parked {
+		c.unpark()
 	}
 }
 
