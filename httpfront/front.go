@@ -3,6 +3,13 @@
 // net/http's per-connection and per-request machinery, and hands every
 // other connection to a net/http server.
 //
+// On Linux the front accepts a *net.TCPListener's connections with its
+// own accept4 and keeps each as a bare non-blocking descriptor (fdConn),
+// outside the runtime's poller until an operation has to wait; one whose
+// first bytes have not come waits in the front's own epoll (headPoller)
+// with no goroutine. Serve then owns the listening socket: stop it with
+// Shutdown (closing the listener alone leaves a duplicate listening).
+//
 // Per connection the front reads the first bytes with one ordinary read
 // into a pooled buffer. A first byte of 0x16 (a TLS handshake record)
 // makes it a TLS connection: it goes, with the bytes given back, to the
