@@ -5,6 +5,8 @@ package gateway
 import (
 	"sync"
 	"syscall"
+
+	"github.com/wsgate/wsgate/internal/epoll"
 )
 
 // poller watches idle connections' sockets for readability with one epoll
@@ -65,8 +67,10 @@ func (p *poller) add(c *conn) bool { return p.ctl(c, syscall.EPOLL_CTL_ADD) }
 // triggered: bytes that arrived during the turn fire it at once.
 func (p *poller) arm(c *conn) bool { return p.ctl(c, syscall.EPOLL_CTL_MOD) }
 
-// remove takes c's socket out of the epoll set; called before the socket
-// is closed, while its descriptor is still c's.
+// remove forgets c's registration; called before the socket is closed,
+// while its descriptor is still c's. No epoll_ctl: closing the socket
+// (its only descriptor) takes it out of the epoll set, and an event that
+// fires before then finds no connection in the slot and is dropped.
 func (p *poller) remove(c *conn) { p.ctl(c, syscall.EPOLL_CTL_DEL) }
 
 // ctl runs epoll_ctl on c's descriptor inside RawConn.Control, which keeps
@@ -112,7 +116,6 @@ func (o *pollOp) do(fd uintptr) {
 		c.pollGen = s.gen
 		p.mu.Unlock()
 	case syscall.EPOLL_CTL_DEL:
-		_ = syscall.EpollCtl(p.epfd, o.op, int(fd), nil)
 		p.mu.Lock()
 		if int(fd) < len(p.slots) && p.slots[fd].c == c {
 			p.slots[fd].c = nil
@@ -131,19 +134,11 @@ func (o *pollOp) do(fd uintptr) {
 }
 
 func (p *poller) run() {
-	events := make([]syscall.EpollEvent, 256)
-	ready := make([]*conn, 0, len(events))
-	for {
-		n, err := syscall.EpollWait(p.epfd, events, -1)
-		if err != nil {
-			if err == syscall.EINTR {
-				continue
-			}
-			panic("gateway: epoll_wait: " + err.Error()) // EBADF, EFAULT, EINVAL: a bug
-		}
+	ready := make([]*conn, 0, 256)
+	epoll.Loop(p.epfd, "gateway", func(events []syscall.EpollEvent) {
 		ready = ready[:0]
 		p.mu.Lock()
-		for _, ev := range events[:n] {
+		for _, ev := range events {
 			fd := int(ev.Fd)
 			if fd < len(p.slots) && p.slots[fd].c != nil && p.slots[fd].gen == uint32(ev.Pad) {
 				ready = append(ready, p.slots[fd].c)
@@ -154,5 +149,5 @@ func (p *poller) run() {
 			c.readable()
 			ready[i] = nil
 		}
-	}
+	})
 }

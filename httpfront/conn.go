@@ -37,9 +37,16 @@ type conn struct {
 	// pending: the connection holds a slot of Server.pending (its first
 	// head is not read yet).
 	pending bool
-	w       response
-	body    body
-	head    []byte // the response head's buffer, kept between requests
+	// parked: waiting in the head poller for its first bytes, with no
+	// goroutine (Linux); whoever clears it (the poller's event, the
+	// header timeout, Shutdown) owns the connection again.
+	parked    atomic.Bool
+	parkFD    int         // its descriptor while parked
+	parkGen   uint32      // the head poller's generation of that registration
+	parkTimer *time.Timer // the header timeout while parked
+	w         response
+	body      body
+	head      []byte // the response head's buffer, kept between requests
 	// readDeadline is the one a handler asked for (SetReadDeadline),
 	// applied before the body's next read of the socket.
 	readDeadline    time.Time
@@ -84,10 +91,27 @@ func (c *conn) serve() {
 		}
 		c.nc = pc
 	}
-	c.pooled = bufPool.Get().(*[]byte)
-	c.buf = *c.pooled
 	c.idle.Store(true)
-	if !c.fill() {
+	if s.Prepare == nil && c.parkForHead() {
+		return // the head poller resumes it (resume) or closes it
+	}
+	c.serveHeads()
+}
+
+// resume serves a connection the head poller woke: its first bytes came.
+func (c *conn) resume() {
+	defer c.srv.recoverHandler(c)
+	c.serveHeads()
+}
+
+// serveHeads reads and serves requests from the first one on.
+func (c *conn) serveHeads() {
+	s := c.srv
+	if c.buf == nil {
+		c.pooled = bufPool.Get().(*[]byte)
+		c.buf = *c.pooled
+	}
+	if c.n == 0 && !c.fill() {
 		c.close()
 		return
 	}

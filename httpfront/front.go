@@ -3,6 +3,13 @@
 // net/http's per-connection and per-request machinery, and hands every
 // other connection to a net/http server.
 //
+// On Linux the front accepts a *net.TCPListener's connections with its
+// own accept4 and keeps each as a bare non-blocking descriptor (fdConn),
+// outside the runtime's poller until an operation has to wait; one whose
+// first bytes have not come waits in the front's own epoll (headPoller)
+// with no goroutine. Serve then owns the listening socket: stop it with
+// Shutdown (closing the listener alone leaves a duplicate listening).
+//
 // Per connection the front reads the first bytes with one ordinary read
 // into a pooled buffer. A first byte of 0x16 (a TLS handshake record)
 // makes it a TLS connection: it goes, with the bytes given back, to the
@@ -63,11 +70,14 @@ type Server struct {
 	done    chan struct{} // closed by Shutdown
 	hand    *chanListener
 	ln      net.Listener
-	closing atomic.Bool
-	mu      sync.Mutex
-	conns   map[*conn]struct{}
-	wg      sync.WaitGroup // serveConn goroutines, and Fallback's Serve
-	fbErr   error
+	// accepter, when set, accepts from ln's socket in place of ln.Accept
+	// (Linux); Shutdown closes it with ln.
+	accepter *rawAccepter
+	closing  atomic.Bool
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	wg       sync.WaitGroup // serveConn goroutines, and Fallback's Serve
+	fbErr    error
 }
 
 // Serve accepts connections on ln until Shutdown, serving the front's
@@ -97,6 +107,18 @@ func (s *Server) Serve(ln net.Listener) error {
 			s.mu.Unlock()
 		}
 	}()
+	accept := ln.Accept
+	if ra := newRawAccepter(ln); ra != nil {
+		accept = ra.accept
+		s.mu.Lock()
+		s.accepter = ra
+		closing := s.closing.Load()
+		s.mu.Unlock()
+		defer ra.close()
+		if closing {
+			return http.ErrServerClosed
+		}
+	}
 	var backoff time.Duration
 	done := s.shutdownCh()
 	for {
@@ -105,7 +127,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		case <-done:
 			return http.ErrServerClosed
 		}
-		nc, err := ln.Accept()
+		nc, err := accept()
 		if err != nil {
 			<-s.pending
 			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
@@ -161,15 +183,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(s.shutdownChLocked())
 	}
 	s.closing.Store(true)
-	ln := s.ln
-	for c := range s.conns {
-		if c.idle.Load() {
-			_ = c.nc.SetReadDeadline(aLongTimeAgo) // wakes its read; it sees closing
-		}
-	}
+	ln, ra := s.ln, s.accepter
+	parked := s.wakeIdleLocked(nil)
 	s.mu.Unlock()
+	closeParked(parked)
 	if ln != nil {
 		_ = ln.Close()
+	}
+	if ra != nil {
+		ra.close()
 	}
 	fbErr := s.Fallback.Shutdown(ctx)
 	done := make(chan struct{})
@@ -183,13 +205,31 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-time.After(50 * time.Millisecond):
 			// A connection that went idle after the sweep above.
 			s.mu.Lock()
-			for c := range s.conns {
-				if c.idle.Load() {
-					_ = c.nc.SetReadDeadline(aLongTimeAgo)
-				}
-			}
+			parked := s.wakeIdleLocked(nil)
 			s.mu.Unlock()
+			closeParked(parked)
 		}
+	}
+}
+
+// wakeIdleLocked wakes the reads of idle connections (they see closing
+// and close) and appends the parked ones (no goroutine to wake: the
+// caller closes them, closeParked, once s.mu is released).
+func (s *Server) wakeIdleLocked(parked []*conn) []*conn {
+	for c := range s.conns {
+		switch {
+		case c.parked.Load():
+			parked = append(parked, c)
+		case c.idle.Load():
+			_ = c.nc.SetReadDeadline(aLongTimeAgo)
+		}
+	}
+	return parked
+}
+
+func closeParked(parked []*conn) {
+	for _, c := range parked {
+		c.unpark()
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // The PROXY protocol (HAProxy's, versions 1 and 2) puts the client's
@@ -59,8 +60,8 @@ func readProxyHeader(c net.Conn) (net.Conn, error) {
 	if err != nil || addr == nil {
 		return c, err
 	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		return &proxiedTCPConn{TCPConn: tc, remote: addr}, nil
+	if sc, ok := c.(socketConn); ok {
+		return &proxiedTCPConn{socketConn: sc, remote: addr}, nil
 	}
 	return &proxiedConn{Conn: c, remote: addr}, nil
 }
@@ -206,11 +207,20 @@ func readProxyV2(c net.Conn) (net.Addr, error) {
 	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(src.Unmap(), port)), nil
 }
 
+// socketConn is an accepted TCP socket with nothing buffered in front of
+// it: a *net.TCPConn, or the front's own accepted socket (httpfront).
+type socketConn interface {
+	net.Conn
+	syscall.Conn
+	SetWriteBuffer(bytes int) error
+	CloseWrite() error
+}
+
 // proxiedTCPConn is an accepted socket whose client a PROXY header named.
-// It is still the *net.TCPConn underneath (nothing buffered), so the
-// gateway writes to and peeks at the socket directly.
+// It is still the socket underneath (nothing buffered), so the gateway
+// writes to and peeks at the socket directly.
 type proxiedTCPConn struct {
-	*net.TCPConn
+	socketConn
 	remote net.Addr
 }
 

@@ -1,0 +1,96 @@
+//go:build linux
+
+package httpfront
+
+import (
+	"errors"
+	"net"
+	"os"
+	"syscall"
+)
+
+// rawAccepter accepts from a TCP listener with accept4 itself and returns
+// each socket as an fdConn: no epoll_ctl, getsockname or setsockopt per
+// connection. TCP_NODELAY and SO_KEEPALIVE, set once on the listening
+// socket, are inherited by the sockets it accepts (Linux copies them on
+// accept; TestAcceptedSocketsInheritOptions checks).
+//
+// A listener's RawConn cannot wait (its Read is EINVAL), so the accepter
+// waits on a duplicate of the listening descriptor (ln.File(), in the
+// runtime's poller like ln): it keeps the socket listening until close,
+// which Serve's end and Shutdown call.
+type rawAccepter struct {
+	f  *os.File
+	rc syscall.RawConn
+	// the one accept's result, written by fn
+	fd  int
+	sa  syscall.Sockaddr
+	err error
+	fn  func(fd uintptr) bool
+}
+
+// newRawAccepter returns nil where ln is not a plain *net.TCPListener or
+// the listening socket cannot be set up; Serve then uses ln.Accept.
+func newRawAccepter(ln net.Listener) *rawAccepter {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		return nil
+	}
+	f, err := tl.File()
+	if err != nil {
+		return nil
+	}
+	rc, err := f.SyscallConn()
+	var serr error
+	if err == nil {
+		err = rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+		})
+	}
+	if err != nil || serr != nil {
+		_ = f.Close()
+		return nil
+	}
+	a := &rawAccepter{f: f, rc: rc}
+	a.fn = a.accept4
+	return a
+}
+
+// close stops the accepter; an accept waiting returns net.ErrClosed.
+func (a *rawAccepter) close() { _ = a.f.Close() }
+
+// accept4 is one non-blocking accept; false: nothing to accept yet.
+func (a *rawAccepter) accept4(lfd uintptr) bool {
+	for {
+		fd, sa, err := syscall.Accept4(int(lfd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+		switch err {
+		case nil:
+			a.fd, a.sa, a.err = fd, sa, nil
+			return true
+		case syscall.EINTR, syscall.ECONNABORTED:
+			continue // the client reset before we accepted: the next one
+		case syscall.EAGAIN:
+			return false
+		}
+		a.err = os.NewSyscallError("accept4", err)
+		return true
+	}
+}
+
+// accept returns the next connection; only Serve's goroutine calls it.
+func (a *rawAccepter) accept() (net.Conn, error) {
+	if err := a.rc.Read(a.fn); err != nil {
+		if errors.Is(err, os.ErrClosed) {
+			err = net.ErrClosed
+		}
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: err}
+	}
+	if a.err != nil {
+		err := a.err
+		a.err = nil
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: err}
+	}
+	c := newFDConn(a.fd, a.sa)
+	a.sa = nil
+	return c, nil
+}

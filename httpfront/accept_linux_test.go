@@ -1,0 +1,245 @@
+//go:build linux
+
+package httpfront
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The front's own accept4 skips the setsockopt of TCP_NODELAY that
+// net.Listener makes per connection: Linux copies TCP_NODELAY and
+// SO_KEEPALIVE from the listening socket to the sockets it accepts. This
+// checks that on the kernel at hand.
+func TestAcceptedSocketsInheritOptions(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	rc, _ := ln.(*net.TCPListener).SyscallConn()
+	_ = rc.Control(func(fd uintptr) {
+		if err := syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE, 1); err != nil {
+			t.Fatal(err)
+		}
+	})
+	a := newRawAccepter(ln)
+	if a == nil {
+		t.Fatal("no raw accepter for a TCP listener")
+	}
+	defer a.close()
+	cl, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	nc, err := a.accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	fc := nc.(*fdConn)
+	for _, o := range []struct {
+		name       string
+		level, opt int
+	}{
+		{"TCP_NODELAY", syscall.IPPROTO_TCP, syscall.TCP_NODELAY},
+		{"SO_KEEPALIVE", syscall.SOL_SOCKET, syscall.SO_KEEPALIVE},
+	} {
+		err := fc.control(func(fd int) error {
+			v, err := syscall.GetsockoptInt(fd, o.level, o.opt)
+			if err == nil && v == 0 {
+				err = fmt.Errorf("not set")
+			}
+			return err
+		})
+		if err != nil {
+			t.Errorf("%s on the accepted socket: %v", o.name, err)
+		}
+	}
+	if got, want := nc.RemoteAddr().String(), cl.LocalAddr().String(); got != want {
+		t.Errorf("RemoteAddr %s, want %s", got, want)
+	}
+	if got, want := nc.LocalAddr().String(), cl.RemoteAddr().String(); got != want {
+		t.Errorf("LocalAddr %s, want %s", got, want)
+	}
+}
+
+// An fdConn reads and writes directly until it has to wait; then it
+// waits in the runtime's poller with the deadlines set before.
+func TestFDConnWaitsAndTimesOut(t *testing.T) {
+	cl, nc := acceptOne(t, "")
+	fc := nc.(*fdConn)
+	// A deadline recorded before the socket waits applies once it does.
+	_ = nc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	var b [8]byte
+	if _, err := nc.Read(b[:]); !isTimeout(err) {
+		t.Fatalf("read with nothing sent: %v, want a timeout", err)
+	}
+	if fc.file == nil {
+		t.Fatal("a read that waited did not move the socket to the runtime's poller")
+	}
+	_ = nc.SetReadDeadline(time.Time{})
+	go func() { time.Sleep(10 * time.Millisecond); _, _ = cl.Write([]byte("ping")) }()
+	if n, err := io.ReadFull(nc, b[:4]); err != nil || string(b[:n]) != "ping" {
+		t.Fatalf("read %q, %v", b[:n], err)
+	}
+	if _, err := nc.Write([]byte("pong")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := io.ReadFull(cl, b[:4]); err != nil || string(b[:n]) != "pong" {
+		t.Fatalf("client read %q, %v", b[:n], err)
+	}
+	if err := nc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.Read(b[:]); err == nil {
+		t.Fatal("read after Close succeeded")
+	}
+	_ = cl.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := cl.Read(b[:]); err != io.EOF {
+		t.Fatalf("client after close: %v, want EOF", err)
+	}
+}
+
+// A direct read past a recorded deadline fails as a net.Conn's does, and
+// a socket that never waited is closed directly.
+func TestFDConnDirect(t *testing.T) {
+	cl, nc := acceptOne(t, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	fc := nc.(*fdConn)
+	req, err := http.ReadRequest(bufio.NewReader(nc))
+	if err != nil || req.Host != "x" {
+		t.Fatalf("request %v, %v", req, err)
+	}
+	_ = nc.SetReadDeadline(time.Unix(1, 0))
+	if _, err := nc.Read(make([]byte, 1)); !isTimeout(err) {
+		t.Fatalf("read past the deadline: %v", err)
+	}
+	_ = nc.SetReadDeadline(time.Time{})
+	if _, err := nc.Write([]byte("HTTP/1.1 204 No Content\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if fc.file != nil {
+		t.Fatal("the socket went to the runtime's poller without waiting")
+	}
+	_ = nc.Close()
+	resp, err := http.ReadResponse(bufio.NewReader(cl), nil)
+	if err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("response %v, %v", resp, err)
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+// acceptOne dials a listener of the front's raw accepter, sends first and
+// returns both ends; the test's cleanup closes them.
+func acceptOne(t *testing.T, first string) (client, accepted net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	a := newRawAccepter(ln)
+	t.Cleanup(a.close)
+	cl, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cl.Close() })
+	if first != "" {
+		_, _ = cl.Write([]byte(first))
+	}
+	nc, err := a.accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nc.Close() })
+	return cl, nc
+}
+
+// parkedCount is how many of the front's connections wait in the head
+// poller.
+func parkedCount(s *Server) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for c := range s.conns {
+		if c.parked.Load() {
+			n++
+		}
+	}
+	return n
+}
+
+func waitParked(t *testing.T, s *Server, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for parkedCount(s) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections parked, want %d", parkedCount(s), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A connection that sends nothing at first waits in the head poller, with
+// no goroutine, and is served when its request comes.
+func TestParkedForHead(t *testing.T) {
+	tf := startFront(t, nil)
+	nc, br := dial(t, tf.addr)
+	waitParked(t, tf.Server, 1)
+	_, _ = io.WriteString(nc, post("/a", "late"))
+	if _, got := readBody(t, br); got != "front POST /a 4 late" {
+		t.Fatalf("got %q", got)
+	}
+	waitParked(t, tf.Server, 0)
+	// A client that connects and goes away is closed from the poller.
+	gone, _ := dial(t, tf.addr)
+	waitParked(t, tf.Server, 1)
+	_ = gone.Close()
+	waitParked(t, tf.Server, 0)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tf.mu.Lock()
+		n := len(tf.conns)
+		tf.mu.Unlock()
+		if n == 1 { // nc's, idle between requests
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections tracked, want 1", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A parked connection is closed at the header timeout, and by Shutdown.
+func TestParkedClosed(t *testing.T) {
+	tf := startFront(t, func(s *Server) { s.Fallback.ReadHeaderTimeout = 200 * time.Millisecond })
+	_, br := dial(t, tf.addr)
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("silent connection after the header timeout: %v, want EOF", err)
+	}
+	tf2 := startFront(t, nil)
+	_, br = dial(t, tf2.addr)
+	waitParked(t, tf2.Server, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tf2.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("parked connection after Shutdown: %v, want EOF", err)
+	}
+}

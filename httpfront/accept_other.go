@@ -1,0 +1,14 @@
+//go:build !linux
+
+package httpfront
+
+import "net"
+
+// rawAccepter is Linux only: elsewhere the front accepts with ln.Accept.
+type rawAccepter struct{}
+
+func newRawAccepter(net.Listener) *rawAccepter { return nil }
+
+func (*rawAccepter) accept() (net.Conn, error) { panic("unreachable") }
+
+func (*rawAccepter) close() {}

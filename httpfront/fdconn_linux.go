@@ -1,0 +1,420 @@
+//go:build linux
+
+package httpfront
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// fdConn is an accepted socket the front took with its own accept4: a
+// non-blocking descriptor that is not in the runtime's poller. Accepting
+// through net.Listener costs, besides accept4, an epoll_ctl (the
+// runtime's poller), a getsockname (the local address) and a setsockopt
+// (TCP_NODELAY) per connection, and an epoll_ctl again at close; a
+// handshake whose head is there when it is read, answered and moved to
+// the gateway's poller never needs any of them.
+//
+// Every operation first tries the socket directly. Only one that has to
+// wait (a read with nothing to read, a write the socket does not take
+// whole) puts the descriptor into the runtime's poller, once, by making
+// it an *os.File (promote): from then on every operation is the file's,
+// with the runtime's waiting and deadlines. Until then deadlines are only
+// recorded (no operation waits) and applied when it promotes; one already
+// past fails an operation as it would on a net.Conn.
+//
+// The descriptor is closed only when no direct operation is using it
+// (refs), so it cannot be reused under one: Close during a direct
+// operation leaves the close to that operation's end.
+type fdConn struct {
+	fd     int
+	remote net.Addr
+
+	mu     sync.Mutex
+	refs   int      // direct operations in progress
+	closed bool     // Close was called
+	file   *os.File // set by promote; owns fd from then on
+	frc    syscall.RawConn
+	local  net.Addr
+	rd, wd time.Time // deadlines recorded before promotion
+}
+
+// newFDConn wraps an accepted non-blocking socket; remote is accept4's
+// address.
+func newFDConn(fd int, sa syscall.Sockaddr) *fdConn {
+	return &fdConn{fd: fd, remote: sockaddrToTCP(sa)}
+}
+
+func sockaddrToTCP(sa syscall.Sockaddr) net.Addr {
+	switch sa := sa.(type) {
+	case *syscall.SockaddrInet4:
+		return &net.TCPAddr{IP: append(net.IP(nil), sa.Addr[:]...), Port: sa.Port}
+	case *syscall.SockaddrInet6:
+		a := &net.TCPAddr{IP: append(net.IP(nil), sa.Addr[:]...), Port: sa.Port}
+		if sa.ZoneId != 0 {
+			if ifi, err := net.InterfaceByIndex(int(sa.ZoneId)); err == nil {
+				a.Zone = ifi.Name
+			}
+		}
+		return a
+	}
+	return &net.TCPAddr{}
+}
+
+// acquire takes a reference for a direct operation; once promoted it
+// returns the file instead (and no reference).
+func (c *fdConn) acquire() (*os.File, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, net.ErrClosed
+	}
+	if c.file != nil {
+		return c.file, nil
+	}
+	c.refs++
+	return nil, nil
+}
+
+// releaseRef ends a direct operation; the last one after Close closes the
+// descriptor.
+func (c *fdConn) releaseRef() {
+	c.mu.Lock()
+	c.refs--
+	closeNow := c.refs == 0 && c.closed
+	f := c.file
+	c.mu.Unlock()
+	if closeNow {
+		c.closeFD(f)
+	}
+}
+
+func (c *fdConn) closeFD(f *os.File) {
+	if f != nil {
+		_ = f.Close()
+		return
+	}
+	_ = syscall.Close(c.fd)
+}
+
+// promote puts the socket into the runtime's poller (as an *os.File) and
+// applies the recorded deadlines. It is called holding a reference.
+func (c *fdConn) promote() (*os.File, syscall.RawConn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.file == nil {
+		f := os.NewFile(uintptr(c.fd), "tcp")
+		rc, err := f.SyscallConn()
+		if err != nil {
+			// Never for a socket; the descriptor stays ours.
+			return nil, nil, err
+		}
+		c.file, c.frc = f, rc
+		if !c.rd.IsZero() {
+			_ = f.SetReadDeadline(c.rd)
+		}
+		if !c.wd.IsZero() {
+			_ = f.SetWriteDeadline(c.wd)
+		}
+	}
+	return c.file, c.frc, nil
+}
+
+// passed reports whether a recorded deadline is over.
+func passed(d time.Time) bool { return !d.IsZero() && !time.Now().Before(d) }
+
+func (c *fdConn) deadlines() (rd, wd time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rd, c.wd
+}
+
+func (c *fdConn) Read(p []byte) (int, error) {
+	f, err := c.acquire()
+	if err != nil {
+		return 0, c.opError("read", err)
+	}
+	if f == nil {
+		n, err, done := c.readDirect(p)
+		if done {
+			c.releaseRef()
+			return n, err
+		}
+		f, _, err = c.promote()
+		c.releaseRef()
+		if err != nil {
+			return 0, c.opError("read", err)
+		}
+	}
+	n, err := f.Read(p)
+	return n, c.fileError("read", err)
+}
+
+// readDirect is one read(2); done is false when the socket has nothing
+// yet (the caller waits).
+func (c *fdConn) readDirect(p []byte) (int, error, bool) {
+	if rd, _ := c.deadlines(); passed(rd) {
+		return 0, c.opError("read", os.ErrDeadlineExceeded), true
+	}
+	if len(p) == 0 {
+		return 0, nil, true
+	}
+	for {
+		n, err := syscall.Read(c.fd, p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return 0, nil, false
+		case err != nil:
+			return 0, c.opError("read", os.NewSyscallError("read", err)), true
+		case n == 0:
+			return 0, io.EOF, true
+		}
+		return n, nil, true
+	}
+}
+
+func (c *fdConn) Write(p []byte) (int, error) {
+	f, err := c.acquire()
+	if err != nil {
+		return 0, c.opError("write", err)
+	}
+	written := 0
+	if f == nil {
+		if _, wd := c.deadlines(); passed(wd) {
+			c.releaseRef()
+			return 0, c.opError("write", os.ErrDeadlineExceeded)
+		}
+		for written < len(p) {
+			n, err := syscall.Write(c.fd, p[written:])
+			if err == syscall.EINTR {
+				continue
+			}
+			if err == syscall.EAGAIN {
+				break
+			}
+			if err != nil {
+				c.releaseRef()
+				return written, c.opError("write", os.NewSyscallError("write", err))
+			}
+			written += n
+		}
+		if written == len(p) {
+			c.releaseRef()
+			return written, nil
+		}
+		f, _, err = c.promote()
+		c.releaseRef()
+		if err != nil {
+			return written, c.opError("write", err)
+		}
+	}
+	n, err := f.Write(p[written:])
+	return written + n, c.fileError("write", err)
+}
+
+// Close closes the socket, at once unless a direct operation is using it
+// (then when it ends).
+func (c *fdConn) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return c.opError("close", net.ErrClosed)
+	}
+	c.closed = true
+	closeNow := c.refs == 0
+	f := c.file
+	c.mu.Unlock()
+	if closeNow {
+		c.closeFD(f)
+	}
+	return nil
+}
+
+// CloseWrite shuts the writing side (net/http's close after a refusal).
+func (c *fdConn) CloseWrite() error {
+	return c.control(func(fd int) error { return syscall.Shutdown(fd, syscall.SHUT_WR) })
+}
+
+// SetWriteBuffer sets SO_SNDBUF, as (*net.TCPConn).SetWriteBuffer.
+func (c *fdConn) SetWriteBuffer(bytes int) error {
+	return c.control(func(fd int) error {
+		return syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, bytes)
+	})
+}
+
+// control runs fn on the descriptor while it stays open.
+func (c *fdConn) control(fn func(fd int) error) error {
+	f, err := c.acquire()
+	if err != nil {
+		return err
+	}
+	if f == nil {
+		defer c.releaseRef()
+		return fn(c.fd)
+	}
+	var ferr error
+	if err := c.frc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
+}
+
+func (c *fdConn) LocalAddr() net.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.local == nil && !c.closed {
+		sa, err := syscall.Getsockname(c.fd)
+		if err != nil {
+			return &net.TCPAddr{}
+		}
+		c.local = sockaddrToTCP(sa)
+	}
+	if c.local == nil {
+		return &net.TCPAddr{}
+	}
+	return c.local
+}
+
+func (c *fdConn) RemoteAddr() net.Addr { return c.remote }
+
+func (c *fdConn) SetDeadline(t time.Time) error {
+	return c.setDeadline(t, true, true)
+}
+
+func (c *fdConn) SetReadDeadline(t time.Time) error { return c.setDeadline(t, true, false) }
+
+func (c *fdConn) SetWriteDeadline(t time.Time) error { return c.setDeadline(t, false, true) }
+
+func (c *fdConn) setDeadline(t time.Time, read, write bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return c.opError("set", net.ErrClosed)
+	}
+	if c.file != nil {
+		var err error
+		switch {
+		case read && write:
+			err = c.file.SetDeadline(t)
+		case read:
+			err = c.file.SetReadDeadline(t)
+		default:
+			err = c.file.SetWriteDeadline(t)
+		}
+		return c.fileError("set", err)
+	}
+	if read {
+		c.rd = t
+	}
+	if write {
+		c.wd = t
+	}
+	return nil
+}
+
+// SyscallConn gives the descriptor to direct reads and writes (the
+// gateway's), with the same rules as the conn's own.
+func (c *fdConn) SyscallConn() (syscall.RawConn, error) { return (*fdRawConn)(c), nil }
+
+type fdRawConn fdConn
+
+func (r *fdRawConn) Control(fn func(fd uintptr)) error {
+	c := (*fdConn)(r)
+	f, err := c.acquire()
+	if err != nil {
+		return err
+	}
+	if f != nil {
+		return c.frc.Control(fn)
+	}
+	fn(uintptr(c.fd))
+	c.releaseRef()
+	return nil
+}
+
+func (r *fdRawConn) Read(fn func(fd uintptr) bool) error {
+	c := (*fdConn)(r)
+	return c.rawIO(fn, true)
+}
+
+func (r *fdRawConn) Write(fn func(fd uintptr) bool) error {
+	c := (*fdConn)(r)
+	return c.rawIO(fn, false)
+}
+
+// rawIO calls fn on the descriptor; fn returning false means it has to
+// wait for the socket, which promotes it.
+func (c *fdConn) rawIO(fn func(fd uintptr) bool, read bool) error {
+	f, err := c.acquire()
+	if err != nil {
+		return err
+	}
+	if f == nil {
+		rd, wd := c.deadlines()
+		if read && passed(rd) || !read && passed(wd) {
+			c.releaseRef()
+			return os.ErrDeadlineExceeded
+		}
+		if fn(uintptr(c.fd)) {
+			c.releaseRef()
+			return nil
+		}
+		_, _, err = c.promote()
+		c.releaseRef()
+		if err != nil {
+			return err
+		}
+	}
+	if read {
+		return c.frc.Read(fn)
+	}
+	return c.frc.Write(fn)
+}
+
+// opError shapes an error as net's: a *net.OpError whose Timeout and
+// errors.Is(net.ErrClosed) answer as on a *net.TCPConn.
+func (c *fdConn) opError(op string, err error) error {
+	if err == nil || err == io.EOF {
+		return err
+	}
+	return &net.OpError{Op: op, Net: "tcp", Addr: c.remote, Err: err}
+}
+
+// fileError turns an *os.File's error into net's shape: its *PathError
+// becomes a *net.OpError, and a closed file net.ErrClosed.
+func (c *fdConn) fileError(op string, err error) error {
+	if err == nil || err == io.EOF {
+		return err
+	}
+	if errors.Is(err, os.ErrClosed) {
+		return c.opError(op, net.ErrClosed)
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return c.opError(op, err)
+}
+
+// tryRead is one direct read that does not wait: ready is false when
+// the socket has nothing yet. A socket already in the runtime's poller
+// reports ready with nothing read (the caller reads as usual).
+func (c *fdConn) tryRead(p []byte) (n int, err error, ready bool) {
+	f, err := c.acquire()
+	if err != nil {
+		return 0, c.opError("read", err), true
+	}
+	if f != nil {
+		return 0, nil, true
+	}
+	defer c.releaseRef()
+	n, err, ready = c.readDirect(p)
+	return n, err, ready
+}
