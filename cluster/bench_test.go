@@ -48,6 +48,7 @@ func BenchmarkCrossNodeSend(b *testing.B) {
 			})
 			b.StopTimer()
 			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+			b.ReportMetric(hubs[0].CallsPerBatch(), "calls/batch")
 		})
 	}
 }

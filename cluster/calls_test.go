@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"encoding/binary"
-	"reflect"
 	"testing"
 )
 
@@ -11,25 +10,26 @@ import (
 func TestBatchWire(t *testing.T) {
 	items := []item{
 		{op: opPost, deadline: 1764400000123, id: "AAAAAAAAAAAAAAA=", key: "sdk:AKID:0f3c", body: []byte("hello\nworld")},
-		{op: opJoin, deadline: 1, id: "BBBBBBBBBBBBBBB=", key: "req:9f2c.1", arg: "room.1"},
-		{op: opDelete, deadline: 2, id: "CCCCCCCCCCCCCCC=", arg: "going_away"},
+		{op: opJoin, deadline: 1, id: "BBBBBBBBBBBBBBB=", seq: 46, arg: "room.1"},
+		{op: opDelete, deadline: 2, id: "CCCCCCCCCCCCCCC=", seq: 1<<64 - 1, arg: "going_away"},
 	}
+	// A call without a key of its own gets the origin's prefix and its
+	// seq in base 36.
+	keys := []string{"sdk:AKID:0f3c", "req:9f2c.1a", "req:9f2c.3w5e11264sgsf"}
 	var atts []*attempt
 	for i := range items {
 		atts = append(atts, &attempt{it: &items[i]})
 	}
-	data := encodeBatch(atts)
+	data := encodeBatch(atts, "req:9f2c.")
 	got, err := decodeBatch(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range got {
-		if len(got[i].body) == 0 {
-			got[i].body = nil
+	for i, g := range got {
+		w := items[i]
+		if g.op != w.op || g.deadline != w.deadline || g.id != w.id || string(g.keyb) != keys[i] || g.arg != w.arg || string(g.body) != string(w.body) {
+			t.Fatalf("call %d decoded %+v (key %q), want %+v (key %q)", i, g, g.keyb, w, keys[i])
 		}
-	}
-	if !reflect.DeepEqual(got, items) {
-		t.Fatalf("decoded %+v, want %+v", got, items)
 	}
 	for n := range len(data) {
 		if _, err := decodeBatch(data[:n]); err == nil {
@@ -77,8 +77,8 @@ func TestLinkTake(t *testing.T) {
 	if len(got) != maxBatch || got[0] != want[0] || got[1] != want[1] || got[maxBatch-1] != want[maxBatch-1] {
 		t.Fatalf("first batch: %d attempts, want the first %d live ones in order", len(got), maxBatch)
 	}
-	if got := l.take(300); len(got) != 2 || got[0] != want[maxBatch] {
-		t.Fatalf("second batch within 300 bytes: %d attempts, want 2", len(got))
+	if got := l.take(400); len(got) != 2 || got[0] != want[maxBatch] {
+		t.Fatalf("second batch within 400 bytes: %d attempts, want 2", len(got))
 	}
 	if got := l.take(1); len(got) != 0 {
 		t.Fatalf("an empty queue gave %d attempts", len(got))

@@ -58,7 +58,26 @@ func (d *dedupe) do(key string, f func() error) error {
 		d.mu.Unlock()
 		return f()
 	}
-	k := maphash.String(d.seed, key)
+	return d.doLocked(maphash.String(d.seed, key), f)
+}
+
+// doBytes is do with the key as bytes (a slice of a batch): a key as a
+// string or as bytes is one key (maphash hashes both alike).
+func (d *dedupe) doBytes(key []byte, f func() error) error {
+	if len(key) == 0 {
+		return f()
+	}
+	d.mu.Lock()
+	if d.cur == nil {
+		d.mu.Unlock()
+		return f()
+	}
+	return d.doLocked(maphash.Bytes(d.seed, key), f)
+}
+
+// doLocked is do for the key hash k, called with d.mu held and d
+// initialized; it unlocks d.mu.
+func (d *dedupe) doLocked(k uint64, f func() error) error {
 	o := d.cur[k]
 	if o == nil {
 		o = d.prev[k]

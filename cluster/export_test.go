@@ -31,3 +31,11 @@ func (h *Hub) GroupSubs() map[string]int {
 	}
 	return out
 }
+
+// CallsPerBatch is the mean number of calls in the batches this node sent.
+func (h *Hub) CallsPerBatch() float64 {
+	if b := h.batchesOut.Load(); b > 0 {
+		return float64(h.callsOut.Load()) / float64(b)
+	}
+	return 0
+}

@@ -109,6 +109,9 @@ type Hub struct {
 	outSeq    uint64
 	reqPrefix string
 	reqSeq    atomic.Uint64
+	// batchesOut and callsOut count the batches sent and the calls in
+	// them (attempts: a retry counts again).
+	batchesOut, callsOut atomic.Int64
 
 	streamReport atomic.Pointer[func() []byte]
 	// connHook, set by tests only, runs first in handleConn: a slow owner.
@@ -570,8 +573,9 @@ func (h *Hub) callConn(ctx context.Context, b byte, it *item) ([]byte, error) {
 	deadline := h.deadline(ctx)
 	it.deadline = deadline.UnixMilli()
 	if it.key == "" {
-		// The owner answers a retry of this call once.
-		it.key = h.reqPrefix + strconv.FormatUint(h.reqSeq.Add(1), 36)
+		// The owner answers a retry of this call once (the key is
+		// reqPrefix and seq: encodeBatch writes it).
+		it.seq = h.reqSeq.Add(1)
 	}
 	var body []byte
 	err := h.retry(ctx, b, deadline, func(actx context.Context) error {

@@ -67,11 +67,12 @@ func (h *Hub) handleQuery(m *nats.Msg) {
 	respond(m, err, b)
 }
 
-// scatter sends one query to every other live node in parallel and calls
+// scatter sends one query to every other live node in parallel, runs
+// local (this node's part, if not nil) while they are out, and calls
 // collect with each reply's body. A node found gone meanwhile is skipped
 // (its connections left every listing with it); any other failure fails
 // the whole call: never a silent partial page.
-func (h *Hub) scatter(ctx context.Context, op, group string, p hub.Page, collect func([]byte) error) error {
+func (h *Hub) scatter(ctx context.Context, op, group string, p hub.Page, local func() error, collect func([]byte) error) error {
 	nodes := h.live()
 	errs := make([]error, len(nodes))
 	bodies := make([][]byte, len(nodes))
@@ -94,7 +95,14 @@ func (h *Hub) scatter(ctx context.Context, op, group string, p hub.Page, collect
 			bodies[i], errs[i] = replyBody(reply), err
 		}()
 	}
+	var lerr error
+	if local != nil {
+		lerr = local()
+	}
 	wg.Wait()
+	if lerr != nil {
+		return lerr
+	}
 	for i, err := range errs {
 		if err != nil {
 			return fmt.Errorf("%w: node %s: %v", hub.ErrUnavailable, hub.NodeHex(nodes[i]), err)
@@ -123,13 +131,13 @@ func replyBody(m *nats.Msg) []byte {
 // every node's first Limit, so the page is exact; the token is the last
 // id, as on a single node.
 func (h *Hub) Members(ctx context.Context, group string, p hub.Page) ([]string, string, error) {
-	ids, next, err := h.mem.Members(ctx, group, p)
-	if err != nil {
-		return nil, "", err
-	}
-	lists := [][]string{ids}
-	more := next != ""
-	err = h.scatter(ctx, "members", group, p, func(b []byte) error {
+	lists := [][]string{nil} // this node's first
+	var more bool
+	err := h.scatter(ctx, "members", group, p, func() error {
+		ids, next, err := h.mem.Members(ctx, group, p)
+		lists[0], more = ids, next != ""
+		return err
+	}, func(b []byte) error {
 		ids, m, err := decodeIDs(b)
 		lists = append(lists, ids)
 		more = more || m
@@ -138,7 +146,7 @@ func (h *Hub) Members(ctx context.Context, group string, p hub.Page) ([]string, 
 	if err != nil {
 		return nil, "", err
 	}
-	ids, next = cut(merge(lists, p.Limit, func(id string) string { return id }), p.Limit, more, func(id string) string { return id })
+	ids, next := cut(merge(lists, p.Limit, func(id string) string { return id }), p.Limit, more, func(id string) string { return id })
 	return ids, next, nil
 }
 
@@ -200,13 +208,13 @@ func merge[T any](lists [][]T, limit int, key func(T) string) []T {
 
 // Connections implements hub.Router, merged as Members.
 func (h *Hub) Connections(ctx context.Context, p hub.Page) ([]hub.Info, string, error) {
-	infos, next, err := h.mem.Connections(ctx, p)
-	if err != nil {
-		return nil, "", err
-	}
-	lists := [][]hub.Info{infos}
-	more := next != ""
-	err = h.scatter(ctx, "conns", "", p, func(b []byte) error {
+	lists := [][]hub.Info{nil} // this node's first
+	var more bool
+	err := h.scatter(ctx, "conns", "", p, func() error {
+		infos, next, err := h.mem.Connections(ctx, p)
+		lists[0], more = infos, next != ""
+		return err
+	}, func(b []byte) error {
 		var r connsReply
 		if err := json.Unmarshal(b, &r); err != nil {
 			return err
@@ -219,7 +227,7 @@ func (h *Hub) Connections(ctx context.Context, p hub.Page) ([]hub.Info, string, 
 		return nil, "", err
 	}
 	id := func(in hub.Info) string { return in.ConnectionID }
-	infos, next = cut(merge(lists, p.Limit, id), p.Limit, more, id)
+	infos, next := cut(merge(lists, p.Limit, id), p.Limit, more, id)
 	return infos, next, nil
 }
 
@@ -237,11 +245,11 @@ func cut[T any](items []T, limit int, more bool, id func(T) string) ([]T, string
 
 // Count implements hub.Router: the members on every node, summed.
 func (h *Hub) Count(ctx context.Context, group string) (int, error) {
-	n, err := h.mem.Count(ctx, group)
-	if err != nil {
-		return 0, err
-	}
-	err = h.scatter(ctx, "count", group, hub.Page{}, func(b []byte) error {
+	var n int
+	err := h.scatter(ctx, "count", group, hub.Page{}, func() (err error) {
+		n, err = h.mem.Count(ctx, group)
+		return err
+	}, func(b []byte) error {
 		var r countReply
 		if err := json.Unmarshal(b, &r); err != nil {
 			return err
@@ -263,7 +271,7 @@ func (h *Hub) SetStreamReport(f func() []byte) { h.streamReport.Store(&f) }
 // listing does.
 func (h *Hub) StreamReports(ctx context.Context) ([][]byte, error) {
 	var out [][]byte
-	err := h.scatter(ctx, "streams", "", hub.Page{}, func(b []byte) error {
+	err := h.scatter(ctx, "streams", "", hub.Page{}, nil, func(b []byte) error {
 		if !json.Valid(b) {
 			return errors.New("a stream report that is not JSON")
 		}

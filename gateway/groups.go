@@ -30,7 +30,12 @@ func ValidGroup(name string) bool {
 //	POST   {group}                     publish the body to every member (200)
 //	GET    {group}                     members, paginated (200)
 //	GET    {group}/@count              {"connections": n} (200)
+//	POST   (no group)                  publish several messages (200, groups_batch.go)
 func (g *Gateway) groups(w http.ResponseWriter, r *http.Request, tail string) {
+	if tail == "" {
+		g.publishBatch(w, r)
+		return
+	}
 	rawGroup, member, hasMember := strings.Cut(tail, "/")
 	name, ok := pathID(rawGroup)
 	if !ok || !ValidGroup(name) {

@@ -511,22 +511,29 @@ func (e *env) profile(name string, run int, seconds int, load func()) {
 		load()
 		return
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", e.debug, seconds))
-		if err != nil {
-			fmt.Fprintf(e.o.Log, "profile %s: %v\n", name, err)
-			return
+	// A cluster's nodes are profiled together, each into its own file
+	// (name-n1.pprof, …; `go tool pprof` merges them when given all).
+	var wg sync.WaitGroup
+	for k, debug := range e.debugs {
+		file := name + ".pprof"
+		if len(e.debugs) > 1 {
+			file = fmt.Sprintf("%s-n%d.pprof", name, k+1)
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		_ = os.MkdirAll(e.o.ProfileDir, 0o755)
-		_ = os.WriteFile(filepath.Join(e.o.ProfileDir, name+".pprof"), b, 0o644)
-	}()
+		wg.Go(func() {
+			resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", debug, seconds))
+			if err != nil {
+				fmt.Fprintf(e.o.Log, "profile %s: %v\n", file, err)
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			_ = os.MkdirAll(e.o.ProfileDir, 0o755)
+			_ = os.WriteFile(filepath.Join(e.o.ProfileDir, file), b, 0o644)
+		})
+	}
 	time.Sleep(50 * time.Millisecond) // let the profile start
 	load()
-	<-done
+	wg.Wait()
 }
 
 // signedPost sends a SigV4-signed POST to the server and returns the body.

@@ -58,6 +58,7 @@ type command struct {
 	Entry    string  `json:"entry,omitempty"`    // post, joinleave: "other" sends to a node that does not own the connection
 	Groups   int     `json:"groups,omitempty"`   // publish: to groups Join-0 … Join-(Groups-1), round-robin
 	Pad      int     `json:"pad,omitempty"`      // publish: payload padding
+	Batch    int     `json:"batch,omitempty"`    // publish: > 0 sends this many messages per call (POST @groups), groups in turn
 	Rate     float64 `json:"rate,omitempty"`     // per second for this worker; 0: closed loop
 	Duration float64 `json:"duration,omitempty"` // seconds
 	Max      int     `json:"max,omitempty"`      // bound on requests/messages
@@ -533,8 +534,25 @@ func (w *worker) publish(c command) reply {
 	if len(addrs) == 0 {
 		addrs = []string{c.Addr}
 	}
+	groups := max(c.Groups, 1)
 	return w.signedLoad(c, func(i int, t int64) []call {
-		u := "http://" + addrs[i%len(addrs)] + "/" + c.Stage + "/@groups/" + c.Join + "-" + strconv.Itoa(i%max(c.Groups, 1))
+		if c.Batch > 0 {
+			// One call: message k to group (i·Batch + k) mod Groups.
+			u := "http://" + addrs[i%len(addrs)] + "/" + c.Stage + "/@groups"
+			b := []byte(`{"messages":[`)
+			for k := range c.Batch {
+				if k > 0 {
+					b = append(b, ',')
+				}
+				b = append(b, `{"group":"`...)
+				b = append(b, c.Join+"-"+strconv.Itoa((i*c.Batch+k)%groups)...)
+				b = append(b, `","data":`...)
+				b = strconv.AppendQuote(b, string(stampedBody(t, c.Pad)))
+				b = append(b, '}')
+			}
+			return []call{{http.MethodPost, u, append(b, "]}"...)}}
+		}
+		u := "http://" + addrs[i%len(addrs)] + "/" + c.Stage + "/@groups/" + c.Join + "-" + strconv.Itoa(i%groups)
 		return []call{{http.MethodPost, u, stampedBody(t, c.Pad)}}
 	})
 }
