@@ -16,6 +16,7 @@ import (
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/integration"
 	"github.com/wsgate/wsgate/internal/confcheck"
+	"github.com/wsgate/wsgate/internal/gopool"
 	"github.com/wsgate/wsgate/sigv4"
 )
 
@@ -23,13 +24,17 @@ import (
 // /{stage}, calls the routes' integrations, and serves the @connections
 // management API at /{stage}/@connections/{id}. It is an http.Handler.
 type Gateway struct {
-	cfg      Config // as started: only its fixed settings are read (KeepFixed)
-	hub      hub.Hub
-	log      *slog.Logger
-	node     byte
-	ext      map[string]http.Handler
-	workers  *workers             // route invocations
-	readers  *workers             // read turns of connections the poller found readable
+	cfg  Config // as started: only its fixed settings are read (KeepFixed)
+	hub  hub.Hub
+	log  *slog.Logger
+	node byte
+	ext  map[string]http.Handler
+	// workers run route invocations, bounded by the connections times
+	// maxInflightPerConnection (the reader waits for a slot before handing
+	// a message over) and their integration calls by maxInflight (a call
+	// past it fails at once with integration.ErrThrottled).
+	workers  *gopool.Pool         // route invocations
+	readers  *gopool.Pool         // read turns of connections the poller found readable
 	flush    flusher              // write turns of connections a group publish queued to
 	inflight *integration.Limiter // maxInflight, shared by every integration
 	proxies  Proxies              // trustedProxies (fixed: the listener reads them too)
@@ -140,8 +145,8 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		closeWait:  2 * time.Second,
 		stop:       make(chan struct{}),
 		ext:        opts.Extensions,
-		workers:    newWorkers(),
-		readers:    newWorkers(),
+		workers:    gopool.New(),
+		readers:    gopool.New(),
 		inflight:   integration.NewLimiter(cfg.MaxInflight),
 		endpoint:   opts.ManagementEndpoint,
 		handlerEnv: opts.HandlerEnv,

@@ -40,7 +40,16 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/gopool"
 )
+
+// serving runs connections' serve and resume turns on goroutines that keep
+// the stacks they grew (a handshake goes deep: parsing, the upgrade, the
+// $connect call) instead of growing a fresh one per connection. Accepting
+// bounds the turns in flight: MaxPending before a first head, the
+// descriptor limit after.
+var serving = gopool.New()
 
 // Server is the front of one listener.
 type Server struct {
@@ -149,7 +158,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			_ = nc.Close()
 			return http.ErrServerClosed
 		}
-		go c.serve()
+		serving.Go(c.serve)
 	}
 }
 

@@ -167,7 +167,7 @@ func (p *headPoller) run() {
 			ready[i] = nil
 			if c.parked.CompareAndSwap(true, false) {
 				p.forget(c).Stop()
-				go c.resume()
+				serving.Go(c.resume)
 			}
 		}
 	})
