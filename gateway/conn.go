@@ -372,7 +372,7 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// writeBatch writes the frames with writev. While the connection is open
+// writeBatch writes the frames with writev (writeAll: maxIOV at a time). While the connection is open
 // each attempt gets writeTimeout and an attempt that wrote something is
 // retried, so only writeTimeout without progress fails it; once closing,
 // the whole batch gets closeWait (set by closeWith or here), so a client
@@ -385,7 +385,15 @@ func (c *conn) writeBatch(batch [][]byte, open bool) error {
 		} else {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(c.gw.closeWait))
 		}
-		n, err := bufs.WriteTo(c.nc)
+		var n int64
+		var err error
+		if c.rc != nil {
+			w := rawWrites.Get().(*rawWrite) // for its writev scratch
+			n, err = writeAll(c.nc, c.rc, &bufs, &w.iov)
+			rawWrites.Put(w)
+		} else {
+			n, err = bufs.WriteTo(c.nc)
+		}
 		if err == nil || n == 0 || !open || !isTimeout(err) {
 			return err
 		}

@@ -173,15 +173,19 @@ func TestSlowConsumerDefaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits writeTimeoutSeconds (10 s)")
 	}
-	be := newBackend(t, nil)
-	cfg := baseConfig()
-	cfg.Routes["whoami"] = be.whoamiRoute()
-	cfg.Routes["$disconnect"] = be.route("/disconnect")
-	tg := startGateway(t, cfg)
-	c := tg.dialFrozen(t)
-	id := whoami(t, c)
-	full := tg.postUntilFull(t, id, bytes.Repeat([]byte("s"), 128*1024))
-	if code := waitDisconnect(t, be); code != 1008 || !full {
-		t.Fatalf("$disconnect code %d (queue filled: %v), want 1008 after the queue filled", code, full)
+	for _, front := range []bool{false, true} {
+		t.Run(map[bool]string{false: "net/http", true: "front"}[front], func(t *testing.T) {
+			be := newBackend(t, nil)
+			cfg := baseConfig()
+			cfg.Routes["whoami"] = be.whoamiRoute()
+			cfg.Routes["$disconnect"] = be.route("/disconnect")
+			tg := startGatewayWith(t, cfg, testLogger(t), front)
+			c := tg.dialFrozen(t)
+			id := whoami(t, c)
+			full := tg.postUntilFull(t, id, bytes.Repeat([]byte("s"), 128*1024))
+			if code := waitDisconnect(t, be); code != 1008 || !full {
+				t.Fatalf("$disconnect code %d (queue filled: %v), want 1008 after the queue filled", code, full)
+			}
+		})
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/httpfront"
 	"github.com/wsgate/wsgate/integration"
 	"github.com/wsgate/wsgate/internal/testenv"
 )
@@ -37,9 +38,10 @@ const (
 
 // testGateway is a gateway served on a random loopback port.
 type testGateway struct {
-	gw   *gateway.Gateway
-	srv  *http.Server
-	addr string
+	gw    *gateway.Gateway
+	srv   *http.Server
+	front *httpfront.Server // set: the listener is served by the front, as in production
+	addr  string
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -71,6 +73,14 @@ func startGatewayLog(t testing.TB, cfg gateway.Config) (*testGateway, *testenv.B
 
 func startGatewayLogger(t testing.TB, cfg gateway.Config, logger *slog.Logger) *testGateway {
 	t.Helper()
+	return startGatewayWith(t, cfg, logger, false)
+}
+
+// startGatewayWith starts a gateway served by net/http, or with front by
+// httpfront as the server does: its sockets are then accepted raw on Linux
+// (outside the runtime's poller until a write has to wait).
+func startGatewayWith(t testing.TB, cfg gateway.Config, logger *slog.Logger, front bool) *testGateway {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +90,12 @@ func startGatewayLogger(t testing.TB, cfg gateway.Config, logger *slog.Logger) *
 		t.Fatal(err)
 	}
 	tg := &testGateway{gw: gw, srv: &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}, addr: ln.Addr().String()}
-	go func() { _ = tg.srv.Serve(ln) }()
+	if front {
+		tg.front = &httpfront.Server{Fallback: tg.srv}
+		go func() { _ = tg.front.Serve(ln) }()
+	} else {
+		go func() { _ = tg.srv.Serve(ln) }()
+	}
 	t.Cleanup(func() { tg.shutdown(t) })
 	return tg
 }
@@ -88,6 +103,9 @@ func startGatewayLogger(t testing.TB, cfg gateway.Config, logger *slog.Logger) *
 func (tg *testGateway) shutdown(t testing.TB) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	if tg.front != nil {
+		_ = tg.front.Shutdown(ctx)
+	}
 	_ = tg.srv.Shutdown(ctx)
 	if err := tg.gw.Shutdown(ctx); err != nil {
 		t.Errorf("gateway shutdown: %v", err)

@@ -2,6 +2,11 @@
 
 package gateway
 
+import (
+	"net"
+	"syscall"
+)
+
 // iovecs is writeFD's scratch; unused here.
 type iovecs struct{}
 
@@ -9,3 +14,9 @@ type iovecs struct{}
 // not implemented (Windows): every frame goes to the connection's writer
 // goroutine, which writes through net.Conn.
 func writeFD(uintptr, [][]byte, int, *iovecs) (int, error) { return 0, nil }
+
+// writeAll writes *bufs through net.Conn (one write per buffer where the
+// conn cannot writev).
+func writeAll(nc net.Conn, _ syscall.RawConn, bufs *net.Buffers, _ *iovecs) (int64, error) {
+	return bufs.WriteTo(nc)
+}

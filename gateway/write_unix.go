@@ -3,6 +3,9 @@
 package gateway
 
 import (
+	"errors"
+	"net"
+	"os"
 	"syscall"
 	"unsafe"
 )
@@ -54,4 +57,58 @@ func writev(fd uintptr, bufs [][]byte, skip int, scratch *iovecs) (int, error) {
 		return 0, errno
 	}
 	return int(n), nil
+}
+
+// writeAll writes every buffer of *bufs through rc with writev(2), at most
+// maxIOV at a time, waiting in the runtime poller (and so under the
+// connection's write deadline) while the socket is full. What it wrote is
+// consumed from *bufs, as net.Buffers.WriteTo does, so a caller may go on
+// after a timeout. It is the writer goroutine's path: the socket may be
+// outside the runtime's poller (httpfront's sockets), where
+// net.Buffers.WriteTo would make one write(2) per frame.
+func writeAll(nc net.Conn, rc syscall.RawConn, bufs *net.Buffers, iov *iovecs) (int64, error) {
+	var total int64
+	var werr error
+	err := rc.Write(func(fd uintptr) bool {
+		for len(*bufs) > 0 {
+			n, err := writev(fd, (*bufs)[:min(len(*bufs), maxIOV)], 0, iov)
+			switch err {
+			case nil:
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				return false
+			default:
+				werr = os.NewSyscallError("writev", err)
+				return true
+			}
+			total += int64(n)
+			consume(bufs, n)
+		}
+		return true
+	})
+	if err == nil {
+		err = werr
+	}
+	if err != nil {
+		var oe *net.OpError
+		if !errors.As(err, &oe) {
+			err = &net.OpError{Op: "write", Net: "tcp", Source: nc.LocalAddr(), Addr: nc.RemoteAddr(), Err: err}
+		}
+	}
+	return total, err
+}
+
+// consume drops the first n bytes of *bufs.
+func consume(bufs *net.Buffers, n int) {
+	for len(*bufs) > 0 {
+		b := (*bufs)[0]
+		if n < len(b) {
+			(*bufs)[0] = b[n:]
+			return
+		}
+		n -= len(b)
+		(*bufs)[0] = nil
+		*bufs = (*bufs)[1:]
+	}
 }
