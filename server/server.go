@@ -367,7 +367,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		}
 	case s.cfg.ProxyProtocol:
 		proxies, _ := gateway.ParseProxies(s.cfg.TrustedProxies) // validated
-		ln = newPrepListener(ln, prepOptions{proxies: proxies, log: s.log, always: true, tls: ts.config})
+		ln = newPrepListener(ln, prepOptions{proxies: proxies, log: s.log, tls: ts.config})
 	default:
 		ln = tls.NewListener(ln, ts.config)
 	}

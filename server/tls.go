@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/gateway"
-	"github.com/wsgate/wsgate/httpfront"
 	"github.com/wsgate/wsgate/integration"
 	"github.com/wsgate/wsgate/integration/bootstrap"
 	"github.com/wsgate/wsgate/internal/confcheck"
@@ -207,28 +205,23 @@ func certNames(cfg *Config, addr net.Addr) []string {
 // first byte tells TLS from plaintext.
 const sniffTimeout = 10 * time.Second
 
-// maxSniffing bounds connections waiting for their first byte; when that
-// many are waiting, accepting pauses (the kernel's backlog queues the rest).
+// maxSniffing bounds connections being prepared (PROXY header, TLS); when
+// that many are, accepting pauses (the kernel's backlog queues the rest).
 const maxSniffing = 1024
 
-// tlsRecordHandshake is the first byte of every TLS connection (a
-// handshake record); no HTTP request starts with it.
-const tlsRecordHandshake = 0x16
-
 // sniffListener prepares each accepted connection on its own goroutine,
-// so a silent client does not hold up the others, within sniffTimeout:
-// with proxyProtocol, it reads a trusted peer's PROXY header (the client's
-// address becomes the connection's RemoteAddr); then, in TLS mode auto, it
-// tells TLS from plaintext by the first byte, peeked without being
-// consumed (in mode on every connection is TLS, in off none is).
-// Plaintext connections are returned as accepted (a *net.TCPConn, or
-// proxiedTCPConn around one, keeping the gateway's direct-write path); TLS
-// ones as *tls.Conn, whose handshake http.Server runs. The PROXY header
-// comes first, before any TLS record, as load balancers send it.
+// so a silent client does not hold up the others, within sniffTimeout: it
+// reads a trusted peer's PROXY header (the client's address becomes the
+// connection's RemoteAddr), then makes the connection TLS when tls is set.
+// It serves only `tls.mode: on` with proxyProtocol (every connection TLS);
+// in modes auto and off the front (httpfront) prepares connections itself.
+// A plaintext connection (tls nil, tests) is returned as accepted (a
+// *net.TCPConn, or proxiedTCPConn around one); a TLS one as *tls.Conn,
+// whose handshake http.Server runs. The PROXY header comes first, before
+// any TLS record, as load balancers send it.
 type sniffListener struct {
 	net.Listener
-	tls     *tls.Config // nil: no TLS (mode off)
-	always  bool        // every connection is TLS (mode on)
+	tls     *tls.Config // nil: plaintext (tests); else every connection is TLS
 	proxies gateway.Proxies
 	log     *slog.Logger
 	conns   chan accepted
@@ -239,8 +232,7 @@ type sniffListener struct {
 
 // prepOptions are what a sniffListener does to each connection.
 type prepOptions struct {
-	tls     *tls.Config // nil: plaintext only
-	always  bool        // TLS only (mode on)
+	tls     *tls.Config // nil: plaintext only; else TLS only (mode on)
 	proxies gateway.Proxies
 	log     *slog.Logger
 }
@@ -250,13 +242,9 @@ type accepted struct {
 	err error
 }
 
-func newSniffListener(ln net.Listener, cfg *tls.Config) *sniffListener {
-	return newPrepListener(ln, prepOptions{tls: cfg, log: slog.New(slog.DiscardHandler)})
-}
-
 func newPrepListener(ln net.Listener, o prepOptions) *sniffListener {
 	l := &sniffListener{
-		Listener: ln, tls: o.tls, always: o.always, proxies: o.proxies, log: o.log,
+		Listener: ln, tls: o.tls, proxies: o.proxies, log: o.log,
 		conns: make(chan accepted), slots: make(chan struct{}, maxSniffing), done: make(chan struct{}),
 	}
 	go l.acceptLoop()
@@ -300,17 +288,8 @@ func (l *sniffListener) sniff(c net.Conn) {
 		}
 		c = pc
 	}
-	useTLS := l.always
-	if l.tls != nil && !l.always {
-		first, pc, err := peekByte(c)
-		if err != nil {
-			c.Close() // silent or gone before saying anything
-			return
-		}
-		c, useTLS = pc, first == tlsRecordHandshake
-	}
 	_ = c.SetReadDeadline(time.Time{})
-	if useTLS {
+	if l.tls != nil {
 		c = tls.Server(c, l.tls)
 	}
 	select {
@@ -366,14 +345,6 @@ func prepareProxy(proxies gateway.Proxies, log *slog.Logger, c net.Conn) (net.Co
 		log.Info("connection closed: PROXY protocol header from a trusted proxy missing or invalid", "peer", c.RemoteAddr().String(), "error", err)
 	}
 	return pc, err
-}
-
-func readByte(c net.Conn) (byte, net.Conn, error) {
-	var b [1]byte
-	if _, err := io.ReadFull(c, b[:]); err != nil {
-		return 0, c, err
-	}
-	return b[0], &httpfront.PrefixConn{Conn: c, Prefix: b[:]}, nil
 }
 
 // CACertPath is the local CA's root certificate, the file clients trust;

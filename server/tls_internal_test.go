@@ -13,11 +13,10 @@ import (
 	"github.com/wsgate/wsgate/tlsca"
 )
 
-// TestSniffListenerKeepsPlainSockets: plaintext connections come out of
-// the sniffer as the accepted *net.TCPConn, with their first byte still
-// unread (the gateway's direct-write and MSG_PEEK paths need the socket),
-// and TLS ones as *tls.Conn.
-func TestSniffListenerKeepsPlainSockets(t *testing.T) {
+// TestPrepListenerTLS: with a TLS config every accepted connection comes
+// out as *tls.Conn (tls.mode on with proxyProtocol, where no peer is a
+// trusted proxy here), and Accept fails once the listener is closed.
+func TestPrepListenerTLS(t *testing.T) {
 	ca, err := tlsca.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -30,44 +29,32 @@ func TestSniffListenerKeepsPlainSockets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := newSniffListener(inner, &tls.Config{GetCertificate: leaves.GetCertificate})
+	ln := newPrepListener(inner, prepOptions{tls: &tls.Config{GetCertificate: leaves.GetCertificate}, log: slog.New(slog.DiscardHandler)})
 	defer ln.Close()
 
-	plain, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
-	if _, err := plain.Write([]byte("GET")); err != nil {
-		t.Fatal(err)
-	}
-	c, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := c.(*net.TCPConn); !ok {
-		t.Fatalf("plaintext connection is %T, want *net.TCPConn", c)
-	}
-	b := make([]byte, 3)
-	if _, err := c.Read(b); err != nil || string(b) != "GET" {
-		t.Fatalf("read %q, %v: the sniffed byte was consumed", b, err)
-	}
-	c.Close()
-
+	done := make(chan error, 1)
 	go func() {
 		tc, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: ca.Pool()})
 		if err == nil {
 			tc.Close()
 		}
+		done <- err
 	}()
-	c, err = ln.Accept()
+	c, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	if _, ok := c.(*tls.Conn); !ok {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
 		t.Fatalf("TLS connection is %T, want *tls.Conn", c)
 	}
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("server handshake: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("client handshake: %v", err)
+	}
+	c.Close()
 	ln.Close()
 	if _, err := ln.Accept(); err == nil {
 		t.Fatal("Accept after Close succeeded")

@@ -8,24 +8,6 @@ import (
 	"syscall"
 )
 
-// peekByte returns c's first byte without consuming it (MSG_PEEK, waiting
-// in the runtime's poller under c's read deadline), and c itself, so a
-// plaintext connection stays a *net.TCPConn. A connection that is not a
-// socket is read and wrapped instead.
-func peekByte(c net.Conn) (byte, net.Conn, error) {
-	var b [1]byte
-	n, err := peek(c, b[:])
-	switch {
-	case err == errNoPeek:
-		return readByte(c)
-	case err != nil:
-		return 0, c, err
-	case n == 0:
-		return 0, c, io.EOF
-	}
-	return b[0], c, nil
-}
-
 // peek copies the bytes that have arrived on c (at least one, waiting for
 // it under c's read deadline; at most len(b)) into b without consuming
 // them. errNoPeek: c is not a socket.
