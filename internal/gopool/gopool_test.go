@@ -1,9 +1,12 @@
 package gopool
 
 import (
-	"runtime"
+	"errors"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/wsgate/wsgate/internal/testenv"
 )
 
 func TestPoolRunsEveryJob(t *testing.T) {
@@ -31,16 +34,17 @@ func TestPoolReusesAnIdleGoroutine(t *testing.T) {
 	done := make(chan struct{})
 	p.Go(func() { close(done) })
 	<-done
-	// The first goroutine is now idle (or about to be): a job handed to it
-	// by the channel proves reuse; poll until one is taken that way.
-	for {
+	// The first goroutine is now idle (or about to be): a job it takes
+	// from the channel, which only a waiting goroutine receives, proves
+	// reuse.
+	testenv.Eventually(t, 10*time.Second, func() error {
 		ran := make(chan struct{})
 		select {
 		case p.jobs <- func() { close(ran) }:
 			<-ran
-			return
+			return nil
 		default:
-			runtime.Gosched()
+			return errors.New("no idle goroutine took the job")
 		}
-	}
+	})
 }
