@@ -144,3 +144,69 @@ func BenchmarkGroupPublish(b *testing.B) {
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 	b.ReportMetric(float64(b.N)/el.Seconds(), "publishes/s")
 }
+
+// BenchmarkMembersPage is C7 without the HTTP API: the first 10 pages of
+// 1,000 of a group of 30,000 members spread evenly over 3 embedded nodes,
+// asked of node 1, one page at a time. cpu-µs/op is the process's CPU (3
+// nodes, 3 NATS servers) per page; single is the same walk of one node's
+// hub.Memory with 18,000 members.
+func BenchmarkMembersPage(b *testing.B) {
+	const members, page = 30000, 1000
+	ctx := context.Background()
+	walk := func(b *testing.B, r interface {
+		Members(context.Context, string, hub.Page) ([]string, string, error)
+	}) {
+		after := ""
+		cpu0 := cpuTime()
+		b.ResetTimer()
+		for i := range b.N {
+			if i%10 == 0 {
+				after = ""
+			}
+			ids, next, err := r.Members(ctx, "all", hub.Page{After: after, Limit: page})
+			if err != nil || len(ids) != page {
+				b.Fatalf("%d ids, %v", len(ids), err)
+			}
+			after = next
+		}
+		b.StopTimer()
+		b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+	}
+	b.Run("single", func(b *testing.B) {
+		m := hub.NewMemory(hub.Limits{})
+		for range 18000 {
+			c := &countConn{id: hub.NewID(1)}
+			if err := m.Register(c); err != nil {
+				b.Fatal(err)
+			}
+			if err := m.Join(ctx, "all", c.ID()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		walk(b, m)
+	})
+	b.Run("cluster", func(b *testing.B) {
+		hubs := startHubs(b, embeddedConfigs(b, 3))
+		for i := range members {
+			h := hubs[i%len(hubs)]
+			c := &countConn{id: hub.NewID(h.Self())}
+			if err := h.Register(c); err != nil {
+				b.Fatal(err)
+			}
+			if err := h.Join(ctx, "all", c.ID()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		// Node 1's heartbeats from the others count their members.
+		testenv.Eventually(b, 20*time.Second, func() error {
+			nodes, _ := hubs[0].Nodes(ctx)
+			for _, n := range nodes {
+				if n.Connections != members/len(hubs) {
+					return fmt.Errorf("node %s: %d connections", n.ID, n.Connections)
+				}
+			}
+			return nil
+		})
+		walk(b, hubs[0])
+	})
+}

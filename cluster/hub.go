@@ -578,8 +578,8 @@ func (h *Hub) callConn(ctx context.Context, b byte, it *item) ([]byte, error) {
 		it.seq = h.reqSeq.Add(1)
 	}
 	var body []byte
-	err := h.retry(ctx, b, deadline, func(actx context.Context) error {
-		r := h.try(actx, b, it)
+	err := h.retry(ctx, b, deadline, func(timeout time.Duration, gone <-chan struct{}) error {
+		r := h.try(ctx, b, it, timeout, gone)
 		if r.err != nil {
 			return r.err
 		}
@@ -596,7 +596,18 @@ func (h *Hub) call(ctx context.Context, b byte, msg *nats.Msg) (*nats.Msg, error
 	msg.Header.Set(hdrDeadline, strconv.FormatInt(deadline.UnixMilli(), 10))
 	msg.Header.Set(hdrFrom, hub.NodeHex(h.Self())+"/"+h.incarnation())
 	var reply *nats.Msg
-	err := h.retry(ctx, b, deadline, func(actx context.Context) error {
+	err := h.retry(ctx, b, deadline, func(timeout time.Duration, gone <-chan struct{}) error {
+		actx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		if gone != nil {
+			go func() {
+				select {
+				case <-gone:
+					cancel()
+				case <-actx.Done():
+				}
+			}()
+		}
 		m, err := h.ctl.RequestMsgWithContext(actx, msg)
 		if err != nil {
 			return err
@@ -618,14 +629,18 @@ func (h *Hub) deadline(ctx context.Context) time.Time {
 }
 
 // retry runs attempts of one call on node b until one is answered (its
-// error, or nil, is the call's), under the rules the 1 s promise rests on:
+// error, or nil, is the call's); an attempt gets its time (at most
+// attemptTimeoutMillis) and, from the second on, a channel closed when a
+// node is found gone (b did not answer an attempt: end this one as soon as
+// b is found gone; the first attempt, the common case, watches nothing
+// more than its own time). The rules are those the 1 s promise rests on:
 // "no responders" for goneGrace, once this node has been connected
 // settleSeconds, declares b gone (410); a node the registry never had
 // answers 410 at once; a timeout retries the same call within the
 // deadline, unless b was declared gone meanwhile (410); past it, 500 (not
 // done: the owner drops a call after its deadline, and says so when it
 // drops one, which ends the call with 500 at once).
-func (h *Hub) retry(ctx context.Context, b byte, deadline time.Time, attempt func(context.Context) error) error {
+func (h *Hub) retry(ctx context.Context, b byte, deadline time.Time, attempt func(timeout time.Duration, gone <-chan struct{}) error) error {
 	var noResp time.Time
 	n := 0
 	for {
@@ -633,24 +648,13 @@ func (h *Hub) retry(ctx context.Context, b byte, deadline time.Time, attempt fun
 		if remain <= 0 {
 			break
 		}
-		actx, cancel := context.WithTimeout(ctx, min(h.cfg.attemptTimeout(), remain))
+		var gone <-chan struct{}
 		if n++; n > 1 {
-			// b did not answer an attempt: end this one as soon as b is
-			// found gone (the first attempt, the common case, spares
-			// the goroutine).
 			h.mu.RLock()
-			sig := h.goneSignal
+			gone = h.goneSignal
 			h.mu.RUnlock()
-			go func() {
-				select {
-				case <-sig:
-					cancel()
-				case <-actx.Done():
-				}
-			}()
 		}
-		err := attempt(actx)
-		cancel()
+		err := attempt(min(h.cfg.attemptTimeout(), remain), gone)
 		switch {
 		case errors.Is(err, errDropped):
 			return fmt.Errorf("%w: node %s did not answer within %d ms", hub.ErrUnavailable, hub.NodeHex(b), h.cfg.RequestTimeoutMillis)

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/hub/hubtest"
+	"github.com/wsgate/wsgate/internal/testenv"
 )
 
 // TestClusterMembersListing: pages of a group spread over 3 nodes, with
@@ -84,5 +86,103 @@ func TestClusterMembersListing(t *testing.T) {
 	n, err := hubs[1].Count(ctx, "big")
 	if err != nil || n < len(stable) || n > len(stable)+len(hubs) {
 		t.Fatalf("count = %d %v, want %d (+ at most one churning member per node)", n, err, len(stable))
+	}
+}
+
+// TestClusterListingSkewed: pages of groups and of connections whose share
+// per node is far from the nodes' share of connections (a node's first
+// answer then holds too few, and it is asked again), and of a group on one
+// node only, equal a single hub.Memory's pages of the same ids, page by
+// page and token by token, from every entry node.
+func TestClusterListingSkewed(t *testing.T) {
+	hubs := startHubs(t, embeddedConfigs(t, 3))
+	ctx := context.Background()
+	single := hub.NewMemory(hub.Limits{})
+	// Node 1 holds most connections, node 2 most members of "skew",
+	// node 3 all of "one" (on node 3, its share of connections is 1/8).
+	conns := []int{1500, 300, 200}
+	skew := []int{20, 290, 60}
+	one := []int{0, 0, 150}
+	for i, h := range hubs {
+		for k := range conns[i] {
+			c := hubtest.NewConn(hub.NewID(h.Self()), false)
+			if err := h.Register(c); err != nil {
+				t.Fatal(err)
+			}
+			if err := single.Register(hubtest.NewConn(c.ID(), false)); err != nil {
+				t.Fatal(err)
+			}
+			for g, n := range map[string][]int{"skew": skew, "one": one} {
+				if k < n[i] {
+					if err := hubs[(i+k)%len(hubs)].Join(ctx, g, c.ID()); err != nil {
+						t.Fatal(err)
+					}
+					if err := single.Join(ctx, g, c.ID()); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+	}
+	// Every node's heartbeats carry these counts (the shares it asks by).
+	wantConns := map[string]int{}
+	for i, h := range hubs {
+		wantConns[hub.NodeHex(h.Self())] = conns[i]
+	}
+	for _, h := range hubs {
+		testenv.Eventually(t, 20*time.Second, func() error {
+			nodes, _ := h.Nodes(ctx)
+			for _, n := range nodes {
+				if n.Connections != wantConns[n.ID] {
+					return fmt.Errorf("node %s: %d connections", n.ID, n.Connections)
+				}
+			}
+			return nil
+		})
+	}
+	ids := func(infos []hub.Info) []string {
+		out := make([]string, len(infos))
+		for i, in := range infos {
+			out[i] = in.ConnectionID
+		}
+		return out
+	}
+	for _, limit := range []int{1, 9, 100, 1000} {
+		for from, h := range hubs {
+			for _, list := range []string{"skew", "one", "@connections"} {
+				after, pages := "", 0
+				for {
+					var got, want []string
+					var next, wantNext string
+					var err error
+					if list == "@connections" {
+						if limit == 1 {
+							break // 2,000 pages of one
+						}
+						var infos []hub.Info
+						if infos, next, err = h.Connections(ctx, hub.Page{After: after, Limit: limit}); err == nil {
+							got = ids(infos)
+							infos, wantNext, _ = single.Connections(ctx, hub.Page{After: after, Limit: limit})
+							want = ids(infos)
+						}
+					} else {
+						if got, next, err = h.Members(ctx, list, hub.Page{After: after, Limit: limit}); err == nil {
+							want, wantNext, _ = single.Members(ctx, list, hub.Page{After: after, Limit: limit})
+						}
+					}
+					if err != nil {
+						t.Fatalf("%s, limit %d, via node %d, page %d: %v", list, limit, from+1, pages, err)
+					}
+					if !slices.Equal(got, want) || next != wantNext {
+						t.Fatalf("%s, limit %d, via node %d, page %d after %q: %d ids, next %q; want %d ids, next %q", list, limit, from+1, pages, after, len(got), next, len(want), wantNext)
+					}
+					pages++
+					if next == "" {
+						break
+					}
+					after = next
+				}
+			}
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,12 +36,7 @@ func (h *Hub) handleQuery(m *nats.Msg) {
 	var err error
 	switch m.Header.Get(hdrOp) {
 	case "members":
-		ids, next, err := h.mem.Members(h.ctx, m.Header.Get(hdrGroup), p)
-		var b []byte
-		if err == nil {
-			b = encodeIDs(ids, next != "")
-		}
-		respond(m, err, b)
+		respond(m, nil, h.encodeMembers(m.Header.Get(hdrGroup), p))
 		return
 	case "conns":
 		var r connsReply
@@ -67,20 +63,18 @@ func (h *Hub) handleQuery(m *nats.Msg) {
 	respond(m, err, b)
 }
 
-// scatter sends one query to every other live node in parallel, runs
-// local (this node's part, if not nil) while they are out, and calls
-// collect with each reply's body. A node found gone meanwhile is skipped
-// (its connections left every listing with it); any other failure fails
-// the whole call: never a silent partial page.
-func (h *Hub) scatter(ctx context.Context, op, group string, p hub.Page, local func() error, collect func([]byte) error) error {
-	nodes := h.live()
+// scatter sends one query to each of nodes in parallel (page(i) is node
+// i's), runs local (if not nil) while they are out, and calls collect
+// with each reply's body, by the node's position. A node found gone
+// meanwhile is skipped (its connections left every listing with it); any
+// other failure fails the whole call: never a silent partial page.
+func (h *Hub) scatter(ctx context.Context, op, group string, nodes []byte, page func(i int) hub.Page, local func() error, collect func(i int, body []byte) error) error {
 	errs := make([]error, len(nodes))
 	bodies := make([][]byte, len(nodes))
 	var wg sync.WaitGroup
 	for i, b := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		p := page(i)
+		wg.Go(func() {
 			msg := nats.NewMsg(h.subject(b, "q"))
 			msg.Header.Set(hdrOp, op)
 			if group != "" {
@@ -93,7 +87,7 @@ func (h *Hub) scatter(ctx context.Context, op, group string, p hub.Page, local f
 				return
 			}
 			bodies[i], errs[i] = replyBody(reply), err
-		}()
+		})
 	}
 	var lerr error
 	if local != nil {
@@ -112,7 +106,7 @@ func (h *Hub) scatter(ctx context.Context, op, group string, p hub.Page, local f
 		if b == nil {
 			continue
 		}
-		if err := collect(b); err != nil {
+		if err := collect(i, b); err != nil {
 			return fmt.Errorf("%w: node %s answered %v", hub.ErrUnavailable, hub.NodeHex(nodes[i]), err)
 		}
 	}
@@ -126,42 +120,172 @@ func replyBody(m *nats.Msg) []byte {
 	return m.Data
 }
 
-// Members implements hub.Router: each node's first page after the token,
-// merged. The global first Limit ids after the token are in the union of
-// every node's first Limit, so the page is exact; the token is the last
-// id, as on a single node.
-func (h *Hub) Members(ctx context.Context, group string, p hub.Page) ([]string, string, error) {
-	lists := [][]string{nil} // this node's first
-	var more bool
-	err := h.scatter(ctx, "members", group, p, func() error {
-		ids, next, err := h.mem.Members(ctx, group, p)
-		lists[0], more = ids, next != ""
-		return err
-	}, func(b []byte) error {
-		ids, m, err := decodeIDs(b)
-		lists = append(lists, ids)
-		more = more || m
-		return err
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	ids, next := cut(merge(lists, p.Limit, func(id string) string { return id }), p.Limit, more, func(id string) string { return id })
-	return ids, next, nil
+// A listing (Members, Connections) asks each node for its own smallest
+// ids after the token, sorted, and merges them. Asking every node for a
+// whole page moves nodes × Limit items for one page; instead each node
+// (this one too) is first asked for its share of the page, by its
+// connections in the last heartbeats, with room to spare:
+// ceil(Limit × share × 1.5) + 10. The page is exact once, for every node
+// that has more than it returned, at least Limit of the returned items
+// are at most its last one: the page's items are then all below anything
+// a node did not return. A node for which that does not hold yet (a
+// skewed group, a stale heartbeat) is asked again after its last item
+// for the rest it could contribute, Limit minus the returned items up to
+// its last; each such node then holds, so one follow-up round is enough
+// (for this node's own part it costs no round trip).
+//
+// A node's part: its items so far, sorted, and whether it has more.
+type part[T any] struct {
+	items []T
+	more  bool
 }
 
-// encodeIDs is a members reply: "1" when the node has more, else "0",
-// then each id after a newline (ids are base64url: no newline in them).
-func encodeIDs(ids []string, more bool) []byte {
-	b := make([]byte, 0, 1+len(ids)*17)
-	if more {
-		b = append(b, '1')
+// add appends a node's next items, all after its previous ones.
+func (pt *part[T]) add(items []T, more bool) {
+	if pt.items == nil {
+		pt.items = items
 	} else {
-		b = append(b, '0')
+		pt.items = append(pt.items, items...)
 	}
-	for _, id := range ids {
+	pt.more = more
+}
+
+// maxRounds bounds a listing's rounds of queries (one follow-up suffices;
+// a node that answers against the contract fails the listing instead of
+// looping).
+const maxRounds = 3
+
+// listPage returns one page of a listing over this node (local) and every
+// other live node (op queries, their replies read by decode), merged by
+// key, and the token of the next page (the last key, when more exist).
+func listPage[T any](ctx context.Context, h *Hub, op, group string, p hub.Page, key func(T) string,
+	local func(hub.Page) ([]T, bool, error), decode func([]byte) ([]T, bool, error)) ([]T, string, error) {
+	nodes := h.live()
+	parts := make([]part[T], len(nodes)+1) // parts[0] is this node's, parts[i+1] nodes[i]'s
+	pages := h.firstPages(nodes, p)        // what each is asked next
+	ask := make([]int, len(parts))         // the parts asked in this round
+	for i := range ask {
+		ask[i] = i
+	}
+	var remote []byte
+	var at []int // remote[k] is parts[at[k]]'s node
+	for round := 0; len(ask) > 0; round++ {
+		if round == maxRounds {
+			return nil, "", fmt.Errorf("%w: a listing's parts did not fill the page in %d rounds", hub.ErrUnavailable, maxRounds)
+		}
+		var lf func() error
+		remote, at = remote[:0], at[:0]
+		for _, i := range ask {
+			if i > 0 {
+				remote, at = append(remote, nodes[i-1]), append(at, i)
+				continue
+			}
+			lp := pages[0]
+			lf = func() error {
+				items, more, err := local(lp)
+				parts[0].add(items, more)
+				return err
+			}
+		}
+		err := h.scatter(ctx, op, group, remote, func(k int) hub.Page { return pages[at[k]] }, lf, func(k int, b []byte) error {
+			items, more, err := decode(b)
+			parts[at[k]].add(items, more)
+			return err
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		ask = ask[:0]
+		for i := range parts {
+			if next, ok := followUp(parts, i, p, key); ok {
+				pages[i], ask = next, append(ask, i)
+			}
+		}
+	}
+	lists := make([][]T, len(parts))
+	more := false
+	for i, pt := range parts {
+		lists[i], more = pt.items, more || pt.more
+	}
+	items, next := cut(merge(lists, p.Limit, key), p.Limit, more, key)
+	return items, next, nil
+}
+
+// followUp tells whether part i of a listing of page p may still hold
+// items of the page (it has more than it returned, and fewer than
+// p.Limit returned items are at most its last), and if so what to ask it
+// next: the items after its last, as many as could still be in the page.
+func followUp[T any](parts []part[T], i int, p hub.Page, key func(T) string) (hub.Page, bool) {
+	pt := parts[i]
+	if !pt.more || p.Limit <= 0 {
+		return hub.Page{}, false
+	}
+	after := p.After // more, yet nothing returned: ask again
+	if len(pt.items) > 0 {
+		after = key(pt.items[len(pt.items)-1])
+	}
+	known := 0
+	for _, o := range parts {
+		known += sort.Search(len(o.items), func(j int) bool { return key(o.items[j]) > after })
+	}
+	if known >= p.Limit {
+		return hub.Page{}, false
+	}
+	return hub.Page{After: after, Limit: p.Limit - known}, true
+}
+
+// firstPages is what this node (first) and each of nodes are first asked
+// for in a listing of page p: ceil(p.Limit × share × 1.5) + 10 items, at
+// most p.Limit, by the node's share of the connections (this node's now,
+// the others' in their last heartbeats); p.Limit (a whole page) when a
+// node's share is not known.
+func (h *Hub) firstPages(nodes []byte, p hub.Page) []hub.Page {
+	conns := make([]int, len(nodes)+1)
+	conns[0] = h.mem.Len()
+	total := conns[0]
+	h.mu.RLock()
+	for i, b := range nodes {
+		pr := h.peers[b]
+		if pr == nil || pr.lastSeen.IsZero() || pr.hb.Inc != pr.e.Inc {
+			conns[i+1] = -1
+			continue
+		}
+		conns[i+1] = pr.hb.Conns
+		total += pr.hb.Conns
+	}
+	h.mu.RUnlock()
+	out := make([]hub.Page, len(conns))
+	for i, n := range conns {
+		out[i] = p
+		if p.Limit > 0 && n >= 0 && total > 0 {
+			out[i].Limit = min(p.Limit, (p.Limit*n*3+2*total-1)/(2*total)+10)
+		}
+	}
+	return out
+}
+
+// Members implements hub.Router: the nodes' sorted parts, merged
+// (listPage). The token is the last id, as on a single node.
+func (h *Hub) Members(ctx context.Context, group string, p hub.Page) ([]string, string, error) {
+	return listPage(ctx, h, "members", group, p, func(id string) string { return id },
+		func(p hub.Page) ([]string, bool, error) {
+			ids, next, err := h.mem.Members(ctx, group, p)
+			return ids, next != "", err
+		}, decodeIDs)
+}
+
+// encodeMembers is this node's members reply: "1" when the node has more,
+// else "0", then each id after a newline (ids are base64url: no newline
+// in them), written as the group's index gives them.
+func (h *Hub) encodeMembers(group string, p hub.Page) []byte {
+	b := make([]byte, 1, 1+min(max(p.Limit, 0), 1024)*17)
+	more := h.mem.EachMember(group, p, func(id string) {
 		b = append(b, '\n')
 		b = append(b, id...)
+	})
+	b[0] = '0'
+	if more {
+		b[0] = '1'
 	}
 	return b
 }
@@ -192,43 +316,50 @@ func merge[T any](lists [][]T, limit int, key func(T) string) []T {
 		total = min(total, limit+1)
 	}
 	out := make([]T, 0, total)
-	heads := make([]int, len(lists))
+	// The lists not yet used up, each with its head's key.
+	type head struct {
+		l   []T
+		key string
+	}
+	var heads []head
+	for _, l := range lists {
+		if len(l) > 0 {
+			heads = append(heads, head{l, key(l[0])})
+		}
+	}
 	for len(out) < total {
-		best := -1
-		for i, l := range lists {
-			if heads[i] < len(l) && (best < 0 || key(l[heads[i]]) < key(lists[best][heads[best]])) {
+		if len(heads) == 1 { // the rest is one list's
+			out = append(out, heads[0].l[:total-len(out)]...)
+			break
+		}
+		best := 0
+		for i := 1; i < len(heads); i++ {
+			if heads[i].key < heads[best].key {
 				best = i
 			}
 		}
-		out = append(out, lists[best][heads[best]])
-		heads[best]++
+		hd := &heads[best]
+		out = append(out, hd.l[0])
+		if hd.l = hd.l[1:]; len(hd.l) > 0 {
+			hd.key = key(hd.l[0])
+		} else {
+			heads = append(heads[:best], heads[best+1:]...)
+		}
 	}
 	return out
 }
 
 // Connections implements hub.Router, merged as Members.
 func (h *Hub) Connections(ctx context.Context, p hub.Page) ([]hub.Info, string, error) {
-	lists := [][]hub.Info{nil} // this node's first
-	var more bool
-	err := h.scatter(ctx, "conns", "", p, func() error {
-		infos, next, err := h.mem.Connections(ctx, p)
-		lists[0], more = infos, next != ""
-		return err
-	}, func(b []byte) error {
-		var r connsReply
-		if err := json.Unmarshal(b, &r); err != nil {
-			return err
-		}
-		lists = append(lists, r.Infos)
-		more = more || r.More
-		return nil
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	id := func(in hub.Info) string { return in.ConnectionID }
-	infos, next := cut(merge(lists, p.Limit, id), p.Limit, more, id)
-	return infos, next, nil
+	return listPage(ctx, h, "conns", "", p, func(in hub.Info) string { return in.ConnectionID },
+		func(p hub.Page) ([]hub.Info, bool, error) {
+			infos, next, err := h.mem.Connections(ctx, p)
+			return infos, next != "", err
+		}, func(b []byte) ([]hub.Info, bool, error) {
+			var r connsReply
+			err := json.Unmarshal(b, &r)
+			return r.Infos, r.More, err
+		})
 }
 
 // cut keeps the first limit items (all when limit is 0); the token is the
@@ -246,10 +377,11 @@ func cut[T any](items []T, limit int, more bool, id func(T) string) ([]T, string
 // Count implements hub.Router: the members on every node, summed.
 func (h *Hub) Count(ctx context.Context, group string) (int, error) {
 	var n int
-	err := h.scatter(ctx, "count", group, hub.Page{}, func() (err error) {
+	nodes := h.live()
+	err := h.scatter(ctx, "count", group, nodes, func(int) hub.Page { return hub.Page{} }, func() (err error) {
 		n, err = h.mem.Count(ctx, group)
 		return err
-	}, func(b []byte) error {
+	}, func(_ int, b []byte) error {
 		var r countReply
 		if err := json.Unmarshal(b, &r); err != nil {
 			return err
@@ -271,7 +403,7 @@ func (h *Hub) SetStreamReport(f func() []byte) { h.streamReport.Store(&f) }
 // listing does.
 func (h *Hub) StreamReports(ctx context.Context) ([][]byte, error) {
 	var out [][]byte
-	err := h.scatter(ctx, "streams", "", hub.Page{}, nil, func(b []byte) error {
+	err := h.scatter(ctx, "streams", "", h.live(), func(int) hub.Page { return hub.Page{} }, nil, func(_ int, b []byte) error {
 		if !json.Valid(b) {
 			return errors.New("a stream report that is not JSON")
 		}

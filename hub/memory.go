@@ -404,6 +404,31 @@ func (h *Memory) Members(_ context.Context, name string, p Page) ([]string, stri
 	return ids, next, nil
 }
 
+// EachMember calls f with group name's member ids after p.After,
+// ascending, at most p.Limit of them (all when it is 0 or less), and
+// reports whether more follow: Members without a slice, for a caller that
+// encodes the ids as it gets them. f runs under the group's lock and must
+// not call h.
+func (h *Memory) EachMember(name string, p Page, f func(id string)) (more bool) {
+	g := h.group(name)
+	if g == nil {
+		return false
+	}
+	n := 0
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.ids.Ascend(p.After, func(id string, _ int32) bool {
+		if p.Limit > 0 && n == p.Limit {
+			more = true
+			return false
+		}
+		f(id)
+		n++
+		return true
+	})
+	return more
+}
+
 // Connections implements Hub.
 func (h *Memory) Connections(_ context.Context, p Page) ([]Info, string, error) {
 	h.idsMu.RLock()
