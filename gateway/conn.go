@@ -129,28 +129,8 @@ func (c *conn) enqueue(frame []byte, data bool) error { return c.send(frame, dat
 // lets an idle connection's frame be written in the caller's goroutine.
 func (c *conn) send(frame []byte, data, inline bool) error {
 	c.mu.Lock()
-	if c.state != stateOpen {
-		c.mu.Unlock()
-		return hub.ErrGone
-	}
-	if data && c.fullLocked(len(frame)) {
-		slow := false
-		now := sinceStart()
-		if c.fullSince == 0 {
-			c.fullSince = now
-		} else if now-c.fullSince > c.gw.current().cfg.SlowConsumer() {
-			slow = true
-		}
-		c.mu.Unlock()
-		if inline {
-			c.gw.stats.queueFull.Add(1)
-		} else {
-			c.gw.stats.groupSkipped.Add(1)
-		}
-		if slow {
-			c.closeWith(closeSlowConsumer)
-		}
-		return hub.ErrQueueFull
+	if err := c.admitLocked(len(frame), data, inline); err != nil {
+		return err
 	}
 	c.writeOrQueueLocked(frame, inline)
 	if data {
@@ -158,6 +138,38 @@ func (c *conn) send(frame []byte, data, inline bool) error {
 		c.gw.stats.messagesOut.Add(1)
 	}
 	return nil
+}
+
+// admitLocked refuses a frame of n bytes to a connection that is not open
+// (hub.ErrGone) or, for a data frame, whose queue is full
+// (hub.ErrQueueFull, counted; closed as a slow consumer once refused for
+// slowConsumerSeconds): then it unlocks c.mu. inline says the frame is a
+// single send (counted as queueFull), not a group publish's. c.mu is held.
+func (c *conn) admitLocked(n int, data, inline bool) error {
+	if c.state != stateOpen {
+		c.mu.Unlock()
+		return hub.ErrGone
+	}
+	if !data || !c.fullLocked(n) {
+		return nil
+	}
+	slow := false
+	now := sinceStart()
+	if c.fullSince == 0 {
+		c.fullSince = now
+	} else if now-c.fullSince > c.gw.current().cfg.SlowConsumer() {
+		slow = true
+	}
+	c.mu.Unlock()
+	if inline {
+		c.gw.stats.queueFull.Add(1)
+	} else {
+		c.gw.stats.groupSkipped.Add(1)
+	}
+	if slow {
+		c.closeWith(closeSlowConsumer)
+	}
+	return hub.ErrQueueFull
 }
 
 // fullLocked reports whether a data frame of n bytes must be refused: the

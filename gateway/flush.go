@@ -5,6 +5,9 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"time"
+
+	"github.com/wsgate/wsgate/hub"
 )
 
 // flusher writes the frames a group publish queued, for every member, on
@@ -37,14 +40,19 @@ type flusher struct {
 const flushChunk = 32
 
 // add lists c for a write turn; c.writing is set (the turn owns writing).
-func (f *flusher) add(c *conn) {
+func (f *flusher) add(c *conn) { f.addList(c, c) }
+
+// addList lists the connections from head to tail (linked by next) for
+// write turns, in that order: one lock and at most one goroutine start for
+// them all. Each one's c.writing is set.
+func (f *flusher) addList(head, tail *conn) {
 	f.mu.Lock()
 	if f.tail == nil {
-		f.head = c
+		f.head = head
 	} else {
-		f.tail.next = c
+		f.tail.next = head
 	}
-	f.tail = c
+	f.tail = tail
 	if f.running == 0 {
 		// Once per busy spell, not per member: GOMAXPROCS takes the
 		// scheduler's lock.
@@ -64,6 +72,8 @@ func (f *flusher) add(c *conn) {
 // empty.
 func (f *flusher) run() {
 	var chunk [flushChunk]*conn
+	w := rawWrites.Get().(*rawWrite) // for every write of this goroutine
+	defer rawWrites.Put(w)
 	for {
 		f.mu.Lock()
 		n := 0
@@ -83,17 +93,17 @@ func (f *flusher) run() {
 		}
 		f.mu.Unlock()
 		for i, c := range chunk[:n] {
-			c.flush()
+			c.flush(w)
 			chunk[i] = nil
 		}
 	}
 }
 
 // flush is a connection's write turn from the flusher: it writes what is
-// queued without blocking. c.writing is set and stays set for whoever
-// continues: the flusher again when more frames arrived meanwhile, the
-// writer goroutine when the socket did not take everything.
-func (c *conn) flush() {
+// queued without blocking, with w. c.writing is set and stays set for
+// whoever continues: the flusher again when more frames arrived meanwhile,
+// the writer goroutine when the socket did not take everything.
+func (c *conn) flush(w *rawWrite) {
 	c.mu.Lock()
 	batch := c.queue
 	if len(batch) == 0 || c.state != stateOpen {
@@ -108,7 +118,7 @@ func (c *conn) flush() {
 	c.queued, c.pongAt = 0, 0
 	c.mu.Unlock()
 
-	frames, part, err := c.writeNow(batch)
+	frames, part, err := c.writeNow(batch, w)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		// A deadline set by a close in progress: let the writer goroutine
 		// (which knows the closing state) handle the frames.
@@ -162,11 +172,10 @@ func (c *conn) flush() {
 const maxIOV = 1024
 
 // writeNow writes batch with non-blocking writes (write(2) for one frame,
-// writev(2) for more) until it is written or the socket takes no more. It
-// returns how many frames were written whole and how many bytes of the
-// next one.
-func (c *conn) writeNow(batch [][]byte) (frames, part int, err error) {
-	w := rawWrites.Get().(*rawWrite)
+// writev(2) for more), through w, until it is written or the socket takes
+// no more. It returns how many frames were written whole and how many
+// bytes of the next one.
+func (c *conn) writeNow(batch [][]byte, w *rawWrite) (frames, part int, err error) {
 	for frames < len(batch) {
 		w.bufs, w.skip = batch[frames:min(len(batch), frames+maxIOV)], part
 		want := -part
@@ -190,6 +199,88 @@ func (c *conn) writeNow(batch [][]byte) (frames, part int, err error) {
 		}
 	}
 	w.bufs, w.err = nil, nil
-	rawWrites.Put(w)
 	return frames, part, err
+}
+
+var _ hub.BlockSender = (*conn)(nil)
+
+// SendBlock implements hub.BlockSender: a group publish's frame for a
+// block of members. Each member gets the frame queued under its mutex, as
+// Send queues it (the same bound and slow-consumer clock); the members
+// that had nothing pending are listed with the flusher in one hand-off at
+// the end of the block, and the gateway's counters and the members'
+// activity clock are updated once per block, not per member.
+func (c *conn) SendBlock(members []hub.Conn, m *hub.Message) hub.Delivery {
+	b := fanBlock{frame: m.Frame(dataFrame), now: time.Now().UnixNano()}
+	for _, mc := range members {
+		switch k := mc.(type) {
+		case nil:
+		case *conn:
+			b.add(k)
+		default:
+			if mc.Send(m) == nil {
+				b.d.Delivered++
+			} else {
+				b.d.Skipped++
+			}
+		}
+	}
+	b.handOff()
+	return b.d
+}
+
+// fanBlock is one SendBlock in progress.
+type fanBlock struct {
+	frame      []byte
+	now        int64    // the members' last activity (unix nanoseconds)
+	gw         *Gateway // of the members queued since the last hand-off
+	head, tail *conn    // those of them that wait for a write turn
+	queued     int      // frames queued since the last hand-off
+	d          hub.Delivery
+}
+
+// add queues the frame on k.
+func (b *fanBlock) add(k *conn) {
+	if k.gw != b.gw {
+		b.handOff() // a hub shared by gateways: each has its own flusher
+		b.gw = k.gw
+	}
+	k.mu.Lock()
+	if k.admitLocked(len(b.frame), true, false) != nil {
+		b.d.Skipped++
+		return
+	}
+	k.queue = append(k.queue, b.frame)
+	k.queued += len(b.frame)
+	turn := !k.writing // else the turn in progress writes it
+	k.writing = true
+	k.mu.Unlock()
+	k.lastActive.Store(b.now)
+	b.queued++
+	b.d.Delivered++
+	switch {
+	case !turn:
+	case k.rc == nil:
+		go k.writeLoop()
+	case b.tail == nil:
+		b.head, b.tail = k, k
+	default:
+		b.tail.next, b.tail = k, k // k's turn is ours: nothing else links it
+	}
+}
+
+// handOff counts the frames queued since the last hand-off and lists the
+// connections waiting for a write turn with their gateway's flusher.
+func (b *fanBlock) handOff() {
+	if b.queued > 0 {
+		n := uint64(b.queued)
+		st := &b.gw.stats
+		st.framesOut.Add(n)
+		st.bytesOut.Add(n * uint64(len(b.frame)))
+		st.messagesOut.Add(n)
+	}
+	if b.head != nil {
+		b.gw.flush.addList(b.head, b.tail)
+	}
+	b.head, b.tail, b.queued = nil, nil, 0
 }
