@@ -68,6 +68,7 @@ type conn struct {
 	// inflight counts this connection's route invocations running, at most
 	// maxInflight (maxInflightPerConnection when it connected).
 	inflight, maxInflight int32
+	wfd                   int32 // 1 + the socket's descriptor, for the flusher's writes (sockFD); 0 until read, -1 if it cannot be
 	writing               bool
 	reading               bool // a goroutine owns reading (a read turn or a blocking reader)
 	blocking              bool // reading stays with a goroutine: never back to the poller
@@ -869,8 +870,10 @@ func (c *conn) drain() {
 // it closes the socket, takes the id out of the hub (so @connections
 // answers 410 from now on) and fires $disconnect.
 func (c *conn) finish(readErr error) {
-	c.waitWriter()
 	c.mu.Lock()
+	for c.writing { // wait for the writer; closed below, in this critical section, so no turn starts after
+		c.cond.Wait()
+	}
 	var r closeReason
 	if c.reason != nil {
 		r = *c.reason

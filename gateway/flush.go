@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"errors"
-	"os"
 	"runtime"
 	"sync"
 	"time"
@@ -72,7 +70,7 @@ func (f *flusher) addList(head, tail *conn) {
 // empty.
 func (f *flusher) run() {
 	var chunk [flushChunk]*conn
-	w := rawWrites.Get().(*rawWrite) // for every write of this goroutine
+	w := rawWrites.Get().(*rawWrite) // its iov: the scratch of every writev of this goroutine
 	defer rawWrites.Put(w)
 	for {
 		f.mu.Lock()
@@ -93,17 +91,17 @@ func (f *flusher) run() {
 		}
 		f.mu.Unlock()
 		for i, c := range chunk[:n] {
-			c.flush(w)
+			c.flush(&w.iov)
 			chunk[i] = nil
 		}
 	}
 }
 
 // flush is a connection's write turn from the flusher: it writes what is
-// queued without blocking, with w. c.writing is set and stays set for
+// queued without blocking (iov: writev's scratch). c.writing is set and stays set for
 // whoever continues: the flusher again when more frames arrived meanwhile,
 // the writer goroutine when the socket did not take everything.
-func (c *conn) flush(w *rawWrite) {
+func (c *conn) flush(iov *iovecs) {
 	c.mu.Lock()
 	batch := c.queue
 	if len(batch) == 0 || c.state != stateOpen {
@@ -118,12 +116,7 @@ func (c *conn) flush(w *rawWrite) {
 	c.queued, c.pongAt = 0, 0
 	c.mu.Unlock()
 
-	frames, part, err := c.writeNow(batch, w)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		// A deadline set by a close in progress: let the writer goroutine
-		// (which knows the closing state) handle the frames.
-		err = nil
-	}
+	frames, part, err := c.writeNow(batch, iov)
 	if err != nil {
 		c.mu.Lock()
 		c.flight, c.flightBytes = 0, 0
@@ -172,34 +165,46 @@ func (c *conn) flush(w *rawWrite) {
 const maxIOV = 1024
 
 // writeNow writes batch with non-blocking writes (write(2) for one frame,
-// writev(2) for more), through w, until it is written or the socket takes
-// no more. It returns how many frames were written whole and how many
-// bytes of the next one.
-func (c *conn) writeNow(batch [][]byte, w *rawWrite) (frames, part int, err error) {
-	for frames < len(batch) {
-		w.bufs, w.skip = batch[frames:min(len(batch), frames+maxIOV)], part
+// writev(2) for more) on the socket's descriptor (sockFD), with iov for
+// scratch, until it is written or the socket takes no more. It returns how
+// many frames were written whole and how many bytes of the next one.
+func (c *conn) writeNow(batch [][]byte, iov *iovecs) (frames, part int, err error) {
+	fd, ok := c.sockFD()
+	for ok && frames < len(batch) {
+		bufs := batch[frames:min(len(batch), frames+maxIOV)]
 		want := -part
-		for _, b := range w.bufs {
+		for _, b := range bufs {
 			want += len(b)
 		}
-		if err = c.rc.Write(w.fn); err == nil {
-			err = w.err
-		}
-		if err != nil {
+		var wrote int
+		if wrote, err = writeFD(fd, bufs, part, iov); err != nil {
 			break
 		}
-		n := part + w.n
+		n := part + wrote
 		for frames < len(batch) && n >= len(batch[frames]) {
 			n -= len(batch[frames])
 			frames++
 		}
 		part = n
-		if w.n < want {
-			break // the socket is full (or the call was interrupted)
-		}
+		ok = wrote == want // else the socket is full (or the call was interrupted)
 	}
-	w.bufs, w.err = nil, nil
 	return frames, part, err
+}
+
+// sockFD returns the socket's descriptor, read once through RawConn.Control
+// (false when it cannot be: the frames then go to the writer goroutine).
+// The flusher writes it directly, without RawConn.Write's reference
+// counting and deadline checks (a non-blocking write needs no deadline):
+// only the holder of the write turn calls sockFD or writes, and the socket
+// is closed only while no turn is held and none can start (finish and
+// writeFailed set a closing state in the same critical section), so the
+// descriptor cannot be closed, or reused by another socket, under a write.
+func (c *conn) sockFD() (uintptr, bool) {
+	if c.wfd == 0 {
+		c.wfd = -1
+		_ = c.rc.Control(func(fd uintptr) { c.wfd = int32(fd) + 1 })
+	}
+	return uintptr(c.wfd - 1), c.wfd > 0
 }
 
 var _ hub.BlockSender = (*conn)(nil)
