@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -265,26 +264,18 @@ func (c *conn) pong(p []byte) {
 }
 
 // writeInline writes frame without blocking, in the caller's goroutine,
-// while c.writing keeps the writer goroutine out. What the socket does not
-// take at once goes to the head of the queue for the writer goroutine.
+// while c.writing keeps the writer goroutine out: one write(2) on the
+// socket's descriptor, as the flusher writes it (sockFD). What the socket
+// does not take at once goes to the head of the queue for the writer
+// goroutine.
 func (c *conn) writeInline(frame []byte) {
-	w := rawWrites.Get().(*rawWrite)
-	w.one[0] = frame
-	w.bufs, w.skip = w.one[:], 0
-	err := c.rc.Write(w.fn)
-	n, werr := w.n, w.err
-	w.one[0], w.bufs, w.err = nil, nil, nil
-	rawWrites.Put(w)
-	if err == nil {
-		err = werr
-	}
-	if n < 0 {
-		n = 0
-	}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		// A deadline set by a close in progress: let the writer goroutine
-		// (which knows the closing state) handle the frame.
-		n, err = 0, nil
+	var (
+		n   int
+		err error
+	)
+	if fd, ok := c.sockFD(); ok {
+		one := [1][]byte{frame}
+		n, err = writeFD(fd, one[:], 0, nil)
 	}
 	c.mu.Lock()
 	if err != nil {
@@ -311,30 +302,11 @@ func (c *conn) writeInline(frame []byte) {
 	c.mu.Unlock()
 }
 
-// rawWrite is one non-blocking write(2), or writev(2) for several
-// buffers, through RawConn.Write. It is pooled with its callback bound
-// once: a closure handed to RawConn.Write escapes, which cost three
-// allocations per inline write.
-type rawWrite struct {
-	bufs [][]byte // what to write, less the first skip bytes of bufs[0]
-	skip int
-	one  [1][]byte // bufs of a single frame
-	iov  iovecs    // writeFD's scratch
-	n    int
-	err  error
-	fn   func(fd uintptr) bool
-}
+// writeScratch is writev's scratch for the iovecs, pooled for the writer
+// goroutines and kept by each flusher goroutine.
+type writeScratch struct{ iov iovecs }
 
-var rawWrites = sync.Pool{New: func() any {
-	w := &rawWrite{}
-	w.fn = w.write
-	return w
-}}
-
-func (w *rawWrite) write(fd uintptr) bool {
-	w.n, w.err = writeFD(fd, w.bufs, w.skip, &w.iov)
-	return true // never wait here
-}
+var writeScratches = sync.Pool{New: func() any { return new(writeScratch) }}
 
 func (c *conn) startWriterLocked() {
 	if !c.writing {
@@ -401,9 +373,9 @@ func (c *conn) writeBatch(batch [][]byte, open bool) error {
 		var n int64
 		var err error
 		if c.rc != nil {
-			w := rawWrites.Get().(*rawWrite) // for its writev scratch
+			w := writeScratches.Get().(*writeScratch)
 			n, err = writeAll(c.nc, c.rc, &bufs, &w.iov)
-			rawWrites.Put(w)
+			writeScratches.Put(w)
 		} else {
 			n, err = bufs.WriteTo(c.nc)
 		}

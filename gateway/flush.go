@@ -70,8 +70,8 @@ func (f *flusher) addList(head, tail *conn) {
 // empty.
 func (f *flusher) run() {
 	var chunk [flushChunk]*conn
-	w := rawWrites.Get().(*rawWrite) // its iov: the scratch of every writev of this goroutine
-	defer rawWrites.Put(w)
+	w := writeScratches.Get().(*writeScratch) // for every writev of this goroutine
+	defer writeScratches.Put(w)
 	for {
 		f.mu.Lock()
 		n := 0
