@@ -10,9 +10,10 @@ import (
 
 // flusher writes the frames a group publish queued, for every member, on
 // at most GOMAXPROCS goroutines: a publish only queues the frame on each
-// member (c.send) and lists the members that had nothing pending; the
-// flusher's goroutines then give each listed connection a write turn (flush):
-// one non-blocking write(2), or writev(2) of every frame queued by then.
+// member (SendBlock) and lists the members that had nothing pending, a
+// block at a time; the flusher's goroutines then give each listed
+// connection a write turn (flush): one non-blocking write(2), or writev(2)
+// of every frame queued by then, on its descriptor (sockFD).
 //
 // So a fan-out costs no goroutine per member and no write deadline (a
 // non-blocking write needs none), spreads its writes over the cores as
@@ -98,9 +99,10 @@ func (f *flusher) run() {
 }
 
 // flush is a connection's write turn from the flusher: it writes what is
-// queued without blocking (iov: writev's scratch). c.writing is set and stays set for
-// whoever continues: the flusher again when more frames arrived meanwhile,
-// the writer goroutine when the socket did not take everything.
+// queued without blocking (iov: writev's scratch). c.writing is set and
+// stays set for whoever continues: the flusher again when more frames
+// arrived meanwhile, the writer goroutine when the socket did not take
+// everything.
 func (c *conn) flush(iov *iovecs) {
 	c.mu.Lock()
 	batch := c.queue
