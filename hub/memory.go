@@ -331,9 +331,10 @@ func (g *group) snapshot() []Conn {
 }
 
 // parallelPublish is the group size from which a publish is spread over
-// GOMAXPROCS goroutines: each Send costs a lock and, for the gateway's
-// connections, a listing with its flusher (Message.Fanout), so a large
-// group's hand-off is spread over the cores as its writes are.
+// GOMAXPROCS goroutines: each member costs a lock and a queue append (for
+// the gateway's connections, which its flusher then writes: Message.Fanout,
+// BlockSender), so a large group's hand-off is spread over the cores as its
+// writes are.
 const parallelPublish = 256
 
 // publishBlock is how many members in a row a publish hands off at a time
