@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -68,6 +67,7 @@ type conn struct {
 	// inflight counts this connection's route invocations running, at most
 	// maxInflight (maxInflightPerConnection when it connected).
 	inflight, maxInflight int32
+	wfd                   int32 // 1 + the socket's descriptor, for the flusher's writes (sockFD); 0 until read, -1 if it cannot be
 	writing               bool
 	reading               bool // a goroutine owns reading (a read turn or a blocking reader)
 	blocking              bool // reading stays with a goroutine: never back to the poller
@@ -129,28 +129,8 @@ func (c *conn) enqueue(frame []byte, data bool) error { return c.send(frame, dat
 // lets an idle connection's frame be written in the caller's goroutine.
 func (c *conn) send(frame []byte, data, inline bool) error {
 	c.mu.Lock()
-	if c.state != stateOpen {
-		c.mu.Unlock()
-		return hub.ErrGone
-	}
-	if data && c.fullLocked(len(frame)) {
-		slow := false
-		now := sinceStart()
-		if c.fullSince == 0 {
-			c.fullSince = now
-		} else if now-c.fullSince > c.gw.current().cfg.SlowConsumer() {
-			slow = true
-		}
-		c.mu.Unlock()
-		if inline {
-			c.gw.stats.queueFull.Add(1)
-		} else {
-			c.gw.stats.groupSkipped.Add(1)
-		}
-		if slow {
-			c.closeWith(closeSlowConsumer)
-		}
-		return hub.ErrQueueFull
+	if err := c.admitLocked(len(frame), data, inline); err != nil {
+		return err
 	}
 	c.writeOrQueueLocked(frame, inline)
 	if data {
@@ -158,6 +138,38 @@ func (c *conn) send(frame []byte, data, inline bool) error {
 		c.gw.stats.messagesOut.Add(1)
 	}
 	return nil
+}
+
+// admitLocked refuses a frame of n bytes to a connection that is not open
+// (hub.ErrGone) or, for a data frame, whose queue is full
+// (hub.ErrQueueFull, counted; closed as a slow consumer once refused for
+// slowConsumerSeconds): then it unlocks c.mu. inline says the frame is a
+// single send (counted as queueFull), not a group publish's. c.mu is held.
+func (c *conn) admitLocked(n int, data, inline bool) error {
+	if c.state != stateOpen {
+		c.mu.Unlock()
+		return hub.ErrGone
+	}
+	if !data || !c.fullLocked(n) {
+		return nil
+	}
+	slow := false
+	now := sinceStart()
+	if c.fullSince == 0 {
+		c.fullSince = now
+	} else if now-c.fullSince > c.gw.current().cfg.SlowConsumer() {
+		slow = true
+	}
+	c.mu.Unlock()
+	if inline {
+		c.gw.stats.queueFull.Add(1)
+	} else {
+		c.gw.stats.groupSkipped.Add(1)
+	}
+	if slow {
+		c.closeWith(closeSlowConsumer)
+	}
+	return hub.ErrQueueFull
 }
 
 // fullLocked reports whether a data frame of n bytes must be refused: the
@@ -252,26 +264,18 @@ func (c *conn) pong(p []byte) {
 }
 
 // writeInline writes frame without blocking, in the caller's goroutine,
-// while c.writing keeps the writer goroutine out. What the socket does not
-// take at once goes to the head of the queue for the writer goroutine.
+// while c.writing keeps the writer goroutine out: one write(2) on the
+// socket's descriptor, as the flusher writes it (sockFD). What the socket
+// does not take at once goes to the head of the queue for the writer
+// goroutine.
 func (c *conn) writeInline(frame []byte) {
-	w := rawWrites.Get().(*rawWrite)
-	w.one[0] = frame
-	w.bufs, w.skip = w.one[:], 0
-	err := c.rc.Write(w.fn)
-	n, werr := w.n, w.err
-	w.one[0], w.bufs, w.err = nil, nil, nil
-	rawWrites.Put(w)
-	if err == nil {
-		err = werr
-	}
-	if n < 0 {
-		n = 0
-	}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		// A deadline set by a close in progress: let the writer goroutine
-		// (which knows the closing state) handle the frame.
-		n, err = 0, nil
+	var (
+		n   int
+		err error
+	)
+	if fd, ok := c.sockFD(); ok {
+		one := [1][]byte{frame}
+		n, err = writeFD(fd, one[:], 0, nil)
 	}
 	c.mu.Lock()
 	if err != nil {
@@ -298,30 +302,11 @@ func (c *conn) writeInline(frame []byte) {
 	c.mu.Unlock()
 }
 
-// rawWrite is one non-blocking write(2), or writev(2) for several
-// buffers, through RawConn.Write. It is pooled with its callback bound
-// once: a closure handed to RawConn.Write escapes, which cost three
-// allocations per inline write.
-type rawWrite struct {
-	bufs [][]byte // what to write, less the first skip bytes of bufs[0]
-	skip int
-	one  [1][]byte // bufs of a single frame
-	iov  iovecs    // writeFD's scratch
-	n    int
-	err  error
-	fn   func(fd uintptr) bool
-}
+// writeScratch is writev's scratch for the iovecs, pooled for the writer
+// goroutines and kept by each flusher goroutine.
+type writeScratch struct{ iov iovecs }
 
-var rawWrites = sync.Pool{New: func() any {
-	w := &rawWrite{}
-	w.fn = w.write
-	return w
-}}
-
-func (w *rawWrite) write(fd uintptr) bool {
-	w.n, w.err = writeFD(fd, w.bufs, w.skip, &w.iov)
-	return true // never wait here
-}
+var writeScratches = sync.Pool{New: func() any { return new(writeScratch) }}
 
 func (c *conn) startWriterLocked() {
 	if !c.writing {
@@ -388,9 +373,9 @@ func (c *conn) writeBatch(batch [][]byte, open bool) error {
 		var n int64
 		var err error
 		if c.rc != nil {
-			w := rawWrites.Get().(*rawWrite) // for its writev scratch
+			w := writeScratches.Get().(*writeScratch)
 			n, err = writeAll(c.nc, c.rc, &bufs, &w.iov)
-			rawWrites.Put(w)
+			writeScratches.Put(w)
 		} else {
 			n, err = bufs.WriteTo(c.nc)
 		}
@@ -857,8 +842,10 @@ func (c *conn) drain() {
 // it closes the socket, takes the id out of the hub (so @connections
 // answers 410 from now on) and fires $disconnect.
 func (c *conn) finish(readErr error) {
-	c.waitWriter()
 	c.mu.Lock()
+	for c.writing { // wait for the writer; closed below, in this critical section, so no turn starts after
+		c.cond.Wait()
+	}
 	var r closeReason
 	if c.reason != nil {
 		r = *c.reason

@@ -1,17 +1,19 @@
 package gateway
 
 import (
-	"errors"
-	"os"
 	"runtime"
 	"sync"
+	"time"
+
+	"github.com/wsgate/wsgate/hub"
 )
 
 // flusher writes the frames a group publish queued, for every member, on
 // at most GOMAXPROCS goroutines: a publish only queues the frame on each
-// member (c.send) and lists the members that had nothing pending; the
-// flusher's goroutines then give each listed connection a write turn (flush):
-// one non-blocking write(2), or writev(2) of every frame queued by then.
+// member (SendBlock) and lists the members that had nothing pending, a
+// block at a time; the flusher's goroutines then give each listed
+// connection a write turn (flush): one non-blocking write(2), or writev(2)
+// of every frame queued by then, on its descriptor (sockFD).
 //
 // So a fan-out costs no goroutine per member and no write deadline (a
 // non-blocking write needs none), spreads its writes over the cores as
@@ -37,14 +39,19 @@ type flusher struct {
 const flushChunk = 32
 
 // add lists c for a write turn; c.writing is set (the turn owns writing).
-func (f *flusher) add(c *conn) {
+func (f *flusher) add(c *conn) { f.addList(c, c) }
+
+// addList lists the connections from head to tail (linked by next) for
+// write turns, in that order: one lock and at most one goroutine start for
+// them all. Each one's c.writing is set.
+func (f *flusher) addList(head, tail *conn) {
 	f.mu.Lock()
 	if f.tail == nil {
-		f.head = c
+		f.head = head
 	} else {
-		f.tail.next = c
+		f.tail.next = head
 	}
-	f.tail = c
+	f.tail = tail
 	if f.running == 0 {
 		// Once per busy spell, not per member: GOMAXPROCS takes the
 		// scheduler's lock.
@@ -64,6 +71,8 @@ func (f *flusher) add(c *conn) {
 // empty.
 func (f *flusher) run() {
 	var chunk [flushChunk]*conn
+	w := writeScratches.Get().(*writeScratch) // for every writev of this goroutine
+	defer writeScratches.Put(w)
 	for {
 		f.mu.Lock()
 		n := 0
@@ -83,17 +92,18 @@ func (f *flusher) run() {
 		}
 		f.mu.Unlock()
 		for i, c := range chunk[:n] {
-			c.flush()
+			c.flush(&w.iov)
 			chunk[i] = nil
 		}
 	}
 }
 
 // flush is a connection's write turn from the flusher: it writes what is
-// queued without blocking. c.writing is set and stays set for whoever
-// continues: the flusher again when more frames arrived meanwhile, the
-// writer goroutine when the socket did not take everything.
-func (c *conn) flush() {
+// queued without blocking (iov: writev's scratch). c.writing is set and
+// stays set for whoever continues: the flusher again when more frames
+// arrived meanwhile, the writer goroutine when the socket did not take
+// everything.
+func (c *conn) flush(iov *iovecs) {
 	c.mu.Lock()
 	batch := c.queue
 	if len(batch) == 0 || c.state != stateOpen {
@@ -108,12 +118,7 @@ func (c *conn) flush() {
 	c.queued, c.pongAt = 0, 0
 	c.mu.Unlock()
 
-	frames, part, err := c.writeNow(batch)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		// A deadline set by a close in progress: let the writer goroutine
-		// (which knows the closing state) handle the frames.
-		err = nil
-	}
+	frames, part, err := c.writeNow(batch, iov)
 	if err != nil {
 		c.mu.Lock()
 		c.flight, c.flightBytes = 0, 0
@@ -162,34 +167,127 @@ func (c *conn) flush() {
 const maxIOV = 1024
 
 // writeNow writes batch with non-blocking writes (write(2) for one frame,
-// writev(2) for more) until it is written or the socket takes no more. It
-// returns how many frames were written whole and how many bytes of the
-// next one.
-func (c *conn) writeNow(batch [][]byte) (frames, part int, err error) {
-	w := rawWrites.Get().(*rawWrite)
-	for frames < len(batch) {
-		w.bufs, w.skip = batch[frames:min(len(batch), frames+maxIOV)], part
+// writev(2) for more) on the socket's descriptor (sockFD), with iov for
+// scratch, until it is written or the socket takes no more. It returns how
+// many frames were written whole and how many bytes of the next one.
+func (c *conn) writeNow(batch [][]byte, iov *iovecs) (frames, part int, err error) {
+	fd, ok := c.sockFD()
+	for ok && frames < len(batch) {
+		bufs := batch[frames:min(len(batch), frames+maxIOV)]
 		want := -part
-		for _, b := range w.bufs {
+		for _, b := range bufs {
 			want += len(b)
 		}
-		if err = c.rc.Write(w.fn); err == nil {
-			err = w.err
-		}
-		if err != nil {
+		var wrote int
+		if wrote, err = writeFD(fd, bufs, part, iov); err != nil {
 			break
 		}
-		n := part + w.n
+		n := part + wrote
 		for frames < len(batch) && n >= len(batch[frames]) {
 			n -= len(batch[frames])
 			frames++
 		}
 		part = n
-		if w.n < want {
-			break // the socket is full (or the call was interrupted)
+		ok = wrote == want // else the socket is full (or the call was interrupted)
+	}
+	return frames, part, err
+}
+
+// sockFD returns the socket's descriptor, read once through RawConn.Control
+// (false when it cannot be: the frames then go to the writer goroutine).
+// The flusher writes it directly, without RawConn.Write's reference
+// counting and deadline checks (a non-blocking write needs no deadline):
+// only the holder of the write turn calls sockFD or writes, and the socket
+// is closed only while no turn is held and none can start (finish and
+// writeFailed set a closing state in the same critical section), so the
+// descriptor cannot be closed, or reused by another socket, under a write.
+func (c *conn) sockFD() (uintptr, bool) {
+	if c.wfd == 0 {
+		c.wfd = -1
+		_ = c.rc.Control(func(fd uintptr) { c.wfd = int32(fd) + 1 })
+	}
+	return uintptr(c.wfd - 1), c.wfd > 0
+}
+
+var _ hub.BlockSender = (*conn)(nil)
+
+// SendBlock implements hub.BlockSender: a group publish's frame for a
+// block of members. Each member gets the frame queued under its mutex, as
+// Send queues it (the same bound and slow-consumer clock); the members
+// that had nothing pending are listed with the flusher in one hand-off at
+// the end of the block, and the gateway's counters and the members'
+// activity clock are updated once per block, not per member.
+func (c *conn) SendBlock(members []hub.Conn, m *hub.Message) hub.Delivery {
+	b := fanBlock{frame: m.Frame(dataFrame), now: time.Now().UnixNano()}
+	for _, mc := range members {
+		switch k := mc.(type) {
+		case nil:
+		case *conn:
+			b.add(k)
+		default:
+			if mc.Send(m) == nil {
+				b.d.Delivered++
+			} else {
+				b.d.Skipped++
+			}
 		}
 	}
-	w.bufs, w.err = nil, nil
-	rawWrites.Put(w)
-	return frames, part, err
+	b.handOff()
+	return b.d
+}
+
+// fanBlock is one SendBlock in progress.
+type fanBlock struct {
+	frame      []byte
+	now        int64    // the members' last activity (unix nanoseconds)
+	gw         *Gateway // of the members queued since the last hand-off
+	head, tail *conn    // those of them that wait for a write turn
+	queued     int      // frames queued since the last hand-off
+	d          hub.Delivery
+}
+
+// add queues the frame on k.
+func (b *fanBlock) add(k *conn) {
+	if k.gw != b.gw {
+		b.handOff() // a hub shared by gateways: each has its own flusher
+		b.gw = k.gw
+	}
+	k.mu.Lock()
+	if k.admitLocked(len(b.frame), true, false) != nil {
+		b.d.Skipped++
+		return
+	}
+	k.queue = append(k.queue, b.frame)
+	k.queued += len(b.frame)
+	turn := !k.writing // else the turn in progress writes it
+	k.writing = true
+	k.mu.Unlock()
+	k.lastActive.Store(b.now)
+	b.queued++
+	b.d.Delivered++
+	switch {
+	case !turn:
+	case k.rc == nil:
+		go k.writeLoop()
+	case b.tail == nil:
+		b.head, b.tail = k, k
+	default:
+		b.tail.next, b.tail = k, k // k's turn is ours: nothing else links it
+	}
+}
+
+// handOff counts the frames queued since the last hand-off and lists the
+// connections waiting for a write turn with their gateway's flusher.
+func (b *fanBlock) handOff() {
+	if b.queued > 0 {
+		n := uint64(b.queued)
+		st := &b.gw.stats
+		st.framesOut.Add(n)
+		st.bytesOut.Add(n * uint64(len(b.frame)))
+		st.messagesOut.Add(n)
+	}
+	if b.head != nil {
+		b.gw.flush.addList(b.head, b.tail)
+	}
+	b.head, b.tail, b.queued = nil, nil, 0
 }

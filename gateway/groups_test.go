@@ -2,11 +2,13 @@ package gateway_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/internal/testenv"
 )
 
@@ -520,5 +523,100 @@ func TestPublishToStalledMember(t *testing.T) {
 		if err != nil || string(p) != fmt.Sprintf("%05d %s", i, pad) {
 			t.Fatalf("stalled member, frame %d of %d: %.10q (%d bytes), %v", i, toStalled, p, len(p), err)
 		}
+	}
+}
+
+// TestPublishOrderConcurrent: publishes from several goroutines at once to
+// a group large enough for a parallel publish (hub.Memory spreads it over
+// goroutines, the gateway hands it to its flusher a block at a time), and
+// single sends to each member beside them: every member gets every frame,
+// and each sender's frames in the order it sent them.
+func TestPublishOrderConcurrent(t *testing.T) {
+	for _, front := range []bool{false, true} {
+		t.Run(map[bool]string{false: "net/http", true: "httpfront"}[front], func(t *testing.T) {
+			testPublishOrder(t, front)
+		})
+	}
+}
+
+func testPublishOrder(t *testing.T, front bool) {
+	const (
+		members    = 300 // over hub's parallelPublish
+		publishers = 4
+		publishes  = 25
+		sends      = 10 // single sends to each member, from one more goroutine
+	)
+	tg := startGatewayWith(t, baseConfig(), testLogger(t), front)
+	clients := make([]*websocket.Conn, members)
+	for i := range clients {
+		clients[i] = tg.dial(t, nil)
+	}
+	h := tg.gw.Hub()
+	ctx := context.Background()
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if n := h.Len(); n != members {
+			return fmt.Errorf("%d of %d members registered", n, members)
+		}
+		return nil
+	})
+	var ids []string
+	h.Each(func(c hub.Conn) bool {
+		ids = append(ids, c.ID())
+		return true
+	})
+	for _, id := range ids {
+		if err := h.Join(ctx, "all", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	errs := make(chan error, members+publishers+1)
+	var readers sync.WaitGroup
+	for _, c := range clients {
+		readers.Go(func() {
+			next := map[string]int{} // sender → the number expected next
+			for range publishers*publishes + sends {
+				_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+				_, p, err := c.ReadMessage()
+				if err != nil {
+					errs <- fmt.Errorf("read after %v: %w", next, err)
+					return
+				}
+				sender, n, _ := strings.Cut(string(p), " ")
+				if n != strconv.Itoa(next[sender]) {
+					errs <- fmt.Errorf("from %s: got %s, want %d", sender, n, next[sender])
+					return
+				}
+				next[sender]++
+			}
+		})
+	}
+	var senders sync.WaitGroup
+	for k := range publishers {
+		senders.Go(func() {
+			for i := range publishes {
+				d, err := h.Publish(ctx, "all", hub.NewMessage(fmt.Appendf(nil, "p%d %d", k, i)))
+				if err != nil || d.Delivered != members {
+					errs <- fmt.Errorf("publish p%d %d: %+v, %v", k, i, d, err)
+					return
+				}
+			}
+		})
+	}
+	senders.Go(func() {
+		for i := range sends {
+			for _, id := range ids {
+				if err := h.Send(ctx, id, hub.NewMessage(fmt.Appendf(nil, "s %d", i))); err != nil {
+					errs <- fmt.Errorf("send %d to %s: %v", i, id, err)
+					return
+				}
+			}
+		}
+	})
+	senders.Wait()
+	readers.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

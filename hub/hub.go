@@ -90,6 +90,19 @@ type Conn interface {
 	Info() Info
 }
 
+// BlockSender is a Conn that takes a group publish for a block of members
+// in one call, so what a Send pays per member (a hand-off to a writer, the
+// gateway's counters, a clock reading) is paid once per block. A publish
+// calls SendBlock on the first member of each block (of at most
+// publishBlock members) that has it.
+type BlockSender interface {
+	Conn
+	// SendBlock queues m, as Send does, on every member that is not nil
+	// (members of other types through their Send), in order, and counts
+	// what it did.
+	SendBlock(members []Conn, m *Message) Delivery
+}
+
 // Info is what GetConnection and the connection listing report.
 type Info struct {
 	ConnectionID string    `json:"connectionId"`

@@ -331,15 +331,17 @@ func (g *group) snapshot() []Conn {
 }
 
 // parallelPublish is the group size from which a publish is spread over
-// GOMAXPROCS goroutines: each Send costs a lock and, for the gateway's
-// connections, a listing with its flusher (Message.Fanout), so a large
-// group's hand-off is spread over the cores as its writes are.
+// GOMAXPROCS goroutines: each member costs a lock and a queue append (for
+// the gateway's connections, which its flusher then writes: Message.Fanout,
+// BlockSender), so a large group's hand-off is spread over the cores as its
+// writes are.
 const parallelPublish = 256
 
-// publishBlock is how many members in a row one goroutine of a parallel
-// publish hands off at a time. The goroutines take the blocks in turn, so
-// together they list the members with the gateway's flusher close to join
-// order, the order its goroutines then write them in.
+// publishBlock is how many members in a row a publish hands off at a time
+// (one SendBlock, BlockSender). The goroutines of a parallel publish take
+// the blocks in turn, so together they list the members with the
+// gateway's flusher close to join order, the order its goroutines then
+// write them in.
 const publishBlock = 32
 
 // Publish implements Hub.
@@ -352,7 +354,13 @@ func (h *Memory) Publish(_ context.Context, name string, m *Message) (Delivery, 
 	m.fanout = true // set before any member sees m
 	workers := min(runtime.GOMAXPROCS(0), len(members)/(parallelPublish/2))
 	if workers < 2 {
-		return sendAll(members, m), nil
+		var d Delivery
+		for lo := 0; lo < len(members); lo += publishBlock {
+			b := sendAll(members[lo:min(lo+publishBlock, len(members))], m)
+			d.Delivered += b.Delivered
+			d.Skipped += b.Skipped
+		}
+		return d, nil
 	}
 	parts := make([]Delivery, workers)
 	blocks := func(i int) {
@@ -376,7 +384,19 @@ func (h *Memory) Publish(_ context.Context, name string, m *Message) (Delivery, 
 	return d, nil
 }
 
+// sendAll sends m to the members, one block of a publish: through the
+// first member's SendBlock when it has one (the gateway's connections: one
+// hand-off to its flusher per block), else member by member.
 func sendAll(members []Conn, m *Message) Delivery {
+	for _, c := range members {
+		if c == nil {
+			continue
+		}
+		if b, ok := c.(BlockSender); ok {
+			return b.SendBlock(members, m)
+		}
+		break
+	}
 	var d Delivery
 	for _, c := range members {
 		if c == nil {
