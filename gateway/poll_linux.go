@@ -7,6 +7,7 @@ import (
 	"syscall"
 
 	"github.com/wsgate/wsgate/internal/epoll"
+	"github.com/wsgate/wsgate/internal/rawsys"
 )
 
 // poller watches idle connections' sockets for readability with one epoll
@@ -125,7 +126,7 @@ func (o *pollOp) do(fd uintptr) {
 		return
 	}
 	ev := syscall.EpollEvent{Events: pollEvents, Fd: int32(fd), Pad: int32(c.pollGen)}
-	o.ok = syscall.EpollCtl(p.epfd, o.op, int(fd), &ev) == nil
+	o.ok = rawsys.EpollCtl(p.epfd, o.op, int(fd), &ev) == nil
 	if !o.ok && o.op == syscall.EPOLL_CTL_ADD {
 		p.mu.Lock()
 		p.slots[fd].c = nil

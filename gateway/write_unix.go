@@ -8,6 +8,8 @@ import (
 	"os"
 	"syscall"
 	"unsafe"
+
+	"github.com/wsgate/wsgate/internal/rawsys"
 )
 
 // iovecs is writeFD's scratch for writev's buffers.
@@ -23,7 +25,7 @@ func writeFD(fd uintptr, bufs [][]byte, skip int, iov *iovecs) (int, error) {
 		err error
 	)
 	if len(bufs) == 1 {
-		n, err = syscall.Write(int(fd), bufs[0][skip:])
+		n, err = rawsys.Write(int(fd), bufs[0][skip:])
 	} else {
 		n, err = writev(fd, bufs, skip, iov)
 	}
@@ -50,13 +52,10 @@ func writev(fd uintptr, bufs [][]byte, skip int, scratch *iovecs) (int, error) {
 	if len(iov) == 0 {
 		return 0, nil
 	}
-	n, _, errno := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	n, err := rawsys.Writev(fd, iov)
 	clear(iov) // no references to the frames left in the pool
 	*scratch = iov[:0]
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil
+	return n, err
 }
 
 // writeAll writes every buffer of *bufs through rc with writev(2), at most

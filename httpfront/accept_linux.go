@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"syscall"
+
+	"github.com/wsgate/wsgate/internal/rawsys"
 )
 
 // rawAccepter accepts from a TCP listener with accept4 itself and returns
@@ -62,7 +64,7 @@ func (a *rawAccepter) close() { _ = a.f.Close() }
 // accept4 is one non-blocking accept; false: nothing to accept yet.
 func (a *rawAccepter) accept4(lfd uintptr) bool {
 	for {
-		fd, sa, err := syscall.Accept4(int(lfd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+		fd, sa, err := rawsys.Accept4(int(lfd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
 		switch err {
 		case nil:
 			a.fd, a.sa, a.err = fd, sa, nil

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/rawsys"
 )
 
 // fdConn is an accepted socket the front took with its own accept4: a
@@ -165,7 +167,7 @@ func (c *fdConn) readDirect(p []byte) (int, error, bool) {
 		return 0, nil, true
 	}
 	for {
-		n, err := syscall.Read(c.fd, p)
+		n, err := rawsys.Read(c.fd, p)
 		switch {
 		case err == syscall.EINTR:
 			continue
@@ -192,7 +194,7 @@ func (c *fdConn) Write(p []byte) (int, error) {
 			return 0, c.opError("write", os.ErrDeadlineExceeded)
 		}
 		for written < len(p) {
-			n, err := syscall.Write(c.fd, p[written:])
+			n, err := rawsys.Write(c.fd, p[written:])
 			if err == syscall.EINTR {
 				continue
 			}

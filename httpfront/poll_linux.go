@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/internal/epoll"
+	"github.com/wsgate/wsgate/internal/rawsys"
 )
 
 // headPoller holds the connections the front accepted before their first
@@ -108,7 +109,7 @@ func (p *headPoller) add(c *conn, fd int, d time.Duration) bool {
 	}
 	p.mu.Unlock()
 	ev := syscall.EpollEvent{Events: headPollEvents, Fd: int32(fd), Pad: int32(c.parkGen)}
-	if syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev) != nil {
+	if rawsys.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev) != nil {
 		p.forget(c).Stop()
 		return false
 	}

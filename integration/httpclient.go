@@ -48,8 +48,9 @@ type leanClient struct {
 type leanConn struct {
 	nc     net.Conn
 	rc     syscall.RawConn
-	br     *bufio.Reader
-	wbuf   []byte // the request head
+	w      io.Writer     // nc, or its socket's sockIO
+	br     *bufio.Reader // reads nc, or its socket's sockIO
+	wbuf   []byte        // the request head
 	usedAt time.Time
 }
 
@@ -211,10 +212,16 @@ func (lc *leanClient) dial(ctx context.Context, deadline time.Time) (*leanConn, 
 	if err != nil {
 		return nil, err
 	}
-	pc := &leanConn{nc: nc, br: bufio.NewReaderSize(nc, 4096)}
+	pc := &leanConn{nc: nc, w: nc}
+	var r io.Reader = nc
 	if sc, ok := nc.(syscall.Conn); ok {
 		pc.rc, _ = sc.SyscallConn()
 	}
+	if pc.rc != nil {
+		s := newSockIO(nc, pc.rc)
+		pc.w, r = s, s
+	}
+	pc.br = bufio.NewReaderSize(r, 4096)
 	return pc, nil
 }
 
@@ -319,13 +326,13 @@ func (pc *leanConn) roundTrip(head, payload []byte, requestID string) (res *lean
 		// it, unlike through a write and the backend's read.)
 		w = append(w, payload...)
 		pc.wbuf = w
-		if _, err := pc.nc.Write(w); err != nil {
+		if _, err := pc.w.Write(w); err != nil {
 			return nil, false, err
 		}
 	} else {
 		pc.wbuf = w
 		bufs := net.Buffers{w, payload}
-		if _, err := bufs.WriteTo(pc.nc); err != nil {
+		if _, err := bufs.WriteTo(pc.w); err != nil {
 			return nil, false, err
 		}
 	}

@@ -2,7 +2,11 @@
 
 package integration
 
-import "syscall"
+import (
+	"syscall"
+
+	"github.com/wsgate/wsgate/internal/rawsys"
+)
 
 // leanClients: the lean http client runs here (it needs peekOpen).
 const leanClients = true
@@ -13,9 +17,7 @@ const leanClients = true
 func peekOpen(rc syscall.RawConn) bool {
 	alive := false
 	err := rc.Read(func(fd uintptr) bool {
-		var b [1]byte
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		alive = err == syscall.EAGAIN
+		alive = rawsys.PeekEmpty(int(fd))
 		return true // never wait
 	})
 	return err == nil && alive
