@@ -175,7 +175,7 @@ func parkedCount(s *Server) int {
 	defer s.mu.Unlock()
 	n := 0
 	for c := range s.conns {
-		if c.parked.Load() {
+		if c.state.Load() == connParked {
 			n++
 		}
 	}
@@ -203,12 +203,12 @@ func TestParkedForHead(t *testing.T) {
 	if _, got := readBody(t, br); got != "front POST /a 4 late" {
 		t.Fatalf("got %q", got)
 	}
-	waitParked(t, tf.Server, 0)
+	waitParked(t, tf.Server, 1) // kept alive: parked again
 	// A client that connects and goes away is closed from the poller.
 	gone, _ := dial(t, tf.addr)
-	waitParked(t, tf.Server, 1)
+	waitParked(t, tf.Server, 2)
 	_ = gone.Close()
-	waitParked(t, tf.Server, 0)
+	waitParked(t, tf.Server, 1)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		tf.mu.Lock()

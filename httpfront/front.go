@@ -106,6 +106,8 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.hand = newChanListener(ln.Addr())
 	s.conns = make(map[*conn]struct{})
 	s.pending = make(chan struct{}, cmp.Or(s.MaxPending, 1024))
+	lowerSweep(s.headerTimeout())
+	lowerSweep(s.idleTimeout())
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
@@ -227,7 +229,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) wakeIdleLocked(parked []*conn) []*conn {
 	for c := range s.conns {
 		switch {
-		case c.parked.Load():
+		case c.state.Load() == connParked:
 			parked = append(parked, c)
 		case c.idle.Load():
 			_ = c.nc.SetReadDeadline(aLongTimeAgo)
@@ -312,6 +314,7 @@ func (s *Server) recoverHandler(c *conn) {
 			s.logf("httpfront: panic serving %v: %v\n%s", c.remoteAddr(), v, debug.Stack())
 		}
 		if !c.w.hijacked {
+			c.unregister(true)
 			_ = c.nc.Close()
 		}
 		c.releasePending()
