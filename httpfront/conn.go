@@ -62,9 +62,11 @@ type conn struct {
 	parkFD   int
 	parkGen  uint32
 	resumeFn func()
-	w        response
-	body     body
-	head     []byte // the response head's buffer, kept between requests
+	// rq is the parsed request, reused for the connection's next one.
+	rq   *reqBox
+	w    response
+	body body
+	head []byte // the response head's buffer, kept between requests
 	// readDeadline is the one a handler asked for (SetReadDeadline),
 	// applied before the body's next read of the socket.
 	readDeadline    time.Time
@@ -135,7 +137,10 @@ func (c *conn) serveHeads() {
 			c.handOff(func(nc net.Conn) net.Conn { return tls.Server(nc, s.TLS) })
 			return
 		}
-		p, verdict := parseHead(c.buf[c.off:c.n])
+		if c.rq == nil {
+			c.rq = new(reqBox)
+		}
+		p, verdict := parseHeadInto(c.buf[c.off:c.n], c.rq)
 		switch verdict {
 		case headMore:
 			if !c.headStarted {
