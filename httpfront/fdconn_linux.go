@@ -422,17 +422,17 @@ func (c *fdConn) tryRead(p []byte) (n int, err error, ready bool) {
 // readNow is one read(2) that does not wait, whether or not the socket
 // is in the runtime's poller, and ignores the deadlines (the front's
 // poller times the waits for heads): again is true when the socket has
-// nothing yet. The end of the stream is io.EOF.
+// nothing yet. The end of the stream is io.EOF. Only the connection's
+// owner calls it, so no Close runs meanwhile: a promoted socket is read
+// through the same descriptor, which its file keeps open.
 func (c *fdConn) readNow(p []byte) (n int, err error, again bool) {
 	f, err := c.acquire()
 	if err != nil {
 		return 0, c.opError("read", err), false
 	}
+	n, err, again = readFD(c.fd, p)
 	if f == nil {
-		n, err, again = readFD(c.fd, p)
 		c.releaseRef()
-	} else if cerr := c.frc.Control(func(fd uintptr) { n, err, again = readFD(int(fd), p) }); cerr != nil {
-		return 0, c.fileError("read", cerr), false
 	}
 	if err != nil && err != io.EOF {
 		err = c.opError("read", os.NewSyscallError("read", err))
