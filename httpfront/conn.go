@@ -49,19 +49,19 @@ type conn struct {
 	// The poller's (Linux; poll_linux.go). state: who has the connection
 	// (connOwned: a goroutine; connParked: the poller; whoever moves it
 	// from connParked owns it); until: waitUntil in Unix nanoseconds while
-	// parked (0: none), for the sweep. The rest is the owner's: reg, how
-	// it is registered, under parkFD and generation parkGen; unread: the
+	// parked (0: none), for the sweep. The rest is the owner's: registered
+	// in the poller, under parkFD and generation parkGen; unread: the
 	// socket may hold bytes not read yet (an event came, or a read filled
 	// the buffer); blocking: the poller refused it, it waits in the
 	// runtime's poller as any other; resumeFn: c.resume, made once.
-	state    atomic.Uint32
-	until    atomic.Int64
-	reg      uint8
-	unread   bool
-	blocking bool
-	parkFD   int
-	parkGen  uint32
-	resumeFn func()
+	state      atomic.Uint32
+	until      atomic.Int64
+	registered bool
+	unread     bool
+	blocking   bool
+	parkFD     int
+	parkGen    uint32
+	resumeFn   func()
 	// rq is the parsed request, reused for the connection's next one.
 	rq   *reqBox
 	w    response
@@ -273,7 +273,7 @@ func (c *conn) drain() bool {
 
 // close closes the connection and stops tracking it.
 func (c *conn) close() {
-	c.unregister(true)
+	c.unregister()
 	c.releasePending()
 	_ = c.nc.Close()
 	c.release()
@@ -288,7 +288,7 @@ func (c *conn) handOff(wrap func(net.Conn) net.Conn) {
 		nc = &PrefixConn{Conn: c.nc, Prefix: append([]byte(nil), c.buf[c.off:c.n]...)}
 	}
 	_ = c.nc.SetReadDeadline(time.Time{}) // net/http sets its own
-	c.unregister(false)
+	c.unregister()
 	c.releasePending()
 	if wrap != nil {
 		nc = wrap(nc)
@@ -304,7 +304,7 @@ func (c *conn) hijack() (net.Conn, []byte) {
 	if c.n > c.off {
 		rest = append([]byte(nil), c.buf[c.off:c.n]...)
 	}
-	c.unregister(false)
+	c.unregister()
 	c.release()
 	_ = c.nc.SetDeadline(time.Time{})
 	return c.nc, rest

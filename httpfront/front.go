@@ -322,7 +322,7 @@ func (s *Server) recoverHandler(c *conn) {
 			s.logf("httpfront: panic serving %v: %v\n%s", c.remoteAddr(), v, debug.Stack())
 		}
 		if !c.w.hijacked {
-			c.unregister(true)
+			c.unregister()
 			_ = c.nc.Close()
 		}
 		c.releasePending()

@@ -35,18 +35,24 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// registered reports whether the poller holds c under some descriptor,
-// and whether one-shot.
-func registered(c *conn) (ok, oneShot bool) {
+// registeredNow reports whether the poller holds c, armed.
+func registeredNow(c *conn) bool {
+	ok, _ := armed(c)
+	return ok
+}
+
+// armed reports whether the poller holds c, armed, and the generation
+// of its latest registration (written under the poller's lock).
+func armed(c *conn) (bool, uint32) {
 	p := thePoller
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, sl := range p.slots {
 		if sl.c == c {
-			return true, sl.oneShot
+			return true, c.parkGen
 		}
 	}
-	return false, false
+	return false, c.parkGen
 }
 
 // slowFront answers the path; /slow tells entered, then waits for
@@ -65,21 +71,20 @@ func slowFront(t *testing.T) (tf *testFront, entered, release chan struct{}) {
 	return tf, entered, release
 }
 
-// A keep-alive connection waits for each next request parked in the
-// poller, edge-triggered, with no goroutine, and is served again when it
-// comes, as often as it comes.
-func TestKeepAliveParksBetweenRequests(t *testing.T) {
+// A first head that stops halfway parks again (its spent one-shot
+// registration re-armed) and is served when the rest comes; so does one
+// cut before its body.
+func TestFirstHeadParksAgain(t *testing.T) {
 	tf := startFront(t, nil)
 	nc, br := dial(t, tf.addr)
-	for i := range 20 {
-		_, _ = io.WriteString(nc, post("/a", "x"))
-		if _, got := readBody(t, br); got != "front POST /a 1 x" {
-			t.Fatalf("request %d: %q", i, got)
-		}
-		waitParked(t, tf.Server, 1)
-		if ok, oneShot := registered(frontConns(tf.Server)[0]); !ok || oneShot {
-			t.Fatalf("parked after request %d: registered %v, one-shot %v", i, ok, oneShot)
-		}
+	waitParked(t, tf.Server, 1)
+	c := frontConns(tf.Server)[0]
+	_, gen := armed(c)
+	_, _ = io.WriteString(nc, "POST /a HTTP/1.1\r\nHo")
+	waitFor(t, "the half head parked again", func() bool { ok, g := armed(c); return ok && g != gen })
+	_, _ = io.WriteString(nc, "st: h\r\nContent-Length: 2\r\n\r\nok")
+	if _, got := readBody(t, br); got != "front POST /a 2 ok" {
+		t.Fatalf("got %q", got)
 	}
 }
 
@@ -107,44 +112,20 @@ func TestKeepAliveTimeouts(t *testing.T) {
 	waitFor(t, "no tracked connection", func() bool { return len(frontConns(tf.Server)) == 0 })
 }
 
-// A request that comes while the connection's previous one is being
-// served (its edge-triggered event seen by the poller while no one is
-// parked) is read when that one is answered, not lost.
-func TestKeepAliveEventWhileServing(t *testing.T) {
-	tf, entered, release := slowFront(t)
-	nc, br := dial(t, tf.addr)
-	_, _ = io.WriteString(nc, "GET /first HTTP/1.1\r\nHost: h\r\n\r\n")
-	if _, got := readBody(t, br); got != "/first" {
-		t.Fatal(got)
-	}
-	waitParked(t, tf.Server, 1) // registered edge-triggered
-	c := frontConns(tf.Server)[0]
-	_, _ = io.WriteString(nc, "GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
-	<-entered
-	_, _ = io.WriteString(nc, "GET /next HTTP/1.1\r\nHost: h\r\n\r\n")
-	waitFor(t, "the event while serving", func() bool { return c.state.Load() == connOwnedEvent })
-	close(release)
-	for _, want := range []string{"/slow", "/next"} {
-		if _, got := readBody(t, br); got != want {
-			t.Fatalf("got %q, want %q", got, want)
-		}
-	}
-	waitParked(t, tf.Server, 1)
-}
-
-// Shutdown closes a parked keep-alive connection at once and waits for
-// one whose request is being served, which gets its answer and closes.
+// Shutdown closes a connection parked for its first head at once and
+// waits for a keep-alive one whose request is being served, which gets
+// its answer and closes.
 func TestShutdownParkedAndBusy(t *testing.T) {
 	tf, entered, release := slowFront(t)
 	var ncs []net.Conn
 	var brs []*bufio.Reader
 	for range 2 {
 		nc, br := dial(t, tf.addr)
-		_, _ = io.WriteString(nc, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
-		readBody(t, br)
 		ncs, brs = append(ncs, nc), append(brs, br)
 	}
 	waitParked(t, tf.Server, 2)
+	_, _ = io.WriteString(ncs[1], "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+	readBody(t, brs[1])
 	_, _ = io.WriteString(ncs[1], "GET /slow HTTP/1.1\r\nHost: h\r\n\r\n")
 	<-entered
 	shut := shutdownAsync(tf)
@@ -169,9 +150,10 @@ func TestShutdownParkedAndBusy(t *testing.T) {
 	}
 }
 
-// A connection upgraded after a keep-alive request leaves the poller
-// (its edge-triggered registration deleted): what the client sends
-// next reaches the hijacker alone. So does one handed to net/http.
+// A connection parked for its first head, then kept alive, then upgraded
+// is no longer in the poller: what the client sends next reaches the
+// hijacker alone. So is one handed to net/http after a keep-alive
+// request.
 func TestKeepAliveThenHijackOrHandOff(t *testing.T) {
 	got := make(chan string, 1)
 	tf := startFront(t, func(s *Server) {
@@ -194,16 +176,16 @@ func TestKeepAliveThenHijackOrHandOff(t *testing.T) {
 		})
 	})
 	nc, br := dial(t, tf.addr)
-	_, _ = io.WriteString(nc, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
-	readBody(t, br)
 	waitParked(t, tf.Server, 1)
 	c := frontConns(tf.Server)[0]
+	_, _ = io.WriteString(nc, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+	readBody(t, br)
 	_, _ = io.WriteString(nc, "GET /up HTTP/1.1\r\nHost: h\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\nab")
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil || resp.StatusCode != 101 {
 		t.Fatalf("%v, %v", resp, err)
 	}
-	waitFor(t, "the hijacked connection out of the poller", func() bool { ok, _ := registered(c); return !ok })
+	waitFor(t, "the hijacked connection out of the poller", func() bool { return !registeredNow(c) })
 	_, _ = io.WriteString(nc, "cde")
 	if s := <-got; s != "abcde <nil>" {
 		t.Fatalf("hijacker read %q", s)
@@ -212,15 +194,15 @@ func TestKeepAliveThenHijackOrHandOff(t *testing.T) {
 	// Handed to net/http after a keep-alive request (HTTP/1.0 is not the
 	// front's), then served by net/http on the same connection.
 	nc, br = dial(t, tf.addr)
-	_, _ = io.WriteString(nc, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
-	readBody(t, br)
 	waitParked(t, tf.Server, 1)
 	c = frontConns(tf.Server)[0]
+	_, _ = io.WriteString(nc, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
+	readBody(t, br)
 	_, _ = io.WriteString(nc, "GET /b HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n")
 	if _, s := readBody(t, br); s != "HTTP/1.0 /b" {
 		t.Fatalf("handed off: %q", s)
 	}
-	if ok, _ := registered(c); ok {
+	if registeredNow(c) {
 		t.Fatal("a connection handed to net/http is still in the poller")
 	}
 	_, _ = io.WriteString(nc, "GET /c HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n")

@@ -11,27 +11,26 @@ import (
 	"github.com/wsgate/wsgate/internal/epoll"
 )
 
-// poller holds the front's connections that wait for a request head with
-// no goroutine, in one epoll instance of its own that itself waits in the
-// runtime's poller (epoll.Start): when a socket turns readable, the
-// connection is served on a pooled goroutine (conn.resume), which reads
-// the socket directly (an fdConn, outside the runtime's poller).
+// poller holds the front's connections that wait for their first request
+// head with no goroutine, in one epoll instance of its own that itself
+// waits in the runtime's poller (epoll.Start): when a socket turns
+// readable, the connection is served on a pooled goroutine (conn.resume),
+// which reads the socket directly (an fdConn, outside the runtime's
+// poller). Each is registered one-shot: most become WebSockets,
+// registered in the gateway's poller (a separate instance), and a spent
+// one-shot registration needs no epoll_ctl to leave. A first head that
+// stops halfway parks again (the registration re-armed).
 //
-// A connection waiting for its first bytes is registered one-shot: most
-// become WebSockets, registered in the gateway's poller (a separate
-// instance), and a spent one-shot registration needs no epoll_ctl to
-// leave. A connection that served a request and stays open (keep-alive)
-// is registered edge-triggered, once: between requests it parks with no
-// system call (no read that returns EAGAIN, no deadline change), its
-// state (connOwned, connOwnedEvent, connParked) telling the event and the
-// goroutine finishing a request apart. Such a connection leaves the set
-// with an epoll_ctl DEL only when it is hijacked or handed to net/http
-// (closing the socket drops it).
+// A keep-alive connection does not park here between requests: its
+// goroutine waits in the runtime's poller. Parking it here was built and
+// measured (BENCHMARKS.md, "keep-alive connections in the front's event
+// loop, session 7"): the read that returns EAGAIN it saves costs less
+// than handing each wake-up from the poller's goroutine to a pooled one,
+// which wakes a second thread per request.
 //
-// The timeouts of parked connections (the first head's, the idle one
-// between requests, a head that stopped halfway) are not timers: a sweep
-// closes the parked connections whose time is up, every sweepEvery.
-// The poller and the sweep serve the process.
+// The header timeouts of parked connections are not timers: a sweep
+// closes the parked connections whose time is up, every sweepEvery. The
+// poller and the sweep serve the process.
 type poller struct {
 	epfd  int
 	mu    sync.Mutex
@@ -39,32 +38,20 @@ type poller struct {
 }
 
 // pollSlot is the connection registered under a descriptor; gen tells a
-// stale event from a current one; a one-shot registration is spent by
-// its event.
+// stale event from a current one.
 type pollSlot struct {
-	c       *conn
-	gen     uint32
-	oneShot bool
+	c   *conn
+	gen uint32
 }
 
 // conn.state values.
 const (
 	connOwned      = iota // a goroutine serves the connection
-	connOwnedEvent        // ... and its socket turned readable meanwhile
+	connOwnedEvent        // ... and its registration fired before it parked
 	connParked            // waiting in the poller, with no goroutine
 )
 
-// conn.reg values: how the connection is registered in the poller.
-const (
-	regNone    = iota
-	regOneShot // for its first head; spent once it fired
-	regEdge    // edge-triggered, between requests
-)
-
-const (
-	pollOneShot = syscall.EPOLLIN | syscall.EPOLLRDHUP | 1<<30 // EPOLLONESHOT
-	pollEdge    = syscall.EPOLLIN | syscall.EPOLLRDHUP | 1<<31 // EPOLLET
-)
+const pollEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | 1<<30 // EPOLLONESHOT
 
 var (
 	pollOnce  sync.Once
@@ -108,9 +95,10 @@ func getPoller() *poller {
 	return thePoller
 }
 
-// pollable reports whether the connection waits for heads in the poller.
+// pollable reports whether the connection waits for its first head in
+// the poller.
 func (c *conn) pollable() bool {
-	if c.blocking {
+	if c.blocking || c.reqs > 0 {
 		return false
 	}
 	_, ok := c.nc.(*fdConn)
@@ -137,7 +125,7 @@ func (c *conn) parkForHead() bool {
 		c.n, c.unread = n, n == len(c.buf)
 		return false
 	}
-	switch c.park(false) {
+	switch c.park() {
 	case parkDone:
 		return true
 	case parkEvent:
@@ -146,10 +134,11 @@ func (c *conn) parkForHead() bool {
 	return false
 }
 
-// morePolled is more for a connection in the poller: it reads what the
+// morePolled is more for a first head in the poller: it reads what the
 // socket has when an event (or a read that filled the buffer) says there
 // may be something, and parks otherwise. ok: bytes were read; polled
-// false: the poller refused the connection, wait as any other.
+// false: not the poller's (a keep-alive connection, or one the poller
+// refused), wait as any other.
 func (c *conn) morePolled() (ok, polled bool) {
 	if !c.pollable() {
 		return false, false
@@ -172,13 +161,13 @@ func (c *conn) morePolled() (ok, polled bool) {
 			}
 			c.unread = false
 		}
-		switch c.park(true) {
+		switch c.park() {
 		case parkDone:
 			return false, true
 		case parkRefused:
 			return false, false
 		}
-		c.unread = true // an event came while it was being served
+		c.unread = true // its event fired before it parked
 	}
 }
 
@@ -189,16 +178,13 @@ const (
 	parkRefused        // epoll refused the registration
 )
 
-// park registers the connection (edge-triggered, or one-shot for a
-// first head) unless it is already, and parks it until c.waitUntil. The
-// buffer goes back to the pool when nothing is left in it.
-func (c *conn) park(edge bool) int {
-	p := thePoller
-	if edge && c.reg != regEdge || !edge && c.reg == regNone {
-		if !p.arm(c, edge) {
-			c.blocking = true
-			return parkRefused
-		}
+// park registers the connection one-shot (or re-arms its spent
+// registration) and parks it until c.waitUntil. The buffer goes back to
+// the pool when nothing is left in it.
+func (c *conn) park() int {
+	if !thePoller.arm(c) {
+		c.blocking = true
+		return parkRefused
 	}
 	var until int64
 	if !c.waitUntil.IsZero() {
@@ -223,10 +209,10 @@ func (c *conn) park(edge bool) int {
 	return parkDone
 }
 
-// arm registers c's socket, or turns its spent one-shot registration
-// into an edge-triggered one. Arming reports a socket already readable,
-// so nothing that came before is missed.
-func (p *poller) arm(c *conn, edge bool) bool {
+// arm registers c's socket one-shot, or re-arms its spent registration.
+// Arming reports a socket already readable, so nothing that came before
+// is missed.
+func (p *poller) arm(c *conn) bool {
 	fd := c.nc.(*fdConn).fd // c's owner holds the socket open
 	p.mu.Lock()
 	if fd >= len(p.slots) {
@@ -234,25 +220,19 @@ func (p *poller) arm(c *conn, edge bool) bool {
 	}
 	sl := &p.slots[fd]
 	sl.gen++
-	sl.c, sl.oneShot = c, !edge
+	sl.c = c
 	c.parkFD, c.parkGen = fd, sl.gen
 	p.mu.Unlock()
-	op, events := syscall.EPOLL_CTL_ADD, uint32(pollOneShot)
-	if c.reg != regNone {
+	op := syscall.EPOLL_CTL_ADD
+	if c.registered {
 		op = syscall.EPOLL_CTL_MOD
 	}
-	if edge {
-		events = uint32(pollEdge)
-	}
-	ev := syscall.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(c.parkGen)}
+	ev := syscall.EpollEvent{Events: pollEvents, Fd: int32(fd), Pad: int32(c.parkGen)}
 	if syscall.EpollCtl(p.epfd, op, fd, &ev) != nil {
 		p.forget(c)
 		return false
 	}
-	c.reg = regOneShot
-	if edge {
-		c.reg = regEdge
-	}
+	c.registered = true
 	return true
 }
 
@@ -265,23 +245,13 @@ func (p *poller) forget(c *conn) {
 	p.mu.Unlock()
 }
 
-// unregister takes c out of the poller before its socket leaves the
-// front: closed (closing drops the registration with the socket), or
-// hijacked or handed off (an edge-triggered registration is deleted, or
-// every byte the new owner's reads wait for would wake the poller too).
-func (c *conn) unregister(closing bool) {
-	if c.reg == regNone {
-		return
+// unregister clears c's slot before its socket leaves the front
+// (closed, hijacked, handed off). Its one-shot registration is spent or
+// goes with the socket: no epoll_ctl.
+func (c *conn) unregister() {
+	if c.registered {
+		thePoller.forget(c)
 	}
-	thePoller.forget(c)
-	if c.reg == regEdge && !closing {
-		if fc, ok := c.nc.(*fdConn); ok {
-			_ = fc.control(func(fd int) error {
-				return syscall.EpollCtl(thePoller.epfd, syscall.EPOLL_CTL_DEL, fd, nil)
-			})
-		}
-	}
-	c.reg = regNone
 }
 
 // unpark closes a parked connection (Shutdown, its timeout).
@@ -303,9 +273,7 @@ func (p *poller) handle(events []syscall.EpollEvent) {
 		}
 		if sl := &p.slots[fd]; sl.gen == uint32(ev.Pad) && sl.c != nil {
 			ready = append(ready, sl.c)
-			if sl.oneShot {
-				sl.c = nil // spent
-			}
+			sl.c = nil // spent
 		}
 	}
 	p.mu.Unlock()
@@ -316,7 +284,7 @@ func (p *poller) handle(events []syscall.EpollEvent) {
 }
 
 // wake serves a parked connection whose socket turned readable, or tells
-// the goroutine serving it that it did.
+// the goroutine about to park it that it did.
 func (c *conn) wake() {
 	for {
 		switch c.state.Load() {

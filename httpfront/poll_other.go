@@ -14,7 +14,7 @@ func (c *conn) parkForHead() bool { return false }
 
 func (c *conn) morePolled() (ok, polled bool) { return false, false }
 
-func (c *conn) unregister(closing bool) {}
+func (c *conn) unregister() {}
 
 func (c *conn) unpark() {}
 
