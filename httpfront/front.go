@@ -5,13 +5,11 @@
 //
 // On Linux the front accepts a *net.TCPListener's connections with its
 // own accept4 and keeps each as a bare non-blocking descriptor (fdConn),
-// outside the runtime's poller until an operation has to wait. A
-// connection waiting for a request head, its first (registered
-// one-shot) or, kept alive, its next (registered edge-triggered, once),
-// waits in the front's own epoll (poller, poll_linux.go) with no
-// goroutine; a pooled goroutine serves it when bytes come. Serve then
-// owns the listening socket: stop it with Shutdown (closing the listener
-// alone leaves a duplicate listening).
+// outside the runtime's poller until an operation has to wait; one whose
+// first bytes have not come waits in the front's own epoll (poller,
+// poll_linux.go) with no goroutine. Serve then owns the listening socket:
+// stop it with Shutdown (closing the listener alone leaves a duplicate
+// listening).
 //
 // Per connection the front reads the first bytes with one ordinary read
 // into a pooled buffer. A first byte of 0x16 (a TLS handshake record)
@@ -21,9 +19,8 @@
 // is called with a light http.ResponseWriter that writes the whole
 // response in one write and implements http.Hijacker (the upgrade) and
 // SetReadDeadline (http.ResponseController). A keep-alive connection
-// goes on with the requests already read on the same goroutine, then
-// parks (Linux) or waits in the runtime's poller (elsewhere, and a
-// connection Prepare wrapped).
+// loops on the same goroutine: no background read, no goroutine per
+// request, one deadline change per request.
 //
 // The front reuses a connection's *http.Request, its URL and Header for
 // the connection's next request: a handler must not keep them after it
@@ -115,7 +112,6 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.conns = make(map[*conn]struct{})
 	s.pending = make(chan struct{}, cmp.Or(s.MaxPending, 1024))
 	lowerSweep(s.headerTimeout())
-	lowerSweep(s.idleTimeout())
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {

@@ -57,8 +57,8 @@ var (
 	pollOnce  sync.Once
 	thePoller *poller // nil where epoll could not be set up
 	// sweepEvery is how often the sweep looks for parked connections
-	// whose time is up: 1 s, or less for a server with shorter timeouts
-	// (lowerSweep).
+	// whose time is up: 1 s, or less for a server with a shorter header
+	// timeout (lowerSweep).
 	sweepEvery atomic.Int64
 )
 
