@@ -168,14 +168,14 @@ func acceptOne(t *testing.T, first string) (client, accepted net.Conn) {
 	return cl, nc
 }
 
-// parkedCount is how many of the front's connections wait in the head
+// parkedCount is how many of the front's connections wait in the
 // poller.
 func parkedCount(s *Server) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
 	for c := range s.conns {
-		if c.parked.Load() {
+		if c.state.Load() == connParked {
 			n++
 		}
 	}
@@ -193,7 +193,7 @@ func waitParked(t *testing.T, s *Server, n int) {
 	}
 }
 
-// A connection that sends nothing at first waits in the head poller, with
+// A connection that sends nothing at first waits in the poller, with
 // no goroutine, and is served when its request comes.
 func TestParkedForHead(t *testing.T) {
 	tf := startFront(t, nil)
@@ -203,7 +203,7 @@ func TestParkedForHead(t *testing.T) {
 	if _, got := readBody(t, br); got != "front POST /a 4 late" {
 		t.Fatalf("got %q", got)
 	}
-	waitParked(t, tf.Server, 0)
+	waitParked(t, tf.Server, 0) // kept alive: waiting in the runtime's poller
 	// A client that connects and goes away is closed from the poller.
 	gone, _ := dial(t, tf.addr)
 	waitParked(t, tf.Server, 1)

@@ -37,16 +37,36 @@ type conn struct {
 	// pending: the connection holds a slot of Server.pending (its first
 	// head is not read yet).
 	pending bool
-	// parked: waiting in the head poller for its first bytes, with no
-	// goroutine (Linux); whoever clears it (the poller's event, the
-	// header timeout, Shutdown) owns the connection again.
-	parked    atomic.Bool
-	parkFD    int         // its descriptor while parked
-	parkGen   uint32      // the head poller's generation of that registration
-	parkTimer *time.Timer // the header timeout while parked
-	w         response
-	body      body
-	head      []byte // the response head's buffer, kept between requests
+	// reqs counts the requests served.
+	reqs int
+	// waitUntil is when the wait for the head under way ends: the first
+	// head's or a started head's header timeout, or the idle timeout
+	// between requests. untilSet: waitUntil changed since the socket's
+	// read deadline was last set (a connection outside the poller).
+	waitUntil   time.Time
+	untilSet    bool
+	headStarted bool // bytes of the next head came: waitUntil is its header timeout
+	// The poller's (Linux; poll_linux.go). state: who has the connection
+	// (connOwned: a goroutine; connParked: the poller; whoever moves it
+	// from connParked owns it); until: waitUntil in Unix nanoseconds while
+	// parked (0: none), for the sweep. The rest is the owner's: registered
+	// in the poller, under parkFD and generation parkGen; unread: the
+	// socket may hold bytes not read yet (an event came, or a read filled
+	// the buffer); blocking: the poller refused it, it waits in the
+	// runtime's poller as any other; resumeFn: c.resume, made once.
+	state      atomic.Uint32
+	until      atomic.Int64
+	registered bool
+	unread     bool
+	blocking   bool
+	parkFD     int
+	parkGen    uint32
+	resumeFn   func()
+	// rq is the parsed request, reused for the connection's next one.
+	rq   *reqBox
+	w    response
+	body body
+	head []byte // the response head's buffer, kept between requests
 	// readDeadline is the one a handler asked for (SetReadDeadline),
 	// applied before the body's next read of the socket.
 	readDeadline    time.Time
@@ -81,8 +101,8 @@ func (c *conn) release() {
 func (c *conn) serve() {
 	s := c.srv
 	defer s.recoverHandler(c)
-	first := deadline(time.Now(), s.headerTimeout())
-	_ = c.nc.SetReadDeadline(first)
+	c.waitUntil, c.headStarted = deadline(time.Now(), s.headerTimeout()), true
+	_ = c.nc.SetReadDeadline(c.waitUntil)
 	if s.Prepare != nil {
 		pc, err := s.Prepare(c.nc)
 		if err != nil {
@@ -93,47 +113,44 @@ func (c *conn) serve() {
 	}
 	c.idle.Store(true)
 	if s.Prepare == nil && c.parkForHead() {
-		return // the head poller resumes it (resume) or closes it
+		return // the poller resumes it (resume) or closes it
 	}
 	c.serveHeads()
 }
 
-// resume serves a connection the head poller woke: its first bytes came.
+// resume serves a connection the poller woke: bytes came.
 func (c *conn) resume() {
 	defer c.srv.recoverHandler(c)
+	c.unread = true
 	c.serveHeads()
 }
 
-// serveHeads reads and serves requests from the first one on.
+// serveHeads reads and serves requests until the connection parks in the
+// poller, closes, is hijacked or handed off.
 func (c *conn) serveHeads() {
 	s := c.srv
-	if c.buf == nil {
-		c.pooled = bufPool.Get().(*[]byte)
-		c.buf = *c.pooled
-	}
-	if c.n == 0 && !c.fill() {
-		c.close()
-		return
-	}
-	if s.TLS != nil && c.buf[0] == tlsRecordHandshake {
-		c.handOff(func(nc net.Conn) net.Conn { return tls.Server(nc, s.TLS) })
-		return
-	}
-	headStarted := true // the first request's head deadline is set
 	for {
-		p, verdict := parseHead(c.buf[c.off:c.n])
+		if c.off == c.n && !c.more() {
+			return
+		}
+		if c.reqs == 0 && s.TLS != nil && c.buf[0] == tlsRecordHandshake {
+			c.handOff(func(nc net.Conn) net.Conn { return tls.Server(nc, s.TLS) })
+			return
+		}
+		if c.rq == nil {
+			c.rq = new(reqBox)
+		}
+		p, verdict := parseHeadInto(c.buf[c.off:c.n], c.rq)
 		switch verdict {
 		case headMore:
-			if !headStarted {
-				_ = c.nc.SetReadDeadline(deadline(time.Now(), s.headerTimeout()))
-				headStarted = true
+			if !c.headStarted {
+				c.waitUntil, c.headStarted, c.untilSet = deadline(time.Now(), s.headerTimeout()), true, true
 			}
 			if c.n-c.off >= s.headLimit() {
 				c.handOff(nil)
 				return
 			}
-			if !c.fill() {
-				c.close()
+			if !c.more() {
 				return
 			}
 			continue
@@ -150,16 +167,14 @@ func (c *conn) serveHeads() {
 		if !c.serveRequest(p) {
 			return // hijacked, or closed
 		}
+		c.reqs++
 		c.idle.Store(true)
-		headStarted = false // a pipelined head still incomplete gets its own deadline
+		// The next head gets the idle timeout, then its own header
+		// timeout once its first bytes come.
+		c.waitUntil, c.headStarted, c.untilSet = deadline(time.Now(), s.idleTimeout()), false, true
 		if c.off == c.n {
 			c.off, c.n = 0, 0
 			if s.closing.Load() {
-				c.close()
-				return
-			}
-			_ = c.nc.SetReadDeadline(deadline(time.Now(), s.idleTimeout()))
-			if !c.fill() || s.closing.Load() {
 				c.close()
 				return
 			}
@@ -167,10 +182,34 @@ func (c *conn) serveHeads() {
 	}
 }
 
-// fill reads at least one byte into buf after n, moving the unconsumed
-// bytes to the front or growing the buffer (up to maxHead) first when it
-// is full. false: the read failed (closed, timed out).
-func (c *conn) fill() bool {
+// more reads at least one more byte into buf, waiting until waitUntil.
+// false: the connection is no longer this goroutine's: parked in the
+// poller (it resumes when bytes come), or closed (the read failed, timed
+// out, or Shutdown).
+func (c *conn) more() bool {
+	if ok, polled := c.morePolled(); polled {
+		return ok
+	}
+	if c.untilSet {
+		_ = c.nc.SetReadDeadline(c.waitUntil)
+		c.untilSet = false
+	}
+	idleWait := !c.headStarted // Shutdown wakes such a read to close
+	if !c.fill() || idleWait && c.srv.closing.Load() {
+		c.close()
+		return false
+	}
+	return true
+}
+
+// makeRoom makes room after n in buf: it takes a pooled buffer when the
+// connection holds none, moves the unconsumed bytes to the front, or
+// grows the buffer (up to maxHead) when it is full.
+func (c *conn) makeRoom() {
+	if c.buf == nil {
+		c.pooled = bufPool.Get().(*[]byte)
+		c.buf = *c.pooled
+	}
 	if c.off > 0 {
 		c.n = copy(c.buf, c.buf[c.off:c.n])
 		c.off = 0
@@ -181,6 +220,12 @@ func (c *conn) fill() bool {
 		c.release()
 		c.buf = nb
 	}
+}
+
+// fill reads at least one byte into buf after n, waiting in the
+// runtime's poller. false: the read failed (closed, timed out).
+func (c *conn) fill() bool {
+	c.makeRoom()
 	m, err := c.nc.Read(c.buf[c.n:])
 	c.n += m
 	return m > 0 || err == nil && c.n > 0
@@ -228,6 +273,7 @@ func (c *conn) drain() bool {
 
 // close closes the connection and stops tracking it.
 func (c *conn) close() {
+	c.unregister()
 	c.releasePending()
 	_ = c.nc.Close()
 	c.release()
@@ -242,6 +288,7 @@ func (c *conn) handOff(wrap func(net.Conn) net.Conn) {
 		nc = &PrefixConn{Conn: c.nc, Prefix: append([]byte(nil), c.buf[c.off:c.n]...)}
 	}
 	_ = c.nc.SetReadDeadline(time.Time{}) // net/http sets its own
+	c.unregister()
 	c.releasePending()
 	if wrap != nil {
 		nc = wrap(nc)
@@ -257,6 +304,7 @@ func (c *conn) hijack() (net.Conn, []byte) {
 	if c.n > c.off {
 		rest = append([]byte(nil), c.buf[c.off:c.n]...)
 	}
+	c.unregister()
 	c.release()
 	_ = c.nc.SetDeadline(time.Time{})
 	return c.nc, rest

@@ -420,3 +420,43 @@ func (c *fdConn) tryRead(p []byte) (n int, err error, ready bool) {
 	n, err, ready = c.readDirect(p)
 	return n, err, ready
 }
+
+// readNow is one read(2) that does not wait, whether or not the socket
+// is in the runtime's poller, and ignores the deadlines (the front's
+// poller times the waits for heads): again is true when the socket has
+// nothing yet. The end of the stream is io.EOF. Only the connection's
+// owner calls it, so no Close runs meanwhile: a promoted socket is read
+// through the same descriptor, which its file keeps open.
+func (c *fdConn) readNow(p []byte) (n int, err error, again bool) {
+	f, err := c.acquire()
+	if err != nil {
+		return 0, c.opError("read", err), false
+	}
+	n, err, again = readFD(c.fd, p)
+	if f == nil {
+		c.releaseRef()
+	}
+	if err != nil && err != io.EOF {
+		err = c.opError("read", os.NewSyscallError("read", err))
+	}
+	return n, err, again
+}
+
+// readFD reads a non-blocking descriptor once; a read of nothing is
+// io.EOF.
+func readFD(fd int, p []byte) (int, error, bool) {
+	for {
+		n, err := syscall.Read(fd, p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return 0, nil, true
+		case err != nil:
+			return 0, err, false
+		case n == 0:
+			return 0, io.EOF, false
+		}
+		return n, nil, false
+	}
+}

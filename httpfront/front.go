@@ -6,9 +6,10 @@
 // On Linux the front accepts a *net.TCPListener's connections with its
 // own accept4 and keeps each as a bare non-blocking descriptor (fdConn),
 // outside the runtime's poller until an operation has to wait; one whose
-// first bytes have not come waits in the front's own epoll (headPoller)
-// with no goroutine. Serve then owns the listening socket: stop it with
-// Shutdown (closing the listener alone leaves a duplicate listening).
+// first bytes have not come waits in the front's own epoll (poller,
+// poll_linux.go) with no goroutine. Serve then owns the listening socket:
+// stop it with Shutdown (closing the listener alone leaves a duplicate
+// listening).
 //
 // Per connection the front reads the first bytes with one ordinary read
 // into a pooled buffer. A first byte of 0x16 (a TLS handshake record)
@@ -20,6 +21,10 @@
 // SetReadDeadline (http.ResponseController). A keep-alive connection
 // loops on the same goroutine: no background read, no goroutine per
 // request, one deadline change per request.
+//
+// The front reuses a connection's *http.Request, its URL and Header for
+// the connection's next request: a handler must not keep them after it
+// returned (the strings in them may be kept). Hijacking ends that.
 //
 // A request outside the subset parseHead accepts (HTTP/1.0, chunked
 // bodies, Expect, a long or malformed head, another method) or one that
@@ -106,6 +111,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.hand = newChanListener(ln.Addr())
 	s.conns = make(map[*conn]struct{})
 	s.pending = make(chan struct{}, cmp.Or(s.MaxPending, 1024))
+	lowerSweep(s.headerTimeout())
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
@@ -227,7 +233,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) wakeIdleLocked(parked []*conn) []*conn {
 	for c := range s.conns {
 		switch {
-		case c.parked.Load():
+		case c.state.Load() == connParked:
 			parked = append(parked, c)
 		case c.idle.Load():
 			_ = c.nc.SetReadDeadline(aLongTimeAgo)
@@ -312,6 +318,7 @@ func (s *Server) recoverHandler(c *conn) {
 			s.logf("httpfront: panic serving %v: %v\n%s", c.remoteAddr(), v, debug.Stack())
 		}
 		if !c.w.hijacked {
+			c.unregister()
 			_ = c.nc.Close()
 		}
 		c.releasePending()

@@ -350,12 +350,7 @@ func TestShutdownWaitsForRequest(t *testing.T) {
 	nc, br := dial(t, tf.addr)
 	_, _ = io.WriteString(nc, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
 	<-entered
-	shut := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		shut <- tf.Shutdown(ctx)
-	}()
+	shut := shutdownAsync(tf)
 	close(release)
 	resp, got := readBody(t, br)
 	if got != "done" {
@@ -365,6 +360,17 @@ func TestShutdownWaitsForRequest(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	_ = resp
+}
+
+// shutdownAsync runs Shutdown (10 s at most) and sends its result.
+func shutdownAsync(tf *testFront) chan error {
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- tf.Shutdown(ctx)
+	}()
+	return shut
 }
 
 // TestLargeAndFlushedResponses: a body past maxBuffered, and one flushed

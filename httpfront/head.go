@@ -31,6 +31,16 @@ type parsed struct {
 	closes bool // Connection: close
 }
 
+// reqBox holds a parsed request with its URL and header: one allocation
+// for a connection's first request, reused by its next ones (a handler
+// must not keep the request after it returned, see Server).
+type reqBox struct {
+	req  http.Request
+	url  url.URL
+	h    http.Header
+	vals []string
+}
+
 // verdicts of parseHead besides a request.
 const (
 	headOK       = iota
@@ -48,7 +58,11 @@ const (
 // Host, header and length (FuzzParseHead checks it); anything else is
 // headHandOff, so net/http answers it (400, 431, 417, chunked bodies...)
 // exactly as it did before the front.
-func parseHead(b []byte) (parsed, int) {
+func parseHead(b []byte) (parsed, int) { return parseHeadInto(b, new(reqBox)) }
+
+// parseHeadInto is parseHead filling box (its request, URL and header
+// are overwritten).
+func parseHeadInto(b []byte, box *reqBox) (parsed, int) {
 	end := bytes.Index(b, []byte("\r\n\r\n"))
 	if end < 0 {
 		if len(b) >= maxHead {
@@ -81,9 +95,14 @@ func parseHead(b []byte) (parsed, int) {
 	if len(target) == 0 || target[0] != '/' {
 		return parsed{}, headHandOff // absolute-form, authority-form, *
 	}
-	u, err := url.ParseRequestURI(target)
-	if err != nil {
-		return parsed{}, headHandOff
+	if plainPath(target) {
+		box.url = url.URL{Path: target} // what url.ParseRequestURI makes of it
+	} else {
+		u, err := url.ParseRequestURI(target)
+		if err != nil {
+			return parsed{}, headHandOff
+		}
+		box.url = *u
 	}
 	// Count the lines first: the header and its values in two allocations.
 	lines := 0
@@ -95,8 +114,18 @@ func parseHead(b []byte) (parsed, int) {
 	if lines > maxHeaders {
 		return parsed{}, headTooLarge
 	}
-	h := make(http.Header, lines)
-	vals := make([]string, lines)
+	h := box.h
+	if h == nil {
+		h = make(http.Header, lines)
+		box.h = h
+	} else {
+		clear(h)
+	}
+	if cap(box.vals) < lines {
+		box.vals = make([]string, lines)
+	}
+	vals := box.vals[:lines]
+	clear(vals)
 	var (
 		host, cl     string
 		hosts, cls   int
@@ -168,9 +197,10 @@ func parseHead(b []byte) (parsed, int) {
 		}
 		length, _ = strconv.ParseInt(cl, 10, 64)
 	}
-	r := &http.Request{
+	r := &box.req
+	*r = http.Request{
 		Method:        method,
-		URL:           u,
+		URL:           &box.url,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
@@ -182,6 +212,24 @@ func parseHead(b []byte) (parsed, int) {
 		Body:          http.NoBody,
 	}
 	return parsed{req: r, n: n, closes: closes}, headOK
+}
+
+// plainPath reports whether target is a path made only of bytes a URL
+// path keeps as they are (letters, digits, "-._~" and "$&+,/:;=@", as
+// url.shouldEscape has it for a path): no escapes, no query.
+// url.ParseRequestURI then makes it URL{Path: target}.
+func plainPath(target string) bool {
+	for i := 0; i < len(target); i++ {
+		c := target[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-', c == '_', c == '.', c == '~':
+		case c == '$', c == '&', c == '+', c == ',', c == '/', c == ':', c == ';', c == '=', c == '@':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // cutCRLF cuts s at its first line end, which must be CRLF: a lone CR or

@@ -49,6 +49,12 @@ func FuzzParseHead(f *testing.F) {
 		if verdict != headOK {
 			return
 		}
+		// A request box a connection reuses parses it the same.
+		box := new(reqBox)
+		_, _ = parseHeadInto([]byte("POST /x?y HTTP/1.1\r\nHost: h\r\nA: 1\r\nA: 2\r\nB: 3\r\nContent-Length: 1\r\n\r\n"), box)
+		if p2, _ := parseHeadInto(b, box); !reflect.DeepEqual(p2.req, p.req) {
+			t.Fatalf("%q: parsed into a used box\n got %+v\nwant %+v", b, p2.req, p.req)
+		}
 		want, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(b)))
 		if err != nil {
 			t.Fatalf("parseHead accepted %q; net/http: %v", b, err)
@@ -60,6 +66,9 @@ func FuzzParseHead(f *testing.F) {
 			t.Fatalf("%q:\n got %s %s %q host %q len %d close %v\nwant %s %s %q host %q len %d close %v", b,
 				got.Method, got.RequestURI, got.URL, got.Host, got.ContentLength, got.Close,
 				want.Method, want.RequestURI, want.URL, want.Host, want.ContentLength, want.Close)
+		}
+		if *got.URL != *want.URL {
+			t.Fatalf("%q: URL\n got %+v\nwant %+v", b, *got.URL, *want.URL)
 		}
 		if !reflect.DeepEqual(got.Header, want.Header) {
 			t.Fatalf("%q: header\n got %q\nwant %q", b, got.Header, want.Header)

@@ -4,6 +4,7 @@ package httpfront
 
 import (
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -11,62 +12,105 @@ import (
 	"github.com/wsgate/wsgate/internal/rawsys"
 )
 
-// headPoller holds the connections the front accepted before their first
-// bytes came, with no goroutine and no read buffer, in one epoll instance
-// of its own: each socket registered one-shot, and when it turns readable
-// the connection is served on a fresh goroutine (conn.resume), its head
-// read directly (the socket is an fdConn, not in the runtime's poller).
-// Waiting in the runtime's poller instead would cost an fcntl, an
-// epoll_ctl ADD and, at close, a DEL per connection (fdConn.promote).
+// poller holds the front's connections that wait for their first request
+// head with no goroutine, in one epoll instance of its own that itself
+// waits in the runtime's poller (epoll.Loop): when a socket turns
+// readable, the connection is served on a pooled goroutine (conn.resume),
+// which reads the socket directly (an fdConn, outside the runtime's
+// poller). Each is registered one-shot: most become WebSockets,
+// registered in the gateway's poller (a separate instance), and a spent
+// one-shot registration needs no epoll_ctl to leave. A first head that
+// stops halfway parks again (the registration re-armed).
 //
-// The registration is left in the epoll set once it fired (it is
-// disabled, one-shot): closing the socket drops it, and a WebSocket the
-// connection becomes is registered in the gateway's poller, a separate
-// instance. One poller serves the process: one goroutine in epoll_wait.
-type headPoller struct {
+// A keep-alive connection does not park here between requests: its
+// goroutine waits in the runtime's poller. Parking it here was built and
+// measured (BENCHMARKS.md, "keep-alive connections in the front's event
+// loop, session 7"): the read that returns EAGAIN it saves costs less
+// than handing each wake-up from the poller's goroutine to a pooled one,
+// which wakes a second thread per request.
+//
+// The header timeouts of parked connections are not timers: a sweep
+// closes the parked connections whose time is up, every sweepEvery. The
+// poller and the sweep serve the process.
+type poller struct {
 	epfd  int
 	mu    sync.Mutex
-	slots []headSlot // by descriptor
+	slots []pollSlot // by descriptor
 }
 
-// headSlot is the connection parked under a descriptor; gen tells a stale
-// event from a current one.
-type headSlot struct {
+// pollSlot is the connection registered under a descriptor; gen tells a
+// stale event from a current one.
+type pollSlot struct {
 	c   *conn
 	gen uint32
 }
 
-var (
-	headPollOnce  sync.Once
-	theHeadPoller *headPoller // nil where epoll could not be set up
+// conn.state values.
+const (
+	connOwned      = iota // a goroutine serves the connection
+	connOwnedEvent        // ... and its registration fired before it parked
+	connParked            // waiting in the poller, with no goroutine
 )
 
-const headPollEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | 1<<30 // EPOLLONESHOT
+const pollEvents = syscall.EPOLLIN | syscall.EPOLLRDHUP | 1<<30 // EPOLLONESHOT
 
-func getHeadPoller() *headPoller {
-	headPollOnce.Do(func() {
+var (
+	pollOnce  sync.Once
+	thePoller *poller // nil where epoll could not be set up
+	// sweepEvery is how often the sweep looks for parked connections
+	// whose time is up: 1 s, or less for a server with a shorter header
+	// timeout (lowerSweep).
+	sweepEvery atomic.Int64
+)
+
+func init() { sweepEvery.Store(int64(time.Second)) }
+
+// lowerSweep makes the sweep run at least every tenth of d (at least
+// every 10 ms): a timeout d is kept within a tenth of it.
+func lowerSweep(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	every := int64(max(d/10, 10*time.Millisecond))
+	for {
+		cur := sweepEvery.Load()
+		if every >= cur || sweepEvery.CompareAndSwap(cur, every) {
+			return
+		}
+	}
+}
+
+func getPoller() *poller {
+	pollOnce.Do(func() {
 		fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 		if err != nil {
 			return
 		}
-		theHeadPoller = &headPoller{epfd: fd}
-		go theHeadPoller.run()
+		p := &poller{epfd: fd}
+		go epoll.Loop(fd, "httpfront", p.handle)
+		go p.sweepLoop()
+		thePoller = p
 	})
-	return theHeadPoller
+	return thePoller
+}
+
+// pollable reports whether the connection waits for its first head in
+// the poller.
+func (c *conn) pollable() bool {
+	if c.blocking || c.reqs > 0 {
+		return false
+	}
+	_, ok := c.nc.(*fdConn)
+	return ok && getPoller() != nil
 }
 
 // parkForHead reads the first bytes of a fresh connection directly and,
-// when none have come yet, parks it in the head poller. true: the
-// connection is no longer this goroutine's (parked, or closed after an
-// error); false: serve it now (c.n bytes are read, or the socket waits
-// in the runtime's poller as any other).
+// when none have come yet, parks it in the poller. true: the connection
+// is no longer this goroutine's (parked, or closed after an error);
+// false: serve it now (c.n bytes are read, or c.unread says to read).
 func (c *conn) parkForHead() bool {
 	fc, ok := c.nc.(*fdConn)
-	if !ok {
-		return false
-	}
-	p := getHeadPoller()
-	if p == nil {
+	if !ok || getPoller() == nil {
 		return false
 	}
 	c.pooled = bufPool.Get().(*[]byte)
@@ -77,99 +121,221 @@ func (c *conn) parkForHead() bool {
 		c.close()
 		return true
 	case ready:
-		c.n = n
+		c.n, c.unread = n, n == len(c.buf)
 		return false
 	}
-	c.release() // a parked connection holds no buffer
-	c.parked.Store(true)
-	var added bool
-	_ = fc.control(func(fd int) error {
-		added = p.add(c, fd, c.srv.headerTimeout())
-		return nil
-	})
-	if added || !c.parked.CompareAndSwap(true, false) {
-		return true // parked, or the header timeout already took it
+	switch c.park() {
+	case parkDone:
+		return true
+	case parkEvent:
+		c.unread = true
 	}
-	return false // epoll refused it: serve it, waiting as any other
+	return false
 }
 
-// add registers c under fd, armed, with its header timeout d (none when
-// 0); false: epoll refused it (the timer is stopped).
-func (p *headPoller) add(c *conn, fd int, d time.Duration) bool {
+// morePolled is more for a first head in the poller: it reads what the
+// socket has when an event (or a read that filled the buffer) says there
+// may be something, and parks otherwise. ok: bytes were read; polled
+// false: not the poller's (a keep-alive connection, or one the poller
+// refused), wait as any other.
+func (c *conn) morePolled() (ok, polled bool) {
+	if !c.pollable() {
+		return false, false
+	}
+	fc := c.nc.(*fdConn)
+	for {
+		if c.unread {
+			// Whatever made the socket readable until now is read below.
+			c.state.Store(connOwned)
+			c.makeRoom()
+			n, err, again := fc.readNow(c.buf[c.n:])
+			switch {
+			case err != nil:
+				c.close()
+				return false, true
+			case !again:
+				c.n += n
+				c.unread = c.n == len(c.buf) // more may be waiting
+				return true, true
+			}
+			c.unread = false
+		}
+		switch c.park() {
+		case parkDone:
+			return false, true
+		case parkRefused:
+			return false, false
+		}
+		c.unread = true // its event fired before it parked
+	}
+}
+
+// park results.
+const (
+	parkDone    = iota // parked (or closed): no longer this goroutine's
+	parkEvent          // the socket turned readable meanwhile: read it
+	parkRefused        // epoll refused the registration
+)
+
+// park registers the connection one-shot (or re-arms its spent
+// registration) and parks it until c.waitUntil. The buffer goes back to
+// the pool when nothing is left in it.
+func (c *conn) park() int {
+	if !thePoller.arm(c) {
+		c.blocking = true
+		return parkRefused
+	}
+	var until int64
+	if !c.waitUntil.IsZero() {
+		until = c.waitUntil.UnixNano()
+	}
+	c.until.Store(until)
+	if c.off == c.n {
+		c.off, c.n = 0, 0
+		c.release() // a parked connection with nothing read holds no buffer
+	}
+	if c.resumeFn == nil {
+		c.resumeFn = c.resume
+	}
+	if !c.state.CompareAndSwap(connOwned, connParked) {
+		c.state.Store(connOwned)
+		return parkEvent
+	}
+	// Shutdown may have looked for parked connections just before.
+	if c.srv.closing.Load() {
+		c.unpark()
+	}
+	return parkDone
+}
+
+// arm registers c's socket one-shot, or re-arms its spent registration.
+// Arming reports a socket already readable, so nothing that came before
+// is missed.
+func (p *poller) arm(c *conn) bool {
+	fd := c.nc.(*fdConn).fd // c's owner holds the socket open
 	p.mu.Lock()
 	if fd >= len(p.slots) {
-		p.slots = append(p.slots, make([]headSlot, fd+1-len(p.slots))...)
+		p.slots = append(p.slots, make([]pollSlot, fd+1-len(p.slots))...)
 	}
 	sl := &p.slots[fd]
 	sl.gen++
 	sl.c = c
 	c.parkFD, c.parkGen = fd, sl.gen
-	if d > 0 {
-		c.parkTimer = time.AfterFunc(d, c.headTimeout)
-	}
 	p.mu.Unlock()
-	ev := syscall.EpollEvent{Events: headPollEvents, Fd: int32(fd), Pad: int32(c.parkGen)}
-	if rawsys.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev) != nil {
-		p.forget(c).Stop()
+	op := syscall.EPOLL_CTL_ADD
+	if c.registered {
+		op = syscall.EPOLL_CTL_MOD
+	}
+	ev := syscall.EpollEvent{Events: pollEvents, Fd: int32(fd), Pad: int32(c.parkGen)}
+	if rawsys.EpollCtl(p.epfd, op, fd, &ev) != nil {
+		p.forget(c)
 		return false
 	}
+	c.registered = true
 	return true
 }
 
-// forget clears c's slot (its registration is spent, or goes with the
-// socket) and returns its header timer, to stop.
-func (p *headPoller) forget(c *conn) stopper {
+// forget clears c's slot.
+func (p *poller) forget(c *conn) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if c.parkFD < len(p.slots) && p.slots[c.parkFD].c == c {
 		p.slots[c.parkFD].c = nil
 	}
-	if c.parkTimer == nil {
-		return noTimer{}
-	}
-	return c.parkTimer
+	p.mu.Unlock()
 }
 
-type stopper interface{ Stop() bool }
-
-type noTimer struct{}
-
-func (noTimer) Stop() bool { return false }
-
-// headTimeout closes a connection whose first head did not start within
-// the header timeout.
-func (c *conn) headTimeout() {
-	if c.parked.CompareAndSwap(true, false) {
-		theHeadPoller.forget(c)
-		c.close()
+// unregister clears c's slot before its socket leaves the front
+// (closed, hijacked, handed off). Its one-shot registration is spent or
+// goes with the socket: no epoll_ctl.
+func (c *conn) unregister() {
+	if c.registered {
+		thePoller.forget(c)
 	}
 }
 
-// unpark closes a parked connection (Shutdown).
+// unpark closes a parked connection (Shutdown, its timeout).
 func (c *conn) unpark() {
-	if c.parked.CompareAndSwap(true, false) {
-		theHeadPoller.forget(c).Stop()
+	if c.state.CompareAndSwap(connParked, connOwned) {
 		c.close()
 	}
 }
 
-func (p *headPoller) run() {
-	ready := make([]*conn, 0, 256)
-	epoll.Loop(p.epfd, "httpfront", func(events []syscall.EpollEvent) {
-		ready = ready[:0]
-		p.mu.Lock()
-		for _, ev := range events {
-			if fd := int(ev.Fd); fd < len(p.slots) && p.slots[fd].gen == uint32(ev.Pad) && p.slots[fd].c != nil {
-				ready = append(ready, p.slots[fd].c)
+// handle takes a batch of the poller's events.
+func (p *poller) handle(events []syscall.EpollEvent) {
+	var arr [64]*conn
+	ready := arr[:0]
+	p.mu.Lock()
+	for _, ev := range events {
+		fd := int(ev.Fd)
+		if fd >= len(p.slots) {
+			continue
+		}
+		if sl := &p.slots[fd]; sl.gen == uint32(ev.Pad) && sl.c != nil {
+			ready = append(ready, sl.c)
+			sl.c = nil // spent
+		}
+	}
+	p.mu.Unlock()
+	for i, c := range ready {
+		ready[i] = nil
+		c.wake()
+	}
+}
+
+// wake serves a parked connection whose socket turned readable, or tells
+// the goroutine about to park it that it did.
+func (c *conn) wake() {
+	for {
+		switch c.state.Load() {
+		case connParked:
+			if c.state.CompareAndSwap(connParked, connOwned) {
+				serving.Go(c.resumeFn)
+				return
+			}
+		case connOwned:
+			if c.state.CompareAndSwap(connOwned, connOwnedEvent) {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+func (p *poller) sweepLoop() {
+	var due []*conn
+	for {
+		time.Sleep(time.Duration(sweepEvery.Load()))
+		due = p.sweep(time.Now().UnixNano(), due[:0])
+	}
+}
+
+// sweep closes the parked connections whose time is up at now; due is
+// its scratch list, returned for the next sweep.
+func (p *poller) sweep(now int64, due []*conn) []*conn {
+	p.mu.Lock()
+	for i := range p.slots {
+		if c := p.slots[i].c; c != nil && c.state.Load() == connParked {
+			if u := c.until.Load(); u != 0 && u <= now {
+				due = append(due, c)
 			}
 		}
-		p.mu.Unlock()
-		for i, c := range ready {
-			ready[i] = nil
-			if c.parked.CompareAndSwap(true, false) {
-				p.forget(c).Stop()
-				serving.Go(c.resume)
-			}
+	}
+	p.mu.Unlock()
+	for i, c := range due {
+		due[i] = nil
+		if !c.state.CompareAndSwap(connParked, connOwned) {
+			continue
 		}
-	})
+		if u := c.until.Load(); u == 0 || u > now {
+			// Served and parked again since it was listed: put it back.
+			if !c.state.CompareAndSwap(connOwned, connParked) {
+				c.state.Store(connOwned)
+				serving.Go(c.resumeFn)
+			}
+			continue
+		}
+		c.close()
+	}
+	return due
 }

@@ -2,8 +2,20 @@
 
 package httpfront
 
-// parkForHead is Linux only: elsewhere a connection's goroutine waits
-// for its first head.
+import "time"
+
+// The poller is Linux only: elsewhere a connection's goroutine waits for
+// its heads in the runtime's poller.
+
+// connParked is a state no connection takes here.
+const connParked = 2
+
 func (c *conn) parkForHead() bool { return false }
 
+func (c *conn) morePolled() (ok, polled bool) { return false, false }
+
+func (c *conn) unregister() {}
+
 func (c *conn) unpark() {}
+
+func lowerSweep(d time.Duration) {}

@@ -2,7 +2,7 @@
 
 // Package epoll is the wait loop of the process's own epoll instances
 // (the gateway's poller of idle WebSockets, the front's of connections
-// waiting for their first head).
+// waiting for a request head).
 package epoll
 
 import (
@@ -23,6 +23,13 @@ import (
 // epoll_wait instead holds its P in a system call until the runtime's
 // monitor takes it back, which keeps that monitor waking every 20 µs and
 // costs a hand-off of the P at each wake-up.
+//
+// Every registration of epfd must be edge-triggered or one-shot: the loop
+// waits again as soon as an epoll_wait returns fewer events than it asked
+// for (without a last one that returns none), and epfd, registered edge
+// triggered in the runtime's poller, turns readable again only when an
+// event is added to its ready list; a level-triggered entry still ready
+// would not wake it.
 func Loop(epfd int, who string, handle func([]syscall.EpollEvent)) {
 	events := make([]syscall.EpollEvent, 256)
 	if rc := pollable(epfd, who); rc != nil {
@@ -35,10 +42,12 @@ func Loop(epfd int, who string, handle func([]syscall.EpollEvent)) {
 					}
 					panic(who + ": epoll_wait: " + err.Error())
 				}
-				if n == 0 {
-					return false // wait in the runtime's poller
+				if n > 0 {
+					handle(events[:n])
 				}
-				handle(events[:n])
+				if n < len(events) {
+					return false // drained: wait in the runtime's poller
+				}
 			}
 		})
 		// Only an epfd the runtime's poller refused gets here: wait in
