@@ -446,7 +446,7 @@ func (c *fdConn) readNow(p []byte) (n int, err error, again bool) {
 // io.EOF.
 func readFD(fd int, p []byte) (int, error, bool) {
 	for {
-		n, err := syscall.Read(fd, p)
+		n, err := rawsys.Read(fd, p)
 		switch {
 		case err == syscall.EINTR:
 			continue
