@@ -115,7 +115,7 @@ func (c *conn) serveHeads() {
 		c.close()
 		return
 	}
-	if s.TLS != nil && c.buf[0] == tlsRecordHandshake {
+	if s.TLS != nil && (s.TLSOnly || c.buf[0] == tlsRecordHandshake) {
 		c.handOff(func(nc net.Conn) net.Conn { return tls.Server(nc, s.TLS) })
 		return
 	}
