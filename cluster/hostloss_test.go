@@ -151,7 +151,9 @@ func TestClusterHostLoss(t *testing.T) {
 		}
 	}
 	mu.Unlock()
-	testenv.Eventually(t, 30*time.Second, func() error {
+	// Waits are generous (a loaded 2-core machine took 29 s to register C
+	// again); how long things took is logged and the 410 bound is below.
+	testenv.Eventually(t, 60*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		for n := range logs {
@@ -209,11 +211,11 @@ func TestClusterHostLoss(t *testing.T) {
 
 	nw.mend(2)
 	healed := time.Now()
-	testenv.Eventually(t, 60*time.Second, c.Cluster().Ready)
+	testenv.Eventually(t, 120*time.Second, c.Cluster().Ready)
 	t.Logf("C registered again %v after the heal", time.Since(healed))
 	ws, id := dial(t, c)
 	for i, s := range srvs {
-		testenv.Eventually(t, 30*time.Second, func() error {
+		testenv.Eventually(t, 60*time.Second, func() error {
 			if st := postStatus(ctx, oneShot(s), id, fmt.Appendf(nil, "via %d", i)); st != 200 {
 				return fmt.Errorf("new client on C, post via node %d: %d", i, st)
 			}

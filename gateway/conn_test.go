@@ -87,7 +87,9 @@ func TestPingFlood(t *testing.T) {
 	payload := bytes.Repeat([]byte("p"), 125) // no byte of a pong's payload looks like a pong's first byte
 	const pings = 20000                       // 2.5 MB of pongs, far more than the sockets hold
 	for range pings {
-		if err := c.WriteControl(websocket.PingMessage, payload, time.Now().Add(10*time.Second)); err != nil {
+		// The gateway reads on while pongs pile up (it folds them); a
+		// write only waits for its reader to be scheduled.
+		if err := c.WriteControl(websocket.PingMessage, payload, time.Now().Add(60*time.Second)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -96,7 +98,17 @@ func TestPingFlood(t *testing.T) {
 	if err := c.WriteMessage(websocket.TextMessage, []byte(`{"action":"mark"}`)); err != nil {
 		t.Fatal(err)
 	}
-	be.waitEvents(t, "/mark", 1)
+	// 20,000 pings under -race on a loaded machine (load 20) took the
+	// gateway more than 30 s to read; the wait is for throughput, not for
+	// a stuck reader, so it is long.
+	testenv.Eventually(t, 3*time.Minute, func() error {
+		be.mu.Lock()
+		defer be.mu.Unlock()
+		if len(be.events["/mark"]) == 0 {
+			return errors.New(`no "mark" at the backend yet`)
+		}
+		return nil
+	})
 	frames, n, pongs, ok := tg.gw.Outbound(id)
 	if !ok {
 		t.Fatal("connection closed")

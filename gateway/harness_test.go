@@ -180,9 +180,14 @@ func whoami(t testing.TB, c *websocket.Conn) string {
 	return ev.RequestContext.ConnectionID
 }
 
+// readWait bounds a test client's wait for the next frame: long, since
+// only a broken gateway reaches it, while a loaded machine (load average
+// 60 on 2 cores, under -race) can take seconds to answer.
+const readWait = 30 * time.Second
+
 func readJSON(t testing.TB, c *websocket.Conn, v any) {
 	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(readWait))
 	_, data, err := c.ReadMessage()
 	if err != nil {
 		t.Fatalf("read: %v", err)
@@ -194,7 +199,7 @@ func readJSON(t testing.TB, c *websocket.Conn, v any) {
 
 func readText(t testing.TB, c *websocket.Conn) string {
 	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(readWait))
 	typ, data, err := c.ReadMessage()
 	if err != nil {
 		t.Fatalf("read: %v", err)
@@ -208,7 +213,7 @@ func readText(t testing.TB, c *websocket.Conn) string {
 // readClose reads until the server closes and returns its close code.
 func readClose(t testing.TB, c *websocket.Conn) (int, string) {
 	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(readWait))
 	for {
 		_, _, err := c.ReadMessage()
 		if err != nil {

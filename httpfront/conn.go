@@ -133,7 +133,7 @@ func (c *conn) serveHeads() {
 		if c.off == c.n && !c.more() {
 			return
 		}
-		if c.reqs == 0 && s.TLS != nil && c.buf[0] == tlsRecordHandshake {
+		if c.reqs == 0 && s.TLS != nil && (s.TLSOnly || c.buf[0] == tlsRecordHandshake) {
 			c.handOff(func(nc net.Conn) net.Conn { return tls.Server(nc, s.TLS) })
 			return
 		}

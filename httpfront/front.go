@@ -13,8 +13,9 @@
 //
 // Per connection the front reads the first bytes with one ordinary read
 // into a pooled buffer. A first byte of 0x16 (a TLS handshake record)
-// makes it a TLS connection: it goes, with the bytes given back, to the
-// fallback http.Server as a *tls.Conn. Otherwise the request head is
+// makes it a TLS connection (with TLSOnly, every connection is one): it
+// goes, with the bytes given back, to the fallback http.Server as a
+// *tls.Conn. Otherwise the request head is
 // parsed in the buffer (parseHead) into an *http.Request and the handler
 // is called with a light http.ResponseWriter that writes the whole
 // response in one write and implements http.Hijacker (the upgrade) and
@@ -66,6 +67,10 @@ type Server struct {
 	// TLS, when set, makes a connection whose first byte is 0x16 a TLS
 	// connection (tls.Server with this config), served by Fallback.
 	TLS *tls.Config
+	// TLSOnly, with TLS, makes every connection a TLS one whatever its
+	// first byte (tls.mode on): a plaintext client then fails the
+	// handshake in Fallback, as it would behind a tls.Listener.
+	TLSOnly bool
 	// Prepare, when set, runs first on each accepted connection, on the
 	// connection's goroutine and under its first read deadline: the
 	// PROXY protocol header. An error closes the connection.

@@ -301,7 +301,16 @@ func TestMetricsLabelsAreBounded(t *testing.T) {
 		}
 		read(t, c) // Forbidden
 	}
-	fams := scrape(t, srv)
+	// The error frame can reach the client just before its message is
+	// counted: wait for the count, then look at the labels.
+	var fams map[string]*dto.MetricFamily
+	testenv.Eventually(t, 10*time.Second, func() error {
+		fams = scrape(t, srv)
+		if got := value(fams, "wsgate_client_errors_total", "route", "$default"); got != 1000 {
+			return fmt.Errorf("client errors = %v, want 1000", got)
+		}
+		return nil
+	})
 	routes := map[string]bool{}
 	for _, m := range fams["wsgate_messages_received_total"].Metric {
 		for _, l := range m.Label {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -253,8 +254,10 @@ func TestProxyProtocolConfig(t *testing.T) {
 	}
 }
 
-// TestProxyProtocolTLSModes: the PROXY header comes before TLS whatever
-// tls.mode says: TLS only (on) and plaintext only (off).
+// TestProxyProtocolTLSModes: the PROXY header (v1 and v2) comes before
+// TLS whatever tls.mode says: TLS only (on) and plaintext only (off). With
+// tls.mode on, a plaintext request after the header is answered 400, as
+// without proxyProtocol.
 func TestProxyProtocolTLSModes(t *testing.T) {
 	for _, mode := range []string{"on", "off"} {
 		t.Run(mode, func(t *testing.T) {
@@ -264,14 +267,58 @@ func TestProxyProtocolTLSModes(t *testing.T) {
 			if mode == "on" {
 				url, cfg = "wss://"+srv.Addr()+"/dev", &tls.Config{RootCAs: rootPool(t, srv.CACertPath())}
 			}
-			c, _, err := proxyDialer(srv.Addr(), proxyV2("192.0.2.77:9", false), cfg).Dial(url, nil)
+			for version, header := range map[string][]byte{"v1": proxyV1("192.0.2.76:9"), "v2": proxyV2("192.0.2.77:9", false)} {
+				c, _, err := proxyDialer(srv.Addr(), header, cfg).Dial(url, nil)
+				if err != nil {
+					t.Fatalf("%s: %v", version, err)
+				}
+				echo(t, c, mode+" "+version)
+				c.Close()
+				want := map[string]string{"v1": "192.0.2.76", "v2": "192.0.2.77"}[version]
+				if ip, _ := rec.last(t); ip != want {
+					t.Fatalf("%s: sourceIp %q, want %s", version, ip, want)
+				}
+			}
+			if mode != "on" {
+				return
+			}
+			c, err := net.Dial("tcp", srv.Addr())
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			echo(t, c, mode)
-			if ip, _ := rec.last(t); ip != "192.0.2.77" {
-				t.Fatalf("sourceIp %q", ip)
+			_, _ = c.Write(append(proxyV1("192.0.2.78:9"), "GET /dev/@connections/x HTTP/1.1\r\nHost: x\r\n\r\n"...))
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			answer, _ := io.ReadAll(c)
+			if !strings.HasPrefix(string(answer), "HTTP/1.0 400") || !strings.Contains(string(answer), "HTTPS") {
+				t.Fatalf("plaintext after the header with tls.mode on: %q, want 400 ... HTTPS", answer)
+			}
+		})
+	}
+}
+
+// TestProxyHeaderWaitIsReadHeaderTimeout: a trusted peer whose PROXY
+// header stops half way is closed once readHeaderTimeoutSeconds (1 s here)
+// has passed, in every tls.mode; tls.mode on used to wait a fixed 10 s.
+func TestProxyHeaderWaitIsReadHeaderTimeout(t *testing.T) {
+	for _, mode := range []string{"on", "auto", "off"} {
+		t.Run(mode, func(t *testing.T) {
+			rec := newConnectRecorder(t)
+			srv := startServer(t, proxyConfig(t, rec, `"127.0.0.1"`)+"readHeaderTimeoutSeconds: 1\ntls: { mode: "+mode+" }\n")
+			for name, part := range map[string][]byte{"v1": []byte("PROXY TCP4 192.0.2"), "v2": proxyV2("192.0.2.79:9", false)[:14], "nothing": nil} {
+				c, err := net.Dial("tcp", srv.Addr())
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, _ = c.Write(part)
+				// Far past the configured 1 s, short of the old 10 s.
+				_ = c.SetReadDeadline(time.Now().Add(8 * time.Second))
+				_, err = io.ReadAll(c)
+				c.Close()
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					t.Fatalf("%s: the connection is still open 8 s after its header stopped", name)
+				}
 			}
 		})
 	}

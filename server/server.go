@@ -352,22 +352,22 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		ln.Close()
 		return nil, err
 	}
-	// TLS on: net/http serves every connection (the front serves only
-	// plaintext). Otherwise the front (httpfront) serves the listener and
-	// hands TLS connections and unusual requests to net/http.
+	// The front (httpfront) serves the listener: it reads a PROXY header
+	// (proxyProtocol) and the first bytes under readHeaderTimeoutSeconds,
+	// and hands TLS connections (every one with tls.mode on) and unusual
+	// requests to net/http. With tls.mode on and no PROXY header there is
+	// nothing for it to do: net/http serves a tls.Listener.
 	switch {
-	case s.cfg.TLS.Mode != TLSOn:
+	case s.cfg.TLS.Mode != TLSOn || s.cfg.ProxyProtocol:
 		s.front = &httpfront.Server{Serves: s.frontServes}
 		if ts != nil {
 			s.front.TLS = ts.config
+			s.front.TLSOnly = s.cfg.TLS.Mode == TLSOn
 		}
 		if s.cfg.ProxyProtocol {
 			proxies, _ := gateway.ParseProxies(s.cfg.TrustedProxies) // validated
 			s.front.Prepare = proxyPreparer(proxies, s.log)
 		}
-	case s.cfg.ProxyProtocol:
-		proxies, _ := gateway.ParseProxies(s.cfg.TrustedProxies) // validated
-		ln = newPrepListener(ln, prepOptions{proxies: proxies, log: s.log, tls: ts.config})
 	default:
 		ln = tls.NewListener(ln, ts.config)
 	}

@@ -19,8 +19,10 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/gorilla/websocket"
 
+	"github.com/wsgate/wsgate/internal/sigwire"
 	"github.com/wsgate/wsgate/internal/testenv"
 	"github.com/wsgate/wsgate/server"
+	"github.com/wsgate/wsgate/sigv4"
 )
 
 const timeoutsConfig = `
@@ -135,14 +137,14 @@ func signed(tb testing.TB, method, url string, body []byte) *http.Request {
 	return req
 }
 
-// signedWire is signed's request as sent on the wire.
+// signedWire is a request signed with the test key, as sent on the wire.
 func signedWire(tb testing.TB, method, url string, body []byte) []byte {
 	tb.Helper()
-	var raw bytes.Buffer
-	if err := signed(tb, method, url, body).Write(&raw); err != nil {
+	wire, err := sigwire.Request(method, url, body, sigv4.Credentials{AccessKeyID: "AKIDLOCAL", SecretAccessKey: "change-me"}, "us-east-1", time.Now())
+	if err != nil {
 		tb.Fatal(err)
 	}
-	return raw.Bytes()
+	return wire
 }
 
 // TestWebSocketOutlivesServerTimeouts: a hijacked WebSocket connection is

@@ -3,15 +3,12 @@ package server
 import (
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sync"
-	"time"
 
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/integration"
@@ -199,122 +196,6 @@ func certNames(cfg *Config, addr net.Addr) []string {
 	}
 	names = append(names, cfg.DomainName, executeAPIHost(cfg))
 	return names
-}
-
-// sniffTimeout bounds how long a new connection may stay silent before its
-// first byte tells TLS from plaintext.
-const sniffTimeout = 10 * time.Second
-
-// maxSniffing bounds connections being prepared (PROXY header, TLS); when
-// that many are, accepting pauses (the kernel's backlog queues the rest).
-const maxSniffing = 1024
-
-// sniffListener prepares each accepted connection on its own goroutine,
-// so a silent client does not hold up the others, within sniffTimeout: it
-// reads a trusted peer's PROXY header (the client's address becomes the
-// connection's RemoteAddr), then makes the connection TLS when tls is set.
-// It serves only `tls.mode: on` with proxyProtocol (every connection TLS);
-// in modes auto and off the front (httpfront) prepares connections itself.
-// A plaintext connection (tls nil, tests) is returned as accepted (a
-// *net.TCPConn, or proxiedTCPConn around one); a TLS one as *tls.Conn,
-// whose handshake http.Server runs. The PROXY header comes first, before
-// any TLS record, as load balancers send it.
-type sniffListener struct {
-	net.Listener
-	tls     *tls.Config // nil: plaintext (tests); else every connection is TLS
-	proxies gateway.Proxies
-	log     *slog.Logger
-	conns   chan accepted
-	slots   chan struct{}
-	done    chan struct{}
-	once    sync.Once
-}
-
-// prepOptions are what a sniffListener does to each connection.
-type prepOptions struct {
-	tls     *tls.Config // nil: plaintext only; else TLS only (mode on)
-	proxies gateway.Proxies
-	log     *slog.Logger
-}
-
-type accepted struct {
-	c   net.Conn
-	err error
-}
-
-func newPrepListener(ln net.Listener, o prepOptions) *sniffListener {
-	l := &sniffListener{
-		Listener: ln, tls: o.tls, proxies: o.proxies, log: o.log,
-		conns: make(chan accepted), slots: make(chan struct{}, maxSniffing), done: make(chan struct{}),
-	}
-	go l.acceptLoop()
-	return l
-}
-
-func (l *sniffListener) acceptLoop() {
-	for {
-		select {
-		case l.slots <- struct{}{}:
-		case <-l.done:
-			return
-		}
-		c, err := l.Listener.Accept()
-		if err != nil {
-			<-l.slots
-			// Handed over as is: http.Server backs off on a temporary
-			// error before it calls Accept again, which paces this loop.
-			select {
-			case l.conns <- accepted{err: err}:
-			case <-l.done:
-				return
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
-		go l.sniff(c)
-	}
-}
-
-func (l *sniffListener) sniff(c net.Conn) {
-	defer func() { <-l.slots }()
-	_ = c.SetReadDeadline(time.Now().Add(sniffTimeout))
-	if l.proxies != nil {
-		pc, err := prepareProxy(l.proxies, l.log, c)
-		if err != nil {
-			c.Close()
-			return
-		}
-		c = pc
-	}
-	_ = c.SetReadDeadline(time.Time{})
-	if l.tls != nil {
-		c = tls.Server(c, l.tls)
-	}
-	select {
-	case l.conns <- accepted{c: c}:
-	case <-l.done:
-		c.Close()
-	}
-}
-
-func (l *sniffListener) Accept() (net.Conn, error) {
-	select {
-	case a := <-l.conns:
-		return a.c, a.err
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *sniffListener) Close() error {
-	err := net.ErrClosed
-	l.once.Do(func() {
-		close(l.done)
-		err = l.Listener.Close()
-	})
-	return err
 }
 
 // trustedPeer reports whether a peer may send a PROXY header.

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -10,56 +9,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/gateway"
-	"github.com/wsgate/wsgate/tlsca"
 )
-
-// TestPrepListenerTLS: with a TLS config every accepted connection comes
-// out as *tls.Conn (tls.mode on with proxyProtocol, where no peer is a
-// trusted proxy here), and Accept fails once the listener is closed.
-func TestPrepListenerTLS(t *testing.T) {
-	ca, err := tlsca.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaves, err := ca.Leaves([]string{"127.0.0.1"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := newPrepListener(inner, prepOptions{tls: &tls.Config{GetCertificate: leaves.GetCertificate}, log: slog.New(slog.DiscardHandler)})
-	defer ln.Close()
-
-	done := make(chan error, 1)
-	go func() {
-		tc, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: ca.Pool()})
-		if err == nil {
-			tc.Close()
-		}
-		done <- err
-	}()
-	c, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, ok := c.(*tls.Conn)
-	if !ok {
-		t.Fatalf("TLS connection is %T, want *tls.Conn", c)
-	}
-	if err := tc.Handshake(); err != nil {
-		t.Fatalf("server handshake: %v", err)
-	}
-	if err := <-done; err != nil {
-		t.Fatalf("client handshake: %v", err)
-	}
-	c.Close()
-	ln.Close()
-	if _, err := ln.Accept(); err == nil {
-		t.Fatal("Accept after Close succeeded")
-	}
-}
 
 // TestProxyHeaderKeepsPlainSockets: a connection whose PROXY header was
 // read is still the socket underneath (proxiedTCPConn, a syscall.Conn with
@@ -67,13 +17,12 @@ func TestPrepListenerTLS(t *testing.T) {
 // header unread; where the connection cannot be peeked (a pipe), the
 // header is read a byte at a time and nothing past it is consumed.
 func TestProxyHeaderKeepsPlainSockets(t *testing.T) {
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxies, _ := gateway.ParseProxies([]string{"127.0.0.1"})
-	ln := newPrepListener(inner, prepOptions{proxies: proxies, log: slog.New(slog.DiscardHandler)})
 	defer ln.Close()
+	proxies, _ := gateway.ParseProxies([]string{"127.0.0.1"})
 	client, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -82,11 +31,16 @@ func TestProxyHeaderKeepsPlainSockets(t *testing.T) {
 	if _, err := client.Write([]byte("PROXY TCP4 203.0.113.7 192.0.2.1 50123 443\r\nGET")); err != nil {
 		t.Fatal(err)
 	}
-	c, err := ln.Accept()
+	accepted, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer accepted.Close()
+	_ = accepted.SetReadDeadline(time.Now().Add(10 * time.Second))
+	c, err := prepareProxy(proxies, slog.New(slog.DiscardHandler), accepted)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, ok := c.(*proxiedTCPConn); !ok {
 		t.Fatalf("connection is %T, want *proxiedTCPConn", c)
 	}

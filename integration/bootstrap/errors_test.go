@@ -18,13 +18,21 @@ import (
 // names it.
 func newFunction(t *testing.T, fc integration.FunctionConfig) integration.Integration {
 	t.Helper()
+	if fc.TimeoutMillis == 0 {
+		// Lambda's 3 s default (and the 10 s init limit it raises) is
+		// too short for a runtime starting on a loaded machine (load 46:
+		// 10-60 s); these tests are about what a failure looks like, not
+		// how long it takes. The integration's own timeout (API Gateway's
+		// 29 s by default) is raised above init plus invoke.
+		fc.TimeoutMillis = 90000
+	}
 	fns, err := integration.NewFunctions(map[string]integration.FunctionConfig{"F": fc},
 		integration.Globals{CacheDir: t.TempDir()}, integration.Env{Region: "us-east-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = fns.Close() })
-	in, err := integration.New(integration.Config{Type: "lambda", Function: "F"}, integration.Env{Functions: fns})
+	in, err := integration.New(integration.Config{Type: "lambda", Function: "F", TimeoutMillis: integration.MaxTimeoutMillis}, integration.Env{Functions: fns})
 	if err != nil {
 		t.Fatal(err)
 	}

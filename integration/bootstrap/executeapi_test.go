@@ -31,8 +31,8 @@ functions:
   Boto3:       { runtime: python3.11, handler: boto3_client.handler, codeUri: ` + dir + `, timeoutMillis: 30000 }
   Recipe:      { runtime: python3.11, handler: recipe.handler, codeUri: ` + dir + `, timeoutMillis: 30000 }
   SDK:         { runtime: nodejs20.x, handler: sdk.handler, codeUri: ` + dir + `, timeoutMillis: 30000 }
-  ResolvePy:   { runtime: python3.11, handler: resolve.handler, codeUri: ` + dir + ` }
-  ResolveNode: { runtime: nodejs20.x, handler: resolve.handler, codeUri: ` + dir + ` }
+  ResolvePy:   { runtime: python3.11, handler: resolve.handler, codeUri: ` + dir + `, timeoutMillis: 30000 }
+  ResolveNode: { runtime: nodejs20.x, handler: resolve.handler, codeUri: ` + dir + `, timeoutMillis: 30000 }
 routes:
   boto3:       { integration: { type: lambda, function: Boto3 } }
   recipe:      { integration: { type: lambda, function: Recipe } }

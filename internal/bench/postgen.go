@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"net"
 	"net/http"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/internal/httpread"
+	"github.com/wsgate/wsgate/internal/sigwire"
 	"github.com/wsgate/wsgate/sigv4"
 )
 
@@ -33,25 +33,6 @@ func postBody(t int64) []byte {
 	b := append(make([]byte, 0, 128), `{"t":`...)
 	b = strconv.AppendInt(b, t, 10)
 	return append(b, `,"pad":"0123456789012345678901234567890123456789012345678901234567890123456789"}`...)
-}
-
-// signedWire returns method url with body, SigV4-signed at now, as it goes
-// on the wire.
-func signedWire(c command, method, url string, body []byte, now time.Time) ([]byte, error) {
-	req, err := http.NewRequest(method, url, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("User-Agent", "wsgate-bench")
-	creds := sigv4.Credentials{AccessKeyID: c.Key, SecretAccessKey: c.Secret}
-	if err := sigv4.Sign(req, creds, "execute-api", c.Region, now, sha256Hex(body)); err != nil {
-		return nil, err
-	}
-	var wire bytes.Buffer
-	if err := req.Write(&wire); err != nil {
-		return nil, err
-	}
-	return wire.Bytes(), nil
 }
 
 // httpConn is one keep-alive HTTP/1.1 connection of the generator. It is
@@ -107,7 +88,8 @@ func (w *worker) postURLs(c command) (urls, entries []string) {
 
 // postWire is POST i, stamped t, signed now.
 func postWire(c command, urls []string, i int, t int64) ([]byte, error) {
-	return signedWire(c, http.MethodPost, urls[i%len(urls)], postBody(t), time.Now())
+	creds := sigv4.Credentials{AccessKeyID: c.Key, SecretAccessKey: c.Secret}
+	return sigwire.Request(http.MethodPost, urls[i%len(urls)], postBody(t), creds, c.Region, time.Now())
 }
 
 // postPlan is a fixed-rate POST load signed ahead: wires[i] is POST i,

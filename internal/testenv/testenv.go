@@ -58,3 +58,29 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
 		}
 	}
 }
+
+// Progressing polls cond as Eventually does, for work whose length depends
+// on how much CPU the machine gives it: cond reports how far the work has
+// come (a count that only grows) and nil once it is done. The test fails
+// only when that count has not grown for stall, so a loaded machine makes
+// the test slower, not failed, while a stuck one still fails.
+func Progressing(t testing.TB, stall time.Duration, cond func() (progress int, err error)) {
+	t.Helper()
+	last, lastAt := -1, time.Now()
+	delay := time.Millisecond
+	for {
+		n, err := cond()
+		if err == nil {
+			return
+		}
+		if n > last {
+			last, lastAt = n, time.Now()
+		} else if time.Since(lastAt) > stall {
+			t.Fatalf("no progress for %v (at %d): %v", stall, n, err)
+		}
+		time.Sleep(delay)
+		if delay < 50*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
