@@ -164,10 +164,10 @@ func (h *Hub) start(ctx context.Context, opts Options) error {
 		replicas = max(1, min(3, len(e.Routes)))
 	}
 	var err error
-	if h.ctl, err = h.connect(url, "ctl", true); err != nil {
+	if h.ctl, err = h.connectBy(ctx, url, "ctl", true); err != nil {
 		return err
 	}
-	if h.data, err = h.connect(url, "data", false); err != nil {
+	if h.data, err = h.connectBy(ctx, url, "data", false); err != nil {
 		return err
 	}
 	h.reqPrefix = "req:" + h.inc + "."
@@ -213,12 +213,38 @@ func (h *Hub) start(ctx context.Context, opts Options) error {
 	return nil
 }
 
+// connectAttempt bounds one attempt to connect to NATS at start (the dial
+// and the server's INFO/PONG): the client's default of 2 s fails on a
+// machine under heavy load, and a longer one would delay reconnecting to
+// the next server when one is unreachable.
+const connectAttempt = 10 * time.Second
+
+// connectBy connects as connect does, trying again every 250 ms while
+// NATS is not there yet or did not answer in time, until ctx (the startup
+// timeout) ends; any other error (credentials, TLS) is final.
+func (h *Hub) connectBy(ctx context.Context, url, role string, ctl bool) (*nats.Conn, error) {
+	for {
+		nc, err := h.connect(url, role, ctl)
+		if err == nil || !(errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoServers)) {
+			return nc, err
+		}
+		t := time.NewTimer(250 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
+}
+
 // connect opens one of the two NATS connections: ctl (by-id calls,
 // queries, heartbeats, the registry) and data (group traffic), so a
 // slow-consumer cut on group traffic cannot make the node look dead.
 func (h *Hub) connect(url, role string, ctl bool) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name("wsgate " + h.cfg.Node.Name + " " + role),
+		nats.Timeout(connectAttempt),
 		nats.ReconnectBufSize(-1), // a call while disconnected fails now instead of being sent late
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),

@@ -205,3 +205,36 @@ func TestClusterNATSOutageBeyondLease(t *testing.T) {
 		_ = h.Close() // before NATS stops
 	}
 }
+
+// TestClusterStartWaitsForNATS: a node started before its external NATS
+// listens keeps trying within startupTimeoutSeconds and comes up once NATS
+// does; with no NATS at all, start fails when that timeout ends, naming
+// the address.
+func TestClusterStartWaitsForNATS(t *testing.T) {
+	port := freePorts(t, 1)[0]
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	type result struct {
+		h   *cluster.Hub
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		h, err := cluster.Start(externalConfig(url, "early"), cluster.Options{Memory: hub.NewMemory(hub.Limits{}), Logger: testLogger()})
+		done <- result{h, err}
+	}()
+	// The node is already trying (NATS refuses it) when NATS starts.
+	ns := runNATS(t, port, t.TempDir())
+	defer ns.Shutdown()
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("start before NATS listened: %v", r.err)
+	}
+	defer r.h.Close()
+
+	gone := externalConfig(fmt.Sprintf("nats://127.0.0.1:%d", freePorts(t, 1)[0]), "alone")
+	gone.StartupTimeoutSeconds = 1
+	_, err := cluster.Start(gone, cluster.Options{Memory: hub.NewMemory(hub.Limits{}), Logger: testLogger()})
+	if err == nil || !strings.Contains(err.Error(), "connecting to NATS at nats://127.0.0.1:") {
+		t.Fatalf("start with no NATS: %v", err)
+	}
+}
