@@ -274,8 +274,7 @@ func (c *conn) writeInline(frame []byte) {
 		err error
 	)
 	if fd, ok := c.sockFD(); ok {
-		one := [1][]byte{frame}
-		n, err = writeFD(fd, one[:], 0, nil)
+		n, err = writeInlineFD(fd, frame)
 	}
 	c.mu.Lock()
 	if err != nil {

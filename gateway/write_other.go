@@ -15,6 +15,9 @@ type iovecs struct{}
 // goroutine, which writes through net.Conn.
 func writeFD(uintptr, [][]byte, int, *iovecs) (int, error) { return 0, nil }
 
+// writeInlineFD writes nothing here either.
+func writeInlineFD(uintptr, []byte) (int, error) { return 0, nil }
+
 // writeAll writes *bufs through net.Conn (one write per buffer where the
 // conn cannot writev).
 func writeAll(nc net.Conn, _ syscall.RawConn, bufs *net.Buffers, _ *iovecs) (int64, error) {

@@ -19,16 +19,35 @@ type iovecs = []syscall.Iovec
 // of bufs[0], or writev(2) when there are several. A socket that is full
 // (EAGAIN) or a write interrupted before it wrote (EINTR) reports 0 bytes
 // and no error: the caller queues the rest for its writer goroutine.
+//
+// The flusher's and the writer goroutine's writes go through package
+// syscall, which enters the scheduler's system-call state, not
+// internal/rawsys as the front's socket calls and the inline write
+// (writeInlineFD) do: measured, raw writes there made a burst of group
+// publishes cost 2.8-4x the server CPU per delivery (BENCHMARKS.md, "raw
+// frame writes and bursts, session 7"): the flushers wrote each frame as
+// it came instead of several per writev.
 func writeFD(fd uintptr, bufs [][]byte, skip int, iov *iovecs) (int, error) {
 	var (
 		n   int
 		err error
 	)
 	if len(bufs) == 1 {
-		n, err = rawsys.Write(int(fd), bufs[0][skip:])
+		n, err = syscall.Write(int(fd), bufs[0][skip:])
 	} else {
 		n, err = writev(fd, bufs, skip, iov)
 	}
+	if err == syscall.EAGAIN || err == syscall.EINTR {
+		return 0, nil
+	}
+	return max(n, 0), err
+}
+
+// writeInlineFD is writeFD of one frame in the sender's goroutine (a
+// single send, a pong, the 101): a raw system call (internal/rawsys),
+// which does not wake the runtime's monitor thread after an idle spell.
+func writeInlineFD(fd uintptr, frame []byte) (int, error) {
+	n, err := rawsys.Write(int(fd), frame)
 	if err == syscall.EAGAIN || err == syscall.EINTR {
 		return 0, nil
 	}
@@ -52,7 +71,12 @@ func writev(fd uintptr, bufs [][]byte, skip int, scratch *iovecs) (int, error) {
 	if len(iov) == 0 {
 		return 0, nil
 	}
-	n, err := rawsys.Writev(fd, iov)
+	r, _, e := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	var err error
+	n := int(r)
+	if e != 0 {
+		n, err = 0, e
+	}
 	clear(iov) // no references to the frames left in the pool
 	*scratch = iov[:0]
 	return n, err

@@ -217,7 +217,7 @@ func (lc *leanClient) dial(ctx context.Context, deadline time.Time) (*leanConn, 
 	if sc, ok := nc.(syscall.Conn); ok {
 		pc.rc, _ = sc.SyscallConn()
 	}
-	if pc.rc != nil {
+	if pc.rc != nil && sockIOWorks {
 		s := newSockIO(nc, pc.rc)
 		pc.w, r = s, s
 	}

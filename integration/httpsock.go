@@ -1,3 +1,5 @@
+//go:build unix
+
 package integration
 
 import (
@@ -9,6 +11,9 @@ import (
 
 	"github.com/wsgate/wsgate/internal/rawsys"
 )
+
+// sockIOWorks: backend sockets are read and written through sockIO.
+const sockIOWorks = true
 
 // sockIO reads and writes a backend connection's socket through its
 // RawConn: the reads and writes themselves skip the scheduler's
