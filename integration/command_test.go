@@ -494,13 +494,19 @@ func BenchmarkCommandInvokeSerial(b *testing.B) {
 }
 
 // TestCommandSlowColdStart checks that a cold start is not charged to the
-// function's timeout: a handler with 500 ms of init and a 100 ms timeout
-// answers its first event, as Lambda's separate init phase allows.
+// function's timeout: a handler whose init outlasts its timeout answers its
+// first event, as Lambda's separate init phase allows. The timeout is a
+// generous 10 s (the handler's answer after init must fit in it on a loaded
+// machine: 100 ms did not at load 50), so the init sleeps 11 s, under an init
+// limit raised for the test (TestCommandInitTimeout covers that limit).
 func TestCommandSlowColdStart(t *testing.T) {
-	in := newTestCommand(t, Config{TimeoutMillis: 100, Env: map[string]string{"TEST_INIT_SLEEP_MS": "500"}}, Env{})
+	const timeout = 10 * time.Second
+	in := newTestCommand(t, Config{TimeoutMillis: int(timeout.Milliseconds()), Env: map[string]string{
+		"TEST_INIT_SLEEP_MS": strconv.Itoa(int((timeout + time.Second).Milliseconds()))}}, Env{})
+	in.(*commandIntegration).initTimeout = time.Minute
 	out, err := in.Invoke(context.Background(), &Invocation{Payload: []byte(`{"body":"first"}`)})
 	if err != nil {
-		t.Fatalf("first invocation: %v (the cold start must not count against the 100 ms timeout)", err)
+		t.Fatalf("first invocation: %v (the cold start must not count against the %v timeout)", err, timeout)
 	}
 	if !strings.Contains(string(out), "first") {
 		t.Fatalf("first invocation answered %s", out)

@@ -55,9 +55,9 @@ func TestServeTemplateChat(t *testing.T) {
 	}
 	a, b := dial(), dial()
 	defer b.Close()
-	testenv.Eventually(t, 30*time.Second, rows(2))
+	testenv.Eventually(t, 60*time.Second, rows(2))
 	read := func(c *websocket.Conn) string {
-		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
 		_, m, err := c.ReadMessage()
 		if err != nil {
 			t.Fatalf("read: %v", err)
@@ -80,7 +80,7 @@ func TestServeTemplateChat(t *testing.T) {
 		t.Errorf("$default (Node.js) answered %q", got)
 	}
 	a.Close()
-	testenv.Eventually(t, 30*time.Second, rows(1))
+	testenv.Eventually(t, 60*time.Second, rows(1))
 }
 
 // TestServeTemplateStream: a template whose table streams to a function
