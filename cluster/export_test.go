@@ -39,3 +39,8 @@ func (h *Hub) CallsPerBatch() float64 {
 	}
 	return 0
 }
+
+// SetRenewHook makes this node call f in each registry renewal once the
+// registry answered (err) and the renewal found its claim current, before
+// it judges the answer, on the renewing goroutine.
+func (h *Hub) SetRenewHook(f func(err error)) { h.renewHook.Store(&f) }

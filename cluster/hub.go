@@ -69,12 +69,15 @@ type Hub struct {
 	leaseMu sync.Mutex // opens leases once; held across that NATS call
 	leases  jetstream.KeyValue
 
-	mu        sync.RWMutex
-	self      byte
-	inc       string
-	prevInc   string
-	claimed   bool
-	ownRev    uint64
+	mu      sync.RWMutex
+	self    byte
+	inc     string
+	prevInc string
+	claimed bool
+	ownRev  uint64
+	// claims counts the claims of a byte (start, each fence): evidence
+	// found under one claim fences only that one (startFence).
+	claims    uint64
 	renewedAt time.Time
 	// renewFailing is when the registry renewals began failing (zero
 	// while they succeed): fencing rules 2 and 3 count from it.
@@ -116,6 +119,10 @@ type Hub struct {
 	streamReport atomic.Pointer[func() []byte]
 	// connHook, set by tests only, runs first in handleConn: a slow owner.
 	connHook atomic.Pointer[func(op string)]
+	// renewHook, set by tests only, runs in renew once the registry
+	// answered (err) and the claim was found current, before the answer
+	// is judged: a renewal preempted there.
+	renewHook atomic.Pointer[func(err error)]
 
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -188,9 +188,10 @@ func (h *Hub) apply(up jetstream.KeyValueEntry) {
 	}
 	mine := b == h.self && h.claimed && (!p.present || p.e.Inc != h.inc || p.e.State != "up")
 	seen := fmt.Sprintf("op %v, revision %d, incarnation %q (mine %q), state %q", up.Operation(), up.Revision(), p.e.Inc, h.inc, p.e.State)
+	claim := h.claims
 	h.mu.Unlock()
 	if mine {
-		h.startFence("this node's registry entry was taken or declared gone: " + seen)
+		h.startFence(claim, "this node's registry entry was taken or declared gone: "+seen)
 	}
 }
 
@@ -211,8 +212,9 @@ func (h *Hub) peer(b byte) *peer {
 	return p
 }
 
-func (h *Hub) me() []byte {
-	b, _ := json.Marshal(entry{Name: h.cfg.Node.Name, Inc: h.incarnation(), StartedAt: h.started.UnixMilli(), HTTP: h.http, State: "up", Renewed: time.Now().UnixMilli()})
+// me is this node's registry value under incarnation inc.
+func (h *Hub) me(inc string) []byte {
+	b, _ := json.Marshal(entry{Name: h.cfg.Node.Name, Inc: inc, StartedAt: h.started.UnixMilli(), HTTP: h.http, State: "up", Renewed: time.Now().UnixMilli()})
 	return b
 }
 
@@ -280,7 +282,7 @@ func (h *Hub) claimOnce(ctx context.Context) error {
 // claimByte tries to own b by compare-and-set.
 func (h *Hub) claimByte(ctx context.Context, b byte, takeGone bool) (bool, error) {
 	key := nodeKey(b)
-	rev, err := h.kv.Create(ctx, key, h.me())
+	rev, err := h.kv.Create(ctx, key, h.me(h.incarnation()))
 	if err == nil {
 		h.own(b, rev)
 		return true, nil
@@ -303,6 +305,12 @@ func (h *Hub) claimByte(ctx context.Context, b byte, takeGone bool) (bool, error
 		p.e, p.rev, p.present = e, cur.Revision(), true
 	}
 	h.mu.Unlock()
+	if e.Inc == h.incarnation() && e.State == "up" {
+		// This incarnation's entry already: a claim whose answer was
+		// lost, or a renewal that wrote it during a fence.
+		h.own(b, cur.Revision())
+		return true, nil
+	}
 	take := takeGone && e.State == "gone"
 	if !take && e.Name == h.cfg.Node.Name && e.Inc != "" && e.Inc == h.prevIncarnation() {
 		take = true // this process's own entry, before a fence
@@ -314,7 +322,7 @@ func (h *Hub) claimByte(ctx context.Context, b byte, takeGone bool) (bool, error
 	if !take {
 		return false, nil
 	}
-	rev, err = h.kv.Update(ctx, key, h.me(), cur.Revision())
+	rev, err = h.kv.Update(ctx, key, h.me(h.incarnation()), cur.Revision())
 	if err != nil {
 		h.log.Debug("claiming node byte: the registry moved first", "node", hub.NodeHex(b), "revision", cur.Revision(), "error", err)
 		return false, nil // someone else moved first
@@ -374,6 +382,7 @@ func (h *Hub) own(b byte, rev uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.self, h.ownRev, h.claimed, h.renewedAt, h.renewFailing = b, rev, true, time.Now(), time.Time{}
+	h.claims++
 	p := h.peer(b)
 	if rev >= p.rev {
 		p.rev, p.present = rev, true
@@ -401,20 +410,25 @@ func (h *Hub) silent(ctx context.Context, b byte) bool {
 
 // renew rewrites this node's entry by compare-and-set; it fences when the
 // entry was taken or declared gone, or could not be renewed for a lease.
+// It writes the incarnation of the claim it renews: a fence that began
+// meanwhile must find its previous incarnation there to take the byte back.
 func (h *Hub) renew(ctx context.Context) {
 	h.mu.RLock()
-	b, rev, last, claimed := h.self, h.ownRev, h.renewedAt, h.claimed
+	b, rev, last, claimed, claim, inc := h.self, h.ownRev, h.renewedAt, h.claimed, h.claims, h.inc
 	h.mu.RUnlock()
 	if !claimed {
 		return
 	}
 	sent := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, h.cfg.requestTimeout())
-	nrev, err := h.kv.Update(rctx, nodeKey(b), h.me(), rev)
+	nrev, err := h.kv.Update(rctx, nodeKey(b), h.me(inc), rev)
 	cancel()
 	h.mu.RLock()
-	stale := h.ownRev != rev || h.self != b
+	stale := h.claims != claim
 	h.mu.RUnlock()
+	if f := h.renewHook.Load(); f != nil {
+		(*f)(err)
+	}
 	switch {
 	case stale:
 		// The byte was claimed again (a fence re-registered) while this
@@ -424,7 +438,7 @@ func (h *Hub) renew(ctx context.Context) {
 		return
 	case err == nil:
 		h.mu.Lock()
-		if h.ownRev == rev {
+		if h.claims == claim {
 			h.ownRev, h.renewedAt, h.renewFailing = nrev, time.Now(), time.Time{}
 		}
 		h.mu.Unlock()
@@ -434,28 +448,28 @@ func (h *Hub) renew(ctx context.Context) {
 			return // a renewal that timed out here had been applied
 		}
 		if gerr == nil {
-			h.startFence("this node's registry entry changed under it: " + err.Error())
+			h.startFence(claim, "this node's registry entry changed under it: "+err.Error())
 			return
 		}
 		// The entry could not be read (NATS just back, say): not
 		// evidence either way; a failed renewal, which rules 2 and 3
 		// judge (it fenced a node a second time right after an outage).
-		h.renewFailed(gerr, sent, last)
+		h.renewFailed(claim, gerr, sent, last)
 	default:
-		h.renewFailed(err, sent, last)
+		h.renewFailed(claim, err, sent, last)
 	}
 }
 
-// renewFailed handles a renewal sent at sent that failed with err: the
-// node fences once the last good one is a lease old (rule 3); before
-// that the failure is remembered for rule 2.
-func (h *Hub) renewFailed(err error, sent, last time.Time) {
+// renewFailed handles a renewal of claim sent at sent that failed with
+// err: the node fences once the last good one is a lease old (rule 3);
+// before that the failure is remembered for rule 2.
+func (h *Hub) renewFailed(claim uint64, err error, sent, last time.Time) {
 	if time.Since(last) >= h.cfg.lease() {
-		h.startFence("the registry could not be renewed for a lease: " + err.Error())
+		h.startFence(claim, "the registry could not be renewed for a lease: "+err.Error())
 		return
 	}
 	h.mu.Lock()
-	if h.renewFailing.IsZero() {
+	if h.claims == claim && h.renewFailing.IsZero() {
 		h.renewFailing = sent
 	}
 	h.mu.Unlock()
@@ -484,7 +498,7 @@ func (h *Hub) suspicious() bool {
 // anybody gone then.
 func (h *Hub) checkIsolation() {
 	h.mu.RLock()
-	since := h.renewFailing
+	since, claim := h.renewFailing, h.claims
 	h.mu.RUnlock()
 	if since.IsZero() || time.Since(since) < h.cfg.isolation() || !h.ctl.IsConnected() {
 		return
@@ -493,7 +507,7 @@ func (h *Hub) checkIsolation() {
 	if 2*heard > live {
 		return
 	}
-	h.startFence(fmt.Sprintf("isolated: registry renewals failing for %v while %d of %d nodes are heard", time.Since(since).Round(time.Second), heard, live))
+	h.startFence(claim, fmt.Sprintf("isolated: registry renewals failing for %v while %d of %d nodes are heard", time.Since(since).Round(time.Second), heard, live))
 }
 
 // stillMine reads this node's entry after a renewal was refused for its
@@ -673,9 +687,22 @@ func (h *Hub) gone(b byte) (gone, known bool) {
 	return !p.present || p.e.State == "gone" || p.localGone, true
 }
 
-// startFence runs fence once at a time.
-func (h *Hub) startFence(why string) {
+// startFence runs fence once at a time, for evidence against claim (the
+// count of h.claims it was found under): evidence against an earlier
+// claim is about an incarnation that already fenced and registered
+// again. A renewal out across that re-claim (its "could not be renewed
+// for a lease", its failed read) reached here after the fence had
+// finished, and fenced the node a second time for one NATS outage.
+func (h *Hub) startFence(claim uint64, why string) {
 	if h.closing.Load() || !h.fencing.CompareAndSwap(false, true) {
+		return
+	}
+	h.mu.RLock()
+	current := h.claims == claim
+	h.mu.RUnlock()
+	if !current { // no re-claim can happen now: fencing is held
+		h.fencing.Store(false)
+		h.log.Info("cluster node not fenced again: the evidence is about its previous claim", "reason", why)
 		return
 	}
 	h.wg.Add(1)

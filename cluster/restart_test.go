@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -237,4 +238,58 @@ func TestClusterStartWaitsForNATS(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "connecting to NATS at nats://127.0.0.1:") {
 		t.Fatalf("start with no NATS: %v", err)
 	}
+}
+
+// TestClusterRenewalAcrossReclaim: a registry renewal refused while NATS
+// was down, for the claim that fenced, is judged only after the fence has
+// registered again (the renewing goroutine was preempted, as on a loaded
+// machine). Its "could not be renewed for a lease" is about the previous
+// incarnation: the node must not fence a second time for one outage.
+func TestClusterRenewalAcrossReclaim(t *testing.T) {
+	port := freePorts(t, 1)[0]
+	dir := t.TempDir()
+	ns := runNATS(t, port, dir)
+	c := externalConfig(fmt.Sprintf("nats://127.0.0.1:%d", port), "a1")
+	c.HeartbeatMillis, c.NodeTimeoutMillis, c.IsolationSeconds, c.LeaseSeconds = 200, 600, 1, 2
+	h := startHubs(t, []cluster.Config{c})[0]
+	var armed atomic.Bool
+	var renewals atomic.Int64
+	reached, release := make(chan struct{}), make(chan struct{})
+	h.SetRenewHook(func(err error) {
+		renewals.Add(1)
+		if err != nil && armed.CompareAndSwap(true, false) {
+			close(reached)
+			<-release
+		}
+	})
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if h.Fenced() != 1 {
+			return fmt.Errorf("fenced %d times, want 1", h.Fenced())
+		}
+		return nil
+	})
+	armed.Store(true)
+	select {
+	case <-reached: // a refused renewal of the fenced claim, held
+	case <-time.After(30 * time.Second):
+		t.Fatal("no renewal was refused after the fence")
+	}
+	ns = runNATS(t, port, dir)
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	testenv.Eventually(t, 30*time.Second, h.Ready) // registered again
+	n := renewals.Load()
+	close(release)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if renewals.Load() == n {
+			return errors.New("the held renewal has not finished")
+		}
+		return h.Ready() // a second fence, had it started, is over
+	})
+	if h.Fenced() != 1 {
+		t.Fatalf("fenced %d times for one outage, want once", h.Fenced())
+	}
+	_ = h.Close() // before NATS stops
 }
