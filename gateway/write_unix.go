@@ -71,12 +71,7 @@ func writev(fd uintptr, bufs [][]byte, skip int, scratch *iovecs) (int, error) {
 	if len(iov) == 0 {
 		return 0, nil
 	}
-	r, _, e := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
-	var err error
-	n := int(r)
-	if e != 0 {
-		n, err = 0, e
-	}
+	n, err := rawsys.WritevSys(fd, iov)
 	clear(iov) // no references to the frames left in the pool
 	*scratch = iov[:0]
 	return n, err

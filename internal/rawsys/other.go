@@ -22,6 +22,9 @@ func Writev(fd uintptr, iov []syscall.Iovec) (int, error) {
 	return int(n), nil
 }
 
+// WritevSys is Writev: every call here goes through package syscall.
+func WritevSys(fd uintptr, iov []syscall.Iovec) (int, error) { return Writev(fd, iov) }
+
 // PeekEmpty reports whether a socket has nothing to read and no error
 // (a MSG_PEEK|MSG_DONTWAIT recv that would block).
 func PeekEmpty(fd int) bool {
