@@ -44,3 +44,12 @@ func (h *Hub) CallsPerBatch() float64 {
 // registry answered (err) and the renewal found its claim current, before
 // it judges the answer, on the renewing goroutine.
 func (h *Hub) SetRenewHook(f func(err error)) { h.renewHook.Store(&f) }
+
+// JudgeGone runs this node's judgement of node b on evidence reason
+// ("silent", "no responders"), as its silence check and its calls do, and
+// reports whether b is gone here now.
+func (h *Hub) JudgeGone(b byte, reason string) bool { return h.declareGone(h.ctx, b, reason) }
+
+// HeardMajority reports whether this node has heard a strict majority of
+// the live set for nodeTimeoutMillis (its heartbeat view).
+func (h *Hub) HeardMajority() bool { return h.heardMajorityFor(h.cfg.nodeTimeout()) }

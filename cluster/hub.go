@@ -92,9 +92,17 @@ type Hub struct {
 	// a strict majority of the live set without a break; 0 while it does
 	// not. Only a node that does may take another for gone on silence.
 	majoritySince atomic.Int64
-	fencing       atomic.Bool
-	fenced        atomic.Int64
-	closing       atomic.Bool
+	// probeMu serializes reachesMajority's pings; the last result is
+	// kept (probeAt, for probeFor in a live set of probeLive).
+	probeMu   sync.Mutex
+	probeAt   time.Time
+	probeLive int
+	probeFor  byte
+	probeOK   bool
+
+	fencing atomic.Bool
+	fenced  atomic.Int64
+	closing atomic.Bool
 
 	interestMu sync.Mutex
 	subs       map[string]*groupSub

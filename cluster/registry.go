@@ -10,6 +10,8 @@ import (
 	"hash/fnv"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -390,14 +392,20 @@ func (h *Hub) own(b byte, rev uint64) {
 	}
 }
 
+// ping is a request asking node b whether it is there (handleConn
+// answers it first).
+func (h *Hub) ping(b byte) *nats.Msg {
+	msg := nats.NewMsg(h.subject(b, "c"))
+	msg.Header.Set(hdrOp, "ping")
+	msg.Header.Set(hdrDeadline, strconv.FormatInt(time.Now().Add(h.cfg.attemptTimeout()).UnixMilli(), 10))
+	return msg
+}
+
 // silent reports whether node b's subject had no responders for goneGrace.
 func (h *Hub) silent(ctx context.Context, b byte) bool {
 	deadline := time.Now().Add(h.cfg.goneGrace())
 	for {
-		msg := nats.NewMsg(h.subject(b, "c"))
-		msg.Header.Set(hdrOp, "ping")
-		msg.Header.Set(hdrDeadline, strconv.FormatInt(time.Now().Add(h.cfg.attemptTimeout()).UnixMilli(), 10))
-		_, err := h.ctl.RequestMsgWithContext(ctx, msg)
+		_, err := h.ctl.RequestMsgWithContext(ctx, h.ping(b))
 		if !errors.Is(err, nats.ErrNoResponders) {
 			return false
 		}
@@ -562,7 +570,7 @@ func (h *Hub) declareGone(ctx context.Context, b byte, reason string) bool {
 	if !present || seen.State == "gone" {
 		return true
 	}
-	if !h.mayJudge(b, reason) {
+	if !h.mayJudge(b, reason) || !h.reachesMajority(ctx, b) {
 		return false
 	}
 	window := h.cfg.goneGrace() + h.cfg.attemptTimeout()
@@ -619,6 +627,65 @@ func (h *Hub) mayJudge(b byte, reason string) bool {
 		return true
 	}
 	return reason != "silent" && h.silentFor(b) < h.cfg.nodeTimeout()
+}
+
+// reachesMajority asks the live peers other than b, now, whether they
+// are there (a ping on each one's subject, in parallel, each within
+// attemptTimeoutMillis), and reports whether this node and those that
+// answered are a strict majority of the live set. mayJudge rests on
+// heartbeats, which lag by up to nodeTimeoutMillis: in the first seconds
+// after a node is cut off, every peer still counts as heard, and the
+// cut-off node took a live node for gone on "no responders" (the cut
+// removes the interest its routes carried) or on the silence of the peer
+// whose last heartbeat came first, and answered 410 for that node's live
+// connections until it heard the others were silent too (found by
+// TestClusterHostLoss in CI). A peer that answers is reached over NATS now.
+// With two live nodes there is no majority without b, and the ping
+// cannot tell a crash from a cut: the heartbeat rule alone decides, as
+// docs/cluster.md says of two-node clusters. A result is reused for
+// 100 ms, so calls waiting on one gone node ask once between them.
+func (h *Hub) reachesMajority(ctx context.Context, b byte) bool {
+	h.mu.RLock()
+	var others []byte
+	live := 1
+	for p, e := range h.peers {
+		if p == h.self || !e.present || e.e.State != "up" {
+			continue
+		}
+		live++
+		if p != b {
+			others = append(others, p)
+		}
+	}
+	h.mu.RUnlock()
+	if live <= 2 {
+		return true
+	}
+	h.probeMu.Lock()
+	defer h.probeMu.Unlock()
+	if time.Since(h.probeAt) < 100*time.Millisecond && h.probeLive == live && h.probeFor == b {
+		return h.probeOK
+	}
+	var reached atomic.Int32
+	var wg sync.WaitGroup
+	for _, p := range others {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pctx, cancel := context.WithTimeout(ctx, h.cfg.attemptTimeout())
+			defer cancel()
+			if _, err := h.ctl.RequestMsgWithContext(pctx, h.ping(p)); err == nil {
+				reached.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	ok := 2*(1+int(reached.Load())) > live
+	h.probeAt, h.probeLive, h.probeFor, h.probeOK = time.Now(), live, b, ok
+	if !ok {
+		h.log.Info("cluster node not judged: this node reaches no majority now", "node", hub.NodeHex(b), "reached", reached.Load(), "live", live)
+	}
+	return ok
 }
 
 // record stores an entry this node wrote or read.
