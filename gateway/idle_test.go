@@ -21,12 +21,26 @@ import (
 
 // rawDial opens a WebSocket with a hand-written handshake and keeps no
 // buffers: the client side costs a socket and nothing else.
-func rawDial(addr string) (net.Conn, error) {
+func rawDial(addr string) (net.Conn, error) { return rawDialHeader(addr, bareHandshake) }
+
+// The header lines after Host of a bare handshake (wsgate-bench's
+// clients) and of a browser's (Chromium's).
+const (
+	bareHandshake    = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+	browserHandshake = "Connection: Upgrade\r\nPragma: no-cache\r\nCache-Control: no-cache\r\n" +
+		"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36\r\n" +
+		"Upgrade: websocket\r\nOrigin: https://example.com\r\nSec-WebSocket-Version: 13\r\nAccept-Encoding: gzip, deflate, br\r\n" +
+		"Accept-Language: en-US,en;q=0.9\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+		"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+)
+
+// rawDialHeader is rawDial with the given header lines after Host.
+func rawDialHeader(addr, header string) (net.Conn, error) {
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	_, err = fmt.Fprintf(nc, "GET /dev HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", addr)
+	_, err = fmt.Fprintf(nc, "GET /dev HTTP/1.1\r\nHost: %s\r\n%s\r\n", addr, header)
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -83,9 +97,16 @@ func BenchmarkIdleConn(b *testing.B) {
 }
 
 // BenchmarkHandshake: one WebSocket handshake without $connect (a bare
-// client, the 101 read with a small buffer), then the client closes.
+// client, the 101 read with a small buffer), then the client closes,
+// served by the front (httpfront) as the server serves it.
 func BenchmarkHandshake(b *testing.B) {
-	benchHandshakes(b, startGateway(b, baseConfig()))
+	benchHandshakes(b, startGatewayWith(b, baseConfig(), testLogger(b), true), bareHandshake)
+}
+
+// BenchmarkHandshakeBrowser: BenchmarkHandshake with the head a browser
+// sends (Pragma, User-Agent, Origin, extensions).
+func BenchmarkHandshakeBrowser(b *testing.B) {
+	benchHandshakes(b, startGatewayWith(b, baseConfig(), testLogger(b), true), browserHandshake)
 }
 
 // BenchmarkPostToConnection: one signed PostToConnection on a keep-alive

@@ -445,3 +445,23 @@ func TestBodyOutlivesHeaderTimeout(t *testing.T) {
 		t.Fatalf("got %d %q", resp.StatusCode, got)
 	}
 }
+
+// TestBrowserHandshakeHeadServedByFront: a browser's handshake head
+// (Pragma: no-cache among its lines) is the front's, and its handler sees
+// the Cache-Control net/http would add for it.
+func TestBrowserHandshakeHeadServedByFront(t *testing.T) {
+	tf := startFront(t, func(s *Server) {
+		s.Fallback.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, front := w.(*response)
+			_, _ = fmt.Fprintf(w, "front=%v cache=%q", front, r.Header["Cache-Control"])
+		})
+	})
+	nc, br := dial(t, tf.addr)
+	head := strings.Replace(browserHandshake, "Cache-Control: no-cache\r\n", "", 1)
+	if _, err := io.WriteString(nc, head); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := readBody(t, br); got != `front=true cache=["no-cache"]` {
+		t.Errorf("got %q", got)
+	}
+}

@@ -52,7 +52,7 @@ const (
 // parseHead parses the request head at the start of b, within the subset
 // the front serves: HTTP/1.1, origin-form targets, GET, POST and DELETE,
 // exactly one valid Host, at most one Content-Length and no
-// Transfer-Encoding, Expect or Pragma, CRLF line ends, header names that
+// Transfer-Encoding or Expect, CRLF line ends, header names that
 // are tokens, values without control bytes, no folded lines. Every request
 // it accepts, net/http's ReadRequest reads into the same method, target,
 // Host, header and length (FuzzParseHead checks it); anything else is
@@ -121,10 +121,10 @@ func parseHeadInto(b []byte, box *reqBox) (parsed, int) {
 	} else {
 		clear(h)
 	}
-	if cap(box.vals) < lines {
-		box.vals = make([]string, lines)
+	if cap(box.vals) < lines+1 {
+		box.vals = make([]string, lines+1) // +1: a Cache-Control that Pragma implies
 	}
-	vals := box.vals[:lines]
+	vals := box.vals[:lines+1]
 	clear(vals)
 	var (
 		host, cl     string
@@ -161,14 +161,14 @@ func parseHeadInto(b []byte, box *reqBox) (parsed, int) {
 		if unusualValue {
 			return parsed{}, headHandOff
 		}
-		k := http.CanonicalHeaderKey(kv[:colon])
+		k := canonicalKey(kv[:colon])
 		switch k {
 		case "Host":
 			host, hosts = v, hosts+1
 			continue // net/http keeps Host out of the header
 		case "Content-Length":
 			cl, cls = v, cls+1
-		case "Transfer-Encoding", "Expect", "Pragma", "Http2-Settings":
+		case "Transfer-Encoding", "Expect", "Http2-Settings":
 			return parsed{}, headHandOff
 		case "Connection":
 			if hasToken(v, "close") {
@@ -184,6 +184,15 @@ func parseHeadInto(b []byte, box *reqBox) (parsed, int) {
 	}
 	if hosts != 1 || !validHost(host) || cls > 1 {
 		return parsed{}, headHandOff
+	}
+	// As net/http reads "Pragma: no-cache" (RFC 7234 5.4): it implies
+	// Cache-Control: no-cache. Browsers send it in every WebSocket
+	// handshake.
+	if vs := h["Pragma"]; len(vs) > 0 && vs[0] == "no-cache" {
+		if _, ok := h["Cache-Control"]; !ok {
+			vals[0] = "no-cache"
+			h["Cache-Control"] = vals[:1:1]
+		}
 	}
 	length := int64(0)
 	if cls == 1 {
@@ -212,6 +221,23 @@ func parseHeadInto(b []byte, box *reqBox) (parsed, int) {
 		Body:          http.NoBody,
 	}
 	return parsed{req: r, n: n, closes: closes}, headOK
+}
+
+// canonicalKey is http.CanonicalHeaderKey without its allocation for the
+// names a WebSocket handshake spells in mixed case (RFC 6455 writes them
+// so, and browsers send them so).
+func canonicalKey(k string) string {
+	switch k {
+	case "Sec-WebSocket-Key":
+		return "Sec-Websocket-Key"
+	case "Sec-WebSocket-Version":
+		return "Sec-Websocket-Version"
+	case "Sec-WebSocket-Extensions":
+		return "Sec-Websocket-Extensions"
+	case "Sec-WebSocket-Protocol":
+		return "Sec-Websocket-Protocol"
+	}
+	return http.CanonicalHeaderKey(k)
 }
 
 // plainPath reports whether target is a path made only of bytes a URL

@@ -33,7 +33,17 @@ var headSeeds = []string{
 	"GET / HTTP/1.1 \r\nHost: a\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: a\r\nX:  v \t\r\n\r\n",
+	browserHandshake,
+	"GET / HTTP/1.1\r\nHost: a\r\nPragma: no-cache\r\nCache-Control: max-age=0\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: a\r\nPragma: x\r\nPragma: no-cache\r\n\r\n",
 }
+
+// browserHandshake is a WebSocket handshake as Chromium sends it.
+const browserHandshake = "GET /dev HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nConnection: Upgrade\r\nPragma: no-cache\r\n" +
+	"Cache-Control: no-cache\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36\r\n" +
+	"Upgrade: websocket\r\nOrigin: https://example.com\r\nSec-WebSocket-Version: 13\r\nAccept-Encoding: gzip, deflate, br\r\n" +
+	"Accept-Language: en-US,en;q=0.9\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+	"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
 
 // FuzzParseHead: every head parseHead accepts, net/http's ReadRequest
 // reads the same way (method, target, URL, Host, header, length, close),
@@ -85,12 +95,16 @@ func FuzzParseHead(f *testing.F) {
 // TestParseHeadVerdicts: the seeds' verdicts, so a change of the subset
 // shows.
 func TestParseHeadVerdicts(t *testing.T) {
-	ok := map[int]bool{0: true, 1: true, 2: true, 3: true, 22: true}
+	ok := map[int]bool{0: true, 1: true, 2: true, 3: true, 22: true, 23: true, 24: true, 25: true}
 	for i, s := range headSeeds {
 		_, v := parseHead([]byte(s))
 		if (v == headOK) != ok[i] {
 			t.Errorf("seed %d %q: verdict %d", i, s, v)
 		}
+	}
+	p, _ := parseHead([]byte("GET / HTTP/1.1\r\nHost: a\r\nPragma: no-cache\r\n\r\n"))
+	if cc := p.req.Header["Cache-Control"]; len(cc) != 1 || cc[0] != "no-cache" {
+		t.Errorf("Pragma: no-cache without Cache-Control: Cache-Control %q, want no-cache as net/http", cc)
 	}
 	if _, v := parseHead([]byte("GET / HTTP/1.1\r\nHost: a\r\n")); v != headMore {
 		t.Errorf("incomplete head: verdict %d", v)
@@ -102,6 +116,23 @@ func TestParseHeadVerdicts(t *testing.T) {
 	many := "GET / HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X: 1\r\n", maxHeaders+1) + "\r\n"
 	if _, v := parseHead([]byte(many)); v != headTooLarge {
 		t.Errorf("%d header lines: verdict %d", maxHeaders+1, v)
+	}
+}
+
+// BenchmarkParseHeadHandshake: a WebSocket handshake head as a browser
+// sends it (Pragma, the Sec-WebSocket-* names in RFC 6455's case) and a
+// bare one (wsgate-bench's clients), parsed into a connection's box.
+func BenchmarkParseHeadHandshake(b *testing.B) {
+	for _, c := range []struct{ name, head string }{{"browser", browserHandshake}, {"bare", headSeeds[0]}} {
+		b.Run(c.name, func(b *testing.B) {
+			head := []byte(c.head)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, v := parseHeadInto(head, new(reqBox)); v != headOK {
+					b.Fatal(v)
+				}
+			}
+		})
 	}
 }
 
