@@ -141,10 +141,16 @@ func (g *Gateway) stageVariables() map[string]string {
 // than passed from upgrade, whose frame it would grow.)
 func (g *Gateway) connectEvent(s *session, r *http.Request, requestID string, now time.Time) *Event {
 	cl := g.client(r)
+	return g.connectEventFrom(s, r, &cl, requestID, now)
+}
+
+// connectEventFrom is connectEvent with the client the handshake already
+// read from r (g.client).
+func (g *Gateway) connectEventFrom(s *session, r *http.Request, cl *client, requestID string, now time.Time) *Event {
 	ev := &Event{
 		StageVariables: g.stageVariables(),
 		RequestContext: g.context(s, routeConnect, "CONNECT", requestID, now),
-		headers:        eventHeaders(r, s, &cl, false),
+		headers:        eventHeaders(r, s, cl, false),
 	}
 	ev.QueryStringParameters, ev.MultiValueQueryStringParameters = queryMaps(r.URL.RawQuery, false)
 	return ev

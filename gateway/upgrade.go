@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -57,12 +58,14 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		refuse(http.StatusUpgradeRequired, OutcomeBadRequest, "Upgrade Required")
 		return
 	}
-	if r.Header.Get("Sec-WebSocket-Version") != "13" {
+	// The names as http.Header keeps them: Get canonicalises RFC 6455's
+	// spelling ("Sec-WebSocket-Key") with an allocation each time.
+	if r.Header.Get("Sec-Websocket-Version") != "13" {
 		w.Header().Set("Sec-WebSocket-Version", "13")
 		refuse(http.StatusUpgradeRequired, OutcomeBadRequest, "Unsupported WebSocket version")
 		return
 	}
-	key := r.Header.Get("Sec-WebSocket-Key")
+	key := r.Header.Get("Sec-Websocket-Key")
 	if !validKey(key) {
 		refuse(http.StatusBadRequest, OutcomeBadRequest, "Bad Sec-WebSocket-Key")
 		return
@@ -146,7 +149,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 			unavailable()
 			return
 		}
-		ev := g.connectEvent(&s, r, requestID, now)
+		ev := g.connectEventFrom(&s, r, &cl, requestID, now)
 		start := time.Now()
 		res, err := g.invoke(rt, ev, &integration.Invocation{RequestID: requestID})
 		g.track.Done()
@@ -291,8 +294,34 @@ func (g *Gateway) newConn(nc net.Conn, s session) *conn {
 	c := &conn{gw: g, nc: nc, rc: rc, s: s, maxInflight: int32(cfg.MaxInflightPerConnection)}
 	c.cond.L = &c.mu
 	c.touch()
+	if rc != nil {
+		// The descriptor for sockFD, read now, before anyone can write:
+		// the 101's inline write needs it at once.
+		c.wfd = -1
+		o := fdOps.Get().(*fdOp)
+		o.c = c
+		_ = rc.Control(o.fn)
+		o.c = nil
+		fdOps.Put(o)
+	}
 	return c
 }
+
+// fdOp records a socket's descriptor in c.wfd (sockFD), with its callback
+// bound once and pooled: a closure handed to RawConn.Control escapes, an
+// allocation per connection.
+type fdOp struct {
+	c  *conn
+	fn func(fd uintptr)
+}
+
+var fdOps = sync.Pool{New: func() any {
+	o := &fdOp{}
+	o.fn = o.do
+	return o
+}}
+
+func (o *fdOp) do(fd uintptr) { o.c.wfd = int32(fd) + 1 }
 
 // socket is a connection that is a socket with nothing buffered in front
 // of it: a *net.TCPConn, or the server's wrapper of one that carries the

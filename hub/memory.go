@@ -115,13 +115,15 @@ func (h *Memory) Register(c Conn) error {
 	s := h.shard(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.conns[id]; ok {
+	// ids holds exactly the ids in the shards' maps (both change under
+	// the shard's lock): its Put tells a taken id without a map lookup.
+	h.idsMu.Lock()
+	fresh := h.ids.Put(id, struct{}{})
+	h.idsMu.Unlock()
+	if !fresh {
 		return errIDTaken
 	}
 	s.conns[id] = &entry{conn: c}
-	h.idsMu.Lock()
-	h.ids.Put(id, struct{}{})
-	h.idsMu.Unlock()
 	return nil
 }
 

@@ -6,12 +6,14 @@
 // server's CPU. A pooled goroutine keeps the stack it grew for the next
 // job. The pool never blocks or refuses: a job goes to an idle goroutine
 // when one waits, else to a new one, so the caller bounds the number of
-// jobs in flight, and a goroutine exits after Idle without work.
+// jobs in flight, and a goroutine exits after Idle to twice Idle without
+// work.
 package gopool
 
 import "time"
 
-// Idle is how long a goroutine waits for its next job before it exits.
+// Idle is how long a goroutine waits for its next job, at least, before it
+// exits.
 const Idle = 5 * time.Second
 
 // Pool hands jobs to idle goroutines. The zero value is not usable: use New.
@@ -31,17 +33,24 @@ func (p *Pool) Go(f func()) {
 	}
 }
 
+// work runs f and then the jobs handed to it. It exits at a tick of its
+// Idle ticker when no job ran since the previous tick: a timer reset after
+// every job cost a quarter of the hand-off's CPU.
 func (p *Pool) work(f func()) {
-	t := time.NewTimer(Idle)
+	t := time.NewTicker(Idle)
 	defer t.Stop()
-	for {
-		f()
-		f = nil
-		t.Reset(Idle)
+	for ran := false; ; {
+		if f != nil {
+			f()
+			f, ran = nil, true
+		}
 		select {
 		case f = <-p.jobs:
 		case <-t.C:
-			return
+			if !ran {
+				return
+			}
+			ran = false
 		}
 	}
 }

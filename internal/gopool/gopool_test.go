@@ -48,3 +48,16 @@ func TestPoolReusesAnIdleGoroutine(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkPoolGo: one job handed to a pool goroutine and waited for, as a
+// front hands it a connection and the gateway a read turn.
+func BenchmarkPoolGo(b *testing.B) {
+	p := New()
+	done := make(chan struct{})
+	job := func() { done <- struct{}{} }
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Go(job)
+		<-done
+	}
+}
