@@ -3,12 +3,13 @@
 //
 //	wsgate-bench [-scenarios idle,handshake,post,route,fanout,slow,aged] [-runs 3]
 //	             [-workers 4] [-small] [-profile DIR] [-json FILE] [-wsgate BIN]
+//	wsgate-bench -scenarios handshake,post -syscalls   # system calls per operation (perf)
 //	wsgate-bench -scenarios fanout -against OTHER-WSGATE-BENCH [-runs 2]
 //	wsgate-bench -scenarios soak [-duration 10m] [-conns 19000] [-wsgate BIN]
 //	wsgate-bench -cluster 3 [-scenarios c-post,c-fanout,c-publish,c-join,c-page,c-memory] [-runs 3]
 //
 // It runs itself again as the server, backend and client processes
-// (wsgate-bench server|backend|stall|raw|worker); those roles are internal.
+// (wsgate-bench server|backend|stall|raw|floor|worker); those roles are internal.
 // It exits 1 when a run could not start or a soak check failed (FAIL lines).
 package main
 
@@ -25,7 +26,7 @@ import (
 func main() {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
-		case "server", "backend", "stall", "raw", "worker":
+		case "server", "backend", "stall", "raw", "floor", "worker":
 			os.Exit(bench.RunRole(os.Args[1], os.Args[2:]))
 		}
 	}
@@ -40,6 +41,7 @@ func main() {
 	serverBin := flag.String("wsgate", "", "run this built wsgate binary (wsgate serve --config) as the server instead of the in-harness server role")
 	duration := flag.Duration("duration", 0, "soak: how long the load runs (default 10m, 4s with -small)")
 	conns := flag.Int("conns", 0, "soak: connections (default 19000, 300 with -small)")
+	syscalls := flag.Bool("syscalls", false, "handshake, post: count the servers' system calls per operation with perf (slows them: CPU figures of such a run are not comparable)")
 	flag.Parse()
 	var names []string
 	if *scenarios != "" {
@@ -54,6 +56,7 @@ func main() {
 		ProfileDir: *profile,
 		ServerBin:  *serverBin,
 		Against:    *against,
+		Syscalls:   *syscalls,
 
 		SoakDuration: *duration,
 		SoakConns:    *conns,

@@ -37,6 +37,28 @@ func TestScenariosSmall(t *testing.T) {
 			t.Errorf("%s: errors %v, %d metrics\n%s", r.Scenario, r.Errors, len(r.Names), log.String())
 		}
 	}
+	// The floors ran beside wsgate (floor.go): their figures and the ratios.
+	for scenario, names := range map[string][]string{
+		"handshake": {
+			"no $connect: floor (go): server CPU per handshake", "no $connect: floor (raw): server CPU per handshake",
+			"no $connect: floor (raw): syscalls per handshake, its own count",
+			"no $connect: wsgate/floor (go): server CPU per handshake", "no $connect: wsgate/floor (raw): server CPU per handshake",
+			"http $connect: floor (go): server CPU per handshake", "http $connect: floor (raw): server CPU per handshake",
+			"http $connect: wsgate/floor (raw): server CPU per handshake",
+		},
+		"post": {"floor: saturation: server CPU per POST", "wsgate/floor: saturation: server CPU per POST", "floor: 500/s: p99", "wsgate/floor: 500/s: p99"},
+	} {
+		for _, r := range res {
+			if r.Scenario != scenario {
+				continue
+			}
+			for _, name := range names {
+				if _, ok := r.Units[name]; !ok {
+					t.Errorf("%s: no figure %q", scenario, name)
+				}
+			}
+		}
+	}
 	var md strings.Builder
 	WriteMarkdown(&md, res)
 	if !strings.Contains(md.String(), "### fanout") {
@@ -194,6 +216,32 @@ func TestThrottled(t *testing.T) {
 	for _, tt := range tests {
 		if got := throttled([]byte(tt.in)); got != tt.want {
 			t.Errorf("%s: throttled(%q) = %v, want %v", tt.name, tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestUpgradeHead: the floors' handshake check accepts RFC 6455's example
+// request and answers its example accept key, and refuses a head that
+// lacks what the RFC requires.
+func TestUpgradeHead(t *testing.T) {
+	head := "GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13"
+	key, ok := upgradeHead([]byte(head))
+	if !ok {
+		t.Fatal("upgradeHead refused RFC 6455's example")
+	}
+	if got := string(appendSwitching(nil, key)); !strings.Contains(got, "\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n") {
+		t.Errorf("answer %q lacks the RFC's accept key", got)
+	}
+	for _, bad := range []string{
+		strings.Replace(head, "GET", "POST", 1),
+		strings.Replace(head, "Version: 13", "Version: 8", 1),
+		strings.Replace(head, "Upgrade: websocket", "Upgrade: h2c", 1),
+		strings.Replace(head, "Host: server.example.com\r\n", "", 1),
+		strings.Replace(head, "dGhlIHNhbXBsZSBub25jZQ==", "short", 1),
+	} {
+		if _, ok := upgradeHead([]byte(bad)); ok {
+			t.Errorf("upgradeHead accepted %q", bad)
 		}
 	}
 }

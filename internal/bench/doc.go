@@ -7,7 +7,10 @@
 // reporting runtime.MemStats), a trivial HTTP backend for http
 // integrations (role "backend"), for the soak a backend that accepts and
 // never answers (role "stall"), for fan-out a raw WebSocket writer used as
-// the floor (role "raw"), and several client processes (role "worker")
+// the floor (role "raw"), for the handshake and post scenarios the
+// handshake and signed-POST floors (role "floor", floor.go: measured in
+// the same rotation as wsgate, their ratios reported beside its figures),
+// and several client processes (role "worker")
 // that dial from distinct 127.x.y.z source addresses. All of them are this
 // same executable run again with a role as first argument; the
 // orchestrator talks to each over stdin/stdout, one JSON document a line.

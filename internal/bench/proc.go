@@ -15,26 +15,32 @@ const clockTicks = 100
 
 // procCPU returns the user+system CPU seconds pid has used.
 func procCPU(pid int) (float64, error) {
+	user, sys, err := procUserSys(pid)
+	return user + sys, err
+}
+
+// procUserSys returns the user and the system CPU seconds pid has used.
+func procUserSys(pid int) (user, sys float64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// The command name (field 2) may hold spaces; fields resume after ')'.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("parsing /proc/%d/stat", pid)
+		return 0, 0, fmt.Errorf("parsing /proc/%d/stat", pid)
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 13 {
-		return 0, fmt.Errorf("parsing /proc/%d/stat", pid)
+		return 0, 0, fmt.Errorf("parsing /proc/%d/stat", pid)
 	}
 	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
 	ut, err1 := strconv.ParseUint(f[11], 10, 64)
 	st, err2 := strconv.ParseUint(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("parsing /proc/%d/stat", pid)
+		return 0, 0, fmt.Errorf("parsing /proc/%d/stat", pid)
 	}
-	return float64(ut+st) / clockTicks, nil
+	return float64(ut) / clockTicks, float64(st) / clockTicks, nil
 }
 
 // procRSS returns pid's resident set size in bytes (VmRSS).

@@ -61,6 +61,10 @@ type Options struct {
 	// in the same rotation: a before/after comparison measured within
 	// seconds, not across runs on a machine whose load moves.
 	Against string
+	// Syscalls, for the handshake and post scenarios, counts every
+	// server's system calls per operation with perf (raw_syscalls:sys_enter),
+	// which slows them: measure CPU in runs without it.
+	Syscalls bool
 	// Cluster, when 2 or more, runs the cluster scenarios (ClusterScenarios):
 	// each run measures a single node and then a cluster of this many
 	// server processes (embedded NATS with JetStream, routed over loopback).
@@ -266,6 +270,7 @@ type env struct {
 	srv   *child
 	addr  string // server (or raw server) address
 	debug string // its side port
+	side  string // a floor's side port (/stats: floorStats)
 	// In a cluster env, every node; srv, addr and debug are the first's.
 	// A single-node env has its one server here too.
 	srvs    []*child
@@ -350,13 +355,50 @@ func (o *orch) newEnvFrom(exe string, raw bool, extra func(cfg map[string]any, b
 		e.close()
 		return nil, err
 	}
-	var a announce
-	if err := e.srv.read(&a); err != nil {
-		e.close()
-		return nil, fmt.Errorf("server: %w", err)
+	a, err := e.announced()
+	if err != nil {
+		return nil, err
 	}
 	e.addr, e.debug = a.Addr, a.Debug
 	e.addrs, e.debugs = []string{e.addr}, []string{e.debug}
+	return e, o.startWorkers(e)
+}
+
+// announced reads the first line of e's server, or closes e.
+func (e *env) announced() (announce, error) {
+	var a announce
+	if err := e.srv.read(&a); err != nil {
+		e.close()
+		return a, fmt.Errorf("server: %w", err)
+	}
+	return a, nil
+}
+
+// newFloorEnv starts a floor of kind (hs-go, hs-raw, post; floor.go) and
+// the workers; with connect, also the backend, which the floor calls
+// before each 101. The floor's side port is e.side, not e.debug: it has
+// no /stats of wsgate's shape, and its profiles are not wsgate's.
+func (o *orch) newFloorEnv(kind string, connect bool) (*env, error) {
+	o.seq++
+	e := &env{o: o}
+	args := []string{"-kind", kind}
+	if connect {
+		if err := e.startBackend(); err != nil {
+			return nil, err
+		}
+		args = append(args, "-connect", e.backURI+"/connect")
+	}
+	var err error
+	if e.srv, err = o.start("floor", args...); err != nil {
+		e.close()
+		return nil, err
+	}
+	a, err := e.announced()
+	if err != nil {
+		return nil, err
+	}
+	e.addr, e.side = a.Addr, a.Debug
+	e.addrs, e.debugs = []string{e.addr}, []string{""}
 	return e, o.startWorkers(e)
 }
 

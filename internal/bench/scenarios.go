@@ -149,51 +149,15 @@ func (o *orch) idleAt(run, n int) ([]Metric, error) {
 	}...), nil
 }
 
-// handshake: connection rate without $connect and with an http $connect.
-func (o *orch) handshake(run int) ([]Metric, error) {
-	n := o.size(6000, 40)
-	var ms []Metric
-	for _, withConnect := range []bool{false, true} {
-		var extra func(map[string]any, string)
-		label := "no $connect"
-		if withConnect {
-			label = "http $connect"
-			extra = func(cfg map[string]any, backend string) {
-				cfg["routes"].(map[string]any)["$connect"] = map[string]any{
-					"integration": map[string]any{"type": "http", "uri": backend + "/connect"},
-				}
-			}
-		}
-		e, err := o.newEnv(false, extra)
-		if err != nil {
-			return ms, err
-		}
-		var elapsed time.Duration
-		var dialErr error
-		u := e.measure(func() {
-			e.profile("handshake-"+strings.ReplaceAll(label, " ", "-"), run, 1, func() {
-				elapsed, _, _, dialErr = e.dial(n, command{Conc: 16})
-			})
-		})
-		e.close()
-		if dialErr != nil {
-			return ms, dialErr
-		}
-		ms = append(ms, Metric{label + ": handshakes/s", "/s", float64(n) / elapsed.Seconds()})
-		ms = append(ms, u.metrics(label+": ", int64(n), "handshake")...)
-	}
-	return ms, nil
-}
-
 // post: signed @connections POSTs, saturation and latency at fixed rates.
 // Every phase gets a fresh server, so none inherits another's sockets.
 func (o *orch) post(run int) ([]Metric, error) {
 	var ms []Metric
-	for _, rate := range []float64{0, 1000, 5000} {
+	for j, rate := range []float64{0, 1000, 5000} {
 		if o.Small {
 			rate /= 10
 		}
-		m, err := o.postAt(run, rate)
+		m, err := o.postBesideFloor(run, j, rate)
 		ms = append(ms, m...)
 		if err != nil {
 			return ms, err
@@ -202,9 +166,16 @@ func (o *orch) post(run int) ([]Metric, error) {
 	return ms, nil
 }
 
-// postAt runs one phase on a fresh server with 400 connections.
-func (o *orch) postAt(run int, rate float64) ([]Metric, error) {
-	e, err := o.newEnv(false, nil)
+// postAt runs one phase on a fresh server with 400 connections: wsgate,
+// or with floor the post floor (floor.go), its figures named "floor: …".
+func (o *orch) postAt(run int, rate float64, floor bool) ([]Metric, error) {
+	var e *env
+	var err error
+	if floor {
+		e, err = o.newFloorEnv("post", false)
+	} else {
+		e, err = o.newEnv(false, nil)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +187,37 @@ func (o *orch) postAt(run int, rate float64) ([]Metric, error) {
 	if rate > 0 {
 		p = fmt.Sprintf("%.0f/s: ", rate)
 	}
-	return e.postPhase(run, rate, "", p)
+	if floor {
+		p = sideFloor + ": " + p
+	}
+	var counter *syscallCounter
+	if o.Syscalls {
+		if counter, err = countSyscalls(e.srv.pid()); err != nil {
+			return nil, err
+		}
+	}
+	var st0, st1 floorStats
+	if floor {
+		if st0, err = statsOf(e.side); err != nil {
+			return nil, err
+		}
+	}
+	ms, err := e.postPhase(run, rate, "", p)
+	if floor {
+		var serr error
+		st1, serr = statsOf(e.side)
+		err = cmp.Or(err, serr)
+		if ops := st1.Ops - st0.Ops; ops > 0 {
+			ms = append(ms, Metric{p + "syscalls per POST, its own count", "", float64(st1.Syscalls-st0.Syscalls) / float64(ops)})
+		}
+	}
+	if counter != nil {
+		calls := counter.stop()
+		if posts, _ := metricValue(ms, p+"verified POSTs"); posts > 0 && calls > 0 {
+			ms = append(ms, Metric{p + "syscalls per POST (perf)", "", float64(calls) / posts})
+		}
+	}
+	return ms, err
 }
 
 // postPhase posts to the workers' connections: closed loop with 32
@@ -256,7 +257,7 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 	}
 	okN, errN, el := sumReplies(rs)
 	lat, err := e.collectAll(rs, rate > 0)
-	ms := []Metric{{p + "verified POST/s", "/s", float64(okN) / el.Seconds()}, {p + "errors", "", float64(errN)}}
+	ms := []Metric{{p + "verified POST/s", "/s", float64(okN) / el.Seconds()}, {p + "verified POSTs", "", float64(okN)}, {p + "errors", "", float64(errN)}}
 	ms = append(ms, u.metrics(p, okN, "POST")...)
 	ms = append(ms, latencyMetrics(p, lat)...)
 	var queued, answered []int64
