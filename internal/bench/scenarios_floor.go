@@ -100,9 +100,16 @@ func (s *hsSide) chunk(n int, profile func(load func())) error {
 	s.backend += back1 - back0
 	s.clients += cl1 - cl0
 	if s.e.side != "" {
-		st1, err := statsOf(s.e.side)
-		if err != nil {
-			return err
+		// A floor counts a handshake just after its 101 is written: the
+		// client may have read it first.
+		var st1 floorStats
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if st1, err = statsOf(s.e.side); err != nil {
+				return err
+			}
+			if st1.Ops-st0.Ops >= int64(n) || time.Now().After(deadline) {
+				break
+			}
 		}
 		s.ops += st1.Ops - st0.Ops
 		s.sys += st1.Syscalls - st0.Syscalls
