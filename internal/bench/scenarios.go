@@ -32,6 +32,7 @@ type usage struct {
 	backend         float64 // CPU seconds of the http backend
 	busy            float64 // fraction of the machine's CPUs busy
 	elapsed         float64 // seconds
+	kernelShare     float64 // of the server's CPU, the share in the kernel (10 ms ticks)
 }
 
 // measure runs f and reports CPU use over it.
@@ -59,13 +60,24 @@ func (e *env) measure(f func()) usage {
 		}
 		return s
 	}
+	kernel := func() (user, sys float64) {
+		for _, srv := range e.servers() {
+			u, s, _ := procUserSys(srv.pid())
+			user, sys = user+u, sys+s
+		}
+		return user, sys
+	}
 	s0 := server()
+	u0, y0 := kernel()
 	w0, k0 := clients(), backend()
 	b0, t0 := machineTicks()
 	start := time.Now()
 	f()
 	u := usage{elapsed: time.Since(start).Seconds()}
 	s1 := server()
+	if u1, y1 := kernel(); u1+y1 > u0+y0 {
+		u.kernelShare = (y1 - y0) / (u1 + y1 - u0 - y0)
+	}
 	b1, t1 := machineTicks()
 	u.server, u.clients, u.backend = s1-s0, clients()-w0, backend()-k0
 	if t1 > t0 {
@@ -84,7 +96,8 @@ func (u usage) metrics(prefix string, ops int64, what string) []Metric {
 		{prefix + "other processes' CPU (of one core)", "%", (u.busy*float64(runtime.NumCPU())*u.elapsed - u.server - u.clients - u.backend) / u.elapsed * 100},
 	}
 	if ops > 0 {
-		ms = append(ms, Metric{prefix + "server CPU per " + what, "µs", u.server / float64(ops) * 1e6})
+		ms = append(ms, Metric{prefix + "server CPU per " + what, "µs", u.server / float64(ops) * 1e6},
+			Metric{prefix + "server CPU in the kernel", "%", u.kernelShare * 100})
 	}
 	return ms
 }
