@@ -29,10 +29,11 @@ import (
 //     Sec-WebSocket-Accept, writes the 101), then that goroutine stays
 //     parked in Read, so a frame would be noticed (the descriptor sits in
 //     Go's poller from the accept on).
-//   - hs-raw, the least a Go program can do: one goroutine on one epoll;
-//     accept4 (non-blocking), epoll_ctl ADD, read of the head, the same
-//     checks and the accept key, one write of the 101; the connection stays
-//     in the epoll set, its bytes read and dropped.
+//   - hs-raw, the least a Go program can do: one goroutine on one epoll,
+//     a listener with TCP_DEFER_ACCEPT (accept wakes when the head is
+//     there); accept4 (non-blocking), read of the head, the same checks and
+//     the accept key, one write of the 101, epoll_ctl ADD; the connection
+//     stays in the epoll set, its bytes read and dropped.
 //   - post: the hs-raw loop serving both WebSocket connections (answering
 //     {"action":"whoami"} with the connection's id) and keep-alive HTTP/1.1
 //     POST /{stage}/@connections/{id}: parse the head and body, verify the

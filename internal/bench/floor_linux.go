@@ -95,6 +95,12 @@ func rawFloor(post bool, call *connectCall) (string, func() floorStats, error) {
 	if l.lfd, err = syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0); err != nil {
 		return "", nil, err
 	}
+	// The kernel hands over a connection once its first bytes arrived (the
+	// client speaks first), so the head is read right after accept4, with
+	// no epoll_wait between.
+	if err := syscall.SetsockoptInt(l.lfd, syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT, 1); err != nil {
+		return "", nil, err
+	}
 	if err := syscall.Bind(l.lfd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		return "", nil, err
 	}
@@ -141,7 +147,8 @@ func (l *rawLoop) run() {
 
 // accept takes one connection per readiness (the set is level-triggered:
 // another pending one wakes the next wait), so no accept4 ends in EAGAIN
-// while connections arrive one at a time.
+// while connections arrive one at a time, and reads its head at once
+// (TCP_DEFER_ACCEPT: it has arrived), before registering it.
 func (l *rawLoop) accept() {
 	fd, _, err := rawsys.Accept4(l.lfd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
 	l.syscalls.Add(1)
@@ -151,15 +158,25 @@ func (l *rawLoop) accept() {
 		}
 		return
 	}
-	l.add(&rawConn{fd: fd})
+	c := &rawConn{fd: fd}
+	l.put(c)
+	l.readable(c)
+	if !c.closed {
+		l.register(c)
+	}
 }
 
-// add registers c with the epoll set.
-func (l *rawLoop) add(c *rawConn) {
+// put makes c the connection of its descriptor.
+func (l *rawLoop) put(c *rawConn) {
 	for c.fd >= len(l.conns) {
 		l.conns = append(l.conns, make([]*rawConn, len(l.conns)+64)...)
 	}
 	l.conns[c.fd] = c
+}
+
+// register adds c to the epoll set (level-triggered: bytes that arrived
+// before are reported at the next wait).
+func (l *rawLoop) register(c *rawConn) {
 	err := rawsys.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, c.fd, &syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(c.fd)})
 	l.syscalls.Add(1)
 	if err != nil {
@@ -387,7 +404,8 @@ func (l *rawLoop) takeBackend() *rawConn {
 	}
 	l.backends++
 	b := &rawConn{fd: fd, backend: true}
-	l.add(b)
+	l.put(b)
+	l.register(b)
 	if b.closed {
 		return nil
 	}
