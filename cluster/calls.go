@@ -94,15 +94,23 @@ type result struct {
 	err    error
 }
 
-// attempt is one try of one call; done gets the outcome once. abandoned:
-// its caller stopped waiting (the attempt's time ran out), so a batch not
-// yet sent leaves it out: the queue holds at most one live attempt per
-// waiting call, and a late attempt does not follow its own retry.
+// attempt is one try of one call (its own copy of the call); done gets
+// the outcome once. abandoned: its caller stopped waiting (the attempt's
+// time ran out), so a batch not yet sent leaves it out: the queue holds at
+// most one live attempt per waiting call, and a late attempt does not
+// follow its own retry.
 type attempt struct {
-	it        *item
+	it        item
 	done      chan result
 	abandoned atomic.Bool
 }
+
+// attempts are attempts whose outcome their caller received: nothing else
+// holds them then (a batch's finish sends each attempt's outcome last), so
+// a call reuses one and its channel instead of allocating both (3 of a
+// cross-node call's allocations). An abandoned attempt is never put back:
+// a batch not yet answered may still encode it or send it an outcome.
+var attempts = sync.Pool{New: func() any { return &attempt{done: make(chan result, 1)} }}
 
 // link is the queue of calls to one node.
 type link struct {
@@ -133,7 +141,8 @@ func (h *Hub) startCalls() error {
 // try sends one attempt of it to node b and waits for its outcome, at
 // most timeout, and no longer than ctx or until gone (if not nil) closes.
 func (h *Hub) try(ctx context.Context, b byte, it *item, timeout time.Duration, gone <-chan struct{}) result {
-	a := &attempt{it: it, done: make(chan result, 1)}
+	a := attempts.Get().(*attempt)
+	a.it = *it
 	l := &h.links[b]
 	l.mu.Lock()
 	l.queue = append(l.queue, a)
@@ -150,6 +159,8 @@ func (h *Hub) try(ctx context.Context, b byte, it *item, timeout time.Duration, 
 	select {
 	case r := <-a.done:
 		t.Stop()
+		a.it = item{}
+		attempts.Put(a)
 		return r
 	case <-t.C:
 	case <-ctx.Done():
@@ -354,7 +365,7 @@ func encodeBatch(atts []*attempt, prefix string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(atts)))
 	var digits [16]byte
 	for _, a := range atts {
-		it := a.it
+		it := &a.it
 		b = append(b, it.op)
 		b = binary.AppendUvarint(b, uint64(it.deadline))
 		b = appendString(b, it.id)
