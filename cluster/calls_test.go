@@ -20,10 +20,13 @@ func TestBatchWire(t *testing.T) {
 	for i := range items {
 		atts = append(atts, &attempt{it: items[i]})
 	}
-	data := encodeBatch(atts, "req:9f2c.")
-	got, err := decodeBatch(data)
+	data := encodeBatch(atts, "req:9f2c.", 1<<40+7)
+	seq, got, err := decodeBatch(data)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if seq != 1<<40+7 || len(got) != len(items) {
+		t.Fatalf("batch %d of %d calls, want %d of %d", seq, len(got), uint64(1<<40+7), len(items))
 	}
 	for i, g := range got {
 		w := items[i]
@@ -32,7 +35,7 @@ func TestBatchWire(t *testing.T) {
 		}
 	}
 	for n := range len(data) {
-		if _, err := decodeBatch(data[:n]); err == nil {
+		if _, _, err := decodeBatch(data[:n]); err == nil {
 			t.Fatalf("a batch cut at %d of %d bytes decoded", n, len(data))
 		}
 	}

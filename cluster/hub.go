@@ -117,7 +117,7 @@ type Hub struct {
 	inbox     string
 	outMu     sync.Mutex
 	out       map[uint64]*batch
-	outSeq    uint64
+	outSeq    atomic.Uint64
 	reqPrefix string
 	reqSeq    atomic.Uint64
 	// batchesOut and callsOut count the batches sent and the calls in
