@@ -53,6 +53,55 @@ func BenchmarkCrossNodeSend(b *testing.B) {
 	}
 }
 
+// BenchmarkCrossNodeJoinLeave is C6 without the HTTP API: a join and a
+// leave of group "jl" from one embedded node for a connection on another
+// (TCP to the nodes' NATS servers); the group keeps one member throughout,
+// as C6's group does under load, so no call subscribes. An op is one call
+// (half a pair); cpu-µs/op is the process's CPU (both nodes and both NATS
+// servers) per call. With 4 calls in flight a batch holds ~2 calls, with
+// 16 ~7: the two give a batch's cost apart from a call's.
+func BenchmarkCrossNodeJoinLeave(b *testing.B) {
+	hubs := startHubs(b, embeddedConfigs(b, 2))
+	ctx := context.Background()
+	var conns []*countConn
+	for range 65 {
+		c := &countConn{id: hub.NewID(hubs[1].Self())}
+		if err := hubs[1].Register(c); err != nil {
+			b.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	if err := hubs[0].Join(ctx, "jl", conns[64].ID()); err != nil {
+		b.Fatal(err)
+	}
+	for _, inFlight := range []int{4, 16} {
+		b.Run(fmt.Sprintf("inflight-%d", inFlight), func(b *testing.B) {
+			var next atomic.Int64
+			b.SetParallelism(inFlight / 2) // GOMAXPROCS 2
+			calls0, batches0 := hubs[0].CallsOut()
+			cpu0 := cpuTime()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				id := conns[(next.Add(1)-1)%64].ID()
+				for pb.Next() {
+					err := hubs[0].Join(ctx, "jl", id)
+					if err == nil && pb.Next() {
+						err = hubs[0].Leave(ctx, "jl", id)
+					}
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+			calls, batches := hubs[0].CallsOut()
+			b.ReportMetric(float64(calls-calls0)/float64(max(batches-batches0, 1)), "calls/batch")
+		})
+	}
+}
+
 // cpuTime is the process's user and system CPU time.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage

@@ -29,16 +29,25 @@ import (
 // Wire format, no NATS headers (the body is all; integers are uvarints,
 // strings and bytes are a uvarint length and the bytes):
 //
-//	request  = version(1) count item*
+//	request  = version(1) seq count item*
 //	item     = op(1 byte) deadline(unix ms) id key arg body
-//	reply    = count result*
+//	reply    = seq count result*
 //	result   = status text body
 //
 // arg is the group of a join or leave, the close reason's label of a
 // delete. status is the HTTP status the origin answers, or 0: the owner
-// dropped the call unrun, its deadline having passed.
+// dropped the call unrun, its deadline having passed. seq names the batch
+// at its origin, and the reply echoes it: each link's batches share one
+// reply subject (the origin's inbox and the owner's byte), so the NATS
+// servers route every reply from their subject cache instead of matching
+// and caching a new subject per batch (~11 allocations per batch in the
+// two servers). NATS's "no responders" answer carries no seq; it ends the
+// batch the link has out (one at a time, maxInFlight): one arriving late,
+// after its batch timed out, at worst makes the next batch's calls retry,
+// as a timeout would (a retry keeps its dedupe key; join, leave and get
+// are idempotent).
 const (
-	batchVersion = 1
+	batchVersion = 2
 	// maxInFlight is how many batches may be out to one node at once;
 	// calls made meanwhile wait for its reply and go together in the next.
 	// One, not two: a batch then takes about a round trip's calls, and
@@ -94,22 +103,32 @@ type result struct {
 	err    error
 }
 
-// attempt is one try of one call; done gets the outcome once. abandoned:
-// its caller stopped waiting (the attempt's time ran out), so a batch not
-// yet sent leaves it out: the queue holds at most one live attempt per
-// waiting call, and a late attempt does not follow its own retry.
+// attempt is one try of one call (its own copy of the call); done gets
+// the outcome once. abandoned: its caller stopped waiting (the attempt's
+// time ran out), so a batch not yet sent leaves it out: the queue holds at
+// most one live attempt per waiting call, and a late attempt does not
+// follow its own retry.
 type attempt struct {
-	it        *item
+	it        item
 	done      chan result
 	abandoned atomic.Bool
 }
+
+// attempts are attempts whose outcome their caller received: nothing else
+// holds them then (a batch's finish sends each attempt's outcome last), so
+// a call reuses one and its channel instead of allocating both (3 of a
+// cross-node call's allocations). An abandoned attempt is never put back:
+// a batch not yet answered may still encode it or send it an outcome.
+var attempts = sync.Pool{New: func() any { return &attempt{done: make(chan result, 1)} }}
 
 // link is the queue of calls to one node.
 type link struct {
 	mu       sync.Mutex
 	subject  string
+	reply    string // this node's inbox for the link's replies
 	queue    []*attempt
 	inflight int
+	out      uint64 // the seq of the batch out, or 0 (h.outMu)
 }
 
 // batch is a request out, waiting for its reply.
@@ -125,6 +144,7 @@ func (h *Hub) startCalls() error {
 	h.out = make(map[uint64]*batch)
 	for b := range h.links {
 		h.links[b].subject = h.subject(byte(b), "c")
+		h.links[b].reply = h.inbox + "." + strconv.Itoa(b)
 	}
 	_, err := h.ctl.Subscribe(h.inbox+".*", h.handleReply)
 	return err
@@ -133,7 +153,8 @@ func (h *Hub) startCalls() error {
 // try sends one attempt of it to node b and waits for its outcome, at
 // most timeout, and no longer than ctx or until gone (if not nil) closes.
 func (h *Hub) try(ctx context.Context, b byte, it *item, timeout time.Duration, gone <-chan struct{}) result {
-	a := &attempt{it: it, done: make(chan result, 1)}
+	a := attempts.Get().(*attempt)
+	a.it = *it
 	l := &h.links[b]
 	l.mu.Lock()
 	l.queue = append(l.queue, a)
@@ -150,6 +171,8 @@ func (h *Hub) try(ctx context.Context, b byte, it *item, timeout time.Duration, 
 	select {
 	case r := <-a.done:
 		t.Stop()
+		a.it = item{}
+		attempts.Put(a)
 		return r
 	case <-t.C:
 	case <-ctx.Done():
@@ -205,35 +228,43 @@ func (l *link) take(limit int) []*attempt {
 	return atts
 }
 
-// sendBatch publishes one batch with a reply subject of its own and arms
-// its attempt timer.
+// sendBatch publishes one batch and arms its attempt timer.
 func (h *Hub) sendBatch(l *link, atts []*attempt) {
 	h.batchesOut.Add(1)
 	h.callsOut.Add(int64(len(atts)))
-	data := encodeBatch(atts, h.reqPrefix)
+	seq := h.outSeq.Add(1)
+	data := encodeBatch(atts, h.reqPrefix, seq)
 	h.outMu.Lock()
-	h.outSeq++
-	seq := h.outSeq
 	bt := &batch{link: l, atts: atts}
 	h.out[seq] = bt
+	l.out = seq
 	bt.timer = time.AfterFunc(h.cfg.attemptTimeout(), func() { h.finish(seq, nil, errAttemptTimeout) })
 	h.outMu.Unlock()
-	if err := h.ctl.PublishRequest(l.subject, h.inbox+"."+strconv.FormatUint(seq, 10), data); err != nil {
+	if err := h.ctl.PublishRequest(l.subject, l.reply, data); err != nil {
 		h.finish(seq, nil, err)
 	}
 }
 
-// handleReply takes a batch's reply (or NATS's "no responders" for it).
+// handleReply takes a batch's reply (its seq first), or NATS's "no
+// responders" for the batch out on the link the subject names.
 func (h *Hub) handleReply(m *nats.Msg) {
-	seq, err := strconv.ParseUint(m.Subject[min(len(h.inbox)+1, len(m.Subject)):], 10, 64)
-	if err != nil {
-		return
-	}
 	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+		b, err := strconv.Atoi(m.Subject[min(len(h.inbox)+1, len(m.Subject)):])
+		if err != nil || b < 0 || b >= len(h.links) {
+			return
+		}
+		h.outMu.Lock()
+		seq := h.links[b].out
+		h.outMu.Unlock()
 		h.finish(seq, nil, nats.ErrNoResponders)
 		return
 	}
-	h.finish(seq, m.Data, nil)
+	r := reader{b: m.Data}
+	seq := r.uvarint()
+	if r.err != nil {
+		return
+	}
+	h.finish(seq, r.b, nil)
 }
 
 // finish hands each call of batch seq its outcome and sends the link's
@@ -243,6 +274,9 @@ func (h *Hub) finish(seq uint64, data []byte, err error) {
 	h.outMu.Lock()
 	bt := h.out[seq]
 	delete(h.out, seq)
+	if bt != nil && bt.link.out == seq {
+		bt.link.out = 0
+	}
 	h.outMu.Unlock()
 	if bt == nil {
 		return
@@ -283,12 +317,13 @@ func (h *Hub) handleConn(m *nats.Msg) {
 		respond(m, nil, nil)
 		return
 	}
-	items, err := decodeBatch(m.Data)
+	seq, items, err := decodeBatch(m.Data)
 	if err != nil {
 		h.log.Warn("cluster call that does not parse", "error", err)
 		return
 	}
-	out := binary.AppendUvarint(make([]byte, 0, 4+4*len(items)), uint64(len(items)))
+	out := binary.AppendUvarint(make([]byte, 0, 14+4*len(items)), seq)
+	out = binary.AppendUvarint(out, uint64(len(items)))
 	hook := h.connHook.Load()
 	now := time.Now().UnixMilli()
 	for i := range items {
@@ -342,19 +377,20 @@ func appendString(b []byte, s string) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }
 
-// encodeBatch encodes atts; a call without a key gets prefix and its seq
-// (base 36) as its key.
-func encodeBatch(atts []*attempt, prefix string) []byte {
+// encodeBatch encodes batch seq of atts; a call without a key gets prefix
+// and its own seq (base 36) as its key.
+func encodeBatch(atts []*attempt, prefix string, seq uint64) []byte {
 	size := 8
 	for _, a := range atts {
 		size += a.it.size() + len(prefix)
 	}
 	b := make([]byte, 0, size)
 	b = append(b, batchVersion)
+	b = binary.AppendUvarint(b, seq)
 	b = binary.AppendUvarint(b, uint64(len(atts)))
 	var digits [16]byte
 	for _, a := range atts {
-		it := a.it
+		it := &a.it
 		b = append(b, it.op)
 		b = binary.AppendUvarint(b, uint64(it.deadline))
 		b = appendString(b, it.id)
@@ -424,14 +460,16 @@ func (r *reader) byte() byte {
 	return c
 }
 
-func decodeBatch(data []byte) ([]item, error) {
+// decodeBatch returns a batch's seq and calls.
+func decodeBatch(data []byte) (uint64, []item, error) {
 	r := reader{b: data}
 	if v := r.byte(); r.err == nil && v != batchVersion {
-		return nil, fmt.Errorf("version %d, want %d", v, batchVersion)
+		return 0, nil, fmt.Errorf("version %d, want %d", v, batchVersion)
 	}
+	seq := r.uvarint()
 	n := r.uvarint()
 	if r.err == nil && n > maxBatch {
-		return nil, fmt.Errorf("%d calls in one batch, at most %d", n, maxBatch)
+		return 0, nil, fmt.Errorf("%d calls in one batch, at most %d", n, maxBatch)
 	}
 	items := make([]item, n)
 	for i := range items {
@@ -446,7 +484,7 @@ func decodeBatch(data []byte) ([]item, error) {
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errors.New("trailing bytes")
 	}
-	return items, r.err
+	return seq, items, r.err
 }
 
 func decodeResults(data []byte, want int) ([]result, error) {

@@ -18,12 +18,15 @@ func TestBatchWire(t *testing.T) {
 	keys := []string{"sdk:AKID:0f3c", "req:9f2c.1a", "req:9f2c.3w5e11264sgsf"}
 	var atts []*attempt
 	for i := range items {
-		atts = append(atts, &attempt{it: &items[i]})
+		atts = append(atts, &attempt{it: items[i]})
 	}
-	data := encodeBatch(atts, "req:9f2c.")
-	got, err := decodeBatch(data)
+	data := encodeBatch(atts, "req:9f2c.", 1<<40+7)
+	seq, got, err := decodeBatch(data)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if seq != 1<<40+7 || len(got) != len(items) {
+		t.Fatalf("batch %d of %d calls, want %d of %d", seq, len(got), uint64(1<<40+7), len(items))
 	}
 	for i, g := range got {
 		w := items[i]
@@ -32,7 +35,7 @@ func TestBatchWire(t *testing.T) {
 		}
 	}
 	for n := range len(data) {
-		if _, err := decodeBatch(data[:n]); err == nil {
+		if _, _, err := decodeBatch(data[:n]); err == nil {
 			t.Fatalf("a batch cut at %d of %d bytes decoded", n, len(data))
 		}
 	}
@@ -65,7 +68,7 @@ func TestLinkTake(t *testing.T) {
 	var l link
 	var want []*attempt
 	for i := range maxBatch + 3 {
-		a := &attempt{it: &item{op: opPost, id: "AAAAAAAAAAAAAAA=", body: make([]byte, 100)}}
+		a := &attempt{it: item{op: opPost, id: "AAAAAAAAAAAAAAA=", body: make([]byte, 100)}}
 		if i == 1 {
 			a.abandoned.Store(true)
 		} else {
@@ -83,7 +86,7 @@ func TestLinkTake(t *testing.T) {
 	if got := l.take(1); len(got) != 0 {
 		t.Fatalf("an empty queue gave %d attempts", len(got))
 	}
-	l.queue = append(l.queue, &attempt{it: &item{body: make([]byte, 1000)}})
+	l.queue = append(l.queue, &attempt{it: item{body: make([]byte, 1000)}})
 	if got := l.take(10); len(got) != 1 {
 		t.Fatalf("a call larger than the limit: %d attempts, want it alone", len(got))
 	}

@@ -32,6 +32,9 @@ func (h *Hub) GroupSubs() map[string]int {
 	return out
 }
 
+// CallsOut is the calls and the batches this node sent so far.
+func (h *Hub) CallsOut() (calls, batches int64) { return h.callsOut.Load(), h.batchesOut.Load() }
+
 // CallsPerBatch is the mean number of calls in the batches this node sent.
 func (h *Hub) CallsPerBatch() float64 {
 	if b := h.batchesOut.Load(); b > 0 {

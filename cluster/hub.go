@@ -117,7 +117,7 @@ type Hub struct {
 	inbox     string
 	outMu     sync.Mutex
 	out       map[uint64]*batch
-	outSeq    uint64
+	outSeq    atomic.Uint64
 	reqPrefix string
 	reqSeq    atomic.Uint64
 	// batchesOut and callsOut count the batches sent and the calls in
@@ -533,7 +533,7 @@ func (h *Hub) Send(ctx context.Context, id string, m *hub.Message) error {
 		}
 		return err
 	}
-	_, err = h.callConn(ctx, b, &item{op: opPost, id: id, key: dedupeKey(ctx), body: m.Data})
+	_, err = h.callConn(ctx, b, item{op: opPost, id: id, key: dedupeKey(ctx), body: m.Data})
 	return err
 }
 
@@ -555,7 +555,7 @@ func (h *Hub) Info(ctx context.Context, id string) (hub.Info, error) {
 	if local {
 		return h.mem.Info(ctx, id)
 	}
-	body, err := h.callConn(ctx, b, &item{op: opGet, id: id})
+	body, err := h.callConn(ctx, b, item{op: opGet, id: id})
 	if err != nil {
 		return hub.Info{}, err
 	}
@@ -578,7 +578,7 @@ func (h *Hub) Disconnect(ctx context.Context, id string, r hub.CloseReason) erro
 		}
 		return err
 	}
-	_, err = h.callConn(ctx, b, &item{op: opDelete, id: id, arg: r.Label})
+	_, err = h.callConn(ctx, b, item{op: opDelete, id: id, arg: r.Label})
 	return err
 }
 
@@ -591,7 +591,7 @@ func (h *Hub) Join(ctx context.Context, group, id string) error {
 		}
 		return err
 	}
-	_, err = h.callConn(ctx, b, &item{op: opJoin, id: id, arg: group})
+	_, err = h.callConn(ctx, b, item{op: opJoin, id: id, arg: group})
 	return err
 }
 
@@ -604,13 +604,13 @@ func (h *Hub) Leave(ctx context.Context, group, id string) error {
 		}
 		return err
 	}
-	_, err = h.callConn(ctx, b, &item{op: opLeave, id: id, arg: group})
+	_, err = h.callConn(ctx, b, item{op: opLeave, id: id, arg: group})
 	return err
 }
 
 // callConn runs one call on a connection of node b (in a batch, calls.go)
 // under the rules of call, and returns the owner's reply body.
-func (h *Hub) callConn(ctx context.Context, b byte, it *item) ([]byte, error) {
+func (h *Hub) callConn(ctx context.Context, b byte, it item) ([]byte, error) {
 	deadline := h.deadline(ctx)
 	it.deadline = deadline.UnixMilli()
 	if it.key == "" {
@@ -620,7 +620,7 @@ func (h *Hub) callConn(ctx context.Context, b byte, it *item) ([]byte, error) {
 	}
 	var body []byte
 	err := h.retry(ctx, b, deadline, func(timeout time.Duration, gone <-chan struct{}) error {
-		r := h.try(ctx, b, it, timeout, gone)
+		r := h.try(ctx, b, &it, timeout, gone)
 		if r.err != nil {
 			return r.err
 		}

@@ -375,14 +375,21 @@ func (o *orch) clusterJoin(run int) ([]Metric, error) {
 			var rs []reply
 			var jlErr error
 			u := e.measure(func() {
-				rs, jlErr = e.each(func(i int, w *child) (reply, error) {
-					c := command{Op: "joinleave", Addrs: e.addrs, Entry: "other", Key: benchKey, Secret: benchSecret, Region: benchRegion, Stage: stage,
-						Src: e.src(i), Conc: 32, Duration: dur, Max: 10_000_000, Join: "jl"}
-					if r > 0 { // a pair is two calls
-						c.Conc, c.Rate, c.Samples = 64, r/2/float64(len(e.workers)), true
-					}
-					return w.call(c)
-				})
+				load := func() {
+					rs, jlErr = e.each(func(i int, w *child) (reply, error) {
+						c := command{Op: "joinleave", Addrs: e.addrs, Entry: "other", Key: benchKey, Secret: benchSecret, Region: benchRegion, Stage: stage,
+							Src: e.src(i), Conc: 32, Duration: dur, Max: 10_000_000, Join: "jl"}
+						if r > 0 { // a pair is two calls
+							c.Conc, c.Rate, c.Samples = 64, r/2/float64(len(e.workers)), true
+						}
+						return w.call(c)
+					})
+				}
+				if r == 0 { // -profile: join-cluster-n1.pprof …, join.pprof (single)
+					e.profile("join"+map[bool]string{true: "-cluster"}[len(e.addrs) > 1], run, int(dur), load)
+				} else {
+					load()
+				}
 			})
 			if jlErr != nil {
 				return ms, jlErr
