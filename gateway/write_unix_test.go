@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -139,5 +140,31 @@ func TestWriteNowStopsWhenFull(t *testing.T) {
 	}
 	if b := <-got; !bytes.Equal(b, want) {
 		t.Fatalf("read %d bytes, not the %d written in order", len(b), len(want))
+	}
+}
+
+// BenchmarkWriteNow: the flusher's write of one frame (write(2)) and of 16
+// (writev(2)) to /dev/null, so the figure is the call path's own cost.
+func BenchmarkWriteNow(b *testing.B) {
+	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	frame := make([]byte, 128)
+	for _, n := range []int{1, 16} {
+		bufs := make([][]byte, n)
+		for i := range bufs {
+			bufs[i] = frame
+		}
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			var iov iovecs
+			b.ReportAllocs()
+			for b.Loop() {
+				if whole, _, err := writeNow(f.Fd(), bufs, 0, &iov); err != nil || whole != n {
+					b.Fatal(whole, err)
+				}
+			}
+		})
 	}
 }
