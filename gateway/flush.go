@@ -118,7 +118,13 @@ func (c *conn) flush(iov *iovecs) {
 	c.queued, c.pongAt = 0, 0
 	c.mu.Unlock()
 
-	frames, part, err := c.writeNow(batch, iov)
+	var (
+		frames, part int
+		err          error
+	)
+	if fd, ok := c.sockFD(); ok {
+		frames, part, err = writeNow(fd, batch, 0, iov)
+	}
 	if err != nil {
 		c.mu.Lock()
 		c.flight, c.flightBytes = 0, 0
@@ -161,36 +167,6 @@ func (c *conn) flush(iov *iovecs) {
 		c.cond.Broadcast()
 		c.mu.Unlock()
 	}
-}
-
-// maxIOV is the most buffers one writev takes (IOV_MAX on Linux).
-const maxIOV = 1024
-
-// writeNow writes batch with non-blocking writes (write(2) for one frame,
-// writev(2) for more) on the socket's descriptor (sockFD), with iov for
-// scratch, until it is written or the socket takes no more. It returns how
-// many frames were written whole and how many bytes of the next one.
-func (c *conn) writeNow(batch [][]byte, iov *iovecs) (frames, part int, err error) {
-	fd, ok := c.sockFD()
-	for ok && frames < len(batch) {
-		bufs := batch[frames:min(len(batch), frames+maxIOV)]
-		want := -part
-		for _, b := range bufs {
-			want += len(b)
-		}
-		var wrote int
-		if wrote, err = writeFD(fd, bufs, part, iov); err != nil {
-			break
-		}
-		n := part + wrote
-		for frames < len(batch) && n >= len(batch[frames]) {
-			n -= len(batch[frames])
-			frames++
-		}
-		part = n
-		ok = wrote == want // else the socket is full (or the call was interrupted)
-	}
-	return frames, part, err
 }
 
 // sockFD returns the socket's descriptor, read once through RawConn.Control

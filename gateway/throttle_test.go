@@ -26,6 +26,7 @@ type stalledBackend struct {
 	accepted atomic.Int64
 	mu       sync.Mutex
 	conns    []net.Conn
+	closed   bool // close ran: a connection accepted since is closed at once
 }
 
 func newStalledBackend(t testing.TB) *stalledBackend {
@@ -42,6 +43,11 @@ func newStalledBackend(t testing.TB) *stalledBackend {
 			}
 			b.accepted.Add(1)
 			b.mu.Lock()
+			if b.closed {
+				b.mu.Unlock()
+				_ = c.Close()
+				return
+			}
 			b.conns = append(b.conns, c)
 			b.mu.Unlock()
 			go func() { _, _ = io.Copy(io.Discard, c) }()
@@ -54,6 +60,7 @@ func newStalledBackend(t testing.TB) *stalledBackend {
 func (b *stalledBackend) close() {
 	_ = b.ln.Close()
 	b.mu.Lock()
+	b.closed = true
 	for _, c := range b.conns {
 		_ = c.Close()
 	}

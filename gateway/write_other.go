@@ -7,13 +7,13 @@ import (
 	"syscall"
 )
 
-// iovecs is writeFD's scratch; unused here.
+// iovecs is writeNow's scratch; unused here.
 type iovecs struct{}
 
-// writeFD writes nothing where a non-blocking write(2) on the raw socket is
-// not implemented (Windows): every frame goes to the connection's writer
-// goroutine, which writes through net.Conn.
-func writeFD(uintptr, [][]byte, int, *iovecs) (int, error) { return 0, nil }
+// writeNow writes nothing where a non-blocking write(2) on the raw socket
+// is not implemented (Windows): every frame goes to the connection's
+// writer goroutine, which writes through net.Conn.
+func writeNow(uintptr, [][]byte, int, *iovecs) (whole, part int, err error) { return 0, 0, nil }
 
 // writeInlineFD writes nothing here either.
 func writeInlineFD(uintptr, []byte) (int, error) { return 0, nil }

@@ -12,46 +12,60 @@ import (
 	"github.com/wsgate/wsgate/internal/rawsys"
 )
 
-// iovecs is writeFD's scratch for writev's buffers.
+// iovecs is writeNow's scratch for writev's buffers.
 type iovecs = []syscall.Iovec
 
-// writeFD is one non-blocking write(2) of bufs, less the first skip bytes
-// of bufs[0], or writev(2) when there are several. A socket that is full
-// (EAGAIN) or a write interrupted before it wrote (EINTR) reports 0 bytes
-// and no error: the caller queues the rest for its writer goroutine.
+// maxIOV is the most buffers one writev takes (IOV_MAX on Linux).
+const maxIOV = 1024
+
+// writeNow writes bufs, less the first skip bytes of bufs[0], with
+// non-blocking writes on the socket's descriptor (write(2) for one buffer,
+// writev(2) of at most maxIOV for more, iov for scratch) until they are
+// written or a write is short (the socket is full). It returns how many
+// buffers were written whole and how many bytes of the next one.
 //
-// The flusher's and the writer goroutine's writes go through package
-// syscall, which enters the scheduler's system-call state, not
-// internal/rawsys as the front's socket calls and the inline write
-// (writeInlineFD) do: measured, raw writes there made a burst of group
-// publishes cost 2.8-4x the server CPU per delivery (BENCHMARKS.md, "raw
-// frame writes and bursts, session 7"): the flushers wrote each frame as
-// it came instead of several per writev.
-func writeFD(fd uintptr, bufs [][]byte, skip int, iov *iovecs) (int, error) {
-	var (
-		n   int
-		err error
-	)
-	if len(bufs) == 1 {
-		n, err = syscall.Write(int(fd), bufs[0][skip:])
-	} else {
-		n, err = writev(fd, bufs, skip, iov)
+// Its writes go through package syscall (rawsys.Sys), which enters the
+// scheduler's system-call state, not raw as the front's socket calls and
+// the inline write (writeInlineFD) do: it is the flusher's and the writer
+// goroutine's path, where raw writes made a burst of group publishes cost
+// 2.8-4x the server CPU per delivery (see rawsys.Sys).
+func writeNow(fd uintptr, bufs [][]byte, skip int, iov *iovecs) (whole, part int, err error) {
+	part = skip
+	for whole < len(bufs) {
+		chunk := bufs[whole:min(len(bufs), whole+maxIOV)]
+		want := -part
+		for _, b := range chunk {
+			want += len(b)
+		}
+		var wrote int
+		if len(chunk) == 1 {
+			wrote, _, err = rawsys.WriteNB(int(fd), chunk[0][part:], rawsys.Sys)
+		} else {
+			wrote, err = writev(fd, chunk, part, iov)
+		}
+		if err != nil {
+			break
+		}
+		n := part + wrote
+		for whole < len(bufs) && n >= len(bufs[whole]) {
+			n -= len(bufs[whole])
+			whole++
+		}
+		part = n
+		if wrote != want {
+			break // the socket is full
+		}
 	}
-	if err == syscall.EAGAIN || err == syscall.EINTR {
-		return 0, nil
-	}
-	return max(n, 0), err
+	return whole, part, err
 }
 
-// writeInlineFD is writeFD of one frame in the sender's goroutine (a
-// single send, a pong, the 101): a raw system call (internal/rawsys),
-// which does not wake the runtime's monitor thread after an idle spell.
+// writeInlineFD is one write of a frame in the sender's goroutine (a
+// single send, a pong, the 101): a raw system call (rawsys.Raw), which
+// does not wake the runtime's monitor thread after an idle spell. A socket
+// that is full reports 0 bytes and no error.
 func writeInlineFD(fd uintptr, frame []byte) (int, error) {
-	n, err := rawsys.Write(int(fd), frame)
-	if err == syscall.EAGAIN || err == syscall.EINTR {
-		return 0, nil
-	}
-	return max(n, 0), err
+	n, _, err := rawsys.WriteNB(int(fd), frame, rawsys.Raw)
+	return n, err
 }
 
 // writev writes bufs, less the first skip bytes of bufs[0], with one
@@ -71,37 +85,43 @@ func writev(fd uintptr, bufs [][]byte, skip int, scratch *iovecs) (int, error) {
 	if len(iov) == 0 {
 		return 0, nil
 	}
-	n, err := rawsys.WritevSys(fd, iov)
+	n, _, err := rawsys.WritevNB(int(fd), iov, rawsys.Sys)
 	clear(iov) // no references to the frames left in the pool
 	*scratch = iov[:0]
 	return n, err
 }
 
-// writeAll writes every buffer of *bufs through rc with writev(2), at most
-// maxIOV at a time, waiting in the runtime poller (and so under the
-// connection's write deadline) while the socket is full. What it wrote is
-// consumed from *bufs, as net.Buffers.WriteTo does, so a caller may go on
-// after a timeout. It is the writer goroutine's path: the socket may be
-// outside the runtime's poller (httpfront's sockets), where
-// net.Buffers.WriteTo would make one write(2) per frame.
+// writeAll writes every buffer of *bufs through rc (writeNow), waiting
+// in the runtime poller (and so under the connection's write deadline)
+// while the socket is full. What it wrote is consumed from *bufs, as
+// net.Buffers.WriteTo does, so a caller may go on after a timeout. It is
+// the writer goroutine's path: the socket may be outside the runtime's
+// poller (httpfront's sockets), where net.Buffers.WriteTo would make one
+// write(2) per frame.
 func writeAll(nc net.Conn, rc syscall.RawConn, bufs *net.Buffers, iov *iovecs) (int64, error) {
 	var total int64
 	var werr error
 	err := rc.Write(func(fd uintptr) bool {
 		for len(*bufs) > 0 {
-			n, err := writev(fd, (*bufs)[:min(len(*bufs), maxIOV)], 0, iov)
-			switch err {
-			case nil:
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				return false
-			default:
-				werr = os.NewSyscallError("writev", err)
+			whole, part, err := writeNow(fd, *bufs, 0, iov)
+			b := *bufs
+			for i, f := range b[:whole] {
+				total += int64(len(f))
+				b[i] = nil
+			}
+			b = b[whole:]
+			if part > 0 {
+				b[0] = b[0][part:]
+				total += int64(part)
+			}
+			*bufs = b
+			if err != nil {
+				werr = os.NewSyscallError("write", err)
 				return true
 			}
-			total += int64(n)
-			consume(bufs, n)
+			if whole == 0 && part == 0 {
+				return false // the socket is full: wait until it takes more
+			}
 		}
 		return true
 	})
@@ -115,18 +135,4 @@ func writeAll(nc net.Conn, rc syscall.RawConn, bufs *net.Buffers, iov *iovecs) (
 		}
 	}
 	return total, err
-}
-
-// consume drops the first n bytes of *bufs.
-func consume(bufs *net.Buffers, n int) {
-	for len(*bufs) > 0 {
-		b := (*bufs)[0]
-		if n < len(b) {
-			(*bufs)[0] = b[n:]
-			return
-		}
-		n -= len(b)
-		(*bufs)[0] = nil
-		*bufs = (*bufs)[1:]
-	}
 }

@@ -166,20 +166,11 @@ func (c *fdConn) readDirect(p []byte) (int, error, bool) {
 	if len(p) == 0 {
 		return 0, nil, true
 	}
-	for {
-		n, err := rawsys.Read(c.fd, p)
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			return 0, nil, false
-		case err != nil:
-			return 0, c.opError("read", os.NewSyscallError("read", err)), true
-		case n == 0:
-			return 0, io.EOF, true
-		}
-		return n, nil, true
+	n, again, err := rawsys.ReadNB(c.fd, p)
+	if err != nil && err != io.EOF {
+		err = c.opError("read", os.NewSyscallError("read", err))
 	}
+	return n, err, !again
 }
 
 func (c *fdConn) Write(p []byte) (int, error) {
@@ -194,11 +185,8 @@ func (c *fdConn) Write(p []byte) (int, error) {
 			return 0, c.opError("write", os.ErrDeadlineExceeded)
 		}
 		for written < len(p) {
-			n, err := rawsys.Write(c.fd, p[written:])
-			if err == syscall.EINTR {
-				continue
-			}
-			if err == syscall.EAGAIN {
+			n, again, err := rawsys.WriteNB(c.fd, p[written:], rawsys.Raw)
+			if again {
 				break
 			}
 			if err != nil {
@@ -445,18 +433,6 @@ func (c *fdConn) readNow(p []byte) (n int, err error, again bool) {
 // readFD reads a non-blocking descriptor once; a read of nothing is
 // io.EOF.
 func readFD(fd int, p []byte) (int, error, bool) {
-	for {
-		n, err := rawsys.Read(fd, p)
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			return 0, nil, true
-		case err != nil:
-			return 0, err, false
-		case n == 0:
-			return 0, io.EOF, false
-		}
-		return n, nil, false
-	}
+	n, again, err := rawsys.ReadNB(fd, p)
+	return n, err, again
 }

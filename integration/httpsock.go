@@ -58,22 +58,9 @@ func (s *sockIO) Read(p []byte) (int, error) {
 }
 
 func (s *sockIO) read(fd uintptr) bool {
-	for {
-		n, err := rawsys.Read(int(fd), s.p)
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			return false
-		case err != nil:
-			s.err = err
-		case n == 0:
-			s.err = io.EOF
-		default:
-			s.n = n
-		}
-		return true
-	}
+	n, again, err := rawsys.ReadNB(int(fd), s.p)
+	s.n, s.err = n, err
+	return !again
 }
 
 // Write writes all of p, waiting while the socket is full.
@@ -93,13 +80,11 @@ func (s *sockIO) Write(p []byte) (int, error) {
 
 func (s *sockIO) write(fd uintptr) bool {
 	for s.n < len(s.p) {
-		n, err := rawsys.Write(int(fd), s.p[s.n:])
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
+		n, again, err := rawsys.WriteNB(int(fd), s.p[s.n:], rawsys.Raw)
+		if again {
 			return false
-		case err != nil:
+		}
+		if err != nil {
 			s.err = err
 			return true
 		}

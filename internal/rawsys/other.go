@@ -7,23 +7,11 @@ import (
 	"unsafe"
 )
 
-// Read is read(2), through package syscall.
-func Read(fd int, p []byte) (int, error) { return syscall.Read(fd, p) }
-
-// Write is write(2), through package syscall.
-func Write(fd int, p []byte) (int, error) { return syscall.Write(fd, p) }
-
-// Writev is writev(2) of iov, through package syscall.
-func Writev(fd uintptr, iov []syscall.Iovec) (int, error) {
-	n, _, e := syscall.Syscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
+// call is read(2), write(2) or writev(2) (trap) of fd and the n bytes or
+// iovecs at p, through package syscall on every path here.
+func call(_ Path, trap uintptr, fd int, p unsafe.Pointer, n int) (int, error) {
+	return sys(trap, fd, p, n)
 }
-
-// WritevSys is Writev: every call here goes through package syscall.
-func WritevSys(fd uintptr, iov []syscall.Iovec) (int, error) { return Writev(fd, iov) }
 
 // PeekEmpty reports whether a socket has nothing to read and no error
 // (a MSG_PEEK|MSG_DONTWAIT recv that would block).

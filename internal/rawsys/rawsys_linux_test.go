@@ -3,6 +3,7 @@
 package rawsys
 
 import (
+	"io"
 	"net"
 	"net/netip"
 	"syscall"
@@ -11,8 +12,9 @@ import (
 )
 
 // TestAcceptReadWrite: a connection accepted with Accept4 reports the
-// client's address and port (IPv4 and IPv6), and Read, Write, Writev and
-// PeekEmpty work on it.
+// client's address and port (IPv4 and IPv6), and ReadNB, WriteNB and
+// WritevNB (both paths) and PeekEmpty work on it; ReadNB reports again on
+// an empty socket and io.EOF once the client has closed.
 func TestAcceptReadWrite(t *testing.T) {
 	for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
 		ln, err := net.Listen("tcp", addr)
@@ -63,14 +65,17 @@ func TestAcceptReadWrite(t *testing.T) {
 		if !PeekEmpty(fd) {
 			t.Errorf("%s: PeekEmpty false on a socket with nothing to read", addr)
 		}
+		var b [16]byte
+		if n, again, err := ReadNB(fd, b[:]); n != 0 || !again || err != nil {
+			t.Errorf("%s: ReadNB of an empty socket = %d, %v, %v; want 0, again", addr, n, again, err)
+		}
 		if _, err := cl.Write([]byte("ping")); err != nil {
 			t.Fatal(err)
 		}
-		var b [16]byte
 		n := 0
 		for deadline := time.Now().Add(10 * time.Second); n == 0 && time.Now().Before(deadline); {
-			m, err := Read(fd, b[:])
-			if err == syscall.EAGAIN {
+			m, again, err := ReadNB(fd, b[:])
+			if again {
 				time.Sleep(time.Millisecond)
 				continue
 			}
@@ -80,28 +85,41 @@ func TestAcceptReadWrite(t *testing.T) {
 			n = m
 		}
 		if string(b[:n]) != "ping" {
-			t.Errorf("%s: Read gave %q", addr, b[:n])
+			t.Errorf("%s: ReadNB gave %q", addr, b[:n])
 		}
-		if _, err := Write(fd, []byte("po")); err != nil {
-			t.Fatal(err)
-		}
-		iov := []syscall.Iovec{{Base: &[]byte("n")[0]}, {Base: &[]byte("g")[0]}}
-		iov[0].SetLen(1)
-		iov[1].SetLen(1)
-		if _, err := Writev(uintptr(fd), iov); err != nil {
-			t.Fatal(err)
+		for _, path := range []Path{Raw, Sys} {
+			if n, again, err := WriteNB(fd, []byte("po"), path); n != 2 || again || err != nil {
+				t.Fatalf("%s: WriteNB(%v) = %d, %v, %v", addr, path, n, again, err)
+			}
+			iov := []syscall.Iovec{{Base: &[]byte("n")[0]}, {Base: &[]byte("g")[0]}}
+			iov[0].SetLen(1)
+			iov[1].SetLen(1)
+			if n, again, err := WritevNB(fd, iov, path); n != 2 || again || err != nil {
+				t.Fatalf("%s: WritevNB(%v) = %d, %v, %v", addr, path, n, again, err)
+			}
 		}
 		_ = cl.SetReadDeadline(time.Now().Add(10 * time.Second))
-		got4 := make([]byte, 0, 4)
-		for len(got4) < 4 {
+		got4 := make([]byte, 0, 8)
+		for len(got4) < 8 {
 			m, err := cl.Read(b[:])
 			if err != nil {
 				t.Fatal(err)
 			}
 			got4 = append(got4, b[:m]...)
 		}
-		if string(got4) != "pong" {
+		if string(got4) != "pongpong" {
 			t.Errorf("%s: the client read %q", addr, got4)
+		}
+		_ = cl.Close()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			_, again, err := ReadNB(fd, b[:])
+			if again && time.Now().Before(deadline) {
+				continue
+			}
+			if err != io.EOF {
+				t.Errorf("%s: ReadNB after the client closed: %v, want io.EOF", addr, err)
+			}
+			break
 		}
 	}
 }
