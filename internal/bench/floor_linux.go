@@ -208,9 +208,9 @@ func (l *rawLoop) close(c *rawConn) {
 
 // write writes b whole in one call, or closes c.
 func (l *rawLoop) write(c *rawConn, b []byte) bool {
-	n, err := rawsys.Write(c.fd, b)
+	n, _, err := rawsys.WriteNB(c.fd, b, rawsys.Raw)
 	l.syscalls.Add(1)
-	if err != nil || n != len(b) {
+	if err != nil || n != len(b) { // a socket that takes nothing (again) too
 		l.close(c)
 		return false
 	}
@@ -220,12 +220,12 @@ func (l *rawLoop) write(c *rawConn, b []byte) bool {
 // readable reads what arrived on c, once (the set is level-triggered),
 // and serves every whole request or frame in it.
 func (l *rawLoop) readable(c *rawConn) {
-	n, err := rawsys.Read(c.fd, l.rbuf)
+	n, again, err := rawsys.ReadNB(c.fd, l.rbuf)
 	l.syscalls.Add(1)
-	if err == syscall.EAGAIN {
+	if again {
 		return
 	}
-	if err != nil || n <= 0 {
+	if err != nil { // io.EOF included
 		l.close(c)
 		return
 	}
