@@ -277,7 +277,10 @@ func (c *conn) serveRequest(p parsed) bool {
 	c.off += p.n
 	// The body's reads of the socket run under the request's deadline
 	// (none, or ReadTimeout's) unless the handler sets one, as net/http.
-	c.readDeadline, c.readDeadlineSet = deadline(time.Now(), s.Fallback.ReadTimeout), true
+	c.readDeadline, c.readDeadlineSet = time.Time{}, true
+	if d := s.Fallback.ReadTimeout; d > 0 {
+		c.readDeadline = time.Now().Add(d)
+	}
 	if r.ContentLength > 0 {
 		c.body = body{c: c, left: r.ContentLength}
 		r.Body = &c.body
