@@ -25,8 +25,13 @@ func (g *Gateway) manage(w http.ResponseWriter, r *http.Request, rest string) {
 		writeAPIError(w, err)
 		return
 	}
-	if key := dedupeKey(r, &id); key != "" {
-		r = r.WithContext(hub.WithDedupeKey(r.Context(), key))
+	if _, local := g.hub.(*hub.Memory); !local {
+		// Only a cluster hub reads the key; a node's own hub delivers
+		// once anyway, and the key, its context and the request's copy
+		// would cost three allocations per SDK call.
+		if key := dedupeKey(r, &id); key != "" {
+			r = r.WithContext(hub.WithDedupeKey(r.Context(), key))
+		}
 	}
 	seg, tail, _ := strings.Cut(rest, "/")
 	switch seg {
@@ -35,7 +40,7 @@ func (g *Gateway) manage(w http.ResponseWriter, r *http.Request, rest string) {
 			g.listConnections(w, r)
 			return
 		}
-		id, ok := pathID(tail)
+		id, ok := lastPathID(tail, r.URL.Path)
 		if !ok {
 			writeAPIError(w, errNotFound.with("No method found matching route "+g.cfg.Stage+"/@connections/"+tail+" for http method "+r.Method+"."))
 			return
@@ -145,6 +150,53 @@ func pathID(seg string) (string, bool) {
 		return "", false
 	}
 	return id, true
+}
+
+// lastPathID is pathID for the path's last segment; decoded is the
+// request's decoded path (URL.Path): when it ends in the segment's
+// decoding, that substring is the id, and no copy is made.
+func lastPathID(seg, decoded string) (string, bool) {
+	i := strings.LastIndexByte(decoded, '/')
+	if last := decoded[i+1:]; last != "" && !strings.Contains(seg, "/") && unescapesTo(seg, last) {
+		return last, true
+	}
+	return pathID(seg)
+}
+
+// unescapesTo reports whether url.PathUnescape(seg) is plain, without
+// building it: every byte of seg is plain's next byte or a valid %XX
+// escape of it.
+func unescapesTo(seg, plain string) bool {
+	j := 0
+	for i := 0; i < len(seg); i++ {
+		c := seg[i]
+		if c == '%' {
+			if i+2 >= len(seg) || !ishex(seg[i+1]) || !ishex(seg[i+2]) {
+				return false
+			}
+			c = unhex(seg[i+1])<<4 | unhex(seg[i+2])
+			i += 2
+		}
+		if j >= len(plain) || plain[j] != c {
+			return false
+		}
+		j++
+	}
+	return j == len(plain)
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
 }
 
 func (g *Gateway) connection(w http.ResponseWriter, r *http.Request, id string) {

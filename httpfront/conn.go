@@ -3,9 +3,11 @@ package httpfront
 import (
 	"bufio"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +48,12 @@ type conn struct {
 	waitUntil   time.Time
 	untilSet    bool
 	headStarted bool // bytes of the next head came: waitUntil is its header timeout
+	// armed is the read deadline this goroutine last set on the socket.
+	// A later waitUntil (the idle timeout after each request) leaves it
+	// in place: when it fires first, fill sets waitUntil and reads on,
+	// so a keep-alive request costs no deadline change (a runtime timer
+	// moved under a lock).
+	armed time.Time
 	// The poller's (Linux; poll_linux.go). state: who has the connection
 	// (connOwned: a goroutine; connParked: the poller; whoever moves it
 	// from connParked owns it); until: waitUntil in Unix nanoseconds while
@@ -102,7 +110,7 @@ func (c *conn) serve() {
 	s := c.srv
 	defer s.recoverHandler(c)
 	c.waitUntil, c.headStarted = deadline(time.Now(), s.headerTimeout()), true
-	_ = c.nc.SetReadDeadline(c.waitUntil)
+	c.setReadDeadline(c.waitUntil)
 	if s.Prepare != nil {
 		pc, err := s.Prepare(c.nc)
 		if err != nil {
@@ -191,8 +199,10 @@ func (c *conn) more() bool {
 		return ok
 	}
 	if c.untilSet {
-		_ = c.nc.SetReadDeadline(c.waitUntil)
 		c.untilSet = false
+		if !c.waitUntil.Equal(c.armed) && (c.armed.IsZero() || c.waitUntil.IsZero() || c.waitUntil.Before(c.armed)) {
+			c.setReadDeadline(c.waitUntil)
+		}
 	}
 	idleWait := !c.headStarted // Shutdown wakes such a read to close
 	if !c.fill() || idleWait && c.srv.closing.Load() {
@@ -223,12 +233,38 @@ func (c *conn) makeRoom() {
 }
 
 // fill reads at least one byte into buf after n, waiting in the
-// runtime's poller. false: the read failed (closed, timed out).
+// runtime's poller until waitUntil. false: the read failed (closed, timed
+// out).
 func (c *conn) fill() bool {
 	c.makeRoom()
-	m, err := c.nc.Read(c.buf[c.n:])
-	c.n += m
-	return m > 0 || err == nil && c.n > 0
+	for {
+		m, err := c.nc.Read(c.buf[c.n:])
+		c.n += m
+		if m > 0 || err == nil && c.n > 0 {
+			return true
+		}
+		if !c.early(err) {
+			return false
+		}
+	}
+}
+
+// early reports whether err is the socket's armed deadline firing before
+// waitUntil (more leaves an earlier one in place), and if so moves the
+// deadline to waitUntil. A Shutdown's wake-up is not early.
+func (c *conn) early(err error) bool {
+	if !errors.Is(err, os.ErrDeadlineExceeded) || c.waitUntil.IsZero() || c.srv.closing.Load() ||
+		!time.Now().Before(c.waitUntil) {
+		return false
+	}
+	c.setReadDeadline(c.waitUntil)
+	return true
+}
+
+// setReadDeadline sets the socket's read deadline and remembers it.
+func (c *conn) setReadDeadline(t time.Time) {
+	_ = c.nc.SetReadDeadline(t)
+	c.armed = t
 }
 
 // serveRequest runs the handler on one parsed request and writes its
@@ -241,7 +277,10 @@ func (c *conn) serveRequest(p parsed) bool {
 	c.off += p.n
 	// The body's reads of the socket run under the request's deadline
 	// (none, or ReadTimeout's) unless the handler sets one, as net/http.
-	c.readDeadline, c.readDeadlineSet = deadline(time.Now(), s.Fallback.ReadTimeout), true
+	c.readDeadline, c.readDeadlineSet = time.Time{}, true
+	if d := s.Fallback.ReadTimeout; d > 0 {
+		c.readDeadline = time.Now().Add(d)
+	}
 	if r.ContentLength > 0 {
 		c.body = body{c: c, left: r.ContentLength}
 		r.Body = &c.body
@@ -335,7 +374,7 @@ func (b *body) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	if c.readDeadlineSet {
-		_ = c.nc.SetReadDeadline(c.readDeadline)
+		c.setReadDeadline(c.readDeadline)
 		c.readDeadlineSet = false
 	}
 	n, err := c.nc.Read(p)

@@ -465,3 +465,54 @@ func TestBrowserHandshakeHeadServedByFront(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// TestIdleTimeoutMovesWithRequests: the idle timeout counts from the
+// last request, not the first, although a request leaves the socket's
+// earlier deadline in place (it fires, finds the connection used since,
+// and moves on). A gap the machine stretched past the timeout is
+// retried on a fresh connection, not judged.
+func TestIdleTimeoutMovesWithRequests(t *testing.T) {
+	const idle = time.Second
+	tf := startFront(t, func(s *Server) { s.Fallback.IdleTimeout = idle })
+	for attempt := 0; ; attempt++ {
+		if attempt == 8 {
+			t.Fatal("every attempt had a gap longer than the idle timeout (a loaded machine)")
+		}
+		nc, br := dial(t, tf.addr)
+		ask := func(path string) (time.Time, bool) {
+			if _, err := io.WriteString(nc, post(path, "x")); err != nil {
+				return time.Time{}, false
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				return time.Time{}, false
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			return time.Now(), true
+		}
+		first, ok := ask("/1")
+		if !ok {
+			t.Fatal("first request failed")
+		}
+		time.Sleep(idle / 2) // waits for the clock, not for a condition
+		if time.Since(first) > idle*9/10 {
+			continue
+		}
+		second, ok := ask("/2")
+		if !ok || time.Since(first) > idle*9/10 {
+			continue // the second came too late to count
+		}
+		// Past the first request's deadline, within the second's.
+		time.Sleep(time.Until(first.Add(idle + idle/6)))
+		if time.Since(second) > idle*9/10 {
+			continue
+		}
+		if _, ok := ask("/3"); !ok {
+			t.Fatal("the connection closed at the first request's idle timeout, though used since")
+		}
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Fatalf("after the idle timeout: %v, want EOF", err)
+		}
+		return
+	}
+}

@@ -2,6 +2,7 @@ package httpfront
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -97,6 +98,17 @@ func parseHeadInto(b []byte, box *reqBox) (parsed, int) {
 	}
 	if plainPath(target) {
 		box.url = url.URL{Path: target} // what url.ParseRequestURI makes of it
+	} else if strings.IndexByte(target, '?') < 0 {
+		// A path with escapes (an SDK's "%3D"), no query: what
+		// url.ParseRequestURI makes of it, without its *URL.
+		p, err := url.PathUnescape(target)
+		if err != nil {
+			return parsed{}, headHandOff
+		}
+		box.url = url.URL{Path: p}
+		if box.url.EscapedPath() != target {
+			box.url.RawPath = target
+		}
 	} else {
 		u, err := url.ParseRequestURI(target)
 		if err != nil {
@@ -105,14 +117,15 @@ func parseHeadInto(b []byte, box *reqBox) (parsed, int) {
 		box.url = *u
 	}
 	// Count the lines first: the header and its values in two allocations.
-	lines := 0
-	for i := 0; i < len(rest); i++ {
-		if rest[i] == '\n' {
-			lines++
-		}
-	}
+	lines := strings.Count(rest, "\n")
 	if lines > maxHeaders {
 		return parsed{}, headTooLarge
+	}
+	// A value with a control byte (tab aside) is not ours; nor is one
+	// anywhere else, which the request line's and the names' own checks
+	// would refuse too. One pass over the head, a word at a time.
+	if !plainBytes(b[:end+2]) {
+		return parsed{}, headHandOff
 	}
 	h := box.h
 	if h == nil {
@@ -127,10 +140,9 @@ func parseHeadInto(b []byte, box *reqBox) (parsed, int) {
 	vals := box.vals[:lines+1]
 	clear(vals)
 	var (
-		host, cl     string
-		hosts, cls   int
-		closes       bool
-		unusualValue bool
+		host, cl   string
+		hosts, cls int
+		closes     bool
 	)
 	for rest != "" {
 		var kv string
@@ -153,14 +165,6 @@ func parseHeadInto(b []byte, box *reqBox) (parsed, int) {
 			return parsed{}, headHandOff
 		}
 		v := trimOWS(kv[colon+1:])
-		for i := 0; i < len(v); i++ {
-			if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
-				unusualValue = true
-			}
-		}
-		if unusualValue {
-			return parsed{}, headHandOff
-		}
 		k := canonicalKey(kv[:colon])
 		switch k {
 		case "Host":
@@ -256,6 +260,35 @@ func plainPath(target string) bool {
 		}
 	}
 	return true
+}
+
+// plainBytes reports whether b has no control byte but tab, CR and LF,
+// and no DEL. It tests eight bytes at once and looks at single bytes only
+// in a word that has one below 0x20 or a DEL (the line ends' words).
+func plainBytes(b []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		del := x ^ 0x7f*ones
+		if (x-0x20*ones)&^x&highs != 0 || (del-ones)&^del&highs != 0 {
+			for _, c := range b[:8] {
+				if !plainByte(c) {
+					return false
+				}
+			}
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if !plainByte(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func plainByte(c byte) bool {
+	return c >= ' ' && c != 0x7f || c == '\t' || c == '\r' || c == '\n'
 }
 
 // cutCRLF cuts s at its first line end, which must be CRLF: a lone CR or

@@ -2,17 +2,23 @@ package server_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/internal/testenv"
 	"github.com/wsgate/wsgate/server"
+	"github.com/wsgate/wsgate/sigv4"
 )
 
 // benchServer starts a server with tls.mode off or auto: either way the
@@ -72,7 +78,16 @@ func BenchmarkServerHandshake(b *testing.B) {
 // BenchmarkServerPost: one signed PostToConnection on a keep-alive socket
 // through the whole server, then the frame read by the connection's
 // client (gateway's BenchmarkPostToConnection, with the front in front).
-func BenchmarkServerPost(b *testing.B) {
+func BenchmarkServerPost(b *testing.B) { benchServerPost(b, url.PathEscape) }
+
+// BenchmarkServerPostEscaped is BenchmarkServerPost as an AWS SDK sends
+// it: the connection id's '=' as "%3D" (Go v2, botocore and JS v3 escape
+// a path label so), and Amz-Sdk-Invocation-Id and Amz-Sdk-Request signed.
+func BenchmarkServerPostEscaped(b *testing.B) {
+	benchServerPost(b, func(id string) string { return strings.ReplaceAll(url.PathEscape(id), "=", "%3D") })
+}
+
+func benchServerPost(b *testing.B, escape func(string) string) {
 	srv := benchServer(b, "auto", "")
 	ws, err := benchHandshake(srv.Addr())
 	if err != nil {
@@ -84,6 +99,35 @@ func BenchmarkServerPost(b *testing.B) {
 		srv.Hub().(hub.Registry).Each(func(c hub.Conn) bool { id = c.ID(); return false })
 	}
 	body := []byte(`{"action":"message","data":"hello from the backend"}`)
-	wire := signedWire(b, http.MethodPost, "http://"+srv.Addr()+"/dev/@connections/"+url.PathEscape(id), body)
+	target := "http://" + srv.Addr() + "/dev/@connections/" + escape(id)
+	wire := signedWire(b, http.MethodPost, target, body)
+	if strings.Contains(target, "%") {
+		wire = sdkWire(b, target, body)
+	}
 	testenv.BenchPosts(b, srv.Addr(), wire, ws, 2+len(body))
+}
+
+// sdkWire is a POST signed as botocore signs one: its invocation headers
+// signed with the rest.
+func sdkWire(b *testing.B, target string, body []byte) []byte {
+	req, err := http.NewRequest(http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Header.Set("User-Agent", "Boto3/1.35.0 md/Botocore#1.35.0 ua/2.0 os/linux lang/python#3.12")
+	req.Header.Set("Amz-Sdk-Invocation-Id", "3b3a4c7e-5d4f-4a8e-9a3e-1f2b3c4d5e6f")
+	req.Header.Set("Amz-Sdk-Request", "attempt=1")
+	sum := sha256.Sum256(body)
+	creds := sigv4.Credentials{AccessKeyID: "AKIDLOCAL", SecretAccessKey: "change-me"}
+	if err := sigv4.Sign(req, creds, "execute-api", "us-east-1", time.Now(), hex.EncodeToString(sum[:])); err != nil {
+		b.Fatal(err)
+	}
+	if !strings.Contains(req.Header.Get("Authorization"), "amz-sdk-invocation-id") {
+		b.Fatalf("invocation id not signed: %s", req.Header.Get("Authorization"))
+	}
+	var w bytes.Buffer
+	if err := req.Write(&w); err != nil {
+		b.Fatal(err)
+	}
+	return w.Bytes()
 }

@@ -87,11 +87,27 @@ func deriveKey(secret, date, region, service string) [sha256.Size]byte {
 // scratch state owns one.
 type hasher struct {
 	h   hash.Hash
+	st  hashState // h's state, to save and restore
 	pad [sha256.BlockSize]byte
 	sum [sha256.Size]byte
+	// The HMAC states of macKey after its padded key block (inner,
+	// outer): the next HMAC with the same key (most requests use one
+	// signing key a day) restores them instead of hashing two blocks.
+	macKey       [sha256.Size]byte
+	inner, outer []byte
 }
 
-func newHasher() hasher { return hasher{h: sha256.New()} }
+// hashState is what crypto/sha256's hash offers to save and restore it.
+type hashState interface {
+	AppendBinary([]byte) ([]byte, error)
+	UnmarshalBinary([]byte) error
+}
+
+func newHasher() hasher {
+	h := sha256.New()
+	st, _ := h.(hashState)
+	return hasher{h: h, st: st}
+}
 
 // sha256 returns the SHA-256 of b.
 func (x *hasher) sha256(b []byte) [sha256.Size]byte {
@@ -104,20 +120,55 @@ func (x *hasher) sha256(b []byte) [sha256.Size]byte {
 // hmac returns HMAC-SHA256(key, msg) for a 32-byte key (RFC 2104; the key is
 // shorter than the block, so it is zero-padded, never hashed).
 func (x *hasher) hmac(key *[sha256.Size]byte, msg []byte) [sha256.Size]byte {
+	if x.st == nil || x.inner == nil || *key != x.macKey {
+		x.keyStates(key)
+	}
+	if x.st != nil && x.st.UnmarshalBinary(x.inner) == nil {
+		x.h.Write(msg)
+		x.h.Sum(x.sum[:0])
+		if x.st.UnmarshalBinary(x.outer) == nil {
+			x.h.Write(x.sum[:])
+			x.h.Sum(x.sum[:0])
+			return x.sum
+		}
+	}
+	return x.hmacOnce(key, msg)
+}
+
+// keyStates computes and keeps key's inner and outer states.
+func (x *hasher) keyStates(key *[sha256.Size]byte) {
+	if x.st == nil {
+		return
+	}
+	var err1, err2 error
+	x.padKey(key, 0x36)
+	x.inner, err1 = x.st.AppendBinary(x.inner[:0])
+	x.padKey(key, 0x5c)
+	x.outer, err2 = x.st.AppendBinary(x.outer[:0])
+	if err1 != nil || err2 != nil {
+		x.inner, x.outer = nil, nil
+		return
+	}
+	x.macKey = *key
+}
+
+// padKey resets h and hashes key's padded block, XORed with b.
+func (x *hasher) padKey(key *[sha256.Size]byte, b byte) {
 	x.pad = [sha256.BlockSize]byte{}
 	copy(x.pad[:], key[:])
 	for i := range x.pad {
-		x.pad[i] ^= 0x36
+		x.pad[i] ^= b
 	}
 	x.h.Reset()
 	x.h.Write(x.pad[:])
+}
+
+// hmacOnce is hmac without the saved states.
+func (x *hasher) hmacOnce(key *[sha256.Size]byte, msg []byte) [sha256.Size]byte {
+	x.padKey(key, 0x36)
 	x.h.Write(msg)
 	x.h.Sum(x.sum[:0])
-	for i := range x.pad {
-		x.pad[i] ^= 0x36 ^ 0x5c
-	}
-	x.h.Reset()
-	x.h.Write(x.pad[:])
+	x.padKey(key, 0x5c)
 	x.h.Write(x.sum[:])
 	x.h.Sum(x.sum[:0])
 	return x.sum

@@ -357,7 +357,7 @@ func (c canonicalRequest) sign(secret, amzDate, region, service string, trace fu
 		trace(c.text, sts)
 	}
 	key := signingKey(secret, amzDate[:8], region, service)
-	sig := x.hmac(&key, sts)
+	sig := x.hmacOnce(&key, sts)
 	return hex.EncodeToString(sig[:])
 }
 

@@ -2,6 +2,8 @@ package sigv4
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"net/http"
@@ -618,5 +620,27 @@ func TestCheckAndBody(t *testing.T) {
 	}
 	if _, ok := Body(httptest.NewRequest(http.MethodPost, "/", strings.NewReader("x"))); ok {
 		t.Fatal("Body of a request Verify did not read")
+	}
+}
+
+// TestHasherHMAC: the hasher's HMAC, with its saved key states and
+// without, is crypto/hmac's, for a key used twice, another key, and the
+// first key again.
+func TestHasherHMAC(t *testing.T) {
+	x := newHasher()
+	k1, k2 := [sha256.Size]byte{1, 2, 3}, [sha256.Size]byte{9: 7}
+	for i, c := range []struct {
+		key *[sha256.Size]byte
+		msg string
+	}{{&k1, "a"}, {&k1, strings.Repeat("b", 200)}, {&k2, ""}, {&k1, "c"}} {
+		m := hmac.New(sha256.New, c.key[:])
+		m.Write([]byte(c.msg))
+		want := m.Sum(nil)
+		if got := x.hmac(c.key, []byte(c.msg)); !bytes.Equal(got[:], want) {
+			t.Errorf("%d: hmac %x, want %x", i, got, want)
+		}
+		if got := x.hmacOnce(c.key, []byte(c.msg)); !bytes.Equal(got[:], want) {
+			t.Errorf("%d: hmacOnce %x, want %x", i, got, want)
+		}
 	}
 }
