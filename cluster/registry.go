@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -645,19 +646,9 @@ func (h *Hub) mayJudge(b byte, reason string) bool {
 // docs/cluster.md says of two-node clusters. A result is reused for
 // 100 ms, so calls waiting on one gone node ask once between them.
 func (h *Hub) reachesMajority(ctx context.Context, b byte) bool {
-	h.mu.RLock()
-	var others []byte
-	live := 1
-	for p, e := range h.peers {
-		if p == h.self || !e.present || e.e.State != "up" {
-			continue
-		}
-		live++
-		if p != b {
-			others = append(others, p)
-		}
-	}
-	h.mu.RUnlock()
+	others := h.live()
+	live := 1 + len(others)
+	others = slices.DeleteFunc(others, func(p byte) bool { return p == b })
 	if live <= 2 {
 		return true
 	}

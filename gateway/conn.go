@@ -67,7 +67,7 @@ type conn struct {
 	// inflight counts this connection's route invocations running, at most
 	// maxInflight (maxInflightPerConnection when it connected).
 	inflight, maxInflight int32
-	wfd                   int32 // 1 + the socket's descriptor, for the flusher's writes (sockFD); 0 until read, -1 if it cannot be
+	wfd                   int32 // 1 + the socket's descriptor, for the flusher's writes (sockFD); read by newConn, 0 or -1 when there is none
 	writing               bool
 	reading               bool // a goroutine owns reading (a read turn or a blocking reader)
 	blocking              bool // reading stays with a goroutine: never back to the poller

@@ -169,21 +169,16 @@ func (c *conn) flush(iov *iovecs) {
 	}
 }
 
-// sockFD returns the socket's descriptor, read once through RawConn.Control
-// (false when it cannot be: the frames then go to the writer goroutine).
+// sockFD returns the socket's descriptor, which newConn read through
+// RawConn.Control (false when it could not, or the connection is no
+// socket: the frames then go to the writer goroutine).
 // The flusher writes it directly, without RawConn.Write's reference
 // counting and deadline checks (a non-blocking write needs no deadline):
 // only the holder of the write turn calls sockFD or writes, and the socket
 // is closed only while no turn is held and none can start (finish and
 // writeFailed set a closing state in the same critical section), so the
 // descriptor cannot be closed, or reused by another socket, under a write.
-func (c *conn) sockFD() (uintptr, bool) {
-	if c.wfd == 0 {
-		c.wfd = -1
-		_ = c.rc.Control(func(fd uintptr) { c.wfd = int32(fd) + 1 })
-	}
-	return uintptr(c.wfd - 1), c.wfd > 0
-}
+func (c *conn) sockFD() (uintptr, bool) { return uintptr(c.wfd - 1), c.wfd > 0 }
 
 var _ hub.BlockSender = (*conn)(nil)
 

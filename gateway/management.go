@@ -171,7 +171,7 @@ func unescapesTo(seg, plain string) bool {
 	for i := 0; i < len(seg); i++ {
 		c := seg[i]
 		if c == '%' {
-			if i+2 >= len(seg) || !ishex(seg[i+1]) || !ishex(seg[i+2]) {
+			if i+2 >= len(seg) || !isHex(seg[i+1]) || !isHex(seg[i+2]) {
 				return false
 			}
 			c = unhex(seg[i+1])<<4 | unhex(seg[i+2])
@@ -183,10 +183,6 @@ func unescapesTo(seg, plain string) bool {
 		j++
 	}
 	return j == len(plain)
-}
-
-func ishex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 func unhex(c byte) byte {

@@ -237,8 +237,8 @@ func (o *orch) clusterPost(run int) ([]Metric, error) {
 		"saturation: verified POST/s", "saturation: server CPU per POST", "1000/s: p50", "1000/s: p99", "idle: server CPU (of one core)")
 	if err == nil {
 		// C3 compares the cluster's owner-entry saturation with the single node's.
-		c, s := find(ms, "cluster: saturation, owner: verified POST/s"), find(ms, "single: saturation: verified POST/s")
-		if s > 0 {
+		c, _ := metricValue(ms, "cluster: saturation, owner: verified POST/s")
+		if s, _ := metricValue(ms, "single: saturation: verified POST/s"); s > 0 {
 			ms = append(ms, Metric{"cluster owner-entry/single: verified POST/s", "×", c / s})
 		}
 	}
@@ -250,15 +250,6 @@ func (o *orch) clusterPost(run int) ([]Metric, error) {
 func (e *env) idleCPU() []Metric {
 	u := e.measure(func() { time.Sleep(time.Duration(e.o.secs(2, 0.2) * float64(time.Second))) })
 	return []Metric{{"idle: server CPU (of one core)", "%", u.server / u.elapsed * 100}}
-}
-
-func find(ms []Metric, name string) float64 {
-	for _, m := range ms {
-		if m.Name == name {
-			return m.Value
-		}
-	}
-	return 0
 }
 
 // clusterFanout: C4, one publish to 9,000 members (3,000 per node).
