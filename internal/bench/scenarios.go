@@ -455,6 +455,17 @@ func (p *publisher) publish(pad int) (t int64, delivered, skipped int, err error
 	return t, out.Delivered, out.Skipped, err
 }
 
+// arm has the workers signal when their readers have seen perConn frames
+// per reading connection, so that the gather after a publish waits without
+// running anything in the client processes meanwhile. Call it before the
+// measured window opens.
+func (e *env) arm(perConn int64) error {
+	_, err := e.each(func(i int, w *child) (reply, error) {
+		return w.call(command{Op: "arm", Expect: perConn * int64(e.sizes[i]-e.slow[i])})
+	})
+	return err
+}
+
 // gather waits until the workers' readers saw expect frames in all, and
 // merges what each recorded per stamp.
 // perConn is the number of frames each of a worker's reading connections
@@ -489,7 +500,9 @@ func (e *env) gather(perConn int64, samples bool, timeout float64) (map[int64]pu
 // between them, so whatever else loads the machine lands on all alike:
 // the ratios are measured within seconds, not across runs. With -against,
 // a fourth side is another build's wsgate ("wsgate (against)"), for
-// before/after ratios measured the same way.
+// before/after ratios measured the same way. The client processes are
+// armed before each publish (env.arm), so between the publish and its
+// last delivery they only read frames.
 func (o *orch) fanout(run int) ([]Metric, error) {
 	sizes := []int{1000, 10000}
 	if o.Small {
@@ -515,6 +528,7 @@ type fanSide struct {
 	raw  bool
 
 	lasts              []float64 // ms from publish to last delivery, single publishes
+	firsts, halves     []float64 // ms to the first delivery and to half of them
 	server, clients    float64   // CPU seconds over the single publishes
 	rates, burstServer []float64 // per burst: deliveries/s, server CPU µs per delivery
 }
@@ -584,12 +598,15 @@ const fanoutPad = 64
 // single publishes once and records the time to the last delivery and
 // the CPU it took.
 func (s *fanSide) single(n int) error {
+	if err := s.e.arm(1); err != nil {
+		return err
+	}
 	s0, c0 := s.cpu()
 	t, delivered, _, err := s.pub.publish(fanoutPad)
 	if err != nil {
 		return err
 	}
-	pubs, _, total, err := s.e.gather(1, false, 10)
+	pubs, lat, total, err := s.e.gather(1, true, 10)
 	if err != nil {
 		return err
 	}
@@ -598,6 +615,9 @@ func (s *fanSide) single(n int) error {
 		return fmt.Errorf("fanout N=%d %s: publish delivered %d, clients got %d, want %d", n, s.name, delivered, total, n)
 	}
 	s.lasts = append(s.lasts, float64(pubs[t].Last-t)/1e6)
+	slices.Sort(lat)
+	s.firsts = append(s.firsts, float64(lat[0])/1e6)
+	s.halves = append(s.halves, float64(lat[len(lat)/2])/1e6)
 	s.server += s1 - s0
 	s.clients += c1 - c0
 	return nil
@@ -606,6 +626,9 @@ func (s *fanSide) single(n int) error {
 // burst publishes count times back to back and records the deliveries/s
 // until the last frame arrives and the server CPU per delivery.
 func (s *fanSide) burst(n, count int) error {
+	if err := s.e.arm(int64(count)); err != nil {
+		return err
+	}
 	s0, _ := s.cpu()
 	var first int64
 	for i := range count {
@@ -695,6 +718,8 @@ func (o *orch) fanoutPair(run, n int) ([]Metric, error) {
 			Metric{p + s.name + ": time to last delivery", "ms", Median(s.lasts)},
 			Metric{p + s.name + ": time to last delivery, min", "ms", slices.Min(s.lasts)},
 			Metric{p + s.name + ": time to last delivery, max", "ms", slices.Max(s.lasts)},
+			Metric{p + s.name + ": time to first delivery", "ms", Median(s.firsts)},
+			Metric{p + s.name + ": time to half delivered", "ms", Median(s.halves)},
 			Metric{p + s.name + ": single: server CPU per delivery", "µs", s.server / singles * 1e6},
 			Metric{p + s.name + ": single: clients CPU per delivery", "µs", s.clients / singles * 1e6},
 			Metric{p + s.name + ": burst deliveries/s", "/s", Median(s.rates)},
