@@ -127,18 +127,20 @@ func newConn(s *Server, nc net.Conn) *conn {
 
 // recycle puts the conn of a hijacked connection back in connPool, its
 // fields as newConn expects them apart from what is kept for reuse (the
-// request box, the response's header map and head buffer). The poller
-// and the sweep may still hold it (a spent registration, a listing):
-// they act only on connParked, which it never is here.
+// request box, the response's header map and head buffer). Only a conn
+// that never parked: the poller, its sweep and the goroutine that parked
+// it may still hold one that did (they act on its state after handing it
+// over), so that one is left to the collector.
 func (c *conn) recycle() {
+	if c.registered {
+		return
+	}
 	c.srv, c.nc, c.remote = nil, nil, ""
 	c.buf, c.pooled, c.off, c.n = nil, nil, 0, 0
 	c.idle.Store(false)
 	c.pending, c.reqs, c.hijacked = false, 0, false
 	c.waitUntil, c.untilSet, c.headStarted, c.armed = time.Time{}, false, false, time.Time{}
-	c.state.Store(connOwned)
-	c.until.Store(0)
-	c.registered, c.unread, c.blocking, c.parkFD, c.parkGen = false, false, false, 0, 0
+	c.unread, c.blocking = false, false
 	c.w.c, c.w.req, c.w.err = nil, nil, nil
 	c.body = body{}
 	c.readDeadline, c.readDeadlineSet = time.Time{}, false
