@@ -267,8 +267,8 @@ func (c *conn) pong(p []byte) {
 // while c.writing keeps the writer goroutine out: one write(2) on the
 // socket's descriptor, as the flusher writes it (sockFD). What the socket
 // does not take at once goes to the head of the queue for the writer
-// goroutine.
-func (c *conn) writeInline(frame []byte) {
+// goroutine. kept: frame (its rest) is queued, not to be reused.
+func (c *conn) writeInline(frame []byte) (kept bool) {
 	var (
 		n   int
 		err error
@@ -280,9 +280,10 @@ func (c *conn) writeInline(frame []byte) {
 	if err != nil {
 		c.mu.Unlock()
 		c.writeFailed(err)
-		return
+		return false
 	}
 	if n < len(frame) {
+		kept = true
 		c.queue = append(c.queue, nil)
 		copy(c.queue[1:], c.queue)
 		c.queue[0] = frame[n:]
@@ -299,6 +300,7 @@ func (c *conn) writeInline(frame []byte) {
 		c.cond.Broadcast()
 	}
 	c.mu.Unlock()
+	return kept
 }
 
 // writeScratch is writev's scratch for the iovecs, pooled for the writer

@@ -259,8 +259,7 @@ func (rt *route) inline() bool {
 func (g *Gateway) route(c *conn, l *live, key string, rt *route, body string, b64 bool, size int) {
 	defer l.release()
 	now := time.Now()
-	requestID := newID(g.node)
-	messageID := newID(g.node)
+	requestID, messageID := newIDPair(g.node)
 	rec := g.record(&c.s, EventMessage, key, requestID, now)
 	rec.MessageID, rec.BytesIn = messageID, size
 	defer g.observe(&rec)

@@ -28,8 +28,9 @@ import (
 func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	now := time.Now()
 	cl := g.client(r)
+	connectionID, requestID := newIDPair(g.node)
 	s := session{
-		connectionID: newID(g.node),
+		connectionID: connectionID,
 		connectedAt:  now,
 		identity:     Identity{SourceIP: cl.sourceIP, UserAgent: r.Header.Get("User-Agent")},
 		domainName:   g.cfg.DomainName,
@@ -37,7 +38,6 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	if s.domainName == "" || custom {
 		s.domainName = cmp.Or(cl.host, r.Host)
 	}
-	requestID := newID(g.node)
 	rec := g.record(&s, EventConnect, routeConnect, requestID, now)
 	defer g.observe(&rec)
 	refuse := func(status int, outcome, msg string) {
@@ -238,9 +238,13 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 			log().Warn("$connect group not joined", "group", name, "error", err)
 		}
 	}
-	resp := handshakeResponse(key, extra)
+	rb := respBufs.Get().(*[]byte)
+	resp := handshakeResponse((*rb)[:0], key, extra)
 	if c.rc != nil {
-		c.writeInline(resp) // no goroutine per handshake
+		if !c.writeInline(resp) && cap(resp) <= maxPooledResponse { // no goroutine per handshake
+			*rb = resp
+			respBufs.Put(rb)
+		}
 	} else {
 		c.mu.Lock()
 		c.queue = append([][]byte{resp}, c.queue...)
@@ -334,13 +338,19 @@ type socket interface {
 
 const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-// handshakeResponse is the 101 with the headers $connect returned (such as
-// Sec-WebSocket-Protocol); headers that would break the handshake, and
-// values that are not valid in HTTP, are dropped.
-func handshakeResponse(key string, extra http.Header) []byte {
+// respBufs holds the 101s' buffers: one written whole is reused for the
+// next handshake. maxPooledResponse bounds what the pool keeps (a $connect
+// may add headers).
+var respBufs = sync.Pool{New: func() any { b := make([]byte, 0, 160); return &b }}
+
+const maxPooledResponse = 1 << 10
+
+// handshakeResponse appends to b the 101 with the headers $connect
+// returned (such as Sec-WebSocket-Protocol); headers that would break the
+// handshake, and values that are not valid in HTTP, are dropped.
+func handshakeResponse(b []byte, key string, extra http.Header) []byte {
 	var in [24 + len(websocketGUID)]byte // key is 24 bytes (validKey)
 	sum := sha1.Sum(append(append(in[:0], key...), websocketGUID...))
-	b := make([]byte, 0, 160)
 	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	b = base64.StdEncoding.AppendEncode(b, sum[:])
 	b = append(b, "\r\n"...)

@@ -5,6 +5,7 @@ package httpfront
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"syscall"
 
@@ -25,10 +26,11 @@ type rawAccepter struct {
 	f  *os.File
 	rc syscall.RawConn
 	// the one accept's result, written by fn
-	fd  int
-	sa  syscall.Sockaddr
-	err error
-	fn  func(fd uintptr) bool
+	fd   int
+	peer netip.AddrPort
+	zone uint32
+	err  error
+	fn   func(fd uintptr) bool
 }
 
 // newRawAccepter returns nil where ln is not a plain *net.TCPListener or
@@ -64,10 +66,10 @@ func (a *rawAccepter) close() { _ = a.f.Close() }
 // accept4 is one non-blocking accept; false: nothing to accept yet.
 func (a *rawAccepter) accept4(lfd uintptr) bool {
 	for {
-		fd, sa, err := rawsys.Accept4(int(lfd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+		fd, peer, zone, err := rawsys.Accept4Peer(int(lfd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
 		switch err {
 		case nil:
-			a.fd, a.sa, a.err = fd, sa, nil
+			a.fd, a.peer, a.zone, a.err = fd, peer, zone, nil
 			return true
 		case syscall.EINTR, syscall.ECONNABORTED:
 			continue // the client reset before we accepted: the next one
@@ -92,7 +94,5 @@ func (a *rawAccepter) accept() (net.Conn, error) {
 		a.err = nil
 		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: err}
 	}
-	c := newFDConn(a.fd, a.sa)
-	a.sa = nil
-	return c, nil
+	return newFDConn(a.fd, a.peer, a.zone), nil
 }

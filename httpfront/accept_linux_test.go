@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"syscall"
 	"testing"
 	"time"
@@ -69,6 +70,48 @@ func TestAcceptedSocketsInheritOptions(t *testing.T) {
 	}
 	if got, want := nc.LocalAddr().String(), cl.RemoteAddr().String(); got != want {
 		t.Errorf("LocalAddr %s, want %s", got, want)
+	}
+}
+
+// The remote address the front gives a request (peerString, made from
+// accept4's address without a net.Addr) is the one net.Conn.RemoteAddr
+// prints, for IPv4, IPv6 and an IPv4 client of a dual-stack listener.
+func TestAcceptedPeerString(t *testing.T) {
+	// A dual-stack listener's accept4 gives an IPv4 client as ::ffff:a.b.c.d.
+	mapped := netip.MustParseAddrPort("[::ffff:127.0.0.1]:4242")
+	fc := newFDConn(-1, mapped, 0)
+	if got, want := fc.peerString(), "127.0.0.1:4242"; got != want || fc.RemoteAddr().String() != want {
+		t.Errorf("IPv4-mapped peer: peerString %s, RemoteAddr %s, want %s", got, fc.RemoteAddr(), want)
+	}
+	for _, c := range []struct{ listen, dial string }{
+		{"tcp4", "127.0.0.1"},
+		{"tcp6", "[::1]"},
+	} {
+		ln, err := net.Listen(c.listen, c.dial+":0")
+		if err != nil {
+			t.Logf("%s: %v", c.listen, err) // no IPv6 here
+			continue
+		}
+		a := newRawAccepter(ln)
+		if a == nil {
+			t.Fatal("no raw accepter for a TCP listener")
+		}
+		cl, err := net.Dial("tcp", c.dial+":"+fmt.Sprint(ln.Addr().(*net.TCPAddr).Port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := a.accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, want := peerString(nc), cl.LocalAddr().String()
+		if got != want || nc.RemoteAddr().String() != want {
+			t.Errorf("%s to %s: peerString %s, RemoteAddr %s, want %s", c.dial, c.listen, got, nc.RemoteAddr(), want)
+		}
+		nc.Close()
+		cl.Close()
+		a.close()
+		ln.Close()
 	}
 }
 

@@ -61,7 +61,8 @@ type conn struct {
 	// in the poller, under parkFD and generation parkGen; unread: the
 	// socket may hold bytes not read yet (an event came, or a read filled
 	// the buffer); blocking: the poller refused it, it waits in the
-	// runtime's poller as any other; resumeFn: c.resume, made once.
+	// runtime's poller as any other; resumeFn: c.resume, made once (and
+	// kept with a recycled conn, as serveFn, c.serve).
 	state      atomic.Uint32
 	until      atomic.Int64
 	registered bool
@@ -70,6 +71,10 @@ type conn struct {
 	parkFD     int
 	parkGen    uint32
 	resumeFn   func()
+	serveFn    func()
+	// hijacked: the handler took the socket; once serve or resume is
+	// done with the conn it goes back to connPool.
+	hijacked bool
 	// rq is the parsed request, reused for the connection's next one.
 	rq   *reqBox
 	w    response
@@ -83,7 +88,7 @@ type conn struct {
 
 func (c *conn) remoteAddr() string {
 	if c.remote == "" {
-		c.remote = c.nc.RemoteAddr().String()
+		c.remote = peerString(c.nc)
 	}
 	return c.remote
 }
@@ -102,6 +107,44 @@ func (c *conn) release() {
 		bufPool.Put(c.pooled)
 	}
 	c.pooled, c.buf = nil, nil
+}
+
+// connPool holds the conns of hijacked connections (WebSocket upgrades)
+// for the next accepted ones: an upgrade leaves nothing of the front
+// behind, so its conn, request box, response header and the method
+// values bound to it serve the next connection without allocating them.
+var connPool = sync.Pool{New: func() any { return new(conn) }}
+
+// newConn is a conn for an accepted connection, pending its first head.
+func newConn(s *Server, nc net.Conn) *conn {
+	c := connPool.Get().(*conn)
+	if c.serveFn == nil {
+		c.serveFn, c.resumeFn = c.serve, c.resume
+	}
+	c.srv, c.nc, c.pending = s, nc, true
+	return c
+}
+
+// recycle puts the conn of a hijacked connection back in connPool, its
+// fields as newConn expects them apart from what is kept for reuse (the
+// request box, the response's header map and head buffer). Only a conn
+// that never parked: the poller, its sweep and the goroutine that parked
+// it may still hold one that did (they act on its state after handing it
+// over), so that one is left to the collector.
+func (c *conn) recycle() {
+	if c.registered {
+		return
+	}
+	c.srv, c.nc, c.remote = nil, nil, ""
+	c.buf, c.pooled, c.off, c.n = nil, nil, 0, 0
+	c.idle.Store(false)
+	c.pending, c.reqs, c.hijacked = false, 0, false
+	c.waitUntil, c.untilSet, c.headStarted, c.armed = time.Time{}, false, false, time.Time{}
+	c.unread, c.blocking = false, false
+	c.w.c, c.w.req, c.w.err = nil, nil, nil
+	c.body = body{}
+	c.readDeadline, c.readDeadlineSet = time.Time{}, false
+	connPool.Put(c)
 }
 
 // serve reads requests until the connection closes, is hijacked or handed
@@ -124,6 +167,9 @@ func (c *conn) serve() {
 		return // the poller resumes it (resume) or closes it
 	}
 	c.serveHeads()
+	if c.hijacked {
+		c.recycle()
+	}
 }
 
 // resume serves a connection the poller woke: bytes came.
@@ -131,6 +177,9 @@ func (c *conn) resume() {
 	defer c.srv.recoverHandler(c)
 	c.unread = true
 	c.serveHeads()
+	if c.hijacked {
+		c.recycle()
+	}
 }
 
 // serveHeads reads and serves requests until the connection parks in the
@@ -289,6 +338,7 @@ func (c *conn) serveRequest(p parsed) bool {
 	s.handler.ServeHTTP(&c.w, r)
 	if c.w.hijacked {
 		s.untrack(c)
+		c.hijacked = true
 		return false
 	}
 	closing := p.closes || c.w.closeAfter() || s.closing.Load()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"syscall"
@@ -34,7 +35,11 @@ import (
 // (refs), so it cannot be reused under one: Close during a direct
 // operation leaves the close to that operation's end.
 type fdConn struct {
-	fd     int
+	fd int
+	// peer is accept4's address (zone: its IPv6 scope id); remote, the
+	// net.Addr made of it on the first RemoteAddr (under mu).
+	peer   netip.AddrPort
+	zone   uint32
 	remote net.Addr
 
 	mu     sync.Mutex
@@ -46,10 +51,20 @@ type fdConn struct {
 	rd, wd time.Time // deadlines recorded before promotion
 }
 
-// newFDConn wraps an accepted non-blocking socket; remote is accept4's
-// address.
-func newFDConn(fd int, sa syscall.Sockaddr) *fdConn {
-	return &fdConn{fd: fd, remote: sockaddrToTCP(sa)}
+// newFDConn wraps an accepted non-blocking socket; peer and zone are
+// accept4's address.
+func newFDConn(fd int, peer netip.AddrPort, zone uint32) *fdConn {
+	return &fdConn{fd: fd, peer: peer, zone: zone}
+}
+
+// peerString is RemoteAddr().String(), made in one allocation where the
+// address has no zone.
+func (c *fdConn) peerString() string {
+	if !c.peer.IsValid() || c.zone != 0 {
+		return c.RemoteAddr().String()
+	}
+	// net.IP prints an IPv4-mapped address as IPv4.
+	return netip.AddrPortFrom(c.peer.Addr().Unmap(), c.peer.Port()).String()
 }
 
 func sockaddrToTCP(sa syscall.Sockaddr) net.Addr {
@@ -272,7 +287,25 @@ func (c *fdConn) LocalAddr() net.Addr {
 	return c.local
 }
 
-func (c *fdConn) RemoteAddr() net.Addr { return c.remote }
+func (c *fdConn) RemoteAddr() net.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.remote == nil {
+		c.remote = &net.TCPAddr{}
+		if c.peer.IsValid() {
+			c.remote = sockaddrToTCP(peerSockaddr(c.peer, c.zone))
+		}
+	}
+	return c.remote
+}
+
+// peerSockaddr is the sockaddr of an accepted peer.
+func peerSockaddr(peer netip.AddrPort, zone uint32) syscall.Sockaddr {
+	if peer.Addr().Is4() {
+		return &syscall.SockaddrInet4{Port: int(peer.Port()), Addr: peer.Addr().As4()}
+	}
+	return &syscall.SockaddrInet6{Port: int(peer.Port()), ZoneId: zone, Addr: peer.Addr().As16()}
+}
 
 func (c *fdConn) SetDeadline(t time.Time) error {
 	return c.setDeadline(t, true, true)
@@ -435,4 +468,13 @@ func (c *fdConn) readNow(p []byte) (n int, err error, again bool) {
 func readFD(fd int, p []byte) (int, error, bool) {
 	n, again, err := rawsys.ReadNB(fd, p)
 	return n, err, again
+}
+
+// peerString is nc.RemoteAddr().String(), without the net.Addr for an
+// fdConn.
+func peerString(nc net.Conn) string {
+	if fc, ok := nc.(*fdConn); ok {
+		return fc.peerString()
+	}
+	return nc.RemoteAddr().String()
 }

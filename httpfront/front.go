@@ -24,8 +24,10 @@
 // request, one deadline change per request.
 //
 // The front reuses a connection's *http.Request, its URL and Header for
-// the connection's next request: a handler must not keep them after it
-// returned (the strings in them may be kept). Hijacking ends that.
+// the connection's next request, and a hijacked connection's (with the
+// rest of its per-connection state, connPool) for a later connection: a
+// handler must not keep them after it returned, hijacked or not (the
+// strings in them may be kept).
 //
 // A request outside the subset parseHead accepts (HTTP/1.0, chunked
 // bodies, Expect, a long or malformed head, another method) or one that
@@ -163,13 +165,13 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		c := &conn{srv: s, nc: nc, pending: true}
+		c := newConn(s, nc)
 		if !s.track(c) {
 			<-s.pending
 			_ = nc.Close()
 			return http.ErrServerClosed
 		}
-		serving.Go(c.serve)
+		serving.Go(c.serveFn)
 	}
 }
 

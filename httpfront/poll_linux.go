@@ -194,9 +194,6 @@ func (c *conn) park() int {
 		c.off, c.n = 0, 0
 		c.release() // a parked connection with nothing read holds no buffer
 	}
-	if c.resumeFn == nil {
-		c.resumeFn = c.resume
-	}
 	if !c.state.CompareAndSwap(connOwned, connParked) {
 		c.state.Store(connOwned)
 		return parkEvent

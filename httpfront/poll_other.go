@@ -2,7 +2,10 @@
 
 package httpfront
 
-import "time"
+import (
+	"net"
+	"time"
+)
 
 // The poller is Linux only: elsewhere a connection's goroutine waits for
 // its heads in the runtime's poller.
@@ -19,3 +22,6 @@ func (c *conn) unregister() {}
 func (c *conn) unpark() {}
 
 func lowerSweep(d time.Duration) {}
+
+// peerString is nc.RemoteAddr().String().
+func peerString(nc net.Conn) string { return nc.RemoteAddr().String() }

@@ -27,6 +27,16 @@ func NewID(node byte) string {
 	return base64.URLEncoding.EncodeToString(b[:])
 }
 
+// NewIDPair returns two ids owned by node from one read of the random
+// source (a connection's id and its $connect's request id, a message's
+// request and message ids).
+func NewIDPair(node byte) (string, string) {
+	var b [2 * idBytes]byte
+	_, _ = rand.Read(b[:])
+	b[idBytes-1], b[2*idBytes-1] = node, node
+	return base64.URLEncoding.EncodeToString(b[:idBytes]), base64.URLEncoding.EncodeToString(b[idBytes:])
+}
+
 // NodeOf returns the node byte of an id made by NewID, and false when id
 // is not of that form.
 func NodeOf(id string) (byte, bool) {

@@ -3,6 +3,7 @@
 package rawsys
 
 import (
+	"net/netip"
 	"syscall"
 	"unsafe"
 )
@@ -29,24 +30,45 @@ func EpollWaitNow(epfd int, events []syscall.EpollEvent) (int, error) {
 // Accept4 is accept4(2); the address is nil for a family other than
 // IPv4 and IPv6.
 func Accept4(fd, flags int) (int, syscall.Sockaddr, error) {
+	nfd, peer, zone, err := Accept4Peer(fd, flags)
+	switch {
+	case err != nil || !peer.IsValid():
+		return nfd, nil, err
+	case peer.Addr().Is4():
+		return nfd, &syscall.SockaddrInet4{Port: int(peer.Port()), Addr: peer.Addr().As4()}, nil
+	}
+	return nfd, &syscall.SockaddrInet6{Port: int(peer.Port()), ZoneId: zone, Addr: peer.Addr().As16()}, nil
+}
+
+// Accept4Peer is accept4(2) with the peer's address as a value, without
+// an allocation: its IPv6 scope id in zone, and the zero AddrPort for a
+// family other than IPv4 and IPv6.
+func Accept4Peer(fd, flags int) (nfd int, peer netip.AddrPort, zone uint32, err error) {
 	if raceEnabled {
-		return syscall.Accept4(fd, flags)
+		nfd, sa, err := syscall.Accept4(fd, flags)
+		switch sa := sa.(type) {
+		case *syscall.SockaddrInet4:
+			peer = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+		case *syscall.SockaddrInet6:
+			peer, zone = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port)), sa.ZoneId
+		}
+		return nfd, peer, zone, err
 	}
 	var rsa syscall.RawSockaddrAny
 	l := uint32(syscall.SizeofSockaddrAny)
-	nfd, _, e := syscall.RawSyscall6(syscall.SYS_ACCEPT4, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&l)), uintptr(flags), 0, 0)
+	r, _, e := syscall.RawSyscall6(syscall.SYS_ACCEPT4, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&l)), uintptr(flags), 0, 0)
 	if e != 0 {
-		return -1, nil, e
+		return -1, peer, 0, e
 	}
 	switch rsa.Addr.Family {
 	case syscall.AF_INET:
 		p := (*syscall.RawSockaddrInet4)(unsafe.Pointer(&rsa))
-		return int(nfd), &syscall.SockaddrInet4{Port: port(p.Port), Addr: p.Addr}, nil
+		peer = netip.AddrPortFrom(netip.AddrFrom4(p.Addr), uint16(port(p.Port)))
 	case syscall.AF_INET6:
 		p := (*syscall.RawSockaddrInet6)(unsafe.Pointer(&rsa))
-		return int(nfd), &syscall.SockaddrInet6{Port: port(p.Port), ZoneId: p.Scope_id, Addr: p.Addr}, nil
+		peer, zone = netip.AddrPortFrom(netip.AddrFrom16(p.Addr), uint16(port(p.Port))), p.Scope_id
 	}
-	return int(nfd), nil, nil
+	return int(r), peer, zone, nil
 }
 
 // port reads a port in network byte order.
