@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -216,4 +217,79 @@ func errString(err error) string {
 		return "<nil>"
 	}
 	return err.Error()
+}
+
+// A kept-alive connection's requests are read inside one wait on the
+// socket's duplicate (serveWaiting): a request that comes while the one
+// before is being served (its edge before the next wait) is served, not
+// left waiting; and a hijack, a Connection: close and a panic on a later
+// request each end the connection as on the first (the client reads the
+// end of the stream: the duplicate is closed too).
+func TestKeepAliveWaitEndings(t *testing.T) {
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	tf := startFront(t, func(s *Server) {
+		s.Fallback.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/slow":
+				entered <- struct{}{}
+				<-release
+			case "/panic":
+				panic(http.ErrAbortHandler)
+			}
+			echo(w, r)
+		})
+	})
+	nc, br := dial(t, tf.addr)
+	for i := range 2 {
+		_, _ = io.WriteString(nc, post("/a", "x"))
+		if _, got := readBody(t, br); got != "front POST /a 1 x" {
+			t.Fatalf("request %d: got %q", i, got)
+		}
+	}
+	_, _ = io.WriteString(nc, post("/slow", "1"))
+	<-entered
+	_, _ = io.WriteString(nc, post("/b", "2"))
+	time.Sleep(20 * time.Millisecond) // let /b's bytes land while /slow is served
+	close(release)
+	for _, want := range []string{"front POST /slow 1 1", "front POST /b 1 2"} {
+		if _, got := readBody(t, br); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	nc.Close()
+	waitFor(t, "no tracked connection", func() bool { return len(frontConns(tf.Server)) == 0 })
+	for _, last := range []string{
+		"GET /hijack HTTP/1.1\r\nHost: h\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\nframes",
+		"GET /c HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+		"GET /panic HTTP/1.1\r\nHost: h\r\n\r\n",
+	} {
+		nc, br := dial(t, tf.addr)
+		_, _ = io.WriteString(nc, post("/a", "x")+post("/a", "y"))
+		readBody(t, br)
+		readBody(t, br)
+		waitFor(t, "the connection waiting", func() bool {
+			for _, c := range frontConns(tf.Server) {
+				if c.nc.(*fdConn).waiting() {
+					return true
+				}
+			}
+			return false
+		})
+		_, _ = io.WriteString(nc, last)
+		rest, err := io.ReadAll(br)
+		if err != nil {
+			t.Fatalf("%q: %v, want the end of the stream", last, err)
+		}
+		if strings.HasPrefix(last, "GET /hijack") && !strings.HasSuffix(string(rest), "rest=frames") {
+			t.Fatalf("after the hijack: %q", rest)
+		}
+		waitFor(t, "no tracked connection", func() bool { return len(frontConns(tf.Server)) == 0 })
+	}
+}
+
+// waiting reports whether the connection is in its keep-alive wait.
+func (c *fdConn) waiting() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.wait != nil && c.wait.inUse
 }
