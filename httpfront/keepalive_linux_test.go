@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -222,7 +223,8 @@ func errString(err error) string {
 // A kept-alive connection's requests are read inside one wait on the
 // socket's duplicate (serveWaiting): a request that comes while the one
 // before is being served (its edge before the next wait) is served, not
-// left waiting; and a hijack, a Connection: close and a panic on a later
+// left waiting; a body that comes late is read meanwhile through the
+// original descriptor; and a hijack, a Connection: close and a panic on a later
 // request each end the connection as on the first (the client reads the
 // end of the stream: the duplicate is closed too).
 func TestKeepAliveWaitEndings(t *testing.T) {
@@ -255,6 +257,17 @@ func TestKeepAliveWaitEndings(t *testing.T) {
 		if _, got := readBody(t, br); got != want {
 			t.Fatalf("got %q, want %q", got, want)
 		}
+	}
+	// A body that comes after its head, past the read buffer, is read
+	// (waiting on the original descriptor) while the wait is under way.
+	waitFor(t, "the connection waiting", func() bool { return frontConns(tf.Server)[0].nc.(*fdConn).waiting() })
+	big := strings.Repeat("z", 3*bufSize)
+	head, _, _ := strings.Cut(post("/big", big), "\r\n\r\n")
+	_, _ = io.WriteString(nc, head+"\r\n\r\n"+big[:10])
+	time.Sleep(20 * time.Millisecond)
+	_, _ = io.WriteString(nc, big[10:])
+	if _, got := readBody(t, br); got != "front POST /big "+strconv.Itoa(len(big))+" "+big {
+		t.Fatalf("the late body: got %.40q…", got)
 	}
 	nc.Close()
 	waitFor(t, "no tracked connection", func() bool { return len(frontConns(tf.Server)) == 0 })
