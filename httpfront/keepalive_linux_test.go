@@ -224,9 +224,10 @@ func errString(err error) string {
 // socket's duplicate (serveWaiting): a request that comes while the one
 // before is being served (its edge before the next wait) is served, not
 // left waiting; a body that comes late is read meanwhile through the
-// original descriptor; and a hijack, a Connection: close and a panic on a later
-// request each end the connection as on the first (the client reads the
-// end of the stream: the duplicate is closed too).
+// original descriptor; and a hijack, a Connection: close, a panic and a
+// hand-off to net/http on a later request each end the connection as on
+// the first (the client reads the end of the stream: the duplicate is
+// closed too).
 func TestKeepAliveWaitEndings(t *testing.T) {
 	entered, release := make(chan struct{}, 1), make(chan struct{})
 	tf := startFront(t, func(s *Server) {
@@ -275,6 +276,7 @@ func TestKeepAliveWaitEndings(t *testing.T) {
 		"GET /hijack HTTP/1.1\r\nHost: h\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\nframes",
 		"GET /c HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
 		"GET /panic HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /old HTTP/1.0\r\nHost: h\r\n\r\n", // handed to net/http
 	} {
 		nc, br := dial(t, tf.addr)
 		_, _ = io.WriteString(nc, post("/a", "x")+post("/a", "y"))
@@ -295,6 +297,9 @@ func TestKeepAliveWaitEndings(t *testing.T) {
 		}
 		if strings.HasPrefix(last, "GET /hijack") && !strings.HasSuffix(string(rest), "rest=frames") {
 			t.Fatalf("after the hijack: %q", rest)
+		}
+		if strings.HasPrefix(last, "GET /old") && !strings.HasSuffix(string(rest), "net/http GET /old 0 ") {
+			t.Fatalf("the handed-off request: %q", rest)
 		}
 		waitFor(t, "no tracked connection", func() bool { return len(frontConns(tf.Server)) == 0 })
 	}
