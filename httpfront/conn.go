@@ -185,14 +185,36 @@ func (c *conn) resume() {
 // serveHeads reads and serves requests until the connection parks in the
 // poller, closes, is hijacked or handed off.
 func (c *conn) serveHeads() {
+	for {
+		if c.serveBuffered() {
+			return
+		}
+		if c.reqs > 0 {
+			if done, waited := c.serveWaiting(); waited {
+				if !done {
+					continue
+				}
+				return
+			}
+		}
+		if !c.more() {
+			return
+		}
+	}
+}
+
+// serveBuffered serves the requests whole in buf. true: the connection is
+// no longer this goroutine's (closed, hijacked, handed off); false: it
+// needs more bytes.
+func (c *conn) serveBuffered() bool {
 	s := c.srv
 	for {
-		if c.off == c.n && !c.more() {
-			return
+		if c.off == c.n {
+			return false
 		}
 		if c.reqs == 0 && s.TLS != nil && (s.TLSOnly || c.buf[0] == tlsRecordHandshake) {
 			c.handOff(func(nc net.Conn) net.Conn { return tls.Server(nc, s.TLS) })
-			return
+			return true
 		}
 		if c.rq == nil {
 			c.rq = new(reqBox)
@@ -205,35 +227,36 @@ func (c *conn) serveHeads() {
 			}
 			if c.n-c.off >= s.headLimit() {
 				c.handOff(nil)
-				return
+				return true
 			}
-			if !c.more() {
-				return
-			}
-			continue
+			return false
 		case headHandOff, headTooLarge:
 			c.handOff(nil)
-			return
+			return true
 		}
 		c.idle.Store(false)
 		c.releasePending()
 		if s.Serves != nil && !s.Serves(p.req) {
 			c.handOff(nil)
-			return
+			return true
 		}
 		if !c.serveRequest(p) {
-			return // hijacked, or closed
+			return true // hijacked, or closed
 		}
 		c.reqs++
 		c.idle.Store(true)
 		// The next head gets the idle timeout, then its own header
 		// timeout once its first bytes come.
-		c.waitUntil, c.headStarted, c.untilSet = deadline(time.Now(), s.idleTimeout()), false, true
+		now := c.w.finished
+		if now.IsZero() {
+			now = time.Now()
+		}
+		c.waitUntil, c.headStarted, c.untilSet = deadline(now, s.idleTimeout()), false, true
 		if c.off == c.n {
 			c.off, c.n = 0, 0
 			if s.closing.Load() {
 				c.close()
-				return
+				return true
 			}
 		}
 	}
@@ -247,18 +270,24 @@ func (c *conn) more() bool {
 	if ok, polled := c.morePolled(); polled {
 		return ok
 	}
-	if c.untilSet {
-		c.untilSet = false
-		if !c.waitUntil.Equal(c.armed) && (c.armed.IsZero() || c.waitUntil.IsZero() || c.waitUntil.Before(c.armed)) {
-			c.setReadDeadline(c.waitUntil)
-		}
-	}
+	c.armUntil()
 	idleWait := !c.headStarted // Shutdown wakes such a read to close
 	if !c.fill() || idleWait && c.srv.closing.Load() {
 		c.close()
 		return false
 	}
 	return true
+}
+
+// armUntil applies a changed waitUntil to the socket's read deadline
+// when it is earlier than the armed one (see armed).
+func (c *conn) armUntil() {
+	if c.untilSet {
+		c.untilSet = false
+		if !c.waitUntil.Equal(c.armed) && (c.armed.IsZero() || c.waitUntil.IsZero() || c.waitUntil.Before(c.armed)) {
+			c.setReadDeadline(c.waitUntil)
+		}
+	}
 }
 
 // makeRoom makes room after n in buf: it takes a pooled buffer when the

@@ -49,6 +49,9 @@ type fdConn struct {
 	frc    syscall.RawConn
 	local  net.Addr
 	rd, wd time.Time // deadlines recorded before promotion
+	// wait is the duplicate keep-alive waits use (wait_linux.go), nil
+	// until the first; its read deadline follows the socket's.
+	wait *waiter
 }
 
 // newFDConn wraps an accepted non-blocking socket; peer and zone are
@@ -235,9 +238,16 @@ func (c *fdConn) Close() error {
 	c.closed = true
 	closeNow := c.refs == 0
 	f := c.file
+	var wf *os.File
+	if c.wait != nil && !c.wait.inUse {
+		wf, c.wait = c.wait.f, nil
+	}
 	c.mu.Unlock()
 	if closeNow {
 		c.closeFD(f)
+	}
+	if wf != nil {
+		_ = wf.Close()
 	}
 	return nil
 }
@@ -320,6 +330,9 @@ func (c *fdConn) setDeadline(t time.Time, read, write bool) error {
 	defer c.mu.Unlock()
 	if c.closed {
 		return c.opError("set", net.ErrClosed)
+	}
+	if read && c.wait != nil {
+		_ = c.wait.f.SetReadDeadline(t)
 	}
 	if c.file != nil {
 		var err error

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -216,4 +218,96 @@ func errString(err error) string {
 		return "<nil>"
 	}
 	return err.Error()
+}
+
+// A kept-alive connection's requests are read inside one wait on the
+// socket's duplicate (serveWaiting): a request that comes while the one
+// before is being served (its edge before the next wait) is served, not
+// left waiting; a body that comes late is read meanwhile through the
+// original descriptor; and a hijack, a Connection: close, a panic and a
+// hand-off to net/http on a later request each end the connection as on
+// the first (the client reads the end of the stream: the duplicate is
+// closed too).
+func TestKeepAliveWaitEndings(t *testing.T) {
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	tf := startFront(t, func(s *Server) {
+		s.Fallback.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/slow":
+				entered <- struct{}{}
+				<-release
+			case "/panic":
+				panic(http.ErrAbortHandler)
+			}
+			echo(w, r)
+		})
+	})
+	nc, br := dial(t, tf.addr)
+	for i := range 2 {
+		_, _ = io.WriteString(nc, post("/a", "x"))
+		if _, got := readBody(t, br); got != "front POST /a 1 x" {
+			t.Fatalf("request %d: got %q", i, got)
+		}
+	}
+	_, _ = io.WriteString(nc, post("/slow", "1"))
+	<-entered
+	_, _ = io.WriteString(nc, post("/b", "2"))
+	time.Sleep(20 * time.Millisecond) // let /b's bytes land while /slow is served
+	close(release)
+	for _, want := range []string{"front POST /slow 1 1", "front POST /b 1 2"} {
+		if _, got := readBody(t, br); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	// A body that comes after its head, past the read buffer, is read
+	// (waiting on the original descriptor) while the wait is under way.
+	waitFor(t, "the connection waiting", func() bool { return frontConns(tf.Server)[0].nc.(*fdConn).waiting() })
+	big := strings.Repeat("z", 3*bufSize)
+	head, _, _ := strings.Cut(post("/big", big), "\r\n\r\n")
+	_, _ = io.WriteString(nc, head+"\r\n\r\n"+big[:10])
+	time.Sleep(20 * time.Millisecond)
+	_, _ = io.WriteString(nc, big[10:])
+	if _, got := readBody(t, br); got != "front POST /big "+strconv.Itoa(len(big))+" "+big {
+		t.Fatalf("the late body: got %.40q…", got)
+	}
+	nc.Close()
+	waitFor(t, "no tracked connection", func() bool { return len(frontConns(tf.Server)) == 0 })
+	for _, last := range []string{
+		"GET /hijack HTTP/1.1\r\nHost: h\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\nframes",
+		"GET /c HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+		"GET /panic HTTP/1.1\r\nHost: h\r\n\r\n",
+		"GET /old HTTP/1.0\r\nHost: h\r\n\r\n", // handed to net/http
+	} {
+		nc, br := dial(t, tf.addr)
+		_, _ = io.WriteString(nc, post("/a", "x")+post("/a", "y"))
+		readBody(t, br)
+		readBody(t, br)
+		waitFor(t, "the connection waiting", func() bool {
+			for _, c := range frontConns(tf.Server) {
+				if c.nc.(*fdConn).waiting() {
+					return true
+				}
+			}
+			return false
+		})
+		_, _ = io.WriteString(nc, last)
+		rest, err := io.ReadAll(br)
+		if err != nil {
+			t.Fatalf("%q: %v, want the end of the stream", last, err)
+		}
+		if strings.HasPrefix(last, "GET /hijack") && !strings.HasSuffix(string(rest), "rest=frames") {
+			t.Fatalf("after the hijack: %q", rest)
+		}
+		if strings.HasPrefix(last, "GET /old") && !strings.HasSuffix(string(rest), "net/http GET /old 0 ") {
+			t.Fatalf("the handed-off request: %q", rest)
+		}
+		waitFor(t, "no tracked connection", func() bool { return len(frontConns(tf.Server)) == 0 })
+	}
+}
+
+// waiting reports whether the connection is in its keep-alive wait.
+func (c *fdConn) waiting() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.wait != nil && c.wait.inUse
 }

@@ -31,6 +31,9 @@ type response struct {
 	closing     bool // decided when the head went out early
 	body        []byte
 	err         error // a failed write: the connection closes
+	// finished is when finish wrote the whole response (its Date), zero
+	// when the head went out earlier (chunks).
+	finished time.Time
 }
 
 func (w *response) reset(c *conn, r *http.Request) {
@@ -178,7 +181,9 @@ func (w *response) finish(closing bool) error {
 		w.WriteHeader(http.StatusOK)
 	}
 	w.closing = closing
-	head := w.appendHead(w.c.headBuf(), false)
+	// One clock read for the Date and the connection's idle deadline.
+	w.finished = time.Now()
+	head := w.appendHead(w.c.headBuf(), false, w.finished)
 	if len(w.body) <= 2048 {
 		w.write(append(head, w.body...))
 	} else {
@@ -200,7 +205,7 @@ func (w *response) startChunking() {
 		w.closing = true
 	}
 	w.closing = w.closing || w.req.Close || w.c.srv.closing.Load()
-	b := w.appendHead(nil, true)
+	b := w.appendHead(nil, true, time.Now())
 	w.write(b)
 	if len(w.body) > 0 {
 		w.writeChunk(w.body)
@@ -229,13 +234,13 @@ func (w *response) write(b []byte) {
 }
 
 // appendHead appends the status line and headers.
-func (w *response) appendHead(b []byte, chunked bool) []byte {
+func (w *response) appendHead(b []byte, chunked bool, now time.Time) []byte {
 	b = appendStatus(b, w.status)
 	h := w.header
 	b = appendHeader(b, h)
 	if _, ok := h["Date"]; !ok {
 		b = append(b, "Date: "...)
-		b = appendDate(b, time.Now())
+		b = appendDate(b, now)
 		b = append(b, "\r\n"...)
 	}
 	if bodyAllowed(w.status) {
