@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -142,6 +143,7 @@ type batch struct {
 func (h *Hub) startCalls() error {
 	h.inbox = nats.NewInbox()
 	h.out = make(map[uint64]*batch)
+	h.queries = make(map[uint64]chan *nats.Msg)
 	for b := range h.links {
 		h.links[b].subject = h.subject(byte(b), "c")
 		h.links[b].reply = h.inbox + "." + strconv.Itoa(b)
@@ -246,10 +248,26 @@ func (h *Hub) sendBatch(l *link, atts []*attempt) {
 }
 
 // handleReply takes a batch's reply (its seq first), or NATS's "no
-// responders" for the batch out on the link the subject names.
+// responders" for the batch out on the link the subject names; or, on a
+// subject "q" and a number, the answer to a query (call).
 func (h *Hub) handleReply(m *nats.Msg) {
-	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
-		b, err := strconv.Atoi(m.Subject[min(len(h.inbox)+1, len(m.Subject)):])
+	suffix := m.Subject[min(len(h.inbox)+1, len(m.Subject)):]
+	if q, ok := strings.CutPrefix(suffix, "q"); ok {
+		id, err := strconv.ParseUint(q, 36, 64)
+		if err != nil {
+			return
+		}
+		h.queriesMu.Lock()
+		replies := h.queries[id]
+		h.queriesMu.Unlock()
+		select {
+		case replies <- m: // nil (the call ended) blocks: dropped
+		default: // an earlier answer is still unread: this one adds nothing
+		}
+		return
+	}
+	if noResponders(m) {
+		b, err := strconv.Atoi(suffix)
 		if err != nil || b < 0 || b >= len(h.links) {
 			return
 		}
@@ -265,6 +283,12 @@ func (h *Hub) handleReply(m *nats.Msg) {
 		return
 	}
 	h.finish(seq, r.b, nil)
+}
+
+// noResponders reports whether m is NATS's "no responders" answer to a
+// request.
+func noResponders(m *nats.Msg) bool {
+	return len(m.Data) == 0 && m.Header.Get("Status") == "503"
 }
 
 // finish hands each call of batch seq its outcome and sends the link's
@@ -314,7 +338,7 @@ func (h *Hub) finish(seq uint64, data []byte, err error) {
 // 500 after a timeout means "not done".
 func (h *Hub) handleConn(m *nats.Msg) {
 	if m.Header.Get(hdrOp) == "ping" { // registry.silent: is anyone there
-		respond(m, nil, nil)
+		_ = m.RespondMsg(replyTo(m, nil, nil))
 		return
 	}
 	seq, items, err := decodeBatch(m.Data)

@@ -11,6 +11,11 @@ import (
 // slow owner: requests queue behind it as behind a real pause).
 func (h *Hub) SetConnHook(f func(op string)) { h.connHook.Store(&f) }
 
+// SetQueryHook makes this node call f with the op of every query whose
+// answer it works out, before it does, on the handler's goroutine (a
+// test's slow owner).
+func (h *Hub) SetQueryHook(f func(op string)) { h.queryHook.Store(&f) }
+
 // GroupSubs counts the group subscriptions of this node's data connection
 // as its embedded NATS server holds them, by group name.
 func (h *Hub) GroupSubs() map[string]int {

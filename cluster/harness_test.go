@@ -66,6 +66,24 @@ func embeddedConfigs(t testing.TB, n int) []cluster.Config {
 	return out
 }
 
+// patient makes cfgs' nodes wait out a starved process (all nodes of a
+// test share one, on 2 cores shared with other suites under -race): a
+// call's budget of 20 s, and 30 s of silence before a node is taken for
+// gone. A test that asserts exact listings needs both: at load average
+// 30 a process was seen not to run its timers for 3.4 s, so its
+// heartbeats stopped for nodeTimeoutMillis (3 s), another node declared
+// it gone and left it out of a page (a listing leaves out a node found
+// gone, by design), and calls ran out of a 5 s budget.
+func patient(cfgs []cluster.Config) []cluster.Config {
+	for i := range cfgs {
+		cfgs[i].RequestTimeoutMillis = 20_000
+		cfgs[i].NodeTimeoutMillis = 30_000
+		cfgs[i].IsolationSeconds = 40
+		cfgs[i].LeaseSeconds = max(cfgs[i].LeaseSeconds, 60)
+	}
+	return cfgs
+}
+
 // startHubs starts the nodes concurrently (a JetStream cluster's first
 // server alone does not get ready) and waits until each sees all.
 func startHubs(t testing.TB, cfgs []cluster.Config) []*cluster.Hub {

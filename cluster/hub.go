@@ -120,6 +120,12 @@ type Hub struct {
 	outSeq    atomic.Uint64
 	reqPrefix string
 	reqSeq    atomic.Uint64
+	// queries are the queries out (call), by number: where handleReply
+	// puts their answers.
+	queriesMu sync.Mutex
+	queries   map[uint64]chan *nats.Msg
+	// answers are this node's last answers to other nodes' queries.
+	answers answers
 	// batchesOut and callsOut count the batches sent and the calls in
 	// them (attempts: a retry counts again).
 	batchesOut, callsOut atomic.Int64
@@ -127,6 +133,9 @@ type Hub struct {
 	streamReport atomic.Pointer[func() []byte]
 	// connHook, set by tests only, runs first in handleConn: a slow owner.
 	connHook atomic.Pointer[func(op string)]
+	// queryHook, set by tests only, runs first when this node works out
+	// a query's answer: a slow owner.
+	queryHook atomic.Pointer[func(op string)]
 	// renewHook, set by tests only, runs in renew once the registry
 	// answered (err) and the claim was found current, before the answer
 	// is judged: a renewal preempted there.
@@ -631,30 +640,53 @@ func (h *Hub) callConn(ctx context.Context, b byte, it item) ([]byte, error) {
 }
 
 // call asks node b one query (.q, request/reply with headers) under the
-// rules of retry and returns its reply.
+// rules of retry and returns its reply. Every attempt of one call names
+// the same reply subject (this node's inbox, "q" and the call's number),
+// so an answer to an earlier attempt that comes after its attempt timed
+// out still ends the call, and the owner repeats a query's answer by its
+// reply subject (answers) instead of working it out again. With a reply
+// subject per attempt, an owner slower than attemptTimeoutMillis (a page
+// of 1,000 connections on a loaded machine) answered each attempt after
+// the origin had dropped it and worked out every retry in turn: the
+// call failed after requestTimeoutMillis however long the owner took.
 func (h *Hub) call(ctx context.Context, b byte, msg *nats.Msg) (*nats.Msg, error) {
 	deadline := h.deadline(ctx)
 	msg.Header.Set(hdrDeadline, strconv.FormatInt(deadline.UnixMilli(), 10))
 	msg.Header.Set(hdrFrom, hub.NodeHex(h.Self())+"/"+h.incarnation())
+	id := h.reqSeq.Add(1)
+	msg.Reply = h.inbox + ".q" + strconv.FormatUint(id, 36)
+	replies := make(chan *nats.Msg, 1)
+	h.queriesMu.Lock()
+	h.queries[id] = replies
+	h.queriesMu.Unlock()
+	defer func() {
+		h.queriesMu.Lock()
+		delete(h.queries, id)
+		h.queriesMu.Unlock()
+	}()
 	var reply *nats.Msg
 	err := h.retry(ctx, b, deadline, func(timeout time.Duration, gone <-chan struct{}) error {
-		actx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		if gone != nil {
-			go func() {
-				select {
-				case <-gone:
-					cancel()
-				case <-actx.Done():
-				}
-			}()
-		}
-		m, err := h.ctl.RequestMsgWithContext(actx, msg)
-		if err != nil {
+		if err := h.ctl.PublishMsg(msg); err != nil {
 			return err
 		}
-		reply = m
-		return replyError(m)
+		t := attemptTimer(timeout)
+		defer attemptTimers.Put(t)
+		select {
+		case m := <-replies:
+			t.Stop()
+			if noResponders(m) {
+				return nats.ErrNoResponders
+			}
+			reply = m
+			return replyError(m)
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-gone:
+			t.Stop()
+		}
+		return errAttemptTimeout
 	})
 	return reply, err
 }
@@ -797,7 +829,8 @@ func cutPrefix(s, p string) (string, bool) {
 	return s, false
 }
 
-func respond(m *nats.Msg, err error, body []byte) {
+// replyTo is the answer to request m: the status err stands for and body.
+func replyTo(m *nats.Msg, body []byte, err error) *nats.Msg {
 	st, text := status(err)
 	r := nats.NewMsg(m.Reply)
 	r.Header.Set(hdrStatus, strconv.Itoa(st))
@@ -805,7 +838,7 @@ func respond(m *nats.Msg, err error, body []byte) {
 		r.Header.Set(hdrError, text)
 	}
 	r.Data = body
-	_ = m.RespondMsg(r)
+	return r
 }
 
 // expired reports whether the origin has given up on query m (or is

@@ -20,7 +20,7 @@ import (
 // and tokens stay valid while other members join and leave meanwhile: every
 // member present throughout is listed once, in order.
 func TestClusterMembersListing(t *testing.T) {
-	hubs := startHubs(t, embeddedConfigs(t, 3))
+	hubs := startHubs(t, patient(embeddedConfigs(t, 3)))
 	ctx := context.Background()
 	const perNode = 400
 	var stable []string
@@ -95,7 +95,7 @@ func TestClusterMembersListing(t *testing.T) {
 // node only, equal a single hub.Memory's pages of the same ids, page by
 // page and token by token, from every entry node.
 func TestClusterListingSkewed(t *testing.T) {
-	hubs := startHubs(t, embeddedConfigs(t, 3))
+	hubs := startHubs(t, patient(embeddedConfigs(t, 3)))
 	ctx := context.Background()
 	single := hub.NewMemory(hub.Limits{})
 	// Node 1 holds most connections, node 2 most members of "skew",
@@ -184,5 +184,53 @@ func TestClusterListingSkewed(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestClusterListingSlowOwner: an owner that takes longer than an attempt
+// to work out its part of a listing (a page of 1,000 connections on a
+// loaded machine) still answers it: the attempts after the first share its
+// reply, and the owner works the query out once and repeats the answer to
+// the retries. Each attempt with its own reply subject was answered after
+// the origin had dropped it, and the owner worked out every retry in turn,
+// so the listing failed after requestTimeoutMillis
+// (TestClusterListingSkewed's flake: "node … did not answer within 5000
+// ms" at load average 20 under -race).
+func TestClusterListingSlowOwner(t *testing.T) {
+	cfgs := embeddedConfigs(t, 2)
+	for i := range cfgs {
+		cfgs[i].AttemptTimeoutMillis = 50
+		cfgs[i].RequestTimeoutMillis = 10_000
+	}
+	hubs := startHubs(t, cfgs)
+	var want []string
+	for range 20 {
+		c := hubtest.NewConn(hub.NewID(hubs[1].Self()), false)
+		if err := hubs[1].Register(c); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, c.ID())
+	}
+	slices.Sort(want)
+	var worked atomic.Int32
+	hubs[1].SetQueryHook(func(op string) {
+		if op == "conns" {
+			worked.Add(1)
+			time.Sleep(300 * time.Millisecond) // six attempts' time
+		}
+	})
+	infos, next, err := hubs[0].Connections(context.Background(), hub.Page{Limit: 100})
+	if err != nil {
+		t.Fatalf("listing through a slow owner: %v", err)
+	}
+	var got []string
+	for _, in := range infos {
+		got = append(got, in.ConnectionID)
+	}
+	if !slices.Equal(got, want) || next != "" {
+		t.Fatalf("listing: %d ids, next %q; want the owner's %d", len(got), next, len(want))
+	}
+	if n := worked.Load(); n != 1 {
+		t.Fatalf("the owner worked the query out %d times, want once (retries get its answer)", n)
 	}
 }

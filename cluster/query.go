@@ -25,10 +25,26 @@ type countReply struct {
 }
 
 // handleQuery serves wsg.<name>.n.<self>.q: this node's part of a listing
-// or a count.
+// or a count. A query it answered already (a retry: the same reply
+// subject) gets the same answer again, not worked out anew.
 func (h *Hub) handleQuery(m *nats.Msg) {
 	if expired(m) {
 		return
+	}
+	if r := h.answers.get(m.Reply); r != nil {
+		_ = m.RespondMsg(r)
+		return
+	}
+	body, err := h.answerQuery(m)
+	r := replyTo(m, body, err)
+	h.answers.put(m.Reply, r)
+	_ = m.RespondMsg(r)
+}
+
+// answerQuery works out this node's answer to query m.
+func (h *Hub) answerQuery(m *nats.Msg) ([]byte, error) {
+	if hook := h.queryHook.Load(); hook != nil {
+		(*hook)(m.Header.Get(hdrOp))
 	}
 	p := hub.Page{After: m.Header.Get(hdrAfter)}
 	p.Limit, _ = strconv.Atoi(m.Header.Get(hdrLimit))
@@ -36,8 +52,7 @@ func (h *Hub) handleQuery(m *nats.Msg) {
 	var err error
 	switch m.Header.Get(hdrOp) {
 	case "members":
-		respond(m, nil, h.encodeMembers(m.Header.Get(hdrGroup), p))
-		return
+		return h.encodeMembers(m.Header.Get(hdrGroup), p), nil
 	case "conns":
 		var r connsReply
 		var next string
@@ -56,11 +71,58 @@ func (h *Hub) handleQuery(m *nats.Msg) {
 	default:
 		err = fmt.Errorf("unknown query %q", m.Header.Get(hdrOp))
 	}
-	var b []byte
-	if err == nil {
-		b, _ = json.Marshal(body)
+	if err != nil {
+		return nil, err
 	}
-	respond(m, err, b)
+	return json.Marshal(body)
+}
+
+// Bounds of answers: the last queries' answers a node keeps, and their
+// bytes (a page of 1,000 connections is ~150 KB of JSON).
+const (
+	maxAnswers     = 32
+	maxAnswerBytes = 4 << 20
+)
+
+// answers are a node's last answers to queries, by reply subject (each
+// call's own, shared by its attempts), at most maxAnswers of at most
+// maxAnswerBytes together, the oldest dropped first: a retry that reaches
+// the owner after the answer it asks for costs a lookup, not the query
+// again, so an owner slower than an attempt works each call out once.
+type answers struct {
+	mu    sync.Mutex
+	keys  []string // oldest first
+	m     map[string]*nats.Msg
+	bytes int
+}
+
+func (a *answers) get(reply string) *nats.Msg {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.m[reply]
+}
+
+func (a *answers) put(reply string, r *nats.Msg) {
+	n := len(r.Data)
+	if reply == "" || n > maxAnswerBytes {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.m[reply]; ok {
+		return
+	}
+	if a.m == nil {
+		a.m = make(map[string]*nats.Msg, maxAnswers)
+	}
+	for len(a.keys) > 0 && (len(a.keys) >= maxAnswers || a.bytes+n > maxAnswerBytes) {
+		a.bytes -= len(a.m[a.keys[0]].Data)
+		delete(a.m, a.keys[0])
+		a.keys = a.keys[1:]
+	}
+	a.keys = append(a.keys, reply)
+	a.m[reply] = r
+	a.bytes += n
 }
 
 // scatter sends one query to each of nodes in parallel (page(i) is node
