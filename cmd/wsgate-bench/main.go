@@ -4,6 +4,7 @@
 //	wsgate-bench [-scenarios idle,handshake,post,route,fanout,slow,aged] [-runs 3]
 //	             [-workers 4] [-small] [-profile DIR] [-json FILE] [-wsgate BIN]
 //	wsgate-bench -scenarios handshake,post -syscalls   # system calls per operation (perf)
+//	wsgate-bench -scenarios post [-post-client lean|goroutines] [-post-workers N]
 //	wsgate-bench -scenarios fanout -against OTHER-WSGATE-BENCH [-runs 2]
 //	wsgate-bench -scenarios soak [-duration 10m] [-conns 19000] [-wsgate BIN]
 //	wsgate-bench -cluster 3 [-scenarios c-post,c-fanout,c-publish,c-join,c-page,c-memory] [-runs 3]
@@ -41,6 +42,8 @@ func main() {
 	serverBin := flag.String("wsgate", "", "run this built wsgate binary (wsgate serve --config) as the server instead of the in-harness server role")
 	duration := flag.Duration("duration", 0, "soak: how long the load runs (default 10m, 4s with -small)")
 	conns := flag.Int("conns", 0, "soak: connections (default 19000, 300 with -small)")
+	postClient := flag.String("post-client", "lean", "post: the fixed-rate phases' client, lean (one thread on one epoll set per process, timestamps at the system calls) or goroutines (a goroutine per request and per reader)")
+	postWorkers := flag.Int("post-workers", 0, "post: client processes of the fixed-rate phases (default 1 with the lean client, -workers with goroutines)")
 	syscalls := flag.Bool("syscalls", false, "handshake, post: count the servers' system calls per operation with perf (slows them: CPU figures of such a run are not comparable)")
 	flag.Parse()
 	var names []string
@@ -57,6 +60,9 @@ func main() {
 		ServerBin:  *serverBin,
 		Against:    *against,
 		Syscalls:   *syscalls,
+
+		PostClient:  *postClient,
+		PostWorkers: *postWorkers,
 
 		SoakDuration: *duration,
 		SoakConns:    *conns,

@@ -184,6 +184,11 @@ func (o *orch) post(run int) ([]Metric, error) {
 func (o *orch) postAt(run int, rate float64, floor bool) ([]Metric, error) {
 	var e *env
 	var err error
+	lean := rate > 0 && o.PostClient == "lean"
+	if rate > 0 {
+		o.phaseWorkers = o.PostWorkers
+		defer func() { o.phaseWorkers = 0 }()
+	}
 	if floor {
 		e, err = o.newFloorEnv("post", false)
 	} else {
@@ -193,7 +198,8 @@ func (o *orch) postAt(run int, rate float64, floor bool) ([]Metric, error) {
 		return nil, err
 	}
 	defer e.close()
-	if _, _, _, err := e.dial(o.size(400, 8), command{Conc: 8, Whoami: true, Read: true}); err != nil {
+	e.lean = lean
+	if _, _, _, err := e.dial(o.size(400, 8), command{Conc: 8, Whoami: true, Read: !lean}); err != nil {
 		return nil, err
 	}
 	p := "saturation: "
@@ -246,7 +252,7 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 		c := command{Op: op, Addr: e.addr, Addrs: e.addrs, Entry: entry, Key: benchKey, Secret: benchSecret, Region: benchRegion, Stage: stage,
 			Src: e.src(i), Conc: 32, Duration: dur, Max: 10_000_000}
 		if rate > 0 {
-			c.Conc, c.Rate, c.Samples = 64, rate/float64(len(e.workers)), true
+			c.Conc, c.Rate, c.Samples, c.Lean = 64, rate/float64(len(e.workers)), true, e.lean
 		}
 		return c
 	}
@@ -269,7 +275,22 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 		return nil, postErr
 	}
 	okN, errN, el := sumReplies(rs)
-	lat, err := e.collectAll(rs, rate > 0)
+	for _, r := range rs {
+		if r.FirstEr != "" {
+			fmt.Fprintf(o.Log, "post %s%d errors, the first: %s\n", p, r.Errors, r.FirstEr)
+			break
+		}
+	}
+	var lat, fromSend, atSocket, readDelay []int64
+	var err error
+	if e.lean {
+		lat, fromSend, err = leanFrames(rs)
+		for _, r := range rs {
+			atSocket, readDelay = append(atSocket, r.AtSocket...), append(readDelay, r.ReadDelay...)
+		}
+	} else {
+		lat, err = e.collectAll(rs, rate > 0)
+	}
 	ms := []Metric{{p + "verified POST/s", "/s", float64(okN) / el.Seconds()}, {p + "verified POSTs", "", float64(okN)}, {p + "errors", "", float64(errN)}}
 	ms = append(ms, u.metrics(p, okN, "POST")...)
 	ms = append(ms, latencyMetrics(p, lat)...)
@@ -278,7 +299,26 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 		queued, answered = append(queued, r.Queued...), append(answered, r.Lat...)
 	}
 	ms = append(ms, latencyMetrics(p+"sent after schedule: ", queued)...)
-	return append(ms, latencyMetrics(p+"answered: ", answered)...), err
+	ms = append(ms, latencyMetrics(p+"answered: ", answered)...)
+	ms = append(ms, latencyMetrics(p+"frame after the write: ", fromSend)...)
+	ms = append(ms, latencyMetrics(p+"frame at the client's socket: ", atSocket)...)
+	return append(ms, latencyMetrics(p+"client's read after its socket: ", readDelay)...), err
+}
+
+// leanFrames merges the lean clients' POST→frame samples (from the
+// scheduled time, and from the write) and checks that every answered POST
+// brought its frame.
+func leanFrames(rs []reply) (lat, fromSend []int64, err error) {
+	var frames, ok int64
+	for _, r := range rs {
+		lat, fromSend = append(lat, r.Frames...), append(fromSend, r.FromSend...)
+		frames += r.Count
+		ok += r.OK
+	}
+	if frames < ok {
+		err = fmt.Errorf("received %d frames of %d posted", frames, ok)
+	}
+	return lat, fromSend, err
 }
 
 // postSign has every worker sign its fixed-rate POSTs before the measured
