@@ -3,7 +3,6 @@
 package bench
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/wsgate/wsgate/internal/httpread"
 	"github.com/wsgate/wsgate/internal/rawsys"
 )
 
@@ -357,7 +357,7 @@ func (l *leanLoop) readAnswers(h *leanConn) bool {
 		return ended
 	}
 	h.buf = append(h.buf, l.rbuf[:n]...)
-	status, size, perr := parseAnswer(h.buf)
+	status, size, perr := httpread.Parse(h.buf)
 	switch {
 	case perr != nil:
 		l.fail(perr.Error())
@@ -504,60 +504,6 @@ func parseFrame(b []byte) (payload []byte, size int, err error) {
 		return nil, 0, nil
 	}
 	return b[h : h+ln], h + ln, nil
-}
-
-// parseAnswer finds a whole HTTP/1.1 answer at the start of b (a
-// Content-Length body or none): its status and size, or size 0 when it is
-// not whole yet.
-func parseAnswer(b []byte) (status, size int, err error) {
-	head, _, found := bytes.Cut(b, []byte("\r\n\r\n"))
-	if !found {
-		return 0, 0, nil
-	}
-	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
-	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
-		return 0, 0, errMalformedAnswer
-	}
-	status, ok := atoiSmall(line[9:12])
-	if !ok {
-		return 0, 0, errMalformedAnswer
-	}
-	length := 0
-	for len(rest) > 0 {
-		var field []byte
-		field, rest, _ = bytes.Cut(rest, []byte("\r\n"))
-		name, value, _ := bytes.Cut(field, []byte(":"))
-		switch {
-		case bytes.EqualFold(name, []byte("Content-Length")):
-			if length, ok = atoiSmall(bytes.TrimSpace(value)); !ok {
-				return 0, 0, errMalformedAnswer
-			}
-		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			return 0, 0, errMalformedAnswer
-		}
-	}
-	size = len(head) + 4 + length
-	if len(b) < size {
-		return 0, 0, nil
-	}
-	return status, size, nil
-}
-
-var errMalformedAnswer = errors.New("malformed HTTP answer")
-
-// atoiSmall parses a non-negative decimal of 1 to 9 digits.
-func atoiSmall(b []byte) (int, bool) {
-	if len(b) == 0 || len(b) > 9 {
-		return 0, false
-	}
-	n := 0
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n, true
 }
 
 // sysEpollPwait2 is epoll_pwait2(2) (Linux 5.11), the same number on every
