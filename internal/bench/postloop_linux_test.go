@@ -32,3 +32,20 @@ func TestParseFrame(t *testing.T) {
 		}
 	}
 }
+
+// gcMetrics reads the pauses of the cycles between two readings from the
+// runtime's ring of 256 (cycle n at (n+255)%256).
+func TestGCMetrics(t *testing.T) {
+	var s0, s1 Stats
+	s0.NumGC, s1.NumGC = 300, 303
+	s1.PauseNs[(301+255)%256] = 1e6
+	s1.PauseNs[(302+255)%256] = 3e6
+	s1.PauseNs[(303+255)%256] = 2e6
+	s1.PauseNs[(300+255)%256] = 9e6 // before the first reading
+	want := []float64{3, 6, 3}
+	for i, m := range gcMetrics("p: ", s0, s1) {
+		if m.Value != want[i] {
+			t.Errorf("%s = %v, want %v", m.Name, m.Value, want[i])
+		}
+	}
+}

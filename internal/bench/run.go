@@ -74,6 +74,9 @@ type Options struct {
 	// scenario's fixed-rate phases. Default 1 with the lean client (one
 	// thread sends and receives 5,000/s), Workers with goroutines.
 	PostWorkers int
+	// PostRates are the post scenario's phases in POSTs per second (0:
+	// saturation). Default 0, 1000, 5000.
+	PostRates []float64
 	// Cluster, when 2 or more, runs the cluster scenarios (ClusterScenarios):
 	// each run measures a single node and then a cluster of this many
 	// server processes (embedded NATS with JetStream, routed over loopback).

@@ -166,7 +166,11 @@ func (o *orch) idleAt(run, n int) ([]Metric, error) {
 // Every phase gets a fresh server, so none inherits another's sockets.
 func (o *orch) post(run int) ([]Metric, error) {
 	var ms []Metric
-	for j, rate := range []float64{0, 1000, 5000} {
+	rates := o.PostRates
+	if len(rates) == 0 {
+		rates = []float64{0, 1000, 5000}
+	}
+	for j, rate := range rates {
 		if o.Small {
 			rate /= 10
 		}
@@ -221,7 +225,23 @@ func (o *orch) postAt(run int, rate float64, floor bool) ([]Metric, error) {
 			return nil, err
 		}
 	}
+	v0, i0, _ := procSwitches(e.srv.pid())
+	var gc0 Stats
+	if e.debug != "" {
+		gc0, _ = e.stats(false)
+	}
 	ms, err := e.postPhase(run, rate, "", p)
+	if e.debug != "" {
+		if gc1, serr := e.stats(false); serr == nil {
+			ms = append(ms, gcMetrics(p, gc0, gc1)...)
+		}
+	}
+	if v1, i1, serr := procSwitches(e.srv.pid()); serr == nil {
+		if posts, _ := metricValue(ms, p+"verified POSTs"); posts > 0 {
+			ms = append(ms, Metric{p + "server context switches per POST, voluntary", "", float64(v1-v0) / posts},
+				Metric{p + "server context switches per POST, involuntary", "", float64(i1-i0) / posts})
+		}
+	}
 	if floor {
 		var serr error
 		st1, serr = statsOf(e.side)
@@ -237,6 +257,20 @@ func (o *orch) postAt(run int, rate float64, floor bool) ([]Metric, error) {
 		}
 	}
 	return ms, err
+}
+
+// gcMetrics are the server's collections between two /stats readings:
+// how many, and their stop-the-world pauses (total and longest).
+func gcMetrics(p string, s0, s1 Stats) []Metric {
+	n := s1.NumGC - s0.NumGC
+	var total, longest uint64
+	for c := s0.NumGC + 1; c <= s1.NumGC && c+256 > s1.NumGC; c++ {
+		d := s1.PauseNs[(c+255)%256]
+		total, longest = total+d, max(longest, d)
+	}
+	return []Metric{{p + "server GC cycles", "", float64(n)},
+		{p + "server GC stop-the-world, total", "ms", float64(total) / 1e6},
+		{p + "server GC stop-the-world, longest", "ms", float64(longest) / 1e6}}
 }
 
 // postPhase posts to the workers' connections: closed loop with 32
@@ -281,13 +315,22 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 			break
 		}
 	}
-	var lat, fromSend, atSocket, readDelay []int64
+	var lat, fromSend, atSocket, readDelay, wakeLate []int64
+	var client []Metric // the lean client's own figures
 	var err error
 	if e.lean {
 		lat, fromSend, err = leanFrames(rs)
+		var dials, inFlight, realtime int64
 		for _, r := range rs {
 			atSocket, readDelay = append(atSocket, r.AtSocket...), append(readDelay, r.ReadDelay...)
+			wakeLate = append(wakeLate, r.WakeLate...)
+			dials, inFlight = dials+r.Dials, max(inFlight, r.InFlight)
+			if r.Realtime {
+				realtime++
+			}
 		}
+		client = []Metric{{p + "client: HTTP connections dialed", "", float64(dials)}, {p + "client: POSTs in flight at most", "", float64(inFlight)},
+			{p + "client: real-time threads", "", float64(realtime)}}
 	} else {
 		lat, err = e.collectAll(rs, rate > 0)
 	}
@@ -302,7 +345,9 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 	ms = append(ms, latencyMetrics(p+"answered: ", answered)...)
 	ms = append(ms, latencyMetrics(p+"frame after the write: ", fromSend)...)
 	ms = append(ms, latencyMetrics(p+"frame at the client's socket: ", atSocket)...)
-	return append(ms, latencyMetrics(p+"client's read after its socket: ", readDelay)...), err
+	ms = append(ms, latencyMetrics(p+"client's read after its socket: ", readDelay)...)
+	ms = append(ms, latencyMetrics(p+"client's timer wake-up after its deadline: ", wakeLate)...)
+	return append(ms, client...), err
 }
 
 // leanFrames merges the lean clients' POST→frame samples (from the

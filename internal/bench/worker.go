@@ -106,6 +106,12 @@ type reply struct {
 	FromSend  []int64 `json:"fromSend,omitempty"`
 	AtSocket  []int64 `json:"atSocket,omitempty"`
 	ReadDelay []int64 `json:"readDelay,omitempty"`
+	// Lean post: HTTP connections dialed, and POSTs in flight at most.
+	Dials    int64 `json:"dials,omitempty"`
+	InFlight int64 `json:"inFlight,omitempty"`
+	Realtime bool  `json:"realtime,omitempty"` // lean post: the thread ran SCHED_FIFO
+	// Lean post: how late the thread woke from each wait that timed out, ns.
+	WakeLate []int64 `json:"wakeLate,omitempty"`
 }
 
 type clientConn struct {
