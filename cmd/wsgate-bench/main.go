@@ -4,6 +4,7 @@
 //	wsgate-bench [-scenarios idle,handshake,post,route,fanout,slow,aged] [-runs 3]
 //	             [-workers 4] [-small] [-profile DIR] [-json FILE] [-wsgate BIN]
 //	wsgate-bench -scenarios handshake,post -syscalls   # system calls per operation (perf)
+//	wsgate-bench -scenarios post [-post-client lean|goroutines] [-post-workers N] [-post-rates 0,1000,5000]
 //	wsgate-bench -scenarios fanout -against OTHER-WSGATE-BENCH [-runs 2]
 //	wsgate-bench -scenarios soak [-duration 10m] [-conns 19000] [-wsgate BIN]
 //	wsgate-bench -cluster 3 [-scenarios c-post,c-fanout,c-publish,c-join,c-page,c-memory] [-runs 3]
@@ -18,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/wsgate/wsgate/internal/bench"
@@ -41,8 +43,20 @@ func main() {
 	serverBin := flag.String("wsgate", "", "run this built wsgate binary (wsgate serve --config) as the server instead of the in-harness server role")
 	duration := flag.Duration("duration", 0, "soak: how long the load runs (default 10m, 4s with -small)")
 	conns := flag.Int("conns", 0, "soak: connections (default 19000, 300 with -small)")
+	postClient := flag.String("post-client", "lean", "post: the fixed-rate phases' client, lean (one thread on one epoll set per process, timestamps at the system calls) or goroutines (a goroutine per request and per reader)")
+	postWorkers := flag.Int("post-workers", 0, "post: client processes of the fixed-rate phases (default 1 with the lean client, -workers with goroutines)")
+	postRates := flag.String("post-rates", "0,1000,5000", "post: the phases, POSTs per second (0: saturation)")
 	syscalls := flag.Bool("syscalls", false, "handshake, post: count the servers' system calls per operation with perf (slows them: CPU figures of such a run are not comparable)")
 	flag.Parse()
+	var rates []float64
+	for _, r := range strings.Split(*postRates, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(r), 64)
+		if err != nil || v < 0 {
+			fmt.Fprintf(os.Stderr, "wsgate-bench: -post-rates: %q is not a rate\n", r)
+			os.Exit(2)
+		}
+		rates = append(rates, v)
+	}
 	var names []string
 	if *scenarios != "" {
 		names = strings.Split(*scenarios, ",")
@@ -57,6 +71,10 @@ func main() {
 		ServerBin:  *serverBin,
 		Against:    *against,
 		Syscalls:   *syscalls,
+
+		PostClient:  *postClient,
+		PostWorkers: *postWorkers,
+		PostRates:   rates,
 
 		SoakDuration: *duration,
 		SoakConns:    *conns,

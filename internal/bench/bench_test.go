@@ -46,7 +46,8 @@ func TestScenariosSmall(t *testing.T) {
 			"http $connect: floor (go): server CPU per handshake", "http $connect: floor (raw): server CPU per handshake",
 			"http $connect: wsgate/floor (raw): server CPU per handshake",
 		},
-		"post": {"floor: saturation: server CPU per POST", "wsgate/floor: saturation: server CPU per POST", "floor: 500/s: p99", "wsgate/floor: 500/s: p99"},
+		"post": {"floor: saturation: server CPU per POST", "wsgate/floor: saturation: server CPU per POST", "floor: 500/s: p99", "wsgate/floor: 500/s: p99",
+			"500/s: sent after schedule: p99", "500/s: frame after the write: p99", "floor: 500/s: frame after the write: p99"},
 	} {
 		for _, r := range res {
 			if r.Scenario != scenario {
@@ -63,6 +64,40 @@ func TestScenariosSmall(t *testing.T) {
 	WriteMarkdown(&md, res)
 	if !strings.Contains(md.String(), "### fanout") {
 		t.Errorf("markdown lacks the fanout table:\n%s", md.String())
+	}
+}
+
+// TestPostClientsSmall runs the post scenario with each fixed-rate client
+// (the lean one of postloop_linux.go, and a goroutine per request and per
+// reader): every POST answered and framed, none failed.
+func TestPostClientsSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts many processes")
+	}
+	for _, client := range []string{"lean", "goroutines"} {
+		var log strings.Builder
+		res, err := Run(Options{Small: true, Runs: 1, Workers: 2, Scenarios: []string{"post"}, PostClient: client, Log: &log})
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", client, err, log.String())
+		}
+		r := res[0]
+		if len(r.Errors) > 0 {
+			t.Fatalf("%s: %v\n%s", client, r.Errors, log.String())
+		}
+		for _, name := range []string{"100/s: errors", "500/s: errors", "floor: 100/s: errors", "floor: 500/s: errors"} {
+			if v := r.Values[name]; len(v) != 1 || v[0] != 0 {
+				t.Errorf("%s: %s = %v\n%s", client, name, v, log.String())
+			}
+		}
+		names := []string{"500/s: p99", "500/s: server context switches per POST, voluntary", "500/s: server GC cycles"}
+		if client == "lean" {
+			names = append(names, "500/s: frame after the write: p99", "500/s: client's timer wake-up after its deadline: p99", "floor: 500/s: client: real-time threads")
+		}
+		for _, name := range names {
+			if _, ok := r.Units[name]; !ok {
+				t.Errorf("%s: no figure %q\n%s", client, name, log.String())
+			}
+		}
 	}
 }
 

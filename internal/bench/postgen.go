@@ -163,6 +163,9 @@ func (p *connPool) close() {
 // readers. With c.Samples each POST's queueing (sent after its scheduled
 // time) and answer time (from the scheduled time) are recorded too.
 func (w *worker) post(c command) reply {
+	if c.Lean {
+		return w.postLean(c)
+	}
 	urls, entries := w.postURLs(c)
 	if len(urls) == 0 {
 		return reply{Err: "no connection ids (dial with whoami)"}

@@ -134,3 +134,31 @@ func procCPUExact(pid int) float64 {
 	}
 	return float64(ns) / 1e9
 }
+
+// procSwitches returns the context switches of all of pid's threads:
+// voluntary (the thread blocked: a wake-up follows each) and involuntary
+// (it was preempted), from /proc/PID/task/*/status.
+func procSwitches(pid int) (voluntary, involuntary int64, err error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/status")
+		if err != nil {
+			continue // the thread ended
+		}
+		for line := range strings.Lines(string(b)) {
+			name, value, _ := strings.Cut(line, ":")
+			n, _ := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
+			switch name {
+			case "voluntary_ctxt_switches":
+				voluntary += n
+			case "nonvoluntary_ctxt_switches":
+				involuntary += n
+			}
+		}
+	}
+	return voluntary, involuntary, nil
+}

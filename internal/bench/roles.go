@@ -75,6 +75,10 @@ type Stats struct {
 	Sys        uint64 `json:"sys"`
 	Goroutines int    `json:"goroutines"`
 	Conns      int    `json:"conns"`
+	// The collector: cycles so far, and the stop-the-world pause of each
+	// of the last 256 (runtime.MemStats.PauseNs, cycle n at (n+255)%256).
+	NumGC   uint32      `json:"numGC"`
+	PauseNs [256]uint64 `json:"pauseNs"`
 }
 
 // serverRole runs wsgate (server.New, as `wsgate serve` does) with a side
@@ -110,6 +114,7 @@ func serverRole(args []string) error {
 		_ = json.NewEncoder(w).Encode(Stats{
 			HeapInuse: ms.HeapInuse, StackInuse: ms.StackInuse, HeapAlloc: ms.HeapAlloc, Sys: ms.Sys,
 			Goroutines: runtime.NumGoroutine(), Conns: srv.Gateway().Connections(),
+			NumGC: ms.NumGC, PauseNs: ms.PauseNs,
 		})
 	})
 	dln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -65,6 +65,18 @@ type Options struct {
 	// server's system calls per operation with perf (raw_syscalls:sys_enter),
 	// which slows them: measure CPU in runs without it.
 	Syscalls bool
+	// PostClient is the post scenario's client at a fixed rate: "lean"
+	// (default: one thread on one epoll set per process, postloop_linux.go)
+	// or "goroutines" (a goroutine per request in flight and per
+	// connection's reader, the client of session 8 and before).
+	PostClient string
+	// PostWorkers is the number of client processes of the post
+	// scenario's fixed-rate phases. Default 1 with the lean client (one
+	// thread sends and receives 5,000/s), Workers with goroutines.
+	PostWorkers int
+	// PostRates are the post scenario's phases in POSTs per second (0:
+	// saturation). Default 0, 1000, 5000.
+	PostRates []float64
 	// Cluster, when 2 or more, runs the cluster scenarios (ClusterScenarios):
 	// each run measures a single node and then a cluster of this many
 	// server processes (embedded NATS with JetStream, routed over loopback).
@@ -106,8 +118,11 @@ type Table struct {
 type orch struct {
 	Options
 	seq int // run counter, picks the source addresses
-	dir string
-	res *Result // the scenario running, for its Table and Fails
+	// phaseWorkers, when > 0, is the number of client processes of the
+	// next envs instead of Workers (the post scenario's fixed-rate phases).
+	phaseWorkers int
+	dir          string
+	res          *Result // the scenario running, for its Table and Fails
 }
 
 // Run runs the scenarios and returns their results.
@@ -124,6 +139,19 @@ func Run(o Options) ([]*Result, error) {
 	}
 	if o.Workers < 1 {
 		o.Workers = 4
+	}
+	switch o.PostClient {
+	case "":
+		o.PostClient = "lean"
+	case "lean", "goroutines":
+	default:
+		return nil, fmt.Errorf("post client %q: want lean or goroutines", o.PostClient)
+	}
+	if o.PostWorkers < 1 {
+		o.PostWorkers = 1
+		if o.PostClient == "goroutines" {
+			o.PostWorkers = o.Workers
+		}
 	}
 	if o.Log == nil {
 		o.Log = os.Stderr
@@ -271,6 +299,7 @@ type env struct {
 	addr  string // server (or raw server) address
 	debug string // its side port
 	side  string // a floor's side port (/stats: floorStats)
+	lean  bool   // post at a rate: the lean client, no readers (postloop_linux.go)
 	// In a cluster env, every node; srv, addr and debug are the first's.
 	// A single-node env has its one server here too.
 	srvs    []*child
@@ -435,7 +464,11 @@ func (o *orch) startBinary(e *env, config string) error {
 }
 
 func (o *orch) startWorkers(e *env) error {
-	for range o.Workers {
+	n := o.Workers
+	if o.phaseWorkers > 0 {
+		n = o.phaseWorkers
+	}
+	for range n {
 		w, err := o.start("worker")
 		if err != nil {
 			e.close()

@@ -166,7 +166,11 @@ func (o *orch) idleAt(run, n int) ([]Metric, error) {
 // Every phase gets a fresh server, so none inherits another's sockets.
 func (o *orch) post(run int) ([]Metric, error) {
 	var ms []Metric
-	for j, rate := range []float64{0, 1000, 5000} {
+	rates := o.PostRates
+	if len(rates) == 0 {
+		rates = []float64{0, 1000, 5000}
+	}
+	for j, rate := range rates {
 		if o.Small {
 			rate /= 10
 		}
@@ -184,6 +188,11 @@ func (o *orch) post(run int) ([]Metric, error) {
 func (o *orch) postAt(run int, rate float64, floor bool) ([]Metric, error) {
 	var e *env
 	var err error
+	lean := rate > 0 && o.PostClient == "lean"
+	if rate > 0 {
+		o.phaseWorkers = o.PostWorkers
+		defer func() { o.phaseWorkers = 0 }()
+	}
 	if floor {
 		e, err = o.newFloorEnv("post", false)
 	} else {
@@ -193,7 +202,8 @@ func (o *orch) postAt(run int, rate float64, floor bool) ([]Metric, error) {
 		return nil, err
 	}
 	defer e.close()
-	if _, _, _, err := e.dial(o.size(400, 8), command{Conc: 8, Whoami: true, Read: true}); err != nil {
+	e.lean = lean
+	if _, _, _, err := e.dial(o.size(400, 8), command{Conc: 8, Whoami: true, Read: !lean}); err != nil {
 		return nil, err
 	}
 	p := "saturation: "
@@ -215,7 +225,23 @@ func (o *orch) postAt(run int, rate float64, floor bool) ([]Metric, error) {
 			return nil, err
 		}
 	}
+	v0, i0, _ := procSwitches(e.srv.pid())
+	var gc0 Stats
+	if e.debug != "" {
+		gc0, _ = e.stats(false)
+	}
 	ms, err := e.postPhase(run, rate, "", p)
+	if e.debug != "" {
+		if gc1, serr := e.stats(false); serr == nil {
+			ms = append(ms, gcMetrics(p, gc0, gc1)...)
+		}
+	}
+	if v1, i1, serr := procSwitches(e.srv.pid()); serr == nil {
+		if posts, _ := metricValue(ms, p+"verified POSTs"); posts > 0 {
+			ms = append(ms, Metric{p + "server context switches per POST, voluntary", "", float64(v1-v0) / posts},
+				Metric{p + "server context switches per POST, involuntary", "", float64(i1-i0) / posts})
+		}
+	}
 	if floor {
 		var serr error
 		st1, serr = statsOf(e.side)
@@ -233,6 +259,20 @@ func (o *orch) postAt(run int, rate float64, floor bool) ([]Metric, error) {
 	return ms, err
 }
 
+// gcMetrics are the server's collections between two /stats readings:
+// how many, and their stop-the-world pauses (total and longest).
+func gcMetrics(p string, s0, s1 Stats) []Metric {
+	n := s1.NumGC - s0.NumGC
+	var total, longest uint64
+	for c := s0.NumGC + 1; c <= s1.NumGC && c+256 > s1.NumGC; c++ {
+		d := s1.PauseNs[(c+255)%256]
+		total, longest = total+d, max(longest, d)
+	}
+	return []Metric{{p + "server GC cycles", "", float64(n)},
+		{p + "server GC stop-the-world, total", "ms", float64(total) / 1e6},
+		{p + "server GC stop-the-world, longest", "ms", float64(longest) / 1e6}}
+}
+
 // postPhase posts to the workers' connections: closed loop with 32
 // keep-alive clients per worker when rate is 0, else open loop at rate
 // with 64 clients per worker. entry "other" sends each POST to a cluster
@@ -246,7 +286,7 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 		c := command{Op: op, Addr: e.addr, Addrs: e.addrs, Entry: entry, Key: benchKey, Secret: benchSecret, Region: benchRegion, Stage: stage,
 			Src: e.src(i), Conc: 32, Duration: dur, Max: 10_000_000}
 		if rate > 0 {
-			c.Conc, c.Rate, c.Samples = 64, rate/float64(len(e.workers)), true
+			c.Conc, c.Rate, c.Samples, c.Lean = 64, rate/float64(len(e.workers)), true, e.lean
 		}
 		return c
 	}
@@ -269,7 +309,31 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 		return nil, postErr
 	}
 	okN, errN, el := sumReplies(rs)
-	lat, err := e.collectAll(rs, rate > 0)
+	for _, r := range rs {
+		if r.FirstEr != "" {
+			fmt.Fprintf(o.Log, "post %s%d errors, the first: %s\n", p, r.Errors, r.FirstEr)
+			break
+		}
+	}
+	var lat, fromSend, atSocket, readDelay, wakeLate []int64
+	var client []Metric // the lean client's own figures
+	var err error
+	if e.lean {
+		lat, fromSend, err = leanFrames(rs)
+		var dials, inFlight, realtime int64
+		for _, r := range rs {
+			atSocket, readDelay = append(atSocket, r.AtSocket...), append(readDelay, r.ReadDelay...)
+			wakeLate = append(wakeLate, r.WakeLate...)
+			dials, inFlight = dials+r.Dials, max(inFlight, r.InFlight)
+			if r.Realtime {
+				realtime++
+			}
+		}
+		client = []Metric{{p + "client: HTTP connections dialed", "", float64(dials)}, {p + "client: POSTs in flight at most", "", float64(inFlight)},
+			{p + "client: real-time threads", "", float64(realtime)}}
+	} else {
+		lat, err = e.collectAll(rs, rate > 0)
+	}
 	ms := []Metric{{p + "verified POST/s", "/s", float64(okN) / el.Seconds()}, {p + "verified POSTs", "", float64(okN)}, {p + "errors", "", float64(errN)}}
 	ms = append(ms, u.metrics(p, okN, "POST")...)
 	ms = append(ms, latencyMetrics(p, lat)...)
@@ -278,7 +342,28 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 		queued, answered = append(queued, r.Queued...), append(answered, r.Lat...)
 	}
 	ms = append(ms, latencyMetrics(p+"sent after schedule: ", queued)...)
-	return append(ms, latencyMetrics(p+"answered: ", answered)...), err
+	ms = append(ms, latencyMetrics(p+"answered: ", answered)...)
+	ms = append(ms, latencyMetrics(p+"frame after the write: ", fromSend)...)
+	ms = append(ms, latencyMetrics(p+"frame at the client's socket: ", atSocket)...)
+	ms = append(ms, latencyMetrics(p+"client's read after its socket: ", readDelay)...)
+	ms = append(ms, latencyMetrics(p+"client's timer wake-up after its deadline: ", wakeLate)...)
+	return append(ms, client...), err
+}
+
+// leanFrames merges the lean clients' POST→frame samples (from the
+// scheduled time, and from the write) and checks that every answered POST
+// brought its frame.
+func leanFrames(rs []reply) (lat, fromSend []int64, err error) {
+	var frames, ok int64
+	for _, r := range rs {
+		lat, fromSend = append(lat, r.Frames...), append(fromSend, r.FromSend...)
+		frames += r.Count
+		ok += r.OK
+	}
+	if frames < ok {
+		err = fmt.Errorf("received %d frames of %d posted", frames, ok)
+	}
+	return lat, fromSend, err
 }
 
 // postSign has every worker sign its fixed-rate POSTs before the measured

@@ -67,6 +67,9 @@ type command struct {
 	Region   string  `json:"region,omitempty"`
 	Stage    string  `json:"stage,omitempty"`
 	Lead     float64 `json:"lead,omitempty"` // post-sign: seconds from now to the window's start
+	// post at a rate: the lean client (postloop_linux.go) on connections
+	// dialed without readers, instead of a goroutine per request and reader.
+	Lean bool `json:"lean,omitempty"`
 
 	// soak-start
 	Soak *soakPlan `json:"soak,omitempty"`
@@ -94,6 +97,21 @@ type reply struct {
 	EndErr string            `json:"endErr,omitempty"`
 	Soak   *soakCounts       `json:"soak,omitempty"`
 	Start  int64             `json:"start,omitempty"` // post-sign: the window's start, unix ns
+	// Lean post: POST→frame from each POST's scheduled time (Frames) and
+	// from its write (FromSend), ns; Count is the frames received.
+	// AtSocket: from the scheduled time to the kernel's receive timestamp
+	// of the frame at the client's socket; ReadDelay: from that timestamp
+	// to the client's read.
+	Frames    []int64 `json:"frames,omitempty"`
+	FromSend  []int64 `json:"fromSend,omitempty"`
+	AtSocket  []int64 `json:"atSocket,omitempty"`
+	ReadDelay []int64 `json:"readDelay,omitempty"`
+	// Lean post: HTTP connections dialed, and POSTs in flight at most.
+	Dials    int64 `json:"dials,omitempty"`
+	InFlight int64 `json:"inFlight,omitempty"`
+	Realtime bool  `json:"realtime,omitempty"` // lean post: the thread ran SCHED_FIFO
+	// Lean post: how late the thread woke from each wait that timed out, ns.
+	WakeLate []int64 `json:"wakeLate,omitempty"`
 }
 
 type clientConn struct {

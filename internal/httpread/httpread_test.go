@@ -44,3 +44,38 @@ func TestAnswerAllocatesNothing(t *testing.T) {
 		t.Fatalf("%v allocations per answer", n)
 	}
 }
+
+func TestParse(t *testing.T) {
+	const ok = "HTTP/1.1 200 OK\r\nDate: Sun, 29 Nov 2026 20:00:00 GMT\r\nContent-Length: 0\r\n\r\n"
+	const gone = "HTTP/1.1 410 Gone\r\ncontent-length: 2\r\n\r\n{}"
+	for _, tc := range []struct {
+		in           string
+		status, size int
+		err          bool
+	}{
+		{in: ok[:20]},
+		{in: ok, status: 200, size: len(ok)},
+		{in: ok + "HTTP/1.1", status: 200, size: len(ok)},
+		{in: gone[:len(gone)-1]},
+		{in: gone, status: 410, size: len(gone)},
+		{in: "HTTP/1.0 200 OK\r\n\r\n", err: true},
+		{in: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", err: true},
+		{in: "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", err: true},
+	} {
+		status, size, err := httpread.Parse([]byte(tc.in))
+		if (err != nil) != tc.err || status != tc.status || size != tc.size {
+			t.Errorf("httpread.Parse(%q) = %d, %d, %v; want %d, %d, error %v", tc.in, status, size, err, tc.status, tc.size, tc.err)
+		}
+	}
+}
+
+func TestParseAllocatesNothing(t *testing.T) {
+	one := []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+	if n := testing.AllocsPerRun(100, func() {
+		if _, size, err := httpread.Parse(one); err != nil || size != len(one) {
+			t.Fatal(size, err)
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations per answer", n)
+	}
+}

@@ -1,0 +1,566 @@
+//go:build linux
+
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/wsgate/wsgate/internal/httpread"
+	"github.com/wsgate/wsgate/internal/rawsys"
+)
+
+// The lean POST client (op "post" with Lean, after "post-sign"): the
+// fixed-rate POST load sent and received by one goroutine locked to its
+// OS thread, on one epoll set of its own, so that a latency it reports is
+// the server's and the machine's, not the client's scheduling:
+//
+//   - the send timestamp is taken right before the write(2) of the
+//     request (bytes signed before the window, sigv4.Sign: the server
+//     verifies a real SigV4 POST), the receive timestamp right after the
+//     read(2) that brought the frame or the answer, and for a frame also
+//     the kernel's receive timestamp (SO_TIMESTAMPNS): the time the frame
+//     sat in the client's socket before its thread read it is measured,
+//     not guessed;
+//   - the thread sleeps until the next scheduled send in epoll_pwait2,
+//     whose timeout is in nanoseconds, with a timer slack of 1 ns
+//     (prctl PR_SET_TIMERSLACK). Go's own timers (time.Sleep) sleep in
+//     epoll_wait with a millisecond timeout: a sleep under 1 ms lasts at
+//     least 1 ms, which alone put the goroutine client's sends up to a
+//     millisecond or more behind schedule;
+//   - the thread runs SCHED_FIFO when the process may (root or
+//     CAP_SYS_NICE; the figure "client: real-time" says whether it did);
+//   - no goroutine per connection or per request, no channel hand-off, no
+//     runtime poller wake-up, and nothing allocated in the window (no GC);
+//   - every latency is measured from the POST's scheduled time (an open
+//     loop: a late send is counted, not omitted), and also from its write,
+//     and the lateness of each write is reported on its own.
+
+// leanMaxHTTP bounds the keep-alive connections per entry node, dialed
+// when none is idle (leanPreDial of them before the window): with all of
+// them in flight, the next POST waits for an answer and is sent late,
+// which its samples count (the goroutine client allowed 64 in flight per
+// process, 4 processes).
+const (
+	leanPreDial  = 4
+	leanMaxHTTP  = 256
+	leanReadBuf  = 16 << 10
+	leanMaxFrame = 1 << 16
+)
+
+// leanConn is one socket of the lean client.
+type leanConn struct {
+	fd    int
+	ws    bool   // a WebSocket connection: what arrives is frames
+	buf   []byte // bytes read and not yet parsed
+	entry int    // HTTP: its entry node's pool
+	post  int    // HTTP: the POST in flight, -1 when idle
+}
+
+// leanPool is an entry node's idle HTTP connections, last in first out.
+type leanPool struct {
+	addr string
+	idle []*leanConn
+	n    int // connections dialed
+}
+
+type leanLoop struct {
+	c        command
+	ep       int
+	conns    []*leanConn // by descriptor
+	pools    []*leanPool
+	poolOf   []int // entry pool of POST i's URL (by i mod len)
+	start    int64 // the schedule's start, unix ns
+	interval int64 // ns between scheduled sends
+	wires    [][]byte
+	sentAt   []int64 // unix ns of each POST's write, 0 before
+	rbuf     []byte
+	// recvmsg's header, I/O vector and control buffer, reused: a frame's
+	// read brings the kernel's receive timestamp (SO_TIMESTAMPNS).
+	msg  syscall.Msghdr
+	iov  syscall.Iovec
+	cbuf [64]byte
+
+	ok, errs, frames    int64
+	dials, mostInFlight int64 // HTTP connections dialed; POSTs in flight at most
+	realtime            bool  // the thread ran SCHED_FIFO
+	firstErr            string
+	wsEnded             int
+	// The samples, ns: sent after schedule, answered and frame (from the
+	// scheduled time), frame from the write, frame at the client's socket
+	// (the kernel's receive timestamp, from the scheduled time) and from
+	// that timestamp to the read.
+	late, answered, frameLat, fromSend, atSocket, readDelay []int64
+	// wakeLate: how long after its deadline the thread woke from a wait
+	// that timed out (nothing had arrived): the machine's own wake-up
+	// latency for this thread, with no server in it.
+	wakeLate []int64
+}
+
+// postLean runs the fixed-rate POSTs signed by post-sign on this worker's
+// connections (dialed without readers) and returns every sample; Count is
+// the frames received, which the readers would otherwise count.
+func (w *worker) postLean(c command) reply {
+	if w.plan == nil || c.Rate <= 0 {
+		return reply{Err: "lean post: sign the window first (post-sign), at a rate"}
+	}
+	_, entries := w.postURLs(c)
+	plan := w.plan
+	w.plan = nil
+	l := &leanLoop{c: c, start: plan.start.UnixNano(), interval: int64(time.Duration(float64(time.Second) / c.Rate)),
+		wires: plan.wires, sentAt: make([]int64, len(plan.wires)), rbuf: make([]byte, leanReadBuf)}
+	n := len(plan.wires)
+	l.late, l.answered = make([]int64, 0, n), make([]int64, 0, n)
+	l.frameLat, l.fromSend = make([]int64, 0, n), make([]int64, 0, n)
+	l.atSocket, l.readDelay, l.wakeLate = make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n)
+	var err error
+	if l.ep, err = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC); err != nil {
+		return reply{Err: err.Error()}
+	}
+	defer l.closeAll()
+	if err := l.takeOver(w.conns); err != nil {
+		return reply{Err: err.Error()}
+	}
+	w.conns = nil // the loop owns (and closes) their sockets now
+	index := map[string]int{}
+	for _, addr := range entries {
+		k, seen := index[addr]
+		if !seen {
+			k = len(l.pools)
+			index[addr] = k
+			l.pools = append(l.pools, &leanPool{addr: addr})
+		}
+		l.poolOf = append(l.poolOf, k)
+	}
+	for k := range l.pools {
+		for range leanPreDial {
+			h, err := l.dialHTTP(k)
+			if err != nil {
+				return reply{Err: err.Error()}
+			}
+			l.pools[k].idle = append(l.pools[k].idle, h)
+		}
+	}
+	runtime.LockOSThread()
+	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_TIMERSLACK, 1, 0)
+	l.realtime = setFIFO(1) == nil
+	l.run()
+	if l.realtime {
+		_ = setFIFO(0)
+	}
+	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_TIMERSLACK, 0, 0) // back to the default
+	runtime.UnlockOSThread()
+	r := reply{Elapsed: time.Now().UnixNano() - l.start, OK: l.ok, Errors: l.errs, Count: l.frames,
+		Lat: l.answered, Queued: l.late, Frames: l.frameLat, FromSend: l.fromSend, AtSocket: l.atSocket, ReadDelay: l.readDelay, WakeLate: l.wakeLate,
+		Ended: int64(l.wsEnded), Dials: l.dials, InFlight: l.mostInFlight, Realtime: l.realtime}
+	if l.firstErr != "" {
+		r.FirstEr = l.firstErr
+	}
+	return r
+}
+
+// setFIFO makes the calling thread SCHED_FIFO at priority prio, or
+// SCHED_OTHER again with 0 (sched_setscheduler; needs CAP_SYS_NICE).
+// A real-time load thread runs as soon as its timer fires or a frame
+// arrives, ahead of the server and of every other process: its own
+// scheduling delay does not pad the server's latency (its CPU is under
+// half a core at 5,000 POSTs/s, and the kernel's real-time throttling
+// keeps 5 % for the rest).
+func setFIFO(prio int) error {
+	policy := uintptr(1) // SCHED_FIFO
+	if prio == 0 {
+		policy = 0 // SCHED_OTHER
+	}
+	param := int32(prio)
+	_, _, e := syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, 0, policy, uintptr(unsafe.Pointer(&param)))
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// takeOver moves the WebSocket connections' sockets into the loop: a
+// duplicate descriptor, non-blocking, in the epoll set; closing the
+// net.Conn takes the socket out of the runtime's poller (the duplicate
+// keeps it open).
+func (l *leanLoop) takeOver(conns []*clientConn) error {
+	for _, cc := range conns {
+		if cc.br.Buffered() > 0 {
+			return errors.New("lean post: a connection has unread bytes (dial without readers)")
+		}
+		fd, err := dupSocket(cc.nc)
+		if err != nil {
+			return err
+		}
+		cc.nc.Close()
+		if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1); err != nil {
+			syscall.Close(fd)
+			return err
+		}
+		if err := l.add(&leanConn{fd: fd, ws: true, post: -1}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func dupSocket(nc any) (int, error) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1, fmt.Errorf("lean post: %T has no descriptor", nc)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	cerr := rc.Control(func(s uintptr) {
+		var r uintptr
+		var e syscall.Errno
+		r, _, e = syscall.Syscall(syscall.SYS_FCNTL, s, syscall.F_DUPFD_CLOEXEC, 0)
+		if e != 0 {
+			err = e
+			return
+		}
+		fd = int(r)
+	})
+	if err = errors.Join(cerr, err); err != nil {
+		return -1, err
+	}
+	return fd, syscall.SetNonblock(fd, true)
+}
+
+func (l *leanLoop) add(lc *leanConn) error {
+	for lc.fd >= len(l.conns) {
+		l.conns = append(l.conns, make([]*leanConn, len(l.conns)+64)...)
+	}
+	l.conns[lc.fd] = lc
+	return rawsys.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, lc.fd, &syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(lc.fd)})
+}
+
+// dialHTTP opens a keep-alive connection to pool k's node (a blocking
+// connect from the loop: counted in the lateness of the send that needed it).
+func (l *leanLoop) dialHTTP(k int) (*leanConn, error) {
+	p := l.pools[k]
+	nc, err := srcDialer(l.c.Src[0]).Dial("tcp", p.addr)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := dupSocket(nc)
+	nc.Close()
+	if err != nil {
+		return nil, err
+	}
+	h := &leanConn{fd: fd, entry: k, post: -1}
+	if err := l.add(h); err != nil {
+		syscall.Close(fd)
+		return nil, err
+	}
+	p.n++
+	l.dials++
+	return h, nil
+}
+
+func (l *leanLoop) closeAll() {
+	for _, lc := range l.conns {
+		if lc != nil {
+			syscall.Close(lc.fd)
+		}
+	}
+	syscall.Close(l.ep)
+}
+
+func (l *leanLoop) fail(err string) {
+	l.errs++
+	if l.firstErr == "" {
+		l.firstErr = err
+	}
+}
+
+func (l *leanLoop) sched(i int) int64 { return l.start + int64(i)*l.interval }
+
+// run sends every POST at its scheduled time and reads answers and frames
+// until each sent POST was answered and each answered one framed, or 10 s
+// after the last scheduled send.
+func (l *leanLoop) run() {
+	evs := make([]syscall.EpollEvent, 256)
+	total := len(l.wires)
+	end := l.sched(total) + int64(10*time.Second)
+	next, inFlight := 0, 0
+	for {
+		now := time.Now().UnixNano()
+		blocked := false
+		for next < total && now >= l.sched(next) {
+			var sent bool
+			if sent, blocked = l.send(next); blocked {
+				break // every connection to its node is in flight
+			}
+			if sent {
+				inFlight++
+				l.mostInFlight = max(l.mostInFlight, int64(inFlight))
+			}
+			next++
+			now = time.Now().UnixNano()
+		}
+		if next == total && inFlight == 0 && l.frames >= l.ok || now > end || l.wsEnded > 0 {
+			return
+		}
+		timeout, timed := int64(100*time.Millisecond), next < total && !blocked
+		if timed {
+			timeout = l.sched(next) - now
+		}
+		n, err := epollWaitNS(l.ep, evs, timeout)
+		if err != nil && err != syscall.EINTR {
+			l.fail("epoll_pwait2: " + err.Error())
+			return
+		}
+		if n == 0 && timed && timeout > 0 && len(l.wakeLate) < cap(l.wakeLate) {
+			l.wakeLate = append(l.wakeLate, time.Now().UnixNano()-l.sched(next))
+		}
+		for _, ev := range evs[:n] {
+			lc := l.conns[ev.Fd]
+			if lc == nil {
+				continue
+			}
+			if lc.ws {
+				l.readFrames(lc)
+			} else if l.readAnswers(lc) {
+				inFlight--
+			}
+		}
+	}
+}
+
+// send writes POST i on an idle connection of its node, timestamped right
+// before the write; it reports whether the POST is in flight, or blocked
+// when every connection the node may have is in flight (not sent yet).
+func (l *leanLoop) send(i int) (sent, blocked bool) {
+	k := l.poolOf[i%len(l.poolOf)]
+	p := l.pools[k]
+	var h *leanConn
+	if n := len(p.idle); n > 0 {
+		h, p.idle = p.idle[n-1], p.idle[:n-1]
+	} else if p.n >= leanMaxHTTP {
+		return false, true
+	} else {
+		var err error
+		if h, err = l.dialHTTP(k); err != nil {
+			l.fail(err.Error())
+			return false, false
+		}
+	}
+	t := time.Now().UnixNano()
+	l.sentAt[i] = t
+	l.late = append(l.late, t-l.sched(i))
+	wire := l.wires[i]
+	m, _, err := rawsys.WriteNB(h.fd, wire, rawsys.Raw)
+	if err != nil || m < len(wire) {
+		// An idle keep-alive socket's send buffer is empty: a request of
+		// about a kilobyte is written whole or the connection is broken.
+		l.fail(fmt.Sprintf("write: %d of %d bytes, %v", m, len(wire), err))
+		l.drop(h)
+		return false, false
+	}
+	h.post = i
+	return true, false
+}
+
+// drop closes a broken HTTP connection.
+func (l *leanLoop) drop(h *leanConn) {
+	syscall.Close(h.fd)
+	l.conns[h.fd] = nil
+	l.pools[h.entry].n--
+}
+
+// readAnswers reads an HTTP connection's answer; it reports whether the
+// POST in flight on it ended (answered, or the connection broke).
+func (l *leanLoop) readAnswers(h *leanConn) bool {
+	n, again, err := rawsys.ReadNB(h.fd, l.rbuf)
+	now := time.Now().UnixNano()
+	if again {
+		return false
+	}
+	if err != nil {
+		ended := h.post >= 0
+		if ended {
+			l.fail("answer: " + err.Error())
+		}
+		l.drop(h)
+		return ended
+	}
+	h.buf = append(h.buf, l.rbuf[:n]...)
+	status, size, perr := httpread.Parse(h.buf)
+	switch {
+	case perr != nil:
+		l.fail(perr.Error())
+	case size == 0:
+		if len(h.buf) > leanMaxFrame {
+			l.fail("answer: head too long")
+			break
+		}
+		return false // not whole yet
+	case h.post < 0:
+		l.fail("an answer with no request in flight")
+	case size < len(h.buf):
+		l.fail("bytes after the answer")
+	default:
+		i := h.post
+		h.post, h.buf = -1, h.buf[:0]
+		if status/100 != 2 {
+			l.fail(fmt.Sprintf("POST %d", status))
+		} else {
+			l.ok++
+			l.answered = append(l.answered, now-l.sched(i))
+		}
+		l.pools[h.entry].idle = append(l.pools[h.entry].idle, h)
+		return true
+	}
+	ended := h.post >= 0
+	l.drop(h)
+	return ended
+}
+
+// readFrames reads a WebSocket connection's frames (server frames are not
+// masked) and records each POST's latencies from the read's timestamp.
+func (l *leanLoop) readFrames(lc *leanConn) {
+	n, stamp, again, err := l.recvStamped(lc.fd)
+	now := time.Now().UnixNano()
+	if again {
+		return
+	}
+	if err != nil {
+		l.wsEnd("frame read: " + err.Error())
+		return
+	}
+	lc.buf = append(lc.buf, l.rbuf[:n]...)
+	for {
+		payload, size, ferr := parseFrame(lc.buf)
+		if ferr != nil {
+			l.wsEnd(ferr.Error())
+			return
+		}
+		if size == 0 {
+			if len(lc.buf) > leanMaxFrame {
+				l.wsEnd("frame too long")
+			}
+			return
+		}
+		l.frames++
+		if t := parseT(payload); t >= l.start && (t-l.start)%l.interval == 0 {
+			l.frameLat = append(l.frameLat, now-t)
+			if i := (t - l.start) / l.interval; i < int64(len(l.sentAt)) && l.sentAt[i] > 0 {
+				l.fromSend = append(l.fromSend, now-l.sentAt[i])
+			}
+			if stamp > 0 {
+				l.atSocket, l.readDelay = append(l.atSocket, stamp-t), append(l.readDelay, now-stamp)
+			}
+		}
+		lc.buf = lc.buf[:copy(lc.buf, lc.buf[size:])]
+	}
+}
+
+// recvStamped is one recvmsg(2) of a non-blocking WebSocket socket into
+// l.rbuf, with the kernel's receive timestamp (unix ns; 0 when none came)
+// of the last segment it read: when the frame was in the client's socket,
+// before the client's thread woke to read it. A read of nothing is io.EOF.
+func (l *leanLoop) recvStamped(fd int) (n int, stamp int64, again bool, err error) {
+	l.iov.Base = &l.rbuf[0]
+	l.iov.SetLen(len(l.rbuf))
+	l.msg.Iov, l.msg.Iovlen = &l.iov, 1
+	l.msg.Control = &l.cbuf[0]
+	l.msg.SetControllen(len(l.cbuf))
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&l.msg)), 0)
+		switch e {
+		case 0:
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return 0, 0, true, nil
+		default:
+			return 0, 0, false, e
+		}
+		if r == 0 {
+			return 0, 0, false, io.EOF
+		}
+		return int(r), l.stamp(), false, nil
+	}
+}
+
+// stamp finds SCM_TIMESTAMPNS in the control bytes recvmsg returned.
+func (l *leanLoop) stamp() int64 {
+	cb := l.cbuf[:l.msg.Controllen]
+	const hdr = int(unsafe.Sizeof(syscall.Cmsghdr{}))
+	for len(cb) >= hdr {
+		h := (*syscall.Cmsghdr)(unsafe.Pointer(&cb[0]))
+		size := int(h.Len)
+		if size < hdr || size > len(cb) {
+			return 0
+		}
+		if h.Level == syscall.SOL_SOCKET && h.Type == syscall.SCM_TIMESTAMPNS && size >= hdr+int(unsafe.Sizeof(syscall.Timespec{})) {
+			ts := (*syscall.Timespec)(unsafe.Pointer(&cb[hdr]))
+			return ts.Nano()
+		}
+		cb = cb[min(len(cb), syscall.CmsgSpace(size-hdr)):]
+	}
+	return 0
+}
+
+func (l *leanLoop) wsEnd(why string) {
+	l.wsEnded++
+	l.fail(why)
+}
+
+// parseFrame finds the first whole server frame in b: its payload and
+// its size, or size 0 when it is not whole yet. A close frame, a masked
+// frame or reserved bits are an error.
+func parseFrame(b []byte) (payload []byte, size int, err error) {
+	if len(b) < 2 {
+		return nil, 0, nil
+	}
+	op, ln, h := b[0]&0x0f, int(b[1]&0x7f), 2
+	switch {
+	case b[0]&0x70 != 0 || b[1]&0x80 != 0:
+		return nil, 0, fmt.Errorf("bad frame header % x", b[:2])
+	case op == 0x8:
+		return nil, 0, errors.New("close frame")
+	case ln == 127:
+		return nil, 0, errors.New("frame over 64 KiB")
+	case ln == 126:
+		if len(b) < 4 {
+			return nil, 0, nil
+		}
+		ln, h = int(b[2])<<8|int(b[3]), 4
+	}
+	if len(b) < h+ln {
+		return nil, 0, nil
+	}
+	return b[h : h+ln], h + ln, nil
+}
+
+// sysEpollPwait2 is epoll_pwait2(2) (Linux 5.11), the same number on every
+// architecture; package syscall does not name it.
+const sysEpollPwait2 = 441
+
+// epollWaitNS waits up to timeout ns (0: not at all) for ep's events:
+// epoll_pwait2, whose timeout is a timespec, or epoll_wait rounded up to
+// the millisecond on a kernel without it. It blocks through the
+// scheduler's system-call state.
+func epollWaitNS(ep int, evs []syscall.EpollEvent, timeout int64) (int, error) {
+	timeout = max(timeout, 0)
+	ts := syscall.NsecToTimespec(timeout)
+	r, _, e := syscall.Syscall6(sysEpollPwait2, uintptr(ep), uintptr(unsafe.Pointer(&evs[0])), uintptr(len(evs)),
+		uintptr(unsafe.Pointer(&ts)), 0, 0)
+	if e == syscall.ENOSYS {
+		return syscall.EpollWait(ep, evs, int((timeout+999_999)/1_000_000))
+	}
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package bench
+
+// postLean is Linux's (epoll_pwait2); elsewhere the post scenario's
+// fixed-rate phases run the goroutine client (-post-client goroutines).
+func (w *worker) postLean(command) reply {
+	return reply{Err: "the lean POST client runs on Linux only (use -post-client goroutines)"}
+}
