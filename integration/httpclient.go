@@ -42,16 +42,24 @@ type leanClient struct {
 	idle    []*leanConn // most recently used last
 	waiting int         // callers waiting for the bound (waitSlot)
 	sweep   *time.Timer // closes connections idle past httpIdleTimeout
+	// The context requests are cut off by (the gateway's, for every
+	// call): one context.AfterFunc for the client instead of one per
+	// request, which ends the requests in busy (watch).
+	watched   context.Context
+	stopWatch func() bool
+	busy      []*leanConn // requests under way in watched
+	closed    bool        // closeIdle ran: no more watching
 }
 
 // leanConn is one pooled connection.
 type leanConn struct {
 	nc     net.Conn
-	rc     syscall.RawConn
-	w      io.Writer     // nc, or its socket's sockIO
-	br     *bufio.Reader // reads nc, or its socket's sockIO
+	s      *sockIO       // nil where nc is read and written itself
+	w      io.Writer     // nc, or s
+	br     *bufio.Reader // reads nc, or s
 	wbuf   []byte        // the request head
 	usedAt time.Time
+	busyAt int // its index in leanClient.busy plus one; 0 when not there
 }
 
 const (
@@ -107,27 +115,78 @@ func newLeanClient(uri string, maxConns int) *leanClient {
 // leanResponse is what post read: the status line's code and text, and the
 // body.
 type leanResponse struct {
-	code   int
-	status string // "502 Bad Gateway", as net/http's Response.Status
+	code int
+	// status is the text for an error ("502 Bad Gateway", as net/http's
+	// Response.Status); empty for a 2xx, which no error names.
+	status string
 	body   []byte
 }
 
 // post sends payload with the request id and reads the response, by
 // deadline (and until ctx is done).
-func (lc *leanClient) post(ctx context.Context, deadline time.Time, payload []byte, requestID string) (*leanResponse, error) {
+func (lc *leanClient) post(ctx context.Context, deadline time.Time, payload []byte, requestID string) (leanResponse, error) {
 	pc, err := lc.get(ctx, deadline)
 	if err != nil {
-		return nil, err
-	}
-	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, func() { _ = pc.nc.SetDeadline(time.Unix(1, 0)) })
-		defer stop()
+		return leanResponse{}, err
 	}
 	_ = pc.nc.SetDeadline(deadline)
+	if ctx.Done() != nil && !lc.watch(ctx, pc) {
+		stop := context.AfterFunc(ctx, pc.cutOff)
+		defer stop()
+	}
 	res, keep, err := pc.roundTrip(lc.head, payload, requestID)
 	lc.put(pc, keep && err == nil)
 	return res, err
 }
+
+// watch counts pc's request among those ctx cuts off, and reports false
+// when the client watches another context (the caller then watches ctx
+// itself). The first context asked for is the one watched, until
+// closeIdle. put ends the watch.
+func (lc *leanClient) watch(ctx context.Context, pc *leanConn) bool {
+	lc.mu.Lock()
+	if lc.watched == nil && !lc.closed {
+		lc.watched, lc.stopWatch = ctx, context.AfterFunc(ctx, lc.cutOffBusy)
+	}
+	if lc.watched != ctx {
+		lc.mu.Unlock()
+		return false
+	}
+	lc.busy = append(lc.busy, pc)
+	pc.busyAt = len(lc.busy)
+	lc.mu.Unlock()
+	// Done before pc was counted: cutOffBusy has run (it runs once ctx is
+	// done, under mu) without it.
+	if ctx.Err() != nil {
+		pc.cutOff()
+	}
+	return true
+}
+
+// unwatch takes pc out of busy, under mu.
+func (lc *leanClient) unwatch(pc *leanConn) {
+	if pc.busyAt == 0 {
+		return
+	}
+	i, last := pc.busyAt-1, len(lc.busy)-1
+	lc.busy[i] = lc.busy[last]
+	lc.busy[i].busyAt = i + 1
+	lc.busy[last] = nil
+	lc.busy = lc.busy[:last]
+	pc.busyAt = 0
+}
+
+// cutOffBusy ends the requests under way: the watched context is done.
+func (lc *leanClient) cutOffBusy() {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	for _, pc := range lc.busy {
+		pc.cutOff()
+	}
+}
+
+// cutOff ends pc's request: its reads and writes fail at once.
+func (pc *leanConn) cutOff() { _ = pc.nc.SetDeadline(time.Unix(1, 0)) }
 
 // get returns an idle connection that is still open, or a new one when the
 // bound allows, waiting for the bound until the deadline otherwise.
@@ -214,12 +273,13 @@ func (lc *leanClient) dial(ctx context.Context, deadline time.Time) (*leanConn, 
 	}
 	pc := &leanConn{nc: nc, w: nc}
 	var r io.Reader = nc
+	var rc syscall.RawConn
 	if sc, ok := nc.(syscall.Conn); ok {
-		pc.rc, _ = sc.SyscallConn()
+		rc, _ = sc.SyscallConn()
 	}
-	if pc.rc != nil && sockIOWorks {
-		s := newSockIO(nc, pc.rc)
-		pc.w, r = s, s
+	if rc != nil && sockIOWorks {
+		pc.s = newSockIO(nc, rc)
+		pc.w, r = pc.s, pc.s
 	}
 	pc.br = bufio.NewReaderSize(r, 4096)
 	return pc, nil
@@ -230,6 +290,7 @@ func (lc *leanClient) dial(ctx context.Context, deadline time.Time) (*leanConn, 
 // idle list when nobody waits, closed otherwise.
 func (lc *leanClient) put(pc *leanConn, keep bool) {
 	lc.mu.Lock()
+	lc.unwatch(pc)
 	if keep && lc.waiting > 0 {
 		select {
 		case lc.handoff <- pc:
@@ -287,6 +348,10 @@ func (lc *leanClient) sweepIdle() {
 // CloseIdleConnections: requests under way finish.
 func (lc *leanClient) closeIdle() {
 	lc.mu.Lock()
+	if lc.stopWatch != nil {
+		lc.stopWatch()
+	}
+	lc.watched, lc.stopWatch, lc.closed = nil, nil, true
 	idle := lc.idle
 	lc.idle = nil
 	lc.mu.Unlock()
@@ -302,15 +367,15 @@ func (pc *leanConn) open() bool {
 	if pc.br.Buffered() > 0 {
 		return false
 	}
-	if pc.rc == nil {
+	if pc.s == nil {
 		return true
 	}
-	return peekOpen(pc.rc)
+	return pc.s.open()
 }
 
 // roundTrip writes the request and reads the response; keep says the
 // connection can carry another request.
-func (pc *leanConn) roundTrip(head, payload []byte, requestID string) (res *leanResponse, keep bool, err error) {
+func (pc *leanConn) roundTrip(head, payload []byte, requestID string) (res leanResponse, keep bool, err error) {
 	w := append(pc.wbuf[:0], head...)
 	if requestID != "" {
 		w = append(w, "X-Amzn-Requestid: "...)
@@ -326,14 +391,20 @@ func (pc *leanConn) roundTrip(head, payload []byte, requestID string) (res *lean
 		// it, unlike through a write and the backend's read.)
 		w = append(w, payload...)
 		pc.wbuf = w
-		if _, err := pc.w.Write(w); err != nil {
-			return nil, false, err
+		if pc.s != nil {
+			// Written by the first read of the answer, which then waits
+			// for it: no read that finds nothing yet.
+			if err := pc.s.send(w); err != nil {
+				return res, false, err
+			}
+		} else if _, err := pc.w.Write(w); err != nil {
+			return res, false, err
 		}
 	} else {
 		pc.wbuf = w
 		bufs := net.Buffers{w, payload}
 		if _, err := bufs.WriteTo(pc.w); err != nil {
-			return nil, false, err
+			return res, false, err
 		}
 	}
 	return readResponse(pc.br)
@@ -350,23 +421,23 @@ func (e errMalformed) Error() string { return "malformed HTTP response: " + stri
 // readResponse reads one response to a POST: informational (1xx)
 // responses are skipped; the body is framed by Content-Length, chunked
 // encoding or the end of the connection, and at most MaxPayload bytes.
-func readResponse(br *bufio.Reader) (*leanResponse, bool, error) {
+func readResponse(br *bufio.Reader) (leanResponse, bool, error) {
 	headBytes := 0
 	for range max1xx + 1 {
 		line, err := readLine(br, &headBytes)
 		if err != nil {
-			return nil, false, err
+			return leanResponse{}, false, err
 		}
 		res, http10, err := parseStatusLine(line)
 		if err != nil {
-			return nil, false, err
+			return leanResponse{}, false, err
 		}
 		h, err := readHeaders(br, &headBytes)
 		if err != nil {
-			return nil, false, err
+			return leanResponse{}, false, err
 		}
 		if res.code == http.StatusSwitchingProtocols {
-			return nil, false, errMalformed("101 Switching Protocols to a POST")
+			return leanResponse{}, false, errMalformed("101 Switching Protocols to a POST")
 		}
 		if res.code < 200 {
 			continue
@@ -378,7 +449,7 @@ func readResponse(br *bufio.Reader) (*leanResponse, bool, error) {
 			res.body, err = readChunked(br)
 		case h.length >= 0:
 			if h.length > MaxPayload {
-				return nil, false, errTooLarge
+				return leanResponse{}, false, errTooLarge
 			}
 			res.body = make([]byte, h.length)
 			_, err = io.ReadFull(br, res.body)
@@ -387,11 +458,11 @@ func readResponse(br *bufio.Reader) (*leanResponse, bool, error) {
 			res.body, err = readLimited(br, -1)
 		}
 		if err != nil {
-			return nil, false, err
+			return leanResponse{}, false, err
 		}
 		return res, keep, nil
 	}
-	return nil, false, errMalformed("too many informational responses")
+	return leanResponse{}, false, errMalformed("too many informational responses")
 }
 
 // readLine reads a CRLF- (or LF-) terminated line without its end, counting
@@ -425,34 +496,37 @@ func readLine(br *bufio.Reader, n *int) ([]byte, error) {
 }
 
 // parseStatusLine parses "HTTP/1.x NNN text".
-func parseStatusLine(line []byte) (*leanResponse, bool, error) {
+func parseStatusLine(line []byte) (leanResponse, bool, error) {
 	var http10 bool
 	switch {
 	case bytes.HasPrefix(line, []byte("HTTP/1.1 ")):
 	case bytes.HasPrefix(line, []byte("HTTP/1.0 ")):
 		http10 = true
 	default:
-		return nil, false, errMalformed(fmt.Sprintf("status line %q", clipBytes(line, 64)))
+		return leanResponse{}, false, errMalformed(fmt.Sprintf("status line %q", clipBytes(line, 64)))
 	}
 	rest := line[len("HTTP/1.1 "):]
 	if len(rest) < 3 || len(rest) > 3 && rest[3] != ' ' {
-		return nil, false, errMalformed(fmt.Sprintf("status line %q", clipBytes(line, 64)))
+		return leanResponse{}, false, errMalformed(fmt.Sprintf("status line %q", clipBytes(line, 64)))
 	}
 	code := 0
 	for _, c := range rest[:3] {
 		if c < '0' || c > '9' {
-			return nil, false, errMalformed(fmt.Sprintf("status code %q", rest[:3]))
+			return leanResponse{}, false, errMalformed(fmt.Sprintf("status code %q", rest[:3]))
 		}
 		code = code*10 + int(c-'0')
 	}
 	if code < 100 {
-		return nil, false, errMalformed(fmt.Sprintf("status code %d", code))
+		return leanResponse{}, false, errMalformed(fmt.Sprintf("status code %d", code))
 	}
-	status := string(rest)
-	if len(rest) == 3 { // no reason phrase: net/http's Status is "NNN "
-		status += " "
+	res := leanResponse{code: code}
+	if code/100 != 2 {
+		res.status = string(rest)
+		if len(rest) == 3 { // no reason phrase: net/http's Status is "NNN "
+			res.status += " "
+		}
 	}
-	return &leanResponse{code: code, status: status}, http10, nil
+	return res, http10, nil
 }
 
 func clipBytes(b []byte, n int) []byte { return b[:min(len(b), n)] }

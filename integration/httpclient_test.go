@@ -14,6 +14,22 @@ import (
 	"time"
 )
 
+// readRequests reads HTTP requests from nc until it fails or each, called
+// after each request's body, returns false.
+func readRequests(nc net.Conn, each func() bool) {
+	br := bufio.NewReader(nc)
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, req.Body)
+		if !each() {
+			return
+		}
+	}
+}
+
 // rawBackend is a loopback server that reads each request and writes
 // answer(n) (n counts the requests, from 0) as raw bytes; a connection is
 // closed after an answer when closeAfter says so. It counts connections
@@ -47,23 +63,16 @@ func newRawBackend(t testing.TB, answer func(n int) string, closeAfter func(n in
 			wg.Go(func() {
 				defer rb.open.Add(-1)
 				defer nc.Close()
-				br := bufio.NewReader(nc)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
+				readRequests(nc, func() bool {
 					n := int(reqs.Add(1)) - 1
 					now := rb.active.Add(1)
 					for m := rb.maxBusy.Load(); now > m && !rb.maxBusy.CompareAndSwap(m, now); m = rb.maxBusy.Load() {
 					}
 					time.Sleep(delay)
 					rb.active.Add(-1)
-					if _, err := io.WriteString(nc, answer(n)); err != nil || closeAfter != nil && closeAfter(n) {
-						return
-					}
-				}
+					_, err := io.WriteString(nc, answer(n))
+					return err == nil && (closeAfter == nil || !closeAfter(n))
+				})
 			})
 		}
 	})
@@ -137,6 +146,88 @@ func TestHTTPReusesOnlyOpenConnections(t *testing.T) {
 	}
 	if n := rb.conns.Load(); n != 20 {
 		t.Fatalf("%d connections for 20 requests on connections closed after each", n)
+	}
+}
+
+// TestHTTPCancelEndsRequestsUnderWay: requests waiting for a backend
+// that never answers end when their context is done, not at their
+// deadline: those in the context the client watches for all its requests
+// (the first one it was given) and one in another context.
+func TestHTTPCancelEndsRequestsUnderWay(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var read atomic.Int32 // requests read, never answered
+	var mu sync.Mutex
+	var conns []net.Conn
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, nc := range conns {
+			nc.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, nc)
+			mu.Unlock()
+			wg.Go(func() { readRequests(nc, func() bool { read.Add(1); return true }) })
+		}
+	})
+	in := newTestHTTP(t, "http://"+ln.Addr().String()+"/events", 29000)
+	waitRead := func(n int32) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for read.Load() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("backend read %d requests, want %d", read.Load(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	errs := make(chan error, 3)
+	call := func(ctx context.Context, errs chan<- error) {
+		_, err := in.Invoke(ctx, &Invocation{Payload: []byte(`{}`)})
+		errs <- err
+	}
+	// Well before the requests' own 29 s deadline, after which they would
+	// also fail (as cancelled: the context is done by then).
+	ended := func() error {
+		t.Helper()
+		select {
+		case err := <-errs:
+			return err
+		case <-time.After(20 * time.Second):
+			t.Fatal("a request went on after its context was done")
+			return nil
+		}
+	}
+	watched, cancel := context.WithCancel(context.Background())
+	for range 3 {
+		go call(watched, errs)
+	}
+	waitRead(3)
+	cancel()
+	for range 3 {
+		if err := ended(); !errors.Is(err, context.Canceled) {
+			t.Fatalf("watched context done: got %v, want context.Canceled", err)
+		}
+	}
+	other, cancelOther := context.WithCancel(context.Background())
+	go call(other, errs)
+	waitRead(4)
+	cancelOther()
+	if err := ended(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("another context done: got %v, want context.Canceled", err)
 	}
 }
 
