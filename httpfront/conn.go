@@ -166,8 +166,7 @@ func (c *conn) serve() {
 	if s.Prepare == nil && c.parkForHead() {
 		return // the poller resumes it (resume) or closes it
 	}
-	c.serveHeads()
-	if c.hijacked {
+	if c.serveHeads() {
 		c.recycle()
 	}
 }
@@ -176,29 +175,31 @@ func (c *conn) serve() {
 func (c *conn) resume() {
 	defer c.srv.recoverHandler(c)
 	c.unread = true
-	c.serveHeads()
-	if c.hijacked {
+	if c.serveHeads() {
 		c.recycle()
 	}
 }
 
 // serveHeads reads and serves requests until the connection parks in the
-// poller, closes, is hijacked or handed off.
-func (c *conn) serveHeads() {
+// poller, closes, is hijacked or handed off. hijacked: a handler took the
+// socket on this goroutine, which alone may then recycle the conn (after
+// a park, c is the poller's and whichever goroutine it resumes on: not
+// to be read here).
+func (c *conn) serveHeads() (hijacked bool) {
 	for {
 		if c.serveBuffered() {
-			return
+			return c.hijacked
 		}
 		if c.reqs > 0 {
 			if done, waited := c.serveWaiting(); waited {
 				if !done {
 					continue
 				}
-				return
+				return c.hijacked
 			}
 		}
 		if !c.more() {
-			return
+			return false
 		}
 	}
 }
