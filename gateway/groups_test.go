@@ -552,6 +552,30 @@ func TestPublishOrderConcurrent(t *testing.T) {
 	}
 }
 
+// joinAll waits until the gateway holds members connections and joins
+// them all to group "all"; it returns their ids.
+func (tg *testGateway) joinAll(t *testing.T, members int) []string {
+	t.Helper()
+	h := tg.gw.Hub()
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if n := h.Len(); n != members {
+			return fmt.Errorf("%d of %d members registered", n, members)
+		}
+		return nil
+	})
+	var ids []string
+	h.Each(func(c hub.Conn) bool {
+		ids = append(ids, c.ID())
+		return true
+	})
+	for _, id := range ids {
+		if err := h.Join(context.Background(), "all", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ids
+}
+
 func testPublishOrder(t *testing.T, front bool) {
 	const (
 		members    = 300 // over hub's parallelPublish
@@ -566,22 +590,7 @@ func testPublishOrder(t *testing.T, front bool) {
 	}
 	h := tg.gw.Hub()
 	ctx := context.Background()
-	testenv.Eventually(t, 10*time.Second, func() error {
-		if n := h.Len(); n != members {
-			return fmt.Errorf("%d of %d members registered", n, members)
-		}
-		return nil
-	})
-	var ids []string
-	h.Each(func(c hub.Conn) bool {
-		ids = append(ids, c.ID())
-		return true
-	})
-	for _, id := range ids {
-		if err := h.Join(ctx, "all", id); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ids := tg.joinAll(t, members)
 
 	errs := make(chan error, members+publishers+1)
 	var readers sync.WaitGroup

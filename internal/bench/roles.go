@@ -117,6 +117,10 @@ func serverRole(args []string) error {
 			NumGC: ms.NumGC, PauseNs: ms.PauseNs,
 		})
 	})
+	mux.HandleFunc("/unwritten", func(w http.ResponseWriter, _ *http.Request) {
+		frames, writing := srv.Gateway().Unwritten()
+		_ = json.NewEncoder(w).Encode(unwritten{Frames: frames, Writing: writing})
+	})
 	dln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

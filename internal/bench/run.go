@@ -310,6 +310,8 @@ type env struct {
 	workers []*child
 	sizes   []int // connections per worker
 	slow    []int // of which never read
+	// gathered is each worker's reply to the last gather (shortfall).
+	gathered []reply
 }
 
 // servers are the env's server processes (one unless a cluster).

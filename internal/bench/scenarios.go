@@ -560,6 +560,7 @@ func (e *env) gather(perConn int64, samples bool, timeout float64) (map[int64]pu
 		share := perConn * int64(e.sizes[i]-e.slow[i])
 		return w.call(command{Op: "collect", Expect: share, Timeout: timeout, Samples: samples})
 	})
+	e.gathered = rs
 	pubs := map[int64]pubStat{}
 	var lat []int64
 	var total int64
@@ -683,6 +684,7 @@ const fanoutPad = 64
 // single publishes once and records the time to the last delivery and
 // the CPU it took.
 func (s *fanSide) single(n int) error {
+	k0 := readNetCounters()
 	if err := s.e.arm(1); err != nil {
 		return err
 	}
@@ -697,7 +699,8 @@ func (s *fanSide) single(n int) error {
 	}
 	s1, c1 := s.cpu()
 	if delivered != n || total != int64(n) {
-		return fmt.Errorf("fanout N=%d %s: publish delivered %d, clients got %d, want %d", n, s.name, delivered, total, n)
+		return fmt.Errorf("fanout N=%d %s: publish delivered %d, clients got %d in 10 s, want %d%s",
+			n, s.name, delivered, total, n, s.e.shortfall(k0, t, 1, 60*time.Second))
 	}
 	s.lasts = append(s.lasts, float64(pubs[t].Last-t)/1e6)
 	slices.Sort(lat)
@@ -711,6 +714,7 @@ func (s *fanSide) single(n int) error {
 // burst publishes count times back to back and records the deliveries/s
 // until the last frame arrives and the server CPU per delivery.
 func (s *fanSide) burst(n, count int) error {
+	k0 := readNetCounters()
 	if err := s.e.arm(int64(count)); err != nil {
 		return err
 	}
@@ -731,7 +735,8 @@ func (s *fanSide) burst(n, count int) error {
 	}
 	s1, _ := s.cpu()
 	if total != int64(n*count) {
-		return fmt.Errorf("fanout N=%d %s: burst: clients got %d, want %d", n, s.name, total, n*count)
+		return fmt.Errorf("fanout N=%d %s: burst: clients got %d in 30 s, want %d%s",
+			n, s.name, total, n*count, s.e.shortfall(k0, first, int64(count), 60*time.Second))
 	}
 	var end int64
 	for _, p := range pubs {
@@ -864,6 +869,7 @@ func (e *env) fanoutRun(run, n int, p string, raw bool) ([]Metric, float64, floa
 	// Single publishes: time from publish start to the last delivery.
 	var lasts []float64
 	for range o.size(5, 2) {
+		k0 := readNetCounters()
 		t, delivered, _, err := pub.publish(pad)
 		if err != nil {
 			return nil, 0, 0, err
@@ -873,7 +879,8 @@ func (e *env) fanoutRun(run, n int, p string, raw bool) ([]Metric, float64, floa
 			return nil, 0, 0, err
 		}
 		if (len(e.addrs) <= 1 && delivered != n) || total != int64(n) {
-			return nil, 0, 0, fmt.Errorf("%spublish delivered %d, clients got %d, want %d", p, delivered, total, n)
+			return nil, 0, 0, fmt.Errorf("%spublish delivered %d, clients got %d in 10 s, want %d%s",
+				p, delivered, total, n, e.shortfall(k0, t, 1, 60*time.Second))
 		}
 		lasts = append(lasts, float64(pubs[t].Last-t)/1e6)
 		time.Sleep(100 * time.Millisecond)
