@@ -88,6 +88,16 @@ func TestManagementRequestsBounded(t *testing.T) {
 	cfg := strings.Replace(timeoutsConfig, "readBodyTimeoutSeconds: 1", "readBodyTimeoutSeconds: 60", 1)
 	srv := startServer(t, cfg)
 	stalled := []net.Conn{stalledPost(t, srv), stalledPost(t, srv)}
+	defer func() {
+		if t.Failed() {
+			for i, c := range stalled {
+				_ = c.SetReadDeadline(time.Now().Add(time.Second))
+				b := make([]byte, 4096)
+				n, err := c.Read(b)
+				t.Logf("stalled %d: %q %v", i, b[:n], err)
+			}
+		}
+	}()
 	testenv.Eventually(t, 10*time.Second, func() error {
 		resp, _ := signedRequest(t, http.MethodGet, "http://"+srv.Addr()+"/dev/@connections")
 		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("x-amzn-ErrorType") != "LimitExceededException" {
