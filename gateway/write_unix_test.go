@@ -11,32 +11,14 @@ import (
 	"strconv"
 	"testing"
 	"time"
-)
 
-// loopbackPair is a connected TCP pair on 127.0.0.1.
-func loopbackPair(t *testing.T) (client, server *net.TCPConn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(); s.Close() })
-	return c.(*net.TCPConn), s.(*net.TCPConn)
-}
+	"github.com/wsgate/wsgate/internal/testenv"
+)
 
 // TestWriteAllWritesEveryBuffer: more buffers than one writev takes, more
 // bytes than the socket buffers hold, all arrive in order.
 func TestWriteAllWritesEveryBuffer(t *testing.T) {
-	c, s := loopbackPair(t)
+	c, s := testenv.LoopbackPair(t)
 	rc, err := s.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +48,7 @@ func TestWriteAllWritesEveryBuffer(t *testing.T) {
 // TestWriteAllTimesOut: a peer that does not read makes writeAll return a
 // timeout with what it wrote consumed from the buffers.
 func TestWriteAllTimesOut(t *testing.T) {
-	_, s := loopbackPair(t)
+	_, s := testenv.LoopbackPair(t)
 	rc, err := s.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +80,7 @@ func TestWriteAllTimesOut(t *testing.T) {
 // written (whole, then part of the next) are exactly the bytes that
 // arrive; picking up from there writes the rest in order.
 func TestWriteNowStopsWhenFull(t *testing.T) {
-	c, s := loopbackPair(t)
+	c, s := testenv.LoopbackPair(t)
 	rc, err := s.SyscallConn()
 	if err != nil {
 		t.Fatal(err)

@@ -21,25 +21,11 @@ func TestShortfallSources(t *testing.T) {
 		t.Fatalf("readNetCounters: %+v", k)
 	}
 	testenv.LookPath(t, "ss", "apt-get install iproute2")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	_, s := testenv.LoopbackPair(t) // the client reads nothing: what s writes stays unread
 	if _, err := s.Write([]byte("frame")); err != nil {
 		t.Fatal(err)
 	}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	_, port, _ := net.SplitHostPort(s.LocalAddr().String())
 	testenv.Eventually(t, 10*time.Second, func() error {
 		q, err := readSockQueues("( dport = :" + port + " )")
 		if err != nil {
