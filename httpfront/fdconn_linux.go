@@ -50,8 +50,11 @@ type fdConn struct {
 	local  net.Addr
 	rd, wd time.Time // deadlines recorded before promotion
 	// wait is the duplicate keep-alive waits use (wait_linux.go), nil
-	// until the first; its read deadline follows the socket's.
-	wait *waiter
+	// until the first; its read deadline follows the socket's. noWait:
+	// it could not be made, the connection waits without (set once, by
+	// the connection's owner).
+	wait   *waiter
+	noWait bool
 }
 
 // newFDConn wraps an accepted non-blocking socket; peer and zone are
@@ -238,17 +241,15 @@ func (c *fdConn) Close() error {
 	c.closed = true
 	closeNow := c.refs == 0
 	f := c.file
-	var wf *os.File
+	var w *waiter
 	if c.wait != nil && !c.wait.inUse {
-		wf, c.wait = c.wait.f, nil
+		w, c.wait = c.wait, nil
 	}
 	c.mu.Unlock()
 	if closeNow {
 		c.closeFD(f)
 	}
-	if wf != nil {
-		_ = wf.Close()
-	}
+	w.close()
 	return nil
 }
 

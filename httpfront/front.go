@@ -85,6 +85,10 @@ type Server struct {
 	// up to ReadHeaderTimeout); when that many wait, accepting pauses and
 	// the kernel's backlog queues the rest. Default 1024.
 	MaxPending int
+	// Logf, when set, takes the front's own log lines (an accept error,
+	// a handler's panic, a keep-alive wait without its second
+	// descriptor); without, they go to Fallback.ErrorLog.
+	Logf func(format string, args ...any)
 
 	handler http.Handler
 	pending chan struct{} // a slot per connection before its first head
@@ -279,6 +283,10 @@ func (s *Server) handOff(nc net.Conn) {
 }
 
 func (s *Server) logf(format string, args ...any) {
+	if s.Logf != nil {
+		s.Logf(format, args...)
+		return
+	}
 	if l := s.Fallback.ErrorLog; l != nil {
 		l.Printf(format, args...)
 		return

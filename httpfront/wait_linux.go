@@ -3,10 +3,14 @@
 package httpfront
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
+	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // serveWaiting serves a keep-alive connection's next requests inside one
@@ -19,7 +23,7 @@ import (
 // its duplicate could not be made), serve it with more.
 func (c *conn) serveWaiting() (done, waited bool) {
 	fc, ok := c.nc.(*fdConn)
-	if !ok {
+	if !ok || fc.noWait {
 		return false, false
 	}
 	for {
@@ -58,6 +62,7 @@ func (c *conn) serveWaiting() (done, waited bool) {
 		})
 		switch {
 		case !ok:
+			c.srv.waitFallback(err)
 			return false, false
 		case gone:
 			fc.dropWaiter()
@@ -76,7 +81,9 @@ func (c *conn) serveWaiting() (done, waited bool) {
 // the fdConn itself meanwhile (its own locks and, once promoted, its own
 // registration in the runtime's poller). fn gets the duplicate's
 // descriptor, open until waitRead returns; Close during fn closes the
-// duplicate after it.
+// duplicate after it. When the duplicate cannot be made (err says why)
+// the connection never tries again (noWait): it waits with reads of its
+// own socket, one more read per request.
 func (c *fdConn) waitRead(fn func(fd int) bool) (err error, ok bool) {
 	c.mu.Lock()
 	if c.closed {
@@ -85,8 +92,9 @@ func (c *fdConn) waitRead(fn func(fd int) bool) (err error, ok bool) {
 	}
 	if c.wait == nil {
 		if err := c.makeWaiter(); err != nil {
+			c.noWait = true
 			c.mu.Unlock()
-			return nil, false
+			return err, false
 		}
 	}
 	rc := c.wait.rc
@@ -100,17 +108,15 @@ func (c *fdConn) waitRead(fn func(fd int) bool) (err error, ok bool) {
 // came meanwhile (a panic in fn included).
 func (c *fdConn) leaveWait() {
 	c.mu.Lock()
-	var f *os.File
+	var w *waiter
 	if c.wait != nil {
 		c.wait.inUse = false
 		if c.closed {
-			f, c.wait = c.wait.f, nil
+			w, c.wait = c.wait, nil
 		}
 	}
 	c.mu.Unlock()
-	if f != nil {
-		_ = f.Close()
-	}
+	w.close()
 }
 
 // waiter is an fdConn's duplicate descriptor for keep-alive waits.
@@ -120,17 +126,98 @@ type waiter struct {
 	inUse bool // waitRead is in rc.Read: Close leaves f to it
 }
 
+// close closes the duplicate (none: nothing) and gives its place back.
+func (w *waiter) close() {
+	if w != nil {
+		_ = w.f.Close()
+		waitDups.held.Add(-1)
+	}
+}
+
+// waitDups bounds the duplicates keep-alive waits hold at once: each is a
+// second descriptor for an idle kept-alive connection, taken from the
+// process's limit (RLIMIT_NOFILE) that accepted WebSockets share. At
+// most an eighth of the limit (limit, set on first use); a connection
+// beyond it, or one whose dup fails (EMFILE), waits with the file's Read
+// (fallbacks counts them; the front logs the first and then at most one
+// a minute, logged).
+var waitDups struct {
+	once      sync.Once
+	limit     atomic.Int64
+	held      atomic.Int64
+	fallbacks atomic.Uint64
+	logged    atomic.Int64 // Unix nanoseconds of the last log line
+}
+
+// errWaitLimit: the duplicates held reached waitDups.limit.
+var errWaitLimit = errors.New("keep-alive wait descriptors at their limit")
+
+// KeepAliveWaits reports the duplicate descriptors keep-alive
+// connections hold for their waits between requests, their limit, and
+// how many connections waited without one (the limit reached, or no
+// descriptor left).
+func KeepAliveWaits() (held, limit int64, fallbacks uint64) {
+	return waitDups.held.Load(), waitDupLimit(), waitDups.fallbacks.Load()
+}
+
+// waitDupLimit is an eighth of the descriptor limit (the soft one, which
+// the runtime raises to the hard one at start).
+func waitDupLimit() int64 {
+	waitDups.once.Do(func() {
+		var rl syscall.Rlimit
+		n := int64(1024)
+		if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil && rl.Cur > 0 {
+			n = int64(min(rl.Cur, 1<<40))
+		}
+		waitDups.limit.Store(n / 8)
+	})
+	return waitDups.limit.Load()
+}
+
+// takeWaitDup takes a place for a duplicate; false at the limit.
+func takeWaitDup() bool {
+	limit := waitDupLimit()
+	for {
+		n := waitDups.held.Load()
+		if n >= limit {
+			return false
+		}
+		if waitDups.held.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// waitFallback counts a connection that waits without a duplicate and
+// logs it: the first time, then at most once a minute.
+func (s *Server) waitFallback(err error) {
+	n := waitDups.fallbacks.Add(1)
+	now := time.Now().UnixNano()
+	last := waitDups.logged.Load()
+	if last != 0 && now-last < int64(time.Minute) || !waitDups.logged.CompareAndSwap(last, now) {
+		return
+	}
+	s.logf("httpfront: a keep-alive connection waits for its next request without a second descriptor "+
+		"(%v; %d held, limit %d): one read more per request on it; %d such connections since start",
+		err, waitDups.held.Load(), waitDupLimit(), n)
+}
+
 // makeWaiter duplicates the descriptor into the runtime's poller with the
 // recorded read deadline. Called under c.mu.
 func (c *fdConn) makeWaiter() error {
+	if !takeWaitDup() {
+		return errWaitLimit
+	}
 	r, _, e := syscall.Syscall(syscall.SYS_FCNTL, uintptr(c.fd), syscall.F_DUPFD_CLOEXEC, 0)
 	if e != 0 {
-		return e
+		waitDups.held.Add(-1)
+		return os.NewSyscallError("fcntl", e)
 	}
 	f := os.NewFile(r, "tcp")
 	rc, err := f.SyscallConn()
 	if err != nil {
 		_ = f.Close()
+		waitDups.held.Add(-1)
 		return err
 	}
 	if !c.rd.IsZero() {
@@ -147,7 +234,5 @@ func (c *fdConn) dropWaiter() {
 	w := c.wait
 	c.wait = nil
 	c.mu.Unlock()
-	if w != nil {
-		_ = w.f.Close()
-	}
+	w.close()
 }

@@ -119,6 +119,23 @@ func (m *Metrics) AddAccessLog(counts func() (written, dropped uint64)) {
 }
 
 var (
+	waitDescriptorsDesc      = desc("http_keepalive_wait_descriptors", "Second descriptors held by kept-alive HTTP connections waiting for their next request.")
+	waitDescriptorsLimitDesc = desc("http_keepalive_wait_descriptors_limit", "At most this many second descriptors for keep-alive waits: an eighth of the process's descriptor limit.")
+	waitFallbacksDesc        = desc("http_keepalive_wait_fallbacks_total", "Kept-alive HTTP connections that waited without a second descriptor (the limit reached, or none left): one read more per request on each.")
+)
+
+// AddKeepAliveWaits registers a collector of the front's keep-alive
+// waits (httpfront.KeepAliveWaits).
+func (m *Metrics) AddKeepAliveWaits(waits func() (held, limit int64, fallbacks uint64)) {
+	m.reg.MustRegister(funcCollector(func(ch chan<- prometheus.Metric) {
+		held, limit, fallbacks := waits()
+		ch <- prometheus.MustNewConstMetric(waitDescriptorsDesc, prometheus.GaugeValue, float64(held))
+		ch <- prometheus.MustNewConstMetric(waitDescriptorsLimitDesc, prometheus.GaugeValue, float64(limit))
+		ch <- prometheus.MustNewConstMetric(waitFallbacksDesc, prometheus.CounterValue, float64(fallbacks))
+	}))
+}
+
+var (
 	functionColdStartsDesc  = desc("function_cold_starts_total", "Processes started for a local function (each a cold start).", "function")
 	functionProcessesDesc   = desc("function_processes", "Live processes of a local function.", "function")
 	functionInvocationsDesc = desc("function_invocations_total", "Events a local function's processes took.", "function")

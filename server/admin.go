@@ -14,6 +14,7 @@ import (
 
 	"github.com/wsgate/wsgate/accesslog"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/httpfront"
 	"github.com/wsgate/wsgate/integration"
 	"github.com/wsgate/wsgate/internal/adminui"
 	"github.com/wsgate/wsgate/internal/confcheck"
@@ -104,6 +105,9 @@ func (s *Server) registerCollectors() {
 		return
 	}
 	s.metrics.AddGateway(s.gw)
+	if s.front != nil {
+		s.metrics.AddKeepAliveWaits(httpfront.KeepAliveWaits)
+	}
 	s.metrics.AddStreams(func() []metrics.Stream {
 		live := s.liveStreams()
 		out := make([]metrics.Stream, 0, len(live))

@@ -242,6 +242,10 @@ func TestMetricsCountTraffic(t *testing.T) {
 	if got := value(scrape(t, srv), "wsgate_bytes_total", "direction", "in"); got != float64(in) {
 		t.Errorf("bytes in = %v, want %d", got, in)
 	}
+	// The front's keep-alive waits: process-wide, so only that they are there.
+	if got := value(scrape(t, srv), "wsgate_http_keepalive_wait_descriptors_limit"); got <= 0 {
+		t.Errorf("keep-alive wait descriptors' limit = %v, want > 0", got)
+	}
 
 	// A management call with a bad signature is counted by its status.
 	resp, err := http.Post(srv.ManagementEndpoint()+"/@connections/abc", "text/plain", strings.NewReader("x"))

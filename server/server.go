@@ -359,7 +359,9 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	// nothing for it to do: net/http serves a tls.Listener.
 	switch {
 	case s.cfg.TLS.Mode != TLSOn || s.cfg.ProxyProtocol:
-		s.front = &httpfront.Server{Serves: s.frontServes}
+		s.front = &httpfront.Server{Serves: s.frontServes, Logf: func(format string, args ...any) {
+			s.log.Warn(fmt.Sprintf(format, args...))
+		}}
 		if ts != nil {
 			s.front.TLS = ts.config
 			s.front.TLSOnly = s.cfg.TLS.Mode == TLSOn

@@ -1,0 +1,197 @@
+//go:build linux
+
+package httpfront
+
+import (
+	"bufio"
+	"io"
+	"log"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/wsgate/wsgate/internal/testenv"
+)
+
+// setWaitDupLimit sets the duplicates' limit for a test, restored after.
+func setWaitDupLimit(t *testing.T, n int64) {
+	old := waitDupLimit()
+	waitDups.limit.Store(n)
+	waitDups.logged.Store(0)
+	t.Cleanup(func() { waitDups.limit.Store(old) })
+}
+
+// noneHeld waits until no keep-alive wait holds a duplicate.
+func noneHeld(t *testing.T) {
+	t.Helper()
+	waitFor(t, "no duplicate held", func() bool { held, _, _ := KeepAliveWaits(); return held == 0 })
+}
+
+// postThrice sends three POSTs on nc, one after the other's answer.
+func postThrice(t *testing.T, nc net.Conn, br *bufio.Reader, path string) {
+	t.Helper()
+	for _, body := range []string{"1", "2", "3"} {
+		_, _ = io.WriteString(nc, post(path, body))
+		if _, got := readBody(t, br); got != "front POST "+path+" 1 "+body {
+			t.Fatalf("%s, request %s: got %q", path, body, got)
+		}
+	}
+}
+
+// onlyConn is the front's one tracked connection's socket.
+func onlyConn(t *testing.T, s *Server) *fdConn {
+	t.Helper()
+	cs := frontConns(s)
+	if len(cs) != 1 {
+		t.Fatalf("%d tracked connections, want 1", len(cs))
+	}
+	return cs[0].nc.(*fdConn)
+}
+
+// At the duplicates' limit a kept-alive connection waits without one:
+// its POSTs are answered, the fallback is counted and logged, and every
+// duplicate is closed with its connection.
+func TestKeepAliveWaitLimit(t *testing.T) {
+	noneHeld(t)
+	setWaitDupLimit(t, 1)
+	logs := new(testenv.Buffer)
+	tf := startFront(t, func(s *Server) { s.Fallback.ErrorLog = log.New(logs, "", 0) })
+	_, _, before := KeepAliveWaits()
+
+	nc1, br1 := dial(t, tf.addr)
+	postThrice(t, nc1, br1, "/a")
+	waitFor(t, "the first connection waiting on its duplicate", func() bool { return onlyConn(t, tf.Server).waiting() })
+	if held, _, _ := KeepAliveWaits(); held != 1 {
+		t.Fatalf("%d duplicates held, want 1", held)
+	}
+
+	nc2, br2 := dial(t, tf.addr)
+	postThrice(t, nc2, br2, "/b")
+	held, limit, after := KeepAliveWaits()
+	if held != 1 || limit != 1 || after != before+1 {
+		t.Fatalf("held %d, limit %d, fallbacks %d → %d; want 1, 1, one more", held, limit, before, after)
+	}
+	if l := logs.String(); !strings.Contains(l, "without a second descriptor (keep-alive wait descriptors at their limit; 1 held, limit 1)") {
+		t.Fatalf("log: %q", l)
+	}
+	postThrice(t, nc1, br1, "/a") // the first goes on on its duplicate
+	nc1.Close()
+	nc2.Close()
+	waitFor(t, "no tracked connection", func() bool { return len(frontConns(tf.Server)) == 0 })
+	noneHeld(t)
+}
+
+// openFDs counts the process's open descriptors and finds the highest.
+func openFDs(t *testing.T) (n, highest int) {
+	t.Helper()
+	es, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		fd, _ := strconv.Atoi(e.Name())
+		highest = max(highest, fd)
+	}
+	return len(es) - 1, highest // ReadDir's own is one of them
+}
+
+// fdsAre waits until the process has n open descriptors.
+func fdsAre(t *testing.T, n int) {
+	t.Helper()
+	waitFor(t, "the descriptors as before", func() bool { m, _ := openFDs(t); return m == n })
+}
+
+// fillFDs opens /dev/null until no descriptor is left.
+func fillFDs(t *testing.T, fds []int) []int {
+	t.Helper()
+	for {
+		fd, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err == syscall.EMFILE {
+			return fds
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		fds = append(fds, fd)
+	}
+}
+
+// With no descriptor left for the duplicate (the process's table full),
+// a kept-alive connection's POSTs are still answered, waiting with the
+// old read; the fallback is counted and logged, and once descriptors are
+// back nothing has leaked and the next connection waits on a duplicate
+// again. It runs in a child process: it lowers RLIMIT_NOFILE and fills
+// the descriptor table.
+func TestKeepAliveWaitNoDescriptors(t *testing.T) {
+	if os.Getenv("HTTPFRONT_NOFD_CHILD") != "1" {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestKeepAliveWaitNoDescriptors$", "-test.count", "1", "-test.v")
+		cmd.Env = append(os.Environ(), "HTTPFRONT_NOFD_CHILD=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestKeepAliveWaitNoDescriptors") {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		return
+	}
+	logs := new(testenv.Buffer)
+	tf := startFront(t, func(s *Server) { s.Fallback.ErrorLog = log.New(logs, "", 0) })
+	// A first connection sets up what the process keeps (the pollers).
+	nc, br := dial(t, tf.addr)
+	postThrice(t, nc, br, "/warm")
+	nc.Close()
+	waitFor(t, "no tracked connection", func() bool { return len(frontConns(tf.Server)) == 0 })
+	noneHeld(t)
+	open, highest := openFDs(t)
+
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	low := old
+	low.Cur = uint64(highest + 64)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	fillers := fillFDs(t, nil)
+	for _, fd := range fillers[len(fillers)-4:] {
+		syscall.Close(fd)
+	}
+	fillers = fillers[:len(fillers)-4]
+	nc, br = dial(t, tf.addr)
+	waitFor(t, "the connection accepted", func() bool { return len(frontConns(tf.Server)) == 1 })
+	fillers = fillFDs(t, fillers) // the table full again
+	_, _, before := KeepAliveWaits()
+	postThrice(t, nc, br, "/full")
+	held, _, after := KeepAliveWaits()
+	if held != 0 || after != before+1 {
+		t.Fatalf("held %d, fallbacks %d → %d; want none held, one fallback", held, before, after)
+	}
+	if l := logs.String(); !strings.Contains(l, "without a second descriptor (fcntl: too many open files") {
+		t.Fatalf("log: %q", l)
+	}
+
+	for _, fd := range fillers {
+		syscall.Close(fd)
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	postThrice(t, nc, br, "/full") // still the old wait, now with room
+	if _, _, n := KeepAliveWaits(); n != after {
+		t.Fatalf("fallbacks %d, want %d: a connection that fell back tries once", n, after)
+	}
+	nc.Close()
+	waitFor(t, "no tracked connection", func() bool { return len(frontConns(tf.Server)) == 0 })
+	fdsAre(t, open)
+
+	nc, br = dial(t, tf.addr)
+	postThrice(t, nc, br, "/again")
+	waitFor(t, "a new connection waiting on its duplicate", func() bool { return onlyConn(t, tf.Server).waiting() })
+	nc.Close()
+	waitFor(t, "no tracked connection", func() bool { return len(frontConns(tf.Server)) == 0 })
+	noneHeld(t)
+	fdsAre(t, open)
+}
