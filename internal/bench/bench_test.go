@@ -2,6 +2,7 @@ package bench
 
 import (
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -127,6 +128,9 @@ func TestClusterScenariosSmall(t *testing.T) {
 		}
 		if !single || !cluster {
 			t.Errorf("%s: single-node figures %v, cluster figures %v: %v", r.Scenario, single, cluster, r.Names)
+		}
+		if want := "cluster/single: saturation: server CPU per client CPU"; r.Scenario == "c-post" && !slices.Contains(r.Names, want) {
+			t.Errorf("c-post: no %q in %v", want, r.Names)
 		}
 	}
 }

@@ -208,6 +208,7 @@ func (o *orch) clusterPost(run int) ([]Metric, error) {
 		if err != nil {
 			return ms, err
 		}
+		ms = withClientYardstick(ms, "saturation: ")
 		m, err = e.postPhase(run, rate, "", "1000/s: ")
 		return append(ms, m...), err
 	}
@@ -230,11 +231,15 @@ func (o *orch) clusterPost(run int) ([]Metric, error) {
 			if err != nil {
 				return ms, err
 			}
+			if p.rate == 0 {
+				ms = withClientYardstick(ms, p.prefix)
+			}
 		}
 		return ms, nil
 	}
 	ms, err := o.versus(run, nil, single, clustered,
-		"saturation: verified POST/s", "saturation: server CPU per POST", "1000/s: p50", "1000/s: p99", "idle: server CPU (of one core)")
+		"saturation: verified POST/s", "saturation: server CPU per POST", "saturation: server CPU per client CPU",
+		"1000/s: p50", "1000/s: p99", "idle: server CPU (of one core)")
 	if err == nil {
 		// C3 compares the cluster's owner-entry saturation with the single node's.
 		c, _ := metricValue(ms, "cluster: saturation, owner: verified POST/s")
@@ -243,6 +248,22 @@ func (o *orch) clusterPost(run int) ([]Metric, error) {
 		}
 	}
 	return ms, err
+}
+
+// withClientYardstick adds the servers' CPU over the clients' CPU in a
+// closed-loop POST phase (prefix): the clients run the same code against
+// any server build, so their CPU per POST gauges how fast the machine ran
+// that phase. On 2 shared cores both sides' CPU per POST moves with the
+// rate a run reaches (in session 9's quiet C2 runs the clients' went
+// 80–109 µs and the servers' with it, 85–112 µs), so two builds compare
+// by this ratio better than by the server's CPU per POST alone.
+func withClientYardstick(ms []Metric, prefix string) []Metric {
+	s, ok1 := metricValue(ms, prefix+"server CPU (of one core)")
+	c, ok2 := metricValue(ms, prefix+"clients CPU (of one core)")
+	if !ok1 || !ok2 || c == 0 {
+		return ms
+	}
+	return append(ms, Metric{prefix + "server CPU per client CPU", "×", s / c})
 }
 
 // idleCPU is the servers' CPU use over 2 s without load (0.2 s when
