@@ -56,7 +56,7 @@ func (c *Config) apiKey(r *http.Request, fromAuthorizer string, id *Identity) {
 	}
 	for _, k := range c.APIKeys {
 		if k.Value == v && (k.Enabled == nil || *k.Enabled) {
-			id.APIKey = v
+			id.APIKey = k.Value // not v: a substring of the request's head
 			id.APIKeyID = k.ID
 			if id.APIKeyID == "" {
 				id.APIKeyID = k.Name

@@ -54,8 +54,11 @@ type conn struct {
 
 	next *conn // the next connection waiting for a write turn (flusher)
 
-	mu    sync.Mutex
-	cond  sync.Cond // signalled (L = &mu) when the writer goroutine exits or a route invocation ends
+	mu sync.Mutex
+	// cond is signalled (L = &mu) when the writer goroutine exits or a
+	// route invocation ends; made by the first wait (waitLocked): most
+	// connections never wait, and a sync.Cond is 56 of a conn's bytes.
+	cond  *sync.Cond
 	queue [][]byte
 	spare [][]byte // the previous batch's slice, reused
 	// Frames and bytes not yet written count against the queue bound:
@@ -297,7 +300,7 @@ func (c *conn) writeInline(frame []byte) (kept bool) {
 	} else {
 		c.writing = false
 		c.fullSince = 0
-		c.cond.Broadcast()
+		c.broadcastLocked()
 	}
 	c.mu.Unlock()
 	return kept
@@ -332,7 +335,7 @@ func (c *conn) writeLoop() {
 			}
 			c.writing = false
 			c.fullSince = 0 // drained
-			c.cond.Broadcast()
+			c.broadcastLocked()
 			c.mu.Unlock()
 			if closing {
 				c.afterCloseSent()
@@ -403,7 +406,7 @@ func (c *conn) writeFailed(err error) {
 	c.writing = false
 	c.queue = nil
 	c.queued, c.pongAt = 0, 0
-	c.cond.Broadcast()
+	c.broadcastLocked()
 	reason := closeAbnormal
 	if isTimeout(err) {
 		reason = closeWriteTimeout
@@ -796,7 +799,7 @@ func (c *conn) message(op ws.OpCode, msg []byte) (closeReason, bool) {
 	// (TCP pushes back on the client) until one finishes.
 	c.mu.Lock()
 	for c.inflight >= c.maxInflight {
-		c.cond.Wait()
+		c.waitLocked()
 	}
 	c.inflight++
 	c.mu.Unlock()
@@ -808,11 +811,27 @@ func (c *conn) message(op ws.OpCode, msg []byte) (closeReason, bool) {
 	return closeReason{}, false
 }
 
+// waitLocked waits for the connection's condition (c.mu held).
+func (c *conn) waitLocked() {
+	if c.cond == nil {
+		c.cond = sync.NewCond(&c.mu)
+	}
+	c.cond.Wait()
+}
+
+// broadcastLocked wakes whoever waits for the connection's condition
+// (c.mu held).
+func (c *conn) broadcastLocked() {
+	if c.cond != nil {
+		c.cond.Broadcast()
+	}
+}
+
 // invoked ends a route invocation: one more may start.
 func (c *conn) invoked() {
 	c.mu.Lock()
 	c.inflight--
-	c.cond.Broadcast()
+	c.broadcastLocked()
 	c.mu.Unlock()
 	c.gw.track.Done()
 }
@@ -822,7 +841,7 @@ func (c *conn) invoked() {
 func (c *conn) waitWriter() {
 	c.mu.Lock()
 	for c.writing {
-		c.cond.Wait()
+		c.waitLocked()
 	}
 	c.mu.Unlock()
 }
@@ -845,7 +864,7 @@ func (c *conn) drain() {
 func (c *conn) finish(readErr error) {
 	c.mu.Lock()
 	for c.writing { // wait for the writer; closed below, in this critical section, so no turn starts after
-		c.cond.Wait()
+		c.waitLocked()
 	}
 	var r closeReason
 	if c.reason != nil {

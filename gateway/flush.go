@@ -164,7 +164,7 @@ func (c *conn) flush(iov *iovecs) {
 		c.spare = batch[:0]
 		c.writing = false
 		c.fullSince = 0
-		c.cond.Broadcast()
+		c.broadcastLocked()
 		c.mu.Unlock()
 	}
 }

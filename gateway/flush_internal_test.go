@@ -15,9 +15,7 @@ func BenchmarkSendBlock(b *testing.B) {
 	gw := &Gateway{}
 	members := make([]hub.Conn, 32)
 	for i := range members {
-		c := &conn{gw: gw, writing: true}
-		c.cond.L = &c.mu
-		members[i] = c
+		members[i] = &conn{gw: gw, writing: true}
 	}
 	payload := bytes.Repeat([]byte("x"), 100)
 	reset := func() {

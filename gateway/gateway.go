@@ -29,6 +29,9 @@ type Gateway struct {
 	log  *slog.Logger
 	node byte
 	ext  map[string]http.Handler
+	// hosts and agents are the last Host and User-Agent a handshake
+	// kept (newSession).
+	hosts, agents recent
 	// workers run route invocations, bounded by the connections times
 	// maxInflightPerConnection (the reader waits for a slot before handing
 	// a message over) and their integration calls by maxInflight (a call

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,15 +30,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	now := time.Now()
 	cl := g.client(r)
 	connectionID, requestID := newIDPair(g.node)
-	s := session{
-		connectionID: connectionID,
-		connectedAt:  now,
-		identity:     Identity{SourceIP: cl.sourceIP, UserAgent: r.Header.Get("User-Agent")},
-		domainName:   g.cfg.DomainName,
-	}
-	if s.domainName == "" || custom {
-		s.domainName = cmp.Or(cl.host, r.Host)
-	}
+	s := g.newSession(r, &cl, connectionID, now, custom)
 	rec := g.record(&s, EventConnect, routeConnect, requestID, now)
 	defer g.observe(&rec)
 	refuse := func(status int, outcome, msg string) {
@@ -258,6 +251,41 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	c.startReading() // in the poller, or a fresh goroutine: not the HTTP handler's grown stack
 }
 
+// newSession is the session of a handshake. The strings it takes from
+// the request are copied, or shared with the previous connection's equal
+// ones (recent): the front's parser makes every header value a substring
+// of one string of the whole head, which a connection keeping its Host
+// or User-Agent would keep for its lifetime (150–600 bytes).
+func (g *Gateway) newSession(r *http.Request, cl *client, connectionID string, now time.Time, custom bool) session {
+	s := session{
+		connectionID: connectionID,
+		connectedAt:  now,
+		identity:     Identity{SourceIP: cl.sourceIP, UserAgent: g.agents.of(r.Header.Get("User-Agent"))},
+		domainName:   g.cfg.DomainName,
+	}
+	if cl.viaProxy {
+		s.identity.SourceIP = strings.Clone(s.identity.SourceIP) // from a forwarding header
+	}
+	if s.domainName == "" || custom {
+		s.domainName = g.hosts.of(cmp.Or(cl.host, r.Host))
+	}
+	return s
+}
+
+// recent keeps the last string it was given, for the next equal one:
+// most connections send the Host, and many the User-Agent, the previous
+// one sent. A string not seen last is copied.
+type recent struct{ last atomic.Pointer[string] }
+
+func (rs *recent) of(s string) string {
+	if p := rs.last.Load(); p != nil && *p == s {
+		return *p
+	}
+	c := strings.Clone(s) // moved to the heap here, not on every call as &s would be
+	rs.last.Store(&c)
+	return c
+}
+
 // bufferedHijacker is a ResponseWriter that hands over the socket and the
 // bytes read past the request without a bufio.ReadWriter (httpfront's).
 type bufferedHijacker interface {
@@ -296,7 +324,6 @@ func (g *Gateway) newConn(nc net.Conn, s session) *conn {
 		rc, _ = sc.SyscallConn()
 	}
 	c := &conn{gw: g, nc: nc, rc: rc, s: s, maxInflight: int32(cfg.MaxInflightPerConnection)}
-	c.cond.L = &c.mu
 	c.touch()
 	if rc != nil {
 		// The descriptor for sockFD, read now, before anyone can write:

@@ -1,9 +1,6 @@
 package hub
 
-import (
-	"slices"
-	"sort"
-)
+import "slices"
 
 // index is an ordered map from id to V: a sorted list of sorted leaves (a
 // B+tree of height two). Listing a page of it costs O(log n + page) however
@@ -36,8 +33,16 @@ func (x *index[V]) Len() int { return x.n }
 // leafFor returns the position of the leaf that holds key or would: the
 // last leaf whose first key is at most key (0 if none is).
 func (x *index[V]) leafFor(key string) int {
-	i := sort.Search(len(x.leaves), func(i int) bool { return x.leaves[i].keys[0] > key })
-	return max(i-1, 0)
+	lo, hi := 0, len(x.leaves) // the first leaf whose first key is above key is in [lo, hi]
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if x.leaves[m].keys[0] > key {
+			hi = m
+		} else {
+			lo = m + 1
+		}
+	}
+	return max(lo-1, 0)
 }
 
 // Get returns key's value.

@@ -52,7 +52,7 @@ const shardCount = 64
 
 type shard struct {
 	mu    sync.RWMutex
-	conns map[string]*entry
+	conns map[string]entry // by value: no allocation per connection
 }
 
 type entry struct {
@@ -61,7 +61,7 @@ type entry struct {
 }
 
 // in returns where name is or would be in e's groups, and whether it is.
-func (e *entry) in(name string) (int, bool) {
+func (e entry) in(name string) (int, bool) {
 	if e.groups == nil {
 		return 0, false
 	}
@@ -100,7 +100,7 @@ func NewMemory(l Limits) *Memory {
 	}
 	h := &Memory{seed: maphash.MakeSeed(), limits: l, groups: make(map[string]*group)}
 	for i := range h.shards {
-		h.shards[i].conns = make(map[string]*entry)
+		h.shards[i].conns = make(map[string]entry)
 	}
 	return h
 }
@@ -123,7 +123,7 @@ func (h *Memory) Register(c Conn) error {
 	if !fresh {
 		return errIDTaken
 	}
-	s.conns[id] = &entry{conn: c}
+	s.conns[id] = entry{conn: c}
 	return nil
 }
 
@@ -226,6 +226,7 @@ func (h *Memory) Join(_ context.Context, name, id string) error {
 
 	if e.groups == nil {
 		e.groups = &[]string{name}
+		s.conns[id] = e
 	} else {
 		*e.groups = slices.Insert(*e.groups, at, name)
 	}
