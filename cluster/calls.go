@@ -263,7 +263,7 @@ func (h *Hub) sendBatch(l *link, atts []*attempt) {
 
 // handleReply takes a batch's reply (its seq first), or NATS's "no
 // responders" for the batch out on the link the subject names; or, on a
-// subject "q" and a number, the answer to a query (call).
+// subject "q" and a number, the answer to a query (query.wait).
 func (h *Hub) handleReply(m *nats.Msg) {
 	suffix := m.Subject[min(len(h.inbox)+1, len(m.Subject)):]
 	if q, ok := strings.CutPrefix(suffix, "q"); ok {
