@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,19 +44,23 @@ import (
 // servers route every reply from their subject cache instead of matching
 // and caching a new subject per batch (~11 allocations per batch in the
 // two servers). NATS's "no responders" answer carries no seq; it ends the
-// batch the link has out (one at a time, maxInFlight): one arriving late,
-// after its batch timed out, at worst makes the next batch's calls retry,
-// as a timeout would (a retry keeps its dedupe key; join, leave and get
-// are idempotent).
+// oldest batch the link has out (NATS answers a connection's requests in
+// the order they were sent): one arriving late, after its batch timed
+// out, at worst makes the next batch's calls retry, as a timeout would (a
+// retry keeps its dedupe key; join, leave and get are idempotent).
 const (
 	batchVersion = 2
 	// maxInFlight is how many batches may be out to one node at once;
-	// calls made meanwhile wait for its reply and go together in the next.
-	// One, not two: a batch then takes about a round trip's calls, and
-	// the cost of a cross-node call is mostly per NATS message (both
-	// servers' reads, writes and wake-ups): BenchmarkCrossNodeSend gave
-	// 7.1 calls per batch and −15 % CPU per call against 4.2 with two.
-	maxInFlight = 1
+	// calls made meanwhile wait for a reply and go together in the next.
+	// A second batch goes only beside one of at most smallOut calls
+	// (light load: a call need not wait a round trip for a batch of one
+	// or two), never beside a larger one: under load a batch then takes
+	// about a round trip's calls, and the cost of a cross-node call is
+	// mostly per NATS message (both servers' reads, writes and wake-ups):
+	// BenchmarkCrossNodeSend gave 7.1 calls per batch and −15 % CPU per
+	// call with one batch out against 4.2 with two at any size.
+	maxInFlight = 2
+	smallOut    = 2
 	// maxBatch bounds the calls in one batch (and so one reply's size).
 	maxBatch = 256
 	// statusExpired is the status of a call the owner dropped unrun.
@@ -128,8 +133,16 @@ type link struct {
 	subject  string
 	reply    string // this node's inbox for the link's replies
 	queue    []*attempt
-	inflight int
-	out      uint64 // the seq of the batch out, or 0 (h.outMu)
+	inflight int // batches out (l.mu)
+	outCalls int // calls in the batches out (l.mu)
+	// out holds the seqs of the batches out, oldest first (h.outMu).
+	out []uint64
+}
+
+// mayGo reports whether a batch may go now (l.mu held): none is out, or
+// one small one (maxInFlight, smallOut).
+func (l *link) mayGo() bool {
+	return l.inflight == 0 || l.inflight < maxInFlight && l.outCalls <= smallOut
 }
 
 // batch is a request out, waiting for its reply.
@@ -160,11 +173,12 @@ func (h *Hub) try(ctx context.Context, b byte, it *item, timeout time.Duration, 
 	l := &h.links[b]
 	l.mu.Lock()
 	l.queue = append(l.queue, a)
-	if l.inflight >= maxInFlight {
+	if !l.mayGo() {
 		l.mu.Unlock()
 	} else {
-		l.inflight++
 		atts := l.take(h.batchLimit()) // holds a at least
+		l.inflight++
+		l.outCalls += len(atts)
 		l.mu.Unlock()
 		h.sendBatch(l, atts)
 	}
@@ -239,7 +253,7 @@ func (h *Hub) sendBatch(l *link, atts []*attempt) {
 	h.outMu.Lock()
 	bt := &batch{link: l, atts: atts}
 	h.out[seq] = bt
-	l.out = seq
+	l.out = append(l.out, seq)
 	bt.timer = time.AfterFunc(h.cfg.attemptTimeout(), func() { h.finish(seq, nil, errAttemptTimeout) })
 	h.outMu.Unlock()
 	if err := h.ctl.PublishRequest(l.subject, l.reply, data); err != nil {
@@ -249,7 +263,7 @@ func (h *Hub) sendBatch(l *link, atts []*attempt) {
 
 // handleReply takes a batch's reply (its seq first), or NATS's "no
 // responders" for the batch out on the link the subject names; or, on a
-// subject "q" and a number, the answer to a query (call).
+// subject "q" and a number, the answer to a query (query.wait).
 func (h *Hub) handleReply(m *nats.Msg) {
 	suffix := m.Subject[min(len(h.inbox)+1, len(m.Subject)):]
 	if q, ok := strings.CutPrefix(suffix, "q"); ok {
@@ -271,8 +285,11 @@ func (h *Hub) handleReply(m *nats.Msg) {
 		if err != nil || b < 0 || b >= len(h.links) {
 			return
 		}
+		var seq uint64
 		h.outMu.Lock()
-		seq := h.links[b].out
+		if out := h.links[b].out; len(out) > 0 {
+			seq = out[0]
+		}
 		h.outMu.Unlock()
 		h.finish(seq, nil, nats.ErrNoResponders)
 		return
@@ -298,8 +315,8 @@ func (h *Hub) finish(seq uint64, data []byte, err error) {
 	h.outMu.Lock()
 	bt := h.out[seq]
 	delete(h.out, seq)
-	if bt != nil && bt.link.out == seq {
-		bt.link.out = 0
+	if bt != nil {
+		bt.link.out = slices.DeleteFunc(bt.link.out, func(s uint64) bool { return s == seq })
 	}
 	h.outMu.Unlock()
 	if bt == nil {
@@ -319,11 +336,19 @@ func (h *Hub) finish(seq uint64, data []byte, err error) {
 			a.done <- rs[i]
 		}
 	}
+	// The link's next batch: the queue's calls, unless a batch of more
+	// than smallOut calls is still out (its reply sends them; the queue
+	// is never left without a batch out).
 	l := bt.link
 	l.mu.Lock()
-	atts := l.take(h.batchLimit())
-	if atts == nil {
-		l.inflight--
+	l.inflight--
+	l.outCalls -= len(bt.atts)
+	var atts []*attempt
+	if l.mayGo() {
+		if atts = l.take(h.batchLimit()); atts != nil {
+			l.inflight++
+			l.outCalls += len(atts)
+		}
 	}
 	l.mu.Unlock()
 	if atts != nil {

@@ -120,7 +120,7 @@ type Hub struct {
 	outSeq    atomic.Uint64
 	reqPrefix string
 	reqSeq    atomic.Uint64
-	// queries are the queries out (call), by number: where handleReply
+	// queries are the queries out (startQuery), by number: where handleReply
 	// puts their answers.
 	queriesMu sync.Mutex
 	queries   map[uint64]chan *nats.Msg
@@ -618,7 +618,7 @@ func (h *Hub) Leave(ctx context.Context, group, id string) error {
 }
 
 // callConn runs one call on a connection of node b (in a batch, calls.go)
-// under the rules of call, and returns the owner's reply body.
+// under the rules of retry, and returns the owner's reply body.
 func (h *Hub) callConn(ctx context.Context, b byte, it item) ([]byte, error) {
 	deadline := h.deadline(ctx)
 	it.deadline = deadline.UnixMilli()
@@ -637,58 +637,6 @@ func (h *Hub) callConn(ctx context.Context, b byte, it item) ([]byte, error) {
 		return resultError(r)
 	})
 	return body, err
-}
-
-// call asks node b one query (.q, request/reply with headers) under the
-// rules of retry and returns its reply. Every attempt of one call names
-// the same reply subject (this node's inbox, "q" and the call's number),
-// so an answer to an earlier attempt that comes after its attempt timed
-// out still ends the call, and the owner repeats a query's answer by its
-// reply subject (answers) instead of working it out again. With a reply
-// subject per attempt, an owner slower than attemptTimeoutMillis (a page
-// of 1,000 connections on a loaded machine) answered each attempt after
-// the origin had dropped it and worked out every retry in turn: the
-// call failed after requestTimeoutMillis however long the owner took.
-func (h *Hub) call(ctx context.Context, b byte, msg *nats.Msg) (*nats.Msg, error) {
-	deadline := h.deadline(ctx)
-	msg.Header.Set(hdrDeadline, strconv.FormatInt(deadline.UnixMilli(), 10))
-	msg.Header.Set(hdrFrom, hub.NodeHex(h.Self())+"/"+h.incarnation())
-	id := h.reqSeq.Add(1)
-	msg.Reply = h.inbox + ".q" + strconv.FormatUint(id, 36)
-	replies := make(chan *nats.Msg, 1)
-	h.queriesMu.Lock()
-	h.queries[id] = replies
-	h.queriesMu.Unlock()
-	defer func() {
-		h.queriesMu.Lock()
-		delete(h.queries, id)
-		h.queriesMu.Unlock()
-	}()
-	var reply *nats.Msg
-	err := h.retry(ctx, b, deadline, func(timeout time.Duration, gone <-chan struct{}) error {
-		if err := h.ctl.PublishMsg(msg); err != nil {
-			return err
-		}
-		t := attemptTimer(timeout)
-		defer attemptTimers.Put(t)
-		select {
-		case m := <-replies:
-			t.Stop()
-			if noResponders(m) {
-				return nats.ErrNoResponders
-			}
-			reply = m
-			return replyError(m)
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-gone:
-			t.Stop()
-		}
-		return errAttemptTimeout
-	})
-	return reply, err
 }
 
 // deadline is when a call started now must be answered: requestTimeout,
