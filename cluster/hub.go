@@ -140,6 +140,13 @@ type Hub struct {
 	// answered (err) and the claim was found current, before the answer
 	// is judged: a renewal preempted there.
 	renewHook atomic.Pointer[func(err error)]
+	// stepHook, set by tests only, runs at named steps of the registry
+	// work ("renew-send": a renewal read its claim and is about to write;
+	// "renew-done": it was judged; "fence-claim": a fence took its new
+	// incarnation and is about to claim its byte), on the goroutine
+	// doing it: a test holds one there to drive an interleaving the
+	// scheduler makes rare.
+	stepHook atomic.Pointer[func(step string)]
 
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -428,6 +428,8 @@ func (h *Hub) renew(ctx context.Context) {
 	if !claimed {
 		return
 	}
+	defer h.step("renew-done")
+	h.step("renew-send")
 	sent := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, h.cfg.requestTimeout())
 	nrev, err := h.kv.Update(rctx, nodeKey(b), h.me(inc), rev)
@@ -784,6 +786,7 @@ func (h *Hub) fence(why string) {
 	h.prevInc, h.inc = h.inc, newIncarnation()
 	b := h.self
 	h.mu.Unlock()
+	h.step("fence-claim")
 	for !h.closing.Load() {
 		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.requestTimeout())
 		ok, err := h.claimByte(ctx, b, true)
@@ -811,4 +814,11 @@ func (h *Hub) incarnation() string {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	return h.inc
+}
+
+// step runs the test hook at a named step (stepHook); nothing otherwise.
+func (h *Hub) step(name string) {
+	if f := h.stepHook.Load(); f != nil {
+		(*f)(name)
+	}
 }
