@@ -411,13 +411,46 @@ func (h *Hub) handleHeartbeat(m *nats.Msg) {
 	}
 }
 
-// watchSilence looks for silent nodes four times per heartbeat, on its own
-// goroutine: a node gone silent is declared within a quarter heartbeat of
-// nodeTimeoutMillis, not up to a whole heartbeat later, and not after the
-// registry renewal the tick may be waiting on (host loss: C9 measured
-// 3.5–4.3 s with the check on the tick, against 4 s).
+// watchSilence looks for silent nodes on its own goroutine, when the
+// first live peer's heartbeats will have been silent for nodeTimeoutMillis,
+// and at least every quarter heartbeat (a node found silent but not yet
+// judged gone, a majority heard only lately): a silent node is declared
+// when its nodeTimeoutMillis is up, not up to a quarter heartbeat later
+// (C9: the first 410 after a host loss), and not after the registry
+// renewal the tick may be waiting on (C9 measured 3.5–4.3 s with the check
+// on the tick, against 4 s).
 func (h *Hub) watchSilence() {
-	h.every(max(h.cfg.heartbeat()/4, 10*time.Millisecond), h.reapSilent)
+	defer h.wg.Done()
+	t := time.NewTimer(h.silenceCheck())
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-t.C:
+		}
+		h.reapSilent()
+		t.Reset(h.silenceCheck())
+	}
+}
+
+// silenceCheck is how long the silence check may wait: until a live peer
+// will have been silent for nodeTimeoutMillis (a millisecond after, as
+// hearing counts silence from there), at most a quarter heartbeat.
+func (h *Hub) silenceCheck() time.Duration {
+	wait := max(h.cfg.heartbeat()/4, 10*time.Millisecond)
+	now := time.Now()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for b, p := range h.peers {
+		if b == h.self || !p.present || p.e.State != "up" || p.localGone {
+			continue
+		}
+		if d := p.lastSeen.Add(h.cfg.nodeTimeout() + time.Millisecond).Sub(now); d > 0 && d < wait {
+			wait = d
+		}
+	}
+	return wait
 }
 
 // hearing counts the live set (registry entries up, this node included)
