@@ -92,6 +92,10 @@ type Hub struct {
 	// a strict majority of the live set without a break; 0 while it does
 	// not. Only a node that does may take another for gone on silence.
 	majoritySince atomic.Int64
+	// minoritySince is since when (unix nanoseconds) this node has heard
+	// fewer than a strict majority without a break; 0 while it hears one.
+	// Fencing rule 2 needs nodeTimeoutMillis of it, not one sample.
+	minoritySince atomic.Int64
 	// probeMu serializes reachesMajority's pings; the last result is
 	// kept (probeAt, for probeFor in a live set of probeLive).
 	probeMu   sync.Mutex
@@ -481,11 +485,12 @@ func (h *Hub) hearing(d time.Duration) (heard, live int, silent []byte) {
 // hears some peers before the rest.
 func (h *Hub) reapSilent() {
 	heard, live, silent := h.hearing(h.cfg.nodeTimeout())
-	switch {
-	case 2*heard <= live:
+	if 2*heard <= live {
 		h.majoritySince.Store(0)
-	case h.majoritySince.Load() == 0:
-		h.majoritySince.Store(time.Now().UnixNano())
+		h.minoritySince.CompareAndSwap(0, time.Now().UnixNano())
+	} else {
+		h.minoritySince.Store(0)
+		h.majoritySince.CompareAndSwap(0, time.Now().UnixNano())
 	}
 	if len(silent) == 0 || !h.heardMajorityFor(h.cfg.nodeTimeout()) {
 		return

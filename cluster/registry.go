@@ -506,7 +506,13 @@ func (h *Hub) suspicious() bool {
 // it gone after nodeTimeoutMillis and answers 410 for its ids, so it
 // closes its clients rather than keep them connected but unreachable.
 // A full NATS outage is rule 3's (leaseSeconds): nobody can declare
-// anybody gone then.
+// anybody gone then. The minority must have lasted nodeTimeoutMillis
+// without a break (reapSilent keeps minoritySince), not be one sample: a
+// node on the majority side whose process was starved for a few seconds
+// heard nobody for a moment, while the registry, whose leader the lost
+// node was, still elected a new one and failed its renewals; it fenced
+// and closed its live clients (TestClusterHostLoss under load, with rule
+// 2 checked every quarter heartbeat: all three nodes fenced).
 func (h *Hub) checkIsolation() {
 	h.mu.RLock()
 	since, claim := h.renewFailing, h.claims
@@ -515,10 +521,11 @@ func (h *Hub) checkIsolation() {
 		return
 	}
 	heard, live, _ := h.hearing(h.cfg.nodeTimeout())
-	if 2*heard > live {
+	minority := h.minoritySince.Load()
+	if 2*heard > live || minority == 0 || time.Since(time.Unix(0, minority)) < h.cfg.nodeTimeout() {
 		return
 	}
-	h.startFence(claim, fmt.Sprintf("isolated: registry renewals failing for %v while %d of %d nodes are heard", time.Since(since).Round(time.Second), heard, live))
+	h.startFence(claim, fmt.Sprintf("isolated: registry renewals failing for %v while %d of %d nodes are heard (fewer than a majority for %v)", time.Since(since).Round(time.Second), heard, live, time.Since(time.Unix(0, minority)).Round(100*time.Millisecond)))
 }
 
 // stillMine reads this node's entry from the registry stream's leader
