@@ -61,3 +61,19 @@ func (h *Hub) JudgeGone(b byte, reason string) bool { return h.declareGone(h.ctx
 // HeardMajority reports whether this node has heard a strict majority of
 // the live set for nodeTimeoutMillis (its heartbeat view).
 func (h *Hub) HeardMajority() bool { return h.heardMajorityFor(h.cfg.nodeTimeout()) }
+
+// SetStepHook makes this node call f at the named steps of its registry
+// work (Hub.stepHook), on the goroutine doing it.
+func (h *Hub) SetStepHook(f func(step string)) { h.stepHook.Store(&f) }
+
+// FenceNow fences this node as evidence against its current claim would
+// (one of the fencing rules), why being the reason it logs.
+func (h *Hub) FenceNow(why string) {
+	h.mu.RLock()
+	claim := h.claims
+	h.mu.RUnlock()
+	h.startFence(claim, why)
+}
+
+// Incarnation is this node's current incarnation.
+func (h *Hub) Incarnation() string { return h.incarnation() }

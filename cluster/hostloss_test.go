@@ -142,6 +142,17 @@ func TestClusterHostLoss(t *testing.T) {
 	}()
 	defer func() { stop(); wg.Wait() }()
 
+	// A host is lost from a settled cluster: A and B have heard a
+	// majority for nodeTimeoutMillis (a node just started judges nobody
+	// gone on silence before that, which delayed the 410 in some runs).
+	for _, s := range srvs[:2] {
+		testenv.Eventually(t, 60*time.Second, func() error {
+			if !s.Cluster().HeardMajority() {
+				return errors.New("not heard a majority for nodeTimeoutMillis yet")
+			}
+			return nil
+		})
+	}
 	t0 := time.Now()
 	nw.cut(2)
 	mu.Lock()

@@ -92,6 +92,10 @@ type Hub struct {
 	// a strict majority of the live set without a break; 0 while it does
 	// not. Only a node that does may take another for gone on silence.
 	majoritySince atomic.Int64
+	// minoritySince is since when (unix nanoseconds) this node has heard
+	// fewer than a strict majority without a break; 0 while it hears one.
+	// Fencing rule 2 needs nodeTimeoutMillis of it, not one sample.
+	minoritySince atomic.Int64
 	// probeMu serializes reachesMajority's pings; the last result is
 	// kept (probeAt, for probeFor in a live set of probeLive).
 	probeMu   sync.Mutex
@@ -140,6 +144,13 @@ type Hub struct {
 	// answered (err) and the claim was found current, before the answer
 	// is judged: a renewal preempted there.
 	renewHook atomic.Pointer[func(err error)]
+	// stepHook, set by tests only, runs at named steps of the registry
+	// work ("renew-send": a renewal read its claim and is about to write;
+	// "renew-done": it was judged; "fence-claim": a fence took its new
+	// incarnation and is about to claim its byte), on the goroutine
+	// doing it: a test holds one there to drive an interleaving the
+	// scheduler makes rare.
+	stepHook atomic.Pointer[func(step string)]
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -404,13 +415,46 @@ func (h *Hub) handleHeartbeat(m *nats.Msg) {
 	}
 }
 
-// watchSilence looks for silent nodes four times per heartbeat, on its own
-// goroutine: a node gone silent is declared within a quarter heartbeat of
-// nodeTimeoutMillis, not up to a whole heartbeat later, and not after the
-// registry renewal the tick may be waiting on (host loss: C9 measured
-// 3.5–4.3 s with the check on the tick, against 4 s).
+// watchSilence looks for silent nodes on its own goroutine, when the
+// first live peer's heartbeats will have been silent for nodeTimeoutMillis,
+// and at least every quarter heartbeat (a node found silent but not yet
+// judged gone, a majority heard only lately): a silent node is declared
+// when its nodeTimeoutMillis is up, not up to a quarter heartbeat later
+// (C9: the first 410 after a host loss), and not after the registry
+// renewal the tick may be waiting on (C9 measured 3.5–4.3 s with the check
+// on the tick, against 4 s).
 func (h *Hub) watchSilence() {
-	h.every(max(h.cfg.heartbeat()/4, 10*time.Millisecond), h.reapSilent)
+	defer h.wg.Done()
+	t := time.NewTimer(h.silenceCheck())
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-t.C:
+		}
+		h.reapSilent()
+		t.Reset(h.silenceCheck())
+	}
+}
+
+// silenceCheck is how long the silence check may wait: until a live peer
+// will have been silent for nodeTimeoutMillis (a millisecond after, as
+// hearing counts silence from there), at most a quarter heartbeat.
+func (h *Hub) silenceCheck() time.Duration {
+	wait := max(h.cfg.heartbeat()/4, 10*time.Millisecond)
+	now := time.Now()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for b, p := range h.peers {
+		if b == h.self || !p.present || p.e.State != "up" || p.localGone {
+			continue
+		}
+		if d := p.lastSeen.Add(h.cfg.nodeTimeout() + time.Millisecond).Sub(now); d > 0 && d < wait {
+			wait = d
+		}
+	}
+	return wait
 }
 
 // hearing counts the live set (registry entries up, this node included)
@@ -441,11 +485,12 @@ func (h *Hub) hearing(d time.Duration) (heard, live int, silent []byte) {
 // hears some peers before the rest.
 func (h *Hub) reapSilent() {
 	heard, live, silent := h.hearing(h.cfg.nodeTimeout())
-	switch {
-	case 2*heard <= live:
+	if 2*heard <= live {
 		h.majoritySince.Store(0)
-	case h.majoritySince.Load() == 0:
-		h.majoritySince.Store(time.Now().UnixNano())
+		h.minoritySince.CompareAndSwap(0, time.Now().UnixNano())
+	} else {
+		h.minoritySince.Store(0)
+		h.majoritySince.CompareAndSwap(0, time.Now().UnixNano())
 	}
 	if len(silent) == 0 || !h.heardMajorityFor(h.cfg.nodeTimeout()) {
 		return
