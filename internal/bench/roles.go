@@ -93,11 +93,6 @@ func serverRole(args []string) error {
 	if err != nil {
 		return err
 	}
-	// WSGATE_BENCH_SERVER_PROCS sets the server's GOMAXPROCS alone (the
-	// clients and the floor keep theirs), to measure its scheduling.
-	if n, err := strconv.Atoi(os.Getenv("WSGATE_BENCH_SERVER_PROCS")); err == nil && n > 0 {
-		runtime.GOMAXPROCS(n)
-	}
 	level := slog.LevelError
 	_ = level.UnmarshalText([]byte(os.Getenv("WSGATE_BENCH_LOG"))) // e.g. info, to see close reasons
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
