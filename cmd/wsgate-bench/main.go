@@ -5,6 +5,8 @@
 //	             [-workers 4] [-small] [-profile DIR] [-json FILE] [-wsgate BIN]
 //	wsgate-bench -scenarios handshake,post -syscalls   # system calls per operation (perf)
 //	wsgate-bench -scenarios post [-post-client lean|goroutines] [-post-workers N] [-post-rates 0,1000,5000]
+//	wsgate-bench -scenarios post -post-rates 5000 -server-fifo   # servers SCHED_FIFO (below the client)
+//	WSGATE_BENCH_TRACE=DIR wsgate-bench -scenarios post -post-rates 5000   # runtime trace of each fixed-rate phase
 //	wsgate-bench -scenarios fanout -against OTHER-WSGATE-BENCH [-runs 2]
 //	wsgate-bench -scenarios soak [-duration 10m] [-conns 19000] [-wsgate BIN]
 //	wsgate-bench -cluster 3 [-scenarios c-post,c-fanout,c-publish,c-join,c-page,c-memory] [-runs 3]
@@ -46,6 +48,7 @@ func main() {
 	postClient := flag.String("post-client", "lean", "post: the fixed-rate phases' client, lean (one thread on one epoll set per process, timestamps at the system calls) or goroutines (a goroutine per request and per reader)")
 	postWorkers := flag.Int("post-workers", 0, "post: client processes of the fixed-rate phases (default 1 with the lean client, -workers with goroutines)")
 	postRates := flag.String("post-rates", "0,1000,5000", "post: the phases, POSTs per second (0: saturation)")
+	serverFIFO := flag.Bool("server-fifo", false, "post: run the servers SCHED_FIFO (every thread, priority 1) during the fixed-rate phases, so other processes and the real-time client do not preempt them (needs CAP_SYS_NICE)")
 	syscalls := flag.Bool("syscalls", false, "handshake, post: count the servers' system calls per operation with perf (slows them: CPU figures of such a run are not comparable)")
 	flag.Parse()
 	var rates []float64
@@ -71,6 +74,7 @@ func main() {
 		ServerBin:  *serverBin,
 		Against:    *against,
 		Syscalls:   *syscalls,
+		ServerFIFO: *serverFIFO,
 
 		PostClient:  *postClient,
 		PostWorkers: *postWorkers,

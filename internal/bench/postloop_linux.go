@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
+	"strconv"
 	"syscall"
 	"time"
 	"unsafe"
@@ -148,7 +150,7 @@ func (w *worker) postLean(c command) reply {
 	}
 	runtime.LockOSThread()
 	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_TIMERSLACK, 1, 0)
-	l.realtime = setFIFO(1) == nil
+	l.realtime = setFIFO(2) == nil // above the servers' 1 under -server-fifo
 	l.run()
 	if l.realtime {
 		_ = setFIFO(0)
@@ -171,15 +173,39 @@ func (w *worker) postLean(c command) reply {
 // scheduling delay does not pad the server's latency (its CPU is under
 // half a core at 5,000 POSTs/s, and the kernel's real-time throttling
 // keeps 5 % for the rest).
-func setFIFO(prio int) error {
+func setFIFO(prio int) error { return fifoThread(0, prio) }
+
+// fifoThread sets thread tid (0: the calling one) SCHED_FIFO at prio, or
+// SCHED_OTHER with 0.
+func fifoThread(tid, prio int) error {
 	policy := uintptr(1) // SCHED_FIFO
 	if prio == 0 {
 		policy = 0 // SCHED_OTHER
 	}
 	param := int32(prio)
-	_, _, e := syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, 0, policy, uintptr(unsafe.Pointer(&param)))
+	_, _, e := syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, uintptr(tid), policy, uintptr(unsafe.Pointer(&param)))
 	if e != 0 {
 		return e
+	}
+	return nil
+}
+
+// fifoProcess sets every thread of process pid SCHED_FIFO at prio (or
+// SCHED_OTHER with 0); threads it starts later inherit the policy from
+// the thread that creates them.
+func fifoProcess(pid, prio int) error {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := fifoThread(tid, prio); err != nil && err != syscall.ESRCH { // ESRCH: the thread ended meanwhile
+			return err
+		}
 	}
 	return nil
 }

@@ -2,8 +2,15 @@
 
 package bench
 
+import "errors"
+
 // postLean is Linux's (epoll_pwait2); elsewhere the post scenario's
 // fixed-rate phases run the goroutine client (-post-client goroutines).
 func (w *worker) postLean(command) reply {
 	return reply{Err: "the lean POST client runs on Linux only (use -post-client goroutines)"}
+}
+
+// fifoProcess (-server-fifo) is Linux's.
+func fifoProcess(pid, prio int) error {
+	return errors.New("-server-fifo runs on Linux only")
 }

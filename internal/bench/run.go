@@ -65,6 +65,14 @@ type Options struct {
 	// server's system calls per operation with perf (raw_syscalls:sys_enter),
 	// which slows them: measure CPU in runs without it.
 	Syscalls bool
+	// ServerFIFO runs the servers (wsgate and the floor) SCHED_FIFO
+	// during the post scenario's fixed-rate phases, every thread at
+	// priority 1 like the lean client's: a server thread is then no
+	// longer preempted by the client's real-time thread at each write, nor
+	// queued behind other processes while it holds one of Go's Ps. On a
+	// shared machine that is what separates the server's own stalls from
+	// the machine's (BENCHMARKS.md, "the POST p99's stalls, session 10").
+	ServerFIFO bool
 	// PostClient is the post scenario's client at a fixed rate: "lean"
 	// (default: one thread on one epoll set per process, postloop_linux.go)
 	// or "goroutines" (a goroutine per request in flight and per
@@ -609,6 +617,41 @@ func (e *env) profile(name string, run int, seconds int, load func()) {
 		})
 	}
 	time.Sleep(50 * time.Millisecond) // let the profile start
+	load()
+	wg.Wait()
+}
+
+// trace captures a runtime execution trace of the server while load runs
+// into $WSGATE_BENCH_TRACE/name.trace (`go tool trace` reads it).
+func (e *env) trace(name string, seconds int, load func()) {
+	dir := os.Getenv("WSGATE_BENCH_TRACE")
+	if dir == "" || e.debug == "" {
+		load()
+		return
+	}
+	_ = os.MkdirAll(dir, 0o755)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/trace?seconds=%d", e.debug, seconds))
+		if err != nil {
+			fmt.Fprintf(e.o.Log, "trace %s: %v\n", name, err)
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		_ = os.WriteFile(filepath.Join(dir, name+".trace"), b, 0o644)
+	})
+	// A CPU profile meanwhile puts its samples into the trace: a goroutine
+	// shown running without samples was off the CPU.
+	wg.Go(func() {
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", e.debug, seconds))
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			_ = os.WriteFile(filepath.Join(dir, name+".pprof"), b, 0o644)
+		}
+	})
+	time.Sleep(50 * time.Millisecond) // let the trace start
 	load()
 	wg.Wait()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -294,12 +295,20 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 		if err := e.postSign(cmd); err != nil {
 			return nil, err
 		}
+		if o.ServerFIFO {
+			if err := fifoProcess(e.srv.pid(), 1); err != nil {
+				return nil, fmt.Errorf("-server-fifo: %w", err)
+			}
+			defer func() { _ = fifoProcess(e.srv.pid(), 0) }()
+		}
 	}
 	u := e.measure(func() {
 		load := func() {
 			rs, postErr = e.each(func(i int, w *child) (reply, error) { return w.call(cmd(i, "post")) })
 		}
-		if rate == 0 && entry != "owner" {
+		if rate > 0 && os.Getenv("WSGATE_BENCH_TRACE") != "" {
+			e.trace(fmt.Sprintf("post-%g-%d", rate, run), int(dur), load)
+		} else if rate == 0 && entry != "owner" {
 			e.profile("post"+map[bool]string{true: "-cluster"}[len(e.addrs) > 1], run, int(dur), load)
 		} else {
 			load()
