@@ -98,8 +98,9 @@ func TestManagementRequestsBounded(t *testing.T) {
 				_ = c.SetReadDeadline(time.Now().Add(time.Second))
 				b := make([]byte, 4096)
 				n, err := c.Read(b)
-				t.Logf("stalled %d: %q %v", i, b[:n], err)
+				t.Logf("stalled %d (%s): %q %v", i, c.LocalAddr(), b[:n], err)
 			}
+			t.Logf("the front's state:\n%s", server.FrontState(srv))
 		}
 	}()
 	testenv.Eventually(t, 10*time.Second, func() error {
