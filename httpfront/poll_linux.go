@@ -365,7 +365,7 @@ func (s *Server) Describe() string {
 		fmt.Fprintf(&b, "front epoll %d: %d registrations, events pending untaken: %v; sweep every %v\n",
 			p.epfd, len(regs), pollReadable(p.epfd), time.Duration(sweepEvery.Load()))
 	}
-	fmt.Fprintf(&b, "%d connections tracked, %d pending slots held\n", len(conns), len(s.pending))
+	fmt.Fprintf(&b, "%d connections tracked\n", len(conns))
 	states := [...]string{connOwned: "owned", connOwnedEvent: "owned+event", connParked: "parked"}
 	for _, c := range conns {
 		st := strconv.Itoa(int(c.state.Load()))

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,32 +85,55 @@ func TestStalledManagementBodyIsCutOff(t *testing.T) {
 
 // TestManagementRequestsBounded: past maxManagementRequests in progress, a
 // management request is answered 429 LimitExceededException at once.
+//
+// The probes start only once both stalled POSTs hold their slots (their
+// bodies are being read): a probe in progress when a stalled POST comes
+// would take the slot it needed, and that POST's 429 is withheld until
+// its body comes or its deadline passes (the front, as net/http, reads
+// a refused request's body before it answers), so from then on one slot
+// stays free and every probe gets 200. A stalled POST whose head comes
+// after the front parked its connection (on a loaded machine) used to
+// lose that race now and then.
 func TestManagementRequestsBounded(t *testing.T) {
 	// Patient timeouts: on a starved machine (the suite under -race at load
 	// 20-40) a stalled POST's head can be read after a 1 s header timeout,
 	// and the connection is closed before its request holds a slot.
 	cfg := strings.Replace(timeoutsConfig, "readBodyTimeoutSeconds: 1", "readBodyTimeoutSeconds: 60", 1)
 	cfg = strings.Replace(cfg, "readHeaderTimeoutSeconds: 1", "readHeaderTimeoutSeconds: 60", 1)
-	srv := startServer(t, cfg)
+	// reading gets a stalled POST's first body read: the gateway takes a
+	// management slot before it reads a body.
+	reading := make(chan struct{}, 2)
+	srv := startServerWrapped(t, cfg, io.Discard, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost {
+				r.Body = &signalBody{ReadCloser: r.Body, first: reading}
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
 	stalled := []net.Conn{stalledPost(t, srv), stalledPost(t, srv)}
 	defer func() {
 		if t.Failed() {
+			t.Logf("the front's state:\n%s", server.FrontState(srv))
 			for i, c := range stalled {
 				_ = c.SetReadDeadline(time.Now().Add(time.Second))
 				b := make([]byte, 4096)
 				n, err := c.Read(b)
 				t.Logf("stalled %d (%s): %q %v", i, c.LocalAddr(), b[:n], err)
 			}
-			t.Logf("the front's state:\n%s", server.FrontState(srv))
 		}
 	}()
-	testenv.Eventually(t, 10*time.Second, func() error {
-		resp, _ := signedRequest(t, http.MethodGet, "http://"+srv.Addr()+"/dev/@connections")
-		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("x-amzn-ErrorType") != "LimitExceededException" {
-			return fmt.Errorf("status %d %s, want 429 LimitExceededException", resp.StatusCode, resp.Header.Get("x-amzn-ErrorType"))
+	for i := range stalled {
+		select {
+		case <-reading:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of the stalled POSTs reached their handler after 10 s", i)
 		}
-		return nil
-	})
+	}
+	if resp, _ := signedRequest(t, http.MethodGet, "http://"+srv.Addr()+"/dev/@connections"); resp.StatusCode != http.StatusTooManyRequests ||
+		resp.Header.Get("x-amzn-ErrorType") != "LimitExceededException" {
+		t.Fatalf("status %d %s, want 429 LimitExceededException", resp.StatusCode, resp.Header.Get("x-amzn-ErrorType"))
+	}
 	for _, c := range stalled {
 		c.Close()
 	}
@@ -119,6 +143,23 @@ func TestManagementRequestsBounded(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// signalBody is a request body that sends on first at its first Read.
+type signalBody struct {
+	io.ReadCloser
+	first chan<- struct{}
+	once  sync.Once
+}
+
+func (b *signalBody) Read(p []byte) (int, error) {
+	b.once.Do(func() {
+		select {
+		case b.first <- struct{}{}:
+		default:
+		}
+	})
+	return b.ReadCloser.Read(p)
 }
 
 // signedRequest sends a bodiless management request signed for AKIDLOCAL
