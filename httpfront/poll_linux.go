@@ -372,7 +372,11 @@ func (s *Server) Describe() string {
 		if i := c.state.Load(); int(i) < len(states) {
 			st = states[i]
 		}
-		fmt.Fprintf(&b, "conn %p: %s idle=%v until=%v", c, st, c.idle.Load(), time.Duration(c.until.Load()-time.Now().UnixNano()))
+		until := "none"
+		if u := c.until.Load(); u != 0 {
+			until = time.Duration(u - time.Now().UnixNano()).String()
+		}
+		fmt.Fprintf(&b, "conn %p: %s idle=%v until=%s", c, st, c.idle.Load(), until)
 		fc, ok := c.nc.(*fdConn)
 		if !ok {
 			fmt.Fprintf(&b, " %T\n", c.nc)
