@@ -145,6 +145,63 @@ func TestManagementRequestsBounded(t *testing.T) {
 	})
 }
 
+// TestRefusedManagementPostAnsweredAfterItsBody: a POST refused at the
+// maxManagementRequests limit gets its 429 once the rest of its body came
+// (read and dropped first, as net/http does), while the slot it did not
+// get serves others meanwhile. That is how a probe that took a slot at the
+// wrong moment used to leave TestManagementRequestsBounded with one slot
+// free and both stalled POSTs unanswered.
+func TestRefusedManagementPostAnsweredAfterItsBody(t *testing.T) {
+	cfg := strings.Replace(timeoutsConfig, "readBodyTimeoutSeconds: 1", "readBodyTimeoutSeconds: 60", 1)
+	cfg = strings.Replace(cfg, "readHeaderTimeoutSeconds: 1", "readHeaderTimeoutSeconds: 60", 1)
+	reading, returned := make(chan struct{}, 3), make(chan struct{}, 3)
+	srv := startServerWrapped(t, cfg, io.Discard, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost {
+				h.ServeHTTP(w, r)
+				return
+			}
+			r.Body = &signalBody{ReadCloser: r.Body, first: reading}
+			h.ServeHTTP(w, r)
+			returned <- struct{}{}
+		})
+	})
+	wait := func(ch chan struct{}, what string) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %s after 10 s", what)
+		}
+	}
+	holding := []net.Conn{stalledPost(t, srv), stalledPost(t, srv)}
+	wait(reading, "first body read")
+	wait(reading, "second body read")
+	refused := stalledPost(t, srv)
+	wait(returned, "refused handler's return")
+	// The refused POST's answer waits for its body; the slots serve on.
+	holding[1].Close()
+	wait(returned, "handler's return after its client left")
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if resp, _ := signedRequest(t, http.MethodGet, "http://"+srv.Addr()+"/dev/@connections"); resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d with a slot free", resp.StatusCode)
+		}
+		return nil
+	})
+	if _, err := refused.Write(bytes.Repeat([]byte("x"), 990)); err != nil { // the rest of its body
+		t.Fatal(err)
+	}
+	_ = refused.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(refused), nil)
+	if err != nil {
+		t.Fatalf("the refused POST after its body: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("x-amzn-ErrorType") != "LimitExceededException" {
+		t.Fatalf("the refused POST: status %d %s, want 429 LimitExceededException", resp.StatusCode, resp.Header.Get("x-amzn-ErrorType"))
+	}
+}
+
 // signalBody is a request body that sends on first at its first Read.
 type signalBody struct {
 	io.ReadCloser
