@@ -3,10 +3,15 @@
 package httpfront
 
 import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/wsgate/wsgate/internal/epoll"
 	"github.com/wsgate/wsgate/internal/rawsys"
@@ -335,4 +340,107 @@ func (p *poller) sweep(now int64, due []*conn) []*conn {
 		c.close()
 	}
 	return due
+}
+
+// Describe reports, for a test that lost a connection, what the front
+// knows of each of its connections and what the kernel knows of their
+// sockets: who has the connection (state), its slot in the poller, the
+// bytes waiting on its socket, and its registration in the poller's
+// epoll instance (/proc/self/fdinfo: armed or spent, and its
+// generation), and whether that instance has events nobody took. It
+// reads the connections' owner-only fields without their owners' order:
+// a diagnostic, not for a server in use.
+func (s *Server) Describe() string {
+	var b strings.Builder
+	p := getPoller()
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	var regs map[int]string
+	if p != nil {
+		regs = epollRegistrations(p.epfd)
+		fmt.Fprintf(&b, "front epoll %d: %d registrations, events pending untaken: %v; sweep every %v\n",
+			p.epfd, len(regs), pollReadable(p.epfd), time.Duration(sweepEvery.Load()))
+	}
+	fmt.Fprintf(&b, "%d connections tracked\n", len(conns))
+	states := [...]string{connOwned: "owned", connOwnedEvent: "owned+event", connParked: "parked"}
+	for _, c := range conns {
+		st := strconv.Itoa(int(c.state.Load()))
+		if i := c.state.Load(); int(i) < len(states) {
+			st = states[i]
+		}
+		until := "none"
+		if u := c.until.Load(); u != 0 {
+			until = time.Duration(u - time.Now().UnixNano()).String()
+		}
+		fmt.Fprintf(&b, "conn %p: %s idle=%v until=%s", c, st, c.idle.Load(), until)
+		fc, ok := c.nc.(*fdConn)
+		if !ok {
+			fmt.Fprintf(&b, " %T\n", c.nc)
+			continue
+		}
+		fmt.Fprintf(&b, " fd=%d peer=%v", fc.fd, fc.peer)
+		fc.mu.Lock()
+		fmt.Fprintf(&b, " closed=%v promoted=%v waiter=%v", fc.closed, fc.file != nil, fc.wait != nil)
+		fc.mu.Unlock()
+		_ = fc.control(func(fd int) error {
+			fmt.Fprintf(&b, " unread-in-socket=%d", socketUnread(fd))
+			return nil
+		})
+		if p != nil {
+			p.mu.Lock()
+			if fc.fd < len(p.slots) {
+				sl := p.slots[fc.fd]
+				fmt.Fprintf(&b, " slot(mine=%v gen=%d)", sl.c == c, sl.gen)
+			}
+			p.mu.Unlock()
+			fmt.Fprintf(&b, " epoll[%s]", regs[fc.fd])
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// epollRegistrations reads an epoll instance's registrations from
+// /proc/self/fdinfo, by descriptor: "events:... data:..." (a spent
+// one-shot registration shows no event bits but EPOLLONESHOT's).
+func epollRegistrations(epfd int) map[int]string {
+	regs := make(map[int]string)
+	raw, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(epfd))
+	if err != nil {
+		return regs
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 || f[0] != "tfd:" {
+			continue
+		}
+		fd, _ := strconv.Atoi(f[1])
+		regs[fd] += fmt.Sprintf("events:%s data:%s ", f[3], f[5])
+	}
+	return regs
+}
+
+// pollReadable reports whether fd is readable now (for an epoll instance:
+// it holds events no epoll_wait took yet).
+func pollReadable(fd int) bool {
+	pfd := struct {
+		fd             int32
+		events, revent int16
+	}{fd: int32(fd), events: 1} // POLLIN
+	var ts syscall.Timespec
+	n, _, e := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+	return e == 0 && n == 1
+}
+
+// socketUnread is how many bytes a socket holds unread (FIONREAD).
+func socketUnread(fd int) int {
+	var n int32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), syscall.TIOCINQ, uintptr(unsafe.Pointer(&n))); e != 0 {
+		return -1
+	}
+	return int(n)
 }

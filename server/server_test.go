@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,6 +101,13 @@ func startServer(t *testing.T, text string) *server.Server {
 // startServerLog is startServer logging to w.
 func startServerLog(t *testing.T, text string, w io.Writer) *server.Server {
 	t.Helper()
+	return startServerWrapped(t, text, w, nil)
+}
+
+// startServerWrapped is startServerLog with wrap, when set, put in front
+// of everything the listener serves (Server.Wrap).
+func startServerWrapped(t *testing.T, text string, w io.Writer, wrap func(http.Handler) http.Handler) *server.Server {
+	t.Helper()
 	cfg, err := server.ParseConfig([]byte(text))
 	if err != nil {
 		t.Fatal(err)
@@ -110,6 +118,9 @@ func startServerLog(t *testing.T, text string, w io.Writer) *server.Server {
 	srv, err := server.New(*cfg, slog.New(slog.NewTextHandler(w, nil)))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wrap != nil {
+		srv.Wrap(wrap)
 	}
 	srv.Start()
 	t.Cleanup(func() {

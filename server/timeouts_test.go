@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,31 +85,55 @@ func TestStalledManagementBodyIsCutOff(t *testing.T) {
 
 // TestManagementRequestsBounded: past maxManagementRequests in progress, a
 // management request is answered 429 LimitExceededException at once.
+//
+// The probes start only once both stalled POSTs hold their slots (their
+// bodies are being read): a probe in progress when a stalled POST comes
+// would take the slot it needed, and that POST's 429 is withheld until
+// its body comes or its deadline passes (the front, as net/http, reads
+// a refused request's body before it answers), so from then on one slot
+// stays free and every probe gets 200. A stalled POST whose head comes
+// after the front parked its connection (on a loaded machine) used to
+// lose that race now and then.
 func TestManagementRequestsBounded(t *testing.T) {
 	// Patient timeouts: on a starved machine (the suite under -race at load
 	// 20-40) a stalled POST's head can be read after a 1 s header timeout,
 	// and the connection is closed before its request holds a slot.
 	cfg := strings.Replace(timeoutsConfig, "readBodyTimeoutSeconds: 1", "readBodyTimeoutSeconds: 60", 1)
 	cfg = strings.Replace(cfg, "readHeaderTimeoutSeconds: 1", "readHeaderTimeoutSeconds: 60", 1)
-	srv := startServer(t, cfg)
+	// reading gets a stalled POST's first body read: the gateway takes a
+	// management slot before it reads a body.
+	reading := make(chan struct{}, 2)
+	srv := startServerWrapped(t, cfg, io.Discard, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost {
+				r.Body = &signalBody{ReadCloser: r.Body, first: reading}
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
 	stalled := []net.Conn{stalledPost(t, srv), stalledPost(t, srv)}
 	defer func() {
 		if t.Failed() {
+			t.Logf("the front's state:\n%s", server.FrontState(srv))
 			for i, c := range stalled {
 				_ = c.SetReadDeadline(time.Now().Add(time.Second))
 				b := make([]byte, 4096)
 				n, err := c.Read(b)
-				t.Logf("stalled %d: %q %v", i, b[:n], err)
+				t.Logf("stalled %d (%s): %q %v", i, c.LocalAddr(), b[:n], err)
 			}
 		}
 	}()
-	testenv.Eventually(t, 10*time.Second, func() error {
-		resp, _ := signedRequest(t, http.MethodGet, "http://"+srv.Addr()+"/dev/@connections")
-		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("x-amzn-ErrorType") != "LimitExceededException" {
-			return fmt.Errorf("status %d %s, want 429 LimitExceededException", resp.StatusCode, resp.Header.Get("x-amzn-ErrorType"))
+	for i := range stalled {
+		select {
+		case <-reading:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of the stalled POSTs reached their handler after 10 s", i)
 		}
-		return nil
-	})
+	}
+	if resp, _ := signedRequest(t, http.MethodGet, "http://"+srv.Addr()+"/dev/@connections"); resp.StatusCode != http.StatusTooManyRequests ||
+		resp.Header.Get("x-amzn-ErrorType") != "LimitExceededException" {
+		t.Fatalf("status %d %s, want 429 LimitExceededException", resp.StatusCode, resp.Header.Get("x-amzn-ErrorType"))
+	}
 	for _, c := range stalled {
 		c.Close()
 	}
@@ -118,6 +143,80 @@ func TestManagementRequestsBounded(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestRefusedManagementPostAnsweredAfterItsBody: a POST refused at the
+// maxManagementRequests limit gets its 429 once the rest of its body came
+// (read and dropped first, as net/http does), while the slot it did not
+// get serves others meanwhile. That is how a probe that took a slot at the
+// wrong moment used to leave TestManagementRequestsBounded with one slot
+// free and both stalled POSTs unanswered.
+func TestRefusedManagementPostAnsweredAfterItsBody(t *testing.T) {
+	cfg := strings.Replace(timeoutsConfig, "readBodyTimeoutSeconds: 1", "readBodyTimeoutSeconds: 60", 1)
+	cfg = strings.Replace(cfg, "readHeaderTimeoutSeconds: 1", "readHeaderTimeoutSeconds: 60", 1)
+	reading, returned := make(chan struct{}, 3), make(chan struct{}, 3)
+	srv := startServerWrapped(t, cfg, io.Discard, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost {
+				h.ServeHTTP(w, r)
+				return
+			}
+			r.Body = &signalBody{ReadCloser: r.Body, first: reading}
+			h.ServeHTTP(w, r)
+			returned <- struct{}{}
+		})
+	})
+	wait := func(ch chan struct{}, what string) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %s after 10 s", what)
+		}
+	}
+	holding := []net.Conn{stalledPost(t, srv), stalledPost(t, srv)}
+	wait(reading, "first body read")
+	wait(reading, "second body read")
+	refused := stalledPost(t, srv)
+	wait(returned, "refused handler's return")
+	// The refused POST's answer waits for its body; the slots serve on.
+	holding[1].Close()
+	wait(returned, "handler's return after its client left")
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if resp, _ := signedRequest(t, http.MethodGet, "http://"+srv.Addr()+"/dev/@connections"); resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d with a slot free", resp.StatusCode)
+		}
+		return nil
+	})
+	if _, err := refused.Write(bytes.Repeat([]byte("x"), 990)); err != nil { // the rest of its body
+		t.Fatal(err)
+	}
+	_ = refused.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(refused), nil)
+	if err != nil {
+		t.Fatalf("the refused POST after its body: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("x-amzn-ErrorType") != "LimitExceededException" {
+		t.Fatalf("the refused POST: status %d %s, want 429 LimitExceededException", resp.StatusCode, resp.Header.Get("x-amzn-ErrorType"))
+	}
+}
+
+// signalBody is a request body that sends on first at its first Read.
+type signalBody struct {
+	io.ReadCloser
+	first chan<- struct{}
+	once  sync.Once
+}
+
+func (b *signalBody) Read(p []byte) (int, error) {
+	b.once.Do(func() {
+		select {
+		case b.first <- struct{}{}:
+		default:
+		}
+	})
+	return b.ReadCloser.Read(p)
 }
 
 // signedRequest sends a bodiless management request signed for AKIDLOCAL
