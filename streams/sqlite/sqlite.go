@@ -602,10 +602,22 @@ func (t *tail) run(ctx context.Context, h streams.Handler) error {
 	return nil
 }
 
-// deliver offers recs to h until it accepts them or ctx is done.
+// deliverGrace is how long a call under way may still finish after the
+// run was told to stop (a reload, a shutdown): a batch the target
+// accepts meanwhile is trimmed, not delivered again by the next run.
+const deliverGrace = 5 * time.Second
+
+// deliver offers recs to h until it accepts them or ctx is done. A call
+// under way when ctx is done gets deliverGrace to finish.
 func (t *tail) deliver(ctx context.Context, h streams.Handler, recs []streams.Record) bool {
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		time.AfterFunc(deliverGrace, cancel)
+	})
+	defer stop()
 	for {
-		err := h.Handle(ctx, t.shard, recs)
+		err := h.Handle(hctx, t.shard, recs)
 		if err == nil {
 			t.handlerFails = 0
 			return true
