@@ -33,6 +33,14 @@ type rawAccepter struct {
 	fn   func(fd uintptr) bool
 }
 
+// testHookAcceptWait, set by a test before its server starts, is called
+// each time the accepter found no connection and is about to wait. A
+// test that fills the descriptor table needs it: accept4 takes a
+// descriptor number before it looks for a connection and gives it back
+// on EAGAIN, so a fill beside that call leaves a slot that comes free
+// after it.
+var testHookAcceptWait func()
+
 // newRawAccepter returns nil where ln is not a plain *net.TCPListener or
 // the listening socket cannot be set up; Serve then uses ln.Accept.
 func newRawAccepter(ln net.Listener) *rawAccepter {
@@ -74,6 +82,9 @@ func (a *rawAccepter) accept4(lfd uintptr) bool {
 		case syscall.EINTR, syscall.ECONNABORTED:
 			continue // the client reset before we accepted: the next one
 		case syscall.EAGAIN:
+			if h := testHookAcceptWait; h != nil {
+				h()
+			}
 			return false
 		}
 		a.err = os.NewSyscallError("accept4", err)

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -136,8 +137,19 @@ func TestKeepAliveWaitNoDescriptors(t *testing.T) {
 		}
 		return
 	}
+	// idleWith is how many connections the server tracked when its
+	// accepter last found none left to accept (-1: not since reset).
+	var srv atomic.Pointer[Server]
+	var idleWith atomic.Int64
+	testHookAcceptWait = func() {
+		if s := srv.Load(); s != nil {
+			idleWith.Store(int64(len(frontConns(s))))
+		}
+	}
+	t.Cleanup(func() { testHookAcceptWait = nil }) // after the server's stop
 	logs := new(testenv.Buffer)
 	tf := startFront(t, func(s *Server) { s.Fallback.ErrorLog = log.New(logs, "", 0) })
+	srv.Store(tf.Server)
 	// A first connection sets up what the process keeps (the pollers).
 	nc, br := dial(t, tf.addr)
 	postThrice(t, nc, br, "/warm")
@@ -160,8 +172,11 @@ func TestKeepAliveWaitNoDescriptors(t *testing.T) {
 		syscall.Close(fd)
 	}
 	fillers = fillers[:len(fillers)-4]
+	idleWith.Store(-1)
 	nc, br = dial(t, tf.addr)
-	waitFor(t, "the connection accepted", func() bool { return len(frontConns(tf.Server)) == 1 })
+	// Accepted, and the accepter's next accept4 over: it holds a
+	// descriptor number while it runs, which a fill beside it would miss.
+	waitFor(t, "the connection accepted", func() bool { return idleWith.Load() == 1 })
 	fillers = fillFDs(t, fillers) // the table full again
 	_, _, before := KeepAliveWaits()
 	postThrice(t, nc, br, "/full")
