@@ -47,10 +47,13 @@ type conn struct {
 
 	// The message being assembled from fragments; only the goroutine that
 	// owns reading (c.reading) touches these.
-	msg     []byte
-	msgOp   ws.OpCode
-	inMsg   bool
-	pollGen uint32 // the poller's generation of this socket's registration
+	msg   []byte
+	msgOp ws.OpCode
+	inMsg bool
+	// closeSent: our close frame is queued or written (under mu; here,
+	// not beside state, where it took a word of its own).
+	closeSent bool
+	pollGen   uint32 // the poller's generation of this socket's registration
 
 	next *conn // the next connection waiting for a write turn (flusher)
 
@@ -75,7 +78,6 @@ type conn struct {
 	reading               bool // a goroutine owns reading (a read turn or a blocking reader)
 	blocking              bool // reading stays with a goroutine: never back to the poller
 	state                 connState
-	closeSent             bool         // our close frame is queued or written
 	reason                *closeReason // why it closes, once state >= closing (kept out of line: an open connection has none)
 	// fullSince is when a data frame was first refused for the bound since
 	// the queue last drained (sinceStart); zero when nothing was refused.
@@ -110,7 +112,7 @@ func (c *conn) touch() { c.lastActive.Store(time.Now().UnixNano()) }
 func (c *conn) Info() hub.Info {
 	return hub.Info{
 		ConnectionID: c.s.connectionID,
-		ConnectedAt:  c.s.connectedAt,
+		ConnectedAt:  c.s.connected(),
 		LastActiveAt: time.Unix(0, c.lastActive.Load()),
 		SourceIP:     c.s.identity.SourceIP,
 		UserAgent:    c.s.identity.UserAgent,

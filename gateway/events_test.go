@@ -34,7 +34,7 @@ func goldenGateway() *Gateway {
 func goldenSession() *session {
 	return &session{
 		connectionID: "R1kmxc2VNjMCFIA=",
-		connectedAt:  time.UnixMilli(1705751697419),
+		connectedAt:  time.UnixMilli(1705751697419).UnixNano(),
 		identity:     Identity{SourceIP: "49.105.91.154", UserAgent: "Mozilla/5.0"},
 		domainName:   "dl7ptocha9.execute-api.ap-northeast-1.amazonaws.com",
 	}
@@ -85,11 +85,11 @@ func TestGoldenEvents(t *testing.T) {
 		name string
 		ev   any
 	}{
-		{"connect.json", g.connectEvent(s, r, "R1knPH17NjMFftw=", s.connectedAt)},
+		{"connect.json", g.connectEvent(s, r, "R1knPH17NjMFftw=", s.connected())},
 		{"message.json", g.messageEvent(s, "sendmessage", "R1knPH17NjMFftw=", "R1knPc2ntjMCFIA=", `{"action":"sendmessage","data":"hi <b>&</b>"}`, false, now)},
 		{"disconnect.json", g.disconnectEvent(s, "R1koeHsUtjMFbRw=", 1001, "Going away", now)},
 		{"disconnect-1005.json", g.disconnectEvent(s, "R1koeHsUtjMFbRw=", 1005, "Client-side close frame status not set", now)},
-		{"authorizer.json", g.authorizerEvent(s, r, "FDmBIG3EoAMEqYA=", "arn:aws:execute-api:ap-northeast-1:000000000000:dl7ptocha9/prod/$connect", s.connectedAt)},
+		{"authorizer.json", g.authorizerEvent(s, r, "FDmBIG3EoAMEqYA=", "arn:aws:execute-api:ap-northeast-1:000000000000:dl7ptocha9/prod/$connect", s.connected())},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b []byte
@@ -137,7 +137,7 @@ func BenchmarkConnectEvent(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		_, _ = marshalEvent(g.connectEvent(s, r, "R1knPH17NjMFftw=", s.connectedAt))
+		_, _ = marshalEvent(g.connectEvent(s, r, "R1knPH17NjMFftw=", s.connected()))
 	}
 }
 
@@ -345,7 +345,7 @@ func mapEventHeaders(r *http.Request, s *session, cl *client, authorizer bool) (
 func checkConnectEvent(t *testing.T, g *Gateway, s *session, r *http.Request) {
 	t.Helper()
 	cl := new(g.client(r))
-	ev := g.connectEvent(s, r, "R1knPH17NjMFftw=", s.connectedAt)
+	ev := g.connectEvent(s, r, "R1knPH17NjMFftw=", s.connected())
 	got, err := marshalEvent(ev)
 	if err != nil {
 		t.Fatal(err)

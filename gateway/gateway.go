@@ -448,7 +448,7 @@ func (g *Gateway) sweep() {
 					return true
 				}
 				switch {
-				case now.Sub(c.s.connectedAt) >= maxAge:
+				case now.UnixNano()-c.s.connectedAt >= int64(maxAge):
 					c.closeWith(closeMaxDuration)
 				case now.UnixNano()-c.lastActive.Load() >= int64(idle):
 					c.closeWith(closeIdle)

@@ -265,7 +265,7 @@ func (g *Gateway) observe(r *Record) {
 func (g *Gateway) record(s *session, eventType, routeKey, requestID string, now time.Time) Record {
 	return Record{
 		EventType: eventType, RequestID: requestID, ConnectionID: s.connectionID, RouteKey: routeKey,
-		ConnectedAt: s.connectedAt, RequestTime: now, SourceIP: s.identity.SourceIP,
+		ConnectedAt: s.connected(), RequestTime: now, SourceIP: s.identity.SourceIP,
 		UserAgent: s.identity.UserAgent, DomainName: s.domainName, Authorizer: s.authorizer,
 		Status: http.StatusOK, Outcome: OutcomeOK,
 	}

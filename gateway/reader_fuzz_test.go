@@ -118,7 +118,7 @@ func FuzzReader(f *testing.F) {
 		var before runtime.MemStats
 		runtime.ReadMemStats(&before)
 
-		c := g.newConn(server, session{connectionID: newID(g.node), connectedAt: time.Now()})
+		c := g.newConn(server, session{connectionID: newID(g.node), connectedAt: time.Now().UnixNano()})
 		if err := g.hub.Register(c); err != nil {
 			t.Fatal(err)
 		}

@@ -259,7 +259,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 func (g *Gateway) newSession(r *http.Request, cl *client, connectionID string, now time.Time, custom bool) session {
 	s := session{
 		connectionID: connectionID,
-		connectedAt:  now,
+		connectedAt:  now.UnixNano(),
 		identity:     Identity{SourceIP: cl.sourceIP, UserAgent: g.agents.of(r.Header.Get("User-Agent"))},
 		domainName:   g.cfg.DomainName,
 	}

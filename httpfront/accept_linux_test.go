@@ -286,3 +286,37 @@ func TestParkedClosed(t *testing.T) {
 		t.Fatalf("parked connection after Shutdown: %v, want EOF", err)
 	}
 }
+
+// An fdConn records its deadlines in Unix nanoseconds: none, one long
+// past, one before 1970 and one past what UnixNano can say keep their
+// meaning, and one that comes back from the record is the same instant.
+func TestDeadlineNanos(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		name   string
+		t      time.Time
+		passed bool
+	}{
+		{"none", time.Time{}, false},
+		{"past", time.Unix(1, 0), true},
+		{"epoch", time.Unix(0, 0), true},
+		{"before 1970", time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), true},
+		{"now", now, true},
+		{"in an hour", now.Add(time.Hour), false},
+		{"year 3000", time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), false},
+		{"far future", time.Unix(1<<60, 0), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := deadlineNanos(tc.t)
+			if got := passed(ns); got != tc.passed {
+				t.Fatalf("passed(deadlineNanos(%v)) = %v, want %v", tc.t, got, tc.passed)
+			}
+			if tc.t.IsZero() != (ns == 0) {
+				t.Fatalf("deadlineNanos(%v) = %d", tc.t, ns)
+			}
+			if tc.name == "in an hour" && !deadlineTime(ns).Equal(tc.t) {
+				t.Fatalf("deadlineTime(deadlineNanos(%v)) = %v", tc.t, deadlineTime(ns))
+			}
+		})
+	}
+}

@@ -5,10 +5,12 @@ package httpfront
 import (
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,25 +38,81 @@ import (
 // operation leaves the close to that operation's end.
 type fdConn struct {
 	fd int
-	// peer is accept4's address (zone: its IPv6 scope id); remote, the
-	// net.Addr made of it on the first RemoteAddr (under mu).
-	peer   netip.AddrPort
-	zone   uint32
-	remote net.Addr
+	// peer is accept4's address (zone: its IPv6 scope id).
+	peer netip.AddrPort
+	zone uint32
 
+	refs   int32 // direct operations in progress (under mu)
 	mu     sync.Mutex
-	refs   int      // direct operations in progress
-	closed bool     // Close was called
-	file   *os.File // set by promote; owns fd from then on
-	frc    syscall.RawConn
-	local  net.Addr
-	rd, wd time.Time // deadlines recorded before promotion
-	// wait is the duplicate keep-alive waits use (wait_linux.go), nil
-	// until the first; its read deadline follows the socket's. noWait:
-	// it could not be made, the connection waits without (set once, by
-	// the connection's owner).
-	wait   *waiter
+	closed bool // Close was called
+	// noWait: the keep-alive waits' duplicate (wait_linux.go) could not
+	// be made, the connection waits without (set once, by the
+	// connection's owner).
 	noWait bool
+	file   *os.File // set by promote; owns fd from then on
+	// rd and wd are the deadlines recorded before promotion, in Unix
+	// nanoseconds (0: none; see deadlineNanos).
+	rd, wd int64
+	// more holds what few connections need (a promoted socket's RawConn,
+	// the net.Addrs, the keep-alive waits' duplicate): nil until the
+	// first needs it, set once under mu. A held WebSocket connection
+	// keeps its fdConn for its lifetime, so this is 96 bytes, not 192.
+	more atomic.Pointer[fdMore]
+}
+
+// fdMore is the part of an fdConn most connections never use.
+type fdMore struct {
+	frc syscall.RawConn // the file's, set by promote
+	// remote is the net.Addr made of peer on the first RemoteAddr (under
+	// mu); local, LocalAddr's.
+	remote, local net.Addr
+	// wait is the duplicate keep-alive waits use (wait_linux.go), nil
+	// until the first; its read deadline follows the socket's.
+	wait *waiter
+}
+
+// ext returns c.more, made on the first call. Called under c.mu.
+func (c *fdConn) ext() *fdMore {
+	m := c.more.Load()
+	if m == nil {
+		m = new(fdMore)
+		c.more.Store(m)
+	}
+	return m
+}
+
+// waiter is c's keep-alive waits' duplicate, or nil. Called under c.mu.
+func (c *fdConn) waiter() *waiter {
+	if m := c.more.Load(); m != nil {
+		return m.wait
+	}
+	return nil
+}
+
+// deadlineNanos is a deadline as fdConn records it: t in Unix
+// nanoseconds, 0 for none, clamped to what UnixNano can say (a deadline
+// past 2262 is as good as none; one before 1970 has passed).
+func deadlineNanos(t time.Time) int64 {
+	switch {
+	case t.IsZero():
+		return 0
+	case t.After(maxDeadline):
+		return math.MaxInt64
+	case t.Unix() <= 0:
+		return 1
+	}
+	return t.UnixNano()
+}
+
+// maxDeadline is the latest deadline deadlineNanos tells apart.
+var maxDeadline = time.Unix(0, math.MaxInt64)
+
+// deadlineTime is deadlineNanos's inverse (zero time for none).
+func deadlineTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }
 
 // newFDConn wraps an accepted non-blocking socket; peer and zone are
@@ -137,21 +195,22 @@ func (c *fdConn) promote() (*os.File, syscall.RawConn, error) {
 			// Never for a socket; the descriptor stays ours.
 			return nil, nil, err
 		}
-		c.file, c.frc = f, rc
-		if !c.rd.IsZero() {
-			_ = f.SetReadDeadline(c.rd)
+		c.ext().frc = rc
+		c.file = f // after frc: a reader that sees file reads frc unlocked
+		if c.rd != 0 {
+			_ = f.SetReadDeadline(deadlineTime(c.rd))
 		}
-		if !c.wd.IsZero() {
-			_ = f.SetWriteDeadline(c.wd)
+		if c.wd != 0 {
+			_ = f.SetWriteDeadline(deadlineTime(c.wd))
 		}
 	}
-	return c.file, c.frc, nil
+	return c.file, c.more.Load().frc, nil
 }
 
 // passed reports whether a recorded deadline is over.
-func passed(d time.Time) bool { return !d.IsZero() && !time.Now().Before(d) }
+func passed(d int64) bool { return d != 0 && time.Now().UnixNano() >= d }
 
-func (c *fdConn) deadlines() (rd, wd time.Time) {
+func (c *fdConn) deadlines() (rd, wd int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.rd, c.wd
@@ -242,8 +301,8 @@ func (c *fdConn) Close() error {
 	closeNow := c.refs == 0
 	f := c.file
 	var w *waiter
-	if c.wait != nil && !c.wait.inUse {
-		w, c.wait = c.wait, nil
+	if m := c.more.Load(); m != nil && m.wait != nil && !m.wait.inUse {
+		w, m.wait = m.wait, nil
 	}
 	c.mu.Unlock()
 	if closeNow {
@@ -276,7 +335,7 @@ func (c *fdConn) control(fn func(fd int) error) error {
 		return fn(c.fd)
 	}
 	var ferr error
-	if err := c.frc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+	if err := c.more.Load().frc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
 		return err
 	}
 	return ferr
@@ -285,29 +344,31 @@ func (c *fdConn) control(fn func(fd int) error) error {
 func (c *fdConn) LocalAddr() net.Addr {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.local == nil && !c.closed {
+	m := c.ext()
+	if m.local == nil && !c.closed {
 		sa, err := syscall.Getsockname(c.fd)
 		if err != nil {
 			return &net.TCPAddr{}
 		}
-		c.local = sockaddrToTCP(sa)
+		m.local = sockaddrToTCP(sa)
 	}
-	if c.local == nil {
+	if m.local == nil {
 		return &net.TCPAddr{}
 	}
-	return c.local
+	return m.local
 }
 
 func (c *fdConn) RemoteAddr() net.Addr {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.remote == nil {
-		c.remote = &net.TCPAddr{}
+	m := c.ext()
+	if m.remote == nil {
+		m.remote = &net.TCPAddr{}
 		if c.peer.IsValid() {
-			c.remote = sockaddrToTCP(peerSockaddr(c.peer, c.zone))
+			m.remote = sockaddrToTCP(peerSockaddr(c.peer, c.zone))
 		}
 	}
-	return c.remote
+	return m.remote
 }
 
 // peerSockaddr is the sockaddr of an accepted peer.
@@ -332,8 +393,8 @@ func (c *fdConn) setDeadline(t time.Time, read, write bool) error {
 	if c.closed {
 		return c.opError("set", net.ErrClosed)
 	}
-	if read && c.wait != nil {
-		_ = c.wait.f.SetReadDeadline(t)
+	if w := c.waiter(); read && w != nil {
+		_ = w.f.SetReadDeadline(t)
 	}
 	if c.file != nil {
 		var err error
@@ -348,10 +409,10 @@ func (c *fdConn) setDeadline(t time.Time, read, write bool) error {
 		return c.fileError("set", err)
 	}
 	if read {
-		c.rd = t
+		c.rd = deadlineNanos(t)
 	}
 	if write {
-		c.wd = t
+		c.wd = deadlineNanos(t)
 	}
 	return nil
 }
@@ -369,7 +430,7 @@ func (r *fdRawConn) Control(fn func(fd uintptr)) error {
 		return err
 	}
 	if f != nil {
-		return c.frc.Control(fn)
+		return c.more.Load().frc.Control(fn)
 	}
 	fn(uintptr(c.fd))
 	c.releaseRef()
@@ -409,10 +470,11 @@ func (c *fdConn) rawIO(fn func(fd uintptr) bool, read bool) error {
 			return err
 		}
 	}
+	frc := c.more.Load().frc
 	if read {
-		return c.frc.Read(fn)
+		return frc.Read(fn)
 	}
-	return c.frc.Write(fn)
+	return frc.Write(fn)
 }
 
 // opError shapes an error as net's: a *net.OpError whose Timeout and
@@ -421,7 +483,11 @@ func (c *fdConn) opError(op string, err error) error {
 	if err == nil || err == io.EOF {
 		return err
 	}
-	return &net.OpError{Op: op, Net: "tcp", Addr: c.remote, Err: err}
+	var remote net.Addr
+	if m := c.more.Load(); m != nil {
+		remote = m.remote
+	}
+	return &net.OpError{Op: op, Net: "tcp", Addr: remote, Err: err}
 }
 
 // fileError turns an *os.File's error into net's shape: its *PathError

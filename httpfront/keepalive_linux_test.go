@@ -309,5 +309,6 @@ func TestKeepAliveWaitEndings(t *testing.T) {
 func (c *fdConn) waiting() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.wait != nil && c.wait.inUse
+	w := c.waiter()
+	return w != nil && w.inUse
 }

@@ -384,7 +384,7 @@ func (s *Server) Describe() string {
 		}
 		fmt.Fprintf(&b, " fd=%d peer=%v", fc.fd, fc.peer)
 		fc.mu.Lock()
-		fmt.Fprintf(&b, " closed=%v promoted=%v waiter=%v", fc.closed, fc.file != nil, fc.wait != nil)
+		fmt.Fprintf(&b, " closed=%v promoted=%v waiter=%v", fc.closed, fc.file != nil, fc.waiter() != nil)
 		fc.mu.Unlock()
 		_ = fc.control(func(fd int) error {
 			fmt.Fprintf(&b, " unread-in-socket=%d", socketUnread(fd))

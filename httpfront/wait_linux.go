@@ -90,15 +90,17 @@ func (c *fdConn) waitRead(fn func(fd int) bool) (err error, ok bool) {
 		c.mu.Unlock()
 		return c.opError("read", net.ErrClosed), true
 	}
-	if c.wait == nil {
-		if err := c.makeWaiter(); err != nil {
+	w := c.waiter()
+	if w == nil {
+		var err error
+		if w, err = c.makeWaiter(); err != nil {
 			c.noWait = true
 			c.mu.Unlock()
 			return err, false
 		}
 	}
-	rc := c.wait.rc
-	c.wait.inUse = true
+	rc := w.rc
+	w.inUse = true
 	c.mu.Unlock()
 	defer c.leaveWait()
 	return rc.Read(func(fd uintptr) bool { return fn(int(fd)) }), true
@@ -109,10 +111,10 @@ func (c *fdConn) waitRead(fn func(fd int) bool) (err error, ok bool) {
 func (c *fdConn) leaveWait() {
 	c.mu.Lock()
 	var w *waiter
-	if c.wait != nil {
-		c.wait.inUse = false
+	if m := c.more.Load(); m != nil && m.wait != nil {
+		m.wait.inUse = false
 		if c.closed {
-			w, c.wait = c.wait, nil
+			w, m.wait = m.wait, nil
 		}
 	}
 	c.mu.Unlock()
@@ -203,36 +205,39 @@ func (s *Server) waitFallback(err error) {
 }
 
 // makeWaiter duplicates the descriptor into the runtime's poller with the
-// recorded read deadline. Called under c.mu.
-func (c *fdConn) makeWaiter() error {
+// recorded read deadline, and returns it. Called under c.mu.
+func (c *fdConn) makeWaiter() (*waiter, error) {
 	if !takeWaitDup() {
-		return errWaitLimit
+		return nil, errWaitLimit
 	}
 	r, _, e := syscall.Syscall(syscall.SYS_FCNTL, uintptr(c.fd), syscall.F_DUPFD_CLOEXEC, 0)
 	if e != 0 {
 		waitDups.held.Add(-1)
-		return os.NewSyscallError("fcntl", e)
+		return nil, os.NewSyscallError("fcntl", e)
 	}
 	f := os.NewFile(r, "tcp")
 	rc, err := f.SyscallConn()
 	if err != nil {
 		_ = f.Close()
 		waitDups.held.Add(-1)
-		return err
+		return nil, err
 	}
-	if !c.rd.IsZero() {
-		_ = f.SetReadDeadline(c.rd)
+	if c.rd != 0 {
+		_ = f.SetReadDeadline(deadlineTime(c.rd))
 	}
-	c.wait = &waiter{f: f, rc: rc}
-	return nil
+	w := &waiter{f: f, rc: rc}
+	c.ext().wait = w
+	return w, nil
 }
 
 // dropWaiter closes the duplicate once the front is done with the
 // connection (hijacked, handed off) but the fdConn lives on.
 func (c *fdConn) dropWaiter() {
 	c.mu.Lock()
-	w := c.wait
-	c.wait = nil
+	var w *waiter
+	if m := c.more.Load(); m != nil {
+		w, m.wait = m.wait, nil
+	}
 	c.mu.Unlock()
 	w.close()
 }
