@@ -287,9 +287,10 @@ func TestParkedClosed(t *testing.T) {
 	}
 }
 
-// An fdConn records its deadlines in Unix nanoseconds: none, one long
-// past, one before 1970 and one past what UnixNano can say keep their
-// meaning, and one that comes back from the record is the same instant.
+// An fdConn records its deadlines as nanoseconds since the process's
+// start on the monotonic clock: none, one long past, one before 1970 and
+// one past what an int64 of nanoseconds can say keep their meaning, and
+// one that comes back from the record is the same instant.
 func TestDeadlineNanos(t *testing.T) {
 	now := time.Now()
 	for _, tc := range []struct {

@@ -5,7 +5,6 @@ package httpfront
 import (
 	"errors"
 	"io"
-	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -50,8 +49,8 @@ type fdConn struct {
 	// connection's owner).
 	noWait bool
 	file   *os.File // set by promote; owns fd from then on
-	// rd and wd are the deadlines recorded before promotion, in Unix
-	// nanoseconds (0: none; see deadlineNanos).
+	// rd and wd are the deadlines recorded before promotion, in
+	// nanoseconds since monoBase (0: none; see deadlineNanos).
 	rd, wd int64
 	// more holds what few connections need (a promoted socket's RawConn,
 	// the net.Addrs, the keep-alive waits' duplicate): nil until the
@@ -89,30 +88,29 @@ func (c *fdConn) waiter() *waiter {
 	return nil
 }
 
-// deadlineNanos is a deadline as fdConn records it: t in Unix
-// nanoseconds, 0 for none, clamped to what UnixNano can say (a deadline
-// past 2262 is as good as none; one before 1970 has passed).
+// deadlineNanos is a deadline as fdConn records it: nanoseconds since
+// monoBase, on the monotonic clock when t has a reading of it (as the
+// runtime's own deadlines: time.Now().Add(d) does), 0 for none; t.Sub
+// saturates, so a deadline centuries away is as good as none and one
+// before the process started has passed.
 func deadlineNanos(t time.Time) int64 {
-	switch {
-	case t.IsZero():
+	if t.IsZero() {
 		return 0
-	case t.After(maxDeadline):
-		return math.MaxInt64
-	case t.Unix() <= 0:
-		return 1
 	}
-	return t.UnixNano()
+	return max(int64(t.Sub(monoBase)), 1)
 }
 
-// maxDeadline is the latest deadline deadlineNanos tells apart.
-var maxDeadline = time.Unix(0, math.MaxInt64)
+// monoBase is the origin of recorded deadlines (the process's start,
+// with its monotonic reading).
+var monoBase = time.Now()
 
-// deadlineTime is deadlineNanos's inverse (zero time for none).
+// deadlineTime is deadlineNanos's inverse (zero time for none), with a
+// monotonic reading.
 func deadlineTime(ns int64) time.Time {
 	if ns == 0 {
 		return time.Time{}
 	}
-	return time.Unix(0, ns)
+	return monoBase.Add(time.Duration(ns))
 }
 
 // newFDConn wraps an accepted non-blocking socket; peer and zone are
@@ -208,7 +206,7 @@ func (c *fdConn) promote() (*os.File, syscall.RawConn, error) {
 }
 
 // passed reports whether a recorded deadline is over.
-func passed(d int64) bool { return d != 0 && time.Now().UnixNano() >= d }
+func passed(d int64) bool { return d != 0 && int64(time.Since(monoBase)) >= d }
 
 func (c *fdConn) deadlines() (rd, wd int64) {
 	c.mu.Lock()
