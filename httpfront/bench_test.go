@@ -79,6 +79,32 @@ func BenchmarkPost(b *testing.B) {
 	}
 }
 
+// BenchmarkPostFresh: a fresh keep-alive connection's first two POSTs,
+// then close: against BenchmarkPost (two of them), what a connection's
+// first requests cost more.
+func BenchmarkPostFresh(b *testing.B) {
+	for _, front := range []bool{true, false} {
+		b.Run(map[bool]string{true: "front", false: "net-http"}[front], func(b *testing.B) {
+			addr := benchServe(b, front)
+			b.ReportAllocs()
+			for b.Loop() {
+				nc, err := net.Dial("tcp", addr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				br := bufio.NewReader(nc)
+				for range 2 {
+					if _, err := io.WriteString(nc, benchPost); err != nil {
+						b.Fatal(err)
+					}
+					readHead(b, br)
+				}
+				nc.Close()
+			}
+		})
+	}
+}
+
 // BenchmarkUpgrade: connect, a handshake-shaped GET, the hijacked 101,
 // close: the per-connection cost of each server.
 func BenchmarkUpgrade(b *testing.B) {

@@ -93,23 +93,25 @@ func postWire(c command, urls []string, i int, t int64) ([]byte, error) {
 }
 
 // postPlan is a fixed-rate POST load signed ahead: wires[i] is POST i,
-// stamped with its scheduled time start+i/rate.
+// stamped with its scheduled time start+i/rate. The first warm of them
+// are the warm-up (command.Warm), the rest the measured window.
 type postPlan struct {
 	start time.Time
 	wires [][]byte
+	warm  int
 }
 
 // postSign signs the POSTs of a fixed-rate post command (same fields)
-// before its window, which starts c.Lead seconds from now; it answers that
-// start (the orchestrator signs again with a longer lead if some worker's
+// before its window, which starts c.Lead seconds from now, its warm-up
+// (c.Warm seconds) first; it answers that start (the orchestrator signs again with a longer lead if some worker's
 // start passed before all were signed).
 func (w *worker) postSign(c command) reply {
 	urls, _ := w.postURLs(c)
 	if len(urls) == 0 || c.Rate <= 0 {
 		return reply{Err: "post-sign: no connection ids, or no rate"}
 	}
-	dur := time.Duration(c.Duration * float64(time.Second))
-	total := min(int(c.Rate*dur.Seconds()), c.Max)
+	warm := min(int(c.Rate*max(c.Warm, 0)), c.Max)
+	total := warm + min(int(c.Rate*c.Duration), c.Max)
 	interval := time.Duration(float64(time.Second) / c.Rate)
 	start := time.Now().Add(time.Duration(c.Lead * float64(time.Second)))
 	w.plan = nil
@@ -121,7 +123,7 @@ func (w *worker) postSign(c command) reply {
 		}
 		wires[i] = wire
 	}
-	w.plan = &postPlan{start: start, wires: wires}
+	w.plan = &postPlan{start: start, wires: wires, warm: warm}
 	return reply{Start: start.UnixNano()}
 }
 

@@ -42,6 +42,12 @@ import (
 //   - every latency is measured from the POST's scheduled time (an open
 //     loop: a late send is counted, not omitted), and also from its write,
 //     and the lateness of each write is reported on its own.
+//   - with a warm-up (command.Warm) the schedule starts that much before
+//     the measured window and the warm-up's POSTs' samples are kept
+//     apart (reply.Warm): a phase's first POSTs dial the connections the
+//     load needs and are each a connection's first request, which costs
+//     a server more (BENCHMARKS.md, "the POST p99's stalls, session 10");
+//     the window's figures are the steady state's.
 
 // leanMaxHTTP bounds the keep-alive connections per entry node, dialed
 // when none is idle (leanPreDial of them before the window): with all of
@@ -80,6 +86,7 @@ type leanLoop struct {
 	start    int64 // the schedule's start, unix ns
 	interval int64 // ns between scheduled sends
 	wires    [][]byte
+	warm     int     // POSTs 0 … warm-1 are the warm-up, their samples in w
 	sentAt   []int64 // unix ns of each POST's write, 0 before
 	rbuf     []byte
 	// recvmsg's header, I/O vector and control buffer, reused: a frame's
@@ -102,6 +109,10 @@ type leanLoop struct {
 	// that timed out (nothing had arrived): the machine's own wake-up
 	// latency for this thread, with no server in it.
 	wakeLate []int64
+	// w: the warm-up's samples (the fields above are the window's);
+	// windowDials: connections dialed for the window's POSTs.
+	w           warmSamples
+	windowDials int64
 }
 
 // postLean runs the fixed-rate POSTs signed by post-sign on this worker's
@@ -115,8 +126,11 @@ func (w *worker) postLean(c command) reply {
 	plan := w.plan
 	w.plan = nil
 	l := &leanLoop{c: c, start: plan.start.UnixNano(), interval: int64(time.Duration(float64(time.Second) / c.Rate)),
-		wires: plan.wires, sentAt: make([]int64, len(plan.wires)), rbuf: make([]byte, leanReadBuf)}
-	n := len(plan.wires)
+		wires: plan.wires, warm: plan.warm, sentAt: make([]int64, len(plan.wires)), rbuf: make([]byte, leanReadBuf)}
+	n := len(plan.wires) - plan.warm
+	if w := plan.warm; w > 0 {
+		l.w = warmSamples{Frames: make([]int64, 0, w), FromSend: make([]int64, 0, w), Queued: make([]int64, 0, w), Lat: make([]int64, 0, w)}
+	}
 	l.late, l.answered = make([]int64, 0, n), make([]int64, 0, n)
 	l.frameLat, l.fromSend = make([]int64, 0, n), make([]int64, 0, n)
 	l.atSocket, l.readDelay, l.wakeLate = make([]int64, 0, n), make([]int64, 0, n), make([]int64, 0, n)
@@ -160,6 +174,10 @@ func (w *worker) postLean(c command) reply {
 	r := reply{Elapsed: time.Now().UnixNano() - l.start, OK: l.ok, Errors: l.errs, Count: l.frames,
 		Lat: l.answered, Queued: l.late, Frames: l.frameLat, FromSend: l.fromSend, AtSocket: l.atSocket, ReadDelay: l.readDelay, WakeLate: l.wakeLate,
 		Ended: int64(l.wsEnded), Dials: l.dials, InFlight: l.mostInFlight, Realtime: l.realtime}
+	if l.warm > 0 {
+		l.w.Dials = l.dials - l.windowDials
+		r.Warm, r.Dials = &l.w, l.windowDials
+	}
 	if l.firstErr != "" {
 		r.FirstEr = l.firstErr
 	}
@@ -328,7 +346,11 @@ func (l *leanLoop) run() {
 			}
 			if sent {
 				inFlight++
-				l.mostInFlight = max(l.mostInFlight, int64(inFlight))
+				if next < l.warm {
+					l.w.InFlight = max(l.w.InFlight, int64(inFlight))
+				} else {
+					l.mostInFlight = max(l.mostInFlight, int64(inFlight))
+				}
 			}
 			next++
 			now = time.Now().UnixNano()
@@ -345,7 +367,7 @@ func (l *leanLoop) run() {
 			l.fail("epoll_pwait2: " + err.Error())
 			return
 		}
-		if n == 0 && timed && timeout > 0 && len(l.wakeLate) < cap(l.wakeLate) {
+		if n == 0 && timed && timeout > 0 && next >= l.warm && len(l.wakeLate) < cap(l.wakeLate) {
 			l.wakeLate = append(l.wakeLate, time.Now().UnixNano()-l.sched(next))
 		}
 		for _, ev := range evs[:n] {
@@ -379,10 +401,17 @@ func (l *leanLoop) send(i int) (sent, blocked bool) {
 			l.fail(err.Error())
 			return false, false
 		}
+		if i >= l.warm {
+			l.windowDials++
+		}
 	}
 	t := time.Now().UnixNano()
 	l.sentAt[i] = t
-	l.late = append(l.late, t-l.sched(i))
+	if i < l.warm {
+		l.w.Queued = append(l.w.Queued, t-l.sched(i))
+	} else {
+		l.late = append(l.late, t-l.sched(i))
+	}
 	wire := l.wires[i]
 	m, _, err := rawsys.WriteNB(h.fd, wire, rawsys.Raw)
 	if err != nil || m < len(wire) {
@@ -441,7 +470,11 @@ func (l *leanLoop) readAnswers(h *leanConn) bool {
 			l.fail(fmt.Sprintf("POST %d", status))
 		} else {
 			l.ok++
-			l.answered = append(l.answered, now-l.sched(i))
+			if i < l.warm {
+				l.w.Lat = append(l.w.Lat, now-l.sched(i))
+			} else {
+				l.answered = append(l.answered, now-l.sched(i))
+			}
 		}
 		l.pools[h.entry].idle = append(l.pools[h.entry].idle, h)
 		return true
@@ -478,8 +511,17 @@ func (l *leanLoop) readFrames(lc *leanConn) {
 		}
 		l.frames++
 		if t := parseT(payload); t >= l.start && (t-l.start)%l.interval == 0 {
+			i := (t - l.start) / l.interval
+			if i < int64(l.warm) {
+				l.w.Frames = append(l.w.Frames, now-t)
+				if l.sentAt[i] > 0 {
+					l.w.FromSend = append(l.w.FromSend, now-l.sentAt[i])
+				}
+				lc.buf = lc.buf[:copy(lc.buf, lc.buf[size:])]
+				continue
+			}
 			l.frameLat = append(l.frameLat, now-t)
-			if i := (t - l.start) / l.interval; i < int64(len(l.sentAt)) && l.sentAt[i] > 0 {
+			if i < int64(len(l.sentAt)) && l.sentAt[i] > 0 {
 				l.fromSend = append(l.fromSend, now-l.sentAt[i])
 			}
 			if stamp > 0 {

@@ -85,6 +85,12 @@ type Options struct {
 	// PostRates are the post scenario's phases in POSTs per second (0:
 	// saturation). Default 0, 1000, 5000.
 	PostRates []float64
+	// PostWarmup is how long the lean client posts at the phase's rate
+	// before its measured window, on the same schedule and connections:
+	// the ramp (connections dialed and first used) is reported apart, as
+	// "warm-up: …", and the phase's latencies are the steady state's.
+	// Default 1 s (0.2 s with Small); negative: none.
+	PostWarmup time.Duration
 	// Cluster, when 2 or more, runs the cluster scenarios (ClusterScenarios):
 	// each run measures a single node and then a cluster of this many
 	// server processes (embedded NATS with JetStream, routed over loopback).

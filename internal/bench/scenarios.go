@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"runtime"
@@ -276,11 +277,22 @@ func gcMetrics(p string, s0, s1 Stats) []Metric {
 
 // postPhase posts to the workers' connections: closed loop with 32
 // keep-alive clients per worker when rate is 0, else open loop at rate
-// with 64 clients per worker. entry "other" sends each POST to a cluster
+// with 64 clients per worker. The lean client first posts at rate for
+// Options.PostWarmup (the ramp, its figures named "warm-up (… s): …");
+// the latencies and the client's figures that follow are the window's,
+// while the throughput, CPU and switch counts cover warm-up and window. entry "other" sends each POST to a cluster
 // node that does not own the connection.
 func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error) {
 	o := e.o
 	dur := o.secs(5, 0.5)
+	var warm float64 // the lean client's warm-up, seconds
+	if rate > 0 && e.lean {
+		warm = o.PostWarmup.Seconds()
+		if o.PostWarmup == 0 {
+			warm = o.secs(1, 0.2)
+		}
+		warm = max(warm, 0)
+	}
 	var rs []reply
 	var postErr error
 	cmd := func(i int, op string) command {
@@ -288,6 +300,9 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 			Src: e.src(i), Conc: 32, Duration: dur, Max: 10_000_000}
 		if rate > 0 {
 			c.Conc, c.Rate, c.Samples, c.Lean = 64, rate/float64(len(e.workers)), true, e.lean
+			if e.lean {
+				c.Warm = warm
+			}
 		}
 		return c
 	}
@@ -307,7 +322,7 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 			rs, postErr = e.each(func(i int, w *child) (reply, error) { return w.call(cmd(i, "post")) })
 		}
 		if rate > 0 && os.Getenv("WSGATE_BENCH_TRACE") != "" {
-			e.trace(fmt.Sprintf("post-%g-%d", rate, run), int(dur), load)
+			e.trace(fmt.Sprintf("post-%g-%d", rate, run), int(math.Ceil(warm+dur)), load)
 		} else if rate == 0 && entry != "owner" {
 			e.profile("post"+map[bool]string{true: "-cluster"}[len(e.addrs) > 1], run, int(dur), load)
 		} else {
@@ -340,6 +355,9 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 		}
 		client = []Metric{{p + "client: HTTP connections dialed", "", float64(dials)}, {p + "client: POSTs in flight at most", "", float64(inFlight)},
 			{p + "client: real-time threads", "", float64(realtime)}}
+		if warm > 0 {
+			client = append(client, warmMetrics(p+fmt.Sprintf("warm-up (%g s): ", warm), rs)...)
+		}
 	} else {
 		lat, err = e.collectAll(rs, rate > 0)
 	}
@@ -357,6 +375,26 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 	ms = append(ms, latencyMetrics(p+"client's read after its socket: ", readDelay)...)
 	ms = append(ms, latencyMetrics(p+"client's timer wake-up after its deadline: ", wakeLate)...)
 	return append(ms, client...), err
+}
+
+// warmMetrics are the lean clients' warm-up figures (the phase's ramp),
+// named with prefix: POST→frame from the scheduled time and from the
+// write, sent after schedule, the connections dialed (those dialed
+// before it included) and the POSTs in flight at most.
+func warmMetrics(prefix string, rs []reply) []Metric {
+	var all warmSamples
+	for _, r := range rs {
+		if w := r.Warm; w != nil {
+			all.Frames, all.FromSend = append(all.Frames, w.Frames...), append(all.FromSend, w.FromSend...)
+			all.Queued = append(all.Queued, w.Queued...)
+			all.Dials, all.InFlight = all.Dials+w.Dials, max(all.InFlight, w.InFlight)
+		}
+	}
+	ms := latencyMetrics(prefix, all.Frames)
+	ms = append(ms, latencyMetrics(prefix+"frame after the write: ", all.FromSend)...)
+	ms = append(ms, latencyMetrics(prefix+"sent after schedule: ", all.Queued)...)
+	return append(ms, Metric{prefix + "client: HTTP connections dialed", "", float64(all.Dials)},
+		Metric{prefix + "client: POSTs in flight at most", "", float64(all.InFlight)})
 }
 
 // leanFrames merges the lean clients' POST→frame samples (from the

@@ -67,6 +67,10 @@ type command struct {
 	Region   string  `json:"region,omitempty"`
 	Stage    string  `json:"stage,omitempty"`
 	Lead     float64 `json:"lead,omitempty"` // post-sign: seconds from now to the window's start
+	// Warm, for post-sign and the lean post: seconds of POSTs at Rate
+	// before the measured window (Duration), on the same schedule; their
+	// samples are reported apart (reply.Warm).
+	Warm float64 `json:"warm,omitempty"`
 	// post at a rate: the lean client (postloop_linux.go) on connections
 	// dialed without readers, instead of a goroutine per request and reader.
 	Lean bool `json:"lean,omitempty"`
@@ -112,6 +116,23 @@ type reply struct {
 	Realtime bool  `json:"realtime,omitempty"` // lean post: the thread ran SCHED_FIFO
 	// Lean post: how late the thread woke from each wait that timed out, ns.
 	WakeLate []int64 `json:"wakeLate,omitempty"`
+	// Lean post with a warm-up (command.Warm): the warm-up's POSTs'
+	// samples, kept out of the fields above, which are the window's.
+	Warm *warmSamples `json:"warm,omitempty"`
+}
+
+// warmSamples are the lean client's figures of a warm-up: POST→frame
+// from the scheduled time (Frames) and from the write (FromSend), sent
+// after schedule (Queued), answered (Lat), ns; the HTTP connections
+// dialed for it (Dials, the ones dialed before it included) and the
+// POSTs in flight at most (InFlight).
+type warmSamples struct {
+	Frames   []int64 `json:"frames,omitempty"`
+	FromSend []int64 `json:"fromSend,omitempty"`
+	Queued   []int64 `json:"queued,omitempty"`
+	Lat      []int64 `json:"lat,omitempty"`
+	Dials    int64   `json:"dials,omitempty"`
+	InFlight int64   `json:"inFlight,omitempty"`
 }
 
 type clientConn struct {
