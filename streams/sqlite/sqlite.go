@@ -72,7 +72,10 @@
 // returns. The log is thus also the position: after a restart the source
 // starts with whatever rows remain, so nothing committed is lost and
 // records arrive at least once, in order (a crash, not a stop, redelivers
-// what was accepted in the last second). A handler error makes the
+// what was accepted in the last second). A Handle call under way when
+// Run's context ends gets SourceConfig.DeliverGraceSeconds to finish
+// (streams.HandleWithGrace); a batch it accepts is trimmed before Run
+// returns. A handler error makes the
 // source offer the same records again after a backoff (100 ms doubling to
 // 10 s). Stats().OldestPending is the log time of the oldest change read
 // and not yet accepted (gathered for a batch, or refused by the handler),
