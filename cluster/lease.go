@@ -49,17 +49,17 @@ func (c *Config) selfFenceMargin() time.Duration {
 // changed, cancels run's context with a cause wrapping
 // streams.ErrLeaseLost, which denies a call to the target under way its
 // delivery grace (streams.HandleWithGrace). After a term, Lease waits for
-// run to return and campaigns again. Followers watch the key and campaign again when it
-// is deleted or expires (the TTL marker), and every streamLeaseSeconds/2
-// in case a marker was missed.
+// run to return and campaigns again. Followers watch the key and campaign
+// again when it is deleted or expires (the TTL marker), and every
+// streamLeaseSeconds/2 in case a marker was missed.
 //
 // When ctx ends, the leader cancels run and waits for it to return (a
 // call to the target under way gets its grace meanwhile), renewing the
 // key as before, then deletes the key with its last revision (a graceful
 // handover: a follower wins within a moment, and only once the old run
-// has made its position durable) and Lease returns nil. When run returns on its own
-// while leading, the key is deleted the same way and Lease returns run's
-// error. key must be a valid KV key ([-/_=.a-zA-Z0-9]+).
+// has made its position durable) and Lease returns nil. When run returns
+// on its own while leading, the key is deleted the same way and Lease
+// returns run's error. key must be a valid KV key ([-/_=.a-zA-Z0-9]+).
 func (h *Hub) Lease(ctx context.Context, key string, run func(context.Context) error) error {
 	log := h.log.With("lease", key)
 	for {

@@ -46,8 +46,9 @@
 // gets SourceConfig.DeliverGraceSeconds (streams.HandleWithGrace); a batch
 // it accepts is checkpointed before Run returns, so a graceful restart
 // does not deliver it again (in a cluster the save is refused with
-// streams.ErrFenced if a newer run has loaded the checkpoint since). The checkpoint file (SourceConfig.Checkpoint,
-// default "wsgate-checkpoint-<table>.json") is JSON
+// streams.ErrFenced if a newer run has loaded the checkpoint since). The
+// checkpoint file (SourceConfig.Checkpoint, default
+// "wsgate-checkpoint-<table>.json") is JSON
 // ({"streamArn":…,"shards":{"<shardId>":{"start":…,"sequenceNumber":…,"finished":true}}}),
 // rewritten atomically (temporary file, fsync, rename, fsync of the
 // directory) on every change.
