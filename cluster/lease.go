@@ -45,16 +45,21 @@ func (c *Config) selfFenceMargin() time.Duration {
 // key changed the term ends at once; when renewals fail otherwise (NATS
 // unreachable) run's context is cancelled at the last successful
 // renewal's send time + streamLeaseSeconds − the self-fence margin (3 s),
-// before the key can expire. After a term, Lease waits for run to return
-// and campaigns again. Followers watch the key and campaign again when it
-// is deleted or expires (the TTL marker), and every streamLeaseSeconds/2
-// in case a marker was missed.
+// before the key can expire; a term that ends so, or because the key
+// changed, cancels run's context with a cause wrapping
+// streams.ErrLeaseLost, which denies a call to the target under way its
+// delivery grace (streams.HandleWithGrace). After a term, Lease waits for
+// run to return and campaigns again. Followers watch the key and campaign
+// again when it is deleted or expires (the TTL marker), and every
+// streamLeaseSeconds/2 in case a marker was missed.
 //
-// When ctx ends, the leader cancels run, waits for it to return, then
-// deletes the key with its last revision (a graceful handover: a follower
-// wins within a moment) and Lease returns nil. When run returns on its own
-// while leading, the key is deleted the same way and Lease returns run's
-// error. key must be a valid KV key ([-/_=.a-zA-Z0-9]+).
+// When ctx ends, the leader cancels run and waits for it to return (a
+// call to the target under way gets its grace meanwhile), renewing the
+// key as before, then deletes the key with its last revision (a graceful
+// handover: a follower wins within a moment, and only once the old run
+// has made its position durable) and Lease returns nil. When run returns
+// on its own while leading, the key is deleted the same way and Lease
+// returns run's error. key must be a valid KV key ([-/_=.a-zA-Z0-9]+).
 func (h *Hub) Lease(ctx context.Context, key string, run func(context.Context) error) error {
 	log := h.log.With("lease", key)
 	for {
@@ -198,13 +203,17 @@ func (h *Hub) waitVacant(ctx context.Context, updates <-chan jetstream.KeyValueE
 func (h *Hub) lead(ctx context.Context, kv jetstream.KeyValue, key string, rev uint64, sent time.Time, run func(context.Context) error) error {
 	lease := h.cfg.streamLease()
 	margin := h.cfg.selfFenceMargin()
-	rctx, stop := context.WithCancel(ctx)
-	defer stop()
+	// run's context ends with ctx (a graceful stop: a call to the target
+	// under way gets its grace, and the lease is renewed until run
+	// returns) or with the lease, whose loss is the cause
+	// streams.ErrLeaseLost: no grace then, another node may be starting.
+	rctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	done := make(chan error, 1)
 	go func() { done <- run(rctx) }()
 	end := func(why string, attrs ...any) error {
 		h.log.Warn("stream lease: "+why+"; stopping here", append([]any{"lease", key}, attrs...)...)
-		stop()
+		stop(fmt.Errorf("%s: %w", why, streams.ErrLeaseLost))
 		<-done
 		return errLeaseLost
 	}
@@ -214,6 +223,12 @@ func (h *Hub) lead(ctx context.Context, kv jetstream.KeyValue, key string, rev u
 	fence := time.NewTimer(time.Until(fenceAt))
 	defer fence.Stop()
 	val := h.leaseValue()
+	// stopping is ctx's Done until ctx ends; then run is winding down
+	// (its call under way has a grace) and the lease is still renewed,
+	// with a context that outlives ctx, until run returns: a follower
+	// takes over only once this node's run has ended.
+	stopping := ctx.Done()
+	rnctx := context.WithoutCancel(ctx)
 	for {
 		select {
 		case err := <-done:
@@ -222,27 +237,20 @@ func (h *Hub) lead(ctx context.Context, kv jetstream.KeyValue, key string, rev u
 				return nil
 			}
 			return err
-		case <-ctx.Done():
-			stop()
-			err := <-done
-			h.release(kv, key, rev)
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
+		case <-stopping:
+			stop(context.Cause(ctx))
+			stopping = nil
 		case <-fence.C:
 			return end("could not renew before it could expire", "lastRenewalSent", fenceAt.Add(margin-lease))
 		case <-renew.C:
 			s := time.Now()
-			uctx, cancel := context.WithTimeout(ctx, max(min(lease/5, time.Until(fenceAt)), time.Millisecond))
+			uctx, cancel := context.WithTimeout(rnctx, max(min(lease/5, time.Until(fenceAt)), time.Millisecond))
 			nrev, err := kv.Update(uctx, key, val, rev)
 			cancel()
 			switch {
 			case err == nil:
 				rev, fenceAt = nrev, s.Add(lease-margin)
 				fence.Reset(time.Until(fenceAt))
-			case ctx.Err() != nil:
-				// the next select ends the term gracefully
 			case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyExists),
 				errors.Is(err, jetstream.ErrKeyNotFound):
 				return end("another node holds it now", "error", err)

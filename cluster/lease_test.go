@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/wsgate/wsgate/cluster"
 	"github.com/wsgate/wsgate/internal/testenv"
+	"github.com/wsgate/wsgate/streams"
 )
 
 // runner is a Lease's run function that records its terms.
@@ -20,6 +22,7 @@ type runner struct {
 	mu     sync.Mutex
 	starts []time.Time
 	ends   []time.Time
+	causes []error // context.Cause of each term's end
 }
 
 func (r *runner) run(ctx context.Context) error {
@@ -32,6 +35,7 @@ func (r *runner) run(ctx context.Context) error {
 	<-ctx.Done()
 	r.mu.Lock()
 	r.ends = append(r.ends, time.Now())
+	r.causes = append(r.causes, context.Cause(ctx))
 	r.mu.Unlock()
 	r.active.Add(-1) // before run returns: the next leader may start after it
 	return nil
@@ -118,6 +122,11 @@ func TestLeaseOneRunner(t *testing.T) {
 		})
 		_, ends := leader.terms()
 		starts, _ := next.terms()
+		leader.mu.Lock()
+		if c := leader.causes[len(leader.causes)-1]; errors.Is(c, streams.ErrLeaseLost) {
+			t.Errorf("round %d: a graceful leave ended the run with %v", round, c)
+		}
+		leader.mu.Unlock()
 		gap := starts[len(starts)-1].Sub(ends[len(ends)-1])
 		if gap < 0 {
 			t.Fatalf("round %d: %s started %v before %s's run returned", round, next.name, -gap, leader.name)
@@ -186,6 +195,12 @@ func TestLeaseSelfFence(t *testing.T) {
 	}
 	if m := most.Load(); m != 1 {
 		t.Fatalf("%d runs at once", m)
+	}
+	leader.mu.Lock()
+	cause := leader.causes[len(leader.causes)-1]
+	leader.mu.Unlock()
+	if !errors.Is(cause, streams.ErrLeaseLost) {
+		t.Errorf("the cut-off leader's run ended with cause %v, want streams.ErrLeaseLost (no delivery grace)", cause)
 	}
 	t.Logf("lease 2 s: cut-off leader stopped %v after the cut, %v before the new leader started; failover %v",
 		fenced.Sub(crashed).Round(time.Millisecond), took.Sub(fenced).Round(time.Millisecond), took.Sub(crashed).Round(time.Millisecond))

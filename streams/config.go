@@ -185,6 +185,7 @@ func (c *SourceConfig) Validate() error {
 	var e confcheck.Errors
 	e.Range("pollMillis", c.PollMillis, 0, MaxPollMillis)
 	e.Range("statusIntervalSeconds", c.StatusIntervalSeconds, 0, MaxStatusIntervalSeconds)
+	e.RangeOpt("deliverGraceSeconds", c.DeliverGraceSeconds, 0, MaxDeliverGraceSeconds)
 	switch c.Type {
 	case "":
 		e.Addf("type", "required (sqlite, postgres or dynamodb)")

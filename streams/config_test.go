@@ -156,6 +156,10 @@ func TestConfigValidate(t *testing.T) {
 		{"retries", Config{Source: sqlite, Target: TargetConfig{Integration: fn, MaximumRetryAttempts: intp(-2)}}, "maximumRetryAttempts"},
 		{"age", Config{Source: sqlite, Target: TargetConfig{Integration: fn, MaximumRecordAgeInSeconds: intp(604801)}}, "maximumRecordAgeInSeconds"},
 		{"response type", Config{Source: sqlite, Target: TargetConfig{Integration: fn, FunctionResponseTypes: []string{"X"}}}, "functionResponseTypes"},
+		{"grace bounds", Config{Source: SourceConfig{Type: "sqlite", Path: "x", Tables: []string{"t"}, DeliverGraceSeconds: intp(60)}, Target: TargetConfig{Group: "g"}}, ""},
+		{"grace zero", Config{Source: SourceConfig{Type: "sqlite", Path: "x", Tables: []string{"t"}, DeliverGraceSeconds: intp(0)}, Target: TargetConfig{Group: "g"}}, ""},
+		{"grace too long", Config{Source: SourceConfig{Type: "sqlite", Path: "x", Tables: []string{"t"}, DeliverGraceSeconds: intp(61)}, Target: TargetConfig{Group: "g"}}, "source.deliverGraceSeconds"},
+		{"grace negative", Config{Source: SourceConfig{Type: "postgres", DSN: "x", Tables: []string{"t"}, DeliverGraceSeconds: intp(-1)}, Target: TargetConfig{Group: "g"}}, "source.deliverGraceSeconds"},
 		{"filter event name", Config{Source: sqlite, Target: TargetConfig{Group: "g", Filter: &Filter{EventNames: []string{"UPDATE"}}}}, "eventName"},
 	}
 	for _, tc := range tests {

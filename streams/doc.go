@@ -51,7 +51,11 @@
 // with several shards, from at most one goroutine per shard at a time).
 // Handle blocks the shard: no later record of the shard is offered until it
 // returns. Handle must return promptly once ctx is done; it returns ctx's
-// error then, and the source does not advance. Stats may be called from any
+// error then, and the source does not advance. Sources call it through
+// HandleWithGrace, so a call under way when the run is told to stop (a
+// reload, a shutdown, a graceful handover) has SourceConfig's grace
+// (default 5 s) before its ctx is done: a batch accepted meanwhile is made
+// durable before Run returns, and the next run does not offer it again. Stats may be called from any
 // goroutine at any time. GroupTarget and MappingTarget are safe for
 // concurrent use across shards; they keep no state between calls except
 // their configuration.

@@ -134,6 +134,15 @@ type SourceConfig struct {
 	// PollMillis is how often an idle source polls: sqlite default 20,
 	// dynamodb default 1000.
 	PollMillis int `json:"pollMillis,omitempty"`
+	// DeliverGraceSeconds is how long a call to the target under way when
+	// the stream is stopped (a reload that restarts it, a shutdown, a
+	// graceful handover in a cluster) may still take: a batch the target
+	// accepts meanwhile is made durable (trimmed, confirmed,
+	// checkpointed) and not delivered again by the next run; a call still
+	// running then is cut and its batch delivered again. Default 5, range
+	// 0..60, 0 cutting the call at once. A run that lost its cluster
+	// lease gets no grace.
+	DeliverGraceSeconds *int `json:"deliverGraceSeconds,omitempty"`
 }
 
 // Permanent marks err as one that retrying cannot heal (bad configuration,

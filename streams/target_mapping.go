@@ -47,8 +47,10 @@ const MaxPayloadBytes = 6 * 1024 * 1024
 //
 // A batch given up is logged at level ERROR with its shard and sequence
 // numbers, and the shard moves on. There is no on-failure destination.
-// Handle returns an error only when ctx is done (the source does not
-// advance then).
+// Handle returns an error only when ctx is done or, for a call made
+// through HandleWithGrace, once the run is stopping and an invocation
+// failed (the source does not advance then): a stopping run's call
+// finishes the invocation under way, and starts no retry.
 type MappingTarget struct {
 	cfg    TargetConfig
 	filter recordFilter
@@ -173,6 +175,11 @@ func (m *MappingTarget) deliver(ctx context.Context, shard string, recs []Record
 			return fmt.Errorf("delivering batch: %w", ctx.Err())
 		}
 		m.stats.failures.Add(1)
+		if stopped(ctx) {
+			// The run is stopping: the call under way had its grace;
+			// the next run retries the batch.
+			return fmt.Errorf("delivering batch: stream stopping: %w", err)
+		}
 		m.log.Warn("stream batch failed",
 			"shard", shard, "records", len(recs), "firstSequenceNumber", recs[0].Change.SequenceNumber,
 			"retries", retries, "error", err)
@@ -192,7 +199,7 @@ func (m *MappingTarget) deliver(ctx context.Context, shard string, recs []Record
 			m.discard(shard, recs, "RetryAttemptsExhausted", err)
 			return nil
 		}
-		if err := Sleep(ctx, m.Backoff.Delay(retries)); err != nil {
+		if err := sleepUnlessStopped(ctx, m.Backoff.Delay(retries)); err != nil {
 			return fmt.Errorf("delivering batch: %w", err)
 		}
 	}

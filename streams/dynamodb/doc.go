@@ -42,8 +42,13 @@
 // When Handle returns nil, the last sequence number of the batch is written
 // to the checkpoint file before the next batch is read; when it returns an
 // error, the same batch is offered again after a backoff, blocking the
-// shard as Lambda does. The checkpoint file (SourceConfig.Checkpoint,
-// default "wsgate-checkpoint-<table>.json") is JSON
+// shard as Lambda does. A Handle call under way when Run's context ends
+// gets SourceConfig.DeliverGraceSeconds (streams.HandleWithGrace); a batch
+// it accepts is checkpointed before Run returns, so a graceful restart
+// does not deliver it again (in a cluster the save is refused with
+// streams.ErrFenced if a newer run has loaded the checkpoint since). The
+// checkpoint file (SourceConfig.Checkpoint, default
+// "wsgate-checkpoint-<table>.json") is JSON
 // ({"streamArn":…,"shards":{"<shardId>":{"start":…,"sequenceNumber":…,"finished":true}}}),
 // rewritten atomically (temporary file, fsync, rename, fsync of the
 // directory) on every change.

@@ -180,13 +180,17 @@ func (r *shardReader) handleError(ctx context.Context, err error, logger *slog.L
 
 // flush hands the pending records to the handler until it accepts them,
 // then checkpoints the last one. It fails only when ctx ends or another
-// runner took the checkpoint over (streams.ErrFenced).
+// runner took the checkpoint over (streams.ErrFenced). A batch whose call
+// was under way when ctx ended and that the handler accepted within the
+// grace is still checkpointed (the save outlives ctx, see checkpoint).
 func (r *shardReader) flush(ctx context.Context, logger *slog.Logger) error {
 	for len(r.pending) > 0 {
 		n := min(len(r.pending), r.size)
 		batch := r.pending[:n]
 		for failures := 1; ; failures++ {
-			err := r.h.Handle(ctx, r.id, batch)
+			// A call under way when ctx ends gets the grace: a batch
+			// accepted meanwhile is checkpointed before Run returns.
+			err := streams.HandleWithGrace(ctx, r.grace, r.h, r.id, batch)
 			if err == nil {
 				break
 			}

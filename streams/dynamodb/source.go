@@ -45,6 +45,7 @@ type Source struct {
 	start      string
 	checkpoint string
 	poll       time.Duration
+	grace      time.Duration // for a call under way at a stop (SourceConfig.DeliverGraceSeconds)
 
 	db     *dynamodb.Client
 	ds     *dynamodbstreams.Client
@@ -92,6 +93,7 @@ func New(cfg streams.SourceConfig, logger *slog.Logger, options ...Option) (*Sou
 		start:      cfg.StartingPosition,
 		checkpoint: cfg.Checkpoint,
 		poll:       time.Duration(cfg.PollMillis) * time.Millisecond,
+		grace:      cfg.Grace(),
 		pending:    map[string]time.Time{},
 	}
 	region := cfg.Region
@@ -118,6 +120,9 @@ func New(cfg streams.SourceConfig, logger *slog.Logger, options ...Option) (*Sou
 	case "LATEST", "TRIM_HORIZON":
 	default:
 		return nil, fmt.Errorf("dynamodb source: startingPosition %q (want LATEST or TRIM_HORIZON)", s.start)
+	}
+	if g := cfg.DeliverGraceSeconds; g != nil && (*g < 0 || *g > streams.MaxDeliverGraceSeconds) {
+		return nil, fmt.Errorf("dynamodb source: deliverGraceSeconds must be between 0 and %d", streams.MaxDeliverGraceSeconds)
 	}
 	if cfg.PollMillis < 0 {
 		return nil, errors.New("dynamodb source: pollMillis must not be negative")

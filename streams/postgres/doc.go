@@ -28,10 +28,16 @@
 // the position
 // confirmed to the server in standby status updates (every
 // StatusIntervalSeconds, default 10 s and 1 s in a cluster, when the
-// server asks, and on shutdown); when it returns an error the same records
+// server asks, and when the session ends, on the replication session that
+// still holds the slot); when it returns an error the same records
 // are offered again after an exponential backoff. Only accepted positions are
 // ever confirmed, so after a crash or restart the server replays from the
-// last confirmed commit: delivery is at least once. A lost connection is
+// last confirmed commit: delivery is at least once. A Handle call under
+// way when Run's context ends gets SourceConfig.DeliverGraceSeconds
+// (streams.HandleWithGrace); a batch it accepts is confirmed before the
+// session closes, so a graceful restart does not replay it. Since only
+// one session at a time streams from a slot, no newer run can have
+// started meanwhile. A lost connection is
 // re-established with backoff; configuration faults (wal_level, missing
 // table, missing publication or slot with Create false, a slot of the wrong
 // kind, refused login or privileges) end Run with an error marked

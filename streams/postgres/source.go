@@ -62,6 +62,7 @@ type Source struct {
 	publication string
 	create      bool
 	status      time.Duration // standby status interval
+	grace       time.Duration // for a call under way at a stop (SourceConfig.DeliverGraceSeconds)
 	meta        recordMeta
 	logger      *slog.Logger
 
@@ -89,9 +90,12 @@ func New(cfg streams.SourceConfig, logger *slog.Logger) (*Source, error) {
 		publication: cfg.Publication,
 		create:      cfg.Create == nil || *cfg.Create,
 		status:      time.Duration(cfg.StatusIntervalSeconds) * time.Second,
+		grace:       cfg.Grace(),
 		meta:        recordMeta{region: cfg.Region},
 	}
 	switch {
+	case cfg.DeliverGraceSeconds != nil && (*cfg.DeliverGraceSeconds < 0 || *cfg.DeliverGraceSeconds > streams.MaxDeliverGraceSeconds):
+		return nil, fmt.Errorf("postgres source: deliverGraceSeconds must be between 0 and %d", streams.MaxDeliverGraceSeconds)
 	case cfg.StatusIntervalSeconds < 0 || cfg.StatusIntervalSeconds > streams.MaxStatusIntervalSeconds:
 		return nil, fmt.Errorf("postgres source: statusIntervalSeconds must be between 0 and %d", streams.MaxStatusIntervalSeconds)
 	case s.status == 0:
@@ -460,7 +464,9 @@ func (s *Source) deliver(ctx context.Context, st *stream, h streams.Handler, rec
 
 func (s *Source) retryHandle(ctx context.Context, h streams.Handler, recs []streams.Record) error {
 	for failures := 1; ; failures++ {
-		err := h.Handle(ctx, s.Shard(), recs)
+		// A call under way when ctx ends gets the grace: a batch accepted
+		// meanwhile is confirmed to the server before the session ends.
+		err := streams.HandleWithGrace(ctx, s.grace, h, s.Shard(), recs)
 		if err == nil {
 			s.delivered.Add(int64(len(recs)))
 			return nil

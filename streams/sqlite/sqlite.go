@@ -72,7 +72,10 @@
 // returns. The log is thus also the position: after a restart the source
 // starts with whatever rows remain, so nothing committed is lost and
 // records arrive at least once, in order (a crash, not a stop, redelivers
-// what was accepted in the last second). A handler error makes the
+// what was accepted in the last second). A Handle call under way when
+// Run's context ends gets SourceConfig.DeliverGraceSeconds to finish
+// (streams.HandleWithGrace); a batch it accepts is trimmed before Run
+// returns. A handler error makes the
 // source offer the same records again after a backoff (100 ms doubling to
 // 10 s). Stats().OldestPending is the log time of the oldest change read
 // and not yet accepted (gathered for a batch, or refused by the handler),
@@ -161,6 +164,9 @@ type Source struct {
 	// busyTimeout is how long a statement waits for another
 	// connection's lock before failing with SQLITE_BUSY; 5 s.
 	busyTimeout time.Duration
+	// grace is how long a call to the handler under way at a stop may
+	// still take (SourceConfig.DeliverGraceSeconds).
+	grace time.Duration
 
 	delivered atomic.Int64
 	setAside  atomic.Int64
@@ -194,6 +200,7 @@ func New(cfg streams.SourceConfig, logger *slog.Logger) (*Source, error) {
 
 		trimDelay:   time.Second,
 		busyTimeout: 5 * time.Second,
+		grace:       cfg.Grace(),
 	}
 	if s.region == "" {
 		s.region = DefaultRegion
@@ -602,22 +609,13 @@ func (t *tail) run(ctx context.Context, h streams.Handler) error {
 	return nil
 }
 
-// deliverGrace is how long a call under way may still finish after the
-// run was told to stop (a reload, a shutdown): a batch the target
-// accepts meanwhile is trimmed, not delivered again by the next run.
-const deliverGrace = 5 * time.Second
-
 // deliver offers recs to h until it accepts them or ctx is done. A call
-// under way when ctx is done gets deliverGrace to finish.
+// under way when ctx is done gets the source's grace to finish
+// (streams.HandleWithGrace): a batch the target accepts meanwhile is
+// trimmed, not delivered again by the next run.
 func (t *tail) deliver(ctx context.Context, h streams.Handler, recs []streams.Record) bool {
-	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() {
-		time.AfterFunc(deliverGrace, cancel)
-	})
-	defer stop()
 	for {
-		err := h.Handle(hctx, t.shard, recs)
+		err := streams.HandleWithGrace(ctx, t.grace, h, t.shard, recs)
 		if err == nil {
 			t.handlerFails = 0
 			return true
