@@ -112,6 +112,10 @@ type Hub struct {
 	subs       map[string]*groupSub
 	seed       maphash.Seed // of worker
 	workers    []chan *nats.Msg
+	// marks are DrainGroups's marks in the workers' channels (a
+	// *nats.Msg without a subscription), each with the channel its
+	// worker closes when it reaches it.
+	marks sync.Map
 
 	dedupe dedupe
 
@@ -140,6 +144,10 @@ type Hub struct {
 	// queryHook, set by tests only, runs first when this node works out
 	// a query's answer: a slow owner.
 	queryHook atomic.Pointer[func(op string)]
+	// groupHook, set by tests only, runs in a worker before it hands a
+	// group message from another node to this node's members: a slow
+	// node.
+	groupHook atomic.Pointer[func(group string)]
 	// renewHook, set by tests only, runs in renew once the registry
 	// answered (err) and the claim was found current, before the answer
 	// is judged: a renewal preempted there.
@@ -147,7 +155,9 @@ type Hub struct {
 	// stepHook, set by tests only, runs at named steps of the registry
 	// work ("renew-send": a renewal read its claim and is about to write;
 	// "renew-done": it was judged; "fence-claim": a fence took its new
-	// incarnation and is about to claim its byte), on the goroutine
+	// incarnation and is about to claim its byte; "drain-marks":
+	// DrainGroups heard every node and put its marks in the workers'
+	// channels), on the goroutine
 	// doing it: a test holds one there to drive an interleaving the
 	// scheduler makes rare.
 	stepHook atomic.Pointer[func(step string)]
@@ -233,6 +243,14 @@ func (h *Hub) start(ctx context.Context, opts Options) error {
 		return err
 	}
 	if err := h.ctl.Flush(); err != nil {
+		return err
+	}
+	// Answered on the data connection, after every group message this
+	// node published before (DrainGroups).
+	if _, err := h.data.Subscribe(h.subject(h.self, "d"), func(m *nats.Msg) { _ = m.Respond(nil) }); err != nil {
+		return err
+	}
+	if err := h.data.Flush(); err != nil {
 		return err
 	}
 	h.startGroups()
