@@ -188,6 +188,9 @@ func (h *Hub) Flush(ctx context.Context) error {
 // within requestTimeoutMillis (or an older version, which has no .d:
 // no responders) is waited for no longer.
 func (h *Hub) DrainGroups(ctx context.Context) {
+	if h.closing.Load() {
+		return // closed already (a second Shutdown): nothing to drain into
+	}
 	rctx, cancel := context.WithTimeout(ctx, h.cfg.requestTimeout())
 	defer cancel()
 	var wg sync.WaitGroup

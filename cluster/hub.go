@@ -155,7 +155,9 @@ type Hub struct {
 	// stepHook, set by tests only, runs at named steps of the registry
 	// work ("renew-send": a renewal read its claim and is about to write;
 	// "renew-done": it was judged; "fence-claim": a fence took its new
-	// incarnation and is about to claim its byte; "drain-marks":
+	// incarnation and is about to claim its byte; "leave-released",
+	// "leave-kept": Close deleted its registry entry, or could not;
+	// "drain-marks":
 	// DrainGroups heard every node and put its marks in the workers'
 	// channels), on the goroutine
 	// doing it: a test holds one there to drive an interleaving the
@@ -541,12 +543,15 @@ func (h *Hub) Close() error {
 		return nil
 	}
 	h.mu.RLock()
-	b, rev, claimed := h.self, h.ownRev, h.claimed
+	b, rev, claimed, inc := h.self, h.ownRev, h.claimed, h.inc
 	h.mu.RUnlock()
 	if claimed && h.kv != nil && h.ctl.IsConnected() {
 		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.requestTimeout())
-		if err := h.kv.Delete(ctx, nodeKey(b), jetstream.LastRevision(rev)); err != nil {
+		if err := h.releaseEntry(ctx, b, rev, inc); err != nil {
 			h.log.Warn("cluster registry entry not released", "error", err)
+			h.step("leave-kept")
+		} else {
+			h.step("leave-released")
 		}
 		cancel()
 	}
@@ -566,6 +571,37 @@ func (h *Hub) Close() error {
 		h.ns.WaitForShutdown()
 	}
 	return nil
+}
+
+// releaseEntry deletes this node's registry entry, written at rev by
+// incarnation inc. A renewal running beside Close (the ticker stops only
+// after it) may have moved the entry on since rev: while the entry still
+// holds inc, it is deleted at the revision the stream's leader has. A
+// delete refused for its revision had left the entry up until its TTL ran
+// out: the other nodes answered 500 for the leaving node's ids meanwhile,
+// declared it gone on "no responders", and its restart found its byte
+// taken and claimed another (found by TestClusterRollingRestart under
+// load: "node 2 restarted with byte 66, had 65").
+func (h *Hub) releaseEntry(ctx context.Context, b byte, rev uint64, inc string) error {
+	err := h.kv.Delete(ctx, nodeKey(b), jetstream.LastRevision(rev))
+	for range 3 {
+		if !isWrongSequence(err) {
+			return err
+		}
+		cur, gerr := h.leaderGet(ctx, nodeKey(b))
+		if errors.Is(gerr, jetstream.ErrKeyNotFound) {
+			return nil
+		}
+		if gerr != nil {
+			return gerr
+		}
+		var e entry
+		if json.Unmarshal(cur.Value(), &e) != nil || e.Inc != inc {
+			return nil // deleted, or another incarnation's now: nothing of ours to release
+		}
+		err = h.kv.Delete(ctx, nodeKey(b), jetstream.LastRevision(cur.Revision()))
+	}
+	return err
 }
 
 // Register implements hub.Registry.
