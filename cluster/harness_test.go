@@ -58,11 +58,6 @@ func embeddedConfigs(t testing.TB, n int) []cluster.Config {
 			// Generous on a loaded 2-core machine; attempts and grace
 			// (what the 1 s promise rests on) keep their defaults.
 			RequestTimeoutMillis: 5000,
-			// JetStream's start took over the default 60 s once with
-			// the suite, -race and busy loops on 2 cores (the registry
-			// did not answer in time: TestClusterShutdownDrainsGroups,
-			// 1 run in 16).
-			StartupTimeoutSeconds: 180,
 		}
 		c.SetDefaults()
 		c.SettleSeconds = 0 // a test's nodes are all up at once
