@@ -16,6 +16,11 @@ func (h *Hub) SetConnHook(f func(op string)) { h.connHook.Store(&f) }
 // test's slow owner).
 func (h *Hub) SetQueryHook(f func(op string)) { h.queryHook.Store(&f) }
 
+// SetGroupHook makes this node call f with the group of every group
+// message from another node before its worker hands it to the members, on
+// the worker's goroutine (a test's slow node).
+func (h *Hub) SetGroupHook(f func(group string)) { h.groupHook.Store(&f) }
+
 // GroupSubs counts the group subscriptions of this node's data connection
 // as its embedded NATS server holds them, by group name.
 func (h *Hub) GroupSubs() map[string]int {

@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -51,7 +53,16 @@ func (h *Hub) startGroups() {
 				case <-h.ctx.Done():
 					return
 				case m := <-ch:
+					if m.Sub == nil { // a mark (nats.go sets Sub on every message it delivers)
+						if done, ok := h.marks.LoadAndDelete(m); ok {
+							close(done.(chan struct{}))
+						}
+						continue
+					}
 					name := tokenGroup(m.Subject[len(h.prefix)+len(".g."):])
+					if hook := h.groupHook.Load(); hook != nil {
+						(*hook)(name)
+					}
 					_, _ = h.mem.Publish(h.ctx, name, hub.NewMessage(m.Data))
 				}
 			}
@@ -157,4 +168,63 @@ func (h *Hub) Flush(ctx context.Context) error {
 		return fmt.Errorf("%w: flushing group messages: %v", hub.ErrUnavailable, err)
 	}
 	return nil
+}
+
+// DrainGroups returns once every group message that the other live nodes
+// published before the call has been handed to this node's members (the
+// frames queued on their connections), or when ctx ends. A graceful
+// shutdown calls it before it closes its clients: a publish another node
+// answered before the shutdown began could still be on its way (in the
+// publisher's NATS buffer, on a route, in this node's workers' channels)
+// and was lost to this node's members when their close frame came first
+// (found by TestClusterRollingRestart under load).
+//
+// Each live node is asked over the data connection (subject .d, answered
+// by the node on its own data connection): NATS keeps one connection's
+// messages in order from end to end, so the answer comes after every
+// group message that node published before it, and those were in this
+// node's workers' channels when it came. A mark in each worker's channel
+// then waits for them to be handed over. A node that does not answer
+// within requestTimeoutMillis (or an older version, which has no .d:
+// no responders) is waited for no longer.
+func (h *Hub) DrainGroups(ctx context.Context) {
+	if h.closing.Load() {
+		return // closed already (a second Shutdown): nothing to drain into
+	}
+	rctx, cancel := context.WithTimeout(ctx, h.cfg.requestTimeout())
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, b := range h.live() {
+		wg.Go(func() {
+			if _, err := h.data.RequestWithContext(rctx, h.subject(b, "d"), nil); err != nil && !errors.Is(err, nats.ErrNoResponders) {
+				h.log.Warn("group messages from a node not drained before closing the clients", "node", hub.NodeHex(b), "error", err)
+			}
+		})
+	}
+	wg.Wait()
+	dones := make([]chan struct{}, 0, len(h.workers))
+	for _, ch := range h.workers {
+		mark, done := &nats.Msg{}, make(chan struct{})
+		h.marks.Store(mark, done)
+		select {
+		case ch <- mark:
+			dones = append(dones, done)
+		case <-ctx.Done():
+			h.marks.Delete(mark)
+			return
+		case <-h.ctx.Done():
+			h.marks.Delete(mark)
+			return // the workers stopped
+		}
+	}
+	h.step("drain-marks")
+	for _, done := range dones {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return
+		case <-h.ctx.Done():
+			return
+		}
+	}
 }

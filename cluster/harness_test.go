@@ -39,7 +39,16 @@ func freePorts(t testing.TB, n int) []int {
 // embeddedConfigs are n node configs of one cluster with embedded NATS on
 // loopback, JetStream on all.
 func embeddedConfigs(t testing.TB, n int) []cluster.Config {
-	ports := freePorts(t, n)
+	// The client ports come from the same batch as the route ports: a
+	// client listener on port 0, opened after freePorts had let the route
+	// ports go, was given its own server's route port once ("Error
+	// listening on router port: bind: address already in use"), the
+	// other nodes' routes reached its client port, and the cluster never
+	// formed: the registry did not answer within startupTimeoutSeconds
+	// (TestClusterHostLoss, TestClusterLeaveAfterRenewal,
+	// TestClusterShutdownDrainsGroups, about 1 start in 40 under -race).
+	all := freePorts(t, 2*n)
+	ports, clients := all[:n], all[n:]
 	var routes []string
 	for _, p := range ports {
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
@@ -50,7 +59,7 @@ func embeddedConfigs(t testing.TB, n int) []cluster.Config {
 			Name: "test",
 			Node: cluster.NodeConfig{Name: fmt.Sprintf("n%d", i+1)},
 			NATS: cluster.NATSConfig{Embedded: &cluster.EmbeddedConfig{
-				Listen:        "127.0.0.1:0",
+				Listen:        fmt.Sprintf("127.0.0.1:%d", clients[i]),
 				ClusterListen: fmt.Sprintf("127.0.0.1:%d", ports[i]),
 				Routes:        routes,
 				StoreDir:      t.TempDir(),

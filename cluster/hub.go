@@ -112,6 +112,10 @@ type Hub struct {
 	subs       map[string]*groupSub
 	seed       maphash.Seed // of worker
 	workers    []chan *nats.Msg
+	// marks are DrainGroups's marks in the workers' channels (a
+	// *nats.Msg without a subscription), each with the channel its
+	// worker closes when it reaches it.
+	marks sync.Map
 
 	dedupe dedupe
 
@@ -140,6 +144,10 @@ type Hub struct {
 	// queryHook, set by tests only, runs first when this node works out
 	// a query's answer: a slow owner.
 	queryHook atomic.Pointer[func(op string)]
+	// groupHook, set by tests only, runs in a worker before it hands a
+	// group message from another node to this node's members: a slow
+	// node.
+	groupHook atomic.Pointer[func(group string)]
 	// renewHook, set by tests only, runs in renew once the registry
 	// answered (err) and the claim was found current, before the answer
 	// is judged: a renewal preempted there.
@@ -147,7 +155,11 @@ type Hub struct {
 	// stepHook, set by tests only, runs at named steps of the registry
 	// work ("renew-send": a renewal read its claim and is about to write;
 	// "renew-done": it was judged; "fence-claim": a fence took its new
-	// incarnation and is about to claim its byte), on the goroutine
+	// incarnation and is about to claim its byte; "leave-released",
+	// "leave-kept": Close deleted its registry entry, or could not;
+	// "drain-marks":
+	// DrainGroups heard every node and put its marks in the workers'
+	// channels), on the goroutine
 	// doing it: a test holds one there to drive an interleaving the
 	// scheduler makes rare.
 	stepHook atomic.Pointer[func(step string)]
@@ -233,6 +245,14 @@ func (h *Hub) start(ctx context.Context, opts Options) error {
 		return err
 	}
 	if err := h.ctl.Flush(); err != nil {
+		return err
+	}
+	// Answered on the data connection, after every group message this
+	// node published before (DrainGroups).
+	if _, err := h.data.Subscribe(h.subject(h.self, "d"), func(m *nats.Msg) { _ = m.Respond(nil) }); err != nil {
+		return err
+	}
+	if err := h.data.Flush(); err != nil {
 		return err
 	}
 	h.startGroups()
@@ -523,12 +543,15 @@ func (h *Hub) Close() error {
 		return nil
 	}
 	h.mu.RLock()
-	b, rev, claimed := h.self, h.ownRev, h.claimed
+	b, rev, claimed, inc := h.self, h.ownRev, h.claimed, h.inc
 	h.mu.RUnlock()
 	if claimed && h.kv != nil && h.ctl.IsConnected() {
 		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.requestTimeout())
-		if err := h.kv.Delete(ctx, nodeKey(b), jetstream.LastRevision(rev)); err != nil {
+		if err := h.releaseEntry(ctx, b, rev, inc); err != nil {
 			h.log.Warn("cluster registry entry not released", "error", err)
+			h.step("leave-kept")
+		} else {
+			h.step("leave-released")
 		}
 		cancel()
 	}
@@ -548,6 +571,37 @@ func (h *Hub) Close() error {
 		h.ns.WaitForShutdown()
 	}
 	return nil
+}
+
+// releaseEntry deletes this node's registry entry, written at rev by
+// incarnation inc. A renewal running beside Close (the ticker stops only
+// after it) may have moved the entry on since rev: while the entry still
+// holds inc, it is deleted at the revision the stream's leader has. A
+// delete refused for its revision had left the entry up until its TTL ran
+// out: the other nodes answered 500 for the leaving node's ids meanwhile,
+// declared it gone on "no responders", and its restart found its byte
+// taken and claimed another (found by TestClusterRollingRestart under
+// load: "node 2 restarted with byte 66, had 65").
+func (h *Hub) releaseEntry(ctx context.Context, b byte, rev uint64, inc string) error {
+	err := h.kv.Delete(ctx, nodeKey(b), jetstream.LastRevision(rev))
+	for range 3 {
+		if !isWrongSequence(err) {
+			return err
+		}
+		cur, gerr := h.leaderGet(ctx, nodeKey(b))
+		if errors.Is(gerr, jetstream.ErrKeyNotFound) {
+			return nil
+		}
+		if gerr != nil {
+			return gerr
+		}
+		var e entry
+		if json.Unmarshal(cur.Value(), &e) != nil || e.Inc != inc {
+			return nil // deleted, or another incarnation's now: nothing of ours to release
+		}
+		err = h.kv.Delete(ctx, nodeKey(b), jetstream.LastRevision(cur.Revision()))
+	}
+	return err
 }
 
 // Register implements hub.Registry.

@@ -173,6 +173,36 @@ func (n *network) each(k int, f func(*proxy)) {
 	}
 }
 
+// closedPorts are n loopback ports held for the test by listeners that
+// close every connection they accept: a route dialed there fails, as to a
+// closed port. Ports found free and then closed (freePorts) were handed
+// out again by the kernel (an embedded server's client port took one, and
+// a route learned by gossip reached it: "Client parser ERROR" on "RS+"
+// in TestClusterHostLoss's log), so an advertised address could lead
+// somewhere that answers, and around the proxies.
+func closedPorts(t testing.TB, n int) []int {
+	t.Helper()
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
+
 // proxiedConfigs are embeddedConfigs whose routes pass through a network
 // of proxies. Each server advertises a closed port, so a route learned by
 // gossip (which would bypass the proxies) is refused and only the
@@ -180,7 +210,7 @@ func (n *network) each(k int, f func(*proxy)) {
 func proxiedConfigs(t testing.TB, n int) ([]cluster.Config, *network) {
 	cfgs := embeddedConfigs(t, n)
 	ports := freePorts(t, n)
-	closed := freePorts(t, n)
+	closed := closedPorts(t, n)
 	nw := &network{links: make([][]*proxy, n)}
 	for i := range n {
 		nw.links[i] = make([]*proxy, n)

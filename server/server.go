@@ -816,6 +816,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		shutdown = s.front.Shutdown // and net/http's behind it
 	}
 	httpErr := shutdown(ctx) // stops accepting; hijacked sockets are the gateway's
+	if s.cluster != nil {
+		// Group messages other nodes published before now reach this
+		// node's members before their close frame.
+		s.cluster.DrainGroups(ctx)
+	}
 	gwErr := s.gw.Shutdown(ctx)
 	if s.cluster != nil {
 		_ = s.cluster.Close() // after the clients: its ids answer 410 everywhere from here

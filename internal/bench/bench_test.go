@@ -18,13 +18,28 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// skipHarness skips a test that runs the harness: with -short, and under
+// the race detector, where every role the harness starts is the test
+// binary built with -race: this package alone took 460 s of go test's
+// 600 s default timeout at a load average of 20-30 (the suite's other
+// packages beside it), and the servers' races are what the gateway,
+// server and cluster tests look for. The test command runs this package
+// again without -race.
+func skipHarness(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts many processes")
+	}
+	if raceEnabled {
+		t.Skip("starts many processes of the test binary, slow under -race: the test command's run without -race runs it")
+	}
+}
+
 // TestScenariosSmall runs every scenario once at tiny size, so the harness
 // keeps working. It checks that each produced its figures without errors,
 // never the figures themselves.
 func TestScenariosSmall(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts many processes")
-	}
+	skipHarness(t)
 	var log strings.Builder
 	res, err := Run(Options{Small: true, Runs: 1, Workers: 2, Log: &log})
 	if err != nil {
@@ -72,9 +87,7 @@ func TestScenariosSmall(t *testing.T) {
 // (the lean one of postloop_linux.go, and a goroutine per request and per
 // reader): every POST answered and framed, none failed.
 func TestPostClientsSmall(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts many processes")
-	}
+	skipHarness(t)
 	for _, client := range []string{"lean", "goroutines"} {
 		var log strings.Builder
 		res, err := Run(Options{Small: true, Runs: 1, Workers: 2, Scenarios: []string{"post"}, PostClient: client, Log: &log})
@@ -107,9 +120,7 @@ func TestPostClientsSmall(t *testing.T) {
 // a single node and a 3-node cluster (separate processes on 127.0.0.11-13,
 // embedded NATS) each produce their figures without errors.
 func TestClusterScenariosSmall(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts many processes")
-	}
+	skipHarness(t)
 	var log strings.Builder
 	res, err := Run(Options{Small: true, Runs: 1, Workers: 2, Cluster: 3, Log: &log})
 	if err != nil {
@@ -158,9 +169,7 @@ func TestParseT(t *testing.T) {
 // and the report has every column and a row per sample. It does not judge
 // the figures or the FAIL lines: those judge the server, not the tool.
 func TestSoakSmall(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts many processes")
-	}
+	skipHarness(t)
 	var log strings.Builder
 	res, err := Run(Options{Small: true, Workers: 2, Scenarios: []string{"soak"}, Log: &log})
 	if err != nil {
