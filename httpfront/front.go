@@ -133,6 +133,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			s.mu.Unlock()
 		}
 	}()
+	growFDTable()
 	accept := ln.Accept
 	if ra := newRawAccepter(ln); ra != nil {
 		accept = ra.accept

@@ -29,3 +29,5 @@ func peerString(nc net.Conn) string { return nc.RemoteAddr().String() }
 // Describe reports the front's connections, for a test that lost one
 // (the poller's view: Linux only).
 func (s *Server) Describe() string { return "" }
+
+func growFDTable() {}
