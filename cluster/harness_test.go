@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"sync"
@@ -17,23 +18,54 @@ import (
 	"github.com/wsgate/wsgate/internal/testenv"
 )
 
-// freePorts reserves n loopback ports (listen, note, close) for NATS routes.
+// freePorts reserves n loopback ports (listen, note, close) for NATS routes
+// and listeners that must be named before their servers start. They are
+// drawn at random from below the kernel's ephemeral range
+// (ip_local_port_range): a port taken from that range with port 0 and let
+// go could be handed out again before the server binds it, to a port-0
+// listener or as the source port of any process's outgoing connection (a
+// start then failed with "address already in use" and the cluster never
+// formed: the registry did not answer within startupTimeoutSeconds, about
+// one start in a few hundred with the whole suite beside it).
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
+	low, high := 10000, ephemeralLow()
+	if high-low < 1000 {
+		low = 1024 // a wide ephemeral range: what is left below it
+	}
 	var ports []int
 	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 1000 {
+			t.Fatalf("no %d free loopback ports in %d-%d", n, low, high-1)
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", low+rand.IntN(high-low)))
 		if err != nil {
-			t.Fatal(err)
+			continue // taken
 		}
 		lns = append(lns, ln)
 		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
-	for _, ln := range lns {
-		ln.Close()
-	}
 	return ports
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range
+// (32768 when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo <= 1024 {
+		return 32768
+	}
+	return lo
 }
 
 // embeddedConfigs are n node configs of one cluster with embedded NATS on
