@@ -157,11 +157,9 @@ type Hub struct {
 	// "renew-done": it was judged; "fence-claim": a fence took its new
 	// incarnation and is about to claim its byte; "leave-released",
 	// "leave-kept": Close deleted its registry entry, or could not;
-	// "drain-marks":
-	// DrainGroups heard every node and put its marks in the workers'
-	// channels), on the goroutine
-	// doing it: a test holds one there to drive an interleaving the
-	// scheduler makes rare.
+	// "drain-marks": DrainGroups heard every node and put its marks in
+	// the workers' channels), on the goroutine doing it: a test holds one
+	// there to drive an interleaving the scheduler makes rare.
 	stepHook atomic.Pointer[func(step string)]
 
 	ctx    context.Context
