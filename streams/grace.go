@@ -95,8 +95,8 @@ type leaseKey struct{}
 // context with the same cause then; lease matters when the run's context
 // ended before, with a graceful stop whose grace is still running: the
 // cause of a context cannot change once set, so HandleWithGrace learns
-// of the loss from lease, and cuts the call under way at once. lease must
-// not end for any other reason.
+// of the loss from lease, and cuts the call under way at once. While the
+// run lasts, lease must not end for any other reason.
 func WithLease(ctx, lease context.Context) context.Context {
 	return context.WithValue(ctx, leaseKey{}, lease)
 }
