@@ -48,10 +48,12 @@ func (c *Config) selfFenceMargin() time.Duration {
 // before the key can expire; a term that ends so, or because the key
 // changed, cancels run's context with a cause wrapping
 // streams.ErrLeaseLost, which denies a call to the target under way its
-// delivery grace (streams.HandleWithGrace). After a term, Lease waits for
-// run to return and campaigns again. Followers watch the key and campaign
-// again when it is deleted or expires (the TTL marker), and every
-// streamLeaseSeconds/2 in case a marker was missed.
+// delivery grace (streams.HandleWithGrace), also one a graceful stop
+// began before (run's context carries the lease's, streams.WithLease).
+// After a term, Lease waits for run to return and campaigns again.
+// Followers watch the key and campaign again when it is deleted or
+// expires (the TTL marker), and every streamLeaseSeconds/2 in case a
+// marker was missed.
 //
 // When ctx ends, the leader cancels run and waits for it to return (a
 // call to the target under way gets its grace meanwhile), renewing the
@@ -207,13 +209,20 @@ func (h *Hub) lead(ctx context.Context, kv jetstream.KeyValue, key string, rev u
 	// under way gets its grace, and the lease is renewed until run
 	// returns) or with the lease, whose loss is the cause
 	// streams.ErrLeaseLost: no grace then, another node may be starting.
-	rctx, stop := context.WithCancelCause(ctx)
+	// A loss during a graceful stop cannot change the cause any more:
+	// lost, which run's context carries (streams.WithLease), ends then
+	// and cuts the grace.
+	lost, lose := context.WithCancelCause(context.Background())
+	defer lose(nil)
+	rctx, stop := context.WithCancelCause(streams.WithLease(ctx, lost))
 	defer stop(nil)
 	done := make(chan error, 1)
 	go func() { done <- run(rctx) }()
 	end := func(why string, attrs ...any) error {
 		h.log.Warn("stream lease: "+why+"; stopping here", append([]any{"lease", key}, attrs...)...)
-		stop(fmt.Errorf("%s: %w", why, streams.ErrLeaseLost))
+		cause := fmt.Errorf("%s: %w", why, streams.ErrLeaseLost)
+		lose(cause)
+		stop(cause)
 		<-done
 		return errLeaseLost
 	}

@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/wsgate/wsgate/internal/testenv"
 	"github.com/wsgate/wsgate/streams"
 )
@@ -67,16 +64,7 @@ func TestLeaseRenewedWhileRunWindsDown(t *testing.T) {
 		_ = hubs[1].Lease(octx, key, other.run)
 	}()
 
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	kv, err := js.KeyValue(context.Background(), "WSGATE_ext_LEASES")
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := leasesBucket(t, url)
 	revision := func() uint64 {
 		e, err := kv.Get(context.Background(), key)
 		if err != nil {

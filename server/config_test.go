@@ -214,3 +214,47 @@ streams:
 		t.Fatalf("an empty node name in runOn: %v", err)
 	}
 }
+
+// TestStreamGraceFitsShutdownTimeout: a stream's deliverGraceSeconds
+// (default 5) must be less than shutdownTimeoutSeconds, or the config is
+// refused, naming the stream's field; a grace out of its own range is
+// reported by its range check alone.
+func TestStreamGraceFitsShutdownTimeout(t *testing.T) {
+	const field = "streams[1].source.deliverGraceSeconds"
+	for _, tc := range []struct {
+		name, shutdown, grace, want string
+	}{
+		{"defaults", "", "", ""},
+		{"default grace, timeout 6", "shutdownTimeoutSeconds: 6\n", "", ""},
+		{"default grace, timeout 5", "shutdownTimeoutSeconds: 5\n", "", field + ": 5 (the default) must be less than shutdownTimeoutSeconds (5): "},
+		{"grace 29", "", "29", ""},
+		{"grace 30", "", "30", field + ": 30 must be less than shutdownTimeoutSeconds (30): "},
+		{"grace 60, timeout 20", "shutdownTimeoutSeconds: 20\n", "60", field + ": 60 must be less than shutdownTimeoutSeconds (20): "},
+		{"grace 0, timeout 1", "shutdownTimeoutSeconds: 1\n", "0", ""},
+		{"grace out of range", "shutdownTimeoutSeconds: 20\n", "61", field + ": must be between 0 and 60, got 61"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			grace := ""
+			if tc.grace != "" {
+				grace = ", deliverGraceSeconds: " + tc.grace
+			}
+			text := tc.shutdown + `
+streams:
+  - source: { type: sqlite, path: a.db, tables: [orders], deliverGraceSeconds: 0 }
+    target: { group: orders }
+  - source: { type: sqlite, path: b.db, tables: [items]` + grace + ` }
+    target: { group: items }
+`
+			_, err := server.ParseConfig([]byte(text))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("ParseConfig: %v", err)
+			case tc.want == "":
+			case err == nil || !strings.Contains(err.Error(), tc.want):
+				t.Fatalf("ParseConfig = %v, want %q", err, tc.want)
+			case strings.Contains(err.Error(), "\n"):
+				t.Fatalf("ParseConfig = %v: one problem expected, for %s", err, field)
+			}
+		})
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/gorilla/websocket"
+	"sigs.k8s.io/yaml"
 
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/integration"
@@ -435,4 +436,55 @@ func atoi(t *testing.T, s string) int {
 		t.Fatalf("%q: %v", s, err)
 	}
 	return n
+}
+
+// TestReloadRefusesGraceBeyondShutdownTimeout: a reload that would lower
+// shutdownTimeoutSeconds to a running stream's deliverGraceSeconds (or
+// raise the grace to it) is refused; the running config stays, and the
+// stream keeps running.
+func TestReloadRefusesGraceBeyondShutdownTimeout(t *testing.T) {
+	db, sql := sqliteDB(t)
+	config := ordersStream(db, "{ group: orders }")
+	srv, logs := startLogged(t, config)
+	waitStream(t, srv, "orders", func(s server.StreamJSON) error {
+		if s.State != "running" {
+			return fmt.Errorf("state %s", s.State)
+		}
+		return nil
+	})
+	for _, tc := range []struct{ name, text, want string }{
+		{"timeout lowered", "shutdownTimeoutSeconds: 5\n" + config,
+			"streams[0].source.deliverGraceSeconds: 5 (the default) must be less than shutdownTimeoutSeconds (5)"},
+		{"grace raised", strings.Replace(config, "pollMillis: 5", "pollMillis: 5, deliverGraceSeconds: 30", 1),
+			"streams[0].source.deliverGraceSeconds: 30 must be less than shutdownTimeoutSeconds (30)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var cfg server.Config
+			if err := yaml.UnmarshalStrict([]byte(tc.text), &cfg); err != nil {
+				t.Fatal(err)
+			}
+			cfg.StateDir = srv.Config().StateDir
+			_, err := srv.Reload(cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("reload error %v, want %q", err, tc.want)
+			}
+			if !strings.Contains(logs.String(), "config reload refused, the running config stays") {
+				t.Errorf("no refusal in the log:\n%s", logs)
+			}
+			if got := srv.Config(); got.ShutdownTimeoutSeconds != 30 || got.Streams[0].Source.DeliverGraceSeconds != nil {
+				t.Fatalf("config in force: shutdownTimeoutSeconds %d, deliverGraceSeconds %v", got.ShutdownTimeoutSeconds, got.Streams[0].Source.DeliverGraceSeconds)
+			}
+		})
+	}
+	// The stream was not stopped: it was started once, and delivers.
+	if n := strings.Count(logs.String(), `msg="stream started" stream=orders`); n != 1 {
+		t.Fatalf("orders started %d times", n)
+	}
+	sql(`INSERT INTO orders VALUES ('o-1', 'new')`)
+	waitStream(t, srv, "orders", func(s server.StreamJSON) error {
+		if s.Delivered != 1 {
+			return fmt.Errorf("delivered %d", s.Delivered)
+		}
+		return nil
+	})
 }

@@ -207,6 +207,7 @@ func (c *Config) Validate() error {
 			e.Addf(confcheck.Index("streams", i)+".target.group", "%q: %s", s.Target.Group, gateway.GroupNameRule)
 		}
 	}
+	c.checkGraces(&e)
 	e.In("tls", c.TLS.validate())
 	if c.ProxyProtocol && len(c.TrustedProxies) == 0 {
 		e.Addf("proxyProtocol", "needs trustedProxies: the addresses of the load balancers that send the header")
@@ -237,6 +238,38 @@ func (c *Config) Validate() error {
 		e.Addf("log.format", "%q: want text or json", c.Log.Format)
 	}
 	return e.Err()
+}
+
+// checkGraces refuses a stream whose delivery grace does not fit inside
+// the shutdown timeout: a call to the target under way at a shutdown
+// could then be cut by the shutdown (the process exits) while its grace
+// still runs, and the batch it got accepted is delivered again by the
+// next run, against what the grace promises. The grace must be shorter,
+// leaving the source time to make the batch durable. As Lambda refuses
+// an SQS event source mapping whose function timeout exceeds the queue's
+// visibility timeout, it is an error, not a warning; Reload validates
+// the same, so a reload cannot shorten the timeout below a grace
+// either. Values out of their own ranges are reported by those checks.
+func (c *Config) checkGraces(e *confcheck.Errors) {
+	shut := c.ShutdownTimeoutSeconds
+	if shut < 1 || shut > gateway.MaxShutdownTimeoutSeconds {
+		return
+	}
+	for i, sc := range c.Streams {
+		g := sc.Source.DeliverGraceSeconds
+		if g != nil && (*g < 0 || *g > streams.MaxDeliverGraceSeconds) {
+			continue
+		}
+		grace, def := streams.DefaultDeliverGraceSeconds, " (the default)"
+		if g != nil {
+			grace, def = *g, ""
+		}
+		if grace >= shut {
+			e.Addf(confcheck.Index("streams", i)+".source.deliverGraceSeconds",
+				"%d%s must be less than shutdownTimeoutSeconds (%d): a call to the target under way at a shutdown would be cut before its grace ends, and its batch delivered again; lower deliverGraceSeconds or raise shutdownTimeoutSeconds",
+				grace, def, shut)
+		}
+	}
 }
 
 // NewLogger builds the logger the config asks for, writing to w.

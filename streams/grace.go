@@ -34,8 +34,10 @@ var ErrLeaseLost = errors.New("stream lease lost")
 // and the next run does not deliver it again. Only then is the call's
 // context cancelled, and the batch is delivered again by the next run:
 // at least once, as before. A ctx that ended with a cause wrapping
-// ErrLeaseLost, or a grace of 0, cuts the call at once. When ctx has
-// ended already, HandleWithGrace does not call h and returns ctx's error.
+// ErrLeaseLost, or a grace of 0, cuts the call at once; so does the
+// lease context ctx carries (WithLease) when it ends, also during a grace
+// that a graceful stop began earlier. When ctx has ended already,
+// HandleWithGrace does not call h and returns ctx's error.
 //
 // The handler learns that the run is stopping from Stopping(ctx): a
 // target that retries inside Handle (MappingTarget) starts no retry of a
@@ -51,6 +53,13 @@ func HandleWithGrace(ctx context.Context, grace time.Duration, h Handler, shard 
 		timer *time.Timer
 		over  bool
 	)
+	// A lease lost at any time cuts the call: before the stop, ctx ends
+	// with ErrLeaseLost too (either cancel wins, with the same meaning);
+	// during a grace, only the lease's context says so, as ctx's cause
+	// was set by the stop and cannot change.
+	if lease := leaseOf(ctx); lease != nil {
+		defer context.AfterFunc(lease, func() { cancel(context.Cause(lease)) })()
+	}
 	stop := context.AfterFunc(ctx, func() {
 		cause := context.Cause(ctx)
 		if grace <= 0 || errors.Is(cause, ErrLeaseLost) {
@@ -75,6 +84,28 @@ func HandleWithGrace(ctx context.Context, grace time.Duration, h Handler, shard 
 		mu.Unlock()
 	}()
 	return h.Handle(context.WithValue(hctx, stoppingKey{}, ctx.Done()), shard, recs)
+}
+
+// leaseKey keys the lease context in a run's context (WithLease).
+type leaseKey struct{}
+
+// WithLease returns a copy of ctx that carries lease: a context that ends,
+// with a cause wrapping ErrLeaseLost, when the runner loses the right to
+// run the source (a cluster's stream lease). A runner cancels the run's
+// context with the same cause then; lease matters when the run's context
+// ended before, with a graceful stop whose grace is still running: the
+// cause of a context cannot change once set, so HandleWithGrace learns
+// of the loss from lease, and cuts the call under way at once. While the
+// run lasts, lease must not end for any other reason.
+func WithLease(ctx, lease context.Context) context.Context {
+	return context.WithValue(ctx, leaseKey{}, lease)
+}
+
+// leaseOf is the lease context WithLease put in ctx; nil when there is
+// none.
+func leaseOf(ctx context.Context) context.Context {
+	lease, _ := ctx.Value(leaseKey{}).(context.Context)
+	return lease
 }
 
 // stoppingKey keys the run's Done channel in a handler's context.

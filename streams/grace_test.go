@@ -45,15 +45,24 @@ func TestHandleWithGraceCuts(t *testing.T) {
 		name  string
 		grace time.Duration
 		cause error
+		lease bool // the lease's context (WithLease) ends, not the run's
 		want  error
 	}{
-		{"grace over", 10 * time.Millisecond, nil, context.Canceled},
-		{"no grace", 0, nil, context.Canceled},
+		{"grace over", 10 * time.Millisecond, nil, false, context.Canceled},
+		{"no grace", 0, nil, false, context.Canceled},
 		// An hour's grace: only the cause can end the call.
-		{"lease lost", time.Hour, fmt.Errorf("another node holds it now: %w", ErrLeaseLost), ErrLeaseLost},
+		{"lease lost", time.Hour, fmt.Errorf("another node holds it now: %w", ErrLeaseLost), false, ErrLeaseLost},
+		// A runner ends both contexts; the lease's may come first.
+		{"lease lost, its context first", time.Hour, fmt.Errorf("could not renew before it could expire: %w", ErrLeaseLost), true, ErrLeaseLost},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithCancelCause(context.Background())
+			lease, lose := context.WithCancelCause(context.Background())
+			defer lose(nil)
+			ctx, cancel := context.WithCancelCause(WithLease(context.Background(), lease))
+			defer cancel(nil)
+			if tc.lease {
+				cancel = lose
+			}
 			started := make(chan struct{})
 			h := HandlerFunc(func(hctx context.Context, _ string, _ []Record) error {
 				close(started)
@@ -92,5 +101,41 @@ func TestMappingTargetNoRetryAfterStop(t *testing.T) {
 	}
 	if n := len(inv.invocations()); n != 1 {
 		t.Errorf("%d invocations, want 1: a retry started after the stop", n)
+	}
+}
+
+// A lease lost while a graceful stop's grace runs cuts the call at once:
+// the run's context ended with the stop's cause, which cannot change; the
+// lease context the run's context carries (WithLease) says so.
+func TestHandleWithGraceLeaseLostDuringGrace(t *testing.T) {
+	lease, lose := context.WithCancelCause(context.Background())
+	ctx, stop := context.WithCancel(WithLease(context.Background(), lease))
+	started, graceOn := make(chan struct{}), make(chan struct{})
+	h := HandlerFunc(func(hctx context.Context, _ string, _ []Record) error {
+		close(started)
+		<-Stopping(hctx)
+		if err := hctx.Err(); err != nil {
+			return fmt.Errorf("the call was cut at the graceful stop: %w", err)
+		}
+		close(graceOn)
+		<-hctx.Done()
+		return context.Cause(hctx)
+	})
+	errc := make(chan error, 1)
+	// An hour's grace: only the lease can end the call.
+	go func() { errc <- HandleWithGrace(ctx, time.Hour, h, "s", nil) }()
+	<-started
+	stop() // graceful: the grace begins
+	select {
+	case <-graceOn:
+	case err := <-errc:
+		t.Fatalf("HandleWithGrace = %v before the lease was lost", err)
+	}
+	lose(fmt.Errorf("another node holds it now: %w", ErrLeaseLost))
+	if err := <-errc; !errors.Is(err, ErrLeaseLost) {
+		t.Errorf("HandleWithGrace = %v, want the lease's cause (ErrLeaseLost)", err)
+	}
+	if c := context.Cause(ctx); !errors.Is(c, context.Canceled) {
+		t.Errorf("run's context cause %v, want the stop's", c)
 	}
 }

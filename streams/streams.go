@@ -141,7 +141,7 @@ type SourceConfig struct {
 	// checkpointed) and not delivered again by the next run; a call still
 	// running then is cut and its batch delivered again. Default 5, range
 	// 0..60, 0 cutting the call at once. A run that lost its cluster
-	// lease gets no grace.
+	// lease gets no grace, and a loss during a grace ends it (WithLease).
 	DeliverGraceSeconds *int `json:"deliverGraceSeconds,omitempty"`
 }
 

@@ -35,9 +35,20 @@
 // last confirmed commit: delivery is at least once. A Handle call under
 // way when Run's context ends gets SourceConfig.DeliverGraceSeconds
 // (streams.HandleWithGrace); a batch it accepts is confirmed before the
-// session closes, so a graceful restart does not replay it. Since only
-// one session at a time streams from a slot, no newer run can have
-// started meanwhile. A lost connection is
+// session closes, so a graceful restart does not replay it. At a stop the
+// last status update is followed by CopyDone, and Run returns only after
+// the server's CommandComplete (within 5 s): the server processes a
+// connection's messages in order, so it has then taken the position (the
+// slot's confirmed_flush_lsn in pg_replication_slots) and released the
+// slot. Since only one session at a time streams from a slot, no newer
+// run can have started meanwhile. What remains: PostgreSQL keeps that
+// position in memory and writes it to disk only at a checkpoint (its
+// documentation, Logical Decoding Concepts), and then only when the slot
+// is marked dirty (its restart_lsn or catalog xmin moved) or, from
+// PostgreSQL 17, at a shutdown checkpoint; after a PostgreSQL crash (and,
+// before 17, possibly a clean restart) the slot can return to an earlier
+// position and the server replays what was confirmed since: at least
+// once still holds. A lost connection is
 // re-established with backoff; configuration faults (wal_level, missing
 // table, missing publication or slot with Create false, a slot of the wrong
 // kind, refused login or privileges) end Run with an error marked

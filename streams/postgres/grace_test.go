@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pglogrepl"
+
 	"github.com/wsgate/wsgate/internal/streamtest"
 	"github.com/wsgate/wsgate/internal/testenv"
 	"github.com/wsgate/wsgate/streams"
@@ -15,7 +17,9 @@ import (
 // batch the backend accepts after the stop began is confirmed to the
 // server before the session ends, and the next run delivers only what
 // came after. A call that outlasts the grace is cut, and its batch
-// delivered again.
+// delivered again. Once the run that finished the call has returned, the
+// server has processed its final status update: the slot's
+// confirmed_flush_lsn is past record one's transaction.
 func TestStopDuringCall(t *testing.T) {
 	t.Parallel()
 	c := sharedCluster(t)
@@ -36,7 +40,24 @@ func TestStopDuringCall(t *testing.T) {
 					return err
 				})
 			})
+			var oneLSN pglogrepl.LSN // inside record one's transaction, before its commit
+			runs := 0
 			streamtest.StopDuringCall(t, b, waitFor, finish, func() (func(), <-chan struct{}) {
+				if runs++; runs == 2 && finish {
+					// The first run has returned; the next has not
+					// started. Read at once: no wait, no retry.
+					var text string
+					if err := db.QueryRow(context.Background(), `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, cfg.Slot).Scan(&text); err != nil {
+						t.Fatal(err)
+					}
+					confirmed, err := pglogrepl.ParseLSN(text)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if confirmed <= oneLSN {
+						t.Errorf("after the run returned, the slot's confirmed_flush_lsn is %v, not past record one's transaction (%v): its final status update was not processed yet", confirmed, oneLSN)
+					}
+				}
 				src, err := New(cfg, testLogger())
 				if err != nil {
 					t.Fatal(err)
@@ -55,7 +76,26 @@ func TestStopDuringCall(t *testing.T) {
 				waitStreaming(t, db, r)
 				return cancel, r.done
 			}, func(n int) string {
-				run(t, db, `INSERT INTO items VALUES ($1)`, n)
+				tx, err := db.Begin(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer func() { _ = tx.Rollback(context.Background()) }()
+				var text string
+				if _, err := tx.Exec(context.Background(), `INSERT INTO items VALUES ($1)`, n); err != nil {
+					t.Fatal(err)
+				}
+				if err := tx.QueryRow(context.Background(), `SELECT pg_current_wal_insert_lsn()::text`).Scan(&text); err != nil {
+					t.Fatal(err)
+				}
+				if err := tx.Commit(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				if n == 1 {
+					if oneLSN, err = pglogrepl.ParseLSN(text); err != nil {
+						t.Fatal(err)
+					}
+				}
 				return fmt.Sprint(n)
 			})
 		})

@@ -265,8 +265,45 @@ func (st *stream) sendStatus() error {
 	return nil
 }
 
+// closeTimeout bounds the end of a replication session: the final status
+// update's acknowledgement (finish) and the connection's close.
+const closeTimeout = 5 * time.Second
+
+// finish ends streaming at a stop: a last standby status update with the
+// confirmed position, then CopyDone, and it waits for the server's
+// CommandComplete. The server processes a connection's messages in order
+// and leaves copy mode (releasing the slot) only after the update, so on
+// return the slot's confirmed_flush_lsn is st.confirmed, as
+// pg_replication_slots shows, and a session that starts next, on this
+// node or another, starts past it. CopyData the server sent before it saw
+// CopyDone is dropped (it was not confirmed: the next session sends it
+// again).
+func (st *stream) finish(ctx context.Context) error {
+	if st.confirmed != 0 {
+		if err := st.sendStatus(); err != nil {
+			return err
+		}
+	}
+	st.conn.Frontend().Send(&pgproto3.CopyDone{})
+	if err := st.conn.Frontend().Flush(); err != nil {
+		return fmt.Errorf("sending CopyDone: %w", err)
+	}
+	for {
+		msg, err := st.conn.ReceiveMessage(ctx)
+		if err != nil {
+			return fmt.Errorf("waiting for the end of streaming: %w", err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.CommandComplete:
+			return nil
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("ending streaming: %w", pgconn.ErrorResponseToPgError(m))
+		}
+	}
+}
+
 // session prepares the server, then streams until an error or ctx ends.
-func (s *Source) session(ctx context.Context, h streams.Handler) error {
+func (s *Source) session(ctx context.Context, h streams.Handler) (err error) {
 	pks, err := s.prepare(ctx)
 	if err != nil {
 		return err
@@ -276,14 +313,25 @@ func (s *Source) session(ctx context.Context, h streams.Handler) error {
 		return fmt.Errorf("opening replication connection: %w", err)
 	}
 	st := &stream{conn: conn}
+	streaming := false
 	defer func() {
-		// Confirm what was accepted so a restart replays as little as
-		// possible; the slot's own position is the fallback.
-		if st.confirmed != 0 {
+		cctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		defer cancel()
+		switch {
+		case streaming && ctx.Err() != nil && errors.Is(err, ctx.Err()):
+			// A stop (not a server's error, after which the server
+			// left copy mode itself): confirm what was accepted and wait until the
+			// server has processed it (a graceful restart or
+			// handover does not replay it).
+			if err := st.finish(cctx); err != nil {
+				s.logger.Warn("final standby status not acknowledged; the next run may deliver its batch again", "err", err, "confirmed", st.confirmed)
+			}
+		case streaming && st.confirmed != 0:
+			// An error: confirm what was accepted so a restart
+			// replays as little as possible; the slot's own position
+			// is the fallback.
 			_ = st.sendStatus()
 		}
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
 		_ = conn.Close(cctx)
 	}()
 	err = pglogrepl.StartReplication(ctx, conn, s.slot, 0, pglogrepl.StartReplicationOptions{
@@ -292,6 +340,7 @@ func (s *Source) session(ctx context.Context, h streams.Handler) error {
 	if err != nil {
 		return fmt.Errorf("starting replication: %w", err)
 	}
+	streaming = true
 	s.logger.Info("replication started", "publication", s.publication)
 
 	size, window := streams.BatchOptions(h)
