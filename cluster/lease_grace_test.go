@@ -20,7 +20,16 @@ import (
 // streams.ErrLeaseLost. Then the key is released and the other node runs.
 func TestLeaseRenewedWhileRunWindsDown(t *testing.T) {
 	url := startNATS(t)
-	hubs := startHubs(t, leaseConfigs(url, 2))
+	// A 6 s lease, not the 2 s of the other lease tests: a renewal then
+	// has 4.2 s to commit before the leader fences itself, not 1.4 s. A
+	// starved machine (the whole suite under -race on 2 cores) missed
+	// 1.4 s 3 times in 50, and the self-fence handing the key over is
+	// what it should do then, not what this test is about.
+	cfgs := leaseConfigs(url, 2)
+	for i := range cfgs {
+		cfgs[i].StreamLeaseSeconds = 6
+	}
+	hubs := startHubs(t, cfgs)
 	const key = "stream.windsdown"
 	var active, most atomic.Int32
 	release := make(chan struct{})
@@ -73,7 +82,7 @@ func TestLeaseRenewedWhileRunWindsDown(t *testing.T) {
 		return e.Revision()
 	}
 	leave()
-	// Renewals come every lease/5: seven of them span more than the 2 s
+	// Renewals come every lease/5: six of them span more than the 6 s
 	// lease, which expires unless they are made.
 	from := revision()
 	testenv.Eventually(t, 15*time.Second, func() error {
@@ -83,8 +92,8 @@ func TestLeaseRenewedWhileRunWindsDown(t *testing.T) {
 		if cause.Load() == nil {
 			return errors.New("the leaving run's context has not ended yet")
 		}
-		if r := revision(); r < from+7 {
-			return fmt.Errorf("key at revision %d, want %d", r, from+7)
+		if r := revision(); r < from+6 {
+			return fmt.Errorf("key at revision %d, want %d", r, from+6)
 		}
 		return nil
 	})
