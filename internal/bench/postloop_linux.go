@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"syscall"
@@ -39,7 +40,9 @@ import (
 //   - the thread runs SCHED_FIFO when the process may (root or
 //     CAP_SYS_NICE; the figure "client: real-time" says whether it did);
 //   - no goroutine per connection or per request, no channel hand-off, no
-//     runtime poller wake-up, and nothing allocated in the window (no GC);
+//     runtime poller wake-up, and no collection in the window (the loop
+//     allocates nothing there; the dialer, below, does, with the
+//     collector off while the loop runs);
 //   - every latency is measured from the POST's scheduled time (an open
 //     loop: a late send is counted, not omitted), and also from its write,
 //     and the lateness of each write is reported on its own.
@@ -201,6 +204,11 @@ func (w *worker) postLean(c command) reply {
 	if err := l.startDialer(); err != nil {
 		return reply{Err: err.Error()}
 	}
+	// No collection while the loop runs: the dialer's dials allocate (a
+	// few KB each, 256 at most), and a collection's stops of the world
+	// would wait for the dialer's thread, an ordinary one, when the
+	// machine has it off its CPU, holding up the real-time loop behind it.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	runtime.LockOSThread()
 	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_TIMERSLACK, 1, 0)
 	l.realtime = setFIFO(2) == nil // above the servers' 1 under -server-fifo
