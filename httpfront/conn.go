@@ -109,10 +109,14 @@ func (c *conn) release() {
 	c.pooled, c.buf = nil, nil
 }
 
-// connPool holds the conns of hijacked connections (WebSocket upgrades)
-// for the next accepted ones: an upgrade leaves nothing of the front
-// behind, so its conn, request box, response header and the method
-// values bound to it serve the next connection without allocating them.
+// connPool holds the conns of connections the front is done with on the
+// goroutine that served them (hijacked by a WebSocket upgrade, closed
+// after a keep-alive request or when the client closed between them,
+// handed to Fallback) for the next accepted ones: nothing of the front
+// refers to such a conn any more, so its conn, request box, response
+// header and the method values bound to it serve the next connection
+// without allocating them (a connection ramp of keep-alive POST clients
+// then makes that much less garbage for the collector).
 var connPool = sync.Pool{New: func() any { return new(conn) }}
 
 // newConn is a conn for an accepted connection, pending its first head.
@@ -125,7 +129,8 @@ func newConn(s *Server, nc net.Conn) *conn {
 	return c
 }
 
-// recycle puts the conn of a hijacked connection back in connPool, its
+// recycle puts the conn of a connection that ended on the goroutine
+// serving it (serveHeads) back in connPool, its
 // fields as newConn expects them apart from what is kept for reuse (the
 // request box, the response's header map and head buffer). Only a conn
 // that never parked: the poller, its sweep and the goroutine that parked
@@ -181,21 +186,23 @@ func (c *conn) resume() {
 }
 
 // serveHeads reads and serves requests until the connection parks in the
-// poller, closes, is hijacked or handed off. hijacked: a handler took the
-// socket on this goroutine, which alone may then recycle the conn (after
-// a park, c is the poller's and whichever goroutine it resumes on: not
-// to be read here).
-func (c *conn) serveHeads() (hijacked bool) {
+// poller, closes, is hijacked or handed off. ended: it closed, was
+// hijacked or handed off while a request was served or awaited on this
+// goroutine, which alone may then recycle the conn (after a park, c is
+// the poller's and whichever goroutine it resumes on: not to be read
+// here; a wait's read that fails without a park is left to the
+// collector too, more cannot tell the two apart).
+func (c *conn) serveHeads() (ended bool) {
 	for {
 		if c.serveBuffered() {
-			return c.hijacked
+			return true
 		}
 		if c.reqs > 0 {
 			if done, waited := c.serveWaiting(); waited {
 				if !done {
 					continue
 				}
-				return c.hijacked
+				return true
 			}
 		}
 		if !c.more() {

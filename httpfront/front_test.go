@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -514,5 +516,63 @@ func TestIdleTimeoutMovesWithRequests(t *testing.T) {
 			t.Fatalf("after the idle timeout: %v, want EOF", err)
 		}
 		return
+	}
+}
+
+// TestRecycledConns: connections that end on the goroutine serving them
+// (the client closing between keep-alive requests, Connection: close, a
+// hijack) give their conn back to the pool; each next connection, on a
+// reused conn or a new one, is served from a clean state: its requests
+// answered by the front in order, a hijack given exactly its bytes.
+func TestRecycledConns(t *testing.T) {
+	tf := startFront(t, nil)
+	idle := func() {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			tf.mu.Lock()
+			n := len(tf.conns)
+			tf.mu.Unlock()
+			if n == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d connections still tracked", n)
+			}
+			runtime.Gosched()
+		}
+	}
+	for i := range 50 {
+		body := strconv.Itoa(i)
+		// Keep-alive: two POSTs, then the client closes.
+		nc, br := dial(t, tf.addr)
+		for j := range 2 {
+			_, _ = io.WriteString(nc, post("/ka", body+strconv.Itoa(j)))
+			if _, got := readBody(t, br); got != fmt.Sprintf("front POST /ka %d %s%d", len(body)+1, body, j) {
+				t.Fatalf("round %d: keep-alive answer %q", i, got)
+			}
+		}
+		nc.Close()
+		idle()
+		// Connection: close: the server closes after its answer.
+		nc, br = dial(t, tf.addr)
+		_, _ = io.WriteString(nc, "POST /c HTTP/1.1\r\nHost: h\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx")
+		if _, got := readBody(t, br); got != "front POST /c 1 x" {
+			t.Fatalf("round %d: close answer %q", i, got)
+		}
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Fatalf("round %d: after Connection: close read %v, want EOF", i, err)
+		}
+		nc.Close()
+		idle()
+		// A hijack with bytes after its head.
+		nc, br = dial(t, tf.addr)
+		_, _ = io.WriteString(nc, "GET /hijack HTTP/1.1\r\nHost: h\r\n\r\n"+body)
+		b, _ := io.ReadAll(br)
+		if want := "\r\n\r\nrest=" + body; !strings.HasSuffix(string(b), want) {
+			t.Fatalf("round %d: hijack answer %q, want it to end %q", i, b, want)
+		}
+		nc.Close()
+		idle()
 	}
 }

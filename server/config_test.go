@@ -19,6 +19,7 @@ import (
 // target and the target's integration.
 const everyBlock = `
 listen: "127.0.0.1:0"
+heapFloorMiB: 64
 credentials: [{ accessKeyId: AKID, secretAccessKey: secret }]
 throttling: { rateLimit: 100, burstLimit: 50 }
 connectionThrottling: { rateLimit: 500, burstLimit: 500 }
@@ -119,7 +120,7 @@ func parseBlock(t *testing.T, text string) (*server.Config, []intField) {
 // 9.2 billion used to pass --check, then wrap negative and close every
 // connection at once.) Each field must also be documented.
 func TestEveryNumberIsRangeChecked(t *testing.T) {
-	checkEveryNumber(t, everyBlock, []string{"idleTimeoutSeconds", "maxConnectionSeconds", "sendBufferBytes",
+	checkEveryNumber(t, everyBlock, []string{"heapFloorMiB", "idleTimeoutSeconds", "maxConnectionSeconds", "sendBufferBytes",
 		`routes["$default"].integration.timeoutMillis`, `routes["$default"].integration.memorySizeMB`,
 		"authorizer.resultTtlSeconds", "authorizer.integration.concurrency",
 		"streams[0].source.pollMillis", "streams[0].target.batchSize", "streams[0].target.integration.timeoutMillis",
@@ -177,6 +178,7 @@ func TestRangeMessages(t *testing.T) {
 		{"stream", "streams:\n  - source: { type: sqlite, path: a.db, tables: [t], pollMillis: -1 }\n    target: { group: g }\n",
 			"streams[0].source.pollMillis: must be between 0 and 3600000, got -1"},
 		{"nested message", "routes:\n  x: { integration: { type: http } }\n", `routes["x"].integration.uri: required for an http integration`},
+		{"heap floor", "heapFloorMiB: -1\n", "heapFloorMiB: must be between 0 and 1048576, got -1"},
 		{"several at once", "slowConsumerSeconds: -1\nwriteTimeoutSeconds: 99999\n", "slowConsumerSeconds: must be between 1 and 3600, got -1\nwriteTimeoutSeconds: must be between 1 and 3600, got 99999"},
 	}
 	for _, tc := range cases {

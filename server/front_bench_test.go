@@ -87,8 +87,21 @@ func BenchmarkServerPostEscaped(b *testing.B) {
 	benchServerPost(b, func(id string) string { return strings.ReplaceAll(url.PathEscape(id), "=", "%3D") })
 }
 
-func benchServerPost(b *testing.B, escape func(string) string) {
-	srv := benchServer(b, "auto", "")
+// BenchmarkServerPostHeapFloor is BenchmarkServerPost with heapFloorMiB
+// 0 (Go's own GC pacing) and 64 (the default), twice each in turn: the
+// floor's CPU per POST at saturation (BENCHMARKS.md, session 12).
+func BenchmarkServerPostHeapFloor(b *testing.B) {
+	for _, mib := range []int{0, 64, 0, 64} {
+		b.Run(fmt.Sprintf("floor-%d", mib), func(b *testing.B) {
+			benchServerPostWith(b, url.PathEscape, fmt.Sprintf("heapFloorMiB: %d\n", mib))
+		})
+	}
+}
+
+func benchServerPost(b *testing.B, escape func(string) string) { benchServerPostWith(b, escape, "") }
+
+func benchServerPostWith(b *testing.B, escape func(string) string, extra string) {
+	srv := benchServer(b, "auto", extra)
 	ws, err := benchHandshake(srv.Addr())
 	if err != nil {
 		b.Fatal(err)

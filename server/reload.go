@@ -17,7 +17,7 @@ import (
 // gateway.Config.KeepFixed) that only a restart changes: the listener's
 // TLS, where the local CA lives, the log's level and format, the admin
 // listener, the access log and the cluster (this node's place in it).
-var fixedFields = []string{"tls", "stateDir", "log", "proxyProtocol", "admin", "accessLog", "cluster"}
+var fixedFields = []string{"tls", "stateDir", "log", "proxyProtocol", "admin", "accessLog", "cluster", "heapFloorMiB"}
 
 // liveFields are the server's settings a reload applies (besides the
 // gateway's). Every field of Config is in one of the two lists
@@ -58,7 +58,7 @@ type Reloaded struct {
 //   - settings only a restart changes (listen, stage, apiId, region,
 //     accountId, domainName, maxInflight, maxGroups,
 //     maxGroupsPerConnection, readHeaderTimeoutSeconds, tls, stateDir,
-//     log) keep their running values and are logged as needing a restart.
+//     log, heapFloorMiB) keep their running values and are logged as needing a restart.
 //
 // One line logs what changed. Reload must follow Start; reloads run one
 // at a time, and not once Shutdown began.

@@ -56,6 +56,7 @@ import (
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/integration"
 	"github.com/wsgate/wsgate/internal/confcheck"
+	"github.com/wsgate/wsgate/internal/gcfloor"
 	"github.com/wsgate/wsgate/metrics"
 	"github.com/wsgate/wsgate/streams"
 	"github.com/wsgate/wsgate/streams/dynamodb"
@@ -94,7 +95,18 @@ type Config struct {
 	// AccessLog writes one line per connect, message and disconnect in
 	// API Gateway's $context format. Default none.
 	AccessLog *accesslog.Config `json:"accessLog,omitempty"`
+	// HeapFloorMiB is the heap the garbage collector lets the process
+	// grow to before it collects, whatever GOGC's proportion of the live
+	// heap says (internal/gcfloor); 0: none, Go's own pacing. Nil: the
+	// default, DefaultHeapFloorMiB. Ignored when GOGC is set.
+	HeapFloorMiB *int `json:"heapFloorMiB,omitempty"`
 }
+
+// DefaultHeapFloorMiB is heapFloorMiB's default.
+const DefaultHeapFloorMiB = 64
+
+// MaxHeapFloorMiB is heapFloorMiB's largest value (1 TiB).
+const MaxHeapFloorMiB = 1 << 20
 
 // SetDefaults fills every unset field with its documented default.
 func (c *Config) SetDefaults() {
@@ -107,6 +119,10 @@ func (c *Config) SetDefaults() {
 	}
 	if c.AccessLog != nil {
 		c.AccessLog.SetDefaults()
+	}
+	if c.HeapFloorMiB == nil {
+		n := DefaultHeapFloorMiB
+		c.HeapFloorMiB = &n
 	}
 }
 
@@ -226,6 +242,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AccessLog != nil {
 		e.In("accessLog", c.AccessLog.Validate())
+	}
+	if c.HeapFloorMiB != nil {
+		e.Range("heapFloorMiB", *c.HeapFloorMiB, 0, MaxHeapFloorMiB)
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":
@@ -375,6 +394,11 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	s, err := newServer(cfg, logger)
 	if err != nil {
 		return nil, err
+	}
+	if f := s.cfg.HeapFloorMiB; f != nil {
+		if !gcfloor.Set(uint64(*f)<<20) && *f > 0 {
+			s.log.Info("GOGC is set: heapFloorMiB is not applied", "GOGC", os.Getenv("GOGC"), "heapFloorMiB", *f)
+		}
 	}
 	ln, err := clientListenConfig.Listen(context.Background(), "tcp", s.cfg.Listen)
 	if err != nil {

@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -38,7 +40,9 @@ import (
 //   - the thread runs SCHED_FIFO when the process may (root or
 //     CAP_SYS_NICE; the figure "client: real-time" says whether it did);
 //   - no goroutine per connection or per request, no channel hand-off, no
-//     runtime poller wake-up, and nothing allocated in the window (no GC);
+//     runtime poller wake-up, and no collection in the window (the loop
+//     allocates nothing there; the dialer, below, does, with the
+//     collector off while the loop runs);
 //   - every latency is measured from the POST's scheduled time (an open
 //     loop: a late send is counted, not omitted), and also from its write,
 //     and the lateness of each write is reported on its own.
@@ -48,6 +52,14 @@ import (
 //     load needs and are each a connection's first request, which costs
 //     a server more (BENCHMARKS.md, "the POST p99's stalls, session 10");
 //     the window's figures are the steady state's.
+//   - a connection is dialed by a goroutine of its own (leanDialer), not
+//     by the thread that reads: a POST that finds no idle connection asks
+//     for one and waits for whichever comes first, an answer freeing a
+//     connection or the new one. Dialing on the reading thread (sessions
+//     10 and 11) made a late answer cost the reading of every other one:
+//     a stall sent the client dialing toward its bound, 43–67 ms behind
+//     reading at worst, which multiplied the p99 it reported
+//     (BENCHMARKS.md, "every target on a quiet machine, session 11").
 
 // leanMaxHTTP bounds the keep-alive connections per entry node, dialed
 // when none is idle (leanPreDial of them before the window): with all of
@@ -72,9 +84,29 @@ type leanConn struct {
 
 // leanPool is an entry node's idle HTTP connections, last in first out.
 type leanPool struct {
-	addr string
-	idle []*leanConn
-	n    int // connections dialed
+	addr    string
+	idle    []*leanConn
+	n       int // connections dialed
+	dialing int // dials asked of the dialer, not back yet
+}
+
+// leanDial is a dial asked of the dialer (pool k), and its result.
+type leanDial struct {
+	k      int
+	window bool // asked for a POST of the window, not of the warm-up
+	fd     int
+	err    error
+}
+
+// leanDialer dials the loop's connections on a goroutine of its own and
+// hands each to the loop: the loop's thread never blocks in a connect.
+// It wakes the loop through an eventfd in the loop's epoll set.
+type leanDialer struct {
+	ask  chan leanDial
+	efd  int
+	mu   sync.Mutex
+	done []leanDial // dialed, not yet taken by the loop
+	wg   sync.WaitGroup
 }
 
 type leanLoop struct {
@@ -113,6 +145,8 @@ type leanLoop struct {
 	// windowDials: connections dialed for the window's POSTs.
 	w           warmSamples
 	windowDials int64
+	d           *leanDialer
+	dialFailed  int // failed dials not yet charged to a waiting POST
 }
 
 // postLean runs the fixed-rate POSTs signed by post-sign on this worker's
@@ -155,13 +189,26 @@ func (w *worker) postLean(c command) reply {
 	}
 	for k := range l.pools {
 		for range leanPreDial {
-			h, err := l.dialHTTP(k)
+			fd, err := l.dialFD(k)
+			if err == nil {
+				var h *leanConn
+				if h, err = l.addHTTP(k, fd); err == nil {
+					l.pools[k].idle = append(l.pools[k].idle, h)
+				}
+			}
 			if err != nil {
 				return reply{Err: err.Error()}
 			}
-			l.pools[k].idle = append(l.pools[k].idle, h)
 		}
 	}
+	if err := l.startDialer(); err != nil {
+		return reply{Err: err.Error()}
+	}
+	// No collection while the loop runs: the dialer's dials allocate (a
+	// few KB each, 256 at most), and a collection's stops of the world
+	// would wait for the dialer's thread, an ordinary one, when the
+	// machine has it off its CPU, holding up the real-time loop behind it.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	runtime.LockOSThread()
 	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_TIMERSLACK, 1, 0)
 	l.realtime = setFIFO(2) == nil // above the servers' 1 under -server-fifo
@@ -287,30 +334,105 @@ func (l *leanLoop) add(lc *leanConn) error {
 	return rawsys.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, lc.fd, &syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(lc.fd)})
 }
 
-// dialHTTP opens a keep-alive connection to pool k's node (a blocking
-// connect from the loop: counted in the lateness of the send that needed it).
-func (l *leanLoop) dialHTTP(k int) (*leanConn, error) {
-	p := l.pools[k]
-	nc, err := srcDialer(l.c.Src[0]).Dial("tcp", p.addr)
+// dialFD opens a keep-alive connection to pool k's node and returns its
+// non-blocking descriptor (the dialer's goroutine, or the loop before its
+// schedule starts). It reads nothing of the loop but its configuration.
+func (l *leanLoop) dialFD(k int) (int, error) {
+	nc, err := srcDialer(l.c.Src[0]).Dial("tcp", l.pools[k].addr)
 	if err != nil {
-		return nil, err
+		return -1, err
 	}
 	fd, err := dupSocket(nc)
 	nc.Close()
-	if err != nil {
-		return nil, err
-	}
+	return fd, err
+}
+
+// addHTTP puts a dialed descriptor into the loop as an idle-to-be
+// connection of pool k.
+func (l *leanLoop) addHTTP(k, fd int) (*leanConn, error) {
 	h := &leanConn{fd: fd, entry: k, post: -1}
 	if err := l.add(h); err != nil {
 		syscall.Close(fd)
 		return nil, err
 	}
-	p.n++
+	l.pools[k].n++
 	l.dials++
 	return h, nil
 }
 
+// startDialer starts the dialer's goroutine and puts its eventfd into
+// the loop's epoll set.
+func (l *leanLoop) startDialer() error {
+	r, _, e := syscall.RawSyscall(syscall.SYS_EVENTFD2, 0, syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+	if e != 0 {
+		return fmt.Errorf("eventfd: %w", e)
+	}
+	d := &leanDialer{ask: make(chan leanDial, leanMaxHTTP*len(l.pools)), efd: int(r)}
+	if err := rawsys.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, d.efd, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(d.efd)}); err != nil {
+		syscall.Close(d.efd)
+		return err
+	}
+	l.d = d
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		one := [8]byte{1}
+		for a := range d.ask {
+			a.fd, a.err = l.dialFD(a.k)
+			d.mu.Lock()
+			d.done = append(d.done, a)
+			d.mu.Unlock()
+			_, _ = syscall.Write(d.efd, one[:]) // host order: 1 on little-endian; any non-zero count wakes
+		}
+	}()
+	return nil
+}
+
+// askDial asks the dialer for a connection of pool k for POST i.
+func (l *leanLoop) askDial(k, i int) {
+	l.pools[k].dialing++
+	l.d.ask <- leanDial{k: k, window: i >= l.warm} // room for every dial the bound allows
+}
+
+// takeDials puts the connections the dialer made into their pools.
+func (l *leanLoop) takeDials() {
+	var cnt [8]byte
+	_, _ = syscall.Read(l.d.efd, cnt[:])
+	l.d.mu.Lock()
+	done := l.d.done
+	l.d.done = nil
+	l.d.mu.Unlock()
+	for _, a := range done {
+		p := l.pools[a.k]
+		p.dialing--
+		if a.err != nil {
+			l.fail(a.err.Error())
+			l.dialFailed++
+			continue
+		}
+		h, err := l.addHTTP(a.k, a.fd)
+		if err != nil {
+			l.fail(err.Error())
+			continue
+		}
+		if a.window {
+			l.windowDials++
+		}
+		p.idle = append(p.idle, h)
+	}
+}
+
 func (l *leanLoop) closeAll() {
+	if d := l.d; d != nil {
+		close(d.ask)
+		d.wg.Wait()
+		for _, a := range d.done {
+			if a.err == nil {
+				syscall.Close(a.fd)
+			}
+		}
+		syscall.Close(d.efd)
+	}
 	for _, lc := range l.conns {
 		if lc != nil {
 			syscall.Close(lc.fd)
@@ -341,8 +463,8 @@ func (l *leanLoop) run() {
 		blocked := false
 		for next < total && now >= l.sched(next) {
 			var sent bool
-			if sent, blocked = l.send(next); blocked {
-				break // every connection to its node is in flight
+			if sent, blocked = l.send(next, l.due(next, now)); blocked {
+				break // every connection to its node is in flight, or being dialed
 			}
 			if sent {
 				inFlight++
@@ -371,6 +493,10 @@ func (l *leanLoop) run() {
 			l.wakeLate = append(l.wakeLate, time.Now().UnixNano()-l.sched(next))
 		}
 		for _, ev := range evs[:n] {
+			if int(ev.Fd) == l.d.efd {
+				l.takeDials()
+				continue
+			}
 			lc := l.conns[ev.Fd]
 			if lc == nil {
 				continue
@@ -384,26 +510,35 @@ func (l *leanLoop) run() {
 	}
 }
 
+// due counts the POSTs from i on whose scheduled time has come (at most
+// leanMaxHTTP: what the dials they ask for are bounded by anyway).
+func (l *leanLoop) due(i int, now int64) int {
+	if now < l.sched(i) {
+		return 0
+	}
+	return min(int((now-l.sched(i))/l.interval)+1, len(l.wires)-i, leanMaxHTTP)
+}
+
 // send writes POST i on an idle connection of its node, timestamped right
 // before the write; it reports whether the POST is in flight, or blocked
-// when every connection the node may have is in flight (not sent yet).
-func (l *leanLoop) send(i int) (sent, blocked bool) {
+// (not sent yet) when its node has no idle connection. Then it asks the
+// dialer for connections, as many as the due POSTs (waiting, counting
+// this one) exceed the dials under way, within the bound: the POST goes
+// on whichever comes first, an answered connection or a new one.
+func (l *leanLoop) send(i, due int) (sent, blocked bool) {
 	k := l.poolOf[i%len(l.poolOf)]
 	p := l.pools[k]
 	var h *leanConn
 	if n := len(p.idle); n > 0 {
 		h, p.idle = p.idle[n-1], p.idle[:n-1]
-	} else if p.n >= leanMaxHTTP {
-		return false, true
+	} else if l.dialFailed > 0 {
+		l.dialFailed-- // a failed dial: the POST that waited for it is not sent (counted in the errors)
+		return false, false
 	} else {
-		var err error
-		if h, err = l.dialHTTP(k); err != nil {
-			l.fail(err.Error())
-			return false, false
+		for p.dialing < due && p.n+p.dialing < leanMaxHTTP {
+			l.askDial(k, i)
 		}
-		if i >= l.warm {
-			l.windowDials++
-		}
+		return false, true
 	}
 	t := time.Now().UnixNano()
 	l.sentAt[i] = t
