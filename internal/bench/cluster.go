@@ -505,10 +505,12 @@ func (o *orch) clusterPage(run int) ([]Metric, error) {
 			// 200 pages: the server CPU per page is then read to 50 µs
 			// (clock ticks of 10 ms).
 			var pageErr error
+			sv0 := switches(e.servers())
 			u := e.measure(func() { pageErr = walk(o.size(200, 20), time.Time{}) })
 			if pageErr != nil {
 				return nil, pageErr
 			}
+			sv1 := switches(e.servers())
 			gc1, err := e.gcCycles(false)
 			if err != nil {
 				return nil, err
@@ -530,6 +532,7 @@ func (o *orch) clusterPage(run int) ([]Metric, error) {
 				{"page time p50", "ms", times[len(times)/2]},
 				{"page time max", "ms", times[len(times)-1]},
 				{"server GC cycles", "", float64(gc1 - gc0)},
+				{"server context switches per page, voluntary", "", float64(sv1-sv0) / float64(pages)},
 			}
 			return append(ms, u.metrics("", pages, "page")...), nil
 		}
