@@ -150,8 +150,24 @@ func (h *Hub) scatter(ctx context.Context, op, group string, nodes []byte, page 
 		msg.Header.Set(hdrLimit, strconv.Itoa(p.Limit))
 		qs[i] = h.startQuery(ctx, b, msg)
 	}
+	var lerr error
+	if local != nil {
+		lerr = local()
+	}
+	// Each first attempt's answer is taken here, in turn: in the common
+	// case every node answers it, and the reply goes from the inbox's
+	// subscription to this goroutine, not through a goroutine per node
+	// (a wake-up more per node, per page). A node whose first attempt
+	// is not answered in its time, or not with a success, goes on in a
+	// goroutine of its own under the rules of retry (wait) as before;
+	// the first attempts all end at about the same time, so waiting for
+	// them in turn takes no longer than in parallel.
 	var wg sync.WaitGroup
 	for i, q := range qs {
+		if m := q.answered(ctx); m != nil {
+			bodies[i] = m.Data
+			continue
+		}
 		wg.Go(func() {
 			reply, err := q.wait(ctx)
 			if errors.Is(err, hub.ErrGone) {
@@ -159,10 +175,6 @@ func (h *Hub) scatter(ctx context.Context, op, group string, nodes []byte, page 
 			}
 			bodies[i], errs[i] = replyBody(reply), err
 		})
-	}
-	var lerr error
-	if local != nil {
-		lerr = local()
 	}
 	wg.Wait()
 	if lerr != nil {
@@ -220,6 +232,47 @@ func (h *Hub) startQuery(ctx context.Context, b byte, msg *nats.Msg) *query {
 	q.sent = time.Now()
 	q.err = h.ctl.PublishMsg(msg)
 	return q
+}
+
+// answered waits for the first attempt's answer, within that attempt's
+// time (wait's), and returns it if it is a success; nil otherwise, with
+// the query left as it was for wait (an answer that is not a success is
+// put back for wait's rules). A success ends the query.
+func (q *query) answered(ctx context.Context) *nats.Msg {
+	if q.err != nil {
+		return nil
+	}
+	var m *nats.Msg
+	select {
+	case m = <-q.replies:
+	default:
+		timeout := min(q.h.cfg.attemptTimeout(), time.Until(q.deadline)) - time.Since(q.sent)
+		if timeout <= 0 {
+			return nil
+		}
+		t := attemptTimer(timeout)
+		defer attemptTimers.Put(t)
+		select {
+		case m = <-q.replies:
+			t.Stop()
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		}
+	}
+	if noResponders(m) || replyError(m) != nil {
+		select {
+		case q.replies <- m: // for wait
+		default: // a later answer is there: wait takes that one
+		}
+		return nil
+	}
+	q.h.queriesMu.Lock()
+	delete(q.h.queries, q.id)
+	q.h.queriesMu.Unlock()
+	return m
 }
 
 // wait returns the query's reply: its first attempt's, else a later

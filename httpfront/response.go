@@ -183,15 +183,14 @@ func (w *response) finish(closing bool) error {
 	w.closing = closing
 	// One clock read for the Date and the connection's idle deadline.
 	w.finished = time.Now()
+	// Head and body in one write, the body copied behind the head: as
+	// net.Buffers on the front's own socket (fdConn, no writev) they went
+	// out as two writes, and a body under the MSS (64 KB on loopback)
+	// waited in the kernel behind the unacknowledged head until the
+	// client's delayed ACK, 40 ms (a cluster's page of 1,000 members,
+	// 19 KB: 44 ms instead of 1 ms, for whole runs at a time).
 	head := w.appendHead(w.c.headBuf(), false, w.finished)
-	if len(w.body) <= 2048 {
-		w.write(append(head, w.body...))
-	} else {
-		bufs := net.Buffers{head, w.body}
-		if _, err := bufs.WriteTo(w.c.nc); err != nil {
-			w.err = err
-		}
-	}
+	w.write(append(head, w.body...))
 	w.c.keepHeadBuf(head)
 	return w.err
 }

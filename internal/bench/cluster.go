@@ -386,6 +386,7 @@ func (o *orch) clusterJoin(run int) ([]Metric, error) {
 			dur := o.secs(5, 0.5)
 			var rs []reply
 			var jlErr error
+			sv0, cv0 := switches(e.servers()), switches(e.workers)
 			u := e.measure(func() {
 				load := func() {
 					rs, jlErr = e.each(func(i int, w *child) (reply, error) {
@@ -413,13 +414,22 @@ func (o *orch) clusterJoin(run int) ([]Metric, error) {
 			}
 			ms = append(ms, Metric{p + "join+leave calls/s", "/s", float64(2*okN) / el.Seconds()}, Metric{p + "errors", "", float64(errN)})
 			ms = append(ms, u.metrics(p, 2*okN, "call")...)
-			var lat []int64
+			if okN > 0 { // each a thread's wake-up: a count the load moves little
+				ms = append(ms, Metric{p + "server context switches per call, voluntary", "", float64(switches(e.servers())-sv0) / float64(2*okN)},
+					Metric{p + "clients context switches per call, voluntary", "", float64(switches(e.workers)-cv0) / float64(2*okN)})
+			}
+			var lat, queued, fromSend []int64
 			var first string
 			for _, x := range rs {
-				lat = append(lat, x.Lat...)
+				lat, queued, fromSend = append(lat, x.Lat...), append(queued, x.Queued...), append(fromSend, x.FromSend...)
 				first = cmp.Or(first, x.FirstEr)
 			}
 			ms = append(ms, latencyMetrics(p, lat)...)
+			// The client's own lateness, in the first call of each pair's
+			// latency (a figure of the client and the machine, not of the
+			// server), and each call's time from its own send.
+			ms = append(ms, latencyMetrics(p+"sent after schedule: ", queued)...)
+			ms = append(ms, latencyMetrics(p+"from send: ", fromSend)...)
 			if errN > 0 {
 				return ms, fmt.Errorf("%d join/leave pairs failed (%s)", errN, first)
 			}
@@ -478,12 +488,32 @@ func (o *orch) clusterPage(run int) ([]Metric, error) {
 				}
 				return nil
 			}
+			// Before the window: 10 pages unmeasured, then every server
+			// collects its garbage, so that each side's window starts at
+			// the same point of its servers' GC cycles and not wherever
+			// dialing and joining n connections left them (a collection
+			// of the heap they left, inside one side's window and not
+			// the other's, moved the ratio).
+			if err := walk(10, time.Time{}); err != nil {
+				return nil, err
+			}
+			times, pages = times[:0], 0
+			gc0, err := e.gcCycles(true)
+			if err != nil {
+				return nil, err
+			}
 			// 200 pages: the server CPU per page is then read to 50 µs
 			// (clock ticks of 10 ms).
 			var pageErr error
+			sv0 := switches(e.servers())
 			u := e.measure(func() { pageErr = walk(o.size(200, 20), time.Time{}) })
 			if pageErr != nil {
 				return nil, pageErr
+			}
+			sv1 := switches(e.servers())
+			gc1, err := e.gcCycles(false)
+			if err != nil {
+				return nil, err
 			}
 			// Profile (-profile): keep paging for 3 s, not measured.
 			if o.ProfileDir != "" && run == 0 {
@@ -501,11 +531,41 @@ func (o *orch) clusterPage(run int) ([]Metric, error) {
 				{"members", "", float64(n)},
 				{"page time p50", "ms", times[len(times)/2]},
 				{"page time max", "ms", times[len(times)-1]},
+				{"server GC cycles", "", float64(gc1 - gc0)},
+				{"server context switches per page, voluntary", "", float64(sv1-sv0) / float64(pages)},
 			}
 			return append(ms, u.metrics("", pages, "page")...), nil
 		}
 	}
 	return o.versus(run, nil, f(o.size(18000, 60)), f(o.size(30000, 90)), "page time p50", "server CPU per page")
+}
+
+// switches is the voluntary context switches of every thread of ps,
+// summed.
+func switches(ps []*child) int64 {
+	var n int64
+	for _, c := range ps {
+		v, _, _ := procSwitches(c.pid())
+		n += v
+	}
+	return n
+}
+
+// gcCycles is the servers' GC cycles so far, summed, after each has
+// collected its garbage (runtime.GC, twice) when collect is set.
+func (e *env) gcCycles(collect bool) (uint32, error) {
+	var n uint32
+	for _, d := range e.debugs {
+		if d == "" { // a wsgate binary (-wsgate) has no side port
+			continue
+		}
+		s, err := statsAt(d, collect)
+		if err != nil {
+			return 0, err
+		}
+		n += s.NumGC
+	}
+	return n, nil
 }
 
 // clusterMemory: C11, memory per idle connection and per distinct group

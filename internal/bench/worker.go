@@ -22,6 +22,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
+	"github.com/wsgate/wsgate/internal/sigwire"
 	"github.com/wsgate/wsgate/sigv4"
 )
 
@@ -581,17 +582,101 @@ func (w *worker) targets(c command) (ids, entries []string) {
 
 // joinLeave adds one of this worker's connections to group c.Join and
 // removes it again (PUT then DELETE @groups/{g}/@connections/{id}); an
-// operation is the pair.
+// operation is the pair. The client is the POST generator's (postgen.go):
+// each connection's PUT and DELETE are signed once, before the load (the
+// signature stays valid for minutes), and each call is one write(2) and a
+// read of its answer on a keep-alive connection, with no net/http client
+// in between (its connection goroutines wake twice more per call, which
+// at a fixed rate counted in the latency measured). With c.Samples each
+// pair's first call records how long after its scheduled time it was
+// sent (Queued), and each call its latency (Lat: the first from the
+// scheduled time, the second from the first's answer) and its time from
+// its own send (FromSend).
 func (w *worker) joinLeave(c command) reply {
 	ids, entries := w.targets(c)
 	if len(ids) == 0 {
 		return reply{Err: "no connection ids (dial with whoami)"}
 	}
-	return w.signedLoad(c, func(i int, _ int64) []call {
-		k := i % len(ids)
+	creds := sigv4.Credentials{AccessKeyID: c.Key, SecretAccessKey: c.Secret}
+	wires := make([][2][]byte, len(ids))
+	now := time.Now()
+	for k := range ids {
 		u := "http://" + entries[k] + "/" + c.Stage + "/@groups/" + c.Join + "/@connections/" + ids[k]
-		return []call{{http.MethodPut, u, nil}, {http.MethodDelete, u, nil}}
-	})
+		for j, m := range [2]string{http.MethodPut, http.MethodDelete} {
+			wire, err := sigwire.Request(m, u, nil, creds, c.Region, now)
+			if err != nil {
+				return reply{Err: err.Error()}
+			}
+			wires[k][j] = wire
+		}
+	}
+	nd := srcDialer(c.Src[0])
+	pools := map[string]*connPool{}
+	for _, addr := range entries {
+		if pools[addr] == nil {
+			pools[addr] = &connPool{dial: func() (net.Conn, error) { return nd.Dial("tcp", addr) }}
+		}
+	}
+	defer func() {
+		for _, p := range pools {
+			p.close()
+		}
+	}()
+	if c.Rate > 0 {
+		// A few keep-alive connections per entry node before the window:
+		// a call that dials pays a connect and the server's accept, in
+		// its latency (about 1 % of the calls at 1,000/s otherwise).
+		for _, p := range pools {
+			for range 4 {
+				nc, err := p.dial()
+				if err != nil {
+					return reply{Err: err.Error()}
+				}
+				p.put(&httpConn{dial: p.dial, nc: nc, br: bufio.NewReaderSize(nc, 4096)})
+			}
+		}
+	}
+	var ok, errs atomic.Int64
+	var firstErr atomic.Value
+	var mu sync.Mutex
+	var lat, queued, fromSend []int64
+	one := func(i int, t int64) {
+		k := i % len(ids)
+		pool, from := pools[entries[k]], t
+		for j, wire := range wires[k] {
+			sent := time.Now().UnixNano()
+			if c.Samples && j == 0 {
+				mu.Lock()
+				queued = append(queued, sent-t)
+				mu.Unlock()
+			}
+			h := pool.get()
+			status, err := h.roundTrip(wire)
+			pool.put(h)
+			if err == nil && status/100 != 2 {
+				err = fmt.Errorf("%s %d", [2]string{http.MethodPut, http.MethodDelete}[j], status)
+			}
+			if err != nil {
+				errs.Add(1)
+				firstErr.CompareAndSwap(nil, err.Error())
+				return
+			}
+			if c.Samples {
+				now := time.Now().UnixNano()
+				mu.Lock()
+				lat, fromSend = append(lat, now-from), append(fromSend, now-sent)
+				mu.Unlock()
+				from = now
+			}
+		}
+		ok.Add(1)
+	}
+	r := runLoad(c, time.Now(), one)
+	r.OK, r.Errors, r.Lat, r.Queued, r.FromSend = ok.Load(), errs.Load(), lat, queued, fromSend
+	if e, ok := firstErr.Load().(string); ok {
+		r.FirstEr = e
+	}
+	return r
 }
 
 // publish sends stamped group publishes to groups Join-0 … Join-(Groups-1)
@@ -648,27 +733,37 @@ func runLoad(c command, start time.Time, one func(i int, t int64)) reply {
 		wg.Wait()
 		return reply{Elapsed: int64(time.Since(start))}
 	}
+	// Open loop: the goroutine that sends call i is the one that slept
+	// until its time, holding the turn (mu) meanwhile, so one thread
+	// sleeps at a time and no hand-off (a channel to a worker goroutine,
+	// which a spinning thread had to steal from the sleeper's processor)
+	// lies between the wake-up and the send.
 	total := min(int(c.Rate*dur.Seconds()), c.Max)
-	jobs := make(chan [2]int64, 4096)
+	interval := time.Duration(float64(time.Second) / c.Rate)
+	var mu sync.Mutex
+	next := 0
 	for range max(c.Conc, 1) {
 		wg.Go(func() {
-			for j := range jobs {
-				one(int(j[0]), j[1])
+			for {
+				mu.Lock()
+				i := next
+				if i >= total {
+					mu.Unlock()
+					return
+				}
+				next++
+				at := start.Add(time.Duration(i) * interval)
+				sleepUntil(at)
+				if time.Now().After(deadline.Add(5 * time.Second)) {
+					next = total
+					mu.Unlock()
+					return
+				}
+				mu.Unlock()
+				one(i, at.UnixNano())
 			}
 		})
 	}
-	interval := time.Duration(float64(time.Second) / c.Rate)
-	for i := range total {
-		at := start.Add(time.Duration(i) * interval)
-		if d := time.Until(at); d > 0 {
-			time.Sleep(d)
-		}
-		if time.Now().After(deadline.Add(5 * time.Second)) {
-			break
-		}
-		jobs <- [2]int64{int64(i), at.UnixNano()}
-	}
-	close(jobs)
 	wg.Wait()
 	return reply{Elapsed: int64(time.Since(start))}
 }
