@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"time"
+
 	"github.com/gobwas/ws"
 
 	"github.com/wsgate/wsgate/hub"
@@ -29,4 +31,20 @@ func (g *Gateway) Outbound(id string) (frames, bytes, pongs int, ok bool) {
 		}
 	}
 	return len(c.queue) + c.flight, bytes + c.flightBytes, pongs, true
+}
+
+// StepWall steps the wall clock the gateway reads by d (as NTP or a VM's
+// resume would) until the returned func undoes it.
+func StepWall(d time.Duration) (undo func()) {
+	clocks.step.Add(int64(d))
+	return func() { clocks.step.Add(-int64(d)) }
+}
+
+// Sweeps reports how many rounds the gateway's sweeper has made.
+func (g *Gateway) Sweeps() uint64 { return g.sweeps.Load() }
+
+// stampOf is the stamp the wall time t is reported for now.
+func stampOf(t time.Time) int64 {
+	es := *clocks.epochs.Load()
+	return t.UnixNano() - es[len(es)-1].off
 }
