@@ -15,9 +15,10 @@ import (
 
 // fixedFields are the server's settings (beyond the gateway's, see
 // gateway.Config.KeepFixed) that only a restart changes: the listener's
-// TLS, where the local CA lives, the log's level and format, the admin
+// TLS, where the local CA lives, the log's level and format, the front's
+// keep-alive wait descriptors, the admin
 // listener, the access log and the cluster (this node's place in it).
-var fixedFields = []string{"tls", "stateDir", "log", "proxyProtocol", "admin", "accessLog", "cluster"}
+var fixedFields = []string{"tls", "stateDir", "log", "proxyProtocol", "keepAliveWaitDescriptors", "admin", "accessLog", "cluster"}
 
 // liveFields are the server's settings a reload applies (besides the
 // gateway's). Every field of Config is in one of the two lists
