@@ -58,7 +58,8 @@ type Reloaded struct {
 //     one that had failed for good;
 //   - settings only a restart changes (listen, stage, apiId, region,
 //     accountId, domainName, maxInflight, maxGroups,
-//     maxGroupsPerConnection, readHeaderTimeoutSeconds, tls, stateDir,
+//     maxGroupsPerConnection, readHeaderTimeoutSeconds,
+//     keepAliveWaitDescriptors, tls, stateDir,
 //     log) keep their running values and are logged as needing a restart.
 //
 // One line logs what changed. Reload must follow Start; reloads run one
