@@ -43,8 +43,16 @@ func StepWall(d time.Duration) (undo func()) {
 // Sweeps reports how many rounds the gateway's sweeper has made.
 func (g *Gateway) Sweeps() uint64 { return g.sweeps.Load() }
 
-// stampOf is the stamp the wall time t is reported for now.
+// stampOf is a stamp reported as the wall time t (wallAt), in the latest
+// epoch that can hold it: a time before the process started falls in
+// the first, whose offset earlier steps may have left apart from the
+// latest's.
 func stampOf(t time.Time) int64 {
 	es := *clocks.epochs.Load()
-	return t.UnixNano() - es[len(es)-1].off
+	for i := len(es) - 1; i > 0; i-- {
+		if m := t.UnixNano() - es[i].off; m >= es[i].from {
+			return m
+		}
+	}
+	return t.UnixNano() - es[0].off
 }
