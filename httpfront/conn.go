@@ -382,7 +382,7 @@ func (c *conn) serveRequest(p parsed) bool {
 		}
 	}
 	if err := c.w.finish(closing); err != nil || closing {
-		if err == nil && r.ContentLength > 0 && c.body.left > 0 {
+		if err == nil && r.ContentLength > 0 && c.body.left > int64(c.n-c.off) { // more to come than buffered
 			c.lingerClose()
 			return false
 		}
