@@ -42,7 +42,7 @@ type conn struct {
 	rc syscall.RawConn // nil when nc is not a socket (then writes always go through writeLoop)
 	s  session
 
-	lastActive atomic.Int64  // unix nanoseconds of the last data frame either way
+	lastActive atomic.Int64  // the stamp (clock.go) of the last data frame either way
 	br0        *bufio.Reader // bytes that arrived with the handshake, if any
 
 	// The message being assembled from fragments; only the goroutine that
@@ -86,12 +86,6 @@ type conn struct {
 
 type connState uint8
 
-// processStart anchors sinceStart.
-var processStart = time.Now()
-
-// sinceStart is a monotonic clock reading in 8 bytes (a time.Time is 24).
-func sinceStart() time.Duration { return time.Since(processStart) }
-
 const (
 	stateOpen connState = iota
 	stateClosing
@@ -106,14 +100,15 @@ func (c *conn) logger() *slog.Logger {
 	return c.gw.log.With("connectionId", c.s.connectionID)
 }
 
-func (c *conn) touch() { c.lastActive.Store(time.Now().UnixNano()) }
+// touch records activity: one read of the monotonic clock, one store.
+func (c *conn) touch() { c.lastActive.Store(stamp()) }
 
 // Info implements hub.Conn.
 func (c *conn) Info() hub.Info {
 	return hub.Info{
 		ConnectionID: c.s.connectionID,
 		ConnectedAt:  c.s.connected(),
-		LastActiveAt: time.Unix(0, c.lastActive.Load()),
+		LastActiveAt: wallAt(c.lastActive.Load()),
 		SourceIP:     c.s.identity.SourceIP,
 		UserAgent:    c.s.identity.UserAgent,
 	}

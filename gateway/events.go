@@ -101,8 +101,9 @@ func requestTime(t time.Time) string {
 // session is what every event of one connection shares.
 type session struct {
 	connectionID string
-	// connectedAt is when the connection was made, in Unix nanoseconds
-	// (connected): 8 bytes where a time.Time is 24, in a struct every held
+	// connectedAt is when the connection was made, a stamp (clock.go:
+	// the monotonic clock, for the maximum duration; connected is its wall
+	// time): 8 bytes where a time.Time is 24, in a struct every held
 	// connection keeps.
 	connectedAt int64
 	identity    Identity
@@ -110,8 +111,8 @@ type session struct {
 	authorizer  json.RawMessage
 }
 
-// connected is connectedAt as a time.
-func (s *session) connected() time.Time { return time.Unix(0, s.connectedAt) }
+// connected is connectedAt as a wall-clock time.
+func (s *session) connected() time.Time { return wallAt(s.connectedAt) }
 
 func (g *Gateway) context(s *session, routeKey, eventType, requestID string, now time.Time) RequestContext {
 	return RequestContext{

@@ -34,7 +34,7 @@ func goldenGateway() *Gateway {
 func goldenSession() *session {
 	return &session{
 		connectionID: "R1kmxc2VNjMCFIA=",
-		connectedAt:  time.UnixMilli(1705751697419).UnixNano(),
+		connectedAt:  stampOf(time.UnixMilli(1705751697419)),
 		identity:     Identity{SourceIP: "49.105.91.154", UserAgent: "Mozilla/5.0"},
 		domainName:   "dl7ptocha9.execute-api.ap-northeast-1.amazonaws.com",
 	}

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"time"
+
 	"github.com/gobwas/ws"
 
 	"github.com/wsgate/wsgate/hub"
@@ -29,4 +31,28 @@ func (g *Gateway) Outbound(id string) (frames, bytes, pongs int, ok bool) {
 		}
 	}
 	return len(c.queue) + c.flight, bytes + c.flightBytes, pongs, true
+}
+
+// StepWall steps the wall clock the gateway reads by d (as NTP or a VM's
+// resume would) until the returned func undoes it.
+func StepWall(d time.Duration) (undo func()) {
+	clocks.step.Add(int64(d))
+	return func() { clocks.step.Add(-int64(d)) }
+}
+
+// Sweeps reports how many rounds the gateway's sweeper has made.
+func (g *Gateway) Sweeps() uint64 { return g.sweeps.Load() }
+
+// stampOf is a stamp reported as the wall time t (wallAt), in the latest
+// epoch that can hold it: a time before the process started falls in
+// the first, whose offset earlier steps may have left apart from the
+// latest's.
+func stampOf(t time.Time) int64 {
+	es := *clocks.epochs.Load()
+	for i := len(es) - 1; i > 0; i-- {
+		if m := t.UnixNano() - es[i].off; m >= es[i].from {
+			return m
+		}
+	}
+	return t.UnixNano() - es[0].off
 }

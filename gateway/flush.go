@@ -3,7 +3,6 @@ package gateway
 import (
 	"runtime"
 	"sync"
-	"time"
 
 	"github.com/wsgate/wsgate/hub"
 )
@@ -189,7 +188,7 @@ var _ hub.BlockSender = (*conn)(nil)
 // the end of the block, and the gateway's counters and the members'
 // activity clock are updated once per block, not per member.
 func (c *conn) SendBlock(members []hub.Conn, m *hub.Message) hub.Delivery {
-	b := fanBlock{frame: m.Frame(dataFrame), now: time.Now().UnixNano()}
+	b := fanBlock{frame: m.Frame(dataFrame), now: stamp()}
 	for _, mc := range members {
 		switch k := mc.(type) {
 		case nil:
@@ -210,7 +209,7 @@ func (c *conn) SendBlock(members []hub.Conn, m *hub.Message) hub.Delivery {
 // fanBlock is one SendBlock in progress.
 type fanBlock struct {
 	frame      []byte
-	now        int64    // the members' last activity (unix nanoseconds)
+	now        int64    // the members' last activity (a stamp, clock.go)
 	gw         *Gateway // of the members queued since the last hand-off
 	head, tail *conn    // those of them that wait for a write turn
 	queued     int      // frames queued since the last hand-off

@@ -67,6 +67,7 @@ type Gateway struct {
 	closing atomic.Bool
 	stop    chan struct{}
 	stopped sync.Once
+	sweeps  atomic.Uint64 // the sweeper's rounds, for tests
 }
 
 type route struct {
@@ -439,22 +440,24 @@ func (g *Gateway) sweep() {
 		select {
 		case <-g.stop:
 			return
-		case now := <-t.C:
+		case <-t.C:
 			cfg := g.current().cfg // reloaded limits apply to every connection
 			idle, maxAge := cfg.IdleTimeout(), cfg.MaxConnection()
+			_, now := wallNow() // the monotonic clock; the wall clock read for its steps (clock.go)
 			g.hub.Each(func(hc hub.Conn) bool {
 				c, ok := hc.(*conn)
 				if !ok {
 					return true
 				}
 				switch {
-				case now.UnixNano()-c.s.connectedAt >= int64(maxAge):
+				case now-c.s.connectedAt >= int64(maxAge):
 					c.closeWith(closeMaxDuration)
-				case now.UnixNano()-c.lastActive.Load() >= int64(idle):
+				case now-c.lastActive.Load() >= int64(idle):
 					c.closeWith(closeIdle)
 				}
 				return true
 			})
+			g.sweeps.Add(1)
 		}
 	}
 }

@@ -498,12 +498,16 @@ func TestPing(t *testing.T) {
 	}
 }
 
-// TestIdleAndMaxDuration: both close with 1001 and fire $disconnect.
+// TestIdleAndMaxDuration: both close with 1001 and fire $disconnect, a
+// step of the wall clock back (clock.go: they run on the monotonic
+// clock) notwithstanding.
 func TestIdleAndMaxDuration(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		idle, mx int
-	}{{"idle", 1, 3600}, {"max duration", 3600, 1}} {
+		step     time.Duration
+	}{{"idle", 1, 3600, 0}, {"max duration", 3600, 1, 0},
+		{"idle, wall clock stepped back", 1, 3600, -3 * time.Hour}, {"max duration, wall clock stepped back", 3600, 1, -3 * time.Hour}} {
 		t.Run(tc.name, func(t *testing.T) {
 			be := newBackend(t, nil)
 			cfg := baseConfig()
@@ -511,6 +515,7 @@ func TestIdleAndMaxDuration(t *testing.T) {
 			cfg.Routes["$disconnect"] = be.route("/disconnect")
 			tg := startGateway(t, cfg)
 			c := tg.dial(t, nil)
+			t.Cleanup(gateway.StepWall(tc.step))
 			if code, _ := readClose(t, c); code != 1001 {
 				t.Fatalf("close code %d, want 1001", code)
 			}

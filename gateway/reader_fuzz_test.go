@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"sync"
 	"testing"
-	"time"
 	"unicode/utf8"
 )
 
@@ -118,7 +117,7 @@ func FuzzReader(f *testing.F) {
 		var before runtime.MemStats
 		runtime.ReadMemStats(&before)
 
-		c := g.newConn(server, session{connectionID: newID(g.node), connectedAt: time.Now().UnixNano()})
+		c := g.newConn(server, session{connectionID: newID(g.node), connectedAt: stamp()})
 		if err := g.hub.Register(c); err != nil {
 			t.Fatal(err)
 		}

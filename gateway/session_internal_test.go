@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 	"unsafe"
 )
 
@@ -36,7 +35,7 @@ func TestSessionKeepsNoHead(t *testing.T) {
 	var first session
 	for i := range 2 {
 		cl := client{sourceIP: sub("203.0.113.9"), viaProxy: true}
-		s := g.newSession(r, &cl, "id", time.Now(), false)
+		s := g.newSession(r, &cl, "id", stamp(), false)
 		cfg.apiKey(r, "", &s.identity)
 		for name, v := range map[string]string{"domainName": s.domainName, "userAgent": s.identity.UserAgent,
 			"sourceIp": s.identity.SourceIP, "apiKey": s.identity.APIKey} {

@@ -27,10 +27,10 @@ import (
 // A client that came through a base path (custom) gets the Host it asked
 // for as domainName, as a custom domain's clients do on AWS.
 func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
-	now := time.Now()
+	now, at := wallNow()
 	cl := g.client(r)
 	connectionID, requestID := newIDPair(g.node)
-	s := g.newSession(r, &cl, connectionID, now, custom)
+	s := g.newSession(r, &cl, connectionID, at, custom)
 	rec := g.record(&s, EventConnect, routeConnect, requestID, now)
 	defer g.observe(&rec)
 	refuse := func(status int, outcome, msg string) {
@@ -256,10 +256,11 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 // ones (recent): the front's parser makes every header value a substring
 // of one string of the whole head, which a connection keeping its Host
 // or User-Agent would keep for its lifetime (150–600 bytes).
-func (g *Gateway) newSession(r *http.Request, cl *client, connectionID string, now time.Time, custom bool) session {
+// at is the handshake's stamp (clock.go).
+func (g *Gateway) newSession(r *http.Request, cl *client, connectionID string, at int64, custom bool) session {
 	s := session{
 		connectionID: connectionID,
-		connectedAt:  now.UnixNano(),
+		connectedAt:  at,
 		identity:     Identity{SourceIP: cl.sourceIP, UserAgent: g.agents.of(r.Header.Get("User-Agent"))},
 		domainName:   g.cfg.DomainName,
 	}

@@ -379,16 +379,44 @@ func (c *conn) serveRequest(p parsed) bool {
 		return false
 	}
 	closing := p.closes || c.w.closeAfter() || s.closing.Load()
-	if left := c.body.left; r.ContentLength > 0 && left > 0 {
+	// A body the handler left unread is drained (up to maxDrain) only to
+	// keep the connection, before the response as net/http does; one
+	// that closes anyway is answered at once, as net/http answers with
+	// closeAfterReply (a refusal must not wait for a body it refused).
+	if left := c.body.left; !closing && r.ContentLength > 0 && left > 0 {
 		if left > maxDrain || !c.drain() {
 			closing = true
 		}
 	}
 	if err := c.w.finish(closing); err != nil || closing {
+		if err == nil && r.ContentLength > 0 && c.body.left > int64(c.n-c.off) { // more to come than buffered
+			c.lingerClose()
+			return false
+		}
 		c.close()
 		return false
 	}
 	return true
+}
+
+// lingerTime bounds lingerClose's wait: net/http's rstAvoidanceDelay.
+const lingerTime = 500 * time.Millisecond
+
+// lingerClose closes a connection whose request body is still coming
+// after its response, as net/http's closeWriteAndWait: the response is
+// followed by a FIN, and the body's bytes are read and dropped until the
+// client closes, for at most lingerTime and maxDrain bytes, before the
+// socket closes. Closed at once, with unread bytes in its receive queue,
+// it would answer the client's next segment with a RST, which can make
+// the client drop the response before reading it.
+func (c *conn) lingerClose() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	if c.nc.SetReadDeadline(time.Now().Add(lingerTime)) == nil {
+		_, _ = io.CopyN(io.Discard, c.nc, maxDrain)
+	}
+	c.close()
 }
 
 // drain reads and drops the rest of a body the handler left.

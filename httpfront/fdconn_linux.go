@@ -45,8 +45,8 @@ type fdConn struct {
 	mu     sync.Mutex
 	closed bool // Close was called
 	// noWait: the keep-alive waits' duplicate (wait_linux.go) could not
-	// be made, the connection waits without (set once, by the
-	// connection's owner).
+	// be made, the connection waits without until a later wait makes one
+	// (the connection's owner's).
 	noWait bool
 	file   *os.File // set by promote; owns fd from then on
 	// rd and wd are the deadlines recorded before promotion, in
@@ -394,6 +394,9 @@ func (c *fdConn) setDeadline(t time.Time, read, write bool) error {
 	if w := c.waiter(); read && w != nil {
 		_ = w.f.SetReadDeadline(t)
 	}
+	if read {
+		c.rd = deadlineNanos(t) // after promotion too: a later duplicate's (makeWaiter)
+	}
 	if c.file != nil {
 		var err error
 		switch {
@@ -405,9 +408,6 @@ func (c *fdConn) setDeadline(t time.Time, read, write bool) error {
 			err = c.file.SetWriteDeadline(t)
 		}
 		return c.fileError("set", err)
-	}
-	if read {
-		c.rd = deadlineNanos(t)
 	}
 	if write {
 		c.wd = deadlineNanos(t)

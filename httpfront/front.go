@@ -85,12 +85,20 @@ type Server struct {
 	// up to ReadHeaderTimeout); when that many wait, accepting pauses and
 	// the kernel's backlog queues the rest. Default 1024.
 	MaxPending int
+	// KeepAliveWaitDescriptors bounds the second descriptors (dups of
+	// the socket, Linux only) the front's kept-alive connections hold
+	// while they wait for their next request, each saving a read per
+	// request; a connection past the bound waits with one more read per
+	// request until a place is free. 0: an eighth of the descriptor
+	// limit (RLIMIT_NOFILE); negative: none.
+	KeepAliveWaitDescriptors int
 	// Logf, when set, takes the front's own log lines (an accept error,
 	// a handler's panic, a keep-alive wait without its second
 	// descriptor); without, they go to Fallback.ErrorLog.
 	Logf func(format string, args ...any)
 
 	handler http.Handler
+	waits   waitDups      // the keep-alive waits' duplicates (wait_linux.go)
 	pending chan struct{} // a slot per connection before its first head
 	done    chan struct{} // closed by Shutdown
 	hand    *chanListener
@@ -122,6 +130,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.hand = newChanListener(ln.Addr())
 	s.conns = make(map[*conn]struct{})
 	s.pending = make(chan struct{}, cmp.Or(s.MaxPending, 1024))
+	s.waits.setLimit(s.KeepAliveWaitDescriptors)
 	lowerSweep(s.headerTimeout())
 	s.wg.Add(1)
 	s.mu.Unlock()

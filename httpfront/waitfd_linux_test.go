@@ -18,18 +18,10 @@ import (
 	"github.com/wsgate/wsgate/internal/testenv"
 )
 
-// setWaitDupLimit sets the duplicates' limit for a test, restored after.
-func setWaitDupLimit(t *testing.T, n int64) {
-	old := waitDupLimit()
-	waitDups.limit.Store(n)
-	waitDups.logged.Store(0)
-	t.Cleanup(func() { waitDups.limit.Store(old) })
-}
-
-// noneHeld waits until no keep-alive wait holds a duplicate.
-func noneHeld(t *testing.T) {
+// noneHeld waits until none of s's keep-alive waits holds a duplicate.
+func noneHeld(t *testing.T, s *Server) {
 	t.Helper()
-	waitFor(t, "no duplicate held", func() bool { held, _, _ := KeepAliveWaits(); return held == 0 })
+	waitFor(t, "no duplicate held", func() bool { held, _, _ := s.KeepAliveWaits(); return held == 0 })
 }
 
 // postThrice sends three POSTs on nc, one after the other's answer.
@@ -53,14 +45,30 @@ func onlyConn(t *testing.T, s *Server) *fdConn {
 	return cs[0].nc.(*fdConn)
 }
 
-// At the duplicates' limit a kept-alive connection waits without one:
-// its POSTs are answered, the fallback is counted and logged, and every
-// duplicate is closed with its connection.
+// connOf is the front's socket of the client connection nc.
+func connOf(t *testing.T, s *Server, nc net.Conn) *fdConn {
+	t.Helper()
+	local := nc.LocalAddr().(*net.TCPAddr).AddrPort()
+	for _, c := range frontConns(s) {
+		if fc, ok := c.nc.(*fdConn); ok && fc.peer.Port() == local.Port() {
+			return fc
+		}
+	}
+	t.Fatalf("no tracked connection from %v", local)
+	return nil
+}
+
+// At the duplicates' limit (KeepAliveWaitDescriptors) a kept-alive
+// connection waits without one: its POSTs are answered, the fallback is
+// counted once and logged; once a place is free its next wait is on a
+// duplicate again; every duplicate is closed with its connection.
 func TestKeepAliveWaitLimit(t *testing.T) {
-	noneHeld(t)
-	setWaitDupLimit(t, 1)
 	logs := new(testenv.Buffer)
-	tf := startFront(t, func(s *Server) { s.Fallback.ErrorLog = log.New(logs, "", 0) })
+	tf := startFront(t, func(s *Server) {
+		s.Fallback.ErrorLog = log.New(logs, "", 0)
+		s.KeepAliveWaitDescriptors = 1
+	})
+	KeepAliveWaits := tf.Server.KeepAliveWaits
 	_, _, before := KeepAliveWaits()
 
 	nc1, br1 := dial(t, tf.addr)
@@ -80,10 +88,34 @@ func TestKeepAliveWaitLimit(t *testing.T) {
 		t.Fatalf("log: %q", l)
 	}
 	postThrice(t, nc1, br1, "/a") // the first goes on on its duplicate
+	postThrice(t, nc2, br2, "/b") // the second still without: counted once
+	if held, _, n := KeepAliveWaits(); held != 1 || n != after || connOf(t, tf.Server, nc2).waiting() {
+		t.Fatalf("held %d, fallbacks %d (want 1, %d), the second on a duplicate %v", held, n, after, connOf(t, tf.Server, nc2).waiting())
+	}
 	nc1.Close()
+	// Its duplicate closed with it (the second may have taken the place
+	// already, if its goroutine came to its wait only now).
+	waitFor(t, "the first connection gone", func() bool { return len(frontConns(tf.Server)) == 1 })
+	postThrice(t, nc2, br2, "/b") // a place free: a wait takes it
+	waitFor(t, "the second connection waiting on a duplicate", func() bool { return connOf(t, tf.Server, nc2).waiting() })
+	if held, _, n := KeepAliveWaits(); held != 1 || n != after {
+		t.Fatalf("held %d, fallbacks %d; want 1, %d", held, n, after)
+	}
 	nc2.Close()
 	waitFor(t, "no tracked connection", func() bool { return len(frontConns(tf.Server)) == 0 })
-	noneHeld(t)
+	noneHeld(t, tf.Server)
+}
+
+// KeepAliveWaitDescriptors -1: no duplicate at all; every kept-alive
+// connection is answered, waiting with reads of its own.
+func TestKeepAliveWaitNone(t *testing.T) {
+	tf := startFront(t, func(s *Server) { s.KeepAliveWaitDescriptors = -1 })
+	nc, br := dial(t, tf.addr)
+	postThrice(t, nc, br, "/a")
+	postThrice(t, nc, br, "/a")
+	if held, limit, n := tf.Server.KeepAliveWaits(); held != 0 || limit != 0 || n != 1 {
+		t.Fatalf("held %d, limit %d, fallbacks %d; want 0, 0, 1", held, limit, n)
+	}
 }
 
 // openFDs counts the process's open descriptors and finds the highest.
@@ -150,12 +182,13 @@ func TestKeepAliveWaitNoDescriptors(t *testing.T) {
 	logs := new(testenv.Buffer)
 	tf := startFront(t, func(s *Server) { s.Fallback.ErrorLog = log.New(logs, "", 0) })
 	srv.Store(tf.Server)
+	KeepAliveWaits := tf.Server.KeepAliveWaits
 	// A first connection sets up what the process keeps (the pollers).
 	nc, br := dial(t, tf.addr)
 	postThrice(t, nc, br, "/warm")
 	nc.Close()
 	waitFor(t, "no tracked connection", func() bool { return len(frontConns(tf.Server)) == 0 })
-	noneHeld(t)
+	noneHeld(t, tf.Server)
 	open, highest := openFDs(t)
 
 	var old syscall.Rlimit
@@ -194,9 +227,14 @@ func TestKeepAliveWaitNoDescriptors(t *testing.T) {
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old); err != nil {
 		t.Fatal(err)
 	}
-	postThrice(t, nc, br, "/full") // still the old wait, now with room
-	if _, _, n := KeepAliveWaits(); n != after {
-		t.Fatalf("fallbacks %d, want %d: a connection that fell back tries once", n, after)
+	// With room again the fallen-back connection's next waits try for a
+	// duplicate (after fullBackoff) and take one; no fall counted again.
+	waitFor(t, "the fallen-back connection waiting on a duplicate", func() bool {
+		postThrice(t, nc, br, "/full")
+		return onlyConn(t, tf.Server).waiting()
+	})
+	if held, _, n := KeepAliveWaits(); held != 1 || n != after {
+		t.Fatalf("held %d, fallbacks %d; want 1, %d", held, n, after)
 	}
 	nc.Close()
 	waitFor(t, "no tracked connection", func() bool { return len(frontConns(tf.Server)) == 0 })
@@ -207,6 +245,6 @@ func TestKeepAliveWaitNoDescriptors(t *testing.T) {
 	waitFor(t, "a new connection waiting on its duplicate", func() bool { return onlyConn(t, tf.Server).waiting() })
 	nc.Close()
 	waitFor(t, "no tracked connection", func() bool { return len(frontConns(tf.Server)) == 0 })
-	noneHeld(t)
+	noneHeld(t, tf.Server)
 	fdsAre(t, open)
 }

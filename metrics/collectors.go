@@ -120,12 +120,12 @@ func (m *Metrics) AddAccessLog(counts func() (written, dropped uint64)) {
 
 var (
 	waitDescriptorsDesc      = desc("http_keepalive_wait_descriptors", "Second descriptors held by kept-alive HTTP connections waiting for their next request.")
-	waitDescriptorsLimitDesc = desc("http_keepalive_wait_descriptors_limit", "At most this many second descriptors for keep-alive waits: an eighth of the process's descriptor limit.")
-	waitFallbacksDesc        = desc("http_keepalive_wait_fallbacks_total", "Kept-alive HTTP connections that waited without a second descriptor (the limit reached, or none left): one read more per request on each.")
+	waitDescriptorsLimitDesc = desc("http_keepalive_wait_descriptors_limit", "At most this many second descriptors for keep-alive waits: keepAliveWaitDescriptors, by default an eighth of the process's descriptor limit.")
+	waitFallbacksDesc        = desc("http_keepalive_wait_fallbacks_total", "Times a kept-alive HTTP connection fell back to waiting without a second descriptor (the limit reached, or none left): one read more per request until a later wait takes one.")
 )
 
 // AddKeepAliveWaits registers a collector of the front's keep-alive
-// waits (httpfront.KeepAliveWaits).
+// waits (httpfront.Server.KeepAliveWaits).
 func (m *Metrics) AddKeepAliveWaits(waits func() (held, limit int64, fallbacks uint64)) {
 	m.reg.MustRegister(funcCollector(func(ch chan<- prometheus.Metric) {
 		held, limit, fallbacks := waits()

@@ -14,7 +14,6 @@ import (
 
 	"github.com/wsgate/wsgate/accesslog"
 	"github.com/wsgate/wsgate/gateway"
-	"github.com/wsgate/wsgate/httpfront"
 	"github.com/wsgate/wsgate/integration"
 	"github.com/wsgate/wsgate/internal/adminui"
 	"github.com/wsgate/wsgate/internal/confcheck"
@@ -106,7 +105,7 @@ func (s *Server) registerCollectors() {
 	}
 	s.metrics.AddGateway(s.gw)
 	if s.front != nil {
-		s.metrics.AddKeepAliveWaits(httpfront.KeepAliveWaits)
+		s.metrics.AddKeepAliveWaits(s.front.KeepAliveWaits)
 	}
 	s.metrics.AddStreams(func() []metrics.Stream {
 		live := s.liveStreams()

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -181,7 +182,7 @@ func session(t *testing.T, srv *server.Server, stepDone func(n int)) {
 
 // TestMetricsCountTraffic: /metrics moves exactly as the traffic says.
 func TestMetricsCountTraffic(t *testing.T) {
-	srv := startServer(t, fmt.Sprintf(observedConfig, ""))
+	srv := startServer(t, fmt.Sprintf(observedConfig, "keepAliveWaitDescriptors: 77\n"))
 	if srv.AdminAddr() == "" || srv.AdminAddr() == srv.Addr() {
 		t.Fatalf("admin listener %q beside %q", srv.AdminAddr(), srv.Addr())
 	}
@@ -242,9 +243,10 @@ func TestMetricsCountTraffic(t *testing.T) {
 	if got := value(scrape(t, srv), "wsgate_bytes_total", "direction", "in"); got != float64(in) {
 		t.Errorf("bytes in = %v, want %d", got, in)
 	}
-	// The front's keep-alive waits: process-wide, so only that they are there.
-	if got := value(scrape(t, srv), "wsgate_http_keepalive_wait_descriptors_limit"); got <= 0 {
-		t.Errorf("keep-alive wait descriptors' limit = %v, want > 0", got)
+	// The front's keep-alive waits: their bound is keepAliveWaitDescriptors
+	// (Linux; elsewhere none are held).
+	if got, want := value(scrape(t, srv), "wsgate_http_keepalive_wait_descriptors_limit"), map[bool]float64{true: 77}[runtime.GOOS == "linux"]; got != want {
+		t.Errorf("keep-alive wait descriptors' limit = %v, want %v", got, want)
 	}
 
 	// A management call with a bad signature is counted by its status.

@@ -15,9 +15,10 @@ import (
 
 // fixedFields are the server's settings (beyond the gateway's, see
 // gateway.Config.KeepFixed) that only a restart changes: the listener's
-// TLS, where the local CA lives, the log's level and format, the admin
+// TLS, where the local CA lives, the log's level and format, the front's
+// keep-alive wait descriptors, the admin
 // listener, the access log and the cluster (this node's place in it).
-var fixedFields = []string{"tls", "stateDir", "log", "proxyProtocol", "admin", "accessLog", "cluster", "heapFloorMiB"}
+var fixedFields = []string{"tls", "stateDir", "log", "proxyProtocol", "keepAliveWaitDescriptors", "admin", "accessLog", "cluster", "heapFloorMiB"}
 
 // liveFields are the server's settings a reload applies (besides the
 // gateway's). Every field of Config is in one of the two lists
@@ -57,7 +58,8 @@ type Reloaded struct {
 //     one that had failed for good;
 //   - settings only a restart changes (listen, stage, apiId, region,
 //     accountId, domainName, maxInflight, maxGroups,
-//     maxGroupsPerConnection, readHeaderTimeoutSeconds, tls, stateDir,
+//     maxGroupsPerConnection, readHeaderTimeoutSeconds,
+//     keepAliveWaitDescriptors, tls, stateDir,
 //     log, heapFloorMiB) keep their running values and are logged as needing a restart.
 //
 // One line logs what changed. Reload must follow Start; reloads run one

@@ -87,6 +87,13 @@ type Config struct {
 	// client address becomes the connection's peer (sourceIp). Other peers
 	// are served as they are, without one. Default false.
 	ProxyProtocol bool `json:"proxyProtocol,omitempty"`
+	// KeepAliveWaitDescriptors bounds the second descriptors (Linux) that
+	// kept-alive HTTP connections (management API clients) hold while
+	// they wait for their next request: one each, which saves a read per
+	// request; a connection past the bound waits with that read more
+	// until one is free. Default 0: an eighth of the descriptor limit
+	// (RLIMIT_NOFILE). -1: none. Range 1 to 1048576 otherwise.
+	KeepAliveWaitDescriptors int `json:"keepAliveWaitDescriptors,omitempty"`
 	// Cluster makes this process one node of several over NATS. Nil: a
 	// single node. See docs/cluster.md.
 	Cluster *cluster.Config `json:"cluster,omitempty"`
@@ -107,6 +114,10 @@ const DefaultHeapFloorMiB = 64
 
 // MaxHeapFloorMiB is heapFloorMiB's largest value (1 TiB).
 const MaxHeapFloorMiB = 1 << 20
+
+// MaxKeepAliveWaitDescriptors is keepAliveWaitDescriptors' upper bound
+// (the front grows the descriptor table to at most 65,536 at start).
+const MaxKeepAliveWaitDescriptors = 1 << 20
 
 // SetDefaults fills every unset field with its documented default.
 func (c *Config) SetDefaults() {
@@ -225,6 +236,9 @@ func (c *Config) Validate() error {
 	}
 	c.checkGraces(&e)
 	e.In("tls", c.TLS.validate())
+	if v := c.KeepAliveWaitDescriptors; v != 0 && v != -1 {
+		e.Range("keepAliveWaitDescriptors", v, 1, MaxKeepAliveWaitDescriptors)
+	}
 	if c.ProxyProtocol && len(c.TrustedProxies) == 0 {
 		e.Addf("proxyProtocol", "needs trustedProxies: the addresses of the load balancers that send the header")
 	}
@@ -416,9 +430,8 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	// nothing for it to do: net/http serves a tls.Listener.
 	switch {
 	case s.cfg.TLS.Mode != TLSOn || s.cfg.ProxyProtocol:
-		s.front = &httpfront.Server{Serves: s.frontServes, Logf: func(format string, args ...any) {
-			s.log.Warn(fmt.Sprintf(format, args...))
-		}}
+		s.front = &httpfront.Server{Serves: s.frontServes, KeepAliveWaitDescriptors: s.cfg.KeepAliveWaitDescriptors,
+			Logf: func(format string, args ...any) { s.log.Warn(fmt.Sprintf(format, args...)) }}
 		if ts != nil {
 			s.front.TLS = ts.config
 			s.front.TLSOnly = s.cfg.TLS.Mode == TLSOn
