@@ -90,3 +90,10 @@ func WithStepHook(opts Options, f func(step string)) Options {
 	opts.stepHook = f
 	return opts
 }
+
+// HasInterest reports whether this node's embedded NATS server knows of a
+// subscription (its clients' or, over a route, another server's) that
+// subject reaches.
+func (h *Hub) HasInterest(subject string) bool {
+	return h.ns.GlobalAccount().SubscriptionInterest(subject)
+}

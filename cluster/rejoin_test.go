@@ -45,30 +45,10 @@ func TestClusterRestartBeforeSubscribed(t *testing.T) {
 	var claimOnce, releaseOnce sync.Once
 	letGo := func() { releaseOnce.Do(func() { close(release) }) }
 	t.Cleanup(letGo)
-	opts := cluster.WithStepHook(cluster.Options{Memory: hub.NewMemory(hub.Limits{}), Logger: testLogger()}, func(step string) {
+	restarted := startAgain(t, cfgs[2], letGo, func(step string) {
 		if step == "claimed" {
 			claimOnce.Do(func() { close(claimed); <-release })
 		}
-	})
-	type started struct {
-		h   *cluster.Hub
-		err error
-	}
-	restarted := make(chan started, 1)
-	go func() {
-		h, err := cluster.Start(cfgs[2], opts)
-		restarted <- started{h, err}
-	}()
-	var c2 *cluster.Hub
-	t.Cleanup(func() {
-		letGo()
-		if c2 == nil {
-			if s := <-restarted; s.h != nil {
-				_ = s.h.Close()
-			}
-			return
-		}
-		_ = c2.Close()
 	})
 	<-claimed // the new C holds its byte in the registry; nothing subscribed yet
 
@@ -95,11 +75,10 @@ func TestClusterRestartBeforeSubscribed(t *testing.T) {
 		t.Fatalf("A took the restarting C for gone (its entry in A's view: %q)", s)
 	}
 	letGo()
-	s := <-restarted
-	if s.err != nil {
-		t.Fatalf("C's restart: %v", s.err)
+	c2, err := restarted.wait()
+	if err != nil {
+		t.Fatalf("C's restart: %v", err)
 	}
-	c2 = s.h
 	if c2.Self() != self {
 		t.Fatalf("C restarted with byte %d, had %d", c2.Self(), self)
 	}
@@ -121,5 +100,103 @@ func TestClusterRestartBeforeSubscribed(t *testing.T) {
 	}
 	if n := c2.Fenced(); n != 0 {
 		t.Fatalf("the restarted C fenced %d times", n)
+	}
+}
+
+// TestClusterRestartWaitsForRoutes: a restarting C's entry may go up only
+// once a peer's NATS server, not only C's own, has C's subscriptions. The
+// route links between C and A are paused (bytes held, in order, not lost)
+// from the moment C claims its byte, so C's subscriptions reach A's server
+// only when they are resumed. C must not come out of Start before A's
+// server has them: C's ping to A is held behind them on the route, and
+// once it is seen there the links are resumed; when Start returns, A's
+// server has C's .c, .q and .d. Before, Start returned as soon as C had
+// flushed to its own server, while A's server knew nothing of C's
+// subjects: a call from A to a new connection of C found no responders.
+func TestClusterRestartWaitsForRoutes(t *testing.T) {
+	cfgs, nw := proxiedConfigs(t, 3)
+	cfgs = patient(cfgs) // C waits for A's answer up to requestTimeoutMillis: far beyond this test's polls
+	hubs := startHubs(t, cfgs)
+	a, c := hubs[0], hubs[2]
+	self := c.Self()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	var pauseOnce, resumeOnce sync.Once
+	resume := func() { resumeOnce.Do(func() { nw.between(0, 2, (*proxy).resume) }) }
+	t.Cleanup(resume)
+	restarted := startAgain(t, cfgs[2], resume, func(step string) {
+		if step == "claimed" {
+			pauseOnce.Do(func() { nw.between(0, 2, (*proxy).pause) })
+		}
+	})
+	subject := func(b byte, kind string) string { return "wsg.test.n." + hub.NodeHex(b) + "." + kind }
+	ping := subject(a.Self(), "c") // C's ping to A, as it crosses the route
+	testenv.Eventually(t, 60*time.Second, func() error {
+		if restarted.returned() {
+			return nil
+		}
+		held := false
+		nw.between(0, 2, func(p *proxy) { held = held || p.holds(ping) })
+		if held {
+			return nil
+		}
+		return errors.New("C's start has neither returned nor pinged A")
+	})
+	resume() // if Start returned first, C's subscriptions have not reached A's server
+	c2, err := restarted.wait()
+	if err != nil {
+		t.Fatalf("C's restart: %v", err)
+	}
+	if c2.Self() != self {
+		t.Fatalf("C restarted with byte %d, had %d", c2.Self(), self)
+	}
+	for _, kind := range []string{"c", "q", "d"} {
+		if !a.HasInterest(subject(self, kind)) {
+			t.Errorf("C's start returned while A's NATS server had no interest in C's .%s", kind)
+		}
+	}
+}
+
+// restart is a node's Start run again in the background.
+type restart struct {
+	done chan struct{}
+	h    *cluster.Hub
+	err  error
+}
+
+// startAgain starts cfg's node in the background with hook as its step
+// hook from the start of Start. At cleanup it calls unblock (what lets a
+// held hook go on), waits for Start and closes the node.
+func startAgain(t *testing.T, cfg cluster.Config, unblock func(), hook func(step string)) *restart {
+	r := &restart{done: make(chan struct{})}
+	opts := cluster.WithStepHook(cluster.Options{Memory: hub.NewMemory(hub.Limits{}), Logger: testLogger()}, hook)
+	go func() {
+		defer close(r.done)
+		r.h, r.err = cluster.Start(cfg, opts)
+	}()
+	t.Cleanup(func() {
+		unblock()
+		if h, _ := r.wait(); h != nil {
+			_ = h.Close()
+		}
+	})
+	return r
+}
+
+// wait returns Start's outcome once it returned.
+func (r *restart) wait() (*cluster.Hub, error) {
+	<-r.done
+	return r.h, r.err
+}
+
+// returned reports whether Start has returned.
+func (r *restart) returned() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
 	}
 }
