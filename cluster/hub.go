@@ -165,9 +165,10 @@ type Hub struct {
 	// incarnation and is about to claim its byte; "leave-released",
 	// "leave-kept": Close deleted its registry entry, or could not;
 	// "drain-marks": DrainGroups heard every node and put its marks in
-	// the workers' channels; "claimed": Start claimed its byte), on the
-	// goroutine doing it: a test holds one
-	// there to drive an interleaving the scheduler makes rare.
+	// the workers' channels; "claimed": Start claimed its byte, joining;
+	// "subscribed": Start subscribed the byte's subjects and flushed), on
+	// the goroutine doing it: a test holds one there to drive an
+	// interleaving the scheduler makes rare.
 	stepHook atomic.Pointer[func(step string)]
 
 	ctx    context.Context
