@@ -9,7 +9,7 @@
 //	wsg.<cluster>.n.<NN>.q   request/reply  queries: members, conns, count
 //	wsg.<cluster>.g.<token>  publish        one group message; subscribed only by nodes with members
 //	wsg.<cluster>.hb         publish        heartbeats
-//	KV WSGATE_<cluster>_NODES                node byte ownership and "gone" declarations
+//	KV WSGATE_<cluster>_NODES                node byte ownership ("joining", "up") and "gone" declarations
 //	KV WSGATE_<cluster>_LEASES               change-stream leadership (Lease)
 //
 // Node bytes are claimed with the KV bucket's compare-and-set (Create,

@@ -82,3 +82,18 @@ func (h *Hub) FenceNow(why string) {
 
 // Incarnation is this node's current incarnation.
 func (h *Hub) Incarnation() string { return h.incarnation() }
+
+// WithStepHook returns opts with f as the hub's step hook from the start
+// of Start (SetStepHook can only follow it), on the goroutine doing each
+// step.
+func WithStepHook(opts Options, f func(step string)) Options {
+	opts.stepHook = f
+	return opts
+}
+
+// HasInterest reports whether this node's embedded NATS server knows of a
+// subscription (its clients' or, over a route, another server's) that
+// subject reaches.
+func (h *Hub) HasInterest(subject string) bool {
+	return h.ns.GlobalAccount().SubscriptionInterest(subject)
+}

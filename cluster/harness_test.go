@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -162,7 +163,7 @@ func startHubs(t testing.TB, cfgs []cluster.Config) []*cluster.Hub {
 	for _, h := range hubs {
 		testenv.Eventually(t, 20*time.Second, func() error {
 			nodes, _ := h.Nodes(context.Background())
-			if len(nodes) != len(hubs) {
+			if len(nodes) != len(hubs) || slices.ContainsFunc(nodes, func(n hub.Node) bool { return n.State != "up" }) {
 				return fmt.Errorf("node %02x sees %+v", h.Self(), nodes)
 			}
 			return nil

@@ -49,6 +49,10 @@ type Options struct {
 	// HTTP is this node's address for @cluster when node.advertiseHttp is
 	// unset.
 	HTTP string
+
+	// stepHook, set by tests only (WithStepHook), is the hub's stepHook
+	// from the start, so a test can hold a step of Start itself.
+	stepHook func(step string)
 }
 
 // Hub is a hub.Hub over the nodes of a cluster: this node's connections
@@ -104,9 +108,12 @@ type Hub struct {
 	probeFor  byte
 	probeOK   bool
 
-	fencing atomic.Bool
-	fenced  atomic.Int64
-	closing atomic.Bool
+	// announced is set once Start made this node's entry "up" (announce);
+	// until then its claims write it "joining".
+	announced atomic.Bool
+	fencing   atomic.Bool
+	fenced    atomic.Int64
+	closing   atomic.Bool
 
 	interestMu sync.Mutex
 	subs       map[string]*groupSub
@@ -158,8 +165,10 @@ type Hub struct {
 	// incarnation and is about to claim its byte; "leave-released",
 	// "leave-kept": Close deleted its registry entry, or could not;
 	// "drain-marks": DrainGroups heard every node and put its marks in
-	// the workers' channels), on the goroutine doing it: a test holds one
-	// there to drive an interleaving the scheduler makes rare.
+	// the workers' channels; "claimed": Start claimed its byte, joining;
+	// "subscribed": Start subscribed the byte's subjects and flushed), on
+	// the goroutine doing it: a test holds one there to drive an
+	// interleaving the scheduler makes rare.
 	stepHook atomic.Pointer[func(step string)]
 
 	ctx    context.Context
@@ -183,6 +192,9 @@ func Start(cfg Config, opts Options) (*Hub, error) {
 	}
 	if h.http == "" {
 		h.http = opts.HTTP
+	}
+	if opts.stepHook != nil {
+		h.stepHook.Store(&opts.stepHook)
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	ctx, cancel := context.WithTimeout(h.ctx, cfg.startupTimeout())
@@ -222,6 +234,16 @@ func (h *Hub) start(ctx context.Context, opts Options) error {
 	if err := h.openBucket(ctx, replicas); err != nil {
 		return err
 	}
+	// What a peer's call may need, before anything can call: the group
+	// workers and the dedupe cache; the heartbeats (no byte in their
+	// subject) so the peers are heard from the start.
+	h.startGroups()
+	if h.cfg.dedupeFor() > 0 {
+		h.dedupe.init()
+	}
+	if _, err := h.ctl.Subscribe(h.prefix+".hb", h.handleHeartbeat); err != nil {
+		return err
+	}
 	ready := make(chan struct{})
 	h.wg.Add(1)
 	go h.watch(h.ctx, ready)
@@ -230,19 +252,18 @@ func (h *Hub) start(ctx context.Context, opts Options) error {
 	case <-ctx.Done():
 		return fmt.Errorf("the node registry did not answer: %w", ctx.Err())
 	}
+	// The byte is claimed "joining": held, but no peer routes to this
+	// node, lists or drains it, or takes it for gone on "no responders",
+	// until announce has made the entry "up", which it does only once
+	// the subjects below exist on every live peer's NATS server.
 	if err := h.claim(ctx); err != nil {
 		return err
 	}
+	h.step("claimed")
 	if _, err := h.ctl.Subscribe(h.subject(h.self, "c"), h.handleConn); err != nil {
 		return err
 	}
 	if _, err := h.ctl.Subscribe(h.subject(h.self, "q"), h.handleQuery); err != nil {
-		return err
-	}
-	if _, err := h.ctl.Subscribe(h.prefix+".hb", h.handleHeartbeat); err != nil {
-		return err
-	}
-	if err := h.ctl.Flush(); err != nil {
 		return err
 	}
 	// Answered on the data connection, after every group message this
@@ -253,9 +274,12 @@ func (h *Hub) start(ctx context.Context, opts Options) error {
 	if err := h.data.Flush(); err != nil {
 		return err
 	}
-	h.startGroups()
-	if h.cfg.dedupeFor() > 0 {
-		h.dedupe.init()
+	if err := h.ctl.Flush(); err != nil {
+		return err
+	}
+	h.step("subscribed")
+	if err := h.announce(ctx); err != nil {
+		return err
 	}
 	h.wg.Add(3)
 	go h.beat()
@@ -783,8 +807,17 @@ func (h *Hub) retry(ctx context.Context, b byte, deadline time.Time, attempt fun
 			if _, known := h.gone(b); !known && !h.registered(ctx, b) {
 				return hub.ErrGone // no node has this byte
 			}
+			heard, joining := h.heardIncarnation(b)
+			if joining {
+				// Its ids are an earlier incarnation's: a node mints none
+				// before its entry is up (announce).
+				return hub.ErrGone
+			}
+			// "No responders" is evidence only against an incarnation
+			// this node has heard: its heartbeat came over the route
+			// after its subscriptions, so this node's server had them.
 			settled := time.Since(time.Unix(0, h.connectedAt.Load())) >= h.cfg.settle()
-			if time.Since(noResp) >= h.cfg.goneGrace() && settled && h.declareGone(ctx, b, "no responders") {
+			if time.Since(noResp) >= h.cfg.goneGrace() && settled && heard && h.declareGone(ctx, b, "no responders") {
 				return hub.ErrGone
 			}
 			if gone, _ := h.gone(b); gone {
@@ -827,6 +860,18 @@ func (h *Hub) registered(ctx context.Context, b byte) bool {
 	defer cancel()
 	_, err := h.kv.Get(gctx, nodeKey(b))
 	return err == nil || !(errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted))
+}
+
+// heardIncarnation reports whether this node has heard a heartbeat of
+// b's incarnation in the registry, and whether that entry is joining.
+func (h *Hub) heardIncarnation(b byte) (heard, joining bool) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	p := h.peers[b]
+	if p == nil || !p.present {
+		return false, false
+	}
+	return !p.lastSeen.IsZero() && p.hb.Inc == p.e.Inc, p.e.State == stateJoining
 }
 
 func (h *Hub) silentFor(b byte) time.Duration {

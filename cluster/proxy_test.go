@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"sync"
@@ -22,6 +23,12 @@ type proxy struct {
 	mu    sync.Mutex
 	holed bool
 	conns map[net.Conn]struct{}
+
+	// Paused, it holds what it reads, per destination, and resume writes
+	// it on in order: a route that is slow, not lost.
+	wmu    sync.Mutex
+	paused bool
+	held   map[net.Conn][]byte
 }
 
 func newProxy(t testing.TB, target string) *proxy {
@@ -76,7 +83,7 @@ func (p *proxy) pipe(src, dst net.Conn) {
 	for {
 		n, err := src.Read(buf)
 		if n > 0 && !p.blackholed() {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			if werr := p.forward(dst, buf[:n]); werr != nil {
 				err = werr
 			}
 		}
@@ -88,6 +95,51 @@ func (p *proxy) pipe(src, dst net.Conn) {
 			return
 		}
 	}
+}
+
+// forward writes b to dst, or holds it while the proxy is paused.
+func (p *proxy) forward(dst net.Conn, b []byte) error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if p.paused {
+		if p.held == nil {
+			p.held = map[net.Conn][]byte{}
+		}
+		p.held[dst] = append(p.held[dst], b...)
+		return nil
+	}
+	_, err := dst.Write(b)
+	return err
+}
+
+func (p *proxy) pause() {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	p.paused = true
+}
+
+// resume writes on what was held, each destination's bytes in order, and
+// forwards again.
+func (p *proxy) resume() {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	p.paused = false
+	for dst, b := range p.held {
+		_, _ = dst.Write(b)
+	}
+	p.held = nil
+}
+
+// holds reports whether the bytes held contain s.
+func (p *proxy) holds(s string) bool {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	for _, b := range p.held {
+		if bytes.Contains(b, []byte(s)) {
+			return true
+		}
+	}
+	return false
 }
 
 // drop reads and discards c until it closes (or heal closes it).
@@ -162,6 +214,12 @@ func (n *network) cut(k int) { n.each(k, (*proxy).blackhole) }
 
 // mend heals node k's links; the NATS servers reconnect their routes.
 func (n *network) mend(k int) { n.each(k, (*proxy).heal) }
+
+// between calls f on the links between nodes i and j, both ways.
+func (n *network) between(i, j int, f func(*proxy)) {
+	f(n.links[i][j])
+	f(n.links[j][i])
+}
 
 func (n *network) each(k int, f func(*proxy)) {
 	for i, row := range n.links {

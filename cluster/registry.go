@@ -28,10 +28,14 @@ type entry struct {
 	StartedAt int64  `json:"startedAt"`
 	HTTP      string `json:"http,omitempty"`
 	Renewed   int64  `json:"renewed"` // unix ms of the write
-	State     string `json:"state"`   // up | gone
+	State     string `json:"state"`   // joining | up | gone
 	By        string `json:"by,omitempty"`
 	Reason    string `json:"reason,omitempty"`
 }
+
+// stateJoining is an entry claimed at start whose node may not be
+// subscribed yet (announce makes it up).
+const stateJoining = "joining"
 
 // peer is what this node knows of another (or itself).
 type peer struct {
@@ -189,7 +193,7 @@ func (h *Hub) apply(up jetstream.KeyValueEntry) {
 	if !p.present || p.e.State == "gone" {
 		h.signalGoneLocked()
 	}
-	mine := b == h.self && h.claimed && (!p.present || p.e.Inc != h.inc || p.e.State != "up")
+	mine := b == h.self && h.claimed && (!p.present || p.e.Inc != h.inc || p.e.State == "gone")
 	seen := fmt.Sprintf("op %v, revision %d, incarnation %q (mine %q), state %q", up.Operation(), up.Revision(), p.e.Inc, h.inc, p.e.State)
 	claim := h.claims
 	h.mu.Unlock()
@@ -215,10 +219,18 @@ func (h *Hub) peer(b byte) *peer {
 	return p
 }
 
-// me is this node's registry value under incarnation inc.
+// me is this node's registry value under incarnation inc: joining until
+// Start announced the node, up after.
 func (h *Hub) me(inc string) []byte {
-	b, _ := json.Marshal(entry{Name: h.cfg.Node.Name, Inc: inc, StartedAt: h.started.UnixMilli(), HTTP: h.http, State: "up", Renewed: time.Now().UnixMilli()})
+	b, _ := json.Marshal(entry{Name: h.cfg.Node.Name, Inc: inc, StartedAt: h.started.UnixMilli(), HTTP: h.http, State: h.state(), Renewed: time.Now().UnixMilli()})
 	return b
+}
+
+func (h *Hub) state() string {
+	if h.announced.Load() {
+		return "up"
+	}
+	return stateJoining
 }
 
 // claim takes a node byte: the configured one, or with auto the first free
@@ -308,7 +320,7 @@ func (h *Hub) claimByte(ctx context.Context, b byte, takeGone bool) (bool, error
 		p.e, p.rev, p.present = e, cur.Revision(), true
 	}
 	h.mu.Unlock()
-	if e.Inc == h.incarnation() && e.State == "up" {
+	if e.Inc == h.incarnation() && e.State != "gone" {
 		// This incarnation's entry already: a claim whose answer was
 		// lost, or a renewal that wrote it during a fence.
 		h.own(b, cur.Revision())
@@ -389,7 +401,7 @@ func (h *Hub) own(b byte, rev uint64) {
 	p := h.peer(b)
 	if rev >= p.rev {
 		p.rev, p.present = rev, true
-		p.e = entry{Name: h.cfg.Node.Name, Inc: h.inc, StartedAt: h.started.UnixMilli(), HTTP: h.http, State: "up"}
+		p.e = entry{Name: h.cfg.Node.Name, Inc: h.inc, StartedAt: h.started.UnixMilli(), HTTP: h.http, State: h.state()}
 	}
 }
 
@@ -855,4 +867,95 @@ func (h *Hub) step(name string) {
 	if f := h.stepHook.Load(); f != nil {
 		(*f)(name)
 	}
+}
+
+// announce makes this node's entry up, once its subjects are reachable:
+// Start has subscribed them and flushed both connections, so its NATS
+// server has them and has queued their interest to every route; each
+// live peer is then pinged on its own subject (reachPeers), and a ping
+// answered came over that route after the interest, so the peer's server
+// has it too. Only then does the entry say up, which is what makes the
+// peers route calls, listings and drains here. Until then it says
+// joining: the byte is held, and a peer answers a call on one of its ids
+// that finds no responders with 410 (the ids are an earlier
+// incarnation's: this one mints none before it is up).
+func (h *Hub) announce(ctx context.Context) error {
+	h.reachPeers(ctx)
+	h.announced.Store(true)
+	for {
+		h.mu.RLock()
+		b, rev, inc := h.self, h.ownRev, h.inc
+		h.mu.RUnlock()
+		rctx, cancel := context.WithTimeout(ctx, h.cfg.requestTimeout())
+		nrev, err := h.kv.Update(rctx, nodeKey(b), h.me(inc), rev)
+		if isWrongSequence(err) || errors.Is(err, jetstream.ErrKeyExists) {
+			// An earlier attempt whose answer was lost was applied, or a
+			// fence claimed the byte again meanwhile: go by the entry
+			// the stream's leader has.
+			var cur leaderEntry
+			if cur, err = h.leaderGet(rctx, nodeKey(b)); err == nil {
+				var e entry
+				_ = json.Unmarshal(cur.Value(), &e)
+				if e.Inc != h.incarnation() || e.State == "gone" {
+					cancel()
+					return fmt.Errorf("node byte %d was taken or declared gone during the start (incarnation %s, %s)", b, e.Inc, e.State)
+				}
+				nrev = cur.Revision()
+				if e.State != "up" {
+					h.mu.Lock()
+					if h.ownRev == rev {
+						h.ownRev = nrev
+					}
+					h.mu.Unlock()
+					err = errors.New("the entry is still joining at the leader")
+				}
+			}
+		}
+		cancel()
+		if err == nil {
+			h.mu.Lock()
+			if h.ownRev <= nrev {
+				h.ownRev, h.renewedAt = nrev, time.Now()
+			}
+			if p := h.peer(b); nrev >= p.rev && p.e.Inc == inc {
+				p.rev, p.e.State = nrev, "up"
+			}
+			h.mu.Unlock()
+			return nil
+		}
+		h.log.Debug("announcing the node failed; retrying", "error", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the node registry did not take this node's entry up: %w", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// reachPeers pings every live peer on its own subject, in parallel, until
+// each answers or requestTimeoutMillis passes (a peer that does not
+// answer is lost or cut off: its server is not waited for).
+func (h *Hub) reachPeers(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, h.cfg.requestTimeout())
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, p := range h.live() {
+		wg.Go(func() {
+			for {
+				actx, cancel := context.WithTimeout(rctx, h.cfg.attemptTimeout())
+				_, err := h.ctl.RequestMsgWithContext(actx, h.ping(p))
+				cancel()
+				if err == nil {
+					return
+				}
+				select {
+				case <-rctx.Done():
+					h.log.Info("cluster peer not reached before this node's entry goes up", "node", hub.NodeHex(p), "error", err)
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -103,7 +103,7 @@ func startServersWith(t *testing.T, cfgs []cluster.Config, more func(*server.Con
 		s.Start()
 		testenv.Eventually(t, 20*time.Second, func() error {
 			nodes, _ := s.Hub().Nodes(context.Background())
-			if len(nodes) != len(srvs) {
+			if len(nodes) != len(srvs) || slices.ContainsFunc(nodes, func(n hub.Node) bool { return n.State != "up" }) {
 				return fmt.Errorf("sees %+v", nodes)
 			}
 			return nil
