@@ -127,6 +127,26 @@ func (w *worker) postSign(c command) reply {
 	return reply{Start: start.UnixNano()}
 }
 
+// entryPools makes a connPool for each entry node's address, dialing from
+// src.
+func entryPools(src string, entries []string) map[string]*connPool {
+	nd := srcDialer(src)
+	pools := map[string]*connPool{}
+	for _, addr := range entries {
+		if pools[addr] == nil {
+			pools[addr] = &connPool{dial: func() (net.Conn, error) { return nd.Dial("tcp", addr) }}
+		}
+	}
+	return pools
+}
+
+// closePools closes every pool's idle connections.
+func closePools(pools map[string]*connPool) {
+	for _, p := range pools {
+		p.close()
+	}
+}
+
 // connPool holds a node's idle generator connections, last in first out.
 type connPool struct {
 	dial func() (net.Conn, error)
@@ -176,18 +196,8 @@ func (w *worker) post(c command) reply {
 	// (at most c.Conc: one per sending goroutine) and reused most recently
 	// idle first, as the SDKs' pools do: at a fixed rate a few connections
 	// carry the load and the server's others stay parked.
-	nd := srcDialer(c.Src[0])
-	pools := map[string]*connPool{}
-	for _, addr := range entries {
-		if pools[addr] == nil {
-			pools[addr] = &connPool{dial: func() (net.Conn, error) { return nd.Dial("tcp", addr) }}
-		}
-	}
-	defer func() {
-		for _, p := range pools {
-			p.close()
-		}
-	}()
+	pools := entryPools(c.Src[0], entries)
+	defer closePools(pools)
 
 	var ok, errs atomic.Int64
 	var firstErr atomic.Value

@@ -610,18 +610,8 @@ func (w *worker) joinLeave(c command) reply {
 			wires[k][j] = wire
 		}
 	}
-	nd := srcDialer(c.Src[0])
-	pools := map[string]*connPool{}
-	for _, addr := range entries {
-		if pools[addr] == nil {
-			pools[addr] = &connPool{dial: func() (net.Conn, error) { return nd.Dial("tcp", addr) }}
-		}
-	}
-	defer func() {
-		for _, p := range pools {
-			p.close()
-		}
-	}()
+	pools := entryPools(c.Src[0], entries)
+	defer closePools(pools)
 	if c.Rate > 0 {
 		// A few keep-alive connections per entry node before the window:
 		// a call that dials pays a connect and the server's accept, in
