@@ -86,10 +86,11 @@ func embeddedConfigs(t testing.TB, n int) []cluster.Config {
 	for _, p := range ports {
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
 	}
+	name := clusterName()
 	out := make([]cluster.Config, n)
 	for i := range n {
 		c := cluster.Config{
-			Name: "test",
+			Name: name,
 			Node: cluster.NodeConfig{Name: fmt.Sprintf("n%d", i+1)},
 			NATS: cluster.NATSConfig{Embedded: &cluster.EmbeddedConfig{
 				Listen:        fmt.Sprintf("127.0.0.1:%d", clients[i]),
@@ -107,6 +108,23 @@ func embeddedConfigs(t testing.TB, n int) []cluster.Config {
 	}
 	return out
 }
+
+// clusterName is a new name for one test's cluster: its NATS cluster
+// name, subjects and buckets. Test processes run side by side on one
+// machine (other suites, other checkouts) and pick their ports from the
+// same range: freePorts lets a port go before the server binds it, so
+// another process may bind it first. With one name for every test
+// cluster ("test", and nodes n1..n3 everywhere) that process's servers
+// then routed into this one's cluster (a route to the port it won), and
+// their heartbeats counted as this cluster's nodes of the same names:
+// TestClusterHostLoss's cut-off C heard a majority through them, took
+// the live A for gone and answered 410 for A's client ("C answered 410
+// for a live client of A"), reproduced with three copies of the test at
+// once (one copy's n1 failed to bind its route port: "address already in
+// use"; C logged "Remote server has a duplicate name" throughout). NATS
+// refuses a route from a server of another cluster name, and the subjects
+// differ too.
+func clusterName() string { return fmt.Sprintf("t%08x", rand.Uint32()) }
 
 // patient makes cfgs' nodes wait out a starved process (all nodes of a
 // test share one, on 2 cores shared with other suites under -race): a

@@ -146,12 +146,7 @@ func TestClusterHostLoss(t *testing.T) {
 	// majority for nodeTimeoutMillis (a node just started judges nobody
 	// gone on silence before that, which delayed the 410 in some runs).
 	for _, s := range srvs[:2] {
-		testenv.Eventually(t, 60*time.Second, func() error {
-			if !s.Cluster().HeardMajority() {
-				return errors.New("not heard a majority for nodeTimeoutMillis yet")
-			}
-			return nil
-		})
+		waitHeardMajority(t, s.Cluster())
 	}
 	t0 := time.Now()
 	nw.cut(2)

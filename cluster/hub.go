@@ -446,6 +446,16 @@ func (h *Hub) handleHeartbeat(m *nats.Msg) {
 	}
 	h.mu.Lock()
 	p := h.peer(byte(v))
+	if p.present && hb.Inc != p.e.Inc {
+		// Not the incarnation the registry holds for that byte: not that
+		// node. Another cluster's node of the same name routed in by
+		// mistake (test processes side by side did: the cut-off node
+		// heard a majority through it and took a live node for gone), or
+		// a heartbeat that overtook its node's new entry, whose arrival
+		// restarts the node's clock anyway (apply).
+		h.mu.Unlock()
+		return
+	}
 	p.hb, p.lastSeen = hb, time.Now()
 	undo := p.localGone && hb.Inc == p.e.Inc
 	if undo {

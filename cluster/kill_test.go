@@ -44,6 +44,7 @@ func TestClusterNodeKill410(t *testing.T) {
 	}
 	procs := make([]*exec.Cmd, 3)
 	endpoints := make([]string, 3)
+	name := clusterName() // not another test process's cluster
 	for i := range 3 {
 		cfg := fmt.Sprintf(`listen: "127.0.0.1:%d"
 credentials: [{ accessKeyId: AKID, secretAccessKey: secret }]
@@ -52,7 +53,7 @@ routes:
 tls: { mode: "off" }
 log: { level: info }
 cluster:
-  name: kill
+  name: %s
   node: { name: n%d }
   settleSeconds: 0
   requestTimeoutMillis: 5000
@@ -62,7 +63,7 @@ cluster:
       clusterListen: "127.0.0.1:%d"
       routes: [%s]
       storeDir: %q
-`, https[i], i+1, routes[i], strings.Join(routeURLs, ", "), filepath.Join(dir, fmt.Sprint(i), "nats"))
+`, https[i], name, i+1, routes[i], strings.Join(routeURLs, ", "), filepath.Join(dir, fmt.Sprint(i), "nats"))
 		path := filepath.Join(dir, fmt.Sprintf("n%d.yaml", i+1))
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)

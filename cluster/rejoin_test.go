@@ -131,7 +131,7 @@ func TestClusterRestartWaitsForRoutes(t *testing.T) {
 			pauseOnce.Do(func() { nw.between(0, 2, (*proxy).pause) })
 		}
 	})
-	subject := func(b byte, kind string) string { return "wsg.test.n." + hub.NodeHex(b) + "." + kind }
+	subject := func(b byte, kind string) string { return "wsg." + cfgs[0].Name + ".n." + hub.NodeHex(b) + "." + kind }
 	ping := subject(a.Self(), "c") // C's ping to A, as it crosses the route
 	testenv.Eventually(t, 60*time.Second, func() error {
 		if restarted.returned() {

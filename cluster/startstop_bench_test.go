@@ -34,7 +34,7 @@ func BenchmarkShutdownDrain(b *testing.B) {
 			hubs := startHubs(b, cfgs)
 			a := hubs[0]
 			if silent > 0 {
-				addSilentPeers(b, cfgs[1].NATS.Embedded.Listen, a, silent)
+				addSilentPeers(b, cfgs[1], a, silent)
 			}
 			ctx := context.Background()
 			b.ResetTimer()
@@ -50,11 +50,11 @@ func BenchmarkShutdownDrain(b *testing.B) {
 }
 
 // addSilentPeers writes n registry entries up (bytes 200 on) and
-// subscribes each one's .d subject through the NATS server at listen
+// subscribes each one's .d subject through cfg's NATS server (its listen)
 // without ever answering, then waits until a sees them all.
-func addSilentPeers(b *testing.B, listen string, a *cluster.Hub, n int) {
+func addSilentPeers(b *testing.B, cfg cluster.Config, a *cluster.Hub, n int) {
 	b.Helper()
-	nc, err := nats.Connect("nats://" + listen)
+	nc, err := nats.Connect("nats://" + cfg.NATS.Embedded.Listen)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -65,13 +65,13 @@ func addSilentPeers(b *testing.B, listen string, a *cluster.Hub, n int) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	kv, err := js.KeyValue(ctx, "WSGATE_test_NODES")
+	kv, err := js.KeyValue(ctx, "WSGATE_"+cfg.Name+"_NODES")
 	if err != nil {
 		b.Fatal(err)
 	}
 	for i := range n {
 		nb := byte(200 + i)
-		if _, err := nc.Subscribe(fmt.Sprintf("wsg.test.n.%s.d", hub.NodeHex(nb)), func(*nats.Msg) {}); err != nil {
+		if _, err := nc.Subscribe(fmt.Sprintf("wsg.%s.n.%s.d", cfg.Name, hub.NodeHex(nb)), func(*nats.Msg) {}); err != nil {
 			b.Fatal(err)
 		}
 		v, _ := json.Marshal(map[string]any{"name": fmt.Sprintf("silent%d", i), "inc": fmt.Sprintf("silent%d", i), "state": "up", "renewed": time.Now().UnixMilli()})
