@@ -1,0 +1,81 @@
+package cluster
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/wsgate/wsgate/hub"
+)
+
+// TestMergeOrder: merge's first limit+1 items are those of the lists'
+// union sorted bytewise, for ids and for keys shorter than 8 bytes, keys
+// equal in their first 8 bytes and keys with bytes above 0x7f (the
+// prefix comparison must agree with Go's string order).
+func TestMergeOrder(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	alphabet := []string{"", "a", "ab", "abcdefgh", "abcdefghA", "abcdefghB", "abcdefg\x00", "abcdefg", "\xff", "\x80z", "zz"}
+	for round := range 500 {
+		lists := make([][]string, 1+r.IntN(4))
+		var all []string
+		for i := range lists {
+			seen := map[string]bool{}
+			for range r.IntN(40) {
+				var k string
+				if r.IntN(2) == 0 {
+					k = alphabet[r.IntN(len(alphabet))] + alphabet[r.IntN(len(alphabet))]
+				} else {
+					k = hub.NewID(byte(1 + i))
+				}
+				if !seen[k] {
+					seen[k] = true
+					lists[i] = append(lists[i], k)
+				}
+			}
+			slices.Sort(lists[i])
+			all = append(all, lists[i]...)
+		}
+		slices.Sort(all)
+		limit := r.IntN(50)
+		want := all
+		if limit > 0 && len(want) > limit+1 {
+			want = want[:limit+1]
+		}
+		got := merge(lists, limit, func(s string) string { return s })
+		if !slices.Equal(got, want) {
+			t.Fatalf("round %d, limit %d: merged %q, want %q", round, limit, got, want)
+		}
+	}
+}
+
+// TestKeyPrefixOrder: a smaller prefix means a smaller key.
+func TestKeyPrefixOrder(t *testing.T) {
+	keys := []string{"", "\x00", "a", "a\x00", "ab", "abcdefgh", "abcdefgha", "abcdefgi", "b", "\xff\xff\xff\xff\xff\xff\xff\xff\xff"}
+	for _, a := range keys {
+		for _, b := range keys {
+			if keyPrefix(a) < keyPrefix(b) && !(a < b) {
+				t.Errorf("keyPrefix(%q) < keyPrefix(%q) but %q >= %q", a, b, a, b)
+			}
+		}
+	}
+}
+
+// BenchmarkMerge: a page of 1,000 from 3 nodes' parts of 403 ids each.
+func BenchmarkMerge(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	lists := make([][]string, 3)
+	for i := range lists {
+		for range 403 {
+			var id [12]byte
+			for j := range id {
+				id[j] = byte(r.Uint32())
+			}
+			lists[i] = append(lists[i], hub.NewID(byte(i + 1))[:4]+string(id[:])) // 16 bytes
+		}
+		slices.Sort(lists[i])
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		merge(lists, 1000, func(s string) string { return s })
+	}
+}
