@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -160,17 +161,9 @@ func (h *Hub) startCalls() error {
 		h.links[b].subject = h.subject(byte(b), "c")
 		h.links[b].reply = h.inbox + "." + strconv.Itoa(b)
 	}
-	if _, err := h.ctl.Subscribe(h.inbox+".*", h.handleReply); err != nil {
-		return err
-	}
-	h.qch = make(chan *nats.Msg, queryReplies)
-	_, err := h.ctl.ChanSubscribe(h.inbox+".q.*", h.qch)
+	_, err := h.ctl.Subscribe(h.inbox+".*", h.handleReply)
 	return err
 }
-
-// queryReplies is the room for answers to queries that no waiter has
-// taken yet (a full channel drops the next one: a slow consumer).
-const queryReplies = 1024
 
 // try sends one attempt of it to node b and waits for its outcome, at
 // most timeout, and no longer than ctx or until gone (if not nil) closes.
@@ -269,10 +262,24 @@ func (h *Hub) sendBatch(l *link, atts []*attempt) {
 }
 
 // handleReply takes a batch's reply (its seq first), or NATS's "no
-// responders" for the batch out on the link the subject names. Answers
-// to queries come on inbox.q.* instead (query.next).
+// responders" for the batch out on the link the subject names; or, on a
+// subject "q" and a number, the answer to a query (query.wait).
 func (h *Hub) handleReply(m *nats.Msg) {
 	suffix := m.Subject[min(len(h.inbox)+1, len(m.Subject)):]
+	if q, ok := strings.CutPrefix(suffix, "q"); ok {
+		id, err := strconv.ParseUint(q, 36, 64)
+		if err != nil {
+			return
+		}
+		h.queriesMu.Lock()
+		replies := h.queries[id]
+		h.queriesMu.Unlock()
+		select {
+		case replies <- m: // nil (the call ended) blocks: dropped
+		default: // an earlier answer is still unread: this one adds nothing
+		}
+		return
+	}
 	if noResponders(m) {
 		b, err := strconv.Atoi(suffix)
 		if err != nil || b < 0 || b >= len(h.links) {

@@ -26,8 +26,7 @@
 // group's subscribe and unsubscribe against joins (a join's reply follows
 // the subscription's flush). Goroutines: the two NATS connections' own
 // (nats.go), the handlers of the .c, .q, reply inbox and heartbeat
-// subscriptions (one each, nats.go; the inbox's answers to queries go to a
-// channel its waiting queries read), a timer per batch of calls out, the
+// subscriptions (one each, nats.go), a timer per batch of calls out, the
 // registry watcher, the heartbeat, renewal and silent-node tickers, the
 // interest reaper and GOMAXPROCS group workers.
 // All end in Close. Lease runs on its caller's goroutine (one per stream

@@ -135,13 +135,10 @@ type Hub struct {
 	outSeq    atomic.Uint64
 	reqPrefix string
 	reqSeq    atomic.Uint64
-	// queries are the queries out (startQuery), by number: where their
-	// answers go (query.route). qch is the channel of the inbox's
-	// subscription for answers (inbox.q.*), read by the queries' waiters
-	// themselves (query.next), not by a goroutine of its own.
+	// queries are the queries out (startQuery), by number: where handleReply
+	// puts their answers.
 	queriesMu sync.Mutex
 	queries   map[uint64]chan *nats.Msg
-	qch       chan *nats.Msg
 	// answers are this node's last answers to other nodes' queries.
 	answers answers
 	// batchesOut and callsOut count the batches sent and the calls in

@@ -59,23 +59,3 @@ func TestKeyPrefixOrder(t *testing.T) {
 		}
 	}
 }
-
-// BenchmarkMerge: a page of 1,000 from 3 nodes' parts of 403 ids each.
-func BenchmarkMerge(b *testing.B) {
-	r := rand.New(rand.NewPCG(1, 2))
-	lists := make([][]string, 3)
-	for i := range lists {
-		for range 403 {
-			var id [12]byte
-			for j := range id {
-				id[j] = byte(r.Uint32())
-			}
-			lists[i] = append(lists[i], hub.NewID(byte(i + 1))[:4]+string(id[:])) // 16 bytes
-		}
-		slices.Sort(lists[i])
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		merge(lists, 1000, func(s string) string { return s })
-	}
-}

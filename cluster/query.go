@@ -228,7 +228,7 @@ func (h *Hub) startQuery(ctx context.Context, b byte, msg *nats.Msg) *query {
 	msg.Header.Set(hdrDeadline, strconv.FormatInt(q.deadline.UnixMilli(), 10))
 	msg.Header.Set(hdrFrom, hub.NodeHex(h.Self())+"/"+h.incarnation())
 	q.id = h.reqSeq.Add(1)
-	msg.Reply = h.inbox + ".q." + strconv.FormatUint(q.id, 36)
+	msg.Reply = h.inbox + ".q" + strconv.FormatUint(q.id, 36)
 	h.queriesMu.Lock()
 	h.queries[q.id] = q.replies
 	h.queriesMu.Unlock()
@@ -245,19 +245,25 @@ func (q *query) answered(ctx context.Context) *nats.Msg {
 	if q.err != nil {
 		return nil
 	}
-	m := q.poll()
-	if m == nil {
+	var m *nats.Msg
+	select {
+	case m = <-q.replies:
+	default:
 		timeout := min(q.h.cfg.attemptTimeout(), time.Until(q.deadline)) - time.Since(q.sent)
 		if timeout <= 0 {
 			return nil
 		}
 		t := attemptTimer(timeout)
 		defer attemptTimers.Put(t)
-		if m = q.next(ctx, t.C, nil); m == nil {
+		select {
+		case m = <-q.replies:
+			t.Stop()
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
 			t.Stop()
 			return nil
 		}
-		t.Stop()
 	}
 	if noResponders(m) || replyError(m) != nil {
 		select {
@@ -301,92 +307,27 @@ func (q *query) wait(ctx context.Context) (*nats.Msg, error) {
 		} else if err := h.ctl.PublishMsg(q.msg); err != nil {
 			return err
 		}
-		if m := q.poll(); m != nil { // here already (the first attempt's time may be out)
+		select {
+		case m := <-q.replies: // here already (the first attempt's time may be out)
 			return got(m)
+		default:
 		}
 		t := attemptTimer(max(timeout, 0))
 		defer attemptTimers.Put(t)
-		m := q.next(ctx, t.C, gone)
-		t.Stop()
-		if m != nil {
+		select {
+		case m := <-q.replies:
+			t.Stop()
 			return got(m)
-		}
-		if err := ctx.Err(); err != nil {
-			return err
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-gone:
+			t.Stop()
 		}
 		return errAttemptTimeout
 	})
 	return reply, err
-}
-
-// poll returns the query's answer if one is here, else nil, without
-// waiting: its own channel first, then the inbox's (each answer there to
-// its query).
-func (q *query) poll() *nats.Msg {
-	for {
-		select {
-		case m := <-q.replies:
-			return m
-		default:
-		}
-		select {
-		case r := <-q.h.qch:
-			if m := q.route(r); m != nil {
-				return m
-			}
-		default:
-			return nil
-		}
-	}
-}
-
-// next waits for the query's answer until timeout fires, ctx ends or gone
-// closes (then nil). While it waits it takes answers off the inbox's
-// subscription itself and gives each to its query (route): the answer
-// comes from nats.go's reader to the goroutine that waits for it, with no
-// goroutine in between (a wake-up less per answer than a subscription
-// with a handler). Every query's waiter does so, so an answer is taken as
-// long as any waits; its own waiter finds it in its channel.
-func (q *query) next(ctx context.Context, timeout <-chan time.Time, gone <-chan struct{}) *nats.Msg {
-	for {
-		select {
-		case m := <-q.replies:
-			return m
-		case r := <-q.h.qch:
-			if m := q.route(r); m != nil {
-				return m
-			}
-		case <-timeout:
-			return nil
-		case <-ctx.Done():
-			return nil
-		case <-gone:
-			return nil
-		}
-	}
-}
-
-// route returns r if it answers q; otherwise it puts r in its own query's
-// channel (an answer to a query that ended, or one whose channel holds an
-// unread answer still, adds nothing: dropped) and returns nil.
-func (q *query) route(r *nats.Msg) *nats.Msg {
-	h := q.h
-	suffix := r.Subject[min(len(h.inbox)+len(".q."), len(r.Subject)):]
-	id, err := strconv.ParseUint(suffix, 36, 64)
-	if err != nil {
-		return nil
-	}
-	if id == q.id {
-		return r
-	}
-	h.queriesMu.Lock()
-	replies := h.queries[id]
-	h.queriesMu.Unlock()
-	select {
-	case replies <- r: // nil (the query ended) blocks: dropped
-	default:
-	}
-	return nil
 }
 
 func replyBody(m *nats.Msg) []byte {
