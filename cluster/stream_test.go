@@ -304,6 +304,15 @@ func TestClusterStreamFailoverSQLite(t *testing.T) {
 	live := []int{0, 1, 2}
 	l1 := leaderOf(live)
 	allReach(live)
+	// allReach passes with no row inserted yet (a starved writer: seen as
+	// "n2 delivered 0; the leader is n2"), and a member may have a row
+	// before its runner counts it delivered: wait for the leader's count.
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if d := delivered(srvs[l1]); d == 0 {
+			return fmt.Errorf("the leader n%d delivered nothing yet (%d rows inserted)", l1+1, inserted.Load())
+		}
+		return nil
+	})
 	for i, s := range srvs {
 		if d := delivered(s); (i == l1) != (d > 0) {
 			t.Fatalf("n%d delivered %d; the leader is n%d", i+1, d, l1+1)
