@@ -78,9 +78,9 @@ func (m *member) missing(upTo int, excused map[int]bool) int {
 	return 0
 }
 
-// report tells, for a failure, what the member received around key k:
-// the keys missing in 1..upTo (not excused), how many it has, when it got
-// its last key and why its reader ended, if it did.
+// report tells, for a failure, what the member received: the keys missing
+// in 1..upTo (not excused; the first and last ten when more), how many it
+// has, when it got its last one and why its reader ended, if it did.
 func (m *member) report(upTo int, excused map[int]bool) string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
