@@ -180,9 +180,10 @@ func (m *member) longestGap(from, to time.Time) time.Duration {
 // streams.GroupTarget), and a takeover publishes the rows inserted since
 // the crash, a lease and more (600+ at 5 ms, 4+ s), in one burst. With
 // the default 256 frames a member on a node the burst reached through
-// NATS had 20 rows skipped under load (wsgate_group_deliveries_skipped_total
-// 20 on that node, the 20 rows it missed; "has not received row 606" was
-// this). The test is about the stream, so a skip must not be possible here.
+// NATS missed 20 rows in a row under load, and its node had skipped 20
+// deliveries (wsgate_group_deliveries_skipped_total; "has not received
+// row 606" was most likely this). The test is about the stream, so a skip
+// must not be possible here.
 func TestClusterStreamFailoverSQLite(t *testing.T) {
 	began := time.Now()
 	phase := func(name string) { t.Logf("%v: %s", time.Since(began).Round(10*time.Millisecond), name) }
