@@ -97,12 +97,12 @@ func (m *member) report(upTo int, excused map[int]bool) string {
 	if len(miss) > 20 {
 		miss = append(miss[:10], miss[len(miss)-10:]...)
 	}
-	last := time.Time{}
+	last := "never"
 	if n := len(m.at); n > 0 {
-		last = m.at[n-1]
+		last = time.Since(m.at[n-1]).Round(time.Millisecond).String() + " ago"
 	}
-	return fmt.Sprintf("%d received, missing %v, last receipt %s ago, reader ended: %v",
-		len(m.keys), miss, time.Since(last).Round(time.Millisecond), m.readErr)
+	return fmt.Sprintf("%d received, missing %v, last receipt %s, reader ended: %v",
+		len(m.keys), miss, last, m.readErr)
 }
 
 func (m *member) has(k int) bool {
