@@ -59,3 +59,29 @@ func TestKeyPrefixOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeIDs: a members reply splits into its ids; malformed replies,
+// and one that ends right after its flag's newline, are answered without
+// a panic (the ids share the reply's bytes).
+func TestDecodeIDs(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		ids  []string
+		more bool
+		bad  bool
+	}{
+		{in: "0"},
+		{in: "1", more: true},
+		{in: "0\nab", ids: []string{"ab"}},
+		{in: "1\nab\ncd", ids: []string{"ab", "cd"}, more: true},
+		{in: "0\n", ids: []string{""}},
+		{in: "", bad: true},
+		{in: "2\nab", bad: true},
+		{in: "0ab", bad: true},
+	} {
+		ids, more, err := decodeIDs([]byte(c.in))
+		if (err != nil) != c.bad || more != c.more || !slices.Equal(ids, c.ids) {
+			t.Errorf("decodeIDs(%q) = %q, %v, %v; want %q, %v, bad %v", c.in, ids, more, err, c.ids, c.more, c.bad)
+		}
+	}
+}

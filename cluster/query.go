@@ -528,7 +528,8 @@ func decodeIDs(b []byte) ([]string, bool, error) {
 	// The ids share b (no copy): b is the reply's own payload, which
 	// nats.go copies out of its read buffer for each message and nothing
 	// writes to afterwards.
-	return strings.Split(unsafe.String(&b[2], len(b)-2), "\n"), more, nil
+	// SliceData, not &b[2]: a reply of "0\n" alone has no b[2].
+	return strings.Split(unsafe.String(unsafe.SliceData(b[2:]), len(b)-2), "\n"), more, nil
 }
 
 // merge merges lists, each sorted by key, into one sorted list of at most
