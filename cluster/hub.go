@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/internal/mono"
 )
 
 // Headers of the node-to-node messages.
@@ -91,7 +92,7 @@ type Hub struct {
 	// waking calls that wait on a node that stopped answering.
 	goneSignal chan struct{}
 
-	connectedAt atomic.Int64 // the ctl connection's last (re)connect, as sinceStart (monotonic)
+	connectedAt atomic.Int64 // the ctl connection's last (re)connect, as mono.Since
 	// majoritySince is since when (unix nanoseconds) this node has heard
 	// a strict majority of the live set without a break; 0 while it does
 	// not. Only a node that does may take another for gone on silence.
@@ -336,9 +337,9 @@ func (h *Hub) connect(url, role string, ctl bool) (*nats.Conn, error) {
 		opts = append(opts, nats.NoEcho()) // a node delivers its own publishes locally
 	} else {
 		opts = append(opts,
-			nats.ConnectHandler(func(*nats.Conn) { h.connectedAt.Store(int64(sinceStart())) }),
+			nats.ConnectHandler(func(*nats.Conn) { h.connectedAt.Store(int64(mono.Since())) }),
 			nats.ReconnectHandler(func(*nats.Conn) {
-				h.connectedAt.Store(int64(sinceStart()))
+				h.connectedAt.Store(int64(mono.Since()))
 				h.log.Info("NATS reconnected")
 			}),
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -365,7 +366,7 @@ func (h *Hub) connect(url, role string, ctl bool) (*nats.Conn, error) {
 		return nil, fmt.Errorf("connecting to NATS at %s: %w", url, explainTLS(err))
 	}
 	if ctl {
-		h.connectedAt.Store(int64(sinceStart()))
+		h.connectedAt.Store(int64(mono.Since()))
 	}
 	return nc, nil
 }
@@ -826,7 +827,7 @@ func (h *Hub) retry(ctx context.Context, b byte, deadline time.Time, attempt fun
 			// "No responders" is evidence only against an incarnation
 			// this node has heard: its heartbeat came over the route
 			// after its subscriptions, so this node's server had them.
-			settled := sinceStart()-time.Duration(h.connectedAt.Load()) >= h.cfg.settle()
+			settled := mono.Since()-time.Duration(h.connectedAt.Load()) >= h.cfg.settle()
 			if time.Since(noResp) >= h.cfg.goneGrace() && settled && heard && h.declareGone(ctx, b, "no responders") {
 				return hub.ErrGone
 			}
@@ -1017,11 +1018,3 @@ func (h *Hub) Admitting() bool { return !h.fencing.Load() }
 
 // LiveNodes is the number of nodes up, this one included.
 func (h *Hub) LiveNodes() int { return len(h.live()) + 1 }
-
-// processStart anchors sinceStart.
-var processStart = time.Now()
-
-// sinceStart is a monotonic clock reading in 8 bytes: the time since
-// processStart (a step of the wall clock does not move it, so it cannot
-// make a node seem settled, or not, after a reconnect).
-func sinceStart() time.Duration { return time.Since(processStart) }

@@ -4,10 +4,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/mono"
 )
 
 // The connections' clocks. A connection's time of connection and its
-// last activity are stamps: nanoseconds since processStart on the
+// last activity are stamps: nanoseconds since mono.Start on the
 // monotonic clock (8 bytes each, where a time.Time is 24), so the idle
 // timeout and the maximum duration run on the monotonic clock and a step
 // of the wall clock (NTP stepping it, a VM resumed) moves neither: a
@@ -25,16 +27,10 @@ import (
 // not move it), and a stamp taken between a step and the next reading
 // (within a sweep's second) is reported with the offset before the step.
 
-// processStart anchors sinceStart and the stamps.
-var processStart = time.Now()
-
-// sinceStart is a monotonic clock reading in 8 bytes (a time.Time is 24).
-func sinceStart() time.Duration { return time.Since(processStart) }
-
-// stamp is the monotonic clock now, in nanoseconds since processStart:
+// stamp is the monotonic clock now, in nanoseconds since mono.Start:
 // one read of the runtime's monotonic clock (time.Since takes only that
 // for a time with a monotonic reading), no wall-clock read.
-func stamp() int64 { return int64(time.Since(processStart)) }
+func stamp() int64 { return int64(mono.Since()) }
 
 // stepTolerance is how far the wall clock's offset from the monotonic
 // clock may move before it counts as a step: the two are read one after
@@ -60,7 +56,7 @@ var clocks struct {
 }
 
 func init() {
-	es := []epoch{{from: -1 << 63, off: processStart.UnixNano()}}
+	es := []epoch{{from: -1 << 63, off: mono.Start.UnixNano()}}
 	clocks.epochs.Store(&es)
 }
 
@@ -68,43 +64,43 @@ func init() {
 // opens a new epoch if the wall clock stepped.
 func wallNow() (time.Time, int64) {
 	t := time.Now()
-	mono := int64(t.Sub(processStart)) // both have monotonic readings
+	st := int64(t.Sub(mono.Start)) // both have monotonic readings
 	if d := clocks.step.Load(); d != 0 {
 		t = t.Add(time.Duration(d)) // a test's step (its monotonic reading moves too; only its wall time is used)
 	}
-	off := t.UnixNano() - mono
+	off := t.UnixNano() - st
 	es := *clocks.epochs.Load()
 	if d := off - es[len(es)-1].off; d > int64(stepTolerance) || d < -int64(stepTolerance) {
-		newEpoch(mono, off)
+		newEpoch(st, off)
 	}
 	// The time as wallAt will report the stamp (within stepTolerance of
 	// the reading): a $connect's requestTimeEpoch and connectedAt agree.
-	return t.Add(time.Duration(wallAt(mono).UnixNano() - t.UnixNano())), mono
+	return t.Add(time.Duration(wallAt(st).UnixNano() - t.UnixNano())), st
 }
 
-// newEpoch opens an epoch from the stamp mono with the offset off.
-func newEpoch(mono, off int64) {
+// newEpoch opens an epoch from the stamp st with the offset off.
+func newEpoch(st, off int64) {
 	clocks.mu.Lock()
 	defer clocks.mu.Unlock()
 	old := *clocks.epochs.Load()
 	last := old[len(old)-1]
-	if d := off - last.off; d <= int64(stepTolerance) && d >= -int64(stepTolerance) || mono <= last.from {
+	if d := off - last.off; d <= int64(stepTolerance) && d >= -int64(stepTolerance) || st <= last.from {
 		return // another reading opened it first
 	}
 	if len(old) >= maxEpochs {
 		old = old[len(old)-maxEpochs+1:]
 	}
-	es := append(append(make([]epoch, 0, len(old)+1), old...), epoch{from: mono, off: off})
+	es := append(append(make([]epoch, 0, len(old)+1), old...), epoch{from: st, off: off})
 	es[0].from = -1 << 63 // a copy: readers may hold old
 	clocks.epochs.Store(&es)
 }
 
 // wallAt is the wall-clock time of the stamp mono.
-func wallAt(mono int64) time.Time {
+func wallAt(st int64) time.Time {
 	es := *clocks.epochs.Load()
 	i := len(es) - 1
-	for i > 0 && es[i].from > mono {
+	for i > 0 && es[i].from > st {
 		i--
 	}
-	return time.Unix(0, mono+es[i].off)
+	return time.Unix(0, st+es[i].off)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/internal/mono"
 )
 
 // Limits API Gateway enforces on client messages.
@@ -80,7 +81,7 @@ type conn struct {
 	state                 connState
 	reason                *closeReason // why it closes, once state >= closing (kept out of line: an open connection has none)
 	// fullSince is when a data frame was first refused for the bound since
-	// the queue last drained (sinceStart); zero when nothing was refused.
+	// the queue last drained (mono.Since); zero when nothing was refused.
 	fullSince time.Duration
 }
 
@@ -154,7 +155,7 @@ func (c *conn) admitLocked(n int, data, inline bool) error {
 		return nil
 	}
 	slow := false
-	now := sinceStart()
+	now := mono.Since()
 	if c.fullSince == 0 {
 		c.fullSince = now
 	} else if now-c.fullSince > c.gw.current().cfg.SlowConsumer() {

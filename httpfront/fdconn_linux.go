@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/mono"
 	"github.com/wsgate/wsgate/internal/rawsys"
 )
 
@@ -50,7 +51,7 @@ type fdConn struct {
 	noWait bool
 	file   *os.File // set by promote; owns fd from then on
 	// rd and wd are the deadlines recorded before promotion, in
-	// nanoseconds since monoBase (0: none; see deadlineNanos).
+	// nanoseconds since mono.Start (0: none; see deadlineNanos).
 	rd, wd int64
 	// more holds what few connections need (a promoted socket's RawConn,
 	// the net.Addrs, the keep-alive waits' duplicate): nil until the
@@ -89,7 +90,7 @@ func (c *fdConn) waiter() *waiter {
 }
 
 // deadlineNanos is a deadline as fdConn records it: nanoseconds since
-// monoBase, on the monotonic clock when t has a reading of it (as the
+// mono.Start, on the monotonic clock when t has a reading of it (as the
 // runtime's own deadlines: time.Now().Add(d) does), 0 for none; t.Sub
 // saturates, so a deadline centuries away is as good as none and one
 // before the process started has passed.
@@ -97,12 +98,8 @@ func deadlineNanos(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
 	}
-	return max(int64(t.Sub(monoBase)), 1)
+	return max(int64(t.Sub(mono.Start)), 1)
 }
-
-// monoBase is the origin of recorded deadlines (the process's start,
-// with its monotonic reading).
-var monoBase = time.Now()
 
 // deadlineTime is deadlineNanos's inverse (zero time for none), with a
 // monotonic reading.
@@ -110,7 +107,7 @@ func deadlineTime(ns int64) time.Time {
 	if ns == 0 {
 		return time.Time{}
 	}
-	return monoBase.Add(time.Duration(ns))
+	return mono.Start.Add(time.Duration(ns))
 }
 
 // newFDConn wraps an accepted non-blocking socket; peer and zone are
@@ -206,7 +203,7 @@ func (c *fdConn) promote() (*os.File, syscall.RawConn, error) {
 }
 
 // passed reports whether a recorded deadline is over.
-func passed(d int64) bool { return d != 0 && int64(time.Since(monoBase)) >= d }
+func passed(d int64) bool { return d != 0 && int64(mono.Since()) >= d }
 
 func (c *fdConn) deadlines() (rd, wd int64) {
 	c.mu.Lock()

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/mono"
 )
 
 // serveWaiting serves a keep-alive connection's next requests inside one
@@ -158,7 +160,7 @@ type waitDups struct {
 	logged    atomic.Int64 // Unix nanoseconds of the last log line
 	// fullUntil: after a dup found the descriptor table full, no
 	// fallen-back connection tries again before this time (nanoseconds
-	// since monoBase): a retry then costs a failed fcntl.
+	// since mono.Start): a retry then costs a failed fcntl.
 	fullUntil atomic.Int64
 }
 
@@ -218,7 +220,7 @@ func (ws *waitDups) retry() bool {
 		return false
 	}
 	until := ws.fullUntil.Load()
-	return until == 0 || int64(time.Since(monoBase)) >= until
+	return until == 0 || int64(mono.Since()) >= until
 }
 
 // waitFallback counts a connection that falls back to waiting without a
@@ -246,7 +248,7 @@ func (c *fdConn) makeWaiter(ws *waitDups) (*waiter, error) {
 	if e != 0 {
 		ws.held.Add(-1)
 		if e == syscall.EMFILE || e == syscall.ENFILE {
-			ws.fullUntil.Store(int64(time.Since(monoBase) + fullBackoff))
+			ws.fullUntil.Store(int64(mono.Since() + fullBackoff))
 		}
 		return nil, os.NewSyscallError("fcntl", e)
 	}
