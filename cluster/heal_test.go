@@ -30,7 +30,7 @@ func TestClusterPartialHealJudgesNobody(t *testing.T) {
 	a, c := srvs[0], srvs[2]
 	ctx := context.Background()
 	ws, idA := dial(t, a)
-	got := make(chan string, 1024)
+	got := make(chan string, 16) // the posts after the heal; the backends' are read and dropped
 	go func() {
 		for {
 			_, m, err := ws.ReadMessage()
@@ -38,7 +38,9 @@ func TestClusterPartialHealJudgesNobody(t *testing.T) {
 				close(got)
 				return
 			}
-			got <- string(m)
+			if string(m) != "backend" {
+				got <- string(m)
+			}
 		}
 	}()
 	for _, s := range srvs {
