@@ -697,8 +697,8 @@ func (h *Hub) mayJudge(b byte, reason string) bool {
 // view of b may be older than the majority's, and its evidence is no
 // evidence then (TestClusterPartialHealJudgesNobody: a node cut off,
 // healed to B first, found A silent and without responders while B heard
-// A throughout, and declared the live A gone). With two live nodes there is no majority without b, and the ping
-// cannot tell a crash from a cut: the heartbeat rule alone decides, as
+// A throughout, and declared the live A gone). With two live nodes there
+// is no majority without b, and the ping cannot tell a crash from a cut: the heartbeat rule alone decides, as
 // docs/cluster.md says of two-node clusters. A result is reused for
 // 100 ms, so calls waiting on one gone node ask once between them.
 func (h *Hub) reachesMajority(ctx context.Context, b byte) bool {
