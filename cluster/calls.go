@@ -362,8 +362,12 @@ func (h *Hub) finish(seq uint64, data []byte, err error) {
 // and flushes. A call past its deadline is dropped unrun (status 0), so a
 // 500 after a timeout means "not done".
 func (h *Hub) handleConn(m *nats.Msg) {
-	if m.Header.Get(hdrOp) == "ping" { // registry.silent: is anyone there
-		_ = m.RespondMsg(replyTo(m, nil, nil))
+	if m.Header.Get(hdrOp) == "ping" { // registry.silent: is anyone there; reachesMajority
+		r := replyTo(m, nil, nil)
+		if h.heardLater(m) {
+			r.Header.Set(hdrHeard, "1")
+		}
+		_ = m.RespondMsg(r)
 		return
 	}
 	seq, items, err := decodeBatch(m.Data)

@@ -52,7 +52,7 @@ func TestClusterForeignHeartbeatNotHeard(t *testing.T) {
 	hubs := startHubs(t, cfgs)
 	c := hubs[2]
 	waitHeardMajority(t, c)
-	nc, err := nats.Connect("nats://" + cfgs[2].NATS.Embedded.Listen)
+	nc, err := nats.Connect(c.ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -59,14 +60,35 @@ func startEmbedded(c *Config, storeDir string, log *slog.Logger, timeout time.Du
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
 	}
-	ns.SetLoggerV2(natsLogger{log.With("component", "nats")}, false, false, false)
+	// A listener that cannot bind (its port taken) is reported through
+	// the logger's Fatalf, and the server goes on without it: start fails
+	// at once with that error, not after the startup timeout.
+	fatal := make(chan string, 1)
+	ns.SetLoggerV2(natsLogger{log.With("component", "nats"), fatal}, false, false, false)
 	go ns.Start()
-	if !ns.ReadyForConnections(timeout) {
+	ready := make(chan bool, 1)
+	go func() { ready <- ns.ReadyForConnections(timeout) }()
+	select {
+	case ok := <-ready:
+		if !ok {
+			ns.Shutdown()
+			return nil, fmt.Errorf("embedded NATS did not accept clients within %v", timeout)
+		}
+	case msg := <-fatal:
 		ns.Shutdown()
-		return nil, fmt.Errorf("embedded NATS did not accept clients within %v", timeout)
+		ns.WaitForShutdown()
+		return nil, fmt.Errorf("embedded NATS: %s", msg)
+	}
+	if f := embeddedUp.Load(); f != nil {
+		(*f)(c, ns)
 	}
 	return ns, nil
 }
+
+// embeddedUp, set by tests only (SetEmbeddedHook), is called with each
+// embedded server once it accepts clients: a test learns the ports its
+// servers took (port 0) to route to them.
+var embeddedUp atomic.Pointer[func(c *Config, ns *server.Server)]
 
 func hostPort(addr string) (string, int, error) {
 	h, p, err := net.SplitHostPort(addr)
@@ -83,12 +105,23 @@ func hostPort(addr string) (string, int, error) {
 	return h, n, nil
 }
 
-// natsLogger sends the NATS server's log through slog.
-type natsLogger struct{ l *slog.Logger }
+// natsLogger sends the NATS server's log through slog, and its fatal
+// errors to fatal too when there is room.
+type natsLogger struct {
+	l     *slog.Logger
+	fatal chan<- string
+}
 
 func (n natsLogger) Noticef(f string, a ...any) { n.l.Debug(fmt.Sprintf(f, a...)) }
 func (n natsLogger) Warnf(f string, a ...any)   { n.l.Warn(fmt.Sprintf(f, a...)) }
-func (n natsLogger) Fatalf(f string, a ...any)  { n.l.Error(fmt.Sprintf(f, a...)) }
-func (n natsLogger) Errorf(f string, a ...any)  { n.l.Error(fmt.Sprintf(f, a...)) }
-func (n natsLogger) Debugf(f string, a ...any)  { n.l.Debug(fmt.Sprintf(f, a...)) }
-func (n natsLogger) Tracef(f string, a ...any)  { n.l.Debug(fmt.Sprintf(f, a...)) }
+func (n natsLogger) Fatalf(f string, a ...any) {
+	msg := fmt.Sprintf(f, a...)
+	n.l.Error(msg)
+	select {
+	case n.fatal <- msg:
+	default:
+	}
+}
+func (n natsLogger) Errorf(f string, a ...any) { n.l.Error(fmt.Sprintf(f, a...)) }
+func (n natsLogger) Debugf(f string, a ...any) { n.l.Debug(fmt.Sprintf(f, a...)) }
+func (n natsLogger) Tracef(f string, a ...any) { n.l.Debug(fmt.Sprintf(f, a...)) }

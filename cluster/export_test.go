@@ -97,3 +97,20 @@ func WithStepHook(opts Options, f func(step string)) Options {
 func (h *Hub) HasInterest(subject string) bool {
 	return h.ns.GlobalAccount().SubscriptionInterest(subject)
 }
+
+// SetEmbeddedHook makes every embedded NATS server of this process call f
+// once it accepts clients, with its node's config and the addresses its
+// client and route listeners took (port 0 picks one).
+func SetEmbeddedHook(f func(c *Config, client, route string)) {
+	g := func(c *Config, ns *server.Server) {
+		route := ""
+		if a := ns.ClusterAddr(); a != nil {
+			route = a.String()
+		}
+		f(c, ns.Addr().String(), route)
+	}
+	embeddedUp.Store(&g)
+}
+
+// ClientURL is the URL of this node's embedded NATS server.
+func (h *Hub) ClientURL() string { return h.ns.ClientURL() }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,7 +28,12 @@ import (
 // listener or as the source port of any process's outgoing connection (a
 // start then failed with "address already in use" and the cluster never
 // formed: the registry did not answer within startupTimeoutSeconds, about
-// one start in a few hundred with the whole suite beside it).
+// one start in a few hundred with the whole suite beside it). Below that
+// range another test process may still draw the same port and bind it
+// first: startHubs and startServers start again on other ports when a
+// node's start failed for that (rebind). Listeners that can take port 0
+// do (an embedded server's client listener; its route listener in
+// proxiedConfigs, where the proxies route to the port it took).
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	low, high := 10000, ephemeralLow()
@@ -55,6 +61,69 @@ func freePorts(t testing.TB, n int) []int {
 	return ports
 }
 
+// portTaken reports whether err is a start that failed because a port
+// was taken before the server bound it.
+func portTaken(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "address already in use")
+}
+
+// rebind gives cfgs' embedded servers new route ports (those not on port
+// 0), and their routes the new ports, when one of errs is a port taken
+// (portTaken); it reports whether it did: the caller closes the nodes
+// that started and starts them all again.
+func rebind(t testing.TB, cfgs []cluster.Config, errs []error) bool {
+	t.Helper()
+	if !slices.ContainsFunc(errs, portTaken) {
+		return false
+	}
+	var fixed []*cluster.EmbeddedConfig
+	for _, c := range cfgs {
+		if e := c.NATS.Embedded; e != nil && !strings.HasSuffix(e.ClusterListen, ":0") {
+			fixed = append(fixed, e)
+		}
+	}
+	ports := freePorts(t, len(fixed))
+	moved := map[string]string{}
+	for k, e := range fixed {
+		host, _, _ := net.SplitHostPort(e.ClusterListen)
+		next := net.JoinHostPort(host, fmt.Sprint(ports[k]))
+		moved["//"+e.ClusterListen], e.ClusterListen = "//"+next, next
+	}
+	for _, c := range cfgs {
+		if e := c.NATS.Embedded; e != nil {
+			for i, r := range e.Routes {
+				for from, to := range moved {
+					if strings.HasSuffix(r, from) {
+						e.Routes[i] = strings.TrimSuffix(r, from) + to
+					}
+				}
+			}
+		}
+	}
+	t.Logf("a start found its port taken (%v); starting again on other ports", errs[slices.IndexFunc(errs, portTaken)])
+	return true
+}
+
+// listening holds the addresses each embedded server of this process took
+// (client, route), by cluster and node name, as SetEmbeddedHook reports
+// them.
+var listening sync.Map
+
+func init() {
+	cluster.SetEmbeddedHook(func(c *cluster.Config, client, route string) {
+		listening.Store(c.Name+"/"+c.Node.Name, [2]string{client, route})
+	})
+}
+
+// routeAddr is the address c's embedded server takes routes on, ""
+// before it started.
+func routeAddr(c *cluster.Config) string {
+	if v, ok := listening.Load(c.Name + "/" + c.Node.Name); ok {
+		return v.([2]string)[1]
+	}
+	return ""
+}
+
 // ephemeralLow is the first port of the kernel's ephemeral range
 // (32768 when it cannot be read).
 func ephemeralLow() int {
@@ -72,16 +141,17 @@ func ephemeralLow() int {
 // embeddedConfigs are n node configs of one cluster with embedded NATS on
 // loopback, JetStream on all.
 func embeddedConfigs(t testing.TB, n int) []cluster.Config {
-	// The client ports come from the same batch as the route ports: a
-	// client listener on port 0, opened after freePorts had let the route
-	// ports go, was given its own server's route port once ("Error
-	// listening on router port: bind: address already in use"), the
-	// other nodes' routes reached its client port, and the cluster never
-	// formed: the registry did not answer within startupTimeoutSeconds
+	// The client listeners take port 0; the route ports must be named in
+	// every node's routes before the servers start (freePorts). They are
+	// drawn from below the ephemeral range, so a port-0 listener (a
+	// client listener among them) is never given one: once, with the
+	// route ports drawn from that range and let go, a client listener
+	// was given its own server's route port ("Error listening on router
+	// port: bind: address already in use"), the other nodes' routes
+	// reached its client port, and the cluster never formed
 	// (TestClusterHostLoss, TestClusterLeaveAfterRenewal,
 	// TestClusterShutdownDrainsGroups, about 1 start in 40 under -race).
-	all := freePorts(t, 2*n)
-	ports, clients := all[:n], all[n:]
+	ports := freePorts(t, n)
 	var routes []string
 	for _, p := range ports {
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
@@ -93,7 +163,7 @@ func embeddedConfigs(t testing.TB, n int) []cluster.Config {
 			Name: name,
 			Node: cluster.NodeConfig{Name: fmt.Sprintf("n%d", i+1)},
 			NATS: cluster.NATSConfig{Embedded: &cluster.EmbeddedConfig{
-				Listen:        fmt.Sprintf("127.0.0.1:%d", clients[i]),
+				Listen:        "127.0.0.1:0",
 				ClusterListen: fmt.Sprintf("127.0.0.1:%d", ports[i]),
 				Routes:        routes,
 				StoreDir:      t.TempDir(),
@@ -145,34 +215,33 @@ func patient(cfgs []cluster.Config) []cluster.Config {
 }
 
 // startHubs starts the nodes concurrently (a JetStream cluster's first
-// server alone does not get ready) and waits until each sees all.
+// server alone does not get ready) and waits until each sees all. A start
+// that found its port taken starts them all again on other ports (rebind:
+// cfgs' route ports and routes change).
 func startHubs(t testing.TB, cfgs []cluster.Config) []*cluster.Hub {
 	t.Helper()
-	hubs := make([]*cluster.Hub, len(cfgs))
-	errs := make([]error, len(cfgs))
-	var wg sync.WaitGroup
-	for i, c := range cfgs {
-		if err := c.Validate(); err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			hubs[i], errs[i] = cluster.Start(c, cluster.Options{Memory: hub.NewMemory(hub.Limits{}), Logger: testLogger()})
-		}()
-	}
-	wg.Wait()
-	t.Cleanup(func() {
-		// Together: the last node alone could not release its registry
-		// entry (no quorum) and would wait requestTimeoutMillis for it.
+	var hubs []*cluster.Hub
+	var errs []error
+	for attempt := 0; ; attempt++ {
+		hubs, errs = make([]*cluster.Hub, len(cfgs)), make([]error, len(cfgs))
 		var wg sync.WaitGroup
-		for _, h := range hubs {
-			if h != nil {
-				wg.Go(func() { _ = h.Close() })
+		for i, c := range cfgs {
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
 			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				hubs[i], errs[i] = cluster.Start(c, cluster.Options{Memory: hub.NewMemory(hub.Limits{}), Logger: testLogger()})
+			}()
 		}
 		wg.Wait()
-	})
+		if attempt == 3 || !rebind(t, cfgs, errs) {
+			break
+		}
+		closeHubs(hubs)
+	}
+	t.Cleanup(func() { closeHubs(hubs) })
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("node %d: %v", i+1, err)
@@ -188,6 +257,19 @@ func startHubs(t testing.TB, cfgs []cluster.Config) []*cluster.Hub {
 		})
 	}
 	return hubs
+}
+
+// closeHubs closes the hubs that started, together: the last node alone
+// could not release its registry entry (no quorum) and would wait
+// requestTimeoutMillis for it.
+func closeHubs(hubs []*cluster.Hub) {
+	var wg sync.WaitGroup
+	for _, h := range hubs {
+		if h != nil {
+			wg.Go(func() { _ = h.Close() })
+		}
+	}
+	wg.Wait()
 }
 
 func TestConformance(t *testing.T) {

@@ -92,7 +92,8 @@ type Hub struct {
 	// waking calls that wait on a node that stopped answering.
 	goneSignal chan struct{}
 
-	connectedAt atomic.Int64 // the ctl connection's last (re)connect, as mono.Since
+	connectedAt atomic.Int64  // the ctl connection's last (re)connect, as mono.Since
+	hbSeq       atomic.Uint64 // heartbeats sent (judge.go)
 	// majoritySince is since when (unix nanoseconds) this node has heard
 	// a strict majority of the live set without a break; 0 while it does
 	// not. Only a node that does may take another for gone on silence.
@@ -431,7 +432,7 @@ func (h *Hub) tick() {
 func (h *Hub) heartbeat() {
 	b, _ := json.Marshal(heartbeat{
 		Node: hub.NodeHex(h.Self()), Name: h.cfg.Node.Name, Inc: h.incarnation(), State: "up",
-		Conns: h.mem.Len(), Groups: h.mem.GroupCount(), HTTP: h.http, T: time.Now().UnixMilli(),
+		Conns: h.mem.Len(), Groups: h.mem.GroupCount(), HTTP: h.http, T: time.Now().UnixMilli(), Seq: h.hbSeq.Add(1),
 	})
 	_ = h.ctl.Publish(h.prefix+".hb", b)
 }
@@ -456,6 +457,9 @@ func (h *Hub) handleHeartbeat(m *nats.Msg) {
 		// restarts the node's clock anyway (apply).
 		h.mu.Unlock()
 		return
+	}
+	if hb.Inc == p.hb.Inc && hb.Seq < p.hb.Seq {
+		hb.Seq = p.hb.Seq // overtaken by a later one (a route that changed): keep the latest heard
 	}
 	p.hb, p.lastSeen = hb, time.Now()
 	undo := p.localGone && hb.Inc == p.e.Inc

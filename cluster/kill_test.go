@@ -36,70 +36,9 @@ func TestClusterNodeKill410(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	routes := freePorts(t, 3)
-	https := freePorts(t, 3)
-	var routeURLs []string
-	for _, p := range routes {
-		routeURLs = append(routeURLs, fmt.Sprintf("nats://127.0.0.1:%d", p))
-	}
-	procs := make([]*exec.Cmd, 3)
-	endpoints := make([]string, 3)
-	name := clusterName() // not another test process's cluster
-	for i := range 3 {
-		cfg := fmt.Sprintf(`listen: "127.0.0.1:%d"
-credentials: [{ accessKeyId: AKID, secretAccessKey: secret }]
-routes:
-  "$default": { integration: { type: mock } }
-tls: { mode: "off" }
-log: { level: info }
-cluster:
-  name: %s
-  node: { name: n%d }
-  settleSeconds: 0
-  requestTimeoutMillis: 5000
-  nats:
-    embedded:
-      listen: "127.0.0.1:0"
-      clusterListen: "127.0.0.1:%d"
-      routes: [%s]
-      storeDir: %q
-`, https[i], name, i+1, routes[i], strings.Join(routeURLs, ", "), filepath.Join(dir, fmt.Sprint(i), "nats"))
-		path := filepath.Join(dir, fmt.Sprintf("n%d.yaml", i+1))
-		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, "serve", "--config", path)
-		cmd.Stderr = &testenv.Buffer{}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		procs[i] = cmd
-		endpoints[i] = fmt.Sprintf("http://127.0.0.1:%d/dev", https[i])
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			if t.Failed() {
-				t.Logf("node n%d log:\n%s", i+1, cmd.Stderr.(*testenv.Buffer).String())
-			}
-		})
-	}
-	var cView struct {
-		Nodes []hub.Node `json:"nodes"`
-	}
-	for _, ep := range endpoints {
-		testenv.Eventually(t, 60*time.Second, func() error {
-			resp, body, err := signedRequest(ep, "/@cluster")
-			if err != nil || resp.StatusCode != 200 {
-				return fmt.Errorf("@cluster: %v %s", err, body)
-			}
-			if strings.Count(body, `"state":"up"`) != 3 {
-				return fmt.Errorf("@cluster: %s", body)
-			}
-			return json.Unmarshal([]byte(body), &cView)
-		})
-	}
+	procs, endpoints, cView := launchNodes(t, bin, dir)
 	var cByte string
-	for _, n := range cView.Nodes {
+	for _, n := range cView {
 		if n.Name == "n3" {
 			cByte = n.ID
 		}
@@ -228,5 +167,128 @@ cluster:
 	resp, body, err := signedRequest(endpoints[0], "/@connections")
 	if err != nil || resp.StatusCode != 200 || strings.Contains(body, ids[0]) {
 		t.Fatalf("listing on A after the kill: %v %d %s", err, resp.StatusCode, body)
+	}
+}
+
+// launchNodes runs three wsgate processes of one cluster from bin and
+// waits until each lists all three up; it returns them, their management
+// endpoints and a listing of the nodes. The route and HTTP ports are
+// drawn by freePorts, so another process may take one before its node
+// binds it: that node exits ("address already in use") and all three are
+// started again on other ports.
+func launchNodes(t *testing.T, bin, dir string) ([]*exec.Cmd, []string, []hub.Node) {
+	t.Helper()
+	name := clusterName() // not another test process's cluster
+	for attempt := 0; ; attempt++ {
+		routes := freePorts(t, 3)
+		https := freePorts(t, 3)
+		var routeURLs []string
+		for _, p := range routes {
+			routeURLs = append(routeURLs, fmt.Sprintf("nats://127.0.0.1:%d", p))
+		}
+		procs := make([]*exec.Cmd, 3)
+		exited := make([]chan struct{}, 3)
+		endpoints := make([]string, 3)
+		for i := range 3 {
+			cfg := fmt.Sprintf(`listen: "127.0.0.1:%d"
+credentials: [{ accessKeyId: AKID, secretAccessKey: secret }]
+routes:
+  "$default": { integration: { type: mock } }
+tls: { mode: "off" }
+log: { level: info }
+cluster:
+  name: %s
+  node: { name: n%d }
+  settleSeconds: 0
+  requestTimeoutMillis: 5000
+  nats:
+    embedded:
+      listen: "127.0.0.1:0"
+      clusterListen: "127.0.0.1:%d"
+      routes: [%s]
+      storeDir: %q
+`, https[i], name, i+1, routes[i], strings.Join(routeURLs, ", "), filepath.Join(dir, fmt.Sprint(attempt), fmt.Sprint(i), "nats"))
+			path := filepath.Join(dir, fmt.Sprintf("n%d-%d.yaml", i+1, attempt))
+			if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(bin, "serve", "--config", path)
+			cmd.Stderr = &testenv.Buffer{}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			procs[i], exited[i] = cmd, make(chan struct{})
+			go func() { _ = cmd.Wait(); close(exited[i]) }()
+			endpoints[i] = fmt.Sprintf("http://127.0.0.1:%d/dev", https[i])
+			t.Cleanup(func() {
+				_ = cmd.Process.Kill()
+				<-exited[i]
+				if t.Failed() {
+					t.Logf("node n%d (start %d) log:\n%s", i+1, attempt+1, cmd.Stderr.(*testenv.Buffer).String())
+				}
+			})
+		}
+		// A node whose port was taken exits; the others wait for it until
+		// their startup timeout, their HTTP listeners holding requests
+		// unanswered meanwhile: each poll is given 2 s.
+		var nodes []hub.Node
+		taken := ""
+		deadline := time.Now().Add(60 * time.Second)
+	wait:
+		for _, ep := range endpoints {
+			for {
+				for i, cmd := range procs {
+					if strings.Contains(cmd.Stderr.(*testenv.Buffer).String(), "address already in use") {
+						taken = fmt.Sprintf("node n%d", i+1)
+						break wait
+					}
+				}
+				type listing struct {
+					nodes []hub.Node
+					err   error
+				}
+				res := make(chan listing, 1)
+				go func() {
+					resp, body, err := signedRequest(ep, "/@cluster")
+					switch {
+					case err != nil || resp.StatusCode != 200:
+						res <- listing{err: fmt.Errorf("@cluster: %v %s", err, body)}
+					case strings.Count(body, `"state":"up"`) != 3:
+						res <- listing{err: fmt.Errorf("@cluster: %s", body)}
+					default:
+						var v struct {
+							Nodes []hub.Node `json:"nodes"`
+						}
+						err := json.Unmarshal([]byte(body), &v)
+						res <- listing{v.Nodes, err}
+					}
+				}()
+				var l listing
+				select {
+				case l = <-res:
+				case <-time.After(2 * time.Second):
+					l.err = fmt.Errorf("@cluster at %s did not answer within 2 s", ep)
+				}
+				if l.err == nil {
+					nodes = l.nodes
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the cluster did not form within 60 s: %v", l.err)
+				}
+				time.Sleep(100 * time.Millisecond) // the poll's pace
+			}
+		}
+		if taken == "" {
+			return procs, endpoints, nodes
+		}
+		if attempt == 3 {
+			t.Fatalf("%s found its port taken at each of %d starts", taken, attempt+1)
+		}
+		t.Logf("%s found its port taken; starting the nodes again on other ports", taken)
+		for i, cmd := range procs {
+			_ = cmd.Process.Kill()
+			<-exited[i]
+		}
 	}
 }

@@ -6,11 +6,13 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wsgate/wsgate/cluster"
 )
 
-// proxy forwards TCP connections to target. Blackholed, it forwards
+// proxy forwards TCP connections to target(), the address of the moment
+// (a node's route port, taken at its start; "": refused). Blackholed, it forwards
 // nothing in either direction and closes nothing: bytes are read and
 // dropped, as on a network that loses every packet, and connections
 // accepted meanwhile are held unanswered. heal closes every connection
@@ -18,7 +20,7 @@ import (
 // it) and forwards again.
 type proxy struct {
 	ln     net.Listener
-	target string
+	target func() string
 
 	mu    sync.Mutex
 	holed bool
@@ -31,7 +33,7 @@ type proxy struct {
 	held   map[net.Conn][]byte
 }
 
-func newProxy(t testing.TB, target string) *proxy {
+func newProxy(t testing.TB, target func() string) *proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -63,7 +65,17 @@ func (p *proxy) handle(c net.Conn) {
 		p.drop(c)
 		return
 	}
-	d, err := net.Dial("tcp", p.target)
+	to := p.target()
+	for wait := time.Now(); to == "" && time.Since(wait) < 10*time.Second; to = p.target() {
+		// The node is starting: hold the connection until its route
+		// port is known, as a port whose listener is still opening.
+		time.Sleep(10 * time.Millisecond)
+	}
+	if to == "" {
+		p.untrack(c)
+		return
+	}
+	d, err := net.Dial("tcp", to)
 	if err != nil {
 		p.untrack(c)
 		return
@@ -262,27 +274,32 @@ func closedPorts(t testing.TB, n int) []int {
 }
 
 // proxiedConfigs are embeddedConfigs whose routes pass through a network
-// of proxies. Each server advertises a closed port, so a route learned by
-// gossip (which would bypass the proxies) is refused and only the
-// configured, proxied routes exist.
+// of proxies. Each server takes its route port with port 0 (the proxies
+// forward to the port it took, routeAddr, also after a restart: no port
+// is let go before a server binds it) and advertises a closed port, so a
+// route learned by gossip (which would bypass the proxies) is refused and
+// only the configured, proxied routes exist.
 func proxiedConfigs(t testing.TB, n int) ([]cluster.Config, *network) {
 	cfgs := embeddedConfigs(t, n)
-	ports := freePorts(t, n)
 	closed := closedPorts(t, n)
 	nw := &network{links: make([][]*proxy, n)}
+	to := func(j int) func() string { return func() string { return routeAddr(&cfgs[j]) } }
 	for i := range n {
 		nw.links[i] = make([]*proxy, n)
 		for j := range n {
 			if i != j {
-				nw.links[i][j] = newProxy(t, fmt.Sprintf("127.0.0.1:%d", ports[j]))
+				nw.links[i][j] = newProxy(t, to(j))
 			}
 		}
 	}
 	for i := range cfgs {
 		e := cfgs[i].NATS.Embedded
-		e.ClusterListen = fmt.Sprintf("127.0.0.1:%d", ports[i])
+		e.ClusterListen = "127.0.0.1:0"
 		e.Advertise = fmt.Sprintf("127.0.0.1:%d", closed[i])
-		e.Routes = []string{"nats://" + e.ClusterListen} // its own: ignored by NATS, counted for replicas
+		// Its own route, through a proxy of its own (outside the
+		// network): ignored by NATS (a route to itself), counted for
+		// replicas.
+		e.Routes = []string{"nats://" + newProxy(t, to(i)).addr()}
 		for j, p := range nw.links[i] {
 			if j != i {
 				e.Routes = append(e.Routes, "nats://"+p.addr())

@@ -59,6 +59,9 @@ type heartbeat struct {
 	Groups int    `json:"groups"`
 	HTTP   string `json:"http,omitempty"`
 	T      int64  `json:"t"`
+	// Seq counts the sender's heartbeats (from 1): which of two nodes
+	// heard it later (judge.go). 0 from a node that does not count them.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 func newIncarnation() string {
@@ -689,8 +692,13 @@ func (h *Hub) mayJudge(b byte, reason string) bool {
 // whose last heartbeat came first, and answered 410 for that node's live
 // connections until it heard the others were silent too (found by
 // TestClusterHostLoss in CI). A peer that answers is reached over NATS now.
-// With two live nodes there is no majority without b, and the ping
-// cannot tell a crash from a cut: the heartbeat rule alone decides, as
+// A peer counts only if it has not heard b since this node last did (the
+// ping carries this node's last heartbeat of b, judge.go): this node's
+// view of b may be older than the majority's, and its evidence is no
+// evidence then (TestClusterPartialHealJudgesNobody: a node cut off,
+// healed to B first, found A silent and without responders while B heard
+// A throughout, and declared the live A gone). With two live nodes there
+// is no majority without b, and the ping cannot tell a crash from a cut: the heartbeat rule alone decides, as
 // docs/cluster.md says of two-node clusters. A result is reused for
 // 100 ms, so calls waiting on one gone node ask once between them.
 func (h *Hub) reachesMajority(ctx context.Context, b byte) bool {
@@ -705,24 +713,28 @@ func (h *Hub) reachesMajority(ctx context.Context, b byte) bool {
 	if time.Since(h.probeAt) < 100*time.Millisecond && h.probeLive == live && h.probeFor == b {
 		return h.probeOK
 	}
-	var reached atomic.Int32
+	var reached, heard atomic.Int32
 	var wg sync.WaitGroup
+	probe := h.probe(b)
 	for _, p := range others {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			pctx, cancel := context.WithTimeout(ctx, h.cfg.attemptTimeout())
 			defer cancel()
-			if _, err := h.ctl.RequestMsgWithContext(pctx, h.ping(p)); err == nil {
+			if r, err := h.ctl.RequestMsgWithContext(pctx, probe(p)); err == nil {
 				reached.Add(1)
+				if r.Header.Get(hdrHeard) != "" {
+					heard.Add(1)
+				}
 			}
 		}()
 	}
 	wg.Wait()
-	ok := 2*(1+int(reached.Load())) > live
+	ok := 2*(1+int(reached.Load()-heard.Load())) > live
 	h.probeAt, h.probeLive, h.probeFor, h.probeOK = time.Now(), live, b, ok
 	if !ok {
-		h.log.Info("cluster node not judged: this node reaches no majority now", "node", hub.NodeHex(b), "reached", reached.Load(), "live", live)
+		h.log.Info("cluster node not judged: no majority that has not heard it since this node did", "node", hub.NodeHex(b), "reached", reached.Load(), "heardIt", heard.Load(), "live", live)
 	}
 	return ok
 }

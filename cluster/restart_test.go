@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -18,6 +19,10 @@ import (
 	"github.com/wsgate/wsgate/internal/testenv"
 )
 
+// runNATS runs an external NATS server on port (server.RANDOM_PORT: one
+// it picks; natsPort reads it back) with JetStream in dir. A test that
+// restarts NATS on the same port lets the port go meanwhile: another
+// process could take it then, which no harness can prevent.
 func runNATS(t *testing.T, port int, dir string) *server.Server {
 	t.Helper()
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true})
@@ -31,15 +36,18 @@ func runNATS(t *testing.T, port int, dir string) *server.Server {
 	return ns
 }
 
+// natsPort is the client port ns took.
+func natsPort(ns *server.Server) int { return ns.Addr().(*net.TCPAddr).Port }
+
 // TestClusterNATSRestart: while the external NATS is down, calls on this
 // node's own connections work and calls on other nodes' answer 500 at once
 // (not sent); nobody closes a client or fences. After NATS restarts on the
 // same port and store, cross-node calls and publishes work again with the
 // same node bytes.
 func TestClusterNATSRestart(t *testing.T) {
-	port := freePorts(t, 1)[0]
 	dir := t.TempDir()
-	ns := runNATS(t, port, dir)
+	ns := runNATS(t, server.RANDOM_PORT, dir)
+	port := natsPort(ns)
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	hubs := startHubs(t, []cluster.Config{externalConfig(url, "r1"), externalConfig(url, "r2"), externalConfig(url, "r3")})
 	ctx := context.Background()
@@ -139,9 +147,9 @@ func TestClusterNATSRestart(t *testing.T) {
 // fences (its clients get 1012), registers again once NATS is back (the
 // same byte: nobody took it) and serves new connections from every node.
 func TestClusterNATSOutageBeyondLease(t *testing.T) {
-	port := freePorts(t, 1)[0]
 	dir := t.TempDir()
-	ns := runNATS(t, port, dir)
+	ns := runNATS(t, server.RANDOM_PORT, dir)
+	port := natsPort(ns)
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	var cfgs []cluster.Config
 	for i := range 3 {
@@ -258,9 +266,9 @@ func TestClusterStartWaitsForNATS(t *testing.T) {
 // machine). Its "could not be renewed for a lease" is about the previous
 // incarnation: the node must not fence a second time for one outage.
 func TestClusterRenewalAcrossReclaim(t *testing.T) {
-	port := freePorts(t, 1)[0]
 	dir := t.TempDir()
-	ns := runNATS(t, port, dir)
+	ns := runNATS(t, server.RANDOM_PORT, dir)
+	port := natsPort(ns)
 	c := externalConfig(fmt.Sprintf("nats://127.0.0.1:%d", port), "a1")
 	c.HeartbeatMillis, c.NodeTimeoutMillis, c.IsolationSeconds, c.LeaseSeconds = 200, 600, 1, 2
 	h := startHubs(t, []cluster.Config{c})[0]

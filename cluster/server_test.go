@@ -62,38 +62,33 @@ func startServers(t *testing.T, cfgs []cluster.Config) []*server.Server {
 }
 
 // startServersWith is startServers with more config (streams) set by
-// more, when not nil.
+// more, when not nil. A start that found its port taken starts them all
+// again on other ports, as startHubs does.
 func startServersWith(t *testing.T, cfgs []cluster.Config, more func(*server.Config)) []*server.Server {
 	t.Helper()
-	srvs := make([]*server.Server, len(cfgs))
-	errs := make([]error, len(cfgs))
-	var wg sync.WaitGroup
-	for i, cc := range cfgs {
-		cfg := serverConfig(t, cc)
-		if more != nil {
-			more(&cfg)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			srvs[i], errs[i] = server.New(cfg, testLogger())
-		}()
-	}
-	wg.Wait()
-	t.Cleanup(func() {
-		// Together, as startHubs's cleanup.
+	var srvs []*server.Server
+	var errs []error
+	for attempt := 0; ; attempt++ {
+		srvs, errs = make([]*server.Server, len(cfgs)), make([]error, len(cfgs))
 		var wg sync.WaitGroup
-		for _, s := range srvs {
-			if s != nil {
-				wg.Go(func() {
-					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-					defer cancel()
-					_ = s.Shutdown(ctx)
-				})
+		for i, cc := range cfgs {
+			cfg := serverConfig(t, cc)
+			if more != nil {
+				more(&cfg)
 			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				srvs[i], errs[i] = server.New(cfg, testLogger())
+			}()
 		}
 		wg.Wait()
-	})
+		if attempt == 3 || !rebind(t, cfgs, errs) {
+			break
+		}
+		shutdownServers(srvs)
+	}
+	t.Cleanup(func() { shutdownServers(srvs) })
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("node %d: %v", i+1, err)
@@ -110,6 +105,22 @@ func startServersWith(t *testing.T, cfgs []cluster.Config, more func(*server.Con
 		})
 	}
 	return srvs
+}
+
+// shutdownServers shuts the servers that started down, together, as
+// closeHubs closes hubs.
+func shutdownServers(srvs []*server.Server) {
+	var wg sync.WaitGroup
+	for _, s := range srvs {
+		if s != nil {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				_ = s.Shutdown(ctx)
+			})
+		}
+	}
+	wg.Wait()
 }
 
 func sdk(s *server.Server) *apigatewaymanagementapi.Client {

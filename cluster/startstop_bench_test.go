@@ -34,7 +34,7 @@ func BenchmarkShutdownDrain(b *testing.B) {
 			hubs := startHubs(b, cfgs)
 			a := hubs[0]
 			if silent > 0 {
-				addSilentPeers(b, cfgs[1], a, silent)
+				addSilentPeers(b, cfgs[1], hubs[1].ClientURL(), a, silent)
 			}
 			ctx := context.Background()
 			b.ResetTimer()
@@ -50,11 +50,11 @@ func BenchmarkShutdownDrain(b *testing.B) {
 }
 
 // addSilentPeers writes n registry entries up (bytes 200 on) and
-// subscribes each one's .d subject through cfg's NATS server (its listen)
+// subscribes each one's .d subject through cfg's NATS server (at url)
 // without ever answering, then waits until a sees them all.
-func addSilentPeers(b *testing.B, cfg cluster.Config, a *cluster.Hub, n int) {
+func addSilentPeers(b *testing.B, cfg cluster.Config, url string, a *cluster.Hub, n int) {
 	b.Helper()
-	nc, err := nats.Connect("nats://" + cfg.NATS.Embedded.Listen)
+	nc, err := nats.Connect(url)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -226,40 +226,65 @@ func freeAddr(t *testing.T) string {
 }
 
 // startRIE runs the emulator with handler behind it and returns its Invoke
-// API endpoint.
+// API endpoint. Its two ports are found free and let go (freeAddr), so
+// another process may take one before the emulator binds it: the emulator
+// then exits, and it is started again on other ports.
 func startRIE(t *testing.T, handler string) string {
 	t.Helper()
 	rie := buildRIE(t)
-	invokeAddr, runtimeAddr := freeAddr(t), freeAddr(t)
-	logFile, err := os.Create(filepath.Join(t.TempDir(), "rie.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(rie, "--runtime-interface-emulator-address", invokeAddr, "--runtime-api-address", runtimeAddr, handler)
-	cmd.Dir = t.TempDir()
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "AWS_LAMBDA_FUNCTION_TIMEOUT=30"}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // to kill the handler with it
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			t.Logf("emulator log:\n%s", b)
+	for attempt := 1; ; attempt++ {
+		invokeAddr, runtimeAddr := freeAddr(t), freeAddr(t)
+		logFile, err := os.Create(filepath.Join(t.TempDir(), "rie.log"))
+		if err != nil {
+			t.Fatal(err)
 		}
-		logFile.Close()
-	})
-	testenv.Eventually(t, 10*time.Second, func() error {
-		c, err := net.Dial("tcp", invokeAddr)
-		if err == nil {
-			c.Close()
+		cmd := exec.Command(rie, "--runtime-interface-emulator-address", invokeAddr, "--runtime-api-address", runtimeAddr, handler)
+		cmd.Dir = t.TempDir()
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "AWS_LAMBDA_FUNCTION_TIMEOUT=30"}
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // to kill the handler with it
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-		return err
-	})
-	return "http://" + invokeAddr
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		t.Cleanup(func() {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+			if t.Failed() {
+				b, _ := os.ReadFile(logFile.Name())
+				t.Logf("emulator log (start %d):\n%s", attempt, b)
+			}
+			logFile.Close()
+		})
+		up := false
+		testenv.Eventually(t, 10*time.Second, func() error {
+			select {
+			case <-exited:
+				return nil // its port taken, or it failed: below
+			default:
+			}
+			c, err := net.Dial("tcp", invokeAddr)
+			if err == nil {
+				c.Close()
+				up = true
+			}
+			return err
+		})
+		select {
+		case <-exited:
+			up = false // what answered was another process on its port
+		default:
+		}
+		if up {
+			return "http://" + invokeAddr
+		}
+		b, _ := os.ReadFile(logFile.Name())
+		if attempt == 3 {
+			t.Fatalf("the emulator exited at each of %d starts; last log:\n%s", attempt, b)
+		}
+		t.Logf("the emulator exited at start (a port taken?), starting it again on other ports; its log:\n%s", b)
+	}
 }
 
 // TestLambdaRuntimeInterfaceEmulator invokes a real aws-lambda-go handler
