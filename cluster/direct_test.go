@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,6 +143,36 @@ func TestClusterDirectQueries(t *testing.T) {
 				if !refused(tc, "wsgate-q1", cfgs[1].Name, node, hubs[1].Incarnation(), "", "") {
 					t.Fatal("a client without a certificate was served")
 				}
+			}
+
+			if mode == "plain" {
+				// An owner that answers after the call's budget: the
+				// listing fails (500), it does not wait on the link for
+				// ever; the next one is served again.
+				var slow atomic.Bool
+				slow.Store(true)
+				release := make(chan struct{})
+				hubs[2].SetQueryHook(func(string) {
+					if slow.Load() {
+						<-release
+					}
+				})
+				served := hubs[2].DirectServed()
+				short, cancel := context.WithTimeout(ctx, time.Second)
+				_, _, err := hubs[0].Members(short, "g", hub.Page{Limit: 40})
+				cancel()
+				slow.Store(false)
+				close(release)
+				if !errors.Is(err, hub.ErrUnavailable) {
+					t.Fatalf("listing through an owner that does not answer: %v, want ErrUnavailable", err)
+				}
+				for end := time.Now().Add(30 * time.Second); hubs[2].DirectServed() == served; {
+					if time.Now().After(end) {
+						t.Fatal("the held query was not asked over node 2's link")
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+				list()
 			}
 
 			// Node 1's link closed: its part comes over NATS.
