@@ -117,6 +117,9 @@ type Hub struct {
 	fenced    atomic.Int64
 	closing   atomic.Bool
 
+	// direct is this node's direct query link (direct.go), or nil.
+	direct *direct
+
 	interestMu sync.Mutex
 	subs       map[string]*groupSub
 	seed       maphash.Seed // of worker
@@ -268,6 +271,7 @@ func (h *Hub) start(ctx context.Context, opts Options) error {
 	if _, err := h.ctl.Subscribe(h.subject(h.self, "q"), h.handleQuery); err != nil {
 		return err
 	}
+	h.startDirect()
 	// Answered on the data connection, after every group message this
 	// node published before (DrainGroups).
 	if _, err := h.data.Subscribe(h.subject(h.self, "d"), func(m *nats.Msg) { _ = m.Respond(nil) }); err != nil {
@@ -432,7 +436,7 @@ func (h *Hub) tick() {
 func (h *Hub) heartbeat() {
 	b, _ := json.Marshal(heartbeat{
 		Node: hub.NodeHex(h.Self()), Name: h.cfg.Node.Name, Inc: h.incarnation(), State: "up",
-		Conns: h.mem.Len(), Groups: h.mem.GroupCount(), HTTP: h.http, T: time.Now().UnixMilli(), Seq: h.hbSeq.Add(1),
+		Conns: h.mem.Len(), Groups: h.mem.GroupCount(), HTTP: h.http, Q: h.direct.Addr(), T: time.Now().UnixMilli(), Seq: h.hbSeq.Add(1),
 	})
 	_ = h.ctl.Publish(h.prefix+".hb", b)
 }
@@ -593,6 +597,7 @@ func (h *Hub) Close() error {
 		cancel()
 	}
 	h.cancel()
+	h.direct.close()
 	for _, nc := range []*nats.Conn{h.data, h.ctl} {
 		if nc != nil {
 			if nc.IsConnected() {

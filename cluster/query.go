@@ -47,16 +47,22 @@ func (h *Hub) handleQuery(m *nats.Msg) {
 
 // answerQuery works out this node's answer to query m.
 func (h *Hub) answerQuery(m *nats.Msg) ([]byte, error) {
-	if hook := h.queryHook.Load(); hook != nil {
-		(*hook)(m.Header.Get(hdrOp))
-	}
 	p := hub.Page{After: m.Header.Get(hdrAfter)}
 	p.Limit, _ = strconv.Atoi(m.Header.Get(hdrLimit))
+	return h.answer(m.Header.Get(hdrOp), m.Header.Get(hdrGroup), p)
+}
+
+// answer works out this node's answer to query op (over NATS or the
+// direct link).
+func (h *Hub) answer(op, group string, p hub.Page) ([]byte, error) {
+	if hook := h.queryHook.Load(); hook != nil {
+		(*hook)(op)
+	}
 	var body any
 	var err error
-	switch m.Header.Get(hdrOp) {
+	switch op {
 	case "members":
-		return h.encodeMembers(m.Header.Get(hdrGroup), p), nil
+		return h.encodeMembers(group, p), nil
 	case "conns":
 		var r connsReply
 		var next string
@@ -65,7 +71,7 @@ func (h *Hub) answerQuery(m *nats.Msg) ([]byte, error) {
 		body = r
 	case "count":
 		var r countReply
-		r.Connections, err = h.mem.Count(h.ctx, m.Header.Get(hdrGroup))
+		r.Connections, err = h.mem.Count(h.ctx, group)
 		body = r
 	case "streams":
 		body = json.RawMessage("[]")
@@ -73,7 +79,7 @@ func (h *Hub) answerQuery(m *nats.Msg) ([]byte, error) {
 			body = json.RawMessage((*f)())
 		}
 	default:
-		err = fmt.Errorf("unknown query %q", m.Header.Get(hdrOp))
+		err = fmt.Errorf("unknown query %q", op)
 	}
 	if err != nil {
 		return nil, err
@@ -135,23 +141,31 @@ func (a *answers) put(reply string, r *nats.Msg) {
 // out before local runs, from this goroutine: sent from a goroutine of
 // its own, it waited for that goroutine to be scheduled, on a busy
 // machine until local was done (a page of members: a median 148 µs of a
-// 2.0 ms listing before the first query left). A node found gone
-// meanwhile is skipped (its connections left every listing with it); any
-// other failure fails the whole call: never a silent partial page.
+// 2.0 ms listing before the first query left). A node that has a direct
+// query link (direct.go) is asked over it, else (or when its connection
+// breaks) over NATS. A node found gone meanwhile is skipped (its
+// connections left every listing with it); any other failure fails the
+// whole call: never a silent partial page.
 func (h *Hub) scatter(ctx context.Context, op, group string, nodes []byte, page func(i int) hub.Page, local func() error, collect func(i int, body []byte) error) error {
 	errs := make([]error, len(nodes))
 	bodies := make([][]byte, len(nodes))
 	qs := make([]*query, len(nodes))
+	dcs := make([]*directConn, len(nodes))
+	deadline := h.deadline(ctx)
+	sent := time.Now()
 	for i, b := range nodes {
 		p := page(i)
-		msg := nats.NewMsg(h.subject(b, "q"))
-		msg.Header.Set(hdrOp, op)
-		if group != "" {
-			msg.Header.Set(hdrGroup, group)
+		if addr, inc := h.directAddr(b); addr != "" {
+			c := h.direct.get(b, addr, inc)
+			if c != nil && c.send(op, group, p, deadline) {
+				dcs[i] = c
+				continue
+			}
+			if c != nil {
+				h.direct.put(c, false)
+			}
 		}
-		msg.Header.Set(hdrAfter, p.After)
-		msg.Header.Set(hdrLimit, strconv.Itoa(p.Limit))
-		qs[i] = h.startQuery(ctx, b, msg)
+		qs[i] = h.startQuery(b, queryMsg(h.subject(b, "q"), op, group, p), deadline)
 	}
 	var lerr error
 	if local != nil {
@@ -159,14 +173,42 @@ func (h *Hub) scatter(ctx context.Context, op, group string, nodes []byte, page 
 	}
 	// Each first attempt's answer is taken here, in turn: in the common
 	// case every node answers it, and the reply goes from the inbox's
-	// subscription to this goroutine, not through a goroutine per node
-	// (a wake-up more per node, per page). A node whose first attempt
-	// is not answered in its time, or not with a success, goes on in a
-	// goroutine of its own under the rules of retry (wait) as before;
-	// the first attempts all end at about the same time, so waiting for
-	// them in turn takes no longer than in parallel.
+	// subscription (or the direct connection) to this goroutine, not
+	// through a goroutine per node (a wake-up more per node, per page). A
+	// node whose first attempt is not answered in its time, or not with
+	// a success, goes on in a goroutine of its own under the rules of
+	// retry (wait, askDirect) as before; the first attempts all end at
+	// about the same time, so waiting for them in turn takes no longer
+	// than in parallel.
 	var wg sync.WaitGroup
 	for i, q := range qs {
+		b := nodes[i]
+		if c := dcs[i]; c != nil {
+			first := sent.Add(h.cfg.attemptTimeout())
+			if deadline.Before(first) {
+				first = deadline
+			}
+			body, err := c.read(first)
+			if err == nil {
+				h.direct.put(c, true)
+				bodies[i] = body
+				continue
+			}
+			wg.Go(func() {
+				body, broken, err := h.askDirect(ctx, c, b, deadline, err)
+				if broken { // over NATS, in the time left
+					q := h.startQuery(b, queryMsg(h.subject(b, "q"), op, group, page(i)), deadline)
+					var reply *nats.Msg
+					reply, err = q.wait(ctx)
+					body = replyBody(reply)
+				}
+				if errors.Is(err, hub.ErrGone) {
+					return
+				}
+				bodies[i], errs[i] = body, err
+			})
+			continue
+		}
 		if m := q.answered(ctx); m != nil {
 			bodies[i] = m.Data
 			continue
@@ -199,6 +241,18 @@ func (h *Hub) scatter(ctx context.Context, op, group string, nodes []byte, page 
 	return nil
 }
 
+// queryMsg is query op of page p, to subject.
+func queryMsg(subject, op, group string, p hub.Page) *nats.Msg {
+	msg := nats.NewMsg(subject)
+	msg.Header.Set(hdrOp, op)
+	if group != "" {
+		msg.Header.Set(hdrGroup, group)
+	}
+	msg.Header.Set(hdrAfter, p.After)
+	msg.Header.Set(hdrLimit, strconv.Itoa(p.Limit))
+	return msg
+}
+
 // query is one call of a query to node b (.q, request/reply with
 // headers) under the rules of retry. Every attempt of one query names
 // the same reply subject (this node's inbox, "q" and the query's
@@ -221,10 +275,10 @@ type query struct {
 	err      error     // the first attempt's publish error
 }
 
-// startQuery sends the first attempt of query msg to node b; wait ends
-// it.
-func (h *Hub) startQuery(ctx context.Context, b byte, msg *nats.Msg) *query {
-	q := &query{h: h, b: b, msg: msg, deadline: h.deadline(ctx), replies: make(chan *nats.Msg, 1)}
+// startQuery sends the first attempt of query msg to node b, to be
+// answered by deadline; wait ends it.
+func (h *Hub) startQuery(b byte, msg *nats.Msg, deadline time.Time) *query {
+	q := &query{h: h, b: b, msg: msg, deadline: deadline, replies: make(chan *nats.Msg, 1)}
 	msg.Header.Set(hdrDeadline, strconv.FormatInt(q.deadline.UnixMilli(), 10))
 	msg.Header.Set(hdrFrom, hub.NodeHex(h.Self())+"/"+h.incarnation())
 	q.id = h.reqSeq.Add(1)

@@ -58,6 +58,7 @@ type heartbeat struct {
 	Conns  int    `json:"conns"`
 	Groups int    `json:"groups"`
 	HTTP   string `json:"http,omitempty"`
+	Q      string `json:"q,omitempty"` // direct query address (direct.go)
 	T      int64  `json:"t"`
 	// Seq counts the sender's heartbeats (from 1): which of two nodes
 	// heard it later (judge.go). 0 from a node that does not count them.
