@@ -139,6 +139,11 @@ type EmbeddedConfig struct {
 	ClusterAuth *RouteAuth `json:"clusterAuth,omitempty"`
 	// ClusterTLS encrypts the routes between the embedded servers.
 	ClusterTLS *RouteTLS `json:"clusterTls,omitempty"`
+	// QueryPort is the direct query link's port on the route host
+	// (direct.go): 0 (default) lets the system pick one, 1 to 65535 fixes
+	// it (a firewall can then let it through), -1 turns the link off and
+	// every query goes over NATS.
+	QueryPort int `json:"queryPort,omitempty"`
 }
 
 // TLSFiles are PEM files: a CA bundle, a certificate (chain) and its key.
@@ -266,6 +271,7 @@ func (c *Config) Validate() error {
 		if em.ClusterListen == "" && len(em.Routes) > 0 {
 			e.Addf("nats.embedded.clusterListen", "required with routes")
 		}
+		e.Range("nats.embedded.queryPort", em.QueryPort, -1, 65535)
 		if a := em.ClusterAuth; a != nil && (a.User == "" || a.Password == "") {
 			e.Addf("nats.embedded.clusterAuth", "set user and password")
 		}

@@ -80,14 +80,16 @@ var errDirectBroken = errors.New("direct query connection broken")
 
 // startDirect opens this node's direct query listener, if it can have one;
 // without it the node is asked over NATS only.
-func (h *Hub) startDirect() {
+// A port fixed by queryPort that cannot be bound fails the start; a port
+// the system picks that cannot be had leaves the link off, with a warning.
+func (h *Hub) startDirect() error {
 	e := h.cfg.NATS.Embedded
-	if e == nil || e.ClusterListen == "" {
-		return
+	if e == nil || e.ClusterListen == "" || e.QueryPort < 0 {
+		return nil
 	}
 	bind, _, err := net.SplitHostPort(e.ClusterListen)
 	if err != nil {
-		return
+		return nil
 	}
 	host := bind
 	if e.Advertise != "" {
@@ -97,16 +99,19 @@ func (h *Hub) startDirect() {
 	}
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		h.log.Info("cluster direct queries off: no route host to advertise (set advertise)")
-		return
+		return nil
 	}
 	cfg, err := h.cfg.routeTLS()
 	if err != nil {
-		return // Start checked it already
+		return nil // Start checked it already
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(bind, "0"))
+	ln, err := net.Listen("tcp", net.JoinHostPort(bind, strconv.Itoa(e.QueryPort)))
 	if err != nil {
+		if e.QueryPort > 0 {
+			return fmt.Errorf("cluster: nats.embedded.queryPort %d: %w", e.QueryPort, err)
+		}
 		h.log.Warn("cluster direct queries off: cannot listen", "error", err)
-		return
+		return nil
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	d := &direct{h: h, ln: ln, addr: net.JoinHostPort(host, port), tls: cfg, host: host,
@@ -114,6 +119,7 @@ func (h *Hub) startDirect() {
 	h.direct = d
 	d.wg.Add(1)
 	go d.accept()
+	return nil
 }
 
 // Addr is the advertised address, or "" when there is no listener.

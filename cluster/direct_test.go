@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -184,5 +186,61 @@ func TestClusterDirectQueries(t *testing.T) {
 				t.Fatal("a closed link answered")
 			}
 		})
+	}
+}
+
+// TestClusterQueryPort: queryPort -1 leaves a node without a direct link
+// (it is asked over NATS), a fixed port is the one advertised, and a port
+// out of range is refused by Validate.
+func TestClusterQueryPort(t *testing.T) {
+	cfgs := embeddedConfigs(t, 3)
+	port := freePorts(t, 1)[0]
+	cfgs[0].NATS.Embedded.QueryPort = -1
+	cfgs[1].NATS.Embedded.QueryPort = port
+	hubs := startHubs(t, patient(cfgs))
+	if a := hubs[0].DirectAddr(); a != "" {
+		t.Fatalf("queryPort -1: direct address %q, want none", a)
+	}
+	if a, want := hubs[1].DirectAddr(), net.JoinHostPort("127.0.0.1", strconv.Itoa(port)); a != want {
+		t.Fatalf("queryPort %d: direct address %q, want %q", port, a, want)
+	}
+	ctx := context.Background()
+	var want []string
+	for _, h := range hubs {
+		for range 20 {
+			c := hubtest.NewConn(hub.NewID(h.Self()), false)
+			if err := h.Register(c); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.Join(ctx, "g", c.ID()); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, c.ID())
+		}
+	}
+	slices.Sort(want)
+	// Listed from node 2: node 1 over its link once its heartbeat gave
+	// the address, node 0 over NATS.
+	for end := time.Now().Add(30 * time.Second); hubs[1].DirectServed() == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("node 1 answered no query over its fixed port")
+		}
+		got, _, err := hubs[2].Members(ctx, "g", hub.Page{Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("listing: %d ids, want %d", len(got), len(want))
+		}
+	}
+	if n := hubs[0].DirectServed(); n != 0 {
+		t.Fatalf("node 0 without a link served %d queries over one", n)
+	}
+
+	c := cfgs[2]
+	c.NATS.Embedded = new(*cfgs[2].NATS.Embedded)
+	c.NATS.Embedded.QueryPort = 70000
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "queryPort") {
+		t.Fatalf("queryPort 70000: Validate %v, want an error naming queryPort", err)
 	}
 }

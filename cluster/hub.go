@@ -271,7 +271,9 @@ func (h *Hub) start(ctx context.Context, opts Options) error {
 	if _, err := h.ctl.Subscribe(h.subject(h.self, "q"), h.handleQuery); err != nil {
 		return err
 	}
-	h.startDirect()
+	if err := h.startDirect(); err != nil {
+		return err
+	}
 	// Answered on the data connection, after every group message this
 	// node published before (DrainGroups).
 	if _, err := h.data.Subscribe(h.subject(h.self, "d"), func(m *nats.Msg) { _ = m.Respond(nil) }); err != nil {
