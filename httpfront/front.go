@@ -88,9 +88,10 @@ type Server struct {
 	// DeferAccept, on Linux with a *net.TCPListener, sets
 	// TCP_DEFER_ACCEPT on the listening socket: the kernel hands over a
 	// connection once its first bytes are in, so the front's first read
-	// finds the head and the connection is served at once, never parked
-	// in the poller for it (no empty read, no epoll_ctl, no second
-	// goroutine turn). A connection that sends nothing is handed over
+	// finds them and a head that came whole is served at once, without
+	// a park in the poller (no empty read, no epoll_ctl, no second
+	// goroutine turn); a head that comes in pieces parks for the rest
+	// as before. A connection that sends nothing is handed over
 	// about a second after it connected (when it answers the kernel's
 	// first SYN-ACK retransmission), and its header timeout runs from
 	// then. The option stays on the socket after Serve returns.
