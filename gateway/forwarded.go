@@ -86,17 +86,17 @@ func (g *Gateway) client(r *http.Request) client {
 		peer = pa.String()
 	}
 	if err != nil || !g.proxies.Contains(pa) {
-		return client{sourceIP: peer, forwardedFor: appendChain(r.Header.Values(headerXFF), peer)}
+		return client{sourceIP: peer, forwardedFor: appendChain(r.Header[headerXFF], peer)}
 	}
 	c := client{viaProxy: true}
 	var hops []hop
 	if g.cfg.ForwardedHeader == headerForwarded {
-		hops = forwardedHops(r.Header.Values(headerForwarded))
+		hops = forwardedHops(r.Header[headerForwarded])
 	} else {
-		hops = xffHops(r.Header.Values(headerXFF))
-		c.proto = lastValue(r.Header.Values("X-Forwarded-Proto"))
-		c.port = lastValue(r.Header.Values("X-Forwarded-Port"))
-		c.host = lastValue(r.Header.Values("X-Forwarded-Host"))
+		hops = xffHops(r.Header[headerXFF])
+		c.proto = lastValue(r.Header["X-Forwarded-Proto"])
+		c.port = lastValue(r.Header["X-Forwarded-Port"])
+		c.host = lastValue(r.Header["X-Forwarded-Host"])
 	}
 	hops = append(hops, hop{text: peer, addr: pa, ok: true})
 	k := len(hops) - 1

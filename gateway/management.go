@@ -100,11 +100,11 @@ func checkPath(rest string) *apiError {
 // sign it, so a caller cannot use another caller's key. A cluster hub
 // delivers a POST or DELETE with one key once. Unsigned or absent: "".
 func dedupeKey(r *http.Request, id *sigv4.Identity) string {
-	inv := r.Header.Get("Amz-Sdk-Invocation-Id")
+	inv := headerValue(r.Header, "Amz-Sdk-Invocation-Id")
 	if inv == "" || id == nil || id.Presigned {
 		return ""
 	}
-	_, signed, _ := strings.Cut(r.Header.Get("Authorization"), "SignedHeaders=")
+	_, signed, _ := strings.Cut(headerValue(r.Header, "Authorization"), "SignedHeaders=")
 	signed, _, _ = strings.Cut(signed, ",")
 	for h := range strings.SplitSeq(signed, ";") {
 		if h == "amz-sdk-invocation-id" {

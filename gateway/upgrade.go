@@ -53,19 +53,19 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	}
 	// The names as http.Header keeps them: Get canonicalises RFC 6455's
 	// spelling ("Sec-WebSocket-Key") with an allocation each time.
-	if r.Header.Get("Sec-Websocket-Version") != "13" {
+	if headerValue(r.Header, "Sec-Websocket-Version") != "13" {
 		w.Header().Set("Sec-WebSocket-Version", "13")
 		refuse(http.StatusUpgradeRequired, OutcomeBadRequest, "Unsupported WebSocket version")
 		return
 	}
-	key := r.Header.Get("Sec-Websocket-Key")
+	key := headerValue(r.Header, "Sec-Websocket-Key")
 	if !validKey(key) {
 		refuse(http.StatusBadRequest, OutcomeBadRequest, "Bad Sec-WebSocket-Key")
 		return
 	}
 	l := g.acquire() // the handshake runs on one config, $connect included
 	defer l.release()
-	if !l.originAllowed(r.Header.Get("Origin")) {
+	if !l.originAllowed(headerValue(r.Header, "Origin")) {
 		g.log.Info("upgrade refused: origin not in allowedOrigins", "origin", r.Header.Get("Origin"))
 		rec.fail(errForbidden.Status, OutcomeBadRequest, errForbidden.Message)
 		writeAPIError(w, errForbidden)
@@ -261,7 +261,7 @@ func (g *Gateway) newSession(r *http.Request, cl *client, connectionID string, a
 	s := session{
 		connectionID: connectionID,
 		connectedAt:  at,
-		identity:     Identity{SourceIP: cl.sourceIP, UserAgent: g.agents.of(r.Header.Get("User-Agent"))},
+		identity:     Identity{SourceIP: cl.sourceIP, UserAgent: g.agents.of(headerValue(r.Header, "User-Agent"))},
 		domainName:   g.cfg.DomainName,
 	}
 	if cl.viaProxy {
@@ -417,8 +417,10 @@ func validKey(key string) bool {
 	return err == nil && n == 16
 }
 
+// headerHasToken reports whether a header named name (canonical) lists
+// token, in any case.
 func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
+	for _, v := range h[name] {
 		for more := true; more; {
 			var t string
 			t, v, more = strings.Cut(v, ",")
@@ -428,6 +430,16 @@ func headerHasToken(h http.Header, name, token string) bool {
 		}
 	}
 	return false
+}
+
+// headerValue is h.Get(name) for a name in its canonical form, as the
+// front's parser and net/http key the map: without Get's
+// canonicalisation of the name on every call.
+func headerValue(h http.Header, name string) string {
+	if vs := h[name]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
 }
 
 func writeJSONStatus(w http.ResponseWriter, status int, msg string) {

@@ -43,7 +43,9 @@ var testHookAcceptWait func()
 
 // newRawAccepter returns nil where ln is not a plain *net.TCPListener or
 // the listening socket cannot be set up; Serve then uses ln.Accept.
-func newRawAccepter(ln net.Listener) *rawAccepter {
+// deferAccept sets TCP_DEFER_ACCEPT on the listening socket too
+// (Server.DeferAccept).
+func newRawAccepter(ln net.Listener, deferAccept bool) *rawAccepter {
 	tl, ok := ln.(*net.TCPListener)
 	if !ok {
 		return nil
@@ -57,6 +59,12 @@ func newRawAccepter(ln net.Listener) *rawAccepter {
 	if err == nil {
 		err = rc.Control(func(fd uintptr) {
 			serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+			if serr == nil && deferAccept {
+				// One second: the kernel holds a connection that sent
+				// nothing until its first SYN-ACK retransmission is
+				// answered, then queues it anyway.
+				serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT, 1)
+			}
 		})
 	}
 	if err != nil || serr != nil {

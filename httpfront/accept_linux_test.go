@@ -31,7 +31,7 @@ func TestAcceptedSocketsInheritOptions(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	a := newRawAccepter(ln)
+	a := newRawAccepter(ln, false)
 	if a == nil {
 		t.Fatal("no raw accepter for a TCP listener")
 	}
@@ -92,7 +92,7 @@ func TestAcceptedPeerString(t *testing.T) {
 			t.Logf("%s: %v", c.listen, err) // no IPv6 here
 			continue
 		}
-		a := newRawAccepter(ln)
+		a := newRawAccepter(ln, false)
 		if a == nil {
 			t.Fatal("no raw accepter for a TCP listener")
 		}
@@ -193,7 +193,7 @@ func acceptOne(t *testing.T, first string) (client, accepted net.Conn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ln.Close() })
-	a := newRawAccepter(ln)
+	a := newRawAccepter(ln, false)
 	t.Cleanup(a.close)
 	cl, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
@@ -319,5 +319,55 @@ func TestDeadlineNanos(t *testing.T) {
 				t.Fatalf("deadlineTime(deadlineNanos(%v)) = %v", tc.t, deadlineTime(ns))
 			}
 		})
+	}
+}
+
+// TestDeferAccept: with DeferAccept the listening socket has
+// TCP_DEFER_ACCEPT, and the front serves what it always did: a head that
+// comes in two parts (accepted with the first, parked for the second), a
+// client that connected before it said anything, and, on the same port,
+// a client that sends at once.
+func TestDeferAccept(t *testing.T) {
+	tf := startFront(t, func(s *Server) { s.DeferAccept = true })
+	silent, silentBr := dial(t, tf.addr)
+	split, splitBr := dial(t, tf.addr)
+	head := post("/split", "two parts")
+	if _, err := io.WriteString(split, head[:7]); err != nil {
+		t.Fatal(err)
+	}
+	nc, br := dial(t, tf.addr)
+	if _, err := io.WriteString(nc, post("/at-once", "x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := readBody(t, br); got != "front POST /at-once 1 x" {
+		t.Fatalf("at once: %q", got)
+	}
+	if _, err := io.WriteString(split, head[7:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := readBody(t, splitBr); got != "front POST /split 9 two parts" {
+		t.Fatalf("split head: %q", got)
+	}
+	if _, err := io.WriteString(silent, post("/late", "said")); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := readBody(t, silentBr); got != "front POST /late 4 said" {
+		t.Fatalf("late first bytes: %q", got)
+	}
+	tf.mu.Lock()
+	rc, err := tf.ln.(*net.TCPListener).SyscallConn()
+	tf.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	var gerr error
+	if err := rc.Control(func(fd uintptr) {
+		v, gerr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT)
+	}); err != nil || gerr != nil {
+		t.Fatal(err, gerr)
+	}
+	if v == 0 {
+		t.Fatal("TCP_DEFER_ACCEPT not set on the listening socket")
 	}
 }

@@ -7,7 +7,7 @@ import "net"
 // rawAccepter is Linux only: elsewhere the front accepts with ln.Accept.
 type rawAccepter struct{}
 
-func newRawAccepter(net.Listener) *rawAccepter { return nil }
+func newRawAccepter(net.Listener, bool) *rawAccepter { return nil }
 
 func (*rawAccepter) accept() (net.Conn, error) { panic("unreachable") }
 

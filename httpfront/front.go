@@ -85,6 +85,17 @@ type Server struct {
 	// up to ReadHeaderTimeout); when that many wait, accepting pauses and
 	// the kernel's backlog queues the rest. Default 1024.
 	MaxPending int
+	// DeferAccept, on Linux with a *net.TCPListener, sets
+	// TCP_DEFER_ACCEPT on the listening socket: the kernel hands over a
+	// connection once its first bytes are in, so the front's first read
+	// finds them and a head that came whole is served at once, without
+	// a park in the poller (no empty read, no epoll_ctl, no second
+	// goroutine turn); a head that comes in pieces parks for the rest
+	// as before. A connection that sends nothing is handed over
+	// about a second after it connected (when it answers the kernel's
+	// first SYN-ACK retransmission), and its header timeout runs from
+	// then. The option stays on the socket after Serve returns.
+	DeferAccept bool
 	// KeepAliveWaitDescriptors bounds the second descriptors (dups of
 	// the socket, Linux only) the front's kept-alive connections hold
 	// while they wait for their next request, each saving a read per
@@ -144,7 +155,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}()
 	growFDTable()
 	accept := ln.Accept
-	if ra := newRawAccepter(ln); ra != nil {
+	if ra := newRawAccepter(ln, s.DeferAccept); ra != nil {
 		accept = ra.accept
 		s.mu.Lock()
 		s.accepter = ra

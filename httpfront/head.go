@@ -292,20 +292,14 @@ func plainByte(c byte) bool {
 }
 
 // cutCRLF cuts s at its first line end, which must be CRLF: a lone CR or
-// LF is not ok.
+// LF is not ok. Both searches are strings.IndexByte's (vector
+// instructions), not a loop over the line's bytes.
 func cutCRLF(s string) (line, rest string, ok bool) {
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\r':
-			if i+1 < len(s) && s[i+1] == '\n' {
-				return s[:i], s[i+2:], true
-			}
-			return "", "", false
-		case '\n':
-			return "", "", false
-		}
+	i := strings.IndexByte(s, '\n')
+	if i < 1 || s[i-1] != '\r' || strings.IndexByte(s[:i-1], '\r') >= 0 {
+		return "", "", false
 	}
-	return "", "", false
+	return s[:i-1], s[i+1:], true
 }
 
 // requestLine splits "METHOD SP target SP proto" as net/http does, with a
@@ -343,16 +337,16 @@ func requestLine(line string) (method, target, proto string, ok bool) {
 }
 
 // tokenByte reports whether c may appear in an HTTP token (RFC 9110 5.6.2).
-func tokenByte(c byte) bool {
-	if c <= ' ' || c >= 0x7f {
-		return false
+func tokenByte(c byte) bool { return tokenBytes[c] }
+
+// tokenBytes is tokenByte's table: a load per byte where a switch over
+// the delimiters compared each.
+var tokenBytes = func() (t [256]bool) {
+	for c := '!'; c < 0x7f; c++ {
+		t[c] = !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c)
 	}
-	switch c {
-	case '"', '(', ')', ',', '/', ':', ';', '<', '=', '>', '?', '@', '[', '\\', ']', '{', '}':
-		return false
-	}
-	return true
-}
+	return t
+}()
 
 // trimOWS drops the spaces and tabs around a header value, as textproto
 // does.

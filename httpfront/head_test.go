@@ -180,3 +180,45 @@ func BenchmarkParseHeadInto(b *testing.B) {
 const benchHead = "POST /dev/@connections/Aa0Bb1Cc2Dd3Ee4%3D HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: aws-sdk-go-v2/1.30\r\n" +
 	"Content-Length: 52\r\nAmz-Sdk-Invocation-Id: 0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0\r\nAuthorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261129/us-east-1/execute-api/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n" +
 	"Content-Type: application/octet-stream\r\nX-Amz-Content-Sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\r\nX-Amz-Date: 20261129T000000Z\r\nAccept-Encoding: gzip\r\n\r\n"
+
+// FuzzCutCRLF: cutCRLF (two strings.IndexByte) cuts as a loop over the
+// bytes does: at the first CRLF, and not at all when a lone CR or LF
+// comes first.
+func FuzzCutCRLF(f *testing.F) {
+	for _, s := range []string{"", "\r\n", "a\r\nb", "a\nb\r\n", "a\rb\r\n", "ab\r", "\r\r\n", "a\r\n\r\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		line, rest, ok := cutCRLF(s)
+		wl, wr, wok := cutCRLFBytewise(s)
+		if line != wl || rest != wr || ok != wok {
+			t.Fatalf("cutCRLF(%q) = %q, %q, %v; want %q, %q, %v", s, line, rest, ok, wl, wr, wok)
+		}
+	})
+}
+
+// cutCRLFBytewise is cutCRLF as a loop over the bytes (its first form).
+func cutCRLFBytewise(s string) (line, rest string, ok bool) {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\r':
+			if i+1 < len(s) && s[i+1] == '\n' {
+				return s[:i], s[i+2:], true
+			}
+			return "", "", false
+		case '\n':
+			return "", "", false
+		}
+	}
+	return "", "", false
+}
+
+// TestTokenByte: the table agrees with RFC 9110's tchar for every byte.
+func TestTokenByte(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		want := c > ' ' && c < 0x7f && !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, rune(c))
+		if got := tokenByte(byte(c)); got != want {
+			t.Errorf("tokenByte(%#x) = %v, want %v", c, got, want)
+		}
+	}
+}

@@ -431,7 +431,8 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	switch {
 	case s.cfg.TLS.Mode != TLSOn || s.cfg.ProxyProtocol:
 		s.front = &httpfront.Server{Serves: s.frontServes, KeepAliveWaitDescriptors: s.cfg.KeepAliveWaitDescriptors,
-			Logf: func(format string, args ...any) { s.log.Warn(fmt.Sprintf(format, args...)) }}
+			DeferAccept: true, // the first read finds the head: no parking for it
+			Logf:        func(format string, args ...any) { s.log.Warn(fmt.Sprintf(format, args...)) }}
 		if ts != nil {
 			s.front.TLS = ts.config
 			s.front.TLSOnly = s.cfg.TLS.Mode == TLSOn

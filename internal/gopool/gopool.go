@@ -10,47 +10,81 @@
 // work.
 package gopool
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Idle is how long a goroutine waits for its next job, at least, before it
 // exits.
 const Idle = 5 * time.Second
 
 // Pool hands jobs to idle goroutines. The zero value is not usable: use New.
+//
+// An idle goroutine waits on the jobs channel alone (a plain receive: a
+// select over it and a ticker cost the hand-off a second channel's locks
+// and queue). The pool's reaper, a goroutine that runs while the pool has
+// goroutines, looks every Idle at how many goroutines stayed idle
+// throughout the last Idle (the fewest idle at once since its previous
+// look) and retires that many, sending each a nil job.
 type Pool struct {
-	jobs chan func() // unbuffered: a send succeeds only to a waiting goroutine
+	jobs    chan func()   // unbuffered: a send succeeds only to a waiting goroutine
+	every   time.Duration // the reaper's period: Idle (shorter in tests)
+	live    atomic.Int32  // goroutines of the pool
+	idle    atomic.Int32  // goroutines waiting on jobs
+	low     atomic.Int32  // the fewest idle since the reaper's last look
+	reaping atomic.Bool
 }
 
 // New returns an empty pool.
-func New() *Pool { return &Pool{jobs: make(chan func())} }
+func New() *Pool { return &Pool{jobs: make(chan func()), every: Idle} }
 
 // Go runs f on an idle goroutine of the pool or a new one.
 func (p *Pool) Go(f func()) {
 	select {
 	case p.jobs <- f:
 	default:
+		p.live.Add(1)
+		if !p.reaping.Swap(true) {
+			go p.reap()
+		}
 		go p.work(f)
 	}
 }
 
-// work runs f and then the jobs handed to it. It exits at a tick of its
-// Idle ticker when no job ran since the previous tick: a timer reset after
-// every job cost a quarter of the hand-off's CPU.
+// work runs f and then the jobs handed to it, until it is handed nil.
 func (p *Pool) work(f func()) {
-	t := time.NewTicker(Idle)
-	defer t.Stop()
-	for ran := false; ; {
-		if f != nil {
-			f()
-			f, ran = nil, true
+	for f != nil {
+		f()
+		p.idle.Add(1)
+		f = <-p.jobs
+		if n := p.idle.Add(-1); n < p.low.Load() {
+			p.low.Store(n) // racy with other goroutines' stores: a count, not a bound
 		}
-		select {
-		case f = <-p.jobs:
-		case <-t.C:
-			if !ran {
+	}
+	p.live.Add(-1)
+}
+
+// reap retires, every Idle, the goroutines that stayed idle since its
+// previous look; it returns once the pool has none.
+func (p *Pool) reap() {
+	t := time.NewTicker(p.every)
+	defer t.Stop()
+	for range t.C {
+		for n := p.low.Swap(p.idle.Load()); n > 0; n-- {
+			select {
+			case p.jobs <- nil:
+			default:
+				n = 0 // none waits after all: a job took it
+			}
+		}
+		if p.live.Load() == 0 {
+			p.reaping.Store(false)
+			// A goroutine started since the load above found reaping
+			// set and started no reaper: stay for it.
+			if p.live.Load() == 0 || p.reaping.Swap(true) {
 				return
 			}
-			ran = false
 		}
 	}
 }

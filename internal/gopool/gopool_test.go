@@ -2,6 +2,7 @@ package gopool
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -59,5 +60,31 @@ func BenchmarkPoolGo(b *testing.B) {
 	for b.Loop() {
 		p.Go(job)
 		<-done
+	}
+}
+
+// TestPoolRetiresIdleGoroutines: goroutines that stayed idle through a
+// reaper's period exit, the reaper with the last of them, and the pool
+// starts both again for the next job.
+func TestPoolRetiresIdleGoroutines(t *testing.T) {
+	p := &Pool{jobs: make(chan func()), every: 5 * time.Millisecond}
+	for round := range 2 {
+		release := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Add(1)
+			p.Go(func() { defer wg.Done(); <-release }) // three at once: three goroutines
+		}
+		if n := p.live.Load(); n < 3 {
+			t.Fatalf("round %d: %d goroutines for 3 jobs in flight", round, n)
+		}
+		close(release)
+		wg.Wait()
+		testenv.Eventually(t, 10*time.Second, func() error {
+			if n := p.live.Load(); n != 0 || p.reaping.Load() {
+				return fmt.Errorf("round %d: %d goroutines, reaper running %v", round, n, p.reaping.Load())
+			}
+			return nil
+		})
 	}
 }
