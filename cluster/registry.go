@@ -360,7 +360,11 @@ func (e leaderEntry) Revision() uint64 { return e.rev }
 // a partition, answered an old revision for seconds (once for over a
 // minute), and every compare-and-set against it failed.
 func (h *Hub) leaderGet(ctx context.Context, key string) (leaderEntry, error) {
-	bucket := h.kv.Bucket()
+	return h.leaderRead(ctx, h.kv.Bucket(), key)
+}
+
+// leaderRead reads key of bucket from its stream's leader (leaderGet).
+func (h *Hub) leaderRead(ctx context.Context, bucket, key string) (leaderEntry, error) {
 	req, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + bucket + "." + key})
 	msg, err := h.ctl.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+bucket, req)
 	if err != nil {
@@ -387,8 +391,12 @@ func (h *Hub) leaderGet(ctx context.Context, key string) (leaderEntry, error) {
 		return leaderEntry{}, fmt.Errorf("registry: %s", r.Error.Description)
 	case r.Message == nil:
 		return leaderEntry{}, errors.New("registry: empty answer")
-	case strings.Contains(string(r.Message.Hdrs), "KV-Operation"):
-		return leaderEntry{}, jetstream.ErrKeyNotFound // deleted or purged
+	case strings.Contains(string(r.Message.Hdrs), "KV-Operation"),
+		strings.Contains(string(r.Message.Hdrs), jetstream.MarkerReasonHeader):
+		// Deleted or purged, or the server's marker of a value that
+		// expired (kept LimitMarkerTTL): nats.go's Get says "deleted"
+		// for both.
+		return leaderEntry{}, jetstream.ErrKeyNotFound
 	}
 	return leaderEntry{value: r.Message.Data, rev: r.Message.Seq}, nil
 }
@@ -593,9 +601,14 @@ func (h *Hub) stillMine(ctx context.Context, b byte, claim uint64, inc string) (
 	return true, nil
 }
 
+// isWrongSequence reports whether err is a compare-and-set refused for
+// its revision: 10071, or 10164, which a replicated stream answers
+// instead while another write of the key is in flight (nats.go's
+// ErrKeyExists and ErrKeyRevisionMismatch match both).
 func isWrongSequence(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // declareGone commits node b as gone. It reads the entry from the
