@@ -258,10 +258,10 @@ func (h *Hub) waitVacant(ctx context.Context, updates <-chan jetstream.KeyValueE
 // A renewal whose answer was lost (it timed out here) may have been
 // applied all the same: the next one is then refused for its revision.
 // That refusal alone ended the term, a needless handover and a pause of
-// the stream. Now the key is read from the stream's leader (renewed): if it
-// holds val, this term's value and no one else's, at a revision after the
-// one this node held, a renewal of this term was applied, and its revision
-// is adopted. The self-fence deadline then counts from the send time of
+// the stream. Now the refused renewal reads the key from the stream's
+// leader: if it holds val, this term's value and no one else's, at a
+// revision after the one this node held, a renewal of this term was
+// applied, and its revision is adopted. The self-fence deadline then counts from the send time of
 // the first renewal whose outcome was unknown: the one applied was sent
 // no earlier, and the key expires a lease after it was stored, so that is
 // the latest deadline known safe. Another value, or none, ends the term as
