@@ -111,8 +111,10 @@ type Hub struct {
 	probeOK   bool
 
 	// announced is set once Start made this node's entry "up" (announce);
-	// until then its claims write it "joining".
+	// until then its claims write it "joining", for joinTTL, and
+	// joinStop stops the refreshing of that entry (keepJoining).
 	announced atomic.Bool
+	joinStop  func()
 	fencing   atomic.Bool
 	fenced    atomic.Int64
 	closing   atomic.Bool
@@ -171,6 +173,7 @@ type Hub struct {
 	// "leave-kept": Close deleted its registry entry, or could not;
 	// "drain-marks": DrainGroups heard every node and put its marks in
 	// the workers' channels; "claimed": Start claimed its byte, joining;
+	// "join-refresh": the joining entry is about to be refreshed;
 	// "subscribed": Start subscribed the byte's subjects and flushed), on
 	// the goroutine doing it: a test holds one there to drive an
 	// interleaving the scheduler makes rare.

@@ -1,13 +1,16 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgate/wsgate/hub"
@@ -15,11 +18,15 @@ import (
 )
 
 // leaseValue is what a lease key holds: who leads, for operators reading
-// the bucket (nats kv get); the protocol reads only revisions.
+// the bucket (nats kv get). The protocol goes by revisions, and by the
+// value's bytes only to tell its own writes from others' when an answer
+// was lost (Term makes each campaign's value unique, also between two
+// campaigns of one node for one key).
 type leaseValue struct {
 	Node  string `json:"node"`
 	Name  string `json:"name"`
 	Inc   string `json:"inc"`
+	Term  string `json:"term"`  // random, one per campaign attempt
 	Since int64  `json:"since"` // unix ms of the campaign that won
 }
 
@@ -72,7 +79,7 @@ func (h *Hub) Lease(ctx context.Context, key string, run func(context.Context) e
 			}
 			return err
 		}
-		rev, sent, err := h.campaign(ctx, kv, key)
+		rev, sent, val, err := h.campaign(ctx, kv, key)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -84,7 +91,7 @@ func (h *Hub) Lease(ctx context.Context, key string, run func(context.Context) e
 			return err
 		}
 		log.Info("stream lease won: running here")
-		err = h.lead(ctx, kv, key, rev, sent, run)
+		err = h.lead(ctx, kv, key, rev, sent, val, run)
 		switch {
 		case errors.Is(err, errLeaseLost):
 			continue
@@ -127,16 +134,30 @@ func (h *Hub) dropLeaseKV(kv jetstream.KeyValue) {
 }
 
 func (h *Hub) leaseValue() []byte {
-	b, _ := json.Marshal(leaseValue{Node: hub.NodeHex(h.Self()), Name: h.cfg.Node.Name, Inc: h.incarnation(), Since: time.Now().UnixMilli()})
+	b, _ := json.Marshal(leaseValue{Node: hub.NodeHex(h.Self()), Name: h.cfg.Node.Name, Inc: h.incarnation(), Term: newIncarnation(), Since: time.Now().UnixMilli()})
 	return b
 }
 
-// campaign returns once this node holds key: its revision and when the
-// winning Create was sent. It returns an error only when ctx ends or the
-// bucket is gone.
-func (h *Hub) campaign(ctx context.Context, kv jetstream.KeyValue, key string) (uint64, time.Time, error) {
+// campaign returns once this node holds key: its revision, when the
+// winning Create was sent, and the value it wrote (which the term renews).
+// It returns an error only when ctx ends or the bucket is gone.
+//
+// A Create whose answer was lost (timed out here) may have been applied:
+// the next attempt then finds the key existing. The key is read from the
+// stream's leader, and if it holds that attempt's value (its Term is this
+// campaign's alone) the attempt won, at the revision read, sent when it
+// was sent; before, the campaign waited for its own key to expire (a
+// stream lease with nobody running the stream).
+func (h *Hub) campaign(ctx context.Context, kv jetstream.KeyValue, key string) (uint64, time.Time, []byte, error) {
 	lease := h.cfg.streamLease()
 	var updates <-chan jetstream.KeyValueEntry
+	// unsure are the attempts since the last definite answer whose
+	// answers were lost: any one of them may have been applied.
+	type attempt struct {
+		val  []byte
+		sent time.Time
+	}
+	var unsure []attempt
 	for {
 		if updates == nil {
 			// Watch first, then Create: a delete after a failed Create
@@ -148,30 +169,60 @@ func (h *Hub) campaign(ctx context.Context, kv jetstream.KeyValue, key string) (
 				h.log.Debug("stream lease watch failed; retrying on a timer", "lease", key, "error", err)
 			}
 		}
-		sent := time.Now()
+		sent, val := time.Now(), h.leaseValue()
 		cctx, cancel := context.WithTimeout(ctx, lease/5)
-		rev, err := kv.Create(cctx, key, h.leaseValue())
+		rev, err := kv.Create(cctx, key, val)
 		cancel()
 		switch {
 		case err == nil:
-			return rev, sent, nil
+			return rev, sent, val, nil
 		case ctx.Err() != nil:
-			return 0, time.Time{}, ctx.Err()
+			return 0, time.Time{}, nil, ctx.Err()
 		case errors.Is(err, jetstream.ErrBucketNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
-			return 0, time.Time{}, err
-		case !errors.Is(err, jetstream.ErrKeyExists):
+			return 0, time.Time{}, nil, err
+		case errors.Is(err, jetstream.ErrKeyExists):
+			if len(unsure) == 0 {
+				break
+			}
+			rctx, cancel := context.WithTimeout(ctx, lease/5)
+			cur, gerr := h.leaderRead(rctx, kv.Bucket(), key)
+			cancel()
+			if gerr != nil && !errors.Is(gerr, jetstream.ErrKeyNotFound) {
+				break // ask again after the next attempt
+			}
+			for _, a := range unsure {
+				if gerr == nil && bytes.Equal(cur.Value(), a.val) {
+					h.log.Info("stream lease: a campaign whose answer was lost had won", "lease", key, "revision", cur.Revision())
+					return cur.Revision(), a.sent, a.val, nil
+				}
+			}
+			unsure = nil // another node's value, or none: they lost
+		default:
+			// Not answered, or not sent: it may have been applied all the
+			// same. An attempt older than a lease would have expired.
+			unsure = slices.DeleteFunc(unsure, func(a attempt) bool { return time.Since(a.sent) >= lease })
+			unsure = append(unsure, attempt{val, sent})
 			h.log.Debug("stream lease campaign failed; retrying", "lease", key, "error", err)
+			if timedOut(err) {
+				// Ask again now, not after waiting for a vacancy: if it
+				// was applied, this node holds the key and must renew it
+				// within the lease.
+				if streams.Sleep(ctx, rand.N(250*time.Millisecond)) != nil {
+					return 0, time.Time{}, nil, ctx.Err()
+				}
+				continue
+			}
 		}
 		vacant, closed := h.waitVacant(ctx, updates, lease/2)
 		if !vacant {
-			return 0, time.Time{}, ctx.Err()
+			return 0, time.Time{}, nil, ctx.Err()
 		}
 		if closed {
 			updates = nil // watch again
 		}
 		// Spread the followers' Creates a little; only one wins anyway.
 		if streams.Sleep(ctx, rand.N(250*time.Millisecond)) != nil {
-			return 0, time.Time{}, ctx.Err()
+			return 0, time.Time{}, nil, ctx.Err()
 		}
 	}
 }
@@ -199,10 +250,25 @@ func (h *Hub) waitVacant(ctx context.Context, updates <-chan jetstream.KeyValueE
 	}
 }
 
-// lead runs run while this node holds key at rev. It returns errLeaseLost
-// when the term ended with run's context (run has returned), or, after
-// run returned and the key was deleted, run's error (nil when ctx ended).
-func (h *Hub) lead(ctx context.Context, kv jetstream.KeyValue, key string, rev uint64, sent time.Time, run func(context.Context) error) error {
+// lead runs run while this node holds key at rev, written with val (sent
+// at sent). It returns errLeaseLost when the term ended with run's context
+// (run has returned), or, after run returned and the key was deleted,
+// run's error (nil when ctx ended).
+//
+// A renewal whose answer was lost (it timed out here) may have been
+// applied all the same: the next one is then refused for its revision.
+// That refusal alone ended the term, a needless handover and a pause of
+// the stream. Now the refused renewal reads the key from the stream's
+// leader: if it holds val, this term's value and no one else's, at a
+// revision after the one this node held, a renewal of this term was
+// applied, and its revision is adopted. The self-fence deadline then counts from the send time of
+// the first renewal whose outcome was unknown: the one applied was sent
+// no earlier, and the key expires a lease after it was stored, so that is
+// the latest deadline known safe. Another value, or none, ends the term as
+// before; a read that fails, or a key still at this node's revision (on a
+// replicated stream a write still in flight gets the same refusal), is a
+// renewal that failed: the deadline stays, and the next one asks again.
+func (h *Hub) lead(ctx context.Context, kv jetstream.KeyValue, key string, rev uint64, sent time.Time, val []byte, run func(context.Context) error) error {
 	lease := h.cfg.streamLease()
 	margin := h.cfg.selfFenceMargin()
 	// run's context ends with ctx (a graceful stop: a call to the target
@@ -231,7 +297,15 @@ func (h *Hub) lead(ctx context.Context, kv jetstream.KeyValue, key string, rev u
 	fenceAt := sent.Add(lease - margin)
 	fence := time.NewTimer(time.Until(fenceAt))
 	defer fence.Stop()
-	val := h.leaseValue()
+	// soon renews at once when the key was won by a Create whose answer
+	// was lost (campaign): its deadline may come before the first tick.
+	var soon <-chan time.Time
+	if time.Until(fenceAt) < lease/5 {
+		soon = time.After(0)
+	}
+	// unsure is the send time of the first renewal since the last one
+	// known applied whose outcome is unknown (zero: none).
+	var unsure time.Time
 	// stopping is ctx's Done until ctx ends; then run is winding down
 	// (its call under way has a grace) and the lease is still renewed,
 	// with a context that outlives ctx, until run returns: a follower
@@ -241,7 +315,7 @@ func (h *Hub) lead(ctx context.Context, kv jetstream.KeyValue, key string, rev u
 	for {
 		select {
 		case err := <-done:
-			h.release(kv, key, rev)
+			h.release(kv, key, rev, val)
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -251,32 +325,93 @@ func (h *Hub) lead(ctx context.Context, kv jetstream.KeyValue, key string, rev u
 			stopping = nil
 		case <-fence.C:
 			return end("could not renew before it could expire", "lastRenewalSent", fenceAt.Add(margin-lease))
-		case <-renew.C:
-			s := time.Now()
-			uctx, cancel := context.WithTimeout(rnctx, max(min(lease/5, time.Until(fenceAt)), time.Millisecond))
-			nrev, err := kv.Update(uctx, key, val, rev)
-			cancel()
-			switch {
-			case err == nil:
-				rev, fenceAt = nrev, s.Add(lease-margin)
-				fence.Reset(time.Until(fenceAt))
-			case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyExists),
-				errors.Is(err, jetstream.ErrKeyNotFound):
+		case <-soon:
+			soon = nil
+			renew.Reset(lease / 5)
+			if err := h.renewLease(rnctx, kv, key, val, &rev, &unsure, &fenceAt, fence); err != nil {
 				return end("another node holds it now", "error", err)
-			default:
-				h.log.Warn("stream lease renewal failed", "lease", key, "error", err)
+			}
+		case <-renew.C:
+			if err := h.renewLease(rnctx, kv, key, val, &rev, &unsure, &fenceAt, fence); err != nil {
+				return end("another node holds it now", "error", err)
 			}
 		}
 	}
 }
 
-// release deletes key if it is still at rev: a follower takes over at once.
-func (h *Hub) release(kv jetstream.KeyValue, key string, rev uint64) {
+// renewLease renews key, held at *rev with val, for lead (which documents
+// the rules), within ctx; it moves *rev, *unsure and *fenceAt (and fence
+// with it), and returns an error only when another node holds the key or
+// it is gone.
+func (h *Hub) renewLease(ctx context.Context, kv jetstream.KeyValue, key string, val []byte, rev *uint64, unsure, fenceAt *time.Time, fence *time.Timer) error {
+	lease, margin := h.cfg.streamLease(), h.cfg.selfFenceMargin()
+	budget := func() time.Duration { return max(min(lease/5, time.Until(*fenceAt)), time.Millisecond) }
+	s := time.Now()
+	uctx, cancel := context.WithTimeout(ctx, budget())
+	nrev, err := kv.Update(uctx, key, val, *rev)
+	cancel()
+	switch {
+	case err == nil:
+		*rev, *fenceAt, *unsure = nrev, s.Add(lease-margin), time.Time{}
+		fence.Reset(time.Until(*fenceAt))
+		return nil
+	case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyExists),
+		errors.Is(err, jetstream.ErrKeyNotFound):
+	default:
+		if unsure.IsZero() {
+			*unsure = s
+		}
+		h.log.Warn("stream lease renewal failed", "lease", key, "error", err)
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, budget())
+	cur, gerr := h.leaderRead(rctx, kv.Bucket(), key)
+	cancel()
+	switch {
+	case errors.Is(gerr, jetstream.ErrKeyNotFound):
+		return fmt.Errorf("%w; the key is gone", err)
+	case gerr != nil:
+		h.log.Warn("stream lease renewal refused and the key could not be read", "lease", key, "error", err, "readError", gerr)
+		return nil
+	case !bytes.Equal(cur.Value(), val):
+		return fmt.Errorf("%w; the key holds %s", err, cur.Value())
+	case cur.Revision() <= *rev:
+		// This term's value at this node's revision: the refusal was
+		// for a write still in flight (or the read is behind).
+		h.log.Warn("stream lease renewal refused while the key is still this node's", "lease", key, "error", err, "revision", cur.Revision())
+		return nil
+	}
+	h.log.Info("stream lease: a renewal whose answer was lost had been applied; carrying on", "lease", key, "revision", cur.Revision(), "was", *rev)
+	*rev = cur.Revision()
+	if at := unsure.Add(lease - margin); !unsure.IsZero() && at.After(*fenceAt) {
+		*fenceAt = at
+		fence.Reset(time.Until(at))
+	}
+	*unsure = time.Time{}
+	return nil
+}
+
+// release deletes key if it is still at rev, or still holds val (a
+// renewal whose answer was lost moved it on): a follower takes over at
+// once.
+func (h *Hub) release(kv jetstream.KeyValue, key string, rev uint64, val []byte) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.requestTimeout())
 	defer cancel()
-	if err := kv.Delete(ctx, key, jetstream.LastRevision(rev)); err != nil {
+	err := kv.Delete(ctx, key, jetstream.LastRevision(rev))
+	if isWrongSequence(err) {
+		if cur, gerr := h.leaderRead(ctx, kv.Bucket(), key); gerr == nil && bytes.Equal(cur.Value(), val) {
+			err = kv.Delete(ctx, key, jetstream.LastRevision(cur.Revision()))
+		}
+	}
+	if err != nil {
 		h.log.Warn("stream lease not released; it expires after streamLeaseSeconds", "lease", key, "error", err)
 		return
 	}
 	h.log.Info("stream lease released", "lease", key)
+}
+
+// timedOut reports whether a request's err is its answer not coming in
+// time: the request may have been applied.
+func timedOut(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
 }

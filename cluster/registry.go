@@ -34,8 +34,18 @@ type entry struct {
 }
 
 // stateJoining is an entry claimed at start whose node may not be
-// subscribed yet (announce makes it up).
+// subscribed yet (announce makes it up). It is written with a TTL of its
+// own, joinTTL, and refreshed while Start runs (keepJoining): a node that
+// dies while joining frees its byte within joinTTL, not leaseSeconds.
 const stateJoining = "joining"
+
+// joinTTL is how long a joining entry lives unless refreshed or made up:
+// nodeTimeoutMillis in whole seconds (a message TTL's unit), at least 1 s;
+// it is refreshed every heartbeatMillis, at least 3 times within it. A node
+// that dies while joining is thus gone within the time a host loss takes.
+func (c *Config) joinTTL() time.Duration {
+	return max(time.Second, (c.nodeTimeout() + time.Second - 1).Truncate(time.Second))
+}
 
 // peer is what this node knows of another (or itself).
 type peer struct {
@@ -197,7 +207,9 @@ func (h *Hub) apply(up jetstream.KeyValueEntry) {
 	if !p.present || p.e.State == "gone" {
 		h.signalGoneLocked()
 	}
-	mine := b == h.self && h.claimed && (!p.present || p.e.Inc != h.inc || p.e.State == "gone")
+	// Until Start made the entry up, announce judges a change of it
+	// (wentUp), not a fence.
+	mine := b == h.self && h.claimed && h.announced.Load() && (!p.present || p.e.Inc != h.inc || p.e.State == "gone")
 	seen := fmt.Sprintf("op %v, revision %d, incarnation %q (mine %q), state %q", up.Operation(), up.Revision(), p.e.Inc, h.inc, p.e.State)
 	claim := h.claims
 	h.mu.Unlock()
@@ -225,8 +237,11 @@ func (h *Hub) peer(b byte) *peer {
 
 // me is this node's registry value under incarnation inc: joining until
 // Start announced the node, up after.
-func (h *Hub) me(inc string) []byte {
-	b, _ := json.Marshal(entry{Name: h.cfg.Node.Name, Inc: inc, StartedAt: h.started.UnixMilli(), HTTP: h.http, State: h.state(), Renewed: time.Now().UnixMilli()})
+func (h *Hub) me(inc string) []byte { return h.value(inc, h.state()) }
+
+// value is this node's registry value under incarnation inc in state.
+func (h *Hub) value(inc, state string) []byte {
+	b, _ := json.Marshal(entry{Name: h.cfg.Node.Name, Inc: inc, StartedAt: h.started.UnixMilli(), HTTP: h.http, State: state, Renewed: time.Now().UnixMilli()})
 	return b
 }
 
@@ -237,6 +252,33 @@ func (h *Hub) state() string {
 	return stateJoining
 }
 
+// ttl is the TTL of this node's entry as written now: joinTTL while it is
+// joining, 0 (the bucket's, leaseSeconds) once up.
+func (h *Hub) ttl() time.Duration {
+	if h.announced.Load() {
+		return 0
+	}
+	return h.cfg.joinTTL()
+}
+
+// writeEntry writes val to key by compare-and-set against rev (kv.Update),
+// with a TTL of its own when ttl is not 0 (kv.Update takes none).
+func (h *Hub) writeEntry(ctx context.Context, key string, val []byte, rev uint64, ttl time.Duration) (uint64, error) {
+	if ttl == 0 {
+		return h.kv.Update(ctx, key, val, rev)
+	}
+	js, err := jetstream.New(h.ctl)
+	if err != nil {
+		return 0, err
+	}
+	ack, err := js.PublishMsg(ctx, &nats.Msg{Subject: "$KV." + h.kv.Bucket() + "." + key, Data: val},
+		jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(ttl))
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
+}
+
 // claim takes a node byte: the configured one, or with auto the first free
 // one from a hash of the node name. Bytes never held (or released) are
 // tried before bytes declared gone, so a fenced node usually finds its own
@@ -244,8 +286,12 @@ func (h *Hub) state() string {
 func (h *Hub) claim(ctx context.Context) error {
 	for {
 		err := h.claimOnce(ctx)
+		if err == nil {
+			h.keepJoining()
+			return nil
+		}
 		var final *finalError
-		if err == nil || errors.As(err, &final) {
+		if errors.As(err, &final) {
 			return err
 		}
 		// The registry's stream may still be electing its leader (a
@@ -301,7 +347,12 @@ func (h *Hub) claimOnce(ctx context.Context) error {
 // claimByte tries to own b by compare-and-set.
 func (h *Hub) claimByte(ctx context.Context, b byte, takeGone bool) (bool, error) {
 	key := nodeKey(b)
-	rev, err := h.kv.Create(ctx, key, h.me(h.incarnation()))
+	var opts []jetstream.KVCreateOpt
+	ttl := h.ttl()
+	if ttl != 0 {
+		opts = append(opts, jetstream.KeyTTL(ttl))
+	}
+	rev, err := h.kv.Create(ctx, key, h.me(h.incarnation()), opts...)
 	if err == nil {
 		h.own(b, rev)
 		return true, nil
@@ -341,7 +392,7 @@ func (h *Hub) claimByte(ctx context.Context, b byte, takeGone bool) (bool, error
 	if !take {
 		return false, nil
 	}
-	rev, err = h.kv.Update(ctx, key, h.me(h.incarnation()), cur.Revision())
+	rev, err = h.writeEntry(ctx, key, h.me(h.incarnation()), cur.Revision(), ttl)
 	if err != nil {
 		h.log.Debug("claiming node byte: the registry moved first", "node", hub.NodeHex(b), "revision", cur.Revision(), "error", err)
 		return false, nil // someone else moved first
@@ -364,7 +415,11 @@ func (e leaderEntry) Revision() uint64 { return e.rev }
 // a partition, answered an old revision for seconds (once for over a
 // minute), and every compare-and-set against it failed.
 func (h *Hub) leaderGet(ctx context.Context, key string) (leaderEntry, error) {
-	bucket := h.kv.Bucket()
+	return h.leaderRead(ctx, h.kv.Bucket(), key)
+}
+
+// leaderRead reads key of bucket from its stream's leader (leaderGet).
+func (h *Hub) leaderRead(ctx context.Context, bucket, key string) (leaderEntry, error) {
 	req, _ := json.Marshal(map[string]string{"last_by_subj": "$KV." + bucket + "." + key})
 	msg, err := h.ctl.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+bucket, req)
 	if err != nil {
@@ -391,8 +446,12 @@ func (h *Hub) leaderGet(ctx context.Context, key string) (leaderEntry, error) {
 		return leaderEntry{}, fmt.Errorf("registry: %s", r.Error.Description)
 	case r.Message == nil:
 		return leaderEntry{}, errors.New("registry: empty answer")
-	case strings.Contains(string(r.Message.Hdrs), "KV-Operation"):
-		return leaderEntry{}, jetstream.ErrKeyNotFound // deleted or purged
+	case strings.Contains(string(r.Message.Hdrs), "KV-Operation"),
+		strings.Contains(string(r.Message.Hdrs), jetstream.MarkerReasonHeader):
+		// Deleted or purged, or the server's marker of a value that
+		// expired (kept LimitMarkerTTL): nats.go's Get says "deleted"
+		// for both.
+		return leaderEntry{}, jetstream.ErrKeyNotFound
 	}
 	return leaderEntry{value: r.Message.Data, rev: r.Message.Seq}, nil
 }
@@ -597,9 +656,14 @@ func (h *Hub) stillMine(ctx context.Context, b byte, claim uint64, inc string) (
 	return true, nil
 }
 
+// isWrongSequence reports whether err is a compare-and-set refused for
+// its revision: 10071, or 10164, which a replicated stream answers
+// instead while another write of the key is in flight (nats.go's
+// ErrKeyExists and ErrKeyRevisionMismatch match both).
 func isWrongSequence(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // declareGone commits node b as gone. It reads the entry from the
@@ -892,28 +956,45 @@ func (h *Hub) step(name string) {
 // joining: the byte is held, and a peer answers a call on one of its ids
 // that finds no responders with 410 (the ids are an earlier
 // incarnation's: this one mints none before it is up).
+//
+// The joining entry lives joinTTL unless refreshed (keepJoining, stopped
+// here before the entry is written up). If it expired all the same (this
+// process was stalled for joinTTL, or the registry could not take the
+// refreshes), the byte was free meanwhile: announce creates the entry
+// again if it still is (peers answered 410 for the byte's ids meanwhile,
+// which is right: this incarnation minted none), and fails the start if
+// another node took it. A start never goes on with a byte another node
+// holds; and until announce succeeds, a change of this node's entry in
+// the registry does not fence it (apply): announce judges it.
 func (h *Hub) announce(ctx context.Context) error {
 	h.reachPeers(ctx)
-	h.announced.Store(true)
+	h.stopJoining()
 	for {
 		h.mu.RLock()
 		b, rev, inc := h.self, h.ownRev, h.inc
 		h.mu.RUnlock()
 		rctx, cancel := context.WithTimeout(ctx, h.cfg.requestTimeout())
-		nrev, err := h.kv.Update(rctx, nodeKey(b), h.me(inc), rev)
+		up := h.value(inc, "up")
+		nrev, err := h.kv.Update(rctx, nodeKey(b), up, rev)
 		if isWrongSequence(err) || errors.Is(err, jetstream.ErrKeyExists) {
-			// An earlier attempt whose answer was lost was applied, or a
-			// fence claimed the byte again meanwhile: go by the entry
-			// the stream's leader has.
-			var cur leaderEntry
-			if cur, err = h.leaderGet(rctx, nodeKey(b)); err == nil {
+			// An earlier attempt whose answer was lost was applied, or
+			// the joining entry expired (and another node may have
+			// claimed the byte): go by the entry the stream's leader has.
+			cur, gerr := h.leaderGet(rctx, nodeKey(b))
+			switch {
+			case errors.Is(gerr, jetstream.ErrKeyNotFound):
+				h.log.Warn("this node's joining entry expired before it went up; claiming the byte again", "node", hub.NodeHex(b))
+				nrev, err = h.kv.Create(rctx, nodeKey(b), up)
+			case gerr != nil:
+				err = gerr
+			default:
 				var e entry
 				_ = json.Unmarshal(cur.Value(), &e)
-				if e.Inc != h.incarnation() || e.State == "gone" {
+				if e.Inc != inc || e.State == "gone" {
 					cancel()
 					return fmt.Errorf("node byte %d was taken or declared gone during the start (incarnation %s, %s)", b, e.Inc, e.State)
 				}
-				nrev = cur.Revision()
+				nrev, err = cur.Revision(), nil
 				if e.State != "up" {
 					h.mu.Lock()
 					if h.ownRev == rev {
@@ -926,15 +1007,7 @@ func (h *Hub) announce(ctx context.Context) error {
 		}
 		cancel()
 		if err == nil {
-			h.mu.Lock()
-			if h.ownRev <= nrev {
-				h.ownRev, h.renewedAt = nrev, time.Now()
-			}
-			if p := h.peer(b); nrev >= p.rev && p.e.Inc == inc {
-				p.rev, p.e.State = nrev, "up"
-			}
-			h.mu.Unlock()
-			return nil
+			return h.wentUp(b, inc, nrev)
 		}
 		h.log.Debug("announcing the node failed; retrying", "error", err)
 		select {
@@ -943,6 +1016,111 @@ func (h *Hub) announce(ctx context.Context) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// wentUp records this node's entry up at rev, unless the watcher has
+// already seen it change since (another node's entry, gone, or removed):
+// then the start fails. From here on a change of the entry fences the
+// node (apply); announced is set under h.mu, which apply holds while it
+// judges, so no change falls between the two.
+func (h *Hub) wentUp(b byte, inc string, rev uint64) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p := h.peer(b)
+	if p.rev > rev && (!p.present || p.e.Inc != inc || p.e.State == "gone") {
+		return fmt.Errorf("node byte %d was taken or declared gone as this node went up (incarnation %q, %s)", b, p.e.Inc, p.e.State)
+	}
+	h.announced.Store(true)
+	if h.ownRev <= rev {
+		h.ownRev, h.renewedAt = rev, time.Now()
+	}
+	if rev >= p.rev {
+		p.rev, p.present = rev, true
+		p.e = entry{Name: h.cfg.Node.Name, Inc: inc, StartedAt: h.started.UnixMilli(), HTTP: h.http, State: "up"}
+	}
+	return nil
+}
+
+// keepJoining refreshes this node's joining entry every heartbeatMillis,
+// each time for joinTTL, by compare-and-set, until announce stops it or
+// the hub closes: a start held between its claim and announce (a slow
+// NATS, a loaded host) keeps its byte, while a process that died there
+// stops refreshing and its entry expires. A refresh whose answer was lost
+// but was applied is adopted (its revision read from the leader, as
+// stillMine does); an entry found expired or taken ends the refreshing,
+// and announce finds out.
+func (h *Hub) keepJoining() {
+	ctx, cancel := context.WithCancel(h.ctx)
+	done := make(chan struct{})
+	h.mu.Lock()
+	h.joinStop = func() { cancel(); <-done }
+	h.mu.Unlock()
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		defer close(done)
+		t := time.NewTicker(h.cfg.heartbeat())
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			h.step("join-refresh")
+			if ctx.Err() != nil || !h.refreshJoining(ctx) {
+				return
+			}
+		}
+	}()
+}
+
+// stopJoining stops keepJoining and waits for it.
+func (h *Hub) stopJoining() {
+	h.mu.Lock()
+	stop := h.joinStop
+	h.joinStop = nil
+	h.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// refreshJoining writes this node's joining entry again for joinTTL; it
+// reports whether refreshing should go on.
+func (h *Hub) refreshJoining(ctx context.Context) bool {
+	h.mu.RLock()
+	b, rev, inc := h.self, h.ownRev, h.inc
+	h.mu.RUnlock()
+	rctx, cancel := context.WithTimeout(ctx, h.cfg.requestTimeout())
+	defer cancel()
+	nrev, err := h.writeEntry(rctx, nodeKey(b), h.value(inc, stateJoining), rev, h.cfg.joinTTL())
+	if isWrongSequence(err) {
+		cur, gerr := h.leaderGet(rctx, nodeKey(b))
+		if gerr != nil && !errors.Is(gerr, jetstream.ErrKeyNotFound) {
+			h.log.Warn("refreshing this node's joining entry failed", "error", err, "readError", gerr)
+			return true
+		}
+		var e entry
+		if gerr == nil {
+			_ = json.Unmarshal(cur.Value(), &e)
+		}
+		if gerr != nil || e.Inc != inc || e.State != stateJoining || cur.Revision() <= rev {
+			h.log.Warn("this node's joining entry expired or was taken; the start will find out", "node", hub.NodeHex(b), "error", err)
+			return false
+		}
+		nrev, err = cur.Revision(), nil
+	}
+	if err != nil {
+		h.log.Warn("refreshing this node's joining entry failed", "error", err)
+		return true
+	}
+	h.mu.Lock()
+	if h.ownRev == rev {
+		h.ownRev = nrev
+	}
+	h.mu.Unlock()
+	return true
 }
 
 // reachPeers pings every live peer on its own subject, in parallel, until
