@@ -150,7 +150,8 @@ func holdAt(steps ...string) (hook func(string), reached <-chan struct{}, releas
 // leaseSeconds (an hour here), listed as joining.
 func TestClusterJoiningNodeDies(t *testing.T) {
 	url := startNATS(t)
-	px := newProxy(t, strings.TrimPrefix(url, "nats://"))
+	target := strings.TrimPrefix(url, "nats://")
+	px := newProxy(t, func() string { return target })
 	cfgs := joiningConfigs(url, "nats://"+px.addr())
 	hubs := startHubs(t, cfgs[:2])
 	a := hubs[0]
