@@ -191,15 +191,7 @@ func TestClusterStreamFailoverSQLite(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("WSGATE_TEST_STREAM_LEASE")); err == nil {
 		lease = v
 	}
-	db := filepath.Join(t.TempDir(), "app.db")
-	conn, err := sql.Open("sqlite", "file:"+db+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.Exec(`CREATE TABLE items(k INTEGER PRIMARY KEY, v TEXT)`); err != nil {
-		t.Fatal(err)
-	}
+	db, conn := itemsDB(t)
 	cfgs := embeddedConfigs(t, 3)
 	for i := range cfgs {
 		cfgs[i].StreamLeaseSeconds = lease
@@ -213,15 +205,7 @@ func TestClusterStreamFailoverSQLite(t *testing.T) {
 		c.OutboundQueueFrames, c.OutboundQueueBytes = 65536, 64<<20
 	})
 	phase("3 nodes up")
-	members := make([]*member, len(srvs))
-	for i, s := range srvs {
-		ws, id := dial(t, s)
-		if err := s.Hub().Join(context.Background(), "g", id); err != nil {
-			t.Fatal(err)
-		}
-		members[i] = &member{}
-		go members[i].read(ws)
-	}
+	members := joinMembers(t, srvs, "g")
 
 	// Rows go in every 5 ms until the end.
 	var inserted atomic.Int64
@@ -439,6 +423,39 @@ func TestClusterStreamFailoverSQLite(t *testing.T) {
 	<-writerDone
 	allReach(live)
 	phase(fmt.Sprintf("all %d rows reached", inserted.Load()))
+}
+
+// joinMembers connects a member to each of srvs, joins it to group and
+// starts its reader.
+func joinMembers(t *testing.T, srvs []*server.Server, group string) []*member {
+	t.Helper()
+	members := make([]*member, len(srvs))
+	for i, s := range srvs {
+		ws, id := dial(t, s)
+		if err := s.Hub().Join(context.Background(), group, id); err != nil {
+			t.Fatal(err)
+		}
+		members[i] = &member{}
+		go members[i].read(ws)
+	}
+	return members
+}
+
+// itemsDB makes a sqlite file with the table items(k, v) and returns its
+// path and a connection for the test's writes (closed at the end), which
+// commit without an fsync each (synchronous NORMAL).
+func itemsDB(t *testing.T) (string, *sql.DB) {
+	t.Helper()
+	db := filepath.Join(t.TempDir(), "app.db")
+	conn, err := sql.Open("sqlite", "file:"+db+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := conn.Exec(`CREATE TABLE items(k INTEGER PRIMARY KEY, v TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	return db, conn
 }
 
 // metricLines is the lines of a /metrics body that contain one of words,
