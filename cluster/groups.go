@@ -246,14 +246,15 @@ var _ hub.Pacer = (*Hub)(nil)
 // (subject .p, handlePace). NATS keeps one connection's messages in order,
 // so the question reaches a node after every message this node published
 // to the group before it; the node answers once those were handed to its
-// members and they are no longer backlogged, or after hub.PaceWait. A
-// node that does not answer is waited for requestTimeoutMillis more at
-// most; no responders (an older version) is not waited for.
+// members (within requestTimeoutMillis) and they are no longer
+// backlogged (within hub.PaceWait). A node that does not answer is waited
+// for requestTimeoutMillis more at most; no responders (an older
+// version) is not waited for.
 func (h *Hub) Pace(ctx context.Context, group string) {
-	ctx, cancel := context.WithTimeout(ctx, hub.PaceWait+h.cfg.requestTimeout())
+	ctx, cancel := context.WithTimeout(ctx, hub.PaceWait+2*h.cfg.requestTimeout())
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, b := range h.live() {
+	for _, b := range h.paceTargets() {
 		wg.Go(func() {
 			m := nats.NewMsg(h.subject(b, "p"))
 			m.Header.Set(hdrGroup, group)
@@ -264,9 +265,28 @@ func (h *Hub) Pace(ctx context.Context, group string) {
 	wg.Wait()
 }
 
+// paceTargets are the nodes Pace asks: every other node this one knows
+// of, up or not, and whatever the registry says of it now. A group
+// message reaches a node through its NATS interest, not through the
+// registry (whose view lags under load, or while a node renews late), and
+// asking a node that is not there costs nothing: no responders.
+func (h *Hub) paceTargets() []byte {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]byte, 0, len(h.peers))
+	for b := range h.peers {
+		if b != h.self {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
 // handlePace answers a publisher's Pace (subject .p) for this node's
 // members of the group: on a goroutine of its own, so that one stream's
-// wait does not hold another's answer, bounded by hub.PaceWait.
+// wait does not hold another's answer. The worker's backlog before the
+// question is waited for requestTimeoutMillis at most (a node behind is
+// not a member's fault, and excuses nobody), the members hub.PaceWait.
 func (h *Hub) handlePace(m *nats.Msg) {
 	group := m.Header.Get(hdrGroup)
 	h.interestMu.Lock()
@@ -278,7 +298,7 @@ func (h *Hub) handlePace(m *nats.Msg) {
 	}
 	go func() {
 		defer func() { _ = m.Respond(nil) }()
-		ctx, cancel := context.WithTimeout(h.ctx, hub.PaceWait)
+		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.requestTimeout())
 		defer cancel()
 		// The group's messages that came before this question are in its
 		// worker's channel (nats.go put them there, in order, before it
@@ -289,7 +309,7 @@ func (h *Hub) handlePace(m *nats.Msg) {
 		}
 		select {
 		case <-done:
-			h.mem.Pace(ctx, group)
+			h.mem.Pace(h.ctx, group) // bounded by hub.PaceWait
 		case <-ctx.Done():
 		}
 	}()

@@ -122,8 +122,9 @@ type Backlogger interface {
 type Pacer interface {
 	// Pace returns once every member of group, on every node, has been
 	// handed the messages this node published to the group before the
-	// call and is no longer Backlogged; or after PaceWait at most (a node
-	// that does not answer adds the cluster's request timeout). A member
+	// call and is no longer Backlogged; or after PaceWait at most (in a
+	// cluster, a node whose messages or answer are late adds up to twice
+	// the request timeout, and excuses nobody for that). A member
 	// still backlogged when a wait ends is excused: no Pace on its node
 	// waits for it again for PaceExcuse, so a stuck or hostile client
 	// delays the group's publisher by PaceWait at most once per
