@@ -33,10 +33,11 @@ func TestClusterStreamTakeoverPaced(t *testing.T) {
 // closed as a slow consumer nor timed out during the test). Its node
 // waits for it once, hub.PaceWait, then excuses it (hub.PaceExcuse); the
 // burst goes on for the others, who get every row, and the stuck member
-// skips rows as before. Its socket buffers take a few hundred rows
-// first; waited for at every step after that (the excuse turned off),
-// the members had only 713 of the rows when the test's 60 s wait ran
-// out.
+// skips rows as before. Its queue is filled before the rows come
+// (messages of 128 KB sent to it until its queue refuses one), so every
+// step of the burst finds it backlogged: waited for at every step (the
+// excuse turned off), the 125 steps would take 125 s, past the test's
+// 60 s wait.
 func TestClusterStreamPacedStuckMember(t *testing.T) {
 	pacedTakeover(t, true)
 }
@@ -47,12 +48,6 @@ func pacedTakeover(t *testing.T, stuck bool) {
 		queue   = 16
 	)
 	value := strings.Repeat("x", 1000)
-	if stuck {
-		// 16 MB in all: more than the stuck client's socket can hold (the
-		// server's send buffer grows to 4 MB, tcp_wmem), so its queue
-		// fills.
-		value = strings.Repeat("x", 16000)
-	}
 	db, conn := itemsDB(t)
 	stream := streams.Config{
 		Name:   "items",
@@ -83,6 +78,18 @@ func pacedTakeover(t *testing.T, stuck bool) {
 		if err := srvs[2].Hub().Join(context.Background(), "g", id); err != nil {
 			t.Fatal(err)
 		}
+		// Fill its socket buffers (the server's send buffer grows to a
+		// few MB) and then its queue.
+		big := hub.NewMessage([]byte(strings.Repeat("y", 128<<10)))
+		testenv.Eventually(t, 60*time.Second, func() error {
+			switch err := srvs[2].Hub().Send(context.Background(), id, big); {
+			case errors.Is(err, hub.ErrQueueFull):
+				return nil
+			case err != nil:
+				t.Fatalf("filling the stuck client: %v", err)
+			}
+			return errors.New("the stuck client's queue has room still")
+		})
 	}
 	insert := func(from, to int) {
 		t.Helper()
