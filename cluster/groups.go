@@ -242,8 +242,8 @@ func (h *Hub) mark(ctx context.Context, ch chan *nats.Msg) chan struct{} {
 var _ hub.Pacer = (*Hub)(nil)
 
 // Pace implements hub.Pacer: this node's members are waited for here,
-// and every other live node is asked at once over the data connection
-// (subject .p, handlePace). NATS keeps one connection's messages in order,
+// and every other node (paceTargets) is asked at once over the data
+// connection (subject .p, handlePace). NATS keeps one connection's messages in order,
 // so the question reaches a node after every message this node published
 // to the group before it; the node answers once those were handed to its
 // members (within requestTimeoutMillis) and they are no longer
