@@ -480,7 +480,9 @@ func (c *fdConn) opError(op string, err error) error {
 	}
 	var remote net.Addr
 	if m := c.more.Load(); m != nil {
+		c.mu.Lock() // RemoteAddr sets it under mu (found by -race: a write's error beside a read's)
 		remote = m.remote
+		c.mu.Unlock()
 	}
 	return &net.OpError{Op: op, Net: "tcp", Addr: remote, Err: err}
 }

@@ -124,13 +124,14 @@ type Pacer interface {
 	// handed the messages this node published to the group before the
 	// call and is no longer Backlogged; or after PaceWait at most (in a
 	// cluster, a node whose messages or answer are late adds up to twice
-	// the request timeout, and excuses nobody for that). A member
-	// still backlogged when a wait ends is excused: no Pace on its node
-	// waits for it again for PaceExcuse, so a stuck or hostile client
-	// delays the group's publisher by PaceWait at most once per
-	// PaceExcuse, and is skipped (then closed as a slow consumer) as
-	// before. Pace never fails: it only paces, and a publish stays at most
-	// once to each member.
+	// the request timeout, and excuses nobody for that). A member is
+	// excused when one Pace waited PaceWait for it, or the waits for it
+	// add up to PaceBudget within PaceExcuse: no Pace on its node waits
+	// for it for PaceExcuse then. So a stuck or hostile client (one that
+	// reads just before each wait ends, too) holds the group's publisher
+	// back PaceBudget at most per PaceExcuse, and is skipped (then closed
+	// as a slow consumer) as before. Pace never fails: it only paces, and
+	// a publish stays at most once to each member.
 	Pace(ctx context.Context, group string)
 }
 
@@ -138,9 +139,12 @@ type Pacer interface {
 const (
 	// PaceWait is the longest one Pace waits for a node's members.
 	PaceWait = time.Second
-	// PaceExcuse is how long a member that made a Pace wait PaceWait in
-	// vain is not waited for again.
+	// PaceExcuse is how long a member that used up PaceWait or
+	// PaceBudget is not waited for, and the window PaceBudget counts in.
 	PaceExcuse = 30 * time.Second
+	// PaceBudget is the most the waits for one member may add up to
+	// within PaceExcuse.
+	PaceBudget = 3 * time.Second
 )
 
 // Info is what GetConnection and the connection listing report.

@@ -85,7 +85,8 @@ type PacingPublisher interface {
 //     steps of half a member's queue, each after the members took in the
 //     step before (Pace): a member that keeps up with the steady rate
 //     keeps up with the burst too; a member that does not drain within
-//     hub.PaceWait is excused and skips records as above.
+//     hub.PaceWait (or hub.PaceBudget over several waits) is excused and
+//     skips records as above.
 type GroupTarget struct {
 	Group  string
 	Filter *Filter
