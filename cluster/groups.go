@@ -204,18 +204,11 @@ func (h *Hub) DrainGroups(ctx context.Context) {
 	wg.Wait()
 	dones := make([]chan struct{}, 0, len(h.workers))
 	for _, ch := range h.workers {
-		mark, done := &nats.Msg{}, make(chan struct{})
-		h.marks.Store(mark, done)
-		select {
-		case ch <- mark:
-			dones = append(dones, done)
-		case <-ctx.Done():
-			h.marks.Delete(mark)
+		done := h.mark(ctx, ch)
+		if done == nil {
 			return
-		case <-h.ctx.Done():
-			h.marks.Delete(mark)
-			return // the workers stopped
 		}
+		dones = append(dones, done)
 	}
 	h.step("drain-marks")
 	for _, done := range dones {
@@ -228,3 +221,99 @@ func (h *Hub) DrainGroups(ctx context.Context) {
 		}
 	}
 }
+
+// mark puts a mark in the worker channel ch and returns the channel its
+// worker closes when it reaches the mark: everything in ch before it has
+// then been handed to this node's members. nil when ctx ended or the
+// workers stopped first.
+func (h *Hub) mark(ctx context.Context, ch chan *nats.Msg) chan struct{} {
+	mark, done := &nats.Msg{}, make(chan struct{})
+	h.marks.Store(mark, done)
+	select {
+	case ch <- mark:
+		return done
+	case <-ctx.Done():
+	case <-h.ctx.Done(): // the workers stopped
+	}
+	h.marks.Delete(mark)
+	return nil
+}
+
+var _ hub.Pacer = (*Hub)(nil)
+
+// Pace implements hub.Pacer: this node's members are waited for here,
+// and every other node (paceTargets) is asked at once over the data
+// connection (subject .p, handlePace). NATS keeps one connection's messages in order,
+// so the question reaches a node after every message this node published
+// to the group before it; the node answers once those were handed to its
+// members (within requestTimeoutMillis) and they are no longer
+// backlogged (within hub.PaceWait). A node that does not answer is waited
+// for requestTimeoutMillis more at most; no responders (an older
+// version) is not waited for.
+func (h *Hub) Pace(ctx context.Context, group string) {
+	ctx, cancel := context.WithTimeout(ctx, hub.PaceWait+2*h.cfg.requestTimeout())
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, b := range h.paceTargets() {
+		wg.Go(func() {
+			m := nats.NewMsg(h.subject(b, "p"))
+			m.Header.Set(hdrGroup, group)
+			_, _ = h.data.RequestMsgWithContext(ctx, m) // best effort: pacing never fails a publish
+		})
+	}
+	h.mem.Pace(ctx, group)
+	wg.Wait()
+}
+
+// paceTargets are the nodes Pace asks: every other node this one knows
+// of, up or not, and whatever the registry says of it now. A group
+// message reaches a node through its NATS interest, not through the
+// registry (whose view lags under load, or while a node renews late), and
+// asking a node that is not there costs nothing: no responders.
+func (h *Hub) paceTargets() []byte {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]byte, 0, len(h.peers))
+	for b := range h.peers {
+		if b != h.self {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// handlePace answers a publisher's Pace (subject .p) for this node's
+// members of the group: on a goroutine of its own, so that one stream's
+// wait does not hold another's answer. The worker's backlog before the
+// question is waited for requestTimeoutMillis at most (a node behind is
+// not a member's fault, and excuses nobody), the members hub.PaceWait.
+func (h *Hub) handlePace(m *nats.Msg) {
+	group := m.Header.Get(hdrGroup)
+	h.interestMu.Lock()
+	_, subscribed := h.subs[group]
+	h.interestMu.Unlock()
+	if !subscribed {
+		_ = m.Respond(nil) // nothing of the group's came here
+		return
+	}
+	go func() {
+		defer func() { _ = m.Respond(nil) }()
+		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.requestTimeout())
+		defer cancel()
+		// The group's messages that came before this question are in its
+		// worker's channel (nats.go put them there, in order, before it
+		// handed this one to its callback).
+		done := h.mark(ctx, h.worker(group))
+		if done == nil {
+			return
+		}
+		select {
+		case <-done:
+			h.mem.Pace(h.ctx, group) // bounded by hub.PaceWait
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// PaceStats reports what Pace did for this node's members.
+func (h *Hub) PaceStats() hub.PaceStats { return h.mem.PaceStats() }

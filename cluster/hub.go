@@ -282,6 +282,11 @@ func (h *Hub) start(ctx context.Context, opts Options) error {
 	if _, err := h.data.Subscribe(h.subject(h.self, "d"), func(m *nats.Msg) { _ = m.Respond(nil) }); err != nil {
 		return err
 	}
+	// Answered once the group messages this node got before it were
+	// handed to its members and they have room (Pace).
+	if _, err := h.data.Subscribe(h.subject(h.self, "p"), h.handlePace); err != nil {
+		return err
+	}
 	if err := h.data.Flush(); err != nil {
 		return err
 	}

@@ -146,9 +146,15 @@ func groupClient(t *testing.T, s *server.Server) *client.Client {
 // in s's own registry.
 func dial(t *testing.T, s *server.Server) (*websocket.Conn, string) {
 	t.Helper()
+	return dialWith(t, s, websocket.DefaultDialer)
+}
+
+// dialWith is dial through d.
+func dialWith(t *testing.T, s *server.Server, d *websocket.Dialer) (*websocket.Conn, string) {
+	t.Helper()
 	before := map[string]bool{}
 	s.Hub().Each(func(c hub.Conn) bool { before[c.ID()] = true; return true })
-	ws, _, err := websocket.DefaultDialer.Dial(s.WebSocketURLs()[0], nil)
+	ws, _, err := d.Dial(s.WebSocketURLs()[0], nil)
 	if err != nil {
 		t.Fatal(err)
 	}

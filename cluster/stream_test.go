@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -174,32 +175,32 @@ func (m *member) longestGap(from, to time.Time) time.Duration {
 // runner started behind the leader's back (a stale leader) has its trim
 // refused by the epoch check and stops.
 //
-// The members' outbound queues are made large enough for every frame the
-// test sends (outboundQueueFrames 65536, 64 MiB): a group delivery to a
-// full queue is skipped by design (at most once past the hub,
-// streams.GroupTarget), and a takeover publishes the rows inserted since
-// the crash, a lease and more (600+ at 5 ms, 4+ s), in one burst. With
-// the default 256 frames a member on a node the burst reached through
-// NATS missed 20 rows in a row under load, and its node had skipped 20
-// deliveries (wsgate_group_deliveries_skipped_total; "has not received
-// row 606" was most likely this). The test is about the stream, so a skip
-// must not be possible here.
+// The members' outbound queues are the default 256 frames: a takeover
+// publishes the rows inserted since the crash, a lease and more of them
+// (hundreds), at once, and the group target paces that burst (hub.Pacer),
+// so no member skips a row. Before pacing, a member on a node the burst
+// reached through NATS missed 20 rows in a row under load and its node had
+// skipped 20 deliveries (wsgate_group_deliveries_skipped_total; "has not
+// received row 606"), and the test ran with queues of 65536 frames.
+//
+// A lease lost under load (an unplanned handover) is allowed for: a
+// watcher records every term, and the checks that hold for planned
+// handovers only (one node delivered; no duplicate in the graceful
+// handover) then check what holds for any (the nodes that ran delivered;
+// every row, in order).
 func TestClusterStreamFailoverSQLite(t *testing.T) {
 	began := time.Now()
 	phase := func(name string) { t.Logf("%v: %s", time.Since(began).Round(10*time.Millisecond), name) }
-	lease := 3 // seconds; WSGATE_TEST_STREAM_LEASE measures another
+	// A lease of 6 s: the leader stops when it could not renew for 4.2 s
+	// (selfFenceMargin). With 3 s (2.1 s) a loaded machine under -race
+	// lost the lease now and then; the watcher below tells such an
+	// unplanned handover, which the checks then allow for.
+	// WSGATE_TEST_STREAM_LEASE measures another lease.
+	lease := 6
 	if v, err := strconv.Atoi(os.Getenv("WSGATE_TEST_STREAM_LEASE")); err == nil {
 		lease = v
 	}
-	db := filepath.Join(t.TempDir(), "app.db")
-	conn, err := sql.Open("sqlite", "file:"+db+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.Exec(`CREATE TABLE items(k INTEGER PRIMARY KEY, v TEXT)`); err != nil {
-		t.Fatal(err)
-	}
+	db, conn := itemsDB(t)
 	cfgs := embeddedConfigs(t, 3)
 	for i := range cfgs {
 		cfgs[i].StreamLeaseSeconds = lease
@@ -210,18 +211,9 @@ func TestClusterStreamFailoverSQLite(t *testing.T) {
 			Source: streams.SourceConfig{Type: "sqlite", Path: db, Tables: []string{"items"}},
 			Target: streams.TargetConfig{Group: "g"},
 		}}
-		c.OutboundQueueFrames, c.OutboundQueueBytes = 65536, 64<<20
 	})
 	phase("3 nodes up")
-	members := make([]*member, len(srvs))
-	for i, s := range srvs {
-		ws, id := dial(t, s)
-		if err := s.Hub().Join(context.Background(), "g", id); err != nil {
-			t.Fatal(err)
-		}
-		members[i] = &member{}
-		go members[i].read(ws)
-	}
+	members := joinMembers(t, srvs, "g")
 
 	// Rows go in every 5 ms until the end.
 	var inserted atomic.Int64
@@ -301,6 +293,8 @@ func TestClusterStreamFailoverSQLite(t *testing.T) {
 		return leader
 	}
 
+	terms := watchTerms(t, srvs)
+
 	// One runner: its Delivered grows, the others' stay 0.
 	live := []int{0, 1, 2}
 	l1 := leaderOf(live)
@@ -314,9 +308,21 @@ func TestClusterStreamFailoverSQLite(t *testing.T) {
 		}
 		return nil
 	})
-	for i, s := range srvs {
-		if d := delivered(s); (i == l1) != (d > 0) {
-			t.Fatalf("n%d delivered %d; the leader is n%d", i+1, d, l1+1)
+	if ran := terms.nodes(); len(ran) > 1 {
+		// A term ended unplanned (the lease lost under load) and another
+		// began: the runners so far may have delivered, no other node.
+		t.Logf("unplanned handover before the checks: terms %s", terms)
+		l1 = leaderOf(live)
+		for i, s := range srvs {
+			if d := delivered(s); d > 0 && !ran[i] {
+				t.Fatalf("n%d delivered %d and never ran the stream (terms %s)", i+1, d, terms)
+			}
+		}
+	} else {
+		for i, s := range srvs {
+			if d := delivered(s); (i == l1) != (d > 0) {
+				t.Fatalf("n%d delivered %d; the leader is n%d", i+1, d, l1+1)
+			}
 		}
 	}
 	// Followers are ready (their stream is stopped on purpose), and the
@@ -334,15 +340,21 @@ func TestClusterStreamFailoverSQLite(t *testing.T) {
 			t.Fatalf("n%d /metrics: want %s in\n%s", i+1, want, grepLines(body, "wsgate_stream_"))
 		}
 	}
+	// @streams asks every node; under load the leader's answer can miss
+	// the request's time (then the stream shows without a leader), so
+	// the follower is asked until it names the leader.
 	follower := srvs[(l1+1)%3]
-	resp, body := signedGet(t, follower, "/@streams")
-	var sj server.StreamsJSON
-	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &sj) != nil || len(sj.Streams) != 1 {
-		t.Fatalf("@streams from a follower: %d %s", resp.StatusCode, body)
-	}
-	if got := sj.Streams[0]; got.Leader == nil || got.Leader.Name != cfgs[l1].Node.Name || got.Delivered == 0 || got.SourceID == "" {
-		t.Fatalf("@streams from a follower: %s, want the leader n%d with its figures", body, l1+1)
-	}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		resp, body := signedGet(t, follower, "/@streams")
+		var sj server.StreamsJSON
+		if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &sj) != nil || len(sj.Streams) != 1 {
+			return fmt.Errorf("@streams from a follower: %d %s", resp.StatusCode, body)
+		}
+		if got := sj.Streams[0]; got.Leader == nil || got.Leader.Name != cfgs[l1].Node.Name || got.Delivered == 0 || got.SourceID == "" {
+			return fmt.Errorf("@streams from a follower: %s, want the leader n%d with its figures", body, l1+1)
+		}
+		return nil
+	})
 
 	phase("one runner")
 	// Graceful handover (rebalancing): the leader's config drops the
@@ -352,6 +364,7 @@ func TestClusterStreamFailoverSQLite(t *testing.T) {
 		dupsBefore[i], _ = members[i].duplicates()
 	}
 	handover := time.Now()
+	termsBefore := terms.count()
 	cfg := srvs[l1].Config()
 	cfg.Streams = nil
 	if _, err := srvs[l1].Reload(cfg); err != nil {
@@ -361,9 +374,22 @@ func TestClusterStreamFailoverSQLite(t *testing.T) {
 	l2 := leaderOf(candidates)
 	tookOver := time.Now()
 	allReach(live)
+	// A graceful handover delivers no row twice; a term that ended
+	// unplanned meanwhile may (at least once), and then only the order
+	// and allReach's no loss are checked.
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if terms.count() == termsBefore {
+			return fmt.Errorf("the watcher has not seen n%d's term yet: %s", l2+1, terms)
+		}
+		return nil
+	})
+	strict := terms.count() == termsBefore+1
+	if !strict {
+		t.Logf("unplanned handover during the graceful one: terms %s; duplicates allowed", terms)
+	}
 	for _, i := range live {
-		if d, ordered := members[i].duplicates(); d != dupsBefore[i] || !ordered {
-			t.Fatalf("member on n%d after the graceful handover: %d duplicates (%d before), in order %v", i+1, d, dupsBefore[i], ordered)
+		if d, ordered := members[i].duplicates(); (strict && d != dupsBefore[i]) || !ordered {
+			t.Fatalf("member on n%d after the graceful handover: %d duplicates (%d before), in order %v; terms %s", i+1, d, dupsBefore[i], ordered, terms)
 		}
 	}
 
@@ -439,6 +465,103 @@ func TestClusterStreamFailoverSQLite(t *testing.T) {
 	<-writerDone
 	allReach(live)
 	phase(fmt.Sprintf("all %d rows reached", inserted.Load()))
+}
+
+// terms records the terms of a stream's runners as a test sees them:
+// each time a node's stream leaves StateStopped (Running or Retrying: a
+// restart within a term stays in it), polled every 10 ms. A term ends
+// with the lease (Lease's run returns), so an unplanned handover (a
+// lease lost) shows as a term the test did not cause.
+type terms struct {
+	mu  sync.Mutex
+	log []string // "n2@1.23s"
+	ran map[int]bool
+}
+
+// watchTerms watches the stream "items" of srvs until the test ends.
+func watchTerms(t *testing.T, srvs []*server.Server) *terms {
+	w := &terms{ran: map[int]bool{}}
+	stop, done := make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { close(stop); <-done })
+	began := time.Now()
+	go func() {
+		defer close(done)
+		in := make([]bool, len(srvs))
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			for i, s := range srvs {
+				st, ok := s.StreamStatus()["items"]
+				now := ok && st.State != streams.StateStopped
+				if now && !in[i] {
+					w.mu.Lock()
+					w.log = append(w.log, fmt.Sprintf("n%d@%v", i+1, time.Since(began).Round(10*time.Millisecond)))
+					w.ran[i] = true
+					w.mu.Unlock()
+				}
+				in[i] = now
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return w
+}
+
+// count is the number of terms so far.
+func (w *terms) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.log)
+}
+
+// nodes are the nodes that ran a term so far.
+func (w *terms) nodes() map[int]bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return maps.Clone(w.ran)
+}
+
+func (w *terms) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return fmt.Sprint(w.log)
+}
+
+// joinMembers connects a member to each of srvs, joins it to group and
+// starts its reader.
+func joinMembers(t *testing.T, srvs []*server.Server, group string) []*member {
+	t.Helper()
+	members := make([]*member, len(srvs))
+	for i, s := range srvs {
+		ws, id := dial(t, s)
+		if err := s.Hub().Join(context.Background(), group, id); err != nil {
+			t.Fatal(err)
+		}
+		members[i] = &member{}
+		go members[i].read(ws)
+	}
+	return members
+}
+
+// itemsDB makes a sqlite file with the table items(k, v) and returns its
+// path and a connection for the test's writes (closed at the end), which
+// commit without an fsync each (synchronous NORMAL).
+func itemsDB(t *testing.T) (string, *sql.DB) {
+	t.Helper()
+	db := filepath.Join(t.TempDir(), "app.db")
+	conn, err := sql.Open("sqlite", "file:"+db+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := conn.Exec(`CREATE TABLE items(k INTEGER PRIMARY KEY, v TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	return db, conn
 }
 
 // metricLines is the lines of a /metrics body that contain one of words,

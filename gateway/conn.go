@@ -93,7 +93,7 @@ const (
 	stateClosed
 )
 
-var _ hub.Conn = (*conn)(nil)
+var _ hub.Backlogger = (*conn)(nil)
 
 func (c *conn) ID() string { return c.s.connectionID }
 
@@ -186,6 +186,20 @@ func (c *conn) fullLocked(n int) bool {
 	cfg := &c.gw.current().cfg // limits apply as reloaded
 	return frames >= cfg.OutboundQueueFrames ||
 		c.queued+c.flightBytes+n > cfg.OutboundQueueBytes
+}
+
+// Backlogged implements hub.Backlogger: more than half of
+// outboundQueueFrames or outboundQueueBytes is taken by frames not yet
+// written, and the connection is open.
+func (c *conn) Backlogged() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateOpen {
+		return false
+	}
+	cfg := &c.gw.current().cfg
+	return len(c.queue)+c.flight > cfg.OutboundQueueFrames/2 ||
+		c.queued+c.flightBytes > cfg.OutboundQueueBytes/2
 }
 
 // writeOrQueueLocked writes frame inline when inline is allowed and the

@@ -478,9 +478,13 @@ func (c *fdConn) opError(op string, err error) error {
 	if err == nil || err == io.EOF {
 		return err
 	}
+	// Made from peer (set at accept, never changed), not read from
+	// more.remote: RemoteAddr sets that under mu, which callers of
+	// opError may hold (setDeadline), and an unlocked read raced with
+	// it (-race: a writer's error beside a reader's RemoteAddr).
 	var remote net.Addr
-	if m := c.more.Load(); m != nil {
-		remote = m.remote
+	if c.peer.IsValid() {
+		remote = sockaddrToTCP(peerSockaddr(c.peer, c.zone))
 	}
 	return &net.OpError{Op: op, Net: "tcp", Addr: remote, Err: err}
 }

@@ -103,6 +103,50 @@ type BlockSender interface {
 	SendBlock(members []Conn, m *Message) Delivery
 }
 
+// Backlogger is a Conn that tells whether its outbound queue is more
+// than half taken. Pace waits for such members.
+type Backlogger interface {
+	Conn
+	// Backlogged reports whether more than half of the connection's
+	// outbound queue bound (frames or bytes) is taken by frames not yet
+	// written. A connection that is closing is not backlogged: there is
+	// nothing to wait for.
+	Backlogged() bool
+}
+
+// Pacer is a Router that can hold a publisher of many messages (a change
+// stream catching up) back until a group's members have taken in what it
+// sent them, so that a burst does not overflow queues that cope with the
+// steady rate. The gateway's hubs implement it; a change stream's group
+// target calls Pace after every half queue of records.
+type Pacer interface {
+	// Pace returns once every member of group, on every node, has been
+	// handed the messages this node published to the group before the
+	// call and is no longer Backlogged; or after PaceWait at most (in a
+	// cluster, a node whose messages or answer are late adds up to twice
+	// the request timeout, and excuses nobody for that). A member is
+	// excused when one Pace waited PaceWait for it, or the waits for it
+	// add up to PaceBudget within PaceExcuse: no Pace on its node waits
+	// for it for PaceExcuse then. So a stuck or hostile client (one that
+	// reads just before each wait ends, too) holds the group's publisher
+	// back PaceBudget at most per PaceExcuse, and is skipped (then closed
+	// as a slow consumer) as before. Pace never fails: it only paces, and
+	// a publish stays at most once to each member.
+	Pace(ctx context.Context, group string)
+}
+
+// Bounds of Pace.
+const (
+	// PaceWait is the longest one Pace waits for a node's members.
+	PaceWait = time.Second
+	// PaceExcuse is how long a member that used up PaceWait or
+	// PaceBudget is not waited for, and the window PaceBudget counts in.
+	PaceExcuse = 30 * time.Second
+	// PaceBudget is the most the waits for one member may add up to
+	// within PaceExcuse.
+	PaceBudget = 3 * time.Second
+)
+
 // Info is what GetConnection and the connection listing report.
 type Info struct {
 	ConnectionID string    `json:"connectionId"`

@@ -28,6 +28,8 @@ type Memory struct {
 
 	node byte
 	name string
+
+	pace paceState
 }
 
 // Limits bound what clients can make a Memory hub hold. A zero field takes
@@ -88,7 +90,10 @@ type group struct {
 	shared bool         // a publish may hold order[:len(order)]
 }
 
-var _ Hub = (*Memory)(nil)
+var (
+	_ Hub   = (*Memory)(nil)
+	_ Pacer = (*Memory)(nil)
+)
 
 // NewMemory returns an empty in-process Hub with limits l.
 func NewMemory(l Limits) *Memory {

@@ -650,7 +650,7 @@ func (s *Server) buildStream(cfg *Config, sc streams.Config, fns *integration.Fu
 // target's integration, which it builds.
 func (s *Server) buildTarget(cfg *Config, st *stream, sc streams.Config, fns *integration.Functions, log *slog.Logger) error {
 	if sc.Target.Group != "" {
-		st.handler = streams.NewGroupTarget(sc.Target, publisher{s.hub})
+		st.handler = streams.NewGroupTarget(sc.Target, publisher{h: s.hub, cfg: &s.cur})
 		return nil
 	}
 	env := s.integrationEnv(cfg, log)
@@ -676,12 +676,34 @@ func (st *stream) close() {
 }
 
 // publisher adapts the hub to the streams' group target.
-type publisher struct{ h hub.Hub }
+type publisher struct {
+	h   hub.Hub
+	cfg *atomic.Pointer[Config] // the config in force, for PaceEvery
+}
 
 var (
 	_ streams.CountingPublisher = publisher{}
 	_ streams.FlushingPublisher = publisher{}
+	_ streams.PacingPublisher   = publisher{}
 )
+
+// PaceEvery is half the outbound queue bound in force (frames, and
+// bytes less a WebSocket header's 10 per frame), the step a burst goes
+// out in: a member with at most half its queue taken (hub.Backlogger)
+// takes a whole step.
+func (p publisher) PaceEvery() (records, bytes int) {
+	c := p.cfg.Load()
+	records = max(c.OutboundQueueFrames/2, 1)
+	return records, max(c.OutboundQueueBytes/2-10*records, c.OutboundQueueBytes/4)
+}
+
+// Pace holds a burst back until the group's members took in the step
+// before (hub.Pacer), bounded by hub.PaceWait.
+func (p publisher) Pace(ctx context.Context, group string) {
+	if pc, ok := p.h.(hub.Pacer); ok {
+		pc.Pace(ctx, group)
+	}
+}
 
 // Flush waits until a cluster hub's NATS connection took every group
 // message published so far; the memory hub has nothing to wait for.

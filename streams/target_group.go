@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/wsgate/wsgate/eventfilter"
@@ -38,6 +39,24 @@ type FlushingPublisher interface {
 	Flush(ctx context.Context) error
 }
 
+// PacingPublisher is a Publisher that can hold a burst back (the gateway's
+// hubs, hub.Pacer): a stream catching up after a takeover or a restart
+// publishes its backlog as fast as it reads it, faster than members'
+// sockets drain, and a member whose outbound queue fills skips records.
+// GroupTarget calls Pace each time it has published PaceEvery's records
+// or bytes since the last call, so no member is sent more than that
+// between two waits.
+type PacingPublisher interface {
+	Publisher
+	// PaceEvery is how many records, and how many bytes of their JSON, may
+	// be published before Pace is called again (half a member's outbound
+	// queue). A value <= 0 turns pacing off.
+	PaceEvery() (records, bytes int)
+	// Pace returns once the group's members took in what was published to
+	// them, within a bound (hub.Pacer); it never fails.
+	Pace(ctx context.Context, group string)
+}
+
 // GroupTarget publishes each record that passes Filter and Criteria, as
 // the JSON of one DynamoDB stream record (what json.Marshal of an
 // events.DynamoDBEventRecord gives), to Group.
@@ -62,6 +81,12 @@ type FlushingPublisher interface {
 //     publish. In a cluster the publish goes to this node's members and
 //     to NATS (for the other nodes' members), and the batch is accepted
 //     only once NATS took it (FlushingPublisher).
+//   - With a PacingPublisher, a burst (a backlog caught up) goes out in
+//     steps of half a member's queue, each after the members took in the
+//     step before (Pace): a member that keeps up with the steady rate
+//     keeps up with the burst too; a member that does not drain within
+//     hub.PaceWait (or hub.PaceBudget over several waits) is excused and
+//     skips records as above.
 type GroupTarget struct {
 	Group  string
 	Filter *Filter
@@ -76,6 +101,11 @@ type GroupTarget struct {
 	stats struct {
 		published, filtered, queued, skipped, noSubscribers atomic.Int64
 	}
+
+	// Records and bytes published since the last Pace (PacingPublisher),
+	// over every shard.
+	paceMu                sync.Mutex
+	unpaced, unpacedBytes int
 }
 
 // GroupStats counts what a GroupTarget did.
@@ -136,6 +166,9 @@ func (t *GroupTarget) Handle(ctx context.Context, shard string, recs []Record) e
 			t.stats.filtered.Add(1)
 			continue
 		}
+		if pp, ok := t.Publisher.(PacingPublisher); ok && t.due(pp, len(data)) {
+			pp.Pace(ctx, t.Group)
+		}
 		cp, counted := t.Publisher.(CountingPublisher)
 		var queued, skipped int
 		if counted {
@@ -162,4 +195,24 @@ func (t *GroupTarget) Handle(ctx context.Context, shard string, recs []Record) e
 		}
 	}
 	return nil
+}
+
+// due counts a record of n bytes about to be published and reports
+// whether Pace is due before it: it would take the records or bytes
+// published since the last Pace past PaceEvery's (it then starts the
+// count again, with itself). A record larger than the bytes goes alone.
+func (t *GroupTarget) due(pp PacingPublisher, n int) bool {
+	recs, bytes := pp.PaceEvery()
+	if recs <= 0 || bytes <= 0 {
+		return false
+	}
+	t.paceMu.Lock()
+	defer t.paceMu.Unlock()
+	if t.unpaced > 0 && (t.unpaced >= recs || t.unpacedBytes+n > bytes) {
+		t.unpaced, t.unpacedBytes = 1, n
+		return true
+	}
+	t.unpaced++
+	t.unpacedBytes += n
+	return false
 }

@@ -504,3 +504,81 @@ func TestGroupTargetFilterCriteria(t *testing.T) {
 		t.Fatalf("Validate: %v", err)
 	}
 }
+
+// pacer is a PacingPublisher that records, for each Pace, how many
+// records and bytes were published since the one before.
+type pacer struct {
+	groupRecorder
+	recs, bytes int
+	n, b        int   // since the last Pace
+	steps       []int // records between Paces
+	stepBytes   []int
+}
+
+func (p *pacer) PaceEvery() (int, int) { return p.recs, p.bytes }
+
+func (p *pacer) Pace(_ context.Context, group string) {
+	if group != "orders" {
+		panic(group)
+	}
+	p.steps, p.stepBytes = append(p.steps, p.n), append(p.stepBytes, p.b)
+	p.n, p.b = 0, 0
+}
+
+func (p *pacer) PublishCounted(ctx context.Context, group string, data []byte) (int, int, error) {
+	p.n++
+	p.b += len(data)
+	return p.groupRecorder.PublishCounted(ctx, group, data)
+}
+
+// TestGroupTargetPaces: a group target with a PacingPublisher publishes in
+// steps of PaceEvery's records or bytes, whichever comes first, counted
+// across Handle calls; a record larger than the bytes goes alone; 0
+// turns pacing off.
+func TestGroupTargetPaces(t *testing.T) {
+	size := len(mustJSON(t, records(100, 1)[0])) // every record from 100 to 999 has this size
+	for _, tc := range []struct {
+		name        string
+		recs, bytes int
+		batches     []int // records per Handle call
+		steps       []int
+	}{
+		{name: "records", recs: 4, bytes: 1 << 20, batches: []int{10}, steps: []int{4, 4}},
+		{name: "across calls", recs: 4, bytes: 1 << 20, batches: []int{3, 3, 3}, steps: []int{4, 4}},
+		{name: "bytes", recs: 100, bytes: 3*size + size/2, batches: []int{10}, steps: []int{3, 3, 3}},
+		{name: "record larger than the bytes", recs: 100, bytes: size / 2, batches: []int{3}, steps: []int{1, 1}},
+		{name: "off", recs: 0, bytes: 1 << 20, batches: []int{10}, steps: nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &pacer{recs: tc.recs, bytes: tc.bytes}
+			g := NewGroupTarget(TargetConfig{Group: "orders"}, p)
+			first := 100
+			for _, n := range tc.batches {
+				if err := g.Handle(context.Background(), "s", records(first, n)); err != nil {
+					t.Fatal(err)
+				}
+				first += n
+			}
+			if !slices.Equal(p.steps, tc.steps) {
+				t.Fatalf("records between paces %v, want %v", p.steps, tc.steps)
+			}
+			for _, b := range p.stepBytes {
+				if b > tc.bytes && b > size {
+					t.Fatalf("a step of %d bytes, past %d", b, tc.bytes)
+				}
+			}
+			if got := len(p.got); got != first-100 {
+				t.Fatalf("published %d records, want %d", got, first-100)
+			}
+		})
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
