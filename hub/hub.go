@@ -130,7 +130,8 @@ type Pacer interface {
 	// for it for PaceExcuse then. So a stuck or hostile client (one that
 	// reads just before each wait ends, too) holds the group's publisher
 	// back PaceBudget at most per PaceExcuse, and is skipped (then closed
-	// as a slow consumer) as before. Pace never fails: it only paces, and
+	// as a slow consumer) as before; many such clients, PaceGroupBudget
+	// at most per PaceExcuse on each node. Pace never fails: it only paces, and
 	// a publish stays at most once to each member.
 	Pace(ctx context.Context, group string)
 }
@@ -145,6 +146,12 @@ const (
 	// PaceBudget is the most the waits for one member may add up to
 	// within PaceExcuse.
 	PaceBudget = 3 * time.Second
+	// PaceGroupBudget is the most one node's waits for a group's members,
+	// whichever they are, may add up to within PaceExcuse; past it the
+	// group is not waited for on that node during PaceExcuse. Many
+	// clients that each use their own PaceBudget in turn hold a stream
+	// back no longer than this.
+	PaceGroupBudget = 10 * time.Second
 )
 
 // Info is what GetConnection and the connection listing report.

@@ -13,6 +13,8 @@ import (
 type paceState struct {
 	mu      sync.Mutex
 	members map[Conn]*paceDebt
+	groups  map[string]*paceDebt // the same account for a group as a whole (PaceGroupBudget)
+	pruned  time.Time            // when accounts that are over were last let go
 
 	waits, excused atomic.Int64
 }
@@ -66,9 +68,13 @@ func (h *Memory) Pace(ctx context.Context, name string) {
 		deadline time.Time
 	}
 	var wait []waiting
+	gallow := h.pace.groupAllowance(name, start)
+	if gallow <= 0 {
+		return
+	}
 	for _, c := range g.snapshot() {
 		if b, ok := c.(Backlogger); ok && b.Backlogged() {
-			if allow := h.pace.allowance(c, start); allow > 0 {
+			if allow := min(h.pace.allowance(c, start), gallow); allow > 0 {
 				wait = append(wait, waiting{b, start.Add(allow)})
 			}
 		}
@@ -77,6 +83,7 @@ func (h *Memory) Pace(ctx context.Context, name string) {
 		return
 	}
 	h.pace.waits.Add(1)
+	defer func() { h.pace.chargeGroup(name, time.Since(start), time.Now()) }()
 	t := time.NewTimer(paceFirst)
 	defer t.Stop()
 	for d := paceFirst; ; d = min(2*d, pacePoll) {
@@ -118,14 +125,85 @@ func (h *Memory) Pace(ctx context.Context, name string) {
 func (p *paceState) allowance(c Conn, now time.Time) time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	d := p.members[c]
+	return p.members[c].allowance(now, PaceBudget)
+}
+
+// groupAllowance is how long Pace may wait for group name's members from
+// now: 0 while the group is excused, else what is left of its
+// PaceGroupBudget, PaceWait at most.
+func (p *paceState) groupAllowance(name string, now time.Time) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.groups[name].allowance(now, PaceGroupBudget)
+}
+
+// allowance is what is left of budget on account d at now (PaceWait at
+// most; 0 while excused). A nil account has all of it.
+func (d *paceDebt) allowance(now time.Time, budget time.Duration) time.Duration {
 	switch {
 	case d == nil || !now.Before(d.since.Add(PaceExcuse)) && !now.Before(d.excusedUntil):
 		return PaceWait // no account, or its window and excuse are over
 	case now.Before(d.excusedUntil):
 		return 0
 	default:
-		return min(PaceWait, PaceBudget-d.waited)
+		return min(PaceWait, budget-d.waited)
+	}
+}
+
+// over reports whether account d's window and excuse are both over at now.
+func (d *paceDebt) over(now time.Time) bool {
+	return !now.Before(d.since.Add(PaceExcuse)) && !now.Before(d.excusedUntil)
+}
+
+// add charges waited to d at now; true when d is excused by it (excuse,
+// or budget reached).
+func (d *paceDebt) add(waited time.Duration, now time.Time, budget time.Duration, excuse bool) bool {
+	d.waited += waited
+	if excuse || d.waited >= budget {
+		d.since, d.excusedUntil, d.waited = now, now.Add(PaceExcuse), 0
+		return true
+	}
+	return false
+}
+
+// prune lets go of the accounts whose window and excuse are over (closed
+// connections and groups gone with them), at most once a second: a Pace
+// that charges many members walks the accounts once, not once each.
+func (p *paceState) prune(now time.Time) {
+	if now.Sub(p.pruned) < time.Second {
+		return
+	}
+	p.pruned = now
+	for m, d := range p.members {
+		if d.over(now) {
+			delete(p.members, m)
+		}
+	}
+	for g, d := range p.groups {
+		if d.over(now) {
+			delete(p.groups, g)
+		}
+	}
+}
+
+// chargeGroup adds the wall time one Pace waited for group name's members
+// to its account: a group whose waits add up to PaceGroupBudget within
+// PaceExcuse is not waited for, whichever members it waits for, during
+// PaceExcuse.
+func (p *paceState) chargeGroup(name string, waited time.Duration, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.groups == nil {
+		p.groups = map[string]*paceDebt{}
+	}
+	p.prune(now)
+	d := p.groups[name]
+	if d == nil {
+		d = &paceDebt{since: now.Add(-waited)}
+		p.groups[name] = d
+	}
+	if d.add(waited, now, PaceGroupBudget, false) {
+		p.excused.Add(1)
 	}
 }
 
@@ -139,19 +217,13 @@ func (p *paceState) charge(c Conn, waited time.Duration, now time.Time, excuse b
 	if p.members == nil {
 		p.members = map[Conn]*paceDebt{}
 	}
-	for m, d := range p.members {
-		if !now.Before(d.since.Add(PaceExcuse)) && !now.Before(d.excusedUntil) {
-			delete(p.members, m)
-		}
-	}
+	p.prune(now)
 	d := p.members[c]
-	if d == nil {
+	if d == nil || d.over(now) {
 		d = &paceDebt{since: now.Add(-waited)}
 		p.members[c] = d
 	}
-	d.waited += waited
-	if excuse || d.waited >= PaceBudget {
-		d.since, d.excusedUntil, d.waited = now, now.Add(PaceExcuse), 0
+	if d.add(waited, now, PaceBudget, excuse) {
 		p.excused.Add(1)
 	}
 }

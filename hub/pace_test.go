@@ -147,3 +147,41 @@ func TestPaceBudget(t *testing.T) {
 		t.Fatalf("b after a whole PaceWait: allowance %v, excused %d", got, p.excused.Load())
 	}
 }
+
+// TestPaceGroupBudget: many members that each use their own budget in
+// turn hold a group back PaceGroupBudget at most per PaceExcuse: once a
+// group's waits add up to it, Pace waits for none of its members (a fresh
+// one included) until PaceExcuse has passed; another group is not
+// touched.
+func TestPaceGroupBudget(t *testing.T) {
+	var p paceState
+	t0 := time.Unix(1000, 0)
+	at := t0
+	n := int(PaceGroupBudget / PaceWait)
+	for i := range n {
+		c := &testConn{id: string(rune('a' + i))}
+		if got := min(p.allowance(c, at), p.groupAllowance("g", at)); got != PaceWait {
+			t.Fatalf("member %d: allowance %v before the group's budget is used", i, got)
+		}
+		at = at.Add(PaceWait)
+		p.charge(c, PaceWait, at, true) // each excused in turn
+		p.chargeGroup("g", PaceWait, at)
+	}
+	if got := p.groupAllowance("g", at); got != 0 {
+		t.Fatalf("group after %d waits of PaceWait: allowance %v, want 0", n, got)
+	}
+	if got := p.allowance(&testConn{id: "fresh"}, at); got != PaceWait {
+		t.Fatalf("a fresh member's own allowance: %v", got)
+	}
+	if got := p.groupAllowance("h", at); got != PaceWait {
+		t.Fatalf("another group: allowance %v", got)
+	}
+	if got := p.groupAllowance("g", at.Add(PaceExcuse)); got != PaceWait {
+		t.Fatalf("group after its excuse: %v", got)
+	}
+	// Accounts that are over are let go.
+	p.chargeGroup("h", time.Millisecond, at.Add(3*PaceExcuse))
+	if len(p.groups) != 1 || len(p.members) != 0 && p.members[&testConn{}] != nil {
+		t.Fatalf("accounts kept after they were over: %d groups", len(p.groups))
+	}
+}

@@ -104,6 +104,21 @@ func (m *Metrics) AddStreams(list func() []Stream) {
 }
 
 var (
+	paceWaitsDesc   = desc("stream_pace_waits_total", "Times a change stream's group delivery waited on this node for members whose outbound queue was more than half taken (a burst, such as a takeover's catch-up).")
+	paceExcusedDesc = desc("stream_pace_excused_total", "Times a member (or a whole group) was excused from pacing for 30 s: one wait of 1 s, or its waits adding up to their budget; an excused member skips rows as before.")
+)
+
+// AddPace registers a collector of the hub's pacing counts
+// (hub.Memory.PaceStats, cluster.Hub.PaceStats).
+func (m *Metrics) AddPace(stats func() (waits, excused int64)) {
+	m.reg.MustRegister(funcCollector(func(ch chan<- prometheus.Metric) {
+		w, e := stats()
+		ch <- prometheus.MustNewConstMetric(paceWaitsDesc, prometheus.CounterValue, float64(w))
+		ch <- prometheus.MustNewConstMetric(paceExcusedDesc, prometheus.CounterValue, float64(e))
+	}))
+}
+
+var (
 	accessLogLinesDesc   = desc("access_log_lines_total", "Access log lines written.")
 	accessLogDroppedDesc = desc("access_log_dropped_total", "Access log lines dropped because the log's buffer was full (the destination is slower than the traffic).")
 )

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wsgate/wsgate/accesslog"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/integration"
 	"github.com/wsgate/wsgate/internal/adminui"
 	"github.com/wsgate/wsgate/internal/confcheck"
@@ -117,6 +118,9 @@ func (s *Server) registerCollectors() {
 		return out
 	})
 	s.metrics.AddFunctions(func() []integration.FunctionStats { return s.liveFunctions().Stats() })
+	if p, ok := s.hub.(interface{ PaceStats() hub.PaceStats }); ok {
+		s.metrics.AddPace(func() (int64, int64) { st := p.PaceStats(); return st.Waits, st.Excused })
+	}
 	if s.cluster != nil {
 		s.metrics.AddCluster(s.cluster)
 	}

@@ -248,6 +248,13 @@ func TestMetricsCountTraffic(t *testing.T) {
 	if got, want := value(scrape(t, srv), "wsgate_http_keepalive_wait_descriptors_limit"), map[bool]float64{true: 77}[runtime.GOOS == "linux"]; got != want {
 		t.Errorf("keep-alive wait descriptors' limit = %v, want %v", got, want)
 	}
+	// The streams' pacing counts are there, at 0 without a burst.
+	pf := scrape(t, srv)
+	for _, name := range []string{"wsgate_stream_pace_waits_total", "wsgate_stream_pace_excused_total"} {
+		if pf[name] == nil || value(pf, name) != 0 {
+			t.Errorf("%s: %v, want a counter at 0", name, pf[name])
+		}
+	}
 
 	// A management call with a bad signature is counted by its status.
 	resp, err := http.Post(srv.ManagementEndpoint()+"/@connections/abc", "text/plain", strings.NewReader("x"))
