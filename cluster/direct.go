@@ -64,7 +64,7 @@ type direct struct {
 
 // Bounds of the direct link.
 const (
-	directMaxServed   = 64             // connections a node serves at once
+	directMaxServed   = 256            // connections a node serves at once (8 from each of 31 peers)
 	directPerNode     = 8              // connections to one node at once (idle ones kept: 4)
 	directIdle        = 4              //
 	directMaxRequest  = 4 << 10        // a request frame (op, group, token)
