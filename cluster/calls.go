@@ -370,6 +370,11 @@ func (h *Hub) handleConn(m *nats.Msg) {
 		_ = m.RespondMsg(r)
 		return
 	}
+	t := time.Now()
+	if !h.owner(t) {
+		h.notOwner()
+		return
+	}
 	seq, items, err := decodeBatch(m.Data)
 	if err != nil {
 		h.log.Warn("cluster call that does not parse", "error", err)
@@ -378,7 +383,7 @@ func (h *Hub) handleConn(m *nats.Msg) {
 	out := binary.AppendUvarint(make([]byte, 0, 14+4*len(items)), seq)
 	out = binary.AppendUvarint(out, uint64(len(items)))
 	hook := h.connHook.Load()
-	now := time.Now().UnixMilli()
+	now := t.UnixMilli()
 	for i := range items {
 		it := &items[i]
 		if hook != nil {
@@ -394,6 +399,21 @@ func (h *Hub) handleConn(m *nats.Msg) {
 		out = appendResult(out, st, text, body)
 	}
 	_ = m.Respond(out)
+}
+
+// notOwner counts a call, query, drain or pace on this node's byte left
+// unanswered: this node is past answerUntil (owner). A node stalled past
+// its entry's time to live (joining, or up past leaseSeconds), whose byte
+// another node may have claimed meanwhile, stays subscribed to the byte's
+// subjects until its start fails or its fence; the owner is subscribed
+// too, and the caller takes the first answer. Silence lets the owner's
+// win: an answer here (410 for the owner's ids, an empty listing) would
+// race it. With no owner, the caller's attempt times out and it retries,
+// as for a slow node (hub.go, retry); a ping is still answered (the node
+// is alive, so no peer takes the byte for gone on its silence).
+func (h *Hub) notOwner() {
+	h.notOwned.Add(1)
+	h.step("not-owner")
 }
 
 // run does one call on this node.

@@ -219,6 +219,10 @@ func (d *direct) serve(c net.Conn) {
 		if hub.NodeHex(h.Self()) != node || h.incarnation() != inc {
 			return // fenced and registered again: asked as the old one
 		}
+		if !h.owner(time.Now()) {
+			h.notOwner()
+			return // the byte may be another node's now (notOwner)
+		}
 		f := fields(req)
 		op, group, after, limit, dl := f.next(), f.next(), f.next(), f.next(), f.next()
 		if f.err != nil {

@@ -288,6 +288,10 @@ func (h *Hub) paceTargets() []byte {
 // question is waited for requestTimeoutMillis at most (a node behind is
 // not a member's fault, and excuses nobody), the members hub.PaceWait.
 func (h *Hub) handlePace(m *nats.Msg) {
+	if !h.owner(time.Now()) {
+		h.notOwner()
+		return
+	}
 	group := m.Header.Get(hdrGroup)
 	h.interestMu.Lock()
 	_, subscribed := h.subs[group]

@@ -88,6 +88,17 @@ type Hub struct {
 	// while they succeed): fencing rules 2 and 3 count from it.
 	renewFailing time.Time
 	peers        map[byte]*peer
+	// answerUntil is until when (as mono.Since, nanoseconds) this node
+	// answers the calls, queries, drains and paces sent to its byte: the
+	// send time of its last write of its entry that is known applied, plus
+	// that entry's time to live less a margin (ownedUntil), while its view
+	// of the registry names this incarnation; 0 once the view names
+	// another or none, or a fence began (written under mu). Past it the
+	// node stays silent on its byte's subjects (owner): another node may
+	// hold the byte, and an answer of this one (410, an empty listing)
+	// would race the owner's, the first reply winning at the caller.
+	answerUntil atomic.Int64
+	notOwned    atomic.Int64 // messages on the byte left unanswered (notOwner)
 	// goneSignal is closed (and replaced) whenever a node is found gone,
 	// waking calls that wait on a node that stopped answering.
 	goneSignal chan struct{}
@@ -279,7 +290,13 @@ func (h *Hub) start(ctx context.Context, opts Options) error {
 	}
 	// Answered on the data connection, after every group message this
 	// node published before (DrainGroups).
-	if _, err := h.data.Subscribe(h.subject(h.self, "d"), func(m *nats.Msg) { _ = m.Respond(nil) }); err != nil {
+	if _, err := h.data.Subscribe(h.subject(h.self, "d"), func(m *nats.Msg) {
+		if !h.owner(time.Now()) {
+			h.notOwner()
+			return
+		}
+		_ = m.Respond(nil)
+	}); err != nil {
 		return err
 	}
 	// Answered once the group messages this node got before it were

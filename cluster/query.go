@@ -35,6 +35,10 @@ func (h *Hub) handleQuery(m *nats.Msg) {
 	if expired(m) {
 		return
 	}
+	if !h.owner(time.Now()) {
+		h.notOwner()
+		return
+	}
 	if r := h.answers.get(m.Reply); r != nil {
 		_ = m.RespondMsg(r)
 		return

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/internal/mono"
 )
 
 // entry is a node's registry value, key node.<NN>.
@@ -209,7 +210,11 @@ func (h *Hub) apply(up jetstream.KeyValueEntry) {
 	}
 	// Until Start made the entry up, announce judges a change of it
 	// (wentUp), not a fence.
-	mine := b == h.self && h.claimed && h.announced.Load() && (!p.present || p.e.Inc != h.inc || p.e.State == "gone")
+	notMine := b == h.self && h.claimed && (!p.present || p.e.Inc != h.inc || p.e.State == "gone")
+	if notMine {
+		h.answerUntil.Store(0) // another node may hold the byte: silent (owner)
+	}
+	mine := notMine && h.announced.Load()
 	seen := fmt.Sprintf("op %v, revision %d, incarnation %q (mine %q), state %q", up.Operation(), up.Revision(), p.e.Inc, h.inc, p.e.State)
 	claim := h.claims
 	h.mu.Unlock()
@@ -352,9 +357,10 @@ func (h *Hub) claimByte(ctx context.Context, b byte, takeGone bool) (bool, error
 	if ttl != 0 {
 		opts = append(opts, jetstream.KeyTTL(ttl))
 	}
+	sent := time.Now()
 	rev, err := h.kv.Create(ctx, key, h.me(h.incarnation()), opts...)
 	if err == nil {
-		h.own(b, rev)
+		h.own(b, rev, sent)
 		return true, nil
 	}
 	if !errors.Is(err, jetstream.ErrKeyExists) {
@@ -378,7 +384,7 @@ func (h *Hub) claimByte(ctx context.Context, b byte, takeGone bool) (bool, error
 	if e.Inc == h.incarnation() && e.State != "gone" {
 		// This incarnation's entry already: a claim whose answer was
 		// lost, or a renewal that wrote it during a fence.
-		h.own(b, cur.Revision())
+		h.own(b, cur.Revision(), time.Time{})
 		return true, nil
 	}
 	take := takeGone && e.State == "gone"
@@ -392,12 +398,13 @@ func (h *Hub) claimByte(ctx context.Context, b byte, takeGone bool) (bool, error
 	if !take {
 		return false, nil
 	}
+	sent = time.Now()
 	rev, err = h.writeEntry(ctx, key, h.me(h.incarnation()), cur.Revision(), ttl)
 	if err != nil {
 		h.log.Debug("claiming node byte: the registry moved first", "node", hub.NodeHex(b), "revision", cur.Revision(), "error", err)
 		return false, nil // someone else moved first
 	}
-	h.own(b, rev)
+	h.own(b, rev, sent)
 	return true, nil
 }
 
@@ -456,7 +463,10 @@ func (h *Hub) leaderRead(ctx context.Context, bucket, key string) (leaderEntry, 
 	return leaderEntry{value: r.Message.Data, rev: r.Message.Seq}, nil
 }
 
-func (h *Hub) own(b byte, rev uint64) {
+// own records b claimed at rev by a write sent at sent (zero: sent at a
+// time not known, by an earlier attempt: the node answers on b from its
+// next write of the entry on).
+func (h *Hub) own(b byte, rev uint64, sent time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.self, h.ownRev, h.claimed, h.renewedAt, h.renewFailing = b, rev, true, time.Now(), time.Time{}
@@ -466,6 +476,43 @@ func (h *Hub) own(b byte, rev uint64) {
 		p.rev, p.present = rev, true
 		p.e = entry{Name: h.cfg.Node.Name, Inc: h.inc, StartedAt: h.started.UnixMilli(), HTTP: h.http, State: h.state()}
 	}
+	if !sent.IsZero() {
+		h.ownedUntilLocked(h.inc, sent, h.entryTTL())
+	}
+}
+
+// entryTTL is how long this node's entry lives after a write now: its
+// ttl, or the bucket's (leaseSeconds) once up.
+func (h *Hub) entryTTL() time.Duration {
+	if t := h.ttl(); t != 0 {
+		return t
+	}
+	return h.cfg.lease()
+}
+
+// ownedUntilLocked records that this node's entry under incarnation inc,
+// written at sent (the send time of a write known applied) and living
+// ttl from when the registry stored it, cannot have expired before sent
+// + ttl less a margin for the clocks' rates (ttl/8, at most a second: a
+// node up with renewals failing falls silent that long before rule 3
+// fences it, the stream lease's margin is 3 s): the node answers
+// on its byte until then (answerUntil), unless its view of the registry
+// names another incarnation or none, or inc is not its own any more (a
+// fence began). h.mu held for writing.
+func (h *Hub) ownedUntilLocked(inc string, sent time.Time, ttl time.Duration) {
+	p := h.peers[h.self]
+	if !h.claimed || inc != h.inc || p == nil || !p.present || p.e.Inc != inc || p.e.State == "gone" {
+		return
+	}
+	if until := int64(sent.Sub(mono.Start) + ttl - min(ttl/8, time.Second)); until > h.answerUntil.Load() {
+		h.answerUntil.Store(until)
+	}
+}
+
+// owner reports whether this node answers on its byte at now (a time
+// with a monotonic reading): one atomic load (answerUntil).
+func (h *Hub) owner(now time.Time) bool {
+	return now.Sub(mono.Start) < time.Duration(h.answerUntil.Load())
 }
 
 // ping is a request asking node b whether it is there (handleConn
@@ -526,6 +573,7 @@ func (h *Hub) renew(ctx context.Context) {
 		h.mu.Lock()
 		if h.claims == claim {
 			h.ownRev, h.renewedAt, h.renewFailing = nrev, time.Now(), time.Time{}
+			h.ownedUntilLocked(inc, sent, h.cfg.lease())
 		}
 		h.mu.Unlock()
 	case errors.Is(err, jetstream.ErrKeyExists), isWrongSequence(err):
@@ -907,6 +955,7 @@ func (h *Hub) fence(why string) {
 	})
 	h.mu.Lock()
 	h.prevInc, h.inc = h.inc, newIncarnation()
+	h.answerUntil.Store(0) // until the new incarnation's claim
 	b := h.self
 	h.mu.Unlock()
 	h.step("fence-claim")
@@ -969,6 +1018,9 @@ func (h *Hub) step(name string) {
 func (h *Hub) announce(ctx context.Context) error {
 	h.reachPeers(ctx)
 	h.stopJoining()
+	// Every write of the entry up comes after this: the earliest a write
+	// found applied (one whose answer was lost) can have been sent.
+	since := time.Now()
 	for {
 		h.mu.RLock()
 		b, rev, inc := h.self, h.ownRev, h.inc
@@ -1007,7 +1059,7 @@ func (h *Hub) announce(ctx context.Context) error {
 		}
 		cancel()
 		if err == nil {
-			return h.wentUp(b, inc, nrev)
+			return h.wentUp(b, inc, nrev, since)
 		}
 		h.log.Debug("announcing the node failed; retrying", "error", err)
 		select {
@@ -1023,7 +1075,7 @@ func (h *Hub) announce(ctx context.Context) error {
 // then the start fails. From here on a change of the entry fences the
 // node (apply); announced is set under h.mu, which apply holds while it
 // judges, so no change falls between the two.
-func (h *Hub) wentUp(b byte, inc string, rev uint64) error {
+func (h *Hub) wentUp(b byte, inc string, rev uint64, sent time.Time) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	p := h.peer(b)
@@ -1038,6 +1090,7 @@ func (h *Hub) wentUp(b byte, inc string, rev uint64) error {
 		p.rev, p.present = rev, true
 		p.e = entry{Name: h.cfg.Node.Name, Inc: inc, StartedAt: h.started.UnixMilli(), HTTP: h.http, State: "up"}
 	}
+	h.ownedUntilLocked(inc, sent, h.cfg.lease())
 	return nil
 }
 
@@ -1094,8 +1147,12 @@ func (h *Hub) refreshJoining(ctx context.Context) bool {
 	h.mu.RUnlock()
 	rctx, cancel := context.WithTimeout(ctx, h.cfg.requestTimeout())
 	defer cancel()
+	sent := time.Now()
 	nrev, err := h.writeEntry(rctx, nodeKey(b), h.value(inc, stateJoining), rev, h.cfg.joinTTL())
 	if isWrongSequence(err) {
+		// Applied, its answer lost: by this write or an earlier one
+		// whose send time is not known (answerUntil stays).
+		sent = time.Time{}
 		cur, gerr := h.leaderGet(rctx, nodeKey(b))
 		if gerr != nil && !errors.Is(gerr, jetstream.ErrKeyNotFound) {
 			h.log.Warn("refreshing this node's joining entry failed", "error", err, "readError", gerr)
@@ -1118,6 +1175,9 @@ func (h *Hub) refreshJoining(ctx context.Context) bool {
 	h.mu.Lock()
 	if h.ownRev == rev {
 		h.ownRev = nrev
+		if !sent.IsZero() {
+			h.ownedUntilLocked(inc, sent, h.cfg.joinTTL())
+		}
 	}
 	h.mu.Unlock()
 	return true
