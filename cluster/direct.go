@@ -117,10 +117,22 @@ func (h *Hub) startDirect() error {
 	d := &direct{h: h, ln: ln, addr: net.JoinHostPort(host, port), tls: cfg, host: host,
 		serving: make(map[net.Conn]struct{}), pools: make(map[string]*directPool)}
 	h.direct = d
+	if f := directUp.Load(); f != nil {
+		(*f)(&h.cfg, d.addr)
+	}
 	d.wg.Add(1)
 	go d.accept()
 	return nil
 }
+
+// Set by tests only (SetDirectHooks): directUp is called with each node's
+// advertised direct address once it listens, directVia with the address a
+// node is about to dial, for the one to dial instead (a test's proxy, cut
+// with the routes).
+var (
+	directUp  atomic.Pointer[func(c *Config, addr string)]
+	directVia atomic.Pointer[func(c *Config, addr string) string]
+)
 
 // Addr is the advertised address, or "" when there is no listener.
 func (d *direct) Addr() string {
@@ -326,7 +338,11 @@ func (d *direct) get(b byte, addr, inc string) *directConn {
 }
 
 func (d *direct) dial(p *directPool) (*directConn, error) {
-	nc, err := net.DialTimeout("tcp", p.addr, directDialTimeout)
+	to := p.addr
+	if f := directVia.Load(); f != nil {
+		to = (*f)(&d.h.cfg, to)
+	}
+	nc, err := net.DialTimeout("tcp", to, directDialTimeout)
 	if err != nil {
 		return nil, err
 	}

@@ -17,3 +17,12 @@ func (h *Hub) CloseDirect() { h.direct.close() }
 
 // DirectFrame encodes fields as a frame of the direct link.
 var DirectFrame = frame
+
+// SetDirectHooks makes every node of this process call up with its config
+// and advertised direct query address once it listens, and via with its
+// config and each address it dials, for the address to dial instead (a
+// test's proxy: the link then crosses the same network as the routes).
+func SetDirectHooks(up func(c *Config, addr string), via func(c *Config, addr string) string) {
+	directUp.Store(&up)
+	directVia.Store(&via)
+}

@@ -109,10 +109,32 @@ func rebind(t testing.TB, cfgs []cluster.Config, errs []error) bool {
 // them.
 var listening sync.Map
 
+// queryListening holds each node's advertised direct query address, by
+// cluster and node name; queryVia, by cluster name, the address a node
+// (by node name) dials for another's (proxiedConfigs: a proxy of its
+// network). Nodes of other clusters dial the address advertised.
+var queryListening, queryVia sync.Map
+
 func init() {
 	cluster.SetEmbeddedHook(func(c *cluster.Config, client, route string) {
 		listening.Store(c.Name+"/"+c.Node.Name, [2]string{client, route})
 	})
+	cluster.SetDirectHooks(func(c *cluster.Config, addr string) {
+		queryListening.Store(c.Name+"/"+c.Node.Name, addr)
+	}, func(c *cluster.Config, addr string) string {
+		if f, ok := queryVia.Load(c.Name); ok {
+			return f.(func(node, addr string) string)(c.Node.Name, addr)
+		}
+		return addr
+	})
+}
+
+// queryAddr is c's advertised direct query address, "" before it listened.
+func queryAddr(c *cluster.Config) string {
+	if v, ok := queryListening.Load(c.Name + "/" + c.Node.Name); ok {
+		return v.(string)
+	}
+	return ""
 }
 
 // routeAddr is the address c's embedded server takes routes on, ""

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -214,30 +215,38 @@ func (p *proxy) close() {
 	p.conns = nil
 }
 
-// network is the route links of an embedded cluster, one proxy per
-// ordered pair of nodes: links[i][j] carries the routes node i dials to
-// node j.
-type network struct{ links [][]*proxy }
+// network is the links of an embedded cluster, one proxy per ordered
+// pair of nodes: links[i][j] carries the routes node i dials to node j,
+// query[i][j] the direct query connections node i opens to node j (its
+// advertised address is dialed through it). What cuts, mends, pauses or
+// resumes the routes between two nodes does the same to their direct
+// link: a partition stops both.
+type network struct{ links, query [][]*proxy }
 
-// cut blackholes every route link to and from node k: its host is lost
+// cut blackholes every link to and from node k: its host is lost
 // (or on the minority side of a partition) while its own NATS server,
 // its clients and its HTTP listener stay up.
 func (n *network) cut(k int) { n.each(k, (*proxy).blackhole) }
 
-// mend heals node k's links; the NATS servers reconnect their routes.
+// mend heals node k's links; the NATS servers reconnect their routes and
+// the nodes open their direct links again.
 func (n *network) mend(k int) { n.each(k, (*proxy).heal) }
 
 // between calls f on the links between nodes i and j, both ways.
 func (n *network) between(i, j int, f func(*proxy)) {
-	f(n.links[i][j])
-	f(n.links[j][i])
+	for _, m := range [][][]*proxy{n.links, n.query} {
+		f(m[i][j])
+		f(m[j][i])
+	}
 }
 
 func (n *network) each(k int, f func(*proxy)) {
-	for i, row := range n.links {
-		for j, p := range row {
-			if p != nil && (i == k || j == k) {
-				f(p)
+	for _, m := range [][][]*proxy{n.links, n.query} {
+		for i, row := range m {
+			for j, p := range row {
+				if p != nil && (i == k || j == k) {
+					f(p)
+				}
 			}
 		}
 	}
@@ -282,16 +291,33 @@ func closedPorts(t testing.TB, n int) []int {
 func proxiedConfigs(t testing.TB, n int) ([]cluster.Config, *network) {
 	cfgs := embeddedConfigs(t, n)
 	closed := closedPorts(t, n)
-	nw := &network{links: make([][]*proxy, n)}
+	nw := &network{links: make([][]*proxy, n), query: make([][]*proxy, n)}
 	to := func(j int) func() string { return func() string { return routeAddr(&cfgs[j]) } }
+	toQuery := func(j int) func() string { return func() string { return queryAddr(&cfgs[j]) } }
 	for i := range n {
 		nw.links[i] = make([]*proxy, n)
+		nw.query[i] = make([]*proxy, n)
 		for j := range n {
 			if i != j {
 				nw.links[i][j] = newProxy(t, to(j))
+				nw.query[i][j] = newProxy(t, toQuery(j))
 			}
 		}
 	}
+	// Node i dials node j's advertised query address through query[i][j]
+	// (an address of no node of the cluster, such as one a restarted node
+	// left, as advertised).
+	name := cfgs[0].Name
+	queryVia.Store(name, func(node, addr string) string {
+		i := slices.IndexFunc(cfgs, func(c cluster.Config) bool { return c.Node.Name == node })
+		for j := range cfgs {
+			if i >= 0 && j != i && addr == queryAddr(&cfgs[j]) {
+				return nw.query[i][j].addr()
+			}
+		}
+		return addr
+	})
+	t.Cleanup(func() { queryVia.Delete(name) })
 	for i := range cfgs {
 		e := cfgs[i].NATS.Embedded
 		e.ClusterListen = "127.0.0.1:0"

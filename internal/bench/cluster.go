@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -26,28 +27,56 @@ func nodeIP(k int) string { return fmt.Sprintf("127.0.0.%d", 11+k) }
 
 // newClusterEnv starts the backend, o.Cluster server processes forming one
 // cluster (embedded NATS with JetStream on every node, routes on reserved
-// ports) and the workers, once every node sees every other up.
+// ports) and the workers, once every node sees every other up. The
+// cluster's name is this process's and run's own: the servers of two
+// bench processes at once never take each other's routes (NATS refuses a
+// route from a cluster of another name). A start that fails (a route port
+// taken between its reservation and the server's bind, by another
+// process) is tried again on other ports.
 func (o *orch) newClusterEnv(extra func(cfg map[string]any, backend string)) (*env, error) {
 	o.seq++
 	e := &env{o: o}
 	if err := e.startBackend(); err != nil {
 		return nil, err
 	}
+	const tries = 3
+	for try := 1; ; try++ {
+		err := o.startCluster(e, try, extra)
+		if err == nil {
+			break
+		}
+		for _, s := range e.srvs {
+			s.kill()
+		}
+		e.srvs, e.addrs, e.debugs = nil, nil, nil
+		if try == tries {
+			e.close()
+			return nil, err
+		}
+		fmt.Fprintf(o.Log, "cluster start %d failed (%v); again on other ports\n", try, err)
+	}
+	e.srv, e.addr, e.debug = e.srvs[0], e.addrs[0], e.debugs[0]
+	return e, o.startWorkers(e)
+}
+
+// startCluster starts e's servers (try: the attempt, for the files'
+// names) and waits until they formed the cluster.
+func (o *orch) startCluster(e *env, try int, extra func(cfg map[string]any, backend string)) error {
 	n := o.Cluster
-	ports, err := reservePorts(n)
+	ports, release, err := reservePorts(n)
 	if err != nil {
-		e.close()
-		return nil, err
+		return err
 	}
 	var routes []string
 	for k, p := range ports {
 		routes = append(routes, fmt.Sprintf("nats://%s:%d", nodeIP(k), p))
 	}
+	var paths []string
 	for k := range n {
 		cfg := baseConfig(e.backURI)
 		cfg["listen"] = nodeIP(k) + ":0"
 		cfg["cluster"] = map[string]any{
-			"name": "bench",
+			"name": fmt.Sprintf("bench-%d-%d-%d", os.Getpid(), o.seq, try),
 			"node": map[string]any{"name": fmt.Sprintf("n%d", k+1)},
 			// A forwarded call's budget: on this shared 2-core machine a
 			// process can stall past the default second (a 500, counted
@@ -57,57 +86,89 @@ func (o *orch) newClusterEnv(extra func(cfg map[string]any, backend string)) (*e
 				"listen":        nodeIP(k) + ":0",
 				"clusterListen": fmt.Sprintf("%s:%d", nodeIP(k), ports[k]),
 				"routes":        routes,
-				"storeDir":      filepath.Join(o.dir, fmt.Sprintf("nats-%d-%d", o.seq, k)),
+				"storeDir":      filepath.Join(o.dir, fmt.Sprintf("nats-%d-%d-%d", o.seq, try, k)),
 			}},
 		}
 		if extra != nil {
 			extra(cfg, e.backURI)
 		}
 		b, _ := json.MarshalIndent(cfg, "", "  ")
-		path := filepath.Join(o.dir, fmt.Sprintf("wsgate-%d-n%d.yaml", o.seq, k+1))
+		path := filepath.Join(o.dir, fmt.Sprintf("wsgate-%d-%d-n%d.yaml", o.seq, try, k+1))
 		if err := os.WriteFile(path, b, 0o600); err != nil {
-			e.close()
-			return nil, err
+			release()
+			return err
 		}
+		paths = append(paths, path)
+	}
+	// The ports are held until now, the servers' start.
+	release()
+	for _, path := range paths {
 		// Started together: a JetStream cluster's first server alone
 		// does not get ready.
 		s, err := o.start("server", "-config", path)
 		if err != nil {
-			e.close()
-			return nil, err
+			return err
 		}
 		e.srvs = append(e.srvs, s)
 	}
 	for k, s := range e.srvs {
 		var a announce
 		if err := s.read(&a); err != nil {
-			e.close()
-			return nil, fmt.Errorf("node %d: %w", k+1, err)
+			return fmt.Errorf("node %d: %w", k+1, err)
 		}
 		e.addrs = append(e.addrs, a.Addr)
 		e.debugs = append(e.debugs, a.Debug)
 	}
-	e.srv, e.addr, e.debug = e.srvs[0], e.addrs[0], e.debugs[0]
-	if err := e.waitCluster(60 * time.Second); err != nil {
-		e.close()
-		return nil, err
-	}
-	return e, o.startWorkers(e)
+	return e.waitCluster(60 * time.Second)
 }
 
-// reservePorts finds n free ports, one on each node's address (listen,
-// note, close), for the NATS routes.
-func reservePorts(n int) ([]int, error) {
-	var ports []int
-	for k := range n {
-		ln, err := net.Listen("tcp", nodeIP(k)+":0")
-		if err != nil {
-			return nil, err
+// reservePorts finds n free ports for the NATS routes, one on each node's
+// address, and holds them until release. Routes name their ports before
+// the servers start, so the servers cannot take port 0: the ports are
+// drawn at random from below the kernel's ephemeral range, where no
+// listener on port 0 and no outgoing connection's source port takes one
+// between release and the server's bind (a port of that range let go
+// could be handed out again at once); another process that picks its own
+// ports may still take one then (newClusterEnv tries again).
+func reservePorts(n int) (ports []int, release func(), err error) {
+	var lns []net.Listener
+	release = func() {
+		for _, ln := range lns {
+			ln.Close()
 		}
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-		ln.Close()
 	}
-	return ports, nil
+	low, high := 10000, ephemeralLow()
+	if high-low < 1000 {
+		low = 1024 // a wide ephemeral range: what is left below it
+	}
+	for k, tries := 0, 0; k < n; tries++ {
+		if tries > 1000 {
+			release()
+			return nil, nil, fmt.Errorf("no free port on %s in %d-%d", nodeIP(k), low, high-1)
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("%s:%d", nodeIP(k), low+rand.IntN(high-low)))
+		if err != nil {
+			continue // taken
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		k++
+	}
+	return ports, release, nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768
+// when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo <= 1024 {
+		return 32768
+	}
+	return lo
 }
 
 // waitCluster polls every node's @cluster until it lists every node up.
