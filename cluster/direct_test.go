@@ -47,16 +47,7 @@ func TestClusterDirectQueries(t *testing.T) {
 				if h.DirectAddr() == "" {
 					t.Fatal("a node on 127.0.0.1 has no direct query address")
 				}
-				for range 50 {
-					c := hubtest.NewConn(hub.NewID(h.Self()), false)
-					if err := h.Register(c); err != nil {
-						t.Fatal(err)
-					}
-					if err := h.Join(ctx, "g", c.ID()); err != nil {
-						t.Fatal(err)
-					}
-					want = append(want, c.ID())
-				}
+				want = append(want, registerMembers(t, h, "g", 50)...)
 			}
 			slices.Sort(want)
 			list := func() {
@@ -207,16 +198,7 @@ func TestClusterQueryPort(t *testing.T) {
 	ctx := context.Background()
 	var want []string
 	for _, h := range hubs {
-		for range 20 {
-			c := hubtest.NewConn(hub.NewID(h.Self()), false)
-			if err := h.Register(c); err != nil {
-				t.Fatal(err)
-			}
-			if err := h.Join(ctx, "g", c.ID()); err != nil {
-				t.Fatal(err)
-			}
-			want = append(want, c.ID())
-		}
+		want = append(want, registerMembers(t, h, "g", 20)...)
 	}
 	slices.Sort(want)
 	// Listed from node 2: node 1 over its link once its heartbeat gave
@@ -243,4 +225,22 @@ func TestClusterQueryPort(t *testing.T) {
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "queryPort") {
 		t.Fatalf("queryPort 70000: Validate %v, want an error naming queryPort", err)
 	}
+}
+
+// registerMembers registers n connections of h's and joins each to group;
+// their ids, in the order made.
+func registerMembers(t *testing.T, h *cluster.Hub, group string, n int) []string {
+	t.Helper()
+	var ids []string
+	for range n {
+		c := hubtest.NewConn(hub.NewID(h.Self()), false)
+		if err := h.Register(c); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Join(context.Background(), group, c.ID()); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, c.ID())
+	}
+	return ids
 }

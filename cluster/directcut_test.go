@@ -10,7 +10,6 @@ import (
 
 	"github.com/wsgate/wsgate/cluster"
 	"github.com/wsgate/wsgate/hub"
-	"github.com/wsgate/wsgate/hub/hubtest"
 	"github.com/wsgate/wsgate/internal/testenv"
 )
 
@@ -30,21 +29,7 @@ func TestClusterDirectLinkCut(t *testing.T) {
 	hubs := startHubs(t, cfgs)
 	a, c := hubs[0], hubs[2]
 	ctx := context.Background()
-	join := func(h *cluster.Hub, n int) []string {
-		t.Helper()
-		var ids []string
-		for range n {
-			conn := hubtest.NewConn(hub.NewID(h.Self()), false)
-			if err := h.Register(conn); err != nil {
-				t.Fatal(err)
-			}
-			if err := h.Join(ctx, "g", conn.ID()); err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, conn.ID())
-		}
-		return ids
-	}
+	join := func(h *cluster.Hub, n int) []string { t.Helper(); return registerMembers(t, h, "g", n) }
 	var ab []string // A's and B's members
 	for _, h := range hubs[:2] {
 		ab = append(ab, join(h, 5)...)

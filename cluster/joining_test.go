@@ -215,6 +215,21 @@ func TestClusterJoiningNodeDies(t *testing.T) {
 	}
 }
 
+// waitJoiningExpired waits until the stalled node's joining entry (byte
+// self, watched by ew) has expired and A no longer lists the byte.
+func waitJoiningExpired(t *testing.T, ew *entryWatch, a *cluster.Hub, self byte) {
+	t.Helper()
+	testenv.Eventually(t, 60*time.Second, func() error {
+		if _, vacant := ew.seen(""); vacant == 0 {
+			return errors.New("the stalled node's joining entry has not expired")
+		}
+		if s := stateOf(a, self); s != "" {
+			return fmt.Errorf("A still lists the stalled node's byte as %q", s)
+		}
+		return nil
+	})
+}
+
 // joiningCluster starts two nodes on a NATS of their own, and returns its
 // url, the config of a third node claiming a byte neither holds, that
 // byte, the first node and a watch of the byte's entry.
@@ -279,15 +294,7 @@ func TestClusterStalledJoin(t *testing.T) {
 			hook, claimed, release := holdAt("claimed", "join-refresh")
 			restarted := startAgain(t, cfg, release, hook)
 			<-claimed
-			testenv.Eventually(t, 60*time.Second, func() error {
-				if _, vacant := ew.seen(""); vacant == 0 {
-					return errors.New("the stalled node's joining entry has not expired")
-				}
-				if s := stateOf(a, self); s != "" {
-					return fmt.Errorf("A still lists the stalled node's byte as %q", s)
-				}
-				return nil
-			})
+			waitJoiningExpired(t, ew, a, self)
 			var fresh *hubtest.Conn
 			if taken {
 				other := startOne(t, withByte(externalConfig(url, "j4"), self))

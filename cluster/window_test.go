@@ -2,7 +2,6 @@ package cluster_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -44,15 +43,7 @@ func TestClusterStalledJoinAnswersNoCall(t *testing.T) {
 	}
 	restarted := startAgain(t, cfg, func() { relOnce.Do(func() { close(release) }) }, hook)
 	<-subscribed
-	testenv.Eventually(t, 60*time.Second, func() error {
-		if _, vacant := ew.seen(""); vacant == 0 {
-			return errors.New("the stalled node's joining entry has not expired")
-		}
-		if s := stateOf(a, self); s != "" {
-			return fmt.Errorf("A still lists the stalled node's byte as %q", s)
-		}
-		return nil
-	})
+	waitJoiningExpired(t, ew, a, self)
 
 	other := startOne(t, withByte(externalConfig(url, "j4"), self))
 	fresh := hubtest.NewConn(hub.NewID(self), false)
