@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/wsgate/wsgate/internal/testenv"
 )
 
 // backend is a loopback HTTP server answering with fn.
@@ -122,13 +124,8 @@ func TestHTTPTimeout(t *testing.T) {
 }
 
 func TestHTTPUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
-	_, err = newTestHTTP(t, "http://"+addr+"/", 0).Invoke(context.Background(), &Invocation{Payload: []byte(`{}`)})
+	addr := testenv.RefusedAddr(t)
+	_, err := newTestHTTP(t, "http://"+addr+"/", 0).Invoke(context.Background(), &Invocation{Payload: []byte(`{}`)})
 	if err == nil || errors.Is(err, ErrTimeout) {
 		t.Fatalf("got %v, want a plain error", err)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -338,16 +337,13 @@ func TestAWSCLIErrorForm(t *testing.T) {
 	}
 }
 
-// refusedEndpoint returns an endpoint on a loopback port nothing listens on.
+// refusedEndpoint returns an endpoint on a loopback port that refuses
+// connections for the whole test (testenv.RefusedAddr). A port found free
+// and closed again was taken by another test while the AWS CLI retried:
+// the CLI then saw "Connection was closed", wsgate "Could not connect".
 func refusedEndpoint(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr + "/dev"
+	return "http://" + testenv.RefusedAddr(t) + "/dev"
 }
 
 // TestUsage: help, and usage errors (252) found before any configuration
