@@ -214,26 +214,15 @@ func buildRIE(t *testing.T) string {
 	return riePath
 }
 
-// freeAddr returns a loopback address nothing listens on right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startRIE runs the emulator with handler behind it and returns its Invoke
-// API endpoint. Its two ports are found free and let go (freeAddr), so
+// API endpoint. Its two ports are found free and let go (testenv.FreeAddr), so
 // another process may take one before the emulator binds it: the emulator
 // then exits, and it is started again on other ports.
 func startRIE(t *testing.T, handler string) string {
 	t.Helper()
 	rie := buildRIE(t)
 	for attempt := 1; ; attempt++ {
-		invokeAddr, runtimeAddr := freeAddr(t), freeAddr(t)
+		invokeAddr, runtimeAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 		logFile, err := os.Create(filepath.Join(t.TempDir(), "rie.log"))
 		if err != nil {
 			t.Fatal(err)

@@ -107,3 +107,16 @@ func LoopbackPair(t testing.TB) (client, server *net.TCPConn) {
 	t.Cleanup(func() { c.Close(); s.Close() })
 	return c.(*net.TCPConn), s.(*net.TCPConn)
 }
+
+// FreeAddr returns a loopback address ("127.0.0.1:port") nothing listens
+// on right now. The port is let go, so another process may take it before
+// the caller binds it: callers start again on another when a bind fails.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
