@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -29,9 +30,10 @@ import (
 // the owner's server, its nats.go reader and handler goroutine, and as
 // many again back (about 10 wake-ups a node, 25 a page of three nodes).
 // NATS stays the fallback: a node without an address (external NATS, an
-// unspecified route host, an older node), a connection that cannot be
-// opened or breaks, or more queries at once than directPerNode, goes
-// over .q as before. The link has the routes' protection: their TLS
+// unspecified route host, an older node), no idle connection to it (one
+// is then opened in the background, for the next query), a connection
+// that breaks, or more queries at once than directPerNode, goes over .q
+// as before. The link has the routes' protection: their TLS
 // (clusterTls, the same certificates, a client certificate required when
 // verify is on) and their user and password (clusterAuth), checked in the
 // connection's first frame, with the cluster's name and the node and
@@ -53,27 +55,81 @@ type direct struct {
 	tls  *tls.Config // the routes', or nil
 	host string      // for the client's TLS ServerName
 
+	stop   context.Context // cancelled by close: ends the dials under way
+	cancel context.CancelFunc
+
 	mu      sync.Mutex
 	closed  bool
-	serving map[net.Conn]struct{}
+	pending []*pendingConn         // served, not authenticated yet; oldest first
+	serving map[net.Conn]struct{}  // served, authenticated (raw connections)
 	pools   map[string]*directPool // by address and incarnation
 	wg      sync.WaitGroup
 
-	served atomic.Int64 // queries answered (tests)
+	closedBy [directReasons]atomic.Int64 // connections closed past a bound or refused, by reason
+	warned   atomic.Int64                // unix ns of the last warning of a bound
+
+	served     atomic.Int64 // queries answered (tests)
+	dialFailed atomic.Int64 // dials that failed (tests)
 }
 
-// Bounds of the direct link.
+// pendingConn is a served connection whose first frame has not been
+// checked yet.
+type pendingConn struct {
+	c   net.Conn // the raw connection: closing it never waits
+	src string   // its source address (an IPv6 one's /64)
+}
+
+// Bounds and times of the direct link.
+//
+// Served side: a connection counts against directMaxPending (and
+// directPendingPerSource for its source address) until its first frame is
+// checked, which must come within directHelloWait; only then does it take
+// one of the directMaxServed places of authenticated peers. So connections
+// that never authenticate (a port scanner, a client sending nothing or
+// garbage) cannot take an authenticated peer's place. Past the pending
+// bounds the oldest pending connection of the source with the most is
+// closed (of the new connection's own source when that source is at its
+// bound): a peer, which sends its first frame as soon as it is connected,
+// is closed only if more than directMaxPending sources are at it at once.
+//
+// Asking side: a query never waits for a connection to be opened. With
+// no idle connection to the node it goes over NATS, and one dial to that
+// node runs in the background (at most one at a time per node); its
+// connection serves the next query. A dial that fails is tried again,
+// when a query wants the node, after directRetryMin, doubling up to
+// directRetryMax while it keeps failing.
 const (
-	directMaxServed   = 256            // connections a node serves at once (8 from each of 31 peers)
-	directPerNode     = 8              // connections to one node at once (idle ones kept: 4)
-	directIdle        = 4              //
-	directMaxRequest  = 4 << 10        // a request frame (op, group, token)
-	directMaxAnswer   = maxAnswerBytes // an answer frame's body
-	directDialTimeout = 100 * time.Millisecond
-	directBackoff     = 10 * time.Second // after a failed dial or hello, NATS only for this long
-	directHelloWait   = 5 * time.Second
-	directMagic       = "wsgate-q1"
+	directMaxServed        = 256 // authenticated connections a node serves at once (8 from each of 31 peers)
+	directMaxPending       = 32  // connections not yet authenticated, at once
+	directPendingPerSource = 8   // of them from one source address
+	directHelloWait        = time.Second
+	directPerNode          = 8                      // connections to one node at once (idle ones kept: 4)
+	directIdle             = 4                      //
+	directMaxRequest       = 4 << 10                // a request frame (op, group, token)
+	directMaxAnswer        = maxAnswerBytes         // an answer frame's body
+	directDialTimeout      = 100 * time.Millisecond // the least a dial waits (connection, first frame's answer)
+	directRetryMin         = time.Second
+	directRetryMax         = 10 * time.Second
+	directWarnEvery        = time.Minute
+	directMagic            = "wsgate-q1"
 )
+
+// Why the served side closed a connection (closedBy, DirectClosed).
+const (
+	closedPending = iota // directMaxPending reached
+	closedSource         // directPendingPerSource reached
+	closedServed         // directMaxServed reached (answered refused)
+	closedHello          // no valid first frame in time (refused, garbage, late, closed)
+	directReasons
+)
+
+var directReasonNames = [directReasons]string{"unauthenticated", "source", "served", "first_frame"}
+
+// directRetry is the wait before the next dial after fails dials in a row
+// failed.
+func directRetry(fails int) time.Duration {
+	return min(directRetryMin<<min(max(fails-1, 0), 8), directRetryMax)
+}
 
 // errDirectBroken: the connection failed; the query goes over NATS.
 var errDirectBroken = errors.New("direct query connection broken")
@@ -116,6 +172,7 @@ func (h *Hub) startDirect() error {
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	d := &direct{h: h, ln: ln, addr: net.JoinHostPort(host, port), tls: cfg, host: host,
 		serving: make(map[net.Conn]struct{}), pools: make(map[string]*directPool)}
+	d.stop, d.cancel = context.WithCancel(context.Background())
 	h.direct = d
 	if f := directUp.Load(); f != nil {
 		(*f)(&h.cfg, d.addr)
@@ -148,7 +205,12 @@ func (d *direct) close() {
 	}
 	d.mu.Lock()
 	d.closed = true
+	d.cancel()
 	_ = d.ln.Close()
+	for _, p := range d.pending {
+		_ = p.c.Close()
+	}
+	d.pending = nil
 	for c := range d.serving {
 		_ = c.Close()
 	}
@@ -173,37 +235,151 @@ func (d *direct) accept() {
 			time.Sleep(10 * time.Millisecond) // EMFILE and the like
 			continue
 		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		pc := &pendingConn{c: c, src: sourceOf(c.RemoteAddr())}
 		d.mu.Lock()
-		if d.closed || len(d.serving) >= directMaxServed {
+		if d.closed {
 			d.mu.Unlock()
 			_ = c.Close()
 			continue
 		}
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetNoDelay(true)
-		}
-		if d.tls != nil {
-			c = tls.Server(c, d.tls)
-		}
-		d.serving[c] = struct{}{}
+		victim, why := d.admit(pc)
 		d.wg.Add(1)
 		d.mu.Unlock()
-		go d.serve(c)
+		if victim != nil {
+			_ = victim.c.Close()
+			d.note(why)
+		}
+		go d.serve(pc)
 	}
 }
 
-// serve answers one asking node's queries on c, in turn.
-func (d *direct) serve(c net.Conn) {
+// admit adds pc to the pending connections and takes out the one to
+// close to make room for it, if any (d.mu held).
+func (d *direct) admit(pc *pendingConn) (*pendingConn, int) {
+	victim, why := -1, 0
+	n, first := 0, -1
+	for i, p := range d.pending {
+		if p.src == pc.src {
+			if n++; first < 0 {
+				first = i
+			}
+		}
+	}
+	switch {
+	case n >= directPendingPerSource:
+		victim, why = first, closedSource
+	case len(d.pending) >= directMaxPending:
+		// The oldest of the source with the most (the first to reach it,
+		// in order, on a tie).
+		counts := make(map[string]int, len(d.pending))
+		most := 0
+		for _, p := range d.pending {
+			counts[p.src]++
+			most = max(most, counts[p.src])
+		}
+		for i, p := range d.pending {
+			if counts[p.src] == most {
+				victim, why = i, closedPending
+				break
+			}
+		}
+	}
+	var v *pendingConn
+	if victim >= 0 {
+		v = d.pending[victim]
+		d.pending = slices.Delete(d.pending, victim, victim+1)
+	}
+	d.pending = append(d.pending, pc)
+	return v, why
+}
+
+// unpend takes pc out of the pending connections; false if it was not
+// there (closed to make room for another, or the link closed) (d.mu held).
+func (d *direct) unpend(pc *pendingConn) bool {
+	i := slices.Index(d.pending, pc)
+	if i < 0 {
+		return false
+	}
+	d.pending = slices.Delete(d.pending, i, i+1)
+	return true
+}
+
+// sourceOf is the source address a connection from a counts against: its
+// IP, an IPv6 address's /64 (the least a host is given).
+func sourceOf(a net.Addr) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	if ip4 := ta.IP.To4(); ip4 != nil {
+		return ip4.String()
+	}
+	return ta.IP.Mask(net.CIDRMask(64, 128)).String()
+}
+
+// note counts a connection closed for why, and warns of the bounds' closes
+// at most once every directWarnEvery.
+func (d *direct) note(why int) {
+	d.closedBy[why].Add(1)
+	if why == closedHello {
+		return // refused first frames are normal around a restart (an incarnation asked for no longer here)
+	}
+	now := time.Now().UnixNano()
+	last := d.warned.Load()
+	if now-last < int64(directWarnEvery) || !d.warned.CompareAndSwap(last, now) {
+		return
+	}
+	d.h.log.Warn("cluster direct query link: connections closed at its bounds (totals since the start)",
+		"unauthenticated", d.closedBy[closedPending].Load(), "per_source", d.closedBy[closedSource].Load(),
+		"authenticated", d.closedBy[closedServed].Load(),
+		"bounds", fmt.Sprintf("%d not yet authenticated (%d a source), %d authenticated", directMaxPending, directPendingPerSource, directMaxServed))
+}
+
+// DirectClosed counts the connections this node's direct query link
+// closed, by reason (metrics: wsgate_cluster_direct_closed_total):
+// "unauthenticated" and "source", the oldest connection not yet
+// authenticated closed for a new one past the bounds of such connections
+// (of all, of one source address); "served", an authenticated one refused
+// past the bound of those; "first_frame", one whose first frame was
+// refused (cluster name, node, incarnation, route user and password), did
+// not parse, or did not come within its time.
+func (h *Hub) DirectClosed() map[string]int64 {
+	m := make(map[string]int64, directReasons)
+	for i, name := range directReasonNames {
+		if h.direct != nil {
+			m[name] = h.direct.closedBy[i].Load()
+		} else {
+			m[name] = 0
+		}
+	}
+	return m
+}
+
+// serve answers one asking node's queries on pc, in turn.
+func (d *direct) serve(pc *pendingConn) {
 	defer d.wg.Done()
+	authed := false
 	defer func() {
 		d.mu.Lock()
-		delete(d.serving, c)
+		if authed {
+			delete(d.serving, pc.c)
+		} else if d.unpend(pc) {
+			d.note(closedHello)
+		}
 		d.mu.Unlock()
-		_ = c.Close()
+		_ = pc.c.Close()
 	}()
 	h := d.h
+	c := pc.c
+	if d.tls != nil {
+		c = tls.Server(c, d.tls)
+	}
 	br := bufio.NewReaderSize(c, 4096)
-	_ = c.SetReadDeadline(time.Now().Add(directHelloWait))
+	// The TLS handshake and the first frame, in this time.
+	_ = c.SetReadDeadline(time.Now().Add(max(directHelloWait, h.cfg.attemptTimeout())))
 	hello, err := readFrame(br, directMaxRequest)
 	if err != nil {
 		return
@@ -216,10 +392,29 @@ func (d *direct) serve(c net.Conn) {
 			subtle.ConstantTimeCompare([]byte(pass), []byte(a.Password)) == 1
 	}
 	if !ok {
+		_ = c.SetWriteDeadline(time.Now().Add(directHelloWait))
+		_, _ = c.Write([]byte{0, 0, 0, 1, 1})
+		return
+	}
+	d.mu.Lock()
+	if !d.unpend(pc) {
+		d.mu.Unlock()
+		return // closed meanwhile
+	}
+	full := len(d.serving) >= directMaxServed
+	if !full {
+		d.serving[pc.c] = struct{}{}
+		authed = true
+	}
+	d.mu.Unlock()
+	if full {
+		d.note(closedServed)
+		_ = c.SetWriteDeadline(time.Now().Add(directHelloWait))
 		_, _ = c.Write([]byte{0, 0, 0, 1, 1})
 		return
 	}
 	_ = c.SetReadDeadline(time.Time{})
+	_ = c.SetWriteDeadline(time.Now().Add(h.cfg.requestTimeout()))
 	if _, err := c.Write([]byte{0, 0, 0, 1, 0}); err != nil {
 		return
 	}
@@ -271,10 +466,12 @@ func (d *direct) serve(c net.Conn) {
 
 // directPool holds one node incarnation's open connections.
 type directPool struct {
-	addr, node, inc string
-	idle            []*directConn
-	open            int
-	failedUntil     time.Time
+	key, addr, node, inc string
+	idle                 []*directConn
+	open                 int       // idle, in use, or being opened
+	dialing              bool      // a dial runs (dial)
+	fails                int       // dials failed in a row
+	retryAt              time.Time // no dial before
 }
 
 type directConn struct {
@@ -288,16 +485,19 @@ type directConn struct {
 	bn   int
 }
 
-// get returns an open connection to node b of incarnation inc at addr, or
-// nil (then ask over NATS).
+// get returns an idle connection to node b of incarnation inc at addr, or
+// nil: then ask over NATS. It never waits for a connection to be opened:
+// when there is no idle one, one dial to the node is started in the
+// background (unless one runs, the node has directPerNode open, or the
+// last dial failed less than its retry time ago), for the next query.
 func (d *direct) get(b byte, addr, inc string) *directConn {
 	if d == nil || addr == "" {
 		return nil
 	}
 	key := addr + "/" + inc
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.closed {
-		d.mu.Unlock()
 		return nil
 	}
 	p := d.pools[key]
@@ -307,45 +507,68 @@ func (d *direct) get(b byte, addr, inc string) *directConn {
 				for _, c := range o.idle {
 					_ = c.c.Close()
 				}
+				o.idle = nil
 			}
 			clear(d.pools)
 		}
-		p = &directPool{addr: addr, node: hub.NodeHex(b), inc: inc}
+		p = &directPool{key: key, addr: addr, node: hub.NodeHex(b), inc: inc}
 		d.pools[key] = p
 	}
 	if n := len(p.idle); n > 0 {
 		c := p.idle[n-1]
 		p.idle = p.idle[:n-1]
-		d.mu.Unlock()
 		return c
 	}
-	if p.open >= directPerNode || time.Now().Before(p.failedUntil) {
-		d.mu.Unlock()
-		return nil
+	if !p.dialing && p.open < directPerNode && !time.Now().Before(p.retryAt) {
+		p.dialing = true
+		p.open++
+		d.wg.Add(1)
+		go d.dial(p)
 	}
-	p.open++
-	d.mu.Unlock()
-	c, err := d.dial(p)
-	if err != nil {
-		d.mu.Lock()
-		p.open--
-		p.failedUntil = time.Now().Add(directBackoff)
-		d.mu.Unlock()
-		d.h.log.Debug("cluster direct query connection failed; asking over NATS", "node", p.node, "addr", addr, "error", err)
-		return nil
-	}
-	return c
+	return nil
 }
 
-func (d *direct) dial(p *directPool) (*directConn, error) {
+// dial opens a connection to p's node and keeps it idle for the next
+// query, or notes the failure and when to try again.
+func (d *direct) dial(p *directPool) {
+	defer d.wg.Done()
+	c, err := d.open(p)
+	d.mu.Lock()
+	p.dialing = false
+	if err != nil {
+		p.open--
+		p.fails++
+		retry := directRetry(p.fails)
+		p.retryAt = time.Now().Add(retry)
+		d.mu.Unlock()
+		d.dialFailed.Add(1)
+		d.h.log.Debug("cluster direct query connection failed; asking over NATS", "node", p.node, "addr", p.addr, "retry", retry, "error", err)
+		return
+	}
+	p.fails, p.retryAt = 0, time.Time{}
+	if d.closed || d.pools[p.key] != p || len(p.idle) >= directIdle {
+		p.open--
+		d.mu.Unlock()
+		_ = c.c.Close()
+		return
+	}
+	p.idle = append(p.idle, c)
+	d.mu.Unlock()
+}
+
+// open connects to p's node and has its first frame accepted.
+func (d *direct) open(p *directPool) (*directConn, error) {
 	to := p.addr
 	if f := directVia.Load(); f != nil {
 		to = (*f)(&d.h.cfg, to)
 	}
-	nc, err := net.DialTimeout("tcp", to, directDialTimeout)
+	wait := max(d.h.cfg.attemptTimeout(), directDialTimeout)
+	dialer := net.Dialer{Timeout: wait}
+	nc, err := dialer.DialContext(d.stop, "tcp", to)
 	if err != nil {
 		return nil, err
 	}
+	defer context.AfterFunc(d.stop, func() { _ = nc.Close() })()
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
@@ -358,7 +581,7 @@ func (d *direct) dial(p *directPool) (*directConn, error) {
 		}
 		c = tls.Client(nc, cfg)
 	}
-	_ = c.SetDeadline(time.Now().Add(max(d.h.cfg.attemptTimeout(), directDialTimeout)))
+	_ = c.SetDeadline(time.Now().Add(wait))
 	var user, pass string
 	if a := d.h.cfg.NATS.Embedded.ClusterAuth; a != nil {
 		user, pass = a.User, a.Password
@@ -375,7 +598,7 @@ func (d *direct) dial(p *directPool) (*directConn, error) {
 	}
 	if ans != [5]byte{0, 0, 0, 1, 0} {
 		_ = c.Close()
-		return nil, errors.New("refused (cluster name, node, incarnation or clusterAuth)")
+		return nil, errors.New("refused (cluster name, node, incarnation or clusterAuth; or the node serves its most)")
 	}
 	_ = c.SetDeadline(time.Time{})
 	return &directConn{c: c, br: bufio.NewReaderSize(c, 16<<10), p: p}, nil
@@ -384,7 +607,7 @@ func (d *direct) dial(p *directPool) (*directConn, error) {
 // put gives c back for the next query, or closes it.
 func (d *direct) put(c *directConn, ok bool) {
 	d.mu.Lock()
-	if ok && !d.closed && len(c.p.idle) < directIdle {
+	if ok && !d.closed && len(c.p.idle) < directIdle && d.pools[c.p.key] == c.p {
 		c.p.idle = append(c.p.idle, c)
 		d.mu.Unlock()
 		return

@@ -26,3 +26,12 @@ func SetDirectHooks(up func(c *Config, addr string), via func(c *Config, addr st
 	directUp.Store(&up)
 	directVia.Store(&via)
 }
+
+// DirectDialsFailed counts this node's dials of other nodes' direct links
+// that failed.
+func (h *Hub) DirectDialsFailed() int64 {
+	if h.direct == nil {
+		return 0
+	}
+	return h.direct.dialFailed.Load()
+}

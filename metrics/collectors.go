@@ -185,6 +185,7 @@ var (
 	clusterNodesDesc  = desc("cluster_nodes", "Cluster nodes up, as this node sees them (itself included).")
 	clusterReadyDesc  = desc("cluster_ready", "1 while this node holds its place in the cluster (registered, connected to NATS, not fencing), else 0.")
 	clusterFencedDesc = desc("cluster_fenced_total", "Times this node fenced: found itself declared gone and closed its connections.")
+	clusterDirectDesc = desc("cluster_direct_closed_total", "Connections this node's direct query link closed past its bounds or refused, by reason.", "reason")
 )
 
 // Cluster is what the cluster collector reads.
@@ -192,6 +193,9 @@ type Cluster interface {
 	LiveNodes() int
 	Ready() error
 	Fenced() int64
+	// DirectClosed counts the direct query link's closed connections by
+	// reason (cluster/direct.go).
+	DirectClosed() map[string]int64
 }
 
 // AddCluster registers a collector of this node's cluster figures.
@@ -204,5 +208,8 @@ func (m *Metrics) AddCluster(c Cluster) {
 		ch <- prometheus.MustNewConstMetric(clusterNodesDesc, prometheus.GaugeValue, float64(c.LiveNodes()))
 		ch <- prometheus.MustNewConstMetric(clusterReadyDesc, prometheus.GaugeValue, ready)
 		ch <- prometheus.MustNewConstMetric(clusterFencedDesc, prometheus.CounterValue, float64(c.Fenced()))
+		for reason, n := range c.DirectClosed() {
+			ch <- prometheus.MustNewConstMetric(clusterDirectDesc, prometheus.CounterValue, float64(n), reason)
+		}
 	}))
 }
