@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"sync"
@@ -217,4 +218,64 @@ func TestClusterDirectRetryAfterHeal(t *testing.T) {
 	viaLink()
 	t.Logf("%d listings failed at the budget; %d dials failed in %v; node 2's link answered again %v after the heal",
 		unavailable, a.DirectDialsFailed()-failed, healed.Sub(cut).Round(time.Millisecond), time.Since(healed).Round(time.Millisecond))
+}
+
+// TestClusterDirectServedBound: a node serves at most 256 authenticated
+// connections; a first frame past them is answered refused and counted
+// ("served"), and the connections already served, node 0's among them,
+// go on answering.
+func TestClusterDirectServedBound(t *testing.T) {
+	cfgs := embeddedConfigs(t, 2)
+	hubs := startHubs(t, patient(cfgs))
+	want := registerMembers(t, hubs[1], "g", 5)
+	slices.Sort(want)
+	b := hubs[1]
+	viaLink := func() {
+		t.Helper()
+		served := b.DirectServed()
+		testenv.Eventually(t, 60*time.Second, func() error {
+			got, _, err := hubs[0].Members(context.Background(), "g", hub.Page{Limit: 100})
+			if err != nil {
+				return err
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("listing: %d ids, want %d", len(got), len(want))
+			}
+			if b.DirectServed() == served {
+				return errors.New("node 1 answered no listing over its link yet")
+			}
+			return nil
+		})
+	}
+	viaLink()
+	hello := cluster.DirectFrame("wsgate-q1", cfgs[1].Name, hub.NodeHex(b.Self()), b.Incarnation(), "", "")
+	refused := 0
+	for i := 0; refused == 0; i++ {
+		if i > 300 {
+			t.Fatal("300 authenticated connections served: no bound")
+		}
+		c, err := net.Dial("tcp", b.DirectAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := c.Write(hello); err != nil {
+			t.Fatal(err)
+		}
+		var ans [5]byte
+		if _, err := io.ReadFull(c, ans[:]); err != nil {
+			t.Fatal(err)
+		}
+		if ans[4] != 0 {
+			refused++
+			if i < 256-8 { // node 0 holds at most 8 of the 256
+				t.Fatalf("refused after %d connections", i)
+			}
+		}
+	}
+	if n := b.DirectClosed()["served"]; n != 1 {
+		t.Fatalf("served bound closes counted: %d, want 1", n)
+	}
+	viaLink()
 }
