@@ -16,21 +16,15 @@ func (x *index[V]) check(t *testing.T, want map[string]V) {
 		if len(l.keys) == 0 || len(l.keys) > leafMax || len(l.keys) != len(l.vals) {
 			t.Fatalf("leaf %d has %d keys, %d values", i, len(l.keys), len(l.vals))
 		}
-		if !slices.IsSorted(l.keys) || (i > 0 && x.leaves[i-1].keys[len(x.leaves[i-1].keys)-1] >= l.keys[0]) {
-			t.Fatalf("leaf %d out of order", i)
-		}
-		if len(l.pre) != len(l.keys) || x.firsts[i] != l.pre[0] {
-			t.Fatalf("leaf %d: %d prefixes for %d keys, first %x in firsts, %x in the leaf", i, len(l.pre), len(l.keys), x.firsts[i], l.pre[0])
-		}
 		for j, k := range l.keys {
-			if l.pre[j] != prefix(k) {
-				t.Fatalf("leaf %d: prefix %x of %q, want %x", i, l.pre[j], k, prefix(k))
+			if k.pre != prefix(k.s) {
+				t.Fatalf("leaf %d: prefix %x of %q, want %x", i, k.pre, k.s, prefix(k.s))
+			}
+			if j > 0 && l.keys[j-1].s >= k.s || j == 0 && i > 0 && x.leaves[i-1].keys[len(x.leaves[i-1].keys)-1].s >= k.s {
+				t.Fatalf("leaf %d out of order", i)
 			}
 		}
 		n += len(l.keys)
-	}
-	if len(x.firsts) != len(x.leaves) {
-		t.Fatalf("%d firsts for %d leaves", len(x.firsts), len(x.leaves))
 	}
 	if n != x.n || n != len(want) {
 		t.Fatalf("index holds %d (n %d), want %d", n, x.n, len(want))
@@ -114,7 +108,7 @@ func testIndex(t *testing.T, key func(int) string) {
 	for k := range want {
 		x.Delete(k)
 	}
-	if x.Len() != 0 || x.leaves != nil || x.firsts != nil {
+	if x.Len() != 0 || x.leaves != nil {
 		t.Fatalf("emptied index keeps %d entries, %d leaves", x.Len(), len(x.leaves))
 	}
 }
