@@ -31,9 +31,6 @@ type rawAccepter struct {
 	zone uint32
 	err  error
 	fn   func(fd uintptr) bool
-	// tryFn is tryAccept's accept4 (try); tried: it took one.
-	tryFn func(fd uintptr)
-	tried bool
 }
 
 // testHookAcceptWait, set by a test before its server starts, is called
@@ -75,7 +72,7 @@ func newRawAccepter(ln net.Listener, deferAccept bool) *rawAccepter {
 		return nil
 	}
 	a := &rawAccepter{f: f, rc: rc}
-	a.fn, a.tryFn = a.accept4, a.try
+	a.fn = a.accept4
 	return a
 }
 
@@ -102,26 +99,6 @@ func (a *rawAccepter) accept4(lfd uintptr) bool {
 		return true
 	}
 }
-
-// tryAccept takes a connection already queued, without waiting; false:
-// none is (or accept4 failed: the next accept meets the failure again and
-// reports it). Only Serve's goroutine calls it. The next accept asks
-// again before it waits: the listener's readiness in the runtime's
-// poller is reset when a wait begins, so one that came meanwhile would
-// be lost to a wait without an accept4 first.
-func (a *rawAccepter) tryAccept() (net.Conn, bool) {
-	a.tried = false
-	if err := a.rc.Control(a.tryFn); err != nil || !a.tried {
-		return nil, false
-	}
-	if a.err != nil {
-		a.err = nil
-		return nil, false
-	}
-	return newFDConn(a.fd, a.peer, a.zone), true
-}
-
-func (a *rawAccepter) try(lfd uintptr) { a.tried = a.accept4(lfd) }
 
 // accept returns the next connection; only Serve's goroutine calls it.
 func (a *rawAccepter) accept() (net.Conn, error) {

@@ -11,6 +11,4 @@ func newRawAccepter(net.Listener, bool) *rawAccepter { return nil }
 
 func (*rawAccepter) accept() (net.Conn, error) { panic("unreachable") }
 
-func (*rawAccepter) tryAccept() (net.Conn, bool) { return nil, false }
-
 func (*rawAccepter) close() {}

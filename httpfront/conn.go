@@ -81,12 +81,9 @@ type conn struct {
 	// held: the first request, parsed by serveInline and left to a
 	// pooled goroutine to serve (held.req nil: none).
 	held parsed
-	// counted: the connection is one of Server.turns until its first
-	// request is served or it parks, closes or is handed off (uncount).
-	counted bool
-	w       response
-	body    body
-	head    []byte // the response head's buffer, kept between requests
+	w    response
+	body body
+	head []byte // the response head's buffer, kept between requests
 	// readDeadline is the one a handler asked for (SetReadDeadline),
 	// applied before the body's next read of the socket.
 	readDeadline    time.Time
@@ -105,14 +102,6 @@ func (c *conn) releasePending() {
 	if c.pending {
 		c.pending = false
 		<-c.srv.pending
-	}
-}
-
-// uncount takes the connection out of Server.turns, once.
-func (c *conn) uncount() {
-	if c.counted {
-		c.counted = false
-		c.srv.turns.Add(-1)
 	}
 }
 
@@ -155,7 +144,6 @@ func (c *conn) recycle() {
 	if c.registered {
 		return
 	}
-	c.uncount()
 	c.srv, c.nc, c.remote = nil, nil, ""
 	c.buf, c.pooled, c.off, c.n = nil, nil, 0, 0
 	c.idle.Store(false)
@@ -249,7 +237,7 @@ func (c *conn) serveBuffered() bool {
 			if !c.serveRequest(p) || c.served() {
 				return true
 			}
-			continue // (no lookahead turn holds a request)
+			continue
 		}
 		if c.rq == nil {
 			c.rq = new(reqBox)
@@ -274,9 +262,7 @@ func (c *conn) serveBuffered() bool {
 			c.handOff(nil)
 			return true
 		}
-		ok := c.serveRequest(p)
-		c.uncount()
-		if !ok || c.served() {
+		if !c.serveRequest(p) || c.served() {
 			return true // hijacked, or closed
 		}
 	}
@@ -470,7 +456,6 @@ func (c *conn) drain() bool {
 func (c *conn) close() {
 	c.unregister()
 	c.releasePending()
-	c.uncount()
 	_ = c.nc.Close()
 	c.release()
 	c.srv.untrack(c)
@@ -486,7 +471,6 @@ func (c *conn) handOff(wrap func(net.Conn) net.Conn) {
 	_ = c.nc.SetReadDeadline(time.Time{}) // net/http sets its own
 	c.unregister()
 	c.releasePending()
-	c.uncount()
 	if wrap != nil {
 		nc = wrap(nc)
 	}

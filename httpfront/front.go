@@ -44,7 +44,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -130,13 +129,10 @@ type Server struct {
 	// (Linux); Shutdown closes it with ln.
 	accepter *rawAccepter
 	closing  atomic.Bool
-	// turns counts the connections Serve gave to pooled goroutines for
-	// the lookahead whose first request is not served yet (conn.counted).
-	turns atomic.Int32
-	mu    sync.Mutex
-	conns map[*conn]struct{}
-	wg    sync.WaitGroup // serveConn goroutines, and Fallback's Serve
-	fbErr error
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	wg       sync.WaitGroup // serveConn goroutines, and Fallback's Serve
+	fbErr    error
 }
 
 // Serve accepts connections on ln until Shutdown, serving the front's
@@ -182,23 +178,15 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 	}
 	inline := s.Inline != nil && s.DeferAccept && s.Prepare == nil && s.accepter != nil
-	spare := int32(runtime.GOMAXPROCS(0) - 1)
 	var backoff time.Duration
 	done := s.shutdownCh()
-	var ahead net.Conn // accepted by lookahead, holding a pending slot
 	for {
-		var nc net.Conn
-		var err error
-		if ahead != nil {
-			nc, ahead = ahead, nil
-		} else {
-			select {
-			case s.pending <- struct{}{}:
-			case <-done:
-				return http.ErrServerClosed
-			}
-			nc, err = accept()
+		select {
+		case s.pending <- struct{}{}:
+		case <-done:
+			return http.ErrServerClosed
 		}
+		nc, err := accept()
 		if err != nil {
 			<-s.pending
 			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
@@ -220,41 +208,10 @@ func (s *Server) Serve(ln net.Listener) error {
 			_ = nc.Close()
 			return http.ErrServerClosed
 		}
-		if inline {
-			// A connection queued behind this one (lookahead) sends this
-			// one to a pooled goroutine, to be served in parallel, while
-			// fewer such turns run than the Ps beside this one; with
-			// that many running, a hand-off adds no parallelism.
-			if s.turns.Load() < spare {
-				ahead = s.lookahead()
-			}
-			if ahead == nil {
-				if c.serveInline() {
-					continue
-				}
-			} else {
-				c.counted = true
-				s.turns.Add(1)
-			}
+		if !inline || !c.serveInline() {
+			serving.Go(c.serveFn)
 		}
-		serving.Go(c.serveFn)
 	}
-}
-
-// lookahead accepts a connection already queued, with its pending slot;
-// nil when none is (or no slot is free).
-func (s *Server) lookahead() net.Conn {
-	select {
-	case s.pending <- struct{}{}:
-	default:
-		return nil
-	}
-	nc, ok := s.accepter.tryAccept()
-	if !ok {
-		<-s.pending
-		return nil
-	}
-	return nc
 }
 
 // track adds c to the connections Shutdown waits for; false once
@@ -415,7 +372,6 @@ func (s *Server) recoverHandler(c *conn) {
 			_ = c.nc.Close()
 		}
 		c.releasePending()
-		c.uncount()
 		c.release()
 		s.untrack(c)
 	}

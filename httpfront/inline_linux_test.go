@@ -9,10 +9,7 @@ import (
 	"net/http"
 	"runtime"
 	"sync/atomic"
-	"syscall"
 	"testing"
-	"time"
-	"unsafe"
 )
 
 // onAcceptingGoroutine reports whether the caller runs on Serve's
@@ -138,78 +135,5 @@ func TestInlineNeedsDeferAccept(t *testing.T) {
 	_, _ = io.WriteString(nc, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
 	if _, got := readBody(t, br); got != "pooled GET /a" {
 		t.Fatalf("got %q", got)
-	}
-}
-
-// acceptQueue is how many connections wait in the listening socket fd's
-// accept queue (TCP_INFO's tcpi_unacked of a listener).
-func acceptQueue(t *testing.T, fd uintptr) uint32 {
-	var info [232]byte
-	n := uint32(len(info))
-	if _, _, e := syscall.Syscall6(syscall.SYS_GETSOCKOPT, fd, syscall.IPPROTO_TCP, syscall.TCP_INFO,
-		uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&n)), 0); e != 0 {
-		t.Fatal(e)
-	}
-	return *(*uint32)(unsafe.Pointer(&info[24]))
-}
-
-// TestInlineLookahead: a connection is served inline when no other is
-// queued behind it, or when as many connections as there are other Ps
-// are served on pooled goroutines for that reason already: of a burst
-// of two on two Ps, the first goes to a pooled goroutine and the second
-// is served inline.
-func TestInlineLookahead(t *testing.T) {
-	if runtime.GOMAXPROCS(0) < 2 {
-		t.Skip("one P: every connection is served inline")
-	}
-	hold := make(chan struct{})
-	var held atomic.Bool
-	tf := startFront(t, func(s *Server) {
-		s.DeferAccept = true
-		s.Inline = func(*http.Request) bool { return true }
-		s.Fallback.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			where := "pooled"
-			if onAcceptingGoroutine() {
-				where = "inline"
-			}
-			if r.URL.Path == "/hold" && held.CompareAndSwap(false, true) {
-				<-hold
-			}
-			_, _ = fmt.Fprintf(w, "%s %s", where, r.URL.Path)
-		})
-	})
-	get := func(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n" }
-	nc, br := dial(t, tf.addr) // Serve is serving once this is answered
-	_, _ = io.WriteString(nc, get("/warm-up"))
-	readBody(t, br)
-
-	nc1, br1 := dial(t, tf.addr)
-	_, _ = io.WriteString(nc1, get("/hold")) // holds the accept loop
-	for !held.Load() {
-		time.Sleep(time.Millisecond)
-	}
-	nc2, br2 := dial(t, tf.addr)
-	_, _ = io.WriteString(nc2, get("/second"))
-	nc3, br3 := dial(t, tf.addr)
-	_, _ = io.WriteString(nc3, get("/third"))
-	var fd uintptr
-	_ = tf.accepter.rc.Control(func(f uintptr) { fd = f })
-	for acceptQueue(t, fd) < 2 {
-		time.Sleep(time.Millisecond)
-	}
-	close(hold)
-	if _, got := readBody(t, br1); got != "inline /hold" {
-		t.Errorf("held: %q", got)
-	}
-	if _, got := readBody(t, br2); got != "pooled /second" {
-		t.Errorf("second, queued behind another: %q", got)
-	}
-	if _, got := readBody(t, br3); got != "inline /third" {
-		t.Errorf("third, the last queued: %q", got)
-	}
-	for deadline := time.Now().Add(10 * time.Second); tf.turns.Load() != 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d lookahead turns still counted", tf.turns.Load())
-		}
 	}
 }

@@ -195,7 +195,6 @@ const (
 // registration) and parks it until c.waitUntil. The buffer goes back to
 // the pool when nothing is left in it.
 func (c *conn) park() int {
-	c.uncount() // waiting, not served: before anyone else may own c
 	if !thePoller.arm(c) {
 		c.blocking = true
 		return parkRefused
