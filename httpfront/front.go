@@ -102,7 +102,9 @@ type Server struct {
 	// next accept: when the first read brought its whole head and Inline
 	// returns true, no pooled goroutine takes the connection over for it
 	// (no hand-off, no second goroutine turn). Its handler must wait on
-	// nothing but the CPU (a backend call would hold up accepting). A
+	// nothing but the CPU (a backend call would hold up accepting), and
+	// such requests are served one at a time, on one core: a burst
+	// queues in the listen backlog rather than spreading over cores. A
 	// connection the handler does not hijack goes on, for its next
 	// requests, on a pooled goroutine; so does every request Inline
 	// refuses (parsed once: the head is not read again).
