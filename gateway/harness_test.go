@@ -91,7 +91,9 @@ func startGatewayWith(t testing.TB, cfg gateway.Config, logger *slog.Logger, fro
 	}
 	tg := &testGateway{gw: gw, srv: &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}, addr: ln.Addr().String()}
 	if front {
-		tg.front = &httpfront.Server{Fallback: tg.srv}
+		// As the server sets it up: the bare upgrades on the accepting
+		// goroutine.
+		tg.front = &httpfront.Server{Fallback: tg.srv, DeferAccept: true, Inline: gw.Inline}
 		go func() { _ = tg.front.Serve(ln) }()
 	} else {
 		go func() { _ = tg.srv.Serve(ln) }()

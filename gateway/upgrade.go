@@ -19,6 +19,7 @@ import (
 
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/integration"
+	"github.com/wsgate/wsgate/sigv4"
 )
 
 // upgrade runs the WebSocket handshake. As on API Gateway the $connect
@@ -249,6 +250,26 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		log().Debug("connected", "sourceIp", s.identity.SourceIP)
 	}
 	c.startReading() // in the poller, or a fresh goroutine: not the HTTP handler's grown stack
+}
+
+// Inline reports whether serving r waits on nothing but the CPU, so
+// that the front may serve it on the goroutine that accepted its
+// connection (httpfront.Server.Inline): a WebSocket upgrade on a stage
+// with no $connect route, no authorizer, no IAM and no API keys (a
+// refusal included: a 4xx written at once). A reload that adds one of
+// them between this answer and the upgrade makes that one handshake wait
+// on the accepting goroutine: correct, only slower for the connections
+// queued behind it.
+func (g *Gateway) Inline(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	rest, _, ok := g.mount(sigv4.RequestPath(r))
+	if !ok || rest != "" && rest != "/" {
+		return false // a 403, or a management call (GET @connections may ask another node)
+	}
+	l := g.current()
+	return l.routes[routeConnect] == nil && l.auth == nil && l.cfg.AuthorizationType != "AWS_IAM" && len(l.cfg.APIKeys) == 0
 }
 
 // newSession is the session of a handshake. The strings it takes from

@@ -72,11 +72,15 @@ type conn struct {
 	parkGen    uint32
 	resumeFn   func()
 	serveFn    func()
+	goOnFn     func() // c.goOn, as serveFn
 	// hijacked: the handler took the socket; once serve or resume is
 	// done with the conn it goes back to connPool.
 	hijacked bool
 	// rq is the parsed request, reused for the connection's next one.
-	rq   *reqBox
+	rq *reqBox
+	// held: the first request, parsed by serveInline and left to a
+	// pooled goroutine to serve (held.req nil: none).
+	held parsed
 	w    response
 	body body
 	head []byte // the response head's buffer, kept between requests
@@ -123,7 +127,7 @@ var connPool = sync.Pool{New: func() any { return new(conn) }}
 func newConn(s *Server, nc net.Conn) *conn {
 	c := connPool.Get().(*conn)
 	if c.serveFn == nil {
-		c.serveFn, c.resumeFn = c.serve, c.resume
+		c.serveFn, c.resumeFn, c.goOnFn = c.serve, c.resume, c.goOn
 	}
 	c.srv, c.nc, c.pending = s, nc, true
 	return c
@@ -147,6 +151,7 @@ func (c *conn) recycle() {
 	c.waitUntil, c.untilSet, c.headStarted, c.armed = time.Time{}, false, false, time.Time{}
 	c.unread, c.blocking = false, false
 	c.w.c, c.w.req, c.w.err = nil, nil, nil
+	c.held = parsed{}
 	c.body = body{}
 	c.readDeadline, c.readDeadlineSet = time.Time{}, false
 	connPool.Put(c)
@@ -224,6 +229,16 @@ func (c *conn) serveBuffered() bool {
 			c.handOff(func(nc net.Conn) net.Conn { return tls.Server(nc, s.TLS) })
 			return true
 		}
+		if p := c.held; p.req != nil {
+			// Parsed on the accepting goroutine (serveInline), which left
+			// it to this one: Serves took it already.
+			c.held = parsed{}
+			c.startRequest()
+			if !c.serveRequest(p) || c.served() {
+				return true
+			}
+			continue
+		}
 		if c.rq == nil {
 			c.rq = new(reqBox)
 		}
@@ -242,32 +257,44 @@ func (c *conn) serveBuffered() bool {
 			c.handOff(nil)
 			return true
 		}
-		c.idle.Store(false)
-		c.releasePending()
+		c.startRequest()
 		if s.Serves != nil && !s.Serves(p.req) {
 			c.handOff(nil)
 			return true
 		}
-		if !c.serveRequest(p) {
+		if !c.serveRequest(p) || c.served() {
 			return true // hijacked, or closed
 		}
-		c.reqs++
-		c.idle.Store(true)
-		// The next head gets the idle timeout, then its own header
-		// timeout once its first bytes come.
-		now := c.w.finished
-		if now.IsZero() {
-			now = time.Now()
-		}
-		c.waitUntil, c.headStarted, c.untilSet = deadline(now, s.idleTimeout()), false, true
-		if c.off == c.n {
-			c.off, c.n = 0, 0
-			if s.closing.Load() {
-				c.close()
-				return true
-			}
+	}
+}
+
+// startRequest notes that a whole head came: the connection is no longer
+// idle nor pending.
+func (c *conn) startRequest() {
+	c.idle.Store(false)
+	c.releasePending()
+}
+
+// served does what follows a request the connection outlived: the next
+// head gets the idle timeout, then its own header timeout once its first
+// bytes come. closed: Shutdown began and nothing more is buffered.
+func (c *conn) served() (closed bool) {
+	s := c.srv
+	c.reqs++
+	c.idle.Store(true)
+	now := c.w.finished
+	if now.IsZero() {
+		now = time.Now()
+	}
+	c.waitUntil, c.headStarted, c.untilSet = deadline(now, s.idleTimeout()), false, true
+	if c.off == c.n {
+		c.off, c.n = 0, 0
+		if s.closing.Load() {
+			c.close()
+			return true
 		}
 	}
+	return false
 }
 
 // more reads at least one more byte into buf, waiting until waitUntil.

@@ -96,6 +96,19 @@ type Server struct {
 	// first SYN-ACK retransmission), and its header timeout runs from
 	// then. The option stays on the socket after Serve returns.
 	DeferAccept bool
+	// Inline, when set with DeferAccept (Linux, a *net.TCPListener, no
+	// Prepare), says of a connection's first request whether it may be
+	// served on the goroutine that accepted the connection, before the
+	// next accept: when the first read brought its whole head and Inline
+	// returns true, no pooled goroutine takes the connection over for it
+	// (no hand-off, no second goroutine turn). Its handler must wait on
+	// nothing but the CPU (a backend call would hold up accepting), and
+	// such requests are served one at a time, on one core: a burst
+	// queues in the listen backlog rather than spreading over cores. A
+	// connection the handler does not hijack goes on, for its next
+	// requests, on a pooled goroutine; so does every request Inline
+	// refuses (parsed once: the head is not read again).
+	Inline func(*http.Request) bool
 	// KeepAliveWaitDescriptors bounds the second descriptors (dups of
 	// the socket, Linux only) the front's kept-alive connections hold
 	// while they wait for their next request, each saving a read per
@@ -166,6 +179,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return http.ErrServerClosed
 		}
 	}
+	inline := s.Inline != nil && s.DeferAccept && s.Prepare == nil && s.accepter != nil
 	var backoff time.Duration
 	done := s.shutdownCh()
 	for {
@@ -196,7 +210,9 @@ func (s *Server) Serve(ln net.Listener) error {
 			_ = nc.Close()
 			return http.ErrServerClosed
 		}
-		serving.Go(c.serveFn)
+		if !inline || !c.serveInline() {
+			serving.Go(c.serveFn)
+		}
 	}
 }
 

@@ -118,16 +118,8 @@ func (c *conn) parkForHead() bool {
 	if !ok || getPoller() == nil {
 		return false
 	}
-	c.pooled = bufPool.Get().(*[]byte)
-	c.buf = *c.pooled
-	n, err, ready := fc.tryRead(c.buf)
-	switch {
-	case err != nil:
-		c.close()
-		return true
-	case ready:
-		c.n, c.unread = n, n == len(c.buf)
-		return false
+	if closed, ready := c.readFirst(fc); closed || ready {
+		return closed
 	}
 	switch c.park() {
 	case parkDone:
@@ -136,6 +128,23 @@ func (c *conn) parkForHead() bool {
 		c.unread = true
 	}
 	return false
+}
+
+// readFirst reads a fresh connection's first bytes into a pooled buffer
+// (c.n of them) with one read that does not wait. closed: the read
+// failed, and the connection is closed; ready false: nothing came yet.
+func (c *conn) readFirst(fc *fdConn) (closed, ready bool) {
+	c.pooled = bufPool.Get().(*[]byte)
+	c.buf = *c.pooled
+	n, err, ready := fc.tryRead(c.buf)
+	if err != nil {
+		c.close()
+		return true, true
+	}
+	if ready {
+		c.n, c.unread = n, n == len(c.buf)
+	}
+	return false, ready
 }
 
 // morePolled is more for a first head in the poller: it reads what the

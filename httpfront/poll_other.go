@@ -15,6 +15,10 @@ const connParked = 2
 
 func (c *conn) parkForHead() bool { return false }
 
+func (c *conn) serveInline() bool { return false }
+
+func (c *conn) goOn() {}
+
 func (c *conn) morePolled() (ok, polled bool) { return false, false }
 
 func (c *conn) unregister() {}

@@ -19,24 +19,55 @@ type index[V any] struct {
 }
 
 type leaf[V any] struct {
-	keys []string // ascending
-	vals []V      // vals[i] belongs to keys[i]
+	keys []key // ascending
+	vals []V   // vals[i] belongs to keys[i]
+}
+
+// key is an index key with its prefix beside it: a search compares the
+// prefixes, in the leaf's own array, and reads a key's bytes (a string
+// elsewhere in the heap, seldom in the cache) only where two prefixes
+// are equal.
+type key struct {
+	pre uint64 // prefix(s)
+	s   string
 }
 
 // leafMax is the most entries in a leaf; a fuller one splits in two. 128
 // keeps an insert's copy within 4 KiB and a listing's leaf search short.
 const leafMax = 128
 
+// prefix is s's first 8 bytes as a big-endian number, zeros after a
+// shorter s: prefix(a) < prefix(b) means a < b; equal prefixes leave the
+// order to the whole strings. A connection id's first 8 characters are
+// random (48 bits): two ids seldom share them.
+func prefix(s string) uint64 {
+	if len(s) >= 8 {
+		return uint64(s[0])<<56 | uint64(s[1])<<48 | uint64(s[2])<<40 | uint64(s[3])<<32 |
+			uint64(s[4])<<24 | uint64(s[5])<<16 | uint64(s[6])<<8 | uint64(s[7])
+	}
+	var p uint64
+	for i := range 8 {
+		p <<= 8
+		if i < len(s) {
+			p |= uint64(s[i])
+		}
+	}
+	return p
+}
+
+// less reports whether k orders before s (of prefix p).
+func (k *key) less(s string, p uint64) bool { return k.pre < p || k.pre == p && k.s < s }
+
 // Len is the number of entries.
 func (x *index[V]) Len() int { return x.n }
 
-// leafFor returns the position of the leaf that holds key or would: the
-// last leaf whose first key is at most key (0 if none is).
-func (x *index[V]) leafFor(key string) int {
-	lo, hi := 0, len(x.leaves) // the first leaf whose first key is above key is in [lo, hi]
+// leafFor returns the position of the leaf that holds s (of prefix p) or
+// would: the last leaf whose first key is at most s (0 if none is).
+func (x *index[V]) leafFor(s string, p uint64) int {
+	lo, hi := 0, len(x.leaves) // the first leaf whose first key is above s is in [lo, hi]
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if x.leaves[m].keys[0] > key {
+		if f := &x.leaves[m].keys[0]; f.pre > p || f.pre == p && f.s > s {
 			hi = m
 		} else {
 			lo = m + 1
@@ -45,43 +76,60 @@ func (x *index[V]) leafFor(key string) int {
 	return max(lo-1, 0)
 }
 
-// Get returns key's value.
-func (x *index[V]) Get(key string) (V, bool) {
+// find returns where s (of prefix p) is or would be in l, and whether it
+// is.
+func (l *leaf[V]) find(s string, p uint64) (int, bool) {
+	lo, hi := 0, len(l.keys)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if l.keys[m].less(s, p) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(l.keys) && l.keys[lo].pre == p && l.keys[lo].s == s
+}
+
+// Get returns s's value.
+func (x *index[V]) Get(s string) (V, bool) {
 	if x.n == 0 {
 		var zero V
 		return zero, false
 	}
-	l := x.leaves[x.leafFor(key)]
-	if j, ok := slices.BinarySearch(l.keys, key); ok {
+	p := prefix(s)
+	l := x.leaves[x.leafFor(s, p)]
+	if j, ok := l.find(s, p); ok {
 		return l.vals[j], true
 	}
 	var zero V
 	return zero, false
 }
 
-// Put sets key's value; it reports whether key was new.
-func (x *index[V]) Put(key string, v V) bool {
+// Put sets s's value; it reports whether s was new.
+func (x *index[V]) Put(s string, v V) bool {
+	p := prefix(s)
 	if len(x.leaves) == 0 {
-		x.leaves = []*leaf[V]{{keys: []string{key}, vals: []V{v}}}
+		x.leaves = []*leaf[V]{{keys: []key{{p, s}}, vals: []V{v}}}
 		x.n = 1
 		return true
 	}
-	i := x.leafFor(key)
+	i := x.leafFor(s, p)
 	l := x.leaves[i]
-	j, ok := slices.BinarySearch(l.keys, key)
+	j, ok := l.find(s, p)
 	if ok {
 		l.vals[j] = v
 		return false
 	}
-	l.keys = slices.Insert(l.keys, j, key)
+	l.keys = slices.Insert(l.keys, j, key{p, s})
 	l.vals = slices.Insert(l.vals, j, v)
 	x.n++
 	if len(l.keys) > leafMax {
 		mid := len(l.keys) / 2
-		right := &leaf[V]{keys: make([]string, 0, leafMax+1), vals: make([]V, 0, leafMax+1)}
+		right := &leaf[V]{keys: make([]key, 0, leafMax+1), vals: make([]V, 0, leafMax+1)}
 		right.keys = append(right.keys, l.keys[mid:]...)
 		right.vals = append(right.vals, l.vals[mid:]...)
-		left := &leaf[V]{keys: make([]string, 0, leafMax+1), vals: make([]V, 0, leafMax+1)}
+		left := &leaf[V]{keys: make([]key, 0, leafMax+1), vals: make([]V, 0, leafMax+1)}
 		left.keys = append(left.keys, l.keys[:mid]...)
 		left.vals = append(left.vals, l.vals[:mid]...)
 		x.leaves[i] = left
@@ -90,16 +138,17 @@ func (x *index[V]) Put(key string, v V) bool {
 	return true
 }
 
-// Delete removes key; it reports whether key was there. A leaf left less
+// Delete removes s; it reports whether s was there. A leaf left less
 // than a quarter full merges into a neighbour when the two fit in one, so
 // leaves stay more than a quarter full on average whatever was deleted.
-func (x *index[V]) Delete(key string) bool {
+func (x *index[V]) Delete(s string) bool {
 	if x.n == 0 {
 		return false
 	}
-	i := x.leafFor(key)
+	p := prefix(s)
+	i := x.leafFor(s, p)
 	l := x.leaves[i]
-	j, ok := slices.BinarySearch(l.keys, key)
+	j, ok := l.find(s, p)
 	if !ok {
 		return false
 	}
@@ -134,15 +183,16 @@ func (x *index[V]) Ascend(after string, f func(key string, v V) bool) {
 	if x.n == 0 {
 		return
 	}
-	i := x.leafFor(after)
-	j, found := slices.BinarySearch(x.leaves[i].keys, after)
+	p := prefix(after)
+	i := x.leafFor(after, p)
+	j, found := x.leaves[i].find(after, p)
 	if found {
 		j++
 	}
 	for ; i < len(x.leaves); i, j = i+1, 0 {
 		l := x.leaves[i]
 		for ; j < len(l.keys); j++ {
-			if !f(l.keys[j], l.vals[j]) {
+			if !f(l.keys[j].s, l.vals[j]) {
 				return
 			}
 		}

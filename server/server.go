@@ -337,8 +337,10 @@ type Server struct {
 	extras bool
 	http   *http.Server
 	front  *httpfront.Server // nil with tls.mode on: http serves the listener
-	ln     net.Listener
-	tls    *tlsSetup // nil with tls.mode off
+	// wrapped: Wrap put middleware in front of the handler (frontInline)
+	wrapped bool
+	ln      net.Listener
+	tls     *tlsSetup // nil with tls.mode off
 
 	endpoint string // the management endpoint handlers are given
 
@@ -430,7 +432,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	// nothing for it to do: net/http serves a tls.Listener.
 	switch {
 	case s.cfg.TLS.Mode != TLSOn || s.cfg.ProxyProtocol:
-		s.front = &httpfront.Server{Serves: s.frontServes, KeepAliveWaitDescriptors: s.cfg.KeepAliveWaitDescriptors,
+		s.front = &httpfront.Server{Serves: s.frontServes, Inline: s.frontInline, KeepAliveWaitDescriptors: s.cfg.KeepAliveWaitDescriptors,
 			DeferAccept: true, // the first read finds the head: no parking for it
 			Logf:        func(format string, args ...any) { s.log.Warn(fmt.Sprintf(format, args...)) }}
 		if ts != nil {
@@ -746,6 +748,14 @@ func (s *Server) frontServes(r *http.Request) bool {
 	return !s.extras || s.gw.Serves(r.URL.EscapedPath())
 }
 
+// frontInline says which of the front's requests it may serve on the
+// goroutine that accepted their connection: the gateway's upgrades that
+// wait on nothing (no $connect, no authorizer), unless middleware wraps
+// the handler (Wrap: it may wait).
+func (s *Server) frontInline(r *http.Request) bool {
+	return !s.wrapped && s.gw.Inline(r)
+}
+
 // Handle mounts an extra handler (the demo's dashboard) on the listener,
 // with ServeMux patterns. Paths under /{stage} stay the gateway's.
 func (s *Server) Handle(pattern string, h http.Handler) {
@@ -758,6 +768,7 @@ func (s *Server) Handle(pattern string, h http.Handler) {
 // Start.
 func (s *Server) Wrap(mw func(http.Handler) http.Handler) {
 	s.http.Handler = mw(s.http.Handler)
+	s.wrapped = true
 }
 
 // Addr is the bound listen address.
