@@ -218,6 +218,17 @@ func Start(cfg Config, opts Options) (*Hub, error) {
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	ctx, cancel := context.WithTimeout(h.ctx, cfg.startupTimeout())
 	defer cancel()
+	if f := startAbort.Load(); f != nil {
+		if abort := (*f)(&cfg); abort != nil {
+			go func() {
+				select {
+				case <-abort:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+		}
+	}
 	if err := h.start(ctx, opts); err != nil {
 		_ = h.Close()
 		return nil, err
