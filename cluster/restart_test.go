@@ -30,7 +30,7 @@ func runNATS(t *testing.T, port int, dir string) *server.Server {
 		t.Fatal(err)
 	}
 	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
+	if !ns.ReadyForConnections(60 * time.Second) { // JetStream's start, on a loaded machine
 		t.Fatal("NATS not ready")
 	}
 	return ns

@@ -99,10 +99,12 @@ func Dial(t *testing.T, srv *server.Server, stage string) *websocket.Conn {
 }
 
 // Read returns the next text message c receives, failing the test after
-// 10 s without one.
+// 30 s without one: a change stream's record goes through moto_server
+// (Python) and a function's cold start first, seconds each on a loaded
+// machine.
 func Read(t *testing.T, c *websocket.Conn) string {
 	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	_, b, err := c.ReadMessage()
 	if err != nil {
 		t.Fatalf("reading: %v", err)
@@ -213,8 +215,8 @@ func next(t *testing.T, lines chan string, name string) string {
 			t.Fatalf("%s ended", name)
 		}
 		return l
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no line on %s within 10s", name)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no line on %s within 30 s", name)
 	}
 	return ""
 }
