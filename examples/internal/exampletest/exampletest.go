@@ -140,7 +140,7 @@ func DynamoDB(endpoint string) *dynamodb.Client {
 
 // CreateTable creates a table with the string partition key key and, when
 // stream is set, a NEW_AND_OLD_IMAGES stream, as the examples' SAM
-// templates declare them.
+// templates declare them; it is deleted when the test ends.
 func CreateTable(t *testing.T, db *dynamodb.Client, name, key string, stream bool) {
 	t.Helper()
 	in := &dynamodb.CreateTableInput{
@@ -155,6 +155,13 @@ func CreateTable(t *testing.T, db *dynamodb.Client, name, key string, stream boo
 	if _, err := db.CreateTable(context.Background(), in); err != nil {
 		t.Fatalf("creating table %s: %v", name, err)
 	}
+	// The test binary's moto_server outlives one run of the test
+	// (-count=N), whose CreateTable would find the table there.
+	t.Cleanup(func() {
+		if _, err := db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)}); err != nil {
+			t.Errorf("deleting table %s: %v", name, err)
+		}
+	})
 }
 
 // Program is a running example program, read line by line.
