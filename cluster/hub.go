@@ -185,7 +185,9 @@ type Hub struct {
 	// "drain-marks": DrainGroups heard every node and put its marks in
 	// the workers' channels; "claimed": Start claimed its byte, joining;
 	// "join-refresh": the joining entry is about to be refreshed;
-	// "subscribed": Start subscribed the byte's subjects and flushed), on
+	// "subscribed": Start subscribed the byte's subjects and flushed;
+	// "claim-read": a claim found the byte's entry there and is about to
+	// read it), on
 	// the goroutine doing it: a test holds one there to drive an
 	// interleaving the scheduler makes rare.
 	stepHook atomic.Pointer[func(step string)]
