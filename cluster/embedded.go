@@ -90,6 +90,13 @@ func startEmbedded(c *Config, storeDir string, log *slog.Logger, timeout time.Du
 // servers took (port 0) to route to them.
 var embeddedUp atomic.Pointer[func(c *Config, ns *server.Server)]
 
+// startAbort, set by tests only (SetStartAbort), gives Start a channel
+// for its node (nil: none); closing it ends Start's wait for NATS and the
+// registry at once. A test starting a cluster's nodes together ends the
+// others' starts when one failed because its port was taken: they would
+// wait startupTimeoutSeconds for a registry that node was to be part of.
+var startAbort atomic.Pointer[func(c *Config) <-chan struct{}]
+
 func hostPort(addr string) (string, int, error) {
 	h, p, err := net.SplitHostPort(addr)
 	if err != nil {

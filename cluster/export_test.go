@@ -112,5 +112,12 @@ func SetEmbeddedHook(f func(c *Config, client, route string)) {
 	embeddedUp.Store(&g)
 }
 
+// SetStartAbort makes every Start of this process ask f for a channel
+// for its node (nil: none); closing it ends that Start's wait for NATS
+// and the registry at once, with an error.
+func SetStartAbort(f func(c *Config) <-chan struct{}) {
+	startAbort.Store(&f)
+}
+
 // ClientURL is the URL of this node's embedded NATS server.
 func (h *Hub) ClientURL() string { return h.ns.ClientURL() }

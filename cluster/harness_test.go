@@ -31,7 +31,8 @@ import (
 // one start in a few hundred with the whole suite beside it). Below that
 // range another test process may still draw the same port and bind it
 // first: startHubs and startServers start again on other ports when a
-// node's start failed for that (rebind). Listeners that can take port 0
+// node's start failed for that (rebind), having ended the other nodes'
+// starts at once (startTogether). Listeners that can take port 0
 // do (an embedded server's client listener; its route listener in
 // proxiedConfigs, where the proxies route to the port it took).
 func freePorts(t testing.TB, n int) []int {
@@ -115,7 +116,18 @@ var listening sync.Map
 // network). Nodes of other clusters dial the address advertised.
 var queryListening, queryVia sync.Map
 
+// aborts holds, by cluster name, the channel startTogether closes to end
+// the starts of a cluster's other nodes once one found its port taken
+// (SetStartAbort).
+var aborts sync.Map
+
 func init() {
+	cluster.SetStartAbort(func(c *cluster.Config) <-chan struct{} {
+		if v, ok := aborts.Load(c.Name); ok {
+			return v.(chan struct{})
+		}
+		return nil
+	})
 	cluster.SetEmbeddedHook(func(c *cluster.Config, client, route string) {
 		listening.Store(c.Name+"/"+c.Node.Name, [2]string{client, route})
 	})
@@ -246,18 +258,16 @@ func startHubs(t testing.TB, cfgs []cluster.Config) []*cluster.Hub {
 	var errs []error
 	for attempt := 0; ; attempt++ {
 		hubs, errs = make([]*cluster.Hub, len(cfgs)), make([]error, len(cfgs))
-		var wg sync.WaitGroup
-		for i, c := range cfgs {
+		for _, c := range cfgs {
 			if err := c.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				hubs[i], errs[i] = cluster.Start(c, cluster.Options{Memory: hub.NewMemory(hub.Limits{}), Logger: testLogger()})
-			}()
 		}
-		wg.Wait()
+		startTogether(cfgs, func(i int) error {
+			var err error
+			hubs[i], err = cluster.Start(cfgs[i], cluster.Options{Memory: hub.NewMemory(hub.Limits{}), Logger: testLogger()})
+			return err
+		}, errs)
 		if attempt == 3 || !rebind(t, cfgs, errs) {
 			break
 		}
@@ -279,6 +289,34 @@ func startHubs(t testing.TB, cfgs []cluster.Config) []*cluster.Hub {
 		})
 	}
 	return hubs
+}
+
+// startTogether runs start(i) for each of cfgs' nodes concurrently and
+// puts its error in errs[i]. When one fails because its port was taken
+// (portTaken), the others' starts are ended at once (SetStartAbort): they
+// would wait their startup timeout (a minute) for the registry that node
+// was to be part of before the caller could start them all again.
+func startTogether(cfgs []cluster.Config, start func(i int) error, errs []error) {
+	abort := make(chan struct{})
+	var once sync.Once
+	for _, c := range cfgs {
+		aborts.Store(c.Name, abort)
+	}
+	defer func() {
+		for _, c := range cfgs {
+			aborts.CompareAndDelete(c.Name, abort)
+		}
+	}()
+	var wg sync.WaitGroup
+	for i := range cfgs {
+		wg.Go(func() {
+			errs[i] = start(i)
+			if portTaken(errs[i]) {
+				once.Do(func() { close(abort) })
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // closeHubs closes the hubs that started, together: the last node alone

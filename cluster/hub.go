@@ -185,7 +185,9 @@ type Hub struct {
 	// "drain-marks": DrainGroups heard every node and put its marks in
 	// the workers' channels; "claimed": Start claimed its byte, joining;
 	// "join-refresh": the joining entry is about to be refreshed;
-	// "subscribed": Start subscribed the byte's subjects and flushed), on
+	// "subscribed": Start subscribed the byte's subjects and flushed;
+	// "claim-read": a claim found the byte's entry there and is about to
+	// read it), on
 	// the goroutine doing it: a test holds one there to drive an
 	// interleaving the scheduler makes rare.
 	stepHook atomic.Pointer[func(step string)]
@@ -218,6 +220,17 @@ func Start(cfg Config, opts Options) (*Hub, error) {
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	ctx, cancel := context.WithTimeout(h.ctx, cfg.startupTimeout())
 	defer cancel()
+	if f := startAbort.Load(); f != nil {
+		if abort := (*f)(&cfg); abort != nil {
+			go func() {
+				select {
+				case <-abort:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+		}
+	}
 	if err := h.start(ctx, opts); err != nil {
 		_ = h.Close()
 		return nil, err

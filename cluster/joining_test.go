@@ -328,3 +328,48 @@ func TestClusterStalledJoin(t *testing.T) {
 		})
 	}
 }
+
+// TestClusterClaimEntryGoneMeanwhile: a start with a configured byte
+// finds the byte's entry there (its create refused) and the entry is gone
+// when it reads it (here deleted; under load, a joining entry whose TTL
+// and then its marker ran out in between). The byte is free: the start
+// claims it and comes up with it. It failed before, reporting the byte
+// "held by  (incarnation , since 1970-01-01T00:00:00Z)" (TestClusterStalledJoin,
+// 1 run of 1 under -race at load 20: its fourth node started as the
+// stalled node's expiry marker went).
+func TestClusterClaimEntryGoneMeanwhile(t *testing.T) {
+	url := startNATS(t)
+	cfgs := joiningConfigs(url, url)
+	hubs := startHubs(t, cfgs[:2])
+	self := freeByte(hubs...)
+	js, ctx := natsClient(t, url)
+	kv, err := js.KeyValue(ctx, "WSGATE_ext_NODES")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "node." + hub.NodeHex(self)
+	ghost := fmt.Sprintf(`{"name":"ghost","inc":"g1","startedAt":%d,"renewed":%d,"state":"up"}`, time.Now().UnixMilli(), time.Now().UnixMilli())
+	if _, err := kv.Create(ctx, key, []byte(ghost)); err != nil {
+		t.Fatal(err)
+	}
+	hook, reached, release := holdAt("claim-read")
+	restarted := startAgain(t, withByte(cfgs[2], self), release, hook)
+	<-reached // the create was refused: the ghost holds the byte
+	if err := kv.Delete(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	c, err := restarted.wait()
+	if err != nil {
+		t.Fatalf("start with the byte's entry gone before it was read: %v", err)
+	}
+	if c.Self() != self {
+		t.Fatalf("came up with byte %d, want %d", c.Self(), self)
+	}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if s := stateOf(hubs[0], self); s != "up" {
+			return fmt.Errorf("A lists byte %d as %q, want up", self, s)
+		}
+		return nil
+	})
+}

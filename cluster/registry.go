@@ -310,6 +310,13 @@ func (h *Hub) claim(ctx context.Context) error {
 	}
 }
 
+// errClaimRaced is a claim that lost a race with a change of the entry:
+// it was gone when read after the create found it (a joining entry's TTL
+// ran out, and its marker went, in between), or moved before the write.
+// The byte may be free now: a configured byte is claimed again (claim
+// retries), not reported held; auto goes on to the next byte.
+var errClaimRaced = errors.New("the registry entry changed during the claim")
+
 // finalError is a claim failure that retrying does not cure.
 type finalError struct{ msg string }
 
@@ -319,7 +326,7 @@ func (h *Hub) claimOnce(ctx context.Context) error {
 	if b, ok := h.cfg.Node.ID.Static(); ok {
 		ok, err := h.claimByte(ctx, b, true)
 		if err != nil {
-			return err
+			return err // errClaimRaced among them: claim tries again
 		}
 		if !ok {
 			h.mu.RLock()
@@ -338,6 +345,9 @@ func (h *Hub) claimOnce(ctx context.Context) error {
 		for i := range uint32(hub.MaxNode + 1) {
 			b := byte((start + i) % (hub.MaxNode + 1))
 			ok, err := h.claimByte(ctx, b, takeGone)
+			if errors.Is(err, errClaimRaced) {
+				continue // the next pass may get it
+			}
 			if err != nil {
 				return err
 			}
@@ -349,7 +359,9 @@ func (h *Hub) claimOnce(ctx context.Context) error {
 	return &finalError{"no free node byte: 255 nodes hold every one"}
 }
 
-// claimByte tries to own b by compare-and-set.
+// claimByte tries to own b by compare-and-set: false when another
+// incarnation holds it, errClaimRaced when the entry changed under the
+// claim.
 func (h *Hub) claimByte(ctx context.Context, b byte, takeGone bool) (bool, error) {
 	key := nodeKey(b)
 	var opts []jetstream.KVCreateOpt
@@ -366,10 +378,11 @@ func (h *Hub) claimByte(ctx context.Context, b byte, takeGone bool) (bool, error
 	if !errors.Is(err, jetstream.ErrKeyExists) {
 		return false, fmt.Errorf("claiming node byte %d: %w", b, err)
 	}
+	h.step("claim-read")
 	cur, err := h.leaderGet(ctx, key)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return false, nil // changed meanwhile; the next pass may get it
+			return false, fmt.Errorf("claiming node byte %d: %w", b, errClaimRaced)
 		}
 		return false, fmt.Errorf("claiming node byte %d: %w", b, err)
 	}
@@ -402,7 +415,7 @@ func (h *Hub) claimByte(ctx context.Context, b byte, takeGone bool) (bool, error
 	rev, err = h.writeEntry(ctx, key, h.me(h.incarnation()), cur.Revision(), ttl)
 	if err != nil {
 		h.log.Debug("claiming node byte: the registry moved first", "node", hub.NodeHex(b), "revision", cur.Revision(), "error", err)
-		return false, nil // someone else moved first
+		return false, fmt.Errorf("claiming node byte %d: %w", b, errClaimRaced) // someone else moved first
 	}
 	h.own(b, rev, sent)
 	return true, nil

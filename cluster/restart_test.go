@@ -19,22 +19,74 @@ import (
 	"github.com/wsgate/wsgate/internal/testenv"
 )
 
-// runNATS runs an external NATS server on port (server.RANDOM_PORT: one
-// it picks; natsPort reads it back) with JetStream in dir. A test that
-// restarts NATS on the same port lets the port go meanwhile: another
-// process could take it then, which no harness can prevent.
+// runNATS runs an external NATS server on port with JetStream in dir;
+// port 0 draws one with freePorts (natsPort reads it back), and draws
+// again when another process took it first. A test that restarts NATS
+// on the same port lets the port go meanwhile: another process could
+// take it then, which no harness can prevent. A port below the
+// ephemeral range (freePorts) makes that rare: one in that range (port
+// 0) is also handed out to every process's port-0 listeners and, as
+// their source port, outgoing connections (benchmarks beside the suite
+// make thousands), and one of those holds it while NATS is down.
 func runNATS(t *testing.T, port int, dir string) *server.Server {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
+	for attempt := 0; ; attempt++ {
+		p := port
+		if p == 0 {
+			p = freePorts(t, 1)[0]
+		}
+		ns, err := launchNATS(p, dir)
+		if err == nil {
+			return ns
+		}
+		if port != 0 || !portTaken(err) || attempt == 3 {
+			t.Fatalf("NATS on port %d: %v", p, err)
+		}
 	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS not ready")
-	}
-	return ns
 }
+
+// launchNATS runs a NATS server on port; a listener that cannot bind
+// fails it at once (NATS reports it through its logger's Fatalf and
+// would go on without it).
+func launchNATS(port int, dir string) (*server.Server, error) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoSigs: true})
+	if err != nil {
+		return nil, err
+	}
+	fatal := make(chan string, 1)
+	ns.SetLoggerV2(fatalLogger(fatal), false, false, false)
+	go ns.Start()
+	ready := make(chan bool, 1)
+	go func() { ready <- ns.ReadyForConnections(60 * time.Second) }() // JetStream's start, on a loaded machine
+	select {
+	case ok := <-ready:
+		if !ok {
+			ns.Shutdown()
+			return nil, errors.New("NATS not ready within 60 s")
+		}
+		return ns, nil
+	case msg := <-fatal:
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, errors.New(msg)
+	}
+}
+
+// fatalLogger drops a NATS server's logs but its fatal errors, which it
+// sends when there is room.
+type fatalLogger chan<- string
+
+func (f fatalLogger) Fatalf(format string, a ...any) {
+	select {
+	case f <- fmt.Sprintf(format, a...):
+	default:
+	}
+}
+func (fatalLogger) Noticef(string, ...any) {}
+func (fatalLogger) Warnf(string, ...any)   {}
+func (fatalLogger) Errorf(string, ...any)  {}
+func (fatalLogger) Debugf(string, ...any)  {}
+func (fatalLogger) Tracef(string, ...any)  {}
 
 // natsPort is the client port ns took.
 func natsPort(ns *server.Server) int { return ns.Addr().(*net.TCPAddr).Port }
@@ -46,7 +98,7 @@ func natsPort(ns *server.Server) int { return ns.Addr().(*net.TCPAddr).Port }
 // same node bytes.
 func TestClusterNATSRestart(t *testing.T) {
 	dir := t.TempDir()
-	ns := runNATS(t, server.RANDOM_PORT, dir)
+	ns := runNATS(t, 0, dir)
 	port := natsPort(ns)
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	hubs := startHubs(t, []cluster.Config{externalConfig(url, "r1"), externalConfig(url, "r2"), externalConfig(url, "r3")})
@@ -148,7 +200,7 @@ func TestClusterNATSRestart(t *testing.T) {
 // same byte: nobody took it) and serves new connections from every node.
 func TestClusterNATSOutageBeyondLease(t *testing.T) {
 	dir := t.TempDir()
-	ns := runNATS(t, server.RANDOM_PORT, dir)
+	ns := runNATS(t, 0, dir)
 	port := natsPort(ns)
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	var cfgs []cluster.Config
@@ -267,7 +319,7 @@ func TestClusterStartWaitsForNATS(t *testing.T) {
 // incarnation: the node must not fence a second time for one outage.
 func TestClusterRenewalAcrossReclaim(t *testing.T) {
 	dir := t.TempDir()
-	ns := runNATS(t, server.RANDOM_PORT, dir)
+	ns := runNATS(t, 0, dir)
 	port := natsPort(ns)
 	c := externalConfig(fmt.Sprintf("nats://127.0.0.1:%d", port), "a1")
 	c.HeartbeatMillis, c.NodeTimeoutMillis, c.IsolationSeconds, c.LeaseSeconds = 200, 600, 1, 2

@@ -70,19 +70,18 @@ func startServersWith(t *testing.T, cfgs []cluster.Config, more func(*server.Con
 	var errs []error
 	for attempt := 0; ; attempt++ {
 		srvs, errs = make([]*server.Server, len(cfgs)), make([]error, len(cfgs))
-		var wg sync.WaitGroup
+		scfgs := make([]server.Config, len(cfgs))
 		for i, cc := range cfgs {
-			cfg := serverConfig(t, cc)
+			scfgs[i] = serverConfig(t, cc)
 			if more != nil {
-				more(&cfg)
+				more(&scfgs[i])
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				srvs[i], errs[i] = server.New(cfg, testLogger())
-			}()
 		}
-		wg.Wait()
+		startTogether(cfgs, func(i int) error {
+			var err error
+			srvs[i], err = server.New(scfgs[i], testLogger())
+			return err
+		}, errs)
 		if attempt == 3 || !rebind(t, cfgs, errs) {
 			break
 		}

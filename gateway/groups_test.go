@@ -156,7 +156,7 @@ func TestGroups(t *testing.T) {
 	// A closed connection is gone from every group.
 	_ = cs[1].WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""))
 	readClose(t, cs[1])
-	testenv.Eventually(t, 5*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if d := tg.publish(t, "g1", []byte("x")); d.Delivered != 0 {
 			return fmt.Errorf("still delivered to %d", d.Delivered)
 		}
@@ -337,7 +337,7 @@ func TestJoinWithoutBackend(t *testing.T) {
 		}
 	}
 	_ = c.WriteMessage(websocket.TextMessage, []byte(`{"action":"unsubscribe","group":"orders"}`))
-	testenv.Eventually(t, 5*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if d := tg.publish(t, "orders", []byte("x")); d.Delivered != 0 {
 			return errors.New("still a member")
 		}

@@ -258,8 +258,11 @@ func TestSlowloris(t *testing.T) {
 	})
 	slow, slowBR := dial(t, tf.addr)
 	for _, b := range []byte("POST /a HTTP/1.1\r\nHost: h\r\nContent-") {
+		// A write may fail: a test goroutine held up past the header
+		// timeout between two bytes (a loaded machine) finds the slow
+		// connection closed already, which is what is checked below.
 		if _, err := slow.Write([]byte{b}); err != nil {
-			t.Fatal(err)
+			break
 		}
 	}
 	nc, br := dial(t, tf.addr)

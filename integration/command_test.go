@@ -235,7 +235,7 @@ func TestCommandOutputReachesLogger(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, line := range []string{"to stdout req-log-1", "to stderr req-log-1"} {
-		testenv.Eventually(t, 5*time.Second, func() error {
+		testenv.Eventually(t, 30*time.Second, func() error {
 			attrs, ok := logs.find(line)
 			if !ok {
 				return fmt.Errorf("no log record %q", line)

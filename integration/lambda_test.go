@@ -247,7 +247,7 @@ func startRIE(t *testing.T, handler string) string {
 			logFile.Close()
 		})
 		up := false
-		testenv.Eventually(t, 10*time.Second, func() error {
+		testenv.Eventually(t, 60*time.Second, func() error {
 			select {
 			case <-exited:
 				return nil // its port taken, or it failed: below

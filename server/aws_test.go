@@ -120,6 +120,19 @@ boto3.client("stepfunctions").create_state_machine(name="wsgate-machine",
 boto3.client("kinesis").create_stream(StreamName="wsgate-stream", ShardCount=1)
 `
 
+// awsTeardown removes what awsSetup made: the test binary's moto_server
+// outlives one run of the test (-count=N), whose setup would find them.
+const awsTeardown = `
+import boto3
+sqs = boto3.client("sqs")
+for name in ("wsgate-in", "wsgate-sns-sink"):
+    sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"])
+boto3.client("sns").delete_topic(TopicArn="arn:aws:sns:us-east-1:123456789012:wsgate-topic")
+boto3.client("dynamodb").delete_table(TableName="wsgate-conns")
+boto3.client("stepfunctions").delete_state_machine(stateMachineArn="arn:aws:states:us-east-1:123456789012:stateMachine:wsgate-machine")
+boto3.client("kinesis").delete_stream(StreamName="wsgate-stream")
+`
+
 // awsCheck prints what reached the services as JSON.
 const awsCheck = `
 import boto3, json, sys
@@ -154,6 +167,7 @@ func TestAWSServiceIntegrations(t *testing.T) {
 		t.Setenv(k, v)
 	}
 	python(t, awsSetup)
+	t.Cleanup(func() { python(t, awsTeardown) })
 	srv := startServer(t, awsServicesConfig)
 	c, _, err := websocket.DefaultDialer.Dial("ws://"+srv.Addr()+"/dev", nil)
 	if err != nil {

@@ -137,7 +137,7 @@ func startServerWrapped(t *testing.T, text string, w io.Writer, wrap func(http.H
 func onlyConnection(t *testing.T, srv *server.Server) string {
 	t.Helper()
 	var id string
-	testenv.Eventually(t, 5*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		infos, _, _ := srv.Hub().Connections(context.Background(), hub.Page{})
 		if len(infos) != 1 {
 			return os.ErrNotExist

@@ -95,7 +95,7 @@ func managementClient(endpoint string, pool *x509.CertPool) *apigatewaymanagemen
 func connectionIDs(t *testing.T, srv *server.Server, n int) []string {
 	t.Helper()
 	var ids []string
-	testenv.Eventually(t, 5*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		infos, _, _ := srv.Hub().Connections(context.Background(), hub.Page{})
 		if len(infos) != n {
 			return fmt.Errorf("%d connections, want %d", len(infos), n)

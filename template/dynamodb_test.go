@@ -2,10 +2,12 @@ package template
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -43,7 +45,10 @@ func TestCreateTables(t *testing.T) {
 	if len(res.Tables) != 1 {
 		t.Fatalf("tables: %+v", res.Tables)
 	}
-	res.Tables[0].Name = "template_test_orders"
+	// Named per run: the test binary's moto_server keeps the table
+	// through the next run (-count=N), which would find it there.
+	name := fmt.Sprintf("template_test_orders_%d", time.Now().UnixNano())
+	res.Tables[0].Name = name
 	ctx := context.Background()
 	db, err := NewDynamoDBClient(ctx, endpoint, "us-east-1")
 	if err != nil {
@@ -53,10 +58,10 @@ func TestCreateTables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(created, []string{"template_test_orders"}) {
+	if !slices.Equal(created, []string{name}) {
 		t.Fatalf("created %v", created)
 	}
-	out, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String("template_test_orders")})
+	out, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
 	if err != nil {
 		t.Fatal(err)
 	}

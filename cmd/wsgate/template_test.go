@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,9 +83,13 @@ func TestServeTemplate(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	path := writeTemplate(t, mockTemplate)
+	// The test binary's moto_server outlives one run of the test
+	// (-count=N): a table of a fixed name would be there already, and not
+	// "created", at the second run.
+	table := fmt.Sprintf("serve_template_%d", time.Now().UnixNano())
 	addr, summary := serveTemplate(t, t.TempDir(), "--template", path,
-		"--parameter-overrides", "StageName=live TableName=serve_template_test", "--dynamodb-endpoint", endpoint)
-	for _, want := range []string{"stage live", "route ping -> mock", "table serve_template_test", "created table serve_template_test"} {
+		"--parameter-overrides", "StageName=live TableName="+table, "--dynamodb-endpoint", endpoint)
+	for _, want := range []string{"stage live", "route ping -> mock", "table " + table, "created table " + table} {
 		if !strings.Contains(summary, want) {
 			t.Errorf("summary lacks %q:\n%s", want, summary)
 		}
@@ -112,7 +117,7 @@ func TestServeTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.DescribeTable(context.Background(), &dynamodb.DescribeTableInput{TableName: aws.String("serve_template_test")}); err != nil {
+	if _, err := db.DescribeTable(context.Background(), &dynamodb.DescribeTableInput{TableName: aws.String(table)}); err != nil {
 		t.Fatalf("table not created: %v", err)
 	}
 }

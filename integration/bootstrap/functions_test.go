@@ -115,7 +115,7 @@ func logRecords(logs *testenv.Buffer, msg string) []map[string]any {
 // log, tagged with its function and request id.
 func outputLogged(t *testing.T, logs *testenv.Buffer, function, requestID string) {
 	t.Helper()
-	testenv.Eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		for _, r := range logRecords(logs, "") {
 			if strings.HasPrefix(fmt.Sprint(r["msg"]), "answered ") && r["function"] == function && r["requestId"] == requestID {
 				return nil
@@ -340,7 +340,7 @@ routes:
 		t.Fatalf("first message answered %q, want the handler's answer\nlog:\n%s", got, logs)
 	}
 	// The queue wait and the cold start are reported.
-	testenv.Eventually(t, 5*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		for _, r := range logRecords(logs, "function invoked") {
 			if r["function"] == "Slow" && r["queueWait"] != nil && r["processWait"] != nil {
 				return nil
@@ -380,7 +380,9 @@ routes:
 	if err := os.WriteFile(filepath.Join(dir, "pkg", "mod.py"), []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 10*time.Second, func() error {
+	// The change restarts the function's process: a cold start of
+	// python, seconds on a loaded machine.
+	testenv.Eventually(t, 60*time.Second, func() error {
 		if got := ask(); got != "changed x" {
 			return fmt.Errorf("answered %q", got)
 		}

@@ -428,7 +428,7 @@ func TestBrowserReconnectsAndCatchesUp(t *testing.T) {
 	mustExec(t, db, `DELETE FROM orders WHERE id = 'o-1002'`)
 	// Let the capture loop publish those changes to nobody before the
 	// gateway comes back.
-	testenv.Eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		gw.mu.Lock()
 		defer gw.mu.Unlock()
 		if gw.seq < 3 {
@@ -508,7 +508,7 @@ func TestBrowserScreenshots(t *testing.T) {
 	}
 	// At phone width nothing may stick out sideways: the page itself must
 	// not scroll horizontally (the table may, inside its card).
-	testenv.Eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		w, err := dashboardtest.Eval[int](page, `document.documentElement.scrollWidth`)
 		if err != nil {
 			return err
@@ -545,7 +545,7 @@ func TestBrowserAppliesRecordsBufferedDuringSnapshot(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			testenv.Eventually(t, 10*time.Second, func() error {
+			testenv.Eventually(t, 30*time.Second, func() error {
 				gw.mu.Lock()
 				defer gw.mu.Unlock()
 				if gw.seq == published {

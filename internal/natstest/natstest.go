@@ -28,7 +28,9 @@ func StartWith(t testing.TB, set func(*server.Options)) *server.Server {
 		t.Fatal(err)
 	}
 	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
+	// JetStream's start (its store, its account) takes seconds on a
+	// loaded machine under -race.
+	if !ns.ReadyForConnections(60 * time.Second) {
 		t.Fatal("NATS not ready")
 	}
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })

@@ -99,10 +99,12 @@ func Dial(t *testing.T, srv *server.Server, stage string) *websocket.Conn {
 }
 
 // Read returns the next text message c receives, failing the test after
-// 10 s without one.
+// 30 s without one: a change stream's record goes through moto_server
+// (Python) and a function's cold start first, seconds each on a loaded
+// machine.
 func Read(t *testing.T, c *websocket.Conn) string {
 	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	_, b, err := c.ReadMessage()
 	if err != nil {
 		t.Fatalf("reading: %v", err)
@@ -138,7 +140,7 @@ func DynamoDB(endpoint string) *dynamodb.Client {
 
 // CreateTable creates a table with the string partition key key and, when
 // stream is set, a NEW_AND_OLD_IMAGES stream, as the examples' SAM
-// templates declare them.
+// templates declare them; it is deleted when the test ends.
 func CreateTable(t *testing.T, db *dynamodb.Client, name, key string, stream bool) {
 	t.Helper()
 	in := &dynamodb.CreateTableInput{
@@ -153,6 +155,13 @@ func CreateTable(t *testing.T, db *dynamodb.Client, name, key string, stream boo
 	if _, err := db.CreateTable(context.Background(), in); err != nil {
 		t.Fatalf("creating table %s: %v", name, err)
 	}
+	// The test binary's moto_server outlives one run of the test
+	// (-count=N), whose CreateTable would find the table there.
+	t.Cleanup(func() {
+		if _, err := db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(name)}); err != nil {
+			t.Errorf("deleting table %s: %v", name, err)
+		}
+	})
 }
 
 // Program is a running example program, read line by line.
@@ -213,8 +222,8 @@ func next(t *testing.T, lines chan string, name string) string {
 			t.Fatalf("%s ended", name)
 		}
 		return l
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no line on %s within 10s", name)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no line on %s within 30 s", name)
 	}
 	return ""
 }
