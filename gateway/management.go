@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -203,7 +204,7 @@ func (g *Gateway) connection(w http.ResponseWriter, r *http.Request, id string) 
 			writeAPIError(w, aerr)
 			return
 		}
-		if err := g.hub.Send(r.Context(), id, hub.NewMessage(body)); err != nil {
+		if err := g.sendData(r.Context(), id, body); err != nil {
 			writeAPIError(w, hubError(err))
 			return
 		}
@@ -224,6 +225,25 @@ func (g *Gateway) connection(w http.ResponseWriter, r *http.Request, id string) 
 	default:
 		writeAPIError(w, errNotFound.with("No method found matching route "+g.cfg.Stage+"/@connections/{connectionId} for http method "+r.Method+"."))
 	}
+}
+
+// sendData is PostToConnection's send of data to connection id. On a
+// node's own hub, to one of the gateway's connections, it builds no
+// Message: the frame goes out of a pooled buffer (conn.sendData), two
+// allocations fewer per POST. Elsewhere (a cluster hub, another Conn) it
+// is the hub's Send.
+func (g *Gateway) sendData(ctx context.Context, id string, data []byte) error {
+	if h, ok := g.hub.(*hub.Memory); ok {
+		hc, ok := h.Lookup(id)
+		if !ok {
+			return hub.ErrGone
+		}
+		if c, ok := hc.(*conn); ok {
+			return c.sendData(data)
+		}
+		return hc.Send(hub.NewMessage(data))
+	}
+	return g.hub.Send(ctx, id, hub.NewMessage(data))
 }
 
 // readBody reads a POST body of at most 131072 bytes (PostToConnection's
