@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
@@ -641,6 +642,33 @@ func TestHasherHMAC(t *testing.T) {
 		}
 		if got := x.hmacOnce(c.key, []byte(c.msg)); !bytes.Equal(got[:], want) {
 			t.Errorf("%d: hmacOnce %x, want %x", i, got, want)
+		}
+	}
+}
+
+// TestSetSignature: every byte at every place of a signature is accepted
+// exactly when it is a lower-case hex digit, and decodes as encoding/hex
+// decodes it.
+func TestSetSignature(t *testing.T) {
+	const good = "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
+	var in authInput
+	for i := range len(good) {
+		for c := range 256 {
+			s := good[:i] + string([]byte{byte(c)}) + good[i+1:]
+			want, err := hex.DecodeString(s)
+			ok := err == nil && ('0' <= c && c <= '9' || 'a' <= c && c <= 'f')
+			e := in.setSignature(s)
+			if (e == nil) != ok {
+				t.Fatalf("byte %#x at %d: accepted %v, want %v", c, i, e == nil, ok)
+			}
+			if ok && !bytes.Equal(in.signature[:], want) {
+				t.Fatalf("byte %#x at %d: decoded %x, want %x", c, i, in.signature, want)
+			}
+		}
+	}
+	for _, s := range []string{"", good[:63], good + "0"} {
+		if in.setSignature(s) == nil {
+			t.Fatalf("%d digits accepted", len(s))
 		}
 	}
 }
