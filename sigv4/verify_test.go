@@ -624,6 +624,40 @@ func TestCheckAndBody(t *testing.T) {
 	}
 }
 
+// TestReleaseBody: a body given back leaves the request with none, and a
+// later request's Check reads its own body, small or large, whole, after
+// bodies of every size were given back; ReleaseBody leaves another body
+// alone.
+func TestReleaseBody(t *testing.T) {
+	key := interopStore[interopKey]
+	v := unitVerifier()
+	v.MaxBodyBytes = 1 << 20
+	bodies := []string{"hi", strings.Repeat("x", smallBody-1), strings.Repeat("y", smallBody), strings.Repeat("z", 5000), "ok"}
+	for round := range 3 {
+		for _, body := range bodies {
+			r := signedPost(t, key, unitNow, body, nil)
+			var id Identity
+			if err := v.Check(r, &id); err != nil {
+				t.Fatalf("round %d, %d bytes: %v", round, len(body), err)
+			}
+			if got, ok := Body(r); !ok || string(got) != body {
+				t.Fatalf("round %d, %d bytes: Body = %d bytes %.8q, %v", round, len(body), len(got), got, ok)
+			}
+			ReleaseBody(r)
+			if _, ok := Body(r); ok || r.Body != http.NoBody {
+				t.Fatalf("round %d, %d bytes: a body left after ReleaseBody", round, len(body))
+			}
+		}
+	}
+	other := io.NopCloser(strings.NewReader("x"))
+	r := httptest.NewRequest(http.MethodPost, "/", nil)
+	r.Body = other
+	ReleaseBody(r)
+	if r.Body != other {
+		t.Fatal("ReleaseBody replaced a body Check did not read")
+	}
+}
+
 // TestHasherHMAC: the hasher's HMAC, with its saved key states and
 // without, is crypto/hmac's, for a key used twice, another key, and the
 // first key again.
