@@ -38,13 +38,10 @@ const (
 // goroutine and no buffers. Everything else only queues (Send, Close)
 // under mu.
 type conn struct {
-	gw *Gateway
 	nc net.Conn
-	rc syscall.RawConn // nil when nc is not a socket (then writes always go through writeLoop)
 	s  session
 
-	lastActive atomic.Int64  // the stamp (clock.go) of the last data frame either way
-	br0        *bufio.Reader // bytes that arrived with the handshake, if any
+	br0 *bufio.Reader // bytes that arrived with the handshake, if any
 
 	// The message being assembled from fragments; only the goroutine that
 	// owns reading (c.reading) touches these.
@@ -56,7 +53,17 @@ type conn struct {
 	closeSent bool
 	pollGen   uint32 // the poller's generation of this socket's registration
 
-	next *conn // the next connection waiting for a write turn (flusher)
+	next   *conn        // the next connection waiting for a write turn (flusher)
+	spare  [][]byte     // the previous batch's slice, reused
+	reason *closeReason // why it closes, once state >= closing (kept out of line: an open connection has none)
+
+	// What a single send (Send, sendData) reads and writes, from here to
+	// fullSince, kept together: a POST to a connection touches its struct
+	// from another goroutine, often on another core, and each cache line
+	// more is one more miss (BENCHMARKS.md, session 14).
+	gw         *Gateway
+	rc         syscall.RawConn // nil when nc is not a socket (then writes always go through writeLoop)
+	lastActive atomic.Int64    // the stamp (clock.go) of the last data frame either way
 
 	mu sync.Mutex
 	// cond is signalled (L = &mu) when the writer goroutine exits or a
@@ -64,7 +71,6 @@ type conn struct {
 	// connections never wait, and a sync.Cond is 56 of a conn's bytes.
 	cond  *sync.Cond
 	queue [][]byte
-	spare [][]byte // the previous batch's slice, reused
 	// Frames and bytes not yet written count against the queue bound:
 	// queued are those in queue, flight those of the batch being written.
 	queued      int
@@ -79,7 +85,6 @@ type conn struct {
 	reading               bool // a goroutine owns reading (a read turn or a blocking reader)
 	blocking              bool // reading stays with a goroutine: never back to the poller
 	state                 connState
-	reason                *closeReason // why it closes, once state >= closing (kept out of line: an open connection has none)
 	// fullSince is when a data frame was first refused for the bound since
 	// the queue last drained (mono.Since); zero when nothing was refused.
 	fullSince time.Duration
