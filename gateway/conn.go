@@ -38,13 +38,10 @@ const (
 // goroutine and no buffers. Everything else only queues (Send, Close)
 // under mu.
 type conn struct {
-	gw *Gateway
 	nc net.Conn
-	rc syscall.RawConn // nil when nc is not a socket (then writes always go through writeLoop)
 	s  session
 
-	lastActive atomic.Int64  // the stamp (clock.go) of the last data frame either way
-	br0        *bufio.Reader // bytes that arrived with the handshake, if any
+	br0 *bufio.Reader // bytes that arrived with the handshake, if any
 
 	// The message being assembled from fragments; only the goroutine that
 	// owns reading (c.reading) touches these.
@@ -56,7 +53,17 @@ type conn struct {
 	closeSent bool
 	pollGen   uint32 // the poller's generation of this socket's registration
 
-	next *conn // the next connection waiting for a write turn (flusher)
+	next   *conn        // the next connection waiting for a write turn (flusher)
+	spare  [][]byte     // the previous batch's slice, reused
+	reason *closeReason // why it closes, once state >= closing (kept out of line: an open connection has none)
+
+	// What a single send (Send, sendData) reads and writes, from here to
+	// fullSince, kept together: a POST to a connection touches its struct
+	// from another goroutine, often on another core, and each cache line
+	// more is one more miss (BENCHMARKS.md, session 14).
+	gw         *Gateway
+	rc         syscall.RawConn // nil when nc is not a socket (then writes always go through writeLoop)
+	lastActive atomic.Int64    // the stamp (clock.go) of the last data frame either way
 
 	mu sync.Mutex
 	// cond is signalled (L = &mu) when the writer goroutine exits or a
@@ -64,7 +71,6 @@ type conn struct {
 	// connections never wait, and a sync.Cond is 56 of a conn's bytes.
 	cond  *sync.Cond
 	queue [][]byte
-	spare [][]byte // the previous batch's slice, reused
 	// Frames and bytes not yet written count against the queue bound:
 	// queued are those in queue, flight those of the batch being written.
 	queued      int
@@ -79,7 +85,6 @@ type conn struct {
 	reading               bool // a goroutine owns reading (a read turn or a blocking reader)
 	blocking              bool // reading stays with a goroutine: never back to the poller
 	state                 connState
-	reason                *closeReason // why it closes, once state >= closing (kept out of line: an open connection has none)
 	// fullSince is when a data frame was first refused for the bound since
 	// the queue last drained (mono.Since); zero when nothing was refused.
 	fullSince time.Duration
@@ -120,6 +125,29 @@ func (c *conn) Send(m *hub.Message) error {
 	return c.send(m.Frame(dataFrame), true, !m.Fanout())
 }
 
+// sendData sends data as one data frame, as Send does with a Message of
+// it, for a single send (PostToConnection) that builds no Message: the
+// frame is encoded into a pooled buffer, which goes back to the pool when
+// it was written whole inline or refused (the usual case: the connection
+// was idle), and stays the queue's otherwise.
+func (c *conn) sendData(data []byte) error {
+	fb := frameBufs.Get().(*[]byte)
+	frame := appendDataFrame((*fb)[:0], data)
+	kept, err := c.sendKept(frame, true, true)
+	if !kept && cap(frame) <= maxPooledFrame {
+		*fb = frame[:0]
+		frameBufs.Put(fb)
+	}
+	return err
+}
+
+// frameBufs holds single sends' frame buffers (sendData). maxPooledFrame
+// bounds what it keeps: larger frames are allocated each time, as a
+// Message's frame is.
+var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+const maxPooledFrame = 4 << 10
+
 // enqueue sends a frame the gateway makes (answers, error frames, control
 // frames), inline when the connection is idle.
 func (c *conn) enqueue(frame []byte, data bool) error { return c.send(frame, data, true) }
@@ -129,16 +157,23 @@ func (c *conn) enqueue(frame []byte, data bool) error { return c.send(frame, dat
 // at most one pong and one close, always fit but are counted). inline
 // lets an idle connection's frame be written in the caller's goroutine.
 func (c *conn) send(frame []byte, data, inline bool) error {
+	_, err := c.sendKept(frame, data, inline)
+	return err
+}
+
+// sendKept is send that also reports whether frame (or its rest) was
+// queued, and so is not the caller's to reuse.
+func (c *conn) sendKept(frame []byte, data, inline bool) (kept bool, err error) {
 	c.mu.Lock()
 	if err := c.admitLocked(len(frame), data, inline); err != nil {
-		return err
+		return false, err
 	}
-	c.writeOrQueueLocked(frame, inline)
+	kept = c.writeOrQueueLocked(frame, inline)
 	if data {
 		c.touch()
 		c.gw.stats.messagesOut.Add(1)
 	}
-	return nil
+	return kept, nil
 }
 
 // admitLocked refuses a frame of n bytes to a connection that is not open
@@ -206,21 +241,21 @@ func (c *conn) Backlogged() bool {
 // connection is idle (nothing queued, no writer), else queues it: for the
 // write turn already held, or a new one, from the flusher for a socket
 // (a group publish's frame) or the writer goroutine. It unlocks c.mu.
-func (c *conn) writeOrQueueLocked(frame []byte, inline bool) {
+// kept: frame (or its rest) was queued, not the caller's to reuse.
+func (c *conn) writeOrQueueLocked(frame []byte, inline bool) (kept bool) {
 	c.countOut(frame)
 	if inline && !c.writing && len(c.queue) == 0 && c.rc != nil {
 		// Idle connection: write inline with one non-blocking syscall, no
 		// goroutine hand-off (lower latency for a single send).
 		c.writing = true
 		c.mu.Unlock()
-		c.writeInline(frame)
-		return
+		return c.writeInline(frame)
 	}
 	c.queue = append(c.queue, frame)
 	c.queued += len(frame)
 	if c.writing {
 		c.mu.Unlock() // the writer in charge takes it
-		return
+		return true
 	}
 	c.writing = true
 	c.mu.Unlock()
@@ -229,6 +264,7 @@ func (c *conn) writeOrQueueLocked(frame []byte, inline bool) {
 	} else {
 		go c.writeLoop()
 	}
+	return true
 }
 
 // countOut counts a frame going out in the gateway's Stats.
@@ -919,10 +955,15 @@ func grow(b []byte, n int) []byte {
 // that are not text (a POST, a publish or a base64 route answer) go out
 // as a binary frame (docs/compatibility.md).
 func dataFrame(payload []byte) []byte {
+	return appendDataFrame(make([]byte, 0, 10+len(payload)), payload)
+}
+
+// appendDataFrame appends payload's data frame to b (dataFrame).
+func appendDataFrame(b, payload []byte) []byte {
 	if utf8.Valid(payload) {
-		return controlFrame(ws.OpText, payload)
+		return appendFrame(b, ws.OpText, payload)
 	}
-	return controlFrame(ws.OpBinary, payload)
+	return appendFrame(b, ws.OpBinary, payload)
 }
 
 // textFrame encodes an unmasked, final text frame; payload is UTF-8.

@@ -217,18 +217,40 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Only maxManagementRequests are served at once, so clients
 		// stalling their bodies hold a bounded number of buffers.
 		mgmt := g.current().mgmt
-		select {
-		case mgmt <- struct{}{}:
-		default:
+		if !mgmt.take() {
 			writeAPIError(w, errThrottled)
 			return
 		}
-		defer func() { <-mgmt }()
+		defer mgmt.release()
 		g.manage(w, r, rest[1:])
 	default:
 		writeAPIError(w, errForbidden)
 	}
 }
+
+// slots bounds how many requests are served at once (a counter, not a
+// buffered channel: a management request takes and gives back its slot
+// with one atomic operation each, not a channel's lock twice).
+type slots struct {
+	n   atomic.Int64
+	max int64
+}
+
+// take takes a slot; false when all max are taken.
+func (s *slots) take() bool {
+	for {
+		n := s.n.Load()
+		if n >= s.max {
+			return false
+		}
+		if s.n.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// release gives a slot taken back.
+func (s *slots) release() { s.n.Add(-1) }
 
 // selectRoute picks a message's route: the one route selection names, or
 // $default when it names none (or $connect or $disconnect). rt is nil when

@@ -46,3 +46,49 @@ func BenchmarkLastPathID(b *testing.B) {
 		}
 	}
 }
+
+// TestSlots: max slots are taken, the next is refused until one is given
+// back.
+func TestSlots(t *testing.T) {
+	s := &slots{max: 2}
+	for i := range 2 {
+		if !s.take() {
+			t.Fatalf("slot %d of 2 refused", i+1)
+		}
+	}
+	if s.take() {
+		t.Fatal("a third slot taken of 2")
+	}
+	s.release()
+	if !s.take() {
+		t.Fatal("a slot given back was not taken again")
+	}
+	if s.take() {
+		t.Fatal("a third slot taken of 2")
+	}
+}
+
+// BenchmarkManagementSlot: a management request's slot taken and given
+// back: slots against the buffered channel it replaced.
+func BenchmarkManagementSlot(b *testing.B) {
+	b.Run("channel", func(b *testing.B) {
+		c := make(chan struct{}, 64)
+		for b.Loop() {
+			select {
+			case c <- struct{}{}:
+			default:
+				b.Fatal("full")
+			}
+			<-c
+		}
+	})
+	b.Run("slots", func(b *testing.B) {
+		s := &slots{max: 64}
+		for b.Loop() {
+			if !s.take() {
+				b.Fatal("full")
+			}
+			s.release()
+		}
+	})
+}

@@ -32,9 +32,9 @@ type live struct {
 	routes   map[string]*route
 	selector *SelectionExpression
 	verifier *sigv4.Verifier
-	auth     *authorizer   // nil unless authorizationType is CUSTOM
-	mgmt     chan struct{} // maxManagementRequests slots
-	mounts   []mount       // the stage's path, then basePaths
+	auth     *authorizer // nil unless authorizationType is CUSTOM
+	mgmt     *slots      // maxManagementRequests slots
+	mounts   []mount     // the stage's path, then basePaths
 	// connThrottle is connectionThrottling's bucket (nil: none).
 	connThrottle *throttle
 	// usage is the usage plans' buckets and quotas by API key.
@@ -114,7 +114,7 @@ func (g *Gateway) build(cfg Config, fns *integration.Functions, prev *live) (*li
 		MaxBodyBytes: maxMessageBytes,
 		Debug:        *cfg.DebugSignatures,
 	}
-	l.mgmt = make(chan struct{}, cfg.MaxManagementRequests)
+	l.mgmt = &slots{max: int64(cfg.MaxManagementRequests)}
 	if prev != nil && prev.cfg.MaxManagementRequests == cfg.MaxManagementRequests {
 		l.mgmt = prev.mgmt // the bound holds across the reload
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/internal/testenv"
 )
 
@@ -149,4 +150,38 @@ func BenchmarkWriteNow(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkSingleSend: a PostToConnection's send to an idle connection,
+// written inline (to /dev/null, so the figure is the send path's own
+// cost): message is the hub's Send of a Message (a Message and its frame
+// allocated), data the gateway's sendData (the frame in a pooled buffer).
+func BenchmarkSingleSend(b *testing.B) {
+	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		b.Fatal(err)
+	}
+	payload := []byte(`{"action":"message","data":"hello from the backend"}`)
+	c := &conn{gw: &Gateway{}, rc: rc, wfd: int32(f.Fd()) + 1}
+	b.Run("message", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := c.Send(hub.NewMessage(payload)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("data", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := c.sendData(payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -107,3 +107,16 @@ func BenchmarkHasherHMAC(b *testing.B) {
 		x.hmac(&key, sts)
 	}
 }
+
+// BenchmarkSetSignature: the Authorization header's signature decoded
+// (64 lower-case hex digits, mixed digits and letters as a real one is).
+func BenchmarkSetSignature(b *testing.B) {
+	var in authInput
+	s := "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
+	b.ReportAllocs()
+	for b.Loop() {
+		if e := in.setSignature(s); e != nil {
+			b.Fatal(e)
+		}
+	}
+}

@@ -496,7 +496,7 @@ func (v *Verifier) bodyHash(r *http.Request, st *scratch) ([]byte, *Error) {
 	}
 	// A small body is read into the replay reader's own array: one
 	// allocation for both.
-	rb := new(replayBody)
+	rb := replayBodies.Get().(*replayBody)
 	data := rb.small[:0]
 	if size > int64(len(rb.small)) {
 		data = make([]byte, 0, size)
@@ -541,9 +541,9 @@ func (*replayBody) Close() error { return nil }
 
 // Body returns the body Verify (or Check) read, hashed and put back into
 // r.Body, without copying it: ok is false when r.Body is another reader or
-// was read from since. The bytes are not reused by this package; the
-// caller may keep them, but must not modify them while r.Body may still be
-// read.
+// was read from since. The bytes are not reused by this package unless
+// the caller gives them back (ReleaseBody); until then the caller may
+// keep them, but must not modify them while r.Body may still be read.
 func Body(r *http.Request) (body []byte, ok bool) {
 	rb, ok := r.Body.(*replayBody)
 	if !ok || rb.Len() != len(rb.data) {
@@ -551,6 +551,26 @@ func Body(r *http.Request) (body []byte, ok bool) {
 	}
 	return rb.data, true
 }
+
+// ReleaseBody gives the body Verify (or Check) read back to this package,
+// for a later request's: call it only once nothing refers to its bytes
+// (Body's slice) any more. r.Body is then empty. Any other r.Body is left
+// alone. A caller that keeps the bytes (or does not know) does not call
+// it: the body is then the collector's, as before.
+func ReleaseBody(r *http.Request) {
+	rb, ok := r.Body.(*replayBody)
+	if !ok {
+		return
+	}
+	r.Body = http.NoBody
+	rb.data = nil
+	rb.Reset(nil)
+	replayBodies.Put(rb)
+}
+
+// replayBodies holds the replay readers ReleaseBody gave back: a small
+// body (most PostToConnection payloads) then costs no allocation.
+var replayBodies = sync.Pool{New: func() any { return new(replayBody) }}
 
 func isHex(s string) bool {
 	for i := 0; i < len(s); i++ {

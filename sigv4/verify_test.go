@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
@@ -623,6 +624,40 @@ func TestCheckAndBody(t *testing.T) {
 	}
 }
 
+// TestReleaseBody: a body given back leaves the request with none, and a
+// later request's Check reads its own body, small or large, whole, after
+// bodies of every size were given back; ReleaseBody leaves another body
+// alone.
+func TestReleaseBody(t *testing.T) {
+	key := interopStore[interopKey]
+	v := unitVerifier()
+	v.MaxBodyBytes = 1 << 20
+	bodies := []string{"hi", strings.Repeat("x", smallBody-1), strings.Repeat("y", smallBody), strings.Repeat("z", 5000), "ok"}
+	for round := range 3 {
+		for _, body := range bodies {
+			r := signedPost(t, key, unitNow, body, nil)
+			var id Identity
+			if err := v.Check(r, &id); err != nil {
+				t.Fatalf("round %d, %d bytes: %v", round, len(body), err)
+			}
+			if got, ok := Body(r); !ok || string(got) != body {
+				t.Fatalf("round %d, %d bytes: Body = %d bytes %.8q, %v", round, len(body), len(got), got, ok)
+			}
+			ReleaseBody(r)
+			if _, ok := Body(r); ok || r.Body != http.NoBody {
+				t.Fatalf("round %d, %d bytes: a body left after ReleaseBody", round, len(body))
+			}
+		}
+	}
+	other := io.NopCloser(strings.NewReader("x"))
+	r := httptest.NewRequest(http.MethodPost, "/", nil)
+	r.Body = other
+	ReleaseBody(r)
+	if r.Body != other {
+		t.Fatal("ReleaseBody replaced a body Check did not read")
+	}
+}
+
 // TestHasherHMAC: the hasher's HMAC, with its saved key states and
 // without, is crypto/hmac's, for a key used twice, another key, and the
 // first key again.
@@ -641,6 +676,33 @@ func TestHasherHMAC(t *testing.T) {
 		}
 		if got := x.hmacOnce(c.key, []byte(c.msg)); !bytes.Equal(got[:], want) {
 			t.Errorf("%d: hmacOnce %x, want %x", i, got, want)
+		}
+	}
+}
+
+// TestSetSignature: every byte at every place of a signature is accepted
+// exactly when it is a lower-case hex digit, and decodes as encoding/hex
+// decodes it.
+func TestSetSignature(t *testing.T) {
+	const good = "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
+	var in authInput
+	for i := range len(good) {
+		for c := range 256 {
+			s := good[:i] + string([]byte{byte(c)}) + good[i+1:]
+			want, err := hex.DecodeString(s)
+			ok := err == nil && ('0' <= c && c <= '9' || 'a' <= c && c <= 'f')
+			e := in.setSignature(s)
+			if (e == nil) != ok {
+				t.Fatalf("byte %#x at %d: accepted %v, want %v", c, i, e == nil, ok)
+			}
+			if ok && !bytes.Equal(in.signature[:], want) {
+				t.Fatalf("byte %#x at %d: decoded %x, want %x", c, i, in.signature, want)
+			}
+		}
+	}
+	for _, s := range []string{"", good[:63], good + "0"} {
+		if in.setSignature(s) == nil {
+			t.Fatalf("%d digits accepted", len(s))
 		}
 	}
 }
