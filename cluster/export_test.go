@@ -114,3 +114,7 @@ func SetEmbeddedHook(f func(c *Config, client, route string)) {
 
 // ClientURL is the URL of this node's embedded NATS server.
 func (h *Hub) ClientURL() string { return h.ns.ClientURL() }
+
+// IsWrongSequence reports whether err is a registry compare-and-set
+// refused for its revision (isWrongSequence).
+func IsWrongSequence(err error) bool { return isWrongSequence(err) }
