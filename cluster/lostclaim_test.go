@@ -78,3 +78,39 @@ func TestClusterReclaimAnswerLost(t *testing.T) {
 		})
 	}
 }
+
+// TestClusterStartClaimAnswerLost: a starting node's claim of its byte is
+// applied but its answer is lost. The claim gives up on it after
+// requestTimeoutMillis, reads its entry back from the stream's leader,
+// finds it its own and goes on: the node comes up with the byte and its
+// connection is reached from the other node. Before, the claim waited for
+// its answer until the start's own timeout, and the start failed.
+func TestClusterStartClaimAnswerLost(t *testing.T) {
+	url := startNATS(t)
+	b := startHubs(t, []cluster.Config{externalConfig(url, "o1")})[0]
+	px := newAnswerDrop(t, url[len("nats://"):])
+	self := freeByte(b)
+	cfg := withByte(externalConfig(px.url(), "o2"), self)
+	cfg.StartupTimeoutSeconds = 30
+	px.arm(dropRule{subject: "$KV.WSGATE_ext_NODES.node." + hub.NodeHex(self)})
+	a := startOne(t, cfg)
+	if n := px.count(); n != 1 {
+		t.Fatalf("%d answers dropped, want the claim's", n)
+	}
+	if a.Self() != self || a.Fenced() != 0 {
+		t.Fatalf("the node has byte %d (want %d), fenced %d times", a.Self(), self, a.Fenced())
+	}
+	conn := hubtest.NewConn(hub.NewID(self), false)
+	if err := a.Register(conn); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if st := stateOf(b, self); st != "up" {
+			return errors.New("the other node does not see the node up")
+		}
+		return nil
+	})
+	if err := b.Send(context.Background(), conn.ID(), hub.NewMessage([]byte("hello"))); err != nil {
+		t.Fatalf("a call on the node's connection: %v", err)
+	}
+}

@@ -318,7 +318,7 @@ func (e *finalError) Error() string { return e.msg }
 
 func (h *Hub) claimOnce(ctx context.Context) error {
 	if b, ok := h.cfg.Node.ID.Static(); ok {
-		ok, err := h.claimByte(ctx, b, true)
+		ok, err := h.claimWithin(ctx, b, true)
 		if err != nil {
 			return err
 		}
@@ -338,7 +338,7 @@ func (h *Hub) claimOnce(ctx context.Context) error {
 	for _, takeGone := range []bool{false, true} {
 		for i := range uint32(hub.MaxNode + 1) {
 			b := byte((start + i) % (hub.MaxNode + 1))
-			ok, err := h.claimByte(ctx, b, takeGone)
+			ok, err := h.claimWithin(ctx, b, takeGone)
 			if err != nil {
 				return err
 			}
@@ -348,6 +348,16 @@ func (h *Hub) claimOnce(ctx context.Context) error {
 		}
 	}
 	return &finalError{"no free node byte: 255 nodes hold every one"}
+}
+
+// claimWithin is claimByte within requestTimeoutMillis (and the
+// goneGraceMillis its check of a previous incarnation may take): a write
+// whose answer is lost is given up then, and read back, instead of
+// holding the start until its timeout.
+func (h *Hub) claimWithin(ctx context.Context, b byte, takeGone bool) (bool, error) {
+	cctx, cancel := context.WithTimeout(ctx, h.cfg.requestTimeout()+h.cfg.goneGrace())
+	defer cancel()
+	return h.claimByte(cctx, b, takeGone)
 }
 
 // claimByte tries to own b by compare-and-set.
