@@ -47,6 +47,16 @@ func TestClusterReclaimAnswerLost(t *testing.T) {
 			if tc.readLost {
 				rules = append(rules, dropRule{subject: "$JS.API.STREAM.MSG.GET.KV_WSGATE_ext_NODES"})
 			}
+			// Renewals write the entry too (every heartbeat while a peer
+			// seems silent, as on a loaded machine): held until the test
+			// ends, so that the fence's writes are the only ones.
+			noRenewals := make(chan struct{})
+			t.Cleanup(func() { close(noRenewals) })
+			a.SetStepHook(func(step string) {
+				if step == "renew-send" {
+					<-noRenewals
+				}
+			})
 			px.arm(rules...)
 			writes := px.published(subject)
 			before := a.Incarnation()
