@@ -104,8 +104,13 @@ func TestUnsureWriteCredit(t *testing.T) {
 		t.Fatalf("credited the note's write, still noted: %v", got)
 	}
 	h.sending(5, "i1")
-	h.sending(5, "i2") // a fence's new incarnation: the note is about it
+	h.inc = "i2" // a fence's new incarnation: the note is about its claim
+	fence := h.sending(5, "i2")
 	if got := h.appliedSinceLocked(5, "i1", 4); !got.IsZero() {
 		t.Fatalf("a note of another incarnation credited this one: %v", got)
+	}
+	h.sending(5, "i1") // a renewal of the claim given up, during the fence
+	if got := h.appliedSinceLocked(5, "i2", 4); !got.Equal(fence) {
+		t.Fatalf("a write of the incarnation given up replaced the fence's note: %v, want %v", got, fence)
 	}
 }

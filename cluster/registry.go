@@ -589,11 +589,15 @@ type unsureWrite struct {
 // applied is a compare-and-set against an older revision: it is never
 // applied after it). The first note is kept; a write of another byte or
 // incarnation replaces it (a note is about the entry of its own byte and
-// incarnation only: a write found applied with none credits nothing).
+// incarnation only: a write found applied with none credits nothing),
+// but a write of an incarnation given up does not replace a note of the
+// current one (a renewal of the previous claim sent while a fence claims
+// the byte again: its entry is credited nothing anyway).
 func (h *Hub) sending(b byte, inc string) time.Time {
 	now := time.Now()
 	h.mu.Lock()
-	if u := h.unsure; u.sent.IsZero() || u.b != b || u.inc != inc {
+	u := h.unsure
+	if u.sent.IsZero() || (u.b != b || u.inc != inc) && (inc == h.inc || u.inc != h.inc) {
 		h.unsure = unsureWrite{b: b, inc: inc, sent: now}
 	}
 	h.mu.Unlock()
