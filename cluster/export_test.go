@@ -121,3 +121,7 @@ func SetStartAbort(f func(c *Config) <-chan struct{}) {
 
 // ClientURL is the URL of this node's embedded NATS server.
 func (h *Hub) ClientURL() string { return h.ns.ClientURL() }
+
+// IsWrongSequence reports whether err is a registry compare-and-set
+// refused for its revision (isWrongSequence).
+func IsWrongSequence(err error) bool { return isWrongSequence(err) }

@@ -98,7 +98,12 @@ type Hub struct {
 	// hold the byte, and an answer of this one (410, an empty listing)
 	// would race the owner's, the first reply winning at the caller.
 	answerUntil atomic.Int64
-	notOwned    atomic.Int64 // messages on the byte left unanswered (notOwner)
+	// unsure is the first write of this node's entry not credited to
+	// answerUntil (its answer lost or not come yet, or refused) since the
+	// last one that was (written under mu): a write found applied later
+	// by a read from the stream's leader was sent no earlier (unsureWrite).
+	unsure   unsureWrite
+	notOwned atomic.Int64 // messages on the byte left unanswered (notOwner)
 	// goneSignal is closed (and replaced) whenever a node is found gone,
 	// waking calls that wait on a node that stopped answering.
 	goneSignal chan struct{}
@@ -187,9 +192,10 @@ type Hub struct {
 	// "join-refresh": the joining entry is about to be refreshed;
 	// "subscribed": Start subscribed the byte's subjects and flushed;
 	// "claim-read": a claim found the byte's entry there and is about to
-	// read it), on
-	// the goroutine doing it: a test holds one there to drive an
-	// interleaving the scheduler makes rare.
+	// read it; "apply": the registry watcher is about to record a change;
+	// "not-owner": a message on the byte was left unanswered), on the
+	// goroutine doing it: a test holds one there to drive an interleaving
+	// the scheduler makes rare.
 	stepHook atomic.Pointer[func(step string)]
 
 	ctx    context.Context

@@ -53,31 +53,10 @@ func newAnswerHold(t *testing.T, target string) *answerHold {
 		t.Fatal(err)
 	}
 	p := &answerHold{ln: ln, target: target, done: make(chan struct{})}
-	var conns sync.Map
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			d, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			conns.Store(c, d)
-			pair := &holdPair{client: c}
-			go p.up(pair, c, d)
-			go p.down(pair, d)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		conns.Range(func(c, d any) bool {
-			c.(net.Conn).Close()
-			d.(net.Conn).Close()
-			return true
-		})
+	servePairs(t, ln, target, func(c, d net.Conn) {
+		pair := &holdPair{client: c}
+		go p.up(pair, c, d)
+		go p.down(pair, d)
 	})
 	return p
 }

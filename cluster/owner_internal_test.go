@@ -68,3 +68,49 @@ func TestOwnerDeadline(t *testing.T) {
 		t.Fatal("answers with its entry removed in its view")
 	}
 }
+
+// TestUnsureWriteCredit: a write of the node's entry found applied by a
+// read, not by its answer, is credited as of the first write noted since
+// the last one credited, and only for its own byte and incarnation at a
+// revision later than any the node knows it wrote.
+func TestUnsureWriteCredit(t *testing.T) {
+	h := &Hub{self: 5, inc: "i1", claimed: true, ownRev: 3, goneSignal: make(chan struct{}), peers: map[byte]*peer{
+		5: {present: true, rev: 3, e: entry{Inc: "i1", State: "up"}},
+	}}
+	first := h.sending(5, "i1")
+	h.sending(5, "i1") // a later write, its answer lost too
+	for _, tc := range []struct {
+		name string
+		b    byte
+		inc  string
+		rev  uint64
+		want time.Time
+	}{
+		{"a revision the node wrote", 5, "i1", 3, time.Time{}},
+		{"a later revision", 5, "i1", 4, first},
+		{"another incarnation", 5, "i2", 4, time.Time{}},
+		{"another byte", 6, "i1", 4, time.Time{}},
+	} {
+		if got := h.appliedSinceLocked(tc.b, tc.inc, tc.rev); !got.Equal(tc.want) {
+			t.Errorf("%s: credited %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	h.ownedUntilLocked("i1", first.Add(-time.Millisecond), time.Minute) // a write sent before the first noted
+	if got := h.appliedSinceLocked(5, "i1", 4); !got.Equal(first) {
+		t.Fatalf("credit of an earlier write dropped the note: %v", got)
+	}
+	h.ownedUntilLocked("i1", first, time.Minute)
+	if got := h.appliedSinceLocked(5, "i1", 4); !got.IsZero() {
+		t.Fatalf("credited the note's write, still noted: %v", got)
+	}
+	h.sending(5, "i1")
+	h.inc = "i2" // a fence's new incarnation: the note is about its claim
+	fence := h.sending(5, "i2")
+	if got := h.appliedSinceLocked(5, "i1", 4); !got.IsZero() {
+		t.Fatalf("a note of another incarnation credited this one: %v", got)
+	}
+	h.sending(5, "i1") // a renewal of the claim given up, during the fence
+	if got := h.appliedSinceLocked(5, "i2", 4); !got.Equal(fence) {
+		t.Fatalf("a write of the incarnation given up replaced the fence's note: %v, want %v", got, fence)
+	}
+}

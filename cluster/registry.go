@@ -180,6 +180,7 @@ func (h *Hub) watch(ctx context.Context, ready chan<- struct{}) {
 
 // apply records one registry change.
 func (h *Hub) apply(up jetstream.KeyValueEntry) {
+	h.step("apply")
 	b, ok := keyNode(up.Key())
 	if !ok {
 		return
@@ -324,7 +325,7 @@ func (e *finalError) Error() string { return e.msg }
 
 func (h *Hub) claimOnce(ctx context.Context) error {
 	if b, ok := h.cfg.Node.ID.Static(); ok {
-		ok, err := h.claimByte(ctx, b, true)
+		ok, err := h.claimWithin(ctx, b, true)
 		if err != nil {
 			return err // errClaimRaced among them: claim tries again
 		}
@@ -344,7 +345,7 @@ func (h *Hub) claimOnce(ctx context.Context) error {
 	for _, takeGone := range []bool{false, true} {
 		for i := range uint32(hub.MaxNode + 1) {
 			b := byte((start + i) % (hub.MaxNode + 1))
-			ok, err := h.claimByte(ctx, b, takeGone)
+			ok, err := h.claimWithin(ctx, b, takeGone)
 			if errors.Is(err, errClaimRaced) {
 				continue // the next pass may get it
 			}
@@ -359,23 +360,45 @@ func (h *Hub) claimOnce(ctx context.Context) error {
 	return &finalError{"no free node byte: 255 nodes hold every one"}
 }
 
+// claimWithin is claimByte within requestTimeoutMillis (and the
+// goneGraceMillis its check of a previous incarnation may take): a write
+// whose answer is lost is given up then, and read back, instead of
+// holding the start until its timeout.
+func (h *Hub) claimWithin(ctx context.Context, b byte, takeGone bool) (bool, error) {
+	cctx, cancel := context.WithTimeout(ctx, h.cfg.requestTimeout()+h.cfg.goneGrace())
+	defer cancel()
+	return h.claimByte(cctx, b, takeGone)
+}
+
 // claimByte tries to own b by compare-and-set: false when another
 // incarnation holds it, errClaimRaced when the entry changed under the
 // claim.
+//
+// A write whose answer was lost (it timed out here, a JetStream leader
+// answering late) may have been applied: the entry is read back from the
+// stream's leader at once, and if it holds this incarnation the claim
+// is this node's, as of the first such write's send time (sending).
+// Before, the claim was adopted only by the next attempt, with no send
+// time known: the node answered nothing on its byte until its next
+// write, after a fence's re-claim up to leaseSeconds/5.
 func (h *Hub) claimByte(ctx context.Context, b byte, takeGone bool) (bool, error) {
 	key := nodeKey(b)
+	inc := h.incarnation()
 	var opts []jetstream.KVCreateOpt
 	ttl := h.ttl()
 	if ttl != 0 {
 		opts = append(opts, jetstream.KeyTTL(ttl))
 	}
-	sent := time.Now()
-	rev, err := h.kv.Create(ctx, key, h.me(h.incarnation()), opts...)
+	sent := h.sending(b, inc)
+	rev, err := h.kv.Create(ctx, key, h.me(inc), opts...)
 	if err == nil {
 		h.own(b, rev, sent)
 		return true, nil
 	}
 	if !errors.Is(err, jetstream.ErrKeyExists) {
+		if mayBeApplied(err) && h.appliedAfterAll(b, inc) {
+			return true, nil
+		}
 		return false, fmt.Errorf("claiming node byte %d: %w", b, err)
 	}
 	h.step("claim-read")
@@ -394,31 +417,65 @@ func (h *Hub) claimByte(ctx context.Context, b byte, takeGone bool) (bool, error
 		p.e, p.rev, p.present = e, cur.Revision(), true
 	}
 	h.mu.Unlock()
-	if e.Inc == h.incarnation() && e.State != "gone" {
+	if e.Inc == inc && e.State != "gone" {
 		// This incarnation's entry already: a claim whose answer was
 		// lost, or a renewal that wrote it during a fence.
-		h.own(b, cur.Revision(), time.Time{})
+		h.adoptClaim(b, inc, cur.Revision())
 		return true, nil
 	}
 	take := takeGone && e.State == "gone"
 	if !take && e.Name == h.cfg.Node.Name && e.Inc != "" && e.Inc == h.prevIncarnation() {
 		take = true // this process's own entry, before a fence
 	}
-	if !take && e.Name == h.cfg.Node.Name && e.Inc != h.incarnation() {
+	if !take && e.Name == h.cfg.Node.Name && e.Inc != inc {
 		// My previous incarnation, if it answers nothing, crashed.
 		take = h.silent(ctx, b)
 	}
 	if !take {
 		return false, nil
 	}
-	sent = time.Now()
-	rev, err = h.writeEntry(ctx, key, h.me(h.incarnation()), cur.Revision(), ttl)
+	sent = h.sending(b, inc)
+	rev, err = h.writeEntry(ctx, key, h.me(inc), cur.Revision(), ttl)
 	if err != nil {
+		if mayBeApplied(err) && h.appliedAfterAll(b, inc) {
+			return true, nil
+		}
 		h.log.Debug("claiming node byte: the registry moved first", "node", hub.NodeHex(b), "revision", cur.Revision(), "error", err)
 		return false, fmt.Errorf("claiming node byte %d: %w", b, errClaimRaced) // someone else moved first
 	}
 	h.own(b, rev, sent)
 	return true, nil
+}
+
+// appliedAfterAll reads b's entry from the stream's leader after a claim
+// of it under inc whose outcome is unknown (its answer lost, or no answer
+// in time): if the entry holds inc, not gone, a write of this claim was
+// applied, and b is this node's (adoptClaim). The read has a context of
+// its own: the write may have used up the claim's.
+func (h *Hub) appliedAfterAll(b byte, inc string) bool {
+	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.requestTimeout())
+	defer cancel()
+	cur, err := h.leaderGet(ctx, nodeKey(b))
+	if err != nil {
+		return false
+	}
+	var e entry
+	if json.Unmarshal(cur.Value(), &e) != nil || e.Inc != inc || e.State == "gone" {
+		return false
+	}
+	h.log.Info("a claim of this node's byte whose answer was lost had been applied", "node", hub.NodeHex(b), "revision", cur.Revision())
+	h.adoptClaim(b, inc, cur.Revision())
+	return true
+}
+
+// adoptClaim records b claimed at rev, found holding inc (this
+// incarnation) by a read from the stream's leader, not by a write's
+// answer: as of the first write of it not credited yet (appliedSinceLocked).
+func (h *Hub) adoptClaim(b byte, inc string, rev uint64) {
+	h.mu.RLock()
+	sent := h.appliedSinceLocked(b, inc, rev)
+	h.mu.RUnlock()
+	h.own(b, rev, sent)
 }
 
 // leaderEntry is a registry value read from the stream's leader.
@@ -520,6 +577,56 @@ func (h *Hub) ownedUntilLocked(inc string, sent time.Time, ttl time.Duration) {
 	if until := int64(sent.Sub(mono.Start) + ttl - min(ttl/8, time.Second)); until > h.answerUntil.Load() {
 		h.answerUntil.Store(until)
 	}
+	if u := h.unsure; u.b == h.self && u.inc == inc && !u.sent.After(sent) {
+		// Credited from here: a write sent before this one is never
+		// applied after it.
+		h.unsure = unsureWrite{}
+	}
+}
+
+// unsureWrite is a write of this node's entry of byte b under incarnation
+// inc, sent at sent, not credited to answerUntil (Hub.unsure).
+type unsureWrite struct {
+	b    byte
+	inc  string
+	sent time.Time
+}
+
+// sending notes a write of b's entry under inc about to be sent, and
+// returns its send time. Every write of this node's entry notes itself so
+// before it is sent: when its answer is lost it may have been applied all
+// the same, and a read from the stream's leader that finds inc there at
+// a revision later than any this node knows it wrote proves that a write
+// since the last one credited to answerUntil was applied, sent no
+// earlier than the first of them noted (a write sent before one known
+// applied is a compare-and-set against an older revision: it is never
+// applied after it). The first note is kept; a write of another byte or
+// incarnation replaces it (a note is about the entry of its own byte and
+// incarnation only: a write found applied with none credits nothing),
+// but a write of an incarnation given up does not replace a note of the
+// current one (a renewal of the previous claim sent while a fence claims
+// the byte again: its entry is credited nothing anyway).
+func (h *Hub) sending(b byte, inc string) time.Time {
+	now := time.Now()
+	h.mu.Lock()
+	u := h.unsure
+	if u.sent.IsZero() || (u.b != b || u.inc != inc) && (inc == h.inc || u.inc != h.inc) {
+		h.unsure = unsureWrite{b: b, inc: inc, sent: now}
+	}
+	h.mu.Unlock()
+	return now
+}
+
+// appliedSinceLocked is the send time to credit for b's entry found
+// holding inc at rev by a read from the stream's leader, not by a write's
+// answer: the first write of it noted since the last one credited
+// (sending), if rev is later than every revision this node knows it wrote
+// (ownRev); zero otherwise, which credits nothing. h.mu held.
+func (h *Hub) appliedSinceLocked(b byte, inc string, rev uint64) time.Time {
+	if u := h.unsure; u.b == b && u.inc == inc && rev > h.ownRev {
+		return u.sent
+	}
+	return time.Time{}
 }
 
 // owner reports whether this node answers on its byte at now (a time
@@ -565,7 +672,7 @@ func (h *Hub) renew(ctx context.Context) {
 	}
 	defer h.step("renew-done")
 	h.step("renew-send")
-	sent := time.Now()
+	sent := h.sending(b, inc)
 	rctx, cancel := context.WithTimeout(ctx, h.cfg.requestTimeout())
 	nrev, err := h.kv.Update(rctx, nodeKey(b), h.me(inc), rev)
 	cancel()
@@ -713,6 +820,14 @@ func (h *Hub) stillMine(ctx context.Context, b byte, claim uint64, inc string) (
 	case cur.Revision() <= h.ownRev:
 		return false, fmt.Errorf("the registry refused revision %d but holds this claim at revision %d", h.ownRev, cur.Revision())
 	}
+	if at := h.appliedSinceLocked(b, inc, cur.Revision()); !at.IsZero() {
+		// The renewal applied was sent at at or later: the entry lives
+		// a lease from then, and rule 3 counts from there too.
+		h.ownedUntilLocked(inc, at, h.cfg.lease())
+		if at.After(h.renewedAt) {
+			h.renewedAt = at
+		}
+	}
 	h.ownRev = cur.Revision()
 	return true, nil
 }
@@ -725,6 +840,16 @@ func isWrongSequence(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// mayBeApplied reports whether a write of the registry that failed with
+// err may have been applied all the same: the registry did not answer it
+// (in time: a timeout, a connection lost meanwhile), rather than refuse
+// it (an API error, a refused compare-and-set among them) or have nobody
+// take it (no responders).
+func mayBeApplied(err error) bool {
+	var apiErr *jetstream.APIError
+	return !errors.As(err, &apiErr) && !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 // declareGone commits node b as gone. It reads the entry from the
@@ -1040,6 +1165,7 @@ func (h *Hub) announce(ctx context.Context) error {
 		h.mu.RUnlock()
 		rctx, cancel := context.WithTimeout(ctx, h.cfg.requestTimeout())
 		up := h.value(inc, "up")
+		h.sending(b, inc)
 		nrev, err := h.kv.Update(rctx, nodeKey(b), up, rev)
 		if isWrongSequence(err) || errors.Is(err, jetstream.ErrKeyExists) {
 			// An earlier attempt whose answer was lost was applied, or
@@ -1160,11 +1286,11 @@ func (h *Hub) refreshJoining(ctx context.Context) bool {
 	h.mu.RUnlock()
 	rctx, cancel := context.WithTimeout(ctx, h.cfg.requestTimeout())
 	defer cancel()
-	sent := time.Now()
+	sent := h.sending(b, inc)
 	nrev, err := h.writeEntry(rctx, nodeKey(b), h.value(inc, stateJoining), rev, h.cfg.joinTTL())
 	if isWrongSequence(err) {
-		// Applied, its answer lost: by this write or an earlier one
-		// whose send time is not known (answerUntil stays).
+		// An earlier write whose answer was lost was applied: credited
+		// as of the first one since the last credited (sending).
 		sent = time.Time{}
 		cur, gerr := h.leaderGet(rctx, nodeKey(b))
 		if gerr != nil && !errors.Is(gerr, jetstream.ErrKeyNotFound) {
@@ -1175,9 +1301,17 @@ func (h *Hub) refreshJoining(ctx context.Context) bool {
 		if gerr == nil {
 			_ = json.Unmarshal(cur.Value(), &e)
 		}
-		if gerr != nil || e.Inc != inc || e.State != stateJoining || cur.Revision() <= rev {
+		if gerr != nil || e.Inc != inc || e.State != stateJoining {
 			h.log.Warn("this node's joining entry expired or was taken; the start will find out", "node", hub.NodeHex(b), "error", err)
 			return false
+		}
+		if cur.Revision() <= rev {
+			// Still at this node's revision: refused while another write
+			// of the key was in flight (10164 on a replicated stream), an
+			// earlier refresh of its own. A failed refresh, not a lost
+			// entry: the next one asks again.
+			h.log.Warn("refreshing this node's joining entry refused while it is still this node's", "error", err, "revision", cur.Revision())
+			return true
 		}
 		nrev, err = cur.Revision(), nil
 	}
@@ -1187,6 +1321,9 @@ func (h *Hub) refreshJoining(ctx context.Context) bool {
 	}
 	h.mu.Lock()
 	if h.ownRev == rev {
+		if sent.IsZero() {
+			sent = h.appliedSinceLocked(b, inc, nrev)
+		}
 		h.ownRev = nrev
 		if !sent.IsZero() {
 			h.ownedUntilLocked(inc, sent, h.cfg.joinTTL())

@@ -56,16 +56,8 @@ func TestClusterStalledJoinAnswersNoCall(t *testing.T) {
 		}
 		return nil
 	})
-	// The owner answers each batch once the stalled node has had it and
-	// stayed silent (or once the test ends: before the fix it answered).
-	stop := make(chan struct{})
-	t.Cleanup(func() { close(stop) })
-	other.SetConnHook(func(string) {
-		select {
-		case <-silent:
-		case <-stop:
-		}
-	})
+	// Before the fix the stalled node answered.
+	answerAfter(t, other, silent)
 	for i := range 5 {
 		if err := a.Send(ctx, fresh.ID(), hub.NewMessage(fmt.Appendf(nil, "%d", i))); err != nil {
 			t.Fatalf("send %d to the new owner's connection, the stalled node subscribed too: %v", i, err)
