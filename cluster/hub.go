@@ -132,8 +132,11 @@ type Hub struct {
 	announced atomic.Bool
 	joinStop  func()
 	fencing   atomic.Bool
-	fenced    atomic.Int64
-	closing   atomic.Bool
+	// heldBy: while a fence cannot take the byte back because another
+	// incarnation holds it, what /readyz says of it (nil otherwise).
+	heldBy  atomic.Pointer[string]
+	fenced  atomic.Int64
+	closing atomic.Bool
 
 	// direct is this node's direct query link (direct.go), or nil.
 	direct *direct
@@ -1052,6 +1055,9 @@ func (h *Hub) Ready() error {
 	case h.closing.Load():
 		return errors.New("leaving the cluster")
 	case h.fencing.Load():
+		if why := h.heldBy.Load(); why != nil {
+			return errors.New(*why)
+		}
 		return errors.New("fenced: closing its connections and registering again")
 	case !h.ctl.IsConnected() || !h.data.IsConnected():
 		return errors.New("not connected to NATS")

@@ -1097,7 +1097,8 @@ func (h *Hub) fence(why string) {
 	b := h.self
 	h.mu.Unlock()
 	h.step("fence-claim")
-	for !h.closing.Load() {
+	defer h.heldBy.Store(nil)
+	for told := false; !h.closing.Load(); {
 		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.requestTimeout())
 		ok, err := h.claimByte(ctx, b, true)
 		cancel()
@@ -1105,7 +1106,28 @@ func (h *Hub) fence(why string) {
 			h.log.Info("cluster node registered again", "node", hub.NodeHex(b), "inc", h.incarnation())
 			return
 		}
-		h.log.Warn("cluster node cannot take its byte back yet", "node", hub.NodeHex(b), "error", err)
+		if err == nil {
+			// Another incarnation holds the byte: it was free meanwhile
+			// (this node stalled past its entry's life) and was taken. It
+			// stays taken while its holder lives, and this node's subjects
+			// name the byte, so only a restart (which claims another with
+			// node.id auto) brings this node back: said once, loudly, and
+			// by /readyz for as long as it lasts.
+			h.mu.RLock()
+			e := h.peer(b).e
+			h.mu.RUnlock()
+			why := fmt.Sprintf("fenced, and node byte %s is now held by %s (incarnation %s): restart this process to join the cluster again", hub.NodeHex(b), e.Name, e.Inc)
+			h.heldBy.Store(&why)
+			if !told {
+				told = true
+				h.log.Error("cluster node cannot take its byte back: another node took it while this one was cut off or stalled; restart this process to join again (with node.id auto it claims another byte)", "node", hub.NodeHex(b), "holder", e.Name, "holderInc", e.Inc)
+			} else {
+				h.log.Debug("cluster node byte still held by another node", "node", hub.NodeHex(b), "holder", e.Name)
+			}
+		} else {
+			h.heldBy.Store(nil)
+			h.log.Warn("cluster node cannot take its byte back yet", "node", hub.NodeHex(b), "error", err)
+		}
 		select {
 		case <-h.ctx.Done():
 			return

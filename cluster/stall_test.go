@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -137,6 +138,14 @@ func TestClusterStalledUpNodeAnswersNoCall(t *testing.T) {
 	if f := n.Fenced(); f != 0 {
 		t.Fatalf("N fenced %d times", f)
 	}
+	// S cannot take its byte back while N holds it: /readyz says so,
+	// naming the holder and what brings S back.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if err := s.Ready(); err == nil || !strings.Contains(err.Error(), "is now held by") || !strings.Contains(err.Error(), "restart this process") {
+			return fmt.Errorf("S's readiness: %v", err)
+		}
+		return nil
+	})
 }
 
 // TestClusterStalledUpNodeCarriesOn: an up node S whose renewals stall
