@@ -100,7 +100,19 @@ func (a *rawAccepter) accept4(lfd uintptr) bool {
 	}
 }
 
-// accept returns the next connection; only Serve's goroutine calls it.
+// loop returns an accepter of the same socket for another accept loop
+// (Server.InlineLoops): its own result fields, the same descriptor.
+// The loops' waits take turns on the descriptor's read lock: one waits
+// in the poller, the others on the lock, and each takes the lock as the
+// one before it leaves with a connection.
+func (a *rawAccepter) loop() *rawAccepter {
+	b := &rawAccepter{f: a.f, rc: a.rc}
+	b.fn = b.accept4
+	return b
+}
+
+// accept returns the next connection; one accept loop calls it (each
+// loop has its own rawAccepter, loop).
 func (a *rawAccepter) accept() (net.Conn, error) {
 	if err := a.rc.Read(a.fn); err != nil {
 		if errors.Is(err, os.ErrClosed) {

@@ -12,3 +12,5 @@ func newRawAccepter(net.Listener, bool) *rawAccepter { return nil }
 func (*rawAccepter) accept() (net.Conn, error) { panic("unreachable") }
 
 func (*rawAccepter) close() {}
+
+func (*rawAccepter) loop() *rawAccepter { panic("unreachable") }

@@ -44,6 +44,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -101,14 +102,19 @@ type Server struct {
 	// served on the goroutine that accepted the connection, before the
 	// next accept: when the first read brought its whole head and Inline
 	// returns true, no pooled goroutine takes the connection over for it
-	// (no hand-off, no second goroutine turn). Its handler must wait on
-	// nothing but the CPU (a backend call would hold up accepting), and
-	// such requests are served one at a time, on one core: a burst
-	// queues in the listen backlog rather than spreading over cores. A
-	// connection the handler does not hijack goes on, for its next
+	// (no hand-off, no second goroutine turn). Serve then runs
+	// InlineLoops accept loops, each serving the requests it accepted,
+	// so that a burst of them spreads over as many cores; while one loop
+	// serves, the next waits for a connection. Its handler should wait
+	// on nothing but the CPU (a backend call holds up its loop: one
+	// fewer accepting), and can tell it is served inline (ServedInline).
+	// A connection the handler does not hijack goes on, for its next
 	// requests, on a pooled goroutine; so does every request Inline
 	// refuses (parsed once: the head is not read again).
 	Inline func(*http.Request) bool
+	// InlineLoops is the number of accept loops with Inline; 0:
+	// GOMAXPROCS, at most 8.
+	InlineLoops int
 	// KeepAliveWaitDescriptors bounds the second descriptors (dups of
 	// the socket, Linux only) the front's kept-alive connections hold
 	// while they wait for their next request, each saving a read per
@@ -180,6 +186,45 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 	}
 	inline := s.Inline != nil && s.DeferAccept && s.Prepare == nil && s.accepter != nil
+	if !inline {
+		return s.acceptLoop(accept, false)
+	}
+	// Inline requests are served on the loop that accepted them: several
+	// loops, so that a burst of them spreads over the cores.
+	var loops sync.WaitGroup
+	for range s.inlineLoops() - 1 {
+		accept := s.accepter.loop().accept
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			_ = s.acceptLoop(accept, true)
+		}()
+	}
+	err := s.acceptLoop(accept, true)
+	s.accepter.close() // the other loops' waits end (net.ErrClosed)
+	loops.Wait()
+	return err
+}
+
+// inlineLoops is the number of accept loops Serve runs with Inline.
+func (s *Server) inlineLoops() int {
+	if s.InlineLoops > 0 {
+		return s.InlineLoops
+	}
+	return max(1, min(runtime.GOMAXPROCS(0), maxInlineLoops))
+}
+
+// maxInlineLoops bounds InlineLoops' default. Past about eight the loops
+// mostly queue on the listening socket's lock in the kernel (every
+// accept4 of one socket takes it) and on the hub's shards, and each
+// loop serving a handshake is a core the established connections'
+// reads, writes and $connect calls do not get.
+const maxInlineLoops = 8
+
+// acceptLoop accepts and serves (or hands to a pooled goroutine) until
+// Shutdown or an accept error that ends Serve. Several run at once with
+// Inline; each backs off on its own after an error such as EMFILE.
+func (s *Server) acceptLoop(accept func() (net.Conn, error), inline bool) error {
 	var backoff time.Duration
 	done := s.shutdownCh()
 	for {
