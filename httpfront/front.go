@@ -114,8 +114,8 @@ type Server struct {
 	// requests, on a pooled goroutine; so does every request Inline
 	// refuses (parsed once: the head is not read again).
 	Inline func(*http.Request) bool
-	// InlineLoops bounds the accept loops with Inline; 0: GOMAXPROCS,
-	// at most 8.
+	// InlineLoops bounds the accept loops with Inline; 0: half of
+	// GOMAXPROCS, at least 1, at most 8.
 	InlineLoops int
 	// KeepAliveWaitDescriptors bounds the second descriptors (dups of
 	// the socket, Linux only) the front's kept-alive connections hold
@@ -223,14 +223,16 @@ func (s *Server) inlineLoops() int {
 	if s.InlineLoops > 0 {
 		return s.InlineLoops
 	}
-	return max(1, min(runtime.GOMAXPROCS(0), maxInlineLoops))
+	return max(1, min(runtime.GOMAXPROCS(0)/2, maxInlineLoops))
 }
 
-// maxInlineLoops bounds InlineLoops' default. Past about eight the loops
+// maxInlineLoops bounds InlineLoops' default, half of GOMAXPROCS: the
+// other half stays for the established connections' reads, writes and
+// $connect calls, and for the kernel's share of each handshake (on two
+// cores one loop: a second cost a storm of bare handshakes about a tenth
+// more CPU each, BENCHMARKS.md, session 14). Past about eight the loops
 // mostly queue on the listening socket's lock in the kernel (every
-// accept4 of one socket takes it) and on the hub's shards, and each
-// loop serving a handshake is a core the established connections'
-// reads, writes and $connect calls do not get.
+// accept4 of one socket takes it) and on the hub's shards.
 const maxInlineLoops = 8
 
 // helpWatch is how long the first accept loop may serve one connection
