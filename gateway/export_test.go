@@ -59,4 +59,10 @@ func stampOf(t time.Time) int64 {
 
 // SetTestHookUpgradeInline sets a func an upgrade served on the front's
 // accept loop runs before it acquires the config (nil: none).
-func SetTestHookUpgradeInline(f func()) { testHookUpgradeInline = f }
+func SetTestHookUpgradeInline(f func()) {
+	if f == nil {
+		testHookUpgradeInline.Store(nil)
+		return
+	}
+	testHookUpgradeInline.Store(&f)
+}

@@ -65,8 +65,8 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		refuse(http.StatusBadRequest, OutcomeBadRequest, "Bad Sec-WebSocket-Key")
 		return
 	}
-	if testHookUpgradeInline != nil && httpfront.ServedInline(w) {
-		testHookUpgradeInline()
+	if h := testHookUpgradeInline.Load(); h != nil && httpfront.ServedInline(w) {
+		(*h)()
 	}
 	l := g.acquire() // the handshake runs on one config, $connect included
 	defer l.release()
@@ -268,7 +268,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 
 // testHookUpgradeInline, set by a test, runs in an upgrade served on the
 // front's accept loop before it acquires the config.
-var testHookUpgradeInline func()
+var testHookUpgradeInline atomic.Pointer[func()]
 
 // Inline reports whether serving r waits on nothing but the CPU, so
 // that the front may serve it on the goroutine that accepted its
