@@ -102,20 +102,20 @@ type Server struct {
 	// served on the goroutine that accepted the connection, before the
 	// next accept: when the first read brought its whole head and Inline
 	// returns true, no pooled goroutine takes the connection over for it
-	// (no hand-off, no second goroutine turn). Serve then runs up to
+	// (no hand-off, no second goroutine turn). Serve then runs
 	// InlineLoops accept loops, each serving the requests it accepted:
 	// the first waits for connections, and wakes another when it is
 	// behind (an accept found a connection already queued) or has been
-	// serving one for 10 ms, so that a burst spreads over as many cores
-	// and a slow handler does not stop accepting. Its handler should
-	// wait on nothing but the CPU, and can tell it is served inline
-	// (ServedInline).
-	// A connection the handler does not hijack goes on, for its next
-	// requests, on a pooled goroutine; so does every request Inline
-	// refuses (parsed once: the head is not read again).
+	// serving one for 10 to 20 ms, so that a burst spreads over as many
+	// cores and a slow handler does not stop accepting (with one loop,
+	// the default on two cores, it does). Its handler should wait on
+	// nothing but the CPU, and can tell it is served inline
+	// (ServedInline). A connection the handler does not hijack goes on,
+	// for its next requests, on a pooled goroutine; so does every
+	// request Inline refuses (parsed once: the head is not read again).
 	Inline func(*http.Request) bool
-	// InlineLoops bounds the accept loops with Inline; 0: half of
-	// GOMAXPROCS, at least 1, at most 8.
+	// InlineLoops is the number of accept loops with Inline; 0: half
+	// of GOMAXPROCS, at least 1, at most 8.
 	InlineLoops int
 	// KeepAliveWaitDescriptors bounds the second descriptors (dups of
 	// the socket, Linux only) the front's kept-alive connections hold
