@@ -56,3 +56,13 @@ func stampOf(t time.Time) int64 {
 	}
 	return t.UnixNano() - es[0].off
 }
+
+// SetTestHookUpgradeInline sets a func an upgrade served on the front's
+// accept loop runs before it acquires the config (nil: none).
+func SetTestHookUpgradeInline(f func()) {
+	if f == nil {
+		testHookUpgradeInline.Store(nil)
+		return
+	}
+	testHookUpgradeInline.Store(&f)
+}

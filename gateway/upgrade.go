@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wsgate/wsgate/httpfront"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/integration"
 	"github.com/wsgate/wsgate/sigv4"
@@ -64,8 +65,21 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		refuse(http.StatusBadRequest, OutcomeBadRequest, "Bad Sec-WebSocket-Key")
 		return
 	}
+	if h := testHookUpgradeInline.Load(); h != nil && httpfront.ServedInline(w) {
+		(*h)()
+	}
 	l := g.acquire() // the handshake runs on one config, $connect included
 	defer l.release()
+	if (l.routes[routeConnect] != nil || l.auth != nil) && httpfront.ServedInline(w) {
+		// Inline said yes on the config before a reload that added a
+		// $connect route or an authorizer: their call would hold up
+		// the front's accept loop for up to the integration's timeout.
+		// A 503, as AWS answers a transient failure; the client's retry
+		// finds the new config and is served on a pooled goroutine.
+		g.log.Info("upgrade refused: a reload added $connect or an authorizer while it was served on the accept loop")
+		unavailable()
+		return
+	}
 	if !l.originAllowed(headerValue(r.Header, "Origin")) {
 		g.log.Info("upgrade refused: origin not in allowedOrigins", "origin", r.Header.Get("Origin"))
 		rec.fail(errForbidden.Status, OutcomeBadRequest, errForbidden.Message)
@@ -252,14 +266,18 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	c.startReading() // in the poller, or a fresh goroutine: not the HTTP handler's grown stack
 }
 
+// testHookUpgradeInline, set by a test, runs in an upgrade served on the
+// front's accept loop before it acquires the config.
+var testHookUpgradeInline atomic.Pointer[func()]
+
 // Inline reports whether serving r waits on nothing but the CPU, so
 // that the front may serve it on the goroutine that accepted its
 // connection (httpfront.Server.Inline): a WebSocket upgrade on a stage
 // with no $connect route, no authorizer, no IAM and no API keys (a
-// refusal included: a 4xx written at once). A reload that adds one of
-// them between this answer and the upgrade makes that one handshake wait
-// on the accepting goroutine: correct, only slower for the connections
-// queued behind it.
+// refusal included: a 4xx written at once). A reload that adds a
+// $connect route or an authorizer between this answer and the upgrade's
+// acquire of the config makes upgrade answer that one handshake 503
+// rather than call the backend on the accept loop (httpfront.ServedInline).
 func (g *Gateway) Inline(r *http.Request) bool {
 	if r.Method != http.MethodGet {
 		return false

@@ -31,6 +31,12 @@ type rawAccepter struct {
 	zone uint32
 	err  error
 	fn   func(fd uintptr) bool
+	// waited: the last accept found the queue empty at first and
+	// waited in the poller (accept4 got EAGAIN).
+	waited bool
+	// got, nowFn: acceptNow's result and call
+	got   bool
+	nowFn func(fd uintptr)
 }
 
 // testHookAcceptWait, set by a test before its server starts, is called
@@ -71,8 +77,13 @@ func newRawAccepter(ln net.Listener, deferAccept bool) *rawAccepter {
 		_ = f.Close()
 		return nil
 	}
+	return newLoop(f, rc)
+}
+
+func newLoop(f *os.File, rc syscall.RawConn) *rawAccepter {
 	a := &rawAccepter{f: f, rc: rc}
 	a.fn = a.accept4
+	a.nowFn = func(lfd uintptr) { a.got = a.try(lfd, false) }
 	return a
 }
 
@@ -80,7 +91,10 @@ func newRawAccepter(ln net.Listener, deferAccept bool) *rawAccepter {
 func (a *rawAccepter) close() { _ = a.f.Close() }
 
 // accept4 is one non-blocking accept; false: nothing to accept yet.
-func (a *rawAccepter) accept4(lfd uintptr) bool {
+func (a *rawAccepter) accept4(lfd uintptr) bool { return a.try(lfd, true) }
+
+// try is accept4; wait: the caller waits when it finds nothing.
+func (a *rawAccepter) try(lfd uintptr, wait bool) bool {
 	for {
 		fd, peer, zone, err := rawsys.Accept4Peer(int(lfd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
 		switch err {
@@ -90,6 +104,10 @@ func (a *rawAccepter) accept4(lfd uintptr) bool {
 		case syscall.EINTR, syscall.ECONNABORTED:
 			continue // the client reset before we accepted: the next one
 		case syscall.EAGAIN:
+			if !wait {
+				return false
+			}
+			a.waited = true
 			if h := testHookAcceptWait; h != nil {
 				h()
 			}
@@ -100,13 +118,41 @@ func (a *rawAccepter) accept4(lfd uintptr) bool {
 	}
 }
 
-// accept returns the next connection; only Serve's goroutine calls it.
+// loop returns an accepter of the same socket for another accept loop
+// (Server.InlineLoops): its own result fields, the same descriptor. Its
+// waits (accept) take turns with the others' on the descriptor's read
+// lock; acceptNow does not take it.
+func (a *rawAccepter) loop() *rawAccepter { return newLoop(a.f, a.rc) }
+
+// acceptNow is accept without the wait: nil, nil when no connection is
+// queued.
+func (a *rawAccepter) acceptNow() (net.Conn, error) {
+	a.got = false
+	if err := a.rc.Control(a.nowFn); err != nil {
+		if errors.Is(err, os.ErrClosed) {
+			err = net.ErrClosed
+		}
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: err}
+	}
+	return a.result()
+}
+
+// accept returns the next connection; one accept loop calls it (each
+// loop has its own rawAccepter, loop).
 func (a *rawAccepter) accept() (net.Conn, error) {
+	a.waited, a.got = false, true
 	if err := a.rc.Read(a.fn); err != nil {
 		if errors.Is(err, os.ErrClosed) {
 			err = net.ErrClosed
 		}
 		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: err}
+	}
+	return a.result()
+}
+
+func (a *rawAccepter) result() (net.Conn, error) {
+	if !a.got {
+		return nil, nil
 	}
 	if a.err != nil {
 		err := a.err

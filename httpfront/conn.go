@@ -81,9 +81,11 @@ type conn struct {
 	// held: the first request, parsed by serveInline and left to a
 	// pooled goroutine to serve (held.req nil: none).
 	held parsed
-	w    response
-	body body
-	head []byte // the response head's buffer, kept between requests
+	// inline: the request being served is on an accept loop (inlineTurn).
+	inline bool
+	w      response
+	body   body
+	head   []byte // the response head's buffer, kept between requests
 	// readDeadline is the one a handler asked for (SetReadDeadline),
 	// applied before the body's next read of the socket.
 	readDeadline    time.Time
@@ -151,7 +153,7 @@ func (c *conn) recycle() {
 	c.waitUntil, c.untilSet, c.headStarted, c.armed = time.Time{}, false, false, time.Time{}
 	c.unread, c.blocking = false, false
 	c.w.c, c.w.req, c.w.err = nil, nil, nil
-	c.held = parsed{}
+	c.held, c.inline = parsed{}, false
 	c.body = body{}
 	c.readDeadline, c.readDeadlineSet = time.Time{}, false
 	connPool.Put(c)
@@ -399,6 +401,7 @@ func (c *conn) serveRequest(p parsed) bool {
 		r.Body = &c.body
 	}
 	c.w.reset(c, r)
+	c.w.inline = c.inline
 	s.handler.ServeHTTP(&c.w, r)
 	if c.w.hijacked {
 		s.untrack(c)

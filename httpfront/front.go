@@ -44,6 +44,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -101,14 +102,21 @@ type Server struct {
 	// served on the goroutine that accepted the connection, before the
 	// next accept: when the first read brought its whole head and Inline
 	// returns true, no pooled goroutine takes the connection over for it
-	// (no hand-off, no second goroutine turn). Its handler must wait on
-	// nothing but the CPU (a backend call would hold up accepting), and
-	// such requests are served one at a time, on one core: a burst
-	// queues in the listen backlog rather than spreading over cores. A
-	// connection the handler does not hijack goes on, for its next
-	// requests, on a pooled goroutine; so does every request Inline
-	// refuses (parsed once: the head is not read again).
+	// (no hand-off, no second goroutine turn). Serve then runs
+	// InlineLoops accept loops, each serving the requests it accepted:
+	// the first waits for connections, and wakes another when it is
+	// behind (an accept found a connection already queued) or has been
+	// serving one for 10 to 20 ms, so that a burst spreads over as many
+	// cores and a slow handler does not stop accepting (with one loop,
+	// the default on two cores, it does). Its handler should wait on
+	// nothing but the CPU, and can tell it is served inline
+	// (ServedInline). A connection the handler does not hijack goes on,
+	// for its next requests, on a pooled goroutine; so does every
+	// request Inline refuses (parsed once: the head is not read again).
 	Inline func(*http.Request) bool
+	// InlineLoops is the number of accept loops with Inline; 0: half
+	// of GOMAXPROCS, at least 1, at most 8.
+	InlineLoops int
 	// KeepAliveWaitDescriptors bounds the second descriptors (dups of
 	// the socket, Linux only) the front's kept-alive connections hold
 	// while they wait for their next request, each saving a read per
@@ -180,6 +188,165 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 	}
 	inline := s.Inline != nil && s.DeferAccept && s.Prepare == nil && s.accepter != nil
+	if !inline {
+		return s.acceptLoop(accept, false, nil)
+	}
+	n := s.inlineLoops()
+	if n == 1 {
+		return s.acceptLoop(accept, true, nil)
+	}
+	// Inline requests are served on the loop that accepted them. The
+	// first loop waits for connections; the others sleep until it is
+	// behind (an accept that found one queued: connections came while it
+	// served) or stuck in one serve (helpWatch), then accept beside it.
+	h := &helpers{wake: make(chan bool), first: s.accepter}
+	h.watch = time.AfterFunc(time.Hour, h.check)
+	h.watch.Stop()
+	var loops sync.WaitGroup
+	for range n - 1 {
+		a := s.accepter.loop()
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			s.helpLoop(a, h)
+		}()
+	}
+	err := s.acceptLoop(accept, true, h)
+	s.accepter.close() // a helper's wait ends (net.ErrClosed)
+	loops.Wait()
+	h.watch.Stop()
+	return err
+}
+
+// inlineLoops is the number of accept loops Serve runs with Inline.
+func (s *Server) inlineLoops() int {
+	if s.InlineLoops > 0 {
+		return s.InlineLoops
+	}
+	return max(1, min(runtime.GOMAXPROCS(0)/2, maxInlineLoops))
+}
+
+// maxInlineLoops bounds InlineLoops' default, half of GOMAXPROCS: the
+// other half stays for the established connections' reads, writes and
+// $connect calls, and for the kernel's share of each handshake (on two
+// cores one loop: a second cost a storm of bare handshakes about a tenth
+// more CPU each, BENCHMARKS.md, session 14). Past about eight the loops
+// mostly queue on the listening socket's lock in the kernel (every
+// accept4 of one socket takes it) and on the hub's shards.
+const maxInlineLoops = 8
+
+// helpWatch is how long the first accept loop may serve one connection
+// before a helper loop is woken to accept in its place (a handler that
+// waits: Inline's contract says it should not). A check that finds the
+// first loop idle stops until its next serve.
+const helpWatch = 10 * time.Millisecond
+
+// helpers are the accept loops beside the first with Inline. Waking one
+// is a futex wake of an idle core and one more accept4 that may find
+// nothing: the first loop asks only when it is behind or stuck, so a
+// listener that keeps up costs no more than with one loop.
+type helpers struct {
+	// wake: a send wakes a sleeping helper (unbuffered); true: the first
+	// loop is stuck in a serve (the helper waits in its place).
+	wake  chan bool
+	first *rawAccepter
+	// busy: the first loop is serving a connection; serves counts them.
+	busy     atomic.Bool
+	serves   atomic.Uint64
+	watching atomic.Bool // watch is set (it re-arms while busy)
+	seen     atomic.Uint64
+	watch    *time.Timer
+}
+
+// call wakes a sleeping helper, if any.
+func (h *helpers) call(stuck bool) {
+	select {
+	case h.wake <- stuck:
+	default:
+	}
+}
+
+// serving notes that the first loop begins a serve, and arms the watch.
+func (h *helpers) serving() {
+	h.busy.Store(true)
+	if !h.watching.Load() && h.watching.CompareAndSwap(false, true) {
+		h.watch.Reset(helpWatch)
+	}
+}
+
+func (h *helpers) served() {
+	h.serves.Add(1)
+	h.busy.Store(false)
+}
+
+// check is the watch: a serve that outlasted a whole period wakes a
+// helper; the watch goes on while the first loop serves.
+func (h *helpers) check() {
+	n := h.serves.Load()
+	if h.busy.Load() && h.seen.Swap(n) == n {
+		h.call(true)
+	} else {
+		h.seen.Store(n)
+	}
+	h.watching.Store(false)
+	if h.busy.Load() && h.watching.CompareAndSwap(false, true) {
+		h.watch.Reset(helpWatch)
+	}
+}
+
+// helpLoop is a helper: once woken, it accepts and serves what is
+// queued; woken for a stuck first loop, it also waits for the next
+// connection in its place while that loop serves; then it sleeps again.
+// (A helper that waited whenever the first loop served would take turns
+// with it on every connection: a goroutine wake of the other core
+// each, which cost a bare handshake about a sixth more CPU in the
+// benchmark of session 14.)
+func (s *Server) helpLoop(a *rawAccepter, h *helpers) {
+	done := s.shutdownCh()
+	for {
+		var stuck bool
+		select {
+		case stuck = <-h.wake:
+		case <-done:
+			return
+		}
+		for {
+			select {
+			case s.pending <- struct{}{}:
+			case <-done:
+				return
+			}
+			nc, err := a.acceptNow()
+			if nc == nil && err == nil && stuck && h.busy.Load() {
+				nc, err = a.accept()
+			}
+			if nc == nil {
+				<-s.pending
+				if err != nil && (s.closing.Load() || errors.Is(err, net.ErrClosed)) {
+					return
+				}
+				if err != nil {
+					s.logf("httpfront: accept error: %v", err)
+				}
+				break // nothing queued, or EMFILE and the like (the first loop backs off)
+			}
+			c := newConn(s, nc)
+			if !s.track(c) {
+				<-s.pending
+				_ = nc.Close()
+				return
+			}
+			if !c.serveInline() {
+				serving.Go(c.serveFn)
+			}
+		}
+	}
+}
+
+// acceptLoop accepts and serves (or hands to a pooled goroutine) until
+// Shutdown or an accept error that ends Serve; h: the first of several
+// loops with Inline.
+func (s *Server) acceptLoop(accept func() (net.Conn, error), inline bool, h *helpers) error {
 	var backoff time.Duration
 	done := s.shutdownCh()
 	for {
@@ -210,8 +377,23 @@ func (s *Server) Serve(ln net.Listener) error {
 			_ = nc.Close()
 			return http.ErrServerClosed
 		}
-		if !inline || !c.serveInline() {
+		switch {
+		case !inline:
 			serving.Go(c.serveFn)
+		case h == nil:
+			if !c.serveInline() {
+				serving.Go(c.serveFn)
+			}
+		default:
+			if !h.first.waited {
+				h.call(false) // it was queued: more may be
+			}
+			h.serving()
+			ok := c.serveInline()
+			h.served()
+			if !ok {
+				serving.Go(c.serveFn)
+			}
 		}
 	}
 }

@@ -50,7 +50,10 @@ func (c *conn) inlineTurn() {
 				c.held = p
 			} else {
 				c.startRequest()
-				if !c.serveRequest(p) || c.served() {
+				c.inline = true
+				ok := c.serveRequest(p)
+				c.inline = false
+				if !ok || c.served() {
 					c.recycle() // hijacked (the upgrade), or closed
 					return
 				}

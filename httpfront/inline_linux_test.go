@@ -3,21 +3,26 @@
 package httpfront
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
-// onAcceptingGoroutine reports whether the caller runs on Serve's
-// goroutine (Server.Inline) rather than a pooled one.
+// onAcceptingGoroutine reports whether the caller runs on an accept
+// loop (Server.Inline: Serve's goroutine or a helper loop) rather than a
+// pooled goroutine.
 func onAcceptingGoroutine() bool {
 	buf := make([]byte, 64<<10)
 	n := runtime.Stack(buf, false)
-	return bytes.Contains(buf[:n], []byte("httpfront.(*Server).Serve("))
+	return bytes.Contains(buf[:n], []byte("httpfront.(*Server).acceptLoop(")) ||
+		bytes.Contains(buf[:n], []byte("httpfront.(*Server).helpLoop("))
 }
 
 // inlineFront is a front with Inline claiming every request but those
@@ -33,6 +38,9 @@ func inlineFront(t *testing.T, deferAccept bool) (*testFront, *atomic.Int64) {
 			where := "pooled"
 			if onAcceptingGoroutine() {
 				where = "inline"
+			}
+			if ServedInline(w) != (where == "inline") {
+				where += " (ServedInline wrong)"
 			}
 			switch r.URL.Path {
 			case "/panic":
@@ -135,5 +143,66 @@ func TestInlineNeedsDeferAccept(t *testing.T) {
 	_, _ = io.WriteString(nc, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")
 	if _, got := readBody(t, br); got != "pooled GET /a" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// TestInlineLoops: with several accept loops, a handler served inline
+// that does not return (it waits, against Inline's contract) leaves the
+// listener accepting: the next connections are served inline on another
+// loop, in parallel with it, and Shutdown stops every loop.
+func TestInlineLoops(t *testing.T) {
+	entered := make(chan string, 4)
+	release := make(chan struct{})
+	tf := startFront(t, func(s *Server) {
+		s.DeferAccept = true
+		s.InlineLoops = 3
+		s.Inline = func(*http.Request) bool { return true }
+		s.Fallback.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			where := "pooled"
+			if onAcceptingGoroutine() && ServedInline(w) {
+				where = "inline"
+			}
+			if r.URL.Path == "/block" {
+				entered <- where
+				<-release
+			}
+			_, _ = fmt.Fprintf(w, "%s %s", where, r.URL.Path)
+		})
+	})
+	get := func(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: h\r\n\r\n" }
+	// Serving: a first connection answered (TCP_DEFER_ACCEPT is set).
+	nc, br := dial(t, tf.addr)
+	_, _ = io.WriteString(nc, get("/warm-up"))
+	readBody(t, br)
+
+	var blocked []*bufio.Reader
+	for i := range 2 { // two loops held in a handler
+		nc, br := dial(t, tf.addr)
+		_, _ = io.WriteString(nc, get("/block"))
+		if where := <-entered; where != "inline" {
+			t.Fatalf("blocked request %d served %s", i, where)
+		}
+		blocked = append(blocked, br)
+	}
+	for _, path := range []string{"/a", "/b", "/c"} { // the third loop
+		nc, br := dial(t, tf.addr)
+		_, _ = io.WriteString(nc, get(path))
+		if _, got := readBody(t, br); got != "inline "+path {
+			t.Fatalf("while two loops are held: %q", got)
+		}
+	}
+	close(release)
+	for _, br := range blocked {
+		if _, got := readBody(t, br); got != "inline /block" {
+			t.Fatalf("released: %q", got)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tf.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-tf.done; err != http.ErrServerClosed {
+		t.Fatalf("Serve: %v", err)
 	}
 }

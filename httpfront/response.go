@@ -27,6 +27,7 @@ type response struct {
 	status      int
 	wroteHeader bool
 	hijacked    bool
+	inline      bool // served on an accept loop (ServedInline)
 	chunking    bool // the head is out: the rest goes as chunks
 	closing     bool // decided when the head went out early
 	body        []byte
@@ -44,6 +45,16 @@ func (w *response) reset(c *conn, r *http.Request) {
 		b = nil // a large answer's buffer is not kept by an idle connection
 	}
 	*w = response{c: c, req: r, header: h, body: b}
+}
+
+// ServedInline reports whether w is the front's writer of a request
+// served on an accept loop (Server.Inline claimed it): a handler that
+// finds it must wait on something other than the CPU (a backend call)
+// should answer at once instead, since its loop accepts nothing while
+// it waits. A writer wrapped by middleware is not the front's: false.
+func ServedInline(w http.ResponseWriter) bool {
+	rw, ok := w.(*response)
+	return ok && rw.inline
 }
 
 func (w *response) Header() http.Header {
