@@ -255,3 +255,28 @@ func TestClusterTimeoutNotDelivered(t *testing.T) {
 		}
 	}
 }
+
+// TestLookupLocal: a cluster hub hands out its own connections for a
+// direct write only when Send would be a plain local send: not another
+// node's id, nor a call with a dedupe key (which Send delivers once).
+func TestLookupLocal(t *testing.T) {
+	url := startNATS(t)
+	hubs := startHubs(t, []cluster.Config{externalConfig(url, "t1"), externalConfig(url, "t2")})
+	owner := hubtest.NewConn(hub.NewID(hubs[1].Self()), false)
+	if err := hubs[1].Register(owner); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if c, err := hubs[1].LookupLocal(ctx, owner.ID()); c != owner || err != nil {
+		t.Fatalf("the owner's lookup: %v, %v; want the connection", c, err)
+	}
+	if c, err := hubs[0].LookupLocal(ctx, owner.ID()); c != nil || err != nil {
+		t.Fatalf("another node's lookup: %v, %v; want nil, nil (Send forwards)", c, err)
+	}
+	if c, err := hubs[1].LookupLocal(hub.WithDedupeKey(ctx, "k"), owner.ID()); c != nil || err != nil {
+		t.Fatalf("a keyed lookup: %v, %v; want nil, nil (Send dedupes)", c, err)
+	}
+	if c, err := hubs[1].LookupLocal(ctx, hub.NewID(hubs[1].Self())); c != nil || !errors.Is(err, hub.ErrGone) {
+		t.Fatalf("an unknown id of this node: %v, %v; want ErrGone", c, err)
+	}
+}

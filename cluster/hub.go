@@ -736,6 +736,20 @@ func (h *Hub) Send(ctx context.Context, id string, m *hub.Message) error {
 	return err
 }
 
+// LookupLocal implements hub.Local: a connection of this node, for an
+// operation with no dedupe key (a keyed one goes through Send, which
+// delivers it once); nil for another node's id.
+func (h *Hub) LookupLocal(ctx context.Context, id string) (hub.Conn, error) {
+	if dedupeKey(ctx) != "" {
+		return nil, nil
+	}
+	_, local, err := h.route(id)
+	if err != nil || !local {
+		return nil, err
+	}
+	return h.mem.LookupLocal(ctx, id)
+}
+
 // sendLocal sends to a connection of this node, answering a repeated key
 // with the first answer.
 func (h *Hub) sendLocal(key, id string, m *hub.Message) error {

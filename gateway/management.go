@@ -227,24 +227,27 @@ func (g *Gateway) connection(w http.ResponseWriter, r *http.Request, id string) 
 }
 
 // sendData is PostToConnection's send of r's body data to connection id.
-// On a node's own hub, to one of the gateway's connections, it builds no
-// Message: the frame goes out of a pooled buffer (conn.sendData), which
-// copied data, so the body SigV4 read goes back to its pool too
-// (sigv4.ReleaseBody): three allocations fewer per POST. Elsewhere (a
-// cluster hub, another Conn) it is the hub's Send of a Message, which
-// keeps data.
+// To one of the gateway's connections on this node (hub.Local: a node's
+// own hub, or a cluster hub for its own ids and a call with no dedupe
+// key) it builds no Message: the frame goes out of a pooled buffer
+// (conn.sendData), which copied data, so the body SigV4 read goes back to
+// its pool too (sigv4.ReleaseBody): three allocations fewer per POST.
+// Otherwise (another node's id, a keyed call in a cluster, another Conn)
+// it is the hub's Send of a Message, which keeps data.
 func (g *Gateway) sendData(r *http.Request, id string, data []byte) error {
-	if h, ok := g.hub.(*hub.Memory); ok {
-		hc, ok := h.Lookup(id)
-		if !ok {
-			return hub.ErrGone
+	if h, ok := g.hub.(hub.Local); ok {
+		hc, err := h.LookupLocal(r.Context(), id)
+		if err != nil {
+			return err
 		}
 		if c, ok := hc.(*conn); ok {
 			err := c.sendData(data)
 			sigv4.ReleaseBody(r)
 			return err
 		}
-		return hc.Send(hub.NewMessage(data))
+		if hc != nil {
+			return hc.Send(hub.NewMessage(data))
+		}
 	}
 	return g.hub.Send(r.Context(), id, hub.NewMessage(data))
 }

@@ -265,6 +265,17 @@ type Hub interface {
 	Router
 }
 
+// Local is a Hub that can hand a caller on this node one of its own
+// connections, for the caller to write to itself (the gateway's single
+// send: a PostToConnection builds no Message). LookupLocal returns the
+// connection when a Send of ctx's operation to id would be a plain Send
+// to it here; ErrGone when id is this node's and not open; (nil, nil)
+// when the Send must go through the hub (another node's id, or an
+// operation a cluster hub delivers once per dedupe key).
+type Local interface {
+	LookupLocal(ctx context.Context, id string) (Conn, error)
+}
+
 var errIDTaken = errors.New("connection id already registered")
 
 type dedupeKeyType struct{}

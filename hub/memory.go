@@ -175,6 +175,14 @@ func (h *Memory) conn(id string) (Conn, bool) {
 // followed by the Conn's Send.
 func (h *Memory) Lookup(id string) (Conn, bool) { return h.conn(id) }
 
+// LookupLocal implements Local: every id is this node's.
+func (h *Memory) LookupLocal(_ context.Context, id string) (Conn, error) {
+	if c, ok := h.conn(id); ok {
+		return c, nil
+	}
+	return nil, ErrGone
+}
+
 // Send implements Hub.
 func (h *Memory) Send(_ context.Context, id string, m *Message) error {
 	c, ok := h.conn(id)
