@@ -17,6 +17,7 @@ import (
 	"github.com/wsgate/wsgate/cluster"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/hub/hubtest"
+	"github.com/wsgate/wsgate/internal/ports"
 	"github.com/wsgate/wsgate/internal/testenv"
 )
 
@@ -37,29 +38,12 @@ import (
 // proxiedConfigs, where the proxies route to the port it took).
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	low, high := 10000, ephemeralLow()
-	if high-low < 1000 {
-		low = 1024 // a wide ephemeral range: what is left below it
+	got, release, err := ports.Reserve(n, func(int) string { return "127.0.0.1" })
+	if err != nil {
+		t.Fatal(err)
 	}
-	var ports []int
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for tries := 0; len(ports) < n; tries++ {
-		if tries > 1000 {
-			t.Fatalf("no %d free loopback ports in %d-%d", n, low, high-1)
-		}
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", low+rand.IntN(high-low)))
-		if err != nil {
-			continue // taken
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
+	release()
+	return got
 }
 
 // portTaken reports whether err is a start that failed because a port
@@ -156,20 +140,6 @@ func routeAddr(c *cluster.Config) string {
 		return v.([2]string)[1]
 	}
 	return ""
-}
-
-// ephemeralLow is the first port of the kernel's ephemeral range
-// (32768 when it cannot be read).
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 32768
-	}
-	var lo, hi int
-	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo <= 1024 {
-		return 32768
-	}
-	return lo
 }
 
 // embeddedConfigs are n node configs of one cluster with embedded NATS on

@@ -70,7 +70,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	}
 	l := g.acquire() // the handshake runs on one config, $connect included
 	defer l.release()
-	if (l.routes[routeConnect] != nil || l.auth != nil) && httpfront.ServedInline(w) {
+	if l.callsBackend() && httpfront.ServedInline(w) {
 		// Inline said yes on the config before a reload that added a
 		// $connect route or an authorizer: their call would hold up
 		// the front's accept loop for up to the integration's timeout.
@@ -287,8 +287,12 @@ func (g *Gateway) Inline(r *http.Request) bool {
 		return false // a 403, or a management call (GET @connections may ask another node)
 	}
 	l := g.current()
-	return l.routes[routeConnect] == nil && l.auth == nil && l.cfg.AuthorizationType != "AWS_IAM" && len(l.cfg.APIKeys) == 0
+	return !l.callsBackend() && l.cfg.AuthorizationType != "AWS_IAM" && len(l.cfg.APIKeys) == 0
 }
+
+// callsBackend reports whether a handshake on l calls a backend before it
+// completes: a $connect route or an authorizer.
+func (l *live) callsBackend() bool { return l.routes[routeConnect] != nil || l.auth != nil }
 
 // newSession is the session of a handshake. The strings it takes from
 // the request are copied, or shared with the previous connection's equal

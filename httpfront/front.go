@@ -283,10 +283,8 @@ func (h *helpers) served() {
 // helper; the watch goes on while the first loop serves.
 func (h *helpers) check() {
 	n := h.serves.Load()
-	if h.busy.Load() && h.seen.Swap(n) == n {
+	if h.seen.Swap(n) == n && h.busy.Load() {
 		h.call(true)
-	} else {
-		h.seen.Store(n)
 	}
 	h.watching.Store(false)
 	if h.busy.Load() && h.watching.CompareAndSwap(false, true) {

@@ -4,8 +4,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/internal/gopool"
+	"github.com/wsgate/wsgate/internal/ports"
 )
 
 // ClusterScenarios are the cluster scenarios (cluster.md §6.2), run with
@@ -65,12 +64,12 @@ func (o *orch) newClusterEnv(extra func(cfg map[string]any, backend string)) (*e
 // names) and waits until they formed the cluster.
 func (o *orch) startCluster(e *env, try int, extra func(cfg map[string]any, backend string)) error {
 	n := o.Cluster
-	ports, release, err := reservePorts(n)
+	routePorts, release, err := ports.Reserve(n, nodeIP)
 	if err != nil {
 		return err
 	}
 	var routes []string
-	for k, p := range ports {
+	for k, p := range routePorts {
 		routes = append(routes, fmt.Sprintf("nats://%s:%d", nodeIP(k), p))
 	}
 	var paths []string
@@ -86,7 +85,7 @@ func (o *orch) startCluster(e *env, try int, extra func(cfg map[string]any, back
 			"requestTimeoutMillis": 5000,
 			"nats": map[string]any{"embedded": map[string]any{
 				"listen":        nodeIP(k) + ":0",
-				"clusterListen": fmt.Sprintf("%s:%d", nodeIP(k), ports[k]),
+				"clusterListen": fmt.Sprintf("%s:%d", nodeIP(k), routePorts[k]),
 				"routes":        routes,
 				"storeDir":      filepath.Join(o.dir, fmt.Sprintf("nats-%d-%d-%d", o.seq, try, k)),
 			}},
@@ -122,55 +121,6 @@ func (o *orch) startCluster(e *env, try int, extra func(cfg map[string]any, back
 		e.debugs = append(e.debugs, a.Debug)
 	}
 	return e.waitCluster(60 * time.Second)
-}
-
-// reservePorts finds n free ports for the NATS routes, one on each node's
-// address, and holds them until release. Routes name their ports before
-// the servers start, so the servers cannot take port 0: the ports are
-// drawn at random from below the kernel's ephemeral range, where no
-// listener on port 0 and no outgoing connection's source port takes one
-// between release and the server's bind (a port of that range let go
-// could be handed out again at once); another process that picks its own
-// ports may still take one then (newClusterEnv tries again).
-func reservePorts(n int) (ports []int, release func(), err error) {
-	var lns []net.Listener
-	release = func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}
-	low, high := 10000, ephemeralLow()
-	if high-low < 1000 {
-		low = 1024 // a wide ephemeral range: what is left below it
-	}
-	for k, tries := 0, 0; k < n; tries++ {
-		if tries > 1000 {
-			release()
-			return nil, nil, fmt.Errorf("no free port on %s in %d-%d", nodeIP(k), low, high-1)
-		}
-		ln, err := net.Listen("tcp", fmt.Sprintf("%s:%d", nodeIP(k), low+rand.IntN(high-low)))
-		if err != nil {
-			continue // taken
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-		k++
-	}
-	return ports, release, nil
-}
-
-// ephemeralLow is the first port of the kernel's ephemeral range (32768
-// when it cannot be read).
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 32768
-	}
-	var lo, hi int
-	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo <= 1024 {
-		return 32768
-	}
-	return lo
 }
 
 // waitCluster polls every node's @cluster until it lists every node up.
