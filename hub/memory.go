@@ -169,13 +169,10 @@ func (h *Memory) conn(id string) (Conn, bool) {
 	return e.conn, true
 }
 
-// Lookup returns the open connection id. It is for a caller on this node
-// that writes to the connection itself, as the gateway does with a single
-// send (a PostToConnection builds no Message); Send is the same lookup
-// followed by the Conn's Send.
-func (h *Memory) Lookup(id string) (Conn, bool) { return h.conn(id) }
-
-// LookupLocal implements Local: every id is this node's.
+// LookupLocal implements Local: every id is this node's. It is for a
+// caller on this node that writes to the connection itself, as the
+// gateway does with a single send (a PostToConnection builds no
+// Message); Send is the same lookup followed by the Conn's Send.
 func (h *Memory) LookupLocal(_ context.Context, id string) (Conn, error) {
 	if c, ok := h.conn(id); ok {
 		return c, nil
