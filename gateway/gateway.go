@@ -38,6 +38,7 @@ type Gateway struct {
 	// past it fails at once with integration.ErrThrottled).
 	workers  *gopool.Pool         // route invocations
 	readers  *gopool.Pool         // read turns of connections the poller found readable
+	linger   *lingerBound         // read turns that may wait for more (conn.linger)
 	flush    flusher              // write turns of connections a group publish queued to
 	inflight *integration.Limiter // maxInflight, shared by every integration
 	proxies  Proxies              // trustedProxies (fixed: the listener reads them too)
@@ -151,6 +152,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		ext:        opts.Extensions,
 		workers:    gopool.New(),
 		readers:    gopool.New(),
+		linger:     newLingerBound(),
 		inflight:   integration.NewLimiter(cfg.MaxInflight),
 		endpoint:   opts.ManagementEndpoint,
 		handlerEnv: opts.HandlerEnv,
