@@ -641,6 +641,13 @@ const readLinger = 200 * time.Millisecond
 // keep their linger.
 const lingerPerCore = 128
 
+// poolIdlePerCore is how many goroutines each of the gateway's pools
+// (read turns, route invocations) keeps idle per GOMAXPROCS, at most:
+// once the lingering turns are bounded, a burst's turns that outlast it
+// are few and short, and one that ends while this many wait exits rather
+// than wait 5 to 10 s with its stack (gopool.NewMaxIdle).
+const poolIdlePerCore = lingerPerCore
+
 // lingerBound counts the read turns lingering (conn.linger) and bounds
 // them: a turn past max goes straight back to the poller, as one whose
 // linger ran out does.
