@@ -77,6 +77,45 @@ func BenchmarkEcho(b *testing.B) {
 	}
 }
 
+// BenchmarkEchoConns: n clients each send a message to a two-way mock
+// route and wait for its answer, back to back, all at once: the read
+// turns' linger with n active connections, below and above the number
+// that may linger at once (128 a core: lingerBound).
+func BenchmarkEchoConns(b *testing.B) {
+	for _, n := range []int{64, 512} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			cfg := baseConfig()
+			cfg.Routes["echo"] = gateway.Route{Integration: &integration.Config{Type: "mock"}, RouteResponseSelectionExpression: "$default"}
+			tg := startGatewayWith(b, cfg, testLogger(b), true)
+			cs := make([]*websocket.Conn, n)
+			for i := range cs {
+				cs[i] = tg.dial(b, nil)
+			}
+			msg := []byte(`{"action":"echo","data":"0123456789abcdef0123456789abcdef"}`)
+			var left atomic.Int64
+			left.Store(int64(b.N))
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for _, c := range cs {
+				wg.Go(func() {
+					for left.Add(-1) >= 0 {
+						if err := c.WriteMessage(websocket.TextMessage, msg); err != nil {
+							b.Error(err)
+							return
+						}
+						if _, _, err := c.ReadMessage(); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+		})
+	}
+}
+
 // BenchmarkRoute measures the route round trip: one client sends a message
 // that route selection sends to a two-way route, and reads the answer. The
 // mock route echoes the body; the http route calls a loopback backend.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -630,9 +631,55 @@ func (c *conn) readTurn(wait bool) {
 // no goroutine once readLinger has passed.
 const readLinger = 200 * time.Millisecond
 
+// lingerPerCore is how many read turns may linger at once per GOMAXPROCS
+// (lingerBound). A lingering turn holds a goroutine and its stack (4 KB,
+// more once grown) and, while it waits, nothing else: the bound is what
+// a burst of messages from distinct connections (a join burst: N
+// messages a second would hold N × readLinger goroutines) may hold, about
+// 600 KB of stacks per core, while up to 128 clients a core that send
+// back to back (the route benchmark's 128 connections on two cores) all
+// keep their linger.
+const lingerPerCore = 128
+
+// poolIdlePerCore is how many goroutines each of the gateway's pools
+// (read turns, route invocations) keeps idle per GOMAXPROCS, at most:
+// once the lingering turns are bounded, a burst's turns that outlast it
+// are few and short, and one that ends while this many wait exits rather
+// than wait 5 to 10 s with its stack (gopool.NewMaxIdle).
+const poolIdlePerCore = lingerPerCore
+
+// lingerBound counts the read turns lingering (conn.linger) and bounds
+// them: a turn past max goes straight back to the poller, as one whose
+// linger ran out does.
+type lingerBound struct {
+	n   atomic.Int32 // turns lingering now
+	max atomic.Int32 // lingerPerCore × GOMAXPROCS at New (atomic: tests set it)
+	d   atomic.Int64 // readLinger (atomic: tests set it)
+}
+
+func newLingerBound() *lingerBound {
+	b := &lingerBound{}
+	b.max.Store(int32(lingerPerCore * runtime.GOMAXPROCS(0)))
+	b.d.Store(int64(readLinger))
+	return b
+}
+
+// enter takes a lingering turn's place; false: max turns linger already.
+func (b *lingerBound) enter() bool {
+	if b.n.Add(1) > b.max.Load() {
+		b.n.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (b *lingerBound) leave() { b.n.Add(-1) }
+
 // linger waits up to readLinger for the socket to turn readable and
 // reports whether it did (data, EOF or an error to read). Only a poller's
 // connection lingers; a blocking reader (closing, TLS) waits in readFrames.
+// At most the gateway's lingerBound turns linger at once; the others
+// report false at once.
 func (c *conn) linger() bool {
 	if thePoller == nil || c.rc == nil {
 		return false
@@ -640,10 +687,11 @@ func (c *conn) linger() bool {
 	c.mu.Lock()
 	blocking := c.blocking
 	c.mu.Unlock()
-	if blocking {
+	if blocking || !c.gw.linger.enter() {
 		return false
 	}
-	_ = c.nc.SetReadDeadline(time.Now().Add(readLinger))
+	defer c.gw.linger.leave()
+	_ = c.nc.SetReadDeadline(time.Now().Add(time.Duration(c.gw.linger.d.Load())))
 	err := waitReadable(c.nc)
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -14,8 +14,9 @@
 //     A plaintext socket on Linux waits in the package's epoll poller with
 //     no goroutine and no buffer; when readable, a read turn on a pooled
 //     goroutine reads its frames through a pooled bufio.Reader, lingers up
-//     to readLinger (200 ms) in the runtime's poller for more, and then
-//     re-arms it. TLS connections, other systems and closing connections
+//     to readLinger (200 ms) in the runtime's poller for more (while fewer
+//     than lingerPerCore × GOMAXPROCS turns linger: lingerBound), and
+//     then re-arms it. TLS connections, other systems and closing connections
 //     have a blocking reader goroutine instead, which waits for
 //     readability holding no buffer. The reading goroutine ends the
 //     connection.

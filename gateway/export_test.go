@@ -66,3 +66,29 @@ func SetTestHookUpgradeInline(f func()) {
 	}
 	testHookUpgradeInline.Store(&f)
 }
+
+// SetLinger sets how long g's read turns linger for more and how many may
+// linger at once (lingerBound).
+func (g *Gateway) SetLinger(d time.Duration, max int) {
+	g.linger.d.Store(int64(d))
+	g.linger.max.Store(int32(max))
+}
+
+// Lingering reports how many of g's read turns linger now, by its count.
+func (g *Gateway) Lingering() int { return int(g.linger.n.Load()) }
+
+// Reading reports how many of g's connections a goroutine reads (a read
+// turn, lingering or not, or a blocking reader).
+func (g *Gateway) Reading() (n int) {
+	g.hub.Each(func(hc hub.Conn) bool {
+		if c, ok := hc.(*conn); ok {
+			c.mu.Lock()
+			if c.reading {
+				n++
+			}
+			c.mu.Unlock()
+		}
+		return true
+	})
+	return n
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,9 +36,13 @@ type Gateway struct {
 	// workers run route invocations, bounded by the connections times
 	// maxInflightPerConnection (the reader waits for a slot before handing
 	// a message over) and their integration calls by maxInflight (a call
-	// past it fails at once with integration.ErrThrottled).
+	// past it fails at once with integration.ErrThrottled). readers run
+	// read turns: at most one per connection, of which at most linger's
+	// bound linger. Each pool keeps at most poolIdlePerCore × GOMAXPROCS
+	// goroutines idle, each for 5 to 10 s (gopool.Idle).
 	workers  *gopool.Pool         // route invocations
 	readers  *gopool.Pool         // read turns of connections the poller found readable
+	linger   *lingerBound         // read turns that may wait for more (conn.linger)
 	flush    flusher              // write turns of connections a group publish queued to
 	inflight *integration.Limiter // maxInflight, shared by every integration
 	proxies  Proxies              // trustedProxies (fixed: the listener reads them too)
@@ -149,8 +154,9 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		closeWait:  2 * time.Second,
 		stop:       make(chan struct{}),
 		ext:        opts.Extensions,
-		workers:    gopool.New(),
-		readers:    gopool.New(),
+		workers:    gopool.NewMaxIdle(poolIdlePerCore * runtime.GOMAXPROCS(0)),
+		readers:    gopool.NewMaxIdle(poolIdlePerCore * runtime.GOMAXPROCS(0)),
+		linger:     newLingerBound(),
 		inflight:   integration.NewLimiter(cfg.MaxInflight),
 		endpoint:   opts.ManagementEndpoint,
 		handlerEnv: opts.HandlerEnv,

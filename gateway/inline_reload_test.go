@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"sync"
@@ -22,6 +23,29 @@ import (
 // goroutine, its $connect waiting on a backend that blocks) is accepted
 // by the front's one accept loop.
 func TestInlineReloadAddsConnect(t *testing.T) {
+	testInlineReloadAdds(t, nil, func(cfg *gateway.Config, be string) {
+		cfg.Routes["$connect"] = gateway.Route{Integration: &integration.Config{Type: "http", URI: be + "/connect"}}
+	})
+}
+
+// TestInlineReloadAddsAuthorizer: the same for a reload that adds a
+// REQUEST authorizer: the handshake Inline took is answered 503 without
+// calling it, and the next one is authorized (Allow) on a pooled
+// goroutine.
+func TestInlineReloadAddsAuthorizer(t *testing.T) {
+	testInlineReloadAdds(t, http.Header{"Authorization": {"allow"}}, func(cfg *gateway.Config, be string) {
+		cfg.Authorizer = &gateway.AuthorizerConfig{
+			Integration:    &integration.Config{Type: "http", URI: be + "/authorize"},
+			IdentitySource: []string{"route.request.header.Authorization"},
+		}
+	})
+}
+
+// testInlineReloadAdds: a handshake (with header) that Inline said yes
+// to on a bare config, across a reload that add makes call the backend
+// at be, is answered 503 without a call; the next one calls it, waits
+// while it blocks, and connects once it answers.
+func testInlineReloadAdds(t *testing.T, header http.Header, add func(cfg *gateway.Config, be string)) {
 	calls := make(chan struct{}, 4)
 	release := make(chan struct{})
 	var once sync.Once
@@ -52,7 +76,7 @@ func TestInlineReloadAddsConnect(t *testing.T) {
 	url := "ws://" + ln.Addr().String() + "/dev"
 	dial := func() (*websocket.Conn, int, error) {
 		d := websocket.Dialer{HandshakeTimeout: 30 * time.Second}
-		c, resp, err := d.Dial(url, nil)
+		c, resp, err := d.Dial(url, header)
 		status := 0
 		if resp != nil {
 			status = resp.StatusCode
@@ -67,15 +91,15 @@ func TestInlineReloadAddsConnect(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	withConnect := baseConfig()
-	withConnect.Routes["$connect"] = gateway.Route{Integration: &integration.Config{Type: "http", URI: be + "/connect"}}
+	withBackend := baseConfig()
+	add(&withBackend, be)
 	var reloaded bool
 	gateway.SetTestHookUpgradeInline(func() {
 		if reloaded {
 			return
 		}
 		reloaded = true
-		if _, _, err := gw.Reload(withConnect, nil); err != nil {
+		if _, _, err := gw.Reload(withBackend, nil); err != nil {
 			t.Error(err)
 		}
 	})
@@ -86,10 +110,10 @@ func TestInlineReloadAddsConnect(t *testing.T) {
 	}
 	select {
 	case <-calls:
-		t.Fatal("$connect called for the handshake Inline took")
+		t.Fatal("the backend called for the handshake Inline took")
 	default:
 	}
-	// The next one is accepted and calls $connect (which blocks) on a
+	// The next one is accepted and calls the backend (which blocks) on a
 	// pooled goroutine; once released it connects.
 	next := make(chan error, 1)
 	go func() {
@@ -110,8 +134,10 @@ type statusError struct{ status int }
 
 func (e *statusError) Error() string { return http.StatusText(e.status) }
 
-// newBlockingBackend is a $connect backend that signals each call on
-// calls and answers 200 once release is closed.
+// newBlockingBackend is a $connect and authorizer backend that signals
+// each call on calls and, once release is closed, answers 200: to the
+// authorizer (path /authorize) with a policy that allows the method ARN
+// of its event.
 func newBlockingBackend(t *testing.T, calls chan<- struct{}, release <-chan struct{}) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -120,7 +146,20 @@ func newBlockingBackend(t *testing.T, calls chan<- struct{}, release <-chan stru
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls <- struct{}{}
 		<-release
-		w.WriteHeader(http.StatusOK)
+		if r.URL.Path != "/authorize" {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		var ev struct{ MethodArn string }
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		policy, _ := json.Marshal(map[string]any{"principalId": "p", "policyDocument": map[string]any{
+			"Version":   "2012-10-17",
+			"Statement": []map[string]string{{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": ev.MethodArn}},
+		}})
+		_, _ = w.Write(policy)
 	})}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })

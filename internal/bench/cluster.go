@@ -644,12 +644,13 @@ func (o *orch) clusterMemory(run int) ([]Metric, error) {
 			return nil, err
 		}
 		// The read turns that took the joins linger (the gateway's
-		// readLinger) on pooled goroutines, thousands at once in a burst
-		// of joins, and the pool keeps each idle, with its grown stack,
-		// for gopool.Idle to twice that: a second after the joins most of
-		// the figure above is those stacks, not the groups. Settled is
-		// once the goroutines are back to their number before the joins
-		// (a few more allowed), at most 2*Idle and a margin later.
+		// readLinger) on pooled goroutines, at most 128 a core at once
+		// (before that bound, thousands in a burst of joins), and the
+		// pool keeps some idle, with their grown stacks, for gopool.Idle
+		// to twice that: the figure above counts those stacks, not only
+		// the groups. Settled is once the goroutines are back to their
+		// number before the joins (a few more allowed), at most 2*Idle
+		// and a margin later.
 		h3, g3 := h2, g2
 		for end := time.Now().Add(2*gopool.Idle + 5*time.Second); g3 > g1+8 && time.Now().Before(end); {
 			time.Sleep(250 * time.Millisecond)

@@ -7,7 +7,10 @@
 // job. The pool never blocks or refuses: a job goes to an idle goroutine
 // when one waits, else to a new one, so the caller bounds the number of
 // jobs in flight, and a goroutine exits after Idle to twice Idle without
-// work.
+// work, or at once when the pool's MaxIdle others wait already. So a
+// pool's goroutines are its jobs in flight and at most MaxIdle more (or,
+// with no MaxIdle, as many more as were in flight at once in the last
+// Idle to twice Idle).
 package gopool
 
 import (
@@ -34,10 +37,20 @@ type Pool struct {
 	idle    atomic.Int32  // goroutines waiting on jobs
 	low     atomic.Int32  // the fewest idle since the reaper's last look
 	reaping atomic.Bool
+	maxIdle int32 // at most this many idle; 0: no bound
 }
 
 // New returns an empty pool.
 func New() *Pool { return &Pool{jobs: make(chan func()), every: Idle} }
+
+// NewMaxIdle returns an empty pool that keeps at most maxIdle goroutines
+// waiting for work: one that finishes a job while maxIdle others wait
+// exits (with its stack) rather than wait too.
+func NewMaxIdle(maxIdle int) *Pool {
+	p := New()
+	p.maxIdle = int32(maxIdle)
+	return p
+}
 
 // Go runs f on an idle goroutine of the pool or a new one.
 func (p *Pool) Go(f func()) {
@@ -52,11 +65,15 @@ func (p *Pool) Go(f func()) {
 	}
 }
 
-// work runs f and then the jobs handed to it, until it is handed nil.
+// work runs f and then the jobs handed to it, until it is handed nil or
+// finds maxIdle others idle.
 func (p *Pool) work(f func()) {
 	for f != nil {
 		f()
-		p.idle.Add(1)
+		if n := p.idle.Add(1); p.maxIdle > 0 && n > p.maxIdle {
+			p.idle.Add(-1)
+			break
+		}
 		f = <-p.jobs
 		if n := p.idle.Add(-1); n < p.low.Load() {
 			p.low.Store(n) // racy with other goroutines' stores: a count, not a bound

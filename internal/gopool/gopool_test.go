@@ -88,3 +88,29 @@ func TestPoolRetiresIdleGoroutines(t *testing.T) {
 		})
 	}
 }
+
+// TestPoolMaxIdle: of the goroutines a burst of jobs started, those that
+// find MaxIdle others idle when their job ends exit at once; MaxIdle stay
+// (the reaper, here not due for an hour, retires them later).
+func TestPoolMaxIdle(t *testing.T) {
+	const maxIdle = 2
+	p := NewMaxIdle(maxIdle)
+	p.every = time.Hour
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		p.Go(func() { defer wg.Done(); <-release }) // ten at once: ten goroutines
+	}
+	if n := p.live.Load(); n != 10 {
+		t.Fatalf("%d goroutines for 10 jobs in flight", n)
+	}
+	close(release)
+	wg.Wait()
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if n, idle := p.live.Load(), p.idle.Load(); n != maxIdle || idle != maxIdle {
+			return fmt.Errorf("%d goroutines, %d idle; want %d of each", n, idle, maxIdle)
+		}
+		return nil
+	})
+}
