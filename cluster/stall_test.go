@@ -255,7 +255,9 @@ func TestClusterStalledUpNodeCarriesOn(t *testing.T) {
 // the new byte and is reached by a POST through A, the old client's id
 // answers 410 through A (N's answer), the group has no member left, and
 // S answers nothing on its old byte's subject: with N gone, a ping there
-// finds no responders. Before, S stayed fenced until restarted.
+// finds no responders. A connection registered while S moves, or after
+// under an id of the old byte, is closed at once. Before, S stayed fenced
+// until restarted.
 func TestClusterStalledNodeMoves(t *testing.T) {
 	url := startNATS(t)
 	srvs := startServers(t, []cluster.Config{shortLease(externalConfig(url, "m1")), shortLease(externalConfig(url, "m2"))})
@@ -297,6 +299,18 @@ func TestClusterStalledNodeMoves(t *testing.T) {
 	if to == from {
 		t.Fatalf("S claimed its old byte %d again", from)
 	}
+	// A connection that registers while S moves (its upgrade began before
+	// the fence), whatever byte its id names, is closed at once.
+	for _, b := range []byte{from, to} {
+		c := hubtest.NewConn(hub.NewID(b), false)
+		if err := sh.Register(c); err != nil {
+			t.Fatal(err)
+		}
+		if r, ok := c.Closed(); !ok || r != hub.CloseFenced {
+			t.Fatalf("a connection of byte %d registered during the move: closed %v %v, want 1012 fenced", b, ok, r)
+		}
+		sh.Unregister(c.ID())
+	}
 	hooks.move.open()
 	testenv.Eventually(t, 30*time.Second, func() error {
 		if code, body := httpGet(t, readyz); code != 200 {
@@ -313,6 +327,17 @@ func TestClusterStalledNodeMoves(t *testing.T) {
 	if _, body := httpGet(t, "http://"+s.AdminAddr()+"/metrics"); !strings.Contains(body, "\nwsgate_cluster_node_moves_total 1\n") || !strings.Contains(body, "\nwsgate_cluster_ready 1\n") {
 		t.Fatalf("S's metrics after the move:\n%s", grepLines(body, "wsgate_cluster_"))
 	}
+
+	// One registered after the move under an id of the old byte (minted
+	// before it) is closed at once; the byte is N's.
+	late := hubtest.NewConn(hub.NewID(from), false)
+	if err := sh.Register(late); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := late.Closed(); !ok || r != hub.CloseFenced {
+		t.Fatalf("a connection of the old byte registered after the move: closed %v %v, want 1012 fenced", ok, r)
+	}
+	sh.Unregister(late.ID())
 
 	ws2, newID := dial(t, s)
 	if b, _ := hub.NodeOf(newID); b != to {
