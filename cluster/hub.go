@@ -74,8 +74,14 @@ type Hub struct {
 	leaseMu sync.Mutex // opens leases once; held across that NATS call
 	leases  jetstream.KeyValue
 
-	mu      sync.RWMutex
-	self    byte
+	mu   sync.RWMutex
+	self byte
+	// selfB is self, for readers without mu (Self: every id the gateway
+	// mints); written with it, under mu (own).
+	selfB atomic.Uint32
+	// left marks the bytes this process was up on and gave up (moveByte):
+	// it never claims one again, so it mints no id of them again (under mu).
+	left    [hub.MaxNode + 1]bool
 	inc     string
 	prevInc string
 	claimed bool
@@ -134,9 +140,17 @@ type Hub struct {
 	fencing   atomic.Bool
 	// heldBy: while a fence cannot take the byte back because another
 	// incarnation holds it, what /readyz says of it (nil otherwise).
-	heldBy  atomic.Pointer[string]
-	fenced  atomic.Int64
-	closing atomic.Bool
+	heldBy atomic.Pointer[string]
+	fenced atomic.Int64
+	// moving is set from the moment a fence found its byte held by another
+	// incarnation and moves to another byte (moveByte) until it is up
+	// there: a connection registered meanwhile is closed (Register).
+	moving atomic.Bool
+	moves  atomic.Int64 // times this node moved to another byte
+	// byteSubs are the subscriptions of this node's byte's subjects
+	// (subscribeByte); only Start and the fence goroutine touch them.
+	byteSubs []*nats.Subscription
+	closing  atomic.Bool
 
 	// direct is this node's direct query link (direct.go), or nil.
 	direct *direct
@@ -196,7 +210,9 @@ type Hub struct {
 	// "subscribed": Start subscribed the byte's subjects and flushed;
 	// "claim-read": a claim found the byte's entry there and is about to
 	// read it; "apply": the registry watcher is about to record a change;
-	// "not-owner": a message on the byte was left unanswered), on the
+	// "not-owner": a message on the byte was left unanswered;
+	// "move-claimed": a fenced node moving off a byte another node took
+	// claimed another, joining, and is about to subscribe it), on the
 	// goroutine doing it: a test holds one there to drive an interleaving
 	// the scheduler makes rare.
 	stepHook atomic.Pointer[func(step string)]
@@ -301,35 +317,10 @@ func (h *Hub) start(ctx context.Context, opts Options) error {
 		return err
 	}
 	h.step("claimed")
-	if _, err := h.ctl.Subscribe(h.subject(h.self, "c"), h.handleConn); err != nil {
-		return err
-	}
-	if _, err := h.ctl.Subscribe(h.subject(h.self, "q"), h.handleQuery); err != nil {
-		return err
-	}
 	if err := h.startDirect(); err != nil {
 		return err
 	}
-	// Answered on the data connection, after every group message this
-	// node published before (DrainGroups).
-	if _, err := h.data.Subscribe(h.subject(h.self, "d"), func(m *nats.Msg) {
-		if !h.owner(time.Now()) {
-			h.notOwner()
-			return
-		}
-		_ = m.Respond(nil)
-	}); err != nil {
-		return err
-	}
-	// Answered once the group messages this node got before it were
-	// handed to its members and they have room (Pace).
-	if _, err := h.data.Subscribe(h.subject(h.self, "p"), h.handlePace); err != nil {
-		return err
-	}
-	if err := h.data.Flush(); err != nil {
-		return err
-	}
-	if err := h.ctl.Flush(); err != nil {
+	if err := h.subscribeByte(h.Self()); err != nil {
 		return err
 	}
 	h.step("subscribed")
@@ -341,8 +332,67 @@ func (h *Hub) start(ctx context.Context, opts Options) error {
 	go h.tick()
 	go h.watchSilence()
 	h.heartbeat()
-	h.log.Info("cluster node up", "node", hub.NodeHex(h.self), "name", h.cfg.Node.Name, "inc", h.incarnation())
+	h.log.Info("cluster node up", "node", hub.NodeHex(h.Self()), "name", h.cfg.Node.Name, "inc", h.incarnation())
 	return nil
+}
+
+// subscribeByte subscribes the subjects of byte b: .c and .q on ctl, .d
+// and .p on data; then it flushes both connections, so the node's NATS
+// server has them and has queued their interest on every route. Each
+// handler serves only while b is this node's byte: a message on a byte it
+// has left (moveByte) that nats.go delivers after the unsubscribe began is
+// left unanswered, as one on a byte this node may not own (notOwner).
+func (h *Hub) subscribeByte(b byte) error {
+	var subs []*nats.Subscription
+	on := func(nc *nats.Conn, kind string, f nats.MsgHandler) error {
+		s, err := nc.Subscribe(h.subject(b, kind), func(m *nats.Msg) {
+			if h.Self() != b {
+				h.notOwner()
+				return
+			}
+			f(m)
+		})
+		if err == nil {
+			subs = append(subs, s)
+		}
+		return err
+	}
+	err := errors.Join(on(h.ctl, "c", h.handleConn), on(h.ctl, "q", h.handleQuery),
+		// Answered on the data connection, after every group message this
+		// node published before (DrainGroups).
+		on(h.data, "d", func(m *nats.Msg) {
+			if !h.owner(time.Now()) {
+				h.notOwner()
+				return
+			}
+			_ = m.Respond(nil)
+		}),
+		// Answered once the group messages this node got before it were
+		// handed to its members and they have room (Pace).
+		on(h.data, "p", h.handlePace))
+	if err == nil {
+		err = h.data.Flush()
+	}
+	if err == nil {
+		err = h.ctl.Flush()
+	}
+	if err != nil {
+		for _, s := range subs {
+			_ = s.Unsubscribe()
+		}
+		return err
+	}
+	h.byteSubs = subs
+	return nil
+}
+
+// unsubscribeByte drops the subscriptions of the byte this node was on
+// (subscribeByte).
+func (h *Hub) unsubscribeByte() {
+	for _, s := range h.byteSubs {
+		_ = s.Unsubscribe()
+	}
+	h.byteSubs = nil
 }
 
 // connectAttempt bounds one attempt to connect to NATS at start (the dial
@@ -431,15 +481,17 @@ func (h *Hub) inProcess() bool {
 	return h.ns != nil && h.cfg.NATS.Embedded.InProcess
 }
 
-// Self is this node's byte; the gateway mints ids with it.
-func (h *Hub) Self() byte {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return h.self
-}
+// Self is this node's byte; the gateway mints ids with it. It changes
+// only when a fenced node whose byte another node took moves to another
+// (docs/cluster.md), so the gateway asks for it at every id it mints.
+func (h *Hub) Self() byte { return byte(h.selfB.Load()) }
 
 // Fenced counts the times this node fenced.
 func (h *Hub) Fenced() int64 { return h.fenced.Load() }
+
+// Moves counts the times this node moved to another byte: fenced, it
+// found its own held by another incarnation (moveByte).
+func (h *Hub) Moves() int64 { return h.moves.Load() }
 
 func (h *Hub) subject(b byte, kind string) string {
 	return h.prefix + ".n." + hub.NodeHex(b) + "." + kind
@@ -482,7 +534,13 @@ func (h *Hub) tick() {
 	})
 }
 
+// heartbeat sends this node's heartbeat; none while it moves to another
+// byte (moveByte), until it is up there: as at a start, the first
+// heartbeat of the byte follows its subscriptions on the same connection.
 func (h *Hub) heartbeat() {
+	if !h.announced.Load() {
+		return
+	}
 	b, _ := json.Marshal(heartbeat{
 		Node: hub.NodeHex(h.Self()), Name: h.cfg.Node.Name, Inc: h.incarnation(), State: "up",
 		Conns: h.mem.Len(), Groups: h.mem.GroupCount(), HTTP: h.http, Q: h.direct.Addr(), T: time.Now().UnixMilli(), Seq: h.hbSeq.Add(1),
@@ -695,8 +753,22 @@ func (h *Hub) releaseEntry(ctx context.Context, b byte, rev uint64, inc string) 
 	return err
 }
 
-// Register implements hub.Registry.
-func (h *Hub) Register(c hub.Conn) error { return h.mem.Register(c) }
+// Register implements hub.Registry. A connection whose id names a byte
+// that is not this node's (its upgrade minted the id before the node moved
+// to another byte), or registered while the node moves, is closed at once
+// with 1012 (hub.CloseFenced), as the fence closed the others: its byte
+// is another node's, which answers 410 for it. The check follows the
+// registration, and moveByte sets moving (then the byte) before its sweep
+// of the connections: one of the two sees every such connection.
+func (h *Hub) Register(c hub.Conn) error {
+	if err := h.mem.Register(c); err != nil {
+		return err
+	}
+	if b, ok := hub.NodeOf(c.ID()); h.moving.Load() || ok && b != h.Self() {
+		c.Close(hub.CloseFenced)
+	}
+	return nil
+}
 
 // Unregister implements hub.Registry.
 func (h *Hub) Unregister(id string) { h.mem.Unregister(id) }

@@ -345,6 +345,12 @@ func (h *Hub) claimOnce(ctx context.Context) error {
 	for _, takeGone := range []bool{false, true} {
 		for i := range uint32(hub.MaxNode + 1) {
 			b := byte((start + i) % (hub.MaxNode + 1))
+			h.mu.RLock()
+			left := h.left[b]
+			h.mu.RUnlock()
+			if left {
+				continue // given up by a move: never minted again here
+			}
 			ok, err := h.claimWithin(ctx, b, takeGone)
 			if errors.Is(err, errClaimRaced) {
 				continue // the next pass may get it
@@ -357,7 +363,7 @@ func (h *Hub) claimOnce(ctx context.Context) error {
 			}
 		}
 	}
-	return &finalError{"no free node byte: 255 nodes hold every one"}
+	return &finalError{"no free node byte: 255 nodes hold every one (or this process gave some up, moving)"}
 }
 
 // claimWithin is claimByte within requestTimeoutMillis (and the
@@ -540,6 +546,7 @@ func (h *Hub) own(b byte, rev uint64, sent time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.self, h.ownRev, h.claimed, h.renewedAt, h.renewFailing = b, rev, true, time.Now(), time.Time{}
+	h.selfB.Store(uint32(b))
 	h.claims++
 	p := h.peer(b)
 	if rev >= p.rev {
@@ -667,8 +674,8 @@ func (h *Hub) renew(ctx context.Context) {
 	h.mu.RLock()
 	b, rev, last, claimed, claim, inc := h.self, h.ownRev, h.renewedAt, h.claimed, h.claims, h.inc
 	h.mu.RUnlock()
-	if !claimed {
-		return
+	if !claimed || !h.announced.Load() {
+		return // not up (a move to another byte: its joining entry is refreshed by keepJoining)
 	}
 	defer h.step("renew-done")
 	h.step("renew-send")
@@ -1083,7 +1090,12 @@ func (h *Hub) startFence(claim uint64, why string) {
 }
 
 // fence closes every client connection (another node may already answer
-// 410 for them) and registers a new incarnation under the same byte.
+// 410 for them) and registers a new incarnation under the same byte. When
+// another incarnation holds the byte (it was free while this node stalled
+// or was cut off past its entry's life, and was claimed), a node with
+// node.id auto moves to another byte (moveByte); one with a configured
+// node.id stays fenced, asking for its byte every second, until it gets
+// it back or is restarted: a byte an operator pinned does not move.
 func (h *Hub) fence(why string) {
 	h.log.Error("cluster node fenced: closing every connection", "reason", why)
 	h.fenced.Add(1)
@@ -1098,41 +1110,142 @@ func (h *Hub) fence(why string) {
 	h.mu.Unlock()
 	h.step("fence-claim")
 	defer h.heldBy.Store(nil)
-	for told := false; !h.closing.Load(); {
-		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.requestTimeout())
-		ok, err := h.claimByte(ctx, b, true)
-		cancel()
-		if ok {
-			h.log.Info("cluster node registered again", "node", hub.NodeHex(b), "inc", h.incarnation())
-			return
-		}
-		if err == nil {
-			// Another incarnation holds the byte: it was free meanwhile
-			// (this node stalled past its entry's life) and was taken. It
-			// stays taken while its holder lives, and this node's subjects
-			// name the byte, so only a restart (which claims another with
-			// node.id auto) brings this node back: said once, loudly, and
-			// by /readyz for as long as it lasts.
-			h.mu.RLock()
-			e := h.peer(b).e
-			h.mu.RUnlock()
-			why := fmt.Sprintf("fenced, and node byte %s is now held by %s (incarnation %s): restart this process to join the cluster again", hub.NodeHex(b), e.Name, e.Inc)
-			h.heldBy.Store(&why)
-			if !told {
-				told = true
-				h.log.Error("cluster node cannot take its byte back: another node took it while this one was cut off or stalled; restart this process to join again (with node.id auto it claims another byte)", "node", hub.NodeHex(b), "holder", e.Name, "holderInc", e.Inc)
-			} else {
-				h.log.Debug("cluster node byte still held by another node", "node", hub.NodeHex(b), "holder", e.Name)
+	_, pinned := h.cfg.Node.ID.Static()
+	var held string // what /readyz says of the holder, once known
+	for told, tries := false, 0; !h.closing.Load(); {
+		if !h.moving.Load() {
+			ctx, cancel := context.WithTimeout(h.ctx, h.cfg.requestTimeout())
+			ok, err := h.claimByte(ctx, b, true)
+			cancel()
+			if ok {
+				h.log.Info("cluster node registered again", "node", hub.NodeHex(b), "inc", h.incarnation())
+				return
 			}
-		} else {
-			h.heldBy.Store(nil)
-			h.log.Warn("cluster node cannot take its byte back yet", "node", hub.NodeHex(b), "error", err)
+			switch {
+			case err == nil && pinned:
+				// Another incarnation holds the byte: it was free meanwhile
+				// (this node stalled past its entry's life) and was taken. It
+				// stays taken while its holder lives, and the configured
+				// node.id names it, so only a restart with another id (or
+				// auto) brings this node back: said once, loudly, and by
+				// /readyz for as long as it lasts.
+				e := h.holder(b)
+				why := fmt.Sprintf("fenced, and node byte %s is now held by %s (incarnation %s): restart this process to join the cluster again", hub.NodeHex(b), e.Name, e.Inc)
+				h.heldBy.Store(&why)
+				if !told {
+					told = true
+					h.log.Error("cluster node cannot take its byte back: another node took it while this one was cut off or stalled, and node.id pins it; restart this process to join again (with another node.id, or auto)", "node", hub.NodeHex(b), "holder", e.Name, "holderInc", e.Inc)
+				} else {
+					h.log.Debug("cluster node byte still held by another node", "node", hub.NodeHex(b), "holder", e.Name)
+				}
+			case err == nil:
+				e := h.holder(b)
+				held = fmt.Sprintf("fenced, and node byte %s is now held by %s (incarnation %s): moving to another node byte", hub.NodeHex(b), e.Name, e.Inc)
+				h.heldBy.Store(&held)
+				h.startMove(b, e)
+			default:
+				h.heldBy.Store(nil)
+				h.log.Warn("cluster node cannot take its byte back yet", "node", hub.NodeHex(b), "error", err)
+			}
+		}
+		if h.moving.Load() {
+			err := h.moveByte()
+			if err == nil {
+				h.log.Info("cluster node moved to another byte and registered there", "from", hub.NodeHex(b), "node", hub.NodeHex(h.Self()), "inc", h.incarnation())
+				return
+			}
+			why := held + "; no other byte taken yet (" + err.Error() + "), trying again"
+			h.heldBy.Store(&why)
+			if tries++; tries == 1 {
+				h.log.Warn("cluster node could not move to another byte yet; trying again every second", "from", hub.NodeHex(b), "error", err)
+			} else {
+				h.log.Debug("cluster node could not move to another byte yet", "from", hub.NodeHex(b), "error", err)
+			}
 		}
 		select {
 		case <-h.ctx.Done():
 			return
 		case <-time.After(time.Second):
 		}
+	}
+}
+
+// holder is the registry entry this node last saw for byte b.
+func (h *Hub) holder(b byte) entry {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.peer(b).e
+}
+
+// startMove begins a fenced node's move off byte from, which another
+// incarnation (holder) holds: from here no connection stays (those
+// registered since the fence's sweep are closed now, later ones at their
+// Register: moving), the byte's subjects are dropped (its holder answers
+// there; a ping answered here would hide the holder's death from its
+// peers), and the node is not up any more (announced false: its claims
+// write joining entries, it sends no heartbeat and renews nothing, and a
+// change of its entry seen by the watcher is judged by announce, as at a
+// start). from is marked left: this process never claims it again, so
+// no id of it is minted here again. Said once in the log.
+func (h *Hub) startMove(from byte, holder entry) {
+	h.moving.Store(true)
+	h.mem.Each(func(c hub.Conn) bool {
+		c.Close(hub.CloseFenced)
+		return true
+	})
+	h.unsubscribeByte()
+	h.announced.Store(false)
+	h.mu.Lock()
+	h.left[from] = true
+	h.mu.Unlock()
+	h.log.Error("cluster node byte taken by another node while this one was fenced: moving to another byte (node.id auto); its connections were closed, their ids answer 410", "node", hub.NodeHex(from), "holder", holder.Name, "holderInc", holder.Inc)
+}
+
+// moveByte makes this node a member again under another byte, the way a
+// start does (Start): it claims one (node.id auto: the first free byte
+// from a hash of node.name, skipping those it left) joining, subscribes
+// the byte's subjects, pings the live peers over them and rewrites the
+// entry up (announce); then it sends a heartbeat, and the fence ends
+// (new clients are admitted, their ids minted with the new byte: Self).
+// Stream leases are not touched: a term goes by its key's revisions, not
+// by the node's byte (docs/cluster.md). All within startupTimeoutSeconds;
+// a move that fails gives the byte it claimed up (its joining entry is
+// deleted, or expires) and the fence tries again a second later.
+func (h *Hub) moveByte() error {
+	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.startupTimeout())
+	defer cancel()
+	if err := h.claim(ctx); err != nil {
+		return err
+	}
+	h.step("move-claimed")
+	err := h.subscribeByte(h.Self())
+	if err == nil {
+		err = h.announce(ctx)
+	}
+	if err != nil {
+		h.abandonMove()
+		return err
+	}
+	h.moving.Store(false)
+	h.moves.Add(1)
+	h.heartbeat()
+	return nil
+}
+
+// abandonMove undoes a move that failed after its claim: no answers on the
+// byte, its subscriptions and joining refresher stopped, its entry deleted
+// if it is still this incarnation's (else it expires within joinTTL).
+func (h *Hub) abandonMove() {
+	h.stopJoining()
+	h.unsubscribeByte()
+	h.mu.Lock()
+	h.answerUntil.Store(0)
+	b, rev, inc := h.self, h.ownRev, h.inc
+	h.mu.Unlock()
+	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.requestTimeout())
+	defer cancel()
+	if err := h.releaseEntry(ctx, b, rev, inc); err != nil {
+		h.log.Debug("the entry of a move that failed was not deleted; it expires", "node", hub.NodeHex(b), "error", err)
 	}
 }
 

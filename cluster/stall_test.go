@@ -9,6 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
+
 	"github.com/wsgate/wsgate/cluster"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/hub/hubtest"
@@ -25,19 +30,23 @@ func shortLease(cfg cluster.Config) cluster.Config {
 // stallHooks holds a node's registry renewals and its registry watcher
 // (each at its next step once armed: the goroutine's later work waits
 // behind it) and reports the messages on its byte it leaves unanswered.
+// Once armed, move holds a fenced node's move to another byte right
+// after it claimed one.
 type stallHooks struct {
-	renewal, watcher *gate
-	silent           chan struct{} // one per message left unanswered, while there is room
+	renewal, watcher, move *gate
+	silent                 chan struct{} // one per message left unanswered, while there is room
 }
 
 func stall(t *testing.T, h *cluster.Hub) *stallHooks {
-	s := &stallHooks{renewal: newGate(t), watcher: newGate(t), silent: make(chan struct{}, 64)}
+	s := &stallHooks{renewal: newGate(t), watcher: newGate(t), move: newGate(t), silent: make(chan struct{}, 64)}
 	h.SetStepHook(func(step string) {
 		switch step {
 		case "renew-send":
 			s.renewal.pass()
 		case "apply":
 			s.watcher.pass()
+		case "move-claimed":
+			s.move.pass()
 		case "not-owner":
 			select {
 			case s.silent <- struct{}{}:
@@ -46,6 +55,24 @@ func stall(t *testing.T, h *cluster.Hub) *stallHooks {
 		}
 	})
 	return s
+}
+
+// stallPastLease holds s's registry renewals and its registry watcher
+// (stall) and waits until its registry entry has expired (a shortLease).
+func stallPastLease(t *testing.T, url string, s *cluster.Hub) *stallHooks {
+	ew := watchEntry(t, url, s.Self())
+	hooks := stall(t, s)
+	hooks.renewal.armed.Store(true)
+	hooks.watcher.armed.Store(true)
+	hooks.renewal.hold(t, "S's renewal")
+	hooks.watcher.hold(t, "S's registry watcher")
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if _, vacant := ew.seen(""); vacant == 0 {
+			return errors.New("S's entry has not expired")
+		}
+		return nil
+	})
+	return hooks
 }
 
 // answerAfter makes owner answer each batch of calls only once a node
@@ -72,12 +99,21 @@ func answerAfter(t *testing.T, owner *cluster.Hub, silent <-chan struct{}) {
 // must leave it unanswered (an answer would be 410, racing N's). N's
 // answer is held until S has had the call and left it, so an answer of
 // S's would come first. Woken, S finds its entry taken and fences (its
-// client gets 1012); the calls on N's id are answered by N throughout.
+// client gets 1012); the calls on N's id are answered by N throughout. S's
+// byte is configured (node.id): it does not move to another
+// (TestClusterStalledNodeMoves is S with node.id auto), it stays fenced,
+// and its readiness names the holder and asks for a restart.
 func TestClusterStalledUpNodeAnswersNoCall(t *testing.T) {
 	url := startNATS(t)
-	hubs := startHubs(t, []cluster.Config{shortLease(externalConfig(url, "u1")), shortLease(externalConfig(url, "u2"))})
-	b, s := hubs[0], hubs[1]
+	b := startHubs(t, []cluster.Config{shortLease(externalConfig(url, "u1"))})[0]
+	s := startOne(t, withByte(shortLease(externalConfig(url, "u2")), freeByte(b)))
 	self := s.Self()
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if st := stateOf(b, self); st != "up" {
+			return fmt.Errorf("B sees S %q, want up", st)
+		}
+		return nil
+	})
 	ctx := context.Background()
 	old := hubtest.NewConn(hub.NewID(self), false)
 	if err := s.Register(old); err != nil {
@@ -86,19 +122,7 @@ func TestClusterStalledUpNodeAnswersNoCall(t *testing.T) {
 	if err := b.Send(ctx, old.ID(), hub.NewMessage([]byte("before"))); err != nil {
 		t.Fatal(err)
 	}
-	ew := watchEntry(t, url, self)
-	hooks := stall(t, s)
-	hooks.renewal.armed.Store(true)
-	hooks.watcher.armed.Store(true)
-	hooks.renewal.hold(t, "S's renewal")
-	hooks.watcher.hold(t, "S's registry watcher")
-
-	testenv.Eventually(t, 30*time.Second, func() error {
-		if _, vacant := ew.seen(""); vacant == 0 {
-			return errors.New("S's entry has not expired")
-		}
-		return nil
-	})
+	hooks := stallPastLease(t, url, s)
 	n := startOne(t, withByte(shortLease(externalConfig(url, "u3")), self))
 	fresh := hubtest.NewConn(hub.NewID(self), false)
 	if err := n.Register(fresh); err != nil {
@@ -138,14 +162,17 @@ func TestClusterStalledUpNodeAnswersNoCall(t *testing.T) {
 	if f := n.Fenced(); f != 0 {
 		t.Fatalf("N fenced %d times", f)
 	}
-	// S cannot take its byte back while N holds it: /readyz says so,
-	// naming the holder and what brings S back.
+	// S cannot take its byte back while N holds it, and its node.id pins
+	// it: /readyz says so, naming the holder and what brings S back.
 	testenv.Eventually(t, 30*time.Second, func() error {
-		if err := s.Ready(); err == nil || !strings.Contains(err.Error(), "is now held by") || !strings.Contains(err.Error(), "restart this process") {
+		if err := s.Ready(); err == nil || !strings.Contains(err.Error(), "is now held by u3") || !strings.Contains(err.Error(), "restart this process") {
 			return fmt.Errorf("S's readiness: %v", err)
 		}
 		return nil
 	})
+	if s.Self() != self || s.Moves() != 0 {
+		t.Fatalf("S with node.id %d is on byte %d, moved %d times; want it kept", self, s.Self(), s.Moves())
+	}
 }
 
 // TestClusterStalledUpNodeCarriesOn: an up node S whose renewals stall
@@ -216,4 +243,142 @@ func TestClusterStalledUpNodeCarriesOn(t *testing.T) {
 	if _, _, e := registryEntry(t, url, s.Self()); e["inc"] != inc || e["state"] != "up" {
 		t.Fatalf("S's registry entry %v, want incarnation %s up", e, inc)
 	}
+}
+
+// TestClusterStalledNodeMoves: S, a wsgate server with node.id auto, has
+// a WebSocket client (a member of a group) when it stalls (its renewals
+// and its registry watcher held) past its entry's time to live; the entry
+// expires and N takes the byte (a configured node.id). Woken, S fences (its
+// client gets 1012) and, its byte held, moves to another one without a
+// restart: held there, /readyz answers 503 saying so; let go, it answers
+// 200, S is up under the new byte in A's view, a new client's id carries
+// the new byte and is reached by a POST through A, the old client's id
+// answers 410 through A (N's answer), the group has no member left, and
+// S answers nothing on its old byte's subject: with N gone, a ping there
+// finds no responders. A connection registered while S moves, or after
+// under an id of the old byte, is closed at once. Before, S stayed fenced
+// until restarted.
+func TestClusterStalledNodeMoves(t *testing.T) {
+	url := startNATS(t)
+	srvs := startServers(t, []cluster.Config{shortLease(externalConfig(url, "m1")), shortLease(externalConfig(url, "m2"))})
+	a, s := srvs[0], srvs[1]
+	sh := s.Cluster()
+	from := sh.Self()
+	ctx := context.Background()
+	ws, oldID := dial(t, s)
+	if err := groupClient(t, a).Join(ctx, "room.m", oldID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sdk(a).PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(oldID), Data: []byte("before")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, ws); got != "before" {
+		t.Fatalf("S's client got %q", got)
+	}
+	readyz := "http://" + s.AdminAddr() + "/readyz"
+	if code, body := httpGet(t, readyz); code != 200 {
+		t.Fatalf("S's readyz before the stall: %d %s", code, body)
+	}
+
+	hooks := stallPastLease(t, url, sh)
+	hooks.move.armed.Store(true)
+	n := startOne(t, withByte(shortLease(externalConfig(url, "m3")), from))
+
+	// S wakes: its byte is N's. It fences, and moves.
+	hooks.watcher.open()
+	hooks.renewal.open()
+	_ = ws.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, 1012) {
+		t.Fatalf("S's client after the fence: %v, want close 1012", err)
+	}
+	hooks.move.hold(t, "S's move, another byte claimed")
+	if code, body := httpGet(t, readyz); code != 503 || !strings.Contains(body, "is now held by m3") || !strings.Contains(body, "moving to another node byte") {
+		t.Fatalf("S's readyz while it moves: %d %s, want 503 saying it moves", code, body)
+	}
+	to := sh.Self()
+	if to == from {
+		t.Fatalf("S claimed its old byte %d again", from)
+	}
+	// A connection that registers while S moves (its upgrade began before
+	// the fence), whatever byte its id names, is closed at once.
+	for _, b := range []byte{from, to} {
+		c := hubtest.NewConn(hub.NewID(b), false)
+		if err := sh.Register(c); err != nil {
+			t.Fatal(err)
+		}
+		if r, ok := c.Closed(); !ok || r != hub.CloseFenced {
+			t.Fatalf("a connection of byte %d registered during the move: closed %v %v, want 1012 fenced", b, ok, r)
+		}
+		sh.Unregister(c.ID())
+	}
+	hooks.move.open()
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if code, body := httpGet(t, readyz); code != 200 {
+			return fmt.Errorf("S's readyz: %d %s", code, body)
+		}
+		if st := stateOf(a.Cluster(), to); st != "up" {
+			return fmt.Errorf("A sees S's new byte %d %q, want up", to, st)
+		}
+		return nil
+	})
+	if sh.Self() != to || sh.Moves() != 1 || sh.Fenced() != 1 || n.Fenced() != 0 {
+		t.Fatalf("S on byte %d (claimed %d), moved %d, fenced %d times; N fenced %d times", sh.Self(), to, sh.Moves(), sh.Fenced(), n.Fenced())
+	}
+	if _, body := httpGet(t, "http://"+s.AdminAddr()+"/metrics"); !strings.Contains(body, "\nwsgate_cluster_node_moves_total 1\n") || !strings.Contains(body, "\nwsgate_cluster_ready 1\n") {
+		t.Fatalf("S's metrics after the move:\n%s", grepLines(body, "wsgate_cluster_"))
+	}
+
+	// One registered after the move under an id of the old byte (minted
+	// before it) is closed at once; the byte is N's.
+	late := hubtest.NewConn(hub.NewID(from), false)
+	if err := sh.Register(late); err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := late.Closed(); !ok || r != hub.CloseFenced {
+		t.Fatalf("a connection of the old byte registered after the move: closed %v %v, want 1012 fenced", ok, r)
+	}
+	sh.Unregister(late.ID())
+
+	ws2, newID := dial(t, s)
+	if b, _ := hub.NodeOf(newID); b != to {
+		t.Fatalf("S's new client has id %s of byte %d, want %d", newID, b, to)
+	}
+	if _, err := sdk(a).PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(newID), Data: []byte("after")}); err != nil {
+		t.Fatalf("post through A to S's new client: %v", err)
+	}
+	if got := read(t, ws2); got != "after" {
+		t.Fatalf("S's new client got %q", got)
+	}
+	for _, via := range srvs {
+		_, err := sdk(via).PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(oldID), Data: []byte("x")})
+		if !isGone(err) {
+			t.Fatalf("post to S's old client: %v, want GoneException", err)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		members, err := groupClient(t, a).AllMembers(ctx, "room.m")
+		if err != nil || len(members) != 0 {
+			return fmt.Errorf("members of S's old client's group: %v %v, want none", members, err)
+		}
+		return nil
+	})
+
+	// N leaves: nobody answers on the old byte any more, S included.
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	testenv.Eventually(t, 10*time.Second, func() error {
+		m := nats.NewMsg("wsg.ext.n." + hub.NodeHex(from) + ".c")
+		m.Header.Set("Wsg-Op", "ping")
+		m.Header.Set("Wsg-Deadline", fmt.Sprint(time.Now().Add(time.Second).UnixMilli()))
+		if _, err := nc.RequestMsg(m, time.Second); !errors.Is(err, nats.ErrNoResponders) {
+			return fmt.Errorf("a ping on the old byte's subject: %v, want no responders", err)
+		}
+		return nil
+	})
 }

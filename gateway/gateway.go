@@ -29,7 +29,10 @@ type Gateway struct {
 	hub  hub.Hub
 	log  *slog.Logger
 	node byte
-	ext  map[string]http.Handler
+	// nodeOf, when the hub is a nodeSource, gives the byte ids are minted
+	// with instead of node (nodeByte).
+	nodeOf nodeSource
+	ext    map[string]http.Handler
 	// hosts and agents are the last Host and User-Agent a handshake
 	// kept (newSession).
 	hosts, agents recent
@@ -113,7 +116,9 @@ type Options struct {
 	Hub hub.Hub
 	// Logger receives the gateway's logs. Default: slog.Default().
 	Logger *slog.Logger
-	// Node is this node's number, carried in every connection id. Default 0.
+	// Node is this node's number, carried in every connection id. Default
+	// 0. A Hub that has a Self() byte method (cluster.Hub, whose byte may
+	// change while it runs: docs/cluster.md) is asked instead at every id.
 	Node byte
 	// ManagementEndpoint is the http://ADDR/{stage} that command handlers
 	// call back; the server sets it once the listener is bound.
@@ -162,6 +167,7 @@ func New(cfg Config, opts Options) (*Gateway, error) {
 		handlerEnv: opts.HandlerEnv,
 		obs:        opts.Observer,
 	}
+	g.nodeOf, _ = opts.Hub.(nodeSource)
 	g.proxies, _ = ParseProxies(cfg.TrustedProxies) // validated
 	g.baseCtx, g.cancel = context.WithCancel(context.Background())
 	l, err := g.build(cfg, opts.Functions, nil)
@@ -291,7 +297,7 @@ func (rt *route) inline() bool {
 func (g *Gateway) route(c *conn, l *live, key string, rt *route, body string, b64 bool, size int) {
 	defer l.release()
 	now := time.Now()
-	requestID, messageID := newIDPair(g.node)
+	requestID, messageID := newIDPair(g.nodeByte())
 	rec := g.record(&c.s, EventMessage, key, requestID, now)
 	rec.MessageID, rec.BytesIn = messageID, size
 	defer g.observe(&rec)
@@ -428,7 +434,7 @@ func (g *Gateway) invoke(rt *route, ev *Event, inv *integration.Invocation) (*pr
 // effort: its answer is ignored, as on AWS.
 func (g *Gateway) disconnect(s *session, r closeReason) {
 	l := g.acquire()
-	requestID := newID(g.node)
+	requestID := newID(g.nodeByte())
 	now := time.Now()
 	rec := g.record(s, EventDisconnect, routeDisconnect, requestID, now)
 	rec.CloseCode, rec.CloseReason = r.Code, r.Label

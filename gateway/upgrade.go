@@ -31,7 +31,7 @@ import (
 func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	now, at := wallNow()
 	cl := g.client(r)
-	connectionID, requestID := newIDPair(g.node)
+	connectionID, requestID := newIDPair(g.nodeByte())
 	s := g.newSession(r, &cl, connectionID, at, custom)
 	rec := g.record(&s, EventConnect, routeConnect, requestID, now)
 	defer g.observe(&rec)

@@ -185,6 +185,7 @@ var (
 	clusterNodesDesc  = desc("cluster_nodes", "Cluster nodes up, as this node sees them (itself included).")
 	clusterReadyDesc  = desc("cluster_ready", "1 while this node holds its place in the cluster (registered, connected to NATS, not fencing), else 0.")
 	clusterFencedDesc = desc("cluster_fenced_total", "Times this node fenced: found itself declared gone and closed its connections.")
+	clusterMovesDesc  = desc("cluster_node_moves_total", "Times this node, fenced, found its node byte held by another node and moved to another byte.")
 	clusterDirectDesc = desc("cluster_direct_closed_total", "Connections this node's direct query link closed past its bounds or refused, by reason.", "reason")
 )
 
@@ -193,6 +194,9 @@ type Cluster interface {
 	LiveNodes() int
 	Ready() error
 	Fenced() int64
+	// Moves counts the moves to another node byte after a fence
+	// (docs/cluster.md).
+	Moves() int64
 	// DirectClosed counts the direct query link's closed connections by
 	// reason (cluster/direct.go).
 	DirectClosed() map[string]int64
@@ -208,6 +212,7 @@ func (m *Metrics) AddCluster(c Cluster) {
 		ch <- prometheus.MustNewConstMetric(clusterNodesDesc, prometheus.GaugeValue, float64(c.LiveNodes()))
 		ch <- prometheus.MustNewConstMetric(clusterReadyDesc, prometheus.GaugeValue, ready)
 		ch <- prometheus.MustNewConstMetric(clusterFencedDesc, prometheus.CounterValue, float64(c.Fenced()))
+		ch <- prometheus.MustNewConstMetric(clusterMovesDesc, prometheus.CounterValue, float64(c.Moves()))
 		for reason, n := range c.DirectClosed() {
 			ch <- prometheus.MustNewConstMetric(clusterDirectDesc, prometheus.CounterValue, float64(n), reason)
 		}
