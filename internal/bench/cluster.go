@@ -266,8 +266,28 @@ func (o *orch) clusterPost(run int) ([]Metric, error) {
 				ms = append(ms, Metric{"cluster owner-entry/single: " + r, "×", c / s})
 			}
 		}
+		// And above the servers' idle CPU (heartbeats, NATS, registry
+		// renewals: three nodes idle at several times one node's), which
+		// is no POST's.
+		c, ok1 := cpuPerOpAboveIdle(ms, "cluster: ", "saturation, owner: ", "POST")
+		s, ok2 := cpuPerOpAboveIdle(ms, "single: ", "saturation: ", "POST")
+		if ok1 && ok2 && s > 0 {
+			ms = append(ms, Metric{"cluster owner-entry/single: server CPU per POST above idle", "×", c / s})
+		}
 	}
 	return ms, err
+}
+
+// cpuPerOpAboveIdle is a side's server CPU per op in a phase less its
+// share of the servers' idle CPU (measured by idleCPU before the phases).
+func cpuPerOpAboveIdle(ms []Metric, side, phase, what string) (float64, bool) {
+	per, ok1 := metricValue(ms, side+phase+"server CPU per "+what)
+	busy, ok2 := metricValue(ms, side+phase+"server CPU (of one core)")
+	idle, ok3 := metricValue(ms, side+"idle: server CPU (of one core)")
+	if !ok1 || !ok2 || !ok3 || busy <= 0 {
+		return 0, false
+	}
+	return per * max(0, 1-idle/busy), true
 }
 
 // withClientYardstick adds the servers' CPU over the clients' CPU in a
