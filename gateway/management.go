@@ -109,26 +109,12 @@ func dedupeKey(r *http.Request, id *sigv4.Identity) string {
 	}
 	_, signed, _ := strings.Cut(headerValue(r.Header, "Authorization"), "SignedHeaders=")
 	signed, _, _ = strings.Cut(signed, ",")
-	if !listed(signed, "amz-sdk-invocation-id") {
-		return ""
-	}
-	return "sdk:" + id.AccessKeyID + ":" + inv
-}
-
-// listed reports whether name is an item of the ';'-separated list (a
-// SignedHeaders list), without splitting it.
-func listed(list, name string) bool {
-	for {
-		i := strings.Index(list, name)
-		if i < 0 {
-			return false
+	for h := range strings.SplitSeq(signed, ";") {
+		if h == "amz-sdk-invocation-id" {
+			return "sdk:" + id.AccessKeyID + ":" + inv
 		}
-		end := i + len(name)
-		if (i == 0 || list[i-1] == ';') && (end == len(list) || list[end] == ';') {
-			return true
-		}
-		list = list[end:]
 	}
+	return ""
 }
 
 // authorize verifies the request's SigV4 signature against the
