@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -278,5 +279,63 @@ func TestLookupLocal(t *testing.T) {
 	}
 	if c, err := hubs[1].LookupLocal(ctx, hub.NewID(hubs[1].Self())); c != nil || !errors.Is(err, hub.ErrGone) {
 		t.Fatalf("an unknown id of this node: %v, %v; want ErrGone", c, err)
+	}
+}
+
+// TestSendLocalOnce: a keyed send to a connection of this node through
+// SendLocalOnce runs the caller's send once per key, local or forwarded:
+// a repeat through SendLocalOnce or through another node's Send (an SDK
+// retry entering elsewhere) gets the first answer and delivers nothing;
+// a key first forwarded is not delivered again locally either. Another
+// node's id is left to Send; an unknown id of this node answers ErrGone.
+func TestSendLocalOnce(t *testing.T) {
+	url := startNATS(t)
+	cfgs := []cluster.Config{externalConfig(url, "t1"), externalConfig(url, "t2")}
+	hubs := startHubs(t, cfgs)
+	owner := hubtest.NewConn(hub.NewID(hubs[1].Self()), false)
+	if err := hubs[1].Register(owner); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var sends atomic.Int64
+	send := func(c hub.Conn, data []byte) error {
+		sends.Add(1)
+		return c.Send(hub.NewMessage(bytes.Clone(data)))
+	}
+	if local, err := hubs[1].SendLocalOnce("sdk:AKID:a", owner.ID(), []byte("a1"), send); !local || err != nil {
+		t.Fatalf("first a: %v, %v", local, err)
+	}
+	if local, err := hubs[1].SendLocalOnce("sdk:AKID:a", owner.ID(), []byte("a2"), send); !local || err != nil {
+		t.Fatalf("repeat of a: %v, %v", local, err)
+	}
+	if err := hubs[0].Send(hub.WithDedupeKey(ctx, "sdk:AKID:a"), owner.ID(), hub.NewMessage([]byte("a3"))); err != nil {
+		t.Fatalf("a forwarded: %v", err)
+	}
+	if err := hubs[0].Send(hub.WithDedupeKey(ctx, "sdk:AKID:b"), owner.ID(), hub.NewMessage([]byte("b1"))); err != nil {
+		t.Fatalf("b forwarded: %v", err)
+	}
+	if local, err := hubs[1].SendLocalOnce("sdk:AKID:b", owner.ID(), []byte("b2"), send); !local || err != nil {
+		t.Fatalf("b after it was forwarded: %v, %v", local, err)
+	}
+	if local, err := hubs[1].SendLocalOnce("", owner.ID(), []byte("c"), send); !local || err != nil {
+		t.Fatalf("no key: %v, %v", local, err)
+	}
+	if local, err := hubs[1].SendLocalOnce("", owner.ID(), []byte("c"), send); !local || err != nil {
+		t.Fatalf("no key again: %v, %v", local, err)
+	}
+	if local, err := hubs[0].SendLocalOnce("sdk:AKID:d", owner.ID(), []byte("d"), send); local || err != nil {
+		t.Fatalf("another node's id: %v, %v; want false, nil (Send forwards)", local, err)
+	}
+	gone := hub.NewID(hubs[1].Self())
+	for range 2 {
+		if local, err := hubs[1].SendLocalOnce("sdk:AKID:e", gone, []byte("e"), send); !local || !errors.Is(err, hub.ErrGone) {
+			t.Fatalf("an unknown id of this node: %v, %v; want true, ErrGone", local, err)
+		}
+	}
+	if got, want := strings.Join(owner.Got(), ","), "a1,b1,c,c"; got != want {
+		t.Fatalf("delivered %s, want %s", got, want)
+	}
+	if sends.Load() != 3 {
+		t.Fatalf("send called %d times, want 3", sends.Load())
 	}
 }

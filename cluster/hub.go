@@ -822,6 +822,31 @@ func (h *Hub) LookupLocal(ctx context.Context, id string) (hub.Conn, error) {
 	return h.mem.LookupLocal(ctx, id)
 }
 
+// SendLocalOnce implements hub.LocalOnce: a keyed send to a connection of
+// this node costs the dedupe check and no Message (sendLocal's check,
+// with the caller's send).
+func (h *Hub) SendLocalOnce(key, id string, data []byte, send func(hub.Conn, []byte) error) (bool, error) {
+	_, local, err := h.route(id)
+	if err != nil || !local {
+		return err != nil, err
+	}
+	k, once := h.dedupe.hash(key)
+	if once = once && key != ""; once {
+		var first bool
+		if first, err = h.dedupe.begin(k); !first {
+			return true, err
+		}
+	}
+	var c hub.Conn
+	if c, err = h.mem.LookupLocal(h.ctx, id); err == nil {
+		err = send(c, data)
+	}
+	if once {
+		h.dedupe.end(k, err)
+	}
+	return true, err
+}
+
 // sendLocal sends to a connection of this node, answering a repeated key
 // with the first answer.
 func (h *Hub) sendLocal(key, id string, m *hub.Message) error {

@@ -44,7 +44,7 @@ routes:
 `
 
 // serverConfig is a node's server config around its cluster block.
-func serverConfig(t *testing.T, cc cluster.Config) server.Config {
+func serverConfig(t testing.TB, cc cluster.Config) server.Config {
 	t.Helper()
 	var cfg server.Config
 	if err := yaml.UnmarshalStrict([]byte(nodeConfig), &cfg); err != nil {
@@ -56,7 +56,7 @@ func serverConfig(t *testing.T, cc cluster.Config) server.Config {
 }
 
 // startServers starts one wsgate server per cluster config, concurrently.
-func startServers(t *testing.T, cfgs []cluster.Config) []*server.Server {
+func startServers(t testing.TB, cfgs []cluster.Config) []*server.Server {
 	t.Helper()
 	return startServersWith(t, cfgs, nil)
 }
@@ -64,7 +64,7 @@ func startServers(t *testing.T, cfgs []cluster.Config) []*server.Server {
 // startServersWith is startServers with more config (streams) set by
 // more, when not nil. A start that found its port taken starts them all
 // again on other ports, as startHubs does.
-func startServersWith(t *testing.T, cfgs []cluster.Config, more func(*server.Config)) []*server.Server {
+func startServersWith(t testing.TB, cfgs []cluster.Config, more func(*server.Config)) []*server.Server {
 	t.Helper()
 	var srvs []*server.Server
 	var errs []error

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -20,18 +21,10 @@ func (g *Gateway) manage(w http.ResponseWriter, r *http.Request, rest string) {
 		writeAPIError(w, err)
 		return
 	}
-	var id sigv4.Identity
-	if err := g.current().verify(r, &id); err != nil {
+	var who sigv4.Identity
+	if err := g.current().verify(r, &who); err != nil {
 		writeAPIError(w, err)
 		return
-	}
-	if _, local := g.hub.(*hub.Memory); !local {
-		// Only a cluster hub reads the key; a node's own hub delivers
-		// once anyway, and the key, its context and the request's copy
-		// would cost three allocations per SDK call.
-		if key := dedupeKey(r, &id); key != "" {
-			r = r.WithContext(hub.WithDedupeKey(r.Context(), key))
-		}
 	}
 	seg, tail, _ := strings.Cut(rest, "/")
 	switch seg {
@@ -45,7 +38,7 @@ func (g *Gateway) manage(w http.ResponseWriter, r *http.Request, rest string) {
 			writeAPIError(w, errNotFound.with("No method found matching route "+g.cfg.Stage+"/@connections/"+tail+" for http method "+r.Method+"."))
 			return
 		}
-		g.connection(w, r, id)
+		g.connection(w, r, id, &who)
 	case "@groups", "%40groups":
 		g.groups(w, r, tail)
 	case "@cluster", "%40cluster":
@@ -95,10 +88,20 @@ func checkPath(rest string) *apiError {
 	return nil
 }
 
+// callKey is dedupeKey for a hub that reads it: a cluster hub delivers a
+// POST or DELETE with one key once; a node's own hub delivers once
+// anyway, and the key would cost an allocation per SDK call.
+func (g *Gateway) callKey(r *http.Request, who *sigv4.Identity) string {
+	if _, single := g.hub.(*hub.Memory); single {
+		return ""
+	}
+	return dedupeKey(r, who)
+}
+
 // dedupeKey names a management call across its retries: AWS SDKs send
 // the same Amz-Sdk-Invocation-Id with every attempt of one operation and
-// sign it, so a caller cannot use another caller's key. A cluster hub
-// delivers a POST or DELETE with one key once. Unsigned or absent: "".
+// sign it, so a caller cannot use another caller's key. Unsigned or
+// absent: "".
 func dedupeKey(r *http.Request, id *sigv4.Identity) string {
 	inv := headerValue(r.Header, "Amz-Sdk-Invocation-Id")
 	if inv == "" || id == nil || id.Presigned {
@@ -195,7 +198,8 @@ func unhex(c byte) byte {
 	return c - 'a' + 10
 }
 
-func (g *Gateway) connection(w http.ResponseWriter, r *http.Request, id string) {
+// connection serves @connections/{id}; who signed the request.
+func (g *Gateway) connection(w http.ResponseWriter, r *http.Request, id string, who *sigv4.Identity) {
 	switch r.Method {
 	case http.MethodPost:
 		body, aerr := readBody(r)
@@ -203,7 +207,7 @@ func (g *Gateway) connection(w http.ResponseWriter, r *http.Request, id string) 
 			writeAPIError(w, aerr)
 			return
 		}
-		if err := g.sendData(r, id, body); err != nil {
+		if err := g.sendData(r, id, body, g.callKey(r, who)); err != nil {
 			writeAPIError(w, hubError(err))
 			return
 		}
@@ -216,7 +220,11 @@ func (g *Gateway) connection(w http.ResponseWriter, r *http.Request, id string) 
 		}
 		writeJSON(w, http.StatusOK, connectionJSON(info, false))
 	case http.MethodDelete:
-		if err := g.hub.Disconnect(r.Context(), id, closeDeleted); err != nil {
+		ctx := r.Context()
+		if key := g.callKey(r, who); key != "" {
+			ctx = hub.WithDedupeKey(ctx, key)
+		}
+		if err := g.hub.Disconnect(ctx, id, closeDeleted); err != nil {
 			writeAPIError(w, hubError(err))
 			return
 		}
@@ -226,15 +234,25 @@ func (g *Gateway) connection(w http.ResponseWriter, r *http.Request, id string) 
 	}
 }
 
-// sendData is PostToConnection's send of r's body data to connection id.
-// To one of the gateway's connections on this node (hub.Local: a node's
-// own hub, or a cluster hub for its own ids and a call with no dedupe
-// key) it builds no Message: the frame goes out of a pooled buffer
-// (conn.sendData), which copied data, so the body SigV4 read goes back to
-// its pool too (sigv4.ReleaseBody): three allocations fewer per POST.
-// Otherwise (another node's id, a keyed call in a cluster, another Conn)
-// it is the hub's Send of a Message, which keeps data.
-func (g *Gateway) sendData(r *http.Request, id string, data []byte) error {
+// sendData is PostToConnection's send of r's body data to connection id,
+// key its dedupe key (callKey) or "". To one of the gateway's connections
+// on this node (hub.Local: a node's own hub, or a cluster hub for its own
+// ids; hub.LocalOnce: a cluster hub's own ids in a keyed call, which it
+// delivers once) it builds no Message: the frame goes out of a pooled
+// buffer (sendLocal, conn.sendData), which copied data, so the body SigV4
+// read goes back to its pool too (sigv4.ReleaseBody): three allocations
+// fewer per POST. Otherwise (another node's id) it is the hub's Send of a
+// Message, which keeps data, with the key in its context.
+func (g *Gateway) sendData(r *http.Request, id string, data []byte, key string) error {
+	if key != "" {
+		if h, ok := g.hub.(hub.LocalOnce); ok {
+			if local, err := h.SendLocalOnce(key, id, data, sendLocal); local {
+				sigv4.ReleaseBody(r)
+				return err
+			}
+		}
+		return g.hub.Send(hub.WithDedupeKey(r.Context(), key), id, hub.NewMessage(data))
+	}
 	if h, ok := g.hub.(hub.Local); ok {
 		hc, err := h.LookupLocal(r.Context(), id)
 		if err != nil {
@@ -250,6 +268,16 @@ func (g *Gateway) sendData(r *http.Request, id string, data []byte) error {
 		}
 	}
 	return g.hub.Send(r.Context(), id, hub.NewMessage(data))
+}
+
+// sendLocal is SendLocalOnce's send: a gateway connection's single send
+// from data, or a Message of a copy of data for another Conn (the caller
+// gives data back to its pool).
+func sendLocal(hc hub.Conn, data []byte) error {
+	if c, ok := hc.(*conn); ok {
+		return c.sendData(data)
+	}
+	return hc.Send(hub.NewMessage(bytes.Clone(data)))
 }
 
 // readBody reads a POST body of at most 131072 bytes (PostToConnection's

@@ -1,8 +1,11 @@
 package gateway
 
 import (
+	"net/http"
 	"net/url"
 	"testing"
+
+	"github.com/wsgate/wsgate/sigv4"
 )
 
 // TestLastPathID: taking the id from the decoded path gives what
@@ -91,4 +94,55 @@ func BenchmarkManagementSlot(b *testing.B) {
 			s.release()
 		}
 	})
+}
+
+// TestDedupeKey: an SDK call's key is its access key and invocation id
+// only when the invocation id is among the signed headers, matched as a
+// whole item of the list; presigned or unsigned calls have none.
+func TestDedupeKey(t *testing.T) {
+	const inv = "3b3a4c7e-5d4f-4a8e-9a3e-1f2b3c4d5e6f"
+	id := &sigv4.Identity{AccessKeyID: "AKID"}
+	for _, c := range []struct {
+		signed string
+		want   bool
+	}{
+		{"amz-sdk-invocation-id;amz-sdk-request;host;x-amz-date", true},
+		{"amz-sdk-request;host;amz-sdk-invocation-id", true},
+		{"amz-sdk-invocation-id", true},
+		{"host;amz-sdk-invocation-id;x-amz-date", true},
+		{"host;x-amz-date", false},
+		{"amz-sdk-invocation-idx;host", false},
+		{"host;xamz-sdk-invocation-id", false},
+		{"x-amz-sdk-invocation-id;amz-sdk-invocation-ids", false},
+		{"x-amz-sdk-invocation-id;amz-sdk-invocation-id", true},
+	} {
+		r, _ := http.NewRequest(http.MethodPost, "http://x/dev/@connections/abc", nil)
+		r.Header.Set("Amz-Sdk-Invocation-Id", inv)
+		r.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKID/20261130/us-east-1/execute-api/aws4_request, SignedHeaders="+c.signed+", Signature=00")
+		want := ""
+		if c.want {
+			want = "sdk:AKID:" + inv
+		}
+		if got := dedupeKey(r, id); got != want {
+			t.Errorf("SignedHeaders=%s: key %q, want %q", c.signed, got, want)
+		}
+		if got := dedupeKey(r, &sigv4.Identity{AccessKeyID: "AKID", Presigned: true}); got != "" {
+			t.Errorf("presigned: key %q, want none", got)
+		}
+	}
+}
+
+// BenchmarkDedupeKey: an SDK call's key from its headers (a cluster's
+// keyed POST builds it once).
+func BenchmarkDedupeKey(b *testing.B) {
+	r, _ := http.NewRequest(http.MethodPost, "http://x/dev/@connections/abc", nil)
+	r.Header.Set("Amz-Sdk-Invocation-Id", "3b3a4c7e-5d4f-4a8e-9a3e-1f2b3c4d5e6f")
+	r.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKID/20261130/us-east-1/execute-api/aws4_request, SignedHeaders=amz-sdk-invocation-id;amz-sdk-request;content-length;content-type;host;x-amz-date, Signature=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+	id := &sigv4.Identity{AccessKeyID: "AKID"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if dedupeKey(r, id) == "" {
+			b.Fatal("no key")
+		}
+	}
 }

@@ -276,6 +276,19 @@ type Local interface {
 	LookupLocal(ctx context.Context, id string) (Conn, error)
 }
 
+// LocalOnce is a Local hub that delivers an operation with a dedupe key
+// (WithDedupeKey) once: a cluster hub. SendLocalOnce is the keyed
+// counterpart of LookupLocal for a send: when id is this node's it calls
+// send with id's connection and data, unless an operation with key ran
+// here before (or is running: it waits for that one), and returns true
+// with send's answer or that operation's (ErrGone, without calling send,
+// when id is this node's and not open); false, nil when the send must go
+// through the hub's Send with key in its context (another node's id).
+// send must not keep data.
+type LocalOnce interface {
+	SendLocalOnce(key, id string, data []byte, send func(Conn, []byte) error) (bool, error)
+}
+
 var errIDTaken = errors.New("connection id already registered")
 
 type dedupeKeyType struct{}
