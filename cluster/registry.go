@@ -59,6 +59,10 @@ type peer struct {
 	localGone bool
 	lastSeen  time.Time // last heartbeat, or when the entry appeared
 	hb        heartbeat
+	// refusedAt: when a check (gonecheck.go) began that found the direct
+	// link of incarnation refusedInc refusing connections.
+	refusedAt  time.Time
+	refusedInc string
 }
 
 type heartbeat struct {
@@ -227,8 +231,14 @@ func (h *Hub) apply(up jetstream.KeyValueEntry) {
 // signalGoneLocked wakes the calls waiting on a node (call); h.mu must be
 // held for writing.
 func (h *Hub) signalGoneLocked() {
-	close(h.goneSignal)
-	h.goneSignal = make(chan struct{})
+	next := make(chan struct{})
+	close(*h.goneSignal.Swap(&next))
+}
+
+// initGoneSignal gives a new hub its first goneSignal.
+func (h *Hub) initGoneSignal() {
+	c := make(chan struct{})
+	h.goneSignal.Store(&c)
 }
 
 // peer returns the record of b, creating it; h.mu must be held.
@@ -862,6 +872,12 @@ func mayBeApplied(err error) bool {
 // undone if the same incarnation is heard again. It reports whether b is
 // gone now.
 func (h *Hub) declareGone(ctx context.Context, b byte, reason string) bool {
+	return h.declareGoneSince(ctx, b, reason, time.Time{})
+}
+
+// declareGoneSince is declareGone on evidence gathered since since (not
+// zero): an entry written after it is a node alive.
+func (h *Hub) declareGoneSince(ctx context.Context, b byte, reason string, since time.Time) bool {
 	h.mu.RLock()
 	p := h.peers[b]
 	var seen entry
@@ -877,7 +893,10 @@ func (h *Hub) declareGone(ctx context.Context, b byte, reason string) bool {
 		return false
 	}
 	window := h.cfg.goneGrace() + h.cfg.attemptTimeout()
-	if reason == "silent" {
+	switch {
+	case !since.IsZero():
+		window = time.Since(since)
+	case reason == "silent":
 		window = h.cfg.nodeTimeout()
 	}
 	gctx, cancel := context.WithTimeout(ctx, h.cfg.attemptTimeout())
