@@ -61,8 +61,8 @@ type goneChecks struct {
 	// alive: when a check last found the node there (its link answered,
 	// or its subject); a slow attempt checks it again checkEvery after.
 	alive [hub.MaxNode + 1]time.Time
-	// declared counts the nodes declared on reasonRefused (tests).
-	declared int64
+	// refusals counts the checks that found a link refusing (tests).
+	refusals int64
 }
 
 // suspect starts a check of node b (checkGone) unless one runs; watch:
@@ -137,6 +137,9 @@ func (h *Hub) checkOnce(b byte) (alive bool) {
 	}
 	p.refusedAt, p.refusedInc = start, inc
 	h.mu.Unlock()
+	h.checks.mu.Lock()
+	h.checks.refusals++
+	h.checks.mu.Unlock()
 	h.log.Info("cluster node's direct query port refuses connections; asking its subject", "node", hub.NodeHex(b), "addr", addr)
 	deadline := start.Add(h.cfg.goneGrace())
 	for {
@@ -149,12 +152,7 @@ func (h *Hub) checkOnce(b byte) (alive bool) {
 		cancel()
 		switch {
 		case errors.Is(err, nats.ErrNoResponders):
-			if h.declareGoneSince(h.ctx, b, reasonRefused, start) {
-				c := &h.checks
-				c.mu.Lock()
-				c.declared++
-				c.mu.Unlock()
-			}
+			h.declareGoneSince(h.ctx, b, reasonRefused, start)
 			return false
 		case err == nil:
 			return true // it answers: the refusal alone is no evidence

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -57,8 +58,10 @@ type peer struct {
 	// it (its stream was electing a leader); committed later, or cleared
 	// if the same incarnation is heard again.
 	localGone bool
-	lastSeen  time.Time // last heartbeat, or when the entry appeared
-	hb        heartbeat
+	// goneWhy is the reason localGone was taken on, for its commit.
+	goneWhy  string
+	lastSeen time.Time // last heartbeat, or when the entry appeared
+	hb       heartbeat
 	// refusedAt: when a check (gonecheck.go) began that found the direct
 	// link of incarnation refusedInc refusing connections.
 	refusedAt  time.Time
@@ -1032,6 +1035,9 @@ func (h *Hub) goneLocally(b byte, seen entry, reason string, err error) bool {
 	first := !p.localGone && p.e.Inc == seen.Inc
 	if p.e.Inc == seen.Inc {
 		p.localGone = true
+		if first {
+			p.goneWhy = reason
+		}
 	}
 	if first {
 		h.signalGoneLocked()
@@ -1048,14 +1054,18 @@ func (h *Hub) goneLocally(b byte, seen entry, reason string, err error) bool {
 func (h *Hub) commitLocalGone() {
 	h.mu.RLock()
 	var pending []byte
+	var why []string
 	for b, p := range h.peers {
 		if p.localGone {
 			pending = append(pending, b)
+			why = append(why, cmp.Or(p.goneWhy, "no responders"))
 		}
 	}
 	h.mu.RUnlock()
-	for _, b := range pending {
-		if !h.declareGone(h.ctx, b, "no responders") {
+	for i, b := range pending {
+		// The evidence's window is the grace's (the commit comes a
+		// heartbeat or more after the evidence).
+		if !h.declareGoneSince(h.ctx, b, why[i], time.Now().Add(-h.cfg.goneGrace()-h.cfg.attemptTimeout())) {
 			h.mu.Lock()
 			h.peer(b).localGone = false // alive after all
 			h.mu.Unlock()
