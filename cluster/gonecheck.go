@@ -34,9 +34,10 @@ import (
 // The check (checkGone) runs when there is reason to think the node died:
 // the idle "watch" connection this node keeps to each peer's link read
 // EOF or a reset without the peer's goodbye (the kernel closes a killed
-// process's sockets), or a batch of calls to the node has waited
-// slowAttempt without an answer. One check at a time per node; the
-// slow-attempt trigger at most once every checkEvery per node.
+// process's sockets), a batch of calls to the node has waited slowAttempt
+// without an answer, or a call to it was answered "no responders". One
+// check at a time per node; the last two triggers start none within
+// checkEvery of a check that found the node there.
 const (
 	reasonRefused = "no responders, direct port refused"
 	// slowAttempt: a batch unanswered this long has the node checked.
