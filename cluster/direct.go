@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/wsgate/wsgate/hub"
@@ -971,7 +970,7 @@ func (d *direct) refuses(b byte, addr, inc string) (refused, answered bool) {
 // connection (a TCP reset to its SYN: nobody listens on the port).
 func isRefused(err error) bool {
 	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial" && errors.Is(err, syscall.ECONNREFUSED)
+	return errors.As(err, &op) && op.Op == "dial" && connRefused(err)
 }
 
 // dropped reports whether err ended a connection after its connect
@@ -981,5 +980,5 @@ func dropped(err error) bool {
 	if errors.As(err, &op) && op.Op == "dial" {
 		return false
 	}
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || connReset(err)
 }
