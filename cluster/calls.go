@@ -130,6 +130,7 @@ var attempts = sync.Pool{New: func() any { return &attempt{done: make(chan resul
 // link is the queue of calls to one node.
 type link struct {
 	mu       sync.Mutex
+	node     byte
 	subject  string
 	reply    string // this node's inbox for the link's replies
 	queue    []*attempt
@@ -150,6 +151,7 @@ type batch struct {
 	link  *link
 	atts  []*attempt
 	timer *time.Timer
+	slow  bool // its timer fired at slowAttempt (h.outMu)
 }
 
 // startCalls subscribes this node's reply inbox.
@@ -158,6 +160,7 @@ func (h *Hub) startCalls() error {
 	h.out = make(map[uint64]*batch)
 	h.queries = make(map[uint64]chan *nats.Msg)
 	for b := range h.links {
+		h.links[b].node = byte(b)
 		h.links[b].subject = h.subject(byte(b), "c")
 		h.links[b].reply = h.inbox + "." + strconv.Itoa(b)
 	}
@@ -254,11 +257,35 @@ func (h *Hub) sendBatch(l *link, atts []*attempt) {
 	bt := &batch{link: l, atts: atts}
 	h.out[seq] = bt
 	l.out = append(l.out, seq)
-	bt.timer = time.AfterFunc(h.cfg.attemptTimeout(), func() { h.finish(seq, nil, errAttemptTimeout) })
+	first := h.cfg.attemptTimeout()
+	if h.direct != nil && slowAttempt < first {
+		first = slowAttempt
+	}
+	bt.timer = time.AfterFunc(first, func() { h.batchTimer(seq) })
 	h.outMu.Unlock()
 	if err := h.ctl.PublishRequest(l.subject, l.reply, data); err != nil {
 		h.finish(seq, nil, err)
 	}
+}
+
+// batchTimer is batch seq's timer: at slowAttempt (with a direct link)
+// the node is checked (suspect: does its link refuse connections?) and the
+// timer set for the rest of the attempt; at attemptTimeoutMillis the batch
+// fails with errAttemptTimeout. The common batch, answered well before,
+// never gets here.
+func (h *Hub) batchTimer(seq uint64) {
+	h.outMu.Lock()
+	bt := h.out[seq]
+	if bt != nil && !bt.slow && h.direct != nil && slowAttempt < h.cfg.attemptTimeout() {
+		bt.slow = true
+		bt.timer.Reset(h.cfg.attemptTimeout() - slowAttempt)
+		b := bt.link.node
+		h.outMu.Unlock()
+		h.suspect(b, false)
+		return
+	}
+	h.outMu.Unlock()
+	h.finish(seq, nil, errAttemptTimeout)
 }
 
 // handleReply takes a batch's reply (its seq first), or NATS's "no

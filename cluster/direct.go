@@ -43,11 +43,21 @@ import (
 // Frames are a 4-byte big-endian length and that many bytes. The first
 // frame of a connection: directMagic, the cluster's name, the node byte
 // (hex) and incarnation asked, the route user and password, each a uvarint
-// length and the bytes; its answer one byte, 0 (served) or 1 (refused,
-// then closed). A request:
+// length and the bytes, and optionally "watch" (a watch connection,
+// below); its answer one byte, 0 (served) or 1 (refused, then closed).
+// A request:
 // op, group, after, limit, deadline (unix ms), each a uvarint length and
 // the bytes; the answer: a status byte (0 the body follows; 1 an error:
 // HTTP status as 2 bytes, then the text; 2 dropped past its deadline).
+//
+// Each node also keeps one watch connection to every peer it hears
+// (keepWatches): authenticated like the others, it carries no query; the
+// asker reads it, and the served side sends one frame on it, a goodbye
+// (status byte 3), when its link closes (Close). A watch connection that
+// ends without a goodbye (EOF, a reset: the kernel closed the sockets of a
+// killed process) has the node checked at once (gonecheck.go); the watch
+// also makes every peer's link one this node has authenticated with,
+// which a refusal needs to count.
 type direct struct {
 	h    *Hub
 	ln   net.Listener
@@ -60,10 +70,13 @@ type direct struct {
 
 	mu      sync.Mutex
 	closed  bool
-	pending []*pendingConn         // served, not authenticated yet; oldest first
-	serving map[net.Conn]struct{}  // served, authenticated (raw connections)
-	pools   map[string]*directPool // by address and incarnation
-	wg      sync.WaitGroup
+	pending []*pendingConn        // served, not authenticated yet; oldest first
+	serving map[net.Conn]struct{} // served, authenticated (raw connections)
+	// watching are the served watch connections (raw → as read, TLS
+	// or not): the goodbye goes to them.
+	watching map[net.Conn]net.Conn
+	pools    map[string]*directPool // by address and incarnation
+	wg       sync.WaitGroup
 
 	closedBy [directReasons]atomic.Int64 // connections closed past a bound or refused, by reason
 	warned   atomic.Int64                // unix ns of the last warning of a bound
@@ -112,7 +125,12 @@ const (
 	directRetryMax         = 10 * time.Second
 	directWarnEvery        = time.Minute
 	directMagic            = "wsgate-q1"
+	directWatch            = "watch" // the first frame's role of a watch connection
 )
+
+// directBye is the frame the served side sends on a watch connection
+// when its link closes (Close): the node is leaving, not dead.
+var directBye = [5]byte{0, 0, 0, 1, 3}
 
 // Why the served side closed a connection (closedBy, DirectClosed).
 const (
@@ -171,7 +189,7 @@ func (h *Hub) startDirect() error {
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	d := &direct{h: h, ln: ln, addr: net.JoinHostPort(host, port), tls: cfg, host: host,
-		serving: make(map[net.Conn]struct{}), pools: make(map[string]*directPool)}
+		serving: make(map[net.Conn]struct{}), watching: make(map[net.Conn]net.Conn), pools: make(map[string]*directPool)}
 	d.stop, d.cancel = context.WithCancel(context.Background())
 	h.direct = d
 	if f := directUp.Load(); f != nil {
@@ -207,6 +225,17 @@ func (d *direct) close() {
 	d.closed = true
 	d.cancel()
 	_ = d.ln.Close()
+	watching := make([]net.Conn, 0, len(d.watching))
+	for _, c := range d.watching {
+		watching = append(watching, c)
+	}
+	d.mu.Unlock()
+	// The goodbye first: the watchers must not take this node for dead.
+	for _, c := range watching {
+		_ = c.SetWriteDeadline(time.Now().Add(directDialTimeout))
+		_, _ = c.Write(directBye[:])
+	}
+	d.mu.Lock()
 	for _, p := range d.pending {
 		_ = p.c.Close()
 	}
@@ -215,10 +244,7 @@ func (d *direct) close() {
 		_ = c.Close()
 	}
 	for _, p := range d.pools {
-		for _, c := range p.idle {
-			_ = c.c.Close()
-		}
-		p.idle = nil
+		p.drop()
 	}
 	d.mu.Unlock()
 	d.wg.Wait()
@@ -387,6 +413,7 @@ func (d *direct) serve(pc *pendingConn) {
 	f := fields(hello)
 	magic, name, node, inc, user, pass := f.next(), f.next(), f.next(), f.next(), f.next(), f.next()
 	ok := f.err == nil && magic == directMagic && name == h.cfg.Name && node == hub.NodeHex(h.Self()) && inc == h.incarnation()
+	watch := ok && len(f.b) > 0 && f.next() == directWatch // older askers send no role
 	if a := h.cfg.NATS.Embedded.ClusterAuth; a != nil {
 		ok = ok && subtle.ConstantTimeCompare([]byte(user), []byte(a.User)) == 1 &&
 			subtle.ConstantTimeCompare([]byte(pass), []byte(a.Password)) == 1
@@ -405,6 +432,14 @@ func (d *direct) serve(pc *pendingConn) {
 	if !full {
 		d.serving[pc.c] = struct{}{}
 		authed = true
+		if watch {
+			d.watching[pc.c] = c
+			defer func() {
+				d.mu.Lock()
+				delete(d.watching, pc.c)
+				d.mu.Unlock()
+			}()
+		}
 	}
 	d.mu.Unlock()
 	if full {
@@ -416,6 +451,12 @@ func (d *direct) serve(pc *pendingConn) {
 	_ = c.SetReadDeadline(time.Time{})
 	_ = c.SetWriteDeadline(time.Now().Add(h.cfg.requestTimeout()))
 	if _, err := c.Write([]byte{0, 0, 0, 1, 0}); err != nil {
+		return
+	}
+	if watch {
+		// No query comes on it: wait for the asker to close it (or the
+		// link to, which says goodbye first).
+		_, _ = br.ReadByte()
 		return
 	}
 	for {
@@ -467,11 +508,32 @@ func (d *direct) serve(pc *pendingConn) {
 // directPool holds one node incarnation's open connections.
 type directPool struct {
 	key, addr, node, inc string
+	b                    byte
 	idle                 []*directConn
-	open                 int       // idle, in use, or being opened
-	dialing              bool      // a dial runs (dial)
-	fails                int       // dials failed in a row
-	retryAt              time.Time // no dial before
+	watch                *directConn // the watch connection (watchConn), or nil
+	open                 int         // idle, in use, being opened, or the watch
+	dialing              bool        // a dial runs (dial)
+	fails                int         // dials failed in a row
+	retryAt              time.Time   // no dial before
+	// authed: a connection to this address and incarnation has been
+	// authenticated (its first frame accepted): a refused connect to it
+	// counts as evidence (refuses).
+	authed bool
+}
+
+// drop closes p's idle connections and its watch (d.mu held): p is no
+// longer used.
+func (p *directPool) drop() {
+	for _, c := range p.idle {
+		_ = c.c.Close()
+	}
+	p.open -= len(p.idle)
+	p.idle = nil
+	if p.watch != nil {
+		_ = p.watch.c.Close()
+		p.watch = nil
+		p.open--
+	}
 }
 
 type directConn struct {
@@ -502,37 +564,54 @@ func (d *direct) get(b byte, addr, inc string) *directConn {
 	}
 	p := d.pools[key]
 	if p == nil {
-		if len(d.pools) >= 2*(hub.MaxNode+1) { // mostly incarnations long gone
-			for _, o := range d.pools {
-				for _, c := range o.idle {
-					_ = c.c.Close()
-				}
-				o.idle = nil
-			}
-			clear(d.pools)
-		}
-		p = &directPool{key: key, addr: addr, node: hub.NodeHex(b), inc: inc}
-		d.pools[key] = p
+		p = d.pool(b, addr, inc)
 	}
 	if n := len(p.idle); n > 0 {
 		c := p.idle[n-1]
 		p.idle = p.idle[:n-1]
 		return c
 	}
+	d.startDial(p, false)
+	return nil
+}
+
+// pool returns the pool of node b's incarnation inc at addr, creating it
+// (d.mu held).
+func (d *direct) pool(b byte, addr, inc string) *directPool {
+	key := addr + "/" + inc
+	p := d.pools[key]
+	if p != nil {
+		return p
+	}
+	if len(d.pools) >= 2*(hub.MaxNode+1) { // mostly incarnations long gone
+		for _, o := range d.pools {
+			o.drop()
+		}
+		clear(d.pools)
+	}
+	p = &directPool{key: key, addr: addr, node: hub.NodeHex(b), inc: inc, b: b}
+	d.pools[key] = p
+	return p
+}
+
+// startDial starts a dial of p's node in the background unless one runs,
+// the node has directPerNode open, or the last dial failed less than its
+// retry time ago (d.mu held); watch: its connection is to be p's watch.
+func (d *direct) startDial(p *directPool, watch bool) {
 	if !p.dialing && p.open < directPerNode && !time.Now().Before(p.retryAt) {
 		p.dialing = true
 		p.open++
 		d.wg.Add(1)
-		go d.dial(p)
+		go d.dial(p, watch)
 	}
-	return nil
 }
 
 // dial opens a connection to p's node and keeps it idle for the next
-// query, or notes the failure and when to try again.
-func (d *direct) dial(p *directPool) {
+// query (or as the watch, if asked and there is none), or notes the
+// failure and when to try again.
+func (d *direct) dial(p *directPool, watch bool) {
 	defer d.wg.Done()
-	c, err := d.open(p)
+	c, err := d.open(p, watch)
 	d.mu.Lock()
 	p.dialing = false
 	if err != nil {
@@ -545,8 +624,15 @@ func (d *direct) dial(p *directPool) {
 		d.h.log.Debug("cluster direct query connection failed; asking over NATS", "node", p.node, "addr", p.addr, "retry", retry, "error", err)
 		return
 	}
-	p.fails, p.retryAt = 0, time.Time{}
-	if d.closed || d.pools[p.key] != p || len(p.idle) >= directIdle {
+	p.fails, p.retryAt, p.authed = 0, time.Time{}, true
+	if watch && !d.closed && d.pools[p.key] == p && p.watch == nil {
+		p.watch = c
+		d.wg.Add(1)
+		d.mu.Unlock()
+		go d.watchConn(p, c)
+		return
+	}
+	if watch || d.closed || d.pools[p.key] != p || len(p.idle) >= directIdle {
 		p.open--
 		d.mu.Unlock()
 		_ = c.c.Close()
@@ -556,8 +642,9 @@ func (d *direct) dial(p *directPool) {
 	d.mu.Unlock()
 }
 
-// open connects to p's node and has its first frame accepted.
-func (d *direct) open(p *directPool) (*directConn, error) {
+// open connects to p's node and has its first frame accepted; watch: as
+// a watch connection.
+func (d *direct) open(p *directPool, watch bool) (*directConn, error) {
 	to := p.addr
 	if f := directVia.Load(); f != nil {
 		to = (*f)(&d.h.cfg, to)
@@ -587,6 +674,9 @@ func (d *direct) open(p *directPool) (*directConn, error) {
 		user, pass = a.User, a.Password
 	}
 	hello := frame(directMagic, d.h.cfg.Name, p.node, p.inc, user, pass)
+	if watch {
+		hello = frame(directMagic, d.h.cfg.Name, p.node, p.inc, user, pass, directWatch)
+	}
 	var ans [5]byte
 	if _, err := c.Write(hello); err != nil {
 		_ = c.Close()
@@ -769,4 +859,126 @@ func (h *Hub) directAddr(b byte) (string, string) {
 		return "", ""
 	}
 	return p.hb.Q, p.e.Inc
+}
+
+// keepWatches opens a watch connection to every peer heard with a direct
+// address that has none (one dial at a time per node, as get's), and
+// closes the watches of incarnations no peer has any more. It runs every
+// heartbeat, and on the first heartbeat heard of an incarnation (a node
+// killed a moment after it joined is watched too).
+func (h *Hub) keepWatches() {
+	d := h.direct
+	if d == nil {
+		return
+	}
+	type target struct {
+		b         byte
+		addr, inc string
+	}
+	var want []target
+	h.mu.RLock()
+	for b, p := range h.peers {
+		if b != h.self && p.present && p.e.State == "up" && !p.localGone && !p.lastSeen.IsZero() && p.hb.Inc == p.e.Inc && p.hb.Q != "" {
+			want = append(want, target{b, p.hb.Q, p.e.Inc})
+		}
+	}
+	h.mu.RUnlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return
+	}
+	keys := make(map[string]bool, len(want))
+	for _, t := range want {
+		p := d.pool(t.b, t.addr, t.inc)
+		keys[p.key] = true
+		if p.watch == nil {
+			d.startDial(p, true)
+		}
+	}
+	for key, p := range d.pools {
+		if !keys[key] && p.watch != nil {
+			_ = p.watch.c.Close() // its watcher sees it is no longer the watch
+			p.watch = nil
+			p.open--
+		}
+	}
+}
+
+// watchConn reads p's watch connection c until it ends: without the
+// peer's goodbye, and while it is still p's watch, the node is checked
+// (suspect).
+func (d *direct) watchConn(p *directPool, c *directConn) {
+	defer d.wg.Done()
+	var got [5]byte
+	_, err := io.ReadFull(c.br, got[:])
+	d.mu.Lock()
+	mine := p.watch == c && !d.closed
+	if mine {
+		p.watch = nil
+		p.open--
+	}
+	d.mu.Unlock()
+	_ = c.c.Close()
+	if !mine || err == nil && got == directBye {
+		return
+	}
+	d.h.log.Debug("cluster direct watch connection ended", "node", p.node, "error", err)
+	d.h.suspect(p.b, true)
+}
+
+// refuses dials node b's direct link at addr, for incarnation inc, and
+// reports whether the connect was refused (ECONNREFUSED: nobody listens
+// there), counted only for an address and incarnation this node has
+// authenticated with before; answered: the link accepted the first
+// frame (b is there; the connection is kept). A connection accepted and
+// then dropped before its first frame's answer (a process dying: the
+// kernel may close its listener after the connections) is dialled once
+// more.
+func (d *direct) refuses(b byte, addr, inc string) (refused, answered bool) {
+	if d == nil {
+		return false, false
+	}
+	d.mu.Lock()
+	p := d.pools[addr+"/"+inc]
+	if d.closed || p == nil || !p.authed {
+		d.mu.Unlock()
+		return false, false
+	}
+	p.open++
+	d.wg.Add(1)
+	d.mu.Unlock()
+	defer d.wg.Done()
+	var c *directConn
+	var err error
+	for range 2 {
+		if c, err = d.open(p, false); err == nil || !dropped(err) {
+			break
+		}
+	}
+	if err != nil {
+		d.mu.Lock()
+		p.open--
+		d.mu.Unlock()
+		return isRefused(err), false
+	}
+	d.put(c, true)
+	return false, true
+}
+
+// isRefused reports whether a dial failed because the address refused the
+// connection (a TCP reset to its SYN: nobody listens on the port).
+func isRefused(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial" && connRefused(err)
+}
+
+// dropped reports whether err ended a connection after its connect
+// succeeded (EOF, a reset), not a dial or a refused first frame.
+func dropped(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || connReset(err)
 }

@@ -110,9 +110,11 @@ type Hub struct {
 	// by a read from the stream's leader was sent no earlier (unsureWrite).
 	unsure   unsureWrite
 	notOwned atomic.Int64 // messages on the byte left unanswered (notOwner)
-	// goneSignal is closed (and replaced) whenever a node is found gone,
-	// waking calls that wait on a node that stopped answering.
-	goneSignal chan struct{}
+	// goneSignal is closed (and replaced, under mu) whenever a node is
+	// found gone, waking calls that wait on a node that stopped
+	// answering; an atomic, so every attempt of a call, the first
+	// included, watches it for one load (retry).
+	goneSignal atomic.Pointer[chan struct{}]
 
 	connectedAt atomic.Int64  // the ctl connection's last (re)connect, as mono.Since
 	hbSeq       atomic.Uint64 // heartbeats sent (judge.go)
@@ -154,6 +156,8 @@ type Hub struct {
 
 	// direct is this node's direct query link (direct.go), or nil.
 	direct *direct
+	// checks are the checks of nodes whose link may be gone (gonecheck.go).
+	checks goneChecks
 
 	interestMu sync.Mutex
 	subs       map[string]*groupSub
@@ -234,11 +238,12 @@ func Start(cfg Config, opts Options) (*Hub, error) {
 	h := &Hub{
 		cfg: cfg, mem: opts.Memory, log: opts.Logger.With("component", "cluster", "self", cfg.Node.Name),
 		prefix: "wsg." + cfg.Name, http: cfg.Node.AdvertiseHTTP, started: time.Now(),
-		inc: newIncarnation(), peers: make(map[byte]*peer), goneSignal: make(chan struct{}), subs: make(map[string]*groupSub),
+		inc: newIncarnation(), peers: make(map[byte]*peer), subs: make(map[string]*groupSub),
 	}
 	if h.http == "" {
 		h.http = opts.HTTP
 	}
+	h.initGoneSignal()
 	if opts.stepHook != nil {
 		h.stepHook.Store(&opts.stepHook)
 	}
@@ -501,7 +506,14 @@ func (h *Hub) subject(b byte, kind string) string {
 // registry work (tick), which waits on KV calls: a registry electing a
 // leader must not silence this node's heartbeats, or the others would
 // take it for gone (and it would fence) while it is alive.
-func (h *Hub) beat() { h.every(h.cfg.heartbeat(), h.heartbeat) }
+// Each heartbeat also keeps a watch connection to every peer's direct
+// link (keepWatches).
+func (h *Hub) beat() {
+	h.every(h.cfg.heartbeat(), func() {
+		h.heartbeat()
+		h.keepWatches()
+	})
+}
 
 // every runs f every d until h closes; it is a goroutine of h's (wg).
 func (h *Hub) every(d time.Duration, f func()) {
@@ -572,12 +584,16 @@ func (h *Hub) handleHeartbeat(m *nats.Msg) {
 	if hb.Inc == p.hb.Inc && hb.Seq < p.hb.Seq {
 		hb.Seq = p.hb.Seq // overtaken by a later one (a route that changed): keep the latest heard
 	}
+	first := p.hb.Inc != hb.Inc
 	p.hb, p.lastSeen = hb, time.Now()
 	undo := p.localGone && hb.Inc == p.e.Inc
 	if undo {
 		p.localGone = false
 	}
 	h.mu.Unlock()
+	if first && h.announced.Load() {
+		h.keepWatches()
+	}
 	if undo {
 		h.log.Warn("cluster node taken for gone is heard again", "node", hb.Node, "name", hb.Name)
 	}
@@ -952,31 +968,26 @@ func (h *Hub) deadline(ctx context.Context) time.Time {
 
 // retry runs attempts of one call on node b until one is answered (its
 // error, or nil, is the call's); an attempt gets its time (at most
-// attemptTimeoutMillis) and, from the second on, a channel closed when a
-// node is found gone (b did not answer an attempt: end this one as soon as
-// b is found gone; the first attempt, the common case, watches nothing
-// more than its own time). The rules are those the 1 s promise rests on:
-// "no responders" for goneGrace, once this node has been connected
-// settleSeconds, declares b gone (410); a node the registry never had
+// attemptTimeoutMillis) and a channel closed when a node is found gone
+// (end it as soon as b is found gone: the first attempt too, so a call in
+// flight when b died answers 410 at its declaration, not at the end of
+// its attempt; one atomic load). The rules are those the 1 s promise
+// rests on: "no responders" for goneGrace, or at once when b's direct
+// link was found refusing connections (gonecheck.go), once this node has
+// been connected settleSeconds, declares b gone (410); a node the registry never had
 // answers 410 at once; a timeout retries the same call within the
 // deadline, unless b was declared gone meanwhile (410); past it, 500 (not
 // done: the owner drops a call after its deadline, and says so when it
 // drops one, which ends the call with 500 at once).
 func (h *Hub) retry(ctx context.Context, b byte, deadline time.Time, attempt func(timeout time.Duration, gone <-chan struct{}) error) error {
 	var noResp time.Time
-	n := 0
 	for {
 		remain := time.Until(deadline)
 		if remain <= 0 {
 			break
 		}
-		var gone <-chan struct{}
-		if n++; n > 1 {
-			h.mu.RLock()
-			gone = h.goneSignal
-			h.mu.RUnlock()
-		}
-		err := attempt(min(h.cfg.attemptTimeout(), remain), gone)
+		signal := *h.goneSignal.Load()
+		err := attempt(min(h.cfg.attemptTimeout(), remain), signal)
 		switch {
 		case errors.Is(err, errDropped):
 			return fmt.Errorf("%w: node %s did not answer within %d ms", hub.ErrUnavailable, hub.NodeHex(b), h.cfg.RequestTimeoutMillis)
@@ -996,8 +1007,16 @@ func (h *Hub) retry(ctx context.Context, b byte, deadline time.Time, attempt fun
 			// "No responders" is evidence only against an incarnation
 			// this node has heard: its heartbeat came over the route
 			// after its subscriptions, so this node's server had them.
-			settled := mono.Since()-time.Duration(h.connectedAt.Load()) >= h.cfg.settle()
-			if time.Since(noResp) >= h.cfg.goneGrace() && settled && heard && h.declareGone(ctx, b, "no responders") {
+			// Or at once when b's direct link refused a connection
+			// (gonecheck.go): the grace is for a lone "no responders".
+			refused := h.refusedSince(b)
+			if !refused.IsZero() && h.settled() && heard && h.declareGoneSince(ctx, b, reasonRefused, refused) {
+				return hub.ErrGone
+			}
+			if refused.IsZero() {
+				h.suspect(b, false) // does it refuse? (a check at a time)
+			}
+			if time.Since(noResp) >= h.cfg.goneGrace() && h.settled() && heard && h.declareGone(ctx, b, "no responders") {
 				return hub.ErrGone
 			}
 			if gone, _ := h.gone(b); gone {
@@ -1007,6 +1026,7 @@ func (h *Hub) retry(ctx context.Context, b byte, deadline time.Time, attempt fun
 			case <-ctx.Done():
 				return fmt.Errorf("%w: %v", hub.ErrUnavailable, ctx.Err())
 			case <-time.After(min(100*time.Millisecond, time.Until(deadline))):
+			case <-signal: // a node found gone: b? (looked at above, next)
 			}
 		case errors.Is(err, errAttemptTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, nats.ErrTimeout):
 			if ctx.Err() != nil {

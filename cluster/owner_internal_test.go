@@ -27,9 +27,10 @@ func (e fakeEntry) Operation() jetstream.KeyValueOp { return e.op }
 // watcher delivers anything), and not at all once the view names another
 // incarnation or none, until a write of its own under the view naming it.
 func TestOwnerDeadline(t *testing.T) {
-	h := &Hub{self: 5, inc: "i1", claimed: true, goneSignal: make(chan struct{}), peers: map[byte]*peer{
+	h := &Hub{self: 5, inc: "i1", claimed: true, peers: map[byte]*peer{
 		5: {present: true, rev: 3, e: entry{Inc: "i1", State: stateJoining}},
 	}}
+	h.initGoneSignal()
 	ttl := 3 * time.Second
 	now := time.Now()
 	if h.owner(now) {
@@ -74,9 +75,10 @@ func TestOwnerDeadline(t *testing.T) {
 // the last one credited, and only for its own byte and incarnation at a
 // revision later than any the node knows it wrote.
 func TestUnsureWriteCredit(t *testing.T) {
-	h := &Hub{self: 5, inc: "i1", claimed: true, ownRev: 3, goneSignal: make(chan struct{}), peers: map[byte]*peer{
+	h := &Hub{self: 5, inc: "i1", claimed: true, ownRev: 3, peers: map[byte]*peer{
 		5: {present: true, rev: 3, e: entry{Inc: "i1", State: "up"}},
 	}}
+	h.initGoneSignal()
 	first := h.sending(5, "i1")
 	h.sending(5, "i1") // a later write, its answer lost too
 	for _, tc := range []struct {

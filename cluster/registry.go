@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -57,8 +58,14 @@ type peer struct {
 	// it (its stream was electing a leader); committed later, or cleared
 	// if the same incarnation is heard again.
 	localGone bool
-	lastSeen  time.Time // last heartbeat, or when the entry appeared
-	hb        heartbeat
+	// goneWhy is the reason localGone was taken on, for its commit.
+	goneWhy  string
+	lastSeen time.Time // last heartbeat, or when the entry appeared
+	hb       heartbeat
+	// refusedAt: when a check (gonecheck.go) began that found the direct
+	// link of incarnation refusedInc refusing connections.
+	refusedAt  time.Time
+	refusedInc string
 }
 
 type heartbeat struct {
@@ -227,8 +234,14 @@ func (h *Hub) apply(up jetstream.KeyValueEntry) {
 // signalGoneLocked wakes the calls waiting on a node (call); h.mu must be
 // held for writing.
 func (h *Hub) signalGoneLocked() {
-	close(h.goneSignal)
-	h.goneSignal = make(chan struct{})
+	next := make(chan struct{})
+	close(*h.goneSignal.Swap(&next))
+}
+
+// initGoneSignal gives a new hub its first goneSignal.
+func (h *Hub) initGoneSignal() {
+	c := make(chan struct{})
+	h.goneSignal.Store(&c)
 }
 
 // peer returns the record of b, creating it; h.mu must be held.
@@ -869,6 +882,12 @@ func mayBeApplied(err error) bool {
 // undone if the same incarnation is heard again. It reports whether b is
 // gone now.
 func (h *Hub) declareGone(ctx context.Context, b byte, reason string) bool {
+	return h.declareGoneSince(ctx, b, reason, time.Time{})
+}
+
+// declareGoneSince is declareGone on evidence gathered since since (not
+// zero): an entry written after it is a node alive.
+func (h *Hub) declareGoneSince(ctx context.Context, b byte, reason string, since time.Time) bool {
 	h.mu.RLock()
 	p := h.peers[b]
 	var seen entry
@@ -884,7 +903,10 @@ func (h *Hub) declareGone(ctx context.Context, b byte, reason string) bool {
 		return false
 	}
 	window := h.cfg.goneGrace() + h.cfg.attemptTimeout()
-	if reason == "silent" {
+	switch {
+	case !since.IsZero():
+		window = time.Since(since)
+	case reason == "silent":
 		window = h.cfg.nodeTimeout()
 	}
 	gctx, cancel := context.WithTimeout(ctx, h.cfg.attemptTimeout())
@@ -1020,6 +1042,9 @@ func (h *Hub) goneLocally(b byte, seen entry, reason string, err error) bool {
 	first := !p.localGone && p.e.Inc == seen.Inc
 	if p.e.Inc == seen.Inc {
 		p.localGone = true
+		if first {
+			p.goneWhy = reason
+		}
 	}
 	if first {
 		h.signalGoneLocked()
@@ -1036,14 +1061,18 @@ func (h *Hub) goneLocally(b byte, seen entry, reason string, err error) bool {
 func (h *Hub) commitLocalGone() {
 	h.mu.RLock()
 	var pending []byte
+	var why []string
 	for b, p := range h.peers {
 		if p.localGone {
 			pending = append(pending, b)
+			why = append(why, cmp.Or(p.goneWhy, "no responders"))
 		}
 	}
 	h.mu.RUnlock()
-	for _, b := range pending {
-		if !h.declareGone(h.ctx, b, "no responders") {
+	for i, b := range pending {
+		// The evidence's window is the grace's (the commit comes a
+		// heartbeat or more after the evidence).
+		if !h.declareGoneSince(h.ctx, b, why[i], time.Now().Add(-h.cfg.goneGrace()-h.cfg.attemptTimeout())) {
 			h.mu.Lock()
 			h.peer(b).localGone = false // alive after all
 			h.mu.Unlock()

@@ -1,0 +1,188 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/wsgate/wsgate/hub"
+	"github.com/wsgate/wsgate/internal/mono"
+)
+
+// A killed node's subjects have no responders 21–26 ms after its death
+// (its connections close, and the routes take its interest away); the
+// calls to it in flight at that moment are lost and time out. "No
+// responders" alone is evidence only once it has lasted goneGraceMillis,
+// as a lone one can be an interest glitch (a route reconnecting). A second,
+// independent piece of evidence ends that wait: the node's direct query
+// port (direct.go) refuses connections. The listener lives as long as the
+// node's process (only Close closes it, after the registry entry is gone),
+// so a refused connect (ECONNREFUSED: the kernel answered that nobody
+// listens there) to the address of an incarnation this node has
+// authenticated with before means that process is gone; "no responders"
+// on the node's subject right after says its NATS connection is gone too,
+// and the node is declared at once (reasonRefused), with the same commit
+// as on the grace (declareGone: the revision last seen, the majority, a
+// node heard of that incarnation, settled). A dial that times out or is
+// answered is no evidence (a lost host stays on silence); an address this
+// node never reached (a misconfiguration, a firewall that rejects) never
+// counts; a refusal while the subject still answers declares nothing.
+//
+// The check (checkGone) runs when there is reason to think the node died:
+// the idle "watch" connection this node keeps to each peer's link read
+// EOF or a reset without the peer's goodbye (the kernel closes a killed
+// process's sockets), a batch of calls to the node has waited slowAttempt
+// without an answer, or a call to it was answered "no responders". One
+// check at a time per node; the last two triggers start none within
+// checkEvery of a check that found the node there.
+const (
+	reasonRefused = "no responders, direct port refused"
+	// slowAttempt: a batch unanswered this long has the node checked.
+	// A cross-node call's p99 is 0.2–2.7 ms on a 2-core machine (the
+	// spec's R6), so 50 ms is far out of the normal while well within
+	// an attempt (250 ms); and it is past the 21–26 ms a dead node's
+	// interest takes to leave, so the check's first ping is answered
+	// "no responders" at once.
+	slowAttempt = 50 * time.Millisecond
+	// checkProbe is how long the check waits for one ping: one lost in
+	// the 21–26 ms before the interest leaves is asked again.
+	checkProbe = 25 * time.Millisecond
+	// checkEvery spaces the checks a slow attempt starts on one node.
+	checkEvery = time.Second
+)
+
+// goneChecks is the state of the checks, by node.
+type goneChecks struct {
+	mu      sync.Mutex
+	running [hub.MaxNode + 1]bool
+	again   [hub.MaxNode + 1]bool // a watch broke during the check: once more after it
+	// alive: when a check last found the node there (its link answered,
+	// or its subject); a slow attempt checks it again checkEvery after.
+	alive [hub.MaxNode + 1]time.Time
+	// refusals counts the checks that found a link refusing (tests).
+	refusals int64
+}
+
+// suspect starts a check of node b (checkGone) unless one runs; watch:
+// this node's watch connection to b broke (a check runs after the one
+// under way, and checkEvery does not apply).
+func (h *Hub) suspect(b byte, watch bool) {
+	if h.direct == nil || b > hub.MaxNode || b == h.Self() || h.closing.Load() || h.ctx.Err() != nil {
+		return
+	}
+	c := &h.checks
+	c.mu.Lock()
+	switch {
+	case c.running[b]:
+		c.again[b] = c.again[b] || watch
+		c.mu.Unlock()
+		return
+	case !watch && time.Since(c.alive[b]) < checkEvery:
+		c.mu.Unlock()
+		return
+	}
+	c.running[b] = true
+	h.wg.Add(1)
+	c.mu.Unlock()
+	go h.checkGone(b)
+}
+
+func (h *Hub) checkGone(b byte) {
+	defer h.wg.Done()
+	c := &h.checks
+	for {
+		alive := h.checkOnce(b)
+		c.mu.Lock()
+		if alive {
+			c.alive[b] = time.Now()
+		}
+		if !c.again[b] || h.ctx.Err() != nil {
+			c.running[b], c.again[b] = false, false
+			c.mu.Unlock()
+			return
+		}
+		c.again[b] = false
+		c.mu.Unlock()
+	}
+}
+
+// checkOnce dials b's direct link; if it is refused, asks b's subject
+// until it answers (alive), has no responders (then b is declared gone),
+// or goneGraceMillis passed. alive: b was found there (its link or its
+// subject answered).
+func (h *Hub) checkOnce(b byte) (alive bool) {
+	start := time.Now()
+	if gone, _ := h.gone(b); gone {
+		return false
+	}
+	heard, joining := h.heardIncarnation(b)
+	if !heard || joining || !h.settled() {
+		return false
+	}
+	addr, inc := h.directAddr(b)
+	if addr == "" {
+		return false
+	}
+	refused, answered := h.direct.refuses(b, addr, inc)
+	if !refused {
+		return answered
+	}
+	h.mu.Lock()
+	p := h.peer(b)
+	if p.e.Inc != inc {
+		h.mu.Unlock()
+		return false
+	}
+	p.refusedAt, p.refusedInc = start, inc
+	h.mu.Unlock()
+	h.checks.mu.Lock()
+	h.checks.refusals++
+	h.checks.mu.Unlock()
+	h.log.Info("cluster node's direct query port refuses connections; asking its subject", "node", hub.NodeHex(b), "addr", addr)
+	deadline := start.Add(h.cfg.goneGrace())
+	for {
+		wait := min(checkProbe, time.Until(deadline))
+		if wait <= 0 {
+			return false
+		}
+		ctx, cancel := context.WithTimeout(h.ctx, wait)
+		_, err := h.ctl.RequestMsgWithContext(ctx, h.ping(b))
+		cancel()
+		switch {
+		case errors.Is(err, nats.ErrNoResponders):
+			h.declareGoneSince(h.ctx, b, reasonRefused, start)
+			return false
+		case err == nil:
+			return true // it answers: the refusal alone is no evidence
+		case h.ctx.Err() != nil:
+			return false
+		}
+		if gone, _ := h.gone(b); gone {
+			return false
+		}
+	}
+}
+
+// refusedSince reports since when b's direct port has been found refusing
+// connections for the incarnation the registry holds (zero if it has not,
+// or longer ago than goneGraceMillis + attemptTimeoutMillis: evidence is
+// taken together only when it is recent).
+func (h *Hub) refusedSince(b byte) time.Time {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	p := h.peers[b]
+	if p == nil || !p.present || p.refusedAt.IsZero() || p.refusedInc != p.e.Inc ||
+		time.Since(p.refusedAt) > h.cfg.goneGrace()+h.cfg.attemptTimeout() {
+		return time.Time{}
+	}
+	return p.refusedAt
+}
+
+// settled reports whether this node has been connected to NATS for
+// settleSeconds: "no responders" counts from then on.
+func (h *Hub) settled() bool {
+	return mono.Since()-time.Duration(h.connectedAt.Load()) >= h.cfg.settle()
+}

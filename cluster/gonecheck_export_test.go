@@ -1,0 +1,70 @@
+package cluster
+
+// Kill makes h look, to the other nodes, like a process killed: Crash,
+// and its direct link's listener and connections closed without the
+// goodbye a leaving node sends on its watch connections.
+func Kill(h *Hub) {
+	if d := h.direct; d != nil {
+		d.mu.Lock()
+		clear(d.watching)
+		d.mu.Unlock()
+	}
+	Crash(h)
+	h.direct.close()
+}
+
+// KillDirect closes h's direct link as Kill does (no goodbye) while its
+// NATS connections stay up.
+func KillDirect(h *Hub) {
+	if d := h.direct; d != nil {
+		d.mu.Lock()
+		clear(d.watching)
+		d.mu.Unlock()
+	}
+	h.direct.close()
+}
+
+// GoneReason is the reason this node has for node b being gone: its
+// registry entry's, or the one it took b for gone locally on; "" while b
+// is not gone here.
+func (h *Hub) GoneReason(b byte) string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	p := h.peers[b]
+	switch {
+	case p == nil:
+		return ""
+	case p.localGone:
+		return p.goneWhy
+	case p.present && p.e.State == "gone":
+		return p.e.Reason
+	}
+	return ""
+}
+
+// Watching reports whether this node holds a watch connection to node b's
+// direct link, of the incarnation it heard last.
+func (h *Hub) Watching(b byte) bool {
+	addr, inc := h.directAddr(b)
+	if h.direct == nil || addr == "" {
+		return false
+	}
+	h.direct.mu.Lock()
+	defer h.direct.mu.Unlock()
+	p := h.direct.pools[addr+"/"+inc]
+	return p != nil && p.watch != nil
+}
+
+// Refusals counts the checks of this node that found a link refusing;
+// Checking reports whether a check of node b runs.
+func (h *Hub) Refusals() int64 {
+	h.checks.mu.Lock()
+	defer h.checks.mu.Unlock()
+	return h.checks.refusals
+}
+
+func (h *Hub) Checking(b byte) bool {
+	h.checks.mu.Lock()
+	defer h.checks.mu.Unlock()
+	return h.checks.running[b]
+}
