@@ -74,6 +74,7 @@ func answerAfter(t *testing.T, owner *cluster.Hub, silent <-chan struct{}) {
 // S's would come first. Woken, S finds its entry taken and fences (its
 // client gets 1012); the calls on N's id are answered by N throughout.
 func TestClusterStalledUpNodeAnswersNoCall(t *testing.T) {
+	parallel(t)
 	url := startNATS(t)
 	hubs := startHubs(t, []cluster.Config{shortLease(externalConfig(url, "u1")), shortLease(externalConfig(url, "u2"))})
 	b, s := hubs[0], hubs[1]
@@ -158,6 +159,7 @@ func TestClusterStalledUpNodeAnswersNoCall(t *testing.T) {
 // an hour while S counts its own lease, 8 s: S's answers stop 7 s after
 // its last renewal, its entry lives on.
 func TestClusterStalledUpNodeCarriesOn(t *testing.T) {
+	parallel(t)
 	url := startNATS(t)
 	bc := externalConfig(url, "c1")
 	bc.LeaseSeconds = 3600

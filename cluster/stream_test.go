@@ -189,6 +189,7 @@ func (m *member) longestGap(from, to time.Time) time.Duration {
 // handover) then check what holds for any (the nodes that ran delivered;
 // every row, in order).
 func TestClusterStreamFailoverSQLite(t *testing.T) {
+	parallel(t)
 	began := time.Now()
 	phase := func(name string) { t.Logf("%v: %s", time.Since(began).Round(10*time.Millisecond), name) }
 	// A lease of 6 s: the leader stops when it could not renew for 4.2 s
