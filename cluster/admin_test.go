@@ -9,6 +9,7 @@ import (
 // TestClusterReadyAndMetrics: a node's /readyz says whether it holds its
 // place in the cluster, and /metrics counts the nodes it sees.
 func TestClusterReadyAndMetrics(t *testing.T) {
+	parallel(t)
 	srvs := startServers(t, embeddedConfigs(t, 2))
 	get := func(url string) (int, string) { return httpGet(t, url) }
 	for _, s := range srvs {

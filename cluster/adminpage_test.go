@@ -16,6 +16,7 @@ import (
 // connecting to node 2; a single node's page hides the section (server's
 // TestAdminPage).
 func TestClusterAdminPage(t *testing.T) {
+	heavy(t)
 	srvs := startServers(t, embeddedConfigs(t, 2))
 	ctx, _ := dashboardtest.Open(t, "http://AKID:secret@"+srvs[0].AdminAddr()+"/")
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)

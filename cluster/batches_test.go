@@ -18,6 +18,7 @@ import (
 // A second batch goes out beside one small batch, never beside a larger
 // one, and never a third.
 func TestLinkMayGo(t *testing.T) {
+	parallel(t)
 	for _, c := range []struct {
 		inflight, outCalls int
 		want               bool
@@ -35,6 +36,7 @@ func TestLinkMayGo(t *testing.T) {
 // go together when the first answers. Every call is answered and run once,
 // in the order of its batch, and the link ends with nothing out.
 func TestClusterCallsSecondBatch(t *testing.T) {
+	parallel(t)
 	cfgs := patient(embeddedConfigs(t, 2))
 	for i := range cfgs {
 		cfgs[i].AttemptTimeoutMillis = 10_000 // the owner holds batches longer than 250 ms
@@ -90,6 +92,7 @@ func TestClusterCallsSecondBatch(t *testing.T) {
 // Many callers at once, some batches beside others: every call arrives
 // once, each caller's in its order, and nothing stays out.
 func TestClusterCallsNoneLost(t *testing.T) {
+	parallel(t)
 	hubs := startHubs(t, patient(embeddedConfigs(t, 2)))
 	origin, owner := hubs[0], hubs[1]
 	c := hubtest.NewConn(hub.NewID(owner.Self()), false)

@@ -8,6 +8,7 @@ import (
 // A batch and its reply survive the wire, and every truncation of either
 // is refused rather than misread.
 func TestBatchWire(t *testing.T) {
+	t.Parallel()
 	items := []item{
 		{op: opPost, deadline: 1764400000123, id: "AAAAAAAAAAAAAAA=", key: "sdk:AKID:0f3c", body: []byte("hello\nworld")},
 		{op: opJoin, deadline: 1, id: "BBBBBBBBBBBBBBB=", seq: 46, arg: "room.1"},
@@ -65,6 +66,7 @@ func TestBatchWire(t *testing.T) {
 // take sends the queue in order, leaves abandoned attempts out and keeps
 // a batch within its bounds.
 func TestLinkTake(t *testing.T) {
+	t.Parallel()
 	var l link
 	var want []*attempt
 	for i := range maxBatch + 3 {

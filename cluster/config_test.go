@@ -10,6 +10,7 @@ import (
 // TestConfigIsolation: nodeTimeoutMillis < isolationSeconds < leaseSeconds,
 // and the default isolation follows a short lease down.
 func TestConfigIsolation(t *testing.T) {
+	parallel(t)
 	base := func() cluster.Config {
 		return cluster.Config{Node: cluster.NodeConfig{Name: "n"}, NATS: cluster.NATSConfig{URL: "nats://127.0.0.1:4222"}}
 	}

@@ -21,6 +21,7 @@ import (
 // found itself alone (TestClusterHostLoss, once in CI). It must ask the
 // others now: none answers across the cut, so it judges nobody.
 func TestClusterCutNodeJudgesNobody(t *testing.T) {
+	parallel(t)
 	cfgs, nw := proxiedConfigs(t, 3)
 	hubs := startHubs(t, cfgs)
 	c := hubs[2]
@@ -48,6 +49,7 @@ func TestClusterCutNodeJudgesNobody(t *testing.T) {
 // and answered 410 for A's live client (TestClusterHostLoss, "C answered
 // 410 for a live client of A"). C must find itself alone all the same.
 func TestClusterForeignHeartbeatNotHeard(t *testing.T) {
+	parallel(t)
 	cfgs, nw := proxiedConfigs(t, 3)
 	hubs := startHubs(t, cfgs)
 	c := hubs[2]

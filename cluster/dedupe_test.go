@@ -176,6 +176,7 @@ func dedupeServers(t *testing.T, dedupeSeconds int) []*server.Server {
 // every payload answered 200 exactly once. Negative control: with
 // dedupeSeconds 0 the same run delivers duplicates.
 func TestClusterNoDuplicatePost(t *testing.T) {
+	heavy(t)
 	const posts = 600
 	ok, box := retriedPosts(t, dedupeServers(t, 10), posts)
 	answered := 0
@@ -214,6 +215,7 @@ func TestClusterNoDuplicatePost(t *testing.T) {
 // ErrUnavailable (500), and the frame never arrives, because the owner
 // drops a request past its deadline.
 func TestClusterTimeoutNotDelivered(t *testing.T) {
+	parallel(t)
 	url := startNATS(t)
 	var cfgs []cluster.Config
 	for i := range 2 {
@@ -261,6 +263,7 @@ func TestClusterTimeoutNotDelivered(t *testing.T) {
 // direct write only when Send would be a plain local send: not another
 // node's id, nor a call with a dedupe key (which Send delivers once).
 func TestLookupLocal(t *testing.T) {
+	parallel(t)
 	url := startNATS(t)
 	hubs := startHubs(t, []cluster.Config{externalConfig(url, "t1"), externalConfig(url, "t2")})
 	owner := hubtest.NewConn(hub.NewID(hubs[1].Self()), false)

@@ -27,6 +27,7 @@ import (
 // first frame naming another incarnation or the wrong route password, and
 // (with TLS) a client without a certificate of the cluster's CA.
 func TestClusterDirectQueries(t *testing.T) {
+	parallel(t)
 	for _, mode := range []string{"plain", "tls", "auth"} {
 		t.Run(mode, func(t *testing.T) {
 			cfgs := embeddedConfigs(t, 3)
@@ -184,6 +185,7 @@ func TestClusterDirectQueries(t *testing.T) {
 // (it is asked over NATS), a fixed port is the one advertised, and a port
 // out of range is refused by Validate.
 func TestClusterQueryPort(t *testing.T) {
+	parallel(t)
 	cfgs := embeddedConfigs(t, 3)
 	port := freePorts(t, 1)[0]
 	cfgs[0].NATS.Embedded.QueryPort = -1

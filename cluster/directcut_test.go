@@ -21,6 +21,7 @@ import (
 // registers again and A's listings use C's link again and hold its new
 // members.
 func TestClusterDirectLinkCut(t *testing.T) {
+	parallel(t)
 	cfgs, nw := proxiedConfigs(t, 3)
 	for i := range cfgs {
 		cfgs[i].RequestTimeoutMillis = 1000

@@ -28,6 +28,7 @@ import (
 // both links, opened meanwhile, and go on being while the flood runs; the
 // closes past the bounds are counted (DirectClosed).
 func TestClusterDirectHostileClients(t *testing.T) {
+	heavy(t)
 	cfgs := embeddedConfigs(t, 3)
 	hubs := startHubs(t, patient(cfgs))
 	var want []string
@@ -158,6 +159,7 @@ func TestClusterDirectHostileClients(t *testing.T) {
 // none of it answered over the link. Healed, node 0's listings use node
 // 2's link again.
 func TestClusterDirectRetryAfterHeal(t *testing.T) {
+	parallel(t)
 	cfgs, nw := proxiedConfigs(t, 3)
 	for i := range cfgs {
 		cfgs[i].RequestTimeoutMillis = 1000 // the held connection's listing fails sooner
@@ -225,6 +227,7 @@ func TestClusterDirectRetryAfterHeal(t *testing.T) {
 // ("served"), and the connections already served, node 0's among them,
 // go on answering.
 func TestClusterDirectServedBound(t *testing.T) {
+	parallel(t)
 	cfgs := embeddedConfigs(t, 2)
 	hubs := startHubs(t, patient(cfgs))
 	want := registerMembers(t, hubs[1], "g", 5)

@@ -18,6 +18,7 @@ import (
 // never the message (TestClusterRollingRestart under load: clients of the
 // node going down missed the message published as its shutdown began).
 func TestClusterShutdownDrainsGroups(t *testing.T) {
+	parallel(t)
 	cfgs := embeddedConfigs(t, 2)
 	srvs := startServers(t, cfgs)
 	a, b := srvs[0], srvs[1]

@@ -31,6 +31,7 @@ func externalConfig(url, name string) cluster.Config {
 // start with who holds it; a node that left gracefully frees its byte at
 // once (its ids answer 410 everywhere) and the same name gets it back.
 func TestClusterNodeByte(t *testing.T) {
+	parallel(t)
 	url := startNATS(t)
 	var cfgs []cluster.Config
 	for i := range 10 {
@@ -89,6 +90,7 @@ func TestClusterNodeByte(t *testing.T) {
 // TestExternalConformance: the hub conformance suite on three nodes of an
 // external NATS server.
 func TestExternalConformance(t *testing.T) {
+	parallel(t)
 	url := startNATS(t)
 	var cfgs []cluster.Config
 	for i := range 3 {

@@ -24,6 +24,7 @@ import (
 // with 1012 and registers a new incarnation under the same byte; its old
 // ids stay 410 elsewhere, new ones work.
 func TestClusterFence(t *testing.T) {
+	parallel(t)
 	url := startNATS(t)
 	hubs := startHubs(t, []cluster.Config{externalConfig(url, "f1"), externalConfig(url, "f2"), externalConfig(url, "f3")})
 	victim := hubs[2]
@@ -199,6 +200,7 @@ func settled(t *testing.T, h *cluster.Hub, url string, renewed *atomic.Int64, fe
 // incarnation, not gone) nor adopted, and it retried forever (the node
 // refused every client with 503 until it was restarted).
 func TestClusterRenewalDuringFence(t *testing.T) {
+	parallel(t)
 	for _, order := range []string{"renewal read before the new incarnation", "renewal read after the new incarnation"} {
 		t.Run(order, func(t *testing.T) {
 			h, url := reclaimNode(t)
@@ -265,6 +267,7 @@ func TestClusterRenewalDuringFence(t *testing.T) {
 // claim renewed) must neither fence the node a second time nor leave its
 // new claim renewing against a revision that is not its own.
 func TestClusterRefusedRenewalAcrossReclaim(t *testing.T) {
+	parallel(t)
 	for _, when := range []string{"no fence", "fence under way", "fence over"} {
 		t.Run(when, func(t *testing.T) {
 			h, url := reclaimNode(t)

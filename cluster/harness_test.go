@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -303,6 +305,7 @@ func closeHubs(hubs []*cluster.Hub) {
 }
 
 func TestConformance(t *testing.T) {
+	parallel(t)
 	hubs := startHubs(t, embeddedConfigs(t, 3))
 	var nodes []hubtest.Node
 	for _, h := range hubs {
@@ -317,4 +320,66 @@ func testLogger() *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// clusterParallel is how many of this package's tests that mostly wait
+// run at once (parallel), unless go test's -parallel names another number;
+// beside them runs one test that keeps the CPU busy (heavy). Every test here
+// runs in parallel with the others (it calls parallel or heavy first): most
+// of a test's time is spent waiting on timers (leases, grace periods,
+// heartbeats, a NATS server's restart), not on CPU (under -race, one test
+// after another, the package used about 60 s of CPU in 560 s), so more
+// tests than go test's default of GOMAXPROCS (2 here) fit beside each other.
+// docs/cluster.md, "How it is tested", says what a test must do to run
+// beside the others.
+const clusterParallel = 4
+
+// slots bounds the tests that mostly wait running at once; heavyLane lets
+// one heavy test run at a time, beside them.
+var (
+	slots     chan struct{}
+	heavyLane = make(chan struct{}, 1)
+)
+
+// parallel runs t beside the package's other tests (t.Parallel) once one
+// of slots is free, and frees it when t and its cleanups are done.
+func parallel(t *testing.T) {
+	t.Helper()
+	t.Parallel()
+	slots <- struct{}{}
+	t.Cleanup(func() { <-slots })
+}
+
+// heavy is parallel for a test that keeps the CPU busy for much of its
+// run (churn or floods of calls, thousands of members, a browser, a build
+// and three processes): such tests run one at a time, in a lane of their
+// own beside the slots, so two of them do not starve the timers
+// (heartbeats, nodeTimeoutMillis) of the tests beside them, and the chain
+// of them, a good part of the package's time, starts at once instead of
+// waiting for slots.
+func heavy(t *testing.T) {
+	t.Helper()
+	t.Parallel()
+	heavyLane <- struct{}{}
+	t.Cleanup(func() { <-heavyLane })
+}
+
+// TestMain sizes slots: clusterParallel, or -parallel when given. go
+// test's own bound, which -parallel sets too, is lifted, so that a test
+// waiting for a slot or its lane does not hold one of its places
+// meanwhile. (The few package cluster tests, which take neither, are
+// quick.)
+func TestMain(m *testing.M) {
+	flag.Parse()
+	n := clusterParallel
+	flag.Visit(func(f *flag.Flag) {
+		if f.Name == "test.parallel" {
+			n, _ = strconv.Atoi(f.Value.String())
+		}
+	})
+	slots = make(chan struct{}, max(n, 1))
+	if err := flag.Set("test.parallel", strconv.Itoa(max(n, 1000))); err != nil {
+		panic(err)
+	}
+	os.Exit(m.Run())
 }

@@ -22,6 +22,7 @@ import (
 // on either evidence, its silence check and its calls), A never fences,
 // and A's client keeps working from every node, C included once healed.
 func TestClusterPartialHealJudgesNobody(t *testing.T) {
+	parallel(t)
 	cfgs, nw := proxiedConfigs(t, 3)
 	for i := range cfgs {
 		cfgs[i].RequestTimeoutMillis = 1000

@@ -65,6 +65,7 @@ func (l *statusLog) add(st int, at time.Time) {
 // get 1012. Healed, C registers a new incarnation: its old ids stay 410
 // and a new client works from every node.
 func TestClusterHostLoss(t *testing.T) {
+	parallel(t)
 	cfgs, nw := proxiedConfigs(t, 3)
 	for i := range cfgs {
 		cfgs[i].RequestTimeoutMillis = 1000

@@ -31,6 +31,7 @@ import (
 // refused for its revision and adopts the entry, and renewals succeed
 // again, in the same incarnation, unfenced.
 func TestClusterRenewalRefusedInFlight(t *testing.T) {
+	parallel(t)
 	cfgs, nw := proxiedConfigs(t, 3)
 	for i := range cfgs {
 		// Renewals every 2.4 s; nobody judged while a leader's routes

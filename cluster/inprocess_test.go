@@ -11,6 +11,7 @@ import (
 // connections are TCP to the client listener by default, and in-memory
 // pipes with nats.embedded.inProcess: true.
 func TestEmbeddedInProcess(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name      string
 		inProcess bool

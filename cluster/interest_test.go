@@ -24,6 +24,7 @@ import (
 // it has members of. A publish right after a join's 204, through the node
 // the join entered, reaches the new member on another node.
 func TestClusterGroupInterest(t *testing.T) {
+	heavy(t)
 	const linger = 2
 	cfgs := embeddedConfigs(t, 3)
 	for i := range cfgs {

@@ -149,6 +149,7 @@ func holdAt(steps ...string) (hook func(string), reached <-chan struct{}, releas
 // another node may take the byte. Before, the entry held the byte for
 // leaseSeconds (an hour here), listed as joining.
 func TestClusterJoiningNodeDies(t *testing.T) {
+	parallel(t)
 	url := startNATS(t)
 	target := strings.TrimPrefix(url, "nats://")
 	px := newProxy(t, func() string { return target })
@@ -245,6 +246,7 @@ func joiningCluster(t *testing.T) (url string, cfg cluster.Config, a *cluster.Hu
 // up for longer than a joining entry's TTL keeps its byte (the entry is
 // refreshed meanwhile: it never expires), and comes up with it, unfenced.
 func TestClusterSlowJoinKeepsByte(t *testing.T) {
+	parallel(t)
 	_, cfg, a, self, ew := joiningCluster(t)
 	hook, claimed, release := holdAt("claimed")
 	restarted := startAgain(t, cfg, release, hook)
@@ -287,6 +289,7 @@ func TestClusterSlowJoinKeepsByte(t *testing.T) {
 // does not disturb the new owner); if not, it claims the byte again and
 // comes up with it.
 func TestClusterStalledJoin(t *testing.T) {
+	parallel(t)
 	for _, taken := range []bool{true, false} {
 		t.Run(fmt.Sprintf("taken=%v", taken), func(t *testing.T) {
 			url, cfg, a, self, ew := joiningCluster(t)
@@ -338,6 +341,7 @@ func TestClusterStalledJoin(t *testing.T) {
 // 1 run of 1 under -race at load 20: its fourth node started as the
 // stalled node's expiry marker went).
 func TestClusterClaimEntryGoneMeanwhile(t *testing.T) {
+	parallel(t)
 	url := startNATS(t)
 	cfgs := joiningConfigs(url, url)
 	hubs := startHubs(t, cfgs[:2])

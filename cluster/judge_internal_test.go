@@ -10,6 +10,7 @@ import (
 // asking node's last one; the ping carries that last heartbeat (0 when the
 // asking node never heard the incarnation the registry holds).
 func TestHeardLater(t *testing.T) {
+	t.Parallel()
 	asking := &Hub{prefix: "wsg.t", peers: map[byte]*peer{
 		5: {present: true, e: entry{Inc: "i1"}, lastSeen: time.Now(), hb: heartbeat{Inc: "i1", Seq: 10}},
 		6: {present: true, e: entry{Inc: "i2"}, lastSeen: time.Now(), hb: heartbeat{Inc: "i1", Seq: 40}}, // the registry's is a new one

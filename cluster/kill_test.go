@@ -27,6 +27,7 @@ import (
 // measured against the kill; the promise is 1 s), and never 200 after an
 // id's first 410.
 func TestClusterNodeKill410(t *testing.T) {
+	heavy(t)
 	if testing.Short() {
 		t.Skip("builds the binary and runs three processes")
 	}

@@ -19,6 +19,7 @@ import (
 // other node runs meanwhile; its run's context ends without
 // streams.ErrLeaseLost. Then the key is released and the other node runs.
 func TestLeaseRenewedWhileRunWindsDown(t *testing.T) {
+	parallel(t)
 	url := startNATS(t)
 	// A 6 s lease, not the 2 s of the other lease tests: a renewal then
 	// has 4.2 s to commit before the leader fences itself, not 1.4 s. A

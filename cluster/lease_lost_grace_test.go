@@ -25,6 +25,7 @@ import (
 // durable by the old run, and the next leader delivers it again (at least
 // once).
 func TestLeaseLostDuringGraceCutsTheCall(t *testing.T) {
+	parallel(t)
 	url := startNATS(t)
 	hubs := startHubs(t, leaseConfigs(url, 2))
 	const key = "stream.lostgrace"

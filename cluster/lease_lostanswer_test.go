@@ -267,6 +267,7 @@ func lostAnswerConfigs(first, others string) []cluster.Config {
 // and the renewals after that succeed. Before, the refusal ended the term
 // ("another node holds it now"): a needless handover.
 func TestLeaseRenewalAnswerLost(t *testing.T) {
+	parallel(t)
 	url := startNATS(t)
 	px := newAnswerHold(t, url[len("nats://"):])
 	hubs := startHubs(t, lostAnswerConfigs(px.url(), url))
@@ -309,6 +310,7 @@ func TestLeaseRenewalAnswerLost(t *testing.T) {
 // the key is never vacated and the other node never runs. Before, the node
 // took its own key for another's and waited until it expired.
 func TestLeaseCampaignAnswerLost(t *testing.T) {
+	parallel(t)
 	url := startNATS(t)
 	px := newAnswerHold(t, url[len("nats://"):])
 	hubs := startHubs(t, lostAnswerConfigs(px.url(), url))
@@ -345,6 +347,7 @@ func TestLeaseCampaignAnswerLost(t *testing.T) {
 // key, finds a value that is not its term's and stops its run with
 // streams.ErrLeaseLost (no adoption of a write that is not its own).
 func TestLeaseForeignValueEndsTerm(t *testing.T) {
+	parallel(t)
 	for _, tc := range []struct {
 		name   string
 		change func(v map[string]any)

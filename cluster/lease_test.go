@@ -74,6 +74,7 @@ func leaseConfigs(url string, n int) []cluster.Config {
 // gracefully: its run returns, it deletes the key and another campaigner
 // runs within moments (the gap is logged).
 func TestLeaseOneRunner(t *testing.T) {
+	parallel(t)
 	hubs := startHubs(t, leaseConfigs(startNATS(t), 3))
 	var active, most atomic.Int32
 	var runners []*runner
@@ -143,6 +144,7 @@ func TestLeaseOneRunner(t *testing.T) {
 // are gone) cancels its run before its key can expire; another node runs
 // only after that, once the key expired.
 func TestLeaseSelfFence(t *testing.T) {
+	parallel(t)
 	hubs := startHubs(t, leaseConfigs(startNATS(t), 3))
 	var active, most atomic.Int32
 	var runners []*runner

@@ -20,6 +20,7 @@ import (
 // 500 for C's ids, and a restarted C found its byte held and took another
 // (TestClusterRollingRestart under load).
 func TestClusterLeaveAfterRenewal(t *testing.T) {
+	parallel(t)
 	cfgs := embeddedConfigs(t, 3)
 	cfgs[2].LeaseSeconds = 20 // a renewal every 4 s
 	cfgs[2].IsolationSeconds = 15

@@ -20,6 +20,7 @@ import (
 // and tokens stay valid while other members join and leave meanwhile: every
 // member present throughout is listed once, in order.
 func TestClusterMembersListing(t *testing.T) {
+	heavy(t)
 	hubs := startHubs(t, patient(embeddedConfigs(t, 3)))
 	ctx := context.Background()
 	const perNode = 400
@@ -95,6 +96,7 @@ func TestClusterMembersListing(t *testing.T) {
 // node only, equal a single hub.Memory's pages of the same ids, page by
 // page and token by token, from every entry node.
 func TestClusterListingSkewed(t *testing.T) {
+	heavy(t)
 	hubs := startHubs(t, patient(embeddedConfigs(t, 3)))
 	ctx := context.Background()
 	single := hub.NewMemory(hub.Limits{})
@@ -197,6 +199,7 @@ func TestClusterListingSkewed(t *testing.T) {
 // (TestClusterListingSkewed's flake: "node … did not answer within 5000
 // ms" at load average 20 under -race).
 func TestClusterListingSlowOwner(t *testing.T) {
+	parallel(t)
 	cfgs := embeddedConfigs(t, 2)
 	for i := range cfgs {
 		cfgs[i].AttemptTimeoutMillis = 50

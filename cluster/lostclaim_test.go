@@ -23,6 +23,7 @@ import (
 // (leaseSeconds/5: 12 minutes here), and a call on a connection it took
 // after the fence failed with a timeout (500).
 func TestClusterReclaimAnswerLost(t *testing.T) {
+	parallel(t)
 	for _, tc := range []struct {
 		name     string
 		readLost bool
@@ -96,6 +97,7 @@ func TestClusterReclaimAnswerLost(t *testing.T) {
 // connection is reached from the other node. Before, the claim waited for
 // its answer until the start's own timeout, and the start failed.
 func TestClusterStartClaimAnswerLost(t *testing.T) {
+	parallel(t)
 	url := startNATS(t)
 	b := startHubs(t, []cluster.Config{externalConfig(url, "o1")})[0]
 	px := newAnswerDrop(t, url[len("nats://"):])

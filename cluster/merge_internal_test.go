@@ -13,6 +13,7 @@ import (
 // equal in their first 8 bytes and keys with bytes above 0x7f (the
 // prefix comparison must agree with Go's string order).
 func TestMergeOrder(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(7, 7))
 	alphabet := []string{"", "a", "ab", "abcdefgh", "abcdefghA", "abcdefghB", "abcdefg\x00", "abcdefg", "\xff", "\x80z", "zz"}
 	for round := range 500 {
@@ -50,6 +51,7 @@ func TestMergeOrder(t *testing.T) {
 
 // TestKeyPrefixOrder: a smaller prefix means a smaller key.
 func TestKeyPrefixOrder(t *testing.T) {
+	t.Parallel()
 	keys := []string{"", "\x00", "a", "a\x00", "ab", "abcdefgh", "abcdefgha", "abcdefgi", "b", "\xff\xff\xff\xff\xff\xff\xff\xff\xff"}
 	for _, a := range keys {
 		for _, b := range keys {
@@ -64,6 +66,7 @@ func TestKeyPrefixOrder(t *testing.T) {
 // and one that ends right after its flag's newline, are answered without
 // a panic (the ids share the reply's bytes).
 func TestDecodeIDs(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		in   string
 		ids  []string

@@ -27,6 +27,7 @@ func (e fakeEntry) Operation() jetstream.KeyValueOp { return e.op }
 // watcher delivers anything), and not at all once the view names another
 // incarnation or none, until a write of its own under the view naming it.
 func TestOwnerDeadline(t *testing.T) {
+	t.Parallel()
 	h := &Hub{self: 5, inc: "i1", claimed: true, peers: map[byte]*peer{
 		5: {present: true, rev: 3, e: entry{Inc: "i1", State: stateJoining}},
 	}}
@@ -75,6 +76,7 @@ func TestOwnerDeadline(t *testing.T) {
 // the last one credited, and only for its own byte and incarnation at a
 // revision later than any the node knows it wrote.
 func TestUnsureWriteCredit(t *testing.T) {
+	t.Parallel()
 	h := &Hub{self: 5, inc: "i1", claimed: true, ownRev: 3, peers: map[byte]*peer{
 		5: {present: true, rev: 3, e: entry{Inc: "i1", State: "up"}},
 	}}

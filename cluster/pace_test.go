@@ -25,6 +25,7 @@ import (
 // for every node's members to take it in (hub.Pacer); without that the
 // burst overflows the queues and the members skip rows by design.
 func TestClusterStreamTakeoverPaced(t *testing.T) {
+	heavy(t)
 	pacedTakeover(t, false)
 }
 
@@ -39,6 +40,7 @@ func TestClusterStreamTakeoverPaced(t *testing.T) {
 // excuse turned off), the 125 steps would take 125 s, past the test's
 // 60 s wait.
 func TestClusterStreamPacedStuckMember(t *testing.T) {
+	heavy(t)
 	pacedTakeover(t, true)
 }
 

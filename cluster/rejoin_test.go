@@ -24,6 +24,7 @@ import (
 // peer's call found no responders on its subject, the peer declared it
 // gone and the new node fenced (found with 1.5 s injected there).
 func TestClusterRestartBeforeSubscribed(t *testing.T) {
+	parallel(t)
 	cfgs := embeddedConfigs(t, 3)
 	hubs := startHubs(t, cfgs)
 	a, b, c := hubs[0], hubs[1], hubs[2]
@@ -114,6 +115,7 @@ func TestClusterRestartBeforeSubscribed(t *testing.T) {
 // flushed to its own server, while A's server knew nothing of C's
 // subjects: a call from A to a new connection of C found no responders.
 func TestClusterRestartWaitsForRoutes(t *testing.T) {
+	parallel(t)
 	cfgs, nw := proxiedConfigs(t, 3)
 	cfgs = patient(cfgs) // C waits for A's answer up to requestTimeoutMillis: far beyond this test's polls
 	hubs := startHubs(t, cfgs)

@@ -97,6 +97,7 @@ func natsPort(ns *server.Server) int { return ns.Addr().(*net.TCPAddr).Port }
 // same port and store, cross-node calls and publishes work again with the
 // same node bytes.
 func TestClusterNATSRestart(t *testing.T) {
+	parallel(t)
 	dir := t.TempDir()
 	ns := runNATS(t, 0, dir)
 	port := natsPort(ns)
@@ -199,6 +200,7 @@ func TestClusterNATSRestart(t *testing.T) {
 // fences (its clients get 1012), registers again once NATS is back (the
 // same byte: nobody took it) and serves new connections from every node.
 func TestClusterNATSOutageBeyondLease(t *testing.T) {
+	parallel(t)
 	dir := t.TempDir()
 	ns := runNATS(t, 0, dir)
 	port := natsPort(ns)
@@ -284,6 +286,7 @@ func TestClusterNATSOutageBeyondLease(t *testing.T) {
 // does; with no NATS at all, start fails when that timeout ends, naming
 // the address.
 func TestClusterStartWaitsForNATS(t *testing.T) {
+	parallel(t)
 	port := freePorts(t, 1)[0]
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	type result struct {
@@ -318,6 +321,7 @@ func TestClusterStartWaitsForNATS(t *testing.T) {
 // machine). Its "could not be renewed for a lease" is about the previous
 // incarnation: the node must not fence a second time for one outage.
 func TestClusterRenewalAcrossReclaim(t *testing.T) {
+	parallel(t)
 	dir := t.TempDir()
 	ns := runNATS(t, 0, dir)
 	port := natsPort(ns)

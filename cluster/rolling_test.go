@@ -147,6 +147,7 @@ type published struct {
 // message published while it was a member, with no gap and no duplicate;
 // each restarted node gets its byte back.
 func TestClusterRollingRestart(t *testing.T) {
+	parallel(t)
 	const clients = 30
 	cfgs := embeddedConfigs(t, 3)
 	srvs := startServers(t, cfgs)

@@ -192,6 +192,7 @@ func isGone(err error) bool {
 // TestClusterCrossNodeCalls: every management call on a connection of
 // node C works through A and B, with the real AWS SDK and wsgate's client.
 func TestClusterCrossNodeCalls(t *testing.T) {
+	parallel(t)
 	srvs := startServers(t, embeddedConfigs(t, 3))
 	a, b, c := srvs[0], srvs[1], srvs[2]
 	ws, id := dial(t, c)

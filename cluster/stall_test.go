@@ -104,6 +104,7 @@ func answerAfter(t *testing.T, owner *cluster.Hub, silent <-chan struct{}) {
 // (TestClusterStalledNodeMoves is S with node.id auto), it stays fenced,
 // and its readiness names the holder and asks for a restart.
 func TestClusterStalledUpNodeAnswersNoCall(t *testing.T) {
+	parallel(t)
 	url := startNATS(t)
 	b := startHubs(t, []cluster.Config{shortLease(externalConfig(url, "u1"))})[0]
 	s := startOne(t, withByte(shortLease(externalConfig(url, "u2")), freeByte(b)))
@@ -185,6 +186,7 @@ func TestClusterStalledUpNodeAnswersNoCall(t *testing.T) {
 // an hour while S counts its own lease, 8 s: S's answers stop 7 s after
 // its last renewal, its entry lives on.
 func TestClusterStalledUpNodeCarriesOn(t *testing.T) {
+	parallel(t)
 	url := startNATS(t)
 	bc := externalConfig(url, "c1")
 	bc.LeaseSeconds = 3600

@@ -189,6 +189,12 @@ func (m *member) longestGap(from, to time.Time) time.Duration {
 // handover) then check what holds for any (the nodes that ran delivered;
 // every row, in order).
 func TestClusterStreamFailoverSQLite(t *testing.T) {
+	// Not parallel: it runs alone, before the others. Its takeover's burst
+	// is paced, and a member that does not take rows in within PaceWait is
+	// excused and skips them by design; beside 8 other tests
+	// (-test.parallel=8) n2's member skipped 22 ("has not received row
+	// 775"), as the test did under load before pacing. Run alone it costs
+	// about 26 s of the package's wall time.
 	began := time.Now()
 	phase := func(name string) { t.Logf("%v: %s", time.Since(began).Round(10*time.Millisecond), name) }
 	// A lease of 6 s: the leader stops when it could not renew for 4.2 s

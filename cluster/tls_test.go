@@ -65,6 +65,7 @@ func newCA(t *testing.T) *tlsca.CA {
 // a route port completes a TLS handshake with a certificate of that CA
 // and refuses one of another CA.
 func TestClusterRouteTLS(t *testing.T) {
+	parallel(t)
 	ca := newCA(t)
 	cfgs := embeddedConfigs(t, 3)
 	for i := range cfgs {
@@ -118,6 +119,7 @@ func startTLSNATS(t *testing.T, ca *tlsca.CA) string {
 // server's certificate is refused at start with an error naming caFile,
 // and so is a missing client certificate.
 func TestClusterExternalNATSTLS(t *testing.T) {
+	parallel(t)
 	ca := newCA(t)
 	url := startTLSNATS(t, ca)
 	var cfgs []cluster.Config
@@ -160,6 +162,7 @@ func TestClusterExternalNATSTLS(t *testing.T) {
 // TestConfigTLSValidation: the TLS settings' rules, each problem named by
 // its path.
 func TestConfigTLSValidation(t *testing.T) {
+	parallel(t)
 	embedded := func(f func(*cluster.Config)) cluster.Config {
 		c := cluster.Config{Node: cluster.NodeConfig{Name: "n1"}, NATS: cluster.NATSConfig{Embedded: &cluster.EmbeddedConfig{ClusterListen: "127.0.0.1:0"}}}
 		f(&c)

@@ -22,6 +22,7 @@ import (
 // unanswered, so before the fix every call was 410, a false "gone" for a
 // live client.
 func TestClusterStalledJoinAnswersNoCall(t *testing.T) {
+	parallel(t)
 	url, cfg, a, self, ew := joiningCluster(t)
 	ctx := context.Background()
 	subscribed, release := make(chan struct{}), make(chan struct{})
