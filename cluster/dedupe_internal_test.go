@@ -17,6 +17,7 @@ import (
 // waits for it; another key, an empty key and an uninitialized dedupe
 // run every time; a key given as a string or as bytes is one key.
 func TestDedupeOnce(t *testing.T) {
+	t.Parallel()
 	var d dedupe
 	d.init()
 	var runs atomic.Int64

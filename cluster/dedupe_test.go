@@ -292,6 +292,7 @@ func TestLookupLocal(t *testing.T) {
 // a key first forwarded is not delivered again locally either. Another
 // node's id is left to Send; an unknown id of this node answers ErrGone.
 func TestSendLocalOnce(t *testing.T) {
+	parallel(t)
 	url := startNATS(t)
 	cfgs := []cluster.Config{externalConfig(url, "t1"), externalConfig(url, "t2")}
 	hubs := startHubs(t, cfgs)

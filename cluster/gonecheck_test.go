@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -25,6 +24,7 @@ const reasonRefused = "no responders, direct port refused"
 // goneGraceMillis of "no responders" alone: the reason says which. The
 // others' watch connections to it end; no call is needed.
 func TestClusterKilledNodeDeclaredOnRefusal(t *testing.T) {
+	parallel(t)
 	hubs := startHubs(t, embeddedConfigs(t, 3))
 	a, b, c := hubs[0], hubs[1], hubs[2]
 	waitWatching(t, c, a, b)
@@ -48,6 +48,7 @@ func TestClusterKilledNodeDeclaredOnRefusal(t *testing.T) {
 // watchers' connections end), found refusing, and asked on its subject,
 // which answers: nothing is declared, and its calls are answered.
 func TestClusterRefusalAloneDeclaresNothing(t *testing.T) {
+	parallel(t)
 	hubs := startHubs(t, embeddedConfigs(t, 3))
 	a, b, c := hubs[0], hubs[1], hubs[2]
 	conn := hubtest.NewConn(hub.NewID(c.Self()), false)
@@ -80,13 +81,9 @@ func TestClusterRefusalAloneDeclaresNothing(t *testing.T) {
 // it dies: it is declared on "no responders" after goneGraceMillis, as
 // without the link.
 func TestClusterRefusalOfUnreachedLinkNotEvidence(t *testing.T) {
+	parallel(t)
 	cfgs := embeddedConfigs(t, 3)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refusing := ln.Addr().String()
-	_ = ln.Close() // nobody listens there now: a dial is refused
+	refusing := testenv.RefusedAddr(t) // held for the test: a dial is refused
 	victim := cfgs[2].Node.Name
 	queryVia.Store(cfgs[0].Name, func(node, addr string) string {
 		if addr == queryAddr(&cfgs[2]) && node != victim {

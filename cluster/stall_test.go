@@ -261,6 +261,7 @@ func TestClusterStalledUpNodeCarriesOn(t *testing.T) {
 // under an id of the old byte, is closed at once. Before, S stayed fenced
 // until restarted.
 func TestClusterStalledNodeMoves(t *testing.T) {
+	parallel(t)
 	url := startNATS(t)
 	srvs := startServers(t, []cluster.Config{shortLease(externalConfig(url, "m1")), shortLease(externalConfig(url, "m2"))})
 	a, s := srvs[0], srvs[1]
