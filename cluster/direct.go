@@ -927,15 +927,15 @@ func (d *direct) watchConn(p *directPool, c *directConn) {
 	d.h.suspect(p.b, true)
 }
 
-// refuses dials node b's direct link at addr, for incarnation inc, and
+// refuses dials a node's direct link at addr, for incarnation inc, and
 // reports whether the connect was refused (ECONNREFUSED: nobody listens
 // there), counted only for an address and incarnation this node has
 // authenticated with before; answered: the link accepted the first
-// frame (b is there; the connection is kept). A connection accepted and
+// frame (the node is there; the connection is kept). A connection accepted and
 // then dropped before its first frame's answer (a process dying: the
 // kernel may close its listener after the connections) is dialled once
 // more.
-func (d *direct) refuses(b byte, addr, inc string) (refused, answered bool) {
+func (d *direct) refuses(addr, inc string) (refused, answered bool) {
 	if d == nil {
 		return false, false
 	}

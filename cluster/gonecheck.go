@@ -126,7 +126,7 @@ func (h *Hub) checkOnce(b byte) (alive bool) {
 	if addr == "" {
 		return false
 	}
-	refused, answered := h.direct.refuses(b, addr, inc)
+	refused, answered := h.direct.refuses(addr, inc)
 	if !refused {
 		return answered
 	}
