@@ -90,6 +90,13 @@ func (o *orch) startCluster(e *env, try int, extra func(cfg map[string]any, back
 				"storeDir":      filepath.Join(o.dir, fmt.Sprintf("nats-%d-%d-%d", o.seq, try, k)),
 			}},
 		}
+		if n == 1 {
+			// One node in cluster mode (C3 without three processes on
+			// two cores): its embedded server alone, no routes.
+			emb := cfg["cluster"].(map[string]any)["nats"].(map[string]any)["embedded"].(map[string]any)
+			delete(emb, "clusterListen")
+			delete(emb, "routes")
+		}
 		if extra != nil {
 			extra(cfg, e.backURI)
 		}
