@@ -70,13 +70,12 @@ func (d *dedupe) rotate(every time.Duration) {
 }
 
 // do runs f once per key; a repeat waits for and returns the first run's
-// result. An empty key always runs f.
+// result. An empty key, or d off (never initialized), always runs f.
 func (d *dedupe) do(key string, f func() error) error {
-	if key == "" {
+	if key == "" || !d.on.Load() {
 		return f()
 	}
-	k, ok := d.hash(key)
-	return d.run(k, ok, f)
+	return d.run(maphash.String(d.seed, key), f)
 }
 
 // doBytes is do with the key as bytes (a slice of a batch): a key as a
@@ -85,22 +84,11 @@ func (d *dedupe) doBytes(key []byte, f func() error) error {
 	if len(key) == 0 || !d.on.Load() {
 		return f()
 	}
-	return d.run(maphash.Bytes(d.seed, key), true, f)
+	return d.run(maphash.Bytes(d.seed, key), f)
 }
 
-// hash is key's hash; false when d is off (never initialized: every call
-// runs).
-func (d *dedupe) hash(key string) (uint64, bool) {
-	if !d.on.Load() {
-		return 0, false
-	}
-	return maphash.String(d.seed, key), true
-}
-
-func (d *dedupe) run(k uint64, on bool, f func() error) error {
-	if !on {
-		return f()
-	}
+// run is do for the key hash k on an initialized d.
+func (d *dedupe) run(k uint64, f func() error) error {
 	first, err := d.begin(k)
 	if !first {
 		return err

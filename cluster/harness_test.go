@@ -145,7 +145,7 @@ func routeAddr(c *cluster.Config) string {
 }
 
 // embeddedConfigs are n node configs of one cluster with embedded NATS on
-// loopback, JetStream on all.
+// loopback, JetStream on all (one alone, with no routes, when n is 1).
 func embeddedConfigs(t testing.TB, n int) []cluster.Config {
 	// The client listeners take port 0; the route ports must be named in
 	// every node's routes before the servers start (freePorts). They are
@@ -177,6 +177,11 @@ func embeddedConfigs(t testing.TB, n int) []cluster.Config {
 			// Generous on a loaded 2-core machine; attempts and grace
 			// (what the 1 s promise rests on) keep their defaults.
 			RequestTimeoutMillis: 5000,
+		}
+		if n == 1 {
+			// One server: no routes (a route to itself would wait for a
+			// JetStream cluster that never forms).
+			c.NATS.Embedded.ClusterListen, c.NATS.Embedded.Routes = "", nil
 		}
 		c.SetDefaults()
 		c.SettleSeconds = 0 // a test's nodes are all up at once

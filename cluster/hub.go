@@ -840,27 +840,19 @@ func (h *Hub) LookupLocal(ctx context.Context, id string) (hub.Conn, error) {
 
 // SendLocalOnce implements hub.LocalOnce: a keyed send to a connection of
 // this node costs the dedupe check and no Message (sendLocal's check,
-// with the caller's send).
+// with the caller's send; the closure does not escape: no allocation).
 func (h *Hub) SendLocalOnce(key, id string, data []byte, send func(hub.Conn, []byte) error) (bool, error) {
 	_, local, err := h.route(id)
 	if err != nil || !local {
 		return err != nil, err
 	}
-	k, once := h.dedupe.hash(key)
-	if once = once && key != ""; once {
-		var first bool
-		if first, err = h.dedupe.begin(k); !first {
-			return true, err
+	return true, h.dedupe.do(key, func() error {
+		c, err := h.mem.LookupLocal(h.ctx, id)
+		if err != nil {
+			return err
 		}
-	}
-	var c hub.Conn
-	if c, err = h.mem.LookupLocal(h.ctx, id); err == nil {
-		err = send(c, data)
-	}
-	if once {
-		h.dedupe.end(k, err)
-	}
-	return true, err
+		return send(c, data)
+	})
 }
 
 // sendLocal sends to a connection of this node, answering a repeated key

@@ -49,13 +49,7 @@ func BenchmarkLocalPost(b *testing.B) {
 // and returns node 1.
 func localPostServer(b *testing.B, nodes int) *server.Server {
 	if nodes > 0 {
-		cfgs := embeddedConfigs(b, nodes)
-		if nodes == 1 {
-			// One server: no routes (a route to itself would wait for a
-			// JetStream cluster that never forms).
-			cfgs[0].NATS.Embedded.ClusterListen, cfgs[0].NATS.Embedded.Routes = "", nil
-		}
-		return startServers(b, cfgs)[0]
+		return startServers(b, embeddedConfigs(b, nodes))[0]
 	}
 	cfg := serverConfig(b, cluster.Config{})
 	cfg.Cluster = nil
@@ -217,9 +211,7 @@ func rawWebSocket(b *testing.B, addr string) net.Conn {
 // made before the timer starts) with a send that does nothing; parallel
 // on 2 cores, as POSTs come.
 func BenchmarkLocalLookup(b *testing.B) {
-	cfgs := embeddedConfigs(b, 1)
-	cfgs[0].NATS.Embedded.ClusterListen, cfgs[0].NATS.Embedded.Routes = "", nil
-	h := startHubs(b, cfgs)[0]
+	h := startHubs(b, embeddedConfigs(b, 1))[0]
 	mem := hub.NewMemory(hub.Limits{})
 	c := hubtest.NewConn(hub.NewID(h.Self()), false)
 	if err := h.Register(c); err != nil {
