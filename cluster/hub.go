@@ -145,8 +145,10 @@ type Hub struct {
 	heldBy atomic.Pointer[string]
 	fenced atomic.Int64
 	// moving is set from the moment a fence found its byte held by another
-	// incarnation and moves to another byte (moveByte) until it is up
-	// there: a connection registered meanwhile is closed (Register).
+	// incarnation and left it (leaveByte) until the node is up again
+	// (moveByte): on another byte (node.id auto), or on its own taken back
+	// once its holder is gone (a configured node.id). A connection
+	// registered meanwhile is closed (Register).
 	moving atomic.Bool
 	moves  atomic.Int64 // times this node moved to another byte
 	// byteSubs are the subscriptions of this node's byte's subjects
@@ -773,9 +775,11 @@ func (h *Hub) releaseEntry(ctx context.Context, b byte, rev uint64, inc string) 
 // that is not this node's (its upgrade minted the id before the node moved
 // to another byte), or registered while the node moves, is closed at once
 // with 1012 (hub.CloseFenced), as the fence closed the others: its byte
-// is another node's, which answers 410 for it. The check follows the
-// registration, and moveByte sets moving (then the byte) before its sweep
-// of the connections: one of the two sees every such connection.
+// is another node's, which answers 410 for it. So is one registered while
+// a node with a configured node.id is off its byte, which another node
+// holds. The check follows the registration, and leaveByte sets moving
+// (moveByte then the byte) before its sweep of the connections: one of
+// the two sees every such connection.
 func (h *Hub) Register(c hub.Conn) error {
 	if err := h.mem.Register(c); err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +25,7 @@ type entryWatch struct {
 	mu     sync.Mutex
 	puts   []string // the states written, in order
 	vacant int      // deletions and expiries seen
+	gone   []string // the reasons of the entries written gone, in order
 }
 
 func watchEntry(t *testing.T, url string, b byte) *entryWatch {
@@ -45,9 +47,12 @@ func watchEntry(t *testing.T, url string, b byte) *entryWatch {
 			}
 			ew.mu.Lock()
 			if e.Operation() == jetstream.KeyValuePut {
-				var v struct{ State string }
+				var v struct{ State, Reason string }
 				_ = json.Unmarshal(e.Value(), &v)
 				ew.puts = append(ew.puts, v.State)
+				if v.State == "gone" {
+					ew.gone = append(ew.gone, v.Reason)
+				}
 			} else {
 				ew.vacant++
 			}
@@ -67,6 +72,13 @@ func (ew *entryWatch) seen(state string) (puts, vacant int) {
 		}
 	}
 	return puts, ew.vacant
+}
+
+// goneReasons returns the reasons of the entries seen written gone.
+func (ew *entryWatch) goneReasons() []string {
+	ew.mu.Lock()
+	defer ew.mu.Unlock()
+	return slices.Clone(ew.gone)
 }
 
 // stateOf is b's state in h's view of the registry ("" when absent).

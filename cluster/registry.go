@@ -1121,10 +1121,12 @@ func (h *Hub) startFence(claim uint64, why string) {
 // fence closes every client connection (another node may already answer
 // 410 for them) and registers a new incarnation under the same byte. When
 // another incarnation holds the byte (it was free while this node stalled
-// or was cut off past its entry's life, and was claimed), a node with
-// node.id auto moves to another byte (moveByte); one with a configured
-// node.id stays fenced, asking for its byte every second, until it gets
-// it back or is restarted: a byte an operator pinned does not move.
+// or was cut off past its entry's life, and was claimed), the node steps
+// off the byte (leaveByte: its subjects are the holder's) and joins again
+// as a start does: a node with node.id auto under another byte
+// (moveByte); one with a configured node.id under its own, asking for it
+// every second, once its holder is gone (or when this process is
+// restarted): a byte an operator pinned does not move.
 func (h *Hub) fence(why string) {
 	h.log.Error("cluster node fenced: closing every connection", "reason", why)
 	h.fenced.Add(1)
@@ -1141,7 +1143,7 @@ func (h *Hub) fence(why string) {
 	defer h.heldBy.Store(nil)
 	_, pinned := h.cfg.Node.ID.Static()
 	var held string // what /readyz says of the holder, once known
-	for told, tries := false, 0; !h.closing.Load(); {
+	for tries := 0; !h.closing.Load(); {
 		if !h.moving.Load() {
 			ctx, cancel := context.WithTimeout(h.ctx, h.cfg.requestTimeout())
 			ok, err := h.claimByte(ctx, b, true)
@@ -1155,18 +1157,16 @@ func (h *Hub) fence(why string) {
 				// Another incarnation holds the byte: it was free meanwhile
 				// (this node stalled past its entry's life) and was taken. It
 				// stays taken while its holder lives, and the configured
-				// node.id names it, so only a restart with another id (or
-				// auto) brings this node back: said once, loudly, and by
-				// /readyz for as long as it lasts.
+				// node.id names it: said once, loudly, and by /readyz for as
+				// long as it lasts. The node steps off the byte's subjects
+				// (a ping answered here would hide the holder's death from
+				// the peers: they would wait for its silence) and takes the
+				// byte back once its holder is gone.
 				e := h.holder(b)
-				why := fmt.Sprintf("fenced, and node byte %s is now held by %s (incarnation %s): restart this process to join the cluster again", hub.NodeHex(b), e.Name, e.Inc)
-				h.heldBy.Store(&why)
-				if !told {
-					told = true
-					h.log.Error("cluster node cannot take its byte back: another node took it while this one was cut off or stalled, and node.id pins it; restart this process to join again (with another node.id, or auto)", "node", hub.NodeHex(b), "holder", e.Name, "holderInc", e.Inc)
-				} else {
-					h.log.Debug("cluster node byte still held by another node", "node", hub.NodeHex(b), "holder", e.Name)
-				}
+				h.leaveByte()
+				held = pinnedHeld(b, e)
+				h.heldBy.Store(&held)
+				h.log.Error("cluster node cannot take its byte back: another node took it while this one was cut off or stalled, and node.id pins it; it answers nothing on the byte and takes it back once that node is gone, or restart this process to join again (with another node.id, or auto)", "node", hub.NodeHex(b), "holder", e.Name, "holderInc", e.Inc)
 			case err == nil:
 				e := h.holder(b)
 				held = fmt.Sprintf("fenced, and node byte %s is now held by %s (incarnation %s): moving to another node byte", hub.NodeHex(b), e.Name, e.Inc)
@@ -1178,17 +1178,28 @@ func (h *Hub) fence(why string) {
 			}
 		}
 		if h.moving.Load() {
-			err := h.moveByte()
-			if err == nil {
+			err := h.moveByte(pinned)
+			var final *finalError
+			switch {
+			case err == nil && pinned:
+				h.log.Info("cluster node took its byte back from a node gone and registered there", "node", hub.NodeHex(b), "inc", h.incarnation())
+				return
+			case err == nil:
 				h.log.Info("cluster node moved to another byte and registered there", "from", hub.NodeHex(b), "node", hub.NodeHex(h.Self()), "inc", h.incarnation())
 				return
-			}
-			why := held + "; no other byte taken yet (" + err.Error() + "), trying again"
-			h.heldBy.Store(&why)
-			if tries++; tries == 1 {
-				h.log.Warn("cluster node could not move to another byte yet; trying again every second", "from", hub.NodeHex(b), "error", err)
-			} else {
-				h.log.Debug("cluster node could not move to another byte yet", "from", hub.NodeHex(b), "error", err)
+			case pinned && errors.As(err, &final):
+				// Still held (claim's "is held by"): by whom now.
+				why := pinnedHeld(b, h.holder(b))
+				h.heldBy.Store(&why)
+				h.log.Debug("cluster node byte still held by another node", "node", hub.NodeHex(b), "error", err)
+			default:
+				why := held + "; no byte taken yet (" + err.Error() + "), trying again"
+				h.heldBy.Store(&why)
+				if tries++; tries == 1 {
+					h.log.Warn("cluster node could not join again yet; trying again every second", "from", hub.NodeHex(b), "error", err)
+				} else {
+					h.log.Debug("cluster node could not join again yet", "from", hub.NodeHex(b), "error", err)
+				}
 			}
 		}
 		select {
@@ -1199,6 +1210,12 @@ func (h *Hub) fence(why string) {
 	}
 }
 
+// pinnedHeld is what /readyz says while a fenced node whose node.id is
+// configured finds its byte b held by holder.
+func pinnedHeld(b byte, holder entry) string {
+	return fmt.Sprintf("fenced, and node byte %s is now held by %s (incarnation %s): restart this process to join the cluster again (it takes the byte back once that node is gone)", hub.NodeHex(b), holder.Name, holder.Inc)
+}
+
 // holder is the registry entry this node last saw for byte b.
 func (h *Hub) holder(b byte) entry {
 	h.mu.RLock()
@@ -1206,17 +1223,17 @@ func (h *Hub) holder(b byte) entry {
 	return h.peer(b).e
 }
 
-// startMove begins a fenced node's move off byte from, which another
-// incarnation (holder) holds: from here no connection stays (those
-// registered since the fence's sweep are closed now, later ones at their
-// Register: moving), the byte's subjects are dropped (its holder answers
-// there; a ping answered here would hide the holder's death from its
-// peers), and the node is not up any more (announced false: its claims
-// write joining entries, it sends no heartbeat and renews nothing, and a
-// change of its entry seen by the watcher is judged by announce, as at a
-// start). from is marked left: this process never claims it again, so
-// no id of it is minted here again. Said once in the log.
-func (h *Hub) startMove(from byte, holder entry) {
+// leaveByte takes a fenced node off the byte another incarnation holds:
+// from here no connection stays (those registered since the fence's sweep
+// are closed now, later ones at their Register: moving), the byte's
+// subjects are dropped (its holder answers there; a ping or a call
+// answered, or left unanswered, here would hide the holder's death from
+// its peers: no "no responders", only its silence), and the node is not
+// up any more (announced false: its claims write joining entries, it
+// sends no heartbeat and renews nothing, and a change of its entry seen
+// by the watcher is judged by announce, as at a start). moveByte makes it
+// a member again.
+func (h *Hub) leaveByte() {
 	h.moving.Store(true)
 	h.mem.Each(func(c hub.Conn) bool {
 		c.Close(hub.CloseFenced)
@@ -1224,23 +1241,34 @@ func (h *Hub) startMove(from byte, holder entry) {
 	})
 	h.unsubscribeByte()
 	h.announced.Store(false)
+}
+
+// startMove begins a fenced node's move (node.id auto) off byte from,
+// which another incarnation (holder) holds (leaveByte). from is marked
+// left: this process never claims it again, so no id of it is minted
+// here again. Said once in the log.
+func (h *Hub) startMove(from byte, holder entry) {
+	h.leaveByte()
 	h.mu.Lock()
 	h.left[from] = true
 	h.mu.Unlock()
 	h.log.Error("cluster node byte taken by another node while this one was fenced: moving to another byte (node.id auto); its connections were closed, their ids answer 410", "node", hub.NodeHex(from), "holder", holder.Name, "holderInc", holder.Inc)
 }
 
-// moveByte makes this node a member again under another byte, the way a
-// start does (Start): it claims one (node.id auto: the first free byte
-// from a hash of node.name, skipping those it left) joining, subscribes
-// the byte's subjects, pings the live peers over them and rewrites the
-// entry up (announce); then it sends a heartbeat, and the fence ends
-// (new clients are admitted, their ids minted with the new byte: Self).
-// Stream leases are not touched: a term goes by its key's revisions, not
-// by the node's byte (docs/cluster.md). All within startupTimeoutSeconds;
-// a move that fails gives the byte it claimed up (its joining entry is
-// deleted, or expires) and the fence tries again a second later.
-func (h *Hub) moveByte() error {
+// moveByte makes this node, off its byte (leaveByte), a member again the
+// way a start does (Start): it claims a byte (node.id auto: the first
+// free one from a hash of node.name, skipping those it left; a
+// configured node.id: that one, pinned, which fails with claim's "is
+// held by" while its holder lives) joining, subscribes the byte's
+// subjects, pings the live peers over them and rewrites the entry up
+// (announce); then it sends a heartbeat, and the fence ends (new clients
+// are admitted, their ids minted with the byte: Self). A move to another
+// byte (not pinned) is counted (Moves). Stream leases are not touched: a
+// term goes by its key's revisions, not by the node's byte
+// (docs/cluster.md). All within startupTimeoutSeconds; one that fails
+// after its claim gives the byte up (its joining entry is deleted, or
+// expires) and the fence tries again a second later.
+func (h *Hub) moveByte(pinned bool) error {
 	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.startupTimeout())
 	defer cancel()
 	if err := h.claim(ctx); err != nil {
@@ -1256,7 +1284,9 @@ func (h *Hub) moveByte() error {
 		return err
 	}
 	h.moving.Store(false)
-	h.moves.Add(1)
+	if !pinned {
+		h.moves.Add(1)
+	}
 	h.heartbeat()
 	return nil
 }

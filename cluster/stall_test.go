@@ -102,7 +102,10 @@ func answerAfter(t *testing.T, owner *cluster.Hub, silent <-chan struct{}) {
 // client gets 1012); the calls on N's id are answered by N throughout. S's
 // byte is configured (node.id): it does not move to another
 // (TestClusterStalledNodeMoves is S with node.id auto), it stays fenced,
-// and its readiness names the holder and asks for a restart.
+// and its readiness names the holder and asks for a restart. Off the
+// byte, S answers nothing there, pings included: N killed is declared gone
+// on "no responders" (before, on its silence), and S then takes its
+// byte back.
 func TestClusterStalledUpNodeAnswersNoCall(t *testing.T) {
 	parallel(t)
 	url := startNATS(t)
@@ -173,6 +176,71 @@ func TestClusterStalledUpNodeAnswersNoCall(t *testing.T) {
 	})
 	if s.Self() != self || s.Moves() != 0 {
 		t.Fatalf("S with node.id %d is on byte %d, moved %d times; want it kept", self, s.Self(), s.Moves())
+	}
+
+	// S answers nothing on the byte N holds, pings included: N dies (its
+	// NATS connections closed, nothing released), and B's calls on N's id
+	// find no responders, on which B declares N gone. Before, S stayed
+	// subscribed to the byte's subjects (leaving calls unanswered,
+	// answering pings): no "no responders", and N was declared on its
+	// silence, nodeTimeoutMillis after its last heartbeat.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		// "No responders" is evidence against an incarnation B heard:
+		// a heartbeat of N's counting its client.
+		nodes, _ := b.Nodes(ctx)
+		for _, nd := range nodes {
+			if nd.ID == hub.NodeHex(self) && nd.Name == "u3" && nd.Connections == 1 {
+				return nil
+			}
+		}
+		return errors.New("B has not heard N's heartbeat with its client")
+	})
+	ew := watchEntry(t, url, self)
+	cluster.Crash(n)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if err := b.Send(ctx, fresh.ID(), hub.NewMessage([]byte("N killed"))); !errors.Is(err, hub.ErrGone) {
+			return fmt.Errorf("a call on the killed N's id: %v, want gone", err)
+		}
+		return nil
+	})
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if len(ew.goneReasons()) == 0 {
+			return errors.New("N's entry not seen written gone")
+		}
+		return nil
+	})
+	if why := ew.goneReasons(); len(why) != 1 || why[0] != "no responders" {
+		t.Fatalf("N declared gone for %q, want once for \"no responders\" (not its silence: S answered on its byte)", why)
+	}
+
+	// N gone, S takes its byte back as a start does (joining, subscribed,
+	// up): ready, on its own byte, not counted a move; a client registered
+	// there is reached from B, and N's id answers 410 (S has no such
+	// connection).
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if err := s.Ready(); err != nil {
+			return fmt.Errorf("S's readiness: %v", err)
+		}
+		if st := stateOf(b, self); st != "up" {
+			return fmt.Errorf("B sees byte %02x %q, want S up", self, st)
+		}
+		return nil
+	})
+	if s.Self() != self || s.Moves() != 0 || s.Fenced() != 1 {
+		t.Fatalf("S with node.id %d is on byte %d, moved %d times, fenced %d; want its byte back, no move, one fence", self, s.Self(), s.Moves(), s.Fenced())
+	}
+	back := hubtest.NewConn(hub.NewID(self), false)
+	if err := s.Register(back); err != nil {
+		t.Fatal(err)
+	}
+	if _, closed := back.Closed(); closed {
+		t.Fatal("a client registered on S once it took its byte back was closed")
+	}
+	if err := b.Send(ctx, back.ID(), hub.NewMessage([]byte("back"))); err != nil {
+		t.Fatalf("B's call on S's new client: %v", err)
+	}
+	if err := b.Send(ctx, fresh.ID(), hub.NewMessage([]byte("x"))); !errors.Is(err, hub.ErrGone) {
+		t.Fatalf("B's call on N's id with S back on the byte: %v, want gone", err)
 	}
 }
 
