@@ -57,8 +57,19 @@ import (
 // the stacks they grew (a handshake goes deep: parsing, the upgrade, the
 // $connect call) instead of growing a fresh one per connection. Accepting
 // bounds the turns in flight: MaxPending before a first head, the
-// descriptor limit after.
-var serving = gopool.New()
+// descriptor limit after. Of the goroutines a burst started, at most
+// poolIdlePerCore × GOMAXPROCS stay waiting for the next turn (each for
+// 5 to 10 s, gopool.Idle); one that ends its turn while that many wait
+// exits with its stack.
+var serving = gopool.NewMaxIdle(poolIdlePerCore * runtime.GOMAXPROCS(0))
+
+// poolIdlePerCore is how many of serving's goroutines may wait idle per
+// GOMAXPROCS: the gateway's pools' bound (gateway's poolIdlePerCore). A
+// burst of keep-alive connections each with a request at once started a
+// goroutine per connection; with no bound they all waited 5 to 10 s
+// after it, each with its stack (a handshake's grows to 8–32 KB), while
+// the connections parked in the poller with none.
+const poolIdlePerCore = 128
 
 // Server is the front of one listener.
 type Server struct {

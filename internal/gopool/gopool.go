@@ -52,6 +52,17 @@ func NewMaxIdle(maxIdle int) *Pool {
 	return p
 }
 
+// MaxIdle is the bound on the goroutines waiting for work (NewMaxIdle);
+// 0: none.
+func (p *Pool) MaxIdle() int { return int(p.maxIdle) }
+
+// Live is the number of the pool's goroutines now: those running a job
+// and those waiting for one.
+func (p *Pool) Live() int { return int(p.live.Load()) }
+
+// Waiting is the number of the pool's goroutines waiting for a job now.
+func (p *Pool) Waiting() int { return int(p.idle.Load()) }
+
 // Go runs f on an idle goroutine of the pool or a new one.
 func (p *Pool) Go(f func()) {
 	select {

@@ -108,9 +108,15 @@ func TestPoolMaxIdle(t *testing.T) {
 	close(release)
 	wg.Wait()
 	testenv.Eventually(t, 10*time.Second, func() error {
-		if n, idle := p.live.Load(), p.idle.Load(); n != maxIdle || idle != maxIdle {
+		if n, idle := p.Live(), p.Waiting(); n != maxIdle || idle != maxIdle {
 			return fmt.Errorf("%d goroutines, %d idle; want %d of each", n, idle, maxIdle)
 		}
 		return nil
 	})
+	if m := p.MaxIdle(); m != maxIdle {
+		t.Fatalf("MaxIdle %d, want %d", m, maxIdle)
+	}
+	if m := New().MaxIdle(); m != 0 {
+		t.Fatalf("New's MaxIdle %d, want 0 (no bound)", m)
+	}
 }
