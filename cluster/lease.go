@@ -21,7 +21,11 @@ import (
 // the bucket (nats kv get). The protocol goes by revisions, and by the
 // value's bytes only to tell its own writes from others' when an answer
 // was lost (Term makes each campaign's value unique, also between two
-// campaigns of one node for one key).
+// campaigns of one node for one key). Node and Inc are the leader's byte
+// and incarnation as of the write: a renewal writes them anew when they
+// changed during the term (a fence's new incarnation, a move to another
+// byte), so the key names the node as it is now from the next renewal on
+// (termValues keeps each value the term may have written).
 type leaseValue struct {
 	Node  string `json:"node"`
 	Name  string `json:"name"`
@@ -137,6 +141,56 @@ func (h *Hub) leaseValue() []byte {
 	b, _ := json.Marshal(leaseValue{Node: hub.NodeHex(h.Self()), Name: h.cfg.Node.Name, Inc: h.incarnation(), Term: newIncarnation(), Since: time.Now().UnixMilli()})
 	return b
 }
+
+// renewedLeaseValue is the value a renewal of the term whose last value is
+// val writes: val, or when this node's byte or incarnation changed since
+// (a fence, a move), the same term with the current ones; val while the
+// node is not up (a move under way, or a configured node.id off its byte:
+// leaveByte), so the key names a byte only once the node is up on it.
+func (h *Hub) renewedLeaseValue(val []byte) []byte {
+	var v leaseValue
+	if !h.announced.Load() || json.Unmarshal(val, &v) != nil {
+		return val
+	}
+	node, inc := hub.NodeHex(h.Self()), h.incarnation()
+	if v.Node == node && v.Inc == inc {
+		return val
+	}
+	v.Node, v.Inc = node, inc
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// termValues are the values a term may have left in its key: last, the
+// one of its last write known applied, and sent, those of the renewals
+// since whose outcome is unknown (one per change of the node's byte or
+// incarnation, at most maxTermValues: a value forgotten makes a renewal
+// applied look like another node's, which ends the term, a handover, not
+// two runners).
+type termValues struct {
+	last []byte
+	sent [][]byte
+}
+
+const maxTermValues = 8
+
+// has reports whether v is one of the term's values.
+func (t *termValues) has(v []byte) bool {
+	return bytes.Equal(v, t.last) || slices.ContainsFunc(t.sent, func(s []byte) bool { return bytes.Equal(v, s) })
+}
+
+// unsure notes a renewal with value v whose outcome is unknown.
+func (t *termValues) unsure(v []byte) {
+	if !t.has(v) {
+		if len(t.sent) == maxTermValues {
+			t.sent = t.sent[1:]
+		}
+		t.sent = append(t.sent, v)
+	}
+}
+
+// applied records v as the term's value known applied.
+func (t *termValues) applied(v []byte) { t.last, t.sent = v, nil }
 
 // campaign returns once this node holds key: its revision, when the
 // winning Create was sent, and the value it wrote (which the term renews).
@@ -259,9 +313,10 @@ func (h *Hub) waitVacant(ctx context.Context, updates <-chan jetstream.KeyValueE
 // applied all the same: the next one is then refused for its revision.
 // That refusal alone ended the term, a needless handover and a pause of
 // the stream. Now the refused renewal reads the key from the stream's
-// leader: if it holds val, this term's value and no one else's, at a
-// revision after the one this node held, a renewal of this term was
-// applied, and its revision is adopted. The self-fence deadline then counts from the send time of
+// leader: if it holds val, or a value a renewal of this term wrote since
+// (with this node's byte or incarnation changed: termValues), this
+// term's and no one else's, at a revision after the one this node held,
+// a renewal of this term was applied, and its revision is adopted. The self-fence deadline then counts from the send time of
 // the first renewal whose outcome was unknown: the one applied was sent
 // no earlier, and the key expires a lease after it was stored, so that is
 // the latest deadline known safe. Another value, or none, ends the term as
@@ -312,10 +367,11 @@ func (h *Hub) lead(ctx context.Context, kv jetstream.KeyValue, key string, rev u
 	// takes over only once this node's run has ended.
 	stopping := ctx.Done()
 	rnctx := context.WithoutCancel(ctx)
+	vals := &termValues{last: val}
 	for {
 		select {
 		case err := <-done:
-			h.release(kv, key, rev, val)
+			h.release(kv, key, rev, vals)
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -328,30 +384,33 @@ func (h *Hub) lead(ctx context.Context, kv jetstream.KeyValue, key string, rev u
 		case <-soon:
 			soon = nil
 			renew.Reset(lease / 5)
-			if err := h.renewLease(rnctx, kv, key, val, &rev, &unsure, &fenceAt, fence); err != nil {
+			if err := h.renewLease(rnctx, kv, key, vals, &rev, &unsure, &fenceAt, fence); err != nil {
 				return end("another node holds it now", "error", err)
 			}
 		case <-renew.C:
-			if err := h.renewLease(rnctx, kv, key, val, &rev, &unsure, &fenceAt, fence); err != nil {
+			if err := h.renewLease(rnctx, kv, key, vals, &rev, &unsure, &fenceAt, fence); err != nil {
 				return end("another node holds it now", "error", err)
 			}
 		}
 	}
 }
 
-// renewLease renews key, held at *rev with val, for lead (which documents
-// the rules), within ctx; it moves *rev, *unsure and *fenceAt (and fence
-// with it), and returns an error only when another node holds the key or
-// it is gone.
-func (h *Hub) renewLease(ctx context.Context, kv jetstream.KeyValue, key string, val []byte, rev *uint64, unsure, fenceAt *time.Time, fence *time.Timer) error {
+// renewLease renews key, held at *rev with vals.last, for lead (which
+// documents the rules), within ctx; it writes the term's value with this
+// node's current byte and incarnation (renewedLeaseValue), moves vals,
+// *rev, *unsure and *fenceAt (and fence with it), and returns an error
+// only when another node holds the key or it is gone.
+func (h *Hub) renewLease(ctx context.Context, kv jetstream.KeyValue, key string, vals *termValues, rev *uint64, unsure, fenceAt *time.Time, fence *time.Timer) error {
 	lease, margin := h.cfg.streamLease(), h.cfg.selfFenceMargin()
 	budget := func() time.Duration { return max(min(lease/5, time.Until(*fenceAt)), time.Millisecond) }
+	next := h.renewedLeaseValue(vals.last)
 	s := time.Now()
 	uctx, cancel := context.WithTimeout(ctx, budget())
-	nrev, err := kv.Update(uctx, key, val, *rev)
+	nrev, err := kv.Update(uctx, key, next, *rev)
 	cancel()
 	switch {
 	case err == nil:
+		vals.applied(next)
 		*rev, *fenceAt, *unsure = nrev, s.Add(lease-margin), time.Time{}
 		fence.Reset(time.Until(*fenceAt))
 		return nil
@@ -361,6 +420,7 @@ func (h *Hub) renewLease(ctx context.Context, kv jetstream.KeyValue, key string,
 		if unsure.IsZero() {
 			*unsure = s
 		}
+		vals.unsure(next)
 		h.log.Warn("stream lease renewal failed", "lease", key, "error", err)
 		return nil
 	}
@@ -373,7 +433,7 @@ func (h *Hub) renewLease(ctx context.Context, kv jetstream.KeyValue, key string,
 	case gerr != nil:
 		h.log.Warn("stream lease renewal refused and the key could not be read", "lease", key, "error", err, "readError", gerr)
 		return nil
-	case !bytes.Equal(cur.Value(), val):
+	case !vals.has(cur.Value()):
 		return fmt.Errorf("%w; the key holds %s", err, cur.Value())
 	case cur.Revision() <= *rev:
 		// This term's value at this node's revision: the refusal was
@@ -383,6 +443,7 @@ func (h *Hub) renewLease(ctx context.Context, kv jetstream.KeyValue, key string,
 	}
 	h.log.Info("stream lease: a renewal whose answer was lost had been applied; carrying on", "lease", key, "revision", cur.Revision(), "was", *rev)
 	*rev = cur.Revision()
+	vals.applied(slices.Clone(cur.Value()))
 	if at := unsure.Add(lease - margin); !unsure.IsZero() && at.After(*fenceAt) {
 		*fenceAt = at
 		fence.Reset(time.Until(at))
@@ -391,15 +452,15 @@ func (h *Hub) renewLease(ctx context.Context, kv jetstream.KeyValue, key string,
 	return nil
 }
 
-// release deletes key if it is still at rev, or still holds val (a
-// renewal whose answer was lost moved it on): a follower takes over at
-// once.
-func (h *Hub) release(kv jetstream.KeyValue, key string, rev uint64, val []byte) {
+// release deletes key if it is still at rev, or still holds one of the
+// term's values (a renewal whose answer was lost moved it on): a follower
+// takes over at once.
+func (h *Hub) release(kv jetstream.KeyValue, key string, rev uint64, vals *termValues) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.requestTimeout())
 	defer cancel()
 	err := kv.Delete(ctx, key, jetstream.LastRevision(rev))
 	if isWrongSequence(err) {
-		if cur, gerr := h.leaderRead(ctx, kv.Bucket(), key); gerr == nil && bytes.Equal(cur.Value(), val) {
+		if cur, gerr := h.leaderRead(ctx, kv.Bucket(), key); gerr == nil && vals.has(cur.Value()) {
 			err = kv.Delete(ctx, key, jetstream.LastRevision(cur.Revision()))
 		}
 	}

@@ -1265,7 +1265,8 @@ func (h *Hub) startMove(from byte, holder entry) {
 // are admitted, their ids minted with the byte: Self). A move to another
 // byte (not pinned) is counted (Moves). Stream leases are not touched: a
 // term goes by its key's revisions, not by the node's byte
-// (docs/cluster.md). All within startupTimeoutSeconds; one that fails
+// (docs/cluster.md); a term's next renewal once the node is up writes
+// its new byte and incarnation in the key's value (renewedLeaseValue). All within startupTimeoutSeconds; one that fails
 // after its claim gives the byte up (its joining entry is deleted, or
 // expires) and the fence tries again a second later.
 func (h *Hub) moveByte(pinned bool) error {
