@@ -90,6 +90,14 @@ func (h *Hub) stopGroups() {
 // has the group's interest before the join is answered: a publish sent
 // after the caller heard "joined" reaches the member (through this node's
 // NATS server; across servers the route carries it in the same moment).
+// The flush that confirms it waits requestTimeoutMillis at most (past it
+// the origin has given up on the call): it runs on the goroutine that
+// serves every call on this node's byte (handleConn) and under
+// interestMu, and nats.go's Flush waited 10 s for a server that does not
+// answer on the data connection, every call to this node (and every join
+// and pace here) with it. A flush that fails answers the join all the
+// same, as before (logged): the subscription stands, NATS replays it on
+// reconnect.
 func (h *Hub) joinLocal(group, id string) error {
 	if err := h.mem.Join(h.ctx, group, id); err != nil {
 		return err
@@ -105,7 +113,7 @@ func (h *Hub) joinLocal(group, id string) error {
 		return fmt.Errorf("%w: subscribing group %s: %v", hub.ErrUnavailable, group, err)
 	}
 	h.subs[group] = &groupSub{sub: sub}
-	if err := h.data.Flush(); err != nil {
+	if err := h.data.FlushTimeout(h.cfg.requestTimeout()); err != nil {
 		h.log.Warn("group subscription not confirmed; NATS replays it on reconnect", "group", group, "error", err)
 	}
 	return nil
