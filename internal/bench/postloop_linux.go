@@ -60,6 +60,12 @@ import (
 //     a stall sent the client dialing toward its bound, 43–67 ms behind
 //     reading at worst, which multiplied the p99 it reported
 //     (BENCHMARKS.md, "every target on a quiet machine, session 11").
+//   - each window POST whose frame comes over slowFrame (2 ms) after its
+//     scheduled time is noted with that time (reply.Slow): the phase
+//     reports how many there were, in how many episodes (slow POSTs
+//     scheduled within episodeGap of each other: one stall) and where
+//     in the window the largest five fell, so a p99 over 2 ms tells
+//     whether one stall or many made it, and when.
 
 // leanMaxHTTP bounds the keep-alive connections per entry node, dialed
 // when none is idle (leanPreDial of them before the window): with all of
@@ -141,6 +147,10 @@ type leanLoop struct {
 	// that timed out (nothing had arrived): the machine's own wake-up
 	// latency for this thread, with no server in it.
 	wakeLate []int64
+	// slow: the window's POSTs whose frame came over slowFrame after
+	// their scheduled time: that time since the window's start, and the
+	// delay.
+	slow [][2]int64
 	// w: the warm-up's samples (the fields above are the window's);
 	// windowDials: connections dialed for the window's POSTs.
 	w           warmSamples
@@ -219,7 +229,7 @@ func (w *worker) postLean(c command) reply {
 	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_TIMERSLACK, 0, 0) // back to the default
 	runtime.UnlockOSThread()
 	r := reply{Elapsed: time.Now().UnixNano() - l.start, OK: l.ok, Errors: l.errs, Count: l.frames,
-		Lat: l.answered, Queued: l.late, Frames: l.frameLat, FromSend: l.fromSend, AtSocket: l.atSocket, ReadDelay: l.readDelay, WakeLate: l.wakeLate,
+		Lat: l.answered, Queued: l.late, Frames: l.frameLat, FromSend: l.fromSend, AtSocket: l.atSocket, ReadDelay: l.readDelay, WakeLate: l.wakeLate, Slow: l.slow,
 		Ended: int64(l.wsEnded), Dials: l.dials, InFlight: l.mostInFlight, Realtime: l.realtime}
 	if l.warm > 0 {
 		l.w.Dials = l.dials - l.windowDials
@@ -656,6 +666,9 @@ func (l *leanLoop) readFrames(lc *leanConn) {
 				continue
 			}
 			l.frameLat = append(l.frameLat, now-t)
+			if now-t > int64(slowFrame) && len(l.slow) < maxSlow {
+				l.slow = append(l.slow, [2]int64{t - l.sched(l.warm), now - t})
+			}
 			if i < int64(len(l.sentAt)) && l.sentAt[i] > 0 {
 				l.fromSend = append(l.fromSend, now-l.sentAt[i])
 			}

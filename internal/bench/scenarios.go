@@ -355,6 +355,16 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 		}
 		client = []Metric{{p + "client: HTTP connections dialed", "", float64(dials)}, {p + "client: POSTs in flight at most", "", float64(inFlight)},
 			{p + "client: real-time threads", "", float64(realtime)}}
+		var slow [][2]int64
+		for _, r := range rs {
+			slow = append(slow, r.Slow...)
+		}
+		eps := slowEpisodes(slow)
+		client = append(client, episodeMetrics(p, len(slow), eps)...)
+		for _, ep := range worstEpisodes(eps, 5) {
+			fmt.Fprintf(o.Log, "run %d: %sframes over %v: an episode of %d POSTs scheduled %.3f–%.3f s into the window, the worst %.2f ms\n",
+				run+1, p, slowFrame, ep.n, float64(ep.from)/1e9, float64(ep.to)/1e9, float64(ep.worst)/1e6)
+		}
 		if warm > 0 {
 			client = append(client, warmMetrics(p+fmt.Sprintf("warm-up (%g s): ", warm), rs)...)
 		}
@@ -467,6 +477,65 @@ func (e *env) collectAll(sent []reply, samples bool) ([]int64, error) {
 		err = fmt.Errorf("received %d frames of %d posted (%d readers stopped: %s)", total, expect, ended, why)
 	}
 	return lat, err
+}
+
+// slowFrame is the POST→frame delay over which the lean client notes a
+// POST's scheduled time (Slow): the p99 target of issue 16. maxSlow bounds
+// how many one client notes (a whole window of a stalled machine fits).
+const (
+	slowFrame = 2 * time.Millisecond
+	maxSlow   = 100_000
+)
+
+// episode is a run of slow POSTs: scheduled from..to (ns since the
+// window's start), each within episodeGap of the one before; worst is
+// the longest delay among them, ns.
+type episode struct {
+	from, to, worst int64
+	n               int
+}
+
+// episodeGap: slow POSTs scheduled further apart than this are two
+// episodes (two stalls, not one).
+const episodeGap = 10 * time.Millisecond
+
+// slowEpisodes groups the slow POSTs (scheduled time, delay) into
+// episodes, in order of time.
+func slowEpisodes(slow [][2]int64) []episode {
+	slices.SortFunc(slow, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
+	var eps []episode
+	for _, s := range slow {
+		t, d := s[0], s[1]
+		if n := len(eps); n > 0 && t-eps[n-1].to <= int64(episodeGap) {
+			ep := &eps[n-1]
+			ep.to, ep.n, ep.worst = t, ep.n+1, max(ep.worst, d)
+			continue
+		}
+		eps = append(eps, episode{from: t, to: t, worst: d, n: 1})
+	}
+	return eps
+}
+
+// episodeMetrics: how many POSTs' frames came over slowFrame (the p99 is
+// under it while they are under 1 % of the window's), in how many
+// episodes, and the largest episode's POSTs.
+func episodeMetrics(p string, slow int, eps []episode) []Metric {
+	largest := 0
+	for _, ep := range eps {
+		largest = max(largest, ep.n)
+	}
+	name := p + fmt.Sprintf("frames over %v", slowFrame)
+	return []Metric{{name, "", float64(slow)}, {name + ": episodes", "", float64(len(eps))},
+		{name + ": the largest episode's POSTs", "", float64(largest)}}
+}
+
+// worstEpisodes are the k episodes with the most POSTs, in order of time.
+func worstEpisodes(eps []episode, k int) []episode {
+	w := slices.Clone(eps)
+	slices.SortStableFunc(w, func(a, b episode) int { return b.n - a.n })
+	w = w[:min(k, len(w))]
+	slices.SortFunc(w, func(a, b episode) int { return int(a.from - b.from) })
+	return w
 }
 
 func latencyMetrics(prefix string, lat []int64) []Metric {

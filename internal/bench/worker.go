@@ -117,6 +117,11 @@ type reply struct {
 	Realtime bool  `json:"realtime,omitempty"` // lean post: the thread ran SCHED_FIFO
 	// Lean post: how late the thread woke from each wait that timed out, ns.
 	WakeLate []int64 `json:"wakeLate,omitempty"`
+	// Lean post: the window's POSTs whose frame came over slowFrame after
+	// their scheduled time: that time in ns since the window's start, and
+	// the delay, ns (at most maxSlow of them): where in the window the
+	// tail was.
+	Slow [][2]int64 `json:"slow,omitempty"`
 	// Lean post with a warm-up (command.Warm): the warm-up's POSTs'
 	// samples, kept out of the fields above, which are the window's.
 	Warm *warmSamples `json:"warm,omitempty"`
