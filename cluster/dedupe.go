@@ -13,29 +13,52 @@ import (
 // dedupeMax bounds one generation; past it keys are not remembered.
 const dedupeMax = 1 << 20
 
+// dedupeMinSlots is the table's smallest size.
+const dedupeMinSlots = 1 << 10
+
 // dedupe remembers answered POSTs and DELETEs for dedupeSeconds (between
-// that and twice that), by a 64-bit hash of the key (a
-// new key meets an old one's hash about once in 2^64/n calls, n keys
-// remembered): a retry of the same call, by the origin after an attempt
-// timed out or by an AWS SDK through any node, gets the first answer
-// instead of a second delivery. Never initialized (dedupeSeconds 0), it
-// runs every call.
+// that and twice that), by a 64-bit hash of the key (a new key meets an
+// old one's hash about once in 2^64/n calls, n keys remembered): a retry
+// of the same call, by the origin after an attempt timed out or by an AWS
+// SDK through any node, gets the first answer instead of a second
+// delivery. Never initialized (dedupeSeconds 0), it runs every call.
 //
-// A call costs no allocation and a table slot of 16 bytes: its entry is a
-// state byte (running, or which answer: the two a send gives most, or
-// another error, kept in a side table), so a repeat that finds it
-// running waits on done, which end wakes only when someone waits.
+// A call costs no allocation and one probe of one table: an entry is a
+// 16-byte slot (the key's hash, its generation, a state byte: running, or
+// which answer: the two a send gives most, or another error, kept in a
+// side map) in an open-addressed table (linear probing), where a new
+// key's probe both finds it absent and finds its slot, and its answer
+// (end) comes back to the slot the probe left in cache. A rotation only
+// starts a generation: entries of the current and the previous one are
+// live, older ones are dead slots that a probe steps over and an insert
+// reuses, and that a rebuild (when the used slots pass 3/4 of the table,
+// or a rotation finds it mostly dead) leaves behind. A repeat that finds
+// its key running waits on done, which end wakes only when someone waits.
 type dedupe struct {
-	on        atomic.Bool // set by init, after seed
-	seed      maphash.Seed
-	mu        sync.Mutex
-	cur, prev map[uint64]callState // by a 64-bit hash of the key
-	// curErr and prevErr hold the answers of cur's and prev's entries in
-	// state answeredErr.
-	curErr, prevErr map[uint64]error
-	waiting         int       // repeats waiting on done
-	done            sync.Cond // L is &mu; broadcast when a call ends and waiting > 0
-	rotated         time.Time
+	on      atomic.Bool // set by init, after seed
+	seed    maphash.Seed
+	mu      sync.Mutex
+	tab     []dedupeSlot // a power of two long, never full: a probe ends at an empty slot
+	used    int          // slots not empty (live or dead)
+	gen     uint32       // the current generation; gen and gen-1 are live
+	n       [2]int       // live entries of generation g at n[g&1]
+	errs    map[uint64]dedupeErr
+	waiting int       // repeats waiting on done
+	done    sync.Cond // L is &mu; broadcast when a call ends and waiting > 0
+	rotated time.Time
+}
+
+// dedupeSlot is one entry of the table: st 0 is an empty slot.
+type dedupeSlot struct {
+	k   uint64 // the key's hash
+	gen uint32
+	st  callState
+}
+
+// dedupeErr is the answer of an entry in state answeredErr.
+type dedupeErr struct {
+	err error
+	gen uint32
 }
 
 // callState is a dedupe entry: a call running, or its answer.
@@ -46,26 +69,38 @@ const (
 	answeredNil            // answered nil
 	answeredGone           // answered hub.ErrGone
 	answeredFull           // answered hub.ErrQueueFull
-	answeredErr            // answered another error, kept in curErr or prevErr
+	answeredErr            // answered another error, kept in errs
 )
 
 func (d *dedupe) init() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.seed = maphash.MakeSeed()
-	d.cur, d.prev, d.rotated = make(map[uint64]callState), make(map[uint64]callState), time.Now()
-	d.curErr, d.prevErr = make(map[uint64]error), make(map[uint64]error)
+	d.tab, d.gen, d.rotated = make([]dedupeSlot, dedupeMinSlots), 2, time.Now()
+	d.errs = make(map[uint64]dedupeErr)
 	d.done.L = &d.mu
 	d.on.Store(true)
 }
 
+// rotate starts a new generation when the current one is every old: the
+// previous one's entries die (their slots are reused or dropped by a
+// rebuild, which this does when the table is mostly dead).
 func (d *dedupe) rotate(every time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.cur != nil && time.Since(d.rotated) >= every {
-		// Sized as the last generation: no growing under a steady load.
-		d.prev, d.cur, d.rotated = d.cur, make(map[uint64]callState, len(d.cur)), time.Now()
-		d.prevErr, d.curErr = d.curErr, make(map[uint64]error)
+	if d.tab == nil || time.Since(d.rotated) < every {
+		return
+	}
+	d.gen++
+	d.n[d.gen&1] = 0
+	d.rotated = time.Now()
+	for k, e := range d.errs {
+		if !d.live(e.gen) {
+			delete(d.errs, k)
+		}
+	}
+	if len(d.tab) > dedupeMinSlots && d.n[0]+d.n[1] < len(d.tab)/8 {
+		d.rebuild()
 	}
 }
 
@@ -76,6 +111,20 @@ func (d *dedupe) do(key string, f func() error) error {
 		return f()
 	}
 	return d.run(maphash.String(d.seed, key), f)
+}
+
+// doKey is do with the key in parts (hub.CallKey), joined on the stack
+// (a key past 128 bytes on the heap): the same key as its String's.
+func (d *dedupe) doKey(key *hub.CallKey, f func() error) error {
+	if key.Empty() || !d.on.Load() {
+		return f()
+	}
+	var buf [128]byte
+	b := buf[:0]
+	for _, p := range key {
+		b = append(b, p...)
+	}
+	return d.run(maphash.Bytes(d.seed, b), f)
 }
 
 // doBytes is do with the key as bytes (a slice of a batch): a key as a
@@ -105,20 +154,13 @@ func (d *dedupe) begin(k uint64) (first bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for {
-		st, ok := d.cur[k]
-		errs := d.curErr
-		if !ok {
-			st, ok = d.prev[k]
-			errs = d.prevErr
-		}
+		s, free := d.find(k)
 		switch {
-		case !ok:
-			if len(d.cur) < dedupeMax {
-				d.cur[k] = running
-			}
+		case s == nil:
+			d.insert(free, k, running)
 			return true, nil
-		case st != running:
-			switch st {
+		case s.st != running:
+			switch s.st {
 			case answeredNil:
 				return false, nil
 			case answeredGone:
@@ -126,7 +168,7 @@ func (d *dedupe) begin(k uint64) (first bool, err error) {
 			case answeredFull:
 				return false, hub.ErrQueueFull
 			}
-			return false, errs[k]
+			return false, d.errs[k].err
 		}
 		d.waiting++
 		d.done.Wait()
@@ -141,20 +183,94 @@ func (d *dedupe) begin(k uint64) (first bool, err error) {
 func (d *dedupe) end(k uint64, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, ok := d.cur[k]; ok || len(d.cur) < dedupeMax {
-		switch err {
-		case nil:
-			d.cur[k] = answeredNil
-		case hub.ErrGone:
-			d.cur[k] = answeredGone
-		case hub.ErrQueueFull:
-			d.cur[k] = answeredFull
-		default:
-			d.cur[k], d.curErr[k] = answeredErr, err
-		}
+	st := answeredErr
+	switch err {
+	case nil:
+		st = answeredNil
+	case hub.ErrGone:
+		st = answeredGone
+	case hub.ErrQueueFull:
+		st = answeredFull
+	}
+	if s, free := d.find(k); s == nil {
+		d.insert(free, k, st)
+	} else {
+		d.n[s.gen&1]--
+		d.n[d.gen&1]++
+		s.gen, s.st = d.gen, st
+	}
+	if st == answeredErr {
+		d.errs[k] = dedupeErr{err, d.gen}
 	}
 	if d.waiting > 0 {
 		d.done.Broadcast()
+	}
+}
+
+// live reports whether an entry of generation gen is remembered.
+func (d *dedupe) live(gen uint32) bool { return d.gen-gen <= 1 }
+
+// find probes for key hash k: its live slot, or nil and the slot an
+// insert of k takes (the first dead or empty one on the way).
+func (d *dedupe) find(k uint64) (s *dedupeSlot, free int) {
+	mask := len(d.tab) - 1
+	free = -1
+	for i := int(k) & mask; ; i = (i + 1) & mask {
+		s := &d.tab[i]
+		switch {
+		case s.st == 0:
+			if free < 0 {
+				free = i
+			}
+			return nil, free
+		case !d.live(s.gen):
+			if free < 0 {
+				free = i
+			}
+		case s.k == k:
+			return s, -1
+		}
+	}
+}
+
+// insert puts key hash k in state st into slot i (find's free slot) in
+// the current generation, unless that is full (dedupeMax: k is not
+// remembered), and rebuilds the table when its used slots pass 3/4.
+func (d *dedupe) insert(i int, k uint64, st callState) {
+	if d.n[d.gen&1] >= dedupeMax {
+		return
+	}
+	s := &d.tab[i]
+	if s.st == 0 {
+		d.used++
+	}
+	*s = dedupeSlot{k: k, gen: d.gen, st: st}
+	d.n[d.gen&1]++
+	if d.used > len(d.tab)/4*3 {
+		d.rebuild()
+	}
+}
+
+// rebuild moves the live entries into a new table at most half full
+// (at least dedupeMinSlots), dropping the dead ones.
+func (d *dedupe) rebuild() {
+	live := d.n[0] + d.n[1]
+	size := dedupeMinSlots
+	for size < 2*live {
+		size *= 2
+	}
+	old := d.tab
+	d.tab, d.used = make([]dedupeSlot, size), live
+	mask := size - 1
+	for _, s := range old {
+		if s.st == 0 || !d.live(s.gen) {
+			continue
+		}
+		i := int(s.k) & mask
+		for d.tab[i].st != 0 {
+			i = (i + 1) & mask
+		}
+		d.tab[i] = s
 	}
 }
 

@@ -3,6 +3,8 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -106,29 +108,144 @@ func TestDedupeOnce(t *testing.T) {
 	}
 }
 
-// BenchmarkDedupe: one keyed call through the dedupe check, a new key
-// each time as every SDK call is. Two sets of 2^16 keys take turns, the
-// table rotated after each set as dedupeSeconds would at a steady rate:
-// a set's keys are forgotten when it comes again, and each generation is
-// made at the last one's size (no growing).
-func BenchmarkDedupe(b *testing.B) {
+// TestDedupeTable: the table against a plain map of what it must
+// remember, over random calls, answers and rotations, through the
+// table's growth, its rebuilds and its shrinking after a burst: a key
+// runs when it was not answered in the current or the previous
+// generation, and otherwise gets its last answer without running; a
+// key in parts (doKey) is the key of its concatenation.
+func TestDedupeTable(t *testing.T) {
+	t.Parallel()
 	var d dedupe
 	d.init()
-	var keys [2][]string
-	for s := range keys {
-		for i := range 1 << 16 {
-			keys[s] = append(keys[s], fmt.Sprintf("sdk:AKID:3b3a4c7e-5d4f-4a8e-%04x-%012x", s, i))
-		}
+	type memo struct {
+		err error
+		gen int
 	}
-	f := func() error { return nil }
-	b.ReportAllocs()
-	s, i := 0, 0
-	for b.Loop() {
-		if i == len(keys[s]) {
-			s, i = 1-s, 0
+	model := map[string]memo{}
+	gen := 0
+	other := errors.New("other")
+	answers := []error{nil, hub.ErrGone, hub.ErrQueueFull, other}
+	rng := rand.New(rand.NewPCG(1, 2))
+	grew, shrank := false, false
+	for step := range 300000 {
+		// Bursts of many keys (growth), then few (reuse and shrinking).
+		universe := 50
+		if step/50000%2 == 0 {
+			universe = 20000
+		}
+		switch r := rng.IntN(1000); {
+		case r < 2:
 			d.rotate(0)
+			gen++
+			if len(d.tab) == dedupeMinSlots && grew {
+				shrank = true
+			}
+		default:
+			n := rng.IntN(universe)
+			key := fmt.Sprintf("sdk:AKID:%d", n)
+			answer := answers[rng.IntN(len(answers))]
+			ran := false
+			f := func() error { ran = true; return answer }
+			var got error
+			if rng.IntN(2) == 0 {
+				got = d.do(key, f)
+			} else {
+				got = d.doKey(&hub.CallKey{"sdk:", "AKID", ":", fmt.Sprint(n)}, f)
+			}
+			m, ok := model[key]
+			remembered := ok && gen-m.gen <= 1
+			switch {
+			case remembered && (ran || got != m.err):
+				t.Fatalf("step %d: %s answered %v (ran %v), want its answer %v without a run", step, key, got, ran, m.err)
+			case !remembered && (!ran || got != answer):
+				t.Fatalf("step %d: %s answered %v (ran %v), want a run answering %v", step, key, got, ran, answer)
+			case !remembered:
+				model[key] = memo{answer, gen}
+			}
 		}
-		_ = d.do(keys[s][i], f)
-		i++
+		if len(d.tab) > dedupeMinSlots {
+			grew = true
+		}
 	}
+	if !grew || !shrank {
+		t.Fatalf("the table grew %v, shrank %v: the test did not reach its rebuilds", grew, shrank)
+	}
+	if live := d.n[0] + d.n[1]; d.used < live || d.used > len(d.tab)/4*3 {
+		t.Fatalf("used %d slots of %d with %d live", d.used, len(d.tab), live)
+	}
+}
+
+// BenchmarkDedupe: one keyed call through the dedupe check, a new key
+// each time as every SDK call is. Two sets of keys take turns, the table
+// rotated after each set as dedupeSeconds would at a steady rate: a
+// set's keys are forgotten when it comes again. A set of 2^16 keys is
+// 6,500 POSTs a second for 10 s; of 2^18, 26,000.
+func BenchmarkDedupe(b *testing.B) {
+	for _, size := range []int{1 << 16, 1 << 18} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			var d dedupe
+			d.init()
+			var keys [2][]string
+			for s := range keys {
+				for i := range size {
+					keys[s] = append(keys[s], fmt.Sprintf("sdk:AKID:3b3a4c7e-5d4f-4a8e-%04x-%012x", s, i))
+				}
+			}
+			f := func() error { return nil }
+			// A first round, so each set meets a table of the steady size.
+			for s := range keys {
+				for _, k := range keys[s] {
+					_ = d.do(k, f)
+				}
+				d.rotate(0)
+			}
+			b.ReportAllocs()
+			s, i := 0, 0
+			for b.Loop() {
+				if i == len(keys[s]) {
+					s, i = 1-s, 0
+					d.rotate(0)
+				}
+				_ = d.do(keys[s][i], f)
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkDedupeHash: a key's hash, as a string (a forwarded call's)
+// and in parts (hub.CallKey, a local SDK call's).
+func BenchmarkDedupeHash(b *testing.B) {
+	seed := maphash.MakeSeed()
+	key := hub.CallKey{"sdk:", "AKIAIOSFODNN7EXAMPLE", ":", "3b3a4c7e-5d4f-4a8e-9a3e-1f2b3c4d5e6f"}
+	str := key.String()
+	b.Run("string", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = maphash.String(seed, str)
+		}
+	})
+	b.Run("parts", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var buf [128]byte
+			k := buf[:0]
+			for _, p := range key {
+				k = append(k, p...)
+			}
+			_ = maphash.Bytes(seed, k)
+		}
+	})
+	b.Run("hash", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var h maphash.Hash
+			h.SetSeed(seed)
+			for _, p := range key {
+				h.WriteString(p)
+			}
+			_ = h.Sum64()
+		}
+	})
 }

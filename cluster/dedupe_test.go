@@ -306,10 +306,10 @@ func TestSendLocalOnce(t *testing.T) {
 		sends.Add(1)
 		return c.Send(hub.NewMessage(bytes.Clone(data)))
 	}
-	if local, err := hubs[1].SendLocalOnce("sdk:AKID:a", owner.ID(), []byte("a1"), send); !local || err != nil {
+	if local, err := hubs[1].SendLocalOnce(hub.CallKey{"sdk:", "AKID", ":", "a"}, owner.ID(), []byte("a1"), send); !local || err != nil {
 		t.Fatalf("first a: %v, %v", local, err)
 	}
-	if local, err := hubs[1].SendLocalOnce("sdk:AKID:a", owner.ID(), []byte("a2"), send); !local || err != nil {
+	if local, err := hubs[1].SendLocalOnce(hub.CallKey{"sdk:", "AKID", ":", "a"}, owner.ID(), []byte("a2"), send); !local || err != nil {
 		t.Fatalf("repeat of a: %v, %v", local, err)
 	}
 	if err := hubs[0].Send(hub.WithDedupeKey(ctx, "sdk:AKID:a"), owner.ID(), hub.NewMessage([]byte("a3"))); err != nil {
@@ -318,21 +318,21 @@ func TestSendLocalOnce(t *testing.T) {
 	if err := hubs[0].Send(hub.WithDedupeKey(ctx, "sdk:AKID:b"), owner.ID(), hub.NewMessage([]byte("b1"))); err != nil {
 		t.Fatalf("b forwarded: %v", err)
 	}
-	if local, err := hubs[1].SendLocalOnce("sdk:AKID:b", owner.ID(), []byte("b2"), send); !local || err != nil {
+	if local, err := hubs[1].SendLocalOnce(hub.CallKey{"sdk:", "AKID", ":", "b"}, owner.ID(), []byte("b2"), send); !local || err != nil {
 		t.Fatalf("b after it was forwarded: %v, %v", local, err)
 	}
-	if local, err := hubs[1].SendLocalOnce("", owner.ID(), []byte("c"), send); !local || err != nil {
+	if local, err := hubs[1].SendLocalOnce(hub.CallKey{}, owner.ID(), []byte("c"), send); !local || err != nil {
 		t.Fatalf("no key: %v, %v", local, err)
 	}
-	if local, err := hubs[1].SendLocalOnce("", owner.ID(), []byte("c"), send); !local || err != nil {
+	if local, err := hubs[1].SendLocalOnce(hub.CallKey{}, owner.ID(), []byte("c"), send); !local || err != nil {
 		t.Fatalf("no key again: %v, %v", local, err)
 	}
-	if local, err := hubs[0].SendLocalOnce("sdk:AKID:d", owner.ID(), []byte("d"), send); local || err != nil {
+	if local, err := hubs[0].SendLocalOnce(hub.CallKey{"sdk:", "AKID", ":", "d"}, owner.ID(), []byte("d"), send); local || err != nil {
 		t.Fatalf("another node's id: %v, %v; want false, nil (Send forwards)", local, err)
 	}
 	gone := hub.NewID(hubs[1].Self())
 	for range 2 {
-		if local, err := hubs[1].SendLocalOnce("sdk:AKID:e", gone, []byte("e"), send); !local || !errors.Is(err, hub.ErrGone) {
+		if local, err := hubs[1].SendLocalOnce(hub.CallKey{"sdk:", "AKID", ":", "e"}, gone, []byte("e"), send); !local || !errors.Is(err, hub.ErrGone) {
 			t.Fatalf("an unknown id of this node: %v, %v; want true, ErrGone", local, err)
 		}
 	}

@@ -844,13 +844,14 @@ func (h *Hub) LookupLocal(ctx context.Context, id string) (hub.Conn, error) {
 
 // SendLocalOnce implements hub.LocalOnce: a keyed send to a connection of
 // this node costs the dedupe check and no Message (sendLocal's check,
-// with the caller's send; the closure does not escape: no allocation).
-func (h *Hub) SendLocalOnce(key, id string, data []byte, send func(hub.Conn, []byte) error) (bool, error) {
+// with the caller's send; the closure does not escape, the key's parts
+// are hashed where they are: no allocation).
+func (h *Hub) SendLocalOnce(key hub.CallKey, id string, data []byte, send func(hub.Conn, []byte) error) (bool, error) {
 	_, local, err := h.route(id)
 	if err != nil || !local {
 		return err != nil, err
 	}
-	return true, h.dedupe.do(key, func() error {
+	return true, h.dedupe.doKey(&key, func() error {
 		c, err := h.mem.LookupLocal(h.ctx, id)
 		if err != nil {
 			return err

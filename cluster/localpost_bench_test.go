@@ -238,9 +238,9 @@ func BenchmarkLocalLookup(b *testing.B) {
 		})
 	}
 	b.Run("cluster-once", func(b *testing.B) {
-		keys := make([]string, b.N)
+		keys := make([]hub.CallKey, b.N)
 		for i := range keys {
-			keys[i] = fmt.Sprintf("sdk:AKID:3b3a4c7e-5d4f-4a8e-9a3e-%012x", i)
+			keys[i] = hub.CallKey{"sdk:", "AKID", ":", fmt.Sprintf("3b3a4c7e-5d4f-4a8e-9a3e-%012x", i)}
 		}
 		var next atomic.Int64
 		send := func(hub.Conn, []byte) error { return nil }

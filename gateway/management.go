@@ -90,31 +90,40 @@ func checkPath(rest string) *apiError {
 
 // callKey is dedupeKey for a hub that reads it: a cluster hub delivers a
 // POST or DELETE with one key once; a node's own hub delivers once
-// anyway, and the key would cost an allocation per SDK call.
-func (g *Gateway) callKey(r *http.Request, who *sigv4.Identity) string {
+// anyway. The zero CallKey: none.
+func (g *Gateway) callKey(r *http.Request, who *sigv4.Identity) hub.CallKey {
 	if _, single := g.hub.(*hub.Memory); single {
-		return ""
+		return hub.CallKey{}
 	}
 	return dedupeKey(r, who)
 }
 
 // dedupeKey names a management call across its retries: AWS SDKs send
 // the same Amz-Sdk-Invocation-Id with every attempt of one operation and
-// sign it, so a caller cannot use another caller's key. Unsigned or
-// absent: "".
-func dedupeKey(r *http.Request, id *sigv4.Identity) string {
+// sign it, so a caller cannot use another caller's key. The key is
+// "sdk:<access key id>:<invocation id>", in parts (no string built: a
+// local keyed send hashes the parts). Unsigned or absent: the zero key.
+func dedupeKey(r *http.Request, id *sigv4.Identity) hub.CallKey {
 	inv := headerValue(r.Header, "Amz-Sdk-Invocation-Id")
 	if inv == "" || id == nil || id.Presigned {
-		return ""
+		return hub.CallKey{}
 	}
 	_, signed, _ := strings.Cut(headerValue(r.Header, "Authorization"), "SignedHeaders=")
-	signed, _, _ = strings.Cut(signed, ",")
+	if i := strings.IndexByte(signed, ','); i >= 0 {
+		signed = signed[:i]
+	}
+	const name = "amz-sdk-invocation-id"
+	// SignedHeaders is sorted, so the SDK's list starts with it; the
+	// first item is checked before the list is walked.
+	if strings.HasPrefix(signed, name) && (len(signed) == len(name) || signed[len(name)] == ';') {
+		return hub.CallKey{"sdk:", id.AccessKeyID, ":", inv}
+	}
 	for h := range strings.SplitSeq(signed, ";") {
-		if h == "amz-sdk-invocation-id" {
-			return "sdk:" + id.AccessKeyID + ":" + inv
+		if h == name {
+			return hub.CallKey{"sdk:", id.AccessKeyID, ":", inv}
 		}
 	}
-	return ""
+	return hub.CallKey{}
 }
 
 // authorize verifies the request's SigV4 signature against the
@@ -221,8 +230,8 @@ func (g *Gateway) connection(w http.ResponseWriter, r *http.Request, id string, 
 		writeJSON(w, http.StatusOK, connectionJSON(info, false))
 	case http.MethodDelete:
 		ctx := r.Context()
-		if key := g.callKey(r, who); key != "" {
-			ctx = hub.WithDedupeKey(ctx, key)
+		if key := g.callKey(r, who); !key.Empty() {
+			ctx = hub.WithDedupeKey(ctx, key.String())
 		}
 		if err := g.hub.Disconnect(ctx, id, closeDeleted); err != nil {
 			writeAPIError(w, hubError(err))
@@ -235,7 +244,7 @@ func (g *Gateway) connection(w http.ResponseWriter, r *http.Request, id string, 
 }
 
 // sendData is PostToConnection's send of r's body data to connection id,
-// key its dedupe key (callKey) or "". To one of the gateway's connections
+// key its dedupe key (callKey) or the zero key. To one of the gateway's connections
 // on this node (hub.Local: a node's own hub, or a cluster hub for its own
 // ids; hub.LocalOnce: a cluster hub's own ids in a keyed call, which it
 // delivers once) it builds no Message: the frame goes out of a pooled
@@ -243,15 +252,15 @@ func (g *Gateway) connection(w http.ResponseWriter, r *http.Request, id string, 
 // read goes back to its pool too (sigv4.ReleaseBody): three allocations
 // fewer per POST. Otherwise (another node's id) it is the hub's Send of a
 // Message, which keeps data, with the key in its context.
-func (g *Gateway) sendData(r *http.Request, id string, data []byte, key string) error {
-	if key != "" {
+func (g *Gateway) sendData(r *http.Request, id string, data []byte, key hub.CallKey) error {
+	if !key.Empty() {
 		if h, ok := g.hub.(hub.LocalOnce); ok {
 			if local, err := h.SendLocalOnce(key, id, data, sendLocal); local {
 				sigv4.ReleaseBody(r)
 				return err
 			}
 		}
-		return g.hub.Send(hub.WithDedupeKey(r.Context(), key), id, hub.NewMessage(data))
+		return g.hub.Send(hub.WithDedupeKey(r.Context(), key.String()), id, hub.NewMessage(data))
 	}
 	if h, ok := g.hub.(hub.Local); ok {
 		hc, err := h.LookupLocal(r.Context(), id)

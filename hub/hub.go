@@ -284,10 +284,24 @@ type Local interface {
 // with send's answer or that operation's (ErrGone, without calling send,
 // when id is this node's and not open); false, nil when the send must go
 // through the hub's Send with key in its context (another node's id).
-// send must not keep data.
+// send must not keep data. key is the operation's dedupe key in parts: the
+// hub hashes them as the one key key.String() (WithDedupeKey's, so a retry
+// through another node's Send is the same key) without building it.
 type LocalOnce interface {
-	SendLocalOnce(key, id string, data []byte, send func(Conn, []byte) error) (bool, error)
+	SendLocalOnce(key CallKey, id string, data []byte, send func(Conn, []byte) error) (bool, error)
 }
+
+// CallKey is a dedupe key given as the parts it is the concatenation of,
+// so a caller holding the parts (an access key id, an invocation id)
+// builds no string for a local keyed send (LocalOnce). The zero CallKey is
+// no key.
+type CallKey [4]string
+
+// String returns the key: k's parts concatenated.
+func (k *CallKey) String() string { return k[0] + k[1] + k[2] + k[3] }
+
+// Empty reports whether k is no key (its string is "").
+func (k *CallKey) Empty() bool { return k[0] == "" && k[1] == "" && k[2] == "" && k[3] == "" }
 
 var errIDTaken = errors.New("connection id already registered")
 

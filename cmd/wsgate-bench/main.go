@@ -49,6 +49,7 @@ func main() {
 	postWorkers := flag.Int("post-workers", 0, "post: client processes of the fixed-rate phases (default 1 with the lean client, -workers with goroutines)")
 	postRates := flag.String("post-rates", "0,1000,5000", "post: the phases, POSTs per second (0: saturation)")
 	postWarmup := flag.Duration("post-warmup", 0, "post: the lean client's warm-up at each fixed rate before the measured window, reported apart as \"warm-up: …\" (default 1s, 200ms with -small; negative: none)")
+	postInvocationID := flag.Bool("post-invocation-id", false, "post, c-post: every POST carries its own signed Amz-Sdk-Invocation-Id (a random UUID), as the AWS SDKs send: a cluster's dedupe key (default off: the requests of earlier sessions' figures)")
 	serverFIFO := flag.Bool("server-fifo", false, "post: run the servers SCHED_FIFO (every thread, priority 1) during the fixed-rate phases, so other processes and the real-time client do not preempt them (needs CAP_SYS_NICE)")
 	syscalls := flag.Bool("syscalls", false, "handshake, post: count the servers' system calls per operation with perf (slows them: CPU figures of such a run are not comparable)")
 	flag.Parse()
@@ -81,6 +82,8 @@ func main() {
 		PostWorkers: *postWorkers,
 		PostRates:   rates,
 		PostWarmup:  *postWarmup,
+
+		PostInvocationID: *postInvocationID,
 
 		SoakDuration: *duration,
 		SoakConns:    *conns,

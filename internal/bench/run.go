@@ -91,6 +91,12 @@ type Options struct {
 	// "warm-up: …", and the phase's latencies are the steady state's.
 	// Default 1 s (0.2 s with Small); negative: none.
 	PostWarmup time.Duration
+	// PostInvocationID has the post and c-post scenarios' POSTs carry
+	// their own signed Amz-Sdk-Invocation-Id (a random UUID), as every AWS
+	// SDK call does: a cluster node then takes the keyed path (its dedupe
+	// table), a single node only verifies one more signed header. Default
+	// off, the requests of earlier sessions' figures.
+	PostInvocationID bool
 	// Cluster, when 2 or more, runs the cluster scenarios (ClusterScenarios):
 	// each run measures a single node and then a cluster of this many
 	// server processes (embedded NATS with JetStream, routed over loopback).

@@ -297,7 +297,7 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 	var postErr error
 	cmd := func(i int, op string) command {
 		c := command{Op: op, Addr: e.addr, Addrs: e.addrs, Entry: entry, Key: benchKey, Secret: benchSecret, Region: benchRegion, Stage: stage,
-			Src: e.src(i), Conc: 32, Duration: dur, Max: 10_000_000}
+			Src: e.src(i), Conc: 32, Duration: dur, Max: 10_000_000, InvocationID: o.PostInvocationID}
 		if rate > 0 {
 			c.Conc, c.Rate, c.Samples, c.Lean = 64, rate/float64(len(e.workers)), true, e.lean
 			if e.lean {

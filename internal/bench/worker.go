@@ -75,6 +75,9 @@ type command struct {
 	// post at a rate: the lean client (postloop_linux.go) on connections
 	// dialed without readers, instead of a goroutine per request and reader.
 	Lean bool `json:"lean,omitempty"`
+	// post, post-sign: each POST carries its own signed
+	// Amz-Sdk-Invocation-Id (Options.PostInvocationID).
+	InvocationID bool `json:"invocationId,omitempty"`
 
 	// soak-start
 	Soak *soakPlan `json:"soak,omitempty"`

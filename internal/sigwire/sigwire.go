@@ -22,6 +22,12 @@ const UserAgent = "wsgate-bench"
 // with creds at now, as one HTTP/1.1 request: head and body. A nil body
 // sends no Content-Length.
 func Request(method, url string, body []byte, creds sigv4.Credentials, region string, now time.Time) ([]byte, error) {
+	return RequestHeader(method, url, body, nil, creds, region, now)
+}
+
+// RequestHeader is Request with header's fields added before signing
+// (so they are signed, as an AWS SDK signs its Amz-Sdk-Invocation-Id).
+func RequestHeader(method, url string, body []byte, header map[string]string, creds sigv4.Credentials, region string, now time.Time) ([]byte, error) {
 	req, err := http.NewRequest(method, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -30,6 +36,9 @@ func Request(method, url string, body []byte, creds sigv4.Credentials, region st
 		req.Body, req.ContentLength = nil, 0
 	}
 	req.Header.Set("User-Agent", UserAgent)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
 	sum := sha256.Sum256(body)
 	if err := sigv4.Sign(req, creds, "execute-api", region, now, hex.EncodeToString(sum[:])); err != nil {
 		return nil, err
