@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -40,6 +41,9 @@ import (
 // checkEvery of a check that found the node there.
 const (
 	reasonRefused = "no responders, direct port refused"
+	// reasonPeer: declared by a node that had not heard the node's
+	// incarnation, on a peer's answer that it takes it for gone (judge.go).
+	reasonPeer = "gone on a peer's judgement"
 	// slowAttempt: a batch unanswered this long has the node checked.
 	// A cross-node call's p99 is 0.2–2.7 ms on a 2-core machine (the
 	// spec's R6), so 50 ms is far out of the normal while well within
@@ -52,6 +56,16 @@ const (
 	checkProbe = 25 * time.Millisecond
 	// checkEvery spaces the checks a slow attempt starts on one node.
 	checkEvery = time.Second
+)
+
+// Set by tests only (SetJudgeHooks): heartbeatHook is asked, with the
+// receiving node's config, whether a heartbeat from the node named from is
+// heard (false: dropped); commitHook, before a node commits another's gone
+// in the registry, for an error to take instead of the registry's answer
+// (a registry that cannot commit: its stream electing a leader).
+var (
+	heartbeatHook atomic.Pointer[func(c *Config, from string) bool]
+	commitHook    atomic.Pointer[func(c *Config) error]
 )
 
 // goneChecks is the state of the checks, by node.
@@ -70,7 +84,7 @@ type goneChecks struct {
 // this node's watch connection to b broke (a check runs after the one
 // under way, and checkEvery does not apply).
 func (h *Hub) suspect(b byte, watch bool) {
-	if h.direct == nil || b > hub.MaxNode || b == h.Self() || h.closing.Load() || h.ctx.Err() != nil {
+	if b > hub.MaxNode || b == h.Self() || h.closing.Load() || h.ctx.Err() != nil {
 		return
 	}
 	c := &h.checks
@@ -111,24 +125,38 @@ func (h *Hub) checkGone(b byte) {
 
 // checkOnce dials b's direct link; if it is refused, asks b's subject
 // until it answers (alive), has no responders (then b is declared gone),
-// or goneGraceMillis passed. alive: b was found there (its link or its
-// subject answered).
+// or goneGraceMillis passed; if the link gives no answer either way (no
+// link, one never reached, a dial that failed otherwise), asks b's subject
+// as a call would: "no responders" lasting goneGraceMillis declares b
+// (askSubject). A node that has not heard b's incarnation has no evidence
+// of its own: it asks its peers, and declares b when one takes b for gone
+// (reasonPeer). alive: b was found there (its link or its subject
+// answered).
 func (h *Hub) checkOnce(b byte) (alive bool) {
 	start := time.Now()
 	if gone, _ := h.gone(b); gone {
 		return false
 	}
 	heard, joining := h.heardIncarnation(b)
-	if !heard || joining || !h.settled() {
+	if joining || !h.settled() {
+		return false
+	}
+	if !heard {
+		if _, peerGone := h.judgeRound(h.ctx, b); peerGone {
+			h.declareGoneSince(h.ctx, b, reasonPeer, start)
+		}
 		return false
 	}
 	addr, inc := h.directAddr(b)
-	if addr == "" {
-		return false
+	refused, answered := false, false
+	if addr != "" {
+		refused, answered = h.direct.refuses(addr, inc)
 	}
-	refused, answered := h.direct.refuses(addr, inc)
+	if answered {
+		return true
+	}
 	if !refused {
-		return answered
+		return h.askSubject(b)
 	}
 	h.mu.Lock()
 	p := h.peer(b)
@@ -162,6 +190,42 @@ func (h *Hub) checkOnce(b byte) (alive bool) {
 		}
 		if gone, _ := h.gone(b); gone {
 			return false
+		}
+	}
+}
+
+// askSubject pings b's subject every checkProbe: an answer is b alive; "no
+// responders" from the first one lasting goneGraceMillis (every ping
+// since unanswered) declares b gone on it, as a call's retry does; none
+// within a ping and goneGraceMillis is no evidence.
+func (h *Hub) askSubject(b byte) (alive bool) {
+	var first time.Time
+	deadline := time.Now().Add(h.cfg.goneGrace())
+	for {
+		ctx, cancel := context.WithTimeout(h.ctx, checkProbe)
+		_, err := h.ctl.RequestMsgWithContext(ctx, h.ping(b))
+		cancel()
+		switch {
+		case err == nil:
+			return true
+		case errors.Is(err, nats.ErrNoResponders):
+			if first.IsZero() {
+				first = time.Now()
+				deadline = first.Add(h.cfg.goneGrace() + h.cfg.attemptTimeout())
+			} else if time.Since(first) >= h.cfg.goneGrace() {
+				h.declareGone(h.ctx, b, "no responders")
+				return false
+			}
+		case h.ctx.Err() != nil:
+			return false
+		}
+		if gone, _ := h.gone(b); gone || time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-h.ctx.Done():
+			return false
+		case <-time.After(checkProbe):
 		}
 	}
 }

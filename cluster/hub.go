@@ -133,6 +133,7 @@ type Hub struct {
 	probeLive int
 	probeFor  byte
 	probeOK   bool
+	probeGone bool // a peer answered that it takes probeFor for gone
 
 	// announced is set once Start made this node's entry "up" (announce);
 	// until then its claims write it "joining", for joinTTL, and
@@ -567,6 +568,9 @@ func (h *Hub) handleHeartbeat(m *nats.Msg) {
 	}
 	v, err := strconv.ParseUint(hb.Node, 16, 8)
 	if err != nil || v > hub.MaxNode {
+		return
+	}
+	if f := heartbeatHook.Load(); f != nil && !(*f)(&h.cfg, hb.Name) {
 		return
 	}
 	h.mu.Lock()
