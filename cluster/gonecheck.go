@@ -128,10 +128,10 @@ func (h *Hub) checkGone(b byte) {
 // or goneGraceMillis passed; if the link gives no answer either way (no
 // link, one never reached, a dial that failed otherwise), asks b's subject
 // as a call would: "no responders" lasting goneGraceMillis declares b
-// (askSubject). A node that has not heard b's incarnation has no evidence
-// of its own: it asks its peers, and declares b when one takes b for gone
-// (reasonPeer). alive: b was found there (its link or its subject
-// answered).
+// (askSubject), unless a peer takes b for gone already (reasonPeer). A
+// node that has not heard b's incarnation has no evidence of its own: it
+// asks its peers, and declares b when one takes b for gone. alive: b was
+// found there (its link or its subject answered).
 func (h *Hub) checkOnce(b byte) (alive bool) {
 	start := time.Now()
 	if gone, _ := h.gone(b); gone {
@@ -156,6 +156,13 @@ func (h *Hub) checkOnce(b byte) (alive bool) {
 		return true
 	}
 	if !refused {
+		// No evidence from the link (none, one never reached, a dial
+		// that timed out): a peer that judged b already (its watch, its
+		// refusal) is enough; or "no responders" as a call would.
+		if _, peerGone := h.judgeRound(h.ctx, b); peerGone {
+			h.declareGoneSince(h.ctx, b, reasonPeer, start)
+			return false
+		}
 		return h.askSubject(b)
 	}
 	h.mu.Lock()
