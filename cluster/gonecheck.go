@@ -36,13 +36,16 @@ import (
 // the idle "watch" connection this node keeps to each peer's link read
 // EOF or a reset without the peer's goodbye (the kernel closes a killed
 // process's sockets), a batch of calls to the node has waited slowAttempt
-// without an answer, or a call to it was answered "no responders". One
-// check at a time per node; the last two triggers start none within
-// checkEvery of a check that found the node there.
+// without an answer, a call to it was answered "no responders", or a
+// peer's judgement ping found that this node heard the node later than
+// the peer did (judge.go). One check at a time per node; a slow batch and
+// a judgement ping start none within checkEvery of a check that found the
+// node there.
 const (
 	reasonRefused = "no responders, direct port refused"
-	// reasonPeer: declared by a node that had not heard the node's
-	// incarnation, on a peer's answer that it takes it for gone (judge.go).
+	// reasonPeer: declared on a peer's answer that it takes the node for
+	// gone (judge.go), by a node without evidence of its own: it had not
+	// heard the node's incarnation, or the node's link gave no answer.
 	reasonPeer = "gone on a peer's judgement"
 	// slowAttempt: a batch unanswered this long has the node checked.
 	// A cross-node call's p99 is 0.2–2.7 ms on a 2-core machine (the
@@ -84,6 +87,33 @@ type goneChecks struct {
 // this node's watch connection to b broke (a check runs after the one
 // under way, and checkEvery does not apply).
 func (h *Hub) suspect(b byte, watch bool) {
+	if watch {
+		h.suspectFor(b, trigWatch)
+	} else {
+		h.suspectFor(b, trigSlow)
+	}
+}
+
+// suspectNoResp starts a check of node b, a call to it having been
+// answered "no responders", unless one runs: checkEvery does not apply.
+// A check that found b there a moment before (a slow attempt's, b alive
+// then) had held it back for a second after a kill under load: the first
+// 410 came at 1.3 s.
+func (h *Hub) suspectNoResp(b byte) { h.suspectFor(b, trigNoResp) }
+
+// What started a check: a slow attempt or a judgement ping answered
+// Wsg-Heard (checkEvery applies), a call's "no responders", a watch
+// connection that ended without a goodbye (a check runs after the one
+// under way).
+type trigger int
+
+const (
+	trigSlow trigger = iota
+	trigNoResp
+	trigWatch
+)
+
+func (h *Hub) suspectFor(b byte, why trigger) {
 	if b > hub.MaxNode || b == h.Self() || h.closing.Load() || h.ctx.Err() != nil {
 		return
 	}
@@ -91,10 +121,10 @@ func (h *Hub) suspect(b byte, watch bool) {
 	c.mu.Lock()
 	switch {
 	case c.running[b]:
-		c.again[b] = c.again[b] || watch
+		c.again[b] = c.again[b] || why == trigWatch
 		c.mu.Unlock()
 		return
-	case !watch && time.Since(c.alive[b]) < checkEvery:
+	case why == trigSlow && time.Since(c.alive[b]) < checkEvery:
 		c.mu.Unlock()
 		return
 	}

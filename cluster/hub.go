@@ -1010,7 +1010,7 @@ func (h *Hub) retry(ctx context.Context, b byte, deadline time.Time, attempt fun
 				return hub.ErrGone
 			}
 			if refused.IsZero() {
-				h.suspect(b, false) // does it refuse? (a check at a time)
+				h.suspectNoResp(b) // does it refuse? (a check at a time)
 			}
 			if time.Since(noResp) >= h.cfg.goneGrace() && h.settled() && heard && h.declareGone(ctx, b, "no responders") {
 				return hub.ErrGone
