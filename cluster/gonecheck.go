@@ -155,46 +155,80 @@ func (h *Hub) checkGone(b byte) {
 
 // checkOnce dials b's direct link; if it is refused, asks b's subject
 // until it answers (alive), has no responders (then b is declared gone),
-// or goneGraceMillis passed; if the link gives no answer either way (no
-// link, one never reached, a dial that failed otherwise), asks b's subject
-// as a call would: "no responders" lasting goneGraceMillis declares b
-// (askSubject), unless a peer takes b for gone already (reasonPeer). A
-// node that has not heard b's incarnation has no evidence of its own: it
-// asks its peers, and declares b when one takes b for gone. alive: b was
-// found there (its link or its subject answered).
+// or goneGraceMillis passed. While the link gives no evidence either way
+// (no link, one never reached, a dial that failed otherwise), it declares
+// b when a peer takes b for gone (reasonPeer), and otherwise pings b's
+// subject every checkProbe, as a call would: "no responders" lasting
+// goneGraceMillis declares b; the link is dialled again between pings, so
+// a refusal still declares at once. A node that has not heard b's
+// incarnation has no evidence of its own: it asks its peers only. alive:
+// b was found there (its link or its subject answered).
 func (h *Hub) checkOnce(b byte) (alive bool) {
 	start := time.Now()
-	if gone, _ := h.gone(b); gone {
-		return false
-	}
-	heard, joining := h.heardIncarnation(b)
-	if joining || !h.settled() {
-		return false
-	}
-	if !heard {
-		if _, peerGone := h.judgeRound(h.ctx, b); peerGone {
-			h.declareGoneSince(h.ctx, b, reasonPeer, start)
+	var first time.Time // the first "no responders" of this check's pings
+	deadline := start.Add(h.cfg.goneGrace())
+	for {
+		if gone, _ := h.gone(b); gone {
+			return false
 		}
-		return false
-	}
-	addr, inc := h.directAddr(b)
-	refused, answered := false, false
-	if addr != "" {
-		refused, answered = h.direct.refuses(addr, inc)
-	}
-	if answered {
-		return true
-	}
-	if !refused {
-		// No evidence from the link (none, one never reached, a dial
-		// that timed out): a peer that judged b already (its watch, its
-		// refusal) is enough; or "no responders" as a call would.
+		heard, joining := h.heardIncarnation(b)
+		if joining || !h.settled() {
+			return false
+		}
+		if !heard {
+			if _, peerGone := h.judgeRound(h.ctx, b); peerGone {
+				h.declareGoneSince(h.ctx, b, reasonPeer, start)
+			}
+			return false
+		}
+		addr, inc := h.directAddr(b)
+		refused, answered := false, false
+		if addr != "" {
+			refused, answered = h.direct.refuses(addr, inc)
+		}
+		switch {
+		case answered:
+			return true
+		case refused:
+			return h.refusedCheck(b, addr, inc)
+		}
 		if _, peerGone := h.judgeRound(h.ctx, b); peerGone {
 			h.declareGoneSince(h.ctx, b, reasonPeer, start)
 			return false
 		}
-		return h.askSubject(b)
+		ctx, cancel := context.WithTimeout(h.ctx, checkProbe)
+		_, err := h.ctl.RequestMsgWithContext(ctx, h.ping(b))
+		cancel()
+		switch {
+		case err == nil:
+			return true
+		case errors.Is(err, nats.ErrNoResponders):
+			if first.IsZero() {
+				first = time.Now()
+				deadline = first.Add(h.cfg.goneGrace() + h.cfg.attemptTimeout())
+			} else if time.Since(first) >= h.cfg.goneGrace() {
+				h.declareGone(h.ctx, b, "no responders")
+				return false
+			}
+		case h.ctx.Err() != nil:
+			return false
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-h.ctx.Done():
+			return false
+		case <-time.After(checkProbe):
+		}
 	}
+}
+
+// refusedCheck follows a refusal of b's link at addr (incarnation inc):
+// b's subject is asked every checkProbe for up to goneGraceMillis; "no
+// responders" declares b at once (reasonRefused), an answer is b alive.
+func (h *Hub) refusedCheck(b byte, addr, inc string) (alive bool) {
+	start := time.Now()
 	h.mu.Lock()
 	p := h.peer(b)
 	if p.e.Inc != inc {
@@ -227,42 +261,6 @@ func (h *Hub) checkOnce(b byte) (alive bool) {
 		}
 		if gone, _ := h.gone(b); gone {
 			return false
-		}
-	}
-}
-
-// askSubject pings b's subject every checkProbe: an answer is b alive; "no
-// responders" from the first one lasting goneGraceMillis (every ping
-// since unanswered) declares b gone on it, as a call's retry does; none
-// within a ping and goneGraceMillis is no evidence.
-func (h *Hub) askSubject(b byte) (alive bool) {
-	var first time.Time
-	deadline := time.Now().Add(h.cfg.goneGrace())
-	for {
-		ctx, cancel := context.WithTimeout(h.ctx, checkProbe)
-		_, err := h.ctl.RequestMsgWithContext(ctx, h.ping(b))
-		cancel()
-		switch {
-		case err == nil:
-			return true
-		case errors.Is(err, nats.ErrNoResponders):
-			if first.IsZero() {
-				first = time.Now()
-				deadline = first.Add(h.cfg.goneGrace() + h.cfg.attemptTimeout())
-			} else if time.Since(first) >= h.cfg.goneGrace() {
-				h.declareGone(h.ctx, b, "no responders")
-				return false
-			}
-		case h.ctx.Err() != nil:
-			return false
-		}
-		if gone, _ := h.gone(b); gone || time.Now().After(deadline) {
-			return false
-		}
-		select {
-		case <-h.ctx.Done():
-			return false
-		case <-time.After(checkProbe):
 		}
 	}
 }
