@@ -391,9 +391,7 @@ func (h *Hub) finish(seq uint64, data []byte, err error) {
 func (h *Hub) handleConn(m *nats.Msg) {
 	if m.Header.Get(hdrOp) == "ping" { // registry.silent: is anyone there; reachesMajority
 		r := replyTo(m, nil, nil)
-		if h.heardLater(m) {
-			r.Header.Set(hdrHeard, "1")
-		}
+		h.answerJudgement(m, r)
 		_ = m.RespondMsg(r)
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,11 +36,17 @@ import (
 // the idle "watch" connection this node keeps to each peer's link read
 // EOF or a reset without the peer's goodbye (the kernel closes a killed
 // process's sockets), a batch of calls to the node has waited slowAttempt
-// without an answer, or a call to it was answered "no responders". One
-// check at a time per node; the last two triggers start none within
-// checkEvery of a check that found the node there.
+// without an answer, a call to it was answered "no responders", or a
+// peer's judgement ping found that this node heard the node later than
+// the peer did (judge.go). One check at a time per node; a slow batch and
+// a judgement ping start none within checkEvery of a check that found the
+// node there.
 const (
 	reasonRefused = "no responders, direct port refused"
+	// reasonPeer: declared on a peer's answer that it takes the node for
+	// gone (judge.go), by a node without evidence of its own: it had not
+	// heard the node's incarnation, or the node's link gave no answer.
+	reasonPeer = "gone on a peer's judgement"
 	// slowAttempt: a batch unanswered this long has the node checked.
 	// A cross-node call's p99 is 0.2–2.7 ms on a 2-core machine (the
 	// spec's R6), so 50 ms is far out of the normal while well within
@@ -52,6 +59,16 @@ const (
 	checkProbe = 25 * time.Millisecond
 	// checkEvery spaces the checks a slow attempt starts on one node.
 	checkEvery = time.Second
+)
+
+// Set by tests only (SetJudgeHooks): heartbeatHook is asked, with the
+// receiving node's config, whether a heartbeat from the node named from is
+// heard (false: dropped); commitHook, before a node commits another's gone
+// in the registry, for an error to take instead of the registry's answer
+// (a registry that cannot commit: its stream electing a leader).
+var (
+	heartbeatHook atomic.Pointer[func(c *Config, from string) bool]
+	commitHook    atomic.Pointer[func(c *Config) error]
 )
 
 // goneChecks is the state of the checks, by node.
@@ -70,17 +87,44 @@ type goneChecks struct {
 // this node's watch connection to b broke (a check runs after the one
 // under way, and checkEvery does not apply).
 func (h *Hub) suspect(b byte, watch bool) {
-	if h.direct == nil || b > hub.MaxNode || b == h.Self() || h.closing.Load() || h.ctx.Err() != nil {
+	if watch {
+		h.suspectFor(b, trigWatch)
+	} else {
+		h.suspectFor(b, trigSlow)
+	}
+}
+
+// suspectNoResp starts a check of node b, a call to it having been
+// answered "no responders", unless one runs: checkEvery does not apply.
+// A check that found b there a moment before (a slow attempt's, b alive
+// then) had held it back for a second after a kill under load: the first
+// 410 came at 1.3 s.
+func (h *Hub) suspectNoResp(b byte) { h.suspectFor(b, trigNoResp) }
+
+// What started a check: a slow attempt or a judgement ping answered
+// Wsg-Heard (checkEvery applies), a call's "no responders", a watch
+// connection that ended without a goodbye (a check runs after the one
+// under way).
+type trigger int
+
+const (
+	trigSlow trigger = iota
+	trigNoResp
+	trigWatch
+)
+
+func (h *Hub) suspectFor(b byte, why trigger) {
+	if b > hub.MaxNode || b == h.Self() || h.closing.Load() || h.ctx.Err() != nil {
 		return
 	}
 	c := &h.checks
 	c.mu.Lock()
 	switch {
 	case c.running[b]:
-		c.again[b] = c.again[b] || watch
+		c.again[b] = c.again[b] || why == trigWatch
 		c.mu.Unlock()
 		return
-	case !watch && time.Since(c.alive[b]) < checkEvery:
+	case why == trigSlow && time.Since(c.alive[b]) < checkEvery:
 		c.mu.Unlock()
 		return
 	}
@@ -111,25 +155,80 @@ func (h *Hub) checkGone(b byte) {
 
 // checkOnce dials b's direct link; if it is refused, asks b's subject
 // until it answers (alive), has no responders (then b is declared gone),
-// or goneGraceMillis passed. alive: b was found there (its link or its
-// subject answered).
+// or goneGraceMillis passed. While the link gives no evidence either way
+// (no link, one never reached, a dial that failed otherwise), it declares
+// b when a peer takes b for gone (reasonPeer), and otherwise pings b's
+// subject every checkProbe, as a call would: "no responders" lasting
+// goneGraceMillis declares b; the link is dialled again between pings, so
+// a refusal still declares at once. A node that has not heard b's
+// incarnation has no evidence of its own: it asks its peers only. alive:
+// b was found there (its link or its subject answered).
 func (h *Hub) checkOnce(b byte) (alive bool) {
 	start := time.Now()
-	if gone, _ := h.gone(b); gone {
-		return false
+	var first time.Time // the first "no responders" of this check's pings
+	deadline := start.Add(h.cfg.goneGrace())
+	for {
+		if gone, _ := h.gone(b); gone {
+			return false
+		}
+		heard, joining := h.heardIncarnation(b)
+		if joining || !h.settled() {
+			return false
+		}
+		if !heard {
+			if _, peerGone := h.judgeRound(h.ctx, b); peerGone {
+				h.declareGoneSince(h.ctx, b, reasonPeer, start)
+			}
+			return false
+		}
+		addr, inc := h.directAddr(b)
+		refused, answered := false, false
+		if addr != "" {
+			refused, answered = h.direct.refuses(addr, inc)
+		}
+		switch {
+		case answered:
+			return true
+		case refused:
+			return h.refusedCheck(b, addr, inc)
+		}
+		if _, peerGone := h.judgeRound(h.ctx, b); peerGone {
+			h.declareGoneSince(h.ctx, b, reasonPeer, start)
+			return false
+		}
+		ctx, cancel := context.WithTimeout(h.ctx, checkProbe)
+		_, err := h.ctl.RequestMsgWithContext(ctx, h.ping(b))
+		cancel()
+		switch {
+		case err == nil:
+			return true
+		case errors.Is(err, nats.ErrNoResponders):
+			if first.IsZero() {
+				first = time.Now()
+				deadline = first.Add(h.cfg.goneGrace() + h.cfg.attemptTimeout())
+			} else if time.Since(first) >= h.cfg.goneGrace() {
+				h.declareGone(h.ctx, b, "no responders")
+				return false
+			}
+		case h.ctx.Err() != nil:
+			return false
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-h.ctx.Done():
+			return false
+		case <-time.After(checkProbe):
+		}
 	}
-	heard, joining := h.heardIncarnation(b)
-	if !heard || joining || !h.settled() {
-		return false
-	}
-	addr, inc := h.directAddr(b)
-	if addr == "" {
-		return false
-	}
-	refused, answered := h.direct.refuses(addr, inc)
-	if !refused {
-		return answered
-	}
+}
+
+// refusedCheck follows a refusal of b's link at addr (incarnation inc):
+// b's subject is asked every checkProbe for up to goneGraceMillis; "no
+// responders" declares b at once (reasonRefused), an answer is b alive.
+func (h *Hub) refusedCheck(b byte, addr, inc string) (alive bool) {
+	start := time.Now()
 	h.mu.Lock()
 	p := h.peer(b)
 	if p.e.Inc != inc {

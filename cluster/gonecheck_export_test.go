@@ -68,3 +68,25 @@ func (h *Hub) Checking(b byte) bool {
 	defer h.checks.mu.Unlock()
 	return h.checks.running[b]
 }
+
+// SetJudgeHooks makes every node of this process ask heard, with its
+// config, whether it hears a heartbeat from the node named from (false:
+// dropped), and fail, before it commits another node's gone in the
+// registry, for an error to take instead of the registry's answer (nil:
+// the registry is asked).
+func SetJudgeHooks(heard func(c *Config, from string) bool, fail func(c *Config) error) {
+	heartbeatHook.Store(&heard)
+	commitHook.Store(&fail)
+}
+
+// HeardSeq is the sequence number of the last heartbeat of node b this
+// node heard, of the incarnation the registry holds (0: none).
+func (h *Hub) HeardSeq(b byte) uint64 {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	p := h.peers[b]
+	if p == nil || p.lastSeen.IsZero() || p.hb.Inc != p.e.Inc {
+		return 0
+	}
+	return p.hb.Seq
+}

@@ -102,6 +102,12 @@ var listening sync.Map
 // network). Nodes of other clusters dial the address advertised.
 var queryListening, queryVia sync.Map
 
+// deafTo holds, by cluster name, a function telling whether the node named
+// node drops the heartbeats of the node named from; registryDown the names
+// of the clusters whose nodes' commits of another's gone fail, as with a
+// registry electing a leader (SetJudgeHooks).
+var deafTo, registryDown sync.Map
+
 // aborts holds, by cluster name, the channel startTogether closes to end
 // the starts of a cluster's other nodes once one found its port taken
 // (SetStartAbort).
@@ -116,6 +122,15 @@ func init() {
 	})
 	cluster.SetEmbeddedHook(func(c *cluster.Config, client, route string) {
 		listening.Store(c.Name+"/"+c.Node.Name, [2]string{client, route})
+	})
+	cluster.SetJudgeHooks(func(c *cluster.Config, from string) bool {
+		f, ok := deafTo.Load(c.Name)
+		return !ok || !f.(func(node, from string) bool)(c.Node.Name, from)
+	}, func(c *cluster.Config) error {
+		if _, ok := registryDown.Load(c.Name); ok {
+			return errRegistryDown
+		}
+		return nil
 	})
 	cluster.SetDirectHooks(func(c *cluster.Config, addr string) {
 		queryListening.Store(c.Name+"/"+c.Node.Name, addr)

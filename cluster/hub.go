@@ -133,6 +133,7 @@ type Hub struct {
 	probeLive int
 	probeFor  byte
 	probeOK   bool
+	probeGone bool // a peer answered that it takes probeFor for gone
 
 	// announced is set once Start made this node's entry "up" (announce);
 	// until then its claims write it "joining", for joinTTL, and
@@ -569,6 +570,9 @@ func (h *Hub) handleHeartbeat(m *nats.Msg) {
 	}
 	v, err := strconv.ParseUint(hb.Node, 16, 8)
 	if err != nil || v > hub.MaxNode {
+		return
+	}
+	if f := heartbeatHook.Load(); f != nil && !(*f)(&h.cfg, hb.Name) {
 		return
 	}
 	h.mu.Lock()
@@ -1011,7 +1015,7 @@ func (h *Hub) retry(ctx context.Context, b byte, deadline time.Time, attempt fun
 				return hub.ErrGone
 			}
 			if refused.IsZero() {
-				h.suspect(b, false) // does it refuse? (a check at a time)
+				h.suspectNoResp(b) // does it refuse? (a check at a time)
 			}
 			if time.Since(noResp) >= h.cfg.goneGrace() && h.settled() && heard && h.declareGone(ctx, b, "no responders") {
 				return hub.ErrGone

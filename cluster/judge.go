@@ -25,6 +25,22 @@ import (
 // of b is the same, or one that some peer missed; the node(s) holding the
 // latest one have nobody objecting to them, so b is still declared within
 // nodeTimeoutMillis by a node that hears a majority (docs/cluster.md).
+//
+// A peer that heard b later but takes b's incarnation for gone itself (its
+// registry entry says gone, or it took b for gone locally because the
+// registry could not commit) does not object: its newer view agrees. It
+// answers Wsg-Gone instead, and counts for the majority. Under load the
+// dead node was often the registry stream's leader: the peer holding b's
+// last heartbeat took b for gone locally within milliseconds, but its
+// commit waited 7 s for an election, and the asking node, whose registry
+// watch then stalled for 13 s more, answered 500 for b's ids for 20 s.
+// And a node that has not heard b's incarnation at all (b died within a
+// heartbeat of joining) has no evidence of its own: it takes b for gone on
+// a peer's Wsg-Gone (gonecheck.go, reasonPeer). A peer that answers
+// Wsg-Heard checks b itself (suspect: one check at a time per node, on a
+// goroutine Close waits for), so a dying node's last heartbeat heard by
+// some peers only is judged by them within about goneGraceMillis, not
+// nodeTimeoutMillis.
 
 // Headers of the judgement ping: the node judged, the incarnation and
 // the sequence of its last heartbeat heard here; and the answer's mark
@@ -34,6 +50,7 @@ const (
 	hdrInc   = "Wsg-Inc"
 	hdrSeen  = "Wsg-Seen"
 	hdrHeard = "Wsg-Heard"
+	hdrGone  = "Wsg-Gone"
 )
 
 // probe returns the ping of a peer that asks it, about node b, whether it
@@ -61,25 +78,53 @@ func (h *Hub) probe(b byte) func(p byte) *nats.Msg {
 	}
 }
 
-// heardLater answers a judgement ping m: whether this node heard a
-// heartbeat of the node it asks about, of the incarnation it names, later
-// than the asking node did.
+// answerJudgement answers a judgement ping m in its reply r: Wsg-Gone
+// when this node takes the judged incarnation for gone, else Wsg-Heard when
+// it heard a later heartbeat of it, and then it checks that node itself.
+func (h *Hub) answerJudgement(m, r *nats.Msg) {
+	b, heard, gone := h.judgement(m)
+	switch {
+	case gone:
+		r.Header.Set(hdrGone, "1")
+	case heard:
+		r.Header.Set(hdrHeard, "1")
+		h.suspect(b, false)
+	}
+}
+
+// heardLater reports whether this node heard a heartbeat of the node a
+// judgement ping m asks about, of the incarnation it names, later than
+// the asking node did.
 func (h *Hub) heardLater(m *nats.Msg) bool {
+	_, heard, _ := h.judgement(m)
+	return heard
+}
+
+// judgement is this node's view of the node b a judgement ping m asks
+// about: heard, it heard a heartbeat of the incarnation m names later than
+// the asking node did; gone, it takes that incarnation for gone (its
+// registry entry says so, or it took it for gone locally).
+func (h *Hub) judgement(m *nats.Msg) (b byte, heard, gone bool) {
 	about := m.Header.Get(hdrAbout)
 	if about == "" {
-		return false
+		return 0, false, false
 	}
 	v, err := strconv.ParseUint(about, 16, 8)
 	if err != nil || v > hub.MaxNode {
-		return false
+		return 0, false, false
 	}
 	seen, err := strconv.ParseUint(m.Header.Get(hdrSeen), 10, 64)
 	if err != nil {
-		return false
+		return 0, false, false
 	}
-	inc := m.Header.Get(hdrInc)
+	b, inc := byte(v), m.Header.Get(hdrInc)
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	p := h.peers[byte(v)]
-	return p != nil && !p.lastSeen.IsZero() && p.hb.Inc == inc && p.hb.Seq > seen
+	p := h.peers[b]
+	if p == nil {
+		return b, false, false
+	}
+	heard = !p.lastSeen.IsZero() && p.hb.Inc == inc && p.hb.Seq > seen
+	gone = p.present && p.e.Inc == inc && (p.e.State == "gone" || p.localGone)
+	return b, heard, gone
 }

@@ -159,6 +159,11 @@ func TestClusterNodeKill410(t *testing.T) {
 		}
 	}
 	t.Logf("first 410 after SIGKILL: at most %v over %d ids on 2 nodes", worst, len(ids))
+	if worst > time.Second { // past the promise: which path the observers took
+		for i := range 2 {
+			t.Logf("node n%d log (a first 410 took %v):\n%s", i+1, worst, procs[i].Stderr.(*testenv.Buffer).String())
+		}
+	}
 	// The promise is 1 s; the bound here leaves room for a loaded CI machine
 	// (the measured figure is logged above and recorded in docs/cluster.md).
 	if worst > 3*time.Second {

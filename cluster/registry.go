@@ -909,6 +909,11 @@ func (h *Hub) declareGoneSince(ctx context.Context, b byte, reason string, since
 	case reason == "silent":
 		window = h.cfg.nodeTimeout()
 	}
+	if f := commitHook.Load(); f != nil {
+		if err := (*f)(&h.cfg); err != nil {
+			return h.goneLocally(b, seen, reason, err)
+		}
+	}
 	gctx, cancel := context.WithTimeout(ctx, h.cfg.attemptTimeout())
 	defer cancel()
 	cur, err := h.kv.Get(gctx, nodeKey(b))
@@ -954,8 +959,11 @@ func (h *Hub) declareGoneSince(ctx context.Context, b byte, reason string, since
 // "no responders", which then fenced (settleSeconds covers a NATS
 // reconnect, not a healed route; found by TestClusterHostLoss). A node
 // heard a moment ago whose subject has no responders died: that stays fast.
+// A node declaring on a peer's judgement (reasonPeer) has no view of b to
+// weigh: the judging peer's rules held, and reachesMajority reaches a
+// majority now.
 func (h *Hub) mayJudge(b byte, reason string) bool {
-	if h.heardMajorityFor(h.cfg.nodeTimeout()) {
+	if reason == reasonPeer || h.heardMajorityFor(h.cfg.nodeTimeout()) {
 		return true
 	}
 	return reason != "silent" && h.silentFor(b) < h.cfg.nodeTimeout()
@@ -980,20 +988,25 @@ func (h *Hub) mayJudge(b byte, reason string) bool {
 // A throughout, and declared the live A gone). With two live nodes there
 // is no majority without b, and the ping cannot tell a crash from a cut: the heartbeat rule alone decides, as
 // docs/cluster.md says of two-node clusters. A result is reused for
-// 100 ms, so calls waiting on one gone node ask once between them.
+// 100 ms, so calls waiting on one gone node ask once between them. A peer
+// that takes b for gone itself counts whatever it heard (judge.go).
 func (h *Hub) reachesMajority(ctx context.Context, b byte) bool {
+	ok, _ := h.judgeRound(ctx, b)
+	return ok
+}
+
+// judgeRound is reachesMajority's round of pings; peerGone: a peer
+// answered that it takes b for gone (Wsg-Gone).
+func (h *Hub) judgeRound(ctx context.Context, b byte) (ok, peerGone bool) {
 	others := h.live()
 	live := 1 + len(others)
 	others = slices.DeleteFunc(others, func(p byte) bool { return p == b })
-	if live <= 2 {
-		return true
-	}
 	h.probeMu.Lock()
 	defer h.probeMu.Unlock()
 	if time.Since(h.probeAt) < 100*time.Millisecond && h.probeLive == live && h.probeFor == b {
-		return h.probeOK
+		return h.probeOK, h.probeGone
 	}
-	var reached, heard atomic.Int32
+	var reached, heard, gone atomic.Int32
 	var wg sync.WaitGroup
 	probe := h.probe(b)
 	for _, p := range others {
@@ -1004,19 +1017,23 @@ func (h *Hub) reachesMajority(ctx context.Context, b byte) bool {
 			defer cancel()
 			if r, err := h.ctl.RequestMsgWithContext(pctx, probe(p)); err == nil {
 				reached.Add(1)
-				if r.Header.Get(hdrHeard) != "" {
+				switch {
+				case r.Header.Get(hdrGone) != "":
+					gone.Add(1)
+				case r.Header.Get(hdrHeard) != "":
 					heard.Add(1)
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	ok := 2*(1+int(reached.Load()-heard.Load())) > live
-	h.probeAt, h.probeLive, h.probeFor, h.probeOK = time.Now(), live, b, ok
+	ok = live <= 2 || 2*(1+int(reached.Load()-heard.Load())) > live
+	peerGone = gone.Load() > 0
+	h.probeAt, h.probeLive, h.probeFor, h.probeOK, h.probeGone = time.Now(), live, b, ok, peerGone
 	if !ok {
 		h.log.Info("cluster node not judged: no majority that has not heard it since this node did", "node", hub.NodeHex(b), "reached", reached.Load(), "heardIt", heard.Load(), "live", live)
 	}
-	return ok
+	return ok, peerGone
 }
 
 // record stores an entry this node wrote or read.
