@@ -23,8 +23,9 @@ import (
 // The direct query link: with an embedded NATS server, each node also
 // listens on an ephemeral TCP port of its route host (clusterListen's, or
 // advertise's when set) and gives that address in its heartbeats ("q").
-// Another node sends it the queries of a listing or a count (scatter) over
-// a connection it keeps open, and reads the answer on the same goroutine
+// Another node sends it the queries of a listing or a count (scatter), and
+// the calls on its connections that go alone (directcalls.go), over a
+// connection it keeps open, and reads the answer on the same goroutine
 // that sent the query: one wake-up on each side, where a query over NATS
 // crossed the asking node's nats.go flusher, its NATS server, the route,
 // the owner's server, its nats.go reader and handler goroutine, and as
@@ -43,12 +44,15 @@ import (
 // Frames are a 4-byte big-endian length and that many bytes. The first
 // frame of a connection: directMagic, the cluster's name, the node byte
 // (hex) and incarnation asked, the route user and password, each a uvarint
-// length and the bytes, and optionally "watch" (a watch connection,
-// below); its answer one byte, 0 (served) or 1 (refused, then closed).
-// A request:
+// length and the bytes, and optionally a role: "watch" (a watch
+// connection, below) or "calls" (a connection that may carry calls,
+// directcalls.go); its answer one byte, 0 (served), directServesCalls
+// (served, calls too: to the role "calls") or 1 (refused, then closed).
+// A query:
 // op, group, after, limit, deadline (unix ms), each a uvarint length and
 // the bytes; the answer: a status byte (0 the body follows; 1 an error:
 // HTTP status as 2 bytes, then the text; 2 dropped past its deadline).
+// A call: the op directCallOp, then a batch of calls (directcalls.go).
 //
 // Each node also keeps one watch connection to every peer it hears
 // (keepWatches): authenticated like the others, it carries no query; the

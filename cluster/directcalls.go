@@ -29,18 +29,26 @@ import (
 // the previous version ignores (it answers 0, serving queries only), and
 // a node that serves calls answers directServesCalls instead of 0.
 //
+// A join goes over NATS always: the owner's answer to a first join follows
+// its new group interest on the route (subscribed and flushed before the
+// answer), so a publish the caller makes once answered finds the interest
+// on its own server; an answer over the link could overtake it
+// (TestClusterGroupInterest: 1 publish in 50 to a fresh group was lost).
+//
 // A call over the link keeps the rules of retry: its attempts' times, b
 // found gone ending it (looked at every slowAttempt while its answer is
-// waited for), 500 past its deadline; its answer cannot be lost, only
-// late, so it is waited for, not sent again. At slowAttempt without an
-// answer the node is checked (suspect), as for a batch. A connection that
-// breaks before the answer (EOF, a reset: a node that died or closed its
-// link; the owner closes it when it is not the byte's owner any more, or
-// a fence registered it again, before it runs anything) sends the call
-// again over NATS with the same dedupe key, as a batch that timed out
-// does: the owner's dedupe answers a POST or DELETE that ran already with
-// its first answer (join, leave and get are idempotent), so a call runs at
-// most once while dedupeSeconds is on.
+// waited for), 500 past its deadline. At slowAttempt without an answer
+// the node is checked (suspect), as for a batch. A connection that breaks
+// before the answer (EOF, a reset: a node that died or closed its link;
+// the owner closes it when it is not the byte's owner any more, or a fence
+// registered it again, before it runs anything), or gives no answer for a
+// whole attempt (a link lost while NATS is not; the connection is then
+// closed), sends the call again over NATS with the same dedupe key, as a
+// batch that timed out does: the owner's dedupe answers a POST or DELETE
+// that ran already with its first answer, or waits for it while it runs
+// (leave and get are idempotent), so a call runs at most once while
+// dedupeSeconds is on; with dedupe off a call whose connection broke
+// after the owner ran it may run twice, as a batch whose reply was lost.
 //
 // Frames (direct.go's): a call is the field directCallOp (a uvarint
 // length and the bytes) followed by the batch, unframed; its answer the

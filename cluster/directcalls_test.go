@@ -2,9 +2,14 @@ package cluster_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -199,5 +204,54 @@ func TestClusterDirectCallLinkLost(t *testing.T) {
 	// link's idle connection broke first (a stalled process).
 	if calls-calls0 < 1 || sent-sent0 > 1 {
 		t.Fatalf("%d calls over the direct link, %d over NATS; want at most 1, and at least 1", sent-sent0, calls-calls0)
+	}
+}
+
+// The first frame's role: a connection that names "calls" is answered
+// directServesCalls (4), so its asker may send calls on it; one that names
+// none (a node of the previous version) is answered 0, as before, and
+// served its queries.
+func TestClusterDirectCallsRole(t *testing.T) {
+	parallel(t)
+	cfgs := embeddedConfigs(t, 2)
+	hubs := startHubs(t, cfgs)
+	b := hubs[1]
+	for _, c := range []struct {
+		role []string
+		want byte
+	}{{nil, 0}, {[]string{"calls"}, 4}, {[]string{"other"}, 0}} {
+		c0, err := net.Dial("tcp", b.DirectAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c0.Close() })
+		_ = c0.SetDeadline(time.Now().Add(30 * time.Second))
+		hello := cluster.DirectFrame(append([]string{"wsgate-q1", cfgs[1].Name, hub.NodeHex(b.Self()), b.Incarnation(), "", ""}, c.role...)...)
+		if _, err := c0.Write(hello); err != nil {
+			t.Fatal(err)
+		}
+		var ans [5]byte
+		if _, err := io.ReadFull(c0, ans[:]); err != nil {
+			t.Fatal(err)
+		}
+		if ans != [5]byte{0, 0, 0, 1, c.want} {
+			t.Fatalf("role %q answered %v, want %d", c.role, ans, c.want)
+		}
+		// A count, as a query of the previous version asks it.
+		deadline := strconv.FormatInt(time.Now().Add(20*time.Second).UnixMilli(), 10)
+		if _, err := c0.Write(cluster.DirectFrame("count", "", "", "0", deadline)); err != nil {
+			t.Fatal(err)
+		}
+		var hdr [5]byte
+		if _, err := io.ReadFull(c0, hdr[:]); err != nil {
+			t.Fatal(err)
+		}
+		body := make([]byte, binary.BigEndian.Uint32(hdr[:4])-1)
+		if _, err := io.ReadFull(c0, body); err != nil {
+			t.Fatal(err)
+		}
+		if hdr[4] != 0 || !strings.Contains(string(body), `"connections":0`) {
+			t.Fatalf("role %q: the count was answered %d %q", c.role, hdr[4], body)
+		}
 	}
 }
