@@ -400,12 +400,24 @@ func (h *Hub) handleConn(m *nats.Msg) {
 		h.notOwner()
 		return
 	}
-	seq, items, err := decodeBatch(m.Data)
+	out, err := h.runBatch(nil, m.Data, t)
 	if err != nil {
 		h.log.Warn("cluster call that does not parse", "error", err)
 		return
 	}
-	out := binary.AppendUvarint(make([]byte, 0, 14+4*len(items)), seq)
+	_ = m.Respond(out)
+}
+
+// runBatch runs the calls of batch data (the wire format) on this node,
+// as of t, and appends the reply to out: the batch's seq, then an answer
+// per call. A call past its deadline is dropped unrun (status 0).
+func (h *Hub) runBatch(out, data []byte, t time.Time) ([]byte, error) {
+	seq, items, err := decodeBatch(data)
+	if err != nil {
+		return out, err
+	}
+	out = slices.Grow(out, 14+4*len(items))
+	out = binary.AppendUvarint(out, seq)
 	out = binary.AppendUvarint(out, uint64(len(items)))
 	hook := h.connHook.Load()
 	now := t.UnixMilli()
@@ -423,7 +435,7 @@ func (h *Hub) handleConn(m *nats.Msg) {
 		st, text := status(err)
 		out = appendResult(out, st, text, body)
 	}
-	_ = m.Respond(out)
+	return out, nil
 }
 
 // notOwner counts a call, query, drain or pace on this node's byte left
@@ -486,23 +498,28 @@ func encodeBatch(atts []*attempt, prefix string, seq uint64) []byte {
 	b = append(b, batchVersion)
 	b = binary.AppendUvarint(b, seq)
 	b = binary.AppendUvarint(b, uint64(len(atts)))
-	var digits [16]byte
 	for _, a := range atts {
-		it := &a.it
-		b = append(b, it.op)
-		b = binary.AppendUvarint(b, uint64(it.deadline))
-		b = appendString(b, it.id)
-		if it.key != "" {
-			b = appendString(b, it.key)
-		} else {
-			d := strconv.AppendUint(digits[:0], it.seq, 36)
-			b = binary.AppendUvarint(b, uint64(len(prefix)+len(d)))
-			b = append(append(b, prefix...), d...)
-		}
-		b = appendString(b, it.arg)
-		b = appendBytes(b, it.body)
+		b = appendItem(b, &a.it, prefix)
 	}
 	return b
+}
+
+// appendItem appends call it to a batch; a call without a key gets
+// prefix and its own seq (base 36) as its key.
+func appendItem(b []byte, it *item, prefix string) []byte {
+	b = append(b, it.op)
+	b = binary.AppendUvarint(b, uint64(it.deadline))
+	b = appendString(b, it.id)
+	if it.key != "" {
+		b = appendString(b, it.key)
+	} else {
+		var digits [16]byte
+		d := strconv.AppendUint(digits[:0], it.seq, 36)
+		b = binary.AppendUvarint(b, uint64(len(prefix)+len(d)))
+		b = append(append(b, prefix...), d...)
+	}
+	b = appendString(b, it.arg)
+	return appendBytes(b, it.body)
 }
 
 func appendResult(b []byte, st int, text string, body []byte) []byte {

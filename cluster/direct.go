@@ -23,8 +23,9 @@ import (
 // The direct query link: with an embedded NATS server, each node also
 // listens on an ephemeral TCP port of its route host (clusterListen's, or
 // advertise's when set) and gives that address in its heartbeats ("q").
-// Another node sends it the queries of a listing or a count (scatter) over
-// a connection it keeps open, and reads the answer on the same goroutine
+// Another node sends it the queries of a listing or a count (scatter), and
+// the calls on its connections that go alone (directcalls.go), over a
+// connection it keeps open, and reads the answer on the same goroutine
 // that sent the query: one wake-up on each side, where a query over NATS
 // crossed the asking node's nats.go flusher, its NATS server, the route,
 // the owner's server, its nats.go reader and handler goroutine, and as
@@ -43,12 +44,15 @@ import (
 // Frames are a 4-byte big-endian length and that many bytes. The first
 // frame of a connection: directMagic, the cluster's name, the node byte
 // (hex) and incarnation asked, the route user and password, each a uvarint
-// length and the bytes, and optionally "watch" (a watch connection,
-// below); its answer one byte, 0 (served) or 1 (refused, then closed).
-// A request:
+// length and the bytes, and optionally a role: "watch" (a watch
+// connection, below) or "calls" (a connection that may carry calls,
+// directcalls.go); its answer one byte, 0 (served), directServesCalls
+// (served, calls too: to the role "calls") or 1 (refused, then closed).
+// A query:
 // op, group, after, limit, deadline (unix ms), each a uvarint length and
 // the bytes; the answer: a status byte (0 the body follows; 1 an error:
 // HTTP status as 2 bytes, then the text; 2 dropped past its deadline).
+// A call: the op directCallOp, then a batch of calls (directcalls.go).
 //
 // Each node also keeps one watch connection to every peer it hears
 // (keepWatches): authenticated like the others, it carries no query; the
@@ -81,8 +85,10 @@ type direct struct {
 	closedBy [directReasons]atomic.Int64 // connections closed past a bound or refused, by reason
 	warned   atomic.Int64                // unix ns of the last warning of a bound
 
-	served     atomic.Int64 // queries answered (tests)
-	dialFailed atomic.Int64 // dials that failed (tests)
+	served      atomic.Int64 // queries answered (tests)
+	callsServed atomic.Int64 // call frames answered (directcalls.go; tests)
+	callsSent   atomic.Int64 // calls sent over the link (tests)
+	dialFailed  atomic.Int64 // dials that failed (tests)
 }
 
 // pendingConn is a served connection whose first frame has not been
@@ -413,7 +419,11 @@ func (d *direct) serve(pc *pendingConn) {
 	f := fields(hello)
 	magic, name, node, inc, user, pass := f.next(), f.next(), f.next(), f.next(), f.next(), f.next()
 	ok := f.err == nil && magic == directMagic && name == h.cfg.Name && node == hub.NodeHex(h.Self()) && inc == h.incarnation()
-	watch := ok && len(f.b) > 0 && f.next() == directWatch // older askers send no role
+	var role string
+	if ok && len(f.b) > 0 { // older askers send no role
+		role = f.next()
+	}
+	watch := role == directWatch
 	if a := h.cfg.NATS.Embedded.ClusterAuth; a != nil {
 		ok = ok && subtle.ConstantTimeCompare([]byte(user), []byte(a.User)) == 1 &&
 			subtle.ConstantTimeCompare([]byte(pass), []byte(a.Password)) == 1
@@ -450,7 +460,11 @@ func (d *direct) serve(pc *pendingConn) {
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	_ = c.SetWriteDeadline(time.Now().Add(h.cfg.requestTimeout()))
-	if _, err := c.Write([]byte{0, 0, 0, 1, 0}); err != nil {
+	served := []byte{0, 0, 0, 1, 0}
+	if role == directCalls {
+		served[4] = directServesCalls
+	}
+	if _, err := c.Write(served); err != nil {
 		return
 	}
 	if watch {
@@ -459,17 +473,25 @@ func (d *direct) serve(pc *pendingConn) {
 		_, _ = br.ReadByte()
 		return
 	}
+	var out []byte // a call's answer, reused
 	for {
-		req, err := readFrame(br, directMaxRequest)
+		req, err := readFrame(br, directMaxCall)
 		if err != nil {
 			return
 		}
 		if hub.NodeHex(h.Self()) != node || h.incarnation() != inc {
 			return // fenced and registered again: asked as the old one
 		}
-		if !h.owner(time.Now()) {
+		t := time.Now()
+		if !h.owner(t) {
 			h.notOwner()
 			return // the byte may be another node's now (notOwner)
+		}
+		if batch, ok := callFrame(req); ok {
+			if out, ok = d.serveCall(c, out[:0], batch, t); !ok {
+				return
+			}
+			continue
 		}
 		f := fields(req)
 		op, group, after, limit, dl := f.next(), f.next(), f.next(), f.next(), f.next()
@@ -540,6 +562,9 @@ type directConn struct {
 	c  net.Conn
 	br *bufio.Reader
 	p  *directPool
+	// calls: the node serves calls on it too (directcalls.go), not only
+	// queries.
+	calls bool
 	// The answer being read (kept across a read's timeout).
 	hdr  [4]byte
 	hn   int
@@ -553,6 +578,14 @@ type directConn struct {
 // background (unless one runs, the node has directPerNode open, or the
 // last dial failed less than its retry time ago), for the next query.
 func (d *direct) get(b byte, addr, inc string) *directConn {
+	return d.take(b, addr, inc, false)
+}
+
+// take is get, for a query or (call) a call: a call takes only a
+// connection of a node that serves calls, and starts a dial only while
+// the node has fewer than directIdle connections open besides its watch
+// (so a burst of calls does not dial connections that put then closes).
+func (d *direct) take(b byte, addr, inc string, call bool) *directConn {
 	if d == nil || addr == "" {
 		return nil
 	}
@@ -568,10 +601,19 @@ func (d *direct) get(b byte, addr, inc string) *directConn {
 	}
 	if n := len(p.idle); n > 0 {
 		c := p.idle[n-1]
+		if call && !c.calls {
+			return nil // a node of the previous version: queries only
+		}
 		p.idle = p.idle[:n-1]
 		return c
 	}
-	d.startDial(p, false)
+	open := p.open
+	if p.watch != nil {
+		open--
+	}
+	if !call || open < directIdle {
+		d.startDial(p, false)
+	}
 	return nil
 }
 
@@ -673,7 +715,7 @@ func (d *direct) open(p *directPool, watch bool) (*directConn, error) {
 	if a := d.h.cfg.NATS.Embedded.ClusterAuth; a != nil {
 		user, pass = a.User, a.Password
 	}
-	hello := frame(directMagic, d.h.cfg.Name, p.node, p.inc, user, pass)
+	hello := frame(directMagic, d.h.cfg.Name, p.node, p.inc, user, pass, directCalls)
 	if watch {
 		hello = frame(directMagic, d.h.cfg.Name, p.node, p.inc, user, pass, directWatch)
 	}
@@ -686,12 +728,13 @@ func (d *direct) open(p *directPool, watch bool) (*directConn, error) {
 		_ = c.Close()
 		return nil, err
 	}
-	if ans != [5]byte{0, 0, 0, 1, 0} {
+	calls := ans == [5]byte{0, 0, 0, 1, directServesCalls} && !watch
+	if ans != [5]byte{0, 0, 0, 1, 0} && !calls {
 		_ = c.Close()
 		return nil, errors.New("refused (cluster name, node, incarnation or clusterAuth; or the node serves its most)")
 	}
 	_ = c.SetDeadline(time.Time{})
-	return &directConn{c: c, br: bufio.NewReaderSize(c, 16<<10), p: p}, nil
+	return &directConn{c: c, br: bufio.NewReaderSize(c, 16<<10), p: p, calls: calls}, nil
 }
 
 // put gives c back for the next query, or closes it.

@@ -35,3 +35,12 @@ func (h *Hub) DirectDialsFailed() int64 {
 	}
 	return h.direct.dialFailed.Load()
 }
+
+// DirectCalls counts the calls this node sent over its direct links and
+// the call frames it answered on its own.
+func (h *Hub) DirectCalls() (sent, served int64) {
+	if h.direct == nil {
+		return 0, 0
+	}
+	return h.direct.callsSent.Load(), h.direct.callsServed.Load()
+}

@@ -946,14 +946,46 @@ func (h *Hub) callConn(ctx context.Context, b byte, it item) ([]byte, error) {
 		it.seq = h.reqSeq.Add(1)
 	}
 	var body []byte
+	// dc: the direct connection the call went on (directcalls.go), until
+	// its answer is read; a call that goes alone goes over it when there
+	// is one, else over NATS (try).
+	dc := h.sendCall(b, &it, deadline)
+	checked := false
 	err := h.retry(ctx, b, deadline, func(timeout time.Duration, gone <-chan struct{}) error {
-		r := h.try(ctx, b, &it, timeout, gone)
+		var r result
+		if dc != nil {
+			end := time.Now().Add(timeout)
+			r = h.readCall(ctx, dc, b, end, gone, &checked)
+			switch {
+			case errors.Is(r.err, errCallBroken): // again over NATS, same key
+				dc = nil
+				if timeout = time.Until(end); timeout <= 0 {
+					return errAttemptTimeout
+				}
+				r = h.try(ctx, b, &it, timeout, gone)
+			case errors.Is(r.err, errAttemptTimeout):
+				if !time.Now().Before(end) {
+					// A whole attempt without an answer: the next goes
+					// over NATS, same key, as a batch's retry does (a
+					// link cut while NATS is not).
+					h.direct.put(dc, false)
+					dc = nil
+				} // else b may have been found gone: retry looks, then reads on
+			default:
+				dc = nil // given back
+			}
+		} else {
+			r = h.try(ctx, b, &it, timeout, gone)
+		}
 		if r.err != nil {
 			return r.err
 		}
 		body = r.body
 		return resultError(r)
 	})
+	if dc != nil {
+		h.direct.put(dc, false) // its answer never came
+	}
 	return body, err
 }
 
