@@ -25,9 +25,19 @@ import (
 // connecting, so the kernel does not grow it) fills after a few frames;
 // the test then never reads from it.
 func (tg *testGateway) dialFrozen(t testing.TB) *websocket.Conn {
+	return tg.dialFrozenBuf(t, 2048)
+}
+
+// dialFrozenBuf is dialFrozen with a receive buffer of rcvbuf bytes (the
+// kernel doubles it). TestPingFlood's client sends 2.5 MB while its own
+// buffer is full: with 2048 (4,096 held) the loopback segments the server
+// sends outgrow the buffer, the client drops them, and both ends fell
+// into retransmission backoff (RTO 13 s and more, 3 of 60 runs stalled
+// past 3 minutes with nothing queued to read at the server).
+func (tg *testGateway) dialFrozenBuf(t testing.TB, rcvbuf int) *websocket.Conn {
 	t.Helper()
 	d := websocket.Dialer{NetDialContext: (&net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 2048) })
+		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf) })
 	}}).DialContext}
 	c, _, err := d.Dial(tg.wsURL(""), nil)
 	if err != nil {
@@ -82,7 +92,7 @@ func TestPingFlood(t *testing.T) {
 	cfg.Routes["whoami"] = be.whoamiRoute()
 	cfg.Routes["mark"] = be.route("/mark")
 	tg := startGateway(t, cfg)
-	c := tg.dialFrozen(t)
+	c := tg.dialFrozenBuf(t, 32<<10) // 64 KiB held: still far below the 2.5 MB of pongs
 	id := whoami(t, c)
 
 	payload := bytes.Repeat([]byte("p"), 125) // no byte of a pong's payload looks like a pong's first byte
