@@ -21,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/uuid"
 )
 
 // commandIntegration runs a handler program itself and serves it the Lambda
@@ -587,10 +589,7 @@ func exitStatus(err error) string {
 func newRequestID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+	return uuid.V4(b)
 }
 
 // newTag returns 128 random bits in hex, a process's processTagVar value.

@@ -3,7 +3,6 @@ package bench
 import (
 	"bufio"
 	"encoding/binary"
-	"encoding/hex"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/wsgate/wsgate/internal/httpread"
 	"github.com/wsgate/wsgate/internal/sigwire"
+	"github.com/wsgate/wsgate/internal/uuid"
 	"github.com/wsgate/wsgate/sigv4"
 )
 
@@ -108,19 +108,7 @@ func invocationID() string {
 	var u [16]byte
 	binary.LittleEndian.PutUint64(u[:8], rand.Uint64())
 	binary.LittleEndian.PutUint64(u[8:], rand.Uint64())
-	u[6] = u[6]&0x0f | 0x40
-	u[8] = u[8]&0x3f | 0x80
-	var s [36]byte
-	hex.Encode(s[0:8], u[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], u[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], u[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], u[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], u[10:])
-	return string(s[:])
+	return uuid.V4(u)
 }
 
 // postPlan is a fixed-rate POST load signed ahead: wires[i] is POST i,

@@ -1,0 +1,19 @@
+package uuid
+
+import (
+	"regexp"
+	"testing"
+)
+
+var form = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+func TestV4(t *testing.T) {
+	for _, b := range [][16]byte{{}, {0: 0xff, 6: 0xff, 8: 0xff, 15: 0xff}, {0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef}} {
+		if s := V4(b); !form.MatchString(s) {
+			t.Errorf("V4(%x) = %q, not a version 4 variant 1 UUID", b, s)
+		}
+	}
+	if got, want := V4([16]byte{0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef}), "01234567-89ab-4def-8123-456789abcdef"; got != want {
+		t.Errorf("V4 = %q, want %q", got, want)
+	}
+}
