@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -65,7 +66,13 @@ import (
 //     reports how many there were, in how many episodes (slow POSTs
 //     scheduled within episodeGap of each other: one stall) and where
 //     in the window the largest five fell, so a p99 over 2 ms tells
-//     whether one stall or many made it, and when.
+//     whether one stall or many made it, and when. Each such POST also
+//     carries the time from its write to its frame at the client's
+//     socket: the episode's share that was not the client's own lateness
+//     in sending or reading. The connections dialed for the window are
+//     noted with their time (reply.DialAt), and with -stall-probe the
+//     phase marks each episode with them and with the machine's stalls
+//     (stallprobe_linux.go).
 
 // leanMaxHTTP bounds the keep-alive connections per entry node, dialed
 // when none is idle (leanPreDial of them before the window): with all of
@@ -150,11 +157,12 @@ type leanLoop struct {
 	// slow: the window's POSTs whose frame came over slowFrame after
 	// their scheduled time: that time since the window's start, and the
 	// delay.
-	slow [][2]int64
+	slow [][3]int64
 	// w: the warm-up's samples (the fields above are the window's);
 	// windowDials: connections dialed for the window's POSTs.
 	w           warmSamples
 	windowDials int64
+	dialAt      []int64 // when each of the window's dials came into the loop, ns since the window's start
 	d           *leanDialer
 	dialFailed  int // failed dials not yet charged to a waiting POST
 }
@@ -230,7 +238,8 @@ func (w *worker) postLean(c command) reply {
 	runtime.UnlockOSThread()
 	r := reply{Elapsed: time.Now().UnixNano() - l.start, OK: l.ok, Errors: l.errs, Count: l.frames,
 		Lat: l.answered, Queued: l.late, Frames: l.frameLat, FromSend: l.fromSend, AtSocket: l.atSocket, ReadDelay: l.readDelay, WakeLate: l.wakeLate, Slow: l.slow,
-		Ended: int64(l.wsEnded), Dials: l.dials, InFlight: l.mostInFlight, Realtime: l.realtime}
+		Ended: int64(l.wsEnded), Dials: l.dials, InFlight: l.mostInFlight, Realtime: l.realtime,
+		WindowStart: l.sched(l.warm), DialAt: l.dialAt}
 	if l.warm > 0 {
 		l.w.Dials = l.dials - l.windowDials
 		r.Warm, r.Dials = &l.w, l.windowDials
@@ -427,6 +436,7 @@ func (l *leanLoop) takeDials() {
 		}
 		if a.window {
 			l.windowDials++
+			l.dialAt = append(l.dialAt, time.Now().UnixNano()-l.sched(l.warm))
 		}
 		p.idle = append(p.idle, h)
 	}
@@ -667,7 +677,11 @@ func (l *leanLoop) readFrames(lc *leanConn) {
 			}
 			l.frameLat = append(l.frameLat, now-t)
 			if now-t > int64(slowFrame) && len(l.slow) < maxSlow {
-				l.slow = append(l.slow, [2]int64{t - l.sched(l.warm), now - t})
+				var after int64 // from the POST's write to the frame at the socket (or its read)
+				if i < int64(len(l.sentAt)) && l.sentAt[i] > 0 {
+					after = cmp.Or(stamp, now) - l.sentAt[i]
+				}
+				l.slow = append(l.slow, [3]int64{t - l.sched(l.warm), now - t, after})
 			}
 			if i < int64(len(l.sentAt)) && l.sentAt[i] > 0 {
 				l.fromSend = append(l.fromSend, now-l.sentAt[i])

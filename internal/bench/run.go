@@ -73,6 +73,14 @@ type Options struct {
 	// shared machine that is what separates the server's own stalls from
 	// the machine's (BENCHMARKS.md, "the POST p99's stalls, session 10").
 	ServerFIFO bool
+	// StallProbe runs, during the post scenario's fixed-rate phases, a
+	// real-time thread per CPU that notes when the machine gave none of
+	// the guest's threads its CPU (stallprobe_linux.go), and reports for
+	// each slow POST episode the longest such stall it overlaps and the
+	// connections the client dialed in it: what an episode was, the
+	// machine's stall or the server's. Its wake-ups (1,000/s per CPU)
+	// preempt the server and the floor alike.
+	StallProbe bool
 	// PostClient is the post scenario's client at a fixed rate: "lean"
 	// (default: one thread on one epoll set per process, postloop_linux.go)
 	// or "goroutines" (a goroutine per request in flight and per
