@@ -44,32 +44,41 @@ func TestSlowEpisodes(t *testing.T) {
 }
 
 // TestMarkEpisodes: an episode is marked with the dials and the probe's
-// stalls from slowFrame before its first POST's time to its last POST's
-// time plus its worst delay; the stall metrics count the window's stalls
-// over slowFrame, and the worst delay and write-to-socket time of the
-// episodes with none.
+// late wake-ups from slowFrame before its first POST's time to its last
+// POST's time plus its worst delay, real-time and ordinary apart; the
+// stall metrics count the window's late wake-ups over slowFrame, and the
+// worst delay and write-to-socket time of the episodes without a machine
+// stall and of those without either.
 func TestMarkEpisodes(t *testing.T) {
 	ms := int64(time.Millisecond)
 	start := int64(1_000_000) * ms // unix ns of the window's start
 	eps := []episode{{100 * ms, 110 * ms, 5 * ms, 30, 4 * ms}, {500 * ms, 500 * ms, 3 * ms, 1, 3 * ms}, {900 * ms, 905 * ms, 9 * ms, 4, 2 * ms}}
 	dialAt := []int64{97 * ms, 98*ms - 1, 98 * ms, 115 * ms, 116 * ms, 503 * ms, 700 * ms}
 	stalls := []stall{
-		{at: start + 90*ms, late: 8 * ms, cpu: 0},       // ends at 98 ms: in the first (from 98 ms)
-		{at: start + 114*ms, late: 4 * ms, cpu: 1},      // in the first
-		{at: start + 115*ms + 1, late: 9 * ms, cpu: 1},  // just after the first (ends 115 ms)
-		{at: start + 480*ms, late: 1500 * 1000, cpu: 0}, // 1.5 ms, ends 481.5: before the second
-		{at: start + 902*ms, late: 1500 * 1000, cpu: 1}, // in the third, under slowFrame
-		{at: start - 50*ms, late: 5 * ms, cpu: 0},       // in the warm-up
-		{at: start + 6000*ms, late: 5 * ms, cpu: 0},     // after the window
+		{at: start + 90*ms, late: 8 * ms, cpu: 0},                       // ends at 98 ms: in the first (from 98 ms)
+		{at: start + 114*ms, late: 4 * ms, cpu: 1},                      // in the first
+		{at: start + 115*ms + 1, late: 9 * ms, cpu: 1},                  // just after the first (ends 115 ms)
+		{at: start + 480*ms, late: 1500 * 1000, cpu: 0},                 // 1.5 ms, ends 481.5: before the second
+		{at: start + 902*ms, late: 1500 * 1000, cpu: 1},                 // in the third, under slowFrame
+		{at: start + 903*ms, late: 6 * ms, cpu: 0, ordinary: true},      // the third's CPU contention
+		{at: start + 499*ms, late: 1500 * 1000, cpu: 1, ordinary: true}, // in the second, under slowFrame
+		{at: start - 50*ms, late: 5 * ms, cpu: 0},                       // in the warm-up
+		{at: start + 6000*ms, late: 5 * ms, cpu: 0, ordinary: true},     // after the window
 	}
 	got := markEpisodes(eps, dialAt, stalls, start)
-	want := []episodeMark{{dials: 2, stall: 8 * ms, cpus: 2}, {dials: 1}, {dials: 0, stall: 1500 * 1000, cpus: 1}}
+	want := []episodeMark{{dials: 2, stall: 8 * ms, cpus: 2}, {dials: 1, busy: 1500 * 1000}, {stall: 1500 * 1000, cpus: 1, busy: 6 * ms}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("markEpisodes = %+v, want %+v", got, want)
 	}
 	m := stallMetrics("5000/s: ", eps, got, stalls, start, 5000*ms)
-	vals := []float64{m[0].Value, m[1].Value, m[2].Value, m[3].Value, m[4].Value}
-	if w := []float64{3, 9, 1, 9, 3}; !slices.Equal(vals, w) {
+	var vals []float64
+	for _, x := range m {
+		vals = append(vals, x.Value)
+	}
+	// real-time 3 (longest 9), ordinary 1 (6), episodes with a machine
+	// stall 1; without: the second and third (worst 9, write 3); with no
+	// late probe thread: the second (3, 3).
+	if w := []float64{3, 9, 1, 6, 1, 9, 3, 3, 3}; !slices.Equal(vals, w) {
 		t.Fatalf("stallMetrics = %v, want %v (%v)", vals, w, m)
 	}
 	if got := worstEpisodeIndexes(eps, 2); !slices.Equal(got, []int{0, 2}) {

@@ -21,6 +21,7 @@ type stallProbe struct{}
 type stall struct {
 	at, late int64
 	cpu      int
+	ordinary bool
 }
 
 func startStallProbe() *stallProbe { return nil }

@@ -378,6 +378,11 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 				start = r.WindowStart
 			}
 		}
+		if start != 0 && len(eps) > 0 {
+			// Where a server trace (WSGATE_BENCH_TRACE) or a perf record
+			// of the same seconds puts the episodes.
+			fmt.Fprintf(o.Log, "run %d: %sthe window began at %s (unix ns %d)\n", run+1, p, time.Unix(0, start).UTC().Format(time.RFC3339Nano), start)
+		}
 		var marks []episodeMark
 		if o.StallProbe {
 			marks = markEpisodes(eps, dialAt, stalls, start)
@@ -388,7 +393,7 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 			var why string
 			if marks != nil {
 				m := marks[i]
-				why = fmt.Sprintf("; %d connections dialed in it; the machine's longest stall in it %.2f ms (%d of the CPUs)", m.dials, float64(m.stall)/1e6, m.cpus)
+				why = fmt.Sprintf("; %d connections dialed in it; the machine's longest stall in it %.2f ms (%d of the CPUs), an ordinary thread's latest wake-up %.2f ms", m.dials, float64(m.stall)/1e6, m.cpus, float64(m.busy)/1e6)
 			}
 			fmt.Fprintf(o.Log, "run %d: %sframes over %v: an episode of %d POSTs scheduled %.3f–%.3f s into the window, the worst %.2f ms (from a write to the frame at the client's socket at most %.2f ms)%s\n",
 				run+1, p, slowFrame, ep.n, float64(ep.from)/1e9, float64(ep.to)/1e9, float64(ep.worst)/1e6, float64(ep.afterWrite)/1e6, why)
@@ -584,18 +589,21 @@ func worstEpisodeIndexes(eps []episode, k int) []int {
 }
 
 // episodeMark is what happened during an episode: the connections the
-// client dialed for the window's POSTs, and the machine's longest stall
-// (the probe's latest wake-up, ns) and on how many CPUs one was late.
+// client dialed for the window's POSTs; the machine's longest stall (the
+// probe's real-time threads' latest wake-up, ns) and on how many CPUs
+// one was late; and the probe's ordinary threads' latest wake-up (the
+// CPU's contention, machine stalls included), ns.
 type episodeMark struct {
-	dials       int
-	stall, cpus int64
+	dials             int
+	stall, cpus, busy int64
 }
 
 // markEpisodes marks each episode (times since the window's start, as
-// dialAt) with the dials and the probe's stalls (unix ns) that fell in
-// it: from slowFrame before its first POST's scheduled time (a stall
-// that began then delays it by slowFrame) to its last POST's time plus
-// the episode's worst delay (when the last frame came at the latest).
+// dialAt) with the dials and the probe's late wake-ups (unix ns) that
+// fell in it: from slowFrame before its first POST's scheduled time (a
+// stall that began then delays it by slowFrame) to its last POST's time
+// plus the episode's worst delay (when the last frame came at the
+// latest).
 func markEpisodes(eps []episode, dialAt []int64, stalls []stall, start int64) []episodeMark {
 	marks := make([]episodeMark, len(eps))
 	for i, ep := range eps {
@@ -608,46 +616,66 @@ func markEpisodes(eps []episode, dialAt []int64, stalls []stall, start int64) []
 		}
 		var cpus uint64
 		for _, s := range stalls {
-			if at := s.at - start; at <= hi && at+s.late >= lo {
-				m.stall = max(m.stall, s.late)
-				cpus |= 1 << (s.cpu % 64)
+			if at := s.at - start; at > hi || at+s.late < lo {
+				continue
 			}
+			if s.ordinary {
+				m.busy = max(m.busy, s.late)
+				continue
+			}
+			m.stall = max(m.stall, s.late)
+			cpus |= 1 << (s.cpu % 64)
 		}
 		m.cpus = int64(bits.OnesCount64(cpus))
 	}
 	return marks
 }
 
-// stallMetrics: the probe's stalls over slowFrame in the phase's window
-// (dur ns from start; the warm-up's excluded) and the longest; the
-// episodes with such a stall in them; and, of the episodes with none
-// (the tail the machine's stalls do not explain), the worst delay and the
-// worst time from a write to the frame at the client's socket (that
-// tail less the client's own lateness: the server's and its kernel's).
+// stallMetrics: the probe's late wake-ups over slowFrame in the phase's
+// window (dur ns from start; the warm-up's excluded), real-time and
+// ordinary, and the longest of each; the episodes the machine stalled in
+// (a real-time wake-up over slowFrame); and the worst delay, and worst
+// time from a write to the frame at the client's socket (the client's own
+// lateness left out), of the episodes it did not stall in and of those
+// the ordinary threads were not held up in either (the tail that neither
+// the machine nor the CPU's contention explains: the server's own).
 func stallMetrics(p string, eps []episode, marks []episodeMark, stalls []stall, start, dur int64) []Metric {
-	var n int
-	var longest int64
+	var n, nBusy int
+	var longest, longestBusy int64
 	for _, s := range stalls {
-		if at := s.at - start; at+s.late >= 0 && at <= dur && s.late > int64(slowFrame) {
+		if at := s.at - start; at+s.late < 0 || at > dur || s.late <= int64(slowFrame) {
+			continue
+		}
+		if s.ordinary {
+			nBusy++
+			longestBusy = max(longestBusy, s.late)
+		} else {
 			n++
 			longest = max(longest, s.late)
 		}
 	}
 	var with int
-	var worstWithout, afterWithout int64
+	var worstWithout, afterWithout, worstQuiet, afterQuiet int64
 	for i, m := range marks {
 		if m.stall > int64(slowFrame) {
 			with++
-		} else {
-			worstWithout, afterWithout = max(worstWithout, eps[i].worst), max(afterWithout, eps[i].afterWrite)
+			continue
+		}
+		worstWithout, afterWithout = max(worstWithout, eps[i].worst), max(afterWithout, eps[i].afterWrite)
+		if m.busy <= int64(slowFrame) {
+			worstQuiet, afterQuiet = max(worstQuiet, eps[i].worst), max(afterQuiet, eps[i].afterWrite)
 		}
 	}
 	name := p + fmt.Sprintf("frames over %v", slowFrame)
-	return []Metric{{p + fmt.Sprintf("machine stalls over %v (probe, per CPU)", slowFrame), "", float64(n)},
-		{p + "machine stall, longest (probe)", "ms", float64(longest) / 1e6},
+	return []Metric{{p + fmt.Sprintf("machine stalls over %v (probe, real-time, per CPU)", slowFrame), "", float64(n)},
+		{p + "machine stall, longest (probe, real-time)", "ms", float64(longest) / 1e6},
+		{p + fmt.Sprintf("ordinary thread's wake-ups over %v late (probe, per CPU)", slowFrame), "", float64(nBusy)},
+		{p + "ordinary thread's wake-up, latest (probe)", "ms", float64(longestBusy) / 1e6},
 		{name + ": episodes the machine stalled over 2 ms in", "", float64(with)},
 		{name + ": the worst delay of the episodes it did not", "ms", float64(worstWithout) / 1e6},
-		{name + ": ... from a write to the frame at the client's socket", "ms", float64(afterWithout) / 1e6}}
+		{name + ": ... from a write to the frame at the client's socket", "ms", float64(afterWithout) / 1e6},
+		{name + ": the worst delay of the episodes with no probe thread over 2 ms late", "ms", float64(worstQuiet) / 1e6},
+		{name + ": ... from a write to the frame at the client's socket, those", "ms", float64(afterQuiet) / 1e6}}
 }
 
 func latencyMetrics(prefix string, lat []int64) []Metric {

@@ -11,17 +11,24 @@ import (
 	"unsafe"
 )
 
-// stallProbe (-stall-probe) tells the machine's stalls from a server's:
-// one thread per CPU, pinned to it and SCHED_FIFO at priority 99 (above
-// the lean client's 2 and the servers' 1 under -server-fifo, so no
-// process of the guest's ordinary or real-time classes holds it off),
-// sleeps to an absolute deadline every probeEvery and notes each wake-up
-// later than probeLate. A thread so placed is late only when its CPU ran
-// nothing of the guest's: the hypervisor had the virtual CPU off its
-// host CPU, or the kernel ran with preemption off (interrupts, softirqs,
-// a non-preemptible section). A slow POST episode that such a stall
-// covers was the machine's; one that none covers was the server's, the
-// client's or the scheduler's.
+// stallProbe (-stall-probe) tells the machine's stalls from a server's.
+// Per CPU it runs two threads pinned to it that sleep to an absolute
+// deadline every probeEvery and note each wake-up later than probeLate:
+//
+//   - one SCHED_FIFO at priority 99 (above the lean client's 2 and the
+//     servers' 1 under -server-fifo, so no thread of the guest's ordinary
+//     or real-time classes holds it off): it is late only when its CPU
+//     ran nothing of the guest's: the hypervisor had the virtual CPU off
+//     its host CPU, or the kernel ran with preemption off (interrupts,
+//     softirqs, a non-preemptible section);
+//   - one ordinary (SCHED_OTHER, nice 0) like a server's threads: it is
+//     late also when other processes had its CPU, as a server's thread
+//     would be.
+//
+// A slow POST episode that a real-time stall covers was the machine's;
+// one that only the ordinary thread's delay covers was the CPU's
+// contention (other processes, the client); one that neither covers was
+// the server's own or its kernel's.
 type stallProbe struct {
 	stop atomic.Bool
 	wg   sync.WaitGroup
@@ -30,11 +37,12 @@ type stallProbe struct {
 }
 
 // stall is one late wake-up of the probe: its deadline (unix ns), its CPU
-// and how late it woke (ns): the CPU ran nothing of the guest's over
-// about [at, at+late].
+// and how late it woke (ns); a real-time thread's (ordinary false) says
+// the CPU ran nothing of the guest's over about [at, at+late].
 type stall struct {
 	at, late int64
 	cpu      int
+	ordinary bool
 }
 
 const (
@@ -42,27 +50,29 @@ const (
 	probeLate  = time.Millisecond
 )
 
-// startStallProbe starts the probe's threads; nil when the first could
-// not be made real-time (no CAP_SYS_NICE).
+// startStallProbe starts the probe's threads; nil when one could not be
+// made real-time (no CAP_SYS_NICE) or pinned.
 func startStallProbe() *stallProbe {
 	p := &stallProbe{}
-	ok := make(chan bool, runtime.NumCPU())
-	for cpu := range runtime.NumCPU() {
+	n := 2 * runtime.NumCPU()
+	ok := make(chan bool, n)
+	for i := range n {
+		cpu, ordinary := i/2, i%2 == 1
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			// Locked for good: the thread, real-time and pinned, ends
+			// Locked for good: the thread, pinned (and real-time), ends
 			// with its goroutine instead of serving others.
 			runtime.LockOSThread()
-			if pinThread(cpu) != nil || fifoThread(0, 99) != nil {
+			if pinThread(cpu) != nil || !ordinary && fifoThread(0, 99) != nil {
 				ok <- false
 				return
 			}
 			ok <- true
-			p.run(cpu)
+			p.run(cpu, ordinary)
 		}()
 	}
-	for range runtime.NumCPU() {
+	for range n {
 		if !<-ok {
 			p.stop.Store(true)
 			p.wg.Wait()
@@ -72,7 +82,7 @@ func startStallProbe() *stallProbe {
 	return p
 }
 
-func (p *stallProbe) run(cpu int) {
+func (p *stallProbe) run(cpu int, ordinary bool) {
 	every := int64(probeEvery)
 	next := time.Now().UnixNano() + every
 	for !p.stop.Load() {
@@ -88,7 +98,7 @@ func (p *stallProbe) run(cpu int) {
 		now := time.Now().UnixNano()
 		if late := now - next; late > int64(probeLate) {
 			p.mu.Lock()
-			p.got = append(p.got, stall{at: next, late: late, cpu: cpu})
+			p.got = append(p.got, stall{at: next, late: late, cpu: cpu, ordinary: ordinary})
 			p.mu.Unlock()
 		}
 		next += every
