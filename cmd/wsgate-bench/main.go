@@ -51,6 +51,7 @@ func main() {
 	postWarmup := flag.Duration("post-warmup", 0, "post: the lean client's warm-up at each fixed rate before the measured window, reported apart as \"warm-up: …\" (default 1s, 200ms with -small; negative: none)")
 	postInvocationID := flag.Bool("post-invocation-id", false, "post, c-post: every POST carries its own signed Amz-Sdk-Invocation-Id (a random UUID), as the AWS SDKs send: a cluster's dedupe key (default off: the requests of earlier sessions' figures)")
 	serverFIFO := flag.Bool("server-fifo", false, "post: run the servers SCHED_FIFO (every thread, priority 1) during the fixed-rate phases, so other processes and the real-time client do not preempt them (needs CAP_SYS_NICE)")
+	stallProbe := flag.Bool("stall-probe", false, "post: during the fixed-rate phases, a real-time and an ordinary thread per CPU note when they woke late (the machine ran none of the guest's threads; other processes had the CPU), 1,000 wake-ups/s each; each slow POST episode is reported with the latest of each it overlaps and the client's dials in it (needs CAP_SYS_NICE)")
 	syscalls := flag.Bool("syscalls", false, "handshake, post: count the servers' system calls per operation with perf (slows them: CPU figures of such a run are not comparable)")
 	flag.Parse()
 	var rates []float64
@@ -77,6 +78,7 @@ func main() {
 		Against:    *against,
 		Syscalls:   *syscalls,
 		ServerFIFO: *serverFIFO,
+		StallProbe: *stallProbe,
 
 		PostClient:  *postClient,
 		PostWorkers: *postWorkers,

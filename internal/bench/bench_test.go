@@ -88,9 +88,10 @@ func TestScenariosSmall(t *testing.T) {
 // reader): every POST answered and framed, none failed.
 func TestPostClientsSmall(t *testing.T) {
 	skipHarness(t)
+	probe := canProbe() // -stall-probe with the lean client where threads may be real-time
 	for _, client := range []string{"lean", "goroutines"} {
 		var log strings.Builder
-		res, err := Run(Options{Small: true, Runs: 1, Workers: 2, Scenarios: []string{"post"}, PostClient: client, Log: &log})
+		res, err := Run(Options{Small: true, Runs: 1, Workers: 2, Scenarios: []string{"post"}, PostClient: client, StallProbe: probe && client == "lean", Log: &log})
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", client, err, log.String())
 		}
@@ -107,6 +108,9 @@ func TestPostClientsSmall(t *testing.T) {
 		if client == "lean" {
 			names = append(names, "500/s: frame after the write: p99", "500/s: client's timer wake-up after its deadline: p99", "floor: 500/s: client: real-time threads",
 				"500/s: warm-up (0.2 s): p99", "floor: 500/s: warm-up (0.2 s): client: HTTP connections dialed")
+			if probe {
+				names = append(names, "500/s: machine stall, longest (probe, real-time)", "floor: 500/s: ordinary thread's wake-up, latest (probe)")
+			}
 		}
 		for _, name := range names {
 			if _, ok := r.Units[name]; !ok {
@@ -114,6 +118,14 @@ func TestPostClientsSmall(t *testing.T) {
 			}
 		}
 	}
+}
+
+// canProbe reports whether the stall probe can start here (its threads
+// may be real-time).
+func canProbe() bool {
+	p := startStallProbe()
+	p.end()
+	return p != nil
 }
 
 // TestClusterScenariosSmall runs every cluster scenario once at tiny size:

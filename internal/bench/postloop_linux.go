@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -38,11 +39,13 @@ import (
 //     least 1 ms, which alone put the goroutine client's sends up to a
 //     millisecond or more behind schedule;
 //   - the thread runs SCHED_FIFO when the process may (root or
-//     CAP_SYS_NICE; the figure "client: real-time" says whether it did);
+//     CAP_SYS_NICE; the figure "client: real-time" says whether it did),
+//     and so do the process's other threads while the loop runs (the
+//     loop's P can pass to one of them: see postLean);
 //   - no goroutine per connection or per request, no channel hand-off, no
 //     runtime poller wake-up, and no collection in the window (the loop
-//     allocates nothing there; the dialer, below, does, with the
-//     collector off while the loop runs);
+//     allocates only its notes of slow POSTs and dials; the dialer, below,
+//     allocates more, with the collector off while the loop runs);
 //   - every latency is measured from the POST's scheduled time (an open
 //     loop: a late send is counted, not omitted), and also from its write,
 //     and the lateness of each write is reported on its own.
@@ -65,7 +68,13 @@ import (
 //     reports how many there were, in how many episodes (slow POSTs
 //     scheduled within episodeGap of each other: one stall) and where
 //     in the window the largest five fell, so a p99 over 2 ms tells
-//     whether one stall or many made it, and when.
+//     whether one stall or many made it, and when. Each such POST also
+//     carries the time from its write to its frame at the client's
+//     socket: the episode's share that was not the client's own lateness
+//     in sending or reading. The connections dialed for the window are
+//     noted with their time (reply.DialAt), and with -stall-probe the
+//     phase marks each episode with them and with the machine's stalls
+//     (stallprobe_linux.go).
 
 // leanMaxHTTP bounds the keep-alive connections per entry node, dialed
 // when none is idle (leanPreDial of them before the window): with all of
@@ -150,11 +159,12 @@ type leanLoop struct {
 	// slow: the window's POSTs whose frame came over slowFrame after
 	// their scheduled time: that time since the window's start, and the
 	// delay.
-	slow [][2]int64
+	slow [][3]int64
 	// w: the warm-up's samples (the fields above are the window's);
 	// windowDials: connections dialed for the window's POSTs.
 	w           warmSamples
 	windowDials int64
+	dialAt      []int64 // when each of the window's dials came into the loop, ns since the window's start
 	d           *leanDialer
 	dialFailed  int // failed dials not yet charged to a waiting POST
 }
@@ -216,21 +226,36 @@ func (w *worker) postLean(c command) reply {
 	}
 	// No collection while the loop runs: the dialer's dials allocate (a
 	// few KB each, 256 at most), and a collection's stops of the world
-	// would wait for the dialer's thread, an ordinary one, when the
-	// machine has it off its CPU, holding up the real-time loop behind it.
+	// would wait for every thread of the process, held up when the
+	// machine has one off its CPU, and the real-time loop behind them.
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	runtime.LockOSThread()
 	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_TIMERSLACK, 1, 0)
-	l.realtime = setFIFO(2) == nil // above the servers' 1 under -server-fifo
+	// The loop's thread real-time (SCHED_FIFO, sched_setscheduler; needs
+	// CAP_SYS_NICE): it runs as soon as its timer fires or a frame
+	// arrives, ahead of the server and of every other process, so its own
+	// scheduling delay does not pad the server's latency (its CPU is under
+	// half a core at 5,000 POSTs/s, and the kernel's real-time throttling
+	// keeps 5 % for the rest). And every other thread of the process with
+	// it: the loop blocks in epoll_pwait2 through the scheduler's
+	// system-call state, so its P can pass to another of the process's
+	// threads (to run the dialer's goroutine, which the loop's own dial
+	// request readies on that P, or the runtime's), and on waking the loop
+	// waits for a P from it. With those threads ordinary, other processes
+	// preempting one held the real-time loop 15-156 ms behind its schedule
+	// in episodes with no machine stall, on either side (BENCHMARKS.md,
+	// "the single node's POST tail, session 17").
+	l.realtime = fifoProcess(os.Getpid(), 2) == nil // above the servers' 1 under -server-fifo
 	l.run()
 	if l.realtime {
-		_ = setFIFO(0)
+		_ = fifoProcess(os.Getpid(), 0)
 	}
 	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_TIMERSLACK, 0, 0) // back to the default
 	runtime.UnlockOSThread()
 	r := reply{Elapsed: time.Now().UnixNano() - l.start, OK: l.ok, Errors: l.errs, Count: l.frames,
 		Lat: l.answered, Queued: l.late, Frames: l.frameLat, FromSend: l.fromSend, AtSocket: l.atSocket, ReadDelay: l.readDelay, WakeLate: l.wakeLate, Slow: l.slow,
-		Ended: int64(l.wsEnded), Dials: l.dials, InFlight: l.mostInFlight, Realtime: l.realtime}
+		Ended: int64(l.wsEnded), Dials: l.dials, InFlight: l.mostInFlight, Realtime: l.realtime,
+		WindowStart: l.sched(l.warm), DialAt: l.dialAt}
 	if l.warm > 0 {
 		l.w.Dials = l.dials - l.windowDials
 		r.Warm, r.Dials = &l.w, l.windowDials
@@ -240,15 +265,6 @@ func (w *worker) postLean(c command) reply {
 	}
 	return r
 }
-
-// setFIFO makes the calling thread SCHED_FIFO at priority prio, or
-// SCHED_OTHER again with 0 (sched_setscheduler; needs CAP_SYS_NICE).
-// A real-time load thread runs as soon as its timer fires or a frame
-// arrives, ahead of the server and of every other process: its own
-// scheduling delay does not pad the server's latency (its CPU is under
-// half a core at 5,000 POSTs/s, and the kernel's real-time throttling
-// keeps 5 % for the rest).
-func setFIFO(prio int) error { return fifoThread(0, prio) }
 
 // fifoThread sets thread tid (0: the calling one) SCHED_FIFO at prio, or
 // SCHED_OTHER with 0.
@@ -427,6 +443,7 @@ func (l *leanLoop) takeDials() {
 		}
 		if a.window {
 			l.windowDials++
+			l.dialAt = append(l.dialAt, time.Now().UnixNano()-l.sched(l.warm))
 		}
 		p.idle = append(p.idle, h)
 	}
@@ -667,7 +684,11 @@ func (l *leanLoop) readFrames(lc *leanConn) {
 			}
 			l.frameLat = append(l.frameLat, now-t)
 			if now-t > int64(slowFrame) && len(l.slow) < maxSlow {
-				l.slow = append(l.slow, [2]int64{t - l.sched(l.warm), now - t})
+				var after int64 // from the POST's write to the frame at the socket (or its read)
+				if i < int64(len(l.sentAt)) && l.sentAt[i] > 0 {
+					after = cmp.Or(stamp, now) - l.sentAt[i]
+				}
+				l.slow = append(l.slow, [3]int64{t - l.sched(l.warm), now - t, after})
 			}
 			if i < int64(len(l.sentAt)) && l.sentAt[i] > 0 {
 				l.fromSend = append(l.fromSend, now-l.sentAt[i])

@@ -14,3 +14,16 @@ func (w *worker) postLean(command) reply {
 func fifoProcess(pid, prio int) error {
 	return errors.New("-server-fifo runs on Linux only")
 }
+
+// stallProbe (-stall-probe) is Linux's.
+type stallProbe struct{}
+
+type stall struct {
+	at, late int64
+	cpu      int
+	ordinary bool
+}
+
+func startStallProbe() *stallProbe { return nil }
+
+func (*stallProbe) end() []stall { return nil }

@@ -73,6 +73,16 @@ type Options struct {
 	// shared machine that is what separates the server's own stalls from
 	// the machine's (BENCHMARKS.md, "the POST p99's stalls, session 10").
 	ServerFIFO bool
+	// StallProbe runs, during the post scenario's fixed-rate phases, two
+	// threads per CPU pinned to it, one real-time and one ordinary, that
+	// note when they woke late (stallprobe_linux.go): the real-time one
+	// when the machine gave none of the guest's threads the CPU, the
+	// ordinary one also when other processes had it. Each slow POST
+	// episode is reported with the longest of each it overlaps and the
+	// connections the client dialed in it: the machine's stall, the CPU's
+	// contention, or the server's own. Its wake-ups (2,000/s per CPU)
+	// preempt the server and the floor alike.
+	StallProbe bool
 	// PostClient is the post scenario's client at a fixed rate: "lean"
 	// (default: one thread on one epoll set per process, postloop_linux.go)
 	// or "goroutines" (a goroutine per request in flight and per

@@ -3,9 +3,11 @@ package bench
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"net/http"
 	"os"
 	"runtime"
@@ -317,6 +319,12 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 			defer func() { _ = fifoProcess(e.srv.pid(), 0) }()
 		}
 	}
+	var probe *stallProbe
+	if rate > 0 && e.lean && o.StallProbe {
+		if probe = startStallProbe(); probe == nil {
+			return nil, errors.New("-stall-probe: no real-time thread (CAP_SYS_NICE?)")
+		}
+	}
 	u := e.measure(func() {
 		load := func() {
 			rs, postErr = e.each(func(i int, w *child) (reply, error) { return w.call(cmd(i, "post")) })
@@ -329,6 +337,7 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 			load()
 		}
 	})
+	stalls := probe.end()
 	if postErr != nil {
 		return nil, postErr
 	}
@@ -355,15 +364,39 @@ func (e *env) postPhase(run int, rate float64, entry, p string) ([]Metric, error
 		}
 		client = []Metric{{p + "client: HTTP connections dialed", "", float64(dials)}, {p + "client: POSTs in flight at most", "", float64(inFlight)},
 			{p + "client: real-time threads", "", float64(realtime)}}
-		var slow [][2]int64
+		var slow [][3]int64
 		for _, r := range rs {
 			slow = append(slow, r.Slow...)
 		}
 		eps := slowEpisodes(slow)
 		client = append(client, episodeMetrics(p, len(slow), eps)...)
-		for _, ep := range worstEpisodes(eps, 5) {
-			fmt.Fprintf(o.Log, "run %d: %sframes over %v: an episode of %d POSTs scheduled %.3f–%.3f s into the window, the worst %.2f ms\n",
-				run+1, p, slowFrame, ep.n, float64(ep.from)/1e9, float64(ep.to)/1e9, float64(ep.worst)/1e6)
+		var dialAt []int64
+		var start int64 // the first client's window start: the others' differ by the signing's microseconds
+		for _, r := range rs {
+			dialAt = append(dialAt, r.DialAt...)
+			if start == 0 {
+				start = r.WindowStart
+			}
+		}
+		if start != 0 && len(eps) > 0 {
+			// Where a server trace (WSGATE_BENCH_TRACE) or a perf record
+			// of the same seconds puts the episodes.
+			fmt.Fprintf(o.Log, "run %d: %sthe window began at %s (unix ns %d)\n", run+1, p, time.Unix(0, start).UTC().Format(time.RFC3339Nano), start)
+		}
+		var marks []episodeMark
+		if o.StallProbe {
+			marks = markEpisodes(eps, dialAt, stalls, start)
+			client = append(client, stallMetrics(p, eps, marks, stalls, start, int64(dur*1e9))...)
+		}
+		for _, i := range worstEpisodeIndexes(eps, 5) {
+			ep := eps[i]
+			var why string
+			if marks != nil {
+				m := marks[i]
+				why = fmt.Sprintf("; %d connections dialed in it; the machine's longest stall in it %.2f ms (%d of the CPUs), an ordinary thread's latest wake-up %.2f ms", m.dials, float64(m.stall)/1e6, m.cpus, float64(m.busy)/1e6)
+			}
+			fmt.Fprintf(o.Log, "run %d: %sframes over %v: an episode of %d POSTs scheduled %.3f–%.3f s into the window, the worst %.2f ms (from a write to the frame at the client's socket at most %.2f ms)%s\n",
+				run+1, p, slowFrame, ep.n, float64(ep.from)/1e9, float64(ep.to)/1e9, float64(ep.worst)/1e6, float64(ep.afterWrite)/1e6, why)
 		}
 		if warm > 0 {
 			client = append(client, warmMetrics(p+fmt.Sprintf("warm-up (%g s): ", warm), rs)...)
@@ -493,25 +526,29 @@ const (
 type episode struct {
 	from, to, worst int64
 	n               int
+	// afterWrite is the longest time from a POST's write to its frame at
+	// the client's socket (the server's and the kernel's part, the
+	// client's lateness in sending and reading left out), ns.
+	afterWrite int64
 }
 
 // episodeGap: slow POSTs scheduled further apart than this are two
 // episodes (two stalls, not one).
 const episodeGap = 10 * time.Millisecond
 
-// slowEpisodes groups the slow POSTs (scheduled time, delay) into
-// episodes, in order of time.
-func slowEpisodes(slow [][2]int64) []episode {
-	slices.SortFunc(slow, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
+// slowEpisodes groups the slow POSTs (scheduled time, delay, write to
+// frame at the socket) into episodes, in order of time.
+func slowEpisodes(slow [][3]int64) []episode {
+	slices.SortFunc(slow, func(a, b [3]int64) int { return cmp.Compare(a[0], b[0]) })
 	var eps []episode
 	for _, s := range slow {
-		t, d := s[0], s[1]
+		t, d, a := s[0], s[1], s[2]
 		if n := len(eps); n > 0 && t-eps[n-1].to <= int64(episodeGap) {
 			ep := &eps[n-1]
-			ep.to, ep.n, ep.worst = t, ep.n+1, max(ep.worst, d)
+			ep.to, ep.n, ep.worst, ep.afterWrite = t, ep.n+1, max(ep.worst, d), max(ep.afterWrite, a)
 			continue
 		}
-		eps = append(eps, episode{from: t, to: t, worst: d, n: 1})
+		eps = append(eps, episode{from: t, to: t, worst: d, n: 1, afterWrite: a})
 	}
 	return eps
 }
@@ -531,11 +568,114 @@ func episodeMetrics(p string, slow int, eps []episode) []Metric {
 
 // worstEpisodes are the k episodes with the most POSTs, in order of time.
 func worstEpisodes(eps []episode, k int) []episode {
-	w := slices.Clone(eps)
-	slices.SortStableFunc(w, func(a, b episode) int { return b.n - a.n })
-	w = w[:min(k, len(w))]
-	slices.SortFunc(w, func(a, b episode) int { return int(a.from - b.from) })
+	var w []episode
+	for _, i := range worstEpisodeIndexes(eps, k) {
+		w = append(w, eps[i])
+	}
 	return w
+}
+
+// worstEpisodeIndexes are the indexes of the k episodes with the most
+// POSTs, in order of time.
+func worstEpisodeIndexes(eps []episode, k int) []int {
+	w := make([]int, len(eps))
+	for i := range w {
+		w[i] = i
+	}
+	slices.SortStableFunc(w, func(a, b int) int { return eps[b].n - eps[a].n })
+	w = w[:min(k, len(w))]
+	slices.Sort(w) // episodes are in order of time
+	return w
+}
+
+// episodeMark is what happened during an episode: the connections the
+// client dialed for the window's POSTs; the machine's longest stall (the
+// probe's real-time threads' latest wake-up, ns) and on how many CPUs
+// one was late; and the probe's ordinary threads' latest wake-up (the
+// CPU's contention, machine stalls included), ns.
+type episodeMark struct {
+	dials             int
+	stall, cpus, busy int64
+}
+
+// markEpisodes marks each episode (times since the window's start, as
+// dialAt) with the dials and the probe's late wake-ups (unix ns) that
+// fell in it: from slowFrame before its first POST's scheduled time (a
+// stall that began then delays it by slowFrame) to its last POST's time
+// plus the episode's worst delay (when the last frame came at the
+// latest).
+func markEpisodes(eps []episode, dialAt []int64, stalls []stall, start int64) []episodeMark {
+	marks := make([]episodeMark, len(eps))
+	for i, ep := range eps {
+		lo, hi := ep.from-int64(slowFrame), ep.to+ep.worst
+		m := &marks[i]
+		for _, t := range dialAt {
+			if t >= lo && t <= hi {
+				m.dials++
+			}
+		}
+		var cpus uint64
+		for _, s := range stalls {
+			if at := s.at - start; at > hi || at+s.late < lo {
+				continue
+			}
+			if s.ordinary {
+				m.busy = max(m.busy, s.late)
+				continue
+			}
+			m.stall = max(m.stall, s.late)
+			cpus |= 1 << (s.cpu % 64)
+		}
+		m.cpus = int64(bits.OnesCount64(cpus))
+	}
+	return marks
+}
+
+// stallMetrics: the probe's late wake-ups over slowFrame in the phase's
+// window (dur ns from start; the warm-up's excluded), real-time and
+// ordinary, and the longest of each; the episodes the machine stalled in
+// (a real-time wake-up over slowFrame); and the worst delay, and worst
+// time from a write to the frame at the client's socket (the client's own
+// lateness left out), of the episodes it did not stall in and of those
+// the ordinary threads were not held up in either (the tail that neither
+// the machine nor the CPU's contention explains: the server's own).
+func stallMetrics(p string, eps []episode, marks []episodeMark, stalls []stall, start, dur int64) []Metric {
+	var n, nBusy int
+	var longest, longestBusy int64
+	for _, s := range stalls {
+		if at := s.at - start; at+s.late < 0 || at > dur || s.late <= int64(slowFrame) {
+			continue
+		}
+		if s.ordinary {
+			nBusy++
+			longestBusy = max(longestBusy, s.late)
+		} else {
+			n++
+			longest = max(longest, s.late)
+		}
+	}
+	var with int
+	var worstWithout, afterWithout, worstQuiet, afterQuiet int64
+	for i, m := range marks {
+		if m.stall > int64(slowFrame) {
+			with++
+			continue
+		}
+		worstWithout, afterWithout = max(worstWithout, eps[i].worst), max(afterWithout, eps[i].afterWrite)
+		if m.busy <= int64(slowFrame) {
+			worstQuiet, afterQuiet = max(worstQuiet, eps[i].worst), max(afterQuiet, eps[i].afterWrite)
+		}
+	}
+	name := p + fmt.Sprintf("frames over %v", slowFrame)
+	return []Metric{{p + fmt.Sprintf("machine stalls over %v (probe, real-time, per CPU)", slowFrame), "", float64(n)},
+		{p + "machine stall, longest (probe, real-time)", "ms", float64(longest) / 1e6},
+		{p + fmt.Sprintf("ordinary thread's wake-ups over %v late (probe, per CPU)", slowFrame), "", float64(nBusy)},
+		{p + "ordinary thread's wake-up, latest (probe)", "ms", float64(longestBusy) / 1e6},
+		{name + ": episodes the machine stalled over 2 ms in", "", float64(with)},
+		{name + ": the worst delay of the episodes it did not", "ms", float64(worstWithout) / 1e6},
+		{name + ": ... from a write to the frame at the client's socket", "ms", float64(afterWithout) / 1e6},
+		{name + ": the worst delay of the episodes with no probe thread over 2 ms late", "ms", float64(worstQuiet) / 1e6},
+		{name + ": ... from a write to the frame at the client's socket, those", "ms", float64(afterQuiet) / 1e6}}
 }
 
 func latencyMetrics(prefix string, lat []int64) []Metric {

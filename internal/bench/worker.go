@@ -124,7 +124,12 @@ type reply struct {
 	// their scheduled time: that time in ns since the window's start, and
 	// the delay, ns (at most maxSlow of them): where in the window the
 	// tail was.
-	Slow [][2]int64 `json:"slow,omitempty"`
+	Slow [][3]int64 `json:"slow,omitempty"`
+	// Lean post: the window's start (unix ns) and when each connection
+	// dialed for the window's POSTs came into the loop (ns since that
+	// start).
+	WindowStart int64   `json:"windowStart,omitempty"`
+	DialAt      []int64 `json:"dialAt,omitempty"`
 	// Lean post with a warm-up (command.Warm): the warm-up's POSTs'
 	// samples, kept out of the fields above, which are the window's.
 	Warm *warmSamples `json:"warm,omitempty"`
