@@ -400,7 +400,7 @@ func (h *Memory) Publish(_ context.Context, name string, m *Message) (Delivery, 
 // no processor until the caller claimed the last block (the flusher's
 // goroutines keep both of a busy node's) finds none left and ends: the
 // caller waits only for blocks a helper is handing off, never for a
-// helper to be scheduled (it waited up to 40 ms for that on a node whose
+// helper to be scheduled (it waited up to 73 ms for that on a node whose
 // flushers kept both processors, in c-fanout's burst).
 type fanout struct {
 	members            []Conn
