@@ -486,6 +486,55 @@ func TestMemoryPublishDuringChurn(t *testing.T) {
 	}
 }
 
+// TestMemoryParallelPublishCounts: a publish spread over goroutines (from
+// parallelPublish members) hands every member the message exactly once,
+// whichever goroutine claims its block, and counts every delivery and
+// skip, for group sizes around the block size and the parallel threshold,
+// with publishes to several groups at once.
+func TestMemoryParallelPublishCounts(t *testing.T) {
+	ctx := context.Background()
+	h := NewMemory(Limits{})
+	sizes := []int{parallelPublish - 1, parallelPublish, parallelPublish + 1, 1000, 3001}
+	groups := make([][]*testConn, len(sizes))
+	for gi, n := range sizes {
+		for i := range n {
+			c := &testConn{id: fmt.Sprintf("g%d-%05d", gi, i), full: i%97 == 5}
+			_ = h.Register(c)
+			if err := h.Join(ctx, fmt.Sprint("g", gi), c.id); err != nil {
+				t.Fatal(err)
+			}
+			groups[gi] = append(groups[gi], c)
+		}
+	}
+	const publishes = 40
+	var wg sync.WaitGroup
+	for gi, members := range groups {
+		full := 0
+		for _, c := range members {
+			if c.full {
+				full++
+			}
+		}
+		wg.Go(func() {
+			for range publishes {
+				d, err := h.Publish(ctx, fmt.Sprint("g", gi), NewMessage([]byte("x")))
+				if err != nil || d.Delivered != len(members)-full || d.Skipped != full {
+					t.Errorf("group of %d (%d full): delivered %d, skipped %d, error %v", len(members), full, d.Delivered, d.Skipped, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, members := range groups {
+		for _, c := range members {
+			if want := int64(publishes); !c.full && c.got.Load() != want {
+				t.Fatalf("%s got %d of %d", c.id, c.got.Load(), want)
+			}
+		}
+	}
+}
+
 // BenchmarkMemoryJoinLeave: one connection joins and leaves a group of
 // 10,000 members; "publish between" publishes to the group (to members
 // whose Send does nothing) after each join and each leave, so whatever a

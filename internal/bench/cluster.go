@@ -330,7 +330,9 @@ func (o *orch) clusterFanout(run int) ([]Metric, error) {
 		ms, _, _, err := e.fanoutRun(run, n, "", false)
 		return ms, err
 	}
-	return o.versus(run, nil, f, f, "time to last delivery", "burst deliveries/s", "burst: server CPU per delivery")
+	return o.versus(run, nil, f, f, "time to last delivery", "burst deliveries/s", "burst: server CPU per delivery",
+		"burst: server CPU per delivery (schedstat)", "burst: clients CPU per delivery (schedstat)",
+		"burst: server writes per delivery", "burst: clients reads per delivery")
 }
 
 // clusterPublish: C5, 256-byte publishes to 100 groups with one member on

@@ -162,3 +162,52 @@ func procSwitches(pid int) (voluntary, involuntary int64, err error) {
 	}
 	return voluntary, involuntary, nil
 }
+
+// procTally is what a set of processes did over a window, from
+// /proc/PID/task/*/schedstat (CPU, nanoseconds), /proc/PID/io (syscr,
+// syscw: read and write system calls: read, readv, pread, write,
+// writev, pwrite; not recvmsg, sendmsg or epoll) and
+// /proc/PID/task/*/status (context switches), summed over the processes.
+// /proc/PID/io counts the threads that ended too; the per-thread files do
+// not, and a Go process seldom ends a thread.
+type procTally struct {
+	cpu                    float64 // seconds
+	reads, writes          int64   // system calls
+	voluntary, involuntary int64   // context switches
+}
+
+// tallyProcs reads the tally of ps so far.
+func tallyProcs(ps []*child) procTally {
+	var t procTally
+	for _, c := range ps {
+		pid := c.pid()
+		t.cpu += procCPUExact(pid)
+		t.reads += procIO(pid, "syscr")
+		t.writes += procIO(pid, "syscw")
+		v, i, _ := procSwitches(pid)
+		t.voluntary += v
+		t.involuntary += i
+	}
+	return t
+}
+
+// sub is t minus an earlier tally t0.
+func (t procTally) sub(t0 procTally) procTally {
+	return procTally{t.cpu - t0.cpu, t.reads - t0.reads, t.writes - t0.writes,
+		t.voluntary - t0.voluntary, t.involuntary - t0.involuntary}
+}
+
+// procIO returns one counter of /proc/PID/io (0 when unreadable).
+func procIO(pid int, key string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
+}

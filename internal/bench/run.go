@@ -678,6 +678,41 @@ func (e *env) trace(name string, seconds int, load func()) {
 	wg.Wait()
 }
 
+// traceBurst starts 1 s runtime execution traces of every server into
+// $WSGATE_BENCH_TRACE (name.trace, or name-nK.trace for a cluster's node
+// K) on the first run, and waits 100 ms for them to start; the func it
+// returns waits for them to be written. The tracer slows the servers: the
+// figures of a traced run are not comparable.
+func (e *env) traceBurst(name string, run int) (wait func()) {
+	dir := os.Getenv("WSGATE_BENCH_TRACE")
+	if dir == "" || run != 0 {
+		return func() {}
+	}
+	_ = os.MkdirAll(dir, 0o755)
+	var wg sync.WaitGroup
+	for k, debug := range e.debugs {
+		if debug == "" {
+			continue
+		}
+		file := name + ".trace"
+		if len(e.debugs) > 1 {
+			file = fmt.Sprintf("%s-n%d.trace", name, k+1)
+		}
+		wg.Go(func() {
+			resp, err := http.Get("http://" + debug + "/debug/pprof/trace?seconds=1")
+			if err != nil {
+				fmt.Fprintf(e.o.Log, "trace %s: %v\n", file, err)
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			_ = os.WriteFile(filepath.Join(dir, file), b, 0o644)
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	return wg.Wait
+}
+
 // signedPost sends a SigV4-signed POST to the server and returns the body.
 func signedPost(client *http.Client, url string, body []byte) ([]byte, error) {
 	return signedDo(client, http.MethodPost, url, body)

@@ -1146,12 +1146,14 @@ func (e *env) fanoutRun(run, n int, p string, raw bool) ([]Metric, float64, floa
 
 	// Burst: publishes back to back; deliveries/s until the last arrives.
 	burst := o.size(20, 3)
-	var first int64
+	var first, published int64
 	var (
 		pubs  map[int64]pubStat
 		total int64
 		err   error
 	)
+	stopTrace := e.traceBurst(fmt.Sprintf("burst-%d-%d", n, len(e.addrs)), run)
+	sv0, cl0 := tallyProcs(e.servers()), tallyProcs(e.workers)
 	u := e.measure(func() {
 		for i := range burst {
 			t, _, _, perr := pub.publish(pad)
@@ -1163,8 +1165,11 @@ func (e *env) fanoutRun(run, n int, p string, raw bool) ([]Metric, float64, floa
 				first = t
 			}
 		}
+		published = time.Now().UnixNano()
 		pubs, _, total, err = e.gather(int64(burst), false, 30)
 	})
+	sv, cl := tallyProcs(e.servers()).sub(sv0), tallyProcs(e.workers).sub(cl0)
+	stopTrace()
 	if err != nil {
 		return nil, 0, 0, err
 	}
@@ -1191,7 +1196,32 @@ func (e *env) fanoutRun(run, n int, p string, raw bool) ([]Metric, float64, floa
 		{p + "single-publish deliveries/s", "/s", float64(n) / (last / 1e3)},
 		{p + "burst deliveries/s", "/s", rate},
 	}
-	return append(ms, u.metrics(p+"burst: ", int64(n*burst), "delivery")...), last, rate, nil
+	ms = append(ms, u.metrics(p+"burst: ", int64(n*burst), "delivery")...)
+	return append(ms, burstTallies(p+"burst: ", float64(total), float64(published-first)/1e6, sv, cl)...), last, rate, nil
+}
+
+// burstTallies are a burst's figures per delivery from the processes'
+// counters (procTally): the servers' write and the clients' read system
+// calls, everyone's context switches and CPU from schedstat (exact; the
+// 10 ms ticks of the figures above are coarse for a window of 0.2 s).
+// Measurement only: why a burst's rate is what it is, not the rate.
+func burstTallies(p string, deliveries, publishing float64, sv, cl procTally) []Metric {
+	if deliveries <= 0 {
+		return nil
+	}
+	per := func(v float64) float64 { return v / deliveries }
+	return []Metric{
+		{p + "publishing time (first publish to last answer)", "ms", publishing},
+		{p + "server writes per delivery", "", per(float64(sv.writes))},
+		{p + "server reads per delivery", "", per(float64(sv.reads))},
+		{p + "clients reads per delivery", "", per(float64(cl.reads))},
+		{p + "server voluntary switches per 1,000 deliveries", "", per(float64(sv.voluntary)) * 1000},
+		{p + "server involuntary switches per 1,000 deliveries", "", per(float64(sv.involuntary)) * 1000},
+		{p + "clients voluntary switches per 1,000 deliveries", "", per(float64(cl.voluntary)) * 1000},
+		{p + "clients involuntary switches per 1,000 deliveries", "", per(float64(cl.involuntary)) * 1000},
+		{p + "server CPU per delivery (schedstat)", "µs", per(sv.cpu) * 1e6},
+		{p + "clients CPU per delivery (schedstat)", "µs", per(cl.cpu) * 1e6},
+	}
 }
 
 // slow: fan-out latency for healthy members while 1% never read.
