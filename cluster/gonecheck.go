@@ -62,12 +62,13 @@ const (
 )
 
 // Set by tests only (SetJudgeHooks): heartbeatHook is asked, with the
-// receiving node's config, whether a heartbeat from the node named from is
-// heard (false: dropped); commitHook, before a node commits another's gone
+// receiving node's config, whether a heartbeat (answer false) or a ping's
+// answer (confirm, answer true) from the node named from is heard (false:
+// dropped); commitHook, before a node commits another's gone
 // in the registry, for an error to take instead of the registry's answer
 // (a registry that cannot commit: its stream electing a leader).
 var (
-	heartbeatHook atomic.Pointer[func(c *Config, from string) bool]
+	heartbeatHook atomic.Pointer[func(c *Config, from string, answer bool) bool]
 	commitHook    atomic.Pointer[func(c *Config) error]
 )
 
@@ -79,8 +80,9 @@ type goneChecks struct {
 	// alive: when a check last found the node there (its link answered,
 	// or its subject); a slow attempt checks it again checkEvery after.
 	alive [hub.MaxNode + 1]time.Time
-	// refusals counts the checks that found a link refusing (tests).
-	refusals int64
+	// refusals counts the checks that found a link refusing, started the
+	// checks started (tests).
+	refusals, started int64
 }
 
 // suspect starts a check of node b (checkGone) unless one runs; watch:
@@ -129,6 +131,7 @@ func (h *Hub) suspectFor(b byte, why trigger) {
 		return
 	}
 	c.running[b] = true
+	c.started++
 	h.wg.Add(1)
 	c.mu.Unlock()
 	go h.checkGone(b)

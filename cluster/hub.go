@@ -572,7 +572,7 @@ func (h *Hub) handleHeartbeat(m *nats.Msg) {
 	if err != nil || v > hub.MaxNode {
 		return
 	}
-	if f := heartbeatHook.Load(); f != nil && !(*f)(&h.cfg, hb.Name) {
+	if f := heartbeatHook.Load(); f != nil && !(*f)(&h.cfg, hb.Name, false) {
 		return
 	}
 	h.mu.Lock()
@@ -1104,7 +1104,14 @@ func (h *Hub) heardIncarnation(b byte) (heard, joining bool) {
 	if p == nil || !p.present {
 		return false, false
 	}
-	return !p.lastSeen.IsZero() && p.hb.Inc == p.e.Inc, p.e.State == stateJoining
+	return heardLocked(p), p.e.State == stateJoining
+}
+
+// heardLocked reports whether this node has heard p's incarnation in the
+// registry: a heartbeat of it, or its answer to a ping (confirm); h.mu
+// must be held.
+func heardLocked(p *peer) bool {
+	return p.e.Inc != "" && (!p.lastSeen.IsZero() && p.hb.Inc == p.e.Inc || p.answered == p.e.Inc)
 }
 
 func (h *Hub) silentFor(b byte) time.Duration {

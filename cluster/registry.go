@@ -66,6 +66,11 @@ type peer struct {
 	// link of incarnation refusedInc refusing connections.
 	refusedAt  time.Time
 	refusedInc string
+	// answered: an incarnation of the node that answered a ping of this
+	// node's over NATS (confirm): heard, as a heartbeat would be.
+	answered string
+	// confirming: a confirm of the node runs.
+	confirming bool
 }
 
 type heartbeat struct {
@@ -216,6 +221,7 @@ func (h *Hub) apply(up jetstream.KeyValueEntry) {
 	if !p.present || p.e.State == "gone" {
 		h.signalGoneLocked()
 	}
+	confirm := h.confirmingLocked(b, p)
 	// Until Start made the entry up, announce judges a change of it
 	// (wentUp), not a fence.
 	notMine := b == h.self && h.claimed && (!p.present || p.e.Inc != h.inc || p.e.State == "gone")
@@ -226,6 +232,9 @@ func (h *Hub) apply(up jetstream.KeyValueEntry) {
 	seen := fmt.Sprintf("op %v, revision %d, incarnation %q (mine %q), state %q", up.Operation(), up.Revision(), p.e.Inc, h.inc, p.e.State)
 	claim := h.claims
 	h.mu.Unlock()
+	if confirm != "" {
+		go h.confirm(b, confirm)
+	}
 	if mine {
 		h.startFence(claim, "this node's registry entry was taken or declared gone: "+seen)
 	}
