@@ -116,8 +116,16 @@ type Hub struct {
 	// included, watches it for one load (retry).
 	goneSignal atomic.Pointer[chan struct{}]
 
-	connectedAt atomic.Int64  // the ctl connection's last (re)connect, as mono.Since
-	hbSeq       atomic.Uint64 // heartbeats sent (judge.go)
+	connectedAt atomic.Int64 // the ctl connection's last (re)connect, as mono.Since
+	// The registry watch (registry.go, follow): the highest revision it
+	// delivered; the highest this node learned from the registry's answers
+	// (learned) and when (mono.Since); its watchers, counted; the one whose
+	// updates are dropped (tests: a stalled consumer); its recreations.
+	watchRev, knownRev     atomic.Uint64
+	knownAt                atomic.Int64
+	watchGen, watchStalled atomic.Int64
+	watchRestarts          atomic.Int64
+	hbSeq                  atomic.Uint64 // heartbeats sent (judge.go)
 	// majoritySince is since when (unix nanoseconds) this node has heard
 	// a strict majority of the live set without a break; 0 while it does
 	// not. Only a node that does may take another for gone on silence.
