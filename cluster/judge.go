@@ -87,7 +87,8 @@ func (h *Hub) confirmingLocked(b byte, p *peer) string {
 }
 
 // confirm pings node b's subject until incarnation inc answers (then it is
-// heard), another is in the registry, it is heard otherwise (a
+// heard; a node of the previous version answers without naming itself,
+// which ends it too), another is in the registry, it is heard otherwise (a
 // heartbeat), or nodeTimeoutMillis passed (silence judges it from there).
 func (h *Hub) confirm(b byte, inc string) {
 	defer h.wg.Done()
@@ -108,8 +109,8 @@ func (h *Hub) confirm(b byte, inc string) {
 		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.attemptTimeout())
 		r, err := h.ctl.RequestMsgWithContext(ctx, h.ping(b))
 		cancel()
-		if err == nil && h.answeredBy(b, inc, r) {
-			return
+		if err == nil && (r.Header.Get(hdrAnswerInc) == "" || h.answeredBy(b, inc, r)) {
+			return // heard; or a node of the previous version, whose answer names nobody
 		}
 		select {
 		case <-h.ctx.Done():
