@@ -391,6 +391,7 @@ func (h *Hub) finish(seq uint64, data []byte, err error) {
 func (h *Hub) handleConn(m *nats.Msg) {
 	if m.Header.Get(hdrOp) == "ping" { // registry.silent: is anyone there; reachesMajority
 		r := replyTo(m, nil, nil)
+		r.Header.Set(hdrAnswerInc, h.incarnation()) // confirm
 		h.answerJudgement(m, r)
 		_ = m.RespondMsg(r)
 		return

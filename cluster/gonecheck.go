@@ -62,12 +62,13 @@ const (
 )
 
 // Set by tests only (SetJudgeHooks): heartbeatHook is asked, with the
-// receiving node's config, whether a heartbeat from the node named from is
-// heard (false: dropped); commitHook, before a node commits another's gone
+// receiving node's config, whether a heartbeat (answer false) or a ping's
+// answer (confirm, answer true) from the node named from is heard (false:
+// dropped); commitHook, before a node commits another's gone
 // in the registry, for an error to take instead of the registry's answer
 // (a registry that cannot commit: its stream electing a leader).
 var (
-	heartbeatHook atomic.Pointer[func(c *Config, from string) bool]
+	heartbeatHook atomic.Pointer[func(c *Config, from string, answer bool) bool]
 	commitHook    atomic.Pointer[func(c *Config) error]
 )
 
@@ -79,8 +80,9 @@ type goneChecks struct {
 	// alive: when a check last found the node there (its link answered,
 	// or its subject); a slow attempt checks it again checkEvery after.
 	alive [hub.MaxNode + 1]time.Time
-	// refusals counts the checks that found a link refusing (tests).
-	refusals int64
+	// refusals counts the checks that found a link refusing, started the
+	// checks started (tests).
+	refusals, started int64
 }
 
 // suspect starts a check of node b (checkGone) unless one runs; watch:
@@ -129,6 +131,7 @@ func (h *Hub) suspectFor(b byte, why trigger) {
 		return
 	}
 	c.running[b] = true
+	c.started++
 	h.wg.Add(1)
 	c.mu.Unlock()
 	go h.checkGone(b)
@@ -154,54 +157,68 @@ func (h *Hub) checkGone(b byte) {
 }
 
 // checkOnce dials b's direct link; if it is refused, asks b's subject
-// until it answers (alive), has no responders (then b is declared gone),
-// or goneGraceMillis passed. While the link gives no evidence either way
-// (no link, one never reached, a dial that failed otherwise), it declares
-// b when a peer takes b for gone (reasonPeer), and otherwise pings b's
-// subject every checkProbe, as a call would: "no responders" lasting
-// goneGraceMillis declares b; the link is dialled again between pings, so
-// a refusal still declares at once. A node that has not heard b's
-// incarnation has no evidence of its own: it asks its peers only. alive:
-// b was found there (its link or its subject answered).
+// until it answers (alive), has no responders (then b is declared gone at
+// once, reasonRefused), or goneGraceMillis passed. While the link gives no
+// evidence either way (no link, one never reached, a dial that failed
+// otherwise), it declares b when a peer takes b for gone (reasonPeer), and
+// otherwise pings b's subject every checkProbe, as a call would: "no
+// responders" lasting goneGraceMillis declares b; the link is dialled
+// again between pings, so a refusal found then goes the first way. A node
+// that has not heard b's incarnation has no evidence of its own: it asks
+// its peers only. alive: b was found there (its link or its subject
+// answered).
 func (h *Hub) checkOnce(b byte) (alive bool) {
 	start := time.Now()
-	var first time.Time // the first "no responders" of this check's pings
+	var first time.Time   // the first "no responders" while the link gave no evidence
+	var refused time.Time // when the link was found refusing
 	deadline := start.Add(h.cfg.goneGrace())
 	for {
 		if gone, _ := h.gone(b); gone {
 			return false
 		}
-		heard, joining := h.heardIncarnation(b)
-		if joining || !h.settled() {
-			return false
-		}
-		if !heard {
-			if _, peerGone := h.judgeRound(h.ctx, b); peerGone {
-				h.declareGoneSince(h.ctx, b, reasonPeer, start)
+		if refused.IsZero() {
+			heard, joining := h.heardIncarnation(b)
+			if joining || !h.settled() {
+				return false
 			}
-			return false
+			addr, inc := h.directAddr(b)
+			isRefused, answered := false, false
+			if heard && addr != "" {
+				isRefused, answered = h.direct.refuses(addr, inc)
+			}
+			switch {
+			case answered:
+				return true
+			case isRefused:
+				if refused = h.refusal(b, addr, inc); refused.IsZero() {
+					return false
+				}
+				deadline = refused.Add(h.cfg.goneGrace())
+			default:
+				if _, peerGone := h.judgeRound(h.ctx, b); peerGone {
+					h.declareGoneSince(h.ctx, b, reasonPeer, start)
+					return false
+				}
+				if !heard {
+					return false
+				}
+			}
 		}
-		addr, inc := h.directAddr(b)
-		refused, answered := false, false
-		if addr != "" {
-			refused, answered = h.direct.refuses(addr, inc)
+		wait := checkProbe
+		if !refused.IsZero() {
+			if wait = min(checkProbe, time.Until(deadline)); wait <= 0 {
+				return false
+			}
 		}
-		switch {
-		case answered:
-			return true
-		case refused:
-			return h.refusedCheck(b, addr, inc)
-		}
-		if _, peerGone := h.judgeRound(h.ctx, b); peerGone {
-			h.declareGoneSince(h.ctx, b, reasonPeer, start)
-			return false
-		}
-		ctx, cancel := context.WithTimeout(h.ctx, checkProbe)
+		ctx, cancel := context.WithTimeout(h.ctx, wait)
 		_, err := h.ctl.RequestMsgWithContext(ctx, h.ping(b))
 		cancel()
 		switch {
 		case err == nil:
-			return true
+			return true // with a refusal: it answers, so the refusal alone is no evidence
+		case errors.Is(err, nats.ErrNoResponders) && !refused.IsZero():
+			h.declareGoneSince(h.ctx, b, reasonRefused, refused)
+			return false
 		case errors.Is(err, nats.ErrNoResponders):
 			if first.IsZero() {
 				first = time.Now()
@@ -212,6 +229,9 @@ func (h *Hub) checkOnce(b byte) (alive bool) {
 			}
 		case h.ctx.Err() != nil:
 			return false
+		}
+		if !refused.IsZero() {
+			continue // the ping waited its time: at once again, until the deadline
 		}
 		if time.Now().After(deadline) {
 			return false
@@ -224,45 +244,24 @@ func (h *Hub) checkOnce(b byte) (alive bool) {
 	}
 }
 
-// refusedCheck follows a refusal of b's link at addr (incarnation inc):
-// b's subject is asked every checkProbe for up to goneGraceMillis; "no
-// responders" declares b at once (reasonRefused), an answer is b alive.
-func (h *Hub) refusedCheck(b byte, addr, inc string) (alive bool) {
-	start := time.Now()
+// refusal records that b's link at addr (incarnation inc) refused a
+// connection, now (returned), unless the registry holds another
+// incarnation of b (zero).
+func (h *Hub) refusal(b byte, addr, inc string) time.Time {
+	now := time.Now()
 	h.mu.Lock()
 	p := h.peer(b)
 	if p.e.Inc != inc {
 		h.mu.Unlock()
-		return false
+		return time.Time{}
 	}
-	p.refusedAt, p.refusedInc = start, inc
+	p.refusedAt, p.refusedInc = now, inc
 	h.mu.Unlock()
 	h.checks.mu.Lock()
 	h.checks.refusals++
 	h.checks.mu.Unlock()
 	h.log.Info("cluster node's direct query port refuses connections; asking its subject", "node", hub.NodeHex(b), "addr", addr)
-	deadline := start.Add(h.cfg.goneGrace())
-	for {
-		wait := min(checkProbe, time.Until(deadline))
-		if wait <= 0 {
-			return false
-		}
-		ctx, cancel := context.WithTimeout(h.ctx, wait)
-		_, err := h.ctl.RequestMsgWithContext(ctx, h.ping(b))
-		cancel()
-		switch {
-		case errors.Is(err, nats.ErrNoResponders):
-			h.declareGoneSince(h.ctx, b, reasonRefused, start)
-			return false
-		case err == nil:
-			return true // it answers: the refusal alone is no evidence
-		case h.ctx.Err() != nil:
-			return false
-		}
-		if gone, _ := h.gone(b); gone {
-			return false
-		}
-	}
+	return now
 }
 
 // refusedSince reports since when b's direct port has been found refusing

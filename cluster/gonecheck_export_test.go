@@ -1,5 +1,7 @@
 package cluster
 
+import "time"
+
 // Kill makes h look, to the other nodes, like a process killed: Crash,
 // and its direct link's listener and connections closed without the
 // goodbye a leaving node sends on its watch connections.
@@ -70,11 +72,12 @@ func (h *Hub) Checking(b byte) bool {
 }
 
 // SetJudgeHooks makes every node of this process ask heard, with its
-// config, whether it hears a heartbeat from the node named from (false:
+// config, whether it hears a heartbeat (answer false) or a ping's answer
+// naming its incarnation (answer true) from the node named from (false:
 // dropped), and fail, before it commits another node's gone in the
 // registry, for an error to take instead of the registry's answer (nil:
 // the registry is asked).
-func SetJudgeHooks(heard func(c *Config, from string) bool, fail func(c *Config) error) {
+func SetJudgeHooks(heard func(c *Config, from string, answer bool) bool, fail func(c *Config) error) {
 	heartbeatHook.Store(&heard)
 	commitHook.Store(&fail)
 }
@@ -90,3 +93,33 @@ func (h *Hub) HeardSeq(b byte) uint64 {
 	}
 	return p.hb.Seq
 }
+
+// Answered reports whether the incarnation the registry holds for node b
+// answered a ping of this node's (confirm).
+func (h *Hub) Answered(b byte) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	p := h.peers[b]
+	return p != nil && p.present && p.e.Inc != "" && p.answered == p.e.Inc
+}
+
+// ChecksStarted counts the checks of other nodes this node started.
+func (h *Hub) ChecksStarted() int64 {
+	h.checks.mu.Lock()
+	defer h.checks.mu.Unlock()
+	return h.checks.started
+}
+
+// HoldChecks makes node b look, to this node's checks, as found there by
+// a check a moment ago, for as long as the test runs: the back-off of the
+// checks a slow attempt starts (checkEvery) applies.
+func (h *Hub) HoldChecks(b byte) {
+	h.checks.mu.Lock()
+	defer h.checks.mu.Unlock()
+	h.checks.alive[b] = time.Now().Add(time.Hour)
+}
+
+// SuspectSlow and SuspectNoResp start a check of node b as a slow batch
+// and as a call answered "no responders" do.
+func (h *Hub) SuspectSlow(b byte)   { h.suspect(b, false) }
+func (h *Hub) SuspectNoResp(b byte) { h.suspectNoResp(b) }

@@ -116,8 +116,16 @@ type Hub struct {
 	// included, watches it for one load (retry).
 	goneSignal atomic.Pointer[chan struct{}]
 
-	connectedAt atomic.Int64  // the ctl connection's last (re)connect, as mono.Since
-	hbSeq       atomic.Uint64 // heartbeats sent (judge.go)
+	connectedAt atomic.Int64 // the ctl connection's last (re)connect, as mono.Since
+	// The registry watch (registry.go, follow): the highest revision it
+	// delivered; the highest this node learned from the registry's answers
+	// (learned) and when (mono.Since); its watchers, counted; the one whose
+	// updates are dropped (tests: a stalled consumer); its recreations.
+	watchRev, knownRev     atomic.Uint64
+	knownAt                atomic.Int64
+	watchGen, watchStalled atomic.Int64
+	watchRestarts          atomic.Int64
+	hbSeq                  atomic.Uint64 // heartbeats sent (judge.go)
 	// majoritySince is since when (unix nanoseconds) this node has heard
 	// a strict majority of the live set without a break; 0 while it does
 	// not. Only a node that does may take another for gone on silence.
@@ -572,7 +580,7 @@ func (h *Hub) handleHeartbeat(m *nats.Msg) {
 	if err != nil || v > hub.MaxNode {
 		return
 	}
-	if f := heartbeatHook.Load(); f != nil && !(*f)(&h.cfg, hb.Name) {
+	if f := heartbeatHook.Load(); f != nil && !(*f)(&h.cfg, hb.Name, false) {
 		return
 	}
 	h.mu.Lock()
@@ -1104,7 +1112,14 @@ func (h *Hub) heardIncarnation(b byte) (heard, joining bool) {
 	if p == nil || !p.present {
 		return false, false
 	}
-	return !p.lastSeen.IsZero() && p.hb.Inc == p.e.Inc, p.e.State == stateJoining
+	return heardLocked(p), p.e.State == stateJoining
+}
+
+// heardLocked reports whether this node has heard p's incarnation in the
+// registry: a heartbeat of it, or its answer to a ping (confirm); h.mu
+// must be held.
+func heardLocked(p *peer) bool {
+	return p.e.Inc != "" && (!p.lastSeen.IsZero() && p.hb.Inc == p.e.Inc || p.answered == p.e.Inc)
 }
 
 func (h *Hub) silentFor(b byte) time.Duration {

@@ -66,6 +66,11 @@ type peer struct {
 	// link of incarnation refusedInc refusing connections.
 	refusedAt  time.Time
 	refusedInc string
+	// answered: an incarnation of the node that answered a ping of this
+	// node's over NATS (confirm): heard, as a heartbeat would be.
+	answered string
+	// confirming: a confirm of the node runs.
+	confirming bool
 }
 
 type heartbeat struct {
@@ -158,8 +163,23 @@ func (h *Hub) openKV(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstre
 }
 
 // watch follows the registry; ready is closed once the initial values are in.
+//
+// nats.go's KV watch is an ordered push consumer (R1, in memory) with idle
+// heartbeats every 5 s; it notices that it stopped receiving only when an
+// activity check, every 10 s, finds nothing (no message, no heartbeat)
+// since the last one, then recreates the consumer, and a recreation that
+// times out (the registry's stream electing a leader) waits for the next
+// check (nats.go's js.go: activityCheck, resetOrderedConsumer). A consumer
+// on the server of a node just killed thus delivered nothing for 10–20 s,
+// or more across an election (C8 under load: 20 s and more, every registry
+// change on that node waiting on it). This node knows the revisions its
+// own writes and reads got from the registry (learned): when the watch has
+// not delivered one of them within watchStall of learning it, it is taken
+// for stalled and recreated. Its initial values bring every entry's latest.
 func (h *Hub) watch(ctx context.Context, ready chan<- struct{}) {
 	defer h.wg.Done()
+	t := time.NewTicker(h.watchStall() / 4)
+	defer t.Stop()
 	for ctx.Err() == nil {
 		w, err := h.kv.WatchAll(ctx)
 		if err != nil {
@@ -171,17 +191,74 @@ func (h *Hub) watch(ctx context.Context, ready chan<- struct{}) {
 			}
 			continue
 		}
-		for up := range w.Updates() {
-			if up == nil {
-				if ready != nil {
-					close(ready)
-					ready = nil
+		h.follow(ctx, w, &ready, t.C)
+		_ = w.Stop()
+	}
+}
+
+// follow applies watcher w's updates until it ends, ctx ends, or it is
+// found stalled (at a tick of tick).
+func (h *Hub) follow(ctx context.Context, w jetstream.KeyWatcher, ready *chan<- struct{}, tick <-chan time.Time) {
+	gen := h.watchGen.Add(1)
+	from := time.Duration(mono.Since())
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case up, ok := <-w.Updates():
+			switch {
+			case !ok:
+				return
+			case up == nil:
+				if *ready != nil {
+					close(*ready)
+					*ready = nil
 				}
+				// The initial values bring every key's latest: a
+				// revision learned before and not among them was
+				// removed since (an expired entry) and will not come.
+				if k, d := h.knownRev.Load(), h.watchRev.Load(); k > d {
+					h.knownRev.CompareAndSwap(k, d)
+				}
+			case gen != h.watchStalled.Load():
+				maxStore(&h.watchRev, up.Revision())
+				h.apply(up)
+			}
+		case <-tick:
+			known, at := h.knownRev.Load(), time.Duration(h.knownAt.Load())
+			if known <= h.watchRev.Load() || mono.Since()-max(at, from) < h.watchStall() {
 				continue
 			}
-			h.apply(up)
+			h.watchRestarts.Add(1)
+			h.log.Warn("cluster registry watch stalled; recreating it", "revision", known, "delivered", h.watchRev.Load(), "stalledFor", (mono.Since() - max(at, from)).String())
+			return
 		}
-		_ = w.Stop()
+	}
+}
+
+// watchStall is how long the watch may lag behind a revision this node
+// learned from the registry before it is recreated: two heartbeats (a
+// healthy watch delivers within milliseconds).
+func (h *Hub) watchStall() time.Duration { return 2 * h.cfg.heartbeat() }
+
+// learned notes a revision the registry answered this node (its write
+// applied, or a read): the watch should deliver it (follow).
+func (h *Hub) learned(rev uint64) {
+	if maxStore(&h.knownRev, rev) {
+		h.knownAt.Store(int64(mono.Since()))
+	}
+}
+
+// maxStore raises v to n, reporting whether it did.
+func maxStore(v *atomic.Uint64, n uint64) bool {
+	for {
+		cur := v.Load()
+		if n <= cur {
+			return false
+		}
+		if v.CompareAndSwap(cur, n) {
+			return true
+		}
 	}
 }
 
@@ -216,6 +293,7 @@ func (h *Hub) apply(up jetstream.KeyValueEntry) {
 	if !p.present || p.e.State == "gone" {
 		h.signalGoneLocked()
 	}
+	confirm := h.confirmingLocked(b, p)
 	// Until Start made the entry up, announce judges a change of it
 	// (wentUp), not a fence.
 	notMine := b == h.self && h.claimed && (!p.present || p.e.Inc != h.inc || p.e.State == "gone")
@@ -226,6 +304,9 @@ func (h *Hub) apply(up jetstream.KeyValueEntry) {
 	seen := fmt.Sprintf("op %v, revision %d, incarnation %q (mine %q), state %q", up.Operation(), up.Revision(), p.e.Inc, h.inc, p.e.State)
 	claim := h.claims
 	h.mu.Unlock()
+	if confirm != "" {
+		go h.confirm(b, confirm)
+	}
 	if mine {
 		h.startFence(claim, "this node's registry entry was taken or declared gone: "+seen)
 	}
@@ -556,6 +637,7 @@ func (h *Hub) leaderRead(ctx context.Context, bucket, key string) (leaderEntry, 
 // time not known, by an earlier attempt: the node answers on b from its
 // next write of the entry on).
 func (h *Hub) own(b byte, rev uint64, sent time.Time) {
+	h.learned(rev)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.self, h.ownRev, h.claimed, h.renewedAt, h.renewFailing = b, rev, true, time.Now(), time.Time{}
@@ -710,6 +792,7 @@ func (h *Hub) renew(ctx context.Context) {
 		// time right after an outage beyond the lease).
 		return
 	case err == nil:
+		h.learned(nrev)
 		h.mu.Lock()
 		if h.claims == claim {
 			h.ownRev, h.renewedAt, h.renewFailing = nrev, time.Now(), time.Time{}
@@ -1038,6 +1121,7 @@ func (h *Hub) judgeRound(ctx context.Context, b byte) (ok, peerGone bool) {
 
 // record stores an entry this node wrote or read.
 func (h *Hub) record(b byte, e entry, rev uint64) {
+	h.learned(rev)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if p := h.peer(b); rev >= p.rev {
@@ -1427,6 +1511,7 @@ func (h *Hub) announce(ctx context.Context) error {
 // node (apply); announced is set under h.mu, which apply holds while it
 // judges, so no change falls between the two.
 func (h *Hub) wentUp(b byte, inc string, rev uint64, sent time.Time) error {
+	h.learned(rev)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	p := h.peer(b)
