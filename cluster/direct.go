@@ -807,33 +807,73 @@ func readErr(err error) error {
 	return fmt.Errorf("%w: %v", errDirectBroken, err)
 }
 
+// readDirect reads the answer on c to the query or call sent to node b
+// until end, in slices of slowAttempt: between two, it ends early with
+// errAttemptTimeout when a node was found gone (gone closes; the caller's
+// retry looks at whether it is b) or ctx ends; at the first, when checked
+// is not nil, node b is checked (suspect), once (*checked). c is given
+// back when an answer was read whole (its body, or the owner's error),
+// and closed when it broke (errDirectBroken: the caller asks again over
+// NATS); on errAttemptTimeout it is still the caller's, to read on or to
+// close. An answer over the link cannot be lost, only late, so it is read
+// on, not asked again.
+func (h *Hub) readDirect(ctx context.Context, c *directConn, b byte, end time.Time, gone <-chan struct{}, checked *bool) ([]byte, error) {
+	for {
+		t := time.Now().Add(slowAttempt)
+		if end.Before(t) {
+			t = end
+		}
+		body, err := c.read(t)
+		if !errors.Is(err, errAttemptTimeout) {
+			h.direct.put(c, !errors.Is(err, errDirectBroken))
+			return body, err
+		}
+		if checked != nil && !*checked {
+			*checked = true
+			h.suspect(b, false)
+		}
+		select {
+		case <-gone:
+			return nil, errAttemptTimeout
+		case <-ctx.Done():
+			return nil, errAttemptTimeout
+		default:
+		}
+		if !time.Now().Before(end) {
+			return nil, errAttemptTimeout
+		}
+	}
+}
+
 // askDirect waits for c's answer to the query it sent to node b, under the
-// rules of retry (an attempt's time at a time; b found gone ends it), and
-// gives c back; first is the first attempt's outcome, read already (not
-// a success). broken: the connection failed before an answer; ask again
+// rules of retry (an attempt's time at a time; b found gone ends it);
+// first is the outcome of the first attempt's read (readDirect), not a
+// success: errAttemptTimeout (c is still the query's, read on), or the
+// connection broken or the owner's error (c given back or closed
+// already). broken: the connection failed before an answer; ask again
 // over NATS.
 func (h *Hub) askDirect(ctx context.Context, c *directConn, b byte, deadline time.Time, first error) (body []byte, broken bool, err error) {
-	complete := false // an answer was read whole: c can serve the next query
-	err = h.retry(ctx, b, deadline, func(timeout time.Duration, _ <-chan struct{}) error {
-		// The connection's read waits out the attempt's time (an answer
-		// over it cannot be lost, only late); retry looks at whether b
-		// was found gone between attempts.
-		var e error
-		if first != nil {
-			e, first = first, nil
+	pending := true // c is still the query's: its answer not read
+	err = h.retry(ctx, b, deadline, func(timeout time.Duration, gone <-chan struct{}) error {
+		e := first
+		if e != nil {
+			first = nil
 		} else {
-			body, e = c.read(time.Now().Add(timeout))
+			body, e = h.readDirect(ctx, c, b, time.Now().Add(timeout), gone, nil)
 		}
 		switch {
+		case errors.Is(e, errAttemptTimeout):
+			return e
 		case errors.Is(e, errDirectBroken):
-			broken = true
+			pending, broken = false, true
 			return nil
-		case !errors.Is(e, errAttemptTimeout):
-			complete = true
 		}
+		pending = false
 		return e
 	})
-	h.direct.put(c, complete)
+	if pending {
+		h.direct.put(c, false) // its answer never came
+	}
 	if broken {
 		return nil, true, nil
 	}

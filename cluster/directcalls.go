@@ -140,53 +140,27 @@ func (h *Hub) sendCall(b byte, it *item, deadline time.Time) *directConn {
 // answer; the call goes again over NATS.
 var errCallBroken = errors.New("direct connection broken before the call's answer")
 
-// readCall waits for the answer to the call sent on c to node b until end,
-// reading in slices of slowAttempt: between two, an attempt ends early
-// when a node was found gone (gone closes; retry looks at whether it is
-// b) or ctx ends; at the first, the node is checked (suspect), once a
-// call (*checked). c is given back once the answer was read (or closed,
-// with errCallBroken, when it broke); on errAttemptTimeout c is still the
-// call's, to read on.
+// readCall reads the answer to the call sent on c to node b until end
+// (readDirect: c given back once read, closed when it broke; at the first
+// slowAttempt without it the node is checked, once a call, *checked).
+// errCallBroken: the call goes again over NATS; errAttemptTimeout: c is
+// still the call's, to read on.
 func (h *Hub) readCall(ctx context.Context, c *directConn, b byte, end time.Time, gone <-chan struct{}, checked *bool) result {
-	for {
-		t := time.Now().Add(slowAttempt)
-		if end.Before(t) {
-			t = end
-		}
-		body, err := c.read(t)
-		switch {
-		case err == nil:
-			h.direct.put(c, true)
-			r := reader{b: body}
-			r.uvarint() // the seq
-			if r.err != nil {
-				return result{err: fmt.Errorf("a reply that does not parse: %w", r.err)}
-			}
-			rs, err := decodeResults(r.b, 1)
-			if err != nil {
-				return result{err: fmt.Errorf("a reply that does not parse: %w", err)}
-			}
-			return rs[0]
-		case errors.Is(err, errDirectBroken):
-			h.direct.put(c, false)
-			return result{err: errCallBroken}
-		case !errors.Is(err, errAttemptTimeout):
-			h.direct.put(c, true) // an answer read whole (a query's status): not sent for calls
-			return result{err: err}
-		}
-		if !*checked {
-			*checked = true
-			h.suspect(b, false)
-		}
-		select {
-		case <-gone:
-			return result{err: errAttemptTimeout}
-		case <-ctx.Done():
-			return result{err: errAttemptTimeout}
-		default:
-		}
-		if !time.Now().Before(end) {
-			return result{err: errAttemptTimeout}
-		}
+	body, err := h.readDirect(ctx, c, b, end, gone, checked)
+	switch {
+	case errors.Is(err, errDirectBroken):
+		return result{err: errCallBroken}
+	case err != nil: // errAttemptTimeout; an answer read whole (a query's status): not sent for calls
+		return result{err: err}
 	}
+	r := reader{b: body}
+	r.uvarint() // the seq
+	if r.err != nil {
+		return result{err: fmt.Errorf("a reply that does not parse: %w", r.err)}
+	}
+	rs, err := decodeResults(r.b, 1)
+	if err != nil {
+		return result{err: fmt.Errorf("a reply that does not parse: %w", err)}
+	}
+	return rs[0]
 }

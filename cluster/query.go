@@ -192,9 +192,8 @@ func (h *Hub) scatter(ctx context.Context, op, group string, nodes []byte, page 
 			if deadline.Before(first) {
 				first = deadline
 			}
-			body, err := c.read(first)
+			body, err := h.readDirect(ctx, c, b, first, nil, nil)
 			if err == nil {
-				h.direct.put(c, true)
 				bodies[i] = body
 				continue
 			}

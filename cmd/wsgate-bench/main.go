@@ -12,7 +12,7 @@
 //	wsgate-bench -cluster 3 [-scenarios c-post,c-fanout,c-publish,c-join,c-page,c-memory] [-runs 3]
 //
 // It runs itself again as the server, backend and client processes
-// (wsgate-bench server|backend|stall|raw|floor|worker); those roles are internal.
+// (wsgate-bench server|backend|stall|raw|floor|hop|worker); those roles are internal.
 // It exits 1 when a run could not start or a soak check failed (FAIL lines).
 package main
 
@@ -30,7 +30,7 @@ import (
 func main() {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
-		case "server", "backend", "stall", "raw", "floor", "worker":
+		case "server", "backend", "stall", "raw", "floor", "hop", "worker":
 			os.Exit(bench.RunRole(os.Args[1], os.Args[2:]))
 		}
 	}

@@ -154,7 +154,8 @@ func TestClusterScenariosSmall(t *testing.T) {
 			t.Errorf("%s: single-node figures %v, cluster figures %v: %v", r.Scenario, single, cluster, r.Names)
 		}
 		for _, want := range []string{"cluster/single: saturation: server CPU per client CPU",
-			"cluster owner-entry/single: server CPU per POST", "cluster owner-entry/single: server CPU per POST above idle"} {
+			"cluster owner-entry/single: server CPU per POST", "cluster owner-entry/single: server CPU per POST above idle",
+			"floor: 100/s: the second process's hop: p50"} {
 			if r.Scenario == "c-post" && !slices.Contains(r.Names, want) {
 				t.Errorf("c-post: no %q in %v", want, r.Names)
 			}

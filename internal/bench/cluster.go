@@ -281,6 +281,17 @@ func (o *orch) clusterPost(run int) ([]Metric, error) {
 		if ok1 && ok2 && s > 0 {
 			ms = append(ms, Metric{"cluster owner-entry/single: server CPU per POST above idle", "×", c / s})
 		}
+		// C1's floor: what a second process on the way costs this
+		// machine at the same rate, with no server left running
+		// (hopfloor.go), beside cluster − single p50.
+		floor, ferr := o.hopFloorMetrics(rate)
+		ms = append(ms, floor...)
+		c, ok1 = metricValue(ms, "cluster: 1000/s: p50")
+		s, ok2 = metricValue(ms, "single: 1000/s: p50")
+		if ok1 && ok2 && rate == 1000 {
+			ms = append(ms, Metric{"cluster − single: 1000/s: p50", "ms", c - s})
+		}
+		err = ferr
 	}
 	return ms, err
 }

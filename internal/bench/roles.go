@@ -25,7 +25,7 @@ import (
 )
 
 // RunRole runs one process role of the harness ("server", "backend",
-// "stall", "raw", "floor", "worker") and returns the exit status. Roles end when their
+// "stall", "raw", "floor", "hop", "worker") and returns the exit status. Roles end when their
 // stdin closes (the orchestrator went away) or they are killed.
 func RunRole(role string, args []string) int {
 	raiseNofile()
@@ -41,6 +41,8 @@ func RunRole(role string, args []string) int {
 		err = rawRole(args)
 	case "floor":
 		err = floorRole(args)
+	case "hop":
+		err = hopRole(args)
 	case "worker":
 		err = workerRole()
 	default:
