@@ -170,6 +170,8 @@ type Hub struct {
 	// *nats.Msg without a subscription), each with the channel its
 	// worker closes when it reaches it.
 	marks sync.Map
+	// paces are handlePace's goroutines (at most paceWaiters).
+	paces paceWaits
 
 	dedupe dedupe
 
@@ -736,6 +738,7 @@ func (h *Hub) Close() error {
 		}
 	}
 	h.stopGroups()
+	h.paces.close()
 	h.wg.Wait()
 	if h.ns != nil {
 		h.ns.Shutdown()
