@@ -125,3 +125,17 @@ func (h *Hub) ClientURL() string { return h.ns.ClientURL() }
 // IsWrongSequence reports whether err is a registry compare-and-set
 // refused for its revision (isWrongSequence).
 func IsWrongSequence(err error) bool { return isWrongSequence(err) }
+
+// PaceWaitersBound is the most pacing goroutines a node runs at once.
+const PaceWaitersBound = paceWaiters
+
+// PaceSubject is the subject other nodes ask this node's pacing on.
+func (h *Hub) PaceSubject() string { return h.subject(h.Self(), "p") }
+
+// PaceWaiters is how many pacing goroutines run on this node now, and the
+// most that ever ran at once.
+func (h *Hub) PaceWaiters() (running, peak int) {
+	h.paces.mu.Lock()
+	defer h.paces.mu.Unlock()
+	return h.paces.running, h.paces.peak
+}

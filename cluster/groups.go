@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -290,11 +293,66 @@ func (h *Hub) paceTargets() []byte {
 	return out
 }
 
+// paceWaiters bounds the goroutines handlePace runs at once. A stream's
+// group target paces one step at a time (each asks every node once and
+// waits), so a node is asked by at most as many paces at once as the
+// cluster has streams leading with group targets; a peer or a client of
+// NATS that floods .p would otherwise start a goroutine per question,
+// each living up to requestTimeoutMillis + hub.PaceWait.
+const paceWaiters = 64
+
+// paceWaits are handlePace's goroutines: how many run (at most
+// paceWaiters), the most that ever ran at once, the questions refused
+// because paceWaiters ran, and whether the hub closed (no goroutine
+// starts after that; Close waits for those that run).
+type paceWaits struct {
+	mu            sync.Mutex
+	running, peak int
+	closed        bool
+	wg            sync.WaitGroup
+	refused       atomic.Int64
+}
+
+// start takes a place for a pacing goroutine, false when paceWaiters run
+// or the hub closed.
+func (p *paceWaits) start() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.running >= paceWaiters {
+		return false
+	}
+	p.running++
+	p.peak = max(p.peak, p.running)
+	p.wg.Add(1) // under mu, never after close's Wait began
+	return true
+}
+
+func (p *paceWaits) done() {
+	p.mu.Lock()
+	p.running--
+	p.mu.Unlock()
+	p.wg.Done()
+}
+
+// close refuses new pacing goroutines and waits for those that run
+// (they end with the hub's context).
+func (p *paceWaits) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
 // handlePace answers a publisher's Pace (subject .p) for this node's
 // members of the group: on a goroutine of its own, so that one stream's
 // wait does not hold another's answer. The worker's backlog before the
 // question is waited for requestTimeoutMillis at most (a node behind is
 // not a member's fault, and excuses nobody), the members hub.PaceWait.
+// With paceWaiters goroutines waiting already (or the hub closing) the
+// question is answered at once with status 503 and counted
+// (PaceStats().Refused, wsgate_stream_pace_refused_total): the publisher
+// ignores what a node answers and goes on, as for a node that has no
+// members, so a refusal only means that this step was not paced here.
 func (h *Hub) handlePace(m *nats.Msg) {
 	if !h.owner(time.Now()) {
 		h.notOwner()
@@ -308,7 +366,16 @@ func (h *Hub) handlePace(m *nats.Msg) {
 		_ = m.Respond(nil) // nothing of the group's came here
 		return
 	}
+	if !h.paces.start() {
+		h.paces.refused.Add(1)
+		r := nats.NewMsg(m.Reply)
+		r.Header.Set(hdrStatus, strconv.Itoa(http.StatusServiceUnavailable))
+		r.Header.Set(hdrError, fmt.Sprintf("pace refused: %d paces waiting on this node already, or it is closing", paceWaiters))
+		_ = m.RespondMsg(r)
+		return
+	}
 	go func() {
+		defer h.paces.done()
 		defer func() { _ = m.Respond(nil) }()
 		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.requestTimeout())
 		defer cancel()
@@ -327,5 +394,11 @@ func (h *Hub) handlePace(m *nats.Msg) {
 	}()
 }
 
-// PaceStats reports what Pace did for this node's members.
-func (h *Hub) PaceStats() hub.PaceStats { return h.mem.PaceStats() }
+// PaceStats reports what Pace did for this node's members, and (Refused)
+// the other nodes' pacing questions this node answered at once because
+// paceWaiters of them were waiting already (handlePace).
+func (h *Hub) PaceStats() hub.PaceStats {
+	st := h.mem.PaceStats()
+	st.Refused = h.paces.refused.Load()
+	return st
+}

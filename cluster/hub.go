@@ -178,6 +178,8 @@ type Hub struct {
 	// *nats.Msg without a subscription), each with the channel its
 	// worker closes when it reaches it.
 	marks sync.Map
+	// paces are handlePace's goroutines (at most paceWaiters).
+	paces paceWaits
 
 	dedupe dedupe
 
@@ -744,6 +746,7 @@ func (h *Hub) Close() error {
 		}
 	}
 	h.stopGroups()
+	h.paces.close()
 	h.wg.Wait()
 	if h.ns != nil {
 		h.ns.Shutdown()
@@ -791,12 +794,43 @@ func (h *Hub) releaseEntry(ctx context.Context, b byte, rev uint64, inc string) 
 // a node with a configured node.id is off its byte, which another node
 // holds. The check follows the registration, and leaveByte sets moving
 // (moveByte then the byte) before its sweep of the connections: one of
-// the two sees every such connection.
+// the two sees every such connection. A connection admitted before a
+// fence began (RegisterAdmitted) is closed the same way.
 func (h *Hub) Register(c hub.Conn) error {
+	return h.register(c, false, 0)
+}
+
+// Admit reports whether the gateway may accept a new connection now: not
+// while this node fences (closing its connections, then registering a new
+// incarnation), since the other nodes may answer 410 for the ids it mints
+// meanwhile. ticket, for RegisterAdmitted, is the fences begun so far,
+// read before fencing, which a fence sets before it counts itself: a
+// ticket admitted is never that of a fence under way.
+func (h *Hub) Admit() (ticket int64, ok bool) {
+	ticket = h.fenced.Load()
+	return ticket, !h.fencing.Load()
+}
+
+// RegisterAdmitted is Register for a connection admitted with ticket
+// (Admit), which also closes it at once with 1012 (hub.CloseFenced) when
+// a fence began since: its upgrade passed the admission before the fence
+// and registers after the fence's sweep, once the node took its byte
+// back (the same byte, a new incarnation: Register alone finds nothing
+// wrong with its id). Other nodes may have answered 410 for the byte's
+// ids during the fence, and the client was admitted by the incarnation
+// that fenced; it reconnects, as the fence's other clients do. The fence
+// counts itself (ticket) before its sweep, and the check follows the
+// registration: one of the two sees every such connection.
+func (h *Hub) RegisterAdmitted(c hub.Conn, ticket int64) error {
+	return h.register(c, true, ticket)
+}
+
+func (h *Hub) register(c hub.Conn, admitted bool, ticket int64) error {
 	if err := h.mem.Register(c); err != nil {
 		return err
 	}
-	if b, ok := hub.NodeOf(c.ID()); h.moving.Load() || ok && b != h.Self() {
+	b, ok := hub.NodeOf(c.ID())
+	if h.moving.Load() || ok && b != h.Self() || admitted && h.fenced.Load() != ticket {
 		c.Close(hub.CloseFenced)
 	}
 	return nil
@@ -1249,12 +1283,6 @@ func (h *Hub) Ready() error {
 	}
 	return nil
 }
-
-// Admitting reports whether the gateway may accept new connections: not
-// while this node fences (closing its connections, then registering a new
-// incarnation), since the other nodes may answer 410 for the ids it mints
-// meanwhile.
-func (h *Hub) Admitting() bool { return !h.fencing.Load() }
 
 // LiveNodes is the number of nodes up, this one included.
 func (h *Hub) LiveNodes() int { return len(h.live()) + 1 }

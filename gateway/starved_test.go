@@ -39,7 +39,10 @@ func testPublishToStarved(t *testing.T, front bool) {
 	const (
 		members    = 400 // over hub's parallelPublish: blocks on two goroutines
 		publishers = 2
-		publishes  = 16 // each; about 10 frames fill a starved member's socket
+		// each; about 70 frames fill a starved member's socket (its 64 KiB
+		// receive buffer, the server's 8 KiB send buffer): about half of
+		// what is published to it waits in the gateway.
+		publishes = 64
 	)
 	cfg := baseConfig()
 	cfg.SendBufferBytes = 4096
@@ -49,7 +52,12 @@ func testPublishToStarved(t *testing.T, front bool) {
 	tg := startGatewayWith(t, cfg, testLogger(t), front)
 	clients := make([]*websocket.Conn, members)
 	for i := range clients {
-		clients[i] = tg.dialFrozen(t)
+		// 64 KiB held, not 4 KiB: a starved member that starts reading
+		// drains what waited through its buffer, and at 4 KiB loopback
+		// segments outgrew it, were dropped, and the server's
+		// retransmissions backed off (as TestPingFlood's did: a run in
+		// about 20 took 3 to 7 times the median).
+		clients[i] = tg.dialFrozenBuf(t, 32<<10)
 	}
 	tg.joinAll(t, members)
 	h := tg.gw.Hub()

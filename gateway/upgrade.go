@@ -43,7 +43,8 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 		rec.fail(http.StatusServiceUnavailable, OutcomeUnavailable, "Service Unavailable")
 		http.Error(w, `{"message":"Service Unavailable"}`, http.StatusServiceUnavailable)
 	}
-	if g.closing.Load() || !admitting(g.hub) {
+	ticket, admitted := admit(g.hub)
+	if g.closing.Load() || !admitted {
 		unavailable()
 		return
 	}
@@ -220,7 +221,7 @@ func (g *Gateway) upgrade(w http.ResponseWriter, r *http.Request, custom bool) {
 	// Writing stays ours until the 101 is out, so that a frame posted the
 	// moment the id is registered queues behind it and cannot overtake it.
 	c.writing = true
-	if err := g.hub.Register(c); err != nil {
+	if err := register(g.hub, c, ticket); err != nil {
 		log().Error("registering connection", "error", err)
 		rec.fail(http.StatusInternalServerError, OutcomeExecutionError, frameInternalError)
 		_ = nc.Close()
@@ -512,10 +513,29 @@ var authMessages = map[int]string{
 	http.StatusInternalServerError: frameInternalError,
 }
 
-// admitting asks a hub that may refuse new connections for a while (a
+// admitter is a hub that may refuse new connections for a while (a
 // cluster node that fenced, until it is registered again: the other nodes
-// would answer 410 for the ids it mints meanwhile).
-func admitting(h hub.Hub) bool {
-	a, ok := h.(interface{ Admitting() bool })
-	return !ok || a.Admitting()
+// would answer 410 for the ids it mints meanwhile), and that closes at
+// its registration a connection it admitted before such a while began
+// (its $connect ran across the fence: cluster.Hub.RegisterAdmitted).
+type admitter interface {
+	Admit() (ticket int64, ok bool)
+	RegisterAdmitted(c hub.Conn, ticket int64) error
+}
+
+// admit asks h whether it admits a new connection now, and for the
+// ticket to register it with.
+func admit(h hub.Hub) (ticket int64, ok bool) {
+	if a, is := h.(admitter); is {
+		return a.Admit()
+	}
+	return 0, true
+}
+
+// register registers c, admitted with ticket, with h.
+func register(h hub.Hub, c hub.Conn, ticket int64) error {
+	if a, is := h.(admitter); is {
+		return a.RegisterAdmitted(c, ticket)
+	}
+	return h.Register(c)
 }

@@ -35,6 +35,11 @@ type PaceStats struct {
 	// wait, or PaceBudget in a window): it is not waited for during
 	// PaceExcuse.
 	Excused int64
+	// Refused counts the pacing questions of other nodes this node
+	// answered at once, without waiting, because as many as it runs at
+	// once were waiting already (a cluster's node only; the publisher
+	// goes on unpaced by this node for that step).
+	Refused int64
 }
 
 // PaceStats reports what Pace did so far; safe for concurrent use.

@@ -106,15 +106,17 @@ func (m *Metrics) AddStreams(list func() []Stream) {
 var (
 	paceWaitsDesc   = desc("stream_pace_waits_total", "Times a change stream's group delivery waited on this node for members whose outbound queue was more than half taken (a burst, such as a takeover's catch-up).")
 	paceExcusedDesc = desc("stream_pace_excused_total", "Times a member (or a whole group) was excused from pacing for 30 s: one wait of 1 s, or its waits adding up to their budget; an excused member skips rows as before.")
+	paceRefusedDesc = desc("stream_pace_refused_total", "Pacing questions from other nodes' change streams this node answered at once, unpaced, because 64 of them were waiting here already (cluster mode).")
 )
 
 // AddPace registers a collector of the hub's pacing counts
 // (hub.Memory.PaceStats, cluster.Hub.PaceStats).
-func (m *Metrics) AddPace(stats func() (waits, excused int64)) {
+func (m *Metrics) AddPace(stats func() (waits, excused, refused int64)) {
 	m.reg.MustRegister(funcCollector(func(ch chan<- prometheus.Metric) {
-		w, e := stats()
+		w, e, r := stats()
 		ch <- prometheus.MustNewConstMetric(paceWaitsDesc, prometheus.CounterValue, float64(w))
 		ch <- prometheus.MustNewConstMetric(paceExcusedDesc, prometheus.CounterValue, float64(e))
+		ch <- prometheus.MustNewConstMetric(paceRefusedDesc, prometheus.CounterValue, float64(r))
 	}))
 }
 

@@ -119,7 +119,7 @@ func (s *Server) registerCollectors() {
 	})
 	s.metrics.AddFunctions(func() []integration.FunctionStats { return s.liveFunctions().Stats() })
 	if p, ok := s.hub.(interface{ PaceStats() hub.PaceStats }); ok {
-		s.metrics.AddPace(func() (int64, int64) { st := p.PaceStats(); return st.Waits, st.Excused })
+		s.metrics.AddPace(func() (int64, int64, int64) { st := p.PaceStats(); return st.Waits, st.Excused, st.Refused })
 	}
 	if s.cluster != nil {
 		s.metrics.AddCluster(s.cluster)

@@ -250,7 +250,7 @@ func TestMetricsCountTraffic(t *testing.T) {
 	}
 	// The streams' pacing counts are there, at 0 without a burst.
 	pf := scrape(t, srv)
-	for _, name := range []string{"wsgate_stream_pace_waits_total", "wsgate_stream_pace_excused_total"} {
+	for _, name := range []string{"wsgate_stream_pace_waits_total", "wsgate_stream_pace_excused_total", "wsgate_stream_pace_refused_total"} {
 		if pf[name] == nil || value(pf, name) != 0 {
 			t.Errorf("%s: %v, want a counter at 0", name, pf[name])
 		}
