@@ -39,13 +39,11 @@ import (
 //     least 1 ms, which alone put the goroutine client's sends up to a
 //     millisecond or more behind schedule;
 //   - the thread runs SCHED_FIFO when the process may (root or
-//     CAP_SYS_NICE; the figure "client: real-time" says whether it did),
-//     and so do the process's other threads while the loop runs (the
-//     loop's P can pass to one of them: see postLean);
+//     CAP_SYS_NICE; the figure "client: real-time" says whether it did);
 //   - no goroutine per connection or per request, no channel hand-off, no
 //     runtime poller wake-up, and no collection in the window (the loop
-//     allocates only its notes of slow POSTs and dials; the dialer, below,
-//     allocates more, with the collector off while the loop runs);
+//     allocates nothing there; the dialer, below, does, with the
+//     collector off while the loop runs);
 //   - every latency is measured from the POST's scheduled time (an open
 //     loop: a late send is counted, not omitted), and also from its write,
 //     and the lateness of each write is reported on its own.
@@ -226,29 +224,15 @@ func (w *worker) postLean(c command) reply {
 	}
 	// No collection while the loop runs: the dialer's dials allocate (a
 	// few KB each, 256 at most), and a collection's stops of the world
-	// would wait for every thread of the process, held up when the
-	// machine has one off its CPU, and the real-time loop behind them.
+	// would wait for the dialer's thread, an ordinary one, when the
+	// machine has it off its CPU, holding up the real-time loop behind it.
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	runtime.LockOSThread()
 	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_TIMERSLACK, 1, 0)
-	// The loop's thread real-time (SCHED_FIFO, sched_setscheduler; needs
-	// CAP_SYS_NICE): it runs as soon as its timer fires or a frame
-	// arrives, ahead of the server and of every other process, so its own
-	// scheduling delay does not pad the server's latency (its CPU is under
-	// half a core at 5,000 POSTs/s, and the kernel's real-time throttling
-	// keeps 5 % for the rest). And every other thread of the process with
-	// it: the loop blocks in epoll_pwait2 through the scheduler's
-	// system-call state, so its P can pass to another of the process's
-	// threads (to run the dialer's goroutine, which the loop's own dial
-	// request readies on that P, or the runtime's), and on waking the loop
-	// waits for a P from it. With those threads ordinary, other processes
-	// preempting one held the real-time loop 15-156 ms behind its schedule
-	// in episodes with no machine stall, on either side (BENCHMARKS.md,
-	// "the single node's POST tail, session 17").
-	l.realtime = fifoProcess(os.Getpid(), 2) == nil // above the servers' 1 under -server-fifo
+	l.realtime = setFIFO(2) == nil // above the servers' 1 under -server-fifo
 	l.run()
 	if l.realtime {
-		_ = fifoProcess(os.Getpid(), 0)
+		_ = setFIFO(0)
 	}
 	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_TIMERSLACK, 0, 0) // back to the default
 	runtime.UnlockOSThread()
@@ -265,6 +249,15 @@ func (w *worker) postLean(c command) reply {
 	}
 	return r
 }
+
+// setFIFO makes the calling thread SCHED_FIFO at priority prio, or
+// SCHED_OTHER again with 0 (sched_setscheduler; needs CAP_SYS_NICE).
+// A real-time load thread runs as soon as its timer fires or a frame
+// arrives, ahead of the server and of every other process: its own
+// scheduling delay does not pad the server's latency (its CPU is under
+// half a core at 5,000 POSTs/s, and the kernel's real-time throttling
+// keeps 5 % for the rest).
+func setFIFO(prio int) error { return fifoThread(0, prio) }
 
 // fifoThread sets thread tid (0: the calling one) SCHED_FIFO at prio, or
 // SCHED_OTHER with 0.
