@@ -94,14 +94,6 @@ func (f *flusher) run() {
 			c.flush(&w.iov)
 			chunk[i] = nil
 		}
-		// Let the goroutines waiting for a processor run between chunks: a
-		// busy flusher holds its processor until its list is empty, and
-		// GOMAXPROCS of them hold all, so a POST's answer, a cluster node's
-		// route and NATS readers and its group worker (the next publishes)
-		// waited for the runtime's 10 ms preemption, several times over
-		// (runtime traces of c-fanout's burst; BENCHMARKS.md, session 17,
-		// h/c4). One chunk is ~32 writes: the wait is now one chunk's.
-		runtime.Gosched()
 	}
 }
 

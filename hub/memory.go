@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"slices"
 	"sync"
-	"sync/atomic"
 )
 
 // Memory is the single-node Hub: connections and groups in this process.
@@ -382,55 +381,26 @@ func (h *Memory) Publish(_ context.Context, name string, m *Message) (Delivery, 
 		}
 		return d, nil
 	}
-	f := &fanout{members: members, m: m, blocks: int64((len(members) + publishBlock - 1) / publishBlock), done: make(chan struct{})}
-	f.left.Store(f.blocks)
-	for range workers - 1 {
-		go f.run()
-	}
-	f.run()
-	<-f.done
-	return Delivery{Delivered: int(f.delivered.Load()), Skipped: int(f.skipped.Load())}, nil
-}
-
-// fanout is a parallel publish in progress. Its goroutines, the caller's
-// and GOMAXPROCS-1 helpers, claim the blocks in turn (next), so together
-// they hand the members off close to join order; the publish returns once
-// every block is handed off (left reaches 0 and closes done), so one
-// connection's frames keep the order of its publishes. A helper that gets
-// no processor until the caller claimed the last block (the flusher's
-// goroutines keep both of a busy node's) finds none left and ends: the
-// caller waits only for blocks a helper is handing off, never for a
-// helper to be scheduled (it waited up to 73 ms for that on a node whose
-// flushers kept both processors, in c-fanout's burst).
-type fanout struct {
-	members            []Conn
-	m                  *Message
-	blocks             int64        // number of blocks
-	next               atomic.Int64 // the next block to claim
-	left               atomic.Int64 // blocks not handed off yet
-	delivered, skipped atomic.Int64
-	done               chan struct{} // closed when left reaches 0
-}
-
-// run hands off blocks until none is left to claim.
-func (f *fanout) run() {
-	for {
-		b := f.next.Add(1) - 1
-		if b >= f.blocks {
-			return
-		}
-		lo := int(b) * publishBlock
-		d := sendAll(f.members[lo:min(lo+publishBlock, len(f.members))], f.m)
-		if d.Delivered > 0 {
-			f.delivered.Add(int64(d.Delivered))
-		}
-		if d.Skipped > 0 {
-			f.skipped.Add(int64(d.Skipped))
-		}
-		if f.left.Add(-1) == 0 {
-			close(f.done)
+	parts := make([]Delivery, workers)
+	blocks := func(i int) {
+		for lo := i * publishBlock; lo < len(members); lo += workers * publishBlock {
+			d := sendAll(members[lo:min(lo+publishBlock, len(members))], m)
+			parts[i].Delivered += d.Delivered
+			parts[i].Skipped += d.Skipped
 		}
 	}
+	var wg sync.WaitGroup
+	for i := 1; i < workers; i++ {
+		wg.Go(func() { blocks(i) })
+	}
+	blocks(0)
+	wg.Wait()
+	var d Delivery
+	for _, p := range parts {
+		d.Delivered += p.Delivered
+		d.Skipped += p.Skipped
+	}
+	return d, nil
 }
 
 // sendAll sends m to the members, one block of a publish: through the
