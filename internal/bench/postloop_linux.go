@@ -42,8 +42,8 @@ import (
 //     CAP_SYS_NICE; the figure "client: real-time" says whether it did);
 //   - no goroutine per connection or per request, no channel hand-off, no
 //     runtime poller wake-up, and no collection in the window (the loop
-//     allocates nothing there; the dialer, below, does, with the
-//     collector off while the loop runs);
+//     allocates only its notes of slow POSTs and dials; the dialer, below,
+//     allocates more, with the collector off while the loop runs);
 //   - every latency is measured from the POST's scheduled time (an open
 //     loop: a late send is counted, not omitted), and also from its write,
 //     and the lateness of each write is reported on its own.
