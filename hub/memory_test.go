@@ -488,7 +488,7 @@ func TestMemoryPublishDuringChurn(t *testing.T) {
 
 // TestMemoryParallelPublishCounts: a publish spread over goroutines (from
 // parallelPublish members) hands every member the message exactly once,
-// whichever goroutine claims its block, and counts every delivery and
+// whichever goroutine hands off its block, and counts every delivery and
 // skip, for group sizes around the block size and the parallel threshold,
 // with publishes to several groups at once.
 func TestMemoryParallelPublishCounts(t *testing.T) {
