@@ -3,6 +3,7 @@ package gateway
 import (
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/wsgate/wsgate/hub"
 )
@@ -22,14 +23,72 @@ import (
 // goroutine (writeLoop, with writeTimeout), so a client that does not
 // read never holds a flusher goroutine.
 //
+// In a burst (spell) the flusher leaves one P and some CPU to taking in
+// the next publishes, so that more of their frames meet in each writev.
+//
 // The list is intrusive (conn.next): a connection is on it at most once,
 // while c.writing is set for its turn, so it needs no memory of its own and
 // is bounded by the connections.
 type flusher struct {
 	mu         sync.Mutex
 	head, tail *conn // connections waiting for a write turn, in order
-	running    int   // goroutines draining the list, at most limit
-	limit      int   // GOMAXPROCS, read when the first goroutine starts
+	running    int   // goroutines draining the list, at most spell.limit
+	spell      spell // while running > 0
+}
+
+// spell is a flusher's busy spell, from the first connection listed on an
+// empty list to the list's running dry: how many goroutines it may run
+// (limit), and whether it is in a burst.
+//
+// A burst is a second group publish handed off before the list ran dry,
+// until burstLinger has passed since the last one. While it lasts:
+//   - The goroutines are one fewer than the Ps (but at least one). A P
+//     with nothing to run waits in the runtime's network poller and takes
+//     in the next publish (an HTTP call, a cluster peer's message) at
+//     once; a P that keeps running looks at the network only every 10 ms
+//     or so (the runtime's sysmon), and a publish's own helpers
+//     (hub.Memory's parallel publish) need a P too.
+//   - A goroutine that took a full chunk with more behind it yields its
+//     thread (sched_yield(2)) after writing it, so a publisher or a peer
+//     sharing the machine gets the CPU before its next 32 writes.
+//
+// Every publish taken in sooner queues its frame behind the ones still
+// waiting for their turn, and they go out in one writev: fewer, fuller
+// writes for the same deliveries (BENCHMARKS.md, session 18). A lone
+// publish, or what is left when a burst is over, is written on every P.
+type spell struct {
+	procs  int          // GOMAXPROCS, read when the spell began
+	last   *hub.Message // the publish handed off last: only to tell the next from it
+	lastAt int64        // when (a stamp)
+	burst  bool         // a second publish came in this spell
+}
+
+// burstLinger is how long a burst lasts after its last publish was handed
+// off: about how long a P that keeps running may go without looking at
+// the network.
+const burstLinger = int64(10 * time.Millisecond)
+
+// begin starts a spell on a machine of procs Ps.
+func (s *spell) begin(procs int) { *s = spell{procs: procs} }
+
+// handedOff notes the connections of group publish m listed at now (a
+// stamp); m is nil for a single send.
+func (s *spell) handedOff(m *hub.Message, now int64) {
+	if m != nil && m != s.last {
+		s.burst = s.burst || s.last != nil
+		s.last, s.lastAt = m, now
+	}
+}
+
+// inBurst reports whether the spell is in a burst at now.
+func (s *spell) inBurst(now int64) bool { return s.burst && now-s.lastAt < burstLinger }
+
+// limit is how many goroutines may drain the list at now.
+func (s *spell) limit(now int64) int {
+	if s.inBurst(now) {
+		return max(1, s.procs-1)
+	}
+	return s.procs
 }
 
 // flushChunk is how many connections a flusher goroutine takes off the
@@ -38,12 +97,13 @@ type flusher struct {
 const flushChunk = 32
 
 // add lists c for a write turn; c.writing is set (the turn owns writing).
-func (f *flusher) add(c *conn) { f.addList(c, c) }
+func (f *flusher) add(c *conn) { f.addList(c, c, nil) }
 
 // addList lists the connections from head to tail (linked by next) for
 // write turns, in that order: one lock and at most one goroutine start for
-// them all. Each one's c.writing is set.
-func (f *flusher) addList(head, tail *conn) {
+// them all. Each one's c.writing is set. m is the group publish that
+// queued their frames, nil for anything else.
+func (f *flusher) addList(head, tail *conn, m *hub.Message) {
 	f.mu.Lock()
 	if f.tail == nil {
 		f.head = head
@@ -54,9 +114,11 @@ func (f *flusher) addList(head, tail *conn) {
 	if f.running == 0 {
 		// Once per busy spell, not per member: GOMAXPROCS takes the
 		// scheduler's lock.
-		f.limit = runtime.GOMAXPROCS(0)
+		f.spell.begin(runtime.GOMAXPROCS(0))
 	}
-	start := f.running < f.limit
+	now := stamp()
+	f.spell.handedOff(m, now)
+	start := f.running < f.spell.limit(now)
 	if start {
 		f.running++
 	}
@@ -67,13 +129,21 @@ func (f *flusher) addList(head, tail *conn) {
 }
 
 // run gives the listed connections their write turns until the list is
-// empty.
+// empty, or a burst wants fewer goroutines.
 func (f *flusher) run() {
 	var chunk [flushChunk]*conn
 	w := writeScratches.Get().(*writeScratch) // for every writev of this goroutine
 	defer writeScratches.Put(w)
 	for {
 		f.mu.Lock()
+		now := stamp()
+		limit := f.spell.limit(now)
+		if f.running > limit {
+			// A burst began: this goroutine's P goes to intake.
+			f.running--
+			f.mu.Unlock()
+			return
+		}
 		n := 0
 		for n < flushChunk && f.head != nil {
 			c := f.head
@@ -86,13 +156,29 @@ func (f *flusher) run() {
 		}
 		if n == 0 {
 			f.running--
+			if f.running == 0 {
+				f.spell = spell{} // over: the last publish is not kept
+			}
 			f.mu.Unlock()
 			return
 		}
+		more := f.head != nil
+		// A burst that is over leaves work behind: its P back to writing.
+		start := more && f.running < limit
+		if start {
+			f.running++
+		}
+		yield := more && f.spell.inBurst(now)
 		f.mu.Unlock()
+		if start {
+			go f.run()
+		}
 		for i, c := range chunk[:n] {
 			c.flush(&w.iov)
 			chunk[i] = nil
+		}
+		if yield {
+			osYield()
 		}
 	}
 }
@@ -188,7 +274,7 @@ var _ hub.BlockSender = (*conn)(nil)
 // the end of the block, and the gateway's counters and the members'
 // activity clock are updated once per block, not per member.
 func (c *conn) SendBlock(members []hub.Conn, m *hub.Message) hub.Delivery {
-	b := fanBlock{frame: m.Frame(dataFrame), now: stamp()}
+	b := fanBlock{frame: m.Frame(dataFrame), now: stamp(), msg: m}
 	for _, mc := range members {
 		switch k := mc.(type) {
 		case nil:
@@ -209,6 +295,7 @@ func (c *conn) SendBlock(members []hub.Conn, m *hub.Message) hub.Delivery {
 // fanBlock is one SendBlock in progress.
 type fanBlock struct {
 	frame      []byte
+	msg        *hub.Message
 	now        int64    // the members' last activity (a stamp, clock.go)
 	gw         *Gateway // of the members queued since the last hand-off
 	head, tail *conn    // those of them that wait for a write turn
@@ -257,7 +344,7 @@ func (b *fanBlock) handOff() {
 		st.messagesOut.Add(n)
 	}
 	if b.head != nil {
-		b.gw.flush.addList(b.head, b.tail)
+		b.gw.flush.addList(b.head, b.tail, b.msg)
 	}
 	b.head, b.tail, b.queued = nil, nil, 0
 }
