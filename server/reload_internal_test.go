@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/wsgate/wsgate/internal/testenv"
 )
 
 // TestEveryFieldReloadsOrNeedsRestart: each of the server's own config
@@ -22,4 +24,11 @@ func TestEveryFieldReloadsOrNeedsRestart(t *testing.T) {
 			t.Errorf("%s: list it in exactly one of fixedFields (needs a restart) and liveFields", name)
 		}
 	}
+}
+
+// TestReloadingDocNamesEveryField: docs/configuration.md's Reloading
+// section says of each setting whether a reload applies it or it needs a
+// restart, as fixedFields and liveFields do.
+func TestReloadingDocNamesEveryField(t *testing.T) {
+	testenv.CheckReloadDoc(t, "..", fixedFields, liveFields)
 }

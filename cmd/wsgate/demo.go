@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -107,9 +108,27 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	defer app.db.Close()
 	fmt.Fprintf(stdout, "\n  wsgate demo: open http://%s/ in a browser (try two windows).\n\n", app.srv.Addr())
 	fmt.Fprintf(stdout, "  Make a change yourself and watch it arrive:\n    %s\n\n", dashboard.DefaultSQLiteCommand(o.db, "orders"))
-	fmt.Fprintf(stdout, "  The management API takes AWS SigV4 with key %s / secret %s, e.g.\n    wsgate conn list --endpoint-url %s\n\n",
-		demoKey, demoSecret, app.srv.ManagementEndpoint())
+	fmt.Fprintf(stdout, "  The management API takes AWS SigV4 with key %s / secret %s, e.g.\n    %s\n\n",
+		demoKey, demoSecret, demoCLICommand(selfCommand(os.Args[0]), app.srv.ManagementEndpoint()))
 	return runUntilSignal(app.srv, stdout, app.log, app.run)
+}
+
+// demoCLICommand is the command the demo prints to list its connections
+// with the CLI: runnable as printed, the demo's key in its environment.
+func demoCLICommand(self, endpoint string) string {
+	return fmt.Sprintf("AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s %s conn list --endpoint-url %s",
+		demoKey, demoSecret, self, endpoint)
+}
+
+// selfCommand is how a user runs this program again, from its argv[0]:
+// `go run ./cmd/wsgate` (as the README starts the demo) when it is a binary
+// that go run built in its build cache or a go-build directory, else argv[0]
+// as given (wsgate on the PATH, ./wsgate).
+func selfCommand(arg0 string) string {
+	if strings.Contains(filepath.ToSlash(arg0), "/go-build") {
+		return "go run ./cmd/wsgate"
+	}
+	return arg0
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.

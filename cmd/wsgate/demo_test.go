@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/wsgate/wsgate/internal/dashboardtest"
@@ -43,5 +45,49 @@ func TestDemoInChromium(t *testing.T) {
 	}
 	if err := dashboardtest.WaitViewers(page, 1); err != nil {
 		t.Fatalf("viewers: %v", err)
+	}
+}
+
+// TestDemoPrintsARunnableCLICommand runs the management command the demo
+// prints as it is printed: its environment assignments, then the program
+// (go run, as the README starts the demo), then the arguments, against a
+// running demo.
+func TestDemoPrintsARunnableCLICommand(t *testing.T) {
+	for arg0, want := range map[string]string{
+		"/tmp/go-build2419/b001/exe/wsgate":        "go run ./cmd/wsgate", // go run's first build
+		"/root/.cache/go-build/25/2549ab-d/wsgate": "go run ./cmd/wsgate", // go run's cached build
+		"wsgate":   "wsgate",
+		"./wsgate": "./wsgate",
+	} {
+		if got := selfCommand(arg0); got != want {
+			t.Errorf("selfCommand(%q) = %q, want %q", arg0, got, want)
+		}
+	}
+
+	app := startDemo(t, demoOptions{})
+	cliEnv(t) // another key than the demo's: the printed one must make the difference
+	line := demoCLICommand(selfCommand("/tmp/go-build2419/b001/exe/wsgate"), app.srv.ManagementEndpoint())
+	fields := strings.Fields(line)
+	var env [][2]string
+	for len(fields) > 0 && strings.Contains(fields[0], "=") {
+		k, v, _ := strings.Cut(fields[0], "=")
+		env = append(env, [2]string{k, v})
+		fields = fields[1:]
+	}
+	if len(fields) < 3 || strings.Join(fields[:3], " ") != "go run ./cmd/wsgate" {
+		t.Fatalf("printed %q: want the environment, then go run ./cmd/wsgate", line)
+	}
+	args := fields[3:]
+	if _, _, code := wsgate(t, "", args...); code == 0 {
+		t.Fatalf("%v succeeded without the printed key", args)
+	}
+	for _, kv := range env {
+		t.Setenv(kv[0], kv[1])
+	}
+	out := decodeOutput[struct {
+		Connections []json.RawMessage `json:"connections"`
+	}](t, mustWsgate(t, "", args...))
+	if out.Connections == nil {
+		t.Fatalf("printed %q: no connections list in the answer", line)
 	}
 }

@@ -37,13 +37,14 @@ const usage = `wsgate: an AWS API Gateway WebSocket API you run yourself
 Usage:
   wsgate serve --config FILE [--listen ADDR] [--check] [--watch]
                                                          run the gateway
-  wsgate serve --template FILE [--parameter-overrides K=V ...] [--stage NAME] [--watch]
-                                                         run a SAM/CloudFormation/CDK template
+  wsgate serve --template FILE [--parameter-overrides K=V ...] [--stage NAME]
+               [--dynamodb-endpoint URL] [--watch]       run a SAM/CloudFormation/CDK template
   wsgate import FILE [flags]                             print a template's wsgate config
-  wsgate demo [--listen ADDR] [--db FILE] [--rate N]     the live dashboard demo
+  wsgate demo [--listen ADDR] [--db FILE] [--rate N] [--allow-host NAME] [--allow-origin ORIGIN]
+                                                         the live dashboard demo
   wsgate conn post|get|delete|list [flags]               the @connections API
   wsgate group publish|join|leave|members [flags]        groups and broadcast
-  wsgate ca [install] [--config FILE]                    the local CA: where it is, how to trust it
+  wsgate ca [install] [--config FILE] [--state-dir DIR]  the local CA: where it is, how to trust it
   wsgate version                                         print the version
 
 Run 'wsgate COMMAND -h' for a command's flags.
