@@ -392,6 +392,7 @@ func (h *Hub) handleConn(m *nats.Msg) {
 	if m.Header.Get(hdrOp) == "ping" { // registry.silent: is anyone there; reachesMajority
 		r := replyTo(m, nil, nil)
 		r.Header.Set(hdrAnswerInc, h.incarnation()) // confirm
+		h.pingedBy(m)
 		h.answerJudgement(m, r)
 		_ = m.RespondMsg(r)
 		return

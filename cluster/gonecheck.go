@@ -62,14 +62,24 @@ const (
 )
 
 // Set by tests only (SetJudgeHooks): heartbeatHook is asked, with the
-// receiving node's config, whether a heartbeat (answer false) or a ping's
-// answer (confirm, answer true) from the node named from is heard (false:
-// dropped); commitHook, before a node commits another's gone
-// in the registry, for an error to take instead of the registry's answer
-// (a registry that cannot commit: its stream electing a leader).
+// receiving node's config, whether a heartbeat, an answer to a ping of its
+// own (confirm, reachPeers) or a start-up ping (reachPeers) from the node
+// named from is heard (false: dropped); commitHook, before a node commits
+// another's gone in the registry, for an error to take instead of the
+// registry's answer (a registry that cannot commit: its stream electing a
+// leader).
 var (
-	heartbeatHook atomic.Pointer[func(c *Config, from string, answer bool) bool]
+	heartbeatHook atomic.Pointer[func(c *Config, from string, kind heardKind) bool]
 	commitHook    atomic.Pointer[func(c *Config) error]
+)
+
+// heardKind is what a node heard of another (heartbeatHook).
+type heardKind int
+
+const (
+	heardHeartbeat heardKind = iota // a heartbeat
+	heardAnswer                     // its answer to a ping of this node's
+	heardPing                       // its start-up ping (judge.go, pingedBy)
 )
 
 // goneChecks is the state of the checks, by node.

@@ -71,13 +71,23 @@ func (h *Hub) Checking(b byte) bool {
 	return h.checks.running[b]
 }
 
+// Heard is what a node heard of another, for SetJudgeHooks: a heartbeat,
+// an answer to its ping naming the answering incarnation, or the other
+// node's start-up ping naming it.
+type Heard = heardKind
+
+const (
+	HeardHeartbeat = heardHeartbeat
+	HeardAnswer    = heardAnswer
+	HeardPing      = heardPing
+)
+
 // SetJudgeHooks makes every node of this process ask heard, with its
-// config, whether it hears a heartbeat (answer false) or a ping's answer
-// naming its incarnation (answer true) from the node named from (false:
-// dropped), and fail, before it commits another node's gone in the
+// config, whether it hears a heartbeat, a ping's answer or a start-up
+// ping (kind) from the node named from (false: dropped), and fail, before it commits another node's gone in the
 // registry, for an error to take instead of the registry's answer (nil:
 // the registry is asked).
-func SetJudgeHooks(heard func(c *Config, from string, answer bool) bool, fail func(c *Config) error) {
+func SetJudgeHooks(heard func(c *Config, from string, kind Heard) bool, fail func(c *Config) error) {
 	heartbeatHook.Store(&heard)
 	commitHook.Store(&fail)
 }

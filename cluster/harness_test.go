@@ -103,8 +103,8 @@ var listening sync.Map
 var queryListening, queryVia sync.Map
 
 // deafTo holds, by cluster name, a function telling whether the node named
-// node drops the heartbeats (answer false) or the answers to its pings
-// (answer true) of the node named from; registryDown the names
+// node drops the heartbeats, the answers to its pings or the start-up
+// pings (kind) of the node named from; registryDown the names
 // of the clusters whose nodes' commits of another's gone fail, as with a
 // registry electing a leader (SetJudgeHooks).
 var deafTo, registryDown sync.Map
@@ -124,9 +124,9 @@ func init() {
 	cluster.SetEmbeddedHook(func(c *cluster.Config, client, route string) {
 		listening.Store(c.Name+"/"+c.Node.Name, [2]string{client, route})
 	})
-	cluster.SetJudgeHooks(func(c *cluster.Config, from string, answer bool) bool {
+	cluster.SetJudgeHooks(func(c *cluster.Config, from string, kind cluster.Heard) bool {
 		f, ok := deafTo.Load(c.Name)
-		return !ok || !f.(func(node, from string, answer bool) bool)(c.Node.Name, from, answer)
+		return !ok || !f.(func(node, from string, kind cluster.Heard) bool)(c.Node.Name, from, kind)
 	}, func(c *cluster.Config) error {
 		if _, ok := registryDown.Load(c.Name); ok {
 			return errRegistryDown

@@ -582,7 +582,7 @@ func (h *Hub) handleHeartbeat(m *nats.Msg) {
 	if err != nil || v > hub.MaxNode {
 		return
 	}
-	if f := heartbeatHook.Load(); f != nil && !(*f)(&h.cfg, hb.Name, false) {
+	if f := heartbeatHook.Load(); f != nil && !(*f)(&h.cfg, hb.Name, heardHeartbeat) {
 		return
 	}
 	h.mu.Lock()
@@ -1080,8 +1080,9 @@ func (h *Hub) retry(ctx context.Context, b byte, deadline time.Time, attempt fun
 				return hub.ErrGone
 			}
 			// "No responders" is evidence only against an incarnation
-			// this node has heard: its heartbeat came over the route
-			// after its subscriptions, so this node's server had them.
+			// this node has heard: its heartbeat (or start-up ping, or
+			// answer) came over the route after its subscriptions, so
+			// this node's server had them (judge.go).
 			// Or at once when b's direct link refused a connection
 			// (gonecheck.go): the grace is for a lone "no responders".
 			refused := h.refusedSince(b)
@@ -1150,8 +1151,8 @@ func (h *Hub) heardIncarnation(b byte) (heard, joining bool) {
 }
 
 // heardLocked reports whether this node has heard p's incarnation in the
-// registry: a heartbeat of it, or its answer to a ping (confirm); h.mu
-// must be held.
+// registry: a heartbeat of it, its answer to a ping (confirm, reachPeers),
+// or its start-up ping (pingedBy); h.mu must be held.
 func heardLocked(p *peer) bool {
 	return p.e.Inc != "" && (!p.lastSeen.IsZero() && p.hb.Inc == p.e.Inc || p.answered == p.e.Inc)
 }

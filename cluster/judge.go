@@ -56,6 +56,11 @@ const (
 	// hdrAnswerInc: the answering node's incarnation, on a ping's answer
 	// (confirm).
 	hdrAnswerInc = "Wsg-Answer-Inc"
+	// hdrPinger, hdrPingerInc, hdrPingerName: the pinging node's byte,
+	// incarnation and name, on a start-up ping (reachPeers, pingedBy).
+	hdrPinger     = "Wsg-Pinger"
+	hdrPingerInc  = "Wsg-Pinger-Inc"
+	hdrPingerName = "Wsg-Pinger-Name"
 )
 
 // "No responders" on a node's subject is evidence against an incarnation
@@ -73,6 +78,62 @@ const (
 // (heardIncarnation). It gives no direct address (that comes with a
 // heartbeat): a node killed meanwhile is declared on "no responders"
 // lasting goneGraceMillis, not on its refusing port.
+
+// The same holds the other way round, at the pinging node's start: before
+// its entry goes up, a node pings every live peer on the peer's subject,
+// after its own subscriptions are flushed, on the connection that holds
+// them (reachPeers, docs/cluster.md "Start-up order"). The ping reaches the
+// peer's server over the route behind the node's interest, so a peer that
+// receives it has that interest as surely as after a heartbeat; the ping
+// names the node's byte and incarnation, and the peer counts it as having
+// heard that incarnation (pingedBy). A node killed right after its entry
+// went up, before any heartbeat of it reached a peer and before a peer's
+// confirm had an answer, was declared on silence only (nodeTimeoutMillis);
+// now every peer that was up at its start and answered declares it on "no
+// responders" (goneGraceMillis). A peer that was not up in its view then
+// (nodes starting at once) is not pinged and counts only a heartbeat or a
+// confirm's answer: a "no responders" before either can be a route not yet
+// formed (a route solicitation refused because the peer's server was not
+// listening yet is tried again after 1 s, nats-server's
+// DEFAULT_ROUTE_CONNECT, twice goneGraceMillis), and in a two-node cluster
+// no majority would stop that judgement.
+
+// startPing is ping(b) naming this node (its byte, incarnation and name)
+// as the pinger: a ping sent once this node's subscriptions are flushed
+// (reachPeers), which the peer counts as having heard this incarnation.
+func (h *Hub) startPing(b byte) *nats.Msg {
+	m := h.ping(b)
+	h.mu.RLock()
+	self, inc := h.self, h.inc
+	h.mu.RUnlock()
+	m.Header.Set(hdrPinger, hub.NodeHex(self))
+	m.Header.Set(hdrPingerInc, inc)
+	m.Header.Set(hdrPingerName, h.cfg.Node.Name)
+	return m
+}
+
+// pingedBy records the incarnation a start-up ping m names (startPing) as
+// heard, unless the test hook drops it. The registry's entry for that byte
+// need not have arrived yet: heardLocked compares it with the entry's
+// incarnation when asked, so a ping naming another incarnation than the
+// registry's (another cluster's node routed in by mistake) counts for
+// nothing.
+func (h *Hub) pingedBy(m *nats.Msg) {
+	from, inc := m.Header.Get(hdrPinger), m.Header.Get(hdrPingerInc)
+	if from == "" || inc == "" {
+		return
+	}
+	v, err := strconv.ParseUint(from, 16, 8)
+	if err != nil || v > hub.MaxNode || byte(v) == h.Self() {
+		return
+	}
+	if f := heartbeatHook.Load(); f != nil && !(*f)(&h.cfg, m.Header.Get(hdrPingerName), heardPing) {
+		return
+	}
+	h.mu.Lock()
+	h.peer(byte(v)).answered = inc
+	h.mu.Unlock()
+}
 
 // confirmingLocked returns the incarnation of p (node b) to confirm, and
 // counts the confirm in h.wg, when p is up and neither heard nor being
@@ -129,7 +190,7 @@ func (h *Hub) answeredBy(b byte, inc string, r *nats.Msg) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	p := h.peer(b)
-	if f := heartbeatHook.Load(); f != nil && !(*f)(&h.cfg, p.e.Name, true) {
+	if f := heartbeatHook.Load(); f != nil && !(*f)(&h.cfg, p.e.Name, heardAnswer) {
 		return false
 	}
 	if p.present && p.e.Inc == inc {

@@ -21,18 +21,27 @@ const reasonPeer = "gone on a peer's judgement"
 // for the registry's answer to its commit of another node's gone.
 var errRegistryDown = errors.New("the registry is electing a leader (test)")
 
-// deaf makes node drop the heartbeats of the node named from, and its
-// answers to node's pings, in the cluster of cfgs, until the test ends.
+// deaf makes node drop the heartbeats of the node named from, its
+// answers to node's pings and its start-up pings, in the cluster of cfgs,
+// until the test ends.
 func deaf(t *testing.T, cfgs []cluster.Config, node, from string) {
-	deafTo.Store(cfgs[0].Name, func(n, f string, _ bool) bool { return n == node && f == from })
+	deafTo.Store(cfgs[0].Name, func(n, f string, _ cluster.Heard) bool { return n == node && f == from })
 	t.Cleanup(func() { deafTo.Delete(cfgs[0].Name) })
 }
 
 // deafToHeartbeats makes every node of the cluster of cfgs drop the
-// heartbeats of the node named from (not its answers to their pings),
-// until the test ends.
+// heartbeats and the start-up pings of the node named from (not its
+// answers to their pings), until the test ends.
 func deafToHeartbeats(t *testing.T, cfgs []cluster.Config, from string) {
-	deafTo.Store(cfgs[0].Name, func(_, f string, answer bool) bool { return !answer && f == from })
+	deafTo.Store(cfgs[0].Name, func(_, f string, kind cluster.Heard) bool { return kind != cluster.HeardAnswer && f == from })
+	t.Cleanup(func() { deafTo.Delete(cfgs[0].Name) })
+}
+
+// deafToAllButStartPings makes every node of the cluster of cfgs drop the
+// heartbeats of the node named from and its answers to their pings (not
+// its start-up pings), until the test ends.
+func deafToAllButStartPings(t *testing.T, cfgs []cluster.Config, from string) {
+	deafTo.Store(cfgs[0].Name, func(_, f string, kind cluster.Heard) bool { return kind != cluster.HeardPing && f == from })
 	t.Cleanup(func() { deafTo.Delete(cfgs[0].Name) })
 }
 
@@ -186,10 +195,7 @@ func TestClusterHeardLaterChecksItself(t *testing.T) {
 // "no responders".
 func TestClusterUnheardNodeGoneOnNoResponders(t *testing.T) {
 	parallel(t)
-	cfgs := embeddedConfigs(t, 3)
-	for i := range cfgs {
-		cfgs[i].NodeTimeoutMillis, cfgs[i].IsolationSeconds = 40_000, 45
-	}
+	cfgs := slowSilenceConfigs(t)
 	deafToHeartbeats(t, cfgs, "n3")
 	hubs := startHubs(t, cfgs)
 	a, b, c := hubs[0], hubs[1], hubs[2]
@@ -201,6 +207,24 @@ func TestClusterUnheardNodeGoneOnNoResponders(t *testing.T) {
 		}
 		return nil
 	})
+	killUnheard(t, a, b, c)
+}
+
+// slowSilenceConfigs are three embedded nodes' configs whose silence
+// judges a node only after 40 s, past the tests' waits.
+func slowSilenceConfigs(t *testing.T) []cluster.Config {
+	cfgs := embeddedConfigs(t, 3)
+	for i := range cfgs {
+		cfgs[i].NodeTimeoutMillis, cfgs[i].IsolationSeconds = 40_000, 45
+	}
+	return cfgs
+}
+
+// killUnheard checks that a and b heard no heartbeat of c, kills c, and
+// waits until a's calls on c's ids answer 410 and both take c for gone on
+// "no responders".
+func killUnheard(t *testing.T, a, b, c *cluster.Hub) {
+	t.Helper()
 	for _, h := range []*cluster.Hub{a, b} {
 		if n := h.HeardSeq(c.Self()); n != 0 {
 			t.Fatalf("node %02x heard heartbeat %d of %02x", h.Self(), n, c.Self())
@@ -210,4 +234,36 @@ func TestClusterUnheardNodeGoneOnNoResponders(t *testing.T) {
 	waitCallGone(t, a, c.Self())
 	waitGone(t, a, c.Self(), "no responders")
 	waitGone(t, b, c.Self(), "no responders")
+}
+
+// TestClusterStartPingHeard: no peer hears a heartbeat of C or has an
+// answer of it to a ping, but A and B are up when C restarts, and C pings
+// each on its subject before its entry goes up (after its subscriptions):
+// that ping counts as hearing C. C is killed right after its entry went
+// up, and A's calls have it declared on "no responders" (goneGraceMillis).
+// Before, "no responders" counted only after a heartbeat or an answer of
+// C, and C was declared on silence only (nodeTimeoutMillis, 40 s here).
+func TestClusterStartPingHeard(t *testing.T) {
+	parallel(t)
+	cfgs := slowSilenceConfigs(t)
+	deafToAllButStartPings(t, cfgs, "n3")
+	hubs := startHubs(t, cfgs)
+	a, b := hubs[0], hubs[1]
+	// C restarts: A and B are up when it starts again, so it pings them.
+	if err := hubs[2].Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Start returns once A and B answered C's start-up ping, which they
+	// recorded before answering.
+	c := startOne(t, cfgs[2])
+	for _, h := range []*cluster.Hub{a, b} {
+		testenv.Eventually(t, 20*time.Second, func() error {
+			nodes, err := h.Nodes(context.Background())
+			if err != nil || !slices.ContainsFunc(nodes, func(n hub.Node) bool { return n.ID == hub.NodeHex(c.Self()) && n.State == "up" }) {
+				return fmt.Errorf("node %02x does not list %02x up: %v %v", h.Self(), c.Self(), nodes, err)
+			}
+			return nil
+		})
+	}
+	killUnheard(t, a, b, c)
 }

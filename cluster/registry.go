@@ -67,7 +67,8 @@ type peer struct {
 	refusedAt  time.Time
 	refusedInc string
 	// answered: an incarnation of the node that answered a ping of this
-	// node's over NATS (confirm): heard, as a heartbeat would be.
+	// node's over NATS (confirm, reachPeers), or that pinged this node at
+	// its start (pingedBy): heard, as a heartbeat would be.
 	answered string
 	// confirming: a confirm of the node runs.
 	confirming bool
@@ -1632,7 +1633,10 @@ func (h *Hub) refreshJoining(ctx context.Context) bool {
 
 // reachPeers pings every live peer on its own subject, in parallel, until
 // each answers or requestTimeoutMillis passes (a peer that does not
-// answer is lost or cut off: its server is not waited for).
+// answer is lost or cut off: its server is not waited for). The ping
+// names this node (startPing): the peer counts it as having heard this
+// incarnation (judge.go, pingedBy); and an answer naming the peer's
+// incarnation counts here as having heard the peer (answeredBy).
 func (h *Hub) reachPeers(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(ctx, h.cfg.requestTimeout())
 	defer cancel()
@@ -1641,9 +1645,12 @@ func (h *Hub) reachPeers(ctx context.Context) {
 		wg.Go(func() {
 			for {
 				actx, cancel := context.WithTimeout(rctx, h.cfg.attemptTimeout())
-				_, err := h.ctl.RequestMsgWithContext(actx, h.ping(p))
+				r, err := h.ctl.RequestMsgWithContext(actx, h.startPing(p))
 				cancel()
 				if err == nil {
+					if inc := r.Header.Get(hdrAnswerInc); inc != "" {
+						h.answeredBy(p, inc, r)
+					}
 					return
 				}
 				select {
