@@ -181,7 +181,7 @@ func pacedTakeover(t *testing.T, stuck bool) {
 	}
 	// The backlog's 125 paced steps (a publish of 8 rows to 3 members,
 	// then a round trip to each other node) take 2 s alone on 2 cores
-	// under -race, 10-18 s in the package's full -race run at load 11-15,
+	// under -race, 10 s in the package's full -race run at load 11-15,
 	// without a wait for a member, an excuse or a skip; at load 20-30 the
 	// healthy members were still getting rows when a fixed 60 s ran out.
 	// So the healthy run waits while rows come: a member that skipped
