@@ -130,17 +130,13 @@ func pacedTakeover(t *testing.T, stuck bool) {
 			}
 			return n
 		}
-		last, lastAt := received(), time.Now()
-		deadline := time.Now().Add(within)
+		last, deadline := received(), time.Now().Add(within)
 		err := cond()
-		for err != nil {
-			if n := received(); progress && n > last {
-				last, lastAt = n, time.Now()
-			}
-			if progress && time.Since(lastAt) > within || !progress && !time.Now().Before(deadline) {
-				break
-			}
+		for err != nil && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
+			if n := received(); progress && n > last {
+				last, deadline = n, time.Now().Add(within) // a row came: within more
+			}
 			err = cond()
 		}
 		if err != nil {
