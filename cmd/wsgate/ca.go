@@ -28,17 +28,23 @@ func caCommand(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		sub, args = args[0], args[1:]
 	}
+	if sub == "help" {
+		fmt.Fprint(stdout, caUsage)
+		return 0
+	}
 	if sub != "" && sub != "install" {
 		fmt.Fprintf(stderr, "wsgate ca: unknown subcommand %q\n\n%s", sub, caUsage)
 		return 2
 	}
 	fs := flag.NewFlagSet("ca", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, caUsage) }
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), caUsage+"\nFlags:\n")
+		fs.PrintDefaults()
+	}
 	configPath := fs.String("config", "wsgate.yaml", "config file whose state directory holds the CA")
 	stateDir := fs.String("state-dir", "", "state directory, overriding the config's")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if status, done := parseFlags(fs, args, stdout, stderr, 2); done {
+		return status
 	}
 	dir := *stateDir
 	if dir == "" {

@@ -141,9 +141,6 @@ func runMgmt(group, what string, cmds []mgmtCommand, args []string, stdout, stde
 func (cmd mgmtCommand) run(group string, args []string, stdout, stderr io.Writer) int {
 	name := "wsgate " + group + " " + cmd.name
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	// Parse's messages go to parseOut: to stdout for -h, else to stderr.
-	var parseOut strings.Builder
-	fs.SetOutput(&parseOut)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: %s %s [--endpoint-url URL] [--region R] [--profile P]\n\nFlags:\n", name, cmd.args)
 		fs.PrintDefaults()
@@ -154,15 +151,8 @@ func (cmd mgmtCommand) run(group string, args []string, stdout, stderr io.Writer
 	fs.StringVar(&opts.Region, "region", "", "signing region (default: AWS_REGION, the profile's region, else us-east-1)")
 	fs.StringVar(&opts.Profile, "profile", "", "shared config profile (default: AWS_PROFILE)")
 	prepare := cmd.setup(fs)
-	err := fs.Parse(args)
-	fs.SetOutput(stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, parseOut.String())
-		return 0
-	}
-	if err != nil {
-		fmt.Fprint(stderr, parseOut.String()) // the error, then the usage
-		return exitUsage
+	if status, done := parseFlags(fs, args, stdout, stderr, exitUsage); done {
+		return status
 	}
 	if fs.NArg() > 0 {
 		return usageFailure(stderr, name, fs, fmt.Sprintf("unexpected argument %q", fs.Arg(0)))

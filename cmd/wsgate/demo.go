@@ -80,7 +80,6 @@ type demoOptions struct {
 
 func demo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), demoHelp)
 		fs.PrintDefaults()
@@ -97,8 +96,8 @@ func demo(args []string, stdout, stderr io.Writer) int {
 		o.allowOrigs = append(o.allowOrigs, splitList(v)...)
 		return nil
 	})
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if status, done := parseFlags(fs, args, stdout, stderr, 2); done {
+		return status
 	}
 	app, err := newDemo(o, stderr)
 	if err != nil {

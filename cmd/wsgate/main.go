@@ -79,6 +79,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
+// parseFlags parses args with fs, whose Usage must write to fs.Output().
+// -h or --help prints the usage to stdout and gives exit status 0, as
+// asking for help is no failure; any other flag error prints the error and
+// the usage to stderr and gives failStatus. done is false when the command
+// goes on; fs then writes to stderr (a later fs.Usage() reports a misuse).
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer, failStatus int) (status int, done bool) {
+	var out strings.Builder
+	fs.SetOutput(&out)
+	err := fs.Parse(args)
+	fs.SetOutput(stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, out.String())
+		return 0, true
+	case err != nil:
+		fmt.Fprint(stderr, out.String()) // the error, then the usage
+		return failStatus, true
+	}
+	return 0, false
+}
+
 func version() string {
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		return bi.Main.Version
@@ -86,16 +107,27 @@ func version() string {
 	return "devel"
 }
 
+// serveUsage heads serve's flag list.
+const serveUsage = `Usage:
+  wsgate serve --config FILE [--listen ADDR] [--check] [--watch]
+  wsgate serve --template FILE [--parameter-overrides K=V ...] [--stage NAME] [--dynamodb-endpoint URL] [--watch]
+
+Flags:
+`
+
 func serve(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), serveUsage)
+		fs.PrintDefaults()
+	}
 	configPath := fs.String("config", "wsgate.yaml", "config file (YAML or JSON)")
 	listen := fs.String("listen", "", "listen address, overriding the config's listen")
 	check := fs.Bool("check", false, "check the config as serve would (build every integration and stream, open their files and databases) without listening, and exit")
 	watch := fs.Bool("watch", false, "reload the config (or template) when it changes, and restart a function's processes when files under its codeUri change")
 	tf := addTemplateFlags(fs, true)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if status, done := parseFlags(fs, args, stdout, stderr, 2); done {
+		return status
 	}
 	if tf.path != "" {
 		*configPath = tf.path

@@ -208,20 +208,19 @@ func (tf *templateFlags) createTables(ctx context.Context, w io.Writer) error {
 // importCommand prints the wsgate config a template translates to.
 func importCommand(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: wsgate import [flags] TEMPLATE (template.yaml, template.json, cdk.out, a directory)")
+		fmt.Fprintln(fs.Output(), "Usage: wsgate import [flags] TEMPLATE (template.yaml, template.json, cdk.out, a directory)\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	tf := addTemplateFlags(fs, false)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if status, done := parseFlags(fs, args, stdout, stderr, 2); done {
+		return status
 	}
 	// The template may come before the flags: wsgate import t.yaml --stage x.
 	if fs.NArg() > 0 {
 		tf.path = fs.Arg(0)
-		if err := fs.Parse(fs.Args()[1:]); err != nil {
-			return 2
+		if status, done := parseFlags(fs, fs.Args()[1:], stdout, stderr, 2); done {
+			return status
 		}
 	}
 	if tf.path == "" || fs.NArg() > 0 {
