@@ -16,8 +16,15 @@ import (
 
 // Start runs wsgate with cfg until the test ends. It logs at debug level,
 // as JSON, into the returned buffer, which is shown when the test fails.
+// A cfg without a stateDir (from ParseConfig, which knows no config file
+// to put it beside) gets a temporary one: the product's default,
+// server.DefaultStateDir in the working directory, would leave the local
+// CA in the package's source directory.
 func Start(t testing.TB, cfg *server.Config) (*server.Server, *testenv.Buffer) {
 	t.Helper()
+	if cfg.StateDir == "" {
+		cfg.StateDir = t.TempDir()
+	}
 	logs := &testenv.Buffer{}
 	srv, err := server.New(*cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
