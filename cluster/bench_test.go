@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,7 +36,7 @@ func BenchmarkCrossNodeSend(b *testing.B) {
 			msg := []byte(`{"t":0,"pad":"0123456789012345678901234567890123456789"}`)
 			ctx := context.Background()
 			b.SetParallelism(8) // 16 in flight on 2 cores
-			cpu0 := cpuTime()
+			cpu0 := testenv.ProcessCPU()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -48,7 +47,7 @@ func BenchmarkCrossNodeSend(b *testing.B) {
 				}
 			})
 			b.StopTimer()
-			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+			b.ReportMetric(float64((testenv.ProcessCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 			b.ReportMetric(hubs[0].CallsPerBatch(), "calls/batch")
 			direct, _ := hubs[0].DirectCalls()
 			b.ReportMetric(float64(direct)/float64(b.N), "direct/op")
@@ -118,7 +117,7 @@ func BenchmarkCrossNodeJoinLeave(b *testing.B) {
 			var next atomic.Int64
 			b.SetParallelism(inFlight / 2) // GOMAXPROCS 2
 			calls0, batches0 := hubs[0].CallsOut()
-			cpu0 := cpuTime()
+			cpu0 := testenv.ProcessCPU()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				id := conns[(next.Add(1)-1)%64].ID()
@@ -134,18 +133,11 @@ func BenchmarkCrossNodeJoinLeave(b *testing.B) {
 				}
 			})
 			b.StopTimer()
-			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+			b.ReportMetric(float64((testenv.ProcessCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 			calls, batches := hubs[0].CallsOut()
 			b.ReportMetric(float64(calls-calls0)/float64(max(batches-batches0, 1)), "calls/batch")
 		})
 	}
-}
-
-// cpuTime is the process's user and system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // countConn counts what it is sent.
@@ -208,7 +200,7 @@ func BenchmarkGroupPublish(b *testing.B) {
 	msg := make([]byte, 256)
 	var next atomic.Int64
 	b.SetParallelism(8) // 16 in flight on 2 cores
-	cpu0, t0 := cpuTime(), time.Now()
+	cpu0, t0 := testenv.ProcessCPU(), time.Now()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -229,7 +221,7 @@ func BenchmarkGroupPublish(b *testing.B) {
 	})
 	b.StopTimer()
 	el := time.Since(t0)
-	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64((testenv.ProcessCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 	b.ReportMetric(float64(b.N)/el.Seconds(), "publishes/s")
 }
 
@@ -245,7 +237,7 @@ func BenchmarkMembersPage(b *testing.B) {
 		Members(context.Context, string, hub.Page) ([]string, string, error)
 	}) {
 		after := ""
-		cpu0 := cpuTime()
+		cpu0 := testenv.ProcessCPU()
 		b.ResetTimer()
 		for i := range b.N {
 			if i%10 == 0 {
@@ -258,7 +250,7 @@ func BenchmarkMembersPage(b *testing.B) {
 			after = next
 		}
 		b.StopTimer()
-		b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+		b.ReportMetric(float64((testenv.ProcessCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 	}
 	b.Run("single", func(b *testing.B) {
 		m := hub.NewMemory(hub.Limits{})

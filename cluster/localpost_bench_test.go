@@ -132,12 +132,12 @@ func (p *postSide) run(b *testing.B, n int) {
 	if p.Poster == nil {
 		p.Poster = testenv.NewPoster(b, p.addr, p.ws, p.frameLen)
 	}
-	cpu0 := cpuTime()
+	cpu0 := testenv.ProcessCPU()
 	for range n {
 		p.Post(b, p.wires[p.next])
 		p.next++
 	}
-	p.cpu += cpuTime() - cpu0
+	p.cpu += testenv.ProcessCPU() - cpu0
 }
 
 func (p *postSide) cpuPerPost() float64 { return float64(p.cpu.Nanoseconds()) / 1e3 / float64(p.next) }

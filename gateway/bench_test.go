@@ -17,6 +17,7 @@ import (
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/integration"
+	"github.com/wsgate/wsgate/internal/testenv"
 )
 
 // BenchmarkPublish measures one group publish, from the POST to the last
@@ -210,7 +211,7 @@ func benchFanout(b *testing.B, n, burst int) {
 	payload := bytes.Repeat([]byte("x"), 100)
 	frameLen := int64(2 + len(payload))
 	b.ReportAllocs()
-	cpu0 := processCPU()
+	cpu0 := testenv.ProcessCPU()
 	b.ResetTimer()
 	for b.Loop() {
 		target.Add(int64(n*burst) * frameLen)
@@ -226,7 +227,7 @@ func benchFanout(b *testing.B, n, burst int) {
 		}
 	}
 	b.ReportMetric(float64(n*burst)*float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(n*burst*b.N), "cpu-ns/delivery")
+	b.ReportMetric(float64(testenv.ProcessCPU()-cpu0)/float64(n*burst*b.N), "cpu-ns/delivery")
 }
 
 // BenchmarkHandshakeConnect: one WebSocket handshake with an http $connect
@@ -247,7 +248,7 @@ func BenchmarkHandshakeConnect(b *testing.B) {
 // CPU (the gateway, its clients and any backend in the process).
 func benchHandshakes(b *testing.B, tg *testGateway, header string) {
 	b.ReportAllocs()
-	cpu0 := processCPU()
+	cpu0 := testenv.ProcessCPU()
 	for b.Loop() {
 		nc, err := rawDialHeader(tg.addr, header)
 		if err != nil {
@@ -255,5 +256,5 @@ func benchHandshakes(b *testing.B, tg *testGateway, header string) {
 		}
 		_ = nc.Close()
 	}
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/handshake")
+	b.ReportMetric(float64(testenv.ProcessCPU()-cpu0)/float64(b.N), "cpu-ns/handshake")
 }

@@ -37,7 +37,7 @@ func (tg *testGateway) dialFrozen(t testing.TB) *websocket.Conn {
 func (tg *testGateway) dialFrozenBuf(t testing.TB, rcvbuf int) *websocket.Conn {
 	t.Helper()
 	d := websocket.Dialer{NetDialContext: (&net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf) })
+		return rc.Control(func(fd uintptr) { setRcvbuf(fd, rcvbuf) })
 	}}).DialContext}
 	c, _, err := d.Dial(tg.wsURL(""), nil)
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -368,7 +367,7 @@ func TestCommandCloseKillsProcesses(t *testing.T) {
 	if err := <-done; err == nil {
 		t.Fatal("running invocation survived Close")
 	}
-	if err := processGone(r.PID); err != nil {
+	if err := testenv.ProcessGone(r.PID); err != nil { // a zombie counts: Close must have reaped it
 		t.Fatal(err)
 	}
 	if _, err := in.Invoke(context.Background(), &Invocation{Payload: []byte(`{}`)}); err == nil {
@@ -377,15 +376,6 @@ func TestCommandCloseKillsProcesses(t *testing.T) {
 	if err := in.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-}
-
-// processGone reports an error if pid is still a process (a zombie counts:
-// Close must have reaped it).
-func processGone(pid int) error {
-	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("process %d still exists (kill -0: %v)", pid, err)
-	}
-	return nil
 }
 
 func TestCommandInitError(t *testing.T) {
@@ -660,7 +650,11 @@ func TestCommandKillsSetsidGrandchild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	t.Cleanup(func() {
+		if p, err := os.FindProcess(pid); err == nil {
+			_ = p.Kill()
+		}
+	})
 	testenv.Eventually(t, 10*time.Second, func() error { // setsid has run: another session than the handler's
 		_, gs, err := procStat(pid)
 		if err != nil {

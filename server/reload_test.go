@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -422,8 +421,8 @@ functions:
 		t.Errorf("changed function: %s %s, want TAG b in a new process (was %s)", tag, pid, changePID)
 	}
 	testenv.Eventually(t, 20*time.Second, func() error { // the old process is stopped
-		if err := syscall.Kill(atoi(t, changePID), 0); err == nil {
-			return fmt.Errorf("process %s of the changed function still runs", changePID)
+		if err := testenv.ProcessGone(atoi(t, changePID)); err != nil {
+			return fmt.Errorf("the changed function's old process: %w", err)
 		}
 		return nil
 	})

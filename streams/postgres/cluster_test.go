@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -86,7 +85,7 @@ func pgVersion(initdb string) int {
 
 // serverUser is the account initdb and postgres run as: the current one,
 // or "postgres" when the tests run as root (initdb refuses root).
-func serverUser() (*syscall.Credential, error) {
+func serverUser() (*account, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
 	}
@@ -96,8 +95,11 @@ func serverUser() (*syscall.Credential, error) {
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+	return &account{uid: uid, gid: gid}, nil
 }
+
+// account is a user and group to run a program as (runAs).
+type account struct{ uid, gid int }
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -124,7 +126,7 @@ func startCluster(bin, walLevel string) (*cluster, error) {
 		return nil, err
 	}
 	if cred != nil {
-		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+		if err := os.Chown(dir, cred.uid, cred.gid); err != nil {
 			return nil, err
 		}
 	}
@@ -132,7 +134,7 @@ func startCluster(bin, walLevel string) (*cluster, error) {
 		cmd := exec.Command(filepath.Join(bin, name), args...)
 		cmd.Dir = dir
 		if cred != nil {
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+			runAs(cmd, cred)
 		}
 		return cmd
 	}
