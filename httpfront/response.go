@@ -57,6 +57,31 @@ func ServedInline(w http.ResponseWriter) bool {
 	return ok && rw.inline
 }
 
+// ReleaseHead tells the front that nothing the handler got from the
+// request's head (method, target, Host, header names and values, and
+// strings cut from them) is kept after the handler returns, by it or a
+// goroutine it started: the connection's next request head may then be
+// read into the same memory, which those strings point into, instead of
+// new memory. A handler that keeps any of them must not call it. w is
+// the front's writer or one wrapping it (Unwrap); for any other, or when
+// the server's ReleaseHeads does not allow it, it does nothing.
+func ReleaseHead(w http.ResponseWriter) {
+	for {
+		switch x := w.(type) {
+		case *response:
+			c := x.c
+			if box := c.rq; box != nil && x.req == &box.req && c.srv.ReleaseHeads != nil && c.srv.ReleaseHeads(x.req) {
+				box.released = true
+			}
+			return
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return
+		}
+	}
+}
+
 func (w *response) Header() http.Header {
 	if w.header == nil {
 		w.header = make(http.Header, 4)
