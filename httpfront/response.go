@@ -57,6 +57,22 @@ func ServedInline(w http.ResponseWriter) bool {
 	return ok && rw.inline
 }
 
+// SetBodyTimeout is http.NewResponseController(w).SetReadDeadline of
+// time.Now().Add(d) for the front's writer (d > 0), but with the clock
+// read when the request's body first reads the socket, which is also
+// when the front applies a deadline: a body that came with its head
+// (every small POST) costs no clock read. It reports false, and does
+// nothing, for any other writer (one wrapping the front's included) or
+// a d that is not positive: the caller then sets the deadline itself.
+func SetBodyTimeout(w http.ResponseWriter, d time.Duration) bool {
+	rw, ok := w.(*response)
+	if !ok || d <= 0 {
+		return false
+	}
+	rw.c.readDeadline, rw.c.readTimeout, rw.c.readDeadlineSet = time.Time{}, d, true
+	return true
+}
+
 // ReleaseHead tells the front that nothing the handler got from the
 // request's head (method, target, Host, header names and values, and
 // strings cut from them) is kept after the handler returns, by it or a
@@ -164,7 +180,7 @@ func (w *response) FlushError() error {
 // (http.ResponseController); it is applied when the body next reads the
 // socket, so a body that came with its head costs no deadline change.
 func (w *response) SetReadDeadline(t time.Time) error {
-	w.c.readDeadline, w.c.readDeadlineSet = t, true
+	w.c.readDeadline, w.c.readTimeout, w.c.readDeadlineSet = t, 0, true
 	return nil
 }
 
