@@ -318,6 +318,14 @@ func (w *response) appendHead(b []byte, chunked bool, now time.Time) []byte {
 }
 
 func appendStatus(b []byte, code int) []byte {
+	// A signed POST's and DELETE's answers, as the general case spells
+	// them, without formatting the number.
+	switch code {
+	case http.StatusOK:
+		return append(b, "HTTP/1.1 200 OK\r\n"...)
+	case http.StatusNoContent:
+		return append(b, "HTTP/1.1 204 No Content\r\n"...)
+	}
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, ' ')
