@@ -321,14 +321,19 @@ func TestStalledBody(t *testing.T) {
 	}
 }
 
-// TestSetBodyTimeoutOthers: SetBodyTimeout leaves a writer not the
-// front's, and a timeout that is not positive, to the caller.
+// TestSetBodyTimeoutOthers: SetBodyTimeout takes the front's writer
+// through a wrapping one, and leaves a writer not the front's, and a
+// timeout that is not positive, to the caller.
 func TestSetBodyTimeoutOthers(t *testing.T) {
 	if SetBodyTimeout(httptest.NewRecorder(), time.Second) {
 		t.Error("a recorder took it")
 	}
-	if SetBodyTimeout(wrapped{&response{c: &conn{}}}, time.Second) {
-		t.Error("a wrapping writer took it")
+	if SetBodyTimeout(wrapped{httptest.NewRecorder()}, time.Second) {
+		t.Error("a writer wrapping a recorder took it")
+	}
+	c := &conn{}
+	if !SetBodyTimeout(wrapped{&response{c: c}}, time.Second) || c.readTimeout != time.Second || !c.readDeadlineSet {
+		t.Errorf("through a wrapping writer: timeout %v, set %v", c.readTimeout, c.readDeadlineSet)
 	}
 	if SetBodyTimeout(&response{c: &conn{}}, 0) {
 		t.Error("a zero timeout was taken")

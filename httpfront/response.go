@@ -58,19 +58,37 @@ func ServedInline(w http.ResponseWriter) bool {
 }
 
 // SetBodyTimeout is http.NewResponseController(w).SetReadDeadline of
-// time.Now().Add(d) for the front's writer (d > 0), but with the clock
-// read when the request's body first reads the socket, which is also
-// when the front applies a deadline: a body that came with its head
-// (every small POST) costs no clock read. It reports false, and does
-// nothing, for any other writer (one wrapping the front's included) or
-// a d that is not positive: the caller then sets the deadline itself.
+// time.Now().Add(d) for the front's writer, or one wrapping it (Unwrap,
+// as http.ResponseController follows), with d > 0; but the clock is read
+// when the request's body first reads the socket, which is also when the
+// front applies a deadline: a body that came with its head (every small
+// POST) costs no clock read. It reports false, and does nothing, for any
+// other writer or a d that is not positive: the caller then sets the
+// deadline itself.
 func SetBodyTimeout(w http.ResponseWriter, d time.Duration) bool {
-	rw, ok := w.(*response)
-	if !ok || d <= 0 {
+	if d <= 0 {
+		return false
+	}
+	rw, ok := front(w)
+	if !ok {
 		return false
 	}
 	rw.c.readDeadline, rw.c.readTimeout, rw.c.readDeadlineSet = time.Time{}, d, true
 	return true
+}
+
+// front returns the front's writer that w is or wraps (Unwrap).
+func front(w http.ResponseWriter) (*response, bool) {
+	for {
+		switch x := w.(type) {
+		case *response:
+			return x, true
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return nil, false
+		}
+	}
 }
 
 // ReleaseHead tells the front that nothing the handler got from the
@@ -82,19 +100,13 @@ func SetBodyTimeout(w http.ResponseWriter, d time.Duration) bool {
 // the front's writer or one wrapping it (Unwrap); for any other, or when
 // the server's ReleaseHeads does not allow it, it does nothing.
 func ReleaseHead(w http.ResponseWriter) {
-	for {
-		switch x := w.(type) {
-		case *response:
-			c := x.c
-			if box := c.rq; box != nil && x.req == &box.req && c.srv.ReleaseHeads != nil && c.srv.ReleaseHeads(x.req) {
-				box.released = true
-			}
-			return
-		case interface{ Unwrap() http.ResponseWriter }:
-			w = x.Unwrap()
-		default:
-			return
-		}
+	x, ok := front(w)
+	if !ok {
+		return
+	}
+	c := x.c
+	if box := c.rq; box != nil && x.req == &box.req && c.srv.ReleaseHeads != nil && c.srv.ReleaseHeads(x.req) {
+		box.released = true
 	}
 }
 
