@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsgate/wsgate/httpfront"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/integration"
 	"github.com/wsgate/wsgate/internal/confcheck"
@@ -209,7 +210,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// reading it: a handler, or net/http discarding what a refusal left
 		// unread. An upgrade has no body, so a WebSocket connection never
 		// gets this deadline (and Hijack clears deadlines anyway).
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(confcheck.Seconds(g.current().cfg.ReadBodyTimeoutSeconds)))
+		// The front reads the clock only if the body is not all in
+		// with the head (httpfront.SetBodyTimeout).
+		if d := confcheck.Seconds(g.current().cfg.ReadBodyTimeoutSeconds); !httpfront.SetBodyTimeout(w, d) {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+		}
 	}
 	rest, m, ok := g.mount(sigv4.RequestPath(r))
 	if !ok {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/wsgate/wsgate/httpfront"
 	"github.com/wsgate/wsgate/hub"
 	"github.com/wsgate/wsgate/sigv4"
 )
@@ -216,9 +217,18 @@ func (g *Gateway) connection(w http.ResponseWriter, r *http.Request, id string, 
 			writeAPIError(w, aerr)
 			return
 		}
-		if err := g.sendData(r, id, body, g.callKey(r, who)); err != nil {
+		local, err := g.sendData(r, id, body, g.callKey(r, who))
+		if err != nil {
 			writeAPIError(w, hubError(err))
 			return
+		}
+		if local {
+			// Nothing of the head is kept: the frame has the body's
+			// copy, the id was only looked up, the signing-key cache
+			// clones what it keeps and the observers get constants.
+			// The next request on this socket reads its head into the
+			// same memory (the front's one allocation per request).
+			httpfront.ReleaseHead(w)
 		}
 		w.WriteHeader(http.StatusOK)
 	case http.MethodGet:
@@ -251,32 +261,35 @@ func (g *Gateway) connection(w http.ResponseWriter, r *http.Request, id string, 
 // buffer (sendLocal, conn.sendData), which copied data, so the body SigV4
 // read goes back to its pool too (sigv4.ReleaseBody): three allocations
 // fewer per POST. Otherwise (another node's id) it is the hub's Send of a
-// Message, which keeps data, with the key in its context.
-func (g *Gateway) sendData(r *http.Request, id string, data []byte, key hub.CallKey) error {
+// Message, which keeps data, with the key in its context. local reports
+// the first case with no key: a send that kept none of r's strings (a
+// keyed call's key stays in the dedupe table; another hub's Send may
+// queue id).
+func (g *Gateway) sendData(r *http.Request, id string, data []byte, key hub.CallKey) (local bool, err error) {
 	if !key.Empty() {
 		if h, ok := g.hub.(hub.LocalOnce); ok {
 			if local, err := h.SendLocalOnce(key, id, data, sendLocal); local {
 				sigv4.ReleaseBody(r)
-				return err
+				return false, err
 			}
 		}
-		return g.hub.Send(hub.WithDedupeKey(r.Context(), key.String()), id, hub.NewMessage(data))
+		return false, g.hub.Send(hub.WithDedupeKey(r.Context(), key.String()), id, hub.NewMessage(data))
 	}
 	if h, ok := g.hub.(hub.Local); ok {
 		hc, err := h.LookupLocal(r.Context(), id)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if c, ok := hc.(*conn); ok {
 			err := c.sendData(data)
 			sigv4.ReleaseBody(r)
-			return err
+			return true, err
 		}
 		if hc != nil {
-			return hc.Send(hub.NewMessage(data))
+			return false, hc.Send(hub.NewMessage(data))
 		}
 	}
-	return g.hub.Send(r.Context(), id, hub.NewMessage(data))
+	return false, g.hub.Send(r.Context(), id, hub.NewMessage(data))
 }
 
 // sendLocal is SendLocalOnce's send: a gateway connection's single send

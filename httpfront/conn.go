@@ -87,8 +87,11 @@ type conn struct {
 	body   body
 	head   []byte // the response head's buffer, kept between requests
 	// readDeadline is the one a handler asked for (SetReadDeadline),
-	// applied before the body's next read of the socket.
+	// applied before the body's next read of the socket; with
+	// readTimeout (SetBodyTimeout) it is that long after that read's
+	// start instead.
 	readDeadline    time.Time
+	readTimeout     time.Duration
 	readDeadlineSet bool
 }
 
@@ -155,7 +158,7 @@ func (c *conn) recycle() {
 	c.w.c, c.w.req, c.w.err = nil, nil, nil
 	c.held, c.inline = parsed{}, false
 	c.body = body{}
-	c.readDeadline, c.readDeadlineSet = time.Time{}, false
+	c.readDeadline, c.readTimeout, c.readDeadlineSet = time.Time{}, 0, false
 	connPool.Put(c)
 }
 
@@ -392,7 +395,7 @@ func (c *conn) serveRequest(p parsed) bool {
 	c.off += p.n
 	// The body's reads of the socket run under the request's deadline
 	// (none, or ReadTimeout's) unless the handler sets one, as net/http.
-	c.readDeadline, c.readDeadlineSet = time.Time{}, true
+	c.readDeadline, c.readTimeout, c.readDeadlineSet = time.Time{}, 0, true
 	if d := s.Fallback.ReadTimeout; d > 0 {
 		c.readDeadline = time.Now().Add(d)
 	}
@@ -519,7 +522,11 @@ func (b *body) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	if c.readDeadlineSet {
-		c.setReadDeadline(c.readDeadline)
+		d := c.readDeadline
+		if c.readTimeout > 0 {
+			d = time.Now().Add(c.readTimeout)
+		}
+		c.setReadDeadline(d)
 		c.readDeadlineSet = false
 	}
 	n, err := c.nc.Read(p)

@@ -125,6 +125,11 @@ type Server struct {
 	// for its next requests, on a pooled goroutine; so does every
 	// request Inline refuses (parsed once: the head is not read again).
 	Inline func(*http.Request) bool
+	// ReleaseHeads, when set, says of a request whether its handler's
+	// ReleaseHead is honoured (the next head then reuses its head's
+	// memory): false when something between the front and that handler,
+	// such as middleware, may keep the head's strings. Nil: never.
+	ReleaseHeads func(*http.Request) bool
 	// InlineLoops is the number of accept loops with Inline; 0: half
 	// of GOMAXPROCS, at least 1, at most 8.
 	InlineLoops int

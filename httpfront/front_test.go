@@ -283,23 +283,60 @@ func TestSlowloris(t *testing.T) {
 }
 
 // TestStalledBody: a body that stops arriving is cut off at the deadline
-// the handler set (http.ResponseController), and the connection closes.
+// the handler set (http.ResponseController, or SetBodyTimeout, whose
+// clock starts at the body's first read of the socket), and the
+// connection closes.
 func TestStalledBody(t *testing.T) {
-	tf := startFront(t, func(s *Server) {
-		s.Fallback.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	for _, tc := range []struct {
+		name string
+		set  func(http.ResponseWriter)
+	}{
+		{"SetReadDeadline", func(w http.ResponseWriter) {
 			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-			if _, err := io.ReadAll(r.Body); err != nil {
-				http.Error(w, "stalled", http.StatusRequestTimeout)
-				return
+		}},
+		{"SetBodyTimeout", func(w http.ResponseWriter) {
+			if !SetBodyTimeout(w, 200*time.Millisecond) {
+				t.Error("SetBodyTimeout refused the front's writer")
 			}
-			w.WriteHeader(200)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tf := startFront(t, func(s *Server) {
+				s.Fallback.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					tc.set(w)
+					if _, err := io.ReadAll(r.Body); err != nil {
+						http.Error(w, "stalled", http.StatusRequestTimeout)
+						return
+					}
+					w.WriteHeader(200)
+				})
+			})
+			nc, br := dial(t, tf.addr)
+			_, _ = io.WriteString(nc, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc")
+			resp, _ := readBody(t, br)
+			if resp.StatusCode != http.StatusRequestTimeout || !resp.Close {
+				t.Fatalf("status %d, close %v", resp.StatusCode, resp.Close)
+			}
 		})
-	})
-	nc, br := dial(t, tf.addr)
-	_, _ = io.WriteString(nc, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc")
-	resp, _ := readBody(t, br)
-	if resp.StatusCode != http.StatusRequestTimeout || !resp.Close {
-		t.Fatalf("status %d, close %v", resp.StatusCode, resp.Close)
+	}
+}
+
+// TestSetBodyTimeoutOthers: SetBodyTimeout takes the front's writer
+// through a wrapping one, and leaves a writer not the front's, and a
+// timeout that is not positive, to the caller.
+func TestSetBodyTimeoutOthers(t *testing.T) {
+	if SetBodyTimeout(httptest.NewRecorder(), time.Second) {
+		t.Error("a recorder took it")
+	}
+	if SetBodyTimeout(wrapped{httptest.NewRecorder()}, time.Second) {
+		t.Error("a writer wrapping a recorder took it")
+	}
+	c := &conn{}
+	if !SetBodyTimeout(wrapped{&response{c: c}}, time.Second) || c.readTimeout != time.Second || !c.readDeadlineSet {
+		t.Errorf("through a wrapping writer: timeout %v, set %v", c.readTimeout, c.readDeadlineSet)
+	}
+	if SetBodyTimeout(&response{c: &conn{}}, 0) {
+		t.Error("a zero timeout was taken")
 	}
 }
 

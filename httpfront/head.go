@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // Limits of the head the front parses itself. A head past them is not
@@ -40,6 +41,28 @@ type reqBox struct {
 	url  url.URL
 	h    http.Header
 	vals []string
+	// mem holds the last head's bytes, which its strings point into;
+	// released says the handler of the request parsed from them kept none
+	// of those strings (ReleaseHead), so the next head may overwrite them.
+	mem      []byte
+	released bool
+}
+
+// headString returns b as a string. It is a copy of b in new memory, as
+// string(b), unless the last head's handler released its memory
+// (ReleaseHead) and b fits in it: then it overwrites that, and the head
+// costs no allocation (a signed POST's only one) and, with the heap
+// floor, no fresh page of memory every ten or so requests.
+func (box *reqBox) headString(b []byte) string {
+	if box.released && len(b) <= cap(box.mem) {
+		box.mem = append(box.mem[:0], b...)
+	} else {
+		// append rounds the capacity up to the allocation's size class,
+		// so a next head a few bytes longer fits too.
+		box.mem = append([]byte(nil), b...)
+	}
+	box.released = false
+	return unsafe.String(unsafe.SliceData(box.mem), len(box.mem))
 }
 
 // verdicts of parseHead besides a request.
@@ -82,7 +105,7 @@ func parseHeadInto(b []byte, box *reqBox) (parsed, int) {
 	}
 	// One string holds the head: every name, value and the target are
 	// substrings of it, so nothing aliases the pooled buffer.
-	head := string(b[:end+2])
+	head := box.headString(b[:end+2])
 	line, rest, _ := cutCRLF(head)
 	method, target, proto, ok := requestLine(line)
 	if !ok || proto != "HTTP/1.1" {

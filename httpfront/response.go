@@ -57,6 +57,59 @@ func ServedInline(w http.ResponseWriter) bool {
 	return ok && rw.inline
 }
 
+// SetBodyTimeout is http.NewResponseController(w).SetReadDeadline of
+// time.Now().Add(d) for the front's writer, or one wrapping it (Unwrap,
+// as http.ResponseController follows), with d > 0; but the clock is read
+// when the request's body first reads the socket, which is also when the
+// front applies a deadline: a body that came with its head (every small
+// POST) costs no clock read. It reports false, and does nothing, for any
+// other writer or a d that is not positive: the caller then sets the
+// deadline itself.
+func SetBodyTimeout(w http.ResponseWriter, d time.Duration) bool {
+	if d <= 0 {
+		return false
+	}
+	rw, ok := front(w)
+	if !ok {
+		return false
+	}
+	rw.c.readDeadline, rw.c.readTimeout, rw.c.readDeadlineSet = time.Time{}, d, true
+	return true
+}
+
+// front returns the front's writer that w is or wraps (Unwrap).
+func front(w http.ResponseWriter) (*response, bool) {
+	for {
+		switch x := w.(type) {
+		case *response:
+			return x, true
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return nil, false
+		}
+	}
+}
+
+// ReleaseHead tells the front that nothing the handler got from the
+// request's head (method, target, Host, header names and values, and
+// strings cut from them) is kept after the handler returns, by it or a
+// goroutine it started: the connection's next request head may then be
+// read into the same memory, which those strings point into, instead of
+// new memory. A handler that keeps any of them must not call it. w is
+// the front's writer or one wrapping it (Unwrap); for any other, or when
+// the server's ReleaseHeads does not allow it, it does nothing.
+func ReleaseHead(w http.ResponseWriter) {
+	x, ok := front(w)
+	if !ok {
+		return
+	}
+	c := x.c
+	if box := c.rq; box != nil && x.req == &box.req && c.srv.ReleaseHeads != nil && c.srv.ReleaseHeads(x.req) {
+		box.released = true
+	}
+}
+
 func (w *response) Header() http.Header {
 	if w.header == nil {
 		w.header = make(http.Header, 4)
@@ -139,7 +192,7 @@ func (w *response) FlushError() error {
 // (http.ResponseController); it is applied when the body next reads the
 // socket, so a body that came with its head costs no deadline change.
 func (w *response) SetReadDeadline(t time.Time) error {
-	w.c.readDeadline, w.c.readDeadlineSet = t, true
+	w.c.readDeadline, w.c.readTimeout, w.c.readDeadlineSet = t, 0, true
 	return nil
 }
 
@@ -277,6 +330,14 @@ func (w *response) appendHead(b []byte, chunked bool, now time.Time) []byte {
 }
 
 func appendStatus(b []byte, code int) []byte {
+	// A signed POST's and DELETE's answers, as the general case spells
+	// them, without formatting the number.
+	switch code {
+	case http.StatusOK:
+		return append(b, "HTTP/1.1 200 OK\r\n"...)
+	case http.StatusNoContent:
+		return append(b, "HTTP/1.1 204 No Content\r\n"...)
+	}
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, ' ')

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 )
 
@@ -49,6 +50,22 @@ func TestResponseOneWrite(t *testing.T) {
 		got, err := io.ReadAll(resp.Body)
 		if err != nil || !bytes.Equal(got, body) || resp.ContentLength != int64(n) {
 			t.Errorf("body of %d bytes: read %d bytes (Content-Length %d), %v", n, len(got), resp.ContentLength, err)
+		}
+	}
+}
+
+// TestAppendStatus: every code's status line is "HTTP/1.1 code text" as
+// net/http writes it (the codes appendStatus spells out whole included),
+// after what the buffer held.
+func TestAppendStatus(t *testing.T) {
+	for code := 100; code <= 999; code++ {
+		text := http.StatusText(code)
+		if text == "" {
+			text = "status code " + strconv.Itoa(code)
+		}
+		want := "x" + "HTTP/1.1 " + strconv.Itoa(code) + " " + text + "\r\n"
+		if got := string(appendStatus([]byte("x"), code)); got != want {
+			t.Fatalf("%d: %q, want %q", code, got, want)
 		}
 	}
 }

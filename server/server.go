@@ -432,9 +432,10 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	// nothing for it to do: net/http serves a tls.Listener.
 	switch {
 	case s.cfg.TLS.Mode != TLSOn || s.cfg.ProxyProtocol:
-		s.front = &httpfront.Server{Serves: s.frontServes, Inline: s.frontInline, KeepAliveWaitDescriptors: s.cfg.KeepAliveWaitDescriptors,
-			DeferAccept: true, // the first read finds the head: no parking for it
-			Logf:        func(format string, args ...any) { s.log.Warn(fmt.Sprintf(format, args...)) }}
+		s.front = &httpfront.Server{Serves: s.frontServes, Inline: s.frontInline, ReleaseHeads: s.frontReleases,
+			KeepAliveWaitDescriptors: s.cfg.KeepAliveWaitDescriptors,
+			DeferAccept:              true, // the first read finds the head: no parking for it
+			Logf:                     func(format string, args ...any) { s.log.Warn(fmt.Sprintf(format, args...)) }}
 		if ts != nil {
 			s.front.TLS = ts.config
 			s.front.TLSOnly = s.cfg.TLS.Mode == TLSOn
@@ -755,6 +756,11 @@ func (s *Server) frontServes(r *http.Request) bool {
 func (s *Server) frontInline(r *http.Request) bool {
 	return !s.wrapped && s.gw.Inline(r)
 }
+
+// frontReleases says whether a handler's httpfront.ReleaseHead is
+// honoured: the gateway's handler keeps no string of a head it releases,
+// but middleware (Wrap) might.
+func (s *Server) frontReleases(*http.Request) bool { return !s.wrapped }
 
 // Handle mounts an extra handler (the demo's dashboard) on the listener,
 // with ServeMux patterns. Paths under /{stage} stay the gateway's.

@@ -120,3 +120,30 @@ func BenchmarkSetSignature(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkVerifyBenchPost verifies the request wsgate-bench's signed POST
+// sends (internal/sigwire: a long-term key, content-length, host and
+// x-amz-date signed, a 100-byte body), the figure issue 16 measures.
+func BenchmarkVerifyBenchPost(b *testing.B) {
+	body := []byte(`{"t":1764543600000000000,"pad":"0123456789012345678901234567890123456789012345678901234567890123456789"}`)
+	req, err := http.NewRequest(http.MethodPost, "http://127.0.0.1:8080/bench/@connections/L0SM9cOFvHcCIhw=", bytes.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Header.Set("User-Agent", "wsgate-bench")
+	if err := Sign(req, interopStore[interopKey], "execute-api", interopRegion, unitNow, sha256Hex(body)); err != nil {
+		b.Fatal(err)
+	}
+	req = overTheWire(b, req)
+	v := unitVerifier()
+	rd := &replayBody{}
+	var id Identity
+	b.ReportAllocs()
+	for b.Loop() {
+		rd.Reset(body)
+		req.Body = rd
+		if err := v.Check(req, &id); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
