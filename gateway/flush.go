@@ -51,6 +51,11 @@ type flusher struct {
 //   - A goroutine that took a full chunk with more behind it yields its
 //     thread (sched_yield(2)) after writing it, so a publisher or a peer
 //     sharing the machine gets the CPU before its next 32 writes.
+//   - That goroutine's thread is lowered by 10 nice levels (lowerThread)
+//     until it returns: sched_yield only gives the CPU to what is
+//     runnable on the same CPU, which in a cluster sharing a host is
+//     often another node's flusher; a lowered thread lets every intake
+//     and the clients run first (BENCHMARKS.md, session 19).
 //
 // Every publish taken in sooner queues its frame behind the ones still
 // waiting for their turn, and they go out in one writev: fewer, fuller
@@ -134,6 +139,12 @@ func (f *flusher) run() {
 	var chunk [flushChunk]*conn
 	w := writeScratches.Get().(*writeScratch) // for every writev of this goroutine
 	defer writeScratches.Put(w)
+	var raise func() // set once this goroutine's thread is lowered
+	defer func() {
+		if raise != nil {
+			raise()
+		}
+	}()
 	for {
 		f.mu.Lock()
 		now := stamp()
@@ -178,6 +189,9 @@ func (f *flusher) run() {
 			chunk[i] = nil
 		}
 		if yield {
+			if raise == nil {
+				raise = lowerThread()
+			}
 			osYield()
 		}
 	}

@@ -10,6 +10,7 @@
 //	wsgate-bench -scenarios fanout -against OTHER-WSGATE-BENCH [-runs 2]
 //	wsgate-bench -scenarios soak [-duration 10m] [-conns 19000] [-wsgate BIN]
 //	wsgate-bench -cluster 3 [-scenarios c-post,c-fanout,c-publish,c-join,c-page,c-memory] [-runs 3]
+//	WSGATE_BENCH_BURSTPERF=DIR wsgate-bench -cluster 3 -scenarios c-fanout -runs 1   # burst repeated 4 s under perf record/stat
 //
 // It runs itself again as the server, backend and client processes
 // (wsgate-bench server|backend|stall|raw|floor|hop|worker); those roles are internal.

@@ -1191,6 +1191,9 @@ func (e *env) fanoutRun(run, n int, p string, raw bool) ([]Metric, float64, floa
 			}
 		})
 	}
+	if dir := os.Getenv("WSGATE_BENCH_BURSTPERF"); dir != "" && run == 0 && !raw {
+		e.burstPerf(dir, fmt.Sprintf("burst-%d-%d", n, len(e.addrs)), burst, pad, pub)
+	}
 	ms := []Metric{
 		{p + "time to last delivery", "ms", last},
 		{p + "single-publish deliveries/s", "/s", float64(n) / (last / 1e3)},
