@@ -201,6 +201,11 @@ type Hub struct {
 	// batchesOut and callsOut count the batches sent and the calls in
 	// them (attempts: a retry counts again).
 	batchesOut, callsOut atomic.Int64
+	// lateBatches counts the batches unanswered within
+	// attemptTimeoutMillis, lateAnswers the replies to such batches that
+	// came before their calls' deadlines (and answered those still
+	// waiting): calls.go, lateBatch.
+	lateBatches, lateAnswers atomic.Int64
 
 	streamReport atomic.Pointer[func() []byte]
 	// connHook, set by tests only, runs first in handleConn: a slow owner.
@@ -990,9 +995,21 @@ func (h *Hub) callConn(ctx context.Context, b byte, it item) ([]byte, error) {
 	var body []byte
 	// dc: the direct connection the call went on (directcalls.go), until
 	// its answer is read; a call that goes alone goes over it when there
-	// is one, else over NATS (try).
+	// is one, else over NATS (try). a: the call over NATS, shared by its
+	// tries (an earlier try's late answer ends the call too); answered:
+	// its last outcome was read.
 	dc := h.sendCall(b, &it, deadline)
 	checked := false
+	var a *attempt
+	answered := false
+	tryNATS := func(timeout time.Duration, gone <-chan struct{}) result {
+		if a == nil {
+			a = newAttempt(&it)
+		}
+		r := h.try(ctx, b, a, timeout, gone)
+		answered = !errors.Is(r.err, errAttemptTimeout)
+		return r
+	}
 	err := h.retry(ctx, b, deadline, func(timeout time.Duration, gone <-chan struct{}) error {
 		var r result
 		if dc != nil {
@@ -1004,7 +1021,7 @@ func (h *Hub) callConn(ctx context.Context, b byte, it item) ([]byte, error) {
 				if timeout = time.Until(end); timeout <= 0 {
 					return errAttemptTimeout
 				}
-				r = h.try(ctx, b, &it, timeout, gone)
+				r = tryNATS(timeout, gone)
 			case errors.Is(r.err, errAttemptTimeout):
 				if !time.Now().Before(end) {
 					// A whole attempt without an answer: the next goes
@@ -1017,7 +1034,7 @@ func (h *Hub) callConn(ctx context.Context, b byte, it item) ([]byte, error) {
 				dc = nil // given back
 			}
 		} else {
-			r = h.try(ctx, b, &it, timeout, gone)
+			r = tryNATS(timeout, gone)
 		}
 		if r.err != nil {
 			return r.err
@@ -1027,6 +1044,9 @@ func (h *Hub) callConn(ctx context.Context, b byte, it item) ([]byte, error) {
 	})
 	if dc != nil {
 		h.direct.put(dc, false) // its answer never came
+	}
+	if a != nil {
+		h.endAttempt(b, a, answered)
 	}
 	return body, err
 }
