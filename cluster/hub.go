@@ -206,6 +206,9 @@ type Hub struct {
 	// came before their calls' deadlines (and answered those still
 	// waiting): calls.go, lateBatch.
 	lateBatches, lateAnswers atomic.Int64
+	// registryUnread counts registry reads of registered that failed
+	// (a call on a byte nobody answers could not tell whether it is held).
+	registryUnread atomic.Int64
 
 	streamReport atomic.Pointer[func() []byte]
 	// connHook, set by tests only, runs first in handleConn: a slow owner.
@@ -1076,6 +1079,9 @@ func (h *Hub) deadline(ctx context.Context) time.Time {
 // drops one, which ends the call with 500 at once).
 func (h *Hub) retry(ctx context.Context, b byte, deadline time.Time, attempt func(timeout time.Duration, gone <-chan struct{}) error) error {
 	var noResp time.Time
+	// regErr: the last attempt was answered "no responders" and the
+	// registry could not be read to tell whether any node holds b.
+	var regErr error
 	for {
 		remain := time.Until(deadline)
 		if remain <= 0 {
@@ -1090,8 +1096,13 @@ func (h *Hub) retry(ctx context.Context, b byte, deadline time.Time, attempt fun
 			if noResp.IsZero() {
 				noResp = time.Now()
 			}
-			if _, known := h.gone(b); !known && !h.registered(ctx, b) {
-				return hub.ErrGone // no node has this byte
+			regErr = nil
+			if _, known := h.gone(b); !known {
+				reg, err := h.registered(ctx, b, deadline)
+				if err == nil && !reg {
+					return hub.ErrGone // no node has this byte
+				}
+				regErr = err // unread: as if registered, asked again next time
 			}
 			heard, joining := h.heardIncarnation(b)
 			if joining {
@@ -1125,6 +1136,7 @@ func (h *Hub) retry(ctx context.Context, b byte, deadline time.Time, attempt fun
 			case <-signal: // a node found gone: b? (looked at above, next)
 			}
 		case errors.Is(err, errAttemptTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, nats.ErrTimeout):
+			regErr = nil
 			if ctx.Err() != nil {
 				return fmt.Errorf("%w: %v", hub.ErrUnavailable, ctx.Err())
 			}
@@ -1143,19 +1155,41 @@ func (h *Hub) retry(ctx context.Context, b byte, deadline time.Time, attempt fun
 	if h.silentFor(b) >= h.cfg.nodeTimeout() && h.declareGone(ctx, b, "silent") {
 		return hub.ErrGone
 	}
+	if regErr != nil {
+		return fmt.Errorf("%w: no node answers on byte %s, and the cluster registry could not be read within %d ms to tell whether one holds it: %v", hub.ErrUnavailable, hub.NodeHex(b), h.cfg.RequestTimeoutMillis, regErr)
+	}
 	return fmt.Errorf("%w: node %s did not answer within %d ms", hub.ErrUnavailable, hub.NodeHex(b), h.cfg.RequestTimeoutMillis)
 }
 
-// registered asks the registry itself whether b has an entry (the watcher
-// may not have delivered a node that just claimed it).
-func (h *Hub) registered(ctx context.Context, b byte) bool {
+// registered asks the registry's leader whether b has an entry (the
+// watcher may not have delivered a node that just claimed it; a direct
+// get, which any replica may answer, may come from one that is behind and
+// say "no entry" for a node that just registered, whose connections would
+// then be answered a false 410). err: the registry could not be read
+// within an attempt (and the deadline), so nothing is known: the caller
+// asks again on its next attempt, and past its deadline answers 500
+// naming the registry, never 410 on an unread registry (before, an
+// unread registry counted as "registered" and the call ended with a 500
+// that blamed the node).
+func (h *Hub) registered(ctx context.Context, b byte, deadline time.Time) (bool, error) {
 	if b > hub.MaxNode {
-		return false
+		return false, nil
 	}
-	gctx, cancel := context.WithTimeout(ctx, h.cfg.attemptTimeout())
+	end := time.Now().Add(h.cfg.attemptTimeout())
+	if deadline.Before(end) {
+		end = deadline
+	}
+	gctx, cancel := context.WithDeadline(ctx, end)
 	defer cancel()
-	_, err := h.kv.Get(gctx, nodeKey(b))
-	return err == nil || !(errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted))
+	_, err := h.leaderGet(gctx, nodeKey(b))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
+		return false, nil
+	}
+	h.registryUnread.Add(1)
+	return false, err
 }
 
 // heardIncarnation reports whether this node has heard a heartbeat of

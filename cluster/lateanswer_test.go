@@ -3,9 +3,11 @@ package cluster_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,12 +21,19 @@ import (
 // lagProxy is a TCP proxy between NATS clients and their server that holds
 // the server's messages to one subject (once set) for lag before passing
 // them on; everything else flows at once. Held messages reach the client
-// late, none is lost: a round trip slower than an attempt.
+// late, none is lost: a round trip slower than an attempt. It can also
+// drop the clients' publishes on subjects of given prefixes (requests
+// that never reach the server: a registry that does not answer).
 type lagProxy struct {
 	ln      net.Listener
 	subject atomic.Pointer[[]byte]
 	lag     time.Duration
 	held    atomic.Int64
+
+	mu       sync.Mutex
+	prefixes []string
+	drops    int // publishes still to drop; < 0: all
+	dropped  int
 }
 
 func newLagProxy(t *testing.T, target string, lag time.Duration) *lagProxy {
@@ -35,10 +44,7 @@ func newLagProxy(t *testing.T, target string, lag time.Duration) *lagProxy {
 	}
 	p := &lagProxy{ln: ln, lag: lag}
 	servePairs(t, ln, target, func(c, d net.Conn) {
-		go func() {
-			defer d.Close()
-			_, _ = io.Copy(d, c)
-		}()
+		go p.up(c, d)
 		go p.down(d, c)
 	})
 	return p
@@ -50,6 +56,71 @@ func (p *lagProxy) url() string { return "nats://" + p.ln.Addr().String() }
 func (p *lagProxy) hold(subject string) {
 	s := []byte(subject)
 	p.subject.Store(&s)
+}
+
+// dropPubs makes the proxy drop the next n publishes (n < 0: all) on
+// subjects starting with one of prefixes; none stops it.
+func (p *lagProxy) dropPubs(n int, prefixes ...string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.prefixes, p.drops = prefixes, n
+}
+
+// droppedPubs is how many publishes were dropped.
+func (p *lagProxy) droppedPubs() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dropped
+}
+
+// up copies the client's bytes to the server frame by frame, leaving out
+// the publishes dropPubs names.
+func (p *lagProxy) up(c, d net.Conn) {
+	defer d.Close()
+	var buf []byte
+	chunk := make([]byte, 32<<10)
+	for {
+		n, err := c.Read(chunk)
+		buf = append(buf, chunk[:n]...)
+		var out []byte
+		for {
+			end := frameEnd(buf, "PUB ", "HPUB ")
+			if end < 0 {
+				break
+			}
+			if !p.drop(buf[:end]) {
+				out = append(out, buf[:end]...)
+			}
+			buf = buf[end:]
+		}
+		if len(out) > 0 {
+			if _, werr := d.Write(out); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// drop reports whether the client's frame is a publish to drop.
+func (p *lagProxy) drop(frame []byte) bool {
+	line, _, _ := bytes.Cut(frame, []byte("\r\n"))
+	f := bytes.Fields(line)
+	if len(f) < 3 || !(string(f[0]) == "PUB" || string(f[0]) == "HPUB") {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.drops == 0 || !slices.ContainsFunc(p.prefixes, func(s string) bool { return bytes.HasPrefix(f[1], []byte(s)) }) {
+		return false
+	}
+	if p.drops > 0 {
+		p.drops--
+	}
+	p.dropped++
+	return true
 }
 
 // down copies the server's bytes to the client frame by frame; a message
@@ -163,5 +234,46 @@ func TestClusterCallLateAnswers(t *testing.T) {
 	late, answers := a.LateAnswers()
 	if px.held.Load() == 0 || late == 0 || answers == 0 {
 		t.Fatalf("%d replies held, %d batches late, %d late answers taken: the round trips were not slower than an attempt", px.held.Load(), late, answers)
+	}
+}
+
+// registryGets are the subjects' prefixes of a registry read: the
+// leader's (STREAM.MSG.GET) and a direct get (any replica).
+var registryGets = []string{"$JS.API.STREAM.MSG.GET.", "$JS.API.DIRECT.GET."}
+
+// TestClusterSendRegistryUnread: a send to an id whose byte no node holds
+// ("no responders") answers 410 once the registry says no node has the
+// byte. While the registry cannot be read (A's reads of it never reach
+// the server), the call asks again on each attempt and, past its
+// deadline, fails with ErrUnavailable (500) naming the registry: never
+// 410 on an unread registry, nor a 500 that blames a node. A read that
+// fails a few times and then answers still gives 410 within the deadline.
+// Before, a failed read counted as "registered" and the 500 said "node
+// NN did not answer".
+func TestClusterSendRegistryUnread(t *testing.T) {
+	parallel(t)
+	url := startNATS(t)
+	px := newLagProxy(t, url[len("nats://"):], 0)
+	cfg := externalConfig(px.url(), "reg-a")
+	cfg.RequestTimeoutMillis = 2000
+	a := startHubs(t, []cluster.Config{cfg})[0]
+	id := hub.NewID(freeByte(a))
+	ctx := context.Background()
+	if err := a.Send(ctx, id, hub.NewMessage([]byte("x"))); !errors.Is(err, hub.ErrGone) {
+		t.Fatalf("send on a byte nobody holds, the registry readable: %v, want ErrGone", err)
+	}
+
+	px.dropPubs(-1, registryGets...)
+	err := a.Send(ctx, id, hub.NewMessage([]byte("x")))
+	if !errors.Is(err, hub.ErrUnavailable) || errors.Is(err, hub.ErrGone) || !strings.Contains(err.Error(), "registry could not be read") {
+		t.Fatalf("send on a byte nobody holds, the registry unread: %v, want ErrUnavailable naming the registry", err)
+	}
+	if px.droppedPubs() < 2 || a.RegistryUnread() < 2 {
+		t.Fatalf("%d registry reads dropped, %d counted unread: want the read asked again on each attempt", px.droppedPubs(), a.RegistryUnread())
+	}
+
+	px.dropPubs(3, registryGets...)
+	if err := a.Send(ctx, id, hub.NewMessage([]byte("x"))); !errors.Is(err, hub.ErrGone) {
+		t.Fatalf("send on a byte nobody holds, 3 registry reads lost: %v, want ErrGone", err)
 	}
 }

@@ -30,3 +30,7 @@ func (h *Hub) CallReply(b byte) string { return h.links[b].reply }
 func (h *Hub) LateAnswers() (batches, answers int64) {
 	return h.lateBatches.Load(), h.lateAnswers.Load()
 }
+
+// RegistryUnread is how many registry reads of a call on a byte nobody
+// answers failed.
+func (h *Hub) RegistryUnread() int64 { return h.registryUnread.Load() }
