@@ -75,34 +75,7 @@ func (p *lagProxy) droppedPubs() int {
 
 // up copies the client's bytes to the server frame by frame, leaving out
 // the publishes dropPubs names.
-func (p *lagProxy) up(c, d net.Conn) {
-	defer d.Close()
-	var buf []byte
-	chunk := make([]byte, 32<<10)
-	for {
-		n, err := c.Read(chunk)
-		buf = append(buf, chunk[:n]...)
-		var out []byte
-		for {
-			end := frameEnd(buf, "PUB ", "HPUB ")
-			if end < 0 {
-				break
-			}
-			if !p.drop(buf[:end]) {
-				out = append(out, buf[:end]...)
-			}
-			buf = buf[end:]
-		}
-		if len(out) > 0 {
-			if _, werr := d.Write(out); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
+func (p *lagProxy) up(c, d net.Conn) { filterFrames(c, d, p.drop, "PUB ", "HPUB ") }
 
 // drop reports whether the client's frame is a publish to drop.
 func (p *lagProxy) drop(frame []byte) bool {
