@@ -1079,8 +1079,9 @@ func (h *Hub) deadline(ctx context.Context) time.Time {
 // drops one, which ends the call with 500 at once).
 func (h *Hub) retry(ctx context.Context, b byte, deadline time.Time, attempt func(timeout time.Duration, gone <-chan struct{}) error) error {
 	var noResp time.Time
-	// regErr: the last attempt was answered "no responders" and the
-	// registry could not be read to tell whether any node holds b.
+	// regErr: an attempt was answered "no responders" and the registry
+	// could not be read to tell whether any node holds b, and no read
+	// since told.
 	var regErr error
 	for {
 		remain := time.Until(deadline)
@@ -1096,7 +1097,6 @@ func (h *Hub) retry(ctx context.Context, b byte, deadline time.Time, attempt fun
 			if noResp.IsZero() {
 				noResp = time.Now()
 			}
-			regErr = nil
 			if _, known := h.gone(b); !known {
 				reg, err := h.registered(ctx, b, deadline)
 				if err == nil && !reg {
@@ -1136,7 +1136,6 @@ func (h *Hub) retry(ctx context.Context, b byte, deadline time.Time, attempt fun
 			case <-signal: // a node found gone: b? (looked at above, next)
 			}
 		case errors.Is(err, errAttemptTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, nats.ErrTimeout):
-			regErr = nil
 			if ctx.Err() != nil {
 				return fmt.Errorf("%w: %v", hub.ErrUnavailable, ctx.Err())
 			}
@@ -1156,7 +1155,7 @@ func (h *Hub) retry(ctx context.Context, b byte, deadline time.Time, attempt fun
 		return hub.ErrGone
 	}
 	if regErr != nil {
-		return fmt.Errorf("%w: no node answers on byte %s, and the cluster registry could not be read within %d ms to tell whether one holds it: %v", hub.ErrUnavailable, hub.NodeHex(b), h.cfg.RequestTimeoutMillis, regErr)
+		return fmt.Errorf("%w: node %s did not answer within %d ms, and the cluster registry could not be read to tell whether any node holds byte %s: %v", hub.ErrUnavailable, hub.NodeHex(b), h.cfg.RequestTimeoutMillis, hub.NodeHex(b), regErr)
 	}
 	return fmt.Errorf("%w: node %s did not answer within %d ms", hub.ErrUnavailable, hub.NodeHex(b), h.cfg.RequestTimeoutMillis)
 }
