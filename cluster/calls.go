@@ -350,7 +350,8 @@ func (h *Hub) batchTimer(seq uint64) {
 // (h.outMu held; it unlocks it): its place on the link goes to the next
 // batch (the link's queue must not wait on a slow owner), it leaves
 // link.out (a "no responders" is taken for a batch still in its time), and
-// it stays in h.out until the last of its calls' deadlines, so that a
+// it stays in h.out until the last deadline of its calls still waiting
+// (none: it is forgotten at once), so that a
 // reply that comes after all still answers those of its calls still
 // waiting (each waits on its own attempt's time, try, and has retried
 // meanwhile in a later batch with the same key). Its callers are not told:
@@ -359,9 +360,11 @@ func (h *Hub) batchTimer(seq uint64) {
 func (h *Hub) lateBatch(seq uint64, bt *batch) {
 	bt.late = true
 	bt.link.out = slices.DeleteFunc(bt.link.out, func(s uint64) bool { return s == seq })
-	var last int64
+	var last int64 // the last deadline of a call still waiting
 	for _, a := range bt.atts {
-		last = max(last, a.it.deadline)
+		if !a.abandoned.Load() {
+			last = max(last, a.it.deadline)
+		}
 	}
 	if wait := time.Until(time.UnixMilli(last)); wait > 0 {
 		bt.timer.Reset(wait)
