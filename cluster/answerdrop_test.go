@@ -153,26 +153,31 @@ func (p *answerDrop) watch(frame []byte) {
 
 // down copies the server's bytes to the client, frame by frame, leaving
 // out the message to the reply subject noted.
-func (p *answerDrop) down(d, c net.Conn) {
-	defer c.Close()
+func (p *answerDrop) down(d, c net.Conn) { filterFrames(d, c, p.drop, "MSG ", "HMSG ") }
+
+// filterFrames copies from's bytes to to, frame by frame as far as the
+// ops named go (those whose payload frameEnd counts), leaving out the
+// frames drop reports; it closes to when from ends.
+func filterFrames(from, to net.Conn, drop func(frame []byte) bool, ops ...string) {
+	defer to.Close()
 	var buf []byte
 	chunk := make([]byte, 32<<10)
 	for {
-		n, err := d.Read(chunk)
+		n, err := from.Read(chunk)
 		buf = append(buf, chunk[:n]...)
 		var out []byte
 		for {
-			end := frameEnd(buf, "MSG ", "HMSG ")
+			end := frameEnd(buf, ops...)
 			if end < 0 {
 				break
 			}
-			if !p.drop(buf[:end]) {
+			if !drop(buf[:end]) {
 				out = append(out, buf[:end]...)
 			}
 			buf = buf[end:]
 		}
 		if len(out) > 0 {
-			if _, werr := c.Write(out); werr != nil {
+			if _, werr := to.Write(out); werr != nil {
 				return
 			}
 		}

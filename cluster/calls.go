@@ -24,9 +24,15 @@ import (
 // call on an idle link goes at once, alone (no delay is added); under load
 // a batch takes the calls that queued meanwhile, so the NATS messages, the
 // servers' routing and the wake-ups per call fall with the load. Each call
-// keeps its own deadline, dedupe key and retries: a batch that gets no
-// answer within attemptTimeoutMillis fails every call in it, and each call
-// retries (in a later batch) with the same key.
+// keeps its own deadline, dedupe key and retries: a call not answered
+// within attemptTimeoutMillis retries (in a later batch) with the same key,
+// and the answer to any of its batches ends it, the first to come: a
+// batch that gets no reply within attemptTimeoutMillis gives its link's
+// place to the next batch but still takes a late reply until its calls'
+// deadlines pass (lateBatch), so on a cluster whose round trips all take
+// longer than an attempt calls still complete within
+// requestTimeoutMillis (before, every attempt's answer came after its
+// attempt had been given up, and every call failed with 500).
 //
 // Wire format, no NATS headers (the body is all; integers are uvarints,
 // strings and bytes are a uvarint length and the bytes):
@@ -109,22 +115,38 @@ type result struct {
 	err    error
 }
 
-// attempt is one try of one call (its own copy of the call); done gets
-// the outcome once. abandoned: its caller stopped waiting (the attempt's
-// time ran out), so a batch not yet sent leaves it out: the queue holds at
-// most one live attempt per waiting call, and a late attempt does not
-// follow its own retry.
+// attempt is one call over NATS (its own copy of the call), shared by all
+// its tries: each try queues it again (unless it is still queued), so it
+// may be in several batches out at once, and done takes the first outcome
+// any of them gets (offer; later ones are dropped): the answer to an
+// earlier try that comes after that try's time ran out still ends the
+// call. abandoned: its caller stopped waiting (the call ended), so a batch
+// not yet sent leaves it out.
 type attempt struct {
 	it        item
 	done      chan result
 	abandoned atomic.Bool
+	queued    bool // in its link's queue (l.mu)
+	batches   int  // batches it went in (l.mu)
 }
 
-// attempts are attempts whose outcome their caller received: nothing else
-// holds them then (a batch's finish sends each attempt's outcome last), so
-// a call reuses one and its channel instead of allocating both (3 of a
-// cross-node call's allocations). An abandoned attempt is never put back:
-// a batch not yet answered may still encode it or send it an outcome.
+// offer hands r to a's caller unless an outcome is there already, unread
+// (the first of its batches' outcomes wins; a call's answers agree: the
+// owner's dedupe answers a repeat of a POST or DELETE with its first
+// answer, and get, join and leave are idempotent).
+func (a *attempt) offer(r result) {
+	select {
+	case a.done <- r:
+	default:
+	}
+}
+
+// attempts are attempts whose one outcome their caller received from the
+// one batch that carried them: nothing else holds them then (a batch's
+// finish sends each attempt's outcome last), so a call reuses one and its
+// channel instead of allocating both (3 of a cross-node call's
+// allocations). Any other attempt is abandoned and never put back: a
+// batch not yet answered may still encode it or send it an outcome.
 var attempts = sync.Pool{New: func() any { return &attempt{done: make(chan result, 1)} }}
 
 // link is the queue of calls to one node.
@@ -152,6 +174,10 @@ type batch struct {
 	atts  []*attempt
 	timer *time.Timer
 	slow  bool // its timer fired at slowAttempt (h.outMu)
+	// late: no reply within attemptTimeoutMillis; the link's place is
+	// given back and the batch waits for a late reply until its calls'
+	// deadlines (h.outMu; not in link.out).
+	late bool
 }
 
 // startCalls subscribes this node's reply inbox.
@@ -168,14 +194,41 @@ func (h *Hub) startCalls() error {
 	return err
 }
 
-// try sends one attempt of it to node b and waits for its outcome, at
-// most timeout, and no longer than ctx or until gone (if not nil) closes.
-func (h *Hub) try(ctx context.Context, b byte, it *item, timeout time.Duration, gone <-chan struct{}) result {
+// newAttempt is a call's attempt over NATS, for try; the call ends it
+// with endAttempt.
+func newAttempt(it *item) *attempt {
 	a := attempts.Get().(*attempt)
 	a.it = *it
+	return a
+}
+
+// endAttempt ends a's call (answered: its outcome was read from done): a
+// pooled again when its one batch's outcome was read, else abandoned.
+func (h *Hub) endAttempt(b byte, a *attempt, answered bool) {
 	l := &h.links[b]
 	l.mu.Lock()
-	l.queue = append(l.queue, a)
+	reuse := answered && a.batches == 1 && !a.queued
+	a.batches, a.queued = 0, false
+	l.mu.Unlock()
+	if !reuse {
+		a.abandoned.Store(true)
+		return
+	}
+	a.it = item{}
+	attempts.Put(a)
+}
+
+// try sends a (again, unless it is still queued) to node b and waits for
+// the outcome of any of its batches, at most timeout, and no longer than
+// ctx or until gone (if not nil) closes. errAttemptTimeout: nothing came
+// in time; a later try still takes the answer to this one.
+func (h *Hub) try(ctx context.Context, b byte, a *attempt, timeout time.Duration, gone <-chan struct{}) result {
+	l := &h.links[b]
+	l.mu.Lock()
+	if !a.queued {
+		a.queued = true
+		l.queue = append(l.queue, a)
+	}
 	if !l.mayGo() {
 		l.mu.Unlock()
 	} else {
@@ -190,8 +243,6 @@ func (h *Hub) try(ctx context.Context, b byte, it *item, timeout time.Duration, 
 	select {
 	case r := <-a.done:
 		t.Stop()
-		a.it = item{}
-		attempts.Put(a)
 		return r
 	case <-t.C:
 	case <-ctx.Done():
@@ -199,7 +250,6 @@ func (h *Hub) try(ctx context.Context, b byte, it *item, timeout time.Duration, 
 	case <-gone:
 		t.Stop()
 	}
-	a.abandoned.Store(true)
 	return result{err: errAttemptTimeout}
 }
 
@@ -232,6 +282,7 @@ func (l *link) take(limit int) []*attempt {
 	for ; n < len(l.queue) && len(atts) < maxBatch; n++ {
 		a := l.queue[n]
 		if a.abandoned.Load() {
+			a.queued = false
 			continue
 		}
 		s := a.it.size()
@@ -239,6 +290,8 @@ func (l *link) take(limit int) []*attempt {
 			break
 		}
 		size += s
+		a.queued = false
+		a.batches++
 		atts = append(atts, a)
 	}
 	rest := copy(l.queue, l.queue[n:])
@@ -271,21 +324,56 @@ func (h *Hub) sendBatch(l *link, atts []*attempt) {
 // batchTimer is batch seq's timer: at slowAttempt (with a direct link)
 // the node is checked (suspect: does its link refuse connections?) and the
 // timer set for the rest of the attempt; at attemptTimeoutMillis the batch
-// fails with errAttemptTimeout. The common batch, answered well before,
-// never gets here.
+// turns late (lateBatch); once late, at its calls' last deadline it is
+// forgotten. The common batch, answered well before, never gets here.
 func (h *Hub) batchTimer(seq uint64) {
 	h.outMu.Lock()
 	bt := h.out[seq]
-	if bt != nil && !bt.slow && h.direct != nil && slowAttempt < h.cfg.attemptTimeout() {
+	switch {
+	case bt == nil:
+		h.outMu.Unlock()
+	case bt.late: // past its calls' deadlines: no answer is wanted any more
+		delete(h.out, seq)
+		h.outMu.Unlock()
+	case !bt.slow && h.direct != nil && slowAttempt < h.cfg.attemptTimeout():
 		bt.slow = true
 		bt.timer.Reset(h.cfg.attemptTimeout() - slowAttempt)
 		b := bt.link.node
 		h.outMu.Unlock()
 		h.suspect(b, false)
-		return
+	default:
+		h.lateBatch(seq, bt)
+	}
+}
+
+// lateBatch turns batch seq, unanswered for attemptTimeoutMillis, late
+// (h.outMu held; it unlocks it): its place on the link goes to the next
+// batch (the link's queue must not wait on a slow owner), it leaves
+// link.out (a "no responders" is taken for a batch still in its time), and
+// it stays in h.out until the last deadline of its calls still waiting
+// (none: it is forgotten at once), so that a
+// reply that comes after all still answers those of its calls still
+// waiting (each waits on its own attempt's time, try, and has retried
+// meanwhile in a later batch with the same key). Its callers are not told:
+// each call's own attempt timer has run out already (it started no later
+// than the batch's).
+func (h *Hub) lateBatch(seq uint64, bt *batch) {
+	bt.late = true
+	bt.link.out = slices.DeleteFunc(bt.link.out, func(s uint64) bool { return s == seq })
+	var last int64 // the last deadline of a call still waiting
+	for _, a := range bt.atts {
+		if !a.abandoned.Load() {
+			last = max(last, a.it.deadline)
+		}
+	}
+	if wait := time.Until(time.UnixMilli(last)); wait > 0 {
+		bt.timer.Reset(wait)
+	} else {
+		delete(h.out, seq)
 	}
 	h.outMu.Unlock()
-	h.finish(seq, nil, errAttemptTimeout)
+	h.lateBatches.Add(1)
+	h.next(bt.link, len(bt.atts))
 }
 
 // handleReply takes a batch's reply (its seq first), or NATS's "no
@@ -335,15 +423,19 @@ func noResponders(m *nats.Msg) bool {
 	return len(m.Data) == 0 && m.Header.Get("Status") == "503"
 }
 
-// finish hands each call of batch seq its outcome and sends the link's
-// next batch. A batch already finished (its timer fired, or a reply came
-// after it) is ignored.
+// finish hands each call of batch seq its outcome and, unless the batch
+// was late (its place given back already), sends the link's next batch. A
+// batch already finished, or late past its calls' deadlines, is ignored.
 func (h *Hub) finish(seq uint64, data []byte, err error) {
 	h.outMu.Lock()
 	bt := h.out[seq]
 	delete(h.out, seq)
+	late := false
 	if bt != nil {
-		bt.link.out = slices.DeleteFunc(bt.link.out, func(s uint64) bool { return s == seq })
+		late = bt.late
+		if !late {
+			bt.link.out = slices.DeleteFunc(bt.link.out, func(s uint64) bool { return s == seq })
+		}
 	}
 	h.outMu.Unlock()
 	if bt == nil {
@@ -356,20 +448,29 @@ func (h *Hub) finish(seq uint64, data []byte, err error) {
 			err = fmt.Errorf("a reply that does not parse: %w", err)
 		}
 	}
+	if late {
+		h.lateAnswers.Add(1)
+	}
 	for i, a := range bt.atts {
 		if err != nil {
-			a.done <- result{err: err}
+			a.offer(result{err: err})
 		} else {
-			a.done <- rs[i]
+			a.offer(rs[i])
 		}
 	}
-	// The link's next batch: the queue's calls, unless a batch of more
-	// than smallOut calls is still out (its reply sends them; the queue
-	// is never left without a batch out).
-	l := bt.link
+	if !late {
+		h.next(bt.link, len(bt.atts))
+	}
+}
+
+// next gives back the place of a batch of n calls on l and sends the
+// link's next batch: the queue's calls, unless a batch of more than
+// smallOut calls is still out (its reply, or its turning late, sends
+// them; the queue is never left without a batch out).
+func (h *Hub) next(l *link, n int) {
 	l.mu.Lock()
 	l.inflight--
-	l.outCalls -= len(bt.atts)
+	l.outCalls -= n
 	var atts []*attempt
 	if l.mayGo() {
 		if atts = l.take(h.batchLimit()); atts != nil {

@@ -201,6 +201,14 @@ type Hub struct {
 	// batchesOut and callsOut count the batches sent and the calls in
 	// them (attempts: a retry counts again).
 	batchesOut, callsOut atomic.Int64
+	// lateBatches counts the batches unanswered within
+	// attemptTimeoutMillis, lateAnswers the replies to such batches that
+	// came before their calls' deadlines (and answered those still
+	// waiting): calls.go, lateBatch.
+	lateBatches, lateAnswers atomic.Int64
+	// registryUnread counts registry reads of registered that failed
+	// (a call on a byte nobody answers could not tell whether it is held).
+	registryUnread atomic.Int64
 
 	streamReport atomic.Pointer[func() []byte]
 	// connHook, set by tests only, runs first in handleConn: a slow owner.
@@ -990,9 +998,21 @@ func (h *Hub) callConn(ctx context.Context, b byte, it item) ([]byte, error) {
 	var body []byte
 	// dc: the direct connection the call went on (directcalls.go), until
 	// its answer is read; a call that goes alone goes over it when there
-	// is one, else over NATS (try).
+	// is one, else over NATS (try). a: the call over NATS, shared by its
+	// tries (an earlier try's late answer ends the call too); answered:
+	// its last outcome was read.
 	dc := h.sendCall(b, &it, deadline)
 	checked := false
+	var a *attempt
+	answered := false
+	tryNATS := func(timeout time.Duration, gone <-chan struct{}) result {
+		if a == nil {
+			a = newAttempt(&it)
+		}
+		r := h.try(ctx, b, a, timeout, gone)
+		answered = !errors.Is(r.err, errAttemptTimeout)
+		return r
+	}
 	err := h.retry(ctx, b, deadline, func(timeout time.Duration, gone <-chan struct{}) error {
 		var r result
 		if dc != nil {
@@ -1004,7 +1024,7 @@ func (h *Hub) callConn(ctx context.Context, b byte, it item) ([]byte, error) {
 				if timeout = time.Until(end); timeout <= 0 {
 					return errAttemptTimeout
 				}
-				r = h.try(ctx, b, &it, timeout, gone)
+				r = tryNATS(timeout, gone)
 			case errors.Is(r.err, errAttemptTimeout):
 				if !time.Now().Before(end) {
 					// A whole attempt without an answer: the next goes
@@ -1017,7 +1037,7 @@ func (h *Hub) callConn(ctx context.Context, b byte, it item) ([]byte, error) {
 				dc = nil // given back
 			}
 		} else {
-			r = h.try(ctx, b, &it, timeout, gone)
+			r = tryNATS(timeout, gone)
 		}
 		if r.err != nil {
 			return r.err
@@ -1027,6 +1047,9 @@ func (h *Hub) callConn(ctx context.Context, b byte, it item) ([]byte, error) {
 	})
 	if dc != nil {
 		h.direct.put(dc, false) // its answer never came
+	}
+	if a != nil {
+		h.endAttempt(b, a, answered)
 	}
 	return body, err
 }
@@ -1056,6 +1079,10 @@ func (h *Hub) deadline(ctx context.Context) time.Time {
 // drops one, which ends the call with 500 at once).
 func (h *Hub) retry(ctx context.Context, b byte, deadline time.Time, attempt func(timeout time.Duration, gone <-chan struct{}) error) error {
 	var noResp time.Time
+	// regErr: an attempt was answered "no responders" and the registry
+	// could not be read to tell whether any node holds b, and no read
+	// since told.
+	var regErr error
 	for {
 		remain := time.Until(deadline)
 		if remain <= 0 {
@@ -1070,8 +1097,12 @@ func (h *Hub) retry(ctx context.Context, b byte, deadline time.Time, attempt fun
 			if noResp.IsZero() {
 				noResp = time.Now()
 			}
-			if _, known := h.gone(b); !known && !h.registered(ctx, b) {
-				return hub.ErrGone // no node has this byte
+			if _, known := h.gone(b); !known {
+				reg, err := h.registered(ctx, b, deadline)
+				if err == nil && !reg {
+					return hub.ErrGone // no node has this byte
+				}
+				regErr = err // unread: as if registered, asked again next time
 			}
 			heard, joining := h.heardIncarnation(b)
 			if joining {
@@ -1123,19 +1154,41 @@ func (h *Hub) retry(ctx context.Context, b byte, deadline time.Time, attempt fun
 	if h.silentFor(b) >= h.cfg.nodeTimeout() && h.declareGone(ctx, b, "silent") {
 		return hub.ErrGone
 	}
+	if regErr != nil {
+		return fmt.Errorf("%w: node %s did not answer within %d ms, and the cluster registry could not be read to tell whether any node holds byte %s: %v", hub.ErrUnavailable, hub.NodeHex(b), h.cfg.RequestTimeoutMillis, hub.NodeHex(b), regErr)
+	}
 	return fmt.Errorf("%w: node %s did not answer within %d ms", hub.ErrUnavailable, hub.NodeHex(b), h.cfg.RequestTimeoutMillis)
 }
 
-// registered asks the registry itself whether b has an entry (the watcher
-// may not have delivered a node that just claimed it).
-func (h *Hub) registered(ctx context.Context, b byte) bool {
+// registered asks the registry's leader whether b has an entry (the
+// watcher may not have delivered a node that just claimed it; a direct
+// get, which any replica may answer, may come from one that is behind and
+// say "no entry" for a node that just registered, whose connections would
+// then be answered a false 410). err: the registry could not be read
+// within an attempt (and the deadline), so nothing is known: the caller
+// asks again on its next attempt, and past its deadline answers 500
+// naming the registry, never 410 on an unread registry (before, an
+// unread registry counted as "registered" and the call ended with a 500
+// that blamed the node).
+func (h *Hub) registered(ctx context.Context, b byte, deadline time.Time) (bool, error) {
 	if b > hub.MaxNode {
-		return false
+		return false, nil
 	}
-	gctx, cancel := context.WithTimeout(ctx, h.cfg.attemptTimeout())
+	end := time.Now().Add(h.cfg.attemptTimeout())
+	if deadline.Before(end) {
+		end = deadline
+	}
+	gctx, cancel := context.WithDeadline(ctx, end)
 	defer cancel()
-	_, err := h.kv.Get(gctx, nodeKey(b))
-	return err == nil || !(errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted))
+	_, err := h.leaderGet(gctx, nodeKey(b))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
+		return false, nil
+	}
+	h.registryUnread.Add(1)
+	return false, err
 }
 
 // heardIncarnation reports whether this node has heard a heartbeat of

@@ -167,7 +167,13 @@ func (t *GroupTarget) Handle(ctx context.Context, shard string, recs []Record) e
 			continue
 		}
 		if pp, ok := t.Publisher.(PacingPublisher); ok && t.due(pp, len(data)) {
-			pp.Pace(ctx, t.Group)
+			// Paced even when ctx ended meanwhile (a lost lease, a
+			// handover): the batch goes out whole all the same (Flush
+			// below), and with the ended ctx Pace returned at once, so
+			// the rest went out as one burst and the members on other
+			// nodes skipped rows no runner sends again. The publisher
+			// bounds each Pace (hub.PaceWait, the cluster's requests).
+			pp.Pace(context.WithoutCancel(ctx), t.Group)
 		}
 		cp, counted := t.Publisher.(CountingPublisher)
 		var queued, skipped int

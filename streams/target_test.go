@@ -513,13 +513,17 @@ type pacer struct {
 	n, b        int   // since the last Pace
 	steps       []int // records between Paces
 	stepBytes   []int
+	doneCtx     int // Paces given a context that had ended
 }
 
 func (p *pacer) PaceEvery() (int, int) { return p.recs, p.bytes }
 
-func (p *pacer) Pace(_ context.Context, group string) {
+func (p *pacer) Pace(ctx context.Context, group string) {
 	if group != "orders" {
 		panic(group)
+	}
+	if ctx.Err() != nil {
+		p.doneCtx++
 	}
 	p.steps, p.stepBytes = append(p.steps, p.n), append(p.stepBytes, p.b)
 	p.n, p.b = 0, 0
@@ -571,6 +575,30 @@ func TestGroupTargetPaces(t *testing.T) {
 				t.Fatalf("published %d records, want %d", got, first-100)
 			}
 		})
+	}
+}
+
+// TestGroupTargetPacesAfterCancel: a batch whose context ends while it
+// is published (its stream lost its lease, a handover) still goes out
+// whole (the next runner does not deliver it again), and still in paced
+// steps: Pace gets a context that has not ended. Before, Pace got the
+// ended context and returned at once, so the rest of the batch went out
+// as one burst: under starvation a paced takeover's members on two nodes
+// skipped 55 and 64 rows with no wait and no excuse counted, rows the
+// next runner never sent again.
+func TestGroupTargetPacesAfterCancel(t *testing.T) {
+	p := &pacer{recs: 4, bytes: 1 << 20}
+	g := NewGroupTarget(TargetConfig{Group: "orders"}, p)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := g.Handle(ctx, "s", records(100, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(p.steps, []int{4, 4}) || len(p.got) != 10 {
+		t.Fatalf("records between paces %v, %d published; want [4 4], 10", p.steps, len(p.got))
+	}
+	if p.doneCtx != 0 {
+		t.Fatalf("%d of %d paces got the batch's ended context", p.doneCtx, len(p.steps))
 	}
 }
 
