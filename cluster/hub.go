@@ -519,6 +519,18 @@ func (h *Hub) Fenced() int64 { return h.fenced.Load() }
 // found its own held by another incarnation (moveByte).
 func (h *Hub) Moves() int64 { return h.moves.Load() }
 
+// LateCalls counts the call batches that turned late (no reply within
+// attemptTimeoutMillis) and the replies that came for them after all
+// (calls.go, lateBatch): wsgate_cluster_call_batches_late_total and
+// wsgate_cluster_call_late_answers_total.
+func (h *Hub) LateCalls() (batches, answers int64) {
+	return h.lateBatches.Load(), h.lateAnswers.Load()
+}
+
+// RegistryUnread counts the failed registry reads of registered:
+// wsgate_cluster_registry_unread_total.
+func (h *Hub) RegistryUnread() int64 { return h.registryUnread.Load() }
+
 func (h *Hub) subject(b byte, kind string) string {
 	return h.prefix + ".n." + hub.NodeHex(b) + "." + kind
 }

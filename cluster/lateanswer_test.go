@@ -204,7 +204,7 @@ func TestClusterCallLateAnswers(t *testing.T) {
 			t.Errorf("m%d delivered %d times, want once", i, k)
 		}
 	}
-	late, answers := a.LateAnswers()
+	late, answers := a.LateCalls()
 	if px.held.Load() == 0 || late == 0 || answers == 0 {
 		t.Fatalf("%d replies held, %d batches late, %d late answers taken: the round trips were not slower than an attempt", px.held.Load(), late, answers)
 	}

@@ -23,14 +23,3 @@ func MayGo(inflight, outCalls int) bool {
 // CallReply is the subject this node's link to node b takes its batches'
 // replies on.
 func (h *Hub) CallReply(b byte) string { return h.links[b].reply }
-
-// LateAnswers is how many batches went unanswered within
-// attemptTimeoutMillis, and how many replies to such batches came before
-// their calls' deadlines.
-func (h *Hub) LateAnswers() (batches, answers int64) {
-	return h.lateBatches.Load(), h.lateAnswers.Load()
-}
-
-// RegistryUnread is how many registry reads of a call on a byte nobody
-// answers failed.
-func (h *Hub) RegistryUnread() int64 { return h.registryUnread.Load() }

@@ -184,11 +184,14 @@ func constHistogram(d *prometheus.Desc, h integration.Histogram, labels ...strin
 }
 
 var (
-	clusterNodesDesc  = desc("cluster_nodes", "Cluster nodes up, as this node sees them (itself included).")
-	clusterReadyDesc  = desc("cluster_ready", "1 while this node holds its place in the cluster (registered, connected to NATS, not fencing), else 0.")
-	clusterFencedDesc = desc("cluster_fenced_total", "Times this node fenced: found itself declared gone and closed its connections.")
-	clusterMovesDesc  = desc("cluster_node_moves_total", "Times this node, fenced, found its node byte held by another node and moved to another byte.")
-	clusterDirectDesc = desc("cluster_direct_closed_total", "Connections this node's direct query link closed past its bounds or refused, by reason.", "reason")
+	clusterNodesDesc   = desc("cluster_nodes", "Cluster nodes up, as this node sees them (itself included).")
+	clusterReadyDesc   = desc("cluster_ready", "1 while this node holds its place in the cluster (registered, connected to NATS, not fencing), else 0.")
+	clusterFencedDesc  = desc("cluster_fenced_total", "Times this node fenced: found itself declared gone and closed its connections.")
+	clusterMovesDesc   = desc("cluster_node_moves_total", "Times this node, fenced, found its node byte held by another node and moved to another byte.")
+	clusterDirectDesc  = desc("cluster_direct_closed_total", "Connections this node's direct query link closed past its bounds or refused, by reason.", "reason")
+	clusterLateDesc    = desc("cluster_call_batches_late_total", "Batches of cross-node calls this node sent that got no reply within attemptTimeoutMillis.")
+	clusterLateAnsDesc = desc("cluster_call_late_answers_total", "Replies to late batches of cross-node calls that came before their calls' deadlines.")
+	clusterUnreadDesc  = desc("cluster_registry_unread_total", "Registry reads that failed when a call asked whether a node byte nobody answered is held.")
 )
 
 // Cluster is what the cluster collector reads.
@@ -202,6 +205,13 @@ type Cluster interface {
 	// DirectClosed counts the direct query link's closed connections by
 	// reason (cluster/direct.go).
 	DirectClosed() map[string]int64
+	// LateCalls counts the cross-node call batches unanswered within
+	// attemptTimeoutMillis and the replies that came for them after
+	// all, before their calls' deadlines (cluster/calls.go).
+	LateCalls() (batches, answers int64)
+	// RegistryUnread counts the registry reads that failed when a call
+	// on a node byte nobody answered asked whether the byte is held.
+	RegistryUnread() int64
 }
 
 // AddCluster registers a collector of this node's cluster figures.
@@ -218,5 +228,9 @@ func (m *Metrics) AddCluster(c Cluster) {
 		for reason, n := range c.DirectClosed() {
 			ch <- prometheus.MustNewConstMetric(clusterDirectDesc, prometheus.CounterValue, float64(n), reason)
 		}
+		late, answers := c.LateCalls()
+		ch <- prometheus.MustNewConstMetric(clusterLateDesc, prometheus.CounterValue, float64(late))
+		ch <- prometheus.MustNewConstMetric(clusterLateAnsDesc, prometheus.CounterValue, float64(answers))
+		ch <- prometheus.MustNewConstMetric(clusterUnreadDesc, prometheus.CounterValue, float64(c.RegistryUnread()))
 	}))
 }
