@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -44,6 +45,17 @@ func (e *env) burstPerf(dir, name string, burst, pad int, pub *publisher) {
 	events := "task-clock,context-switches,cpu-migrations,sched:sched_wakeup,syscalls:sys_enter_nanosleep,syscalls:sys_enter_futex,syscalls:sys_enter_sched_yield,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_writev,syscalls:sys_enter_write,syscalls:sys_enter_read"
 	stat, statOut := start("stat", "-x", ",", "-e", events, "-p", sv)
 	statC, statCOut := start("stat", "-x", ",", "-e", events, "-p", cl)
+	// stopPerf ends every perf process: before the figures are read, or
+	// on the way out of a loop that failed.
+	stopPerf := sync.OnceFunc(func() {
+		for _, c := range []*exec.Cmd{recS, recC, stat, statC} {
+			if c != nil {
+				_ = c.Process.Signal(os.Interrupt)
+				_ = c.Wait()
+			}
+		}
+	})
+	defer stopPerf()
 	time.Sleep(500 * time.Millisecond) // let perf attach
 	sv0, cl0 := tallyProcs(e.servers()), tallyProcs(e.workers)
 	var deliveries int64
@@ -66,12 +78,7 @@ func (e *env) burstPerf(dir, name string, burst, pad int, pub *publisher) {
 		deliveries += total
 	}
 	svT, clT := tallyProcs(e.servers()).sub(sv0), tallyProcs(e.workers).sub(cl0)
-	for _, c := range []*exec.Cmd{recS, recC, stat, statC} {
-		if c != nil {
-			_ = c.Process.Signal(os.Interrupt)
-			_ = c.Wait()
-		}
-	}
+	stopPerf()
 	for _, m := range burstTallies("", float64(deliveries), float64(publishing)/1e6, svT, clT) {
 		fmt.Fprintf(e.o.Log, "burst perf %s: %s = %.4g %s\n", name, m.Name, m.Value, m.Unit)
 	}
