@@ -155,7 +155,9 @@ func TestClusterScenariosSmall(t *testing.T) {
 		}
 		for _, want := range []string{"cluster/single: saturation: server CPU per client CPU",
 			"cluster owner-entry/single: server CPU per POST", "cluster owner-entry/single: server CPU per POST above idle",
-			"floor: 100/s: the second process's hop: p50"} {
+			"floor: 100/s: the second process's hop: p50",
+			"cluster owner-entry/split: verified POST/s", "split/single: server CPU per POST",
+			"cluster: saturation, owner: server CPU, node 3 (of one core)"} {
 			if r.Scenario == "c-post" && !slices.Contains(r.Names, want) {
 				t.Errorf("c-post: no %q in %v", want, r.Names)
 			}

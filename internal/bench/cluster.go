@@ -60,6 +60,45 @@ func (o *orch) newClusterEnv(extra func(cfg map[string]any, backend string)) (*e
 	return e, o.startWorkers(e)
 }
 
+// newSplitEnv starts o.Cluster independent single nodes (no cluster
+// configuration) on the cluster's addresses, and the workers: the floor of
+// a cluster's node count on this machine's cores without anything of
+// cluster mode (c-post's "split: " side).
+func (o *orch) newSplitEnv() (*env, error) {
+	o.seq++
+	e := &env{o: o}
+	if err := e.startBackend(); err != nil {
+		return nil, err
+	}
+	for k := range o.Cluster {
+		cfg := baseConfig(e.backURI)
+		cfg["listen"] = nodeIP(k) + ":0"
+		b, _ := json.MarshalIndent(cfg, "", "  ")
+		path := filepath.Join(o.dir, fmt.Sprintf("wsgate-%d-split-n%d.yaml", o.seq, k+1))
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			e.close()
+			return nil, err
+		}
+		s, err := o.start("server", "-config", path)
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		e.srvs = append(e.srvs, s)
+	}
+	for k, s := range e.srvs {
+		var a announce
+		if err := s.read(&a); err != nil {
+			e.close()
+			return nil, fmt.Errorf("split node %d: %w", k+1, err)
+		}
+		e.addrs = append(e.addrs, a.Addr)
+		e.debugs = append(e.debugs, a.Debug)
+	}
+	e.srv, e.addr, e.debug = e.srvs[0], e.addrs[0], e.debugs[0]
+	return e, o.startWorkers(e)
+}
+
 // startCluster starts e's servers (try: the attempt, for the files'
 // names) and waits until they formed the cluster.
 func (o *orch) startCluster(e *env, try int, extra func(cfg map[string]any, backend string)) error {
@@ -168,6 +207,13 @@ type phase func(e *env) ([]Metric, error)
 // "cluster: ", then adds the ratios: for each name in ratios,
 // "cluster/single: name".
 func (o *orch) versus(run int, extra func(map[string]any, string), single, clustered phase, ratios ...string) ([]Metric, error) {
+	return o.versusSplit(run, extra, single, clustered, nil, ratios...)
+}
+
+// versusSplit is versus with a third side when split is not nil and the
+// cluster has more than one node: as many independent single nodes
+// (newSplitEnv), prefixed "split: ". The three sides rotate with run.
+func (o *orch) versusSplit(run int, extra func(map[string]any, string), single, clustered, split phase, ratios ...string) ([]Metric, error) {
 	ms := []Metric{{"load average (1 min) at start", "", loadAverage()}}
 	type side struct {
 		prefix string
@@ -178,7 +224,11 @@ func (o *orch) versus(run int, extra func(map[string]any, string), single, clust
 		{"single: ", func() (*env, error) { return o.newEnv(false, extra) }, single},
 		{"cluster: ", func() (*env, error) { return o.newClusterEnv(extra) }, clustered},
 	}
-	if run%2 == 1 {
+	if split != nil && o.Cluster > 1 {
+		sides = append(sides, side{"split: ", o.newSplitEnv, split})
+		k := run % len(sides)
+		sides = append(sides[k:], sides[:k]...)
+	} else if run%2 == 1 {
 		slices.Reverse(sides)
 	}
 	got := map[string]map[string]float64{}
@@ -257,7 +307,23 @@ func (o *orch) clusterPost(run int) ([]Metric, error) {
 		}
 		return ms, nil
 	}
-	ms, err := o.versus(run, nil, single, clustered,
+	// The split side: the cluster's node count as independent single
+	// nodes, each POST entering at its connection's node. What C3's
+	// cluster loses to it is cluster mode's; what it loses to the single
+	// node is the machine's, several processes on the same cores.
+	split := func(e *env) ([]Metric, error) {
+		if _, _, _, err := e.dial(conns, dial); err != nil {
+			return nil, err
+		}
+		ms := e.idleCPU()
+		m, err := e.postPhase(run, 0, "owner", "saturation, owner: ")
+		ms = append(ms, m...)
+		if err == nil {
+			ms = withClientYardstick(ms, "saturation, owner: ")
+		}
+		return ms, err
+	}
+	ms, err := o.versusSplit(run, nil, single, clustered, split,
 		"saturation: verified POST/s", "saturation: server CPU per POST", "saturation: server CPU per client CPU",
 		"1000/s: p50", "1000/s: p99", "idle: server CPU (of one core)")
 	if err == nil {
@@ -271,6 +337,17 @@ func (o *orch) clusterPost(run int) ([]Metric, error) {
 			s, ok2 := metricValue(ms, "single: saturation: "+r)
 			if ok1 && ok2 && s > 0 {
 				ms = append(ms, Metric{"cluster owner-entry/single: " + r, "×", c / s})
+			}
+		}
+		for _, r := range []string{"verified POST/s", "server CPU per POST"} {
+			c, ok1 := metricValue(ms, "cluster: saturation, owner: "+r)
+			p, ok2 := metricValue(ms, "split: saturation, owner: "+r)
+			s, ok3 := metricValue(ms, "single: saturation: "+r)
+			if ok1 && ok2 && p > 0 {
+				ms = append(ms, Metric{"cluster owner-entry/split: " + r, "×", c / p})
+			}
+			if ok2 && ok3 && s > 0 {
+				ms = append(ms, Metric{"split/single: " + r, "×", p / s})
 			}
 		}
 		// And above the servers' idle CPU (heartbeats, NATS, registry

@@ -37,6 +37,7 @@ type usage struct {
 	busy            float64 // fraction of the machine's CPUs busy
 	elapsed         float64 // seconds
 	kernelShare     float64 // of the server's CPU, the share in the kernel (10 ms ticks)
+	nodes           []float64 // with several servers, each one's CPU seconds
 }
 
 // measure runs f and reports CPU use over it.
@@ -71,6 +72,15 @@ func (e *env) measure(f func()) usage {
 		}
 		return user, sys
 	}
+	perNode := func() []float64 {
+		var cs []float64
+		for _, srv := range e.servers() {
+			c, _ := procCPU(srv.pid())
+			cs = append(cs, c)
+		}
+		return cs
+	}
+	n0 := perNode()
 	s0 := server()
 	u0, y0 := kernel()
 	w0, k0 := clients(), backend()
@@ -79,6 +89,11 @@ func (e *env) measure(f func()) usage {
 	f()
 	u := usage{elapsed: time.Since(start).Seconds()}
 	s1 := server()
+	if n1 := perNode(); len(n1) > 1 && len(n1) == len(n0) {
+		for k := range n1 {
+			u.nodes = append(u.nodes, n1[k]-n0[k])
+		}
+	}
 	if u1, y1 := kernel(); u1+y1 > u0+y0 {
 		u.kernelShare = (y1 - y0) / (u1 + y1 - u0 - y0)
 	}
@@ -98,6 +113,9 @@ func (u usage) metrics(prefix string, ops int64, what string) []Metric {
 		{prefix + "backend CPU (of one core)", "%", u.backend / u.elapsed * 100},
 		{prefix + "machine busy (of all cores)", "%", u.busy * 100},
 		{prefix + "other processes' CPU (of one core)", "%", (u.busy*float64(runtime.NumCPU())*u.elapsed - u.server - u.clients - u.backend) / u.elapsed * 100},
+	}
+	for k, c := range u.nodes {
+		ms = append(ms, Metric{fmt.Sprintf("%sserver CPU, node %d (of one core)", prefix, k+1), "%", c / u.elapsed * 100})
 	}
 	if ops > 0 {
 		ms = append(ms, Metric{prefix + "server CPU per " + what, "µs", u.server / float64(ops) * 1e6},
