@@ -32,11 +32,11 @@ func (o *orch) secs(full, small float64) float64 {
 
 // usage is where the CPU went during a phase.
 type usage struct {
-	server, clients float64 // CPU seconds of the server and of all workers
-	backend         float64 // CPU seconds of the http backend
-	busy            float64 // fraction of the machine's CPUs busy
-	elapsed         float64 // seconds
-	kernelShare     float64 // of the server's CPU, the share in the kernel (10 ms ticks)
+	server, clients float64   // CPU seconds of the server and of all workers
+	backend         float64   // CPU seconds of the http backend
+	busy            float64   // fraction of the machine's CPUs busy
+	elapsed         float64   // seconds
+	kernelShare     float64   // of the server's CPU, the share in the kernel (10 ms ticks)
 	nodes           []float64 // with several servers, each one's CPU seconds
 }
 
