@@ -56,6 +56,14 @@ type flusher struct {
 //     runnable on the same CPU, which in a cluster sharing a host is
 //     often another node's flusher; a lowered thread lets every intake
 //     and the clients run first (BENCHMARKS.md, session 19).
+//   - Until the writes lag: a write turn that finds a quarter of the
+//     connection's outbound bound queued (lagging) means the publishes
+//     come in faster than the lowered goroutine writes them, and the
+//     member's queue would fill and skip frames of a client that reads
+//     all it is sent. The goroutine then raises its thread back and
+//     neither yields nor lowers again until it returns (BENCHMARKS.md,
+//     session 20: a closed-loop batched publisher lost 43–1,154 frames
+//     of 1.2–1.7 million in 2 of 4 runs without this).
 //
 // Every publish taken in sooner queues its frame behind the ones still
 // waiting for their turn, and they go out in one writev: fewer, fuller
@@ -139,7 +147,8 @@ func (f *flusher) run() {
 	var chunk [flushChunk]*conn
 	w := writeScratches.Get().(*writeScratch) // for every writev of this goroutine
 	defer writeScratches.Put(w)
-	var raise func() // set once this goroutine's thread is lowered
+	var raise func() bool // set while this goroutine's thread is lowered
+	lag := false          // a write turn found its connection's queue lagging: no more lowering or yielding
 	defer func() {
 		if raise != nil {
 			raise()
@@ -185,10 +194,23 @@ func (f *flusher) run() {
 			go f.run()
 		}
 		for i, c := range chunk[:n] {
-			c.flush(&w.iov)
+			if c.flush(&w.iov) {
+				lag = true
+			}
 			chunk[i] = nil
 		}
-		if yield {
+		if lag && raise != nil {
+			ok := raise()
+			raise = nil
+			if !ok {
+				// Still lowered (the process may not raise a
+				// priority): a new goroutine, on an ordinary thread,
+				// takes this one's place, and this thread ends.
+				go f.run()
+				return
+			}
+		}
+		if yield && !lag {
 			if raise == nil {
 				raise = lowerThread()
 			}
@@ -201,8 +223,9 @@ func (f *flusher) run() {
 // queued without blocking (iov: writev's scratch). c.writing is set and
 // stays set for whoever continues: the flusher again when more frames
 // arrived meanwhile, the writer goroutine when the socket did not take
-// everything.
-func (c *conn) flush(iov *iovecs) {
+// everything. It reports whether the turn found the queue lagging: a
+// quarter of outboundQueueFrames or outboundQueueBytes waiting.
+func (c *conn) flush(iov *iovecs) (lagging bool) {
 	c.mu.Lock()
 	batch := c.queue
 	if len(batch) == 0 || c.state != stateOpen {
@@ -210,7 +233,10 @@ func (c *conn) flush(iov *iovecs) {
 		// to write.
 		c.mu.Unlock()
 		go c.writeLoop()
-		return
+		return false
+	}
+	if cfg := &c.gw.current().cfg; 4*len(batch) >= cfg.OutboundQueueFrames || 4*c.queued >= cfg.OutboundQueueBytes {
+		lagging = true
 	}
 	c.queue, c.spare = c.spare[:0], nil
 	c.flight, c.flightBytes = len(batch), c.queued
@@ -229,7 +255,7 @@ func (c *conn) flush(iov *iovecs) {
 		c.flight, c.flightBytes = 0, 0
 		c.mu.Unlock()
 		c.writeFailed(err)
-		return
+		return lagging
 	}
 	c.mu.Lock()
 	c.flight, c.flightBytes = 0, 0
@@ -266,6 +292,7 @@ func (c *conn) flush(iov *iovecs) {
 		c.broadcastLocked()
 		c.mu.Unlock()
 	}
+	return lagging
 }
 
 // sockFD returns the socket's descriptor, which newConn read through

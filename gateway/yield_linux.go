@@ -20,21 +20,24 @@ const burstNice = 10
 // on a busy machine the intake (this process's and any other's: the
 // publisher, the HTTP and NATS readers, a cluster's other nodes) and the
 // clients run before the burst's writes. raise puts the thread back and
-// unlocks it; a process that may not raise a priority (no CAP_SYS_NICE,
-// RLIMIT_NICE 0) keeps the thread locked instead, and the runtime ends
-// it when the goroutine returns. Either way no other goroutine runs on a
-// lowered thread.
-func lowerThread() (raise func()) {
+// unlocks it, and reports true; a process that may not raise a priority
+// (no CAP_SYS_NICE, RLIMIT_NICE 0) keeps the thread locked instead, and
+// the runtime ends it when the goroutine returns: raise reports false,
+// and the thread is still lowered. Either way no other goroutine runs on
+// a lowered thread.
+func lowerThread() (raise func() bool) {
 	runtime.LockOSThread()
 	tid := syscall.Gettid()
 	p, err := syscall.Getpriority(syscall.PRIO_PROCESS, tid) // 20 - nice
 	if err != nil || syscall.Setpriority(syscall.PRIO_PROCESS, tid, 20-p+burstNice) != nil {
 		runtime.UnlockOSThread()
-		return func() {}
+		return func() bool { return true }
 	}
-	return func() {
-		if syscall.Setpriority(syscall.PRIO_PROCESS, tid, 20-p) == nil {
-			runtime.UnlockOSThread()
+	return func() bool {
+		if syscall.Setpriority(syscall.PRIO_PROCESS, tid, 20-p) != nil {
+			return false
 		}
+		runtime.UnlockOSThread()
+		return true
 	}
 }

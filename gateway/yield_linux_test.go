@@ -19,18 +19,24 @@ func TestLowerThread(t *testing.T) {
 		}
 		return 20 - p
 	}
-	type seen struct{ before, lowered, after int }
+	type seen struct {
+		before, lowered, after int
+		raised                 bool
+	}
 	got := make(chan seen)
 	go func() {
 		var s seen
 		s.before = nice()
 		raise := lowerThread()
 		s.lowered = nice() // locked: the same thread
-		raise()
+		s.raised = raise()
 		s.after = nice() // still the same thread: raise unlocks only at its end
 		got <- s
 	}()
 	s := <-got
+	if want := s.after == s.before; s.raised != want {
+		t.Fatalf("raise reported %v with nice %d after, %d before", s.raised, s.after, s.before)
+	}
 	if s.lowered != min(s.before+burstNice, 19) {
 		t.Fatalf("lowered to nice %d from %d, want +%d", s.lowered, s.before, burstNice)
 	}

@@ -8,4 +8,4 @@ import "runtime"
 func osYield() { runtime.Gosched() }
 
 // lowerThread does nothing outside Linux (see yield_linux.go).
-func lowerThread() (raise func()) { return func() {} }
+func lowerThread() (raise func() bool) { return func() bool { return true } }
