@@ -585,8 +585,23 @@ func metricLines(body string, words ...string) string {
 	return strings.Join(out, "; ")
 }
 
-// hubPublisher publishes a stream's records through a node's hub.
+// hubPublisher publishes a stream's records through a node's hub, paced as
+// a node's own runner's are (server's publisher: half the default outbound
+// queue per step, hub.Pacer). Unpaced, the stale runner's backlog went out
+// as one burst that filled the members' queues (256 frames), and the live
+// runner's rows in it were skipped: n2 skipped 45 deliveries and its
+// member never got rows 887-891.
 type hubPublisher struct{ h hub.Hub }
+
+var _ streams.PacingPublisher = hubPublisher{}
+
+func (p hubPublisher) PaceEvery() (records, bytes int) { return 128, 1<<19 - 10*128 }
+
+func (p hubPublisher) Pace(ctx context.Context, group string) {
+	if pc, ok := p.h.(hub.Pacer); ok {
+		pc.Pace(ctx, group)
+	}
+}
 
 func (p hubPublisher) Publish(ctx context.Context, group string, data []byte) error {
 	_, err := p.h.Publish(ctx, group, hub.NewMessage(data))
