@@ -22,7 +22,8 @@ func TestClusterReadyAndMetrics(t *testing.T) {
 			_, body := get(base + "/metrics")
 			if strings.Contains(body, "\nwsgate_cluster_nodes 2\n") && strings.Contains(body, "\nwsgate_cluster_ready 1\n") &&
 				strings.Contains(body, "\nwsgate_cluster_fenced_total 0\n") && strings.Contains(body, "\nwsgate_cluster_node_moves_total 0\n") &&
-				strings.Contains(body, "\nwsgate_cluster_call_batches_late_total 0\n") && strings.Contains(body, "\nwsgate_cluster_registry_unread_total 0\n") {
+				strings.Contains(body, "\nwsgate_cluster_call_batches_late_total 0\n") && strings.Contains(body, "\nwsgate_cluster_registry_unread_total 0\n") &&
+				strings.Contains(body, "\nwsgate_cluster_dedupe_repeats_total 0\n") && strings.Contains(body, "\nwsgate_cluster_direct_calls_unanswered_total{reason=\"silent\"} 0\n") {
 				break
 			}
 			if time.Now().After(deadline) {

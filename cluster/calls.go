@@ -513,7 +513,9 @@ func (h *Hub) handleConn(m *nats.Msg) {
 
 // runBatch runs the calls of batch data (the wire format) on this node,
 // as of t, and appends the reply to out: the batch's seq, then an answer
-// per call. A call past its deadline is dropped unrun (status 0).
+// per call. A call past its deadline is dropped unrun (status 0), so the
+// dedupe table need remember a POST's or DELETE's key only until then
+// (dedupe.retryWithin) for its retries to run it at most once.
 func (h *Hub) runBatch(out, data []byte, t time.Time) ([]byte, error) {
 	seq, items, err := decodeBatch(data)
 	if err != nil {
@@ -534,9 +536,21 @@ func (h *Hub) runBatch(out, data []byte, t time.Time) ([]byte, error) {
 			out = appendResult(out, statusExpired, "", nil)
 			continue
 		}
+		if it.op == opPost || it.op == opDelete {
+			// Its key is kept until its deadline at least: a retry
+			// coming after that is dropped above.
+			h.dedupe.retryWithin(time.Duration(it.deadline-now) * time.Millisecond)
+		}
 		body, err := h.run(it)
 		st, text := status(err)
 		out = appendResult(out, st, text, body)
+		if it.op == opJoin {
+			// A first join waits for its subscription's flush (up to
+			// requestTimeoutMillis): the calls after it are judged
+			// against the time it ends, not the batch's start. Every
+			// other op is non-blocking.
+			now = time.Now().UnixMilli()
+		}
 	}
 	return out, nil
 }

@@ -51,8 +51,11 @@ type Config struct {
 	// after its last renewal. Default 10.
 	StreamLeaseSeconds int `json:"streamLeaseSeconds,omitempty"`
 	// DedupeSeconds: an answered POST or DELETE is remembered between this
-	// and twice this, so a retry of the same call is answered, not done
-	// again. Default 10; 0 disables (every retry is delivered again).
+	// and twice this, so a retry of the same call (a client's through any
+	// node) is answered, not done again. Keys are kept for
+	// requestTimeoutMillis at least whatever this says, 0 too, so the
+	// cluster's own retries of a forwarded call never run it twice; this
+	// is how much longer a client's repeat is remembered. Default 10.
 	DedupeSeconds *int `json:"dedupeSeconds,omitempty"`
 	// GroupLingerSeconds keeps a group's subscription this long after its
 	// last local member left. Default 5.

@@ -10,18 +10,32 @@ import (
 	"github.com/wsgate/wsgate/hub"
 )
 
-// dedupeMax bounds one generation; past it keys are not remembered.
+// dedupeMax bounds one generation: when it is full, a generation older
+// than the retry window (hold) gives way to a new one; a younger one
+// remembers no more keys.
 const dedupeMax = 1 << 20
+
+// dedupeHoldMax bounds hold, the retry window: the longest
+// requestTimeoutMillis (60 s), and a second for clocks apart (the
+// requirement is 100 ms; a forwarded call's deadline is the origin's).
+const dedupeHoldMax = 61 * time.Second
 
 // dedupeMinSlots is the table's smallest size.
 const dedupeMinSlots = 1 << 10
 
-// dedupe remembers answered POSTs and DELETEs for dedupeSeconds (between
-// that and twice that), by a 64-bit hash of the key (a new key meets an
-// old one's hash about once in 2^64/n calls, n keys remembered): a retry
-// of the same call, by the origin after an attempt timed out or by an AWS
-// SDK through any node, gets the first answer instead of a second
-// delivery. Never initialized (dedupeSeconds 0), it runs every call.
+// dedupe remembers answered POSTs and DELETEs by a 64-bit hash of the key
+// (a new key meets an old one's hash about once in 2^64/n calls, n keys
+// remembered): a retry of the same call, by the origin after an attempt
+// timed out or its direct connection failed, or by an AWS SDK through any
+// node, gets the first answer instead of a second delivery. A key is
+// remembered from its call's start for at least the longer of
+// dedupeSeconds (a client's own repeat) and the retry window, hold (the
+// cluster's own retries, whatever dedupeSeconds says: with 0 as with 10),
+// and at most twice that. hold is requestTimeoutMillis, or the longest
+// time to its deadline a forwarded call had when it came (retryWithin):
+// the owner runs no attempt of a call past its deadline (runBatch), so a
+// retry that comes once its key is forgotten is dropped unrun. Never
+// initialized (tests), it runs every call.
 //
 // A call costs no allocation and one probe of one table: an entry is a
 // 16-byte slot (the key's hash, its generation, a state byte: running, or
@@ -34,8 +48,17 @@ const dedupeMinSlots = 1 << 10
 // reuses, and that a rebuild (when the used slots pass 3/4 of the table,
 // or a rotation finds it mostly dead) leaves behind. A repeat that finds
 // its key running waits on done, which end wakes only when someone waits.
+//
+// Memory is bounded: a generation holds at most max keys (dedupeMax),
+// and when it is full and older than hold a new one starts early (a
+// client's repeat is then remembered for less than dedupeSeconds, the
+// cluster's retries still for hold); so at most 2 × dedupeMax keys live,
+// in a table of at most 4 × dedupeMax slots (16 bytes each: 64 MiB).
+// Only past dedupeMax keyed calls within hold are keys not remembered.
 type dedupe struct {
-	on      atomic.Bool // set by init, after seed
+	on      atomic.Bool  // set by init, after seed
+	hold    atomic.Int64 // ns: the retry window, the least a key is kept
+	repeats atomic.Int64 // calls answered with an earlier run's answer
 	seed    maphash.Seed
 	mu      sync.Mutex
 	tab     []dedupeSlot // a power of two long, never full: a probe ends at an empty slot
@@ -46,6 +69,7 @@ type dedupe struct {
 	waiting int       // repeats waiting on done
 	done    sync.Cond // L is &mu; broadcast when a call ends and waiting > 0
 	rotated time.Time
+	max     int // keys in one generation: dedupeMax (less in tests)
 }
 
 // dedupeSlot is one entry of the table: st 0 is an empty slot.
@@ -72,25 +96,55 @@ const (
 	answeredErr            // answered another error, kept in errs
 )
 
-func (d *dedupe) init() {
+// init turns d on with the retry window hold (requestTimeoutMillis).
+func (d *dedupe) init(hold time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.seed = maphash.MakeSeed()
 	d.tab, d.gen, d.rotated = make([]dedupeSlot, dedupeMinSlots), 2, time.Now()
 	d.errs = make(map[uint64]dedupeErr)
 	d.done.L = &d.mu
+	d.max = dedupeMax
+	d.hold.Store(int64(min(hold, dedupeHoldMax)))
 	d.on.Store(true)
 }
 
-// rotate starts a new generation when the current one is every old: the
-// previous one's entries die (their slots are reused or dropped by a
-// rebuild, which this does when the table is mostly dead).
-func (d *dedupe) rotate(every time.Duration) {
+// retryWithin widens the retry window to left, a forwarded POST's or
+// DELETE's time to its deadline as it came (at most dedupeHoldMax): a
+// node whose requestTimeoutMillis is longer than this one's (a
+// configuration being rolled out) still has its retries remembered. One
+// atomic load when the window is wide enough already.
+func (d *dedupe) retryWithin(left time.Duration) {
+	for {
+		cur := d.hold.Load()
+		if int64(left) <= cur {
+			return
+		}
+		if d.hold.CompareAndSwap(cur, int64(min(left, dedupeHoldMax))) {
+			return
+		}
+	}
+}
+
+// rotate starts a new generation when the current one is keep
+// (dedupeSeconds) old, and the retry window (hold) old: the previous one's
+// entries die (their slots are reused or dropped by a rebuild, which this
+// does when the table is mostly dead).
+func (d *dedupe) rotate(keep time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.tab == nil || time.Since(d.rotated) < every {
+	if d.tab == nil || time.Since(d.rotated) < max(keep, time.Duration(d.hold.Load())) {
 		return
 	}
+	d.roll()
+	if len(d.tab) > dedupeMinSlots && d.n[0]+d.n[1] < len(d.tab)/8 {
+		d.rebuild()
+	}
+}
+
+// roll starts a new generation (d.mu held): the previous one's entries
+// and answers die.
+func (d *dedupe) roll() {
 	d.gen++
 	d.n[d.gen&1] = 0
 	d.rotated = time.Now()
@@ -99,13 +153,10 @@ func (d *dedupe) rotate(every time.Duration) {
 			delete(d.errs, k)
 		}
 	}
-	if len(d.tab) > dedupeMinSlots && d.n[0]+d.n[1] < len(d.tab)/8 {
-		d.rebuild()
-	}
 }
 
 // do runs f once per key; a repeat waits for and returns the first run's
-// result. An empty key, or d off (never initialized), always runs f.
+// result. An empty key, or d never initialized, always runs f.
 func (d *dedupe) do(key string, f func() error) error {
 	if key == "" || !d.on.Load() {
 		return f()
@@ -160,6 +211,7 @@ func (d *dedupe) begin(k uint64) (first bool, err error) {
 			d.insert(free, k, running)
 			return true, nil
 		case s.st != running:
+			d.repeats.Add(1)
 			switch s.st {
 			case answeredNil:
 				return false, nil
@@ -234,11 +286,16 @@ func (d *dedupe) find(k uint64) (s *dedupeSlot, free int) {
 }
 
 // insert puts key hash k in state st into slot i (find's free slot) in
-// the current generation, unless that is full (dedupeMax: k is not
-// remembered), and rebuilds the table when its used slots pass 3/4.
+// the current generation, and rebuilds the table when its used slots pass
+// 3/4. A full generation (max keys) gives way to a new one when it is
+// older than the retry window; else k is not remembered. (Slot i stays
+// free across the roll: empty, or dead before it.)
 func (d *dedupe) insert(i int, k uint64, st callState) {
-	if d.n[d.gen&1] >= dedupeMax {
-		return
+	if d.n[d.gen&1] >= d.max {
+		if time.Since(d.rotated) < time.Duration(d.hold.Load()) {
+			return
+		}
+		d.roll()
 	}
 	s := &d.tab[i]
 	if s.st == 0 {

@@ -21,7 +21,7 @@ import (
 func TestDedupeOnce(t *testing.T) {
 	t.Parallel()
 	var d dedupe
-	d.init()
+	d.init(0)
 	var runs atomic.Int64
 	fail := errors.New("gone")
 	run := func(err error) func() error { return func() error { runs.Add(1); return err } }
@@ -108,6 +108,66 @@ func TestDedupeOnce(t *testing.T) {
 	}
 }
 
+// TestDedupeRetryWindow: a key is kept for the retry window whatever
+// dedupeSeconds says: a rotation asked for with a shorter keep (0, as
+// dedupeSeconds 0 asks) starts no generation before the window passed; a
+// forwarded call with longer to its deadline widens the window (never
+// past dedupeHoldMax), a shorter one does not narrow it. A full
+// generation younger than the window remembers no more keys; once older
+// it gives way to a new one (the full one's keys still remembered, as
+// after a rotation). Repeats answered from the table are counted.
+func TestDedupeRetryWindow(t *testing.T) {
+	t.Parallel()
+	var d dedupe
+	d.init(time.Hour)
+	runs := 0
+	f := func() error { runs++; return nil }
+	_ = d.do("a", f)
+	for range 3 {
+		d.rotate(0)
+		if err := d.do("a", f); err != nil || runs != 1 {
+			t.Fatalf("a after rotations asked within the window: %v, %d runs; want remembered", err, runs)
+		}
+	}
+	if d.gen != 2 || d.repeats.Load() != 3 {
+		t.Fatalf("generation %d, %d repeats; want 2 (no rotation), 3", d.gen, d.repeats.Load())
+	}
+
+	d.retryWithin(2 * time.Hour)
+	d.retryWithin(time.Minute)
+	if got := time.Duration(d.hold.Load()); got != dedupeHoldMax {
+		t.Fatalf("the window is %v after calls of 2 h and 1 min to their deadlines, want %v", got, dedupeHoldMax)
+	}
+	d.hold.Store(int64(time.Second))
+	d.retryWithin(1500 * time.Millisecond)
+	if got := time.Duration(d.hold.Load()); got != 1500*time.Millisecond {
+		t.Fatalf("the window is %v after a call of 1.5 s to its deadline, want 1.5 s", got)
+	}
+
+	// A generation of at most 4 keys, younger than the window: the 5th
+	// key is not remembered.
+	var full dedupe
+	full.init(time.Hour)
+	full.max = 4
+	runs = 0
+	for _, k := range []string{"k1", "k2", "k3", "k4", "k5", "k5"} {
+		_ = full.do(k, f)
+	}
+	if runs != 6 {
+		t.Fatalf("%d runs of 4 keys and a 5th twice in a full generation within the window, want 6", runs)
+	}
+	// Older than the window: a new generation takes the new key; the
+	// full one's keys are still remembered.
+	full.hold.Store(0)
+	runs = 0
+	for _, k := range []string{"k6", "k6", "k1", "k4"} {
+		_ = full.do(k, f)
+	}
+	if runs != 1 || full.gen != 3 {
+		t.Fatalf("%d runs of a new key twice and two old ones past the window, generation %d; want 1 run, generation 3", runs, full.gen)
+	}
+}
+
 // TestDedupeTable: the table against a plain map of what it must
 // remember, over random calls, answers and rotations, through the
 // table's growth, its rebuilds and its shrinking after a burst: a key
@@ -117,7 +177,7 @@ func TestDedupeOnce(t *testing.T) {
 func TestDedupeTable(t *testing.T) {
 	t.Parallel()
 	var d dedupe
-	d.init()
+	d.init(0)
 	type memo struct {
 		err error
 		gen int
@@ -185,7 +245,7 @@ func BenchmarkDedupe(b *testing.B) {
 	for _, size := range []int{1 << 16, 1 << 18} {
 		b.Run(fmt.Sprint(size), func(b *testing.B) {
 			var d dedupe
-			d.init()
+			d.init(0)
 			var keys [2][]string
 			for s := range keys {
 				for i := range size {

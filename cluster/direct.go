@@ -89,6 +89,12 @@ type direct struct {
 	callsServed atomic.Int64 // call frames answered (directcalls.go; tests)
 	callsSent   atomic.Int64 // calls sent over the link (tests)
 	dialFailed  atomic.Int64 // dials that failed (tests)
+
+	// unansweredBroken and unansweredSilent count the calls sent over
+	// the link whose answer did not come on it: the connection broke
+	// first, or gave none for a whole attempt and was closed (an answer
+	// after that is lost); the call goes again over NATS (directcalls.go).
+	unansweredBroken, unansweredSilent atomic.Int64
 }
 
 // pendingConn is a served connection whose first frame has not been

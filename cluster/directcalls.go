@@ -46,9 +46,15 @@ import (
 // closed), sends the call again over NATS with the same dedupe key, as a
 // batch that timed out does: the owner's dedupe answers a POST or DELETE
 // that ran already with its first answer, or waits for it while it runs
-// (leave and get are idempotent), so a call runs at most once while
-// dedupeSeconds is on; with dedupe off a call whose connection broke
-// after the owner ran it may run twice, as a batch whose reply was lost.
+// (leave and get are idempotent), so a call runs at most once, with any
+// dedupeSeconds (the owner keeps the key until the call's deadline,
+// dedupe.go). An answer the owner writes after the origin closed the
+// connection is lost, not waited for: the retry over NATS gets the same
+// answer from the owner's table as soon as the first run has it (or the
+// first run's, waited for), so reading on would save at most a NATS round
+// trip, for a connection held out of the pool meanwhile. Such calls are
+// counted (wsgate_cluster_direct_calls_unanswered_total, by reason:
+// broken, silent): a link that is lost while NATS is not shows there.
 //
 // Frames (direct.go's): a call is the field directCallOp (a uvarint
 // length and the bytes) followed by the batch, unframed; its answer the

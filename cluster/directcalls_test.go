@@ -114,9 +114,11 @@ func TestClusterDirectCalls(t *testing.T) {
 
 // A direct connection that breaks while the owner runs the call on it
 // (held there): the origin sends the call again over NATS with the same
-// key. With dedupe on the connection gets the frame once and the call is
-// answered; with dedupe off (the control) the frame arrives twice, so the
-// call did go again.
+// key, the owner runs it, and the held call, let go, is answered from the
+// owner's table: the connection gets the frame once and the call is
+// answered, with dedupeSeconds 10 and 0 alike (before, with 0 the frame
+// arrived twice). The control: the call did go again over NATS, and the
+// owner answered the held one from its table.
 func TestClusterDirectCallBroken(t *testing.T) {
 	parallel(t)
 	for _, dedupe := range []int{10, 0} {
@@ -143,6 +145,8 @@ func TestClusterDirectCallBroken(t *testing.T) {
 			sent0, _ := origin.DirectCalls()
 			calls0, _ := origin.CallsOut()
 			_, served0 := owner.DirectCalls()
+			broken0, silent0 := origin.DirectCallsUnanswered()
+			repeats0 := owner.DedupeRepeats()
 			errs := make(chan error, 1)
 			go func() { errs <- origin.Send(context.Background(), c.ID(), hub.NewMessage([]byte("once"))) }()
 			<-entered
@@ -171,14 +175,79 @@ func TestClusterDirectCallBroken(t *testing.T) {
 				}
 				return nil
 			})
-			want := 1
-			if dedupe == 0 {
-				want = 2
+			if got := c.Got()[len(warm):]; !slices.Equal(got, []string{"once"}) {
+				t.Fatalf("the connection got %q after the warm-up, want [once]", got)
 			}
-			if got := c.Got()[len(warm):]; len(got) != want || slices.IndexFunc(got, func(s string) bool { return s != "once" }) >= 0 {
-				t.Fatalf("the connection got %q after the warm-up, want \"once\" %d times", got, want)
+			if r := owner.DedupeRepeats() - repeats0; r != 1 {
+				t.Fatalf("the owner answered %d calls from its table, want 1 (the held one)", r)
+			}
+			if broken, silent := origin.DirectCallsUnanswered(); broken != broken0+1 || silent != silent0 {
+				t.Fatalf("calls unanswered on the link: %d broken, %d silent; want 1, 0", broken-broken0, silent-silent0)
 			}
 		})
+	}
+}
+
+// A direct link that goes silent after the owner ran a call sent on it
+// (blackholed as the owner takes the call: its answer is lost, nothing is
+// reset), with dedupeSeconds 0: after a whole attempt without an answer
+// the origin closes the connection and sends the call again over NATS,
+// same key; the owner answers it from its table (it keeps a forwarded
+// call's key until its deadline, whatever dedupeSeconds says). The call
+// is answered and the frame arrives once; before, it arrived twice. The
+// control: the owner answered a repeat from its table, when the call
+// reached it over the link first (the order of a process not starved
+// for an attempt's 2 s).
+func TestClusterDirectCallAnswerLost(t *testing.T) {
+	parallel(t)
+	cfgs, nw := proxiedConfigs(t, 2)
+	cfgs = patient(cfgs)
+	off := 0
+	for i := range cfgs {
+		cfgs[i].AttemptTimeoutMillis = 2000
+		cfgs[i].DedupeSeconds = &off
+	}
+	origin, owner, c, warm := directPair(t, cfgs)
+	calls0, _ := origin.CallsOut()
+	sent0, _ := origin.DirectCalls()
+	broken0, silent0 := origin.DirectCallsUnanswered()
+	repeats0 := owner.DedupeRepeats()
+	var armed atomic.Bool
+	onLink := make(chan bool, 1) // the first run: the call over the link (nothing over NATS yet)
+	owner.SetConnHook(func(op string) {
+		if op == "post" && armed.CompareAndSwap(true, false) {
+			nw.query[0][1].blackhole() // the answer goes nowhere
+			calls, _ := origin.CallsOut()
+			onLink <- calls == calls0
+		}
+	})
+	armed.Store(true)
+	if err := origin.Send(context.Background(), c.ID(), hub.NewMessage([]byte("once"))); err != nil {
+		t.Fatal(err)
+	}
+	sent, _ := origin.DirectCalls()
+	calls, _ := origin.CallsOut()
+	broken, silent := origin.DirectCallsUnanswered()
+	if sent != sent0+1 || calls == calls0 || broken != broken0 || silent != silent0+1 {
+		t.Fatalf("%d calls over the link, %d over NATS, %d broken and %d silent on the link; want 1, at least 1, 0, 1", sent-sent0, calls-calls0, broken-broken0, silent-silent0)
+	}
+	// The owner runs the origin's NATS calls in order: once a last one
+	// is answered, every attempt of the first was run or answered.
+	if err := origin.Send(context.Background(), c.ID(), hub.NewMessage([]byte("end"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Got()[len(warm):]; !slices.Equal(got, []string{"once", "end"}) {
+		t.Fatalf("the connection got %q after the warm-up, want [once end]", got)
+	}
+	if <-onLink {
+		testenv.Eventually(t, 20*time.Second, func() error {
+			if owner.DedupeRepeats() == repeats0 {
+				return errors.New("the owner answered no repeat from its table")
+			}
+			return nil
+		})
+	} else {
+		t.Log("the call over NATS reached the owner before the one over the link")
 	}
 }
 

@@ -321,9 +321,9 @@ func (h *Hub) start(ctx context.Context, opts Options) error {
 	// workers and the dedupe cache; the heartbeats (no byte in their
 	// subject) so the peers are heard from the start.
 	h.startGroups()
-	if h.cfg.dedupeFor() > 0 {
-		h.dedupe.init()
-	}
+	// On with any dedupeSeconds, 0 too: a forwarded call's retries must
+	// not run it twice (dedupe.go).
+	h.dedupe.init(h.cfg.requestTimeout())
 	if _, err := h.ctl.Subscribe(h.prefix+".hb", h.handleHeartbeat); err != nil {
 		return err
 	}
@@ -530,6 +530,22 @@ func (h *Hub) LateCalls() (batches, answers int64) {
 // RegistryUnread counts the failed registry reads of registered:
 // wsgate_cluster_registry_unread_total.
 func (h *Hub) RegistryUnread() int64 { return h.registryUnread.Load() }
+
+// DedupeRepeats counts the POSTs and DELETEs this node answered with an
+// earlier run's answer instead of running them again (dedupe.go):
+// wsgate_cluster_dedupe_repeats_total.
+func (h *Hub) DedupeRepeats() int64 { return h.dedupe.repeats.Load() }
+
+// DirectCallsUnanswered counts the calls this node sent over a direct
+// link whose answer did not come on it, their connection broken first or
+// silent for a whole attempt (closed then), and which went again over
+// NATS (directcalls.go): wsgate_cluster_direct_calls_unanswered_total.
+func (h *Hub) DirectCallsUnanswered() (broken, silent int64) {
+	if h.direct == nil {
+		return 0, 0
+	}
+	return h.direct.unansweredBroken.Load(), h.direct.unansweredSilent.Load()
+}
 
 func (h *Hub) subject(b byte, kind string) string {
 	return h.prefix + ".n." + hub.NodeHex(b) + "." + kind
@@ -1033,6 +1049,7 @@ func (h *Hub) callConn(ctx context.Context, b byte, it item) ([]byte, error) {
 			switch {
 			case errors.Is(r.err, errCallBroken): // again over NATS, same key
 				dc = nil
+				h.direct.unansweredBroken.Add(1)
 				if timeout = time.Until(end); timeout <= 0 {
 					return errAttemptTimeout
 				}
@@ -1044,6 +1061,7 @@ func (h *Hub) callConn(ctx context.Context, b byte, it item) ([]byte, error) {
 					// link cut while NATS is not).
 					h.direct.put(dc, false)
 					dc = nil
+					h.direct.unansweredSilent.Add(1)
 				} // else b may have been found gone: retry looks, then reads on
 			default:
 				dc = nil // given back

@@ -154,11 +154,30 @@ func (p *lagProxy) isHeld(frame []byte) bool {
 // 20 s: a starved process's calls keep their budget).
 func TestClusterCallLateAnswers(t *testing.T) {
 	parallel(t)
+	lateAnswers(t, nil)
+}
+
+// TestClusterCallLateAnswersDedupeOff: the same with dedupeSeconds 0: the
+// retries that reach B after it ran the call still get the first answer
+// (B keeps a forwarded call's key until its deadline whatever
+// dedupeSeconds says), so each frame arrives once. Before, B ran every
+// retry that reached it: most frames arrived several times.
+func TestClusterCallLateAnswersDedupeOff(t *testing.T) {
+	parallel(t)
+	lateAnswers(t, new(int))
+}
+
+// lateAnswers is TestClusterCallLateAnswers with dedupeSeconds dedupe
+// (nil: the default).
+func lateAnswers(t *testing.T, dedupe *int) {
 	url := startNATS(t)
 	px := newLagProxy(t, url[len("nats://"):], 150*time.Millisecond)
 	cfgs := patient([]cluster.Config{externalConfig(px.url(), "late-a"), externalConfig(url, "late-b")})
 	for i := range cfgs {
 		cfgs[i].AttemptTimeoutMillis = 30
+		if dedupe != nil {
+			cfgs[i].DedupeSeconds = dedupe
+		}
 	}
 	hubs := startHubs(t, cfgs)
 	a, b := hubs[0], hubs[1]
@@ -168,6 +187,12 @@ func TestClusterCallLateAnswers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	var runs atomic.Int64 // the posts B was asked to run, retries included
+	b.SetConnHook(func(op string) {
+		if op == "post" {
+			runs.Add(1)
+		}
+	})
 	px.hold(a.CallReply(b.Self()))
 	ctx := context.Background()
 	const n = 24
@@ -193,6 +218,11 @@ func TestClusterCallLateAnswers(t *testing.T) {
 	if failed > 0 {
 		t.Fatalf("%d of %d sends failed with every round trip slower than an attempt", failed, n)
 	}
+	// B runs A's batches in order, one at a time: once a last call is
+	// answered, every retry sent before it was run or answered.
+	if err := a.Send(ctx, conns[0].ID(), hub.NewMessage([]byte("end"))); err != nil {
+		t.Fatalf("the last send: %v", err)
+	}
 	got := map[string]int{}
 	for _, c := range conns {
 		for _, m := range c.Got() {
@@ -208,6 +238,12 @@ func TestClusterCallLateAnswers(t *testing.T) {
 	if px.held.Load() == 0 || late == 0 || answers == 0 {
 		t.Fatalf("%d replies held, %d batches late, %d late answers taken: the round trips were not slower than an attempt", px.held.Load(), late, answers)
 	}
+	// The control: retries reached B after it ran their call, and B
+	// answered them from its table.
+	if r := b.DedupeRepeats(); runs.Load() <= n+1 || r == 0 {
+		t.Fatalf("B was asked %d posts for %d calls and answered %d from its table: no retry reached it after the first run", runs.Load(), n+1, r)
+	}
+	t.Logf("B was asked %d posts for %d calls, answered %d from its table", runs.Load(), n+1, b.DedupeRepeats())
 }
 
 // registryGets are the subjects' prefixes of a registry read: the

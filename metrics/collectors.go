@@ -192,6 +192,8 @@ var (
 	clusterLateDesc    = desc("cluster_call_batches_late_total", "Batches of cross-node calls this node sent that got no reply within attemptTimeoutMillis.")
 	clusterLateAnsDesc = desc("cluster_call_late_answers_total", "Replies to late batches of cross-node calls that came before their calls' deadlines.")
 	clusterUnreadDesc  = desc("cluster_registry_unread_total", "Registry reads that failed when a call asked whether a node byte nobody answered is held.")
+	clusterRepeatsDesc = desc("cluster_dedupe_repeats_total", "POSTs and DELETEs this node answered with an earlier run's answer instead of running them again.")
+	clusterUnansDesc   = desc("cluster_direct_calls_unanswered_total", "Calls this node sent over a direct link whose answer did not come on it, by reason; they went again over NATS.", "reason")
 )
 
 // Cluster is what the cluster collector reads.
@@ -212,6 +214,13 @@ type Cluster interface {
 	// RegistryUnread counts the registry reads that failed when a call
 	// on a node byte nobody answered asked whether the byte is held.
 	RegistryUnread() int64
+	// DedupeRepeats counts the POSTs and DELETEs answered with an
+	// earlier run's answer (cluster/dedupe.go).
+	DedupeRepeats() int64
+	// DirectCallsUnanswered counts the calls sent over a direct link
+	// whose connection broke before the answer, or gave none for a
+	// whole attempt (cluster/directcalls.go).
+	DirectCallsUnanswered() (broken, silent int64)
 }
 
 // AddCluster registers a collector of this node's cluster figures.
@@ -232,5 +241,9 @@ func (m *Metrics) AddCluster(c Cluster) {
 		ch <- prometheus.MustNewConstMetric(clusterLateDesc, prometheus.CounterValue, float64(late))
 		ch <- prometheus.MustNewConstMetric(clusterLateAnsDesc, prometheus.CounterValue, float64(answers))
 		ch <- prometheus.MustNewConstMetric(clusterUnreadDesc, prometheus.CounterValue, float64(c.RegistryUnread()))
+		ch <- prometheus.MustNewConstMetric(clusterRepeatsDesc, prometheus.CounterValue, float64(c.DedupeRepeats()))
+		broken, silent := c.DirectCallsUnanswered()
+		ch <- prometheus.MustNewConstMetric(clusterUnansDesc, prometheus.CounterValue, float64(broken), "broken")
+		ch <- prometheus.MustNewConstMetric(clusterUnansDesc, prometheus.CounterValue, float64(silent), "silent")
 	}))
 }
