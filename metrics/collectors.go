@@ -67,7 +67,16 @@ type Stream struct {
 	// Leader: this node runs the stream (always, on a single node; in a
 	// cluster, while it holds the stream's lease).
 	Leader bool
+	// Stops counts the runs stopped by their context, by reason (one of
+	// StreamStopReasons; streams.StopReason), and Cut the calls to the
+	// target such a stop cut (their batches are delivered again).
+	Stops map[string]int64
+	Cut   int64
 }
+
+// StreamStopReasons are the values of the reason label of
+// wsgate_stream_stops_total (streams.StopReasons).
+var StreamStopReasons = []string{"lease_lost", "shutdown", "reload", "other"}
 
 // StreamStates are the values of the state label of wsgate_stream_state.
 var StreamStates = []string{"running", "retrying", "failed", "stopped"}
@@ -78,6 +87,8 @@ var (
 	streamRestartsDesc  = desc("stream_restarts_total", "Restarts of the stream's source after a failure.", "stream")
 	streamStateDesc     = desc("stream_state", "1 for the stream's current state, 0 for the others.", "stream", "state")
 	streamLeaderDesc    = desc("stream_leader", "1 while this node runs the stream (in a cluster: holds its lease), else 0.", "stream")
+	streamStopsDesc     = desc("stream_stops_total", "Runs of the stream on this node stopped by their context, by reason: lease_lost, shutdown (or a cluster's handover at shutdown), reload, other.", "stream", "reason")
+	streamCutDesc       = desc("stream_batches_cut_total", "Calls to the stream's target that a stop cut (the delivery grace ran out, or the lease was lost): their batches are delivered again by the next run.", "stream")
 )
 
 // AddStreams registers a collector of the streams list returns.
@@ -92,6 +103,10 @@ func (m *Metrics) AddStreams(list func() []Stream) {
 				leader = 1
 			}
 			ch <- prometheus.MustNewConstMetric(streamLeaderDesc, prometheus.GaugeValue, leader, s.Name)
+			for _, r := range StreamStopReasons {
+				ch <- prometheus.MustNewConstMetric(streamStopsDesc, prometheus.CounterValue, float64(s.Stops[r]), s.Name, r)
+			}
+			ch <- prometheus.MustNewConstMetric(streamCutDesc, prometheus.CounterValue, float64(s.Cut), s.Name)
 			for _, st := range StreamStates {
 				v := 0.0
 				if st == s.State {

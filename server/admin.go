@@ -113,7 +113,8 @@ func (s *Server) registerCollectors() {
 		out := make([]metrics.Stream, 0, len(live))
 		for _, st := range live {
 			ss := st.sup.Status()
-			out = append(out, metrics.Stream{Name: st.name, State: string(ss.State), Delivered: ss.Source.Delivered, Lag: ss.Lag, Restarts: ss.Restarts, Leader: st.leading.Load()})
+			out = append(out, metrics.Stream{Name: st.name, State: string(ss.State), Delivered: ss.Source.Delivered, Lag: ss.Lag, Restarts: ss.Restarts, Leader: st.leading.Load(),
+				Stops: ss.Stops, Cut: ss.Cut})
 		}
 		return out
 	})

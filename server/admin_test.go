@@ -24,7 +24,9 @@ import (
 
 	"github.com/wsgate/wsgate/accesslog"
 	"github.com/wsgate/wsgate/internal/testenv"
+	"github.com/wsgate/wsgate/metrics"
 	"github.com/wsgate/wsgate/server"
+	"github.com/wsgate/wsgate/streams"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -519,6 +521,9 @@ streams:
 		{"wsgate_stream_state", []string{"stream", "ddb", "state", "failed"}, 1},
 		{"wsgate_stream_state", []string{"stream", "ddb", "state", "running"}, 0},
 		{"wsgate_stream_delivered_total", []string{"stream", "ddb"}, 0},
+		{"wsgate_stream_stops_total", []string{"stream", "ddb", "reason", "shutdown"}, 0},
+		{"wsgate_stream_stops_total", []string{"stream", "ddb", "reason", "lease_lost"}, 0},
+		{"wsgate_stream_batches_cut_total", []string{"stream", "ddb"}, 0},
 	}); err != nil {
 		t.Error(err)
 	}
@@ -581,4 +586,12 @@ routes:
 			{"wsgate_integration_latency_seconds", []string{"route", "run"}, 3},
 		})
 	})
+}
+
+// TestStreamStopReasons: the reason label of wsgate_stream_stops_total
+// takes every value streams.StopReason gives.
+func TestStreamStopReasons(t *testing.T) {
+	if !slices.Equal(metrics.StreamStopReasons, streams.StopReasons) {
+		t.Fatalf("metrics %v, streams %v", metrics.StreamStopReasons, streams.StopReasons)
+	}
 }

@@ -114,7 +114,7 @@ func (s *Server) Reload(cfg Config) (Reloaded, error) {
 			kept[st.name] = st
 			continue
 		}
-		st.cancel()
+		st.cancel(streams.ErrReload)
 		<-st.done
 		st.close()
 	}

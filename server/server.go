@@ -354,7 +354,7 @@ type Server struct {
 	shut      bool       // under reloadMu
 
 	ctx    context.Context // Start's, for streams started later by Reload
-	cancel context.CancelFunc
+	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup
 
 	// The admin listener (nil without an admin block), the metrics it
@@ -378,8 +378,8 @@ type stream struct {
 	sup     *streams.Supervisor
 	integ   integration.Integration // closed at shutdown, when the target has one
 
-	cancel context.CancelFunc // stops this stream alone (Reload)
-	done   chan struct{}      // closed when its supervisor returned
+	cancel context.CancelCauseFunc // stops this stream alone (Reload); the cause says why (streams.StopReason)
+	done   chan struct{}           // closed when its supervisor returned
 
 	// In a cluster: whether this node holds the stream's lease and runs
 	// it now, and the source id its lease is keyed by (once known).
@@ -795,7 +795,7 @@ func (s *Server) Cluster() *cluster.Hub { return s.cluster }
 // one that fails permanently is logged at ERROR and stays stopped, shown
 // as "failed" in @streams; the others go on.
 func (s *Server) Start() {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	s.reloadMu.Lock()
 	s.ctx, s.cancel = ctx, cancel
 	s.reloadMu.Unlock()
@@ -837,7 +837,7 @@ func (s *Server) Start() {
 // supervisor runs only while this node holds the stream's lease (see
 // runLeased).
 func (s *Server) startStream(st *stream) {
-	ctx, cancel := context.WithCancel(s.ctx)
+	ctx, cancel := context.WithCancelCause(s.ctx)
 	st.cancel, st.done = cancel, make(chan struct{})
 	s.wg.Add(1)
 	go func() {
@@ -936,7 +936,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = s.cluster.Close() // after the clients: its ids answer 410 everywhere from here
 	}
 	if s.cancel != nil {
-		s.cancel()
+		s.cancel(streams.ErrShutdown)
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
@@ -960,7 +960,7 @@ func (s *Server) stopStreams(ctx context.Context) {
 	sts := s.liveStreams()
 	for _, st := range sts {
 		if st.cancel != nil {
-			st.cancel()
+			st.cancel(streams.ErrShutdown)
 		}
 	}
 	for _, st := range sts {

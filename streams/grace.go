@@ -26,6 +26,43 @@ const (
 // this one accepted after that anyway.
 var ErrLeaseLost = errors.New("stream lease lost")
 
+// ErrShutdown and ErrReload are the causes (context.Cause) a server gives
+// a run's context when it stops the stream for a shutdown (a graceful
+// handover in a cluster) or for a reload that stops or restarts it. A
+// Supervisor counts and logs its runs' stops by cause (StopReason).
+var (
+	ErrShutdown = errors.New("server shutting down")
+	ErrReload   = errors.New("stream stopped by a reload")
+)
+
+// The reasons StopReason gives, the values of the reason label of
+// wsgate_stream_stops_total.
+const (
+	StopLeaseLost = "lease_lost"
+	StopShutdown  = "shutdown"
+	StopReload    = "reload"
+	StopOther     = "other"
+)
+
+// StopReasons are StopReason's values.
+var StopReasons = []string{StopLeaseLost, StopShutdown, StopReload, StopOther}
+
+// StopReason names the cause of a run's context that ended: a cause
+// wrapping ErrLeaseLost, ErrShutdown or ErrReload, else StopOther (a
+// context cancelled without one of those, by a caller that gives none).
+func StopReason(cause error) string {
+	switch {
+	case errors.Is(cause, ErrLeaseLost):
+		return StopLeaseLost
+	case errors.Is(cause, ErrShutdown):
+		return StopShutdown
+	case errors.Is(cause, ErrReload):
+		return StopReload
+	default:
+		return StopOther
+	}
+}
+
 // HandleWithGrace calls h.Handle once and is how every source offers a
 // batch. The call gets a context that does not end with ctx (the run's):
 // when ctx ends while the call is under way, the call has up to grace to

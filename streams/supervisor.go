@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -77,6 +79,9 @@ type Supervisor struct {
 	since    time.Time
 	err      string // what ended the last run
 	restarts int
+	stops    map[string]int64 // runs whose context ended, by StopReason
+	stopped  string           // the cause of the last one
+	stopTook time.Duration    // and how long the run took to wind down
 }
 
 // Status is a supervised stream's state and progress.
@@ -96,6 +101,19 @@ type Status struct {
 	Lag time.Duration
 	// Source is what the source reports.
 	Source Stats
+	// Stops counts the runs that ended because their context did, by
+	// StopReason (a lost lease, a shutdown, a reload); a reason never
+	// seen is absent.
+	Stops map[string]int64
+	// StopCause is the cause of the last such stop, "" before the first,
+	// and StopTook how long the run took to return after its context
+	// ended (a call to the handler under way has its delivery grace).
+	StopCause string
+	StopTook  time.Duration
+	// Cut counts the calls to the handler that a stop cut (its delivery
+	// grace ran out, or the lease was lost, and the call failed): their
+	// batches are delivered again by the next run.
+	Cut int64
 }
 
 // NewSupervisor returns a Supervisor of src delivering to h, logging to
@@ -106,7 +124,7 @@ func NewSupervisor(src Source, h Handler, logger *slog.Logger) *Supervisor {
 	}
 	return &Supervisor{
 		src:          src,
-		h:            &pendingHandler{h: h, pending: map[string]time.Time{}},
+		h:            &pendingHandler{h: h, log: logger, pending: map[string]time.Time{}},
 		log:          logger,
 		Backoff:      Backoff{Min: DefaultRestartMin, Max: DefaultRestartMax},
 		HealthyAfter: DefaultHealthyAfter,
@@ -117,15 +135,18 @@ func NewSupervisor(src Source, h Handler, logger *slog.Logger) *Supervisor {
 
 // Run runs the source until ctx is done (it returns nil then) or the
 // source fails permanently (it returns that error, after logging it).
-// Call it once.
+// Call it once at a time; a cluster node calls it again for each term
+// of the stream's lease, and the figures (Status) go on across calls.
 func (s *Supervisor) Run(ctx context.Context) error {
+	var ended atomic.Int64 // when ctx ended (unix ns), for the stop's log
+	defer context.AfterFunc(ctx, func() { ended.Store(time.Now().UnixNano()) })()
 	failures := 0
 	for {
 		s.set(StateRunning, nil)
 		started := time.Now()
 		err := s.src.Run(ctx, s.h)
 		if ctx.Err() != nil {
-			s.set(StateStopped, nil)
+			s.stop(ctx, &ended)
 			return nil
 		}
 		if err == nil {
@@ -144,13 +165,35 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		s.set(StateRetrying, err)
 		s.log.Warn("stream source failed; restarting it", "error", err, "failures", failures, "backoff", d)
 		if Sleep(ctx, d) != nil {
-			s.set(StateStopped, nil)
+			s.stop(ctx, &ended)
 			return nil
 		}
 		s.mu.Lock()
 		s.restarts++
 		s.mu.Unlock()
 	}
+}
+
+// stop enters StateStopped for ctx, which ended (at ended, unix ns, once
+// its AfterFunc ran): it counts and logs the stop by its cause
+// (StopReason), with how long the run took to wind down after it (a call
+// to the handler under way gets its grace: HandleWithGrace).
+func (s *Supervisor) stop(ctx context.Context, ended *atomic.Int64) {
+	cause := context.Cause(ctx)
+	reason := StopReason(cause)
+	var took time.Duration
+	if at := ended.Load(); at != 0 {
+		took = max(time.Since(time.Unix(0, at)), 0)
+	}
+	s.mu.Lock()
+	if s.stops == nil {
+		s.stops = map[string]int64{}
+	}
+	s.stops[reason]++
+	s.stopped, s.stopTook = cause.Error(), took
+	s.mu.Unlock()
+	s.set(StateStopped, nil)
+	s.log.Info("stream run stopped", "reason", reason, "cause", cause.Error(), "took", took.Round(time.Millisecond))
 }
 
 // set enters state; a non-nil err becomes Status.Error.
@@ -175,7 +218,11 @@ func (s *Supervisor) Status() Status {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := Status{State: s.state, Since: s.since, Error: s.err, Restarts: s.restarts, Source: st}
+	out := Status{State: s.state, Since: s.since, Error: s.err, Restarts: s.restarts, Source: st,
+		StopCause: s.stopped, StopTook: s.stopTook, Cut: s.h.cut.Load()}
+	if len(s.stops) > 0 {
+		out.Stops = maps.Clone(s.stops)
+	}
 	if !oldest.IsZero() {
 		out.Lag = max(time.Since(oldest), 0)
 	}
@@ -186,8 +233,10 @@ func (s *Supervisor) Status() Status {
 // creation time of the oldest record offered and not yet accepted.
 type pendingHandler struct {
 	h       Handler
+	log     *slog.Logger
 	mu      sync.Mutex
 	pending map[string]time.Time // one entry per shard with an unaccepted offer
+	cut     atomic.Int64         // calls a stop cut (Status.Cut)
 }
 
 var (
@@ -218,6 +267,12 @@ func (p *pendingHandler) Handle(ctx context.Context, shard string, recs []Record
 		p.mu.Lock()
 		delete(p.pending, shard)
 		p.mu.Unlock()
+	} else if ctx.Err() != nil && stopped(ctx) {
+		// A stop cut the call (HandleWithGrace's grace ran out, or the
+		// lease was lost): the batch is delivered again by the next run.
+		p.cut.Add(1)
+		p.log.Warn("stream batch cut by the stop; the next run delivers it again",
+			"shard", shard, "records", len(recs), "cause", context.Cause(ctx).Error(), "error", err)
 	}
 	return err
 }

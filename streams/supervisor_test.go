@@ -262,3 +262,70 @@ func TestBackoffJittered(t *testing.T) {
 		}
 	}
 }
+
+// TestSupervisorCountsStops: a run stopped by its context is counted by
+// the cause's StopReason, with the cause itself, and a call to the
+// handler that the stop cut (the grace ran out, here 0) is counted as
+// Cut; a call that ends within its grace is not.
+func TestSupervisorCountsStops(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	blocking := HandlerFunc(func(ctx context.Context, _ string, _ []Record) error {
+		entered <- struct{}{}
+		<-ctx.Done()
+		return context.Cause(ctx)
+	})
+	// Each run offers one batch through HandleWithGrace, as every source
+	// does, and returns once ctx ended.
+	// Supervisor.Run is called again for each lease term in a cluster;
+	// the source's script goes on.
+	src := &scriptedSource{}
+	run := func(grace time.Duration) func(ctx context.Context, h Handler) error {
+		return func(ctx context.Context, h Handler) error {
+			_ = HandleWithGrace(ctx, grace, h, "shard-1", records(1, 1))
+			<-ctx.Done()
+			return nil
+		}
+	}
+	src.runs = []func(context.Context, Handler) error{run(0), run(time.Hour)}
+	s := NewSupervisor(src, blocking, nil)
+	for _, tc := range []struct {
+		cause  error
+		reason string
+		cut    int64 // in all, so far
+	}{
+		{fmt.Errorf("renewal refused: %w", ErrLeaseLost), StopLeaseLost, 1}, // grace 0: cut
+		{ErrReload, StopReload, 2}, // lease lost during the hour's grace: cut (2 in all)
+	} {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		lease, lose := context.WithCancelCause(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(WithLease(ctx, lease)) }()
+		<-entered
+		cancel(tc.cause)
+		if tc.reason == StopReload {
+			lose(fmt.Errorf("lost during the grace: %w", ErrLeaseLost))
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		lose(nil)
+		st := s.Status()
+		if st.Stops[tc.reason] != 1 || st.StopCause != tc.cause.Error() {
+			t.Fatalf("after a stop for %v: stops %v, cause %q", tc.cause, st.Stops, st.StopCause)
+		}
+		if st.Cut != tc.cut {
+			t.Fatalf("after a stop for %v: %d calls cut, want %d", tc.cause, st.Cut, tc.cut)
+		}
+	}
+	if st := s.Status(); st.Stops[StopShutdown] != 0 || st.Stops[StopOther] != 0 || len(st.Stops) != 2 {
+		t.Fatalf("stops %v, want one lease_lost and one reload", st.Stops)
+	}
+	for cause, want := range map[error]string{
+		ErrShutdown: StopShutdown, fmt.Errorf("x: %w", ErrShutdown): StopShutdown,
+		ErrReload: StopReload, ErrLeaseLost: StopLeaseLost, context.Canceled: StopOther,
+	} {
+		if got := StopReason(cause); got != want {
+			t.Errorf("StopReason(%v) = %q, want %q", cause, got, want)
+		}
+	}
+}

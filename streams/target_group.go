@@ -87,6 +87,16 @@ type PacingPublisher interface {
 //     keeps up with the burst too; a member that does not drain within
 //     hub.PaceWait (or hub.PaceBudget over several waits) is excused and
 //     skips records as above.
+//   - A call under way when the run is stopped (a shutdown, a reload, a
+//     handover) goes on, paced, for the source's delivery grace
+//     (SourceConfig.DeliverGraceSeconds, HandleWithGrace); when its
+//     context ends (the grace is over, or the runner lost its lease) the
+//     Pace or Flush under way ends with it, nothing more is published,
+//     and the call fails: the source does not advance, and the next run
+//     delivers the whole batch again, paced. So a stop waits for a batch
+//     the grace at most, whatever the members and the other nodes do, and
+//     the members see the records published before the cut twice and skip
+//     none for it.
 type GroupTarget struct {
 	Group  string
 	Filter *Filter
@@ -167,13 +177,18 @@ func (t *GroupTarget) Handle(ctx context.Context, shard string, recs []Record) e
 			continue
 		}
 		if pp, ok := t.Publisher.(PacingPublisher); ok && t.due(pp, len(data)) {
-			// Paced even when ctx ended meanwhile (a lost lease, a
-			// handover): the batch goes out whole all the same (Flush
-			// below), and with the ended ctx Pace returned at once, so
-			// the rest went out as one burst and the members on other
-			// nodes skipped rows no runner sends again. The publisher
-			// bounds each Pace (hub.PaceWait, the cluster's requests).
-			pp.Pace(context.WithoutCancel(ctx), t.Group)
+			// Bounded by the publisher (hub.PaceWait, the cluster's
+			// requests) and by ctx: a stop's grace that ends, or a
+			// lease lost, cuts the wait.
+			pp.Pace(ctx, t.Group)
+		}
+		if ctx.Err() != nil {
+			// The run was stopped and its grace is over (or it lost its
+			// lease): the rest is not published, unpaced or otherwise.
+			// The batch fails, so the next run delivers it again, from
+			// its first record (HandleWithGrace): the members see the
+			// records published so far twice, and skip none.
+			return fmt.Errorf("publishing to group %s: stopped before record %d of %d: %w", t.Group, i+1, len(recs), context.Cause(ctx))
 		}
 		cp, counted := t.Publisher.(CountingPublisher)
 		var queued, skipped int
@@ -193,10 +208,10 @@ func (t *GroupTarget) Handle(ctx context.Context, shard string, recs []Record) e
 		}
 	}
 	if fp, ok := t.Publisher.(FlushingPublisher); ok {
-		// The batch went out: see it through even when ctx ended
-		// meanwhile (a graceful handover), or the next runner would
-		// deliver it again. The publisher bounds the wait.
-		if err := fp.Flush(context.WithoutCancel(ctx)); err != nil {
+		// Bounded by the publisher (requestTimeoutMillis) and by ctx, as
+		// the loop: a flush that a stop's grace or a lost lease cuts
+		// fails the batch, which the next run delivers again.
+		if err := fp.Flush(ctx); err != nil {
 			return fmt.Errorf("publishing to group %s: %w", t.Group, err)
 		}
 	}

@@ -578,28 +578,83 @@ func TestGroupTargetPaces(t *testing.T) {
 	}
 }
 
-// TestGroupTargetPacesAfterCancel: a batch whose context ends while it
-// is published (its stream lost its lease, a handover) still goes out
-// whole (the next runner does not deliver it again), and still in paced
-// steps: Pace gets a context that has not ended. Before, Pace got the
-// ended context and returned at once, so the rest of the batch went out
-// as one burst: under starvation a paced takeover's members on two nodes
-// skipped 55 and 64 rows with no wait and no excuse counted, rows the
-// next runner never sent again.
-func TestGroupTargetPacesAfterCancel(t *testing.T) {
-	p := &pacer{recs: 4, bytes: 1 << 20}
-	g := NewGroupTarget(TargetConfig{Group: "orders"}, p)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := g.Handle(ctx, "s", records(100, 10)); err != nil {
-		t.Fatal(err)
+// cutPacer is a pacer that also flushes (FlushingPublisher), and whose
+// Pace number cutAt ends the batch's context (a stop's grace running
+// out, or a lease lost, while the batch waits).
+type cutPacer struct {
+	pacer
+	cutAt   int
+	cancel  context.CancelCauseFunc
+	cutSeen bool // the Pace that cut saw its own context end
+	flushes int
+}
+
+func (p *cutPacer) Pace(ctx context.Context, group string) {
+	p.pacer.Pace(ctx, group)
+	if len(p.steps) == p.cutAt {
+		p.cancel(errGraceOver)
+		p.cutSeen = ctx.Err() != nil
 	}
-	if !slices.Equal(p.steps, []int{4, 4}) || len(p.got) != 10 {
-		t.Fatalf("records between paces %v, %d published; want [4 4], 10", p.steps, len(p.got))
-	}
-	if p.doneCtx != 0 {
-		t.Fatalf("%d of %d paces got the batch's ended context", p.doneCtx, len(p.steps))
-	}
+}
+
+func (p *cutPacer) Flush(context.Context) error { p.flushes++; return nil }
+
+var errGraceOver = errors.New("delivery grace over")
+
+// TestGroupTargetStopsWhenCut: a batch whose context ends (the delivery
+// grace of a stop ran out, the lease was lost) publishes nothing more and
+// does not flush; it fails with the context's cause, so the source does
+// not advance and the next run delivers it again, paced. Pace gets the
+// batch's context, so a wait under way ends with it. Before, Pace got a
+// context that did not end and the rest of the batch went out in paced
+// steps, each up to hub.PaceWait, or PaceWait and twice the request
+// timeout for a cluster node that answers late: a stop of a stream with
+// up to MaxBatchSize records in hand waited that many steps. (Before
+// that, the ended context made each Pace return at once and the rest
+// went out as one burst, which members skipped.)
+func TestGroupTargetStopsWhenCut(t *testing.T) {
+	t.Run("during a pace", func(t *testing.T) {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		defer cancel(nil)
+		p := &cutPacer{pacer: pacer{recs: 4, bytes: 1 << 20}, cutAt: 2, cancel: cancel}
+		g := NewGroupTarget(TargetConfig{Group: "orders"}, p)
+		err := g.Handle(ctx, "s", records(100, 10))
+		if !errors.Is(err, errGraceOver) {
+			t.Fatalf("Handle: %v, want the cause %v", err, errGraceOver)
+		}
+		if !p.cutSeen {
+			t.Fatal("the cut did not reach the Pace under way")
+		}
+		if len(p.got) != 8 || p.flushes != 0 {
+			t.Fatalf("%d published, %d flushes; want the 8 before the cut, none", len(p.got), p.flushes)
+		}
+		if st := g.Stats(); st.Published != 8 {
+			t.Fatalf("stats %+v, want 8 published", st)
+		}
+	})
+	t.Run("before the call", func(t *testing.T) {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		cancel(errGraceOver)
+		p := &cutPacer{pacer: pacer{recs: 4, bytes: 1 << 20}}
+		g := NewGroupTarget(TargetConfig{Group: "orders"}, p)
+		if err := g.Handle(ctx, "s", records(100, 10)); !errors.Is(err, errGraceOver) {
+			t.Fatalf("Handle: %v, want the cause %v", err, errGraceOver)
+		}
+		if len(p.got) != 0 || p.flushes != 0 {
+			t.Fatalf("%d published, %d flushes; want none", len(p.got), p.flushes)
+		}
+	})
+	t.Run("uncut", func(t *testing.T) {
+		p := &cutPacer{pacer: pacer{recs: 4, bytes: 1 << 20}}
+		g := NewGroupTarget(TargetConfig{Group: "orders"}, p)
+		if err := g.Handle(context.Background(), "s", records(100, 10)); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(p.steps, []int{4, 4}) || len(p.got) != 10 || p.flushes != 1 || p.doneCtx != 0 {
+			t.Fatalf("steps %v, %d published, %d flushes, %d paces with an ended context; want [4 4], 10, 1, 0",
+				p.steps, len(p.got), p.flushes, p.doneCtx)
+		}
+	})
 }
 
 func mustJSON(t *testing.T, v any) []byte {
