@@ -267,7 +267,7 @@ func (p *pendingHandler) Handle(ctx context.Context, shard string, recs []Record
 		p.mu.Lock()
 		delete(p.pending, shard)
 		p.mu.Unlock()
-	} else if ctx.Err() != nil && stopped(ctx) {
+	} else if ctx.Err() != nil {
 		// A stop cut the call (HandleWithGrace's grace ran out, or the
 		// lease was lost): the batch is delivered again by the next run.
 		p.cut.Add(1)

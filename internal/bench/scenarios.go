@@ -57,48 +57,35 @@ func (e *env) measure(f func()) usage {
 		c, _ := procCPU(e.backend.pid())
 		return c
 	}
-	server := func() float64 {
-		var s float64
-		for _, srv := range e.servers() {
-			c, _ := procCPU(srv.pid())
-			s += c
-		}
-		return s
-	}
-	kernel := func() (user, sys float64) {
+	// servers reads each server's user and system CPU once.
+	servers := func() (user, sys []float64) {
 		for _, srv := range e.servers() {
 			u, s, _ := procUserSys(srv.pid())
-			user, sys = user+u, sys+s
+			user, sys = append(user, u), append(sys, s)
 		}
 		return user, sys
 	}
-	perNode := func() []float64 {
-		var cs []float64
-		for _, srv := range e.servers() {
-			c, _ := procCPU(srv.pid())
-			cs = append(cs, c)
-		}
-		return cs
-	}
-	n0 := perNode()
-	s0 := server()
-	u0, y0 := kernel()
+	u0, y0 := servers()
 	w0, k0 := clients(), backend()
 	b0, t0 := machineTicks()
 	start := time.Now()
 	f()
 	u := usage{elapsed: time.Since(start).Seconds()}
-	s1 := server()
-	if n1 := perNode(); len(n1) > 1 && len(n1) == len(n0) {
-		for k := range n1 {
-			u.nodes = append(u.nodes, n1[k]-n0[k])
+	u1, y1 := servers()
+	var user, sys float64
+	for k := range min(len(u0), len(u1)) {
+		du, dy := u1[k]-u0[k], y1[k]-y0[k]
+		user, sys = user+du, sys+dy
+		if len(u1) > 1 {
+			u.nodes = append(u.nodes, du+dy)
 		}
 	}
-	if u1, y1 := kernel(); u1+y1 > u0+y0 {
-		u.kernelShare = (y1 - y0) / (u1 + y1 - u0 - y0)
+	if user+sys > 0 {
+		u.kernelShare = sys / (user + sys)
 	}
+	u.server = user + sys
 	b1, t1 := machineTicks()
-	u.server, u.clients, u.backend = s1-s0, clients()-w0, backend()-k0
+	u.clients, u.backend = clients()-w0, backend()-k0
 	if t1 > t0 {
 		u.busy = float64(b1-b0) / float64(t1-t0)
 	}
